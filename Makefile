@@ -1,0 +1,71 @@
+# Samsa: thin wrapper over CMake. `make run` and `make test` do all set-up on a fresh
+# Debian bookworm machine (installing missing packages with apt-get).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+PY         := /usr/bin/python3
+DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat \
+              python3-pytest python3-confluent-kafka python3-kafka \
+              zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libssl-dev \
+              clang libclang-rt-14-dev fio procps
+
+.PHONY: all deps build build-asan run test unit unit-asan integration js-deps fuzz fuzz-short bench clean
+
+all: build
+
+# Installs only what is missing, so repeated runs cost one dpkg-query.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
+	@# Node.js may come from another repository that bundles npm; only install Debian's
+	@# when there is no node at all.
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAMSA_WERROR=ON >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSAMSA_SANITIZE=ON -DSAMSA_WERROR=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+run: build
+	@mkdir -p data
+	./$(BUILD)/samsa-server -c config/server.properties
+
+unit: build
+	ctest --test-dir $(BUILD) -L unit --output-on-failure -j $(JOBS)
+
+unit-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(ASAN_BUILD) -L unit --output-on-failure -j $(JOBS)
+
+js-deps:
+	@if [ -f tests/integration/js/package.json ] && [ ! -d tests/integration/js/node_modules/kafkajs ]; then \
+	  cd tests/integration/js && npm install --no-audit --no-fund --silent; fi
+
+integration: build js-deps
+	ctest --test-dir $(BUILD) -L integration --output-on-failure
+
+fuzz-short:
+	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh 30; fi
+
+fuzz:
+	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh $${FUZZ_SECONDS:-600}; fi
+
+# Every test: unit tests (plain and under ASan/UBSan), integration tests with real
+# clients against real broker processes, and a short bounded fuzz run.
+test: unit unit-asan integration fuzz-short
+
+bench: build
+	@if [ -x bench/run.sh ]; then bench/run.sh $(BUILD); else echo "no benchmark yet"; fi
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,0 +1,180 @@
+/*
+ * base: the bottom layer every other module builds on. Byte slices and growable
+ * buffers, big-endian and varint encoding/decoding with a sticky-error reader,
+ * CRC32C, clocks, logging with levels and subsystem tags, always-on assertions,
+ * a per-request arena allocator, and a Java-properties parser for config files.
+ *
+ * Nothing here allocates silently on failure: allocation failure aborts with a
+ * log line (a broker that cannot allocate a few bytes cannot make progress).
+ */
+#ifndef SAMSA_BASE_H
+#define SAMSA_BASE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- assertions: stay on in release builds; for invariants, not bad input ---- */
+#define ASSERT(cond)                                                                   \
+    do {                                                                               \
+        if (!(cond))                                                                   \
+            base_assert_fail(#cond, __FILE__, __LINE__);                               \
+    } while (0)
+_Noreturn void base_assert_fail(const char *expr, const char *file, int line);
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- memory: abort on exhaustion ---- */
+void *xmalloc(size_t size_bytes);
+void *xcalloc(size_t count, size_t size_bytes);
+void *xrealloc(void *ptr, size_t size_bytes);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t len);
+
+/* ---- slices: borrowed byte ranges; never NUL-terminated by contract ---- */
+struct slice {
+    const uint8_t *ptr;
+    size_t len;
+};
+#define SLICE_NULL ((struct slice){NULL, 0})
+struct slice slice_from_cstr(const char *s);
+bool slice_eq(struct slice a, struct slice b);
+bool slice_eq_cstr(struct slice a, const char *s);
+/* Returns a malloc'd NUL-terminated copy (caller frees). */
+char *slice_to_cstr(struct slice s);
+
+/* ---- growable buffer ---- */
+struct buf {
+    uint8_t *data;
+    size_t len; /* bytes written */
+    size_t cap; /* bytes allocated */
+};
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b); /* len = 0, keeps memory */
+void buf_reserve(struct buf *b, size_t extra_bytes);
+void buf_append(struct buf *b, const void *data, size_t len);
+/* Appends len zero bytes and returns a pointer to them (valid until next growth). */
+uint8_t *buf_extend(struct buf *b, size_t len);
+void buf_put_i8(struct buf *b, int8_t v);
+void buf_put_i16(struct buf *b, int16_t v);
+void buf_put_i32(struct buf *b, int32_t v);
+void buf_put_i64(struct buf *b, int64_t v);
+void buf_put_u32(struct buf *b, uint32_t v);
+void buf_put_f64(struct buf *b, double v);
+void buf_put_uvarint(struct buf *b, uint64_t v); /* unsigned LEB128 */
+void buf_put_varint(struct buf *b, int32_t v);   /* zigzag */
+void buf_put_varlong(struct buf *b, int64_t v);  /* zigzag */
+/* Patch a big-endian value at an absolute offset already written. */
+void buf_patch_i32(struct buf *b, size_t at, int32_t v);
+
+/* Big-endian helpers on raw memory. */
+static inline uint16_t be16_read(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t be32_read(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t be64_read(const uint8_t *p) {
+    return ((uint64_t)be32_read(p) << 32) | be32_read(p + 4);
+}
+static inline void be16_write(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void be32_write(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline void be64_write(uint8_t *p, uint64_t v) {
+    be32_write(p, (uint32_t)(v >> 32)); be32_write(p + 4, (uint32_t)v);
+}
+
+/* ---- reader: bounds-checked decoding with a sticky error flag ----
+ * Every rd_* call on a reader whose err is set returns 0/empty and does nothing,
+ * so a decoder can read a whole structure and check err once at the end. */
+struct reader {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;
+    int err; /* 0, or -1 once any read ran past the end or was malformed */
+};
+void rd_init(struct reader *r, const void *data, size_t len);
+static inline size_t rd_remaining(const struct reader *r) { return r->err ? 0 : r->len - r->pos; }
+int8_t rd_i8(struct reader *r);
+int16_t rd_i16(struct reader *r);
+int32_t rd_i32(struct reader *r);
+int64_t rd_i64(struct reader *r);
+uint32_t rd_u32(struct reader *r);
+double rd_f64(struct reader *r);
+uint64_t rd_uvarint(struct reader *r); /* at most 10 bytes, else err */
+int32_t rd_varint(struct reader *r);   /* zigzag, at most 5 bytes */
+int64_t rd_varlong(struct reader *r);  /* zigzag, at most 10 bytes */
+/* Borrow the next n bytes as a slice (points into the reader's memory). */
+struct slice rd_bytes(struct reader *r, size_t n);
+void rd_skip(struct reader *r, size_t n);
+
+/* Size in bytes of the varint encodings, for computing lengths before writing. */
+size_t uvarint_size(uint64_t v);
+size_t varint_size(int32_t v);
+size_t varlong_size(int64_t v);
+
+/* ---- CRC32C (Castagnoli), hardware SSE4.2 instruction when available ---- */
+uint32_t crc32c(uint32_t crc, const void *data, size_t len);
+/* Same polynomial, always the portable table path (for tests). */
+uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len);
+
+/* ---- time ---- */
+int64_t time_wall_ms(void);  /* CLOCK_REALTIME, ms since the epoch */
+int64_t time_mono_ms(void);  /* CLOCK_MONOTONIC */
+int64_t time_mono_ns(void);
+
+/* ---- logging: log_info("storage", "...", ...) ---- */
+enum log_level { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Parses "DEBUG", "INFO", "WARN", "ERROR" (any case); returns -1 if unknown. */
+int log_level_parse(const char *s, enum log_level *out);
+void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define log_debug(subsys, ...)                                                         \
+    do {                                                                               \
+        if (log_get_level() <= LOG_LEVEL_DEBUG)                                        \
+            log_msg(LOG_LEVEL_DEBUG, subsys, __VA_ARGS__);                             \
+    } while (0)
+#define log_info(subsys, ...) log_msg(LOG_LEVEL_INFO, subsys, __VA_ARGS__)
+#define log_warn(subsys, ...) log_msg(LOG_LEVEL_WARN, subsys, __VA_ARGS__)
+#define log_error(subsys, ...) log_msg(LOG_LEVEL_ERROR, subsys, __VA_ARGS__)
+
+/* ---- arena: bump allocator for per-request data; one free at the end ---- */
+struct arena_chunk;
+struct arena {
+    struct arena_chunk *head;
+    size_t total_bytes; /* bytes handed out, for limits */
+};
+void arena_init(struct arena *a);
+void *arena_alloc(struct arena *a, size_t size_bytes);  /* zeroed, 8-byte aligned */
+void *arena_memdup(struct arena *a, const void *p, size_t len);
+char *arena_strndup(struct arena *a, const char *s, size_t len);
+void arena_free(struct arena *a); /* frees everything; arena can be reused after */
+
+/* ---- Java-style properties (key=value, # and ! comments, backslash continuations) ---- */
+struct props_entry {
+    char *key;
+    char *value;
+    int line; /* 1-based line in the source, 0 for overrides */
+};
+struct props {
+    struct props_entry *entries;
+    size_t count;
+};
+/* Parses a file; on error returns -errno and logs. Later keys override earlier ones. */
+int props_load_file(struct props *p, const char *path);
+int props_parse(struct props *p, const char *text, size_t len);
+/* Sets (or replaces) key; used for --override key=value. */
+void props_set(struct props *p, const char *key, const char *value);
+const char *props_get(const struct props *p, const char *key);
+void props_free(struct props *p);
+
+/* Strict number parsing: whole string must be a number in range. 0 or -EINVAL/-ERANGE. */
+int parse_i64(const char *s, int64_t *out);
+int parse_bool(const char *s, bool *out); /* "true"/"false" */
+
+#endif

@@ -1,0 +1,194 @@
+/* Unit tests for base: varints, big-endian readers, CRC32C, arena, properties. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+
+static void test_uvarint_roundtrip(void **state) {
+    uint64_t values[] = {0, 1, 127, 128, 255, 300, 16383, 16384, UINT32_MAX, UINT64_MAX};
+    for (size_t i = 0; i < ARRAY_LEN(values); i++) {
+        struct buf b;
+        buf_init(&b);
+        buf_put_uvarint(&b, values[i]);
+        assert_int_equal(b.len, uvarint_size(values[i]));
+        struct reader r;
+        rd_init(&r, b.data, b.len);
+        assert_true(rd_uvarint(&r) == values[i]);
+        assert_int_equal(r.err, 0);
+        assert_int_equal(rd_remaining(&r), 0);
+        buf_free(&b);
+    }
+}
+
+static void test_zigzag(void **state) {
+    int32_t v32[] = {0, -1, 1, -2, 63, -64, 64, INT32_MAX, INT32_MIN};
+    for (size_t i = 0; i < ARRAY_LEN(v32); i++) {
+        struct buf b;
+        buf_init(&b);
+        buf_put_varint(&b, v32[i]);
+        assert_int_equal(b.len, varint_size(v32[i]));
+        struct reader r;
+        rd_init(&r, b.data, b.len);
+        assert_int_equal(rd_varint(&r), v32[i]);
+        buf_free(&b);
+    }
+    int64_t v64[] = {0, -1, 1, INT64_MAX, INT64_MIN, 1234567890123LL};
+    for (size_t i = 0; i < ARRAY_LEN(v64); i++) {
+        struct buf b;
+        buf_init(&b);
+        buf_put_varlong(&b, v64[i]);
+        assert_int_equal(b.len, varlong_size(v64[i]));
+        struct reader r;
+        rd_init(&r, b.data, b.len);
+        assert_true(rd_varlong(&r) == v64[i]);
+        buf_free(&b);
+    }
+    /* Known encodings from the Kafka protocol guide: -1 -> 0x01, 1 -> 0x02. */
+    struct buf b;
+    buf_init(&b);
+    buf_put_varint(&b, -1);
+    buf_put_varint(&b, 1);
+    assert_int_equal(b.data[0], 0x01);
+    assert_int_equal(b.data[1], 0x02);
+    buf_free(&b);
+}
+
+static void test_varint_malformed(void **state) {
+    uint8_t too_long[11];
+    memset(too_long, 0xff, sizeof too_long);
+    struct reader r;
+    rd_init(&r, too_long, sizeof too_long);
+    (void)rd_uvarint(&r);
+    assert_int_not_equal(r.err, 0);
+    rd_init(&r, too_long, 6);
+    (void)rd_varint(&r);
+    assert_int_not_equal(r.err, 0);
+    uint8_t truncated[] = {0x80};
+    rd_init(&r, truncated, 1);
+    (void)rd_uvarint(&r);
+    assert_int_not_equal(r.err, 0);
+}
+
+static void test_reader_sticky(void **state) {
+    uint8_t data[] = {0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0xAA};
+    struct reader r;
+    rd_init(&r, data, sizeof data);
+    assert_int_equal(rd_i16(&r), 1);
+    assert_int_equal(rd_i32(&r), 2);
+    assert_int_equal(rd_i32(&r), 0); /* only one byte left */
+    assert_int_not_equal(r.err, 0);
+    assert_int_equal(rd_i8(&r), 0); /* sticky: nothing more is read */
+    assert_int_equal(rd_remaining(&r), 0);
+    struct slice s = rd_bytes(&r, 1);
+    assert_null(s.ptr);
+}
+
+static void test_bigendian(void **state) {
+    struct buf b;
+    buf_init(&b);
+    buf_put_i16(&b, -2);
+    buf_put_i32(&b, 0x01020304);
+    buf_put_i64(&b, -5);
+    buf_put_f64(&b, 1.5);
+    assert_int_equal(b.data[2], 0x01);
+    assert_int_equal(b.data[5], 0x04);
+    struct reader r;
+    rd_init(&r, b.data, b.len);
+    assert_int_equal(rd_i16(&r), -2);
+    assert_int_equal(rd_i32(&r), 0x01020304);
+    assert_true(rd_i64(&r) == -5);
+    assert_true(rd_f64(&r) == 1.5);
+    buf_patch_i32(&b, 2, 7);
+    rd_init(&r, b.data + 2, 4);
+    assert_int_equal(rd_i32(&r), 7);
+    buf_free(&b);
+}
+
+static void test_crc32c(void **state) {
+    const char *check = "123456789";
+    assert_int_equal(crc32c(0, check, 9), 0xE3069283u);
+    assert_int_equal(crc32c_sw(0, check, 9), 0xE3069283u);
+    /* Hardware and table paths agree on every length and alignment. */
+    uint8_t data[1024];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 31 + 7);
+    for (size_t off = 0; off < 9; off++)
+        for (size_t len = 0; len + off <= sizeof data; len += 37)
+            assert_int_equal(crc32c(0, data + off, len), crc32c_sw(0, data + off, len));
+    /* Incremental equals one-shot. */
+    uint32_t part = crc32c(0, data, 100);
+    assert_int_equal(crc32c(part, data + 100, 200), crc32c(0, data, 300));
+}
+
+static void test_arena(void **state) {
+    struct arena a;
+    arena_init(&a);
+    for (int i = 0; i < 1000; i++) {
+        uint8_t *p = arena_alloc(&a, (size_t)i + 1);
+        assert_true(((uintptr_t)p & 7) == 0);
+        for (int k = 0; k <= i; k++)
+            assert_int_equal(p[k], 0);
+        memset(p, 0xab, (size_t)i + 1);
+    }
+    void *big = arena_alloc(&a, 100000);
+    assert_non_null(big);
+    char *s = arena_strndup(&a, "hello world", 5);
+    assert_string_equal(s, "hello");
+    arena_free(&a);
+    arena_free(&a); /* idempotent */
+}
+
+static void test_props(void **state) {
+    const char *text = "# comment\n"
+                       "! also comment\n"
+                       "node.id=1\n"
+                       "  listeners = PLAINTEXT://localhost:9092  \n"
+                       "log.dirs: /tmp/a\n"
+                       "multi=one,\\\n"
+                       "     two\n"
+                       "spaced value\n"
+                       "node.id=2\n"
+                       "empty=\n";
+    struct props p = {0};
+    assert_int_equal(props_parse(&p, text, strlen(text)), 0);
+    assert_string_equal(props_get(&p, "node.id"), "2");
+    assert_string_equal(props_get(&p, "listeners"), "PLAINTEXT://localhost:9092");
+    assert_string_equal(props_get(&p, "log.dirs"), "/tmp/a");
+    assert_string_equal(props_get(&p, "multi"), "one,two");
+    assert_string_equal(props_get(&p, "spaced"), "value");
+    assert_string_equal(props_get(&p, "empty"), "");
+    assert_null(props_get(&p, "missing"));
+    props_set(&p, "node.id", "3");
+    assert_string_equal(props_get(&p, "node.id"), "3");
+    props_free(&p);
+}
+
+static void test_parse_numbers(void **state) {
+    int64_t v;
+    assert_int_equal(parse_i64("123", &v), 0);
+    assert_true(v == 123);
+    assert_int_equal(parse_i64("-9223372036854775808", &v), 0);
+    assert_true(parse_i64("12x", &v) < 0);
+    assert_true(parse_i64("", &v) < 0);
+    assert_true(parse_i64("99999999999999999999", &v) < 0);
+    bool b;
+    assert_int_equal(parse_bool("TRUE", &b), 0);
+    assert_true(b);
+    assert_true(parse_bool("yes", &b) < 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uvarint_roundtrip), cmocka_unit_test(test_zigzag),
+        cmocka_unit_test(test_varint_malformed),  cmocka_unit_test(test_reader_sticky),
+        cmocka_unit_test(test_bigendian),         cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_arena),             cmocka_unit_test(test_props),
+        cmocka_unit_test(test_parse_numbers),
+    };
+    return cmocka_run_group_tests_name("base", tests, NULL, NULL);
+}
