@@ -155,6 +155,24 @@ void *arena_memdup(struct arena *a, const void *p, size_t len);
 char *arena_strndup(struct arena *a, const char *s, size_t len);
 void arena_free(struct arena *a); /* frees everything; arena can be reused after */
 
+/* ---- hash map from byte-string keys to pointers (open addressing) ----
+ * Keys are copied; values are borrowed. For topic and partition lookups. */
+struct hmap_slot;
+struct hmap {
+    struct hmap_slot *slots;
+    size_t cap;   /* power of two */
+    size_t count; /* live entries */
+    size_t used;  /* live + deleted slots */
+};
+void hmap_init(struct hmap *m);
+void hmap_free(struct hmap *m);
+void *hmap_get(const struct hmap *m, struct slice key);
+void hmap_put(struct hmap *m, struct slice key, void *value); /* replaces */
+void *hmap_remove(struct hmap *m, struct slice key);          /* returns old value */
+/* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) */
+bool hmap_next(const struct hmap *m, size_t *iter, struct slice *key, void **value);
+uint64_t hash_bytes(const void *data, size_t len); /* FNV-1a 64 */
+
 /* ---- Java-style properties (key=value, # and ! comments, backslash continuations) ---- */
 struct props_entry {
     char *key;

@@ -34,7 +34,7 @@ void buf_append(struct buf *b, const void *data, size_t len) {
 }
 
 uint8_t *buf_extend(struct buf *b, size_t len) {
-    buf_reserve(b, len);
+    buf_reserve(b, len ? len : 1); /* never hand out a NULL pointer */
     uint8_t *p = b->data + b->len;
     memset(p, 0, len);
     b->len += len;

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,13 +183,45 @@ static void test_parse_numbers(void **state) {
     assert_true(parse_bool("yes", &b) < 0);
 }
 
+static void test_hmap(void **state) {
+    struct hmap m;
+    hmap_init(&m);
+    char key[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "topic-%d", i);
+        hmap_put(&m, slice_from_cstr(key), (void *)(intptr_t)(i + 1));
+    }
+    assert_int_equal(m.count, 2000);
+    for (int i = 0; i < 2000; i += 2) {
+        snprintf(key, sizeof key, "topic-%d", i);
+        assert_int_equal((intptr_t)hmap_remove(&m, slice_from_cstr(key)), i + 1);
+    }
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "topic-%d", i);
+        void *v = hmap_get(&m, slice_from_cstr(key));
+        if (i % 2)
+            assert_int_equal((intptr_t)v, i + 1);
+        else
+            assert_null(v);
+    }
+    hmap_put(&m, slice_from_cstr("topic-1"), (void *)(intptr_t)7);
+    assert_int_equal((intptr_t)hmap_get(&m, slice_from_cstr("topic-1")), 7);
+    size_t it = 0, seen = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(&m, &it, &k, &v))
+        seen++;
+    assert_int_equal(seen, 1000);
+    hmap_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uvarint_roundtrip), cmocka_unit_test(test_zigzag),
         cmocka_unit_test(test_varint_malformed),  cmocka_unit_test(test_reader_sticky),
         cmocka_unit_test(test_bigendian),         cmocka_unit_test(test_crc32c),
         cmocka_unit_test(test_arena),             cmocka_unit_test(test_props),
-        cmocka_unit_test(test_parse_numbers),
+        cmocka_unit_test(test_parse_numbers), cmocka_unit_test(test_hmap),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

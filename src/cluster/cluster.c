@@ -1,0 +1,743 @@
+/* The metadata image and the records that change it.
+ *
+ * Every change is encoded as a group of KRaft-style records (type numbers as in
+ * Kafka's metadata schema: RegisterBrokerRecord 0, TopicRecord 2, PartitionRecord 3,
+ * ConfigRecord 4, RemoveTopicRecord 9), appended to the metadata log as one entry, and
+ * only then applied to the image by the same code that replays the log at start-up.
+ * So the image is always exactly "the log, applied", whether just written or replayed.
+ *
+ * Record encoding (our own, compact): uvarint type, uvarint version, then the fields
+ * with base's writers; strings are uvarint (length + 1) then bytes, 0 meaning null. */
+#include "cluster/cluster.h"
+#include "cluster/metalog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    REC_REGISTER_BROKER = 0,
+    REC_TOPIC = 2,
+    REC_PARTITION = 3,
+    REC_CONFIG = 4,
+    REC_REMOVE_TOPIC = 9,
+};
+#define CONFIG_RESOURCE_TOPIC 2
+#define MAX_PARTITIONS_PER_TOPIC 100000
+#define MAX_TOPICS 100000
+
+struct cluster {
+    struct metalog *log;
+    int32_t node_id;
+    char *cluster_id;
+    struct mtopic **topics; /* creation order */
+    size_t topic_count;
+    size_t topic_cap;
+    struct mbroker *brokers;
+    size_t broker_count;
+    cluster_listener_fn listener;
+    void *listener_arg;
+    bool replaying;
+};
+
+/* ---- record encoding helpers ---- */
+
+static void put_str(struct buf *b, const char *s) {
+    if (!s) {
+        buf_put_uvarint(b, 0);
+        return;
+    }
+    size_t n = strlen(s);
+    buf_put_uvarint(b, n + 1);
+    buf_append(b, s, n);
+}
+
+static void put_slice(struct buf *b, struct slice s) {
+    buf_put_uvarint(b, s.len + 1);
+    buf_append(b, s.ptr, s.len);
+}
+
+/* Returns a malloc'd string or NULL for null; sets r->err on malformed input. */
+static char *get_str(struct reader *r) {
+    uint64_t n = rd_uvarint(r);
+    if (n == 0)
+        return NULL;
+    struct slice s = rd_bytes(r, n - 1);
+    if (r->err)
+        return NULL;
+    return slice_to_cstr(s);
+}
+
+static void put_i32_array(struct buf *b, const int32_t *v, int32_t n) {
+    buf_put_uvarint(b, (uint64_t)n);
+    for (int32_t i = 0; i < n; i++)
+        buf_put_i32(b, v[i]);
+}
+
+static int32_t *get_i32_array(struct reader *r, int32_t *count) {
+    uint64_t n = rd_uvarint(r);
+    if (n > rd_remaining(r) / 4) {
+        r->err = -1;
+        *count = 0;
+        return NULL;
+    }
+    int32_t *v = xcalloc(n ? n : 1, sizeof *v);
+    for (uint64_t i = 0; i < n; i++)
+        v[i] = rd_i32(r);
+    *count = (int32_t)n;
+    return v;
+}
+
+/* ---- image ---- */
+
+static void free_topic(struct mtopic *t) {
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        free(t->partitions[i].replicas);
+        free(t->partitions[i].isr);
+    }
+    free(t->partitions);
+    for (size_t i = 0; i < t->config_count; i++) {
+        free(t->configs[i].name);
+        free(t->configs[i].value);
+    }
+    free(t->configs);
+    free(t->name);
+    free(t);
+}
+
+static struct mtopic *topic_by_id(struct cluster *c, const uint8_t id[16], size_t *index) {
+    for (size_t i = 0; i < c->topic_count; i++) {
+        if (memcmp(c->topics[i]->id, id, 16) == 0) {
+            if (index)
+                *index = i;
+            return c->topics[i];
+        }
+    }
+    return NULL;
+}
+
+static struct mtopic *topic_by_name(const struct cluster *c, struct slice name) {
+    for (size_t i = 0; i < c->topic_count; i++) {
+        struct mtopic *t = c->topics[i];
+        if (slice_eq_cstr(name, t->name))
+            return t;
+    }
+    return NULL;
+}
+
+static void notify(struct cluster *c, enum cluster_event ev, const struct mtopic *t) {
+    if (c->listener)
+        c->listener(c->listener_arg, ev, t);
+}
+
+static void set_topic_config(struct mtopic *t, const char *name, const char *value) {
+    for (size_t i = 0; i < t->config_count; i++) {
+        if (strcmp(t->configs[i].name, name) != 0)
+            continue;
+        free(t->configs[i].value);
+        if (value) {
+            t->configs[i].value = xstrdup(value);
+        } else {
+            free(t->configs[i].name);
+            t->configs[i] = t->configs[--t->config_count];
+        }
+        return;
+    }
+    if (!value)
+        return;
+    t->configs = xrealloc(t->configs, (t->config_count + 1) * sizeof *t->configs);
+    t->configs[t->config_count++] = (struct config_entry){xstrdup(name), xstrdup(value)};
+}
+
+/* Applies one decoded record. Unknown types and references are logged and skipped:
+ * a newer writer's records must not stop an older reader from starting. */
+static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
+                         struct mtopic **touched, enum cluster_event *ev) {
+    switch (type) {
+    case REC_REGISTER_BROKER: {
+        int32_t id = rd_i32(r);
+        char *host = get_str(r);
+        int32_t port = rd_i32(r);
+        char *rack = get_str(r);
+        if (r->err) {
+            free(host);
+            free(rack);
+            return;
+        }
+        struct mbroker *b = NULL;
+        for (size_t i = 0; i < c->broker_count; i++)
+            if (c->brokers[i].node_id == id)
+                b = &c->brokers[i];
+        if (!b) {
+            c->brokers = xrealloc(c->brokers, (c->broker_count + 1) * sizeof *c->brokers);
+            b = &c->brokers[c->broker_count++];
+        } else {
+            free(b->host);
+            free(b->rack);
+        }
+        *b = (struct mbroker){id, host ? host : xstrdup(""), port, rack};
+        return;
+    }
+    case REC_TOPIC: {
+        char *name = get_str(r);
+        struct slice id = rd_bytes(r, 16);
+        if (r->err || !name) {
+            free(name);
+            r->err = -1;
+            return;
+        }
+        struct mtopic *t = xcalloc(1, sizeof *t);
+        t->name = name;
+        memcpy(t->id, id.ptr, 16);
+        t->internal = name[0] == '_' && name[1] == '_';
+        if (c->topic_count == c->topic_cap) {
+            c->topic_cap = c->topic_cap ? c->topic_cap * 2 : 16;
+            c->topics = xrealloc(c->topics, c->topic_cap * sizeof *c->topics);
+        }
+        c->topics[c->topic_count++] = t;
+        *touched = t;
+        *ev = CLUSTER_TOPIC_CREATED;
+        return;
+    }
+    case REC_PARTITION: {
+        struct slice id = rd_bytes(r, 16);
+        int32_t pid = rd_i32(r);
+        int32_t leader = rd_i32(r);
+        int32_t leader_epoch = rd_i32(r);
+        int32_t partition_epoch = rd_i32(r);
+        int32_t nrep = 0, nisr = 0;
+        int32_t *rep = get_i32_array(r, &nrep);
+        int32_t *isr = get_i32_array(r, &nisr);
+        struct mtopic *t = r->err ? NULL : topic_by_id(c, id.ptr, NULL);
+        if (!t || pid < 0 || pid > t->partition_count || pid >= MAX_PARTITIONS_PER_TOPIC) {
+            if (!r->err)
+                log_warn("cluster", "skipping PartitionRecord %d for an unknown topic or out of "
+                                    "order", pid);
+            free(rep);
+            free(isr);
+            return;
+        }
+        if (pid == t->partition_count) {
+            t->partitions = xrealloc(t->partitions, (size_t)(pid + 1) * sizeof *t->partitions);
+            t->partition_count++;
+            if (*ev != CLUSTER_TOPIC_CREATED || *touched != t) {
+                *touched = t;
+                *ev = CLUSTER_PARTITIONS_ADDED;
+            }
+        } else {
+            free(t->partitions[pid].replicas);
+            free(t->partitions[pid].isr);
+        }
+        t->partitions[pid] = (struct mpartition){pid, leader, leader_epoch, partition_epoch,
+                                                 nrep, rep, nisr, isr};
+        return;
+    }
+    case REC_CONFIG: {
+        int8_t rtype = rd_i8(r);
+        char *rname = get_str(r);
+        char *name = get_str(r);
+        char *value = get_str(r);
+        struct mtopic *t = NULL;
+        if (!r->err && rtype == CONFIG_RESOURCE_TOPIC && rname && name)
+            t = topic_by_name(c, slice_from_cstr(rname));
+        if (t) {
+            set_topic_config(t, name, value);
+            if (*touched != t) {
+                *touched = t;
+                *ev = CLUSTER_CONFIG_CHANGED;
+            }
+        }
+        free(rname);
+        free(name);
+        free(value);
+        return;
+    }
+    case REC_REMOVE_TOPIC: {
+        struct slice id = rd_bytes(r, 16);
+        size_t index;
+        struct mtopic *t = r->err ? NULL : topic_by_id(c, id.ptr, &index);
+        if (!t)
+            return;
+        notify(c, CLUSTER_TOPIC_DELETED, t);
+        memmove(&c->topics[index], &c->topics[index + 1],
+                (c->topic_count - index - 1) * sizeof *c->topics);
+        c->topic_count--;
+        free_topic(t);
+        return;
+    }
+    default:
+        log_warn("cluster", "skipping metadata record of unknown type %llu",
+                 (unsigned long long)type);
+        r->err = -1; /* cannot know its length: skip the rest of this entry */
+        return;
+    }
+}
+
+/* Applies one metadata log entry (a group of records), then tells the listener. */
+static void apply_entry(void *arg, struct slice payload) {
+    struct cluster *c = arg;
+    struct reader r;
+    rd_init(&r, payload.ptr, payload.len);
+    uint64_t n = rd_uvarint(&r);
+    struct mtopic *touched = NULL;
+    enum cluster_event ev = CLUSTER_CONFIG_CHANGED;
+    for (uint64_t i = 0; i < n && !r.err; i++) {
+        uint64_t type = rd_uvarint(&r);
+        uint64_t version = rd_uvarint(&r);
+        (void)version; /* every record type is at version 0 */
+        if (r.err)
+            break;
+        apply_record(c, type, &r, &touched, &ev);
+    }
+    if (r.err)
+        log_warn("cluster", "metadata log entry is malformed; applied what could be read");
+    if (touched)
+        notify(c, ev, touched);
+}
+
+/* A change being built: records are added, then committed as one entry. */
+struct change {
+    struct buf body;
+    uint64_t count;
+};
+
+static void change_init(struct change *ch) {
+    buf_init(&ch->body);
+    ch->count = 0;
+}
+
+static void change_record(struct change *ch, uint64_t type) {
+    buf_put_uvarint(&ch->body, type);
+    buf_put_uvarint(&ch->body, 0);
+    ch->count++;
+}
+
+static int change_commit(struct cluster *c, struct change *ch) {
+    struct buf entry;
+    buf_init(&entry);
+    buf_put_uvarint(&entry, ch->count);
+    buf_append(&entry, ch->body.data, ch->body.len);
+    int rc = metalog_append(c->log, entry.data, entry.len);
+    if (rc == 0)
+        apply_entry(c, (struct slice){entry.data, entry.len});
+    buf_free(&entry);
+    buf_free(&ch->body);
+    return rc == 0 ? 0 : CLUSTER_ERR_IO;
+}
+
+static void add_partition_record(struct change *ch, const uint8_t id[16], int32_t pid,
+                                 int32_t node) {
+    change_record(ch, REC_PARTITION);
+    buf_append(&ch->body, id, 16);
+    buf_put_i32(&ch->body, pid);
+    buf_put_i32(&ch->body, node); /* leader */
+    buf_put_i32(&ch->body, 0);    /* leader epoch */
+    buf_put_i32(&ch->body, 0);    /* partition epoch */
+    put_i32_array(&ch->body, &node, 1);
+    put_i32_array(&ch->body, &node, 1);
+}
+
+static void add_config_record(struct change *ch, const char *topic, const char *name,
+                              const char *value) {
+    change_record(ch, REC_CONFIG);
+    buf_put_i8(&ch->body, CONFIG_RESOURCE_TOPIC);
+    put_str(&ch->body, topic);
+    put_str(&ch->body, name);
+    put_str(&ch->body, value);
+}
+
+/* ---- cluster id and meta.properties ---- */
+
+/* Fills buf from /dev/urandom; falls back to clock bits, which is enough for ids
+ * that only need to be unique on this machine. */
+static void random_bytes(uint8_t *raw, size_t n) {
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, raw, n) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got != (ssize_t)n) {
+        uint64_t t = (uint64_t)time_mono_ns() ^ ((uint64_t)time_wall_ms() << 20);
+        for (size_t i = 0; i < n; i++)
+            raw[i] = (uint8_t)(t >> ((i % 8) * 8)) ^ (uint8_t)(i * 37);
+    }
+}
+
+static char *generate_cluster_id(void) {
+    uint8_t raw[16];
+    random_bytes(raw, sizeof raw);
+    /* Kafka's cluster ids are url-safe base64 of a UUID without padding: 22 chars. */
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char *s = xmalloc(23);
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof raw; i++) {
+        acc = (acc << 8) | raw[i];
+        bits += 8;
+        while (bits >= 6 && o < 22) {
+            s[o++] = alphabet[(acc >> (bits - 6)) & 63];
+            bits -= 6;
+        }
+    }
+    if (o < 22)
+        s[o++] = alphabet[(acc << (6 - bits)) & 63];
+    s[o] = '\0';
+    return s;
+}
+
+static int load_or_create_meta(struct cluster *c, const char *dir, const char *want_id) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/meta.properties", dir);
+    struct props p = {0};
+    if (access(path, F_OK) == 0) {
+        if (props_load_file(&p, path) != 0)
+            return CLUSTER_ERR_IO;
+        const char *id = props_get(&p, "cluster.id");
+        const char *node = props_get(&p, "node.id");
+        int64_t nid;
+        if (!id || !node || parse_i64(node, &nid) != 0) {
+            log_error("cluster", "%s is missing cluster.id or node.id", path);
+            props_free(&p);
+            return CLUSTER_ERR_IO;
+        }
+        if (nid != c->node_id) {
+            log_error("cluster", "%s belongs to node.id %lld, but this node is node.id %d", path,
+                      (long long)nid, c->node_id);
+            props_free(&p);
+            return CLUSTER_ERR_IO;
+        }
+        c->cluster_id = xstrdup(id);
+        props_free(&p);
+        return 0;
+    }
+    c->cluster_id = want_id ? xstrdup(want_id) : generate_cluster_id();
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        log_error("cluster", "cannot write %s: %s", tmp, strerror(errno));
+        return CLUSTER_ERR_IO;
+    }
+    fprintf(f, "#\n#Written by samsa-server\nversion=1\ncluster.id=%s\nnode.id=%d\n",
+            c->cluster_id, c->node_id);
+    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        log_error("cluster", "cannot write %s: %s", path, strerror(errno));
+        return CLUSTER_ERR_IO;
+    }
+    return 0;
+}
+
+/* ---- public interface ---- */
+
+int cluster_open(const struct cluster_options *opts, struct cluster **out) {
+    struct cluster *c = xcalloc(1, sizeof *c);
+    c->node_id = opts->node_id;
+    c->replaying = true;
+    int rc = metalog_open(opts->metadata_dir, apply_entry, c, &c->log);
+    if (rc == 0)
+        rc = load_or_create_meta(c, opts->metadata_dir, opts->cluster_id);
+    c->replaying = false;
+    if (rc != 0) {
+        cluster_close(c);
+        return rc < 0 && rc >= CLUSTER_ERR_LIMIT ? rc : CLUSTER_ERR_IO;
+    }
+    *out = c;
+    return 0;
+}
+
+void cluster_close(struct cluster *c) {
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->topic_count; i++)
+        free_topic(c->topics[i]);
+    free(c->topics);
+    for (size_t i = 0; i < c->broker_count; i++) {
+        free(c->brokers[i].host);
+        free(c->brokers[i].rack);
+    }
+    free(c->brokers);
+    metalog_close(c->log);
+    free(c->cluster_id);
+    free(c);
+}
+
+const char *cluster_id(const struct cluster *c) { return c->cluster_id; }
+int32_t cluster_controller_id(const struct cluster *c) { return c->node_id; }
+
+void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg) {
+    c->listener = fn;
+    c->listener_arg = arg;
+}
+
+int cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
+                            const char *rack) {
+    const struct mbroker *b = cluster_broker_find(c, node_id);
+    if (b && strcmp(b->host, host) == 0 && b->port == port &&
+        ((!b->rack && !rack) || (b->rack && rack && strcmp(b->rack, rack) == 0)))
+        return 0; /* unchanged: nothing to write */
+    struct change ch;
+    change_init(&ch);
+    change_record(&ch, REC_REGISTER_BROKER);
+    buf_put_i32(&ch.body, node_id);
+    put_str(&ch.body, host);
+    buf_put_i32(&ch.body, port);
+    put_str(&ch.body, rack);
+    return change_commit(c, &ch);
+}
+
+size_t cluster_broker_count(const struct cluster *c) { return c->broker_count; }
+const struct mbroker *cluster_broker_at(const struct cluster *c, size_t i) {
+    return i < c->broker_count ? &c->brokers[i] : NULL;
+}
+const struct mbroker *cluster_broker_find(const struct cluster *c, int32_t node_id) {
+    for (size_t i = 0; i < c->broker_count; i++)
+        if (c->brokers[i].node_id == node_id)
+            return &c->brokers[i];
+    return NULL;
+}
+
+const struct mtopic *cluster_topic_find(const struct cluster *c, struct slice name) {
+    return topic_by_name(c, name);
+}
+const struct mtopic *cluster_topic_find_id(const struct cluster *c, const uint8_t id[16]) {
+    return topic_by_id((struct cluster *)c, id, NULL);
+}
+size_t cluster_topic_count(const struct cluster *c) { return c->topic_count; }
+const struct mtopic *cluster_topic_at(const struct cluster *c, size_t i) {
+    return i < c->topic_count ? c->topics[i] : NULL;
+}
+
+const char *cluster_topic_config(const struct mtopic *t, const char *name) {
+    for (size_t i = 0; i < t->config_count; i++)
+        if (strcmp(t->configs[i].name, name) == 0)
+            return t->configs[i].value;
+    return NULL;
+}
+
+const char *cluster_topic_name_error(struct slice name) {
+    if (name.ptr == NULL || name.len == 0)
+        return "topic name is empty";
+    if (name.len > 249)
+        return "topic name is longer than 249 characters";
+    if ((name.len == 1 && name.ptr[0] == '.') ||
+        (name.len == 2 && name.ptr[0] == '.' && name.ptr[1] == '.'))
+        return "topic name cannot be \".\" or \"..\"";
+    for (size_t i = 0; i < name.len; i++) {
+        uint8_t ch = name.ptr[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        if (!ok)
+            return "topic name contains a character other than ASCII alphanumerics, '.', '_' "
+                   "and '-'";
+    }
+    return NULL;
+}
+
+static void random_uuid(uint8_t id[16]) {
+    random_bytes(id, 16);
+    id[6] = (id[6] & 0x0f) | 0x40; /* version 4 */
+    id[8] = (id[8] & 0x3f) | 0x80;
+}
+
+static int check_configs(const struct config_entry *configs, size_t n, const char **why) {
+    for (size_t i = 0; i < n; i++) {
+        const char *err = tcfg_validate(configs[i].name, configs[i].value);
+        if (err) {
+            *why = err;
+            return CLUSTER_ERR_INVALID_CONFIG;
+        }
+    }
+    return 0;
+}
+
+int cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
+                         int16_t replication_factor, const struct config_entry *configs,
+                         size_t config_count, bool validate_only, const char **why) {
+    *why = NULL;
+    if ((*why = cluster_topic_name_error(name)) != NULL)
+        return CLUSTER_ERR_INVALID_TOPIC;
+    if (topic_by_name(c, name)) {
+        *why = "topic already exists";
+        return CLUSTER_ERR_TOPIC_EXISTS;
+    }
+    if (partitions <= 0 || partitions > MAX_PARTITIONS_PER_TOPIC) {
+        *why = "number of partitions must be between 1 and 100000";
+        return CLUSTER_ERR_INVALID_PARTITIONS;
+    }
+    if (replication_factor <= 0) {
+        *why = "replication factor must be larger than 0";
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    if ((size_t)replication_factor > (c->broker_count ? c->broker_count : 1)) {
+        *why = "replication factor is larger than the number of available brokers";
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    if (c->topic_count >= MAX_TOPICS) {
+        *why = "too many topics";
+        return CLUSTER_ERR_LIMIT;
+    }
+    int rc = check_configs(configs, config_count, why);
+    if (rc != 0 || validate_only)
+        return rc;
+    uint8_t id[16];
+    random_uuid(id);
+    struct change ch;
+    change_init(&ch);
+    change_record(&ch, REC_TOPIC);
+    put_slice(&ch.body, name);
+    buf_append(&ch.body, id, 16);
+    char *tname = slice_to_cstr(name);
+    /* Configs before partitions, so the listener that opens partition logs on
+     * TOPIC_CREATED already sees the topic's settings. */
+    for (size_t i = 0; i < config_count; i++)
+        add_config_record(&ch, tname, configs[i].name, configs[i].value);
+    for (int32_t p = 0; p < partitions; p++)
+        add_partition_record(&ch, id, p, c->node_id);
+    free(tname);
+    return change_commit(c, &ch);
+}
+
+int cluster_delete_topic(struct cluster *c, struct slice name) {
+    struct mtopic *t = topic_by_name(c, name);
+    if (!t)
+        return CLUSTER_ERR_UNKNOWN_TOPIC;
+    struct change ch;
+    change_init(&ch);
+    change_record(&ch, REC_REMOVE_TOPIC);
+    buf_append(&ch.body, t->id, 16);
+    return change_commit(c, &ch);
+}
+
+int cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
+                              bool validate_only, const char **why) {
+    *why = NULL;
+    struct mtopic *t = topic_by_name(c, name);
+    if (!t) {
+        *why = "topic does not exist";
+        return CLUSTER_ERR_UNKNOWN_TOPIC;
+    }
+    if (new_total <= t->partition_count) {
+        *why = new_total == t->partition_count ? "topic already has that many partitions"
+                                               : "the number of partitions can only grow";
+        return CLUSTER_ERR_INVALID_PARTITIONS;
+    }
+    if (new_total > MAX_PARTITIONS_PER_TOPIC) {
+        *why = "number of partitions must be at most 100000";
+        return CLUSTER_ERR_INVALID_PARTITIONS;
+    }
+    if (validate_only)
+        return 0;
+    struct change ch;
+    change_init(&ch);
+    for (int32_t p = t->partition_count; p < new_total; p++)
+        add_partition_record(&ch, t->id, p, c->node_id);
+    return change_commit(c, &ch);
+}
+
+/* Computes a list value after APPEND/SUBTRACT on a comma-separated list. */
+static char *list_op(const char *current, const char *item, enum cluster_config_op op) {
+    struct buf out;
+    buf_init(&out);
+    bool present = false;
+    const char *p = current ? current : "";
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        bool same = n == strlen(item) && strncmp(p, item, n) == 0;
+        present |= same;
+        if (n > 0 && !(same && op == CFG_OP_SUBTRACT)) {
+            if (out.len)
+                buf_append(&out, ",", 1);
+            buf_append(&out, p, n);
+        }
+        p += n + (comma ? 1 : 0);
+    }
+    if (op == CFG_OP_APPEND && !present) {
+        if (out.len)
+            buf_append(&out, ",", 1);
+        buf_append(&out, item, strlen(item));
+    }
+    char *s = xstrndup(out.len ? (const char *)out.data : "", out.len);
+    buf_free(&out);
+    return s;
+}
+
+int cluster_alter_topic_configs(struct cluster *c, struct slice name,
+                                const struct config_change *changes, size_t n, bool replace_all,
+                                bool validate_only, const char **why) {
+    *why = NULL;
+    struct mtopic *t = topic_by_name(c, name);
+    if (!t) {
+        *why = "topic does not exist";
+        return CLUSTER_ERR_UNKNOWN_TOPIC;
+    }
+    /* Resolve every change to a final (name, value-or-NULL) first; validate all. */
+    struct config_entry *final = xcalloc(n + t->config_count + 1, sizeof *final);
+    size_t nf = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct config_change *chg = &changes[i];
+        const struct tcfg_def *d = tcfg_find(chg->name);
+        if (!d) {
+            *why = "unknown topic config";
+            rc = CLUSTER_ERR_INVALID_CONFIG;
+            break;
+        }
+        char *value = NULL;
+        if (chg->op == CFG_OP_SET) {
+            if (!chg->value) {
+                *why = "value must not be null";
+                rc = CLUSTER_ERR_INVALID_CONFIG;
+                break;
+            }
+            value = xstrdup(chg->value);
+        } else if (chg->op == CFG_OP_APPEND || chg->op == CFG_OP_SUBTRACT) {
+            if (d->type != TCFG_LIST || !chg->value) {
+                *why = "APPEND and SUBTRACT apply only to list configs";
+                rc = CLUSTER_ERR_INVALID_CONFIG;
+                break;
+            }
+            const char *cur = cluster_topic_config(t, chg->name);
+            value = list_op(cur ? cur : d->default_value, chg->value, chg->op);
+        } else if (chg->op != CFG_OP_DELETE) {
+            *why = "unknown config operation";
+            rc = CLUSTER_ERR_INVALID_CONFIG;
+            break;
+        }
+        if (value && (*why = tcfg_validate(chg->name, value)) != NULL) {
+            free(value);
+            rc = CLUSTER_ERR_INVALID_CONFIG;
+            break;
+        }
+        final[nf++] = (struct config_entry){xstrdup(chg->name), value};
+    }
+    if (rc == 0 && replace_all) {
+        /* Legacy AlterConfigs: every existing setting not named goes back to default. */
+        for (size_t i = 0; i < t->config_count; i++) {
+            bool named = false;
+            for (size_t k = 0; k < n; k++)
+                named |= strcmp(changes[k].name, t->configs[i].name) == 0;
+            if (!named)
+                final[nf++] = (struct config_entry){xstrdup(t->configs[i].name), NULL};
+        }
+    }
+    if (rc == 0 && !validate_only && nf > 0) {
+        struct change ch;
+        change_init(&ch);
+        for (size_t i = 0; i < nf; i++)
+            add_config_record(&ch, t->name, final[i].name, final[i].value);
+        rc = change_commit(c, &ch);
+    }
+    for (size_t i = 0; i < nf; i++) {
+        free(final[i].name);
+        free(final[i].value);
+    }
+    free(final);
+    return rc;
+}

@@ -1,0 +1,149 @@
+/*
+ * cluster: the metadata image every handler reads (brokers, topics, partitions,
+ * replicas, leaders, per-topic configs) and the metadata log it is built from.
+ *
+ * Changes are KRaft-style metadata records (TopicRecord, PartitionRecord,
+ * ConfigRecord, RemoveTopicRecord, RegisterBrokerRecord, ...) appended to a durable
+ * log and then applied to the in-memory image. On start-up the log is replayed. Today
+ * the log is a local file (metalog.c); the cluster issue replaces it with the Raft
+ * quorum's log — the records, the image and this interface stay the same.
+ *
+ * Error returns are negative CLUSTER_ERR_* codes; handlers map them to Kafka codes.
+ */
+#ifndef SAMSA_CLUSTER_H
+#define SAMSA_CLUSTER_H
+
+#include "base/base.h"
+
+enum cluster_err {
+    CLUSTER_OK = 0,
+    CLUSTER_ERR_IO = -1,              /* the metadata log could not be written */
+    CLUSTER_ERR_TOPIC_EXISTS = -2,
+    CLUSTER_ERR_UNKNOWN_TOPIC = -3,
+    CLUSTER_ERR_INVALID_TOPIC = -4,   /* name breaks Kafka's rules */
+    CLUSTER_ERR_INVALID_PARTITIONS = -5,
+    CLUSTER_ERR_INVALID_REPLICATION = -6,
+    CLUSTER_ERR_INVALID_CONFIG = -7,
+    CLUSTER_ERR_LIMIT = -8,           /* a bound (partitions per topic, topics) */
+};
+
+/* ---- topic configuration ---- */
+
+enum tcfg_type { TCFG_LONG, TCFG_INT, TCFG_STRING, TCFG_BOOL, TCFG_DOUBLE, TCFG_LIST };
+
+/* One per-topic config Samsa knows: its Kafka name, the broker property that gives
+ * its default, and how values are checked. */
+struct tcfg_def {
+    const char *name;        /* e.g. "retention.ms" */
+    const char *broker_key;  /* e.g. "log.retention.ms", or NULL */
+    enum tcfg_type type;
+    const char *default_value;
+    /* Returns NULL if value is acceptable, else a message saying why not. */
+    const char *(*check)(const char *value);
+    const char *doc;
+};
+const struct tcfg_def *tcfg_find(const char *name);
+size_t tcfg_count(void);
+const struct tcfg_def *tcfg_at(size_t i);
+/* Validates name=value for a topic; NULL if fine, else a message (static storage). */
+const char *tcfg_validate(const char *name, const char *value);
+
+struct config_entry {
+    char *name;
+    char *value;
+};
+
+/* ---- the image ---- */
+
+struct mpartition {
+    int32_t id;
+    int32_t leader;       /* node id, -1 if none */
+    int32_t leader_epoch;
+    int32_t partition_epoch;
+    int32_t replica_count;
+    int32_t *replicas;
+    int32_t isr_count;
+    int32_t *isr;
+};
+
+struct mtopic {
+    char *name;
+    uint8_t id[16];       /* topic id (uuid) */
+    bool internal;        /* __consumer_offsets and friends: hidden from listings */
+    int32_t partition_count;
+    struct mpartition *partitions;
+    size_t config_count;  /* explicitly set per-topic configs only */
+    struct config_entry *configs;
+};
+
+struct mbroker {
+    int32_t node_id;
+    char *host;
+    int32_t port;
+    char *rack;           /* NULL if none */
+};
+
+struct cluster;
+
+struct cluster_options {
+    const char *metadata_dir; /* holds the metadata log; created if missing */
+    int32_t node_id;
+    const char *cluster_id;   /* NULL: read from the log or generate one */
+};
+
+/* Opens (creating if new) the metadata log and replays it into the image. */
+int cluster_open(const struct cluster_options *opts, struct cluster **out);
+void cluster_close(struct cluster *c);
+
+const char *cluster_id(const struct cluster *c);
+int32_t cluster_controller_id(const struct cluster *c);
+
+/* Registers (or re-registers with new endpoints) a broker: a RegisterBrokerRecord. */
+int cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
+                            const char *rack);
+size_t cluster_broker_count(const struct cluster *c);
+const struct mbroker *cluster_broker_at(const struct cluster *c, size_t i);
+const struct mbroker *cluster_broker_find(const struct cluster *c, int32_t node_id);
+
+/* Topic lookups return pointers owned by the image, valid until the next change. */
+const struct mtopic *cluster_topic_find(const struct cluster *c, struct slice name);
+const struct mtopic *cluster_topic_find_id(const struct cluster *c, const uint8_t id[16]);
+size_t cluster_topic_count(const struct cluster *c);
+const struct mtopic *cluster_topic_at(const struct cluster *c, size_t i); /* in creation order */
+/* Effective value of a topic config: the topic's own setting, or NULL for default. */
+const char *cluster_topic_config(const struct mtopic *t, const char *name);
+
+/* Kafka's topic name rules: 1..249 chars of [a-zA-Z0-9._-], not "." or "..".
+ * Returns NULL if valid, else why not. */
+const char *cluster_topic_name_error(struct slice name);
+
+/* Creates a topic with partitions on this node (replication factor must be 1 until
+ * replication exists). configs are validated first; nothing is written on error.
+ * If validate_only, checks everything and writes nothing. *why gets a message. */
+int cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
+                         int16_t replication_factor, const struct config_entry *configs,
+                         size_t config_count, bool validate_only, const char **why);
+int cluster_delete_topic(struct cluster *c, struct slice name);
+int cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
+                              bool validate_only, const char **why);
+
+enum cluster_config_op { CFG_OP_SET = 0, CFG_OP_DELETE = 1, CFG_OP_APPEND = 2, CFG_OP_SUBTRACT = 3 };
+struct config_change {
+    const char *name;
+    const char *value; /* NULL for delete */
+    enum cluster_config_op op;
+};
+/* Applies config changes to a topic. replace_all (legacy AlterConfigs) drops every
+ * setting not named. All changes are validated before any is written. */
+int cluster_alter_topic_configs(struct cluster *c, struct slice name,
+                                const struct config_change *changes, size_t n, bool replace_all,
+                                bool validate_only, const char **why);
+
+/* Called after a change has been applied to the image (topic created, deleted,
+ * partitions added, configs altered), so the broker can open/close logs. */
+enum cluster_event { CLUSTER_TOPIC_CREATED, CLUSTER_TOPIC_DELETED, CLUSTER_PARTITIONS_ADDED,
+                     CLUSTER_CONFIG_CHANGED };
+typedef void (*cluster_listener_fn)(void *arg, enum cluster_event ev, const struct mtopic *t);
+void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg);
+
+#endif

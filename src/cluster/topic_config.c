@@ -1,0 +1,138 @@
+/* The per-topic configs Samsa knows, with Kafka's names, defaults and validation.
+ * A name not listed here is refused (INVALID_CONFIG), and so is a value Samsa cannot
+ * honour yet (cleanup.policy=compact before compaction exists): accepting a setting
+ * and ignoring it would be lying to the operator. */
+#include "cluster/cluster.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *check_long_min(const char *v, int64_t min, const char *msg) {
+    int64_t x;
+    if (parse_i64(v, &x) != 0)
+        return "value is not a valid long";
+    return x < min ? msg : NULL;
+}
+
+static const char *check_int_min(const char *v, int64_t min, const char *msg) {
+    int64_t x;
+    if (parse_i64(v, &x) != 0 || x > INT32_MAX || x < INT32_MIN)
+        return "value is not a valid int";
+    return x < min ? msg : NULL;
+}
+
+static const char *chk_long_m1(const char *v) { return check_long_min(v, -1, "value must be >= -1"); }
+static const char *chk_long_0(const char *v) { return check_long_min(v, 0, "value must be >= 0"); }
+static const char *chk_long_1(const char *v) { return check_long_min(v, 1, "value must be >= 1"); }
+static const char *chk_int_0(const char *v) { return check_int_min(v, 0, "value must be >= 0"); }
+static const char *chk_int_1(const char *v) { return check_int_min(v, 1, "value must be >= 1"); }
+static const char *chk_int_4(const char *v) { return check_int_min(v, 4, "value must be >= 4"); }
+static const char *chk_segment_bytes(const char *v) {
+    return check_int_min(v, 14, "value must be >= 14 (one record batch header)");
+}
+
+static const char *chk_bool(const char *v) {
+    bool b;
+    return parse_bool(v, &b) == 0 ? NULL : "value must be true or false";
+}
+
+static const char *chk_cleanup_policy(const char *v) {
+    if (strcmp(v, "delete") == 0)
+        return NULL;
+    if (strstr(v, "compact"))
+        return "cleanup.policy=compact is not supported yet (log compaction does not exist in "
+               "this version of Samsa)";
+    return "value must be one of: delete";
+}
+
+static const char *chk_timestamp_type(const char *v) {
+    if (strcmp(v, "CreateTime") == 0 || strcmp(v, "LogAppendTime") == 0)
+        return NULL;
+    return "value must be CreateTime or LogAppendTime";
+}
+
+static const char *chk_compression(const char *v) {
+    if (strcmp(v, "producer") == 0)
+        return NULL;
+    if (!strcmp(v, "uncompressed") || !strcmp(v, "gzip") || !strcmp(v, "snappy") ||
+        !strcmp(v, "lz4") || !strcmp(v, "zstd"))
+        return "broker-side recompression is not supported: only compression.type=producer "
+               "(batches are stored as the producer compressed them)";
+    return "value must be producer";
+}
+
+static const char *chk_unclean(const char *v) {
+    bool b;
+    if (parse_bool(v, &b) != 0)
+        return "value must be true or false";
+    return b ? "unclean leader election is not supported" : NULL;
+}
+
+static const char *chk_ratio(const char *v) {
+    char *end;
+    double d = strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || d < 0 || d > 1)
+        return "value must be a number between 0 and 1";
+    return NULL;
+}
+
+/* Defaults here are Kafka's; a broker property named in broker_key overrides them
+ * for every topic that does not set its own value. */
+static const struct tcfg_def defs[] = {
+    {"cleanup.policy", "log.cleanup.policy", TCFG_LIST, "delete", chk_cleanup_policy,
+     "How old segments are discarded: delete (compact is not supported yet)"},
+    {"compression.type", "compression.type", TCFG_STRING, "producer", chk_compression,
+     "Only producer: batches are stored as the producer compressed them"},
+    {"delete.retention.ms", "log.cleaner.delete.retention.ms", TCFG_LONG, "86400000", chk_long_0,
+     "Tombstone retention for compacted topics"},
+    {"file.delete.delay.ms", "log.segment.delete.delay.ms", TCFG_LONG, "60000", chk_long_0,
+     "Delay before a deleted segment's file is removed"},
+    {"flush.messages", "log.flush.interval.messages", TCFG_LONG, "9223372036854775807",
+     chk_long_1, "Force an fsync after this many messages (acks=0/1 durability)"},
+    {"flush.ms", "log.flush.interval.ms", TCFG_LONG, "9223372036854775807", chk_long_0,
+     "Force an fsync after this many milliseconds (acks=0/1 durability)"},
+    {"index.interval.bytes", "log.index.interval.bytes", TCFG_INT, "4096", chk_int_0,
+     "Bytes between offset index entries"},
+    {"max.message.bytes", "message.max.bytes", TCFG_INT, "1048588", chk_int_0,
+     "Largest record batch accepted"},
+    {"message.timestamp.type", "log.message.timestamp.type", TCFG_STRING, "CreateTime",
+     chk_timestamp_type, "CreateTime or LogAppendTime"},
+    {"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", TCFG_DOUBLE, "0.5",
+     chk_ratio, "Compaction trigger (compaction not supported yet)"},
+    {"min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", TCFG_LONG, "0", chk_long_0,
+     "Compaction lag (compaction not supported yet)"},
+    {"min.insync.replicas", "min.insync.replicas", TCFG_INT, "1", chk_int_1,
+     "Replicas that must have a batch before acks=all succeeds"},
+    {"preallocate", "log.preallocate", TCFG_BOOL, "false", chk_bool, "Accepted; no effect"},
+    {"retention.bytes", "log.retention.bytes", TCFG_LONG, "-1", chk_long_m1,
+     "Largest size of a partition's log before old segments are deleted (-1: no limit)"},
+    {"retention.ms", "log.retention.ms", TCFG_LONG, "604800000", chk_long_m1,
+     "Age after which segments are deleted (-1: forever)"},
+    {"segment.bytes", "log.segment.bytes", TCFG_INT, "1073741824", chk_segment_bytes,
+     "Segment file size at which a new segment is rolled"},
+    {"segment.index.bytes", "log.index.size.max.bytes", TCFG_INT, "10485760", chk_int_4,
+     "Largest offset index file"},
+    {"segment.ms", "log.roll.ms", TCFG_LONG, "604800000", chk_long_1,
+     "Age at which a new segment is rolled"},
+    {"unclean.leader.election.enable", "unclean.leader.election.enable", TCFG_BOOL, "false",
+     chk_unclean, "Always false"},
+};
+
+size_t tcfg_count(void) { return ARRAY_LEN(defs); }
+const struct tcfg_def *tcfg_at(size_t i) { return i < ARRAY_LEN(defs) ? &defs[i] : NULL; }
+
+const struct tcfg_def *tcfg_find(const char *name) {
+    for (size_t i = 0; i < ARRAY_LEN(defs); i++)
+        if (strcmp(defs[i].name, name) == 0)
+            return &defs[i];
+    return NULL;
+}
+
+const char *tcfg_validate(const char *name, const char *value) {
+    const struct tcfg_def *d = tcfg_find(name);
+    if (!d)
+        return "unknown topic config";
+    if (!value)
+        return "value must not be null";
+    return d->check ? d->check(value) : NULL;
+}

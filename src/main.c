@@ -1,0 +1,49 @@
+/* samsa-server: start-up and shutdown only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+
+static void usage(void) {
+    fprintf(stderr, "usage: samsa-server -c <server.properties> [--override key=value ...]\n");
+}
+
+int main(int argc, char **argv) {
+    const char *config_file = NULL;
+    char **overrides = calloc((size_t)argc, sizeof *overrides);
+    size_t n_overrides = 0;
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+            config_file = argv[++i];
+        } else if (!strcmp(argv[i], "--override") && i + 1 < argc) {
+            overrides[n_overrides++] = argv[++i];
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage();
+            free(overrides);
+            return 0;
+        } else {
+            fprintf(stderr, "samsa-server: unexpected argument %s\n", argv[i]);
+            usage();
+            free(overrides);
+            return 2;
+        }
+    }
+    struct broker_config cfg;
+    if (broker_config_load(&cfg, config_file, overrides, n_overrides) != 0) {
+        fprintf(stderr, "samsa-server: invalid configuration, not starting\n");
+        broker_config_free(&cfg);
+        free(overrides);
+        return 2;
+    }
+    free(overrides);
+    struct server *s = NULL;
+    if (server_create(&cfg, &s) != 0) {
+        broker_config_free(&cfg);
+        return 1;
+    }
+    int rc = server_run(s);
+    server_destroy(s);
+    broker_config_free(&cfg);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,846 @@
+/*
+ * Listeners and connections: accept, Kafka framing, ordered replies with async
+ * completion, writev/sendfile output, backpressure and idle timeouts.
+ *
+ * Reads: a connection with nothing buffered reads into the loop's shared scratch
+ * buffer and parses frames straight from it; only a trailing partial frame is copied
+ * into the connection's own buffer. So idle connections hold no input memory, and
+ * one read can carry many pipelined requests.
+ *
+ * Replies: every frame gets a struct net_reply appended to the connection's queue
+ * before on_request runs, so the queue order is the request order. A reply's bytes are
+ * a sequence of segments: net's 4-byte length prefix, then body memory and file ranges
+ * interleaved in the order they were added (see seg_get). Writes gather the segments of
+ * all complete replies at the head of the queue into one sendmsg, up to the first
+ * incomplete reply (which holds back every later one) or the first file segment
+ * (sent with sendfile, or pread into the scratch buffer + send).
+ *
+ * Writes are not issued from net_reply_send: the connection is put on the loop's flush
+ * list, and net__flush writes once per iteration after the idle hooks. That batches the
+ * replies of a whole read into one syscall and keeps callbacks from re-entering.
+ *
+ * Lifetime: a connection closed while net code is still on its stack (busy > 0) or
+ * while it sits on the flush list stays allocated as a zombie until both are clear.
+ * Replies the handler still holds when their connection closes become orphans
+ * (conn = NULL); completing an orphan frees it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "net/internal.h"
+
+#define SCRATCH_BYTES (256 * 1024)  /* shared read buffer and pread bounce buffer */
+#define READ_CHUNK_BYTES (64 * 1024) /* minimum read into a connection's own buffer */
+#define IN_KEEP_BYTES (64 * 1024)    /* larger input buffers are freed once empty */
+#define REPLY_KEEP_BYTES (64 * 1024) /* larger reply bodies are not pooled */
+#define REPLY_POOL_MAX 1024
+#define IOV_BATCH 128
+#define ACCEPT_BATCH 64
+#define ACCEPT_RETRY_MS 100
+#define SENDFILE_MAX_BYTES (1 << 30)
+
+struct file_chunk {
+    int fd;
+    int64_t offset;
+    int64_t len;
+    size_t mark; /* body length when added: the file goes after body[0, mark) */
+};
+
+struct net_reply {
+    struct net_reply *next;  /* connection queue, or the loop's pool */
+    struct net_conn *conn;   /* NULL once orphaned */
+    struct buf body;
+    struct file_chunk *files;
+    uint32_t nfiles;
+    uint32_t files_cap;
+    int64_t file_bytes;
+    uint8_t hdr[4];          /* the length prefix, written at completion */
+    bool complete;
+    uint32_t nsegs;          /* 2 * nfiles + 2 once sent, 0 if dropped */
+    uint32_t seg;            /* next segment to write */
+    int64_t seg_off;         /* bytes of segment seg already written */
+};
+
+struct net_conn {
+    struct net_loop *loop;
+    struct net_listener *lst;
+    struct net_conn *prev, *next; /* listener's connection list */
+    struct net_conn *flush_next;  /* loop's flush list while in_flush */
+    int fd;
+    uint64_t id;
+    char peer[64];
+    void *data;
+    uint32_t events;              /* NET_* currently registered with the loop */
+    struct buf in;                /* unparsed input; starts at a frame boundary */
+    struct net_reply *head, *tail; /* replies in request order, not yet fully written */
+    uint32_t queued;              /* replies in the queue (complete or not) */
+    int64_t unsent_bytes;         /* unwritten bytes of complete replies in the queue */
+    int64_t last_active_ms;
+    uint64_t resume_timer;        /* parses buffered frames after backpressure ends */
+    bool write_blocked;           /* last write hit EAGAIN: waiting for NET_WRITABLE */
+    bool paused;                  /* reading stopped by backpressure */
+    bool in_flush;
+    bool closed;
+    int busy;                     /* net frames on the stack using this connection */
+};
+
+struct net_listener {
+    struct net_loop *loop;
+    struct net_listener *next;
+    int fd; /* -1 once closed */
+    int port;
+    struct net_server_config cfg;
+    struct net_handler h;
+    void *harg;
+    struct net_conn *conns;
+    size_t count;
+    uint64_t sweep_timer;
+    uint64_t accept_retry_timer;
+};
+
+void net_server_config_default(struct net_server_config *cfg) {
+    *cfg = (struct net_server_config){
+        .max_frame_bytes = 100 * 1024 * 1024,
+        .max_unsent_bytes = 16 * 1024 * 1024,
+        .max_inflight_requests = 100,
+        .idle_timeout_ms = 600000,
+        .max_connections = 10000,
+        .use_sendfile = true,
+    };
+}
+
+/* ---- replies ---- */
+
+static void reply_close_files(struct net_reply *r) {
+    for (uint32_t i = 0; i < r->nfiles; i++)
+        close(r->files[i].fd);
+    r->nfiles = 0;
+    r->file_bytes = 0;
+}
+
+static void reply_free(struct net_reply *r) {
+    reply_close_files(r);
+    buf_free(&r->body);
+    free(r->files);
+    free(r);
+}
+
+static struct net_reply *reply_get(struct net_loop *loop, struct net_conn *c) {
+    struct net_reply *r = loop->reply_pool;
+    if (r) {
+        loop->reply_pool = r->next;
+        loop->reply_pool_len--;
+    } else {
+        r = xcalloc(1, sizeof *r);
+    }
+    r->next = NULL;
+    r->conn = c;
+    r->complete = false;
+    r->nsegs = r->seg = 0;
+    r->seg_off = 0;
+    return r;
+}
+
+/* Returns a sent or discarded reply to the pool (keeping small buffers). */
+static void reply_release(struct net_loop *loop, struct net_reply *r) {
+    reply_close_files(r);
+    if (loop->reply_pool_len >= REPLY_POOL_MAX) {
+        reply_free(r);
+        return;
+    }
+    if (r->body.cap > REPLY_KEEP_BYTES)
+        buf_free(&r->body);
+    buf_reset(&r->body);
+    r->conn = NULL;
+    r->next = loop->reply_pool;
+    loop->reply_pool = r;
+    loop->reply_pool_len++;
+}
+
+struct seg {
+    const uint8_t *ptr; /* memory segment, or NULL for a file */
+    int fd;
+    int64_t offset;
+    int64_t len;
+};
+
+/* Segment k of a complete reply: 0 is the length prefix; then body memory before file
+ * 0 (k = 1), file 0 (k = 2), body between files 0 and 1 (k = 3), ..., and the body
+ * after the last file (k = 2 * nfiles + 1). Memory segments may be empty. */
+static void seg_get(const struct net_reply *r, uint32_t k, struct seg *s) {
+    if (k == 0) {
+        *s = (struct seg){.ptr = r->hdr, .fd = -1, .len = 4};
+    } else if (k % 2 == 1) {
+        uint32_t i = (k - 1) / 2;
+        size_t from = i == 0 ? 0 : r->files[i - 1].mark;
+        size_t to = i < r->nfiles ? r->files[i].mark : r->body.len;
+        /* An empty segment still gets a non-NULL pointer: NULL marks a file. */
+        const uint8_t *p = to > from ? r->body.data + from : r->hdr;
+        *s = (struct seg){.ptr = p, .fd = -1, .len = (int64_t)(to - from)};
+    } else {
+        const struct file_chunk *f = &r->files[k / 2 - 1];
+        *s = (struct seg){.ptr = NULL, .fd = f->fd, .offset = f->offset, .len = f->len};
+    }
+}
+
+void net_reply_append(struct net_reply *r, const void *data, size_t len) {
+    ASSERT(!r->complete);
+    buf_append(&r->body, data, len);
+}
+
+uint8_t *net_reply_reserve(struct net_reply *r, size_t len) {
+    ASSERT(!r->complete);
+    buf_reserve(&r->body, len ? len : 1); /* never NULL, even for len 0 */
+    uint8_t *p = r->body.data + r->body.len;
+    r->body.len += len;
+    return p;
+}
+
+struct buf *net_reply_buf(struct net_reply *r) {
+    ASSERT(!r->complete);
+    return &r->body;
+}
+
+void net_reply_add_file(struct net_reply *r, int fd, int64_t offset, int64_t len) {
+    ASSERT(!r->complete && fd >= 0 && offset >= 0 && len >= 0);
+    if (len == 0) {
+        close(fd);
+        return;
+    }
+    if (r->nfiles == r->files_cap) {
+        r->files_cap = r->files_cap ? r->files_cap * 2 : 4;
+        r->files = xrealloc(r->files, r->files_cap * sizeof(*r->files));
+    }
+    ASSERT(r->nfiles == 0 || r->files[r->nfiles - 1].mark <= r->body.len);
+    r->files[r->nfiles++] = (struct file_chunk){fd, offset, len, r->body.len};
+    r->file_bytes += len;
+}
+
+int64_t net_reply_size(const struct net_reply *r) {
+    return (int64_t)r->body.len + r->file_bytes;
+}
+
+struct net_conn *net_reply_conn(const struct net_reply *r) { return r->conn; }
+bool net_reply_orphaned(const struct net_reply *r) { return r->conn == NULL; }
+
+static void flush_add(struct net_conn *c) {
+    if (c->in_flush)
+        return;
+    c->in_flush = true;
+    c->flush_next = c->loop->flush_head;
+    c->loop->flush_head = c;
+}
+
+static void reply_complete(struct net_reply *r, bool drop) {
+    ASSERT(!r->complete);
+    struct net_conn *c = r->conn;
+    if (c == NULL) { /* orphan: the connection is gone, nobody will send this */
+        reply_free(r);
+        return;
+    }
+    r->complete = true;
+    if (drop) {
+        r->nsegs = 0;
+    } else {
+        int64_t size = net_reply_size(r);
+        ASSERT(size <= INT32_MAX); /* a handler bug: Kafka responses are < 2 GiB */
+        be32_write(r->hdr, (uint32_t)size);
+        r->nsegs = 2 * r->nfiles + 2;
+        c->unsent_bytes += 4 + size;
+    }
+    flush_add(c);
+}
+
+void net_reply_send(struct net_reply *r) { reply_complete(r, false); }
+void net_reply_drop(struct net_reply *r) { reply_complete(r, true); }
+
+/* ---- connections ---- */
+
+const char *net_conn_peer(const struct net_conn *c) { return c->peer; }
+uint64_t net_conn_id(const struct net_conn *c) { return c->id; }
+void net_conn_set_data(struct net_conn *c, void *data) { c->data = data; }
+void *net_conn_data(const struct net_conn *c) { return c->data; }
+bool net_conn_reading(const struct net_conn *c) { return !c->paused && !c->closed; }
+size_t net_conn_unsent_bytes(const struct net_conn *c) { return (size_t)c->unsent_bytes; }
+
+static void conn_maybe_free(struct net_conn *c) {
+    if (!c->closed || c->busy > 0 || c->in_flush)
+        return;
+    buf_free(&c->in);
+    free(c);
+}
+
+static void conn_close(struct net_conn *c) {
+    if (c->closed)
+        return;
+    struct net_loop *loop = c->loop;
+    struct net_listener *l = c->lst;
+    c->closed = true;
+    net_unwatch(loop, c->fd);
+    if (close(c->fd) < 0)
+        log_warn("net", "close of connection %s failed: %s", c->peer, strerror(errno));
+    c->fd = -1;
+    net_timer_cancel(loop, c->resume_timer);
+    c->resume_timer = 0;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    l->count--;
+    /* Complete replies die with the connection; incomplete ones become orphans that
+     * their handler frees by completing them. */
+    struct net_reply *r = c->head;
+    while (r) {
+        struct net_reply *next = r->next;
+        if (r->complete)
+            reply_release(loop, r);
+        else {
+            r->conn = NULL;
+            r->next = NULL;
+        }
+        r = next;
+    }
+    c->head = c->tail = NULL;
+    c->queued = 0;
+    c->unsent_bytes = 0;
+    log_debug("net", "connection %s (id %llu) closed", c->peer, (unsigned long long)c->id);
+    if (l->h.on_close) {
+        c->busy++;
+        l->h.on_close(c, l->harg);
+        c->busy--;
+    }
+    conn_maybe_free(c);
+}
+
+void net_conn_close(struct net_conn *c) { conn_close(c); }
+
+static bool conn_may_read(const struct net_conn *c) {
+    return c->queued < c->lst->cfg.max_inflight_requests &&
+           c->unsent_bytes <= c->lst->cfg.max_unsent_bytes;
+}
+
+static void resume_cb(struct net_loop *loop, void *arg);
+
+/* Brings the epoll interest in line with the state: read unless backpressured, write
+ * only while a write is blocked. Leaving backpressure with whole frames still buffered
+ * schedules resume_cb, since no new bytes may arrive to trigger a read. */
+static void conn_update_interest(struct net_conn *c) {
+    if (c->closed)
+        return;
+    bool may_read = conn_may_read(c);
+    if (c->paused && may_read && c->in.len >= 4 && c->resume_timer == 0)
+        c->resume_timer = net_timer_add(c->loop, 0, resume_cb, c);
+    c->paused = !may_read;
+    uint32_t ev = (may_read ? NET_READABLE : 0u) | (c->write_blocked ? NET_WRITABLE : 0u);
+    if (ev != c->events) {
+        if (net_watch_modify(c->loop, c->fd, ev) < 0) {
+            conn_close(c);
+            return;
+        }
+        c->events = ev;
+    }
+}
+
+/* Delivers the complete frames in data[0, len) while backpressure allows; returns the
+ * bytes consumed. May close c (bad frame size, or the handler closes it). */
+static size_t conn_parse(struct net_conn *c, const uint8_t *data, size_t len) {
+    const struct net_listener *l = c->lst;
+    size_t off = 0;
+    while (!c->closed && len - off >= 4) {
+        int32_t frame_len = (int32_t)be32_read(data + off);
+        if (frame_len < 0 || frame_len > l->cfg.max_frame_bytes) {
+            /* Kafka closes the connection on an invalid receive size too. */
+            log_warn("net", "closing connection %s: invalid request size %d (max %lld)",
+                     c->peer, frame_len, (long long)l->cfg.max_frame_bytes);
+            conn_close(c);
+            break;
+        }
+        if (len - off - 4 < (size_t)frame_len || !conn_may_read(c))
+            break;
+        struct net_reply *r = reply_get(c->loop, c);
+        if (c->tail)
+            c->tail->next = r;
+        else
+            c->head = r;
+        c->tail = r;
+        c->queued++;
+        l->h.on_request(c, (struct slice){data + off + 4, (size_t)frame_len}, r, l->harg);
+        off += 4 + (size_t)frame_len;
+    }
+    return off;
+}
+
+/* Drops the first used bytes of c->in. */
+static void conn_consume(struct net_conn *c, size_t used) {
+    if (used == 0)
+        return;
+    if (used == c->in.len) {
+        if (c->in.cap > IN_KEEP_BYTES)
+            buf_free(&c->in);
+        c->in.len = 0;
+        return;
+    }
+    memmove(c->in.data, c->in.data + used, c->in.len - used);
+    c->in.len -= used;
+}
+
+static void resume_cb(struct net_loop *loop, void *arg) {
+    struct net_conn *c = arg;
+    c->resume_timer = 0;
+    c->busy++;
+    size_t used = conn_parse(c, c->in.data, c->in.len);
+    if (!c->closed) {
+        conn_consume(c, used);
+        conn_update_interest(c);
+    }
+    c->busy--;
+    conn_maybe_free(c);
+}
+
+static void conn_read(struct net_conn *c) {
+    struct net_loop *loop = c->loop;
+    bool shared = c->in.len == 0;
+    uint8_t *dst;
+    size_t room;
+    if (shared) {
+        dst = loop->scratch;
+        room = loop->scratch_cap;
+    } else {
+        size_t want = READ_CHUNK_BYTES;
+        if (c->in.len >= 4) { /* read the rest of a big frame in as few calls as possible */
+            size_t frame_end = 4 + (size_t)(int32_t)be32_read(c->in.data);
+            if (frame_end > c->in.len)
+                want = MAX(want, frame_end - c->in.len);
+        }
+        buf_reserve(&c->in, want);
+        dst = c->in.data + c->in.len;
+        room = c->in.cap - c->in.len;
+    }
+    ssize_t n = read(c->fd, dst, room);
+    if (n == 0) {
+        log_debug("net", "connection %s closed by peer", c->peer);
+        conn_close(c);
+        return;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        log_info("net", "read from %s failed: %s; closing", c->peer, strerror(errno));
+        conn_close(c);
+        return;
+    }
+    c->last_active_ms = loop->now_ms;
+    if (shared) {
+        size_t used = conn_parse(c, dst, (size_t)n);
+        if (!c->closed && used < (size_t)n)
+            buf_append(&c->in, dst + used, (size_t)n - used);
+    } else {
+        c->in.len += (size_t)n;
+        size_t used = conn_parse(c, c->in.data, c->in.len);
+        if (!c->closed)
+            conn_consume(c, used);
+    }
+}
+
+/* Accounts n written bytes: advances through segments and frees fully written replies,
+ * including complete replies with nothing (left) to write. */
+static void conn_advance(struct net_conn *c, int64_t n) {
+    c->unsent_bytes -= n;
+    ASSERT(c->unsent_bytes >= 0);
+    struct net_reply *r;
+    while ((r = c->head) != NULL && r->complete) {
+        while (r->seg < r->nsegs) {
+            struct seg s;
+            seg_get(r, r->seg, &s);
+            int64_t left = s.len - r->seg_off;
+            if (left > n) {
+                r->seg_off += n;
+                return;
+            }
+            n -= left;
+            r->seg++;
+            r->seg_off = 0;
+        }
+        c->head = r->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->queued--;
+        reply_release(c->loop, r);
+    }
+    ASSERT(n == 0);
+}
+
+/* Sends part of the file segment s of the head reply. Returns bytes written or -errno. */
+static ssize_t conn_send_file(struct net_conn *c, const struct seg *s, int64_t done) {
+    int64_t left = s->len - done;
+    off_t offset = (off_t)(s->offset + done);
+    if (c->lst->cfg.use_sendfile) {
+        ssize_t n = sendfile(c->fd, s->fd, &offset, (size_t)MIN(left, SENDFILE_MAX_BYTES));
+        if (n < 0)
+            return -errno;
+        return n == 0 ? -EIO : n; /* 0: the file is shorter than the promised range */
+    }
+    size_t chunk = (size_t)MIN(left, (int64_t)c->loop->scratch_cap);
+    ssize_t got = pread(s->fd, c->loop->scratch, chunk, offset);
+    if (got < 0)
+        return -errno;
+    if (got == 0)
+        return -EIO;
+    /* Bytes the socket does not take are simply read again next time. */
+    ssize_t n = send(c->fd, c->loop->scratch, (size_t)got, MSG_NOSIGNAL);
+    return n < 0 ? -errno : n;
+}
+
+/* Writes as much of the complete head of the reply queue as the socket takes. */
+static void conn_write(struct net_conn *c) {
+    for (;;) {
+        conn_advance(c, 0); /* drop empty replies and segments so head->seg has bytes */
+        struct net_reply *head = c->head;
+        if (head == NULL || !head->complete) {
+            c->write_blocked = false;
+            break;
+        }
+        struct iovec iov[IOV_BATCH];
+        int cnt = 0;
+        bool file_next = false;
+        for (struct net_reply *r = head; r && r->complete && !file_next; r = r->next) {
+            for (uint32_t k = r->seg; k < r->nsegs && cnt < IOV_BATCH; k++) {
+                struct seg s;
+                seg_get(r, k, &s);
+                int64_t skip = k == r->seg ? r->seg_off : 0;
+                if (s.len == skip)
+                    continue;
+                if (s.ptr == NULL) {
+                    file_next = true;
+                    break;
+                }
+                iov[cnt++] = (struct iovec){(void *)(s.ptr + skip), (size_t)(s.len - skip)};
+            }
+            if (cnt == IOV_BATCH)
+                break;
+        }
+        ssize_t n;
+        if (cnt > 0) {
+            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+            /* MSG_MORE: a length prefix and the file data after it share a packet. */
+            n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | (file_next ? MSG_MORE : 0));
+            if (n < 0)
+                n = -errno;
+        } else {
+            struct seg s;
+            seg_get(head, head->seg, &s);
+            ASSERT(s.ptr == NULL);
+            n = conn_send_file(c, &s, head->seg_off);
+        }
+        if (n == -EAGAIN || n == -EWOULDBLOCK) {
+            c->write_blocked = true;
+            break;
+        }
+        if (n == -EINTR)
+            continue;
+        if (n < 0) {
+            log_info("net", "write to %s failed: %s; closing", c->peer, strerror((int)-n));
+            conn_close(c);
+            return;
+        }
+        c->last_active_ms = c->loop->now_ms;
+        conn_advance(c, n);
+    }
+    conn_update_interest(c);
+}
+
+static void conn_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+    struct net_conn *c = arg;
+    c->busy++;
+    if (events & NET_ERROR) {
+        log_debug("net", "connection %s hung up or failed; closing", c->peer);
+        conn_close(c);
+    }
+    if (!c->closed && (events & NET_WRITABLE))
+        conn_write(c);
+    if (!c->closed && (events & NET_READABLE))
+        conn_read(c);
+    if (!c->closed)
+        conn_update_interest(c);
+    c->busy--;
+    conn_maybe_free(c);
+}
+
+void net__flush(struct net_loop *loop) {
+    struct net_conn *c;
+    while ((c = loop->flush_head) != NULL) {
+        loop->flush_head = c->flush_next;
+        c->in_flush = false;
+        if (!c->closed && !c->write_blocked) {
+            c->busy++;
+            conn_write(c);
+            c->busy--;
+        }
+        conn_maybe_free(c);
+    }
+}
+
+/* ---- idle sweep ---- */
+
+static void sweep_cb(struct net_loop *loop, void *arg);
+
+static int64_t sweep_interval_ms(const struct net_listener *l) {
+    return MAX(10, MIN(l->cfg.idle_timeout_ms / 10, 1000));
+}
+
+static void sweep_cb(struct net_loop *loop, void *arg) {
+    struct net_listener *l = arg;
+    int64_t now = loop->now_ms;
+    struct net_conn *c = l->conns;
+    while (c) {
+        struct net_conn *next = c->next;
+        if (c->queued == 0 && now - c->last_active_ms >= l->cfg.idle_timeout_ms) {
+            log_info("net", "closing connection %s: idle for %lld ms", c->peer,
+                     (long long)(now - c->last_active_ms));
+            conn_close(c);
+        }
+        c = next;
+    }
+    l->sweep_timer = net_timer_add(loop, sweep_interval_ms(l), sweep_cb, l);
+}
+
+/* ---- listeners ---- */
+
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        snprintf(out, cap, "%s:%d", host, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        port = ntohs(a->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) { /* dual-stack listener, IPv4 peer */
+            inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, sizeof host);
+            snprintf(out, cap, "%s:%d", host, port);
+        } else {
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            snprintf(out, cap, "[%s]:%d", host, port);
+        }
+    } else {
+        snprintf(out, cap, "unknown");
+    }
+}
+
+static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg);
+
+static void accept_retry_cb(struct net_loop *loop, void *arg) {
+    struct net_listener *l = arg;
+    l->accept_retry_timer = 0;
+    if (l->fd >= 0 && net_watch(loop, l->fd, NET_READABLE, accept_cb, l) < 0)
+        log_error("net", "cannot resume accepting on port %d", l->port);
+}
+
+static void conn_open(struct net_listener *l, int fd, const struct sockaddr_storage *ss) {
+    struct net_loop *loop = l->loop;
+    struct net_conn *c = xcalloc(1, sizeof *c);
+    c->loop = loop;
+    c->lst = l;
+    c->fd = fd;
+    c->id = loop->next_conn_id++;
+    c->last_active_ms = loop->now_ms;
+    c->events = NET_READABLE;
+    format_peer(ss, c->peer, sizeof c->peer);
+    if (l->count >= l->cfg.max_connections) {
+        log_warn("net", "refusing connection from %s: max.connections %u reached", c->peer,
+                 l->cfg.max_connections);
+        close(fd);
+        free(c);
+        return;
+    }
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        log_warn("net", "TCP_NODELAY on %s failed: %s", c->peer, strerror(errno));
+    if (net_watch(loop, fd, NET_READABLE, conn_cb, c) < 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->count++;
+    log_debug("net", "accepted connection %s (id %llu)", c->peer, (unsigned long long)c->id);
+}
+
+static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+    struct net_listener *l = arg;
+    for (int i = 0; i < ACCEPT_BATCH && l->fd >= 0; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int cfd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            /* Out of fds or memory: the listen socket stays readable, so stop watching
+             * it for a moment instead of spinning. */
+            log_error("net", "accept on port %d failed: %s; pausing accepts for %d ms",
+                      l->port, strerror(errno), ACCEPT_RETRY_MS);
+            net_unwatch(loop, l->fd);
+            l->accept_retry_timer = net_timer_add(loop, ACCEPT_RETRY_MS, accept_retry_cb, l);
+            return;
+        }
+        conn_open(l, cfd, &ss);
+    }
+}
+
+/* Creates, binds and listens on one address. Returns the fd or -errno. */
+static int listen_on(const struct addrinfo *ai, bool wildcard) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (ai->ai_family == AF_INET6 && wildcard &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int net_listen(struct net_loop *loop, const char *host, int port,
+               const struct net_server_config *cfg, const struct net_handler *h,
+               void *handler_arg, struct net_listener **out) {
+    ASSERT(cfg->max_frame_bytes > 0 && cfg->max_frame_bytes <= INT32_MAX);
+    ASSERT(cfg->max_inflight_requests > 0 && cfg->max_unsent_bytes > 0);
+    ASSERT(h->on_request != NULL && port >= 0 && port <= 65535);
+    /* A write to a peer that reset must fail with EPIPE, not kill the broker; sendmsg
+     * has MSG_NOSIGNAL but sendfile has no such flag. */
+    signal(SIGPIPE, SIG_IGN);
+
+    bool wildcard = host == NULL || host[0] == '\0';
+    /* "" means every interface: try dual-stack IPv6 first, then IPv4. */
+    const char *candidates[2] = {wildcard ? "::" : host, wildcard ? "0.0.0.0" : NULL};
+    char port_str[16];
+    snprintf(port_str, sizeof port_str, "%d", port);
+    int fd = -EADDRNOTAVAIL;
+    for (int i = 0; i < 2 && fd < 0 && candidates[i]; i++) {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        int gai = getaddrinfo(candidates[i], port_str, &hints, &res);
+        if (gai != 0) {
+            log_error("net", "cannot resolve listener host '%s': %s", candidates[i],
+                      gai_strerror(gai));
+            fd = -EINVAL;
+            continue;
+        }
+        bool any = wildcard || strcmp(candidates[i], "::") == 0;
+        for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
+            fd = listen_on(ai, any);
+        freeaddrinfo(res);
+    }
+    if (fd < 0) {
+        log_error("net", "cannot listen on '%s' port %d: %s", host ? host : "", port,
+                  strerror(-fd));
+        return fd;
+    }
+
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        int rc = -errno;
+        log_error("net", "getsockname on listener failed: %s", strerror(errno));
+        close(fd);
+        return rc;
+    }
+    struct net_listener *l = xcalloc(1, sizeof *l);
+    l->loop = loop;
+    l->fd = fd;
+    l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    l->cfg = *cfg;
+    l->h = *h;
+    l->harg = handler_arg;
+    int rc = net_watch(loop, fd, NET_READABLE, accept_cb, l);
+    if (rc < 0) {
+        close(fd);
+        free(l);
+        return rc;
+    }
+    if (loop->scratch == NULL) {
+        loop->scratch_cap = SCRATCH_BYTES;
+        loop->scratch = xmalloc(loop->scratch_cap);
+    }
+    if (cfg->idle_timeout_ms > 0)
+        l->sweep_timer = net_timer_add(loop, sweep_interval_ms(l), sweep_cb, l);
+    l->next = loop->listeners;
+    loop->listeners = l;
+    log_info("net", "listening on '%s' port %d", host ? host : "", l->port);
+    *out = l;
+    return 0;
+}
+
+int net_listener_port(const struct net_listener *l) { return l->port; }
+size_t net_listener_conn_count(const struct net_listener *l) { return l->count; }
+
+void net_listener_close(struct net_listener *l) {
+    if (l->fd < 0)
+        return;
+    net_unwatch(l->loop, l->fd);
+    net_timer_cancel(l->loop, l->accept_retry_timer);
+    l->accept_retry_timer = 0;
+    close(l->fd);
+    l->fd = -1;
+    log_info("net", "stopped accepting on port %d", l->port);
+}
+
+size_t net_conn_count(const struct net_loop *loop) {
+    size_t n = 0;
+    for (const struct net_listener *l = loop->listeners; l; l = l->next)
+        n += l->count;
+    return n;
+}
+
+void net_close_all(struct net_loop *loop) {
+    for (struct net_listener *l = loop->listeners; l; l = l->next) {
+        net_listener_close(l);
+        while (l->conns)
+            conn_close(l->conns);
+    }
+}
+
+void net__conn_shutdown(struct net_loop *loop) {
+    net_close_all(loop);
+    net__flush(loop); /* frees connections that were waiting on the flush list */
+    while (loop->listeners) {
+        struct net_listener *l = loop->listeners;
+        loop->listeners = l->next;
+        net_timer_cancel(loop, l->sweep_timer);
+        free(l);
+    }
+    while (loop->reply_pool) {
+        struct net_reply *r = loop->reply_pool;
+        loop->reply_pool = r->next;
+        reply_free(r);
+    }
+    loop->reply_pool_len = 0;
+    free(loop->scratch);
+    loop->scratch = NULL;
+}

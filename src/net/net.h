@@ -1,0 +1,149 @@
+/*
+ * net: the single-threaded epoll event loop (fd watchers, one-shot timers, an idle
+ * hook, signal handling) and, on top of it, TCP listeners and connections speaking
+ * Kafka's framing: a 4-byte big-endian length, then the request.
+ *
+ * Each complete request frame becomes a struct net_reply queued on its connection.
+ * The handler completes replies now or later, in any order; net sends them strictly in
+ * request order. net writes the 4-byte response length prefix itself: a handler only
+ * appends the response body (correlation id onwards).
+ *
+ * Everything here runs on the loop thread. The only calls allowed from another thread
+ * or a signal handler are net_loop_stop() and net_loop_wake().
+ */
+#ifndef SAMSA_NET_H
+#define SAMSA_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+/* ---- event loop ---- */
+
+struct net_loop;
+
+#define NET_READABLE 1u
+#define NET_WRITABLE 2u
+#define NET_ERROR 4u /* EPOLLERR/EPOLLHUP: delivered even if not asked for */
+
+typedef void (*net_fd_cb)(struct net_loop *loop, int fd, uint32_t events, void *arg);
+typedef void (*net_timer_cb)(struct net_loop *loop, void *arg);
+typedef void (*net_idle_cb)(struct net_loop *loop, void *arg);
+typedef void (*net_signal_cb)(struct net_loop *loop, int signo, void *arg);
+
+/* 0 or -errno. */
+int net_loop_create(struct net_loop **out);
+/* Closes every listener and connection (on_close runs), frees the loop. Replies still
+ * held by handlers become orphans and stay valid until completed. */
+void net_loop_destroy(struct net_loop *loop);
+/* Runs until net_loop_stop(). Returns 0, or -errno if epoll_wait fails. */
+int net_loop_run(struct net_loop *loop);
+/* Makes net_loop_run return after the current iteration. Async-signal-safe and
+ * thread-safe (sets a flag and writes an eventfd). */
+void net_loop_stop(struct net_loop *loop);
+/* Wakes a blocked net_loop_run for one iteration (the idle hook runs). Thread-safe. */
+void net_loop_wake(struct net_loop *loop);
+/* Blocks SIGINT and SIGTERM for the calling thread (call before starting other threads
+ * so they inherit the mask) and delivers them through a signalfd to cb on the loop.
+ * cb NULL means net_loop_stop. 0 or -errno. */
+int net_loop_handle_signals(struct net_loop *loop, net_signal_cb cb, void *arg);
+/* Adds hook run once per iteration after fd events and timers, before blocking again
+ * (at most NET_MAX_IDLE_HOOKS). Hooks run in the order added. */
+#define NET_MAX_IDLE_HOOKS 8
+void net_loop_on_idle(struct net_loop *loop, net_idle_cb cb, void *arg);
+/* Monotonic ms, cached once per iteration (after epoll_wait returns). */
+int64_t net_loop_now_ms(const struct net_loop *loop);
+
+/* Watches fd for events (NET_READABLE|NET_WRITABLE; level-triggered). One watcher per
+ * fd. The fd stays owned by the caller: net_unwatch before closing it. 0 or -errno. */
+int net_watch(struct net_loop *loop, int fd, uint32_t events, net_fd_cb cb, void *arg);
+int net_watch_modify(struct net_loop *loop, int fd, uint32_t events);
+void net_unwatch(struct net_loop *loop, int fd);
+
+/* One-shot timer after delay_ms (<= 0: next iteration). Returns an id, never 0.
+ * Timers with equal deadlines fire in the order added. */
+uint64_t net_timer_add(struct net_loop *loop, int64_t delay_ms, net_timer_cb cb, void *arg);
+/* Cancels a pending timer; no-op for 0, fired or cancelled ids. */
+void net_timer_cancel(struct net_loop *loop, uint64_t id);
+size_t net_timer_count(const struct net_loop *loop);
+
+/* ---- listeners and connections ---- */
+
+struct net_listener;
+struct net_conn;
+struct net_reply;
+
+struct net_server_config {
+    int64_t max_frame_bytes;      /* socket.request.max.bytes; larger frames close */
+    int64_t max_unsent_bytes;     /* per connection: stop reading above this */
+    uint32_t max_inflight_requests; /* per connection: unsent replies before pausing */
+    int64_t idle_timeout_ms;      /* connections.max.idle.ms, no I/O and no replies pending;
+                                   * <= 0 disables */
+    uint32_t max_connections;     /* per listener; extra accepts are closed at once */
+    bool use_sendfile;            /* file chunks via sendfile(2), else pread+write */
+};
+/* Kafka's defaults: 100 MiB frames, 16 MiB unsent, 100 in flight, 10 min idle, 10000
+ * connections, sendfile on. */
+void net_server_config_default(struct net_server_config *cfg);
+
+struct net_handler {
+    /* One complete request frame (without its length prefix). The frame memory is
+     * borrowed for the duration of the call only. r is owned by the handler until it
+     * calls net_reply_send or net_reply_drop, exactly once. */
+    void (*on_request)(struct net_conn *c, struct slice frame, struct net_reply *r,
+                       void *handler_arg);
+    /* The connection is closing (peer closed, error, idle, net_conn_close, shutdown).
+     * c is valid during the call only. May be NULL. */
+    void (*on_close)(struct net_conn *c, void *handler_arg);
+};
+
+/* host: "0.0.0.0", "127.0.0.1", "localhost", "::" or "" (all interfaces, dual stack);
+ * port 0 picks a free port. cfg and h are copied. Resolves host synchronously (call at
+ * startup). 0 or -errno. */
+int net_listen(struct net_loop *loop, const char *host, int port,
+               const struct net_server_config *cfg, const struct net_handler *h,
+               void *handler_arg, struct net_listener **out);
+int net_listener_port(const struct net_listener *l);
+/* Stops accepting; existing connections live on. The listener is freed by
+ * net_loop_destroy. Idempotent. */
+void net_listener_close(struct net_listener *l);
+size_t net_listener_conn_count(const struct net_listener *l);
+/* Stops every listener and closes every connection of the loop. */
+void net_close_all(struct net_loop *loop);
+size_t net_conn_count(const struct net_loop *loop);
+
+/* Closes c now (on_close runs). Safe inside on_request for c; c must not be used after. */
+void net_conn_close(struct net_conn *c);
+const char *net_conn_peer(const struct net_conn *c); /* "127.0.0.1:54321", "[::1]:5" */
+uint64_t net_conn_id(const struct net_conn *c);
+void net_conn_set_data(struct net_conn *c, void *data);
+void *net_conn_data(const struct net_conn *c);
+/* False while reading is paused by backpressure (for tests and metrics). */
+bool net_conn_reading(const struct net_conn *c);
+size_t net_conn_unsent_bytes(const struct net_conn *c);
+
+/* ---- replies ----
+ * Building: append/reserve/buf/add_file, in any mix; bytes go out in the order added.
+ * Completing: net_reply_send or net_reply_drop, exactly once; after that r belongs to
+ * net and must not be touched. If the connection closed meanwhile, the reply is an
+ * orphan: building still works (bytes are discarded) and completing frees it. */
+void net_reply_append(struct net_reply *r, const void *data, size_t len);
+/* len bytes at the end of the body, valid until the next append/reserve/add_file. */
+uint8_t *net_reply_reserve(struct net_reply *r, size_t len);
+/* The body buffer, for encoding in place. Append only: never shrink it below what was
+ * there when a file chunk was added. */
+struct buf *net_reply_buf(struct net_reply *r);
+/* Sends len bytes of fd from offset after the bytes added so far. Ownership of fd is
+ * transferred (pass a dup); net closes it once the reply is sent or discarded. */
+void net_reply_add_file(struct net_reply *r, int fd, int64_t offset, int64_t len);
+/* Total response size so far (body + file chunks, without the length prefix). */
+int64_t net_reply_size(const struct net_reply *r);
+void net_reply_send(struct net_reply *r);
+/* Completes r with no bytes on the wire (acks=0 produce). */
+void net_reply_drop(struct net_reply *r);
+struct net_conn *net_reply_conn(const struct net_reply *r); /* NULL once orphaned */
+bool net_reply_orphaned(const struct net_reply *r);
+
+#endif

@@ -1,0 +1,249 @@
+/* Group commit: acks=all producers are answered only after their batches are
+ * fdatasync'd, and many producers share each sync.
+ *
+ * Appends go to the page cache and mark their partition `sync_wanted`. Once per event
+ * loop iteration (the idle hook), if no sync round is in flight, one round is submitted
+ * to the syncer thread with a flush job for every partition that wants one. Requests
+ * arriving while a round runs wait for the next round, so under load each round covers
+ * everything that arrived during the previous one: the sync rate adapts to the disk.
+ * When a round returns, every waiting produce whose partitions are now durable up to
+ * its offsets is answered, in arrival order.
+ *
+ * The flush policy (log.flush.interval.messages / .ms, or the topic's flush.messages /
+ * flush.ms) uses the same rounds for acks=0/1 data. */
+#include "server/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct wait_item {
+    struct partition *partition; /* NULL once the partition went away */
+    int64_t offset;              /* durable offset needed (last offset + 1) */
+    int16_t *error_slot;         /* where to report a failed sync */
+};
+
+struct produce_wait {
+    struct produce_wait *next;
+    struct request *req;
+    void *response;
+    void (*finish)(struct request *, void *response);
+    struct wait_item *items;
+    size_t count, cap;
+};
+
+struct produce_wait *produce_wait_new(struct request *req, void *response,
+                                      void (*finish)(struct request *, void *response)) {
+    struct produce_wait *w = xcalloc(1, sizeof *w);
+    w->req = req;
+    w->response = response;
+    w->finish = finish;
+    return w;
+}
+
+void produce_wait_add(struct produce_wait *w, struct partition *p, int64_t offset,
+                      int16_t *error_slot) {
+    if (w->count == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 4;
+        w->items = xrealloc(w->items, w->cap * sizeof *w->items);
+    }
+    w->items[w->count++] = (struct wait_item){p, offset, error_slot};
+}
+
+/* True when every partition of w is durable far enough (or failed). */
+static bool wait_done(struct produce_wait *w) {
+    for (size_t i = 0; i < w->count; i++) {
+        struct wait_item *it = &w->items[i];
+        if (!it->partition)
+            continue;
+        if (log_durable_offset(it->partition->log) < it->offset)
+            return false;
+    }
+    return true;
+}
+
+static void wait_finish(struct produce_wait *w) {
+    w->finish(w->req, w->response);
+    free(w->items);
+    free(w);
+}
+
+void produce_wait_submit(struct server *s, struct produce_wait *w) {
+    if (w->count == 0 || wait_done(w)) {
+        wait_finish(w);
+        return;
+    }
+    if (s->waits_tail)
+        s->waits_tail->next = w;
+    else
+        s->waits_head = w;
+    s->waits_tail = w;
+}
+
+/* Answers every waiting produce that is now complete, keeping the others in order. */
+static void answer_durable_waits(struct server *s) {
+    struct produce_wait **link = &s->waits_head, *prev = NULL;
+    while (*link) {
+        struct produce_wait *w = *link;
+        if (wait_done(w)) {
+            *link = w->next;
+            if (s->waits_tail == w)
+                s->waits_tail = prev;
+            wait_finish(w);
+        } else {
+            prev = w;
+            link = &w->next;
+        }
+    }
+}
+
+/* Fails the waits on p (its log failed or went away) with error. */
+static void fail_waits_on(struct server *s, struct partition *p, int16_t error) {
+    for (struct produce_wait *w = s->waits_head; w; w = w->next) {
+        for (size_t i = 0; i < w->count; i++) {
+            if (w->items[i].partition == p) {
+                w->items[i].partition = NULL;
+                *w->items[i].error_slot = error;
+            }
+        }
+    }
+}
+
+void server_partition_forget(struct server *s, struct partition *p) {
+    fail_waits_on(s, p, KERR_UNKNOWN_TOPIC_OR_PARTITION);
+    answer_durable_waits(s);
+}
+
+void server_after_append(struct server *s, struct partition *p, bool want_sync) {
+    fetch_wake(s, p);
+    if (want_sync) {
+        p->sync_wanted = true;
+        return;
+    }
+    /* flush.messages policy, checked per append. */
+    const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(p->topic->name));
+    if (!t)
+        return;
+    int8_t source;
+    int64_t limit = 0;
+    const char *v = server_topic_config_value(s, t, "flush.messages", &source);
+    if (v && parse_i64(v, &limit) == 0 && limit < INT64_MAX &&
+        log_unflushed_messages(p->log) >= limit)
+        p->sync_wanted = true;
+}
+
+/* flush.ms policy: called from a periodic timer. */
+void server_flush_policy_tick(struct server *s) {
+    int64_t now = time_mono_ms();
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(&s->topics, &it, &k, &v)) {
+        struct topic_state *ts = v;
+        const struct mtopic *t = cluster_topic_find(s->cluster, k);
+        int8_t source;
+        int64_t ms = INT64_MAX;
+        const char *val = t ? server_topic_config_value(s, t, "flush.ms", &source) : NULL;
+        if (!val || parse_i64(val, &ms) != 0 || ms == INT64_MAX)
+            continue;
+        for (int32_t i = 0; i < ts->partition_count; i++) {
+            struct partition *p = ts->partitions[i];
+            if (log_unflushed_messages(p->log) > 0 && now - log_last_flush_ms(p->log) >= ms)
+                p->sync_wanted = true;
+        }
+    }
+}
+
+struct round {
+    struct server *srv;
+    struct log_flush_job *jobs;
+    struct log_flush_job **ptrs;
+    size_t n;
+};
+
+/* Runs on the loop thread when the syncer finished a round (syncer_reap). */
+static void round_done(void *arg, struct log_flush_job **jobs, size_t n) {
+    (void)jobs;
+    (void)n;
+    struct round *r = arg;
+    struct server *s = r->srv;
+    /* Failed syncs first: their waiters get KAFKA_STORAGE_ERROR. */
+    for (size_t i = 0; i < r->n; i++) {
+        struct partition *p = r->jobs[i].user;
+        if (!p->deleted && r->jobs[i].err != 0)
+            fail_waits_on(s, p, KERR_KAFKA_STORAGE_ERROR);
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        struct log_flush_job *job = &r->jobs[i];
+        struct partition *p = job->user;
+        p->jobs_in_flight--;
+        if (p->deleted) {
+            log_flush_abandon(job);
+            if (p->jobs_in_flight == 0)
+                server_partition_free(p);
+            continue;
+        }
+        int rc = log_flush_complete(p->log, job);
+        if (rc != 0)
+            log_error("server", "fdatasync of partition %s-%d failed: %s; the partition "
+                                "refuses writes until restart",
+                      p->topic->name, p->index, storage_strerror(rc));
+    }
+    free(r->jobs);
+    free(r->ptrs);
+    free(r);
+    s->round_in_flight = false;
+    answer_durable_waits(s);
+    net_loop_wake(s->loop); /* the idle hook may start the next round */
+}
+
+void server_commit_idle(struct server *s) {
+    if (s->round_in_flight)
+        return;
+    size_t n = 0, cap = 0;
+    struct round *r = NULL;
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(&s->topics, &it, &k, &v)) {
+        struct topic_state *ts = v;
+        for (int32_t i = 0; i < ts->partition_count; i++) {
+            struct partition *p = ts->partitions[i];
+            if (!p->sync_wanted)
+                continue;
+            p->sync_wanted = false;
+            if (!r)
+                r = xcalloc(1, sizeof *r);
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                r->jobs = xrealloc(r->jobs, cap * sizeof *r->jobs);
+            }
+            struct log_flush_job *job = &r->jobs[n];
+            memset(job, 0, sizeof *job);
+            int rc = log_flush_prepare(p->log, job);
+            if (rc != 0) {
+                log_error("server", "cannot prepare a sync of %s-%d: %s", ts->name, i,
+                          storage_strerror(rc));
+                fail_waits_on(s, p, KERR_KAFKA_STORAGE_ERROR);
+                continue;
+            }
+            job->user = p;
+            p->jobs_in_flight++;
+            n++;
+        }
+    }
+    if (n == 0) {
+        if (r) {
+            free(r->jobs);
+            free(r);
+        }
+        answer_durable_waits(s);
+        return;
+    }
+    r->n = n;
+    r->srv = s;
+    r->ptrs = xcalloc(n, sizeof *r->ptrs);
+    for (size_t i = 0; i < n; i++)
+        r->ptrs[i] = &r->jobs[i];
+    s->round_in_flight = true;
+    syncer_submit(s->syncer, r->ptrs, n, round_done, r);
+}

@@ -1,0 +1,305 @@
+/* Broker configuration table and parsing. Every key Samsa reads is in `keys` with its
+ * Kafka default; keys that Kafka has but Samsa does not use yet are accepted quietly
+ * when listed in `accepted`, so Kafka config files carry over; anything else warns. */
+#include "server/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum key_type { K_INT, K_LONG, K_BOOL, K_STRING };
+
+struct key_def {
+    const char *name;
+    enum key_type type;
+    const char *default_value;
+    int64_t min;
+};
+
+static const struct key_def keys[] = {
+    {"node.id", K_INT, "1", 0},
+    {"process.roles", K_STRING, "broker,controller", 0},
+    {"listeners", K_STRING, "PLAINTEXT://:9092", 0},
+    {"advertised.listeners", K_STRING, "", 0},
+    {"log.dirs", K_STRING, "", 0},
+    {"log.dir", K_STRING, "/tmp/kafka-logs", 0},
+    {"broker.rack", K_STRING, "", 0},
+    {"num.partitions", K_INT, "1", 1},
+    {"default.replication.factor", K_INT, "1", 1},
+    {"auto.create.topics.enable", K_BOOL, "true", 0},
+    {"log.segment.bytes", K_INT, "1073741824", 14},
+    {"log.roll.hours", K_INT, "168", 1},
+    {"log.roll.ms", K_LONG, "", 1},
+    {"log.retention.hours", K_INT, "168", -1},
+    {"log.retention.minutes", K_INT, "", -1},
+    {"log.retention.ms", K_LONG, "", -1},
+    {"log.retention.bytes", K_LONG, "-1", -1},
+    {"log.retention.check.interval.ms", K_LONG, "300000", 1},
+    {"log.flush.interval.messages", K_LONG, "9223372036854775807", 1},
+    {"log.flush.interval.ms", K_LONG, "", 0},
+    {"log.flush.scheduler.interval.ms", K_LONG, "1000", 1},
+    {"log.flush.offset.checkpoint.interval.ms", K_LONG, "60000", 1},
+    {"log.index.interval.bytes", K_INT, "4096", 0},
+    {"log.message.timestamp.type", K_STRING, "CreateTime", 0},
+    {"message.max.bytes", K_INT, "1048588", 0},
+    {"socket.request.max.bytes", K_INT, "104857600", 1},
+    {"connections.max.idle.ms", K_LONG, "600000", 1},
+    {"max.connections", K_INT, "10000", 1},
+    {"queued.max.requests", K_INT, "500", 1},
+    {"samsa.connection.max.unsent.bytes", K_LONG, "16777216", 65536},
+    {"min.insync.replicas", K_INT, "1", 1},
+    {"samsa.fetch.sendfile", K_BOOL, "false", 0},
+    {"log.level", K_STRING, "INFO", 0},
+    {"log.cleanup.policy", K_STRING, "delete", 0},
+    {"compression.type", K_STRING, "producer", 0},
+    {"unclean.leader.election.enable", K_BOOL, "false", 0},
+};
+
+/* Kafka keys accepted without effect today (later issues give them meaning). */
+static const char *accepted[] = {
+    "controller.quorum.voters", "controller.listener.names", "inter.broker.listener.name",
+    "listener.security.protocol.map", "num.network.threads", "num.io.threads",
+    "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
+    "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr", "group.initial.rebalance.delay.ms",
+    "log.retention.check.interval.ms", "zookeeper.connect", "broker.id",
+    "controller.quorum.bootstrap.servers", "offsets.topic.num.partitions",
+    "delete.topic.enable",
+};
+
+static const struct key_def *find_key(const char *name) {
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+const char *broker_config_value(const struct broker_config *c, const char *key) {
+    const char *v = props_get(&c->props, key);
+    if (v)
+        return v;
+    const struct key_def *k = find_key(key);
+    return k ? k->default_value : NULL;
+}
+
+static int bad(const char *key, const char *value, const char *why) {
+    log_error("config", "invalid value \"%s\" for %s: %s", value, key, why);
+    return -1;
+}
+
+/* Reads a numeric key (set or default) into *out; "" means unset (returns 1). */
+static int get_num(const struct broker_config *c, const char *key, int64_t *out) {
+    const struct key_def *k = find_key(key);
+    ASSERT(k != NULL);
+    const char *v = broker_config_value(c, key);
+    if (!v || !*v)
+        return 1;
+    int64_t x;
+    if (parse_i64(v, &x) != 0)
+        return bad(key, v, "not a number");
+    if (k->type == K_INT && (x > INT32_MAX || x < INT32_MIN))
+        return bad(key, v, "out of range for an int");
+    if (x < k->min) {
+        char why[64];
+        snprintf(why, sizeof why, "must be at least %lld", (long long)k->min);
+        return bad(key, v, why);
+    }
+    *out = x;
+    return 0;
+}
+
+static int get_bool(const struct broker_config *c, const char *key, bool *out) {
+    const char *v = broker_config_value(c, key);
+    if (parse_bool(v, out) != 0)
+        return bad(key, v, "must be true or false");
+    return 0;
+}
+
+/* Parses "PLAINTEXT://host:port" (the first listener of a comma-separated list). */
+static int parse_listener(const char *key, const char *value, char **host, int32_t *port) {
+    const char *sep = strstr(value, "://");
+    if (!sep)
+        return bad(key, value, "expected NAME://host:port");
+    const char *hp = sep + 3;
+    const char *end = strchr(hp, ',');
+    size_t len = end ? (size_t)(end - hp) : strlen(hp);
+    char *s = xstrndup(hp, len);
+    char *colon = strrchr(s, ':');
+    if (!colon) {
+        free(s);
+        return bad(key, value, "expected NAME://host:port");
+    }
+    *colon = '\0';
+    int64_t p;
+    if (parse_i64(colon + 1, &p) != 0 || p < 0 || p > 65535) {
+        free(s);
+        return bad(key, value, "port must be 0..65535");
+    }
+    char *h = s;
+    if (h[0] == '[') { /* [::1] */
+        h++;
+        char *rb = strchr(h, ']');
+        if (rb)
+            *rb = '\0';
+    }
+    *host = xstrdup(h);
+    *port = (int32_t)p;
+    free(s);
+    return 0;
+}
+
+int broker_config_load(struct broker_config *c, const char *file, char **overrides,
+                       size_t override_count) {
+    memset(c, 0, sizeof *c);
+    if (file && props_load_file(&c->props, file) != 0)
+        return -1;
+    for (size_t i = 0; i < override_count; i++) {
+        const char *eq = strchr(overrides[i], '=');
+        if (!eq || eq == overrides[i]) {
+            log_error("config", "--override expects key=value, got \"%s\"", overrides[i]);
+            return -1;
+        }
+        char *k = xstrndup(overrides[i], (size_t)(eq - overrides[i]));
+        props_set(&c->props, k, eq + 1);
+        free(k);
+    }
+    for (size_t i = 0; i < c->props.count; i++) {
+        const char *k = c->props.entries[i].key;
+        bool known = find_key(k) != NULL;
+        for (size_t a = 0; !known && a < ARRAY_LEN(accepted); a++)
+            known = strcmp(accepted[a], k) == 0;
+        if (!known)
+            log_warn("config", "unknown configuration key %s (line %d) is ignored", k,
+                     c->props.entries[i].line);
+    }
+
+    const char *lvl = broker_config_value(c, "log.level");
+    if (log_level_parse(lvl, &c->log_level) != 0)
+        return bad("log.level", lvl, "must be DEBUG, INFO, WARN or ERROR");
+    log_set_level(c->log_level);
+
+    int64_t v;
+    int rc = 0;
+#define NUM(key, field, type)                                                            \
+    do {                                                                                 \
+        int r_ = get_num(c, key, &v);                                                    \
+        if (r_ < 0)                                                                      \
+            rc = -1;                                                                     \
+        else if (r_ == 0)                                                                \
+            c->field = (type)v;                                                          \
+    } while (0)
+    NUM("node.id", node_id, int32_t);
+    NUM("num.partitions", num_partitions, int32_t);
+    NUM("default.replication.factor", default_replication_factor, int16_t);
+    NUM("log.segment.bytes", segment_bytes, int64_t);
+    NUM("log.retention.bytes", retention_bytes, int64_t);
+    NUM("log.retention.check.interval.ms", retention_check_interval_ms, int64_t);
+    NUM("log.flush.interval.messages", flush_interval_messages, int64_t);
+    NUM("log.flush.scheduler.interval.ms", flush_scheduler_interval_ms, int64_t);
+    NUM("log.flush.offset.checkpoint.interval.ms", flush_offset_checkpoint_interval_ms, int64_t);
+    NUM("log.index.interval.bytes", index_interval_bytes, int32_t);
+    NUM("message.max.bytes", message_max_bytes, int32_t);
+    NUM("socket.request.max.bytes", socket_request_max_bytes, int32_t);
+    NUM("connections.max.idle.ms", connections_max_idle_ms, int64_t);
+    NUM("max.connections", max_connections, int32_t);
+    NUM("queued.max.requests", queued_max_requests, int32_t);
+    NUM("samsa.connection.max.unsent.bytes", max_unsent_bytes, int64_t);
+    NUM("min.insync.replicas", min_insync_replicas, int32_t);
+
+    /* Kafka's precedence: ms over minutes over hours. */
+    c->roll_ms = -1;
+    NUM("log.roll.hours", roll_ms, int64_t);
+    c->roll_ms *= 3600000;
+    NUM("log.roll.ms", roll_ms, int64_t);
+    NUM("log.retention.hours", retention_ms, int64_t);
+    c->retention_ms = c->retention_ms < 0 ? -1 : c->retention_ms * 3600000;
+    int64_t minutes = 0;
+    if (get_num(c, "log.retention.minutes", &minutes) == 0)
+        c->retention_ms = minutes < 0 ? -1 : minutes * 60000;
+    NUM("log.retention.ms", retention_ms, int64_t);
+    c->flush_interval_ms = INT64_MAX;
+    NUM("log.flush.interval.ms", flush_interval_ms, int64_t);
+#undef NUM
+
+    if (get_bool(c, "auto.create.topics.enable", &c->auto_create_topics) != 0 ||
+        get_bool(c, "samsa.fetch.sendfile", &c->fetch_sendfile) != 0)
+        rc = -1;
+    bool unclean = false;
+    if (get_bool(c, "unclean.leader.election.enable", &unclean) != 0)
+        rc = -1;
+    else if (unclean)
+        rc = bad("unclean.leader.election.enable", "true", "unclean leader election is not "
+                                                           "supported");
+
+    const char *ts = broker_config_value(c, "log.message.timestamp.type");
+    if (strcmp(ts, "CreateTime") == 0)
+        c->log_append_time = false;
+    else if (strcmp(ts, "LogAppendTime") == 0)
+        c->log_append_time = true;
+    else
+        rc = bad("log.message.timestamp.type", ts, "must be CreateTime or LogAppendTime");
+
+    const char *cp = broker_config_value(c, "log.cleanup.policy");
+    if (strcmp(cp, "delete") != 0)
+        rc = bad("log.cleanup.policy", cp, "only delete is supported (no compaction yet)");
+    const char *ct = broker_config_value(c, "compression.type");
+    if (strcmp(ct, "producer") != 0)
+        rc = bad("compression.type", ct, "only producer is supported (no recompression)");
+
+    const char *roles = broker_config_value(c, "process.roles");
+    if (strcmp(roles, "broker,controller") != 0 && strcmp(roles, "controller,broker") != 0)
+        rc = bad("process.roles", roles,
+                 "this version runs single nodes only: use broker,controller");
+
+    if (parse_listener("listeners", broker_config_value(c, "listeners"), &c->listener_host,
+                       &c->listener_port) != 0)
+        rc = -1;
+    const char *adv = broker_config_value(c, "advertised.listeners");
+    if (adv && *adv) {
+        if (parse_listener("advertised.listeners", adv, &c->advertised_host,
+                           &c->advertised_port) != 0)
+            rc = -1;
+    } else if (c->listener_host) {
+        bool wildcard = !*c->listener_host || !strcmp(c->listener_host, "0.0.0.0") ||
+                        !strcmp(c->listener_host, "::");
+        c->advertised_host = xstrdup(wildcard ? "localhost" : c->listener_host);
+        c->advertised_port = c->listener_port;
+    }
+    const char *dirs = broker_config_value(c, "log.dirs");
+    if (!dirs || !*dirs)
+        dirs = broker_config_value(c, "log.dir");
+    const char *comma = strchr(dirs, ',');
+    if (comma)
+        log_warn("config", "log.dirs lists several directories; only the first, %.*s, is used",
+                 (int)(comma - dirs), dirs);
+    c->log_dir = comma ? xstrndup(dirs, (size_t)(comma - dirs)) : xstrdup(dirs);
+    const char *rack = broker_config_value(c, "broker.rack");
+    c->rack = rack && *rack ? xstrdup(rack) : NULL;
+    return rc;
+}
+
+void broker_config_free(struct broker_config *c) {
+    props_free(&c->props);
+    free(c->listener_host);
+    free(c->advertised_host);
+    free(c->log_dir);
+    free(c->rack);
+    memset(c, 0, sizeof *c);
+}
+
+size_t broker_config_items(const struct broker_config *c, struct broker_config_item *out,
+                           size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i < ARRAY_LEN(keys) && n < max; i++) {
+        const char *set = props_get(&c->props, keys[i].name);
+        out[n++] = (struct broker_config_item){
+            .name = keys[i].name,
+            .value = set ? set : keys[i].default_value,
+            .is_default = set == NULL,
+            .sensitive = false,
+            .read_only = true,
+        };
+    }
+    return n;
+}

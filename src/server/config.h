@@ -1,0 +1,61 @@
+/* Broker configuration: Kafka's property names, parsed and checked at start-up.
+ * Unknown keys are warned about; an invalid value stops start-up naming the key. */
+#ifndef SAMSA_SERVER_CONFIG_H
+#define SAMSA_SERVER_CONFIG_H
+
+#include "base/base.h"
+
+struct broker_config {
+    struct props props; /* everything from the file plus overrides, for DescribeConfigs */
+    int32_t node_id;
+    char *listener_host;       /* from listeners=PLAINTEXT://host:port */
+    int32_t listener_port;
+    char *advertised_host;     /* from advertised.listeners, else listener (or localhost) */
+    int32_t advertised_port;
+    char *log_dir;             /* first of log.dirs / log.dir */
+    char *rack;
+    int32_t num_partitions;
+    int16_t default_replication_factor;
+    bool auto_create_topics;
+    int64_t segment_bytes;
+    int64_t roll_ms;
+    int64_t retention_ms;
+    int64_t retention_bytes;
+    int64_t retention_check_interval_ms;
+    int64_t flush_interval_messages;
+    int64_t flush_interval_ms;
+    int64_t flush_scheduler_interval_ms;
+    int64_t flush_offset_checkpoint_interval_ms;
+    int32_t index_interval_bytes;
+    int32_t message_max_bytes;
+    int32_t socket_request_max_bytes;
+    int64_t connections_max_idle_ms;
+    int32_t max_connections;
+    int32_t queued_max_requests; /* per-connection in-flight bound */
+    int64_t max_unsent_bytes;    /* per-connection backpressure bound */
+    bool log_append_time;        /* log.message.timestamp.type=LogAppendTime */
+    int32_t min_insync_replicas;
+    bool fetch_sendfile;         /* samsa.fetch.sendfile: zero-copy fetch path */
+    enum log_level log_level;
+};
+
+/* Parses file (may be NULL) then overrides ("key=value"). 0, or -1 after logging. */
+int broker_config_load(struct broker_config *c, const char *file, char **overrides,
+                       size_t override_count);
+void broker_config_free(struct broker_config *c);
+
+/* For DescribeConfigs on the broker resource: every known key with its value and
+ * whether it was set (STATIC_BROKER_CONFIG) or is the default. */
+struct broker_config_item {
+    const char *name;
+    const char *value; /* effective value as a string */
+    bool is_default;
+    bool sensitive;
+    bool read_only;
+};
+size_t broker_config_items(const struct broker_config *c, struct broker_config_item *out,
+                           size_t max);
+/* Effective broker-level value for a key (set or default), or NULL if unknown. */
+const char *broker_config_value(const struct broker_config *c, const char *key);
+
+#endif

@@ -1,0 +1,180 @@
+/* Request dispatch: frame -> header -> the handler for its API.
+ *
+ * Kafka's rules for bad frames, which we follow: a header that cannot be parsed, an
+ * unknown API key or an unsupported version closes the connection (the client cannot
+ * parse any answer we could give), except ApiVersions, which answers an unsupported
+ * version with UNSUPPORTED_VERSION in a v0 response so clients can fall back. */
+#include "server/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*handler_fn)(struct request *);
+
+static handler_fn handler_for(int16_t api_key) {
+    switch (api_key) {
+#define X(key, name)                                                                     \
+    case key:                                                                            \
+        return handle_##name;
+        SAMSA_HANDLERS(X)
+#undef X
+    default:
+        return NULL;
+    }
+}
+
+void request_free(struct request *req) {
+    arena_free(&req->arena);
+    free(req->frame);
+    free(req);
+}
+
+struct buf *request_response_begin(struct request *req) {
+    struct buf *b = net_reply_buf(req->reply);
+    proto_response_header_encode(b, req->hdr.api_key, req->hdr.api_version,
+                                 req->hdr.correlation_id);
+    return b;
+}
+
+void request_response_end(struct request *req) {
+    net_reply_send(req->reply);
+    request_free(req);
+}
+
+void request_drop(struct request *req) {
+    net_reply_drop(req->reply);
+    request_free(req);
+}
+
+/* ApiVersions with a version we do not know: Kafka answers in v0 with the error and
+ * its version list, so the client can retry with a version both sides know. */
+static void answer_unsupported_api_versions(struct net_reply *r, int32_t correlation_id) {
+    struct buf *b = net_reply_buf(r);
+    proto_response_header_encode(b, 18, 0, correlation_id);
+    struct api_versions_response resp;
+    api_versions_response_init(&resp);
+    resp.error_code = KERR_UNSUPPORTED_VERSION;
+    struct api_versions_response_api_keys keys[PROTO_API_COUNT];
+    for (size_t i = 0; i < PROTO_API_COUNT; i++) {
+        api_versions_response_api_keys_init(&keys[i]);
+        keys[i].api_key = proto_apis[i].api_key;
+        keys[i].min_version = proto_apis[i].min_version;
+        keys[i].max_version = proto_apis[i].max_version;
+    }
+    resp.api_keys = keys;
+    resp.api_keys_count = PROTO_API_COUNT;
+    api_versions_response_encode(b, 0, &resp);
+    net_reply_send(r);
+}
+
+void server_on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg) {
+    struct server *s = arg;
+    struct reader rd;
+    rd_init(&rd, frame.ptr, frame.len);
+    struct request_header hdr;
+    int rc = proto_request_header_decode(&rd, &hdr);
+    if (rc == PROTO_HDR_MALFORMED) {
+        log_warn("server", "closing connection from %s: malformed request header (%zu bytes)",
+                 net_conn_peer(c), frame.len);
+        net_reply_drop(r);
+        net_conn_close(c);
+        return;
+    }
+    handler_fn fn = handler_for(hdr.api_key);
+    if (rc == PROTO_HDR_UNSUPPORTED || !fn) {
+        if (hdr.api_key == 18) {
+            log_info("server", "%s sent ApiVersions v%d; answering UNSUPPORTED_VERSION in v0",
+                     net_conn_peer(c), hdr.api_version);
+            answer_unsupported_api_versions(r, hdr.correlation_id);
+            return;
+        }
+        const struct proto_api *api = proto_api_find(hdr.api_key);
+        log_warn("server",
+                 "closing connection from %s: %s api key %d version %d (correlation id %d)",
+                 net_conn_peer(c), api ? "unsupported version of" : "unknown", hdr.api_key,
+                 hdr.api_version, hdr.correlation_id);
+        net_reply_drop(r);
+        net_conn_close(c);
+        return;
+    }
+    if (s->stopping) {
+        /* Shutting down: answer nothing more; the client retries elsewhere. */
+        net_reply_drop(r);
+        net_conn_close(c);
+        return;
+    }
+    struct request *req = xcalloc(1, sizeof *req);
+    req->srv = s;
+    req->reply = r;
+    req->hdr = hdr;
+    req->frame = xmalloc(frame.len ? frame.len : 1);
+    memcpy(req->frame, frame.ptr, frame.len);
+    req->frame_len = frame.len;
+    /* Re-point the header's client id and the body reader into our copy. */
+    if (hdr.client_id.ptr)
+        req->hdr.client_id.ptr = req->frame + (hdr.client_id.ptr - frame.ptr);
+    rd_init(&req->body, req->frame + rd.pos, frame.len - rd.pos);
+    arena_init(&req->arena);
+    req->start_ms = net_loop_now_ms(s->loop);
+    log_debug("server", "%s: api %d v%d correlation %d", net_conn_peer(c), hdr.api_key,
+              hdr.api_version, hdr.correlation_id);
+    fn(req);
+}
+
+void server_on_close(struct net_conn *c, void *arg) {
+    (void)c;
+    (void)arg;
+}
+
+int16_t kerr_from_storage(int err) {
+    switch (err) {
+    case 0:
+        return KERR_NONE;
+    case STORAGE_ERR_CORRUPT:
+    case STORAGE_ERR_SHORT:
+        return KERR_CORRUPT_MESSAGE;
+    case STORAGE_ERR_BAD_MAGIC:
+        return KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    case STORAGE_ERR_OUT_OF_RANGE:
+        return KERR_OFFSET_OUT_OF_RANGE;
+    case STORAGE_ERR_BATCH_TOO_LARGE:
+        return KERR_RECORD_LIST_TOO_LARGE;
+    default:
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+}
+
+int16_t kerr_from_cluster(int err) {
+    switch (err) {
+    case CLUSTER_OK:
+        return KERR_NONE;
+    case CLUSTER_ERR_TOPIC_EXISTS:
+        return KERR_TOPIC_ALREADY_EXISTS;
+    case CLUSTER_ERR_UNKNOWN_TOPIC:
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    case CLUSTER_ERR_INVALID_TOPIC:
+        return KERR_INVALID_TOPIC_EXCEPTION;
+    case CLUSTER_ERR_INVALID_PARTITIONS:
+        return KERR_INVALID_PARTITIONS;
+    case CLUSTER_ERR_INVALID_REPLICATION:
+        return KERR_INVALID_REPLICATION_FACTOR;
+    case CLUSTER_ERR_INVALID_CONFIG:
+        return KERR_INVALID_CONFIG;
+    case CLUSTER_ERR_LIMIT:
+        return KERR_POLICY_VIOLATION;
+    default:
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+}
+
+void request_malformed(struct request *req) {
+    const struct proto_api *api = proto_api_find(req->hdr.api_key);
+    struct net_conn *c = net_reply_conn(req->reply);
+    log_warn("server", "closing connection from %s: malformed %s v%d request body "
+                       "(correlation id %d, %zu bytes)",
+             c ? net_conn_peer(c) : "?", api ? api->name : "?", req->hdr.api_version,
+             req->hdr.correlation_id, req->frame_len);
+    request_drop(req);
+    if (c)
+        net_conn_close(c);
+}

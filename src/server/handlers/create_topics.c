@@ -1,0 +1,116 @@
+/* CreateTopics (key 19), v0-v7. Each topic is validated (name, partitions, replication
+ * factor, configs) and created atomically in the metadata log, or gets Kafka's error
+ * code and message. Manual replica assignments are accepted only when they name this
+ * node once per partition (a single node has nowhere else to put a replica).
+ * num_partitions / replication_factor of -1 mean the broker defaults (KIP-464). */
+#include "server/internal.h"
+
+#include <string.h>
+
+typedef struct create_topics_response_topics topic_resp;
+
+static void describe_created(struct request *req, topic_resp *out, const struct mtopic *t) {
+    struct server *s = req->srv;
+    memcpy(out->topic_id, t->id, 16);
+    out->num_partitions = t->partition_count;
+    out->replication_factor = (int16_t)(t->partition_count ? t->partitions[0].replica_count : 1);
+    size_t n = tcfg_count();
+    out->configs_count = (int32_t)n;
+    out->configs = REQ_ALLOC(req, struct create_topics_response_topics_configs, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct tcfg_def *d = tcfg_at(i);
+        struct create_topics_response_topics_configs *c = &out->configs[i];
+        create_topics_response_topics_configs_init(c);
+        int8_t source;
+        c->name = slice_from_cstr(d->name);
+        c->value = slice_from_cstr(server_topic_config_value(s, t, d->name, &source));
+        c->config_source = source;
+        c->read_only = false;
+        c->is_sensitive = false;
+    }
+}
+
+void handle_create_topics(struct request *req) {
+    struct server *s = req->srv;
+    struct create_topics_request in;
+    if (create_topics_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
+        request_malformed(req);
+        return;
+    }
+    struct create_topics_response resp;
+    create_topics_response_init(&resp);
+    resp.topics_count = MAX(in.topics_count, 0);
+    resp.topics = REQ_ALLOC(req, topic_resp, resp.topics_count);
+    for (int32_t i = 0; i < resp.topics_count; i++) {
+        const struct create_topics_request_topics *t = &in.topics[i];
+        topic_resp *out = &resp.topics[i];
+        create_topics_response_topics_init(out);
+        out->name = t->name;
+        /* The same name twice in one request: Kafka fails every occurrence. */
+        bool duplicate = false;
+        for (int32_t j = 0; j < resp.topics_count; j++)
+            duplicate |= j != i && slice_eq(in.topics[j].name, t->name);
+        if (duplicate) {
+            out->error_code = KERR_INVALID_REQUEST;
+            out->error_message = slice_from_cstr("topic named more than once in the request");
+            continue;
+        }
+        int32_t partitions = t->num_partitions;
+        int16_t rf = t->replication_factor;
+        if (t->assignments_count > 0) {
+            if (partitions != -1 || rf != -1) {
+                out->error_code = KERR_INVALID_REQUEST;
+                out->error_message = slice_from_cstr(
+                    "both replica assignments and partitions/replication factor were given");
+                continue;
+            }
+            partitions = t->assignments_count;
+            rf = 1;
+            for (int32_t a = 0; a < t->assignments_count; a++) {
+                const struct create_topics_request_topics_assignments *as = &t->assignments[a];
+                if (as->partition_index != a || as->broker_ids_count != 1 ||
+                    as->broker_ids[0] != s->cfg->node_id) {
+                    rf = -2;
+                    break;
+                }
+            }
+            if (rf == -2) {
+                out->error_code = KERR_INVALID_REPLICA_ASSIGNMENT;
+                out->error_message = slice_from_cstr(
+                    "replica assignments must name this node once for partitions 0..n-1");
+                continue;
+            }
+        }
+        if (partitions == -1)
+            partitions = s->cfg->num_partitions;
+        if (rf == -1)
+            rf = s->cfg->default_replication_factor;
+        int32_t nc = MAX(t->configs_count, 0);
+        struct config_entry *cfgs = REQ_ALLOC(req, struct config_entry, nc);
+        for (int32_t c = 0; c < nc; c++) {
+            cfgs[c].name = REQ_CSTR(req, t->configs[c].name);
+            cfgs[c].value = t->configs[c].value.ptr ? REQ_CSTR(req, t->configs[c].value) : NULL;
+        }
+        const char *why = NULL;
+        int rc = cluster_create_topic(s->cluster, t->name, partitions, rf, cfgs, (size_t)nc,
+                                      in.validate_only, &why);
+        out->error_code = kerr_from_cluster(rc);
+        if (rc != 0) {
+            out->error_message = slice_from_cstr(why ? why : "metadata log write failed");
+            log_info("server", "CreateTopics %.*s refused: %s", (int)t->name.len,
+                     (const char *)t->name.ptr, why ? why : "metadata log write failed");
+            continue;
+        }
+        if (in.validate_only) {
+            out->num_partitions = partitions;
+            out->replication_factor = rf;
+            continue;
+        }
+        log_info("server", "created topic %.*s with %d partitions", (int)t->name.len,
+                 (const char *)t->name.ptr, partitions);
+        const struct mtopic *mt = cluster_topic_find(s->cluster, t->name);
+        if (mt)
+            describe_created(req, out, mt);
+    }
+    REQUEST_RESPOND(req, create_topics_response, &resp);
+}

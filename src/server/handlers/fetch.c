@@ -1,0 +1,308 @@
+/* Fetch (key 1), v4-v12: read record batches, with long poll.
+ *
+ * A fetch first locates data in every requested partition (log_read: positions only).
+ * If at least min_bytes are available, or max_wait_ms is 0, it is answered at once.
+ * Otherwise it is parked: registered on each of its partitions and given a timer.
+ * An append to any of them queues it for a retry in the idle hook (so a burst of
+ * appends causes one retry, not one per append); the timer answers with whatever is
+ * there. Record data is read from the segment files with pread into the response
+ * (the copy path) or, with samsa.fetch.sendfile=true, sent by sendfile(2) straight
+ * from the page cache (the zero-copy path).
+ *
+ * Sessions (KIP-227) are not kept: every response has session id 0, which tells
+ * clients that ask for a session to go on sending full fetch requests. */
+#include "server/internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct fetch_response_responses_partitions part_resp;
+
+struct fetch_wait {
+    struct fetch_wait *prev, *next; /* s->all_fetches */
+    struct request *req;
+    struct fetch_request in;
+    uint64_t timer;
+    bool queued; /* in s->ready_fetches */
+    struct partition **parts;
+    size_t part_count;
+};
+
+/* Where one partition's data is, from the locating pass. */
+struct located {
+    struct partition *p;
+    int16_t error;
+    struct log_read_result rr;
+};
+
+static int16_t check_epoch(int32_t requested) {
+    /* A single node's partitions are at leader epoch 0 (-1: the client does not say). */
+    if (requested < 0 || requested == 0)
+        return KERR_NONE;
+    return KERR_UNKNOWN_LEADER_EPOCH;
+}
+
+/* Locates data for every partition; returns total bytes found. */
+static int64_t locate_all(struct server *s, const struct fetch_request *in, struct located *loc) {
+    int64_t total = 0;
+    int64_t budget = in->max_bytes > 0 ? in->max_bytes : INT32_MAX;
+    size_t k = 0;
+    for (int32_t ti = 0; ti < in->topics_count; ti++) {
+        const struct fetch_request_topics *t = &in->topics[ti];
+        for (int32_t pi = 0; pi < t->partitions_count; pi++, k++) {
+            const struct fetch_request_topics_partitions *fp = &t->partitions[pi];
+            struct located *l = &loc[k];
+            memset(l, 0, sizeof *l);
+            l->rr.fd = -1;
+            l->p = server_partition(s, t->topic, fp->partition);
+            if (!l->p) {
+                l->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            if ((l->error = check_epoch(fp->current_leader_epoch)) != KERR_NONE)
+                continue;
+            /* KIP-74: once something was found, later partitions get only what remains
+             * of the response budget; the first non-empty one may exceed it. */
+            int64_t limit = MIN((int64_t)fp->partition_max_bytes, budget);
+            if (limit <= 0 && total > 0)
+                continue;
+            if (limit <= 0)
+                limit = 1;
+            int64_t hw = log_end_offset(l->p->log);
+            int rc = log_read(l->p->log, fp->fetch_offset, (int32_t)MIN(limit, INT32_MAX), hw,
+                              &l->rr);
+            if (rc != 0) {
+                l->error = kerr_from_storage(rc);
+                l->rr.len = 0;
+                continue;
+            }
+            total += l->rr.len;
+            budget -= l->rr.len;
+        }
+    }
+    return total;
+}
+
+static size_t partition_count(const struct fetch_request *in) {
+    size_t n = 0;
+    for (int32_t ti = 0; ti < in->topics_count; ti++)
+        n += (size_t)MAX(in->topics[ti].partitions_count, 0);
+    return n;
+}
+
+/* Reads len bytes at pos of fd into memory from the arena. */
+static int read_range(struct arena *a, int fd, int64_t pos, int64_t len, struct slice *out) {
+    uint8_t *data = arena_alloc(a, (size_t)len);
+    int64_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, data + done, (size_t)(len - done), pos + done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        done += n;
+    }
+    *out = (struct slice){data, (size_t)len};
+    return 0;
+}
+
+/* Builds and sends the response from the located ranges. */
+static void respond(struct server *s, struct request *req, const struct fetch_request *in,
+                    struct located *loc) {
+    struct fetch_response resp;
+    fetch_response_init(&resp);
+    resp.session_id = 0;
+    resp.responses_count = in->topics_count;
+    resp.responses = REQ_ALLOC(req, struct fetch_response_responses, in->topics_count);
+    bool sendfile_path = s->cfg->fetch_sendfile;
+    size_t n_files = 0;
+    struct log_read_result *files =
+        sendfile_path ? REQ_ALLOC(req, struct log_read_result, partition_count(in)) : NULL;
+    size_t k = 0;
+    for (int32_t ti = 0; ti < in->topics_count; ti++) {
+        const struct fetch_request_topics *t = &in->topics[ti];
+        struct fetch_response_responses *tr = &resp.responses[ti];
+        fetch_response_responses_init(tr);
+        tr->topic = t->topic;
+        tr->partitions_count = t->partitions_count;
+        tr->partitions = REQ_ALLOC(req, part_resp, t->partitions_count);
+        for (int32_t pi = 0; pi < t->partitions_count; pi++, k++) {
+            part_resp *pr = &tr->partitions[pi];
+            struct located *l = &loc[k];
+            fetch_response_responses_partitions_init(pr);
+            pr->partition_index = t->partitions[pi].partition;
+            pr->error_code = l->error;
+            pr->high_watermark = l->p ? log_end_offset(l->p->log) : -1;
+            pr->last_stable_offset = pr->high_watermark;
+            pr->log_start_offset = l->p ? log_start_offset(l->p->log) : -1;
+            pr->aborted_transactions_count = in->isolation_level == 1 ? 0 : -1;
+            pr->records = (struct slice){(const uint8_t *)"", 0};
+            if (l->error == KERR_NONE && l->rr.len > 0 && sendfile_path && n_files < 4096) {
+                pr->records = fetch_file_marker(n_files);
+                files[n_files++] = l->rr;
+            } else if (l->error == KERR_NONE && l->rr.len > 0) {
+                int rc = read_range(&req->arena, l->rr.fd, l->rr.file_pos, l->rr.len,
+                                    &pr->records);
+                if (rc != 0) {
+                    log_error("server", "reading %s-%d for a fetch failed: %s",
+                              l->p->topic->name, l->p->index, strerror(-rc));
+                    pr->error_code = KERR_KAFKA_STORAGE_ERROR;
+                    pr->records = (struct slice){(const uint8_t *)"", 0};
+                }
+            }
+        }
+    }
+    if (!sendfile_path) {
+        REQUEST_RESPOND(req, fetch_response, &resp);
+        return;
+    }
+    struct buf encoded;
+    buf_init(&encoded);
+    fetch_response_encode(&encoded, req->hdr.api_version, &resp);
+    fetch_send_with_files(req, &encoded, files, n_files);
+    buf_free(&encoded);
+}
+
+static void unpark(struct server *s, struct fetch_wait *w) {
+    for (size_t i = 0; i < w->part_count; i++) {
+        struct partition *p = w->parts[i];
+        if (!p)
+            continue;
+        for (size_t j = 0; j < p->waiter_count; j++) {
+            if (p->waiters[j] == w) {
+                p->waiters[j] = p->waiters[--p->waiter_count];
+                break;
+            }
+        }
+    }
+    free(w->parts);
+    if (w->timer)
+        net_timer_cancel(s->loop, w->timer);
+    for (size_t i = 0; i < s->ready_count; i++) {
+        if (s->ready_fetches[i] == w) {
+            s->ready_fetches[i] = s->ready_fetches[--s->ready_count];
+            break;
+        }
+    }
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        s->all_fetches = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+}
+
+/* Tries to answer; returns true if it did (and freed the request). */
+static bool attempt(struct server *s, struct request *req, const struct fetch_request *in,
+                    bool final) {
+    size_t n = partition_count(in);
+    struct located *loc = xcalloc(n ? n : 1, sizeof *loc);
+    int64_t total = locate_all(s, in, loc);
+    bool any_error = false;
+    for (size_t i = 0; i < n; i++)
+        any_error |= loc[i].error != KERR_NONE;
+    bool answer = final || in->max_wait_ms <= 0 || total >= (int64_t)MAX(in->min_bytes, 1) ||
+                  any_error || s->stopping;
+    if (answer)
+        respond(s, req, in, loc);
+    free(loc);
+    return answer;
+}
+
+static void on_timeout(struct net_loop *loop, void *arg) {
+    (void)loop;
+    struct fetch_wait *w = arg;
+    struct server *s = w->req->srv;
+    w->timer = 0;
+    unpark(s, w);
+    attempt(s, w->req, &w->in, true);
+    free(w);
+}
+
+static void park(struct server *s, struct request *req, const struct fetch_request *in) {
+    struct fetch_wait *w = xcalloc(1, sizeof *w);
+    w->req = req;
+    w->in = *in;
+    size_t n = partition_count(in);
+    w->parts = xcalloc(n ? n : 1, sizeof *w->parts);
+    for (int32_t ti = 0; ti < in->topics_count; ti++) {
+        const struct fetch_request_topics *t = &in->topics[ti];
+        for (int32_t pi = 0; pi < t->partitions_count; pi++) {
+            struct partition *p = server_partition(s, t->topic, t->partitions[pi].partition);
+            if (!p)
+                continue;
+            if (p->waiter_count == p->waiter_cap) {
+                p->waiter_cap = p->waiter_cap ? p->waiter_cap * 2 : 4;
+                p->waiters = xrealloc(p->waiters, p->waiter_cap * sizeof *p->waiters);
+            }
+            p->waiters[p->waiter_count++] = w;
+            w->parts[w->part_count++] = p;
+        }
+    }
+    w->next = s->all_fetches;
+    if (w->next)
+        w->next->prev = w;
+    s->all_fetches = w;
+    w->timer = net_timer_add(s->loop, in->max_wait_ms, on_timeout, w);
+}
+
+void handle_fetch(struct request *req) {
+    struct server *s = req->srv;
+    struct fetch_request in;
+    if (fetch_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
+        request_malformed(req);
+        return;
+    }
+    if (in.topics_count < 0)
+        in.topics_count = 0;
+    if (!attempt(s, req, &in, false))
+        park(s, req, &in);
+}
+
+void fetch_wake(struct server *s, struct partition *p) {
+    for (size_t i = 0; i < p->waiter_count; i++) {
+        struct fetch_wait *w = p->waiters[i];
+        if (w->queued)
+            continue;
+        w->queued = true;
+        if (s->ready_count == s->ready_cap) {
+            s->ready_cap = s->ready_cap ? s->ready_cap * 2 : 16;
+            s->ready_fetches = xrealloc(s->ready_fetches, s->ready_cap * sizeof *s->ready_fetches);
+        }
+        s->ready_fetches[s->ready_count++] = w;
+    }
+}
+
+void fetch_run_ready(struct server *s) {
+    while (s->ready_count > 0) {
+        struct fetch_wait *w = s->ready_fetches[--s->ready_count];
+        w->queued = false;
+        if (attempt(s, w->req, &w->in, false)) {
+            unpark(s, w);
+            free(w);
+        }
+    }
+}
+
+void fetch_forget_partition(struct server *s, struct partition *p) {
+    (void)s;
+    for (size_t i = 0; i < p->waiter_count; i++) {
+        struct fetch_wait *w = p->waiters[i];
+        for (size_t j = 0; j < w->part_count; j++)
+            if (w->parts[j] == p)
+                w->parts[j] = NULL;
+    }
+    fetch_wake(s, p); /* retry them: they now answer UNKNOWN_TOPIC_OR_PARTITION */
+    p->waiter_count = 0;
+}
+
+void fetch_abort_all(struct server *s) {
+    while (s->all_fetches) {
+        struct fetch_wait *w = s->all_fetches;
+        unpark(s, w);
+        attempt(s, w->req, &w->in, true);
+        free(w);
+    }
+}

@@ -1,0 +1,97 @@
+/* Metadata (key 3), v0-v12: brokers, cluster id, controller, topics and partitions.
+ * Topics named in the request that do not exist are auto-created when both the request
+ * (v4+) and auto.create.topics.enable allow it, as Kafka does. */
+#include "server/internal.h"
+
+#include <string.h>
+
+static void fill_topic(struct request *req, struct metadata_response_topics *out,
+                       const struct mtopic *t) {
+    out->name = slice_from_cstr(arena_strndup(&req->arena, t->name, strlen(t->name)));
+    memcpy(out->topic_id, t->id, 16);
+    out->is_internal = t->internal;
+    out->partitions_count = t->partition_count;
+    out->partitions = REQ_ALLOC(req, struct metadata_response_topics_partitions,
+                                t->partition_count);
+    for (int32_t i = 0; i < t->partition_count; i++) {
+        const struct mpartition *mp = &t->partitions[i];
+        struct metadata_response_topics_partitions *p = &out->partitions[i];
+        metadata_response_topics_partitions_init(p);
+        p->partition_index = mp->id;
+        p->leader_id = mp->leader;
+        p->leader_epoch = mp->leader_epoch;
+        p->replica_nodes = mp->replicas;
+        p->replica_nodes_count = mp->replica_count;
+        p->isr_nodes = mp->isr;
+        p->isr_nodes_count = mp->isr_count;
+        p->offline_replicas_count = 0;
+    }
+}
+
+void handle_metadata(struct request *req) {
+    struct server *s = req->srv;
+    int16_t v = req->hdr.api_version;
+    struct metadata_request in;
+    if (metadata_request_decode(&req->body, v, &req->arena, &in) != 0) {
+        request_malformed(req);
+        return;
+    }
+    struct metadata_response resp;
+    metadata_response_init(&resp);
+    size_t nb = cluster_broker_count(s->cluster);
+    resp.brokers_count = (int32_t)nb;
+    resp.brokers = REQ_ALLOC(req, struct metadata_response_brokers, nb);
+    for (size_t i = 0; i < nb; i++) {
+        const struct mbroker *b = cluster_broker_at(s->cluster, i);
+        metadata_response_brokers_init(&resp.brokers[i]);
+        resp.brokers[i].node_id = b->node_id;
+        resp.brokers[i].host = slice_from_cstr(b->host);
+        resp.brokers[i].port = b->port;
+        resp.brokers[i].rack = b->rack ? slice_from_cstr(b->rack) : SLICE_NULL;
+    }
+    resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
+    resp.controller_id = cluster_controller_id(s->cluster);
+
+    /* v0: an empty list means all topics; v1+: null means all, empty means none. */
+    bool all = in.topics_count < 0 || (v == 0 && in.topics_count == 0);
+    if (all) {
+        size_t n = cluster_topic_count(s->cluster);
+        resp.topics_count = (int32_t)n;
+        resp.topics = REQ_ALLOC(req, struct metadata_response_topics, n);
+        for (size_t i = 0; i < n; i++) {
+            metadata_response_topics_init(&resp.topics[i]);
+            fill_topic(req, &resp.topics[i], cluster_topic_at(s->cluster, i));
+        }
+        REQUEST_RESPOND(req, metadata_response, &resp);
+        return;
+    }
+    resp.topics_count = in.topics_count;
+    resp.topics = REQ_ALLOC(req, struct metadata_response_topics, in.topics_count);
+    bool allow_create = s->cfg->auto_create_topics && in.allow_auto_topic_creation;
+    for (int32_t i = 0; i < in.topics_count; i++) {
+        struct metadata_response_topics *out = &resp.topics[i];
+        metadata_response_topics_init(out);
+        struct slice name = in.topics[i].name;
+        const struct mtopic *t = name.ptr ? cluster_topic_find(s->cluster, name)
+                                          : cluster_topic_find_id(s->cluster, in.topics[i].topic_id);
+        out->name = name;
+        if (!t && name.ptr && cluster_topic_name_error(name)) {
+            out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
+            continue;
+        }
+        if (!t && name.ptr && allow_create) {
+            int16_t err = server_auto_create_topic(s, name);
+            t = cluster_topic_find(s->cluster, name);
+            if (err != KERR_NONE || !t) {
+                out->error_code = err != KERR_NONE ? err : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+        }
+        if (!t) {
+            out->error_code = name.ptr ? KERR_UNKNOWN_TOPIC_OR_PARTITION : KERR_UNKNOWN_TOPIC_ID;
+            continue;
+        }
+        fill_topic(req, out, t);
+    }
+    REQUEST_RESPOND(req, metadata_response, &resp);
+}

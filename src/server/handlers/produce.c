@@ -1,0 +1,139 @@
+/* Produce (key 0), v3-v11: validate and append record batches.
+ *
+ * Each partition's records are checked before anything is written: the size against
+ * max.message.bytes, then every batch's framing, magic and CRC32C. A bad partition gets
+ * its error code and nothing appended; the others in the request proceed, as in Kafka.
+ * acks=0: no response. acks=1: answered once the batches are in the log (page cache).
+ * acks=all (-1): answered once they are fdatasync'd (commit.c, group commit). */
+#include "server/internal.h"
+
+#include <string.h>
+
+typedef struct produce_response_responses_partition_responses part_resp;
+
+static void finish_produce(struct request *req, void *response) {
+    REQUEST_RESPOND(req, produce_response, (struct produce_response *)response);
+}
+
+static int16_t append_partition(struct server *s, struct request *req, struct slice topic,
+                                const struct produce_request_topic_data_partition_data *in,
+                                part_resp *out, struct partition **appended) {
+    struct partition *p = server_partition(s, topic, in->index);
+    if (!p)
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    const struct mtopic *t = cluster_topic_find(s->cluster, topic);
+    if (t && t->internal)
+        return KERR_INVALID_TOPIC_EXCEPTION; /* clients may not write internal topics */
+    if (!in->records.ptr || in->records.len == 0)
+        return KERR_INVALID_RECORD; /* Kafka: a produce must carry at least one batch */
+    int8_t source;
+    int64_t max_bytes = 0;
+    parse_i64(server_topic_config_value(s, t, "max.message.bytes", &source), &max_bytes);
+    int batches = 0;
+    int64_t records = 0;
+    int rc = batch_validate_all(in->records.ptr, in->records.len, true, &batches, &records);
+    if (rc != 0) {
+        log_warn("server", "rejecting produce to %s-%d: %s", p->topic->name, p->index,
+                 storage_strerror(rc));
+        return rc == STORAGE_ERR_BAD_MAGIC ? KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT
+                                           : KERR_CORRUPT_MESSAGE;
+    }
+    /* Kafka checks each batch against max.message.bytes; a multi-batch request is
+     * checked per batch the same way. */
+    struct batch_iter it;
+    struct batch_info info;
+    batch_iter_init(&it, in->records.ptr, in->records.len);
+    while (batch_iter_next(&it, &info, false) > 0) {
+        if ((int64_t)info.size_bytes > max_bytes)
+            return KERR_MESSAGE_TOO_LARGE;
+        if (info.attributes & BATCH_ATTR_TRANSACTIONAL)
+            return KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
+        if (info.attributes & BATCH_ATTR_CONTROL)
+            return KERR_INVALID_RECORD;
+    }
+    /* The frame copy is ours, so the batches are patched in place (base offset). */
+    uint8_t *data = (uint8_t *)in->records.ptr;
+    struct log_append_result res;
+    rc = log_append(p->log, data, in->records.len, 0, time_wall_ms(), &res);
+    if (rc != 0) {
+        log_error("server", "append to %s-%d failed: %s", p->topic->name, p->index,
+                  storage_strerror(rc));
+        return kerr_from_storage(rc);
+    }
+    (void)req;
+    out->base_offset = res.base_offset;
+    out->log_append_time_ms = res.log_append_time;
+    out->log_start_offset = res.log_start_offset;
+    *appended = p;
+    return KERR_NONE;
+}
+
+void handle_produce(struct request *req) {
+    struct server *s = req->srv;
+    struct produce_request in;
+    if (produce_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
+        request_malformed(req);
+        return;
+    }
+    int16_t acks = in.acks;
+    struct produce_response *resp = REQ_ALLOC(req, struct produce_response, 1);
+    produce_response_init(resp);
+    resp->responses_count = in.topic_data_count < 0 ? 0 : in.topic_data_count;
+    resp->responses = REQ_ALLOC(req, struct produce_response_responses, resp->responses_count);
+
+    int16_t global_err = KERR_NONE;
+    if (acks != 0 && acks != 1 && acks != -1)
+        global_err = KERR_INVALID_REQUIRED_ACKS;
+    else if (in.transactional_id.ptr)
+        global_err = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
+
+    struct produce_wait *wait = acks == -1 ? produce_wait_new(req, resp, finish_produce) : NULL;
+    for (int32_t ti = 0; ti < resp->responses_count; ti++) {
+        const struct produce_request_topic_data *td = &in.topic_data[ti];
+        struct produce_response_responses *tr = &resp->responses[ti];
+        produce_response_responses_init(tr);
+        tr->name = td->name;
+        int32_t np = td->partition_data_count < 0 ? 0 : td->partition_data_count;
+        tr->partition_responses_count = np;
+        tr->partition_responses = REQ_ALLOC(req, part_resp, np);
+        const struct mtopic *t = cluster_topic_find(s->cluster, td->name);
+        for (int32_t pi = 0; pi < np; pi++) {
+            part_resp *pr = &tr->partition_responses[pi];
+            produce_response_responses_partition_responses_init(pr);
+            pr->index = td->partition_data[pi].index;
+            pr->base_offset = -1;
+            if (global_err != KERR_NONE) {
+                pr->error_code = global_err;
+                continue;
+            }
+            if (acks == -1 && t) {
+                /* One replica is all a single node has: acks=all with
+                 * min.insync.replicas above 1 cannot be satisfied. */
+                int8_t source;
+                int64_t min_isr = 1;
+                parse_i64(server_topic_config_value(s, t, "min.insync.replicas", &source),
+                          &min_isr);
+                if (min_isr > 1) {
+                    pr->error_code = KERR_NOT_ENOUGH_REPLICAS;
+                    continue;
+                }
+            }
+            struct partition *p = NULL;
+            pr->error_code = append_partition(s, req, td->name, &td->partition_data[pi], pr, &p);
+            if (pr->error_code == KERR_NONE) {
+                server_after_append(s, p, acks == -1);
+                if (wait)
+                    produce_wait_add(wait, p, log_end_offset(p->log), &pr->error_code);
+            }
+        }
+    }
+    if (acks == 0) {
+        request_drop(req);
+        return;
+    }
+    if (wait) {
+        produce_wait_submit(s, wait);
+        return;
+    }
+    finish_produce(req, resp);
+}

@@ -1,0 +1,165 @@
+/* Server internals shared by the server's own files and the API handlers. */
+#ifndef SAMSA_SERVER_INTERNAL_H
+#define SAMSA_SERVER_INTERNAL_H
+
+#include "cluster/cluster.h"
+#include "net/net.h"
+#include "proto/proto.h"
+#include "server/server.h"
+#include "storage/storage.h"
+
+struct fetch_wait;
+
+/* One partition this node hosts: its log and who is waiting on it. */
+struct partition {
+    struct topic_state *topic;
+    int32_t index;
+    struct log *log;
+    bool sync_wanted;          /* an acks=all producer (or the flush policy) needs a sync */
+    int jobs_in_flight;        /* flush jobs the syncer still holds for this log */
+    bool deleted;              /* log closed; struct freed when jobs_in_flight drops to 0 */
+    struct fetch_wait **waiters; /* parked fetches that read this partition */
+    size_t waiter_count, waiter_cap;
+    int64_t messages_at_last_flush_check;
+};
+
+struct topic_state {
+    char *name;
+    int32_t partition_count;
+    struct partition **partitions;
+};
+
+/* A request being served. Owns a copy of its frame so decoded slices stay valid while
+ * the request waits (for an fsync or a long poll), and an arena for everything decoded
+ * or built for it. */
+struct request {
+    struct server *srv;
+    struct net_reply *reply;
+    struct request_header hdr;
+    uint8_t *frame;
+    size_t frame_len;
+    struct reader body;   /* positioned after the header */
+    struct arena arena;
+    int64_t start_ms;     /* monotonic */
+};
+
+struct server {
+    const struct broker_config *cfg;
+    struct net_loop *loop;
+    struct net_listener *listener;
+    struct cluster *cluster;
+    struct syncer *syncer;
+    char *log_dir;
+    struct hmap topics;        /* name -> struct topic_state */
+    /* Group commit. */
+    bool round_in_flight;
+    struct produce_wait *waits_head, *waits_tail;
+    /* Parked fetches that an append made worth re-trying, handled in the idle hook. */
+    struct fetch_wait **ready_fetches;
+    size_t ready_count, ready_cap;
+    struct fetch_wait *all_fetches; /* every parked fetch, for shutdown */
+    uint64_t retention_timer;
+    uint64_t flush_timer;
+    bool stopping;
+    struct hmap start_offsets;    /* "topic-partition" -> int64 log start, from checkpoint */
+    struct hmap recovery_points;  /* "topic-partition" -> int64 recovery point */
+};
+
+/* ---- partitions (partitions.c) ---- */
+struct partition *server_partition(struct server *s, struct slice topic, int32_t index);
+struct topic_state *server_topic(struct server *s, struct slice topic);
+/* Fills the effective log config of a topic: its own settings over broker defaults. */
+void server_topic_log_config(const struct server *s, const struct mtopic *t,
+                             struct log_config *out);
+/* Effective string value of a topic config and whether it came from the topic itself
+ * (1), the broker's file (4) or the default (5): Kafka's DescribeConfigs sources. */
+const char *server_topic_config_value(const struct server *s, const struct mtopic *t,
+                                      const char *name, int8_t *source);
+int server_open_all_partitions(struct server *s);
+void server_close_all_partitions(struct server *s);
+void server_partition_free(struct partition *p);
+void server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t);
+/* Creates a topic with broker defaults (auto-creation). Kafka error code. */
+int16_t server_auto_create_topic(struct server *s, struct slice name);
+/* Persists log-start-offset-checkpoint (DeleteRecords). */
+int server_write_start_offsets(struct server *s);
+int server_write_recovery_points(struct server *s);
+
+/* ---- group commit (commit.c) ---- */
+/* Called after an append: wakes fetches parked on p; marks p for the next sync round
+ * when durability is wanted now (acks=all) or the flush policy says so. */
+void server_after_append(struct server *s, struct partition *p, bool want_sync);
+/* The idle hook: submits one sync round if none is in flight and one is wanted. */
+void server_commit_idle(struct server *s);
+void server_flush_policy_tick(struct server *s);
+struct produce_wait;
+/* A produce request waiting for its partitions to become durable. The response is
+ * encoded and sent once every (partition, offset) it names is durable. */
+struct produce_wait *produce_wait_new(struct request *req, void *response,
+                                      void (*finish)(struct request *, void *response));
+void produce_wait_add(struct produce_wait *w, struct partition *p, int64_t offset,
+                      int16_t *error_slot);
+void produce_wait_submit(struct server *s, struct produce_wait *w);
+void server_partition_forget(struct server *s, struct partition *p);
+
+/* ---- fetch long poll (handlers/fetch.c) ---- */
+void fetch_wake(struct server *s, struct partition *p);
+void fetch_run_ready(struct server *s);
+void fetch_abort_all(struct server *s);
+/* Zero-copy fetch responses (fetch_sendfile.c): a records field is encoded as a
+ * marker, then each marker is replaced on the wire by its file range. */
+struct slice fetch_file_marker(size_t index);
+void fetch_send_with_files(struct request *req, const struct buf *encoded,
+                           const struct log_read_result *files, size_t n);
+void fetch_forget_partition(struct server *s, struct partition *p);
+
+/* ---- requests (dispatch.c) ---- */
+void server_on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg);
+void server_on_close(struct net_conn *c, void *arg);
+/* Writes the response header into the reply and returns the body buffer. */
+struct buf *request_response_begin(struct request *req);
+/* Sends the reply and frees the request. */
+void request_response_end(struct request *req);
+/* Completes without a response (acks=0), freeing the request. */
+void request_drop(struct request *req);
+void request_free(struct request *req);
+/* The body did not decode: Kafka closes the connection. Frees the request. */
+void request_malformed(struct request *req);
+
+#define REQUEST_RESPOND(req, msg, resp_ptr)                                              \
+    do {                                                                                 \
+        struct buf *b_ = request_response_begin(req);                                    \
+        msg##_encode(b_, (req)->hdr.api_version, (resp_ptr));                            \
+        request_response_end(req);                                                       \
+    } while (0)
+
+/* n zeroed elements of type T from the request's arena. */
+#define REQ_ALLOC(req, T, n) ((T *)arena_alloc(&(req)->arena, (size_t)(n) * sizeof(T)))
+/* A NUL-terminated copy of a slice in the request's arena. */
+#define REQ_CSTR(req, sl) arena_strndup(&(req)->arena, (const char *)(sl).ptr, (sl).len)
+
+/* Kafka error code for a storage or cluster error. */
+int16_t kerr_from_storage(int err);
+int16_t kerr_from_cluster(int err);
+
+/* Handlers: each decodes its request body, and answers now or later. */
+#define SAMSA_HANDLERS(X)                                                                \
+    X(0, produce)                                                                        \
+    X(1, fetch)                                                                          \
+    X(2, list_offsets)                                                                   \
+    X(3, metadata)                                                                       \
+    X(18, api_versions)                                                                  \
+    X(19, create_topics)                                                                 \
+    X(20, delete_topics)                                                                 \
+    X(21, delete_records)                                                                \
+    X(23, offset_for_leader_epoch)                                                       \
+    X(32, describe_configs)                                                              \
+    X(33, alter_configs)                                                                 \
+    X(37, create_partitions)                                                             \
+    X(44, incremental_alter_configs)                                                     \
+    X(60, describe_cluster)
+#define X(key, name) void handle_##name(struct request *req);
+SAMSA_HANDLERS(X)
+#undef X
+
+#endif

@@ -1,0 +1,315 @@
+/* The partitions this node hosts: opening their logs at start-up and when topics are
+ * created, closing and deleting them, and the effective per-topic configuration
+ * (topic setting, else broker property, else Kafka's default). */
+#include "server/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct topic_state *server_topic(struct server *s, struct slice topic) {
+    return hmap_get(&s->topics, topic);
+}
+
+struct partition *server_partition(struct server *s, struct slice topic, int32_t index) {
+    struct topic_state *t = hmap_get(&s->topics, topic);
+    if (!t || index < 0 || index >= t->partition_count)
+        return NULL;
+    return t->partitions[index];
+}
+
+const char *server_topic_config_value(const struct server *s, const struct mtopic *t,
+                                      const char *name, int8_t *source) {
+    const char *v = t ? cluster_topic_config(t, name) : NULL;
+    if (v) {
+        *source = 1; /* DYNAMIC_TOPIC_CONFIG */
+        return v;
+    }
+    const struct tcfg_def *d = tcfg_find(name);
+    if (!d)
+        return NULL;
+    /* Kafka derives retention.ms/segment.ms from the hours/minutes keys too; the parsed
+     * broker config already did that, so report its number when the file set any. */
+    static char num[32];
+    if (strcmp(name, "retention.ms") == 0 &&
+        (props_get(&s->cfg->props, "log.retention.ms") ||
+         props_get(&s->cfg->props, "log.retention.minutes") ||
+         props_get(&s->cfg->props, "log.retention.hours"))) {
+        snprintf(num, sizeof num, "%lld", (long long)s->cfg->retention_ms);
+        *source = 4;
+        return num;
+    }
+    if (strcmp(name, "segment.ms") == 0 && (props_get(&s->cfg->props, "log.roll.ms") ||
+                                            props_get(&s->cfg->props, "log.roll.hours"))) {
+        snprintf(num, sizeof num, "%lld", (long long)s->cfg->roll_ms);
+        *source = 4;
+        return num;
+    }
+    if (d->broker_key && props_get(&s->cfg->props, d->broker_key)) {
+        *source = 4; /* STATIC_BROKER_CONFIG */
+        return props_get(&s->cfg->props, d->broker_key);
+    }
+    *source = 5; /* DEFAULT_CONFIG */
+    return d->default_value;
+}
+
+static int64_t topic_num(const struct server *s, const struct mtopic *t, const char *name) {
+    int8_t source;
+    const char *v = server_topic_config_value(s, t, name, &source);
+    int64_t x = 0;
+    if (!v || parse_i64(v, &x) != 0)
+        ASSERT(!"topic config values are validated before they are stored");
+    return x;
+}
+
+void server_topic_log_config(const struct server *s, const struct mtopic *t,
+                             struct log_config *out) {
+    log_config_default(out);
+    out->segment_bytes = topic_num(s, t, "segment.bytes");
+    out->segment_ms = topic_num(s, t, "segment.ms");
+    out->retention_bytes = topic_num(s, t, "retention.bytes");
+    out->retention_ms = topic_num(s, t, "retention.ms");
+    out->index_interval_bytes = topic_num(s, t, "index.interval.bytes");
+    out->max_index_bytes = topic_num(s, t, "segment.index.bytes");
+    out->flush_interval_messages = topic_num(s, t, "flush.messages");
+    out->flush_interval_ms = topic_num(s, t, "flush.ms");
+    int8_t source;
+    const char *ts = server_topic_config_value(s, t, "message.timestamp.type", &source);
+    out->timestamp_type = strcmp(ts, "LogAppendTime") == 0 ? LOG_TIMESTAMP_LOG_APPEND_TIME
+                                                           : LOG_TIMESTAMP_CREATE_TIME;
+}
+
+static int64_t checkpoint_lookup(struct hmap *m, const char *topic, int32_t index,
+                                 int64_t missing) {
+    char key[300];
+    int n = snprintf(key, sizeof key, "%s-%d", topic, index);
+    int64_t *v = hmap_get(m, (struct slice){(const uint8_t *)key, (size_t)n});
+    return v ? *v : missing;
+}
+
+static struct partition *open_partition(struct server *s, struct topic_state *ts,
+                                        const struct mtopic *t, int32_t index) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s-%d", s->log_dir, t->name, index);
+    struct log_config lc;
+    server_topic_log_config(s, t, &lc);
+    int64_t recovery_point = checkpoint_lookup(&s->recovery_points, t->name, index, -1);
+    struct log *l = NULL;
+    int rc = log_open(dir, &lc, recovery_point, &l);
+    if (rc != 0) {
+        log_error("server", "cannot open partition %s-%d in %s: %s", t->name, index, dir,
+                  storage_strerror(rc));
+        return NULL;
+    }
+    int64_t start = checkpoint_lookup(&s->start_offsets, t->name, index, -1);
+    if (start > 0 && (rc = log_set_start_offset(l, start)) != 0)
+        log_warn("server", "cannot restore log start offset %lld of %s-%d: %s",
+                 (long long)start, t->name, index, storage_strerror(rc));
+    struct partition *p = xcalloc(1, sizeof *p);
+    p->topic = ts;
+    p->index = index;
+    p->log = l;
+    return p;
+}
+
+/* Opens partitions [ts->partition_count, t->partition_count). */
+static int open_new_partitions(struct server *s, struct topic_state *ts, const struct mtopic *t) {
+    ts->partitions = xrealloc(ts->partitions, (size_t)t->partition_count * sizeof *ts->partitions);
+    for (int32_t i = ts->partition_count; i < t->partition_count; i++) {
+        struct partition *p = open_partition(s, ts, t, i);
+        if (!p)
+            return -1;
+        ts->partitions[i] = p;
+        ts->partition_count = i + 1;
+    }
+    return 0;
+}
+
+static int add_topic(struct server *s, const struct mtopic *t) {
+    struct topic_state *ts = xcalloc(1, sizeof *ts);
+    ts->name = xstrdup(t->name);
+    hmap_put(&s->topics, slice_from_cstr(ts->name), ts);
+    return open_new_partitions(s, ts, t);
+}
+
+void server_partition_free(struct partition *p) {
+    free(p->waiters);
+    free(p);
+}
+
+/* Closes a partition's log and, if the topic is gone, deletes its directory at once
+ * (so a topic re-created with the same name starts empty). A sync round still holding
+ * a job for this log keeps only dup'd fds; the struct is freed when it returns. */
+static void close_partition(struct server *s, struct partition *p, bool delete_files) {
+    server_partition_forget(s, p);
+    fetch_forget_partition(s, p);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s-%d", s->log_dir, p->topic->name, p->index);
+    log_close(p->log);
+    p->log = NULL;
+    p->deleted = true;
+    if (delete_files) {
+        int rc = log_delete_dir(dir);
+        if (rc != 0)
+            log_warn("server", "cannot delete %s: %s", dir, storage_strerror(rc));
+    }
+    if (p->jobs_in_flight == 0)
+        server_partition_free(p);
+}
+
+static void remove_topic(struct server *s, struct topic_state *ts, bool delete_files) {
+    hmap_remove(&s->topics, slice_from_cstr(ts->name));
+    for (int32_t i = 0; i < ts->partition_count; i++)
+        close_partition(s, ts->partitions[i], delete_files);
+    free(ts->partitions);
+    free(ts->name);
+    free(ts);
+}
+
+void server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t) {
+    struct server *s = arg;
+    struct topic_state *ts = hmap_get(&s->topics, slice_from_cstr(t->name));
+    switch (ev) {
+    case CLUSTER_TOPIC_CREATED:
+        if (!ts && add_topic(s, t) != 0)
+            log_error("server", "topic %s was created but not all its partitions could be "
+                                "opened", t->name);
+        break;
+    case CLUSTER_PARTITIONS_ADDED:
+        if (ts && open_new_partitions(s, ts, t) != 0)
+            log_error("server", "new partitions of %s could not all be opened", t->name);
+        break;
+    case CLUSTER_CONFIG_CHANGED:
+        if (ts) {
+            struct log_config lc;
+            server_topic_log_config(s, t, &lc);
+            for (int32_t i = 0; i < ts->partition_count; i++)
+                log_set_config(ts->partitions[i]->log, &lc);
+        }
+        break;
+    case CLUSTER_TOPIC_DELETED:
+        if (ts) {
+            log_info("server", "deleting topic %s (%d partitions)", t->name, ts->partition_count);
+            remove_topic(s, ts, true);
+        }
+        break;
+    }
+}
+
+static void load_checkpoint(struct server *s, const char *file, struct hmap *into) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", s->log_dir, file);
+    struct ckpt_entry *e = NULL;
+    size_t n = 0;
+    int rc = ckpt_read(path, &e, &n);
+    if (rc != 0) {
+        log_warn("server", "ignoring unreadable %s: %s", path, storage_strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char key[300];
+        int len = snprintf(key, sizeof key, "%s-%d", e[i].topic, e[i].partition);
+        int64_t *v = xmalloc(sizeof *v);
+        *v = e[i].offset;
+        int64_t *old = hmap_get(into, (struct slice){(const uint8_t *)key, (size_t)len});
+        free(old);
+        hmap_put(into, (struct slice){(const uint8_t *)key, (size_t)len}, v);
+    }
+    ckpt_free_entries(e, n);
+}
+
+static void free_checkpoint_map(struct hmap *m) {
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(m, &it, &k, &v))
+        free(v);
+    hmap_free(m);
+}
+
+int server_open_all_partitions(struct server *s) {
+    hmap_init(&s->recovery_points);
+    hmap_init(&s->start_offsets);
+    load_checkpoint(s, "recovery-point-offset-checkpoint", &s->recovery_points);
+    load_checkpoint(s, "log-start-offset-checkpoint", &s->start_offsets);
+    int rc = 0;
+    int64_t t0 = time_mono_ms();
+    size_t partitions = 0;
+    for (size_t i = 0; i < cluster_topic_count(s->cluster) && rc == 0; i++) {
+        const struct mtopic *t = cluster_topic_at(s->cluster, i);
+        rc = add_topic(s, t);
+        partitions += (size_t)t->partition_count;
+    }
+    free_checkpoint_map(&s->recovery_points);
+    free_checkpoint_map(&s->start_offsets);
+    log_info("server", "opened %zu topics with %zu partitions in %lld ms",
+             cluster_topic_count(s->cluster), partitions, (long long)(time_mono_ms() - t0));
+    return rc;
+}
+
+void server_close_all_partitions(struct server *s) {
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    struct topic_state **all = xcalloc(s->topics.count + 1, sizeof *all);
+    size_t n = 0;
+    while (hmap_next(&s->topics, &it, &k, &v))
+        all[n++] = v;
+    for (size_t i = 0; i < n; i++)
+        remove_topic(s, all[i], false);
+    free(all);
+    hmap_free(&s->topics);
+}
+
+/* Writes one checkpoint file with an offset per open partition. Blocking (fsync):
+ * used at shutdown and for rare admin operations. */
+static int write_checkpoint(struct server *s, const char *file,
+                            int64_t (*offset_of)(const struct log *)) {
+    size_t cap = 64, n = 0;
+    struct ckpt_entry *e = xcalloc(cap, sizeof *e);
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(&s->topics, &it, &k, &v)) {
+        struct topic_state *ts = v;
+        for (int32_t i = 0; i < ts->partition_count; i++) {
+            if (!ts->partitions[i]->log)
+                continue;
+            if (n == cap) {
+                cap *= 2;
+                e = xrealloc(e, cap * sizeof *e);
+            }
+            e[n++] = (struct ckpt_entry){ts->name, i, offset_of(ts->partitions[i]->log)};
+        }
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", s->log_dir, file);
+    int rc = ckpt_write(path, e, n);
+    if (rc != 0)
+        log_error("server", "cannot write %s: %s", path, storage_strerror(rc));
+    free(e);
+    return rc;
+}
+
+int server_write_start_offsets(struct server *s) {
+    return write_checkpoint(s, "log-start-offset-checkpoint", log_start_offset);
+}
+
+int server_write_recovery_points(struct server *s) {
+    return write_checkpoint(s, "recovery-point-offset-checkpoint", log_durable_offset);
+}
+
+int16_t server_auto_create_topic(struct server *s, struct slice name) {
+    const char *why = NULL;
+    int rc = cluster_create_topic(s->cluster, name, s->cfg->num_partitions,
+                                  s->cfg->default_replication_factor, NULL, 0, false, &why);
+    if (rc == 0)
+        log_info("server", "auto-created topic %.*s with %d partitions", (int)name.len,
+                 (const char *)name.ptr, s->cfg->num_partitions);
+    else if (rc != CLUSTER_ERR_TOPIC_EXISTS)
+        log_warn("server", "auto-creating topic %.*s failed: %s", (int)name.len,
+                 (const char *)name.ptr, why ? why : "metadata log error");
+    return rc == CLUSTER_ERR_TOPIC_EXISTS ? KERR_NONE : kerr_from_cluster(rc);
+}

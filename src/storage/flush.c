@@ -1,0 +1,236 @@
+/*
+ * Durability without blocking the event loop (docs/storage-format.md, "Durability").
+ *
+ * log_flush_prepare (loop thread) dup()s the fds of every segment that may hold data not
+ * yet durable (those with offsets >= the durable offset) and, if files were created,
+ * renamed or deleted since the last directory sync, the directory fd; it captures the log
+ * end offset. log_flush_execute (any thread) only calls fdatasync/fsync on those fds.
+ * log_flush_complete (loop thread) closes them and raises the durable offset.
+ *
+ * The syncer is the helper thread that executes rounds of jobs (group commit: every
+ * produce waiting for acks=all in a round shares one sync per log) and wakes the loop
+ * through an eventfd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "storage/storage_internal.h"
+
+static bool seg_needs_sync(const struct log *l, const struct segment *s) {
+    return s->next_offset > l->durable_offset || s->base_offset >= l->durable_offset;
+}
+
+static void job_close_fds(struct log_flush_job *job) {
+    for (size_t i = 0; i < job->n_fds; i++)
+        close(job->fds[i]);
+    free(job->fds);
+    job->fds = NULL;
+    job->n_fds = 0;
+    if (job->dir_fd >= 0)
+        close(job->dir_fd);
+    job->dir_fd = -1;
+}
+
+int log_flush_prepare(struct log *l, struct log_flush_job *job) {
+    void *user = job->user;
+    *job = (struct log_flush_job){.log = l, .dir_fd = -1, .user = user};
+    if (l->failed)
+        return STORAGE_ERR_LOG_FAILED;
+    size_t n = 0;
+    for (size_t i = 0; i < l->n_segs; i++)
+        n += seg_needs_sync(l, l->segs[i]);
+    job->fds = n ? xmalloc(n * sizeof(int)) : NULL;
+    for (size_t i = 0; i < l->n_segs; i++) {
+        if (!seg_needs_sync(l, l->segs[i]))
+            continue;
+        int fd = fcntl(l->segs[i]->fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            goto fail;
+        job->fds[job->n_fds++] = fd;
+    }
+    if (l->dir_gen != l->dir_synced_gen) {
+        job->dir_fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (job->dir_fd < 0)
+            goto fail;
+    }
+    job->durable_offset = l->log_end_offset;
+    job->appended_messages = l->appended_messages;
+    job->dir_gen = l->dir_gen;
+    job->trunc_gen = l->trunc_gen;
+    return 0;
+fail:;
+    int err = -errno;
+    log_error(SUBSYS, "partition %s: cannot prepare flush: %s", l->name, strerror(errno));
+    job_close_fds(job);
+    return err;
+}
+
+void log_flush_execute(struct log_flush_job *job) {
+    for (size_t i = 0; i < job->n_fds; i++) {
+        if (fdatasync(job->fds[i]) != 0 && job->err == 0)
+            job->err = -errno;
+    }
+    if (job->dir_fd >= 0 && fsync(job->dir_fd) != 0 && job->err == 0)
+        job->err = -errno;
+}
+
+int log_flush_complete(struct log *l, struct log_flush_job *job) {
+    ASSERT(job->log == l);
+    bool synced_dir = job->dir_fd >= 0;
+    job_close_fds(job);
+    if (job->err != 0) {
+        /* After a failed fsync the kernel may have dropped the dirty pages and a later
+         * fsync can report success: nothing written since the last good flush can be
+         * trusted, so the log stops accepting writes (Kafka takes the dir offline). */
+        log_error(SUBSYS, "partition %s: flush failed: %s; log marked failed", l->name,
+                  strerror(-job->err));
+        l->failed = true;
+        return job->err;
+    }
+    if (job->trunc_gen == l->trunc_gen && job->durable_offset > l->durable_offset)
+        l->durable_offset = MIN(job->durable_offset, l->log_end_offset);
+    if (job->appended_messages > l->flushed_messages)
+        l->flushed_messages = job->appended_messages;
+    if (synced_dir && job->dir_gen > l->dir_synced_gen)
+        l->dir_synced_gen = job->dir_gen;
+    l->last_flush_ms = time_mono_ms();
+    return 0;
+}
+
+void log_flush_abandon(struct log_flush_job *job) { job_close_fds(job); }
+
+int64_t log_unflushed_messages(const struct log *l) {
+    return l->appended_messages - l->flushed_messages;
+}
+
+int64_t log_last_flush_ms(const struct log *l) { return l->last_flush_ms; }
+
+/* ---- syncer ---- */
+
+struct sync_round {
+    struct sync_round *next;
+    struct log_flush_job **jobs;
+    size_t n;
+    syncer_done_fn done;
+    void *arg;
+};
+
+struct syncer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int efd;
+    bool stopping;
+    struct sync_round *todo_head, *todo_tail; /* guarded by mu */
+    struct sync_round *done_head, *done_tail; /* guarded by mu */
+};
+
+static void *syncer_main(void *arg) {
+    struct syncer *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->todo_head && !s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+        struct sync_round *r = s->todo_head;
+        if (!r)
+            break; /* stopping and drained */
+        s->todo_head = r->next;
+        if (!s->todo_head)
+            s->todo_tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        for (size_t i = 0; i < r->n; i++)
+            log_flush_execute(r->jobs[i]);
+        pthread_mutex_lock(&s->mu);
+        r->next = NULL;
+        if (s->done_tail)
+            s->done_tail->next = r;
+        else
+            s->done_head = r;
+        s->done_tail = r;
+        uint64_t one = 1;
+        ssize_t w = write(s->efd, &one, sizeof(one));
+        (void)w; /* eventfd write only fails on counter overflow; reap drains anyway */
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int syncer_create(struct syncer **out) {
+    struct syncer *s = xcalloc(1, sizeof(*s));
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->efd < 0) {
+        int err = -errno;
+        free(s);
+        return err;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    int rc = pthread_create(&s->thread, NULL, syncer_main, s);
+    if (rc != 0) {
+        close(s->efd);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s);
+        return -rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int syncer_event_fd(struct syncer *s) { return s->efd; }
+
+void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n,
+                   syncer_done_fn done, void *arg) {
+    struct sync_round *r = xcalloc(1, sizeof(*r));
+    r->jobs = n ? xmalloc(n * sizeof(*jobs)) : NULL;
+    if (n)
+        memcpy(r->jobs, jobs, n * sizeof(*jobs));
+    r->n = n;
+    r->done = done;
+    r->arg = arg;
+    pthread_mutex_lock(&s->mu);
+    ASSERT(!s->stopping);
+    if (s->todo_tail)
+        s->todo_tail->next = r;
+    else
+        s->todo_head = r;
+    s->todo_tail = r;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void syncer_reap(struct syncer *s) {
+    uint64_t v;
+    while (read(s->efd, &v, sizeof(v)) > 0) {
+    }
+    pthread_mutex_lock(&s->mu);
+    struct sync_round *r = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (r) {
+        struct sync_round *next = r->next;
+        if (r->done)
+            r->done(r->arg, r->jobs, r->n);
+        free(r->jobs);
+        free(r);
+        r = next;
+    }
+}
+
+void syncer_destroy(struct syncer *s) {
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    syncer_reap(s);
+    close(s->efd);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

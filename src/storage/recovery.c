@@ -1,0 +1,264 @@
+/*
+ * Loading and recovering segments at log_open.
+ *
+ * seg_load_clean: for segments wholly below the recovery point (known durable and
+ * consistent at the last clean flush). Trusts the data but not the indexes: they are
+ * checked (size a multiple of the entry size, strictly increasing offsets and positions,
+ * positions inside the file, timestamps non-decreasing) and the tail after the last
+ * index entry is scanned (headers only) to find the next offset and max timestamp. Any
+ * inconsistency sends the segment to full recovery.
+ *
+ * seg_recover: reads every batch, checks framing, magic, CRC32C and that offsets grow;
+ * truncates the file at the first bad batch and rebuilds both indexes from scratch.
+ * The caller deletes every later segment after a truncation, so nothing beyond a
+ * corruption is ever resurrected.
+ */
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/storage_internal.h"
+
+#define RECOVER_CHUNK_BYTES 65536
+
+static ssize_t pread_all(int fd, uint8_t *buf, size_t len, int64_t pos) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, buf + done, len - done, (off_t)(pos + (int64_t)done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+void seg_note_batch(struct log *l, struct segment *s, const struct batch_info *b,
+                           int64_t pos) {
+    int64_t last = batch_last_offset(b);
+    if (b->max_timestamp > s->max_timestamp) {
+        s->max_timestamp = b->max_timestamp;
+        s->offset_of_max_timestamp = last;
+    }
+    if (s->roll_base_ms < 0)
+        s->roll_base_ms = b->max_timestamp >= 0 ? b->max_timestamp : s->last_modified_ms;
+    seg_index_batch(l, s, pos, last, (int64_t)b->size_bytes);
+    s->next_offset = last + 1;
+}
+
+int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool *truncated) {
+    *truncated = false;
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return -errno;
+    int64_t file_size = st.st_size;
+    s->last_modified_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    int rc = idx_reset(&s->oidx);
+    if (rc == 0)
+        rc = idx_reset(&s->tidx);
+    if (rc != 0)
+        return rc;
+    s->bytes_since_index = 0;
+    s->max_timestamp = -1;
+    s->offset_of_max_timestamp = -1;
+    s->last_index_ts = -1;
+    s->roll_base_ms = -1;
+    s->next_offset = s->base_offset;
+    int64_t expect = MAX(expect_min_offset, s->base_offset);
+
+    uint8_t *chunk = xmalloc(RECOVER_CHUNK_BYTES);
+    int64_t pos = 0;
+    const char *why = NULL;
+    while (pos < file_size) {
+        uint8_t hdr[BATCH_HEADER_BYTES];
+        if (file_size - pos < BATCH_HEADER_BYTES) {
+            why = "torn batch header";
+            break;
+        }
+        ssize_t r = pread_all(s->fd, hdr, sizeof(hdr), pos);
+        if (r < 0) {
+            free(chunk);
+            return (int)r;
+        }
+        if (r < BATCH_HEADER_BYTES) {
+            why = "torn batch header";
+            break;
+        }
+        struct batch_info b;
+        rc = batch_parse_header_only(hdr, &b);
+        if (rc != 0) {
+            why = rc == STORAGE_ERR_BAD_MAGIC ? "bad magic" : "bad batch header";
+            break;
+        }
+        if ((int64_t)b.size_bytes > file_size - pos) {
+            why = "torn batch (file ends inside it)";
+            break;
+        }
+        if (b.base_offset < expect || batch_last_offset(&b) - s->base_offset > INT32_MAX) {
+            why = "offset out of order";
+            break;
+        }
+        uint32_t crc = crc32c(0, hdr + BATCH_OFF_ATTRIBUTES,
+                              BATCH_HEADER_BYTES - BATCH_OFF_ATTRIBUTES);
+        int64_t at = pos + BATCH_HEADER_BYTES, end = pos + (int64_t)b.size_bytes;
+        while (at < end) {
+            size_t n = (size_t)MIN((int64_t)RECOVER_CHUNK_BYTES, end - at);
+            r = pread_all(s->fd, chunk, n, at);
+            if (r < 0) {
+                free(chunk);
+                return (int)r;
+            }
+            if ((size_t)r < n)
+                break;
+            crc = crc32c(crc, chunk, n);
+            at += (int64_t)n;
+        }
+        if (at < end) {
+            why = "torn batch (short read)";
+            break;
+        }
+        if (crc != b.crc) {
+            why = "CRC mismatch";
+            break;
+        }
+        seg_note_batch(l, s, &b, pos);
+        if (b.partition_leader_epoch >= 0)
+            epoch_assign(l, b.partition_leader_epoch, b.base_offset);
+        expect = batch_last_offset(&b) + 1;
+        pos = end;
+    }
+    free(chunk);
+    s->size_bytes = pos;
+    if (why) {
+        log_warn(SUBSYS,
+                 "partition %s: %s in segment %lld at byte %lld (next offset %lld); "
+                 "truncating %lld bytes",
+                 l->name, why, (long long)s->base_offset, (long long)pos, (long long)expect,
+                 (long long)(file_size - pos));
+        if (ftruncate(s->fd, (off_t)pos) != 0) {
+            int err = -errno;
+            log_error(SUBSYS, "partition %s: cannot truncate segment %lld: %s", l->name,
+                      (long long)s->base_offset, strerror(errno));
+            return err;
+        }
+        *truncated = true;
+    }
+    return 0;
+}
+
+/* Tail scan state for seg_load_clean. */
+struct tail_scan {
+    struct log *l;
+    struct segment *s;
+    int64_t start_pos; /* position of the last index entry (0 if none) */
+    int64_t expect_last; /* last offset the first batch must have, or -1 */
+    int64_t prev_next;
+    bool bad;
+};
+
+static int tail_cb(void *arg, const struct batch_info *b, int64_t pos) {
+    struct tail_scan *t = arg;
+    if (t->expect_last >= 0 && batch_last_offset(b) != t->expect_last) {
+        t->bad = true;
+        return 1;
+    }
+    t->expect_last = -1;
+    /* A batch starting more than an interval past the last entry means entries are
+     * missing (e.g. a deleted .index recreated empty, or a smaller interval): rebuild. */
+    if (pos - t->start_pos > t->l->cfg.index_interval_bytes) {
+        t->bad = true;
+        return 1;
+    }
+    if (b->base_offset < t->prev_next) {
+        t->bad = true;
+        return 1;
+    }
+    t->prev_next = batch_last_offset(b) + 1;
+    struct segment *s = t->s;
+    if (b->max_timestamp > s->max_timestamp) {
+        s->max_timestamp = b->max_timestamp;
+        s->offset_of_max_timestamp = batch_last_offset(b);
+    }
+    s->next_offset = batch_last_offset(b) + 1;
+    return 0;
+}
+
+int seg_load_clean(struct log *l, struct segment *s) {
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return -errno;
+    s->size_bytes = st.st_size;
+    s->last_modified_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    int rc = idx_load(&s->oidx, s->active);
+    if (rc == 0)
+        rc = idx_load(&s->tidx, s->active);
+    if (rc != 0)
+        return rc; /* STORAGE_ERR_CORRUPT for a mis-sized index: caller recovers */
+
+    /* Offset index: strictly increasing offsets and positions, inside the file. */
+    const uint8_t *e = idx_entries(&s->oidx);
+    int64_t prev_off = -1, prev_pos = -1;
+    for (size_t i = 0; i < s->oidx.n; i++) {
+        int64_t off = (int32_t)be32_read(e + i * OFFSET_INDEX_ENTRY_BYTES);
+        int64_t p = (int32_t)be32_read(e + i * OFFSET_INDEX_ENTRY_BYTES + 4);
+        if (off <= prev_off || p <= prev_pos || p >= s->size_bytes)
+            return STORAGE_ERR_CORRUPT;
+        prev_off = off;
+        prev_pos = p;
+    }
+    /* Time index: non-decreasing timestamps and offsets. */
+    const uint8_t *t = idx_entries(&s->tidx);
+    int64_t prev_ts = INT64_MIN, prev_rel = -1;
+    for (size_t i = 0; i < s->tidx.n; i++) {
+        int64_t ts = (int64_t)be64_read(t + i * TIME_INDEX_ENTRY_BYTES);
+        int64_t rel = (int32_t)be32_read(t + i * TIME_INDEX_ENTRY_BYTES + 8);
+        if (ts < prev_ts || rel < prev_rel || rel < 0)
+            return STORAGE_ERR_CORRUPT;
+        prev_ts = ts;
+        prev_rel = rel;
+    }
+    s->max_timestamp = -1;
+    s->offset_of_max_timestamp = -1;
+    s->last_index_ts = -1;
+    if (s->tidx.n > 0) {
+        s->max_timestamp = prev_ts;
+        s->offset_of_max_timestamp = s->base_offset + prev_rel;
+        s->last_index_ts = prev_ts;
+    }
+
+    struct tail_scan ts_state = {.l = l, .s = s, .expect_last = -1, .prev_next = s->base_offset};
+    int64_t start = 0;
+    if (s->oidx.n > 0) {
+        start = prev_pos;
+        ts_state.expect_last = s->base_offset + prev_off;
+        ts_state.start_pos = start;
+    }
+    s->next_offset = s->base_offset;
+    int64_t bad_pos = -1;
+    rc = seg_scan(l, s, start, s->size_bytes, tail_cb, &ts_state, &bad_pos);
+    if (rc < 0 && rc != STORAGE_ERR_CORRUPT && rc != STORAGE_ERR_SHORT &&
+        rc != STORAGE_ERR_BAD_MAGIC)
+        return rc;
+    if (rc != 0 || ts_state.bad)
+        return STORAGE_ERR_CORRUPT;
+    if (s->oidx.n > 0 && s->next_offset <= s->base_offset + prev_off)
+        return STORAGE_ERR_CORRUPT;
+    if (s->tidx.n > 0 && s->base_offset + prev_rel >= s->next_offset)
+        return STORAGE_ERR_CORRUPT;
+    s->bytes_since_index = s->size_bytes - start;
+
+    if (s->size_bytes > 0) {
+        uint8_t hdr[BATCH_HEADER_BYTES];
+        ssize_t r = pread_all(s->fd, hdr, sizeof(hdr), 0);
+        if (r < 0)
+            return (int)r;
+        struct batch_info b;
+        if (r < BATCH_HEADER_BYTES || batch_parse_header_only(hdr, &b) != 0)
+            return STORAGE_ERR_CORRUPT;
+        s->roll_base_ms = b.max_timestamp >= 0 ? b.max_timestamp : s->last_modified_ms;
+    }
+    return 0;
+}

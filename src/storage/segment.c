@@ -1,0 +1,259 @@
+/*
+ * One segment: a .log file of whole record batches plus its sparse .index and
+ * .timeindex. Index entries follow Kafka: before appending a batch, if more than
+ * index_interval_bytes were written since the last entry, add (lastOffset of this batch,
+ * its position) to .index and, if the max timestamp grew, (max timestamp so far, offset
+ * of it) to .timeindex. So every batch after the last index entry is reachable by a
+ * scan from that entry's position, and the last timeindex entry plus a tail scan gives
+ * the segment's max timestamp.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "storage/storage_internal.h"
+
+#define SCAN_BUF_BYTES 16384
+
+char *seg_path(const char *dir, int64_t base_offset, const char *suffix) {
+    size_t n = strlen(dir) + 1 + 20 + strlen(suffix) + 1;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%020lld%s", dir, (long long)base_offset, suffix);
+    return p;
+}
+
+static struct segment *seg_alloc(int64_t base_offset) {
+    struct segment *s = xcalloc(1, sizeof(*s));
+    s->base_offset = base_offset;
+    s->fd = -1;
+    s->next_offset = base_offset;
+    s->max_timestamp = -1;
+    s->offset_of_max_timestamp = -1;
+    s->roll_base_ms = -1;
+    s->last_index_ts = -1;
+    idx_init(&s->oidx, -1, OFFSET_INDEX_ENTRY_BYTES);
+    idx_init(&s->tidx, -1, TIME_INDEX_ENTRY_BYTES);
+    return s;
+}
+
+static int open_file(const char *path, int flags) {
+    int fd = open(path, flags | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = -errno;
+        log_error(SUBSYS, "cannot open %s: %s", path, strerror(errno));
+        return err;
+    }
+    return fd;
+}
+
+static int seg_open_common(struct log *l, int64_t base_offset, int log_flags, int idx_flags,
+                           struct segment **out) {
+    struct segment *s = seg_alloc(base_offset);
+    char *p = seg_path(l->dir, base_offset, ".log");
+    int rc = open_file(p, O_RDWR | log_flags);
+    free(p);
+    if (rc < 0)
+        goto fail;
+    s->fd = rc;
+    p = seg_path(l->dir, base_offset, ".index");
+    rc = open_file(p, O_RDWR | O_CREAT | idx_flags);
+    free(p);
+    if (rc < 0)
+        goto fail;
+    s->oidx.fd = rc;
+    p = seg_path(l->dir, base_offset, ".timeindex");
+    rc = open_file(p, O_RDWR | O_CREAT | idx_flags);
+    free(p);
+    if (rc < 0)
+        goto fail;
+    s->tidx.fd = rc;
+    *out = s;
+    return 0;
+fail:
+    seg_free(s);
+    return rc;
+}
+
+int seg_create(struct log *l, int64_t base_offset, struct segment **out) {
+    int rc = seg_open_common(l, base_offset, O_CREAT | O_EXCL, O_TRUNC, out);
+    if (rc != 0)
+        return rc;
+    struct segment *s = *out;
+    s->active = true;
+    idx_reset(&s->oidx);
+    idx_reset(&s->tidx);
+    l->dir_gen++;
+    log_info(SUBSYS, "partition %s: created segment with base offset %lld", l->name,
+             (long long)base_offset);
+    return 0;
+}
+
+int seg_open_files(struct log *l, int64_t base_offset, struct segment **out) {
+    return seg_open_common(l, base_offset, 0, 0, out);
+}
+
+void seg_free(struct segment *s) {
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    idx_close(&s->oidx);
+    idx_close(&s->tidx);
+    free(s);
+}
+
+void seg_unlink_files(struct log *l, int64_t base_offset) {
+    static const char *const suffixes[] = {".log", ".index", ".timeindex"};
+    for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
+        char *p = seg_path(l->dir, base_offset, suffixes[i]);
+        if (unlink(p) != 0 && errno != ENOENT)
+            log_error(SUBSYS, "partition %s: cannot delete %s: %s", l->name, p,
+                      strerror(errno));
+        free(p);
+    }
+    l->dir_gen++;
+}
+
+void seg_delete(struct log *l, struct segment *s) {
+    /* Unlink directly: readers holding a dup'd fd keep reading the data. */
+    seg_unlink_files(l, s->base_offset);
+    log_info(SUBSYS, "partition %s: deleted segment with base offset %lld (%lld bytes)",
+             l->name, (long long)s->base_offset, (long long)s->size_bytes);
+    seg_free(s);
+}
+
+static void time_entry_append(struct log *l, struct segment *s) {
+    uint8_t e[TIME_INDEX_ENTRY_BYTES];
+    be64_write(e, (uint64_t)s->max_timestamp);
+    be32_write(e + 8, (uint32_t)(s->offset_of_max_timestamp - s->base_offset));
+    int rc = idx_append(&s->tidx, e);
+    if (rc != 0)
+        log_warn(SUBSYS, "partition %s: cannot write timeindex of segment %lld: %s", l->name,
+                 (long long)s->base_offset, storage_strerror(rc));
+    s->last_index_ts = s->max_timestamp;
+}
+
+int seg_seal(struct log *l, struct segment *s) {
+    if (!s->active)
+        return 0;
+    if (s->max_timestamp >= 0 && s->max_timestamp > s->last_index_ts)
+        time_entry_append(l, s);
+    s->active = false;
+    int rc = idx_seal(&s->oidx);
+    int rc2 = idx_seal(&s->tidx);
+    return rc ? rc : rc2;
+}
+
+void seg_index_batch(struct log *l, struct segment *s, int64_t pos, int64_t last_offset,
+                     int64_t size_bytes) {
+    if (s->bytes_since_index > l->cfg.index_interval_bytes) {
+        uint8_t e[OFFSET_INDEX_ENTRY_BYTES];
+        be32_write(e, (uint32_t)(last_offset - s->base_offset));
+        be32_write(e + 4, (uint32_t)pos);
+        int rc = idx_append(&s->oidx, e);
+        if (rc != 0)
+            log_warn(SUBSYS, "partition %s: cannot write index of segment %lld: %s", l->name,
+                     (long long)s->base_offset, storage_strerror(rc));
+        if (s->max_timestamp > s->last_index_ts)
+            time_entry_append(l, s);
+        s->bytes_since_index = 0;
+    }
+    s->bytes_since_index += size_bytes;
+}
+
+int64_t seg_lookup_position(const struct segment *s, int64_t target_offset) {
+    const uint8_t *e = idx_entries(&s->oidx);
+    int64_t rel = target_offset - s->base_offset;
+    size_t lo = 0, hi = s->oidx.n; /* find first entry with offset > rel */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t off = (int32_t)be32_read(e + mid * OFFSET_INDEX_ENTRY_BYTES);
+        if (off <= rel)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return 0;
+    return (int64_t)be32_read(e + (lo - 1) * OFFSET_INDEX_ENTRY_BYTES + 4);
+}
+
+int64_t seg_lookup_time(const struct segment *s, int64_t ts) {
+    const uint8_t *e = idx_entries(&s->tidx);
+    size_t lo = 0, hi = s->tidx.n; /* first entry with timestamp > ts */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t t = (int64_t)be64_read(e + mid * TIME_INDEX_ENTRY_BYTES);
+        if (t <= ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return s->base_offset;
+    return s->base_offset + (int32_t)be32_read(e + (lo - 1) * TIME_INDEX_ENTRY_BYTES + 8);
+}
+
+static ssize_t pread_full(int fd, uint8_t *buf, size_t len, int64_t pos) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, buf + done, len - done, (off_t)(pos + (int64_t)done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_scan_fn fn,
+             void *arg, int64_t *bad_pos) {
+    if (l->scratch_cap < SCAN_BUF_BYTES) {
+        l->scratch = xrealloc(l->scratch, SCAN_BUF_BYTES);
+        l->scratch_cap = SCAN_BUF_BYTES;
+    }
+    uint8_t *buf = l->scratch;
+    int64_t buf_start = 0;
+    size_t buf_len = 0;
+    while (pos < end) {
+        if (end - pos < BATCH_HEADER_BYTES) {
+            *bad_pos = pos;
+            return STORAGE_ERR_SHORT;
+        }
+        if (pos < buf_start || pos + BATCH_HEADER_BYTES > buf_start + (int64_t)buf_len) {
+            size_t want = (size_t)MIN((int64_t)SCAN_BUF_BYTES, end - pos);
+            ssize_t r = pread_full(s->fd, buf, want, pos);
+            if (r < 0) {
+                log_error(SUBSYS, "partition %s: read of segment %lld at %lld failed: %s",
+                          l->name, (long long)s->base_offset, (long long)pos,
+                          strerror((int)-r));
+                return (int)r;
+            }
+            buf_start = pos;
+            buf_len = (size_t)r;
+            if (buf_len < BATCH_HEADER_BYTES) {
+                *bad_pos = pos;
+                return STORAGE_ERR_SHORT;
+            }
+        }
+        struct batch_info b;
+        int rc = batch_parse_header_only(buf + (pos - buf_start), &b);
+        if (rc != 0) {
+            *bad_pos = pos;
+            return rc;
+        }
+        if ((int64_t)b.size_bytes > end - pos) {
+            *bad_pos = pos;
+            return STORAGE_ERR_SHORT;
+        }
+        rc = fn(arg, &b, pos);
+        if (rc != 0)
+            return rc;
+        pos += (int64_t)b.size_bytes;
+    }
+    return 0;
+}

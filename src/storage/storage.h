@@ -1,0 +1,318 @@
+/*
+ * storage: the partition log, in Kafka's on-disk format (docs/storage-format.md).
+ *
+ * A `struct log` is one partition directory `<log.dir>/<topic>-<partition>/` holding
+ * segments (`<base offset>.log` + `.index` + `.timeindex`) and a leader-epoch-checkpoint.
+ * Record batches (magic 2) are stored byte-for-byte as produced; only baseOffset,
+ * partitionLeaderEpoch and, for LogAppendTime topics, maxTimestamp + attributes + CRC
+ * are patched.
+ *
+ * Threading: every function here runs on the thread that owns the log (the event loop),
+ * except log_flush_execute() and the syncer's helper thread, which only fsync dup'd fds.
+ * Nothing here calls fsync on the owner thread except log_close().
+ *
+ * Errors: 0 on success, a negative errno (-EIO, -ENOSPC, ...) or a STORAGE_ERR_* code.
+ * Kafka error codes are produced by the server, never here.
+ */
+#ifndef SAMSA_STORAGE_H
+#define SAMSA_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Project error codes (negative, away from errno values). */
+#define STORAGE_ERR_CORRUPT (-2001)        /* bad CRC, bad framing, bad record layout */
+#define STORAGE_ERR_BAD_MAGIC (-2002)      /* magic != 2 */
+#define STORAGE_ERR_SHORT (-2003)          /* buffer ends before the batch does */
+#define STORAGE_ERR_OUT_OF_RANGE (-2004)   /* offset < log start or > log end */
+#define STORAGE_ERR_BATCH_TOO_LARGE (-2005) /* larger than log.segment.bytes */
+#define STORAGE_ERR_LOG_FAILED (-2006)     /* an earlier fsync/truncate failed; log unusable */
+
+/* Human-readable name for a storage return code (errno values via strerror). */
+const char *storage_strerror(int err);
+
+/* ------------------------------------------------------------------------------------
+ * Record batches (magic 2)
+ *
+ * baseOffset int64 | batchLength int32 | partitionLeaderEpoch int32 | magic int8 |
+ * crc uint32 | attributes int16 | lastOffsetDelta int32 | baseTimestamp int64 |
+ * maxTimestamp int64 | producerId int64 | producerEpoch int16 | baseSequence int32 |
+ * recordsCount int32 | records...      CRC32C covers attributes..end.
+ * ---------------------------------------------------------------------------------- */
+#define BATCH_LOG_OVERHEAD 12  /* baseOffset + batchLength */
+#define BATCH_HEADER_BYTES 61  /* everything before the records */
+#define BATCH_MIN_LENGTH 49    /* minimum batchLength value (header after the length) */
+#define BATCH_OFF_BASE_OFFSET 0
+#define BATCH_OFF_LENGTH 8
+#define BATCH_OFF_LEADER_EPOCH 12
+#define BATCH_OFF_MAGIC 16
+#define BATCH_OFF_CRC 17
+#define BATCH_OFF_ATTRIBUTES 21
+#define BATCH_OFF_LAST_OFFSET_DELTA 23
+#define BATCH_OFF_BASE_TIMESTAMP 27
+#define BATCH_OFF_MAX_TIMESTAMP 35
+#define BATCH_OFF_PRODUCER_ID 43
+#define BATCH_OFF_PRODUCER_EPOCH 51
+#define BATCH_OFF_BASE_SEQUENCE 53
+#define BATCH_OFF_RECORDS_COUNT 57
+
+#define BATCH_ATTR_COMPRESSION_MASK 0x07 /* 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd */
+#define BATCH_ATTR_LOG_APPEND_TIME 0x08  /* timestamp type bit */
+#define BATCH_ATTR_TRANSACTIONAL 0x10
+#define BATCH_ATTR_CONTROL 0x20
+
+struct batch_info {
+    int64_t base_offset;
+    int32_t batch_length;   /* the field: bytes after the length field */
+    size_t size_bytes;      /* whole batch: batch_length + BATCH_LOG_OVERHEAD */
+    int32_t partition_leader_epoch;
+    uint32_t crc;
+    int16_t attributes;
+    int32_t last_offset_delta;
+    int64_t first_timestamp; /* baseTimestamp */
+    int64_t max_timestamp;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t base_sequence;
+    int32_t records_count;
+};
+
+static inline int64_t batch_last_offset(const struct batch_info *b) {
+    return b->base_offset + b->last_offset_delta;
+}
+static inline int batch_compression(const struct batch_info *b) {
+    return b->attributes & BATCH_ATTR_COMPRESSION_MASK;
+}
+
+/* Validates ONE batch at the start of p[0..len): length consistency, whole batch present,
+ * magic 2, CRC32C, recordsCount >= 0, lastOffsetDelta >= 0. Fills *out (may be NULL).
+ * Returns 0, STORAGE_ERR_SHORT (len too small for the batch it announces),
+ * STORAGE_ERR_BAD_MAGIC or STORAGE_ERR_CORRUPT. */
+int batch_validate(const uint8_t *p, size_t len, struct batch_info *out);
+
+/* Parses only the header fields (no CRC check). Same return codes except CRC. */
+int batch_parse_header(const uint8_t *p, size_t len, struct batch_info *out);
+
+/* Walks the records of an uncompressed batch (p is the whole batch, info from
+ * batch_validate) checking varint framing: exactly records_count records that end exactly
+ * at the end of the batch, offset deltas increasing and <= lastOffsetDelta.
+ * Compressed batches return 0 without looking. 0 or STORAGE_ERR_CORRUPT. */
+int batch_count_records_check(const uint8_t *p, const struct batch_info *info);
+
+/* Iterates a records blob holding several concatenated batches.
+ *   struct batch_iter it; batch_iter_init(&it, p, len);
+ *   while ((rc = batch_iter_next(&it, &info, true)) > 0) { batch at it.p + it.batch_pos }
+ * batch_iter_next returns 1 with a batch, 0 at the clean end, or a negative code
+ * (batch_validate's codes) at the first bad batch; it.pos then points at that batch. */
+struct batch_iter {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;       /* start of the next batch */
+    size_t batch_pos; /* start of the batch last returned */
+};
+void batch_iter_init(struct batch_iter *it, const uint8_t *p, size_t len);
+int batch_iter_next(struct batch_iter *it, struct batch_info *out, bool check_crc);
+
+/* Validates every batch of a produce blob (at least one batch, no trailing bytes) and,
+ * when check_records, the record framing of uncompressed ones. Counts are optional. */
+int batch_validate_all(const uint8_t *p, size_t len, bool check_records, int *batches_out,
+                       int64_t *records_out);
+
+/* ------------------------------------------------------------------------------------
+ * The partition log
+ * ---------------------------------------------------------------------------------- */
+enum log_timestamp_type {
+    LOG_TIMESTAMP_CREATE_TIME = 0,
+    LOG_TIMESTAMP_LOG_APPEND_TIME = 1,
+};
+
+struct log_config {
+    int64_t segment_bytes;         /* log.segment.bytes (1 GiB) */
+    int64_t segment_ms;            /* log.roll.ms (7 days) */
+    int64_t retention_bytes;       /* log.retention.bytes (-1 = unlimited) */
+    int64_t retention_ms;          /* log.retention.ms (7 days; -1 = infinite) */
+    int64_t index_interval_bytes;  /* log.index.interval.bytes (4096) */
+    int64_t max_index_bytes;       /* log.index.size.max.bytes (10 MiB); roll when full */
+    int64_t flush_interval_messages; /* log.flush.interval.messages (INT64_MAX); caller applies */
+    int64_t flush_interval_ms;     /* log.flush.interval.ms (INT64_MAX); caller applies */
+    enum log_timestamp_type timestamp_type;
+};
+
+/* Fills Kafka's defaults. */
+void log_config_default(struct log_config *cfg);
+
+struct log;
+
+/* Opens (creating the directory if missing) the partition log in `dir`, loads its
+ * segments and recovers those that may hold data past `recovery_point` (all of them when
+ * recovery_point < 0, i.e. unclean shutdown / unknown): batches are re-validated, the log
+ * is truncated at the first torn or corrupt batch and every later segment is deleted;
+ * indexes are rebuilt when missing, mis-sized or inconsistent. cfg is copied.
+ * *out is owned by the caller (log_close). */
+int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_point,
+             struct log **out);
+
+/* Applies altered configs (copied). Takes effect at the next append/retention pass. */
+void log_set_config(struct log *l, const struct log_config *cfg);
+
+/* Restores the log start offset from log-start-offset-checkpoint after log_open:
+ * raises the start offset (deleting segments wholly below it); an offset beyond the log
+ * end empties the log and restarts it at `offset` (as Kafka does). Lower values are
+ * ignored. */
+int log_set_start_offset(struct log *l, int64_t offset);
+
+struct log_append_result {
+    int64_t base_offset;     /* offset assigned to the first record */
+    int64_t last_offset;     /* offset of the last record */
+    int64_t log_append_time; /* broker time used for LogAppendTime topics, else -1 */
+    int64_t log_start_offset;
+    int64_t records_count;
+};
+
+/* Appends one or more batches already validated by the caller (batch_validate_all).
+ * The caller's buffer is patched in place (baseOffset, partitionLeaderEpoch; for
+ * LogAppendTime also attributes, maxTimestamp and CRC) and stays owned by the caller.
+ * Rolls first when the active segment would exceed segment_bytes, is older than
+ * segment_ms or its index is full. Writes to the page cache only (no fsync). On any write
+ * failure the segment is truncated back and nothing is appended. leader_epoch < 0 leaves
+ * the batches' epoch and the epoch cache untouched (follower appends keep theirs). */
+int log_append(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch,
+               int64_t now_ms, struct log_append_result *out);
+
+/* Follower append: like log_append but keeps the batches' own base offsets (which must
+ * start at the log end offset and be contiguous) and leader epochs; the epoch cache
+ * learns new epochs from the batches. */
+int log_append_as_follower(struct log *l, uint8_t *records, size_t len, int64_t now_ms,
+                           struct log_append_result *out);
+
+struct log_read_result {
+    int fd;                     /* borrowed segment fd; valid until the next call that
+                                   deletes segments (retention, delete_records, truncate,
+                                   close) — dup() it to keep it longer */
+    int64_t file_pos;           /* byte position of the first batch in fd */
+    int64_t len;                /* bytes of whole batches, 0 if nothing to return */
+    int64_t first_batch_offset; /* base offset of the first batch returned (-1 if none) */
+    int64_t next_offset;        /* last offset returned + 1 (== requested offset if none) */
+};
+
+/* Locates whole batches starting with the one containing `offset`, from ONE segment:
+ * only batches whose last offset < max_offset_exclusive (the high watermark); at most
+ * max_bytes, except that a first batch larger than max_bytes is returned whole (KIP-74).
+ * Returns STORAGE_ERR_OUT_OF_RANGE if offset < log start or > log end; offset == log end
+ * gives len 0. */
+int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offset_exclusive,
+             struct log_read_result *out);
+
+int64_t log_start_offset(const struct log *l);
+int64_t log_end_offset(const struct log *l);
+int64_t log_size_bytes(const struct log *l);
+int log_segment_count(const struct log *l);
+/* Largest offset known durable (the recovery point to checkpoint). */
+int64_t log_durable_offset(const struct log *l);
+const char *log_name(const struct log *l); /* directory basename, e.g. "orders-3" */
+
+/* ListOffsets by timestamp: offset and timestamp of the first record with timestamp >= ts
+ * at or after the log start (record-level for uncompressed batches; for compressed ones
+ * the batch base offset and its max timestamp). *offset_out = -1 when there is none. */
+int log_offset_for_timestamp(struct log *l, int64_t ts, int64_t *offset_out, int64_t *ts_out);
+/* ListOffsets MAX_TIMESTAMP (-3): the largest timestamp in the log and the last offset of
+ * the batch carrying it; -1/-1 for an empty log. */
+int log_max_timestamp(struct log *l, int64_t *offset_out, int64_t *ts_out);
+
+/* OffsetForLeaderEpoch (Kafka semantics): the largest epoch <= `epoch` and the start
+ * offset of the next greater epoch, or the log end offset if `epoch` is the latest.
+ * Unknown (empty cache, epoch < 0, or epoch above all known) gives -1/-1. */
+int log_end_offset_for_epoch(struct log *l, int32_t epoch, int32_t *epoch_out,
+                             int64_t *end_offset_out);
+int32_t log_latest_epoch(const struct log *l); /* -1 if none */
+
+/* Truncates the log so that its end offset is <= offset (whole batches: the batch
+ * containing `offset` goes too). For follower truncation. Epoch cache follows. */
+int log_truncate_to(struct log *l, int64_t offset);
+
+/* DeleteRecords: raises the log start offset to `offset` (<= log end offset, else
+ * STORAGE_ERR_OUT_OF_RANGE) and deletes closed segments wholly below it. The caller
+ * persists log_start_offset() in log-start-offset-checkpoint. */
+int log_delete_records(struct log *l, int64_t offset);
+
+/* Deletes closed segments (never the active one) whose newest timestamp is older than
+ * retention_ms, then oldest segments while the log exceeds retention_bytes, then those
+ * wholly below the log start offset. Raises the log start offset. */
+int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments);
+
+/* ---- flush / group commit ----
+ * prepare (owner thread) -> execute (any thread; syscalls on dup'd fds only) ->
+ * complete (owner thread). A job is caller-owned storage; prepare fills it, complete
+ * releases what prepare allocated. Several jobs per log may be in flight. */
+struct log_flush_job {
+    struct log *log;        /* for complete(); not touched by execute() */
+    int *fds;               /* dup'd fds to fdatasync (segments with unsynced data) */
+    size_t n_fds;
+    int dir_fd;             /* dup'd directory fd to fsync, or -1 */
+    int64_t durable_offset; /* log end offset captured at prepare */
+    int64_t appended_messages; /* message counter captured at prepare */
+    uint64_t dir_gen;       /* directory-change generation captured at prepare */
+    uint64_t trunc_gen;     /* truncation generation captured at prepare */
+    int err;                /* 0, or -errno of the first failed sync (set by execute) */
+    void *user;             /* free for the caller */
+};
+
+/* Captures what must be synced to make everything appended so far durable. Returns 0
+ * (job->n_fds may be 0 and dir_fd -1 if nothing is pending: execute is then a no-op). */
+int log_flush_prepare(struct log *l, struct log_flush_job *job);
+/* fdatasync each fd, fsync the dir fd. Touches only the job. */
+void log_flush_execute(struct log_flush_job *job);
+/* Closes the job's fds; on success raises log_durable_offset() to the captured offset.
+ * On failure marks the log failed (every later append returns STORAGE_ERR_LOG_FAILED: a
+ * failed fsync may have dropped dirty pages) and returns job->err. */
+int log_flush_complete(struct log *l, struct log_flush_job *job);
+/* Drops a prepared job without executing it (closes fds). */
+void log_flush_abandon(struct log_flush_job *job);
+
+int64_t log_unflushed_messages(const struct log *l);
+int64_t log_last_flush_ms(const struct log *l); /* time_mono_ms() of the last success */
+
+/* Final fsync of data, indexes and directory, then frees. NULL is a no-op. */
+void log_close(struct log *l);
+/* Deletes a partition directory (the log must be closed): renames it to
+ * `<dir>.<random hex>-delete`, then removes it recursively. */
+int log_delete_dir(const char *dir);
+
+/* ------------------------------------------------------------------------------------
+ * syncer: a helper thread that runs log_flush_execute for rounds of jobs (group commit)
+ * and reports completion through an eventfd the event loop watches.
+ * ---------------------------------------------------------------------------------- */
+struct syncer;
+typedef void (*syncer_done_fn)(void *arg, struct log_flush_job **jobs, size_t n);
+
+int syncer_create(struct syncer **out);
+int syncer_event_fd(struct syncer *s);
+/* Queues one round. The jobs array is copied; the jobs themselves stay owned by the
+ * caller and must live until `done` runs (on the loop thread, from syncer_reap). */
+void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n,
+                   syncer_done_fn done, void *arg);
+/* Loop thread, when the eventfd is readable: runs `done` for finished rounds in
+ * submission order. */
+void syncer_reap(struct syncer *s);
+/* Finishes queued rounds, joins the thread, runs the remaining `done` callbacks on the
+ * calling thread, frees. */
+void syncer_destroy(struct syncer *s);
+
+/* ------------------------------------------------------------------------------------
+ * Checkpoint files (Kafka text format): "0\n<count>\n<topic> <partition> <offset>\n..."
+ * Used for recovery-point-offset-checkpoint and log-start-offset-checkpoint.
+ * ---------------------------------------------------------------------------------- */
+struct ckpt_entry {
+    char *topic; /* ckpt_read: malloc'd (ckpt_free_entries); ckpt_write: borrowed */
+    int32_t partition;
+    int64_t offset;
+};
+/* Atomic: write <path>.tmp, fsync, rename, fsync the directory. Blocking: call it from a
+ * helper thread or at start-up/shutdown. */
+int ckpt_write(const char *path, const struct ckpt_entry *entries, size_t n);
+/* Missing file: 0 with *n_out = 0. Malformed: STORAGE_ERR_CORRUPT. */
+int ckpt_read(const char *path, struct ckpt_entry **entries_out, size_t *n_out);
+void ckpt_free_entries(struct ckpt_entry *entries, size_t n);
+
+#endif

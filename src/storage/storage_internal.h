@@ -1,0 +1,160 @@
+/*
+ * Internal structures of the storage module: segments, their indexes, the log.
+ * Not included outside src/storage/.
+ */
+#ifndef SAMSA_STORAGE_INTERNAL_H
+#define SAMSA_STORAGE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "storage/storage.h"
+
+#define SUBSYS "storage"
+
+#define OFFSET_INDEX_ENTRY_BYTES 8 /* int32 relative offset, int32 position */
+#define TIME_INDEX_ENTRY_BYTES 12  /* int64 timestamp, int32 relative offset */
+
+/* A sparse index file (.index or .timeindex), kept exactly sized (no preallocation).
+ * The active segment keeps a heap copy it appends to (and pwrite()s to the file);
+ * sealed segments mmap the file read-only. Entries are in file format (big-endian). */
+struct seg_index {
+    int fd;
+    size_t entry_bytes;
+    size_t n;           /* entries */
+    uint8_t *mem;       /* heap copy while active, else NULL */
+    size_t cap;         /* entries allocated in mem */
+    uint8_t *map;       /* read-only mapping while sealed, else NULL */
+    size_t map_len;
+};
+
+static inline const uint8_t *idx_entries(const struct seg_index *x) {
+    return x->mem ? x->mem : x->map;
+}
+
+void idx_init(struct seg_index *x, int fd, size_t entry_bytes);
+/* Loads the file (heap copy if active, else mmap). Returns 0 or -errno. Does NOT check
+ * content; a size not a multiple of the entry size is reported as STORAGE_ERR_CORRUPT. */
+int idx_load(struct seg_index *x, bool active);
+/* Appends one entry to memory and file. Returns 0 or -errno (memory keeps the entry). */
+int idx_append(struct seg_index *x, const uint8_t *entry);
+/* Switches an active index to a read-only mapping (frees the heap copy). */
+int idx_seal(struct seg_index *x);
+/* Drops all entries (file and memory) and makes it active. */
+int idx_reset(struct seg_index *x);
+/* Keeps the first n entries. */
+int idx_truncate(struct seg_index *x, size_t n);
+void idx_close(struct seg_index *x);
+
+struct segment {
+    int64_t base_offset;
+    int fd;                  /* .log, O_RDWR */
+    int64_t size_bytes;      /* bytes of whole batches in the file */
+    int64_t next_offset;     /* last offset + 1; base_offset if empty */
+    int64_t max_timestamp;   /* -1 if no batch */
+    int64_t offset_of_max_timestamp;
+    int64_t roll_base_ms;    /* first batch's max timestamp (Kafka) or append time; -1 empty */
+    int64_t last_modified_ms;/* wall ms of last append (mtime after load) */
+    int64_t bytes_since_index;
+    int64_t last_index_ts;   /* timestamp of the last timeindex entry, -1 if none */
+    struct seg_index oidx;
+    struct seg_index tidx;
+    bool active;
+};
+
+struct epoch_entry {
+    int32_t epoch;
+    int64_t start_offset;
+};
+
+struct log {
+    char *dir;
+    char *name;                /* basename, for log lines */
+    struct log_config cfg;
+    struct segment **segs;     /* sorted by base_offset; last is active */
+    size_t n_segs, cap_segs;
+    int64_t log_start_offset;
+    int64_t log_end_offset;
+    int64_t durable_offset;    /* recovery point */
+    int64_t appended_messages; /* monotonic counter of records appended */
+    int64_t flushed_messages;  /* counter value at the last successful flush */
+    int64_t last_flush_ms;
+    uint64_t dir_gen;          /* bumped when files are created/renamed/deleted */
+    uint64_t dir_synced_gen;
+    uint64_t trunc_gen;        /* bumped by every truncation of written data */
+    struct epoch_entry *epochs;
+    size_t n_epochs, cap_epochs;
+    bool failed;               /* an I/O error left state uncertain */
+    uint8_t *scratch;          /* scan buffer */
+    size_t scratch_cap;
+};
+
+/* ---- batch.c ---- */
+/* Parses a header from BATCH_HEADER_BYTES available bytes without requiring the rest of
+ * the batch: 0, STORAGE_ERR_CORRUPT or STORAGE_ERR_BAD_MAGIC. */
+int batch_parse_header_only(const uint8_t *p, struct batch_info *out);
+
+/* ---- segment.c ---- */
+/* Formats "<dir>/<20-digit base><suffix>" into a malloc'd string. */
+char *seg_path(const char *dir, int64_t base_offset, const char *suffix);
+/* Creates a new empty active segment (O_EXCL). */
+int seg_create(struct log *l, int64_t base_offset, struct segment **out);
+/* Opens the files of an existing segment (indexes created if missing). Loads nothing. */
+int seg_open_files(struct log *l, int64_t base_offset, struct segment **out);
+void seg_free(struct segment *s);
+/* Unlinks the segment's files and frees the segment. */
+void seg_delete(struct log *l, struct segment *s);
+void seg_unlink_files(struct log *l, int64_t base_offset);
+/* Writes the final timeindex entry and maps the indexes read-only. */
+int seg_seal(struct log *l, struct segment *s);
+/* Adds index entries for a batch written at `pos` (call before size grows). */
+void seg_index_batch(struct log *l, struct segment *s, int64_t pos, int64_t last_offset,
+                     int64_t size_bytes);
+/* Index lookups: largest entry with offset <= target (position, 0 if none). */
+int64_t seg_lookup_position(const struct segment *s, int64_t target_offset);
+/* Largest timeindex entry with timestamp <= ts: its offset (base_offset if none). */
+int64_t seg_lookup_time(const struct segment *s, int64_t ts);
+/* Reads headers sequentially from pos. Calls fn for each whole batch header
+ * (hdr points at BATCH_HEADER_BYTES bytes); fn returns 0 to go on, 1 to stop.
+ * Stops at end of file. Returns 0, 1 if fn stopped, STORAGE_ERR_* on bad framing
+ * (*bad_pos set), or -errno. */
+typedef int (*seg_scan_fn)(void *arg, const struct batch_info *b, int64_t pos);
+int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_scan_fn fn,
+             void *arg, int64_t *bad_pos);
+
+/* ---- recovery.c ---- */
+/* Full scan of a segment: validates every batch (CRC), truncates at the first bad one,
+ * rebuilds both indexes. *truncated set if bytes were cut. */
+int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool *truncated);
+/* Cheap load for a cleanly shut down segment: checks the indexes and scans the tail
+ * after the last index entry. Returns STORAGE_ERR_CORRUPT if the segment needs recovery. */
+int seg_load_clean(struct log *l, struct segment *s);
+/* Updates a segment's next offset, max timestamp and indexes for a batch at pos. */
+void seg_note_batch(struct log *l, struct segment *s, const struct batch_info *b, int64_t pos);
+
+/* ---- epoch.c ---- */
+int epoch_load(struct log *l);
+/* Records that `epoch` starts at start_offset if it is newer than the latest. Returns 1
+ * if the cache changed (caller persists with epoch_persist). */
+int epoch_assign(struct log *l, int32_t epoch, int64_t start_offset);
+/* Drops entries with start_offset >= end_offset. Returns 1 if changed. */
+int epoch_truncate_from_end(struct log *l, int64_t end_offset);
+/* Writes leader-epoch-checkpoint atomically (tmp + rename; fsync'd by the next flush via
+ * the directory generation). */
+int epoch_persist(struct log *l);
+
+/* ---- checkpoint.c ---- */
+/* Writes data to path atomically: tmp, (fsync if do_sync), rename, (fsync dir). */
+int atomic_write_file(const char *path, const char *data, size_t len, bool do_sync);
+
+/* ---- log.c ---- */
+static inline struct segment *log_active(const struct log *l) {
+    return l->segs[l->n_segs - 1];
+}
+void log_remove_segment_at(struct log *l, size_t i); /* deletes files, shifts array */
+
+#endif

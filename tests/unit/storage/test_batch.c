@@ -1,0 +1,98 @@
+/* Record batch validation: good batches, bad CRC, bad magic, truncation, length lies. */
+#include "helpers.h"
+
+static void test_validate_good(void **state) {
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    th_batch(&b, 5, 1000, 10, 'a');
+    struct batch_info info;
+    assert_int_equal(batch_validate(b.data, b.len, &info), 0);
+    assert_int_equal(info.size_bytes, b.len);
+    assert_int_equal(info.records_count, 5);
+    assert_int_equal(info.last_offset_delta, 4);
+    assert_int_equal(info.first_timestamp, 1000);
+    assert_int_equal(info.max_timestamp, 1004);
+    assert_int_equal(info.producer_id, -1);
+    assert_int_equal(batch_compression(&info), 0);
+    assert_int_equal(batch_count_records_check(b.data, &info), 0);
+    int batches;
+    int64_t records;
+    th_batch(&b, 3, 2000, 0, 'b');
+    assert_int_equal(batch_validate_all(b.data, b.len, true, &batches, &records), 0);
+    assert_int_equal(batches, 2);
+    assert_int_equal(records, 8);
+    buf_free(&b);
+}
+
+static void test_validate_bad(void **state) {
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    th_batch(&b, 3, 1000, 20, 'x');
+    struct batch_info info;
+    /* flipped byte in a record value: CRC mismatch */
+    b.data[b.len - 5] ^= 0x40;
+    assert_int_equal(batch_validate(b.data, b.len, &info), STORAGE_ERR_CORRUPT);
+    b.data[b.len - 5] ^= 0x40;
+    /* partitionLeaderEpoch is not covered by the CRC */
+    be32_write(b.data + BATCH_OFF_LEADER_EPOCH, 77);
+    assert_int_equal(batch_validate(b.data, b.len, &info), 0);
+    assert_int_equal(info.partition_leader_epoch, 77);
+    /* bad magic */
+    b.data[BATCH_OFF_MAGIC] = 1;
+    assert_int_equal(batch_validate(b.data, b.len, &info), STORAGE_ERR_BAD_MAGIC);
+    b.data[BATCH_OFF_MAGIC] = 2;
+    /* truncated */
+    assert_int_equal(batch_validate(b.data, b.len - 1, &info), STORAGE_ERR_SHORT);
+    assert_int_equal(batch_validate(b.data, 10, &info), STORAGE_ERR_SHORT);
+    /* length lies: too small, and larger than the buffer */
+    uint32_t real = be32_read(b.data + BATCH_OFF_LENGTH);
+    be32_write(b.data + BATCH_OFF_LENGTH, 48);
+    assert_int_equal(batch_validate(b.data, b.len, &info), STORAGE_ERR_CORRUPT);
+    be32_write(b.data + BATCH_OFF_LENGTH, (uint32_t)-5);
+    assert_int_equal(batch_validate(b.data, b.len, &info), STORAGE_ERR_CORRUPT);
+    be32_write(b.data + BATCH_OFF_LENGTH, real + 100);
+    assert_int_equal(batch_validate(b.data, b.len, &info), STORAGE_ERR_SHORT);
+    /* shorter than the real batch: CRC covers the wrong bytes */
+    be32_write(b.data + BATCH_OFF_LENGTH, real - 4);
+    assert_int_equal(batch_validate(b.data, b.len, &info), STORAGE_ERR_CORRUPT);
+    be32_write(b.data + BATCH_OFF_LENGTH, real);
+    assert_int_equal(batch_validate(b.data, b.len, &info), 0);
+    /* trailing garbage after a good batch */
+    buf_append(&b, "xyz", 3);
+    assert_int_equal(batch_validate_all(b.data, b.len, true, NULL, NULL), STORAGE_ERR_SHORT);
+    assert_int_equal(batch_validate_all(b.data, 0, true, NULL, NULL), STORAGE_ERR_CORRUPT);
+    buf_free(&b);
+}
+
+static void test_record_framing(void **state) {
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    th_batch(&b, 3, 1000, 4, 'x');
+    struct batch_info info;
+    assert_int_equal(batch_validate(b.data, b.len, &info), 0);
+    /* records count lies (CRC recomputed so only the framing check catches it) */
+    be32_write(b.data + BATCH_OFF_RECORDS_COUNT, 4);
+    be32_write(b.data + BATCH_OFF_CRC, crc32c(0, b.data + BATCH_OFF_ATTRIBUTES,
+                                               b.len - BATCH_OFF_ATTRIBUTES));
+    assert_int_equal(batch_validate(b.data, b.len, &info), 0);
+    assert_int_equal(batch_count_records_check(b.data, &info), STORAGE_ERR_CORRUPT);
+    be32_write(b.data + BATCH_OFF_RECORDS_COUNT, 2);
+    assert_int_equal(batch_parse_header(b.data, b.len, &info), 0);
+    assert_int_equal(batch_count_records_check(b.data, &info), STORAGE_ERR_CORRUPT);
+    /* compressed batches are not walked */
+    info.attributes = 1;
+    assert_int_equal(batch_count_records_check(b.data, &info), 0);
+    buf_free(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validate_good),
+        cmocka_unit_test(test_validate_bad),
+        cmocka_unit_test(test_record_framing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,135 @@
+/* Flush jobs (prepare / execute / complete) and the syncer thread. */
+#include <errno.h>
+#include <poll.h>
+
+#include "helpers.h"
+
+static void test_flush_job(void **state) {
+    (void)state;
+    char *dir;
+    char *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    cfg.segment_bytes = 4096;
+    struct log *l;
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    assert_int_equal(log_durable_offset(l), 0);
+    for (int i = 0; i < 5; i++)
+        th_append(l, 2, 1000, 900, 0, 1000); /* rolls every 2 batches */
+    assert_int_equal(log_unflushed_messages(l), 10);
+    assert_int_equal(log_segment_count(l), 3);
+    struct log_flush_job job = {0};
+    assert_int_equal(log_flush_prepare(l, &job), 0);
+    assert_int_equal(job.n_fds, 3);
+    assert_true(job.dir_fd >= 0);
+    assert_int_equal(job.durable_offset, 10);
+    /* appends between prepare and complete are not covered */
+    th_append(l, 2, 1000, 10, 0, 1000);
+    log_flush_execute(&job);
+    assert_int_equal(job.err, 0);
+    assert_int_equal(log_flush_complete(l, &job), 0);
+    assert_int_equal(log_durable_offset(l), 10);
+    assert_int_equal(log_unflushed_messages(l), 2);
+    /* next job only needs the active segment, no directory */
+    assert_int_equal(log_flush_prepare(l, &job), 0);
+    assert_int_equal(job.n_fds, 1);
+    assert_int_equal(job.dir_fd, -1);
+    log_flush_execute(&job);
+    assert_int_equal(log_flush_complete(l, &job), 0);
+    assert_int_equal(log_durable_offset(l), 12);
+    assert_int_equal(log_unflushed_messages(l), 0);
+    /* a failed sync marks the log failed */
+    assert_int_equal(log_flush_prepare(l, &job), 0);
+    job.err = -EIO;
+    assert_int_equal(log_flush_complete(l, &job), -EIO);
+    struct buf b;
+    buf_init(&b);
+    th_batch(&b, 1, 1, 1, 'x');
+    assert_int_equal(log_append(l, b.data, b.len, 0, 1, NULL), STORAGE_ERR_LOG_FAILED);
+    buf_free(&b);
+    log_close(l);
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+struct round_rec {
+    int order[16];
+    int n;
+    int jobs_seen;
+};
+
+static void on_done(void *arg, struct log_flush_job **jobs, size_t n) {
+    struct round_rec *rec = arg;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jobs[i]->err, 0);
+        assert_int_equal(log_flush_complete(jobs[i]->log, jobs[i]), 0);
+        rec->order[rec->n] = (int)(intptr_t)jobs[i]->user;
+    }
+    rec->jobs_seen += (int)n;
+    rec->n++;
+}
+
+static void test_syncer(void **state) {
+    (void)state;
+    char *dir;
+    char *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    enum { NLOGS = 4, ROUNDS = 5 };
+    struct log *logs[NLOGS];
+    char *dirs[NLOGS];
+    for (int i = 0; i < NLOGS; i++) {
+        dirs[i] = malloc(strlen(root) + 16);
+        sprintf(dirs[i], "%s/t-%d", root, i);
+        assert_int_equal(log_open(dirs[i], &cfg, 0, &logs[i]), 0);
+    }
+    struct syncer *s;
+    assert_int_equal(syncer_create(&s), 0);
+    struct log_flush_job jobs[ROUNDS][NLOGS];
+    struct round_rec rec = {0};
+    for (int r = 0; r < ROUNDS; r++) {
+        struct log_flush_job *ptrs[NLOGS];
+        for (int i = 0; i < NLOGS; i++) {
+            th_append(logs[i], 3, 1000, 100, 0, 1000);
+            jobs[r][i] = (struct log_flush_job){.user = (void *)(intptr_t)r};
+            assert_int_equal(log_flush_prepare(logs[i], &jobs[r][i]), 0);
+            ptrs[i] = &jobs[r][i];
+        }
+        syncer_submit(s, ptrs, NLOGS, on_done, &rec);
+    }
+    while (rec.n < ROUNDS) {
+        struct pollfd pfd = {.fd = syncer_event_fd(s), .events = POLLIN};
+        assert_true(poll(&pfd, 1, 10000) > 0);
+        syncer_reap(s);
+    }
+    for (int r = 0; r < ROUNDS; r++)
+        assert_int_equal(rec.order[r], r);
+    assert_int_equal(rec.jobs_seen, ROUNDS * NLOGS);
+    for (int i = 0; i < NLOGS; i++)
+        assert_int_equal(log_durable_offset(logs[i]), 3 * ROUNDS);
+    /* destroy finishes queued work and runs its callbacks */
+    struct log_flush_job last = {.user = (void *)(intptr_t)99};
+    th_append(logs[0], 1, 1000, 1, 0, 1000);
+    assert_int_equal(log_flush_prepare(logs[0], &last), 0);
+    struct log_flush_job *lp = &last;
+    syncer_submit(s, &lp, 1, on_done, &rec);
+    syncer_destroy(s);
+    assert_int_equal(rec.n, ROUNDS + 1);
+    assert_int_equal(log_durable_offset(logs[0]), 3 * ROUNDS + 1);
+    for (int i = 0; i < NLOGS; i++) {
+        log_close(logs[i]);
+        free(dirs[i]);
+    }
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flush_job),
+        cmocka_unit_test(test_syncer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,189 @@
+/* Recovery at log_open: torn tails, corrupt batches, missing or garbage indexes. */
+#include <fcntl.h>
+
+#include "helpers.h"
+
+struct fx {
+    char *root, *dir;
+    struct log_config cfg;
+    struct log *log;
+    int64_t batch_size; /* every test batch has the same size */
+};
+
+static int setup(void **state) {
+    struct fx *f = calloc(1, sizeof(*f));
+    f->root = th_tmpdir(&f->dir);
+    th_small_cfg(&f->cfg);
+    f->cfg.segment_bytes = 16 * 1024;
+    f->cfg.index_interval_bytes = 512;
+    assert_int_equal(log_open(f->dir, &f->cfg, 0, &f->log), 0);
+    /* 100 batches of 2 records, ~500 bytes each: several segments */
+    for (int i = 0; i < 100; i++)
+        th_append(f->log, 2, 5000 + i, 200, 0, 5000 + i);
+    struct log_read_result r;
+    assert_int_equal(log_read(f->log, 0, 1, INT64_MAX, &r), 0);
+    f->batch_size = r.len;
+    log_close(f->log);
+    f->log = NULL;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    struct fx *f = *state;
+    log_close(f->log);
+    th_rmrf(f->root);
+    free(f->root);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Name of the last segment file (highest base) with the given suffix. */
+static char *last_segment(struct fx *f, const char *suffix, int64_t *base_out) {
+    int64_t best = -1;
+    char name[64];
+    for (int64_t b = 0; b <= 200; b++) {
+        snprintf(name, sizeof(name), "%020lld.log", (long long)b);
+        char *p = th_path(f->dir, name);
+        if (th_file_size(p) >= 0)
+            best = b;
+        free(p);
+    }
+    *base_out = best;
+    snprintf(name, sizeof(name), "%020lld%s", (long long)best, suffix);
+    return th_path(f->dir, name);
+}
+
+static void check_all_readable(struct fx *f) {
+    int64_t off = log_start_offset(f->log);
+    while (off < log_end_offset(f->log)) {
+        struct log_read_result r;
+        assert_int_equal(log_read(f->log, off, 1 << 20, INT64_MAX, &r), 0);
+        assert_true(r.len > 0);
+        uint8_t *p = th_pread(r.fd, r.file_pos, r.len);
+        assert_int_equal(batch_validate_all(p, (size_t)r.len, true, NULL, NULL), 0);
+        assert_int_equal(be64_read(p), r.first_batch_offset);
+        free(p);
+        off = r.next_offset;
+    }
+}
+
+static void test_torn_tail(void **state) {
+    struct fx *f = *state;
+    int64_t base;
+    char *p = last_segment(f, ".log", &base);
+    off_t size = th_file_size(p);
+    assert_int_equal(truncate(p, size - 37), 0); /* cut the last batch mid-way */
+    assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 198);
+    assert_int_equal(th_file_size(p), size - f->batch_size);
+    check_all_readable(f);
+    /* appends continue at the recovered end */
+    assert_int_equal(th_append(f->log, 2, 9000, 200, 0, 9000), 198);
+    check_all_readable(f);
+    free(p);
+}
+
+static void test_flipped_byte_mid_log(void **state) {
+    struct fx *f = *state;
+    /* corrupt batch 10 of the first segment: everything from it on is dropped */
+    char *p = th_path(f->dir, "00000000000000000000.log");
+    int fd = open(p, O_RDWR);
+    uint8_t c;
+    off_t at = 10 * f->batch_size + 100;
+    assert_int_equal(pread(fd, &c, 1, at), 1);
+    c ^= 0x01;
+    assert_int_equal(pwrite(fd, &c, 1, at), 1);
+    close(fd);
+    assert_int_equal(log_open(f->dir, &f->cfg, -1, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 20);
+    assert_int_equal(log_segment_count(f->log), 1);
+    assert_int_equal(th_file_size(p), 10 * f->batch_size);
+    char *later = th_path(f->dir, "00000000000000000064.log");
+    /* later segments are gone */
+    int64_t base;
+    char *last = last_segment(f, ".log", &base);
+    assert_int_equal(base, 0);
+    free(last);
+    free(later);
+    check_all_readable(f);
+    assert_int_equal(th_append(f->log, 2, 9000, 200, 0, 9000), 20);
+    free(p);
+}
+
+static void test_flipped_byte_last_segment_clean_point(void **state) {
+    struct fx *f = *state;
+    /* corruption in the last segment, with a recovery point inside it */
+    int64_t base;
+    char *p = last_segment(f, ".log", &base);
+    off_t size = th_file_size(p);
+    int fd = open(p, O_RDWR);
+    uint8_t c = 0xff;
+    off_t at = size - f->batch_size - f->batch_size / 2; /* in the second-to-last batch */
+    assert_int_equal(pwrite(fd, &c, 1, at), 1);
+    close(fd);
+    assert_int_equal(log_open(f->dir, &f->cfg, base + 2, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 196);
+    check_all_readable(f);
+    free(p);
+}
+
+static void test_missing_and_garbage_index(void **state) {
+    struct fx *f = *state;
+    char *idx0 = th_path(f->dir, "00000000000000000000.index");
+    char *tidx0 = th_path(f->dir, "00000000000000000000.timeindex");
+    off_t isz = th_file_size(idx0), tsz = th_file_size(tidx0);
+    assert_true(isz > 0 && tsz > 0);
+    unlink(idx0);
+    /* garbage timeindex (right size, decreasing timestamps) */
+    int fd = open(tidx0, O_WRONLY | O_TRUNC);
+    uint8_t junk[24];
+    memset(junk, 0x7f, 12);
+    memset(junk + 12, 0x01, 12);
+    assert_int_equal(write(fd, junk, sizeof(junk)), 24);
+    close(fd);
+    /* mis-sized index in the last segment */
+    int64_t base;
+    char *idxl = last_segment(f, ".index", &base);
+    fd = open(idxl, O_WRONLY | O_APPEND);
+    assert_int_equal(write(fd, "abc", 3), 3);
+    close(fd);
+    assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 200);
+    assert_int_equal(th_file_size(idx0), isz);
+    assert_int_equal(th_file_size(tidx0), tsz);
+    assert_int_equal(th_file_size(idxl) % 8, 0);
+    check_all_readable(f);
+    int64_t off, ts;
+    assert_int_equal(log_offset_for_timestamp(f->log, 5050, &off, &ts), 0);
+    assert_int_equal(off, 99); /* batch 49 record 1: ts 5049 + 1 */
+    free(idx0);
+    free(tidx0);
+    free(idxl);
+}
+
+static void test_index_pointing_past_end(void **state) {
+    struct fx *f = *state;
+    /* shrink a clean segment behind the index's back: index now points past the end */
+    int64_t base;
+    char *p = last_segment(f, ".log", &base);
+    off_t size = th_file_size(p);
+    assert_int_equal(truncate(p, size - 3 * f->batch_size), 0);
+    assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 194);
+    check_all_readable(f);
+    free(p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_byte_mid_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_byte_last_segment_clean_point, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_and_garbage_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_pointing_past_end, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
