@@ -1,4 +1,61 @@
-/* Not yet implemented: closes the connection like an unsupported request. */
+/* DeleteRecords (key 21), v0-v2: raises partitions' log start offsets. Offset -1 means
+ * the high watermark. The new start offsets are checkpointed before the answer, so they
+ * survive a crash. */
 #include "server/internal.h"
 
-void handle_delete_records(struct request *req) { request_malformed(req); }
+void handle_delete_records(struct request *req) {
+    struct server *s = req->srv;
+    struct delete_records_request in;
+    if (delete_records_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
+        request_malformed(req);
+        return;
+    }
+    struct delete_records_response resp;
+    delete_records_response_init(&resp);
+    resp.topics_count = MAX(in.topics_count, 0);
+    resp.topics = REQ_ALLOC(req, struct delete_records_response_topics, resp.topics_count);
+    bool changed = false;
+    for (int32_t ti = 0; ti < resp.topics_count; ti++) {
+        const struct delete_records_request_topics *t = &in.topics[ti];
+        struct delete_records_response_topics *tr = &resp.topics[ti];
+        delete_records_response_topics_init(tr);
+        tr->name = t->name;
+        tr->partitions_count = MAX(t->partitions_count, 0);
+        tr->partitions =
+            REQ_ALLOC(req, struct delete_records_response_topics_partitions, tr->partitions_count);
+        for (int32_t pi = 0; pi < tr->partitions_count; pi++) {
+            struct delete_records_response_topics_partitions *pr = &tr->partitions[pi];
+            delete_records_response_topics_partitions_init(pr);
+            pr->partition_index = t->partitions[pi].partition_index;
+            pr->low_watermark = -1;
+            struct partition *p = server_partition(s, t->name, pr->partition_index);
+            if (!p) {
+                pr->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            int64_t offset = t->partitions[pi].offset;
+            if (offset == -1)
+                offset = log_end_offset(p->log);
+            if (offset < 0 || offset > log_end_offset(p->log)) {
+                pr->error_code = KERR_OFFSET_OUT_OF_RANGE;
+                continue;
+            }
+            int rc = log_delete_records(p->log, offset);
+            pr->error_code = kerr_from_storage(rc);
+            pr->low_watermark = log_start_offset(p->log);
+            if (rc == 0) {
+                changed = true;
+                log_info("server", "DeleteRecords: %s-%d log start offset is now %lld",
+                         p->topic->name, p->index, (long long)pr->low_watermark);
+            }
+        }
+    }
+    /* Rare admin operation: the checkpoint write (with fsync) runs on the loop. */
+    if (changed && server_write_start_offsets(s) != 0) {
+        for (int32_t ti = 0; ti < resp.topics_count; ti++)
+            for (int32_t pi = 0; pi < resp.topics[ti].partitions_count; pi++)
+                if (resp.topics[ti].partitions[pi].error_code == KERR_NONE)
+                    resp.topics[ti].partitions[pi].error_code = KERR_KAFKA_STORAGE_ERROR;
+    }
+    REQUEST_RESPOND(req, delete_records_response, &resp);
+}

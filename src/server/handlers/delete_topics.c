@@ -1,4 +1,35 @@
-/* Not yet implemented: closes the connection like an unsupported request. */
+/* DeleteTopics (key 20), v0-v5: removes topics from the metadata and deletes their
+ * partition directories. Internal topics cannot be deleted. */
 #include "server/internal.h"
 
-void handle_delete_topics(struct request *req) { request_malformed(req); }
+void handle_delete_topics(struct request *req) {
+    struct server *s = req->srv;
+    struct delete_topics_request in;
+    if (delete_topics_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
+        request_malformed(req);
+        return;
+    }
+    struct delete_topics_response resp;
+    delete_topics_response_init(&resp);
+    resp.responses_count = MAX(in.topic_names_count, 0);
+    resp.responses = REQ_ALLOC(req, struct delete_topics_response_responses, resp.responses_count);
+    for (int32_t i = 0; i < resp.responses_count; i++) {
+        struct delete_topics_response_responses *r = &resp.responses[i];
+        delete_topics_response_responses_init(r);
+        struct slice name = in.topic_names[i];
+        r->name = name;
+        const struct mtopic *t = name.ptr ? cluster_topic_find(s->cluster, name) : NULL;
+        if (!t) {
+            r->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
+        }
+        if (t->internal) {
+            r->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+            r->error_message = slice_from_cstr("internal topics cannot be deleted");
+            continue;
+        }
+        int rc = cluster_delete_topic(s->cluster, name);
+        r->error_code = kerr_from_cluster(rc);
+    }
+    REQUEST_RESPOND(req, delete_topics_response, &resp);
+}

@@ -1,4 +1,37 @@
-/* Not yet implemented: closes the connection like an unsupported request. */
+/* DescribeCluster (key 60), v0-v1: cluster id, controller and brokers (KIP-700).
+ * Endpoint type 2 (controllers) is answered with this node too: it is both. */
 #include "server/internal.h"
 
-void handle_describe_cluster(struct request *req) { request_malformed(req); }
+void handle_describe_cluster(struct request *req) {
+    struct server *s = req->srv;
+    struct describe_cluster_request in;
+    if (describe_cluster_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) !=
+        0) {
+        request_malformed(req);
+        return;
+    }
+    struct describe_cluster_response resp;
+    describe_cluster_response_init(&resp);
+    if (in.endpoint_type != 1 && in.endpoint_type != 2) {
+        resp.error_code = KERR_UNSUPPORTED_ENDPOINT_TYPE;
+        resp.error_message = slice_from_cstr("endpoint type must be 1 (brokers) or 2 (controllers)");
+        resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
+        REQUEST_RESPOND(req, describe_cluster_response, &resp);
+        return;
+    }
+    resp.endpoint_type = in.endpoint_type;
+    resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
+    resp.controller_id = cluster_controller_id(s->cluster);
+    size_t n = cluster_broker_count(s->cluster);
+    resp.brokers_count = (int32_t)n;
+    resp.brokers = REQ_ALLOC(req, struct describe_cluster_response_brokers, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct mbroker *b = cluster_broker_at(s->cluster, i);
+        describe_cluster_response_brokers_init(&resp.brokers[i]);
+        resp.brokers[i].broker_id = b->node_id;
+        resp.brokers[i].host = slice_from_cstr(b->host);
+        resp.brokers[i].port = b->port;
+        resp.brokers[i].rack = b->rack ? slice_from_cstr(b->rack) : SLICE_NULL;
+    }
+    REQUEST_RESPOND(req, describe_cluster_response, &resp);
+}
