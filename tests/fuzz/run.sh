@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang and runs each for a bounded time.
+#   tests/fuzz/run.sh SECONDS
+# make test runs a short pass; make fuzz a long one. A crash exits non-zero and leaves
+# the reproducer (crash-*) in build-fuzz/artifacts.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-30}
+build=build-fuzz
+cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DSAMSA_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+targets=$(grep -o 'add_executable(fuzz_[a-z_]*' tests/fuzz/CMakeLists.txt | sed 's/add_executable(//')
+cmake --build "$build" -j "$(nproc)" --target make_seeds $targets >/dev/null
+mkdir -p "$build/artifacts"
+for t in $targets; do
+  corpus="$build/corpus/$t"
+  mkdir -p "$corpus"
+  if [ "$t" = fuzz_request ] && [ -z "$(ls -A "$corpus")" ]; then
+    "$build/tests/fuzz/make_seeds" "$corpus" >/dev/null
+  fi
+  echo "fuzzing $t for ${secs}s"
+  "$build/tests/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=0 \
+    -artifact_prefix="$build/artifacts/" "$corpus" 2>"$build/$t.log" \
+    || { tail -40 "$build/$t.log"; echo "fuzz target $t failed"; exit 1; }
+  grep -E "Done [0-9]+ runs" "$build/$t.log" || tail -2 "$build/$t.log"
+done

@@ -1,0 +1,214 @@
+/* Unit tests for cluster: topic name rules, config validation, metadata changes that
+ * survive a reopen (replay), a torn metadata log tail, and the change listener. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cluster/cluster.h"
+
+struct fixture {
+    char dir[64];
+};
+
+static int setup(void **state) {
+    struct fixture *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/samsa-cluster-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    struct fixture *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static struct cluster *open_cluster(struct fixture *f) {
+    struct cluster_options o = {.metadata_dir = f->dir, .node_id = 1};
+    struct cluster *c = NULL;
+    assert_int_equal(cluster_open(&o, &c), 0);
+    return c;
+}
+
+static void test_topic_names(void **state) {
+    (void)state;
+    assert_null(cluster_topic_name_error(slice_from_cstr("orders.v1_x-2")));
+    assert_non_null(cluster_topic_name_error(slice_from_cstr("")));
+    assert_non_null(cluster_topic_name_error(slice_from_cstr(".")));
+    assert_non_null(cluster_topic_name_error(slice_from_cstr("..")));
+    assert_non_null(cluster_topic_name_error(slice_from_cstr("bad name")));
+    assert_non_null(cluster_topic_name_error(slice_from_cstr("sl/ash")));
+    char long_name[251];
+    memset(long_name, 'a', 250);
+    long_name[250] = '\0';
+    assert_non_null(cluster_topic_name_error(slice_from_cstr(long_name)));
+    long_name[249] = '\0';
+    assert_null(cluster_topic_name_error(slice_from_cstr(long_name)));
+}
+
+static void test_config_validation(void **state) {
+    (void)state;
+    assert_null(tcfg_validate("retention.ms", "-1"));
+    assert_non_null(tcfg_validate("retention.ms", "-2"));
+    assert_non_null(tcfg_validate("retention.ms", "soon"));
+    assert_non_null(tcfg_validate("cleanup.policy", "compact"));
+    assert_null(tcfg_validate("cleanup.policy", "delete"));
+    assert_non_null(tcfg_validate("no.such.config", "1"));
+    assert_non_null(tcfg_validate("segment.bytes", "13"));
+    assert_null(tcfg_validate("message.timestamp.type", "LogAppendTime"));
+    assert_non_null(tcfg_validate("message.timestamp.type", "Whenever"));
+    assert_non_null(tcfg_validate("compression.type", "zstd"));
+}
+
+static int created, deleted, added, changed;
+static void listener(void *arg, enum cluster_event ev, const struct mtopic *t) {
+    (void)arg;
+    (void)t;
+    created += ev == CLUSTER_TOPIC_CREATED;
+    deleted += ev == CLUSTER_TOPIC_DELETED;
+    added += ev == CLUSTER_PARTITIONS_ADDED;
+    changed += ev == CLUSTER_CONFIG_CHANGED;
+}
+
+static void test_changes_survive_reopen(void **state) {
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    char id[64];
+    snprintf(id, sizeof id, "%s", cluster_id(c));
+    assert_int_equal(strlen(id), 22);
+    assert_int_equal(cluster_register_broker(c, 1, "localhost", 9092, NULL), 0);
+    cluster_set_listener(c, listener, NULL);
+    const char *why = NULL;
+    struct config_entry cfg[] = {{"retention.ms", "1000"}};
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("a"), 3, 1, cfg, 1, false, &why), 0);
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("b"), 1, 1, NULL, 0, false, &why), 0);
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("a"), 1, 1, NULL, 0, false, &why),
+                     CLUSTER_ERR_TOPIC_EXISTS);
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("z"), 0, 1, NULL, 0, false, &why),
+                     CLUSTER_ERR_INVALID_PARTITIONS);
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("z"), 1, 2, NULL, 0, false, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    struct config_entry bad[] = {{"cleanup.policy", "compact"}};
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("z"), 1, 1, bad, 1, false, &why),
+                     CLUSTER_ERR_INVALID_CONFIG);
+    /* validate_only writes nothing. */
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("v"), 1, 1, NULL, 0, true, &why), 0);
+    assert_null(cluster_topic_find(c, slice_from_cstr("v")));
+    assert_int_equal(cluster_create_partitions(c, slice_from_cstr("a"), 5, false, &why), 0);
+    assert_int_equal(cluster_create_partitions(c, slice_from_cstr("a"), 4, false, &why),
+                     CLUSTER_ERR_INVALID_PARTITIONS);
+    struct config_change ch[] = {{"retention.bytes", "999", CFG_OP_SET},
+                                 {"retention.ms", NULL, CFG_OP_DELETE}};
+    assert_int_equal(cluster_alter_topic_configs(c, slice_from_cstr("a"), ch, 2, false, false, &why),
+                     0);
+    struct config_change badch[] = {{"retention.bytes", "1", CFG_OP_SET},
+                                    {"segment.bytes", "1", CFG_OP_SET}};
+    assert_int_equal(
+        cluster_alter_topic_configs(c, slice_from_cstr("a"), badch, 2, false, false, &why),
+        CLUSTER_ERR_INVALID_CONFIG);
+    assert_int_equal(cluster_delete_topic(c, slice_from_cstr("b")), 0);
+    assert_int_equal(cluster_delete_topic(c, slice_from_cstr("b")), CLUSTER_ERR_UNKNOWN_TOPIC);
+    assert_int_equal(created, 2);
+    assert_int_equal(added, 1);
+    assert_int_equal(changed, 1);
+    assert_int_equal(deleted, 1);
+    uint8_t a_id[16];
+    memcpy(a_id, cluster_topic_find(c, slice_from_cstr("a"))->id, 16);
+    cluster_close(c);
+
+    c = open_cluster(f);
+    assert_string_equal(cluster_id(c), id);
+    assert_int_equal(cluster_topic_count(c), 1);
+    const struct mtopic *a = cluster_topic_find(c, slice_from_cstr("a"));
+    assert_non_null(a);
+    assert_memory_equal(a->id, a_id, 16);
+    assert_int_equal(a->partition_count, 5);
+    assert_int_equal(a->partitions[4].leader, 1);
+    assert_string_equal(cluster_topic_config(a, "retention.bytes"), "999");
+    assert_null(cluster_topic_config(a, "retention.ms")); /* failed change wrote nothing */
+    assert_null(cluster_topic_find(c, slice_from_cstr("b")));
+    assert_int_equal(cluster_broker_count(c), 1);
+    assert_int_equal(cluster_broker_find(c, 1)->port, 9092);
+    cluster_close(c);
+}
+
+static void test_torn_tail_is_truncated(void **state) {
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why;
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("keep"), 1, 1, NULL, 0, false, &why), 0);
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("torn"), 1, 1, NULL, 0, false, &why), 0);
+    cluster_close(c);
+    /* Cut the last entry in half, as a crash mid-write would. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/metadata.log", f->dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size - 5), 0);
+    c = open_cluster(f);
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("keep")));
+    assert_null(cluster_topic_find(c, slice_from_cstr("torn")));
+    /* The log is usable after the truncation. */
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("after"), 1, 1, NULL, 0, false, &why), 0);
+    cluster_close(c);
+    c = open_cluster(f);
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("after")));
+    assert_int_equal(cluster_topic_count(c), 2);
+    cluster_close(c);
+}
+
+static void test_corrupt_entry_stops_replay(void **state) {
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why;
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("one"), 1, 1, NULL, 0, false, &why), 0);
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("two"), 1, 1, NULL, 0, false, &why), 0);
+    cluster_close(c);
+    char path[128];
+    snprintf(path, sizeof path, "%s/metadata.log", f->dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    struct stat st;
+    fstat(fd, &st);
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, st.st_size - 3), 1);
+    byte ^= 0xff;
+    assert_int_equal(pwrite(fd, &byte, 1, st.st_size - 3), 1);
+    close(fd);
+    c = open_cluster(f);
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("one")));
+    assert_null(cluster_topic_find(c, slice_from_cstr("two"))); /* bad CRC: not applied */
+    cluster_close(c);
+}
+
+static void test_node_id_mismatch_refused(void **state) {
+    struct fixture *f = *state;
+    cluster_close(open_cluster(f));
+    struct cluster_options o = {.metadata_dir = f->dir, .node_id = 2};
+    struct cluster *c = NULL;
+    assert_int_not_equal(cluster_open(&o, &c), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_topic_names),
+        cmocka_unit_test(test_config_validation),
+        cmocka_unit_test_setup_teardown(test_changes_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_is_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_entry_stops_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_id_mismatch_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
+}

@@ -1,0 +1,113 @@
+/* Unit tests for the broker configuration: Kafka's names and precedence rules, and
+ * invalid values refused with the key named. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/config.h"
+
+static int load(struct broker_config *c, const char *text, char **ov, size_t n) {
+    char path[] = "/tmp/samsa-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    int rc = broker_config_load(c, path, ov, n);
+    unlink(path);
+    return rc;
+}
+
+static void test_defaults(void **state) {
+    (void)state;
+    struct broker_config c;
+    assert_int_equal(load(&c, "", NULL, 0), 0);
+    assert_int_equal(c.node_id, 1);
+    assert_int_equal(c.listener_port, 9092);
+    assert_string_equal(c.advertised_host, "localhost");
+    assert_int_equal(c.num_partitions, 1);
+    assert_true(c.auto_create_topics);
+    assert_true(c.retention_ms == 168LL * 3600 * 1000);
+    assert_true(c.roll_ms == 168LL * 3600 * 1000);
+    assert_true(c.segment_bytes == 1073741824);
+    assert_int_equal(c.message_max_bytes, 1048588);
+    assert_true(c.flush_interval_ms == INT64_MAX);
+    assert_false(c.fetch_sendfile);
+    broker_config_free(&c);
+}
+
+static void test_precedence_and_overrides(void **state) {
+    (void)state;
+    struct broker_config c;
+    char *ov[] = {"num.partitions=7", "log.retention.ms=5000"};
+    assert_int_equal(load(&c,
+                          "listeners=PLAINTEXT://127.0.0.1:19092\n"
+                          "log.dirs=/a,/b\n"
+                          "log.retention.hours=1\n"
+                          "log.retention.minutes=30\n"
+                          "num.partitions=3\n",
+                          ov, 2),
+                     0);
+    assert_int_equal(c.num_partitions, 7);     /* override beats file */
+    assert_true(c.retention_ms == 5000);       /* ms beats minutes beats hours */
+    assert_string_equal(c.listener_host, "127.0.0.1");
+    assert_int_equal(c.listener_port, 19092);
+    assert_string_equal(c.advertised_host, "127.0.0.1");
+    assert_string_equal(c.log_dir, "/a");
+    assert_string_equal(broker_config_value(&c, "num.partitions"), "7");
+    broker_config_free(&c);
+    assert_int_equal(load(&c, "log.retention.hours=2\nlog.retention.minutes=30\n", NULL, 0), 0);
+    assert_true(c.retention_ms == 30 * 60000);
+    broker_config_free(&c);
+}
+
+static void test_invalid_values_refused(void **state) {
+    (void)state;
+    const char *bad[] = {
+        "num.partitions=0\n",
+        "num.partitions=lots\n",
+        "log.segment.bytes=10\n",
+        "message.max.bytes=99999999999\n",
+        "auto.create.topics.enable=maybe\n",
+        "listeners=localhost:9092\n",
+        "listeners=PLAINTEXT://:99999\n",
+        "log.message.timestamp.type=Sometime\n",
+        "log.cleanup.policy=compact\n",
+        "process.roles=broker\n",
+        "log.level=LOUD\n",
+        "unclean.leader.election.enable=true\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct broker_config c;
+        int rc = load(&c, bad[i], NULL, 0);
+        if (rc == 0)
+            fail_msg("accepted invalid config: %s", bad[i]);
+        broker_config_free(&c);
+    }
+    struct broker_config c;
+    char *ov[] = {"no-equals-sign"};
+    assert_int_not_equal(load(&c, "", ov, 1), 0);
+    broker_config_free(&c);
+}
+
+static void test_unknown_keys_only_warn(void **state) {
+    (void)state;
+    struct broker_config c;
+    assert_int_equal(load(&c, "some.future.key=1\nzookeeper.connect=x:2181\n", NULL, 0), 0);
+    broker_config_free(&c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_precedence_and_overrides),
+        cmocka_unit_test(test_invalid_values_refused),
+        cmocka_unit_test(test_unknown_keys_only_warn),
+    };
+    return cmocka_run_group_tests_name("server_config", tests, NULL, NULL);
+}
