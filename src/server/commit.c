@@ -109,14 +109,33 @@ static void fail_waits_on(struct server *s, struct partition *p, int16_t error) 
 }
 
 void server_partition_forget(struct server *s, struct partition *p) {
+    for (size_t i = 0; i < s->sync_wanted_count; i++) {
+        if (s->sync_wanted[i] == p) {
+            s->sync_wanted[i] = s->sync_wanted[--s->sync_wanted_count];
+            break;
+        }
+    }
+    p->sync_wanted = false;
     fail_waits_on(s, p, KERR_UNKNOWN_TOPIC_OR_PARTITION);
     answer_durable_waits(s);
 }
 
-void server_after_append(struct server *s, struct partition *p, bool want_sync) {
+/* Queues p for the next sync round (once, however often it is asked). */
+static void want_sync(struct server *s, struct partition *p) {
+    if (p->sync_wanted)
+        return;
+    p->sync_wanted = true;
+    if (s->sync_wanted_count == s->sync_wanted_cap) {
+        s->sync_wanted_cap = s->sync_wanted_cap ? s->sync_wanted_cap * 2 : 64;
+        s->sync_wanted = xrealloc(s->sync_wanted, s->sync_wanted_cap * sizeof *s->sync_wanted);
+    }
+    s->sync_wanted[s->sync_wanted_count++] = p;
+}
+
+void server_after_append(struct server *s, struct partition *p, bool sync_now) {
     fetch_wake(s, p);
-    if (want_sync) {
-        p->sync_wanted = true;
+    if (sync_now) {
+        want_sync(s, p);
         return;
     }
     /* flush.messages policy, checked per append. */
@@ -128,7 +147,7 @@ void server_after_append(struct server *s, struct partition *p, bool want_sync) 
     const char *v = server_topic_config_value(s, t, "flush.messages", &source);
     if (v && parse_i64(v, &limit) == 0 && limit < INT64_MAX &&
         log_unflushed_messages(p->log) >= limit)
-        p->sync_wanted = true;
+        want_sync(s, p);
 }
 
 /* flush.ms policy: called from a periodic timer. */
@@ -148,7 +167,7 @@ void server_flush_policy_tick(struct server *s) {
         for (int32_t i = 0; i < ts->partition_count; i++) {
             struct partition *p = ts->partitions[i];
             if (log_unflushed_messages(p->log) > 0 && now - log_last_flush_ms(p->log) >= ms)
-                p->sync_wanted = true;
+                want_sync(s, p);
         }
     }
 }
@@ -199,38 +218,28 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n) {
 void server_commit_idle(struct server *s) {
     if (s->round_in_flight)
         return;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     struct round *r = NULL;
-    size_t it = 0;
-    struct slice k;
-    void *v;
-    while (hmap_next(&s->topics, &it, &k, &v)) {
-        struct topic_state *ts = v;
-        for (int32_t i = 0; i < ts->partition_count; i++) {
-            struct partition *p = ts->partitions[i];
-            if (!p->sync_wanted)
-                continue;
-            p->sync_wanted = false;
-            if (!r)
-                r = xcalloc(1, sizeof *r);
-            if (n == cap) {
-                cap = cap ? cap * 2 : 16;
-                r->jobs = xrealloc(r->jobs, cap * sizeof *r->jobs);
-            }
-            struct log_flush_job *job = &r->jobs[n];
-            memset(job, 0, sizeof *job);
-            int rc = log_flush_prepare(p->log, job);
-            if (rc != 0) {
-                log_error("server", "cannot prepare a sync of %s-%d: %s", ts->name, i,
-                          storage_strerror(rc));
-                fail_waits_on(s, p, KERR_KAFKA_STORAGE_ERROR);
-                continue;
-            }
-            job->user = p;
-            p->jobs_in_flight++;
-            n++;
-        }
+    if (s->sync_wanted_count > 0) {
+        r = xcalloc(1, sizeof *r);
+        r->jobs = xcalloc(s->sync_wanted_count, sizeof *r->jobs);
     }
+    for (size_t i = 0; i < s->sync_wanted_count; i++) {
+        struct partition *p = s->sync_wanted[i];
+        p->sync_wanted = false;
+        struct log_flush_job *job = &r->jobs[n];
+        int rc = log_flush_prepare(p->log, job);
+        if (rc != 0) {
+            log_error("server", "cannot prepare a sync of %s-%d: %s", p->topic->name, p->index,
+                      storage_strerror(rc));
+            fail_waits_on(s, p, KERR_KAFKA_STORAGE_ERROR);
+            continue;
+        }
+        job->user = p;
+        p->jobs_in_flight++;
+        n++;
+    }
+    s->sync_wanted_count = 0;
     if (n == 0) {
         if (r) {
             free(r->jobs);

@@ -53,6 +53,8 @@ struct server {
     struct hmap topics;        /* name -> struct topic_state */
     /* Group commit. */
     bool round_in_flight;
+    struct partition **sync_wanted; /* partitions whose sync_wanted flag is set */
+    size_t sync_wanted_count, sync_wanted_cap;
     struct produce_wait *waits_head, *waits_tail;
     /* Parked fetches that an append made worth re-trying, handled in the idle hook. */
     struct fetch_wait **ready_fetches;

@@ -143,7 +143,8 @@ int server_create(const struct broker_config *cfg, struct server **out) {
              *cfg->listener_host ? cfg->listener_host : "0.0.0.0", port, cfg->advertised_host,
              cluster_broker_find(s->cluster, cfg->node_id)->port, s->log_dir);
     /* A line for scripts and tests that start us on port 0. */
-    printf("samsa-server listening on port %d\n", port);
+    printf("samsa-server listening on port %d (try: kcat -b %s:%d -L)\n", port,
+           cfg->advertised_host, cluster_broker_find(s->cluster, cfg->node_id)->port);
     fflush(stdout);
     *out = s;
     return 0;
@@ -211,6 +212,7 @@ void server_destroy(struct server *s) {
         net_loop_destroy(s->loop);
     cluster_close(s->cluster);
     free(s->ready_fetches);
+    free(s->sync_wanted);
     free(s->log_dir);
     free(s);
 }
