@@ -62,6 +62,7 @@ struct server {
     struct fetch_wait *all_fetches; /* every parked fetch, for shutdown */
     uint64_t retention_timer;
     uint64_t flush_timer;
+    uint64_t checkpoint_timer;
     bool stopping;
     struct hmap start_offsets;    /* "topic-partition" -> int64 log start, from checkpoint */
     struct hmap recovery_points;  /* "topic-partition" -> int64 recovery point */
@@ -86,6 +87,7 @@ int16_t server_auto_create_topic(struct server *s, struct slice name);
 /* Persists log-start-offset-checkpoint (DeleteRecords). */
 int server_write_start_offsets(struct server *s);
 int server_write_recovery_points(struct server *s);
+void server_checkpoint_recovery_points_async(struct server *s);
 
 /* ---- group commit (commit.c) ---- */
 /* Called after an append: wakes fetches parked on p; marks p for the next sync round

@@ -263,12 +263,21 @@ void server_close_all_partitions(struct server *s) {
     hmap_free(&s->topics);
 }
 
-/* Writes one checkpoint file with an offset per open partition. Blocking (fsync):
- * used at shutdown and for rare admin operations. */
-static int write_checkpoint(struct server *s, const char *file,
-                            int64_t (*offset_of)(const struct log *)) {
-    size_t cap = 64, n = 0;
-    struct ckpt_entry *e = xcalloc(cap, sizeof *e);
+/* A checkpoint file's content, collected on the loop thread (topic names copied) so it
+ * can be written on another thread. */
+struct checkpoint {
+    char path[4096];
+    struct ckpt_entry *entries;
+    size_t n;
+    int rc;
+};
+
+static struct checkpoint *collect_checkpoint(struct server *s, const char *file,
+                                             int64_t (*offset_of)(const struct log *)) {
+    struct checkpoint *ck = xcalloc(1, sizeof *ck);
+    snprintf(ck->path, sizeof ck->path, "%s/%s", s->log_dir, file);
+    size_t cap = 64;
+    ck->entries = xcalloc(cap, sizeof *ck->entries);
     size_t it = 0;
     struct slice k;
     void *v;
@@ -277,19 +286,37 @@ static int write_checkpoint(struct server *s, const char *file,
         for (int32_t i = 0; i < ts->partition_count; i++) {
             if (!ts->partitions[i]->log)
                 continue;
-            if (n == cap) {
+            if (ck->n == cap) {
                 cap *= 2;
-                e = xrealloc(e, cap * sizeof *e);
+                ck->entries = xrealloc(ck->entries, cap * sizeof *ck->entries);
             }
-            e[n++] = (struct ckpt_entry){ts->name, i, offset_of(ts->partitions[i]->log)};
+            ck->entries[ck->n++] =
+                (struct ckpt_entry){xstrdup(ts->name), i, offset_of(ts->partitions[i]->log)};
         }
     }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", s->log_dir, file);
-    int rc = ckpt_write(path, e, n);
-    if (rc != 0)
-        log_error("server", "cannot write %s: %s", path, storage_strerror(rc));
-    free(e);
+    return ck;
+}
+
+static void write_collected(void *arg) {
+    struct checkpoint *ck = arg;
+    ck->rc = ckpt_write(ck->path, ck->entries, ck->n);
+}
+
+static void free_checkpoint(struct checkpoint *ck) {
+    if (ck->rc != 0)
+        log_error("server", "cannot write %s: %s", ck->path, storage_strerror(ck->rc));
+    ckpt_free_entries(ck->entries, ck->n);
+    free(ck);
+}
+
+/* Writes one checkpoint file now, on this thread. Blocking (fsync): for shutdown and
+ * rare admin operations. */
+static int write_checkpoint(struct server *s, const char *file,
+                            int64_t (*offset_of)(const struct log *)) {
+    struct checkpoint *ck = collect_checkpoint(s, file, offset_of);
+    write_collected(ck);
+    int rc = ck->rc;
+    free_checkpoint(ck);
     return rc;
 }
 
@@ -299,6 +326,20 @@ int server_write_start_offsets(struct server *s) {
 
 int server_write_recovery_points(struct server *s) {
     return write_checkpoint(s, "recovery-point-offset-checkpoint", log_durable_offset);
+}
+
+static void checkpoint_written(void *arg, struct log_flush_job **jobs, size_t n) {
+    (void)jobs;
+    (void)n;
+    free_checkpoint(arg);
+}
+
+/* Periodic recovery points (log.flush.offset.checkpoint.interval.ms), written on the
+ * sync thread, bound how much a restart after a crash has to re-validate. */
+void server_checkpoint_recovery_points_async(struct server *s) {
+    struct checkpoint *ck =
+        collect_checkpoint(s, "recovery-point-offset-checkpoint", log_durable_offset);
+    syncer_submit_work(s->syncer, write_collected, checkpoint_written, ck);
 }
 
 int16_t server_auto_create_topic(struct server *s, struct slice name) {

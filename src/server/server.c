@@ -55,6 +55,13 @@ static void flush_tick(struct net_loop *loop, void *arg) {
     s->flush_timer = net_timer_add(loop, s->cfg->flush_scheduler_interval_ms, flush_tick, s);
 }
 
+static void checkpoint_tick(struct net_loop *loop, void *arg) {
+    struct server *s = arg;
+    server_checkpoint_recovery_points_async(s);
+    s->checkpoint_timer =
+        net_timer_add(loop, s->cfg->flush_offset_checkpoint_interval_ms, checkpoint_tick, s);
+}
+
 static int ensure_dir(const char *dir) {
     char *copy = xstrdup(dir);
     for (char *p = copy + 1; *p; p++) {
@@ -138,6 +145,8 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     s->retention_timer =
         net_timer_add(s->loop, cfg->retention_check_interval_ms, retention_tick, s);
     s->flush_timer = net_timer_add(s->loop, cfg->flush_scheduler_interval_ms, flush_tick, s);
+    s->checkpoint_timer = net_timer_add(s->loop, cfg->flush_offset_checkpoint_interval_ms,
+                                        checkpoint_tick, s);
     log_info("server", "node %d of cluster %s listening on %s:%d (advertised as %s:%d), data in %s",
              cfg->node_id, cluster_id(s->cluster),
              *cfg->listener_host ? cfg->listener_host : "0.0.0.0", port, cfg->advertised_host,
@@ -183,6 +192,8 @@ void server_destroy(struct server *s) {
             net_timer_cancel(s->loop, s->retention_timer);
         if (s->flush_timer)
             net_timer_cancel(s->loop, s->flush_timer);
+        if (s->checkpoint_timer)
+            net_timer_cancel(s->loop, s->checkpoint_timer);
     }
     if (s->syncer) {
         net_unwatch(s->loop, syncer_event_fd(s->syncer));

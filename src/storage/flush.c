@@ -114,6 +114,7 @@ struct sync_round {
     struct sync_round *next;
     struct log_flush_job **jobs;
     size_t n;
+    void (*work)(void *arg); /* other blocking work instead of jobs, or NULL */
     syncer_done_fn done;
     void *arg;
 };
@@ -141,6 +142,8 @@ static void *syncer_main(void *arg) {
         if (!s->todo_head)
             s->todo_tail = NULL;
         pthread_mutex_unlock(&s->mu);
+        if (r->work)
+            r->work(r->arg);
         for (size_t i = 0; i < r->n; i++)
             log_flush_execute(r->jobs[i]);
         pthread_mutex_lock(&s->mu);
@@ -182,15 +185,7 @@ int syncer_create(struct syncer **out) {
 
 int syncer_event_fd(struct syncer *s) { return s->efd; }
 
-void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n,
-                   syncer_done_fn done, void *arg) {
-    struct sync_round *r = xcalloc(1, sizeof(*r));
-    r->jobs = n ? xmalloc(n * sizeof(*jobs)) : NULL;
-    if (n)
-        memcpy(r->jobs, jobs, n * sizeof(*jobs));
-    r->n = n;
-    r->done = done;
-    r->arg = arg;
+static void enqueue(struct syncer *s, struct sync_round *r) {
     pthread_mutex_lock(&s->mu);
     ASSERT(!s->stopping);
     if (s->todo_tail)
@@ -200,6 +195,27 @@ void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n,
     s->todo_tail = r;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+void syncer_submit_work(struct syncer *s, void (*work)(void *arg), syncer_done_fn done,
+                        void *arg) {
+    struct sync_round *r = xcalloc(1, sizeof(*r));
+    r->work = work;
+    r->done = done;
+    r->arg = arg;
+    enqueue(s, r);
+}
+
+void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n,
+                   syncer_done_fn done, void *arg) {
+    struct sync_round *r = xcalloc(1, sizeof(*r));
+    r->jobs = n ? xmalloc(n * sizeof(*jobs)) : NULL;
+    if (n)
+        memcpy(r->jobs, jobs, n * sizeof(*jobs));
+    r->n = n;
+    r->done = done;
+    r->arg = arg;
+    enqueue(s, r);
 }
 
 void syncer_reap(struct syncer *s) {

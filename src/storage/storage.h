@@ -292,6 +292,10 @@ int syncer_event_fd(struct syncer *s);
  * caller and must live until `done` runs (on the loop thread, from syncer_reap). */
 void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n,
                    syncer_done_fn done, void *arg);
+/* Queues other blocking work (a checkpoint file write) on the same thread, in order with
+ * the sync rounds: work(arg) runs there, then done(arg, NULL, 0) on the loop thread. */
+void syncer_submit_work(struct syncer *s, void (*work)(void *arg), syncer_done_fn done,
+                        void *arg);
 /* Loop thread, when the eventfd is readable: runs `done` for finished rounds in
  * submission order. */
 void syncer_reap(struct syncer *s);

@@ -1,4 +1,5 @@
 /* Flush jobs (prepare / execute / complete) and the syncer thread. */
+#include <pthread.h>
 #include <errno.h>
 #include <poll.h>
 
@@ -126,10 +127,48 @@ static void test_syncer(void **state) {
     free(dir);
 }
 
+/* Work items run on the sync thread in order with rounds; done runs on reap. */
+struct work_rec {
+    pthread_t ran_on;
+    int order;
+    int done_order;
+};
+static int work_seq;
+static void work_fn(void *arg) {
+    struct work_rec *w = arg;
+    w->ran_on = pthread_self();
+    w->order = ++work_seq;
+}
+static void work_done(void *arg, struct log_flush_job **jobs, size_t n) {
+    struct work_rec *w = arg;
+    assert_null(jobs);
+    assert_int_equal(n, 0);
+    w->done_order = ++work_seq;
+}
+
+static void test_syncer_work(void **state) {
+    (void)state;
+    struct syncer *s;
+    assert_int_equal(syncer_create(&s), 0);
+    struct work_rec a = {0}, b = {0};
+    syncer_submit_work(s, work_fn, work_done, &a);
+    syncer_submit_work(s, work_fn, work_done, &b);
+    while (b.done_order == 0) {
+        struct pollfd pfd = {.fd = syncer_event_fd(s), .events = POLLIN};
+        assert_true(poll(&pfd, 1, 10000) > 0);
+        syncer_reap(s);
+    }
+    assert_false(pthread_equal(a.ran_on, pthread_self()));
+    assert_true(a.order < b.order);
+    assert_true(a.done_order > 0 && a.done_order < b.done_order);
+    syncer_destroy(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flush_job),
         cmocka_unit_test(test_syncer),
+        cmocka_unit_test(test_syncer_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
