@@ -55,16 +55,24 @@ static void answer_unsupported_api_versions(struct net_reply *r, int32_t correla
     api_versions_response_init(&resp);
     resp.error_code = KERR_UNSUPPORTED_VERSION;
     struct api_versions_response_api_keys keys[PROTO_API_COUNT];
-    for (size_t i = 0; i < PROTO_API_COUNT; i++) {
-        api_versions_response_api_keys_init(&keys[i]);
-        keys[i].api_key = proto_apis[i].api_key;
-        keys[i].min_version = proto_apis[i].min_version;
-        keys[i].max_version = proto_apis[i].max_version;
-    }
     resp.api_keys = keys;
-    resp.api_keys_count = PROTO_API_COUNT;
+    resp.api_keys_count = (int32_t)server_fill_api_keys(keys, PROTO_API_COUNT);
     api_versions_response_encode(b, 0, &resp);
     net_reply_send(r);
+}
+
+size_t server_fill_api_keys(struct api_versions_response_api_keys *keys, size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i < PROTO_API_COUNT && n < max; i++) {
+        if (!handler_for(proto_apis[i].api_key))
+            continue; /* a schema without a handler is not served */
+        api_versions_response_api_keys_init(&keys[n]);
+        keys[n].api_key = proto_apis[i].api_key;
+        keys[n].min_version = proto_apis[i].min_version;
+        keys[n].max_version = proto_apis[i].max_version;
+        n++;
+    }
+    return n;
 }
 
 void server_on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg) {

@@ -124,6 +124,8 @@ void server_on_close(struct net_conn *c, void *arg);
 struct buf *request_response_begin(struct request *req);
 /* Sends the reply and frees the request. */
 void request_response_end(struct request *req);
+/* Fills the ApiVersions list: every API with both a schema and a handler. */
+size_t server_fill_api_keys(struct api_versions_response_api_keys *keys, size_t max);
 /* Completes without a response (acks=0), freeing the request. */
 void request_drop(struct request *req);
 void request_free(struct request *req);

@@ -14,14 +14,7 @@ void handle_api_versions(struct request *req) {
     }
     struct api_versions_response resp;
     api_versions_response_init(&resp);
-    resp.api_keys_count = PROTO_API_COUNT;
     resp.api_keys = REQ_ALLOC(req, struct api_versions_response_api_keys, PROTO_API_COUNT);
-    for (size_t i = 0; i < PROTO_API_COUNT; i++) {
-        struct api_versions_response_api_keys *k = &resp.api_keys[i];
-        api_versions_response_api_keys_init(k);
-        k->api_key = proto_apis[i].api_key;
-        k->min_version = proto_apis[i].min_version;
-        k->max_version = proto_apis[i].max_version;
-    }
+    resp.api_keys_count = (int32_t)server_fill_api_keys(resp.api_keys, PROTO_API_COUNT);
     REQUEST_RESPOND(req, api_versions_response, &resp);
 }
