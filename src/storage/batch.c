@@ -63,52 +63,16 @@ int batch_validate(const uint8_t *p, size_t len, struct batch_info *out) {
     return 0;
 }
 
-/* Skips a varint-length-prefixed byte field (length -1 means null). */
-static void skip_varbytes(struct reader *r) {
-    int32_t n = rd_varint(r);
-    if (n < -1)
-        r->err = -1;
-    else if (n > 0)
-        rd_skip(r, (size_t)n);
-}
-
 int batch_count_records_check(const uint8_t *p, const struct batch_info *info) {
     if (batch_compression(info) != 0)
         return 0;
-    struct reader r;
-    rd_init(&r, p + BATCH_HEADER_BYTES, info->size_bytes - BATCH_HEADER_BYTES);
-    int64_t prev_delta = -1;
-    for (int32_t i = 0; i < info->records_count; i++) {
-        int32_t rec_len = rd_varint(&r);
-        if (r.err || rec_len < 0 || (size_t)rec_len > rd_remaining(&r))
-            return STORAGE_ERR_CORRUPT;
-        struct reader rec;
-        rd_init(&rec, r.p + r.pos, (size_t)rec_len);
-        rd_skip(&r, (size_t)rec_len);
-        rd_i8(&rec);                      /* attributes */
-        rd_varlong(&rec);                 /* timestampDelta */
-        int32_t offset_delta = rd_varint(&rec);
-        skip_varbytes(&rec);              /* key */
-        skip_varbytes(&rec);              /* value */
-        int32_t headers = rd_varint(&rec);
-        if (headers < 0)
-            return STORAGE_ERR_CORRUPT;
-        for (int32_t h = 0; h < headers && !rec.err; h++) {
-            int32_t klen = rd_varint(&rec);
-            if (klen < 0)
-                return STORAGE_ERR_CORRUPT;
-            rd_skip(&rec, (size_t)klen);
-            skip_varbytes(&rec);
-        }
-        if (rec.err || rd_remaining(&rec) != 0)
-            return STORAGE_ERR_CORRUPT;
-        if (offset_delta <= prev_delta || offset_delta > info->last_offset_delta)
-            return STORAGE_ERR_CORRUPT;
-        prev_delta = offset_delta;
+    struct record_iter it;
+    struct record rec;
+    record_iter_init(&it, p, info);
+    int rc;
+    while ((rc = record_iter_next(&it, &rec)) > 0) {
     }
-    if (r.err || rd_remaining(&r) != 0)
-        return STORAGE_ERR_CORRUPT;
-    return 0;
+    return rc;
 }
 
 void batch_iter_init(struct batch_iter *it, const uint8_t *p, size_t len) {

@@ -556,22 +556,15 @@ static int find_record_by_ts(struct log *l, struct segment *s, struct ts_scan *t
         }
         done += (size_t)r;
     }
-    struct reader rd;
-    rd_init(&rd, p + BATCH_HEADER_BYTES, b->size_bytes - BATCH_HEADER_BYTES);
-    for (int32_t i = 0; i < b->records_count && !rd.err; i++) {
-        int32_t rec_len = rd_varint(&rd);
-        if (rd.err || rec_len < 0 || (size_t)rec_len > rd_remaining(&rd))
-            break;
-        size_t next = rd.pos + (size_t)rec_len;
-        rd_i8(&rd);
-        int64_t ts = b->first_timestamp + rd_varlong(&rd);
-        int64_t off = b->base_offset + rd_varint(&rd);
-        if (!rd.err && ts >= t->ts && off >= t->min_offset) {
-            *offset_out = off;
-            *ts_out = ts;
+    struct record_iter it;
+    struct record rec;
+    record_iter_init(&it, p, b);
+    while (record_iter_next(&it, &rec) > 0) {
+        if (rec.timestamp >= t->ts && rec.offset >= t->min_offset) {
+            *offset_out = rec.offset;
+            *ts_out = rec.timestamp;
             break;
         }
-        rd.pos = next;
     }
     free(p);
     (void)l;

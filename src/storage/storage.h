@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/base.h"
+
 /* Project error codes (negative, away from errno values). */
 #define STORAGE_ERR_CORRUPT (-2001)        /* bad CRC, bad framing, bad record layout */
 #define STORAGE_ERR_BAD_MAGIC (-2002)      /* magic != 2 */
@@ -118,6 +120,38 @@ int batch_iter_next(struct batch_iter *it, struct batch_info *out, bool check_cr
  * when check_records, the record framing of uncompressed ones. Counts are optional. */
 int batch_validate_all(const uint8_t *p, size_t len, bool check_records, int *batches_out,
                        int64_t *records_out);
+
+/* Records of an uncompressed batch (record.c). Slices borrow the batch's memory. */
+struct record {
+    int8_t attributes;
+    int32_t offset_delta;
+    int64_t offset;       /* absolute: batch base offset + delta */
+    int64_t timestamp;    /* absolute: batch first timestamp + delta */
+    struct slice key;     /* ptr NULL: null key */
+    struct slice value;   /* ptr NULL: null value (a tombstone) */
+    int32_t header_count;
+    struct slice headers; /* the raw header section */
+};
+struct record_iter {
+    struct reader r;
+    struct batch_info info;
+    int32_t remaining;
+    int32_t prev_delta;
+};
+/* batch is a whole batch (validated), info its header; compression must be none. */
+void record_iter_init(struct record_iter *it, const uint8_t *batch, const struct batch_info *info);
+/* 1 with a record, 0 at the end, STORAGE_ERR_CORRUPT if the framing is wrong (records
+ * that overrun, offset deltas not increasing, bytes left over, count mismatch). */
+int record_iter_next(struct record_iter *it, struct record *out);
+
+/* Appends one uncompressed magic-2 batch of n records, all with the given timestamp, no
+ * producer id; base offset and leader epoch are assigned by log_append. For records the
+ * broker writes itself (internal topics). */
+struct record_in {
+    struct slice key;   /* ptr NULL: null */
+    struct slice value; /* ptr NULL: null (tombstone) */
+};
+void batch_encode(struct buf *out, const struct record_in *recs, size_t n, int64_t timestamp);
 
 /* ------------------------------------------------------------------------------------
  * The partition log

@@ -1,0 +1,117 @@
+/* Records inside an uncompressed magic-2 batch: iterate them (for compaction, group
+ * offsets loading and record-level timestamp lookups) and build batches of them (for
+ * internal topics the broker writes itself).
+ *
+ * Record layout (all varints zigzag): length, attributes int8, timestampDelta varlong,
+ * offsetDelta varint, keyLength varint (-1 null), key, valueLength varint (-1 null),
+ * value, headerCount varint, then per header: keyLength, key, valueLength, value. */
+#include "storage/storage_internal.h"
+
+#include <string.h>
+
+void record_iter_init(struct record_iter *it, const uint8_t *batch, const struct batch_info *info) {
+    ASSERT(batch_compression(info) == 0);
+    rd_init(&it->r, batch + BATCH_HEADER_BYTES, info->size_bytes - BATCH_HEADER_BYTES);
+    it->info = *info;
+    it->remaining = info->records_count;
+    it->prev_delta = -1;
+}
+
+/* A varint-length byte string: -1 is null. */
+static struct slice read_varbytes(struct reader *r) {
+    int32_t len = rd_varint(r);
+    if (r->err || len < -1) {
+        r->err = -1;
+        return SLICE_NULL;
+    }
+    if (len == -1)
+        return SLICE_NULL;
+    struct slice s = rd_bytes(r, (size_t)len);
+    if (!r->err && len == 0)
+        s.ptr = (const uint8_t *)""; /* empty, not null */
+    return s;
+}
+
+int record_iter_next(struct record_iter *it, struct record *out) {
+    if (it->remaining == 0)
+        return rd_remaining(&it->r) == 0 && !it->r.err ? 0 : STORAGE_ERR_CORRUPT;
+    int32_t rec_len = rd_varint(&it->r);
+    if (it->r.err || rec_len < 0 || (size_t)rec_len > rd_remaining(&it->r))
+        return STORAGE_ERR_CORRUPT;
+    struct reader rec;
+    rd_init(&rec, it->r.p + it->r.pos, (size_t)rec_len);
+    rd_skip(&it->r, (size_t)rec_len);
+    out->attributes = rd_i8(&rec);
+    int64_t ts_delta = rd_varlong(&rec);
+    int32_t offset_delta = rd_varint(&rec);
+    out->key = read_varbytes(&rec);
+    out->value = read_varbytes(&rec);
+    out->header_count = rd_varint(&rec);
+    if (rec.err || out->header_count < 0)
+        return STORAGE_ERR_CORRUPT;
+    size_t headers_at = rec.pos;
+    for (int32_t h = 0; h < out->header_count && !rec.err; h++) {
+        int32_t klen = rd_varint(&rec);
+        if (klen < 0)
+            return STORAGE_ERR_CORRUPT;
+        rd_skip(&rec, (size_t)klen);
+        (void)read_varbytes(&rec);
+    }
+    if (rec.err || rd_remaining(&rec) != 0)
+        return STORAGE_ERR_CORRUPT;
+    if (offset_delta <= it->prev_delta || offset_delta > it->info.last_offset_delta)
+        return STORAGE_ERR_CORRUPT;
+    it->prev_delta = offset_delta;
+    out->headers = (struct slice){rec.p + headers_at, rec.len - headers_at};
+    out->offset_delta = offset_delta;
+    out->offset = it->info.base_offset + offset_delta;
+    out->timestamp = it->info.first_timestamp + ts_delta;
+    it->remaining--;
+    return 1;
+}
+
+static void put_varbytes(struct buf *b, struct slice s) {
+    if (!s.ptr) {
+        buf_put_varint(b, -1);
+        return;
+    }
+    buf_put_varint(b, (int32_t)s.len);
+    buf_append(b, s.ptr, s.len);
+}
+
+void batch_encode(struct buf *out, const struct record_in *recs, size_t n, int64_t timestamp) {
+    ASSERT(n > 0 && n <= INT32_MAX);
+    size_t start = out->len;
+    buf_put_i64(out, 0);              /* baseOffset: assigned by log_append */
+    buf_put_i32(out, 0);              /* batchLength: patched below */
+    buf_put_i32(out, -1);             /* partitionLeaderEpoch: assigned by log_append */
+    buf_put_i8(out, 2);               /* magic */
+    buf_put_u32(out, 0);              /* crc: patched below */
+    buf_put_i16(out, 0);              /* attributes: uncompressed, CreateTime */
+    buf_put_i32(out, (int32_t)n - 1); /* lastOffsetDelta */
+    buf_put_i64(out, timestamp);      /* baseTimestamp */
+    buf_put_i64(out, timestamp);      /* maxTimestamp */
+    buf_put_i64(out, -1);             /* producerId */
+    buf_put_i16(out, -1);             /* producerEpoch */
+    buf_put_i32(out, -1);             /* baseSequence */
+    buf_put_i32(out, (int32_t)n);
+    struct buf rec;
+    buf_init(&rec);
+    for (size_t i = 0; i < n; i++) {
+        buf_reset(&rec);
+        buf_put_i8(&rec, 0);
+        buf_put_varlong(&rec, 0);
+        buf_put_varint(&rec, (int32_t)i);
+        put_varbytes(&rec, recs[i].key);
+        put_varbytes(&rec, recs[i].value);
+        buf_put_varint(&rec, 0);
+        buf_put_varint(out, (int32_t)rec.len);
+        buf_append(out, rec.data, rec.len);
+    }
+    buf_free(&rec);
+    be32_write(out->data + start + BATCH_OFF_LENGTH,
+               (uint32_t)(out->len - start - BATCH_LOG_OVERHEAD));
+    be32_write(out->data + start + BATCH_OFF_CRC,
+               crc32c(0, out->data + start + BATCH_OFF_ATTRIBUTES,
+                      out->len - start - BATCH_OFF_ATTRIBUTES));
+}
