@@ -1,4 +1,5 @@
 /* samsa-server: start-up and shutdown only. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,12 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    /* Fetch responses are buffers of up to tens of MiB, allocated and freed per request.
+     * With glibc's defaults each one grows the heap and trims it again on free, so every
+     * fetch faults in fresh zero pages (measured: ~30x the CPU per GB consumed on a new
+     * process). Keep freed memory up to these bounds for reuse instead. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     const char *config_file = NULL;
     char **overrides = calloc((size_t)argc, sizeof *overrides);
     size_t n_overrides = 0;

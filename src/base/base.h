@@ -116,6 +116,13 @@ size_t uvarint_size(uint64_t v);
 size_t varint_size(int32_t v);
 size_t varlong_size(int64_t v);
 
+/* ---- file reads that retry short reads and EINTR ---- */
+/* Reads up to len bytes at pos: returns the count (less than len only at end of file)
+ * or -errno. */
+long pread_full(int fd, void *buf, size_t len, int64_t pos);
+/* Reads exactly len bytes at pos: 0, -errno, or -EIO if the file ends first. */
+int pread_exact(int fd, void *buf, size_t len, int64_t pos);
+
 /* ---- CRC32C (Castagnoli), hardware SSE4.2 instruction when available ---- */
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);
 /* Same polynomial, always the portable table path (for tests). */

@@ -22,25 +22,22 @@ struct wait_item {
     int16_t *error_slot;         /* where to report a failed sync */
 };
 
-struct produce_wait {
-    struct produce_wait *next;
-    struct request *req;
-    void *response;
-    void (*finish)(struct request *, void *response);
+struct durable_wait {
+    struct durable_wait *next;
+    void (*done)(void *arg);
+    void *arg;
     struct wait_item *items;
     size_t count, cap;
 };
 
-struct produce_wait *produce_wait_new(struct request *req, void *response,
-                                      void (*finish)(struct request *, void *response)) {
-    struct produce_wait *w = xcalloc(1, sizeof *w);
-    w->req = req;
-    w->response = response;
-    w->finish = finish;
+struct durable_wait *durable_wait_new(void (*done)(void *arg), void *arg) {
+    struct durable_wait *w = xcalloc(1, sizeof *w);
+    w->done = done;
+    w->arg = arg;
     return w;
 }
 
-void produce_wait_add(struct produce_wait *w, struct partition *p, int64_t offset,
+void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offset,
                       int16_t *error_slot) {
     if (w->count == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 4;
@@ -50,7 +47,7 @@ void produce_wait_add(struct produce_wait *w, struct partition *p, int64_t offse
 }
 
 /* True when every partition of w is durable far enough (or failed). */
-static bool wait_done(struct produce_wait *w) {
+static bool wait_done(struct durable_wait *w) {
     for (size_t i = 0; i < w->count; i++) {
         struct wait_item *it = &w->items[i];
         if (!it->partition)
@@ -61,13 +58,13 @@ static bool wait_done(struct produce_wait *w) {
     return true;
 }
 
-static void wait_finish(struct produce_wait *w) {
-    w->finish(w->req, w->response);
+static void wait_finish(struct durable_wait *w) {
+    w->done(w->arg);
     free(w->items);
     free(w);
 }
 
-void produce_wait_submit(struct server *s, struct produce_wait *w) {
+void durable_wait_submit(struct server *s, struct durable_wait *w) {
     if (w->count == 0 || wait_done(w)) {
         wait_finish(w);
         return;
@@ -79,11 +76,11 @@ void produce_wait_submit(struct server *s, struct produce_wait *w) {
     s->waits_tail = w;
 }
 
-/* Answers every waiting produce that is now complete, keeping the others in order. */
+/* Completes every wait that is now durable, keeping the others in order. */
 static void answer_durable_waits(struct server *s) {
-    struct produce_wait **link = &s->waits_head, *prev = NULL;
+    struct durable_wait **link = &s->waits_head, *prev = NULL;
     while (*link) {
-        struct produce_wait *w = *link;
+        struct durable_wait *w = *link;
         if (wait_done(w)) {
             *link = w->next;
             if (s->waits_tail == w)
@@ -98,7 +95,7 @@ static void answer_durable_waits(struct server *s) {
 
 /* Fails the waits on p (its log failed or went away) with error. */
 static void fail_waits_on(struct server *s, struct partition *p, int16_t error) {
-    for (struct produce_wait *w = s->waits_head; w; w = w->next) {
+    for (struct durable_wait *w = s->waits_head; w; w = w->next) {
         for (size_t i = 0; i < w->count; i++) {
             if (w->items[i].partition == p) {
                 w->items[i].partition = NULL;

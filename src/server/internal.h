@@ -41,6 +41,7 @@ struct request {
     struct reader body;   /* positioned after the header */
     struct arena arena;
     int64_t start_ms;     /* monotonic */
+    void *state;          /* the handler's, while the request waits */
 };
 
 struct server {
@@ -55,7 +56,7 @@ struct server {
     bool round_in_flight;
     struct partition **sync_wanted; /* partitions whose sync_wanted flag is set */
     size_t sync_wanted_count, sync_wanted_cap;
-    struct produce_wait *waits_head, *waits_tail;
+    struct durable_wait *waits_head, *waits_tail;
     /* Parked fetches that an append made worth re-trying, handled in the idle hook. */
     struct fetch_wait **ready_fetches;
     size_t ready_count, ready_cap;
@@ -96,25 +97,39 @@ void server_after_append(struct server *s, struct partition *p, bool want_sync);
 /* The idle hook: submits one sync round if none is in flight and one is wanted. */
 void server_commit_idle(struct server *s);
 void server_flush_policy_tick(struct server *s);
-struct produce_wait;
-/* A produce request waiting for its partitions to become durable. The response is
- * encoded and sent once every (partition, offset) it names is durable. */
-struct produce_wait *produce_wait_new(struct request *req, void *response,
-                                      void (*finish)(struct request *, void *response));
-void produce_wait_add(struct produce_wait *w, struct partition *p, int64_t offset,
+/* Something (a produce request, an internal write) waiting until partitions are
+ * durable up to given offsets: done(arg) runs once every (partition, offset) added is
+ * durable, or failed (its error slot then holds the Kafka error). */
+struct durable_wait;
+struct durable_wait *durable_wait_new(void (*done)(void *arg), void *arg);
+void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offset,
                       int16_t *error_slot);
-void produce_wait_submit(struct server *s, struct produce_wait *w);
+void durable_wait_submit(struct server *s, struct durable_wait *w);
 void server_partition_forget(struct server *s, struct partition *p);
+
+/* ---- internal topics (internal_topics.c) ---- */
+/* Appends records to p and calls done(arg, error) once they are durable (or failed). */
+void server_append_internal(struct server *s, struct partition *p, const struct record_in *recs,
+                            size_t n, void (*done)(void *arg, int16_t error), void *arg);
+/* Calls fn for every record of p from its log start, in offset order (start-up only:
+ * reads synchronously). 0 or a storage error. */
+int server_scan_partition(struct server *s, struct partition *p,
+                          void (*fn)(void *arg, const struct record *r), void *arg);
+/* Creates an internal topic if it does not exist. 0 or -1 after logging. */
+int server_ensure_internal_topic(struct server *s, const char *name, int32_t partitions,
+                                 const struct config_entry *configs, size_t config_count);
 
 /* ---- fetch long poll (handlers/fetch.c) ---- */
 void fetch_wake(struct server *s, struct partition *p);
 void fetch_run_ready(struct server *s);
 void fetch_abort_all(struct server *s);
-/* Zero-copy fetch responses (fetch_sendfile.c): a records field is encoded as a
- * marker, then each marker is replaced on the wire by its file range. */
+/* Fetch responses with file data (fetch_sendfile.c): a records field is encoded as a
+ * marker, then each marker is replaced on the wire by its file range, sent with
+ * sendfile(2) or copied with pread straight into the reply. */
+#define FETCH_MAX_FILE_RANGES 4096
 struct slice fetch_file_marker(size_t index);
 void fetch_send_with_files(struct request *req, const struct buf *encoded,
-                           const struct log_read_result *files, size_t n);
+                           const struct log_read_result *files, size_t n, bool use_sendfile);
 void fetch_forget_partition(struct server *s, struct partition *p);
 
 /* ---- requests (dispatch.c) ---- */

@@ -54,15 +54,9 @@ int idx_load(struct seg_index *x, bool active) {
     x->n = size / x->entry_bytes;
     if (active) {
         idx_grow(x, x->n + 1);
-        size_t done = 0;
-        while (done < size) {
-            ssize_t r = pread(x->fd, x->mem + done, size - done, (off_t)done);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                return r < 0 ? -errno : -EIO;
-            done += (size_t)r;
-        }
+        int rc = pread_exact(x->fd, x->mem, size, 0);
+        if (rc != 0)
+            return rc;
     } else if (size > 0) {
         void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, x->fd, 0);
         if (m == MAP_FAILED)

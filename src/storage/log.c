@@ -545,16 +545,10 @@ static int find_record_by_ts(struct log *l, struct segment *s, struct ts_scan *t
     if (batch_compression(b) != 0 || (b->attributes & BATCH_ATTR_LOG_APPEND_TIME))
         return 0;
     uint8_t *p = xmalloc(b->size_bytes);
-    size_t done = 0;
-    while (done < b->size_bytes) {
-        ssize_t r = pread(s->fd, p + done, b->size_bytes - done, (off_t)(t->pos + (int64_t)done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            free(p);
-            return r < 0 ? -errno : STORAGE_ERR_CORRUPT;
-        }
-        done += (size_t)r;
+    int rc = pread_exact(s->fd, p, b->size_bytes, t->pos);
+    if (rc != 0) {
+        free(p);
+        return rc == -EIO ? STORAGE_ERR_CORRUPT : rc;
     }
     struct record_iter it;
     struct record rec;

@@ -21,21 +21,6 @@
 
 #define RECOVER_CHUNK_BYTES 65536
 
-static ssize_t pread_all(int fd, uint8_t *buf, size_t len, int64_t pos) {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t r = pread(fd, buf + done, len - done, (off_t)(pos + (int64_t)done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            break;
-        done += (size_t)r;
-    }
-    return (ssize_t)done;
-}
-
 void seg_note_batch(struct log *l, struct segment *s, const struct batch_info *b,
                            int64_t pos) {
     int64_t last = batch_last_offset(b);
@@ -78,7 +63,7 @@ int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, boo
             why = "torn batch header";
             break;
         }
-        ssize_t r = pread_all(s->fd, hdr, sizeof(hdr), pos);
+        ssize_t r = pread_full(s->fd, hdr, sizeof(hdr), pos);
         if (r < 0) {
             free(chunk);
             return (int)r;
@@ -106,7 +91,7 @@ int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, boo
         int64_t at = pos + BATCH_HEADER_BYTES, end = pos + (int64_t)b.size_bytes;
         while (at < end) {
             size_t n = (size_t)MIN((int64_t)RECOVER_CHUNK_BYTES, end - at);
-            r = pread_all(s->fd, chunk, n, at);
+            r = pread_full(s->fd, chunk, n, at);
             if (r < 0) {
                 free(chunk);
                 return (int)r;
@@ -252,7 +237,7 @@ int seg_load_clean(struct log *l, struct segment *s) {
 
     if (s->size_bytes > 0) {
         uint8_t hdr[BATCH_HEADER_BYTES];
-        ssize_t r = pread_all(s->fd, hdr, sizeof(hdr), 0);
+        ssize_t r = pread_full(s->fd, hdr, sizeof(hdr), 0);
         if (r < 0)
             return (int)r;
         struct batch_info b;

@@ -195,21 +195,6 @@ int64_t seg_lookup_time(const struct segment *s, int64_t ts) {
     return s->base_offset + (int32_t)be32_read(e + (lo - 1) * TIME_INDEX_ENTRY_BYTES + 8);
 }
 
-static ssize_t pread_full(int fd, uint8_t *buf, size_t len, int64_t pos) {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t r = pread(fd, buf + done, len - done, (off_t)(pos + (int64_t)done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            break;
-        done += (size_t)r;
-    }
-    return (ssize_t)done;
-}
-
 int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_scan_fn fn,
              void *arg, int64_t *bad_pos) {
     if (l->scratch_cap < SCAN_BUF_BYTES) {

@@ -95,20 +95,14 @@ static size_t partition_count(const struct fetch_request *in) {
 /* Reads len bytes at pos of fd into memory from the arena. */
 static int read_range(struct arena *a, int fd, int64_t pos, int64_t len, struct slice *out) {
     uint8_t *data = arena_alloc(a, (size_t)len);
-    int64_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, data + done, (size_t)(len - done), pos + done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        done += n;
-    }
+    int rc = pread_exact(fd, data, (size_t)len, pos);
     *out = (struct slice){data, (size_t)len};
-    return 0;
+    return rc;
 }
 
-/* Builds and sends the response from the located ranges. */
+/* Builds and sends the response from the located ranges: the encoded response carries a
+ * marker per records field, replaced on the way out by the file range itself
+ * (fetch_sendfile.c), so record data is copied at most once, straight into the reply. */
 static void respond(struct server *s, struct request *req, const struct fetch_request *in,
                     struct located *loc) {
     struct fetch_response resp;
@@ -116,10 +110,8 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
     resp.session_id = 0;
     resp.responses_count = in->topics_count;
     resp.responses = REQ_ALLOC(req, struct fetch_response_responses, in->topics_count);
-    bool sendfile_path = s->cfg->fetch_sendfile;
     size_t n_files = 0;
-    struct log_read_result *files =
-        sendfile_path ? REQ_ALLOC(req, struct log_read_result, partition_count(in)) : NULL;
+    struct log_read_result *files = REQ_ALLOC(req, struct log_read_result, partition_count(in));
     size_t k = 0;
     for (int32_t ti = 0; ti < in->topics_count; ti++) {
         const struct fetch_request_topics *t = &in->topics[ti];
@@ -139,7 +131,7 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
             pr->log_start_offset = l->p ? log_start_offset(l->p->log) : -1;
             pr->aborted_transactions_count = in->isolation_level == 1 ? 0 : -1;
             pr->records = (struct slice){(const uint8_t *)"", 0};
-            if (l->error == KERR_NONE && l->rr.len > 0 && sendfile_path && n_files < 4096) {
+            if (l->error == KERR_NONE && l->rr.len > 0 && n_files < FETCH_MAX_FILE_RANGES) {
                 pr->records = fetch_file_marker(n_files);
                 files[n_files++] = l->rr;
             } else if (l->error == KERR_NONE && l->rr.len > 0) {
@@ -154,14 +146,10 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
             }
         }
     }
-    if (!sendfile_path) {
-        REQUEST_RESPOND(req, fetch_response, &resp);
-        return;
-    }
     struct buf encoded;
     buf_init(&encoded);
     fetch_response_encode(&encoded, req->hdr.api_version, &resp);
-    fetch_send_with_files(req, &encoded, files, n_files);
+    fetch_send_with_files(req, &encoded, files, n_files, s->cfg->fetch_sendfile);
     buf_free(&encoded);
 }
 

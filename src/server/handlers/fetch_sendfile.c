@@ -1,5 +1,6 @@
-/* The zero-copy fetch path. The generated encoder writes a records field as a length
- * prefix and the bytes; for sendfile the bytes must instead come from the segment file.
+/* Record data in fetch responses. The generated encoder writes a records field as a
+ * length prefix and the bytes; here the bytes come from the segment file instead, either
+ * by sendfile(2) (zero copy) or by one pread into the reply buffer (the copy path).
  * So each records field is encoded as a 16-byte marker (a per-process random prefix and
  * the range's index), and the encoded response is then streamed into the reply piece
  * by piece: the bytes before a marker's length prefix, the prefix rewritten for the
@@ -32,15 +33,15 @@ static void init_marker(void) {
 struct slice fetch_file_marker(size_t index) {
     init_marker();
     /* Markers live in static storage: one per range index, built once. */
-    static uint8_t markers[4096][MARKER_BYTES];
-    ASSERT(index < 4096);
+    static uint8_t markers[FETCH_MAX_FILE_RANGES][MARKER_BYTES];
+    ASSERT(index < FETCH_MAX_FILE_RANGES);
     memcpy(markers[index], marker_prefix, 8);
     be64_write(markers[index] + 8, (uint64_t)index);
     return (struct slice){markers[index], MARKER_BYTES};
 }
 
 void fetch_send_with_files(struct request *req, const struct buf *encoded,
-                           const struct log_read_result *files, size_t n) {
+                           const struct log_read_result *files, size_t n, bool use_sendfile) {
     bool flexible = proto_is_flexible(req->hdr.api_key, req->hdr.api_version);
     /* The marker's own length prefix: int32 16, or uvarint 17 (compact bytes). */
     size_t prefix_len = flexible ? 1 : 4;
@@ -56,23 +57,27 @@ void fetch_send_with_files(struct request *req, const struct buf *encoded,
             buf_put_uvarint(out, (uint64_t)files[i].len + 1);
         else
             buf_put_i32(out, (int32_t)files[i].len);
-        int fd = dup(files[i].fd);
-        if (fd < 0) {
-            /* Out of descriptors: fall back to copying this range. */
-            log_warn("server", "dup of a segment fd failed (%s); copying instead of sendfile",
-                     strerror(errno));
-            uint8_t *dst = buf_extend(out, (size_t)files[i].len);
-            int64_t done = 0;
-            while (done < files[i].len) {
-                ssize_t r = pread(files[i].fd, dst + done, (size_t)(files[i].len - done),
-                                  files[i].file_pos + done);
-                if (r <= 0)
-                    break;
-                done += r;
-            }
-        } else {
+        int fd = use_sendfile ? dup(files[i].fd) : -1;
+        if (fd >= 0) {
             net_reply_add_file(req->reply, fd, files[i].file_pos, files[i].len);
             out = net_reply_buf(req->reply);
+        } else {
+            if (use_sendfile)
+                log_warn("server", "dup of a segment fd failed (%s); copying instead",
+                         strerror(errno));
+            uint8_t *dst = buf_extend(out, (size_t)files[i].len);
+            int rc = pread_exact(files[i].fd, dst, (size_t)files[i].len, files[i].file_pos);
+            if (rc != 0) {
+                /* The length prefix is already written: the only honest way out is to
+                 * close the connection; the client retries. */
+                struct net_conn *c = net_reply_conn(req->reply);
+                log_error("server", "reading a segment for a fetch failed (%s); closing %s",
+                          strerror(-rc), c ? net_conn_peer(c) : "the connection");
+                request_drop(req);
+                if (c)
+                    net_conn_close(c);
+                return;
+            }
         }
         pos = at + MARKER_BYTES;
     }

@@ -11,8 +11,9 @@
 
 typedef struct produce_response_responses_partition_responses part_resp;
 
-static void finish_produce(struct request *req, void *response) {
-    REQUEST_RESPOND(req, produce_response, (struct produce_response *)response);
+static void finish_produce(void *arg) {
+    struct request *req = arg;
+    REQUEST_RESPOND(req, produce_response, (struct produce_response *)req->state);
 }
 
 static int16_t append_partition(struct server *s, struct request *req, struct slice topic,
@@ -87,7 +88,8 @@ void handle_produce(struct request *req) {
     else if (in.transactional_id.ptr)
         global_err = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
 
-    struct produce_wait *wait = acks == -1 ? produce_wait_new(req, resp, finish_produce) : NULL;
+    req->state = resp;
+    struct durable_wait *wait = acks == -1 ? durable_wait_new(finish_produce, req) : NULL;
     for (int32_t ti = 0; ti < resp->responses_count; ti++) {
         const struct produce_request_topic_data *td = &in.topic_data[ti];
         struct produce_response_responses *tr = &resp->responses[ti];
@@ -123,7 +125,7 @@ void handle_produce(struct request *req) {
             if (pr->error_code == KERR_NONE) {
                 server_after_append(s, p, acks == -1);
                 if (wait)
-                    produce_wait_add(wait, p, log_end_offset(p->log), &pr->error_code);
+                    durable_wait_add(wait, p, log_end_offset(p->log), &pr->error_code);
             }
         }
     }
@@ -132,8 +134,8 @@ void handle_produce(struct request *req) {
         return;
     }
     if (wait) {
-        produce_wait_submit(s, wait);
+        durable_wait_submit(s, wait);
         return;
     }
-    finish_produce(req, resp);
+    finish_produce(req);
 }

@@ -1,0 +1,27 @@
+/* File reads for the storage and fetch paths: pread until done, retrying EINTR. */
+#include "base/base.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+long pread_full(int fd, void *buf, size_t len, int64_t pos) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(pos + (int64_t)done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    return (long)done;
+}
+
+int pread_exact(int fd, void *buf, size_t len, int64_t pos) {
+    long r = pread_full(fd, buf, len, pos);
+    if (r < 0)
+        return (int)r;
+    return (size_t)r == len ? 0 : -EIO;
+}
