@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR — Samsa's baseline benchmark (what `make bench` runs).
+#
+# Starts a fresh single-node broker on a temporary data dir and, REPS times (default 3):
+#   - produces 1 KiB and 100-byte records with acks=1 and acks=all (samsa-load), each
+#     read back and verified right away on the copy fetch path (pread+write);
+#   - restarts the broker on the same data dir with samsa.fetch.sendfile=false and then
+#     =true (order alternating per repetition) and reads every topic again, so both
+#     fetch paths are measured on the same data in the same conditions.
+# References, same machine, same session:
+#   - fio, sequential 1 MiB writes each followed by fdatasync: the disk's physical limit
+#     for acks=all (Samsa fdatasyncs every acks=all batch before acknowledging it);
+#   - kbench (../shared/bench/kbench, built under /tmp) against librdkafka's in-process
+#     mock cluster with acks=1: the client-side ceiling. Skipped with a note if missing.
+# Prints a markdown table of medians and writes it as a dated section of
+# docs/benchmarks.md (replacing that date's section if it exists).
+#
+# Environment: REPS, N_1K (1 KiB records per run), N_100 (100-byte records per run),
+# BENCH_TMP (parent of the temporary dir), KBENCH_SRC, BENCH_DOC (output markdown file).
+set -euo pipefail
+
+BUILD=${1:?usage: bench/run.sh BUILD_DIR}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+SERVER=$BUILD/samsa-server
+LOAD=$BUILD/bench/samsa-load
+REPS=${REPS:-3}
+N_1K=${N_1K:-1000000}
+N_100=${N_100:-5000000}
+KBENCH_SRC=${KBENCH_SRC:-$ROOT/../shared/bench/kbench/kbench.c}
+BENCH_DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
+FINDINGS=/tmp/bench-findings.txt
+LOAD_TIMEOUT_S=300
+
+for f in "$SERVER" "$LOAD"; do
+    [ -x "$f" ] || { echo "bench: $f not built (run: make build)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/samsa-bench.XXXXXX")
+DATA=$WORK/data
+RESULTS=$WORK/results.txt
+BROKER_PID=
+PORT=
+: >"$RESULTS"
+
+stop_broker() {
+    [ -n "$BROKER_PID" ] || return 0
+    if kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill -TERM "$BROKER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$BROKER_PID" 2>/dev/null; then
+            echo "bench: broker $BROKER_PID ignored SIGTERM for 10 s; killing it" >&2
+            echo "broker did not stop within 10 s of SIGTERM" >>"$WORK/anomalies"
+            kill -KILL "$BROKER_PID" 2>/dev/null || true
+        fi
+    fi
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=
+}
+
+cleanup() {
+    stop_broker
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_broker true|false: a broker on a free port, sendfile fetch path on or off.
+start_broker() {
+    local out=$WORK/broker.out
+    : >"$out"
+    echo "=== start sendfile=$1 $(date -u +%T)" >>"$WORK/broker.err"
+    "$SERVER" -c "$ROOT/config/server.properties" \
+        --override log.dirs="$DATA" \
+        --override listeners=PLAINTEXT://127.0.0.1:0 \
+        --override advertised.listeners=PLAINTEXT://127.0.0.1:0 \
+        --override samsa.fetch.sendfile="$1" >"$out" 2>>"$WORK/broker.err" &
+    BROKER_PID=$!
+    for _ in $(seq 100); do
+        PORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$out")
+        [ -n "$PORT" ] && return 0
+        kill -0 "$BROKER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    finding "broker did not start (sendfile=$1)" "$SERVER -c config/server.properties ..." "$out"
+}
+
+# finding WHAT COMMAND OUTPUT_FILE: records a broker misbehaviour and stops the run.
+finding() {
+    {
+        echo "== samsa bench finding, $(date -u '+%F %T UTC')"
+        echo "what: $1"
+        echo "command: $2"
+        echo "-- output:"
+        cat "$3" 2>/dev/null || true
+        echo "-- broker alive: $(kill -0 "${BROKER_PID:-0}" 2>/dev/null && echo yes || echo no)"
+        echo "-- broker stderr (last 40 lines):"
+        tail -n 40 "$WORK/broker.err" 2>/dev/null || true
+    } >>"$FINDINGS"
+    echo "bench: FAILED: $1 — details in $FINDINGS" >&2
+    tail -n 20 "$FINDINGS" >&2
+    exit 1
+}
+
+# load TAG ARGS...: one samsa-load run against the current broker; each closing line is
+# recorded as "TAG line". A failed run (unacknowledged, missing or wrong records, a hang
+# or a dead broker) is a finding.
+load() {
+    local tag=$1; shift
+    local cmd=("$LOAD" -b "127.0.0.1:$PORT" -q "$@")
+    local out=$WORK/load.out rc=0
+    timeout "$LOAD_TIMEOUT_S" "${cmd[@]}" >"$out" 2>&1 || rc=$?
+    cat "$out"
+    if [ "$rc" -ne 0 ] || ! kill -0 "$BROKER_PID" 2>/dev/null; then
+        finding "samsa-load exited $rc (124 = timed out after ${LOAD_TIMEOUT_S}s)" "${cmd[*]}" "$out"
+    fi
+    grep -E '^(produce|consume):' "$out" | sed "s/^/$tag /" >>"$RESULTS"
+}
+
+records_for() { [ "$1" = 1024 ] && echo "$N_1K" || echo "$N_100"; }
+
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "bench: data in $WORK; $REPS repetitions; $N_1K x 1 KiB and $N_100 x 100 B per case"
+for rep in $(seq "$REPS"); do
+    start_broker false
+    for size in 1024 100; do
+        for acks in 1 all; do
+            load "r$rep s$size a$acks fresh" -t "bench-r$rep-s$size-a$acks" \
+                -n "$(records_for $size)" -s "$size" -a "$acks" -p 1 --consume \
+                --sendfile-label "copy, right after produce"
+        done
+    done
+    stop_broker
+    if [ $((rep % 2)) -eq 1 ]; then paths="false true"; else paths="true false"; fi
+    for sendfile in $paths; do
+        start_broker "$sendfile"
+        label=$([ "$sendfile" = true ] && echo sendfile || echo copy)
+        for size in 1024 100; do
+            for acks in 1 all; do
+                load "r$rep s$size a$acks $label" -t "bench-r$rep-s$size-a$acks" \
+                    -n "$(records_for $size)" -s "$size" -p 1 --consume-only \
+                    --sendfile-label "$label, after restart"
+            done
+        done
+        stop_broker
+    done
+done
+rm -rf "$DATA"
+
+# fio: the disk's limit for synced sequential writes, in the same temporary dir.
+echo "bench: fio seqsync (1 MiB writes + fdatasync, 512 MiB) x $REPS"
+FIO_MBPS=()
+if command -v fio >/dev/null; then
+    for rep in $(seq "$REPS"); do
+        mkdir -p "$WORK/fio"
+        fio --name=seqsync --rw=write --bs=1M --size=512M --fdatasync=1 \
+            --directory="$WORK/fio" --output-format=json >"$WORK/fio.json"
+        mbps=$(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.1f" % (j["jobs"][0]["write"]["bw_bytes"]/1e6))' "$WORK/fio.json")
+        echo "fio seqsync: $mbps MB/s"
+        FIO_MBPS+=("$mbps")
+        rm -rf "$WORK/fio"
+    done
+else
+    echo "bench: fio not installed; no disk reference"
+fi
+
+# kbench against librdkafka's mock cluster: the client-side ceiling (no broker involved).
+KB_NOTE=
+KB_1K=() KB_100=() KB_100_RECS=() KB_1K_RECS=()
+if [ -f "$KBENCH_SRC" ] && cc -O2 -o /tmp/kbench "$KBENCH_SRC" -lrdkafka -lpthread 2>"$WORK/kbench.cc"; then
+    echo "bench: kbench mock cluster, acks=1 x $REPS"
+    for rep in $(seq "$REPS"); do
+        for size in 1024 100; do
+            line=$(timeout "$LOAD_TIMEOUT_S" /tmp/kbench -n "$(records_for $size)" -s "$size" -p 1 \
+                --acks 1 --linger 5 --batch 1000000 --no-consume -q | grep '^kbench:') || line=
+            echo "$line"
+            mb=$(sed -n 's/.* produce_MBps=\([0-9.]*\).*/\1/p' <<<"$line")
+            recs=$(sed -n 's/.* produce_msgs_s=\([0-9.]*\).*/\1/p' <<<"$line")
+            [ -n "$mb" ] || continue
+            if [ "$size" = 1024 ]; then KB_1K+=("$mb"); KB_1K_RECS+=("$recs"); else KB_100+=("$mb"); KB_100_RECS+=("$recs"); fi
+        done
+    done
+else
+    KB_NOTE="kbench not available (source $KBENCH_SRC missing or did not build); no client ceiling"
+    echo "bench: $KB_NOTE"
+fi
+
+# ---------- medians and the report ----------
+
+median() { # numbers on stdin -> median (the middle one; mean of the two middle ones)
+    sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2}'
+}
+# field SIZE ACKS PHASE LABEL N: the Nth field of the matching result lines.
+# Result line fields: 1 rN 2 sSIZE 3 aACKS 4 LABEL 5 phase: 6 N ... 13 rec/s 15 MB/s 18 p50 21 p99
+field() {
+    awk -v s="s$1" -v a="a$2" -v ph="$3:" -v lb="$4" -v f="$5" \
+        '$2==s && $3==a && $5==ph && $4==lb {print $f}' "$RESULTS" | median
+}
+krec() { [ "$1" = - ] && echo - || awk -v r="$1" 'BEGIN {printf "%.0f k", r/1000}'; }
+cell() { echo "$(field "$1" "$2" "$3" "$4" 15) ($(krec "$(field "$1" "$2" "$3" "$4" 13)"))"; }
+arr_median() { if [ $# -eq 0 ]; then echo -; else printf '%s\n' "$@" | median; fi; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="-" || b=="-" || b+0==0) print "-"; else printf "%.2f", a/b}'; }
+
+FIO=$(arr_median "${FIO_MBPS[@]}")
+KB1K=$(arr_median "${KB_1K[@]}")
+KB100=$(arr_median "${KB_100[@]}")
+KB1K_R=$(arr_median "${KB_1K_RECS[@]}")
+KB100_R=$(arr_median "${KB_100_RECS[@]}")
+
+TABLE=$WORK/table.md
+{
+    echo "| records | acks | produce MB/s (rec/s) | p50 / p99 produce latency ms | consume MB/s (rec/s): copy, right after produce | consume: copy, after restart | consume: sendfile, after restart |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    for size in 1024 100; do
+        n=$(records_for $size)
+        name=$([ $size = 1024 ] && echo "$n x 1 KiB" || echo "$n x 100 B")
+        for acks in 1 all; do
+            echo "| $name | $acks | $(cell $size $acks produce fresh) | $(field $size $acks produce fresh 18) / $(field $size $acks produce fresh 21) | $(cell $size $acks consume fresh) | $(cell $size $acks consume copy) | $(cell $size $acks consume sendfile) |"
+        done
+    done
+} >"$TABLE"
+
+REFS=$WORK/refs.md
+{
+    echo "| reference | MB/s (rec/s) |"
+    echo "| --- | --- |"
+    if [ "$FIO" != - ]; then
+        echo "| fio: 1 MiB sequential writes, fdatasync after each (512 MiB) | $FIO |"
+    else
+        echo "| fio | not installed |"
+    fi
+    if [ -z "$KB_NOTE" ]; then
+        echo "| kbench, librdkafka mock cluster, acks=1, $N_1K x 1 KiB | $KB1K ($(krec "$KB1K_R")) |"
+        echo "| kbench, librdkafka mock cluster, acks=1, $N_100 x 100 B | $KB100 ($(krec "$KB100_R")) |"
+    else
+        echo "| kbench mock cluster | $KB_NOTE |"
+    fi
+} >"$REFS"
+
+P1K_ALL=$(field 1024 all produce fresh 15)
+P100_ALL=$(field 100 all produce fresh 15)
+P1K_1=$(field 1024 1 produce fresh 15)
+P100_1=$(field 100 1 produce fresh 15)
+RATIOS=$WORK/ratios.md
+{
+    echo "- acks=all produce ÷ fio: 1 KiB $(ratio "$P1K_ALL" "$FIO"), 100 B $(ratio "$P100_ALL" "$FIO")"
+    echo "- acks=1 produce ÷ mock-cluster ceiling (same record size): 1 KiB $(ratio "$P1K_1" "$KB1K"), 100 B $(ratio "$P100_1" "$KB100")"
+} >"$RATIOS"
+
+echo
+cat "$TABLE"
+echo
+cat "$REFS"
+echo
+cat "$RATIOS"
+if [ -s "$WORK/anomalies" ]; then echo; echo "anomalies:"; cat "$WORK/anomalies"; fi
+
+# ---------- docs/benchmarks.md ----------
+
+DATE=$(date -u +%F)
+LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+CORES=$(nproc)
+MEM=$(awk '/^MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+KERNEL=$(uname -r)
+DF_LINE=$(df -h "$WORK" | awk 'NR==2 {print $1 " (" $2 ", mounted on " $6 ")"}')
+DEV=$(df "$WORK" | awk 'NR==2 {print $1}' | sed 's|^/dev/||')
+LSBLK=$(lsblk -dno NAME,SIZE,ROTA,TYPE,MODEL "/dev/$DEV" 2>/dev/null | tr -s ' ' | sed 's/ *$//' || true)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+SECTION=$WORK/section.md
+{
+    echo "<!-- bench-run $DATE begin (generated by bench/run.sh; replaced by a later run on the same date) -->"
+    echo "## $DATE"
+    echo
+    echo "- Machine: $CPU, $CORES cores, $MEM RAM; kernel $KERNEL; data on $DF_LINE${LSBLK:+, lsblk: $LSBLK (ROTA 0 = non-rotational)}."
+    echo "- Samsa commit $COMMIT (plus uncommitted changes if any); broker built $(basename "$BUILD")/ (CMake RelWithDebInfo via make build); librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo '?')."
+    echo "- The load tool (producer and consumer) and the broker share these $CORES cores, over loopback. Load average (1/5/15 min) at start $LOAD_AT_START, at end $LOAD_AT_END: anything else running on the machine competes for the same cores."
+    echo "- Medians of $REPS runs, each figure separately; MB = 10^6 bytes of record values."
+    echo
+    cat "$TABLE"
+    echo
+    cat "$REFS"
+    echo
+    cat "$RATIOS"
+    if [ -s "$WORK/anomalies" ]; then echo; echo "Anomalies during the run:"; sed 's/^/- /' "$WORK/anomalies"; fi
+    echo "<!-- bench-run $DATE end -->"
+} >"$SECTION"
+
+/usr/bin/python3 - "$BENCH_DOC" "$SECTION" "$DATE" <<'EOF'
+import os, re, sys
+doc, section_file, date = sys.argv[1:4]
+section = open(section_file).read().rstrip("\n") + "\n"
+text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n"
+pat = re.compile(r"<!-- bench-run %s begin.*?<!-- bench-run %s end -->\n?" % (date, date), re.S)
+if pat.search(text):
+    text = pat.sub(lambda m: section, text, count=1)
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(doc, "w").write(text)
+EOF
+echo
+echo "bench: wrote the $DATE section of $BENCH_DOC"
