@@ -1,7 +1,8 @@
 /* Produce (key 0), v3-v11: validate and append record batches.
  *
- * Each partition's records are checked before anything is written: the size against
- * max.message.bytes, then every batch's framing, magic and CRC32C. A bad partition gets
+ * Each partition's records are checked before anything is written: every batch's
+ * framing, magic, CRC32C and record framing, then each batch against max.message.bytes.
+ * A bad partition gets
  * its error code and nothing appended; the others in the request proceed, as in Kafka.
  * acks=0: no response. acks=1: answered once the batches are in the log (page cache).
  * acks=all (-1): answered once they are fdatasync'd (commit.c, group commit). */
@@ -16,7 +17,7 @@ static void finish_produce(void *arg) {
     REQUEST_RESPOND(req, produce_response, (struct produce_response *)req->state);
 }
 
-static int16_t append_partition(struct server *s, struct request *req, struct slice topic,
+static int16_t append_partition(struct server *s, struct slice topic,
                                 const struct produce_request_topic_data_partition_data *in,
                                 part_resp *out, struct partition **appended) {
     struct partition *p = server_partition(s, topic, in->index);
@@ -61,7 +62,6 @@ static int16_t append_partition(struct server *s, struct request *req, struct sl
                   storage_strerror(rc));
         return kerr_from_storage(rc);
     }
-    (void)req;
     out->base_offset = res.base_offset;
     out->log_append_time_ms = res.log_append_time;
     out->log_start_offset = res.log_start_offset;
@@ -121,7 +121,7 @@ void handle_produce(struct request *req) {
                 }
             }
             struct partition *p = NULL;
-            pr->error_code = append_partition(s, req, td->name, &td->partition_data[pi], pr, &p);
+            pr->error_code = append_partition(s, td->name, &td->partition_data[pi], pr, &p);
             if (pr->error_code == KERR_NONE) {
                 server_after_append(s, p, acks == -1);
                 if (wait)
