@@ -6,7 +6,9 @@
  * the same bytes (the encoder output is canonical). A second pass uses the
  * first three bytes to pick any api/version and direction (request or
  * response), so every decoder sees arbitrary bytes even without a valid
- * header. Build: cmake -DCMAKE_C_COMPILER=clang -DSAMSA_FUZZ=ON.
+ * header. make_seeds writes seeds for both passes (request frames; selector +
+ * request or response body) for every api in the schema files. Build: cmake
+ * -DCMAKE_C_COMPILER=clang -DSAMSA_FUZZ=ON.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -505,6 +505,37 @@ static void test_defaults(void **state) {
     struct describe_cluster_request dc;
     describe_cluster_request_init(&dc);
     assert_int_equal(dc.endpoint_type, 1);
+    struct join_group_request jg;
+    join_group_request_init(&jg);
+    assert_int_equal(jg.rebalance_timeout_ms, -1);
+    assert_null(jg.group_instance_id.ptr);
+    assert_null(jg.reason.ptr);
+    struct offset_commit_request oc;
+    offset_commit_request_init(&oc);
+    assert_int_equal(oc.generation_id_or_member_epoch, -1);
+    assert_int_equal(oc.retention_time_ms, -1);
+    assert_null(oc.group_instance_id.ptr);
+    struct offset_commit_request_topics_partitions ocp;
+    offset_commit_request_topics_partitions_init(&ocp);
+    assert_int_equal(ocp.committed_leader_epoch, -1);
+    assert_int_equal(ocp.commit_timestamp, -1);
+    struct offset_fetch_request_groups og;
+    offset_fetch_request_groups_init(&og);
+    assert_int_equal(og.member_epoch, -1);
+    assert_null(og.member_id.ptr);
+    struct offset_fetch_response_topics_partitions ofp;
+    offset_fetch_response_topics_partitions_init(&ofp);
+    assert_int_equal(ofp.committed_leader_epoch, -1);
+    struct describe_groups_response_groups dg;
+    describe_groups_response_groups_init(&dg);
+    assert_int_equal(dg.authorized_operations, INT32_MIN);
+    struct init_producer_id_request ipq;
+    init_producer_id_request_init(&ipq);
+    assert_int_equal(ipq.producer_id, -1);
+    assert_int_equal(ipq.producer_epoch, -1);
+    struct init_producer_id_response ipr;
+    init_producer_id_response_init(&ipr);
+    assert_int_equal(ipr.producer_id, -1);
 
     /* ListOffsets v1 request: CurrentLeaderEpoch (v4+) decodes to -1. */
     static const uint8_t lo[] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 1, 't', 0, 0, 0, 1,
@@ -580,6 +611,364 @@ static void test_golden_fetch_v12(void **state) {
     arena_free(&a);
 }
 
+/* The consumer-group APIs (and InitProducerId): served ranges and flexible
+ * starts, as in docs/compatibility.md. */
+static void test_api_table_groups(void **state) {
+    (void)state;
+    static const struct {
+        int16_t key;
+        const char *name;
+        int16_t min, max, flex;
+    } want[] = {
+        {API_KEY_OFFSET_COMMIT, "OffsetCommit", 0, 9, 8},
+        {API_KEY_OFFSET_FETCH, "OffsetFetch", 0, 9, 6},
+        {API_KEY_FIND_COORDINATOR, "FindCoordinator", 0, 6, 3},
+        {API_KEY_JOIN_GROUP, "JoinGroup", 0, 9, 6},
+        {API_KEY_HEARTBEAT, "Heartbeat", 0, 4, 4},
+        {API_KEY_LEAVE_GROUP, "LeaveGroup", 0, 5, 4},
+        {API_KEY_SYNC_GROUP, "SyncGroup", 0, 5, 4},
+        {API_KEY_DESCRIBE_GROUPS, "DescribeGroups", 0, 5, 5},
+        {API_KEY_LIST_GROUPS, "ListGroups", 0, 5, 3},
+        {API_KEY_INIT_PRODUCER_ID, "InitProducerId", 0, 5, 2},
+        {API_KEY_DELETE_GROUPS, "DeleteGroups", 0, 2, 2},
+        {API_KEY_OFFSET_DELETE, "OffsetDelete", 0, 0, -1},
+    };
+    assert_int_equal(API_KEY_OFFSET_COMMIT, 8);
+    assert_int_equal(API_KEY_FIND_COORDINATOR, 10);
+    assert_int_equal(API_KEY_INIT_PRODUCER_ID, 22);
+    assert_int_equal(API_KEY_DELETE_GROUPS, 42);
+    assert_int_equal(API_KEY_OFFSET_DELETE, 47);
+    for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+        const struct proto_api *p = proto_api_find(want[i].key);
+        assert_non_null(p);
+        assert_string_equal(p->name, want[i].name);
+        assert_int_equal(p->min_version, want[i].min);
+        assert_int_equal(p->max_version, want[i].max);
+        assert_int_equal(p->flexible_min_version, want[i].flex);
+        assert_non_null(proto_codec_find(want[i].key));
+    }
+    assert_false(proto_is_flexible(API_KEY_OFFSET_DELETE, 0));
+    assert_false(proto_version_supported(API_KEY_OFFSET_FETCH, 10)); /* topic ids */
+    assert_false(proto_version_supported(API_KEY_OFFSET_COMMIT, 10));
+    assert_null(proto_api_find(68)); /* ConsumerGroupHeartbeat (KIP-848) */
+}
+
+/* Request bodies exactly as kafkajs 2.2.4 encodes them (its protocol/requests
+ * encoders, run under node): each must decode completely and re-encode to the
+ * same bytes. */
+static void test_golden_group_requests_kafkajs(void **state) {
+    (void)state;
+    static const uint8_t find_coordinator_v2[] = {0x00, 0x02, 'g', '1', 0x00};
+    static const uint8_t join_group_v5[] = {
+        0x00, 0x02, 'g', '1',   /* group id */
+        0x00, 0x00, 0x75, 0x30, /* session timeout 30000 */
+        0x00, 0x00, 0xea, 0x60, /* rebalance timeout 60000 */
+        0x00, 0x00,             /* member id "" */
+        0xff, 0xff,             /* group instance id null */
+        0x00, 0x08, 'c', 'o', 'n', 's', 'u', 'm', 'e', 'r',
+        0x00, 0x00, 0x00, 0x01, /* 1 protocol */
+        0x00, 0x12, 'R', 'o', 'u', 'n', 'd', 'R', 'o', 'b', 'i', 'n', 'A', 's', 's', 'i', 'g',
+        'n', 'e', 'r',
+        0x00, 0x00, 0x00, 0x0d, /* metadata: 13 bytes */
+        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't', 0x00, 0x00, 0x00, 0x00,
+    };
+    static const uint8_t sync_group_v3[] = {
+        0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x03, 0x00, 0x02, 'm', '1', 0xff, 0xff,
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 'm', '1', 0x00, 0x00, 0x00, 0x0d,
+        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't', 0x00, 0x00, 0x00, 0x00,
+    };
+    static const uint8_t heartbeat_v3[] = {0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x03,
+                                           0x00, 0x02, 'm', '1', 0xff, 0xff};
+    static const uint8_t leave_group_v3[] = {0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x01,
+                                             0x00, 0x02, 'm', '1', 0xff, 0xff};
+    static const uint8_t leave_group_v0[] = {0x00, 0x02, 'g', '1', 0x00, 0x02, 'm', '1'};
+    static const uint8_t offset_commit_v2[] = {
+        0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x03, 0x00, 0x02, 'm', '1',
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* retention -1 */
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't', 0x00, 0x00, 0x00, 0x01,
+        0x00, 0x00, 0x00, 0x00,                         /* partition 0 */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, /* offset 42 */
+        0xff, 0xff,                                     /* metadata null */
+    };
+    static const uint8_t offset_fetch_v4[] = {0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x01,
+                                              0x00, 0x01, 't', 0x00, 0x00, 0x00, 0x02,
+                                              0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01};
+    static const uint8_t describe_groups_v2[] = {0x00, 0x00, 0x00, 0x02, 0x00, 0x02,
+                                                 'g',  '1',  0x00, 0x02, 'g',  '2'};
+    static const uint8_t delete_groups_v1[] = {0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 'g', '1'};
+    static const uint8_t init_producer_id_v1[] = {0xff, 0xff, 0x00, 0x00, 0xea, 0x60};
+    static const struct {
+        int16_t key, version;
+        const uint8_t *body;
+        size_t len;
+    } cases[] = {
+#define C(k, v, b) {k, v, b, sizeof b}
+        C(API_KEY_FIND_COORDINATOR, 2, find_coordinator_v2),
+        C(API_KEY_JOIN_GROUP, 5, join_group_v5),
+        C(API_KEY_SYNC_GROUP, 3, sync_group_v3),
+        C(API_KEY_HEARTBEAT, 3, heartbeat_v3),
+        C(API_KEY_LEAVE_GROUP, 3, leave_group_v3),
+        C(API_KEY_LEAVE_GROUP, 0, leave_group_v0),
+        C(API_KEY_OFFSET_COMMIT, 2, offset_commit_v2),
+        C(API_KEY_OFFSET_FETCH, 4, offset_fetch_v4),
+        C(API_KEY_DESCRIBE_GROUPS, 2, describe_groups_v2),
+        C(API_KEY_DELETE_GROUPS, 1, delete_groups_v1),
+        C(API_KEY_INIT_PRODUCER_ID, 1, init_producer_id_v1),
+#undef C
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        const struct proto_codec *c = proto_codec_find(cases[i].key);
+        struct arena a;
+        arena_init(&a);
+        void *m = arena_alloc(&a, c->request_size);
+        struct reader r;
+        rd_init(&r, cases[i].body, cases[i].len);
+        assert_int_equal(c->request_decode(&r, cases[i].version, &a, m), 0);
+        assert_int_equal(rd_remaining(&r), 0);
+        struct buf b;
+        buf_init(&b);
+        c->request_encode(&b, cases[i].version, m);
+        assert_bytes(&b, cases[i].body, cases[i].len);
+        buf_free(&b);
+        arena_free(&a);
+    }
+
+    /* A few field checks on the decoded structs. */
+    struct arena a;
+    arena_init(&a);
+    struct reader r;
+    struct join_group_request jg;
+    rd_init(&r, join_group_v5, sizeof join_group_v5);
+    assert_int_equal(join_group_request_decode(&r, 5, &a, &jg), 0);
+    assert_int_equal(jg.session_timeout_ms, 30000);
+    assert_int_equal(jg.rebalance_timeout_ms, 60000);
+    assert_non_null(jg.member_id.ptr);
+    assert_int_equal(jg.member_id.len, 0);
+    assert_null(jg.group_instance_id.ptr);
+    assert_true(slice_eq_cstr(jg.protocol_type, "consumer"));
+    assert_int_equal(jg.protocols_count, 1);
+    assert_true(slice_eq_cstr(jg.protocols[0].name, "RoundRobinAssigner"));
+    assert_int_equal(jg.protocols[0].metadata.len, 13);
+    assert_null(jg.reason.ptr);
+    struct leave_group_request lg;
+    rd_init(&r, leave_group_v0, sizeof leave_group_v0);
+    assert_int_equal(leave_group_request_decode(&r, 0, &a, &lg), 0);
+    assert_true(slice_eq_cstr(lg.member_id, "m1"));
+    assert_int_equal(lg.members_count, 0);
+    rd_init(&r, leave_group_v3, sizeof leave_group_v3);
+    assert_int_equal(leave_group_request_decode(&r, 3, &a, &lg), 0);
+    assert_int_equal(lg.member_id.len, 0);
+    assert_int_equal(lg.members_count, 1);
+    assert_true(slice_eq_cstr(lg.members[0].member_id, "m1"));
+    assert_null(lg.members[0].group_instance_id.ptr);
+    struct offset_commit_request oc;
+    rd_init(&r, offset_commit_v2, sizeof offset_commit_v2);
+    assert_int_equal(offset_commit_request_decode(&r, 2, &a, &oc), 0);
+    assert_int_equal(oc.generation_id_or_member_epoch, 3);
+    assert_int_equal(oc.retention_time_ms, -1);
+    assert_int_equal(oc.topics[0].partitions[0].committed_offset, 42);
+    assert_int_equal(oc.topics[0].partitions[0].committed_leader_epoch, -1);
+    assert_int_equal(oc.topics[0].partitions[0].commit_timestamp, -1);
+    assert_null(oc.topics[0].partitions[0].committed_metadata.ptr);
+    struct init_producer_id_request ip;
+    rd_init(&r, init_producer_id_v1, sizeof init_producer_id_v1);
+    assert_int_equal(init_producer_id_request_decode(&r, 1, &a, &ip), 0);
+    assert_null(ip.transactional_id.ptr);
+    assert_int_equal(ip.transaction_timeout_ms, 60000);
+    assert_int_equal(ip.producer_id, -1);
+    assert_int_equal(ip.producer_epoch, -1);
+    arena_free(&a);
+}
+
+/* Version switches in the group APIs, hand-assembled from the message specs:
+ * FindCoordinator single key (v0-v3) vs batched keys (v4+), OffsetFetch single
+ * group (v0-v7) vs Groups (v8+), JoinGroup v9 response fields. */
+static void test_golden_group_versions(void **state) {
+    (void)state;
+    struct arena a;
+    arena_init(&a);
+    struct buf b;
+    buf_init(&b);
+    struct reader r;
+
+    /* FindCoordinator v4 request: KeyType, then compact array of keys. */
+    static const uint8_t fc4[] = {0x00, 0x03, 0x03, 'g', '1', 0x03, 'g', '2', 0x00};
+    struct find_coordinator_request fcq;
+    rd_init(&r, fc4, sizeof fc4);
+    assert_int_equal(find_coordinator_request_decode(&r, 4, &a, &fcq), 0);
+    assert_int_equal(rd_remaining(&r), 0);
+    assert_int_equal(fcq.key_type, 0);
+    assert_int_equal(fcq.key.len, 0);
+    assert_int_equal(fcq.coordinator_keys_count, 2);
+    assert_true(slice_eq_cstr(fcq.coordinator_keys[1], "g2"));
+    /* The same struct at v3 writes the single (empty) Key, no array. */
+    fcq.key = S("g1");
+    find_coordinator_request_encode(&b, 3, &fcq);
+    static const uint8_t fc3[] = {0x03, 'g', '1', 0x00, 0x00};
+    assert_bytes(&b, fc3, sizeof fc3);
+    /* FindCoordinator v4 response: one Coordinators entry per key. */
+    static const uint8_t fc4r[] = {
+        0x00, 0x00, 0x00, 0x00,             /* throttle */
+        0x02,                               /* 1 coordinator */
+        0x03, 'g', '1',                     /* key */
+        0x00, 0x00, 0x00, 0x01,             /* node 1 */
+        0x02, 'h',                          /* host */
+        0x00, 0x00, 0x23, 0x84,             /* port 9092 */
+        0x00, 0x00,                         /* error 0 */
+        0x00,                               /* error message null */
+        0x00,                               /* coordinator tags */
+        0x00,                               /* response tags */
+    };
+    struct find_coordinator_response fcr;
+    rd_init(&r, fc4r, sizeof fc4r);
+    assert_int_equal(find_coordinator_response_decode(&r, 4, &a, &fcr), 0);
+    assert_int_equal(rd_remaining(&r), 0);
+    assert_int_equal(fcr.coordinators_count, 1);
+    assert_int_equal(fcr.coordinators[0].port, 9092);
+    assert_null(fcr.coordinators[0].error_message.ptr);
+    buf_reset(&b);
+    find_coordinator_response_encode(&b, 4, &fcr);
+    assert_bytes(&b, fc4r, sizeof fc4r);
+    /* v0 response: error, node, host, port only. */
+    struct find_coordinator_response fc0;
+    find_coordinator_response_init(&fc0);
+    fc0.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+    fc0.node_id = 1;
+    fc0.host = S("h");
+    fc0.port = 9092;
+    buf_reset(&b);
+    find_coordinator_response_encode(&b, 0, &fc0);
+    static const uint8_t fc0r[] = {0x00, 0x0f, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 'h',
+                                   0x00, 0x00, 0x23, 0x84};
+    assert_bytes(&b, fc0r, sizeof fc0r);
+
+    /* OffsetFetch v9: two groups, the second asking for all topics (null). */
+    static const uint8_t of9[] = {
+        0x03,                                           /* 2 groups */
+        0x03, 'g', '1', 0x03, 'm', '1',                 /* group id, member id */
+        0x00, 0x00, 0x00, 0x05,                         /* member epoch 5 */
+        0x02, 0x02, 't', 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+        0x00,                                           /* group tags */
+        0x03, 'g', '2', 0x00,                           /* member id null */
+        0xff, 0xff, 0xff, 0xff,                         /* member epoch -1 */
+        0x00,                                           /* topics null */
+        0x00,                                           /* group tags */
+        0x01,                                           /* require stable */
+        0x00,
+    };
+    struct offset_fetch_request ofq;
+    rd_init(&r, of9, sizeof of9);
+    assert_int_equal(offset_fetch_request_decode(&r, 9, &a, &ofq), 0);
+    assert_int_equal(rd_remaining(&r), 0);
+    assert_int_equal(ofq.topics_count, 0);
+    assert_int_equal(ofq.groups_count, 2);
+    assert_true(slice_eq_cstr(ofq.groups[0].member_id, "m1"));
+    assert_int_equal(ofq.groups[0].member_epoch, 5);
+    assert_int_equal(ofq.groups[0].topics[0].partition_indexes[1], 1);
+    assert_null(ofq.groups[1].member_id.ptr);
+    assert_int_equal(ofq.groups[1].member_epoch, -1);
+    assert_int_equal(ofq.groups[1].topics_count, -1);
+    assert_true(ofq.require_stable);
+    buf_reset(&b);
+    offset_fetch_request_encode(&b, 9, &ofq);
+    assert_bytes(&b, of9, sizeof of9);
+    /* At v8 the member fields are not on the wire: 4 + 1 + 5 bytes fewer. */
+    buf_reset(&b);
+    offset_fetch_request_encode(&b, 8, &ofq);
+    assert_int_equal(b.len, sizeof of9 - 3 - 4 - 1 - 4);
+    /* OffsetFetch single group: null Topics (all) only from v2. */
+    static const uint8_t of_null[] = {0x00, 0x02, 'g', '1', 0xff, 0xff, 0xff, 0xff};
+    rd_init(&r, of_null, sizeof of_null);
+    assert_int_equal(offset_fetch_request_decode(&r, 1, &a, &ofq), -1);
+    rd_init(&r, of_null, sizeof of_null);
+    assert_int_equal(offset_fetch_request_decode(&r, 2, &a, &ofq), 0);
+    assert_int_equal(ofq.topics_count, -1);
+    assert_int_equal(ofq.groups_count, 0);
+
+    /* JoinGroup v9 response: ProtocolType (v7+), SkipAssignment (v9). */
+    static const uint8_t jg9[] = {
+        0x00, 0x00, 0x00, 0x00,                         /* throttle */
+        0x00, 0x00,                                     /* error */
+        0x00, 0x00, 0x00, 0x01,                         /* generation 1 */
+        0x09, 'c', 'o', 'n', 's', 'u', 'm', 'e', 'r',   /* protocol type */
+        0x06, 'r', 'a', 'n', 'g', 'e',                  /* protocol name */
+        0x02, 'm',                                      /* leader */
+        0x01,                                           /* skip assignment */
+        0x02, 'm',                                      /* member id */
+        0x02, 0x02, 'm', 0x00, 0x03, 0xaa, 0xbb, 0x00,  /* 1 member, instance id null */
+        0x00,
+    };
+    struct join_group_response jgr;
+    rd_init(&r, jg9, sizeof jg9);
+    assert_int_equal(join_group_response_decode(&r, 9, &a, &jgr), 0);
+    assert_int_equal(rd_remaining(&r), 0);
+    assert_true(slice_eq_cstr(jgr.protocol_type, "consumer"));
+    assert_true(slice_eq_cstr(jgr.protocol_name, "range"));
+    assert_true(jgr.skip_assignment);
+    assert_int_equal(jgr.members_count, 1);
+    assert_null(jgr.members[0].group_instance_id.ptr);
+    assert_int_equal(jgr.members[0].metadata.len, 2);
+    buf_reset(&b);
+    join_group_response_encode(&b, 9, &jgr);
+    assert_bytes(&b, jg9, sizeof jg9);
+    /* ProtocolName may be null only from v7. */
+    struct join_group_response jn;
+    join_group_response_init(&jn);
+    assert_int_equal(jn.generation_id, -1);
+    assert_null(jn.protocol_type.ptr);
+    jn.protocol_name = SLICE_NULL;
+    buf_reset(&b);
+    join_group_response_encode(&b, 7, &jn);
+    rd_init(&r, b.data, b.len);
+    assert_int_equal(join_group_response_decode(&r, 7, &a, &jgr), 0);
+    assert_null(jgr.protocol_name.ptr);
+    static const uint8_t jg6_null_name[] = {0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+                                            0x00, 0x01, 0x01, 0x01, 0x00};
+    rd_init(&r, jg6_null_name, sizeof jg6_null_name);
+    assert_int_equal(join_group_response_decode(&r, 6, &a, &jgr), -1);
+    static const uint8_t jg6_empty_name[] = {0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+                                             0x01, 0x01, 0x01, 0x01, 0x00};
+    rd_init(&r, jg6_empty_name, sizeof jg6_empty_name);
+    assert_int_equal(join_group_response_decode(&r, 6, &a, &jgr), 0);
+    assert_int_equal(rd_remaining(&r), 0);
+
+    /* SyncGroup v5 request: protocol type/name present, null by default. */
+    struct sync_group_request sg;
+    sync_group_request_init(&sg);
+    assert_null(sg.protocol_type.ptr);
+    assert_null(sg.protocol_name.ptr);
+    sg.group_id = S("g");
+    sg.member_id = S("m");
+    sg.protocol_type = S("consumer");
+    buf_reset(&b);
+    sync_group_request_encode(&b, 5, &sg);
+    static const uint8_t sg5[] = {0x02, 'g', 0, 0, 0, 0, 0x02, 'm', 0x00,
+                                  0x09, 'c', 'o', 'n', 's', 'u', 'm', 'e', 'r',
+                                  0x00, 0x01, 0x00};
+    assert_bytes(&b, sg5, sizeof sg5);
+
+    /* ListGroups v5 request: both filters as compact string arrays. */
+    struct list_groups_request lq;
+    list_groups_request_init(&lq);
+    struct slice states[] = {S("Stable")}, types[] = {S("classic")};
+    lq.states_filter_count = 1;
+    lq.states_filter = states;
+    lq.types_filter_count = 1;
+    lq.types_filter = types;
+    buf_reset(&b);
+    list_groups_request_encode(&b, 5, &lq);
+    static const uint8_t lg5[] = {0x02, 0x07, 'S', 't', 'a', 'b', 'l', 'e',
+                                  0x02, 0x08, 'c', 'l', 'a', 's', 's', 'i', 'c', 0x00};
+    assert_bytes(&b, lg5, sizeof lg5);
+    buf_reset(&b);
+    list_groups_request_encode(&b, 3, &lq); /* filters do not exist before v4 */
+    static const uint8_t lg3[] = {0x00};
+    assert_bytes(&b, lg3, sizeof lg3);
+
+    buf_free(&b);
+    arena_free(&a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_api_table),
@@ -589,6 +978,9 @@ int main(void) {
         cmocka_unit_test(test_golden_metadata_v1),
         cmocka_unit_test(test_golden_produce_v3),
         cmocka_unit_test(test_golden_fetch_v12),
+        cmocka_unit_test(test_api_table_groups),
+        cmocka_unit_test(test_golden_group_requests_kafkajs),
+        cmocka_unit_test(test_golden_group_versions),
         cmocka_unit_test(test_header_unsupported),
         cmocka_unit_test(test_hostile_counts),
         cmocka_unit_test(test_null_empty_tagged),
