@@ -10,7 +10,7 @@ DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat
               zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libssl-dev \
               clang libclang-rt-14-dev fio procps
 
-.PHONY: all deps build build-asan run test unit unit-asan integration js-deps fuzz fuzz-short bench clean
+.PHONY: all deps build build-asan run test unit unit-asan integration js-deps fuzz fuzz-short sim bench clean
 
 all: build
 
@@ -63,6 +63,11 @@ fuzz:
 # Every test: unit tests (plain and under ASan/UBSan), integration tests with real
 # clients against real broker processes, and a short bounded fuzz run.
 test: unit unit-asan integration fuzz-short
+
+# Long deterministic raft simulation (make test runs 1,000 seeds): make sim SEEDS=100000
+SEEDS ?= 100000
+sim: build
+	./$(BUILD)/tests/unit/raft/raft_sim --seeds $(SEEDS)
 
 bench: build
 	@if [ -x bench/run.sh ]; then bench/run.sh $(BUILD); else echo "no benchmark yet"; fi

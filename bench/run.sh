@@ -255,6 +255,26 @@ echo
 cat "$RATIOS"
 if [ -s "$WORK/anomalies" ]; then echo; echo "anomalies:"; cat "$WORK/anomalies"; fi
 
+# ---------- raft: commits/s on a simulated 3-node cluster (pure CPU, then fdatasync) ----------
+RAFT=$WORK/raft.md
+RAFT_BIN=$BUILD/tests/unit/raft/bench_raft
+{
+    echo "| raft (bench_raft, 3 nodes in one process, 100-byte entries) | result |"
+    echo "| --- | --- |"
+    if [ -x "$RAFT_BIN" ]; then
+        for args in "--batch 64" "--batch 1"; do
+            line=$("$RAFT_BIN" --seconds 3 $args 2>&1 | tail -n 1)
+            echo "| pure CPU, $args | ${line#*: } |"
+            mkdir -p "$WORK/raft"
+            line=$("$RAFT_BIN" --durable "$(mktemp -d "$WORK/raft/XXXX")" --seconds 3 $args 2>&1 | tail -n 1)
+            echo "| durable (fdatasync, the 3 nodes' syncs in series), $args | ${line#*: } |"
+        done
+    else
+        echo "| bench_raft | not built |"
+    fi
+} >"$RAFT"
+cat "$RAFT"
+
 # ---------- docs/benchmarks.md ----------
 
 DATE=$(date -u +%F)
@@ -282,6 +302,8 @@ SECTION=$WORK/section.md
     cat "$REFS"
     echo
     cat "$RATIOS"
+    echo
+    cat "$RAFT"
     if [ -s "$WORK/anomalies" ]; then echo; echo "Anomalies during the run:"; sed 's/^/- /' "$WORK/anomalies"; fi
     echo "<!-- bench-run $DATE end -->"
 } >"$SECTION"

@@ -96,11 +96,10 @@ void server_on_request(struct net_conn *c, struct slice frame, struct net_reply 
             answer_unsupported_api_versions(r, hdr.correlation_id);
             return;
         }
-        const struct proto_api *api = proto_api_find(hdr.api_key);
-        log_warn("server",
-                 "closing connection from %s: %s api key %d version %d (correlation id %d)",
-                 net_conn_peer(c), api ? "unsupported version of" : "unknown", hdr.api_key,
-                 hdr.api_version, hdr.correlation_id);
+        const char *what = !proto_api_find(hdr.api_key) || !fn ? "unsupported api key"
+                                                               : "unsupported version of api key";
+        log_warn("server", "closing connection from %s: %s %d version %d (correlation id %d)",
+                 net_conn_peer(c), what, hdr.api_key, hdr.api_version, hdr.correlation_id);
         net_reply_drop(r);
         net_conn_close(c);
         return;
