@@ -132,6 +132,7 @@ const char *storage_strerror(int err) {
     case STORAGE_ERR_OUT_OF_RANGE: return "offset out of range";
     case STORAGE_ERR_BATCH_TOO_LARGE: return "record batch larger than segment size";
     case STORAGE_ERR_LOG_FAILED: return "log failed after an I/O error";
+    case STORAGE_ERR_CLEAN_ABORTED: return "segments changed during compaction";
     default: return err < 0 && err > -4096 ? strerror(-err) : "unknown storage error";
     }
 }

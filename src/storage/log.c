@@ -24,6 +24,11 @@ void log_config_default(struct log_config *cfg) {
     cfg->flush_interval_messages = INT64_MAX;
     cfg->flush_interval_ms = INT64_MAX;
     cfg->timestamp_type = LOG_TIMESTAMP_CREATE_TIME;
+    cfg->cleanup_compact = false;
+    cfg->cleanup_delete = true;
+    cfg->delete_retention_ms = 24LL * 3600 * 1000;
+    cfg->min_compaction_lag_ms = 0;
+    cfg->min_cleanable_dirty_ratio = 0.5;
 }
 
 void log_set_config(struct log *l, const struct log_config *cfg) { l->cfg = *cfg; }
@@ -173,6 +178,11 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
     if (epoch_load(l) == STORAGE_ERR_CORRUPT)
         recovery_point = -1; /* re-learn epochs from every batch */
 
+    rc = cleaner_open(l); /* finish or roll back an interrupted compaction swap */
+    if (rc != 0) {
+        log_free(l);
+        return rc;
+    }
     int64_t *bases = NULL;
     size_t n = 0;
     rc = list_segments(l, &bases, &n);
@@ -735,7 +745,7 @@ int log_set_start_offset(struct log *l, int64_t offset) {
 
 int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments) {
     int deleted = 0;
-    if (l->cfg.retention_ms >= 0) {
+    if (l->cfg.cleanup_delete && l->cfg.retention_ms >= 0) {
         while (l->n_segs > 1) {
             struct segment *s = l->segs[0];
             int64_t ts = s->max_timestamp >= 0 ? s->max_timestamp : s->last_modified_ms;
@@ -747,7 +757,7 @@ int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments) 
             deleted++;
         }
     }
-    if (l->cfg.retention_bytes >= 0) {
+    if (l->cfg.cleanup_delete && l->cfg.retention_bytes >= 0) {
         int64_t excess = log_size_bytes(l) - l->cfg.retention_bytes;
         while (l->n_segs > 1 && excess - l->segs[0]->size_bytes >= 0) {
             excess -= l->segs[0]->size_bytes;

@@ -171,6 +171,13 @@ struct log_config {
     int64_t flush_interval_messages; /* log.flush.interval.messages (INT64_MAX); caller applies */
     int64_t flush_interval_ms;     /* log.flush.interval.ms (INT64_MAX); caller applies */
     enum log_timestamp_type timestamp_type;
+    /* compaction (see the "compaction" section below) */
+    bool cleanup_compact;          /* cleanup.policy contains compact (false) */
+    bool cleanup_delete;           /* cleanup.policy contains delete (true): retention.ms
+                                      and retention.bytes apply only when set */
+    int64_t delete_retention_ms;   /* delete.retention.ms (1 day) */
+    int64_t min_compaction_lag_ms; /* min.compaction.lag.ms (0) */
+    double min_cleanable_dirty_ratio; /* min.cleanable.dirty.ratio (0.5) */
 };
 
 /* Fills Kafka's defaults. */
@@ -271,8 +278,9 @@ int log_truncate_to(struct log *l, int64_t offset);
 int log_delete_records(struct log *l, int64_t offset);
 
 /* Deletes closed segments (never the active one) whose newest timestamp is older than
- * retention_ms, then oldest segments while the log exceeds retention_bytes, then those
- * wholly below the log start offset. Raises the log start offset. */
+ * retention_ms, then oldest segments while the log exceeds retention_bytes (both only
+ * when cfg.cleanup_delete), then those wholly below the log start offset. Raises the log
+ * start offset. */
 int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments);
 
 /* ---- flush / group commit ----
@@ -352,5 +360,76 @@ int ckpt_write(const char *path, const struct ckpt_entry *entries, size_t n);
 /* Missing file: 0 with *n_out = 0. Malformed: STORAGE_ERR_CORRUPT. */
 int ckpt_read(const char *path, struct ckpt_entry **entries_out, size_t *n_out);
 void ckpt_free_entries(struct ckpt_entry *entries, size_t n);
+
+/* ------------------------------------------------------------------------------------
+ * Compaction (log cleaner) for cleanup.policy=compact: keeps, in the closed segments,
+ * the newest record of every key (docs/storage-format.md, "Compaction").
+ *
+ * prepare (owner thread) -> execute (any thread; file I/O on the job only) ->
+ * complete (owner thread), like the flush job. prepare decides whether the log needs
+ * cleaning (dirty ratio, min.compaction.lag.ms, tombstones due) and captures the closed
+ * segments to rewrite (dup'd fds); execute builds `<base>.log.cleaned` (+ indexes) and
+ * fsyncs them; complete checks that those segments were neither deleted nor changed in
+ * the meantime and swaps the cleaned segments in (rename .cleaned -> .swap, delete the
+ * replaced segments, rename .swap -> final). log_open finishes or rolls back a swap
+ * interrupted by a crash. One job per log at a time.
+ * ---------------------------------------------------------------------------------- */
+#define STORAGE_ERR_CLEAN_ABORTED (-2007) /* segments changed while the job ran */
+
+struct clean_plan; /* cleaner.c */
+
+struct log_clean_stats {
+    int64_t bytes_read;         /* input segment bytes */
+    int64_t bytes_written;      /* output segment bytes */
+    int64_t records_read;
+    int64_t records_removed;    /* superseded, keyless or expired tombstones */
+    int64_t tombstones_removed;
+    int64_t batches_rewritten;  /* batches written with fewer records or a new horizon */
+    int segments_in;
+    int segments_out;
+};
+
+struct log_clean_job {
+    struct log *log;           /* for complete(); not touched by execute() */
+    bool ready;                /* false: nothing to clean; execute/complete are no-ops */
+    double dirty_ratio;        /* at prepare */
+    int64_t first_dirty_offset;/* cleaner checkpoint at prepare */
+    int64_t end_offset;        /* cleaned range is [log start, end_offset) (set by
+                                  execute; may be below the prepared range when the key
+                                  map fills up) */
+    struct log_clean_stats stats; /* filled by execute */
+    int err;                   /* 0 or the first error of execute */
+    int test_crash_at_op;      /* testing only: -1 (set by prepare) = off; k >= 0 makes
+                                  complete stop after k swap file operations, as if the
+                                  process had died there (returns -EINTR) */
+    struct clean_plan *plan;   /* internal */
+    void *user;                /* free for the caller */
+};
+
+/* Decides whether the log needs cleaning at wall time now_ms and captures the job.
+ * Only closed segments wholly below max_offset_exclusive (the last stable offset / high
+ * watermark; INT64_MAX for none) and, with min_compaction_lag_ms > 0, whose newest
+ * timestamp is at least that old, are cleanable. The log is cleaned when the dirty ratio
+ * (bytes of cleanable segments at or after the cleaner checkpoint / bytes of all
+ * cleanable segments) is >= min_cleanable_dirty_ratio, or when retained tombstones have
+ * reached their delete horizon. Returns 0 (job->ready tells whether there is work; when
+ * not, nothing needs releasing) or a negative code. */
+int log_clean_prepare(struct log *l, int64_t now_ms, int64_t max_offset_exclusive,
+                      struct log_clean_job *job);
+/* Builds and fsyncs the cleaned files. Touches only the job; sets job->err. */
+void log_clean_execute(struct log_clean_job *job);
+/* Swaps the cleaned segments in and releases the job. Returns 0, job->err,
+ * STORAGE_ERR_CLEAN_ABORTED (segments deleted/truncated/changed since prepare: cleaned
+ * files removed, log untouched), or an I/O error (if it happens after the point of no
+ * return the log is marked failed; log_open completes the swap). Like retention, it
+ * deletes segments: fds borrowed from log_read become invalid. */
+int log_clean_complete(struct log *l, struct log_clean_job *job);
+/* Drops a prepared (possibly executed) job: removes its files, closes its fds. l may be
+ * NULL when the log was closed while the job ran (its topic was deleted). */
+void log_clean_abandon(struct log *l, struct log_clean_job *job);
+
+/* First offset not yet cleaned (the cleaner checkpoint), kept in the partition directory
+ * in `cleaner-checkpoint`. */
+int64_t log_cleaner_checkpoint(const struct log *l);
 
 #endif

@@ -91,6 +91,11 @@ struct log {
     bool failed;               /* an I/O error left state uncertain */
     uint8_t *scratch;          /* scan buffer */
     size_t scratch_cap;
+    /* compaction (cleaner.c) */
+    int64_t clean_checkpoint;  /* first dirty offset (cleaner-checkpoint) */
+    int64_t clean_horizon_ms;  /* earliest delete horizon of a removable tombstone, -1 */
+    uint64_t clean_trunc_gen;  /* trunc_gen the checkpoint is valid for */
+    bool cleaning;             /* a clean job is in flight */
 };
 
 /* ---- batch.c ---- */
@@ -150,6 +155,11 @@ int epoch_persist(struct log *l);
 /* ---- checkpoint.c ---- */
 /* Writes data to path atomically: tmp, (fsync if do_sync), rename, (fsync dir). */
 int atomic_write_file(const char *path, const char *data, size_t len, bool do_sync);
+
+/* ---- cleaner.c ---- */
+/* At log_open, before segments are listed: finishes (roll forward) or rolls back a swap
+ * interrupted by a crash and loads the cleaner checkpoint. */
+int cleaner_open(struct log *l);
 
 /* ---- log.c ---- */
 static inline struct segment *log_active(const struct log *l) {
