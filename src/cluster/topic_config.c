@@ -1,7 +1,7 @@
 /* The per-topic configs Samsa knows, with Kafka's names, defaults and validation.
  * A name not listed here is refused (INVALID_CONFIG), and so is a value Samsa cannot
- * honour yet (cleanup.policy=compact before compaction exists): accepting a setting
- * and ignoring it would be lying to the operator. */
+ * honour (recompression): accepting a setting and ignoring it would be lying to the
+ * operator. */
 #include "cluster/cluster.h"
 
 #include <stdlib.h>
@@ -37,12 +37,10 @@ static const char *chk_bool(const char *v) {
 }
 
 static const char *chk_cleanup_policy(const char *v) {
-    if (strcmp(v, "delete") == 0)
+    if (!strcmp(v, "delete") || !strcmp(v, "compact") || !strcmp(v, "compact,delete") ||
+        !strcmp(v, "delete,compact"))
         return NULL;
-    if (strstr(v, "compact"))
-        return "cleanup.policy=compact is not supported yet (log compaction does not exist in "
-               "this version of Samsa)";
-    return "value must be one of: delete";
+    return "value must be delete, compact or compact,delete";
 }
 
 static const char *chk_timestamp_type(const char *v) {
@@ -80,11 +78,11 @@ static const char *chk_ratio(const char *v) {
  * for every topic that does not set its own value. */
 static const struct tcfg_def defs[] = {
     {"cleanup.policy", "log.cleanup.policy", TCFG_LIST, "delete", chk_cleanup_policy,
-     "How old segments are discarded: delete (compact is not supported yet)"},
+     "delete: drop old segments by retention; compact: keep the newest record per key"},
     {"compression.type", "compression.type", TCFG_STRING, "producer", chk_compression,
      "Only producer: batches are stored as the producer compressed them"},
     {"delete.retention.ms", "log.cleaner.delete.retention.ms", TCFG_LONG, "86400000", chk_long_0,
-     "Tombstone retention for compacted topics"},
+     "How long tombstones of compacted topics are kept after cleaning"},
     {"file.delete.delay.ms", "log.segment.delete.delay.ms", TCFG_LONG, "60000", chk_long_0,
      "Delay before a deleted segment's file is removed"},
     {"flush.messages", "log.flush.interval.messages", TCFG_LONG, "9223372036854775807",
@@ -98,9 +96,9 @@ static const struct tcfg_def defs[] = {
     {"message.timestamp.type", "log.message.timestamp.type", TCFG_STRING, "CreateTime",
      chk_timestamp_type, "CreateTime or LogAppendTime"},
     {"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", TCFG_DOUBLE, "0.5",
-     chk_ratio, "Compaction trigger (compaction not supported yet)"},
+     chk_ratio, "Share of not-yet-cleaned bytes that triggers a compaction"},
     {"min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", TCFG_LONG, "0", chk_long_0,
-     "Compaction lag (compaction not supported yet)"},
+     "Records younger than this are not compacted"},
     {"min.insync.replicas", "min.insync.replicas", TCFG_INT, "1", chk_int_1,
      "Replicas that must have a batch before acks=all succeeds"},
     {"preallocate", "log.preallocate", TCFG_BOOL, "false", chk_bool, "Accepted; no effect"},

@@ -2,6 +2,7 @@
  * Kafka default; keys that Kafka has but Samsa does not use yet are accepted quietly
  * when listed in `accepted`, so Kafka config files carry over; anything else warns. */
 #include "server/config.h"
+#include "cluster/cluster.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +53,19 @@ static const struct key_def keys[] = {
     {"samsa.fetch.sendfile", K_BOOL, "false", 0},
     {"log.level", K_STRING, "INFO", 0},
     {"log.cleanup.policy", K_STRING, "delete", 0},
+    {"log.cleaner.enable", K_BOOL, "true", 0},
+    {"log.cleaner.backoff.ms", K_LONG, "15000", 1},
+    {"log.cleaner.delete.retention.ms", K_LONG, "86400000", 0},
+    {"log.cleaner.min.compaction.lag.ms", K_LONG, "0", 0},
+    {"log.cleaner.min.cleanable.ratio", K_STRING, "0.5", 0},
+    {"group.min.session.timeout.ms", K_INT, "6000", 1},
+    {"group.max.session.timeout.ms", K_INT, "1800000", 1},
+    {"group.initial.rebalance.delay.ms", K_INT, "3000", 0},
+    {"group.max.size", K_INT, "2147483647", 1},
+    {"offsets.retention.minutes", K_INT, "10080", 1},
+    {"offsets.retention.check.interval.ms", K_LONG, "600000", 1},
+    {"offsets.topic.num.partitions", K_INT, "50", 1},
+    {"offset.metadata.max.bytes", K_INT, "4096", 0},
     {"compression.type", K_STRING, "producer", 0},
     {"unclean.leader.election.enable", K_BOOL, "false", 0},
 };
@@ -62,10 +76,8 @@ static const char *accepted[] = {
     "listener.security.protocol.map", "num.network.threads", "num.io.threads",
     "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
     "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr", "group.initial.rebalance.delay.ms",
-    "log.retention.check.interval.ms", "zookeeper.connect", "broker.id",
-    "controller.quorum.bootstrap.servers", "offsets.topic.num.partitions",
-    "delete.topic.enable",
+    "transaction.state.log.min.isr", "zookeeper.connect", "broker.id",
+    "controller.quorum.bootstrap.servers", "delete.topic.enable",
 };
 
 static const struct key_def *find_key(const char *name) {
@@ -206,6 +218,15 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("queued.max.requests", queued_max_requests, int32_t);
     NUM("samsa.connection.max.unsent.bytes", max_unsent_bytes, int64_t);
     NUM("min.insync.replicas", min_insync_replicas, int32_t);
+    NUM("group.min.session.timeout.ms", group_min_session_timeout_ms, int32_t);
+    NUM("group.max.session.timeout.ms", group_max_session_timeout_ms, int32_t);
+    NUM("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms, int32_t);
+    NUM("group.max.size", group_max_size, int32_t);
+    NUM("offsets.retention.minutes", offsets_retention_minutes, int64_t);
+    NUM("offsets.retention.check.interval.ms", offsets_retention_check_interval_ms, int64_t);
+    NUM("offsets.topic.num.partitions", offsets_topic_num_partitions, int32_t);
+    NUM("offset.metadata.max.bytes", offset_metadata_max_bytes, int32_t);
+    NUM("log.cleaner.backoff.ms", cleaner_backoff_ms, int64_t);
 
     /* Kafka's precedence: ms over minutes over hours. */
     c->roll_ms = -1;
@@ -223,6 +244,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
 #undef NUM
 
     if (get_bool(c, "auto.create.topics.enable", &c->auto_create_topics) != 0 ||
+        get_bool(c, "log.cleaner.enable", &c->cleaner_enable) != 0 ||
         get_bool(c, "samsa.fetch.sendfile", &c->fetch_sendfile) != 0)
         rc = -1;
     bool unclean = false;
@@ -240,9 +262,22 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     else
         rc = bad("log.message.timestamp.type", ts, "must be CreateTime or LogAppendTime");
 
-    const char *cp = broker_config_value(c, "log.cleanup.policy");
-    if (strcmp(cp, "delete") != 0)
-        rc = bad("log.cleanup.policy", cp, "only delete is supported (no compaction yet)");
+    if (c->group_min_session_timeout_ms > c->group_max_session_timeout_ms)
+        rc = bad("group.min.session.timeout.ms", broker_config_value(c, "group.min.session.timeout.ms"),
+                 "must not exceed group.max.session.timeout.ms");
+    const char *topic_keys[][2] = {
+        {"log.cleanup.policy", "cleanup.policy"},
+        {"log.cleaner.delete.retention.ms", "delete.retention.ms"},
+        {"log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"},
+        {"log.cleaner.min.cleanable.ratio", "min.cleanable.dirty.ratio"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(topic_keys); i++) {
+        /* Broker defaults of topic configs follow the topic config's rules. */
+        const char *value = broker_config_value(c, topic_keys[i][0]);
+        const char *why = tcfg_validate(topic_keys[i][1], value);
+        if (why)
+            rc = bad(topic_keys[i][0], value, why);
+    }
     const char *ct = broker_config_value(c, "compression.type");
     if (strcmp(ct, "producer") != 0)
         rc = bad("compression.type", ct, "only producer is supported (no recompression)");

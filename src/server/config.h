@@ -36,6 +36,18 @@ struct broker_config {
     bool log_append_time;        /* log.message.timestamp.type=LogAppendTime */
     int32_t min_insync_replicas;
     bool fetch_sendfile;         /* samsa.fetch.sendfile: zero-copy fetch path */
+    /* Consumer groups. */
+    int32_t group_min_session_timeout_ms;
+    int32_t group_max_session_timeout_ms;
+    int32_t group_initial_rebalance_delay_ms;
+    int32_t group_max_size;
+    int64_t offsets_retention_minutes;
+    int64_t offsets_retention_check_interval_ms;
+    int32_t offsets_topic_num_partitions;
+    int32_t offset_metadata_max_bytes;
+    /* Log cleaner (compaction). */
+    bool cleaner_enable;
+    int64_t cleaner_backoff_ms;
     enum log_level log_level;
 };
 

@@ -174,6 +174,20 @@ int16_t kerr_from_cluster(int err) {
     }
 }
 
+struct slice request_peer(struct request *req) {
+    struct net_conn *c = net_reply_conn(req->reply);
+    const char *peer = c ? net_conn_peer(c) : "";
+    /* Kafka reports the client host as "/<ip>". */
+    size_t n = strlen(peer);
+    const char *colon = strrchr(peer, ':');
+    if (colon)
+        n = (size_t)(colon - peer);
+    char *out = arena_alloc(&req->arena, n + 2);
+    out[0] = '/';
+    memcpy(out + 1, peer, n);
+    return (struct slice){(const uint8_t *)out, n + 1};
+}
+
 void request_malformed(struct request *req) {
     const struct proto_api *api = proto_api_find(req->hdr.api_key);
     struct net_conn *c = net_reply_conn(req->reply);

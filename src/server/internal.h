@@ -3,6 +3,7 @@
 #define SAMSA_SERVER_INTERNAL_H
 
 #include "cluster/cluster.h"
+#include "group/group.h"
 #include "net/net.h"
 #include "proto/proto.h"
 #include "server/server.h"
@@ -65,6 +66,15 @@ struct server {
     uint64_t flush_timer;
     uint64_t checkpoint_timer;
     bool stopping;
+    /* Consumer groups (groups.c). */
+    struct grp_coordinator *groups;
+    uint64_t group_timer;
+    int64_t group_deadline;
+    struct group_append *group_appends, *group_appends_tail;
+    /* Log cleaner (compaction.c). */
+    struct syncer *cleaner;
+    uint64_t cleaner_timer;
+    bool clean_in_flight;
     struct hmap start_offsets;    /* "topic-partition" -> int64 log start, from checkpoint */
     struct hmap recovery_points;  /* "topic-partition" -> int64 recovery point */
 };
@@ -119,6 +129,30 @@ int server_scan_partition(struct server *s, struct partition *p,
 int server_ensure_internal_topic(struct server *s, const char *name, int32_t partitions,
                                  const struct config_entry *configs, size_t config_count);
 
+/* ---- log cleaner (compaction.c) ---- */
+int server_cleaner_start(struct server *s);
+void server_cleaner_stop(struct server *s);
+
+/* ---- consumer groups (groups.c and the group handlers) ---- */
+int server_groups_start(struct server *s);
+void server_groups_stop(struct server *s);
+void server_groups_idle(struct server *s);
+/* After every call into the coordinator: re-arms its timer. */
+void server_groups_called(struct server *s);
+/* Completion callbacks the coordinator calls; each answers the request in ctx. */
+void group_join_done(void *ctx, const struct grp_join_resp *resp);
+void group_sync_done(void *ctx, const struct grp_sync_resp *resp);
+void group_heartbeat_done(void *ctx, const struct grp_heartbeat_resp *resp);
+void group_leave_done(void *ctx, const struct grp_leave_resp *resp);
+void group_commit_done(void *ctx, const struct grp_commit_resp *resp);
+void group_fetch_done(void *ctx, const struct grp_fetch_resp *resp);
+void group_describe_done(void *ctx, const struct grp_describe_resp *resp);
+void group_list_done(void *ctx, const struct grp_list_resp *resp);
+void group_delete_groups_done(void *ctx, const struct grp_delete_groups_resp *resp);
+void group_offset_delete_done(void *ctx, const struct grp_offset_delete_resp *resp);
+/* The peer's address as text, in the request's arena ("" if the connection is gone). */
+struct slice request_peer(struct request *req);
+
 /* ---- fetch long poll (handlers/fetch.c) ---- */
 void fetch_wake(struct server *s, struct partition *p);
 void fetch_run_ready(struct server *s);
@@ -169,6 +203,15 @@ int16_t kerr_from_cluster(int err);
     X(1, fetch)                                                                          \
     X(2, list_offsets)                                                                   \
     X(3, metadata)                                                                       \
+    X(8, offset_commit)                                                                  \
+    X(9, offset_fetch)                                                                   \
+    X(10, find_coordinator)                                                              \
+    X(11, join_group)                                                                    \
+    X(12, heartbeat)                                                                     \
+    X(13, leave_group)                                                                   \
+    X(14, sync_group)                                                                    \
+    X(15, describe_groups)                                                               \
+    X(16, list_groups)                                                                   \
     X(18, api_versions)                                                                  \
     X(19, create_topics)                                                                 \
     X(20, delete_topics)                                                                 \
@@ -177,7 +220,9 @@ int16_t kerr_from_cluster(int err);
     X(32, describe_configs)                                                              \
     X(33, alter_configs)                                                                 \
     X(37, create_partitions)                                                             \
+    X(42, delete_groups)                                                                 \
     X(44, incremental_alter_configs)                                                     \
+    X(47, offset_delete)                                                                 \
     X(60, describe_cluster)
 #define X(key, name) void handle_##name(struct request *req);
 SAMSA_HANDLERS(X)

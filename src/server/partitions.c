@@ -76,6 +76,13 @@ void server_topic_log_config(const struct server *s, const struct mtopic *t,
     out->flush_interval_messages = topic_num(s, t, "flush.messages");
     out->flush_interval_ms = topic_num(s, t, "flush.ms");
     int8_t source;
+    const char *policy = server_topic_config_value(s, t, "cleanup.policy", &source);
+    out->cleanup_compact = strstr(policy, "compact") != NULL;
+    out->cleanup_delete = strstr(policy, "delete") != NULL;
+    out->delete_retention_ms = topic_num(s, t, "delete.retention.ms");
+    out->min_compaction_lag_ms = topic_num(s, t, "min.compaction.lag.ms");
+    out->min_cleanable_dirty_ratio =
+        strtod(server_topic_config_value(s, t, "min.cleanable.dirty.ratio", &source), NULL);
     const char *ts = server_topic_config_value(s, t, "message.timestamp.type", &source);
     out->timestamp_type = strcmp(ts, "LogAppendTime") == 0 ? LOG_TIMESTAMP_LOG_APPEND_TIME
                                                            : LOG_TIMESTAMP_CREATE_TIME;

@@ -21,6 +21,7 @@ static void on_idle(struct net_loop *loop, void *arg) {
     (void)loop;
     struct server *s = arg;
     fetch_run_ready(s);
+    server_groups_idle(s);
     server_commit_idle(s);
 }
 
@@ -121,6 +122,10 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     }
     net_watch(s->loop, syncer_event_fd(s->syncer), NET_READABLE, on_sync_event, s);
     net_loop_on_idle(s->loop, on_idle, s);
+    if (server_groups_start(s) != 0)
+        goto fail;
+    if (server_cleaner_start(s) != 0)
+        goto fail;
 
     struct net_server_config nc;
     net_server_config_default(&nc);
@@ -186,6 +191,9 @@ int server_run(struct server *s) {
 void server_destroy(struct server *s) {
     if (!s)
         return;
+    /* Waiting group requests are answered (NOT_COORDINATOR) while connections exist. */
+    server_groups_stop(s);
+    server_cleaner_stop(s);
     if (s->loop) {
         net_close_all(s->loop);
         if (s->retention_timer)

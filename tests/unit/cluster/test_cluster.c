@@ -63,7 +63,8 @@ static void test_config_validation(void **state) {
     assert_null(tcfg_validate("retention.ms", "-1"));
     assert_non_null(tcfg_validate("retention.ms", "-2"));
     assert_non_null(tcfg_validate("retention.ms", "soon"));
-    assert_non_null(tcfg_validate("cleanup.policy", "compact"));
+    assert_null(tcfg_validate("cleanup.policy", "compact"));
+    assert_non_null(tcfg_validate("cleanup.policy", "shred"));
     assert_null(tcfg_validate("cleanup.policy", "delete"));
     assert_non_null(tcfg_validate("no.such.config", "1"));
     assert_non_null(tcfg_validate("segment.bytes", "13"));
@@ -100,7 +101,7 @@ static void test_changes_survive_reopen(void **state) {
                      CLUSTER_ERR_INVALID_PARTITIONS);
     assert_int_equal(cluster_create_topic(c, slice_from_cstr("z"), 1, 2, NULL, 0, false, &why),
                      CLUSTER_ERR_INVALID_REPLICATION);
-    struct config_entry bad[] = {{"cleanup.policy", "compact"}};
+    struct config_entry bad[] = {{"cleanup.policy", "shred"}};
     assert_int_equal(cluster_create_topic(c, slice_from_cstr("z"), 1, 1, bad, 1, false, &why),
                      CLUSTER_ERR_INVALID_CONFIG);
     /* validate_only writes nothing. */

@@ -77,7 +77,7 @@ static void test_invalid_values_refused(void **state) {
         "listeners=localhost:9092\n",
         "listeners=PLAINTEXT://:99999\n",
         "log.message.timestamp.type=Sometime\n",
-        "log.cleanup.policy=compact\n",
+        "log.cleanup.policy=shred\n",
         "process.roles=broker\n",
         "log.level=LOUD\n",
         "unclean.leader.election.enable=true\n",

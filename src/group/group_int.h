@@ -1,0 +1,259 @@
+/*
+ * Internal structures of the group coordinator, shared by its files:
+ *   coordinator.c  config, groups, members, the rebalance state machine, timers
+ *   membership.c   JoinGroup/SyncGroup/Heartbeat/LeaveGroup
+ *   offsets.c      OffsetCommit/OffsetFetch/OffsetDelete, offset expiry
+ *   admin.c        DescribeGroups/ListGroups/DeleteGroups
+ *   load.c         loading and unloading partitions of __consumer_offsets
+ *   group_records.c the record formats
+ */
+#ifndef SAMSA_GROUP_INT_H
+#define SAMSA_GROUP_INT_H
+
+#include "group/group.h"
+
+#include <sys/types.h>
+
+#define NO_DEADLINE INT64_MAX
+/* Kafka's GroupCoordinator.NewMemberJoinTimeoutMs: a new member's JoinGroup expires. */
+#define NEW_MEMBER_JOIN_TIMEOUT_MS 300000
+/* Bound on the protocols one member may offer. */
+#define MAX_PROTOCOLS_PER_MEMBER 64
+
+/* Owned byte string: ptr NULL means null; a non-null empty value has a 1-byte alloc. */
+struct bytes {
+    uint8_t *ptr;
+    size_t len;
+};
+
+struct bytes bytes_dup(struct slice s);
+void bytes_free(struct bytes *b);
+static inline struct slice bs(struct bytes b) { return (struct slice){b.ptr, b.len}; }
+/* Copy of s in arena a: null stays null, a non-null empty value gets a non-NULL ptr. */
+static inline struct slice arena_slice(struct arena *a, struct slice s) {
+    if (!s.ptr)
+        return SLICE_NULL;
+    return (struct slice){arena_memdup(a, s.len ? s.ptr : (const uint8_t *)"", s.len ? s.len : 1),
+                          s.len};
+}
+static inline bool bytes_eq(struct bytes b, struct slice s) {
+    return (b.ptr == NULL) == (s.ptr == NULL) && slice_eq(bs(b), s);
+}
+
+struct member_protocol {
+    struct bytes name;
+    struct bytes metadata;
+};
+
+struct member {
+    struct bytes id;
+    struct bytes instance_id; /* null for dynamic members */
+    struct bytes client_id;
+    struct bytes client_host;
+    int32_t session_timeout_ms;
+    int32_t rebalance_timeout_ms;
+    struct member_protocol *protocols;
+    size_t n_protocols;
+    struct bytes assignment; /* of the current generation; empty until synced */
+    bool is_new;             /* joined but not yet part of a completed generation */
+    bool awaiting_join;      /* join_ctx holds a JoinGroup to answer */
+    void *join_ctx;
+    bool awaiting_sync;      /* sync_ctx holds a SyncGroup to answer */
+    void *sync_ctx;
+    bool pending_sync;       /* has not sent SyncGroup for this generation yet */
+    int64_t heartbeat_deadline_ms; /* session expiry */
+};
+
+/* A member id handed out with MEMBER_ID_REQUIRED, not yet joined. */
+struct pending_member {
+    struct bytes id;
+    int64_t deadline_ms;
+};
+
+struct offset_entry {
+    struct bytes topic;
+    int32_t partition;
+    int64_t offset;
+    int32_t leader_epoch;
+    struct bytes metadata;
+    int64_t commit_ts_ms;
+    int64_t expire_ts_ms; /* -1 unless loaded from a v1 record */
+};
+
+struct group {
+    struct bytes id;
+    int32_t partition; /* of __consumer_offsets */
+    enum grp_state state;
+    int64_t state_ts_ms; /* when the current state was entered; -1 unknown */
+    int32_t generation;
+    struct bytes protocol_type; /* null until the first member joins */
+    struct bytes protocol;      /* selected protocol of the generation; null when Empty */
+    struct bytes leader;        /* member id; null without members */
+
+    struct member **members; /* join order */
+    size_t n_members, cap_members;
+    struct pending_member *pending; /* MEMBER_ID_REQUIRED ids */
+    size_t n_pending, cap_pending;
+    size_t n_awaiting_join;
+
+    /* PreparingRebalance: the join phase ends at join_deadline_ms or when everybody
+     * has joined; during the initial delay only the deadline ends it. */
+    int64_t join_deadline_ms;
+    bool initial_delay;
+    bool new_member_added;
+    int64_t initial_delay_remaining_ms;
+    /* CompletingRebalance/Stable: members that never sync are removed at this time. */
+    int64_t sync_deadline_ms;
+
+    /* Topics subscribed by the consumer-protocol members of this generation. */
+    bool subscriptions_known;
+    struct bytes *subscribed_topics;
+    size_t n_subscribed_topics;
+
+    struct hmap offsets; /* offset_key() -> struct offset_entry */
+
+    int refs;       /* pending operations referring to this group */
+    bool removed;   /* no longer in the coordinator's map (deleted or unloaded) */
+    bool has_metadata; /* loading: a group metadata record is live */
+};
+
+enum op_kind {
+    OP_COMMIT,        /* OffsetCommit waiting for its records */
+    OP_SYNC_STORE,    /* leader's SyncGroup: group metadata with assignments */
+    OP_STATIC_STORE,  /* static member replaced in a Stable group */
+    OP_EMPTY_STORE,   /* group became Empty: metadata without members */
+    OP_TOMBSTONES,    /* expiry: nothing to answer */
+    OP_DELETE_GROUPS, /* one partition's share of a DeleteGroups request */
+    OP_OFFSET_DELETE,
+};
+
+struct delete_batch; /* admin.c */
+
+/* An append in flight; its address is the token given to cfg->append. */
+struct pending_op {
+    enum op_kind kind;
+    struct pending_op *prev, *next;
+    struct group *group; /* holds a ref; may be NULL for OP_DELETE_GROUPS */
+    void *ctx;
+    int32_t generation;
+    struct arena arena; /* everything below lives here */
+
+    /* OP_COMMIT and OP_OFFSET_DELETE: response skeleton + the entries to apply */
+    struct grp_commit_resp_topic *topics;
+    size_t n_topics;
+    struct offset_entry *entries; /* bytes point into the arena */
+    int16_t **entry_error;        /* where each entry's error goes in the response */
+    size_t n_entries;
+
+    /* OP_SYNC_STORE: the assignment per member id, parallel arrays */
+    struct slice *assign_member;
+    struct slice *assign_bytes;
+    size_t n_assign;
+
+    /* OP_STATIC_STORE */
+    struct slice old_member_id, new_member_id;
+
+    /* OP_DELETE_GROUPS: one op per deleted group */
+    struct delete_batch *batch;
+    size_t batch_index;
+};
+
+enum partition_state { PART_NOT_OWNED = 0, PART_LOADING, PART_OWNED };
+
+struct grp_coordinator {
+    struct grp_config cfg;
+    struct hmap groups; /* group id -> struct group */
+    uint8_t *partitions; /* enum partition_state per offsets partition */
+    struct pending_op *ops; /* appends in flight */
+    uint64_t member_id_counter;
+    int64_t next_deadline_ms;       /* may be early, never late */
+    int64_t next_expiry_check_ms;
+    bool in_callback;
+    struct arena resp; /* response memory for the callback being made */
+};
+
+/* ---- coordinator.c ---- */
+#define CALLBACK(c, fn, ...)                                                           \
+    do {                                                                               \
+        (c)->in_callback = true;                                                       \
+        (c)->cfg.fn(__VA_ARGS__);                                                      \
+        (c)->in_callback = false;                                                      \
+    } while (0)
+
+void note_deadline(struct grp_coordinator *c, int64_t deadline_ms);
+struct group *group_get(struct grp_coordinator *c, struct slice id);
+struct group *group_create(struct grp_coordinator *c, struct slice id, int64_t now_ms);
+void group_transition(struct group *g, enum grp_state to, int64_t now_ms);
+void group_remove_from_map(struct grp_coordinator *c, struct group *g);
+void group_unref(struct group *g);
+struct member *group_member(const struct group *g, struct slice member_id);
+/* 0 if the coordinator serves group_id for api; else a Kafka error. */
+int16_t validate_group(const struct grp_coordinator *c, struct slice group_id, bool allow_empty);
+int16_t map_append_error(int16_t error);
+struct pending_op *op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g,
+                          void *ctx);
+void op_free(struct grp_coordinator *c, struct pending_op *op);
+void append_records(struct grp_coordinator *c, int32_t partition, const struct grp_record *recs,
+                    size_t n, struct pending_op *op);
+/* Persist the group's metadata (members, assignment from the parallel arrays when
+ * given, else each member's own). */
+void store_group(struct grp_coordinator *c, struct group *g, struct pending_op *op,
+                 const struct slice *assignments /* parallel to g->members, or NULL */,
+                 int64_t now_ms);
+void complete_join_error(struct grp_coordinator *c, struct member *m, struct slice member_id,
+                         int16_t error);
+void complete_sync(struct grp_coordinator *c, struct group *g, struct member *m,
+                   int16_t error);
+void member_free(struct member *m);
+void group_free(struct group *g);
+void compute_subscriptions(struct group *g);
+void group_fail_waiters(struct grp_coordinator *c, struct group *g, int16_t error);
+void sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+                     int64_t now_ms);
+void static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+                       int64_t now_ms);
+void schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_t now_ms);
+void prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms);
+
+/* coordinator.c helpers used by membership.c */
+void bytes_set(struct bytes *b, struct slice s);
+struct member *static_member(const struct group *g, struct slice instance_id);
+bool static_fenced(const struct group *g, struct slice instance_id, struct slice member_id);
+ssize_t pending_index(const struct group *g, struct slice member_id);
+void pending_remove_at(struct group *g, size_t i);
+bool is_leader(const struct group *g, struct slice member_id);
+struct slice member_metadata(const struct member *m, struct slice protocol);
+int32_t group_rebalance_timeout(const struct group *g);
+void set_protocols(struct member *m, const struct grp_join_req *req);
+bool protocols_match(const struct member *m, const struct grp_join_req *req);
+bool supports_protocols(const struct group *g, struct slice self, const struct grp_join_req *req);
+struct slice select_protocol(const struct group *g);
+void reply_join(struct grp_coordinator *c, void *ctx, const struct grp_join_resp *r);
+void join_reply_error(struct grp_coordinator *c, void *ctx, struct slice member_id, int16_t error);
+void complete_join_ok(struct grp_coordinator *c, struct group *g, struct member *m,
+                      bool skip_assignment);
+void join_reply_current(struct grp_coordinator *c, struct group *g, struct member *m, void *ctx);
+void member_join_error(struct grp_coordinator *c, struct group *g, struct member *m,
+                       struct slice member_id, int16_t error);
+void maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms);
+void remove_member_and_update(struct grp_coordinator *c, struct group *g, struct member *m,
+                              int64_t now_ms);
+void maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms);
+void reset_and_propagate_assignment_error(struct grp_coordinator *c, struct group *g,
+                                          int16_t error);
+void group_awaiting_dec(struct group *g);
+
+/* ---- offsets.c ---- */
+/* Key of g->offsets: partition (4 bytes BE) then topic, written into b. */
+struct slice offset_key(struct buf *b, struct slice topic, int32_t partition);
+void offset_entry_free(struct offset_entry *e);
+void offsets_clear(struct group *g);
+void commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
+void offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
+void expire_offsets(struct grp_coordinator *c, int64_t now_ms);
+void set_offset(struct group *g, const struct offset_entry *src);
+
+/* ---- admin.c ---- */
+void delete_groups_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * Loading and unloading partitions of __consumer_offsets. When this node becomes the
+ * leader of a partition the server replays its records in log order; the last record
+ * per key wins and tombstones delete (the log may not be compacted yet). Group
+ * metadata and offsets are independent keys: offsets without live metadata make an
+ * Empty group (a simple consumer's), metadata tombstones keep the offsets that follow.
+ * Requests for groups of a loading partition get COORDINATOR_LOAD_IN_PROGRESS.
+ */
+#include "group/group_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void clear_metadata(struct group *g) {
+    for (size_t i = 0; i < g->n_members; i++)
+        member_free(g->members[i]);
+    g->n_members = 0;
+    g->n_awaiting_join = 0;
+    bytes_free(&g->protocol_type);
+    bytes_free(&g->protocol);
+    bytes_free(&g->leader);
+    g->generation = 0;
+    g->state_ts_ms = -1;
+    g->has_metadata = false;
+}
+
+void grp_load_begin(struct grp_coordinator *c, int64_t now_ms, int32_t partition) {
+    ASSERT(!c->in_callback);
+    ASSERT(partition >= 0 && partition < c->cfg.offsets_num_partitions);
+    (void)now_ms;
+    if (c->partitions[partition] != PART_NOT_OWNED)
+        grp_unload(c, partition);
+    c->partitions[partition] = PART_LOADING;
+    log_info("group", "loading groups and offsets of __consumer_offsets-%d", partition);
+}
+
+static void load_group_value(struct group *g, const struct grp_group_value *v) {
+    clear_metadata(g);
+    g->has_metadata = true;
+    g->protocol_type = bytes_dup(v->protocol_type);
+    g->generation = v->generation;
+    g->protocol = bytes_dup(v->protocol);
+    g->state_ts_ms = v->current_state_timestamp_ms;
+    if (!v->protocol.ptr && v->n_members > 0) {
+        log_warn("group", "group %.*s: metadata record has %zu members but no protocol; "
+                          "members dropped",
+                 (int)g->id.len, g->id.ptr, v->n_members);
+        return;
+    }
+    if (v->n_members > g->cap_members) {
+        g->cap_members = v->n_members;
+        g->members = xrealloc(g->members, g->cap_members * sizeof(g->members[0]));
+    }
+    for (size_t i = 0; i < v->n_members; i++) {
+        const struct grp_member_value *mv = &v->members[i];
+        struct member *m = xcalloc(1, sizeof(*m));
+        m->id = bytes_dup(mv->member_id);
+        m->instance_id = bytes_dup(mv->group_instance_id);
+        m->client_id = bytes_dup(mv->client_id);
+        m->client_host = bytes_dup(mv->client_host);
+        m->session_timeout_ms = mv->session_timeout_ms;
+        m->rebalance_timeout_ms = mv->rebalance_timeout_ms;
+        m->protocols = xcalloc(1, sizeof(*m->protocols));
+        m->protocols[0].name = bytes_dup(v->protocol);
+        m->protocols[0].metadata = bytes_dup(mv->subscription);
+        m->n_protocols = 1;
+        m->assignment = bytes_dup(mv->assignment);
+        g->members[g->n_members++] = m;
+    }
+    if (g->n_members > 0)
+        g->leader = bytes_dup(v->leader.ptr && group_member(g, v->leader) ? v->leader
+                                                                        : bs(g->members[0]->id));
+}
+
+int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice key,
+                    struct slice value) {
+    ASSERT(!c->in_callback);
+    ASSERT(partition >= 0 && partition < c->cfg.offsets_num_partitions);
+    ASSERT(c->partitions[partition] == PART_LOADING);
+    struct grp_key k;
+    if (grp_key_decode(key, &k) != 0) {
+        log_warn("group", "__consumer_offsets-%d: malformed record key (%zu bytes) skipped",
+                 partition, key.len);
+        return -1;
+    }
+    if (k.kind == GRP_KEY_OTHER)
+        return 0;
+    if (grp_partition_for(c, k.group) != partition) {
+        log_warn("group", "__consumer_offsets-%d: record for group %.*s belongs to partition %d; "
+                          "skipped",
+                 partition, (int)k.group.len, k.group.ptr, grp_partition_for(c, k.group));
+        return -1;
+    }
+    struct group *g = group_get(c, k.group);
+    if (k.kind == GRP_KEY_OFFSET) {
+        if (!value.ptr) {
+            if (g) {
+                struct buf kb;
+                buf_init(&kb);
+                struct offset_entry *e =
+                    hmap_remove(&g->offsets, offset_key(&kb, k.topic, k.partition));
+                if (e)
+                    offset_entry_free(e);
+                buf_free(&kb);
+            }
+            return 0;
+        }
+        struct grp_offset_value v;
+        if (grp_offset_value_decode(value, &v) != 0) {
+            log_warn("group", "__consumer_offsets-%d: malformed offset of group %.*s skipped",
+                     partition, (int)k.group.len, k.group.ptr);
+            return -1;
+        }
+        if (!g) {
+            g = group_create(c, k.group, -1);
+            g->state_ts_ms = -1;
+        }
+        struct offset_entry e = {
+            .topic = {(uint8_t *)k.topic.ptr, k.topic.len},
+            .partition = k.partition,
+            .offset = v.offset,
+            .leader_epoch = v.leader_epoch,
+            .metadata = {(uint8_t *)v.metadata.ptr, v.metadata.len},
+            .commit_ts_ms = v.commit_timestamp_ms,
+            .expire_ts_ms = v.expire_timestamp_ms,
+        };
+        set_offset(g, &e);
+        return 0;
+    }
+    if (!value.ptr) {
+        if (g)
+            clear_metadata(g);
+        return 0;
+    }
+    struct arena a;
+    arena_init(&a);
+    struct grp_group_value v;
+    if (grp_group_value_decode(value, &a, &v) != 0) {
+        arena_free(&a);
+        log_warn("group", "__consumer_offsets-%d: malformed metadata of group %.*s skipped",
+                 partition, (int)k.group.len, k.group.ptr);
+        return -1;
+    }
+    if (!g)
+        g = group_create(c, k.group, -1);
+    load_group_value(g, &v);
+    arena_free(&a);
+    return 0;
+}
+
+void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition) {
+    ASSERT(!c->in_callback);
+    ASSERT(c->partitions[partition] == PART_LOADING);
+    c->partitions[partition] = PART_OWNED;
+    size_t n_groups = 0;
+    struct slice k;
+    void *v;
+    for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
+        struct group *g = v;
+        if (g->partition != partition)
+            continue;
+        if (!g->has_metadata && g->offsets.count == 0) {
+            group_remove_from_map(c, g);
+            continue;
+        }
+        n_groups++;
+        g->state = g->n_members > 0 ? GRP_STATE_STABLE : GRP_STATE_EMPTY;
+        if (g->n_members == 0)
+            bytes_free(&g->protocol);
+        for (size_t i = 0; i < g->n_members; i++)
+            schedule_heartbeat(c, g->members[i], now_ms);
+        compute_subscriptions(g);
+        if (g->n_members > (size_t)c->cfg.max_group_size) {
+            /* group.max.size was lowered: rebalance so that only that many rejoin (the
+             * rest get GROUP_MAX_SIZE_REACHED), giving everyone a chance to commit. */
+            log_info("group", "loaded group %.*s has %zu members, over group.max.size %d; "
+                              "rebalancing",
+                     (int)g->id.len, g->id.ptr, g->n_members, c->cfg.max_group_size);
+            prepare_rebalance(c, g, now_ms);
+        }
+    }
+    if (c->next_expiry_check_ms == NO_DEADLINE)
+        c->next_expiry_check_ms = now_ms + c->cfg.offsets_retention_check_interval_ms;
+    note_deadline(c, c->next_expiry_check_ms);
+    log_info("group", "loaded %zu groups of __consumer_offsets-%d", n_groups, partition);
+}
+
+void grp_unload(struct grp_coordinator *c, int32_t partition) {
+    ASSERT(!c->in_callback);
+    ASSERT(partition >= 0 && partition < c->cfg.offsets_num_partitions);
+    struct slice k;
+    void *v;
+    size_t n = 0;
+    for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
+        struct group *g = v;
+        if (g->partition != partition)
+            continue;
+        group_fail_waiters(c, g, GRP_ERR_NOT_COORDINATOR);
+        group_remove_from_map(c, g);
+        n++;
+    }
+    c->partitions[partition] = PART_NOT_OWNED;
+    log_info("group", "unloaded %zu groups of __consumer_offsets-%d", n, partition);
+}

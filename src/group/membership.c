@@ -1,0 +1,505 @@
+/*
+ * The membership APIs of the group coordinator: JoinGroup (with the MEMBER_ID_REQUIRED
+ * handshake, protocol checks, group.max.size, and static members taking over their
+ * old place), SyncGroup, Heartbeat and LeaveGroup. The state machine they drive lives
+ * in coordinator.c.
+ */
+#include "group/group_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+static const struct slice EMPTY = {(const uint8_t *)"", 0};
+
+/* ---- JoinGroup ---- */
+
+static struct bytes new_member_id(struct grp_coordinator *c, struct slice prefix) {
+    /* Kafka uses prefix + "-" + a random UUID; ours is derived from the configured seed
+     * (unique per process start) and a counter, so tests are deterministic. */
+    uint64_t x = c->cfg.member_id_seed + 0x9E3779B97F4A7C15ULL * ++c->member_id_counter;
+    uint64_t z[2];
+    for (int k = 0; k < 2; k++) {
+        x += 0x9E3779B97F4A7C15ULL;
+        uint64_t y = x;
+        y = (y ^ (y >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        y = (y ^ (y >> 27)) * 0x94D049BB133111EBULL;
+        z[k] = y ^ (y >> 31);
+    }
+    char tail[40];
+    int n = snprintf(tail, sizeof(tail), "-%08x-%04x-%04x-%04x-%012llx", (unsigned)(z[0] >> 32),
+                     (unsigned)(z[0] >> 16) & 0xFFFF, (unsigned)z[0] & 0xFFFF,
+                     (unsigned)(z[1] >> 48), (unsigned long long)(z[1] & 0xFFFFFFFFFFFFULL));
+    ASSERT(n > 0 && (size_t)n < sizeof(tail));
+    size_t plen = MIN(prefix.len, (size_t)255);
+    struct bytes b = {xmalloc(plen + (size_t)n), plen + (size_t)n};
+    if (plen)
+        memcpy(b.ptr, prefix.ptr, plen);
+    memcpy(b.ptr + plen, tail, (size_t)n);
+    return b;
+}
+
+static void member_set_join(struct group *g, struct member *m, void *ctx) {
+    ASSERT(!m->awaiting_join);
+    m->awaiting_join = true;
+    m->join_ctx = ctx;
+    g->n_awaiting_join++;
+}
+
+static void add_member_and_rebalance(struct grp_coordinator *c, struct group *g,
+                                     struct bytes id /* transferred */,
+                                     const struct grp_join_req *req, void *ctx, int64_t now_ms) {
+    struct member *m = xcalloc(1, sizeof(*m));
+    m->id = id;
+    m->instance_id = bytes_dup(req->group_instance_id);
+    m->client_id = bytes_dup(req->client_id.ptr ? req->client_id : EMPTY);
+    m->client_host = bytes_dup(req->client_host.ptr ? req->client_host : EMPTY);
+    set_protocols(m, req);
+    m->assignment = bytes_dup(EMPTY);
+    m->is_new = true;
+    if (g->state == GRP_STATE_PREPARING_REBALANCE && g->generation == 0)
+        g->new_member_added = true;
+    if (g->n_members == 0)
+        bytes_set(&g->protocol_type, req->protocol_type);
+    if (g->n_members == g->cap_members) {
+        g->cap_members = g->cap_members ? 2 * g->cap_members : 4;
+        g->members = xrealloc(g->members, g->cap_members * sizeof(g->members[0]));
+    }
+    g->members[g->n_members++] = m;
+    if (!g->leader.ptr)
+        bytes_set(&g->leader, bs(m->id));
+    member_set_join(g, m, ctx);
+    /* A new member cannot heartbeat until its JoinGroup returns; expire the join if
+     * the client went away (Kafka's NewMemberJoinTimeoutMs). */
+    m->heartbeat_deadline_ms = now_ms + NEW_MEMBER_JOIN_TIMEOUT_MS;
+    note_deadline(c, m->heartbeat_deadline_ms);
+    maybe_prepare_rebalance(c, g, now_ms);
+}
+
+static void update_member_and_rebalance(struct grp_coordinator *c, struct group *g,
+                                        struct member *m, const struct grp_join_req *req,
+                                        void *ctx, int64_t now_ms) {
+    /* A duplicate JoinGroup replaces the waiting one, which is answered now. */
+    member_join_error(c, g, m, bs(m->id), GRP_ERR_REBALANCE_IN_PROGRESS);
+    set_protocols(m, req);
+    member_set_join(g, m, ctx);
+    maybe_prepare_rebalance(c, g, now_ms);
+}
+
+/* A static member (known instance id) rejoins with an unknown member id, e.g. after a
+ * restart: it takes over the old member's place. In a Stable group whose protocol would
+ * not change this needs no rebalance: persist the new member id, then answer with the
+ * current generation so the SyncGroup returns the old assignment. */
+static void update_static_member(struct grp_coordinator *c, struct group *g, struct member *m,
+                                 struct bytes new_id /* transferred */,
+                                 const struct grp_join_req *req, void *ctx, int64_t now_ms) {
+    struct slice old_id = bs(m->id);
+    log_info("group", "static member %.*s of group %.*s rejoined with a new member id; "
+                      "replacing member %.*s in state %s",
+             (int)req->group_instance_id.len, req->group_instance_id.ptr, (int)g->id.len,
+             g->id.ptr, (int)old_id.len, old_id.ptr, grp_state_name(g->state));
+    member_join_error(c, g, m, old_id, GRP_ERR_FENCED_INSTANCE_ID);
+    complete_sync(c, g, m, GRP_ERR_FENCED_INSTANCE_ID);
+    struct pending_op *op = NULL;
+    if (g->state == GRP_STATE_STABLE) {
+        op = op_new(c, OP_STATIC_STORE, g, NULL);
+        op->old_member_id.ptr = arena_memdup(&op->arena, old_id.ptr, old_id.len ? old_id.len : 1);
+        op->old_member_id.len = old_id.len;
+        op->new_member_id.ptr = arena_memdup(&op->arena, new_id.ptr, new_id.len ? new_id.len : 1);
+        op->new_member_id.len = new_id.len;
+    }
+    if (is_leader(g, old_id))
+        bytes_set(&g->leader, bs(new_id));
+    bytes_free(&m->id);
+    m->id = new_id;
+    schedule_heartbeat(c, m, now_ms);
+    struct bytes selected = bytes_dup(bs(g->protocol));
+    set_protocols(m, req);
+    member_set_join(g, m, ctx);
+    switch (g->state) {
+    case GRP_STATE_STABLE:
+        if (slice_eq(select_protocol(g), bs(selected))) {
+            store_group(c, g, op, NULL, now_ms);
+        } else {
+            op->ctx = NULL;
+            op_free(c, op);
+            maybe_prepare_rebalance(c, g, now_ms);
+        }
+        break;
+    case GRP_STATE_COMPLETING_REBALANCE:
+        /* The leader may already assign to the old id: rebalance. */
+        prepare_rebalance(c, g, now_ms);
+        break;
+    case GRP_STATE_PREPARING_REBALANCE:
+        maybe_complete_join(c, g, now_ms);
+        break;
+    default:
+        ASSERT(!"static member in an Empty or Dead group");
+    }
+    bytes_free(&selected);
+}
+
+void static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+                       int64_t now_ms) {
+    (void)now_ms;
+    struct group *g = op->group;
+    if (g->removed)
+        return; /* its waiters were answered when the group went away */
+    struct member *m = group_member(g, op->new_member_id);
+    if (!m)
+        return;
+    if (error) {
+        /* Kafka reverts to the old member id so memory matches the log. */
+        log_warn("group", "failed to persist static member replacement in group %.*s: error %d",
+                 (int)g->id.len, g->id.ptr, error);
+        member_join_error(c, g, m, op->new_member_id, map_append_error(error));
+        if (g->state == GRP_STATE_STABLE) {
+            if (is_leader(g, op->new_member_id))
+                bytes_set(&g->leader, op->old_member_id);
+            bytes_set(&m->id, op->old_member_id);
+        }
+        return;
+    }
+    if (!m->awaiting_join || g->state != GRP_STATE_STABLE)
+        return;
+    /* KIP-814: a static leader rejoining a stable group learns it is leader but need
+     * not assign (skip_assignment); others get the current leader. */
+    complete_join_ok(c, g, m, is_leader(g, bs(m->id)));
+}
+
+static bool accept_joining_member(const struct grp_coordinator *c, const struct group *g,
+                                  struct slice member_id) {
+    size_t max = (size_t)c->cfg.max_group_size;
+    struct member *m = member_id.len ? group_member(g, member_id) : NULL;
+    switch (g->state) {
+    case GRP_STATE_EMPTY:
+    case GRP_STATE_DEAD:
+        return true;
+    case GRP_STATE_PREPARING_REBALANCE:
+        return (m && m->awaiting_join) || g->n_awaiting_join < max;
+    default:
+        return m || g->n_members < max;
+    }
+}
+
+static bool protocols_within_bounds(const struct grp_coordinator *c,
+                                    const struct grp_join_req *req) {
+    if (req->n_protocols > MAX_PROTOCOLS_PER_MEMBER)
+        return false;
+    size_t total = 0;
+    for (size_t i = 0; i < req->n_protocols; i++)
+        total += req->protocols[i].metadata.len + req->protocols[i].name.len;
+    return total <= (size_t)c->cfg.max_metadata_bytes;
+}
+
+void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_req *req,
+              void *ctx) {
+    ASSERT(!c->in_callback);
+    int16_t err = validate_group(c, req->group_id, false);
+    if (err) {
+        join_reply_error(c, ctx, req->member_id, err);
+        return;
+    }
+    if (req->session_timeout_ms < c->cfg.min_session_timeout_ms ||
+        req->session_timeout_ms > c->cfg.max_session_timeout_ms) {
+        join_reply_error(c, ctx, req->member_id, GRP_ERR_INVALID_SESSION_TIMEOUT);
+        return;
+    }
+    if (!protocols_within_bounds(c, req) || req->rebalance_timeout_ms < 0) {
+        log_warn("group", "JoinGroup for group %.*s with %zu protocols or metadata over "
+                          "%d bytes rejected",
+                 (int)req->group_id.len, req->group_id.ptr, req->n_protocols,
+                 c->cfg.max_metadata_bytes);
+        join_reply_error(c, ctx, req->member_id, GRP_ERR_INVALID_REQUEST);
+        return;
+    }
+    bool unknown = req->member_id.len == 0;
+    struct group *g = group_get(c, req->group_id);
+    if (!g) {
+        if (!unknown) {
+            join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
+            return;
+        }
+        if (req->protocol_type.len == 0 || req->n_protocols == 0) {
+            join_reply_error(c, ctx, req->member_id, GRP_ERR_INCONSISTENT_GROUP_PROTOCOL);
+            return;
+        }
+        g = group_create(c, req->group_id, now_ms);
+    }
+    if (!accept_joining_member(c, g, req->member_id)) {
+        struct member *m = unknown ? NULL : group_member(g, req->member_id);
+        if (m) {
+            remove_member_and_update(c, g, m, now_ms);
+        } else if (!unknown) {
+            ssize_t pi = pending_index(g, req->member_id);
+            if (pi >= 0)
+                pending_remove_at(g, (size_t)pi);
+        }
+        log_info("group", "group %.*s is at group.max.size %d; member rejected",
+                 (int)g->id.len, g->id.ptr, c->cfg.max_group_size);
+        join_reply_error(c, ctx, EMPTY, GRP_ERR_GROUP_MAX_SIZE_REACHED);
+        maybe_complete_join(c, g, now_ms);
+        return;
+    }
+    if (g->state == GRP_STATE_DEAD) {
+        join_reply_error(c, ctx, req->member_id, GRP_ERR_COORDINATOR_NOT_AVAILABLE);
+        return;
+    }
+    if (!supports_protocols(g, req->member_id, req)) {
+        join_reply_error(c, ctx, req->member_id, GRP_ERR_INCONSISTENT_GROUP_PROTOCOL);
+        return;
+    }
+    if (unknown) {
+        struct bytes id = new_member_id(
+            c, req->group_instance_id.ptr ? req->group_instance_id : req->client_id);
+        struct member *old = static_member(g, req->group_instance_id);
+        if (old) {
+            update_static_member(c, g, old, id, req, ctx, now_ms);
+        } else if (!req->group_instance_id.ptr && req->require_known_member_id) {
+            /* KIP-394: hand out the id first; the member must rejoin with it. */
+            if (g->n_pending == g->cap_pending) {
+                g->cap_pending = g->cap_pending ? 2 * g->cap_pending : 4;
+                g->pending = xrealloc(g->pending, g->cap_pending * sizeof(g->pending[0]));
+            }
+            g->pending[g->n_pending++] =
+                (struct pending_member){id, now_ms + req->session_timeout_ms};
+            note_deadline(c, now_ms + req->session_timeout_ms);
+            join_reply_error(c, ctx, bs(id), GRP_ERR_MEMBER_ID_REQUIRED);
+        } else {
+            add_member_and_rebalance(c, g, id, req, ctx, now_ms);
+        }
+    } else {
+        ssize_t pi = pending_index(g, req->member_id);
+        if (pi >= 0) {
+            if (req->group_instance_id.ptr) {
+                join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
+                return;
+            }
+            struct bytes id = g->pending[pi].id;
+            g->pending[pi].id = (struct bytes){NULL, 0};
+            pending_remove_at(g, (size_t)pi);
+            add_member_and_rebalance(c, g, id, req, ctx, now_ms);
+        } else if (static_fenced(g, req->group_instance_id, req->member_id)) {
+            join_reply_error(c, ctx, req->member_id, GRP_ERR_FENCED_INSTANCE_ID);
+        } else {
+            struct member *m = group_member(g, req->member_id);
+            if (!m || (req->group_instance_id.ptr && !static_member(g, req->group_instance_id))) {
+                join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
+                return;
+            }
+            switch (g->state) {
+            case GRP_STATE_PREPARING_REBALANCE:
+                update_member_and_rebalance(c, g, m, req, ctx, now_ms);
+                break;
+            case GRP_STATE_COMPLETING_REBALANCE:
+                /* Same metadata: it probably lost the JoinGroup answer; repeat it. */
+                if (protocols_match(m, req))
+                    join_reply_current(c, g, m, ctx);
+                else
+                    update_member_and_rebalance(c, g, m, req, ctx, now_ms);
+                break;
+            case GRP_STATE_STABLE:
+                /* The leader rejoining forces a rebalance (e.g. topic metadata changed). */
+                if (is_leader(g, req->member_id) || !protocols_match(m, req))
+                    update_member_and_rebalance(c, g, m, req, ctx, now_ms);
+                else
+                    join_reply_current(c, g, m, ctx);
+                break;
+            default:
+                join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
+                break;
+            }
+        }
+    }
+    /* g cannot have been freed: it has members or pending ids, or is Empty in the map. */
+    maybe_complete_join(c, g, now_ms);
+}
+
+/* ---- SyncGroup ---- */
+
+static void sync_reply_error(struct grp_coordinator *c, void *ctx, int16_t error) {
+    struct grp_sync_resp r = {.error = error, .assignment = EMPTY};
+    CALLBACK(c, on_sync_done, ctx, &r);
+    arena_free(&c->resp);
+}
+
+void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_req *req,
+              void *ctx) {
+    ASSERT(!c->in_callback);
+    int16_t err = validate_group(c, req->group_id, false);
+    struct group *g = err ? NULL : group_get(c, req->group_id);
+    struct member *m = NULL;
+    if (!err && !g)
+        err = GRP_ERR_UNKNOWN_MEMBER_ID;
+    else if (!err && g->state == GRP_STATE_DEAD)
+        err = GRP_ERR_COORDINATOR_NOT_AVAILABLE;
+    else if (!err && static_fenced(g, req->group_instance_id, req->member_id))
+        err = GRP_ERR_FENCED_INSTANCE_ID;
+    else if (!err && !(m = group_member(g, req->member_id)))
+        err = GRP_ERR_UNKNOWN_MEMBER_ID;
+    else if (!err && req->generation_id != g->generation)
+        err = GRP_ERR_ILLEGAL_GENERATION;
+    else if (!err && ((req->protocol_type.ptr && !bytes_eq(g->protocol_type, req->protocol_type)) ||
+                      (req->protocol_name.ptr && !bytes_eq(g->protocol, req->protocol_name))))
+        err = GRP_ERR_INCONSISTENT_GROUP_PROTOCOL;
+    if (!err) {
+        for (size_t i = 0; i < req->n_assignments; i++)
+            if (req->assignments[i].assignment.len > (size_t)c->cfg.max_metadata_bytes)
+                err = GRP_ERR_INVALID_REQUEST;
+    }
+    if (err) {
+        sync_reply_error(c, ctx, err);
+        return;
+    }
+    switch (g->state) {
+    case GRP_STATE_PREPARING_REBALANCE:
+        sync_reply_error(c, ctx, GRP_ERR_REBALANCE_IN_PROGRESS);
+        return;
+    case GRP_STATE_STABLE:
+        m->pending_sync = false;
+        m->awaiting_sync = true;
+        m->sync_ctx = ctx;
+        complete_sync(c, g, m, GRP_ERR_NONE);
+        schedule_heartbeat(c, m, now_ms);
+        return;
+    case GRP_STATE_COMPLETING_REBALANCE:
+        break;
+    default:
+        sync_reply_error(c, ctx, GRP_ERR_UNKNOWN_MEMBER_ID);
+        return;
+    }
+    complete_sync(c, g, m, GRP_ERR_REBALANCE_IN_PROGRESS); /* a duplicate SyncGroup */
+    m->awaiting_sync = true;
+    m->sync_ctx = ctx;
+    m->pending_sync = false;
+    if (!is_leader(g, req->member_id))
+        return;
+    /* The leader's assignment: persist it first (members missing from it get an empty
+     * one), then hand each member its part and go Stable. */
+    log_info("group", "assignment received from leader %.*s for group %.*s generation %d",
+             (int)req->member_id.len, req->member_id.ptr, (int)g->id.len, g->id.ptr,
+             g->generation);
+    struct pending_op *op = op_new(c, OP_SYNC_STORE, g, NULL);
+    op->n_assign = g->n_members;
+    size_t n = g->n_members ? g->n_members : 1;
+    op->assign_member = arena_alloc(&op->arena, n * sizeof(struct slice));
+    op->assign_bytes = arena_alloc(&op->arena, n * sizeof(struct slice));
+    for (size_t i = 0; i < g->n_members; i++) {
+        struct slice id = bs(g->members[i]->id);
+        op->assign_member[i] = arena_slice(&op->arena, id);
+        struct slice a = EMPTY;
+        for (size_t k = 0; k < req->n_assignments; k++)
+            if (slice_eq(req->assignments[k].member_id, id) && req->assignments[k].assignment.ptr)
+                a = req->assignments[k].assignment;
+        op->assign_bytes[i] = arena_slice(&op->arena, a);
+    }
+    store_group(c, g, op, op->assign_bytes, now_ms);
+}
+
+void sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+                     int64_t now_ms) {
+    struct group *g = op->group;
+    /* Another member may have joined meanwhile; then the waiters were already told to
+     * rejoin and this generation's assignment is moot. */
+    if (g->removed || g->state != GRP_STATE_COMPLETING_REBALANCE || g->generation != op->generation)
+        return;
+    if (error) {
+        log_warn("group", "failed to persist the assignment of group %.*s generation %d: error %d",
+                 (int)g->id.len, g->id.ptr, g->generation, error);
+        reset_and_propagate_assignment_error(c, g, map_append_error(error));
+        maybe_prepare_rebalance(c, g, now_ms);
+        return;
+    }
+    for (size_t i = 0; i < g->n_members; i++) {
+        struct member *m = g->members[i];
+        struct slice a = EMPTY;
+        for (size_t k = 0; k < op->n_assign; k++)
+            if (slice_eq(op->assign_member[k], bs(m->id)))
+                a = op->assign_bytes[k];
+        bytes_set(&m->assignment, a);
+    }
+    group_transition(g, GRP_STATE_STABLE, now_ms);
+    for (size_t i = 0; i < g->n_members; i++) {
+        complete_sync(c, g, g->members[i], GRP_ERR_NONE);
+        schedule_heartbeat(c, g->members[i], now_ms);
+    }
+}
+
+/* ---- Heartbeat ---- */
+
+void grp_heartbeat(struct grp_coordinator *c, int64_t now_ms, const struct grp_heartbeat_req *req,
+                   void *ctx) {
+    ASSERT(!c->in_callback);
+    int16_t err = validate_group(c, req->group_id, false);
+    struct group *g = err ? NULL : group_get(c, req->group_id);
+    struct member *m = NULL;
+    if (!err && !g)
+        err = GRP_ERR_UNKNOWN_MEMBER_ID;
+    else if (!err && g->state == GRP_STATE_DEAD)
+        err = GRP_ERR_COORDINATOR_NOT_AVAILABLE;
+    else if (!err && static_fenced(g, req->group_instance_id, req->member_id))
+        err = GRP_ERR_FENCED_INSTANCE_ID;
+    else if (!err && !(m = group_member(g, req->member_id)))
+        err = GRP_ERR_UNKNOWN_MEMBER_ID;
+    else if (!err && req->generation_id != g->generation)
+        err = GRP_ERR_ILLEGAL_GENERATION;
+    if (!err) {
+        schedule_heartbeat(c, m, now_ms);
+        if (g->state == GRP_STATE_PREPARING_REBALANCE)
+            err = GRP_ERR_REBALANCE_IN_PROGRESS; /* the signal to rejoin */
+        else if (g->state == GRP_STATE_EMPTY)
+            err = GRP_ERR_UNKNOWN_MEMBER_ID;
+    }
+    struct grp_heartbeat_resp r = {.error = err};
+    CALLBACK(c, on_heartbeat_done, ctx, &r);
+}
+
+/* ---- LeaveGroup ---- */
+
+void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave_req *req,
+               void *ctx) {
+    ASSERT(!c->in_callback);
+    struct grp_leave_resp r = {0};
+    r.error = validate_group(c, req->group_id, false);
+    struct group *g = r.error ? NULL : group_get(c, req->group_id);
+    if (g && g->state == GRP_STATE_DEAD)
+        r.error = GRP_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (!r.error) {
+        struct grp_leave_member_resp *ms =
+            arena_alloc(&c->resp, (req->n_members ? req->n_members : 1) * sizeof(*ms));
+        for (size_t i = 0; i < req->n_members; i++) {
+            const struct grp_member_identity *who = &req->members[i];
+            ms[i].member_id = who->member_id.ptr ? who->member_id : EMPTY;
+            ms[i].group_instance_id = who->group_instance_id;
+            ssize_t pi;
+            struct member *m;
+            if (!g) {
+                ms[i].error = GRP_ERR_UNKNOWN_MEMBER_ID;
+            } else if (who->member_id.len == 0) {
+                /* Administrative removal of a static member by instance id. */
+                m = static_member(g, who->group_instance_id);
+                ms[i].error = m ? GRP_ERR_NONE : GRP_ERR_UNKNOWN_MEMBER_ID;
+                if (m)
+                    remove_member_and_update(c, g, m, now_ms);
+            } else if ((pi = pending_index(g, who->member_id)) >= 0) {
+                pending_remove_at(g, (size_t)pi);
+                maybe_complete_join(c, g, now_ms);
+                ms[i].error = GRP_ERR_NONE;
+            } else if (static_fenced(g, who->group_instance_id, who->member_id)) {
+                ms[i].error = GRP_ERR_FENCED_INSTANCE_ID;
+            } else if ((m = group_member(g, who->member_id))) {
+                log_info("group", "member %.*s left group %.*s", (int)who->member_id.len,
+                         who->member_id.ptr, (int)g->id.len, g->id.ptr);
+                remove_member_and_update(c, g, m, now_ms);
+                ms[i].error = GRP_ERR_NONE;
+            } else {
+                ms[i].error = GRP_ERR_UNKNOWN_MEMBER_ID;
+            }
+        }
+        r.members = ms;
+        r.n_members = req->n_members;
+    }
+    CALLBACK(c, on_leave_done, ctx, &r);
+    arena_free(&c->resp);
+}

@@ -1,0 +1,745 @@
+/*
+ * group_interaction: data-driven tests of the group coordinator, in the style of the
+ * raft interaction tests. A script (tests/unit/group/testdata/NAME.txt) is a list of
+ * blocks:
+ *
+ *     # comments describe the scenario
+ *     command args...
+ *     ----
+ *     expected output (every completion and every append the command caused)
+ *     <blank line>
+ *
+ * `group_interaction --rewrite FILE...` regenerates the expected output in place; read
+ * the diff before committing it. Member ids are shown by alias: a join's `as=A` binds
+ * the member id it returns to A, and later commands say member=A.
+ *
+ * Commands (key=value arguments, any order):
+ *   join NAME group=G [member=A] [as=A] [inst=I] [protos=range,rr] [md=X] [type=T]
+ *        [session=MS] [rebalance=MS] [require]
+ *   sync NAME group=G gen=N member=A [assign=A:x,B:y]
+ *   hb group=G gen=N member=A [inst=I]
+ *   leave group=G members=A,inst:I,...
+ *   commit NAME group=G gen=N member=A topic/partition=offset...
+ *   fetch group=G [topic/partition...]      (no partitions: all)
+ *   describe G | list [STATE...] | delete NAME G... | offset-delete NAME group=G t/p...
+ *   tick MS          advance the clock, ticking at every deadline on the way
+ *   append [ok|ERR]  complete the oldest pending append (default ok)
+ *   append-all       complete every pending append successfully
+ */
+#include "group/group.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct buf out;
+
+__attribute__((format(printf, 1, 2))) static void outf(const char *fmt, ...) {
+    char tmp[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        buf_append(&out, tmp, (size_t)MIN((size_t)n, sizeof tmp - 1));
+}
+
+/* ---- member aliases ---- */
+
+#define MAX_ALIASES 64
+static struct {
+    char alias[32];
+    char id[256];
+} aliases[MAX_ALIASES];
+static size_t n_aliases;
+
+static void bind_alias(const char *alias, struct slice id) {
+    for (size_t i = 0; i < n_aliases; i++)
+        if (strcmp(aliases[i].alias, alias) == 0) {
+            snprintf(aliases[i].id, sizeof aliases[i].id, "%.*s", (int)id.len, id.ptr);
+            return;
+        }
+    if (n_aliases < MAX_ALIASES) {
+        snprintf(aliases[n_aliases].alias, sizeof aliases[0].alias, "%s", alias);
+        snprintf(aliases[n_aliases].id, sizeof aliases[0].id, "%.*s", (int)id.len, id.ptr);
+        n_aliases++;
+    }
+}
+
+static const char *id_of(const char *alias) {
+    for (size_t i = 0; i < n_aliases; i++)
+        if (strcmp(aliases[i].alias, alias) == 0)
+            return aliases[i].id;
+    return alias; /* a literal id */
+}
+
+/* Prints a member id ("" as -); run_file replaces ids by aliases once the command is
+ * done, so that ids bound later in the same command still read as aliases. */
+static void out_id(struct slice id) {
+    if (!id.ptr || id.len == 0)
+        outf("-");
+    else
+        outf("%.*s", (int)id.len, id.ptr);
+}
+
+static void substitute_aliases(void) {
+    for (size_t a = 0; a < n_aliases; a++) {
+        size_t n = strlen(aliases[a].id);
+        if (n == 0)
+            continue;
+        struct buf res;
+        buf_init(&res);
+        size_t i = 0;
+        while (i < out.len) {
+            if (out.len - i >= n && memcmp(out.data + i, aliases[a].id, n) == 0) {
+                buf_append(&res, aliases[a].alias, strlen(aliases[a].alias));
+                i += n;
+            } else {
+                buf_append(&res, out.data + i, 1);
+                i++;
+            }
+        }
+        buf_free(&out);
+        out = res;
+    }
+}
+
+static const char *err_name(int16_t e) {
+    static const struct {
+        int16_t code;
+        const char *name;
+    } names[] = {
+        {GRP_ERR_NONE, "NONE"},
+        {GRP_ERR_UNKNOWN_SERVER_ERROR, "UNKNOWN_SERVER_ERROR"},
+        {GRP_ERR_OFFSET_METADATA_TOO_LARGE, "OFFSET_METADATA_TOO_LARGE"},
+        {GRP_ERR_COORDINATOR_LOAD_IN_PROGRESS, "COORDINATOR_LOAD_IN_PROGRESS"},
+        {GRP_ERR_COORDINATOR_NOT_AVAILABLE, "COORDINATOR_NOT_AVAILABLE"},
+        {GRP_ERR_NOT_COORDINATOR, "NOT_COORDINATOR"},
+        {GRP_ERR_ILLEGAL_GENERATION, "ILLEGAL_GENERATION"},
+        {GRP_ERR_INCONSISTENT_GROUP_PROTOCOL, "INCONSISTENT_GROUP_PROTOCOL"},
+        {GRP_ERR_INVALID_GROUP_ID, "INVALID_GROUP_ID"},
+        {GRP_ERR_UNKNOWN_MEMBER_ID, "UNKNOWN_MEMBER_ID"},
+        {GRP_ERR_INVALID_SESSION_TIMEOUT, "INVALID_SESSION_TIMEOUT"},
+        {GRP_ERR_REBALANCE_IN_PROGRESS, "REBALANCE_IN_PROGRESS"},
+        {GRP_ERR_INVALID_REQUEST, "INVALID_REQUEST"},
+        {GRP_ERR_NON_EMPTY_GROUP, "NON_EMPTY_GROUP"},
+        {GRP_ERR_GROUP_ID_NOT_FOUND, "GROUP_ID_NOT_FOUND"},
+        {GRP_ERR_MEMBER_ID_REQUIRED, "MEMBER_ID_REQUIRED"},
+        {GRP_ERR_GROUP_MAX_SIZE_REACHED, "GROUP_MAX_SIZE_REACHED"},
+        {GRP_ERR_FENCED_INSTANCE_ID, "FENCED_INSTANCE_ID"},
+        {GRP_ERR_GROUP_SUBSCRIBED_TO_TOPIC, "GROUP_SUBSCRIBED_TO_TOPIC"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (names[i].code == e)
+            return names[i].name;
+    static char tmp[16];
+    snprintf(tmp, sizeof tmp, "%d", e);
+    return tmp;
+}
+
+/* ---- requests in flight ---- */
+
+struct ctx {
+    char name[32];
+    char as[32]; /* join: alias to bind */
+};
+
+static struct ctx *ctx_new(const char *name, const char *as) {
+    struct ctx *c = xcalloc(1, sizeof(*c));
+    snprintf(c->name, sizeof c->name, "%s", name);
+    snprintf(c->as, sizeof c->as, "%s", as ? as : "");
+    return c;
+}
+
+static void on_join(void *p, const struct grp_join_resp *r) {
+    struct ctx *c = p;
+    if (c->as[0] && r->member_id.len &&
+        (r->error == GRP_ERR_NONE || r->error == GRP_ERR_MEMBER_ID_REQUIRED))
+        bind_alias(c->as, r->member_id);
+    outf("%s: join %s member=", c->name, err_name(r->error));
+    out_id(r->member_id);
+    if (r->error == GRP_ERR_NONE) {
+        outf(" gen=%d proto=%.*s leader=", r->generation_id, (int)r->protocol_name.len,
+             r->protocol_name.ptr);
+        out_id(r->leader);
+        if (r->n_members) {
+            outf(" members=");
+            for (size_t i = 0; i < r->n_members; i++) {
+                outf(i ? "," : "");
+                out_id(r->members[i].member_id);
+            }
+        }
+        if (r->skip_assignment)
+            outf(" skip-assignment");
+    }
+    outf("\n");
+    free(c);
+}
+
+static void on_sync(void *p, const struct grp_sync_resp *r) {
+    struct ctx *c = p;
+    outf("%s: sync %s assignment=%.*s\n", c->name, err_name(r->error), (int)r->assignment.len,
+         r->assignment.ptr);
+    free(c);
+}
+
+static void on_heartbeat(void *p, const struct grp_heartbeat_resp *r) {
+    (void)p;
+    outf("heartbeat %s\n", err_name(r->error));
+}
+
+static void on_leave(void *p, const struct grp_leave_resp *r) {
+    (void)p;
+    outf("leave %s", err_name(r->error));
+    for (size_t i = 0; i < r->n_members; i++) {
+        outf(" ");
+        if (r->members[i].member_id.len)
+            out_id(r->members[i].member_id);
+        else
+            outf("inst:%.*s", (int)r->members[i].group_instance_id.len,
+                 r->members[i].group_instance_id.ptr);
+        outf("=%s", err_name(r->members[i].error));
+    }
+    outf("\n");
+}
+
+static void on_commit(void *p, const struct grp_commit_resp *r) {
+    struct ctx *c = p;
+    outf("%s: commit", c->name);
+    for (size_t t = 0; t < r->n_topics; t++)
+        for (size_t i = 0; i < r->topics[t].n_partitions; i++)
+            outf(" %.*s/%d=%s", (int)r->topics[t].name.len, r->topics[t].name.ptr,
+                 r->topics[t].partitions[i].partition, err_name(r->topics[t].partitions[i].error));
+    outf("\n");
+    free(c);
+}
+
+static void on_fetch(void *p, const struct grp_fetch_resp *r) {
+    (void)p;
+    for (size_t g = 0; g < r->n_groups; g++) {
+        outf("fetch %.*s %s", (int)r->groups[g].group_id.len, r->groups[g].group_id.ptr,
+             err_name(r->groups[g].error));
+        for (size_t t = 0; t < r->groups[g].n_topics; t++) {
+            const struct grp_fetch_resp_topic *rt = &r->groups[g].topics[t];
+            for (size_t i = 0; i < rt->n_partitions; i++)
+                outf(" %.*s/%d=%lld", (int)rt->name.len, rt->name.ptr, rt->partitions[i].partition,
+                     (long long)rt->partitions[i].offset);
+        }
+        outf("\n");
+    }
+}
+
+static void on_describe(void *p, const struct grp_describe_resp *r) {
+    (void)p;
+    for (size_t g = 0; g < r->n_groups; g++) {
+        const struct grp_describe_group *d = &r->groups[g];
+        outf("describe %.*s %s state=%.*s type=%.*s proto=%.*s", (int)d->group_id.len,
+             d->group_id.ptr, err_name(d->error), (int)d->state.len, d->state.ptr,
+             (int)d->protocol_type.len, d->protocol_type.ptr, (int)d->protocol.len,
+             d->protocol.ptr);
+        for (size_t i = 0; i < d->n_members; i++) {
+            outf(" ");
+            out_id(d->members[i].member_id);
+            if (d->members[i].group_instance_id.ptr)
+                outf("(inst:%.*s)", (int)d->members[i].group_instance_id.len,
+                     d->members[i].group_instance_id.ptr);
+            if (d->members[i].assignment.len)
+                outf(":%.*s", (int)d->members[i].assignment.len, d->members[i].assignment.ptr);
+        }
+        outf("\n");
+    }
+}
+
+static void on_list(void *p, const struct grp_list_resp *r) {
+    (void)p;
+    outf("list %s", err_name(r->error));
+    for (size_t i = 0; i < r->n_groups; i++)
+        outf(" %.*s(%.*s)", (int)r->groups[i].group_id.len, r->groups[i].group_id.ptr,
+             (int)r->groups[i].state.len, r->groups[i].state.ptr);
+    outf("\n");
+}
+
+static void on_delete_groups(void *p, const struct grp_delete_groups_resp *r) {
+    struct ctx *c = p;
+    outf("%s: delete", c->name);
+    for (size_t i = 0; i < r->n_results; i++)
+        outf(" %.*s=%s", (int)r->results[i].group_id.len, r->results[i].group_id.ptr,
+             err_name(r->results[i].error));
+    outf("\n");
+    free(c);
+}
+
+static void on_offset_delete(void *p, const struct grp_offset_delete_resp *r) {
+    struct ctx *c = p;
+    outf("%s: offset-delete %s", c->name, err_name(r->error));
+    for (size_t t = 0; t < r->n_topics; t++)
+        for (size_t i = 0; i < r->topics[t].n_partitions; i++)
+            outf(" %.*s/%d=%s", (int)r->topics[t].name.len, r->topics[t].name.ptr,
+                 r->topics[t].partitions[i].partition, err_name(r->topics[t].partitions[i].error));
+    outf("\n");
+    free(c);
+}
+
+/* ---- appends: printed as they are requested, completed by `append` ---- */
+
+static void *pending[256];
+static size_t n_pending;
+
+static void print_record(const struct grp_record *rec) {
+    struct grp_key k;
+    if (grp_key_decode(rec->key, &k) != 0) {
+        outf("  malformed key\n");
+        return;
+    }
+    if (k.kind == GRP_KEY_OFFSET) {
+        outf("  offset %.*s %.*s/%d", (int)k.group.len, k.group.ptr, (int)k.topic.len,
+             k.topic.ptr, k.partition);
+        struct grp_offset_value v;
+        if (!rec->value.ptr)
+            outf(" tombstone\n");
+        else if (grp_offset_value_decode(rec->value, &v) == 0)
+            outf(" = %lld\n", (long long)v.offset);
+        else
+            outf(" malformed\n");
+        return;
+    }
+    outf("  group %.*s", (int)k.group.len, k.group.ptr);
+    if (!rec->value.ptr) {
+        outf(" tombstone\n");
+        return;
+    }
+    struct arena a;
+    arena_init(&a);
+    struct grp_group_value v;
+    if (grp_group_value_decode(rec->value, &a, &v) == 0) {
+        outf(" gen=%d proto=%.*s leader=", v.generation, (int)v.protocol.len, v.protocol.ptr);
+        out_id(v.leader);
+        outf(" members=[");
+        for (size_t i = 0; i < v.n_members; i++) {
+            outf(i ? " " : "");
+            out_id(v.members[i].member_id);
+            outf(":%.*s", (int)v.members[i].assignment.len, v.members[i].assignment.ptr);
+        }
+        outf("]\n");
+    } else {
+        outf(" malformed\n");
+    }
+    arena_free(&a);
+}
+
+static void fake_append(void *arg, int32_t partition, const struct grp_record *recs, size_t n,
+                        void *token) {
+    (void)arg;
+    outf("append __consumer_offsets-%d:\n", partition);
+    for (size_t i = 0; i < n; i++)
+        print_record(&recs[i]);
+    if (n_pending < ARRAY_LEN(pending))
+        pending[n_pending++] = token;
+}
+
+/* ---- world ---- */
+
+static struct grp_coordinator *C;
+static int64_t now;
+
+static void reset_world(void) {
+    if (C)
+        grp_coordinator_destroy(C);
+    C = NULL;
+    n_pending = 0;
+    n_aliases = 0;
+    now = 1700000000000LL;
+    struct grp_config cfg;
+    grp_config_defaults(&cfg);
+    cfg.append = fake_append;
+    cfg.on_join_done = on_join;
+    cfg.on_sync_done = on_sync;
+    cfg.on_heartbeat_done = on_heartbeat;
+    cfg.on_leave_done = on_leave;
+    cfg.on_commit_done = on_commit;
+    cfg.on_fetch_done = on_fetch;
+    cfg.on_describe_done = on_describe;
+    cfg.on_list_done = on_list;
+    cfg.on_delete_groups_done = on_delete_groups;
+    cfg.on_offset_delete_done = on_offset_delete;
+    cfg.member_id_seed = 7;
+    ASSERT(grp_coordinator_create(&cfg, &C) == 0);
+    for (int32_t p = 0; p < cfg.offsets_num_partitions; p++) {
+        grp_load_begin(C, now, p);
+        grp_load_end(C, now, p);
+    }
+}
+
+/* ---- argument parsing ---- */
+
+#define MAXARGS 32
+static char *argv_[MAXARGS];
+static int argc_;
+
+static const char *arg(const char *key) {
+    size_t n = strlen(key);
+    for (int i = 1; i < argc_; i++)
+        if (strncmp(argv_[i], key, n) == 0 && argv_[i][n] == '=')
+            return argv_[i] + n + 1;
+    return NULL;
+}
+
+static bool flag(const char *key) {
+    for (int i = 1; i < argc_; i++)
+        if (strcmp(argv_[i], key) == 0)
+            return true;
+    return false;
+}
+
+static int32_t arg_i32(const char *key, int32_t dflt) {
+    const char *v = arg(key);
+    return v ? (int32_t)strtol(v, NULL, 10) : dflt;
+}
+
+static struct slice S(const char *s) { return s ? slice_from_cstr(s) : SLICE_NULL; }
+
+/* Splits a comma list in place. */
+static size_t split(char *s, char **parts, size_t max) {
+    size_t n = 0;
+    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ","))
+        parts[n++] = tok;
+    return n;
+}
+
+static int cmd_join(void) {
+    char protos_buf[256];
+    snprintf(protos_buf, sizeof protos_buf, "%s", arg("protos") ? arg("protos") : "range");
+    char *names[8];
+    size_t n = split(protos_buf, names, 8);
+    struct grp_protocol ps[8];
+    char md[8][64];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(md[i], sizeof md[i], "%s", arg("md") ? arg("md") : names[i]);
+        ps[i] = (struct grp_protocol){S(names[i]), S(md[i])};
+    }
+    const char *member = arg("member");
+    struct grp_join_req req = {
+        .group_id = S(arg("group")),
+        .session_timeout_ms = arg_i32("session", 10000),
+        .rebalance_timeout_ms = arg_i32("rebalance", 20000),
+        .member_id = S(member ? id_of(member) : ""),
+        .group_instance_id = S(arg("inst")),
+        .protocol_type = S(arg("type") ? arg("type") : "consumer"),
+        .protocols = ps,
+        .n_protocols = n,
+        .require_known_member_id = flag("require"),
+        .client_id = S("client"),
+        .client_host = S("/10.0.0.1"),
+    };
+    grp_join(C, now, &req, ctx_new(argv_[1], arg("as")));
+    return 0;
+}
+
+static int cmd_sync(void) {
+    struct grp_assignment as[16];
+    size_t n = 0;
+    char buf[512];
+    char *parts[16];
+    if (arg("assign")) {
+        snprintf(buf, sizeof buf, "%s", arg("assign"));
+        size_t np = split(buf, parts, 16);
+        for (size_t i = 0; i < np; i++) {
+            char *colon = strchr(parts[i], ':');
+            if (!colon)
+                return -1;
+            *colon = 0;
+            as[n++] = (struct grp_assignment){S(id_of(parts[i])), S(colon + 1)};
+        }
+    }
+    struct grp_sync_req req = {.group_id = S(arg("group")),
+                               .generation_id = arg_i32("gen", -1),
+                               .member_id = S(id_of(arg("member") ? arg("member") : "")),
+                               .assignments = as,
+                               .n_assignments = n};
+    grp_sync(C, now, &req, ctx_new(argv_[1], NULL));
+    return 0;
+}
+
+/* topic/partition[=offset] */
+static int parse_tp(const char *s, char *topic, size_t cap, int32_t *partition, int64_t *offset) {
+    const char *slash = strchr(s, '/');
+    if (!slash || (size_t)(slash - s) >= cap)
+        return -1;
+    memcpy(topic, s, (size_t)(slash - s));
+    topic[slash - s] = 0;
+    *partition = (int32_t)strtol(slash + 1, NULL, 10);
+    const char *eq = strchr(slash, '=');
+    if (offset)
+        *offset = eq ? strtoll(eq + 1, NULL, 10) : 0;
+    return 0;
+}
+
+/* Positional topic/partition arguments grouped one topic each (fine for tests). */
+struct tps {
+    char topics[16][64];
+    int32_t parts[16];
+    int64_t offsets[16];
+    size_t n;
+};
+
+static int collect_tps(struct tps *t, int from) {
+    t->n = 0;
+    for (int i = from; i < argc_ && t->n < 16; i++) {
+        if (!strchr(argv_[i], '/'))
+            continue;
+        if (parse_tp(argv_[i], t->topics[t->n], 64, &t->parts[t->n], &t->offsets[t->n]) != 0)
+            return -1;
+        t->n++;
+    }
+    return 0;
+}
+
+static int cmd_commit(void) {
+    struct tps t;
+    if (collect_tps(&t, 2) != 0)
+        return -1;
+    struct grp_commit_partition ps[16];
+    struct grp_commit_topic ts[16];
+    for (size_t i = 0; i < t.n; i++) {
+        ps[i] = (struct grp_commit_partition){t.parts[i], t.offsets[i], -1, S("")};
+        ts[i] = (struct grp_commit_topic){S(t.topics[i]), &ps[i], 1};
+    }
+    const char *member = arg("member");
+    struct grp_commit_req req = {S(arg("group")), arg_i32("gen", -1),
+                                 S(member ? id_of(member) : ""), SLICE_NULL, ts, t.n};
+    grp_commit(C, now, &req, ctx_new(argv_[1], NULL));
+    return 0;
+}
+
+static int cmd_fetch(void) {
+    struct tps t;
+    if (collect_tps(&t, 1) != 0)
+        return -1;
+    struct grp_fetch_topic ts[16];
+    for (size_t i = 0; i < t.n; i++)
+        ts[i] = (struct grp_fetch_topic){S(t.topics[i]), &t.parts[i], 1};
+    struct grp_fetch_group g = {S(arg("group")), t.n ? ts : NULL, t.n};
+    struct grp_fetch_req req = {&g, 1, false};
+    grp_fetch(C, now, &req, NULL);
+    return 0;
+}
+
+static int cmd_offset_delete(void) {
+    struct tps t;
+    if (collect_tps(&t, 2) != 0)
+        return -1;
+    struct grp_fetch_topic ts[16];
+    for (size_t i = 0; i < t.n; i++)
+        ts[i] = (struct grp_fetch_topic){S(t.topics[i]), &t.parts[i], 1};
+    struct grp_offset_delete_req req = {S(arg("group")), ts, t.n};
+    grp_offset_delete(C, now, &req, ctx_new(argv_[1], NULL));
+    return 0;
+}
+
+static int cmd_leave(void) {
+    char buf[512];
+    char *parts[16];
+    snprintf(buf, sizeof buf, "%s", arg("members") ? arg("members") : "");
+    size_t n = split(buf, parts, 16);
+    struct grp_member_identity who[16];
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(parts[i], "inst:", 5) == 0)
+            who[i] = (struct grp_member_identity){S(""), S(parts[i] + 5)};
+        else
+            who[i] = (struct grp_member_identity){S(id_of(parts[i])), SLICE_NULL};
+    }
+    struct grp_leave_req req = {S(arg("group")), who, n};
+    grp_leave(C, now, &req, NULL);
+    return 0;
+}
+
+static void tick(int64_t ms) {
+    int64_t target = now + ms;
+    for (int guard = 0; guard < 100000; guard++) {
+        int64_t d = grp_next_deadline(C);
+        if (d > target)
+            break;
+        if (d > now)
+            now = d;
+        grp_tick(C, now);
+    }
+    now = target;
+    grp_tick(C, now);
+}
+
+static void complete_append(int16_t error) {
+    void *tok = pending[0];
+    memmove(&pending[0], &pending[1], (n_pending - 1) * sizeof(pending[0]));
+    n_pending--;
+    grp_append_done(C, now, tok, error);
+}
+
+static int run_command(char *line) {
+    argc_ = 0;
+    for (char *tok = strtok(line, " \t"); tok && argc_ < MAXARGS; tok = strtok(NULL, " \t"))
+        argv_[argc_++] = tok;
+    if (argc_ == 0)
+        return -1;
+    const char *cmd = argv_[0];
+    if (strcmp(cmd, "join") == 0 && argc_ >= 2)
+        return cmd_join();
+    if (strcmp(cmd, "sync") == 0 && argc_ >= 2)
+        return cmd_sync();
+    if (strcmp(cmd, "commit") == 0 && argc_ >= 2)
+        return cmd_commit();
+    if (strcmp(cmd, "fetch") == 0)
+        return cmd_fetch();
+    if (strcmp(cmd, "offset-delete") == 0 && argc_ >= 2)
+        return cmd_offset_delete();
+    if (strcmp(cmd, "leave") == 0)
+        return cmd_leave();
+    if (strcmp(cmd, "hb") == 0) {
+        const char *member = arg("member");
+        struct grp_heartbeat_req req = {S(arg("group")), arg_i32("gen", -1),
+                                        S(member ? id_of(member) : ""), S(arg("inst"))};
+        grp_heartbeat(C, now, &req, NULL);
+        return 0;
+    }
+    if (strcmp(cmd, "describe") == 0 && argc_ >= 2) {
+        struct slice ids[16];
+        size_t n = 0;
+        for (int i = 1; i < argc_ && n < 16; i++)
+            ids[n++] = S(argv_[i]);
+        struct grp_describe_req req = {ids, n};
+        grp_describe(C, now, &req, NULL);
+        return 0;
+    }
+    if (strcmp(cmd, "list") == 0) {
+        struct slice states[8];
+        size_t n = 0;
+        for (int i = 1; i < argc_ && n < 8; i++)
+            states[n++] = S(argv_[i]);
+        struct grp_list_req req = {states, n};
+        grp_list(C, now, &req, NULL);
+        return 0;
+    }
+    if (strcmp(cmd, "delete") == 0 && argc_ >= 3) {
+        struct slice ids[16];
+        size_t n = 0;
+        for (int i = 2; i < argc_ && n < 16; i++)
+            ids[n++] = S(argv_[i]);
+        struct grp_delete_groups_req req = {ids, n};
+        grp_delete_groups(C, now, &req, ctx_new(argv_[1], NULL));
+        return 0;
+    }
+    if (strcmp(cmd, "tick") == 0 && argc_ == 2) {
+        tick(strtoll(argv_[1], NULL, 10));
+        return 0;
+    }
+    if (strcmp(cmd, "append") == 0) {
+        if (n_pending == 0) {
+            outf("no pending append\n");
+            return 0;
+        }
+        int16_t e = 0;
+        if (argc_ >= 2 && strcmp(argv_[1], "ok") != 0)
+            e = (int16_t)strtol(argv_[1], NULL, 10);
+        complete_append(e);
+        return 0;
+    }
+    if (strcmp(cmd, "append-all") == 0) {
+        while (n_pending > 0)
+            complete_append(0);
+        return 0;
+    }
+    return -1;
+}
+
+/* Runs one script; returns the number of mismatching blocks. */
+static int run_file(const char *path, bool rewrite) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    reset_world();
+    struct buf result, expected;
+    buf_init(&result);
+    buf_init(&expected);
+    buf_init(&out);
+    char line[1024], cmd[1024] = "";
+    int failures = 0, lineno = 0;
+    bool in_expected = false;
+    for (;;) {
+        char *got = fgets(line, sizeof line, f);
+        lineno++;
+        if (in_expected && (!got || line[0] == '\n')) {
+            char copy[1024];
+            snprintf(copy, sizeof copy, "%s", cmd);
+            buf_reset(&out);
+            if (run_command(copy) != 0)
+                outf("unknown or malformed command\n");
+            substitute_aliases();
+            if (out.len != expected.len ||
+                (out.len && memcmp(out.data, expected.data, out.len) != 0)) {
+                failures++;
+                if (!rewrite)
+                    fprintf(stderr, "%s:%d: %s\n--- expected\n%.*s--- got\n%.*s\n", path, lineno,
+                            cmd, (int)expected.len, (const char *)expected.data, (int)out.len,
+                            (const char *)out.data);
+            }
+            buf_append(&result, out.data, out.len);
+            buf_append(&result, "\n", 1);
+            in_expected = false;
+            buf_reset(&expected);
+            if (!got)
+                break;
+            continue;
+        }
+        if (!got)
+            break;
+        if (in_expected) {
+            buf_append(&expected, line, strlen(line));
+            continue;
+        }
+        buf_append(&result, line, strlen(line));
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (strcmp(line, "----\n") == 0) {
+            in_expected = true;
+            continue;
+        }
+        snprintf(cmd, sizeof cmd, "%s", line);
+        cmd[strcspn(cmd, "\n")] = 0;
+    }
+    fclose(f);
+    if (rewrite && failures) {
+        f = fopen(path, "w");
+        if (!f || fwrite(result.data, 1, result.len, f) != result.len || fclose(f) != 0) {
+            perror(path);
+            failures = 1;
+        } else {
+            fprintf(stderr, "%s: rewrote %d block(s)\n", path, failures);
+            failures = 0;
+        }
+    }
+    /* Destroying answers whatever still waits; that output is not part of the script. */
+    buf_reset(&out);
+    grp_coordinator_destroy(C);
+    C = NULL;
+    buf_free(&result);
+    buf_free(&expected);
+    buf_free(&out);
+    return failures;
+}
+
+int main(int argc, char **argv) {
+    bool rewrite = false;
+    int failures = 0;
+    log_set_level(LOG_LEVEL_ERROR);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--rewrite") == 0) {
+            rewrite = true;
+            continue;
+        }
+        failures += run_file(argv[i], rewrite);
+    }
+    if (failures)
+        fprintf(stderr, "%d block(s) differ; rerun with --rewrite to regenerate\n", failures);
+    return failures ? 1 : 0;
+}
