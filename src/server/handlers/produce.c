@@ -17,6 +17,18 @@ static void finish_produce(void *arg) {
     REQUEST_RESPOND(req, produce_response, (struct produce_response *)req->state);
 }
 
+/* Compaction keeps the newest record per key, so a compacted topic refuses records
+ * without one (as Kafka does). Compressed batches are not decompressed to check. */
+static bool all_records_keyed(const uint8_t *batch, const struct batch_info *info) {
+    struct record_iter it;
+    struct record r;
+    record_iter_init(&it, batch, info);
+    while (record_iter_next(&it, &r) > 0)
+        if (!r.key.ptr)
+            return false;
+    return true;
+}
+
 static int16_t append_partition(struct server *s, struct slice topic,
                                 const struct produce_request_topic_data_partition_data *in,
                                 part_resp *out, struct partition **appended) {
@@ -31,6 +43,8 @@ static int16_t append_partition(struct server *s, struct slice topic,
     int8_t source;
     int64_t max_bytes = 0;
     parse_i64(server_topic_config_value(s, t, "max.message.bytes", &source), &max_bytes);
+    const char *policy = server_topic_config_value(s, t, "cleanup.policy", &source);
+    bool compacted = strstr(policy, "compact") != NULL;
     int batches = 0;
     int64_t records = 0;
     int rc = batch_validate_all(in->records.ptr, in->records.len, true, &batches, &records);
@@ -52,6 +66,9 @@ static int16_t append_partition(struct server *s, struct slice topic,
             return KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
         if (info.attributes & BATCH_ATTR_CONTROL)
             return KERR_INVALID_RECORD;
+        if (compacted && batch_compression(&info) == 0 &&
+            !all_records_keyed(in->records.ptr + it.batch_pos, &info))
+            return KERR_INVALID_RECORD; /* Kafka: a compacted topic needs keys */
     }
     /* The frame copy is ours, so the batches are patched in place (base offset). */
     uint8_t *data = (uint8_t *)in->records.ptr;
