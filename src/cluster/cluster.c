@@ -35,12 +35,12 @@ struct cluster {
     char *cluster_id;
     struct mtopic **topics; /* creation order */
     size_t topic_count;
+    struct hmap by_name;    /* name -> struct mtopic, for lookups on the produce path */
     size_t topic_cap;
     struct mbroker *brokers;
     size_t broker_count;
     cluster_listener_fn listener;
     void *listener_arg;
-    bool replaying;
 };
 
 /* ---- record encoding helpers ---- */
@@ -120,12 +120,7 @@ static struct mtopic *topic_by_id(struct cluster *c, const uint8_t id[16], size_
 }
 
 static struct mtopic *topic_by_name(const struct cluster *c, struct slice name) {
-    for (size_t i = 0; i < c->topic_count; i++) {
-        struct mtopic *t = c->topics[i];
-        if (slice_eq_cstr(name, t->name))
-            return t;
-    }
-    return NULL;
+    return hmap_get(&c->by_name, name);
 }
 
 static void notify(struct cluster *c, enum cluster_event ev, const struct mtopic *t) {
@@ -198,6 +193,7 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
             c->topics = xrealloc(c->topics, c->topic_cap * sizeof *c->topics);
         }
         c->topics[c->topic_count++] = t;
+        hmap_put(&c->by_name, slice_from_cstr(t->name), t);
         *touched = t;
         *ev = CLUSTER_TOPIC_CREATED;
         return;
@@ -262,6 +258,7 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         if (!t)
             return;
         notify(c, CLUSTER_TOPIC_DELETED, t);
+        hmap_remove(&c->by_name, slice_from_cstr(t->name));
         memmove(&c->topics[index], &c->topics[index + 1],
                 (c->topic_count - index - 1) * sizeof *c->topics);
         c->topic_count--;
@@ -438,11 +435,10 @@ static int load_or_create_meta(struct cluster *c, const char *dir, const char *w
 int cluster_open(const struct cluster_options *opts, struct cluster **out) {
     struct cluster *c = xcalloc(1, sizeof *c);
     c->node_id = opts->node_id;
-    c->replaying = true;
+    hmap_init(&c->by_name);
     int rc = metalog_open(opts->metadata_dir, apply_entry, c, &c->log);
     if (rc == 0)
         rc = load_or_create_meta(c, opts->metadata_dir, opts->cluster_id);
-    c->replaying = false;
     if (rc != 0) {
         cluster_close(c);
         return rc < 0 && rc >= CLUSTER_ERR_LIMIT ? rc : CLUSTER_ERR_IO;
@@ -457,6 +453,7 @@ void cluster_close(struct cluster *c) {
     for (size_t i = 0; i < c->topic_count; i++)
         free_topic(c->topics[i]);
     free(c->topics);
+    hmap_free(&c->by_name);
     for (size_t i = 0; i < c->broker_count; i++) {
         free(c->brokers[i].host);
         free(c->brokers[i].rack);

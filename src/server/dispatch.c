@@ -133,6 +133,15 @@ void server_on_close(struct net_conn *c, void *arg) {
     (void)arg;
 }
 
+int16_t config_alter_refusal(int8_t resource_type, struct slice *message) {
+    if (resource_type == CONFIG_RESOURCE_BROKER) {
+        *message = slice_from_cstr("broker configs cannot be changed at runtime yet");
+        return KERR_INVALID_CONFIG;
+    }
+    *message = slice_from_cstr("unsupported resource type");
+    return KERR_INVALID_REQUEST;
+}
+
 int16_t kerr_from_storage(int err) {
     switch (err) {
     case 0:

@@ -193,6 +193,12 @@ void request_malformed(struct request *req);
 /* A NUL-terminated copy of a slice in the request's arena. */
 #define REQ_CSTR(req, sl) arena_strndup(&(req)->arena, (const char *)(sl).ptr, (sl).len)
 
+/* Config resource types (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs). */
+#define CONFIG_RESOURCE_TOPIC 2
+#define CONFIG_RESOURCE_BROKER 4
+/* Why configs of a non-topic resource cannot be altered: the error code, and a message. */
+int16_t config_alter_refusal(int8_t resource_type, struct slice *message);
+
 /* Kafka error code for a storage or cluster error. */
 int16_t kerr_from_storage(int err);
 int16_t kerr_from_cluster(int err);

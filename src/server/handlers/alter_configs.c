@@ -21,11 +21,8 @@ void handle_alter_configs(struct request *req) {
         alter_configs_response_responses_init(out);
         out->resource_type = r->resource_type;
         out->resource_name = r->resource_name;
-        if (r->resource_type != 2) {
-            out->error_code = r->resource_type == 4 ? KERR_INVALID_CONFIG : KERR_INVALID_REQUEST;
-            out->error_message = slice_from_cstr(
-                r->resource_type == 4 ? "broker configs cannot be changed at runtime yet"
-                                      : "unsupported resource type");
+        if (r->resource_type != CONFIG_RESOURCE_TOPIC) {
+            out->error_code = config_alter_refusal(r->resource_type, &out->error_message);
             continue;
         }
         int32_t n = MAX(r->configs_count, 0);

@@ -9,7 +9,6 @@
 
 typedef struct describe_configs_response_results_configs config_resp;
 
-enum { RESOURCE_TOPIC = 2, RESOURCE_BROKER = 4, RESOURCE_BROKER_LOGGER = 8 };
 
 static int8_t kafka_config_type(enum tcfg_type t) {
     switch (t) {
@@ -144,9 +143,9 @@ void handle_describe_configs(struct request *req) {
         out->resource_type = r->resource_type;
         out->resource_name = r->resource_name;
         out->configs_count = 0;
-        if (r->resource_type == RESOURCE_TOPIC) {
+        if (r->resource_type == CONFIG_RESOURCE_TOPIC) {
             describe_topic(req, &in, r, out);
-        } else if (r->resource_type == RESOURCE_BROKER) {
+        } else if (r->resource_type == CONFIG_RESOURCE_BROKER) {
             describe_broker(req, &in, r, out);
         } else {
             out->error_code = KERR_INVALID_REQUEST;
