@@ -1,6 +1,7 @@
 /* samsa-server: start-up and shutdown only. */
 #include <malloc.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,15 @@ int main(int argc, char **argv) {
      * process). Keep freed memory up to these bounds for reuse instead. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    /* Every segment holds three open files (log, offset index, time index) and every
+     * client a socket: raise the soft descriptor limit to the hard one, as Redis does,
+     * instead of failing at a few hundred partitions under a default limit of 1024. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+            perror("samsa-server: cannot raise the open-file limit");
+    }
     const char *config_file = NULL;
     char **overrides = calloc((size_t)argc, sizeof *overrides);
     size_t n_overrides = 0;
