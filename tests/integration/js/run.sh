@@ -7,4 +7,4 @@ command -v node >/dev/null || { echo "FAIL: node is not installed"; exit 1; }
 if [ ! -d node_modules/kafkajs ]; then
     timeout 300 npm install --no-audit --no-fund --silent
 fi
-exec node --test --test-reporter=spec kafkajs.test.js
+exec node --test --test-reporter=spec kafkajs.test.js groups.test.js
