@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 secs=${1:-30}
 build=build-fuzz
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DSAMSA_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-targets=$(grep -o 'add_executable(fuzz_[a-z_]*' tests/fuzz/CMakeLists.txt | sed 's/add_executable(//')
+targets=$(grep -oE '^(add_executable|fuzz_target)\(fuzz_[a-z_]+' tests/fuzz/CMakeLists.txt | sed -E 's/.*\(//')
 cmake --build "$build" -j "$(nproc)" --target make_seeds $targets >/dev/null
 mkdir -p "$build/artifacts"
 for t in $targets; do
