@@ -10,7 +10,7 @@ DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat
               zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libssl-dev \
               clang libclang-rt-14-dev fio procps
 
-.PHONY: all deps build build-asan run test unit unit-asan integration js-deps fuzz fuzz-short sim bench clean
+.PHONY: all deps configure build build-asan run test unit unit-asan integration js-deps fuzz fuzz-short sim bench clean
 
 all: build
 
@@ -28,15 +28,19 @@ deps:
 	@# when there is no node at all.
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 
-build: deps
+configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAMSA_WERROR=ON >/dev/null
+
+build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSAMSA_SANITIZE=ON -DSAMSA_WERROR=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-run: build
+# Builds only the broker and the CLI, then runs the broker in the foreground.
+run: configure
+	cmake --build $(BUILD) -j $(JOBS) --target samsa-server samsa
 	@mkdir -p data
 	./$(BUILD)/samsa-server -c config/server.properties
 

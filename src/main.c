@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "server/server.h"
 
 static void usage(void) {
@@ -61,6 +62,7 @@ int main(int argc, char **argv) {
     }
     int rc = server_run(s);
     server_destroy(s);
+    log_info("server", "shut down cleanly: segments closed, checkpoints written");
     broker_config_free(&cfg);
     return rc == 0 ? 0 : 1;
 }
