@@ -1,5 +1,6 @@
 /* `samsa`: the command-line tool for topics, consumer groups and their lag, and quick
- * produce/consume. Usage is in docs/cli.md and in `samsa help`.
+ * produce/consume, and the load tool `samsa bench`. Usage is in docs/cli.md and in
+ * `samsa help`.
  *
  * This file only routes `samsa [global options] NOUN [VERB] ...` to the command's entry
  * point; each command parses its own options (getopt_long), and every command accepts
@@ -29,6 +30,10 @@ static const char usage_text[] =
     "Records:\n"
     "  produce TOPIC [-K SEP]               one record per stdin line\n"
     "  consume TOPIC [-g GROUP] [-o beginning|end] [-n COUNT] [-e] [-K SEP]\n"
+    "\n"
+    "Load:\n"
+    "  bench [-n RECORDS] [-s BYTES] [-p PARTITIONS] [-a ACKS] [--concurrent] [--mock N] ...\n"
+    "                                       produce, read back, verify; `samsa bench -h`\n"
     "\n"
     "Options for every command:\n"
     "  -b, --bootstrap-server HOST:PORT     broker to contact (default " CLI_DEFAULT_BOOTSTRAP ")\n"
@@ -82,6 +87,8 @@ int main(int argc, char **argv) {
         return produce_main(&o, rest, rargv);
     } else if (strcmp(cmd, "consume") == 0) {
         return consume_main(&o, rest, rargv);
+    } else if (strcmp(cmd, "bench") == 0) {
+        return bench_main(&o, rest, rargv);
     }
     fprintf(stderr, "samsa: unknown command '%s'\n\n", cmd);
     usage(stderr);

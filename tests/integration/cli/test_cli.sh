@@ -191,6 +191,12 @@ bad group seek reader --topic orders --to earliest
 has 'active member'
 bad group delete reader
 has 'active members'
+# Let the live consumer read (and commit) the other 40 before stopping it.
+for _ in $(seq 1 100); do
+    "$CLI" -b "$BOOT" group describe reader >"$WORK/out" 2>&1 || true
+    grep -Eq '^TOTAL +- +100 +100 +0' "$WORK/out" && break
+    sleep 0.1
+done
 kill -TERM "$CONSUMER"
 wait "$CONSUMER" || fail "consumer exited non-zero on SIGTERM: $(cat "$WORK/consumer.err")"
 CONSUMER=""
