@@ -63,38 +63,52 @@ static bool compacted(struct server *s, const char *topic) {
     return policy && strstr(policy, "compact");
 }
 
-/* Starts cleaning the first partition that needs it; true if one was started. */
+/* Starts cleaning one partition that needs it; true if one was started. Partitions are
+ * tried round-robin from where the last search stopped, so one partition that is always
+ * dirty again (written continuously) cannot starve the others. */
 static bool start_one(struct server *s) {
+    size_t n = 0, cap = 16;
+    struct partition **cands = xcalloc(cap, sizeof *cands);
     size_t it = 0;
     struct slice k;
     void *v;
-    int64_t now = time_wall_ms();
     while (hmap_next(&s->topics, &it, &k, &v)) {
         struct topic_state *ts = v;
         if (!compacted(s, ts->name))
             continue;
         for (int32_t i = 0; i < ts->partition_count; i++) {
-            struct partition *p = ts->partitions[i];
-            struct clean_run *r = xcalloc(1, sizeof *r);
-            int rc = log_clean_prepare(p->log, now, log_end_offset(p->log), &r->job);
-            if (rc != 0 || !r->job.ready) {
-                if (rc != 0 && rc != -EBUSY)
-                    log_warn("server", "cannot plan cleaning of %s-%d: %s", ts->name, i,
-                             storage_strerror(rc));
-                free(r);
-                continue;
+            if (n == cap) {
+                cap *= 2;
+                cands = xrealloc(cands, cap * sizeof *cands);
             }
-            r->srv = s;
-            r->p = p;
-            p->jobs_in_flight++;
-            s->clean_in_flight = true;
-            log_info("server", "cleaning %s-%d (dirty ratio %.2f)", ts->name, i,
-                     r->job.dirty_ratio);
-            syncer_submit_work(s->cleaner, run_job, job_done, r);
-            return true;
+            cands[n++] = ts->partitions[i];
         }
     }
-    return false;
+    bool started = false;
+    int64_t now = time_wall_ms();
+    for (size_t tried = 0; tried < n && !started; tried++) {
+        struct partition *p = cands[(s->clean_cursor + tried) % n];
+        struct clean_run *r = xcalloc(1, sizeof *r);
+        int rc = log_clean_prepare(p->log, now, log_end_offset(p->log), &r->job);
+        if (rc != 0 || !r->job.ready) {
+            if (rc != 0 && rc != -EBUSY)
+                log_warn("server", "cannot plan cleaning of %s-%d: %s", p->topic->name,
+                         p->index, storage_strerror(rc));
+            free(r);
+            continue;
+        }
+        s->clean_cursor = (s->clean_cursor + tried + 1) % n;
+        r->srv = s;
+        r->p = p;
+        p->jobs_in_flight++;
+        s->clean_in_flight = true;
+        log_info("server", "cleaning %s-%d (dirty ratio %.2f)", p->topic->name, p->index,
+                 r->job.dirty_ratio);
+        syncer_submit_work(s->cleaner, run_job, job_done, r);
+        started = true;
+    }
+    free(cands);
+    return started;
 }
 
 static void on_tick(struct net_loop *loop, void *arg) {

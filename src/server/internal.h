@@ -75,6 +75,7 @@ struct server {
     struct syncer *cleaner;
     uint64_t cleaner_timer;
     bool clean_in_flight;
+    size_t clean_cursor; /* where the next search for a partition to clean starts */
     struct hmap start_offsets;    /* "topic-partition" -> int64 log start, from checkpoint */
     struct hmap recovery_points;  /* "topic-partition" -> int64 recovery point */
 };
