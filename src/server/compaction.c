@@ -138,7 +138,7 @@ int server_cleaner_start(struct server *s) {
         log_warn("server", "log.cleaner.enable=false: compacted topics grow without cleaning");
         return 0;
     }
-    int rc = syncer_create(&s->cleaner);
+    int rc = syncer_create(&s->cleaner, 1);
     if (rc != 0) {
         log_error("server", "cannot start the log cleaner thread: %s", storage_strerror(rc));
         return -1;

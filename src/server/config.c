@@ -51,6 +51,7 @@ static const struct key_def keys[] = {
     {"samsa.connection.max.unsent.bytes", K_LONG, "16777216", 65536},
     {"min.insync.replicas", K_INT, "1", 1},
     {"samsa.fetch.sendfile", K_BOOL, "false", 0},
+    {"samsa.sync.threads", K_INT, "4", 1},
     {"log.level", K_STRING, "INFO", 0},
     {"log.cleanup.policy", K_STRING, "delete", 0},
     {"log.cleaner.enable", K_BOOL, "true", 0},
@@ -227,6 +228,10 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("offsets.topic.num.partitions", offsets_topic_num_partitions, int32_t);
     NUM("offset.metadata.max.bytes", offset_metadata_max_bytes, int32_t);
     NUM("log.cleaner.backoff.ms", cleaner_backoff_ms, int64_t);
+    NUM("samsa.sync.threads", sync_threads, int32_t);
+    if (c->sync_threads > 16)
+        rc = bad("samsa.sync.threads", broker_config_value(c, "samsa.sync.threads"),
+                 "must be at most 16");
 
     /* Kafka's precedence: ms over minutes over hours. */
     c->roll_ms = -1;

@@ -36,6 +36,7 @@ struct broker_config {
     bool log_append_time;        /* log.message.timestamp.type=LogAppendTime */
     int32_t min_insync_replicas;
     bool fetch_sendfile;         /* samsa.fetch.sendfile: zero-copy fetch path */
+    int32_t sync_threads;        /* samsa.sync.threads: fdatasyncs of one round at once */
     /* Consumer groups. */
     int32_t group_min_session_timeout_ms;
     int32_t group_max_session_timeout_ms;

@@ -116,7 +116,7 @@ int server_create(const struct broker_config *cfg, struct server **out) {
         goto fail;
     }
     /* The syncer thread starts after signals are blocked, so it inherits the mask. */
-    if ((rc = syncer_create(&s->syncer)) != 0) {
+    if ((rc = syncer_create(&s->syncer, cfg->sync_threads)) != 0) {
         log_error("server", "cannot start the sync thread: %s", storage_strerror(rc));
         goto fail;
     }

@@ -119,6 +119,8 @@ struct sync_round {
     void *arg;
 };
 
+#define SYNCER_MAX_THREADS 16
+
 struct syncer {
     pthread_t thread;
     pthread_mutex_t mu;
@@ -127,7 +129,62 @@ struct syncer {
     bool stopping;
     struct sync_round *todo_head, *todo_tail; /* guarded by mu */
     struct sync_round *done_head, *done_tail; /* guarded by mu */
+    /* Helpers that share the jobs of one round with the main thread: fdatasyncs of
+     * different files proceed at once, and the disk (or the file system's journal)
+     * merges them, instead of a round costing the sum of its syncs. */
+    int n_helpers;
+    pthread_t helpers[SYNCER_MAX_THREADS];
+    pthread_mutex_t work_mu;
+    pthread_cond_t work_cv, done_cv;
+    struct sync_round *current; /* round being executed, guarded by work_mu */
+    size_t next_job, jobs_done; /* guarded by work_mu */
+    bool helpers_stop;          /* guarded by work_mu */
 };
+
+static void *helper_main(void *arg) {
+    struct syncer *s = arg;
+    pthread_mutex_lock(&s->work_mu);
+    for (;;) {
+        while (!s->helpers_stop && !(s->current && s->next_job < s->current->n))
+            pthread_cond_wait(&s->work_cv, &s->work_mu);
+        if (s->helpers_stop)
+            break;
+        struct sync_round *r = s->current;
+        size_t i = s->next_job++;
+        pthread_mutex_unlock(&s->work_mu);
+        log_flush_execute(r->jobs[i]);
+        pthread_mutex_lock(&s->work_mu);
+        if (++s->jobs_done == r->n)
+            pthread_cond_signal(&s->done_cv);
+    }
+    pthread_mutex_unlock(&s->work_mu);
+    return NULL;
+}
+
+/* Executes a round's jobs, with the helpers when there are several. */
+static void run_jobs(struct syncer *s, struct sync_round *r) {
+    if (s->n_helpers == 0 || r->n < 2) {
+        for (size_t i = 0; i < r->n; i++)
+            log_flush_execute(r->jobs[i]);
+        return;
+    }
+    pthread_mutex_lock(&s->work_mu);
+    s->current = r;
+    s->next_job = 0;
+    s->jobs_done = 0;
+    pthread_cond_broadcast(&s->work_cv);
+    while (s->next_job < r->n) {
+        size_t i = s->next_job++;
+        pthread_mutex_unlock(&s->work_mu);
+        log_flush_execute(r->jobs[i]);
+        pthread_mutex_lock(&s->work_mu);
+        s->jobs_done++;
+    }
+    while (s->jobs_done < r->n)
+        pthread_cond_wait(&s->done_cv, &s->work_mu);
+    s->current = NULL;
+    pthread_mutex_unlock(&s->work_mu);
+}
 
 static void *syncer_main(void *arg) {
     struct syncer *s = arg;
@@ -144,8 +201,7 @@ static void *syncer_main(void *arg) {
         pthread_mutex_unlock(&s->mu);
         if (r->work)
             r->work(r->arg);
-        for (size_t i = 0; i < r->n; i++)
-            log_flush_execute(r->jobs[i]);
+        run_jobs(s, r);
         pthread_mutex_lock(&s->mu);
         r->next = NULL;
         if (s->done_tail)
@@ -161,7 +217,8 @@ static void *syncer_main(void *arg) {
     return NULL;
 }
 
-int syncer_create(struct syncer **out) {
+int syncer_create(struct syncer **out, int threads) {
+    ASSERT(threads >= 1 && threads <= SYNCER_MAX_THREADS);
     struct syncer *s = xcalloc(1, sizeof(*s));
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->efd < 0) {
@@ -171,12 +228,22 @@ int syncer_create(struct syncer **out) {
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->work_mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
     int rc = pthread_create(&s->thread, NULL, syncer_main, s);
     if (rc != 0) {
         close(s->efd);
-        pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->cv);
         free(s);
+        return -rc;
+    }
+    for (int i = 0; rc == 0 && i < threads - 1; i++) {
+        rc = pthread_create(&s->helpers[i], NULL, helper_main, s);
+        if (rc == 0)
+            s->n_helpers++;
+    }
+    if (rc != 0) {
+        syncer_destroy(s);
         return -rc;
     }
     *out = s;
@@ -244,9 +311,18 @@ void syncer_destroy(struct syncer *s) {
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    pthread_mutex_lock(&s->work_mu);
+    s->helpers_stop = true;
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->work_mu);
+    for (int i = 0; i < s->n_helpers; i++)
+        pthread_join(s->helpers[i], NULL);
     syncer_reap(s);
     close(s->efd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->work_mu);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->done_cv);
     free(s);
 }

@@ -328,7 +328,9 @@ int log_delete_dir(const char *dir);
 struct syncer;
 typedef void (*syncer_done_fn)(void *arg, struct log_flush_job **jobs, size_t n);
 
-int syncer_create(struct syncer **out);
+/* threads (1..16): how many syncs of one round may run at once (the thread that takes
+ * rounds plus threads-1 helpers). */
+int syncer_create(struct syncer **out, int threads);
 int syncer_event_fd(struct syncer *s);
 /* Queues one round. The jobs array is copied; the jobs themselves stay owned by the
  * caller and must live until `done` runs (on the loop thread, from syncer_reap). */

@@ -86,7 +86,7 @@ static void test_syncer(void **state) {
         assert_int_equal(log_open(dirs[i], &cfg, 0, &logs[i]), 0);
     }
     struct syncer *s;
-    assert_int_equal(syncer_create(&s), 0);
+    assert_int_equal(syncer_create(&s, 3), 0);
     struct log_flush_job jobs[ROUNDS][NLOGS];
     struct round_rec rec = {0};
     for (int r = 0; r < ROUNDS; r++) {
@@ -149,7 +149,7 @@ static void work_done(void *arg, struct log_flush_job **jobs, size_t n) {
 static void test_syncer_work(void **state) {
     (void)state;
     struct syncer *s;
-    assert_int_equal(syncer_create(&s), 0);
+    assert_int_equal(syncer_create(&s, 1), 0);
     struct work_rec a = {0}, b = {0};
     syncer_submit_work(s, work_fn, work_done, &a);
     syncer_submit_work(s, work_fn, work_done, &b);
