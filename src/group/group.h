@@ -441,6 +441,10 @@ void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,
 void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
                        const struct grp_offset_delete_req *req, void *ctx);
 
+/* A topic was deleted: every group's committed offsets of it are removed (tombstones
+ * appended through cfg->append). */
+void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice topic);
+
 /* Number of groups in memory (tests, metrics). */
 size_t grp_group_count(const struct grp_coordinator *c);
 

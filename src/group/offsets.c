@@ -478,3 +478,42 @@ void expire_offsets(struct grp_coordinator *c, int64_t now_ms) {
             group_remove_from_map(c, g);
     }
 }
+
+/* A deleted topic's committed offsets go too (Kafka's onPartitionsDeleted): otherwise a
+ * consumer of a topic re-created under the same name would start at the old offsets and
+ * silently skip records. A commit still in flight for the topic can put its offset back
+ * in memory; its record precedes the tombstones in the log, so a restart drops it. */
+void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice topic) {
+    ASSERT(!c->in_callback);
+    (void)now_ms;
+    struct slice k;
+    void *v;
+    for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
+        struct group *g = v;
+        if (c->partitions[g->partition] != PART_OWNED)
+            continue;
+        size_t n = g->offsets.count;
+        struct slice *topics = xcalloc(n ? n : 1, sizeof(*topics));
+        int32_t *parts = xcalloc(n ? n : 1, sizeof(*parts));
+        size_t n_gone = 0;
+        struct slice ok;
+        void *ov;
+        for (size_t oit = 0; hmap_next(&g->offsets, &oit, &ok, &ov);) {
+            struct offset_entry *e = ov;
+            if (slice_eq(bs(e->topic), topic)) {
+                topics[n_gone] = bs(e->topic);
+                parts[n_gone++] = e->partition;
+            }
+        }
+        if (n_gone > 0) {
+            log_info("group", "removing %zu offsets of deleted topic %.*s from group %.*s",
+                     n_gone, (int)topic.len, topic.ptr, (int)g->id.len, g->id.ptr);
+            append_offset_tombstones(c, g, topics, parts, n_gone, false,
+                                     op_new(c, OP_TOMBSTONES, NULL, NULL));
+            for (size_t i = 0; i < n_gone; i++)
+                remove_offset(g, topics[i], parts[i]);
+        }
+        free(topics);
+        free(parts);
+    }
+}

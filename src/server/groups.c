@@ -196,6 +196,13 @@ int server_groups_start(struct server *s) {
     return 0;
 }
 
+void server_groups_topic_deleted(struct server *s, const char *topic) {
+    if (!s->groups || !strcmp(topic, OFFSETS_TOPIC))
+        return;
+    grp_topic_deleted(s->groups, time_wall_ms(), slice_from_cstr(topic));
+    server_groups_called(s);
+}
+
 void server_groups_stop(struct server *s) {
     if (!s->groups)
         return;

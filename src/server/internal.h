@@ -66,6 +66,8 @@ struct server {
     uint64_t flush_timer;
     uint64_t checkpoint_timer;
     bool stopping;
+    int64_t drain_deadline_ms; /* shutdown: stop waiting for in-flight syncs then */
+    bool drain_flushed;
     /* Consumer groups (groups.c). */
     struct grp_coordinator *groups;
     uint64_t group_timer;
@@ -138,6 +140,8 @@ void server_cleaner_stop(struct server *s);
 int server_groups_start(struct server *s);
 void server_groups_stop(struct server *s);
 void server_groups_idle(struct server *s);
+/* Removes the committed offsets of a deleted topic from every group. */
+void server_groups_topic_deleted(struct server *s, const char *topic);
 /* After every call into the coordinator: re-arms its timer. */
 void server_groups_called(struct server *s);
 /* Completion callbacks the coordinator calls; each answers the request in ctx. */

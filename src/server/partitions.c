@@ -200,6 +200,12 @@ void server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic 
         if (ts) {
             log_info("server", "deleting topic %s (%d partitions)", t->name, ts->partition_count);
             remove_topic(s, ts, true);
+            /* Drop its checkpoint entries now (a rare admin operation: written on the
+             * loop), so that a re-created topic cannot inherit its recovery point or log
+             * start offset. */
+            server_write_recovery_points(s);
+            server_write_start_offsets(s);
+            server_groups_topic_deleted(s, t->name);
         }
         break;
     }
@@ -236,6 +242,42 @@ static void free_checkpoint_map(struct hmap *m) {
     hmap_free(m);
 }
 
+/* A directory of the log dir that is no partition of the metadata is left over from a
+ * topic deletion cut short by a crash (or an interrupted delete, "-delete"): remove it,
+ * so a topic re-created under the same name can never adopt its data. */
+static void remove_stray_dirs(struct server *s) {
+    DIR *d = opendir(s->log_dir);
+    if (!d) {
+        log_warn("server", "cannot list %s: %s", s->log_dir, strerror(errno));
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (name[0] == '.' || e->d_type != DT_DIR || !strcmp(name, "__cluster_metadata-0"))
+            continue;
+        size_t len = strlen(name);
+        bool stray = len > 7 && !strcmp(name + len - 7, "-delete");
+        const char *dash = strrchr(name, '-');
+        int64_t index = -1;
+        if (!stray && dash && parse_i64(dash + 1, &index) == 0) {
+            struct slice topic = {(const uint8_t *)name, (size_t)(dash - name)};
+            const struct mtopic *t = cluster_topic_find(s->cluster, topic);
+            stray = !t || index < 0 || index >= t->partition_count;
+        }
+        if (!stray)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", s->log_dir, name);
+        log_warn("server", "removing %s: not a partition of any topic (left by an interrupted "
+                           "topic deletion)", path);
+        int rc = log_delete_dir(path);
+        if (rc != 0)
+            log_warn("server", "cannot remove %s: %s", path, storage_strerror(rc));
+    }
+    closedir(d);
+}
+
 int server_open_all_partitions(struct server *s) {
     hmap_init(&s->recovery_points);
     hmap_init(&s->start_offsets);
@@ -251,6 +293,13 @@ int server_open_all_partitions(struct server *s) {
     }
     free_checkpoint_map(&s->recovery_points);
     free_checkpoint_map(&s->start_offsets);
+    /* From now on the checkpoint files name only partitions that exist: entries of
+     * deleted topics must never apply to a topic later created under the same name. */
+    if (rc == 0) {
+        remove_stray_dirs(s);
+        if (server_write_recovery_points(s) != 0 || server_write_start_offsets(s) != 0)
+            rc = -1;
+    }
     log_info("server", "opened %zu topics with %zu partitions in %lld ms",
              cluster_topic_count(s->cluster), partitions, (long long)(time_mono_ms() - t0));
     return rc;

@@ -831,6 +831,19 @@ int log_delete_dir(const char *dir) {
         free(to);
         return err;
     }
+    /* Make the rename durable before anything can reuse the name: otherwise a crash
+     * could bring the old directory back under the name of a re-created topic. */
+    char *parent = xstrdup(dir);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *slash = '\0';
+    int pfd = open(slash ? parent : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pfd < 0 || fsync(pfd) != 0)
+        log_warn(SUBSYS, "cannot fsync the parent of %s after renaming it: %s", dir,
+                 strerror(errno));
+    if (pfd >= 0)
+        close(pfd);
+    free(parent);
     int rc = nftw(to, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     free(to);
     return rc == 0 ? 0 : -EIO;
