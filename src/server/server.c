@@ -167,32 +167,45 @@ fail:
     return -1;
 }
 
+/* Shutdown drain: runs in the event loop, so that answers completed during shutdown
+ * (acks=all producers whose sync round was in flight, parked fetches, group requests)
+ * are actually written to their sockets before connections close. Stops the loop once
+ * nothing is in flight and one more iteration has flushed the replies, or at the
+ * deadline. */
+#define SHUTDOWN_DRAIN_MS 5000
+
+static void drain_tick(struct net_loop *loop, void *arg) {
+    struct server *s = arg;
+    bool idle = !s->round_in_flight && !s->waits_head && !s->group_appends;
+    if ((idle && s->drain_flushed) || net_loop_now_ms(loop) >= s->drain_deadline_ms) {
+        if (!idle)
+            log_warn("server", "shutdown: gave up waiting for in-flight syncs after %d ms",
+                     SHUTDOWN_DRAIN_MS);
+        net_loop_stop(loop);
+        return;
+    }
+    s->drain_flushed = idle; /* stop after one more iteration has written the replies */
+    net_timer_add(loop, 5, drain_tick, s);
+}
+
 int server_run(struct server *s) {
     int rc = net_loop_run(s->loop);
     log_info("server", "shutting down: no new connections, finishing in-flight syncs");
     s->stopping = true;
     net_listener_close(s->listener);
-    /* Let the round in flight (and the one it makes necessary) finish, so acks=all
-     * producers already appended get their answer before we close. */
-    for (;;) {
-        syncer_reap(s->syncer);
-        if (!s->round_in_flight) {
-            server_commit_idle(s);
-            if (!s->round_in_flight)
-                break;
-        }
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
     fetch_abort_all(s);
-    return rc;
+    /* Waiting group requests are answered (NOT_COORDINATOR) while connections exist. */
+    server_groups_stop(s);
+    s->drain_deadline_ms = net_loop_now_ms(s->loop) + SHUTDOWN_DRAIN_MS;
+    net_timer_add(s->loop, 0, drain_tick, s);
+    int rc2 = net_loop_run(s->loop);
+    return rc != 0 ? rc : rc2;
 }
 
 void server_destroy(struct server *s) {
     if (!s)
         return;
-    /* Waiting group requests are answered (NOT_COORDINATOR) while connections exist. */
-    server_groups_stop(s);
+    server_groups_stop(s); /* already stopped by server_run unless start-up failed */
     server_cleaner_stop(s);
     if (s->loop) {
         net_close_all(s->loop);
