@@ -187,7 +187,8 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         struct mtopic *t = xcalloc(1, sizeof *t);
         t->name = name;
         memcpy(t->id, id.ptr, 16);
-        t->internal = name[0] == '_' && name[1] == '_';
+        /* Kafka's internal topics; other names starting with "__" are ordinary. */
+        t->internal = !strcmp(name, "__consumer_offsets") || !strcmp(name, "__transaction_state");
         if (c->topic_count == c->topic_cap) {
             c->topic_cap = c->topic_cap ? c->topic_cap * 2 : 16;
             c->topics = xrealloc(c->topics, c->topic_cap * sizeof *c->topics);

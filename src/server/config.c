@@ -42,6 +42,9 @@ static const struct key_def keys[] = {
     {"log.flush.scheduler.interval.ms", K_LONG, "1000", 1},
     {"log.flush.offset.checkpoint.interval.ms", K_LONG, "60000", 1},
     {"log.index.interval.bytes", K_INT, "4096", 0},
+    {"log.index.size.max.bytes", K_INT, "10485760", 4},
+    {"log.segment.delete.delay.ms", K_LONG, "60000", 0},
+    {"log.preallocate", K_BOOL, "false", 0},
     {"log.message.timestamp.type", K_STRING, "CreateTime", 0},
     {"message.max.bytes", K_INT, "1048588", 0},
     {"socket.request.max.bytes", K_INT, "104857600", 1},
@@ -270,18 +273,14 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     if (c->group_min_session_timeout_ms > c->group_max_session_timeout_ms)
         rc = bad("group.min.session.timeout.ms", broker_config_value(c, "group.min.session.timeout.ms"),
                  "must not exceed group.max.session.timeout.ms");
-    const char *topic_keys[][2] = {
-        {"log.cleanup.policy", "cleanup.policy"},
-        {"log.cleaner.delete.retention.ms", "delete.retention.ms"},
-        {"log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"},
-        {"log.cleaner.min.cleanable.ratio", "min.cleanable.dirty.ratio"},
-    };
-    for (size_t i = 0; i < ARRAY_LEN(topic_keys); i++) {
-        /* Broker defaults of topic configs follow the topic config's rules. */
-        const char *value = broker_config_value(c, topic_keys[i][0]);
-        const char *why = tcfg_validate(topic_keys[i][1], value);
+    /* A broker property that is the default of a topic config follows that config's
+     * rules: checked here, so a bad value stops start-up instead of a later assertion. */
+    for (size_t i = 0; i < tcfg_count(); i++) {
+        const struct tcfg_def *d = tcfg_at(i);
+        const char *value = d->broker_key ? props_get(&c->props, d->broker_key) : NULL;
+        const char *why = value ? tcfg_validate(d->name, value) : NULL;
         if (why)
-            rc = bad(topic_keys[i][0], value, why);
+            rc = bad(d->broker_key, value, why);
     }
     const char *ct = broker_config_value(c, "compression.type");
     if (strcmp(ct, "producer") != 0)

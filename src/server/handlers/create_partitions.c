@@ -20,6 +20,13 @@ void handle_create_partitions(struct request *req) {
         create_partitions_response_results_init(r);
         r->name = t->name;
         const struct mtopic *mt = cluster_topic_find(s->cluster, t->name);
+        if (mt && mt->internal) {
+            /* Groups are placed by hash modulo the partition count of
+             * __consumer_offsets: growing it would move them. */
+            r->error_code = KERR_INVALID_REQUEST;
+            r->error_message = slice_from_cstr("partitions of internal topics cannot be added");
+            continue;
+        }
         if (mt && t->assignments_count >= 0) {
             bool ok = t->assignments_count == t->count - mt->partition_count;
             for (int32_t a = 0; ok && a < t->assignments_count; a++)

@@ -23,7 +23,9 @@ static void describe_created(struct request *req, topic_resp *out, const struct 
         create_topics_response_topics_configs_init(c);
         int8_t source;
         c->name = slice_from_cstr(d->name);
-        c->value = slice_from_cstr(server_topic_config_value(s, t, d->name, &source));
+        /* Copied: the value may live in a buffer the next lookup reuses. */
+        const char *v = server_topic_config_value(s, t, d->name, &source);
+        c->value = slice_from_cstr(arena_strndup(&req->arena, v, strlen(v)));
         c->config_source = source;
         c->read_only = false;
         c->is_sensitive = false;

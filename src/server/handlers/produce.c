@@ -66,6 +66,10 @@ static int16_t append_partition(struct server *s, struct slice topic,
             return KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
         if (info.attributes & BATCH_ATTR_CONTROL)
             return KERR_INVALID_RECORD;
+        /* As Kafka: a producer's batch holds exactly lastOffsetDelta + 1 records (gaps
+         * appear only later, by compaction). */
+        if (info.records_count != info.last_offset_delta + 1)
+            return KERR_INVALID_RECORD;
         if (compacted && batch_compression(&info) == 0 &&
             !all_records_keyed(in->records.ptr + it.batch_pos, &info))
             return KERR_INVALID_RECORD; /* Kafka: a compacted topic needs keys */
@@ -125,7 +129,7 @@ void handle_produce(struct request *req) {
                 pr->error_code = global_err;
                 continue;
             }
-            if (acks == -1 && t) {
+            if (acks == -1 && t && server_partition(s, td->name, pr->index)) {
                 /* One replica is all a single node has: acks=all with
                  * min.insync.replicas above 1 cannot be satisfied. */
                 int8_t source;
