@@ -151,7 +151,19 @@ void handle_produce(struct request *req) {
         }
     }
     if (acks == 0) {
+        /* No response to carry an error: Kafka closes the connection instead, so the
+         * client notices and refreshes its metadata. */
+        bool failed = false;
+        for (int32_t ti = 0; ti < resp->responses_count; ti++)
+            for (int32_t pi = 0; pi < resp->responses[ti].partition_responses_count; pi++)
+                failed |= resp->responses[ti].partition_responses[pi].error_code != KERR_NONE;
+        struct net_conn *c = failed ? net_reply_conn(req->reply) : NULL;
         request_drop(req);
+        if (c) {
+            log_info("server", "closing connection from %s: an acks=0 produce failed",
+                     net_conn_peer(c));
+            net_conn_close(c);
+        }
         return;
     }
     if (wait) {

@@ -185,3 +185,18 @@ def test_garbage_does_not_disturb_concurrent_connection(rb):
         assert (err, base) == (0, 0)
         err, _, recs = kwire.fetch(good, "t", 1, 0)
         assert kwire.decode_batches(recs) == [(0, b"a", b"b")]
+
+
+def test_failed_acks0_produce_closes_and_good_one_does_not(rb):
+    """acks=0 has no response to carry an error: Kafka closes the connection instead."""
+    def body(topic, partition, acks):
+        return (string(None) + i16(acks) + i32(10000)
+                + kwire.array([string(topic) + kwire.array(
+                    [i32(partition) + kwire.nbytes(kwire.record_batch([(b"k", b"v")]))])]))
+    before = log_end(rb)
+    with Conn(rb.port) as c:
+        c.send(0, 3, body("t", 0, 0))      # fine: no answer, connection stays
+        c.send(0, 3, body("t", 99, 0))     # unknown partition: connection closed
+        c.expect_closed()
+    assert log_end(rb) == before + 1
+    assert_healthy(rb)
