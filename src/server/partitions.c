@@ -154,7 +154,11 @@ static void close_partition(struct server *s, struct partition *p, bool delete_f
     fetch_forget_partition(s, p);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s-%d", s->log_dir, p->topic->name, p->index);
-    log_close(p->log);
+    /* Syncing data about to be deleted would only stall the event loop. */
+    if (delete_files)
+        log_discard(p->log);
+    else
+        log_close(p->log);
     p->log = NULL;
     p->deleted = true;
     if (delete_files) {

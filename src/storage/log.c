@@ -803,6 +803,11 @@ void log_close(struct log *l) {
     log_free(l);
 }
 
+void log_discard(struct log *l) {
+    if (l)
+        log_free(l);
+}
+
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb;
     (void)flag;

@@ -317,6 +317,8 @@ int64_t log_last_flush_ms(const struct log *l); /* time_mono_ms() of the last su
 
 /* Final fsync of data, indexes and directory, then frees. NULL is a no-op. */
 void log_close(struct log *l);
+/* Frees the log without syncing anything: for a log about to be deleted. */
+void log_discard(struct log *l);
 /* Deletes a partition directory (the log must be closed): renames it to
  * `<dir>.<random hex>-delete`, then removes it recursively. */
 int log_delete_dir(const char *dir);
