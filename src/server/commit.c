@@ -136,14 +136,8 @@ void server_after_append(struct server *s, struct partition *p, bool sync_now) {
         return;
     }
     /* flush.messages policy, checked per append. */
-    const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(p->topic->name));
-    if (!t)
-        return;
-    int8_t source;
-    int64_t limit = 0;
-    const char *v = server_topic_config_value(s, t, "flush.messages", &source);
-    if (v && parse_i64(v, &limit) == 0 && limit < INT64_MAX &&
-        log_unflushed_messages(p->log) >= limit)
+    int64_t limit = p->topic->settings.flush_messages;
+    if (limit < INT64_MAX && log_unflushed_messages(p->log) >= limit)
         want_sync(s, p);
 }
 
@@ -155,11 +149,8 @@ void server_flush_policy_tick(struct server *s) {
     void *v;
     while (hmap_next(&s->topics, &it, &k, &v)) {
         struct topic_state *ts = v;
-        const struct mtopic *t = cluster_topic_find(s->cluster, k);
-        int8_t source;
-        int64_t ms = INT64_MAX;
-        const char *val = t ? server_topic_config_value(s, t, "flush.ms", &source) : NULL;
-        if (!val || parse_i64(val, &ms) != 0 || ms == INT64_MAX)
+        int64_t ms = ts->settings.flush_ms;
+        if (ms == INT64_MAX)
             continue;
         for (int32_t i = 0; i < ts->partition_count; i++) {
             struct partition *p = ts->partitions[i];

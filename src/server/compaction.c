@@ -56,13 +56,6 @@ static void job_done(void *arg, struct log_flush_job **jobs, size_t n) {
     schedule(s);
 }
 
-static bool compacted(struct server *s, const char *topic) {
-    const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(topic));
-    int8_t source;
-    const char *policy = t ? server_topic_config_value(s, t, "cleanup.policy", &source) : NULL;
-    return policy && strstr(policy, "compact");
-}
-
 /* Starts cleaning one partition that needs it; true if one was started. Partitions are
  * tried round-robin from where the last search stopped, so one partition that is always
  * dirty again (written continuously) cannot starve the others. */
@@ -74,7 +67,7 @@ static bool start_one(struct server *s) {
     void *v;
     while (hmap_next(&s->topics, &it, &k, &v)) {
         struct topic_state *ts = v;
-        if (!compacted(s, ts->name))
+        if (!ts->settings.compacted)
             continue;
         for (int32_t i = 0; i < ts->partition_count; i++) {
             if (n == cap) {

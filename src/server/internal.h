@@ -24,10 +24,22 @@ struct partition {
     int64_t messages_at_last_flush_check;
 };
 
+/* The topic configs the request paths consult, parsed once when the topic is opened
+ * or its configs change, so produce never looks up and parses strings per request. */
+struct topic_settings {
+    bool internal;           /* __consumer_offsets: clients may not write it */
+    bool compacted;          /* cleanup.policy includes compact */
+    int64_t max_message_bytes;
+    int64_t min_insync_replicas;
+    int64_t flush_messages;  /* INT64_MAX: no policy */
+    int64_t flush_ms;        /* INT64_MAX: no policy */
+};
+
 struct topic_state {
     char *name;
     int32_t partition_count;
     struct partition **partitions;
+    struct topic_settings settings;
 };
 
 /* A request being served. Owns a copy of its frame so decoded slices stay valid while

@@ -134,9 +134,22 @@ static int open_new_partitions(struct server *s, struct topic_state *ts, const s
     return 0;
 }
 
+static void read_settings(const struct server *s, const struct mtopic *t,
+                          struct topic_settings *out) {
+    int8_t source;
+    out->internal = t->internal;
+    out->compacted = strstr(server_topic_config_value(s, t, "cleanup.policy", &source),
+                            "compact") != NULL;
+    out->max_message_bytes = topic_num(s, t, "max.message.bytes");
+    out->min_insync_replicas = topic_num(s, t, "min.insync.replicas");
+    out->flush_messages = topic_num(s, t, "flush.messages");
+    out->flush_ms = topic_num(s, t, "flush.ms");
+}
+
 static int add_topic(struct server *s, const struct mtopic *t) {
     struct topic_state *ts = xcalloc(1, sizeof *ts);
     ts->name = xstrdup(t->name);
+    read_settings(s, t, &ts->settings);
     hmap_put(&s->topics, slice_from_cstr(ts->name), ts);
     return open_new_partitions(s, ts, t);
 }
@@ -194,6 +207,7 @@ void server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic 
         break;
     case CLUSTER_CONFIG_CHANGED:
         if (ts) {
+            read_settings(s, t, &ts->settings);
             struct log_config lc;
             server_topic_log_config(s, t, &lc);
             for (int32_t i = 0; i < ts->partition_count; i++)

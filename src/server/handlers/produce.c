@@ -35,16 +35,13 @@ static int16_t append_partition(struct server *s, struct slice topic,
     struct partition *p = server_partition(s, topic, in->index);
     if (!p)
         return KERR_UNKNOWN_TOPIC_OR_PARTITION;
-    const struct mtopic *t = cluster_topic_find(s->cluster, topic);
-    if (t && t->internal)
+    const struct topic_settings *cfg = &p->topic->settings;
+    if (cfg->internal)
         return KERR_INVALID_TOPIC_EXCEPTION; /* clients may not write internal topics */
     if (!in->records.ptr || in->records.len == 0)
         return KERR_INVALID_RECORD; /* Kafka: a produce must carry at least one batch */
-    int8_t source;
-    int64_t max_bytes = 0;
-    parse_i64(server_topic_config_value(s, t, "max.message.bytes", &source), &max_bytes);
-    const char *policy = server_topic_config_value(s, t, "cleanup.policy", &source);
-    bool compacted = strstr(policy, "compact") != NULL;
+    int64_t max_bytes = cfg->max_message_bytes;
+    bool compacted = cfg->compacted;
     int batches = 0;
     int64_t records = 0;
     int rc = batch_validate_all(in->records.ptr, in->records.len, true, &batches, &records);
@@ -119,7 +116,7 @@ void handle_produce(struct request *req) {
         int32_t np = td->partition_data_count < 0 ? 0 : td->partition_data_count;
         tr->partition_responses_count = np;
         tr->partition_responses = REQ_ALLOC(req, part_resp, np);
-        const struct mtopic *t = cluster_topic_find(s->cluster, td->name);
+        const struct topic_state *ts = server_topic(s, td->name);
         for (int32_t pi = 0; pi < np; pi++) {
             part_resp *pr = &tr->partition_responses[pi];
             produce_response_responses_partition_responses_init(pr);
@@ -129,14 +126,10 @@ void handle_produce(struct request *req) {
                 pr->error_code = global_err;
                 continue;
             }
-            if (acks == -1 && t && server_partition(s, td->name, pr->index)) {
+            if (acks == -1 && ts && server_partition(s, td->name, pr->index)) {
                 /* One replica is all a single node has: acks=all with
                  * min.insync.replicas above 1 cannot be satisfied. */
-                int8_t source;
-                int64_t min_isr = 1;
-                parse_i64(server_topic_config_value(s, t, "min.insync.replicas", &source),
-                          &min_isr);
-                if (min_isr > 1) {
+                if (ts->settings.min_insync_replicas > 1) {
                     pr->error_code = KERR_NOT_ENOUGH_REPLICAS;
                     continue;
                 }
