@@ -12,6 +12,35 @@ static void usage(void) {
     fprintf(stderr, "usage: samsa-server -c <server.properties> [--override key=value ...]\n");
 }
 
+/* Every partition's active segment holds three open files (log, offset index, time
+ * index) and every client a socket, so 10,000 partitions need about 30,000 descriptors.
+ * Raise the soft limit to the hard one, as Redis does, instead of failing at a few
+ * hundred partitions under the usual 1024; when privileged, raise the hard limit to the
+ * kernel's maximum (fs.nr_open) first, as a systemd unit with LimitNOFILE would. */
+static void raise_fd_limit(void) {
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) != 0)
+        return;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+    unsigned long long nr_open = 0;
+    if (f) {
+        if (fscanf(f, "%llu", &nr_open) != 1)
+            nr_open = 0;
+        fclose(f);
+    }
+    if (nr_open > nofile.rlim_max) {
+        struct rlimit more = {(rlim_t)nr_open, (rlim_t)nr_open};
+        if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+            return;
+        /* not privileged: keep the hard limit we have */
+    }
+    if (nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+            perror("samsa-server: cannot raise the open-file limit");
+    }
+}
+
 int main(int argc, char **argv) {
     /* Fetch responses are buffers of up to tens of MiB, allocated and freed per request.
      * With glibc's defaults each one grows the heap and trims it again on free, so every
@@ -19,15 +48,7 @@ int main(int argc, char **argv) {
      * process). Keep freed memory up to these bounds for reuse instead. */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    /* Every segment holds three open files (log, offset index, time index) and every
-     * client a socket: raise the soft descriptor limit to the hard one, as Redis does,
-     * instead of failing at a few hundred partitions under a default limit of 1024. */
-    struct rlimit nofile;
-    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-        nofile.rlim_cur = nofile.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
-            perror("samsa-server: cannot raise the open-file limit");
-    }
+    raise_fd_limit();
     const char *config_file = NULL;
     char **overrides = calloc((size_t)argc, sizeof *overrides);
     size_t n_overrides = 0;

@@ -32,11 +32,14 @@ static void job_close_fds(struct log_flush_job *job) {
     if (job->dir_fd >= 0)
         close(job->dir_fd);
     job->dir_fd = -1;
+    if (job->parent_fd >= 0)
+        close(job->parent_fd);
+    job->parent_fd = -1;
 }
 
 int log_flush_prepare(struct log *l, struct log_flush_job *job) {
     void *user = job->user;
-    *job = (struct log_flush_job){.log = l, .dir_fd = -1, .user = user};
+    *job = (struct log_flush_job){.log = l, .dir_fd = -1, .parent_fd = -1, .user = user};
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
     size_t n = 0;
@@ -54,6 +57,11 @@ int log_flush_prepare(struct log *l, struct log_flush_job *job) {
     if (l->dir_gen != l->dir_synced_gen) {
         job->dir_fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (job->dir_fd < 0)
+            goto fail;
+    }
+    if (l->parent_unsynced) {
+        job->parent_fd = log_open_parent_dir(l);
+        if (job->parent_fd < 0)
             goto fail;
     }
     job->durable_offset = l->log_end_offset;
@@ -75,11 +83,13 @@ void log_flush_execute(struct log_flush_job *job) {
     }
     if (job->dir_fd >= 0 && fsync(job->dir_fd) != 0 && job->err == 0)
         job->err = -errno;
+    if (job->parent_fd >= 0 && fsync(job->parent_fd) != 0 && job->err == 0)
+        job->err = -errno;
 }
 
 int log_flush_complete(struct log *l, struct log_flush_job *job) {
     ASSERT(job->log == l);
-    bool synced_dir = job->dir_fd >= 0;
+    bool synced_dir = job->dir_fd >= 0, synced_parent = job->parent_fd >= 0;
     job_close_fds(job);
     if (job->err != 0) {
         /* After a failed fsync the kernel may have dropped the dirty pages and a later
@@ -96,6 +106,8 @@ int log_flush_complete(struct log *l, struct log_flush_job *job) {
         l->flushed_messages = job->appended_messages;
     if (synced_dir && job->dir_gen > l->dir_synced_gen)
         l->dir_synced_gen = job->dir_gen;
+    if (synced_parent)
+        l->parent_unsynced = false;
     l->last_flush_ms = time_mono_ms();
     return 0;
 }

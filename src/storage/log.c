@@ -50,6 +50,18 @@ void log_remove_segment_at(struct log *l, size_t i) {
     l->n_segs--;
 }
 
+int log_open_parent_dir(const struct log *l) {
+    char *parent = xstrdup(l->dir);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *(slash == parent ? slash + 1 : slash) = '\0';
+    int fd = open(slash ? parent : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(parent);
+    return fd;
+}
+
+/* Creates dir and any missing parents. Returns 1 if dir itself was created, 0 if it
+ * existed, or -errno. */
 static int mkdir_p(const char *dir) {
     char *p = xstrdup(dir);
     for (char *c = p + 1; *c; c++) {
@@ -63,7 +75,7 @@ static int mkdir_p(const char *dir) {
         }
         *c = '/';
     }
-    int rc = (mkdir(p, 0755) != 0 && errno != EEXIST) ? -errno : 0;
+    int rc = mkdir(p, 0755) == 0 ? 1 : errno == EEXIST ? 0 : -errno;
     free(p);
     return rc;
 }
@@ -165,12 +177,15 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
              struct log **out) {
     *out = NULL;
     int rc = mkdir_p(dir);
-    if (rc != 0) {
+    if (rc < 0) {
         log_error(SUBSYS, "cannot create log directory %s: %s", dir, strerror(-rc));
         return rc;
     }
     struct log *l = xcalloc(1, sizeof(*l));
     l->dir = xstrdup(dir);
+    /* A new directory's own entry is durable only once its parent is fsync'd: the
+     * first flush does that, before anything in it is reported durable. */
+    l->parent_unsynced = rc == 1;
     const char *slash = strrchr(dir, '/');
     l->name = xstrdup(slash && slash[1] ? slash + 1 : dir);
     l->cfg = *cfg;
@@ -788,9 +803,12 @@ void log_close(struct log *l) {
         if (s->active) {
             if (s->max_timestamp >= 0 && s->max_timestamp > s->last_index_ts)
                 seg_seal(l, s); /* final timeindex entry, as Kafka writes at close */
-            if (fdatasync(s->oidx.fd) != 0 || fdatasync(s->tidx.fd) != 0)
+            int rc = idx_sync(&s->oidx);
+            if (rc == 0)
+                rc = idx_sync(&s->tidx);
+            if (rc != 0)
                 log_error(SUBSYS, "partition %s: index sync failed: %s", l->name,
-                          strerror(errno));
+                          storage_strerror(rc));
         }
     }
     int dfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -799,6 +817,14 @@ void log_close(struct log *l) {
             log_error(SUBSYS, "partition %s: fsync of directory failed: %s", l->name,
                       strerror(errno));
         close(dfd);
+    }
+    if (l->parent_unsynced) {
+        int pfd = log_open_parent_dir(l);
+        if (pfd < 0 || fsync(pfd) != 0)
+            log_error(SUBSYS, "partition %s: fsync of the parent directory failed: %s",
+                      l->name, strerror(errno));
+        if (pfd >= 0)
+            close(pfd);
     }
     log_free(l);
 }

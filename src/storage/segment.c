@@ -23,7 +23,7 @@ char *seg_path(const char *dir, int64_t base_offset, const char *suffix) {
     return p;
 }
 
-static struct segment *seg_alloc(int64_t base_offset) {
+static struct segment *seg_alloc(const struct log *l, int64_t base_offset) {
     struct segment *s = xcalloc(1, sizeof(*s));
     s->base_offset = base_offset;
     s->fd = -1;
@@ -32,8 +32,8 @@ static struct segment *seg_alloc(int64_t base_offset) {
     s->offset_of_max_timestamp = -1;
     s->roll_base_ms = -1;
     s->last_index_ts = -1;
-    idx_init(&s->oidx, -1, OFFSET_INDEX_ENTRY_BYTES);
-    idx_init(&s->tidx, -1, TIME_INDEX_ENTRY_BYTES);
+    idx_init(&s->oidx, seg_path(l->dir, base_offset, ".index"), OFFSET_INDEX_ENTRY_BYTES);
+    idx_init(&s->tidx, seg_path(l->dir, base_offset, ".timeindex"), TIME_INDEX_ENTRY_BYTES);
     return s;
 }
 
@@ -47,27 +47,23 @@ static int open_file(const char *path, int flags) {
     return fd;
 }
 
-static int seg_open_common(struct log *l, int64_t base_offset, int log_flags, int idx_flags,
+/* Opens the .log file; a new segment (create) also gets empty index files, so that
+ * the directory always holds all three (the indexes are written to by path later). */
+static int seg_open_common(struct log *l, int64_t base_offset, bool create,
                            struct segment **out) {
-    struct segment *s = seg_alloc(base_offset);
+    struct segment *s = seg_alloc(l, base_offset);
     char *p = seg_path(l->dir, base_offset, ".log");
-    int rc = open_file(p, O_RDWR | log_flags);
+    int rc = open_file(p, O_RDWR | (create ? O_CREAT | O_EXCL : 0));
     free(p);
     if (rc < 0)
         goto fail;
     s->fd = rc;
-    p = seg_path(l->dir, base_offset, ".index");
-    rc = open_file(p, O_RDWR | O_CREAT | idx_flags);
-    free(p);
-    if (rc < 0)
-        goto fail;
-    s->oidx.fd = rc;
-    p = seg_path(l->dir, base_offset, ".timeindex");
-    rc = open_file(p, O_RDWR | O_CREAT | idx_flags);
-    free(p);
-    if (rc < 0)
-        goto fail;
-    s->tidx.fd = rc;
+    for (int i = 0; create && i < 2; i++) {
+        rc = open_file(i == 0 ? s->oidx.path : s->tidx.path, O_WRONLY | O_CREAT | O_TRUNC);
+        if (rc < 0)
+            goto fail;
+        close(rc);
+    }
     *out = s;
     return 0;
 fail:
@@ -76,7 +72,7 @@ fail:
 }
 
 int seg_create(struct log *l, int64_t base_offset, struct segment **out) {
-    int rc = seg_open_common(l, base_offset, O_CREAT | O_EXCL, O_TRUNC, out);
+    int rc = seg_open_common(l, base_offset, true, out);
     if (rc != 0)
         return rc;
     struct segment *s = *out;
@@ -90,7 +86,7 @@ int seg_create(struct log *l, int64_t base_offset, struct segment **out) {
 }
 
 int seg_open_files(struct log *l, int64_t base_offset, struct segment **out) {
-    return seg_open_common(l, base_offset, 0, 0, out);
+    return seg_open_common(l, base_offset, false, out);
 }
 
 void seg_free(struct segment *s) {
@@ -123,14 +119,11 @@ void seg_delete(struct log *l, struct segment *s) {
     seg_free(s);
 }
 
-static void time_entry_append(struct log *l, struct segment *s) {
+static void time_entry_append(struct segment *s) {
     uint8_t e[TIME_INDEX_ENTRY_BYTES];
     be64_write(e, (uint64_t)s->max_timestamp);
     be32_write(e + 8, (uint32_t)(s->offset_of_max_timestamp - s->base_offset));
-    int rc = idx_append(&s->tidx, e);
-    if (rc != 0)
-        log_warn(SUBSYS, "partition %s: cannot write timeindex of segment %lld: %s", l->name,
-                 (long long)s->base_offset, storage_strerror(rc));
+    idx_append(&s->tidx, e);
     s->last_index_ts = s->max_timestamp;
 }
 
@@ -138,7 +131,7 @@ int seg_seal(struct log *l, struct segment *s) {
     if (!s->active)
         return 0;
     if (s->max_timestamp >= 0 && s->max_timestamp > s->last_index_ts)
-        time_entry_append(l, s);
+        time_entry_append(s);
     s->active = false;
     int rc = idx_seal(&s->oidx);
     int rc2 = idx_seal(&s->tidx);
@@ -151,12 +144,9 @@ void seg_index_batch(struct log *l, struct segment *s, int64_t pos, int64_t last
         uint8_t e[OFFSET_INDEX_ENTRY_BYTES];
         be32_write(e, (uint32_t)(last_offset - s->base_offset));
         be32_write(e + 4, (uint32_t)pos);
-        int rc = idx_append(&s->oidx, e);
-        if (rc != 0)
-            log_warn(SUBSYS, "partition %s: cannot write index of segment %lld: %s", l->name,
-                     (long long)s->base_offset, storage_strerror(rc));
+        idx_append(&s->oidx, e);
         if (s->max_timestamp > s->last_index_ts)
-            time_entry_append(l, s);
+            time_entry_append(s);
         s->bytes_since_index = 0;
     }
     s->bytes_since_index += size_bytes;

@@ -292,6 +292,7 @@ struct log_flush_job {
     int *fds;               /* dup'd fds to fdatasync (segments with unsynced data) */
     size_t n_fds;
     int dir_fd;             /* dup'd directory fd to fsync, or -1 */
+    int parent_fd;          /* parent of a newly created log dir to fsync, or -1 */
     int64_t durable_offset; /* log end offset captured at prepare */
     int64_t appended_messages; /* message counter captured at prepare */
     uint64_t dir_gen;       /* directory-change generation captured at prepare */

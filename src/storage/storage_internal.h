@@ -20,12 +20,14 @@
 #define TIME_INDEX_ENTRY_BYTES 12  /* int64 timestamp, int32 relative offset */
 
 /* A sparse index file (.index or .timeindex), kept exactly sized (no preallocation).
- * The active segment keeps a heap copy it appends to (and pwrite()s to the file);
- * sealed segments mmap the file read-only. Entries are in file format (big-endian). */
+ * The active segment keeps a heap copy it appends to, written to the file when sealed,
+ * closed or synced; sealed segments mmap the file read-only. No descriptor stays open.
+ * Entries are in file format (big-endian). */
 struct seg_index {
-    int fd;
+    char *path;         /* owned */
     size_t entry_bytes;
     size_t n;           /* entries */
+    size_t written;     /* entries the file holds (<= n); the rest are only in mem */
     uint8_t *mem;       /* heap copy while active, else NULL */
     size_t cap;         /* entries allocated in mem */
     uint8_t *map;       /* read-only mapping while sealed, else NULL */
@@ -36,19 +38,27 @@ static inline const uint8_t *idx_entries(const struct seg_index *x) {
     return x->mem ? x->mem : x->map;
 }
 
-void idx_init(struct seg_index *x, int fd, size_t entry_bytes);
-/* Loads the file (heap copy if active, else mmap). Returns 0 or -errno. Does NOT check
- * content; a size not a multiple of the entry size is reported as STORAGE_ERR_CORRUPT. */
+/* Takes ownership of path. */
+void idx_init(struct seg_index *x, char *path, size_t entry_bytes);
+/* Loads the file (heap copy if active, else mmap), creating it empty if missing.
+ * Returns 0 or -errno. Does NOT check content; a size not a multiple of the entry size
+ * is reported as STORAGE_ERR_CORRUPT. */
 int idx_load(struct seg_index *x, bool active);
-/* Appends one entry to memory and file. Returns 0 or -errno (memory keeps the entry). */
-int idx_append(struct seg_index *x, const uint8_t *entry);
-/* Switches an active index to a read-only mapping (frees the heap copy). */
+/* Appends one entry to memory; the file gets it at seal, close or idx_sync. */
+void idx_append(struct seg_index *x, const uint8_t *entry);
+/* Writes pending entries and fdatasyncs the file. Returns 0 or -errno. */
+int idx_sync(struct seg_index *x);
+/* Writes pending entries and switches to a read-only mapping (frees the heap copy). */
 int idx_seal(struct seg_index *x);
 /* Drops all entries (file and memory) and makes it active. */
 int idx_reset(struct seg_index *x);
 /* Keeps the first n entries. */
 int idx_truncate(struct seg_index *x, size_t n);
+/* Frees memory and mapping; pending entries are NOT written (see idx_sync). */
 void idx_close(struct seg_index *x);
+
+/* Opens the directory that holds l->dir (O_RDONLY), for fsync. Returns fd or -1. */
+int log_open_parent_dir(const struct log *l);
 
 struct segment {
     int64_t base_offset;
@@ -79,6 +89,7 @@ struct log {
     size_t n_segs, cap_segs;
     int64_t log_start_offset;
     int64_t log_end_offset;
+    bool parent_unsynced;      /* dir was created and its parent not fsync'd yet */
     int64_t durable_offset;    /* recovery point */
     int64_t appended_messages; /* monotonic counter of records appended */
     int64_t flushed_messages;  /* counter value at the last successful flush */

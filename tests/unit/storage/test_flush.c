@@ -23,6 +23,7 @@ static void test_flush_job(void **state) {
     assert_int_equal(log_flush_prepare(l, &job), 0);
     assert_int_equal(job.n_fds, 3);
     assert_true(job.dir_fd >= 0);
+    assert_true(job.parent_fd >= 0); /* the log dir was created: its entry is synced too */
     assert_int_equal(job.durable_offset, 10);
     /* appends between prepare and complete are not covered */
     th_append(l, 2, 1000, 10, 0, 1000);
@@ -35,6 +36,7 @@ static void test_flush_job(void **state) {
     assert_int_equal(log_flush_prepare(l, &job), 0);
     assert_int_equal(job.n_fds, 1);
     assert_int_equal(job.dir_fd, -1);
+    assert_int_equal(job.parent_fd, -1);
     log_flush_execute(&job);
     assert_int_equal(log_flush_complete(l, &job), 0);
     assert_int_equal(log_durable_offset(l), 12);

@@ -43,7 +43,7 @@ static int teardown(void **state) {
 static char *last_segment(struct fx *f, const char *suffix, int64_t *base_out) {
     int64_t best = -1;
     char name[64];
-    for (int64_t b = 0; b <= 200; b++) {
+    for (int64_t b = 0; b <= 300; b++) {
         snprintf(name, sizeof(name), "%020lld.log", (long long)b);
         char *p = th_path(f->dir, name);
         if (th_file_size(p) >= 0)
@@ -176,6 +176,42 @@ static void test_index_pointing_past_end(void **state) {
     free(p);
 }
 
+/* Index entries of the active segment reach the file only when it is sealed or closed.
+ * After a crash (no close) the file lacks the newest ones even where the recovery point
+ * says the data is clean: loading must notice and rebuild, and every lookup must work. */
+static void test_active_index_lost_in_crash(void **state) {
+    struct fx *f = *state;
+    assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
+    /* 12 batches (~6 KB): the last segment fills up and a new active one takes the
+     * rest, more than one index interval of it */
+    for (int i = 0; i < 12; i++)
+        th_append(f->log, 2, 6000 + i, 200, 0, 6000 + i);
+    assert_int_equal(log_end_offset(f->log), 224);
+    int64_t base;
+    char *idxl = last_segment(f, ".index", &base);
+    assert_true(base > 200 && (224 - base) * f->batch_size / 2 > 2 * f->cfg.index_interval_bytes);
+    off_t before = th_file_size(idxl);
+    assert_int_equal(before, 0); /* its entries are only in memory */
+    log_discard(f->log); /* the process dies: nothing written at close */
+    f->log = NULL;
+    assert_int_equal(log_open(f->dir, &f->cfg, 224, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 224);
+    check_all_readable(f);
+    for (int64_t off = base; off < 224; off++) {
+        struct log_read_result r;
+        assert_int_equal(log_read(f->log, off, 1, INT64_MAX, &r), 0);
+        assert_int_equal(r.first_batch_offset, off / 2 * 2);
+    }
+    int64_t off, ts;
+    assert_int_equal(log_offset_for_timestamp(f->log, 6011, &off, &ts), 0);
+    assert_int_equal(off, 221); /* batch 10 record 1: ts 6010 + 1 */
+    /* a clean close writes the rebuilt entries */
+    log_close(f->log);
+    f->log = NULL;
+    assert_true(th_file_size(idxl) > before);
+    free(idxl);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
@@ -184,6 +220,7 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_garbage_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_pointing_past_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_active_index_lost_in_crash, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
