@@ -91,6 +91,7 @@ struct net_conn {
     bool write_blocked;           /* last write hit EAGAIN: waiting for NET_WRITABLE */
     bool paused;                  /* reading stopped by backpressure */
     bool in_flush;
+    bool big_frames;              /* the last frame seen was over half the scratch buffer */
     bool closed;
     int busy;                     /* net frames on the stack using this connection */
 };
@@ -368,6 +369,7 @@ static size_t conn_parse(struct net_conn *c, const uint8_t *data, size_t len) {
             conn_close(c);
             break;
         }
+        c->big_frames = 4 + (size_t)frame_len > SCRATCH_BYTES / 2;
         if (len - off - 4 < (size_t)frame_len || !conn_may_read(c))
             break;
         struct net_reply *r = reply_get(c->loop, c);
@@ -383,12 +385,14 @@ static size_t conn_parse(struct net_conn *c, const uint8_t *data, size_t len) {
     return off;
 }
 
-/* Drops the first used bytes of c->in. */
+/* Drops the first used bytes of c->in. A connection sending big frames (producers
+ * with large batches) keeps its buffer and reads straight into it: going through the
+ * shared scratch buffer would copy the first part of every frame once more. */
 static void conn_consume(struct net_conn *c, size_t used) {
     if (used == 0)
         return;
     if (used == c->in.len) {
-        if (c->in.cap > IN_KEEP_BYTES)
+        if (c->in.cap > IN_KEEP_BYTES && !c->big_frames)
             buf_free(&c->in);
         c->in.len = 0;
         return;
@@ -412,7 +416,7 @@ static void resume_cb(struct net_loop *loop, void *arg) {
 
 static void conn_read(struct net_conn *c) {
     struct net_loop *loop = c->loop;
-    bool shared = c->in.len == 0;
+    bool shared = c->in.len == 0 && !c->big_frames;
     uint8_t *dst;
     size_t room;
     if (shared) {
@@ -445,8 +449,12 @@ static void conn_read(struct net_conn *c) {
     c->last_active_ms = loop->now_ms;
     if (shared) {
         size_t used = conn_parse(c, dst, (size_t)n);
-        if (!c->closed && used < (size_t)n)
-            buf_append(&c->in, dst + used, (size_t)n - used);
+        if (!c->closed && used < (size_t)n) {
+            size_t left = (size_t)n - used;
+            if (left >= 4) /* room for the whole frame now: no copy when it grows */
+                buf_reserve(&c->in, 4 + (size_t)(int32_t)be32_read(dst + used));
+            buf_append(&c->in, dst + used, left);
+        }
     } else {
         c->in.len += (size_t)n;
         size_t used = conn_parse(c, c->in.data, c->in.len);
