@@ -126,6 +126,69 @@ static void test_crc32c(void **state) {
     assert_int_equal(crc32c(part, data + 100, 200), crc32c(0, data, 300));
 }
 
+/* Deterministic bytes (xorshift64) so a failing length reproduces. */
+static void fill_pseudo_random(uint8_t *p, size_t n, uint64_t seed) {
+    uint64_t x = seed | 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)(x >> 32);
+    }
+}
+
+static void assert_crc_matches_sw(uint32_t init, const uint8_t *p, size_t len) {
+    uint32_t got = crc32c(init, p, len), want = crc32c_sw(init, p, len);
+    if (got != want)
+        fail_msg("crc32c(0x%08x, addr%%8=%u, len=%zu) = 0x%08x, table reference 0x%08x", init,
+                 (unsigned)((uintptr_t)p % 8), len, got, want);
+}
+
+/* The hardware path splits inputs into three-lane blocks (3 x 256 and 3 x 64 bytes) and
+ * combines the lanes with precomputed shift operators; it must equal the table reference
+ * for every length across those block and tail boundaries, at every alignment, from any
+ * initial crc, on large buffers, and when a message is fed in pieces. */
+static void test_crc32c_long(void **state) {
+    enum { SWEEP_LEN = 5000, BIG_LEN = (1 << 20) + 13 };
+    uint8_t *data = malloc(BIG_LEN + 8);
+    assert_non_null(data);
+    fill_pseudo_random(data, BIG_LEN + 8, 42);
+
+    for (size_t len = 0; len <= SWEEP_LEN; len++) {
+        size_t off = (len * 3 + len / 8) % 8; /* every alignment for every length mod 8 */
+        assert_crc_matches_sw((uint32_t)len * 0x9E3779B9u, data + off, len);
+    }
+
+    const size_t big[] = {64 * 1024, 64 * 1024 + 1, 1 << 20, BIG_LEN};
+    const size_t offs[] = {0, 1, 3, 7};
+    const uint32_t inits[] = {0, 0xFFFFFFFFu, 0x12345678u};
+    for (size_t i = 0; i < ARRAY_LEN(big); i++)
+        for (size_t k = 0; k < ARRAY_LEN(offs); k++)
+            assert_crc_matches_sw(inits[(i + k) % ARRAY_LEN(inits)], data + offs[k], big[i]);
+
+    /* crc of A then B equals crc of A||B, for splits at and around block boundaries. */
+    const size_t splits[] = {0, 1, 7, 63, 64, 191, 192, 193, 767, 768, 769, 1000, 2500, 4999};
+    uint32_t whole = crc32c_sw(0xDEADBEEFu, data + 5, SWEEP_LEN);
+    assert_int_equal(crc32c(0xDEADBEEFu, data + 5, SWEEP_LEN), whole);
+    for (size_t i = 0; i < ARRAY_LEN(splits); i++) {
+        size_t a = splits[i];
+        uint32_t part = crc32c(0xDEADBEEFu, data + 5, a);
+        assert_int_equal(crc32c(part, data + 5 + a, SWEEP_LEN - a), whole);
+    }
+
+    /* A large buffer fed in uneven pieces (0..3071 bytes) equals the one-shot value. */
+    uint32_t chained = 0x0BADF00Du;
+    size_t pos = 0, piece = 0;
+    while (pos < BIG_LEN) {
+        piece = (piece * 1103515245u + 12345u) % 3072;
+        size_t n = piece < BIG_LEN - pos ? piece : BIG_LEN - pos;
+        chained = crc32c(chained, data + 1 + pos, n);
+        pos += n;
+    }
+    assert_int_equal(chained, crc32c_sw(0x0BADF00Du, data + 1, BIG_LEN));
+    free(data);
+}
+
 static void test_arena(void **state) {
     struct arena a;
     arena_init(&a);
@@ -220,7 +283,8 @@ int main(void) {
         cmocka_unit_test(test_uvarint_roundtrip), cmocka_unit_test(test_zigzag),
         cmocka_unit_test(test_varint_malformed),  cmocka_unit_test(test_reader_sticky),
         cmocka_unit_test(test_bigendian),         cmocka_unit_test(test_crc32c),
-        cmocka_unit_test(test_arena),             cmocka_unit_test(test_props),
+        cmocka_unit_test(test_crc32c_long),       cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_props),
         cmocka_unit_test(test_parse_numbers), cmocka_unit_test(test_hmap),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
