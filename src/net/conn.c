@@ -92,6 +92,7 @@ struct net_conn {
     bool paused;                  /* reading stopped by backpressure */
     bool in_flush;
     bool big_frames;              /* the last frame seen was over half the scratch buffer */
+    bool in_taken;                /* net_frame_take gave c->in's memory to a request */
     bool closed;
     int busy;                     /* net frames on the stack using this connection */
 };
@@ -389,6 +390,10 @@ static size_t conn_parse(struct net_conn *c, const uint8_t *data, size_t len) {
  * with large batches) keeps its buffer and reads straight into it: going through the
  * shared scratch buffer would copy the first part of every frame once more. */
 static void conn_consume(struct net_conn *c, size_t used) {
+    if (c->in_taken) { /* the frame, the last bytes of c->in, went with its buffer */
+        c->in_taken = false;
+        return;
+    }
     if (used == 0)
         return;
     if (used == c->in.len) {
@@ -399,6 +404,15 @@ static void conn_consume(struct net_conn *c, size_t used) {
     }
     memmove(c->in.data, c->in.data + used, c->in.len - used);
     c->in.len -= used;
+}
+
+void *net_frame_take(struct net_conn *c, struct slice frame) {
+    uint8_t *block = c->in.data;
+    if (block == NULL || frame.ptr < block || frame.ptr + frame.len != block + c->in.len)
+        return NULL; /* in the shared scratch buffer, or more bytes follow it */
+    c->in = (struct buf){0};
+    c->in_taken = true;
+    return block;
 }
 
 static void resume_cb(struct net_loop *loop, void *arg) {
@@ -423,15 +437,21 @@ static void conn_read(struct net_conn *c) {
         dst = loop->scratch;
         room = loop->scratch_cap;
     } else {
-        size_t want = READ_CHUNK_BYTES;
+        size_t want = READ_CHUNK_BYTES, frame_end = 0;
         if (c->in.len >= 4) { /* read the rest of a big frame in as few calls as possible */
-            size_t frame_end = 4 + (size_t)(int32_t)be32_read(c->in.data);
+            frame_end = 4 + (size_t)(int32_t)be32_read(c->in.data);
             if (frame_end > c->in.len)
                 want = MAX(want, frame_end - c->in.len);
         }
         buf_reserve(&c->in, want);
         dst = c->in.data + c->in.len;
         room = c->in.cap - c->in.len;
+        /* Big frames are read exactly: first the length, then up to the frame's end, so
+         * a frame ends its buffer and net_frame_take can hand the buffer over whole. */
+        if (c->big_frames && c->in.len < 4)
+            room = 4 - c->in.len;
+        else if (c->big_frames && frame_end > c->in.len)
+            room = frame_end - c->in.len;
     }
     ssize_t n = read(c->fd, dst, room);
     if (n == 0) {

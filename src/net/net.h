@@ -114,6 +114,12 @@ size_t net_listener_conn_count(const struct net_listener *l);
 void net_close_all(struct net_loop *loop);
 size_t net_conn_count(const struct net_loop *loop);
 
+/* Inside on_request: takes the memory holding frame, if the connection can give it
+ * away instead of the caller copying it (the frame is the last thing in the
+ * connection's own input buffer; big frames are read so that they are). Returns the
+ * block to free() once done with the frame (frame.ptr points inside it), or NULL. */
+void *net_frame_take(struct net_conn *c, struct slice frame);
+
 /* Closes c now (on_close runs). Safe inside on_request for c; c must not be used after. */
 void net_conn_close(struct net_conn *c);
 const char *net_conn_peer(const struct net_conn *c); /* "127.0.0.1:54321", "[::1]:5" */

@@ -25,7 +25,7 @@ static handler_fn handler_for(int16_t api_key) {
 
 void request_free(struct request *req) {
     arena_free(&req->arena);
-    free(req->frame);
+    free(req->frame_block);
     free(req);
 }
 
@@ -114,8 +114,15 @@ void server_on_request(struct net_conn *c, struct slice frame, struct net_reply 
     req->srv = s;
     req->reply = r;
     req->hdr = hdr;
-    req->frame = xmalloc(frame.len ? frame.len : 1);
-    memcpy(req->frame, frame.ptr, frame.len);
+    /* Keep the frame: take the connection's buffer if it can give it (big produce
+     * requests), else copy it. */
+    req->frame_block = net_frame_take(c, frame);
+    if (req->frame_block) {
+        req->frame = (uint8_t *)frame.ptr;
+    } else {
+        req->frame_block = req->frame = xmalloc(frame.len ? frame.len : 1);
+        memcpy(req->frame, frame.ptr, frame.len);
+    }
     req->frame_len = frame.len;
     /* Re-point the header's client id and the body reader into our copy. */
     if (hdr.client_id.ptr)
@@ -130,7 +137,11 @@ void server_on_request(struct net_conn *c, struct slice frame, struct net_reply 
 
 void server_on_close(struct net_conn *c, void *arg) {
     (void)c;
-    (void)arg;
+    struct server *s = arg;
+    /* A long poll parked for this connection would otherwise hold its request until
+     * max_wait_ms; the idle hook drops them (once for any number of closes). */
+    if (s->all_fetches)
+        s->fetch_orphans = true;
 }
 
 int16_t config_alter_refusal(int8_t resource_type, struct slice *message) {

@@ -42,15 +42,16 @@ struct topic_state {
     struct topic_settings settings;
 };
 
-/* A request being served. Owns a copy of its frame so decoded slices stay valid while
- * the request waits (for an fsync or a long poll), and an arena for everything decoded
- * or built for it. */
+/* A request being served. Owns its frame (a copy, or the connection's input buffer
+ * taken whole) so decoded slices stay valid while the request waits (for an fsync or a
+ * long poll), and an arena for everything decoded or built for it. */
 struct request {
     struct server *srv;
     struct net_reply *reply;
     struct request_header hdr;
-    uint8_t *frame;
+    uint8_t *frame;       /* inside frame_block */
     size_t frame_len;
+    void *frame_block;    /* owned; freed with the request */
     struct reader body;   /* positioned after the header */
     struct arena arena;
     int64_t start_ms;     /* monotonic */
@@ -74,6 +75,7 @@ struct server {
     struct fetch_wait **ready_fetches;
     size_t ready_count, ready_cap;
     struct fetch_wait *all_fetches; /* every parked fetch, for shutdown */
+    bool fetch_orphans; /* a connection closed: parked fetches may have lost theirs */
     uint64_t retention_timer;
     uint64_t flush_timer;
     uint64_t checkpoint_timer;
@@ -173,6 +175,8 @@ struct slice request_peer(struct request *req);
 /* ---- fetch long poll (handlers/fetch.c) ---- */
 void fetch_wake(struct server *s, struct partition *p);
 void fetch_run_ready(struct server *s);
+/* Drops parked fetches whose connection closed (see s->fetch_orphans). */
+void fetch_drop_orphans(struct server *s);
 void fetch_abort_all(struct server *s);
 /* Fetch responses with file data (fetch_sendfile.c): a records field is encoded as a
  * marker, then each marker is replaced on the wire by its file range, sent with

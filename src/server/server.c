@@ -20,6 +20,7 @@ static void on_sync_event(struct net_loop *loop, int fd, uint32_t events, void *
 static void on_idle(struct net_loop *loop, void *arg) {
     (void)loop;
     struct server *s = arg;
+    fetch_drop_orphans(s);
     fetch_run_ready(s);
     server_groups_idle(s);
     server_commit_idle(s);

@@ -274,6 +274,22 @@ void fetch_run_ready(struct server *s) {
     }
 }
 
+void fetch_drop_orphans(struct server *s) {
+    if (!s->fetch_orphans)
+        return;
+    s->fetch_orphans = false;
+    struct fetch_wait *w = s->all_fetches;
+    while (w) {
+        struct fetch_wait *next = w->next;
+        if (net_reply_orphaned(w->req->reply)) {
+            unpark(s, w);
+            request_drop(w->req);
+            free(w);
+        }
+        w = next;
+    }
+}
+
 void fetch_forget_partition(struct server *s, struct partition *p) {
     (void)s;
     for (size_t i = 0; i < p->waiter_count; i++) {
