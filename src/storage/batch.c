@@ -66,13 +66,7 @@ int batch_validate(const uint8_t *p, size_t len, struct batch_info *out) {
 int batch_count_records_check(const uint8_t *p, const struct batch_info *info) {
     if (batch_compression(info) != 0)
         return 0;
-    struct record_iter it;
-    struct record rec;
-    record_iter_init(&it, p, info);
-    int rc;
-    while ((rc = record_iter_next(&it, &rec)) > 0) {
-    }
-    return rc;
+    return batch_check_records(p, info, NULL);
 }
 
 void batch_iter_init(struct batch_iter *it, const uint8_t *p, size_t len) {

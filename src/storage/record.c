@@ -70,6 +70,84 @@ int record_iter_next(struct record_iter *it, struct record *out) {
     return 1;
 }
 
+/* ---- checking every record of a produced batch, without building records ---- */
+
+/* An unsigned varint of at most max bytes at *p (before end); false if cut short or
+ * longer. Same rules as the reader's: a 5-byte varint keeps its low 32 bits. */
+static inline bool take_uvarint(const uint8_t **p, const uint8_t *end, int max, uint64_t *out) {
+    uint64_t v = 0;
+    const uint8_t *q = *p;
+    for (int i = 0; i < max && q < end; i++) {
+        uint8_t b = *q++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *p = q;
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+static inline bool take_varint(const uint8_t **p, const uint8_t *end, int32_t *out) {
+    uint64_t u;
+    if (!take_uvarint(p, end, 5, &u))
+        return false;
+    uint32_t w = (uint32_t)u;
+    *out = (int32_t)((w >> 1) ^ (~(w & 1) + 1));
+    return true;
+}
+
+/* Skips a varint length (>= min) and that many bytes; *is_null when the length is -1. */
+static inline bool skip_sized(const uint8_t **p, const uint8_t *end, int32_t min, bool *is_null) {
+    int32_t len;
+    if (!take_varint(p, end, &len) || len < min)
+        return false;
+    *is_null = len == -1;
+    if (len <= 0)
+        return true;
+    if ((size_t)len > (size_t)(end - *p))
+        return false;
+    *p += len;
+    return true;
+}
+
+int batch_check_records(const uint8_t *batch, const struct batch_info *info, bool *all_keyed) {
+    ASSERT(batch_compression(info) == 0);
+    const uint8_t *p = batch + BATCH_HEADER_BYTES, *end = batch + info->size_bytes;
+    int32_t prev_delta = -1;
+    bool keyed = true;
+    for (int32_t n = 0; n < info->records_count; n++) {
+        int32_t rec_len, offset_delta, headers;
+        uint64_t ts_delta;
+        bool null;
+        if (!take_varint(&p, end, &rec_len) || rec_len < 0 || (size_t)rec_len > (size_t)(end - p))
+            return STORAGE_ERR_CORRUPT;
+        const uint8_t *rec_end = p + rec_len;
+        if (p == rec_end)
+            return STORAGE_ERR_CORRUPT; /* no attributes byte */
+        p++; /* attributes */
+        if (!take_uvarint(&p, rec_end, 10, &ts_delta) || !take_varint(&p, rec_end, &offset_delta) ||
+            !skip_sized(&p, rec_end, -1, &null))
+            return STORAGE_ERR_CORRUPT;
+        keyed &= !null;
+        if (!skip_sized(&p, rec_end, -1, &null) || !take_varint(&p, rec_end, &headers) ||
+            headers < 0)
+            return STORAGE_ERR_CORRUPT;
+        for (int32_t h = 0; h < headers; h++)
+            if (!skip_sized(&p, rec_end, 0, &null) || !skip_sized(&p, rec_end, -1, &null))
+                return STORAGE_ERR_CORRUPT;
+        if (p != rec_end || offset_delta <= prev_delta || offset_delta > info->last_offset_delta)
+            return STORAGE_ERR_CORRUPT;
+        prev_delta = offset_delta;
+    }
+    if (p != end)
+        return STORAGE_ERR_CORRUPT;
+    if (all_keyed)
+        *all_keyed = keyed;
+    return 0;
+}
+
 static void put_varbytes(struct buf *b, struct slice s) {
     if (!s.ptr) {
         buf_put_varint(b, -1);

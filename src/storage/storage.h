@@ -101,6 +101,10 @@ int batch_parse_header(const uint8_t *p, size_t len, struct batch_info *out);
  * at the end of the batch, offset deltas increasing and <= lastOffsetDelta.
  * Compressed batches return 0 without looking. 0 or STORAGE_ERR_CORRUPT. */
 int batch_count_records_check(const uint8_t *p, const struct batch_info *info);
+/* The same check for an uncompressed batch, also telling whether every record has a
+ * key (*all_keyed, may be NULL; set only on success). One pass without building
+ * records: this runs on every produced batch. 0 or STORAGE_ERR_CORRUPT. */
+int batch_check_records(const uint8_t *p, const struct batch_info *info, bool *all_keyed);
 
 /* Iterates a records blob holding several concatenated batches.
  *   struct batch_iter it; batch_iter_init(&it, p, len);

@@ -20,13 +20,8 @@ static void finish_produce(void *arg) {
 /* Compaction keeps the newest record per key, so a compacted topic refuses records
  * without one (as Kafka does). Compressed batches are not decompressed to check. */
 static bool all_records_keyed(const uint8_t *batch, const struct batch_info *info) {
-    struct record_iter it;
-    struct record r;
-    record_iter_init(&it, batch, info);
-    while (record_iter_next(&it, &r) > 0)
-        if (!r.key.ptr)
-            return false;
-    return true;
+    bool keyed = false;
+    return batch_check_records(batch, info, &keyed) == 0 && keyed;
 }
 
 static int16_t append_partition(struct server *s, struct slice topic,

@@ -130,12 +130,96 @@ static void test_encode_and_iterate(void **state) {
     buf_free(&b);
 }
 
+/* The one-pass record check used on produce must agree with the record iterator on
+ * every single-byte change of a batch with keyed, unkeyed, empty and headered records. */
+static int iterate_all(const uint8_t *p, const struct batch_info *info, bool *keyed) {
+    struct record_iter it;
+    struct record r;
+    int rc;
+    *keyed = true;
+    record_iter_init(&it, p, info);
+    while ((rc = record_iter_next(&it, &r)) > 0)
+        *keyed &= r.key.ptr != NULL;
+    return rc;
+}
+
+static void test_check_records_matches_iterator(void **state) {
+    (void)state;
+    struct record_in recs[] = {
+        {.key = {(const uint8_t *)"k1", 2}, .value = {(const uint8_t *)"value-1", 7}},
+        {.key = {(const uint8_t *)"", 0}, .value = SLICE_NULL},
+        {.key = SLICE_NULL, .value = {(const uint8_t *)"v", 1}},
+    };
+    for (int variant = 0; variant < 3; variant++) {
+        bool keyed_only = variant != 0;
+        struct buf b;
+        buf_init(&b);
+        batch_encode(&b, recs, keyed_only ? 2 : 3, 5000);
+        struct batch_info info;
+        assert_int_equal(batch_validate(b.data, b.len, &info), 0);
+        if (variant == 2) { /* the same two records' slots rewritten with headers */
+            b.len = BATCH_HEADER_BYTES;
+            for (int i = 0; i < 2; i++) {
+                struct buf rec;
+                buf_init(&rec);
+                buf_put_i8(&rec, 0);
+                buf_put_varlong(&rec, i);
+                buf_put_varint(&rec, i);
+                buf_put_varint(&rec, 1);
+                buf_append(&rec, "k", 1);
+                buf_put_varint(&rec, 1);
+                buf_append(&rec, "v", 1);
+                buf_put_varint(&rec, 2);     /* headers */
+                buf_put_varint(&rec, 2);
+                buf_append(&rec, "h1", 2);
+                buf_put_varint(&rec, -1);    /* null header value */
+                buf_put_varint(&rec, 2);
+                buf_append(&rec, "h2", 2);
+                buf_put_varint(&rec, 1);
+                buf_append(&rec, "x", 1);
+                buf_put_varint(&b, (int32_t)rec.len);
+                buf_append(&b, rec.data, rec.len);
+                buf_free(&rec);
+            }
+            info.size_bytes = (int32_t)b.len; /* the check trusts the header's numbers */
+        }
+        bool keyed, fast_keyed;
+        assert_int_equal(iterate_all(b.data, &info, &keyed), 0);
+        assert_int_equal(batch_check_records(b.data, &info, &fast_keyed), 0);
+        assert_int_equal(fast_keyed, keyed);
+        assert_int_equal(keyed, keyed_only);
+        static const uint8_t values[] = {0x00, 0x01, 0x02, 0x7f, 0x80, 0xff, 0x03, 0x10};
+        int agreed = 0;
+        for (size_t pos = BATCH_HEADER_BYTES; pos < b.len; pos++) {
+            uint8_t orig = b.data[pos];
+            for (size_t v = 0; v < sizeof values; v++) {
+                b.data[pos] = values[v];
+                int slow = iterate_all(b.data, &info, &keyed);
+                int fast = batch_check_records(b.data, &info, &fast_keyed);
+                assert_int_equal(fast == 0, slow == 0);
+                if (fast == 0)
+                    assert_int_equal(fast_keyed, keyed);
+                agreed++;
+            }
+            b.data[pos] = orig;
+        }
+        /* and with the count and last offset delta lying */
+        info.records_count++;
+        info.last_offset_delta++;
+        assert_int_equal(iterate_all(b.data, &info, &keyed) == 0,
+                         batch_check_records(b.data, &info, &fast_keyed) == 0);
+        assert_true(agreed > 100);
+        buf_free(&b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_and_iterate),
         cmocka_unit_test(test_validate_good),
         cmocka_unit_test(test_validate_bad),
         cmocka_unit_test(test_record_framing),
+        cmocka_unit_test(test_check_records_matches_iterator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
