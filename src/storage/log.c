@@ -167,7 +167,6 @@ static void log_free(struct log *l) {
         seg_free(l->segs[i]);
     free(l->segs);
     free(l->epochs);
-    free(l->scratch);
     free(l->dir);
     free(l->name);
     free(l);
@@ -221,7 +220,12 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
         if (rc != 0)
             goto fail;
         s->active = (i == n - 1);
-        int64_t upper = i + 1 < n ? bases[i + 1] : INT64_MAX;
+        /* A segment wholly below the recovery point was synced: load it from its index
+         * (checking that, and the batch headers after the last entry). So is the last
+         * segment if it ends there, as after a clean shutdown; otherwise it is scanned
+         * and CRC-checked in full. The last segment's end is known only after loading. */
+        bool is_last = i == n - 1;
+        int64_t upper = is_last ? s->base_offset : bases[i + 1];
         bool recover = recovery_point < 0 || upper > recovery_point;
         if (!recover) {
             rc = seg_load_clean(l, s);
@@ -232,6 +236,8 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
             } else if (rc != 0) {
                 seg_free(s);
                 goto fail;
+            } else if (is_last && s->next_offset > recovery_point) {
+                recover = true; /* holds data that was never synced */
             }
         }
         if (recover) {

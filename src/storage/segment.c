@@ -187,11 +187,9 @@ int64_t seg_lookup_time(const struct segment *s, int64_t ts) {
 
 int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_scan_fn fn,
              void *arg, int64_t *bad_pos) {
-    if (l->scratch_cap < SCAN_BUF_BYTES) {
-        l->scratch = xrealloc(l->scratch, SCAN_BUF_BYTES);
-        l->scratch_cap = SCAN_BUF_BYTES;
-    }
-    uint8_t *buf = l->scratch;
+    /* One buffer per thread (the loop, the cleaner), not per log: 10,000 partitions
+     * each keeping a scan buffer would hold 160 MB. Callbacks never scan again. */
+    static _Thread_local uint8_t buf[SCAN_BUF_BYTES];
     int64_t buf_start = 0;
     size_t buf_len = 0;
     while (pos < end) {

@@ -100,8 +100,6 @@ struct log {
     struct epoch_entry *epochs;
     size_t n_epochs, cap_epochs;
     bool failed;               /* an I/O error left state uncertain */
-    uint8_t *scratch;          /* scan buffer */
-    size_t scratch_cap;
     /* compaction (cleaner.c) */
     int64_t clean_checkpoint;  /* first dirty offset (cleaner-checkpoint) */
     int64_t clean_horizon_ms;  /* earliest delete horizon of a removable tombstone, -1 */

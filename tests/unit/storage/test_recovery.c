@@ -1,5 +1,6 @@
 /* Recovery at log_open: torn tails, corrupt batches, missing or garbage indexes. */
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "helpers.h"
 
@@ -212,6 +213,32 @@ static void test_active_index_lost_in_crash(void **state) {
     free(idxl);
 }
 
+/* After a clean shutdown (recovery point = log end) nothing is rescanned or rewritten:
+ * start-up with thousands of partitions must not fsync anything per partition. A
+ * recovery would rewrite the leader-epoch checkpoint; its inode must stay the same. */
+static void test_clean_reopen_rewrites_nothing(void **state) {
+    struct fx *f = *state;
+    char *epochs = th_path(f->dir, "leader-epoch-checkpoint");
+    assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
+    log_close(f->log); /* writes the file once if it did not exist */
+    f->log = NULL;
+    struct stat before, after;
+    assert_int_equal(stat(epochs, &before), 0);
+    assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 200);
+    check_all_readable(f);
+    assert_int_equal(stat(epochs, &after), 0);
+    assert_int_equal(after.st_ino, before.st_ino);
+    /* with the recovery point before the end, the last segment is scanned again */
+    log_close(f->log);
+    f->log = NULL;
+    assert_int_equal(log_open(f->dir, &f->cfg, 199, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 200);
+    assert_int_equal(stat(epochs, &after), 0);
+    assert_true(after.st_ino != before.st_ino);
+    free(epochs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
@@ -221,6 +248,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_missing_and_garbage_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_pointing_past_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_index_lost_in_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_reopen_rewrites_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
