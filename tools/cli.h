@@ -71,6 +71,22 @@ rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want
  * bound. Caller destroys. */
 rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t api);
 
+/* One admin request in flight: the queue its result arrives on and its options, both
+ * owned until cli_admin_result releases them. */
+struct cli_admin {
+    rd_kafka_queue_t *q;
+    rd_kafka_AdminOptions_t *opt;
+};
+
+/* Prepares an admin request of type `api` on rk: pass req.opt and req.q to the
+ * rd_kafka_<Api>() call, then collect its result with cli_admin_result. */
+struct cli_admin cli_admin_start(rd_kafka_t *rk, rd_kafka_admin_op_t api);
+
+/* Waits for req's result as cli_admin_wait does, then releases req's queue and options.
+ * Returns the event (caller destroys) or NULL after printing why. */
+rd_kafka_event_t *cli_admin_result(struct cli_admin *req, rd_kafka_event_type_t want,
+                                   const char *what);
+
 /* Fetches metadata for all topics. On success *md is set (caller frees with
  * rd_kafka_metadata_destroy) and 0 returned; otherwise prints the reason, returns -1. */
 int cli_metadata(rd_kafka_t *rk, const struct rd_kafka_metadata **md);

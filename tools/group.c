@@ -82,21 +82,16 @@ static int cmp_listing(const void *x, const void *y) {
                   rd_kafka_ConsumerGroupListing_group_id(*b));
 }
 
-static int group_list(struct cli_opts *o, int argc, char **argv) {
-    struct group_args a;
-    int rc = parse_group_args(o, argc, argv, false, false, &a);
-    if (rc != 0) {
-        return rc;
-    }
+static int group_list(struct cli_opts *o, const struct group_args *a) {
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
     }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opt = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
-    rd_kafka_ListConsumerGroups(rk, opt, q);
-    rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_LISTCONSUMERGROUPS_RESULT, "group list");
-    rc = CLI_EXIT_FAIL;
+    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
+    rd_kafka_ListConsumerGroups(rk, req.opt, req.q);
+    rd_kafka_event_t *ev =
+        cli_admin_result(&req, RD_KAFKA_EVENT_LISTCONSUMERGROUPS_RESULT, "group list");
+    int rc = CLI_EXIT_FAIL;
     if (ev != NULL) {
         const rd_kafka_ListConsumerGroups_result_t *res = rd_kafka_event_ListConsumerGroups_result(ev);
         size_t n, nerr;
@@ -135,23 +130,30 @@ static int group_list(struct cli_opts *o, int argc, char **argv) {
         }
         rd_kafka_event_destroy(ev);
     }
-    rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
+}
+
+/* True if a request about one group got exactly one result, without an error; otherwise
+ * prints "<what> '<group>': <why>". */
+static bool group_result_ok(const rd_kafka_group_result_t **gr, size_t n, const char *what,
+                            const char *group) {
+    const rd_kafka_error_t *err = n == 1 ? rd_kafka_group_result_error(gr[0]) : NULL;
+    if (n == 1 && err == NULL) {
+        return true;
+    }
+    cli_err("%s '%s': %s", what, group, err != NULL ? rd_kafka_error_string(err) : "no result");
+    return false;
 }
 
 /* Describes one group. On success *out is the result event (caller destroys; *desc lives
  * as long as it). */
 static int describe_group(rd_kafka_t *rk, const char *group, rd_kafka_event_t **out,
                           const rd_kafka_ConsumerGroupDescription_t **desc) {
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opt = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
-    rd_kafka_DescribeConsumerGroups(rk, &group, 1, opt, q);
+    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+    rd_kafka_DescribeConsumerGroups(rk, &group, 1, req.opt, req.q);
     rd_kafka_event_t *ev =
-        cli_admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONSUMERGROUPS_RESULT, "group describe");
-    rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_queue_destroy(q);
+        cli_admin_result(&req, RD_KAFKA_EVENT_DESCRIBECONSUMERGROUPS_RESULT, "group describe");
     if (ev == NULL) {
         return -1;
     }
@@ -178,30 +180,22 @@ static int describe_group(rd_kafka_t *rk, const char *group, rd_kafka_event_t **
  * partition it has committed. Returns a list the caller destroys, or NULL (printed). */
 static rd_kafka_topic_partition_list_t *committed_offsets(rd_kafka_t *rk, const char *group,
                                                           const rd_kafka_topic_partition_list_t *only) {
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opt =
-        cli_admin_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
-    rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, only);
-    rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, opt, q);
-    rd_kafka_event_t *ev =
-        cli_admin_wait(q, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT, "committed offsets");
+    rd_kafka_ListConsumerGroupOffsets_t *lo = rd_kafka_ListConsumerGroupOffsets_new(group, only);
+    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+    rd_kafka_ListConsumerGroupOffsets(rk, &lo, 1, req.opt, req.q);
+    rd_kafka_event_t *ev = cli_admin_result(&req, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
+                                            "committed offsets");
     rd_kafka_topic_partition_list_t *out = NULL;
     if (ev != NULL) {
         size_t n;
         const rd_kafka_group_result_t **gr = rd_kafka_ListConsumerGroupOffsets_result_groups(
             rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-        const rd_kafka_error_t *err = n == 1 ? rd_kafka_group_result_error(gr[0]) : NULL;
-        if (n != 1 || err != NULL) {
-            cli_err("committed offsets of '%s': %s", group,
-                    err != NULL ? rd_kafka_error_string(err) : "no result");
-        } else {
+        if (group_result_ok(gr, n, "committed offsets of", group)) {
             out = rd_kafka_topic_partition_list_copy(rd_kafka_group_result_partitions(gr[0]));
         }
         rd_kafka_event_destroy(ev);
     }
-    rd_kafka_ListConsumerGroupOffsets_destroy(req);
-    rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_queue_destroy(q);
+    rd_kafka_ListConsumerGroupOffsets_destroy(lo);
     return out;
 }
 
@@ -221,23 +215,18 @@ static void format_assignment(const rd_kafka_topic_partition_list_t *l, char *bu
     }
 }
 
-static int group_describe(struct cli_opts *o, int argc, char **argv) {
-    struct group_args a;
-    int rc = parse_group_args(o, argc, argv, true, false, &a);
-    if (rc != 0) {
-        return rc;
-    }
+static int group_describe(struct cli_opts *o, const struct group_args *a) {
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
     }
     rd_kafka_event_t *dev;
     const rd_kafka_ConsumerGroupDescription_t *d;
-    if (describe_group(rk, a.group, &dev, &d) != 0) {
+    if (describe_group(rk, a->group, &dev, &d) != 0) {
         rd_kafka_destroy(rk);
         return CLI_EXIT_FAIL;
     }
-    rd_kafka_topic_partition_list_t *rows = committed_offsets(rk, a.group, NULL);
+    rd_kafka_topic_partition_list_t *rows = committed_offsets(rk, a->group, NULL);
     if (rows == NULL) {
         rd_kafka_event_destroy(dev);
         rd_kafka_destroy(rk);
@@ -245,14 +234,15 @@ static int group_describe(struct cli_opts *o, int argc, char **argv) {
     }
     rd_kafka_consumer_group_state_t state = rd_kafka_ConsumerGroupDescription_state(d);
     size_t nmembers = rd_kafka_ConsumerGroupDescription_member_count(d);
+    int rc = 0;
     /* Kafka answers DescribeGroups for an unknown id with state Dead and no error. */
     if (state == RD_KAFKA_CONSUMER_GROUP_STATE_DEAD && nmembers == 0 && rows->cnt == 0) {
-        rc = cli_err("group '%s' does not exist", a.group);
+        rc = cli_err("group '%s' does not exist", a->group);
         goto out;
     }
     const rd_kafka_Node_t *coord = rd_kafka_ConsumerGroupDescription_coordinator(d);
     const char *assignor = rd_kafka_ConsumerGroupDescription_partition_assignor(d);
-    printf("Group:        %s\n", a.group);
+    printf("Group:        %s\n", a->group);
     printf("State:        %s\n", rd_kafka_consumer_group_state_name(state));
     printf("Type:         %s\n",
            rd_kafka_ConsumerGroupDescription_is_simple_consumer_group(d) ? "simple" : "consumer");
@@ -455,13 +445,8 @@ static int resolve_targets(rd_kafka_t *rk, const char *to, rd_kafka_topic_partit
 /* Seek is only safe while no consumer is in the group: a live member would overwrite the
  * new offsets with its next commit. The check and the commit are not atomic, but a member
  * that joins in between makes the broker refuse the commit (it carries no generation). */
-static int group_seek(struct cli_opts *o, int argc, char **argv) {
-    struct group_args a;
-    int rc = parse_group_args(o, argc, argv, true, true, &a);
-    if (rc != 0) {
-        return rc;
-    }
-    if (a.topic == NULL || a.to == NULL) {
+static int group_seek(struct cli_opts *o, const struct group_args *a) {
+    if (a->topic == NULL || a->to == NULL) {
         cli_err("group seek needs --topic TOPIC and --to earliest|latest|timestamp:MS|offset:N");
         return CLI_EXIT_USAGE;
     }
@@ -473,8 +458,8 @@ static int group_seek(struct cli_opts *o, int argc, char **argv) {
     const rd_kafka_ConsumerGroupDescription_t *d;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_partition_list_t *target = NULL, *before = NULL;
-    rc = CLI_EXIT_FAIL;
-    if (describe_group(rk, a.group, &dev, &d) != 0) {
+    int rc = CLI_EXIT_FAIL;
+    if (describe_group(rk, a->group, &dev, &d) != 0) {
         goto out;
     }
     size_t nmembers = rd_kafka_ConsumerGroupDescription_member_count(d);
@@ -482,13 +467,13 @@ static int group_seek(struct cli_opts *o, int argc, char **argv) {
     if (nmembers > 0 || (state != RD_KAFKA_CONSUMER_GROUP_STATE_EMPTY &&
                          state != RD_KAFKA_CONSUMER_GROUP_STATE_DEAD)) {
         cli_err("group '%s' has %zu active member(s) (state %s); stop its consumers before "
-                "seeking", a.group, nmembers, rd_kafka_consumer_group_state_name(state));
+                "seeking", a->group, nmembers, rd_kafka_consumer_group_state_name(state));
         goto out;
     }
     if (cli_metadata(rk, &md) != 0) {
         goto out;
     }
-    const struct rd_kafka_metadata_topic *t = cli_require_topic(md, a.topic);
+    const struct rd_kafka_metadata_topic *t = cli_require_topic(md, a->topic);
     if (t == NULL) {
         goto out;
     }
@@ -497,34 +482,28 @@ static int group_seek(struct cli_opts *o, int argc, char **argv) {
         rd_kafka_topic_partition_list_add(target, t->topic, t->partitions[i].id);
     }
     rd_kafka_topic_partition_list_sort(target, NULL, NULL);
-    before = committed_offsets(rk, a.group, target);
-    if (before == NULL || resolve_targets(rk, a.to, target) != 0) {
+    before = committed_offsets(rk, a->group, target);
+    if (before == NULL || resolve_targets(rk, a->to, target) != 0) {
         goto out;
     }
-    if (!a.dry_run) {
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_AdminOptions_t *opt =
-            cli_admin_options(rk, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS);
-        rd_kafka_AlterConsumerGroupOffsets_t *req =
-            rd_kafka_AlterConsumerGroupOffsets_new(a.group, target);
-        rd_kafka_AlterConsumerGroupOffsets(rk, &req, 1, opt, q);
+    if (!a->dry_run) {
+        rd_kafka_AlterConsumerGroupOffsets_t *ao =
+            rd_kafka_AlterConsumerGroupOffsets_new(a->group, target);
+        struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS);
+        rd_kafka_AlterConsumerGroupOffsets(rk, &ao, 1, req.opt, req.q);
         rd_kafka_event_t *ev =
-            cli_admin_wait(q, RD_KAFKA_EVENT_ALTERCONSUMERGROUPOFFSETS_RESULT, "group seek");
+            cli_admin_result(&req, RD_KAFKA_EVENT_ALTERCONSUMERGROUPOFFSETS_RESULT, "group seek");
         bool ok = false;
         if (ev != NULL) {
             size_t n;
             const rd_kafka_group_result_t **gr = rd_kafka_AlterConsumerGroupOffsets_result_groups(
                 rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n);
-            const rd_kafka_error_t *err = n == 1 ? rd_kafka_group_result_error(gr[0]) : NULL;
-            if (n != 1 || err != NULL) {
-                cli_err("group seek '%s': %s", a.group,
-                        err != NULL ? rd_kafka_error_string(err) : "no result");
-            } else {
+            if (group_result_ok(gr, n, "group seek", a->group)) {
                 ok = true;
                 const rd_kafka_topic_partition_list_t *pl = rd_kafka_group_result_partitions(gr[0]);
                 for (int i = 0; pl != NULL && i < pl->cnt; i++) {
                     if (pl->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                        cli_err("group seek '%s' %s/%d: %s", a.group, pl->elems[i].topic,
+                        cli_err("group seek '%s' %s/%d: %s", a->group, pl->elems[i].topic,
                                 pl->elems[i].partition, rd_kafka_err2str(pl->elems[i].err));
                         ok = false;
                     }
@@ -532,9 +511,7 @@ static int group_seek(struct cli_opts *o, int argc, char **argv) {
             }
             rd_kafka_event_destroy(ev);
         }
-        rd_kafka_AlterConsumerGroupOffsets_destroy(req);
-        rd_kafka_AdminOptions_destroy(opt);
-        rd_kafka_queue_destroy(q);
+        rd_kafka_AlterConsumerGroupOffsets_destroy(ao);
         if (!ok) {
             goto out;
         }
@@ -551,8 +528,8 @@ static int group_seek(struct cli_opts *o, int argc, char **argv) {
     }
     table_print(tab);
     table_free(tab);
-    printf("%s group %s on topic %s to %s.\n", a.dry_run ? "Would move" : "Moved", a.group,
-           a.topic, a.to);
+    printf("%s group %s on topic %s to %s.\n", a->dry_run ? "Would move" : "Moved", a->group,
+           a->topic, a->to);
     rc = 0;
 out:
     if (before != NULL) {
@@ -571,62 +548,66 @@ out:
     return rc;
 }
 
-static int group_delete(struct cli_opts *o, int argc, char **argv) {
-    struct group_args a;
-    int rc = parse_group_args(o, argc, argv, true, false, &a);
-    if (rc != 0) {
-        return rc;
-    }
+static int group_delete(struct cli_opts *o, const struct group_args *a) {
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
     }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opt = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_DELETEGROUPS);
-    rd_kafka_DeleteGroup_t *dg = rd_kafka_DeleteGroup_new(a.group);
-    rd_kafka_DeleteGroups(rk, &dg, 1, opt, q);
-    rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_DELETEGROUPS_RESULT, "group delete");
-    rc = CLI_EXIT_FAIL;
+    rd_kafka_DeleteGroup_t *dg = rd_kafka_DeleteGroup_new(a->group);
+    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_DELETEGROUPS);
+    rd_kafka_DeleteGroups(rk, &dg, 1, req.opt, req.q);
+    rd_kafka_event_t *ev =
+        cli_admin_result(&req, RD_KAFKA_EVENT_DELETEGROUPS_RESULT, "group delete");
+    int rc = CLI_EXIT_FAIL;
     if (ev != NULL) {
         size_t n;
         const rd_kafka_group_result_t **gr =
             rd_kafka_DeleteGroups_result_groups(rd_kafka_event_DeleteGroups_result(ev), &n);
         const rd_kafka_error_t *err = n == 1 ? rd_kafka_group_result_error(gr[0]) : NULL;
         if (n != 1) {
-            cli_err("group delete '%s': no result", a.group);
+            cli_err("group delete '%s': no result", a->group);
         } else if (err == NULL) {
-            printf("Deleted group %s.\n", a.group);
+            printf("Deleted group %s.\n", a->group);
             rc = 0;
         } else if (rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND) {
-            cli_err("group '%s' does not exist", a.group);
+            cli_err("group '%s' does not exist", a->group);
         } else if (rd_kafka_error_code(err) == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP) {
             cli_err("group '%s' has active members; stop its consumers before deleting it",
-                    a.group);
+                    a->group);
         } else {
-            cli_err("group delete '%s': %s", a.group, rd_kafka_error_string(err));
+            cli_err("group delete '%s': %s", a->group, rd_kafka_error_string(err));
         }
         rd_kafka_event_destroy(ev);
     }
     rd_kafka_DeleteGroup_destroy(dg);
-    rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
 }
 
 int group_main(struct cli_opts *o, int argc, char **argv) {
+    /* Each verb with whether it needs a group id and whether it takes seek's options. */
+    static const struct {
+        const char *verb;
+        bool want_group;
+        bool seek;
+        int (*fn)(struct cli_opts *, const struct group_args *);
+    } verbs[] = {
+        {"list", false, false, group_list},
+        {"describe", true, false, group_describe},
+        {"seek", true, true, group_seek},
+        {"delete", true, false, group_delete},
+    };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(group_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_USAGE : 0;
     }
-    if (strcmp(argv[1], "list") == 0) {
-        return group_list(o, argc - 1, argv + 1);
-    } else if (strcmp(argv[1], "describe") == 0) {
-        return group_describe(o, argc - 1, argv + 1);
-    } else if (strcmp(argv[1], "seek") == 0) {
-        return group_seek(o, argc - 1, argv + 1);
-    } else if (strcmp(argv[1], "delete") == 0) {
-        return group_delete(o, argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        if (strcmp(argv[1], verbs[i].verb) == 0) {
+            struct group_args a;
+            int rc = parse_group_args(o, argc - 1, argv + 1, verbs[i].want_group, verbs[i].seek,
+                                      &a);
+            return rc != 0 ? rc : verbs[i].fn(o, &a);
+        }
     }
     cli_err("unknown group command '%s'", argv[1]);
     fputs(group_usage, stderr);

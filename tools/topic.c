@@ -79,19 +79,16 @@ static int parse_topic_args(struct cli_opts *o, int argc, char **argv, const cha
             }
             break;
         case 'c':
-            if (a->nconfigs == CLI_MAX_CONFIGS) {
-                cli_err("at most %d -c options", CLI_MAX_CONFIGS);
+        case 'd': {
+            const char **list = c == 'c' ? a->configs : a->deletes;
+            int *n = c == 'c' ? &a->nconfigs : &a->ndeletes;
+            if (*n == CLI_MAX_CONFIGS) {
+                cli_err("at most %d -%c options", CLI_MAX_CONFIGS, c);
                 return CLI_EXIT_USAGE;
             }
-            a->configs[a->nconfigs++] = optarg;
+            list[(*n)++] = optarg;
             break;
-        case 'd':
-            if (a->ndeletes == CLI_MAX_CONFIGS) {
-                cli_err("at most %d -d options", CLI_MAX_CONFIGS);
-                return CLI_EXIT_USAGE;
-            }
-            a->deletes[a->ndeletes++] = optarg;
-            break;
+        }
         case 'i':
             a->internal = true;
             break;
@@ -111,9 +108,23 @@ static int parse_topic_args(struct cli_opts *o, int argc, char **argv, const cha
     return 0;
 }
 
-/* Reports per-topic errors of a CreateTopics/DeleteTopics/CreatePartitions result.
- * Returns 0 if every topic succeeded. */
-static int check_topic_results(const rd_kafka_topic_result_t **res, size_t n, const char *what) {
+/* Waits for the result of a CreateTopics, DeleteTopics or CreatePartitions request (want
+ * names which) and reports each topic's error. Returns 0 if every topic succeeded. */
+static int topic_results(struct cli_admin *req, rd_kafka_event_type_t want, const char *what) {
+    rd_kafka_event_t *ev = cli_admin_result(req, want, what);
+    if (ev == NULL) {
+        return CLI_EXIT_FAIL;
+    }
+    size_t n;
+    const rd_kafka_topic_result_t **res;
+    if (want == RD_KAFKA_EVENT_CREATETOPICS_RESULT) {
+        res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    } else if (want == RD_KAFKA_EVENT_DELETETOPICS_RESULT) {
+        res = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+    } else {
+        res = rd_kafka_CreatePartitions_result_topics(
+            rd_kafka_event_CreatePartitions_result(ev), &n);
+    }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[i]);
@@ -127,26 +138,22 @@ static int check_topic_results(const rd_kafka_topic_result_t **res, size_t n, co
             rc = CLI_EXIT_FAIL;
         }
     }
+    rd_kafka_event_destroy(ev);
     return rc;
 }
 
-static int topic_create(struct cli_opts *o, int argc, char **argv) {
-    struct topic_args a;
-    int rc = parse_topic_args(o, argc, argv, "prc", true, &a);
-    if (rc != 0) {
-        return rc;
-    }
+static int topic_create(struct cli_opts *o, const struct topic_args *a) {
     char errstr[512];
     /* -1 asks the broker for its defaults (num.partitions, default.replication.factor). */
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(a.name, (int)a.partitions,
-                                                    (int)a.replication, errstr, sizeof errstr);
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(a->name, (int)a->partitions,
+                                                    (int)a->replication, errstr, sizeof errstr);
     if (nt == NULL) {
-        return cli_err("topic create '%s': %s", a.name, errstr);
+        return cli_err("topic create '%s': %s", a->name, errstr);
     }
-    for (int i = 0; i < a.nconfigs; i++) {
+    for (int i = 0; i < a->nconfigs; i++) {
         char buf[1024];
         const char *k, *v;
-        if (cli_split_kv(a.configs[i], buf, sizeof buf, &k, &v) != 0) {
+        if (cli_split_kv(a->configs[i], buf, sizeof buf, &k, &v) != 0) {
             rd_kafka_NewTopic_destroy(nt);
             return CLI_EXIT_USAGE;
         }
@@ -157,24 +164,13 @@ static int topic_create(struct cli_opts *o, int argc, char **argv) {
         rd_kafka_NewTopic_destroy(nt);
         return CLI_EXIT_FAIL;
     }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opt = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_CreateTopics(rk, &nt, 1, opt, q);
-    rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "topic create");
-    rc = CLI_EXIT_FAIL;
-    if (ev != NULL) {
-        size_t n;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-        rc = check_topic_results(res, n, "topic create");
-        if (rc == 0) {
-            printf("Created topic %s.\n", a.name);
-        }
-        rd_kafka_event_destroy(ev);
+    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_CreateTopics(rk, &nt, 1, req.opt, req.q);
+    int rc = topic_results(&req, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "topic create");
+    if (rc == 0) {
+        printf("Created topic %s.\n", a->name);
     }
-    rd_kafka_AdminOptions_destroy(opt);
     rd_kafka_NewTopic_destroy(nt);
-    rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
 }
@@ -188,12 +184,7 @@ static int cmp_topic_name(const void *x, const void *y) {
  * flag; Kafka's own internal topics (and Samsa's) all start with "__". */
 static bool is_internal(const char *name) { return strncmp(name, "__", 2) == 0; }
 
-static int topic_list(struct cli_opts *o, int argc, char **argv) {
-    struct topic_args a;
-    int rc = parse_topic_args(o, argc, argv, "i", false, &a);
-    if (rc != 0) {
-        return rc;
-    }
+static int topic_list(struct cli_opts *o, const struct topic_args *a) {
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
@@ -203,11 +194,12 @@ static int topic_list(struct cli_opts *o, int argc, char **argv) {
         rd_kafka_destroy(rk);
         return CLI_EXIT_FAIL;
     }
+    int rc = 0;
     const struct rd_kafka_metadata_topic **sorted =
         calloc((size_t)md->topic_cnt + 1, sizeof *sorted);
     int n = 0;
     for (int i = 0; sorted != NULL && i < md->topic_cnt; i++) {
-        if (a.internal || !is_internal(md->topics[i].topic)) {
+        if (a->internal || !is_internal(md->topics[i].topic)) {
             sorted[n++] = &md->topics[i];
         }
     }
@@ -236,15 +228,12 @@ static int topic_list(struct cli_opts *o, int argc, char **argv) {
  * and *res its one resource. */
 static int describe_topic_configs(rd_kafka_t *rk, const char *name, rd_kafka_event_t **out,
                                   const rd_kafka_ConfigResource_t **res) {
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
-    rd_kafka_AdminOptions_t *opt = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-    rd_kafka_DescribeConfigs(rk, &cr, 1, opt, q);
+    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_DescribeConfigs(rk, &cr, 1, req.opt, req.q);
     rd_kafka_event_t *ev =
-        cli_admin_wait(q, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, "describe configs");
-    rd_kafka_AdminOptions_destroy(opt);
+        cli_admin_result(&req, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, "describe configs");
     rd_kafka_ConfigResource_destroy(cr);
-    rd_kafka_queue_destroy(q);
     if (ev == NULL) {
         return -1;
     }
@@ -263,12 +252,7 @@ static int describe_topic_configs(rd_kafka_t *rk, const char *name, rd_kafka_eve
     return 0;
 }
 
-static int topic_describe(struct cli_opts *o, int argc, char **argv) {
-    struct topic_args a;
-    int rc = parse_topic_args(o, argc, argv, "", true, &a);
-    if (rc != 0) {
-        return rc;
-    }
+static int topic_describe(struct cli_opts *o, const struct topic_args *a) {
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
@@ -278,12 +262,13 @@ static int topic_describe(struct cli_opts *o, int argc, char **argv) {
         rd_kafka_destroy(rk);
         return CLI_EXIT_FAIL;
     }
-    const struct rd_kafka_metadata_topic *t = cli_require_topic(md, a.name);
+    const struct rd_kafka_metadata_topic *t = cli_require_topic(md, a->name);
     if (t == NULL) {
         rd_kafka_metadata_destroy(md);
         rd_kafka_destroy(rk);
         return CLI_EXIT_FAIL;
     }
+    int rc = 0;
     printf("Topic: %s  Partitions: %d  Replication: %d\n\n", t->topic, t->partition_cnt,
            t->partition_cnt ? t->partitions[0].replica_cnt : 0);
     struct table *tab = table_new(6, "PARTITION", "LEADER", "REPLICAS", "ISR", "LOW", "HIGH");
@@ -319,7 +304,7 @@ static int topic_describe(struct cli_opts *o, int argc, char **argv) {
 
     rd_kafka_event_t *ev;
     const rd_kafka_ConfigResource_t *res;
-    if (describe_topic_configs(rk, a.name, &ev, &res) != 0) {
+    if (describe_topic_configs(rk, a->name, &ev, &res) != 0) {
         rc = CLI_EXIT_FAIL;
     } else {
         size_t n;
@@ -355,21 +340,16 @@ static int topic_describe(struct cli_opts *o, int argc, char **argv) {
  * (DYNAMIC_TOPIC_CONFIG), applies -c and -d to that set and writes it back. Two
  * concurrent alters of the same topic can therefore lose one another's change; that is
  * the price of working with this librdkafka version and with older Kafka brokers. */
-static int topic_alter(struct cli_opts *o, int argc, char **argv) {
-    struct topic_args a;
-    int rc = parse_topic_args(o, argc, argv, "cd", true, &a);
-    if (rc != 0) {
-        return rc;
-    }
-    if (a.nconfigs == 0 && a.ndeletes == 0) {
+static int topic_alter(struct cli_opts *o, const struct topic_args *a) {
+    if (a->nconfigs == 0 && a->ndeletes == 0) {
         cli_err("topic alter needs at least one -c key=value or -d key");
         return CLI_EXIT_USAGE;
     }
     /* Parse all -c first so a typo fails before anything is sent. */
     char bufs[CLI_MAX_CONFIGS][1024];
     const char *keys[CLI_MAX_CONFIGS], *vals[CLI_MAX_CONFIGS];
-    for (int i = 0; i < a.nconfigs; i++) {
-        if (cli_split_kv(a.configs[i], bufs[i], sizeof bufs[i], &keys[i], &vals[i]) != 0) {
+    for (int i = 0; i < a->nconfigs; i++) {
+        if (cli_split_kv(a->configs[i], bufs[i], sizeof bufs[i], &keys[i], &vals[i]) != 0) {
             return CLI_EXIT_USAGE;
         }
     }
@@ -379,159 +359,132 @@ static int topic_alter(struct cli_opts *o, int argc, char **argv) {
     }
     rd_kafka_event_t *dev;
     const rd_kafka_ConfigResource_t *cur;
-    if (describe_topic_configs(rk, a.name, &dev, &cur) != 0) {
+    if (describe_topic_configs(rk, a->name, &dev, &cur) != 0) {
         rd_kafka_destroy(rk);
         return CLI_EXIT_FAIL;
     }
-    rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, a.name);
+    rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, a->name);
     size_t n;
     const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(cur, &n);
     bool deleted[CLI_MAX_CONFIGS] = {false};
+    int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (rd_kafka_ConfigEntry_source(entries[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG) {
             continue;
         }
         const char *k = rd_kafka_ConfigEntry_name(entries[i]);
         bool keep = true;
-        for (int j = 0; j < a.ndeletes; j++) {
-            if (strcmp(a.deletes[j], k) == 0) {
+        for (int j = 0; j < a->ndeletes; j++) {
+            if (strcmp(a->deletes[j], k) == 0) {
                 deleted[j] = true;
                 keep = false;
             }
         }
-        for (int j = 0; j < a.nconfigs; j++) {
+        for (int j = 0; j < a->nconfigs; j++) {
             keep = keep && strcmp(keys[j], k) != 0; /* replaced below */
         }
         if (keep && rd_kafka_ConfigEntry_is_sensitive(entries[i])) {
             /* Its value is not disclosed, so it cannot be written back. */
             rc = cli_err("topic '%s' has sensitive override %s; cannot alter without "
-                         "IncrementalAlterConfigs", a.name, k);
+                         "IncrementalAlterConfigs", a->name, k);
         } else if (keep) {
             rd_kafka_ConfigResource_set_config(cr, k, rd_kafka_ConfigEntry_value(entries[i]));
         }
     }
-    for (int j = 0; j < a.ndeletes && rc == 0; j++) {
+    for (int j = 0; j < a->ndeletes && rc == 0; j++) {
         if (!deleted[j]) {
-            rc = cli_err("topic '%s' has no override for '%s' to delete", a.name, a.deletes[j]);
+            rc = cli_err("topic '%s' has no override for '%s' to delete", a->name, a->deletes[j]);
         }
     }
-    for (int j = 0; j < a.nconfigs && rc == 0; j++) {
+    for (int j = 0; j < a->nconfigs && rc == 0; j++) {
         rd_kafka_ConfigResource_set_config(cr, keys[j], vals[j]);
     }
     rd_kafka_event_destroy(dev);
     if (rc == 0) {
         rc = CLI_EXIT_FAIL;
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_AdminOptions_t *opt = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
-        rd_kafka_AlterConfigs(rk, &cr, 1, opt, q);
-        rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT, "topic alter");
+        struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+        rd_kafka_AlterConfigs(rk, &cr, 1, req.opt, req.q);
+        rd_kafka_event_t *ev =
+            cli_admin_result(&req, RD_KAFKA_EVENT_ALTERCONFIGS_RESULT, "topic alter");
         if (ev != NULL) {
             const rd_kafka_ConfigResource_t **rs =
                 rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
             if (n == 1 && rd_kafka_ConfigResource_error(rs[0]) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                printf("Altered configs of topic %s.\n", a.name);
+                printf("Altered configs of topic %s.\n", a->name);
                 rc = 0;
             } else if (n == 1) {
                 const char *why = rd_kafka_ConfigResource_error_string(rs[0]);
-                cli_err("topic alter '%s' failed: %s", a.name,
+                cli_err("topic alter '%s' failed: %s", a->name,
                         why ? why : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
             } else {
-                cli_err("topic alter '%s': no result", a.name);
+                cli_err("topic alter '%s': no result", a->name);
             }
             rd_kafka_event_destroy(ev);
         }
-        rd_kafka_AdminOptions_destroy(opt);
-        rd_kafka_queue_destroy(q);
     }
     rd_kafka_ConfigResource_destroy(cr);
     rd_kafka_destroy(rk);
     return rc;
 }
 
-static int topic_delete(struct cli_opts *o, int argc, char **argv) {
-    struct topic_args a;
-    int rc = parse_topic_args(o, argc, argv, "", true, &a);
-    if (rc != 0) {
-        return rc;
-    }
+static int topic_delete(struct cli_opts *o, const struct topic_args *a) {
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
     }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(a.name);
-    rd_kafka_AdminOptions_t *opt = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
-    rd_kafka_DeleteTopics(rk, &dt, 1, opt, q);
-    rd_kafka_event_t *ev = cli_admin_wait(q, RD_KAFKA_EVENT_DELETETOPICS_RESULT, "topic delete");
-    rc = CLI_EXIT_FAIL;
-    if (ev != NULL) {
-        size_t n;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
-        rc = check_topic_results(res, n, "topic delete");
-        if (rc == 0) {
-            printf("Deleted topic %s.\n", a.name);
-        }
-        rd_kafka_event_destroy(ev);
+    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(a->name);
+    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
+    rd_kafka_DeleteTopics(rk, &dt, 1, req.opt, req.q);
+    int rc = topic_results(&req, RD_KAFKA_EVENT_DELETETOPICS_RESULT, "topic delete");
+    if (rc == 0) {
+        printf("Deleted topic %s.\n", a->name);
     }
-    rd_kafka_AdminOptions_destroy(opt);
     rd_kafka_DeleteTopic_destroy(dt);
-    rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
 }
 
-static int topic_add_partitions(struct cli_opts *o, int argc, char **argv) {
-    struct topic_args a;
-    int rc = parse_topic_args(o, argc, argv, "p", true, &a);
-    if (rc != 0) {
-        return rc;
-    }
-    if (a.partitions < 0) {
+static int topic_add_partitions(struct cli_opts *o, const struct topic_args *a) {
+    if (a->partitions < 0) {
         cli_err("topic add-partitions needs -p TOTAL (the new partition count)");
         return CLI_EXIT_USAGE;
     }
     char errstr[512];
     rd_kafka_NewPartitions_t *np =
-        rd_kafka_NewPartitions_new(a.name, (size_t)a.partitions, errstr, sizeof errstr);
+        rd_kafka_NewPartitions_new(a->name, (size_t)a->partitions, errstr, sizeof errstr);
     if (np == NULL) {
-        return cli_err("topic add-partitions '%s': %s", a.name, errstr);
+        return cli_err("topic add-partitions '%s': %s", a->name, errstr);
     }
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         rd_kafka_NewPartitions_destroy(np);
         return CLI_EXIT_FAIL;
     }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opt = cli_admin_options(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
-    rd_kafka_CreatePartitions(rk, &np, 1, opt, q);
-    rd_kafka_event_t *ev =
-        cli_admin_wait(q, RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT, "topic add-partitions");
-    rc = CLI_EXIT_FAIL;
-    if (ev != NULL) {
-        size_t n;
-        const rd_kafka_topic_result_t **res = rd_kafka_CreatePartitions_result_topics(
-            rd_kafka_event_CreatePartitions_result(ev), &n);
-        rc = check_topic_results(res, n, "topic add-partitions");
-        if (rc == 0) {
-            printf("Topic %s now has %lld partitions.\n", a.name, (long long)a.partitions);
-        }
-        rd_kafka_event_destroy(ev);
+    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
+    rd_kafka_CreatePartitions(rk, &np, 1, req.opt, req.q);
+    int rc = topic_results(&req, RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT, "topic add-partitions");
+    if (rc == 0) {
+        printf("Topic %s now has %lld partitions.\n", a->name, (long long)a->partitions);
     }
-    rd_kafka_AdminOptions_destroy(opt);
     rd_kafka_NewPartitions_destroy(np);
-    rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
 }
 
 int topic_main(struct cli_opts *o, int argc, char **argv) {
+    /* Each verb with the option letters it takes and whether it needs a topic name. */
     static const struct {
         const char *verb;
-        int (*fn)(struct cli_opts *, int, char **);
+        const char *allowed;
+        bool want_name;
+        int (*fn)(struct cli_opts *, const struct topic_args *);
     } verbs[] = {
-        {"create", topic_create},   {"list", topic_list},     {"describe", topic_describe},
-        {"alter", topic_alter},     {"delete", topic_delete}, {"add-partitions", topic_add_partitions},
+        {"create", "prc", true, topic_create},
+        {"list", "i", false, topic_list},
+        {"describe", "", true, topic_describe},
+        {"alter", "cd", true, topic_alter},
+        {"delete", "", true, topic_delete},
+        {"add-partitions", "p", true, topic_add_partitions},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(topic_usage, argc < 2 ? stderr : stdout);
@@ -539,7 +492,10 @@ int topic_main(struct cli_opts *o, int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
         if (strcmp(argv[1], verbs[i].verb) == 0) {
-            return verbs[i].fn(o, argc - 1, argv + 1);
+            struct topic_args a;
+            int rc = parse_topic_args(o, argc - 1, argv + 1, verbs[i].allowed, verbs[i].want_name,
+                                      &a);
+            return rc != 0 ? rc : verbs[i].fn(o, &a);
         }
     }
     cli_err("unknown topic command '%s'", argv[1]);

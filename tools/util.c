@@ -150,6 +150,18 @@ rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t a
     return opt;
 }
 
+struct cli_admin cli_admin_start(rd_kafka_t *rk, rd_kafka_admin_op_t api) {
+    return (struct cli_admin){.q = rd_kafka_queue_new(rk), .opt = cli_admin_options(rk, api)};
+}
+
+rd_kafka_event_t *cli_admin_result(struct cli_admin *req, rd_kafka_event_type_t want,
+                                   const char *what) {
+    rd_kafka_event_t *ev = cli_admin_wait(req->q, want, what);
+    rd_kafka_AdminOptions_destroy(req->opt);
+    rd_kafka_queue_destroy(req->q);
+    return ev;
+}
+
 int cli_metadata(rd_kafka_t *rk, const struct rd_kafka_metadata **md) {
     /* All topics rather than one: asking for a single unknown topic may auto-create it on
      * brokers with auto.create.topics.enable, and describe must never create. */

@@ -12,51 +12,8 @@
 # Needs SAMSA_SERVER and SAMSA_CLI. Talks only to 127.0.0.1.
 set -euo pipefail
 
-SERVER=${SAMSA_SERVER:?set SAMSA_SERVER to the samsa-server binary}
-CLI=${SAMSA_CLI:?set SAMSA_CLI to the samsa binary}
-HERE=$(cd "$(dirname "$0")" && pwd)
-CONFIG=${SAMSA_CONFIG:-$HERE/../../../config/server.properties}
-
-WORK=$(mktemp -d -t samsa-cli.XXXXXX)
-PID=""
-CONSUMER=""
-
-cleanup() {
-    local rc=$?
-    for p in $CONSUMER $PID; do
-        if kill -0 "$p" 2>/dev/null; then
-            kill -9 "$p" 2>/dev/null || true
-            { wait "$p"; } 2>/dev/null || true
-        fi
-    done
-    if [ $rc -ne 0 ]; then
-        echo "---- last command output ----"
-        cat "$WORK/out" 2>/dev/null || true
-        echo "---- broker stderr (last 30 lines) ----"
-        tail -n 30 "$WORK/server.err" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-"$SERVER" -c "$CONFIG" --override "log.dirs=$WORK/data" \
-    --override "listeners=PLAINTEXT://127.0.0.1:0" \
-    --override "advertised.listeners=PLAINTEXT://127.0.0.1:0" \
-    --override "group.initial.rebalance.delay.ms=0" >"$WORK/server.out" 2>"$WORK/server.err" &
-PID=$!
-PORT=""
-for _ in $(seq 1 200); do
-    PORT=$(sed -n 's/^samsa-server listening on port \([0-9][0-9]*\).*/\1/p' "$WORK/server.out" | head -n 1)
-    [ -n "$PORT" ] && break
-    kill -0 "$PID" 2>/dev/null || fail "server exited at start-up: $(cat "$WORK/server.err")"
-    sleep 0.05
-done
-[ -n "$PORT" ] || fail "server did not print its port within 10 s"
-BOOT=127.0.0.1:$PORT
+source "$(dirname "$0")/lib.sh"
+start_broker cli --override "group.initial.rebalance.delay.ms=0"
 
 # ok CMD...: runs samsa, output (stdout+stderr) in $WORK/out, fails on non-zero exit.
 ok() {
@@ -177,6 +134,7 @@ has "group 'no-such-group' does not exist"
 echo "== groups: seek refuses an active group"
 "$CLI" -b "$BOOT" consume orders -g reader >/dev/null 2>"$WORK/consumer.err" &
 CONSUMER=$!
+KILL_ON_EXIT=$CONSUMER
 for _ in $(seq 1 100); do
     "$CLI" -b "$BOOT" group describe reader >"$WORK/out" 2>&1 || true
     grep -Eq '^State: +Stable' "$WORK/out" && grep -Eq '^orders +0 .*samsa-cli-' "$WORK/out" && break
@@ -199,7 +157,7 @@ for _ in $(seq 1 100); do
 done
 kill -TERM "$CONSUMER"
 wait "$CONSUMER" || fail "consumer exited non-zero on SIGTERM: $(cat "$WORK/consumer.err")"
-CONSUMER=""
+KILL_ON_EXIT=""
 expect_lag reader 0 # the live consumer read (and committed) the other 40
 
 echo "== groups: seek a stopped group"

@@ -7,19 +7,13 @@
 // (listGroups, describeGroups, fetchOffsets, deleteGroups) is checked along the way.
 //
 // One broker for the file, on a free loopback port with a temporary data dir, killed and
-// removed when the file ends, fails or hangs (watchdog).
+// removed when the file ends, fails or hangs (watchdog): broker.js. The restart keeps its
+// port and data dir.
 
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
-const fs = require('node:fs')
-const os = require('node:os')
-const path = require('node:path')
 const { Kafka, Partitioners, logLevel } = require('kafkajs')
-
-const SERVER = process.env.SAMSA_SERVER
-const CONFIG =
-  process.env.SAMSA_CONFIG || path.join(__dirname, '..', '..', '..', 'config', 'server.properties')
+const { Broker } = require('./broker')
 
 const TOPIC = 'js-group-topic'
 const PARTITIONS = 3
@@ -27,104 +21,11 @@ const FIRST = 3000
 const SECOND = 600
 const GROUP = 'js-group'
 
-// ---- the broker process ----
-
-const broker = { proc: null, port: 0, dir: null, stderr: [] }
-
-function brokerTail(n = 30) {
-  return broker.stderr.join('').split('\n').slice(-n).join('\n')
-}
-
-function killBroker() {
-  if (broker.proc && broker.proc.exitCode === null && broker.proc.signalCode === null) {
-    try {
-      broker.proc.kill('SIGKILL')
-    } catch (_) {}
-  }
-}
-
-function removeDir() {
-  if (broker.dir) {
-    fs.rmSync(broker.dir, { recursive: true, force: true })
-    broker.dir = null
-  }
-}
-
-process.on('exit', () => {
-  killBroker()
-  removeDir()
+const broker = new Broker({
+  name: 'kafkajs-groups',
+  overrides: ['group.initial.rebalance.delay.ms=0', 'group.min.session.timeout.ms=1000'],
+  watchdogMs: 240000,
 })
-const watchdog = setTimeout(() => {
-  console.error('FAIL: watchdog: groups test file still running after 240 s')
-  console.error(brokerTail())
-  killBroker()
-  removeDir()
-  process.exit(2)
-}, 240000)
-watchdog.unref()
-
-// Starts the broker on broker.port (0: a free one) with broker.dir as its data dir.
-function startBroker() {
-  assert.ok(SERVER, 'SAMSA_SERVER must point to the samsa-server binary')
-  if (!broker.dir) broker.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'samsa-kafkajs-groups-'))
-  const port = broker.port
-  const proc = spawn(
-    SERVER,
-    [
-      '-c', CONFIG,
-      '--override', `log.dirs=${path.join(broker.dir, 'data')}`,
-      '--override', `listeners=PLAINTEXT://127.0.0.1:${port}`,
-      '--override', `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
-      '--override', 'group.initial.rebalance.delay.ms=0',
-      '--override', 'group.min.session.timeout.ms=1000',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] }
-  )
-  broker.proc = proc
-  proc.stderr.setEncoding('utf8')
-  proc.stderr.on('data', d => broker.stderr.push(d))
-  return new Promise((resolve, reject) => {
-    let out = ''
-    let done = false
-    const timer = setTimeout(() => reject(new Error('broker did not print its port in 15 s')), 15000)
-    proc.stdout.setEncoding('utf8')
-    proc.stdout.on('data', d => {
-      out += d
-      const m = /^samsa-server listening on port (\d+)/m.exec(out)
-      if (m && !done) {
-        done = true
-        if (port) assert.equal(Number(m[1]), port)
-        broker.port = Number(m[1])
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    proc.on('exit', (code, sig) => {
-      clearTimeout(timer)
-      if (!done) reject(new Error(`broker exited (code ${code}, signal ${sig}):\n${brokerTail()}`))
-    })
-  })
-}
-
-async function stopBroker() {
-  const proc = broker.proc
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
-  const exited = new Promise(resolve => proc.once('exit', (code, sig) => resolve({ code, sig })))
-  proc.kill('SIGTERM')
-  const t = setTimeout(killBroker, 15000)
-  const r = await exited
-  clearTimeout(t)
-  return r
-}
-
-async function withBrokerLog(fn) {
-  try {
-    return await fn()
-  } catch (e) {
-    e.message += `\n---- broker stderr (last lines) ----\n${brokerTail()}`
-    throw e
-  }
-}
 
 function newKafka() {
   return new Kafka({
@@ -233,7 +134,7 @@ describe('kafkajs 2.2.4 consumer groups against samsa-server', { timeout: 200000
   let kafka, admin
 
   before(async () => {
-    await startBroker()
+    await broker.start()
     kafka = newKafka()
     admin = kafka.admin()
     await admin.connect()
@@ -244,14 +145,12 @@ describe('kafkajs 2.2.4 consumer groups against samsa-server', { timeout: 200000
     try {
       if (admin) await admin.disconnect()
     } catch (_) {}
-    const r = await stopBroker()
-    removeDir()
-    if (r) assert.equal(r.code, 0, `broker exited with ${r.code}/${r.sig} on SIGTERM`)
+    await broker.close()
   })
 
   let firstEnds
 
-  it(`a group consumes all ${FIRST} records once and commits them`, () => withBrokerLog(async () => {
+  it(`a group consumes all ${FIRST} records once and commits them`, () => broker.withLog(async () => {
     await produce(kafka, FIRST, 'first')
     firstEnds = await endOffsets(admin)
     assert.equal(Object.values(firstEnds).reduce((a, b) => a + b, 0), FIRST)
@@ -269,14 +168,14 @@ describe('kafkajs 2.2.4 consumer groups against samsa-server', { timeout: 200000
     assert.deepEqual(listed, [{ groupId: GROUP, protocolType: 'consumer' }])
   }))
 
-  it('after a broker restart the group resumes at its committed offsets', () => withBrokerLog(async () => {
+  it('after a broker restart the group resumes at its committed offsets', () => broker.withLog(async () => {
     await produce(kafka, SECOND, 'second')
     const ends = await endOffsets(admin)
     await admin.disconnect()
     admin = null
-    const r = await stopBroker()
+    const r = await broker.stop()
     assert.equal(r.code, 0, `broker exited with ${r.code}/${r.sig} on SIGTERM`)
-    await startBroker()
+    await broker.start()
     kafka = newKafka()
     admin = kafka.admin()
     await admin.connect()

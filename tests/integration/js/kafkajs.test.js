@@ -2,7 +2,7 @@
 // Integration test: kafkajs 2.2.4 against a real samsa-server (node --test).
 //
 // One broker for the whole file, started on a free loopback port with a temporary data dir
-// and killed (data dir removed) when the file ends, fails, or hangs (watchdog).
+// and killed (data dir removed) when the file ends, fails, or hangs (watchdog): broker.js.
 //
 // Reading records without a consumer group. kafkajs's Consumer always joins a group
 // (FindCoordinator/JoinGroup), which the broker does not serve yet, so the records are read
@@ -20,16 +20,9 @@
 
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
-const fs = require('node:fs')
-const os = require('node:os')
-const path = require('node:path')
 const { Kafka, Partitioners, CompressionTypes, logLevel } = require('kafkajs')
 const Batch = require('kafkajs/src/consumer/batch')
-
-const SERVER = process.env.SAMSA_SERVER
-const CONFIG =
-  process.env.SAMSA_CONFIG || path.join(__dirname, '..', '..', '..', 'config', 'server.properties')
+const { Broker } = require('./broker')
 
 const TOPIC = 'js-events'
 const PARTITIONS = 4
@@ -37,100 +30,7 @@ const RECORDS = 100000
 const BATCH = 1000 // messages per producer.send()
 const KEYS = 1000 // keys repeat: one key's records share a partition, in send order
 
-// ---- the broker process ----
-
-const broker = { proc: null, port: 0, dir: null, stderr: [] }
-
-function brokerTail(n = 30) {
-  const lines = broker.stderr.join('').split('\n')
-  return lines.slice(-n).join('\n')
-}
-
-function killBroker() {
-  if (broker.proc && broker.proc.exitCode === null && broker.proc.signalCode === null) {
-    try {
-      broker.proc.kill('SIGKILL')
-    } catch (_) {}
-  }
-}
-
-function removeDir() {
-  if (broker.dir) {
-    fs.rmSync(broker.dir, { recursive: true, force: true })
-    broker.dir = null
-  }
-}
-
-// Whatever happens, the broker does not outlive this process.
-process.on('exit', () => {
-  killBroker()
-  removeDir()
-})
-const watchdog = setTimeout(() => {
-  console.error('FAIL: watchdog: test file still running after 480 s')
-  console.error(brokerTail())
-  killBroker()
-  removeDir()
-  process.exit(2)
-}, 480000)
-watchdog.unref()
-
-function startBroker() {
-  assert.ok(SERVER, 'SAMSA_SERVER must point to the samsa-server binary')
-  broker.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'samsa-kafkajs-'))
-  const proc = spawn(
-    SERVER,
-    [
-      '-c', CONFIG,
-      '--override', `log.dirs=${path.join(broker.dir, 'data')}`,
-      '--override', 'listeners=PLAINTEXT://127.0.0.1:0',
-      '--override', 'advertised.listeners=PLAINTEXT://127.0.0.1:0',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] }
-  )
-  broker.proc = proc
-  proc.stderr.setEncoding('utf8')
-  proc.stderr.on('data', d => broker.stderr.push(d))
-  return new Promise((resolve, reject) => {
-    let out = ''
-    const timer = setTimeout(() => reject(new Error('broker did not print its port in 10 s')), 10000)
-    proc.stdout.setEncoding('utf8')
-    proc.stdout.on('data', d => {
-      out += d
-      const m = /^samsa-server listening on port (\d+)/m.exec(out)
-      if (m && !broker.port) {
-        broker.port = Number(m[1])
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    proc.on('exit', (code, sig) => {
-      clearTimeout(timer)
-      reject(new Error(`broker exited (code ${code}, signal ${sig}):\n${brokerTail()}`))
-    })
-  })
-}
-
-async function stopBroker() {
-  const proc = broker.proc
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
-  const exited = new Promise(resolve => proc.once('exit', (code, sig) => resolve({ code, sig })))
-  proc.kill('SIGTERM')
-  const t = setTimeout(killBroker, 10000)
-  const { code, sig } = await exited
-  clearTimeout(t)
-  return { code, sig }
-}
-
-// Adds the broker's stderr tail to a failing assertion's message.
-async function withBrokerLog(fn) {
-  try {
-    return await fn()
-  } catch (e) {
-    e.message += `\n---- broker stderr (last lines) ----\n${brokerTail()}`
-    throw e
-  }
-}
+const broker = new Broker({ name: 'kafkajs', watchdogMs: 480000 })
 
 // ---- reading with kafkajs's fetch path (see the comment at the top) ----
 
@@ -211,7 +111,7 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
   let kafka, admin, producer, cluster
 
   before(async () => {
-    await startBroker()
+    await broker.start()
     kafka = new Kafka({
       clientId: 'samsa-it-kafkajs',
       brokers: [`127.0.0.1:${broker.port}`],
@@ -237,12 +137,10 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
         if (c) await c.disconnect()
       } catch (_) {}
     }
-    const r = await stopBroker()
-    removeDir()
-    if (r) assert.equal(r.code, 0, `broker exited with ${r.code}/${r.sig} on SIGTERM`)
+    await broker.close()
   })
 
-  it('createTopics, fetchTopicMetadata, fetchTopicOffsets', () => withBrokerLog(async () => {
+  it('createTopics, fetchTopicMetadata, fetchTopicOffsets', () => broker.withLog(async () => {
     const created = await admin.createTopics({
       topics: [{ topic: TOPIC, numPartitions: PARTITIONS, replicationFactor: 1 }],
       waitForLeaders: true,
@@ -281,7 +179,7 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
   const expected = {}
   for (let p = 0; p < PARTITIONS; p++) expected[p] = []
 
-  it(`produces ${RECORDS} keyed records with acks=-1`, () => withBrokerLog(async () => {
+  it(`produces ${RECORDS} keyed records with acks=-1`, () => broker.withLog(async () => {
     const { topics } = await admin.fetchTopicMetadata({ topics: [TOPIC] })
     const partitionMetadata = topics[0].partitions
     const partitioner = Partitioners.DefaultPartitioner()
@@ -321,7 +219,7 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
   }))
 
   it('reads every record back through Broker#fetch, content and order exact', () =>
-    withBrokerLog(async () => {
+    broker.withLog(async () => {
       assert.equal(expected[0].length + expected[1].length + expected[2].length +
         expected[3].length, RECORDS, 'the produce test did not run to completion')
       const t0 = Date.now()
@@ -345,7 +243,7 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
       console.log(`# read ${RECORDS} records in ${Date.now() - t0} ms`)
     }))
 
-  it('round-trips a gzip-compressed batch', () => withBrokerLog(async () => {
+  it('round-trips a gzip-compressed batch', () => broker.withLog(async () => {
     const topic = 'js-gzip'
     assert.equal(await admin.createTopics({
       topics: [{ topic, numPartitions: 1 }], waitForLeaders: true }), true)
@@ -361,7 +259,7 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
       messages.slice(123).map((m, i) => [123 + i, m.key, m.value]))
   }))
 
-  it('describeConfigs and alterConfigs of a topic', () => withBrokerLog(async () => {
+  it('describeConfigs and alterConfigs of a topic', () => broker.withLog(async () => {
     const { ConfigResourceTypes } = require('kafkajs')
     const describe = async () => {
       const { resources } = await admin.describeConfigs({
@@ -382,7 +280,7 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
   }))
 
   it('createPartitions grows the topic and the new partitions take records', () =>
-    withBrokerLog(async () => {
+    broker.withLog(async () => {
       await admin.createPartitions({ topicPartitions: [{ topic: TOPIC, count: 6 }] })
       const { topics } = await admin.fetchTopicMetadata({ topics: [TOPIC] })
       assert.deepEqual(topics[0].partitions.map(p => p.partitionId).sort(), [0, 1, 2, 3, 4, 5])
@@ -414,7 +312,7 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
       assert.equal(got[5][0].value.toString(), 'fifth')
     }))
 
-  it('deleteTopicRecords moves the log start', () => withBrokerLog(async () => {
+  it('deleteTopicRecords moves the log start', () => broker.withLog(async () => {
     const cut = Math.floor(expected[1].length / 2)
     await admin.deleteTopicRecords({ topic: TOPIC, partitions: [{ partition: 1, offset: String(cut) }] })
     const offsets = await admin.fetchTopicOffsets(TOPIC)
@@ -425,7 +323,7 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
     assert.equal(got[1][0].value.toString(), expected[1][cut].value)
   }))
 
-  it('deleteTopics removes a topic', () => withBrokerLog(async () => {
+  it('deleteTopics removes a topic', () => broker.withLog(async () => {
     const topic = 'js-doomed'
     assert.equal(await admin.createTopics({
       topics: [{ topic, numPartitions: 2 }], waitForLeaders: true }), true)

@@ -1,13 +1,8 @@
 /*
  * group_interaction: data-driven tests of the group coordinator, in the style of the
  * raft interaction tests. A script (tests/unit/group/testdata/NAME.txt) is a list of
- * blocks:
- *
- *     # comments describe the scenario
- *     command args...
- *     ----
- *     expected output (every completion and every append the command caused)
- *     <blank line>
+ * blocks, command then expected output (every completion and every append the command
+ * caused), run by the shared script runner (tests/unit/support/script.h).
  *
  * `group_interaction --rewrite FILE...` regenerates the expected output in place; read
  * the diff before committing it. Member ids are shown by alias: a join's `as=A` binds
@@ -27,22 +22,11 @@
  *   append-all       complete every pending append successfully
  */
 #include "group/group.h"
+#include "script.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static struct buf out;
-
-__attribute__((format(printf, 1, 2))) static void outf(const char *fmt, ...) {
-    char tmp[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        buf_append(&out, tmp, (size_t)MIN((size_t)n, sizeof tmp - 1));
-}
 
 /* ---- member aliases ---- */
 
@@ -73,16 +57,16 @@ static const char *id_of(const char *alias) {
     return alias; /* a literal id */
 }
 
-/* Prints a member id ("" as -); run_file replaces ids by aliases once the command is
- * done, so that ids bound later in the same command still read as aliases. */
+/* Prints a member id ("" as -); substitute_aliases replaces ids by aliases once the
+ * command is done, so that ids bound later in the same command still read as aliases. */
 static void out_id(struct slice id) {
     if (!id.ptr || id.len == 0)
-        outf("-");
+        script_outf("-");
     else
-        outf("%.*s", (int)id.len, id.ptr);
+        script_outf("%.*s", (int)id.len, id.ptr);
 }
 
-static void substitute_aliases(void) {
+static void substitute_aliases(struct buf *out) {
     for (size_t a = 0; a < n_aliases; a++) {
         size_t n = strlen(aliases[a].id);
         if (n == 0)
@@ -90,17 +74,17 @@ static void substitute_aliases(void) {
         struct buf res;
         buf_init(&res);
         size_t i = 0;
-        while (i < out.len) {
-            if (out.len - i >= n && memcmp(out.data + i, aliases[a].id, n) == 0) {
+        while (i < out->len) {
+            if (out->len - i >= n && memcmp(out->data + i, aliases[a].id, n) == 0) {
                 buf_append(&res, aliases[a].alias, strlen(aliases[a].alias));
                 i += n;
             } else {
-                buf_append(&res, out.data + i, 1);
+                buf_append(&res, out->data + i, 1);
                 i++;
             }
         }
-        buf_free(&out);
-        out = res;
+        buf_free(out);
+        *out = res;
     }
 }
 
@@ -156,76 +140,77 @@ static void on_join(void *p, const struct grp_join_resp *r) {
     if (c->as[0] && r->member_id.len &&
         (r->error == GRP_ERR_NONE || r->error == GRP_ERR_MEMBER_ID_REQUIRED))
         bind_alias(c->as, r->member_id);
-    outf("%s: join %s member=", c->name, err_name(r->error));
+    script_outf("%s: join %s member=", c->name, err_name(r->error));
     out_id(r->member_id);
     if (r->error == GRP_ERR_NONE) {
-        outf(" gen=%d proto=%.*s leader=", r->generation_id, (int)r->protocol_name.len,
-             r->protocol_name.ptr);
+        script_outf(" gen=%d proto=%.*s leader=", r->generation_id, (int)r->protocol_name.len,
+                    r->protocol_name.ptr);
         out_id(r->leader);
         if (r->n_members) {
-            outf(" members=");
+            script_outf(" members=");
             for (size_t i = 0; i < r->n_members; i++) {
-                outf(i ? "," : "");
+                script_outf(i ? "," : "");
                 out_id(r->members[i].member_id);
             }
         }
         if (r->skip_assignment)
-            outf(" skip-assignment");
+            script_outf(" skip-assignment");
     }
-    outf("\n");
+    script_outf("\n");
     free(c);
 }
 
 static void on_sync(void *p, const struct grp_sync_resp *r) {
     struct ctx *c = p;
-    outf("%s: sync %s assignment=%.*s\n", c->name, err_name(r->error), (int)r->assignment.len,
-         r->assignment.ptr);
+    script_outf("%s: sync %s assignment=%.*s\n", c->name, err_name(r->error),
+                (int)r->assignment.len, r->assignment.ptr);
     free(c);
 }
 
 static void on_heartbeat(void *p, const struct grp_heartbeat_resp *r) {
     (void)p;
-    outf("heartbeat %s\n", err_name(r->error));
+    script_outf("heartbeat %s\n", err_name(r->error));
 }
 
 static void on_leave(void *p, const struct grp_leave_resp *r) {
     (void)p;
-    outf("leave %s", err_name(r->error));
+    script_outf("leave %s", err_name(r->error));
     for (size_t i = 0; i < r->n_members; i++) {
-        outf(" ");
+        script_outf(" ");
         if (r->members[i].member_id.len)
             out_id(r->members[i].member_id);
         else
-            outf("inst:%.*s", (int)r->members[i].group_instance_id.len,
-                 r->members[i].group_instance_id.ptr);
-        outf("=%s", err_name(r->members[i].error));
+            script_outf("inst:%.*s", (int)r->members[i].group_instance_id.len,
+                        r->members[i].group_instance_id.ptr);
+        script_outf("=%s", err_name(r->members[i].error));
     }
-    outf("\n");
+    script_outf("\n");
 }
 
 static void on_commit(void *p, const struct grp_commit_resp *r) {
     struct ctx *c = p;
-    outf("%s: commit", c->name);
+    script_outf("%s: commit", c->name);
     for (size_t t = 0; t < r->n_topics; t++)
         for (size_t i = 0; i < r->topics[t].n_partitions; i++)
-            outf(" %.*s/%d=%s", (int)r->topics[t].name.len, r->topics[t].name.ptr,
-                 r->topics[t].partitions[i].partition, err_name(r->topics[t].partitions[i].error));
-    outf("\n");
+            script_outf(" %.*s/%d=%s", (int)r->topics[t].name.len, r->topics[t].name.ptr,
+                        r->topics[t].partitions[i].partition,
+                        err_name(r->topics[t].partitions[i].error));
+    script_outf("\n");
     free(c);
 }
 
 static void on_fetch(void *p, const struct grp_fetch_resp *r) {
     (void)p;
     for (size_t g = 0; g < r->n_groups; g++) {
-        outf("fetch %.*s %s", (int)r->groups[g].group_id.len, r->groups[g].group_id.ptr,
-             err_name(r->groups[g].error));
+        script_outf("fetch %.*s %s", (int)r->groups[g].group_id.len, r->groups[g].group_id.ptr,
+                    err_name(r->groups[g].error));
         for (size_t t = 0; t < r->groups[g].n_topics; t++) {
             const struct grp_fetch_resp_topic *rt = &r->groups[g].topics[t];
             for (size_t i = 0; i < rt->n_partitions; i++)
-                outf(" %.*s/%d=%lld", (int)rt->name.len, rt->name.ptr, rt->partitions[i].partition,
-                     (long long)rt->partitions[i].offset);
+                script_outf(" %.*s/%d=%lld", (int)rt->name.len, rt->name.ptr,
+                            rt->partitions[i].partition, (long long)rt->partitions[i].offset);
         }
-        outf("\n");
+        script_outf("\n");
     }
 }
 
@@ -233,50 +218,52 @@ static void on_describe(void *p, const struct grp_describe_resp *r) {
     (void)p;
     for (size_t g = 0; g < r->n_groups; g++) {
         const struct grp_describe_group *d = &r->groups[g];
-        outf("describe %.*s %s state=%.*s type=%.*s proto=%.*s", (int)d->group_id.len,
-             d->group_id.ptr, err_name(d->error), (int)d->state.len, d->state.ptr,
-             (int)d->protocol_type.len, d->protocol_type.ptr, (int)d->protocol.len,
-             d->protocol.ptr);
+        script_outf("describe %.*s %s state=%.*s type=%.*s proto=%.*s", (int)d->group_id.len,
+                    d->group_id.ptr, err_name(d->error), (int)d->state.len, d->state.ptr,
+                    (int)d->protocol_type.len, d->protocol_type.ptr, (int)d->protocol.len,
+                    d->protocol.ptr);
         for (size_t i = 0; i < d->n_members; i++) {
-            outf(" ");
+            script_outf(" ");
             out_id(d->members[i].member_id);
             if (d->members[i].group_instance_id.ptr)
-                outf("(inst:%.*s)", (int)d->members[i].group_instance_id.len,
-                     d->members[i].group_instance_id.ptr);
+                script_outf("(inst:%.*s)", (int)d->members[i].group_instance_id.len,
+                            d->members[i].group_instance_id.ptr);
             if (d->members[i].assignment.len)
-                outf(":%.*s", (int)d->members[i].assignment.len, d->members[i].assignment.ptr);
+                script_outf(":%.*s", (int)d->members[i].assignment.len,
+                            d->members[i].assignment.ptr);
         }
-        outf("\n");
+        script_outf("\n");
     }
 }
 
 static void on_list(void *p, const struct grp_list_resp *r) {
     (void)p;
-    outf("list %s", err_name(r->error));
+    script_outf("list %s", err_name(r->error));
     for (size_t i = 0; i < r->n_groups; i++)
-        outf(" %.*s(%.*s)", (int)r->groups[i].group_id.len, r->groups[i].group_id.ptr,
-             (int)r->groups[i].state.len, r->groups[i].state.ptr);
-    outf("\n");
+        script_outf(" %.*s(%.*s)", (int)r->groups[i].group_id.len, r->groups[i].group_id.ptr,
+                    (int)r->groups[i].state.len, r->groups[i].state.ptr);
+    script_outf("\n");
 }
 
 static void on_delete_groups(void *p, const struct grp_delete_groups_resp *r) {
     struct ctx *c = p;
-    outf("%s: delete", c->name);
+    script_outf("%s: delete", c->name);
     for (size_t i = 0; i < r->n_results; i++)
-        outf(" %.*s=%s", (int)r->results[i].group_id.len, r->results[i].group_id.ptr,
-             err_name(r->results[i].error));
-    outf("\n");
+        script_outf(" %.*s=%s", (int)r->results[i].group_id.len, r->results[i].group_id.ptr,
+                    err_name(r->results[i].error));
+    script_outf("\n");
     free(c);
 }
 
 static void on_offset_delete(void *p, const struct grp_offset_delete_resp *r) {
     struct ctx *c = p;
-    outf("%s: offset-delete %s", c->name, err_name(r->error));
+    script_outf("%s: offset-delete %s", c->name, err_name(r->error));
     for (size_t t = 0; t < r->n_topics; t++)
         for (size_t i = 0; i < r->topics[t].n_partitions; i++)
-            outf(" %.*s/%d=%s", (int)r->topics[t].name.len, r->topics[t].name.ptr,
-                 r->topics[t].partitions[i].partition, err_name(r->topics[t].partitions[i].error));
-    outf("\n");
+            script_outf(" %.*s/%d=%s", (int)r->topics[t].name.len, r->topics[t].name.ptr,
+                        r->topics[t].partitions[i].partition,
+                        err_name(r->topics[t].partitions[i].error));
+    script_outf("\n");
     free(c);
 }
 
@@ -288,41 +275,42 @@ static size_t n_pending;
 static void print_record(const struct grp_record *rec) {
     struct grp_key k;
     if (grp_key_decode(rec->key, &k) != 0) {
-        outf("  malformed key\n");
+        script_outf("  malformed key\n");
         return;
     }
     if (k.kind == GRP_KEY_OFFSET) {
-        outf("  offset %.*s %.*s/%d", (int)k.group.len, k.group.ptr, (int)k.topic.len,
-             k.topic.ptr, k.partition);
+        script_outf("  offset %.*s %.*s/%d", (int)k.group.len, k.group.ptr, (int)k.topic.len,
+                    k.topic.ptr, k.partition);
         struct grp_offset_value v;
         if (!rec->value.ptr)
-            outf(" tombstone\n");
+            script_outf(" tombstone\n");
         else if (grp_offset_value_decode(rec->value, &v) == 0)
-            outf(" = %lld\n", (long long)v.offset);
+            script_outf(" = %lld\n", (long long)v.offset);
         else
-            outf(" malformed\n");
+            script_outf(" malformed\n");
         return;
     }
-    outf("  group %.*s", (int)k.group.len, k.group.ptr);
+    script_outf("  group %.*s", (int)k.group.len, k.group.ptr);
     if (!rec->value.ptr) {
-        outf(" tombstone\n");
+        script_outf(" tombstone\n");
         return;
     }
     struct arena a;
     arena_init(&a);
     struct grp_group_value v;
     if (grp_group_value_decode(rec->value, &a, &v) == 0) {
-        outf(" gen=%d proto=%.*s leader=", v.generation, (int)v.protocol.len, v.protocol.ptr);
+        script_outf(" gen=%d proto=%.*s leader=", v.generation, (int)v.protocol.len,
+                    v.protocol.ptr);
         out_id(v.leader);
-        outf(" members=[");
+        script_outf(" members=[");
         for (size_t i = 0; i < v.n_members; i++) {
-            outf(i ? " " : "");
+            script_outf(i ? " " : "");
             out_id(v.members[i].member_id);
-            outf(":%.*s", (int)v.members[i].assignment.len, v.members[i].assignment.ptr);
+            script_outf(":%.*s", (int)v.members[i].assignment.len, v.members[i].assignment.ptr);
         }
-        outf("]\n");
+        script_outf("]\n");
     } else {
-        outf(" malformed\n");
+        script_outf(" malformed\n");
     }
     arena_free(&a);
 }
@@ -330,7 +318,7 @@ static void print_record(const struct grp_record *rec) {
 static void fake_append(void *arg, int32_t partition, const struct grp_record *recs, size_t n,
                         void *token) {
     (void)arg;
-    outf("append __consumer_offsets-%d:\n", partition);
+    script_outf("append __consumer_offsets-%d:\n", partition);
     for (size_t i = 0; i < n; i++)
         print_record(&recs[i]);
     if (n_pending < ARRAY_LEN(pending))
@@ -372,8 +360,8 @@ static void reset_world(void) {
 
 /* ---- argument parsing ---- */
 
-#define MAXARGS 32
-static char *argv_[MAXARGS];
+/* The words of the command being run (script.h). */
+static char **argv_;
 static int argc_;
 
 static const char *arg(const char *key) {
@@ -574,10 +562,9 @@ static void complete_append(int16_t error) {
     grp_append_done(C, now, tok, error);
 }
 
-static int run_command(char *line) {
-    argc_ = 0;
-    for (char *tok = strtok(line, " \t"); tok && argc_ < MAXARGS; tok = strtok(NULL, " \t"))
-        argv_[argc_++] = tok;
+static int run_command(int argc, char **argv) {
+    argc_ = argc;
+    argv_ = argv;
     if (argc_ == 0)
         return -1;
     const char *cmd = argv_[0];
@@ -633,7 +620,7 @@ static int run_command(char *line) {
     }
     if (strcmp(cmd, "append") == 0) {
         if (n_pending == 0) {
-            outf("no pending append\n");
+            script_outf("no pending append\n");
             return 0;
         }
         int16_t e = 0;
@@ -650,96 +637,18 @@ static int run_command(char *line) {
     return -1;
 }
 
-/* Runs one script; returns the number of mismatching blocks. */
-static int run_file(const char *path, bool rewrite) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        perror(path);
-        return 1;
-    }
-    reset_world();
-    struct buf result, expected;
-    buf_init(&result);
-    buf_init(&expected);
-    buf_init(&out);
-    char line[1024], cmd[1024] = "";
-    int failures = 0, lineno = 0;
-    bool in_expected = false;
-    for (;;) {
-        char *got = fgets(line, sizeof line, f);
-        lineno++;
-        if (in_expected && (!got || line[0] == '\n')) {
-            char copy[1024];
-            snprintf(copy, sizeof copy, "%s", cmd);
-            buf_reset(&out);
-            if (run_command(copy) != 0)
-                outf("unknown or malformed command\n");
-            substitute_aliases();
-            if (out.len != expected.len ||
-                (out.len && memcmp(out.data, expected.data, out.len) != 0)) {
-                failures++;
-                if (!rewrite)
-                    fprintf(stderr, "%s:%d: %s\n--- expected\n%.*s--- got\n%.*s\n", path, lineno,
-                            cmd, (int)expected.len, (const char *)expected.data, (int)out.len,
-                            (const char *)out.data);
-            }
-            buf_append(&result, out.data, out.len);
-            buf_append(&result, "\n", 1);
-            in_expected = false;
-            buf_reset(&expected);
-            if (!got)
-                break;
-            continue;
-        }
-        if (!got)
-            break;
-        if (in_expected) {
-            buf_append(&expected, line, strlen(line));
-            continue;
-        }
-        buf_append(&result, line, strlen(line));
-        if (line[0] == '#' || line[0] == '\n')
-            continue;
-        if (strcmp(line, "----\n") == 0) {
-            in_expected = true;
-            continue;
-        }
-        snprintf(cmd, sizeof cmd, "%s", line);
-        cmd[strcspn(cmd, "\n")] = 0;
-    }
-    fclose(f);
-    if (rewrite && failures) {
-        f = fopen(path, "w");
-        if (!f || fwrite(result.data, 1, result.len, f) != result.len || fclose(f) != 0) {
-            perror(path);
-            failures = 1;
-        } else {
-            fprintf(stderr, "%s: rewrote %d block(s)\n", path, failures);
-            failures = 0;
-        }
-    }
-    /* Destroying answers whatever still waits; that output is not part of the script. */
-    buf_reset(&out);
+/* Destroying the coordinator answers whatever still waits; the runner drops that output. */
+static void end_world(void) {
     grp_coordinator_destroy(C);
     C = NULL;
-    buf_free(&result);
-    buf_free(&expected);
-    buf_free(&out);
-    return failures;
 }
 
 int main(int argc, char **argv) {
-    bool rewrite = false;
-    int failures = 0;
-    log_set_level(LOG_LEVEL_ERROR);
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--rewrite") == 0) {
-            rewrite = true;
-            continue;
-        }
-        failures += run_file(argv[i], rewrite);
-    }
-    if (failures)
-        fprintf(stderr, "%d block(s) differ; rerun with --rewrite to regenerate\n", failures);
-    return failures ? 1 : 0;
+    static const struct script_ops ops = {
+        .begin = reset_world,
+        .run = run_command,
+        .finish = substitute_aliases,
+        .end = end_world,
+    };
+    return script_main(argc, argv, &ops);
 }

@@ -1,18 +1,11 @@
 /*
  * raft_interaction: data-driven tests in the style of etcd/raft's interaction tests.
  *
- * A script (tests/unit/raft/testdata/NAME.txt) is a list of blocks:
- *
- *     # comments describe the scenario
- *     command args...
- *     ----
- *     expected output (no blank lines)
- *     <blank line>
- *
- * The runner executes each command against in-process nodes connected by a scripted
- * network and compares what the nodes did (messages, persisted entries, applied entries,
- * state) with the expected text. `raft_interaction --rewrite FILE...` regenerates the
- * expected output in place; read the diff before committing it.
+ * A script (tests/unit/raft/testdata/NAME.txt) is a list of blocks, command then expected
+ * output, run by the shared script runner (tests/unit/support/script.h). Each command runs
+ * against in-process nodes connected by a scripted network and prints what the nodes did
+ * (messages, persisted entries, applied entries, state). `raft_interaction --rewrite
+ * FILE...` regenerates the expected output in place; read the diff before committing it.
  *
  * Commands:
  *   bootstrap ID... [learners=ID,..] [prevote=0] [checkquorum=0] [maxentries=N]
@@ -26,6 +19,7 @@
  *   heal | stabilize | crash ID | restart ID | status [ID] | log ID | raw-step ID LINE
  */
 #include "raft/raft.h"
+#include "script.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,17 +53,6 @@ static size_t qlen[MAXN + 1];
 static bool in_partition[MAXN + 1];
 static bool partitioned;
 static struct raft_config base_cfg;
-static struct buf out;
-
-static void outf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void outf(const char *fmt, ...) {
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    buf_append(&out, line, (size_t)MIN(n, (int)sizeof line - 1));
-}
 
 static void fmt_data(char *dst, size_t cap, const struct raft_entry *e) {
     if (e->type == RAFT_ENTRY_CONF) {
@@ -98,50 +81,52 @@ static void fmt_data(char *dst, size_t cap, const struct raft_entry *e) {
 }
 
 static void print_msg(const char *prefix, const struct raft_msg *m) {
-    outf("%s%llu->%llu %s term=%llu", prefix, (unsigned long long)m->from,
-         (unsigned long long)m->to, raft_msg_type_name(m->type), (unsigned long long)m->term);
+    script_outf("%s%llu->%llu %s term=%llu", prefix, (unsigned long long)m->from,
+                (unsigned long long)m->to, raft_msg_type_name(m->type),
+                (unsigned long long)m->term);
     switch (m->type) {
     case RAFT_MSG_PREVOTE:
     case RAFT_MSG_VOTE:
-        outf(" last=%llu/%llu%s", (unsigned long long)m->index, (unsigned long long)m->log_term,
-             m->flags & RAFT_FLAG_TRANSFER ? " transfer" : "");
+        script_outf(" last=%llu/%llu%s", (unsigned long long)m->index,
+                    (unsigned long long)m->log_term,
+                    m->flags & RAFT_FLAG_TRANSFER ? " transfer" : "");
         break;
     case RAFT_MSG_PREVOTE_RESP:
     case RAFT_MSG_VOTE_RESP:
-        outf("%s", m->reject ? " reject" : " grant");
+        script_outf("%s", m->reject ? " reject" : " grant");
         break;
     case RAFT_MSG_APPEND:
-        outf(" prev=%llu/%llu commit=%llu entries=[", (unsigned long long)m->index,
-             (unsigned long long)m->log_term, (unsigned long long)m->commit);
+        script_outf(" prev=%llu/%llu commit=%llu entries=[", (unsigned long long)m->index,
+                    (unsigned long long)m->log_term, (unsigned long long)m->commit);
         for (uint32_t i = 0; i < m->n_entries; i++) {
             char d[128];
             fmt_data(d, sizeof d, &m->entries[i]);
-            outf("%s%llu/%llu %s", i ? " " : "", (unsigned long long)m->entries[i].index,
-                 (unsigned long long)m->entries[i].term, d);
+            script_outf("%s%llu/%llu %s", i ? " " : "", (unsigned long long)m->entries[i].index,
+                        (unsigned long long)m->entries[i].term, d);
         }
-        outf("]");
+        script_outf("]");
         break;
     case RAFT_MSG_APPEND_RESP:
-        outf(" index=%llu", (unsigned long long)m->index);
+        script_outf(" index=%llu", (unsigned long long)m->index);
         if (m->reject)
-            outf(" reject hint=%llu/%llu", (unsigned long long)m->hint_index,
-                 (unsigned long long)m->hint_term);
+            script_outf(" reject hint=%llu/%llu", (unsigned long long)m->hint_index,
+                        (unsigned long long)m->hint_term);
         break;
     case RAFT_MSG_HEARTBEAT:
-        outf(" commit=%llu", (unsigned long long)m->commit);
+        script_outf(" commit=%llu", (unsigned long long)m->commit);
         if (m->context)
-            outf(" ctx=%llu", (unsigned long long)m->context);
+            script_outf(" ctx=%llu", (unsigned long long)m->context);
         break;
     case RAFT_MSG_HEARTBEAT_RESP:
         if (m->context)
-            outf(" ctx=%llu", (unsigned long long)m->context);
+            script_outf(" ctx=%llu", (unsigned long long)m->context);
         break;
     case RAFT_MSG_SNAPSHOT:
-        outf(" snap=%llu/%llu", (unsigned long long)m->snapshot.index,
-             (unsigned long long)m->snapshot.term);
+        script_outf(" snap=%llu/%llu", (unsigned long long)m->snapshot.index,
+                    (unsigned long long)m->snapshot.term);
         break;
     }
-    outf("\n");
+    script_outf("\n");
 }
 
 static bool connected(uint64_t a, uint64_t b) {
@@ -175,15 +160,15 @@ static void disk_put(struct disk *d, const struct raft_entry *e) {
 static void do_ready(struct node *n) {
     struct raft_ready rd;
     raft_ready(n->r, &rd);
-    outf("n%llu ready:\n", (unsigned long long)n->id);
+    script_outf("n%llu ready:\n", (unsigned long long)n->id);
     if (rd.hs_changed) {
-        outf("  hs term=%llu vote=%llu commit=%llu\n", (unsigned long long)rd.hs.term,
-             (unsigned long long)rd.hs.vote, (unsigned long long)rd.hs.commit);
+        script_outf("  hs term=%llu vote=%llu commit=%llu\n", (unsigned long long)rd.hs.term,
+                    (unsigned long long)rd.hs.vote, (unsigned long long)rd.hs.commit);
         n->disk.hs = rd.hs;
     }
     if (rd.snapshot) {
-        outf("  persist snapshot %llu/%llu\n", (unsigned long long)rd.snapshot->index,
-             (unsigned long long)rd.snapshot->term);
+        script_outf("  persist snapshot %llu/%llu\n", (unsigned long long)rd.snapshot->index,
+                    (unsigned long long)rd.snapshot->term);
         free(n->disk.snap.data);
         n->disk.snap = *rd.snapshot;
         n->disk.snap.data = xmalloc(rd.snapshot->len + 1);
@@ -194,8 +179,8 @@ static void do_ready(struct node *n) {
     for (size_t i = 0; i < rd.n_entries; i++) {
         char d[128];
         fmt_data(d, sizeof d, &rd.entries[i]);
-        outf("  persist %llu/%llu %s\n", (unsigned long long)rd.entries[i].index,
-             (unsigned long long)rd.entries[i].term, d);
+        script_outf("  persist %llu/%llu %s\n", (unsigned long long)rd.entries[i].index,
+                    (unsigned long long)rd.entries[i].term, d);
         disk_put(&n->disk, &rd.entries[i]);
     }
     for (size_t i = 0; i < rd.n_msgs; i++) {
@@ -212,12 +197,12 @@ static void do_ready(struct node *n) {
     for (size_t i = 0; i < rd.n_committed; i++) {
         char d[128];
         fmt_data(d, sizeof d, &rd.committed[i]);
-        outf("  apply %llu/%llu %s\n", (unsigned long long)rd.committed[i].index,
-             (unsigned long long)rd.committed[i].term, d);
+        script_outf("  apply %llu/%llu %s\n", (unsigned long long)rd.committed[i].index,
+                    (unsigned long long)rd.committed[i].term, d);
     }
     for (size_t i = 0; i < rd.n_reads; i++)
-        outf("  read ctx=%llu index=%llu\n", (unsigned long long)rd.reads[i].context,
-             (unsigned long long)rd.reads[i].index);
+        script_outf("  read ctx=%llu index=%llu\n", (unsigned long long)rd.reads[i].context,
+                    (unsigned long long)rd.reads[i].index);
     raft_advance(n->r, &rd);
 }
 
@@ -230,9 +215,9 @@ static void step_one(struct node *n, struct buf *b) {
     print_msg("  ", &m);
     rc = raft_step(n->r, &m);
     if (rc == -RAFT_ESTALE)
-        outf("    (ignored: stale)\n");
+        script_outf("    (ignored: stale)\n");
     else if (rc != 0)
-        outf("    (rejected: %d)\n", rc);
+        script_outf("    (rejected: %d)\n", rc);
     arena_free(&a);
     buf_free(b);
 }
@@ -241,7 +226,7 @@ static void deliver(struct node *n, size_t count) {
     size_t k = MIN(count, qlen[n->id]);
     if (k == 0)
         return;
-    outf("n%llu receives:\n", (unsigned long long)n->id);
+    script_outf("n%llu receives:\n", (unsigned long long)n->id);
     for (size_t i = 0; i < k; i++) {
         if (n->up)
             step_one(n, &queue[n->id][i].bytes);
@@ -254,27 +239,27 @@ static void deliver(struct node *n, size_t count) {
 
 static void print_status(struct node *n) {
     if (!n->up) {
-        outf("n%llu: down\n", (unsigned long long)n->id);
+        script_outf("n%llu: down\n", (unsigned long long)n->id);
         return;
     }
     struct raft_status st;
     raft_status(n->r, &st);
-    outf("n%llu: %s term=%llu vote=%llu leader=%llu commit=%llu applied=%llu last=%llu",
-         (unsigned long long)n->id, raft_role_name(st.role), (unsigned long long)st.term,
-         (unsigned long long)st.vote, (unsigned long long)st.leader,
-         (unsigned long long)st.commit, (unsigned long long)st.applied,
-         (unsigned long long)st.last_index);
+    script_outf("n%llu: %s term=%llu vote=%llu leader=%llu commit=%llu applied=%llu last=%llu",
+                (unsigned long long)n->id, raft_role_name(st.role), (unsigned long long)st.term,
+                (unsigned long long)st.vote, (unsigned long long)st.leader,
+                (unsigned long long)st.commit, (unsigned long long)st.applied,
+                (unsigned long long)st.last_index);
     if (st.snapshot_index)
-        outf(" snap=%llu", (unsigned long long)st.snapshot_index);
-    outf(" voters=");
+        script_outf(" snap=%llu", (unsigned long long)st.snapshot_index);
+    script_outf(" voters=");
     for (uint32_t i = 0; i < st.conf.n_voters; i++)
-        outf("%s%llu", i ? "," : "", (unsigned long long)st.conf.voters[i]);
+        script_outf("%s%llu", i ? "," : "", (unsigned long long)st.conf.voters[i]);
     if (st.conf.n_learners) {
-        outf(" learners=");
+        script_outf(" learners=");
         for (uint32_t i = 0; i < st.conf.n_learners; i++)
-            outf("%s%llu", i ? "," : "", (unsigned long long)st.conf.learners[i]);
+            script_outf("%s%llu", i ? "," : "", (unsigned long long)st.conf.learners[i]);
     }
-    outf("\n");
+    script_outf("\n");
 }
 
 static struct node *arg_node(char **argv, int argc, int i) {
@@ -301,11 +286,7 @@ static void reset_world(void) {
     raft_config_default(&base_cfg, 1);
 }
 
-static int run_command(char *line) {
-    char *argv[32];
-    int argc = 0;
-    for (char *tok = strtok(line, " \t"); tok && argc < 32; tok = strtok(NULL, " \t"))
-        argv[argc++] = tok;
+static int run_command(int argc, char **argv) {
     if (argc == 0)
         return 0;
     const char *cmd = argv[0];
@@ -382,7 +363,7 @@ static int run_command(char *line) {
             if (!any)
                 return 0;
         }
-        outf("stabilize: did not settle\n");
+        script_outf("stabilize: did not settle\n");
         return 0;
     }
     if (strcmp(cmd, "status") == 0) {
@@ -395,7 +376,7 @@ static int run_command(char *line) {
         return -1;
     if (!n->up && strcmp(cmd, "restart") != 0 && strcmp(cmd, "deliver") != 0 &&
         strcmp(cmd, "drop") != 0) {
-        outf("n%llu is down\n", (unsigned long long)n->id);
+        script_outf("n%llu is down\n", (unsigned long long)n->id);
         return 0;
     }
     int rc = 0;
@@ -425,7 +406,7 @@ static int run_command(char *line) {
         rc = raft_snapshot_create(n->r, data, (size_t)len,
                                   argc > 2 ? strtoull(argv[2], NULL, 10) : 0);
         if (rc == 0) {
-            outf("snapshot at %llu\n", (unsigned long long)st.applied);
+            script_outf("snapshot at %llu\n", (unsigned long long)st.applied);
             /* Persist it the way storage would: snapshot first, then drop entries. */
             free(n->disk.snap.data);
             n->disk.snap = (struct raft_snapshot){.index = st.applied, .conf = st.conf,
@@ -438,14 +419,14 @@ static int run_command(char *line) {
         if (raft_has_ready(n->r))
             do_ready(n);
         else
-            outf("n%llu: nothing ready\n", (unsigned long long)n->id);
+            script_outf("n%llu: nothing ready\n", (unsigned long long)n->id);
     } else if (strcmp(cmd, "deliver") == 0) {
         deliver(n, argc > 2 ? (size_t)atoi(argv[2]) : SIZE_MAX);
     } else if (strcmp(cmd, "drop") == 0) {
         for (size_t k = 0; k < qlen[n->id]; k++)
             buf_free(&queue[n->id][k].bytes);
         if (qlen[n->id])
-            outf("dropped %zu messages to n%llu\n", qlen[n->id], (unsigned long long)n->id);
+            script_outf("dropped %zu messages to n%llu\n", qlen[n->id], (unsigned long long)n->id);
         qlen[n->id] = 0;
     } else if (strcmp(cmd, "crash") == 0) {
         raft_free(n->r);
@@ -461,108 +442,25 @@ static int run_command(char *line) {
         for (uint64_t i = st.first_index; i <= st.last_index; i++) {
             uint64_t t = 0;
             raft_term_at(n->r, i, &t);
-            outf("%llu/%llu ", (unsigned long long)i, (unsigned long long)t);
+            script_outf("%llu/%llu ", (unsigned long long)i, (unsigned long long)t);
         }
-        outf("(commit=%llu)\n", (unsigned long long)st.commit);
+        script_outf("(commit=%llu)\n", (unsigned long long)st.commit);
     } else {
         return -1;
     }
     if (rc != 0)
-        outf("error %d\n", rc);
+        script_outf("error %d\n", rc);
     else if (idx)
-        outf("index %llu\n", (unsigned long long)idx);
+        script_outf("index %llu\n", (unsigned long long)idx);
     return 0;
 }
 
-/* Runs one script; returns the number of mismatching blocks. */
-static int run_file(const char *path, bool rewrite) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        perror(path);
-        return 1;
-    }
-    reset_world();
-    struct buf result;
-    buf_init(&result);
-    buf_init(&out);
-    char line[1024];
-    int failures = 0, lineno = 0;
-    char cmd[1024] = "";
-    bool in_expected = false;
-    struct buf expected;
-    buf_init(&expected);
-    for (;;) {
-        char *got = fgets(line, sizeof line, f);
-        lineno++;
-        if (in_expected && (!got || line[0] == '\n')) {
-            /* End of a block: run the command and compare. */
-            char copy[1024];
-            snprintf(copy, sizeof copy, "%s", cmd);
-            buf_reset(&out);
-            if (run_command(copy) != 0)
-                outf("unknown or malformed command\n");
-            if (out.len != expected.len ||
-                (out.len && memcmp(out.data, expected.data, out.len) != 0)) {
-                failures++;
-                if (!rewrite)
-                    fprintf(stderr, "%s:%d: %s\n--- expected\n%.*s--- got\n%.*s\n", path,
-                            lineno, cmd, (int)expected.len, (const char *)expected.data,
-                            (int)out.len, (const char *)out.data);
-            }
-            buf_append(&result, out.data, out.len);
-            buf_append(&result, "\n", 1);
-            in_expected = false;
-            buf_reset(&expected);
-            if (!got)
-                break;
-            continue;
-        }
-        if (!got)
-            break;
-        if (in_expected) {
-            buf_append(&expected, line, strlen(line));
-            continue;
-        }
-        buf_append(&result, line, strlen(line));
-        if (line[0] == '#' || line[0] == '\n')
-            continue;
-        if (strcmp(line, "----\n") == 0) {
-            in_expected = true;
-            continue;
-        }
-        snprintf(cmd, sizeof cmd, "%s", line);
-        cmd[strcspn(cmd, "\n")] = 0;
-    }
-    fclose(f);
-    if (rewrite && failures) {
-        f = fopen(path, "w");
-        if (!f || fwrite(result.data, 1, result.len, f) != result.len || fclose(f) != 0) {
-            perror(path);
-            failures = 1;
-        } else {
-            fprintf(stderr, "%s: rewrote %d block(s)\n", path, failures);
-            failures = 0;
-        }
-    }
-    reset_world();
-    buf_free(&result);
-    buf_free(&expected);
-    buf_free(&out);
-    return failures;
-}
-
 int main(int argc, char **argv) {
-    bool rewrite = false;
-    int failures = 0;
-    log_set_level(LOG_LEVEL_ERROR);
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--rewrite") == 0) {
-            rewrite = true;
-            continue;
-        }
-        failures += run_file(argv[i], rewrite);
-    }
-    if (failures)
-        fprintf(stderr, "%d block(s) differ; rerun with --rewrite to regenerate\n", failures);
-    return failures ? 1 : 0;
+    /* reset_world both sets up a file's nodes and frees them afterwards. */
+    static const struct script_ops ops = {
+        .begin = reset_world,
+        .run = run_command,
+        .end = reset_world,
+    };
+    return script_main(argc, argv, &ops);
 }
