@@ -9,14 +9,19 @@ DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat
               python3-pytest python3-confluent-kafka python3-kafka \
               zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libssl-dev \
               clang libclang-rt-14-dev fio procps
+# Only `make bench` needs these: the peer brokers it measures beside Samsa (Redis,
+# NATS), their client libraries for ../shared/bench/peers (whose build also compiles the
+# RabbitMQ client, hence librabbitmq-dev), bc for its arithmetic, and fio.
+BENCH_DEB_PKGS := redis-server redis-tools nats-server libhiredis-dev libnats-dev \
+                  librabbitmq-dev bc fio
 
-.PHONY: all deps configure build build-asan run test unit unit-asan integration js-deps fuzz fuzz-short sim bench clean
+.PHONY: all deps bench-deps configure build build-asan run test unit unit-asan integration js-deps fuzz fuzz-short sim bench clean
 
 all: build
 
-# Installs only what is missing, so repeated runs cost one dpkg-query.
-deps:
-	@missing=$$(for p in $(DEB_PKGS); do \
+# Installs the packages of $(1) that are missing, so repeated runs cost one dpkg-query.
+define install_missing
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
@@ -24,6 +29,10 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS))
 	@# Node.js may come from another repository that bundles npm; only install Debian's
 	@# when there is no node at all.
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
@@ -73,8 +82,14 @@ SEEDS ?= 100000
 sim: build
 	./$(BUILD)/tests/unit/raft/raft_sim --seeds $(SEEDS)
 
-bench: build
-	@if [ -x bench/run.sh ]; then bench/run.sh $(BUILD); else echo "no benchmark yet"; fi
+# Installs only what is missing, like deps, but kept apart so that make test never needs
+# the peers. A failed install does not stop the benchmark: it reports the peer whose
+# server or client is missing in its table and measures the rest.
+bench-deps:
+	-$(call install_missing,$(BENCH_DEB_PKGS))
+
+bench: bench-deps build
+	bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,54 +1,129 @@
 #!/usr/bin/env bash
-# bench/run.sh BUILD_DIR — Samsa's baseline benchmark (what `make bench` runs).
+# bench/run.sh BUILD_DIR — Samsa's benchmark (what `make bench` runs), issue #4's cases.
 #
-# Starts a fresh single-node broker on a temporary data dir and, REPS times (default 3):
-#   - produces 1 KiB and 100-byte records with acks=1 and acks=all (samsa-load), each
-#     read back and verified right away on the copy fetch path (pread+write);
-#   - restarts the broker on the same data dir with samsa.fetch.sendfile=false and then
-#     =true (order alternating per repetition) and reads every topic again, so both
-#     fetch paths are measured on the same data in the same conditions.
-# References, same machine, same session:
-#   - fio, sequential 1 MiB writes each followed by fdatasync: the disk's physical limit
-#     for acks=all (Samsa fdatasyncs every acks=all batch before acknowledging it);
-#   - kbench (../shared/bench/kbench, built under /tmp) against librdkafka's in-process
-#     mock cluster with acks=1: the client-side ceiling. Skipped with a note if missing.
-# Then, groups and compaction (samsa-group-bench, see groups_section below): rebalance
-# time of a 10-member group on 100 partitions, offset-commit throughput, produce rate of
-# a compacted topic being cleaned (and of the same topic with cleanup.policy=delete).
-# Prints a markdown table of medians and writes it as a dated section of
-# docs/benchmarks.md (replacing that date's section if it exists).
+# The load is `samsa bench` (tools/bench.c: one closing line of key=value pairs per run;
+# a run that loses, duplicates, reorders or corrupts a record, or is not acknowledged,
+# exits non-zero and stops this script as a finding). Every broker is a fresh
+# samsa-server on a temporary data dir, listening on 127.0.0.1, default
+# config/server.properties. The load tool and the broker share this machine's cores.
 #
-# Environment: REPS, N_1K (1 KiB records per run), N_100 (100-byte records per run),
-# BENCH_TMP (parent of the temporary dir), KBENCH_SRC, BENCH_DOC (output markdown file);
-# for the groups part GB_REBALANCE_REPS (join+leave events per run, default 3),
-# GB_COMMIT_SECONDS (5), GB_COMPACT_SECONDS (30), GB_KEYS (1000000); BENCH_ONLY=groups
-# runs only the groups part and prints its table without touching docs/benchmarks.md.
+# Sections, in order (names for BENCH_ONLY):
+#   memory       cost of touching fresh guest memory (bench/warm_memory.c), see below
+#   standard     REPS times: fio references (synced sequential writes; fdatasync
+#                latency), then on a fresh broker 1 KiB acks=all on 1 and 8 partitions,
+#                100 B acks=all, 1 KiB acks=1 and the same workload against librdkafka's
+#                mock cluster (`samsa bench --mock 1`: the client-side ceiling), the fixed
+#                50,000 records/s cases with acks=1 (fio's fdatasync latency measured beside
+#                it) and acks=all, then two restarts reading the 1 KiB topic back from the
+#                page cache on the copy and on the sendfile fetch path (order alternating)
+#   idle         a broker holding 10 topics x 100 partitions: VmRSS, and start-up time
+#                (exec -> "listening on port") after a clean shutdown, REPS restarts
+#   scaling      one run per point: throughput against partitions (1..1,000, with VmRSS),
+#                producers (1, 4, 16) and record size (100 B..1 MiB)
+#   connections  10 topics x 1,000 partitions (fewer if the open-file limit is short)
+#                and 5,000 held client connections (bench/conn_hold.c) while a 1 KiB
+#                acks=all run produces to another topic; VmRSS before, with, after
+#   peers        Samsa on the peer harness's workloads (acks=all and acks=1) beside
+#                Redis Streams and NATS JetStream (../shared/bench/peers/run.sh)
+#   raft         bench_raft, 3 simulated nodes in one process
+#   groups       rebalances, offset commits, compaction (bench/group_bench.c)
+# Then prints the tables and writes them as a dated section of docs/benchmarks.md
+# (replacing that date's section if there is one).
+#
+# Memory: on this VM a process's first write to a fresh anonymous page costs ~2 s of
+# system CPU per GB (again in every new process), and page-cache pages that stay free
+# for ~30 s are handed back to the host (virtio-balloon free page reporting), after
+# which growing the page cache costs ~3 s/GB. A warm-up therefore does not last; the
+# memory section only measures the cost, so that it is on record beside the figures.
+#
+# Environment: REPS (3), N_1K (1 KiB records per standard run, 1000000), N_100 (100-byte
+# records, 5000000), N_RATE (records of a fixed-rate run at 50,000/s, 1000000), SCALE_MB
+# (MB per scaling run, 400), CONNS (5000), PEERS ("redis redis-always nats"),
+# PEER_WORKLOADS ("1000000:100 200000:1024"), BENCH_TMP (parent of the temporary dir),
+# BENCH_DOC (docs/benchmarks.md); for groups GB_REBALANCE_REPS (3), GB_COMMIT_SECONDS
+# (5), GB_COMPACT_SECONDS (30), GB_KEYS (1000000). QUICK=1: fewer records, REPS=1, no
+# peers unless PEERS is set. BENCH_ONLY="section ...": only those sections. QUICK and
+# BENCH_ONLY print the tables without touching docs/benchmarks.md.
 set -euo pipefail
 
 BUILD=${1:?usage: bench/run.sh BUILD_DIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 SERVER=$BUILD/samsa-server
-LOAD=$BUILD/bench/samsa-load
+SAMSA=$BUILD/tools/samsa
 GBENCH=$BUILD/bench/samsa-group-bench
+WARM=$BUILD/bench/samsa-warm-memory
+HOLD=$BUILD/bench/samsa-conn-hold
+PEERS_RUN=$ROOT/../shared/bench/peers/run.sh
+QUICK=${QUICK:-}
+if [ -n "$QUICK" ]; then
+    REPS=${REPS:-1}
+    N_1K=${N_1K:-200000}
+    N_100=${N_100:-1000000}
+    N_RATE=${N_RATE:-750000}
+    SCALE_MB=${SCALE_MB:-100}
+    PEERS=${PEERS:-}
+    PEER_WORKLOADS=${PEER_WORKLOADS:-"200000:100 50000:1024"}
+    GB_REBALANCE_REPS=${GB_REBALANCE_REPS:-1}
+    GB_COMPACT_SECONDS=${GB_COMPACT_SECONDS:-10}
+    GB_KEYS=${GB_KEYS:-100000}
+fi
 REPS=${REPS:-3}
 N_1K=${N_1K:-1000000}
 N_100=${N_100:-5000000}
-KBENCH_SRC=${KBENCH_SRC:-$ROOT/../shared/bench/kbench/kbench.c}
+# 20 s at 50,000/s: the fio latency job (10 s) starts 3 s in and ends well inside it.
+N_RATE=${N_RATE:-1000000}
+RATE=50000
+SCALE_MB=${SCALE_MB:-400}
+CONNS=${CONNS:-5000}
+PEERS=${PEERS-"redis redis-always nats"}
+PEER_WORKLOADS=${PEER_WORKLOADS:-"1000000:100 200000:1024"}
 BENCH_DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
+BENCH_ONLY=${BENCH_ONLY:-}
 FINDINGS=/tmp/bench-findings.txt
 LOAD_TIMEOUT_S=300
+FIO_LAT_S=10
 
-for f in "$SERVER" "$LOAD" "$GBENCH"; do
+for f in "$SERVER" "$SAMSA" "$GBENCH" "$WARM" "$HOLD"; do
     [ -x "$f" ] || { echo "bench: $f not built (run: make build)" >&2; exit 1; }
 done
+command -v fio >/dev/null || { echo "bench: fio is missing (run: make bench-deps)" >&2; exit 1; }
 
 WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/samsa-bench.XXXXXX")
 DATA=$WORK/data
 RESULTS=$WORK/results.txt
 BROKER_PID=
 PORT=
+START_MS=
+REP=0
+FIO_PID=
+HOLD_PID=
+PEERS_PID=
 : >"$RESULTS"
+: >"$WORK/anomalies"
+
+# 10,000 partitions and 5,000 connections need more descriptors than a usual hard limit
+# (the broker keeps each partition's active segment files open; it raises its own soft
+# limit to the hard one). Raising the hard limit needs privilege; without it the
+# connections case creates fewer partitions and says so.
+FD_NOTE=
+if ! (ulimit -Hn 1048576) 2>/dev/null; then
+    FD_NOTE="the hard open-file limit could not be raised above $(ulimit -Hn) (ulimit -Hn 1048576: not permitted here)"
+else
+    ulimit -Hn 1048576
+fi
+ulimit -n "$(ulimit -Hn)"
+
+want() { [ -z "$BENCH_ONLY" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
+anomaly() { echo "$*" >>"$WORK/anomalies"; echo "bench: note: $*" >&2; }
+
+stop_pid() { # PID: SIGTERM, wait up to 10 s, then SIGKILL
+    kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
+    kill -TERM "$1" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
 
 stop_broker() {
     [ -n "$BROKER_PID" ] || return 0
@@ -56,8 +131,7 @@ stop_broker() {
         kill -TERM "$BROKER_PID" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
         if kill -0 "$BROKER_PID" 2>/dev/null; then
-            echo "bench: broker $BROKER_PID ignored SIGTERM for 10 s; killing it" >&2
-            echo "broker did not stop within 10 s of SIGTERM" >>"$WORK/anomalies"
+            anomaly "broker $BROKER_PID did not stop within 10 s of SIGTERM; killed"
             kill -KILL "$BROKER_PID" 2>/dev/null || true
         fi
     fi
@@ -66,32 +140,21 @@ stop_broker() {
 }
 
 cleanup() {
+    [ -z "$FIO_PID" ] || stop_pid "$FIO_PID"
+    [ -z "$HOLD_PID" ] || stop_pid "$HOLD_PID"
+    if [ -n "$PEERS_PID" ]; then
+        # The peer harness stops its server on exit; its children (server, client) are
+        # stopped here too in case it cannot get that far.
+        local kids
+        kids=$(pgrep -P "$PEERS_PID" || true)
+        stop_pid "$PEERS_PID"
+        for k in $kids; do stop_pid "$k"; done
+    fi
     stop_broker
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# start_broker true|false [--override k=v]...: a broker on a free port, sendfile fetch
-# path on or off, plus any further overrides.
-start_broker() {
-    local out=$WORK/broker.out
-    : >"$out"
-    echo "=== start sendfile=$1 ${*:2} $(date -u +%T)" >>"$WORK/broker.err"
-    "$SERVER" -c "$ROOT/config/server.properties" \
-        --override log.dirs="$DATA" \
-        --override listeners=PLAINTEXT://127.0.0.1:0 \
-        --override advertised.listeners=PLAINTEXT://127.0.0.1:0 \
-        --override samsa.fetch.sendfile="$1" "${@:2}" >"$out" 2>>"$WORK/broker.err" &
-    BROKER_PID=$!
-    for _ in $(seq 100); do
-        PORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$out")
-        [ -n "$PORT" ] && return 0
-        kill -0 "$BROKER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    finding "broker did not start (sendfile=$1)" "$SERVER -c config/server.properties ..." "$out"
-}
 
 # finding WHAT COMMAND OUTPUT_FILE: records a broker misbehaviour and stops the run.
 finding() {
@@ -110,37 +173,384 @@ finding() {
     exit 1
 }
 
-# load TAG ARGS...: one samsa-load run against the current broker; each closing line is
-# recorded as "TAG line". A failed run (unacknowledged, missing or wrong records, a hang
-# or a dead broker) is a finding.
-load() {
+# start_broker [--override k=v]...: a broker on a free port and the current data dir.
+# Sets BROKER_PID, PORT and START_MS, the time from exec to the "listening on port" line
+# on its stdout (polled every 10 ms, so up to ~10 ms late).
+start_broker() {
+    local out=$WORK/broker.out t0
+    : >"$out"
+    echo "=== start $* $(date -u +%T)" >>"$WORK/broker.err"
+    t0=$EPOCHREALTIME
+    "$SERVER" -c "$ROOT/config/server.properties" \
+        --override log.dirs="$DATA" \
+        --override listeners=PLAINTEXT://127.0.0.1:0 \
+        --override advertised.listeners=PLAINTEXT://127.0.0.1:0 "$@" >"$out" 2>>"$WORK/broker.err" &
+    BROKER_PID=$!
+    for _ in $(seq 3000); do
+        PORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$out")
+        if [ -n "$PORT" ]; then
+            START_MS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", (b - a) * 1000}')
+            return 0
+        fi
+        kill -0 "$BROKER_PID" 2>/dev/null || break
+        sleep 0.01
+    done
+    finding "broker did not start within 30 s" "$SERVER -c config/server.properties $*" "$out"
+}
+
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+open_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+# rec TAG key=value...: one result line for this repetition.
+rec() { echo "tag=$1 rep=$REP ${*:2}" >>"$RESULTS"; }
+
+# sb TAG ARGS...: one `samsa bench` run, recorded as "tag=TAG rep=REP server_cpu_s=S"
+# plus its closing line's pairs; S is the broker's CPU time over the whole run (produce
+# and read back), as the peer harness measures its servers. Against a broker, the tool
+# also gets --broker-pid (broker_cpu_s_per_GB). A failed run, a hang or a dead broker is
+# a finding.
+sb() {
     local tag=$1; shift
-    local cmd=("$LOAD" -b "127.0.0.1:$PORT" -q "$@")
-    local out=$WORK/load.out rc=0
-    timeout "$LOAD_TIMEOUT_S" "${cmd[@]}" >"$out" 2>&1 || rc=$?
-    cat "$out"
-    if [ "$rc" -ne 0 ] || ! kill -0 "$BROKER_PID" 2>/dev/null; then
-        finding "samsa-load exited $rc (124 = timed out after ${LOAD_TIMEOUT_S}s)" "${cmd[*]}" "$out"
+    local cmd=("$SAMSA" bench "$@") out=$WORK/sb.out rc=0 c0=- cpu=-
+    if [ -n "$BROKER_PID" ]; then
+        cmd+=(-b "127.0.0.1:$PORT")
+        [[ " $* " == *" --mock "* ]] || cmd+=(--broker-pid "$BROKER_PID")
+        c0=$(cpu_s "$BROKER_PID")
     fi
-    grep -E '^(produce|consume):' "$out" | sed "s/^/$tag /" >>"$RESULTS"
+    timeout "$LOAD_TIMEOUT_S" "${cmd[@]}" >"$out" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ] || { [ -n "$BROKER_PID" ] && ! kill -0 "$BROKER_PID" 2>/dev/null; }; then
+        finding "samsa bench exited $rc (124 = timed out after ${LOAD_TIMEOUT_S}s)" "${cmd[*]}" "$out"
+    fi
+    [ -z "$BROKER_PID" ] || cpu=$(awk -v a="$c0" -v b="$(cpu_s "$BROKER_PID")" 'BEGIN {printf "%.2f", b - a}')
+    grep '^samsa bench:' "$out" | sed "s/^samsa bench: /tag=$tag rep=$REP server_cpu_s=$cpu /" >>"$RESULTS"
+    echo "  $tag r$REP: $(grep '^samsa bench:' "$out" | tr ' ' '\n' |
+        grep -E '^(produce_MB_s|produce_records_s|produce_p99_ms|consume_MB_s|e2e_p99_ms|broker_cpu_s_per_GB)=' | tr '\n' ' ')"
 }
 
-records_for() { [ "$1" = 1024 ] && echo "$N_1K" || echo "$N_100"; }
+# ---------- reading the results ----------
 
-# Medians and number formats (the report below and groups_section use them).
-median() { # numbers on stdin -> median (the middle one; mean of the two middle ones)
-    sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2}'
+median() { # numbers on stdin -> the middle one (mean of the two middle ones); "-" if none
+    sort -g | awk '{v[NR] = $1} END {
+        if (NR == 0) print "-"
+        else if (NR % 2) print v[(NR + 1) / 2]
+        else { m = sprintf("%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2); sub(/\.?0+$/, "", m); print m } }'
 }
-# field SIZE ACKS PHASE LABEL N: the Nth field of the matching result lines.
-# Result line fields: 1 rN 2 sSIZE 3 aACKS 4 LABEL 5 phase: 6 N ... 13 rec/s 15 MB/s 18 p50 21 p99
-field() {
-    awk -v s="s$1" -v a="a$2" -v ph="$3:" -v lb="$4" -v f="$5" \
-        '$2==s && $3==a && $5==ph && $4==lb {print $f}' "$RESULTS" | median
+# val TAG KEY: median over the runs tagged TAG of KEY ("-" if none).
+val() {
+    awk -v t="tag=$1" -v k="$2" '$1 == t {
+        for (i = 2; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == k && substr($i, n + 1) != "-") print substr($i, n + 1) } }' \
+        "$RESULTS" | median
 }
-krec() { [ "$1" = - ] && echo - || awk -v r="$1" 'BEGIN {printf "%.0f k", r/1000}'; }
-cell() { echo "$(field "$1" "$2" "$3" "$4" 15) ($(krec "$(field "$1" "$2" "$3" "$4" 13)"))"; }
-arr_median() { if [ $# -eq 0 ]; then echo -; else printf '%s\n' "$@" | median; fi; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="-" || b=="-" || b+0==0) print "-"; else printf "%.2f", a/b}'; }
+# best TAG KEY: the highest value (for ceilings: noise from other load only lowers them).
+best() {
+    awk -v t="tag=$1" -v k="$2" '$1 == t {
+        for (i = 2; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == k && substr($i, n + 1) != "-") print substr($i, n + 1) } }' \
+        "$RESULTS" | sort -g | tail -n 1 | grep . || echo -
+}
+# each TAG KEY: every run's value, in order, comma-separated.
+each() {
+    awk -v t="tag=$1" -v k="$2" '$1 == t {
+        for (i = 2; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == k) print substr($i, n + 1) } }' \
+        "$RESULTS" | paste -sd, | sed 's/,/, /g'
+}
+runs() { awk -v t="tag=$1" '$1 == t' "$RESULTS" | wc -l; }
+calc() { # calc EXPR VARS...: awk arithmetic on figures, "-" if any is "-"
+    local expr=$1; shift
+    local v
+    for v in "$@"; do [ "$v" != - ] || { echo -; return; }; done
+    awk -v a="${1:-0}" -v b="${2:-0}" -v c="${3:-0}" "BEGIN {print ($expr)}"
+}
+krec() { calc 'a >= 10000 ? sprintf("%.0f k", a / 1000) : sprintf("%.0f", a)' "$1"; }
+kbmb() { calc 'sprintf("%.1f", a * 1024 / 1000000)' "$1"; } # VmRSS kB -> MB
+ratio() { calc 'sprintf("%.2f", a / b)' "$1" "$2"; }
+# verdict VALUE >=|<= LIMIT
+verdict() {
+    [ "$1" != - ] && [ "$3" != - ] || { echo "no figure"; return; }
+    awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+        ok = op == ">=" ? v + 0 >= l + 0 : v + 0 <= l + 0; print ok ? "met" : "**not met**" }'
+}
+
+# admin ARGS...: a `samsa` admin command against the current broker; failure is a finding.
+admin() {
+    local out=$WORK/admin.out
+    "$SAMSA" "$@" -b "127.0.0.1:$PORT" >"$out" 2>&1 ||
+        finding "samsa $* failed" "$SAMSA $* -b 127.0.0.1:$PORT" "$out"
+}
+
+# ---------- memory: the cost of fresh guest memory ----------
+
+memory_section() {
+    echo "bench: memory: 2 GiB of fresh memory, touched by two processes one after the other"
+    local tag line
+    for tag in mem.first mem.again; do
+        line=$("$WARM" --max-gib 2)
+        echo "  $line"
+        rec "$tag" "$(sed -n 's/.*touched \([0-9]*\) GiB in \([0-9.]*\) s wall, \([0-9.]*\) s sys = \([0-9.]*\) s\/GB.*/gib=\1 wall_s=\2 sys_s=\3 sys_s_per_GB=\4/p' <<<"$line")"
+    done
+}
+
+# ---------- fio: the disk's references ----------
+
+# fio_json MODE FILE: from fio's JSON, "MB_s=X" (MODE bw) or the fdatasync latency
+# percentiles "p50_ms=A p99_ms=B p999_ms=C" (MODE lat).
+fio_json() {
+    /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+mode, path = sys.argv[1:3]
+job = json.load(open(path))["jobs"][0]
+if mode == "bw":
+    print("MB_s=%.1f" % (job["write"]["bw_bytes"] / 1e6))
+else:
+    p = job["sync"]["lat_ns"]["percentile"]
+    print("p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f" % tuple(p[k] / 1e6 for k in ("50.000000", "99.000000", "99.900000")))
+PY
+}
+
+# Sequential 1 MiB writes, each followed by fdatasync, 1 GiB: what the disk gives acks=all.
+fio_seq() {
+    mkdir -p "$WORK/fio"
+    fio --name=seqsync --rw=write --bs=1M --size=1G --fdatasync=1 --directory="$WORK/fio" \
+        --output-format=json --output="$WORK/fio-seq.json" >/dev/null
+    rec fio.seq "$(fio_json bw "$WORK/fio-seq.json")"
+    echo "  fio seqsync r$REP: $(fio_json bw "$WORK/fio-seq.json")"
+    rm -rf "$WORK/fio"
+}
+
+# 4 KiB writes, each followed by fdatasync, for FIO_LAT_S: the latency of one small
+# synced write, the physical floor under an acks=all produce.
+FIO_LAT=(fio --name=lat --rw=write --bs=4k --size=256M --runtime="$FIO_LAT_S" --time_based
+         --fdatasync=1 --fallocate=none --directory="$WORK/fio" --output-format=json)
+
+fio_lat_record() { # TAG JSON_FILE
+    rec "$1" "$(fio_json lat "$2")"
+    echo "  fio fdatasync latency ($1) r$REP: $(fio_json lat "$2")"
+    rm -rf "$WORK/fio"
+}
+
+# ---------- the standard cases ----------
+
+standard_section() {
+    local rep sf order
+    for rep in $(seq "$REPS"); do
+        REP=$rep
+        echo "bench: standard cases, repetition $rep of $REPS"
+        fio_seq
+        mkdir -p "$WORK/fio"
+        "${FIO_LAT[@]}" --output="$WORK/fio-lat.json" >/dev/null
+        fio_lat_record fio.lat.idle "$WORK/fio-lat.json"
+
+        rm -rf "$DATA"
+        start_broker
+        # std-1k is kept for the read-back after the restarts below.
+        sb std.1k.all.p1 -t std-1k -n "$N_1K" -s 1024 -a all
+        sb std.1k.all.p8 -n "$N_1K" -s 1024 -a all -p 8
+        sb std.100.all -n "$N_100" -s 100 -a all
+        sb std.1k.a1 -n "$N_1K" -s 1024 -a 1
+        sb mock.1k.a1 --mock 1 -n "$N_1K" -s 1024 -a 1
+
+        # The hypervisor's I/O path shares these cores, so fdatasync latency is measured
+        # again while the acks=1 fixed-rate load runs: that, not the idle figure, is the
+        # floor under the acks=all fixed-rate case.
+        mkdir -p "$WORK/fio"
+        (sleep 3; exec "${FIO_LAT[@]}" --output="$WORK/fio-lat-load.json" >/dev/null) &
+        FIO_PID=$!
+        sb rate.a1 -n "$N_RATE" -s 100 -a 1 -l 0 --rate "$RATE" --concurrent
+        kill -0 "$FIO_PID" 2>/dev/null &&
+            anomaly "r$REP: fio's latency job outlived the acks=1 fixed-rate load (part of it ran idle)"
+        wait "$FIO_PID" || finding "fio latency job failed" "${FIO_LAT[*]}" "$WORK/fio-lat-load.json"
+        FIO_PID=
+        fio_lat_record fio.lat.load "$WORK/fio-lat-load.json"
+        sb rate.aall -n "$N_RATE" -s 100 -a all -l 0 --rate "$RATE" --concurrent
+        stop_broker
+
+        # Read std-1k back from the page cache on each fetch path, after a restart (so no
+        # fetch buffer or connection of the produce is reused), order alternating.
+        if [ $((rep % 2)) -eq 1 ]; then order="false true"; else order="true false"; fi
+        for sf in $order; do
+            start_broker --override samsa.fetch.sendfile="$sf"
+            sb "consume.sendfile-$sf" --verify -t std-1k -n "$N_1K" -s 1024
+            stop_broker
+        done
+    done
+    rm -rf "$DATA"
+}
+
+# ---------- idle broker with 1,000 partitions ----------
+
+idle_section() {
+    echo "bench: idle broker holding 10 topics x 100 partitions; $REPS restarts"
+    local rep t
+    REP=0
+    rm -rf "$DATA"
+    start_broker
+    for t in $(seq 0 9); do admin topic create "idle-$t" -p 100; done
+    sleep 3 # let creation's buffers settle before reading VmRSS
+    rec idle.created rss_kb="$(rss_kb "$BROKER_PID")"
+    for rep in $(seq "$REPS"); do
+        REP=$rep
+        stop_broker
+        start_broker
+        local ms=$START_MS
+        sleep 3
+        admin topic list
+        [ "$(grep -c '^idle-' "$WORK/admin.out")" = 10 ] ||
+            finding "after a clean restart the broker lists $(grep -c '^idle-' "$WORK/admin.out") of the 10 idle-N topics" "$SAMSA topic list" "$WORK/admin.out"
+        rec idle.restart start_ms="$ms" rss_kb="$(rss_kb "$BROKER_PID")"
+        echo "  restart r$rep: start-up $ms ms, VmRSS $(rss_kb "$BROKER_PID") kB"
+    done
+    stop_broker
+    rm -rf "$DATA"
+}
+
+# ---------- scaling curves (one run per point) ----------
+
+scaling_section() {
+    echo "bench: scaling curves, one run per point, $SCALE_MB MB each"
+    local p np s n1k=$((SCALE_MB * 1000000 / 1024))
+    REP=1
+    for p in 1 10 100 1000; do
+        rm -rf "$DATA"
+        start_broker
+        [ "$p" != 1 ] || rec mem.part.0 rss_kb="$(rss_kb "$BROKER_PID")"
+        admin topic create "scale-p$p" -p "$p"
+        sleep 2
+        rec "mem.part.$p" rss_kb="$(rss_kb "$BROKER_PID")"
+        sb "scale.part.$p" -t "scale-p$p" -n "$n1k" -s 1024 -a all
+        rec "mem.part.after.$p" rss_kb="$(rss_kb "$BROKER_PID")"
+        stop_broker
+    done
+    # A 1 MiB record does not fit Kafka's default message.max.bytes (1 MiB + 12 bytes
+    # per batch, less than one record's framing); this broker takes batches up to 2 MiB.
+    rm -rf "$DATA"
+    start_broker --override message.max.bytes=2097152
+    for np in 1 4 16; do
+        sb "scale.prod.$np" -n "$n1k" -s 1024 -a all -p 8 -P "$np"
+    done
+    for s in 100 1024 10240 102400 1048576; do
+        sb "scale.size.$s" -n $((SCALE_MB * 1000000 / s)) -s "$s" -a all
+    done
+    stop_broker
+    rm -rf "$DATA"
+}
+
+# ---------- many partitions and many connections ----------
+
+CONN_NOTE=
+connections_section() {
+    echo "bench: $CONNS connections against a broker with up to 10 x 1,000 partitions"
+    local fds0 per_topic limit topics t hold_rc=0
+    REP=1
+    rm -rf "$DATA"
+    start_broker
+    fds0=$(open_fds "$BROKER_PID")
+    admin topic create conn-0 -p 1000
+    per_topic=$(( $(open_fds "$BROKER_PID") - fds0 ))
+    limit=$(awk '/^Max open files/ {print $4}' "/proc/$BROKER_PID/limits")
+    # Create as many 1,000-partition topics as the broker's descriptor limit allows with
+    # the connections and a margin of 256 on top (10 when it is not the bound).
+    topics=10
+    if [ "$limit" != unlimited ] && [ "$per_topic" -gt 0 ]; then
+        t=$(( (limit - fds0 - CONNS - 256) / per_topic ))
+        [ "$t" -ge 10 ] || topics=$(( t < 1 ? 1 : t ))
+    fi
+    [ "$topics" = 10 ] || CONN_NOTE="$((topics * 1000)) partitions instead of 10,000: the broker's open-file limit is $limit and 1,000 partitions hold $per_topic descriptors"
+    for t in $(seq 1 $((topics - 1))); do admin topic create "conn-$t" -p 1000; done
+    sleep 3
+    rec conn.before partitions=$((topics * 1000)) rss_kb="$(rss_kb "$BROKER_PID")" \
+        fds="$(open_fds "$BROKER_PID")" fds_per_1000="$per_topic" fd_limit="$limit"
+    rec "mem.part.$((topics * 1000))" rss_kb="$(rss_kb "$BROKER_PID")"
+
+    "$HOLD" -b "127.0.0.1:$PORT" -n "$CONNS" >"$WORK/hold.out" 2>&1 &
+    HOLD_PID=$!
+    for _ in $(seq 600); do
+        grep -q 'connections open' "$WORK/hold.out" && break
+        kill -0 "$HOLD_PID" 2>/dev/null || finding "samsa-conn-hold could not open $CONNS connections" "$HOLD -b 127.0.0.1:$PORT -n $CONNS" "$WORK/hold.out"
+        sleep 0.1
+    done
+    grep -q 'connections open' "$WORK/hold.out" || finding "samsa-conn-hold did not open $CONNS connections in 60 s" "$HOLD -n $CONNS" "$WORK/hold.out"
+    echo "  $(head -n 1 "$WORK/hold.out")"
+    sleep 2
+    rec conn.with rss_kb="$(rss_kb "$BROKER_PID")" fds="$(open_fds "$BROKER_PID")" \
+        open_s="$(sed -n 's/.*(\([0-9.]*\) s to open.*/\1/p' "$WORK/hold.out")"
+    sb conn.produce -n "$N_1K" -s 1024 -a all
+    rec conn.after rss_kb="$(rss_kb "$BROKER_PID")"
+    kill -TERM "$HOLD_PID"
+    wait "$HOLD_PID" || hold_rc=$?
+    HOLD_PID=
+    echo "  $(tail -n 1 "$WORK/hold.out")"
+    [ "$hold_rc" = 0 ] || finding "the broker closed held client connections" "$HOLD -b 127.0.0.1:$PORT -n $CONNS" "$WORK/hold.out"
+    rec conn.held "still_open=$(sed -n 's/.*: \([0-9]*\) of [0-9]* still open.*/\1/p' "$WORK/hold.out")"
+    stop_broker
+    rm -rf "$DATA"
+}
+
+# ---------- peers: Samsa and the peer harness on the same workloads ----------
+
+peers_section() {
+    local rep wl n s acks peer need rc
+    echo "bench: Samsa on the peer workloads ($PEER_WORKLOADS), acks=all and acks=1"
+    rm -rf "$DATA"
+    start_broker
+    for rep in $(seq "$REPS"); do
+        REP=$rep
+        for wl in $PEER_WORKLOADS; do
+            n=${wl%%:*} s=${wl##*:}
+            for acks in all 1; do sb "pw.$n.$s.$acks" -n "$n" -s "$s" -a "$acks"; done
+        done
+    done
+    stop_broker
+    rm -rf "$DATA"
+    mkdir -p "$WORK/peers"
+    : >"$WORK/peers/notes"
+    for peer in $PEERS; do
+        case $peer in redis*) need=redis-server ;; nats) need=nats-server ;; *) need=$peer ;; esac
+        if ! command -v "$need" >/dev/null; then
+            echo "$peer not measured: $need is not installed (make bench-deps)" >>"$WORK/peers/notes"
+            continue
+        fi
+        echo "bench: peer $peer (../shared/bench/peers/run.sh, $REPS runs)"
+        # Everything the harness reads from the environment is set here: make exports its
+        # command-line BUILD=, which would otherwise be the harness's build dir.
+        PEERS=$peer REPS=$REPS WORKLOADS=$PEER_WORKLOADS OUT=$WORK/peers/$peer.txt \
+            DATA=$WORK/peers-data BUILD=/tmp/samsa-peers-build \
+            "$PEERS_RUN" >"$WORK/peers/$peer.log" 2>&1 &
+        PEERS_PID=$!
+        rc=0
+        wait "$PEERS_PID" || rc=$?
+        PEERS_PID=
+        rm -rf "$WORK/peers-data"
+        if [ "$rc" != 0 ]; then
+            echo "$peer failed (peer harness exit $rc: $(grep -v '^ *$' "$WORK/peers/$peer.log" | tail -n 1))" >>"$WORK/peers/notes"
+            tail -n 5 "$WORK/peers/$peer.log" >&2
+        fi
+        [ -f "$WORK/peers/$peer.txt" ] || continue
+        sed -n 's/^peer=\([^ ]*\) rep=\([0-9]*\) [^ ]*: n=\([0-9]*\) size=\([0-9]*\)/tag=peer.\1.\3.\4 rep=\2 n=\3 size=\4/p' \
+            "$WORK/peers/$peer.txt" >>"$RESULTS"
+        grep '^peer=' "$WORK/peers/$peer.txt" | sed 's/^/  /' || true
+    done
+}
+
+# ---------- raft: commits/s on a simulated 3-node cluster (pure CPU, then fdatasync) ----------
+
+RAFT_MD=$WORK/raft.md
+raft_section() {
+    local bin=$BUILD/tests/unit/raft/bench_raft args line
+    {
+        echo "| raft (bench_raft, 3 nodes in one process, 100-byte entries) | result |"
+        echo "| --- | --- |"
+        if [ -x "$bin" ]; then
+            for args in "--batch 64" "--batch 1"; do
+                line=$("$bin" --seconds 3 $args 2>&1 | tail -n 1)
+                echo "| pure CPU, $args | ${line#*: } |"
+                mkdir -p "$WORK/raft"
+                line=$("$bin" --durable "$(mktemp -d "$WORK/raft/XXXX")" --seconds 3 $args 2>&1 | tail -n 1)
+                echo "| durable (fdatasync, the 3 nodes' syncs in series), $args | ${line#*: } |"
+            done
+        else
+            echo "| bench_raft | not built |"
+        fi
+    } >"$RAFT_MD"
+}
 
 # ---------- groups and compaction (samsa-group-bench) ----------
 # A broker with group.initial.rebalance.delay.ms=0 (no wait for a first group to fill up)
@@ -195,7 +605,7 @@ groups_section() {
     : >"$GB_RESULTS"
     echo "bench: groups and compaction (samsa-group-bench)"
     rm -rf "$DATA"
-    start_broker false "${GB_OVERRIDES[@]}"
+    start_broker "${GB_OVERRIDES[@]}"
     # 1. rebalance: 10 members on 100 partitions; each event: one joins, then one leaves.
     for rep in $(seq "$REPS"); do
         gbench "rb$rep" rebalance -m 10 -p 100 -r "$GB_REBALANCE_REPS" \
@@ -215,7 +625,7 @@ groups_section() {
     local policy topic
     for policy in compact delete; do
         topic=gb-$policy
-        start_broker false "${GB_OVERRIDES[@]}"
+        start_broker "${GB_OVERRIDES[@]}"
         gbench "$policy" compact --policy "$policy" -t "$topic" --keys "$GB_KEYS" -p 4 \
             --segment-bytes 8388608 --dirty-ratio 0.1 -s 100 --producers 2 -a 1 \
             -d "$GB_COMPACT_SECONDS" $([ "$policy" = compact ] && echo --verify)
@@ -265,164 +675,187 @@ groups_section() {
     } >"$GROUPS_MD"
 }
 
-if [ "${BENCH_ONLY:-}" = groups ]; then
-    groups_section
-    echo
-    cat "$GROUPS_MD"
-    echo "bench: BENCH_ONLY=groups: docs/benchmarks.md not written"
+# ---------- the run ----------
+
+T_START=$SECONDS
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "bench: data in $WORK; $REPS repetitions; $N_1K x 1 KiB and $N_100 x 100 B per standard case"
+for section in memory standard idle scaling connections peers raft groups; do
+    if want "$section"; then "${section}_section"; fi
+done
+RUN_MIN=$(( (SECONDS - T_START + 30) / 60 ))
+LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------- the tables ----------
+
+mbrec() { echo "$1 MB/s ($(krec "$2") records/s)"; } # MB/s, records/s -> cell
+lat() { echo "p50 $(val "$1" "${2}_p50_ms") / p99 $(val "$1" "${2}_p99_ms") / p99.9 $(val "$1" "${2}_p999_ms") ms"; }
+fiolat() { echo "$(val "$1" p50_ms) / $(val "$1" p99_ms) / $(val "$1" p999_ms) ms"; }
+
+MAIN_MD=$WORK/main.md
+main_table() {
+    local fio p1 p1r p8 p8r r100 m100 t100 a1 a1r mock mockr cc ccr cs csr cpu cpu8
+    # The references are ceilings: the best of the run's repetitions, all of them shown.
+    fio=$(best fio.seq MB_s)
+    p1=$(val std.1k.all.p1 produce_MB_s) p1r=$(val std.1k.all.p1 produce_records_s)
+    p8=$(val std.1k.all.p8 produce_MB_s) p8r=$(val std.1k.all.p8 produce_records_s)
+    r100=$(val std.100.all produce_records_s) m100=$(val std.100.all produce_MB_s)
+    # 1,000,000 records/s, or the disk ratio if lower: 0.7 x fio's MB/s in 100-byte
+    # records is 0.7 x MB/s x 10^4 records/s.
+    t100=$(calc 'sprintf("%.0f", 0.7 * a * 1e4 < 1e6 ? 0.7 * a * 1e4 : 1e6)' "$fio")
+    a1=$(val std.1k.a1 produce_MB_s) a1r=$(val std.1k.a1 produce_records_s)
+    mock=$(best mock.1k.a1 produce_MB_s) mockr=$(best mock.1k.a1 produce_records_s)
+    cc=$(val consume.sendfile-false consume_MB_s) ccr=$(val consume.sendfile-false consume_records_s)
+    cs=$(val consume.sendfile-true consume_MB_s) csr=$(val consume.sendfile-true consume_records_s)
+    cpu=$(val std.1k.all.p1 broker_cpu_s_per_GB) cpu8=$(val std.1k.all.p8 broker_cpu_s_per_GB)
+    local q
+    {
+        echo "| case | result (median of $REPS) | target | reference, same run | ratio | verdict |"
+        echo "| --- | --- | --- | --- | --- | --- |"
+        q=$(ratio "$p1" "$fio")
+        echo "| $N_1K × 1 KiB, acks=all (fdatasync before ack), 1 partition: produce | $(mbrec "$p1" "$p1r") | ≥ 0.7 × fio | fio, 1 MiB writes + fdatasync, best of $(runs fio.seq): $fio MB/s (runs: $(each fio.seq MB_s)) | $q | $(verdict "$q" '>=' 0.7) |"
+        q=$(ratio "$p8" "$fio")
+        echo "| same, 8 partitions | $(mbrec "$p8" "$p8r") | ≥ 0.7 × fio | fio, best: $fio MB/s | $q | $(verdict "$q" '>=' 0.7) |"
+        q=$(ratio "$r100" "$t100")
+        echo "| $N_100 × 100 B, acks=all, 1 partition: produce | $(krec "$r100") records/s ($m100 MB/s) | ≥ 1,000,000 records/s, or 0.7 × fio if lower | the lower of 1,000,000 and 0.7 × fio ÷ 100 B: $(krec "$t100") records/s | $q | $(verdict "$q" '>=' 1) |"
+        q=$(ratio "$a1" "$mock")
+        echo "| $N_1K × 1 KiB, acks=1, 1 partition: produce | $(mbrec "$a1" "$a1r") | ≥ 0.7 × mock cluster | \`samsa bench --mock 1\`, same workload, best of $(runs mock.1k.a1): $mock MB/s ($(krec "$mockr") records/s; runs: $(each mock.1k.a1 produce_MB_s) MB/s) | $q | $(verdict "$q" '>=' 0.7) |"
+        q=$(ratio "$cc" 1000)
+        echo "| consume 1 KiB from the page cache after a restart, copy path (samsa.fetch.sendfile=false) | $(mbrec "$cc" "$ccr") | ≥ 1 GB/s | 1,000 MB/s | $q | $(verdict "$q" '>=' 1) |"
+        q=$(ratio "$cs" 1000)
+        echo "| same, sendfile path (samsa.fetch.sendfile=true) | $(mbrec "$cs" "$csr") | ≥ 1 GB/s | 1,000 MB/s | $q | $(verdict "$q" '>=' 1) |"
+        local a
+        for a in 1 all; do
+            q=$(ratio "$(val "rate.a$a" produce_p99_ms)" 5)
+            local ref="—"
+            [ "$a" = 1 ] || ref="fio 4 KiB write + fdatasync, p50 / p99 / p99.9: idle $(fiolat fio.lat.idle); beside the acks=1 fixed-rate load $(fiolat fio.lat.load)"
+            echo "| fixed $RATE records/s, 100 B, linger 0, concurrent consume, acks=$a: produce latency | $(lat "rate.a$a" produce) (at $(krec "$(val "rate.a$a" produce_records_s)") records/s) | p99 ≤ 5 ms | $ref | $q | $(verdict "$q" '<=' 1) |"
+            q=$(ratio "$(val "rate.a$a" e2e_p99_ms)" 10)
+            echo "| same, acks=$a: end-to-end latency (produce call → consumer) | $(lat "rate.a$a" e2e) | p99 ≤ 10 ms | — | $q | $(verdict "$q" '<=' 1) |"
+        done
+        q=$(ratio "$cpu" 1.5)
+        echo "| broker CPU per GB produced, 1 KiB acks=all, 1 partition | $cpu s/GB (8 partitions: $cpu8) | ≤ 1.5 CPU-s/GB | — | $q | $(verdict "$q" '<=' 1) |"
+        local rss start
+        rss=$(kbmb "$(val idle.restart rss_kb)") start=$(val idle.restart start_ms)
+        q=$(ratio "$rss" 50)
+        echo "| idle broker holding 1,000 partitions (10 topics × 100), after a restart: VmRSS | $rss MB (right after creating them: $(kbmb "$(val idle.created rss_kb)") MB) | ≤ 50 MB | — | $q | $(verdict "$q" '<=' 1) |"
+        q=$(ratio "$start" 1000)
+        echo "| start-up of that broker after a clean shutdown: exec → \"listening on port\" on stdout | $start ms (polled every 10 ms; $(runs idle.restart) restarts) | ≤ 1 s | — | $q | $(verdict "$q" '<=' 1) |"
+        local cp cprod held
+        cp=$(val conn.before partitions) cprod=$(val conn.produce produce_MB_s) held=$(val conn.held still_open)
+        q=$(ratio "$cprod" "$p1")
+        echo "| $CONNS open client connections (each served an ApiVersions request), $cp partitions (10 topics × $(calc 'a / 10' "$cp")): keeps serving | $held of $CONNS stayed open (opened and served in $(val conn.with open_s) s) and the broker served a $N_1K × 1 KiB acks=all run beside them at $(mbrec "$cprod" "$(val conn.produce produce_records_s)"); the broker held $(val conn.before fds_per_1000) descriptors per 1,000 partitions and $(val conn.with fds) in all with the connections (limit $(val conn.before fd_limit)); VmRSS $(kbmb "$(val conn.before rss_kb)") MB with the partitions, $(kbmb "$(val conn.with rss_kb)") MB with the connections, $(kbmb "$(val conn.after rss_kb)") MB after the run${CONN_NOTE:+; $CONN_NOTE} | keeps serving | the 1-partition acks=all case above: $p1 MB/s | $q | $(verdict "$held" '>=' "$CONNS") |"
+    } >"$MAIN_MD"
+}
+
+PEERS_MD=$WORK/peers.md
+peer_label() {
+    case $1 in
+    redis) echo "Redis Streams, AOF fsync every second (acknowledges before fsync)" ;;
+    redis-always) echo "Redis Streams, AOF fsync always (fsync before reply)" ;;
+    nats) echo "NATS JetStream, file store (acknowledges before fsync)" ;;
+    *) echo "$1" ;;
+    esac
+}
+peers_table() {
+    local wl n s acks peer t best_p best_c bp bc sp sc
+    {
+        echo "| workload (produce all, then consume all) | system | produce records/s | produce MB/s | consume records/s | consume MB/s | server CPU s | runs | errors |"
+        echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        for wl in $PEER_WORKLOADS; do
+            n=${wl%%:*} s=${wl##*:}
+            for acks in all 1; do
+                t=pw.$n.$s.$acks
+                echo "| $n × $s B | **Samsa, acks=$acks**$([ "$acks" = all ] && echo " (fdatasync before ack)" || echo " (acknowledges before fsync)") | $(val "$t" produce_records_s) | $(val "$t" produce_MB_s) | $(val "$t" consume_records_s) | $(val "$t" consume_MB_s) | $(val "$t" server_cpu_s) | $(runs "$t") | $(val "$t" errors) |"
+            done
+            best_p=0 best_c=0 bp="" bc=""
+            for peer in $PEERS; do
+                t=peer.$peer.$n.$s
+                if [ "$(runs "$t")" = 0 ]; then
+                    echo "| $n × $s B | $(peer_label "$peer") | $(grep "^$peer " "$WORK/peers/notes" 2>/dev/null | head -n 1 || echo "not measured") | | | | | 0 | |"
+                    continue
+                fi
+                echo "| $n × $s B | $(peer_label "$peer") | $(val "$t" produce_msgs_s) | $(val "$t" produce_MBps) | $(val "$t" consume_msgs_s) | $(val "$t" consume_MBps) | $(calc 'sprintf("%.2f", a)' "$(val "$t" server_cpu_s)") | $(runs "$t") | $(val "$t" errors) |"
+                if awk -v a="$(val "$t" produce_msgs_s)" -v b="$best_p" 'BEGIN {exit !(a > b)}'; then best_p=$(val "$t" produce_msgs_s) bp=$peer; fi
+                if awk -v a="$(val "$t" consume_msgs_s)" -v b="$best_c" 'BEGIN {exit !(a > b)}'; then best_c=$(val "$t" consume_msgs_s) bc=$peer; fi
+            done
+            sp=$(val "pw.$n.$s.all" produce_records_s) sc=$(val "pw.$n.$s.all" consume_records_s)
+            if [ -n "$bp" ]; then
+                echo "| $n × $s B | *Samsa acks=all ÷ best peer* | $(ratio "$sp" "$best_p") ($bp) | | $(ratio "$sc" "$best_c") ($bc) | | | | |"
+            fi
+        done
+    } >"$PEERS_MD"
+}
+
+SCALING_MD=$WORK/scaling.md
+scaling_tables() {
+    local p np s t
+    {
+        echo "Throughput against partition count (1 KiB records, acks=all, one producer, $((SCALE_MB * 1000000 / 1024)) records, one run each):"
+        echo
+        echo "| partitions | produce | consume | broker VmRSS idle with the topic | VmRSS after the run |"
+        echo "| --- | --- | --- | --- | --- |"
+        for p in 1 10 100 1000; do
+            t=scale.part.$p
+            echo "| $p | $(mbrec "$(val "$t" produce_MB_s)" "$(val "$t" produce_records_s)") | $(val "$t" consume_MB_s) MB/s | $(kbmb "$(val "mem.part.$p" rss_kb)") MB | $(kbmb "$(val "mem.part.after.$p" rss_kb)") MB |"
+        done
+        echo
+        echo "Throughput against producer count (\`-P\`; 1 KiB records, acks=all, 8 partitions, $((SCALE_MB * 1000000 / 1024)) records in all, one run each):"
+        echo
+        echo "| producers | produce | produce p50 / p99 ms | consume | broker CPU s/GB |"
+        echo "| --- | --- | --- | --- | --- |"
+        for np in 1 4 16; do
+            t=scale.prod.$np
+            echo "| $np | $(mbrec "$(val "$t" produce_MB_s)" "$(val "$t" produce_records_s)") | $(val "$t" produce_p50_ms) / $(val "$t" produce_p99_ms) | $(val "$t" consume_MB_s) MB/s | $(val "$t" broker_cpu_s_per_GB) |"
+        done
+        echo
+        echo "Throughput against record size (acks=all, 1 partition, $SCALE_MB MB per run, one run each; broker with message.max.bytes=2097152 so that a 1 MiB record fits):"
+        echo
+        echo "| record size | records | produce | consume | broker CPU s/GB |"
+        echo "| --- | --- | --- | --- | --- |"
+        for s in 100 1024 10240 102400 1048576; do
+            t=scale.size.$s
+            echo "| $s B | $(val "$t" records) | $(mbrec "$(val "$t" produce_MB_s)" "$(val "$t" produce_records_s)") | $(val "$t" consume_MB_s) MB/s | $(val "$t" broker_cpu_s_per_GB) |"
+        done
+        echo
+        echo "Memory against partitions (broker VmRSS, idle, a fresh broker per row; 1,000 partitions = one topic of 1,000; the last row is the connections case before its connections):"
+        echo
+        echo "| partitions | VmRSS | over the empty broker | per partition |"
+        echo "| --- | --- | --- | --- |"
+        local base
+        base=$(val mem.part.0 rss_kb)
+        for p in 0 1 10 100 1000 "$(val conn.before partitions)"; do
+            [ "$p" != - ] || continue
+            t=$(val "mem.part.$p" rss_kb)
+            # Per partition only where the partitions, not the allocator's noise, dominate.
+            echo "| $p | $(kbmb "$t") MB | $(calc 'sprintf("%.1f MB", (a - b) * 1024 / 1e6)' "$t" "$base" | sed 's/^-0\.0 /0.0 /') | $(calc 'c >= 100 ? sprintf("%.1f kB", (a - b) * 1.024 / c) : "—"' "$t" "$base" "$p") |"
+        done
+    } >"$SCALING_MD"
+}
+
+main_table
+peers_table
+scaling_tables
+echo
+cat "$MAIN_MD"
+echo
+cat "$PEERS_MD"
+echo
+cat "$SCALING_MD"
+if want raft; then echo; cat "$RAFT_MD"; fi
+if want groups; then echo; cat "$GROUPS_MD"; fi
+if [ -s "$WORK/anomalies" ]; then echo; echo "anomalies:"; cat "$WORK/anomalies"; fi
+echo
+echo "bench: the run took $RUN_MIN min"
+
+if [ -n "$QUICK" ] || [ -n "$BENCH_ONLY" ]; then
+    echo "bench: QUICK or BENCH_ONLY: $BENCH_DOC not written"
     exit 0
 fi
-
-LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "bench: data in $WORK; $REPS repetitions; $N_1K x 1 KiB and $N_100 x 100 B per case"
-for rep in $(seq "$REPS"); do
-    start_broker false
-    for size in 1024 100; do
-        for acks in 1 all; do
-            load "r$rep s$size a$acks fresh" -t "bench-r$rep-s$size-a$acks" \
-                -n "$(records_for $size)" -s "$size" -a "$acks" -p 1 --consume \
-                --sendfile-label "copy, right after produce"
-        done
-    done
-    stop_broker
-    if [ $((rep % 2)) -eq 1 ]; then paths="false true"; else paths="true false"; fi
-    for sendfile in $paths; do
-        start_broker "$sendfile"
-        label=$([ "$sendfile" = true ] && echo sendfile || echo copy)
-        for size in 1024 100; do
-            for acks in 1 all; do
-                load "r$rep s$size a$acks $label" -t "bench-r$rep-s$size-a$acks" \
-                    -n "$(records_for $size)" -s "$size" -p 1 --consume-only \
-                    --sendfile-label "$label, after restart"
-            done
-        done
-        stop_broker
-    done
-done
-rm -rf "$DATA"
-
-# fio: the disk's limit for synced sequential writes, in the same temporary dir.
-echo "bench: fio seqsync (1 MiB writes + fdatasync, 512 MiB) x $REPS"
-FIO_MBPS=()
-if command -v fio >/dev/null; then
-    for rep in $(seq "$REPS"); do
-        mkdir -p "$WORK/fio"
-        fio --name=seqsync --rw=write --bs=1M --size=512M --fdatasync=1 \
-            --directory="$WORK/fio" --output-format=json >"$WORK/fio.json"
-        mbps=$(/usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.1f" % (j["jobs"][0]["write"]["bw_bytes"]/1e6))' "$WORK/fio.json")
-        echo "fio seqsync: $mbps MB/s"
-        FIO_MBPS+=("$mbps")
-        rm -rf "$WORK/fio"
-    done
-else
-    echo "bench: fio not installed; no disk reference"
-fi
-
-# kbench against librdkafka's mock cluster: the client-side ceiling (no broker involved).
-KB_NOTE=
-KB_1K=() KB_100=() KB_100_RECS=() KB_1K_RECS=()
-if [ -f "$KBENCH_SRC" ] && cc -O2 -o /tmp/kbench "$KBENCH_SRC" -lrdkafka -lpthread 2>"$WORK/kbench.cc"; then
-    echo "bench: kbench mock cluster, acks=1 x $REPS"
-    for rep in $(seq "$REPS"); do
-        for size in 1024 100; do
-            line=$(timeout "$LOAD_TIMEOUT_S" /tmp/kbench -n "$(records_for $size)" -s "$size" -p 1 \
-                --acks 1 --linger 5 --batch 1000000 --no-consume -q | grep '^kbench:') || line=
-            echo "$line"
-            mb=$(sed -n 's/.* produce_MBps=\([0-9.]*\).*/\1/p' <<<"$line")
-            recs=$(sed -n 's/.* produce_msgs_s=\([0-9.]*\).*/\1/p' <<<"$line")
-            [ -n "$mb" ] || continue
-            if [ "$size" = 1024 ]; then KB_1K+=("$mb"); KB_1K_RECS+=("$recs"); else KB_100+=("$mb"); KB_100_RECS+=("$recs"); fi
-        done
-    done
-else
-    KB_NOTE="kbench not available (source $KBENCH_SRC missing or did not build); no client ceiling"
-    echo "bench: $KB_NOTE"
-fi
-
-# ---------- medians and the report ----------
-
-FIO=$(arr_median "${FIO_MBPS[@]}")
-KB1K=$(arr_median "${KB_1K[@]}")
-KB100=$(arr_median "${KB_100[@]}")
-KB1K_R=$(arr_median "${KB_1K_RECS[@]}")
-KB100_R=$(arr_median "${KB_100_RECS[@]}")
-
-TABLE=$WORK/table.md
-{
-    echo "| records | acks | produce MB/s (rec/s) | p50 / p99 produce latency ms | consume MB/s (rec/s): copy, right after produce | consume: copy, after restart | consume: sendfile, after restart |"
-    echo "| --- | --- | --- | --- | --- | --- | --- |"
-    for size in 1024 100; do
-        n=$(records_for $size)
-        name=$([ $size = 1024 ] && echo "$n x 1 KiB" || echo "$n x 100 B")
-        for acks in 1 all; do
-            echo "| $name | $acks | $(cell $size $acks produce fresh) | $(field $size $acks produce fresh 18) / $(field $size $acks produce fresh 21) | $(cell $size $acks consume fresh) | $(cell $size $acks consume copy) | $(cell $size $acks consume sendfile) |"
-        done
-    done
-} >"$TABLE"
-
-REFS=$WORK/refs.md
-{
-    echo "| reference | MB/s (rec/s) |"
-    echo "| --- | --- |"
-    if [ "$FIO" != - ]; then
-        echo "| fio: 1 MiB sequential writes, fdatasync after each (512 MiB) | $FIO |"
-    else
-        echo "| fio | not installed |"
-    fi
-    if [ -z "$KB_NOTE" ]; then
-        echo "| kbench, librdkafka mock cluster, acks=1, $N_1K x 1 KiB | $KB1K ($(krec "$KB1K_R")) |"
-        echo "| kbench, librdkafka mock cluster, acks=1, $N_100 x 100 B | $KB100 ($(krec "$KB100_R")) |"
-    else
-        echo "| kbench mock cluster | $KB_NOTE |"
-    fi
-} >"$REFS"
-
-P1K_ALL=$(field 1024 all produce fresh 15)
-P100_ALL=$(field 100 all produce fresh 15)
-P1K_1=$(field 1024 1 produce fresh 15)
-P100_1=$(field 100 1 produce fresh 15)
-RATIOS=$WORK/ratios.md
-{
-    echo "- acks=all produce ÷ fio: 1 KiB $(ratio "$P1K_ALL" "$FIO"), 100 B $(ratio "$P100_ALL" "$FIO")"
-    echo "- acks=1 produce ÷ mock-cluster ceiling (same record size): 1 KiB $(ratio "$P1K_1" "$KB1K"), 100 B $(ratio "$P100_1" "$KB100")"
-} >"$RATIOS"
-
-echo
-cat "$TABLE"
-echo
-cat "$REFS"
-echo
-cat "$RATIOS"
-if [ -s "$WORK/anomalies" ]; then echo; echo "anomalies:"; cat "$WORK/anomalies"; fi
-
-# ---------- raft: commits/s on a simulated 3-node cluster (pure CPU, then fdatasync) ----------
-RAFT=$WORK/raft.md
-RAFT_BIN=$BUILD/tests/unit/raft/bench_raft
-{
-    echo "| raft (bench_raft, 3 nodes in one process, 100-byte entries) | result |"
-    echo "| --- | --- |"
-    if [ -x "$RAFT_BIN" ]; then
-        for args in "--batch 64" "--batch 1"; do
-            line=$("$RAFT_BIN" --seconds 3 $args 2>&1 | tail -n 1)
-            echo "| pure CPU, $args | ${line#*: } |"
-            mkdir -p "$WORK/raft"
-            line=$("$RAFT_BIN" --durable "$(mktemp -d "$WORK/raft/XXXX")" --seconds 3 $args 2>&1 | tail -n 1)
-            echo "| durable (fdatasync, the 3 nodes' syncs in series), $args | ${line#*: } |"
-        done
-    else
-        echo "| bench_raft | not built |"
-    fi
-} >"$RAFT"
-cat "$RAFT"
-
-groups_section
-echo
-cat "$GROUPS_MD"
 
 # ---------- docs/benchmarks.md ----------
 
 DATE=$(date -u +%F)
-LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 CORES=$(nproc)
 MEM=$(awk '/^MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
@@ -431,30 +864,34 @@ DF_LINE=$(df -h "$WORK" | awk 'NR==2 {print $1 " (" $2 ", mounted on " $6 ")"}')
 DEV=$(df "$WORK" | awk 'NR==2 {print $1}' | sed 's|^/dev/||')
 LSBLK=$(lsblk -dno NAME,SIZE,ROTA,TYPE,MODEL "/dev/$DEV" 2>/dev/null | tr -s ' ' | sed 's/ *$//' || true)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo "plus uncommitted changes" || echo "no uncommitted changes")
 SECTION=$WORK/section.md
 {
     echo "<!-- bench-run $DATE begin (generated by bench/run.sh; replaced by a later run on the same date) -->"
     echo "## $DATE"
     echo
     echo "- Machine: $CPU, $CORES cores, $MEM RAM; kernel $KERNEL; data on $DF_LINE${LSBLK:+, lsblk: $LSBLK (ROTA 0 = non-rotational)}."
-    echo "- Samsa commit $COMMIT (plus uncommitted changes if any); broker built $(basename "$BUILD")/ (CMake RelWithDebInfo via make build); librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo '?')."
-    echo "- The load tool (producer and consumer) and the broker share these $CORES cores, over loopback. Load average (1/5/15 min) at start $LOAD_AT_START, at end $LOAD_AT_END: anything else running on the machine competes for the same cores."
-    echo "- Medians of $REPS runs, each figure separately; MB = 10^6 bytes of record values."
+    echo "- **The load tool (\`samsa bench\`: producers and consumer) and the broker share these $CORES cores**, over loopback: every figure includes the load tool's own CPU. Load average (1/5/15 min) at start $LOAD_AT_START, at end $LOAD_AT_END; anything else running competes for the same cores."
+    echo "- Fresh guest memory (samsa-warm-memory, 2 GiB): $(val mem.first sys_s_per_GB) s of system CPU per GB ($(calc 'sprintf("%.2f", a / b / 1.073741824)' "$(val mem.first wall_s)" "$(val mem.first gib)") s/GB wall) in a new process, and $(val mem.again sys_s_per_GB) s/GB again in the next process right after, so a warm-up does not carry over (see Method)."
+    echo "- Samsa commit $COMMIT ($DIRTY); built in $(basename "$BUILD")/ (CMake RelWithDebInfo via make build); librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo '?'); fio $(fio --version 2>/dev/null)."
+    echo "- Medians of $REPS runs, each figure separately, except the two ceilings (fio's synced write rate, the mock cluster), which are the best of their $REPS runs; scaling curves: one run per point; MB = 10^6 bytes of record values; the whole run took $RUN_MIN min.${FD_NOTE:+ Open files: $FD_NOTE.}"
     echo
-    cat "$TABLE"
+    cat "$MAIN_MD"
     echo
-    cat "$REFS"
+    echo "Side by side with the peer harness (\`PEERS=\"$PEERS\" REPS=$REPS ../shared/bench/peers/run.sh\`, same machine, same run; Samsa's rows are \`samsa bench\` with the same record counts and sizes, one partition, linger 5 ms; medians of $REPS runs):"
     echo
-    cat "$RATIOS"
+    cat "$PEERS_MD"
     echo
-    cat "$RAFT"
+    cat "$SCALING_MD"
+    echo
+    cat "$RAFT_MD"
     echo
     cat "$GROUPS_MD"
     if [ -s "$WORK/anomalies" ]; then echo; echo "Anomalies during the run:"; sed 's/^/- /' "$WORK/anomalies"; fi
     echo "<!-- bench-run $DATE end -->"
 } >"$SECTION"
 
-/usr/bin/python3 - "$BENCH_DOC" "$SECTION" "$DATE" <<'EOF'
+/usr/bin/python3 - "$BENCH_DOC" "$SECTION" "$DATE" <<'PY'
 import os, re, sys
 doc, section_file, date = sys.argv[1:4]
 section = open(section_file).read().rstrip("\n") + "\n"
@@ -465,6 +902,5 @@ if pat.search(text):
 else:
     text = text.rstrip("\n") + "\n\n" + section
 open(doc, "w").write(text)
-EOF
-echo
+PY
 echo "bench: wrote the $DATE section of $BENCH_DOC"
