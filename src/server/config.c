@@ -53,8 +53,10 @@ static const struct key_def keys[] = {
     {"queued.max.requests", K_INT, "500", 1},
     {"samsa.connection.max.unsent.bytes", K_LONG, "16777216", 65536},
     {"min.insync.replicas", K_INT, "1", 1},
+    {"fetch.max.bytes", K_INT, "1048576", 1024},
     {"samsa.fetch.sendfile", K_BOOL, "false", 0},
     {"samsa.sync.threads", K_INT, "4", 1},
+    {"samsa.sync.syncfs.partitions", K_INT, "32", 0},
     {"log.level", K_STRING, "INFO", 0},
     {"log.cleanup.policy", K_STRING, "delete", 0},
     {"log.cleaner.enable", K_BOOL, "true", 0},
@@ -217,6 +219,8 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("log.index.interval.bytes", index_interval_bytes, int32_t);
     NUM("message.max.bytes", message_max_bytes, int32_t);
     NUM("socket.request.max.bytes", socket_request_max_bytes, int32_t);
+    NUM("fetch.max.bytes", fetch_max_bytes, int32_t);
+    NUM("samsa.sync.syncfs.partitions", syncfs_partitions, int32_t);
     NUM("connections.max.idle.ms", connections_max_idle_ms, int64_t);
     NUM("max.connections", max_connections, int32_t);
     NUM("queued.max.requests", queued_max_requests, int32_t);

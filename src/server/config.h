@@ -35,8 +35,10 @@ struct broker_config {
     int64_t max_unsent_bytes;    /* per-connection backpressure bound */
     bool log_append_time;        /* log.message.timestamp.type=LogAppendTime */
     int32_t min_insync_replicas;
+    int32_t fetch_max_bytes;     /* fetch.max.bytes: response data cap, below the client's */
     bool fetch_sendfile;         /* samsa.fetch.sendfile: zero-copy fetch path */
     int32_t sync_threads;        /* samsa.sync.threads: fdatasyncs of one round at once */
+    int32_t syncfs_partitions;   /* samsa.sync.syncfs.partitions: syncfs from this many */
     /* Consumer groups. */
     int32_t group_min_session_timeout_ms;
     int32_t group_max_session_timeout_ms;

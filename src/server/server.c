@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 static void on_sync_event(struct net_loop *loop, int fd, uint32_t events, void *arg) {
@@ -15,6 +16,20 @@ static void on_sync_event(struct net_loop *loop, int fd, uint32_t events, void *
     (void)events;
     struct server *s = arg;
     syncer_reap(s->syncer);
+}
+
+/* syncfs(2) reports write-back errors only since Linux 5.8; before that a failed write
+ * could be acknowledged, so rounds sync per file there. */
+static bool syncfs_reports_errors(void) {
+    struct utsname u;
+    int major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+        return false;
+    if (major > 5 || (major == 5 && minor >= 8))
+        return true;
+    log_warn("server", "kernel %s: syncfs does not report write errors before 5.8; "
+                       "samsa.sync.syncfs.partitions is ignored", u.release);
+    return false;
 }
 
 static void on_idle(struct net_loop *loop, void *arg) {
@@ -121,6 +136,7 @@ int server_create(const struct broker_config *cfg, struct server **out) {
         log_error("server", "cannot start the sync thread: %s", storage_strerror(rc));
         goto fail;
     }
+    syncer_set_syncfs(s->syncer, syncfs_reports_errors() ? (size_t)cfg->syncfs_partitions : 0);
     net_watch(s->loop, syncer_event_fd(s->syncer), NET_READABLE, on_sync_event, s);
     net_loop_on_idle(s->loop, on_idle, s);
     if (server_groups_start(s) != 0)

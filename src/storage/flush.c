@@ -14,7 +14,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage/storage_internal.h"
@@ -151,6 +153,8 @@ struct syncer {
     struct sync_round *current; /* round being executed, guarded by work_mu */
     size_t next_job, jobs_done; /* guarded by work_mu */
     bool helpers_stop;          /* guarded by work_mu */
+    size_t syncfs_min_jobs;     /* rounds of at least this many logs use syncfs; 0 never */
+    atomic_size_t syncfs_rounds; /* rounds made durable by syncfs, for tests and logs */
 };
 
 static void *helper_main(void *arg) {
@@ -173,8 +177,53 @@ static void *helper_main(void *arg) {
     return NULL;
 }
 
-/* Executes a round's jobs, with the helpers when there are several. */
+/* A descriptor of the file system every job of r syncs on, or -1 if they span several
+ * (or have nothing to sync). */
+static int common_fs_fd(const struct sync_round *r) {
+    int fd = -1;
+    dev_t dev = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct log_flush_job *job = r->jobs[i];
+        int f = job->n_fds ? job->fds[0] : job->dir_fd;
+        if (f < 0)
+            continue;
+        struct stat st;
+        if (fstat(f, &st) != 0)
+            return -1;
+        if (fd >= 0 && st.st_dev != dev)
+            return -1;
+        if (fd < 0) {
+            fd = f;
+            dev = st.st_dev;
+        }
+    }
+    return fd;
+}
+
+/* One syncfs(2) makes everything written on the file system durable (data, inodes,
+ * directories) behind a single device flush, where one fdatasync per log costs a
+ * flush (and, in a VM, an exit to the host) each: with many partitions per round that
+ * is most of the sync cost. It also writes other dirty files of that file system, so
+ * it is for data dirs that hold mostly Samsa's logs. Since Linux 5.8 it reports
+ * writeback errors of the file system; a failure fails every log of the round. */
+static bool run_jobs_syncfs(struct syncer *s, struct sync_round *r) {
+    if (s->syncfs_min_jobs == 0 || r->n < s->syncfs_min_jobs)
+        return false;
+    int fd = common_fs_fd(r);
+    if (fd < 0)
+        return false;
+    int err = syncfs(fd) == 0 ? 0 : -errno;
+    for (size_t i = 0; i < r->n; i++)
+        r->jobs[i]->err = err;
+    atomic_fetch_add(&s->syncfs_rounds, 1);
+    return true;
+}
+
+/* Executes a round's jobs: one syncfs, or fdatasyncs with the helpers when there are
+ * several. */
 static void run_jobs(struct syncer *s, struct sync_round *r) {
+    if (run_jobs_syncfs(s, r))
+        return;
     if (s->n_helpers == 0 || r->n < 2) {
         for (size_t i = 0; i < r->n; i++)
             log_flush_execute(r->jobs[i]);
@@ -263,6 +312,10 @@ int syncer_create(struct syncer **out, int threads) {
 }
 
 int syncer_event_fd(struct syncer *s) { return s->efd; }
+
+void syncer_set_syncfs(struct syncer *s, size_t min_jobs) { s->syncfs_min_jobs = min_jobs; }
+
+size_t syncer_syncfs_rounds(struct syncer *s) { return atomic_load(&s->syncfs_rounds); }
 
 static void enqueue(struct syncer *s, struct sync_round *r) {
     pthread_mutex_lock(&s->mu);

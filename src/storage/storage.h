@@ -338,6 +338,11 @@ typedef void (*syncer_done_fn)(void *arg, struct log_flush_job **jobs, size_t n)
 /* threads (1..16): how many syncs of one round may run at once (the thread that takes
  * rounds plus threads-1 helpers). */
 int syncer_create(struct syncer **out, int threads);
+/* Rounds of at least min_jobs logs, all on one file system, are made durable by one
+ * syncfs(2) instead of an fdatasync per log (0: never). Set before the first round. */
+void syncer_set_syncfs(struct syncer *s, size_t min_jobs);
+/* How many rounds syncfs made durable so far. */
+size_t syncer_syncfs_rounds(struct syncer *s);
 int syncer_event_fd(struct syncer *s);
 /* Queues one round. The jobs array is copied; the jobs themselves stay owned by the
  * caller and must live until `done` runs (on the loop thread, from syncer_reap). */

@@ -47,7 +47,9 @@ static int16_t check_epoch(int32_t requested) {
 /* Locates data for every partition; returns total bytes found. */
 static int64_t locate_all(struct server *s, const struct fetch_request *in, struct located *loc) {
     int64_t total = 0;
-    int64_t budget = in->max_bytes > 0 ? in->max_bytes : INT32_MAX;
+    /* The broker's fetch.max.bytes caps what the client asks for (Kafka's rule). */
+    int64_t budget = MIN(in->max_bytes > 0 ? in->max_bytes : INT32_MAX,
+                         (int64_t)s->cfg->fetch_max_bytes);
     size_t k = 0;
     for (int32_t ti = 0; ti < in->topics_count; ti++) {
         const struct fetch_request_topics *t = &in->topics[ti];

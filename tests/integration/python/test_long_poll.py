@@ -63,3 +63,27 @@ def test_consumer_long_poll_delivers_promptly(broker):
         assert got_at - sent["t"] < 8.0, "record arrived %.1fs after produce" % (got_at - sent["t"])
     finally:
         c.close()
+
+
+def test_broker_fetch_max_bytes_caps_response(broker_factory):
+    """The broker's fetch.max.bytes caps a response below what the client asks for,
+    in whole batches, and a first batch larger than the cap still comes whole."""
+    b = broker_factory(**{"fetch.max.bytes": "4096"})
+    create_topic(b, "cap", 1)
+    with kwire.Conn(b.port) as c:
+        for i in range(5):
+            err, _ = kwire.produce(c, "cap", 0, kwire.record_batch([(b"k%d" % i, b"v" * 1400)]))
+            assert err == 0
+        err, hw, recs = kwire.fetch(c, "cap", 0, 0, max_bytes=1 << 20)
+        assert err == 0 and hw == 5
+        got = kwire.decode_batches(recs)
+        assert [o for o, _, _ in got] == [0, 1], "expected 2 whole batches under 4096 bytes"
+        assert len(recs) <= 4096
+
+    b2 = broker_factory(**{"fetch.max.bytes": "1024"})
+    create_topic(b2, "cap", 1)
+    with kwire.Conn(b2.port) as c:
+        err, _ = kwire.produce(c, "cap", 0, kwire.record_batch([(b"k", b"v" * 3000)]))
+        assert err == 0
+        err, hw, recs = kwire.fetch(c, "cap", 0, 0, max_bytes=1 << 20)
+        assert err == 0 and [o for o, _, _ in kwire.decode_batches(recs)] == [0]

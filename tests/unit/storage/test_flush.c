@@ -73,8 +73,10 @@ static void on_done(void *arg, struct log_flush_job **jobs, size_t n) {
     rec->n++;
 }
 
-static void test_syncer(void **state) {
-    (void)state;
+/* Rounds of several logs, queued back to back: every round's callback runs once, in
+ * order, and afterwards each log is durable to its end; with syncfs_min set, rounds
+ * that large are made durable by one syncfs instead (same outcome). */
+static void run_syncer(size_t syncfs_min) {
     char *dir;
     char *root = th_tmpdir(&dir);
     struct log_config cfg;
@@ -89,6 +91,7 @@ static void test_syncer(void **state) {
     }
     struct syncer *s;
     assert_int_equal(syncer_create(&s, 3), 0);
+    syncer_set_syncfs(s, syncfs_min);
     struct log_flush_job jobs[ROUNDS][NLOGS];
     struct round_rec rec = {0};
     for (int r = 0; r < ROUNDS; r++) {
@@ -111,6 +114,7 @@ static void test_syncer(void **state) {
     assert_int_equal(rec.jobs_seen, ROUNDS * NLOGS);
     for (int i = 0; i < NLOGS; i++)
         assert_int_equal(log_durable_offset(logs[i]), 3 * ROUNDS);
+    assert_int_equal(syncer_syncfs_rounds(s), syncfs_min ? ROUNDS : 0);
     /* destroy finishes queued work and runs its callbacks */
     struct log_flush_job last = {.user = (void *)(intptr_t)99};
     th_append(logs[0], 1, 1000, 1, 0, 1000);
@@ -127,6 +131,16 @@ static void test_syncer(void **state) {
     th_rmrf(root);
     free(root);
     free(dir);
+}
+
+static void test_syncer(void **state) {
+    (void)state;
+    run_syncer(0);
+}
+
+static void test_syncer_syncfs(void **state) {
+    (void)state;
+    run_syncer(2);
 }
 
 /* Work items run on the sync thread in order with rounds; done runs on reap. */
@@ -170,6 +184,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flush_job),
         cmocka_unit_test(test_syncer),
+        cmocka_unit_test(test_syncer_syncfs),
         cmocka_unit_test(test_syncer_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
