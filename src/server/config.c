@@ -56,7 +56,7 @@ static const struct key_def keys[] = {
     {"fetch.max.bytes", K_INT, "1048576", 1024},
     {"samsa.fetch.sendfile", K_BOOL, "false", 0},
     {"samsa.sync.threads", K_INT, "4", 1},
-    {"samsa.sync.syncfs.partitions", K_INT, "32", 0},
+    {"samsa.sync.syncfs.partitions", K_INT, "4", 0},
     {"log.level", K_STRING, "INFO", 0},
     {"log.cleanup.policy", K_STRING, "delete", 0},
     {"log.cleaner.enable", K_BOOL, "true", 0},
