@@ -113,6 +113,24 @@ void rd_skip(struct reader *r, size_t n);
 
 /* Size in bytes of the varint encodings, for computing lengths before writing. */
 size_t uvarint_size(uint64_t v);
+/* Decodes an unsigned varint of at most max_bytes at *p (before end) and advances *p;
+ * false if it is cut short or longer. A 5-byte varint read as 32 bits keeps its low
+ * 32 bits, as Kafka's readVarint does. Inline: per-record checks on produce use it. */
+static inline bool uvarint_take(const uint8_t **p, const uint8_t *end, int max_bytes,
+                                uint64_t *out) {
+    uint64_t v = 0;
+    const uint8_t *q = *p;
+    for (int i = 0; i < max_bytes && q < end; i++) {
+        uint8_t b = *q++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *p = q;
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
 size_t varint_size(int32_t v);
 size_t varlong_size(int64_t v);
 
@@ -122,6 +140,9 @@ size_t varlong_size(int64_t v);
 long pread_full(int fd, void *buf, size_t len, int64_t pos);
 /* Reads exactly len bytes at pos: 0, -errno, or -EIO if the file ends first. */
 int pread_exact(int fd, void *buf, size_t len, int64_t pos);
+
+/* Opens the directory that holds path (O_RDONLY, for fsync): the fd, or -1 and errno. */
+int open_parent_dir(const char *path);
 
 /* ---- CRC32C (Castagnoli), hardware SSE4.2 instruction when available ---- */
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);

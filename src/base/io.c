@@ -2,7 +2,19 @@
 #include "base/base.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
 #include <unistd.h>
+
+int open_parent_dir(const char *path) {
+    char *copy = xstrdup(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int err = errno;
+    free(copy);
+    errno = err;
+    return fd;
+}
 
 long pread_full(int fd, void *buf, size_t len, int64_t pos) {
     size_t done = 0;

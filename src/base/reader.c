@@ -49,17 +49,14 @@ double rd_f64(struct reader *r) {
 }
 
 static uint64_t rd_uvarint_max(struct reader *r, int max_bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < max_bytes; i++) {
-        const uint8_t *p = take(r, 1);
-        if (!p)
-            return 0;
-        v |= (uint64_t)(p[0] & 0x7f) << (7 * i);
-        if (!(p[0] & 0x80))
-            return v;
+    const uint8_t *p = r->p + r->pos;
+    uint64_t v;
+    if (r->err || !uvarint_take(&p, r->p + r->len, max_bytes, &v)) {
+        r->err = -1; /* cut short, or too long: malformed */
+        return 0;
     }
-    r->err = -1; /* too long: malformed */
-    return 0;
+    r->pos = (size_t)(p - r->p);
+    return v;
 }
 
 uint64_t rd_uvarint(struct reader *r) { return rd_uvarint_max(r, 10); }

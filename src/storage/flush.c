@@ -62,7 +62,7 @@ int log_flush_prepare(struct log *l, struct log_flush_job *job) {
             goto fail;
     }
     if (l->parent_unsynced) {
-        job->parent_fd = log_open_parent_dir(l);
+        job->parent_fd = open_parent_dir(l->dir);
         if (job->parent_fd < 0)
             goto fail;
     }

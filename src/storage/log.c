@@ -50,16 +50,6 @@ void log_remove_segment_at(struct log *l, size_t i) {
     l->n_segs--;
 }
 
-int log_open_parent_dir(const struct log *l) {
-    char *parent = xstrdup(l->dir);
-    char *slash = strrchr(parent, '/');
-    if (slash)
-        *(slash == parent ? slash + 1 : slash) = '\0';
-    int fd = open(slash ? parent : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(parent);
-    return fd;
-}
-
 /* Creates dir and any missing parents. Returns 1 if dir itself was created, 0 if it
  * existed, or -errno. */
 static int mkdir_p(const char *dir) {
@@ -825,7 +815,7 @@ void log_close(struct log *l) {
         close(dfd);
     }
     if (l->parent_unsynced) {
-        int pfd = log_open_parent_dir(l);
+        int pfd = open_parent_dir(l->dir);
         if (pfd < 0 || fsync(pfd) != 0)
             log_error(SUBSYS, "partition %s: fsync of the parent directory failed: %s",
                       l->name, strerror(errno));
@@ -870,17 +860,12 @@ int log_delete_dir(const char *dir) {
     }
     /* Make the rename durable before anything can reuse the name: otherwise a crash
      * could bring the old directory back under the name of a re-created topic. */
-    char *parent = xstrdup(dir);
-    char *slash = strrchr(parent, '/');
-    if (slash)
-        *slash = '\0';
-    int pfd = open(slash ? parent : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int pfd = open_parent_dir(dir);
     if (pfd < 0 || fsync(pfd) != 0)
         log_warn(SUBSYS, "cannot fsync the parent of %s after renaming it: %s", dir,
                  strerror(errno));
     if (pfd >= 0)
         close(pfd);
-    free(parent);
     int rc = nftw(to, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     free(to);
     return rc == 0 ? 0 : -EIO;

@@ -72,26 +72,9 @@ int record_iter_next(struct record_iter *it, struct record *out) {
 
 /* ---- checking every record of a produced batch, without building records ---- */
 
-/* An unsigned varint of at most max bytes at *p (before end); false if cut short or
- * longer. Same rules as the reader's: a 5-byte varint keeps its low 32 bits. */
-static inline bool take_uvarint(const uint8_t **p, const uint8_t *end, int max, uint64_t *out) {
-    uint64_t v = 0;
-    const uint8_t *q = *p;
-    for (int i = 0; i < max && q < end; i++) {
-        uint8_t b = *q++;
-        v |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *p = q;
-            *out = v;
-            return true;
-        }
-    }
-    return false;
-}
-
 static inline bool take_varint(const uint8_t **p, const uint8_t *end, int32_t *out) {
     uint64_t u;
-    if (!take_uvarint(p, end, 5, &u))
+    if (!uvarint_take(p, end, 5, &u))
         return false;
     uint32_t w = (uint32_t)u;
     *out = (int32_t)((w >> 1) ^ (~(w & 1) + 1));
@@ -127,7 +110,7 @@ int batch_check_records(const uint8_t *batch, const struct batch_info *info, boo
         if (p == rec_end)
             return STORAGE_ERR_CORRUPT; /* no attributes byte */
         p++; /* attributes */
-        if (!take_uvarint(&p, rec_end, 10, &ts_delta) || !take_varint(&p, rec_end, &offset_delta) ||
+        if (!uvarint_take(&p, rec_end, 10, &ts_delta) || !take_varint(&p, rec_end, &offset_delta) ||
             !skip_sized(&p, rec_end, -1, &null))
             return STORAGE_ERR_CORRUPT;
         keyed &= !null;

@@ -57,9 +57,6 @@ int idx_truncate(struct seg_index *x, size_t n);
 /* Frees memory and mapping; pending entries are NOT written (see idx_sync). */
 void idx_close(struct seg_index *x);
 
-/* Opens the directory that holds l->dir (O_RDONLY), for fsync. Returns fd or -1. */
-int log_open_parent_dir(const struct log *l);
-
 struct segment {
     int64_t base_offset;
     int fd;                  /* .log, O_RDWR */

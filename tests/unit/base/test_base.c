@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/base.h"
 
@@ -278,11 +280,30 @@ static void test_hmap(void **state) {
     hmap_free(&m);
 }
 
+/* open_parent_dir opens the directory holding a path, whether or not the path exists. */
+static void check_parent(const char *path, const char *parent) {
+    int fd = open_parent_dir(path);
+    assert_true(fd >= 0);
+    struct stat a, b;
+    assert_int_equal(fstat(fd, &a), 0);
+    assert_int_equal(stat(parent, &b), 0);
+    assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+    close(fd);
+}
+
+static void test_open_parent_dir(void **state) {
+    (void)state;
+    check_parent("/tmp/samsa-no-such-file", "/tmp");
+    check_parent("/tmp", "/");
+    check_parent("no-such-relative-name", ".");
+    assert_int_equal(open_parent_dir("/no-such-dir-samsa/x"), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uvarint_roundtrip), cmocka_unit_test(test_zigzag),
         cmocka_unit_test(test_varint_malformed),  cmocka_unit_test(test_reader_sticky),
-        cmocka_unit_test(test_bigendian),         cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_bigendian),         cmocka_unit_test(test_crc32c), cmocka_unit_test(test_open_parent_dir),
         cmocka_unit_test(test_crc32c_long),       cmocka_unit_test(test_arena),
         cmocka_unit_test(test_props),
         cmocka_unit_test(test_parse_numbers), cmocka_unit_test(test_hmap),
