@@ -281,15 +281,19 @@ void fetch_drop_orphans(struct server *s) {
         return;
     s->fetch_orphans = false;
     struct fetch_wait *w = s->all_fetches;
+    int dropped = 0;
     while (w) {
         struct fetch_wait *next = w->next;
         if (net_reply_orphaned(w->req->reply)) {
             unpark(s, w);
             request_drop(w->req);
             free(w);
+            dropped++;
         }
         w = next;
     }
+    if (dropped)
+        log_debug("server", "dropped %d parked fetches of closed connections", dropped);
 }
 
 void fetch_forget_partition(struct server *s, struct partition *p) {

@@ -87,3 +87,26 @@ def test_broker_fetch_max_bytes_caps_response(broker_factory):
         assert err == 0
         err, hw, recs = kwire.fetch(c, "cap", 0, 0, max_bytes=1 << 20)
         assert err == 0 and [o for o, _, _ in kwire.decode_batches(recs)] == [0]
+
+
+def test_parked_fetch_dropped_when_its_connection_closes(broker_factory):
+    """A long poll parked for a connection that then closes is dropped at once, not
+    kept until its max wait (here 60 s) passes."""
+    b = broker_factory(**{"log.level": "DEBUG"})
+    create_topic(b, "orphan", 1)
+    waiter = kwire.Conn(b.port)
+    waiter.send(1, 4, kwire.fetch_body("orphan", 0, 0, max_wait_ms=60000, min_bytes=1))
+    r, _, _ = select.select([waiter.sock], [], [], 0.5)
+    assert not r, "fetch on an empty partition answered before max wait"
+    waiter.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if "dropped 1 parked fetches of closed connections" in b.stderr_tail(400):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("parked fetch of a closed connection was not dropped")
+    # The broker goes on serving long polls on that partition.
+    with kwire.Conn(b.port) as c:
+        err, hw, recs = kwire.fetch(c, "orphan", 0, 0, max_wait_ms=100)
+        assert err == 0 and hw == 0 and not recs
