@@ -93,12 +93,14 @@ static const char bench_usage[] =
     "  checks every record. --concurrent reads while producing and measures end-to-end\n"
     "  latency; --rate paces the producers. Without -t a fresh topic of PARTITIONS (1)\n"
     "  partitions is created and deleted afterwards; a named topic is created if missing\n"
-    "  and kept. --verify only reads TOPIC from its start and checks it holds exactly the\n"
-    "  records a run with the same -n/-s/--compressible wrote. --broker-pid adds broker\n"
-    "  CPU seconds per GB produced; --mock runs against librdkafka's in-process mock\n"
-    "  cluster. -X sets a librdkafka property on every client. Prints one line of\n"
-    "  key=value results; exits non-zero if any record was lost, duplicated, reordered or\n"
-    "  corrupted, or not acknowledged.\n";
+    "  and kept. Records go to partitions in turn, one batch size of them at a time (as\n"
+    "  a sticky partitioner sends keyless records). --verify only reads TOPIC from its\n"
+    "  start and checks it holds exactly the records a run with the same -n/-s/\n"
+    "  --batch-size/--compressible wrote. --broker-pid adds broker CPU seconds per GB\n"
+    "  produced; --mock runs against librdkafka's in-process mock cluster. -X sets a\n"
+    "  librdkafka property on every client. Prints one line of key=value results; exits\n"
+    "  non-zero if any record was lost, duplicated, reordered or corrupted, or not\n"
+    "  acknowledged.\n";
 
 /* Prints the first error of a kind (kinds: 0 delivery, 1 consume, 2 record check,
  * 3 produce call) once; later ones are only counted, the closing line has the total. */
@@ -223,9 +225,9 @@ static void *producer_run(void *arg) {
         if (interval_ns > 0) {
             pace(p, i - p->first, interval_ns);
         }
-        /* Record i goes to partition i mod npart: the consumer checks that routing, and
-         * each producer's records in one partition must come back in this order. */
-        send_record(p, (int32_t)(i % b->npart), (uint64_t)p->id, i);
+        /* The consumer checks this routing, and that each producer's records in one
+         * partition come back in this order. */
+        send_record(p, bench_partition_of(b, (uint64_t)i), (uint64_t)p->id, i);
         if ((i & 63) == 0) {
             rd_kafka_poll(p->rk, 0); /* deliver reports promptly: they carry the latency */
         }
@@ -649,6 +651,7 @@ static int run(struct bench *b) {
     struct bench_args *a = &b->a;
     char topic_buf[96], mock_n[16];
     bool generated = a->topic == NULL;
+    b->run_records = a->batch_bytes > a->record_bytes ? a->batch_bytes / a->record_bytes : 1;
     if (generated) {
         snprintf(topic_buf, sizeof topic_buf, "samsa-bench-%d-%lld", (int)getpid(),
                  (long long)time(NULL));

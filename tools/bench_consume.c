@@ -39,7 +39,7 @@ static void check_record(struct consumer *c, const rd_kafka_message_t *m, uint64
         return;
     }
     if (seq >= (uint64_t)b->a.records || producer >= BENCH_MAX_PRODUCERS ||
-        seq % (uint64_t)b->npart != (uint64_t)part ||
+        bench_partition_of(b, seq) != part ||
         !bench_payload_body_ok(&b->pool, m->payload, seq)) {
         c->corrupted++;
         bench_report_once(b, 2, "partition %d offset %lld: record %llu (producer %llu) is not one "
