@@ -2,8 +2,8 @@
  *
  * Every change is encoded as a group of KRaft-style records (type numbers as in
  * Kafka's metadata schema: RegisterBrokerRecord 0, TopicRecord 2, PartitionRecord 3,
- * ConfigRecord 4, RemoveTopicRecord 9), appended to the metadata log as one entry, and
- * only then applied to the image by the same code that replays the log at start-up.
+ * ConfigRecord 4, RemoveTopicRecord 9, ProducerIdsRecord 15), appended to the metadata
+ * log as one entry, and only then applied to the image by the same code that replays the log at start-up.
  * So the image is always exactly "the log, applied", whether just written or replayed.
  *
  * Record encoding (our own, compact): uvarint type, uvarint version, then the fields
@@ -24,6 +24,7 @@ enum {
     REC_PARTITION = 3,
     REC_CONFIG = 4,
     REC_REMOVE_TOPIC = 9,
+    REC_PRODUCER_IDS = 15,
 };
 #define CONFIG_RESOURCE_TOPIC 2
 #define MAX_PARTITIONS_PER_TOPIC 100000
@@ -39,6 +40,7 @@ struct cluster {
     size_t topic_cap;
     struct mbroker *brokers;
     size_t broker_count;
+    int64_t next_producer_id; /* first producer id never handed out */
     cluster_listener_fn listener;
     void *listener_arg;
 };
@@ -174,6 +176,14 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
             free(b->rack);
         }
         *b = (struct mbroker){id, host ? host : xstrdup(""), port, rack};
+        return;
+    }
+    case REC_PRODUCER_IDS: {
+        int32_t broker = rd_i32(r);
+        int64_t next = rd_i64(r);
+        (void)broker;
+        if (!r->err && next > c->next_producer_id)
+            c->next_producer_id = next;
         return;
     }
     case REC_TOPIC: {
@@ -487,6 +497,22 @@ int cluster_register_broker(struct cluster *c, int32_t node_id, const char *host
     buf_put_i32(&ch.body, port);
     put_str(&ch.body, rack);
     return change_commit(c, &ch);
+}
+
+int cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,
+                                  int64_t *first) {
+    if (count <= 0 || c->next_producer_id > INT64_MAX - count)
+        return CLUSTER_ERR_LIMIT;
+    int64_t start = c->next_producer_id;
+    struct change ch;
+    change_init(&ch);
+    change_record(&ch, REC_PRODUCER_IDS);
+    buf_put_i32(&ch.body, node_id);
+    buf_put_i64(&ch.body, start + count);
+    int rc = change_commit(c, &ch);
+    if (rc == 0)
+        *first = start;
+    return rc;
 }
 
 size_t cluster_broker_count(const struct cluster *c) { return c->broker_count; }

@@ -105,6 +105,13 @@ size_t cluster_broker_count(const struct cluster *c);
 const struct mbroker *cluster_broker_at(const struct cluster *c, size_t i);
 const struct mbroker *cluster_broker_find(const struct cluster *c, int32_t node_id);
 
+/* Reserves `count` producer ids for node_id's idempotent producers (a ProducerIdsRecord,
+ * as KRaft's controller writes for AllocateProducerIds): *first gets the first one. Ids
+ * are never reserved twice, across restarts; an unused rest of a block is simply lost.
+ * Blocks on the metadata log's fsync. */
+int cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,
+                                  int64_t *first);
+
 /* Topic lookups return pointers owned by the image, valid until the next change. */
 const struct mtopic *cluster_topic_find(const struct cluster *c, struct slice name);
 const struct mtopic *cluster_topic_find_id(const struct cluster *c, const uint8_t id[16]);

@@ -72,6 +72,8 @@ static const struct key_def keys[] = {
     {"offsets.retention.check.interval.ms", K_LONG, "600000", 1},
     {"offsets.topic.num.partitions", K_INT, "50", 1},
     {"offset.metadata.max.bytes", K_INT, "4096", 0},
+    {"producer.id.expiration.ms", K_INT, "86400000", 1},
+    {"producer.id.expiration.check.interval.ms", K_INT, "600000", 1},
     {"compression.type", K_STRING, "producer", 0},
     {"unclean.leader.election.enable", K_BOOL, "false", 0},
 };
@@ -235,6 +237,9 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("offsets.topic.num.partitions", offsets_topic_num_partitions, int32_t);
     NUM("offset.metadata.max.bytes", offset_metadata_max_bytes, int32_t);
     NUM("log.cleaner.backoff.ms", cleaner_backoff_ms, int64_t);
+    NUM("producer.id.expiration.ms", producer_id_expiration_ms, int64_t);
+    NUM("producer.id.expiration.check.interval.ms", producer_id_expiration_check_interval_ms,
+        int64_t);
     NUM("samsa.sync.threads", sync_threads, int32_t);
     if (c->sync_threads > 16)
         rc = bad("samsa.sync.threads", broker_config_value(c, "samsa.sync.threads"),

@@ -48,6 +48,9 @@ struct broker_config {
     int64_t offsets_retention_check_interval_ms;
     int32_t offsets_topic_num_partitions;
     int32_t offset_metadata_max_bytes;
+    /* Idempotent producers: forgotten this long after their last batch. */
+    int64_t producer_id_expiration_ms;
+    int64_t producer_id_expiration_check_interval_ms;
     /* Log cleaner (compaction). */
     bool cleaner_enable;
     int64_t cleaner_backoff_ms;

@@ -166,6 +166,10 @@ int16_t kerr_from_storage(int err) {
         return KERR_OFFSET_OUT_OF_RANGE;
     case STORAGE_ERR_BATCH_TOO_LARGE:
         return KERR_RECORD_LIST_TOO_LARGE;
+    case STORAGE_ERR_OUT_OF_ORDER_SEQUENCE:
+        return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    case STORAGE_ERR_INVALID_PRODUCER_EPOCH:
+        return KERR_INVALID_PRODUCER_EPOCH;
     default:
         return KERR_KAFKA_STORAGE_ERROR;
     }

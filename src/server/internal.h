@@ -78,6 +78,7 @@ struct server {
     bool fetch_orphans; /* a connection closed: parked fetches may have lost theirs */
     uint64_t retention_timer;
     uint64_t flush_timer;
+    uint64_t producer_expiry_timer;
     uint64_t checkpoint_timer;
     bool stopping;
     int64_t drain_deadline_ms; /* shutdown: stop waiting for in-flight syncs then */
@@ -94,6 +95,8 @@ struct server {
     size_t clean_cursor; /* where the next search for a partition to clean starts */
     struct hmap start_offsets;    /* "topic-partition" -> int64 log start, from checkpoint */
     struct hmap recovery_points;  /* "topic-partition" -> int64 recovery point */
+    /* Idempotent producers: the ids of the block reserved last (init_producer_id.c). */
+    int64_t next_producer_id, producer_id_block_end;
 };
 
 /* ---- partitions (partitions.c) ---- */
@@ -243,6 +246,7 @@ int16_t kerr_from_cluster(int err);
     X(19, create_topics)                                                                 \
     X(20, delete_topics)                                                                 \
     X(21, delete_records)                                                                \
+    X(22, init_producer_id)                                                              \
     X(23, offset_for_leader_epoch)                                                       \
     X(32, describe_configs)                                                              \
     X(33, alter_configs)                                                                 \

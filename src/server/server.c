@@ -66,6 +66,23 @@ static void retention_tick(struct net_loop *loop, void *arg) {
         net_timer_add(loop, s->cfg->retention_check_interval_ms, retention_tick, s);
 }
 
+/* Idempotent producers not heard from for producer.id.expiration.ms are forgotten (a
+ * later batch of theirs is then accepted as from a new producer, as in Kafka). */
+static void producer_expiry_tick(struct net_loop *loop, void *arg) {
+    struct server *s = arg;
+    int64_t now = time_wall_ms();
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(&s->topics, &it, &k, &v)) {
+        struct topic_state *ts = v;
+        for (int32_t i = 0; i < ts->partition_count; i++)
+            log_expire_producers(ts->partitions[i]->log, now, s->cfg->producer_id_expiration_ms);
+    }
+    s->producer_expiry_timer = net_timer_add(
+        loop, s->cfg->producer_id_expiration_check_interval_ms, producer_expiry_tick, s);
+}
+
 static void flush_tick(struct net_loop *loop, void *arg) {
     struct server *s = arg;
     server_flush_policy_tick(s);
@@ -167,6 +184,8 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     s->retention_timer =
         net_timer_add(s->loop, cfg->retention_check_interval_ms, retention_tick, s);
     s->flush_timer = net_timer_add(s->loop, cfg->flush_scheduler_interval_ms, flush_tick, s);
+    s->producer_expiry_timer = net_timer_add(
+        s->loop, cfg->producer_id_expiration_check_interval_ms, producer_expiry_tick, s);
     s->checkpoint_timer = net_timer_add(s->loop, cfg->flush_offset_checkpoint_interval_ms,
                                         checkpoint_tick, s);
     log_info("server", "node %d of cluster %s listening on %s:%d (advertised as %s:%d), data in %s",
@@ -230,6 +249,8 @@ void server_destroy(struct server *s) {
             net_timer_cancel(s->loop, s->retention_timer);
         if (s->flush_timer)
             net_timer_cancel(s->loop, s->flush_timer);
+        if (s->producer_expiry_timer)
+            net_timer_cancel(s->loop, s->producer_expiry_timer);
         if (s->checkpoint_timer)
             net_timer_cancel(s->loop, s->checkpoint_timer);
     }

@@ -127,6 +127,9 @@ const char *storage_strerror(int err) {
     case STORAGE_ERR_BATCH_TOO_LARGE: return "record batch larger than segment size";
     case STORAGE_ERR_LOG_FAILED: return "log failed after an I/O error";
     case STORAGE_ERR_CLEAN_ABORTED: return "segments changed during compaction";
+    case STORAGE_ERR_OUT_OF_ORDER_SEQUENCE: return "producer sequence out of order";
+    case STORAGE_ERR_INVALID_PRODUCER_EPOCH: return "producer epoch is older than the producer's";
+    case STORAGE_DUPLICATE: return "duplicate of a batch already appended";
     default: return err < 0 && err > -4096 ? strerror(-err) : "unknown storage error";
     }
 }

@@ -44,10 +44,19 @@ int log_flush_prepare(struct log *l, struct log_flush_job *job) {
     *job = (struct log_flush_job){.log = l, .dir_fd = -1, .parent_fd = -1, .user = user};
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
-    size_t n = 0;
+    job->snapshot_offset = -1;
+    size_t n = 1; /* room for the producer snapshot */
     for (size_t i = 0; i < l->n_segs; i++)
         n += seg_needs_sync(l, l->segs[i]);
-    job->fds = n ? xmalloc(n * sizeof(int)) : NULL;
+    job->fds = xmalloc(n * sizeof(int));
+    int snap_fd;
+    int rc = producers_flush_prepare(l, &snap_fd, &job->snapshot_offset);
+    if (rc != 0) {
+        job_close_fds(job);
+        return rc;
+    }
+    if (snap_fd >= 0)
+        job->fds[job->n_fds++] = snap_fd;
     for (size_t i = 0; i < l->n_segs; i++) {
         if (!seg_needs_sync(l, l->segs[i]))
             continue;
@@ -110,6 +119,7 @@ int log_flush_complete(struct log *l, struct log_flush_job *job) {
         l->dir_synced_gen = job->dir_gen;
     if (synced_parent)
         l->parent_unsynced = false;
+    producers_flush_done(l, job->snapshot_offset);
     l->last_flush_ms = time_mono_ms();
     return 0;
 }

@@ -75,8 +75,7 @@ static bool ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* "<20 digits>.log" -> base offset, or -1. */
-static int64_t parse_segment_name(const char *name, const char *suffix) {
+int64_t parse_segment_name(const char *name, const char *suffix) {
     size_t n = strlen(name);
     if (n != 20 + strlen(suffix) || !ends_with(name, suffix))
         return -1;
@@ -117,6 +116,8 @@ static int list_segments(struct log *l, int64_t **bases_out, size_t *n_out) {
     rewinddir(d);
     while ((de = readdir(d)) != NULL) {
         const char *nm = de->d_name;
+        if (parse_segment_name(nm, ".snapshot") >= 0)
+            l->snap_exists = true; /* producer_snapshots.c reads them */
         bool remove = ends_with(nm, ".deleted") || ends_with(nm, ".tmp");
         int64_t b = parse_segment_name(nm, ".index");
         if (b < 0)
@@ -157,6 +158,7 @@ static void log_free(struct log *l) {
         seg_free(l->segs[i]);
     free(l->segs);
     free(l->epochs);
+    pstate_free(l->producers);
     free(l->dir);
     free(l->name);
     free(l);
@@ -268,6 +270,9 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
         epoch_persist(l);
     l->durable_offset = recovery_point < 0 ? 0 : MIN(recovery_point, l->log_end_offset);
     l->durable_offset = MIN(l->durable_offset, truncated_base);
+    rc = producers_open(l);
+    if (rc != 0)
+        goto fail;
     log_info(SUBSYS, "partition %s: loaded %zu segments, log start %lld, log end %lld%s",
              l->name, l->n_segs, (long long)l->log_start_offset,
              (long long)l->log_end_offset, truncated_any ? " (truncated by recovery)" : "");
@@ -298,7 +303,7 @@ static int truncate_fully_and_start_at(struct log *l, int64_t offset) {
     l->n_epochs = 0;
     l->trunc_gen++;
     epoch_persist(l);
-    return 0;
+    return producers_truncated(l);
 }
 
 static int log_roll(struct log *l, int64_t new_base) {
@@ -313,6 +318,7 @@ static int log_roll(struct log *l, int64_t new_base) {
         return rc;
     }
     segs_push(l, s);
+    producers_rolled(l);
     return 0;
 }
 
@@ -354,6 +360,12 @@ static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t lead
         return rc < 0 ? rc : STORAGE_ERR_CORRUPT;
     if ((int64_t)len > l->cfg.segment_bytes)
         return STORAGE_ERR_BATCH_TOO_LARGE;
+    if (assign) {
+        /* Idempotent producers: refuse or recognise retries before anything is written. */
+        rc = producers_check(l, records, len, out);
+        if (rc != 0)
+            return rc;
+    }
     int64_t last = next - 1;
     if (should_roll(l, len, last, now_ms)) {
         rc = log_roll(l, first);
@@ -417,6 +429,7 @@ static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t lead
     s->size_bytes = pos0 + (int64_t)len;
     l->log_end_offset = last + 1;
     l->appended_messages += records_count;
+    producers_appended(l, records, len);
     if (assign && leader_epoch >= 0 && epoch_assign(l, leader_epoch, first))
         epoch_persist(l);
     if (out) {
@@ -715,7 +728,7 @@ int log_truncate_to(struct log *l, int64_t offset) {
         epoch_persist(l);
     log_info(SUBSYS, "partition %s: truncated to offset %lld (requested %lld)", l->name,
              (long long)l->log_end_offset, (long long)offset);
-    return 0;
+    return producers_truncated(l);
 fail:
     log_error(SUBSYS, "partition %s: truncation to %lld failed: %s; log failed", l->name,
               (long long)offset, storage_strerror(rc));
@@ -790,6 +803,7 @@ int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments) 
 void log_close(struct log *l) {
     if (!l)
         return;
+    producers_close(l); /* before the directory's fsync below covers its rename */
     for (size_t i = 0; i < l->n_segs; i++) {
         struct segment *s = l->segs[i];
         if ((s->next_offset > l->durable_offset || s->base_offset >= l->durable_offset) &&

@@ -30,6 +30,10 @@
 #define STORAGE_ERR_OUT_OF_RANGE (-2004)   /* offset < log start or > log end */
 #define STORAGE_ERR_BATCH_TOO_LARGE (-2005) /* larger than log.segment.bytes */
 #define STORAGE_ERR_LOG_FAILED (-2006)     /* an earlier fsync/truncate failed; log unusable */
+/* Idempotent producers (log_append): */
+#define STORAGE_ERR_OUT_OF_ORDER_SEQUENCE (-2008)  /* a gap, or a new epoch not at sequence 0 */
+#define STORAGE_ERR_INVALID_PRODUCER_EPOCH (-2009) /* older than the producer's epoch */
+#define STORAGE_DUPLICATE 1 /* a retry of a batch already in the log: nothing appended */
 
 /* Human-readable name for a storage return code (errno values via strerror). */
 const char *storage_strerror(int err);
@@ -216,7 +220,11 @@ struct log_append_result {
 };
 
 /* Appends one or more batches already validated by the caller (batch_validate_all).
- * The caller's buffer is patched in place (baseOffset, partitionLeaderEpoch; for
+ * Batches with a producer id (idempotent producers) are first checked against the
+ * producers' state, as Kafka's leader does: STORAGE_ERR_INVALID_PRODUCER_EPOCH,
+ * STORAGE_ERR_OUT_OF_ORDER_SEQUENCE, or STORAGE_DUPLICATE when the (single) batch is
+ * one of the producer's last five, already appended: nothing is written and *out
+ * describes the stored batch. The caller's buffer is patched in place (baseOffset, partitionLeaderEpoch; for
  * LogAppendTime also attributes, maxTimestamp and CRC) and stays owned by the caller.
  * Rolls first when the active segment would exceed segment_bytes, is older than
  * segment_ms or its index is full. Writes to the page cache only (no fsync). On any write
@@ -230,6 +238,11 @@ int log_append(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch
  * learns new epochs from the batches. */
 int log_append_as_follower(struct log *l, uint8_t *records, size_t len, int64_t now_ms,
                            struct log_append_result *out);
+
+/* Forgets idempotent producers whose newest batch is older than expiration_ms
+ * (producer.id.expiration.ms); returns how many. */
+size_t log_expire_producers(struct log *l, int64_t now_ms, int64_t expiration_ms);
+size_t log_producer_count(const struct log *l); /* idempotent producers known */
 
 struct log_read_result {
     int fd;                     /* borrowed segment fd; valid until the next call that
@@ -301,6 +314,7 @@ struct log_flush_job {
     int64_t appended_messages; /* message counter captured at prepare */
     uint64_t dir_gen;       /* directory-change generation captured at prepare */
     uint64_t trunc_gen;     /* truncation generation captured at prepare */
+    int64_t snapshot_offset; /* producer snapshot among the fds, -1 none */
     int err;                /* 0, or -errno of the first failed sync (set by execute) */
     void *user;             /* free for the caller */
 };
@@ -445,5 +459,87 @@ void log_clean_abandon(struct log *l, struct log_clean_job *job);
 /* First offset not yet cleaned (the cleaner checkpoint), kept in the partition directory
  * in `cleaner-checkpoint`. */
 int64_t log_cleaner_checkpoint(const struct log *l);
+
+/* ------------------------------------------------------------------------------------
+ * Producer state (producers.c): one partition's memory of idempotent producers, as
+ * Kafka's ProducerStateManager / ProducerAppendInfo keep it. producer id -> its epoch and
+ * the metadata of its newest PSTATE_MAX_BATCHES batches, used to reject out-of-order or
+ * fenced appends and to answer retries of batches already appended. A pure data
+ * structure: no I/O, no clock (time is passed in), no locking (the log's owner thread).
+ * Snapshot body: Kafka's ProducerSnapshot version 1 (docs/storage-format.md).
+ * ---------------------------------------------------------------------------------- */
+#define PSTATE_MAX_BATCHES 5 /* batches remembered per producer (max.in.flight for idempotence) */
+
+struct pstate_batch {
+    int64_t producer_id;
+    int16_t epoch;
+    int32_t first_seq, last_seq;     /* last_seq = first_seq + lastOffsetDelta, wrapping past INT32_MAX to 0.. as Kafka */
+    int64_t first_offset, last_offset;
+    int64_t timestamp_ms;            /* the batch's max timestamp (for expiry) */
+};
+
+enum pstate_verdict {
+    PSTATE_APPEND = 0,        /* new and in sequence: append it */
+    PSTATE_DUPLICATE = 1,     /* already appended: *dup has the stored batch */
+    PSTATE_BAD_EPOCH = -1,    /* epoch older than the producer's: Kafka INVALID_PRODUCER_EPOCH */
+    PSTATE_BAD_SEQUENCE = -2, /* gap or a new epoch not starting at 0: OUT_OF_ORDER_SEQUENCE_NUMBER */
+};
+
+struct producer_state;
+
+/* A new empty state, owned by the caller (pstate_free). */
+struct producer_state *pstate_new(void);
+void pstate_free(struct producer_state *ps);                 /* NULL ok */
+size_t pstate_count(const struct producer_state *ps);        /* producers known */
+
+/* Sequence number after `seq` advanced by `delta` (>= 0) (Kafka's incrementSequence: wraps
+ * past INT32_MAX to 0). */
+int32_t pstate_seq_add(int32_t seq, int32_t delta);
+
+/* Checks a batch a client produced (b->first_offset/last_offset ignored). Does not change
+ * ps. Rules (Kafka's, in this order): an unknown producer is accepted at any sequence; an
+ * older epoch is BAD_EPOCH; the same epoch with first_seq and last_seq equal to one of the
+ * remembered batches is DUPLICATE (*dup = that batch, copied; dup may be NULL); a newer
+ * epoch must start at sequence 0; the same epoch must continue the newest batch
+ * (pstate_seq_add(newest.last_seq, 1)). Anything else is BAD_SEQUENCE. Epochs compare as
+ * signed int16. b and dup are borrowed; b->producer_id must be >= 0. */
+enum pstate_verdict pstate_check(const struct producer_state *ps, const struct pstate_batch *b,
+                                 struct pstate_batch *dup);
+
+/* Records a batch that is now in the log (after a check passed, or replayed from the log
+ * at open, where no check applies). A newer epoch replaces the producer's batches; the
+ * oldest of more than PSTATE_MAX_BATCHES is forgotten. b->producer_id must be >= 0.
+ * b is copied. Any epoch change (an older one too, which only a replayed or replicated
+ * log can carry) resets the producer to b's epoch, as Kafka's ProducerStateEntry does.
+ * b->first_offset <= b->last_offset, at most INT32_MAX apart (one batch). */
+void pstate_update(struct producer_state *ps, const struct pstate_batch *b);
+
+/* The newest batch of a producer (copied to *out), false if unknown. */
+bool pstate_last(const struct producer_state *ps, int64_t producer_id, struct pstate_batch *out);
+
+/* Forgets producers whose newest batch timestamp is older than now_ms - expiration_ms
+ * (producer.id.expiration.ms, >= 0); returns how many. */
+size_t pstate_expire(struct producer_state *ps, int64_t now_ms, int64_t expiration_ms);
+
+/* Forgets everything (truncation / full rebuild). */
+void pstate_clear(struct producer_state *ps);
+
+/* Snapshot file body, Kafka's producer snapshot layout (version 1, big-endian):
+ *   Version int16 = 1 | Crc uint32 (CRC32C of everything after it) | Count int32 |
+ *   Count x { ProducerId int64 | Epoch int16 | LastSequence int32 | LastOffset int64 |
+ *             OffsetDelta int32 (last - first offset) | Timestamp int64 |
+ *             CoordinatorEpoch int32 (-1) | CurrentTxnFirstOffset int64 (-1) }
+ * of the NEWEST batch of each producer, in ascending producer id (deterministic bytes),
+ * appended to out (caller-owned). */
+void pstate_encode_snapshot(const struct producer_state *ps, struct buf *out);
+
+/* Replaces ps's content with a snapshot body (p[0..len), borrowed): one batch per
+ * producer, first_seq the sequence that pstate_seq_add(first_seq, OffsetDelta) turns into
+ * LastSequence, first_offset = LastOffset - OffsetDelta. Returns 0 or STORAGE_ERR_CORRUPT
+ * (bad version, CRC mismatch, truncated, trailing bytes, negative count, a producer id
+ * < 0; also a producer id twice, a negative OffsetDelta, or a LastSequence no sequence
+ * reaches, which no encoder writes) and then leaves ps empty. When 0 <= LastSequence <
+ * OffsetDelta the batch wrapped (Kafka's decrementSequence). */
+int pstate_decode_snapshot(struct producer_state *ps, const uint8_t *p, size_t len);
 
 #endif

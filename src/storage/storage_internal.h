@@ -102,6 +102,10 @@ struct log {
     int64_t clean_horizon_ms;  /* earliest delete horizon of a removable tombstone, -1 */
     uint64_t clean_trunc_gen;  /* trunc_gen the checkpoint is valid for */
     bool cleaning;             /* a clean job is in flight */
+    /* idempotent producers (producer_snapshots.c) */
+    struct producer_state *producers;
+    bool snap_exists;          /* a producer snapshot file is on disk */
+    int64_t snap_pending;      /* offset of a snapshot not fsync'd yet, -1 none */
 };
 
 /* ---- batch.c ---- */
@@ -167,7 +171,29 @@ int atomic_write_file(const char *path, const char *data, size_t len, bool do_sy
  * interrupted by a crash and loads the cleaner checkpoint. */
 int cleaner_open(struct log *l);
 
+/* ---- producer_snapshots.c (idempotent producers' state of the log) ---- */
+/* At the end of log_open: loads the newest valid snapshot, replays the batches after it. */
+int producers_open(struct log *l);
+/* After a truncation: drops snapshots beyond the new end and rebuilds the state. */
+int producers_truncated(struct log *l);
+/* Before an append with assigned offsets: 0 (append), STORAGE_DUPLICATE (*dup filled),
+ * STORAGE_ERR_OUT_OF_ORDER_SEQUENCE, STORAGE_ERR_INVALID_PRODUCER_EPOCH, or an I/O error
+ * writing the log's first snapshot. */
+int producers_check(struct log *l, const uint8_t *records, size_t len,
+                    struct log_append_result *dup);
+/* After a successful write (offsets assigned): records the batches' producers. */
+void producers_appended(struct log *l, const uint8_t *records, size_t len);
+/* After a roll: a snapshot at the new segment's base, if the log has producers. */
+void producers_rolled(struct log *l);
+/* Clean close: a durable snapshot at the log end; frees the state. */
+void producers_close(struct log *l);
+/* Flush job: the pending snapshot's fd (-1 none) to fdatasync with the segments. */
+int producers_flush_prepare(struct log *l, int *fd_out, int64_t *offset_out);
+void producers_flush_done(struct log *l, int64_t offset);
+
 /* ---- log.c ---- */
+/* "<20-digit offset><suffix>" -> the offset, -1 if the name is not one. */
+int64_t parse_segment_name(const char *name, const char *suffix);
 static inline struct segment *log_active(const struct log *l) {
     return l->segs[l->n_segs - 1];
 }

@@ -4,6 +4,8 @@
  * framing, magic, CRC32C and record framing, then each batch against max.message.bytes.
  * A bad partition gets
  * its error code and nothing appended; the others in the request proceed, as in Kafka.
+ * Batches of idempotent producers are checked by log_append (sequence, epoch; a retry
+ * is answered with the stored batch's offsets, as in Kafka).
  * acks=0: no response. acks=1: answered once the batches are in the log (page cache).
  * acks=all (-1): answered once they are fdatasync'd (commit.c, group commit). */
 #include "server/internal.h"
@@ -70,11 +72,19 @@ static int16_t append_partition(struct server *s, struct slice topic,
     uint8_t *data = (uint8_t *)in->records.ptr;
     struct log_append_result res;
     rc = log_append(p->log, data, in->records.len, 0, time_wall_ms(), &res);
-    if (rc != 0) {
+    if (rc == STORAGE_ERR_OUT_OF_ORDER_SEQUENCE || rc == STORAGE_ERR_INVALID_PRODUCER_EPOCH) {
+        log_debug("server", "produce to %s-%d refused: %s", p->topic->name, p->index,
+                  storage_strerror(rc));
+        return kerr_from_storage(rc);
+    }
+    if (rc < 0) {
         log_error("server", "append to %s-%d failed: %s", p->topic->name, p->index,
                   storage_strerror(rc));
         return kerr_from_storage(rc);
     }
+    /* STORAGE_DUPLICATE: a retry of a batch already appended. Kafka answers it with the
+     * stored batch's offsets and no error; with acks=all it still waits until the log
+     * is durable up to there (below, like a new append). */
     out->base_offset = res.base_offset;
     out->log_append_time_ms = res.log_append_time;
     out->log_start_offset = res.log_start_offset;

@@ -259,6 +259,36 @@ describe('kafkajs 2.2.4 against samsa-server', { timeout: 420000 }, () => {
       messages.slice(123).map((m, i) => [123 + i, m.key, m.value]))
   }))
 
+  it('an idempotent producer (idempotent: true) writes each record once, in order', () =>
+    broker.withLog(async () => {
+      const topic = 'js-idempotent'
+      assert.equal(await admin.createTopics({
+        topics: [{ topic, numPartitions: 2 }], waitForLeaders: true }), true)
+      const idem = kafka.producer({
+        idempotent: true, maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false,
+      })
+      await idem.connect()
+      try {
+        const sent = []
+        for (let b = 0; b < 20; b++) {
+          const messages = Array.from({ length: 100 }, (_, i) => ({
+            partition: (b + i) % 2, value: `idem-${b * 100 + i}` }))
+          sent.push(...messages)
+          const res = await idem.send({ topic, acks: -1, messages })
+          for (const r of res) assert.equal(r.errorCode, 0)
+        }
+        const got = await readAll(cluster, topic, [0, 1], { 0: 1000, 1: 1000 })
+        for (const p of [0, 1]) {
+          assert.deepEqual(
+            got[p].map(m => [Number(m.offset), m.value.toString()]),
+            sent.filter(m => m.partition === p).map((m, i) => [i, m.value]))
+        }
+      } finally {
+        await idem.disconnect()
+      }
+    }))
+
   it('describeConfigs and alterConfigs of a topic', () => broker.withLog(async () => {
     const { ConfigResourceTypes } = require('kafkajs')
     const describe = async () => {

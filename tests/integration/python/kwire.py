@@ -116,8 +116,10 @@ def record(offset_delta, key, value, ts_delta=0, headers=()):
     return varint(len(body)) + body
 
 
-def record_batch(records, base_ts=None, corrupt_crc=False):
-    """records: list of (key, value) bytes. Returns one magic-2 batch."""
+def record_batch(records, base_ts=None, corrupt_crc=False, producer_id=-1, producer_epoch=-1,
+                 base_sequence=-1):
+    """records: list of (key, value) bytes. Returns one magic-2 batch (an idempotent
+    producer's when producer_id >= 0)."""
     if base_ts is None:
         base_ts = int(time.time() * 1000)
     recs = b"".join(record(i, k, v) for i, (k, v) in enumerate(records))
@@ -126,9 +128,9 @@ def record_batch(records, base_ts=None, corrupt_crc=False):
         + i32(len(records) - 1)  # last offset delta
         + i64(base_ts)
         + i64(base_ts)
-        + i64(-1)  # producer id
-        + i16(-1)  # producer epoch
-        + i32(-1)  # base sequence
+        + i64(producer_id)
+        + i16(producer_epoch)
+        + i32(base_sequence)
         + i32(len(records))
         + recs
     )
@@ -345,6 +347,13 @@ def produce(conn, topic, partition, batch, acks=-1, version=3, timeout_ms=10000)
     (_, parts), = topics
     (_, err, base, _), = parts
     return err, base
+
+
+def init_producer_id_v0(conn, transactional_id=None, timeout_ms=60000):
+    """InitProducerId v0. Returns (error_code, producer_id, producer_epoch)."""
+    r = conn.request(22, 0, string(transactional_id) + i32(timeout_ms))
+    r.i32()  # throttle
+    return r.i16(), r.i64(), r.i16()
 
 
 def list_offset(conn, topic, partition, timestamp=-1):

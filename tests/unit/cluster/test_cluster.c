@@ -194,6 +194,24 @@ static void test_corrupt_entry_stops_replay(void **state) {
     cluster_close(c);
 }
 
+/* Producer id blocks never overlap, also across a reopen (the metadata log replays
+ * every ProducerIdsRecord). */
+static void test_producer_id_blocks(void **state) {
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    int64_t a = -1, b = -1, d = -1;
+    assert_int_equal(cluster_allocate_producer_ids(c, 1, 1000, &a), 0);
+    assert_int_equal(a, 0);
+    assert_int_equal(cluster_allocate_producer_ids(c, 1, 10, &b), 0);
+    assert_int_equal(b, 1000);
+    assert_int_equal(cluster_allocate_producer_ids(c, 1, 0, &d), CLUSTER_ERR_LIMIT);
+    cluster_close(c);
+    c = open_cluster(f);
+    assert_int_equal(cluster_allocate_producer_ids(c, 1, 1000, &d), 0);
+    assert_int_equal(d, 1010);
+    cluster_close(c);
+}
+
 static void test_node_id_mismatch_refused(void **state) {
     struct fixture *f = *state;
     cluster_close(open_cluster(f));
@@ -209,6 +227,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_changes_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_entry_stops_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_producer_id_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_id_mismatch_refused, setup, teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);

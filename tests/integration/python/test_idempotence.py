@@ -1,0 +1,122 @@
+"""Idempotent producers: InitProducerId, deduplicated retries, sequence and epoch
+errors, and the producer state across clean and hard (kill -9) restarts."""
+import kwire
+from clients import consume_all, create_topic, producer
+
+NONE, OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH = 0, 45, 47
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+
+
+def batch(pid, epoch, seq, n=3, tag=b"r"):
+    return kwire.record_batch([(None, b"%s-%d" % (tag, seq + i)) for i in range(n)],
+                              producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+
+
+def log_end(conn, topic):
+    err, off = kwire.list_offset(conn, topic, 0)
+    assert err == NONE
+    return off
+
+
+def new_producer_id(conn):
+    err, pid, epoch = kwire.init_producer_id_v0(conn)
+    assert err == NONE and pid >= 0 and epoch == 0, (err, pid, epoch)
+    return pid
+
+
+def test_librdkafka_idempotent_producer_delivers_each_record_once(broker):
+    create_topic(broker, "idem", 3)
+    p = producer(broker, **{"enable.idempotence": True, "linger.ms": 2})
+    acked, errors = {}, []
+
+    def report(err, msg, seq):
+        if err is not None:
+            errors.append((seq, err))
+        else:
+            acked[seq] = (msg.partition(), msg.offset())
+
+    for i in range(20_000):
+        while True:
+            try:
+                p.produce("idem", value=b"seq-%08d" % i, partition=i % 3,
+                          on_delivery=lambda e, m, s=i: report(e, m, s))
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 1000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+    assert not errors, errors[:5]
+    got = consume_all(broker, "idem", 3, expected=20_000)
+    seen = [int(v.split(b"-")[1]) for recs in got.values() for _, _, v, _ in recs]
+    assert sorted(seen) == list(range(20_000))  # each exactly once
+    for part, recs in got.items():
+        # in the order produced, at the offsets the delivery reports gave
+        assert [off for off, _, _, _ in recs] == list(range(len(recs)))
+        for off, _, v, _ in recs:
+            assert acked[int(v.split(b"-")[1])] == (part, off)
+
+
+def test_retry_is_deduplicated_and_gaps_refused(broker):
+    with kwire.Conn(broker.port) as c:
+        kwire.create_topics_v0(c, "retry", 1)
+        pid = new_producer_id(c)
+        assert new_producer_id(c) != pid  # every producer gets its own id
+        assert kwire.produce(c, "retry", 0, batch(pid, 0, 0)) == (NONE, 0)
+        assert kwire.produce(c, "retry", 0, batch(pid, 0, 3)) == (NONE, 3)
+        # The client retries both (a lost response): the stored offsets, nothing written.
+        assert kwire.produce(c, "retry", 0, batch(pid, 0, 0)) == (NONE, 0)
+        assert kwire.produce(c, "retry", 0, batch(pid, 0, 3), acks=1) == (NONE, 3)
+        assert log_end(c, "retry") == 6
+        # A gap and a batch not matching a stored one are refused.
+        assert kwire.produce(c, "retry", 0, batch(pid, 0, 9))[0] == OUT_OF_ORDER_SEQUENCE
+        assert kwire.produce(c, "retry", 0, batch(pid, 0, 1, n=2))[0] == OUT_OF_ORDER_SEQUENCE
+        # A newer epoch starts again at 0 and fences the old one.
+        assert kwire.produce(c, "retry", 0, batch(pid, 1, 5))[0] == OUT_OF_ORDER_SEQUENCE
+        assert kwire.produce(c, "retry", 0, batch(pid, 1, 0)) == (NONE, 6)
+        assert kwire.produce(c, "retry", 0, batch(pid, 0, 6))[0] == INVALID_PRODUCER_EPOCH
+        assert log_end(c, "retry") == 9
+        # Transactional producers are not served yet: a clear error.
+        err, tpid, _ = kwire.init_producer_id_v0(c, transactional_id="tx-1")
+        assert (err, tpid) == (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1)
+    got = consume_all(broker, "retry", 1, expected=9)
+    assert [v for _, _, v, _ in got[0]] == [b"r-%d" % i for i in (0, 1, 2, 3, 4, 5, 0, 1, 2)]
+
+
+def test_state_survives_clean_restart(broker):
+    with kwire.Conn(broker.port) as c:
+        kwire.create_topics_v0(c, "clean", 1)
+        pid = new_producer_id(c)
+        for seq in (0, 3, 6):
+            assert kwire.produce(c, "clean", 0, batch(pid, 0, seq))[0] == NONE
+    broker.restart()
+    with kwire.Conn(broker.port) as c:
+        assert kwire.produce(c, "clean", 0, batch(pid, 0, 6)) == (NONE, 6)
+        # As in Kafka, a snapshot keeps only each producer's newest batch: an older
+        # one is no longer recognised after a restart.
+        assert kwire.produce(c, "clean", 0, batch(pid, 0, 3))[0] == OUT_OF_ORDER_SEQUENCE
+        assert kwire.produce(c, "clean", 0, batch(pid, 0, 10))[0] == OUT_OF_ORDER_SEQUENCE
+        assert kwire.produce(c, "clean", 0, batch(pid, 0, 9)) == (NONE, 9)
+        assert log_end(c, "clean") == 12
+        # Ids handed out before the restart are never handed out again.
+        assert new_producer_id(c) > pid
+
+
+def test_state_survives_kill9(broker):
+    """acks=all batches are durable when acknowledged, and so is what tells the broker
+    they came from this producer: after kill -9 a retry is still recognised."""
+    with kwire.Conn(broker.port) as c:
+        kwire.create_topics_v0(c, "hard", 1)
+        for i in range(5):  # records without a producer id before the first with one
+            assert kwire.produce(c, "hard", 0, kwire.record_batch([(None, b"x")]))[0] == NONE
+        pid = new_producer_id(c)
+        for seq in range(0, 30, 3):
+            assert kwire.produce(c, "hard", 0, batch(pid, 0, seq))[0] == NONE
+    broker.restart(hard=True)
+    with kwire.Conn(broker.port) as c:
+        assert log_end(c, "hard") == 35
+        assert kwire.produce(c, "hard", 0, batch(pid, 0, 27)) == (NONE, 32)
+        assert kwire.produce(c, "hard", 0, batch(pid, 0, 24)) == (NONE, 29)
+        assert kwire.produce(c, "hard", 0, batch(pid, 0, 30)) == (NONE, 35)
+        assert log_end(c, "hard") == 38
+        assert new_producer_id(c) > pid

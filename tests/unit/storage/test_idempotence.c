@@ -1,0 +1,313 @@
+/* Idempotent producers at the log level: log_append's checks, and the producer state
+ * surviving a clean restart, a crash (with and without a flush), truncation, rolls and
+ * a corrupt snapshot (producer_snapshots.c). */
+#include <dirent.h>
+
+#include "helpers.h"
+
+/* One batch of n records from producer pid/epoch starting at sequence seq. */
+static void idem_batch(struct buf *b, int n, int64_t pid, int16_t epoch, int32_t seq) {
+    size_t start = th_batch(b, n, 1000, 100, (uint8_t)seq);
+    uint8_t *p = b->data + start;
+    be64_write(p + BATCH_OFF_PRODUCER_ID, (uint64_t)pid);
+    be16_write(p + BATCH_OFF_PRODUCER_EPOCH, (uint16_t)epoch);
+    be32_write(p + BATCH_OFF_BASE_SEQUENCE, (uint32_t)seq);
+    size_t len = b->len - start;
+    be32_write(p + BATCH_OFF_CRC, crc32c(0, p + BATCH_OFF_ATTRIBUTES, len - BATCH_OFF_ATTRIBUTES));
+}
+
+/* Appends one idempotent batch; returns log_append's code, *base the offset it reports. */
+static int idem_append(struct log *l, int n, int64_t pid, int16_t epoch, int32_t seq,
+                       int64_t *base) {
+    struct buf b;
+    buf_init(&b);
+    idem_batch(&b, n, pid, epoch, seq);
+    struct log_append_result r = {.base_offset = -1};
+    int rc = log_append(l, b.data, b.len, 0, 5000, &r);
+    if (base)
+        *base = r.base_offset;
+    buf_free(&b);
+    return rc;
+}
+
+static int count_snapshots(const char *dir) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        n += len > 9 && strcmp(de->d_name + len - 9, ".snapshot") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static void flush_now(struct log *l) {
+    struct log_flush_job job = {0};
+    assert_int_equal(log_flush_prepare(l, &job), 0);
+    log_flush_execute(&job);
+    assert_int_equal(log_flush_complete(l, &job), 0);
+}
+
+static void test_checks_on_append(void **state) {
+    (void)state;
+    char *dir, *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    struct log *l;
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    int64_t base;
+    assert_int_equal(idem_append(l, 3, 7, 0, 0, &base), 0); /* seq 0..2 at 0..2 */
+    assert_int_equal(base, 0);
+    assert_int_equal(idem_append(l, 2, 7, 0, 3, &base), 0); /* seq 3..4 at 3..4 */
+    assert_int_equal(base, 3);
+    assert_int_equal(log_producer_count(l), 1);
+    /* A retry of either batch: nothing written, the stored offsets reported. */
+    assert_int_equal(idem_append(l, 3, 7, 0, 0, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 0);
+    assert_int_equal(idem_append(l, 2, 7, 0, 3, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 3);
+    assert_int_equal(log_end_offset(l), 5);
+    /* A gap, an older epoch, a new epoch not at 0: refused, nothing written. */
+    assert_int_equal(idem_append(l, 1, 7, 0, 9, NULL), STORAGE_ERR_OUT_OF_ORDER_SEQUENCE);
+    assert_int_equal(idem_append(l, 1, 7, 1, 4, NULL), STORAGE_ERR_OUT_OF_ORDER_SEQUENCE);
+    assert_int_equal(log_end_offset(l), 5);
+    /* A new epoch from 0 is accepted; the old epoch is then fenced. */
+    assert_int_equal(idem_append(l, 1, 7, 1, 0, &base), 0);
+    assert_int_equal(base, 5);
+    assert_int_equal(idem_append(l, 1, 7, 0, 5, NULL), STORAGE_ERR_INVALID_PRODUCER_EPOCH);
+    /* Batches without a producer id are never checked. */
+    th_append(l, 1, 1000, 10, 0, 5000);
+    th_append(l, 1, 1000, 10, 0, 5000);
+    /* Two batches of one producer in one append must continue each other. */
+    struct buf b;
+    buf_init(&b);
+    idem_batch(&b, 1, 9, 0, 0);
+    idem_batch(&b, 1, 9, 0, 2); /* skips sequence 1 */
+    assert_int_equal(log_append(l, b.data, b.len, 0, 5000, NULL),
+                     STORAGE_ERR_OUT_OF_ORDER_SEQUENCE);
+    buf_free(&b);
+    buf_init(&b);
+    idem_batch(&b, 1, 9, 0, 0);
+    idem_batch(&b, 1, 9, 0, 1);
+    assert_int_equal(log_append(l, b.data, b.len, 0, 5000, NULL), 0);
+    buf_free(&b);
+    assert_int_equal(idem_append(l, 1, 9, 0, 1, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 9);
+    log_close(l);
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+/* A log that never saw a producer id writes no snapshot, so opening it never replays. */
+static void test_no_producers_no_snapshot(void **state) {
+    (void)state;
+    char *dir, *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    cfg.segment_bytes = 4096;
+    struct log *l;
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    for (int i = 0; i < 10; i++)
+        th_append(l, 5, 1000, 100, 0, 5000); /* rolls */
+    flush_now(l);
+    log_close(l);
+    assert_int_equal(count_snapshots(dir), 0);
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+static void test_clean_restart_keeps_state(void **state) {
+    (void)state;
+    char *dir, *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    struct log *l;
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    assert_int_equal(idem_append(l, 2, 42, 3, 0, NULL), 0);
+    assert_int_equal(idem_append(l, 2, 42, 3, 2, NULL), 0);
+    int64_t end = log_end_offset(l);
+    log_close(l);
+    char name[64];
+    snprintf(name, sizeof name, "%020lld.snapshot", (long long)end);
+    char *snap = th_path(dir, name);
+    assert_true(th_file_size(snap) > 0); /* written at close, at the log end */
+    free(snap);
+    assert_int_equal(log_open(dir, &cfg, end, &l), 0);
+    assert_int_equal(log_producer_count(l), 1);
+    int64_t base;
+    assert_int_equal(idem_append(l, 2, 42, 3, 2, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 2);
+    assert_int_equal(idem_append(l, 1, 42, 3, 5, NULL), STORAGE_ERR_OUT_OF_ORDER_SEQUENCE);
+    assert_int_equal(idem_append(l, 1, 42, 3, 4, NULL), 0);
+    log_close(l);
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+/* kill -9 after a flush: the flush synced the first snapshot with the data; the batches
+ * after it are replayed from the log at open. */
+static void test_crash_after_flush_replays(void **state) {
+    (void)state;
+    char *dir, *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    struct log *l;
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    th_append(l, 3, 1000, 10, 0, 5000); /* offsets 0..2, no producer */
+    assert_int_equal(idem_append(l, 2, 5, 0, 0, NULL), 0); /* 3..4 */
+    struct log_flush_job job = {0};
+    assert_int_equal(log_flush_prepare(l, &job), 0);
+    assert_int_equal(job.snapshot_offset, 3); /* the marker, before the first batch */
+    log_flush_execute(&job);
+    assert_int_equal(log_flush_complete(l, &job), 0);
+    assert_int_equal(log_flush_prepare(l, &job), 0);
+    assert_int_equal(job.snapshot_offset, -1); /* synced once */
+    log_flush_abandon(&job);
+    assert_int_equal(idem_append(l, 2, 5, 0, 2, NULL), 0); /* 5..6, synced below */
+    flush_now(l);
+    int64_t rp = log_durable_offset(l);
+    assert_int_equal(rp, 7);
+    log_discard(l); /* no close: no snapshot at the end */
+    assert_int_equal(log_open(dir, &cfg, rp, &l), 0);
+    int64_t base;
+    assert_int_equal(idem_append(l, 2, 5, 0, 2, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 5);
+    assert_int_equal(idem_append(l, 2, 5, 0, 0, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 3);
+    log_close(l);
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+/* kill -9 with nothing flushed (recovery point unknown): recovery keeps what is in the
+ * files, and the producer state is replayed from them. */
+static void test_crash_without_flush_replays(void **state) {
+    (void)state;
+    char *dir, *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    struct log *l;
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    assert_int_equal(idem_append(l, 4, 11, 0, 0, NULL), 0);
+    assert_int_equal(idem_append(l, 4, 11, 0, 4, NULL), 0);
+    log_discard(l);
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    assert_int_equal(log_end_offset(l), 8);
+    int64_t base;
+    assert_int_equal(idem_append(l, 4, 11, 0, 4, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 4);
+    log_close(l);
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+/* Rolls write snapshots and keep at most three; a corrupt newest one falls back to an
+ * older one plus a longer replay. */
+static void test_rolls_and_corrupt_snapshot(void **state) {
+    (void)state;
+    char *dir, *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    cfg.segment_bytes = 2048; /* ~5 batches of 3 x 100 B per segment */
+    struct log *l;
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    for (int32_t i = 0; i < 40; i++)
+        assert_int_equal(idem_append(l, 3, 77, 0, 3 * i, NULL), 0);
+    assert_true(log_segment_count(l) > 5);
+    assert_true(count_snapshots(dir) <= 3);
+    assert_true(count_snapshots(dir) >= 1);
+    flush_now(l);
+    int64_t rp = log_durable_offset(l);
+    log_discard(l);
+    /* Corrupt the newest snapshot. */
+    DIR *d = opendir(dir);
+    char newest[256] = "";
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len > 9 && strcmp(de->d_name + len - 9, ".snapshot") == 0 &&
+            strcmp(de->d_name, newest) > 0)
+            snprintf(newest, sizeof newest, "%s", de->d_name);
+    }
+    closedir(d);
+    char *p = th_path(dir, newest);
+    FILE *f = fopen(p, "r+b");
+    assert_non_null(f);
+    fseek(f, 8, SEEK_SET);
+    fputc(0x5a, f);
+    fclose(f);
+    free(p);
+    assert_int_equal(log_open(dir, &cfg, rp, &l), 0);
+    int64_t base;
+    assert_int_equal(idem_append(l, 3, 77, 0, 3 * 39, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 3 * 39);
+    assert_int_equal(idem_append(l, 3, 77, 0, 3 * 40, NULL), 0);
+    log_close(l);
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+/* Truncation below a producer's batches forgets them: re-sending is a new append. */
+static void test_truncation_rebuilds(void **state) {
+    (void)state;
+    char *dir, *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    struct log *l;
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    assert_int_equal(idem_append(l, 2, 3, 0, 0, NULL), 0); /* 0..1 */
+    assert_int_equal(idem_append(l, 2, 3, 0, 2, NULL), 0); /* 2..3 */
+    flush_now(l);
+    assert_int_equal(log_truncate_to(l, 2), 0);
+    assert_int_equal(log_end_offset(l), 2);
+    int64_t base;
+    assert_int_equal(idem_append(l, 2, 3, 0, 2, &base), 0); /* appended again */
+    assert_int_equal(base, 2);
+    assert_int_equal(idem_append(l, 2, 3, 0, 0, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 0);
+    log_close(l);
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+static void test_expiry(void **state) {
+    (void)state;
+    char *dir, *root = th_tmpdir(&dir);
+    struct log_config cfg;
+    th_small_cfg(&cfg);
+    struct log *l;
+    assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
+    assert_int_equal(idem_append(l, 1, 1, 0, 0, NULL), 0); /* max timestamp 1000 */
+    assert_int_equal(log_expire_producers(l, 1500, 1000), 0);
+    assert_int_equal(log_expire_producers(l, 2500, 1000), 1);
+    assert_int_equal(log_producer_count(l), 0);
+    /* Forgotten: any sequence is accepted from it again, as from a new producer. */
+    assert_int_equal(idem_append(l, 1, 1, 0, 9, NULL), 0);
+    log_close(l);
+    th_rmrf(root);
+    free(root);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_checks_on_append),
+        cmocka_unit_test(test_no_producers_no_snapshot),
+        cmocka_unit_test(test_clean_restart_keeps_state),
+        cmocka_unit_test(test_crash_after_flush_replays),
+        cmocka_unit_test(test_crash_without_flush_replays),
+        cmocka_unit_test(test_rolls_and_corrupt_snapshot),
+        cmocka_unit_test(test_truncation_rebuilds),
+        cmocka_unit_test(test_expiry),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
