@@ -434,6 +434,9 @@ scaling_section() {
         rec "mem.part.$p" rss_kb="$(rss_kb "$BROKER_PID")"
         sb "scale.part.$p" -t "scale-p$p" -n "$n1k" -s 1024 -a all
         rec "mem.part.after.$p" rss_kb="$(rss_kb "$BROKER_PID")"
+        # The same spread record by record (as keyed records are): every partition gets
+        # some of every batch's worth, so each request carries small batches.
+        [ "$p" = 1 ] || sb "scale.spread.$p" -n "$n1k" -s 1024 -a all -p "$p" --spread-records
         stop_broker
     done
     # A 1 MiB record does not fit Kafka's default message.max.bytes (1 MiB + 12 bytes
@@ -815,11 +818,13 @@ scaling_tables() {
     {
         echo "Throughput against partition count (1 KiB records, acks=all, one producer, $((SCALE_MB * 1000000 / 1024)) records, one run each):"
         echo
-        echo "| partitions | produce | consume | broker VmRSS idle with the topic | VmRSS after the run |"
-        echo "| --- | --- | --- | --- | --- |"
+        echo "| partitions | produce (records to partitions one batch size at a time, as keyless records go) | consume | produce, records spread one by one (\`--spread-records\`, as keyed records go) | broker VmRSS idle with the topic | VmRSS after the run |"
+        echo "| --- | --- | --- | --- | --- | --- |"
         for p in 1 10 100 1000; do
             t=scale.part.$p
-            echo "| $p | $(mbrec "$(val "$t" produce_MB_s)" "$(val "$t" produce_records_s)") | $(val "$t" consume_MB_s) MB/s | $(kbmb "$(val "mem.part.$p" rss_kb)") MB | $(kbmb "$(val "mem.part.after.$p" rss_kb)") MB |"
+            local spread="same as left"
+            [ "$p" = 1 ] || spread=$(mbrec "$(val "scale.spread.$p" produce_MB_s)" "$(val "scale.spread.$p" produce_records_s)")
+            echo "| $p | $(mbrec "$(val "$t" produce_MB_s)" "$(val "$t" produce_records_s)") | $(val "$t" consume_MB_s) MB/s | $spread | $(kbmb "$(val "mem.part.$p" rss_kb)") MB | $(kbmb "$(val "mem.part.after.$p" rss_kb)") MB |"
         done
         echo
         echo "Throughput against producer count (\`-P\`; 1 KiB records, acks=all, 8 partitions, $((SCALE_MB * 1000000 / 1024)) records in all, one run each):"

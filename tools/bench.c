@@ -75,6 +75,7 @@ static const struct option bench_longopts[] = {
     {"produce-only", no_argument, NULL, 'O'},
     {"verify", no_argument, NULL, 'V'},
     {"compressible", no_argument, NULL, 'Z'},
+    {"spread-records", no_argument, NULL, 'S'},
     {"broker-pid", required_argument, NULL, 'k'},
     {"mock", required_argument, NULL, 'm'},
     {"help", no_argument, NULL, 'h'},
@@ -85,7 +86,7 @@ static const char bench_usage[] =
     "usage: samsa bench [-t TOPIC] [-n RECORDS] [-s BYTES] [-p PARTITIONS] [-P PRODUCERS]\n"
     "                   [-a 0|1|all] [-l LINGER_MS] [--batch-size BYTES] [-z CODEC]\n"
     "                   [--rate RECORDS_PER_S] [--concurrent | --produce-only | --verify]\n"
-    "                   [--compressible] [--broker-pid PID] [--mock BROKERS]\n"
+    "                   [--compressible] [--spread-records] [--broker-pid PID] [--mock BROKERS]\n"
     "                   [-r REPLICATION] [-X key=value ...] [-b HOST:PORT]\n"
     "  Produces RECORDS records (default 1000000) of BYTES bytes (default 1024, at least\n"
     "  16) with acks (default all), linger (5 ms), batch size (1000000) and compression\n"
@@ -94,10 +95,11 @@ static const char bench_usage[] =
     "  latency; --rate paces the producers. Without -t a fresh topic of PARTITIONS (1)\n"
     "  partitions is created and deleted afterwards; a named topic is created if missing\n"
     "  and kept. Records go to partitions in turn, one batch size of them at a time (as\n"
-    "  a sticky partitioner sends keyless records). --verify only reads TOPIC from its\n"
-    "  start and checks it holds exactly the records a run with the same -n/-s/\n"
-    "  --batch-size/--compressible wrote. --broker-pid adds broker CPU seconds per GB\n"
-    "  produced; --mock runs against librdkafka's in-process mock cluster. -X sets a\n"
+    "  a sticky partitioner sends keyless records), or with --spread-records one record\n"
+    "  at a time (as keyed records spread). --verify only reads TOPIC from its start and\n"
+    "  checks it holds exactly the records a run with the same -n/-s/--batch-size/\n"
+    "  --spread-records/--compressible wrote. --broker-pid adds broker CPU seconds per\n"
+    "  GB produced; --mock runs against librdkafka's in-process mock cluster. -X sets a\n"
     "  librdkafka property on every client. Prints one line of key=value results; exits\n"
     "  non-zero if any record was lost, duplicated, reordered or corrupted, or not\n"
     "  acknowledged.\n";
@@ -479,6 +481,7 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
         case 'O': a->produce_only = true; break;
         case 'V': a->verify = true; break;
         case 'Z': a->compressible = true; break;
+        case 'S': a->spread_records = true; break;
         case 'k': rc = cli_parse_i64(optarg, 1, INT32_MAX, "--broker-pid", &a->broker_pid); break;
         case 'm': rc = cli_parse_i64(optarg, 1, 16, "--mock", &a->mock_brokers); break;
         case 'X':
@@ -651,7 +654,9 @@ static int run(struct bench *b) {
     struct bench_args *a = &b->a;
     char topic_buf[96], mock_n[16];
     bool generated = a->topic == NULL;
-    b->run_records = a->batch_bytes > a->record_bytes ? a->batch_bytes / a->record_bytes : 1;
+    b->run_records = a->spread_records        ? 1
+                     : a->batch_bytes > a->record_bytes ? a->batch_bytes / a->record_bytes
+                                                        : 1;
     if (generated) {
         snprintf(topic_buf, sizeof topic_buf, "samsa-bench-%d-%lld", (int)getpid(),
                  (long long)time(NULL));

@@ -22,7 +22,7 @@ struct bench_args {
     int64_t records, record_bytes, partitions, replication, producers;
     int64_t linger_ms, batch_bytes, rate, mock_brokers, broker_pid;
     const char *acks, *compression;
-    bool concurrent, produce_only, verify, compressible;
+    bool concurrent, produce_only, verify, compressible, spread_records;
     const char *xk[BENCH_MAX_X], *xv[BENCH_MAX_X]; /* -X client settings, from argv */
     char xbuf[BENCH_MAX_X][256];
     int nx;
