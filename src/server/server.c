@@ -41,35 +41,9 @@ static void on_idle(struct net_loop *loop, void *arg) {
     server_commit_idle(s);
 }
 
-static void retention_tick(struct net_loop *loop, void *arg) {
-    struct server *s = arg;
-    int64_t now = time_wall_ms();
-    size_t it = 0;
-    struct slice k;
-    void *v;
-    while (hmap_next(&s->topics, &it, &k, &v)) {
-        struct topic_state *ts = v;
-        for (int32_t i = 0; i < ts->partition_count; i++) {
-            int deleted = 0;
-            int rc = log_enforce_retention(ts->partitions[i]->log, now, &deleted);
-            if (rc != 0)
-                log_warn("server", "retention on %s-%d failed: %s", ts->name, i,
-                         storage_strerror(rc));
-            else if (deleted > 0)
-                log_info("server", "retention deleted %d segment(s) of %s-%d; log start is now "
-                                   "%lld",
-                         deleted, ts->name, i,
-                         (long long)log_start_offset(ts->partitions[i]->log));
-        }
-    }
-    s->retention_timer =
-        net_timer_add(loop, s->cfg->retention_check_interval_ms, retention_tick, s);
-}
-
-/* Idempotent producers not heard from for producer.id.expiration.ms are forgotten (a
- * later batch of theirs is then accepted as from a new producer, as in Kafka). */
-static void producer_expiry_tick(struct net_loop *loop, void *arg) {
-    struct server *s = arg;
+/* Calls fn(s, partition, now) for every partition of every topic. */
+static void each_partition(struct server *s, void (*fn)(struct server *, struct partition *,
+                                                        int64_t now_ms)) {
     int64_t now = time_wall_ms();
     size_t it = 0;
     struct slice k;
@@ -77,8 +51,38 @@ static void producer_expiry_tick(struct net_loop *loop, void *arg) {
     while (hmap_next(&s->topics, &it, &k, &v)) {
         struct topic_state *ts = v;
         for (int32_t i = 0; i < ts->partition_count; i++)
-            log_expire_producers(ts->partitions[i]->log, now, s->cfg->producer_id_expiration_ms);
+            fn(s, ts->partitions[i], now);
     }
+}
+
+static void enforce_retention(struct server *s, struct partition *p, int64_t now_ms) {
+    (void)s;
+    int deleted = 0;
+    int rc = log_enforce_retention(p->log, now_ms, &deleted);
+    if (rc != 0)
+        log_warn("server", "retention on %s-%d failed: %s", p->topic->name, p->index,
+                 storage_strerror(rc));
+    else if (deleted > 0)
+        log_info("server", "retention deleted %d segment(s) of %s-%d; log start is now %lld",
+                 deleted, p->topic->name, p->index, (long long)log_start_offset(p->log));
+}
+
+static void retention_tick(struct net_loop *loop, void *arg) {
+    struct server *s = arg;
+    each_partition(s, enforce_retention);
+    s->retention_timer =
+        net_timer_add(loop, s->cfg->retention_check_interval_ms, retention_tick, s);
+}
+
+/* Idempotent producers not heard from for producer.id.expiration.ms are forgotten (a
+ * later batch of theirs is then accepted as from a new producer, as in Kafka). */
+static void expire_producers(struct server *s, struct partition *p, int64_t now_ms) {
+    log_expire_producers(p->log, now_ms, s->cfg->producer_id_expiration_ms);
+}
+
+static void producer_expiry_tick(struct net_loop *loop, void *arg) {
+    struct server *s = arg;
+    each_partition(s, expire_producers);
     s->producer_expiry_timer = net_timer_add(
         loop, s->cfg->producer_id_expiration_check_interval_ms, producer_expiry_tick, s);
 }

@@ -95,25 +95,46 @@ static int cmp_i64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Lists segment base offsets, removing leftovers (*.deleted, *.tmp, orphan indexes). */
-static int list_segments(struct log *l, int64_t **bases_out, size_t *n_out) {
-    DIR *d = opendir(l->dir);
+int list_offset_files(const char *dir, const char *suffix, int64_t **out, size_t *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    DIR *d = opendir(dir);
     if (!d)
         return -errno;
-    int64_t *bases = NULL;
+    int64_t *offs = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        int64_t b = parse_segment_name(de->d_name, ".log");
+        int64_t b = parse_segment_name(de->d_name, suffix);
         if (b >= 0) {
             if (n == cap) {
                 cap = cap ? cap * 2 : 16;
-                bases = xrealloc(bases, cap * sizeof(*bases));
+                offs = xrealloc(offs, cap * sizeof(*offs));
             }
-            bases[n++] = b;
+            offs[n++] = b;
         }
     }
-    rewinddir(d);
+    closedir(d);
+    if (n > 1)
+        qsort(offs, n, sizeof(*offs), cmp_i64);
+    *out = offs;
+    *n_out = n;
+    return 0;
+}
+
+/* Lists segment base offsets, removing leftovers (*.deleted, *.tmp, orphan indexes). */
+static int list_segments(struct log *l, int64_t **bases_out, size_t *n_out) {
+    int64_t *bases;
+    size_t n;
+    int rc = list_offset_files(l->dir, ".log", &bases, &n);
+    if (rc != 0)
+        return rc;
+    DIR *d = opendir(l->dir);
+    if (!d) {
+        free(bases);
+        return -errno;
+    }
+    struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *nm = de->d_name;
         if (parse_segment_name(nm, ".snapshot") >= 0)
@@ -138,8 +159,6 @@ static int list_segments(struct log *l, int64_t **bases_out, size_t *n_out) {
         }
     }
     closedir(d);
-    if (n > 1)
-        qsort(bases, n, sizeof(*bases), cmp_i64);
     *bases_out = bases;
     *n_out = n;
     return 0;

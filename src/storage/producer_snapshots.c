@@ -17,7 +17,6 @@
  * scanned), or at the log start when snapshots existed but none could be read. */
 #include "storage/storage_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,38 +29,6 @@
 
 static char *snapshot_path(const struct log *l, int64_t offset) {
     return seg_path(l->dir, offset, SNAPSHOT_SUFFIX);
-}
-
-/* Offsets of the snapshot files in the log directory, ascending. */
-static int list_snapshots(const struct log *l, int64_t **out, size_t *n_out) {
-    *out = NULL;
-    *n_out = 0;
-    DIR *d = opendir(l->dir);
-    if (!d)
-        return -errno;
-    int64_t *offs = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        int64_t off = parse_segment_name(de->d_name, SNAPSHOT_SUFFIX);
-        if (off < 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            offs = xrealloc(offs, cap * sizeof *offs);
-        }
-        offs[n++] = off;
-    }
-    closedir(d);
-    for (size_t i = 1; i < n; i++) /* insertion sort: a handful of files */
-        for (size_t j = i; j > 0 && offs[j - 1] > offs[j]; j--) {
-            int64_t t = offs[j];
-            offs[j] = offs[j - 1];
-            offs[j - 1] = t;
-        }
-    *out = offs;
-    *n_out = n;
-    return 0;
 }
 
 static void delete_snapshot(struct log *l, int64_t offset, const char *why) {
@@ -181,7 +148,7 @@ static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out) {
     int64_t *offs;
     size_t n;
     *n_out = 0;
-    if (list_snapshots(l, &offs, &n) != 0) {
+    if (list_offset_files(l->dir, SNAPSHOT_SUFFIX, &offs, &n) != 0) {
         log_warn(SUBSYS, "partition %s: cannot list producer snapshots: %s", l->name,
                  strerror(errno));
         return NULL;

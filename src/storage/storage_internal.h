@@ -194,6 +194,8 @@ void producers_flush_done(struct log *l, int64_t offset);
 /* ---- log.c ---- */
 /* "<20-digit offset><suffix>" -> the offset, -1 if the name is not one. */
 int64_t parse_segment_name(const char *name, const char *suffix);
+/* Offsets of the files "<20-digit offset><suffix>" in dir, ascending (*out malloc'd). */
+int list_offset_files(const char *dir, const char *suffix, int64_t **out, size_t *n_out);
 static inline struct segment *log_active(const struct log *l) {
     return l->segs[l->n_segs - 1];
 }

@@ -50,11 +50,33 @@ static void flush_now(struct log *l) {
     assert_int_equal(log_flush_complete(l, &job), 0);
 }
 
-static void test_checks_on_append(void **state) {
-    (void)state;
-    char *dir, *root = th_tmpdir(&dir);
+/* Each test: a fresh partition directory and a small-segment config. */
+struct fx {
+    char *root, *dir;
     struct log_config cfg;
-    th_small_cfg(&cfg);
+};
+
+static int setup(void **state) {
+    struct fx *f = calloc(1, sizeof *f);
+    f->root = th_tmpdir(&f->dir);
+    th_small_cfg(&f->cfg);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    struct fx *f = *state;
+    th_rmrf(f->root);
+    free(f->root);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static void test_checks_on_append(void **state) {
+    struct fx *f = *state;
+    const char *dir = f->dir;
+    struct log_config cfg = f->cfg;
     struct log *l;
     assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
     int64_t base;
@@ -96,17 +118,13 @@ static void test_checks_on_append(void **state) {
     assert_int_equal(idem_append(l, 1, 9, 0, 1, &base), STORAGE_DUPLICATE);
     assert_int_equal(base, 9);
     log_close(l);
-    th_rmrf(root);
-    free(root);
-    free(dir);
 }
 
 /* A log that never saw a producer id writes no snapshot, so opening it never replays. */
 static void test_no_producers_no_snapshot(void **state) {
-    (void)state;
-    char *dir, *root = th_tmpdir(&dir);
-    struct log_config cfg;
-    th_small_cfg(&cfg);
+    struct fx *f = *state;
+    const char *dir = f->dir;
+    struct log_config cfg = f->cfg;
     cfg.segment_bytes = 4096;
     struct log *l;
     assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
@@ -115,16 +133,12 @@ static void test_no_producers_no_snapshot(void **state) {
     flush_now(l);
     log_close(l);
     assert_int_equal(count_snapshots(dir), 0);
-    th_rmrf(root);
-    free(root);
-    free(dir);
 }
 
 static void test_clean_restart_keeps_state(void **state) {
-    (void)state;
-    char *dir, *root = th_tmpdir(&dir);
-    struct log_config cfg;
-    th_small_cfg(&cfg);
+    struct fx *f = *state;
+    const char *dir = f->dir;
+    struct log_config cfg = f->cfg;
     struct log *l;
     assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
     assert_int_equal(idem_append(l, 2, 42, 3, 0, NULL), 0);
@@ -144,18 +158,14 @@ static void test_clean_restart_keeps_state(void **state) {
     assert_int_equal(idem_append(l, 1, 42, 3, 5, NULL), STORAGE_ERR_OUT_OF_ORDER_SEQUENCE);
     assert_int_equal(idem_append(l, 1, 42, 3, 4, NULL), 0);
     log_close(l);
-    th_rmrf(root);
-    free(root);
-    free(dir);
 }
 
 /* kill -9 after a flush: the flush synced the first snapshot with the data; the batches
  * after it are replayed from the log at open. */
 static void test_crash_after_flush_replays(void **state) {
-    (void)state;
-    char *dir, *root = th_tmpdir(&dir);
-    struct log_config cfg;
-    th_small_cfg(&cfg);
+    struct fx *f = *state;
+    const char *dir = f->dir;
+    struct log_config cfg = f->cfg;
     struct log *l;
     assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
     th_append(l, 3, 1000, 10, 0, 5000); /* offsets 0..2, no producer */
@@ -180,18 +190,14 @@ static void test_crash_after_flush_replays(void **state) {
     assert_int_equal(idem_append(l, 2, 5, 0, 0, &base), STORAGE_DUPLICATE);
     assert_int_equal(base, 3);
     log_close(l);
-    th_rmrf(root);
-    free(root);
-    free(dir);
 }
 
 /* kill -9 with nothing flushed (recovery point unknown): recovery keeps what is in the
  * files, and the producer state is replayed from them. */
 static void test_crash_without_flush_replays(void **state) {
-    (void)state;
-    char *dir, *root = th_tmpdir(&dir);
-    struct log_config cfg;
-    th_small_cfg(&cfg);
+    struct fx *f = *state;
+    const char *dir = f->dir;
+    struct log_config cfg = f->cfg;
     struct log *l;
     assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
     assert_int_equal(idem_append(l, 4, 11, 0, 0, NULL), 0);
@@ -203,18 +209,14 @@ static void test_crash_without_flush_replays(void **state) {
     assert_int_equal(idem_append(l, 4, 11, 0, 4, &base), STORAGE_DUPLICATE);
     assert_int_equal(base, 4);
     log_close(l);
-    th_rmrf(root);
-    free(root);
-    free(dir);
 }
 
 /* Rolls write snapshots and keep at most three; a corrupt newest one falls back to an
  * older one plus a longer replay. */
 static void test_rolls_and_corrupt_snapshot(void **state) {
-    (void)state;
-    char *dir, *root = th_tmpdir(&dir);
-    struct log_config cfg;
-    th_small_cfg(&cfg);
+    struct fx *f = *state;
+    const char *dir = f->dir;
+    struct log_config cfg = f->cfg;
     cfg.segment_bytes = 2048; /* ~5 batches of 3 x 100 B per segment */
     struct log *l;
     assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
@@ -238,11 +240,11 @@ static void test_rolls_and_corrupt_snapshot(void **state) {
     }
     closedir(d);
     char *p = th_path(dir, newest);
-    FILE *f = fopen(p, "r+b");
-    assert_non_null(f);
-    fseek(f, 8, SEEK_SET);
-    fputc(0x5a, f);
-    fclose(f);
+    FILE *snap = fopen(p, "r+b");
+    assert_non_null(snap);
+    fseek(snap, 8, SEEK_SET);
+    fputc(0x5a, snap);
+    fclose(snap);
     free(p);
     assert_int_equal(log_open(dir, &cfg, rp, &l), 0);
     int64_t base;
@@ -250,17 +252,13 @@ static void test_rolls_and_corrupt_snapshot(void **state) {
     assert_int_equal(base, 3 * 39);
     assert_int_equal(idem_append(l, 3, 77, 0, 3 * 40, NULL), 0);
     log_close(l);
-    th_rmrf(root);
-    free(root);
-    free(dir);
 }
 
 /* Truncation below a producer's batches forgets them: re-sending is a new append. */
 static void test_truncation_rebuilds(void **state) {
-    (void)state;
-    char *dir, *root = th_tmpdir(&dir);
-    struct log_config cfg;
-    th_small_cfg(&cfg);
+    struct fx *f = *state;
+    const char *dir = f->dir;
+    struct log_config cfg = f->cfg;
     struct log *l;
     assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
     assert_int_equal(idem_append(l, 2, 3, 0, 0, NULL), 0); /* 0..1 */
@@ -274,16 +272,12 @@ static void test_truncation_rebuilds(void **state) {
     assert_int_equal(idem_append(l, 2, 3, 0, 0, &base), STORAGE_DUPLICATE);
     assert_int_equal(base, 0);
     log_close(l);
-    th_rmrf(root);
-    free(root);
-    free(dir);
 }
 
 static void test_expiry(void **state) {
-    (void)state;
-    char *dir, *root = th_tmpdir(&dir);
-    struct log_config cfg;
-    th_small_cfg(&cfg);
+    struct fx *f = *state;
+    const char *dir = f->dir;
+    struct log_config cfg = f->cfg;
     struct log *l;
     assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
     assert_int_equal(idem_append(l, 1, 1, 0, 0, NULL), 0); /* max timestamp 1000 */
@@ -293,21 +287,18 @@ static void test_expiry(void **state) {
     /* Forgotten: any sequence is accepted from it again, as from a new producer. */
     assert_int_equal(idem_append(l, 1, 1, 0, 9, NULL), 0);
     log_close(l);
-    th_rmrf(root);
-    free(root);
-    free(dir);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_checks_on_append),
-        cmocka_unit_test(test_no_producers_no_snapshot),
-        cmocka_unit_test(test_clean_restart_keeps_state),
-        cmocka_unit_test(test_crash_after_flush_replays),
-        cmocka_unit_test(test_crash_without_flush_replays),
-        cmocka_unit_test(test_rolls_and_corrupt_snapshot),
-        cmocka_unit_test(test_truncation_rebuilds),
-        cmocka_unit_test(test_expiry),
+        cmocka_unit_test_setup_teardown(test_checks_on_append, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_producers_no_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_restart_keeps_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_flush_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_without_flush_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rolls_and_corrupt_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncation_rebuilds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
