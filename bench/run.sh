@@ -14,8 +14,9 @@
 #                100 B acks=all, 1 KiB acks=1 and the same workload against librdkafka's
 #                mock cluster (`samsa bench --mock 1`: the client-side ceiling; also acks=all on
 #                8 partitions, the ceiling beside the 8-partition row), the fixed
-#                50,000 records/s cases with acks=1 (beside it: the durable-append floor,
-#                bench/durable_floor.c, and fio's fdatasync latency) and acks=all, then two restarts reading the 1 KiB topic back from the
+#                50,000 records/s cases with acks=1, again with the durable-append floor
+#                (bench/durable_floor.c) and fio's fdatasync latency beside it, and
+#                acks=all, then two restarts reading the 1 KiB topic back from the
 #                page cache on the copy and on the sendfile fetch path (order alternating)
 #   idle         a broker holding 10 topics x 100 partitions: VmRSS, and start-up time
 #                (exec -> "listening on port") after a clean shutdown, REPS restarts
@@ -355,11 +356,13 @@ standard_section() {
         # these same cores), shown beside the 8-partition row.
         sb mock.1k.all.p8 --mock 1 -n "$N_1K" -s 1024 -a all -p 8
 
+        sb rate.a1 -n "$N_RATE" -s 100 -a 1 -l 0 --rate "$RATE" --concurrent
         # The hypervisor's I/O path shares these cores: a synced write completes later
         # while the guest's CPUs are busy. So the floor under the acks=all fixed-rate
         # case is measured while the acks=1 fixed-rate load (the same load without its
-        # fdatasyncs) runs: first the same records appended and group-committed by
+        # fdatasyncs) runs again: first the same records appended and group-committed by
         # bench/durable_floor.c (no network, no protocol), then fio's fdatasync latency.
+        # (Run beside the acks=1 case above they would add their own load to its figures.)
         mkdir -p "$WORK/fio" "$WORK/floor"
         (sleep 3
          "$FLOOR" --dir "$WORK/floor" --rate "$RATE" --bytes 100 --seconds "$FLOOR_S" \
@@ -367,7 +370,7 @@ standard_section() {
          sleep 1
          exec "${FIO_LAT[@]}" --output="$WORK/fio-lat-load.json" >/dev/null) &
         FIO_PID=$!
-        sb rate.a1 -n "$N_RATE" -s 100 -a 1 -l 0 --rate "$RATE" --concurrent
+        sb rate.a1.load -n "$N_RATE" -s 100 -a 1 -l 0 --rate "$RATE" --concurrent
         kill -0 "$FIO_PID" 2>/dev/null &&
             anomaly "r$REP: the floor or fio's latency job outlived the acks=1 fixed-rate load (part of it ran idle)"
         wait "$FIO_PID" || finding "durable floor or fio latency job failed" \
