@@ -5,9 +5,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct topic_state *server_topic(struct server *s, struct slice topic) {
     return hmap_get(&s->topics, topic);
@@ -159,10 +161,44 @@ void server_partition_free(struct partition *p) {
     free(p);
 }
 
-/* Closes a partition's log and, if the topic is gone, deletes its directory at once
- * (so a topic re-created with the same name starts empty). A sync round still holding
- * a job for this log keeps only dup'd fds; the struct is freed when it returns. */
-static void close_partition(struct server *s, struct partition *p, bool delete_files) {
+/* Directories of a deleted topic, renamed on the loop and removed on the sync thread. */
+struct dir_removal {
+    char *topic;
+    size_t n;
+    char *paths[]; /* owned */
+};
+
+static void remove_dirs(void *arg) {
+    struct dir_removal *r = arg;
+    for (size_t i = 0; i < r->n; i++) {
+        int rc = log_remove_renamed(r->paths[i]);
+        if (rc != 0)
+            log_warn("server", "cannot remove %s (removed at the next start): %s", r->paths[i],
+                     storage_strerror(rc));
+    }
+}
+
+static void dir_removal_free(struct dir_removal *r) {
+    for (size_t i = 0; i < r->n; i++)
+        free(r->paths[i]);
+    free(r->topic);
+    free(r);
+}
+
+static void dirs_removed(void *arg, struct log_flush_job **jobs, size_t n) {
+    (void)jobs;
+    (void)n;
+    struct dir_removal *r = arg;
+    log_info("server", "removed the %zu partition directories of deleted topic %s", r->n,
+             r->topic);
+    dir_removal_free(r);
+}
+
+/* Closes a partition's log; with delete_files, renames its directory out of the way (so
+ * a topic re-created with the same name starts empty) into *renamed. A sync round still
+ * holding a job for this log keeps only dup'd fds; the struct is freed when it returns. */
+static void close_partition(struct server *s, struct partition *p, bool delete_files,
+                            char **renamed) {
     server_partition_forget(s, p);
     fetch_forget_partition(s, p);
     char dir[4096];
@@ -175,7 +211,7 @@ static void close_partition(struct server *s, struct partition *p, bool delete_f
     p->log = NULL;
     p->deleted = true;
     if (delete_files) {
-        int rc = log_delete_dir(dir);
+        int rc = log_rename_for_delete(dir, renamed);
         if (rc != 0)
             log_warn("server", "cannot delete %s: %s", dir, storage_strerror(rc));
     }
@@ -183,10 +219,34 @@ static void close_partition(struct server *s, struct partition *p, bool delete_f
         server_partition_free(p);
 }
 
+/* Deleting a topic: its directories are renamed on the loop, then ONE fsync of the log
+ * dir makes every rename durable before anything can reuse the names (otherwise a crash
+ * could bring an old directory back under a re-created topic's name). Removing the
+ * files, which takes long for big segments, runs on the sync thread. */
 static void remove_topic(struct server *s, struct topic_state *ts, bool delete_files) {
     hmap_remove(&s->topics, slice_from_cstr(ts->name));
-    for (int32_t i = 0; i < ts->partition_count; i++)
-        close_partition(s, ts->partitions[i], delete_files);
+    struct dir_removal *r = NULL;
+    if (delete_files) {
+        r = xcalloc(1, sizeof *r + (size_t)ts->partition_count * sizeof r->paths[0]);
+        r->topic = xstrdup(ts->name);
+    }
+    for (int32_t i = 0; i < ts->partition_count; i++) {
+        char *renamed = NULL;
+        close_partition(s, ts->partitions[i], delete_files, &renamed);
+        if (renamed)
+            r->paths[r->n++] = renamed;
+    }
+    if (r && r->n > 0) {
+        int dfd = open(s->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) != 0)
+            log_warn("server", "cannot fsync %s after renaming deleted partitions: %s",
+                     s->log_dir, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        syncer_submit_work(s->syncer, remove_dirs, dirs_removed, r);
+    } else if (r) {
+        dir_removal_free(r);
+    }
     free(ts->partitions);
     free(ts->name);
     free(ts);

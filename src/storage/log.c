@@ -872,7 +872,8 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
     return 0;
 }
 
-int log_delete_dir(const char *dir) {
+int log_rename_for_delete(const char *dir, char **renamed_out) {
+    *renamed_out = NULL;
     uint8_t rnd[16];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         int64_t t = time_mono_ns();
@@ -891,6 +892,19 @@ int log_delete_dir(const char *dir) {
         free(to);
         return err;
     }
+    *renamed_out = to;
+    return 0;
+}
+
+int log_remove_renamed(const char *renamed) {
+    return nftw(renamed, rm_cb, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -EIO;
+}
+
+int log_delete_dir(const char *dir) {
+    char *to;
+    int rc = log_rename_for_delete(dir, &to);
+    if (rc != 0)
+        return rc;
     /* Make the rename durable before anything can reuse the name: otherwise a crash
      * could bring the old directory back under the name of a re-created topic. */
     int pfd = open_parent_dir(dir);
@@ -899,7 +913,7 @@ int log_delete_dir(const char *dir) {
                  strerror(errno));
     if (pfd >= 0)
         close(pfd);
-    int rc = nftw(to, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    rc = log_remove_renamed(to);
     free(to);
-    return rc == 0 ? 0 : -EIO;
+    return rc;
 }

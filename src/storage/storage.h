@@ -338,9 +338,16 @@ int64_t log_last_flush_ms(const struct log *l); /* time_mono_ms() of the last su
 void log_close(struct log *l);
 /* Frees the log without syncing anything: for a log about to be deleted. */
 void log_discard(struct log *l);
-/* Deletes a partition directory (the log must be closed): renames it to
- * `<dir>.<random hex>-delete`, then removes it recursively. */
+/* Deletes a partition directory (the log must be closed): log_rename_for_delete, an
+ * fsync of the parent directory, then log_remove_renamed. Blocking. */
 int log_delete_dir(const char *dir);
+/* Renames a partition directory to `<dir>.<random hex>-delete` (*renamed_out, malloc'd),
+ * so the name is free at once; not durable until the parent directory is fsync'd.
+ * log_open ignores such directories; the server removes leftovers at start-up. */
+int log_rename_for_delete(const char *dir, char **renamed_out);
+/* Removes a renamed directory recursively. Blocking (unlinking big segments takes
+ * time): call it from a helper thread. */
+int log_remove_renamed(const char *renamed);
 
 /* ------------------------------------------------------------------------------------
  * syncer: a helper thread that runs log_flush_execute for rounds of jobs (group commit)

@@ -1,6 +1,7 @@
 """Admin APIs through confluent-kafka's AdminClient (and raw requests for the APIs
 that confluent-kafka 1.7 does not expose: DeleteRecords, IncrementalAlterConfigs,
 DescribeCluster)."""
+import os
 import time
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -67,6 +68,9 @@ def test_delete_topics(broker):
     fs = a.delete_topics(["doomed"], **OPS)
     assert error_of(fs["doomed"]) is None
     wait_until(lambda: "doomed" not in topics_of(broker), 10, what="topic gone from metadata")
+    # Its directories are renamed at once and removed on the sync thread.
+    wait_until(lambda: not [d for d in os.listdir(broker.data_dir) if d.startswith("doomed")],
+               10, what="the deleted topic's directories removed")
     fs = a.delete_topics(["doomed"], **OPS)
     assert error_of(fs["doomed"]) == KafkaError.UNKNOWN_TOPIC_OR_PART
     # Re-created under the same name, it starts empty.

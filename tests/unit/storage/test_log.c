@@ -446,6 +446,20 @@ static void test_delete_dir(void **state) {
     assert_int_equal(log_delete_dir(f->dir), 0);
     struct stat st;
     assert_int_not_equal(stat(f->dir, &st), 0);
+    /* In two steps (the server removes on a helper thread): the name is free at once,
+     * the renamed directory holds the files until it is removed. */
+    assert_int_equal(log_open(f->dir, &f->cfg, -1, &f->log), 0);
+    append_n(f, 3, 10, 0);
+    log_close(f->log);
+    f->log = NULL;
+    char *renamed = NULL;
+    assert_int_equal(log_rename_for_delete(f->dir, &renamed), 0);
+    assert_int_not_equal(stat(f->dir, &st), 0);
+    assert_int_equal(stat(renamed, &st), 0);
+    assert_non_null(strstr(renamed, "-delete"));
+    assert_int_equal(log_remove_renamed(renamed), 0);
+    assert_int_not_equal(stat(renamed, &st), 0);
+    free(renamed);
 }
 
 int main(void) {
