@@ -1,9 +1,13 @@
 /* Metadata (key 3), v0-v12: brokers, cluster id, controller, topics and partitions.
  * Topics named in the request that do not exist are auto-created when both the request
- * (v4+) and auto.create.topics.enable allow it, as Kafka does. */
+ * (v4+) and auto.create.topics.enable allow it, as Kafka does; at most
+ * AUTO_CREATE_PER_REQUEST per request, the others answered LEADER_NOT_AVAILABLE. */
 #include "server/internal.h"
 
 #include <string.h>
+
+/* A bound on the event loop's time in one request (one metadata-log fsync each). */
+#define AUTO_CREATE_PER_REQUEST 16
 
 static void fill_topic(struct request *req, struct metadata_response_topics *out,
                        const struct mtopic *t) {
@@ -68,6 +72,7 @@ void handle_metadata(struct request *req) {
     resp.topics_count = in.topics_count;
     resp.topics = REQ_ALLOC(req, struct metadata_response_topics, in.topics_count);
     bool allow_create = s->cfg->auto_create_topics && in.allow_auto_topic_creation;
+    int created = 0;
     for (int32_t i = 0; i < in.topics_count; i++) {
         struct metadata_response_topics *out = &resp.topics[i];
         metadata_response_topics_init(out);
@@ -79,7 +84,14 @@ void handle_metadata(struct request *req) {
             out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
             continue;
         }
+        if (!t && name.ptr && allow_create && created == AUTO_CREATE_PER_REQUEST) {
+            /* Each creation is a metadata-log fsync on the loop: the rest wait for the
+             * client's retry (Kafka answers topics being created the same way). */
+            out->error_code = KERR_LEADER_NOT_AVAILABLE;
+            continue;
+        }
         if (!t && name.ptr && allow_create) {
+            created++;
             int16_t err = server_auto_create_topic(s, name);
             t = cluster_topic_find(s->cluster, name);
             if (err != KERR_NONE || !t) {

@@ -14,6 +14,7 @@ _seq = itertools.count()
 
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
+LEADER_NOT_AVAILABLE = 5
 MESSAGE_TOO_LARGE = 10
 INVALID_TOPIC_EXCEPTION = 17
 UNSUPPORTED_VERSION = 35
@@ -199,4 +200,17 @@ def test_failed_acks0_produce_closes_and_good_one_does_not(rb):
         c.send(0, 3, body("t", 99, 0))     # unknown partition: connection closed
         c.expect_closed()
     assert log_end(rb) == before + 1
+    assert_healthy(rb)
+
+
+def test_auto_creation_is_bounded_per_request(rb):
+    """One Metadata request naming many unknown topics creates at most 16 of them; the
+    rest are LEADER_NOT_AVAILABLE (retriable) and are created by the client's retries."""
+    names = ["auto-%02d" % i for i in range(40)]
+    with Conn(rb.port) as c:
+        md = kwire.metadata_v1(c, names)
+        assert sorted(e for e, _ in md.values()) == [0] * 16 + [LEADER_NOT_AVAILABLE] * 24, md
+        for _ in range(2):
+            md = kwire.metadata_v1(c, names)
+        assert all(e == 0 and n == 1 for e, n in md.values()), md
     assert_healthy(rb)
