@@ -85,6 +85,9 @@ static int16_t append_partition(struct server *s, struct slice topic,
     /* STORAGE_DUPLICATE: a retry of a batch already appended. Kafka answers it with the
      * stored batch's offsets and no error; with acks=all it still waits until the log
      * is durable up to there (below, like a new append). */
+    if (rc == STORAGE_DUPLICATE)
+        log_debug("server", "produce to %s-%d: a retry of the batch at offset %lld, answered "
+                  "from the log", p->topic->name, p->index, (long long)res.base_offset);
     out->base_offset = res.base_offset;
     out->log_append_time_ms = res.log_append_time;
     out->log_start_offset = res.log_start_offset;

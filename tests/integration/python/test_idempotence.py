@@ -1,10 +1,14 @@
 """Idempotent producers: InitProducerId, deduplicated retries, sequence and epoch
 errors, and the producer state across clean and hard (kill -9) restarts."""
+import threading
+import time
+
 import kwire
 from clients import consume_all, create_topic, producer
 
 NONE, OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH = 0, 45, 47
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+PAD = b"x" * 1000
 
 
 def batch(pid, epoch, seq, n=3, tag=b"r"):
@@ -120,3 +124,64 @@ def test_state_survives_kill9(broker):
         assert kwire.produce(c, "hard", 0, batch(pid, 0, 30)) == (NONE, 35)
         assert log_end(c, "hard") == 38
         assert new_producer_id(c) > pid
+
+
+def test_librdkafka_retries_across_kill9_store_each_record_once(broker_factory):
+    """An idempotent producer streams while the broker is killed (kill -9) and restarted
+    on the same port; librdkafka keeps retrying what was in flight. Afterwards every
+    acknowledged record is stored exactly once where its report said, and no record
+    is stored twice: retries of batches that were already durable are recognised."""
+    broker = broker_factory()
+    create_topic(broker, "idem-crash", 2)
+    acked, failed, lock = {}, [], threading.Lock()
+
+    def report(err, msg, seq):
+        with lock:
+            if err is None:
+                acked[seq] = (msg.partition(), msg.offset())
+            else:
+                failed.append((seq, err))
+
+    p = producer(broker, **{"enable.idempotence": True, "linger.ms": 2,
+                            "message.timeout.ms": 60000, "socket.timeout.ms": 3000,
+                            "reconnect.backoff.max.ms": 200})
+    stop = threading.Event()
+    sent = [0]
+
+    def stream():
+        i = 0
+        while not stop.is_set() and i < 150_000:
+            try:
+                p.produce("idem-crash", value=b"seq-%08d-" % i + PAD, partition=i % 2,
+                          on_delivery=lambda e, m, s=i: report(e, m, s))
+                i += 1
+            except BufferError:
+                p.poll(0.01)
+        sent[0] = i
+
+    t = threading.Thread(target=stream)
+    t.start()
+    try:
+        for at in (20_000, 60_000):  # two crashes: each catches a retried durable
+            deadline = time.monotonic() + 60  # batch about half the time here
+            while len(acked) < at and time.monotonic() < deadline:
+                p.poll(0.05)
+            assert len(acked) >= at
+            broker.kill()
+            p.poll(0.5)
+            broker.start(broker.port)
+            p.poll(1.0)
+    finally:
+        stop.set()
+        t.join(60)
+    assert p.flush(90) == 0
+    assert not failed, failed[:5]
+    got = consume_all(broker, "idem-crash", 2, expected=sent[0], timeout=60)
+    for part, recs in got.items():
+        seqs = [int(v.split(b"-")[1]) for _, _, v, _ in recs]
+        assert len(seqs) == len(set(seqs)), "partition %d stores a record twice" % part
+        assert seqs == sorted(seqs), "partition %d out of order" % part
+        for off, _, v, _ in recs:
+            seq = int(v.split(b"-")[1])
+            assert acked[seq] == (part, off)
+    assert sum(len(r) for r in got.values()) == sent[0] == len(acked)
