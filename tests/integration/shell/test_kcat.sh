@@ -2,7 +2,8 @@
 # The README's five-minute tour with kcat against a real samsa-server:
 #   kcat -L lists the broker; kcat -P -K: produces keyed records; kcat -C -e reads them back
 #   in order; the records survive a clean restart (SIGTERM) and a crash (kill -9), because
-#   kcat -P exits 0 only after every record is acknowledged.
+#   kcat -P exits 0 only after every record is acknowledged; kcat -P with
+#   enable.idempotence=true works.
 # Needs SAMSA_SERVER (path of samsa-server) and kcat. Talks only to 127.0.0.1.
 set -euo pipefail
 
@@ -126,7 +127,14 @@ expect_records "after kill -9 restart" "$expected"
 
 # Still writable after the crash.
 printf 'after:crash\n' | kc -P -b "127.0.0.1:$PORT" -t events -K: || fail "kcat -P (4) failed"
-expect_records "produce after crash recovery" "$(printf '%s\nafter:crash' "$expected")"
+expected=$(printf '%s\nafter:crash' "$expected")
+expect_records "produce after crash recovery" "$expected"
+
+# 6. The tour's idempotent producer (enable.idempotence, InitProducerId).
+printf 'carol:one\ncarol:two\n' | kc -P -b "127.0.0.1:$PORT" -t events -K: \
+    -X enable.idempotence=true || fail "kcat -P -X enable.idempotence=true failed"
+expected=$(printf '%s\ncarol:one\ncarol:two' "$expected")
+expect_records "idempotent produce" "$expected"
 
 stop_server TERM
 echo "PASS: kcat tour"
