@@ -60,6 +60,9 @@ static int16_t append_partition(struct server *s, struct slice topic,
             return KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
         if (info.attributes & BATCH_ATTR_CONTROL)
             return KERR_INVALID_RECORD;
+        /* As Kafka: an idempotent producer's batch carries a sequence number. */
+        if (info.producer_id >= 0 && info.base_sequence < 0)
+            return KERR_INVALID_RECORD;
         /* As Kafka: a producer's batch holds exactly lastOffsetDelta + 1 records (gaps
          * appear only later, by compaction). */
         if (info.records_count != info.last_offset_delta + 1)

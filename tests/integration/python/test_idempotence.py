@@ -7,7 +7,7 @@ import kwire
 from clients import consume_all, create_topic, producer
 
 NONE, OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH = 0, 45, 47
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED, INVALID_RECORD = 53, 87
 PAD = b"x" * 1000
 
 
@@ -72,6 +72,8 @@ def test_retry_is_deduplicated_and_gaps_refused(broker):
         assert kwire.produce(c, "retry", 0, batch(pid, 0, 0)) == (NONE, 0)
         assert kwire.produce(c, "retry", 0, batch(pid, 0, 3), acks=1) == (NONE, 3)
         assert log_end(c, "retry") == 6
+        # A producer id without a sequence number is not a valid batch (Kafka's rule).
+        assert kwire.produce(c, "retry", 0, batch(pid, 0, -1))[0] == INVALID_RECORD
         # A gap and a batch not matching a stored one are refused.
         assert kwire.produce(c, "retry", 0, batch(pid, 0, 9))[0] == OUT_OF_ORDER_SEQUENCE
         assert kwire.produce(c, "retry", 0, batch(pid, 0, 1, n=2))[0] == OUT_OF_ORDER_SEQUENCE
