@@ -182,9 +182,12 @@ static int rebuild(struct log *l) {
     int64_t batches = 0;
     int rc = replay(l, from, &batches);
     if (rc != 0) {
-        log_error(SUBSYS, "partition %s: cannot rebuild producer state: %s", l->name,
-                  storage_strerror(rc));
-        return rc;
+        /* Recovery has checked the part of the log a crash can leave torn, so this is
+         * damage elsewhere: keep the partition available with what was read (retries
+         * of the producers' last batches may then be stored twice) rather than refuse
+         * to open it. */
+        log_error(SUBSYS, "partition %s: producer state rebuilt only up to a bad batch "
+                  "after offset %lld: %s", l->name, (long long)from, storage_strerror(rc));
     }
     if (batches > 0 || pstate_count(l->producers) > 0)
         log_info(SUBSYS, "partition %s: %zu idempotent producers (snapshot at %lld, %lld "

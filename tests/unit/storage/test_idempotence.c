@@ -254,6 +254,57 @@ static void test_rolls_and_corrupt_snapshot(void **state) {
     log_close(l);
 }
 
+/* Overwrites byte `at` of every producer snapshot in dir with `byte`. */
+static void damage_snapshots(const char *dir, long at, int byte) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len <= 9 || strcmp(de->d_name + len - 9, ".snapshot") != 0)
+            continue;
+        char *p = th_path(dir, de->d_name);
+        FILE *snap = fopen(p, "r+b");
+        assert_non_null(snap);
+        fseek(snap, at, SEEK_SET);
+        fputc(byte, snap);
+        fclose(snap);
+        free(p);
+    }
+    closedir(d);
+}
+
+/* Every snapshot unreadable, so the state is replayed from the log start, and the
+ * replay meets a damaged batch header inside a sealed segment (which a clean load does
+ * not read): the partition still opens, with the state read up to there. */
+static void test_damaged_log_still_opens(void **state) {
+    struct fx *f = *state;
+    struct log_config cfg = f->cfg;
+    cfg.segment_bytes = 2048;
+    struct log *l;
+    assert_int_equal(log_open(f->dir, &cfg, -1, &l), 0);
+    for (int32_t i = 0; i < 20; i++)
+        assert_int_equal(idem_append(l, 3, 5, 0, 3 * i, NULL), 0);
+    int64_t end = log_end_offset(l);
+    log_close(l);
+    damage_snapshots(f->dir, 8, 0x33);
+    char *seg = th_path(f->dir, "00000000000000000000.log");
+    FILE *s = fopen(seg, "r+b");
+    assert_non_null(s);
+    /* The second batch: before the first index entry, so a clean load reads past it. */
+    uint8_t len[4];
+    fseek(s, BATCH_OFF_LENGTH, SEEK_SET);
+    assert_int_equal(fread(len, 1, 4, s), 4);
+    long second = (long)be32_read(len) + BATCH_LOG_OVERHEAD;
+    fseek(s, second + BATCH_OFF_MAGIC, SEEK_SET);
+    fputc(7, s); /* a bad magic */
+    fclose(s);
+    free(seg);
+    assert_int_equal(log_open(f->dir, &cfg, end, &l), 0);
+    assert_int_equal(log_end_offset(l), end);
+    log_close(l);
+}
+
 /* Truncation below a producer's batches forgets them: re-sending is a new append. */
 static void test_truncation_rebuilds(void **state) {
     struct fx *f = *state;
@@ -297,6 +348,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_crash_after_flush_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_without_flush_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rolls_and_corrupt_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_log_still_opens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
     };
