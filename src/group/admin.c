@@ -140,40 +140,32 @@ static void delete_batch_reply(struct grp_coordinator *c, struct delete_batch *b
  * precedes ours in the log), and the group metadata. */
 static void append_group_tombstones(struct grp_coordinator *c, struct group *g,
                                     struct pending_op *op) {
-    struct buf b;
-    buf_init(&b);
-    size_t cap = g->offsets.count + 1;
+    size_t cap = g->offsets.count;
     for (struct pending_op *o = c->ops; o; o = o->next)
         if (o->kind == OP_COMMIT && o->group == g)
             cap += o->n_entries;
-    size_t *cut = xcalloc(cap + 1, sizeof(*cut));
+    struct slice *topics = xcalloc(cap ? cap : 1, sizeof(*topics));
+    int32_t *partitions = xcalloc(cap ? cap : 1, sizeof(*partitions));
     size_t n = 0;
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&g->offsets, &it, &k, &v);) {
         const struct offset_entry *e = v;
-        cut[n++] = b.len;
-        grp_offset_key_encode(&b, bs(g->id), bs(e->topic), e->partition);
+        topics[n] = bs(e->topic);
+        partitions[n++] = e->partition;
     }
     for (struct pending_op *o = c->ops; o; o = o->next) {
         if (o->kind != OP_COMMIT || o->group != g)
             continue;
         for (size_t i = 0; i < o->n_entries; i++) {
-            cut[n++] = b.len;
-            grp_offset_key_encode(&b, bs(g->id), bs(o->entries[i].topic), o->entries[i].partition);
+            topics[n] = bs(o->entries[i].topic);
+            partitions[n++] = o->entries[i].partition;
         }
     }
-    cut[n++] = b.len;
-    grp_group_key_encode(&b, bs(g->id));
-    cut[n] = b.len;
-    ASSERT(n <= cap);
-    struct grp_record *recs = xcalloc(n, sizeof(*recs));
-    for (size_t i = 0; i < n; i++)
-        recs[i] = (struct grp_record){{b.data + cut[i], cut[i + 1] - cut[i]}, SLICE_NULL};
-    append_records(c, g->partition, recs, n, op);
-    free(recs);
-    free(cut);
-    buf_free(&b);
+    ASSERT(n == cap);
+    append_offset_tombstones(c, g, topics, partitions, n, true, op);
+    free(partitions);
+    free(topics);
 }
 
 void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,

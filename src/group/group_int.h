@@ -252,6 +252,14 @@ void commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error
 void offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
 void expire_offsets(struct grp_coordinator *c, int64_t now_ms);
 void set_offset(struct group *g, const struct offset_entry *src);
+/* Appends one batch of tombstones to g's partition: the offset keys (topics[i],
+ * partitions[i]) for i < n, then g's metadata key when with_group_tombstone. The
+ * topics are borrowed for the call only; op is the append's token. Used by
+ * OffsetDelete, offset expiry, topic deletion and DeleteGroups, so all of them
+ * write tombstones the same way. */
+void append_offset_tombstones(struct grp_coordinator *c, struct group *g,
+                              const struct slice *topics, const int32_t *partitions, size_t n,
+                              bool with_group_tombstone, struct pending_op *op);
 
 /* ---- admin.c ---- */
 void delete_groups_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);

@@ -52,8 +52,9 @@ static struct slice nonnull(struct slice s) {
     return s.ptr ? s : (struct slice){(const uint8_t *)"", 0};
 }
 
-static struct slice get_str(struct reader *r, bool nullable) {
-    int16_t len = rd_i16(r);
+/* The body of a string or bytes field once its length (int16 or int32) has been read:
+ * -1 is null, allowed only where nullable; any other negative length is corrupt. */
+static struct slice get_sized(struct reader *r, int32_t len, bool nullable) {
     if (r->err)
         return SLICE_NULL;
     if (len < 0) {
@@ -63,23 +64,16 @@ static struct slice get_str(struct reader *r, bool nullable) {
     }
     struct slice s = rd_bytes(r, (size_t)len);
     if (!r->err && !s.ptr)
-        s.ptr = (const uint8_t *)""; /* a present empty string is not null */
+        s.ptr = (const uint8_t *)""; /* a present empty value is not null */
     return s;
 }
 
+static struct slice get_str(struct reader *r, bool nullable) {
+    return get_sized(r, rd_i16(r), nullable);
+}
+
 static struct slice get_bytes(struct reader *r, bool nullable) {
-    int32_t len = rd_i32(r);
-    if (r->err)
-        return SLICE_NULL;
-    if (len < 0) {
-        if (len != -1 || !nullable)
-            r->err = -1;
-        return SLICE_NULL;
-    }
-    struct slice s = rd_bytes(r, (size_t)len);
-    if (!r->err && !s.ptr)
-        s.ptr = (const uint8_t *)"";
-    return s;
+    return get_sized(r, rd_i32(r), nullable);
 }
 
 void grp_offset_key_encode(struct buf *b, struct slice group, struct slice topic,

@@ -318,6 +318,35 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
 
 /* ---- SyncGroup ---- */
 
+/*
+ * The checks SyncGroup and Heartbeat share, in Kafka's order: the group is served here
+ * and alive, the caller is not a fenced static instance, is a member, and speaks for the
+ * current generation. Returns 0 with *g_out and *m_out set (both borrowed from the
+ * coordinator), else the Kafka error to answer with; on error *g_out and *m_out may be
+ * NULL and must not be used.
+ */
+static int16_t find_generation_member(struct grp_coordinator *c, struct slice group_id,
+                                      struct slice group_instance_id, struct slice member_id,
+                                      int32_t generation_id, struct group **g_out,
+                                      struct member **m_out) {
+    int16_t err = validate_group(c, group_id, false);
+    struct group *g = err ? NULL : group_get(c, group_id);
+    struct member *m = NULL;
+    if (!err && !g)
+        err = GRP_ERR_UNKNOWN_MEMBER_ID;
+    else if (!err && g->state == GRP_STATE_DEAD)
+        err = GRP_ERR_COORDINATOR_NOT_AVAILABLE;
+    else if (!err && static_fenced(g, group_instance_id, member_id))
+        err = GRP_ERR_FENCED_INSTANCE_ID;
+    else if (!err && !(m = group_member(g, member_id)))
+        err = GRP_ERR_UNKNOWN_MEMBER_ID;
+    else if (!err && generation_id != g->generation)
+        err = GRP_ERR_ILLEGAL_GENERATION;
+    *g_out = g;
+    *m_out = m;
+    return err;
+}
+
 static void sync_reply_error(struct grp_coordinator *c, void *ctx, int16_t error) {
     struct grp_sync_resp r = {.error = error, .assignment = EMPTY};
     CALLBACK(c, on_sync_done, ctx, &r);
@@ -327,21 +356,12 @@ static void sync_reply_error(struct grp_coordinator *c, void *ctx, int16_t error
 void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_req *req,
               void *ctx) {
     ASSERT(!c->in_callback);
-    int16_t err = validate_group(c, req->group_id, false);
-    struct group *g = err ? NULL : group_get(c, req->group_id);
-    struct member *m = NULL;
-    if (!err && !g)
-        err = GRP_ERR_UNKNOWN_MEMBER_ID;
-    else if (!err && g->state == GRP_STATE_DEAD)
-        err = GRP_ERR_COORDINATOR_NOT_AVAILABLE;
-    else if (!err && static_fenced(g, req->group_instance_id, req->member_id))
-        err = GRP_ERR_FENCED_INSTANCE_ID;
-    else if (!err && !(m = group_member(g, req->member_id)))
-        err = GRP_ERR_UNKNOWN_MEMBER_ID;
-    else if (!err && req->generation_id != g->generation)
-        err = GRP_ERR_ILLEGAL_GENERATION;
-    else if (!err && ((req->protocol_type.ptr && !bytes_eq(g->protocol_type, req->protocol_type)) ||
-                      (req->protocol_name.ptr && !bytes_eq(g->protocol, req->protocol_name))))
+    struct group *g;
+    struct member *m;
+    int16_t err = find_generation_member(c, req->group_id, req->group_instance_id, req->member_id,
+                                         req->generation_id, &g, &m);
+    if (!err && ((req->protocol_type.ptr && !bytes_eq(g->protocol_type, req->protocol_type)) ||
+                 (req->protocol_name.ptr && !bytes_eq(g->protocol, req->protocol_name))))
         err = GRP_ERR_INCONSISTENT_GROUP_PROTOCOL;
     if (!err) {
         for (size_t i = 0; i < req->n_assignments; i++)
@@ -431,19 +451,10 @@ void sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t e
 void grp_heartbeat(struct grp_coordinator *c, int64_t now_ms, const struct grp_heartbeat_req *req,
                    void *ctx) {
     ASSERT(!c->in_callback);
-    int16_t err = validate_group(c, req->group_id, false);
-    struct group *g = err ? NULL : group_get(c, req->group_id);
-    struct member *m = NULL;
-    if (!err && !g)
-        err = GRP_ERR_UNKNOWN_MEMBER_ID;
-    else if (!err && g->state == GRP_STATE_DEAD)
-        err = GRP_ERR_COORDINATOR_NOT_AVAILABLE;
-    else if (!err && static_fenced(g, req->group_instance_id, req->member_id))
-        err = GRP_ERR_FENCED_INSTANCE_ID;
-    else if (!err && !(m = group_member(g, req->member_id)))
-        err = GRP_ERR_UNKNOWN_MEMBER_ID;
-    else if (!err && req->generation_id != g->generation)
-        err = GRP_ERR_ILLEGAL_GENERATION;
+    struct group *g;
+    struct member *m;
+    int16_t err = find_generation_member(c, req->group_id, req->group_instance_id, req->member_id,
+                                         req->generation_id, &g, &m);
     if (!err) {
         schedule_heartbeat(c, m, now_ms);
         if (g->state == GRP_STATE_PREPARING_REBALANCE)

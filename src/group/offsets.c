@@ -323,10 +323,10 @@ static void reply_offset_delete(struct grp_coordinator *c, void *ctx, int16_t er
     CALLBACK(c, on_offset_delete_done, ctx, &r);
 }
 
-/* Appends tombstones for (topic, partition) pairs of group g. */
-static void append_offset_tombstones(struct grp_coordinator *c, struct group *g,
-                                     const struct slice *topics, const int32_t *partitions,
-                                     size_t n, bool with_group_tombstone, struct pending_op *op) {
+/* One batch of tombstones; see group_int.h. */
+void append_offset_tombstones(struct grp_coordinator *c, struct group *g,
+                              const struct slice *topics, const int32_t *partitions, size_t n,
+                              bool with_group_tombstone, struct pending_op *op) {
     struct buf b;
     buf_init(&b);
     size_t nrec = n + (with_group_tombstone ? 1 : 0);

@@ -101,6 +101,12 @@ struct server {
 
 /* ---- partitions (partitions.c) ---- */
 struct partition *server_partition(struct server *s, struct slice topic, int32_t index);
+/* The partition a ListOffsets or OffsetForLeaderEpoch entry names, checked against the
+ * leader epoch the client says it knows (-1: it does not say). NULL with *error set to
+ * the partition's Kafka error when this node does not host it or the epoch is not ours;
+ * *error is untouched otherwise. */
+struct partition *server_partition_at_epoch(struct server *s, struct slice topic, int32_t index,
+                                            int32_t current_leader_epoch, int16_t *error);
 struct topic_state *server_topic(struct server *s, struct slice topic);
 /* Fills the effective log config of a topic: its own settings over broker defaults. */
 void server_topic_log_config(const struct server *s, const struct mtopic *t,

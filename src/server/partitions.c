@@ -22,6 +22,22 @@ struct partition *server_partition(struct server *s, struct slice topic, int32_t
     return t->partitions[index];
 }
 
+struct partition *server_partition_at_epoch(struct server *s, struct slice topic, int32_t index,
+                                            int32_t current_leader_epoch, int16_t *error) {
+    struct partition *p = server_partition(s, topic, index);
+    if (!p) {
+        *error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return NULL;
+    }
+    /* A single node keeps every partition at leader epoch 0: a client that has seen a
+     * later epoch knows of a leader we are not (KIP-320). */
+    if (current_leader_epoch > 0) {
+        *error = KERR_UNKNOWN_LEADER_EPOCH;
+        return NULL;
+    }
+    return p;
+}
+
 const char *server_topic_config_value(const struct server *s, const struct mtopic *t,
                                       const char *name, int8_t *source) {
     const char *v = t ? cluster_topic_config(t, name) : NULL;

@@ -66,15 +66,10 @@ void handle_list_offsets(struct request *req) {
             pr->partition_index = rp->partition_index;
             pr->offset = -1;
             pr->timestamp = -1;
-            struct partition *p = server_partition(s, t->name, rp->partition_index);
-            if (!p) {
-                pr->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            struct partition *p = server_partition_at_epoch(
+                s, t->name, rp->partition_index, rp->current_leader_epoch, &pr->error_code);
+            if (!p)
                 continue;
-            }
-            if (rp->current_leader_epoch > 0) {
-                pr->error_code = KERR_UNKNOWN_LEADER_EPOCH;
-                continue;
-            }
             lookup(p, rp->timestamp, pr);
         }
     }

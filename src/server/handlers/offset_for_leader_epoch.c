@@ -28,16 +28,11 @@ void handle_offset_for_leader_epoch(struct request *req) {
             struct offset_for_leader_epoch_response_topics_partitions *pr = &tr->partitions[pi];
             offset_for_leader_epoch_response_topics_partitions_init(pr);
             pr->partition = rp->partition;
-            struct partition *p = server_partition(s, t->topic, rp->partition);
-            if (!p) {
-                pr->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            struct partition *p = server_partition_at_epoch(s, t->topic, rp->partition,
+                                                            rp->current_leader_epoch,
+                                                            &pr->error_code);
+            if (!p)
                 continue;
-            }
-            /* Single node: every partition is at leader epoch 0. */
-            if (rp->current_leader_epoch > 0) {
-                pr->error_code = KERR_UNKNOWN_LEADER_EPOCH;
-                continue;
-            }
             int32_t epoch = -1;
             int64_t end = -1;
             int rc = log_end_offset_for_epoch(p->log, rp->leader_epoch, &epoch, &end);
