@@ -260,7 +260,8 @@ int16_t kerr_from_cluster(int err);
     X(42, delete_groups)                                                                 \
     X(44, incremental_alter_configs)                                                     \
     X(47, offset_delete)                                                                 \
-    X(60, describe_cluster)
+    X(60, describe_cluster)                                                              \
+    X(61, describe_producers)
 #define X(key, name) void handle_##name(struct request *req);
 SAMSA_HANDLERS(X)
 #undef X

@@ -326,3 +326,7 @@ size_t log_expire_producers(struct log *l, int64_t now_ms, int64_t expiration_ms
 }
 
 size_t log_producer_count(const struct log *l) { return pstate_count(l->producers); }
+
+size_t log_producers(const struct log *l, struct pstate_batch *out, size_t max) {
+    return pstate_list(l->producers, out, max);
+}

@@ -173,9 +173,9 @@ static int cmp_producer_id(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-void pstate_encode_snapshot(const struct producer_state *ps, struct buf *out) {
+/* Every producer, ascending producer id (malloc'd; caller frees). */
+static struct producer **sorted_producers(const struct producer_state *ps) {
     size_t n = ps->by_id.count;
-    ASSERT(n <= INT32_MAX);
     struct producer **sorted = xmalloc((n ? n : 1) * sizeof *sorted);
     size_t got = 0;
     struct slice k;
@@ -184,6 +184,22 @@ void pstate_encode_snapshot(const struct producer_state *ps, struct buf *out) {
         sorted[got++] = v;
     ASSERT(got == n);
     qsort(sorted, n, sizeof *sorted, cmp_producer_id);
+    return sorted;
+}
+
+size_t pstate_list(const struct producer_state *ps, struct pstate_batch *out, size_t max) {
+    size_t n = ps->by_id.count;
+    struct producer **sorted = sorted_producers(ps);
+    for (size_t i = 0; i < n && i < max; i++)
+        out[i] = *newest(sorted[i]);
+    free(sorted);
+    return n;
+}
+
+void pstate_encode_snapshot(const struct producer_state *ps, struct buf *out) {
+    size_t n = ps->by_id.count;
+    ASSERT(n <= INT32_MAX);
+    struct producer **sorted = sorted_producers(ps);
 
     size_t start = out->len;
     buf_put_i16(out, SNAPSHOT_VERSION);

@@ -243,6 +243,10 @@ int log_append_as_follower(struct log *l, uint8_t *records, size_t len, int64_t 
  * (producer.id.expiration.ms); returns how many. */
 size_t log_expire_producers(struct log *l, int64_t now_ms, int64_t expiration_ms);
 size_t log_producer_count(const struct log *l); /* idempotent producers known */
+struct pstate_batch; /* the producer-state section below */
+/* Each idempotent producer's newest batch, ascending producer id (DescribeProducers):
+ * up to max into out; returns how many producers there are. */
+size_t log_producers(const struct log *l, struct pstate_batch *out, size_t max);
 
 struct log_read_result {
     int fd;                     /* borrowed segment fd; valid until the next call that
@@ -520,6 +524,10 @@ enum pstate_verdict pstate_check(const struct producer_state *ps, const struct p
  * log can carry) resets the producer to b's epoch, as Kafka's ProducerStateEntry does.
  * b->first_offset <= b->last_offset, at most INT32_MAX apart (one batch). */
 void pstate_update(struct producer_state *ps, const struct pstate_batch *b);
+
+/* The newest batch of each producer, ascending producer id: the first max of them go to
+ * out (caller-owned); returns how many producers there are. */
+size_t pstate_list(const struct producer_state *ps, struct pstate_batch *out, size_t max);
 
 /* The newest batch of a producer (copied to *out), false if unknown. */
 bool pstate_last(const struct producer_state *ps, int64_t producer_id, struct pstate_batch *out);

@@ -464,6 +464,38 @@ def describe_cluster_v0(conn):
             "controller": controller, "brokers": brokers}
 
 
+def describe_producers_v0(conn, topics):
+    """Flexible v0. topics: {name: [partition, ...]}. Returns {(name, partition):
+    (error, [(producer_id, epoch, last_sequence, last_timestamp, coordinator_epoch,
+    current_txn_start_offset), ...])}."""
+    body = carray([cstring(t) + carray([i32(p) for p in parts]) + TAGS
+                   for t, parts in topics.items()]) + TAGS
+    r = conn.request(61, 0, body, flexible=True)
+    r.i32()  # throttle
+    out = {}
+
+    def producer(r):
+        p = (r.i64(), r.i32(), r.i32(), r.i64(), r.i32(), r.i64())
+        r.tags()
+        return p
+
+    def topic(r):
+        name = r.cstring()
+
+        def partition(r):
+            index, err = r.i32(), r.i16()
+            r.cstring()  # error message
+            out[(name, index)] = (err, r.carray(producer))
+            r.tags()
+
+        r.carray(partition)
+        r.tags()
+
+    r.carray(topic)
+    r.tags()
+    return out
+
+
 def api_versions_v0(conn):
     r = conn.request(18, 0, b"")
     err = r.i16()

@@ -89,6 +89,26 @@ def test_retry_is_deduplicated_and_gaps_refused(broker):
     assert [v for _, _, v, _ in got[0]] == [b"r-%d" % i for i in (0, 1, 2, 3, 4, 5, 0, 1, 2)]
 
 
+def test_describe_producers(broker):
+    with kwire.Conn(broker.port) as c:
+        kwire.create_topics_v0(c, "described", 2)
+        a, b = new_producer_id(c), new_producer_id(c)
+        assert kwire.produce(c, "described", 0, batch(b, 0, 0, n=4))[0] == NONE
+        assert kwire.produce(c, "described", 0, batch(a, 0, 0))[0] == NONE
+        assert kwire.produce(c, "described", 0, batch(a, 0, 3, n=2))[0] == NONE
+        got = kwire.describe_producers_v0(c, {"described": [0, 1, 7], "nope": [0]})
+    assert set(got) == {("described", 0), ("described", 1), ("described", 7), ("nope", 0)}
+    err, producers = got[("described", 0)]
+    assert err == NONE
+    # Ascending producer id: a then b; last sequence of the newest batch; no transactions.
+    assert [(p[0], p[1], p[2], p[4], p[5]) for p in producers] == [(a, 0, 4, -1, -1),
+                                                                   (b, 0, 3, -1, -1)]
+    assert all(p[3] > 0 for p in producers)  # the newest batch's max timestamp
+    assert got[("described", 1)] == (NONE, [])
+    assert got[("described", 7)][0] == 3  # UNKNOWN_TOPIC_OR_PARTITION
+    assert got[("nope", 0)][0] == 3
+
+
 def test_state_survives_clean_restart(broker):
     with kwire.Conn(broker.port) as c:
         kwire.create_topics_v0(c, "clean", 1)

@@ -411,6 +411,25 @@ static void test_clear(void **state) {
     pstate_free(ps);
 }
 
+/* pstate_list: each producer's newest batch, ascending id, at most max copied. */
+static void test_list(void **state) {
+    (void)state;
+    struct producer_state *ps = pstate_new();
+    struct pstate_batch b9 = mk(9, 1, 0, 2, 0, 10), b3 = mk(3, 0, 0, 1, 2, 20),
+                        b3n = mk(3, 0, 1, 4, 3, 30);
+    append(ps, &b9);
+    append(ps, &b3);
+    append(ps, &b3n);
+    struct pstate_batch out[2];
+    assert_int_equal(pstate_list(ps, out, 2), 2);
+    assert_batch_equal(&out[0], &b3n);
+    assert_batch_equal(&out[1], &b9);
+    assert_int_equal(pstate_list(ps, out, 1), 2);
+    assert_batch_equal(&out[0], &b3n);
+    assert_int_equal(pstate_list(ps, NULL, 0), 2);
+    pstate_free(ps);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seq_add_wraps),
@@ -423,6 +442,7 @@ int main(void) {
         cmocka_unit_test(test_snapshot_corruption),
         cmocka_unit_test(test_snapshot_golden),
         cmocka_unit_test(test_clear),
+        cmocka_unit_test(test_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
