@@ -119,7 +119,7 @@ int log_flush_complete(struct log *l, struct log_flush_job *job) {
         l->dir_synced_gen = job->dir_gen;
     if (synced_parent)
         l->parent_unsynced = false;
-    producers_flush_done(l, job->snapshot_offset);
+    producers_flush_done(l, job->snapshot_offset, job->trunc_gen);
     l->last_flush_ms = time_mono_ms();
     return 0;
 }

@@ -153,8 +153,20 @@ static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out) {
                  strerror(errno));
         return NULL;
     }
-    while (n > 0 && offs[n - 1] > l->log_end_offset)
+    bool deleted_beyond_end = false;
+    while (n > 0 && offs[n - 1] > l->log_end_offset) {
         delete_snapshot(l, offs[--n], "beyond the log end");
+        deleted_beyond_end = true;
+    }
+    /* Durable now, not at the next flush: that flush syncs segments before the
+     * directory, and a power loss in between could bring back a snapshot that claims
+     * producers' state for offsets the log no longer has (rare: after a truncation). */
+    int dfd = deleted_beyond_end ? open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (deleted_beyond_end && (dfd < 0 || fsync(dfd) != 0))
+        log_warn(SUBSYS, "partition %s: cannot fsync the directory after deleting snapshots: "
+                 "%s", l->name, strerror(errno));
+    if (dfd >= 0)
+        close(dfd);
     size_t drop = prune && n > SNAPSHOTS_KEPT ? n - SNAPSHOTS_KEPT : 0;
     for (size_t i = 0; i < drop; i++)
         delete_snapshot(l, offs[i], "superseded");
@@ -167,8 +179,11 @@ static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out) {
 static int rebuild(struct log *l) {
     pstate_clear(l->producers);
     size_t n = 0;
-    /* snap_exists says whether to look: at open, list_segments saw the directory. */
-    int64_t *offs = l->snap_exists ? tidy_snapshots(l, false, &n) : NULL;
+    /* snap_exists says whether to look: at open, list_segments saw the directory. A log
+     * that had snapshots had idempotent producers, even if every snapshot is gone now
+     * (beyond the end after a power loss, the durable one pruned by later rolls). */
+    bool had_snapshots = l->snap_exists;
+    int64_t *offs = had_snapshots ? tidy_snapshots(l, false, &n) : NULL;
     l->snap_exists = n > 0;
     int64_t from = -1;
     for (size_t i = n; i-- > 0 && from < 0;) {
@@ -177,7 +192,7 @@ static int rebuild(struct log *l) {
     }
     free(offs);
     if (from < 0) /* see the top of the file */
-        from = l->snap_exists ? l->log_start_offset : l->durable_offset;
+        from = had_snapshots ? l->log_start_offset : l->durable_offset;
     from = MAX(from, l->log_start_offset);
     int64_t batches = 0;
     int rc = replay(l, from, &batches);
@@ -312,8 +327,10 @@ int producers_flush_prepare(struct log *l, int *fd_out, int64_t *offset_out) {
     return 0;
 }
 
-void producers_flush_done(struct log *l, int64_t offset) {
-    if (offset >= 0 && l->snap_pending == offset)
+void producers_flush_done(struct log *l, int64_t offset, uint64_t trunc_gen) {
+    /* A truncation since prepare may have replaced the file at that offset: then the
+     * synced one is gone and the new one still pending. */
+    if (offset >= 0 && l->snap_pending == offset && trunc_gen == l->trunc_gen)
         l->snap_pending = -1;
 }
 

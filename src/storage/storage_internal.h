@@ -189,7 +189,7 @@ void producers_rolled(struct log *l);
 void producers_close(struct log *l);
 /* Flush job: the pending snapshot's fd (-1 none) to fdatasync with the segments. */
 int producers_flush_prepare(struct log *l, int *fd_out, int64_t *offset_out);
-void producers_flush_done(struct log *l, int64_t offset);
+void producers_flush_done(struct log *l, int64_t offset, uint64_t trunc_gen);
 
 /* ---- log.c ---- */
 /* "<20-digit offset><suffix>" -> the offset, -1 if the name is not one. */

@@ -305,6 +305,87 @@ static void test_damaged_log_still_opens(void **state) {
     log_close(l);
 }
 
+/* A power loss after acks=1 traffic rolled past the last flush (found by review): the
+ * durable marker was pruned by the rolls, the newer snapshots describe offsets the
+ * recovered log no longer has, so every snapshot is gone at open. The log had
+ * producers, so the state is replayed from the log start, not only from the recovery
+ * point: the acknowledged batch's retry is still recognised. */
+static void test_power_loss_after_pruned_snapshots(void **state) {
+    struct fx *f = *state;
+    struct log_config cfg = f->cfg;
+    cfg.segment_bytes = 4096;
+    struct log *l;
+    assert_int_equal(log_open(f->dir, &cfg, -1, &l), 0);
+    assert_int_equal(idem_append(l, 3, 7, 0, 0, NULL), 0); /* G: offsets 0..2 */
+    flush_now(l); /* acknowledged with acks=all: G and the marker durable */
+    int64_t recovery_point = log_durable_offset(l);
+    char *seg0 = th_path(f->dir, "00000000000000000000.log");
+    off_t g_bytes = th_file_size(seg0);
+    for (int i = 0; i < 40; i++) /* acks=1 traffic, never flushed: rolls, prunes */
+        th_append(l, 5, 1000, 100, 0, 5000);
+    assert_true(log_segment_count(l) > 4);
+    log_discard(l);
+    /* The power loss: directory changes reached the disk (the journal), the unflushed
+     * data did not: the first segment ends after G, the later ones read as zeros. */
+    assert_int_equal(truncate(seg0, g_bytes), 0);
+    free(seg0);
+    DIR *d = opendir(f->dir);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n > 4 && strcmp(de->d_name + n - 4, ".log") == 0 &&
+            strcmp(de->d_name, "00000000000000000000.log") != 0) {
+            char *p = th_path(f->dir, de->d_name);
+            off_t size = th_file_size(p);
+            assert_int_equal(truncate(p, 0), 0);
+            assert_int_equal(truncate(p, size), 0);
+            free(p);
+        }
+    }
+    closedir(d);
+    assert_int_equal(log_open(f->dir, &cfg, recovery_point, &l), 0);
+    int64_t base;
+    assert_int_equal(idem_append(l, 3, 7, 0, 0, &base), STORAGE_DUPLICATE);
+    assert_int_equal(base, 0);
+    log_close(l);
+}
+
+/* A flush job prepared with pending snapshot X completes after a truncation deleted X
+ * and a roll wrote a new X (found by review): the new file is still pending. */
+static void test_rewritten_snapshot_stays_pending(void **state) {
+    struct fx *f = *state;
+    struct log_config cfg = f->cfg;
+    cfg.segment_bytes = 4096;
+    struct log *l;
+    assert_int_equal(log_open(f->dir, &cfg, -1, &l), 0);
+    assert_int_equal(idem_append(l, 3, 7, 0, 0, NULL), 0);
+    int64_t x = -1;
+    for (;;) { /* until the first roll writes a snapshot at the new segment's base */
+        int64_t b = th_append(l, 5, 1000, 100, 0, 5000);
+        struct log_flush_job j = {0};
+        assert_int_equal(log_flush_prepare(l, &j), 0);
+        int64_t so = j.snapshot_offset;
+        log_flush_abandon(&j);
+        if (so > 0) {
+            x = b;
+            break;
+        }
+    }
+    struct log_flush_job j1 = {0};
+    assert_int_equal(log_flush_prepare(l, &j1), 0);
+    assert_int_equal(j1.snapshot_offset, x);
+    assert_int_equal(log_truncate_to(l, x - 5), 0); /* deletes segment and snapshot X */
+    th_append(l, 5, 1000, 100, 0, 5000);
+    assert_int_equal(th_append(l, 5, 1000, 100, 0, 5000), x); /* rolls at X again */
+    log_flush_execute(&j1);
+    assert_int_equal(log_flush_complete(l, &j1), 0);
+    struct log_flush_job j2 = {0};
+    assert_int_equal(log_flush_prepare(l, &j2), 0);
+    assert_int_equal(j2.snapshot_offset, x);
+    log_flush_abandon(&j2);
+    log_close(l);
+}
+
 /* Truncation below a producer's batches forgets them: re-sending is a new append. */
 static void test_truncation_rebuilds(void **state) {
     struct fx *f = *state;
@@ -349,6 +430,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_crash_without_flush_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rolls_and_corrupt_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_log_still_opens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_power_loss_after_pruned_snapshots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewritten_snapshot_stays_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation_rebuilds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
     };
