@@ -9,6 +9,8 @@
 #include "server/server.h"
 #include "storage/storage.h"
 
+#include <stdatomic.h>
+
 struct fetch_wait;
 
 /* One partition this node hosts: its log and who is waiting on it. */
@@ -95,6 +97,10 @@ struct server {
     size_t clean_cursor; /* where the next search for a partition to clean starts */
     struct hmap start_offsets;    /* "topic-partition" -> int64 log start, from checkpoint */
     struct hmap recovery_points;  /* "topic-partition" -> int64 recovery point */
+    /* Removing deleted topics' directories (partitions.c): its own thread, so that big
+     * unlinks never delay a group-commit round; stopping leaves the rest to start-up. */
+    struct syncer *remover;
+    atomic_bool removal_stop;
     /* Idempotent producers: the ids of the block reserved last (init_producer_id.c). */
     int64_t next_producer_id, producer_id_block_end;
 };

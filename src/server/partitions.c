@@ -177,9 +177,10 @@ void server_partition_free(struct partition *p) {
     free(p);
 }
 
-/* Directories of a deleted topic, renamed on the loop and removed on the sync thread. */
+/* Directories of a deleted topic, renamed on the loop and removed on the remover thread. */
 struct dir_removal {
     char *topic;
+    const atomic_bool *stop; /* the server is shutting down: leave the rest to start-up */
     size_t n;
     char *paths[]; /* owned */
 };
@@ -187,6 +188,11 @@ struct dir_removal {
 static void remove_dirs(void *arg) {
     struct dir_removal *r = arg;
     for (size_t i = 0; i < r->n; i++) {
+        if (atomic_load(r->stop)) {
+            log_info("server", "shutting down: the rest of deleted topic %s is removed at the "
+                     "next start", r->topic);
+            return;
+        }
         int rc = log_remove_renamed(r->paths[i]);
         if (rc != 0)
             log_warn("server", "cannot remove %s (removed at the next start): %s", r->paths[i],
@@ -238,13 +244,15 @@ static void close_partition(struct server *s, struct partition *p, bool delete_f
 /* Deleting a topic: its directories are renamed on the loop, then ONE fsync of the log
  * dir makes every rename durable before anything can reuse the names (otherwise a crash
  * could bring an old directory back under a re-created topic's name). Removing the
- * files, which takes long for big segments, runs on the sync thread. */
+ * files, which takes long for big segments, runs on the remover thread (not the sync
+ * thread: acks=all rounds would wait behind it). */
 static void remove_topic(struct server *s, struct topic_state *ts, bool delete_files) {
     hmap_remove(&s->topics, slice_from_cstr(ts->name));
     struct dir_removal *r = NULL;
     if (delete_files) {
         r = xcalloc(1, sizeof *r + (size_t)ts->partition_count * sizeof r->paths[0]);
         r->topic = xstrdup(ts->name);
+        r->stop = &s->removal_stop;
     }
     for (int32_t i = 0; i < ts->partition_count; i++) {
         char *renamed = NULL;
@@ -259,7 +267,7 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
                      s->log_dir, strerror(errno));
         if (dfd >= 0)
             close(dfd);
-        syncer_submit_work(s->syncer, remove_dirs, dirs_removed, r);
+        syncer_submit_work(s->remover, remove_dirs, dirs_removed, r);
     } else if (r) {
         dir_removal_free(r);
     }

@@ -10,6 +10,14 @@
 #include <sys/utsname.h>
 #include <time.h>
 
+static void on_remover_event(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+    (void)loop;
+    (void)fd;
+    (void)events;
+    struct server *s = arg;
+    syncer_reap(s->remover);
+}
+
 static void on_sync_event(struct net_loop *loop, int fd, uint32_t events, void *arg) {
     (void)loop;
     (void)fd;
@@ -159,6 +167,12 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     }
     syncer_set_syncfs(s->syncer, syncfs_reports_errors() ? (size_t)cfg->syncfs_partitions : 0);
     net_watch(s->loop, syncer_event_fd(s->syncer), NET_READABLE, on_sync_event, s);
+    if ((rc = syncer_create(&s->remover, 1)) != 0) {
+        log_error("server", "cannot start the directory removal thread: %s",
+                  storage_strerror(rc));
+        goto fail;
+    }
+    net_watch(s->loop, syncer_event_fd(s->remover), NET_READABLE, on_remover_event, s);
     net_loop_on_idle(s->loop, on_idle, s);
     if (server_groups_start(s) != 0)
         goto fail;
@@ -261,6 +275,11 @@ void server_destroy(struct server *s) {
     if (s->syncer) {
         net_unwatch(s->loop, syncer_event_fd(s->syncer));
         syncer_destroy(s->syncer); /* runs remaining round callbacks */
+    }
+    if (s->remover) {
+        atomic_store(&s->removal_stop, true); /* finishes the directory it is removing */
+        net_unwatch(s->loop, syncer_event_fd(s->remover));
+        syncer_destroy(s->remover);
     }
     if (s->cluster) {
         /* Logs close with a final fsync; then the recovery points say "clean up to the
