@@ -9,6 +9,7 @@
 #include "server/server.h"
 #include "storage/storage.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 struct fetch_wait;
@@ -101,6 +102,10 @@ struct server {
      * unlinks never delay a group-commit round; stopping leaves the rest to start-up. */
     struct syncer *remover;
     atomic_bool removal_stop;
+    /* Checkpoint files written on the loop supersede periodic ones collected before
+     * (partitions.c): the generation is bumped on the loop, read on the sync thread. */
+    pthread_mutex_t ckpt_mu;
+    uint64_t ckpt_gen;
     /* Idempotent producers: the ids of the block reserved last (init_producer_id.c). */
     int64_t next_producer_id, producer_id_block_end;
 };

@@ -424,15 +424,19 @@ void server_close_all_partitions(struct server *s) {
 /* A checkpoint file's content, collected on the loop thread (topic names copied) so it
  * can be written on another thread. */
 struct checkpoint {
+    struct server *srv;
     char path[4096];
     struct ckpt_entry *entries;
     size_t n;
+    uint64_t gen; /* s->ckpt_gen when collected */
     int rc;
 };
 
 static struct checkpoint *collect_checkpoint(struct server *s, const char *file,
                                              int64_t (*offset_of)(const struct log *)) {
     struct checkpoint *ck = xcalloc(1, sizeof *ck);
+    ck->srv = s;
+    ck->gen = s->ckpt_gen;
     snprintf(ck->path, sizeof ck->path, "%s/%s", s->log_dir, file);
     size_t cap = 64;
     ck->entries = xcalloc(cap, sizeof *ck->entries);
@@ -455,9 +459,17 @@ static struct checkpoint *collect_checkpoint(struct server *s, const char *file,
     return ck;
 }
 
+/* Writes a collected checkpoint unless a checkpoint written on the loop since it was
+ * collected has superseded it: a periodic recovery-point write collected before a
+ * topic's deletion must not put the deleted partitions back after the deletion's own
+ * write (a topic re-created under the name would inherit their recovery points). */
 static void write_collected(void *arg) {
     struct checkpoint *ck = arg;
-    ck->rc = ckpt_write(ck->path, ck->entries, ck->n);
+    struct server *s = ck->srv;
+    pthread_mutex_lock(&s->ckpt_mu);
+    if (ck->gen == s->ckpt_gen)
+        ck->rc = ckpt_write(ck->path, ck->entries, ck->n);
+    pthread_mutex_unlock(&s->ckpt_mu);
 }
 
 static void free_checkpoint(struct checkpoint *ck) {
@@ -471,6 +483,9 @@ static void free_checkpoint(struct checkpoint *ck) {
  * rare admin operations. */
 static int write_checkpoint(struct server *s, const char *file,
                             int64_t (*offset_of)(const struct log *)) {
+    pthread_mutex_lock(&s->ckpt_mu);
+    s->ckpt_gen++; /* supersedes async writes collected before now */
+    pthread_mutex_unlock(&s->ckpt_mu);
     struct checkpoint *ck = collect_checkpoint(s, file, offset_of);
     write_collected(ck);
     int rc = ck->rc;

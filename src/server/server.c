@@ -134,6 +134,7 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     s->cfg = cfg;
     s->log_dir = xstrdup(cfg->log_dir);
     hmap_init(&s->topics);
+    pthread_mutex_init(&s->ckpt_mu, NULL);
     if (ensure_dir(s->log_dir) != 0)
         goto fail;
 
@@ -307,5 +308,6 @@ void server_destroy(struct server *s) {
     free(s->ready_fetches);
     free(s->sync_wanted);
     free(s->log_dir);
+    pthread_mutex_destroy(&s->ckpt_mu);
     free(s);
 }
