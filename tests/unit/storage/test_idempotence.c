@@ -30,17 +30,43 @@ static int idem_append(struct log *l, int n, int64_t pid, int16_t epoch, int32_t
     return rc;
 }
 
-static int count_snapshots(const char *dir) {
+#define MAX_FILES 64
+typedef char file_name[64];
+
+static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Names of the files in dir ending in suffix, sorted (offset order for ours). */
+static size_t files_ending(const char *dir, const char *suffix, file_name *names) {
     DIR *d = opendir(dir);
     assert_non_null(d);
-    int n = 0;
+    size_t n = 0, slen = strlen(suffix);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         size_t len = strlen(de->d_name);
-        n += len > 9 && strcmp(de->d_name + len - 9, ".snapshot") == 0;
+        if (len > slen && len < sizeof(file_name) && strcmp(de->d_name + len - slen, suffix) == 0) {
+            assert_true(n < MAX_FILES);
+            snprintf(names[n++], sizeof(file_name), "%s", de->d_name);
+        }
     }
     closedir(d);
+    qsort(names, n, sizeof(file_name), cmp_name);
     return n;
+}
+
+static size_t count_snapshots(const char *dir) {
+    file_name names[MAX_FILES];
+    return files_ending(dir, ".snapshot", names);
+}
+
+/* Overwrites byte `at` of dir/name with `byte`. */
+static void damage_file(const char *dir, const char *name, long at, int byte) {
+    char *p = th_path(dir, name);
+    FILE *fp = fopen(p, "r+b");
+    assert_non_null(fp);
+    fseek(fp, at, SEEK_SET);
+    fputc(byte, fp);
+    fclose(fp);
+    free(p);
 }
 
 static void flush_now(struct log *l) {
@@ -228,50 +254,15 @@ static void test_rolls_and_corrupt_snapshot(void **state) {
     flush_now(l);
     int64_t rp = log_durable_offset(l);
     log_discard(l);
-    /* Corrupt the newest snapshot. */
-    DIR *d = opendir(dir);
-    char newest[256] = "";
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        if (len > 9 && strcmp(de->d_name + len - 9, ".snapshot") == 0 &&
-            strcmp(de->d_name, newest) > 0)
-            snprintf(newest, sizeof newest, "%s", de->d_name);
-    }
-    closedir(d);
-    char *p = th_path(dir, newest);
-    FILE *snap = fopen(p, "r+b");
-    assert_non_null(snap);
-    fseek(snap, 8, SEEK_SET);
-    fputc(0x5a, snap);
-    fclose(snap);
-    free(p);
+    file_name snaps[MAX_FILES];
+    size_t n = files_ending(dir, ".snapshot", snaps);
+    damage_file(dir, snaps[n - 1], 8, 0x5a); /* the newest */
     assert_int_equal(log_open(dir, &cfg, rp, &l), 0);
     int64_t base;
     assert_int_equal(idem_append(l, 3, 77, 0, 3 * 39, &base), STORAGE_DUPLICATE);
     assert_int_equal(base, 3 * 39);
     assert_int_equal(idem_append(l, 3, 77, 0, 3 * 40, NULL), 0);
     log_close(l);
-}
-
-/* Overwrites byte `at` of every producer snapshot in dir with `byte`. */
-static void damage_snapshots(const char *dir, long at, int byte) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        if (len <= 9 || strcmp(de->d_name + len - 9, ".snapshot") != 0)
-            continue;
-        char *p = th_path(dir, de->d_name);
-        FILE *snap = fopen(p, "r+b");
-        assert_non_null(snap);
-        fseek(snap, at, SEEK_SET);
-        fputc(byte, snap);
-        fclose(snap);
-        free(p);
-    }
-    closedir(d);
 }
 
 /* Every snapshot unreadable, so the state is replayed from the log start, and the
@@ -287,7 +278,9 @@ static void test_damaged_log_still_opens(void **state) {
         assert_int_equal(idem_append(l, 3, 5, 0, 3 * i, NULL), 0);
     int64_t end = log_end_offset(l);
     log_close(l);
-    damage_snapshots(f->dir, 8, 0x33);
+    file_name snaps[MAX_FILES];
+    for (size_t i = 0, n = files_ending(f->dir, ".snapshot", snaps); i < n; i++)
+        damage_file(f->dir, snaps[i], 8, 0x33);
     char *seg = th_path(f->dir, "00000000000000000000.log");
     FILE *s = fopen(seg, "r+b");
     assert_non_null(s);
@@ -329,20 +322,14 @@ static void test_power_loss_after_pruned_snapshots(void **state) {
      * data did not: the first segment ends after G, the later ones read as zeros. */
     assert_int_equal(truncate(seg0, g_bytes), 0);
     free(seg0);
-    DIR *d = opendir(f->dir);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        size_t n = strlen(de->d_name);
-        if (n > 4 && strcmp(de->d_name + n - 4, ".log") == 0 &&
-            strcmp(de->d_name, "00000000000000000000.log") != 0) {
-            char *p = th_path(f->dir, de->d_name);
-            off_t size = th_file_size(p);
-            assert_int_equal(truncate(p, 0), 0);
-            assert_int_equal(truncate(p, size), 0);
-            free(p);
-        }
+    file_name segs[MAX_FILES];
+    for (size_t i = 1, n = files_ending(f->dir, ".log", segs); i < n; i++) {
+        char *p = th_path(f->dir, segs[i]);
+        off_t size = th_file_size(p);
+        assert_int_equal(truncate(p, 0), 0);
+        assert_int_equal(truncate(p, size), 0);
+        free(p);
     }
-    closedir(d);
     assert_int_equal(log_open(f->dir, &cfg, recovery_point, &l), 0);
     int64_t base;
     assert_int_equal(idem_append(l, 3, 7, 0, 0, &base), STORAGE_DUPLICATE);
