@@ -863,10 +863,25 @@ void log_discard(struct log *l) {
         log_free(l);
 }
 
+/* Freeing a big file's blocks in one unlink is one big journal transaction, and every
+ * fdatasync on the file system waits for it: shrink big files step by step first. */
+#define REMOVE_STEP_BYTES (32ll << 20)
+
+static void shrink_gradually(const char *path, int64_t size) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* remove() below reports what is wrong */
+    for (int64_t at = size - REMOVE_STEP_BYTES; at > 0; at -= REMOVE_STEP_BYTES) {
+        if (ftruncate(fd, (off_t)at) != 0)
+            break;
+    }
+    close(fd);
+}
+
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
     (void)ftw;
+    if (flag == FTW_F && sb->st_size > REMOVE_STEP_BYTES)
+        shrink_gradually(path, (int64_t)sb->st_size);
     if (remove(path) != 0)
         log_warn(SUBSYS, "cannot remove %s: %s", path, strerror(errno));
     return 0;
