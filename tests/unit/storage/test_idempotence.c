@@ -45,7 +45,7 @@ static size_t files_ending(const char *dir, const char *suffix, file_name *names
         size_t len = strlen(de->d_name);
         if (len > slen && len < sizeof(file_name) && strcmp(de->d_name + len - slen, suffix) == 0) {
             assert_true(n < MAX_FILES);
-            snprintf(names[n++], sizeof(file_name), "%s", de->d_name);
+            memcpy(names[n++], de->d_name, len + 1); /* len < sizeof(file_name) */
         }
     }
     closedir(d);
