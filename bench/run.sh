@@ -13,7 +13,8 @@
 #                latency), then on a fresh broker 1 KiB acks=all on 1 and 8 partitions,
 #                100 B acks=all, 1 KiB acks=1 and the same workload against librdkafka's
 #                mock cluster (`samsa bench --mock 1`: the client-side ceiling; also acks=all on
-#                8 partitions, the ceiling beside the 8-partition row), the fixed
+#                8 partitions, the ceiling beside the 8-partition row), 1 KiB acks=all
+#                from an idempotent producer, the fixed
 #                50,000 records/s cases with acks=1, again with the durable-append floor
 #                (bench/durable_floor.c) and fio's fdatasync latency beside it, and
 #                acks=all, then two restarts reading the 1 KiB topic back from the
@@ -355,6 +356,8 @@ standard_section() {
         # The client's own ceiling on 8 partitions (it builds 8 batches per request on
         # these same cores), shown beside the 8-partition row.
         sb mock.1k.all.p8 --mock 1 -n "$N_1K" -s 1024 -a all -p 8
+        # The same 1-partition case from an idempotent producer (no target: what it costs).
+        sb std.1k.all.idem -n "$N_1K" -s 1024 -a all -X enable.idempotence=true
 
         sb rate.a1 -n "$N_RATE" -s 100 -a 1 -l 0 --rate "$RATE" --concurrent
         # The hypervisor's I/O path shares these cores: a synced write completes later
@@ -742,6 +745,9 @@ main_table() {
         mock8=$(best mock.1k.all.p8 produce_MB_s)
         q8=$(ratio "$p8" "$mock8")
         echo "| same, 8 partitions | $(mbrec "$p8" "$p8r") | ≥ 0.7 × fio | fio, best: $fio MB/s; the client's own ceiling on 8 partitions (\`samsa bench --mock 1 -p 8\`, acks=all, best of $(runs mock.1k.all.p8)): $mock8 MB/s, Samsa ÷ it $q8 | $q | $(verdict "$q" '>=' 0.7) |"
+        local pi pir
+        pi=$(val std.1k.all.idem produce_MB_s) pir=$(val std.1k.all.idem produce_records_s)
+        echo "| same, 1 partition, from an idempotent producer (enable.idempotence=true) | $(mbrec "$pi" "$pir") (broker CPU $(val std.1k.all.idem broker_cpu_s_per_GB) s/GB) | — (what idempotence costs; librdkafka keeps one request per partition in flight, see the reading notes) | the 1-partition row: $p1 MB/s | $(ratio "$pi" "$p1") | — |"
         q=$(ratio "$r100" "$t100")
         echo "| $N_100 × 100 B, acks=all, 1 partition: produce | $(krec "$r100") records/s ($m100 MB/s) | ≥ 1,000,000 records/s, or 0.7 × fio if lower | the lower of 1,000,000 and 0.7 × fio ÷ 100 B: $(krec "$t100") records/s | $q | $(verdict "$q" '>=' 1) |"
         q=$(ratio "$a1" "$mock")
