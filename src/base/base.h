@@ -143,6 +143,10 @@ int pread_exact(int fd, void *buf, size_t len, int64_t pos);
 
 /* Opens the directory that holds path (O_RDONLY, for fsync): the fd, or -1 and errno. */
 int open_parent_dir(const char *path);
+/* fsyncs a directory (its entries: created, renamed, deleted files), or the directory
+ * holding path: 0 or -errno. Blocking. */
+int fsync_dir(const char *dir);
+int fsync_parent_dir(const char *path);
 
 /* ---- CRC32C (Castagnoli), hardware SSE4.2 instruction when available ---- */
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);

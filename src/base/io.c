@@ -16,6 +16,20 @@ int open_parent_dir(const char *path) {
     return fd;
 }
 
+static int fsync_fd_and_close(int fd) {
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+int fsync_dir(const char *dir) {
+    return fsync_fd_and_close(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+}
+
+int fsync_parent_dir(const char *path) { return fsync_fd_and_close(open_parent_dir(path)); }
+
 long pread_full(int fd, void *buf, size_t len, int64_t pos) {
     size_t done = 0;
     while (done < len) {

@@ -83,19 +83,6 @@ static int write_all(int fd, const uint8_t *p, size_t len, const char *what) {
     return 0;
 }
 
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0 || fsync(fd) != 0) {
-        int err = errno;
-        log_error("raft", "fsync of directory %s failed: %s", dir, strerror(err));
-        if (fd >= 0)
-            close(fd);
-        return -err;
-    }
-    close(fd);
-    return 0;
-}
-
 static void rec_begin(struct buf *b, size_t *at) {
     *at = b->len;
     buf_extend(b, REC_HEADER);

@@ -5,11 +5,9 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct topic_state *server_topic(struct server *s, struct slice topic) {
     return hmap_get(&s->topics, topic);
@@ -261,12 +259,10 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
             r->paths[r->n++] = renamed;
     }
     if (r && r->n > 0) {
-        int dfd = open(s->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) != 0)
+        int rc = fsync_dir(s->log_dir);
+        if (rc != 0)
             log_warn("server", "cannot fsync %s after renaming deleted partitions: %s",
-                     s->log_dir, strerror(errno));
-        if (dfd >= 0)
-            close(dfd);
+                     s->log_dir, strerror(-rc));
         syncer_submit_work(s->remover, remove_dirs, dirs_removed, r);
     } else if (r) {
         dir_removal_free(r);

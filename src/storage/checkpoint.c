@@ -12,15 +12,6 @@
 
 #include "storage/storage_internal.h"
 
-static int fsync_dir_of(const char *path) {
-    int fd = open_parent_dir(path);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
-
 int atomic_write_file(const char *path, const char *data, size_t len, bool do_sync) {
     size_t n = strlen(path) + 5;
     char *tmp = xmalloc(n);
@@ -49,7 +40,7 @@ int atomic_write_file(const char *path, const char *data, size_t len, bool do_sy
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
     if (rc == 0 && do_sync)
-        rc = fsync_dir_of(path);
+        rc = fsync_parent_dir(path);
     if (rc != 0) {
         log_error(SUBSYS, "cannot write %s: %s", path, strerror(-rc));
         unlink(tmp);

@@ -840,21 +840,14 @@ void log_close(struct log *l) {
                           storage_strerror(rc));
         }
     }
-    int dfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0)
-            log_error(SUBSYS, "partition %s: fsync of directory failed: %s", l->name,
-                      strerror(errno));
-        close(dfd);
-    }
-    if (l->parent_unsynced) {
-        int pfd = open_parent_dir(l->dir);
-        if (pfd < 0 || fsync(pfd) != 0)
-            log_error(SUBSYS, "partition %s: fsync of the parent directory failed: %s",
-                      l->name, strerror(errno));
-        if (pfd >= 0)
-            close(pfd);
-    }
+    int rc = fsync_dir(l->dir);
+    if (rc != 0)
+        log_error(SUBSYS, "partition %s: fsync of directory failed: %s", l->name,
+                  strerror(-rc));
+    rc = l->parent_unsynced ? fsync_parent_dir(l->dir) : 0;
+    if (rc != 0)
+        log_error(SUBSYS, "partition %s: fsync of the parent directory failed: %s", l->name,
+                  strerror(-rc));
     log_free(l);
 }
 
@@ -922,12 +915,10 @@ int log_delete_dir(const char *dir) {
         return rc;
     /* Make the rename durable before anything can reuse the name: otherwise a crash
      * could bring the old directory back under the name of a re-created topic. */
-    int pfd = open_parent_dir(dir);
-    if (pfd < 0 || fsync(pfd) != 0)
+    rc = fsync_parent_dir(dir);
+    if (rc != 0)
         log_warn(SUBSYS, "cannot fsync the parent of %s after renaming it: %s", dir,
-                 strerror(errno));
-    if (pfd >= 0)
-        close(pfd);
+                 strerror(-rc));
     rc = log_remove_renamed(to);
     free(to);
     return rc;

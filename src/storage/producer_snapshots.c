@@ -161,12 +161,10 @@ static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out) {
     /* Durable now, not at the next flush: that flush syncs segments before the
      * directory, and a power loss in between could bring back a snapshot that claims
      * producers' state for offsets the log no longer has (rare: after a truncation). */
-    int dfd = deleted_beyond_end ? open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (deleted_beyond_end && (dfd < 0 || fsync(dfd) != 0))
+    int rc = deleted_beyond_end ? fsync_dir(l->dir) : 0;
+    if (rc != 0)
         log_warn(SUBSYS, "partition %s: cannot fsync the directory after deleting snapshots: "
-                 "%s", l->name, strerror(errno));
-    if (dfd >= 0)
-        close(dfd);
+                 "%s", l->name, strerror(-rc));
     size_t drop = prune && n > SNAPSHOTS_KEPT ? n - SNAPSHOTS_KEPT : 0;
     for (size_t i = 0; i < drop; i++)
         delete_snapshot(l, offs[i], "superseded");

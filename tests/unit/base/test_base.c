@@ -1,4 +1,5 @@
 /* Unit tests for base: varints, big-endian readers, CRC32C, arena, properties. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -297,6 +298,10 @@ static void test_open_parent_dir(void **state) {
     check_parent("/tmp", "/");
     check_parent("no-such-relative-name", ".");
     assert_int_equal(open_parent_dir("/no-such-dir-samsa/x"), -1);
+    assert_int_equal(fsync_dir("/tmp"), 0);
+    assert_int_equal(fsync_parent_dir("/tmp/samsa-no-such-file"), 0);
+    assert_int_equal(fsync_dir("/no-such-dir-samsa"), -ENOENT);
+    assert_int_equal(fsync_parent_dir("/no-such-dir-samsa/x"), -ENOENT);
 }
 
 int main(void) {
