@@ -13,7 +13,7 @@ static void describe_partition(struct request *req, struct slice topic, part_res
         out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return;
     }
-    size_t n = log_producers(p->log, NULL, 0);
+    size_t n = log_producer_count(p->log);
     struct pstate_batch *b = REQ_ALLOC(req, struct pstate_batch, n);
     log_producers(p->log, b, n);
     out->active_producers_count = (int32_t)n;
