@@ -4,7 +4,7 @@ import threading
 import time
 
 import kwire
-from clients import consume_all, create_topic, producer
+from clients import consume_all, create_topic, produce_keyed, producer
 
 NONE, OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH = 0, 45, 47
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED, INVALID_RECORD = 53, 87
@@ -30,27 +30,8 @@ def new_producer_id(conn):
 
 def test_librdkafka_idempotent_producer_delivers_each_record_once(broker):
     create_topic(broker, "idem", 3)
-    p = producer(broker, **{"enable.idempotence": True, "linger.ms": 2})
-    acked, errors = {}, []
-
-    def report(err, msg, seq):
-        if err is not None:
-            errors.append((seq, err))
-        else:
-            acked[seq] = (msg.partition(), msg.offset())
-
-    for i in range(20_000):
-        while True:
-            try:
-                p.produce("idem", value=b"seq-%08d" % i, partition=i % 3,
-                          on_delivery=lambda e, m, s=i: report(e, m, s))
-                break
-            except BufferError:
-                p.poll(0.05)
-        if i % 1000 == 0:
-            p.poll(0)
-    assert p.flush(60) == 0
-    assert not errors, errors[:5]
+    acked = produce_keyed(broker, "idem", 20_000, keys=30,
+                          **{"enable.idempotence": True, "linger.ms": 2})
     got = consume_all(broker, "idem", 3, expected=20_000)
     seen = [int(v.split(b"-")[1]) for recs in got.values() for _, _, v, _ in recs]
     assert sorted(seen) == list(range(20_000))  # each exactly once
