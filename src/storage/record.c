@@ -64,8 +64,9 @@ int record_iter_next(struct record_iter *it, struct record *out) {
     it->prev_delta = offset_delta;
     out->headers = (struct slice){rec.p + headers_at, rec.len - headers_at};
     out->offset_delta = offset_delta;
-    out->offset = it->info.base_offset + offset_delta;
-    out->timestamp = it->info.first_timestamp + ts_delta;
+    /* Wrapping, as Kafka's Java longs do: a hostile batch may carry any base values. */
+    out->offset = (int64_t)((uint64_t)it->info.base_offset + (uint64_t)offset_delta);
+    out->timestamp = (int64_t)((uint64_t)it->info.first_timestamp + (uint64_t)ts_delta);
     it->remaining--;
     return 1;
 }

@@ -213,6 +213,30 @@ static void test_check_records_matches_iterator(void **state) {
     }
 }
 
+/* Base offset and timestamp near INT64_MAX (any bytes a client sends): record offsets
+ * and timestamps wrap as in Kafka instead of overflowing (found by fuzz_batch). */
+static void test_record_values_wrap(void **state) {
+    (void)state;
+    struct buf b;
+    buf_init(&b);
+    th_batch(&b, 2, 0, 4, 'w');
+    be64_write(b.data + BATCH_OFF_BASE_OFFSET, (uint64_t)INT64_MAX);
+    be64_write(b.data + BATCH_OFF_BASE_TIMESTAMP, (uint64_t)INT64_MAX);
+    be32_write(b.data + BATCH_OFF_CRC, crc32c(0, b.data + BATCH_OFF_ATTRIBUTES,
+                                              b.len - BATCH_OFF_ATTRIBUTES));
+    struct batch_info info;
+    assert_int_equal(batch_validate(b.data, b.len, &info), 0);
+    struct record_iter it;
+    struct record r;
+    record_iter_init(&it, b.data, &info);
+    assert_int_equal(record_iter_next(&it, &r), 1);
+    assert_int_equal(r.timestamp, INT64_MAX);
+    assert_int_equal(record_iter_next(&it, &r), 1);
+    assert_int_equal(r.offset, INT64_MIN);
+    assert_int_equal(r.timestamp, INT64_MIN);
+    buf_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_and_iterate),
@@ -220,6 +244,7 @@ int main(void) {
         cmocka_unit_test(test_validate_bad),
         cmocka_unit_test(test_record_framing),
         cmocka_unit_test(test_check_records_matches_iterator),
+        cmocka_unit_test(test_record_values_wrap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
