@@ -175,6 +175,32 @@ void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
 #define log_warn(subsys, ...) log_msg(LOG_LEVEL_WARN, subsys, __VA_ARGS__)
 #define log_error(subsys, ...) log_msg(LOG_LEVEL_ERROR, subsys, __VA_ARGS__)
 
+/* Rate-limited lines, for call sites that can fire per request or per connection while
+ * a condition persists (disk full, out of fds, a flood of connections): at most one
+ * line per interval per call site; the next line let through ends with
+ * " (and N more like this in the last S s)". The state is a static per call site
+ * (zero-initialised: nothing logged yet), updated with atomics, so helper threads may
+ * log through the same site. Lines below the log level are neither written nor counted. */
+struct log_ratelimit {
+    _Atomic int64_t last_ms;     /* time_mono_ms of the last line let through; 0: none */
+    _Atomic uint64_t suppressed; /* lines held back since then */
+};
+#define LOG_RATELIMIT_INTERVAL_MS 1000
+void log_msg_ratelimited(struct log_ratelimit *rl, int64_t interval_ms, enum log_level level,
+                         const char *subsys, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define log_ratelimited(interval_ms, level, subsys, ...)                                \
+    do {                                                                               \
+        static struct log_ratelimit log_rl_;                                           \
+        log_msg_ratelimited(&log_rl_, interval_ms, level, subsys, __VA_ARGS__);        \
+    } while (0)
+#define log_info_ratelimited(subsys, ...)                                              \
+    log_ratelimited(LOG_RATELIMIT_INTERVAL_MS, LOG_LEVEL_INFO, subsys, __VA_ARGS__)
+#define log_warn_ratelimited(subsys, ...)                                              \
+    log_ratelimited(LOG_RATELIMIT_INTERVAL_MS, LOG_LEVEL_WARN, subsys, __VA_ARGS__)
+#define log_error_ratelimited(subsys, ...)                                             \
+    log_ratelimited(LOG_RATELIMIT_INTERVAL_MS, LOG_LEVEL_ERROR, subsys, __VA_ARGS__)
+
 /* ---- arena: bump allocator for per-request data; one free at the end ---- */
 struct arena_chunk;
 struct arena {

@@ -80,6 +80,7 @@ struct net_conn {
     int fd;
     uint64_t id;
     char peer[64];
+    uint8_t addr[16];             /* peer address: its key in loop->conns_per_ip */
     void *data;
     uint32_t events;              /* NET_* currently registered with the loop */
     struct buf in;                /* unparsed input; starts at a frame boundary */
@@ -109,6 +110,8 @@ struct net_listener {
     size_t count;
     uint64_t sweep_timer;
     uint64_t accept_retry_timer;
+    struct net_ip_limit *ip_limits; /* owned copy of cfg.ip_limits */
+    struct hmap ip_limit_map;       /* address -> its entry in ip_limits (the last one) */
 };
 
 void net_server_config_default(struct net_server_config *cfg) {
@@ -119,7 +122,32 @@ void net_server_config_default(struct net_server_config *cfg) {
         .idle_timeout_ms = 600000,
         .max_connections = 10000,
         .use_sendfile = true,
+        .max_connections_per_ip = INT32_MAX,
     };
+}
+
+int net_ip_parse(const char *s, uint8_t out[16]) {
+    struct in_addr a4;
+    if (inet_pton(AF_INET, s, &a4) == 1) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &a4, 4);
+        return 0;
+    }
+    char inner[INET6_ADDRSTRLEN];
+    size_t len = strlen(s);
+    if (len >= 2 && s[0] == '[' && s[len - 1] == ']') { /* "[::1]", as in listeners */
+        if (len - 2 >= sizeof inner)
+            return -EINVAL;
+        memcpy(inner, s + 1, len - 2);
+        inner[len - 2] = '\0';
+        s = inner;
+    }
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, s, &a6) != 1)
+        return -EINVAL;
+    memcpy(out, &a6, 16);
+    return 0;
 }
 
 /* ---- replies ---- */
@@ -276,6 +304,22 @@ void *net_conn_data(const struct net_conn *c) { return c->data; }
 bool net_conn_reading(const struct net_conn *c) { return !c->paused && !c->closed; }
 size_t net_conn_unsent_bytes(const struct net_conn *c) { return (size_t)c->unsent_bytes; }
 
+/* Open connections from addr, over all listeners of the loop. */
+static uint32_t ip_count(const struct net_loop *loop, const uint8_t addr[16]) {
+    return (uint32_t)(uintptr_t)hmap_get(&loop->conns_per_ip, (struct slice){addr, 16});
+}
+
+static void ip_count_add(struct net_loop *loop, const uint8_t addr[16], int delta) {
+    struct slice key = {addr, 16};
+    uint32_t n = ip_count(loop, addr);
+    ASSERT(delta > 0 || n >= (uint32_t)-delta);
+    n = (uint32_t)((int64_t)n + delta);
+    if (n == 0) /* no entry at 0: the map holds only addresses with open connections */
+        hmap_remove(&loop->conns_per_ip, key);
+    else
+        hmap_put(&loop->conns_per_ip, key, (void *)(uintptr_t)n);
+}
+
 static void conn_maybe_free(struct net_conn *c) {
     if (!c->closed || c->busy > 0 || c->in_flush)
         return;
@@ -291,7 +335,8 @@ static void conn_close(struct net_conn *c) {
     c->closed = true;
     net_unwatch(loop, c->fd);
     if (close(c->fd) < 0)
-        log_warn("net", "close of connection %s failed: %s", c->peer, strerror(errno));
+        log_warn_ratelimited("net", "close of connection %s failed: %s", c->peer,
+                             strerror(errno));
     c->fd = -1;
     net_timer_cancel(loop, c->resume_timer);
     c->resume_timer = 0;
@@ -302,6 +347,7 @@ static void conn_close(struct net_conn *c) {
     if (c->next)
         c->next->prev = c->prev;
     l->count--;
+    ip_count_add(loop, c->addr, -1);
     /* Complete replies die with the connection; incomplete ones become orphans that
      * their handler frees by completing them. */
     struct net_reply *r = c->head;
@@ -670,13 +716,24 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap
     }
 }
 
+/* The peer's address in net_ip_parse's form (an IPv4 peer as ::ffff:a.b.c.d). */
+static void peer_addr(const struct sockaddr_storage *ss, uint8_t out[16]) {
+    memset(out, 0, 16);
+    if (ss->ss_family == AF_INET) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    }
+}
+
 static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg);
 
 static void accept_retry_cb(struct net_loop *loop, void *arg) {
     struct net_listener *l = arg;
     l->accept_retry_timer = 0;
     if (l->fd >= 0 && net_watch(loop, l->fd, NET_READABLE, accept_cb, l) < 0)
-        log_error("net", "cannot resume accepting on port %d", l->port);
+        log_error_ratelimited("net", "cannot resume accepting on port %d", l->port);
 }
 
 static void conn_open(struct net_listener *l, int fd, const struct sockaddr_storage *ss) {
@@ -689,17 +746,35 @@ static void conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
     c->last_active_ms = loop->now_ms;
     c->events = NET_READABLE;
     format_peer(ss, c->peer, sizeof c->peer);
+    peer_addr(ss, c->addr);
     if (l->count >= l->cfg.max_connections) {
-        log_warn("net", "refusing connection from %s: max.connections %u reached", c->peer,
-                 l->cfg.max_connections);
+        log_warn_ratelimited("net", "refusing connection from %s: max.connections %u reached",
+                             c->peer, l->cfg.max_connections);
+        close(fd);
+        free(c);
+        return;
+    }
+    /* Kafka's ConnectionQuotas: the count is over all listeners, the limit is the
+     * address's override if it has one; the connection is closed right after accept. */
+    const struct net_ip_limit *o = hmap_get(&l->ip_limit_map, (struct slice){c->addr, 16});
+    uint32_t max_ip = o ? o->max_connections : l->cfg.max_connections_per_ip;
+    uint32_t open_ip = ip_count(loop, c->addr);
+    if (open_ip >= max_ip) {
+        log_warn_ratelimited("net", "refusing connection from %s: %u connections from this "
+                             "address are open, %s allows %u", c->peer, open_ip,
+                             o ? "max.connections.per.ip.overrides" : "max.connections.per.ip",
+                             max_ip);
         close(fd);
         free(c);
         return;
     }
     int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        log_warn("net", "TCP_NODELAY on %s failed: %s", c->peer, strerror(errno));
-    if (net_watch(loop, fd, NET_READABLE, conn_cb, c) < 0) {
+        log_warn_ratelimited("net", "TCP_NODELAY on %s failed: %s", c->peer, strerror(errno));
+    int rc = net_watch(loop, fd, NET_READABLE, conn_cb, c);
+    if (rc < 0) {
+        log_error_ratelimited("net", "cannot watch connection %s: %s; closing it", c->peer,
+                              strerror(-rc));
         close(fd);
         free(c);
         return;
@@ -709,6 +784,7 @@ static void conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
         l->conns->prev = c;
     l->conns = c;
     l->count++;
+    ip_count_add(loop, c->addr, 1);
     log_debug("net", "accepted connection %s (id %llu)", c->peer, (unsigned long long)c->id);
 }
 
@@ -725,8 +801,8 @@ static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
                 continue;
             /* Out of fds or memory: the listen socket stays readable, so stop watching
              * it for a moment instead of spinning. */
-            log_error("net", "accept on port %d failed: %s; pausing accepts for %d ms",
-                      l->port, strerror(errno), ACCEPT_RETRY_MS);
+            log_error_ratelimited("net", "accept on port %d failed: %s; pausing accepts for "
+                                  "%d ms", l->port, strerror(errno), ACCEPT_RETRY_MS);
             net_unwatch(loop, l->fd);
             l->accept_retry_timer = net_timer_add(loop, ACCEPT_RETRY_MS, accept_retry_cb, l);
             return;
@@ -804,11 +880,20 @@ int net_listen(struct net_loop *loop, const char *host, int port,
     l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
     l->cfg = *cfg;
+    if (cfg->ip_limit_count > 0) {
+        l->ip_limits = xmalloc(cfg->ip_limit_count * sizeof *l->ip_limits);
+        memcpy(l->ip_limits, cfg->ip_limits, cfg->ip_limit_count * sizeof *l->ip_limits);
+    }
+    l->cfg.ip_limits = l->ip_limits;
+    for (size_t i = 0; i < cfg->ip_limit_count; i++)
+        hmap_put(&l->ip_limit_map, (struct slice){l->ip_limits[i].addr, 16}, &l->ip_limits[i]);
     l->h = *h;
     l->harg = handler_arg;
     int rc = net_watch(loop, fd, NET_READABLE, accept_cb, l);
     if (rc < 0) {
         close(fd);
+        hmap_free(&l->ip_limit_map);
+        free(l->ip_limits);
         free(l);
         return rc;
     }
@@ -861,8 +946,12 @@ void net__conn_shutdown(struct net_loop *loop) {
         struct net_listener *l = loop->listeners;
         loop->listeners = l->next;
         net_timer_cancel(loop, l->sweep_timer);
+        hmap_free(&l->ip_limit_map);
+        free(l->ip_limits);
         free(l);
     }
+    ASSERT(loop->conns_per_ip.count == 0); /* every close gave its count back */
+    hmap_free(&loop->conns_per_ip);
     while (loop->reply_pool) {
         struct net_reply *r = loop->reply_pool;
         loop->reply_pool = r->next;

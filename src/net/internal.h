@@ -56,6 +56,10 @@ struct net_loop {
     uint8_t *scratch;                /* shared read buffer and pread bounce buffer */
     size_t scratch_cap;
     uint64_t next_conn_id;
+    /* Open connections per peer address (16-byte key from net_ip_parse's form; the
+     * value is the count itself, cast to a pointer). Only addresses with at least one
+     * open connection have an entry, so it never holds more than the connections do. */
+    struct hmap conns_per_ip;
 };
 
 /* conn.c: runs after the idle hooks each iteration; writes pending replies. */

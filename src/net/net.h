@@ -75,6 +75,16 @@ struct net_listener;
 struct net_conn;
 struct net_reply;
 
+/* One entry of max.connections.per.ip.overrides. */
+struct net_ip_limit {
+    uint8_t addr[16];         /* from net_ip_parse */
+    uint32_t max_connections; /* 0 refuses every connection from addr */
+};
+/* Parses an IP address literal ("10.0.0.5", "::1", "[::1]"; no host names: no DNS) into
+ * the form peers are counted by: IPv6 bytes, an IPv4 address as ::ffff:a.b.c.d (so it
+ * matches IPv4 peers of a dual-stack listener too). 0 or -EINVAL. */
+int net_ip_parse(const char *s, uint8_t out[16]);
+
 struct net_server_config {
     int64_t max_frame_bytes;      /* socket.request.max.bytes; larger frames close */
     int64_t max_unsent_bytes;     /* per connection: stop reading above this */
@@ -83,9 +93,17 @@ struct net_server_config {
                                    * <= 0 disables */
     uint32_t max_connections;     /* per listener; extra accepts are closed at once */
     bool use_sendfile;            /* file chunks via sendfile(2), else pread+write */
+    /* max.connections.per.ip: open connections from one peer address, counted over all
+     * listeners of the loop; an accept beyond it is closed at once. */
+    uint32_t max_connections_per_ip;
+    /* max.connections.per.ip.overrides: addresses with their own limit instead (the
+     * last entry wins for a repeated address). Borrowed: net_listen copies them. */
+    const struct net_ip_limit *ip_limits;
+    size_t ip_limit_count;
 };
 /* Kafka's defaults: 100 MiB frames, 16 MiB unsent, 100 in flight, 10 min idle, 10000
- * connections, sendfile on. */
+ * connections (Kafka's max.connections is 2147483647), 2147483647 per address, no
+ * overrides, sendfile on. */
 void net_server_config_default(struct net_server_config *cfg);
 
 struct net_handler {

@@ -191,9 +191,9 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n) {
         }
         int rc = log_flush_complete(p->log, job);
         if (rc != 0)
-            log_error("server", "fdatasync of partition %s-%d failed: %s; the partition "
-                                "refuses writes until restart",
-                      p->topic->name, p->index, storage_strerror(rc));
+            log_error_ratelimited("server", "fdatasync of partition %s-%d failed: %s; the "
+                                  "partition refuses writes until restart",
+                                  p->topic->name, p->index, storage_strerror(rc));
     }
     free(r->jobs);
     free(r->ptrs);
@@ -218,8 +218,8 @@ void server_commit_idle(struct server *s) {
         struct log_flush_job *job = &r->jobs[n];
         int rc = log_flush_prepare(p->log, job);
         if (rc != 0) {
-            log_error("server", "cannot prepare a sync of %s-%d: %s", p->topic->name, p->index,
-                      storage_strerror(rc));
+            log_error_ratelimited("server", "cannot prepare a sync of %s-%d: %s",
+                                  p->topic->name, p->index, storage_strerror(rc));
             fail_waits_on(s, p, KERR_KAFKA_STORAGE_ERROR);
             continue;
         }

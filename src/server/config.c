@@ -4,6 +4,7 @@
 #include "server/config.h"
 #include "cluster/cluster.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,8 @@ static const struct key_def keys[] = {
     {"socket.request.max.bytes", K_INT, "104857600", 1},
     {"connections.max.idle.ms", K_LONG, "600000", 1},
     {"max.connections", K_INT, "10000", 1},
+    {"max.connections.per.ip", K_INT, "2147483647", 0},
+    {"max.connections.per.ip.overrides", K_STRING, "", 0},
     {"queued.max.requests", K_INT, "500", 1},
     {"samsa.connection.max.unsent.bytes", K_LONG, "16777216", 65536},
     {"min.insync.replicas", K_INT, "1", 1},
@@ -169,6 +172,82 @@ static int parse_listener(const char *key, const char *value, char **host, int32
     return 0;
 }
 
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* max.connections.per.ip.overrides in Kafka's format: "address:count,address:count",
+ * blanks around the separators allowed, the count after the last colon (so "::1:5" is
+ * ::1 with 5). Addresses must be IP literals: Samsa does no DNS, where Kafka would
+ * resolve a host name once at start-up. Counts are 0..2147483647 (0 refuses the
+ * address). A repeated address keeps its last count, as in Kafka. */
+static int parse_ip_limits(const char *key, const char *value, struct net_ip_limit **out,
+                           size_t *count) {
+    *out = NULL;
+    *count = 0;
+    char *copy = xstrdup(value);
+    if (*trim(copy) == '\0') {
+        free(copy);
+        return 0;
+    }
+    size_t cap = 1;
+    for (const char *q = value; *q; q++)
+        cap += *q == ',';
+    struct net_ip_limit *v = xcalloc(cap, sizeof *v);
+    size_t n = 0;
+    int rc = 0;
+    char why[192];
+    for (char *p = copy;;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        char *entry = trim(p);
+        if (*entry == '\0') {
+            rc = bad(key, value, "empty entry between commas or at either end");
+            break;
+        }
+        char *colon = strrchr(entry, ':');
+        if (!colon) {
+            snprintf(why, sizeof why, "entry \"%s\" is not address:count", entry);
+            rc = bad(key, value, why);
+            break;
+        }
+        *colon = '\0';
+        char *host = trim(entry), *num = trim(colon + 1);
+        int64_t x;
+        if (parse_i64(num, &x) != 0 || x < 0 || x > INT32_MAX) {
+            snprintf(why, sizeof why, "count \"%s\" of %s is not a number 0..2147483647", num,
+                     host);
+            rc = bad(key, value, why);
+            break;
+        }
+        if (net_ip_parse(host, v[n].addr) != 0) {
+            snprintf(why, sizeof why,
+                     "\"%s\" is not an IP address (host names are not supported: no DNS)", host);
+            rc = bad(key, value, why);
+            break;
+        }
+        v[n++].max_connections = (uint32_t)x;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    free(copy);
+    if (rc != 0) {
+        free(v);
+        return rc;
+    }
+    ASSERT(n <= cap);
+    *out = v;
+    *count = n;
+    return 0;
+}
+
 int broker_config_load(struct broker_config *c, const char *file, char **overrides,
                        size_t override_count) {
     memset(c, 0, sizeof *c);
@@ -225,6 +304,8 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("samsa.sync.syncfs.partitions", syncfs_partitions, int32_t);
     NUM("connections.max.idle.ms", connections_max_idle_ms, int64_t);
     NUM("max.connections", max_connections, int32_t);
+    c->max_connections_per_ip = INT32_MAX; /* stays so when set to "" or invalid */
+    NUM("max.connections.per.ip", max_connections_per_ip, int32_t);
     NUM("queued.max.requests", queued_max_requests, int32_t);
     NUM("samsa.connection.max.unsent.bytes", max_unsent_bytes, int64_t);
     NUM("min.insync.replicas", min_insync_replicas, int32_t);
@@ -278,6 +359,14 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         c->log_append_time = true;
     else
         rc = bad("log.message.timestamp.type", ts, "must be CreateTime or LogAppendTime");
+
+    const char *ipo = broker_config_value(c, "max.connections.per.ip.overrides");
+    if (parse_ip_limits("max.connections.per.ip.overrides", ipo, &c->ip_limits,
+                        &c->ip_limit_count) != 0)
+        rc = -1;
+    else if (c->ip_limit_count == 0 && c->max_connections_per_ip == 0)
+        rc = bad("max.connections.per.ip", "0",
+                 "can be 0 only if max.connections.per.ip.overrides is set (as in Kafka)");
 
     if (c->group_min_session_timeout_ms > c->group_max_session_timeout_ms)
         rc = bad("group.min.session.timeout.ms", broker_config_value(c, "group.min.session.timeout.ms"),
@@ -333,6 +422,7 @@ void broker_config_free(struct broker_config *c) {
     free(c->advertised_host);
     free(c->log_dir);
     free(c->rack);
+    free(c->ip_limits);
     memset(c, 0, sizeof *c);
 }
 

@@ -4,6 +4,7 @@
 #define SAMSA_SERVER_CONFIG_H
 
 #include "base/base.h"
+#include "net/net.h"
 
 struct broker_config {
     struct props props; /* everything from the file plus overrides, for DescribeConfigs */
@@ -31,6 +32,9 @@ struct broker_config {
     int32_t socket_request_max_bytes;
     int64_t connections_max_idle_ms;
     int32_t max_connections;
+    int32_t max_connections_per_ip;  /* max.connections.per.ip */
+    struct net_ip_limit *ip_limits;  /* max.connections.per.ip.overrides, parsed (owned) */
+    size_t ip_limit_count;
     int32_t queued_max_requests; /* per-connection in-flight bound */
     int64_t max_unsent_bytes;    /* per-connection backpressure bound */
     bool log_append_time;        /* log.message.timestamp.type=LogAppendTime */

@@ -187,6 +187,9 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     nc.max_inflight_requests = (uint32_t)cfg->queued_max_requests;
     nc.idle_timeout_ms = cfg->connections_max_idle_ms;
     nc.max_connections = (uint32_t)cfg->max_connections;
+    nc.max_connections_per_ip = (uint32_t)cfg->max_connections_per_ip;
+    nc.ip_limits = cfg->ip_limits;
+    nc.ip_limit_count = cfg->ip_limit_count;
     nc.use_sendfile = cfg->fetch_sendfile;
     struct net_handler h = {.on_request = server_on_request, .on_close = server_on_close};
     rc = net_listen(s->loop, cfg->listener_host, cfg->listener_port, &nc, &h, s, &s->listener);

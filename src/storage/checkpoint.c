@@ -42,12 +42,12 @@ int atomic_write_file(const char *path, const char *data, size_t len, bool do_sy
     if (rc == 0 && do_sync)
         rc = fsync_parent_dir(path);
     if (rc != 0) {
-        log_error(SUBSYS, "cannot write %s: %s", path, strerror(-rc));
+        log_error_ratelimited(SUBSYS, "cannot write %s: %s", path, strerror(-rc));
         unlink(tmp);
     }
 out:
     if (fd < 0)
-        log_error(SUBSYS, "cannot create %s: %s", tmp, strerror(-rc));
+        log_error_ratelimited(SUBSYS, "cannot create %s: %s", tmp, strerror(-rc));
     free(tmp);
     return rc;
 }

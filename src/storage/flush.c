@@ -82,7 +82,8 @@ int log_flush_prepare(struct log *l, struct log_flush_job *job) {
     return 0;
 fail:;
     int err = -errno;
-    log_error(SUBSYS, "partition %s: cannot prepare flush: %s", l->name, strerror(errno));
+    log_error_ratelimited(SUBSYS, "partition %s: cannot prepare flush: %s", l->name,
+                          strerror(errno));
     job_close_fds(job);
     return err;
 }

@@ -422,8 +422,9 @@ static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t lead
             continue;
         if (w <= 0) {
             rc = w < 0 ? -errno : -EIO;
-            log_error(SUBSYS, "partition %s: write to segment %lld at %lld failed: %s",
-                      l->name, (long long)s->base_offset, (long long)pos0, strerror(-rc));
+            log_error_ratelimited(SUBSYS, "partition %s: write to segment %lld at %lld "
+                                  "failed: %s", l->name, (long long)s->base_offset,
+                                  (long long)pos0, strerror(-rc));
             if (ftruncate(s->fd, (off_t)pos0) != 0) {
                 log_error(SUBSYS, "partition %s: cannot truncate segment %lld back to %lld: "
                           "%s; log failed", l->name, (long long)s->base_offset,
@@ -539,9 +540,9 @@ int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offse
         int64_t pos = seg_lookup_position(s, offset);
         int rc = seg_scan(l, s, pos, s->size_bytes, read_cb, &r, &bad_pos);
         if (rc < 0) {
-            log_error(SUBSYS, "partition %s: segment %lld unreadable at byte %lld: %s",
-                      l->name, (long long)s->base_offset, (long long)bad_pos,
-                      storage_strerror(rc));
+            log_error_ratelimited(SUBSYS, "partition %s: segment %lld unreadable at byte "
+                                  "%lld: %s", l->name, (long long)s->base_offset,
+                                  (long long)bad_pos, storage_strerror(rc));
             return rc;
         }
         if (r.start_pos >= 0) {

@@ -315,8 +315,8 @@ int producers_flush_prepare(struct log *l, int *fd_out, int64_t *offset_out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int err = fd < 0 ? -errno : 0;
     if (fd < 0)
-        log_error(SUBSYS, "partition %s: cannot open %s to sync it: %s", l->name, path,
-                  strerror(errno));
+        log_error_ratelimited(SUBSYS, "partition %s: cannot open %s to sync it: %s",
+                              l->name, path, strerror(errno));
     free(path);
     if (err != 0)
         return err;

@@ -41,7 +41,7 @@ static int open_file(const char *path, int flags) {
     int fd = open(path, flags | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = -errno;
-        log_error(SUBSYS, "cannot open %s: %s", path, strerror(errno));
+        log_error_ratelimited(SUBSYS, "cannot open %s: %s", path, strerror(errno));
         return err;
     }
     return fd;
@@ -201,9 +201,9 @@ int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_sca
             size_t want = (size_t)MIN((int64_t)SCAN_BUF_BYTES, end - pos);
             ssize_t r = pread_full(s->fd, buf, want, pos);
             if (r < 0) {
-                log_error(SUBSYS, "partition %s: read of segment %lld at %lld failed: %s",
-                          l->name, (long long)s->base_offset, (long long)pos,
-                          strerror((int)-r));
+                log_error_ratelimited(SUBSYS, "partition %s: read of segment %lld at %lld "
+                                      "failed: %s", l->name, (long long)s->base_offset,
+                                      (long long)pos, strerror((int)-r));
                 return (int)r;
             }
             buf_start = pos;

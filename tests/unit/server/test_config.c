@@ -95,6 +95,63 @@ static void test_invalid_values_refused(void **state) {
     broker_config_free(&c);
 }
 
+static void test_connections_per_ip(void **state) {
+    (void)state;
+    struct broker_config c;
+    assert_int_equal(load(&c, "", NULL, 0), 0);
+    assert_int_equal(c.max_connections_per_ip, 2147483647); /* Kafka's default */
+    assert_int_equal(c.ip_limit_count, 0);
+    broker_config_free(&c);
+
+    /* Kafka's format: blanks around separators, the count after the last colon (IPv6),
+     * a repeated address kept in order (net lets the last one win). */
+    assert_int_equal(load(&c,
+                          "max.connections.per.ip=0\n"
+                          "max.connections.per.ip.overrides=127.0.0.1:200, 10.0.0.5 : 0,"
+                          "::1:7,[fe80::2]:3,127.0.0.1:201\n",
+                          NULL, 0),
+                     0);
+    assert_int_equal(c.max_connections_per_ip, 0);
+    assert_int_equal(c.ip_limit_count, 5);
+    static const uint8_t v4_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                            0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    static const uint8_t v6_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    assert_memory_equal(c.ip_limits[0].addr, v4_loopback, 16);
+    assert_int_equal(c.ip_limits[0].max_connections, 200);
+    assert_int_equal(c.ip_limits[1].addr[15], 5);
+    assert_int_equal(c.ip_limits[1].max_connections, 0);
+    assert_memory_equal(c.ip_limits[2].addr, v6_loopback, 16);
+    assert_int_equal(c.ip_limits[2].max_connections, 7);
+    assert_int_equal(c.ip_limits[3].addr[0], 0xfe);
+    assert_int_equal(c.ip_limits[3].max_connections, 3);
+    assert_int_equal(c.ip_limits[4].max_connections, 201);
+    broker_config_free(&c);
+
+    const char *bad[] = {
+        "max.connections.per.ip=-1\n",
+        "max.connections.per.ip=many\n",
+        "max.connections.per.ip=2147483648\n",
+        "max.connections.per.ip=0\n", /* Kafka: 0 only together with overrides */
+        "max.connections.per.ip.overrides=127.0.0.1\n",
+        "max.connections.per.ip.overrides=127.0.0.1:\n",
+        "max.connections.per.ip.overrides=127.0.0.1:-1\n",
+        "max.connections.per.ip.overrides=127.0.0.1:x\n",
+        "max.connections.per.ip.overrides=127.0.0.1:2147483648\n",
+        "max.connections.per.ip.overrides=:5\n",
+        "max.connections.per.ip.overrides=127.0.0.1:5,\n",
+        "max.connections.per.ip.overrides=127.0.0.1:5,,10.0.0.1:2\n",
+        "max.connections.per.ip.overrides=300.0.0.1:5\n",
+        "max.connections.per.ip.overrides=broker.example.com:5\n", /* no DNS */
+        "max.connections.per.ip.overrides=localhost:5\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = load(&c, bad[i], NULL, 0);
+        if (rc == 0)
+            fail_msg("accepted invalid config: %s", bad[i]);
+        broker_config_free(&c);
+    }
+}
+
 static void test_unknown_keys_only_warn(void **state) {
     (void)state;
     struct broker_config c;
@@ -107,6 +164,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_precedence_and_overrides),
         cmocka_unit_test(test_invalid_values_refused),
+        cmocka_unit_test(test_connections_per_ip),
         cmocka_unit_test(test_unknown_keys_only_warn),
     };
     return cmocka_run_group_tests_name("server_config", tests, NULL, NULL);
