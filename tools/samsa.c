@@ -35,6 +35,10 @@ static const char usage_text[] =
     "  bench [-n RECORDS] [-s BYTES] [-p PARTITIONS] [-a ACKS] [--concurrent] [--mock N] ...\n"
     "                                       produce, read back, verify; `samsa bench -h`\n"
     "\n"
+    "Recovery (offline, on a stopped node's log dir):\n"
+    "  metadata recover --log-dir DIR [--dry-run]\n"
+    "                                       rebuild a damaged or lost metadata log\n"
+    "\n"
     "Options for every command:\n"
     "  -b, --bootstrap-server HOST:PORT     broker to contact (default " CLI_DEFAULT_BOOTSTRAP ")\n"
     "  -v, --verbose                        show the Kafka client's own log lines\n"
@@ -89,6 +93,8 @@ int main(int argc, char **argv) {
         return consume_main(&o, rest, rargv);
     } else if (strcmp(cmd, "bench") == 0) {
         return bench_main(&o, rest, rargv);
+    } else if (strcmp(cmd, "metadata") == 0) {
+        return metadata_main(&o, rest, rargv);
     }
     fprintf(stderr, "samsa: unknown command '%s'\n\n", cmd);
     usage(stderr);

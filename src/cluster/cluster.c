@@ -32,11 +32,13 @@ enum {
 
 struct cluster {
     struct metalog *log;
+    struct metalog_stats log_stats; /* what opening the log found */
     int32_t node_id;
     char *cluster_id;
     struct mtopic **topics; /* creation order */
     size_t topic_count;
     struct hmap by_name;    /* name -> struct mtopic, for lookups on the produce path */
+    struct hmap deleted_ids; /* ids of topics the log records as deleted (values unused) */
     size_t topic_cap;
     struct mbroker *brokers;
     size_t broker_count;
@@ -269,6 +271,7 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         if (!t)
             return;
         notify(c, CLUSTER_TOPIC_DELETED, t);
+        hmap_put(&c->deleted_ids, (struct slice){t->id, 16}, c);
         hmap_remove(&c->by_name, slice_from_cstr(t->name));
         memmove(&c->topics[index], &c->topics[index + 1],
                 (c->topic_count - index - 1) * sizeof *c->topics);
@@ -323,29 +326,41 @@ static void change_record(struct change *ch, uint64_t type) {
     ch->count++;
 }
 
+/* The log entry of a change: its record count, then its records. Frees the change. */
+static void change_finish(struct change *ch, struct buf *entry) {
+    buf_init(entry);
+    buf_put_uvarint(entry, ch->count);
+    buf_append(entry, ch->body.data, ch->body.len);
+    buf_free(&ch->body);
+}
+
 static int change_commit(struct cluster *c, struct change *ch) {
     struct buf entry;
-    buf_init(&entry);
-    buf_put_uvarint(&entry, ch->count);
-    buf_append(&entry, ch->body.data, ch->body.len);
+    change_finish(ch, &entry);
     int rc = metalog_append(c->log, entry.data, entry.len);
     if (rc == 0)
         apply_entry(c, (struct slice){entry.data, entry.len});
     buf_free(&entry);
-    buf_free(&ch->body);
     return rc == 0 ? 0 : CLUSTER_ERR_IO;
 }
 
-static void add_partition_record(struct change *ch, const uint8_t id[16], int32_t pid,
-                                 int32_t node) {
+static void add_partition_state(struct change *ch, const uint8_t id[16],
+                                const struct mpartition *p) {
     change_record(ch, REC_PARTITION);
     buf_append(&ch->body, id, 16);
-    buf_put_i32(&ch->body, pid);
-    buf_put_i32(&ch->body, node); /* leader */
-    buf_put_i32(&ch->body, 0);    /* leader epoch */
-    buf_put_i32(&ch->body, 0);    /* partition epoch */
-    put_i32_array(&ch->body, &node, 1);
-    put_i32_array(&ch->body, &node, 1);
+    buf_put_i32(&ch->body, p->id);
+    buf_put_i32(&ch->body, p->leader);
+    buf_put_i32(&ch->body, p->leader_epoch);
+    buf_put_i32(&ch->body, p->partition_epoch);
+    put_i32_array(&ch->body, p->replicas, p->replica_count);
+    put_i32_array(&ch->body, p->isr, p->isr_count);
+}
+
+/* A new partition led by `node`, its only replica. */
+static void add_partition_record(struct change *ch, const uint8_t id[16], int32_t pid,
+                                 int32_t node) {
+    struct mpartition p = {pid, node, 0, 0, 1, &node, 1, &node};
+    add_partition_state(ch, id, &p);
 }
 
 static void add_config_record(struct change *ch, const char *topic, const char *name,
@@ -355,6 +370,15 @@ static void add_config_record(struct change *ch, const char *topic, const char *
     put_str(&ch->body, topic);
     put_str(&ch->body, name);
     put_str(&ch->body, value);
+}
+
+static void add_broker_record(struct change *ch, int32_t node_id, const char *host, int32_t port,
+                              const char *rack) {
+    change_record(ch, REC_REGISTER_BROKER);
+    buf_put_i32(&ch->body, node_id);
+    put_str(&ch->body, host);
+    buf_put_i32(&ch->body, port);
+    put_str(&ch->body, rack);
 }
 
 /* ---- cluster id and meta.properties ---- */
@@ -373,27 +397,53 @@ static void random_bytes(uint8_t *raw, size_t n) {
     }
 }
 
-static char *generate_cluster_id(void) {
-    uint8_t raw[16];
-    random_bytes(raw, sizeof raw);
-    /* Kafka's cluster ids are url-safe base64 of a UUID without padding: 22 chars. */
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    char *s = xmalloc(23);
+/* Kafka writes UUIDs (cluster ids, topic ids) as url-safe base64 without padding. */
+static const char uuid_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void cluster_uuid_format(const uint8_t id[16], char out[CLUSTER_UUID_TEXT_BYTES]) {
     uint32_t acc = 0;
     int bits = 0;
     size_t o = 0;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        acc = (acc << 8) | raw[i];
+    for (size_t i = 0; i < 16; i++) {
+        acc = (acc << 8) | id[i];
         bits += 8;
-        while (bits >= 6 && o < 22) {
-            s[o++] = alphabet[(acc >> (bits - 6)) & 63];
+        while (bits >= 6) {
+            out[o++] = uuid_alphabet[(acc >> (bits - 6)) & 63];
             bits -= 6;
         }
     }
-    if (o < 22)
-        s[o++] = alphabet[(acc << (6 - bits)) & 63];
-    s[o] = '\0';
+    out[o++] = uuid_alphabet[(acc << (6 - bits)) & 63]; /* the last 2 bits */
+    out[o] = '\0';
+    ASSERT(o == CLUSTER_UUID_TEXT_BYTES - 1);
+}
+
+int cluster_uuid_parse(const char *text, uint8_t id[16]) {
+    if (strlen(text) != CLUSTER_UUID_TEXT_BYTES - 1)
+        return -1;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (const char *p = text; *p; p++) {
+        const char *at = strchr(uuid_alphabet, *p);
+        if (!at)
+            return -1;
+        acc = (acc << 6) | (uint32_t)(at - uuid_alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            if (o < 16)
+                id[o++] = (uint8_t)(acc >> (bits - 8));
+            bits -= 8;
+        }
+    }
+    return o == 16 ? 0 : -1;
+}
+
+static char *generate_cluster_id(void) {
+    uint8_t raw[16];
+    random_bytes(raw, sizeof raw);
+    char *s = xmalloc(CLUSTER_UUID_TEXT_BYTES);
+    cluster_uuid_format(raw, s);
     return s;
 }
 
@@ -447,8 +497,14 @@ int cluster_open(const struct cluster_options *opts, struct cluster **out) {
     struct cluster *c = xcalloc(1, sizeof *c);
     c->node_id = opts->node_id;
     hmap_init(&c->by_name);
-    int rc = metalog_open(opts->metadata_dir, apply_entry, c, &c->log);
-    if (rc == 0)
+    hmap_init(&c->deleted_ids);
+    int rc = metalog_open(opts->metadata_dir, opts->salvage ? METALOG_SALVAGE : METALOG_STRICT,
+                          apply_entry, c, &c->log, &c->log_stats);
+    if (rc == -EBADMSG) {
+        cluster_close(c);
+        return CLUSTER_ERR_CORRUPT;
+    }
+    if (rc == 0 && !opts->salvage)
         rc = load_or_create_meta(c, opts->metadata_dir, opts->cluster_id);
     if (rc != 0) {
         cluster_close(c);
@@ -465,6 +521,7 @@ void cluster_close(struct cluster *c) {
         free_topic(c->topics[i]);
     free(c->topics);
     hmap_free(&c->by_name);
+    hmap_free(&c->deleted_ids);
     for (size_t i = 0; i < c->broker_count; i++) {
         free(c->brokers[i].host);
         free(c->brokers[i].rack);
@@ -476,6 +533,12 @@ void cluster_close(struct cluster *c) {
 }
 
 const char *cluster_id(const struct cluster *c) { return c->cluster_id; }
+bool cluster_log_was_empty(const struct cluster *c) { return c->log_stats.was_empty; }
+const char *cluster_log_path(const struct cluster *c) { return metalog_path(c->log); }
+size_t cluster_log_skipped_bytes(const struct cluster *c) { return c->log_stats.skipped_bytes; }
+bool cluster_topic_id_deleted(const struct cluster *c, const uint8_t id[16]) {
+    return hmap_get(&c->deleted_ids, (struct slice){id, 16}) != NULL;
+}
 int32_t cluster_controller_id(const struct cluster *c) { return c->node_id; }
 
 void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg) {
@@ -491,11 +554,7 @@ int cluster_register_broker(struct cluster *c, int32_t node_id, const char *host
         return 0; /* unchanged: nothing to write */
     struct change ch;
     change_init(&ch);
-    change_record(&ch, REC_REGISTER_BROKER);
-    buf_put_i32(&ch.body, node_id);
-    put_str(&ch.body, host);
-    buf_put_i32(&ch.body, port);
-    put_str(&ch.body, rack);
+    add_broker_record(&ch, node_id, host, port, rack);
     return change_commit(c, &ch);
 }
 
@@ -764,4 +823,79 @@ int cluster_alter_topic_configs(struct cluster *c, struct slice name,
     }
     free(final);
     return rc;
+}
+
+/* ---- recovery (`samsa metadata recover`) ---- */
+
+int cluster_recover_topic(struct cluster *c, const char *name, const uint8_t *id,
+                          int32_t partitions, const struct config_entry *configs, size_t n) {
+    if (cluster_topic_name_error(slice_from_cstr(name)))
+        return CLUSTER_ERR_INVALID_TOPIC;
+    if (partitions <= 0 || partitions > MAX_PARTITIONS_PER_TOPIC)
+        return CLUSTER_ERR_INVALID_PARTITIONS;
+    struct mtopic *t = topic_by_name(c, slice_from_cstr(name));
+    struct change ch;
+    change_init(&ch);
+    if (!t) {
+        uint8_t fresh[16];
+        if (!id || topic_by_id(c, id, NULL) || cluster_topic_id_deleted(c, id)) {
+            random_uuid(fresh);
+            id = fresh;
+        }
+        change_record(&ch, REC_TOPIC);
+        put_str(&ch.body, name);
+        buf_append(&ch.body, id, 16);
+        for (size_t i = 0; i < n; i++)
+            add_config_record(&ch, name, configs[i].name, configs[i].value);
+        for (int32_t p = 0; p < partitions; p++)
+            add_partition_record(&ch, id, p, c->node_id);
+    } else {
+        for (int32_t p = t->partition_count; p < partitions; p++)
+            add_partition_record(&ch, t->id, p, c->node_id);
+    }
+    struct buf entry;
+    change_finish(&ch, &entry);
+    if (ch.count > 0)
+        apply_entry(c, (struct slice){entry.data, entry.len});
+    buf_free(&entry);
+    return 0;
+}
+
+int cluster_rewrite_log(struct cluster *c, int64_t producer_id_gap, char **kept_path) {
+    ASSERT(producer_id_gap >= 0 && c->next_producer_id <= INT64_MAX - producer_id_gap);
+    size_t n = c->topic_count + 1;
+    struct buf *entries = xcalloc(n, sizeof *entries);
+    struct slice *payloads = xcalloc(n, sizeof *payloads);
+    struct change ch;
+    change_init(&ch);
+    for (size_t i = 0; i < c->broker_count; i++) {
+        const struct mbroker *b = &c->brokers[i];
+        add_broker_record(&ch, b->node_id, b->host, b->port, b->rack);
+    }
+    change_record(&ch, REC_PRODUCER_IDS);
+    buf_put_i32(&ch.body, c->node_id);
+    buf_put_i64(&ch.body, c->next_producer_id + producer_id_gap);
+    change_finish(&ch, &entries[0]);
+    for (size_t i = 0; i < c->topic_count; i++) {
+        const struct mtopic *t = c->topics[i];
+        change_init(&ch);
+        change_record(&ch, REC_TOPIC);
+        put_str(&ch.body, t->name);
+        buf_append(&ch.body, t->id, 16);
+        for (size_t k = 0; k < t->config_count; k++)
+            add_config_record(&ch, t->name, t->configs[k].name, t->configs[k].value);
+        for (int32_t p = 0; p < t->partition_count; p++)
+            add_partition_state(&ch, t->id, &t->partitions[p]);
+        change_finish(&ch, &entries[i + 1]);
+    }
+    for (size_t i = 0; i < n; i++)
+        payloads[i] = (struct slice){entries[i].data, entries[i].len};
+    int rc = metalog_replace(c->log, payloads, n, kept_path);
+    if (rc == 0)
+        c->next_producer_id += producer_id_gap;
+    for (size_t i = 0; i < n; i++)
+        buf_free(&entries[i]);
+    free(entries);
+    free(payloads);
+    return rc == 0 ? 0 : CLUSTER_ERR_IO;
 }

@@ -25,6 +25,7 @@ enum cluster_err {
     CLUSTER_ERR_INVALID_REPLICATION = -6,
     CLUSTER_ERR_INVALID_CONFIG = -7,
     CLUSTER_ERR_LIMIT = -8,           /* a bound (partitions per topic, topics) */
+    CLUSTER_ERR_CORRUPT = -9,         /* the metadata log is damaged (not a torn tail) */
 };
 
 /* ---- topic configuration ---- */
@@ -89,13 +90,27 @@ struct cluster_options {
     const char *metadata_dir; /* holds the metadata log; created if missing */
     int32_t node_id;
     const char *cluster_id;   /* NULL: read from the log or generate one */
+    /* Recovery only: replay every intact entry of a damaged log, skipping damaged
+     * stretches; write nothing (no meta.properties, no marker) until
+     * cluster_rewrite_log. */
+    bool salvage;
 };
 
-/* Opens (creating if new) the metadata log and replays it into the image. */
+/* Opens (creating if new) the metadata log and replays it into the image. A torn tail
+ * (the unacknowledged entry a crash cut short) is truncated; other damage returns
+ * CLUSTER_ERR_CORRUPT with a log line naming the file, the offset and the way out,
+ * and changes nothing. */
 int cluster_open(const struct cluster_options *opts, struct cluster **out);
 void cluster_close(struct cluster *c);
 
 const char *cluster_id(const struct cluster *c);
+const char *cluster_log_path(const struct cluster *c);
+/* The metadata log held no entry when opened: a new node, or a log emptied or deleted. */
+bool cluster_log_was_empty(const struct cluster *c);
+/* Salvage: bytes of damaged stretches skipped while replaying. */
+size_t cluster_log_skipped_bytes(const struct cluster *c);
+/* The log records that the topic with this id was deleted (RemoveTopicRecord). */
+bool cluster_topic_id_deleted(const struct cluster *c, const uint8_t id[16]);
 int32_t cluster_controller_id(const struct cluster *c);
 
 /* Registers (or re-registers with new endpoints) a broker: a RegisterBrokerRecord. */
@@ -145,6 +160,21 @@ struct config_change {
 int cluster_alter_topic_configs(struct cluster *c, struct slice name,
                                 const struct config_change *changes, size_t n, bool replace_all,
                                 bool validate_only, const char **why);
+
+/* UUIDs (topic ids) as Kafka writes them: 22 characters of url-safe base64. */
+#define CLUSTER_UUID_TEXT_BYTES 23
+void cluster_uuid_format(const uint8_t id[16], char out[CLUSTER_UUID_TEXT_BYTES]);
+int cluster_uuid_parse(const char *text, uint8_t id[16]); /* 0, or -1 if malformed */
+
+/* Recovery: puts a topic found on disk into the image without writing the log. A
+ * topic of that name gets its missing partitions up to `partitions`; otherwise it is
+ * created with `id` (a new one when NULL or taken) and the given configs. */
+int cluster_recover_topic(struct cluster *c, const char *name, const uint8_t *id,
+                          int32_t partitions, const struct config_entry *configs, size_t n);
+/* Recovery: replaces the metadata log with one that records exactly the image, and
+ * moves producer id allocation on by producer_id_gap (ids handed out in a skipped
+ * stretch must never be handed out again). The old file is kept at *kept_path. */
+int cluster_rewrite_log(struct cluster *c, int64_t producer_id_gap, char **kept_path);
 
 /* Called after a change has been applied to the image (topic created, deleted,
  * partitions added, configs altered), so the broker can open/close logs. */

@@ -108,6 +108,7 @@ struct server {
     uint64_t ckpt_gen;
     /* Idempotent producers: the ids of the block reserved last (init_producer_id.c). */
     int64_t next_producer_id, producer_id_block_end;
+    int log_dir_lock_fd; /* holds the flock on <log_dir>/.lock; -1 before */
 };
 
 /* ---- partitions (partitions.c) ---- */
@@ -127,6 +128,16 @@ void server_topic_log_config(const struct server *s, const struct mtopic *t,
 const char *server_topic_config_value(const struct server *s, const struct mtopic *t,
                                       const char *name, int8_t *source);
 int server_open_all_partitions(struct server *s);
+
+/* ---- the log dir at start-up (log_dir.c) ---- */
+/* Takes <log_dir>/.lock (flock) so that no second broker or recovery uses the dir. */
+int server_lock_log_dir(const char *log_dir, int *fd_out);
+/* Refuses (-1, logged) when the metadata log was missing or empty although the log dir
+ * holds partition directories with data. */
+int server_check_metadata_accounts_for_data(struct server *s);
+/* Removes directories the deletion protocol marked; moves every other directory that
+ * no partition of the metadata names to <log_dir>/quarantine/. */
+void server_sort_out_unknown_dirs(struct server *s);
 void server_close_all_partitions(struct server *s);
 void server_partition_free(struct partition *p);
 void server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t);

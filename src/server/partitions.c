@@ -3,11 +3,11 @@
  * (topic setting, else broker property, else Kafka's default). */
 #include "server/internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct topic_state *server_topic(struct server *s, struct slice topic) {
     return hmap_get(&s->topics, topic);
@@ -119,12 +119,22 @@ static struct partition *open_partition(struct server *s, struct topic_state *ts
     struct log_config lc;
     server_topic_log_config(s, t, &lc);
     int64_t recovery_point = checkpoint_lookup(&s->recovery_points, t->name, index, -1);
+    bool is_new = access(dir, F_OK) != 0;
     struct log *l = NULL;
     int rc = log_open(dir, &lc, recovery_point, &l);
     if (rc != 0) {
         log_error("server", "cannot open partition %s-%d in %s: %s", t->name, index, dir,
                   storage_strerror(rc));
         return NULL;
+    }
+    if (is_new) {
+        /* The topic id tells start-up, after a crash, whether a directory whose topic
+         * the metadata no longer names belongs to a deletion it records (log_dir.c). */
+        char id[CLUSTER_UUID_TEXT_BYTES];
+        cluster_uuid_format(t->id, id);
+        if ((rc = log_dir_write_topic_id(dir, id)) != 0)
+            log_warn("server", "cannot write the topic id of %s-%d in %s: %s", t->name, index,
+                     dir, strerror(-rc));
     }
     int64_t start = checkpoint_lookup(&s->start_offsets, t->name, index, -1);
     if (start > 0 && (rc = log_set_start_offset(l, start)) != 0)
@@ -340,42 +350,6 @@ static void free_checkpoint_map(struct hmap *m) {
     hmap_free(m);
 }
 
-/* A directory of the log dir that is no partition of the metadata is left over from a
- * topic deletion cut short by a crash (or an interrupted delete, "-delete"): remove it,
- * so a topic re-created under the same name can never adopt its data. */
-static void remove_stray_dirs(struct server *s) {
-    DIR *d = opendir(s->log_dir);
-    if (!d) {
-        log_warn("server", "cannot list %s: %s", s->log_dir, strerror(errno));
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        const char *name = e->d_name;
-        if (name[0] == '.' || e->d_type != DT_DIR || !strcmp(name, "__cluster_metadata-0"))
-            continue;
-        size_t len = strlen(name);
-        bool stray = len > 7 && !strcmp(name + len - 7, "-delete");
-        const char *dash = strrchr(name, '-');
-        int64_t index = -1;
-        if (!stray && dash && parse_i64(dash + 1, &index) == 0) {
-            struct slice topic = {(const uint8_t *)name, (size_t)(dash - name)};
-            const struct mtopic *t = cluster_topic_find(s->cluster, topic);
-            stray = !t || index < 0 || index >= t->partition_count;
-        }
-        if (!stray)
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", s->log_dir, name);
-        log_warn("server", "removing %s: not a partition of any topic (left by an interrupted "
-                           "topic deletion)", path);
-        int rc = log_delete_dir(path);
-        if (rc != 0)
-            log_warn("server", "cannot remove %s: %s", path, storage_strerror(rc));
-    }
-    closedir(d);
-}
-
 int server_open_all_partitions(struct server *s) {
     hmap_init(&s->recovery_points);
     hmap_init(&s->start_offsets);
@@ -394,7 +368,7 @@ int server_open_all_partitions(struct server *s) {
     /* From now on the checkpoint files name only partitions that exist: entries of
      * deleted topics must never apply to a topic later created under the same name. */
     if (rc == 0) {
-        remove_stray_dirs(s);
+        server_sort_out_unknown_dirs(s);
         if (server_write_recovery_points(s) != 0 || server_write_start_offsets(s) != 0)
             rc = -1;
     }

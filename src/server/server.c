@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 static void on_remover_event(struct net_loop *loop, int fd, uint32_t events, void *arg) {
     (void)loop;
@@ -135,7 +136,8 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     s->log_dir = xstrdup(cfg->log_dir);
     hmap_init(&s->topics);
     pthread_mutex_init(&s->ckpt_mu, NULL);
-    if (ensure_dir(s->log_dir) != 0)
+    s->log_dir_lock_fd = -1;
+    if (ensure_dir(s->log_dir) != 0 || server_lock_log_dir(s->log_dir, &s->log_dir_lock_fd) != 0)
         goto fail;
 
     char meta_dir[4096];
@@ -145,6 +147,10 @@ int server_create(const struct broker_config *cfg, struct server **out) {
         log_error("server", "cannot open the metadata log in %s", meta_dir);
         goto fail;
     }
+    /* Before anything is written: a node that lost its metadata must not record a new
+     * cluster over data it can no longer account for. */
+    if (server_check_metadata_accounts_for_data(s) != 0)
+        goto fail;
     if (cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host,
                                 cfg->advertised_port, cfg->rack) != 0)
         goto fail;
@@ -311,6 +317,8 @@ void server_destroy(struct server *s) {
     free(s->ready_fetches);
     free(s->sync_wanted);
     free(s->log_dir);
+    if (s->log_dir_lock_fd >= 0)
+        close(s->log_dir_lock_fd); /* last: nothing of this process touches the dir after */
     pthread_mutex_destroy(&s->ckpt_mu);
     free(s);
 }

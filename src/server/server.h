@@ -6,6 +6,8 @@
 #ifndef SAMSA_SERVER_H
 #define SAMSA_SERVER_H
 
+#include <stdio.h>
+
 #include "server/config.h"
 
 struct server;
@@ -17,5 +19,12 @@ int server_create(const struct broker_config *cfg, struct server **out);
  * in-flight syncs, answers waiting requests, closes segments, writes checkpoints. */
 int server_run(struct server *s);
 void server_destroy(struct server *s);
+
+/* `samsa metadata recover`: offline, on a stopped single node. Replays the intact
+ * entries of a damaged (or missing) metadata log, adds every topic and partition whose
+ * directory is on disk but not in them, and replaces the log with one recording the
+ * result (the old file kept beside it). With dry_run, only reports. Progress and the
+ * outcome go to `out`. 0 or -1. */
+int server_recover_metadata(const char *log_dir, bool dry_run, FILE *out);
 
 #endif

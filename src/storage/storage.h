@@ -353,6 +353,22 @@ int log_rename_for_delete(const char *dir, char **renamed_out);
  * time): call it from a helper thread. */
 int log_remove_renamed(const char *renamed);
 
+/* Partition directories are named `<topic>-<index>` (index as "%d"). Parses a
+ * directory name: the topic is name[0, *topic_len). Delete-marked names do not parse. */
+bool log_dir_name_parse(const char *name, size_t *topic_len, int32_t *index);
+/* The name was given by log_rename_for_delete: the deletion protocol marked it. */
+bool log_dir_name_deleted(const char *name);
+/* Records the owning topic's id in the directory (Kafka's partition.metadata), so that
+ * start-up can tell a directory of a deleted topic from one of a live topic of the same
+ * name. Not fsync'd: a missing file means "no id recorded". */
+int log_dir_write_topic_id(const char *dir, const char *topic_id);
+/* Reads it into out (cap bytes): 0, -ENOENT, or -EBADMSG if unreadable. */
+int log_dir_read_topic_id(const char *dir, char *out, size_t cap);
+/* Moves log_dir/name to log_dir/quarantine/ (a new name there if taken; *moved_to,
+ * malloc'd) and makes the move durable: for directories start-up does not recognise,
+ * which it must never delete. */
+int log_dir_quarantine(const char *log_dir, const char *name, char **moved_to);
+
 /* ------------------------------------------------------------------------------------
  * syncer: a helper thread that runs log_flush_execute for rounds of jobs (group commit)
  * and reports completion through an eventfd the event loop watches.

@@ -145,24 +145,62 @@ static void test_changes_survive_reopen(void **state) {
     cluster_close(c);
 }
 
-static void test_torn_tail_is_truncated(void **state) {
-    struct fixture *f = *state;
-    struct cluster *c = open_cluster(f);
-    const char *why;
-    assert_int_equal(cluster_create_topic(c, slice_from_cstr("keep"), 1, 1, NULL, 0, false, &why), 0);
-    assert_int_equal(cluster_create_topic(c, slice_from_cstr("torn"), 1, 1, NULL, 0, false, &why), 0);
-    cluster_close(c);
-    /* Cut the last entry in half, as a crash mid-write would. */
+/* A crash leaves no clean-shutdown marker: what the tests do to pretend one happened. */
+static void forget_clean_shutdown(struct fixture *f) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/clean-shutdown", f->dir);
+    assert_int_equal(unlink(path), 0);
+}
+
+static off_t log_size(struct fixture *f) {
     char path[128];
     snprintf(path, sizeof path, "%s/metadata.log", f->dir);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(truncate(path, st.st_size - 5), 0);
+    return st.st_size;
+}
+
+static void flip_byte(struct fixture *f, off_t at) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/metadata.log", f->dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0xff;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+}
+
+static void create(struct cluster *c, const char *name) {
+    const char *why;
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr(name), 1, 1, NULL, 0, false, &why), 0);
+}
+
+static int reopen_rc(struct fixture *f) {
+    struct cluster_options o = {.metadata_dir = f->dir, .node_id = 1};
+    struct cluster *c = NULL;
+    int rc = cluster_open(&o, &c);
+    cluster_close(c);
+    return rc;
+}
+
+static void test_torn_tail_is_truncated(void **state) {
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    create(c, "keep");
+    create(c, "torn");
+    cluster_close(c);
+    forget_clean_shutdown(f);
+    /* Cut the last entry in half, as a crash mid-write would. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/metadata.log", f->dir);
+    assert_int_equal(truncate(path, log_size(f) - 5), 0);
     c = open_cluster(f);
     assert_non_null(cluster_topic_find(c, slice_from_cstr("keep")));
     assert_null(cluster_topic_find(c, slice_from_cstr("torn")));
     /* The log is usable after the truncation. */
-    assert_int_equal(cluster_create_topic(c, slice_from_cstr("after"), 1, 1, NULL, 0, false, &why), 0);
+    create(c, "after");
     cluster_close(c);
     c = open_cluster(f);
     assert_non_null(cluster_topic_find(c, slice_from_cstr("after")));
@@ -170,28 +208,119 @@ static void test_torn_tail_is_truncated(void **state) {
     cluster_close(c);
 }
 
-static void test_corrupt_entry_stops_replay(void **state) {
+/* Blocks allocated but never written read as zeros after a crash: a torn tail too. */
+static void test_zeros_after_crash_are_a_torn_tail(void **state) {
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
-    const char *why;
-    assert_int_equal(cluster_create_topic(c, slice_from_cstr("one"), 1, 1, NULL, 0, false, &why), 0);
-    assert_int_equal(cluster_create_topic(c, slice_from_cstr("two"), 1, 1, NULL, 0, false, &why), 0);
+    create(c, "keep");
     cluster_close(c);
+    forget_clean_shutdown(f);
     char path[128];
     snprintf(path, sizeof path, "%s/metadata.log", f->dir);
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    struct stat st;
-    fstat(fd, &st);
-    uint8_t byte;
-    assert_int_equal(pread(fd, &byte, 1, st.st_size - 3), 1);
-    byte ^= 0xff;
-    assert_int_equal(pwrite(fd, &byte, 1, st.st_size - 3), 1);
-    close(fd);
+    off_t size = log_size(f);
+    assert_int_equal(truncate(path, size + 4096), 0);
+    c = open_cluster(f);
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("keep")));
+    cluster_close(c);
+    assert_int_equal(log_size(f), size);
+}
+
+/* After a clean stop no write can have been cut short: damage anywhere, even in the
+ * last entry, is refused and leaves the file as it was. */
+static void test_damage_after_clean_stop_is_refused(void **state) {
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    create(c, "one");
+    create(c, "two");
+    cluster_close(c);
+    off_t size = log_size(f);
+    flip_byte(f, size - 3);
+    assert_int_equal(reopen_rc(f), CLUSTER_ERR_CORRUPT);
+    assert_int_equal(reopen_rc(f), CLUSTER_ERR_CORRUPT); /* still: nothing was changed */
+    assert_int_equal(log_size(f), size);
+    /* The same damage after a crash is the tail of the write the crash cut short. */
+    forget_clean_shutdown(f);
     c = open_cluster(f);
     assert_non_null(cluster_topic_find(c, slice_from_cstr("one")));
-    assert_null(cluster_topic_find(c, slice_from_cstr("two"))); /* bad CRC: not applied */
+    assert_null(cluster_topic_find(c, slice_from_cstr("two")));
     cluster_close(c);
+}
+
+/* A bad entry with whole entries after it is never a torn tail, crash or not. */
+static void test_damage_before_the_last_entry_is_refused(void **state) {
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    create(c, "one");
+    off_t first_end = log_size(f);
+    create(c, "two");
+    create(c, "three");
+    cluster_close(c);
+    forget_clean_shutdown(f);
+    off_t size = log_size(f);
+    flip_byte(f, first_end + 12); /* in the payload of "two" */
+    assert_int_equal(reopen_rc(f), CLUSTER_ERR_CORRUPT);
+    flip_byte(f, first_end + 12);
+    flip_byte(f, first_end + 1);  /* the length of "two": now far more than the file */
+    assert_int_equal(reopen_rc(f), CLUSTER_ERR_CORRUPT);
+    assert_int_equal(log_size(f), size);
+}
+
+/* Recovery: salvage skips the damaged entry, keeps the rest, and the rewritten log
+ * opens strictly with the recovered topic in it and the old file kept aside. */
+static void test_salvage_and_rewrite(void **state) {
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    create(c, "one");
+    off_t first_end = log_size(f);
+    create(c, "lost");
+    create(c, "three");
+    int64_t pid;
+    assert_int_equal(cluster_allocate_producer_ids(c, 1, 1000, &pid), 0);
+    cluster_close(c);
+    flip_byte(f, first_end + 12);
+    assert_int_equal(reopen_rc(f), CLUSTER_ERR_CORRUPT);
+
+    struct cluster_options o = {.metadata_dir = f->dir, .node_id = 1, .salvage = true};
+    assert_int_equal(cluster_open(&o, &c), 0);
+    assert_true(cluster_log_skipped_bytes(c) > 0);
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("one")));
+    assert_null(cluster_topic_find(c, slice_from_cstr("lost")));
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("three")));
+    uint8_t id[16] = {1, 2, 3};
+    assert_int_equal(cluster_recover_topic(c, "lost", id, 3, NULL, 0), 0);
+    assert_int_equal(cluster_recover_topic(c, "three", NULL, 2, NULL, 0), 0);
+    char *kept = NULL;
+    assert_int_equal(cluster_rewrite_log(c, 1ll << 32, &kept), 0);
+    assert_non_null(kept);
+    assert_int_equal(access(kept, F_OK), 0);
+    free(kept);
+    cluster_close(c);
+
+    c = open_cluster(f);
+    const struct mtopic *lost = cluster_topic_find(c, slice_from_cstr("lost"));
+    assert_non_null(lost);
+    assert_int_equal(lost->partition_count, 3);
+    assert_memory_equal(lost->id, id, 16);
+    assert_int_equal(cluster_topic_find(c, slice_from_cstr("three"))->partition_count, 2);
+    assert_int_equal(cluster_broker_count(c), 0);
+    /* Producer ids handed out before the damage are never handed out again. */
+    assert_int_equal(cluster_allocate_producer_ids(c, 1, 1000, &pid), 0);
+    assert_true(pid >= 1000 + (1ll << 32));
+    cluster_close(c);
+}
+
+static void test_uuid_text(void **state) {
+    (void)state;
+    uint8_t id[16], back[16];
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(i * 17 + 3);
+    char text[CLUSTER_UUID_TEXT_BYTES];
+    cluster_uuid_format(id, text);
+    assert_int_equal(strlen(text), 22);
+    assert_int_equal(cluster_uuid_parse(text, back), 0);
+    assert_memory_equal(id, back, 16);
+    assert_int_equal(cluster_uuid_parse("too-short", back), -1);
+    assert_int_equal(cluster_uuid_parse("AAAAAAAAAAAAAAAAAAAA*A", back), -1);
 }
 
 /* Producer id blocks never overlap, also across a reopen (the metadata log replays
@@ -226,7 +355,12 @@ int main(void) {
         cmocka_unit_test(test_config_validation),
         cmocka_unit_test_setup_teardown(test_changes_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_truncated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_entry_stops_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zeros_after_crash_are_a_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_after_clean_stop_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_before_the_last_entry_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_salvage_and_rewrite, setup, teardown),
+        cmocka_unit_test(test_uuid_text),
         cmocka_unit_test_setup_teardown(test_producer_id_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_id_mismatch_refused, setup, teardown),
     };
