@@ -73,6 +73,7 @@ void grp_config_defaults(struct grp_config *cfg) {
     cfg->offsets_retention_check_interval_ms = 600000;
     cfg->offsets_num_partitions = 50;
     cfg->max_metadata_bytes = 1 << 20;
+    cfg->max_total_member_bytes = 128ll << 20;
     cfg->max_offset_metadata_bytes = 4096;
 }
 
@@ -256,7 +257,31 @@ struct group *group_create(struct grp_coordinator *c, struct slice id, int64_t n
     return g;
 }
 
+struct member *member_new(struct grp_coordinator *c) {
+    struct member *m = xcalloc(1, sizeof(*m));
+    m->account = &c->member_bytes;
+    return m;
+}
+
+static size_t member_size(const struct member *m) {
+    size_t n = m->assignment.len;
+    for (size_t i = 0; i < m->n_protocols; i++)
+        n += m->protocols[i].name.len + m->protocols[i].metadata.len;
+    return n;
+}
+
+size_t grp_member_bytes(const struct grp_coordinator *c) { return c->member_bytes; }
+
+void member_account(struct member *m) {
+    size_t now = member_size(m);
+    ASSERT(*m->account >= m->held_bytes);
+    *m->account = *m->account - m->held_bytes + now;
+    m->held_bytes = now;
+}
+
 void member_free(struct member *m) {
+    ASSERT(*m->account >= m->held_bytes);
+    *m->account -= m->held_bytes;
     bytes_free(&m->id);
     bytes_free(&m->instance_id);
     bytes_free(&m->client_id);
@@ -382,6 +407,7 @@ void set_protocols(struct member *m, const struct grp_join_req *req) {
     m->n_protocols = req->n_protocols;
     m->session_timeout_ms = req->session_timeout_ms;
     m->rebalance_timeout_ms = req->rebalance_timeout_ms;
+    member_account(m);
 }
 
 bool protocols_match(const struct member *m, const struct grp_join_req *req) {
@@ -707,6 +733,7 @@ void reset_and_propagate_assignment_error(struct grp_coordinator *c, struct grou
                                                  int16_t error) {
     for (size_t i = 0; i < g->n_members; i++) {
         bytes_set(&g->members[i]->assignment, EMPTY);
+        member_account(g->members[i]);
         complete_sync(c, g, g->members[i], error);
     }
 }
@@ -809,6 +836,14 @@ static void complete_join(struct grp_coordinator *c, struct group *g, int64_t no
         if (!m->awaiting_join && !m->instance_id.ptr) {
             log_info("group", "group %.*s removed member %.*s which did not rejoin in time",
                      (int)g->id.len, g->id.ptr, (int)m->id.len, m->id.ptr);
+            member_remove(c, g, m, GRP_ERR_UNKNOWN_MEMBER_ID);
+        } else if (m->awaiting_join && m->is_new && !m->instance_id.ptr &&
+                   c->cfg.join_abandoned && c->cfg.join_abandoned(m->join_ctx)) {
+            /* Its JoinGroup's connection is gone: it can never learn its member id, so
+             * keeping it would only hold its metadata until its session expired. */
+            log_info_ratelimited("group", "group %.*s dropped new member %.*s whose "
+                                 "connection closed before its join completed",
+                                 (int)g->id.len, g->id.ptr, (int)m->id.len, m->id.ptr);
             member_remove(c, g, m, GRP_ERR_UNKNOWN_MEMBER_ID);
         } else {
             i++;

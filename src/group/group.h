@@ -358,6 +358,10 @@ struct grp_config {
     int64_t offsets_retention_check_interval_ms; /* offsets.retention.check.interval.ms (600000) */
     int32_t offsets_num_partitions;   /* offsets.topic.num.partitions (50) */
     int32_t max_metadata_bytes;       /* bound on a member's metadata / assignment (1 MiB) */
+    /* samsa.group.max.member.metadata.bytes: bound on the protocols and assignments of
+     * every member of every group together (128 MiB); a JoinGroup that would pass it
+     * gets COORDINATOR_NOT_AVAILABLE (retriable) and changes nothing. */
+    int64_t max_total_member_bytes;
     int32_t max_offset_metadata_bytes; /* offset.metadata.max.bytes (4096) */
     uint64_t member_id_seed; /* makes member ids unique across restarts (wall ns ^ pid) */
 
@@ -367,6 +371,10 @@ struct grp_config {
     void (*append)(void *arg, int32_t offsets_partition, const struct grp_record *records,
                    size_t n_records, void *token);
     void *append_arg;
+    /* Optional: whether the client that sent the JoinGroup with this ctx can no longer
+     * get its answer (its connection closed). A new dynamic member whose join is
+     * abandoned so is dropped when the join phase completes. */
+    bool (*join_abandoned)(void *ctx);
 
     /* Completions: each called exactly once per request with the ctx passed in. */
     void (*on_join_done)(void *ctx, const struct grp_join_resp *resp);
@@ -411,6 +419,9 @@ void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition);
 void grp_unload(struct grp_coordinator *c, int32_t partition);
 
 /* ---- timers ---- */
+/* Bytes of member metadata (protocols and assignments) held for all groups, which
+ * max_total_member_bytes bounds. */
+size_t grp_member_bytes(const struct grp_coordinator *c);
 void grp_tick(struct grp_coordinator *c, int64_t now_ms);
 /* Earliest time grp_tick has work to do, or INT64_MAX. */
 int64_t grp_next_deadline(const struct grp_coordinator *c);

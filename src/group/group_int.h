@@ -62,6 +62,10 @@ struct member {
     void *sync_ctx;
     bool pending_sync;       /* has not sent SyncGroup for this generation yet */
     int64_t heartbeat_deadline_ms; /* session expiry */
+    /* What this member counts against the broker-wide member metadata budget
+     * (member_account), and the coordinator's total it counts in. */
+    size_t held_bytes;
+    size_t *account;
 };
 
 /* A member id handed out with MEMBER_ID_REQUIRED, not yet joined. */
@@ -170,6 +174,7 @@ struct grp_coordinator {
     int64_t next_expiry_check_ms;
     bool in_callback;
     struct arena resp; /* response memory for the callback being made */
+    size_t member_bytes; /* protocols and assignments of every member (member_account) */
 };
 
 /* ---- coordinator.c ---- */
@@ -205,6 +210,11 @@ void complete_join_error(struct grp_coordinator *c, struct member *m, struct sli
 void complete_sync(struct grp_coordinator *c, struct group *g, struct member *m,
                    int16_t error);
 void member_free(struct member *m);
+/* A new member, counted in c's member metadata total from now on. */
+struct member *member_new(struct grp_coordinator *c);
+/* Brings the member's share of the total up to date after its protocols or assignment
+ * changed (set_protocols does it itself). */
+void member_account(struct member *m);
 void group_free(struct group *g);
 void compute_subscriptions(struct group *g);
 void group_fail_waiters(struct grp_coordinator *c, struct group *g, int16_t error);

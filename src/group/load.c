@@ -34,7 +34,8 @@ void grp_load_begin(struct grp_coordinator *c, int64_t now_ms, int32_t partition
     log_info("group", "loading groups and offsets of __consumer_offsets-%d", partition);
 }
 
-static void load_group_value(struct group *g, const struct grp_group_value *v) {
+static void load_group_value(struct grp_coordinator *c, struct group *g,
+                             const struct grp_group_value *v) {
     clear_metadata(g);
     g->has_metadata = true;
     g->protocol_type = bytes_dup(v->protocol_type);
@@ -53,7 +54,7 @@ static void load_group_value(struct group *g, const struct grp_group_value *v) {
     }
     for (size_t i = 0; i < v->n_members; i++) {
         const struct grp_member_value *mv = &v->members[i];
-        struct member *m = xcalloc(1, sizeof(*m));
+        struct member *m = member_new(c);
         m->id = bytes_dup(mv->member_id);
         m->instance_id = bytes_dup(mv->group_instance_id);
         m->client_id = bytes_dup(mv->client_id);
@@ -65,6 +66,7 @@ static void load_group_value(struct group *g, const struct grp_group_value *v) {
         m->protocols[0].metadata = bytes_dup(mv->subscription);
         m->n_protocols = 1;
         m->assignment = bytes_dup(mv->assignment);
+        member_account(m);
         g->members[g->n_members++] = m;
     }
     if (g->n_members > 0)
@@ -143,7 +145,7 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
     }
     if (!g)
         g = group_create(c, k.group, -1);
-    load_group_value(g, &v);
+    load_group_value(c, g, &v);
     arena_free(&a);
     return 0;
 }

@@ -71,6 +71,7 @@ static const struct key_def keys[] = {
     {"group.max.session.timeout.ms", K_INT, "1800000", 1},
     {"group.initial.rebalance.delay.ms", K_INT, "3000", 0},
     {"group.max.size", K_INT, "2147483647", 1},
+    {"samsa.group.max.member.metadata.bytes", K_LONG, "134217728", 1048576},
     {"offsets.retention.minutes", K_INT, "10080", 1},
     {"offsets.retention.check.interval.ms", K_LONG, "600000", 1},
     {"offsets.topic.num.partitions", K_INT, "50", 1},
@@ -313,6 +314,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("group.max.session.timeout.ms", group_max_session_timeout_ms, int32_t);
     NUM("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms, int32_t);
     NUM("group.max.size", group_max_size, int32_t);
+    NUM("samsa.group.max.member.metadata.bytes", group_max_member_metadata_bytes, int64_t);
     NUM("offsets.retention.minutes", offsets_retention_minutes, int64_t);
     NUM("offsets.retention.check.interval.ms", offsets_retention_check_interval_ms, int64_t);
     NUM("offsets.topic.num.partitions", offsets_topic_num_partitions, int32_t);

@@ -48,6 +48,7 @@ struct broker_config {
     int32_t group_max_session_timeout_ms;
     int32_t group_initial_rebalance_delay_ms;
     int32_t group_max_size;
+    int64_t group_max_member_metadata_bytes; /* all groups' members' protocols+assignments */
     int64_t offsets_retention_minutes;
     int64_t offsets_retention_check_interval_ms;
     int32_t offsets_topic_num_partitions;

@@ -131,6 +131,12 @@ static void load_one(void *arg, const struct record *r) {
         l->bad++;
 }
 
+/* A JoinGroup whose connection closed can never be answered (grp_config.join_abandoned). */
+static bool join_abandoned(void *ctx) {
+    const struct request *req = ctx;
+    return net_reply_orphaned(req->reply);
+}
+
 int server_groups_start(struct server *s) {
     const struct broker_config *cfg = s->cfg;
     struct grp_config gc;
@@ -139,6 +145,7 @@ int server_groups_start(struct server *s) {
     gc.max_session_timeout_ms = cfg->group_max_session_timeout_ms;
     gc.initial_rebalance_delay_ms = cfg->group_initial_rebalance_delay_ms;
     gc.max_group_size = cfg->group_max_size;
+    gc.max_total_member_bytes = cfg->group_max_member_metadata_bytes;
     gc.offsets_retention_ms = cfg->offsets_retention_minutes * 60000;
     gc.offsets_retention_check_interval_ms = cfg->offsets_retention_check_interval_ms;
     gc.offsets_num_partitions = cfg->offsets_topic_num_partitions;
@@ -146,6 +153,7 @@ int server_groups_start(struct server *s) {
     gc.member_id_seed = (uint64_t)time_mono_ns() ^ ((uint64_t)getpid() << 32);
     gc.append = queue_append;
     gc.append_arg = s;
+    gc.join_abandoned = join_abandoned;
     gc.on_join_done = group_join_done;
     gc.on_sync_done = group_sync_done;
     gc.on_heartbeat_done = group_heartbeat_done;

@@ -18,6 +18,9 @@
  *   fetch group=G [topic/partition...]      (no partitions: all)
  *   describe G | list [STATE...] | delete NAME G... | offset-delete NAME group=G t/p...
  *   tick MS          advance the clock, ticking at every deadline on the way
+ *   budget BYTES     (first in a file) restart with max_total_member_bytes = BYTES
+ *   close NAME       the connection of join NAME closes (grp_config.join_abandoned)
+ *   bytes            print the member metadata bytes the coordinator holds
  *   append [ok|ERR]  complete the oldest pending append (default ok)
  *   append-all       complete every pending append successfully
  */
@@ -126,7 +129,20 @@ static const char *err_name(int16_t e) {
 struct ctx {
     char name[32];
     char as[32]; /* join: alias to bind */
+    bool closed; /* `close NAME`: its connection is gone */
 };
+
+/* Joins not answered yet, for `close NAME`. */
+#define MAX_JOINS 64
+static struct ctx *joins[MAX_JOINS];
+
+static void join_forget(struct ctx *c) {
+    for (size_t i = 0; i < MAX_JOINS; i++)
+        if (joins[i] == c)
+            joins[i] = NULL;
+}
+
+static bool join_abandoned(void *p) { return ((struct ctx *)p)->closed; }
 
 static struct ctx *ctx_new(const char *name, const char *as) {
     struct ctx *c = xcalloc(1, sizeof(*c));
@@ -157,6 +173,7 @@ static void on_join(void *p, const struct grp_join_resp *r) {
             script_outf(" skip-assignment");
     }
     script_outf("\n");
+    join_forget(c);
     free(c);
 }
 
@@ -329,6 +346,7 @@ static void fake_append(void *arg, int32_t partition, const struct grp_record *r
 
 static struct grp_coordinator *C;
 static int64_t now;
+static int64_t member_budget = -1; /* `budget`: -1 keeps the default */
 
 static void reset_world(void) {
     if (C)
@@ -351,6 +369,9 @@ static void reset_world(void) {
     cfg.on_delete_groups_done = on_delete_groups;
     cfg.on_offset_delete_done = on_offset_delete;
     cfg.member_id_seed = 7;
+    cfg.join_abandoned = join_abandoned;
+    if (member_budget >= 0)
+        cfg.max_total_member_bytes = member_budget;
     ASSERT(grp_coordinator_create(&cfg, &C) == 0);
     for (int32_t p = 0; p < cfg.offsets_num_partitions; p++) {
         grp_load_begin(C, now, p);
@@ -419,7 +440,14 @@ static int cmd_join(void) {
         .client_id = S("client"),
         .client_host = S("/10.0.0.1"),
     };
-    grp_join(C, now, &req, ctx_new(argv_[1], arg("as")));
+    struct ctx *ctx = ctx_new(argv_[1], arg("as"));
+    for (size_t i = 0; i < MAX_JOINS; i++) {
+        if (!joins[i]) {
+            joins[i] = ctx;
+            break;
+        }
+    }
+    grp_join(C, now, &req, ctx);
     return 0;
 }
 
@@ -614,6 +642,21 @@ static int run_command(int argc, char **argv) {
         grp_delete_groups(C, now, &req, ctx_new(argv_[1], NULL));
         return 0;
     }
+    if (strcmp(cmd, "budget") == 0 && argc_ == 2) {
+        member_budget = strtoll(argv_[1], NULL, 10);
+        reset_world();
+        return 0;
+    }
+    if (strcmp(cmd, "close") == 0 && argc_ == 2) {
+        for (size_t i = 0; i < MAX_JOINS; i++)
+            if (joins[i] && strcmp(joins[i]->name, argv_[1]) == 0)
+                joins[i]->closed = true;
+        return 0;
+    }
+    if (strcmp(cmd, "bytes") == 0) {
+        script_outf("member bytes %zu\n", grp_member_bytes(C));
+        return 0;
+    }
     if (strcmp(cmd, "tick") == 0 && argc_ == 2) {
         tick(strtoll(argv_[1], NULL, 10));
         return 0;
@@ -641,6 +684,8 @@ static int run_command(int argc, char **argv) {
 static void end_world(void) {
     grp_coordinator_destroy(C);
     C = NULL;
+    member_budget = -1;
+    memset(joins, 0, sizeof joins);
 }
 
 int main(int argc, char **argv) {
