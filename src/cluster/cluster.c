@@ -45,6 +45,9 @@ struct cluster {
     int64_t next_producer_id; /* first producer id never handed out */
     cluster_listener_fn listener;
     void *listener_arg;
+    int listener_rc;          /* the listener's answer to the change applied last */
+    int64_t partition_total;  /* partitions of all topics */
+    int64_t max_partitions;   /* samsa.max.partitions: bound on partition_total */
 };
 
 /* ---- record encoding helpers ---- */
@@ -129,7 +132,7 @@ static struct mtopic *topic_by_name(const struct cluster *c, struct slice name) 
 
 static void notify(struct cluster *c, enum cluster_event ev, const struct mtopic *t) {
     if (c->listener)
-        c->listener(c->listener_arg, ev, t);
+        c->listener_rc = c->listener(c->listener_arg, ev, t);
 }
 
 static void set_topic_config(struct mtopic *t, const char *name, const char *value) {
@@ -232,6 +235,7 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         if (pid == t->partition_count) {
             t->partitions = xrealloc(t->partitions, (size_t)(pid + 1) * sizeof *t->partitions);
             t->partition_count++;
+            c->partition_total++;
             if (*ev != CLUSTER_TOPIC_CREATED || *touched != t) {
                 *touched = t;
                 *ev = CLUSTER_PARTITIONS_ADDED;
@@ -272,6 +276,7 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
             return;
         notify(c, CLUSTER_TOPIC_DELETED, t);
         hmap_put(&c->deleted_ids, (struct slice){t->id, 16}, c);
+        c->partition_total -= t->partition_count;
         hmap_remove(&c->by_name, slice_from_cstr(t->name));
         memmove(&c->topics[index], &c->topics[index + 1],
                 (c->topic_count - index - 1) * sizeof *c->topics);
@@ -338,6 +343,7 @@ static int change_commit(struct cluster *c, struct change *ch) {
     struct buf entry;
     change_finish(ch, &entry);
     int rc = metalog_append(c->log, entry.data, entry.len);
+    c->listener_rc = 0;
     if (rc == 0)
         apply_entry(c, (struct slice){entry.data, entry.len});
     buf_free(&entry);
@@ -496,6 +502,7 @@ static int load_or_create_meta(struct cluster *c, const char *dir, const char *w
 int cluster_open(const struct cluster_options *opts, struct cluster **out) {
     struct cluster *c = xcalloc(1, sizeof *c);
     c->node_id = opts->node_id;
+    c->max_partitions = opts->max_partitions > 0 ? opts->max_partitions : INT64_MAX;
     hmap_init(&c->by_name);
     hmap_init(&c->deleted_ids);
     int rc = metalog_open(opts->metadata_dir, opts->salvage ? METALOG_SALVAGE : METALOG_STRICT,
@@ -639,6 +646,21 @@ static int check_configs(const struct config_entry *configs, size_t n, const cha
     return 0;
 }
 
+/* NULL if `more` partitions fit within max_partitions, else why not (a static buffer:
+ * valid until the next call, on the one thread that changes metadata). */
+static const char *partitions_over_limit(const struct cluster *c, int64_t more) {
+    if (c->partition_total + more <= c->max_partitions)
+        return NULL;
+    static char why[160];
+    snprintf(why, sizeof why,
+             "this broker hosts %lld partitions and samsa.max.partitions is %lld: %lld more "
+             "do not fit",
+             (long long)c->partition_total, (long long)c->max_partitions, (long long)more);
+    return why;
+}
+
+int64_t cluster_partition_count(const struct cluster *c) { return c->partition_total; }
+
 int cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
                          int16_t replication_factor, const struct config_entry *configs,
                          size_t config_count, bool validate_only, const char **why) {
@@ -665,6 +687,8 @@ int cluster_create_topic(struct cluster *c, struct slice name, int32_t partition
         *why = "too many topics";
         return CLUSTER_ERR_LIMIT;
     }
+    if ((*why = partitions_over_limit(c, partitions)) != NULL)
+        return CLUSTER_ERR_LIMIT;
     int rc = check_configs(configs, config_count, why);
     if (rc != 0 || validate_only)
         return rc;
@@ -683,7 +707,19 @@ int cluster_create_topic(struct cluster *c, struct slice name, int32_t partition
     for (int32_t p = 0; p < partitions; p++)
         add_partition_record(&ch, id, p, c->node_id);
     free(tname);
-    return change_commit(c, &ch);
+    rc = change_commit(c, &ch);
+    if (rc == 0 && c->listener_rc != 0) {
+        /* Recorded, but the broker cannot serve it: take it back, so that no topic is
+         * ever listed that producers would find broken. */
+        char *copy = slice_to_cstr(name);
+        log_error("cluster", "topic %s could not be opened; removing it again", copy);
+        free(copy);
+        cluster_delete_topic(c, name);
+        *why = "the broker could not open the topic's partitions (its log says why); "
+               "nothing was created";
+        return CLUSTER_ERR_IO;
+    }
+    return rc;
 }
 
 int cluster_delete_topic(struct cluster *c, struct slice name) {
@@ -714,13 +750,20 @@ int cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_
         *why = "number of partitions must be at most 100000";
         return CLUSTER_ERR_INVALID_PARTITIONS;
     }
+    if ((*why = partitions_over_limit(c, new_total - t->partition_count)) != NULL)
+        return CLUSTER_ERR_LIMIT;
     if (validate_only)
         return 0;
     struct change ch;
     change_init(&ch);
     for (int32_t p = t->partition_count; p < new_total; p++)
         add_partition_record(&ch, t->id, p, c->node_id);
-    return change_commit(c, &ch);
+    int rc = change_commit(c, &ch);
+    if (rc == 0 && c->listener_rc != 0) {
+        *why = "the broker could not open all the new partitions (its log says why)";
+        return CLUSTER_ERR_IO;
+    }
+    return rc;
 }
 
 /* Computes a list value after APPEND/SUBTRACT on a comma-separated list. */

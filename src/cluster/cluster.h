@@ -94,6 +94,9 @@ struct cluster_options {
      * stretches; write nothing (no meta.properties, no marker) until
      * cluster_rewrite_log. */
     bool salvage;
+    /* samsa.max.partitions: creations that would take the partitions of all topics
+     * past it are refused (CLUSTER_ERR_LIMIT); <= 0 means unbounded. */
+    int64_t max_partitions;
 };
 
 /* Opens (creating if new) the metadata log and replays it into the image. A torn tail
@@ -131,6 +134,7 @@ int cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t co
 const struct mtopic *cluster_topic_find(const struct cluster *c, struct slice name);
 const struct mtopic *cluster_topic_find_id(const struct cluster *c, const uint8_t id[16]);
 size_t cluster_topic_count(const struct cluster *c);
+int64_t cluster_partition_count(const struct cluster *c); /* of all topics */
 const struct mtopic *cluster_topic_at(const struct cluster *c, size_t i); /* in creation order */
 /* Effective value of a topic config: the topic's own setting, or NULL for default. */
 const char *cluster_topic_config(const struct mtopic *t, const char *name);
@@ -180,7 +184,9 @@ int cluster_rewrite_log(struct cluster *c, int64_t producer_id_gap, char **kept_
  * partitions added, configs altered), so the broker can open/close logs. */
 enum cluster_event { CLUSTER_TOPIC_CREATED, CLUSTER_TOPIC_DELETED, CLUSTER_PARTITIONS_ADDED,
                      CLUSTER_CONFIG_CHANGED };
-typedef void (*cluster_listener_fn)(void *arg, enum cluster_event ev, const struct mtopic *t);
+/* Returns 0, or non-zero when the broker cannot serve the change (partitions it could
+ * not open): a topic creation is then taken back and reported as failed. */
+typedef int (*cluster_listener_fn)(void *arg, enum cluster_event ev, const struct mtopic *t);
 void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg);
 
 #endif

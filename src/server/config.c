@@ -51,6 +51,7 @@ static const struct key_def keys[] = {
     {"socket.request.max.bytes", K_INT, "104857600", 1},
     {"connections.max.idle.ms", K_LONG, "600000", 1},
     {"max.connections", K_INT, "10000", 1},
+    {"samsa.max.partitions", K_LONG, "", 1},
     {"max.connections.per.ip", K_INT, "2147483647", 0},
     {"max.connections.per.ip.overrides", K_STRING, "", 0},
     {"queued.max.requests", K_INT, "500", 1},
@@ -305,6 +306,8 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("samsa.sync.syncfs.partitions", syncfs_partitions, int32_t);
     NUM("connections.max.idle.ms", connections_max_idle_ms, int64_t);
     NUM("max.connections", max_connections, int32_t);
+    c->max_partitions = 0; /* unset: derived from the machine at start-up */
+    NUM("samsa.max.partitions", max_partitions, int64_t);
     c->max_connections_per_ip = INT32_MAX; /* stays so when set to "" or invalid */
     NUM("max.connections.per.ip", max_connections_per_ip, int32_t);
     NUM("queued.max.requests", queued_max_requests, int32_t);

@@ -140,7 +140,9 @@ int server_check_metadata_accounts_for_data(struct server *s);
 void server_sort_out_unknown_dirs(struct server *s);
 void server_close_all_partitions(struct server *s);
 void server_partition_free(struct partition *p);
-void server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t);
+int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t);
+/* samsa.max.partitions when the configuration does not set it (partitions.c). */
+int64_t server_default_max_partitions(void);
 /* Creates a topic with broker defaults (auto-creation). Kafka error code. */
 int16_t server_auto_create_topic(struct server *s, struct slice name);
 /* Persists log-start-offset-checkpoint (DeleteRecords). */

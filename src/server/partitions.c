@@ -282,18 +282,22 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
     free(ts);
 }
 
-void server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t) {
+int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t) {
     struct server *s = arg;
     struct topic_state *ts = hmap_get(&s->topics, slice_from_cstr(t->name));
     switch (ev) {
     case CLUSTER_TOPIC_CREATED:
-        if (!ts && add_topic(s, t) != 0)
-            log_error("server", "topic %s was created but not all its partitions could be "
+        if (!ts && add_topic(s, t) != 0) {
+            log_error("server", "topic %s was recorded but not all its partitions could be "
                                 "opened", t->name);
+            return -1; /* the cluster takes the topic back */
+        }
         break;
     case CLUSTER_PARTITIONS_ADDED:
-        if (ts && open_new_partitions(s, ts, t) != 0)
+        if (ts && open_new_partitions(s, ts, t) != 0) {
             log_error("server", "new partitions of %s could not all be opened", t->name);
+            return -1;
+        }
         break;
     case CLUSTER_CONFIG_CHANGED:
         if (ts) {
@@ -317,6 +321,7 @@ void server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic 
         }
         break;
     }
+    return 0;
 }
 
 static void load_checkpoint(struct server *s, const char *file, struct hmap *into) {
@@ -348,6 +353,28 @@ static void free_checkpoint_map(struct hmap *m) {
     while (hmap_next(m, &it, &k, &v))
         free(v);
     hmap_free(m);
+}
+
+/* What one partition costs that the machine bounds, whatever it holds: memory for its
+ * state, and the memory mappings of its active segment's indexes (vm.max_map_count,
+ * 65530 by default, counts every mapping of the process). Descriptors are not among
+ * them: segment files are opened on use and closed when idle (storage's file cache). */
+#define MAX_PARTITIONS_CEILING 100000
+#define MAPS_PER_PARTITION 2
+#define MAPS_RESERVED 8192 /* libraries, thread stacks, fetch buffers */
+
+int64_t server_default_max_partitions(void) {
+    int64_t limit = MAX_PARTITIONS_CEILING;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    long long maps = 0;
+    if (f) {
+        if (fscanf(f, "%lld", &maps) != 1)
+            maps = 0;
+        fclose(f);
+    }
+    if (maps > MAPS_RESERVED)
+        limit = MIN(limit, (maps - MAPS_RESERVED) / MAPS_PER_PARTITION);
+    return limit;
 }
 
 int server_open_all_partitions(struct server *s) {

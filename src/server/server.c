@@ -142,11 +142,19 @@ int server_create(const struct broker_config *cfg, struct server **out) {
 
     char meta_dir[4096];
     snprintf(meta_dir, sizeof meta_dir, "%s/__cluster_metadata-0", s->log_dir);
-    struct cluster_options co = {.metadata_dir = meta_dir, .node_id = cfg->node_id};
+    struct cluster_options co = {
+        .metadata_dir = meta_dir,
+        .node_id = cfg->node_id,
+        .max_partitions = cfg->max_partitions > 0 ? cfg->max_partitions
+                                                  : server_default_max_partitions(),
+    };
     if (cluster_open(&co, &s->cluster) != 0) {
         log_error("server", "cannot open the metadata log in %s", meta_dir);
         goto fail;
     }
+    log_info("server", "this broker hosts at most %lld partitions (samsa.max.partitions%s)",
+             (long long)co.max_partitions,
+             cfg->max_partitions > 0 ? "" : " unset: derived from vm.max_map_count");
     /* Before anything is written: a node that lost its metadata must not record a new
      * cluster over data it can no longer account for. */
     if (server_check_metadata_accounts_for_data(s) != 0)

@@ -32,6 +32,25 @@ static void describe_created(struct request *req, topic_resp *out, const struct 
     }
 }
 
+/* Kafka 4 (KAFKA-17870) refuses a whole CreateTopics request that would create more
+ * than this many partitions, before looking at any topic. */
+#define MAX_PARTITIONS_PER_REQUEST 10000
+
+static int64_t requested_partitions(const struct server *s,
+                                    const struct create_topics_request *in) {
+    int64_t total = 0;
+    for (int32_t i = 0; i < in->topics_count; i++) {
+        const struct create_topics_request_topics *t = &in->topics[i];
+        if (t->assignments_count > 0)
+            total += t->assignments_count;
+        else if (t->num_partitions == -1)
+            total += s->cfg->num_partitions;
+        else if (t->num_partitions > 0)
+            total += t->num_partitions;
+    }
+    return total;
+}
+
 void handle_create_topics(struct request *req) {
     struct server *s = req->srv;
     struct create_topics_request in;
@@ -43,11 +62,18 @@ void handle_create_topics(struct request *req) {
     create_topics_response_init(&resp);
     resp.topics_count = MAX(in.topics_count, 0);
     resp.topics = REQ_ALLOC(req, topic_resp, resp.topics_count);
+    bool too_many = requested_partitions(s, &in) > MAX_PARTITIONS_PER_REQUEST;
     for (int32_t i = 0; i < resp.topics_count; i++) {
         const struct create_topics_request_topics *t = &in.topics[i];
         topic_resp *out = &resp.topics[i];
         create_topics_response_topics_init(out);
         out->name = t->name;
+        if (too_many) {
+            out->error_code = KERR_POLICY_VIOLATION;
+            out->error_message =
+                slice_from_cstr("Excessively large number of partitions per request.");
+            continue;
+        }
         /* The same name twice in one request: Kafka fails every occurrence. */
         bool duplicate = false;
         for (int32_t j = 0; j < resp.topics_count; j++)

@@ -74,13 +74,52 @@ static void test_config_validation(void **state) {
 }
 
 static int created, deleted, added, changed;
-static void listener(void *arg, enum cluster_event ev, const struct mtopic *t) {
+static int listener(void *arg, enum cluster_event ev, const struct mtopic *t) {
     (void)arg;
     (void)t;
     created += ev == CLUSTER_TOPIC_CREATED;
     deleted += ev == CLUSTER_TOPIC_DELETED;
     added += ev == CLUSTER_PARTITIONS_ADDED;
     changed += ev == CLUSTER_CONFIG_CHANGED;
+    return 0;
+}
+
+/* A broker that cannot open topics whose name starts with "broken". */
+static int refusing_listener(void *arg, enum cluster_event ev, const struct mtopic *t) {
+    (void)arg;
+    return ev == CLUSTER_TOPIC_CREATED && strncmp(t->name, "broken", 6) == 0 ? -1 : 0;
+}
+
+/* samsa.max.partitions bounds the partitions of all topics together; a topic the
+ * broker cannot open is taken back, also across a reopen. */
+static void test_partition_limit_and_take_back(void **state) {
+    struct fixture *f = *state;
+    struct cluster_options o = {.metadata_dir = f->dir, .node_id = 1, .max_partitions = 10};
+    struct cluster *c = NULL;
+    assert_int_equal(cluster_open(&o, &c), 0);
+    const char *why = NULL;
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("a"), 6, 1, NULL, 0, false, &why), 0);
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("b"), 5, 1, NULL, 0, true, &why),
+                     CLUSTER_ERR_LIMIT);
+    assert_non_null(strstr(why, "samsa.max.partitions is 10"));
+    assert_int_equal(cluster_create_partitions(c, slice_from_cstr("a"), 11, false, &why),
+                     CLUSTER_ERR_LIMIT);
+    assert_int_equal(cluster_create_partitions(c, slice_from_cstr("a"), 10, false, &why), 0);
+    assert_int_equal(cluster_partition_count(c), 10);
+    assert_int_equal(cluster_delete_topic(c, slice_from_cstr("a")), 0);
+    assert_int_equal(cluster_partition_count(c), 0);
+    cluster_set_listener(c, refusing_listener, NULL);
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("broken"), 2, 1, NULL, 0, false,
+                                          &why), CLUSTER_ERR_IO);
+    assert_null(cluster_topic_find(c, slice_from_cstr("broken")));
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("fine"), 2, 1, NULL, 0, false, &why),
+                     0);
+    cluster_close(c);
+    assert_int_equal(cluster_open(&o, &c), 0);
+    assert_null(cluster_topic_find(c, slice_from_cstr("broken")));
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("fine")));
+    assert_int_equal(cluster_partition_count(c), 2);
+    cluster_close(c);
 }
 
 static void test_changes_survive_reopen(void **state) {
@@ -361,6 +400,7 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_salvage_and_rewrite, setup, teardown),
         cmocka_unit_test(test_uuid_text),
+        cmocka_unit_test_setup_teardown(test_partition_limit_and_take_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_id_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_id_mismatch_refused, setup, teardown),
     };
