@@ -40,8 +40,11 @@ struct topic_settings {
 
 struct topic_state {
     char *name;
-    int32_t partition_count;
-    struct partition **partitions;
+    int32_t partition_count;       /* opened: partitions[0, partition_count) */
+    int32_t target_count;          /* in the metadata; more than opened while opening */
+    bool opening_created;          /* being opened because it was just created */
+    struct open_waiter *waiters;   /* told when the opening ends (partitions.c) */
+    struct partition **partitions; /* target_count slots */
     struct topic_settings settings;
 };
 
@@ -109,6 +112,10 @@ struct server {
     /* Idempotent producers: the ids of the block reserved last (init_producer_id.c). */
     int64_t next_producer_id, producer_id_block_end;
     int log_dir_lock_fd; /* holds the flock on <log_dir>/.lock; -1 before */
+    /* Topics whose new partitions are opened a slice at a time (partitions.c). */
+    struct topic_state **opening;
+    size_t opening_count, opening_cap;
+    uint64_t open_timer;
 };
 
 /* ---- partitions (partitions.c) ---- */
@@ -143,6 +150,13 @@ void server_partition_free(struct partition *p);
 int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t);
 /* samsa.max.partitions when the configuration does not set it (partitions.c). */
 int64_t server_default_max_partitions(void);
+/* If the topic's partitions are still being opened, arranges done(arg, error) for when
+ * that ends (KERR_NONE, or the error that stopped it) and returns true; returns false,
+ * without calling done, when there is nothing to wait for. */
+bool server_topic_wait_open(struct server *s, struct slice topic,
+                            void (*done)(void *arg, int16_t error), void *arg);
+/* Forgets a wait arranged with that arg: done will not be called. */
+void server_topic_wait_cancel(struct server *s, struct slice topic, void *arg);
 /* Creates a topic with broker defaults (auto-creation). Kafka error code. */
 int16_t server_auto_create_topic(struct server *s, struct slice name);
 /* Persists log-start-offset-checkpoint (DeleteRecords). */

@@ -147,9 +147,14 @@ static struct partition *open_partition(struct server *s, struct topic_state *ts
     return p;
 }
 
-/* Opens partitions [ts->partition_count, t->partition_count). */
-static int open_new_partitions(struct server *s, struct topic_state *ts, const struct mtopic *t) {
+static void grow_to(struct topic_state *ts, const struct mtopic *t) {
     ts->partitions = xrealloc(ts->partitions, (size_t)t->partition_count * sizeof *ts->partitions);
+    ts->target_count = t->partition_count;
+}
+
+/* Opens partitions [ts->partition_count, t->partition_count) now. */
+static int open_new_partitions(struct server *s, struct topic_state *ts, const struct mtopic *t) {
+    grow_to(ts, t);
     for (int32_t i = ts->partition_count; i < t->partition_count; i++) {
         struct partition *p = open_partition(s, ts, t, i);
         if (!p)
@@ -158,6 +163,123 @@ static int open_new_partitions(struct server *s, struct topic_state *ts, const s
         ts->partition_count = i + 1;
     }
     return 0;
+}
+
+/* ---- opening new partitions a slice at a time ----
+ * Creating 10,000 partitions is seconds of mkdir, open and index set-up; done at once
+ * it would stall every client for that long (a Metadata request waited 2-38 s). Once
+ * the broker serves, partitions of new topics and added partitions are opened at most
+ * OPEN_SLICE_MS per loop iteration (a zero-delay timer), with the loop serving in
+ * between. Until all are open, Metadata reports the rest LEADER_NOT_AVAILABLE,
+ * produce and fetch get UNKNOWN_TOPIC_OR_PARTITION (both retriable), and CreateTopics
+ * waits to answer (server_topic_wait_open). At start-up, before the broker serves,
+ * everything is opened at once. */
+#define OPEN_SLICE_MS 5
+
+struct open_waiter {
+    void (*done)(void *arg, int16_t error);
+    void *arg;
+    struct open_waiter *next;
+};
+
+static bool serving(const struct server *s) { return s->listener && !s->stopping; }
+
+/* Takes ts out of the queue (if queued) and tells its waiters how the opening ended. */
+static void opening_end(struct server *s, struct topic_state *ts, int16_t error) {
+    for (size_t i = 0; i < s->opening_count; i++) {
+        if (s->opening[i] == ts) {
+            memmove(&s->opening[i], &s->opening[i + 1],
+                    (s->opening_count - i - 1) * sizeof s->opening[0]);
+            s->opening_count--;
+            break;
+        }
+    }
+    ts->opening_created = false;
+    struct open_waiter *w = ts->waiters;
+    ts->waiters = NULL;
+    while (w) {
+        struct open_waiter *next = w->next;
+        w->done(w->arg, error);
+        free(w);
+        w = next;
+    }
+}
+
+static void open_slice(struct net_loop *loop, void *arg);
+
+static void opening_schedule(struct server *s) {
+    if (s->open_timer == 0 && s->opening_count > 0)
+        s->open_timer = net_timer_add(s->loop, 0, open_slice, s);
+}
+
+static void opening_add(struct server *s, struct topic_state *ts, const struct mtopic *t) {
+    grow_to(ts, t);
+    for (size_t i = 0; i < s->opening_count; i++)
+        if (s->opening[i] == ts)
+            return;
+    if (s->opening_count == s->opening_cap) {
+        s->opening_cap = s->opening_cap ? 2 * s->opening_cap : 16;
+        s->opening = xrealloc(s->opening, s->opening_cap * sizeof *s->opening);
+    }
+    s->opening[s->opening_count++] = ts;
+    opening_schedule(s);
+}
+
+static void open_slice(struct net_loop *loop, void *arg) {
+    (void)loop;
+    struct server *s = arg;
+    s->open_timer = 0;
+    int64_t deadline = time_mono_ms() + OPEN_SLICE_MS;
+    while (s->opening_count > 0 && time_mono_ms() < deadline) {
+        struct topic_state *ts = s->opening[0];
+        const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(ts->name));
+        ASSERT(t); /* a deleted topic leaves the queue in remove_topic */
+        if (ts->partition_count == ts->target_count) {
+            opening_end(s, ts, KERR_NONE);
+            continue;
+        }
+        struct partition *p = open_partition(s, ts, t, ts->partition_count);
+        if (p) {
+            ts->partitions[ts->partition_count++] = p;
+            continue;
+        }
+        bool created = ts->opening_created;
+        opening_end(s, ts, KERR_KAFKA_STORAGE_ERROR);
+        if (created) {
+            /* No topic is listed that producers would find broken: take it back (the
+             * deletion closes and removes what was opened). */
+            log_error("server", "topic %s could not be opened; removing it again", t->name);
+            char *name = xstrdup(t->name);
+            cluster_delete_topic(s->cluster, slice_from_cstr(name));
+            free(name);
+        } else {
+            log_error("server", "new partitions of %s could not all be opened", t->name);
+        }
+    }
+    opening_schedule(s);
+}
+
+void server_topic_wait_cancel(struct server *s, struct slice topic, void *arg) {
+    struct topic_state *ts = hmap_get(&s->topics, topic);
+    for (struct open_waiter **w = ts ? &ts->waiters : NULL; w && *w; w = &(*w)->next) {
+        if ((*w)->arg == arg) {
+            struct open_waiter *gone = *w;
+            *w = gone->next;
+            free(gone);
+            return;
+        }
+    }
+}
+
+bool server_topic_wait_open(struct server *s, struct slice topic,
+                            void (*done)(void *arg, int16_t error), void *arg) {
+    struct topic_state *ts = hmap_get(&s->topics, topic);
+    if (!ts || ts->partition_count == ts->target_count)
+        return false;
+    struct open_waiter *w = xcalloc(1, sizeof *w);
+    *w = (struct open_waiter){done, arg, ts->waiters};
+    ts->waiters = w;
+    return true;
 }
 
 static void read_settings(const struct server *s, const struct mtopic *t,
@@ -172,12 +294,18 @@ static void read_settings(const struct server *s, const struct mtopic *t,
     out->flush_ms = topic_num(s, t, "flush.ms");
 }
 
+/* A new topic: its partitions are opened now before the broker serves, else a slice
+ * at a time. */
 static int add_topic(struct server *s, const struct mtopic *t) {
     struct topic_state *ts = xcalloc(1, sizeof *ts);
     ts->name = xstrdup(t->name);
     read_settings(s, t, &ts->settings);
     hmap_put(&s->topics, slice_from_cstr(ts->name), ts);
-    return open_new_partitions(s, ts, t);
+    if (!serving(s))
+        return open_new_partitions(s, ts, t);
+    ts->opening_created = true;
+    opening_add(s, ts, t);
+    return 0;
 }
 
 void server_partition_free(struct partition *p) {
@@ -255,6 +383,7 @@ static void close_partition(struct server *s, struct partition *p, bool delete_f
  * files, which takes long for big segments, runs on the remover thread (not the sync
  * thread: acks=all rounds would wait behind it). */
 static void remove_topic(struct server *s, struct topic_state *ts, bool delete_files) {
+    opening_end(s, ts, KERR_UNKNOWN_TOPIC_OR_PARTITION);
     hmap_remove(&s->topics, slice_from_cstr(ts->name));
     struct dir_removal *r = NULL;
     if (delete_files) {
@@ -294,7 +423,9 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
         }
         break;
     case CLUSTER_PARTITIONS_ADDED:
-        if (ts && open_new_partitions(s, ts, t) != 0) {
+        if (ts && serving(s)) {
+            opening_add(s, ts, t);
+        } else if (ts && open_new_partitions(s, ts, t) != 0) {
             log_error("server", "new partitions of %s could not all be opened", t->name);
             return -1;
         }
@@ -413,9 +544,12 @@ void server_close_all_partitions(struct server *s) {
     while (hmap_next(&s->topics, &it, &k, &v))
         all[n++] = v;
     for (size_t i = 0; i < n; i++)
-        remove_topic(s, all[i], false);
+        remove_topic(s, all[i], false); /* answers whoever waits for an opening */
     free(all);
     hmap_free(&s->topics);
+    ASSERT(s->opening_count == 0);
+    free(s->opening);
+    s->opening = NULL;
 }
 
 /* A checkpoint file's content, collected on the loop thread (topic names copied) so it

@@ -2,7 +2,9 @@
  * factor, configs) and created atomically in the metadata log, or gets Kafka's error
  * code and message. Manual replica assignments are accepted only when they name this
  * node once per partition (a single node has nowhere else to put a replica).
- * num_partitions / replication_factor of -1 mean the broker defaults (KIP-464). */
+ * num_partitions / replication_factor of -1 mean the broker defaults (KIP-464).
+ * The answer waits until the created topics' partitions are open (they are opened a
+ * slice at a time, partitions.c), so a success means the topic can be served. */
 #include "server/internal.h"
 
 #include <string.h>
@@ -51,6 +53,68 @@ static int64_t requested_partitions(const struct server *s,
     return total;
 }
 
+/* The response while created topics are being opened: sent when the last one is open,
+ * or at the request's TimeoutMs, whichever comes first; topics still opening then get
+ * REQUEST_TIMED_OUT, as Kafka answers a creation that did not finish in time (they
+ * keep opening). TimeoutMs <= 0 answers without waiting. */
+struct create_wait {
+    struct request *req;
+    struct create_topics_response resp;
+    int32_t pending; /* topics still opening, plus one while the handler runs */
+    uint64_t timer;
+    struct created_topic *topics; /* one per response topic */
+};
+
+struct created_topic {
+    struct create_wait *w;
+    int32_t index;
+    bool waiting; /* registered with server_topic_wait_open, not answered yet */
+};
+
+static void create_respond(struct create_wait *w) {
+    net_timer_cancel(w->req->srv->loop, w->timer);
+    REQUEST_RESPOND(w->req, create_topics_response, &w->resp);
+}
+
+static void topic_opened(void *arg, int16_t error) {
+    struct created_topic *ct = arg;
+    struct create_wait *w = ct->w;
+    struct request *req = w->req;
+    topic_resp *out = &w->resp.topics[ct->index];
+    ct->waiting = false;
+    const struct mtopic *mt = error ? NULL : cluster_topic_find(req->srv->cluster, out->name);
+    if (mt) {
+        describe_created(req, out, mt);
+    } else {
+        out->error_code = error ? error : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        out->error_message = slice_from_cstr(
+            error == KERR_KAFKA_STORAGE_ERROR
+                ? "the broker could not open the topic's partitions (its log says why); "
+                  "nothing was created"
+                : "the topic was deleted while it was being created");
+    }
+    if (--w->pending == 0)
+        create_respond(w);
+}
+
+static void create_timed_out(struct net_loop *loop, void *arg) {
+    (void)loop;
+    struct create_wait *w = arg;
+    w->timer = 0;
+    struct server *s = w->req->srv;
+    for (int32_t i = 0; i < w->resp.topics_count; i++) {
+        struct created_topic *ct = &w->topics[i];
+        if (!ct->waiting)
+            continue;
+        server_topic_wait_cancel(s, w->resp.topics[i].name, ct);
+        ct->waiting = false;
+        w->resp.topics[i].error_code = KERR_REQUEST_TIMED_OUT;
+        w->resp.topics[i].error_message = slice_from_cstr(
+            "the topic is created; its partitions were still being opened at the timeout");
+    }
+    create_respond(w);
+}
+
 void handle_create_topics(struct request *req) {
     struct server *s = req->srv;
     struct create_topics_request in;
@@ -58,14 +122,18 @@ void handle_create_topics(struct request *req) {
         request_malformed(req);
         return;
     }
-    struct create_topics_response resp;
-    create_topics_response_init(&resp);
-    resp.topics_count = MAX(in.topics_count, 0);
-    resp.topics = REQ_ALLOC(req, topic_resp, resp.topics_count);
+    struct create_wait *w = REQ_ALLOC(req, struct create_wait, 1);
+    w->req = req;
+    w->pending = 1; /* this handler's own, dropped at the end */
+    struct create_topics_response *resp = &w->resp;
+    create_topics_response_init(resp);
+    resp->topics_count = MAX(in.topics_count, 0);
+    resp->topics = REQ_ALLOC(req, topic_resp, resp->topics_count);
+    w->topics = REQ_ALLOC(req, struct created_topic, resp->topics_count);
     bool too_many = requested_partitions(s, &in) > MAX_PARTITIONS_PER_REQUEST;
-    for (int32_t i = 0; i < resp.topics_count; i++) {
+    for (int32_t i = 0; i < resp->topics_count; i++) {
         const struct create_topics_request_topics *t = &in.topics[i];
-        topic_resp *out = &resp.topics[i];
+        topic_resp *out = &resp->topics[i];
         create_topics_response_topics_init(out);
         out->name = t->name;
         if (too_many) {
@@ -76,7 +144,7 @@ void handle_create_topics(struct request *req) {
         }
         /* The same name twice in one request: Kafka fails every occurrence. */
         bool duplicate = false;
-        for (int32_t j = 0; j < resp.topics_count; j++)
+        for (int32_t j = 0; j < resp->topics_count; j++)
             duplicate |= j != i && slice_eq(in.topics[j].name, t->name);
         if (duplicate) {
             out->error_code = KERR_INVALID_REQUEST;
@@ -136,9 +204,14 @@ void handle_create_topics(struct request *req) {
         }
         log_info("server", "created topic %.*s with %d partitions", (int)t->name.len,
                  (const char *)t->name.ptr, partitions);
-        const struct mtopic *mt = cluster_topic_find(s->cluster, t->name);
-        if (mt)
-            describe_created(req, out, mt);
+        struct created_topic *ct = &w->topics[i];
+        *ct = (struct created_topic){w, i, true};
+        w->pending++;
+        if (in.timeout_ms <= 0 || !server_topic_wait_open(s, t->name, topic_opened, ct))
+            topic_opened(ct, KERR_NONE);
     }
-    REQUEST_RESPOND(req, create_topics_response, &resp);
+    if (--w->pending == 0)
+        create_respond(w);
+    else
+        w->timer = net_timer_add(s->loop, in.timeout_ms, create_timed_out, w);
 }

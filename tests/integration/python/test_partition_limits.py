@@ -10,11 +10,30 @@ beyond it, nothing recorded), one CreateTopics may create at most 10,000 partiti
 import os
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from clients import admin, consume_all, create_topic, produce_keyed
+import kwire
 
 POLICY_VIOLATION = 44
+LEADER_NOT_AVAILABLE = 5
+
+
+def partition_errors(conn, topic):
+    """Metadata v1 for one topic: the error code of each of its partitions."""
+    r = conn.request(3, 1, kwire.array([kwire.string(topic)]))
+    r.array(lambda r: (r.i32(), r.string(), r.i32(), r.string()))
+    r.i32()
+
+    def one(r):
+        r.i16()
+        name = r.string()
+        r.i8()
+        parts = r.array(lambda r: (r.i16(), r.i32(), r.i32(), r.array(kwire.Reader.i32),
+                                   r.array(kwire.Reader.i32)))
+        return name, [p[0] for p in parts or []]
+
+    return dict(r.array(one)).get(topic, [])
 
 
 def create(a, topics, validate_only=False):
@@ -83,3 +102,46 @@ def test_a_topic_that_cannot_be_opened_is_taken_back(broker):
     broker.restart()
     topics = admin(broker).list_topics(timeout=10).topics
     assert "blocked" not in topics and "fine" in topics
+
+
+def test_partitions_are_opened_while_the_broker_keeps_serving(broker_factory):
+    """Creating many partitions no longer stalls the event loop: they are opened a
+    slice at a time, and Metadata is answered in between (the partitions not open yet
+    without a leader), while CreateTopics answers once all are open."""
+    # Metadata v1 would auto-create the topic before CreateTopics arrives.
+    broker = broker_factory(**{"auto.create.topics.enable": "false"})
+    a = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 90000})
+    fs = a.create_topics([NewTopic("wide", 2000, 1)], operation_timeout=80, request_timeout=90)
+    seen_partial = 0
+    with kwire.Conn(broker.port, timeout=30) as c:
+        while not fs["wide"].done():
+            errors = partition_errors(c, "wide")
+            if LEADER_NOT_AVAILABLE in errors and 0 in errors:
+                seen_partial += 1
+    fs["wide"].result(timeout=90)
+    assert seen_partial >= 1, "no Metadata answer while the partitions were being opened"
+    # Once CreateTopics has answered, every partition has its leader and takes records.
+    with kwire.Conn(broker.port, timeout=30) as c:
+        errors = partition_errors(c, "wide")
+    assert len(errors) == 2000 and set(errors) == {0}
+    produce_keyed(broker, "wide", 2000, keys=2000)
+
+
+def test_create_topics_answers_at_its_timeout_while_partitions_still_open(broker):
+    """TimeoutMs bounds the wait: topics still opening get REQUEST_TIMED_OUT (they keep
+    opening and are served once open), and TimeoutMs=0 answers at once."""
+    with kwire.Conn(broker.port, timeout=60) as c:
+        r = c.request(19, 1, kwire.array([kwire.string("slow") + kwire.i32(3000) + kwire.i16(1) +
+                                          kwire.array([]) + kwire.array([])]) +
+                      kwire.i32(1) + kwire.i8(0))
+        (name, err, _), = r.array(lambda r: (r.string(), r.i16(), r.string()))
+    assert (name, err) == ("slow", 7)  # REQUEST_TIMED_OUT: 3,000 partitions take more than 1 ms
+    with kwire.Conn(broker.port, timeout=60) as c:
+        r = c.request(19, 1, kwire.array([kwire.string("instant") + kwire.i32(10) + kwire.i16(1) +
+                                          kwire.array([]) + kwire.array([])]) +
+                      kwire.i32(0) + kwire.i8(0))
+        (name, err, _), = r.array(lambda r: (r.string(), r.i16(), r.string()))
+    assert (name, err) == ("instant", 0)
+    # Both end up fully served.
+    produce_keyed(broker, "slow", 3000, keys=3000)
+    produce_keyed(broker, "instant", 10, keys=10)
