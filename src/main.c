@@ -45,7 +45,9 @@ int main(int argc, char **argv) {
     /* Fetch responses are buffers of up to tens of MiB, allocated and freed per request.
      * With glibc's defaults each one grows the heap and trims it again on free, so every
      * fetch faults in fresh zero pages (measured: ~30x the CPU per GB consumed on a new
-     * process). Keep freed memory up to these bounds for reuse instead. */
+     * process). Keep freed memory up to these bounds for reuse instead. The ceiling: net
+     * calls malloc_trim once queued responses have shrunk by the trim threshold (slow
+     * clients gone), so memory they held is given back (net_server_config). */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     raise_fd_limit();

@@ -19,6 +19,14 @@
  * list, and net__flush writes once per iteration after the idle hooks. That batches the
  * replies of a whole read into one syscall and keeps callbacks from re-entering.
  *
+ * Budgets: besides each connection's own bounds (replies in flight, unsent bytes), the
+ * loop keeps broker-wide totals: memory of complete replies not yet written, their file
+ * chunks, and request bytes whose reply is not complete (see struct net_server_config).
+ * A connection stopped by a budget alone waits on loop->budget_waiters; net__flush
+ * resumes them all once the totals are back under their limits. Memory handed back by
+ * closed or drained connections is returned to the system (malloc_trim) after a large
+ * drop, since main.c keeps freed memory for reuse up to a high threshold.
+ *
  * Lifetime: a connection closed while net code is still on its stack (busy > 0) or
  * while it sits on the flush list stays allocated as a zombie until both are clear.
  * Replies the handler still holds when their connection closes become orphans
@@ -26,6 +34,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -45,6 +54,8 @@
 #define IN_KEEP_BYTES (64 * 1024)    /* larger input buffers are freed once empty */
 #define REPLY_KEEP_BYTES (64 * 1024) /* larger reply bodies are not pooled */
 #define REPLY_POOL_MAX 1024
+#define REPLY_POOL_MAX_BYTES (8 * 1024 * 1024) /* body memory kept by pooled replies */
+#define TRIM_INTERVAL_MS 1000
 #define IOV_BATCH 128
 #define ACCEPT_BATCH 64
 #define ACCEPT_RETRY_MS 100
@@ -70,6 +81,9 @@ struct net_reply {
     uint32_t nsegs;          /* 2 * nfiles + 2 once sent, 0 if dropped */
     uint32_t seg;            /* next segment to write */
     int64_t seg_off;         /* bytes of segment seg already written */
+    int64_t req_bytes;       /* counted in loop->req_bytes until completed */
+    int64_t held_bytes;      /* counted in loop->resp_bytes from completion to release */
+    uint32_t held_files;     /* counted in loop->resp_files likewise */
 };
 
 struct net_conn {
@@ -77,6 +91,7 @@ struct net_conn {
     struct net_listener *lst;
     struct net_conn *prev, *next; /* listener's connection list */
     struct net_conn *flush_next;  /* loop's flush list while in_flush */
+    struct net_conn *wait_prev, *wait_next; /* loop->budget_waiters while budget_wait */
     int fd;
     uint64_t id;
     char peer[64];
@@ -91,6 +106,7 @@ struct net_conn {
     uint64_t resume_timer;        /* parses buffered frames after backpressure ends */
     bool write_blocked;           /* last write hit EAGAIN: waiting for NET_WRITABLE */
     bool paused;                  /* reading stopped by backpressure */
+    bool budget_wait;             /* on loop->budget_waiters */
     bool in_flush;
     bool big_frames;              /* the last frame seen was over half the scratch buffer */
     bool in_taken;                /* net_frame_take gave c->in's memory to a request */
@@ -123,6 +139,10 @@ void net_server_config_default(struct net_server_config *cfg) {
         .max_connections = 10000,
         .use_sendfile = true,
         .max_connections_per_ip = INT32_MAX,
+        .max_queued_response_bytes = 256 * 1024 * 1024,
+        .max_queued_request_bytes = -1,
+        .max_queued_response_files = 1024,
+        .trim_after_drop_bytes = 64 * 1024 * 1024, /* main.c's M_TRIM_THRESHOLD */
     };
 }
 
@@ -171,6 +191,7 @@ static struct net_reply *reply_get(struct net_loop *loop, struct net_conn *c) {
     if (r) {
         loop->reply_pool = r->next;
         loop->reply_pool_len--;
+        loop->reply_pool_bytes -= r->body.cap;
     } else {
         r = xcalloc(1, sizeof *r);
     }
@@ -179,19 +200,29 @@ static struct net_reply *reply_get(struct net_loop *loop, struct net_conn *c) {
     r->complete = false;
     r->nsegs = r->seg = 0;
     r->seg_off = 0;
+    r->req_bytes = r->held_bytes = 0;
+    r->held_files = 0;
     return r;
 }
 
-/* Returns a sent or discarded reply to the pool (keeping small buffers). */
+/* Returns a sent or discarded reply to the pool (keeping small buffers), and what it
+ * held to the budgets. */
 static void reply_release(struct net_loop *loop, struct net_reply *r) {
+    loop->resp_bytes -= r->held_bytes;
+    loop->resp_files -= r->held_files;
+    ASSERT(loop->resp_bytes >= 0 && loop->resp_files >= 0);
+    r->held_bytes = 0;
+    r->held_files = 0;
     reply_close_files(r);
     if (loop->reply_pool_len >= REPLY_POOL_MAX) {
         reply_free(r);
         return;
     }
-    if (r->body.cap > REPLY_KEEP_BYTES)
+    if (r->body.cap > REPLY_KEEP_BYTES ||
+        loop->reply_pool_bytes + r->body.cap > REPLY_POOL_MAX_BYTES)
         buf_free(&r->body);
     buf_reset(&r->body);
+    loop->reply_pool_bytes += r->body.cap;
     r->conn = NULL;
     r->next = loop->reply_pool;
     loop->reply_pool = r;
@@ -227,6 +258,20 @@ static void seg_get(const struct net_reply *r, uint32_t k, struct seg *s) {
 void net_reply_append(struct net_reply *r, const void *data, size_t len) {
     ASSERT(!r->complete);
     buf_append(&r->body, data, len);
+}
+
+void net_reply_expect(struct net_reply *r, size_t extra_bytes) {
+    ASSERT(!r->complete);
+    size_t need = r->body.len + extra_bytes;
+    ASSERT(need >= r->body.len);
+    if (need <= r->body.cap)
+        return;
+    r->body.data = xrealloc(r->body.data, need);
+    r->body.cap = need;
+}
+
+bool net_reply_is_head(const struct net_reply *r) {
+    return r->conn != NULL && r->conn->head == r;
 }
 
 uint8_t *net_reply_reserve(struct net_reply *r, size_t len) {
@@ -279,7 +324,11 @@ static void reply_complete(struct net_reply *r, bool drop) {
         reply_free(r);
         return;
     }
+    struct net_loop *loop = c->loop;
     r->complete = true;
+    loop->req_bytes -= r->req_bytes;
+    ASSERT(loop->req_bytes >= 0);
+    r->req_bytes = 0;
     if (drop) {
         r->nsegs = 0;
     } else {
@@ -288,6 +337,12 @@ static void reply_complete(struct net_reply *r, bool drop) {
         be32_write(r->hdr, (uint32_t)size);
         r->nsegs = 2 * r->nfiles + 2;
         c->unsent_bytes += 4 + size;
+        /* Memory by capacity: that is what the allocator holds for it. */
+        r->held_bytes = (int64_t)r->body.cap;
+        r->held_files = r->nfiles;
+        loop->resp_bytes += r->held_bytes;
+        loop->resp_files += r->held_files;
+        loop->resp_peak = MAX(loop->resp_peak, loop->resp_bytes);
     }
     flush_add(c);
 }
@@ -303,6 +358,75 @@ void net_conn_set_data(struct net_conn *c, void *data) { c->data = data; }
 void *net_conn_data(const struct net_conn *c) { return c->data; }
 bool net_conn_reading(const struct net_conn *c) { return !c->paused && !c->closed; }
 size_t net_conn_unsent_bytes(const struct net_conn *c) { return (size_t)c->unsent_bytes; }
+
+int64_t net_response_bytes_left(const struct net_loop *loop) {
+    return loop->max_resp_bytes > 0 ? loop->max_resp_bytes - loop->resp_bytes : INT64_MAX;
+}
+
+int64_t net_response_files_left(const struct net_loop *loop) {
+    return loop->max_resp_files > 0 ? loop->max_resp_files - loop->resp_files : INT64_MAX;
+}
+
+void net_loop_stats(const struct net_loop *loop, struct net_stats *out) {
+    *out = (struct net_stats){
+        .queued_response_bytes = loop->resp_bytes,
+        .queued_response_files = loop->resp_files,
+        .queued_request_bytes = loop->req_bytes,
+        .budget_pauses = loop->budget_pauses,
+        .trims = loop->trims,
+    };
+}
+
+/* ---- broker-wide budgets ---- */
+
+static bool resp_budget_full(const struct net_loop *loop) {
+    return loop->max_resp_bytes > 0 && loop->resp_bytes >= loop->max_resp_bytes;
+}
+
+static bool req_budget_full(const struct net_loop *loop) {
+    return loop->max_req_bytes > 0 && loop->req_bytes >= loop->max_req_bytes;
+}
+
+/* A full request budget stops every connection, as Kafka's does (requests complete by
+ * themselves, so it empties). A full response budget stops only connections that hold
+ * unsent bytes: those are what fills it, and one that has written everything must still
+ * get its requests read, or a healthy client would wait as long as the slow ones. */
+static bool budget_blocks(const struct net_conn *c) {
+    return req_budget_full(c->loop) || (resp_budget_full(c->loop) && c->unsent_bytes > 0);
+}
+
+static void wait_add(struct net_conn *c) {
+    if (c->budget_wait)
+        return;
+    struct net_loop *loop = c->loop;
+    c->budget_wait = true;
+    c->wait_prev = NULL;
+    c->wait_next = loop->budget_waiters;
+    if (c->wait_next)
+        c->wait_next->wait_prev = c;
+    loop->budget_waiters = c;
+    loop->budget_pauses++;
+    bool req = req_budget_full(loop);
+    log_warn_ratelimited("net", "not reading requests from %s for now: %s (%lld of %lld bytes)",
+                         c->peer, req ? "queued.max.request.bytes reached"
+                                      : "samsa.queued.max.response.bytes reached and it has "
+                                        "unsent responses",
+                         (long long)(req ? loop->req_bytes : loop->resp_bytes),
+                         (long long)(req ? loop->max_req_bytes : loop->max_resp_bytes));
+}
+
+static void wait_remove(struct net_conn *c) {
+    if (!c->budget_wait)
+        return;
+    if (c->wait_prev)
+        c->wait_prev->wait_next = c->wait_next;
+    else
+        c->loop->budget_waiters = c->wait_next;
+    if (c->wait_next)
+        c->wait_next->wait_prev = c->wait_prev;
+    c->wait_prev = c->wait_next = NULL;
+    c->budget_wait = false;
+}
 
 /* Open connections from addr, over all listeners of the loop. */
 static uint32_t ip_count(const struct net_loop *loop, const uint8_t addr[16]) {
@@ -340,6 +464,7 @@ static void conn_close(struct net_conn *c) {
     c->fd = -1;
     net_timer_cancel(loop, c->resume_timer);
     c->resume_timer = 0;
+    wait_remove(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -353,9 +478,11 @@ static void conn_close(struct net_conn *c) {
     struct net_reply *r = c->head;
     while (r) {
         struct net_reply *next = r->next;
-        if (r->complete)
+        if (r->complete) {
             reply_release(loop, r);
-        else {
+        } else { /* its request bytes die with it: the handler frees them soon */
+            loop->req_bytes -= r->req_bytes;
+            r->req_bytes = 0;
             r->conn = NULL;
             r->next = NULL;
         }
@@ -375,9 +502,14 @@ static void conn_close(struct net_conn *c) {
 
 void net_conn_close(struct net_conn *c) { conn_close(c); }
 
-static bool conn_may_read(const struct net_conn *c) {
+/* The connection's own bounds. */
+static bool conn_within_limits(const struct net_conn *c) {
     return c->queued < c->lst->cfg.max_inflight_requests &&
            c->unsent_bytes <= c->lst->cfg.max_unsent_bytes;
+}
+
+static bool conn_may_read(const struct net_conn *c) {
+    return conn_within_limits(c) && !budget_blocks(c);
 }
 
 static void resume_cb(struct net_loop *loop, void *arg);
@@ -388,10 +520,16 @@ static void resume_cb(struct net_loop *loop, void *arg);
 static void conn_update_interest(struct net_conn *c) {
     if (c->closed)
         return;
-    bool may_read = conn_may_read(c);
+    bool within = conn_within_limits(c);
+    bool may_read = within && !budget_blocks(c);
     if (c->paused && may_read && c->in.len >= 4 && c->resume_timer == 0)
         c->resume_timer = net_timer_add(c->loop, 0, resume_cb, c);
     c->paused = !may_read;
+    /* Stopped by a budget alone: nothing of its own will wake it, net__flush will. */
+    if (within && !may_read)
+        wait_add(c);
+    else
+        wait_remove(c);
     uint32_t ev = (may_read ? NET_READABLE : 0u) | (c->write_blocked ? NET_WRITABLE : 0u);
     if (ev != c->events) {
         if (net_watch_modify(c->loop, c->fd, ev) < 0) {
@@ -426,6 +564,8 @@ static size_t conn_parse(struct net_conn *c, const uint8_t *data, size_t len) {
             c->head = r;
         c->tail = r;
         c->queued++;
+        r->req_bytes = frame_len;
+        c->loop->req_bytes += frame_len;
         l->h.on_request(c, (struct slice){data + off + 4, (size_t)frame_len}, r, l->harg);
         off += 4 + (size_t)frame_len;
     }
@@ -653,6 +793,39 @@ static void conn_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
     conn_maybe_free(c);
 }
 
+/* Resumes the connections a budget stopped, once the budgets have room again. All of
+ * them: each reads at most until it holds unsent bytes while the budget is full again,
+ * and what they are answered is sized by the handlers to what is left. */
+static void budget_resume(struct net_loop *loop) {
+    struct net_conn *c;
+    while ((c = loop->budget_waiters) != NULL && !req_budget_full(loop) &&
+           !resp_budget_full(loop)) {
+        wait_remove(c);
+        c->busy++;
+        conn_update_interest(c); /* cannot re-add c: no budget is full */
+        c->busy--;
+        conn_maybe_free(c);
+    }
+}
+
+/* main.c keeps up to its trim threshold of freed memory for reuse (fetch buffers). Once
+ * queued replies have shrunk by that much since their peak (slow clients closed or
+ * caught up), give the freed memory back; rate-limited, since malloc_trim walks the
+ * whole heap. Steady traffic never drops this far, so it costs the fast path nothing. */
+static void maybe_trim(struct net_loop *loop) {
+    if (loop->trim_drop_bytes <= 0 || loop->resp_peak - loop->resp_bytes < loop->trim_drop_bytes ||
+        loop->now_ms - loop->last_trim_ms < TRIM_INTERVAL_MS)
+        return;
+    int64_t start_ns = time_mono_ns();
+    malloc_trim(0);
+    log_debug("net", "queued replies fell from %lld to %lld bytes: malloc_trim took %lld us",
+              (long long)loop->resp_peak, (long long)loop->resp_bytes,
+              (long long)((time_mono_ns() - start_ns) / 1000));
+    loop->resp_peak = loop->resp_bytes;
+    loop->last_trim_ms = loop->now_ms;
+    loop->trims++;
+}
+
 void net__flush(struct net_loop *loop) {
     struct net_conn *c;
     while ((c = loop->flush_head) != NULL) {
@@ -665,6 +838,8 @@ void net__flush(struct net_loop *loop) {
         }
         conn_maybe_free(c);
     }
+    budget_resume(loop);
+    maybe_trim(loop);
 }
 
 /* ---- idle sweep ---- */
@@ -681,8 +856,12 @@ static void sweep_cb(struct net_loop *loop, void *arg) {
     struct net_conn *c = l->conns;
     while (c) {
         struct net_conn *next = c->next;
-        if (c->queued == 0 && now - c->last_active_ms >= l->cfg.idle_timeout_ms) {
-            log_info("net", "closing connection %s: idle for %lld ms", c->peer,
+        /* Kafka's idle expiry counts a peer that stopped reading as idle too: its
+         * replies would otherwise hold memory for as long as it stays connected. */
+        if ((c->queued == 0 || c->write_blocked) &&
+            now - c->last_active_ms >= l->cfg.idle_timeout_ms) {
+            log_info("net", "closing connection %s: %s for %lld ms", c->peer,
+                     c->queued == 0 ? "idle" : "not reading its responses",
                      (long long)(now - c->last_active_ms));
             conn_close(c);
         }
@@ -889,6 +1068,10 @@ int net_listen(struct net_loop *loop, const char *host, int port,
         hmap_put(&l->ip_limit_map, (struct slice){l->ip_limits[i].addr, 16}, &l->ip_limits[i]);
     l->h = *h;
     l->harg = handler_arg;
+    loop->max_resp_bytes = cfg->max_queued_response_bytes;
+    loop->max_resp_files = cfg->max_queued_response_files;
+    loop->max_req_bytes = cfg->max_queued_request_bytes;
+    loop->trim_drop_bytes = cfg->trim_after_drop_bytes;
     int rc = net_watch(loop, fd, NET_READABLE, accept_cb, l);
     if (rc < 0) {
         close(fd);
@@ -951,6 +1134,8 @@ void net__conn_shutdown(struct net_loop *loop) {
         free(l);
     }
     ASSERT(loop->conns_per_ip.count == 0); /* every close gave its count back */
+    /* ... and every reply its share of the budgets */
+    ASSERT(loop->resp_bytes == 0 && loop->resp_files == 0 && loop->req_bytes == 0);
     hmap_free(&loop->conns_per_ip);
     while (loop->reply_pool) {
         struct net_reply *r = loop->reply_pool;
@@ -958,6 +1143,7 @@ void net__conn_shutdown(struct net_loop *loop) {
         reply_free(r);
     }
     loop->reply_pool_len = 0;
+    loop->reply_pool_bytes = 0;
     free(loop->scratch);
     loop->scratch = NULL;
 }

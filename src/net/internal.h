@@ -53,6 +53,7 @@ struct net_loop {
     struct net_conn *flush_head;     /* connections with replies to write */
     struct net_reply *reply_pool;    /* free list of recycled replies */
     size_t reply_pool_len;
+    size_t reply_pool_bytes;         /* body capacity held by pooled replies */
     uint8_t *scratch;                /* shared read buffer and pread bounce buffer */
     size_t scratch_cap;
     uint64_t next_conn_id;
@@ -60,6 +61,18 @@ struct net_loop {
      * value is the count itself, cast to a pointer). Only addresses with at least one
      * open connection have an entry, so it never holds more than the connections do. */
     struct hmap conns_per_ip;
+    /* Broker-wide budgets (see struct net_server_config); limits <= 0 are unbounded. */
+    int64_t resp_bytes;            /* memory of complete replies still queued */
+    int64_t resp_files;            /* file chunks of complete replies still queued */
+    int64_t req_bytes;             /* frames delivered whose reply is not complete */
+    int64_t max_resp_bytes, max_resp_files, max_req_bytes;
+    struct net_conn *budget_waiters; /* paused only by a budget; resumed by net__flush */
+    uint64_t budget_pauses;
+    /* malloc_trim once resp_bytes fell trim_drop_bytes below resp_peak (at most 1/s). */
+    int64_t trim_drop_bytes;
+    int64_t resp_peak;
+    int64_t last_trim_ms;
+    uint64_t trims;
 };
 
 /* conn.c: runs after the idle hooks each iteration; writes pending replies. */

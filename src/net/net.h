@@ -100,10 +100,34 @@ struct net_server_config {
      * last entry wins for a repeated address). Borrowed: net_listen copies them. */
     const struct net_ip_limit *ip_limits;
     size_t ip_limit_count;
+    /* Broker-wide budgets. They bound the whole loop, not one listener: the loop keeps
+     * one total of each, and the last net_listen sets the limits (Samsa has one
+     * listener). <= 0 means no bound.
+     * - max_queued_response_bytes (samsa.queued.max.response.bytes): memory held by
+     *   complete replies not yet fully written (their body buffers, by capacity; file
+     *   chunks cost no memory). While the total is at or above it, a connection that
+     *   holds unsent bytes reads no further request; one with nothing unsent still does,
+     *   so a client that keeps up is never starved by the ones that do not. Handlers
+     *   size what they build by net_response_bytes_left.
+     * - max_queued_request_bytes (queued.max.request.bytes, Kafka's meaning): bytes of
+     *   request frames delivered whose reply is not complete yet. While the total is at
+     *   or above it, no connection reads a request (Kafka stops reading them all).
+     * - max_queued_response_files: file chunks (each a descriptor) held by complete
+     *   replies. Advisory: net never refuses net_reply_add_file; handlers check
+     *   net_response_files_left and copy instead, or send less. */
+    int64_t max_queued_response_bytes;
+    int64_t max_queued_request_bytes;
+    int64_t max_queued_response_files;
+    /* Gives freed memory back to the system (malloc_trim) once the queued response
+     * memory has dropped this far below its peak since the last trim, at most once a
+     * second; 0: never. Meant to match the allocator's own trim threshold, under which
+     * freed memory is kept for reuse anyway. */
+    int64_t trim_after_drop_bytes;
 };
 /* Kafka's defaults: 100 MiB frames, 16 MiB unsent, 100 in flight, 10 min idle, 10000
  * connections (Kafka's max.connections is 2147483647), 2147483647 per address, no
- * overrides, sendfile on. */
+ * overrides, sendfile on; Samsa's: 256 MiB of queued response memory, 1024 queued file
+ * chunks, trim after a 64 MiB drop; Kafka's unbounded queued request bytes. */
 void net_server_config_default(struct net_server_config *cfg);
 
 struct net_handler {
@@ -148,6 +172,23 @@ void *net_conn_data(const struct net_conn *c);
 bool net_conn_reading(const struct net_conn *c);
 size_t net_conn_unsent_bytes(const struct net_conn *c);
 
+/* What is left of the broker-wide budgets (see struct net_server_config): memory a new
+ * reply may still take, and file chunks it may still add. INT64_MAX when unbounded; 0 or
+ * negative once the budget is used up (a handler then sends less, or nothing). The
+ * reply being built is not counted until it is completed. */
+int64_t net_response_bytes_left(const struct net_loop *loop);
+int64_t net_response_files_left(const struct net_loop *loop);
+
+/* Loop-wide totals, for tests and metrics. */
+struct net_stats {
+    int64_t queued_response_bytes; /* memory of complete replies not yet written */
+    int64_t queued_response_files; /* file chunks of complete replies not yet written */
+    int64_t queued_request_bytes;  /* frames delivered, reply not complete */
+    uint64_t budget_pauses;        /* times a connection stopped reading for a budget */
+    uint64_t trims;                /* malloc_trim calls */
+};
+void net_loop_stats(const struct net_loop *loop, struct net_stats *out);
+
 /* ---- replies ----
  * Building: append/reserve/buf/add_file, in any mix; bytes go out in the order added.
  * Completing: net_reply_send or net_reply_drop, exactly once; after that r belongs to
@@ -162,6 +203,13 @@ struct buf *net_reply_buf(struct net_reply *r);
 /* Sends len bytes of fd from offset after the bytes added so far. Ownership of fd is
  * transferred (pass a dup); net closes it once the reply is sent or discarded. */
 void net_reply_add_file(struct net_reply *r, int fd, int64_t offset, int64_t len);
+/* The reply will grow by about extra_bytes more: allocates them now, exactly. (The body
+ * otherwise grows by doubling, so a big reply could hold twice its bytes.) */
+void net_reply_expect(struct net_reply *r, size_t extra_bytes);
+/* True if r is the oldest reply of its connection not yet written: no earlier reply
+ * waits in front of it, so whatever r holds goes out as soon as the peer reads. False
+ * for an orphan. */
+bool net_reply_is_head(const struct net_reply *r);
 /* Total response size so far (body + file chunks, without the length prefix). */
 int64_t net_reply_size(const struct net_reply *r);
 void net_reply_send(struct net_reply *r);

@@ -56,6 +56,9 @@ static const struct key_def keys[] = {
     {"max.connections.per.ip.overrides", K_STRING, "", 0},
     {"queued.max.requests", K_INT, "500", 1},
     {"samsa.connection.max.unsent.bytes", K_LONG, "16777216", 65536},
+    {"queued.max.request.bytes", K_LONG, "-1", -1},
+    {"samsa.queued.max.response.bytes", K_LONG, "268435456", -1},
+    {"samsa.queued.max.response.files", K_INT, "1024", -1},
     {"min.insync.replicas", K_INT, "1", 1},
     {"fetch.max.bytes", K_INT, "1048576", 1024},
     {"samsa.fetch.sendfile", K_BOOL, "false", 0},
@@ -312,6 +315,18 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("max.connections.per.ip", max_connections_per_ip, int32_t);
     NUM("queued.max.requests", queued_max_requests, int32_t);
     NUM("samsa.connection.max.unsent.bytes", max_unsent_bytes, int64_t);
+    NUM("queued.max.request.bytes", queued_max_request_bytes, int64_t);
+    NUM("samsa.queued.max.response.bytes", queued_max_response_bytes, int64_t);
+    NUM("samsa.queued.max.response.files", queued_max_response_files, int32_t);
+    /* -1 is "no bound", as in Kafka; 0 would stop every connection for good. */
+    static const char *const budgets[] = {"queued.max.request.bytes",
+                                          "samsa.queued.max.response.bytes",
+                                          "samsa.queued.max.response.files"};
+    for (size_t i = 0; i < ARRAY_LEN(budgets); i++) {
+        const char *bv = broker_config_value(c, budgets[i]);
+        if (bv && strcmp(bv, "0") == 0)
+            rc = bad(budgets[i], bv, "must be -1 (no bound) or positive");
+    }
     NUM("min.insync.replicas", min_insync_replicas, int32_t);
     NUM("group.min.session.timeout.ms", group_min_session_timeout_ms, int32_t);
     NUM("group.max.session.timeout.ms", group_max_session_timeout_ms, int32_t);

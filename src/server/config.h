@@ -38,6 +38,11 @@ struct broker_config {
     size_t ip_limit_count;
     int32_t queued_max_requests; /* per-connection in-flight bound */
     int64_t max_unsent_bytes;    /* per-connection backpressure bound */
+    /* Broker-wide bounds (-1: none): queued.max.request.bytes,
+     * samsa.queued.max.response.bytes, samsa.queued.max.response.files. */
+    int64_t queued_max_request_bytes;
+    int64_t queued_max_response_bytes;
+    int32_t queued_max_response_files;
     bool log_append_time;        /* log.message.timestamp.type=LogAppendTime */
     int32_t min_insync_replicas;
     int32_t fetch_max_bytes;     /* fetch.max.bytes: response data cap, below the client's */

@@ -231,7 +231,7 @@ void fetch_abort_all(struct server *s);
 #define FETCH_MAX_FILE_RANGES 4096
 struct slice fetch_file_marker(size_t index);
 void fetch_send_with_files(struct request *req, const struct buf *encoded,
-                           const struct log_read_result *files, size_t n, bool use_sendfile);
+                           const struct log_read_result *files, const bool *as_file, size_t n);
 void fetch_forget_partition(struct server *s, struct partition *p);
 
 /* ---- requests (dispatch.c) ---- */

@@ -205,6 +205,9 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     nc.ip_limits = cfg->ip_limits;
     nc.ip_limit_count = cfg->ip_limit_count;
     nc.use_sendfile = cfg->fetch_sendfile;
+    nc.max_queued_request_bytes = cfg->queued_max_request_bytes;
+    nc.max_queued_response_bytes = cfg->queued_max_response_bytes;
+    nc.max_queued_response_files = cfg->queued_max_response_files;
     struct net_handler h = {.on_request = server_on_request, .on_close = server_on_close};
     rc = net_listen(s->loop, cfg->listener_host, cfg->listener_port, &nc, &h, s, &s->listener);
     if (rc != 0) {

@@ -9,6 +9,18 @@
  * (the copy path) or, with samsa.fetch.sendfile=true, sent by sendfile(2) straight
  * from the page cache (the zero-copy path).
  *
+ * Memory and descriptors: what a response may hold is bounded broker-wide (net's
+ * budgets, samsa.queued.max.response.bytes and samsa.queued.max.response.files), since
+ * a client that stops reading keeps its unsent responses queued. Each partition's range
+ * is granted in order: as a file chunk while descriptors are left (preferred with
+ * sendfile; with the copy path only once memory is short, net then reads the file
+ * while writing), else copied while memory is left, else not at all. A response that
+ * is first in its connection's queue may always carry its first range, as a file
+ * chunk (KIP-74's "at least one batch", at the price of one descriptor per such
+ * connection), so a client that keeps up is never starved by slow ones; any other
+ * response gets what the budgets allow, which can be nothing: then it waits like a
+ * fetch that found no data, and answers empty at max_wait_ms (legal; clients retry).
+ *
  * Sessions (KIP-227) are not kept: every response has session id 0, which tells
  * clients that ask for a session to go on sending full fetch requests. */
 #include "server/internal.h"
@@ -34,8 +46,49 @@ struct fetch_wait {
 struct located {
     struct partition *p;
     int16_t error;
-    struct log_read_result rr;
+    struct log_read_result rr; /* rr.len 0 if nothing, or nothing granted */
+    bool as_file;              /* granted as a file chunk (else copied) */
 };
+
+/* What one response may still take of the broker-wide budgets, handed out range by
+ * range in request order (see the top of the file). */
+struct grant {
+    int64_t mem_left;   /* memory for copied record bytes */
+    int64_t files_left; /* file chunks (descriptors) */
+    bool prefer_file;   /* samsa.fetch.sendfile */
+    bool minimum;       /* first in its connection's queue: the first range always goes */
+    size_t granted;     /* ranges granted so far */
+};
+
+static void grant_init(struct server *s, struct request *req, struct grant *g) {
+    g->mem_left = net_response_bytes_left(s->loop);
+    g->files_left = net_response_files_left(s->loop);
+    g->prefer_file = s->cfg->fetch_sendfile;
+    g->minimum = net_reply_is_head(req->reply);
+    g->granted = 0;
+}
+
+/* Decides how a range of len bytes goes, or false if it does not. Only the first
+ * FETCH_MAX_FILE_RANGES ranges can be file chunks (markers); later ones are copied. */
+static bool grant_range(struct grant *g, int64_t len, bool *as_file) {
+    bool marker = g->granted < FETCH_MAX_FILE_RANGES;
+    if (marker && g->prefer_file && g->files_left > 0) {
+        g->files_left--;
+        *as_file = true;
+    } else if (len <= g->mem_left) {
+        g->mem_left -= len;
+        *as_file = false;
+    } else if (marker && g->files_left > 0) {
+        g->files_left--;
+        *as_file = true;
+    } else if (g->granted == 0 && g->minimum) {
+        *as_file = true; /* over the descriptor budget by one for this connection */
+    } else {
+        return false;
+    }
+    g->granted++;
+    return true;
+}
 
 static int16_t check_epoch(int32_t requested) {
     /* A single node's partitions are at leader epoch 0 (-1: the client does not say). */
@@ -44,9 +97,13 @@ static int16_t check_epoch(int32_t requested) {
     return KERR_UNKNOWN_LEADER_EPOCH;
 }
 
-/* Locates data for every partition; returns total bytes found. */
-static int64_t locate_all(struct server *s, const struct fetch_request *in, struct located *loc) {
+/* Locates data for every partition and grants it a way into the response; returns the
+ * total bytes granted. */
+static int64_t locate_all(struct server *s, struct request *req, const struct fetch_request *in,
+                          struct located *loc) {
     int64_t total = 0;
+    struct grant g;
+    grant_init(s, req, &g);
     /* The broker's fetch.max.bytes caps what the client asks for (Kafka's rule). */
     int64_t budget = MIN(in->max_bytes > 0 ? in->max_bytes : INT32_MAX,
                          (int64_t)s->cfg->fetch_max_bytes);
@@ -80,6 +137,8 @@ static int64_t locate_all(struct server *s, const struct fetch_request *in, stru
                 l->rr.len = 0;
                 continue;
             }
+            if (l->rr.len > 0 && !grant_range(&g, l->rr.len, &l->as_file))
+                l->rr.len = 0; /* the broker-wide budgets are used up: no data this time */
             total += l->rr.len;
             budget -= l->rr.len;
         }
@@ -114,6 +173,7 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
     resp.responses = REQ_ALLOC(req, struct fetch_response_responses, in->topics_count);
     size_t n_files = 0;
     struct log_read_result *files = REQ_ALLOC(req, struct log_read_result, partition_count(in));
+    bool *as_file = REQ_ALLOC(req, bool, partition_count(in));
     size_t k = 0;
     for (int32_t ti = 0; ti < in->topics_count; ti++) {
         const struct fetch_request_topics *t = &in->topics[ti];
@@ -135,6 +195,7 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
             pr->records = (struct slice){(const uint8_t *)"", 0};
             if (l->error == KERR_NONE && l->rr.len > 0 && n_files < FETCH_MAX_FILE_RANGES) {
                 pr->records = fetch_file_marker(n_files);
+                as_file[n_files] = l->as_file;
                 files[n_files++] = l->rr;
             } else if (l->error == KERR_NONE && l->rr.len > 0) {
                 int rc = read_range(&req->arena, l->rr.fd, l->rr.file_pos, l->rr.len,
@@ -151,7 +212,7 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
     struct buf encoded;
     buf_init(&encoded);
     fetch_response_encode(&encoded, req->hdr.api_version, &resp);
-    fetch_send_with_files(req, &encoded, files, n_files, s->cfg->fetch_sendfile);
+    fetch_send_with_files(req, &encoded, files, as_file, n_files);
     buf_free(&encoded);
 }
 
@@ -189,7 +250,7 @@ static bool attempt(struct server *s, struct request *req, const struct fetch_re
                     bool final) {
     size_t n = partition_count(in);
     struct located *loc = xcalloc(n ? n : 1, sizeof *loc);
-    int64_t total = locate_all(s, in, loc);
+    int64_t total = locate_all(s, req, in, loc);
     bool any_error = false;
     for (size_t i = 0; i < n; i++)
         any_error |= loc[i].error != KERR_NONE;

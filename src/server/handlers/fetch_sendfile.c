@@ -41,10 +41,16 @@ struct slice fetch_file_marker(size_t index) {
 }
 
 void fetch_send_with_files(struct request *req, const struct buf *encoded,
-                           const struct log_read_result *files, size_t n, bool use_sendfile) {
+                           const struct log_read_result *files, const bool *as_file, size_t n) {
     bool flexible = proto_is_flexible(req->hdr.api_key, req->hdr.api_version);
     /* The marker's own length prefix: int32 16, or uvarint 17 (compact bytes). */
     size_t prefix_len = flexible ? 1 : 4;
+    /* The reply's memory, allocated once and exactly: the budget counts what it holds,
+     * and growth by doubling would hold up to twice the copied bytes. */
+    size_t copied = 0;
+    for (size_t i = 0; i < n; i++)
+        copied += as_file[i] ? 0 : (size_t)files[i].len;
+    net_reply_expect(req->reply, encoded->len + copied + 64); /* + response header */
     struct buf *out = request_response_begin(req);
     size_t pos = 0;
     for (size_t i = 0; i < n; i++) {
@@ -57,16 +63,18 @@ void fetch_send_with_files(struct request *req, const struct buf *encoded,
             buf_put_uvarint(out, (uint64_t)files[i].len + 1);
         else
             buf_put_i32(out, (int32_t)files[i].len);
-        int fd = use_sendfile ? dup(files[i].fd) : -1;
+        int fd = as_file[i] ? dup(files[i].fd) : -1;
         if (fd >= 0) {
             net_reply_add_file(req->reply, fd, files[i].file_pos, files[i].len);
             out = net_reply_buf(req->reply);
         } else {
-            if (use_sendfile)
-                log_warn("server", "dup of a segment fd failed (%s); copying instead",
-                         strerror(errno));
-            uint8_t *dst = buf_extend(out, (size_t)files[i].len);
+            if (as_file[i])
+                log_warn_ratelimited("server", "dup of a segment fd failed (%s); copying "
+                                     "instead", strerror(errno));
+            buf_reserve(out, (size_t)files[i].len);
+            uint8_t *dst = out->data + out->len;
             int rc = pread_exact(files[i].fd, dst, (size_t)files[i].len, files[i].file_pos);
+            out->len += (size_t)files[i].len;
             if (rc != 0) {
                 /* The length prefix is already written: the only honest way out is to
                  * close the connection; the client retries. */

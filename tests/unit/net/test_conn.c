@@ -46,6 +46,7 @@ static struct {
     int file_fd;
     int64_t file_len;
     struct net_server_config cfg;
+    int64_t max_resp_bytes;     /* largest queued response memory seen after a reply */
 } S;
 
 static void on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg) {
@@ -74,6 +75,9 @@ static void on_request(struct net_conn *c, struct slice frame, struct net_reply 
         memset(p, 0xab, 64 * 1024);
         memcpy(p, frame.ptr, 4);
         net_reply_send(r);
+        struct net_stats st;
+        net_loop_stats(S.loop, &st);
+        S.max_resp_bytes = MAX(S.max_resp_bytes, st.queued_response_bytes);
         break;
     }
     case MODE_FILE: { /* "head" file[0,L/2) "mid" file[L/2,L) "tail" */
@@ -694,6 +698,137 @@ static void test_backpressure_inflight(void **state) {
     server_stop();
 }
 
+/* ---- broker-wide budgets ---- */
+
+static void budget_check_cb(struct net_loop *loop, void *arg) {
+    struct net_stats st;
+    net_loop_stats(loop, &st);
+    if (st.budget_pauses > 0)
+        atomic_store(&S.paused_seen, 1);
+    else
+        net_timer_add(loop, 5, budget_check_cb, NULL);
+}
+
+enum { SLOW_N = 2000, FAST_N = 5 };
+
+/* A slow client fills the response budget and is stopped; a second client that reads
+ * its answers is still served meanwhile; then the slow one reads everything. */
+static void *budget_client(void *arg) {
+    void *ok = NULL;
+    int slow = client_connect(64 * 1024), fast = -1;
+    struct buf req, resp;
+    buf_init(&req);
+    buf_init(&resp);
+    CHECK(slow >= 0);
+    for (uint32_t i = 0; i < SLOW_N; i++) {
+        uint8_t seq[4];
+        be32_write(seq, i);
+        frame_append(&req, seq, 4);
+    }
+    CHECK(write_all(slow, req.data, req.len));
+    for (int i = 0; i < 10000 && !atomic_load(&S.paused_seen); i++)
+        usleep(1000);
+    CHECK(atomic_load(&S.paused_seen));
+    fast = client_connect(0);
+    CHECK(fast >= 0);
+    for (uint32_t i = 0; i < FAST_N; i++) {
+        uint8_t seq[4];
+        be32_write(seq, 1000000 + i);
+        buf_reset(&req);
+        frame_append(&req, seq, 4);
+        CHECK(write_all(fast, req.data, req.len));
+        CHECK(read_frame(fast, &resp));
+        CHECK(resp.len == 64 * 1024 && be32_read(resp.data) == 1000000 + i);
+    }
+    for (uint32_t i = 0; i < SLOW_N; i++) {
+        CHECK(read_frame(slow, &resp));
+        CHECK(resp.len == 64 * 1024 && be32_read(resp.data) == i);
+    }
+    ok = (void *)1;
+out:
+    if (slow >= 0)
+        close(slow);
+    if (fast >= 0)
+        close(fast);
+    buf_free(&req);
+    buf_free(&resp);
+    net_loop_stop(S.loop);
+    return ok;
+}
+
+static void test_budget_response_bytes(void **state) {
+    struct net_server_config cfg;
+    net_server_config_default(&cfg);
+    cfg.max_queued_response_bytes = 2 * 1024 * 1024;
+    cfg.trim_after_drop_bytes = 1024 * 1024;
+    cfg.max_inflight_requests = 100000; /* only the broker-wide budget stops the reader */
+    cfg.max_unsent_bytes = INT32_MAX;
+    server_start(MODE_BIG_REPLY, &cfg);
+    net_timer_add(S.loop, 5, budget_check_cb, NULL);
+    server_run_with(budget_client);
+    assert_int_equal(S.requests, SLOW_N + FAST_N);
+    /* The budget, plus the one reply that crossed it, plus one reply of the fast client
+     * (a connection with nothing unsent is read even when the budget is full). */
+    assert_true(S.max_resp_bytes <= cfg.max_queued_response_bytes + 2 * 64 * 1024);
+    struct net_stats st;
+    net_loop_stats(S.loop, &st);
+    assert_true(st.budget_pauses > 0);
+    assert_true(st.trims > 0); /* the queue drained from over 2 MiB to nothing */
+    server_stop();
+}
+
+static void test_budget_request_bytes(void **state) {
+    struct net_server_config cfg;
+    net_server_config_default(&cfg);
+    cfg.max_queued_request_bytes = 40; /* ten of the client's 4-byte requests */
+    server_start(MODE_HOLD, &cfg);
+    net_timer_add(S.loop, 5, release_held_cb, NULL);
+    server_run_with(inflight_client);
+    assert_int_equal(S.requests, 50);
+    assert_int_equal(S.max_held, 10); /* reading stopped at the budget, resumed after */
+    struct net_stats st;
+    net_loop_stats(S.loop, &st);
+    assert_true(st.budget_pauses > 0);
+    assert_int_equal(st.queued_request_bytes, 0);
+    server_stop();
+}
+
+/* A peer that never reads its responses is closed after the idle timeout, as Kafka
+ * does, instead of holding them for as long as it stays connected. */
+static void *stuck_client(void *arg) {
+    void *ok = NULL;
+    int fd = client_connect(16 * 1024);
+    struct buf req;
+    buf_init(&req);
+    CHECK(fd >= 0);
+    for (uint32_t i = 0; i < 400; i++)
+        frame_append(&req, "seq!", 4);
+    CHECK(write_all(fd, req.data, req.len));
+    for (int i = 0; i < 10000 && atomic_load(&S.closes) == 0; i++)
+        usleep(1000);
+    CHECK(atomic_load(&S.closes) == 1);
+    ok = (void *)1;
+out:
+    if (fd >= 0)
+        close(fd);
+    buf_free(&req);
+    net_loop_stop(S.loop);
+    return ok;
+}
+
+static void test_stuck_reader_closed(void **state) {
+    struct net_server_config cfg;
+    net_server_config_default(&cfg);
+    cfg.idle_timeout_ms = 200;
+    server_start(MODE_BIG_REPLY, &cfg);
+    server_run_with(stuck_client);
+    assert_int_equal(S.closes, 1);
+    struct net_stats st;
+    net_loop_stats(S.loop, &st);
+    assert_int_equal(st.queued_response_bytes, 0); /* given back with the connection */
+    server_stop();
+}
+
 /* ---- file chunks: sendfile and pread+write deliver the same bytes ---- */
 
 static uint8_t *file_data;
@@ -920,6 +1055,9 @@ int main(void) {
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_backpressure_unsent),
         cmocka_unit_test(test_backpressure_inflight),
+        cmocka_unit_test(test_budget_response_bytes),
+        cmocka_unit_test(test_budget_request_bytes),
+        cmocka_unit_test(test_stuck_reader_closed),
         cmocka_unit_test(test_file_sendfile),
         cmocka_unit_test(test_file_copy),
         cmocka_unit_test(test_close_all),
