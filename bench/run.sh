@@ -30,6 +30,10 @@
 #                Redis Streams and NATS JetStream (../shared/bench/peers/run.sh)
 #   raft         bench_raft, 3 simulated nodes in one process
 #   groups       rebalances, offset commits, compaction (bench/group_bench.c)
+#   limits       resource bounds (bench/limits.py): broker VmRSS and descriptors with
+#                1,000 slow readers; one CreateTopics of 10,000 partitions with the
+#                Metadata latency meanwhile; 100,000 idle partitions (VmRSS, descriptors,
+#                mappings, start-up time)
 # Then prints the tables and writes them as a dated section of docs/benchmarks.md
 # (replacing that date's section if there is one).
 #
@@ -578,6 +582,19 @@ raft_section() {
     } >"$RAFT_MD"
 }
 
+# ---------- resource bounds (bench/limits.py) ----------
+
+LIMITS_MD=$WORK/limits.md
+limits_section() {
+    echo "bench: resource bounds (slow readers, partition creation, idle partitions)"
+    if [ -n "$QUICK" ]; then
+        SLOW_READERS=${SLOW_READERS:-200} IDLE_PARTITIONS=${IDLE_PARTITIONS:-10000} \
+            /usr/bin/python3 "$ROOT/bench/limits.py" "$BUILD" "$WORK" "$LIMITS_MD"
+    else
+        /usr/bin/python3 "$ROOT/bench/limits.py" "$BUILD" "$WORK" "$LIMITS_MD"
+    fi || { anomaly "bench/limits.py failed"; echo "(bench/limits.py failed; see the log)" >"$LIMITS_MD"; }
+}
+
 # ---------- groups and compaction (samsa-group-bench) ----------
 # A broker with group.initial.rebalance.delay.ms=0 (no wait for a first group to fill up)
 # and log.cleaner.backoff.ms=1000 (the cleaner looks for work every second), on a fresh
@@ -706,7 +723,7 @@ groups_section() {
 T_START=$SECONDS
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: data in $WORK; $REPS repetitions; $N_1K x 1 KiB and $N_100 x 100 B per standard case"
-for section in memory standard idle scaling connections peers raft groups; do
+for section in memory standard idle scaling connections peers raft groups limits; do
     if want "$section"; then "${section}_section"; fi
 done
 RUN_MIN=$(( (SECONDS - T_START + 30) / 60 ))
@@ -880,6 +897,7 @@ echo
 cat "$SCALING_MD"
 if want raft; then echo; cat "$RAFT_MD"; fi
 if want groups; then echo; cat "$GROUPS_MD"; fi
+if want limits; then echo; cat "$LIMITS_MD"; fi
 if [ -s "$WORK/anomalies" ]; then echo; echo "anomalies:"; cat "$WORK/anomalies"; fi
 echo
 echo "bench: the run took $RUN_MIN min"
@@ -923,6 +941,8 @@ SECTION=$WORK/section.md
     cat "$RAFT_MD"
     echo
     cat "$GROUPS_MD"
+    echo
+    cat "$LIMITS_MD"
     if [ -s "$WORK/anomalies" ]; then echo; echo "Anomalies during the run:"; sed 's/^/- /' "$WORK/anomalies"; fi
     echo "<!-- bench-run $DATE end -->"
 } >"$SECTION"
