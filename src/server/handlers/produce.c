@@ -43,8 +43,8 @@ static int16_t append_partition(struct server *s, struct slice topic,
     int64_t records = 0;
     int rc = batch_validate_all(in->records.ptr, in->records.len, true, &batches, &records);
     if (rc != 0) {
-        log_warn("server", "rejecting produce to %s-%d: %s", p->topic->name, p->index,
-                 storage_strerror(rc));
+        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic->name,
+                             p->index, storage_strerror(rc));
         return rc == STORAGE_ERR_BAD_MAGIC ? KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT
                                            : KERR_CORRUPT_MESSAGE;
     }
@@ -81,8 +81,9 @@ static int16_t append_partition(struct server *s, struct slice topic,
         return kerr_from_storage(rc);
     }
     if (rc < 0) {
-        log_error("server", "append to %s-%d failed: %s", p->topic->name, p->index,
-                  storage_strerror(rc));
+        /* Per request while a condition lasts (a full disk): rate-limited. */
+        log_error_ratelimited("server", "append to %s-%d failed: %s", p->topic->name, p->index,
+                              storage_strerror(rc));
         return kerr_from_storage(rc);
     }
     /* STORAGE_DUPLICATE: a retry of a batch already appended. Kafka answers it with the
