@@ -12,11 +12,11 @@ static void usage(void) {
     fprintf(stderr, "usage: samsa-server -c <server.properties> [--override key=value ...]\n");
 }
 
-/* Every partition's active segment holds three open files (log, offset index, time
- * index) and every client a socket, so 10,000 partitions need about 30,000 descriptors.
- * Raise the soft limit to the hard one, as Redis does, instead of failing at a few
- * hundred partitions under the usual 1024; when privileged, raise the hard limit to the
- * kernel's maximum (fs.nr_open) first, as a systemd unit with LimitNOFILE would. */
+/* Every client holds a socket, and storage keeps as many segment files open as the
+ * limit leaves room for (server_create sets the bound). Raise the soft limit to the hard
+ * one, as Redis does, instead of serving a few hundred connections under the usual 1024;
+ * when privileged, raise the hard limit to the kernel's maximum (fs.nr_open) first, as a
+ * systemd unit with LimitNOFILE would. */
 static void raise_fd_limit(void) {
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) != 0)

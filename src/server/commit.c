@@ -189,11 +189,16 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n) {
                 server_partition_free(p);
             continue;
         }
+        bool sync_failed = job->sync_failed; /* read before complete frees the job */
         int rc = log_flush_complete(p->log, job);
-        if (rc != 0)
+        if (rc != 0 && sync_failed)
             log_error_ratelimited("server", "fdatasync of partition %s-%d failed: %s; the "
                                   "partition refuses writes until restart",
                                   p->topic->name, p->index, storage_strerror(rc));
+        else if (rc != 0)
+            log_error_ratelimited("server", "cannot sync partition %s-%d: %s; the next "
+                                  "flush tries again", p->topic->name, p->index,
+                                  storage_strerror(rc));
     }
     free(r->jobs);
     free(r->ptrs);

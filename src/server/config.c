@@ -309,7 +309,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("samsa.sync.syncfs.partitions", syncfs_partitions, int32_t);
     NUM("connections.max.idle.ms", connections_max_idle_ms, int64_t);
     NUM("max.connections", max_connections, int32_t);
-    c->max_partitions = 0; /* unset: derived from the machine at start-up */
+    c->max_partitions = 0; /* unset: server_default_max_partitions() */
     NUM("samsa.max.partitions", max_partitions, int64_t);
     c->max_connections_per_ip = INT32_MAX; /* stays so when set to "" or invalid */
     NUM("max.connections.per.ip", max_connections_per_ip, int32_t);

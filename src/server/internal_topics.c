@@ -58,6 +58,9 @@ int server_scan_partition(struct server *s, struct partition *p,
             break;
         buf_reset(&data);
         rc = pread_exact(rr.fd, buf_extend(&data, (size_t)rr.len), (size_t)rr.len, rr.file_pos);
+        /* The segment was lent until the read turn ends; a scan of many partitions at
+         * start-up must not hold them all (storage's open-file bound). */
+        storage_read_turn_end();
         if (rc != 0)
             break;
         struct batch_iter it;

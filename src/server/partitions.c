@@ -486,27 +486,13 @@ static void free_checkpoint_map(struct hmap *m) {
     hmap_free(m);
 }
 
-/* What one partition costs that the machine bounds, whatever it holds: memory for its
- * state, and the memory mappings of its active segment's indexes (vm.max_map_count,
- * 65530 by default, counts every mapping of the process). Descriptors are not among
- * them: segment files are opened on use and closed when idle (storage's file cache). */
-#define MAX_PARTITIONS_CEILING 100000
-#define MAPS_PER_PARTITION 2
-#define MAPS_RESERVED 8192 /* libraries, thread stacks, fetch buffers */
+/* samsa.max.partitions when unset. Idle partitions hold no descriptor and no mapping
+ * (storage's file cache opens segments on use), so what remains per partition is
+ * memory for its state and files on disk: a fixed ceiling, the figure `make bench`
+ * measures (bench/limits.py, idle partitions). */
+#define DEFAULT_MAX_PARTITIONS 100000
 
-int64_t server_default_max_partitions(void) {
-    int64_t limit = MAX_PARTITIONS_CEILING;
-    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
-    long long maps = 0;
-    if (f) {
-        if (fscanf(f, "%lld", &maps) != 1)
-            maps = 0;
-        fclose(f);
-    }
-    if (maps > MAPS_RESERVED)
-        limit = MIN(limit, (maps - MAPS_RESERVED) / MAPS_PER_PARTITION);
-    return limit;
-}
+int64_t server_default_max_partitions(void) { return DEFAULT_MAX_PARTITIONS; }
 
 int server_open_all_partitions(struct server *s) {
     hmap_init(&s->recovery_points);

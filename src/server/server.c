@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -48,6 +49,7 @@ static void on_idle(struct net_loop *loop, void *arg) {
     fetch_run_ready(s);
     server_groups_idle(s);
     server_commit_idle(s);
+    storage_read_turn_end(); /* segment files lent to this iteration's fetches */
 }
 
 /* Calls fn(s, partition, now) for every partition of every topic. */
@@ -154,7 +156,7 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     }
     log_info("server", "this broker hosts at most %lld partitions (samsa.max.partitions%s)",
              (long long)co.max_partitions,
-             cfg->max_partitions > 0 ? "" : " unset: derived from vm.max_map_count");
+             cfg->max_partitions > 0 ? "" : ", the default");
     /* Before anything is written: a node that lost its metadata must not record a new
      * cluster over data it can no longer account for. */
     if (server_check_metadata_accounts_for_data(s) != 0)
@@ -162,6 +164,16 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     if (cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host,
                                 cfg->advertised_port, cfg->rack) != 0)
         goto fail;
+    /* Segment files share the descriptor limit: leave max.connections and the queued
+     * response files (together at most half the limit) and 128 for everything else. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+        size_t lim = (size_t)nofile.rlim_cur, files = (size_t)cfg->queued_max_response_files;
+        size_t reserve = MIN((size_t)cfg->max_connections + (cfg->queued_max_response_files < 0
+                             ? lim : files), lim / 2) + 128;
+        storage_set_max_open_files(lim - MIN(reserve, lim));
+    }
+    log_info("server", "at most %zu segment files open at once", storage_max_open_files());
     if (server_open_all_partitions(s) != 0)
         goto fail;
     cluster_set_listener(s->cluster, server_cluster_event, s);

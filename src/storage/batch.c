@@ -3,6 +3,8 @@
  * from clients), during recovery (bytes from a possibly torn file) and by followers.
  * The layout is in storage.h and docs/storage-format.md.
  */
+#include <errno.h>
+
 #include "storage/storage_internal.h"
 
 int batch_parse_header(const uint8_t *p, size_t len, struct batch_info *out) {
@@ -130,6 +132,8 @@ const char *storage_strerror(int err) {
     case STORAGE_ERR_OUT_OF_ORDER_SEQUENCE: return "producer sequence out of order";
     case STORAGE_ERR_INVALID_PRODUCER_EPOCH: return "producer epoch is older than the producer's";
     case STORAGE_DUPLICATE: return "duplicate of a batch already appended";
+    case -EMFILE: return "too many open files (the process's RLIMIT_NOFILE is reached)";
+    case -ENFILE: return "too many open files in the system (fs.file-max is reached)";
     default: return err < 0 && err > -4096 ? strerror(-err) : "unknown storage error";
     }
 }

@@ -18,8 +18,11 @@
  * never resurrect an older value.
  *
  * Threads: log_clean_prepare and log_clean_complete run on the thread that owns the log;
- * log_clean_execute only touches the job (dup'd segment fds, a dup'd directory fd, files
- * it creates with a .cleaned suffix).
+ * log_clean_execute only touches the job (a directory fd, files it creates with a
+ * .cleaned suffix) and the input segments, which it opens itself one at a time by name
+ * (never through the open-file cache, which belongs to the owner thread) and checks to
+ * be the very files prepare saw (device and inode). So one clean holds at most five
+ * descriptors, however many segments the log has.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,8 +47,7 @@ struct clean_input {
     int64_t size_bytes;
     int64_t next_offset;
     size_t oidx_n, tidx_n;
-    int fd; /* dup'd */
-    dev_t dev;
+    dev_t dev; /* of the .log prepare saw: execute reads only that file */
     ino_t ino;
 };
 
@@ -200,10 +202,7 @@ static int64_t map_get(const struct key_map *km, struct slice key) {
     return v ? (int64_t)(intptr_t)v - 1 : -1;
 }
 
-static int map_input(struct key_map *km, const struct clean_input *in, int64_t first_dirty,
-                     struct in_reader *r) {
-    *r = (struct in_reader){.fd = in->fd, .size = in->size_bytes, .buf = r->buf,
-                            .cap = r->cap, .buf_start = -1};
+static int map_input_read(struct key_map *km, int64_t first_dirty, struct in_reader *r) {
     const uint8_t *p;
     struct batch_info b;
     int rc;
@@ -225,6 +224,41 @@ static int map_input(struct key_map *km, const struct clean_input *in, int64_t f
         if (rc < 0)
             return rc;
     }
+    return rc;
+}
+
+/* Opens an input segment's .log by name; STORAGE_ERR_CLEAN_ABORTED if it is gone or
+ * is another file now (deleted or replaced since prepare: complete aborts anyway). */
+static int open_input(const struct clean_plan *plan, const struct clean_input *in) {
+    char *nm = name_of(in->base, ".log", "");
+    int fd = openat(plan->dir_fd, nm, O_RDONLY | O_CLOEXEC);
+    int err = fd < 0 ? -errno : 0;
+    free(nm);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) != 0)
+        err = -errno;
+    else if (fd >= 0 && (st.st_dev != in->dev || st.st_ino != in->ino))
+        err = STORAGE_ERR_CLEAN_ABORTED;
+    if (err == -ENOENT)
+        err = STORAGE_ERR_CLEAN_ABORTED;
+    if (err != 0) {
+        if (fd >= 0)
+            close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static int map_input(struct key_map *km, const struct clean_plan *plan,
+                     const struct clean_input *in, int64_t first_dirty, struct in_reader *r) {
+    int fd = open_input(plan, in);
+    if (fd < 0)
+        return fd;
+    *r = (struct in_reader){.fd = fd, .size = in->size_bytes, .buf = r->buf,
+                            .cap = r->cap, .buf_start = -1};
+    int rc = map_input_read(km, first_dirty, r);
+    close(fd);
+    r->fd = -1;
     return rc;
 }
 
@@ -507,7 +541,10 @@ static int clean_input(struct clean_ctx *c, size_t idx) {
     struct clean_plan *plan = c->plan;
     const struct clean_input *in = &plan->in[idx];
     struct clean_output *o = &plan->out[plan->n_out - 1];
-    c->rd = (struct in_reader){.fd = in->fd, .size = in->size_bytes, .buf = c->rd.buf,
+    int fd = open_input(plan, in);
+    if (fd < 0)
+        return fd;
+    c->rd = (struct in_reader){.fd = fd, .size = in->size_bytes, .buf = c->rd.buf,
                                .cap = c->rd.cap, .buf_start = -1};
     const uint8_t *p;
     struct batch_info b;
@@ -515,8 +552,12 @@ static int clean_input(struct clean_ctx *c, size_t idx) {
     while ((rc = in_next(&c->rd, &p, &b)) > 0) {
         rc = clean_batch(c, o, idx, p, &b);
         if (rc != 0)
-            return rc;
+            break;
     }
+    close(fd);
+    c->rd.fd = -1;
+    if (rc != 0)
+        return rc;
     c->job->stats.bytes_read += in->size_bytes;
     c->job->stats.segments_in++;
     return rc;
@@ -540,7 +581,7 @@ static int execute_impl(struct clean_ctx *c) {
             break;
         }
         any_dirty = true;
-        rc = map_input(&c->map, &plan->in[i], c->first_dirty, &c->rd);
+        rc = map_input(&c->map, plan, &plan->in[i], c->first_dirty, &c->rd);
         if (rc != 0)
             return rc;
     }
@@ -614,11 +655,13 @@ void log_clean_execute(struct log_clean_job *job) {
     buf_free(&c.w.tidx);
     buf_free(&c.scratch);
     free(c.rd.buf);
-    if (rc != 0) {
+    if (rc == STORAGE_ERR_CLEAN_ABORTED)
+        log_info(SUBSYS, "partition %s: segments deleted or replaced while cleaning; "
+                 "cleaning aborted", plan->name);
+    else if (rc != 0)
         log_error(SUBSYS, "partition %s: cleaning failed: %s", plan->name,
                   storage_strerror(rc));
-        job->err = rc;
-    }
+    job->err = rc;
 }
 
 /* ---- prepare ---- */
@@ -630,8 +673,6 @@ static int64_t seg_newest_ms(const struct segment *s) {
 static void plan_free(struct clean_plan *plan) {
     if (!plan)
         return;
-    for (size_t i = 0; i < plan->n_in; i++)
-        close_fd(&plan->in[i].fd);
     if (plan->dir_fd >= 0)
         close(plan->dir_fd);
     free(plan->in);
@@ -645,6 +686,7 @@ int log_clean_prepare(struct log *l, int64_t now_ms, int64_t max_offset_exclusiv
     void *user = job->user;
     *job = (struct log_clean_job){.log = l, .test_crash_at_op = -1, .user = user,
                                   .first_dirty_offset = -1, .end_offset = -1};
+    storage_read_turn_end();
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
     if (!l->cfg.cleanup_compact)
@@ -697,10 +739,8 @@ int log_clean_prepare(struct log *l, int64_t now_ms, int64_t max_offset_exclusiv
         const struct segment *s = l->segs[i];
         struct clean_input *in = &plan->in[plan->n_in];
         struct stat st;
-        in->fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
-        if (in->fd < 0 || fstat(in->fd, &st) != 0) {
+        if (stat(s->path, &st) != 0) {
             rc = -errno;
-            close_fd(&in->fd);
             break;
         }
         plan->n_in++;
@@ -767,7 +807,7 @@ static bool inputs_unchanged(const struct log *l, const struct clean_plan *plan)
         const struct clean_input *in = &plan->in[i];
         struct stat st;
         if (s->active || s->base_offset != in->base || s->size_bytes != in->size_bytes ||
-            fstat(s->fd, &st) != 0 || st.st_dev != in->dev || st.st_ino != in->ino)
+            stat(s->path, &st) != 0 || st.st_dev != in->dev || st.st_ino != in->ino)
             return false;
     }
     return true;
@@ -928,6 +968,7 @@ failed:
 
 int log_clean_complete(struct log *l, struct log_clean_job *job) {
     ASSERT(job->log == l);
+    storage_read_turn_end();
     if (!job->ready)
         return 0;
     struct clean_plan *plan = job->plan;

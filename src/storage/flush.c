@@ -1,11 +1,21 @@
 /*
  * Durability without blocking the event loop (docs/storage-format.md, "Durability").
  *
- * log_flush_prepare (loop thread) dup()s the fds of every segment that may hold data not
- * yet durable (those with offsets >= the durable offset) and, if files were created,
- * renamed or deleted since the last directory sync, the directory fd; it captures the log
- * end offset. log_flush_execute (any thread) only calls fdatasync/fsync on those fds.
- * log_flush_complete (loop thread) closes them and raises the durable offset.
+ * log_flush_prepare (loop thread) records the paths of every segment that may hold data
+ * not yet durable (those with offsets >= the durable offset), of the pending producer
+ * snapshot and, if files were created, renamed or deleted since the last directory
+ * sync, of the directory; it captures the log end offset. log_flush_execute (any
+ * thread) opens each file, fdatasyncs (or fsyncs) it and closes it again.
+ * log_flush_complete (loop thread) raises the durable offset.
+ *
+ * Why paths and not descriptors: segment files are open only while the open-file cache
+ * keeps them (fcache.c), and a round of group commit can cover every partition of the
+ * broker. Dup'd descriptors held from prepare to complete would cost one per log in the
+ * round, beyond any bound; by path a sync thread holds one descriptor at a time, and it
+ * never touches the cache. fsync works on the inode, whichever descriptor asks, and
+ * since Linux 4.16 a write-back error nobody has seen yet is reported to a descriptor
+ * opened after it happened, so syncing through a fresh descriptor reports what a
+ * long-lived one would.
  *
  * The syncer is the helper thread that executes rounds of jobs (group commit: every
  * produce waiting for acks=all in a round shares one sync per log) and wakes the loop
@@ -13,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
@@ -25,90 +36,107 @@ static bool seg_needs_sync(const struct log *l, const struct segment *s) {
     return s->next_offset > l->durable_offset || s->base_offset >= l->durable_offset;
 }
 
-static void job_close_fds(struct log_flush_job *job) {
-    for (size_t i = 0; i < job->n_fds; i++)
-        close(job->fds[i]);
-    free(job->fds);
-    job->fds = NULL;
-    job->n_fds = 0;
-    if (job->dir_fd >= 0)
-        close(job->dir_fd);
-    job->dir_fd = -1;
-    if (job->parent_fd >= 0)
-        close(job->parent_fd);
-    job->parent_fd = -1;
+static void job_free_paths(struct log_flush_job *job) {
+    for (size_t i = 0; i < job->n_paths; i++)
+        free(job->paths[i]);
+    free(job->paths);
+    job->paths = NULL;
+    job->n_paths = 0;
+    free(job->dir);
+    job->dir = NULL;
+    free(job->parent);
+    job->parent = NULL;
 }
 
 int log_flush_prepare(struct log *l, struct log_flush_job *job) {
     void *user = job->user;
-    *job = (struct log_flush_job){.log = l, .dir_fd = -1, .parent_fd = -1, .user = user};
+    *job = (struct log_flush_job){.log = l, .user = user};
+    storage_read_turn_end();
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
     job->snapshot_offset = -1;
     size_t n = 1; /* room for the producer snapshot */
     for (size_t i = 0; i < l->n_segs; i++)
         n += seg_needs_sync(l, l->segs[i]);
-    job->fds = xmalloc(n * sizeof(int));
-    int snap_fd;
-    int rc = producers_flush_prepare(l, &snap_fd, &job->snapshot_offset);
+    job->paths = xmalloc(n * sizeof(char *));
+    char *snap_path;
+    int rc = producers_flush_prepare(l, &snap_path, &job->snapshot_offset);
     if (rc != 0) {
-        job_close_fds(job);
+        job_free_paths(job);
         return rc;
     }
-    if (snap_fd >= 0)
-        job->fds[job->n_fds++] = snap_fd;
+    if (snap_path)
+        job->paths[job->n_paths++] = snap_path;
     for (size_t i = 0; i < l->n_segs; i++) {
-        if (!seg_needs_sync(l, l->segs[i]))
-            continue;
-        int fd = fcntl(l->segs[i]->fd, F_DUPFD_CLOEXEC, 0);
-        if (fd < 0)
-            goto fail;
-        job->fds[job->n_fds++] = fd;
+        if (seg_needs_sync(l, l->segs[i]))
+            job->paths[job->n_paths++] = xstrdup(l->segs[i]->path);
     }
-    if (l->dir_gen != l->dir_synced_gen) {
-        job->dir_fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (job->dir_fd < 0)
-            goto fail;
-    }
+    if (l->dir_gen != l->dir_synced_gen)
+        job->dir = xstrdup(l->dir);
     if (l->parent_unsynced) {
-        job->parent_fd = open_parent_dir(l->dir);
-        if (job->parent_fd < 0)
-            goto fail;
+        char *copy = xstrdup(l->dir);
+        job->parent = xstrdup(dirname(copy));
+        free(copy);
     }
     job->durable_offset = l->log_end_offset;
     job->appended_messages = l->appended_messages;
     job->dir_gen = l->dir_gen;
     job->trunc_gen = l->trunc_gen;
     return 0;
-fail:;
-    int err = -errno;
-    log_error_ratelimited(SUBSYS, "partition %s: cannot prepare flush: %s", l->name,
-                          strerror(errno));
-    job_close_fds(job);
-    return err;
+}
+
+/* Opens path (a directory with O_DIRECTORY), syncs and closes it. A missing file is no
+ * error: it was deleted after prepare (retention, truncation, compaction, or its whole
+ * directory by a topic deletion), and its data with it. */
+static void sync_path(struct log_flush_job *job, const char *path, int flags, bool data_only) {
+    int fd;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        int err = -errno;
+        if (err == -ENOENT)
+            return;
+        log_error_ratelimited(SUBSYS, "cannot open %s to sync it: %s", path,
+                              storage_strerror(err));
+        if (job->err == 0)
+            job->err = err;
+        return;
+    }
+    if ((data_only ? fdatasync(fd) : fsync(fd)) != 0) {
+        if (job->err == 0 || !job->sync_failed)
+            job->err = -errno;
+        job->sync_failed = true;
+    }
+    close(fd);
 }
 
 void log_flush_execute(struct log_flush_job *job) {
-    for (size_t i = 0; i < job->n_fds; i++) {
-        if (fdatasync(job->fds[i]) != 0 && job->err == 0)
-            job->err = -errno;
-    }
-    if (job->dir_fd >= 0 && fsync(job->dir_fd) != 0 && job->err == 0)
-        job->err = -errno;
-    if (job->parent_fd >= 0 && fsync(job->parent_fd) != 0 && job->err == 0)
-        job->err = -errno;
+    for (size_t i = 0; i < job->n_paths; i++)
+        sync_path(job, job->paths[i], 0, true);
+    if (job->dir)
+        sync_path(job, job->dir, O_DIRECTORY, false);
+    if (job->parent)
+        sync_path(job, job->parent, O_DIRECTORY, false);
 }
 
 int log_flush_complete(struct log *l, struct log_flush_job *job) {
     ASSERT(job->log == l);
-    bool synced_dir = job->dir_fd >= 0, synced_parent = job->parent_fd >= 0;
-    job_close_fds(job);
+    bool synced_dir = job->dir != NULL, synced_parent = job->parent != NULL;
+    job_free_paths(job);
+    if (job->err != 0 && !job->sync_failed) {
+        /* Only an open failed: no fsync ran, so no error was consumed and no page
+         * dropped; the next job syncs the same data. */
+        log_error_ratelimited(SUBSYS, "partition %s: flush not done: %s", l->name,
+                              storage_strerror(job->err));
+        return job->err;
+    }
     if (job->err != 0) {
         /* After a failed fsync the kernel may have dropped the dirty pages and a later
          * fsync can report success: nothing written since the last good flush can be
          * trusted, so the log stops accepting writes (Kafka takes the dir offline). */
         log_error(SUBSYS, "partition %s: flush failed: %s; log marked failed", l->name,
-                  strerror(-job->err));
+                  storage_strerror(job->err));
         l->failed = true;
         return job->err;
     }
@@ -125,7 +153,7 @@ int log_flush_complete(struct log *l, struct log_flush_job *job) {
     return 0;
 }
 
-void log_flush_abandon(struct log_flush_job *job) { job_close_fds(job); }
+void log_flush_abandon(struct log_flush_job *job) { job_free_paths(job); }
 
 int64_t log_unflushed_messages(const struct log *l) {
     return l->appended_messages - l->flushed_messages;
@@ -188,27 +216,29 @@ static void *helper_main(void *arg) {
     return NULL;
 }
 
-/* A descriptor of the file system every job of r syncs on, or -1 if they span several
- * (or have nothing to sync). */
-static int common_fs_fd(const struct sync_round *r) {
-    int fd = -1;
+/* A file on the file system every job of r syncs on, or NULL if they span several (or
+ * have nothing to sync). */
+static const char *common_fs_path(const struct sync_round *r) {
+    const char *path = NULL;
     dev_t dev = 0;
     for (size_t i = 0; i < r->n; i++) {
         const struct log_flush_job *job = r->jobs[i];
-        int f = job->n_fds ? job->fds[0] : job->dir_fd;
-        if (f < 0)
+        const char *p = job->dir ? job->dir : job->parent;
+        if (!p && job->n_paths)
+            p = job->paths[0];
+        if (!p)
             continue;
         struct stat st;
-        if (fstat(f, &st) != 0)
-            return -1;
-        if (fd >= 0 && st.st_dev != dev)
-            return -1;
-        if (fd < 0) {
-            fd = f;
+        if (stat(p, &st) != 0)
+            return NULL;
+        if (path && st.st_dev != dev)
+            return NULL;
+        if (!path) {
+            path = p;
             dev = st.st_dev;
         }
     }
-    return fd;
+    return path;
 }
 
 /* One syncfs(2) makes everything written on the file system durable (data, inodes,
@@ -220,12 +250,18 @@ static int common_fs_fd(const struct sync_round *r) {
 static bool run_jobs_syncfs(struct syncer *s, struct sync_round *r) {
     if (s->syncfs_min_jobs == 0 || r->n < s->syncfs_min_jobs)
         return false;
-    int fd = common_fs_fd(r);
-    if (fd < 0)
+    const char *path = common_fs_path(r);
+    if (!path)
         return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false; /* deleted meanwhile: sync file by file */
     int err = syncfs(fd) == 0 ? 0 : -errno;
-    for (size_t i = 0; i < r->n; i++)
+    close(fd);
+    for (size_t i = 0; i < r->n; i++) {
         r->jobs[i]->err = err;
+        r->jobs[i]->sync_failed = err != 0;
+    }
     atomic_fetch_add(&s->syncfs_rounds, 1);
     return true;
 }

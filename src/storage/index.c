@@ -2,8 +2,9 @@
  * Sparse index files (.index, .timeindex). We keep them exactly sized instead of
  * preallocating like Kafka. The active segment's entries live in a heap copy that is
  * appended to; the file gets the new entries when the segment is sealed or closed (and
- * idx_sync); a sealed segment's file is mapped read-only and the heap copy freed, so
- * closed segments cost page cache, not heap.
+ * idx_sync); a sealed segment's heap copy is freed and its file mapped read-only while
+ * the segment is open in the file cache (fcache.c), so closed segments cost page cache,
+ * not heap, and idle ones not even a mapping (each counts against vm.max_map_count).
  *
  * No file descriptor is kept open: a broker holds one segment per partition active, so
  * two index descriptors each would triple the descriptors 10,000 partitions need. The
@@ -32,7 +33,7 @@ void idx_init(struct seg_index *x, char *path, size_t entry_bytes) {
     x->map_len = 0;
 }
 
-static void idx_unmap(struct seg_index *x) {
+void idx_unmap(struct seg_index *x) {
     if (x->map) {
         munmap(x->map, x->map_len);
         x->map = NULL;
@@ -58,7 +59,8 @@ static int open_index(const struct seg_index *x, int flags) {
     return fd < 0 ? -errno : fd;
 }
 
-/* Maps the first n entries of the file read-only. */
+/* Maps the first n entries of the file read-only. A file shorter than that (changed
+ * behind our back) would fault on access: refuse it. */
 static int idx_map(struct seg_index *x, size_t n) {
     size_t size = n * x->entry_bytes;
     if (size == 0)
@@ -66,8 +68,14 @@ static int idx_map(struct seg_index *x, size_t n) {
     int fd = open_index(x, O_RDONLY);
     if (fd < 0)
         return fd;
+    struct stat st;
+    int err = fstat(fd, &st) != 0 ? -errno : (size_t)st.st_size < size ? STORAGE_ERR_CORRUPT : 0;
+    if (err) {
+        close(fd);
+        return err;
+    }
     void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-    int err = m == MAP_FAILED ? -errno : 0;
+    err = m == MAP_FAILED ? -errno : 0;
     close(fd);
     if (err)
         return err;
@@ -154,14 +162,18 @@ int idx_seal(struct seg_index *x) {
     if (x->map || x->mem == NULL)
         return 0;
     int rc = idx_write_pending(x);
-    if (rc == 0)
-        rc = idx_map(x, x->n);
     if (rc != 0)
         return rc; /* keep the heap copy so lookups go on working */
     free(x->mem);
     x->mem = NULL;
     x->cap = 0;
     return 0;
+}
+
+int idx_map_lazy(struct seg_index *x) {
+    if (x->mem || x->map || x->n == 0)
+        return 0;
+    return idx_map(x, x->n);
 }
 
 int idx_reset(struct seg_index *x) {
@@ -174,7 +186,7 @@ int idx_reset(struct seg_index *x) {
 int idx_truncate(struct seg_index *x, size_t n) {
     if (n >= x->n)
         return 0;
-    if (x->map) {
+    if (x->mem == NULL) {
         /* Sealed segments only get truncated when they become active again. */
         int rc = idx_load(x, true);
         if (rc != 0)

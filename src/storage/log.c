@@ -2,6 +2,11 @@
  * The partition log: an ordered array of segments, the last one active. Open/recovery
  * orchestration, append, read for fetch, offsets by time and epoch, truncation,
  * retention. Flushing lives in flush.c. Format and contracts: docs/storage-format.md.
+ *
+ * Segment files are open only while the open-file cache (fcache.c) keeps them: code here
+ * calls seg_acquire before it uses a segment's fd or index entries, and uses them only
+ * until it acquires another segment. Entry points that change a log end the read turn
+ * first (storage_read_turn_end): nothing lent by log_read is in use across them.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -186,6 +191,7 @@ static void log_free(struct log *l) {
 int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_point,
              struct log **out) {
     *out = NULL;
+    storage_read_turn_end();
     int rc = mkdir_p(dir);
     if (rc < 0) {
         log_error(SUBSYS, "cannot create log directory %s: %s", dir, strerror(-rc));
@@ -200,6 +206,7 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
     l->name = xstrdup(slash && slash[1] ? slash + 1 : dir);
     l->cfg = *cfg;
     l->last_flush_ms = time_mono_ms();
+    l->lent_turn = UINT64_MAX;
     if (epoch_load(l) == STORAGE_ERR_CORRUPT)
         recovery_point = -1; /* re-learn epochs from every batch */
 
@@ -357,6 +364,7 @@ static bool should_roll(struct log *l, size_t len, int64_t last_offset, int64_t 
 
 static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch,
                        bool assign, int64_t now_ms, struct log_append_result *out) {
+    storage_read_turn_end();
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
     struct batch_iter it;
@@ -415,6 +423,9 @@ static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t lead
 
     struct segment *s = log_active(l);
     int64_t pos0 = s->size_bytes;
+    rc = seg_acquire(s); /* the MRU entry while produced to: open, no syscall */
+    if (rc != 0)
+        return rc;
     size_t done = 0;
     while (done < len) {
         ssize_t w = pwrite(s->fd, records + done, len - done, (off_t)(pos0 + (int64_t)done));
@@ -523,22 +534,32 @@ int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offse
              struct log_read_result *out) {
     if (offset < l->log_start_offset || offset > l->log_end_offset)
         return STORAGE_ERR_OUT_OF_RANGE;
-    struct segment *a = log_active(l);
     *out = (struct log_read_result){
-        .fd = a->fd, .file_pos = a->size_bytes, .len = 0, .first_batch_offset = -1,
-        .next_offset = offset};
+        .fd = -1, .file_pos = 0, .len = 0, .first_batch_offset = -1, .next_offset = offset};
     if (offset == l->log_end_offset || offset >= max_offset_exclusive)
         return 0;
     for (size_t i = find_segment(l, offset); i < l->n_segs; i++) {
         struct segment *s = l->segs[i];
         if (offset >= s->next_offset)
             continue; /* past this segment's data (or a gap): try the next */
+        if (s->fd < 0 && fcache_lend_full() && l->lent_turn != fcache_turn()) {
+            /* Segments lent to other logs in this turn fill the open-file bound: find
+             * nothing, like a spent fetch budget; the client asks again. A log that
+             * already lent one this turn goes on (a scan of one log must progress). */
+            log_warn_ratelimited(SUBSYS, "partition %s: %zu segment files lent to reads "
+                                 "fill the open-file bound; returning no data this time",
+                                 l->name, storage_max_open_files());
+            return 0;
+        }
+        int rc = seg_acquire(s);
+        if (rc != 0)
+            return rc;
         struct read_scan r = {.target = offset, .max_bytes = max_bytes,
                               .max_offset = max_offset_exclusive, .start_pos = -1,
                               .first = -1};
         int64_t bad_pos = -1;
         int64_t pos = seg_lookup_position(s, offset);
-        int rc = seg_scan(l, s, pos, s->size_bytes, read_cb, &r, &bad_pos);
+        rc = seg_scan(l, s, pos, s->size_bytes, read_cb, &r, &bad_pos);
         if (rc < 0) {
             log_error_ratelimited(SUBSYS, "partition %s: segment %lld unreadable at byte "
                                   "%lld: %s", l->name, (long long)s->base_offset,
@@ -546,6 +567,7 @@ int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offse
             return rc;
         }
         if (r.start_pos >= 0) {
+            seg_lend(s, &l->lent_turn); /* open until the read turn ends */
             out->fd = s->fd;
             out->file_pos = r.start_pos;
             out->len = r.len;
@@ -627,11 +649,14 @@ int log_offset_for_timestamp(struct log *l, int64_t ts, int64_t *offset_out, int
         if (s->max_timestamp < ts || s->next_offset <= l->log_start_offset ||
             s->size_bytes == 0)
             continue;
+        int rc = seg_acquire(s);
+        if (rc != 0)
+            return rc;
         int64_t from = MAX(seg_lookup_time(s, ts), l->log_start_offset);
         struct ts_scan t = {.ts = ts, .min_offset = l->log_start_offset, .pos = -1};
         int64_t bad_pos;
-        int rc = seg_scan(l, s, seg_lookup_position(s, from), s->size_bytes, ts_cb, &t,
-                          &bad_pos);
+        rc = seg_scan(l, s, seg_lookup_position(s, from), s->size_bytes, ts_cb, &t,
+                      &bad_pos);
         if (rc < 0)
             return rc;
         if (t.pos >= 0)
@@ -698,16 +723,25 @@ static int trunc_cb(void *arg, const struct batch_info *b, int64_t pos) {
 }
 
 int log_truncate_to(struct log *l, int64_t offset) {
+    storage_read_turn_end();
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
     if (offset >= l->log_end_offset)
         return 0;
     if (offset <= l->log_start_offset || offset <= l->segs[0]->base_offset)
         return truncate_fully_and_start_at(l, offset);
-    while (l->n_segs > 1 && log_active(l)->base_offset >= offset)
+    /* Open the segment that becomes active before anything changes: out of descriptors
+     * (EMFILE) the truncation fails and leaves the log as it was. */
+    size_t n_keep = l->n_segs;
+    while (n_keep > 1 && l->segs[n_keep - 1]->base_offset >= offset)
+        n_keep--;
+    int rc = seg_acquire(l->segs[n_keep - 1]);
+    if (rc != 0)
+        return rc;
+    while (l->n_segs > n_keep)
         log_remove_segment_at(l, l->n_segs - 1);
     struct segment *s = log_active(l);
-    int rc = make_active(s);
+    rc = make_active(s);
     if (rc != 0)
         goto fail;
     struct trunc_scan t = {.target = offset, .cut_pos = s->size_bytes, .cut_base = -1};
@@ -717,6 +751,7 @@ int log_truncate_to(struct log *l, int64_t offset) {
     if (rc < 0)
         goto fail;
     int64_t new_end = t.cut_base >= 0 ? t.cut_base : s->next_offset;
+    ASSERT(s->fd >= 0); /* seg_scan acquired s, and nothing since */
     if (ftruncate(s->fd, (off_t)t.cut_pos) != 0) {
         rc = -errno;
         goto fail;
@@ -768,6 +803,7 @@ static int delete_below_start(struct log *l) {
 }
 
 int log_delete_records(struct log *l, int64_t offset) {
+    storage_read_turn_end();
     if (offset > l->log_end_offset || offset < 0)
         return STORAGE_ERR_OUT_OF_RANGE;
     if (offset <= l->log_start_offset)
@@ -780,6 +816,7 @@ int log_delete_records(struct log *l, int64_t offset) {
 }
 
 int log_set_start_offset(struct log *l, int64_t offset) {
+    storage_read_turn_end();
     if (offset <= l->log_start_offset)
         return 0;
     if (offset > l->log_end_offset)
@@ -788,6 +825,7 @@ int log_set_start_offset(struct log *l, int64_t offset) {
 }
 
 int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments) {
+    storage_read_turn_end();
     int deleted = 0;
     if (l->cfg.cleanup_delete && l->cfg.retention_ms >= 0) {
         while (l->n_segs > 1) {
@@ -823,13 +861,16 @@ int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments) 
 void log_close(struct log *l) {
     if (!l)
         return;
+    storage_read_turn_end();
     producers_close(l); /* before the directory's fsync below covers its rename */
     for (size_t i = 0; i < l->n_segs; i++) {
         struct segment *s = l->segs[i];
-        if ((s->next_offset > l->durable_offset || s->base_offset >= l->durable_offset) &&
-            fdatasync(s->fd) != 0)
+        int sync_rc = 0;
+        if (s->next_offset > l->durable_offset || s->base_offset >= l->durable_offset)
+            sync_rc = seg_sync_data(s);
+        if (sync_rc != 0)
             log_error(SUBSYS, "partition %s: fdatasync of segment %lld failed: %s", l->name,
-                      (long long)s->base_offset, strerror(errno));
+                      (long long)s->base_offset, storage_strerror(sync_rc));
         if (s->active) {
             if (s->max_timestamp >= 0 && s->max_timestamp > s->last_index_ts)
                 seg_seal(l, s); /* final timeindex entry, as Kafka writes at close */
@@ -853,6 +894,7 @@ void log_close(struct log *l) {
 }
 
 void log_discard(struct log *l) {
+    storage_read_turn_end();
     if (l)
         log_free(l);
 }

@@ -109,9 +109,12 @@ static int replay(struct log *l, int64_t from, int64_t *batches) {
         struct segment *s = l->segs[i];
         if (s->next_offset <= from)
             continue;
+        int rc = seg_acquire(s); /* for the index lookup */
+        if (rc != 0)
+            return rc;
         int64_t pos = s->base_offset < from ? seg_lookup_position(s, from) : 0;
         int64_t bad_pos;
-        int rc = seg_scan(l, s, pos, s->size_bytes, replay_cb, &r, &bad_pos);
+        rc = seg_scan(l, s, pos, s->size_bytes, replay_cb, &r, &bad_pos);
         if (rc < 0)
             return rc;
     }
@@ -306,21 +309,12 @@ void producers_close(struct log *l) {
     l->producers = NULL;
 }
 
-int producers_flush_prepare(struct log *l, int *fd_out, int64_t *offset_out) {
-    *fd_out = -1;
+int producers_flush_prepare(struct log *l, char **path_out, int64_t *offset_out) {
+    *path_out = NULL;
     *offset_out = -1;
     if (l->snap_pending < 0)
         return 0;
-    char *path = snapshot_path(l, l->snap_pending);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int err = fd < 0 ? -errno : 0;
-    if (fd < 0)
-        log_error_ratelimited(SUBSYS, "partition %s: cannot open %s to sync it: %s",
-                              l->name, path, strerror(errno));
-    free(path);
-    if (err != 0)
-        return err;
-    *fd_out = fd;
+    *path_out = snapshot_path(l, l->snap_pending);
     *offset_out = l->snap_pending;
     return 0;
 }

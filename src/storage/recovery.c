@@ -36,12 +36,16 @@ void seg_note_batch(struct log *l, struct segment *s, const struct batch_info *b
 
 int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool *truncated) {
     *truncated = false;
+    /* Only seg_note_batch runs between reads, which opens nothing: s stays open. */
+    int rc = seg_acquire(s);
+    if (rc != 0)
+        return rc;
     struct stat st;
     if (fstat(s->fd, &st) != 0)
         return -errno;
     int64_t file_size = st.st_size;
     s->last_modified_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-    int rc = idx_reset(&s->oidx);
+    rc = idx_reset(&s->oidx);
     if (rc == 0)
         rc = idx_reset(&s->tidx);
     if (rc != 0)
@@ -172,12 +176,15 @@ static int tail_cb(void *arg, const struct batch_info *b, int64_t pos) {
 }
 
 int seg_load_clean(struct log *l, struct segment *s) {
+    int rc = seg_acquire(s); /* idx_load maps sealed indexes: only while open */
+    if (rc != 0)
+        return rc;
     struct stat st;
     if (fstat(s->fd, &st) != 0)
         return -errno;
     s->size_bytes = st.st_size;
     s->last_modified_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-    int rc = idx_load(&s->oidx, s->active);
+    rc = idx_load(&s->oidx, s->active);
     if (rc == 0)
         rc = idx_load(&s->tidx, s->active);
     if (rc != 0)

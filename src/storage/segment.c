@@ -6,6 +6,9 @@
  * of it) to .timeindex. So every batch after the last index entry is reachable by a
  * scan from that entry's position, and the last timeindex entry plus a tail scan gives
  * the segment's max timestamp.
+ *
+ * A segment's files are opened lazily and closed by the open-file cache (fcache.c):
+ * everything that reads or writes them calls seg_acquire first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +29,7 @@ char *seg_path(const char *dir, int64_t base_offset, const char *suffix) {
 static struct segment *seg_alloc(const struct log *l, int64_t base_offset) {
     struct segment *s = xcalloc(1, sizeof(*s));
     s->base_offset = base_offset;
+    s->path = seg_path(l->dir, base_offset, ".log");
     s->fd = -1;
     s->next_offset = base_offset;
     s->max_timestamp = -1;
@@ -41,41 +45,33 @@ static int open_file(const char *path, int flags) {
     int fd = open(path, flags | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = -errno;
-        log_error_ratelimited(SUBSYS, "cannot open %s: %s", path, strerror(errno));
+        log_error_ratelimited(SUBSYS, "cannot open %s: %s", path, storage_strerror(err));
         return err;
     }
     return fd;
 }
 
-/* Opens the .log file; a new segment (create) also gets empty index files, so that
- * the directory always holds all three (the indexes are written to by path later). */
-static int seg_open_common(struct log *l, int64_t base_offset, bool create,
-                           struct segment **out) {
+/* Creates the .log file (O_EXCL) and empty index files, so that the directory always
+ * holds all three (the indexes are written to by path later). The new descriptor goes
+ * into the open-file cache: a new segment is about to be appended to. */
+int seg_create(struct log *l, int64_t base_offset, struct segment **out) {
     struct segment *s = seg_alloc(l, base_offset);
-    char *p = seg_path(l->dir, base_offset, ".log");
-    int rc = open_file(p, O_RDWR | (create ? O_CREAT | O_EXCL : 0));
-    free(p);
-    if (rc < 0)
-        goto fail;
-    s->fd = rc;
-    for (int i = 0; create && i < 2; i++) {
+    fcache_make_room();
+    int rc = open_file(s->path, O_RDWR | O_CREAT | O_EXCL);
+    if (rc < 0) {
+        seg_free(s);
+        return rc;
+    }
+    seg_adopt_fd(s, rc);
+    for (int i = 0; i < 2; i++) {
         rc = open_file(i == 0 ? s->oidx.path : s->tidx.path, O_WRONLY | O_CREAT | O_TRUNC);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) {
+            seg_free(s);
+            return rc;
+        }
         close(rc);
     }
     *out = s;
-    return 0;
-fail:
-    seg_free(s);
-    return rc;
-}
-
-int seg_create(struct log *l, int64_t base_offset, struct segment **out) {
-    int rc = seg_open_common(l, base_offset, true, out);
-    if (rc != 0)
-        return rc;
-    struct segment *s = *out;
     s->active = true;
     idx_reset(&s->oidx);
     idx_reset(&s->tidx);
@@ -86,17 +82,34 @@ int seg_create(struct log *l, int64_t base_offset, struct segment **out) {
 }
 
 int seg_open_files(struct log *l, int64_t base_offset, struct segment **out) {
-    return seg_open_common(l, base_offset, false, out);
+    /* Nothing is opened here: loading acquires the segment, and the cache closes it
+     * again when others need the room. */
+    *out = seg_alloc(l, base_offset);
+    return 0;
 }
 
 void seg_free(struct segment *s) {
     if (!s)
         return;
-    if (s->fd >= 0)
-        close(s->fd);
+    seg_close_files(s);
     idx_close(&s->oidx);
     idx_close(&s->tidx);
+    free(s->path);
     free(s);
+}
+
+int seg_sync_data(struct segment *s) {
+    if (s->fd >= 0)
+        return fdatasync(s->fd) == 0 ? 0 : -errno;
+    /* Closed by the cache: sync through a descriptor of our own rather than evict
+     * another segment for it (log_close syncs every partition at shutdown). A file that
+     * is gone holds nothing to sync. */
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    int rc = fdatasync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
 }
 
 void seg_unlink_files(struct log *l, int64_t base_offset) {
@@ -154,6 +167,7 @@ void seg_index_batch(struct log *l, struct segment *s, int64_t pos, int64_t last
 
 int64_t seg_lookup_position(const struct segment *s, int64_t target_offset) {
     const uint8_t *e = idx_entries(&s->oidx);
+    ASSERT(e != NULL || s->oidx.n == 0); /* acquired: sealed indexes are mapped */
     int64_t rel = target_offset - s->base_offset;
     size_t lo = 0, hi = s->oidx.n; /* find first entry with offset > rel */
     while (lo < hi) {
@@ -171,6 +185,7 @@ int64_t seg_lookup_position(const struct segment *s, int64_t target_offset) {
 
 int64_t seg_lookup_time(const struct segment *s, int64_t ts) {
     const uint8_t *e = idx_entries(&s->tidx);
+    ASSERT(e != NULL || s->tidx.n == 0); /* acquired: sealed indexes are mapped */
     size_t lo = 0, hi = s->tidx.n; /* first entry with timestamp > ts */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -190,6 +205,9 @@ int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_sca
     /* One buffer per thread (the loop, the cleaner), not per log: 10,000 partitions
      * each keeping a scan buffer would hold 160 MB. Callbacks never scan again. */
     static _Thread_local uint8_t buf[SCAN_BUF_BYTES];
+    int rc = seg_acquire(s);
+    if (rc != 0)
+        return rc;
     int64_t buf_start = 0;
     size_t buf_len = 0;
     while (pos < end) {
@@ -214,7 +232,7 @@ int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_sca
             }
         }
         struct batch_info b;
-        int rc = batch_parse_header_only(buf + (pos - buf_start), &b);
+        rc = batch_parse_header_only(buf + (pos - buf_start), &b);
         if (rc != 0) {
             *bad_pos = pos;
             return rc;

@@ -8,8 +8,12 @@
  * are patched.
  *
  * Threading: every function here runs on the thread that owns the log (the event loop),
- * except log_flush_execute() and the syncer's helper thread, which only fsync dup'd fds.
+ * except log_flush_execute(), log_clean_execute() and the helper threads running them,
+ * which open the files they need themselves and never touch the open-file cache.
  * Nothing here calls fsync on the owner thread except log_close().
+ *
+ * Open files: a segment's files are open only while a process-wide cache keeps them
+ * (storage_set_max_open_files below); idle partitions hold no descriptor and no mapping.
  *
  * Errors: 0 on success, a negative errno (-EIO, -ENOSPC, ...) or a STORAGE_ERR_* code.
  * Kafka error codes are produced by the server, never here.
@@ -35,8 +39,35 @@
 #define STORAGE_ERR_INVALID_PRODUCER_EPOCH (-2009) /* older than the producer's epoch */
 #define STORAGE_DUPLICATE 1 /* a retry of a batch already in the log: nothing appended */
 
-/* Human-readable name for a storage return code (errno values via strerror). */
+/* Human-readable name for a storage return code (errno values via strerror; EMFILE and
+ * ENFILE say which limit was hit). */
 const char *storage_strerror(int err);
+
+/* ------------------------------------------------------------------------------------
+ * The open-file cache (fcache.c). Segment files are opened when a segment is read,
+ * appended to, synced or loaded, and the least recently used are closed (their index
+ * mappings dropped) beyond a process-wide bound, so that any number of partitions works
+ * under a fixed open-file limit. The active segment of a partition being produced to is
+ * the most recently used and stays open. All of it runs on the owner thread.
+ * ---------------------------------------------------------------------------------- */
+/* Bound on segments with open files (each: one descriptor, and up to two index
+ * mappings). Without a call: half of the RLIMIT_NOFILE soft limit. Clamped to at least
+ * 4 and to a quarter of vm.max_map_count. Lowering it closes the surplus at once
+ * (except segments lent by log_read). */
+void storage_set_max_open_files(size_t n);
+size_t storage_max_open_files(void);
+struct storage_open_files_stats {
+    size_t max_open; /* the bound */
+    size_t open;     /* segments with open files now */
+    size_t lent;     /* of which lent by log_read in this read turn */
+    uint64_t opens;  /* segment files opened so far */
+    uint64_t evictions; /* closed to make room */
+};
+void storage_open_files_stats(struct storage_open_files_stats *out);
+/* Ends the read turn: segments lent by log_read may be closed again. The server calls it
+ * once per event-loop iteration; every storage call that changes a log (append, flush
+ * prepare, truncation, retention, open, close, cleaning) ends the turn too. */
+void storage_read_turn_end(void);
 
 /* ------------------------------------------------------------------------------------
  * Record batches (magic 2)
@@ -249,9 +280,11 @@ struct pstate_batch; /* the producer-state section below */
 size_t log_producers(const struct log *l, struct pstate_batch *out, size_t max);
 
 struct log_read_result {
-    int fd;                     /* borrowed segment fd; valid until the next call that
-                                   deletes segments (retention, delete_records, truncate,
-                                   close) — dup() it to keep it longer */
+    int fd;                     /* borrowed segment fd (-1 when len is 0), lent by the
+                                   open-file cache: valid until the read turn ends
+                                   (storage_read_turn_end, or any call that changes a
+                                   log) or a call deletes the segment; dup() it to keep
+                                   it longer */
     int64_t file_pos;           /* byte position of the first batch in fd */
     int64_t len;                /* bytes of whole batches, 0 if nothing to return */
     int64_t first_batch_offset; /* base offset of the first batch returned (-1 if none) */
@@ -262,7 +295,10 @@ struct log_read_result {
  * only batches whose last offset < max_offset_exclusive (the high watermark); at most
  * max_bytes, except that a first batch larger than max_bytes is returned whole (KIP-74).
  * Returns STORAGE_ERR_OUT_OF_RANGE if offset < log start or > log end; offset == log end
- * gives len 0. */
+ * gives len 0. When segments lent in this read turn fill the open-file bound and this
+ * log has lent none yet, it finds nothing (len 0), like a spent fetch budget: a fetch of
+ * more partitions than files may be open returns data for some, and the next fetch for
+ * the rest. */
 int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offset_exclusive,
              struct log_read_result *out);
 
@@ -305,34 +341,44 @@ int log_delete_records(struct log *l, int64_t offset);
 int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments);
 
 /* ---- flush / group commit ----
- * prepare (owner thread) -> execute (any thread; syscalls on dup'd fds only) ->
- * complete (owner thread). A job is caller-owned storage; prepare fills it, complete
- * releases what prepare allocated. Several jobs per log may be in flight. */
+ * prepare (owner thread) -> execute (any thread; opens, syncs and closes the job's
+ * files by path, one at a time) -> complete (owner thread). A job is caller-owned
+ * storage; prepare fills it, complete releases what prepare allocated. Several jobs per
+ * log may be in flight. A job holds no descriptor between prepare and execute: a round
+ * of 100,000 logs must not need 100,000 of them. */
 struct log_flush_job {
     struct log *log;        /* for complete(); not touched by execute() */
-    int *fds;               /* dup'd fds to fdatasync (segments with unsynced data) */
-    size_t n_fds;
-    int dir_fd;             /* dup'd directory fd to fsync, or -1 */
-    int parent_fd;          /* parent of a newly created log dir to fsync, or -1 */
+    char **paths;           /* files to fdatasync (segments with unsynced data, the pending
+                               producer snapshot); owned by the job */
+    size_t n_paths;
+    char *dir;              /* the log directory to fsync (owned), or NULL */
+    char *parent;           /* the parent of a newly created log dir, to fsync (owned),
+                               or NULL */
     int64_t durable_offset; /* log end offset captured at prepare */
     int64_t appended_messages; /* message counter captured at prepare */
     uint64_t dir_gen;       /* directory-change generation captured at prepare */
     uint64_t trunc_gen;     /* truncation generation captured at prepare */
-    int64_t snapshot_offset; /* producer snapshot among the fds, -1 none */
-    int err;                /* 0, or -errno of the first failed sync (set by execute) */
+    int64_t snapshot_offset; /* producer snapshot among the paths, -1 none */
+    int err;                /* 0, or -errno of the first failed open/sync (set by execute) */
+    bool sync_failed;       /* an fsync itself failed (not just an open): set by execute */
     void *user;             /* free for the caller */
 };
 
 /* Captures what must be synced to make everything appended so far durable. Returns 0
- * (job->n_fds may be 0 and dir_fd -1 if nothing is pending: execute is then a no-op). */
+ * (job->n_paths may be 0 and dir NULL if nothing is pending: execute is then a no-op). */
 int log_flush_prepare(struct log *l, struct log_flush_job *job);
-/* fdatasync each fd, fsync the dir fd. Touches only the job. */
+/* fdatasync each file, fsync the directories. A file deleted since prepare (retention,
+ * truncation, compaction) is skipped: its data needs no durability. Touches only the
+ * job, never the open-file cache. */
 void log_flush_execute(struct log_flush_job *job);
-/* Closes the job's fds; on success raises log_durable_offset() to the captured offset.
- * On failure marks the log failed (every later append returns STORAGE_ERR_LOG_FAILED: a
- * failed fsync may have dropped dirty pages) and returns job->err. */
+/* Frees the job's paths; on success raises log_durable_offset() to the captured offset.
+ * When a sync failed (job->sync_failed) marks the log failed (every later append returns
+ * STORAGE_ERR_LOG_FAILED: a failed fsync may have dropped dirty pages) and returns
+ * job->err. When only an open failed (out of descriptors: EMFILE/ENFILE), nothing was
+ * synced and nothing lost: returns job->err, the log stays usable and a later job
+ * syncs the same data. */
 int log_flush_complete(struct log *l, struct log_flush_job *job);
-/* Drops a prepared job without executing it (closes fds). */
+/* Drops a prepared job without executing it (frees its paths). */
 void log_flush_abandon(struct log_flush_job *job);
 
 int64_t log_unflushed_messages(const struct log *l);
@@ -423,11 +469,12 @@ void ckpt_free_entries(struct ckpt_entry *entries, size_t n);
  * prepare (owner thread) -> execute (any thread; file I/O on the job only) ->
  * complete (owner thread), like the flush job. prepare decides whether the log needs
  * cleaning (dirty ratio, min.compaction.lag.ms, tombstones due) and captures the closed
- * segments to rewrite (dup'd fds); execute builds `<base>.log.cleaned` (+ indexes) and
- * fsyncs them; complete checks that those segments were neither deleted nor changed in
- * the meantime and swaps the cleaned segments in (rename .cleaned -> .swap, delete the
- * replaced segments, rename .swap -> final). log_open finishes or rolls back a swap
- * interrupted by a crash. One job per log at a time.
+ * segments to rewrite (names, sizes, inodes; no descriptors); execute builds
+ * `<base>.log.cleaned` (+ indexes) and fsyncs them; complete checks that those segments
+ * were neither deleted nor changed in the meantime and swaps the cleaned segments in
+ * (rename .cleaned -> .swap, delete the replaced segments, rename .swap -> final).
+ * log_open finishes or rolls back a swap interrupted by a crash. One job per log at a
+ * time.
  * ---------------------------------------------------------------------------------- */
 #define STORAGE_ERR_CLEAN_ABORTED (-2007) /* segments changed while the job ran */
 

@@ -21,7 +21,8 @@
 
 /* A sparse index file (.index or .timeindex), kept exactly sized (no preallocation).
  * The active segment keeps a heap copy it appends to, written to the file when sealed,
- * closed or synced; sealed segments mmap the file read-only. No descriptor stays open.
+ * closed or synced; sealed segments mmap the file read-only while the segment is open in
+ * the file cache (fcache.c), and not otherwise. No descriptor stays open.
  * Entries are in file format (big-endian). */
 struct seg_index {
     char *path;         /* owned */
@@ -30,7 +31,7 @@ struct seg_index {
     size_t written;     /* entries the file holds (<= n); the rest are only in mem */
     uint8_t *mem;       /* heap copy while active, else NULL */
     size_t cap;         /* entries allocated in mem */
-    uint8_t *map;       /* read-only mapping while sealed, else NULL */
+    uint8_t *map;       /* read-only mapping while sealed and open, else NULL */
     size_t map_len;
 };
 
@@ -48,8 +49,14 @@ int idx_load(struct seg_index *x, bool active);
 void idx_append(struct seg_index *x, const uint8_t *entry);
 /* Writes pending entries and fdatasyncs the file. Returns 0 or -errno. */
 int idx_sync(struct seg_index *x);
-/* Writes pending entries and switches to a read-only mapping (frees the heap copy). */
+/* Writes pending entries and frees the heap copy: the file is mapped read-only when
+ * needed (idx_map_lazy). */
 int idx_seal(struct seg_index *x);
+/* A sealed index with entries and no mapping gets mapped. 0, -errno, or
+ * STORAGE_ERR_CORRUPT if the file is shorter than its entries (changed under us). */
+int idx_map_lazy(struct seg_index *x);
+/* Drops the mapping of a sealed index (the entries stay in the file). */
+void idx_unmap(struct seg_index *x);
 /* Drops all entries (file and memory) and makes it active. */
 int idx_reset(struct seg_index *x);
 /* Keeps the first n entries. */
@@ -57,9 +64,16 @@ int idx_truncate(struct seg_index *x, size_t n);
 /* Frees memory and mapping; pending entries are NOT written (see idx_sync). */
 void idx_close(struct seg_index *x);
 
+/* A segment's files are open only while it is in the open-file cache (fcache.c): fd and
+ * the sealed indexes' mappings are valid after seg_acquire until the next seg_acquire of
+ * another segment (which may close this one), or, lent by log_read, until the read turn
+ * ends. */
 struct segment {
     int64_t base_offset;
-    int fd;                  /* .log, O_RDWR */
+    char *path;              /* .log path, owned */
+    int fd;                  /* .log, O_RDWR, while open in the cache; else -1 */
+    struct segment *lru_prev, *lru_next; /* the cache's LRU or lent list while open */
+    bool lent;               /* pinned by log_read until the read turn ends */
     int64_t size_bytes;      /* bytes of whole batches in the file */
     int64_t next_offset;     /* last offset + 1; base_offset if empty */
     int64_t max_timestamp;   /* -1 if no batch */
@@ -97,6 +111,7 @@ struct log {
     struct epoch_entry *epochs;
     size_t n_epochs, cap_epochs;
     bool failed;               /* an I/O error left state uncertain */
+    uint64_t lent_turn;        /* read turn in which log_read last lent a segment */
     /* compaction (cleaner.c) */
     int64_t clean_checkpoint;  /* first dirty offset (cleaner-checkpoint) */
     int64_t clean_horizon_ms;  /* earliest delete horizon of a removable tombstone, -1 */
@@ -112,6 +127,23 @@ struct log {
 /* Parses a header from BATCH_HEADER_BYTES available bytes without requiring the rest of
  * the batch: 0, STORAGE_ERR_CORRUPT or STORAGE_ERR_BAD_MAGIC. */
 int batch_parse_header_only(const uint8_t *p, struct batch_info *out);
+
+/* ---- fcache.c (the open-file cache; owner thread only) ---- */
+/* Opens s's .log (and maps its sealed indexes) if the cache closed them, closing the
+ * least recently used open segments beyond the bound; marks s most recently used.
+ * Returns 0 or -errno (-EMFILE/-ENFILE when the process or system is out of files). */
+int seg_acquire(struct segment *s);
+/* Closes room for one more open file (before creating one). */
+void fcache_make_room(void);
+/* Enters a freshly created segment's descriptor (owned by the cache from now on). */
+void seg_adopt_fd(struct segment *s, int fd);
+/* Pins an open segment until the read turn ends; records the turn in *lent_turn. */
+void seg_lend(struct segment *s, uint64_t *lent_turn);
+/* Lent segments fill the bound: log_read lends no more segments of other logs. */
+bool fcache_lend_full(void);
+uint64_t fcache_turn(void);
+/* Closes s's files if open (lent or not): for a segment being freed. */
+void seg_close_files(struct segment *s);
 
 /* ---- segment.c ---- */
 /* Formats "<dir>/<20-digit base><suffix>" into a malloc'd string. */
@@ -129,11 +161,14 @@ int seg_seal(struct log *l, struct segment *s);
 /* Adds index entries for a batch written at `pos` (call before size grows). */
 void seg_index_batch(struct log *l, struct segment *s, int64_t pos, int64_t last_offset,
                      int64_t size_bytes);
-/* Index lookups: largest entry with offset <= target (position, 0 if none). */
+/* Index lookups (s acquired): largest entry with offset <= target (position, 0 if none). */
 int64_t seg_lookup_position(const struct segment *s, int64_t target_offset);
 /* Largest timeindex entry with timestamp <= ts: its offset (base_offset if none). */
 int64_t seg_lookup_time(const struct segment *s, int64_t ts);
-/* Reads headers sequentially from pos. Calls fn for each whole batch header
+/* fdatasync of the .log (through a short-lived descriptor if the cache closed it; a
+ * deleted file is fine). Returns 0 or -errno. */
+int seg_sync_data(struct segment *s);
+/* Reads headers sequentially from pos (acquires s). Calls fn for each whole batch header
  * (hdr points at BATCH_HEADER_BYTES bytes); fn returns 0 to go on, 1 to stop.
  * Stops at end of file. Returns 0, 1 if fn stopped, STORAGE_ERR_* on bad framing
  * (*bad_pos set), or -errno. */
@@ -187,8 +222,9 @@ void producers_appended(struct log *l, const uint8_t *records, size_t len);
 void producers_rolled(struct log *l);
 /* Clean close: a durable snapshot at the log end; frees the state. */
 void producers_close(struct log *l);
-/* Flush job: the pending snapshot's fd (-1 none) to fdatasync with the segments. */
-int producers_flush_prepare(struct log *l, int *fd_out, int64_t *offset_out);
+/* Flush job: the pending snapshot's path (malloc'd; NULL none) to fdatasync with the
+ * segments. */
+int producers_flush_prepare(struct log *l, char **path_out, int64_t *offset_out);
 void producers_flush_done(struct log *l, int64_t offset, uint64_t trunc_gen);
 
 /* ---- log.c ---- */

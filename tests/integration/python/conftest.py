@@ -8,6 +8,7 @@ import ctypes
 import faulthandler
 import os
 import re
+import resource
 import select
 import shutil
 import signal
@@ -44,6 +45,7 @@ class Broker:
         self.proc = None
         self.port = 0
         self.starts = 0
+        self.nofile = None  # RLIMIT_NOFILE (soft = hard) to start the server under
 
     @property
     def bootstrap(self):
@@ -65,8 +67,12 @@ class Broker:
         err = open(self.stderr_path, "ab")
         err.write(("==== start %d: %s\n" % (self.starts, " ".join(args))).encode())
         err.flush()
+        def preexec(nofile=self.nofile):
+            _die_with_parent()
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err,
-                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                     stdin=subprocess.DEVNULL, preexec_fn=preexec)
         err.close()
         deadline = time.monotonic() + START_TIMEOUT
         buf = b""

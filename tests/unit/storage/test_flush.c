@@ -21,9 +21,9 @@ static void test_flush_job(void **state) {
     assert_int_equal(log_segment_count(l), 3);
     struct log_flush_job job = {0};
     assert_int_equal(log_flush_prepare(l, &job), 0);
-    assert_int_equal(job.n_fds, 3);
-    assert_true(job.dir_fd >= 0);
-    assert_true(job.parent_fd >= 0); /* the log dir was created: its entry is synced too */
+    assert_int_equal(job.n_paths, 3);
+    assert_non_null(job.dir);
+    assert_non_null(job.parent); /* the log dir was created: its entry is synced too */
     assert_int_equal(job.durable_offset, 10);
     /* appends between prepare and complete are not covered */
     th_append(l, 2, 1000, 10, 0, 1000);
@@ -34,16 +34,28 @@ static void test_flush_job(void **state) {
     assert_int_equal(log_unflushed_messages(l), 2);
     /* next job only needs the active segment, no directory */
     assert_int_equal(log_flush_prepare(l, &job), 0);
-    assert_int_equal(job.n_fds, 1);
-    assert_int_equal(job.dir_fd, -1);
-    assert_int_equal(job.parent_fd, -1);
+    assert_int_equal(job.n_paths, 1);
+    assert_null(job.dir);
+    assert_null(job.parent);
     log_flush_execute(&job);
     assert_int_equal(log_flush_complete(l, &job), 0);
     assert_int_equal(log_durable_offset(l), 12);
     assert_int_equal(log_unflushed_messages(l), 0);
+    /* a failed open (out of descriptors) is reported and retried; the log stays usable */
+    th_append(l, 2, 1000, 10, 0, 1000);
+    assert_int_equal(log_flush_prepare(l, &job), 0);
+    job.err = -EMFILE;
+    assert_int_equal(log_flush_complete(l, &job), -EMFILE);
+    assert_int_equal(log_durable_offset(l), 12);
+    th_append(l, 2, 1000, 10, 0, 1000);
+    assert_int_equal(log_flush_prepare(l, &job), 0);
+    log_flush_execute(&job);
+    assert_int_equal(log_flush_complete(l, &job), 0);
+    assert_int_equal(log_durable_offset(l), 16);
     /* a failed sync marks the log failed */
     assert_int_equal(log_flush_prepare(l, &job), 0);
     job.err = -EIO;
+    job.sync_failed = true;
     assert_int_equal(log_flush_complete(l, &job), -EIO);
     struct buf b;
     buf_init(&b);
