@@ -54,6 +54,19 @@ int server_scan_partition(struct server *s, struct partition *p,
     while (offset < end && rc == 0) {
         struct log_read_result rr;
         rc = log_read(p->log, offset, 1 << 20, end, &rr);
+        if (rc == STORAGE_ERR_CORRUPT) {
+            /* Damage kept on disk: load what is around it, the same after a clean stop
+             * as after a crash, and say what was lost. */
+            int64_t next = log_next_readable_offset(p->log, offset);
+            log_error("server", "internal partition %s-%d: offsets %lld to %lld are damaged "
+                      "and skipped; the group state they recorded is lost (later records "
+                      "of the same groups still apply)", p->topic->name, p->index,
+                      (long long)offset, (long long)(next - 1));
+            storage_read_turn_end();
+            offset = next;
+            rc = 0;
+            continue;
+        }
         if (rc != 0 || rr.len == 0)
             break;
         buf_reset(&data);

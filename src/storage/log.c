@@ -188,6 +188,19 @@ static void log_free(struct log *l) {
     free(l);
 }
 
+/* A segment that does not start where the one before it ends, in a log that compaction
+ * does not thin out: a segment file was deleted or emptied. Its offsets are skipped by
+ * reads (as gaps are); say so loudly, once, at start-up. */
+static void report_gap(const struct log *l, const struct segment *s) {
+    if (l->n_segs == 0 || l->cfg.cleanup_compact)
+        return;
+    const struct segment *prev = l->segs[l->n_segs - 1];
+    if (s->base_offset > prev->next_offset)
+        log_error(SUBSYS, "partition %s: offsets %lld to %lld are missing: no segment holds "
+                  "them (a segment file deleted or emptied?); reads skip them",
+                  l->name, (long long)prev->next_offset, (long long)(s->base_offset - 1));
+}
+
 int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_point,
              struct log **out) {
     *out = NULL;
@@ -263,7 +276,10 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
             bool last = s->active;
             s->active = true; /* recovery rebuilds the indexes in memory */
             int64_t expect = l->n_segs ? log_active(l)->next_offset : 0;
-            rc = seg_recover(l, s, expect, &truncated);
+            /* Only the last segment can end in a write a crash cut short; what was
+             * synced (below the recovery point) is never cut (recovery.c). */
+            rc = seg_recover_keeping(l, s, expect, is_last,
+                                     recovery_point < 0 ? 0 : recovery_point, &truncated);
             if (rc != 0) {
                 seg_free(s);
                 goto fail;
@@ -276,6 +292,7 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
             if (!last && !truncated)
                 seg_seal(l, s);
         }
+        report_gap(l, s);
         segs_push(l, s);
     }
     free(bases);
@@ -496,6 +513,14 @@ static size_t find_segment(const struct log *l, int64_t offset) {
     return lo == 0 ? 0 : lo - 1;
 }
 
+int64_t log_next_readable_offset(const struct log *l, int64_t offset) {
+    size_t i = find_segment(l, offset);
+    const struct segment *s = l->segs[i];
+    if (s->damaged_from >= 0 && offset >= s->damaged_from && s->damaged_to > offset)
+        return s->damaged_to;
+    return i + 1 < l->n_segs ? l->segs[i + 1]->base_offset : l->log_end_offset;
+}
+
 struct read_scan {
     int64_t target;
     int64_t max_bytes;
@@ -554,17 +579,53 @@ int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offse
         int rc = seg_acquire(s);
         if (rc != 0)
             return rc;
+        /* Damage recovery measured: never serve it, stop in front of it. */
+        if (s->damaged_from >= 0 && offset >= s->damaged_from &&
+            (s->damaged_to < 0 || offset < s->damaged_to))
+            return STORAGE_ERR_CORRUPT;
+        if (s->damaged_from >= 0 && offset < s->damaged_from)
+            max_offset_exclusive = MIN(max_offset_exclusive, s->damaged_from);
         struct read_scan r = {.target = offset, .max_bytes = max_bytes,
                               .max_offset = max_offset_exclusive, .start_pos = -1,
                               .first = -1};
         int64_t bad_pos = -1;
         int64_t pos = seg_lookup_position(s, offset);
         rc = seg_scan(l, s, pos, s->size_bytes, read_cb, &r, &bad_pos);
-        if (rc < 0) {
-            log_error_ratelimited(SUBSYS, "partition %s: segment %lld unreadable at byte "
-                                  "%lld: %s", l->name, (long long)s->base_offset,
-                                  (long long)bad_pos, storage_strerror(rc));
-            return rc;
+        /* Damage before anything was found: pick up at the first indexed batch that
+         * can hold the offset. If it starts after the offset asked for, that offset
+         * lies in the damage: an error, never a silent skip. */
+        if (rc < 0 && r.start_pos < 0 && bad_pos >= 0) {
+            int64_t resume = seg_index_position_covering(s, offset);
+            if (resume <= pos)
+                goto damaged;
+            r = (struct read_scan){.target = offset, .max_bytes = max_bytes,
+                                   .max_offset = max_offset_exclusive, .start_pos = -1,
+                                   .first = -1};
+            int64_t damage_at = bad_pos;
+            bad_pos = -1;
+            rc = seg_scan(l, s, resume, s->size_bytes, read_cb, &r, &bad_pos);
+            if (r.start_pos >= 0 && r.first > offset) {
+                if (s->damaged_from < 0 || offset < s->damaged_from) {
+                    s->damaged_from = offset;
+                    s->damaged_to = r.first;
+                }
+                bad_pos = damage_at;
+                r.start_pos = -1;
+                rc = STORAGE_ERR_CORRUPT;
+            }
+        }
+    damaged:
+        if (rc < 0 && r.start_pos < 0) {
+            /* Damage before anything was found: an error, not silence (the consumer
+             * stops here; DeleteRecords past it lets it go on). Reported once. */
+            if (!s->damage_reported)
+                log_error(SUBSYS, "partition %s: segment %lld damaged at byte %lld (%s): "
+                          "reads from offset %lld get CORRUPT_MESSAGE; kept on disk "
+                          "(docs/operations.md, \"Damaged segments\")", l->name,
+                          (long long)s->base_offset, (long long)bad_pos,
+                          storage_strerror(rc), (long long)offset);
+            s->damage_reported = true;
+            return STORAGE_ERR_CORRUPT;
         }
         if (r.start_pos >= 0) {
             seg_lend(s, &l->lent_turn); /* open until the read turn ends */

@@ -9,11 +9,18 @@
  * inconsistency sends the segment to full recovery.
  *
  * seg_recover: reads every batch, checks framing, magic, CRC32C and that offsets grow;
- * truncates the file at the first bad batch and rebuilds both indexes from scratch.
- * The caller deletes every later segment after a truncation, so nothing beyond a
- * corruption is ever resurrected.
+ * truncates the file at the first bad batch and rebuilds both indexes from scratch (for
+ * files the broker wrote itself and can throw away: compaction output, truncation).
+ *
+ * seg_recover_keeping (log_open): the same scan, but damage is cut off only when it can
+ * be the torn tail of the last write before a crash: in the last segment, with no intact
+ * batch after it, at or past the recovery point. Everything else is damage to data that
+ * may have been acknowledged: kept on disk, skipped to the next intact batch, recorded
+ * in the segment and reported once. The caller deletes later segments only after a
+ * truncation, which now happens only in the last one.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,7 +41,49 @@ void seg_note_batch(struct log *l, struct segment *s, const struct batch_info *b
     s->next_offset = last + 1;
 }
 
+/* The position of the next intact batch in s at or after `from` whose base offset is at
+ * least `expect`, or -1. Recovery only (a damaged segment): reads the rest of the file
+ * once, and checksums only candidates with magic 2 and a length that fits. */
+static int64_t find_next_batch(struct segment *s, int64_t from, int64_t file_size,
+                               int64_t expect, int64_t *base_out) {
+    int64_t len = file_size - from;
+    if (len < BATCH_HEADER_BYTES)
+        return -1;
+    uint8_t *data = xmalloc((size_t)len);
+    ssize_t r = pread_full(s->fd, data, (size_t)len, from);
+    int64_t found = -1;
+    for (int64_t p = 1; r == len && p + BATCH_HEADER_BYTES <= len && found < 0; p++) {
+        if (data[p + 16] != 2)
+            continue;
+        struct batch_info b;
+        if (batch_parse_header_only(data + p, &b) != 0 || b.base_offset < expect ||
+            (int64_t)b.size_bytes > len - p)
+            continue;
+        uint32_t crc = crc32c(0, data + p + BATCH_OFF_ATTRIBUTES,
+                              b.size_bytes - BATCH_OFF_ATTRIBUTES);
+        if (crc == b.crc) {
+            found = from + p;
+            *base_out = b.base_offset;
+        }
+    }
+    free(data);
+    return found;
+}
+
+static int recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool keep_damage,
+                   bool tail, int64_t synced_offset, bool *truncated);
+
 int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool *truncated) {
+    return recover(l, s, expect_min_offset, false, true, 0, truncated);
+}
+
+int seg_recover_keeping(struct log *l, struct segment *s, int64_t expect_min_offset, bool tail,
+                        int64_t synced_offset, bool *truncated) {
+    return recover(l, s, expect_min_offset, true, tail, synced_offset, truncated);
+}
+
+static int recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool keep_damage,
+                   bool tail, int64_t synced_offset, bool *truncated) {
     *truncated = false;
     /* Only seg_note_batch runs between reads, which opens nothing: s stays open. */
     int rc = seg_acquire(s);
@@ -61,6 +110,7 @@ int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, boo
     uint8_t *chunk = xmalloc(RECOVER_CHUNK_BYTES);
     int64_t pos = 0;
     const char *why = NULL;
+again:
     while (pos < file_size) {
         uint8_t hdr[BATCH_HEADER_BYTES];
         if (file_size - pos < BATCH_HEADER_BYTES) {
@@ -118,6 +168,43 @@ int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, boo
             epoch_assign(l, b.partition_leader_epoch, b.base_offset);
         expect = batch_last_offset(&b) + 1;
         pos = end;
+    }
+    if (why && keep_damage) {
+        int64_t next_base = -1;
+        int64_t next = find_next_batch(s, pos, file_size, expect, &next_base);
+        if (!(tail && next < 0 && expect >= synced_offset)) {
+            /* Not the torn tail of the last write: keep it, skip it, say so once. */
+            int64_t to = next >= 0 ? next_base : tail ? MAX(expect, synced_offset) : -1;
+            if (s->damaged_from < 0) {
+                s->damaged_from = expect;
+                s->damaged_to = to;
+            }
+            s->damage_reported = true;
+            char to_text[24] = "the end of the segment";
+            if (to >= 0)
+                snprintf(to_text, sizeof to_text, "%lld", (long long)(to - 1));
+            log_error(SUBSYS,
+                      "partition %s: segment %lld damaged at byte %lld (%s): offsets %lld to "
+                      "%s cannot be read. Kept on disk, nothing truncated; the rest of the "
+                      "log is served and a fetch inside the damage gets CORRUPT_MESSAGE "
+                      "(docs/operations.md, \"Damaged segments\")",
+                      l->name, (long long)s->base_offset, (long long)pos, why,
+                      (long long)expect, to_text);
+            if (next >= 0) {
+                why = NULL;
+                pos = next;
+                expect = next_base;
+                /* Index the first batch after the damage, so reads can reach it. */
+                s->bytes_since_index = INT64_MAX / 2;
+                goto again;
+            }
+            s->size_bytes = file_size;
+            if (to > s->next_offset)
+                s->next_offset = to;
+            s->bytes_since_index = INT64_MAX / 2;
+            free(chunk);
+            return 0;
+        }
     }
     free(chunk);
     s->size_bytes = pos;

@@ -36,6 +36,8 @@ static struct segment *seg_alloc(const struct log *l, int64_t base_offset) {
     s->offset_of_max_timestamp = -1;
     s->roll_base_ms = -1;
     s->last_index_ts = -1;
+    s->damaged_from = -1;
+    s->damaged_to = -1;
     idx_init(&s->oidx, seg_path(l->dir, base_offset, ".index"), OFFSET_INDEX_ENTRY_BYTES);
     idx_init(&s->tidx, seg_path(l->dir, base_offset, ".timeindex"), TIME_INDEX_ENTRY_BYTES);
     return s;
@@ -163,6 +165,16 @@ void seg_index_batch(struct log *l, struct segment *s, int64_t pos, int64_t last
         s->bytes_since_index = 0;
     }
     s->bytes_since_index += size_bytes;
+}
+
+int64_t seg_index_position_covering(const struct segment *s, int64_t target_offset) {
+    const uint8_t *e = idx_entries(&s->oidx);
+    int64_t rel = target_offset - s->base_offset;
+    for (size_t i = 0; i < s->oidx.n; i++) {
+        if ((int32_t)be32_read(e + i * OFFSET_INDEX_ENTRY_BYTES) >= rel)
+            return (int64_t)be32_read(e + i * OFFSET_INDEX_ENTRY_BYTES + 4);
+    }
+    return -1;
 }
 
 int64_t seg_lookup_position(const struct segment *s, int64_t target_offset) {

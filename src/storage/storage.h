@@ -384,6 +384,11 @@ void log_flush_abandon(struct log_flush_job *job);
 int64_t log_unflushed_messages(const struct log *l);
 int64_t log_last_flush_ms(const struct log *l); /* time_mono_ms() of the last success */
 
+/* After log_read returned STORAGE_ERR_CORRUPT at offset (damage kept on disk, see
+ * docs/operations.md): the first offset after the damage where reading can go on (the
+ * end of the damaged range when recovery measured it, else the next segment). */
+int64_t log_next_readable_offset(const struct log *l, int64_t offset);
+
 /* Final fsync of data, indexes and directory, then frees. NULL is a no-op. */
 void log_close(struct log *l);
 /* Frees the log without syncing anything: for a log about to be deleted. */

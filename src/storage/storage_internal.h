@@ -85,6 +85,11 @@ struct segment {
     struct seg_index oidx;
     struct seg_index tidx;
     bool active;
+    /* Damage kept on disk (recovery.c): offsets [damaged_from, damaged_to) cannot be
+     * read; -1 when none is known. damaged_to is -1 when the extent is unknown (found by
+     * a read, past the last index entry): up to the next segment. Reported once. */
+    int64_t damaged_from, damaged_to;
+    bool damage_reported;
 };
 
 struct epoch_entry {
@@ -176,10 +181,21 @@ typedef int (*seg_scan_fn)(void *arg, const struct batch_info *b, int64_t pos);
 int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_scan_fn fn,
              void *arg, int64_t *bad_pos);
 
+/* The position of the first indexed batch whose last offset is target_offset or more,
+ * or -1: where a read can pick up again past damage (log_read). */
+int64_t seg_index_position_covering(const struct segment *s, int64_t target_offset);
+
 /* ---- recovery.c ---- */
 /* Full scan of a segment: validates every batch (CRC), truncates at the first bad one,
  * rebuilds both indexes. *truncated set if bytes were cut. */
 int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool *truncated);
+/* log_open's recovery: damage is cut off only when it can be the torn tail of the last
+ * write (tail: the last segment; nothing intact after it; at or past synced_offset,
+ * the offset known durable). Any other damage is kept on disk and skipped: the scan
+ * resumes at the next intact batch, the unreadable offsets are recorded in
+ * s->damaged_from/to and reported once. */
+int seg_recover_keeping(struct log *l, struct segment *s, int64_t expect_min_offset, bool tail,
+                        int64_t synced_offset, bool *truncated);
 /* Cheap load for a cleanly shut down segment: checks the indexes and scans the tail
  * after the last index entry. Returns STORAGE_ERR_CORRUPT if the segment needs recovery. */
 int seg_load_clean(struct log *l, struct segment *s);

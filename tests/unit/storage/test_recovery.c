@@ -70,13 +70,49 @@ static void check_all_readable(struct fx *f) {
     }
 }
 
+/* Reads every offset, skipping damaged ranges the way server_scan_partition does;
+ * returns the number of STORAGE_ERR_CORRUPT answers met. */
+static int read_around_damage(struct fx *f) {
+    int damaged = 0;
+    int64_t off = log_start_offset(f->log);
+    while (off < log_end_offset(f->log)) {
+        struct log_read_result r;
+        int rc = log_read(f->log, off, 1 << 20, INT64_MAX, &r);
+        if (rc == STORAGE_ERR_CORRUPT) {
+            damaged++;
+            int64_t next = log_next_readable_offset(f->log, off);
+            assert_true(next > off);
+            off = next;
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_true(r.len > 0);
+        uint8_t *p = th_pread(r.fd, r.file_pos, r.len);
+        assert_int_equal(batch_validate_all(p, (size_t)r.len, true, NULL, NULL), 0);
+        free(p);
+        off = r.next_offset;
+    }
+    return damaged;
+}
+
+static void flip(const char *path, off_t at) {
+    int fd = open(path, O_RDWR);
+    uint8_t c;
+    assert_int_equal(pread(fd, &c, 1, at), 1);
+    c ^= 0x01;
+    assert_int_equal(pwrite(fd, &c, 1, at), 1);
+    close(fd);
+}
+
+/* After a crash with no recovery point, a last batch cut mid-way is the torn tail of
+ * the last write: cut off. */
 static void test_torn_tail(void **state) {
     struct fx *f = *state;
     int64_t base;
     char *p = last_segment(f, ".log", &base);
     off_t size = th_file_size(p);
     assert_int_equal(truncate(p, size - 37), 0); /* cut the last batch mid-way */
-    assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
+    assert_int_equal(log_open(f->dir, &f->cfg, -1, &f->log), 0);
     assert_int_equal(log_end_offset(f->log), 198);
     assert_int_equal(th_file_size(p), size - f->batch_size);
     check_all_readable(f);
@@ -86,36 +122,54 @@ static void test_torn_tail(void **state) {
     free(p);
 }
 
-static void test_flipped_byte_mid_log(void **state) {
+/* The same cut below the recovery point is damage to synced data, not a torn write:
+ * nothing is cut, its offsets are never handed out again, appends go on after them. */
+static void test_short_tail_below_recovery_point_is_kept(void **state) {
     struct fx *f = *state;
-    /* corrupt batch 10 of the first segment: everything from it on is dropped */
-    char *p = th_path(f->dir, "00000000000000000000.log");
-    int fd = open(p, O_RDWR);
-    uint8_t c;
-    off_t at = 10 * f->batch_size + 100;
-    assert_int_equal(pread(fd, &c, 1, at), 1);
-    c ^= 0x01;
-    assert_int_equal(pwrite(fd, &c, 1, at), 1);
-    close(fd);
-    assert_int_equal(log_open(f->dir, &f->cfg, -1, &f->log), 0);
-    assert_int_equal(log_end_offset(f->log), 20);
-    assert_int_equal(log_segment_count(f->log), 1);
-    assert_int_equal(th_file_size(p), 10 * f->batch_size);
-    char *later = th_path(f->dir, "00000000000000000064.log");
-    /* later segments are gone */
     int64_t base;
-    char *last = last_segment(f, ".log", &base);
-    assert_int_equal(base, 0);
-    free(last);
-    free(later);
-    check_all_readable(f);
-    assert_int_equal(th_append(f->log, 2, 9000, 200, 0, 9000), 20);
+    char *p = last_segment(f, ".log", &base);
+    off_t size = th_file_size(p);
+    assert_int_equal(truncate(p, size - 37), 0);
+    assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 200);
+    assert_int_equal(th_file_size(p), size - 37);
+    assert_int_equal(read_around_damage(f), 1);
+    assert_int_equal(th_append(f->log, 2, 9000, 200, 0, 9000), 200);
+    struct log_read_result r;
+    assert_int_equal(log_read(f->log, 200, 1 << 20, INT64_MAX, &r), 0);
+    assert_int_equal(r.first_batch_offset, 200);
     free(p);
 }
 
+/* A bad batch in the middle of a segment, with intact ones after it, is never a torn
+ * write: nothing is truncated or deleted; reads get everything but that batch. */
+static void test_flipped_byte_mid_log(void **state) {
+    struct fx *f = *state;
+    char *p = th_path(f->dir, "00000000000000000000.log");
+    off_t size = th_file_size(p);
+    int64_t segs_before;
+    char *last = last_segment(f, ".log", &segs_before);
+    free(last);
+    flip(p, 10 * f->batch_size + 100);
+    assert_int_equal(log_open(f->dir, &f->cfg, -1, &f->log), 0);
+    assert_int_equal(log_end_offset(f->log), 200);
+    assert_int_equal(th_file_size(p), size);
+    int64_t base;
+    last = last_segment(f, ".log", &base);
+    assert_int_equal(base, segs_before); /* later segments kept */
+    free(last);
+    struct log_read_result r;
+    assert_int_equal(log_read(f->log, 20, 1 << 20, INT64_MAX, &r), STORAGE_ERR_CORRUPT);
+    assert_int_equal(log_next_readable_offset(f->log, 20), 22);
+    assert_int_equal(read_around_damage(f), 1);
+    assert_int_equal(th_append(f->log, 2, 9000, 200, 0, 9000), 200);
+    free(p);
+}
+
+/* In the last segment, past the recovery point, a bad batch with an intact one after
+ * it is kept too (only an incomplete final write is torn). */
 static void test_flipped_byte_last_segment_clean_point(void **state) {
     struct fx *f = *state;
-    /* corruption in the last segment, with a recovery point inside it */
     int64_t base;
     char *p = last_segment(f, ".log", &base);
     off_t size = th_file_size(p);
@@ -125,8 +179,9 @@ static void test_flipped_byte_last_segment_clean_point(void **state) {
     assert_int_equal(pwrite(fd, &c, 1, at), 1);
     close(fd);
     assert_int_equal(log_open(f->dir, &f->cfg, base + 2, &f->log), 0);
-    assert_int_equal(log_end_offset(f->log), 196);
-    check_all_readable(f);
+    assert_int_equal(log_end_offset(f->log), 200);
+    assert_int_equal(th_file_size(p), size);
+    assert_int_equal(read_around_damage(f), 1);
     free(p);
 }
 
@@ -241,6 +296,8 @@ static void test_clean_reopen_rewrites_nothing(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_short_tail_below_recovery_point_is_kept, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_mid_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_last_segment_clean_point, setup,
