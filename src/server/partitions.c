@@ -486,8 +486,8 @@ static void free_checkpoint_map(struct hmap *m) {
     hmap_free(m);
 }
 
-/* samsa.max.partitions when unset. Idle partitions hold no descriptor and no mapping
- * (storage's file cache opens segments on use), so what remains per partition is
+/* samsa.max.partitions when unset. Partitions do not each hold descriptors or mappings
+ * (storage's file cache bounds the open segments), so what remains per partition is
  * memory for its state and files on disk: a fixed ceiling, the figure `make bench`
  * measures (bench/limits.py, idle partitions). */
 #define DEFAULT_MAX_PARTITIONS 100000
