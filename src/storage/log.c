@@ -555,6 +555,29 @@ static int read_cb(void *arg, const struct batch_info *b, int64_t pos) {
     return 0;
 }
 
+/* One scan of s from pos for the read of offset (read_cb). */
+static int scan_for(struct log *l, struct segment *s, int64_t pos, int64_t offset,
+                    int32_t max_bytes, int64_t max_offset, struct read_scan *r,
+                    int64_t *bad_pos) {
+    *r = (struct read_scan){.target = offset, .max_bytes = max_bytes, .max_offset = max_offset,
+                            .start_pos = -1, .first = -1};
+    *bad_pos = -1;
+    return seg_scan(l, s, pos, s->size_bytes, read_cb, r, bad_pos);
+}
+
+/* A read met damage before finding anything: an error, not silence (the consumer stops
+ * there; DeleteRecords past it lets it go on), reported once per segment. */
+static int read_damaged(struct log *l, struct segment *s, int64_t bad_pos, int rc,
+                        int64_t offset) {
+    if (!s->damage_reported)
+        log_error(SUBSYS, "partition %s: segment %lld damaged at byte %lld (%s): reads from "
+                  "offset %lld get CORRUPT_MESSAGE; kept on disk (docs/operations.md, "
+                  "\"Damaged segments\")", l->name, (long long)s->base_offset,
+                  (long long)bad_pos, storage_strerror(rc), (long long)offset);
+    s->damage_reported = true;
+    return STORAGE_ERR_CORRUPT;
+}
+
 int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offset_exclusive,
              struct log_read_result *out) {
     if (offset < l->log_start_offset || offset > l->log_end_offset)
@@ -585,47 +608,30 @@ int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offse
             return STORAGE_ERR_CORRUPT;
         if (s->damaged_from >= 0 && offset < s->damaged_from)
             max_offset_exclusive = MIN(max_offset_exclusive, s->damaged_from);
-        struct read_scan r = {.target = offset, .max_bytes = max_bytes,
-                              .max_offset = max_offset_exclusive, .start_pos = -1,
-                              .first = -1};
-        int64_t bad_pos = -1;
+        struct read_scan r;
+        int64_t bad_pos;
         int64_t pos = seg_lookup_position(s, offset);
-        rc = seg_scan(l, s, pos, s->size_bytes, read_cb, &r, &bad_pos);
-        /* Damage before anything was found: pick up at the first indexed batch that
-         * can hold the offset. If it starts after the offset asked for, that offset
-         * lies in the damage: an error, never a silent skip. */
-        if (rc < 0 && r.start_pos < 0 && bad_pos >= 0) {
-            int64_t resume = seg_index_position_covering(s, offset);
-            if (resume <= pos)
-                goto damaged;
-            r = (struct read_scan){.target = offset, .max_bytes = max_bytes,
-                                   .max_offset = max_offset_exclusive, .start_pos = -1,
-                                   .first = -1};
-            int64_t damage_at = bad_pos;
-            bad_pos = -1;
-            rc = seg_scan(l, s, resume, s->size_bytes, read_cb, &r, &bad_pos);
-            if (r.start_pos >= 0 && r.first > offset) {
-                if (s->damaged_from < 0 || offset < s->damaged_from) {
-                    s->damaged_from = offset;
-                    s->damaged_to = r.first;
-                }
-                bad_pos = damage_at;
-                r.start_pos = -1;
-                rc = STORAGE_ERR_CORRUPT;
-            }
-        }
-    damaged:
+        rc = scan_for(l, s, pos, offset, max_bytes, max_offset_exclusive, &r, &bad_pos);
         if (rc < 0 && r.start_pos < 0) {
-            /* Damage before anything was found: an error, not silence (the consumer
-             * stops here; DeleteRecords past it lets it go on). Reported once. */
-            if (!s->damage_reported)
-                log_error(SUBSYS, "partition %s: segment %lld damaged at byte %lld (%s): "
-                          "reads from offset %lld get CORRUPT_MESSAGE; kept on disk "
-                          "(docs/operations.md, \"Damaged segments\")", l->name,
-                          (long long)s->base_offset, (long long)bad_pos,
-                          storage_strerror(rc), (long long)offset);
-            s->damage_reported = true;
-            return STORAGE_ERR_CORRUPT;
+            /* Damage before anything was found: pick up at the first indexed batch that
+             * can hold the offset. If it starts after the offset asked for, that offset
+             * lies in the damage: an error, never a silent skip. */
+            int64_t damage_at = bad_pos;
+            int64_t resume = seg_index_position_covering(s, offset);
+            if (resume > pos) {
+                rc = scan_for(l, s, resume, offset, max_bytes, max_offset_exclusive, &r,
+                              &bad_pos);
+                if (r.start_pos >= 0 && r.first > offset) {
+                    if (s->damaged_from < 0 || offset < s->damaged_from) {
+                        s->damaged_from = offset;
+                        s->damaged_to = r.first;
+                    }
+                    r.start_pos = -1;
+                    rc = STORAGE_ERR_CORRUPT;
+                }
+            }
+            if (r.start_pos < 0 && rc < 0)
+                return read_damaged(l, s, damage_at, rc, offset);
         }
         if (r.start_pos >= 0) {
             seg_lend(s, &l->lent_turn); /* open until the read turn ends */

@@ -41,33 +41,88 @@ void seg_note_batch(struct log *l, struct segment *s, const struct batch_info *b
     s->next_offset = last + 1;
 }
 
-/* The position of the next intact batch in s at or after `from` whose base offset is at
- * least `expect`, or -1. Recovery only (a damaged segment): reads the rest of the file
- * once, and checksums only candidates with magic 2 and a length that fits. */
-static int64_t find_next_batch(struct segment *s, int64_t from, int64_t file_size,
-                               int64_t expect, int64_t *base_out) {
-    int64_t len = file_size - from;
-    if (len < BATCH_HEADER_BYTES)
-        return -1;
-    uint8_t *data = xmalloc((size_t)len);
-    ssize_t r = pread_full(s->fd, data, (size_t)len, from);
-    int64_t found = -1;
-    for (int64_t p = 1; r == len && p + BATCH_HEADER_BYTES <= len && found < 0; p++) {
-        if (data[p + 16] != 2)
-            continue;
-        struct batch_info b;
-        if (batch_parse_header_only(data + p, &b) != 0 || b.base_offset < expect ||
-            (int64_t)b.size_bytes > len - p)
-            continue;
-        uint32_t crc = crc32c(0, data + p + BATCH_OFF_ATTRIBUTES,
-                              b.size_bytes - BATCH_OFF_ATTRIBUTES);
-        if (crc == b.crc) {
-            found = from + p;
-            *base_out = b.base_offset;
+/* Whether an intact batch starts at pos: header, length inside the file, base offset
+ * at least `expect` (relative offsets fitting an int32), CRC32C over the whole batch.
+ * 0 with *b filled; 1 with *why when not; < 0 on an I/O error. chunk: a scratch
+ * buffer of RECOVER_CHUNK_BYTES. */
+static int check_batch(struct segment *s, int64_t pos, int64_t file_size, int64_t expect,
+                       uint8_t *chunk, struct batch_info *b, const char **why) {
+    uint8_t hdr[BATCH_HEADER_BYTES];
+    ssize_t r = file_size - pos < BATCH_HEADER_BYTES ? 0 : pread_full(s->fd, hdr, sizeof hdr, pos);
+    if (r < 0)
+        return (int)r;
+    if (r < BATCH_HEADER_BYTES) {
+        *why = "torn batch header";
+        return 1;
+    }
+    int rc = batch_parse_header_only(hdr, b);
+    if (rc != 0) {
+        *why = rc == STORAGE_ERR_BAD_MAGIC ? "bad magic" : "bad batch header";
+        return 1;
+    }
+    if ((int64_t)b->size_bytes > file_size - pos) {
+        *why = "torn batch (file ends inside it)";
+        return 1;
+    }
+    if (b->base_offset < expect || batch_last_offset(b) - s->base_offset > INT32_MAX) {
+        *why = "offset out of order";
+        return 1;
+    }
+    uint32_t crc = crc32c(0, hdr + BATCH_OFF_ATTRIBUTES, BATCH_HEADER_BYTES - BATCH_OFF_ATTRIBUTES);
+    int64_t at = pos + BATCH_HEADER_BYTES, end = pos + (int64_t)b->size_bytes;
+    while (at < end) {
+        size_t n = (size_t)MIN((int64_t)RECOVER_CHUNK_BYTES, end - at);
+        r = pread_full(s->fd, chunk, n, at);
+        if (r < 0)
+            return (int)r;
+        if ((size_t)r < n) {
+            *why = "torn batch (short read)";
+            return 1;
+        }
+        crc = crc32c(crc, chunk, n);
+        at += (int64_t)n;
+    }
+    if (crc != b->crc) {
+        *why = "CRC mismatch";
+        return 1;
+    }
+    return 0;
+}
+
+/* Finds the next intact batch in s after `from` whose base offset is at least `expect`:
+ * its position in *pos_out (-1 if there is none) and base offset in *base_out. 0, or a
+ * negative errno. Recovery of a damaged segment only: reads the rest of the file a
+ * window at a time and checks only the positions whose magic byte is 2. */
+static int find_next_batch(struct segment *s, int64_t from, int64_t file_size, int64_t expect,
+                           uint8_t *chunk, int64_t *pos_out, int64_t *base_out) {
+    /* Candidate starts p in (from, file_size - header]: their magic bytes at p + 16. */
+    const int64_t last_magic = file_size - BATCH_HEADER_BYTES + BATCH_OFF_MAGIC;
+    uint8_t *window = xmalloc(RECOVER_CHUNK_BYTES);
+    int rc = 0;
+    *pos_out = -1;
+    for (int64_t w = from + 1 + BATCH_OFF_MAGIC; rc == 0 && *pos_out < 0 && w <= last_magic;
+         w += RECOVER_CHUNK_BYTES) {
+        size_t n = (size_t)MIN((int64_t)RECOVER_CHUNK_BYTES, last_magic - w + 1);
+        ssize_t r = pread_full(s->fd, window, n, w);
+        if (r < 0)
+            rc = (int)r;
+        for (size_t i = 0; rc == 0 && *pos_out < 0 && i < (size_t)MAX(r, 0); i++) {
+            if (window[i] != 2)
+                continue;
+            struct batch_info b;
+            const char *why;
+            int64_t p = w + (int64_t)i - BATCH_OFF_MAGIC;
+            int got = check_batch(s, p, file_size, expect, chunk, &b, &why);
+            if (got < 0) {
+                rc = got;
+            } else if (got == 0) {
+                *pos_out = p;
+                *base_out = b.base_offset;
+            }
         }
     }
-    free(data);
-    return found;
+    free(window);
+    return rc;
 }
 
 static int recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool keep_damage,
@@ -112,66 +167,27 @@ static int recover(struct log *l, struct segment *s, int64_t expect_min_offset, 
     const char *why = NULL;
 again:
     while (pos < file_size) {
-        uint8_t hdr[BATCH_HEADER_BYTES];
-        if (file_size - pos < BATCH_HEADER_BYTES) {
-            why = "torn batch header";
-            break;
-        }
-        ssize_t r = pread_full(s->fd, hdr, sizeof(hdr), pos);
-        if (r < 0) {
-            free(chunk);
-            return (int)r;
-        }
-        if (r < BATCH_HEADER_BYTES) {
-            why = "torn batch header";
-            break;
-        }
         struct batch_info b;
-        rc = batch_parse_header_only(hdr, &b);
-        if (rc != 0) {
-            why = rc == STORAGE_ERR_BAD_MAGIC ? "bad magic" : "bad batch header";
+        rc = check_batch(s, pos, file_size, expect, chunk, &b, &why);
+        if (rc < 0) {
+            free(chunk);
+            return rc;
+        }
+        if (rc > 0)
             break;
-        }
-        if ((int64_t)b.size_bytes > file_size - pos) {
-            why = "torn batch (file ends inside it)";
-            break;
-        }
-        if (b.base_offset < expect || batch_last_offset(&b) - s->base_offset > INT32_MAX) {
-            why = "offset out of order";
-            break;
-        }
-        uint32_t crc = crc32c(0, hdr + BATCH_OFF_ATTRIBUTES,
-                              BATCH_HEADER_BYTES - BATCH_OFF_ATTRIBUTES);
-        int64_t at = pos + BATCH_HEADER_BYTES, end = pos + (int64_t)b.size_bytes;
-        while (at < end) {
-            size_t n = (size_t)MIN((int64_t)RECOVER_CHUNK_BYTES, end - at);
-            r = pread_full(s->fd, chunk, n, at);
-            if (r < 0) {
-                free(chunk);
-                return (int)r;
-            }
-            if ((size_t)r < n)
-                break;
-            crc = crc32c(crc, chunk, n);
-            at += (int64_t)n;
-        }
-        if (at < end) {
-            why = "torn batch (short read)";
-            break;
-        }
-        if (crc != b.crc) {
-            why = "CRC mismatch";
-            break;
-        }
         seg_note_batch(l, s, &b, pos);
         if (b.partition_leader_epoch >= 0)
             epoch_assign(l, b.partition_leader_epoch, b.base_offset);
         expect = batch_last_offset(&b) + 1;
-        pos = end;
+        pos += (int64_t)b.size_bytes;
     }
     if (why && keep_damage) {
-        int64_t next_base = -1;
-        int64_t next = find_next_batch(s, pos, file_size, expect, &next_base);
+        int64_t next = -1, next_base = -1;
+        rc = find_next_batch(s, pos, file_size, expect, chunk, &next, &next_base);
+        if (rc != 0) {
+            free(chunk);
+            return rc;
+        }
         if (!(tail && next < 0 && expect >= synced_offset)) {
             /* Not the torn tail of the last write: keep it, skip it, say so once. */
             int64_t to = next >= 0 ? next_base : tail ? MAX(expect, synced_offset) : -1;
