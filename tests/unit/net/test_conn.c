@@ -601,6 +601,22 @@ static void pause_check_cb(struct net_loop *loop, void *arg) {
         net_timer_add(loop, 10, pause_check_cb, NULL);
 }
 
+/* Appends n request frames carrying the sequence numbers 0..n-1. */
+static void frame_seqs(struct buf *req, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t seq[4];
+        be32_write(seq, i);
+        frame_append(req, seq, 4);
+    }
+}
+
+/* Waits (up to 10 s) until the server has stopped reading; true if it did. */
+static bool wait_paused(void) {
+    for (int i = 0; i < 10000 && !atomic_load(&S.paused_seen); i++)
+        usleep(1000);
+    return atomic_load(&S.paused_seen);
+}
+
 static void *bp_client(void *arg) {
     void *ok = NULL;
     int fd = client_connect(64 * 1024);
@@ -608,16 +624,10 @@ static void *bp_client(void *arg) {
     buf_init(&req);
     buf_init(&resp);
     CHECK(fd >= 0);
-    for (uint32_t i = 0; i < BP_N; i++) {
-        uint8_t seq[4];
-        be32_write(seq, i);
-        frame_append(&req, seq, 4);
-    }
+    frame_seqs(&req, BP_N);
     CHECK(write_all(fd, req.data, req.len));
     /* Do not read until the server has stopped reading. */
-    for (int i = 0; i < 10000 && !atomic_load(&S.paused_seen); i++)
-        usleep(1000);
-    CHECK(atomic_load(&S.paused_seen));
+    CHECK(wait_paused());
     for (uint32_t i = 0; i < BP_N; i++) {
         CHECK(read_frame(fd, &resp));
         CHECK(resp.len == 64 * 1024 && be32_read(resp.data) == i);
@@ -668,11 +678,7 @@ static void *inflight_client(void *arg) {
     buf_init(&req);
     buf_init(&resp);
     CHECK(fd >= 0);
-    for (uint32_t i = 0; i < 50; i++) {
-        uint8_t seq[4];
-        be32_write(seq, i);
-        frame_append(&req, seq, 4);
-    }
+    frame_seqs(&req, 50);
     CHECK(write_all(fd, req.data, req.len));
     for (uint32_t i = 0; i < 50; i++)
         CHECK(read_frame(fd, &resp) && resp.len == 4 && be32_read(resp.data) == i);
@@ -720,15 +726,9 @@ static void *budget_client(void *arg) {
     buf_init(&req);
     buf_init(&resp);
     CHECK(slow >= 0);
-    for (uint32_t i = 0; i < SLOW_N; i++) {
-        uint8_t seq[4];
-        be32_write(seq, i);
-        frame_append(&req, seq, 4);
-    }
+    frame_seqs(&req, SLOW_N);
     CHECK(write_all(slow, req.data, req.len));
-    for (int i = 0; i < 10000 && !atomic_load(&S.paused_seen); i++)
-        usleep(1000);
-    CHECK(atomic_load(&S.paused_seen));
+    CHECK(wait_paused());
     fast = client_connect(0);
     CHECK(fast >= 0);
     for (uint32_t i = 0; i < FAST_N; i++) {
