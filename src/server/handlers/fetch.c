@@ -137,6 +137,12 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
                 l->rr.len = 0;
                 continue;
             }
+            /* log_read always returns the first batch whole. Only the first partition
+             * with data may exceed the limits with it; for a later one Kafka answers
+             * no records (v3+ replaces an incomplete first batch by nothing), so the
+             * response stays within max_bytes and partition_max_bytes. */
+            if (total > 0 && l->rr.len > limit)
+                l->rr.len = 0;
             if (l->rr.len > 0 && !grant_range(&g, l->rr.len, &l->as_file))
                 l->rr.len = 0; /* the broker-wide budgets are used up: no data this time */
             total += l->rr.len;
