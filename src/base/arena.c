@@ -2,6 +2,8 @@
  * allocations, one free at the end of the request. */
 #include "base/base.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +55,18 @@ char *arena_strndup(struct arena *a, const char *s, size_t len) {
     char *q = arena_alloc(a, len + 1);
     memcpy(q, s, len);
     q[len] = '\0';
+    return q;
+}
+
+char *arena_printf(struct arena *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *q = arena_alloc(a, (size_t)MAX(n, 0) + 1);
+    va_start(ap, fmt);
+    vsnprintf(q, (size_t)MAX(n, 0) + 1, fmt, ap);
+    va_end(ap);
     return q;
 }
 

@@ -211,6 +211,7 @@ void arena_init(struct arena *a);
 void *arena_alloc(struct arena *a, size_t size_bytes);  /* zeroed, 8-byte aligned */
 void *arena_memdup(struct arena *a, const void *p, size_t len);
 char *arena_strndup(struct arena *a, const char *s, size_t len);
+char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void arena_free(struct arena *a); /* frees everything; arena can be reused after */
 
 /* ---- hash map from byte-string keys to pointers (open addressing) ----

@@ -13,6 +13,7 @@
 #include <string.h>
 
 typedef struct produce_response_responses_partition_responses part_resp;
+typedef struct produce_response_responses_partition_responses_record_errors record_error;
 
 static void finish_produce(void *arg) {
     struct request *req = arg;
@@ -20,15 +21,44 @@ static void finish_produce(void *arg) {
 }
 
 /* Compaction keeps the newest record per key, so a compacted topic refuses records
- * without one (as Kafka does). Compressed batches are not decompressed to check. */
-static bool all_records_keyed(const uint8_t *batch, const struct batch_info *info) {
+ * without one, as Kafka does: INVALID_RECORD for the partition, with a RecordError (the
+ * record's index in its batch) per keyless record of the first batch that has any, and
+ * an ErrorMessage (v8+), so that clients fail just those records. The fast one-pass
+ * check runs on every batch; the records are walked only once one lacks a key.
+ * Compressed batches are not decompressed to check. */
+static int16_t check_keys(struct request *req, struct partition *p, const uint8_t *batch,
+                          const struct batch_info *info, part_resp *out) {
     bool keyed = false;
-    return batch_check_records(batch, info, &keyed) == 0 && keyed;
+    if (batch_check_records(batch, info, &keyed) != 0)
+        return KERR_CORRUPT_MESSAGE;
+    if (keyed)
+        return KERR_NONE;
+    out->record_errors = REQ_ALLOC(req, record_error, info->records_count);
+    out->record_errors_count = 0;
+    struct record_iter it;
+    struct record rec;
+    record_iter_init(&it, batch, info);
+    for (int32_t i = 0; record_iter_next(&it, &rec) > 0; i++) {
+        if (rec.key.ptr)
+            continue;
+        record_error *e = &out->record_errors[out->record_errors_count++];
+        produce_response_responses_partition_responses_record_errors_init(e);
+        e->batch_index = i;
+        e->batch_index_error_message = slice_from_cstr(arena_printf(
+            &req->arena, "Compacted topic cannot accept message without key in topic partition "
+            "%s-%d.", p->topic->name, p->index));
+    }
+    out->error_message = slice_from_cstr(arena_printf(
+        &req->arena, "%d of %d records rejected: a compacted topic needs a key on every "
+        "record (%s-%d)", out->record_errors_count, info->records_count, p->topic->name,
+        p->index));
+    return KERR_INVALID_RECORD;
 }
 
-static int16_t append_partition(struct server *s, struct slice topic,
+static int16_t append_partition(struct request *req, struct slice topic,
                                 const struct produce_request_topic_data_partition_data *in,
                                 part_resp *out, struct partition **appended) {
+    struct server *s = req->srv;
     struct partition *p = server_partition(s, topic, in->index);
     if (!p)
         return KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -67,9 +97,11 @@ static int16_t append_partition(struct server *s, struct slice topic,
          * appear only later, by compaction). */
         if (info.records_count != info.last_offset_delta + 1)
             return KERR_INVALID_RECORD;
-        if (compacted && batch_compression(&info) == 0 &&
-            !all_records_keyed(in->records.ptr + it.batch_pos, &info))
-            return KERR_INVALID_RECORD; /* Kafka: a compacted topic needs keys */
+        if (compacted && batch_compression(&info) == 0) {
+            int16_t err = check_keys(req, p, in->records.ptr + it.batch_pos, &info, out);
+            if (err != KERR_NONE)
+                return err;
+        }
     }
     /* The frame copy is ours, so the batches are patched in place (base offset). */
     uint8_t *data = (uint8_t *)in->records.ptr;
@@ -147,7 +179,7 @@ void handle_produce(struct request *req) {
                 }
             }
             struct partition *p = NULL;
-            pr->error_code = append_partition(s, td->name, &td->partition_data[pi], pr, &p);
+            pr->error_code = append_partition(req, td->name, &td->partition_data[pi], pr, &p);
             if (pr->error_code == KERR_NONE) {
                 server_after_append(s, p, acks == -1);
                 if (wait)

@@ -5,6 +5,7 @@ import time
 
 from confluent_kafka import KafkaError, TopicPartition
 
+import kwire
 from clients import consume_all, create_topic, producer, produce_keyed
 from conftest import wait_until
 
@@ -67,3 +68,26 @@ def test_compacted_topic_refuses_keyless_records(broker):
     assert got[1] is None
     recs = consume_all(broker, "keyed", 1, expected=1)[0]
     assert [(r[1], r[2]) for r in recs] == [(b"k", b"v")]
+
+
+def test_keyless_records_get_record_errors_v8(broker):
+    """Produce v8+: INVALID_RECORD with one RecordError per keyless record (its index in
+    the batch) and an ErrorMessage, as Kafka answers; nothing is appended."""
+    create_topic(broker, "keyed8", 1, **{"cleanup.policy": "compact"})
+    batch = kwire.record_batch([(b"a", b"1"), (None, b"2"), (b"c", b"3"), (None, b"4")])
+    body = (kwire.string(None) + kwire.i16(-1) + kwire.i32(10000)
+            + kwire.array([kwire.string("keyed8") + kwire.array([kwire.i32(0) + kwire.nbytes(batch)])]))
+    with kwire.Conn(broker.port) as c:
+        r = c.request(0, 8, body)
+
+        def part(r):
+            return dict(index=r.i32(), error=r.i16(), base=r.i64(), append_time=r.i64(),
+                        start=r.i64(), record_errors=r.array(lambda r: (r.i32(), r.string())),
+                        message=r.string())
+
+        (_, (p,)), = r.array(lambda r: (r.string(), r.array(part)))
+        assert p["error"] == KafkaError.INVALID_RECORD and p["base"] == -1
+        assert [i for i, _ in p["record_errors"]] == [1, 3]
+        assert all("without key" in m for _, m in p["record_errors"])
+        assert p["message"] and "keyed8-0" in p["message"]
+        assert kwire.list_offset(c, "keyed8", 0) == (0, 0)
