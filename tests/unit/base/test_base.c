@@ -206,6 +206,11 @@ static void test_arena(void **state) {
     assert_non_null(big);
     char *s = arena_strndup(&a, "hello world", 5);
     assert_string_equal(s, "hello");
+    assert_string_equal(arena_printf(&a, "%s-%d", "topic", 7), "topic-7");
+    char wide[300];
+    memset(wide, 'x', sizeof wide - 1);
+    wide[sizeof wide - 1] = '\0';
+    assert_int_equal(strlen(arena_printf(&a, "%s.", wide)), sizeof wide); /* no fixed buffer */
     arena_free(&a);
     arena_free(&a); /* idempotent */
 }
