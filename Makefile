@@ -15,7 +15,7 @@ DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat
 BENCH_DEB_PKGS := redis-server redis-tools nats-server libhiredis-dev libnats-dev \
                   librabbitmq-dev bc fio
 
-.PHONY: all deps bench-deps configure build build-asan run test unit unit-asan integration js-deps fuzz fuzz-short sim bench clean
+.PHONY: all deps bench-deps configure build build-asan run test unit unit-asan integration js-deps ref-deps fuzz fuzz-short sim bench clean
 
 all: build
 
@@ -64,7 +64,16 @@ js-deps:
 	@if [ -f tests/integration/js/package.json ] && [ ! -d tests/integration/js/node_modules/kafkajs ]; then \
 	  cd tests/integration/js && npm install --no-audit --no-fund --silent; fi
 
-integration: build js-deps
+# The references fetched from their own registries into caches outside the repo (Kafka
+# 4.4 and its Java client from Maven Central, franz-go and sarama from the Go module
+# proxy, current Python clients from PyPI into a virtualenv): each folder's deps.sh
+# installs what it needs and fails loudly when it cannot.
+REF_DEPS := tests/reference/deps.sh tests/integration/java/deps.sh \
+            tests/integration/go/deps.sh tests/integration/pyclients/deps.sh
+ref-deps:
+	@for s in $(REF_DEPS); do if [ -x $$s ]; then $$s || exit 1; fi; done
+
+integration: build js-deps ref-deps
 	ctest --test-dir $(BUILD) -L integration --output-on-failure
 
 fuzz-short:
