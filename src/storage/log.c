@@ -733,16 +733,19 @@ int log_offset_for_timestamp(struct log *l, int64_t ts, int64_t *offset_out, int
 }
 
 int log_max_timestamp(struct log *l, int64_t *offset_out, int64_t *ts_out) {
-    *offset_out = -1;
-    *ts_out = -1;
+    int64_t max_ts = -1;
     for (size_t i = 0; i < l->n_segs; i++) {
         struct segment *s = l->segs[i];
-        if (s->max_timestamp > *ts_out && s->offset_of_max_timestamp >= l->log_start_offset) {
-            *ts_out = s->max_timestamp;
-            *offset_out = s->offset_of_max_timestamp;
-        }
+        if (s->max_timestamp > max_ts && s->offset_of_max_timestamp >= l->log_start_offset)
+            max_ts = s->max_timestamp;
     }
-    return 0;
+    *offset_out = -1;
+    *ts_out = -1;
+    if (max_ts < 0)
+        return 0;
+    /* Kafka (since 3.8) answers the record that carries the largest timestamp, not the
+     * last offset of its batch: the first record at or after it is that record. */
+    return log_offset_for_timestamp(l, max_ts, offset_out, ts_out);
 }
 
 /* ---- leader epochs ---- */

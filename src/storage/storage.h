@@ -314,8 +314,9 @@ const char *log_name(const struct log *l); /* directory basename, e.g. "orders-3
  * at or after the log start (record-level for uncompressed batches; for compressed ones
  * the batch base offset and its max timestamp). *offset_out = -1 when there is none. */
 int log_offset_for_timestamp(struct log *l, int64_t ts, int64_t *offset_out, int64_t *ts_out);
-/* ListOffsets MAX_TIMESTAMP (-3): the largest timestamp in the log and the last offset of
- * the batch carrying it; -1/-1 for an empty log. */
+/* ListOffsets MAX_TIMESTAMP (-3): the largest timestamp in the log and the offset of the
+ * first record carrying it (as log_offset_for_timestamp finds records); -1/-1 for an
+ * empty log. */
 int log_max_timestamp(struct log *l, int64_t *offset_out, int64_t *ts_out);
 
 /* OffsetForLeaderEpoch (Kafka semantics): the largest epoch <= `epoch` and the start

@@ -39,6 +39,38 @@ static void fill_topic(struct request *req, struct metadata_response_topics *out
     }
 }
 
+static bool any_topic_id(const struct metadata_request *in) {
+    static const uint8_t zero[16];
+    for (int32_t i = 0; i < in->topics_count; i++)
+        if (memcmp(in->topics[i].topic_id, zero, 16) != 0)
+            return true;
+    return false;
+}
+
+/* v12+ with topic ids, as Kafka: the ids decide and names are ignored; entries without
+ * an id are left out, an unknown id gets UNKNOWN_TOPIC_ID with the id echoed and a null
+ * name (the Java client checks both). Never auto-creates. */
+static void answer_by_id(struct request *req, const struct metadata_request *in,
+                         struct metadata_response *resp) {
+    static const uint8_t zero[16];
+    resp->topics_count = 0;
+    for (int32_t i = 0; i < in->topics_count; i++) {
+        const uint8_t *id = in->topics[i].topic_id;
+        if (memcmp(id, zero, 16) == 0)
+            continue;
+        struct metadata_response_topics *out = &resp->topics[resp->topics_count++];
+        metadata_response_topics_init(out);
+        const struct mtopic *t = cluster_topic_find_id(req->srv->cluster, id);
+        if (t) {
+            fill_topic(req, out, t);
+            continue;
+        }
+        out->error_code = KERR_UNKNOWN_TOPIC_ID;
+        out->name = SLICE_NULL;
+        memcpy(out->topic_id, id, 16);
+    }
+}
+
 void handle_metadata(struct request *req) {
     struct server *s = req->srv;
     int16_t v = req->hdr.api_version;
@@ -76,28 +108,36 @@ void handle_metadata(struct request *req) {
         REQUEST_RESPOND(req, metadata_response, &resp);
         return;
     }
-    resp.topics_count = in.topics_count;
     resp.topics = REQ_ALLOC(req, struct metadata_response_topics, in.topics_count);
+    if (v >= 12 && any_topic_id(&in)) {
+        answer_by_id(req, &in, &resp);
+        REQUEST_RESPOND(req, metadata_response, &resp);
+        return;
+    }
+    resp.topics_count = in.topics_count;
     bool allow_create = s->cfg->auto_create_topics && in.allow_auto_topic_creation;
     int created = 0;
     for (int32_t i = 0; i < in.topics_count; i++) {
         struct metadata_response_topics *out = &resp.topics[i];
         metadata_response_topics_init(out);
         struct slice name = in.topics[i].name;
-        const struct mtopic *t = name.ptr ? cluster_topic_find(s->cluster, name)
-                                          : cluster_topic_find_id(s->cluster, in.topics[i].topic_id);
         out->name = name;
-        if (!t && name.ptr && cluster_topic_name_error(name)) {
+        if (!name.ptr) {
+            out->error_code = KERR_INVALID_REQUEST; /* neither a name nor an id */
+            continue;
+        }
+        const struct mtopic *t = cluster_topic_find(s->cluster, name);
+        if (!t && cluster_topic_name_error(name)) {
             out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
             continue;
         }
-        if (!t && name.ptr && allow_create && created == AUTO_CREATE_PER_REQUEST) {
+        if (!t && allow_create && created == AUTO_CREATE_PER_REQUEST) {
             /* Each creation is a metadata-log fsync on the loop: the rest wait for the
              * client's retry (Kafka answers topics being created the same way). */
             out->error_code = KERR_LEADER_NOT_AVAILABLE;
             continue;
         }
-        if (!t && name.ptr && allow_create) {
+        if (!t && allow_create) {
             created++;
             int16_t err = server_auto_create_topic(s, name);
             t = cluster_topic_find(s->cluster, name);
@@ -107,7 +147,7 @@ void handle_metadata(struct request *req) {
             }
         }
         if (!t) {
-            out->error_code = name.ptr ? KERR_UNKNOWN_TOPIC_OR_PARTITION : KERR_UNKNOWN_TOPIC_ID;
+            out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             continue;
         }
         fill_topic(req, out, t);

@@ -72,7 +72,6 @@ import org.apache.kafka.common.errors.UnknownMemberIdException;
 import org.apache.kafka.common.errors.UnknownTopicIdException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -189,7 +188,6 @@ class AdminTest extends BrokerTestBase {
 
     @Test
     @Timeout(60)
-    @Disabled(Gaps.METADATA_BY_TOPIC_ID)
     void describeTopicsById() throws Exception {
         Admin admin = admin();
         CreateTopicsResult r = admin.createTopics(List.of(topic("admin-describe-by-id", 2)));
@@ -374,7 +372,6 @@ class AdminTest extends BrokerTestBase {
     /** OffsetSpec.maxTimestamp(): the offset and timestamp of the record with the largest timestamp. */
     @Test
     @Timeout(60)
-    @Disabled(Gaps.MAX_TIMESTAMP_OFFSET)
     void listOffsetsMaxTimestamp() throws Exception {
         Admin admin = admin();
         String topic = "admin-max-timestamp";
