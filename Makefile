@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 PY         := /usr/bin/python3
 DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat \
-              python3-pytest python3-confluent-kafka python3-kafka \
+              python3-pytest python3-confluent-kafka python3-kafka python3-venv \
               zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libssl-dev \
               clang libclang-rt-14-dev fio procps
 # Only `make bench` needs these: the peer brokers it measures beside Samsa (Redis,
