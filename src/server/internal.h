@@ -256,6 +256,24 @@ void request_malformed(struct request *req);
         request_response_end(req);                                                       \
     } while (0)
 
+/* The *AuthorizedOperations fields: bit n set for Kafka's AclOperation code n. With no
+ * authorizer Kafka reports every operation the resource type supports, and so does
+ * Samsa (there are no ACLs); the sets are Kafka 4.4's answers. */
+enum { ACL_READ = 3, ACL_WRITE, ACL_CREATE, ACL_DELETE, ACL_ALTER, ACL_DESCRIBE,
+       ACL_CLUSTER_ACTION, ACL_DESCRIBE_CONFIGS, ACL_ALTER_CONFIGS, ACL_IDEMPOTENT_WRITE };
+#define ACL_BIT(op) (1 << (op))
+#define TOPIC_AUTHORIZED_OPS                                                             \
+    (ACL_BIT(ACL_READ) | ACL_BIT(ACL_WRITE) | ACL_BIT(ACL_CREATE) | ACL_BIT(ACL_DELETE) |   \
+     ACL_BIT(ACL_ALTER) | ACL_BIT(ACL_DESCRIBE) | ACL_BIT(ACL_DESCRIBE_CONFIGS) |             \
+     ACL_BIT(ACL_ALTER_CONFIGS))
+#define GROUP_AUTHORIZED_OPS                                                             \
+    (ACL_BIT(ACL_READ) | ACL_BIT(ACL_DESCRIBE) | ACL_BIT(ACL_DELETE) |                     \
+     ACL_BIT(ACL_DESCRIBE_CONFIGS) | ACL_BIT(ACL_ALTER_CONFIGS))
+#define CLUSTER_AUTHORIZED_OPS                                                           \
+    (ACL_BIT(ACL_CREATE) | ACL_BIT(ACL_CLUSTER_ACTION) | ACL_BIT(ACL_DESCRIBE_CONFIGS) |    \
+     ACL_BIT(ACL_ALTER_CONFIGS) | ACL_BIT(ACL_IDEMPOTENT_WRITE) | ACL_BIT(ACL_ALTER) |       \
+     ACL_BIT(ACL_DESCRIBE))
+
 /* n zeroed elements of type T from the request's arena. */
 #define REQ_ALLOC(req, T, n) ((T *)arena_alloc(&(req)->arena, (size_t)(n) * sizeof(T)))
 /* A NUL-terminated copy of a slice in the request's arena. */

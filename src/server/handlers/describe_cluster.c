@@ -20,6 +20,8 @@ void handle_describe_cluster(struct request *req) {
         return;
     }
     resp.endpoint_type = in.endpoint_type;
+    if (in.include_cluster_authorized_operations)
+        resp.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPS;
     resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
     resp.controller_id = cluster_controller_id(s->cluster);
     size_t n = cluster_broker_count(s->cluster);

@@ -8,6 +8,9 @@ void handle_describe_groups(struct request *req) {
         request_malformed(req);
         return;
     }
+    bool *include_ops = REQ_ALLOC(req, bool, 1);
+    *include_ops = in.include_authorized_operations;
+    req->state = include_ops;
     struct grp_describe_req g = {.group_ids = in.groups, .n_groups = (size_t)MAX(in.groups_count, 0)};
     grp_describe(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
@@ -28,6 +31,8 @@ void group_describe_done(void *ctx, const struct grp_describe_resp *g) {
         rg->group_state = gg->state;
         rg->protocol_type = gg->protocol_type;
         rg->protocol_data = gg->protocol;
+        if (*(const bool *)req->state && gg->error == KERR_NONE)
+            rg->authorized_operations = GROUP_AUTHORIZED_OPS;
         rg->members_count = (int32_t)gg->n_members;
         rg->members = REQ_ALLOC(req, struct describe_groups_response_groups_members, gg->n_members);
         for (size_t m = 0; m < gg->n_members; m++) {

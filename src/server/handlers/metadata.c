@@ -10,8 +10,10 @@
 #define AUTO_CREATE_PER_REQUEST 16
 
 static void fill_topic(struct request *req, struct metadata_response_topics *out,
-                       const struct mtopic *t) {
+                       const struct mtopic *t, bool include_ops) {
     out->name = slice_from_cstr(arena_strndup(&req->arena, t->name, strlen(t->name)));
+    if (include_ops)
+        out->topic_authorized_operations = TOPIC_AUTHORIZED_OPS;
     memcpy(out->topic_id, t->id, 16);
     out->is_internal = t->internal;
     out->partitions_count = t->partition_count;
@@ -62,7 +64,7 @@ static void answer_by_id(struct request *req, const struct metadata_request *in,
         metadata_response_topics_init(out);
         const struct mtopic *t = cluster_topic_find_id(req->srv->cluster, id);
         if (t) {
-            fill_topic(req, out, t);
+            fill_topic(req, out, t, in->include_topic_authorized_operations);
             continue;
         }
         out->error_code = KERR_UNKNOWN_TOPIC_ID;
@@ -94,6 +96,8 @@ void handle_metadata(struct request *req) {
     }
     resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
     resp.controller_id = cluster_controller_id(s->cluster);
+    if (in.include_cluster_authorized_operations)
+        resp.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPS;
 
     /* v0: an empty list means all topics; v1+: null means all, empty means none. */
     bool all = in.topics_count < 0 || (v == 0 && in.topics_count == 0);
@@ -103,7 +107,8 @@ void handle_metadata(struct request *req) {
         resp.topics = REQ_ALLOC(req, struct metadata_response_topics, n);
         for (size_t i = 0; i < n; i++) {
             metadata_response_topics_init(&resp.topics[i]);
-            fill_topic(req, &resp.topics[i], cluster_topic_at(s->cluster, i));
+            fill_topic(req, &resp.topics[i], cluster_topic_at(s->cluster, i),
+                       in.include_topic_authorized_operations);
         }
         REQUEST_RESPOND(req, metadata_response, &resp);
         return;
@@ -150,7 +155,7 @@ void handle_metadata(struct request *req) {
             out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             continue;
         }
-        fill_topic(req, out, t);
+        fill_topic(req, out, t, in.include_topic_authorized_operations);
     }
     REQUEST_RESPOND(req, metadata_response, &resp);
 }
