@@ -1,8 +1,8 @@
 /* The per-topic configs Samsa knows, with Kafka's names, defaults and validation.
  * A name not listed here is refused (INVALID_CONFIG), and so is a value Samsa cannot
- * honour (recompression): accepting a setting and ignoring it would be lying to the
- * operator. */
+ * honour: accepting a setting and ignoring it would be lying to the operator. */
 #include "cluster/cluster.h"
+#include "storage/storage.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -49,15 +49,52 @@ static const char *chk_timestamp_type(const char *v) {
     return "value must be CreateTime or LogAppendTime";
 }
 
+/* compression.type and the levels, with Kafka's messages (ConfigDef.ValidString and
+ * Range, and its gzip level validator). The names are those compress_type_parse
+ * (storage) accepts. */
 static const char *chk_compression(const char *v) {
-    if (strcmp(v, "producer") == 0)
-        return NULL;
-    if (!strcmp(v, "uncompressed") || !strcmp(v, "gzip") || !strcmp(v, "snappy") ||
-        !strcmp(v, "lz4") || !strcmp(v, "zstd"))
-        return "broker-side recompression is not supported: only compression.type=producer "
-               "(batches are stored as the producer compressed them)";
-    return "value must be producer";
+    static const char *const names[] = {"uncompressed", "zstd", "lz4", "snappy", "gzip",
+                                        "producer"};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++)
+        if (strcmp(v, names[i]) == 0)
+            return NULL;
+    return "String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer";
 }
+
+/* Levels: Kafka's ranges (KIP-390), which storage's codecs take as they are. */
+static bool parse_int(const char *v, int64_t *x) {
+    return parse_i64(v, x) == 0 && *x <= INT32_MAX && *x >= INT32_MIN;
+}
+static const char *chk_gzip_level(const char *v) {
+    int64_t x;
+    if (!parse_int(v, &x))
+        return "value is not a valid int";
+    if (x > COMPRESS_GZIP_MAX_LEVEL ||
+        (x < COMPRESS_GZIP_MIN_LEVEL && x != COMPRESS_GZIP_DEFAULT_LEVEL))
+        return "Value must be between 1 and 9 or equal to -1";
+    return NULL;
+}
+static const char *chk_lz4_level(const char *v) {
+    int64_t x;
+    if (!parse_int(v, &x))
+        return "value is not a valid int";
+    if (x < COMPRESS_LZ4_MIN_LEVEL)
+        return "Value must be at least 1";
+    return x > COMPRESS_LZ4_MAX_LEVEL ? "Value must be no more than 17" : NULL;
+}
+static const char *chk_zstd_level(const char *v) {
+    int64_t x;
+    if (!parse_int(v, &x))
+        return "value is not a valid int";
+    if (x < COMPRESS_ZSTD_MIN_LEVEL)
+        return "Value must be at least -131072";
+    return x > COMPRESS_ZSTD_MAX_LEVEL ? "Value must be no more than 22" : NULL;
+}
+_Static_assert(COMPRESS_GZIP_MIN_LEVEL == 1 && COMPRESS_GZIP_MAX_LEVEL == 9 &&
+                   COMPRESS_GZIP_DEFAULT_LEVEL == -1 && COMPRESS_LZ4_MIN_LEVEL == 1 &&
+                   COMPRESS_LZ4_MAX_LEVEL == 17 && COMPRESS_ZSTD_MIN_LEVEL == -131072 &&
+                   COMPRESS_ZSTD_MAX_LEVEL == 22,
+               "the messages above name the ranges");
 
 static const char *chk_unclean(const char *v) {
     bool b;
@@ -79,8 +116,15 @@ static const char *chk_ratio(const char *v) {
 static const struct tcfg_def defs[] = {
     {"cleanup.policy", "log.cleanup.policy", TCFG_LIST, "delete", chk_cleanup_policy,
      "delete: drop old segments by retention; compact: keep the newest record per key"},
+    {"compression.gzip.level", "compression.gzip.level", TCFG_INT, "-1", chk_gzip_level,
+     "gzip level when compression.type is gzip (-1: zlib's default, 6)"},
+    {"compression.lz4.level", "compression.lz4.level", TCFG_INT, "9", chk_lz4_level,
+     "lz4 level when compression.type is lz4 (9: lz4's fast mode, as Kafka)"},
     {"compression.type", "compression.type", TCFG_STRING, "producer", chk_compression,
-     "Only producer: batches are stored as the producer compressed them"},
+     "Codec batches are stored with: uncompressed, zstd, lz4, snappy, gzip, or producer "
+     "(as the producer sent them); others are recompressed on produce"},
+    {"compression.zstd.level", "compression.zstd.level", TCFG_INT, "3", chk_zstd_level,
+     "zstd level when compression.type is zstd"},
     {"delete.retention.ms", "log.cleaner.delete.retention.ms", TCFG_LONG, "86400000", chk_long_0,
      "How long tombstones of compacted topics are kept after cleaning"},
     {"file.delete.delay.ms", "log.segment.delete.delay.ms", TCFG_LONG, "60000", chk_long_0,

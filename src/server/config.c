@@ -82,7 +82,11 @@ static const struct key_def keys[] = {
     {"offset.metadata.max.bytes", K_INT, "4096", 0},
     {"producer.id.expiration.ms", K_INT, "86400000", 1},
     {"producer.id.expiration.check.interval.ms", K_INT, "600000", 1},
+    /* Defaults of the topic configs of the same names; checked by their rules below. */
     {"compression.type", K_STRING, "producer", 0},
+    {"compression.gzip.level", K_INT, "-1", -1},
+    {"compression.lz4.level", K_INT, "9", 1},
+    {"compression.zstd.level", K_INT, "3", -131072},
     {"unclean.leader.election.enable", K_BOOL, "false", 0},
 };
 
@@ -400,9 +404,6 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         if (why)
             rc = bad(d->broker_key, value, why);
     }
-    const char *ct = broker_config_value(c, "compression.type");
-    if (strcmp(ct, "producer") != 0)
-        rc = bad("compression.type", ct, "only producer is supported (no recompression)");
 
     const char *roles = broker_config_value(c, "process.roles");
     if (strcmp(roles, "broker,controller") != 0 && strcmp(roles, "controller,broker") != 0)

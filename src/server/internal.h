@@ -36,6 +36,8 @@ struct topic_settings {
     int64_t min_insync_replicas;
     int64_t flush_messages;  /* INT64_MAX: no policy */
     int64_t flush_ms;        /* INT64_MAX: no policy */
+    enum compress_codec compression; /* compression.type */
+    int compression_level;           /* compression.<codec>.level, 0 if none */
 };
 
 struct topic_state {

@@ -292,6 +292,11 @@ static void read_settings(const struct server *s, const struct mtopic *t,
     out->min_insync_replicas = topic_num(s, t, "min.insync.replicas");
     out->flush_messages = topic_num(s, t, "flush.messages");
     out->flush_ms = topic_num(s, t, "flush.ms");
+    if (compress_type_parse(server_topic_config_value(s, t, "compression.type", &source),
+                            &out->compression) != 0)
+        ASSERT(!"topic config values are validated before they are stored");
+    const char *level = compress_level_config(out->compression);
+    out->compression_level = level ? (int)topic_num(s, t, level) : 0;
 }
 
 /* A new topic: its partitions are opened now before the broker serves, else a slice

@@ -126,12 +126,14 @@ const char *storage_strerror(int err) {
     case STORAGE_ERR_BAD_MAGIC: return "unsupported record batch magic";
     case STORAGE_ERR_SHORT: return "record batch truncated";
     case STORAGE_ERR_OUT_OF_RANGE: return "offset out of range";
-    case STORAGE_ERR_BATCH_TOO_LARGE: return "record batch larger than segment size";
+    case STORAGE_ERR_BATCH_TOO_LARGE: return "record batch too large (segment size, or max.message.bytes after recompression)";
     case STORAGE_ERR_LOG_FAILED: return "log failed after an I/O error";
     case STORAGE_ERR_CLEAN_ABORTED: return "segments changed during compaction";
     case STORAGE_ERR_OUT_OF_ORDER_SEQUENCE: return "producer sequence out of order";
     case STORAGE_ERR_INVALID_PRODUCER_EPOCH: return "producer epoch is older than the producer's";
     case STORAGE_DUPLICATE: return "duplicate of a batch already appended";
+    case STORAGE_ERR_DECOMPRESS_LIMIT: return "record batch decompresses past the bound";
+    case STORAGE_ERR_NO_KEY: return "record without a key";
     case -EMFILE: return "too many open files (the process's RLIMIT_NOFILE is reached)";
     case -ENFILE: return "too many open files in the system (fs.file-max is reached)";
     default: return err < 0 && err > -4096 ? strerror(-err) : "unknown storage error";

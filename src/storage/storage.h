@@ -32,12 +32,16 @@
 #define STORAGE_ERR_BAD_MAGIC (-2002)      /* magic != 2 */
 #define STORAGE_ERR_SHORT (-2003)          /* buffer ends before the batch does */
 #define STORAGE_ERR_OUT_OF_RANGE (-2004)   /* offset < log start or > log end */
-#define STORAGE_ERR_BATCH_TOO_LARGE (-2005) /* larger than log.segment.bytes */
+#define STORAGE_ERR_BATCH_TOO_LARGE (-2005) /* larger than log.segment.bytes (or, from
+                                              batch_recompress, than max_batch_bytes) */
 #define STORAGE_ERR_LOG_FAILED (-2006)     /* an earlier fsync/truncate failed; log unusable */
 /* Idempotent producers (log_append): */
 #define STORAGE_ERR_OUT_OF_ORDER_SEQUENCE (-2008)  /* a gap, or a new epoch not at sequence 0 */
 #define STORAGE_ERR_INVALID_PRODUCER_EPOCH (-2009) /* older than the producer's epoch */
 #define STORAGE_DUPLICATE 1 /* a retry of a batch already in the log: nothing appended */
+/* Compression (compress.c): */
+#define STORAGE_ERR_DECOMPRESS_LIMIT (-2010) /* decompresses to more than the bound */
+#define STORAGE_ERR_NO_KEY (-2011) /* a record without a key (compacted topics need keys) */
 
 /* Human-readable name for a storage return code (errno values via strerror; EMFILE and
  * ENFILE say which limit was hit). */
@@ -191,6 +195,89 @@ struct record_in {
     struct slice value; /* ptr NULL: null (tombstone) */
 };
 void batch_encode(struct buf *out, const struct record_in *recs, size_t n, int64_t timestamp);
+
+/* ------------------------------------------------------------------------------------
+ * Compression (compress.c): Kafka's batch codecs with the framing Kafka's clients write
+ * (docs/storage-format.md, "Compression"), and the broker-side recompression behind the
+ * topic config compression.type, as Kafka's LogValidator does it on produce.
+ * Owner thread (codec contexts are cached per thread).
+ * ---------------------------------------------------------------------------------- */
+enum compress_codec {
+    COMPRESS_PRODUCER = -1, /* compression.type=producer: batches keep the producer's codec */
+    COMPRESS_NONE = 0,      /* the attribute values (BATCH_ATTR_COMPRESSION_MASK) */
+    COMPRESS_GZIP = 1,
+    COMPRESS_SNAPPY = 2,
+    COMPRESS_LZ4 = 3,
+    COMPRESS_ZSTD = 4,
+};
+/* Kafka's level ranges (KIP-390) and defaults; gzip's -1 is zlib's default (6). */
+#define COMPRESS_GZIP_MIN_LEVEL 1
+#define COMPRESS_GZIP_MAX_LEVEL 9
+#define COMPRESS_GZIP_DEFAULT_LEVEL (-1)
+#define COMPRESS_LZ4_MIN_LEVEL 1
+#define COMPRESS_LZ4_MAX_LEVEL 17
+#define COMPRESS_LZ4_DEFAULT_LEVEL 9
+#define COMPRESS_ZSTD_MIN_LEVEL (-131072)
+#define COMPRESS_ZSTD_MAX_LEVEL 22
+#define COMPRESS_ZSTD_DEFAULT_LEVEL 3
+
+/* Parses a compression.type value, Kafka's names exactly (case-sensitive, as Kafka's
+ * validator): uncompressed, zstd, lz4, snappy, gzip, producer. 0 or -EINVAL. */
+int compress_type_parse(const char *name, enum compress_codec *out);
+/* "none", "gzip", ... "producer" (for log lines). */
+const char *compress_codec_name(enum compress_codec codec);
+/* The config naming a codec's level ("compression.zstd.level"), NULL if it has none. */
+const char *compress_level_config(enum compress_codec codec);
+
+/* Appends the compressed form of in[0..len) to out (caller-owned). level is Kafka's for
+ * the codec (ignored by none and snappy). 0, or a negative errno when the library fails
+ * (-ENOMEM, -EIO) or the codec is unknown (-EINVAL). */
+int compress_encode(enum compress_codec codec, int level, const uint8_t *in, size_t len,
+                    struct buf *out);
+/* Appends the decompressed form of in[0..len) to out, at most max_out bytes (at most
+ * SIZE_MAX / 2): more is STORAGE_ERR_DECOMPRESS_LIMIT, found without holding more than
+ * max_out + 1 bytes of output. Malformed, truncated or trailing data, and codecs 5..7,
+ * are STORAGE_ERR_CORRUPT. On error out is as it was. Snappy: Xerial-framed or raw. */
+int compress_decode(enum compress_codec codec, const uint8_t *in, size_t len, size_t max_out,
+                    struct buf *out);
+/* Frees this thread's cached codec contexts (tests, thread exit). */
+void compress_thread_cleanup(void);
+
+/* The decompression bound for one produce request's batches of one partition, from the
+ * topic's max.message.bytes: 16 times it, at least 64 MiB (64 times Kafka's default:
+ * room for the best compression ratios of real data, since the limit applies to
+ * compressed batches), at most 1 GiB (batch lengths are int32, and the broker holds it
+ * in memory while it recompresses). */
+#define COMPRESS_BOUND_RATIO 16
+#define COMPRESS_MIN_BOUND_BYTES ((size_t)64 << 20)
+#define COMPRESS_MAX_BOUND_BYTES ((size_t)1 << 30)
+size_t compress_decompressed_bound(int64_t max_batch_bytes);
+
+struct batch_recompress_opts {
+    enum compress_codec target; /* the topic's compression.type */
+    int level;                  /* Kafka's level for target (compression.<codec>.level) */
+    bool check_keys;            /* compacted topic: every record must have a key */
+    int64_t max_batch_bytes;    /* max.message.bytes: a rewritten batch must fit */
+    struct buf *keyless;        /* optional: on STORAGE_ERR_NO_KEY, the uncompressed form
+                                   of the first batch with a keyless record (valid CRC),
+                                   to name the records (RecordErrors); caller-owned */
+};
+/* Applies a topic's compression.type to a produce blob p[0..len) that passed
+ * batch_validate_all (Kafka's LogValidator): every batch whose codec is not the target
+ * (and not a control batch) is rewritten with the target codec, keeping baseOffset,
+ * partitionLeaderEpoch, the attributes but for the codec bits, lastOffsetDelta, both
+ * timestamps, producer id, epoch, base sequence, recordsCount and the records
+ * themselves, with a new batchLength and CRC. With check_keys, every record of every
+ * batch (compressed ones decompressed) must have a key. Decompressed bytes of all the
+ * batches together are bounded by compress_decompressed_bound(max_batch_bytes).
+ * out must be empty; it is left empty when the blob is to be stored as it is, else it
+ * holds the whole rewritten blob (every batch, in order; caller-owned).
+ * Returns 0, STORAGE_ERR_CORRUPT (compressed data or records malformed),
+ * STORAGE_ERR_DECOMPRESS_LIMIT, STORAGE_ERR_NO_KEY, STORAGE_ERR_BATCH_TOO_LARGE (a
+ * rewritten batch above max_batch_bytes: Kafka's RecordTooLargeException), or a
+ * negative errno from a codec library; on error out is empty. */
+int batch_recompress(const uint8_t *p, size_t len, const struct batch_recompress_opts *o,
+                     struct buf *out);
 
 /* ------------------------------------------------------------------------------------
  * The partition log

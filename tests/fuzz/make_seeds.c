@@ -11,11 +11,17 @@
  *                           start from valid messages too.
  * The selector seeds index proto_apis[], so they only mean the same api for a
  * fuzzer built from the same schema files; regenerate them after adding APIs.
+ *
+ * `make_seeds --compress DIR` writes the seeds of fuzz_decompress instead: each codec's
+ * output (and raw snappy) behind its mode byte, and produce blobs of batches in every
+ * codec behind the batch-mode byte for every target codec.
  */
+#include <snappy-c.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "proto/proto.h"
+#include "storage/storage.h"
 
 static int write_seed(const char *dir, const char *name, const struct buf *b) {
     char path[4096];
@@ -28,9 +34,90 @@ static int write_seed(const char *dir, const char *name, const struct buf *b) {
     return 0;
 }
 
+/* Records that compress well and carry keys (one batch without keys, for check_keys). */
+static void sample_batch(struct buf *out, int n, bool keyed) {
+    struct record_in recs[16];
+    static const char text[] = "fuzz seed record, repetitive enough to compress well";
+    for (int i = 0; i < n; i++) {
+        recs[i].key = keyed ? (struct slice){(const uint8_t *)"key", 3} : SLICE_NULL;
+        recs[i].value = (struct slice){(const uint8_t *)text, sizeof text - 1};
+    }
+    batch_encode(out, recs, (size_t)n, 1700000000000);
+}
+
+static int compress_seeds(const char *dir) {
+    struct buf plain, b;
+    buf_init(&plain);
+    buf_init(&b);
+    sample_batch(&plain, 8, true);
+    const uint8_t *recs = plain.data + BATCH_HEADER_BYTES;
+    size_t recs_len = plain.len - BATCH_HEADER_BYTES;
+    int n = 0;
+    char name[64];
+    for (int codec = COMPRESS_NONE; codec <= COMPRESS_ZSTD; codec++) {
+        buf_reset(&b);
+        buf_put_i8(&b, (int8_t)codec);
+        if (compress_encode((enum compress_codec)codec, codec == COMPRESS_LZ4 ? 9 : 3, recs,
+                            recs_len, &b) != 0)
+            return 1;
+        snprintf(name, sizeof name, "decode-%s", compress_codec_name((enum compress_codec)codec));
+        if (write_seed(dir, name, &b) != 0)
+            return 1;
+        n++;
+    }
+    /* Raw snappy, as librdkafka writes it. */
+    buf_reset(&b);
+    buf_put_i8(&b, COMPRESS_SNAPPY);
+    size_t cap = snappy_max_compressed_length(recs_len);
+    buf_reserve(&b, cap);
+    if (snappy_compress((const char *)recs, recs_len, (char *)b.data + b.len, &cap) != SNAPPY_OK)
+        return 1;
+    b.len += cap;
+    if (write_seed(dir, "decode-snappy-raw", &b) != 0)
+        return 1;
+    n++;
+    /* A produce blob: one keyed batch per codec and a keyless one, rewritten to each
+     * target (mode bit 3; bit 7: check keys). */
+    struct buf blob, keyless;
+    buf_init(&blob);
+    buf_init(&keyless);
+    sample_batch(&keyless, 3, false);
+    for (int codec = COMPRESS_NONE; codec <= COMPRESS_ZSTD; codec++) {
+        struct batch_recompress_opts o = {.target = (enum compress_codec)codec, .level = 1,
+                                          .max_batch_bytes = 1 << 20};
+        struct buf one;
+        buf_init(&one);
+        if (batch_recompress(plain.data, plain.len, &o, &one) != 0)
+            return 1;
+        buf_append(&blob, one.len ? one.data : plain.data, one.len ? one.len : plain.len);
+        buf_free(&one);
+    }
+    buf_append(&blob, keyless.data, keyless.len);
+    for (int target = 0; target <= 5; target++) {
+        for (int keys = 0; keys < 2; keys++) {
+            buf_reset(&b);
+            buf_put_i8(&b, (int8_t)(0x08 | target << 4 | (keys ? 0x80 : 0)));
+            buf_append(&b, blob.data, blob.len);
+            snprintf(name, sizeof name, "batch-to-%d%s", target, keys ? "-keys" : "");
+            if (write_seed(dir, name, &b) != 0)
+                return 1;
+            n++;
+        }
+    }
+    compress_thread_cleanup();
+    buf_free(&blob);
+    buf_free(&keyless);
+    buf_free(&plain);
+    buf_free(&b);
+    printf("wrote %d seeds to %s\n", n, dir);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--compress") == 0)
+        return compress_seeds(argv[2]);
     if (argc != 2) {
-        fprintf(stderr, "usage: make_seeds DIR\n");
+        fprintf(stderr, "usage: make_seeds DIR | make_seeds --compress DIR\n");
         return 2;
     }
     int n = 0;

@@ -5,7 +5,8 @@
  * A bad partition gets
  * its error code and nothing appended; the others in the request proceed, as in Kafka.
  * Batches of idempotent producers are checked by log_append (sequence, epoch; a retry
- * is answered with the stored batch's offsets, as in Kafka).
+ * is answered with the stored batch's offsets, as in Kafka). A topic whose
+ * compression.type names a codec gets every batch in that codec (recompressed here).
  * acks=0: no response. acks=1: answered once the batches are in the log (page cache).
  * acks=all (-1): answered once they are fdatasync'd (commit.c, group commit). */
 #include "server/internal.h"
@@ -25,7 +26,7 @@ static void finish_produce(void *arg) {
  * record's index in its batch) per keyless record of the first batch that has any, and
  * an ErrorMessage (v8+), so that clients fail just those records. The fast one-pass
  * check runs on every batch; the records are walked only once one lacks a key.
- * Compressed batches are not decompressed to check. */
+ * Compressed batches are checked on their decompressed copy (apply_compression). */
 static int16_t check_keys(struct request *req, struct partition *p, const uint8_t *batch,
                           const struct batch_info *info, part_resp *out) {
     bool keyed = false;
@@ -53,6 +54,36 @@ static int16_t check_keys(struct request *req, struct partition *p, const uint8_
         "record (%s-%d)", out->record_errors_count, info->records_count, p->topic->name,
         p->index));
     return KERR_INVALID_RECORD;
+}
+
+/* compression.type, as Kafka's LogValidator: a batch of another codec than the topic's
+ * is rewritten with the topic's into *rewritten (left empty when nothing changes), and a
+ * compacted topic's compressed batches are decompressed to check their keys. */
+static int16_t apply_compression(struct request *req, struct partition *p,
+                                 struct slice records, struct buf *rewritten, part_resp *out) {
+    const struct topic_settings *cfg = &p->topic->settings;
+    struct buf keyless;
+    buf_init(&keyless);
+    struct batch_recompress_opts rw = {.target = cfg->compression,
+                                       .level = cfg->compression_level,
+                                       .check_keys = cfg->compacted,
+                                       .max_batch_bytes = cfg->max_message_bytes,
+                                       .keyless = &keyless};
+    int rc = batch_recompress(records.ptr, records.len, &rw, rewritten);
+    int16_t err = KERR_NONE;
+    if (rc == STORAGE_ERR_NO_KEY) {
+        struct batch_info plain;
+        err = batch_validate(keyless.data, keyless.len, &plain) == 0
+                  ? check_keys(req, p, keyless.data, &plain, out)
+                  : KERR_INVALID_RECORD;
+    } else if (rc != 0) {
+        log_warn_ratelimited("server", "rejecting produce to %s-%d (compression.type %s): %s",
+                             p->topic->name, p->index, compress_codec_name(rw.target),
+                             storage_strerror(rc));
+        err = rc == STORAGE_ERR_BATCH_TOO_LARGE ? KERR_MESSAGE_TOO_LARGE : KERR_CORRUPT_MESSAGE;
+    }
+    buf_free(&keyless);
+    return err;
 }
 
 static int16_t append_partition(struct request *req, struct slice topic,
@@ -103,10 +134,20 @@ static int16_t append_partition(struct request *req, struct slice topic,
                 return err;
         }
     }
-    /* The frame copy is ours, so the batches are patched in place (base offset). */
-    uint8_t *data = (uint8_t *)in->records.ptr;
+    struct buf rewritten;
+    buf_init(&rewritten);
+    int16_t err = apply_compression(req, p, in->records, &rewritten, out);
+    if (err != KERR_NONE) {
+        buf_free(&rewritten);
+        return err;
+    }
+    /* The frame copy (or the rewritten blob) is ours, so the batches are patched in place
+     * (base offset). */
+    uint8_t *data = rewritten.len ? rewritten.data : (uint8_t *)in->records.ptr;
+    size_t data_len = rewritten.len ? rewritten.len : in->records.len;
     struct log_append_result res;
-    rc = log_append(p->log, data, in->records.len, 0, time_wall_ms(), &res);
+    rc = log_append(p->log, data, data_len, 0, time_wall_ms(), &res);
+    buf_free(&rewritten);
     if (rc == STORAGE_ERR_OUT_OF_ORDER_SEQUENCE || rc == STORAGE_ERR_INVALID_PRODUCER_EPOCH) {
         log_debug("server", "produce to %s-%d refused: %s", p->topic->name, p->index,
                   storage_strerror(rc));

@@ -70,7 +70,33 @@ static void test_config_validation(void **state) {
     assert_non_null(tcfg_validate("segment.bytes", "13"));
     assert_null(tcfg_validate("message.timestamp.type", "LogAppendTime"));
     assert_non_null(tcfg_validate("message.timestamp.type", "Whenever"));
-    assert_non_null(tcfg_validate("compression.type", "zstd"));
+    /* compression.type and its levels, with Kafka's ranges (KIP-390). */
+    const char *types[] = {"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"};
+    for (size_t i = 0; i < ARRAY_LEN(types); i++)
+        assert_null(tcfg_validate("compression.type", types[i]));
+    assert_string_equal(tcfg_validate("compression.type", "brotli"),
+                        "String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer");
+    assert_non_null(tcfg_validate("compression.type", "ZSTD")); /* case-sensitive, as Kafka */
+    assert_non_null(tcfg_validate("compression.type", "none")); /* the producer's name only */
+    assert_null(tcfg_validate("compression.gzip.level", "-1"));
+    assert_null(tcfg_validate("compression.gzip.level", "1"));
+    assert_null(tcfg_validate("compression.gzip.level", "9"));
+    assert_string_equal(tcfg_validate("compression.gzip.level", "0"),
+                        "Value must be between 1 and 9 or equal to -1");
+    assert_non_null(tcfg_validate("compression.gzip.level", "10"));
+    assert_non_null(tcfg_validate("compression.gzip.level", "-2"));
+    assert_null(tcfg_validate("compression.lz4.level", "1"));
+    assert_null(tcfg_validate("compression.lz4.level", "17"));
+    assert_string_equal(tcfg_validate("compression.lz4.level", "0"), "Value must be at least 1");
+    assert_string_equal(tcfg_validate("compression.lz4.level", "18"),
+                        "Value must be no more than 17");
+    assert_null(tcfg_validate("compression.zstd.level", "-131072"));
+    assert_null(tcfg_validate("compression.zstd.level", "22"));
+    assert_string_equal(tcfg_validate("compression.zstd.level", "-131073"),
+                        "Value must be at least -131072");
+    assert_string_equal(tcfg_validate("compression.zstd.level", "23"),
+                        "Value must be no more than 22");
+    assert_non_null(tcfg_validate("compression.zstd.level", "three"));
 }
 
 static int created, deleted, added, changed;
