@@ -1,0 +1,374 @@
+"""Comparison of Kafka's and Samsa's answers, and the one place where every
+difference between them is written down.
+
+KNOWN_DIFFERENCES: where Samsa differs from Kafka on purpose (or where Kafka 4.4's
+own answer is an internal error or no answer). Each entry has a reason; a test that
+meets one names it (compare(known_paths=...), KNOWN_CONFIG_DIFFERENCES, or known()),
+and the difference is then required to be still there: when it disappears the test
+fails and asks for the entry to be removed, here and in docs/compatibility.md.
+
+GAPS: where Samsa differs by bug (or by a missing feature it should have). Tests
+for them are marked xfail(strict=True) with gap("name"), so `make test` stays green
+while the gap is open and turns red (XPASS) the day it is closed, asking for the
+mark to be removed.
+"""
+import fnmatch
+import pprint
+import re
+
+import pytest
+
+import kcodec
+
+
+class Difference(AssertionError):
+    """Samsa's answer differs from Kafka's (the only failure a gap() mark accepts)."""
+
+
+# ---------------------------------------------------------------- known differences
+
+KNOWN_DIFFERENCES = {
+    "metadata-auto-create-at-once": (
+        "Metadata that auto-creates a topic (allow_auto_topic_creation, or any version "
+        "before v4): Kafka 4.4 answers UNKNOWN_TOPIC_OR_PARTITION (3) without partitions "
+        "and creates the topic through its controller afterwards (clients ask again); "
+        "Samsa creates it before answering and returns it at once with its id and "
+        "partitions (docs/compatibility.md, Metadata, says Kafka answers "
+        "LEADER_NOT_AVAILABLE: Kafka 4.4 answers 3)."),
+    "metadata-zero-id-null-name": (
+        "Metadata v10+ naming a topic by the zero topic id with a null name: Kafka 4.4 "
+        "fails the whole request (UNKNOWN_SERVER_ERROR, -1, for the topic, no brokers, "
+        "controller -1); Samsa answers INVALID_REQUEST (42) for that topic."),
+    "fetch-whole-batches-only": (
+        "Fetch where fewer bytes are left (of max_bytes or partition_max_bytes) than the "
+        "next batch's size, other than for the response's first batch: Kafka returns "
+        "exactly the bytes left, ending the partition's data with the truncated start of "
+        "that batch; Samsa returns whole batches only (clients drop a partial batch "
+        "either way; docs/compatibility.md, Fetch)."),
+    "unclean-leader-election-refused": (
+        "unclean.leader.election.enable=true is refused with INVALID_CONFIG (40): Samsa "
+        "is single-node and has no out-of-sync replicas to elect, so it refuses a setting "
+        "it cannot honour (src/cluster/topic_config.c); Kafka accepts it."),
+    "no-dynamic-broker-configs": (
+        "Samsa has no dynamic broker configs. A fresh Kafka 4.4 KRaft cluster records "
+        "min.insync.replicas as a cluster-wide dynamic default when it is formatted, so "
+        "Kafka reports that config's source as DYNAMIC_DEFAULT_BROKER_CONFIG (with that "
+        "synonym first); Samsa reports DEFAULT_CONFIG (or STATIC_BROKER_CONFIG when set "
+        "in its properties file)."),
+    "alter-broker-config-refused": (
+        "Broker configs cannot be changed at runtime: IncrementalAlterConfigs and "
+        "AlterConfigs of a dynamically updatable broker config (e.g. log.cleaner.threads) "
+        "answer INVALID_CONFIG (40) in Samsa; Kafka accepts them "
+        "(docs/compatibility.md, DescribeConfigs)."),
+    "broker-config-read-only": (
+        "DescribeConfigs of the broker: Samsa marks every broker config read-only (none "
+        "can be changed at runtime); Kafka marks its dynamically updatable ones "
+        "read_only=false."),
+    "max-connections-per-listener": (
+        "max.connections defaults to 10000 per listener in Samsa; Kafka's default is "
+        "2147483647 broker-wide (docs/configuration.md, max.connections)."),
+    "samsa-broker-config-names": (
+        "DescribeConfigs of the broker lists log.level (Samsa's log threshold; Kafka "
+        "configures logging through log4j, not broker configs) and "
+        "producer.id.expiration.check.interval.ms (an internal Kafka config that Kafka "
+        "does not list)."),
+    "produce-several-batches": (
+        "A Produce request may carry several record batches for one partition in Samsa "
+        "(stored in order, answered with the first base offset); Kafka refuses that with "
+        "INVALID_RECORD (87) (docs/compatibility.md, Produce)."),
+    "produce-null-records": (
+        "Produce with a null record set: Samsa answers INVALID_RECORD (87); Kafka 4.4 "
+        "sends no answer at all (checked for 3 s)."),
+    "no-transactions": (
+        "Transactions are not implemented: a Produce carrying a transactional id (even "
+        "with a plain batch) is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53); "
+        "Kafka appends a non-transactional batch whatever the id "
+        "(docs/compatibility.md, Produce)."),
+    "iac-unknown-operation": (
+        "IncrementalAlterConfigs with an undefined ConfigOperation (e.g. 7): Kafka 4.4 "
+        "answers UNKNOWN_SERVER_ERROR (-1) (an exception inside the broker); Samsa answers "
+        "INVALID_REQUEST (42)."),
+}
+
+# Known differences inside config lists (CreateTopics v5+ and DescribeConfigs results),
+# used by configs_util.compare_configs:
+#   (resource kind, config name, aspect) -> known difference name: that aspect of that
+#       config differs (and must, unless the test itself set the config);
+#   (resource kind, "*", aspect) -> (name, kafka value, samsa value): any config may
+#       differ in that aspect exactly so (and at least one must);
+#   (resource kind, config name, "extra") -> name: a config Samsa lists and Kafka does
+#       not (reported as information).
+KNOWN_CONFIG_DIFFERENCES = {
+    ("topic", "min.insync.replicas", "sources"): "no-dynamic-broker-configs",
+    ("topic", "min.insync.replicas", "synonyms"): "no-dynamic-broker-configs",
+    ("broker", "min.insync.replicas", "sources"): "no-dynamic-broker-configs",
+    ("broker", "min.insync.replicas", "synonyms"): "no-dynamic-broker-configs",
+    ("broker", "*", "read_only"): ("broker-config-read-only", False, True),
+    ("broker", "max.connections", "values"): "max-connections-per-listener",
+    ("broker", "log.level", "extra"): "samsa-broker-config-names",
+    ("broker", "producer.id.expiration.check.interval.ms", "extra"): "samsa-broker-config-names",
+}
+
+# ---------------------------------------------------------------- gaps (bugs)
+
+GAPS = {
+    "create-topics-collision": (
+        "CreateTopics of a name that collides with an existing topic once '.' and '_' "
+        "are treated alike (e.g. 'a.x' exists, create 'a_x'): Kafka answers "
+        "INVALID_TOPIC_EXCEPTION (17), Samsa creates the topic."),
+    "create-topics-duplicate-entries": (
+        "CreateTopics naming one topic twice: Kafka answers one entry for the name with "
+        "INVALID_REQUEST (42); Samsa answers one entry per occurrence (two)."),
+    "validate-only-topic-id": (
+        "CreateTopics v7 validate_only for a valid topic: Kafka returns a (non-zero) topic "
+        "id for the topic it would create, Samsa returns the zero uuid."),
+    "describe-configs-invalid-topic-name": (
+        "DescribeConfigs of a topic with an invalid name ('bad/name', ''): Kafka answers "
+        "INVALID_TOPIC_EXCEPTION (17), Samsa UNKNOWN_TOPIC_OR_PARTITION (3)."),
+    "topic-config-retention-source": (
+        "DescribeConfigs of a topic that does not set retention.ms, with log.retention.hours "
+        "in the broker's properties file: Kafka reports retention.ms with source "
+        "DEFAULT_CONFIG (its synonym list names no log.retention.* entry), Samsa "
+        "STATIC_BROKER_CONFIG. (CreateTopics v5+ results agree: both DEFAULT_CONFIG.)"),
+    "topic-config-synonyms": (
+        "DescribeConfigs of a topic with include_synonyms: for retention.ms, segment.ms "
+        "and flush.ms Samsa lists a DEFAULT_CONFIG synonym naming the broker property "
+        "(log.retention.ms / log.roll.ms / log.flush.interval.ms) with the topic default "
+        "as its value; Kafka lists none, because those broker properties have no "
+        "default of their own (null)."),
+    "broker-config-types": (
+        "DescribeConfigs v3+ of the broker: Samsa reports ConfigType STRING (2) for every "
+        "broker config; Kafka reports the real type (BOOLEAN 1, INT 3, LONG 5, DOUBLE 6, "
+        "LIST 7, ...)."),
+    "broker-config-synonyms": (
+        "DescribeConfigs of the broker with include_synonyms: for a config set in the "
+        "properties file Kafka lists two synonyms, the STATIC_BROKER_CONFIG value and "
+        "then the DEFAULT_CONFIG value; Samsa lists only the static one."),
+    "broker-config-null-values": (
+        "DescribeConfigs of the broker: configs that are unset and have no default "
+        "(broker.rack, log.retention.ms, log.retention.minutes, log.roll.ms, "
+        "log.flush.interval.ms) have a null value in Kafka, '' in Samsa (and Samsa "
+        "lists a DEFAULT_CONFIG synonym with '' for them)."),
+    "broker-config-default-values": (
+        "DescribeConfigs of the broker: log.flush.scheduler.interval.ms defaults to "
+        "9223372036854775807 in Kafka, 1000 in Samsa (docs/configuration.md gives 1000 "
+        "without calling it a difference; if it is on purpose, move this to "
+        "KNOWN_DIFFERENCES)."),
+    "broker-default-resource": (
+        "DescribeConfigs of the broker resource '' (the cluster-wide default): Kafka "
+        "lists only the dynamic cluster defaults (here min.insync.replicas, "
+        "DYNAMIC_DEFAULT_BROKER_CONFIG); Samsa lists every broker config as for its own "
+        "node id."),
+    "broker-logger-resource": (
+        "DescribeConfigs of a BROKER_LOGGER resource (type 8, name = node id): Kafka "
+        "answers the log4j logger levels (e.g. root), Samsa INVALID_REQUEST (42)."),
+    "iac-null-value": (
+        "IncrementalAlterConfigs SET with a null value: Kafka answers INVALID_REQUEST "
+        "(42), Samsa INVALID_CONFIG (40)."),
+    "iac-delete-unknown-config": (
+        "IncrementalAlterConfigs DELETE of a config name the topic does not know: Kafka "
+        "ignores it (0), Samsa answers INVALID_CONFIG (40)."),
+    "iac-subtract-to-empty": (
+        "IncrementalAlterConfigs SUBTRACT of 'delete' from cleanup.policy=delete (leaving "
+        "an empty list): Kafka 4.4 accepts it (an empty cleanup.policy), Samsa answers "
+        "INVALID_CONFIG (40)."),
+    "iac-duplicate-config": (
+        "IncrementalAlterConfigs naming one config twice in a resource: Kafka answers "
+        "INVALID_REQUEST (42) for the resource; Samsa applies both (0)."),
+    "alter-duplicate-resource": (
+        "IncrementalAlterConfigs naming one resource twice: Kafka answers INVALID_REQUEST "
+        "(42) for both entries; Samsa applies both (0)."),
+    "alter-configs-null-value": (
+        "AlterConfigs (legacy) with a null config value: Kafka answers INVALID_REQUEST "
+        "(42), Samsa accepts it (0)."),
+    "alter-configs-duplicate-config": (
+        "AlterConfigs (legacy) naming one config twice: Kafka answers INVALID_REQUEST "
+        "(42), Samsa accepts it (0)."),
+    "produce-error-log-start-offset": (
+        "Produce v5+ refused by the partition's log (INVALID_RECORD for a keyless record in "
+        "a compacted topic, OUT_OF_ORDER_SEQUENCE_NUMBER for a sequence gap): Kafka still "
+        "reports the partition's LogStartOffset (0), Samsa -1."),
+    "produce-magic-1": (
+        "Produce v3+ carrying a legacy magic-1 message set: Kafka 4.4 answers "
+        "INVALID_RECORD (87), Samsa UNSUPPORTED_FOR_MESSAGE_FORMAT (43) "
+        "(src/server/handlers/produce.c)."),
+    "produce-truncated-batch": (
+        "Produce whose record set ends inside a batch (a batch header announcing more "
+        "bytes than sent): Kafka answers INVALID_RECORD (87), Samsa CORRUPT_MESSAGE (2)."),
+    "produce-timestamp-after-max": (
+        "Produce of a batch stamped 10 h in the future: Kafka 4 refuses it with "
+        "INVALID_TIMESTAMP (32) and a RecordErrors entry (message.timestamp.after.max.ms, "
+        "default 1 h since Kafka 4.0; message.timestamp.before.max.ms likewise); Samsa "
+        "has neither config and appends the batch."),
+    "fetch-error-offsets": (
+        "Fetch of an offset out of range (OFFSET_OUT_OF_RANGE, 1): Kafka answers "
+        "HighWatermark, LastStableOffset and LogStartOffset -1 for that partition; Samsa "
+        "answers the real values."),
+    "fetch-error-aborted-transactions": (
+        "Fetch v12 of an unknown topic or partition (UNKNOWN_TOPIC_OR_PARTITION): Kafka "
+        "answers AbortedTransactions as an empty array, Samsa as null."),
+    "list-offsets-unknown-special-timestamp": (
+        "ListOffsets with a negative timestamp that names no special offset (-6): Kafka "
+        "answers UNSUPPORTED_VERSION (35) for the partition, Samsa INVALID_REQUEST (42)."),
+    "list-offsets-special-timestamp-version": (
+        "ListOffsets with -3 (max timestamp) before v7, -4 (earliest local) before v8 or "
+        "-5 (latest tiered) before v9: Kafka answers UNSUPPORTED_VERSION (35) for the "
+        "partition, Samsa answers the offset as if the version defined it "
+        "(src/server/handlers/list_offsets.c)."),
+    "list-offsets-duplicate-partition": (
+        "ListOffsets naming one partition twice: Kafka answers a single entry with "
+        "INVALID_REQUEST (42) (offset -1); Samsa answers each entry normally."),
+    "metadata-duplicate-topic": (
+        "Metadata naming one topic twice: Kafka answers it once, Samsa twice."),
+    "commit-unknown-group-generation": (
+        "OffsetCommit to a group that does not exist, with generation 3 and member id "
+        "'m': Kafka answers GROUP_ID_NOT_FOUND (69), Samsa ILLEGAL_GENERATION (22) "
+        "(src/group/offsets.c)."),
+    "commit-member-without-generation": (
+        "OffsetCommit to a group that does not exist, with generation -1 and a member id "
+        "('m'): Kafka takes it as a simple (group-less) commit and stores it (0); Samsa "
+        "answers UNKNOWN_MEMBER_ID (25)."),
+    "commit-failed-creates-group": (
+        "OffsetCommit refused for every partition (unknown topic or partition) to a group "
+        "that did not exist: Samsa creates the group anyway (DescribeGroups then answers "
+        "state Empty, ListGroups lists it); Kafka does not (state Dead)."),
+}
+
+
+def gap(name):
+    """pytest mark for a case that shows a Samsa bug (see GAPS)."""
+    return pytest.mark.xfail(strict=True, raises=Difference,
+                             reason="Samsa gap %s: %s" % (name, GAPS[name]))
+
+
+def known(name):
+    assert name in KNOWN_DIFFERENCES, "known difference %r is not in KNOWN_DIFFERENCES" % name
+    return name
+
+
+# ---------------------------------------------------------------- normalisation
+
+# Fields whose values legitimately differ between two clusters: ignored everywhere.
+GLOBAL_IGNORE = (
+    "*ThrottleTimeMs",
+    "*ErrorMessage",          # free-form text (error codes are compared)
+    "*BatchIndexErrorMessage",
+    "ClusterId",
+    "*.Host", "Host", "*.Port", "Port", "*.Rack",
+    "*LogAppendTimeMs",       # both -1 for CreateTime topics; kept separately where needed
+    "*Documentation",         # compared by the configs tests on their own terms
+)
+
+NODE_FIELDS = {"NodeId", "LeaderId", "ControllerId"}
+NODE_LISTS = {"ReplicaNodes", "IsrNodes", "OfflineReplicas", "BrokerIds"}
+
+
+def normalise(obj, node_id):
+    """Replaces this broker's node id by "<node>" and non-zero topic ids by "<uuid>"."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if k in NODE_FIELDS and isinstance(v, int) and v == node_id:
+                v = "<node>"
+            elif k in NODE_LISTS and isinstance(v, list):
+                v = ["<node>" if x == node_id else x for x in v]
+            elif k == "TopicId" and isinstance(v, str):
+                v = "<uuid>" if v != kcodec.ZERO_UUID else v
+            else:
+                v = normalise(v, node_id)
+            out[k] = v
+        return out
+    if isinstance(obj, list):
+        return [normalise(x, node_id) for x in obj]
+    return obj
+
+
+_IDX = re.compile(r"\[\d+\]")
+
+
+def _generic(path):
+    return _IDX.sub("[]", path)
+
+
+def _matches(path, patterns):
+    """fnmatch, with '[]' in a pattern standing for any array index."""
+    g = _generic(path)
+    return any(fnmatch.fnmatchcase(g, p.replace("[]", "[[]]")) or fnmatch.fnmatchcase(path, p)
+               for p in patterns)
+
+
+def diff(k, s, ignore=(), path=""):
+    """Yields (path, kafka_value, samsa_value) for every difference."""
+    if ignore and path and _matches(path, ignore):
+        return
+    if isinstance(k, dict) and isinstance(s, dict):
+        for key in list(k) + [x for x in s if x not in k]:
+            p = "%s.%s" % (path, key) if path else str(key)
+            if key not in k or key not in s:
+                if not _matches(p, ignore):
+                    yield p, k.get(key, "<absent>"), s.get(key, "<absent>")
+                continue
+            yield from diff(k[key], s[key], ignore, p)
+        return
+    if isinstance(k, list) and isinstance(s, list):
+        if len(k) != len(s):
+            yield path + "#len", len(k), len(s)
+        for i, (a, b) in enumerate(zip(k, s)):
+            yield from diff(a, b, ignore, "%s[%d]" % (path, i))
+        return
+    if k != s:
+        yield path, k, s
+
+
+def _short(obj, limit=6000):
+    text = pprint.pformat(obj, width=110, compact=True)
+    return text if len(text) <= limit else text[:limit] + "\n... (%d more chars)" % (len(text) - limit)
+
+
+def compare(what, kafka, samsa, ignore=(), known_paths=None, node_ids=(None, None)):
+    """Asserts that two decoded responses agree after normalisation.
+
+    ignore: extra path patterns to skip ('Topics[].Partitions[].HighWatermark').
+    known_paths: {pattern: name} or {pattern: (name, kafka value, samsa value)}:
+      differences at those paths (with exactly those values, when given) are the known
+      difference `name` (KNOWN_DIFFERENCES); they are allowed, and required: each named
+      known difference must show at least once.
+    """
+    known_paths = dict(known_paths or {})
+    for spec in known_paths.values():
+        known(spec if isinstance(spec, str) else spec[0])
+    kn = normalise(kafka, node_ids[0])
+    sn = normalise(samsa, node_ids[1])
+    ignore = tuple(GLOBAL_IGNORE) + tuple(ignore)
+    diffs, seen = [], set()
+    for p, kv, sv in diff(kn, sn, ignore):
+        hit = []
+        for pat, spec in known_paths.items():
+            name, want = (spec, None) if isinstance(spec, str) else (spec[0], spec[1:])
+            if _matches(p.replace("#len", ""), [pat]) and (want is None or (kv, sv) == tuple(want)):
+                hit.append(name)
+        if hit:
+            seen.update(hit)
+            continue
+        diffs.append((p, kv, sv))
+    msgs = []
+    if diffs:
+        msgs.append("%s: Samsa's answer differs from Kafka's:\n%s" % (
+            what, "\n".join("  %s: kafka=%r samsa=%r" % d for d in diffs)))
+    gone = {spec if isinstance(spec, str) else spec[0] for spec in known_paths.values()} - seen
+    if gone:
+        msgs.append("%s: known difference(s) %s no longer seen: Samsa now answers as Kafka "
+                    "does here; remove them from KNOWN_DIFFERENCES (kdiff.py) and "
+                    "docs/compatibility.md" % (what, sorted(gone)))
+    if msgs:
+        raise Difference("\n".join(msgs) + "\n--- kafka:\n%s\n--- samsa:\n%s"
+                         % (_short(kafka), _short(samsa)))
+
+
+# ---------------------------------------------------------------- information
+
+INFO = []  # lines printed at the end of the run (pytest_terminal_summary)
+
+
+def info(line):
+    INFO.append(line)
