@@ -280,7 +280,7 @@ EOF
         nd="$dir/node$i"
         "$java" -Xmx256m -XX:TieredStopAtLevel=1 ${fcds[@]+"${fcds[@]}"} -Dlog4j2.configurationFile="$dir/log4j2.properties" \
             -Dkafka.logs.dir="$nd" -cp "$LIBS/*" kafka.tools.StorageTool format \
-            -t "$cluster_id" -c "$nd/server.properties" >"$nd/format.log" 2>&1 </dev/null &
+            "--cluster-id=$cluster_id" -c "$nd/server.properties" >"$nd/format.log" 2>&1 </dev/null &
         fpids+=($!)
     done
     local failed=0

@@ -266,7 +266,12 @@ def free_ports(n):
 
 
 def new_cluster_id():
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Like Kafka's Uuid.randomUuid: never one starting with '-', which command lines
+    # would take for an option.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 # ---------------------------------------------------------------------------------------
