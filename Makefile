@@ -11,9 +11,10 @@ DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat
               clang libclang-rt-14-dev fio procps
 # Only `make bench` needs these: the peer brokers it measures beside Samsa (Redis,
 # NATS), their client libraries for ../shared/bench/peers (whose build also compiles the
-# RabbitMQ client, hence librabbitmq-dev), bc for its arithmetic, and fio.
+# RabbitMQ client, hence librabbitmq-dev), bc for its arithmetic, fio, and strace (to
+# count Kafka's fsyncs).
 BENCH_DEB_PKGS := redis-server redis-tools nats-server libhiredis-dev libnats-dev \
-                  librabbitmq-dev bc fio
+                  librabbitmq-dev bc fio strace
 
 .PHONY: all deps bench-deps configure build build-asan run test unit unit-asan integration js-deps ref-deps fuzz fuzz-short sim bench clean
 

@@ -28,6 +28,18 @@
 #                acks=all run produces to another topic; VmRSS before, with, after
 #   peers        Samsa on the peer harness's workloads (acks=all and acks=1) beside
 #                Redis Streams and NATS JetStream (../shared/bench/peers/run.sh)
+#   kafka        Apache Kafka 4.4 (tests/reference/kafka.sh fetches and runs it: one KRaft
+#                node, -Xmx1G) on the standard section's workloads with the same
+#                arguments: 1 KiB acks=all on 1 and 8 partitions, 100 B acks=all, 1 KiB
+#                acks=1, the fixed-rate cases (acks=1, acks=all), 16 producers (once, as
+#                the scaling section), the 1 KiB topic read back; broker CPU per GB is the
+#                JVM's. REPS times, each time two fresh Kafkas on fresh data dirs: its
+#                defaults (acks=all answered before any fsync) and flush.messages=1 (an
+#                fsync per append before the answer, Samsa's guarantee); each gets one
+#                unmeasured warm-up run (N_WARM x 1 KiB) first. In the first repetition a
+#                short acks=all run under strace counts each one's segment writes and
+#                fsyncs. Tabled beside Samsa's rows of the same run (standard, scaling),
+#                with Samsa / Kafka per workload.
 #   raft         bench_raft, 3 simulated nodes in one process
 #   groups       rebalances, offset commits, compaction (bench/group_bench.c)
 #   limits       resource bounds (bench/limits.py): broker VmRSS and descriptors with
@@ -45,8 +57,9 @@
 #
 # Environment: REPS (3), N_1K (1 KiB records per standard run, 1000000), N_100 (100-byte
 # records, 5000000), N_RATE (records of a fixed-rate run at 50,000/s, 1000000), SCALE_MB
-# (MB per scaling run, 400), CONNS (5000), PEERS ("redis redis-always nats"),
-# PEER_WORKLOADS ("1000000:100 200000:1024"), BENCH_TMP (parent of the temporary dir),
+# (MB per scaling run, 400), CONNS (5000), N_WARM (Kafka's warm-up records, 300000),
+# PEERS ("redis redis-always nats"), PEER_WORKLOADS ("1000000:100 200000:1024"),
+# BENCH_TMP (parent of the temporary dir),
 # BENCH_DOC (docs/benchmarks.md); for groups GB_REBALANCE_REPS (3), GB_COMMIT_SECONDS
 # (5), GB_COMPACT_SECONDS (30), GB_KEYS (1000000). QUICK=1: fewer records, REPS=1, no
 # peers unless PEERS is set. BENCH_ONLY="section ...": only those sections. QUICK and
@@ -75,6 +88,7 @@ if [ -n "$QUICK" ]; then
     GB_REBALANCE_REPS=${GB_REBALANCE_REPS:-1}
     GB_COMPACT_SECONDS=${GB_COMPACT_SECONDS:-10}
     GB_KEYS=${GB_KEYS:-100000}
+    N_WARM=${N_WARM:-100000}
 fi
 REPS=${REPS:-3}
 N_1K=${N_1K:-1000000}
@@ -85,6 +99,7 @@ N_RATE=${N_RATE:-1000000}
 RATE=50000
 SCALE_MB=${SCALE_MB:-400}
 CONNS=${CONNS:-5000}
+N_WARM=${N_WARM:-300000}
 PEERS=${PEERS-"redis redis-always nats"}
 PEER_WORKLOADS=${PEER_WORKLOADS:-"1000000:100 200000:1024"}
 BENCH_DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
@@ -109,6 +124,8 @@ REP=0
 FIO_PID=
 HOLD_PID=
 PEERS_PID=
+KAFKA_DIR=
+STRACE_PID=
 : >"$RESULTS"
 : >"$WORK/anomalies"
 
@@ -151,6 +168,12 @@ stop_broker() {
 
 cleanup() {
     [ -z "$FIO_PID" ] || stop_pid "$FIO_PID"
+    [ -z "$STRACE_PID" ] || stop_pid "$STRACE_PID"
+    # Kafka's JVM runs detached (setsid): stopped through kafka.sh, by its pid file.
+    if [ -n "$KAFKA_DIR" ]; then
+        "$ROOT/tests/reference/kafka.sh" stop "$KAFKA_DIR" --timeout 10 || true
+        BROKER_PID=
+    fi
     [ -z "$HOLD_PID" ] || stop_pid "$HOLD_PID"
     if [ -n "$PEERS_PID" ]; then
         # The peer harness stops its server on exit; its children (server, client) are
@@ -166,18 +189,29 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# finding WHAT COMMAND OUTPUT_FILE: records a broker misbehaviour and stops the run.
+# finding WHAT COMMAND OUTPUT_FILE: records a broker misbehaviour and stops the run. While
+# Kafka is the broker (KAFKA_DIR set) it is recorded, noted as an anomaly and the run goes
+# on: finding returns 1.
 finding() {
     {
-        echo "== samsa bench finding, $(date -u '+%F %T UTC')"
+        echo "== samsa bench finding$([ -z "$KAFKA_DIR" ] || echo " (against Kafka)"), $(date -u '+%F %T UTC')"
         echo "what: $1"
         echo "command: $2"
         echo "-- output:"
         cat "$3" 2>/dev/null || true
-        echo "-- broker alive: $(kill -0 "${BROKER_PID:-0}" 2>/dev/null && echo yes || echo no)"
-        echo "-- broker stderr (last 40 lines):"
-        tail -n 40 "$WORK/broker.err" 2>/dev/null || true
+        echo "-- broker alive: $([ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null && echo yes || echo no)"
+        if [ -n "$KAFKA_DIR" ]; then
+            echo "-- the broker is Kafka ($KAFKA_DIR); server.log (last 40 lines):"
+            tail -n 40 "$KAFKA_DIR"/node1/server.log 2>/dev/null || true
+        else
+            echo "-- broker stderr (last 40 lines):"
+            tail -n 40 "$WORK/broker.err" 2>/dev/null || true
+        fi
     } >>"$FINDINGS"
+    if [ -n "$KAFKA_DIR" ]; then
+        anomaly "against Kafka, r$REP: $1 (details in $FINDINGS; the run goes on)"
+        return 1
+    fi
     echo "bench: FAILED: $1 — details in $FINDINGS" >&2
     tail -n 20 "$FINDINGS" >&2
     exit 1
@@ -218,10 +252,14 @@ rec() { echo "tag=$1 rep=$REP ${*:2}" >>"$RESULTS"; }
 # plus its closing line's pairs; S is the broker's CPU time over the whole run (produce
 # and read back), as the peer harness measures its servers. Against a broker, the tool
 # also gets --broker-pid (broker_cpu_s_per_GB). A failed run, a hang or a dead broker is
-# a finding.
+# a finding (against Kafka: an anomaly, and no figures for the run).
 sb() {
     local tag=$1; shift
     local cmd=("$SAMSA" bench "$@") out=$WORK/sb.out rc=0 c0=- cpu=-
+    if [ -n "$KAFKA_DIR" ] && ! kill -0 "$BROKER_PID" 2>/dev/null; then
+        anomaly "$tag r$REP not run: Kafka is not running"
+        return 0
+    fi
     if [ -n "$BROKER_PID" ]; then
         cmd+=(-b "127.0.0.1:$PORT")
         [[ " $* " == *" --mock "* ]] || cmd+=(--broker-pid "$BROKER_PID")
@@ -229,7 +267,10 @@ sb() {
     fi
     timeout "$LOAD_TIMEOUT_S" "${cmd[@]}" >"$out" 2>&1 || rc=$?
     if [ "$rc" -ne 0 ] || { [ -n "$BROKER_PID" ] && ! kill -0 "$BROKER_PID" 2>/dev/null; }; then
-        finding "samsa bench exited $rc (124 = timed out after ${LOAD_TIMEOUT_S}s)" "${cmd[*]}" "$out"
+        finding "${KAFKA_DIR:+$tag: }samsa bench exited $rc (124 = timed out after ${LOAD_TIMEOUT_S}s)" "${cmd[*]}" "$out" || {
+            rec "$tag" failed="$rc"
+            return 0
+        }
     fi
     [ -z "$BROKER_PID" ] || cpu=$(awk -v a="$c0" -v b="$(cpu_s "$BROKER_PID")" 'BEGIN {printf "%.2f", b - a}')
     grep '^samsa bench:' "$out" | sed "s/^samsa bench: /tag=$tag rep=$REP server_cpu_s=$cpu /" >>"$RESULTS"
@@ -560,6 +601,126 @@ peers_section() {
     done
 }
 
+# ---------- kafka: Apache Kafka 4.4 on the standard workloads ----------
+# tests/reference/kafka.sh runs Kafka: one KRaft node (broker and controller in one JVM)
+# on loopback. Heap and JVM options are the ones Kafka's own start scripts use
+# (kafka-server-start.sh, kafka-run-class.sh); everything else is Kafka's default.
+KAFKA_SH=$ROOT/tests/reference/kafka.sh
+KAFKA_HEAP="-Xms1G -Xmx1G"
+KAFKA_JVM="-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true"
+KAFKA_FSYNC_CHECK_N=20000
+KAFKA_MD=$WORK/kafka.md
+KAFKA_NOTE=
+KAFKA_JAVA=
+KAFKA_MIN=
+
+# kafka_start MODE: a fresh Kafka on a fresh data dir; sets BROKER_PID (the JVM) and PORT
+# so that sb() measures it as it measures Samsa. MODE fsync adds
+# log.flush.interval.messages=1 (every topic's flush.messages=1: an fsync per append).
+# A failed start is noted and tried once more (on another fresh dir).
+kafka_start() {
+    local mode=$1 out=$WORK/kafka-start.out try
+    local -a sets=()
+    [ "$mode" = default ] || sets=(--set log.flush.interval.messages=1)
+    for try in 1 2; do
+        KAFKA_DIR=$WORK/kafka-$mode-r$REP-$try
+        echo "=== kafka start $mode $(date -u +%T)" >>"$WORK/broker.err"
+        KAFKA_HEAP_OPTS=$KAFKA_HEAP KAFKA_JVM_OPTS=$KAFKA_JVM \
+            "$KAFKA_SH" start "$KAFKA_DIR" "${sets[@]}" >"$out" 2>&1 && break
+        finding "tests/reference/kafka.sh start failed (attempt $try of 2)" "$KAFKA_SH start $KAFKA_DIR ${sets[*]}" "$out" || true
+        kafka_stop
+        [ "$try" = 1 ] || return 1
+    done
+    BROKER_PID=$(awk 'NR == 1 {print $2}' "$KAFKA_DIR/pids")
+    PORT=$(sed 's/.*://' "$KAFKA_DIR/bootstrap")
+    if [ -z "$KAFKA_JAVA" ]; then
+        local java
+        java=$(readlink "/proc/$BROKER_PID/exe" || echo java)
+        KAFKA_JAVA="Java $("$java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.runtime.version = //p') ($java)"
+    fi
+}
+
+kafka_stop() {
+    [ -n "$KAFKA_DIR" ] || return 0
+    "$KAFKA_SH" stop "$KAFKA_DIR" --timeout 20 >>"$WORK/broker.err" 2>&1 ||
+        anomaly "kafka.sh stop $KAFKA_DIR failed"
+    BROKER_PID=
+    rm -rf "$KAFKA_DIR"
+    KAFKA_DIR=
+}
+
+# kafka_fsync_check MODE: a short acks=all run (KAFKA_FSYNC_CHECK_N x 1 KiB) with strace
+# on every thread of the JVM. Records the writes to the topic's segment file, its fsyncs,
+# how many writes an fsync of the segment by the same thread followed (Kafka appends,
+# flushes and then answers in the request handler thread), and the fsyncs of its indexes.
+kafka_fsync_check() {
+    local mode=$1 topic=kafka-fsync-check trace=$WORK/kafka-strace.out
+    if ! command -v strace >/dev/null; then
+        anomaly "strace is not installed: Kafka's fsyncs ($mode) not checked"
+        return 0
+    fi
+    strace -f -qq -y -p "$BROKER_PID" -o "$trace" \
+        -e trace=write,pwrite64,writev,pwritev,fsync,fdatasync,sync_file_range 2>"$WORK/strace.err" &
+    STRACE_PID=$!
+    # Attached when no thread of the JVM is untraced (new threads are followed by -f).
+    for _ in $(seq 100); do
+        grep -qs '^TracerPid:[[:space:]]*0$' /proc/"$BROKER_PID"/task/*/status || break
+        sleep 0.1
+    done
+    sb "kafka.$mode.fsynccheck" -t "$topic" -n "$KAFKA_FSYNC_CHECK_N" -s 1024 -a all --produce-only
+    stop_pid "$STRACE_PID"
+    STRACE_PID=
+    rec "kafka.$mode.fsync" "$(awk -v seg="/$topic-0/" '
+        index($0, seg) == 0 { next }
+        /^[0-9]+ +(write|pwrite64|writev|pwritev)\([0-9]+<[^>]*\.log>/ { writes++; pending[$1]++ }
+        /^[0-9]+ +(fsync|fdatasync)\([0-9]+<[^>]*\.log>/ { fsyncs++; synced += pending[$1]; pending[$1] = 0 }
+        /^[0-9]+ +(fsync|fdatasync)\([0-9]+<[^>]*(\.index|\.timeindex)>/ { ifsyncs++ }
+        END { printf "seg_writes=%d seg_fsyncs=%d synced_writes=%d index_fsyncs=%d\n", writes, fsyncs, synced, ifsyncs }' "$trace")"
+    echo "  kafka $mode fsync check: $(tail -n 1 "$RESULTS" | cut -d' ' -f3-)"
+    if [ "$mode" = fsync ] && { [ "$(val kafka.fsync.fsync seg_writes)" = 0 ] ||
+        [ "$(val kafka.fsync.fsync synced_writes)" != "$(val kafka.fsync.fsync seg_writes)" ]; }; then
+        anomaly "Kafka with flush.messages=1 did not fsync after every segment write (strace: $(tail -n 1 "$RESULTS" | cut -d' ' -f3-))"
+    fi
+    rm -f "$trace"
+}
+
+kafka_section() {
+    local t0=$SECONDS rep mode modes
+    local n1k=$((SCALE_MB * 1000000 / 1024))
+    echo "bench: Apache Kafka 4.4 on the standard workloads, defaults and flush.messages=1"
+    if ! "$KAFKA_SH" fetch >"$WORK/kafka-fetch.out" 2>&1; then
+        KAFKA_NOTE="not measured: tests/reference/kafka.sh fetch failed ($(grep -v '^ *$' "$WORK/kafka-fetch.out" | tail -n 1))"
+        anomaly "Kafka $KAFKA_NOTE"
+        return 0
+    fi
+    for rep in $(seq "$REPS"); do
+        REP=$rep
+        # Alternate which of the two goes first.
+        if [ $((rep % 2)) -eq 1 ]; then modes="default fsync"; else modes="fsync default"; fi
+        for mode in $modes; do
+            echo "bench: kafka ($mode), repetition $rep of $REPS"
+            kafka_start "$mode" || continue
+            [ "$rep" != 1 ] || kafka_fsync_check "$mode"
+            # The JVM compiles its hot paths during its first runs: one run (not counted)
+            # before the measured ones.
+            sb "kafka.$mode.warmup" -n "$N_WARM" -s 1024 -a all
+            sb "kafka.$mode.1k.all.p1" -t std-1k -n "$N_1K" -s 1024 -a all
+            sb "kafka.$mode.1k.all.p8" -n "$N_1K" -s 1024 -a all -p 8
+            sb "kafka.$mode.100.all" -n "$N_100" -s 100 -a all
+            sb "kafka.$mode.1k.a1" -n "$N_1K" -s 1024 -a 1
+            sb "kafka.$mode.rate.a1" -n "$N_RATE" -s 100 -a 1 -l 0 --rate "$RATE" --concurrent
+            sb "kafka.$mode.rate.aall" -n "$N_RATE" -s 100 -a all -l 0 --rate "$RATE" --concurrent
+            # 16 producers: one run, as the scaling section measures Samsa.
+            [ "$rep" != 1 ] || sb "kafka.$mode.prod.16" -n "$n1k" -s 1024 -a all -p 8 -P 16
+            # std-1k read back from the page cache (kafka.sh starts a node only on a new
+            # data dir, so on the same broker, over a new connection).
+            sb "kafka.$mode.consume" --verify -t std-1k -n "$N_1K" -s 1024
+            kafka_stop
+        done
+    done
+    KAFKA_MIN=$(( (SECONDS - t0 + 30) / 60 ))
+}
+
 # ---------- raft: commits/s on a simulated 3-node cluster (pure CPU, then fdatasync) ----------
 
 RAFT_MD=$WORK/raft.md
@@ -723,7 +884,7 @@ groups_section() {
 T_START=$SECONDS
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: data in $WORK; $REPS repetitions; $N_1K x 1 KiB and $N_100 x 100 B per standard case"
-for section in memory standard idle scaling connections peers raft groups limits; do
+for section in memory standard idle scaling connections peers kafka raft groups limits; do
     if want "$section"; then "${section}_section"; fi
 done
 RUN_MIN=$(( (SECONDS - T_START + 30) / 60 ))
@@ -886,11 +1047,89 @@ scaling_tables() {
     } >"$SCALING_MD"
 }
 
+# The Kafka rows beside Samsa's of the same run. Ratios are Samsa ÷ Kafka of the figure
+# shown first in each cell (throughput: above 1 Samsa is faster; latency, CPU: below 1
+# Samsa is lower).
+kafka_table() {
+    local m a t s k
+    # kratio A B: A / B, two decimals, or two significant digits below 0.1 (latencies).
+    kratio() { calc 'a / b >= 0.1 ? sprintf("%.2f", a / b) : sprintf("%.2g", a / b)' "$1" "$2"; }
+    fsync_seen() { # MODE -> what strace saw in the short acks=all run
+        local w f s i
+        w=$(val "kafka.$1.fsync" seg_writes) f=$(val "kafka.$1.fsync" seg_fsyncs)
+        s=$(val "kafka.$1.fsync" synced_writes) i=$(val "kafka.$1.fsync" index_fsyncs)
+        if [ "$w" = - ]; then echo "not checked"; return; fi
+        echo "$w writes to the segment file, $f fsyncs of it ($s of the writes followed by an fsync of the segment in the same thread before its next write), $i fsyncs of its two index files"
+    }
+    kfail() { # TAG -> a note on the runs of TAG that failed (they have no figures)
+        local f
+        f=$(awk -v t="tag=$1" '$1 == t && / failed=/' "$RESULTS" | wc -l)
+        [ "$f" = 0 ] || echo "; $f of $(runs "$1") runs failed: exit $(each "$1" failed) (124: not done within ${LOAD_TIMEOUT_S} s)"
+    }
+    {
+        echo "Apache Kafka 4.4.0 on the same \`samsa bench\` workloads, same run (tests/reference/kafka.sh: one KRaft node, broker and controller in one JVM, on loopback; ${KAFKA_JAVA:-Java ?}; $KAFKA_HEAP and kafka-run-class.sh's G1 options; otherwise Kafka's defaults, replication factor 1). Two configurations: **defaults**, where acks=all is answered once the batch is in the page cache (Kafka relies on replication, not fsync), and **flush.messages=1** (\`log.flush.interval.messages=1\`), an fsync per append before the answer, which is Samsa's acks=all guarantee (fdatasync before ack). Each repetition starts a fresh Kafka on a fresh data dir per configuration (order alternating); every case on a fresh topic; after each start one unmeasured warm-up run ($N_WARM × 1 KiB acks=all) lets the JVM compile its hot paths. Medians of $REPS as for Samsa; the 16-producer case is one run, as in Samsa's scaling section. Broker CPU is the JVM's whole CPU time while producing. The read-back is on the same broker over a new connection (kafka.sh does not restart on a used data dir; Kafka sends from the page cache with sendfile). Kafka reads and answers one request per connection at a time, while \`samsa bench\` (librdkafka) keeps up to 1,000,000 requests in flight (its default): in the fixed-rate cases (linger 0) Kafka's latencies are mostly tiny requests queued behind each other. strace on every JVM thread during a $KAFKA_FSYNC_CHECK_N × 1 KiB acks=all run: defaults: $(fsync_seen default); flush.messages=1: $(fsync_seen fsync).${KAFKA_MIN:+ The Kafka section took $KAFKA_MIN min.}${KAFKA_NOTE:+ Kafka $KAFKA_NOTE.}"
+        echo
+        echo "| workload | Samsa | Kafka 4.4, defaults (acks before any fsync) | Samsa ÷ Kafka defaults | Kafka 4.4, flush.messages=1 (fsync per append before ack) | Samsa ÷ Kafka flush.messages=1 | ratio reads |"
+        echo "| --- | --- | --- | --- | --- | --- | --- |"
+        # thr LABEL SAMSA_TAG KAFKA_TAG: a throughput row (MB/s and records/s, ratio on MB/s).
+        thr() {
+            local row="| $1 | $(mbrec "$(val "$2" produce_MB_s)" "$(val "$2" produce_records_s)") |"
+            for m in default fsync; do
+                t=kafka.$m.$3
+                row+=" $(mbrec "$(val "$t" produce_MB_s)" "$(val "$t" produce_records_s)")$(kfail "$t") | $(kratio "$(val "$2" produce_MB_s)" "$(val "$t" produce_MB_s)") |"
+            done
+            echo "$row higher is better: > 1 = Samsa faster |"
+        }
+        thr "$N_1K × 1 KiB, acks=all, 1 partition: produce (Samsa: fdatasync before ack)" std.1k.all.p1 1k.all.p1
+        thr "same, 8 partitions" std.1k.all.p8 1k.all.p8
+        local row
+        row="| $N_100 × 100 B, acks=all, 1 partition: produce | $(krec "$(val std.100.all produce_records_s)") records/s ($(val std.100.all produce_MB_s) MB/s) |"
+        for m in default fsync; do
+            t=kafka.$m.100.all
+            row+=" $(krec "$(val "$t" produce_records_s)") records/s ($(val "$t" produce_MB_s) MB/s)$(kfail "$t") | $(kratio "$(val std.100.all produce_records_s)" "$(val "$t" produce_records_s)") |"
+        done
+        echo "$row higher is better: > 1 = Samsa faster |"
+        thr "$N_1K × 1 KiB, acks=1, 1 partition: produce (Samsa acknowledges before fsync; Kafka with flush.messages=1 still fsyncs before answering)" std.1k.a1 1k.a1
+        thr "$((SCALE_MB * 1000000 / 1024)) × 1 KiB, acks=all, 8 partitions, 16 producers (\`-P 16\`), one run: produce (Samsa: the scaling section's run)" scale.prod.16 prod.16
+        local cc cs
+        cc=$(val consume.sendfile-false consume_MB_s) cs=$(val consume.sendfile-true consume_MB_s)
+        row="| consume the $N_1K × 1 KiB topic from the page cache (Samsa: after a restart; copy path, the default / sendfile path) | $(mbrec "$cc" "$(val consume.sendfile-false consume_records_s)") / $cs MB/s |"
+        for m in default fsync; do
+            t=kafka.$m.consume
+            row+=" $(mbrec "$(val "$t" consume_MB_s)" "$(val "$t" consume_records_s)")$(kfail "$t") | $(kratio "$cc" "$(val "$t" consume_MB_s)") / $(kratio "$cs" "$(val "$t" consume_MB_s)") |"
+        done
+        echo "$row higher is better: > 1 = Samsa faster |"
+        for a in 1 all; do
+            for s in produce e2e; do
+                if [ "$s" = produce ]; then
+                    row="| fixed $RATE records/s, 100 B, linger 0, concurrent consume, acks=$a: produce latency"
+                else
+                    row="| same, acks=$a: end-to-end latency (produce call → consumer)"
+                fi
+                row+=" | $(lat "rate.a$a" "$s") (at $(krec "$(val "rate.a$a" produce_records_s)") records/s) |"
+                for m in default fsync; do
+                    t=kafka.$m.rate.a$a
+                    row+=" $(lat "$t" "$s") (at $(krec "$(val "$t" produce_records_s)") records/s$(kfail "$t")) | p99: $(kratio "$(val "rate.a$a" "${s}_p99_ms")" "$(val "$t" "${s}_p99_ms")") |"
+                done
+                echo "$row lower is better: < 1 = Samsa lower |"
+            done
+        done
+        row="| broker CPU per GB produced, 1 KiB acks=all, 1 partition (8 partitions in brackets) | $(val std.1k.all.p1 broker_cpu_s_per_GB) s/GB ($(val std.1k.all.p8 broker_cpu_s_per_GB)) |"
+        for m in default fsync; do
+            k=kafka.$m.1k.all
+            row+=" $(val "$k.p1" broker_cpu_s_per_GB) s/GB ($(val "$k.p8" broker_cpu_s_per_GB)) | $(kratio "$(val std.1k.all.p1 broker_cpu_s_per_GB)" "$(val "$k.p1" broker_cpu_s_per_GB)") ($(kratio "$(val std.1k.all.p8 broker_cpu_s_per_GB)" "$(val "$k.p8" broker_cpu_s_per_GB)")) |"
+        done
+        echo "$row lower is better: < 1 = Samsa uses less CPU |"
+    } >"$KAFKA_MD"
+}
+
 main_table
 peers_table
 scaling_tables
+kafka_table
 echo
 cat "$MAIN_MD"
+if want kafka; then echo; cat "$KAFKA_MD"; fi
 echo
 cat "$PEERS_MD"
 echo
@@ -931,6 +1170,8 @@ SECTION=$WORK/section.md
     echo "- Medians of $REPS runs, each figure separately, except the two ceilings (fio's synced write rate, the mock cluster), which are the best of their $REPS runs; scaling curves: one run per point; MB = 10^6 bytes of record values; the whole run took $RUN_MIN min.${FD_NOTE:+ Open files: $FD_NOTE.}"
     echo
     cat "$MAIN_MD"
+    echo
+    cat "$KAFKA_MD"
     echo
     echo "Side by side with the peer harness (\`PEERS=\"$PEERS\" REPS=$REPS ../shared/bench/peers/run.sh\`, same machine, same run; Samsa's rows are \`samsa bench\` with the same record counts and sizes, one partition, linger 5 ms; medians of $REPS runs):"
     echo
