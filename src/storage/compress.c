@@ -450,6 +450,12 @@ static int plain_batch(const uint8_t *batch, const struct batch_info *info, bool
     return check_keys && !keyed ? STORAGE_ERR_NO_KEY : 0;
 }
 
+int batch_decompress(const uint8_t *batch, const struct batch_info *info, size_t max_out,
+                     struct buf *plain, struct batch_info *plain_info) {
+    size_t budget = max_out;
+    return plain_batch(batch, info, false, &budget, plain, plain_info);
+}
+
 /* Appends to out the batch with header `header` (BATCH_HEADER_BYTES, taken as is but for
  * length, attributes and CRC) and records `records` (uncompressed) encoded with the
  * target codec. */

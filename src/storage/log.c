@@ -679,13 +679,14 @@ static int ts_cb(void *arg, const struct batch_info *b, int64_t pos) {
     return 1;
 }
 
-/* Record-level search inside an uncompressed CreateTime batch. */
+/* Record-level search inside a CreateTime batch, decompressed if need be (as Kafka
+ * does); in a LogAppendTime batch every record has the batch's time. */
 static int find_record_by_ts(struct log *l, struct segment *s, struct ts_scan *t,
                              int64_t *offset_out, int64_t *ts_out) {
     const struct batch_info *b = &t->b;
     *offset_out = MAX(b->base_offset, t->min_offset);
     *ts_out = b->max_timestamp;
-    if (batch_compression(b) != 0 || (b->attributes & BATCH_ATTR_LOG_APPEND_TIME))
+    if (b->attributes & BATCH_ATTR_LOG_APPEND_TIME)
         return 0;
     uint8_t *p = xmalloc(b->size_bytes);
     int rc = pread_exact(s->fd, p, b->size_bytes, t->pos);
@@ -693,18 +694,34 @@ static int find_record_by_ts(struct log *l, struct segment *s, struct ts_scan *t
         free(p);
         return rc == -EIO ? STORAGE_ERR_CORRUPT : rc;
     }
+    struct buf plain;
+    buf_init(&plain);
+    struct batch_info plain_info = *b;
+    const uint8_t *records = p;
+    if (batch_compression(b) != 0) {
+        rc = batch_decompress(p, b, compress_decompressed_bound((int64_t)b->size_bytes), &plain,
+                              &plain_info);
+        records = plain.data;
+    }
+    if (rc != 0) {
+        /* Written by a producer whose data never decompressed here: the batch answers. */
+        log_warn_ratelimited(SUBSYS, "partition %s: batch at offset %lld does not decompress "
+                             "(%s); timestamp lookup answers its base offset", l->name,
+                             (long long)b->base_offset, storage_strerror(rc));
+    }
     struct record_iter it;
     struct record rec;
-    record_iter_init(&it, p, b);
-    while (record_iter_next(&it, &rec) > 0) {
+    if (rc == 0)
+        record_iter_init(&it, records, &plain_info);
+    while (rc == 0 && record_iter_next(&it, &rec) > 0) {
         if (rec.timestamp >= t->ts && rec.offset >= t->min_offset) {
             *offset_out = rec.offset;
             *ts_out = rec.timestamp;
             break;
         }
     }
+    buf_free(&plain);
     free(p);
-    (void)l;
     return 0;
 }
 

@@ -366,6 +366,29 @@ def list_offset(conn, topic, partition, timestamp=-1):
     return err, off
 
 
+def list_offsets_v7(conn, topic, partition, timestamp):
+    """ListOffsets v7 (flexible; -3 = max timestamp needs v7). Returns (error, ts, offset)."""
+    body = (i32(-1) + i8(0)
+            + carray([cstring(topic) + carray(
+                [i32(partition) + i32(-1) + i64(timestamp) + TAGS])
+                + TAGS]) + TAGS)
+    r = conn.request(2, 7, body, flexible=True)
+    r.i32()
+
+    def part(r):
+        p = (r.i32(), r.i16(), r.i64(), r.i64(), r.i32())
+        r.tags()
+        return p
+
+    def topic(r):
+        t = (r.cstring(), r.carray(part))
+        r.tags()
+        return t
+
+    ((_, ((_, err, ts, off, _),)),) = r.carray(topic)
+    return err, ts, off
+
+
 def fetch_body(topic, partition, offset, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20):
     return (
         i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0)

@@ -227,29 +227,6 @@ def test_list_offsets_and_offsets_for_times(broker):
         c.close()
 
 
-def list_offsets_v7(conn, topic, partition, timestamp):
-    """ListOffsets v7 (flexible; -3 = max timestamp needs v7). Returns (error, ts, offset)."""
-    body = (kwire.i32(-1) + kwire.i8(0)
-            + kwire.carray([kwire.cstring(topic) + kwire.carray(
-                [kwire.i32(partition) + kwire.i32(-1) + kwire.i64(timestamp) + kwire.TAGS])
-                + kwire.TAGS]) + kwire.TAGS)
-    r = conn.request(2, 7, body, flexible=True)
-    r.i32()
-
-    def part(r):
-        p = (r.i32(), r.i16(), r.i64(), r.i64(), r.i32())
-        r.tags()
-        return p
-
-    def topic(r):
-        t = (r.cstring(), r.carray(part))
-        r.tags()
-        return t
-
-    ((_, ((_, err, ts, off, _),)),) = r.carray(topic)
-    return err, ts, off
-
-
 def test_list_offsets_max_timestamp_names_the_record(broker):
     """-3 answers the record with the largest timestamp (Kafka 3.8+), not the last
     offset of its batch."""
@@ -260,11 +237,11 @@ def test_list_offsets_max_timestamp_names_the_record(broker):
         p.produce("maxts", value=b"%d" % i, timestamp=base + step * 1000)
     assert p.flush(20) == 0  # one batch
     with kwire.Conn(broker.port) as c:
-        assert list_offsets_v7(c, "maxts", 0, -3) == (0, base + 9000, 6)
+        assert kwire.list_offsets_v7(c, "maxts", 0, -3) == (0, base + 9000, 6)
         p.produce("maxts", value=b"late", timestamp=base + 20_000)
         p.produce("maxts", value=b"later", timestamp=base + 20_000)
         assert p.flush(20) == 0
-        assert list_offsets_v7(c, "maxts", 0, -3) == (0, base + 20_000, 10)
+        assert kwire.list_offsets_v7(c, "maxts", 0, -3) == (0, base + 20_000, 10)
 
 
 def test_describe_cluster(broker):

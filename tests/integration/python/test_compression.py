@@ -395,3 +395,18 @@ def test_bad_compressed_data_is_refused(broker):
         err, base = kwire.produce(c, "rc", 0, gzip_batch([(b"k", b"v" * 1000)]))
         assert (err, base) == (0, 0)
     assert [c for c, _, _ in stored_batches(broker, "rc", 0)] == [3]
+
+
+def test_timestamp_lookups_find_the_record_inside_compressed_batches(broker):
+    """ListOffsets by timestamp and -3 (max timestamp) name the record inside a
+    compressed batch, as Kafka does (it decompresses), not the batch's base offset."""
+    create_topic(broker, "tsz", 1, **{"compression.type": "zstd"})
+    p = producer(broker, **{"linger.ms": 1000})  # sent plain, stored zstd by the broker
+    base = 1_600_000_000_000
+    for i, step in enumerate([0, 1, 2, 3, 9, 4, 5, 6, 7, 8]):
+        p.produce("tsz", value=b"%d" % i, timestamp=base + step * 1000)
+    assert p.flush(30) == 0
+    assert [codec for codec, _, _ in stored_batches(broker, "tsz", 0)] == [4]  # one zstd batch
+    with kwire.Conn(broker.port) as c:
+        assert kwire.list_offsets_v7(c, "tsz", 0, base + 2500) == (0, base + 3000, 3)
+        assert kwire.list_offsets_v7(c, "tsz", 0, -3) == (0, base + 9000, 4)
