@@ -179,8 +179,11 @@ struct grp_leave_resp {
     size_t n_members;
 };
 
-/* OffsetCommit v0-v8. The server filters unknown topics (UNKNOWN_TOPIC_OR_PARTITION)
- * before calling; retention_time is ignored (KIP-211 semantics). */
+/* OffsetCommit v0-v9. The server filters unknown topics (UNKNOWN_TOPIC_OR_PARTITION)
+ * before calling; retention_time is ignored (KIP-211 semantics). A commit with
+ * generation -1 to a group that does not exist creates it (Empty, no protocol type:
+ * a simple consumer's group) if it stores anything, whatever the member and instance
+ * ids; an Empty group takes such commits too. */
 struct grp_commit_partition {
     int32_t partition;
     int64_t offset;
@@ -201,6 +204,9 @@ struct grp_commit_req {
     struct slice group_instance_id; /* nullable */
     const struct grp_commit_topic *topics;
     size_t n_topics;
+    /* A member's commit (generation >= 0) to a group that does not exist is answered
+     * GROUP_ID_NOT_FOUND when set (v9+, as Kafka), else ILLEGAL_GENERATION. */
+    bool missing_group_not_found;
 };
 
 struct grp_commit_resp_partition {

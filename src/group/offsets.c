@@ -69,19 +69,23 @@ static struct offset_entry *find_offset(const struct group *g, struct buf *kb, s
 
 /* ---- OffsetCommit ---- */
 
-/* Kafka's validateOffsetCommit. */
+/* Kafka's ClassicGroup.validateOffsetCommit. Generation -1 marks a commit from outside
+ * group management (a simple consumer, an admin client): an Empty group takes it
+ * whatever member or instance id it carries, since there is no member to protect. */
 static int16_t validate_commit(const struct group *g, const struct grp_commit_req *req) {
     if (g->state == GRP_STATE_DEAD)
         return GRP_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (req->generation_id < 0 && g->state == GRP_STATE_EMPTY)
+        return GRP_ERR_NONE;
     if (req->generation_id >= 0 || req->member_id.len > 0 || req->group_instance_id.ptr) {
-        struct member *m = group_member(g, req->member_id);
-        for (size_t i = 0; req->group_instance_id.ptr && i < g->n_members; i++) {
-            const struct member *s = g->members[i];
-            if (s->instance_id.ptr && slice_eq(bs(s->instance_id), req->group_instance_id) &&
-                !slice_eq(bs(s->id), req->member_id))
+        if (req->group_instance_id.ptr) {
+            const struct member *s = static_member(g, req->group_instance_id);
+            if (!s)
+                return GRP_ERR_UNKNOWN_MEMBER_ID;
+            if (!slice_eq(bs(s->id), req->member_id))
                 return GRP_ERR_FENCED_INSTANCE_ID;
         }
-        if (!m)
+        if (!group_member(g, req->member_id))
             return GRP_ERR_UNKNOWN_MEMBER_ID;
         if (req->generation_id != g->generation)
             return GRP_ERR_ILLEGAL_GENERATION;
@@ -97,6 +101,16 @@ static void reply_commit(struct grp_coordinator *c, void *ctx, struct grp_commit
     CALLBACK(c, on_commit_done, ctx, &r);
 }
 
+/* Whether the commit has a partition to store (one not refused for its metadata). */
+static bool stores_something(const struct grp_coordinator *c, const struct grp_commit_req *req) {
+    for (size_t t = 0; t < req->n_topics; t++)
+        for (size_t i = 0; i < req->topics[t].n_partitions; i++)
+            if (req->topics[t].partitions[i].metadata.len <=
+                (size_t)c->cfg.max_offset_metadata_bytes)
+                return true;
+    return false;
+}
+
 void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_commit_req *req,
                 void *ctx) {
     ASSERT(!c->in_callback);
@@ -104,15 +118,20 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
     struct group *g = err ? NULL : group_get(c, req->group_id);
     if (!err && !g) {
         /* No group: a simple consumer using Kafka only for offsets, or a member of a
-         * generation that no longer exists. */
-        if (req->generation_id < 0)
+         * group that no longer exists (which gets no group made for it). Kafka makes
+         * the simple consumer's group in the write that stores its offsets, so a
+         * commit that stores nothing (all metadata too large) makes none either; it
+         * needs no validation, as a new group would be Empty, which takes every
+         * commit with generation -1. */
+        if (req->generation_id >= 0)
+            err = req->missing_group_not_found ? GRP_ERR_GROUP_ID_NOT_FOUND
+                                               : GRP_ERR_ILLEGAL_GENERATION;
+        else if (stores_something(c, req))
             g = group_create(c, req->group_id, now_ms);
-        else
-            err = GRP_ERR_ILLEGAL_GENERATION;
     }
-    if (!err)
+    if (!err && g)
         err = validate_commit(g, req);
-    if (!err) {
+    if (!err && g) {
         switch (g->state) {
         case GRP_STATE_EMPTY:
             break;
@@ -171,6 +190,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
             e->expire_ts_ms = -1;
         }
     }
+    ASSERT(g || op->n_entries == 0);
     if (op->n_entries == 0) {
         reply_commit(c, ctx, op->topics, op->n_topics);
         op_free(c, op);

@@ -1,5 +1,7 @@
 /* DeleteGroups (key 42), v0-v2: removes empty groups and their offsets (tombstones in
- * __consumer_offsets); NON_EMPTY_GROUP while members remain. */
+ * __consumer_offsets); NON_EMPTY_GROUP while members remain. A group named twice is
+ * deleted and answered once (Kafka takes the distinct names), not found the second
+ * time. */
 #include "server/internal.h"
 
 void handle_delete_groups(struct request *req) {
@@ -9,8 +11,19 @@ void handle_delete_groups(struct request *req) {
         request_malformed(req);
         return;
     }
-    struct grp_delete_groups_req g = {.group_ids = in.groups_names,
-                                      .n_groups = (size_t)MAX(in.groups_names_count, 0)};
+    size_t n = (size_t)MAX(in.groups_names_count, 0);
+    struct slice *ids = REQ_ALLOC(req, struct slice, n);
+    size_t n_ids = 0;
+    struct hmap seen;
+    hmap_init(&seen);
+    for (size_t i = 0; i < n; i++) {
+        if (hmap_get(&seen, in.groups_names[i]))
+            continue;
+        hmap_put(&seen, in.groups_names[i], &ids[n_ids]);
+        ids[n_ids++] = in.groups_names[i];
+    }
+    hmap_free(&seen);
+    struct grp_delete_groups_req g = {.group_ids = ids, .n_groups = n_ids};
     grp_delete_groups(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
 }

@@ -220,18 +220,6 @@ GAPS = {
         "INVALID_REQUEST (42) (offset -1); Samsa answers each entry normally."),
     "metadata-duplicate-topic": (
         "Metadata naming one topic twice: Kafka answers it once, Samsa twice."),
-    "commit-unknown-group-generation": (
-        "OffsetCommit to a group that does not exist, with generation 3 and member id "
-        "'m': Kafka answers GROUP_ID_NOT_FOUND (69), Samsa ILLEGAL_GENERATION (22) "
-        "(src/group/offsets.c)."),
-    "commit-member-without-generation": (
-        "OffsetCommit to a group that does not exist, with generation -1 and a member id "
-        "('m'): Kafka takes it as a simple (group-less) commit and stores it (0); Samsa "
-        "answers UNKNOWN_MEMBER_ID (25)."),
-    "commit-failed-creates-group": (
-        "OffsetCommit refused for every partition (unknown topic or partition) to a group "
-        "that did not exist: Samsa creates the group anyway (DescribeGroups then answers "
-        "state Empty, ListGroups lists it); Kafka does not (state Dead)."),
 }
 
 

@@ -14,7 +14,9 @@
  *   sync NAME group=G gen=N member=A [assign=A:x,B:y]
  *   hb group=G gen=N member=A [inst=I]
  *   leave group=G members=A,inst:I,...
- *   commit NAME group=G gen=N member=A topic/partition=offset...
+ *   commit NAME group=G gen=N member=A [inst=I] [v9] [mdlen=BYTES] topic/partition=offset...
+ *        (v9: a request of OffsetCommit v9+, see grp_commit_req.missing_group_not_found;
+ *        mdlen: each partition's metadata is that many bytes, default none)
  *   fetch group=G [topic/partition...]      (no partitions: all)
  *   describe G | list [STATE...] | delete NAME G... | offset-delete NAME group=G t/p...
  *   tick MS          advance the clock, ticking at every deadline on the way
@@ -516,13 +518,20 @@ static int cmd_commit(void) {
         return -1;
     struct grp_commit_partition ps[16];
     struct grp_commit_topic ts[16];
+    static uint8_t md[8192];
+    int32_t mdlen = arg_i32("mdlen", 0);
+    if (mdlen < 0 || (size_t)mdlen > sizeof md)
+        return -1;
+    memset(md, 'x', (size_t)mdlen);
     for (size_t i = 0; i < t.n; i++) {
-        ps[i] = (struct grp_commit_partition){t.parts[i], t.offsets[i], -1, S("")};
+        ps[i] = (struct grp_commit_partition){t.parts[i], t.offsets[i], -1,
+                                              (struct slice){md, (size_t)mdlen}};
         ts[i] = (struct grp_commit_topic){S(t.topics[i]), &ps[i], 1};
     }
     const char *member = arg("member");
     struct grp_commit_req req = {S(arg("group")), arg_i32("gen", -1),
-                                 S(member ? id_of(member) : ""), SLICE_NULL, ts, t.n};
+                                 S(member ? id_of(member) : ""), S(arg("inst")), ts, t.n,
+                                 flag("v9")};
     grp_commit(C, now, &req, ctx_new(argv_[1], NULL));
     return 0;
 }

@@ -445,7 +445,7 @@ static void commit(const char *group, int32_t gen, const char *member, const cha
     memset(r, 0, sizeof(*r));
     struct grp_commit_partition p = {partition, offset, 7, S("meta")};
     struct grp_commit_topic t = {S(topic), &p, 1};
-    struct grp_commit_req req = {S(group), gen, S(member), SLICE_NULL, &t, 1};
+    struct grp_commit_req req = {S(group), gen, S(member), SLICE_NULL, &t, 1, false};
     outstanding++;
     grp_commit(C, now, &req, r);
 }
@@ -1084,7 +1084,7 @@ static void test_static_membership(void **state) {
     struct commit_res cr = {0};
     struct grp_commit_partition p = {0, 1, -1, SLICE_NULL};
     struct grp_commit_topic t = {S("t"), &p, 1};
-    struct grp_commit_req creq = {S("g"), 1, S(b.member_id), S("inst-b"), &t, 1};
+    struct grp_commit_req creq = {S("g"), 1, S(b.member_id), S("inst-b"), &t, 1, false};
     outstanding++;
     grp_commit(C, now, &creq, &cr);
     assert_int_equal(cr.errors[0], GRP_ERR_FENCED_INSTANCE_ID);
@@ -1189,7 +1189,7 @@ static void test_commit_and_fetch(void **state) {
     big[sizeof(big) - 1] = 0;
     struct grp_commit_partition ps[2] = {{1, 10, -1, S(big)}, {2, 20, -1, S("ok")}};
     struct grp_commit_topic t = {S("t"), ps, 2};
-    struct grp_commit_req req = {S("g"), 1, S(ids[0]), SLICE_NULL, &t, 1};
+    struct grp_commit_req req = {S("g"), 1, S(ids[0]), SLICE_NULL, &t, 1, false};
     memset(&r, 0, sizeof(r));
     outstanding++;
     grp_commit(C, now, &req, &r);
