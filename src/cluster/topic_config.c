@@ -4,6 +4,7 @@
 #include "cluster/cluster.h"
 #include "storage/storage.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,11 +37,34 @@ static const char *chk_bool(const char *v) {
     return parse_bool(v, &b) == 0 ? NULL : "value must be true or false";
 }
 
+/* A list, as Kafka parses one: comma-separated items with blanks around them ignored,
+ * each compact or delete. The empty list is allowed (Kafka 4: neither deletion nor
+ * compaction, so records are kept for ever, which Samsa's log does when cleanup.policy
+ * names neither); an empty item ("delete,") is not. */
 static const char *chk_cleanup_policy(const char *v) {
-    if (!strcmp(v, "delete") || !strcmp(v, "compact") || !strcmp(v, "compact,delete") ||
-        !strcmp(v, "delete,compact"))
+    const char *p = v;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == '\0')
         return NULL;
-    return "value must be delete, compact or compact,delete";
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        while (p < end && isspace((unsigned char)*p))
+            p++;
+        while (end > p && isspace((unsigned char)end[-1]))
+            end--;
+        size_t n = (size_t)(end - p);
+        if (n == 0)
+            return "values must not be empty";
+        bool is_delete = n == 6 && strncmp(p, "delete", 6) == 0;
+        bool is_compact = n == 7 && strncmp(p, "compact", 7) == 0;
+        if (!is_delete && !is_compact)
+            return "String must be one of: compact, delete";
+        if (!comma)
+            return NULL;
+        p = comma + 1;
+    }
 }
 
 static const char *chk_timestamp_type(const char *v) {
@@ -137,6 +161,14 @@ static const struct tcfg_def defs[] = {
      "Bytes between offset index entries"},
     {"max.message.bytes", "message.max.bytes", TCFG_INT, "1048588", chk_int_0,
      "Largest record batch accepted"},
+    {"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", TCFG_LONG,
+     "3600000", chk_long_0,
+     "CreateTime topics refuse a record stamped more than this many ms after the broker's "
+     "clock (INVALID_TIMESTAMP)"},
+    {"message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", TCFG_LONG,
+     "9223372036854775807", chk_long_0,
+     "CreateTime topics refuse a record stamped more than this many ms before the broker's "
+     "clock (INVALID_TIMESTAMP)"},
     {"message.timestamp.type", "log.message.timestamp.type", TCFG_STRING, "CreateTime",
      chk_timestamp_type, "CreateTime or LogAppendTime"},
     {"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", TCFG_DOUBLE, "0.5",

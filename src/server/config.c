@@ -1,6 +1,8 @@
 /* Broker configuration table and parsing. Every key Samsa reads is in `keys` with its
- * Kafka default; keys that Kafka has but Samsa does not use yet are accepted quietly
- * when listed in `accepted`, so Kafka config files carry over; anything else warns. */
+ * Kafka type and default; keys that Kafka has but Samsa does not use yet are accepted
+ * quietly when listed in `accepted`, so Kafka config files carry over; anything else
+ * warns. DescribeConfigs of the broker reports the table as Kafka would: types, null for
+ * a key that is unset and has no default, and Kafka's synonym lists. */
 #include "server/config.h"
 #include "cluster/cluster.h"
 
@@ -10,48 +12,53 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum key_type { K_INT, K_LONG, K_BOOL, K_STRING };
+/* Kafka's ConfigDef types; K_LIST values are comma-separated strings to Samsa. */
+enum key_type { K_INT, K_LONG, K_BOOL, K_STRING, K_DOUBLE, K_LIST };
 
 struct key_def {
     const char *name;
     enum key_type type;
-    const char *default_value;
+    const char *default_value; /* NULL: none (Kafka's null), the key is unset unless given */
     int64_t min;
 };
 
 static const struct key_def keys[] = {
     {"node.id", K_INT, "1", 0},
-    {"process.roles", K_STRING, "broker,controller", 0},
-    {"listeners", K_STRING, "PLAINTEXT://:9092", 0},
-    {"advertised.listeners", K_STRING, "", 0},
-    {"log.dirs", K_STRING, "", 0},
-    {"log.dir", K_STRING, "/tmp/kafka-logs", 0},
-    {"broker.rack", K_STRING, "", 0},
+    {"process.roles", K_LIST, "broker,controller", 0},
+    {"listeners", K_LIST, "PLAINTEXT://:9092", 0},
+    {"advertised.listeners", K_LIST, NULL, 0},
+    {"log.dirs", K_LIST, NULL, 0},
+    {"log.dir", K_LIST, "/tmp/kafka-logs", 0},
+    {"broker.rack", K_STRING, NULL, 0},
     {"num.partitions", K_INT, "1", 1},
     {"default.replication.factor", K_INT, "1", 1},
     {"auto.create.topics.enable", K_BOOL, "true", 0},
     {"log.segment.bytes", K_INT, "1073741824", 14},
     {"log.roll.hours", K_INT, "168", 1},
-    {"log.roll.ms", K_LONG, "", 1},
+    {"log.roll.ms", K_LONG, NULL, 1},
     {"log.retention.hours", K_INT, "168", -1},
-    {"log.retention.minutes", K_INT, "", -1},
-    {"log.retention.ms", K_LONG, "", -1},
+    {"log.retention.minutes", K_INT, NULL, -1},
+    {"log.retention.ms", K_LONG, NULL, -1},
     {"log.retention.bytes", K_LONG, "-1", -1},
     {"log.retention.check.interval.ms", K_LONG, "300000", 1},
     {"log.flush.interval.messages", K_LONG, "9223372036854775807", 1},
-    {"log.flush.interval.ms", K_LONG, "", 0},
+    {"log.flush.interval.ms", K_LONG, NULL, 0},
+    /* Kafka's default is Long.MAX_VALUE, which leaves a topic's flush.ms unchecked unless
+     * this is lowered too; Samsa checks every second so that flush.ms works when set. */
     {"log.flush.scheduler.interval.ms", K_LONG, "1000", 1},
-    {"log.flush.offset.checkpoint.interval.ms", K_LONG, "60000", 1},
+    {"log.flush.offset.checkpoint.interval.ms", K_INT, "60000", 1},
     {"log.index.interval.bytes", K_INT, "4096", 0},
     {"log.index.size.max.bytes", K_INT, "10485760", 4},
     {"log.segment.delete.delay.ms", K_LONG, "60000", 0},
     {"log.preallocate", K_BOOL, "false", 0},
     {"log.message.timestamp.type", K_STRING, "CreateTime", 0},
+    {"log.message.timestamp.after.max.ms", K_LONG, "3600000", 0},
+    {"log.message.timestamp.before.max.ms", K_LONG, "9223372036854775807", 0},
     {"message.max.bytes", K_INT, "1048588", 0},
     {"socket.request.max.bytes", K_INT, "104857600", 1},
     {"connections.max.idle.ms", K_LONG, "600000", 1},
     {"max.connections", K_INT, "10000", 1},
-    {"samsa.max.partitions", K_LONG, "", 1},
+    {"samsa.max.partitions", K_LONG, NULL, 1},
     {"max.connections.per.ip", K_INT, "2147483647", 0},
     {"max.connections.per.ip.overrides", K_STRING, "", 0},
     {"queued.max.requests", K_INT, "500", 1},
@@ -65,12 +72,12 @@ static const struct key_def keys[] = {
     {"samsa.sync.threads", K_INT, "4", 1},
     {"samsa.sync.syncfs.partitions", K_INT, "4", 0},
     {"log.level", K_STRING, "INFO", 0},
-    {"log.cleanup.policy", K_STRING, "delete", 0},
+    {"log.cleanup.policy", K_LIST, "delete", 0},
     {"log.cleaner.enable", K_BOOL, "true", 0},
     {"log.cleaner.backoff.ms", K_LONG, "15000", 1},
     {"log.cleaner.delete.retention.ms", K_LONG, "86400000", 0},
     {"log.cleaner.min.compaction.lag.ms", K_LONG, "0", 0},
-    {"log.cleaner.min.cleanable.ratio", K_STRING, "0.5", 0},
+    {"log.cleaner.min.cleanable.ratio", K_DOUBLE, "0.5", 0},
     {"group.min.session.timeout.ms", K_INT, "6000", 1},
     {"group.max.session.timeout.ms", K_INT, "1800000", 1},
     {"group.initial.rebalance.delay.ms", K_INT, "3000", 0},
@@ -89,6 +96,8 @@ static const struct key_def keys[] = {
     {"compression.zstd.level", K_INT, "3", -131072},
     {"unclean.leader.election.enable", K_BOOL, "false", 0},
 };
+
+_Static_assert(ARRAY_LEN(keys) <= BROKER_CONFIG_MAX_ITEMS, "DescribeConfigs lists every key");
 
 /* Kafka keys accepted without effect today (later issues give them meaning). */
 static const char *accepted[] = {
@@ -447,6 +456,25 @@ void broker_config_free(struct broker_config *c) {
     memset(c, 0, sizeof *c);
 }
 
+static enum tcfg_type item_type(enum key_type t) {
+    switch (t) {
+    case K_INT:
+        return TCFG_INT;
+    case K_LONG:
+        return TCFG_LONG;
+    case K_BOOL:
+        return TCFG_BOOL;
+    case K_STRING:
+        return TCFG_STRING;
+    case K_DOUBLE:
+        return TCFG_DOUBLE;
+    case K_LIST:
+        return TCFG_LIST;
+    }
+    ASSERT(!"every key type maps to a config type");
+    return TCFG_STRING;
+}
+
 size_t broker_config_items(const struct broker_config *c, struct broker_config_item *out,
                            size_t max) {
     size_t n = 0;
@@ -455,10 +483,58 @@ size_t broker_config_items(const struct broker_config *c, struct broker_config_i
         out[n++] = (struct broker_config_item){
             .name = keys[i].name,
             .value = set ? set : keys[i].default_value,
+            .type = item_type(keys[i].type),
             .is_default = set == NULL,
             .sensitive = false,
             .read_only = true,
         };
     }
     return n;
+}
+
+/* Kafka's groups of broker properties that give one value, highest precedence first
+ * (DynamicBrokerConfig.brokerConfigSynonyms). Kafka also makes log.flush.interval.ms
+ * fall back to log.flush.scheduler.interval.ms; Samsa does not (an unset
+ * log.flush.interval.ms is "never"), so that pair is not synonyms here. */
+static const char *const synonym_groups[][3] = {
+    {"log.retention.ms", "log.retention.minutes", "log.retention.hours"},
+    {"log.roll.ms", "log.roll.hours", NULL},
+};
+
+size_t broker_config_synonyms(const struct broker_config *c, const char *key,
+                              struct broker_config_synonym *out, size_t max) {
+    ASSERT(max >= BROKER_CONFIG_MAX_SYNONYMS);
+    const char *const *group = NULL;
+    for (size_t g = 0; g < ARRAY_LEN(synonym_groups) && !group; g++)
+        for (size_t i = 0; i < 3 && synonym_groups[g][i]; i++)
+            if (strcmp(synonym_groups[g][i], key) == 0)
+                group = synonym_groups[g];
+    const char *alone[3] = {key, NULL, NULL};
+    if (!group)
+        group = alone;
+    /* Every file setting of the group, then every default, as Kafka lists them; then
+     * the entries before the key's own first one are dropped. So log.retention.ms,
+     * unset and without a default, has no synonyms even when log.retention.hours is
+     * set: Kafka 4.4 answers so, and clients read the source from the first entry. */
+    struct broker_config_synonym all[BROKER_CONFIG_MAX_SYNONYMS];
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < 3 && group[i]; i++) {
+            const struct key_def *k = find_key(group[i]);
+            if (!k)
+                continue;
+            const char *v = pass == 0 ? props_get(&c->props, k->name) : k->default_value;
+            if (!v)
+                continue;
+            ASSERT(n < BROKER_CONFIG_MAX_SYNONYMS);
+            all[n++] = (struct broker_config_synonym){k->name, v, pass == 1};
+        }
+    }
+    size_t first = 0;
+    while (first < n && strcmp(all[first].name, key) != 0)
+        first++;
+    size_t out_n = 0;
+    for (size_t i = first; i < n; i++)
+        out[out_n++] = all[i];
+    return out_n;
 }

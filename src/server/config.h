@@ -4,6 +4,7 @@
 #define SAMSA_SERVER_CONFIG_H
 
 #include "base/base.h"
+#include "cluster/cluster.h"
 #include "net/net.h"
 
 struct broker_config {
@@ -75,16 +76,34 @@ void broker_config_free(struct broker_config *c);
 
 /* For DescribeConfigs on the broker resource: every known key with its value and
  * whether it was set (STATIC_BROKER_CONFIG) or is the default. */
+#define BROKER_CONFIG_MAX_ITEMS 128 /* bound on the key table (checked in config.c) */
 struct broker_config_item {
     const char *name;
-    const char *value; /* effective value as a string */
+    const char *value;   /* effective value as a string; NULL if unset without a default */
+    enum tcfg_type type; /* the key's type in Kafka (DescribeConfigs v3+ ConfigType) */
     bool is_default;
     bool sensitive;
     bool read_only;
 };
 size_t broker_config_items(const struct broker_config *c, struct broker_config_item *out,
                            size_t max);
-/* Effective broker-level value for a key (set or default), or NULL if unknown. */
+/* Effective broker-level value for a key (set or default), or NULL if unknown or unset
+ * without a default. */
 const char *broker_config_value(const struct broker_config *c, const char *key);
+
+/* DescribeConfigs synonyms of a broker property, in Kafka's order and by Kafka's rules
+ * (properties setting the same thing, e.g. log.retention.ms/minutes/hours: the file's
+ * settings, then the defaults, starting at the key's own entry). The topic config that
+ * a property is the default of has these synonyms too. Strings are borrowed from c or
+ * static. out must have room for BROKER_CONFIG_MAX_SYNONYMS; returns the count (0 for
+ * an unknown key). */
+#define BROKER_CONFIG_MAX_SYNONYMS 6
+struct broker_config_synonym {
+    const char *name;
+    const char *value;
+    bool is_default; /* DEFAULT_CONFIG; else STATIC_BROKER_CONFIG (the properties file) */
+};
+size_t broker_config_synonyms(const struct broker_config *c, const char *key,
+                              struct broker_config_synonym *out, size_t max);
 
 #endif

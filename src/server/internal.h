@@ -38,6 +38,9 @@ struct topic_settings {
     int64_t flush_ms;        /* INT64_MAX: no policy */
     enum compress_codec compression; /* compression.type */
     int compression_level;           /* compression.<codec>.level, 0 if none */
+    bool create_time;                /* message.timestamp.type=CreateTime: stamps checked */
+    int64_t timestamp_before_max_ms; /* message.timestamp.before.max.ms (>= 0) */
+    int64_t timestamp_after_max_ms;  /* message.timestamp.after.max.ms (>= 0) */
 };
 
 struct topic_state {

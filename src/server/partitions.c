@@ -297,6 +297,11 @@ static void read_settings(const struct server *s, const struct mtopic *t,
         ASSERT(!"topic config values are validated before they are stored");
     const char *level = compress_level_config(out->compression);
     out->compression_level = level ? (int)topic_num(s, t, level) : 0;
+    out->create_time =
+        strcmp(server_topic_config_value(s, t, "message.timestamp.type", &source),
+               "CreateTime") == 0;
+    out->timestamp_before_max_ms = topic_num(s, t, "message.timestamp.before.max.ms");
+    out->timestamp_after_max_ms = topic_num(s, t, "message.timestamp.after.max.ms");
 }
 
 /* A new topic: its partitions are opened now before the broker serves, else a slice

@@ -96,11 +96,13 @@ static inline bool skip_sized(const uint8_t **p, const uint8_t *end, int32_t min
     return true;
 }
 
-int batch_check_records(const uint8_t *batch, const struct batch_info *info, bool *all_keyed) {
+int batch_scan_records(const uint8_t *batch, const struct batch_info *info,
+                       struct batch_scan *out) {
     ASSERT(batch_compression(info) == 0);
     const uint8_t *p = batch + BATCH_HEADER_BYTES, *end = batch + info->size_bytes;
     int32_t prev_delta = -1;
     bool keyed = true;
+    int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
     for (int32_t n = 0; n < info->records_count; n++) {
         int32_t rec_len, offset_delta, headers;
         uint64_t ts_delta;
@@ -115,6 +117,12 @@ int batch_check_records(const uint8_t *batch, const struct batch_info *info, boo
             !skip_sized(&p, rec_end, -1, &null))
             return STORAGE_ERR_CORRUPT;
         keyed &= !null;
+        /* The record's timestamp, wrapping as Kafka's Java longs do (a hostile batch may
+         * carry any values): two compares per record, for message.timestamp.*.max.ms. */
+        int64_t ts = (int64_t)((uint64_t)info->first_timestamp +
+                               ((ts_delta >> 1) ^ (~(ts_delta & 1) + 1)));
+        min_ts = ts < min_ts ? ts : min_ts;
+        max_ts = ts > max_ts ? ts : max_ts;
         if (!skip_sized(&p, rec_end, -1, &null) || !take_varint(&p, rec_end, &headers) ||
             headers < 0)
             return STORAGE_ERR_CORRUPT;
@@ -127,9 +135,17 @@ int batch_check_records(const uint8_t *batch, const struct batch_info *info, boo
     }
     if (p != end)
         return STORAGE_ERR_CORRUPT;
-    if (all_keyed)
-        *all_keyed = keyed;
+    *out = (struct batch_scan){.all_keyed = keyed, .min_timestamp = min_ts,
+                               .max_timestamp = max_ts};
     return 0;
+}
+
+int batch_check_records(const uint8_t *batch, const struct batch_info *info, bool *all_keyed) {
+    struct batch_scan scan;
+    int rc = batch_scan_records(batch, info, &scan);
+    if (rc == 0 && all_keyed)
+        *all_keyed = scan.all_keyed;
+    return rc;
 }
 
 static void put_varbytes(struct buf *b, struct slice s) {

@@ -144,6 +144,15 @@ int batch_count_records_check(const uint8_t *p, const struct batch_info *info);
  * key (*all_keyed, may be NULL; set only on success). One pass without building
  * records: this runs on every produced batch. 0 or STORAGE_ERR_CORRUPT. */
 int batch_check_records(const uint8_t *p, const struct batch_info *info, bool *all_keyed);
+/* What batch_scan_records learns in its one pass over a batch's records. */
+struct batch_scan {
+    bool all_keyed;        /* every record has a key */
+    int64_t min_timestamp; /* smallest record timestamp (first + delta, wrapping as Java's */
+    int64_t max_timestamp; /* longs); INT64_MAX and INT64_MIN when there are no records */
+};
+/* batch_check_records's check (0 or STORAGE_ERR_CORRUPT), also filling *out on success:
+ * the produce path's one pass over each uncompressed batch. */
+int batch_scan_records(const uint8_t *p, const struct batch_info *info, struct batch_scan *out);
 
 /* Iterates a records blob holding several concatenated batches.
  *   struct batch_iter it; batch_iter_init(&it, p, len);

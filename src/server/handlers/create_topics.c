@@ -3,19 +3,27 @@
  * code and message. Manual replica assignments are accepted only when they name this
  * node once per partition (a single node has nowhere else to put a replica).
  * num_partitions / replication_factor of -1 mean the broker defaults (KIP-464).
+ * As in Kafka, a name given twice gets one INVALID_REQUEST entry (after the others) and
+ * nothing created, a name equal to an existing topic's once '.' and '_' are unified is
+ * INVALID_TOPIC_EXCEPTION (their metric names would collide), and validate_only answers
+ * what a creation would (a fresh topic id, the configs) without writing anything.
  * The answer waits until the created topics' partitions are open (they are opened a
  * slice at a time, partitions.c), so a success means the topic can be served. */
 #include "server/internal.h"
 
 #include <string.h>
+#include <sys/random.h>
 
 typedef struct create_topics_response_topics topic_resp;
 
-static void describe_created(struct request *req, topic_resp *out, const struct mtopic *t) {
+/* The answer for a topic created (or, validate_only, that would be created) with rf
+ * replicas: its id, shape and effective configs. */
+static void describe_created(struct request *req, topic_resp *out, const struct mtopic *t,
+                             int16_t rf) {
     struct server *s = req->srv;
     memcpy(out->topic_id, t->id, 16);
     out->num_partitions = t->partition_count;
-    out->replication_factor = (int16_t)(t->partition_count ? t->partitions[0].replica_count : 1);
+    out->replication_factor = rf;
     size_t n = tcfg_count();
     out->configs_count = (int32_t)n;
     out->configs = REQ_ALLOC(req, struct create_topics_response_topics_configs, n);
@@ -32,6 +40,26 @@ static void describe_created(struct request *req, topic_resp *out, const struct 
         c->read_only = false;
         c->is_sensitive = false;
     }
+}
+
+/* validate_only: Kafka answers with the topic id it would have given the topic (a fresh
+ * random one, never used afterwards), so clients see the same shape of answer as for a
+ * real creation. */
+static void describe_validated(struct request *req, topic_resp *out, struct slice name,
+                               int32_t partitions, int16_t rf, struct config_entry *cfgs,
+                               size_t ncfg) {
+    struct mtopic t = {.name = REQ_CSTR(req, name), .partition_count = partitions,
+                       .configs = cfgs, .config_count = ncfg};
+    if (getrandom(t.id, sizeof t.id, GRND_NONBLOCK) != (ssize_t)sizeof t.id) {
+        /* Only uniqueness in this answer matters: clock bits will do. */
+        uint64_t x = (uint64_t)time_mono_ns() ^ ((uint64_t)time_wall_ms() << 20);
+        memcpy(t.id, &x, sizeof x);
+        memcpy(t.id + 8, &x, sizeof x);
+        t.id[15] ^= 0x5a;
+    }
+    t.id[6] = (uint8_t)((t.id[6] & 0x0f) | 0x40); /* a version 4 uuid, as Kafka's */
+    t.id[8] = (uint8_t)((t.id[8] & 0x3f) | 0x80);
+    describe_created(req, out, &t, rf);
 }
 
 /* Kafka 4 (KAFKA-17870) refuses a whole CreateTopics request that would create more
@@ -84,7 +112,8 @@ static void topic_opened(void *arg, int16_t error) {
     ct->waiting = false;
     const struct mtopic *mt = error ? NULL : cluster_topic_find(req->srv->cluster, out->name);
     if (mt) {
-        describe_created(req, out, mt);
+        describe_created(req, out, mt,
+                         (int16_t)(mt->partition_count ? mt->partitions[0].replica_count : 1));
     } else {
         out->error_code = error ? error : KERR_UNKNOWN_TOPIC_OR_PARTITION;
         out->error_message = slice_from_cstr(
@@ -115,6 +144,45 @@ static void create_timed_out(struct net_loop *loop, void *arg) {
     create_respond(w);
 }
 
+static bool has_collision_chars(struct slice name) {
+    return memchr(name.ptr, '.', name.len) || memchr(name.ptr, '_', name.len);
+}
+
+/* Kafka's unifyCollisionChars: '.' and '_' are the same character in metric names. */
+static struct slice unify_collision_chars(struct request *req, struct slice name) {
+    char *u = REQ_CSTR(req, name);
+    for (size_t i = 0; i < name.len; i++)
+        if (u[i] == '.')
+            u[i] = '_';
+    return (struct slice){(const uint8_t *)u, name.len};
+}
+
+/* The existing topic whose name equals `name` once '.' and '_' are unified, if any.
+ * Kafka refuses such a topic (INVALID_TOPIC_EXCEPTION): their metrics would collide.
+ * The map of existing names is built on the first call of a request that needs it (one
+ * pass over at most MAX_TOPICS topics), not kept up to date across requests. */
+static const char *colliding_topic(struct request *req, struct hmap *unified, bool *built,
+                                   struct slice name) {
+    if (!has_collision_chars(name))
+        return NULL;
+    struct cluster *c = req->srv->cluster;
+    if (!*built) {
+        *built = true;
+        for (size_t i = 0; i < cluster_topic_count(c); i++) {
+            const struct mtopic *t = cluster_topic_at(c, i);
+            struct slice tn = slice_from_cstr(t->name);
+            if (has_collision_chars(tn))
+                hmap_put(unified, unify_collision_chars(req, tn), t->name);
+        }
+    }
+    return hmap_get(unified, unify_collision_chars(req, name));
+}
+
+struct name_count {
+    int32_t count;  /* occurrences of the name in the request */
+    bool answered;  /* its duplicate-name entry is in the response */
+};
+
 void handle_create_topics(struct request *req) {
     struct server *s = req->srv;
     struct create_topics_request in;
@@ -127,13 +195,48 @@ void handle_create_topics(struct request *req) {
     w->pending = 1; /* this handler's own, dropped at the end */
     struct create_topics_response *resp = &w->resp;
     create_topics_response_init(resp);
-    resp->topics_count = MAX(in.topics_count, 0);
+    int32_t nt = MAX(in.topics_count, 0);
+    /* A name given more than once is not created; as Kafka, it gets one INVALID_REQUEST
+     * entry, after the answers to the other topics (those in request order). */
+    struct hmap seen; /* name -> struct name_count */
+    hmap_init(&seen);
+    int32_t unique = 0, dup_names = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        struct name_count *cnt = hmap_get(&seen, in.topics[i].name);
+        if (!cnt) {
+            cnt = REQ_ALLOC(req, struct name_count, 1);
+            hmap_put(&seen, in.topics[i].name, cnt);
+            unique++;
+        } else if (cnt->count == 1) {
+            unique--;
+            dup_names++;
+        }
+        cnt->count++;
+    }
+    resp->topics_count = unique + dup_names;
     resp->topics = REQ_ALLOC(req, topic_resp, resp->topics_count);
     w->topics = REQ_ALLOC(req, struct created_topic, resp->topics_count);
+    for (int32_t i = 0, at = unique; i < nt; i++) {
+        struct name_count *cnt = hmap_get(&seen, in.topics[i].name);
+        if (cnt->count == 1 || cnt->answered)
+            continue;
+        cnt->answered = true;
+        topic_resp *out = &resp->topics[at++];
+        create_topics_response_topics_init(out);
+        out->name = in.topics[i].name;
+        out->error_code = KERR_INVALID_REQUEST;
+        out->error_message = slice_from_cstr("Duplicate topic name.");
+    }
+    struct hmap unified; /* existing names with '.' and '_' unified -> name */
+    hmap_init(&unified);
+    bool unified_built = false;
     bool too_many = requested_partitions(s, &in) > MAX_PARTITIONS_PER_REQUEST;
-    for (int32_t i = 0; i < resp->topics_count; i++) {
+    for (int32_t ri = 0, i = 0; i < nt; i++) {
         const struct create_topics_request_topics *t = &in.topics[i];
-        topic_resp *out = &resp->topics[i];
+        if (((struct name_count *)hmap_get(&seen, t->name))->count != 1)
+            continue;
+        int32_t at = ri++; /* this topic's entry in the response */
+        topic_resp *out = &resp->topics[at];
         create_topics_response_topics_init(out);
         out->name = t->name;
         if (too_many) {
@@ -142,13 +245,14 @@ void handle_create_topics(struct request *req) {
                 slice_from_cstr("Excessively large number of partitions per request.");
             continue;
         }
-        /* The same name twice in one request: Kafka fails every occurrence. */
-        bool duplicate = false;
-        for (int32_t j = 0; j < resp->topics_count; j++)
-            duplicate |= j != i && slice_eq(in.topics[j].name, t->name);
-        if (duplicate) {
-            out->error_code = KERR_INVALID_REQUEST;
-            out->error_message = slice_from_cstr("topic named more than once in the request");
+        const char *collides = cluster_topic_find(s->cluster, t->name)
+                                   ? NULL /* exists: TOPIC_ALREADY_EXISTS below */
+                                   : colliding_topic(req, &unified, &unified_built, t->name);
+        if (collides) {
+            out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
+            out->error_message = slice_from_cstr(
+                arena_printf(&req->arena, "Topic '%.*s' collides with existing topic: %s",
+                             (int)t->name.len, (const char *)t->name.ptr, collides));
             continue;
         }
         int32_t partitions = t->num_partitions;
@@ -198,18 +302,19 @@ void handle_create_topics(struct request *req) {
             continue;
         }
         if (in.validate_only) {
-            out->num_partitions = partitions;
-            out->replication_factor = rf;
+            describe_validated(req, out, t->name, partitions, rf, cfgs, (size_t)nc);
             continue;
         }
         log_info("server", "created topic %.*s with %d partitions", (int)t->name.len,
                  (const char *)t->name.ptr, partitions);
-        struct created_topic *ct = &w->topics[i];
-        *ct = (struct created_topic){w, i, true};
+        struct created_topic *ct = &w->topics[at];
+        *ct = (struct created_topic){w, at, true};
         w->pending++;
         if (in.timeout_ms <= 0 || !server_topic_wait_open(s, t->name, topic_opened, ct))
             topic_opened(ct, KERR_NONE);
     }
+    hmap_free(&unified);
+    hmap_free(&seen);
     if (--w->pending == 0)
         create_respond(w);
     else

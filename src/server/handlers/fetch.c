@@ -194,22 +194,33 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
             fetch_response_responses_partitions_init(pr);
             pr->partition_index = t->partitions[pi].partition;
             pr->error_code = l->error;
-            pr->high_watermark = l->p ? log_end_offset(l->p->log) : -1;
-            pr->last_stable_offset = pr->high_watermark;
-            pr->log_start_offset = l->p ? log_start_offset(l->p->log) : -1;
-            pr->aborted_transactions_count = in->isolation_level == 1 ? 0 : -1;
             pr->records = (struct slice){(const uint8_t *)"", 0};
-            if (l->error == KERR_NONE && l->rr.len > 0 && n_files < FETCH_MAX_FILE_RANGES) {
+            if (l->error != KERR_NONE) {
+                /* As Kafka: a partition answered with an error carries no offsets (-1).
+                 * One it does not know is answered before any read, with an empty list
+                 * of aborted transactions; a read that failed (offset out of range, a
+                 * leader epoch) has none (null). */
+                pr->high_watermark = pr->last_stable_offset = pr->log_start_offset = -1;
+                pr->aborted_transactions_count = l->p ? -1 : 0;
+                continue;
+            }
+            pr->high_watermark = log_end_offset(l->p->log);
+            pr->last_stable_offset = pr->high_watermark;
+            pr->log_start_offset = log_start_offset(l->p->log);
+            pr->aborted_transactions_count = in->isolation_level == 1 ? 0 : -1;
+            if (l->rr.len > 0 && n_files < FETCH_MAX_FILE_RANGES) {
                 pr->records = fetch_file_marker(n_files);
                 as_file[n_files] = l->as_file;
                 files[n_files++] = l->rr;
-            } else if (l->error == KERR_NONE && l->rr.len > 0) {
+            } else if (l->rr.len > 0) {
                 int rc = read_range(&req->arena, l->rr.fd, l->rr.file_pos, l->rr.len,
                                     &pr->records);
                 if (rc != 0) {
                     log_error("server", "reading %s-%d for a fetch failed: %s",
                               l->p->topic->name, l->p->index, strerror(-rc));
                     pr->error_code = KERR_KAFKA_STORAGE_ERROR;
+                    pr->high_watermark = pr->last_stable_offset = pr->log_start_offset = -1;
+                    pr->aborted_transactions_count = -1;
                     pr->records = (struct slice){(const uint8_t *)"", 0};
                 }
             }

@@ -1,4 +1,5 @@
 /* Metadata (key 3), v0-v12: brokers, cluster id, controller, topics and partitions.
+ * A topic named twice (by name, or by id) is answered once, as Kafka does.
  * Topics named in the request that do not exist are auto-created when both the request
  * (v4+) and auto.create.topics.enable allow it, as Kafka does; at most
  * AUTO_CREATE_PER_REQUEST per request, the others answered LEADER_NOT_AVAILABLE. */
@@ -56,12 +57,16 @@ static void answer_by_id(struct request *req, const struct metadata_request *in,
                          struct metadata_response *resp) {
     static const uint8_t zero[16];
     resp->topics_count = 0;
+    struct hmap seen; /* ids answered: Kafka answers each topic once */
+    hmap_init(&seen);
     for (int32_t i = 0; i < in->topics_count; i++) {
         const uint8_t *id = in->topics[i].topic_id;
-        if (memcmp(id, zero, 16) == 0)
+        struct slice key = {id, 16};
+        if (memcmp(id, zero, 16) == 0 || hmap_get(&seen, key))
             continue;
         struct metadata_response_topics *out = &resp->topics[resp->topics_count++];
         metadata_response_topics_init(out);
+        hmap_put(&seen, key, out);
         const struct mtopic *t = cluster_topic_find_id(req->srv->cluster, id);
         if (t) {
             fill_topic(req, out, t, in->include_topic_authorized_operations);
@@ -71,6 +76,7 @@ static void answer_by_id(struct request *req, const struct metadata_request *in,
         out->name = SLICE_NULL;
         memcpy(out->topic_id, id, 16);
     }
+    hmap_free(&seen);
 }
 
 void handle_metadata(struct request *req) {
@@ -119,18 +125,24 @@ void handle_metadata(struct request *req) {
         REQUEST_RESPOND(req, metadata_response, &resp);
         return;
     }
-    resp.topics_count = in.topics_count;
     bool allow_create = s->cfg->auto_create_topics && in.allow_auto_topic_creation;
     int created = 0;
+    /* Kafka takes the names as a set: a name given twice is answered once. */
+    struct hmap seen;
+    hmap_init(&seen);
+    resp.topics_count = 0;
     for (int32_t i = 0; i < in.topics_count; i++) {
-        struct metadata_response_topics *out = &resp.topics[i];
-        metadata_response_topics_init(out);
         struct slice name = in.topics[i].name;
+        if (name.ptr && hmap_get(&seen, name))
+            continue;
+        struct metadata_response_topics *out = &resp.topics[resp.topics_count++];
+        metadata_response_topics_init(out);
         out->name = name;
         if (!name.ptr) {
             out->error_code = KERR_INVALID_REQUEST; /* neither a name nor an id */
             continue;
         }
+        hmap_put(&seen, name, out);
         const struct mtopic *t = cluster_topic_find(s->cluster, name);
         if (!t && cluster_topic_name_error(name)) {
             out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
@@ -157,5 +169,6 @@ void handle_metadata(struct request *req) {
         }
         fill_topic(req, out, t, in.include_topic_authorized_operations);
     }
+    hmap_free(&seen);
     REQUEST_RESPOND(req, metadata_response, &resp);
 }

@@ -1,9 +1,11 @@
 /* Produce (key 0), v3-v11: validate and append record batches.
  *
- * Each partition's records are checked before anything is written: every batch's
- * framing, magic, CRC32C and record framing, then each batch against max.message.bytes.
- * A bad partition gets
- * its error code and nothing appended; the others in the request proceed, as in Kafka.
+ * Each partition's records are checked before anything is written, in Kafka's order:
+ * every batch's framing and magic, the CRC32Cs, then per batch max.message.bytes, the
+ * header fields, and the records (framing; keys in compacted topics; timestamps in
+ * CreateTime topics against message.timestamp.before/after.max.ms, INVALID_TIMESTAMP).
+ * A bad partition gets its error code (with RecordErrors naming refused records) and
+ * nothing appended; the others in the request proceed, as in Kafka.
  * Batches of idempotent producers are checked by log_append (sequence, epoch; a retry
  * is answered with the stored batch's offsets, as in Kafka). A topic whose
  * compression.type names a codec gets every batch in that codec (recompressed here).
@@ -21,46 +23,136 @@ static void finish_produce(void *arg) {
     REQUEST_RESPOND(req, produce_response, (struct produce_response *)req->state);
 }
 
-/* Compaction keeps the newest record per key, so a compacted topic refuses records
- * without one, as Kafka does: INVALID_RECORD for the partition, with a RecordError (the
- * record's index in its batch) per keyless record of the first batch that has any, and
- * an ErrorMessage (v8+), so that clients fail just those records. The fast one-pass
- * check runs on every batch; the records are walked only once one lacks a key.
- * Compressed batches are checked on their decompressed copy (apply_compression). */
-static int16_t check_keys(struct request *req, struct partition *p, const uint8_t *batch,
-                          const struct batch_info *info, part_resp *out) {
-    bool keyed = false;
-    if (batch_check_records(batch, info, &keyed) != 0)
-        return KERR_CORRUPT_MESSAGE;
-    if (keyed)
-        return KERR_NONE;
-    out->record_errors = REQ_ALLOC(req, record_error, info->records_count);
-    out->record_errors_count = 0;
+/* The timestamps a CreateTime topic accepts at `now`, as Kafka's LogValidator:
+ * [now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms],
+ * saturated at the int64 range. `on` is false for LogAppendTime topics. */
+struct ts_bounds {
+    bool on;
+    int64_t lo, hi;
+};
+
+static struct ts_bounds ts_bounds(const struct topic_settings *cfg, int64_t now) {
+    ASSERT(now >= 0 && cfg->timestamp_before_max_ms >= 0 && cfg->timestamp_after_max_ms >= 0);
+    struct ts_bounds b = {.on = cfg->create_time};
+    b.lo = now - cfg->timestamp_before_max_ms; /* no overflow: both are >= 0 */
+    b.hi = cfg->timestamp_after_max_ms > INT64_MAX - now ? INT64_MAX
+                                                          : now + cfg->timestamp_after_max_ms;
+    return b;
+}
+
+/* A record without a timestamp (-1) is not checked, as in Kafka. */
+static bool ts_refused(const struct ts_bounds *b, int64_t ts) {
+    return b->on && ts != -1 && (ts < b->lo || ts > b->hi);
+}
+
+/* Whether any record of a batch whose records' timestamps span [min, max] may be
+ * refused: the cheap test that keeps the per-record walk (record_errors) off the hot
+ * path. */
+static bool ts_range_crosses(const struct ts_bounds *b, int64_t min, int64_t max) {
+    return b->on && min <= max && (min < b->lo || max > b->hi);
+}
+
+/* The per-record checks of Kafka's LogValidator, on an uncompressed batch that passed
+ * batch_scan_records: a compacted topic refuses records without a key (compaction keeps
+ * the newest record per key); a CreateTime topic refuses timestamps outside the bounds.
+ * Each refused record gets a RecordError (its index in the batch; the key error first,
+ * as Kafka reports one per record), and the partition INVALID_TIMESTAMP if any
+ * timestamp was refused, else INVALID_RECORD, with an ErrorMessage (v8+), so that
+ * clients fail just those records. KERR_NONE when no record is refused: the callers'
+ * cheap tests (all keyed, the timestamp range) can only say that one might be. */
+static int16_t record_errors(struct request *req, struct partition *p, const uint8_t *batch,
+                             const struct batch_info *info, bool check_keys,
+                             const struct ts_bounds *bounds, part_resp *out) {
+    record_error *errs = REQ_ALLOC(req, record_error, info->records_count);
+    int32_t n = 0, ts_errors = 0;
     struct record_iter it;
     struct record rec;
     record_iter_init(&it, batch, info);
     for (int32_t i = 0; record_iter_next(&it, &rec) > 0; i++) {
-        if (rec.key.ptr)
+        const char *why;
+        if (check_keys && !rec.key.ptr) {
+            why = arena_printf(&req->arena, "Compacted topic cannot accept message without "
+                               "key in topic partition %s-%d.", p->topic->name, p->index);
+        } else if (ts_refused(bounds, rec.timestamp)) {
+            why = arena_printf(&req->arena, "Timestamp %lld of message with offset %lld is out "
+                               "of range. The timestamp should be within [%lld, %lld]",
+                               (long long)rec.timestamp, (long long)rec.offset,
+                               (long long)bounds->lo, (long long)bounds->hi);
+            ts_errors++;
+        } else {
             continue;
-        record_error *e = &out->record_errors[out->record_errors_count++];
+        }
+        record_error *e = &errs[n++];
         produce_response_responses_partition_responses_record_errors_init(e);
         e->batch_index = i;
-        e->batch_index_error_message = slice_from_cstr(arena_printf(
-            &req->arena, "Compacted topic cannot accept message without key in topic partition "
-            "%s-%d.", p->topic->name, p->index));
+        e->batch_index_error_message = slice_from_cstr(why);
+    }
+    if (n == 0)
+        return KERR_NONE;
+    out->record_errors = errs;
+    out->record_errors_count = n;
+    if (ts_errors) {
+        out->error_message =
+            slice_from_cstr("One or more records have been rejected due to invalid timestamp");
+        return KERR_INVALID_TIMESTAMP;
     }
     out->error_message = slice_from_cstr(arena_printf(
         &req->arena, "%d of %d records rejected: a compacted topic needs a key on every "
-        "record (%s-%d)", out->record_errors_count, info->records_count, p->topic->name,
-        p->index));
+        "record (%s-%d)", n, info->records_count, p->topic->name, p->index));
     return KERR_INVALID_RECORD;
+}
+
+/* The per-record checks of one batch of the request. An uncompressed batch is scanned in
+ * the one pass every produced batch gets (framing, keys, timestamp range), and walked
+ * again only when that pass finds a keyless record in a compacted topic or a timestamp
+ * range that crosses a bound. A compressed batch is judged by its header's first and
+ * max timestamps and decompressed only when they cross a bound (its keys are checked
+ * by apply_compression, which decompresses it anyway): a producer's header that
+ * understates the range is believed, as Samsa otherwise stores compressed batches
+ * without reading their records. */
+static int16_t check_records(struct request *req, struct partition *p, const uint8_t *batch,
+                             const struct batch_info *info, const struct ts_bounds *bounds,
+                             part_resp *out) {
+    const struct topic_settings *cfg = &p->topic->settings;
+    if (batch_compression(info) == 0) {
+        struct batch_scan scan;
+        if (batch_scan_records(batch, info, &scan) != 0)
+            return KERR_CORRUPT_MESSAGE;
+        if ((cfg->compacted && !scan.all_keyed) ||
+            ts_range_crosses(bounds, scan.min_timestamp, scan.max_timestamp))
+            return record_errors(req, p, batch, info, cfg->compacted, bounds, out);
+        return KERR_NONE;
+    }
+    if (!ts_range_crosses(bounds, MIN(info->first_timestamp, info->max_timestamp),
+                          MAX(info->first_timestamp, info->max_timestamp)))
+        return KERR_NONE;
+    struct buf plain;
+    buf_init(&plain);
+    buf_append(&plain, batch, BATCH_HEADER_BYTES);
+    int16_t err = KERR_CORRUPT_MESSAGE;
+    int rc = compress_decode((enum compress_codec)batch_compression(info),
+                             batch + BATCH_HEADER_BYTES, info->size_bytes - BATCH_HEADER_BYTES,
+                             compress_decompressed_bound(cfg->max_message_bytes), &plain);
+    struct batch_info plain_info = *info;
+    plain_info.attributes = (int16_t)(info->attributes & ~BATCH_ATTR_COMPRESSION_MASK);
+    plain_info.size_bytes = plain.len;
+    struct batch_scan scan;
+    if (rc == 0 && batch_scan_records(plain.data, &plain_info, &scan) == 0)
+        err = record_errors(req, p, plain.data, &plain_info, cfg->compacted, bounds, out);
+    else
+        log_warn_ratelimited("server", "rejecting produce to %s-%d: a compressed batch does "
+                             "not decompress to valid records (%s)", p->topic->name, p->index,
+                             storage_strerror(rc ? rc : STORAGE_ERR_CORRUPT));
+    buf_free(&plain);
+    return err;
 }
 
 /* compression.type, as Kafka's LogValidator: a batch of another codec than the topic's
  * is rewritten with the topic's into *rewritten (left empty when nothing changes), and a
  * compacted topic's compressed batches are decompressed to check their keys. */
 static int16_t apply_compression(struct request *req, struct partition *p,
-                                 struct slice records, struct buf *rewritten, part_resp *out) {
+                                 struct slice records, const struct ts_bounds *bounds,
+                                 struct buf *rewritten, part_resp *out) {
     const struct topic_settings *cfg = &p->topic->settings;
     struct buf keyless;
     buf_init(&keyless);
@@ -73,9 +165,12 @@ static int16_t apply_compression(struct request *req, struct partition *p,
     int16_t err = KERR_NONE;
     if (rc == STORAGE_ERR_NO_KEY) {
         struct batch_info plain;
-        err = batch_validate(keyless.data, keyless.len, &plain) == 0
-                  ? check_keys(req, p, keyless.data, &plain, out)
+        err = batch_validate(keyless.data, keyless.len, &plain) == 0 &&
+                      batch_check_records(keyless.data, &plain, NULL) == 0
+                  ? record_errors(req, p, keyless.data, &plain, true, bounds, out)
                   : KERR_INVALID_RECORD;
+        if (err == KERR_NONE) /* cannot be: batch_recompress found a keyless record */
+            err = KERR_INVALID_RECORD;
     } else if (rc != 0) {
         log_warn_ratelimited("server", "rejecting produce to %s-%d (compression.type %s): %s",
                              p->topic->name, p->index, compress_codec_name(rw.target),
@@ -86,7 +181,57 @@ static int16_t apply_compression(struct request *req, struct partition *p,
     return err;
 }
 
-static int16_t append_partition(struct request *req, struct slice topic,
+/* Kafka's first look at a partition's records, before its log sees them
+ * (ProduceRequest.validateRecords and the framing of its batch reader), applied to each
+ * batch since Samsa takes several: a record set that does not hold a whole batch, or
+ * whose batch is of the legacy formats (magic 0 or 1), is INVALID_RECORD; a size below
+ * the smallest legacy message or a magic no format has is CORRUPT_MESSAGE. */
+static int16_t check_framing(struct slice records) {
+    enum { SIZE_AT = 8, HEADER_UP_TO_MAGIC = 17, MIN_LEGACY_SIZE = 14 };
+    size_t pos = 0;
+    do {
+        const uint8_t *b = records.ptr + pos;
+        size_t left = records.len - pos;
+        if (left < BATCH_LOG_OVERHEAD)
+            return KERR_INVALID_RECORD;
+        int32_t size = (int32_t)be32_read(b + SIZE_AT);
+        if (size < MIN_LEGACY_SIZE)
+            return KERR_CORRUPT_MESSAGE;
+        if (left < HEADER_UP_TO_MAGIC)
+            return KERR_INVALID_RECORD;
+        int8_t magic = (int8_t)b[BATCH_OFF_MAGIC];
+        if (magic < 0 || magic > 2)
+            return KERR_CORRUPT_MESSAGE;
+        if (left - BATCH_LOG_OVERHEAD < (size_t)size || magic != 2)
+            return KERR_INVALID_RECORD;
+        pos += (size_t)size + BATCH_LOG_OVERHEAD;
+    } while (pos < records.len);
+    return KERR_NONE;
+}
+
+/* Errors Kafka answers without the partition's log start offset (-1): those found
+ * before the log is reached, and the exceptions its ReplicaManager names as expected
+ * (unknown partition, not leader, too large, corrupt, storage). Every other error of a
+ * partition that exists carries it. */
+static bool error_has_log_start(int16_t err) {
+    switch (err) {
+    case KERR_NONE:
+    case KERR_UNKNOWN_TOPIC_OR_PARTITION:
+    case KERR_NOT_LEADER_OR_FOLLOWER:
+    case KERR_MESSAGE_TOO_LARGE:
+    case KERR_RECORD_LIST_TOO_LARGE:
+    case KERR_CORRUPT_MESSAGE:
+    case KERR_KAFKA_STORAGE_ERROR:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* Validates and appends one partition's records; the checks come in Kafka's order (the
+ * request's framing, the partition, acks against min.insync.replicas, then the log's
+ * own checks), so that a request with several faults gets Kafka's error. */
+static int16_t append_partition(struct request *req, struct slice topic, int16_t acks,
                                 const struct produce_request_topic_data_partition_data *in,
                                 part_resp *out, struct partition **appended) {
     struct server *s = req->srv;
@@ -94,21 +239,34 @@ static int16_t append_partition(struct request *req, struct slice topic,
     if (!p)
         return KERR_UNKNOWN_TOPIC_OR_PARTITION;
     const struct topic_settings *cfg = &p->topic->settings;
+    if (!in->records.ptr)
+        return KERR_INVALID_RECORD; /* Kafka: a produce must carry at least one batch */
+    int16_t err = check_framing(in->records);
+    if (err != KERR_NONE) {
+        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic->name,
+                             p->index, err == KERR_INVALID_RECORD
+                                           ? "no whole record batch of magic 2"
+                                           : "record batch framing is corrupt");
+        return err;
+    }
     if (cfg->internal)
         return KERR_INVALID_TOPIC_EXCEPTION; /* clients may not write internal topics */
-    if (!in->records.ptr || in->records.len == 0)
-        return KERR_INVALID_RECORD; /* Kafka: a produce must carry at least one batch */
+    /* From here on Kafka reports the log start offset with an error (see
+     * error_has_log_start). */
+    out->log_start_offset = log_start_offset(p->log);
+    /* One replica is all a single node has: acks=all with min.insync.replicas above 1
+     * cannot be satisfied. */
+    if (acks == -1 && cfg->min_insync_replicas > 1)
+        return KERR_NOT_ENOUGH_REPLICAS;
     int64_t max_bytes = cfg->max_message_bytes;
-    bool compacted = cfg->compacted;
-    int batches = 0;
-    int64_t records = 0;
-    int rc = batch_validate_all(in->records.ptr, in->records.len, true, &batches, &records);
+    int rc = batch_validate_all(in->records.ptr, in->records.len, false, NULL, NULL);
     if (rc != 0) {
         log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic->name,
                              p->index, storage_strerror(rc));
-        return rc == STORAGE_ERR_BAD_MAGIC ? KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT
-                                           : KERR_CORRUPT_MESSAGE;
+        return KERR_CORRUPT_MESSAGE;
     }
+    int64_t now = time_wall_ms();
+    struct ts_bounds bounds = ts_bounds(cfg, now);
     /* Kafka checks each batch against max.message.bytes; a multi-batch request is
      * checked per batch the same way. */
     struct batch_iter it;
@@ -128,15 +286,13 @@ static int16_t append_partition(struct request *req, struct slice topic,
          * appear only later, by compaction). */
         if (info.records_count != info.last_offset_delta + 1)
             return KERR_INVALID_RECORD;
-        if (compacted && batch_compression(&info) == 0) {
-            int16_t err = check_keys(req, p, in->records.ptr + it.batch_pos, &info, out);
-            if (err != KERR_NONE)
-                return err;
-        }
+        err = check_records(req, p, in->records.ptr + it.batch_pos, &info, &bounds, out);
+        if (err != KERR_NONE)
+            return err;
     }
     struct buf rewritten;
     buf_init(&rewritten);
-    int16_t err = apply_compression(req, p, in->records, &rewritten, out);
+    err = apply_compression(req, p, in->records, &bounds, &rewritten, out);
     if (err != KERR_NONE) {
         buf_free(&rewritten);
         return err;
@@ -146,7 +302,7 @@ static int16_t append_partition(struct request *req, struct slice topic,
     uint8_t *data = rewritten.len ? rewritten.data : (uint8_t *)in->records.ptr;
     size_t data_len = rewritten.len ? rewritten.len : in->records.len;
     struct log_append_result res;
-    rc = log_append(p->log, data, data_len, 0, time_wall_ms(), &res);
+    rc = log_append(p->log, data, data_len, 0, now, &res);
     buf_free(&rewritten);
     if (rc == STORAGE_ERR_OUT_OF_ORDER_SEQUENCE || rc == STORAGE_ERR_INVALID_PRODUCER_EPOCH) {
         log_debug("server", "produce to %s-%d refused: %s", p->topic->name, p->index,
@@ -201,7 +357,6 @@ void handle_produce(struct request *req) {
         int32_t np = td->partition_data_count < 0 ? 0 : td->partition_data_count;
         tr->partition_responses_count = np;
         tr->partition_responses = REQ_ALLOC(req, part_resp, np);
-        const struct topic_state *ts = server_topic(s, td->name);
         for (int32_t pi = 0; pi < np; pi++) {
             part_resp *pr = &tr->partition_responses[pi];
             produce_response_responses_partition_responses_init(pr);
@@ -211,16 +366,11 @@ void handle_produce(struct request *req) {
                 pr->error_code = global_err;
                 continue;
             }
-            if (acks == -1 && ts && server_partition(s, td->name, pr->index)) {
-                /* One replica is all a single node has: acks=all with
-                 * min.insync.replicas above 1 cannot be satisfied. */
-                if (ts->settings.min_insync_replicas > 1) {
-                    pr->error_code = KERR_NOT_ENOUGH_REPLICAS;
-                    continue;
-                }
-            }
             struct partition *p = NULL;
-            pr->error_code = append_partition(req, td->name, &td->partition_data[pi], pr, &p);
+            pr->error_code =
+                append_partition(req, td->name, acks, &td->partition_data[pi], pr, &p);
+            if (pr->error_code != KERR_NONE && !error_has_log_start(pr->error_code))
+                pr->log_start_offset = -1;
             if (pr->error_code == KERR_NONE) {
                 server_after_append(s, p, acks == -1);
                 if (wait)

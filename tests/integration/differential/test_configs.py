@@ -57,7 +57,6 @@ def _check_after(pair, what, name, touched):
 
 
 TOPIC_SET = {"segment.bytes": "1048576", "cleanup.policy": "compact", "max.message.bytes": "500000"}
-ASPECT_GAPS = {"sources": "topic-config-retention-source", "synonyms": "topic-config-synonyms"}
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +69,7 @@ def described_topic(pair):
     return v, k, s
 
 
-@pytest.mark.parametrize("aspect", [
-    pytest.param(a, marks=gap(ASPECT_GAPS[a])) if a in ASPECT_GAPS else a
-    for a in configs_util.ASPECTS])
+@pytest.mark.parametrize("aspect", configs_util.ASPECTS)
 def test_describe_topic(pair, described_topic, aspect):
     v, k, s = described_topic
     configs_util.compare_configs("DescribeConfigs v%d topic, %s" % (v, aspect),
@@ -98,13 +95,30 @@ def test_describe_topic_some_keys(pair):
                  sorted(c["Name"] for c in s["Results"][0]["Configs"]))
 
 
+def test_describe_topic_empty_key_list(pair):
+    """An empty ConfigurationKeys list asks for every config, as null does."""
+    name = pair.create_topic(pair.name("dc"))
+    _, (k_all, s_all) = _describe(pair, [(TOPIC, name, None)])
+    _, (k, s) = _describe(pair, [(TOPIC, name, [])])
+    _compare_describe(pair, "DescribeConfigs topic, empty key list", k, s,
+                      aspects=("values", "sources", "synonyms"))
+    for what, everything, empty in (("kafka", k_all, k), ("samsa", s_all, s)):
+        pair.compare("DescribeConfigs topic, %s: empty key list lists what null does" % what,
+                     sorted(c["Name"] for c in everything["Results"][0]["Configs"]),
+                     sorted(c["Name"] for c in empty["Results"][0]["Configs"]))
+
+
 @pytest.mark.parametrize("case,rtype,rname", [
     ("unknown-topic", TOPIC, "no-such-topic-dc"),
-    pytest.param("invalid-topic-name", TOPIC, "bad/name",
-                 marks=gap("describe-configs-invalid-topic-name")),
-    pytest.param("empty-topic-name", TOPIC, "", marks=gap("describe-configs-invalid-topic-name")),
+    ("invalid-topic-name", TOPIC, "bad/name"),
+    ("empty-topic-name", TOPIC, ""),
+    ("dot-dot-topic-name", TOPIC, ".."),
     ("unknown-broker", BROKER, "999"),
     ("non-numeric-broker", BROKER, "abc"),
+    ("broker-name-with-blank", BROKER, " 1"),
+    ("logger-empty-name", BROKER_LOGGER, ""),
+    ("logger-non-numeric", BROKER_LOGGER, "abc"),
+    ("logger-unknown-broker", BROKER_LOGGER, "999"),
     ("unknown-resource-type", 99, "x"),
     ("resource-type-0", 0, "x"),
 ])
@@ -127,15 +141,7 @@ def described_broker(pair):
     return v, k, s
 
 
-BROKER_ASPECT_GAPS = {"values": "broker-config-default-values",
-                      "null-values": "broker-config-null-values",
-                      "types": "broker-config-types",
-                      "synonyms": "broker-config-synonyms"}
-
-
-@pytest.mark.parametrize("aspect", [
-    pytest.param(a, marks=gap(BROKER_ASPECT_GAPS[a])) if a in BROKER_ASPECT_GAPS else a
-    for a in configs_util.ASPECTS])
+@pytest.mark.parametrize("aspect", configs_util.ASPECTS)
 def test_describe_broker(pair, described_broker, aspect):
     """The broker's own configs, for those both list. Values naming addresses, paths or
     node ids are not compared (BROKER_VALUE_IGNORE); read-only flags differ on purpose
@@ -147,7 +153,6 @@ def test_describe_broker(pair, described_broker, aspect):
                                  aspects=(aspect,), kind="broker", skip_names=skip)
 
 
-@gap("broker-default-resource")
 def test_describe_broker_default_resource(pair):
     """ResourceName "" is the cluster-wide default broker resource."""
     v, (k, s) = _describe(pair, [(BROKER, "", None)])
@@ -155,7 +160,6 @@ def test_describe_broker_default_resource(pair):
                       aspects=("values", "sources"))
 
 
-@gap("broker-logger-resource")
 def test_describe_broker_logger(pair):
     answers = []
     v = pair.version("DescribeConfigs")
@@ -186,18 +190,24 @@ IAC_TOPIC_CASES = [
     ("set-unknown-config", [("no.such.config", SET, "1")], None),
     ("set-invalid-value", [("retention.ms", SET, "abc")], None),
     ("set-below-min", [("segment.bytes", SET, "1")], None),
-    ("set-null-value", [("retention.ms", SET, None)], "iac-null-value"),
+    ("set-null-value", [("retention.ms", SET, None)], None),
     ("delete", [("retention.ms", DELETE, None)], None),
-    ("delete-unknown-config", [("no.such.config", DELETE, None)], "iac-delete-unknown-config"),
+    ("delete-unknown-config", [("no.such.config", DELETE, None)], None),
     ("append-list", [("cleanup.policy", APPEND, "compact")], None),
     ("append-non-list", [("retention.ms", APPEND, "5")], None),
     ("subtract-list", [("cleanup.policy", SUBTRACT, "compact")], None),
-    ("subtract-to-empty", [("cleanup.policy", SUBTRACT, "delete")], "iac-subtract-to-empty"),
+    ("subtract-to-empty", [("cleanup.policy", SUBTRACT, "delete")], None),
     ("subtract-non-list", [("retention.ms", SUBTRACT, "5")], None),
     ("bad-operation", [("retention.ms", 7, "5")], None),
-    ("same-config-twice", [("retention.ms", SET, "1000"), ("retention.ms", SET, "2000")],
-     "iac-duplicate-config"),
+    ("same-config-twice", [("retention.ms", SET, "1000"), ("retention.ms", SET, "2000")], None),
     ("unclean-true", [("unclean.leader.election.enable", SET, "true")], None),
+    ("null-value-bad-operation", [("retention.ms", 7, None)], None),
+    ("delete-unknown-set-invalid", [("no.such.config", DELETE, None), ("retention.ms", SET, "abc")],
+     None),
+    ("set-empty-list", [("cleanup.policy", SET, "")], None),
+    ("set-list-blanks-repeats", [("cleanup.policy", SET, " compact , delete ,compact")], None),
+    ("set-list-empty-item", [("cleanup.policy", SET, "delete,")], None),
+    ("set-list-wrong-case", [("cleanup.policy", SET, "Compact")], None),
 ]
 
 
@@ -238,12 +248,23 @@ def test_incremental_alter_unknown_topic(pair):
     pair.compare("IncrementalAlterConfigs unknown topic", k, s)
 
 
-@gap("alter-duplicate-resource")
 def test_incremental_alter_same_resource_twice(pair):
+    """Both entries are refused; another resource of the request is applied."""
     name = pair.create_topic(pair.name("iac"))
+    other = pair.create_topic(pair.name("iac"))
     ops = [("retention.ms", SET, "1000")]
-    v, (k, s) = _iac(pair, [(TOPIC, name, ops), (TOPIC, name, ops)])
+    v, (k, s) = _iac(pair, [(TOPIC, name, ops), (TOPIC, other, ops), (TOPIC, name, ops)])
     pair.compare("IncrementalAlterConfigs same resource twice", k, s)
+    for t in (name, other):
+        _check_after(pair, "DescribeConfigs after IncrementalAlterConfigs same resource twice",
+                     t, {"retention.ms"})
+
+
+@pytest.mark.parametrize("rname", ["bad/name", "", "x" * 250],
+                         ids=["bad-char", "empty", "too-long"])
+def test_incremental_alter_invalid_topic_name(pair, rname):
+    v, (k, s) = _iac(pair, [(TOPIC, rname, [("retention.ms", SET, "1000")])])
+    pair.compare("IncrementalAlterConfigs topic %r" % rname[:12], k, s)
 
 
 def test_incremental_alter_unknown_resource_type(pair):
@@ -304,9 +325,8 @@ AC_TOPIC_CASES = [
     ("empty-set", [], None),
     ("unknown-config", [("no.such.config", "1")], None),
     ("invalid-value", [("retention.ms", "abc")], None),
-    ("null-value", [("retention.ms", None)], "alter-configs-null-value"),
-    ("duplicate-name", [("retention.ms", "1000"), ("retention.ms", "2000")],
-     "alter-configs-duplicate-config"),
+    ("null-value", [("retention.ms", None)], None),
+    ("duplicate-name", [("retention.ms", "1000"), ("retention.ms", "2000")], None),
 ]
 
 
@@ -324,6 +344,12 @@ def test_alter_configs_topic(pair, case, cfgs, validate_only):
 def test_alter_configs_unknown_topic(pair):
     v, (k, s) = _ac(pair, [(TOPIC, pair.name("missing"), [("retention.ms", "1000")])])
     pair.compare("AlterConfigs unknown topic", k, s)
+
+
+@pytest.mark.parametrize("rname", ["bad/name", ""])
+def test_alter_configs_invalid_topic_name(pair, rname):
+    v, (k, s) = _ac(pair, [(TOPIC, rname, [("retention.ms", "1000")])])
+    pair.compare("AlterConfigs topic %r" % rname, k, s)
 
 
 @pytest.mark.parametrize("case,cfgs,codes", [

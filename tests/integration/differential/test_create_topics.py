@@ -4,7 +4,7 @@ created topic's shape and configs must agree."""
 import pytest
 
 import configs_util
-from kdiff import gap, known
+from kdiff import known
 
 # (case id, name or None for a unique valid name)
 NAMES = [
@@ -54,7 +54,6 @@ def test_topic_names(pair, case, name):
         pair.wait_topic(pair.k, name, 1)
 
 
-@gap("create-topics-collision")
 def test_topic_name_collision(pair):
     """'a.b' and 'a_b' collide in metric names; Kafka refuses the second one."""
     base = pair.name("coll")
@@ -63,7 +62,6 @@ def test_topic_name_collision(pair):
     pair.same("CreateTopics colliding name", "CreateTopics", v, _req(base + "_x"))
 
 
-@gap("create-topics-duplicate-entries")
 def test_duplicate_topic_in_one_request(pair):
     name = pair.name("dup")
     v = pair.version("CreateTopics")
@@ -160,7 +158,7 @@ def test_compression_type_config(pair, codec):
 
 
 @pytest.mark.parametrize("case,kw", [
-    pytest.param("valid", {}, marks=gap("validate-only-topic-id")),
+    ("valid", {}),
     ("bad-partitions", {"partitions": 0}),
     ("bad-rf", {"rf": 2}),
     ("bad-config", {"configs": [("retention.ms", "x")]}),

@@ -5,7 +5,6 @@ partitions, a moved log start."""
 import pytest
 
 from kcodec import record_batch
-from kdiff import gap
 
 T0 = 1700000000000
 SPECIAL = {"latest": -1, "earliest": -2, "max-timestamp": -3, "earliest-local": -4,
@@ -56,9 +55,7 @@ def test_special_timestamps(pair, lo_topic, name):
             _one(pair, name, lo_topic, ts, v)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=gap("list-offsets-special-timestamp-version"))
-    for n in SPECIAL if SINCE[SPECIAL[n]] > 1])
+@pytest.mark.parametrize("name", [n for n in SPECIAL if SINCE[SPECIAL[n]] > 1])
 def test_special_timestamps_too_new_for_version(pair, lo_topic, name):
     """A special timestamp in a version older than the one that defines it."""
     ts = SPECIAL[name]
@@ -83,7 +80,6 @@ def test_real_timestamps(pair, lo_topic, case, ts):
         _one(pair, case, lo_topic, ts, v)
 
 
-@gap("list-offsets-unknown-special-timestamp")
 def test_below_minus_five(pair, lo_topic):
     _one(pair, "timestamp -6", lo_topic, -6, pair.version("ListOffsets"))
 
@@ -97,7 +93,6 @@ def test_unknown_partition(pair, lo_topic, partition):
     _one(pair, "unknown partition", lo_topic, -1, pair.version("ListOffsets"), partition=partition)
 
 
-@gap("list-offsets-duplicate-partition")
 def test_duplicate_partition(pair, lo_topic):
     v = pair.version("ListOffsets")
     pair.same("same partition twice", "ListOffsets", v, _req(v, lo_topic, [-1, -2]))

@@ -2,7 +2,7 @@
 true and false, invalid names, internal topics, topic ids, several versions."""
 import pytest
 
-from kdiff import gap, known
+from kdiff import known
 
 def _req(version, names, auto=False, topic_ops=False):
     r = {"Topics": None if names is None else [{"Name": n} for n in names]}
@@ -89,7 +89,6 @@ def test_no_topics(pair):
             pair.same("empty topic list", "Metadata", v, _req(v, []))
 
 
-@gap("metadata-duplicate-topic")
 def test_duplicate_topic(pair):
     t = pair.create_topic(pair.name("mdd"))
     v = pair.version("Metadata")

@@ -120,9 +120,12 @@ def test_describe_and_alter_configs(broker):
     create_topic(broker, "cfg", 1)
     entries = describe(a, "topic", "cfg")
     assert entries["retention.ms"].value == "604800000"
-    # server.properties sets log.retention.hours, so Kafka reports the static
-    # broker config as the source; without it, the default.
-    assert entries["retention.ms"].source in NOT_OVERRIDDEN, entries["retention.ms"].source
+    # server.properties sets log.retention.hours, yet Kafka 4.4 reports DEFAULT_CONFIG:
+    # the source is that of the first synonym, and a synonym list starts at
+    # log.retention.ms, which is unset.
+    assert entries["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value, \
+        entries["retention.ms"].source
+    assert entries["segment.bytes"].source == ConfigSource.STATIC_BROKER_CONFIG.value
     assert entries["cleanup.policy"].value == "delete"
 
     fs = a.alter_configs([ConfigResource("topic", "cfg", set_config={"retention.ms": "1000000"})],
@@ -151,6 +154,16 @@ def test_describe_and_alter_configs(broker):
         assert [r[0] for r in res] == [KafkaError.INVALID_CONFIG], res
         res = kwire.incremental_alter_configs_v0(c, 2, "nosuch", [("retention.ms", 0, "5")])
         assert [r[0] for r in res] == [KafkaError.UNKNOWN_TOPIC_OR_PART], res
+        # Kafka's checks before anything is applied: a config named twice, or a null
+        # value to set, makes the resource INVALID_REQUEST; deleting a name the topic
+        # cannot have is a no-op.
+        res = kwire.incremental_alter_configs_v0(
+            c, 2, "cfg", [("retention.bytes", 0, "1"), ("retention.bytes", 0, "2")])
+        assert [r[0] for r in res] == [KafkaError.INVALID_REQUEST], res
+        res = kwire.incremental_alter_configs_v0(c, 2, "cfg", [("retention.bytes", 0, None)])
+        assert [r[0] for r in res] == [KafkaError.INVALID_REQUEST], res
+        res = kwire.incremental_alter_configs_v0(c, 2, "cfg", [("no.such.key", 1, None)])
+        assert [r[0] for r in res] == [0], res
     entries = describe(a, "topic", "cfg")
     assert entries["retention.ms"].value == "604800000"
     assert entries["retention.ms"].source in NOT_OVERRIDDEN
@@ -161,10 +174,12 @@ def test_describe_and_alter_configs(broker):
     broker.restart()
     assert describe(admin(broker), "topic", "cfg")["retention.bytes"].value == "123456"
 
-    # The broker resource.
+    # The broker resource: unset keys without a default are null, as in Kafka.
     b = describe(admin(broker), "broker", "1")
     assert b["message.max.bytes"].value == "1048588", b.get("message.max.bytes")
     assert "log.segment.bytes" in b
+    assert b["log.retention.ms"].value is None
+    assert b["log.retention.hours"].source == ConfigSource.STATIC_BROKER_CONFIG.value
 
     fs = a.describe_configs([ConfigResource("topic", "nosuch")], request_timeout=20)
     (f,) = fs.values()

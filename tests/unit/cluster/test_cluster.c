@@ -66,6 +66,18 @@ static void test_config_validation(void **state) {
     assert_null(tcfg_validate("cleanup.policy", "compact"));
     assert_non_null(tcfg_validate("cleanup.policy", "shred"));
     assert_null(tcfg_validate("cleanup.policy", "delete"));
+    /* A list as Kafka 4.4 takes one: blanks around items, repeats and the empty list
+     * (neither deletion nor compaction) are fine; empty items and other words are not. */
+    assert_null(tcfg_validate("cleanup.policy", "compact,delete"));
+    assert_null(tcfg_validate("cleanup.policy", " compact , delete "));
+    assert_null(tcfg_validate("cleanup.policy", "delete,delete"));
+    assert_null(tcfg_validate("cleanup.policy", ""));
+    assert_null(tcfg_validate("cleanup.policy", "  "));
+    assert_non_null(tcfg_validate("cleanup.policy", "delete,"));
+    assert_non_null(tcfg_validate("cleanup.policy", ","));
+    assert_non_null(tcfg_validate("cleanup.policy", "delete,,compact"));
+    assert_non_null(tcfg_validate("cleanup.policy", "Compact")); /* case-sensitive */
+    assert_non_null(tcfg_validate("cleanup.policy", "compact delete"));
     assert_non_null(tcfg_validate("no.such.config", "1"));
     assert_non_null(tcfg_validate("segment.bytes", "13"));
     assert_null(tcfg_validate("message.timestamp.type", "LogAppendTime"));

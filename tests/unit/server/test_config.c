@@ -152,6 +152,93 @@ static void test_connections_per_ip(void **state) {
     }
 }
 
+static const struct broker_config_item *item(const struct broker_config_item *items, size_t n,
+                                             const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(items[i].name, name) == 0)
+            return &items[i];
+    fail_msg("broker config %s not listed", name);
+    return NULL;
+}
+
+/* DescribeConfigs of the broker: Kafka's types, and null (not "") for a key that is
+ * unset and has no default. */
+static void test_items_types_and_null_values(void **state) {
+    (void)state;
+    struct broker_config c;
+    assert_int_equal(load(&c, "log.retention.hours=24\n", NULL, 0), 0);
+    struct broker_config_item items[BROKER_CONFIG_MAX_ITEMS];
+    size_t n = broker_config_items(&c, items, BROKER_CONFIG_MAX_ITEMS);
+    const struct broker_config_item *it = item(items, n, "log.retention.ms");
+    assert_null(it->value);
+    assert_true(it->is_default);
+    assert_int_equal(it->type, TCFG_LONG);
+    assert_null(item(items, n, "broker.rack")->value);
+    assert_null(item(items, n, "log.roll.ms")->value);
+    assert_null(item(items, n, "log.flush.interval.ms")->value);
+    it = item(items, n, "log.retention.hours");
+    assert_string_equal(it->value, "24");
+    assert_false(it->is_default);
+    assert_int_equal(it->type, TCFG_INT);
+    assert_string_equal(item(items, n, "max.connections.per.ip.overrides")->value, "");
+    assert_int_equal(item(items, n, "listeners")->type, TCFG_LIST);
+    assert_int_equal(item(items, n, "log.cleanup.policy")->type, TCFG_LIST);
+    assert_int_equal(item(items, n, "log.cleaner.min.cleanable.ratio")->type, TCFG_DOUBLE);
+    assert_int_equal(item(items, n, "auto.create.topics.enable")->type, TCFG_BOOL);
+    assert_int_equal(item(items, n, "log.flush.offset.checkpoint.interval.ms")->type, TCFG_INT);
+    assert_int_equal(item(items, n, "compression.type")->type, TCFG_STRING);
+    /* Every broker property a topic config takes its default from is a known key. */
+    for (size_t i = 0; i < tcfg_count(); i++)
+        if (tcfg_at(i)->broker_key)
+            (void)item(items, n, tcfg_at(i)->broker_key);
+    broker_config_free(&c);
+}
+
+static void expect_synonyms(const struct broker_config *c, const char *key, const char *want) {
+    struct broker_config_synonym sy[BROKER_CONFIG_MAX_SYNONYMS];
+    size_t n = broker_config_synonyms(c, key, sy, BROKER_CONFIG_MAX_SYNONYMS);
+    char got[512] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(got);
+        snprintf(got + len, sizeof got - len, "%s%s=%s(%s)", i ? " " : "", sy[i].name,
+                 sy[i].value, sy[i].is_default ? "default" : "static");
+    }
+    if (strcmp(got, want) != 0)
+        fail_msg("synonyms of %s: got \"%s\", want \"%s\"", key, got, want);
+}
+
+/* Kafka 4.4's synonym lists: file settings of the group, then defaults, from the key's
+ * own first entry on. */
+static void test_synonyms(void **state) {
+    (void)state;
+    struct broker_config c;
+    assert_int_equal(load(&c, "log.retention.hours=24\nmessage.max.bytes=2000\n", NULL, 0), 0);
+    expect_synonyms(&c, "log.retention.hours",
+                    "log.retention.hours=24(static) log.retention.hours=168(default)");
+    expect_synonyms(&c, "log.retention.ms", ""); /* no value of its own: nothing */
+    expect_synonyms(&c, "log.retention.minutes", "");
+    expect_synonyms(&c, "log.roll.ms", "");
+    expect_synonyms(&c, "log.roll.hours", "log.roll.hours=168(default)");
+    expect_synonyms(&c, "log.flush.interval.ms", "");
+    expect_synonyms(&c, "message.max.bytes",
+                    "message.max.bytes=2000(static) message.max.bytes=1048588(default)");
+    expect_synonyms(&c, "log.cleanup.policy", "log.cleanup.policy=delete(default)");
+    expect_synonyms(&c, "no.such.key", "");
+    broker_config_free(&c);
+
+    assert_int_equal(load(&c, "log.retention.ms=5000\nlog.retention.hours=24\nlog.roll.ms=10\n",
+                          NULL, 0),
+                     0);
+    expect_synonyms(&c, "log.retention.ms",
+                    "log.retention.ms=5000(static) log.retention.hours=24(static) "
+                    "log.retention.hours=168(default)");
+    expect_synonyms(&c, "log.retention.hours",
+                    "log.retention.hours=24(static) log.retention.hours=168(default)");
+    expect_synonyms(&c, "log.retention.minutes", "");
+    expect_synonyms(&c, "log.roll.ms", "log.roll.ms=10(static) log.roll.hours=168(default)");
+    broker_config_free(&c);
+}
+
 static void test_unknown_keys_only_warn(void **state) {
     (void)state;
     struct broker_config c;
@@ -165,6 +252,8 @@ int main(void) {
         cmocka_unit_test(test_precedence_and_overrides),
         cmocka_unit_test(test_invalid_values_refused),
         cmocka_unit_test(test_connections_per_ip),
+        cmocka_unit_test(test_items_types_and_null_values),
+        cmocka_unit_test(test_synonyms),
         cmocka_unit_test(test_unknown_keys_only_warn),
     };
     return cmocka_run_group_tests_name("server_config", tests, NULL, NULL);

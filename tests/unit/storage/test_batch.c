@@ -143,6 +143,26 @@ static int iterate_all(const uint8_t *p, const struct batch_info *info, bool *ke
     return rc;
 }
 
+/* batch_scan_records's timestamp range must be the iterator's smallest and largest. */
+static void assert_scan_matches_iterator(const uint8_t *p, const struct batch_info *info) {
+    struct batch_scan scan;
+    if (batch_scan_records(p, info, &scan) != 0)
+        return;
+    struct record_iter it;
+    struct record r;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    bool keyed = true;
+    record_iter_init(&it, p, info);
+    while (record_iter_next(&it, &r) > 0) {
+        lo = r.timestamp < lo ? r.timestamp : lo;
+        hi = r.timestamp > hi ? r.timestamp : hi;
+        keyed &= r.key.ptr != NULL;
+    }
+    assert_true(scan.min_timestamp == lo);
+    assert_true(scan.max_timestamp == hi);
+    assert_int_equal(scan.all_keyed, keyed);
+}
+
 static void test_check_records_matches_iterator(void **state) {
     (void)state;
     struct record_in recs[] = {
@@ -199,6 +219,7 @@ static void test_check_records_matches_iterator(void **state) {
                 assert_int_equal(fast == 0, slow == 0);
                 if (fast == 0)
                     assert_int_equal(fast_keyed, keyed);
+                assert_scan_matches_iterator(b.data, &info);
                 agreed++;
             }
             b.data[pos] = orig;
@@ -211,6 +232,53 @@ static void test_check_records_matches_iterator(void **state) {
         assert_true(agreed > 100);
         buf_free(&b);
     }
+}
+
+/* The timestamp range of the one-pass scan (message.timestamp.*.max.ms checks):
+ * deltas may be negative, so the smallest need not be the first record's. */
+static void test_scan_records_timestamps(void **state) {
+    (void)state;
+    static const int64_t deltas[] = {0, 5, -7, 3};
+    struct buf b;
+    buf_init(&b);
+    struct record_in one = {.key = {(const uint8_t *)"k", 1}, .value = SLICE_NULL};
+    batch_encode(&b, &one, 1, 1000);
+    b.len = BATCH_HEADER_BYTES;
+    for (int i = 0; i < 4; i++) {
+        struct buf rec;
+        buf_init(&rec);
+        buf_put_i8(&rec, 0);
+        buf_put_varlong(&rec, deltas[i]);
+        buf_put_varint(&rec, i);
+        buf_put_varint(&rec, i == 2 ? -1 : 1); /* record 2 has no key */
+        if (i != 2)
+            buf_append(&rec, "k", 1);
+        buf_put_varint(&rec, -1);
+        buf_put_varint(&rec, 0);
+        buf_put_varint(&b, (int32_t)rec.len);
+        buf_append(&b, rec.data, rec.len);
+        buf_free(&rec);
+    }
+    be32_write(b.data + BATCH_OFF_LENGTH, (uint32_t)(b.len - BATCH_LOG_OVERHEAD));
+    be32_write(b.data + BATCH_OFF_LAST_OFFSET_DELTA, 3);
+    be32_write(b.data + BATCH_OFF_RECORDS_COUNT, 4);
+    be32_write(b.data + BATCH_OFF_CRC, crc32c(0, b.data + BATCH_OFF_ATTRIBUTES,
+                                              b.len - BATCH_OFF_ATTRIBUTES));
+    struct batch_info info;
+    assert_int_equal(batch_validate(b.data, b.len, &info), 0);
+    struct batch_scan scan;
+    assert_int_equal(batch_scan_records(b.data, &info, &scan), 0);
+    assert_true(scan.min_timestamp == 993);
+    assert_true(scan.max_timestamp == 1005);
+    assert_false(scan.all_keyed);
+    assert_scan_matches_iterator(b.data, &info);
+    /* No records: an empty range. */
+    info.size_bytes = BATCH_HEADER_BYTES;
+    info.records_count = 0;
+    assert_int_equal(batch_scan_records(b.data, &info, &scan), 0);
+    assert_true(scan.min_timestamp == INT64_MAX && scan.max_timestamp == INT64_MIN);
+    assert_true(scan.all_keyed);
+    buf_free(&b);
 }
 
 /* Base offset and timestamp near INT64_MAX (any bytes a client sends): record offsets
@@ -234,6 +302,9 @@ static void test_record_values_wrap(void **state) {
     assert_int_equal(record_iter_next(&it, &r), 1);
     assert_int_equal(r.offset, INT64_MIN);
     assert_int_equal(r.timestamp, INT64_MIN);
+    struct batch_scan scan;
+    assert_int_equal(batch_scan_records(b.data, &info, &scan), 0);
+    assert_true(scan.min_timestamp == INT64_MIN && scan.max_timestamp == INT64_MAX);
     buf_free(&b);
 }
 
@@ -245,6 +316,7 @@ int main(void) {
         cmocka_unit_test(test_record_framing),
         cmocka_unit_test(test_check_records_matches_iterator),
         cmocka_unit_test(test_record_values_wrap),
+        cmocka_unit_test(test_scan_records_timestamps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
