@@ -290,6 +290,23 @@ enum { ACL_READ = 3, ACL_WRITE, ACL_CREATE, ACL_DELETE, ACL_ALTER, ACL_DESCRIBE,
 /* Why configs of a non-topic resource cannot be altered: the error code, and a message. */
 int16_t config_alter_refusal(int8_t resource_type, struct slice *message);
 
+/* A resource of AlterConfigs or IncrementalAlterConfigs as the shared checks see it
+ * (handlers/alter_checks.c); arrays in the request's arena. */
+struct alter_resource {
+    int8_t type;
+    struct slice name;
+    int32_t n_configs;
+    struct slice *config_names;
+    bool *null_value; /* a null value the config's operation does not allow */
+    bool duplicate;   /* set by alter_mark_duplicates */
+};
+/* Marks every resource whose (type, name) occurs more than once in rs[0..n). */
+void alter_mark_duplicates(struct request *req, struct alter_resource *rs, int32_t n);
+/* Kafka's checks of one resource before any change: KERR_NONE, or its error code with
+ * *message set. */
+int16_t alter_check_resource(struct request *req, const struct alter_resource *r,
+                             struct slice *message);
+
 /* Kafka error code for a storage or cluster error. */
 int16_t kerr_from_storage(int err);
 int16_t kerr_from_cluster(int err);

@@ -4,77 +4,29 @@
  * are static in this version: changing them is refused with INVALID_CONFIG.
  *
  * Before anything else each resource goes through the checks Kafka's brokers make
- * (ConfigAdminManager.preprocess): a config named twice in one resource or a null value
- * make it INVALID_REQUEST. So does a resource named twice in the request (every
- * occurrence): Kafka 4.4 means to answer that, though it fails while building the
- * answer and sends none. */
+ * (alter_checks.c). A resource named twice: Kafka 4.4 means to answer INVALID_REQUEST,
+ * though it fails while building the answer and sends none; Samsa answers it. */
 #include "server/internal.h"
-
-#include <stdint.h>
-#include <string.h>
 
 typedef struct alter_configs_request_resources resource_req;
 
-#define MAX_NAMED_NULLS 8 /* config names an INVALID_REQUEST message lists */
-
-/* Marks dup[i] for every resource whose (type, name) occurs more than once. */
-static void mark_duplicate_resources(struct request *req, const resource_req *rs, int32_t n,
-                                     bool *dup) {
-    struct hmap seen;
-    hmap_init(&seen);
+/* The resources as the shared checks see them (alter_checks.c), duplicates marked. */
+static struct alter_resource *check_view(struct request *req, const resource_req *rs,
+                                         int32_t n) {
+    struct alter_resource *v = REQ_ALLOC(req, struct alter_resource, n);
     for (int32_t i = 0; i < n; i++) {
-        size_t len = rs[i].resource_name.len + 1;
-        uint8_t *key = arena_alloc(&req->arena, len);
-        key[0] = (uint8_t)rs[i].resource_type;
-        if (len > 1)
-            memcpy(key + 1, rs[i].resource_name.ptr, len - 1);
-        struct slice k = {key, len};
-        void *first = hmap_get(&seen, k);
-        if (first) {
-            dup[(uintptr_t)first - 1] = true;
-            dup[i] = true;
-        } else {
-            hmap_put(&seen, k, (void *)(uintptr_t)(i + 1));
+        int32_t nc = MAX(rs[i].configs_count, 0);
+        v[i] = (struct alter_resource){.type = rs[i].resource_type, .name = rs[i].resource_name,
+                                       .n_configs = nc,
+                                       .config_names = REQ_ALLOC(req, struct slice, nc),
+                                       .null_value = REQ_ALLOC(req, bool, nc)};
+        for (int32_t c = 0; c < nc; c++) {
+            v[i].config_names[c] = rs[i].configs[c].name;
+            v[i].null_value[c] = !rs[i].configs[c].value.ptr;
         }
     }
-    hmap_free(&seen);
-}
-
-/* Kafka's preprocessing of one resource: 0, or INVALID_REQUEST with *message set. */
-static int16_t precheck(struct request *req, const resource_req *r, struct slice *message) {
-    int32_t n = MAX(r->configs_count, 0);
-    struct hmap names;
-    hmap_init(&names);
-    bool dup = false;
-    for (int32_t c = 0; c < n && !dup; c++) {
-        dup = hmap_get(&names, r->configs[c].name) != NULL;
-        hmap_put(&names, r->configs[c].name, (void *)1);
-    }
-    hmap_free(&names);
-    if (dup) {
-        *message = slice_from_cstr("Error due to duplicate config keys");
-        return KERR_INVALID_REQUEST;
-    }
-    /* The message names them, as Kafka's does; the first few only, so that its size
-     * stays bounded whatever the request holds. */
-    const char *nulls = NULL;
-    int named = 0;
-    for (int32_t c = 0; c < n; c++) {
-        struct slice name = r->configs[c].name;
-        if (r->configs[c].value.ptr)
-            continue;
-        if (named++ == MAX_NAMED_NULLS)
-            nulls = arena_printf(&req->arena, "%s, ...", nulls);
-        else if (named <= MAX_NAMED_NULLS)
-            nulls = arena_printf(&req->arena, "%s%s%.*s", nulls ? nulls : "", nulls ? ", " : "",
-                                 (int)MIN(name.len, 255), (const char *)name.ptr);
-    }
-    if (nulls) {
-        *message = slice_from_cstr(
-            arena_printf(&req->arena, "Null value not supported for : %s", nulls));
-        return KERR_INVALID_REQUEST;
-    }
-    return KERR_NONE;
+    alter_mark_duplicates(req, v, n);
+    return v;
 }
 
 void handle_alter_configs(struct request *req) {
@@ -88,37 +40,16 @@ void handle_alter_configs(struct request *req) {
     alter_configs_response_init(&resp);
     resp.responses_count = MAX(in.resources_count, 0);
     resp.responses = REQ_ALLOC(req, struct alter_configs_response_responses, resp.responses_count);
-    bool *dup = REQ_ALLOC(req, bool, resp.responses_count);
-    mark_duplicate_resources(req, in.resources, resp.responses_count, dup);
+    struct alter_resource *checks = check_view(req, in.resources, resp.responses_count);
     for (int32_t i = 0; i < resp.responses_count; i++) {
         const resource_req *r = &in.resources[i];
         struct alter_configs_response_responses *out = &resp.responses[i];
         alter_configs_response_responses_init(out);
         out->resource_type = r->resource_type;
         out->resource_name = r->resource_name;
-        if (dup[i]) {
-            out->error_code = KERR_INVALID_REQUEST;
-            out->error_message = slice_from_cstr("Each resource must appear at most once.");
+        out->error_code = alter_check_resource(req, &checks[i], &out->error_message);
+        if (out->error_code != KERR_NONE)
             continue;
-        }
-        if ((out->error_code = precheck(req, r, &out->error_message)) != KERR_NONE)
-            continue;
-        if (r->resource_type != CONFIG_RESOURCE_TOPIC) {
-            out->error_code = config_alter_refusal(r->resource_type, &out->error_message);
-            continue;
-        }
-        /* Kafka keeps "" for cluster-wide defaults, which topics do not have. */
-        if (r->resource_name.len == 0) {
-            out->error_code = KERR_INVALID_REQUEST;
-            out->error_message = slice_from_cstr("Default topic resources are not allowed.");
-            continue;
-        }
-        const char *bad_name = cluster_topic_name_error(r->resource_name);
-        if (bad_name) {
-            out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
-            out->error_message = slice_from_cstr(bad_name);
-            continue;
-        }
         int32_t n = MAX(r->configs_count, 0);
         struct config_change *ch = REQ_ALLOC(req, struct config_change, n);
         for (int32_t c = 0; c < n; c++) {
