@@ -1,5 +1,6 @@
 /* Metadata (key 3), v0-v12: brokers, cluster id, controller, topics and partitions.
- * A topic named twice (by name, or by id) is answered once, as Kafka does.
+ * A topic named twice (by name, or by id) is answered once, as Kafka does. A v12
+ * request naming topics by id is answered by id (answer_by_id).
  * Topics named in the request that do not exist are auto-created when both the request
  * (v4+) and auto.create.topics.enable allow it, as Kafka does; at most
  * AUTO_CREATE_PER_REQUEST per request, the others answered LEADER_NOT_AVAILABLE. */
