@@ -125,6 +125,9 @@ struct server {
 
 /* ---- partitions (partitions.c) ---- */
 struct partition *server_partition(struct server *s, struct slice topic, int32_t index);
+/* KIP-320: the leader epoch a client says it knows (-1: it does not say) checked against
+ * p's; KERR_NONE or the error to answer. The one place requests check it. */
+int16_t server_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch);
 /* The partition a ListOffsets or OffsetForLeaderEpoch entry names, checked against the
  * leader epoch the client says it knows (-1: it does not say). NULL with *error set to
  * the partition's Kafka error when this node does not host it or the epoch is not ours;

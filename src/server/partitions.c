@@ -20,17 +20,20 @@ struct partition *server_partition(struct server *s, struct slice topic, int32_t
     return t->partitions[index];
 }
 
+int16_t server_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch) {
+    (void)p;
+    /* A single node keeps every partition at leader epoch 0: a client that has seen a
+     * later epoch knows of a leader we are not (KIP-320). */
+    return current_leader_epoch > 0 ? KERR_UNKNOWN_LEADER_EPOCH : KERR_NONE;
+}
+
 struct partition *server_partition_at_epoch(struct server *s, struct slice topic, int32_t index,
                                             int32_t current_leader_epoch, int16_t *error) {
     struct partition *p = server_partition(s, topic, index);
-    if (!p) {
-        *error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-        return NULL;
-    }
-    /* A single node keeps every partition at leader epoch 0: a client that has seen a
-     * later epoch knows of a leader we are not (KIP-320). */
-    if (current_leader_epoch > 0) {
-        *error = KERR_UNKNOWN_LEADER_EPOCH;
+    int16_t err = p ? server_check_leader_epoch(p, current_leader_epoch)
+                    : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    if (err != KERR_NONE) {
+        *error = err;
         return NULL;
     }
     return p;

@@ -90,13 +90,6 @@ static bool grant_range(struct grant *g, int64_t len, bool *as_file) {
     return true;
 }
 
-static int16_t check_epoch(int32_t requested) {
-    /* A single node's partitions are at leader epoch 0 (-1: the client does not say). */
-    if (requested < 0 || requested == 0)
-        return KERR_NONE;
-    return KERR_UNKNOWN_LEADER_EPOCH;
-}
-
 /* Locates data for every partition and grants it a way into the response; returns the
  * total bytes granted. */
 static int64_t locate_all(struct server *s, struct request *req, const struct fetch_request *in,
@@ -120,7 +113,8 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
                 l->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            if ((l->error = check_epoch(fp->current_leader_epoch)) != KERR_NONE)
+            l->error = server_check_leader_epoch(l->p, fp->current_leader_epoch);
+            if (l->error != KERR_NONE)
                 continue;
             /* KIP-74: once something was found, later partitions get only what remains
              * of the response budget; the first non-empty one may exceed it. */

@@ -235,3 +235,14 @@ def test_error_partition_fields(pair, fetch_topic, case):
     parts = [(0, END[0] + 1)] if case == "out-of-range" else [(5, 0)]
     k, s = pair.both("Fetch", v, _req(fetch_topic, parts))
     pair.compare("Fetch v%d, %s: fields of the partition" % (v, case), k, s)
+
+
+@pytest.mark.parametrize("epoch", [-1, 0, 1, 7])
+def test_current_leader_epoch(pair, fetch_topic, epoch):
+    """KIP-320: a CurrentLeaderEpoch above the partition's (0 on one node, in both) is
+    UNKNOWN_LEADER_EPOCH; -1 (not said) and the partition's own epoch read as usual."""
+    v = pair.version("Fetch")
+    req = _req(fetch_topic, [(0, 0)])
+    req["Topics"][0]["Partitions"][0]["CurrentLeaderEpoch"] = epoch
+    k, s = pair.both("Fetch", v, req)
+    pair.compare("Fetch v%d, CurrentLeaderEpoch %d" % (v, epoch), k, s)
