@@ -91,6 +91,13 @@ int batch_iter_next(struct batch_iter *it, struct batch_info *out, bool check_cr
     return 1;
 }
 
+void batch_clear_log_append_time(uint8_t *batch, const struct batch_info *info) {
+    uint16_t attrs = be16_read(batch + BATCH_OFF_ATTRIBUTES);
+    be16_write(batch + BATCH_OFF_ATTRIBUTES, (uint16_t)(attrs & ~BATCH_ATTR_LOG_APPEND_TIME));
+    be32_write(batch + BATCH_OFF_CRC, crc32c(0, batch + BATCH_OFF_ATTRIBUTES,
+                                             info->size_bytes - BATCH_OFF_ATTRIBUTES));
+}
+
 int batch_validate_all(const uint8_t *p, size_t len, bool check_records, int *batches_out,
                        int64_t *records_out) {
     struct batch_iter it;

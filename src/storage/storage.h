@@ -168,6 +168,11 @@ struct batch_iter {
 void batch_iter_init(struct batch_iter *it, const uint8_t *p, size_t len);
 int batch_iter_next(struct batch_iter *it, struct batch_info *out, bool check_crc);
 
+/* Makes a producer's batch (whole, validated; info its header) CreateTime: clears the
+ * LogAppendTime attribute bit and recomputes the CRC, in place (Kafka does not let a
+ * producer choose LogAppendTime). */
+void batch_clear_log_append_time(uint8_t *batch, const struct batch_info *info);
+
 /* Validates every batch of a produce blob (at least one batch, no trailing bytes) and,
  * when check_records, the record framing of uncompressed ones. Counts are optional. */
 int batch_validate_all(const uint8_t *p, size_t len, bool check_records, int *batches_out,
@@ -287,6 +292,13 @@ struct batch_recompress_opts {
  * negative errno from a codec library; on error out is empty. */
 int batch_recompress(const uint8_t *p, size_t len, const struct batch_recompress_opts *o,
                      struct buf *out);
+/* The uncompressed form of one compressed batch (info: batch_validate's) into plain
+ * (replacing what it held): the header as is, then the records, at most max_out bytes of
+ * them; *plain_info describes it (no codec bits; the header's length and CRC are the
+ * compressed batch's, so it is for reading records, not for storing). 0, or
+ * compress_decode's errors, or STORAGE_ERR_CORRUPT when the records' framing is bad. */
+int batch_decompress(const uint8_t *batch, const struct batch_info *info, size_t max_out,
+                     struct buf *plain, struct batch_info *plain_info);
 
 /* ------------------------------------------------------------------------------------
  * The partition log

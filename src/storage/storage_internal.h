@@ -243,15 +243,6 @@ void producers_close(struct log *l);
 int producers_flush_prepare(struct log *l, char **path_out, int64_t *offset_out);
 void producers_flush_done(struct log *l, int64_t offset, uint64_t trunc_gen);
 
-/* ---- compress.c ---- */
-/* The uncompressed form of one compressed batch (info: batch_validate's) into plain
- * (replacing what it held): the header as is, then the records, at most max_out bytes of
- * them; *plain_info describes it (no codec bits; the header's length and CRC are the
- * compressed batch's, so it is for reading records, not for storing). 0, or
- * compress_decode's errors, or STORAGE_ERR_CORRUPT when the records' framing is bad. */
-int batch_decompress(const uint8_t *batch, const struct batch_info *info, size_t max_out,
-                     struct buf *plain, struct batch_info *plain_info);
-
 /* ---- log.c ---- */
 /* "<20-digit offset><suffix>" -> the offset, -1 if the name is not one. */
 int64_t parse_segment_name(const char *name, const char *suffix);

@@ -102,6 +102,26 @@ static int16_t record_errors(struct request *req, struct partition *p, const uin
     return KERR_INVALID_RECORD;
 }
 
+/* A producer may not choose LogAppendTime: in a LogAppendTime topic Kafka refuses such a
+ * batch, every record of it (INVALID_TIMESTAMP with a RecordError each; at most one per
+ * byte of the batch, so a forged record count cannot make the answer huge). */
+static int16_t refuse_log_append_time(struct request *req, const struct batch_info *info,
+                                      part_resp *out) {
+    int32_t n = (int32_t)MIN((int64_t)info->records_count, (int64_t)info->size_bytes);
+    record_error *errs = REQ_ALLOC(req, record_error, n);
+    for (int32_t i = 0; i < n; i++) {
+        produce_response_responses_partition_responses_record_errors_init(&errs[i]);
+        errs[i].batch_index = i;
+        errs[i].batch_index_error_message =
+            slice_from_cstr("Producer should not set timestamp type to LogAppendTime.");
+    }
+    out->record_errors = errs;
+    out->record_errors_count = n;
+    out->error_message =
+        slice_from_cstr("One or more records have been rejected due to invalid timestamp");
+    return KERR_INVALID_TIMESTAMP;
+}
+
 /* The per-record checks of one batch of the request. An uncompressed batch is scanned in
  * the one pass every produced batch gets (framing, keys, timestamp range), and walked
  * again only when that pass finds a keyless record in a compacted topic or a timestamp
@@ -128,21 +148,16 @@ static int16_t check_records(struct request *req, struct partition *p, const uin
         return KERR_NONE;
     struct buf plain;
     buf_init(&plain);
-    buf_append(&plain, batch, BATCH_HEADER_BYTES);
+    struct batch_info plain_info;
     int16_t err = KERR_CORRUPT_MESSAGE;
-    int rc = compress_decode((enum compress_codec)batch_compression(info),
-                             batch + BATCH_HEADER_BYTES, info->size_bytes - BATCH_HEADER_BYTES,
-                             compress_decompressed_bound(cfg->max_message_bytes), &plain);
-    struct batch_info plain_info = *info;
-    plain_info.attributes = (int16_t)(info->attributes & ~BATCH_ATTR_COMPRESSION_MASK);
-    plain_info.size_bytes = plain.len;
-    struct batch_scan scan;
-    if (rc == 0 && batch_scan_records(plain.data, &plain_info, &scan) == 0)
+    int rc = batch_decompress(batch, info, compress_decompressed_bound(cfg->max_message_bytes),
+                              &plain, &plain_info);
+    if (rc == 0)
         err = record_errors(req, p, plain.data, &plain_info, cfg->compacted, bounds, out);
     else
         log_warn_ratelimited("server", "rejecting produce to %s-%d: a compressed batch does "
                              "not decompress to valid records (%s)", p->topic->name, p->index,
-                             storage_strerror(rc ? rc : STORAGE_ERR_CORRUPT));
+                             storage_strerror(rc));
     buf_free(&plain);
     return err;
 }
@@ -286,6 +301,12 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
          * appear only later, by compaction). */
         if (info.records_count != info.last_offset_delta + 1)
             return KERR_INVALID_RECORD;
+        /* As Kafka: a producer's LogAppendTime bit is refused by a LogAppendTime topic
+         * and dropped by a CreateTime one (the frame copy is ours to patch). */
+        if ((info.attributes & BATCH_ATTR_LOG_APPEND_TIME) && !cfg->create_time)
+            return refuse_log_append_time(req, &info, out);
+        if (info.attributes & BATCH_ATTR_LOG_APPEND_TIME)
+            batch_clear_log_append_time((uint8_t *)in->records.ptr + it.batch_pos, &info);
         err = check_records(req, p, in->records.ptr + it.batch_pos, &info, &bounds, out);
         if (err != KERR_NONE)
             return err;

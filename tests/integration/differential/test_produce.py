@@ -429,3 +429,14 @@ def test_compression_type_applied(pair, topic_codec, batch_codec):
     _same_produce(pair, "topic %s, batch %s" % (topic_codec, batch_codec), t, 0, batch)
     k, s = _decoded_log(pair, t)
     pair.compare("stored batches (codec, base offset, count, records)", k, s)
+
+
+@pytest.mark.parametrize("topic_type", ["CreateTime", "LogAppendTime"])
+def test_producer_sets_log_append_time(pair, topic_type):
+    """A producer's batch carrying the LogAppendTime attribute (0x08)."""
+    t = pair.create_topic(pair.name("pla"), configs={"message.timestamp.type": topic_type})
+    now = int(time.time() * 1000)
+    _same_produce(pair, "%s topic, LogAppendTime bit from the producer" % topic_type, t, 0,
+                  record_batch([(b"k", VALUE), (b"k2", VALUE)], base_ts=now, attributes=0x08),
+                  ignore=("*.LogAppendTimeMs",))
+    _log(pair, t)
