@@ -164,16 +164,19 @@ static int16_t check_records(struct request *req, struct partition *p, const uin
 
 /* compression.type, as Kafka's LogValidator: a batch of another codec than the topic's
  * is rewritten with the topic's into *rewritten (left empty when nothing changes), and a
- * compacted topic's compressed batches are decompressed to check their keys. */
+ * compacted topic's compressed batches are decompressed to check their keys. Keys of
+ * uncompressed batches were checked by check_records' one pass: with no compressed
+ * batch in the request, batch_recompress need not walk the records again. */
 static int16_t apply_compression(struct request *req, struct partition *p,
-                                 struct slice records, const struct ts_bounds *bounds,
-                                 struct buf *rewritten, part_resp *out) {
+                                 struct slice records, bool any_compressed,
+                                 const struct ts_bounds *bounds, struct buf *rewritten,
+                                 part_resp *out) {
     const struct topic_settings *cfg = &p->topic->settings;
     struct buf keyless;
     buf_init(&keyless);
     struct batch_recompress_opts rw = {.target = cfg->compression,
                                        .level = cfg->compression_level,
-                                       .check_keys = cfg->compacted,
+                                       .check_keys = cfg->compacted && any_compressed,
                                        .max_batch_bytes = cfg->max_message_bytes,
                                        .keyless = &keyless};
     int rc = batch_recompress(records.ptr, records.len, &rw, rewritten);
@@ -286,8 +289,10 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
      * checked per batch the same way. */
     struct batch_iter it;
     struct batch_info info;
+    bool any_compressed = false;
     batch_iter_init(&it, in->records.ptr, in->records.len);
     while (batch_iter_next(&it, &info, false) > 0) {
+        any_compressed |= batch_compression(&info) != 0;
         if ((int64_t)info.size_bytes > max_bytes)
             return KERR_MESSAGE_TOO_LARGE;
         if (info.attributes & BATCH_ATTR_TRANSACTIONAL)
@@ -313,7 +318,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     }
     struct buf rewritten;
     buf_init(&rewritten);
-    err = apply_compression(req, p, in->records, &bounds, &rewritten, out);
+    err = apply_compression(req, p, in->records, any_compressed, &bounds, &rewritten, out);
     if (err != KERR_NONE) {
         buf_free(&rewritten);
         return err;
