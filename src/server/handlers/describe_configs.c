@@ -12,6 +12,7 @@
  * types are v3+. */
 #include "server/internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,26 +116,12 @@ static int8_t broker_source(const struct broker_config_synonym *sy) {
 }
 
 /* Kafka reads broker resource names with Integer.parseInt: an optional sign, then
- * decimal digits only (" 1" is refused, "01" and "+1" name node 1). */
-static bool parse_node_id(struct slice name, int32_t *out) {
-    size_t i = 0;
-    bool negative = false;
-    if (name.len > 0 && (name.ptr[0] == '+' || name.ptr[0] == '-')) {
-        negative = name.ptr[0] == '-';
-        i = 1;
-    }
-    if (i == name.len)
-        return false;
-    int64_t v = 0;
-    for (; i < name.len; i++) {
-        if (name.ptr[i] < '0' || name.ptr[i] > '9')
-            return false;
-        v = v * 10 + (name.ptr[i] - '0');
-        if (v > (int64_t)INT32_MAX + 1)
-            return false;
-    }
-    v = negative ? -v : v;
-    if (v > INT32_MAX)
+ * decimal digits only (" 1" is refused, "01" and "+1" name node 1). parse_i64 is that
+ * but for the leading blanks strtoll skips (and a NUL, which would end the copy). */
+static bool parse_node_id(struct request *req, struct slice name, int32_t *out) {
+    int64_t v;
+    if (name.len == 0 || isspace(name.ptr[0]) || memchr(name.ptr, '\0', name.len) ||
+        parse_i64(REQ_CSTR(req, name), &v) != 0 || v < INT32_MIN || v > INT32_MAX)
         return false;
     *out = (int32_t)v;
     return true;
@@ -146,7 +133,7 @@ static bool this_node(struct request *req, struct slice name,
                       struct describe_configs_response_results *out) {
     int32_t id;
     int32_t node = req->srv->cfg->node_id;
-    if (!parse_node_id(name, &id)) {
+    if (!parse_node_id(req, name, &id)) {
         out->error_code = KERR_INVALID_REQUEST;
         out->error_message = slice_from_cstr(arena_printf(
             &req->arena, "Broker id must be an integer, but it is: %.*s", (int)name.len,
