@@ -629,7 +629,7 @@ const char *cluster_topic_name_error(struct slice name) {
     return NULL;
 }
 
-static void random_uuid(uint8_t id[16]) {
+void cluster_uuid_random(uint8_t id[16]) {
     random_bytes(id, 16);
     id[6] = (id[6] & 0x0f) | 0x40; /* version 4 */
     id[8] = (id[8] & 0x3f) | 0x80;
@@ -693,7 +693,7 @@ int cluster_create_topic(struct cluster *c, struct slice name, int32_t partition
     if (rc != 0 || validate_only)
         return rc;
     uint8_t id[16];
-    random_uuid(id);
+    cluster_uuid_random(id);
     struct change ch;
     change_init(&ch);
     change_record(&ch, REC_TOPIC);
@@ -882,7 +882,7 @@ int cluster_recover_topic(struct cluster *c, const char *name, const uint8_t *id
     if (!t) {
         uint8_t fresh[16];
         if (!id || topic_by_id(c, id, NULL) || cluster_topic_id_deleted(c, id)) {
-            random_uuid(fresh);
+            cluster_uuid_random(fresh);
             id = fresh;
         }
         change_record(&ch, REC_TOPIC);

@@ -167,6 +167,8 @@ int cluster_alter_topic_configs(struct cluster *c, struct slice name,
 
 /* UUIDs (topic ids) as Kafka writes them: 22 characters of url-safe base64. */
 #define CLUSTER_UUID_TEXT_BYTES 23
+/* A fresh random (version 4) uuid, as topic ids are made. */
+void cluster_uuid_random(uint8_t id[16]);
 void cluster_uuid_format(const uint8_t id[16], char out[CLUSTER_UUID_TEXT_BYTES]);
 int cluster_uuid_parse(const char *text, uint8_t id[16]); /* 0, or -1 if malformed */
 

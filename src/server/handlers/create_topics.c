@@ -12,7 +12,6 @@
 #include "server/internal.h"
 
 #include <string.h>
-#include <sys/random.h>
 
 typedef struct create_topics_response_topics topic_resp;
 
@@ -50,15 +49,7 @@ static void describe_validated(struct request *req, topic_resp *out, struct slic
                                size_t ncfg) {
     struct mtopic t = {.name = REQ_CSTR(req, name), .partition_count = partitions,
                        .configs = cfgs, .config_count = ncfg};
-    if (getrandom(t.id, sizeof t.id, GRND_NONBLOCK) != (ssize_t)sizeof t.id) {
-        /* Only uniqueness in this answer matters: clock bits will do. */
-        uint64_t x = (uint64_t)time_mono_ns() ^ ((uint64_t)time_wall_ms() << 20);
-        memcpy(t.id, &x, sizeof x);
-        memcpy(t.id + 8, &x, sizeof x);
-        t.id[15] ^= 0x5a;
-    }
-    t.id[6] = (uint8_t)((t.id[6] & 0x0f) | 0x40); /* a version 4 uuid, as Kafka's */
-    t.id[8] = (uint8_t)((t.id[8] & 0x3f) | 0x80);
+    cluster_uuid_random(t.id);
     describe_created(req, out, &t, rf);
 }
 
