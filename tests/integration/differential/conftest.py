@@ -24,11 +24,9 @@ purpose, or where Kafka's default needs three nodes, both get the same value:
   Kafka too, so config sources agree (STATIC_BROKER_CONFIG on both).
 - everything else is left at the (equal) defaults.
 """
-import faulthandler
 import importlib.util
 import itertools
 import os
-import signal
 import sys
 import threading
 import uuid
@@ -94,18 +92,8 @@ TEST_TIMEOUT = 90  # seconds, per test (SIGALRM), then faulthandler exits the ru
 
 @pytest.fixture(autouse=True)
 def _test_deadline():
-    def on_alarm(signum, frame):
-        raise TimeoutError("test still running after %d s" % TEST_TIMEOUT)
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    faulthandler.dump_traceback_later(TEST_TIMEOUT + 60, exit=True)
-    try:
+    with samsa_fixtures.deadline(TEST_TIMEOUT):
         yield
-    finally:
-        signal.alarm(0)
-        faulthandler.cancel_dump_traceback_later()
-        signal.signal(signal.SIGALRM, old)
 
 
 # ---------------------------------------------------------------- brokers

@@ -4,6 +4,7 @@ Each broker gets a fresh temporary data dir, its stderr goes to a file in that d
 (the tail is printed when a test fails), and everything is killed and removed at the
 end of the test whatever happened.
 """
+import contextlib
 import ctypes
 import faulthandler
 import os
@@ -153,20 +154,28 @@ class Broker:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-@pytest.fixture(autouse=True)
-def _test_deadline():
+@contextlib.contextmanager
+def deadline(seconds):
+    """Bounds a test: SIGALRM raises in it after `seconds`, and if even that is stuck,
+    faulthandler dumps every stack and exits 60 s later. Other suites use it too."""
     def on_alarm(signum, frame):
-        raise TimeoutError("test still running after %d s" % TEST_TIMEOUT)
+        raise TimeoutError("test still running after %d s" % seconds)
 
     old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(TEST_TIMEOUT)
-    faulthandler.dump_traceback_later(TEST_TIMEOUT + 60, exit=True)
+    signal.alarm(seconds)
+    faulthandler.dump_traceback_later(seconds + 60, exit=True)
     try:
         yield
     finally:
         signal.alarm(0)
         faulthandler.cancel_dump_traceback_later()
         signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture(autouse=True)
+def _test_deadline():
+    with deadline(TEST_TIMEOUT):
+        yield
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
