@@ -78,7 +78,7 @@ integration: build js-deps ref-deps
 	ctest --test-dir $(BUILD) -L integration --output-on-failure
 
 fuzz-short:
-	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh 30; fi
+	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh 30 1; fi
 
 fuzz:
 	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh $${FUZZ_SECONDS:-600}; fi

@@ -292,6 +292,10 @@ static int lz4_decode(const uint8_t *in, size_t len, size_t max_out, struct buf 
         return STORAGE_ERR_CORRUPT;
     if (!lz4_dctx && LZ4F_isError(LZ4F_createDecompressionContext(&lz4_dctx, LZ4F_VERSION)))
         return -ENOMEM;
+    /* Every decode starts from a clean context: liblz4 keeps the previous frame's
+     * dictionary (a linked-block frame's history) across frames, and a fuzz run showed a
+     * valid frame failing to decode after some earlier inputs. */
+    LZ4F_resetDecompressionContext(lz4_dctx);
     size_t start = out->len, pos = 0, hint = 1;
     int rc = 0;
     while (pos < len) {

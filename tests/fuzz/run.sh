@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang and runs each for a bounded time.
-#   tests/fuzz/run.sh SECONDS
-# make test runs a short pass; make fuzz a long one. A crash exits non-zero and leaves
-# the reproducer (crash-*) in build-fuzz/artifacts.
+#   tests/fuzz/run.sh SECONDS [SEED]
+# make test runs a short pass with a fixed seed (a CI failure replays here with the same
+# seed); make fuzz a long one with a random seed. A crash exits non-zero, leaves the
+# reproducer (crash-*) in build-fuzz/artifacts and prints it in base64.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-30}
+seed_arg=()
+if [ -n "${2:-}" ]; then seed_arg=(-seed="$2"); fi
 build=build-fuzz
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DSAMSA_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 targets=$(grep -oE '^(add_executable|fuzz_target)\(fuzz_[a-z_]+' tests/fuzz/CMakeLists.txt | sed -E 's/.*\(//')
@@ -22,7 +25,9 @@ for t in $targets; do
   fi
   echo "fuzzing $t for ${secs}s"
   "$build/tests/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=0 \
-    -artifact_prefix="$build/artifacts/" "$corpus" 2>"$build/$t.log" \
-    || { tail -40 "$build/$t.log"; echo "fuzz target $t failed"; exit 1; }
+    "${seed_arg[@]}" -artifact_prefix="$build/artifacts/" "$corpus" 2>"$build/$t.log" \
+    || { tail -40 "$build/$t.log"
+         for a in "$build"/artifacts/*; do [ -f "$a" ] && { echo "$a (base64):"; base64 -w0 "$a"; echo; }; done
+         echo "fuzz target $t failed"; exit 1; }
   grep -E "Done [0-9]+ runs" "$build/$t.log" || tail -2 "$build/$t.log"
 done
