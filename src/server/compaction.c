@@ -82,7 +82,7 @@ static bool start_one(struct server *s) {
     for (size_t tried = 0; tried < n && !started; tried++) {
         struct partition *p = cands[(s->clean_cursor + tried) % n];
         struct clean_run *r = xcalloc(1, sizeof *r);
-        int rc = log_clean_prepare(p->log, now, log_end_offset(p->log), &r->job);
+        int rc = log_clean_prepare(p->log, now, partition_high_watermark(p), &r->job);
         if (rc != 0 || !r->job.ready) {
             if (rc != 0 && rc != -EBUSY)
                 log_warn("server", "cannot plan cleaning of %s-%d: %s", p->topic->name,

@@ -125,6 +125,11 @@ struct server {
 
 /* ---- partitions (partitions.c) ---- */
 struct partition *server_partition(struct server *s, struct slice topic, int32_t index);
+/* The high watermark: the end of what consumers may see (fetch, ListOffsets latest),
+ * what DeleteRecords may delete and compaction may clean up to. The one place that
+ * answers it. On a single node every appended record is in the only in-sync replica, so
+ * it is the log end; with replication it becomes the minimum over the in-sync replicas. */
+int64_t partition_high_watermark(const struct partition *p);
 /* KIP-320: the leader epoch a client says it knows (-1: it does not say) checked against
  * p's; KERR_NONE or the error to answer. The one place requests check it. */
 int16_t server_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch);

@@ -20,6 +20,10 @@ struct partition *server_partition(struct server *s, struct slice topic, int32_t
     return t->partitions[index];
 }
 
+int64_t partition_high_watermark(const struct partition *p) {
+    return log_end_offset(p->log);
+}
+
 int16_t server_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch) {
     (void)p;
     /* A single node keeps every partition at leader epoch 0: a client that has seen a

@@ -35,8 +35,8 @@ void handle_delete_records(struct request *req) {
             }
             int64_t offset = t->partitions[pi].offset;
             if (offset == -1)
-                offset = log_end_offset(p->log);
-            if (offset < 0 || offset > log_end_offset(p->log)) {
+                offset = partition_high_watermark(p);
+            if (offset < 0 || offset > partition_high_watermark(p)) {
                 pr->error_code = KERR_OFFSET_OUT_OF_RANGE;
                 continue;
             }

@@ -123,7 +123,7 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
                 continue;
             if (limit <= 0)
                 limit = 1;
-            int64_t hw = log_end_offset(l->p->log);
+            int64_t hw = partition_high_watermark(l->p);
             int rc = log_read(l->p->log, fp->fetch_offset, (int32_t)MIN(limit, INT32_MAX), hw,
                               &l->rr);
             if (rc != 0) {
@@ -198,7 +198,7 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
                 pr->aborted_transactions_count = l->p ? -1 : 0;
                 continue;
             }
-            pr->high_watermark = log_end_offset(l->p->log);
+            pr->high_watermark = partition_high_watermark(l->p);
             pr->last_stable_offset = pr->high_watermark;
             pr->log_start_offset = log_start_offset(l->p->log);
             pr->aborted_transactions_count = in->isolation_level == 1 ? 0 : -1;

@@ -15,7 +15,7 @@ static void lookup(struct partition *p, int64_t ts, part_resp *out) {
     int64_t offset = -1, found_ts = -1;
     switch (ts) {
     case -1:
-        offset = log_end_offset(p->log);
+        offset = partition_high_watermark(p);
         break;
     case -2:
     case -4:
