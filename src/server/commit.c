@@ -130,7 +130,7 @@ static void want_sync(struct server *s, struct partition *p) {
 }
 
 void server_after_append(struct server *s, struct partition *p, bool sync_now) {
-    fetch_wake(s, p);
+    purgatory_notify(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
     if (sync_now) {
         want_sync(s, p);
         return;

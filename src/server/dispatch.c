@@ -140,7 +140,7 @@ void server_on_close(struct net_conn *c, void *arg) {
     struct server *s = arg;
     /* A long poll parked for this connection would otherwise hold its request until
      * max_wait_ms; the idle hook drops them (once for any number of closes). */
-    if (s->all_fetches)
+    if (purgatory_size(s->fetch_waits) > 0)
         s->fetch_orphans = true;
 }
 

@@ -6,13 +6,12 @@
 #include "group/group.h"
 #include "net/net.h"
 #include "proto/proto.h"
+#include "replica/replica.h"
 #include "server/server.h"
 #include "storage/storage.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
-
-struct fetch_wait;
 
 /* One partition this node hosts: its log and who is waiting on it. */
 struct partition {
@@ -22,8 +21,6 @@ struct partition {
     bool sync_wanted;          /* an acks=all producer (or the flush policy) needs a sync */
     int jobs_in_flight;        /* flush jobs the syncer still holds for this log */
     bool deleted;              /* log closed; struct freed when jobs_in_flight drops to 0 */
-    struct fetch_wait **waiters; /* parked fetches that read this partition */
-    size_t waiter_count, waiter_cap;
     int64_t messages_at_last_flush_check;
 };
 
@@ -82,10 +79,11 @@ struct server {
     struct partition **sync_wanted; /* partitions whose sync_wanted flag is set */
     size_t sync_wanted_count, sync_wanted_cap;
     struct durable_wait *waits_head, *waits_tail;
-    /* Parked fetches that an append made worth re-trying, handled in the idle hook. */
-    struct fetch_wait **ready_fetches;
-    size_t ready_count, ready_cap;
-    struct fetch_wait *all_fetches; /* every parked fetch, for shutdown */
+    /* Long-poll fetches waiting for data (handlers/fetch.c), retried in the idle hook
+     * after appends notify their partitions; one timer for the earliest deadline. */
+    struct purgatory *fetch_waits;
+    uint64_t fetch_timer;
+    int64_t fetch_timer_deadline; /* what fetch_timer is armed for; INT64_MAX: not armed */
     bool fetch_orphans; /* a connection closed: parked fetches may have lost theirs */
     uint64_t retention_timer;
     uint64_t flush_timer;
@@ -233,11 +231,8 @@ void group_offset_delete_done(void *ctx, const struct grp_offset_delete_resp *re
 struct slice request_peer(struct request *req);
 
 /* ---- fetch long poll (handlers/fetch.c) ---- */
-void fetch_wake(struct server *s, struct partition *p);
-void fetch_run_ready(struct server *s);
 /* Drops parked fetches whose connection closed (see s->fetch_orphans). */
 void fetch_drop_orphans(struct server *s);
-void fetch_abort_all(struct server *s);
 /* Fetch responses with file data (fetch_sendfile.c): a records field is encoded as a
  * marker, then each marker is replaced on the wire by its file range, sent with
  * sendfile(2) or copied with pread straight into the reply. */
@@ -245,7 +240,6 @@ void fetch_abort_all(struct server *s);
 struct slice fetch_file_marker(size_t index);
 void fetch_send_with_files(struct request *req, const struct buf *encoded,
                            const struct log_read_result *files, const bool *as_file, size_t n);
-void fetch_forget_partition(struct server *s, struct partition *p);
 
 /* ---- requests (dispatch.c) ---- */
 void server_on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg);

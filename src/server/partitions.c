@@ -326,7 +326,6 @@ static int add_topic(struct server *s, const struct mtopic *t) {
 }
 
 void server_partition_free(struct partition *p) {
-    free(p->waiters);
     free(p);
 }
 
@@ -375,7 +374,8 @@ static void dirs_removed(void *arg, struct log_flush_job **jobs, size_t n) {
 static void close_partition(struct server *s, struct partition *p, bool delete_files,
                             char **renamed) {
     server_partition_forget(s, p);
-    fetch_forget_partition(s, p);
+    /* Parked fetches on p are retried: they now answer UNKNOWN_TOPIC_OR_PARTITION. */
+    purgatory_forget(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s-%d", s->log_dir, p->topic->name, p->index);
     /* Syncing data about to be deleted would only stall the event loop. */

@@ -46,7 +46,7 @@ static void on_idle(struct net_loop *loop, void *arg) {
     (void)loop;
     struct server *s = arg;
     fetch_drop_orphans(s);
-    fetch_run_ready(s);
+    purgatory_run(s->fetch_waits);
     server_groups_idle(s);
     server_commit_idle(s);
     storage_read_turn_end(); /* segment files lent to this iteration's fetches */
@@ -137,6 +137,8 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     s->cfg = cfg;
     s->log_dir = xstrdup(cfg->log_dir);
     hmap_init(&s->topics);
+    s->fetch_waits = purgatory_new();
+    s->fetch_timer_deadline = INT64_MAX;
     pthread_mutex_init(&s->ckpt_mu, NULL);
     s->log_dir_lock_fd = -1;
     if (ensure_dir(s->log_dir) != 0 || server_lock_log_dir(s->log_dir, &s->log_dir_lock_fd) != 0)
@@ -280,7 +282,7 @@ int server_run(struct server *s) {
     log_info("server", "shutting down: no new connections, finishing in-flight syncs");
     s->stopping = true;
     net_listener_close(s->listener);
-    fetch_abort_all(s);
+    purgatory_complete_all(s->fetch_waits); /* parked fetches answer with what there is */
     /* Waiting group requests are answered (NOT_COORDINATOR) while connections exist. */
     server_groups_stop(s);
     s->drain_deadline_ms = net_loop_now_ms(s->loop) + SHUTDOWN_DRAIN_MS;
@@ -337,7 +339,7 @@ void server_destroy(struct server *s) {
     if (s->loop)
         net_loop_destroy(s->loop);
     cluster_close(s->cluster);
-    free(s->ready_fetches);
+    purgatory_free(s->fetch_waits);
     free(s->sync_wanted);
     free(s->log_dir);
     if (s->log_dir_lock_fd >= 0)

@@ -2,12 +2,13 @@
  *
  * A fetch first locates data in every requested partition (log_read: positions only).
  * If at least min_bytes are available, or max_wait_ms is 0, it is answered at once.
- * Otherwise it is parked: registered on each of its partitions and given a timer.
- * An append to any of them queues it for a retry in the idle hook (so a burst of
- * appends causes one retry, not one per append); the timer answers with whatever is
- * there. Record data is read from the segment files with pread into the response
- * (the copy path) or, with samsa.fetch.sendfile=true, sent by sendfile(2) straight
- * from the page cache (the zero-copy path).
+ * Otherwise it is parked in the fetch purgatory (s->fetch_waits), watching "data
+ * arrived" on each of its partitions, with max_wait_ms as its deadline. An append to any
+ * of them queues it for a retry in the idle hook (so a burst of appends causes one retry,
+ * not one per append); the deadline answers with whatever is there. Record data is read
+ * from the segment files with pread into the response (the copy path) or, with
+ * samsa.fetch.sendfile=true, sent by sendfile(2) straight from the page cache (the
+ * zero-copy path).
  *
  * Memory and descriptors: what a response may hold is bounded broker-wide (net's
  * budgets, samsa.queued.max.response.bytes and samsa.queued.max.response.files), since
@@ -32,14 +33,11 @@
 
 typedef struct fetch_response_responses_partitions part_resp;
 
+/* A fetch parked in s->fetch_waits, keyed on its partitions' PURGATORY_DATA. */
 struct fetch_wait {
-    struct fetch_wait *prev, *next; /* s->all_fetches */
+    struct delayed_op op; /* first: the purgatory hands back &op */
     struct request *req;
     struct fetch_request in;
-    uint64_t timer;
-    bool queued; /* in s->ready_fetches */
-    struct partition **parts;
-    size_t part_count;
 };
 
 /* Where one partition's data is, from the locating pass. */
@@ -227,35 +225,6 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
     buf_free(&encoded);
 }
 
-static void unpark(struct server *s, struct fetch_wait *w) {
-    for (size_t i = 0; i < w->part_count; i++) {
-        struct partition *p = w->parts[i];
-        if (!p)
-            continue;
-        for (size_t j = 0; j < p->waiter_count; j++) {
-            if (p->waiters[j] == w) {
-                p->waiters[j] = p->waiters[--p->waiter_count];
-                break;
-            }
-        }
-    }
-    free(w->parts);
-    if (w->timer)
-        net_timer_cancel(s->loop, w->timer);
-    for (size_t i = 0; i < s->ready_count; i++) {
-        if (s->ready_fetches[i] == w) {
-            s->ready_fetches[i] = s->ready_fetches[--s->ready_count];
-            break;
-        }
-    }
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        s->all_fetches = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-}
-
 /* Tries to answer; returns true if it did (and freed the request). */
 static bool attempt(struct server *s, struct request *req, const struct fetch_request *in,
                     bool final) {
@@ -273,41 +242,62 @@ static bool attempt(struct server *s, struct request *req, const struct fetch_re
     return answer;
 }
 
-static void on_timeout(struct net_loop *loop, void *arg) {
-    (void)loop;
-    struct fetch_wait *w = arg;
-    struct server *s = w->req->srv;
-    w->timer = 0;
-    unpark(s, w);
-    attempt(s, w->req, &w->in, true);
+/* The fetch purgatory's one timer, armed for its earliest deadline. */
+static void on_deadline(struct net_loop *loop, void *arg);
+
+static void arm_deadline(struct server *s) {
+    int64_t next = purgatory_next_deadline(s->fetch_waits);
+    if (next == s->fetch_timer_deadline)
+        return;
+    if (s->fetch_timer)
+        net_timer_cancel(s->loop, s->fetch_timer);
+    s->fetch_timer = 0;
+    s->fetch_timer_deadline = next;
+    if (next != INT64_MAX)
+        s->fetch_timer = net_timer_add(s->loop, next - net_loop_now_ms(s->loop), on_deadline, s);
+}
+
+static void on_deadline(struct net_loop *loop, void *arg) {
+    struct server *s = arg;
+    s->fetch_timer = 0;
+    s->fetch_timer_deadline = INT64_MAX;
+    purgatory_expire(s->fetch_waits, net_loop_now_ms(loop));
+    arm_deadline(s);
+}
+
+static bool wait_try(struct delayed_op *op) {
+    struct fetch_wait *w = (struct fetch_wait *)op;
+    return attempt(w->req->srv, w->req, &w->in, false);
+}
+
+/* Answered by wait_try already (ready), or now with whatever is there (the deadline
+ * passed, or the broker is stopping). */
+static void wait_complete(struct delayed_op *op, enum delayed_outcome how) {
+    struct fetch_wait *w = (struct fetch_wait *)op;
+    if (how != DELAYED_READY)
+        attempt(w->req->srv, w->req, &w->in, true);
     free(w);
 }
 
+/* Waits in the purgatory for data on any of the partitions, or for max_wait_ms. */
 static void park(struct server *s, struct request *req, const struct fetch_request *in) {
     struct fetch_wait *w = xcalloc(1, sizeof *w);
+    w->op.try_complete = wait_try;
+    w->op.complete = wait_complete;
     w->req = req;
     w->in = *in;
-    size_t n = partition_count(in);
-    w->parts = xcalloc(n ? n : 1, sizeof *w->parts);
+    size_t n = 0;
+    struct purgatory_key *keys = REQ_ALLOC(req, struct purgatory_key, partition_count(in));
     for (int32_t ti = 0; ti < in->topics_count; ti++) {
         const struct fetch_request_topics *t = &in->topics[ti];
         for (int32_t pi = 0; pi < t->partitions_count; pi++) {
             struct partition *p = server_partition(s, t->topic, t->partitions[pi].partition);
-            if (!p)
-                continue;
-            if (p->waiter_count == p->waiter_cap) {
-                p->waiter_cap = p->waiter_cap ? p->waiter_cap * 2 : 4;
-                p->waiters = xrealloc(p->waiters, p->waiter_cap * sizeof *p->waiters);
-            }
-            p->waiters[p->waiter_count++] = w;
-            w->parts[w->part_count++] = p;
+            if (p)
+                keys[n++] = (struct purgatory_key){p, PURGATORY_DATA};
         }
     }
-    w->next = s->all_fetches;
-    if (w->next)
-        w->next->prev = w;
-    s->all_fetches = w;
-    w->timer = net_timer_add(s->loop, in->max_wait_ms, on_timeout, w);
+    purgatory_add(s->fetch_waits, &w->op, keys, n, net_loop_now_ms(s->loop) + in->max_wait_ms);
+    arm_deadline(s);
 }
 
 void handle_fetch(struct request *req) {
@@ -323,28 +313,14 @@ void handle_fetch(struct request *req) {
         park(s, req, &in);
 }
 
-void fetch_wake(struct server *s, struct partition *p) {
-    for (size_t i = 0; i < p->waiter_count; i++) {
-        struct fetch_wait *w = p->waiters[i];
-        if (w->queued)
-            continue;
-        w->queued = true;
-        if (s->ready_count == s->ready_cap) {
-            s->ready_cap = s->ready_cap ? s->ready_cap * 2 : 16;
-            s->ready_fetches = xrealloc(s->ready_fetches, s->ready_cap * sizeof *s->ready_fetches);
-        }
-        s->ready_fetches[s->ready_count++] = w;
-    }
-}
-
-void fetch_run_ready(struct server *s) {
-    while (s->ready_count > 0) {
-        struct fetch_wait *w = s->ready_fetches[--s->ready_count];
-        w->queued = false;
-        if (attempt(s, w->req, &w->in, false)) {
-            unpark(s, w);
-            free(w);
-        }
+static void drop_if_orphaned(void *arg, struct delayed_op *op) {
+    struct fetch_wait *w = (struct fetch_wait *)op;
+    int *dropped = arg;
+    if (net_reply_orphaned(w->req->reply)) {
+        purgatory_cancel(w->req->srv->fetch_waits, op);
+        request_drop(w->req);
+        free(w);
+        (*dropped)++;
     }
 }
 
@@ -352,39 +328,8 @@ void fetch_drop_orphans(struct server *s) {
     if (!s->fetch_orphans)
         return;
     s->fetch_orphans = false;
-    struct fetch_wait *w = s->all_fetches;
     int dropped = 0;
-    while (w) {
-        struct fetch_wait *next = w->next;
-        if (net_reply_orphaned(w->req->reply)) {
-            unpark(s, w);
-            request_drop(w->req);
-            free(w);
-            dropped++;
-        }
-        w = next;
-    }
+    purgatory_each(s->fetch_waits, drop_if_orphaned, &dropped);
     if (dropped)
         log_debug("server", "dropped %d parked fetches of closed connections", dropped);
-}
-
-void fetch_forget_partition(struct server *s, struct partition *p) {
-    (void)s;
-    for (size_t i = 0; i < p->waiter_count; i++) {
-        struct fetch_wait *w = p->waiters[i];
-        for (size_t j = 0; j < w->part_count; j++)
-            if (w->parts[j] == p)
-                w->parts[j] = NULL;
-    }
-    fetch_wake(s, p); /* retry them: they now answer UNKNOWN_TOPIC_OR_PARTITION */
-    p->waiter_count = 0;
-}
-
-void fetch_abort_all(struct server *s) {
-    while (s->all_fetches) {
-        struct fetch_wait *w = s->all_fetches;
-        unpark(s, w);
-        attempt(s, w->req, &w->in, true);
-        free(w);
-    }
 }
