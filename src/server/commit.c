@@ -6,8 +6,10 @@
  * to the syncer thread with a flush job for every partition that wants one. Requests
  * arriving while a round runs wait for the next round, so under load each round covers
  * everything that arrived during the previous one: the sync rate adapts to the disk.
- * When a round returns, every waiting produce whose partitions are now durable up to
- * its offsets is answered, in arrival order.
+ * A produce (or internal write) waits in the durable purgatory (s->durable_waits),
+ * watching PURGATORY_DURABLE of its partitions. When a round returns, it notifies the
+ * partitions it synced and runs the purgatory: every wait whose partitions are now
+ * durable up to its offsets is answered, in arrival order.
  *
  * The flush policy (log.flush.interval.messages / .ms, or the topic's flush.messages /
  * flush.ms) uses the same rounds for acks=0/1 data. */
@@ -17,13 +19,15 @@
 #include <string.h>
 
 struct wait_item {
-    struct partition *partition; /* NULL once the partition went away */
+    struct partition *partition; /* NULL once the partition failed or went away */
     int64_t offset;              /* durable offset needed (last offset + 1) */
     int16_t *error_slot;         /* where to report a failed sync */
 };
 
+/* A delayed operation in s->durable_waits, watching PURGATORY_DURABLE of its
+ * partitions. */
 struct durable_wait {
-    struct durable_wait *next;
+    struct delayed_op op; /* first: the purgatory hands back &op */
     void (*done)(void *arg);
     void *arg;
     struct wait_item *items;
@@ -46,8 +50,13 @@ void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offse
     w->items[w->count++] = (struct wait_item){p, offset, error_slot};
 }
 
+static struct purgatory_key durable_key(const struct partition *p) {
+    return (struct purgatory_key){p, PURGATORY_DURABLE};
+}
+
 /* True when every partition of w is durable far enough (or failed). */
-static bool wait_done(struct durable_wait *w) {
+static bool wait_done(struct delayed_op *op) {
+    struct durable_wait *w = (struct durable_wait *)op;
     for (size_t i = 0; i < w->count; i++) {
         struct wait_item *it = &w->items[i];
         if (!it->partition)
@@ -58,51 +67,48 @@ static bool wait_done(struct durable_wait *w) {
     return true;
 }
 
-static void wait_finish(struct durable_wait *w) {
+/* Never forced or expired: a durable wait has no deadline, and shutdown waits for the
+ * sync rounds in flight instead. */
+static void wait_finish(struct delayed_op *op, enum delayed_outcome how) {
+    (void)how;
+    struct durable_wait *w = (struct durable_wait *)op;
     w->done(w->arg);
     free(w->items);
     free(w);
 }
 
 void durable_wait_submit(struct server *s, struct durable_wait *w) {
-    if (w->count == 0 || wait_done(w)) {
-        wait_finish(w);
-        return;
-    }
-    if (s->waits_tail)
-        s->waits_tail->next = w;
-    else
-        s->waits_head = w;
-    s->waits_tail = w;
+    w->op.try_complete = wait_done;
+    w->op.complete = wait_finish;
+    struct purgatory_key *keys = xcalloc(MAX(w->count, 1), sizeof *keys);
+    for (size_t i = 0; i < w->count; i++)
+        keys[i] = durable_key(w->items[i].partition);
+    purgatory_add(s->durable_waits, &w->op, keys, w->count, INT64_MAX);
+    free(keys);
 }
 
-/* Completes every wait that is now durable, keeping the others in order. */
-static void answer_durable_waits(struct server *s) {
-    struct durable_wait **link = &s->waits_head, *prev = NULL;
-    while (*link) {
-        struct durable_wait *w = *link;
-        if (wait_done(w)) {
-            *link = w->next;
-            if (s->waits_tail == w)
-                s->waits_tail = prev;
-            wait_finish(w);
-        } else {
-            prev = w;
-            link = &w->next;
+struct failure {
+    struct partition *partition;
+    int16_t error;
+};
+
+static void fail_items(void *arg, struct delayed_op *op) {
+    const struct failure *f = arg;
+    struct durable_wait *w = (struct durable_wait *)op;
+    for (size_t i = 0; i < w->count; i++) {
+        if (w->items[i].partition == f->partition) {
+            w->items[i].partition = NULL;
+            *w->items[i].error_slot = f->error;
         }
     }
 }
 
-/* Fails the waits on p (its log failed or went away) with error. */
+/* Fails the waits on p (its sync failed, or it goes away) with error; they are answered
+ * at the next purgatory_run. */
 static void fail_waits_on(struct server *s, struct partition *p, int16_t error) {
-    for (struct durable_wait *w = s->waits_head; w; w = w->next) {
-        for (size_t i = 0; i < w->count; i++) {
-            if (w->items[i].partition == p) {
-                w->items[i].partition = NULL;
-                *w->items[i].error_slot = error;
-            }
-        }
-    }
+    struct failure f = {p, error};
+    purgatory_each(s->durable_waits, fail_items, &f);
+    purgatory_notify(s->durable_waits, durable_key(p));
 }
 
 void server_partition_forget(struct server *s, struct partition *p) {
@@ -114,7 +120,8 @@ void server_partition_forget(struct server *s, struct partition *p) {
     }
     p->sync_wanted = false;
     fail_waits_on(s, p, KERR_UNKNOWN_TOPIC_OR_PARTITION);
-    answer_durable_waits(s);
+    purgatory_forget(s->durable_waits, durable_key(p));
+    purgatory_run(s->durable_waits);
 }
 
 /* Queues p for the next sync round (once, however often it is asked). */
@@ -191,6 +198,7 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n) {
         }
         bool sync_failed = job->sync_failed; /* read before complete frees the job */
         int rc = log_flush_complete(p->log, job);
+        purgatory_notify(s->durable_waits, durable_key(p));
         if (rc != 0 && sync_failed)
             log_error_ratelimited("server", "fdatasync of partition %s-%d failed: %s; the "
                                   "partition refuses writes until restart",
@@ -204,7 +212,7 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n) {
     free(r->ptrs);
     free(r);
     s->round_in_flight = false;
-    answer_durable_waits(s);
+    purgatory_run(s->durable_waits); /* answers, oldest first, what is now durable */
     net_loop_wake(s->loop); /* the idle hook may start the next round */
 }
 
@@ -238,7 +246,7 @@ void server_commit_idle(struct server *s) {
             free(r->jobs);
             free(r);
         }
-        answer_durable_waits(s);
+        purgatory_run(s->durable_waits);
         return;
     }
     r->n = n;

@@ -78,7 +78,7 @@ struct server {
     bool round_in_flight;
     struct partition **sync_wanted; /* partitions whose sync_wanted flag is set */
     size_t sync_wanted_count, sync_wanted_cap;
-    struct durable_wait *waits_head, *waits_tail;
+    struct purgatory *durable_waits; /* acks=all produces and internal writes (commit.c) */
     /* Long-poll fetches waiting for data (handlers/fetch.c), retried in the idle hook
      * after appends notify their partitions; one timer for the earliest deadline. */
     struct purgatory *fetch_waits;

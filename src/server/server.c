@@ -138,6 +138,7 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     s->log_dir = xstrdup(cfg->log_dir);
     hmap_init(&s->topics);
     s->fetch_waits = purgatory_new();
+    s->durable_waits = purgatory_new();
     s->fetch_timer_deadline = INT64_MAX;
     pthread_mutex_init(&s->ckpt_mu, NULL);
     s->log_dir_lock_fd = -1;
@@ -265,7 +266,7 @@ fail:
 
 static void drain_tick(struct net_loop *loop, void *arg) {
     struct server *s = arg;
-    bool idle = !s->round_in_flight && !s->waits_head && !s->group_appends;
+    bool idle = !s->round_in_flight && purgatory_size(s->durable_waits) == 0 && !s->group_appends;
     if ((idle && s->drain_flushed) || net_loop_now_ms(loop) >= s->drain_deadline_ms) {
         if (!idle)
             log_warn("server", "shutdown: gave up waiting for in-flight syncs after %d ms",
@@ -340,6 +341,7 @@ void server_destroy(struct server *s) {
         net_loop_destroy(s->loop);
     cluster_close(s->cluster);
     purgatory_free(s->fetch_waits);
+    purgatory_free(s->durable_waits);
     free(s->sync_wanted);
     free(s->log_dir);
     if (s->log_dir_lock_fd >= 0)
