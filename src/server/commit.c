@@ -193,7 +193,7 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n) {
         if (p->deleted) {
             log_flush_abandon(job);
             if (p->jobs_in_flight == 0)
-                server_partition_free(p);
+                free(p); /* the last holder of a deleted partition frees it */
             continue;
         }
         bool sync_failed = job->sync_failed; /* read before complete frees the job */

@@ -33,7 +33,7 @@ static void job_done(void *arg, struct log_flush_job **jobs, size_t n) {
     if (p->deleted) {
         log_clean_abandon(NULL, &r->job);
         if (p->jobs_in_flight == 0)
-            server_partition_free(p);
+            free(p); /* the last holder of a deleted partition frees it */
     } else {
         struct log_clean_stats st = r->job.stats;
         int rc = log_clean_complete(p->log, &r->job);

@@ -19,8 +19,8 @@ struct partition {
     int32_t index;
     struct log *log;
     bool sync_wanted;          /* an acks=all producer (or the flush policy) needs a sync */
-    int jobs_in_flight;        /* flush jobs the syncer still holds for this log */
-    bool deleted;              /* log closed; struct freed when jobs_in_flight drops to 0 */
+    int jobs_in_flight;        /* flush and clean jobs still holding this partition */
+    bool deleted;              /* log closed; whoever drops jobs_in_flight to 0 frees it */
     int64_t messages_at_last_flush_check;
 };
 
@@ -157,7 +157,6 @@ int server_check_metadata_accounts_for_data(struct server *s);
  * no partition of the metadata names to <log_dir>/quarantine/. */
 void server_sort_out_unknown_dirs(struct server *s);
 void server_close_all_partitions(struct server *s);
-void server_partition_free(struct partition *p);
 int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t);
 /* samsa.max.partitions when the configuration does not set it (partitions.c). */
 int64_t server_default_max_partitions(void);

@@ -325,10 +325,6 @@ static int add_topic(struct server *s, const struct mtopic *t) {
     return 0;
 }
 
-void server_partition_free(struct partition *p) {
-    free(p);
-}
-
 /* Directories of a deleted topic, renamed on the loop and removed on the remover thread. */
 struct dir_removal {
     char *topic;
@@ -391,7 +387,7 @@ static void close_partition(struct server *s, struct partition *p, bool delete_f
             log_warn("server", "cannot delete %s: %s", dir, storage_strerror(rc));
     }
     if (p->jobs_in_flight == 0)
-        server_partition_free(p);
+        free(p); /* else the last sync round or clean run holding a job frees it */
 }
 
 /* Deleting a topic: its directories are renamed on the loop, then ONE fsync of the log
@@ -465,7 +461,6 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
              * start offset. */
             server_write_recovery_points(s);
             server_write_start_offsets(s);
-            server_groups_topic_deleted(s, t->name);
         }
         break;
     }

@@ -42,6 +42,16 @@ static bool syncfs_reports_errors(void) {
     return false;
 }
 
+/* A metadata change: the partitions follow it first, then the groups forget the
+ * committed offsets of a deleted topic. */
+static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t) {
+    struct server *s = arg;
+    int rc = server_cluster_event(s, ev, t);
+    if (rc == 0 && ev == CLUSTER_TOPIC_DELETED)
+        server_groups_topic_deleted(s, t->name);
+    return rc;
+}
+
 static void on_idle(struct net_loop *loop, void *arg) {
     (void)loop;
     struct server *s = arg;
@@ -179,7 +189,7 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     log_info("server", "at most %zu segment files open at once", storage_max_open_files());
     if (server_open_all_partitions(s) != 0)
         goto fail;
-    cluster_set_listener(s->cluster, server_cluster_event, s);
+    cluster_set_listener(s->cluster, on_cluster_event, s);
 
     int rc = net_loop_create(&s->loop);
     if (rc != 0) {
