@@ -38,35 +38,41 @@
 
 static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig) {
+static void on_signal(int sig)
+{
     (void)sig;
     stop_requested = 1;
 }
 
-static double now_s(void) {
+static double now_s(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void put_be16(unsigned char *p, uint16_t v) {
+static void put_be16(unsigned char *p, uint16_t v)
+{
     p[0] = (unsigned char)(v >> 8);
     p[1] = (unsigned char)v;
 }
 
-static void put_be32(unsigned char *p, uint32_t v) {
+static void put_be32(unsigned char *p, uint32_t v)
+{
     p[0] = (unsigned char)(v >> 24);
     p[1] = (unsigned char)(v >> 16);
     p[2] = (unsigned char)(v >> 8);
     p[3] = (unsigned char)v;
 }
 
-static uint32_t get_be32(const unsigned char *p) {
+static uint32_t get_be32(const unsigned char *p)
+{
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 /* Reads exactly n bytes (the socket has a receive timeout); 0 or -1 with errno. */
-static int read_full(int fd, unsigned char *buf, size_t n) {
+static int read_full(int fd, unsigned char *buf, size_t n)
+{
     size_t got = 0;
     while (got < n) {
         ssize_t r = read(fd, buf + got, n - got);
@@ -87,7 +93,8 @@ static int read_full(int fd, unsigned char *buf, size_t n) {
 
 /* One ApiVersions v0 round trip on fd, checked: the answer carries our correlation id
  * and error code 0. Returns 0, or -1 after saying why. */
-static int api_versions(int fd, int32_t correlation_id, int conn_no) {
+static int api_versions(int fd, int32_t correlation_id, int conn_no)
+{
     /* Request header v1: api_key int16, api_version int16, correlation_id int32,
      * client_id nullable string (int16 length + bytes); the v0 body is empty. The frame
      * is prefixed with its length (int32), as every Kafka request. */
@@ -114,8 +121,8 @@ static int api_versions(int fd, int32_t correlation_id, int conn_no) {
     }
     unsigned char head[4 + 4 + 2]; /* size, correlation id, error code */
     if (read_full(fd, head, sizeof head) != 0) {
-        fprintf(stderr, "conn-hold: connection %d: reading the ApiVersions answer: %s\n",
-                conn_no, strerror(errno));
+        fprintf(stderr, "conn-hold: connection %d: reading the ApiVersions answer: %s\n", conn_no,
+                strerror(errno));
         return -1;
     }
     uint32_t size = get_be32(head);
@@ -130,14 +137,15 @@ static int api_versions(int fd, int32_t correlation_id, int conn_no) {
     }
     static unsigned char rest[MAX_RESPONSE_BYTES];
     if (read_full(fd, rest, size - 6) != 0) {
-        fprintf(stderr, "conn-hold: connection %d: reading the ApiVersions answer: %s\n",
-                conn_no, strerror(errno));
+        fprintf(stderr, "conn-hold: connection %d: reading the ApiVersions answer: %s\n", conn_no,
+                strerror(errno));
         return -1;
     }
     return 0;
 }
 
-static int open_one(const struct sockaddr_storage *addr, socklen_t addr_len, int conn_no) {
+static int open_one(const struct sockaddr_storage *addr, socklen_t addr_len, int conn_no)
+{
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         fprintf(stderr, "conn-hold: socket for connection %d: %s\n", conn_no, strerror(errno));
@@ -165,7 +173,8 @@ static int open_one(const struct sockaddr_storage *addr, socklen_t addr_len, int
 }
 
 /* Each connection needs a descriptor: raise the soft limit to the hard one. */
-static void raise_fd_limit(long need) {
+static void raise_fd_limit(long need)
+{
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -180,7 +189,8 @@ static void raise_fd_limit(long need) {
     }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const char *bootstrap = NULL;
     long n = 1000, seconds = 0;
     for (int i = 1; i < argc; i++) {
@@ -197,8 +207,10 @@ int main(int argc, char **argv) {
     }
     const char *colon = bootstrap != NULL ? strrchr(bootstrap, ':') : NULL;
     if (colon == NULL || n < 1 || n > MAX_CONNECTIONS || seconds < 0) {
-        fprintf(stderr, "usage: samsa-conn-hold -b HOST:PORT [-n CONNECTIONS (1..%d)] "
-                        "[--seconds S]\n", MAX_CONNECTIONS);
+        fprintf(stderr,
+                "usage: samsa-conn-hold -b HOST:PORT [-n CONNECTIONS (1..%d)] "
+                "[--seconds S]\n",
+                MAX_CONNECTIONS);
         return 2;
     }
     char host[256];
@@ -237,8 +249,7 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    printf("conn-hold: %ld connections open (%.2f s to open and serve them)\n", n,
-           now_s() - t0);
+    printf("conn-hold: %ld connections open (%.2f s to open and serve them)\n", n, now_s() - t0);
     fflush(stdout);
 
     long open_now = n;

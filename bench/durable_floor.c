@@ -42,13 +42,15 @@ struct floor_run {
     int sync_errno;
 };
 
-static double now_ms(void) {
+static double now_ms(void)
+{
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static void *syncer(void *arg) {
+static void *syncer(void *arg)
+{
     struct floor_run *r = arg;
     pthread_mutex_lock(&r->mu);
     for (;;) {
@@ -77,18 +79,21 @@ static void *syncer(void *arg) {
     return NULL;
 }
 
-static int cmp_double(const void *a, const void *b) {
+static int cmp_double(const void *a, const void *b)
+{
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static int usage(void) {
+static int usage(void)
+{
     fprintf(stderr, "usage: samsa-durable-floor --dir DIR [--rate RECORDS_PER_S] [--bytes N] "
                     "[--seconds N]\n");
     return 2;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const char *dir = NULL;
     long rate = 50000, bytes = 100, seconds = 4;
     static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},

@@ -60,7 +60,7 @@
 #define MAX_MEMBERS 256
 #define MAX_COMMITTERS 256
 #define MAX_COMMIT_PARTS 64
-#define LAT_RING 4096 /* > the commits one consumer may have in flight */
+#define LAT_RING 4096     /* > the commits one consumer may have in flight */
 #define LAT_BUCKETS 20000 /* 0.1 ms each: up to 2 s */
 #define MAX_PRODUCERS 16
 #define MAX_VALUE_BYTES 1024
@@ -76,13 +76,26 @@ static struct {
     int verify, quiet;
     const char *xk[32], *xv[32]; /* -X librdkafka properties, applied to every client */
     int nx;
-} opt = {.brokers = "127.0.0.1:9092", .policy = "compact", .acks = "1", .partitions = -1,
-         .members = 10, .reps = 3, .heartbeat_ms = 1000, .session_ms = 10000,
-         .committers = 16, .commit_parts = 4, .seconds = -1, .window = 8,
-         .keys = 1000000, .segment_bytes = 8388608, .value_bytes = 100, .producers = 2,
+} opt = {.brokers = "127.0.0.1:9092",
+         .policy = "compact",
+         .acks = "1",
+         .partitions = -1,
+         .members = 10,
+         .reps = 3,
+         .heartbeat_ms = 1000,
+         .session_ms = 10000,
+         .committers = 16,
+         .commit_parts = 4,
+         .seconds = -1,
+         .window = 8,
+         .keys = 1000000,
+         .segment_bytes = 8388608,
+         .value_bytes = 100,
+         .producers = 2,
          .dirty_ratio = "0.1"};
 
-static uint64_t now_ns(void) {
+static uint64_t now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
@@ -90,7 +103,8 @@ static uint64_t now_ns(void) {
 
 /* Wall-clock time as the broker's log prints it (2026-01-31T12:34:56.789Z), so that
  * bench/run.sh can tell which of its log lines fall inside a phase. */
-static void wall_iso(char *out, size_t n) {
+static void wall_iso(char *out, size_t n)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -100,49 +114,62 @@ static void wall_iso(char *out, size_t n) {
     snprintf(out, n, "%.19s.%03dZ", buf, (int)(ts.tv_nsec / 1000000L) % 1000);
 }
 
-static double ms_since(uint64_t t0, uint64_t t) { return (double)(t - t0) / 1e6; }
+static double ms_since(uint64_t t0, uint64_t t)
+{
+    return (double)(t - t0) / 1e6;
+}
 
-static void die(const char *what, const char *detail) {
+static void die(const char *what, const char *detail)
+{
     fprintf(stderr, "samsa-group-bench: %s: %s\n", what, detail);
     exit(2);
 }
 
-static void fail(const char *what) {
+static void fail(const char *what)
+{
     fprintf(stderr, "samsa-group-bench: FAILED: %s\n", what);
     fflush(stdout);
     exit(1);
 }
 
-static void set_conf(rd_kafka_conf_t *c, const char *k, const char *v) {
+static void set_conf(rd_kafka_conf_t *c, const char *k, const char *v)
+{
     char err[512];
-    if (rd_kafka_conf_set(c, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) die(k, err);
+    if (rd_kafka_conf_set(c, k, v, err, sizeof err) != RD_KAFKA_CONF_OK)
+        die(k, err);
 }
 
-static void set_conf_long(rd_kafka_conf_t *c, const char *k, long v) {
+static void set_conf_long(rd_kafka_conf_t *c, const char *k, long v)
+{
     char num[32];
     snprintf(num, sizeof num, "%ld", v);
     set_conf(c, k, num);
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
     (void)opaque;
     if (!opt.quiet)
         fprintf(stderr, "samsa-group-bench: client %s: %s: %s\n", rd_kafka_name(rk),
                 rd_kafka_err2name(err), reason);
 }
 
-static rd_kafka_conf_t *base_conf(void) {
+static rd_kafka_conf_t *base_conf(void)
+{
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     set_conf(c, "bootstrap.servers", opt.brokers);
     rd_kafka_conf_set_error_cb(c, error_cb);
-    for (int i = 0; i < opt.nx; i++) set_conf(c, opt.xk[i], opt.xv[i]);
+    for (int i = 0; i < opt.nx; i++)
+        set_conf(c, opt.xk[i], opt.xv[i]);
     return c;
 }
 
-static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *c) {
+static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *c)
+{
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(type, c, err, sizeof err);
-    if (!rk) die("rd_kafka_new", err);
+    if (!rk)
+        die("rd_kafka_new", err);
     return rk;
 }
 
@@ -150,21 +177,26 @@ static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *c) {
 
 /* Creates opt.topic with PARTITIONS partitions and the given configs (NULL-terminated
  * name/value pairs); an existing topic is fine. */
-static void create_topic(rd_kafka_t *rk, long partitions, const char *const *configs) {
+static void create_topic(rd_kafka_t *rk, long partitions, const char *const *configs)
+{
     char err[512];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(opt.topic, (int)partitions, 1, err, sizeof err);
-    if (!nt) die("NewTopic", err);
+    if (!nt)
+        die("NewTopic", err);
     for (int i = 0; configs && configs[i]; i += 2)
         if (rd_kafka_NewTopic_set_config(nt, configs[i], configs[i + 1]))
             die("NewTopic config", configs[i]);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
-    if (!ev) die("CreateTopics", "no answer within 15 s");
-    if (rd_kafka_event_error(ev)) die("CreateTopics", rd_kafka_event_error_string(ev));
+    if (!ev)
+        die("CreateTopics", "no answer within 15 s");
+    if (rd_kafka_event_error(ev))
+        die("CreateTopics", rd_kafka_event_error_string(ev));
     const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
     size_t cnt = 0;
-    const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
+    const rd_kafka_topic_result_t **tr =
+        res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
     for (size_t i = 0; i < cnt; i++) {
         rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
         if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
@@ -176,7 +208,8 @@ static void create_topic(rd_kafka_t *rk, long partitions, const char *const *con
 }
 
 /* Waits until metadata shows opt.topic with PARTITIONS led partitions. */
-static void wait_for_partitions(rd_kafka_t *rk, long partitions) {
+static void wait_for_partitions(rd_kafka_t *rk, long partitions)
+{
     int n = 0;
     for (int tries = 0; tries < 150; tries++) {
         const struct rd_kafka_metadata *md = NULL;
@@ -187,10 +220,13 @@ static void wait_for_partitions(rd_kafka_t *rk, long partitions) {
         n = 0;
         if (!e && md->topic_cnt == 1 && !md->topics[0].err) {
             n = md->topics[0].partition_cnt;
-            for (int p = 0; p < n; p++) led += md->topics[0].partitions[p].leader >= 0;
+            for (int p = 0; p < n; p++)
+                led += md->topics[0].partitions[p].leader >= 0;
         }
-        if (!e) rd_kafka_metadata_destroy(md);
-        if (n > 0 && led == n) break;
+        if (!e)
+            rd_kafka_metadata_destroy(md);
+        if (n > 0 && led == n)
+            break;
         n = 0;
         usleep(100000);
     }
@@ -201,20 +237,24 @@ static void wait_for_partitions(rd_kafka_t *rk, long partitions) {
     }
 }
 
-static void setup_topic(long partitions, const char *const *configs) {
+static void setup_topic(long partitions, const char *const *configs)
+{
     rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, base_conf());
     create_topic(rk, partitions, configs);
     wait_for_partitions(rk, partitions);
     rd_kafka_destroy(rk);
 }
 
-static int median_cmp(const void *a, const void *b) {
+static int median_cmp(const void *a, const void *b)
+{
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static double median(double *v, int n) {
-    if (n == 0) return -1;
+static double median(double *v, int n)
+{
+    if (n == 0)
+        return -1;
     qsort(v, (size_t)n, sizeof *v, median_cmp);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
@@ -226,43 +266,47 @@ struct member {
     rd_kafka_t *rk;
     pthread_t thread;
     atomic_int stop;
-    int live;          /* counted in the group (set before subscribe, cleared before close) */
-    int assigned;      /* holds an assignment (last callback was an assign) */
-    int owned;         /* partitions in that assignment */
-    uint64_t rev_ns;   /* first revoke callback since the event started (0: none) */
-    uint64_t asg_ns;   /* last assign callback since the event started (0: none) */
+    int live;        /* counted in the group (set before subscribe, cleared before close) */
+    int assigned;    /* holds an assignment (last callback was an assign) */
+    int owned;       /* partitions in that assignment */
+    uint64_t rev_ns; /* first revoke callback since the event started (0: none) */
+    uint64_t asg_ns; /* last assign callback since the event started (0: none) */
 };
 
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct member m[MAX_MEMBERS];
-    int n;              /* slots used */
+    int n; /* slots used */
     int owner[MAX_PARTITIONS];
     long errors;
     char first_error[512];
 } rb = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-__attribute__((format(printf, 1, 2))) static void rb_error(const char *fmt, ...) {
+__attribute__((format(printf, 1, 2))) static void rb_error(const char *fmt, ...)
+{
     /* under rb.mu */
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (rb.errors++ == 0) snprintf(rb.first_error, sizeof rb.first_error, "%s", msg);
-    if (rb.errors <= 5) fprintf(stderr, "samsa-group-bench: %s\n", msg);
+    if (rb.errors++ == 0)
+        snprintf(rb.first_error, sizeof rb.first_error, "%s", msg);
+    if (rb.errors <= 5)
+        fprintf(stderr, "samsa-group-bench: %s\n", msg);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
     struct member *m = opaque;
     uint64_t t = now_ns();
     pthread_mutex_lock(&rb.mu);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (m->assigned)
-            rb_error("member %d: assigned again without a revoke (%d partitions, then %d)",
-                     m->id, m->owned, parts->cnt);
+            rb_error("member %d: assigned again without a revoke (%d partitions, then %d)", m->id,
+                     m->owned, parts->cnt);
         for (int i = 0; i < parts->cnt; i++) {
             int p = parts->elems[i].partition;
             if (strcmp(parts->elems[i].topic, opt.topic) || p < 0 || p >= opt.partitions) {
@@ -272,7 +316,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             if (rb.owner[p] >= 0 && rb.owner[p] != m->id)
                 rb_error("partition %d owned twice: assigned to member %d while member %d "
-                         "still owns it", p, m->id, rb.owner[p]);
+                         "still owns it",
+                         p, m->id, rb.owner[p]);
             rb.owner[p] = m->id;
         }
         m->assigned = 1;
@@ -282,17 +327,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
             rb_error("member %d: rebalance error: %s", m->id, rd_kafka_err2str(err));
         else if (rd_kafka_assignment_lost(rk))
-            rb_error("member %d: assignment lost (evicted from the group?), %d partitions",
-                     m->id, m->owned);
+            rb_error("member %d: assignment lost (evicted from the group?), %d partitions", m->id,
+                     m->owned);
         for (int p = 0; p < opt.partitions; p++)
-            if (rb.owner[p] == m->id) rb.owner[p] = -1;
+            if (rb.owner[p] == m->id)
+                rb.owner[p] = -1;
         m->assigned = 0;
         m->owned = 0;
-        if (!m->rev_ns) m->rev_ns = t;
+        if (!m->rev_ns)
+            m->rev_ns = t;
     }
     pthread_cond_broadcast(&rb.cv);
     pthread_mutex_unlock(&rb.mu);
-    rd_kafka_resp_err_t e = rd_kafka_assign(rk, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? parts : NULL);
+    rd_kafka_resp_err_t e =
+        rd_kafka_assign(rk, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? parts : NULL);
     if (e) {
         pthread_mutex_lock(&rb.mu);
         rb_error("member %d: rd_kafka_assign failed: %s", m->id, rd_kafka_err2str(e));
@@ -300,11 +348,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-static void *member_thread(void *arg) {
+static void *member_thread(void *arg)
+{
     struct member *m = arg;
     while (!atomic_load(&m->stop)) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(m->rk, 100);
-        if (!msg) continue;
+        if (!msg)
+            continue;
         if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             pthread_mutex_lock(&rb.mu);
             rb_error("member %d: consumer error: %s", m->id, rd_kafka_message_errstr(msg));
@@ -316,8 +366,10 @@ static void *member_thread(void *arg) {
 }
 
 /* Creates a member in a new slot and starts its poll thread (not yet subscribed). */
-static struct member *member_new(const char *group) {
-    if (rb.n >= MAX_MEMBERS) die("rebalance", "too many members");
+static struct member *member_new(const char *group)
+{
+    if (rb.n >= MAX_MEMBERS)
+        die("rebalance", "too many members");
     struct member *m = &rb.m[rb.n];
     m->id = rb.n++;
     rd_kafka_conf_t *c = base_conf();
@@ -334,36 +386,46 @@ static struct member *member_new(const char *group) {
     m->rk = new_client(RD_KAFKA_CONSUMER, c);
     rd_kafka_poll_set_consumer(m->rk);
     wait_for_partitions(m->rk, opt.partitions); /* connected, metadata known */
-    if (pthread_create(&m->thread, NULL, member_thread, m)) die("pthread_create", "member");
+    if (pthread_create(&m->thread, NULL, member_thread, m))
+        die("pthread_create", "member");
     return m;
 }
 
-static void member_subscribe(struct member *m) {
+static void member_subscribe(struct member *m)
+{
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, opt.topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(m->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
-    if (e) die("subscribe", rd_kafka_err2str(e));
+    if (e)
+        die("subscribe", rd_kafka_err2str(e));
 }
 
 /* Under rb.mu: every live member has been assigned since the event started and holds its
  * assignment, the live members own all partitions, and no partition has a dead owner. */
-static int rb_settled(void) {
+static int rb_settled(void)
+{
     int sum = 0;
     for (int i = 0; i < rb.n; i++) {
         struct member *m = &rb.m[i];
-        if (!m->live) continue;
-        if (!m->asg_ns || !m->assigned) return 0;
+        if (!m->live)
+            continue;
+        if (!m->asg_ns || !m->assigned)
+            return 0;
         sum += m->owned;
     }
-    if (sum != opt.partitions) return 0;
+    if (sum != opt.partitions)
+        return 0;
     for (int p = 0; p < opt.partitions; p++)
-        if (rb.owner[p] < 0 || !rb.m[rb.owner[p]].live) return 0;
+        if (rb.owner[p] < 0 || !rb.m[rb.owner[p]].live)
+            return 0;
     return 1;
 }
 
-static void rb_mark(void) { /* under rb.mu: an event starts */
-    for (int i = 0; i < rb.n; i++) rb.m[i].rev_ns = rb.m[i].asg_ns = 0;
+static void rb_mark(void)
+{ /* under rb.mu: an event starts */
+    for (int i = 0; i < rb.n; i++)
+        rb.m[i].rev_ns = rb.m[i].asg_ns = 0;
 }
 
 struct rb_result {
@@ -372,7 +434,8 @@ struct rb_result {
 };
 
 /* Waits until the group settles after an event started at T0; fills R or fails. */
-static void rb_wait(uint64_t t0, const char *what, struct rb_result *r) {
+static void rb_wait(uint64_t t0, const char *what, struct rb_result *r)
+{
     uint64_t deadline = t0 + 3ull * (uint64_t)opt.session_ms * NS_PER_MS;
     pthread_mutex_lock(&rb.mu);
     while (!rb_settled() && !rb.errors) {
@@ -384,7 +447,8 @@ static void rb_wait(uint64_t t0, const char *what, struct rb_result *r) {
                     asg += rb.m[i].asg_ns && rb.m[i].assigned;
                     owned += rb.m[i].owned;
                 }
-            for (int p = 0; p < opt.partitions; p++) unowned += rb.owner[p] < 0;
+            for (int p = 0; p < opt.partitions; p++)
+                unowned += rb.owner[p] < 0;
             fprintf(stderr,
                     "samsa-group-bench: %s: not settled after %.0f s: %d live members, %d "
                     "assigned since, %d partitions owned, %d unowned\n",
@@ -409,10 +473,13 @@ static void rb_wait(uint64_t t0, const char *what, struct rb_result *r) {
     r->members = 0;
     for (int i = 0; i < rb.n; i++) {
         struct member *m = &rb.m[i];
-        if (!m->live) continue;
+        if (!m->live)
+            continue;
         r->members++;
-        if (m->asg_ns > last_asg) last_asg = m->asg_ns;
-        if (m->rev_ns > last_rev) last_rev = m->rev_ns;
+        if (m->asg_ns > last_asg)
+            last_asg = m->asg_ns;
+        if (m->rev_ns > last_rev)
+            last_rev = m->rev_ns;
     }
     pthread_mutex_unlock(&rb.mu);
     r->total_ms = ms_since(t0, last_asg);
@@ -423,28 +490,36 @@ static void rb_wait(uint64_t t0, const char *what, struct rb_result *r) {
 /* 300 ms plus a random fraction of the heartbeat interval: the members' heartbeats are
  * in step after a rebalance, so a fixed pause would always start the next event at the
  * same point of their heartbeat cycle and bias the detection time. */
-static void pause_random(void) {
+static void pause_random(void)
+{
     usleep((useconds_t)(300 * 1000 + (long)(rand() % 1000) * opt.heartbeat_ms));
 }
 
-static double max_of(const double *v, int n) {
+static double max_of(const double *v, int n)
+{
     double m = -1;
     for (int i = 0; i < n; i++)
-        if (v[i] > m) m = v[i];
+        if (v[i] > m)
+            m = v[i];
     return m;
 }
 
-static int run_rebalance(void) {
+static int run_rebalance(void)
+{
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
-    if (opt.partitions < 0) opt.partitions = 100;
+    if (opt.partitions < 0)
+        opt.partitions = 100;
     if (opt.partitions > MAX_PARTITIONS || opt.members < 1 ||
         opt.members + opt.reps + 1 > MAX_MEMBERS)
         die("rebalance", "bad -p/-m/-r");
-    if (!opt.topic) opt.topic = "samsa-group-bench-rebalance";
-    for (int p = 0; p < MAX_PARTITIONS; p++) rb.owner[p] = -1;
+    if (!opt.topic)
+        opt.topic = "samsa-group-bench-rebalance";
+    for (int p = 0; p < MAX_PARTITIONS; p++)
+        rb.owner[p] = -1;
     setup_topic(opt.partitions, NULL);
     char group[96];
-    snprintf(group, sizeof group, "samsa-group-bench-%d-%lld", (int)getpid(), (long long)time(NULL));
+    snprintf(group, sizeof group, "samsa-group-bench-%d-%lld", (int)getpid(),
+             (long long)time(NULL));
 
     /* The initial group: MEMBERS members, until every partition is owned. */
     uint64_t t0 = now_ns();
@@ -485,7 +560,8 @@ static int run_rebalance(void) {
 
         pause_random();
         /* (b) the longest-standing member leaves */
-        while (!rb.m[oldest].live) oldest++;
+        while (!rb.m[oldest].live)
+            oldest++;
         struct member *o = &rb.m[oldest];
         atomic_store(&o->stop, 1);
         pthread_join(o->thread, NULL);
@@ -516,7 +592,8 @@ static int run_rebalance(void) {
 
     for (int i = 0; i < rb.n; i++) {
         struct member *m = &rb.m[i];
-        if (!m->rk) continue;
+        if (!m->rk)
+            continue;
         pthread_mutex_lock(&rb.mu);
         m->live = 0;
         pthread_mutex_unlock(&rb.mu);
@@ -524,21 +601,23 @@ static int run_rebalance(void) {
     }
     for (int i = 0; i < rb.n; i++) {
         struct member *m = &rb.m[i];
-        if (!m->rk) continue;
+        if (!m->rk)
+            continue;
         pthread_join(m->thread, NULL);
         rd_kafka_consumer_close(m->rk);
         rd_kafka_destroy(m->rk);
         m->rk = NULL;
     }
-    if (rb.errors) fail(rb.first_error);
+    if (rb.errors)
+        fail(rb.first_error);
     int n = (int)opt.reps;
     double jmax = max_of(join_t, n), lmax = max_of(leave_t, n);
     printf("rebalance: join median %.1f ms max %.1f (detect %.1f, sync %.1f), leave median %.1f "
            "ms max %.1f (detect %.1f, sync %.1f), errors 0 [reps %d members %ld partitions %ld "
            "heartbeat_ms %ld session_ms %ld]\n",
-           median(join_t, n), jmax, median(join_d, n), median(join_s, n), median(leave_t, n),
-           lmax, median(leave_d, n), median(leave_s, n), n, opt.members, opt.partitions,
-           opt.heartbeat_ms, opt.session_ms);
+           median(join_t, n), jmax, median(join_d, n), median(join_s, n), median(leave_t, n), lmax,
+           median(leave_d, n), median(leave_s, n), n, opt.members, opt.partitions, opt.heartbeat_ms,
+           opt.session_ms);
     return 0;
 }
 
@@ -547,14 +626,14 @@ static int run_rebalance(void) {
 struct committer {
     int id;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *q;     /* where the asynchronous commits' results arrive */
+    rd_kafka_queue_t *q; /* where the asynchronous commits' results arrive */
     pthread_t thread;
     int parts[MAX_COMMIT_PARTS];
-    int64_t sent;            /* commits issued: the n-th commits offset n everywhere */
+    int64_t sent;                    /* commits issued: the n-th commits offset n everywhere */
     int64_t acked[MAX_COMMIT_PARTS]; /* highest offset acknowledged per partition */
     long ok, failed, requests_ok, inflight;
     uint64_t last_cb_ns;
-    uint64_t sent_ns[LAT_RING];  /* when commit n was issued, at n % LAT_RING */
+    uint64_t sent_ns[LAT_RING];     /* when commit n was issued, at n % LAT_RING */
     uint32_t lat_hist[LAT_BUCKETS]; /* request latency, issue -> result, 0.1 ms buckets */
 };
 
@@ -564,7 +643,8 @@ static uint64_t cm_t0, cm_deadline;
 
 /* One commit's result: ERR for the whole request, else each partition's own error. */
 static void commit_result(struct committer *c, rd_kafka_resp_err_t err,
-                          const rd_kafka_topic_partition_list_t *offsets) {
+                          const rd_kafka_topic_partition_list_t *offsets)
+{
     c->last_cb_ns = now_ns();
     c->inflight--;
     if (offsets && offsets->cnt > 0 && offsets->elems[0].offset > 0) {
@@ -577,32 +657,38 @@ static void commit_result(struct committer *c, rd_kafka_resp_err_t err,
         rd_kafka_resp_err_t e = err ? err : tp->err;
         if (e) {
             if (c->failed++ < 3)
-                fprintf(stderr, "samsa-group-bench: committer %d: commit of %s [%d] offset %lld "
-                        "failed: %s\n", c->id, tp->topic, tp->partition, (long long)tp->offset,
+                fprintf(stderr,
+                        "samsa-group-bench: committer %d: commit of %s [%d] offset %lld "
+                        "failed: %s\n",
+                        c->id, tp->topic, tp->partition, (long long)tp->offset,
                         rd_kafka_err2str(e));
             all_ok = 0;
             continue;
         }
         c->ok++;
         for (int k = 0; k < opt.commit_parts; k++)
-            if (c->parts[k] == tp->partition && tp->offset > c->acked[k]) c->acked[k] = tp->offset;
+            if (c->parts[k] == tp->partition && tp->offset > c->acked[k])
+                c->acked[k] = tp->offset;
     }
     if (!all_ok && (!offsets || offsets->cnt != opt.commit_parts)) {
         if (c->failed++ < 3)
-            fprintf(stderr, "samsa-group-bench: committer %d: commit answered for %d of %ld "
-                    "partitions: %s\n", c->id, offsets ? offsets->cnt : 0, opt.commit_parts,
-                    rd_kafka_err2str(err));
+            fprintf(stderr,
+                    "samsa-group-bench: committer %d: commit answered for %d of %ld "
+                    "partitions: %s\n",
+                    c->id, offsets ? offsets->cnt : 0, opt.commit_parts, rd_kafka_err2str(err));
     }
     c->requests_ok += all_ok;
 }
 
 static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                      rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
     (void)rk;
     commit_result(opaque, err, offsets);
 }
 
-static rd_kafka_topic_partition_list_t *commit_list(struct committer *c, int64_t off) {
+static rd_kafka_topic_partition_list_t *commit_list(struct committer *c, int64_t off)
+{
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)opt.commit_parts);
     for (int k = 0; k < opt.commit_parts; k++)
         rd_kafka_topic_partition_list_add(l, opt.topic, c->parts[k])->offset = off;
@@ -611,7 +697,8 @@ static rd_kafka_topic_partition_list_t *commit_list(struct committer *c, int64_t
 
 /* Serves the commit results (waiting up to TIMEOUT_MS for the first) and the consumer's
  * own queue (an assigned, empty topic: nothing but possible errors). */
-static void serve(struct committer *c, int timeout_ms) {
+static void serve(struct committer *c, int timeout_ms)
+{
     rd_kafka_event_t *ev;
     while ((ev = rd_kafka_queue_poll(c->q, timeout_ms)) != NULL) {
         timeout_ms = 0;
@@ -623,25 +710,28 @@ static void serve(struct committer *c, int timeout_ms) {
         rd_kafka_event_destroy(ev);
     }
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
-    if (!m) return;
+    if (!m)
+        return;
     if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && c->failed++ < 3)
         fprintf(stderr, "samsa-group-bench: committer %d: consumer error: %s\n", c->id,
                 rd_kafka_message_errstr(m));
     rd_kafka_message_destroy(m);
 }
 
-static void *committer_thread(void *arg) {
+static void *committer_thread(void *arg)
+{
     struct committer *c = arg;
     /* Warm-up: the coordinator is known and the group exists before the clock starts. */
     rd_kafka_topic_partition_list_t *l = commit_list(c, ++c->sent);
     rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 0);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
-        fprintf(stderr, "samsa-group-bench: committer %d: first (synchronous) commit: %s\n",
-                c->id, rd_kafka_err2str(e));
+        fprintf(stderr, "samsa-group-bench: committer %d: first (synchronous) commit: %s\n", c->id,
+                rd_kafka_err2str(e));
         c->failed++;
     } else {
-        for (int k = 0; k < opt.commit_parts; k++) c->acked[k] = c->sent;
+        for (int k = 0; k < opt.commit_parts; k++)
+            c->acked[k] = c->sent;
     }
     pthread_barrier_wait(&cm_barrier);
     pthread_barrier_wait(&cm_barrier); /* main thread sets the clock in between */
@@ -662,7 +752,8 @@ static void *committer_thread(void *arg) {
         serve(c, 10);
     }
     uint64_t give_up = now_ns() + 30 * NS_PER_S;
-    while (c->inflight > 0 && now_ns() < give_up) serve(c, 50);
+    while (c->inflight > 0 && now_ns() < give_up)
+        serve(c, 50);
     if (c->inflight > 0) {
         fprintf(stderr, "samsa-group-bench: committer %d: %ld commits unanswered after 30 s\n",
                 c->id, c->inflight);
@@ -671,14 +762,18 @@ static void *committer_thread(void *arg) {
     return NULL;
 }
 
-static int run_commits(void) {
-    if (opt.partitions < 0) opt.partitions = 16;
-    if (opt.seconds < 0) opt.seconds = 8;
+static int run_commits(void)
+{
+    if (opt.partitions < 0)
+        opt.partitions = 16;
+    if (opt.seconds < 0)
+        opt.seconds = 8;
     if (opt.committers < 1 || opt.committers > MAX_COMMITTERS || opt.commit_parts < 1 ||
         opt.commit_parts > MAX_COMMIT_PARTS || opt.commit_parts > opt.partitions ||
         opt.window < 1 || opt.window >= LAT_RING || opt.partitions > MAX_PARTITIONS)
         die("commits", "bad -c/-k/-p/-w");
-    if (!opt.topic) opt.topic = "samsa-group-bench-commits";
+    if (!opt.topic)
+        opt.topic = "samsa-group-bench-commits";
     setup_topic(opt.partitions, NULL);
     char prefix[64];
     snprintf(prefix, sizeof prefix, "samsa-group-bench-commit-%d-%lld", (int)getpid(),
@@ -696,15 +791,18 @@ static int run_commits(void) {
         c->rk = new_client(RD_KAFKA_CONSUMER, conf);
         c->q = rd_kafka_queue_new(c->rk);
         rd_kafka_poll_set_consumer(c->rk);
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)opt.commit_parts);
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new((int)opt.commit_parts);
         for (int k = 0; k < opt.commit_parts; k++) {
             c->parts[k] = (int)((i * opt.commit_parts + k) % opt.partitions);
             c->acked[k] = -1;
-            rd_kafka_topic_partition_list_add(l, opt.topic, c->parts[k])->offset = RD_KAFKA_OFFSET_END;
+            rd_kafka_topic_partition_list_add(l, opt.topic, c->parts[k])->offset =
+                RD_KAFKA_OFFSET_END;
         }
         rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, l);
         rd_kafka_topic_partition_list_destroy(l);
-        if (e) die("assign", rd_kafka_err2str(e));
+        if (e)
+            die("assign", rd_kafka_err2str(e));
     }
     pthread_barrier_init(&cm_barrier, NULL, (unsigned)opt.committers + 1);
     for (long i = 0; i < opt.committers; i++)
@@ -721,7 +819,8 @@ static int run_commits(void) {
         ok += cm[i].ok;
         failed += cm[i].failed;
         requests += cm[i].requests_ok;
-        if (cm[i].last_cb_ns > t_end) t_end = cm[i].last_cb_ns;
+        if (cm[i].last_cb_ns > t_end)
+            t_end = cm[i].last_cb_ns;
     }
     double secs = (double)(t_end - cm_t0) / 1e9;
     static uint64_t hist[LAT_BUCKETS];
@@ -735,8 +834,10 @@ static int run_commits(void) {
     uint64_t acc = 0;
     for (int b = 0; b < LAT_BUCKETS && nlat; b++) {
         acc += hist[b];
-        if (p50 < 0 && acc * 2 >= nlat) p50 = (b + 1) / 10.0;
-        if (p99 < 0 && acc * 100 >= nlat * 99) p99 = (b + 1) / 10.0;
+        if (p50 < 0 && acc * 2 >= nlat)
+            p50 = (b + 1) / 10.0;
+        if (p99 < 0 && acc * 100 >= nlat * 99)
+            p99 = (b + 1) / 10.0;
     }
 
     /* Read back: every consumer's committed offsets equal the last ones committed. */
@@ -751,11 +852,11 @@ static int run_commits(void) {
             int64_t want = c->acked[k];
             if (e || tp->err || tp->offset != want || want != c->sent) {
                 if (mismatched++ < 5)
-                    fprintf(stderr, "samsa-group-bench: committer %d %s [%d]: committed reads "
+                    fprintf(stderr,
+                            "samsa-group-bench: committer %d %s [%d]: committed reads "
                             "back %lld (%s), last acknowledged %lld, last sent %lld\n",
                             c->id, tp->topic, tp->partition, (long long)tp->offset,
-                            rd_kafka_err2str(e ? e : tp->err), (long long)want,
-                            (long long)c->sent);
+                            rd_kafka_err2str(e ? e : tp->err), (long long)want, (long long)c->sent);
             }
         }
         rd_kafka_topic_partition_list_destroy(l);
@@ -791,48 +892,57 @@ static struct producer pr[MAX_PRODUCERS];
 static pthread_barrier_t pr_barrier;
 static uint64_t pr_t0, pr_deadline;
 
-static void put_be64(unsigned char *b, uint64_t v) {
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (56 - 8 * i));
+static void put_be64(unsigned char *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (56 - 8 * i));
 }
 
-static uint64_t get_be64(const unsigned char *b) {
+static uint64_t get_be64(const unsigned char *b)
+{
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = v << 8 | b[i];
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | b[i];
     return v;
 }
 
 /* Value of key K in round R: round (8 bytes), key (8 bytes), then filler that depends on
  * both, so a record cut or mixed up with another is noticed. */
-static void make_value(unsigned char *v, uint64_t k, uint64_t r) {
+static void make_value(unsigned char *v, uint64_t k, uint64_t r)
+{
     put_be64(v, r);
     put_be64(v + 8, k);
     size_t off = (size_t)((k * 7919 + r * 104729) % (POOL_BYTES - 16));
     memcpy(v + 16, pool + off, (size_t)opt.value_bytes - 16);
 }
 
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
     (void)rk;
     struct producer *p = opaque;
     p->last_dr_ns = now_ns();
     if (m->err) {
         if (p->failed++ < 3)
-            fprintf(stderr, "samsa-group-bench: producer %d: record not acknowledged: %s\n",
-                    p->id, rd_kafka_err2str(m->err));
+            fprintf(stderr, "samsa-group-bench: producer %d: record not acknowledged: %s\n", p->id,
+                    rd_kafka_err2str(m->err));
         return;
     }
     p->acked++;
 }
 
-static void *producer_thread(void *arg) {
+static void *producer_thread(void *arg)
+{
     struct producer *p = arg;
     unsigned char key[8], *val = malloc((size_t)opt.value_bytes);
-    if (!val) die("producer", "out of memory");
+    if (!val)
+        die("producer", "out of memory");
     pthread_barrier_wait(&pr_barrier);
     pthread_barrier_wait(&pr_barrier);
     uint64_t round = 0, k = (uint64_t)p->id;
     long n = 0;
     while (!p->failed) {
-        if ((n & 255) == 0 && now_ns() >= pr_deadline) break;
+        if ((n & 255) == 0 && now_ns() >= pr_deadline)
+            break;
         put_be64(key, k);
         make_value(val, k, round);
         for (;;) {
@@ -841,7 +951,8 @@ static void *producer_thread(void *arg) {
                 RD_KAFKA_V_PARTITION((int32_t)(k % (uint64_t)opt.partitions)),
                 RD_KAFKA_V_KEY(key, sizeof key), RD_KAFKA_V_VALUE(val, (size_t)opt.value_bytes),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-            if (!e) break;
+            if (!e)
+                break;
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 fprintf(stderr, "samsa-group-bench: produce: %s\n", rd_kafka_err2str(e));
                 p->failed++;
@@ -851,7 +962,8 @@ static void *producer_thread(void *arg) {
         }
         last_round[k] = (uint32_t)round;
         n++;
-        if ((n & 1023) == 0) rd_kafka_poll(p->rk, 0);
+        if ((n & 1023) == 0)
+            rd_kafka_poll(p->rk, 0);
         k += (uint64_t)opt.producers;
         if (k >= (uint64_t)opt.keys) {
             k = (uint64_t)p->id;
@@ -877,7 +989,8 @@ static void *producer_thread(void *arg) {
 }
 
 /* Reads every partition from its start to its end and checks the rounds per key. */
-static long verify_compacted(const int64_t *hw) {
+static long verify_compacted(const int64_t *hw)
+{
     rd_kafka_conf_t *c = base_conf();
     char group[96];
     snprintf(group, sizeof group, "samsa-group-bench-verify-%d", (int)getpid());
@@ -888,7 +1001,8 @@ static long verify_compacted(const int64_t *hw) {
     rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, c);
     rd_kafka_poll_set_consumer(rk);
     uint32_t *seen = malloc((size_t)opt.keys * sizeof *seen);
-    if (!seen) die("verify", "out of memory");
+    if (!seen)
+        die("verify", "out of memory");
     memset(seen, 0xff, (size_t)opt.keys * sizeof *seen);
     int64_t last_off[MAX_PARTITIONS];
     int remaining = 0;
@@ -902,15 +1016,18 @@ static long verify_compacted(const int64_t *hw) {
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
-    if (e) die("assign", rd_kafka_err2str(e));
+    if (e)
+        die("assign", rd_kafka_err2str(e));
     long got = 0, bad = 0;
     uint64_t t0 = now_ns(), idle_since = t0;
     while (remaining > 0) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) {
             if (now_ns() - idle_since > 20 * NS_PER_S) {
-                fprintf(stderr, "samsa-group-bench: verify: idle for 20 s after %ld records, "
-                        "%d partitions not read to their end\n", got, remaining);
+                fprintf(stderr,
+                        "samsa-group-bench: verify: idle for 20 s after %ld records, "
+                        "%d partitions not read to their end\n",
+                        got, remaining);
                 bad++;
                 break;
             }
@@ -918,7 +1035,8 @@ static long verify_compacted(const int64_t *hw) {
         }
         idle_since = now_ns();
         if (m->err) {
-            if (bad++ < 5) fprintf(stderr, "samsa-group-bench: verify: %s\n", rd_kafka_message_errstr(m));
+            if (bad++ < 5)
+                fprintf(stderr, "samsa-group-bench: verify: %s\n", rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             continue;
         }
@@ -935,15 +1053,18 @@ static long verify_compacted(const int64_t *hw) {
             make_value(want, k, r);
             ok = r <= last_round[k] && (seen[k] == UINT32_MAX || r > seen[k]) &&
                  memcmp(v, want, (size_t)opt.value_bytes) == 0;
-            if (ok) seen[k] = (uint32_t)r;
+            if (ok)
+                seen[k] = (uint32_t)r;
         }
         if (!ok && bad++ < 5)
-            fprintf(stderr, "samsa-group-bench: verify: partition %d offset %lld: unexpected "
-                    "record (key %llu, %zu bytes)\n", p, (long long)m->offset,
-                    (unsigned long long)k, m->len);
+            fprintf(stderr,
+                    "samsa-group-bench: verify: partition %d offset %lld: unexpected "
+                    "record (key %llu, %zu bytes)\n",
+                    p, (long long)m->offset, (unsigned long long)k, m->len);
         if (p >= 0 && p < opt.partitions) {
             last_off[p] = m->offset;
-            if (m->offset >= hw[p] - 1) remaining--; /* only once: nothing lies beyond hw-1 */
+            if (m->offset >= hw[p] - 1)
+                remaining--; /* only once: nothing lies beyond hw-1 */
         }
         rd_kafka_message_destroy(m);
     }
@@ -953,8 +1074,10 @@ static long verify_compacted(const int64_t *hw) {
         keys_seen += seen[k] != UINT32_MAX;
         if (seen[k] != last_round[k]) {
             if (lost++ < 5)
-                fprintf(stderr, "samsa-group-bench: verify: key %ld: newest round read %ld, "
-                        "last produced %ld\n", k, seen[k] == UINT32_MAX ? -1L : (long)seen[k],
+                fprintf(stderr,
+                        "samsa-group-bench: verify: key %ld: newest round read %ld, "
+                        "last produced %ld\n",
+                        k, seen[k] == UINT32_MAX ? -1L : (long)seen[k],
                         last_round[k] == UINT32_MAX ? -1L : (long)last_round[k]);
         }
     }
@@ -968,9 +1091,12 @@ static long verify_compacted(const int64_t *hw) {
     return errors;
 }
 
-static int run_compact(void) {
-    if (opt.partitions < 0) opt.partitions = 4;
-    if (opt.seconds < 0) opt.seconds = 30;
+static int run_compact(void)
+{
+    if (opt.partitions < 0)
+        opt.partitions = 4;
+    if (opt.seconds < 0)
+        opt.seconds = 30;
     if (opt.partitions > MAX_PARTITIONS || opt.keys < 1 || opt.keys > 100000000 ||
         opt.value_bytes < 16 || opt.value_bytes > MAX_VALUE_BYTES || opt.producers < 1 ||
         opt.producers > MAX_PRODUCERS)
@@ -982,13 +1108,15 @@ static int run_compact(void) {
     }
     char seg[32];
     snprintf(seg, sizeof seg, "%ld", opt.segment_bytes);
-    const char *configs[] = {"cleanup.policy", opt.policy, "segment.bytes", seg,
-                             "min.cleanable.dirty.ratio", opt.dirty_ratio, NULL};
+    const char *configs[] = {
+        "cleanup.policy", opt.policy, "segment.bytes", seg, "min.cleanable.dirty.ratio",
+        opt.dirty_ratio,  NULL};
     setup_topic(opt.partitions, configs);
 
     pool = malloc(POOL_BYTES);
     last_round = malloc((size_t)opt.keys * sizeof *last_round);
-    if (!pool || !last_round) die("compact", "out of memory");
+    if (!pool || !last_round)
+        die("compact", "out of memory");
     memset(last_round, 0xff, (size_t)opt.keys * sizeof *last_round);
     uint64_t x = 0x9E3779B97F4A7C15ull;
     for (size_t i = 0; i + 8 <= POOL_BYTES; i += 8) {
@@ -1012,7 +1140,8 @@ static int run_compact(void) {
         rd_kafka_conf_set_opaque(c, p);
         p->rk = new_client(RD_KAFKA_PRODUCER, c);
         wait_for_partitions(p->rk, opt.partitions);
-        if (pthread_create(&p->thread, NULL, producer_thread, p)) die("pthread_create", "producer");
+        if (pthread_create(&p->thread, NULL, producer_thread, p))
+            die("pthread_create", "producer");
     }
     char wall_start[40], wall_end[40];
     pthread_barrier_wait(&pr_barrier);
@@ -1027,7 +1156,8 @@ static int run_compact(void) {
         acked += pr[i].acked;
         failed += pr[i].failed;
         enqueued += pr[i].enqueued;
-        if (pr[i].last_dr_ns > t_end) t_end = pr[i].last_dr_ns;
+        if (pr[i].last_dr_ns > t_end)
+            t_end = pr[i].last_dr_ns;
     }
     wall_iso(wall_end, sizeof wall_end);
     double secs = (double)(t_end - pr_t0) / 1e9;
@@ -1046,10 +1176,13 @@ static int run_compact(void) {
         int64_t lo;
         rd_kafka_resp_err_t e =
             rd_kafka_query_watermark_offsets(pr[0].rk, opt.topic, p, &lo, &hw[p], 10000);
-        if (e) die("watermarks", rd_kafka_err2str(e));
+        if (e)
+            die("watermarks", rd_kafka_err2str(e));
     }
-    for (long i = 0; i < opt.producers; i++) rd_kafka_destroy(pr[i].rk);
-    if (!errors && opt.verify) errors += verify_compacted(hw);
+    for (long i = 0; i < opt.producers; i++)
+        rd_kafka_destroy(pr[i].rk);
+    if (!errors && opt.verify)
+        errors += verify_compacted(hw);
     free(pool);
     free(last_round);
     return errors ? 1 : 0;
@@ -1057,40 +1190,45 @@ static int run_compact(void) {
 
 /* ---------- main ---------- */
 
-static void usage(void) {
-    fprintf(stderr,
-            "usage: samsa-group-bench rebalance|commits|compact [-b brokers] [-t topic] [-q]\n"
-            "                         [-X librdkafka.property=value]...\n"
-            "  rebalance: [-m members] [-p partitions] [-r reps] [--heartbeat-ms N] [--session-ms N]\n"
-            "  commits:   [-c consumers] [-k partitions_per_commit] [-p partitions] [-d seconds]\n"
-            "             [-w commits_in_flight_per_consumer]\n"
-            "  compact:   [--policy compact|delete] [--keys N] [-d seconds] [-p partitions]\n"
-            "             [--segment-bytes N] [--dirty-ratio R] [-s value_bytes] [--producers N]\n"
-            "             [-a 0|1|all] [--verify]\n");
+static void usage(void)
+{
+    fprintf(
+        stderr,
+        "usage: samsa-group-bench rebalance|commits|compact [-b brokers] [-t topic] [-q]\n"
+        "                         [-X librdkafka.property=value]...\n"
+        "  rebalance: [-m members] [-p partitions] [-r reps] [--heartbeat-ms N] [--session-ms N]\n"
+        "  commits:   [-c consumers] [-k partitions_per_commit] [-p partitions] [-d seconds]\n"
+        "             [-w commits_in_flight_per_consumer]\n"
+        "  compact:   [--policy compact|delete] [--keys N] [-d seconds] [-p partitions]\n"
+        "             [--segment-bytes N] [--dirty-ratio R] [-s value_bytes] [--producers N]\n"
+        "             [-a 0|1|all] [--verify]\n");
     exit(2);
 }
 
-static long parse_long(const char *s, const char *what) {
+static long parse_long(const char *s, const char *what)
+{
     char *end;
     long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0') die(what, "not a number");
+    if (*s == '\0' || *end != '\0')
+        die(what, "not a number");
     return v;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2) usage();
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        usage();
     const char *mode = argv[1];
-    static const struct option longopts[] = {
-        {"heartbeat-ms", required_argument, 0, 'H'},
-        {"session-ms", required_argument, 0, 'S'},
-        {"policy", required_argument, 0, 'P'},
-        {"keys", required_argument, 0, 'K'},
-        {"segment-bytes", required_argument, 0, 'G'},
-        {"dirty-ratio", required_argument, 0, 'R'},
-        {"producers", required_argument, 0, 'N'},
-        {"verify", no_argument, 0, 'V'},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"heartbeat-ms", required_argument, 0, 'H'},
+                                             {"session-ms", required_argument, 0, 'S'},
+                                             {"policy", required_argument, 0, 'P'},
+                                             {"keys", required_argument, 0, 'K'},
+                                             {"segment-bytes", required_argument, 0, 'G'},
+                                             {"dirty-ratio", required_argument, 0, 'R'},
+                                             {"producers", required_argument, 0, 'N'},
+                                             {"verify", no_argument, 0, 'V'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     int ch;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "b:t:m:p:r:c:k:d:w:s:a:X:qh", longopts, NULL)) != -1) {
@@ -1117,7 +1255,8 @@ int main(int argc, char **argv) {
         case 'V': opt.verify = 1; break;
         case 'X': {
             char *eq = strchr(optarg, '=');
-            if (!eq || opt.nx >= 32) usage();
+            if (!eq || opt.nx >= 32)
+                usage();
             *eq = '\0';
             opt.xk[opt.nx] = optarg;
             opt.xv[opt.nx++] = eq + 1;
@@ -1126,10 +1265,14 @@ int main(int argc, char **argv) {
         default: usage();
         }
     }
-    if (optind != argc || opt.partitions == 0 || opt.reps < 1) usage();
-    if (!strcmp(mode, "rebalance")) return run_rebalance();
-    if (!strcmp(mode, "commits")) return run_commits();
-    if (!strcmp(mode, "compact")) return run_compact();
+    if (optind != argc || opt.partitions == 0 || opt.reps < 1)
+        usage();
+    if (!strcmp(mode, "rebalance"))
+        return run_rebalance();
+    if (!strcmp(mode, "commits"))
+        return run_commits();
+    if (!strcmp(mode, "compact"))
+        return run_compact();
     usage();
     return 2;
 }

@@ -29,7 +29,8 @@
 #define MAX_CHUNKS 4096 /* 4 TiB: a bound, not an expectation */
 
 /* MemAvailable from /proc/meminfo, in bytes; -1 if it cannot be read. */
-static long long mem_available_bytes(void) {
+static long long mem_available_bytes(void)
+{
     FILE *f = fopen("/proc/meminfo", "r");
     if (f == NULL) {
         fprintf(stderr, "warm-memory: /proc/meminfo: %s\n", strerror(errno));
@@ -46,19 +47,22 @@ static long long mem_available_bytes(void) {
     return kib < 0 ? -1 : kib * 1024;
 }
 
-static double now_s(void) {
+static double now_s(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double sys_s(void) {
+static double sys_s(void)
+{
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     long long reserve_gib = 2, max_gib = MAX_CHUNKS;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reserve-gib") == 0 && i + 1 < argc) {
@@ -91,8 +95,8 @@ int main(int argc, char **argv) {
         if (avail < 0 || avail < reserve + (long long)CHUNK_BYTES) {
             break;
         }
-        void *p = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
+        void *p =
+            mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
             fprintf(stderr, "warm-memory: mmap of chunk %d: %s\n", n, strerror(errno));
             break;

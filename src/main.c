@@ -8,7 +8,8 @@
 #include "base/base.h"
 #include "server/server.h"
 
-static void usage(void) {
+static void usage(void)
+{
     fprintf(stderr, "usage: samsa-server -c <server.properties> [--override key=value ...]\n");
 }
 
@@ -17,7 +18,8 @@ static void usage(void) {
  * one, as Redis does, instead of serving a few hundred connections under the usual 1024;
  * when privileged, raise the hard limit to the kernel's maximum (fs.nr_open) first, as a
  * systemd unit with LimitNOFILE would. */
-static void raise_fd_limit(void) {
+static void raise_fd_limit(void)
+{
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) != 0)
         return;
@@ -41,7 +43,8 @@ static void raise_fd_limit(void) {
     }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     /* Fetch responses are buffers of up to tens of MiB, allocated and freed per request.
      * With glibc's defaults each one grows the heap and trims it again on free, so every
      * fetch faults in fresh zero pages (measured: ~30x the CPU per GB consumed on a new

@@ -44,13 +44,13 @@
 struct producer {
     struct bench *b;
     int id;
-    int64_t first, end;   /* record numbers [first, end) */
+    int64_t first, end; /* record numbers [first, end) */
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
     unsigned char *slots; /* nslots values of record_bytes each, owned */
     int32_t *free_slot;   /* stack of free slot numbers: LIFO keeps reused slots hot */
     int32_t nslots, nfree;
-    int64_t *max_offset;  /* per partition: highest acknowledged offset, -1 none */
+    int64_t *max_offset; /* per partition: highest acknowledged offset, -1 none */
     int64_t acked, failed, warmup_failed;
     struct hist latency;
     uint64_t start_ns, end_ns;
@@ -106,7 +106,8 @@ static const char bench_usage[] =
 
 /* Prints the first error of a kind (kinds: 0 delivery, 1 consume, 2 record check,
  * 3 produce call) once; later ones are only counted, the closing line has the total. */
-void bench_report_once(struct bench *b, int kind, const char *fmt, ...) {
+void bench_report_once(struct bench *b, int kind, const char *fmt, ...)
+{
     if (atomic_exchange(&b->reported[kind], true)) {
         return;
     }
@@ -122,7 +123,8 @@ void bench_report_once(struct bench *b, int kind, const char *fmt, ...) {
 
 /* Runs inside rd_kafka_poll/flush on the producer's own thread (see the file comment),
  * so the producer's fields need no synchronisation. */
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
     struct producer *p = m->_private;
     /* The value is our slot (zero-copy): librdkafka is done with it now. */
     p->free_slot[p->nfree++] =
@@ -131,21 +133,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             p->warmup_failed++;
             bench_report_once(p->b, 0, "warm-up record not acknowledged on partition %d: %s",
-                        (int)m->partition, rd_kafka_err2str(m->err));
+                              (int)m->partition, rd_kafka_err2str(m->err));
         }
         return;
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->failed++;
         bench_report_once(p->b, 0, "record not acknowledged on partition %d: %s", (int)m->partition,
-                    rd_kafka_err2str(m->err));
+                          rd_kafka_err2str(m->err));
         return;
     }
     p->acked++;
     uint64_t sent = bench_payload_send_ns(m->payload), now = bench_now_ns();
     hist_record(&p->latency, now > sent ? now - sent : 0);
     /* acks=0 reports no offset (-1); then end_offset stays unknown for that partition. */
-    if (m->partition >= 0 && m->partition < p->b->npart && m->offset > p->max_offset[m->partition]) {
+    if (m->partition >= 0 && m->partition < p->b->npart &&
+        m->offset > p->max_offset[m->partition]) {
         p->max_offset[m->partition] = m->offset;
     }
 }
@@ -153,7 +156,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 /* Waits until record number k of this producer is due under --rate, serving delivery
  * reports meanwhile. Pacing is against the start time, not the previous send, so a
  * late record does not push back all the later ones (the offered rate holds). */
-static void pace(struct producer *p, int64_t k, double interval_ns) {
+static void pace(struct producer *p, int64_t k, double interval_ns)
+{
     uint64_t due = p->start_ns + (uint64_t)((double)k * interval_ns);
     for (;;) {
         uint64_t now = bench_now_ns();
@@ -174,7 +178,8 @@ static void pace(struct producer *p, int64_t k, double interval_ns) {
 
 /* Hands record i, written as producer number `producer`'s, to librdkafka for partition
  * part; on failure counts it and says why (once). */
-static void send_record(struct producer *p, int32_t part, uint64_t producer, int64_t i) {
+static void send_record(struct producer *p, int32_t part, uint64_t producer, int64_t i)
+{
     struct bench *b = p->b;
     uint64_t send_ns = bench_now_ns();
     /* Every slot in flight: serve delivery reports until one comes back. The record
@@ -204,11 +209,12 @@ static void send_record(struct producer *p, int32_t part, uint64_t producer, int
             p->failed++;
         }
         bench_report_once(b, 3, "record %lld not accepted by the client: %s", (long long)i,
-                    rd_kafka_err2str(err));
+                          rd_kafka_err2str(err));
     }
 }
 
-static void *producer_run(void *arg) {
+static void *producer_run(void *arg)
+{
     struct producer *p = arg;
     struct bench *b = p->b;
     for (int32_t part = 0; part < b->npart; part++) {
@@ -220,8 +226,7 @@ static void *producer_run(void *arg) {
         p->start_ns = p->end_ns = bench_now_ns();
         return NULL;
     }
-    double interval_ns =
-        b->a.rate > 0 ? 1e9 * (double)b->a.producers / (double)b->a.rate : 0.0;
+    double interval_ns = b->a.rate > 0 ? 1e9 * (double)b->a.producers / (double)b->a.rate : 0.0;
     p->start_ns = bench_now_ns();
     for (int64_t i = p->first; i < p->end; i++) {
         if (interval_ns > 0) {
@@ -248,7 +253,8 @@ static void *producer_run(void *arg) {
 
 /* Client settings shared by producers and consumer: the user's -X last, so they win. */
 const char **bench_client_settings(const struct bench *b, const char **base, int nbase,
-                                   const char **buf) {
+                                   const char **buf)
+{
     int n = 0;
     for (int i = 0; i < nbase; i++) {
         buf[n++] = base[i];
@@ -261,7 +267,8 @@ const char **bench_client_settings(const struct bench *b, const char **base, int
     return buf;
 }
 
-static int producer_open(struct bench *b, struct producer *p) {
+static int producer_open(struct bench *b, struct producer *p)
+{
     char linger[32], batch[32], maxmsg[32], qmax[32];
     int64_t nslots = SLOT_BUDGET_BYTES / b->a.record_bytes;
     p->nslots = (int32_t)(nslots < SLOTS_MIN ? SLOTS_MIN : nslots > SLOTS_MAX ? SLOTS_MAX : nslots);
@@ -275,20 +282,29 @@ static int producer_open(struct bench *b, struct producer *p) {
     max_msg = b->a.batch_bytes > max_msg ? b->a.batch_bytes : max_msg;
     snprintf(maxmsg, sizeof maxmsg, "%lld", (long long)max_msg);
     const char *base[] = {
-        "client.id", "samsa-bench",
-        "acks", b->a.acks,
-        "linger.ms", linger,
-        "batch.size", batch,
-        "message.max.bytes", maxmsg,
-        "compression.type", b->a.compression,
-        "message.timeout.ms", "60000",
-        "queue.buffering.max.messages", qmax,
-        "queue.buffering.max.kbytes", "2097151",
+        "client.id",
+        "samsa-bench",
+        "acks",
+        b->a.acks,
+        "linger.ms",
+        linger,
+        "batch.size",
+        batch,
+        "message.max.bytes",
+        maxmsg,
+        "compression.type",
+        b->a.compression,
+        "message.timeout.ms",
+        "60000",
+        "queue.buffering.max.messages",
+        qmax,
+        "queue.buffering.max.kbytes",
+        "2097151",
     };
     const char *settings[sizeof base / sizeof base[0] + 2 * BENCH_MAX_X + 1];
-    p->rk = cli_client(&b->o, RD_KAFKA_PRODUCER,
-                       bench_client_settings(b, base, (int)(sizeof base / sizeof base[0]), settings),
-                       on_delivery);
+    p->rk = cli_client(
+        &b->o, RD_KAFKA_PRODUCER,
+        bench_client_settings(b, base, (int)(sizeof base / sizeof base[0]), settings), on_delivery);
     if (p->rk == NULL) {
         return -1;
     }
@@ -308,7 +324,8 @@ static int producer_open(struct bench *b, struct producer *p) {
     return 0;
 }
 
-static void producer_close(struct producer *p) {
+static void producer_close(struct producer *p)
+{
     if (p->rkt != NULL) {
         rd_kafka_topic_destroy(p->rkt);
     }
@@ -320,11 +337,11 @@ static void producer_close(struct producer *p) {
     free(p->max_offset);
 }
 
-
 /* ---- set-up: mock cluster, topic, offsets ---- */
 
 /* Creates the topic (admin API, or the mock's own call) unless it exists; sets npart. */
-static int prepare_topic(struct bench *b, rd_kafka_t *ctl, bool *created) {
+static int prepare_topic(struct bench *b, rd_kafka_t *ctl, bool *created)
+{
     *created = false;
     if (b->a.mock_brokers > 0) {
         rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(ctl);
@@ -346,7 +363,8 @@ static int prepare_topic(struct bench *b, rd_kafka_t *ctl, bool *created) {
         rd_kafka_metadata_destroy(md);
         if (b->npart > BENCH_MAX_PARTITIONS) {
             return cli_err("bench: topic %s has more than %d partitions", b->a.topic,
-                           BENCH_MAX_PARTITIONS), -1;
+                           BENCH_MAX_PARTITIONS),
+                   -1;
         }
         return 0;
     }
@@ -370,7 +388,8 @@ static int prepare_topic(struct bench *b, rd_kafka_t *ctl, bool *created) {
         const rd_kafka_topic_result_t **r =
             rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
         if (n == 1 && rd_kafka_topic_result_error(r[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            rc = cli_err("create topic %s: %s", b->a.topic, rd_kafka_topic_result_error_string(r[0]));
+            rc = cli_err("create topic %s: %s", b->a.topic,
+                         rd_kafka_topic_result_error_string(r[0]));
         }
         rd_kafka_event_destroy(ev);
     }
@@ -389,8 +408,8 @@ static int prepare_topic(struct bench *b, rd_kafka_t *ctl, bool *created) {
             return -1;
         }
         t = cli_find_topic(md, b->a.topic);
-        bool ready = t != NULL && t->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                     t->partition_cnt == b->npart;
+        bool ready =
+            t != NULL && t->err == RD_KAFKA_RESP_ERR_NO_ERROR && t->partition_cnt == b->npart;
         for (int i = 0; ready && i < t->partition_cnt; i++) {
             ready = t->partitions[i].leader >= 0;
         }
@@ -400,14 +419,16 @@ static int prepare_topic(struct bench *b, rd_kafka_t *ctl, bool *created) {
         }
         usleep(100000);
     }
-    return cli_err("bench: topic %s has no leader for every partition after %d ms",
-                   b->a.topic, CLI_TIMEOUT_MS), -1;
+    return cli_err("bench: topic %s has no leader for every partition after %d ms", b->a.topic,
+                   CLI_TIMEOUT_MS),
+           -1;
 }
 
 /* Start offsets: 0 for a topic this run created; the low watermark for --verify (with
  * end = high watermark); otherwise the high watermark, so records already in a reused
  * topic are skipped. */
-static int prepare_offsets(struct bench *b, rd_kafka_t *ctl, bool created) {
+static int prepare_offsets(struct bench *b, rd_kafka_t *ctl, bool created)
+{
     b->start_offset = calloc((size_t)b->npart, sizeof *b->start_offset);
     b->end_offset = calloc((size_t)b->npart, sizeof *b->end_offset);
     if (b->start_offset == NULL || b->end_offset == NULL) {
@@ -418,8 +439,8 @@ static int prepare_offsets(struct bench *b, rd_kafka_t *ctl, bool created) {
         rd_kafka_resp_err_t err =
             rd_kafka_query_watermark_offsets(ctl, b->a.topic, i, &lo, &hi, CLI_TIMEOUT_MS);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            return cli_err("bench: offsets of %s [%d]: %s", b->a.topic, i,
-                           rd_kafka_err2str(err)), -1;
+            return cli_err("bench: offsets of %s [%d]: %s", b->a.topic, i, rd_kafka_err2str(err)),
+                   -1;
         }
         b->start_offset[i] = b->a.verify ? lo : hi;
         b->end_offset[i] = hi;
@@ -427,7 +448,8 @@ static int prepare_offsets(struct bench *b, rd_kafka_t *ctl, bool created) {
     return 0;
 }
 
-static void delete_topic(rd_kafka_t *ctl, const char *topic) {
+static void delete_topic(rd_kafka_t *ctl, const char *topic)
+{
     rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
     rd_kafka_queue_t *q = rd_kafka_queue_new(ctl);
     rd_kafka_AdminOptions_t *opt = cli_admin_options(ctl, RD_KAFKA_ADMIN_OP_DELETETOPICS);
@@ -443,18 +465,23 @@ static void delete_topic(rd_kafka_t *ctl, const char *topic) {
 
 /* ---- command line ---- */
 
-static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char **argv) {
-    *a = (struct bench_args){.records = 1000000, .record_bytes = 1024, .partitions = 1,
-                             .replication = -1, .producers = 1, .linger_ms = 5,
-                             .batch_bytes = 1000000, .acks = "all", .compression = "none"};
+static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char **argv)
+{
+    *a = (struct bench_args){.records = 1000000,
+                             .record_bytes = 1024,
+                             .partitions = 1,
+                             .replication = -1,
+                             .producers = 1,
+                             .linger_ms = 5,
+                             .batch_bytes = 1000000,
+                             .acks = "all",
+                             .compression = "none"};
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "b:vt:n:s:p:r:P:a:l:z:X:h", bench_longopts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
-        case 'h':
-            fputs(bench_usage, stdout);
-            return 1;
+        case 'h': fputs(bench_usage, stdout); return 1;
         case 't': a->topic = optarg; break;
         case 'n': rc = cli_parse_i64(optarg, 1, BENCH_MAX_RECORDS, "--records", &a->records); break;
         case 's':
@@ -472,9 +499,7 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
             break;
         case 'a': a->acks = optarg; break;
         case 'l': rc = cli_parse_i64(optarg, 0, 900000, "--linger", &a->linger_ms); break;
-        case 'B':
-            rc = cli_parse_i64(optarg, 1, INT32_MAX, "--batch-size", &a->batch_bytes);
-            break;
+        case 'B': rc = cli_parse_i64(optarg, 1, INT32_MAX, "--batch-size", &a->batch_bytes); break;
         case 'z': a->compression = optarg; break;
         case 'R': rc = cli_parse_i64(optarg, 1, INT32_MAX, "--rate", &a->rate); break;
         case 'C': a->concurrent = true; break;
@@ -528,7 +553,8 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
 
 /* ---- the run and its closing line ---- */
 
-static const char *fmt_ms(char *buf, size_t n, const struct hist *h, double q) {
+static const char *fmt_ms(char *buf, size_t n, const struct hist *h, double q)
+{
     if (h->count == 0) {
         return "-";
     }
@@ -536,7 +562,8 @@ static const char *fmt_ms(char *buf, size_t n, const struct hist *h, double q) {
     return buf;
 }
 
-static const char *fmt_rate(char *buf, size_t n, double units, uint64_t ns, const char *f) {
+static const char *fmt_rate(char *buf, size_t n, double units, uint64_t ns, const char *f)
+{
     if (ns == 0 || units <= 0) {
         return "-";
     }
@@ -552,7 +579,8 @@ struct totals {
 };
 
 static void print_closing_line(const struct bench *b, const struct totals *t,
-                               const struct consumer *c, bool consumed, int64_t errors) {
+                               const struct consumer *c, bool consumed, int64_t errors)
+{
     const struct bench_args *a = &b->a;
     char target[32], rate[32], pr[32], pm[32], p50[32], p99[32], p999[32];
     char cr[32], cm[32], e50[32], e99[32], e999[32], cpu[32];
@@ -562,8 +590,10 @@ static void print_closing_line(const struct bench *b, const struct totals *t,
         snprintf(target, sizeof target, "broker");
     }
     snprintf(rate, sizeof rate, "%lld", (long long)a->rate);
-    const char *mode = a->verify ? "verify" : !consumed ? "produce-only"
-                       : a->concurrent ? "concurrent" : "sequential";
+    const char *mode = a->verify       ? "verify"
+                       : !consumed     ? "produce-only"
+                       : a->concurrent ? "concurrent"
+                                       : "sequential";
     double produced_bytes = (double)t->acked * (double)a->record_bytes;
     double consumed_bytes = consumed ? (double)c->got * (double)a->record_bytes : 0;
     uint64_t consume_ns = consumed && c->last_ns > c->start_ns ? c->last_ns - c->start_ns : 0;
@@ -592,7 +622,8 @@ static void print_closing_line(const struct bench *b, const struct totals *t,
 }
 
 /* Producers (and a concurrent consumer) from start to join; fills t. */
-static int run_producers(struct bench *b, struct totals *t) {
+static int run_producers(struct bench *b, struct totals *t)
+{
     int n = (int)b->a.producers;
     struct producer *ps = calloc((size_t)n, sizeof *ps);
     if (ps == NULL) {
@@ -600,8 +631,8 @@ static int run_producers(struct bench *b, struct totals *t) {
     }
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        ps[i] = (struct producer){.b = b, .id = i, .first = b->a.records * i / n,
-                                  .end = b->a.records * (i + 1) / n};
+        ps[i] = (struct producer){
+            .b = b, .id = i, .first = b->a.records * i / n, .end = b->a.records * (i + 1) / n};
         rc = producer_open(b, &ps[i]);
     }
     double cpu0 = -1, cpu1 = -1;
@@ -650,11 +681,12 @@ static int run_producers(struct bench *b, struct totals *t) {
     return rc;
 }
 
-static int run(struct bench *b) {
+static int run(struct bench *b)
+{
     struct bench_args *a = &b->a;
     char topic_buf[96], mock_n[16];
     bool generated = a->topic == NULL;
-    b->run_records = a->spread_records        ? 1
+    b->run_records = a->spread_records                  ? 1
                      : a->batch_bytes > a->record_bytes ? a->batch_bytes / a->record_bytes
                                                         : 1;
     if (generated) {
@@ -669,8 +701,8 @@ static int run(struct bench *b) {
      * test.mock.num.brokers makes librdkafka start it inside this handle. */
     snprintf(mock_n, sizeof mock_n, "%lld", (long long)a->mock_brokers);
     const char *mock_settings[] = {"test.mock.num.brokers", mock_n, NULL};
-    rd_kafka_t *ctl = cli_client(&b->o, RD_KAFKA_PRODUCER,
-                                 a->mock_brokers > 0 ? mock_settings : NULL, NULL);
+    rd_kafka_t *ctl =
+        cli_client(&b->o, RD_KAFKA_PRODUCER, a->mock_brokers > 0 ? mock_settings : NULL, NULL);
     if (ctl == NULL) {
         return CLI_EXIT_FAIL;
     }
@@ -682,7 +714,8 @@ static int run(struct bench *b) {
     struct totals t = {.cpu_s = -1};
     int rc = prepare_topic(b, ctl, &created) == 0 && prepare_offsets(b, ctl, created) == 0 ? 0 : -1;
     if (rc == 0 && a->mock_brokers > 0 && !a->produce_only &&
-        (double)a->records * (double)(a->record_bytes + 64) / b->npart > MOCK_PARTITION_KEEP_BYTES) {
+        (double)a->records * (double)(a->record_bytes + 64) / b->npart >
+            MOCK_PARTITION_KEEP_BYTES) {
         fprintf(stderr, "samsa: bench: note: the mock cluster keeps only the newest 5 MiB of "
                         "each partition, so this run produces only (read back with fewer "
                         "records per partition)\n");
@@ -760,7 +793,8 @@ static int run(struct bench *b) {
     return rc != 0 || errors > 0 ? CLI_EXIT_FAIL : 0;
 }
 
-int bench_main(struct cli_opts *o, int argc, char **argv) {
+int bench_main(struct cli_opts *o, int argc, char **argv)
+{
     /* librdkafka allocates each request's buffer (up to batch.size) afresh; glibc's
      * defaults return such blocks to the kernel on free, so every batch faulted in new
      * zero pages, which costs this VM more than copying the records into them. */

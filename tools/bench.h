@@ -31,26 +31,26 @@ struct bench_args {
 struct consumer {
     struct bench *b;
     rd_kafka_t *rk;
-    uint8_t *seen;          /* one bit per record number */
-    int64_t *last_seq;      /* [partition][producer]: last record number, -1 none */
-    int64_t *next_offset;   /* per partition: one past the highest offset read */
+    uint8_t *seen;        /* one bit per record number */
+    int64_t *last_seq;    /* [partition][producer]: last record number, -1 none */
+    int64_t *next_offset; /* per partition: one past the highest offset read */
     int64_t got, distinct, duplicated, disordered, corrupted;
     struct hist e2e;
     uint64_t start_ns, last_ns;
     bool gave_up;
-    atomic_int ready;       /* set once partitions are assigned (concurrent mode) */
+    atomic_int ready; /* set once partitions are assigned (concurrent mode) */
     pthread_t thread;
 };
 
 struct bench {
     struct bench_args a;
-    struct cli_opts o;       /* bootstrap replaced by the mock cluster's, if any */
+    struct cli_opts o; /* bootstrap replaced by the mock cluster's, if any */
     struct bench_pool pool;
     int npart;
-    int64_t run_records;     /* consecutive records per partition: see bench_partition_of */
-    int64_t *start_offset;   /* per partition: where this run's records begin */
-    int64_t *end_offset;     /* per partition: one past the last acknowledged record */
-    bool end_exact;          /* end_offset bounds every record we wait for */
+    int64_t run_records;      /* consecutive records per partition: see bench_partition_of */
+    int64_t *start_offset;    /* per partition: where this run's records begin */
+    int64_t *end_offset;      /* per partition: one past the last acknowledged record */
+    bool end_exact;           /* end_offset bounds every record we wait for */
     atomic_bool produce_done; /* end_offset is final once this is set (release) */
     uint64_t produce_done_ns;
     atomic_bool reported[4]; /* first-error-of-a-kind messages, once each */
@@ -61,7 +61,8 @@ struct bench {
  * sticky partitioner sends keyless records one batch at a time. (Routing record by
  * record makes the client fill npart batches at once; on 8 partitions that cost
  * librdkafka a third of its throughput on this machine.) The consumer checks it. */
-static inline int32_t bench_partition_of(const struct bench *b, uint64_t seq) {
+static inline int32_t bench_partition_of(const struct bench *b, uint64_t seq)
+{
     return (int32_t)((seq / (uint64_t)b->run_records) % (uint64_t)b->npart);
 }
 

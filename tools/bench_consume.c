@@ -16,7 +16,8 @@
  * stops as soon as it has read every partition up to the offsets the broker acknowledged. */
 #define IDLE_GIVE_UP_NS (10ull * 1000000000ull)
 
-static void check_record(struct consumer *c, const rd_kafka_message_t *m, uint64_t now) {
+static void check_record(struct consumer *c, const rd_kafka_message_t *m, uint64_t now)
+{
     struct bench *b = c->b;
     int32_t part = m->partition;
     if (part < 0 || part >= b->npart) {
@@ -29,7 +30,7 @@ static void check_record(struct consumer *c, const rd_kafka_message_t *m, uint64
     if (m->payload == NULL || m->len != (size_t)b->a.record_bytes) {
         c->corrupted++;
         bench_report_once(b, 2, "partition %d offset %lld: value of %zu bytes, expected %lld",
-                    (int)part, (long long)m->offset, m->len, (long long)b->a.record_bytes);
+                          (int)part, (long long)m->offset, m->len, (long long)b->a.record_bytes);
         return;
     }
     uint64_t word = bench_payload_seq_word(m->payload);
@@ -39,20 +40,20 @@ static void check_record(struct consumer *c, const rd_kafka_message_t *m, uint64
         return;
     }
     if (seq >= (uint64_t)b->a.records || producer >= BENCH_MAX_PRODUCERS ||
-        bench_partition_of(b, seq) != part ||
-        !bench_payload_body_ok(&b->pool, m->payload, seq)) {
+        bench_partition_of(b, seq) != part || !bench_payload_body_ok(&b->pool, m->payload, seq)) {
         c->corrupted++;
-        bench_report_once(b, 2, "partition %d offset %lld: record %llu (producer %llu) is not one "
-                    "this workload wrote, or its bytes differ",
-                    (int)part, (long long)m->offset, (unsigned long long)seq,
-                    (unsigned long long)producer);
+        bench_report_once(b, 2,
+                          "partition %d offset %lld: record %llu (producer %llu) is not one "
+                          "this workload wrote, or its bytes differ",
+                          (int)part, (long long)m->offset, (unsigned long long)seq,
+                          (unsigned long long)producer);
         return;
     }
     uint8_t bit = (uint8_t)(1u << (seq & 7));
     if (c->seen[seq >> 3] & bit) {
         c->duplicated++;
         bench_report_once(b, 2, "partition %d offset %lld: record %llu read twice", (int)part,
-                    (long long)m->offset, (unsigned long long)seq);
+                          (long long)m->offset, (unsigned long long)seq);
         return;
     }
     c->seen[seq >> 3] |= bit;
@@ -64,9 +65,11 @@ static void check_record(struct consumer *c, const rd_kafka_message_t *m, uint64
     int64_t *last = &c->last_seq[(size_t)part * BENCH_MAX_PRODUCERS + producer];
     if ((int64_t)seq < *last) {
         c->disordered++;
-        bench_report_once(b, 2, "partition %d offset %lld: record %llu after record %lld of the "
-                    "same producer", (int)part, (long long)m->offset,
-                    (unsigned long long)seq, (long long)*last);
+        bench_report_once(b, 2,
+                          "partition %d offset %lld: record %llu after record %lld of the "
+                          "same producer",
+                          (int)part, (long long)m->offset, (unsigned long long)seq,
+                          (long long)*last);
     } else {
         *last = (int64_t)seq;
     }
@@ -74,7 +77,8 @@ static void check_record(struct consumer *c, const rd_kafka_message_t *m, uint64
 
 /* True once every partition has been read up to end_offset and, unless end_offset is
  * known to cover every acknowledged record, every record has been seen. */
-static bool consumer_done(const struct consumer *c) {
+static bool consumer_done(const struct consumer *c)
+{
     const struct bench *b = c->b;
     if (!b->end_exact && c->distinct < b->a.records) {
         return false;
@@ -87,22 +91,29 @@ static bool consumer_done(const struct consumer *c) {
     return true;
 }
 
-int bench_consumer_open(struct bench *b, struct consumer *c) {
+int bench_consumer_open(struct bench *b, struct consumer *c)
+{
     /* No group: partitions are assign()ed at explicit offsets, nothing is committed.
      * librdkafka still wants a group.id for the consumer queue. auto.offset.reset=error
      * makes a start offset the broker no longer has an error, not a silent skip. */
     const char *base[] = {
-        "client.id", "samsa-bench",
-        "group.id", "samsa-bench-unused",
-        "enable.auto.commit", "false",
-        "enable.auto.offset.store", "false",
-        "enable.partition.eof", "true",
-        "auto.offset.reset", "error",
+        "client.id",
+        "samsa-bench",
+        "group.id",
+        "samsa-bench-unused",
+        "enable.auto.commit",
+        "false",
+        "enable.auto.offset.store",
+        "false",
+        "enable.partition.eof",
+        "true",
+        "auto.offset.reset",
+        "error",
     };
     const char *settings[sizeof base / sizeof base[0] + 2 * BENCH_MAX_X + 1];
-    c->rk = cli_client(&b->o, RD_KAFKA_CONSUMER,
-                       bench_client_settings(b, base, (int)(sizeof base / sizeof base[0]), settings),
-                       NULL);
+    c->rk = cli_client(
+        &b->o, RD_KAFKA_CONSUMER,
+        bench_client_settings(b, base, (int)(sizeof base / sizeof base[0]), settings), NULL);
     if (c->rk == NULL) {
         return -1;
     }
@@ -119,7 +130,8 @@ int bench_consumer_open(struct bench *b, struct consumer *c) {
     return 0;
 }
 
-void *bench_consumer_run(void *arg) {
+void *bench_consumer_run(void *arg)
+{
     struct consumer *c = arg;
     struct bench *b = c->b;
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c->rk);
@@ -148,7 +160,7 @@ void *bench_consumer_run(void *arg) {
                 }
             } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 bench_report_once(b, 1, "consuming partition %d: %s", (int)m->partition,
-                            rd_kafka_message_errstr(m));
+                                  rd_kafka_message_errstr(m));
             } else {
                 check_record(c, m, now);
                 c->last_ns = now;

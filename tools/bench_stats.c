@@ -12,13 +12,15 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t bench_now_ns(void) {
+uint64_t bench_now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void hist_merge(struct hist *into, const struct hist *from) {
+void hist_merge(struct hist *into, const struct hist *from)
+{
     for (unsigned i = 0; i < HIST_BUCKETS; i++) {
         into->bucket[i] += from->bucket[i];
     }
@@ -29,7 +31,8 @@ void hist_merge(struct hist *into, const struct hist *from) {
 }
 
 /* Largest value that maps to bucket i: the inverse of hist_index. */
-static uint64_t bucket_upper(unsigned i) {
+static uint64_t bucket_upper(unsigned i)
+{
     if (i < HIST_SUB) {
         return i;
     }
@@ -40,7 +43,8 @@ static uint64_t bucket_upper(unsigned i) {
     return lower + (width - 1);
 }
 
-uint64_t hist_quantile(const struct hist *h, double q) {
+uint64_t hist_quantile(const struct hist *h, double q)
+{
     if (h->count == 0) {
         return 0;
     }
@@ -59,14 +63,16 @@ uint64_t hist_quantile(const struct hist *h, double q) {
 
 /* ---- payloads ---- */
 
-static void put_be64(unsigned char *p, uint64_t v) {
+static void put_be64(unsigned char *p, uint64_t v)
+{
     for (int i = 7; i >= 0; i--) {
         p[i] = (unsigned char)v;
         v >>= 8;
     }
 }
 
-static uint64_t get_be64(const unsigned char *p) {
+static uint64_t get_be64(const unsigned char *p)
+{
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) {
         v = v << 8 | p[i];
@@ -74,7 +80,8 @@ static uint64_t get_be64(const unsigned char *p) {
     return v;
 }
 
-int bench_pool_init(struct bench_pool *p, size_t record_bytes, bool compressible) {
+int bench_pool_init(struct bench_pool *p, size_t record_bytes, bool compressible)
+{
     p->body_bytes = record_bytes - BENCH_HEADER_BYTES;
     size_t n = BENCH_POOL_BYTES + p->body_bytes;
     p->bytes = malloc(n);
@@ -111,37 +118,46 @@ int bench_pool_init(struct bench_pool *p, size_t record_bytes, bool compressible
     return 0;
 }
 
-void bench_pool_free(struct bench_pool *p) {
+void bench_pool_free(struct bench_pool *p)
+{
     free(p->bytes);
     p->bytes = NULL;
 }
 
-static const unsigned char *body_of(const struct bench_pool *p, uint64_t seq) {
+static const unsigned char *body_of(const struct bench_pool *p, uint64_t seq)
+{
     /* Reduce first so the product stays far below 2^64 (both factors < 2^25). */
     return p->bytes + (seq % BENCH_POOL_BYTES) * (uint64_t)p->body_bytes % BENCH_POOL_BYTES;
 }
 
 void bench_payload_fill(const struct bench_pool *p, unsigned char *dst, uint64_t send_ns,
-                        uint64_t producer, uint64_t seq) {
+                        uint64_t producer, uint64_t seq)
+{
     put_be64(dst, send_ns);
     put_be64(dst + 8, producer << BENCH_SEQ_BITS | (seq & BENCH_SEQ_MASK));
     memcpy(dst + BENCH_HEADER_BYTES, body_of(p, seq), p->body_bytes);
 }
 
-uint64_t bench_payload_send_ns(const void *value) { return get_be64(value); }
+uint64_t bench_payload_send_ns(const void *value)
+{
+    return get_be64(value);
+}
 
-uint64_t bench_payload_seq_word(const void *value) {
+uint64_t bench_payload_seq_word(const void *value)
+{
     return get_be64((const unsigned char *)value + 8);
 }
 
-bool bench_payload_body_ok(const struct bench_pool *p, const void *value, uint64_t seq) {
+bool bench_payload_body_ok(const struct bench_pool *p, const void *value, uint64_t seq)
+{
     return memcmp((const unsigned char *)value + BENCH_HEADER_BYTES, body_of(p, seq),
                   p->body_bytes) == 0;
 }
 
 /* ---- /proc ---- */
 
-int bench_proc_cpu_seconds(pid_t pid, double *seconds) {
+int bench_proc_cpu_seconds(pid_t pid, double *seconds)
+{
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
@@ -157,9 +173,8 @@ int bench_proc_cpu_seconds(pid_t pid, double *seconds) {
      * parse from the last ')': then state is field 3, utime 14 and stime 15. */
     char *p = strrchr(buf, ')');
     unsigned long long utime, stime;
-    if (p == NULL ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-               &stime) != 2) {
+    if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                            &stime) != 2) {
         cli_err("broker pid %d: cannot parse %s", (int)pid, path);
         return -1;
     }

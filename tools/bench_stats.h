@@ -28,7 +28,8 @@ struct hist {
     uint64_t bucket[HIST_BUCKETS];
 };
 
-static inline unsigned hist_index(uint64_t v) {
+static inline unsigned hist_index(uint64_t v)
+{
     if (v < HIST_SUB) {
         return (unsigned)v;
     }
@@ -37,7 +38,8 @@ static inline unsigned hist_index(uint64_t v) {
     return (msb - HIST_SUB_BITS + 1) * HIST_SUB + sub;
 }
 
-static inline void hist_record(struct hist *h, uint64_t v_ns) {
+static inline void hist_record(struct hist *h, uint64_t v_ns)
+{
     h->bucket[hist_index(v_ns)]++;
     h->count++;
     if (v_ns > h->max_ns) {

@@ -39,7 +39,7 @@ int topic_main(struct cli_opts *o, int argc, char **argv);
 int group_main(struct cli_opts *o, int argc, char **argv);
 int produce_main(struct cli_opts *o, int argc, char **argv);
 int consume_main(struct cli_opts *o, int argc, char **argv);
-int bench_main(struct cli_opts *o, int argc, char **argv); /* bench.c */
+int bench_main(struct cli_opts *o, int argc, char **argv);    /* bench.c */
 int metadata_main(struct cli_opts *o, int argc, char **argv); /* metadata.c: offline */
 
 /* Prints "samsa: " + the formatted message + newline on stderr; returns CLI_EXIT_FAIL so
@@ -65,8 +65,7 @@ const char *cli_last_transport_error(void);
 /* Polls queue q until an event of type `want` arrives or CLI_TIMEOUT_MS passes. Returns
  * the event (caller destroys) or NULL after printing why, naming `what`. A result event
  * whose top-level error is set is also reported and destroyed, returning NULL. */
-rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
-                                 const char *what);
+rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want, const char *what);
 
 /* Admin options for `api` with the request and operation timeouts set to the tool's
  * bound. Caller destroys. */

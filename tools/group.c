@@ -36,8 +36,9 @@ struct group_args {
 };
 
 /* Parses argv (argv[0] = the verb); seek options are accepted only when `seek`. */
-static int parse_group_args(struct cli_opts *o, int argc, char **argv, bool want_group,
-                            bool seek, struct group_args *a) {
+static int parse_group_args(struct cli_opts *o, int argc, char **argv, bool want_group, bool seek,
+                            struct group_args *a)
+{
     *a = (struct group_args){0};
     optind = 1;
     int c;
@@ -76,13 +77,15 @@ static int parse_group_args(struct cli_opts *o, int argc, char **argv, bool want
     return 0;
 }
 
-static int cmp_listing(const void *x, const void *y) {
+static int cmp_listing(const void *x, const void *y)
+{
     const rd_kafka_ConsumerGroupListing_t *const *a = x, *const *b = y;
     return strcmp(rd_kafka_ConsumerGroupListing_group_id(*a),
                   rd_kafka_ConsumerGroupListing_group_id(*b));
 }
 
-static int group_list(struct cli_opts *o, const struct group_args *a) {
+static int group_list(struct cli_opts *o, const struct group_args *a)
+{
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
@@ -93,7 +96,8 @@ static int group_list(struct cli_opts *o, const struct group_args *a) {
         cli_admin_result(&req, RD_KAFKA_EVENT_LISTCONSUMERGROUPS_RESULT, "group list");
     int rc = CLI_EXIT_FAIL;
     if (ev != NULL) {
-        const rd_kafka_ListConsumerGroups_result_t *res = rd_kafka_event_ListConsumerGroups_result(ev);
+        const rd_kafka_ListConsumerGroups_result_t *res =
+            rd_kafka_event_ListConsumerGroups_result(ev);
         size_t n, nerr;
         const rd_kafka_ConsumerGroupListing_t **valid =
             rd_kafka_ListConsumerGroups_result_valid(res, &n);
@@ -137,7 +141,8 @@ static int group_list(struct cli_opts *o, const struct group_args *a) {
 /* True if a request about one group got exactly one result, without an error; otherwise
  * prints "<what> '<group>': <why>". */
 static bool group_result_ok(const rd_kafka_group_result_t **gr, size_t n, const char *what,
-                            const char *group) {
+                            const char *group)
+{
     const rd_kafka_error_t *err = n == 1 ? rd_kafka_group_result_error(gr[0]) : NULL;
     if (n == 1 && err == NULL) {
         return true;
@@ -149,7 +154,8 @@ static bool group_result_ok(const rd_kafka_group_result_t **gr, size_t n, const 
 /* Describes one group. On success *out is the result event (caller destroys; *desc lives
  * as long as it). */
 static int describe_group(rd_kafka_t *rk, const char *group, rd_kafka_event_t **out,
-                          const rd_kafka_ConsumerGroupDescription_t **desc) {
+                          const rd_kafka_ConsumerGroupDescription_t **desc)
+{
     struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
     rd_kafka_DescribeConsumerGroups(rk, &group, 1, req.opt, req.q);
     rd_kafka_event_t *ev =
@@ -178,13 +184,14 @@ static int describe_group(rd_kafka_t *rk, const char *group, rd_kafka_event_t **
 
 /* The group's committed offsets: for `only` (topic/partition pairs) or, if NULL, for every
  * partition it has committed. Returns a list the caller destroys, or NULL (printed). */
-static rd_kafka_topic_partition_list_t *committed_offsets(rd_kafka_t *rk, const char *group,
-                                                          const rd_kafka_topic_partition_list_t *only) {
+static rd_kafka_topic_partition_list_t *
+committed_offsets(rd_kafka_t *rk, const char *group, const rd_kafka_topic_partition_list_t *only)
+{
     rd_kafka_ListConsumerGroupOffsets_t *lo = rd_kafka_ListConsumerGroupOffsets_new(group, only);
     struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
     rd_kafka_ListConsumerGroupOffsets(rk, &lo, 1, req.opt, req.q);
-    rd_kafka_event_t *ev = cli_admin_result(&req, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT,
-                                            "committed offsets");
+    rd_kafka_event_t *ev =
+        cli_admin_result(&req, RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT, "committed offsets");
     rd_kafka_topic_partition_list_t *out = NULL;
     if (ev != NULL) {
         size_t n;
@@ -200,14 +207,15 @@ static rd_kafka_topic_partition_list_t *committed_offsets(rd_kafka_t *rk, const 
 }
 
 /* "t1:0,1,2 t2:0" for a member's assignment (list sorted by topic, partition). */
-static void format_assignment(const rd_kafka_topic_partition_list_t *l, char *buf, size_t bufsz) {
+static void format_assignment(const rd_kafka_topic_partition_list_t *l, char *buf, size_t bufsz)
+{
     size_t len = 0;
     buf[0] = '\0';
     for (int i = 0; l != NULL && i < l->cnt && len < bufsz; i++) {
         bool same = i > 0 && strcmp(l->elems[i - 1].topic, l->elems[i].topic) == 0;
         int w = same ? snprintf(buf + len, bufsz - len, ",%d", l->elems[i].partition)
-                     : snprintf(buf + len, bufsz - len, "%s%s:%d", i ? " " : "",
-                                l->elems[i].topic, l->elems[i].partition);
+                     : snprintf(buf + len, bufsz - len, "%s%s:%d", i ? " " : "", l->elems[i].topic,
+                                l->elems[i].partition);
         len += w > 0 ? (size_t)w : 0;
     }
     if (buf[0] == '\0') {
@@ -215,7 +223,8 @@ static void format_assignment(const rd_kafka_topic_partition_list_t *l, char *bu
     }
 }
 
-static int group_describe(struct cli_opts *o, const struct group_args *a) {
+static int group_describe(struct cli_opts *o, const struct group_args *a)
+{
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
@@ -360,7 +369,8 @@ static int group_describe(struct cli_opts *o, const struct group_args *a) {
             /* As in Kafka's tool: without a commit, where the group starts depends on
              * its consumers' auto.offset.reset, so the lag is unknown, not zero. */
             printf("\n%d partition(s) have no committed offset: their lag (-) is unknown "
-                   "and not in the total.\n", uncommitted);
+                   "and not in the total.\n",
+                   uncommitted);
         }
     }
     table_free(t);
@@ -373,7 +383,8 @@ out:
 
 /* Fills each element's offset with the target of `to` for that partition. Returns 0, or
  * -1 after printing why. */
-static int resolve_targets(rd_kafka_t *rk, const char *to, rd_kafka_topic_partition_list_t *l) {
+static int resolve_targets(rd_kafka_t *rk, const char *to, rd_kafka_topic_partition_list_t *l)
+{
     enum { EARLIEST, LATEST, TIMESTAMP, OFFSET } kind;
     int64_t arg = 0;
     if (strcmp(to, "earliest") == 0) {
@@ -419,12 +430,8 @@ static int resolve_targets(rd_kafka_t *rk, const char *to, rd_kafka_topic_partit
             return -1;
         }
         switch (kind) {
-        case EARLIEST:
-            p->offset = lo;
-            break;
-        case LATEST:
-            p->offset = hi;
-            break;
+        case EARLIEST: p->offset = lo; break;
+        case LATEST: p->offset = hi; break;
         case TIMESTAMP:
             /* No record at or after the time: the group starts at the end, like Kafka's
              * reset-offsets --to-datetime. */
@@ -445,7 +452,8 @@ static int resolve_targets(rd_kafka_t *rk, const char *to, rd_kafka_topic_partit
 /* Seek is only safe while no consumer is in the group: a live member would overwrite the
  * new offsets with its next commit. The check and the commit are not atomic, but a member
  * that joins in between makes the broker refuse the commit (it carries no generation). */
-static int group_seek(struct cli_opts *o, const struct group_args *a) {
+static int group_seek(struct cli_opts *o, const struct group_args *a)
+{
     if (a->topic == NULL || a->to == NULL) {
         cli_err("group seek needs --topic TOPIC and --to earliest|latest|timestamp:MS|offset:N");
         return CLI_EXIT_USAGE;
@@ -467,7 +475,8 @@ static int group_seek(struct cli_opts *o, const struct group_args *a) {
     if (nmembers > 0 || (state != RD_KAFKA_CONSUMER_GROUP_STATE_EMPTY &&
                          state != RD_KAFKA_CONSUMER_GROUP_STATE_DEAD)) {
         cli_err("group '%s' has %zu active member(s) (state %s); stop its consumers before "
-                "seeking", a->group, nmembers, rd_kafka_consumer_group_state_name(state));
+                "seeking",
+                a->group, nmembers, rd_kafka_consumer_group_state_name(state));
         goto out;
     }
     if (cli_metadata(rk, &md) != 0) {
@@ -548,7 +557,8 @@ out:
     return rc;
 }
 
-static int group_delete(struct cli_opts *o, const struct group_args *a) {
+static int group_delete(struct cli_opts *o, const struct group_args *a)
+{
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
@@ -584,7 +594,8 @@ static int group_delete(struct cli_opts *o, const struct group_args *a) {
     return rc;
 }
 
-int group_main(struct cli_opts *o, int argc, char **argv) {
+int group_main(struct cli_opts *o, int argc, char **argv)
+{
     /* Each verb with whether it needs a group id and whether it takes seek's options. */
     static const struct {
         const char *verb;
@@ -604,8 +615,8 @@ int group_main(struct cli_opts *o, int argc, char **argv) {
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
         if (strcmp(argv[1], verbs[i].verb) == 0) {
             struct group_args a;
-            int rc = parse_group_args(o, argc - 1, argv + 1, verbs[i].want_group, verbs[i].seek,
-                                      &a);
+            int rc =
+                parse_group_args(o, argc - 1, argv + 1, verbs[i].want_group, verbs[i].seek, &a);
             return rc != 0 ? rc : verbs[i].fn(o, &a);
         }
     }

@@ -20,13 +20,13 @@ static const char metadata_usage[] =
     "retention.bytes=-1 (nothing is deleted until you set their configs again). The old\n"
     "file is kept beside the new one. --dry-run only reports what it would do.\n";
 
-int metadata_main(struct cli_opts *o, int argc, char **argv) {
+int metadata_main(struct cli_opts *o, int argc, char **argv)
+{
     (void)o;
     if (argc < 2 || strcmp(argv[1], "recover") != 0) {
         fputs(metadata_usage, argc < 2 ? stderr : stdout);
-        return argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-                   ? 0
-                   : CLI_EXIT_USAGE;
+        return argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? 0
+                                                                                   : CLI_EXIT_USAGE;
     }
     static const struct option longopts[] = {
         {"log-dir", required_argument, NULL, 'd'},
@@ -41,18 +41,10 @@ int metadata_main(struct cli_opts *o, int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "d:nh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'd':
-            log_dir = optarg;
-            break;
-        case 'n':
-            dry_run = true;
-            break;
-        case 'h':
-            fputs(metadata_usage, stdout);
-            return 0;
-        default:
-            fputs(metadata_usage, stderr);
-            return CLI_EXIT_USAGE;
+        case 'd': log_dir = optarg; break;
+        case 'n': dry_run = true; break;
+        case 'h': fputs(metadata_usage, stdout); return 0;
+        default: fputs(metadata_usage, stderr); return CLI_EXIT_USAGE;
         }
     }
     if (!log_dir || optind != argc) {

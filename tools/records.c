@@ -14,9 +14,13 @@
 
 static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig) { stop_requested = 1; }
+static void on_signal(int sig)
+{
+    stop_requested = 1;
+}
 
-static void install_signals(void) {
+static void install_signals(void)
+{
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -54,7 +58,8 @@ struct delivery {
     long failed;
 };
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
     struct delivery *d = m->_private; /* the per-record opaque given to producev */
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (d->failed == 0) { /* the first failure names the cause; the rest repeat it */
@@ -66,7 +71,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
 }
 
-int produce_main(struct cli_opts *o, int argc, char **argv) {
+int produce_main(struct cli_opts *o, int argc, char **argv)
+{
     const char *sep = NULL;
     optind = 1;
     int c;
@@ -174,7 +180,8 @@ int produce_main(struct cli_opts *o, int argc, char **argv) {
 }
 
 /* Prints one record as a line: value, or key SEP value with -K. */
-static void print_record(const rd_kafka_message_t *m, const char *sep) {
+static void print_record(const rd_kafka_message_t *m, const char *sep)
+{
     if (sep != NULL) {
         if (m->key_len > 0) {
             fwrite(m->key, 1, m->key_len, stdout);
@@ -189,7 +196,8 @@ static void print_record(const rd_kafka_message_t *m, const char *sep) {
 
 /* True when every partition in the consumer's current assignment has reported EOF
  * since its last record. `eof` is indexed by partition id (npart entries). */
-static bool all_at_end(rd_kafka_t *rk, const bool *eof, int npart) {
+static bool all_at_end(rd_kafka_t *rk, const bool *eof, int npart)
+{
     rd_kafka_topic_partition_list_t *asg = NULL;
     if (rd_kafka_assignment(rk, &asg) != RD_KAFKA_RESP_ERR_NO_ERROR || asg == NULL) {
         return false;
@@ -204,7 +212,8 @@ static bool all_at_end(rd_kafka_t *rk, const bool *eof, int npart) {
     return done;
 }
 
-int consume_main(struct cli_opts *o, int argc, char **argv) {
+int consume_main(struct cli_opts *o, int argc, char **argv)
+{
     const char *group = NULL, *sep = NULL, *from = "end";
     int64_t count = -1;
     bool exit_at_end = false;
@@ -242,12 +251,18 @@ int consume_main(struct cli_opts *o, int argc, char **argv) {
      * queue, hence the placeholder. With -g, offsets are committed as records are
      * printed (auto-commit) and once more, synchronously, before exit. */
     const char *extra[] = {
-        "group.id", group ? group : "samsa-cli-unused",
-        "auto.offset.reset", from_start ? "earliest" : "latest",
-        "enable.auto.commit", group ? "true" : "false",
-        "enable.auto.offset.store", group ? "true" : "false",
-        "enable.partition.eof", exit_at_end ? "true" : "false",
-        "client.id", "samsa-cli",
+        "group.id",
+        group ? group : "samsa-cli-unused",
+        "auto.offset.reset",
+        from_start ? "earliest" : "latest",
+        "enable.auto.commit",
+        group ? "true" : "false",
+        "enable.auto.offset.store",
+        group ? "true" : "false",
+        "enable.partition.eof",
+        exit_at_end ? "true" : "false",
+        "client.id",
+        "samsa-cli",
         NULL,
     };
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_CONSUMER, extra, NULL);
@@ -262,7 +277,8 @@ int consume_main(struct cli_opts *o, int argc, char **argv) {
     }
     const struct rd_kafka_metadata_topic *t = cli_require_topic(md, topic);
     int npart = t ? t->partition_cnt : 0;
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(npart > 0 ? npart : 1);
+    rd_kafka_topic_partition_list_t *parts =
+        rd_kafka_topic_partition_list_new(npart > 0 ? npart : 1);
     for (int i = 0; t != NULL && i < npart; i++) {
         rd_kafka_topic_partition_list_add(parts, topic, t->partitions[i].id)->offset =
             from_start ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;

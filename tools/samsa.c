@@ -45,9 +45,13 @@ static const char usage_text[] =
     "\n"
     "The tool is a Kafka client (librdkafka), so it works against Apache Kafka too.\n";
 
-static void usage(FILE *f) { fputs(usage_text, f); }
+static void usage(FILE *f)
+{
+    fputs(usage_text, f);
+}
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     struct cli_opts o = {.bootstrap = CLI_DEFAULT_BOOTSTRAP};
     /* Global options before the command words; getopt is not used here because it would
      * also consume the command's own options. */
@@ -63,8 +67,7 @@ int main(int argc, char **argv) {
         } else if (strncmp(a, "--bootstrap-server=", 19) == 0) {
             o.bootstrap = a + 19;
             i++;
-        } else if ((strcmp(a, "-b") == 0 || strcmp(a, "--bootstrap-server") == 0) &&
-                   i + 1 < argc) {
+        } else if ((strcmp(a, "-b") == 0 || strcmp(a, "--bootstrap-server") == 0) && i + 1 < argc) {
             o.bootstrap = argv[i + 1];
             i += 2;
         } else {

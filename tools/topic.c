@@ -46,7 +46,8 @@ static const char topic_usage[] =
  * `want_name` says whether one positional NAME is required. Returns 0, or an exit
  * status after printing why. */
 static int parse_topic_args(struct cli_opts *o, int argc, char **argv, const char *allowed,
-                            bool want_name, struct topic_args *a) {
+                            bool want_name, struct topic_args *a)
+{
     *a = (struct topic_args){.partitions = -1, .replication = -1};
     optind = 1;
     opterr = 1;
@@ -89,9 +90,7 @@ static int parse_topic_args(struct cli_opts *o, int argc, char **argv, const cha
             list[(*n)++] = optarg;
             break;
         }
-        case 'i':
-            a->internal = true;
-            break;
+        case 'i': a->internal = true; break;
         }
     }
     int npos = argc - optind;
@@ -110,7 +109,8 @@ static int parse_topic_args(struct cli_opts *o, int argc, char **argv, const cha
 
 /* Waits for the result of a CreateTopics, DeleteTopics or CreatePartitions request (want
  * names which) and reports each topic's error. Returns 0 if every topic succeeded. */
-static int topic_results(struct cli_admin *req, rd_kafka_event_type_t want, const char *what) {
+static int topic_results(struct cli_admin *req, rd_kafka_event_type_t want, const char *what)
+{
     rd_kafka_event_t *ev = cli_admin_result(req, want, what);
     if (ev == NULL) {
         return CLI_EXIT_FAIL;
@@ -122,8 +122,8 @@ static int topic_results(struct cli_admin *req, rd_kafka_event_type_t want, cons
     } else if (want == RD_KAFKA_EVENT_DELETETOPICS_RESULT) {
         res = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
     } else {
-        res = rd_kafka_CreatePartitions_result_topics(
-            rd_kafka_event_CreatePartitions_result(ev), &n);
+        res =
+            rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &n);
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
@@ -142,7 +142,8 @@ static int topic_results(struct cli_admin *req, rd_kafka_event_type_t want, cons
     return rc;
 }
 
-static int topic_create(struct cli_opts *o, const struct topic_args *a) {
+static int topic_create(struct cli_opts *o, const struct topic_args *a)
+{
     char errstr[512];
     /* -1 asks the broker for its defaults (num.partitions, default.replication.factor). */
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(a->name, (int)a->partitions,
@@ -175,16 +176,21 @@ static int topic_create(struct cli_opts *o, const struct topic_args *a) {
     return rc;
 }
 
-static int cmp_topic_name(const void *x, const void *y) {
+static int cmp_topic_name(const void *x, const void *y)
+{
     const struct rd_kafka_metadata_topic *const *a = x, *const *b = y;
     return strcmp((*a)->topic, (*b)->topic);
 }
 
 /* Kafka marks internal topics in metadata v1+, but librdkafka 2.0.2 does not expose the
  * flag; Kafka's own internal topics (and Samsa's) all start with "__". */
-static bool is_internal(const char *name) { return strncmp(name, "__", 2) == 0; }
+static bool is_internal(const char *name)
+{
+    return strncmp(name, "__", 2) == 0;
+}
 
-static int topic_list(struct cli_opts *o, const struct topic_args *a) {
+static int topic_list(struct cli_opts *o, const struct topic_args *a)
+{
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
@@ -227,7 +233,8 @@ static int topic_list(struct cli_opts *o, const struct topic_args *a) {
 /* Describes topic `name`'s configs; on success *out is the result event (caller destroys)
  * and *res its one resource. */
 static int describe_topic_configs(rd_kafka_t *rk, const char *name, rd_kafka_event_t **out,
-                                  const rd_kafka_ConfigResource_t **res) {
+                                  const rd_kafka_ConfigResource_t **res)
+{
     rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
     struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
     rd_kafka_DescribeConfigs(rk, &cr, 1, req.opt, req.q);
@@ -252,7 +259,8 @@ static int describe_topic_configs(rd_kafka_t *rk, const char *name, rd_kafka_eve
     return 0;
 }
 
-static int topic_describe(struct cli_opts *o, const struct topic_args *a) {
+static int topic_describe(struct cli_opts *o, const struct topic_args *a)
+{
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
@@ -340,7 +348,8 @@ static int topic_describe(struct cli_opts *o, const struct topic_args *a) {
  * (DYNAMIC_TOPIC_CONFIG), applies -c and -d to that set and writes it back. Two
  * concurrent alters of the same topic can therefore lose one another's change; that is
  * the price of working with this librdkafka version and with older Kafka brokers. */
-static int topic_alter(struct cli_opts *o, const struct topic_args *a) {
+static int topic_alter(struct cli_opts *o, const struct topic_args *a)
+{
     if (a->nconfigs == 0 && a->ndeletes == 0) {
         cli_err("topic alter needs at least one -c key=value or -d key");
         return CLI_EXIT_USAGE;
@@ -369,7 +378,8 @@ static int topic_alter(struct cli_opts *o, const struct topic_args *a) {
     bool deleted[CLI_MAX_CONFIGS] = {false};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (rd_kafka_ConfigEntry_source(entries[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG) {
+        if (rd_kafka_ConfigEntry_source(entries[i]) !=
+            RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG) {
             continue;
         }
         const char *k = rd_kafka_ConfigEntry_name(entries[i]);
@@ -386,7 +396,8 @@ static int topic_alter(struct cli_opts *o, const struct topic_args *a) {
         if (keep && rd_kafka_ConfigEntry_is_sensitive(entries[i])) {
             /* Its value is not disclosed, so it cannot be written back. */
             rc = cli_err("topic '%s' has sensitive override %s; cannot alter without "
-                         "IncrementalAlterConfigs", a->name, k);
+                         "IncrementalAlterConfigs",
+                         a->name, k);
         } else if (keep) {
             rd_kafka_ConfigResource_set_config(cr, k, rd_kafka_ConfigEntry_value(entries[i]));
         }
@@ -427,7 +438,8 @@ static int topic_alter(struct cli_opts *o, const struct topic_args *a) {
     return rc;
 }
 
-static int topic_delete(struct cli_opts *o, const struct topic_args *a) {
+static int topic_delete(struct cli_opts *o, const struct topic_args *a)
+{
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
@@ -444,7 +456,8 @@ static int topic_delete(struct cli_opts *o, const struct topic_args *a) {
     return rc;
 }
 
-static int topic_add_partitions(struct cli_opts *o, const struct topic_args *a) {
+static int topic_add_partitions(struct cli_opts *o, const struct topic_args *a)
+{
     if (a->partitions < 0) {
         cli_err("topic add-partitions needs -p TOTAL (the new partition count)");
         return CLI_EXIT_USAGE;
@@ -471,7 +484,8 @@ static int topic_add_partitions(struct cli_opts *o, const struct topic_args *a) 
     return rc;
 }
 
-int topic_main(struct cli_opts *o, int argc, char **argv) {
+int topic_main(struct cli_opts *o, int argc, char **argv)
+{
     /* Each verb with the option letters it takes and whether it needs a topic name. */
     static const struct {
         const char *verb;
@@ -479,12 +493,9 @@ int topic_main(struct cli_opts *o, int argc, char **argv) {
         bool want_name;
         int (*fn)(struct cli_opts *, const struct topic_args *);
     } verbs[] = {
-        {"create", "prc", true, topic_create},
-        {"list", "i", false, topic_list},
-        {"describe", "", true, topic_describe},
-        {"alter", "cd", true, topic_alter},
-        {"delete", "", true, topic_delete},
-        {"add-partitions", "p", true, topic_add_partitions},
+        {"create", "prc", true, topic_create},  {"list", "i", false, topic_list},
+        {"describe", "", true, topic_describe}, {"alter", "cd", true, topic_alter},
+        {"delete", "", true, topic_delete},     {"add-partitions", "p", true, topic_add_partitions},
     };
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(topic_usage, argc < 2 ? stderr : stdout);
@@ -493,8 +504,8 @@ int topic_main(struct cli_opts *o, int argc, char **argv) {
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
         if (strcmp(argv[1], verbs[i].verb) == 0) {
             struct topic_args a;
-            int rc = parse_topic_args(o, argc - 1, argv + 1, verbs[i].allowed, verbs[i].want_name,
-                                      &a);
+            int rc =
+                parse_topic_args(o, argc - 1, argv + 1, verbs[i].allowed, verbs[i].want_name, &a);
             return rc != 0 ? rc : verbs[i].fn(o, &a);
         }
     }

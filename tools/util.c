@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_err(const char *fmt, ...) {
+int cli_err(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     fputs("samsa: ", stderr);
@@ -19,16 +20,12 @@ int cli_err(const char *fmt, ...) {
     return CLI_EXIT_FAIL;
 }
 
-bool cli_common_opt(struct cli_opts *o, int c, const char *arg) {
+bool cli_common_opt(struct cli_opts *o, int c, const char *arg)
+{
     switch (c) {
-    case 'b':
-        o->bootstrap = arg;
-        return true;
-    case 'v':
-        o->verbose = true;
-        return true;
-    default:
-        return false;
+    case 'b': o->bootstrap = arg; return true;
+    case 'v': o->verbose = true; return true;
+    default: return false;
     }
 }
 
@@ -39,7 +36,8 @@ bool cli_common_opt(struct cli_opts *o, int c, const char *arg) {
 static pthread_mutex_t transport_lock = PTHREAD_MUTEX_INITIALIZER;
 static char transport_error[256];
 
-static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
     const struct cli_opts *o = opaque;
     pthread_mutex_lock(&transport_lock);
     snprintf(transport_error, sizeof transport_error, "%s", reason);
@@ -49,14 +47,16 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     }
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
     const struct cli_opts *o = rd_kafka_opaque(rk);
     if (o != NULL && o->verbose) {
         fprintf(stderr, "samsa: librdkafka %s: %s\n", fac, buf);
     }
 }
 
-const char *cli_last_transport_error(void) {
+const char *cli_last_transport_error(void)
+{
     /* Read after the client's threads have reported; a torn read would only garble a
      * diagnostic, but take the lock anyway to keep TSan quiet. */
     static char copy[sizeof transport_error];
@@ -70,7 +70,8 @@ const char *cli_last_transport_error(void) {
 static const char *bootstrap_used = CLI_DEFAULT_BOOTSTRAP;
 
 rd_kafka_t *cli_client(const struct cli_opts *o, rd_kafka_type_t type, const char **extra,
-                       void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *)) {
+                       void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *))
+{
     char errstr[512];
     bootstrap_used = o->bootstrap;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -103,7 +104,8 @@ rd_kafka_t *cli_client(const struct cli_opts *o, rd_kafka_type_t type, const cha
 }
 
 /* Adds the transport error, if any, to a timeout so the user learns *why* it timed out. */
-static void report_failure(const char *what, rd_kafka_resp_err_t err, const char *msg) {
+static void report_failure(const char *what, rd_kafka_resp_err_t err, const char *msg)
+{
     const char *why = cli_last_transport_error();
     /* Local errors (negative codes: timed out, transport failure) say little alone. */
     if (err < 0 && why != NULL) {
@@ -115,8 +117,8 @@ static void report_failure(const char *what, rd_kafka_resp_err_t err, const char
     }
 }
 
-rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want,
-                                 const char *what) {
+rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want, const char *what)
+{
     /* The admin request already carries CLI_TIMEOUT_MS, after which librdkafka delivers a
      * timed-out result; the extra second here only guards against that never coming. */
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, CLI_TIMEOUT_MS + 1000);
@@ -137,32 +139,35 @@ rd_kafka_event_t *cli_admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t want
     return ev;
 }
 
-rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t api) {
+rd_kafka_AdminOptions_t *cli_admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t api)
+{
     char errstr[256];
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, api);
     /* Both setters only fail for out-of-range values, which these are not. */
     rd_kafka_AdminOptions_set_request_timeout(opt, CLI_TIMEOUT_MS, errstr, sizeof errstr);
     if (api == RD_KAFKA_ADMIN_OP_CREATETOPICS || api == RD_KAFKA_ADMIN_OP_DELETETOPICS ||
         api == RD_KAFKA_ADMIN_OP_CREATEPARTITIONS) {
-        rd_kafka_AdminOptions_set_operation_timeout(opt, CLI_TIMEOUT_MS, errstr,
-                                                    sizeof errstr);
+        rd_kafka_AdminOptions_set_operation_timeout(opt, CLI_TIMEOUT_MS, errstr, sizeof errstr);
     }
     return opt;
 }
 
-struct cli_admin cli_admin_start(rd_kafka_t *rk, rd_kafka_admin_op_t api) {
+struct cli_admin cli_admin_start(rd_kafka_t *rk, rd_kafka_admin_op_t api)
+{
     return (struct cli_admin){.q = rd_kafka_queue_new(rk), .opt = cli_admin_options(rk, api)};
 }
 
 rd_kafka_event_t *cli_admin_result(struct cli_admin *req, rd_kafka_event_type_t want,
-                                   const char *what) {
+                                   const char *what)
+{
     rd_kafka_event_t *ev = cli_admin_wait(req->q, want, what);
     rd_kafka_AdminOptions_destroy(req->opt);
     rd_kafka_queue_destroy(req->q);
     return ev;
 }
 
-int cli_metadata(rd_kafka_t *rk, const struct rd_kafka_metadata **md) {
+int cli_metadata(rd_kafka_t *rk, const struct rd_kafka_metadata **md)
+{
     /* All topics rather than one: asking for a single unknown topic may auto-create it on
      * brokers with auto.create.topics.enable, and describe must never create. */
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, md, CLI_TIMEOUT_MS);
@@ -174,7 +179,8 @@ int cli_metadata(rd_kafka_t *rk, const struct rd_kafka_metadata **md) {
 }
 
 const struct rd_kafka_metadata_topic *cli_find_topic(const struct rd_kafka_metadata *md,
-                                                     const char *name) {
+                                                     const char *name)
+{
     for (int i = 0; i < md->topic_cnt; i++) {
         if (strcmp(md->topics[i].topic, name) == 0) {
             return &md->topics[i];
@@ -184,7 +190,8 @@ const struct rd_kafka_metadata_topic *cli_find_topic(const struct rd_kafka_metad
 }
 
 const struct rd_kafka_metadata_topic *cli_require_topic(const struct rd_kafka_metadata *md,
-                                                        const char *name) {
+                                                        const char *name)
+{
     const struct rd_kafka_metadata_topic *t = cli_find_topic(md, name);
     if (t == NULL || t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         cli_err("topic '%s' does not exist", name);
@@ -197,20 +204,21 @@ const struct rd_kafka_metadata_topic *cli_require_topic(const struct rd_kafka_me
     return t;
 }
 
-int cli_parse_i64(const char *s, int64_t min, int64_t max, const char *opt, int64_t *out) {
+int cli_parse_i64(const char *s, int64_t min, int64_t max, const char *opt, int64_t *out)
+{
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        cli_err("%s: '%s' is not a number in [%lld, %lld]", opt, s, (long long)min,
-                (long long)max);
+        cli_err("%s: '%s' is not a number in [%lld, %lld]", opt, s, (long long)min, (long long)max);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-int cli_split_kv(const char *s, char *buf, size_t bufsz, const char **key, const char **value) {
+int cli_split_kv(const char *s, char *buf, size_t bufsz, const char **key, const char **value)
+{
     if (strlen(s) >= bufsz) {
         cli_err("config '%.40s...' is too long", s);
         return -1;
@@ -227,7 +235,8 @@ int cli_split_kv(const char *s, char *buf, size_t bufsz, const char **key, const
     return 0;
 }
 
-const char *fmt_offset(char *buf, size_t bufsz, int64_t v) {
+const char *fmt_offset(char *buf, size_t bufsz, int64_t v)
+{
     if (v < 0) {
         snprintf(buf, bufsz, "-");
     } else {
@@ -245,12 +254,14 @@ struct table {
     char **cells; /* nrows * ncols, row-major, each malloc'd */
 };
 
-static void oom(void) {
+static void oom(void)
+{
     fputs("samsa: out of memory\n", stderr);
     exit(CLI_EXIT_FAIL);
 }
 
-static void table_push(struct table *t, va_list ap) {
+static void table_push(struct table *t, va_list ap)
+{
     if (t->nrows == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
         t->cells = realloc(t->cells, sizeof(char *) * (size_t)t->cap * (size_t)t->ncols);
@@ -269,7 +280,8 @@ static void table_push(struct table *t, va_list ap) {
     t->nrows++;
 }
 
-struct table *table_new(int ncols, ...) {
+struct table *table_new(int ncols, ...)
+{
     struct table *t = calloc(1, sizeof *t);
     if (t == NULL) {
         oom();
@@ -282,16 +294,21 @@ struct table *table_new(int ncols, ...) {
     return t;
 }
 
-void table_add(struct table *t, ...) {
+void table_add(struct table *t, ...)
+{
     va_list ap;
     va_start(ap, t);
     table_push(t, ap);
     va_end(ap);
 }
 
-int table_rows(const struct table *t) { return t->nrows - 1; }
+int table_rows(const struct table *t)
+{
+    return t->nrows - 1;
+}
 
-void table_print(const struct table *t) {
+void table_print(const struct table *t)
+{
     int width[t->ncols];
     for (int c = 0; c < t->ncols; c++) {
         width[c] = 0;
@@ -312,7 +329,8 @@ void table_print(const struct table *t) {
     }
 }
 
-void table_free(struct table *t) {
+void table_free(struct table *t)
+{
     if (t == NULL) {
         return;
     }

@@ -16,9 +16,13 @@ struct arena_chunk {
     _Alignas(16) uint8_t data[];
 };
 
-void arena_init(struct arena *a) { *a = (struct arena){0}; }
+void arena_init(struct arena *a)
+{
+    *a = (struct arena){0};
+}
 
-void *arena_alloc(struct arena *a, size_t size_bytes) {
+void *arena_alloc(struct arena *a, size_t size_bytes)
+{
     size_t n = (size_bytes + 7) & ~(size_t)7;
     ASSERT(n >= size_bytes);
     struct arena_chunk *c = a->head;
@@ -44,21 +48,24 @@ void *arena_alloc(struct arena *a, size_t size_bytes) {
     return p;
 }
 
-void *arena_memdup(struct arena *a, const void *p, size_t len) {
+void *arena_memdup(struct arena *a, const void *p, size_t len)
+{
     void *q = arena_alloc(a, len);
     if (len)
         memcpy(q, p, len);
     return q;
 }
 
-char *arena_strndup(struct arena *a, const char *s, size_t len) {
+char *arena_strndup(struct arena *a, const char *s, size_t len)
+{
     char *q = arena_alloc(a, len + 1);
     memcpy(q, s, len);
     q[len] = '\0';
     return q;
 }
 
-char *arena_printf(struct arena *a, const char *fmt, ...) {
+char *arena_printf(struct arena *a, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
@@ -70,7 +77,8 @@ char *arena_printf(struct arena *a, const char *fmt, ...) {
     return q;
 }
 
-void arena_free(struct arena *a) {
+void arena_free(struct arena *a)
+{
     struct arena_chunk *c = a->head;
     while (c) {
         struct arena_chunk *next = c->next;

@@ -16,10 +16,10 @@
 #include <stdint.h>
 
 /* ---- assertions: stay on in release builds; for invariants, not bad input ---- */
-#define ASSERT(cond)                                                                   \
-    do {                                                                               \
-        if (!(cond))                                                                   \
-            base_assert_fail(#cond, __FILE__, __LINE__);                               \
+#define ASSERT(cond)                                                                               \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            base_assert_fail(#cond, __FILE__, __LINE__);                                           \
     } while (0)
 _Noreturn void base_assert_fail(const char *expr, const char *file, int line);
 
@@ -72,19 +72,34 @@ void buf_put_varlong(struct buf *b, int64_t v);  /* zigzag */
 void buf_patch_i32(struct buf *b, size_t at, int32_t v);
 
 /* Big-endian helpers on raw memory. */
-static inline uint16_t be16_read(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-static inline uint32_t be32_read(const uint8_t *p) {
+static inline uint16_t be16_read(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+static inline uint32_t be32_read(const uint8_t *p)
+{
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
-static inline uint64_t be64_read(const uint8_t *p) {
+static inline uint64_t be64_read(const uint8_t *p)
+{
     return ((uint64_t)be32_read(p) << 32) | be32_read(p + 4);
 }
-static inline void be16_write(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static inline void be32_write(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+static inline void be16_write(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
 }
-static inline void be64_write(uint8_t *p, uint64_t v) {
-    be32_write(p, (uint32_t)(v >> 32)); be32_write(p + 4, (uint32_t)v);
+static inline void be32_write(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline void be64_write(uint8_t *p, uint64_t v)
+{
+    be32_write(p, (uint32_t)(v >> 32));
+    be32_write(p + 4, (uint32_t)v);
 }
 
 /* ---- reader: bounds-checked decoding with a sticky error flag ----
@@ -97,7 +112,10 @@ struct reader {
     int err; /* 0, or -1 once any read ran past the end or was malformed */
 };
 void rd_init(struct reader *r, const void *data, size_t len);
-static inline size_t rd_remaining(const struct reader *r) { return r->err ? 0 : r->len - r->pos; }
+static inline size_t rd_remaining(const struct reader *r)
+{
+    return r->err ? 0 : r->len - r->pos;
+}
 int8_t rd_i8(struct reader *r);
 int16_t rd_i16(struct reader *r);
 int32_t rd_i32(struct reader *r);
@@ -116,8 +134,8 @@ size_t uvarint_size(uint64_t v);
 /* Decodes an unsigned varint of at most max_bytes at *p (before end) and advances *p;
  * false if it is cut short or longer. A 5-byte varint read as 32 bits keeps its low
  * 32 bits, as Kafka's readVarint does. Inline: per-record checks on produce use it. */
-static inline bool uvarint_take(const uint8_t **p, const uint8_t *end, int max_bytes,
-                                uint64_t *out) {
+static inline bool uvarint_take(const uint8_t **p, const uint8_t *end, int max_bytes, uint64_t *out)
+{
     uint64_t v = 0;
     const uint8_t *q = *p;
     for (int i = 0; i < max_bytes && q < end; i++) {
@@ -154,8 +172,8 @@ uint32_t crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len);
 
 /* ---- time ---- */
-int64_t time_wall_ms(void);  /* CLOCK_REALTIME, ms since the epoch */
-int64_t time_mono_ms(void);  /* CLOCK_MONOTONIC */
+int64_t time_wall_ms(void); /* CLOCK_REALTIME, ms since the epoch */
+int64_t time_mono_ms(void); /* CLOCK_MONOTONIC */
 int64_t time_mono_ns(void);
 
 /* ---- logging: log_info("storage", "...", ...) ---- */
@@ -166,10 +184,10 @@ enum log_level log_get_level(void);
 int log_level_parse(const char *s, enum log_level *out);
 void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-#define log_debug(subsys, ...)                                                         \
-    do {                                                                               \
-        if (log_get_level() <= LOG_LEVEL_DEBUG)                                        \
-            log_msg(LOG_LEVEL_DEBUG, subsys, __VA_ARGS__);                             \
+#define log_debug(subsys, ...)                                                                     \
+    do {                                                                                           \
+        if (log_get_level() <= LOG_LEVEL_DEBUG)                                                    \
+            log_msg(LOG_LEVEL_DEBUG, subsys, __VA_ARGS__);                                         \
     } while (0)
 #define log_info(subsys, ...) log_msg(LOG_LEVEL_INFO, subsys, __VA_ARGS__)
 #define log_warn(subsys, ...) log_msg(LOG_LEVEL_WARN, subsys, __VA_ARGS__)
@@ -189,16 +207,16 @@ struct log_ratelimit {
 void log_msg_ratelimited(struct log_ratelimit *rl, int64_t interval_ms, enum log_level level,
                          const char *subsys, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-#define log_ratelimited(interval_ms, level, subsys, ...)                                \
-    do {                                                                               \
-        static struct log_ratelimit log_rl_;                                           \
-        log_msg_ratelimited(&log_rl_, interval_ms, level, subsys, __VA_ARGS__);        \
+#define log_ratelimited(interval_ms, level, subsys, ...)                                           \
+    do {                                                                                           \
+        static struct log_ratelimit log_rl_;                                                       \
+        log_msg_ratelimited(&log_rl_, interval_ms, level, subsys, __VA_ARGS__);                    \
     } while (0)
-#define log_info_ratelimited(subsys, ...)                                              \
+#define log_info_ratelimited(subsys, ...)                                                          \
     log_ratelimited(LOG_RATELIMIT_INTERVAL_MS, LOG_LEVEL_INFO, subsys, __VA_ARGS__)
-#define log_warn_ratelimited(subsys, ...)                                              \
+#define log_warn_ratelimited(subsys, ...)                                                          \
     log_ratelimited(LOG_RATELIMIT_INTERVAL_MS, LOG_LEVEL_WARN, subsys, __VA_ARGS__)
-#define log_error_ratelimited(subsys, ...)                                             \
+#define log_error_ratelimited(subsys, ...)                                                         \
     log_ratelimited(LOG_RATELIMIT_INTERVAL_MS, LOG_LEVEL_ERROR, subsys, __VA_ARGS__)
 
 /* ---- arena: bump allocator for per-request data; one free at the end ---- */
@@ -208,7 +226,7 @@ struct arena {
     size_t total_bytes; /* bytes handed out, for limits */
 };
 void arena_init(struct arena *a);
-void *arena_alloc(struct arena *a, size_t size_bytes);  /* zeroed, 8-byte aligned */
+void *arena_alloc(struct arena *a, size_t size_bytes); /* zeroed, 8-byte aligned */
 void *arena_memdup(struct arena *a, const void *p, size_t len);
 char *arena_strndup(struct arena *a, const char *s, size_t len);
 char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

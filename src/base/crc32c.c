@@ -56,12 +56,14 @@ static struct crc_shift by_long[3];
 static struct crc_shift by_short[3];
 
 /* v * x mod P: the x^31 coefficient is bit 0; shifted out it becomes x^32 = the rest of P. */
-static uint32_t mul_x(uint32_t v) {
+static uint32_t mul_x(uint32_t v)
+{
     return (v >> 1) ^ ((v & 1) ? CRC32C_POLY : 0);
 }
 
 /* a * b mod P: the sum of b * x^i over the coefficients x^i present in a. */
-static uint32_t mul_mod(uint32_t a, uint32_t b) {
+static uint32_t mul_mod(uint32_t a, uint32_t b)
+{
     uint32_t r = 0;
     for (int i = 0; i < 32; i++) {
         if (a & (0x80000000u >> i))
@@ -71,7 +73,8 @@ static uint32_t mul_mod(uint32_t a, uint32_t b) {
     return r;
 }
 
-static void shift_init(struct crc_shift *s, size_t zero_bytes) {
+static void shift_init(struct crc_shift *s, size_t zero_bytes)
+{
     uint32_t xn = 0x80000000u; /* x^0, then x^(8 * zero_bytes) */
     for (size_t i = 0; i < 8 * zero_bytes; i++)
         xn = mul_x(xn);
@@ -80,18 +83,21 @@ static void shift_init(struct crc_shift *s, size_t zero_bytes) {
             s->t[k][b] = mul_mod(b << (8 * k), xn);
 }
 
-static void lanes_init(struct crc_shift by[3], size_t lane_bytes) {
+static void lanes_init(struct crc_shift by[3], size_t lane_bytes)
+{
     for (size_t k = 0; k < 3; k++)
         shift_init(&by[k], (k + 1) * lane_bytes);
 }
 
-static inline uint32_t shift_apply(const struct crc_shift *s, uint32_t v) {
+static inline uint32_t shift_apply(const struct crc_shift *s, uint32_t v)
+{
     return s->t[0][v & 0xff] ^ s->t[1][(v >> 8) & 0xff] ^ s->t[2][(v >> 16) & 0xff] ^
            s->t[3][v >> 24];
 }
 #endif
 
-static void init_tables(void) {
+static void init_tables(void)
+{
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++)
@@ -112,7 +118,8 @@ static void init_tables(void) {
 #endif
 }
 
-uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len) {
+uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len)
+{
     pthread_once(&table_once, init_tables);
     const uint8_t *p = data;
     crc = ~crc;
@@ -121,8 +128,8 @@ uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len) {
         memcpy(&w, p, 8);
         w ^= crc;
         crc = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
-              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^
-              table[2][(w >> 40) & 0xff] ^ table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
+              table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
         p += 8;
         len -= 8;
     }
@@ -132,7 +139,8 @@ uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len) {
 }
 
 #if defined(__x86_64__)
-static inline uint64_t load64(const uint8_t *p) {
+static inline uint64_t load64(const uint8_t *p)
+{
     uint64_t w;
     memcpy(&w, p, 8);
     return w;
@@ -143,7 +151,8 @@ static inline uint64_t load64(const uint8_t *p) {
  * that lane_bytes is a constant. */
 __attribute__((target("sse4.2"), always_inline)) static inline uint64_t
 crc32c_hw_blocks(uint64_t c, const uint8_t **p, size_t *len, size_t lane_bytes,
-                 const struct crc_shift by[3]) {
+                 const struct crc_shift by[3])
+{
     const uint8_t *q = *p;
     size_t n = *len;
     while (n >= 3 * lane_bytes) {
@@ -164,7 +173,8 @@ crc32c_hw_blocks(uint64_t c, const uint8_t **p, size_t *len, size_t lane_bytes,
 }
 
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
-                                                             size_t len) {
+                                                            size_t len)
+{
     uint64_t c = ~crc;
     c = crc32c_hw_blocks(c, &p, &len, CRC_LONG_LANE_BYTES, by_long);
     c = crc32c_hw_blocks(c, &p, &len, CRC_SHORT_LANE_BYTES, by_short);
@@ -180,7 +190,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 }
 #endif
 
-uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
+uint32_t crc32c(uint32_t crc, const void *data, size_t len)
+{
     pthread_once(&table_once, init_tables);
 #if defined(__x86_64__)
     if (have_hw)

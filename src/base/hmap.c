@@ -15,7 +15,8 @@ struct hmap_slot {
 static uint8_t tombstone_mark;
 #define TOMBSTONE (&tombstone_mark)
 
-uint64_t hash_bytes(const void *data, size_t len) {
+uint64_t hash_bytes(const void *data, size_t len)
+{
     const uint8_t *p = data;
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < len; i++) {
@@ -25,9 +26,13 @@ uint64_t hash_bytes(const void *data, size_t len) {
     return h;
 }
 
-void hmap_init(struct hmap *m) { *m = (struct hmap){0}; }
+void hmap_init(struct hmap *m)
+{
+    *m = (struct hmap){0};
+}
 
-void hmap_free(struct hmap *m) {
+void hmap_free(struct hmap *m)
+{
     for (size_t i = 0; i < m->cap; i++)
         if (m->slots[i].key && m->slots[i].key != TOMBSTONE)
             free(m->slots[i].key);
@@ -35,7 +40,8 @@ void hmap_free(struct hmap *m) {
     *m = (struct hmap){0};
 }
 
-static struct hmap_slot *find(const struct hmap *m, struct slice key, uint64_t h) {
+static struct hmap_slot *find(const struct hmap *m, struct slice key, uint64_t h)
+{
     if (m->cap == 0)
         return NULL;
     size_t mask = m->cap - 1;
@@ -49,7 +55,8 @@ static struct hmap_slot *find(const struct hmap *m, struct slice key, uint64_t h
     }
 }
 
-static void grow(struct hmap *m) {
+static void grow(struct hmap *m)
+{
     size_t cap = m->cap ? m->cap : 16;
     while (m->count * 2 >= cap)
         cap *= 2;
@@ -70,12 +77,14 @@ static void grow(struct hmap *m) {
     free(old);
 }
 
-void *hmap_get(const struct hmap *m, struct slice key) {
+void *hmap_get(const struct hmap *m, struct slice key)
+{
     struct hmap_slot *s = find(m, key, hash_bytes(key.ptr, key.len));
     return s ? s->value : NULL;
 }
 
-void hmap_put(struct hmap *m, struct slice key, void *value) {
+void hmap_put(struct hmap *m, struct slice key, void *value)
+{
     uint64_t h = hash_bytes(key.ptr, key.len);
     struct hmap_slot *s = find(m, key, h);
     if (s) {
@@ -97,7 +106,8 @@ void hmap_put(struct hmap *m, struct slice key, void *value) {
     m->count++;
 }
 
-void *hmap_remove(struct hmap *m, struct slice key) {
+void *hmap_remove(struct hmap *m, struct slice key)
+{
     struct hmap_slot *s = find(m, key, hash_bytes(key.ptr, key.len));
     if (!s)
         return NULL;
@@ -109,7 +119,8 @@ void *hmap_remove(struct hmap *m, struct slice key) {
     return v;
 }
 
-bool hmap_next(const struct hmap *m, size_t *iter, struct slice *key, void **value) {
+bool hmap_next(const struct hmap *m, size_t *iter, struct slice *key, void **value)
+{
     while (*iter < m->cap) {
         struct hmap_slot *s = &m->slots[(*iter)++];
         if (s->key && s->key != TOMBSTONE) {

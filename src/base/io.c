@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-int open_parent_dir(const char *path) {
+int open_parent_dir(const char *path)
+{
     char *copy = xstrdup(path);
     int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int err = errno;
@@ -16,7 +17,8 @@ int open_parent_dir(const char *path) {
     return fd;
 }
 
-static int fsync_fd_and_close(int fd) {
+static int fsync_fd_and_close(int fd)
+{
     if (fd < 0)
         return -errno;
     int rc = fsync(fd) == 0 ? 0 : -errno;
@@ -24,13 +26,18 @@ static int fsync_fd_and_close(int fd) {
     return rc;
 }
 
-int fsync_dir(const char *dir) {
+int fsync_dir(const char *dir)
+{
     return fsync_fd_and_close(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 }
 
-int fsync_parent_dir(const char *path) { return fsync_fd_and_close(open_parent_dir(path)); }
+int fsync_parent_dir(const char *path)
+{
+    return fsync_fd_and_close(open_parent_dir(path));
+}
 
-long pread_full(int fd, void *buf, size_t len, int64_t pos) {
+long pread_full(int fd, void *buf, size_t len, int64_t pos)
+{
     size_t done = 0;
     while (done < len) {
         ssize_t r = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(pos + (int64_t)done));
@@ -45,7 +52,8 @@ long pread_full(int fd, void *buf, size_t len, int64_t pos) {
     return (long)done;
 }
 
-int pread_exact(int fd, void *buf, size_t len, int64_t pos) {
+int pread_exact(int fd, void *buf, size_t len, int64_t pos)
+{
     long r = pread_full(fd, buf, len, pos);
     if (r < 0)
         return (int)r;

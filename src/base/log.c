@@ -14,10 +14,17 @@
 static enum log_level current_level = LOG_LEVEL_INFO;
 static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void log_set_level(enum log_level level) { current_level = level; }
-enum log_level log_get_level(void) { return current_level; }
+void log_set_level(enum log_level level)
+{
+    current_level = level;
+}
+enum log_level log_get_level(void)
+{
+    return current_level;
+}
 
-int log_level_parse(const char *s, enum log_level *out) {
+int log_level_parse(const char *s, enum log_level *out)
+{
     for (size_t i = 0; i < ARRAY_LEN(level_names); i++) {
         if (strcasecmp(s, level_names[i]) == 0) {
             *out = (enum log_level)i;
@@ -33,16 +40,17 @@ int log_level_parse(const char *s, enum log_level *out) {
 
 /* Writes one line: header, message, then suffix (kept whole: the message is cut
  * short instead if the line is too long). */
-static void log_vline(enum log_level level, const char *subsys, const char *suffix,
-                      const char *fmt, va_list ap) {
+static void log_vline(enum log_level level, const char *subsys, const char *suffix, const char *fmt,
+                      va_list ap)
+{
     char line[2048];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], subsys);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level], subsys);
     size_t suffix_len = strlen(suffix);
     ASSERT(n > 0 && (size_t)n + suffix_len + 2 <= sizeof line);
     size_t room = sizeof line - (size_t)n - suffix_len - 1; /* message + its NUL */
@@ -55,7 +63,8 @@ static void log_vline(enum log_level level, const char *subsys, const char *suff
     (void)w; /* nowhere left to report a failing stderr */
 }
 
-void log_msg(enum log_level level, const char *subsys, const char *fmt, ...) {
+void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
+{
     if (level < current_level)
         return;
     va_list ap;
@@ -69,7 +78,8 @@ void log_msg(enum log_level level, const char *subsys, const char *fmt, ...) {
  * added between the swap and the exchange goes to the line before instead of the next
  * one: the total stays exact. */
 void log_msg_ratelimited(struct log_ratelimit *rl, int64_t interval_ms, enum log_level level,
-                         const char *subsys, const char *fmt, ...) {
+                         const char *subsys, const char *fmt, ...)
+{
     if (level < current_level)
         return;
     int64_t now = MAX(time_mono_ms(), 1); /* 0 means "nothing logged yet" */

@@ -9,7 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-void props_set(struct props *p, const char *key, const char *value) {
+void props_set(struct props *p, const char *key, const char *value)
+{
     for (size_t i = 0; i < p->count; i++) {
         if (strcmp(p->entries[i].key, key) == 0) {
             free(p->entries[i].value);
@@ -22,21 +23,24 @@ void props_set(struct props *p, const char *key, const char *value) {
     p->entries[p->count++] = (struct props_entry){xstrdup(key), xstrdup(value), 0};
 }
 
-static void set_with_line(struct props *p, const char *key, const char *value, int line) {
+static void set_with_line(struct props *p, const char *key, const char *value, int line)
+{
     props_set(p, key, value);
     for (size_t i = 0; i < p->count; i++)
         if (strcmp(p->entries[i].key, key) == 0)
             p->entries[i].line = line;
 }
 
-const char *props_get(const struct props *p, const char *key) {
+const char *props_get(const struct props *p, const char *key)
+{
     for (size_t i = 0; i < p->count; i++)
         if (strcmp(p->entries[i].key, key) == 0)
             return p->entries[i].value;
     return NULL;
 }
 
-void props_free(struct props *p) {
+void props_free(struct props *p)
+{
     for (size_t i = 0; i < p->count; i++) {
         free(p->entries[i].key);
         free(p->entries[i].value);
@@ -45,10 +49,14 @@ void props_free(struct props *p) {
     *p = (struct props){0};
 }
 
-static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\f'; }
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\f';
+}
 
 /* Unescapes one logical line (continuations already joined) into key and value. */
-static void parse_logical_line(struct props *p, const char *s, size_t len, int line_no) {
+static void parse_logical_line(struct props *p, const char *s, size_t len, int line_no)
+{
     struct buf key, value;
     buf_init(&key);
     buf_init(&value);
@@ -94,7 +102,8 @@ static void parse_logical_line(struct props *p, const char *s, size_t len, int l
     buf_free(&value);
 }
 
-int props_parse(struct props *p, const char *text, size_t len) {
+int props_parse(struct props *p, const char *text, size_t len)
+{
     struct buf logical;
     buf_init(&logical);
     int line_no = 0, start_line = 0;
@@ -136,7 +145,8 @@ int props_parse(struct props *p, const char *text, size_t len) {
     return 0;
 }
 
-int props_load_file(struct props *p, const char *path) {
+int props_load_file(struct props *p, const char *path)
+{
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
@@ -161,7 +171,8 @@ int props_load_file(struct props *p, const char *path) {
     return rc;
 }
 
-int parse_i64(const char *s, int64_t *out) {
+int parse_i64(const char *s, int64_t *out)
+{
     if (!s || !*s)
         return -EINVAL;
     char *end;
@@ -175,7 +186,8 @@ int parse_i64(const char *s, int64_t *out) {
     return 0;
 }
 
-int parse_bool(const char *s, bool *out) {
+int parse_bool(const char *s, bool *out)
+{
     if (s && strcasecmp(s, "true") == 0) {
         *out = true;
         return 0;

@@ -37,7 +37,7 @@ struct cluster {
     char *cluster_id;
     struct mtopic **topics; /* creation order */
     size_t topic_count;
-    struct hmap by_name;    /* name -> struct mtopic, for lookups on the produce path */
+    struct hmap by_name;     /* name -> struct mtopic, for lookups on the produce path */
     struct hmap deleted_ids; /* ids of topics the log records as deleted (values unused) */
     size_t topic_cap;
     struct mbroker *brokers;
@@ -45,14 +45,15 @@ struct cluster {
     int64_t next_producer_id; /* first producer id never handed out */
     cluster_listener_fn listener;
     void *listener_arg;
-    int listener_rc;          /* the listener's answer to the change applied last */
-    int64_t partition_total;  /* partitions of all topics */
-    int64_t max_partitions;   /* samsa.max.partitions: bound on partition_total */
+    int listener_rc;         /* the listener's answer to the change applied last */
+    int64_t partition_total; /* partitions of all topics */
+    int64_t max_partitions;  /* samsa.max.partitions: bound on partition_total */
 };
 
 /* ---- record encoding helpers ---- */
 
-static void put_str(struct buf *b, const char *s) {
+static void put_str(struct buf *b, const char *s)
+{
     if (!s) {
         buf_put_uvarint(b, 0);
         return;
@@ -62,13 +63,15 @@ static void put_str(struct buf *b, const char *s) {
     buf_append(b, s, n);
 }
 
-static void put_slice(struct buf *b, struct slice s) {
+static void put_slice(struct buf *b, struct slice s)
+{
     buf_put_uvarint(b, s.len + 1);
     buf_append(b, s.ptr, s.len);
 }
 
 /* Returns a malloc'd string or NULL for null; sets r->err on malformed input. */
-static char *get_str(struct reader *r) {
+static char *get_str(struct reader *r)
+{
     uint64_t n = rd_uvarint(r);
     if (n == 0)
         return NULL;
@@ -78,13 +81,15 @@ static char *get_str(struct reader *r) {
     return slice_to_cstr(s);
 }
 
-static void put_i32_array(struct buf *b, const int32_t *v, int32_t n) {
+static void put_i32_array(struct buf *b, const int32_t *v, int32_t n)
+{
     buf_put_uvarint(b, (uint64_t)n);
     for (int32_t i = 0; i < n; i++)
         buf_put_i32(b, v[i]);
 }
 
-static int32_t *get_i32_array(struct reader *r, int32_t *count) {
+static int32_t *get_i32_array(struct reader *r, int32_t *count)
+{
     uint64_t n = rd_uvarint(r);
     if (n > rd_remaining(r) / 4) {
         r->err = -1;
@@ -100,7 +105,8 @@ static int32_t *get_i32_array(struct reader *r, int32_t *count) {
 
 /* ---- image ---- */
 
-static void free_topic(struct mtopic *t) {
+static void free_topic(struct mtopic *t)
+{
     for (int32_t i = 0; i < t->partition_count; i++) {
         free(t->partitions[i].replicas);
         free(t->partitions[i].isr);
@@ -115,7 +121,8 @@ static void free_topic(struct mtopic *t) {
     free(t);
 }
 
-static struct mtopic *topic_by_id(struct cluster *c, const uint8_t id[16], size_t *index) {
+static struct mtopic *topic_by_id(struct cluster *c, const uint8_t id[16], size_t *index)
+{
     for (size_t i = 0; i < c->topic_count; i++) {
         if (memcmp(c->topics[i]->id, id, 16) == 0) {
             if (index)
@@ -126,16 +133,19 @@ static struct mtopic *topic_by_id(struct cluster *c, const uint8_t id[16], size_
     return NULL;
 }
 
-static struct mtopic *topic_by_name(const struct cluster *c, struct slice name) {
+static struct mtopic *topic_by_name(const struct cluster *c, struct slice name)
+{
     return hmap_get(&c->by_name, name);
 }
 
-static void notify(struct cluster *c, enum cluster_event ev, const struct mtopic *t) {
+static void notify(struct cluster *c, enum cluster_event ev, const struct mtopic *t)
+{
     if (c->listener)
         c->listener_rc = c->listener(c->listener_arg, ev, t);
 }
 
-static void set_topic_config(struct mtopic *t, const char *name, const char *value) {
+static void set_topic_config(struct mtopic *t, const char *name, const char *value)
+{
     for (size_t i = 0; i < t->config_count; i++) {
         if (strcmp(t->configs[i].name, name) != 0)
             continue;
@@ -157,7 +167,8 @@ static void set_topic_config(struct mtopic *t, const char *name, const char *val
 /* Applies one decoded record. Unknown types and references are logged and skipped:
  * a newer writer's records must not stop an older reader from starting. */
 static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
-                         struct mtopic **touched, enum cluster_event *ev) {
+                         struct mtopic **touched, enum cluster_event *ev)
+{
     switch (type) {
     case REC_REGISTER_BROKER: {
         int32_t id = rd_i32(r);
@@ -226,8 +237,10 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         struct mtopic *t = r->err ? NULL : topic_by_id(c, id.ptr, NULL);
         if (!t || pid < 0 || pid > t->partition_count || pid >= MAX_PARTITIONS_PER_TOPIC) {
             if (!r->err)
-                log_warn("cluster", "skipping PartitionRecord %d for an unknown topic or out of "
-                                    "order", pid);
+                log_warn("cluster",
+                         "skipping PartitionRecord %d for an unknown topic or out of "
+                         "order",
+                         pid);
             free(rep);
             free(isr);
             return;
@@ -244,8 +257,8 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
             free(t->partitions[pid].replicas);
             free(t->partitions[pid].isr);
         }
-        t->partitions[pid] = (struct mpartition){pid, leader, leader_epoch, partition_epoch,
-                                                 nrep, rep, nisr, isr};
+        t->partitions[pid] =
+            (struct mpartition){pid, leader, leader_epoch, partition_epoch, nrep, rep, nisr, isr};
         return;
     }
     case REC_CONFIG: {
@@ -293,7 +306,8 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
 }
 
 /* Applies one metadata log entry (a group of records), then tells the listener. */
-static void apply_entry(void *arg, struct slice payload) {
+static void apply_entry(void *arg, struct slice payload)
+{
     struct cluster *c = arg;
     struct reader r;
     rd_init(&r, payload.ptr, payload.len);
@@ -320,26 +334,30 @@ struct change {
     uint64_t count;
 };
 
-static void change_init(struct change *ch) {
+static void change_init(struct change *ch)
+{
     buf_init(&ch->body);
     ch->count = 0;
 }
 
-static void change_record(struct change *ch, uint64_t type) {
+static void change_record(struct change *ch, uint64_t type)
+{
     buf_put_uvarint(&ch->body, type);
     buf_put_uvarint(&ch->body, 0);
     ch->count++;
 }
 
 /* The log entry of a change: its record count, then its records. Frees the change. */
-static void change_finish(struct change *ch, struct buf *entry) {
+static void change_finish(struct change *ch, struct buf *entry)
+{
     buf_init(entry);
     buf_put_uvarint(entry, ch->count);
     buf_append(entry, ch->body.data, ch->body.len);
     buf_free(&ch->body);
 }
 
-static int change_commit(struct cluster *c, struct change *ch) {
+static int change_commit(struct cluster *c, struct change *ch)
+{
     struct buf entry;
     change_finish(ch, &entry);
     int rc = metalog_append(c->log, entry.data, entry.len);
@@ -350,8 +368,8 @@ static int change_commit(struct cluster *c, struct change *ch) {
     return rc == 0 ? 0 : CLUSTER_ERR_IO;
 }
 
-static void add_partition_state(struct change *ch, const uint8_t id[16],
-                                const struct mpartition *p) {
+static void add_partition_state(struct change *ch, const uint8_t id[16], const struct mpartition *p)
+{
     change_record(ch, REC_PARTITION);
     buf_append(&ch->body, id, 16);
     buf_put_i32(&ch->body, p->id);
@@ -363,14 +381,15 @@ static void add_partition_state(struct change *ch, const uint8_t id[16],
 }
 
 /* A new partition led by `node`, its only replica. */
-static void add_partition_record(struct change *ch, const uint8_t id[16], int32_t pid,
-                                 int32_t node) {
+static void add_partition_record(struct change *ch, const uint8_t id[16], int32_t pid, int32_t node)
+{
     struct mpartition p = {pid, node, 0, 0, 1, &node, 1, &node};
     add_partition_state(ch, id, &p);
 }
 
 static void add_config_record(struct change *ch, const char *topic, const char *name,
-                              const char *value) {
+                              const char *value)
+{
     change_record(ch, REC_CONFIG);
     buf_put_i8(&ch->body, CONFIG_RESOURCE_TOPIC);
     put_str(&ch->body, topic);
@@ -379,7 +398,8 @@ static void add_config_record(struct change *ch, const char *topic, const char *
 }
 
 static void add_broker_record(struct change *ch, int32_t node_id, const char *host, int32_t port,
-                              const char *rack) {
+                              const char *rack)
+{
     change_record(ch, REC_REGISTER_BROKER);
     buf_put_i32(&ch->body, node_id);
     put_str(&ch->body, host);
@@ -391,7 +411,8 @@ static void add_broker_record(struct change *ch, int32_t node_id, const char *ho
 
 /* Fills buf from /dev/urandom; falls back to clock bits, which is enough for ids
  * that only need to be unique on this machine. */
-static void random_bytes(uint8_t *raw, size_t n) {
+static void random_bytes(uint8_t *raw, size_t n)
+{
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     ssize_t got = fd >= 0 ? read(fd, raw, n) : -1;
     if (fd >= 0)
@@ -407,7 +428,8 @@ static void random_bytes(uint8_t *raw, size_t n) {
 static const char uuid_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-void cluster_uuid_format(const uint8_t id[16], char out[CLUSTER_UUID_TEXT_BYTES]) {
+void cluster_uuid_format(const uint8_t id[16], char out[CLUSTER_UUID_TEXT_BYTES])
+{
     uint32_t acc = 0;
     int bits = 0;
     size_t o = 0;
@@ -424,7 +446,8 @@ void cluster_uuid_format(const uint8_t id[16], char out[CLUSTER_UUID_TEXT_BYTES]
     ASSERT(o == CLUSTER_UUID_TEXT_BYTES - 1);
 }
 
-int cluster_uuid_parse(const char *text, uint8_t id[16]) {
+int cluster_uuid_parse(const char *text, uint8_t id[16])
+{
     if (strlen(text) != CLUSTER_UUID_TEXT_BYTES - 1)
         return -1;
     uint32_t acc = 0;
@@ -445,7 +468,8 @@ int cluster_uuid_parse(const char *text, uint8_t id[16]) {
     return o == 16 ? 0 : -1;
 }
 
-static char *generate_cluster_id(void) {
+static char *generate_cluster_id(void)
+{
     uint8_t raw[16];
     random_bytes(raw, sizeof raw);
     char *s = xmalloc(CLUSTER_UUID_TEXT_BYTES);
@@ -453,7 +477,8 @@ static char *generate_cluster_id(void) {
     return s;
 }
 
-static int load_or_create_meta(struct cluster *c, const char *dir, const char *want_id) {
+static int load_or_create_meta(struct cluster *c, const char *dir, const char *want_id)
+{
     char path[4096];
     snprintf(path, sizeof path, "%s/meta.properties", dir);
     struct props p = {0};
@@ -486,8 +511,8 @@ static int load_or_create_meta(struct cluster *c, const char *dir, const char *w
         log_error("cluster", "cannot write %s: %s", tmp, strerror(errno));
         return CLUSTER_ERR_IO;
     }
-    fprintf(f, "#\n#Written by samsa-server\nversion=1\ncluster.id=%s\nnode.id=%d\n",
-            c->cluster_id, c->node_id);
+    fprintf(f, "#\n#Written by samsa-server\nversion=1\ncluster.id=%s\nnode.id=%d\n", c->cluster_id,
+            c->node_id);
     int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -499,7 +524,8 @@ static int load_or_create_meta(struct cluster *c, const char *dir, const char *w
 
 /* ---- public interface ---- */
 
-int cluster_open(const struct cluster_options *opts, struct cluster **out) {
+int cluster_open(const struct cluster_options *opts, struct cluster **out)
+{
     struct cluster *c = xcalloc(1, sizeof *c);
     c->node_id = opts->node_id;
     c->max_partitions = opts->max_partitions > 0 ? opts->max_partitions : INT64_MAX;
@@ -521,7 +547,8 @@ int cluster_open(const struct cluster_options *opts, struct cluster **out) {
     return 0;
 }
 
-void cluster_close(struct cluster *c) {
+void cluster_close(struct cluster *c)
+{
     if (!c)
         return;
     for (size_t i = 0; i < c->topic_count; i++)
@@ -539,22 +566,40 @@ void cluster_close(struct cluster *c) {
     free(c);
 }
 
-const char *cluster_id(const struct cluster *c) { return c->cluster_id; }
-bool cluster_log_was_empty(const struct cluster *c) { return c->log_stats.was_empty; }
-const char *cluster_log_path(const struct cluster *c) { return metalog_path(c->log); }
-size_t cluster_log_skipped_bytes(const struct cluster *c) { return c->log_stats.skipped_bytes; }
-bool cluster_topic_id_deleted(const struct cluster *c, const uint8_t id[16]) {
+const char *cluster_id(const struct cluster *c)
+{
+    return c->cluster_id;
+}
+bool cluster_log_was_empty(const struct cluster *c)
+{
+    return c->log_stats.was_empty;
+}
+const char *cluster_log_path(const struct cluster *c)
+{
+    return metalog_path(c->log);
+}
+size_t cluster_log_skipped_bytes(const struct cluster *c)
+{
+    return c->log_stats.skipped_bytes;
+}
+bool cluster_topic_id_deleted(const struct cluster *c, const uint8_t id[16])
+{
     return hmap_get(&c->deleted_ids, (struct slice){id, 16}) != NULL;
 }
-int32_t cluster_controller_id(const struct cluster *c) { return c->node_id; }
+int32_t cluster_controller_id(const struct cluster *c)
+{
+    return c->node_id;
+}
 
-void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg) {
+void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg)
+{
     c->listener = fn;
     c->listener_arg = arg;
 }
 
 int cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
-                            const char *rack) {
+                            const char *rack)
+{
     const struct mbroker *b = cluster_broker_find(c, node_id);
     if (b && strcmp(b->host, host) == 0 && b->port == port &&
         ((!b->rack && !rack) || (b->rack && rack && strcmp(b->rack, rack) == 0)))
@@ -565,8 +610,8 @@ int cluster_register_broker(struct cluster *c, int32_t node_id, const char *host
     return change_commit(c, &ch);
 }
 
-int cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,
-                                  int64_t *first) {
+int cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count, int64_t *first)
+{
     if (count <= 0 || c->next_producer_id > INT64_MAX - count)
         return CLUSTER_ERR_LIMIT;
     int64_t start = c->next_producer_id;
@@ -581,36 +626,49 @@ int cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t co
     return rc;
 }
 
-size_t cluster_broker_count(const struct cluster *c) { return c->broker_count; }
-const struct mbroker *cluster_broker_at(const struct cluster *c, size_t i) {
+size_t cluster_broker_count(const struct cluster *c)
+{
+    return c->broker_count;
+}
+const struct mbroker *cluster_broker_at(const struct cluster *c, size_t i)
+{
     return i < c->broker_count ? &c->brokers[i] : NULL;
 }
-const struct mbroker *cluster_broker_find(const struct cluster *c, int32_t node_id) {
+const struct mbroker *cluster_broker_find(const struct cluster *c, int32_t node_id)
+{
     for (size_t i = 0; i < c->broker_count; i++)
         if (c->brokers[i].node_id == node_id)
             return &c->brokers[i];
     return NULL;
 }
 
-const struct mtopic *cluster_topic_find(const struct cluster *c, struct slice name) {
+const struct mtopic *cluster_topic_find(const struct cluster *c, struct slice name)
+{
     return topic_by_name(c, name);
 }
-const struct mtopic *cluster_topic_find_id(const struct cluster *c, const uint8_t id[16]) {
+const struct mtopic *cluster_topic_find_id(const struct cluster *c, const uint8_t id[16])
+{
     return topic_by_id((struct cluster *)c, id, NULL);
 }
-size_t cluster_topic_count(const struct cluster *c) { return c->topic_count; }
-const struct mtopic *cluster_topic_at(const struct cluster *c, size_t i) {
+size_t cluster_topic_count(const struct cluster *c)
+{
+    return c->topic_count;
+}
+const struct mtopic *cluster_topic_at(const struct cluster *c, size_t i)
+{
     return i < c->topic_count ? c->topics[i] : NULL;
 }
 
-const char *cluster_topic_config(const struct mtopic *t, const char *name) {
+const char *cluster_topic_config(const struct mtopic *t, const char *name)
+{
     for (size_t i = 0; i < t->config_count; i++)
         if (strcmp(t->configs[i].name, name) == 0)
             return t->configs[i].value;
     return NULL;
 }
 
-const char *cluster_topic_name_error(struct slice name) {
+const char *cluster_topic_name_error(struct slice name)
+{
     if (name.ptr == NULL || name.len == 0)
         return "topic name is empty";
     if (name.len > 249)
@@ -629,13 +687,15 @@ const char *cluster_topic_name_error(struct slice name) {
     return NULL;
 }
 
-void cluster_uuid_random(uint8_t id[16]) {
+void cluster_uuid_random(uint8_t id[16])
+{
     random_bytes(id, 16);
     id[6] = (id[6] & 0x0f) | 0x40; /* version 4 */
     id[8] = (id[8] & 0x3f) | 0x80;
 }
 
-static int check_configs(const struct config_entry *configs, size_t n, const char **why) {
+static int check_configs(const struct config_entry *configs, size_t n, const char **why)
+{
     for (size_t i = 0; i < n; i++) {
         const char *err = tcfg_validate(configs[i].name, configs[i].value);
         if (err) {
@@ -648,7 +708,8 @@ static int check_configs(const struct config_entry *configs, size_t n, const cha
 
 /* NULL if `more` partitions fit within max_partitions, else why not (a static buffer:
  * valid until the next call, on the one thread that changes metadata). */
-static const char *partitions_over_limit(const struct cluster *c, int64_t more) {
+static const char *partitions_over_limit(const struct cluster *c, int64_t more)
+{
     if (c->partition_total + more <= c->max_partitions)
         return NULL;
     static char why[160];
@@ -659,11 +720,15 @@ static const char *partitions_over_limit(const struct cluster *c, int64_t more) 
     return why;
 }
 
-int64_t cluster_partition_count(const struct cluster *c) { return c->partition_total; }
+int64_t cluster_partition_count(const struct cluster *c)
+{
+    return c->partition_total;
+}
 
 int cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
                          int16_t replication_factor, const struct config_entry *configs,
-                         size_t config_count, bool validate_only, const char **why) {
+                         size_t config_count, bool validate_only, const char **why)
+{
     *why = NULL;
     if ((*why = cluster_topic_name_error(name)) != NULL)
         return CLUSTER_ERR_INVALID_TOPIC;
@@ -722,7 +787,8 @@ int cluster_create_topic(struct cluster *c, struct slice name, int32_t partition
     return rc;
 }
 
-int cluster_delete_topic(struct cluster *c, struct slice name) {
+int cluster_delete_topic(struct cluster *c, struct slice name)
+{
     struct mtopic *t = topic_by_name(c, name);
     if (!t)
         return CLUSTER_ERR_UNKNOWN_TOPIC;
@@ -734,7 +800,8 @@ int cluster_delete_topic(struct cluster *c, struct slice name) {
 }
 
 int cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
-                              bool validate_only, const char **why) {
+                              bool validate_only, const char **why)
+{
     *why = NULL;
     struct mtopic *t = topic_by_name(c, name);
     if (!t) {
@@ -767,7 +834,8 @@ int cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_
 }
 
 /* Computes a list value after APPEND/SUBTRACT on a comma-separated list. */
-static char *list_op(const char *current, const char *item, enum cluster_config_op op) {
+static char *list_op(const char *current, const char *item, enum cluster_config_op op)
+{
     struct buf out;
     buf_init(&out);
     bool present = false;
@@ -796,7 +864,8 @@ static char *list_op(const char *current, const char *item, enum cluster_config_
 
 int cluster_alter_topic_configs(struct cluster *c, struct slice name,
                                 const struct config_change *changes, size_t n, bool replace_all,
-                                bool validate_only, const char **why) {
+                                bool validate_only, const char **why)
+{
     *why = NULL;
     struct mtopic *t = topic_by_name(c, name);
     if (!t) {
@@ -871,7 +940,8 @@ int cluster_alter_topic_configs(struct cluster *c, struct slice name,
 /* ---- recovery (`samsa metadata recover`) ---- */
 
 int cluster_recover_topic(struct cluster *c, const char *name, const uint8_t *id,
-                          int32_t partitions, const struct config_entry *configs, size_t n) {
+                          int32_t partitions, const struct config_entry *configs, size_t n)
+{
     if (cluster_topic_name_error(slice_from_cstr(name)))
         return CLUSTER_ERR_INVALID_TOPIC;
     if (partitions <= 0 || partitions > MAX_PARTITIONS_PER_TOPIC)
@@ -904,7 +974,8 @@ int cluster_recover_topic(struct cluster *c, const char *name, const uint8_t *id
     return 0;
 }
 
-int cluster_rewrite_log(struct cluster *c, int64_t producer_id_gap, char **kept_path) {
+int cluster_rewrite_log(struct cluster *c, int64_t producer_id_gap, char **kept_path)
+{
     ASSERT(producer_id_gap >= 0 && c->next_producer_id <= INT64_MAX - producer_id_gap);
     size_t n = c->topic_count + 1;
     struct buf *entries = xcalloc(n, sizeof *entries);

@@ -17,15 +17,15 @@
 
 enum cluster_err {
     CLUSTER_OK = 0,
-    CLUSTER_ERR_IO = -1,              /* the metadata log could not be written */
+    CLUSTER_ERR_IO = -1, /* the metadata log could not be written */
     CLUSTER_ERR_TOPIC_EXISTS = -2,
     CLUSTER_ERR_UNKNOWN_TOPIC = -3,
-    CLUSTER_ERR_INVALID_TOPIC = -4,   /* name breaks Kafka's rules */
+    CLUSTER_ERR_INVALID_TOPIC = -4, /* name breaks Kafka's rules */
     CLUSTER_ERR_INVALID_PARTITIONS = -5,
     CLUSTER_ERR_INVALID_REPLICATION = -6,
     CLUSTER_ERR_INVALID_CONFIG = -7,
-    CLUSTER_ERR_LIMIT = -8,           /* a bound (partitions per topic, topics) */
-    CLUSTER_ERR_CORRUPT = -9,         /* the metadata log is damaged (not a torn tail) */
+    CLUSTER_ERR_LIMIT = -8,   /* a bound (partitions per topic, topics) */
+    CLUSTER_ERR_CORRUPT = -9, /* the metadata log is damaged (not a torn tail) */
 };
 
 /* ---- topic configuration ---- */
@@ -35,8 +35,8 @@ enum tcfg_type { TCFG_LONG, TCFG_INT, TCFG_STRING, TCFG_BOOL, TCFG_DOUBLE, TCFG_
 /* One per-topic config Samsa knows: its Kafka name, the broker property that gives
  * its default, and how values are checked. */
 struct tcfg_def {
-    const char *name;        /* e.g. "retention.ms" */
-    const char *broker_key;  /* e.g. "log.retention.ms", or NULL */
+    const char *name;       /* e.g. "retention.ms" */
+    const char *broker_key; /* e.g. "log.retention.ms", or NULL */
     enum tcfg_type type;
     const char *default_value;
     /* Returns NULL if value is acceptable, else a message saying why not. */
@@ -58,7 +58,7 @@ struct config_entry {
 
 struct mpartition {
     int32_t id;
-    int32_t leader;       /* node id, -1 if none */
+    int32_t leader; /* node id, -1 if none */
     int32_t leader_epoch;
     int32_t partition_epoch;
     int32_t replica_count;
@@ -69,11 +69,11 @@ struct mpartition {
 
 struct mtopic {
     char *name;
-    uint8_t id[16];       /* topic id (uuid) */
-    bool internal;        /* __consumer_offsets and friends: hidden from listings */
+    uint8_t id[16]; /* topic id (uuid) */
+    bool internal;  /* __consumer_offsets and friends: hidden from listings */
     int32_t partition_count;
     struct mpartition *partitions;
-    size_t config_count;  /* explicitly set per-topic configs only */
+    size_t config_count; /* explicitly set per-topic configs only */
     struct config_entry *configs;
 };
 
@@ -81,7 +81,7 @@ struct mbroker {
     int32_t node_id;
     char *host;
     int32_t port;
-    char *rack;           /* NULL if none */
+    char *rack; /* NULL if none */
 };
 
 struct cluster;
@@ -89,7 +89,7 @@ struct cluster;
 struct cluster_options {
     const char *metadata_dir; /* holds the metadata log; created if missing */
     int32_t node_id;
-    const char *cluster_id;   /* NULL: read from the log or generate one */
+    const char *cluster_id; /* NULL: read from the log or generate one */
     /* Recovery only: replay every intact entry of a damaged log, skipping damaged
      * stretches; write nothing (no meta.properties, no marker) until
      * cluster_rewrite_log. */
@@ -134,7 +134,7 @@ int cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t co
 const struct mtopic *cluster_topic_find(const struct cluster *c, struct slice name);
 const struct mtopic *cluster_topic_find_id(const struct cluster *c, const uint8_t id[16]);
 size_t cluster_topic_count(const struct cluster *c);
-int64_t cluster_partition_count(const struct cluster *c); /* of all topics */
+int64_t cluster_partition_count(const struct cluster *c);                 /* of all topics */
 const struct mtopic *cluster_topic_at(const struct cluster *c, size_t i); /* in creation order */
 /* Effective value of a topic config: the topic's own setting, or NULL for default. */
 const char *cluster_topic_config(const struct mtopic *t, const char *name);
@@ -153,7 +153,12 @@ int cluster_delete_topic(struct cluster *c, struct slice name);
 int cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
                               bool validate_only, const char **why);
 
-enum cluster_config_op { CFG_OP_SET = 0, CFG_OP_DELETE = 1, CFG_OP_APPEND = 2, CFG_OP_SUBTRACT = 3 };
+enum cluster_config_op {
+    CFG_OP_SET = 0,
+    CFG_OP_DELETE = 1,
+    CFG_OP_APPEND = 2,
+    CFG_OP_SUBTRACT = 3
+};
 struct config_change {
     const char *name;
     const char *value; /* NULL for delete */
@@ -184,8 +189,12 @@ int cluster_rewrite_log(struct cluster *c, int64_t producer_id_gap, char **kept_
 
 /* Called after a change has been applied to the image (topic created, deleted,
  * partitions added, configs altered), so the broker can open/close logs. */
-enum cluster_event { CLUSTER_TOPIC_CREATED, CLUSTER_TOPIC_DELETED, CLUSTER_PARTITIONS_ADDED,
-                     CLUSTER_CONFIG_CHANGED };
+enum cluster_event {
+    CLUSTER_TOPIC_CREATED,
+    CLUSTER_TOPIC_DELETED,
+    CLUSTER_PARTITIONS_ADDED,
+    CLUSTER_CONFIG_CHANGED
+};
 /* Returns 0, or non-zero when the broker cannot serve the change (partitions it could
  * not open): a topic creation is then taken back and reported as failed. */
 typedef int (*cluster_listener_fn)(void *arg, enum cluster_event ev, const struct mtopic *t);

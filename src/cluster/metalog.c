@@ -37,14 +37,16 @@ struct metalog {
     bool intact;   /* the file is exactly [0, end) of whole entries */
 };
 
-static char *path_in(const char *dir, const char *name) {
+static char *path_in(const char *dir, const char *name)
+{
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = xmalloc(n);
     snprintf(p, n, "%s/%s", dir, name);
     return p;
 }
 
-static int read_all(int fd, struct buf *b, const char *path) {
+static int read_all(int fd, struct buf *b, const char *path)
+{
     char chunk[65536];
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof chunk);
@@ -64,7 +66,8 @@ static int read_all(int fd, struct buf *b, const char *path) {
 /* The byte length of the whole, intact entry at data[pos..len), or 0 if there is none.
  * An empty payload is never written (every entry counts its records), so a header of
  * zeros is not an entry. */
-static size_t entry_at(const uint8_t *data, size_t len, size_t pos) {
+static size_t entry_at(const uint8_t *data, size_t len, size_t pos)
+{
     if (len - pos < METALOG_HEADER_BYTES)
         return 0;
     uint32_t n = be32_read(data + pos);
@@ -78,7 +81,8 @@ static size_t entry_at(const uint8_t *data, size_t len, size_t pos) {
 /* Whether an intact entry ends exactly at the end of the file somewhere after `from`:
  * then the damage at `from` cannot be the torn tail of the last write. Only positions
  * whose length field points exactly at the end are checksummed, so this is cheap. */
-static bool intact_entry_ends_file(const uint8_t *data, size_t len, size_t from) {
+static bool intact_entry_ends_file(const uint8_t *data, size_t len, size_t from)
+{
     for (size_t p = from + 1; p + METALOG_HEADER_BYTES < len; p++)
         if (p + METALOG_HEADER_BYTES + be32_read(data + p) == len && entry_at(data, len, p) > 0)
             return true;
@@ -89,7 +93,8 @@ static bool intact_entry_ends_file(const uint8_t *data, size_t len, size_t from)
  * leaves of the one entry being appended: less than a header; a header whose entry
  * reaches or passes the end of the file (cut short, or complete in length but not all
  * written) with no intact entry after it; or zeros (blocks allocated, never written). */
-static bool looks_torn(const uint8_t *data, size_t len, size_t pos) {
+static bool looks_torn(const uint8_t *data, size_t len, size_t pos)
+{
     size_t n = len - pos;
     if (n < METALOG_HEADER_BYTES)
         return true;
@@ -105,7 +110,8 @@ static bool looks_torn(const uint8_t *data, size_t len, size_t pos) {
 
 /* The next position after `from` where an intact entry starts, or len. Recovery only:
  * it may compute a CRC at many positions. */
-static size_t next_entry(const uint8_t *data, size_t len, size_t from) {
+static size_t next_entry(const uint8_t *data, size_t len, size_t from)
+{
     for (size_t p = from + 1; p + METALOG_HEADER_BYTES <= len; p++)
         if (entry_at(data, len, p) > 0)
             return p;
@@ -113,7 +119,8 @@ static size_t next_entry(const uint8_t *data, size_t len, size_t from) {
 }
 
 static void refuse_damaged(const struct metalog *m, size_t pos, size_t len, size_t entries,
-                           bool clean) {
+                           bool clean)
+{
     /* The metadata dir is <log.dirs>/__cluster_metadata-0: name the log dir. */
     const char *slash = strrchr(m->dir, '/');
     const char *parent = slash && slash != m->dir ? m->dir : ".";
@@ -138,7 +145,8 @@ static void refuse_damaged(const struct metalog *m, size_t pos, size_t len, size
  * the last whole entry reached without damage (strict) or b->len (salvage). */
 static size_t replay(struct metalog *m, const struct buf *b, enum metalog_mode mode,
                      void (*apply)(void *arg, struct slice payload), void *arg,
-                     struct metalog_stats *st) {
+                     struct metalog_stats *st)
+{
     size_t pos = 0;
     while (pos < b->len) {
         size_t n = entry_at(b->data, b->len, pos);
@@ -146,8 +154,8 @@ static size_t replay(struct metalog *m, const struct buf *b, enum metalog_mode m
             if (mode == METALOG_STRICT)
                 return pos;
             size_t next = next_entry(b->data, b->len, pos);
-            log_warn("cluster", "metadata log %s: skipping damaged bytes %zu..%zu", m->path,
-                     pos, next);
+            log_warn("cluster", "metadata log %s: skipping damaged bytes %zu..%zu", m->path, pos,
+                     next);
             st->skipped_bytes += next - pos;
             pos = next;
             continue;
@@ -159,7 +167,8 @@ static size_t replay(struct metalog *m, const struct buf *b, enum metalog_mode m
     return pos;
 }
 
-static struct metalog *metalog_new(const char *dir) {
+static struct metalog *metalog_new(const char *dir)
+{
     struct metalog *m = xcalloc(1, sizeof *m);
     m->fd = -1;
     m->dir = xstrdup(dir);
@@ -168,8 +177,9 @@ static struct metalog *metalog_new(const char *dir) {
 }
 
 int metalog_open(const char *dir, enum metalog_mode mode,
-                 void (*apply)(void *arg, struct slice payload), void *arg,
-                 struct metalog **out, struct metalog_stats *stats) {
+                 void (*apply)(void *arg, struct slice payload), void *arg, struct metalog **out,
+                 struct metalog_stats *stats)
+{
     struct metalog_stats st = {0};
     if (mode == METALOG_STRICT && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         int e = errno;
@@ -180,8 +190,7 @@ int metalog_open(const char *dir, enum metalog_mode mode,
     char *marker = path_in(dir, CLEAN_MARKER);
     bool clean = access(marker, F_OK) == 0;
     m->writable = mode == METALOG_STRICT;
-    m->fd = open(m->path, m->writable ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC,
-                 0644);
+    m->fd = open(m->path, m->writable ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0644);
     int rc = 0;
     if (m->fd < 0 && !(mode == METALOG_SALVAGE && errno == ENOENT)) {
         rc = -errno;
@@ -241,14 +250,16 @@ out:
     return 0;
 }
 
-static void frame(struct buf *b, const uint8_t *payload, size_t len) {
+static void frame(struct buf *b, const uint8_t *payload, size_t len)
+{
     ASSERT(len > 0 && len <= METALOG_MAX_ENTRY_BYTES);
     buf_put_u32(b, (uint32_t)len);
     buf_put_u32(b, crc32c(0, payload, len));
     buf_append(b, payload, len);
 }
 
-static int pwrite_all(int fd, const uint8_t *data, size_t len, off_t at) {
+static int pwrite_all(int fd, const uint8_t *data, size_t len, off_t at)
+{
     size_t done = 0;
     while (done < len) {
         ssize_t n = pwrite(fd, data + done, len - done, at + (off_t)done);
@@ -262,7 +273,8 @@ static int pwrite_all(int fd, const uint8_t *data, size_t len, off_t at) {
     return 0;
 }
 
-int metalog_append(struct metalog *m, const uint8_t *payload, size_t len) {
+int metalog_append(struct metalog *m, const uint8_t *payload, size_t len)
+{
     ASSERT(m->writable);
     struct buf b;
     buf_init(&b);
@@ -284,7 +296,8 @@ int metalog_append(struct metalog *m, const uint8_t *payload, size_t len) {
     return rc;
 }
 
-int metalog_replace(struct metalog *m, const struct slice *payloads, size_t n, char **kept_path) {
+int metalog_replace(struct metalog *m, const struct slice *payloads, size_t n, char **kept_path)
+{
     *kept_path = NULL;
     struct buf b;
     buf_init(&b);
@@ -346,9 +359,13 @@ int metalog_replace(struct metalog *m, const struct slice *payloads, size_t n, c
     return 0;
 }
 
-const char *metalog_path(const struct metalog *m) { return m->path; }
+const char *metalog_path(const struct metalog *m)
+{
+    return m->path;
+}
 
-void metalog_close(struct metalog *m) {
+void metalog_close(struct metalog *m)
+{
     if (!m)
         return;
     if (m->fd >= 0) {
@@ -356,8 +373,10 @@ void metalog_close(struct metalog *m) {
             char *marker = path_in(m->dir, CLEAN_MARKER);
             int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
             if (fd < 0 || close(fd) != 0 || fsync_dir(m->dir) != 0)
-                log_warn("cluster", "cannot write %s (the next start treats the metadata log "
-                                    "as after a crash): %s", marker, strerror(errno));
+                log_warn("cluster",
+                         "cannot write %s (the next start treats the metadata log "
+                         "as after a crash): %s",
+                         marker, strerror(errno));
             free(marker);
         }
         close(m->fd);

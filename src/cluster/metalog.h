@@ -19,17 +19,17 @@ enum metalog_mode {
 
 /* What metalog_open found. */
 struct metalog_stats {
-    size_t entries;         /* whole entries applied */
-    bool was_empty;         /* no entry at all (new, emptied or deleted file) */
-    size_t skipped_bytes;   /* METALOG_SALVAGE: bytes of damaged stretches skipped */
+    size_t entries;       /* whole entries applied */
+    bool was_empty;       /* no entry at all (new, emptied or deleted file) */
+    size_t skipped_bytes; /* METALOG_SALVAGE: bytes of damaged stretches skipped */
 };
 
 /* Opens dir/metadata.log, calling apply(arg, payload) for every whole entry in order.
  * Returns 0, a negative errno, or -EBADMSG for damage other than a torn tail (the
  * message names the file, the byte offset and how to recover). */
 int metalog_open(const char *dir, enum metalog_mode mode,
-                 void (*apply)(void *arg, struct slice payload), void *arg,
-                 struct metalog **out, struct metalog_stats *stats);
+                 void (*apply)(void *arg, struct slice payload), void *arg, struct metalog **out,
+                 struct metalog_stats *stats);
 /* Appends one entry and makes it durable (fdatasync) before returning. */
 int metalog_append(struct metalog *m, const uint8_t *payload, size_t len);
 /* Replaces the file with a new one holding exactly these entries: written and

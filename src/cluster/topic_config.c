@@ -8,31 +8,53 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *check_long_min(const char *v, int64_t min, const char *msg) {
+static const char *check_long_min(const char *v, int64_t min, const char *msg)
+{
     int64_t x;
     if (parse_i64(v, &x) != 0)
         return "value is not a valid long";
     return x < min ? msg : NULL;
 }
 
-static const char *check_int_min(const char *v, int64_t min, const char *msg) {
+static const char *check_int_min(const char *v, int64_t min, const char *msg)
+{
     int64_t x;
     if (parse_i64(v, &x) != 0 || x > INT32_MAX || x < INT32_MIN)
         return "value is not a valid int";
     return x < min ? msg : NULL;
 }
 
-static const char *chk_long_m1(const char *v) { return check_long_min(v, -1, "value must be >= -1"); }
-static const char *chk_long_0(const char *v) { return check_long_min(v, 0, "value must be >= 0"); }
-static const char *chk_long_1(const char *v) { return check_long_min(v, 1, "value must be >= 1"); }
-static const char *chk_int_0(const char *v) { return check_int_min(v, 0, "value must be >= 0"); }
-static const char *chk_int_1(const char *v) { return check_int_min(v, 1, "value must be >= 1"); }
-static const char *chk_int_4(const char *v) { return check_int_min(v, 4, "value must be >= 4"); }
-static const char *chk_segment_bytes(const char *v) {
+static const char *chk_long_m1(const char *v)
+{
+    return check_long_min(v, -1, "value must be >= -1");
+}
+static const char *chk_long_0(const char *v)
+{
+    return check_long_min(v, 0, "value must be >= 0");
+}
+static const char *chk_long_1(const char *v)
+{
+    return check_long_min(v, 1, "value must be >= 1");
+}
+static const char *chk_int_0(const char *v)
+{
+    return check_int_min(v, 0, "value must be >= 0");
+}
+static const char *chk_int_1(const char *v)
+{
+    return check_int_min(v, 1, "value must be >= 1");
+}
+static const char *chk_int_4(const char *v)
+{
+    return check_int_min(v, 4, "value must be >= 4");
+}
+static const char *chk_segment_bytes(const char *v)
+{
     return check_int_min(v, 14, "value must be >= 14 (one record batch header)");
 }
 
-static const char *chk_bool(const char *v) {
+static const char *chk_bool(const char *v)
+{
     bool b;
     return parse_bool(v, &b) == 0 ? NULL : "value must be true or false";
 }
@@ -41,7 +63,8 @@ static const char *chk_bool(const char *v) {
  * each compact or delete. The empty list is allowed (Kafka 4: neither deletion nor
  * compaction, so records are kept for ever, which Samsa's log does when cleanup.policy
  * names neither); an empty item ("delete,") is not. */
-static const char *chk_cleanup_policy(const char *v) {
+static const char *chk_cleanup_policy(const char *v)
+{
     const char *p = v;
     while (isspace((unsigned char)*p))
         p++;
@@ -67,7 +90,8 @@ static const char *chk_cleanup_policy(const char *v) {
     }
 }
 
-static const char *chk_timestamp_type(const char *v) {
+static const char *chk_timestamp_type(const char *v)
+{
     if (strcmp(v, "CreateTime") == 0 || strcmp(v, "LogAppendTime") == 0)
         return NULL;
     return "value must be CreateTime or LogAppendTime";
@@ -76,9 +100,10 @@ static const char *chk_timestamp_type(const char *v) {
 /* compression.type and the levels, with Kafka's messages (ConfigDef.ValidString and
  * Range, and its gzip level validator). The names are those compress_type_parse
  * (storage) accepts. */
-static const char *chk_compression(const char *v) {
-    static const char *const names[] = {"uncompressed", "zstd", "lz4", "snappy", "gzip",
-                                        "producer"};
+static const char *chk_compression(const char *v)
+{
+    static const char *const names[] = {"uncompressed", "zstd", "lz4",
+                                        "snappy",       "gzip", "producer"};
     for (size_t i = 0; i < ARRAY_LEN(names); i++)
         if (strcmp(v, names[i]) == 0)
             return NULL;
@@ -86,10 +111,12 @@ static const char *chk_compression(const char *v) {
 }
 
 /* Levels: Kafka's ranges (KIP-390), which storage's codecs take as they are. */
-static bool parse_int(const char *v, int64_t *x) {
+static bool parse_int(const char *v, int64_t *x)
+{
     return parse_i64(v, x) == 0 && *x <= INT32_MAX && *x >= INT32_MIN;
 }
-static const char *chk_gzip_level(const char *v) {
+static const char *chk_gzip_level(const char *v)
+{
     int64_t x;
     if (!parse_int(v, &x))
         return "value is not a valid int";
@@ -98,7 +125,8 @@ static const char *chk_gzip_level(const char *v) {
         return "Value must be between 1 and 9 or equal to -1";
     return NULL;
 }
-static const char *chk_lz4_level(const char *v) {
+static const char *chk_lz4_level(const char *v)
+{
     int64_t x;
     if (!parse_int(v, &x))
         return "value is not a valid int";
@@ -106,7 +134,8 @@ static const char *chk_lz4_level(const char *v) {
         return "Value must be at least 1";
     return x > COMPRESS_LZ4_MAX_LEVEL ? "Value must be no more than 17" : NULL;
 }
-static const char *chk_zstd_level(const char *v) {
+static const char *chk_zstd_level(const char *v)
+{
     int64_t x;
     if (!parse_int(v, &x))
         return "value is not a valid int";
@@ -120,14 +149,16 @@ _Static_assert(COMPRESS_GZIP_MIN_LEVEL == 1 && COMPRESS_GZIP_MAX_LEVEL == 9 &&
                    COMPRESS_ZSTD_MAX_LEVEL == 22,
                "the messages above name the ranges");
 
-static const char *chk_unclean(const char *v) {
+static const char *chk_unclean(const char *v)
+{
     bool b;
     if (parse_bool(v, &b) != 0)
         return "value must be true or false";
     return b ? "unclean leader election is not supported" : NULL;
 }
 
-static const char *chk_ratio(const char *v) {
+static const char *chk_ratio(const char *v)
+{
     char *end;
     double d = strtod(v, &end);
     if (*v == '\0' || *end != '\0' || d < 0 || d > 1)
@@ -153,16 +184,16 @@ static const struct tcfg_def defs[] = {
      "How long tombstones of compacted topics are kept after cleaning"},
     {"file.delete.delay.ms", "log.segment.delete.delay.ms", TCFG_LONG, "60000", chk_long_0,
      "Delay before a deleted segment's file is removed"},
-    {"flush.messages", "log.flush.interval.messages", TCFG_LONG, "9223372036854775807",
-     chk_long_1, "Force an fsync after this many messages (acks=0/1 durability)"},
+    {"flush.messages", "log.flush.interval.messages", TCFG_LONG, "9223372036854775807", chk_long_1,
+     "Force an fsync after this many messages (acks=0/1 durability)"},
     {"flush.ms", "log.flush.interval.ms", TCFG_LONG, "9223372036854775807", chk_long_0,
      "Force an fsync after this many milliseconds (acks=0/1 durability)"},
     {"index.interval.bytes", "log.index.interval.bytes", TCFG_INT, "4096", chk_int_0,
      "Bytes between offset index entries"},
     {"max.message.bytes", "message.max.bytes", TCFG_INT, "1048588", chk_int_0,
      "Largest record batch accepted"},
-    {"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", TCFG_LONG,
-     "3600000", chk_long_0,
+    {"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", TCFG_LONG, "3600000",
+     chk_long_0,
      "CreateTime topics refuse a record stamped more than this many ms after the broker's "
      "clock (INVALID_TIMESTAMP)"},
     {"message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", TCFG_LONG,
@@ -171,8 +202,8 @@ static const struct tcfg_def defs[] = {
      "clock (INVALID_TIMESTAMP)"},
     {"message.timestamp.type", "log.message.timestamp.type", TCFG_STRING, "CreateTime",
      chk_timestamp_type, "CreateTime or LogAppendTime"},
-    {"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", TCFG_DOUBLE, "0.5",
-     chk_ratio, "Share of not-yet-cleaned bytes that triggers a compaction"},
+    {"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", TCFG_DOUBLE, "0.5", chk_ratio,
+     "Share of not-yet-cleaned bytes that triggers a compaction"},
     {"min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", TCFG_LONG, "0", chk_long_0,
      "Records younger than this are not compacted"},
     {"min.insync.replicas", "min.insync.replicas", TCFG_INT, "1", chk_int_1,
@@ -192,17 +223,25 @@ static const struct tcfg_def defs[] = {
      chk_unclean, "Always false"},
 };
 
-size_t tcfg_count(void) { return ARRAY_LEN(defs); }
-const struct tcfg_def *tcfg_at(size_t i) { return i < ARRAY_LEN(defs) ? &defs[i] : NULL; }
+size_t tcfg_count(void)
+{
+    return ARRAY_LEN(defs);
+}
+const struct tcfg_def *tcfg_at(size_t i)
+{
+    return i < ARRAY_LEN(defs) ? &defs[i] : NULL;
+}
 
-const struct tcfg_def *tcfg_find(const char *name) {
+const struct tcfg_def *tcfg_find(const char *name)
+{
     for (size_t i = 0; i < ARRAY_LEN(defs); i++)
         if (strcmp(defs[i].name, name) == 0)
             return &defs[i];
     return NULL;
 }
 
-const char *tcfg_validate(const char *name, const char *value) {
+const char *tcfg_validate(const char *name, const char *value)
+{
     const struct tcfg_def *d = tcfg_find(name);
     if (!d)
         return "unknown topic config";

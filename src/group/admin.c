@@ -10,11 +10,15 @@
 
 static const struct slice EMPTY = {(const uint8_t *)"", 0};
 
-static struct slice cstr(const char *s) { return (struct slice){(const uint8_t *)s, strlen(s)}; }
+static struct slice cstr(const char *s)
+{
+    return (struct slice){(const uint8_t *)s, strlen(s)};
+}
 
 /* ---- DescribeGroups ---- */
 
-static struct slice member_metadata_for(const struct member *m, struct slice protocol) {
+static struct slice member_metadata_for(const struct member *m, struct slice protocol)
+{
     for (size_t i = 0; i < m->n_protocols; i++)
         if (slice_eq(bs(m->protocols[i].name), protocol))
             return bs(m->protocols[i].metadata);
@@ -22,7 +26,8 @@ static struct slice member_metadata_for(const struct member *m, struct slice pro
 }
 
 void grp_describe(struct grp_coordinator *c, int64_t now_ms, const struct grp_describe_req *req,
-                  void *ctx) {
+                  void *ctx)
+{
     ASSERT(!c->in_callback);
     (void)now_ms;
     struct arena *a = &c->resp;
@@ -71,7 +76,8 @@ void grp_describe(struct grp_coordinator *c, int64_t now_ms, const struct grp_de
 
 /* ---- ListGroups ---- */
 
-static int cmp_list(const void *a, const void *b) {
+static int cmp_list(const void *a, const void *b)
+{
     const struct grp_list_group *x = a, *y = b;
     size_t n = MIN(x->group_id.len, y->group_id.len);
     int r = n ? memcmp(x->group_id.ptr, y->group_id.ptr, n) : 0;
@@ -80,8 +86,8 @@ static int cmp_list(const void *a, const void *b) {
     return (x->group_id.len > y->group_id.len) - (x->group_id.len < y->group_id.len);
 }
 
-void grp_list(struct grp_coordinator *c, int64_t now_ms, const struct grp_list_req *req,
-              void *ctx) {
+void grp_list(struct grp_coordinator *c, int64_t now_ms, const struct grp_list_req *req, void *ctx)
+{
     ASSERT(!c->in_callback);
     (void)now_ms;
     struct grp_list_resp r = {0};
@@ -129,7 +135,8 @@ struct delete_batch {
     size_t outstanding; /* appends not yet done */
 };
 
-static void delete_batch_reply(struct grp_coordinator *c, struct delete_batch *b) {
+static void delete_batch_reply(struct grp_coordinator *c, struct delete_batch *b)
+{
     struct grp_delete_groups_resp r = {b->results, b->n_results};
     CALLBACK(c, on_delete_groups_done, b->ctx, &r);
     arena_free(&b->arena);
@@ -139,7 +146,8 @@ static void delete_batch_reply(struct grp_coordinator *c, struct delete_batch *b
 /* Tombstones for every committed offset, every commit still in flight (its record
  * precedes ours in the log), and the group metadata. */
 static void append_group_tombstones(struct grp_coordinator *c, struct group *g,
-                                    struct pending_op *op) {
+                                    struct pending_op *op)
+{
     size_t cap = g->offsets.count;
     for (struct pending_op *o = c->ops; o; o = o->next)
         if (o->kind == OP_COMMIT && o->group == g)
@@ -169,7 +177,8 @@ static void append_group_tombstones(struct grp_coordinator *c, struct group *g,
 }
 
 void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,
-                       const struct grp_delete_groups_req *req, void *ctx) {
+                       const struct grp_delete_groups_req *req, void *ctx)
+{
     ASSERT(!c->in_callback);
     (void)now_ms;
     struct delete_batch *b = xcalloc(1, sizeof(*b));
@@ -211,7 +220,8 @@ void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,
         delete_batch_reply(c, b);
 }
 
-void delete_groups_done(struct grp_coordinator *c, struct pending_op *op, int16_t error) {
+void delete_groups_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
+{
     struct delete_batch *b = op->batch;
     if (error) {
         /* The group is already gone from memory; it would come back on reload. */

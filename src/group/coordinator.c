@@ -23,7 +23,8 @@
 
 /* ---- small helpers ---- */
 
-struct bytes bytes_dup(struct slice s) {
+struct bytes bytes_dup(struct slice s)
+{
     if (!s.ptr)
         return (struct bytes){NULL, 0};
     uint8_t *p = xmalloc(s.len ? s.len : 1);
@@ -32,13 +33,15 @@ struct bytes bytes_dup(struct slice s) {
     return (struct bytes){p, s.len};
 }
 
-void bytes_free(struct bytes *b) {
+void bytes_free(struct bytes *b)
+{
     free(b->ptr);
     b->ptr = NULL;
     b->len = 0;
 }
 
-void bytes_set(struct bytes *b, struct slice s) {
+void bytes_set(struct bytes *b, struct slice s)
+{
     struct bytes n = bytes_dup(s);
     bytes_free(b);
     *b = n;
@@ -49,12 +52,14 @@ static const struct slice EMPTY = {(const uint8_t *)"", 0};
 static const char *const STATE_NAMES[] = {"Empty", "PreparingRebalance", "CompletingRebalance",
                                           "Stable", "Dead"};
 
-const char *grp_state_name(enum grp_state s) {
+const char *grp_state_name(enum grp_state s)
+{
     ASSERT((size_t)s < ARRAY_LEN(STATE_NAMES));
     return STATE_NAMES[s];
 }
 
-int grp_state_parse(struct slice name) {
+int grp_state_parse(struct slice name)
+{
     for (size_t i = 0; i < ARRAY_LEN(STATE_NAMES); i++) {
         size_t n = strlen(STATE_NAMES[i]);
         if (name.len == n && strncasecmp((const char *)name.ptr, STATE_NAMES[i], n) == 0)
@@ -63,7 +68,8 @@ int grp_state_parse(struct slice name) {
     return -1;
 }
 
-void grp_config_defaults(struct grp_config *cfg) {
+void grp_config_defaults(struct grp_config *cfg)
+{
     memset(cfg, 0, sizeof(*cfg));
     cfg->min_session_timeout_ms = 6000;
     cfg->max_session_timeout_ms = 1800000;
@@ -80,7 +86,8 @@ void grp_config_defaults(struct grp_config *cfg) {
 /* ---- partition of a group: Kafka's Utils.abs(groupId.hashCode()) % n ----
  * Java hashes the UTF-16 code units of the string; the broker decoded the wire bytes
  * as UTF-8, so we do the same (malformed bytes become U+FFFD as Java's decoder does). */
-static int32_t java_string_hash(struct slice s) {
+static int32_t java_string_hash(struct slice s)
+{
     uint32_t h = 0;
     size_t i = 0;
     while (i < s.len) {
@@ -126,20 +133,23 @@ static int32_t java_string_hash(struct slice s) {
     return (int32_t)h;
 }
 
-int32_t grp_partition_for_n(struct slice group_id, int32_t num_partitions) {
+int32_t grp_partition_for_n(struct slice group_id, int32_t num_partitions)
+{
     ASSERT(num_partitions > 0);
     int32_t h = java_string_hash(group_id);
     int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
     return a % num_partitions;
 }
 
-int32_t grp_partition_for(const struct grp_coordinator *c, struct slice group_id) {
+int32_t grp_partition_for(const struct grp_coordinator *c, struct slice group_id)
+{
     return grp_partition_for_n(group_id, c->cfg.offsets_num_partitions);
 }
 
 /* ---- coordinator ---- */
 
-int grp_coordinator_create(const struct grp_config *cfg, struct grp_coordinator **out) {
+int grp_coordinator_create(const struct grp_config *cfg, struct grp_coordinator **out)
+{
     if (cfg->offsets_num_partitions <= 0 || cfg->min_session_timeout_ms < 0 ||
         cfg->max_session_timeout_ms < cfg->min_session_timeout_ms ||
         cfg->initial_rebalance_delay_ms < 0 || cfg->max_group_size <= 0 ||
@@ -164,7 +174,8 @@ int grp_coordinator_create(const struct grp_config *cfg, struct grp_coordinator 
     return 0;
 }
 
-void grp_coordinator_destroy(struct grp_coordinator *c) {
+void grp_coordinator_destroy(struct grp_coordinator *c)
+{
     if (!c)
         return;
     ASSERT(!c->in_callback);
@@ -194,16 +205,24 @@ void grp_coordinator_destroy(struct grp_coordinator *c) {
     free(c);
 }
 
-size_t grp_group_count(const struct grp_coordinator *c) { return c->groups.count; }
+size_t grp_group_count(const struct grp_coordinator *c)
+{
+    return c->groups.count;
+}
 
-void note_deadline(struct grp_coordinator *c, int64_t deadline_ms) {
+void note_deadline(struct grp_coordinator *c, int64_t deadline_ms)
+{
     if (deadline_ms < c->next_deadline_ms)
         c->next_deadline_ms = deadline_ms;
 }
 
-int64_t grp_next_deadline(const struct grp_coordinator *c) { return c->next_deadline_ms; }
+int64_t grp_next_deadline(const struct grp_coordinator *c)
+{
+    return c->next_deadline_ms;
+}
 
-int16_t validate_group(const struct grp_coordinator *c, struct slice group_id, bool allow_empty) {
+int16_t validate_group(const struct grp_coordinator *c, struct slice group_id, bool allow_empty)
+{
     if (!group_id.ptr || (!allow_empty && group_id.len == 0) || group_id.len > INT16_MAX)
         return GRP_ERR_INVALID_GROUP_ID;
     switch (c->partitions[grp_partition_for(c, group_id)]) {
@@ -214,36 +233,36 @@ int16_t validate_group(const struct grp_coordinator *c, struct slice group_id, b
 }
 
 /* Kafka's mapping of a failed __consumer_offsets append to what the client sees. */
-int16_t map_append_error(int16_t error) {
+int16_t map_append_error(int16_t error)
+{
     switch (error) {
     case GRP_ERR_UNKNOWN_TOPIC_OR_PARTITION:
     case GRP_ERR_NOT_ENOUGH_REPLICAS:
     case GRP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
-    case GRP_ERR_REQUEST_TIMED_OUT:
-        return GRP_ERR_COORDINATOR_NOT_AVAILABLE;
+    case GRP_ERR_REQUEST_TIMED_OUT: return GRP_ERR_COORDINATOR_NOT_AVAILABLE;
     case GRP_ERR_NOT_LEADER_OR_FOLLOWER:
-    case GRP_ERR_KAFKA_STORAGE_ERROR:
-        return GRP_ERR_NOT_COORDINATOR;
+    case GRP_ERR_KAFKA_STORAGE_ERROR: return GRP_ERR_NOT_COORDINATOR;
     case GRP_ERR_MESSAGE_TOO_LARGE:
-    case GRP_ERR_RECORD_LIST_TOO_LARGE:
-        return GRP_ERR_UNKNOWN_SERVER_ERROR;
-    default:
-        return error;
+    case GRP_ERR_RECORD_LIST_TOO_LARGE: return GRP_ERR_UNKNOWN_SERVER_ERROR;
+    default: return error;
     }
 }
 
 /* ---- groups and members ---- */
 
-struct group *group_get(struct grp_coordinator *c, struct slice id) {
+struct group *group_get(struct grp_coordinator *c, struct slice id)
+{
     return hmap_get(&c->groups, id);
 }
 
-void group_transition(struct group *g, enum grp_state to, int64_t now_ms) {
+void group_transition(struct group *g, enum grp_state to, int64_t now_ms)
+{
     g->state = to;
     g->state_ts_ms = now_ms;
 }
 
-struct group *group_create(struct grp_coordinator *c, struct slice id, int64_t now_ms) {
+struct group *group_create(struct grp_coordinator *c, struct slice id, int64_t now_ms)
+{
     ASSERT(!group_get(c, id));
     struct group *g = xcalloc(1, sizeof(*g));
     g->id = bytes_dup(id.ptr ? id : EMPTY);
@@ -257,29 +276,36 @@ struct group *group_create(struct grp_coordinator *c, struct slice id, int64_t n
     return g;
 }
 
-struct member *member_new(struct grp_coordinator *c) {
+struct member *member_new(struct grp_coordinator *c)
+{
     struct member *m = xcalloc(1, sizeof(*m));
     m->account = &c->member_bytes;
     return m;
 }
 
-static size_t member_size(const struct member *m) {
+static size_t member_size(const struct member *m)
+{
     size_t n = m->assignment.len;
     for (size_t i = 0; i < m->n_protocols; i++)
         n += m->protocols[i].name.len + m->protocols[i].metadata.len;
     return n;
 }
 
-size_t grp_member_bytes(const struct grp_coordinator *c) { return c->member_bytes; }
+size_t grp_member_bytes(const struct grp_coordinator *c)
+{
+    return c->member_bytes;
+}
 
-void member_account(struct member *m) {
+void member_account(struct member *m)
+{
     size_t now = member_size(m);
     ASSERT(*m->account >= m->held_bytes);
     *m->account = *m->account - m->held_bytes + now;
     m->held_bytes = now;
 }
 
-void member_free(struct member *m) {
+void member_free(struct member *m)
+{
     ASSERT(*m->account >= m->held_bytes);
     *m->account -= m->held_bytes;
     bytes_free(&m->id);
@@ -295,7 +321,8 @@ void member_free(struct member *m) {
     free(m);
 }
 
-static void clear_subscriptions(struct group *g) {
+static void clear_subscriptions(struct group *g)
+{
     for (size_t i = 0; i < g->n_subscribed_topics; i++)
         bytes_free(&g->subscribed_topics[i]);
     free(g->subscribed_topics);
@@ -304,7 +331,8 @@ static void clear_subscriptions(struct group *g) {
     g->subscriptions_known = false;
 }
 
-void group_free(struct group *g) {
+void group_free(struct group *g)
+{
     ASSERT(g->removed && g->refs == 0);
     for (size_t i = 0; i < g->n_members; i++)
         member_free(g->members[i]);
@@ -322,14 +350,16 @@ void group_free(struct group *g) {
     free(g);
 }
 
-void group_unref(struct group *g) {
+void group_unref(struct group *g)
+{
     ASSERT(g->refs > 0);
     if (--g->refs == 0 && g->removed)
         group_free(g);
 }
 
 /* Takes the group out of the map (Dead); it is freed once no append refers to it. */
-void group_remove_from_map(struct grp_coordinator *c, struct group *g) {
+void group_remove_from_map(struct grp_coordinator *c, struct group *g)
+{
     ASSERT(!g->removed);
     void *v = hmap_remove(&c->groups, bs(g->id));
     ASSERT(v == g);
@@ -339,14 +369,16 @@ void group_remove_from_map(struct grp_coordinator *c, struct group *g) {
         group_free(g);
 }
 
-struct member *group_member(const struct group *g, struct slice member_id) {
+struct member *group_member(const struct group *g, struct slice member_id)
+{
     for (size_t i = 0; i < g->n_members; i++)
         if (slice_eq(bs(g->members[i]->id), member_id))
             return g->members[i];
     return NULL;
 }
 
-struct member *static_member(const struct group *g, struct slice instance_id) {
+struct member *static_member(const struct group *g, struct slice instance_id)
+{
     if (!instance_id.ptr)
         return NULL;
     for (size_t i = 0; i < g->n_members; i++)
@@ -356,42 +388,49 @@ struct member *static_member(const struct group *g, struct slice instance_id) {
 }
 
 /* Kafka's isStaticMemberFenced: the instance id is known but mapped to another member. */
-bool static_fenced(const struct group *g, struct slice instance_id, struct slice member_id) {
+bool static_fenced(const struct group *g, struct slice instance_id, struct slice member_id)
+{
     struct member *m = static_member(g, instance_id);
     return m && !slice_eq(bs(m->id), member_id);
 }
 
-ssize_t pending_index(const struct group *g, struct slice member_id) {
+ssize_t pending_index(const struct group *g, struct slice member_id)
+{
     for (size_t i = 0; i < g->n_pending; i++)
         if (slice_eq(bs(g->pending[i].id), member_id))
             return (ssize_t)i;
     return -1;
 }
 
-void pending_remove_at(struct group *g, size_t i) {
+void pending_remove_at(struct group *g, size_t i)
+{
     bytes_free(&g->pending[i].id);
     g->pending[i] = g->pending[--g->n_pending];
 }
 
-bool is_leader(const struct group *g, struct slice member_id) {
+bool is_leader(const struct group *g, struct slice member_id)
+{
     return g->leader.ptr && slice_eq(bs(g->leader), member_id);
 }
 
-struct slice member_metadata(const struct member *m, struct slice protocol) {
+struct slice member_metadata(const struct member *m, struct slice protocol)
+{
     for (size_t i = 0; i < m->n_protocols; i++)
         if (slice_eq(bs(m->protocols[i].name), protocol))
             return bs(m->protocols[i].metadata);
     return EMPTY;
 }
 
-int32_t group_rebalance_timeout(const struct group *g) {
+int32_t group_rebalance_timeout(const struct group *g)
+{
     int32_t t = 0;
     for (size_t i = 0; i < g->n_members; i++)
         t = MAX(t, g->members[i]->rebalance_timeout_ms);
     return t;
 }
 
-void set_protocols(struct member *m, const struct grp_join_req *req) {
+void set_protocols(struct member *m, const struct grp_join_req *req)
+{
     for (size_t i = 0; i < m->n_protocols; i++) {
         bytes_free(&m->protocols[i].name);
         bytes_free(&m->protocols[i].metadata);
@@ -410,7 +449,8 @@ void set_protocols(struct member *m, const struct grp_join_req *req) {
     member_account(m);
 }
 
-bool protocols_match(const struct member *m, const struct grp_join_req *req) {
+bool protocols_match(const struct member *m, const struct grp_join_req *req)
+{
     if (m->n_protocols != req->n_protocols)
         return false;
     for (size_t i = 0; i < req->n_protocols; i++)
@@ -420,7 +460,8 @@ bool protocols_match(const struct member *m, const struct grp_join_req *req) {
     return true;
 }
 
-static bool member_supports(const struct member *m, struct slice protocol) {
+static bool member_supports(const struct member *m, struct slice protocol)
+{
     for (size_t i = 0; i < m->n_protocols; i++)
         if (slice_eq(bs(m->protocols[i].name), protocol))
             return true;
@@ -430,8 +471,8 @@ static bool member_supports(const struct member *m, struct slice protocol) {
 /* Kafka's supportsProtocols: an Empty group takes any non-empty type and protocol list;
  * otherwise the type must match and one offered protocol must be supported by every
  * other member. */
-bool supports_protocols(const struct group *g, struct slice self,
-                               const struct grp_join_req *req) {
+bool supports_protocols(const struct group *g, struct slice self, const struct grp_join_req *req)
+{
     if (req->protocol_type.len == 0 || req->n_protocols == 0)
         return false;
     if (g->state == GRP_STATE_EMPTY || g->n_members == 0)
@@ -454,7 +495,8 @@ bool supports_protocols(const struct group *g, struct slice self,
 /* Kafka's selectProtocol: among the protocols every member supports, each member votes
  * for the one it prefers most; the most votes win. Ties go to the candidate the first
  * member (in join order) prefers, to stay deterministic. */
-struct slice select_protocol(const struct group *g) {
+struct slice select_protocol(const struct group *g)
+{
     ASSERT(g->n_members > 0);
     const struct member *first = g->members[0];
     size_t best = SIZE_MAX, best_votes = 0;
@@ -498,7 +540,8 @@ struct slice select_protocol(const struct group *g) {
 
 /* Topics of the consumer-protocol subscriptions of this generation; unknown when any
  * member's metadata does not decode (then OffsetDelete treats every topic as used). */
-void compute_subscriptions(struct group *g) {
+void compute_subscriptions(struct group *g)
+{
     clear_subscriptions(g);
     if (!g->protocol.ptr || !slice_eq_cstr(bs(g->protocol_type), "consumer"))
         return;
@@ -532,13 +575,14 @@ void compute_subscriptions(struct group *g) {
 
 /* ---- completions ---- */
 
-void reply_join(struct grp_coordinator *c, void *ctx, const struct grp_join_resp *r) {
+void reply_join(struct grp_coordinator *c, void *ctx, const struct grp_join_resp *r)
+{
     CALLBACK(c, on_join_done, ctx, r);
     arena_free(&c->resp);
 }
 
-void join_reply_error(struct grp_coordinator *c, void *ctx, struct slice member_id,
-                             int16_t error) {
+void join_reply_error(struct grp_coordinator *c, void *ctx, struct slice member_id, int16_t error)
+{
     struct grp_join_resp r = {.error = error,
                               .generation_id = -1,
                               .leader = EMPTY,
@@ -547,7 +591,8 @@ void join_reply_error(struct grp_coordinator *c, void *ctx, struct slice member_
 }
 
 void complete_join_error(struct grp_coordinator *c, struct member *m, struct slice member_id,
-                         int16_t error) {
+                         int16_t error)
+{
     if (!m->awaiting_join)
         return;
     m->awaiting_join = false;
@@ -558,7 +603,8 @@ void complete_join_error(struct grp_coordinator *c, struct member *m, struct sli
     join_reply_error(c, ctx, member_id, error);
 }
 
-void group_awaiting_dec(struct group *g) {
+void group_awaiting_dec(struct group *g)
+{
     ASSERT(g->n_awaiting_join > 0);
     g->n_awaiting_join--;
 }
@@ -566,7 +612,8 @@ void group_awaiting_dec(struct group *g) {
 /* The JoinGroup answer of a successful generation: the leader gets every member's
  * metadata for the selected protocol. */
 void complete_join_ok(struct grp_coordinator *c, struct group *g, struct member *m,
-                             bool skip_assignment) {
+                      bool skip_assignment)
+{
     ASSERT(m->awaiting_join);
     m->awaiting_join = false;
     group_awaiting_dec(g);
@@ -596,8 +643,8 @@ void complete_join_ok(struct grp_coordinator *c, struct group *g, struct member 
 }
 
 /* Answer a JoinGroup right away with the current generation (member not waiting). */
-void join_reply_current(struct grp_coordinator *c, struct group *g, struct member *m,
-                               void *ctx) {
+void join_reply_current(struct grp_coordinator *c, struct group *g, struct member *m, void *ctx)
+{
     ASSERT(!m->awaiting_join);
     m->awaiting_join = true;
     m->join_ctx = ctx;
@@ -607,14 +654,16 @@ void join_reply_current(struct grp_coordinator *c, struct group *g, struct membe
 
 /* Wraps a member's error completion keeping n_awaiting_join right. */
 void member_join_error(struct grp_coordinator *c, struct group *g, struct member *m,
-                              struct slice member_id, int16_t error) {
+                       struct slice member_id, int16_t error)
+{
     if (m->awaiting_join) {
         group_awaiting_dec(g);
         complete_join_error(c, m, member_id, error);
     }
 }
 
-void complete_sync(struct grp_coordinator *c, struct group *g, struct member *m, int16_t error) {
+void complete_sync(struct grp_coordinator *c, struct group *g, struct member *m, int16_t error)
+{
     if (!m->awaiting_sync)
         return;
     m->awaiting_sync = false;
@@ -631,7 +680,8 @@ void complete_sync(struct grp_coordinator *c, struct group *g, struct member *m,
     arena_free(&c->resp);
 }
 
-void group_fail_waiters(struct grp_coordinator *c, struct group *g, int16_t error) {
+void group_fail_waiters(struct grp_coordinator *c, struct group *g, int16_t error)
+{
     for (size_t i = 0; i < g->n_members; i++) {
         struct member *m = g->members[i];
         member_join_error(c, g, m, bs(m->id), error);
@@ -639,7 +689,8 @@ void group_fail_waiters(struct grp_coordinator *c, struct group *g, int16_t erro
     }
 }
 
-void schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_t now_ms) {
+void schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_t now_ms)
+{
     m->heartbeat_deadline_ms = now_ms + m->session_timeout_ms;
     note_deadline(c, m->heartbeat_deadline_ms);
 }
@@ -648,8 +699,8 @@ void schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_t now
 
 #define OP_MAGIC 0x67727030u
 
-struct pending_op *op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g,
-                          void *ctx) {
+struct pending_op *op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g, void *ctx)
+{
     struct pending_op *op = xcalloc(1, sizeof(*op));
     op->kind = kind;
     op->group = g;
@@ -666,7 +717,8 @@ struct pending_op *op_new(struct grp_coordinator *c, enum op_kind kind, struct g
     return op;
 }
 
-void op_free(struct grp_coordinator *c, struct pending_op *op) {
+void op_free(struct grp_coordinator *c, struct pending_op *op)
+{
     if (op->prev)
         op->prev->next = op->next;
     else
@@ -680,19 +732,20 @@ void op_free(struct grp_coordinator *c, struct pending_op *op) {
 }
 
 void append_records(struct grp_coordinator *c, int32_t partition, const struct grp_record *recs,
-                    size_t n, struct pending_op *op) {
+                    size_t n, struct pending_op *op)
+{
     c->in_callback = true;
     c->cfg.append(c->cfg.append_arg, partition, recs, n, op);
     c->in_callback = false;
 }
 
 void store_group(struct grp_coordinator *c, struct group *g, struct pending_op *op,
-                 const struct slice *assignments, int64_t now_ms) {
+                 const struct slice *assignments, int64_t now_ms)
+{
     (void)now_ms;
     struct arena a;
     arena_init(&a);
-    struct grp_member_value *mv =
-        arena_alloc(&a, (g->n_members ? g->n_members : 1) * sizeof(*mv));
+    struct grp_member_value *mv = arena_alloc(&a, (g->n_members ? g->n_members : 1) * sizeof(*mv));
     for (size_t i = 0; i < g->n_members; i++) {
         const struct member *m = g->members[i];
         mv[i] = (struct grp_member_value){
@@ -729,8 +782,8 @@ void store_group(struct grp_coordinator *c, struct group *g, struct pending_op *
 
 /* ---- the rebalance state machine ---- */
 
-void reset_and_propagate_assignment_error(struct grp_coordinator *c, struct group *g,
-                                                 int16_t error) {
+void reset_and_propagate_assignment_error(struct grp_coordinator *c, struct group *g, int16_t error)
+{
     for (size_t i = 0; i < g->n_members; i++) {
         bytes_set(&g->members[i]->assignment, EMPTY);
         member_account(g->members[i]);
@@ -738,7 +791,8 @@ void reset_and_propagate_assignment_error(struct grp_coordinator *c, struct grou
     }
 }
 
-void prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms) {
+void prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+{
     if (g->state == GRP_STATE_COMPLETING_REBALANCE)
         reset_and_propagate_assignment_error(c, g, GRP_ERR_REBALANCE_IN_PROGRESS);
     g->sync_deadline_ms = NO_DEADLINE;
@@ -758,14 +812,16 @@ void prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_m
         g->join_deadline_ms = now_ms + rebalance_ms;
     }
     note_deadline(c, g->join_deadline_ms);
-    log_info("group", "preparing to rebalance group %.*s in state %s with old generation %d "
-                      "(__consumer_offsets-%d)",
+    log_info("group",
+             "preparing to rebalance group %.*s in state %s with old generation %d "
+             "(__consumer_offsets-%d)",
              (int)g->id.len, g->id.ptr, grp_state_name(g->state), g->generation, g->partition);
     group_transition(g, GRP_STATE_PREPARING_REBALANCE, now_ms);
     maybe_complete_join(c, g, now_ms);
 }
 
-void maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms) {
+void maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+{
     if (g->state == GRP_STATE_STABLE || g->state == GRP_STATE_COMPLETING_REBALANCE ||
         g->state == GRP_STATE_EMPTY)
         prepare_rebalance(c, g, now_ms);
@@ -773,7 +829,8 @@ void maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t
 
 /* Removes a member outright (no rebalance decision); answers whatever it waits on. */
 static void member_remove(struct grp_coordinator *c, struct group *g, struct member *m,
-                          int16_t error) {
+                          int16_t error)
+{
     member_join_error(c, g, m, EMPTY, error);
     complete_sync(c, g, m, error);
     size_t i = 0;
@@ -792,24 +849,21 @@ static void member_remove(struct grp_coordinator *c, struct group *g, struct mem
 
 /* Kafka's removeMemberAndUpdateGroup: a member left or timed out. */
 void remove_member_and_update(struct grp_coordinator *c, struct group *g, struct member *m,
-                                     int64_t now_ms) {
+                              int64_t now_ms)
+{
     member_remove(c, g, m, GRP_ERR_UNKNOWN_MEMBER_ID);
     switch (g->state) {
     case GRP_STATE_STABLE:
-    case GRP_STATE_COMPLETING_REBALANCE:
-        maybe_prepare_rebalance(c, g, now_ms);
-        break;
-    case GRP_STATE_PREPARING_REBALANCE:
-        maybe_complete_join(c, g, now_ms);
-        break;
-    default:
-        break;
+    case GRP_STATE_COMPLETING_REBALANCE: maybe_prepare_rebalance(c, g, now_ms); break;
+    case GRP_STATE_PREPARING_REBALANCE: maybe_complete_join(c, g, now_ms); break;
+    default: break;
     }
 }
 
 /* If the leader did not rejoin, any member that did becomes leader. False if nobody
  * rejoined. */
-static bool elect_joined_leader(struct group *g) {
+static bool elect_joined_leader(struct group *g)
+{
     if (!g->leader.ptr)
         return false;
     struct member *leader = group_member(g, bs(g->leader));
@@ -827,7 +881,8 @@ static bool elect_joined_leader(struct group *g) {
 /* Kafka's onCompleteJoin: the join phase is over (everybody joined or the rebalance
  * timeout fired). Dynamic members that did not rejoin are dropped; static ones stay
  * until their session expires. */
-static void complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms) {
+static void complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+{
     ASSERT(g->state == GRP_STATE_PREPARING_REBALANCE);
     g->join_deadline_ms = NO_DEADLINE;
     g->initial_delay = false;
@@ -837,11 +892,12 @@ static void complete_join(struct grp_coordinator *c, struct group *g, int64_t no
             log_info("group", "group %.*s removed member %.*s which did not rejoin in time",
                      (int)g->id.len, g->id.ptr, (int)m->id.len, m->id.ptr);
             member_remove(c, g, m, GRP_ERR_UNKNOWN_MEMBER_ID);
-        } else if (m->awaiting_join && m->is_new && !m->instance_id.ptr &&
-                   c->cfg.join_abandoned && c->cfg.join_abandoned(m->join_ctx)) {
+        } else if (m->awaiting_join && m->is_new && !m->instance_id.ptr && c->cfg.join_abandoned &&
+                   c->cfg.join_abandoned(m->join_ctx)) {
             /* Its JoinGroup's connection is gone: it can never learn its member id, so
              * keeping it would only hold its metadata until its session expired. */
-            log_info_ratelimited("group", "group %.*s dropped new member %.*s whose "
+            log_info_ratelimited("group",
+                                 "group %.*s dropped new member %.*s whose "
                                  "connection closed before its join completed",
                                  (int)g->id.len, g->id.ptr, (int)m->id.len, m->id.ptr);
             member_remove(c, g, m, GRP_ERR_UNKNOWN_MEMBER_ID);
@@ -885,7 +941,8 @@ static void complete_join(struct grp_coordinator *c, struct group *g, int64_t no
     }
 }
 
-void maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms) {
+void maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+{
     if (g->state == GRP_STATE_PREPARING_REBALANCE && !g->initial_delay &&
         g->n_awaiting_join == g->n_members && g->n_pending == 0)
         complete_join(c, g, now_ms);
@@ -893,7 +950,8 @@ void maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_t now
 
 /* ---- timers ---- */
 
-static bool keep_alive(const struct member *m) {
+static bool keep_alive(const struct member *m)
+{
     /* Members inside a JoinGroup or SyncGroup are bounded by the rebalance and sync
      * timeouts instead; a new member's JoinGroup by NEW_MEMBER_JOIN_TIMEOUT_MS. */
     if (m->awaiting_join)
@@ -901,7 +959,8 @@ static bool keep_alive(const struct member *m) {
     return m->awaiting_sync;
 }
 
-static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now_ms) {
+static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+{
     bool pending_expired = false;
     for (size_t i = 0; i < g->n_pending;) {
         if (now_ms >= g->pending[i].deadline_ms) {
@@ -916,8 +975,9 @@ static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now
     for (size_t i = 0; i < g->n_members;) {
         struct member *m = g->members[i];
         if (now_ms >= m->heartbeat_deadline_ms && !keep_alive(m)) {
-            log_info("group", "member %.*s in group %.*s has failed, removing it from the group "
-                              "(session timeout %d ms)",
+            log_info("group",
+                     "member %.*s in group %.*s has failed, removing it from the group "
+                     "(session timeout %d ms)",
                      (int)m->id.len, m->id.ptr, (int)g->id.len, g->id.ptr, m->session_timeout_ms);
             remove_member_and_update(c, g, m, now_ms);
             i = 0; /* the array changed */
@@ -927,8 +987,8 @@ static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now
     }
     if (g->state == GRP_STATE_PREPARING_REBALANCE && now_ms >= g->join_deadline_ms) {
         if (g->initial_delay && g->new_member_added && g->initial_delay_remaining_ms > 0) {
-            int64_t delay = MIN((int64_t)c->cfg.initial_rebalance_delay_ms,
-                                g->initial_delay_remaining_ms);
+            int64_t delay =
+                MIN((int64_t)c->cfg.initial_rebalance_delay_ms, g->initial_delay_remaining_ms);
             g->initial_delay_remaining_ms =
                 MAX(g->initial_delay_remaining_ms - c->cfg.initial_rebalance_delay_ms, 0);
             g->new_member_added = false;
@@ -957,7 +1017,8 @@ static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now
     }
 }
 
-static void recompute_deadline(struct grp_coordinator *c) {
+static void recompute_deadline(struct grp_coordinator *c)
+{
     int64_t d = c->next_expiry_check_ms;
     struct slice k;
     void *v;
@@ -978,7 +1039,8 @@ static void recompute_deadline(struct grp_coordinator *c) {
     c->next_deadline_ms = d;
 }
 
-void grp_tick(struct grp_coordinator *c, int64_t now_ms) {
+void grp_tick(struct grp_coordinator *c, int64_t now_ms)
+{
     ASSERT(!c->in_callback);
     struct slice k;
     void *v;
@@ -996,7 +1058,8 @@ void grp_tick(struct grp_coordinator *c, int64_t now_ms) {
 
 /* ---- append completions ---- */
 
-void grp_append_done(struct grp_coordinator *c, int64_t now_ms, void *token, int16_t error) {
+void grp_append_done(struct grp_coordinator *c, int64_t now_ms, void *token, int16_t error)
+{
     ASSERT(!c->in_callback);
     struct pending_op *op = token;
     ASSERT(op);

@@ -109,11 +109,11 @@ struct grp_join_member {
 
 struct grp_join_resp {
     int16_t error;
-    int32_t generation_id;     /* -1 on error */
+    int32_t generation_id;      /* -1 on error */
     struct slice protocol_type; /* nullable */
     struct slice protocol_name; /* nullable */
-    struct slice leader;       /* "" on error */
-    bool skip_assignment;      /* v9+: static leader rejoined a stable group */
+    struct slice leader;        /* "" on error */
+    bool skip_assignment;       /* v9+: static leader rejoined a stable group */
     struct slice member_id;
     const struct grp_join_member *members; /* non-empty only for the leader */
     size_t n_members;
@@ -129,9 +129,9 @@ struct grp_sync_req {
     struct slice group_id;
     int32_t generation_id;
     struct slice member_id;
-    struct slice group_instance_id; /* nullable */
-    struct slice protocol_type;     /* nullable (v5+) */
-    struct slice protocol_name;     /* nullable (v5+) */
+    struct slice group_instance_id;           /* nullable */
+    struct slice protocol_type;               /* nullable (v5+) */
+    struct slice protocol_name;               /* nullable (v5+) */
     const struct grp_assignment *assignments; /* only the leader sends these */
     size_t n_assignments;
 };
@@ -199,8 +199,8 @@ struct grp_commit_topic {
 
 struct grp_commit_req {
     struct slice group_id;
-    int32_t generation_id; /* -1 for simple (non-member) commits */
-    struct slice member_id; /* "" for simple commits */
+    int32_t generation_id;          /* -1 for simple (non-member) commits */
+    struct slice member_id;         /* "" for simple commits */
     struct slice group_instance_id; /* nullable */
     const struct grp_commit_topic *topics;
     size_t n_topics;
@@ -356,20 +356,20 @@ struct grp_record {
 
 /* ---- configuration ---- */
 struct grp_config {
-    int32_t min_session_timeout_ms;   /* group.min.session.timeout.ms (6000) */
-    int32_t max_session_timeout_ms;   /* group.max.session.timeout.ms (1800000) */
-    int32_t initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms (3000) */
-    int32_t max_group_size;           /* group.max.size (INT32_MAX) */
-    int64_t offsets_retention_ms;     /* offsets.retention.minutes * 60000 (7 days) */
+    int32_t min_session_timeout_ms;              /* group.min.session.timeout.ms (6000) */
+    int32_t max_session_timeout_ms;              /* group.max.session.timeout.ms (1800000) */
+    int32_t initial_rebalance_delay_ms;          /* group.initial.rebalance.delay.ms (3000) */
+    int32_t max_group_size;                      /* group.max.size (INT32_MAX) */
+    int64_t offsets_retention_ms;                /* offsets.retention.minutes * 60000 (7 days) */
     int64_t offsets_retention_check_interval_ms; /* offsets.retention.check.interval.ms (600000) */
-    int32_t offsets_num_partitions;   /* offsets.topic.num.partitions (50) */
-    int32_t max_metadata_bytes;       /* bound on a member's metadata / assignment (1 MiB) */
+    int32_t offsets_num_partitions;              /* offsets.topic.num.partitions (50) */
+    int32_t max_metadata_bytes; /* bound on a member's metadata / assignment (1 MiB) */
     /* samsa.group.max.member.metadata.bytes: bound on the protocols and assignments of
      * every member of every group together (128 MiB); a JoinGroup that would pass it
      * gets COORDINATOR_NOT_AVAILABLE (retriable) and changes nothing. */
     int64_t max_total_member_bytes;
     int32_t max_offset_metadata_bytes; /* offset.metadata.max.bytes (4096) */
-    uint64_t member_id_seed; /* makes member ids unique across restarts (wall ns ^ pid) */
+    uint64_t member_id_seed;           /* makes member ids unique across restarts (wall ns ^ pid) */
 
     /* Persist records to partition offsets_partition of __consumer_offsets with
      * acks=all; then call grp_append_done(c, now, token, error) exactly once, later
@@ -437,22 +437,19 @@ int64_t grp_next_deadline(const struct grp_coordinator *c);
 void grp_append_done(struct grp_coordinator *c, int64_t now_ms, void *token, int16_t error);
 
 /* ---- the APIs ---- */
-void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_req *req,
-              void *ctx);
-void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_req *req,
-              void *ctx);
-void grp_heartbeat(struct grp_coordinator *c, int64_t now_ms,
-                   const struct grp_heartbeat_req *req, void *ctx);
+void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_req *req, void *ctx);
+void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_req *req, void *ctx);
+void grp_heartbeat(struct grp_coordinator *c, int64_t now_ms, const struct grp_heartbeat_req *req,
+                   void *ctx);
 void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave_req *req,
                void *ctx);
 void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_commit_req *req,
                 void *ctx);
 void grp_fetch(struct grp_coordinator *c, int64_t now_ms, const struct grp_fetch_req *req,
                void *ctx);
-void grp_describe(struct grp_coordinator *c, int64_t now_ms,
-                  const struct grp_describe_req *req, void *ctx);
-void grp_list(struct grp_coordinator *c, int64_t now_ms, const struct grp_list_req *req,
-              void *ctx);
+void grp_describe(struct grp_coordinator *c, int64_t now_ms, const struct grp_describe_req *req,
+                  void *ctx);
+void grp_list(struct grp_coordinator *c, int64_t now_ms, const struct grp_list_req *req, void *ctx);
 void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,
                        const struct grp_delete_groups_req *req, void *ctx);
 void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
@@ -475,16 +472,16 @@ size_t grp_group_count(const struct grp_coordinator *c);
 enum { GRP_KEY_OFFSET = 1, GRP_KEY_GROUP = 2, GRP_KEY_OTHER = 3 };
 
 struct grp_key {
-    int kind;      /* GRP_KEY_* */
+    int kind; /* GRP_KEY_* */
     int16_t version;
     struct slice group;
-    struct slice topic;    /* offset keys */
-    int32_t partition;     /* offset keys */
+    struct slice topic; /* offset keys */
+    int32_t partition;  /* offset keys */
 };
 
 struct grp_offset_value {
     int64_t offset;
-    int32_t leader_epoch;  /* -1 if none (v0-v2 have none) */
+    int32_t leader_epoch; /* -1 if none (v0-v2 have none) */
     struct slice metadata;
     int64_t commit_timestamp_ms;
     int64_t expire_timestamp_ms; /* -1 unless a v1 record carried one */
@@ -504,8 +501,8 @@ struct grp_member_value {
 struct grp_group_value {
     struct slice protocol_type;
     int32_t generation;
-    struct slice protocol; /* nullable */
-    struct slice leader;   /* nullable */
+    struct slice protocol;              /* nullable */
+    struct slice leader;                /* nullable */
     int64_t current_state_timestamp_ms; /* -1 if none */
     const struct grp_member_value *members;
     size_t n_members;
@@ -525,7 +522,7 @@ int grp_group_value_decode(struct slice value, struct arena *a, struct grp_group
 
 /* Topics of a consumer protocol subscription (ConsumerProtocolSubscription v0+: int16
  * version, [string] topics, nullable bytes user data, ...). Topics array from a. */
-int grp_consumer_subscription_topics(struct slice metadata, struct arena *a,
-                                     struct slice **topics, size_t *n_topics);
+int grp_consumer_subscription_topics(struct slice metadata, struct arena *a, struct slice **topics,
+                                     size_t *n_topics);
 
 #endif

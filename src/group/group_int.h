@@ -28,15 +28,20 @@ struct bytes {
 
 struct bytes bytes_dup(struct slice s);
 void bytes_free(struct bytes *b);
-static inline struct slice bs(struct bytes b) { return (struct slice){b.ptr, b.len}; }
+static inline struct slice bs(struct bytes b)
+{
+    return (struct slice){b.ptr, b.len};
+}
 /* Copy of s in arena a: null stays null, a non-null empty value gets a non-NULL ptr. */
-static inline struct slice arena_slice(struct arena *a, struct slice s) {
+static inline struct slice arena_slice(struct arena *a, struct slice s)
+{
     if (!s.ptr)
         return SLICE_NULL;
     return (struct slice){arena_memdup(a, s.len ? s.ptr : (const uint8_t *)"", s.len ? s.len : 1),
                           s.len};
 }
-static inline bool bytes_eq(struct bytes b, struct slice s) {
+static inline bool bytes_eq(struct bytes b, struct slice s)
+{
     return (b.ptr == NULL) == (s.ptr == NULL) && slice_eq(bs(b), s);
 }
 
@@ -58,9 +63,9 @@ struct member {
     bool is_new;             /* joined but not yet part of a completed generation */
     bool awaiting_join;      /* join_ctx holds a JoinGroup to answer */
     void *join_ctx;
-    bool awaiting_sync;      /* sync_ctx holds a SyncGroup to answer */
+    bool awaiting_sync; /* sync_ctx holds a SyncGroup to answer */
     void *sync_ctx;
-    bool pending_sync;       /* has not sent SyncGroup for this generation yet */
+    bool pending_sync;             /* has not sent SyncGroup for this generation yet */
     int64_t heartbeat_deadline_ms; /* session expiry */
     /* What this member counts against the broker-wide member metadata budget
      * (member_account), and the coordinator's total it counts in. */
@@ -116,8 +121,8 @@ struct group {
 
     struct hmap offsets; /* offset_key() -> struct offset_entry */
 
-    int refs;       /* pending operations referring to this group */
-    bool removed;   /* no longer in the coordinator's map (deleted or unloaded) */
+    int refs;          /* pending operations referring to this group */
+    bool removed;      /* no longer in the coordinator's map (deleted or unloaded) */
     bool has_metadata; /* loading: a group metadata record is live */
 };
 
@@ -166,23 +171,23 @@ enum partition_state { PART_NOT_OWNED = 0, PART_LOADING, PART_OWNED };
 
 struct grp_coordinator {
     struct grp_config cfg;
-    struct hmap groups; /* group id -> struct group */
-    uint8_t *partitions; /* enum partition_state per offsets partition */
+    struct hmap groups;     /* group id -> struct group */
+    uint8_t *partitions;    /* enum partition_state per offsets partition */
     struct pending_op *ops; /* appends in flight */
     uint64_t member_id_counter;
-    int64_t next_deadline_ms;       /* may be early, never late */
+    int64_t next_deadline_ms; /* may be early, never late */
     int64_t next_expiry_check_ms;
     bool in_callback;
-    struct arena resp; /* response memory for the callback being made */
+    struct arena resp;   /* response memory for the callback being made */
     size_t member_bytes; /* protocols and assignments of every member (member_account) */
 };
 
 /* ---- coordinator.c ---- */
-#define CALLBACK(c, fn, ...)                                                           \
-    do {                                                                               \
-        (c)->in_callback = true;                                                       \
-        (c)->cfg.fn(__VA_ARGS__);                                                      \
-        (c)->in_callback = false;                                                      \
+#define CALLBACK(c, fn, ...)                                                                       \
+    do {                                                                                           \
+        (c)->in_callback = true;                                                                   \
+        (c)->cfg.fn(__VA_ARGS__);                                                                  \
+        (c)->in_callback = false;                                                                  \
     } while (0)
 
 void note_deadline(struct grp_coordinator *c, int64_t deadline_ms);
@@ -195,8 +200,7 @@ struct member *group_member(const struct group *g, struct slice member_id);
 /* 0 if the coordinator serves group_id for api; else a Kafka error. */
 int16_t validate_group(const struct grp_coordinator *c, struct slice group_id, bool allow_empty);
 int16_t map_append_error(int16_t error);
-struct pending_op *op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g,
-                          void *ctx);
+struct pending_op *op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g, void *ctx);
 void op_free(struct grp_coordinator *c, struct pending_op *op);
 void append_records(struct grp_coordinator *c, int32_t partition, const struct grp_record *recs,
                     size_t n, struct pending_op *op);
@@ -207,8 +211,7 @@ void store_group(struct grp_coordinator *c, struct group *g, struct pending_op *
                  int64_t now_ms);
 void complete_join_error(struct grp_coordinator *c, struct member *m, struct slice member_id,
                          int16_t error);
-void complete_sync(struct grp_coordinator *c, struct group *g, struct member *m,
-                   int16_t error);
+void complete_sync(struct grp_coordinator *c, struct group *g, struct member *m, int16_t error);
 void member_free(struct member *m);
 /* A new member, counted in c's member metadata total from now on. */
 struct member *member_new(struct grp_coordinator *c);

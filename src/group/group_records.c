@@ -26,7 +26,8 @@
 
 #include <string.h>
 
-static void put_str(struct buf *b, struct slice s) {
+static void put_str(struct buf *b, struct slice s)
+{
     if (!s.ptr) {
         buf_put_i16(b, -1);
         return;
@@ -36,7 +37,8 @@ static void put_str(struct buf *b, struct slice s) {
     buf_append(b, s.ptr, s.len);
 }
 
-static void put_bytes(struct buf *b, struct slice s) {
+static void put_bytes(struct buf *b, struct slice s)
+{
     if (!s.ptr) {
         buf_put_i32(b, -1);
         return;
@@ -48,13 +50,15 @@ static void put_bytes(struct buf *b, struct slice s) {
 
 /* A non-null empty slice for "" so that encoders never write null where Kafka
  * requires a string. */
-static struct slice nonnull(struct slice s) {
+static struct slice nonnull(struct slice s)
+{
     return s.ptr ? s : (struct slice){(const uint8_t *)"", 0};
 }
 
 /* The body of a string or bytes field once its length (int16 or int32) has been read:
  * -1 is null, allowed only where nullable; any other negative length is corrupt. */
-static struct slice get_sized(struct reader *r, int32_t len, bool nullable) {
+static struct slice get_sized(struct reader *r, int32_t len, bool nullable)
+{
     if (r->err)
         return SLICE_NULL;
     if (len < 0) {
@@ -68,28 +72,32 @@ static struct slice get_sized(struct reader *r, int32_t len, bool nullable) {
     return s;
 }
 
-static struct slice get_str(struct reader *r, bool nullable) {
+static struct slice get_str(struct reader *r, bool nullable)
+{
     return get_sized(r, rd_i16(r), nullable);
 }
 
-static struct slice get_bytes(struct reader *r, bool nullable) {
+static struct slice get_bytes(struct reader *r, bool nullable)
+{
     return get_sized(r, rd_i32(r), nullable);
 }
 
-void grp_offset_key_encode(struct buf *b, struct slice group, struct slice topic,
-                           int32_t partition) {
+void grp_offset_key_encode(struct buf *b, struct slice group, struct slice topic, int32_t partition)
+{
     buf_put_i16(b, 1);
     put_str(b, nonnull(group));
     put_str(b, nonnull(topic));
     buf_put_i32(b, partition);
 }
 
-void grp_group_key_encode(struct buf *b, struct slice group) {
+void grp_group_key_encode(struct buf *b, struct slice group)
+{
     buf_put_i16(b, 2);
     put_str(b, nonnull(group));
 }
 
-void grp_offset_value_encode(struct buf *b, const struct grp_offset_value *v) {
+void grp_offset_value_encode(struct buf *b, const struct grp_offset_value *v)
+{
     buf_put_i16(b, 3);
     buf_put_i64(b, v->offset);
     buf_put_i32(b, v->leader_epoch);
@@ -97,7 +105,8 @@ void grp_offset_value_encode(struct buf *b, const struct grp_offset_value *v) {
     buf_put_i64(b, v->commit_timestamp_ms);
 }
 
-void grp_group_value_encode(struct buf *b, const struct grp_group_value *v) {
+void grp_group_value_encode(struct buf *b, const struct grp_group_value *v)
+{
     buf_put_i16(b, 3);
     put_str(b, nonnull(v->protocol_type));
     buf_put_i32(b, v->generation);
@@ -119,7 +128,8 @@ void grp_group_value_encode(struct buf *b, const struct grp_group_value *v) {
     }
 }
 
-int grp_key_decode(struct slice key, struct grp_key *out) {
+int grp_key_decode(struct slice key, struct grp_key *out)
+{
     memset(out, 0, sizeof(*out));
     struct reader r;
     rd_init(&r, key.ptr, key.len);
@@ -141,7 +151,8 @@ int grp_key_decode(struct slice key, struct grp_key *out) {
     return r.err ? -1 : 0;
 }
 
-int grp_offset_value_decode(struct slice value, struct grp_offset_value *out) {
+int grp_offset_value_decode(struct slice value, struct grp_offset_value *out)
+{
     memset(out, 0, sizeof(*out));
     out->leader_epoch = -1;
     out->expire_timestamp_ms = -1;
@@ -164,7 +175,8 @@ int grp_offset_value_decode(struct slice value, struct grp_offset_value *out) {
  * one int32 and two empty bytes (4 each). Bounds the array allocation. */
 #define MIN_MEMBER_BYTES (4 * 2 + 4 + 2 * 4)
 
-int grp_group_value_decode(struct slice value, struct arena *a, struct grp_group_value *out) {
+int grp_group_value_decode(struct slice value, struct arena *a, struct grp_group_value *out)
+{
     memset(out, 0, sizeof(*out));
     out->current_state_timestamp_ms = -1;
     struct reader r;
@@ -181,8 +193,7 @@ int grp_group_value_decode(struct slice value, struct arena *a, struct grp_group
     int32_t n = rd_i32(&r);
     if (r.err || n < 0 || (size_t)n > rd_remaining(&r) / MIN_MEMBER_BYTES)
         return -1;
-    struct grp_member_value *members =
-        n ? arena_alloc(a, (size_t)n * sizeof(*members)) : NULL;
+    struct grp_member_value *members = n ? arena_alloc(a, (size_t)n * sizeof(*members)) : NULL;
     for (int32_t i = 0; i < n && !r.err; i++) {
         struct grp_member_value *m = &members[i];
         m->member_id = get_str(&r, false);
@@ -203,8 +214,9 @@ int grp_group_value_decode(struct slice value, struct arena *a, struct grp_group
     return 0;
 }
 
-int grp_consumer_subscription_topics(struct slice metadata, struct arena *a,
-                                     struct slice **topics, size_t *n_topics) {
+int grp_consumer_subscription_topics(struct slice metadata, struct arena *a, struct slice **topics,
+                                     size_t *n_topics)
+{
     *topics = NULL;
     *n_topics = 0;
     struct reader r;

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void clear_metadata(struct group *g) {
+static void clear_metadata(struct group *g)
+{
     for (size_t i = 0; i < g->n_members; i++)
         member_free(g->members[i]);
     g->n_members = 0;
@@ -24,7 +25,8 @@ static void clear_metadata(struct group *g) {
     g->has_metadata = false;
 }
 
-void grp_load_begin(struct grp_coordinator *c, int64_t now_ms, int32_t partition) {
+void grp_load_begin(struct grp_coordinator *c, int64_t now_ms, int32_t partition)
+{
     ASSERT(!c->in_callback);
     ASSERT(partition >= 0 && partition < c->cfg.offsets_num_partitions);
     (void)now_ms;
@@ -35,7 +37,8 @@ void grp_load_begin(struct grp_coordinator *c, int64_t now_ms, int32_t partition
 }
 
 static void load_group_value(struct grp_coordinator *c, struct group *g,
-                             const struct grp_group_value *v) {
+                             const struct grp_group_value *v)
+{
     clear_metadata(g);
     g->has_metadata = true;
     g->protocol_type = bytes_dup(v->protocol_type);
@@ -43,8 +46,9 @@ static void load_group_value(struct grp_coordinator *c, struct group *g,
     g->protocol = bytes_dup(v->protocol);
     g->state_ts_ms = v->current_state_timestamp_ms;
     if (!v->protocol.ptr && v->n_members > 0) {
-        log_warn("group", "group %.*s: metadata record has %zu members but no protocol; "
-                          "members dropped",
+        log_warn("group",
+                 "group %.*s: metadata record has %zu members but no protocol; "
+                 "members dropped",
                  (int)g->id.len, g->id.ptr, v->n_members);
         return;
     }
@@ -71,11 +75,12 @@ static void load_group_value(struct grp_coordinator *c, struct group *g,
     }
     if (g->n_members > 0)
         g->leader = bytes_dup(v->leader.ptr && group_member(g, v->leader) ? v->leader
-                                                                        : bs(g->members[0]->id));
+                                                                          : bs(g->members[0]->id));
 }
 
 int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice key,
-                    struct slice value) {
+                    struct slice value)
+{
     ASSERT(!c->in_callback);
     ASSERT(partition >= 0 && partition < c->cfg.offsets_num_partitions);
     ASSERT(c->partitions[partition] == PART_LOADING);
@@ -88,8 +93,9 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
     if (k.kind == GRP_KEY_OTHER)
         return 0;
     if (grp_partition_for(c, k.group) != partition) {
-        log_warn("group", "__consumer_offsets-%d: record for group %.*s belongs to partition %d; "
-                          "skipped",
+        log_warn("group",
+                 "__consumer_offsets-%d: record for group %.*s belongs to partition %d; "
+                 "skipped",
                  partition, (int)k.group.len, k.group.ptr, grp_partition_for(c, k.group));
         return -1;
     }
@@ -150,7 +156,8 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
     return 0;
 }
 
-void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition) {
+void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition)
+{
     ASSERT(!c->in_callback);
     ASSERT(c->partitions[partition] == PART_LOADING);
     c->partitions[partition] = PART_OWNED;
@@ -175,8 +182,9 @@ void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition) 
         if (g->n_members > (size_t)c->cfg.max_group_size) {
             /* group.max.size was lowered: rebalance so that only that many rejoin (the
              * rest get GROUP_MAX_SIZE_REACHED), giving everyone a chance to commit. */
-            log_info("group", "loaded group %.*s has %zu members, over group.max.size %d; "
-                              "rebalancing",
+            log_info("group",
+                     "loaded group %.*s has %zu members, over group.max.size %d; "
+                     "rebalancing",
                      (int)g->id.len, g->id.ptr, g->n_members, c->cfg.max_group_size);
             prepare_rebalance(c, g, now_ms);
         }
@@ -187,7 +195,8 @@ void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition) 
     log_info("group", "loaded %zu groups of __consumer_offsets-%d", n_groups, partition);
 }
 
-void grp_unload(struct grp_coordinator *c, int32_t partition) {
+void grp_unload(struct grp_coordinator *c, int32_t partition)
+{
     ASSERT(!c->in_callback);
     ASSERT(partition >= 0 && partition < c->cfg.offsets_num_partitions);
     struct slice k;

@@ -15,7 +15,8 @@ static const struct slice EMPTY = {(const uint8_t *)"", 0};
 
 /* ---- JoinGroup ---- */
 
-static struct bytes new_member_id(struct grp_coordinator *c, struct slice prefix) {
+static struct bytes new_member_id(struct grp_coordinator *c, struct slice prefix)
+{
     /* Kafka uses prefix + "-" + a random UUID; ours is derived from the configured seed
      * (unique per process start) and a counter, so tests are deterministic. */
     uint64_t x = c->cfg.member_id_seed + 0x9E3779B97F4A7C15ULL * ++c->member_id_counter;
@@ -40,7 +41,8 @@ static struct bytes new_member_id(struct grp_coordinator *c, struct slice prefix
     return b;
 }
 
-static void member_set_join(struct group *g, struct member *m, void *ctx) {
+static void member_set_join(struct group *g, struct member *m, void *ctx)
+{
     ASSERT(!m->awaiting_join);
     m->awaiting_join = true;
     m->join_ctx = ctx;
@@ -49,7 +51,8 @@ static void member_set_join(struct group *g, struct member *m, void *ctx) {
 
 static void add_member_and_rebalance(struct grp_coordinator *c, struct group *g,
                                      struct bytes id /* transferred */,
-                                     const struct grp_join_req *req, void *ctx, int64_t now_ms) {
+                                     const struct grp_join_req *req, void *ctx, int64_t now_ms)
+{
     struct member *m = member_new(c);
     m->id = id;
     m->instance_id = bytes_dup(req->group_instance_id);
@@ -78,8 +81,9 @@ static void add_member_and_rebalance(struct grp_coordinator *c, struct group *g,
 }
 
 static void update_member_and_rebalance(struct grp_coordinator *c, struct group *g,
-                                        struct member *m, const struct grp_join_req *req,
-                                        void *ctx, int64_t now_ms) {
+                                        struct member *m, const struct grp_join_req *req, void *ctx,
+                                        int64_t now_ms)
+{
     /* A duplicate JoinGroup replaces the waiting one, which is answered now. */
     member_join_error(c, g, m, bs(m->id), GRP_ERR_REBALANCE_IN_PROGRESS);
     set_protocols(m, req);
@@ -93,12 +97,14 @@ static void update_member_and_rebalance(struct grp_coordinator *c, struct group 
  * current generation so the SyncGroup returns the old assignment. */
 static void update_static_member(struct grp_coordinator *c, struct group *g, struct member *m,
                                  struct bytes new_id /* transferred */,
-                                 const struct grp_join_req *req, void *ctx, int64_t now_ms) {
+                                 const struct grp_join_req *req, void *ctx, int64_t now_ms)
+{
     struct slice old_id = bs(m->id);
-    log_info("group", "static member %.*s of group %.*s rejoined with a new member id; "
-                      "replacing member %.*s in state %s",
-             (int)req->group_instance_id.len, req->group_instance_id.ptr, (int)g->id.len,
-             g->id.ptr, (int)old_id.len, old_id.ptr, grp_state_name(g->state));
+    log_info("group",
+             "static member %.*s of group %.*s rejoined with a new member id; "
+             "replacing member %.*s in state %s",
+             (int)req->group_instance_id.len, req->group_instance_id.ptr, (int)g->id.len, g->id.ptr,
+             (int)old_id.len, old_id.ptr, grp_state_name(g->state));
     member_join_error(c, g, m, old_id, GRP_ERR_FENCED_INSTANCE_ID);
     complete_sync(c, g, m, GRP_ERR_FENCED_INSTANCE_ID);
     struct pending_op *op = NULL;
@@ -131,17 +137,15 @@ static void update_static_member(struct grp_coordinator *c, struct group *g, str
         /* The leader may already assign to the old id: rebalance. */
         prepare_rebalance(c, g, now_ms);
         break;
-    case GRP_STATE_PREPARING_REBALANCE:
-        maybe_complete_join(c, g, now_ms);
-        break;
-    default:
-        ASSERT(!"static member in an Empty or Dead group");
+    case GRP_STATE_PREPARING_REBALANCE: maybe_complete_join(c, g, now_ms); break;
+    default: ASSERT(!"static member in an Empty or Dead group");
     }
     bytes_free(&selected);
 }
 
 void static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
-                       int64_t now_ms) {
+                       int64_t now_ms)
+{
     (void)now_ms;
     struct group *g = op->group;
     if (g->removed)
@@ -169,22 +173,20 @@ void static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t
 }
 
 static bool accept_joining_member(const struct grp_coordinator *c, const struct group *g,
-                                  struct slice member_id) {
+                                  struct slice member_id)
+{
     size_t max = (size_t)c->cfg.max_group_size;
     struct member *m = member_id.len ? group_member(g, member_id) : NULL;
     switch (g->state) {
     case GRP_STATE_EMPTY:
-    case GRP_STATE_DEAD:
-        return true;
-    case GRP_STATE_PREPARING_REBALANCE:
-        return (m && m->awaiting_join) || g->n_awaiting_join < max;
-    default:
-        return m || g->n_members < max;
+    case GRP_STATE_DEAD: return true;
+    case GRP_STATE_PREPARING_REBALANCE: return (m && m->awaiting_join) || g->n_awaiting_join < max;
+    default: return m || g->n_members < max;
     }
 }
 
-static bool protocols_within_bounds(const struct grp_coordinator *c,
-                                    const struct grp_join_req *req) {
+static bool protocols_within_bounds(const struct grp_coordinator *c, const struct grp_join_req *req)
+{
     if (req->n_protocols > MAX_PROTOCOLS_PER_MEMBER)
         return false;
     size_t total = 0;
@@ -198,7 +200,8 @@ static bool protocols_within_bounds(const struct grp_coordinator *c,
  * not on any one group: 2,000 joins of 1 MB each from connections that then closed
  * held 3.9 GB before it. */
 static bool within_member_budget(const struct grp_coordinator *c, const struct group *g,
-                                 const struct grp_join_req *req) {
+                                 const struct grp_join_req *req)
+{
     size_t incoming = 0, replaced = 0;
     for (size_t i = 0; i < req->n_protocols; i++)
         incoming += req->protocols[i].metadata.len + req->protocols[i].name.len;
@@ -209,8 +212,8 @@ static bool within_member_budget(const struct grp_coordinator *c, const struct g
            c->member_bytes + (incoming - replaced) <= (uint64_t)c->cfg.max_total_member_bytes;
 }
 
-void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_req *req,
-              void *ctx) {
+void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_req *req, void *ctx)
+{
     ASSERT(!c->in_callback);
     int16_t err = validate_group(c, req->group_id, false);
     if (err) {
@@ -223,8 +226,9 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
         return;
     }
     if (!protocols_within_bounds(c, req) || req->rebalance_timeout_ms < 0) {
-        log_warn("group", "JoinGroup for group %.*s with %zu protocols or metadata over "
-                          "%d bytes rejected",
+        log_warn("group",
+                 "JoinGroup for group %.*s with %zu protocols or metadata over "
+                 "%d bytes rejected",
                  (int)req->group_id.len, req->group_id.ptr, req->n_protocols,
                  c->cfg.max_metadata_bytes);
         join_reply_error(c, ctx, req->member_id, GRP_ERR_INVALID_REQUEST);
@@ -233,7 +237,8 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
     bool unknown = req->member_id.len == 0;
     struct group *g = group_get(c, req->group_id);
     if (!within_member_budget(c, g, req)) {
-        log_warn_ratelimited("group", "JoinGroup for group %.*s refused: members of all groups "
+        log_warn_ratelimited("group",
+                             "JoinGroup for group %.*s refused: members of all groups "
                              "hold %zu bytes of metadata, the budget "
                              "(samsa.group.max.member.metadata.bytes) is %lld",
                              (int)req->group_id.len, req->group_id.ptr, c->member_bytes,
@@ -261,8 +266,8 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
             if (pi >= 0)
                 pending_remove_at(g, (size_t)pi);
         }
-        log_info("group", "group %.*s is at group.max.size %d; member rejected",
-                 (int)g->id.len, g->id.ptr, c->cfg.max_group_size);
+        log_info("group", "group %.*s is at group.max.size %d; member rejected", (int)g->id.len,
+                 g->id.ptr, c->cfg.max_group_size);
         join_reply_error(c, ctx, EMPTY, GRP_ERR_GROUP_MAX_SIZE_REACHED);
         maybe_complete_join(c, g, now_ms);
         return;
@@ -276,8 +281,8 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
         return;
     }
     if (unknown) {
-        struct bytes id = new_member_id(
-            c, req->group_instance_id.ptr ? req->group_instance_id : req->client_id);
+        struct bytes id =
+            new_member_id(c, req->group_instance_id.ptr ? req->group_instance_id : req->client_id);
         struct member *old = static_member(g, req->group_instance_id);
         if (old) {
             update_static_member(c, g, old, id, req, ctx, now_ms);
@@ -331,9 +336,7 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
                 else
                     join_reply_current(c, g, m, ctx);
                 break;
-            default:
-                join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
-                break;
+            default: join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID); break;
             }
         }
     }
@@ -353,7 +356,8 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
 static int16_t find_generation_member(struct grp_coordinator *c, struct slice group_id,
                                       struct slice group_instance_id, struct slice member_id,
                                       int32_t generation_id, struct group **g_out,
-                                      struct member **m_out) {
+                                      struct member **m_out)
+{
     int16_t err = validate_group(c, group_id, false);
     struct group *g = err ? NULL : group_get(c, group_id);
     struct member *m = NULL;
@@ -372,14 +376,15 @@ static int16_t find_generation_member(struct grp_coordinator *c, struct slice gr
     return err;
 }
 
-static void sync_reply_error(struct grp_coordinator *c, void *ctx, int16_t error) {
+static void sync_reply_error(struct grp_coordinator *c, void *ctx, int16_t error)
+{
     struct grp_sync_resp r = {.error = error, .assignment = EMPTY};
     CALLBACK(c, on_sync_done, ctx, &r);
     arena_free(&c->resp);
 }
 
-void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_req *req,
-              void *ctx) {
+void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_req *req, void *ctx)
+{
     ASSERT(!c->in_callback);
     struct group *g;
     struct member *m;
@@ -408,11 +413,8 @@ void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_r
         complete_sync(c, g, m, GRP_ERR_NONE);
         schedule_heartbeat(c, m, now_ms);
         return;
-    case GRP_STATE_COMPLETING_REBALANCE:
-        break;
-    default:
-        sync_reply_error(c, ctx, GRP_ERR_UNKNOWN_MEMBER_ID);
-        return;
+    case GRP_STATE_COMPLETING_REBALANCE: break;
+    default: sync_reply_error(c, ctx, GRP_ERR_UNKNOWN_MEMBER_ID); return;
     }
     complete_sync(c, g, m, GRP_ERR_REBALANCE_IN_PROGRESS); /* a duplicate SyncGroup */
     m->awaiting_sync = true;
@@ -423,8 +425,7 @@ void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_r
     /* The leader's assignment: persist it first (members missing from it get an empty
      * one), then hand each member its part and go Stable. */
     log_info("group", "assignment received from leader %.*s for group %.*s generation %d",
-             (int)req->member_id.len, req->member_id.ptr, (int)g->id.len, g->id.ptr,
-             g->generation);
+             (int)req->member_id.len, req->member_id.ptr, (int)g->id.len, g->id.ptr, g->generation);
     struct pending_op *op = op_new(c, OP_SYNC_STORE, g, NULL);
     op->n_assign = g->n_members;
     size_t n = g->n_members ? g->n_members : 1;
@@ -443,7 +444,8 @@ void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_r
 }
 
 void sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
-                     int64_t now_ms) {
+                     int64_t now_ms)
+{
     struct group *g = op->group;
     /* Another member may have joined meanwhile; then the waiters were already told to
      * rejoin and this generation's assignment is moot. */
@@ -475,7 +477,8 @@ void sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t e
 /* ---- Heartbeat ---- */
 
 void grp_heartbeat(struct grp_coordinator *c, int64_t now_ms, const struct grp_heartbeat_req *req,
-                   void *ctx) {
+                   void *ctx)
+{
     ASSERT(!c->in_callback);
     struct group *g;
     struct member *m;
@@ -495,7 +498,8 @@ void grp_heartbeat(struct grp_coordinator *c, int64_t now_ms, const struct grp_h
 /* ---- LeaveGroup ---- */
 
 void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave_req *req,
-               void *ctx) {
+               void *ctx)
+{
     ASSERT(!c->in_callback);
     struct grp_leave_resp r = {0};
     r.error = validate_group(c, req->group_id, false);

@@ -11,20 +11,23 @@
 
 static const struct slice EMPTY = {(const uint8_t *)"", 0};
 
-struct slice offset_key(struct buf *b, struct slice topic, int32_t partition) {
+struct slice offset_key(struct buf *b, struct slice topic, int32_t partition)
+{
     buf_reset(b);
     buf_put_i32(b, partition);
     buf_append(b, topic.ptr, topic.len);
     return (struct slice){b->data, b->len};
 }
 
-void offset_entry_free(struct offset_entry *e) {
+void offset_entry_free(struct offset_entry *e)
+{
     bytes_free(&e->topic);
     bytes_free(&e->metadata);
     free(e);
 }
 
-void offsets_clear(struct group *g) {
+void offsets_clear(struct group *g)
+{
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&g->offsets, &it, &k, &v);)
@@ -33,7 +36,8 @@ void offsets_clear(struct group *g) {
     hmap_init(&g->offsets);
 }
 
-void set_offset(struct group *g, const struct offset_entry *src) {
+void set_offset(struct group *g, const struct offset_entry *src)
+{
     struct buf kb;
     buf_init(&kb);
     struct slice key = offset_key(&kb, bs(src->topic), src->partition);
@@ -53,7 +57,8 @@ void set_offset(struct group *g, const struct offset_entry *src) {
     buf_free(&kb);
 }
 
-static void remove_offset(struct group *g, struct slice topic, int32_t partition) {
+static void remove_offset(struct group *g, struct slice topic, int32_t partition)
+{
     struct buf kb;
     buf_init(&kb);
     struct offset_entry *e = hmap_remove(&g->offsets, offset_key(&kb, topic, partition));
@@ -63,7 +68,8 @@ static void remove_offset(struct group *g, struct slice topic, int32_t partition
 }
 
 static struct offset_entry *find_offset(const struct group *g, struct buf *kb, struct slice topic,
-                                        int32_t partition) {
+                                        int32_t partition)
+{
     return hmap_get(&g->offsets, offset_key(kb, topic, partition));
 }
 
@@ -72,7 +78,8 @@ static struct offset_entry *find_offset(const struct group *g, struct buf *kb, s
 /* Kafka's ClassicGroup.validateOffsetCommit. Generation -1 marks a commit from outside
  * group management (a simple consumer, an admin client): an Empty group takes it
  * whatever member or instance id it carries, since there is no member to protect. */
-static int16_t validate_commit(const struct group *g, const struct grp_commit_req *req) {
+static int16_t validate_commit(const struct group *g, const struct grp_commit_req *req)
+{
     if (g->state == GRP_STATE_DEAD)
         return GRP_ERR_COORDINATOR_NOT_AVAILABLE;
     if (req->generation_id < 0 && g->state == GRP_STATE_EMPTY)
@@ -96,13 +103,15 @@ static int16_t validate_commit(const struct group *g, const struct grp_commit_re
 }
 
 static void reply_commit(struct grp_coordinator *c, void *ctx, struct grp_commit_resp_topic *topics,
-                         size_t n_topics) {
+                         size_t n_topics)
+{
     struct grp_commit_resp r = {topics, n_topics};
     CALLBACK(c, on_commit_done, ctx, &r);
 }
 
 /* Whether the commit has a partition to store (one not refused for its metadata). */
-static bool stores_something(const struct grp_coordinator *c, const struct grp_commit_req *req) {
+static bool stores_something(const struct grp_coordinator *c, const struct grp_commit_req *req)
+{
     for (size_t t = 0; t < req->n_topics; t++)
         for (size_t i = 0; i < req->topics[t].n_partitions; i++)
             if (req->topics[t].partitions[i].metadata.len <=
@@ -112,7 +121,8 @@ static bool stores_something(const struct grp_coordinator *c, const struct grp_c
 }
 
 void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_commit_req *req,
-                void *ctx) {
+                void *ctx)
+{
     ASSERT(!c->in_callback);
     int16_t err = validate_group(c, req->group_id, true);
     struct group *g = err ? NULL : group_get(c, req->group_id);
@@ -133,8 +143,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
         err = validate_commit(g, req);
     if (!err && g) {
         switch (g->state) {
-        case GRP_STATE_EMPTY:
-            break;
+        case GRP_STATE_EMPTY: break;
         case GRP_STATE_STABLE:
         case GRP_STATE_PREPARING_REBALANCE: {
             /* Commits count as liveness; during PreparingRebalance the heartbeat tells the
@@ -144,9 +153,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
                 schedule_heartbeat(c, m, now_ms);
             break;
         }
-        default:
-            err = GRP_ERR_REBALANCE_IN_PROGRESS;
-            break;
+        default: err = GRP_ERR_REBALANCE_IN_PROGRESS; break;
         }
     }
 
@@ -218,7 +225,8 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
     buf_free(&b);
 }
 
-void commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error) {
+void commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
+{
     int16_t mapped = error ? map_append_error(error) : GRP_ERR_NONE;
     struct group *g = op->group;
     for (size_t i = 0; i < op->n_entries; i++) {
@@ -236,7 +244,8 @@ void commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error
 
 /* ---- OffsetFetch ---- */
 
-static int cmp_entry(const void *a, const void *b) {
+static int cmp_entry(const void *a, const void *b)
+{
     const struct offset_entry *x = *(const struct offset_entry *const *)a;
     const struct offset_entry *y = *(const struct offset_entry *const *)b;
     size_t n = MIN(x->topic.len, y->topic.len);
@@ -249,7 +258,8 @@ static int cmp_entry(const void *a, const void *b) {
 }
 
 static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *rg,
-                      struct grp_fetch_resp_group *out) {
+                      struct grp_fetch_resp_group *out)
+{
     struct arena *a = &c->resp;
     out->group_id = rg->group_id.ptr ? rg->group_id : EMPTY;
     out->error = validate_group(c, rg->group_id, true);
@@ -302,10 +312,10 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
         for (size_t i = 0; i < rt->n_partitions; i++) {
             const struct offset_entry *e =
                 g ? find_offset(g, &kb, topics[t].name, rt->partitions[i]) : NULL;
-            ps[i] = e ? (struct grp_fetch_resp_partition){e->partition, e->offset, e->leader_epoch,
-                                                          bs(e->metadata), out->error}
-                      : (struct grp_fetch_resp_partition){rt->partitions[i], -1, -1, EMPTY,
-                                                          out->error};
+            ps[i] =
+                e ? (struct grp_fetch_resp_partition){e->partition, e->offset, e->leader_epoch,
+                                                      bs(e->metadata), out->error}
+                  : (struct grp_fetch_resp_partition){rt->partitions[i], -1, -1, EMPTY, out->error};
         }
     }
     buf_free(&kb);
@@ -314,7 +324,8 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
 }
 
 void grp_fetch(struct grp_coordinator *c, int64_t now_ms, const struct grp_fetch_req *req,
-               void *ctx) {
+               void *ctx)
+{
     ASSERT(!c->in_callback);
     (void)now_ms;
     struct grp_fetch_resp_group *groups =
@@ -328,7 +339,8 @@ void grp_fetch(struct grp_coordinator *c, int64_t now_ms, const struct grp_fetch
 
 /* ---- OffsetDelete ---- */
 
-static bool subscribed_to(const struct group *g, struct slice topic) {
+static bool subscribed_to(const struct group *g, struct slice topic)
+{
     if (!g->subscriptions_known)
         return true; /* cannot tell: protect the offsets */
     for (size_t i = 0; i < g->n_subscribed_topics; i++)
@@ -338,7 +350,8 @@ static bool subscribed_to(const struct group *g, struct slice topic) {
 }
 
 static void reply_offset_delete(struct grp_coordinator *c, void *ctx, int16_t error,
-                                struct grp_commit_resp_topic *topics, size_t n_topics) {
+                                struct grp_commit_resp_topic *topics, size_t n_topics)
+{
     struct grp_offset_delete_resp r = {error, topics, n_topics};
     CALLBACK(c, on_offset_delete_done, ctx, &r);
 }
@@ -346,7 +359,8 @@ static void reply_offset_delete(struct grp_coordinator *c, void *ctx, int16_t er
 /* One batch of tombstones; see group_int.h. */
 void append_offset_tombstones(struct grp_coordinator *c, struct group *g,
                               const struct slice *topics, const int32_t *partitions, size_t n,
-                              bool with_group_tombstone, struct pending_op *op) {
+                              bool with_group_tombstone, struct pending_op *op)
+{
     struct buf b;
     buf_init(&b);
     size_t nrec = n + (with_group_tombstone ? 1 : 0);
@@ -370,7 +384,8 @@ void append_offset_tombstones(struct grp_coordinator *c, struct group *g,
 }
 
 void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
-                       const struct grp_offset_delete_req *req, void *ctx) {
+                       const struct grp_offset_delete_req *req, void *ctx)
+{
     ASSERT(!c->in_callback);
     (void)now_ms;
     int16_t err = validate_group(c, req->group_id, false);
@@ -430,7 +445,8 @@ void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
     append_offset_tombstones(c, g, del_topics, del_parts, n_del, false, op);
 }
 
-void offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_t error) {
+void offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
+{
     int16_t mapped = error ? map_append_error(error) : GRP_ERR_NONE;
     for (size_t i = 0; i < op->n_entries; i++)
         *op->entry_error[i] = mapped;
@@ -444,7 +460,8 @@ void offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_
  * consumers (no protocol type) likewise. An Empty group left without offsets is
  * deleted. Groups with appends in flight wait for the next check, so no tombstone can
  * overtake a commit. */
-void expire_offsets(struct grp_coordinator *c, int64_t now_ms) {
+void expire_offsets(struct grp_coordinator *c, int64_t now_ms)
+{
     int64_t retention = c->cfg.offsets_retention_ms;
     struct slice k;
     void *v;
@@ -474,8 +491,8 @@ void expire_offsets(struct grp_coordinator *c, int64_t now_ms) {
             if (e->expire_ts_ms >= 0) {
                 expired = now_ms >= e->expire_ts_ms;
             } else {
-                int64_t base = rule == FROM_STATE && g->state_ts_ms >= 0 ? g->state_ts_ms
-                                                                          : e->commit_ts_ms;
+                int64_t base =
+                    rule == FROM_STATE && g->state_ts_ms >= 0 ? g->state_ts_ms : e->commit_ts_ms;
                 expired = now_ms - base >= retention;
             }
             if (expired) {
@@ -503,7 +520,8 @@ void expire_offsets(struct grp_coordinator *c, int64_t now_ms) {
  * consumer of a topic re-created under the same name would start at the old offsets and
  * silently skip records. A commit still in flight for the topic can put its offset back
  * in memory; its record precedes the tombstones in the log, so a restart drops it. */
-void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice topic) {
+void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice topic)
+{
     ASSERT(!c->in_callback);
     (void)now_ms;
     struct slice k;
@@ -526,8 +544,8 @@ void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice t
             }
         }
         if (n_gone > 0) {
-            log_info("group", "removing %zu offsets of deleted topic %.*s from group %.*s",
-                     n_gone, (int)topic.len, topic.ptr, (int)g->id.len, g->id.ptr);
+            log_info("group", "removing %zu offsets of deleted topic %.*s from group %.*s", n_gone,
+                     (int)topic.len, topic.ptr, (int)g->id.len, g->id.ptr);
             append_offset_tombstones(c, g, topics, parts, n_gone, false,
                                      op_new(c, OP_TOMBSTONES, NULL, NULL));
             for (size_t i = 0; i < n_gone; i++)

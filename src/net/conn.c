@@ -49,7 +49,7 @@
 
 #include "net/internal.h"
 
-#define SCRATCH_BYTES (256 * 1024)  /* shared read buffer and pread bounce buffer */
+#define SCRATCH_BYTES (256 * 1024)   /* shared read buffer and pread bounce buffer */
 #define READ_CHUNK_BYTES (64 * 1024) /* minimum read into a connection's own buffer */
 #define IN_KEEP_BYTES (64 * 1024)    /* larger input buffers are freed once empty */
 #define REPLY_KEEP_BYTES (64 * 1024) /* larger reply bodies are not pooled */
@@ -69,49 +69,49 @@ struct file_chunk {
 };
 
 struct net_reply {
-    struct net_reply *next;  /* connection queue, or the loop's pool */
-    struct net_conn *conn;   /* NULL once orphaned */
+    struct net_reply *next; /* connection queue, or the loop's pool */
+    struct net_conn *conn;  /* NULL once orphaned */
     struct buf body;
     struct file_chunk *files;
     uint32_t nfiles;
     uint32_t files_cap;
     int64_t file_bytes;
-    uint8_t hdr[4];          /* the length prefix, written at completion */
+    uint8_t hdr[4]; /* the length prefix, written at completion */
     bool complete;
-    uint32_t nsegs;          /* 2 * nfiles + 2 once sent, 0 if dropped */
-    uint32_t seg;            /* next segment to write */
-    int64_t seg_off;         /* bytes of segment seg already written */
-    int64_t req_bytes;       /* counted in loop->req_bytes until completed */
-    int64_t held_bytes;      /* counted in loop->resp_bytes from completion to release */
-    uint32_t held_files;     /* counted in loop->resp_files likewise */
+    uint32_t nsegs;      /* 2 * nfiles + 2 once sent, 0 if dropped */
+    uint32_t seg;        /* next segment to write */
+    int64_t seg_off;     /* bytes of segment seg already written */
+    int64_t req_bytes;   /* counted in loop->req_bytes until completed */
+    int64_t held_bytes;  /* counted in loop->resp_bytes from completion to release */
+    uint32_t held_files; /* counted in loop->resp_files likewise */
 };
 
 struct net_conn {
     struct net_loop *loop;
     struct net_listener *lst;
-    struct net_conn *prev, *next; /* listener's connection list */
-    struct net_conn *flush_next;  /* loop's flush list while in_flush */
+    struct net_conn *prev, *next;           /* listener's connection list */
+    struct net_conn *flush_next;            /* loop's flush list while in_flush */
     struct net_conn *wait_prev, *wait_next; /* loop->budget_waiters while budget_wait */
     int fd;
     uint64_t id;
     char peer[64];
-    uint8_t addr[16];             /* peer address: its key in loop->conns_per_ip */
+    uint8_t addr[16]; /* peer address: its key in loop->conns_per_ip */
     void *data;
-    uint32_t events;              /* NET_* currently registered with the loop */
-    struct buf in;                /* unparsed input; starts at a frame boundary */
+    uint32_t events;               /* NET_* currently registered with the loop */
+    struct buf in;                 /* unparsed input; starts at a frame boundary */
     struct net_reply *head, *tail; /* replies in request order, not yet fully written */
-    uint32_t queued;              /* replies in the queue (complete or not) */
-    int64_t unsent_bytes;         /* unwritten bytes of complete replies in the queue */
+    uint32_t queued;               /* replies in the queue (complete or not) */
+    int64_t unsent_bytes;          /* unwritten bytes of complete replies in the queue */
     int64_t last_active_ms;
-    uint64_t resume_timer;        /* parses buffered frames after backpressure ends */
-    bool write_blocked;           /* last write hit EAGAIN: waiting for NET_WRITABLE */
-    bool paused;                  /* reading stopped by backpressure */
-    bool budget_wait;             /* on loop->budget_waiters */
+    uint64_t resume_timer; /* parses buffered frames after backpressure ends */
+    bool write_blocked;    /* last write hit EAGAIN: waiting for NET_WRITABLE */
+    bool paused;           /* reading stopped by backpressure */
+    bool budget_wait;      /* on loop->budget_waiters */
     bool in_flush;
-    bool big_frames;              /* the last frame seen was over half the scratch buffer */
-    bool in_taken;                /* net_frame_take gave c->in's memory to a request */
+    bool big_frames; /* the last frame seen was over half the scratch buffer */
+    bool in_taken;   /* net_frame_take gave c->in's memory to a request */
     bool closed;
-    int busy;                     /* net frames on the stack using this connection */
+    int busy; /* net frames on the stack using this connection */
 };
 
 struct net_listener {
@@ -130,7 +130,8 @@ struct net_listener {
     struct hmap ip_limit_map;       /* address -> its entry in ip_limits (the last one) */
 };
 
-void net_server_config_default(struct net_server_config *cfg) {
+void net_server_config_default(struct net_server_config *cfg)
+{
     *cfg = (struct net_server_config){
         .max_frame_bytes = 100 * 1024 * 1024,
         .max_unsent_bytes = 16 * 1024 * 1024,
@@ -146,7 +147,8 @@ void net_server_config_default(struct net_server_config *cfg) {
     };
 }
 
-int net_ip_parse(const char *s, uint8_t out[16]) {
+int net_ip_parse(const char *s, uint8_t out[16])
+{
     struct in_addr a4;
     if (inet_pton(AF_INET, s, &a4) == 1) {
         memset(out, 0, 10);
@@ -172,21 +174,24 @@ int net_ip_parse(const char *s, uint8_t out[16]) {
 
 /* ---- replies ---- */
 
-static void reply_close_files(struct net_reply *r) {
+static void reply_close_files(struct net_reply *r)
+{
     for (uint32_t i = 0; i < r->nfiles; i++)
         close(r->files[i].fd);
     r->nfiles = 0;
     r->file_bytes = 0;
 }
 
-static void reply_free(struct net_reply *r) {
+static void reply_free(struct net_reply *r)
+{
     reply_close_files(r);
     buf_free(&r->body);
     free(r->files);
     free(r);
 }
 
-static struct net_reply *reply_get(struct net_loop *loop, struct net_conn *c) {
+static struct net_reply *reply_get(struct net_loop *loop, struct net_conn *c)
+{
     struct net_reply *r = loop->reply_pool;
     if (r) {
         loop->reply_pool = r->next;
@@ -207,7 +212,8 @@ static struct net_reply *reply_get(struct net_loop *loop, struct net_conn *c) {
 
 /* Returns a sent or discarded reply to the pool (keeping small buffers), and what it
  * held to the budgets. */
-static void reply_release(struct net_loop *loop, struct net_reply *r) {
+static void reply_release(struct net_loop *loop, struct net_reply *r)
+{
     loop->resp_bytes -= r->held_bytes;
     loop->resp_files -= r->held_files;
     ASSERT(loop->resp_bytes >= 0 && loop->resp_files >= 0);
@@ -239,7 +245,8 @@ struct seg {
 /* Segment k of a complete reply: 0 is the length prefix; then body memory before file
  * 0 (k = 1), file 0 (k = 2), body between files 0 and 1 (k = 3), ..., and the body
  * after the last file (k = 2 * nfiles + 1). Memory segments may be empty. */
-static void seg_get(const struct net_reply *r, uint32_t k, struct seg *s) {
+static void seg_get(const struct net_reply *r, uint32_t k, struct seg *s)
+{
     if (k == 0) {
         *s = (struct seg){.ptr = r->hdr, .fd = -1, .len = 4};
     } else if (k % 2 == 1) {
@@ -255,12 +262,14 @@ static void seg_get(const struct net_reply *r, uint32_t k, struct seg *s) {
     }
 }
 
-void net_reply_append(struct net_reply *r, const void *data, size_t len) {
+void net_reply_append(struct net_reply *r, const void *data, size_t len)
+{
     ASSERT(!r->complete);
     buf_append(&r->body, data, len);
 }
 
-void net_reply_expect(struct net_reply *r, size_t extra_bytes) {
+void net_reply_expect(struct net_reply *r, size_t extra_bytes)
+{
     ASSERT(!r->complete);
     size_t need = r->body.len + extra_bytes;
     ASSERT(need >= r->body.len);
@@ -270,11 +279,13 @@ void net_reply_expect(struct net_reply *r, size_t extra_bytes) {
     r->body.cap = need;
 }
 
-bool net_reply_is_head(const struct net_reply *r) {
+bool net_reply_is_head(const struct net_reply *r)
+{
     return r->conn != NULL && r->conn->head == r;
 }
 
-uint8_t *net_reply_reserve(struct net_reply *r, size_t len) {
+uint8_t *net_reply_reserve(struct net_reply *r, size_t len)
+{
     ASSERT(!r->complete);
     buf_reserve(&r->body, len ? len : 1); /* never NULL, even for len 0 */
     uint8_t *p = r->body.data + r->body.len;
@@ -282,12 +293,14 @@ uint8_t *net_reply_reserve(struct net_reply *r, size_t len) {
     return p;
 }
 
-struct buf *net_reply_buf(struct net_reply *r) {
+struct buf *net_reply_buf(struct net_reply *r)
+{
     ASSERT(!r->complete);
     return &r->body;
 }
 
-void net_reply_add_file(struct net_reply *r, int fd, int64_t offset, int64_t len) {
+void net_reply_add_file(struct net_reply *r, int fd, int64_t offset, int64_t len)
+{
     ASSERT(!r->complete && fd >= 0 && offset >= 0 && len >= 0);
     if (len == 0) {
         close(fd);
@@ -302,14 +315,22 @@ void net_reply_add_file(struct net_reply *r, int fd, int64_t offset, int64_t len
     r->file_bytes += len;
 }
 
-int64_t net_reply_size(const struct net_reply *r) {
+int64_t net_reply_size(const struct net_reply *r)
+{
     return (int64_t)r->body.len + r->file_bytes;
 }
 
-struct net_conn *net_reply_conn(const struct net_reply *r) { return r->conn; }
-bool net_reply_orphaned(const struct net_reply *r) { return r->conn == NULL; }
+struct net_conn *net_reply_conn(const struct net_reply *r)
+{
+    return r->conn;
+}
+bool net_reply_orphaned(const struct net_reply *r)
+{
+    return r->conn == NULL;
+}
 
-static void flush_add(struct net_conn *c) {
+static void flush_add(struct net_conn *c)
+{
     if (c->in_flush)
         return;
     c->in_flush = true;
@@ -317,7 +338,8 @@ static void flush_add(struct net_conn *c) {
     c->loop->flush_head = c;
 }
 
-static void reply_complete(struct net_reply *r, bool drop) {
+static void reply_complete(struct net_reply *r, bool drop)
+{
     ASSERT(!r->complete);
     struct net_conn *c = r->conn;
     if (c == NULL) { /* orphan: the connection is gone, nobody will send this */
@@ -347,27 +369,54 @@ static void reply_complete(struct net_reply *r, bool drop) {
     flush_add(c);
 }
 
-void net_reply_send(struct net_reply *r) { reply_complete(r, false); }
-void net_reply_drop(struct net_reply *r) { reply_complete(r, true); }
+void net_reply_send(struct net_reply *r)
+{
+    reply_complete(r, false);
+}
+void net_reply_drop(struct net_reply *r)
+{
+    reply_complete(r, true);
+}
 
 /* ---- connections ---- */
 
-const char *net_conn_peer(const struct net_conn *c) { return c->peer; }
-uint64_t net_conn_id(const struct net_conn *c) { return c->id; }
-void net_conn_set_data(struct net_conn *c, void *data) { c->data = data; }
-void *net_conn_data(const struct net_conn *c) { return c->data; }
-bool net_conn_reading(const struct net_conn *c) { return !c->paused && !c->closed; }
-size_t net_conn_unsent_bytes(const struct net_conn *c) { return (size_t)c->unsent_bytes; }
+const char *net_conn_peer(const struct net_conn *c)
+{
+    return c->peer;
+}
+uint64_t net_conn_id(const struct net_conn *c)
+{
+    return c->id;
+}
+void net_conn_set_data(struct net_conn *c, void *data)
+{
+    c->data = data;
+}
+void *net_conn_data(const struct net_conn *c)
+{
+    return c->data;
+}
+bool net_conn_reading(const struct net_conn *c)
+{
+    return !c->paused && !c->closed;
+}
+size_t net_conn_unsent_bytes(const struct net_conn *c)
+{
+    return (size_t)c->unsent_bytes;
+}
 
-int64_t net_response_bytes_left(const struct net_loop *loop) {
+int64_t net_response_bytes_left(const struct net_loop *loop)
+{
     return loop->max_resp_bytes > 0 ? loop->max_resp_bytes - loop->resp_bytes : INT64_MAX;
 }
 
-int64_t net_response_files_left(const struct net_loop *loop) {
+int64_t net_response_files_left(const struct net_loop *loop)
+{
     return loop->max_resp_files > 0 ? loop->max_resp_files - loop->resp_files : INT64_MAX;
 }
 
-void net_loop_stats(const struct net_loop *loop, struct net_stats *out) {
+void net_loop_stats(const struct net_loop *loop, struct net_stats *out)
+{
     *out = (struct net_stats){
         .queued_response_bytes = loop->resp_bytes,
         .queued_response_files = loop->resp_files,
@@ -379,11 +428,13 @@ void net_loop_stats(const struct net_loop *loop, struct net_stats *out) {
 
 /* ---- broker-wide budgets ---- */
 
-static bool resp_budget_full(const struct net_loop *loop) {
+static bool resp_budget_full(const struct net_loop *loop)
+{
     return loop->max_resp_bytes > 0 && loop->resp_bytes >= loop->max_resp_bytes;
 }
 
-static bool req_budget_full(const struct net_loop *loop) {
+static bool req_budget_full(const struct net_loop *loop)
+{
     return loop->max_req_bytes > 0 && loop->req_bytes >= loop->max_req_bytes;
 }
 
@@ -391,11 +442,13 @@ static bool req_budget_full(const struct net_loop *loop) {
  * themselves, so it empties). A full response budget stops only connections that hold
  * unsent bytes: those are what fills it, and one that has written everything must still
  * get its requests read, or a healthy client would wait as long as the slow ones. */
-static bool budget_blocks(const struct net_conn *c) {
+static bool budget_blocks(const struct net_conn *c)
+{
     return req_budget_full(c->loop) || (resp_budget_full(c->loop) && c->unsent_bytes > 0);
 }
 
-static void wait_add(struct net_conn *c) {
+static void wait_add(struct net_conn *c)
+{
     if (c->budget_wait)
         return;
     struct net_loop *loop = c->loop;
@@ -408,14 +461,16 @@ static void wait_add(struct net_conn *c) {
     loop->budget_pauses++;
     bool req = req_budget_full(loop);
     log_warn_ratelimited("net", "not reading requests from %s for now: %s (%lld of %lld bytes)",
-                         c->peer, req ? "queued.max.request.bytes reached"
-                                      : "samsa.queued.max.response.bytes reached and it has "
-                                        "unsent responses",
+                         c->peer,
+                         req ? "queued.max.request.bytes reached"
+                             : "samsa.queued.max.response.bytes reached and it has "
+                               "unsent responses",
                          (long long)(req ? loop->req_bytes : loop->resp_bytes),
                          (long long)(req ? loop->max_req_bytes : loop->max_resp_bytes));
 }
 
-static void wait_remove(struct net_conn *c) {
+static void wait_remove(struct net_conn *c)
+{
     if (!c->budget_wait)
         return;
     if (c->wait_prev)
@@ -429,11 +484,13 @@ static void wait_remove(struct net_conn *c) {
 }
 
 /* Open connections from addr, over all listeners of the loop. */
-static uint32_t ip_count(const struct net_loop *loop, const uint8_t addr[16]) {
+static uint32_t ip_count(const struct net_loop *loop, const uint8_t addr[16])
+{
     return (uint32_t)(uintptr_t)hmap_get(&loop->conns_per_ip, (struct slice){addr, 16});
 }
 
-static void ip_count_add(struct net_loop *loop, const uint8_t addr[16], int delta) {
+static void ip_count_add(struct net_loop *loop, const uint8_t addr[16], int delta)
+{
     struct slice key = {addr, 16};
     uint32_t n = ip_count(loop, addr);
     ASSERT(delta > 0 || n >= (uint32_t)-delta);
@@ -444,14 +501,16 @@ static void ip_count_add(struct net_loop *loop, const uint8_t addr[16], int delt
         hmap_put(&loop->conns_per_ip, key, (void *)(uintptr_t)n);
 }
 
-static void conn_maybe_free(struct net_conn *c) {
+static void conn_maybe_free(struct net_conn *c)
+{
     if (!c->closed || c->busy > 0 || c->in_flush)
         return;
     buf_free(&c->in);
     free(c);
 }
 
-static void conn_close(struct net_conn *c) {
+static void conn_close(struct net_conn *c)
+{
     if (c->closed)
         return;
     struct net_loop *loop = c->loop;
@@ -459,8 +518,7 @@ static void conn_close(struct net_conn *c) {
     c->closed = true;
     net_unwatch(loop, c->fd);
     if (close(c->fd) < 0)
-        log_warn_ratelimited("net", "close of connection %s failed: %s", c->peer,
-                             strerror(errno));
+        log_warn_ratelimited("net", "close of connection %s failed: %s", c->peer, strerror(errno));
     c->fd = -1;
     net_timer_cancel(loop, c->resume_timer);
     c->resume_timer = 0;
@@ -500,15 +558,20 @@ static void conn_close(struct net_conn *c) {
     conn_maybe_free(c);
 }
 
-void net_conn_close(struct net_conn *c) { conn_close(c); }
+void net_conn_close(struct net_conn *c)
+{
+    conn_close(c);
+}
 
 /* The connection's own bounds. */
-static bool conn_within_limits(const struct net_conn *c) {
+static bool conn_within_limits(const struct net_conn *c)
+{
     return c->queued < c->lst->cfg.max_inflight_requests &&
            c->unsent_bytes <= c->lst->cfg.max_unsent_bytes;
 }
 
-static bool conn_may_read(const struct net_conn *c) {
+static bool conn_may_read(const struct net_conn *c)
+{
     return conn_within_limits(c) && !budget_blocks(c);
 }
 
@@ -517,7 +580,8 @@ static void resume_cb(struct net_loop *loop, void *arg);
 /* Brings the epoll interest in line with the state: read unless backpressured, write
  * only while a write is blocked. Leaving backpressure with whole frames still buffered
  * schedules resume_cb, since no new bytes may arrive to trigger a read. */
-static void conn_update_interest(struct net_conn *c) {
+static void conn_update_interest(struct net_conn *c)
+{
     if (c->closed)
         return;
     bool within = conn_within_limits(c);
@@ -542,15 +606,16 @@ static void conn_update_interest(struct net_conn *c) {
 
 /* Delivers the complete frames in data[0, len) while backpressure allows; returns the
  * bytes consumed. May close c (bad frame size, or the handler closes it). */
-static size_t conn_parse(struct net_conn *c, const uint8_t *data, size_t len) {
+static size_t conn_parse(struct net_conn *c, const uint8_t *data, size_t len)
+{
     const struct net_listener *l = c->lst;
     size_t off = 0;
     while (!c->closed && len - off >= 4) {
         int32_t frame_len = (int32_t)be32_read(data + off);
         if (frame_len < 0 || frame_len > l->cfg.max_frame_bytes) {
             /* Kafka closes the connection on an invalid receive size too. */
-            log_warn("net", "closing connection %s: invalid request size %d (max %lld)",
-                     c->peer, frame_len, (long long)l->cfg.max_frame_bytes);
+            log_warn("net", "closing connection %s: invalid request size %d (max %lld)", c->peer,
+                     frame_len, (long long)l->cfg.max_frame_bytes);
             conn_close(c);
             break;
         }
@@ -575,7 +640,8 @@ static size_t conn_parse(struct net_conn *c, const uint8_t *data, size_t len) {
 /* Drops the first used bytes of c->in. A connection sending big frames (producers
  * with large batches) keeps its buffer and reads straight into it: going through the
  * shared scratch buffer would copy the first part of every frame once more. */
-static void conn_consume(struct net_conn *c, size_t used) {
+static void conn_consume(struct net_conn *c, size_t used)
+{
     if (c->in_taken) { /* the frame, the last bytes of c->in, went with its buffer */
         c->in_taken = false;
         return;
@@ -592,7 +658,8 @@ static void conn_consume(struct net_conn *c, size_t used) {
     c->in.len -= used;
 }
 
-void *net_frame_take(struct net_conn *c, struct slice frame) {
+void *net_frame_take(struct net_conn *c, struct slice frame)
+{
     uint8_t *block = c->in.data;
     if (block == NULL || frame.ptr < block || frame.ptr + frame.len != block + c->in.len)
         return NULL; /* in the shared scratch buffer, or more bytes follow it */
@@ -601,7 +668,8 @@ void *net_frame_take(struct net_conn *c, struct slice frame) {
     return block;
 }
 
-static void resume_cb(struct net_loop *loop, void *arg) {
+static void resume_cb(struct net_loop *loop, void *arg)
+{
     struct net_conn *c = arg;
     c->resume_timer = 0;
     c->busy++;
@@ -614,7 +682,8 @@ static void resume_cb(struct net_loop *loop, void *arg) {
     conn_maybe_free(c);
 }
 
-static void conn_read(struct net_conn *c) {
+static void conn_read(struct net_conn *c)
+{
     struct net_loop *loop = c->loop;
     bool shared = c->in.len == 0 && !c->big_frames;
     uint8_t *dst;
@@ -671,7 +740,8 @@ static void conn_read(struct net_conn *c) {
 
 /* Accounts n written bytes: advances through segments and frees fully written replies,
  * including complete replies with nothing (left) to write. */
-static void conn_advance(struct net_conn *c, int64_t n) {
+static void conn_advance(struct net_conn *c, int64_t n)
+{
     c->unsent_bytes -= n;
     ASSERT(c->unsent_bytes >= 0);
     struct net_reply *r;
@@ -698,7 +768,8 @@ static void conn_advance(struct net_conn *c, int64_t n) {
 }
 
 /* Sends part of the file segment s of the head reply. Returns bytes written or -errno. */
-static ssize_t conn_send_file(struct net_conn *c, const struct seg *s, int64_t done) {
+static ssize_t conn_send_file(struct net_conn *c, const struct seg *s, int64_t done)
+{
     int64_t left = s->len - done;
     off_t offset = (off_t)(s->offset + done);
     if (c->lst->cfg.use_sendfile) {
@@ -719,7 +790,8 @@ static ssize_t conn_send_file(struct net_conn *c, const struct seg *s, int64_t d
 }
 
 /* Writes as much of the complete head of the reply queue as the socket takes. */
-static void conn_write(struct net_conn *c) {
+static void conn_write(struct net_conn *c)
+{
     for (;;) {
         conn_advance(c, 0); /* drop empty replies and segments so head->seg has bytes */
         struct net_reply *head = c->head;
@@ -776,7 +848,8 @@ static void conn_write(struct net_conn *c) {
     conn_update_interest(c);
 }
 
-static void conn_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+static void conn_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
+{
     struct net_conn *c = arg;
     c->busy++;
     if (events & NET_ERROR) {
@@ -796,7 +869,8 @@ static void conn_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
 /* Resumes the connections a budget stopped, once the budgets have room again. All of
  * them: each reads at most until it holds unsent bytes while the budget is full again,
  * and what they are answered is sized by the handlers to what is left. */
-static void budget_resume(struct net_loop *loop) {
+static void budget_resume(struct net_loop *loop)
+{
     struct net_conn *c;
     while ((c = loop->budget_waiters) != NULL && !req_budget_full(loop) &&
            !resp_budget_full(loop)) {
@@ -812,7 +886,8 @@ static void budget_resume(struct net_loop *loop) {
  * queued replies have shrunk by that much since their peak (slow clients closed or
  * caught up), give the freed memory back; rate-limited, since malloc_trim walks the
  * whole heap. Steady traffic never drops this far, so it costs the fast path nothing. */
-static void maybe_trim(struct net_loop *loop) {
+static void maybe_trim(struct net_loop *loop)
+{
     if (loop->trim_drop_bytes <= 0 || loop->resp_peak - loop->resp_bytes < loop->trim_drop_bytes ||
         loop->now_ms - loop->last_trim_ms < TRIM_INTERVAL_MS)
         return;
@@ -826,7 +901,8 @@ static void maybe_trim(struct net_loop *loop) {
     loop->trims++;
 }
 
-void net__flush(struct net_loop *loop) {
+void net__flush(struct net_loop *loop)
+{
     struct net_conn *c;
     while ((c = loop->flush_head) != NULL) {
         loop->flush_head = c->flush_next;
@@ -846,11 +922,13 @@ void net__flush(struct net_loop *loop) {
 
 static void sweep_cb(struct net_loop *loop, void *arg);
 
-static int64_t sweep_interval_ms(const struct net_listener *l) {
+static int64_t sweep_interval_ms(const struct net_listener *l)
+{
     return MAX(10, MIN(l->cfg.idle_timeout_ms / 10, 1000));
 }
 
-static void sweep_cb(struct net_loop *loop, void *arg) {
+static void sweep_cb(struct net_loop *loop, void *arg)
+{
     struct net_listener *l = arg;
     int64_t now = loop->now_ms;
     struct net_conn *c = l->conns;
@@ -872,7 +950,8 @@ static void sweep_cb(struct net_loop *loop, void *arg) {
 
 /* ---- listeners ---- */
 
-static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap) {
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
     if (ss->ss_family == AF_INET) {
@@ -896,7 +975,8 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap
 }
 
 /* The peer's address in net_ip_parse's form (an IPv4 peer as ::ffff:a.b.c.d). */
-static void peer_addr(const struct sockaddr_storage *ss, uint8_t out[16]) {
+static void peer_addr(const struct sockaddr_storage *ss, uint8_t out[16])
+{
     memset(out, 0, 16);
     if (ss->ss_family == AF_INET) {
         out[10] = out[11] = 0xff;
@@ -908,14 +988,16 @@ static void peer_addr(const struct sockaddr_storage *ss, uint8_t out[16]) {
 
 static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg);
 
-static void accept_retry_cb(struct net_loop *loop, void *arg) {
+static void accept_retry_cb(struct net_loop *loop, void *arg)
+{
     struct net_listener *l = arg;
     l->accept_retry_timer = 0;
     if (l->fd >= 0 && net_watch(loop, l->fd, NET_READABLE, accept_cb, l) < 0)
         log_error_ratelimited("net", "cannot resume accepting on port %d", l->port);
 }
 
-static void conn_open(struct net_listener *l, int fd, const struct sockaddr_storage *ss) {
+static void conn_open(struct net_listener *l, int fd, const struct sockaddr_storage *ss)
+{
     struct net_loop *loop = l->loop;
     struct net_conn *c = xcalloc(1, sizeof *c);
     c->loop = loop;
@@ -939,8 +1021,10 @@ static void conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
     uint32_t max_ip = o ? o->max_connections : l->cfg.max_connections_per_ip;
     uint32_t open_ip = ip_count(loop, c->addr);
     if (open_ip >= max_ip) {
-        log_warn_ratelimited("net", "refusing connection from %s: %u connections from this "
-                             "address are open, %s allows %u", c->peer, open_ip,
+        log_warn_ratelimited("net",
+                             "refusing connection from %s: %u connections from this "
+                             "address are open, %s allows %u",
+                             c->peer, open_ip,
                              o ? "max.connections.per.ip.overrides" : "max.connections.per.ip",
                              max_ip);
         close(fd);
@@ -967,7 +1051,8 @@ static void conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
     log_debug("net", "accepted connection %s (id %llu)", c->peer, (unsigned long long)c->id);
 }
 
-static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
+{
     struct net_listener *l = arg;
     for (int i = 0; i < ACCEPT_BATCH && l->fd >= 0; i++) {
         struct sockaddr_storage ss;
@@ -980,8 +1065,10 @@ static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
                 continue;
             /* Out of fds or memory: the listen socket stays readable, so stop watching
              * it for a moment instead of spinning. */
-            log_error_ratelimited("net", "accept on port %d failed: %s; pausing accepts for "
-                                  "%d ms", l->port, strerror(errno), ACCEPT_RETRY_MS);
+            log_error_ratelimited("net",
+                                  "accept on port %d failed: %s; pausing accepts for "
+                                  "%d ms",
+                                  l->port, strerror(errno), ACCEPT_RETRY_MS);
             net_unwatch(loop, l->fd);
             l->accept_retry_timer = net_timer_add(loop, ACCEPT_RETRY_MS, accept_retry_cb, l);
             return;
@@ -991,7 +1078,8 @@ static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
 }
 
 /* Creates, binds and listens on one address. Returns the fd or -errno. */
-static int listen_on(const struct addrinfo *ai, bool wildcard) {
+static int listen_on(const struct addrinfo *ai, bool wildcard)
+{
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
         return -errno;
@@ -1008,8 +1096,9 @@ static int listen_on(const struct addrinfo *ai, bool wildcard) {
 }
 
 int net_listen(struct net_loop *loop, const char *host, int port,
-               const struct net_server_config *cfg, const struct net_handler *h,
-               void *handler_arg, struct net_listener **out) {
+               const struct net_server_config *cfg, const struct net_handler *h, void *handler_arg,
+               struct net_listener **out)
+{
     ASSERT(cfg->max_frame_bytes > 0 && cfg->max_frame_bytes <= INT32_MAX);
     ASSERT(cfg->max_inflight_requests > 0 && cfg->max_unsent_bytes > 0);
     ASSERT(h->on_request != NULL && port >= 0 && port <= 65535);
@@ -1024,7 +1113,8 @@ int net_listen(struct net_loop *loop, const char *host, int port,
     snprintf(port_str, sizeof port_str, "%d", port);
     int fd = -EADDRNOTAVAIL;
     for (int i = 0; i < 2 && fd < 0 && candidates[i]; i++) {
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+        struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                                 .ai_socktype = SOCK_STREAM,
                                  .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
         struct addrinfo *res = NULL;
         int gai = getaddrinfo(candidates[i], port_str, &hints, &res);
@@ -1093,10 +1183,17 @@ int net_listen(struct net_loop *loop, const char *host, int port,
     return 0;
 }
 
-int net_listener_port(const struct net_listener *l) { return l->port; }
-size_t net_listener_conn_count(const struct net_listener *l) { return l->count; }
+int net_listener_port(const struct net_listener *l)
+{
+    return l->port;
+}
+size_t net_listener_conn_count(const struct net_listener *l)
+{
+    return l->count;
+}
 
-void net_listener_close(struct net_listener *l) {
+void net_listener_close(struct net_listener *l)
+{
     if (l->fd < 0)
         return;
     net_unwatch(l->loop, l->fd);
@@ -1107,14 +1204,16 @@ void net_listener_close(struct net_listener *l) {
     log_info("net", "stopped accepting on port %d", l->port);
 }
 
-size_t net_conn_count(const struct net_loop *loop) {
+size_t net_conn_count(const struct net_loop *loop)
+{
     size_t n = 0;
     for (const struct net_listener *l = loop->listeners; l; l = l->next)
         n += l->count;
     return n;
 }
 
-void net_close_all(struct net_loop *loop) {
+void net_close_all(struct net_loop *loop)
+{
     for (struct net_listener *l = loop->listeners; l; l = l->next) {
         net_listener_close(l);
         while (l->conns)
@@ -1122,7 +1221,8 @@ void net_close_all(struct net_loop *loop) {
     }
 }
 
-void net__conn_shutdown(struct net_loop *loop) {
+void net__conn_shutdown(struct net_loop *loop)
+{
     net_close_all(loop);
     net__flush(loop); /* frees connections that were waiting on the flush list */
     while (loop->listeners) {

@@ -29,17 +29,20 @@
  * A timer id encodes its slot and the slot's generation, so cancelling an id whose
  * timer already fired (and whose slot was reused) is a harmless no-op. */
 
-static bool timer_before(const struct net_loop *loop, uint32_t a, uint32_t b) {
+static bool timer_before(const struct net_loop *loop, uint32_t a, uint32_t b)
+{
     const struct net_timer *ta = &loop->timers[a], *tb = &loop->timers[b];
     return ta->when_ms < tb->when_ms || (ta->when_ms == tb->when_ms && ta->seq < tb->seq);
 }
 
-static void heap_set(struct net_loop *loop, uint32_t pos, uint32_t slot) {
+static void heap_set(struct net_loop *loop, uint32_t pos, uint32_t slot)
+{
     loop->heap[pos] = slot;
     loop->timers[slot].heap_pos = pos;
 }
 
-static void heap_up(struct net_loop *loop, uint32_t pos) {
+static void heap_up(struct net_loop *loop, uint32_t pos)
+{
     uint32_t slot = loop->heap[pos];
     while (pos > 0) {
         uint32_t parent = (pos - 1) / 2;
@@ -51,13 +54,15 @@ static void heap_up(struct net_loop *loop, uint32_t pos) {
     heap_set(loop, pos, slot);
 }
 
-static void heap_down(struct net_loop *loop, uint32_t pos) {
+static void heap_down(struct net_loop *loop, uint32_t pos)
+{
     uint32_t slot = loop->heap[pos];
     for (;;) {
         uint32_t child = 2 * pos + 1;
         if (child >= loop->heap_len)
             break;
-        if (child + 1 < loop->heap_len && timer_before(loop, loop->heap[child + 1], loop->heap[child]))
+        if (child + 1 < loop->heap_len &&
+            timer_before(loop, loop->heap[child + 1], loop->heap[child]))
             child++;
         if (!timer_before(loop, loop->heap[child], slot))
             break;
@@ -68,7 +73,8 @@ static void heap_down(struct net_loop *loop, uint32_t pos) {
 }
 
 /* Removes the timer at heap position pos and frees its slot. */
-static void heap_remove(struct net_loop *loop, uint32_t pos) {
+static void heap_remove(struct net_loop *loop, uint32_t pos)
+{
     ASSERT(pos < loop->heap_len);
     uint32_t slot = loop->heap[pos];
     uint32_t last = loop->heap[--loop->heap_len];
@@ -84,7 +90,8 @@ static void heap_remove(struct net_loop *loop, uint32_t pos) {
     loop->free_slots[loop->free_count++] = slot;
 }
 
-uint64_t net_timer_add(struct net_loop *loop, int64_t delay_ms, net_timer_cb cb, void *arg) {
+uint64_t net_timer_add(struct net_loop *loop, int64_t delay_ms, net_timer_cb cb, void *arg)
+{
     ASSERT(cb != NULL);
     if (loop->free_count == 0) {
         uint32_t old = loop->timers_cap, cap = old ? old * 2 : 64;
@@ -109,7 +116,8 @@ uint64_t net_timer_add(struct net_loop *loop, int64_t delay_ms, net_timer_cb cb,
     return ((uint64_t)t->gen << 32) | (slot + 1);
 }
 
-void net_timer_cancel(struct net_loop *loop, uint64_t id) {
+void net_timer_cancel(struct net_loop *loop, uint64_t id)
+{
     uint32_t slot1 = (uint32_t)id;
     if (slot1 == 0 || slot1 > loop->timers_cap)
         return;
@@ -119,9 +127,13 @@ void net_timer_cancel(struct net_loop *loop, uint64_t id) {
     heap_remove(loop, t->heap_pos);
 }
 
-size_t net_timer_count(const struct net_loop *loop) { return loop->heap_len; }
+size_t net_timer_count(const struct net_loop *loop)
+{
+    return loop->heap_len;
+}
 
-static void fire_timers(struct net_loop *loop) {
+static void fire_timers(struct net_loop *loop)
+{
     uint64_t seq_limit = loop->next_seq;
     while (loop->heap_len > 0) {
         struct net_timer *t = &loop->timers[loop->heap[0]];
@@ -135,7 +147,8 @@ static void fire_timers(struct net_loop *loop) {
 }
 
 /* ms until the earliest timer, 0 if one is due, -1 if there are none. */
-static int next_timeout_ms(struct net_loop *loop) {
+static int next_timeout_ms(struct net_loop *loop)
+{
     if (loop->heap_len == 0)
         return -1;
     int64_t d = loop->timers[loop->heap[0]].when_ms - time_mono_ms();
@@ -146,11 +159,13 @@ static int next_timeout_ms(struct net_loop *loop) {
 
 /* ---- fd watchers ---- */
 
-static uint32_t to_epoll(uint32_t events) {
+static uint32_t to_epoll(uint32_t events)
+{
     return ((events & NET_READABLE) ? EPOLLIN : 0u) | ((events & NET_WRITABLE) ? EPOLLOUT : 0u);
 }
 
-static int epoll_update(struct net_loop *loop, int op, int fd) {
+static int epoll_update(struct net_loop *loop, int op, int fd)
+{
     struct net_watcher *w = &loop->watchers[fd];
     struct epoll_event ev = {.events = to_epoll(w->events)};
     ev.data.u64 = ((uint64_t)w->gen << 32) | (uint32_t)fd;
@@ -159,7 +174,8 @@ static int epoll_update(struct net_loop *loop, int op, int fd) {
     return 0;
 }
 
-int net_watch(struct net_loop *loop, int fd, uint32_t events, net_fd_cb cb, void *arg) {
+int net_watch(struct net_loop *loop, int fd, uint32_t events, net_fd_cb cb, void *arg)
+{
     ASSERT(fd >= 0 && cb != NULL);
     if ((size_t)fd >= loop->watchers_cap) {
         size_t cap = loop->watchers_cap ? loop->watchers_cap : 64;
@@ -183,7 +199,8 @@ int net_watch(struct net_loop *loop, int fd, uint32_t events, net_fd_cb cb, void
     return rc;
 }
 
-int net_watch_modify(struct net_loop *loop, int fd, uint32_t events) {
+int net_watch_modify(struct net_loop *loop, int fd, uint32_t events)
+{
     ASSERT(fd >= 0 && (size_t)fd < loop->watchers_cap && loop->watchers[fd].cb != NULL);
     if (loop->watchers[fd].events == events)
         return 0;
@@ -194,7 +211,8 @@ int net_watch_modify(struct net_loop *loop, int fd, uint32_t events) {
     return rc;
 }
 
-void net_unwatch(struct net_loop *loop, int fd) {
+void net_unwatch(struct net_loop *loop, int fd)
+{
     if (fd < 0 || (size_t)fd >= loop->watchers_cap || loop->watchers[fd].cb == NULL)
         return;
     struct net_watcher *w = &loop->watchers[fd];
@@ -205,7 +223,8 @@ void net_unwatch(struct net_loop *loop, int fd) {
     w->gen++; /* events for fd already returned by this epoll_wait are now stale */
 }
 
-static void dispatch(struct net_loop *loop, const struct epoll_event *ev) {
+static void dispatch(struct net_loop *loop, const struct epoll_event *ev)
+{
     int fd = (int)(uint32_t)ev->data.u64;
     uint32_t gen = (uint32_t)(ev->data.u64 >> 32);
     if ((size_t)fd >= loop->watchers_cap)
@@ -227,27 +246,31 @@ static void dispatch(struct net_loop *loop, const struct epoll_event *ev) {
 
 /* ---- wakeups and signals ---- */
 
-static void wake_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+static void wake_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
+{
     uint64_t v;
     if (read(fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR)
         log_error("net", "read of loop eventfd failed: %s", strerror(errno));
 }
 
-void net_loop_wake(struct net_loop *loop) {
+void net_loop_wake(struct net_loop *loop)
+{
     uint64_t one = 1;
     /* EAGAIN means the counter is already non-zero: the loop will wake anyway. */
     ssize_t n = write(loop->wake_fd, &one, sizeof one);
     (void)n;
 }
 
-void net_loop_stop(struct net_loop *loop) {
+void net_loop_stop(struct net_loop *loop)
+{
     int saved = errno; /* async-signal-safe: keep the interrupted code's errno */
     loop->stop = 1;
     net_loop_wake(loop);
     errno = saved;
 }
 
-static void signal_fd_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+static void signal_fd_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
+{
     struct signalfd_siginfo si;
     for (;;) {
         ssize_t n = read(fd, &si, sizeof si);
@@ -264,7 +287,8 @@ static void signal_fd_cb(struct net_loop *loop, int fd, uint32_t events, void *a
     }
 }
 
-int net_loop_handle_signals(struct net_loop *loop, net_signal_cb cb, void *arg) {
+int net_loop_handle_signals(struct net_loop *loop, net_signal_cb cb, void *arg)
+{
     ASSERT(loop->signal_fd < 0);
     sigset_t set;
     sigemptyset(&set);
@@ -289,7 +313,8 @@ int net_loop_handle_signals(struct net_loop *loop, net_signal_cb cb, void *arg) 
 
 /* ---- loop ---- */
 
-int net_loop_create(struct net_loop **out) {
+int net_loop_create(struct net_loop **out)
+{
     struct net_loop *loop = xcalloc(1, sizeof *loop);
     loop->signal_fd = -1;
     loop->next_seq = 1;
@@ -303,7 +328,8 @@ int net_loop_create(struct net_loop **out) {
         return rc;
     }
     loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    int rc = loop->wake_fd < 0 ? -errno : net_watch(loop, loop->wake_fd, NET_READABLE, wake_cb, NULL);
+    int rc =
+        loop->wake_fd < 0 ? -errno : net_watch(loop, loop->wake_fd, NET_READABLE, wake_cb, NULL);
     if (rc < 0) {
         log_error("net", "creating the loop eventfd failed: %s", strerror(-rc));
         if (loop->wake_fd >= 0)
@@ -317,7 +343,8 @@ int net_loop_create(struct net_loop **out) {
     return 0;
 }
 
-void net_loop_destroy(struct net_loop *loop) {
+void net_loop_destroy(struct net_loop *loop)
+{
     if (loop == NULL)
         return;
     net__conn_shutdown(loop);
@@ -335,16 +362,21 @@ void net_loop_destroy(struct net_loop *loop) {
     free(loop);
 }
 
-void net_loop_on_idle(struct net_loop *loop, net_idle_cb cb, void *arg) {
+void net_loop_on_idle(struct net_loop *loop, net_idle_cb cb, void *arg)
+{
     ASSERT(cb != NULL && loop->idle_count < NET_MAX_IDLE_HOOKS);
     loop->idle[loop->idle_count].cb = cb;
     loop->idle[loop->idle_count].arg = arg;
     loop->idle_count++;
 }
 
-int64_t net_loop_now_ms(const struct net_loop *loop) { return loop->now_ms; }
+int64_t net_loop_now_ms(const struct net_loop *loop)
+{
+    return loop->now_ms;
+}
 
-int net_loop_run(struct net_loop *loop) {
+int net_loop_run(struct net_loop *loop)
+{
     struct epoll_event events[MAX_EVENTS];
     loop->stop = 0;
     loop->now_ms = time_mono_ms();

@@ -86,13 +86,13 @@ struct net_ip_limit {
 int net_ip_parse(const char *s, uint8_t out[16]);
 
 struct net_server_config {
-    int64_t max_frame_bytes;      /* socket.request.max.bytes; larger frames close */
-    int64_t max_unsent_bytes;     /* per connection: stop reading above this */
+    int64_t max_frame_bytes;        /* socket.request.max.bytes; larger frames close */
+    int64_t max_unsent_bytes;       /* per connection: stop reading above this */
     uint32_t max_inflight_requests; /* per connection: unsent replies before pausing */
-    int64_t idle_timeout_ms;      /* connections.max.idle.ms, no I/O and no replies pending;
+    int64_t idle_timeout_ms;        /* connections.max.idle.ms, no I/O and no replies pending;
                                    * <= 0 disables */
-    uint32_t max_connections;     /* per listener; extra accepts are closed at once */
-    bool use_sendfile;            /* file chunks via sendfile(2), else pread+write */
+    uint32_t max_connections;       /* per listener; extra accepts are closed at once */
+    bool use_sendfile;              /* file chunks via sendfile(2), else pread+write */
     /* max.connections.per.ip: open connections from one peer address, counted over all
      * listeners of the loop; an accept beyond it is closed at once. */
     uint32_t max_connections_per_ip;
@@ -145,8 +145,8 @@ struct net_handler {
  * port 0 picks a free port. cfg and h are copied. Resolves host synchronously (call at
  * startup). 0 or -errno. */
 int net_listen(struct net_loop *loop, const char *host, int port,
-               const struct net_server_config *cfg, const struct net_handler *h,
-               void *handler_arg, struct net_listener **out);
+               const struct net_server_config *cfg, const struct net_handler *h, void *handler_arg,
+               struct net_listener **out);
 int net_listener_port(const struct net_listener *l);
 /* Stops accepting; existing connections live on. The listener is freed by
  * net_loop_destroy. Idempotent. */

@@ -13,11 +13,15 @@
 
 static const uint8_t pc_empty[1] = {0};
 
-static void pc_fail(struct reader *r) { r->err = -1; }
+static void pc_fail(struct reader *r)
+{
+    r->err = -1;
+}
 
 /* Reads a length prefix. Returns -1 for null, else the length; sets err on a
  * malformed prefix or a null that is not allowed. */
-static int64_t pc_read_len(struct reader *r, bool compact, bool nullable, bool wide) {
+static int64_t pc_read_len(struct reader *r, bool compact, bool nullable, bool wide)
+{
     int64_t n;
     if (compact) {
         uint64_t u = rd_uvarint(r);
@@ -40,7 +44,8 @@ static int64_t pc_read_len(struct reader *r, bool compact, bool nullable, bool w
     return n;
 }
 
-static struct slice pc_read_blob(struct reader *r, bool compact, bool nullable, bool wide) {
+static struct slice pc_read_blob(struct reader *r, bool compact, bool nullable, bool wide)
+{
     int64_t n = pc_read_len(r, compact, nullable, wide);
     if (r->err || n < 0)
         return SLICE_NULL;
@@ -54,15 +59,18 @@ static struct slice pc_read_blob(struct reader *r, bool compact, bool nullable, 
     return rd_bytes(r, (size_t)n);
 }
 
-struct slice pc_read_string(struct reader *r, bool compact, bool nullable) {
+struct slice pc_read_string(struct reader *r, bool compact, bool nullable)
+{
     return pc_read_blob(r, compact, nullable, false);
 }
 
-struct slice pc_read_bytes(struct reader *r, bool compact, bool nullable) {
+struct slice pc_read_bytes(struct reader *r, bool compact, bool nullable)
+{
     return pc_read_blob(r, compact, nullable, true);
 }
 
-int32_t pc_read_array_len(struct reader *r, bool compact, bool nullable, size_t min_elem_size) {
+int32_t pc_read_array_len(struct reader *r, bool compact, bool nullable, size_t min_elem_size)
+{
     ASSERT(min_elem_size > 0);
     int64_t n = pc_read_len(r, compact, nullable, true);
     if (r->err)
@@ -74,7 +82,8 @@ int32_t pc_read_array_len(struct reader *r, bool compact, bool nullable, size_t 
     return (int32_t)n;
 }
 
-void pc_read_uuid(struct reader *r, uint8_t out[16]) {
+void pc_read_uuid(struct reader *r, uint8_t out[16])
+{
     struct slice s = rd_bytes(r, 16);
     if (r->err || s.len != 16) {
         pc_fail(r);
@@ -84,7 +93,8 @@ void pc_read_uuid(struct reader *r, uint8_t out[16]) {
     memcpy(out, s.ptr, 16);
 }
 
-uint64_t pc_read_tag_count(struct reader *r) {
+uint64_t pc_read_tag_count(struct reader *r)
+{
     uint64_t n = rd_uvarint(r);
     /* every tagged field takes at least two bytes (tag and size) */
     if (!r->err && n > rd_remaining(r) / 2)
@@ -92,7 +102,8 @@ uint64_t pc_read_tag_count(struct reader *r) {
     return r->err ? 0 : n;
 }
 
-uint64_t pc_read_tag(struct reader *r, struct reader *sub) {
+uint64_t pc_read_tag(struct reader *r, struct reader *sub)
+{
     uint64_t tag = rd_uvarint(r);
     uint64_t size = rd_uvarint(r);
     if (!r->err && size > rd_remaining(r))
@@ -106,7 +117,8 @@ uint64_t pc_read_tag(struct reader *r, struct reader *sub) {
     return tag;
 }
 
-static void pc_write_len(struct buf *b, bool compact, bool wide, int64_t n) {
+static void pc_write_len(struct buf *b, bool compact, bool wide, int64_t n)
+{
     if (compact)
         buf_put_uvarint(b, (uint64_t)(n + 1));
     else if (wide)
@@ -115,7 +127,8 @@ static void pc_write_len(struct buf *b, bool compact, bool wide, int64_t n) {
         buf_put_i16(b, (int16_t)n);
 }
 
-static void pc_write_blob(struct buf *b, bool compact, bool nullable, bool wide, struct slice s) {
+static void pc_write_blob(struct buf *b, bool compact, bool nullable, bool wide, struct slice s)
+{
     if (s.ptr == NULL && nullable) {
         pc_write_len(b, compact, wide, -1);
         return;
@@ -127,32 +140,38 @@ static void pc_write_blob(struct buf *b, bool compact, bool nullable, bool wide,
         buf_append(b, s.ptr, len);
 }
 
-void pc_write_string(struct buf *b, bool compact, bool nullable, struct slice s) {
+void pc_write_string(struct buf *b, bool compact, bool nullable, struct slice s)
+{
     pc_write_blob(b, compact, nullable, false, s);
 }
 
-void pc_write_bytes(struct buf *b, bool compact, bool nullable, struct slice s) {
+void pc_write_bytes(struct buf *b, bool compact, bool nullable, struct slice s)
+{
     pc_write_blob(b, compact, nullable, true, s);
 }
 
-void pc_write_array_len(struct buf *b, bool compact, bool nullable, int32_t count) {
+void pc_write_array_len(struct buf *b, bool compact, bool nullable, int32_t count)
+{
     if (count < 0 && !nullable)
         count = 0;
     pc_write_len(b, compact, true, count < 0 ? -1 : count);
 }
 
-void pc_write_tagged(struct buf *b, uint32_t tag, const struct buf *field) {
+void pc_write_tagged(struct buf *b, uint32_t tag, const struct buf *field)
+{
     buf_put_uvarint(b, tag);
     buf_put_uvarint(b, field->len);
     if (field->len)
         buf_append(b, field->data, field->len);
 }
 
-bool pc_slice_is(struct slice s, const char *lit, size_t len) {
+bool pc_slice_is(struct slice s, const char *lit, size_t len)
+{
     return s.ptr != NULL && s.len == len && (len == 0 || memcmp(s.ptr, lit, len) == 0);
 }
 
-bool pc_uuid_is_zero(const uint8_t u[16]) {
+bool pc_uuid_is_zero(const uint8_t u[16])
+{
     for (int i = 0; i < 16; i++)
         if (u[i])
             return false;

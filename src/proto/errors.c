@@ -141,7 +141,8 @@ static const struct kerr_name kerr_names[] = {
     {KERR_INVALID_REGULAR_EXPRESSION, "INVALID_REGULAR_EXPRESSION"},
 };
 
-const char *kafka_error_name(int16_t code) {
+const char *kafka_error_name(int16_t code)
+{
     for (size_t i = 0; i < ARRAY_LEN(kerr_names); i++)
         if (kerr_names[i].code == code)
             return kerr_names[i].name;

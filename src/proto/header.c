@@ -9,24 +9,28 @@
 #include "proto/proto.h"
 #include "proto/codec.h"
 
-const struct proto_api *proto_api_find(int16_t api_key) {
+const struct proto_api *proto_api_find(int16_t api_key)
+{
     for (size_t i = 0; i < PROTO_API_COUNT; i++)
         if (proto_apis[i].api_key == api_key)
             return &proto_apis[i];
     return NULL;
 }
 
-bool proto_is_flexible(int16_t api_key, int16_t version) {
+bool proto_is_flexible(int16_t api_key, int16_t version)
+{
     const struct proto_api *api = proto_api_find(api_key);
     return api && api->flexible_min_version >= 0 && version >= api->flexible_min_version;
 }
 
-bool proto_version_supported(int16_t api_key, int16_t version) {
+bool proto_version_supported(int16_t api_key, int16_t version)
+{
     const struct proto_api *api = proto_api_find(api_key);
     return api && version >= api->min_version && version <= api->max_version;
 }
 
-int proto_request_header_decode(struct reader *r, struct request_header *out) {
+int proto_request_header_decode(struct reader *r, struct request_header *out)
+{
     out->api_key = rd_i16(r);
     out->api_version = rd_i16(r);
     out->correlation_id = rd_i32(r);
@@ -49,13 +53,15 @@ int proto_request_header_decode(struct reader *r, struct request_header *out) {
 }
 
 void proto_response_header_encode(struct buf *b, int16_t api_key, int16_t api_version,
-                                  int32_t correlation_id) {
+                                  int32_t correlation_id)
+{
     buf_put_i32(b, correlation_id);
     if (api_key != API_KEY_API_VERSIONS && proto_is_flexible(api_key, api_version))
         buf_put_uvarint(b, 0);
 }
 
-void proto_request_header_encode(struct buf *b, const struct request_header *h) {
+void proto_request_header_encode(struct buf *b, const struct request_header *h)
+{
     buf_put_i16(b, h->api_key);
     buf_put_i16(b, h->api_version);
     buf_put_i32(b, h->correlation_id);

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rlog_init(struct raft_log *l, uint64_t offset, uint64_t offset_term) {
+void rlog_init(struct raft_log *l, uint64_t offset, uint64_t offset_term)
+{
     memset(l, 0, sizeof *l);
     l->offset = offset;
     l->offset_term = offset_term;
@@ -17,7 +18,8 @@ void rlog_init(struct raft_log *l, uint64_t offset, uint64_t offset_term) {
     l->applied = offset;
 }
 
-void rlog_free(struct raft_log *l) {
+void rlog_free(struct raft_log *l)
+{
     for (size_t i = 0; i < l->n; i++)
         free(l->ents[i].data);
     free(l->ents);
@@ -25,13 +27,18 @@ void rlog_free(struct raft_log *l) {
     l->n = l->cap = 0;
 }
 
-uint64_t rlog_last_index(const struct raft_log *l) { return l->offset + l->n; }
+uint64_t rlog_last_index(const struct raft_log *l)
+{
+    return l->offset + l->n;
+}
 
-uint64_t rlog_last_term(const struct raft_log *l) {
+uint64_t rlog_last_term(const struct raft_log *l)
+{
     return l->n ? l->ents[l->n - 1].term : l->offset_term;
 }
 
-bool rlog_term(const struct raft_log *l, uint64_t idx, uint64_t *term) {
+bool rlog_term(const struct raft_log *l, uint64_t idx, uint64_t *term)
+{
     if (idx == l->offset) {
         *term = l->offset_term;
         return true;
@@ -42,13 +49,15 @@ bool rlog_term(const struct raft_log *l, uint64_t idx, uint64_t *term) {
     return true;
 }
 
-const struct raft_entry *rlog_entry(const struct raft_log *l, uint64_t idx) {
+const struct raft_entry *rlog_entry(const struct raft_log *l, uint64_t idx)
+{
     if (idx <= l->offset || idx > rlog_last_index(l))
         return NULL;
     return &l->ents[idx - l->offset - 1];
 }
 
-void rlog_append_copy(struct raft_log *l, const struct raft_entry *e) {
+void rlog_append_copy(struct raft_log *l, const struct raft_entry *e)
+{
     ASSERT(e->index == rlog_last_index(l) + 1);
     ASSERT(e->term >= rlog_last_term(l));
     if (l->n == l->cap) {
@@ -64,7 +73,8 @@ void rlog_append_copy(struct raft_log *l, const struct raft_entry *e) {
     }
 }
 
-void rlog_truncate_from(struct raft_log *l, uint64_t idx) {
+void rlog_truncate_from(struct raft_log *l, uint64_t idx)
+{
     /* Committed entries are never truncated: that would be the safety bug itself. */
     ASSERT(idx > l->committed);
     ASSERT(idx > l->offset);
@@ -76,7 +86,8 @@ void rlog_truncate_from(struct raft_log *l, uint64_t idx) {
         l->stable = idx - 1;
 }
 
-void rlog_compact(struct raft_log *l, uint64_t idx) {
+void rlog_compact(struct raft_log *l, uint64_t idx)
+{
     if (idx <= l->offset)
         return;
     ASSERT(idx <= rlog_last_index(l));
@@ -92,7 +103,8 @@ void rlog_compact(struct raft_log *l, uint64_t idx) {
     l->offset_term = term;
 }
 
-void rlog_reset(struct raft_log *l, uint64_t idx, uint64_t term) {
+void rlog_reset(struct raft_log *l, uint64_t idx, uint64_t term)
+{
     rlog_free(l);
     l->offset = idx;
     l->offset_term = term;
@@ -101,13 +113,15 @@ void rlog_reset(struct raft_log *l, uint64_t idx, uint64_t term) {
     l->applied = MIN(l->applied, idx);
 }
 
-bool rlog_is_up_to_date(const struct raft_log *l, uint64_t last_term, uint64_t last_index) {
+bool rlog_is_up_to_date(const struct raft_log *l, uint64_t last_term, uint64_t last_index)
+{
     uint64_t my_term = rlog_last_term(l);
     return last_term > my_term || (last_term == my_term && last_index >= rlog_last_index(l));
 }
 
 size_t rlog_copy_range(const struct raft_log *l, uint64_t lo, uint64_t hi, size_t max_n,
-                       uint64_t max_bytes, struct raft_entry **out) {
+                       uint64_t max_bytes, struct raft_entry **out)
+{
     *out = NULL;
     if (lo > hi)
         return 0;

@@ -10,30 +10,34 @@
 
 #define RAFT_WIRE_VERSION 1
 
-const char *raft_msg_type_name(int type) {
-    static const char *names[] = {"?",          "PreVote",    "PreVoteResp", "Vote",
-                                  "VoteResp",   "App",        "AppResp",     "Heartbeat",
-                                  "HeartbeatResp", "Snapshot", "TimeoutNow"};
+const char *raft_msg_type_name(int type)
+{
+    static const char *names[] = {
+        "?",       "PreVote",   "PreVoteResp",   "Vote",     "VoteResp",  "App",
+        "AppResp", "Heartbeat", "HeartbeatResp", "Snapshot", "TimeoutNow"};
     if (type < 1 || type > RAFT_MSG_TYPE_MAX)
         return "?";
     return names[type];
 }
 
-bool raft_conf_is_voter(const struct raft_conf *c, uint64_t id) {
+bool raft_conf_is_voter(const struct raft_conf *c, uint64_t id)
+{
     for (uint32_t i = 0; i < c->n_voters; i++)
         if (c->voters[i] == id)
             return true;
     return false;
 }
 
-bool raft_conf_is_learner(const struct raft_conf *c, uint64_t id) {
+bool raft_conf_is_learner(const struct raft_conf *c, uint64_t id)
+{
     for (uint32_t i = 0; i < c->n_learners; i++)
         if (c->learners[i] == id)
             return true;
     return false;
 }
 
-void raft_conf_encode(const struct raft_conf *c, struct buf *out) {
+void raft_conf_encode(const struct raft_conf *c, struct buf *out)
+{
     ASSERT(c->n_voters + c->n_learners <= RAFT_MAX_NODES);
     buf_put_i8(out, (int8_t)c->n_voters);
     buf_put_i8(out, (int8_t)c->n_learners);
@@ -43,7 +47,8 @@ void raft_conf_encode(const struct raft_conf *c, struct buf *out) {
         buf_put_i64(out, (int64_t)c->learners[i]);
 }
 
-static int conf_read(struct reader *rd, struct raft_conf *out) {
+static int conf_read(struct reader *rd, struct raft_conf *out)
+{
     memset(out, 0, sizeof *out);
     uint32_t nv = (uint8_t)rd_i8(rd), nl = (uint8_t)rd_i8(rd);
     if (rd->err || nv + nl > RAFT_MAX_NODES)
@@ -62,7 +67,8 @@ static int conf_read(struct reader *rd, struct raft_conf *out) {
     return 0;
 }
 
-int raft_conf_decode(const uint8_t *data, size_t len, struct raft_conf *out) {
+int raft_conf_decode(const uint8_t *data, size_t len, struct raft_conf *out)
+{
     struct reader rd;
     rd_init(&rd, data, len);
     if (conf_read(&rd, out) != 0 || rd_remaining(&rd) != 0)
@@ -70,12 +76,13 @@ int raft_conf_decode(const uint8_t *data, size_t len, struct raft_conf *out) {
     return 0;
 }
 
-void raft_msg_encode(const struct raft_msg *m, struct buf *out) {
+void raft_msg_encode(const struct raft_msg *m, struct buf *out)
+{
     buf_put_i8(out, RAFT_WIRE_VERSION);
     buf_put_i8(out, (int8_t)m->type);
     buf_put_i8(out, (int8_t)m->flags);
     buf_put_i8(out, m->reject ? 1 : 0);
-    const uint64_t fields[] = {m->from,    m->to,         m->term,      m->log_term, m->index,
+    const uint64_t fields[] = {m->from,   m->to,         m->term,      m->log_term, m->index,
                                m->commit, m->hint_index, m->hint_term, m->context};
     for (size_t i = 0; i < ARRAY_LEN(fields); i++)
         buf_put_i64(out, (int64_t)fields[i]);
@@ -97,7 +104,8 @@ void raft_msg_encode(const struct raft_msg *m, struct buf *out) {
     }
 }
 
-static uint8_t *read_blob(struct reader *rd, uint32_t len, uint32_t max, struct arena *a) {
+static uint8_t *read_blob(struct reader *rd, uint32_t len, uint32_t max, struct arena *a)
+{
     if (len > max || len > rd_remaining(rd)) {
         rd->err = -1;
         return NULL;
@@ -106,7 +114,8 @@ static uint8_t *read_blob(struct reader *rd, uint32_t len, uint32_t max, struct 
     return len ? arena_memdup(a, s.ptr, len) : NULL;
 }
 
-int raft_msg_decode(const uint8_t *data, size_t len, struct arena *a, struct raft_msg *out) {
+int raft_msg_decode(const uint8_t *data, size_t len, struct arena *a, struct raft_msg *out)
+{
     memset(out, 0, sizeof *out);
     if (len > RAFT_MAX_MSG_BYTES)
         return -RAFT_EINVAL;
@@ -116,8 +125,8 @@ int raft_msg_decode(const uint8_t *data, size_t len, struct arena *a, struct raf
     out->type = (uint8_t)rd_i8(&rd);
     out->flags = (uint8_t)rd_i8(&rd);
     int reject = rd_i8(&rd);
-    uint64_t *fields[] = {&out->from,   &out->to,         &out->term,
-                          &out->log_term, &out->index,    &out->commit,
+    uint64_t *fields[] = {&out->from,       &out->to,        &out->term,
+                          &out->log_term,   &out->index,     &out->commit,
                           &out->hint_index, &out->hint_term, &out->context};
     for (size_t i = 0; i < ARRAY_LEN(fields); i++)
         *fields[i] = (uint64_t)rd_i64(&rd);

@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *raft_role_name(enum raft_role role) {
+const char *raft_role_name(enum raft_role role)
+{
     switch (role) {
     case RAFT_FOLLOWER: return "follower";
     case RAFT_PRE_CANDIDATE: return "pre-candidate";
@@ -23,7 +24,8 @@ const char *raft_role_name(enum raft_role role) {
     return "?";
 }
 
-void raft_config_default(struct raft_config *c, uint64_t id) {
+void raft_config_default(struct raft_config *c, uint64_t id)
+{
     memset(c, 0, sizeof *c);
     c->id = id;
     c->election_ticks = 10;
@@ -36,7 +38,8 @@ void raft_config_default(struct raft_config *c, uint64_t id) {
     c->seed = id;
 }
 
-static uint64_t rng_next(struct raft *r) {
+static uint64_t rng_next(struct raft *r)
+{
     /* xorshift64*: deterministic per (seed, id), enough to spread election timeouts. */
     r->rng ^= r->rng >> 12;
     r->rng ^= r->rng << 25;
@@ -44,25 +47,33 @@ static uint64_t rng_next(struct raft *r) {
     return r->rng * 2685821657736338717ull;
 }
 
-void raft_reset_timeouts(struct raft *r) {
+void raft_reset_timeouts(struct raft *r)
+{
     r->election_elapsed = 0;
     r->heartbeat_elapsed = 0;
-    r->randomized_timeout =
-        r->cfg.election_ticks + (uint32_t)(rng_next(r) % r->cfg.election_ticks);
+    r->randomized_timeout = r->cfg.election_ticks + (uint32_t)(rng_next(r) % r->cfg.election_ticks);
 }
 
-bool raft_is_voter_self(const struct raft *r) { return raft_conf_is_voter(&r->conf, r->id); }
+bool raft_is_voter_self(const struct raft *r)
+{
+    return raft_conf_is_voter(&r->conf, r->id);
+}
 
-uint32_t raft_quorum(const struct raft *r) { return r->conf.n_voters / 2 + 1; }
+uint32_t raft_quorum(const struct raft *r)
+{
+    return r->conf.n_voters / 2 + 1;
+}
 
-struct progress *raft_progress(struct raft *r, uint64_t id) {
+struct progress *raft_progress(struct raft *r, uint64_t id)
+{
     for (uint32_t i = 0; i < r->n_prs; i++)
         if (r->prs[i].id == id)
             return &r->prs[i];
     return NULL;
 }
 
-struct raft_msg *raft_send(struct raft *r, uint8_t type, uint64_t to) {
+struct raft_msg *raft_send(struct raft *r, uint8_t type, uint64_t to)
+{
     if (r->n_msgs == r->cap_msgs) {
         r->cap_msgs = r->cap_msgs ? r->cap_msgs * 2 : 16;
         r->msgs = xrealloc(r->msgs, r->cap_msgs * sizeof *r->msgs);
@@ -76,16 +87,21 @@ struct raft_msg *raft_send(struct raft *r, uint8_t type, uint64_t to) {
     return m;
 }
 
-static void free_msg(struct raft_msg *m) {
+static void free_msg(struct raft_msg *m)
+{
     for (uint32_t i = 0; i < m->n_entries; i++)
         free(m->entries[i].data);
     free(m->entries);
     free(m->snapshot.data);
 }
 
-static void drop_reads(struct raft *r) { r->n_reads_pending = 0; }
+static void drop_reads(struct raft *r)
+{
+    r->n_reads_pending = 0;
+}
 
-void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader) {
+void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader)
+{
     ASSERT(term >= r->term);
     if (term > r->term) {
         r->term = term;
@@ -93,8 +109,7 @@ void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader) {
     }
     if (r->role != RAFT_FOLLOWER || r->leader != leader)
         log_debug("raft", "node %llu became follower at term %llu (leader %llu)",
-                  (unsigned long long)r->id, (unsigned long long)term,
-                  (unsigned long long)leader);
+                  (unsigned long long)r->id, (unsigned long long)term, (unsigned long long)leader);
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
     r->transferee = 0;
@@ -102,7 +117,8 @@ void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader) {
     raft_reset_timeouts(r);
 }
 
-static void become_leader(struct raft *r) {
+static void become_leader(struct raft *r)
+{
     ASSERT(r->role == RAFT_CANDIDATE);
     r->role = RAFT_LEADER;
     r->leader = r->id;
@@ -119,7 +135,8 @@ static void become_leader(struct raft *r) {
 }
 
 /* Counts granted/rejected votes; returns 1 won, -1 lost, 0 undecided. */
-static int tally(struct raft *r) {
+static int tally(struct raft *r)
+{
     uint32_t granted = 0, rejected = 0;
     for (uint32_t i = 0; i < r->conf.n_voters; i++) {
         granted += r->votes[i] == 1;
@@ -132,13 +149,15 @@ static int tally(struct raft *r) {
     return 0;
 }
 
-static void record_vote(struct raft *r, uint64_t id, bool granted) {
+static void record_vote(struct raft *r, uint64_t id, bool granted)
+{
     for (uint32_t i = 0; i < r->conf.n_voters; i++)
         if (r->conf.voters[i] == id && r->votes[i] == 0)
             r->votes[i] = granted ? 1 : 2;
 }
 
-static void campaign(struct raft *r, bool pre, bool transfer) {
+static void campaign(struct raft *r, bool pre, bool transfer)
+{
     if (!raft_is_voter_self(r))
         return;
     memset(r->votes, 0, sizeof r->votes);
@@ -177,13 +196,15 @@ static void campaign(struct raft *r, bool pre, bool transfer) {
     }
 }
 
-void raft_campaign(struct raft *r) {
+void raft_campaign(struct raft *r)
+{
     if (r->role == RAFT_LEADER)
         return;
     campaign(r, r->cfg.pre_vote, false);
 }
 
-static void tick_leader(struct raft *r) {
+static void tick_leader(struct raft *r)
+{
     r->heartbeat_elapsed++;
     r->election_elapsed++;
     if (r->transferee && ++r->transfer_elapsed >= r->cfg.election_ticks) {
@@ -217,7 +238,8 @@ static void tick_leader(struct raft *r) {
     }
 }
 
-void raft_tick(struct raft *r) {
+void raft_tick(struct raft *r)
+{
     if (r->role == RAFT_LEADER) {
         tick_leader(r);
         return;
@@ -232,15 +254,15 @@ void raft_tick(struct raft *r) {
     }
 }
 
-static void handle_vote(struct raft *r, const struct raft_msg *m) {
+static void handle_vote(struct raft *r, const struct raft_msg *m)
+{
     bool pre = m->type == RAFT_MSG_PREVOTE;
     /* A pre-vote for a future term can be granted while we still follow someone; the
      * lease check in raft_step already refused it if that leader is alive. */
-    bool can_vote = r->vote == m->from || (r->vote == 0 && r->leader == 0) ||
-                    (pre && m->term > r->term);
+    bool can_vote =
+        r->vote == m->from || (r->vote == 0 && r->leader == 0) || (pre && m->term > r->term);
     bool grant = can_vote && rlog_is_up_to_date(&r->log, m->log_term, m->index);
-    struct raft_msg *resp = raft_send(r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP,
-                                      m->from);
+    struct raft_msg *resp = raft_send(r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from);
     resp->reject = !grant;
     /* A granted pre-vote answers in the candidate's future term so it can count it. */
     resp->term = (pre && grant) ? m->term : r->term;
@@ -250,7 +272,8 @@ static void handle_vote(struct raft *r, const struct raft_msg *m) {
     }
 }
 
-static void handle_vote_resp(struct raft *r, const struct raft_msg *m) {
+static void handle_vote_resp(struct raft *r, const struct raft_msg *m)
+{
     bool pre = m->type == RAFT_MSG_PREVOTE_RESP;
     if (pre && (r->role != RAFT_PRE_CANDIDATE || m->term != r->term + 1) && !m->reject)
         return;
@@ -270,7 +293,8 @@ static void handle_vote_resp(struct raft *r, const struct raft_msg *m) {
     }
 }
 
-static int step_leader_resp(struct raft *r, const struct raft_msg *m) {
+static int step_leader_resp(struct raft *r, const struct raft_msg *m)
+{
     if (r->role != RAFT_LEADER || !raft_progress(r, m->from))
         return -RAFT_ESTALE;
     if (m->type == RAFT_MSG_APPEND_RESP)
@@ -280,7 +304,8 @@ static int step_leader_resp(struct raft *r, const struct raft_msg *m) {
     return 0;
 }
 
-static int validate(const struct raft *r, const struct raft_msg *m) {
+static int validate(const struct raft *r, const struct raft_msg *m)
+{
     if (m->type < RAFT_MSG_PREVOTE || m->type > RAFT_MSG_TYPE_MAX || m->from == 0 ||
         m->from == r->id || m->to != r->id || m->term == 0)
         return -RAFT_EINVAL;
@@ -295,8 +320,7 @@ static int validate(const struct raft *r, const struct raft_msg *m) {
         const struct raft_entry *e = &m->entries[i];
         uint64_t prev_term = i ? m->entries[i - 1].term : m->log_term;
         if (e->index != m->index + 1 + i || e->term < prev_term || e->term > m->term ||
-            e->type > RAFT_ENTRY_CONF || e->len > RAFT_MAX_ENTRY_BYTES ||
-            (e->len && !e->data))
+            e->type > RAFT_ENTRY_CONF || e->len > RAFT_MAX_ENTRY_BYTES || (e->len && !e->data))
             return -RAFT_EINVAL;
         struct raft_conf c;
         if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(e->data, e->len, &c) != 0)
@@ -311,12 +335,12 @@ static int validate(const struct raft *r, const struct raft_msg *m) {
     return 0;
 }
 
-int raft_step(struct raft *r, const struct raft_msg *m) {
+int raft_step(struct raft *r, const struct raft_msg *m)
+{
     int rc = validate(r, m);
     if (rc != 0) {
-        log_debug("raft", "node %llu: dropping malformed %s from %llu",
-                  (unsigned long long)r->id, raft_msg_type_name(m->type),
-                  (unsigned long long)m->from);
+        log_debug("raft", "node %llu: dropping malformed %s from %llu", (unsigned long long)r->id,
+                  raft_msg_type_name(m->type), (unsigned long long)m->from);
         return rc;
     }
     bool is_vote = m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE;
@@ -350,13 +374,9 @@ int raft_step(struct raft *r, const struct raft_msg *m) {
 
     switch (m->type) {
     case RAFT_MSG_PREVOTE:
-    case RAFT_MSG_VOTE:
-        handle_vote(r, m);
-        return 0;
+    case RAFT_MSG_VOTE: handle_vote(r, m); return 0;
     case RAFT_MSG_PREVOTE_RESP:
-    case RAFT_MSG_VOTE_RESP:
-        handle_vote_resp(r, m);
-        return 0;
+    case RAFT_MSG_VOTE_RESP: handle_vote_resp(r, m); return 0;
     case RAFT_MSG_APPEND:
     case RAFT_MSG_HEARTBEAT:
     case RAFT_MSG_SNAPSHOT:
@@ -377,8 +397,7 @@ int raft_step(struct raft *r, const struct raft_msg *m) {
             raft_handle_snapshot(r, m);
         return 0;
     case RAFT_MSG_APPEND_RESP:
-    case RAFT_MSG_HEARTBEAT_RESP:
-        return step_leader_resp(r, m);
+    case RAFT_MSG_HEARTBEAT_RESP: return step_leader_resp(r, m);
     case RAFT_MSG_TIMEOUT_NOW:
         if (r->role == RAFT_LEADER)
             return -RAFT_EINVAL;
@@ -389,7 +408,8 @@ int raft_step(struct raft *r, const struct raft_msg *m) {
     return -RAFT_EINVAL;
 }
 
-void raft_leader_append(struct raft *r, uint8_t type, const void *data, size_t len) {
+void raft_leader_append(struct raft *r, uint8_t type, const void *data, size_t len)
+{
     struct raft_entry e = {.term = r->term,
                            .index = rlog_last_index(&r->log) + 1,
                            .type = type,
@@ -399,7 +419,8 @@ void raft_leader_append(struct raft *r, uint8_t type, const void *data, size_t l
     raft_bcast_append(r);
 }
 
-int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_out) {
+int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_out)
+{
     if (r->role != RAFT_LEADER)
         return -RAFT_ENOTLEADER;
     if (r->transferee)
@@ -412,7 +433,8 @@ int raft_propose(struct raft *r, const void *data, size_t len, uint64_t *index_o
     return 0;
 }
 
-static void conf_remove(uint64_t *ids, uint32_t *n, uint64_t id) {
+static void conf_remove(uint64_t *ids, uint32_t *n, uint64_t id)
+{
     for (uint32_t i = 0; i < *n; i++) {
         if (ids[i] == id) {
             ids[i] = ids[--*n];
@@ -421,7 +443,8 @@ static void conf_remove(uint64_t *ids, uint32_t *n, uint64_t id) {
     }
 }
 
-int raft_propose_conf(struct raft *r, enum raft_conf_op op, uint64_t node, uint64_t *index_out) {
+int raft_propose_conf(struct raft *r, enum raft_conf_op op, uint64_t node, uint64_t *index_out)
+{
     if (r->role != RAFT_LEADER)
         return -RAFT_ENOTLEADER;
     if (r->transferee || r->log.applied < r->pending_conf)
@@ -455,8 +478,7 @@ int raft_propose_conf(struct raft *r, enum raft_conf_op op, uint64_t node, uint6
             return -RAFT_EINVAL;
         }
         break;
-    default:
-        return -RAFT_EINVAL;
+    default: return -RAFT_EINVAL;
     }
     struct buf b;
     buf_init(&b);
@@ -469,7 +491,8 @@ int raft_propose_conf(struct raft *r, enum raft_conf_op op, uint64_t node, uint6
     return 0;
 }
 
-void raft_apply_conf(struct raft *r, const struct raft_conf *c) {
+void raft_apply_conf(struct raft *r, const struct raft_conf *c)
+{
     r->conf = *c;
     if (r->role != RAFT_LEADER) {
         if (r->role != RAFT_FOLLOWER && !raft_is_voter_self(r))
@@ -509,7 +532,8 @@ void raft_apply_conf(struct raft *r, const struct raft_conf *c) {
     raft_release_reads(r);
 }
 
-int raft_transfer_leader(struct raft *r, uint64_t to) {
+int raft_transfer_leader(struct raft *r, uint64_t to)
+{
     if (r->role != RAFT_LEADER)
         return -RAFT_ENOTLEADER;
     if (to == r->id)
@@ -527,7 +551,8 @@ int raft_transfer_leader(struct raft *r, uint64_t to) {
     return 0;
 }
 
-int raft_read_index(struct raft *r, uint64_t context) {
+int raft_read_index(struct raft *r, uint64_t context)
+{
     if (r->role != RAFT_LEADER)
         return -RAFT_ENOTLEADER;
     uint64_t t = 0;
@@ -540,23 +565,23 @@ int raft_read_index(struct raft *r, uint64_t context) {
             xrealloc(r->reads_pending, r->cap_reads_pending * sizeof *r->reads_pending);
     }
     r->read_round++;
-    r->reads_pending[r->n_reads_pending++] =
-        (struct pending_read){.context = context, .index = r->log.committed,
-                              .round = r->read_round};
+    r->reads_pending[r->n_reads_pending++] = (struct pending_read){
+        .context = context, .index = r->log.committed, .round = r->read_round};
     if (raft_quorum(r) > 1)
         raft_bcast_heartbeat(r, r->read_round);
     raft_release_reads(r);
     return 0;
 }
 
-int raft_snapshot_create(struct raft *r, const void *data, size_t len, uint64_t keep_entries) {
+int raft_snapshot_create(struct raft *r, const void *data, size_t len, uint64_t keep_entries)
+{
     uint64_t idx = r->log.applied, term;
     if (idx == 0 || idx <= r->snapshot.index || len > RAFT_MAX_SNAPSHOT_BYTES ||
         !rlog_term(&r->log, idx, &term))
         return -RAFT_EINVAL;
     free(r->snapshot.data);
-    r->snapshot = (struct raft_snapshot){.index = idx, .term = term, .conf = r->conf,
-                                         .len = (uint32_t)len};
+    r->snapshot =
+        (struct raft_snapshot){.index = idx, .term = term, .conf = r->conf, .len = (uint32_t)len};
     if (len) {
         r->snapshot.data = xmalloc(len);
         memcpy(r->snapshot.data, data, len);
@@ -567,7 +592,8 @@ int raft_snapshot_create(struct raft *r, const void *data, size_t len, uint64_t 
 }
 
 int raft_new(const struct raft_config *cfg, const struct raft_restore *restore,
-             const struct raft_conf *bootstrap, struct raft **out) {
+             const struct raft_conf *bootstrap, struct raft **out)
+{
     *out = NULL;
     if (cfg->id == 0 || cfg->election_ticks < 2 || cfg->heartbeat_ticks == 0 ||
         cfg->heartbeat_ticks >= cfg->election_ticks || cfg->max_inflight == 0 ||
@@ -638,8 +664,8 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *restore,
         struct buf b;
         buf_init(&b);
         raft_conf_encode(bootstrap, &b);
-        struct raft_entry e = {.term = 1, .index = 1, .type = RAFT_ENTRY_CONF,
-                               .len = (uint32_t)b.len, .data = b.data};
+        struct raft_entry e = {
+            .term = 1, .index = 1, .type = RAFT_ENTRY_CONF, .len = (uint32_t)b.len, .data = b.data};
         rlog_append_copy(&r->log, &e);
         buf_free(&b);
         r->term = 1;
@@ -653,7 +679,8 @@ int raft_new(const struct raft_config *cfg, const struct raft_restore *restore,
     return 0;
 }
 
-void raft_free(struct raft *r) {
+void raft_free(struct raft *r)
+{
     if (!r)
         return;
     for (size_t i = 0; i < r->n_msgs; i++)
@@ -666,18 +693,21 @@ void raft_free(struct raft *r) {
     free(r);
 }
 
-static uint64_t ready_applied_base(const struct raft *r) {
+static uint64_t ready_applied_base(const struct raft *r)
+{
     return r->snapshot_unstable ? MAX(r->log.applied, r->snapshot.index) : r->log.applied;
 }
 
-bool raft_has_ready(const struct raft *r) {
+bool raft_has_ready(const struct raft *r)
+{
     struct raft_hard_state hs = {r->term, r->vote, r->log.committed};
     return r->n_msgs || r->snapshot_unstable || r->log.stable < rlog_last_index(&r->log) ||
            memcmp(&hs, &r->prev_hs, sizeof hs) != 0 || r->n_reads_ready ||
            MIN(r->log.committed, rlog_last_index(&r->log)) > ready_applied_base(r);
 }
 
-void raft_ready(struct raft *r, struct raft_ready *rd) {
+void raft_ready(struct raft *r, struct raft_ready *rd)
+{
     memset(rd, 0, sizeof *rd);
     rd->hs = (struct raft_hard_state){r->term, r->vote, r->log.committed};
     rd->hs_changed = memcmp(&rd->hs, &r->prev_hs, sizeof rd->hs) != 0;
@@ -706,7 +736,8 @@ void raft_ready(struct raft *r, struct raft_ready *rd) {
     r->ready_n_reads = r->n_reads_ready;
 }
 
-void raft_advance(struct raft *r, const struct raft_ready *rd) {
+void raft_advance(struct raft *r, const struct raft_ready *rd)
+{
     r->prev_hs = rd->hs;
     if (r->ready_snapshot) {
         r->snapshot_unstable = false;
@@ -745,7 +776,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd) {
     }
 }
 
-void raft_status(const struct raft *r, struct raft_status *st) {
+void raft_status(const struct raft *r, struct raft_status *st)
+{
     memset(st, 0, sizeof *st);
     st->id = r->id;
     st->term = r->term;
@@ -762,6 +794,7 @@ void raft_status(const struct raft *r, struct raft_status *st) {
     st->conf = r->conf;
 }
 
-bool raft_term_at(const struct raft *r, uint64_t idx, uint64_t *term) {
+bool raft_term_at(const struct raft *r, uint64_t idx, uint64_t *term)
+{
     return rlog_term(&r->log, idx, term);
 }

@@ -26,8 +26,8 @@
 #include "base/base.h"
 
 /* Bounds (STYLE.md: a limit on everything). */
-#define RAFT_MAX_NODES 16              /* voters + learners in one configuration */
-#define RAFT_MAX_ENTRIES_PER_MSG 1024  /* entries in one append message */
+#define RAFT_MAX_NODES 16             /* voters + learners in one configuration */
+#define RAFT_MAX_ENTRIES_PER_MSG 1024 /* entries in one append message */
 #define RAFT_MAX_ENTRY_BYTES (1u << 20)
 #define RAFT_MAX_SNAPSHOT_BYTES (64u << 20)
 #define RAFT_MAX_MSG_BYTES (96u << 20) /* a whole encoded message */
@@ -130,12 +130,12 @@ struct raft_config {
     uint64_t id;             /* this node, non-zero */
     uint32_t election_ticks; /* base election timeout; randomized in [e, 2e) */
     uint32_t heartbeat_ticks;
-    bool pre_vote;     /* run a pre-vote round before bumping the term */
-    bool check_quorum; /* leader steps down without a quorum; followers keep a lease */
-    uint32_t max_inflight;      /* append messages in flight per follower */
-    uint32_t max_msg_entries;   /* entries per append message (<= RAFT_MAX_ENTRIES_PER_MSG) */
-    uint64_t max_msg_bytes;     /* entry bytes per append message (soft) */
-    uint64_t seed;              /* PRNG seed for election timeouts */
+    bool pre_vote;            /* run a pre-vote round before bumping the term */
+    bool check_quorum;        /* leader steps down without a quorum; followers keep a lease */
+    uint32_t max_inflight;    /* append messages in flight per follower */
+    uint32_t max_msg_entries; /* entries per append message (<= RAFT_MAX_ENTRIES_PER_MSG) */
+    uint64_t max_msg_bytes;   /* entry bytes per append message (soft) */
+    uint64_t seed;            /* PRNG seed for election timeouts */
 };
 /* Fills sane defaults: 10/1 ticks, pre-vote and check-quorum on, 64 in flight, 256 entries. */
 void raft_config_default(struct raft_config *c, uint64_t id);
@@ -170,9 +170,9 @@ struct raft_ready {
     const struct raft_entry *entries;     /* to persist; the first one may overwrite (truncate)
                                              the stored suffix from its index on */
     size_t n_entries;
-    const struct raft_msg *msgs;          /* to send after persisting */
+    const struct raft_msg *msgs; /* to send after persisting */
     size_t n_msgs;
-    const struct raft_entry *committed;   /* to apply, in order */
+    const struct raft_entry *committed; /* to apply, in order */
     size_t n_committed;
     const struct raft_read_state *reads;
     size_t n_reads;

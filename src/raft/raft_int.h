@@ -50,14 +50,14 @@ struct progress {
     bool voter;
     enum progress_state state;
     uint64_t match, next;
-    bool paused;        /* probe: one append in flight until a reply or heartbeat reply */
-    bool recent_active; /* heard from since the last check-quorum round */
-    uint32_t inflight;  /* append messages outstanding in replicate state */
+    bool paused;                /* probe: one append in flight until a reply or heartbeat reply */
+    bool recent_active;         /* heard from since the last check-quorum round */
+    uint32_t inflight;          /* append messages outstanding in replicate state */
     uint64_t inflight_last[64]; /* ring of last indexes sent, to free slots on ack */
     uint32_t inflight_head;
-    uint64_t pending_snapshot;  /* index of the snapshot being sent */
+    uint64_t pending_snapshot;       /* index of the snapshot being sent */
     uint32_t pending_snapshot_beats; /* heartbeat replies since; resend after a timeout */
-    uint64_t read_ack;          /* highest read-index round this peer acknowledged */
+    uint64_t read_ack;               /* highest read-index round this peer acknowledged */
 };
 
 struct pending_read {
@@ -70,8 +70,8 @@ struct raft {
     uint64_t term, vote, leader;
     enum raft_role role;
     struct raft_log log;
-    struct raft_conf conf;    /* the applied configuration */
-    uint64_t pending_conf;    /* index of the last conf entry appended by this leader */
+    struct raft_conf conf; /* the applied configuration */
+    uint64_t pending_conf; /* index of the last conf entry appended by this leader */
 
     uint32_t election_elapsed, heartbeat_elapsed, randomized_timeout;
     uint64_t rng;
@@ -94,10 +94,10 @@ struct raft {
     struct raft_msg *msgs; /* outbox; entries/snapshot data owned (freed on advance) */
     size_t n_msgs, cap_msgs;
 
-    struct raft_snapshot snapshot;       /* the latest snapshot we hold (data owned) */
-    bool snapshot_unstable;              /* received, not yet persisted and installed */
+    struct raft_snapshot snapshot; /* the latest snapshot we hold (data owned) */
+    bool snapshot_unstable;        /* received, not yet persisted and installed */
 
-    struct raft_hard_state prev_hs;      /* last hard state handed out in a ready */
+    struct raft_hard_state prev_hs; /* last hard state handed out in a ready */
     /* set by raft_ready for raft_advance */
     uint64_t ready_stable_to, ready_stable_term, ready_applied_to;
     bool ready_snapshot;

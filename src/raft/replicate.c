@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void raft_reset_progress(struct raft *r) {
+void raft_reset_progress(struct raft *r)
+{
     r->n_prs = 0;
     uint64_t last = rlog_last_index(&r->log);
     for (int pass = 0; pass < 2; pass++) {
@@ -28,39 +29,45 @@ void raft_reset_progress(struct raft *r) {
     }
 }
 
-static void inflight_reset(struct progress *pr) {
+static void inflight_reset(struct progress *pr)
+{
     pr->inflight = 0;
     pr->inflight_head = 0;
 }
 
-static void inflight_add(struct progress *pr, uint64_t last) {
+static void inflight_add(struct progress *pr, uint64_t last)
+{
     ASSERT(pr->inflight < 64);
     pr->inflight_last[(pr->inflight_head + pr->inflight) % 64] = last;
     pr->inflight++;
 }
 
-static void inflight_free_to(struct progress *pr, uint64_t idx) {
+static void inflight_free_to(struct progress *pr, uint64_t idx)
+{
     while (pr->inflight && pr->inflight_last[pr->inflight_head] <= idx) {
         pr->inflight_head = (pr->inflight_head + 1) % 64;
         pr->inflight--;
     }
 }
 
-static void become_probe(struct progress *pr) {
+static void become_probe(struct progress *pr)
+{
     pr->state = PR_PROBE;
     pr->paused = false;
     pr->pending_snapshot = 0;
     inflight_reset(pr);
 }
 
-static void become_replicate(struct progress *pr) {
+static void become_replicate(struct progress *pr)
+{
     pr->state = PR_REPLICATE;
     pr->paused = false;
     pr->next = pr->match + 1;
     inflight_reset(pr);
 }
 
-static void send_snapshot(struct raft *r, struct progress *pr) {
+static void send_snapshot(struct raft *r, struct progress *pr)
+{
     ASSERT(r->snapshot.index >= r->log.offset && r->snapshot.index > 0);
     struct raft_msg *m = raft_send(r, RAFT_MSG_SNAPSHOT, pr->id);
     m->snapshot = r->snapshot;
@@ -78,7 +85,8 @@ static void send_snapshot(struct raft *r, struct progress *pr) {
 
 /* Sends the next append to pr if flow control allows; with allow_empty an append without
  * entries still goes out (to carry the commit index). Returns whether anything was sent. */
-bool raft_send_append(struct raft *r, struct progress *pr, bool allow_empty) {
+bool raft_send_append(struct raft *r, struct progress *pr, bool allow_empty)
+{
     if (pr->id == r->id || pr->state == PR_SNAPSHOT)
         return false;
     if (pr->state == PR_PROBE && pr->paused)
@@ -114,12 +122,14 @@ bool raft_send_append(struct raft *r, struct progress *pr, bool allow_empty) {
     return true;
 }
 
-void raft_bcast_append(struct raft *r) {
+void raft_bcast_append(struct raft *r)
+{
     for (uint32_t i = 0; i < r->n_prs; i++)
         raft_send_append(r, &r->prs[i], true);
 }
 
-void raft_bcast_heartbeat(struct raft *r, uint64_t context) {
+void raft_bcast_heartbeat(struct raft *r, uint64_t context)
+{
     for (uint32_t i = 0; i < r->n_prs; i++) {
         struct progress *pr = &r->prs[i];
         if (pr->id == r->id)
@@ -131,14 +141,16 @@ void raft_bcast_heartbeat(struct raft *r, uint64_t context) {
     }
 }
 
-static int cmp_desc(const void *a, const void *b) {
+static int cmp_desc(const void *a, const void *b)
+{
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
 /* The commit rule: the highest index held by a quorum of voters, and only if it is of the
  * current term (Raft §5.4.2; figure 8 shows what goes wrong otherwise). */
-bool raft_maybe_commit(struct raft *r) {
+bool raft_maybe_commit(struct raft *r)
+{
     uint64_t matches[2 * RAFT_MAX_NODES];
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->n_prs; i++)
@@ -156,7 +168,8 @@ bool raft_maybe_commit(struct raft *r) {
 
 /* Largest index <= idx whose term is <= term (or the log start): where two logs can
  * possibly agree, used on both sides of fast backtracking. */
-static uint64_t find_conflict_by_term(const struct raft_log *l, uint64_t idx, uint64_t term) {
+static uint64_t find_conflict_by_term(const struct raft_log *l, uint64_t idx, uint64_t term)
+{
     idx = MIN(idx, rlog_last_index(l));
     for (;;) {
         uint64_t t;
@@ -166,7 +179,8 @@ static uint64_t find_conflict_by_term(const struct raft_log *l, uint64_t idx, ui
     }
 }
 
-void raft_handle_append(struct raft *r, const struct raft_msg *m) {
+void raft_handle_append(struct raft *r, const struct raft_msg *m)
+{
     struct raft_msg *resp;
     if (m->index < r->log.committed) {
         /* Everything up to commit already matches; tell the leader where we are. */
@@ -194,7 +208,8 @@ void raft_handle_append(struct raft *r, const struct raft_msg *m) {
             break;
         if (t != e->term) {
             if (e->index <= r->log.committed) {
-                log_error("raft", "node %llu: leader %llu sent entry %llu conflicting with "
+                log_error("raft",
+                          "node %llu: leader %llu sent entry %llu conflicting with "
                           "a committed entry; ignoring the message",
                           (unsigned long long)r->id, (unsigned long long)m->from,
                           (unsigned long long)e->index);
@@ -214,12 +229,14 @@ void raft_handle_append(struct raft *r, const struct raft_msg *m) {
     resp->index = last_new;
 }
 
-static void maybe_send_timeout_now(struct raft *r, struct progress *pr) {
+static void maybe_send_timeout_now(struct raft *r, struct progress *pr)
+{
     if (r->transferee == pr->id && pr->match == rlog_last_index(&r->log))
         raft_send(r, RAFT_MSG_TIMEOUT_NOW, pr->id);
 }
 
-void raft_handle_append_resp(struct raft *r, const struct raft_msg *m) {
+void raft_handle_append_resp(struct raft *r, const struct raft_msg *m)
+{
     struct progress *pr = raft_progress(r, m->from);
     pr->recent_active = true;
     if (m->reject) {
@@ -264,7 +281,8 @@ void raft_handle_append_resp(struct raft *r, const struct raft_msg *m) {
     }
 }
 
-void raft_handle_heartbeat(struct raft *r, const struct raft_msg *m) {
+void raft_handle_heartbeat(struct raft *r, const struct raft_msg *m)
+{
     uint64_t commit = MIN(m->commit, rlog_last_index(&r->log));
     if (commit > r->log.committed)
         r->log.committed = commit;
@@ -272,7 +290,8 @@ void raft_handle_heartbeat(struct raft *r, const struct raft_msg *m) {
     resp->context = m->context;
 }
 
-void raft_handle_heartbeat_resp(struct raft *r, const struct raft_msg *m) {
+void raft_handle_heartbeat_resp(struct raft *r, const struct raft_msg *m)
+{
     struct progress *pr = raft_progress(r, m->from);
     pr->recent_active = true;
     if (m->context > pr->read_ack && m->context <= r->read_round)
@@ -298,7 +317,8 @@ void raft_handle_heartbeat_resp(struct raft *r, const struct raft_msg *m) {
     raft_release_reads(r);
 }
 
-void raft_handle_snapshot(struct raft *r, const struct raft_msg *m) {
+void raft_handle_snapshot(struct raft *r, const struct raft_msg *m)
+{
     const struct raft_snapshot *s = &m->snapshot;
     struct raft_msg *resp;
     uint64_t t;
@@ -315,8 +335,8 @@ void raft_handle_snapshot(struct raft *r, const struct raft_msg *m) {
         return;
     }
     log_debug("raft", "node %llu: installing snapshot at %llu/%llu from %llu",
-              (unsigned long long)r->id, (unsigned long long)s->index,
-              (unsigned long long)s->term, (unsigned long long)m->from);
+              (unsigned long long)r->id, (unsigned long long)s->index, (unsigned long long)s->term,
+              (unsigned long long)m->from);
     rlog_reset(&r->log, s->index, s->term);
     free(r->snapshot.data);
     r->snapshot = *s;
@@ -331,7 +351,8 @@ void raft_handle_snapshot(struct raft *r, const struct raft_msg *m) {
 }
 
 /* Releases pending reads whose heartbeat round a quorum of voters has acknowledged. */
-void raft_release_reads(struct raft *r) {
+void raft_release_reads(struct raft *r)
+{
     if (r->role != RAFT_LEADER || r->n_reads_pending == 0)
         return;
     uint64_t acks[2 * RAFT_MAX_NODES];
@@ -345,8 +366,7 @@ void raft_release_reads(struct raft *r) {
     while (k < r->n_reads_pending && r->reads_pending[k].round <= confirmed) {
         if (r->n_reads_ready == r->cap_reads_ready) {
             r->cap_reads_ready = r->cap_reads_ready ? r->cap_reads_ready * 2 : 8;
-            r->reads_ready =
-                xrealloc(r->reads_ready, r->cap_reads_ready * sizeof *r->reads_ready);
+            r->reads_ready = xrealloc(r->reads_ready, r->cap_reads_ready * sizeof *r->reads_ready);
         }
         r->reads_ready[r->n_reads_ready++] = (struct raft_read_state){
             .context = r->reads_pending[k].context, .index = r->reads_pending[k].index};

@@ -42,16 +42,19 @@ struct raft_storage {
     size_t n, cap;
 };
 
-static void path_of(const struct raft_storage *s, const char *name, char *out, size_t cap) {
+static void path_of(const struct raft_storage *s, const char *name, char *out, size_t cap)
+{
     snprintf(out, cap, "%s/%s", s->dir, name);
 }
 
-static void mem_truncate_from(struct raft_storage *s, uint64_t idx) {
+static void mem_truncate_from(struct raft_storage *s, uint64_t idx)
+{
     while (s->n && s->ents[s->n - 1].index >= idx)
         free(s->ents[--s->n].data);
 }
 
-static void mem_append(struct raft_storage *s, const struct raft_entry *e) {
+static void mem_append(struct raft_storage *s, const struct raft_entry *e)
+{
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 64;
         s->ents = xrealloc(s->ents, s->cap * sizeof *s->ents);
@@ -63,11 +66,13 @@ static void mem_append(struct raft_storage *s, const struct raft_entry *e) {
         memcpy(c->data, e->data, e->len);
 }
 
-static uint64_t mem_last_index(const struct raft_storage *s) {
+static uint64_t mem_last_index(const struct raft_storage *s)
+{
     return s->n ? s->ents[s->n - 1].index : s->snap.index;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len, const char *what) {
+static int write_all(int fd, const uint8_t *p, size_t len, const char *what)
+{
     while (len) {
         ssize_t w = write(fd, p, len);
         if (w < 0) {
@@ -83,18 +88,21 @@ static int write_all(int fd, const uint8_t *p, size_t len, const char *what) {
     return 0;
 }
 
-static void rec_begin(struct buf *b, size_t *at) {
+static void rec_begin(struct buf *b, size_t *at)
+{
     *at = b->len;
     buf_extend(b, REC_HEADER);
 }
 
-static void rec_end(struct buf *b, size_t at) {
+static void rec_end(struct buf *b, size_t at)
+{
     size_t body = b->len - at - REC_HEADER;
     be32_write(b->data + at, (uint32_t)body);
     be32_write(b->data + at + 4, crc32c(0, b->data + at + REC_HEADER, body));
 }
 
-static void put_entry(struct buf *b, const struct raft_entry *e) {
+static void put_entry(struct buf *b, const struct raft_entry *e)
+{
     size_t at;
     rec_begin(b, &at);
     buf_put_i8(b, REC_ENTRY);
@@ -106,7 +114,8 @@ static void put_entry(struct buf *b, const struct raft_entry *e) {
     rec_end(b, at);
 }
 
-static void put_hs(struct buf *b, const struct raft_hard_state *hs) {
+static void put_hs(struct buf *b, const struct raft_hard_state *hs)
+{
     size_t at;
     rec_begin(b, &at);
     buf_put_i8(b, REC_HARD_STATE);
@@ -116,7 +125,8 @@ static void put_hs(struct buf *b, const struct raft_hard_state *hs) {
     rec_end(b, at);
 }
 
-static int read_file(const char *path, struct buf *out) {
+static int read_file(const char *path, struct buf *out)
+{
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return -errno;
@@ -139,7 +149,8 @@ static int read_file(const char *path, struct buf *out) {
     return 0;
 }
 
-static int load_snapshot(struct raft_storage *s) {
+static int load_snapshot(struct raft_storage *s)
+{
     char path[PATH_MAX];
     path_of(s, "snapshot", path, sizeof path);
     struct buf b;
@@ -156,8 +167,7 @@ static int load_snapshot(struct raft_storage *s) {
     struct reader rd;
     rd_init(&rd, b.data, b.len);
     uint32_t magic = rd_u32(&rd), crc = rd_u32(&rd);
-    bool ok = !rd.err && magic == SNAP_MAGIC &&
-              crc == crc32c(0, b.data + 8, b.len - 8);
+    bool ok = !rd.err && magic == SNAP_MAGIC && crc == crc32c(0, b.data + 8, b.len - 8);
     if (ok) {
         s->snap.index = (uint64_t)rd_i64(&rd);
         s->snap.term = (uint64_t)rd_i64(&rd);
@@ -186,7 +196,8 @@ static int load_snapshot(struct raft_storage *s) {
     return 0;
 }
 
-static int replay_log(struct raft_storage *s) {
+static int replay_log(struct raft_storage *s)
+{
     char path[PATH_MAX];
     path_of(s, "raft.log", path, sizeof path);
     struct buf b;
@@ -269,7 +280,8 @@ static int replay_log(struct raft_storage *s) {
     return 0;
 }
 
-int raft_storage_open(const char *dir, struct raft_storage **out) {
+int raft_storage_open(const char *dir, struct raft_storage **out)
+{
     *out = NULL;
     if (strlen(dir) >= sizeof(((struct raft_storage *)0)->dir))
         return -ENAMETOOLONG;
@@ -292,7 +304,8 @@ int raft_storage_open(const char *dir, struct raft_storage **out) {
     return 0;
 }
 
-void raft_storage_close(struct raft_storage *s) {
+void raft_storage_close(struct raft_storage *s)
+{
     if (!s)
         return;
     if (s->log_fd >= 0)
@@ -303,16 +316,21 @@ void raft_storage_close(struct raft_storage *s) {
     free(s);
 }
 
-void raft_storage_restore(struct raft_storage *s, struct raft_restore *out) {
+void raft_storage_restore(struct raft_storage *s, struct raft_restore *out)
+{
     out->hs = s->hs;
     out->snapshot = s->snap.index ? &s->snap : NULL;
     out->entries = s->ents;
     out->n_entries = s->n;
 }
 
-uint64_t raft_storage_log_bytes(const struct raft_storage *s) { return s->log_bytes; }
+uint64_t raft_storage_log_bytes(const struct raft_storage *s)
+{
+    return s->log_bytes;
+}
 
-static int write_snapshot(struct raft_storage *s, const struct raft_snapshot *snap) {
+static int write_snapshot(struct raft_storage *s, const struct raft_snapshot *snap)
+{
     struct buf b;
     buf_init(&b);
     buf_put_u32(&b, SNAP_MAGIC);
@@ -350,7 +368,8 @@ static int write_snapshot(struct raft_storage *s, const struct raft_snapshot *sn
 }
 
 /* Rewrites raft.log with the hard state and the entries after index (atomically). */
-static int rewrite_log(struct raft_storage *s, uint64_t index) {
+static int rewrite_log(struct raft_storage *s, uint64_t index)
+{
     struct buf b;
     buf_init(&b);
     put_hs(&b, &s->hs);
@@ -387,7 +406,8 @@ static int rewrite_log(struct raft_storage *s, uint64_t index) {
     return 0;
 }
 
-int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool sync) {
+int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool sync)
+{
     int rc;
     if (rd->snapshot) {
         /* Snapshot first: if we crash after it, the log replay drops what it covers. */
@@ -430,7 +450,8 @@ int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool 
     return rc;
 }
 
-int raft_storage_compact(struct raft_storage *s, uint64_t index) {
+int raft_storage_compact(struct raft_storage *s, uint64_t index)
+{
     if (index > s->snap.index)
         return -EINVAL; /* only what a durable snapshot covers may go */
     return rewrite_log(s, index);

@@ -88,7 +88,8 @@ struct purgatory {
 };
 
 /* Grows *p (an array of elem_bytes elements, *cap allocated) to hold need elements. */
-static void grow_to(void **p, size_t *cap, size_t need, size_t elem_bytes) {
+static void grow_to(void **p, size_t *cap, size_t need, size_t elem_bytes)
+{
     if (need <= *cap)
         return;
     size_t c = *cap ? *cap : 8;
@@ -99,7 +100,8 @@ static void grow_to(void **p, size_t *cap, size_t need, size_t elem_bytes) {
     *cap = c;
 }
 
-static struct slice key_bytes(struct purgatory_key key, uint8_t out[PURGATORY_KEY_BYTES]) {
+static struct slice key_bytes(struct purgatory_key key, uint8_t out[PURGATORY_KEY_BYTES])
+{
     uint32_t kind = (uint32_t)key.kind;
     memcpy(out, &key.object, sizeof key.object);
     memcpy(out + sizeof key.object, &kind, sizeof kind);
@@ -109,7 +111,8 @@ static struct slice key_bytes(struct purgatory_key key, uint8_t out[PURGATORY_KE
 /* ---- arrivals ---- */
 
 /* The first slot whose seq is >= seq (arrival_count if none). */
-static size_t arrival_lower_bound(const struct purgatory *pg, uint64_t seq) {
+static size_t arrival_lower_bound(const struct purgatory *pg, uint64_t seq)
+{
     size_t lo = 0, hi = pg->arrival_count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -122,7 +125,8 @@ static size_t arrival_lower_bound(const struct purgatory *pg, uint64_t seq) {
 }
 
 /* The waiting operation with this seq, or NULL if it has gone. */
-static struct delayed_op *arrival_find(const struct purgatory *pg, uint64_t seq) {
+static struct delayed_op *arrival_find(const struct purgatory *pg, uint64_t seq)
+{
     size_t i = arrival_lower_bound(pg, seq);
     if (i < pg->arrival_count && pg->arrivals[i].seq == seq)
         return pg->arrivals[i].op;
@@ -130,22 +134,24 @@ static struct delayed_op *arrival_find(const struct purgatory *pg, uint64_t seq)
 }
 
 /* The oldest waiting operation that arrived after seq, or NULL. */
-static struct delayed_op *arrival_next(const struct purgatory *pg, uint64_t seq) {
+static struct delayed_op *arrival_next(const struct purgatory *pg, uint64_t seq)
+{
     for (size_t i = arrival_lower_bound(pg, seq + 1); i < pg->arrival_count; i++)
         if (pg->arrivals[i].op)
             return pg->arrivals[i].op;
     return NULL;
 }
 
-static void arrival_append(struct purgatory *pg, struct delayed_op *op) {
+static void arrival_append(struct purgatory *pg, struct delayed_op *op)
+{
     ASSERT(pg->arrival_count == 0 || pg->arrivals[pg->arrival_count - 1].seq < op->seq);
-    grow_to((void **)&pg->arrivals, &pg->arrival_cap, pg->arrival_count + 1,
-            sizeof *pg->arrivals);
+    grow_to((void **)&pg->arrivals, &pg->arrival_cap, pg->arrival_count + 1, sizeof *pg->arrivals);
     pg->arrivals[pg->arrival_count++] = (struct arrival){op->seq, op};
     pg->live++;
 }
 
-static void arrival_remove(struct purgatory *pg, struct delayed_op *op) {
+static void arrival_remove(struct purgatory *pg, struct delayed_op *op)
+{
     size_t i = arrival_lower_bound(pg, op->seq);
     ASSERT(i < pg->arrival_count && pg->arrivals[i].op == op);
     ASSERT(pg->live > 0);
@@ -173,18 +179,21 @@ static void arrival_remove(struct purgatory *pg, struct delayed_op *op) {
 
 /* ---- deadline heap ---- */
 
-static bool deadline_before(const struct delayed_op *a, const struct delayed_op *b) {
+static bool deadline_before(const struct delayed_op *a, const struct delayed_op *b)
+{
     if (a->deadline_ms != b->deadline_ms)
         return a->deadline_ms < b->deadline_ms;
     return a->seq < b->seq;
 }
 
-static void heap_place(struct purgatory *pg, size_t i, struct delayed_op *op) {
+static void heap_place(struct purgatory *pg, size_t i, struct delayed_op *op)
+{
     pg->heap[i] = op;
     op->heap_index = i;
 }
 
-static void heap_sift_up(struct purgatory *pg, size_t i) {
+static void heap_sift_up(struct purgatory *pg, size_t i)
+{
     struct delayed_op *op = pg->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
@@ -196,7 +205,8 @@ static void heap_sift_up(struct purgatory *pg, size_t i) {
     heap_place(pg, i, op);
 }
 
-static void heap_sift_down(struct purgatory *pg, size_t i) {
+static void heap_sift_down(struct purgatory *pg, size_t i)
+{
     struct delayed_op *op = pg->heap[i];
     for (;;) {
         size_t child = 2 * i + 1;
@@ -212,13 +222,15 @@ static void heap_sift_down(struct purgatory *pg, size_t i) {
     heap_place(pg, i, op);
 }
 
-static void heap_insert(struct purgatory *pg, struct delayed_op *op) {
+static void heap_insert(struct purgatory *pg, struct delayed_op *op)
+{
     grow_to((void **)&pg->heap, &pg->heap_cap, pg->heap_count + 1, sizeof *pg->heap);
     pg->heap[pg->heap_count] = op;
     heap_sift_up(pg, pg->heap_count++);
 }
 
-static void heap_remove(struct purgatory *pg, struct delayed_op *op) {
+static void heap_remove(struct purgatory *pg, struct delayed_op *op)
+{
     size_t i = op->heap_index;
     ASSERT(i < pg->heap_count && pg->heap[i] == op);
     op->heap_index = SIZE_MAX;
@@ -234,7 +246,8 @@ static void heap_remove(struct purgatory *pg, struct delayed_op *op) {
 /* ---- notified queue ---- */
 
 /* Moves v down from the hole at i to where the heap order allows. */
-static void queue_sift_down(struct purgatory *pg, size_t i, uint64_t v) {
+static void queue_sift_down(struct purgatory *pg, size_t i, uint64_t v)
+{
     for (;;) {
         size_t child = 2 * i + 1;
         if (child >= pg->queue_count)
@@ -251,7 +264,8 @@ static void queue_sift_down(struct purgatory *pg, size_t i, uint64_t v) {
 
 /* Drops the seqs of operations that have gone (run would skip them), so that a host
  * cancelling much between runs cannot grow the queue without bound. */
-static void queue_compact(struct purgatory *pg) {
+static void queue_compact(struct purgatory *pg)
+{
     size_t j = 0;
     for (size_t i = 0; i < pg->queue_count; i++)
         if (arrival_find(pg, pg->queue[i]))
@@ -262,7 +276,8 @@ static void queue_compact(struct purgatory *pg) {
         queue_sift_down(pg, i, pg->queue[i]);
 }
 
-static void queue_push(struct purgatory *pg, struct delayed_op *op) {
+static void queue_push(struct purgatory *pg, struct delayed_op *op)
+{
     if (op->queued)
         return; /* a burst of notifications costs one retry */
     op->queued = true;
@@ -278,7 +293,8 @@ static void queue_push(struct purgatory *pg, struct delayed_op *op) {
     pg->queue[i] = op->seq;
 }
 
-static uint64_t queue_pop(struct purgatory *pg) {
+static uint64_t queue_pop(struct purgatory *pg)
+{
     ASSERT(pg->queue_count > 0);
     uint64_t top = pg->queue[0];
     uint64_t last = pg->queue[--pg->queue_count];
@@ -289,7 +305,8 @@ static uint64_t queue_pop(struct purgatory *pg) {
 
 /* ---- key lists ---- */
 
-static void watch(struct purgatory *pg, struct delayed_op *op, struct purgatory_key key) {
+static void watch(struct purgatory *pg, struct delayed_op *op, struct purgatory_key key)
+{
     uint8_t kb[PURGATORY_KEY_BYTES];
     struct slice k = key_bytes(key, kb);
     struct watch_list *l = hmap_get(&pg->watchers, k);
@@ -308,13 +325,15 @@ static void watch(struct purgatory *pg, struct delayed_op *op, struct purgatory_
     l->count++;
 }
 
-static void list_free(struct watch_list *l) {
+static void list_free(struct watch_list *l)
+{
     free(l->items);
     free(l);
 }
 
 /* Takes op->watches[w] out of its key's list; op->watches itself is left alone. */
-static void unwatch(struct purgatory *pg, struct delayed_op *op, size_t w) {
+static void unwatch(struct purgatory *pg, struct delayed_op *op, size_t w)
+{
     struct watch_list *l = op->watches[w].list;
     size_t slot = op->watches[w].slot;
     ASSERT(slot < l->count && l->items[slot].op == op && l->items[slot].watch == w);
@@ -332,7 +351,8 @@ static void unwatch(struct purgatory *pg, struct delayed_op *op, size_t w) {
 
 /* Lets go of op everywhere, so that complete (or the host, after a cancel) owns it
  * outright. A seq of op left in the queue is skipped by run: it is no longer found. */
-static void detach(struct purgatory *pg, struct delayed_op *op) {
+static void detach(struct purgatory *pg, struct delayed_op *op)
+{
     ASSERT(op->waiting);
     for (size_t w = 0; w < op->watch_count; w++)
         unwatch(pg, op, w);
@@ -348,14 +368,16 @@ static void detach(struct purgatory *pg, struct delayed_op *op) {
 
 /* ---- the interface ---- */
 
-struct purgatory *purgatory_new(void) {
+struct purgatory *purgatory_new(void)
+{
     struct purgatory *pg = xcalloc(1, sizeof *pg);
     hmap_init(&pg->watchers);
     pg->next_seq = 1;
     return pg;
 }
 
-void purgatory_free(struct purgatory *pg) {
+void purgatory_free(struct purgatory *pg)
+{
     if (!pg)
         return;
     /* Operations still waiting go back to the host as if cancelled, minus our memory. */
@@ -382,7 +404,8 @@ void purgatory_free(struct purgatory *pg) {
 }
 
 bool purgatory_add(struct purgatory *pg, struct delayed_op *op, const struct purgatory_key *keys,
-                   size_t n, int64_t deadline_ms) {
+                   size_t n, int64_t deadline_ms)
+{
     ASSERT(!pg->trying);
     ASSERT(op->try_complete && op->complete);
     ASSERT(!op->waiting); /* added twice, or not zeroed before its first add */
@@ -414,7 +437,8 @@ bool purgatory_add(struct purgatory *pg, struct delayed_op *op, const struct pur
     return false;
 }
 
-void purgatory_notify(struct purgatory *pg, struct purgatory_key key) {
+void purgatory_notify(struct purgatory *pg, struct purgatory_key key)
+{
     ASSERT(!pg->trying);
     uint8_t kb[PURGATORY_KEY_BYTES];
     struct watch_list *l = hmap_get(&pg->watchers, key_bytes(key, kb));
@@ -424,7 +448,8 @@ void purgatory_notify(struct purgatory *pg, struct purgatory_key key) {
         queue_push(pg, l->items[i].op);
 }
 
-size_t purgatory_run(struct purgatory *pg) {
+size_t purgatory_run(struct purgatory *pg)
+{
     ASSERT(!pg->trying);
     size_t completed = 0;
     /* Popping lowest seq first is arrival order; complete may queue more (or cancel
@@ -447,7 +472,8 @@ size_t purgatory_run(struct purgatory *pg) {
     return completed;
 }
 
-size_t purgatory_expire(struct purgatory *pg, int64_t now_ms) {
+size_t purgatory_expire(struct purgatory *pg, int64_t now_ms)
+{
     ASSERT(!pg->trying);
     size_t expired = 0;
     /* An operation that complete adds with a deadline already past expires here too. */
@@ -460,18 +486,21 @@ size_t purgatory_expire(struct purgatory *pg, int64_t now_ms) {
     return expired;
 }
 
-int64_t purgatory_next_deadline(const struct purgatory *pg) {
+int64_t purgatory_next_deadline(const struct purgatory *pg)
+{
     return pg->heap_count > 0 ? pg->heap[0]->deadline_ms : INT64_MAX;
 }
 
-void purgatory_cancel(struct purgatory *pg, struct delayed_op *op) {
+void purgatory_cancel(struct purgatory *pg, struct delayed_op *op)
+{
     ASSERT(!pg->trying);
     if (!op->waiting)
         return;
     detach(pg, op);
 }
 
-void purgatory_forget(struct purgatory *pg, struct purgatory_key key) {
+void purgatory_forget(struct purgatory *pg, struct purgatory_key key)
+{
     ASSERT(!pg->trying);
     uint8_t kb[PURGATORY_KEY_BYTES];
     struct watch_list *l = hmap_remove(&pg->watchers, key_bytes(key, kb));
@@ -495,7 +524,8 @@ void purgatory_forget(struct purgatory *pg, struct purgatory_key key) {
     list_free(l);
 }
 
-void purgatory_complete_all(struct purgatory *pg) {
+void purgatory_complete_all(struct purgatory *pg)
+{
     ASSERT(!pg->trying);
     /* Operations that complete adds arrive later, so they are reached and forced too; a
      * complete that adds an operation every time would never let this return. */
@@ -509,10 +539,13 @@ void purgatory_complete_all(struct purgatory *pg) {
     ASSERT(pg->live == 0 && pg->heap_count == 0);
 }
 
-size_t purgatory_size(const struct purgatory *pg) { return pg->live; }
+size_t purgatory_size(const struct purgatory *pg)
+{
+    return pg->live;
+}
 
-void purgatory_each(struct purgatory *pg, void (*fn)(void *arg, struct delayed_op *op),
-                    void *arg) {
+void purgatory_each(struct purgatory *pg, void (*fn)(void *arg, struct delayed_op *op), void *arg)
+{
     ASSERT(!pg->trying);
     /* fn may cancel and free op, so resume from its seq rather than from op. */
     uint64_t after = 0;

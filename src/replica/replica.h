@@ -34,9 +34,9 @@
 
 /* What a key stands for: an object (a partition) and which of its changes. */
 enum purgatory_kind {
-    PURGATORY_DURABLE = 1,     /* the object's log is durable up to a further offset */
-    PURGATORY_DATA,            /* records were appended to the object's log */
-    PURGATORY_HIGH_WATERMARK,  /* the object's high watermark moved */
+    PURGATORY_DURABLE = 1,    /* the object's log is durable up to a further offset */
+    PURGATORY_DATA,           /* records were appended to the object's log */
+    PURGATORY_HIGH_WATERMARK, /* the object's high watermark moved */
 };
 
 struct purgatory_key {
@@ -61,11 +61,11 @@ struct delayed_op {
     void (*complete)(struct delayed_op *op, enum delayed_outcome how);
 
     /* The purgatory's. */
-    uint64_t seq;          /* arrival order */
-    int64_t deadline_ms;   /* INT64_MAX: none */
-    size_t heap_index;     /* in the deadline heap; SIZE_MAX when not there */
-    bool queued;           /* notified, waiting for run */
-    bool waiting;          /* added and not yet completed or cancelled */
+    uint64_t seq;                    /* arrival order */
+    int64_t deadline_ms;             /* INT64_MAX: none */
+    size_t heap_index;               /* in the deadline heap; SIZE_MAX when not there */
+    bool queued;                     /* notified, waiting for run */
+    bool waiting;                    /* added and not yet completed or cancelled */
     struct purgatory_watch *watches; /* one per key watched */
     size_t watch_count;
 };
@@ -105,7 +105,6 @@ void purgatory_complete_all(struct purgatory *pg);
 size_t purgatory_size(const struct purgatory *pg);
 /* Calls fn for every waiting operation, in arrival order; fn may cancel or complete
  * the operation it is given (and no other). */
-void purgatory_each(struct purgatory *pg, void (*fn)(void *arg, struct delayed_op *op),
-                    void *arg);
+void purgatory_each(struct purgatory *pg, void (*fn)(void *arg, struct delayed_op *op), void *arg);
 
 #endif

@@ -34,7 +34,8 @@ struct durable_wait {
     size_t count, cap;
 };
 
-struct durable_wait *durable_wait_new(void (*done)(void *arg), void *arg) {
+struct durable_wait *durable_wait_new(void (*done)(void *arg), void *arg)
+{
     struct durable_wait *w = xcalloc(1, sizeof *w);
     w->done = done;
     w->arg = arg;
@@ -42,7 +43,8 @@ struct durable_wait *durable_wait_new(void (*done)(void *arg), void *arg) {
 }
 
 void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offset,
-                      int16_t *error_slot) {
+                      int16_t *error_slot)
+{
     if (w->count == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 4;
         w->items = xrealloc(w->items, w->cap * sizeof *w->items);
@@ -50,12 +52,14 @@ void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offse
     w->items[w->count++] = (struct wait_item){p, offset, error_slot};
 }
 
-static struct purgatory_key durable_key(const struct partition *p) {
+static struct purgatory_key durable_key(const struct partition *p)
+{
     return (struct purgatory_key){p, PURGATORY_DURABLE};
 }
 
 /* True when every partition of w is durable far enough (or failed). */
-static bool wait_done(struct delayed_op *op) {
+static bool wait_done(struct delayed_op *op)
+{
     struct durable_wait *w = (struct durable_wait *)op;
     for (size_t i = 0; i < w->count; i++) {
         struct wait_item *it = &w->items[i];
@@ -69,7 +73,8 @@ static bool wait_done(struct delayed_op *op) {
 
 /* Never forced or expired: a durable wait has no deadline, and shutdown waits for the
  * sync rounds in flight instead. */
-static void wait_finish(struct delayed_op *op, enum delayed_outcome how) {
+static void wait_finish(struct delayed_op *op, enum delayed_outcome how)
+{
     (void)how;
     struct durable_wait *w = (struct durable_wait *)op;
     w->done(w->arg);
@@ -77,7 +82,8 @@ static void wait_finish(struct delayed_op *op, enum delayed_outcome how) {
     free(w);
 }
 
-void durable_wait_submit(struct server *s, struct durable_wait *w) {
+void durable_wait_submit(struct server *s, struct durable_wait *w)
+{
     w->op.try_complete = wait_done;
     w->op.complete = wait_finish;
     struct purgatory_key *keys = xcalloc(MAX(w->count, 1), sizeof *keys);
@@ -92,7 +98,8 @@ struct failure {
     int16_t error;
 };
 
-static void fail_items(void *arg, struct delayed_op *op) {
+static void fail_items(void *arg, struct delayed_op *op)
+{
     const struct failure *f = arg;
     struct durable_wait *w = (struct durable_wait *)op;
     for (size_t i = 0; i < w->count; i++) {
@@ -105,13 +112,15 @@ static void fail_items(void *arg, struct delayed_op *op) {
 
 /* Fails the waits on p (its sync failed, or it goes away) with error; they are answered
  * at the next purgatory_run. */
-static void fail_waits_on(struct server *s, struct partition *p, int16_t error) {
+static void fail_waits_on(struct server *s, struct partition *p, int16_t error)
+{
     struct failure f = {p, error};
     purgatory_each(s->durable_waits, fail_items, &f);
     purgatory_notify(s->durable_waits, durable_key(p));
 }
 
-void server_partition_forget(struct server *s, struct partition *p) {
+void server_partition_forget(struct server *s, struct partition *p)
+{
     for (size_t i = 0; i < s->sync_wanted_count; i++) {
         if (s->sync_wanted[i] == p) {
             s->sync_wanted[i] = s->sync_wanted[--s->sync_wanted_count];
@@ -125,7 +134,8 @@ void server_partition_forget(struct server *s, struct partition *p) {
 }
 
 /* Queues p for the next sync round (once, however often it is asked). */
-static void want_sync(struct server *s, struct partition *p) {
+static void want_sync(struct server *s, struct partition *p)
+{
     if (p->sync_wanted)
         return;
     p->sync_wanted = true;
@@ -136,7 +146,8 @@ static void want_sync(struct server *s, struct partition *p) {
     s->sync_wanted[s->sync_wanted_count++] = p;
 }
 
-void server_after_append(struct server *s, struct partition *p, bool sync_now) {
+void server_after_append(struct server *s, struct partition *p, bool sync_now)
+{
     purgatory_notify(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
     if (sync_now) {
         want_sync(s, p);
@@ -149,7 +160,8 @@ void server_after_append(struct server *s, struct partition *p, bool sync_now) {
 }
 
 /* flush.ms policy: called from a periodic timer. */
-void server_flush_policy_tick(struct server *s) {
+void server_flush_policy_tick(struct server *s)
+{
     int64_t now = time_mono_ms();
     size_t it = 0;
     struct slice k;
@@ -175,7 +187,8 @@ struct round {
 };
 
 /* Runs on the loop thread when the syncer finished a round (syncer_reap). */
-static void round_done(void *arg, struct log_flush_job **jobs, size_t n) {
+static void round_done(void *arg, struct log_flush_job **jobs, size_t n)
+{
     (void)jobs;
     (void)n;
     struct round *r = arg;
@@ -200,23 +213,26 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n) {
         int rc = log_flush_complete(p->log, job);
         purgatory_notify(s->durable_waits, durable_key(p));
         if (rc != 0 && sync_failed)
-            log_error_ratelimited("server", "fdatasync of partition %s-%d failed: %s; the "
+            log_error_ratelimited("server",
+                                  "fdatasync of partition %s-%d failed: %s; the "
                                   "partition refuses writes until restart",
                                   p->topic->name, p->index, storage_strerror(rc));
         else if (rc != 0)
-            log_error_ratelimited("server", "cannot sync partition %s-%d: %s; the next "
-                                  "flush tries again", p->topic->name, p->index,
-                                  storage_strerror(rc));
+            log_error_ratelimited("server",
+                                  "cannot sync partition %s-%d: %s; the next "
+                                  "flush tries again",
+                                  p->topic->name, p->index, storage_strerror(rc));
     }
     free(r->jobs);
     free(r->ptrs);
     free(r);
     s->round_in_flight = false;
     purgatory_run(s->durable_waits); /* answers, oldest first, what is now durable */
-    net_loop_wake(s->loop); /* the idle hook may start the next round */
+    net_loop_wake(s->loop);          /* the idle hook may start the next round */
 }
 
-void server_commit_idle(struct server *s) {
+void server_commit_idle(struct server *s)
+{
     if (s->round_in_flight)
         return;
     size_t n = 0;
@@ -231,8 +247,8 @@ void server_commit_idle(struct server *s) {
         struct log_flush_job *job = &r->jobs[n];
         int rc = log_flush_prepare(p->log, job);
         if (rc != 0) {
-            log_error_ratelimited("server", "cannot prepare a sync of %s-%d: %s",
-                                  p->topic->name, p->index, storage_strerror(rc));
+            log_error_ratelimited("server", "cannot prepare a sync of %s-%d: %s", p->topic->name,
+                                  p->index, storage_strerror(rc));
             fail_waits_on(s, p, KERR_KAFKA_STORAGE_ERROR);
             continue;
         }

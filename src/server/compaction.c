@@ -18,12 +18,14 @@ struct clean_run {
 
 static void schedule(struct server *s);
 
-static void run_job(void *arg) {
+static void run_job(void *arg)
+{
     struct clean_run *r = arg;
     log_clean_execute(&r->job);
 }
 
-static void job_done(void *arg, struct log_flush_job **jobs, size_t n) {
+static void job_done(void *arg, struct log_flush_job **jobs, size_t n)
+{
     (void)jobs;
     (void)n;
     struct clean_run *r = arg;
@@ -38,8 +40,9 @@ static void job_done(void *arg, struct log_flush_job **jobs, size_t n) {
         struct log_clean_stats st = r->job.stats;
         int rc = log_clean_complete(p->log, &r->job);
         if (rc == 0)
-            log_info("server", "cleaned %s-%d: %lld of %lld records removed (%lld tombstones), "
-                               "%lld -> %lld bytes, %d -> %d segments",
+            log_info("server",
+                     "cleaned %s-%d: %lld of %lld records removed (%lld tombstones), "
+                     "%lld -> %lld bytes, %d -> %d segments",
                      p->topic->name, p->index, (long long)st.records_removed,
                      (long long)st.records_read, (long long)st.tombstones_removed,
                      (long long)st.bytes_read, (long long)st.bytes_written, st.segments_in,
@@ -59,7 +62,8 @@ static void job_done(void *arg, struct log_flush_job **jobs, size_t n) {
 /* Starts cleaning one partition that needs it; true if one was started. Partitions are
  * tried round-robin from where the last search stopped, so one partition that is always
  * dirty again (written continuously) cannot starve the others. */
-static bool start_one(struct server *s) {
+static bool start_one(struct server *s)
+{
     size_t n = 0, cap = 16;
     struct partition **cands = xcalloc(cap, sizeof *cands);
     size_t it = 0;
@@ -85,8 +89,8 @@ static bool start_one(struct server *s) {
         int rc = log_clean_prepare(p->log, now, partition_high_watermark(p), &r->job);
         if (rc != 0 || !r->job.ready) {
             if (rc != 0 && rc != -EBUSY)
-                log_warn("server", "cannot plan cleaning of %s-%d: %s", p->topic->name,
-                         p->index, storage_strerror(rc));
+                log_warn("server", "cannot plan cleaning of %s-%d: %s", p->topic->name, p->index,
+                         storage_strerror(rc));
             free(r);
             continue;
         }
@@ -104,7 +108,8 @@ static bool start_one(struct server *s) {
     return started;
 }
 
-static void on_tick(struct net_loop *loop, void *arg) {
+static void on_tick(struct net_loop *loop, void *arg)
+{
     (void)loop;
     struct server *s = arg;
     s->cleaner_timer = 0;
@@ -112,13 +117,15 @@ static void on_tick(struct net_loop *loop, void *arg) {
         schedule(s);
 }
 
-static void schedule(struct server *s) {
+static void schedule(struct server *s)
+{
     if (!s->cleaner || s->cleaner_timer || s->stopping)
         return;
     s->cleaner_timer = net_timer_add(s->loop, s->cfg->cleaner_backoff_ms, on_tick, s);
 }
 
-static void on_cleaner_event(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+static void on_cleaner_event(struct net_loop *loop, int fd, uint32_t events, void *arg)
+{
     (void)loop;
     (void)fd;
     (void)events;
@@ -126,7 +133,8 @@ static void on_cleaner_event(struct net_loop *loop, int fd, uint32_t events, voi
     syncer_reap(s->cleaner);
 }
 
-int server_cleaner_start(struct server *s) {
+int server_cleaner_start(struct server *s)
+{
     if (!s->cfg->cleaner_enable) {
         log_warn("server", "log.cleaner.enable=false: compacted topics grow without cleaning");
         return 0;
@@ -141,7 +149,8 @@ int server_cleaner_start(struct server *s) {
     return 0;
 }
 
-void server_cleaner_stop(struct server *s) {
+void server_cleaner_stop(struct server *s)
+{
     if (!s->cleaner)
         return;
     if (s->cleaner_timer)

@@ -101,22 +101,34 @@ _Static_assert(ARRAY_LEN(keys) <= BROKER_CONFIG_MAX_ITEMS, "DescribeConfigs list
 
 /* Kafka keys accepted without effect today (later issues give them meaning). */
 static const char *accepted[] = {
-    "controller.quorum.voters", "controller.listener.names", "inter.broker.listener.name",
-    "listener.security.protocol.map", "num.network.threads", "num.io.threads",
-    "socket.send.buffer.bytes", "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir",
-    "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr", "zookeeper.connect", "broker.id",
-    "controller.quorum.bootstrap.servers", "delete.topic.enable",
+    "controller.quorum.voters",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "zookeeper.connect",
+    "broker.id",
+    "controller.quorum.bootstrap.servers",
+    "delete.topic.enable",
 };
 
-static const struct key_def *find_key(const char *name) {
+static const struct key_def *find_key(const char *name)
+{
     for (size_t i = 0; i < ARRAY_LEN(keys); i++)
         if (strcmp(keys[i].name, name) == 0)
             return &keys[i];
     return NULL;
 }
 
-const char *broker_config_value(const struct broker_config *c, const char *key) {
+const char *broker_config_value(const struct broker_config *c, const char *key)
+{
     const char *v = props_get(&c->props, key);
     if (v)
         return v;
@@ -124,13 +136,15 @@ const char *broker_config_value(const struct broker_config *c, const char *key) 
     return k ? k->default_value : NULL;
 }
 
-static int bad(const char *key, const char *value, const char *why) {
+static int bad(const char *key, const char *value, const char *why)
+{
     log_error("config", "invalid value \"%s\" for %s: %s", value, key, why);
     return -1;
 }
 
 /* Reads a numeric key (set or default) into *out; "" means unset (returns 1). */
-static int get_num(const struct broker_config *c, const char *key, int64_t *out) {
+static int get_num(const struct broker_config *c, const char *key, int64_t *out)
+{
     const struct key_def *k = find_key(key);
     ASSERT(k != NULL);
     const char *v = broker_config_value(c, key);
@@ -150,7 +164,8 @@ static int get_num(const struct broker_config *c, const char *key, int64_t *out)
     return 0;
 }
 
-static int get_bool(const struct broker_config *c, const char *key, bool *out) {
+static int get_bool(const struct broker_config *c, const char *key, bool *out)
+{
     const char *v = broker_config_value(c, key);
     if (parse_bool(v, out) != 0)
         return bad(key, v, "must be true or false");
@@ -158,7 +173,8 @@ static int get_bool(const struct broker_config *c, const char *key, bool *out) {
 }
 
 /* Parses "PLAINTEXT://host:port" (the first listener of a comma-separated list). */
-static int parse_listener(const char *key, const char *value, char **host, int32_t *port) {
+static int parse_listener(const char *key, const char *value, char **host, int32_t *port)
+{
     const char *sep = strstr(value, "://");
     if (!sep)
         return bad(key, value, "expected NAME://host:port");
@@ -190,7 +206,8 @@ static int parse_listener(const char *key, const char *value, char **host, int32
     return 0;
 }
 
-static char *trim(char *s) {
+static char *trim(char *s)
+{
     while (isspace((unsigned char)*s))
         s++;
     size_t n = strlen(s);
@@ -205,7 +222,8 @@ static char *trim(char *s) {
  * resolve a host name once at start-up. Counts are 0..2147483647 (0 refuses the
  * address). A repeated address keeps its last count, as in Kafka. */
 static int parse_ip_limits(const char *key, const char *value, struct net_ip_limit **out,
-                           size_t *count) {
+                           size_t *count)
+{
     *out = NULL;
     *count = 0;
     char *copy = xstrdup(value);
@@ -267,7 +285,8 @@ static int parse_ip_limits(const char *key, const char *value, struct net_ip_lim
 }
 
 int broker_config_load(struct broker_config *c, const char *file, char **overrides,
-                       size_t override_count) {
+                       size_t override_count)
+{
     memset(c, 0, sizeof *c);
     if (file && props_load_file(&c->props, file) != 0)
         return -1;
@@ -298,13 +317,13 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
 
     int64_t v;
     int rc = 0;
-#define NUM(key, field, type)                                                            \
-    do {                                                                                 \
-        int r_ = get_num(c, key, &v);                                                    \
-        if (r_ < 0)                                                                      \
-            rc = -1;                                                                     \
-        else if (r_ == 0)                                                                \
-            c->field = (type)v;                                                          \
+#define NUM(key, field, type)                                                                      \
+    do {                                                                                           \
+        int r_ = get_num(c, key, &v);                                                              \
+        if (r_ < 0)                                                                                \
+            rc = -1;                                                                               \
+        else if (r_ == 0)                                                                          \
+            c->field = (type)v;                                                                    \
     } while (0)
     NUM("node.id", node_id, int32_t);
     NUM("num.partitions", num_partitions, int32_t);
@@ -382,8 +401,9 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     if (get_bool(c, "unclean.leader.election.enable", &unclean) != 0)
         rc = -1;
     else if (unclean)
-        rc = bad("unclean.leader.election.enable", "true", "unclean leader election is not "
-                                                           "supported");
+        rc = bad("unclean.leader.election.enable", "true",
+                 "unclean leader election is not "
+                 "supported");
 
     const char *ts = broker_config_value(c, "log.message.timestamp.type");
     if (strcmp(ts, "CreateTime") == 0)
@@ -402,7 +422,8 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
                  "can be 0 only if max.connections.per.ip.overrides is set (as in Kafka)");
 
     if (c->group_min_session_timeout_ms > c->group_max_session_timeout_ms)
-        rc = bad("group.min.session.timeout.ms", broker_config_value(c, "group.min.session.timeout.ms"),
+        rc = bad("group.min.session.timeout.ms",
+                 broker_config_value(c, "group.min.session.timeout.ms"),
                  "must not exceed group.max.session.timeout.ms");
     /* A broker property that is the default of a topic config follows that config's
      * rules: checked here, so a bad value stops start-up instead of a later assertion. */
@@ -424,8 +445,8 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         rc = -1;
     const char *adv = broker_config_value(c, "advertised.listeners");
     if (adv && *adv) {
-        if (parse_listener("advertised.listeners", adv, &c->advertised_host,
-                           &c->advertised_port) != 0)
+        if (parse_listener("advertised.listeners", adv, &c->advertised_host, &c->advertised_port) !=
+            0)
             rc = -1;
     } else if (c->listener_host) {
         bool wildcard = !*c->listener_host || !strcmp(c->listener_host, "0.0.0.0") ||
@@ -446,7 +467,8 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     return rc;
 }
 
-void broker_config_free(struct broker_config *c) {
+void broker_config_free(struct broker_config *c)
+{
     props_free(&c->props);
     free(c->listener_host);
     free(c->advertised_host);
@@ -456,27 +478,23 @@ void broker_config_free(struct broker_config *c) {
     memset(c, 0, sizeof *c);
 }
 
-static enum tcfg_type item_type(enum key_type t) {
+static enum tcfg_type item_type(enum key_type t)
+{
     switch (t) {
-    case K_INT:
-        return TCFG_INT;
-    case K_LONG:
-        return TCFG_LONG;
-    case K_BOOL:
-        return TCFG_BOOL;
-    case K_STRING:
-        return TCFG_STRING;
-    case K_DOUBLE:
-        return TCFG_DOUBLE;
-    case K_LIST:
-        return TCFG_LIST;
+    case K_INT: return TCFG_INT;
+    case K_LONG: return TCFG_LONG;
+    case K_BOOL: return TCFG_BOOL;
+    case K_STRING: return TCFG_STRING;
+    case K_DOUBLE: return TCFG_DOUBLE;
+    case K_LIST: return TCFG_LIST;
     }
     ASSERT(!"every key type maps to a config type");
     return TCFG_STRING;
 }
 
 size_t broker_config_items(const struct broker_config *c, struct broker_config_item *out,
-                           size_t max) {
+                           size_t max)
+{
     size_t n = 0;
     for (size_t i = 0; i < ARRAY_LEN(keys) && n < max; i++) {
         const char *set = props_get(&c->props, keys[i].name);
@@ -502,7 +520,8 @@ static const char *const synonym_groups[][3] = {
 };
 
 size_t broker_config_synonyms(const struct broker_config *c, const char *key,
-                              struct broker_config_synonym *out, size_t max) {
+                              struct broker_config_synonym *out, size_t max)
+{
     ASSERT(max >= BROKER_CONFIG_MAX_SYNONYMS);
     const char *const *group = NULL;
     for (size_t g = 0; g < ARRAY_LEN(synonym_groups) && !group; g++)

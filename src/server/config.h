@@ -10,11 +10,11 @@
 struct broker_config {
     struct props props; /* everything from the file plus overrides, for DescribeConfigs */
     int32_t node_id;
-    char *listener_host;       /* from listeners=PLAINTEXT://host:port */
+    char *listener_host; /* from listeners=PLAINTEXT://host:port */
     int32_t listener_port;
-    char *advertised_host;     /* from advertised.listeners, else listener (or localhost) */
+    char *advertised_host; /* from advertised.listeners, else listener (or localhost) */
     int32_t advertised_port;
-    char *log_dir;             /* first of log.dirs / log.dir */
+    char *log_dir; /* first of log.dirs / log.dir */
     char *rack;
     int32_t num_partitions;
     int16_t default_replication_factor;
@@ -33,9 +33,9 @@ struct broker_config {
     int32_t socket_request_max_bytes;
     int64_t connections_max_idle_ms;
     int32_t max_connections;
-    int64_t max_partitions; /* samsa.max.partitions; 0: server_default_max_partitions() */
-    int32_t max_connections_per_ip;  /* max.connections.per.ip */
-    struct net_ip_limit *ip_limits;  /* max.connections.per.ip.overrides, parsed (owned) */
+    int64_t max_partitions;         /* samsa.max.partitions; 0: server_default_max_partitions() */
+    int32_t max_connections_per_ip; /* max.connections.per.ip */
+    struct net_ip_limit *ip_limits; /* max.connections.per.ip.overrides, parsed (owned) */
     size_t ip_limit_count;
     int32_t queued_max_requests; /* per-connection in-flight bound */
     int64_t max_unsent_bytes;    /* per-connection backpressure bound */
@@ -44,12 +44,12 @@ struct broker_config {
     int64_t queued_max_request_bytes;
     int64_t queued_max_response_bytes;
     int32_t queued_max_response_files;
-    bool log_append_time;        /* log.message.timestamp.type=LogAppendTime */
+    bool log_append_time; /* log.message.timestamp.type=LogAppendTime */
     int32_t min_insync_replicas;
-    int32_t fetch_max_bytes;     /* fetch.max.bytes: response data cap, below the client's */
-    bool fetch_sendfile;         /* samsa.fetch.sendfile: zero-copy fetch path */
-    int32_t sync_threads;        /* samsa.sync.threads: fdatasyncs of one round at once */
-    int32_t syncfs_partitions;   /* samsa.sync.syncfs.partitions: syncfs from this many */
+    int32_t fetch_max_bytes;   /* fetch.max.bytes: response data cap, below the client's */
+    bool fetch_sendfile;       /* samsa.fetch.sendfile: zero-copy fetch path */
+    int32_t sync_threads;      /* samsa.sync.threads: fdatasyncs of one round at once */
+    int32_t syncfs_partitions; /* samsa.sync.syncfs.partitions: syncfs from this many */
     /* Consumer groups. */
     int32_t group_min_session_timeout_ms;
     int32_t group_max_session_timeout_ms;

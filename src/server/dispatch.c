@@ -11,44 +11,48 @@
 
 typedef void (*handler_fn)(struct request *);
 
-static handler_fn handler_for(int16_t api_key) {
+static handler_fn handler_for(int16_t api_key)
+{
     switch (api_key) {
-#define X(key, name)                                                                     \
-    case key:                                                                            \
-        return handle_##name;
+#define X(key, name)                                                                               \
+    case key: return handle_##name;
         SAMSA_HANDLERS(X)
 #undef X
-    default:
-        return NULL;
+    default: return NULL;
     }
 }
 
-void request_free(struct request *req) {
+void request_free(struct request *req)
+{
     arena_free(&req->arena);
     free(req->frame_block);
     free(req);
 }
 
-struct buf *request_response_begin(struct request *req) {
+struct buf *request_response_begin(struct request *req)
+{
     struct buf *b = net_reply_buf(req->reply);
     proto_response_header_encode(b, req->hdr.api_key, req->hdr.api_version,
                                  req->hdr.correlation_id);
     return b;
 }
 
-void request_response_end(struct request *req) {
+void request_response_end(struct request *req)
+{
     net_reply_send(req->reply);
     request_free(req);
 }
 
-void request_drop(struct request *req) {
+void request_drop(struct request *req)
+{
     net_reply_drop(req->reply);
     request_free(req);
 }
 
 /* ApiVersions with a version we do not know: Kafka answers in v0 with the error and
  * its version list, so the client can retry with a version both sides know. */
-static void answer_unsupported_api_versions(struct net_reply *r, int32_t correlation_id) {
+static void answer_unsupported_api_versions(struct net_reply *r, int32_t correlation_id)
+{
     struct buf *b = net_reply_buf(r);
     proto_response_header_encode(b, 18, 0, correlation_id);
     struct api_versions_response resp;
@@ -61,7 +65,8 @@ static void answer_unsupported_api_versions(struct net_reply *r, int32_t correla
     net_reply_send(r);
 }
 
-size_t server_fill_api_keys(struct api_versions_response_api_keys *keys, size_t max) {
+size_t server_fill_api_keys(struct api_versions_response_api_keys *keys, size_t max)
+{
     size_t n = 0;
     for (size_t i = 0; i < PROTO_API_COUNT && n < max; i++) {
         if (!handler_for(proto_apis[i].api_key))
@@ -75,7 +80,8 @@ size_t server_fill_api_keys(struct api_versions_response_api_keys *keys, size_t 
     return n;
 }
 
-void server_on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg) {
+void server_on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg)
+{
     struct server *s = arg;
     struct reader rd;
     rd_init(&rd, frame.ptr, frame.len);
@@ -135,7 +141,8 @@ void server_on_request(struct net_conn *c, struct slice frame, struct net_reply 
     fn(req);
 }
 
-void server_on_close(struct net_conn *c, void *arg) {
+void server_on_close(struct net_conn *c, void *arg)
+{
     (void)c;
     struct server *s = arg;
     /* A long poll parked for this connection would otherwise hold its request until
@@ -144,7 +151,8 @@ void server_on_close(struct net_conn *c, void *arg) {
         s->fetch_orphans = true;
 }
 
-int16_t config_alter_refusal(int8_t resource_type, struct slice *message) {
+int16_t config_alter_refusal(int8_t resource_type, struct slice *message)
+{
     if (resource_type == CONFIG_RESOURCE_BROKER) {
         *message = slice_from_cstr("broker configs cannot be changed at runtime yet");
         return KERR_INVALID_CONFIG;
@@ -153,52 +161,38 @@ int16_t config_alter_refusal(int8_t resource_type, struct slice *message) {
     return KERR_INVALID_REQUEST;
 }
 
-int16_t kerr_from_storage(int err) {
+int16_t kerr_from_storage(int err)
+{
     switch (err) {
-    case 0:
-        return KERR_NONE;
+    case 0: return KERR_NONE;
     case STORAGE_ERR_CORRUPT:
-    case STORAGE_ERR_SHORT:
-        return KERR_CORRUPT_MESSAGE;
-    case STORAGE_ERR_BAD_MAGIC:
-        return KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
-    case STORAGE_ERR_OUT_OF_RANGE:
-        return KERR_OFFSET_OUT_OF_RANGE;
-    case STORAGE_ERR_BATCH_TOO_LARGE:
-        return KERR_RECORD_LIST_TOO_LARGE;
-    case STORAGE_ERR_OUT_OF_ORDER_SEQUENCE:
-        return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
-    case STORAGE_ERR_INVALID_PRODUCER_EPOCH:
-        return KERR_INVALID_PRODUCER_EPOCH;
-    default:
-        return KERR_KAFKA_STORAGE_ERROR;
+    case STORAGE_ERR_SHORT: return KERR_CORRUPT_MESSAGE;
+    case STORAGE_ERR_BAD_MAGIC: return KERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    case STORAGE_ERR_OUT_OF_RANGE: return KERR_OFFSET_OUT_OF_RANGE;
+    case STORAGE_ERR_BATCH_TOO_LARGE: return KERR_RECORD_LIST_TOO_LARGE;
+    case STORAGE_ERR_OUT_OF_ORDER_SEQUENCE: return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+    case STORAGE_ERR_INVALID_PRODUCER_EPOCH: return KERR_INVALID_PRODUCER_EPOCH;
+    default: return KERR_KAFKA_STORAGE_ERROR;
     }
 }
 
-int16_t kerr_from_cluster(int err) {
+int16_t kerr_from_cluster(int err)
+{
     switch (err) {
-    case CLUSTER_OK:
-        return KERR_NONE;
-    case CLUSTER_ERR_TOPIC_EXISTS:
-        return KERR_TOPIC_ALREADY_EXISTS;
-    case CLUSTER_ERR_UNKNOWN_TOPIC:
-        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
-    case CLUSTER_ERR_INVALID_TOPIC:
-        return KERR_INVALID_TOPIC_EXCEPTION;
-    case CLUSTER_ERR_INVALID_PARTITIONS:
-        return KERR_INVALID_PARTITIONS;
-    case CLUSTER_ERR_INVALID_REPLICATION:
-        return KERR_INVALID_REPLICATION_FACTOR;
-    case CLUSTER_ERR_INVALID_CONFIG:
-        return KERR_INVALID_CONFIG;
-    case CLUSTER_ERR_LIMIT:
-        return KERR_POLICY_VIOLATION;
-    default:
-        return KERR_KAFKA_STORAGE_ERROR;
+    case CLUSTER_OK: return KERR_NONE;
+    case CLUSTER_ERR_TOPIC_EXISTS: return KERR_TOPIC_ALREADY_EXISTS;
+    case CLUSTER_ERR_UNKNOWN_TOPIC: return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    case CLUSTER_ERR_INVALID_TOPIC: return KERR_INVALID_TOPIC_EXCEPTION;
+    case CLUSTER_ERR_INVALID_PARTITIONS: return KERR_INVALID_PARTITIONS;
+    case CLUSTER_ERR_INVALID_REPLICATION: return KERR_INVALID_REPLICATION_FACTOR;
+    case CLUSTER_ERR_INVALID_CONFIG: return KERR_INVALID_CONFIG;
+    case CLUSTER_ERR_LIMIT: return KERR_POLICY_VIOLATION;
+    default: return KERR_KAFKA_STORAGE_ERROR;
     }
 }
 
-struct slice request_peer(struct request *req) {
+struct slice request_peer(struct request *req)
+{
     struct net_conn *c = net_reply_conn(req->reply);
     const char *peer = c ? net_conn_peer(c) : "";
     /* Kafka reports the client host as "/<ip>". */
@@ -212,11 +206,13 @@ struct slice request_peer(struct request *req) {
     return (struct slice){(const uint8_t *)out, n + 1};
 }
 
-void request_malformed(struct request *req) {
+void request_malformed(struct request *req)
+{
     const struct proto_api *api = proto_api_find(req->hdr.api_key);
     struct net_conn *c = net_reply_conn(req->reply);
-    log_warn("server", "closing connection from %s: malformed %s v%d request body "
-                       "(correlation id %d, %zu bytes)",
+    log_warn("server",
+             "closing connection from %s: malformed %s v%d request body "
+             "(correlation id %d, %zu bytes)",
              c ? net_conn_peer(c) : "?", api ? api->name : "?", req->hdr.api_version,
              req->hdr.correlation_id, req->frame_len);
     request_drop(req);

@@ -26,7 +26,8 @@ struct group_append {
 
 static void schedule_tick(struct server *s);
 
-static void on_group_tick(struct net_loop *loop, void *arg) {
+static void on_group_tick(struct net_loop *loop, void *arg)
+{
     (void)loop;
     struct server *s = arg;
     s->group_timer = 0;
@@ -35,7 +36,8 @@ static void on_group_tick(struct net_loop *loop, void *arg) {
 }
 
 /* Re-arms the coordinator's timer for its next deadline (after every call into it). */
-static void schedule_tick(struct server *s) {
+static void schedule_tick(struct server *s)
+{
     if (!s->groups)
         return;
     int64_t deadline = grp_next_deadline(s->groups);
@@ -51,9 +53,13 @@ static void schedule_tick(struct server *s) {
     s->group_timer = net_timer_add(s->loop, deadline - time_wall_ms(), on_group_tick, s);
 }
 
-void server_groups_called(struct server *s) { schedule_tick(s); }
+void server_groups_called(struct server *s)
+{
+    schedule_tick(s);
+}
 
-static void append_done(void *arg, int16_t error) {
+static void append_done(void *arg, int16_t error)
+{
     struct group_append *a = arg;
     struct server *s = a->srv;
     if (s->groups)
@@ -66,7 +72,8 @@ static void append_done(void *arg, int16_t error) {
 
 /* Appends bytes to b (which has room: no reallocation) and returns them as a non-null
  * slice, even when empty. */
-static struct slice copy_bytes(struct buf *b, struct slice src) {
+static struct slice copy_bytes(struct buf *b, struct slice src)
+{
     ASSERT(b->cap - b->len >= src.len);
     uint8_t *at = b->data + b->len;
     buf_append(b, src.ptr, src.len);
@@ -74,8 +81,9 @@ static struct slice copy_bytes(struct buf *b, struct slice src) {
 }
 
 /* cfg->append: copy the records and queue them for the idle hook. */
-static void queue_append(void *arg, int32_t partition, const struct grp_record *records,
-                         size_t n, void *token) {
+static void queue_append(void *arg, int32_t partition, const struct grp_record *records, size_t n,
+                         void *token)
+{
     struct server *s = arg;
     struct group_append *a = xcalloc(1, sizeof *a);
     a->srv = s;
@@ -90,8 +98,8 @@ static void queue_append(void *arg, int32_t partition, const struct grp_record *
     buf_reserve(&a->bytes, total + 1); /* no growth below: slices stay valid */
     for (size_t i = 0; i < n; i++) {
         a->records[i].key = copy_bytes(&a->bytes, records[i].key);
-        a->records[i].value = records[i].value.ptr ? copy_bytes(&a->bytes, records[i].value)
-                                                   : SLICE_NULL;
+        a->records[i].value =
+            records[i].value.ptr ? copy_bytes(&a->bytes, records[i].value) : SLICE_NULL;
     }
     if (s->group_appends_tail)
         s->group_appends_tail->next = a;
@@ -100,7 +108,8 @@ static void queue_append(void *arg, int32_t partition, const struct grp_record *
     s->group_appends_tail = a;
 }
 
-void server_groups_idle(struct server *s) {
+void server_groups_idle(struct server *s)
+{
     while (s->group_appends) {
         struct group_append *a = s->group_appends;
         s->group_appends = a->next;
@@ -122,7 +131,8 @@ struct load_ctx {
     size_t bad;
 };
 
-static void load_one(void *arg, const struct record *r) {
+static void load_one(void *arg, const struct record *r)
+{
     struct load_ctx *l = arg;
     l->records++;
     if (!r->key.ptr)
@@ -132,12 +142,14 @@ static void load_one(void *arg, const struct record *r) {
 }
 
 /* A JoinGroup whose connection closed can never be answered (grp_config.join_abandoned). */
-static bool join_abandoned(void *ctx) {
+static bool join_abandoned(void *ctx)
+{
     const struct request *req = ctx;
     return net_reply_orphaned(req->reply);
 }
 
-int server_groups_start(struct server *s) {
+int server_groups_start(struct server *s)
+{
     const struct broker_config *cfg = s->cfg;
     struct grp_config gc;
     grp_config_defaults(&gc);
@@ -204,14 +216,16 @@ int server_groups_start(struct server *s) {
     return 0;
 }
 
-void server_groups_topic_deleted(struct server *s, const char *topic) {
+void server_groups_topic_deleted(struct server *s, const char *topic)
+{
     if (!s->groups || !strcmp(topic, OFFSETS_TOPIC))
         return;
     grp_topic_deleted(s->groups, time_wall_ms(), slice_from_cstr(topic));
     server_groups_called(s);
 }
 
-void server_groups_stop(struct server *s) {
+void server_groups_stop(struct server *s)
+{
     if (!s->groups)
         return;
     if (s->group_timer)

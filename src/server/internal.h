@@ -18,21 +18,21 @@ struct partition {
     struct topic_state *topic;
     int32_t index;
     struct log *log;
-    bool sync_wanted;          /* an acks=all producer (or the flush policy) needs a sync */
-    int jobs_in_flight;        /* flush and clean jobs still holding this partition */
-    bool deleted;              /* log closed; whoever drops jobs_in_flight to 0 frees it */
+    bool sync_wanted;   /* an acks=all producer (or the flush policy) needs a sync */
+    int jobs_in_flight; /* flush and clean jobs still holding this partition */
+    bool deleted;       /* log closed; whoever drops jobs_in_flight to 0 frees it */
     int64_t messages_at_last_flush_check;
 };
 
 /* The topic configs the request paths consult, parsed once when the topic is opened
  * or its configs change, so produce never looks up and parses strings per request. */
 struct topic_settings {
-    bool internal;           /* __consumer_offsets: clients may not write it */
-    bool compacted;          /* cleanup.policy includes compact */
+    bool internal;  /* __consumer_offsets: clients may not write it */
+    bool compacted; /* cleanup.policy includes compact */
     int64_t max_message_bytes;
     int64_t min_insync_replicas;
-    int64_t flush_messages;  /* INT64_MAX: no policy */
-    int64_t flush_ms;        /* INT64_MAX: no policy */
+    int64_t flush_messages;          /* INT64_MAX: no policy */
+    int64_t flush_ms;                /* INT64_MAX: no policy */
     enum compress_codec compression; /* compression.type */
     int compression_level;           /* compression.<codec>.level, 0 if none */
     bool create_time;                /* message.timestamp.type=CreateTime: stamps checked */
@@ -57,13 +57,13 @@ struct request {
     struct server *srv;
     struct net_reply *reply;
     struct request_header hdr;
-    uint8_t *frame;       /* inside frame_block */
+    uint8_t *frame; /* inside frame_block */
     size_t frame_len;
-    void *frame_block;    /* owned; freed with the request */
-    struct reader body;   /* positioned after the header */
+    void *frame_block;  /* owned; freed with the request */
+    struct reader body; /* positioned after the header */
     struct arena arena;
-    int64_t start_ms;     /* monotonic */
-    void *state;          /* the handler's, while the request waits */
+    int64_t start_ms; /* monotonic */
+    void *state;      /* the handler's, while the request waits */
 };
 
 struct server {
@@ -73,7 +73,7 @@ struct server {
     struct cluster *cluster;
     struct syncer *syncer;
     char *log_dir;
-    struct hmap topics;        /* name -> struct topic_state */
+    struct hmap topics; /* name -> struct topic_state */
     /* Group commit. */
     bool round_in_flight;
     struct partition **sync_wanted; /* partitions whose sync_wanted flag is set */
@@ -84,7 +84,7 @@ struct server {
     struct purgatory *fetch_waits;
     uint64_t fetch_timer;
     int64_t fetch_timer_deadline; /* what fetch_timer is armed for; INT64_MAX: not armed */
-    bool fetch_orphans; /* a connection closed: parked fetches may have lost theirs */
+    bool fetch_orphans;           /* a connection closed: parked fetches may have lost theirs */
     uint64_t retention_timer;
     uint64_t flush_timer;
     uint64_t producer_expiry_timer;
@@ -101,9 +101,9 @@ struct server {
     struct syncer *cleaner;
     uint64_t cleaner_timer;
     bool clean_in_flight;
-    size_t clean_cursor; /* where the next search for a partition to clean starts */
-    struct hmap start_offsets;    /* "topic-partition" -> int64 log start, from checkpoint */
-    struct hmap recovery_points;  /* "topic-partition" -> int64 recovery point */
+    size_t clean_cursor;         /* where the next search for a partition to clean starts */
+    struct hmap start_offsets;   /* "topic-partition" -> int64 log start, from checkpoint */
+    struct hmap recovery_points; /* "topic-partition" -> int64 recovery point */
     /* Removing deleted topics' directories (partitions.c): its own thread, so that big
      * unlinks never delay a group-commit round; stopping leaves the rest to start-up. */
     struct syncer *remover;
@@ -255,29 +255,39 @@ void request_free(struct request *req);
 /* The body did not decode: Kafka closes the connection. Frees the request. */
 void request_malformed(struct request *req);
 
-#define REQUEST_RESPOND(req, msg, resp_ptr)                                              \
-    do {                                                                                 \
-        struct buf *b_ = request_response_begin(req);                                    \
-        msg##_encode(b_, (req)->hdr.api_version, (resp_ptr));                            \
-        request_response_end(req);                                                       \
+#define REQUEST_RESPOND(req, msg, resp_ptr)                                                        \
+    do {                                                                                           \
+        struct buf *b_ = request_response_begin(req);                                              \
+        msg##_encode(b_, (req)->hdr.api_version, (resp_ptr));                                      \
+        request_response_end(req);                                                                 \
     } while (0)
 
 /* The *AuthorizedOperations fields: bit n set for Kafka's AclOperation code n. With no
  * authorizer Kafka reports every operation the resource type supports, and so does
  * Samsa (there are no ACLs); the sets are Kafka 4.4's answers. */
-enum { ACL_READ = 3, ACL_WRITE, ACL_CREATE, ACL_DELETE, ACL_ALTER, ACL_DESCRIBE,
-       ACL_CLUSTER_ACTION, ACL_DESCRIBE_CONFIGS, ACL_ALTER_CONFIGS, ACL_IDEMPOTENT_WRITE };
+enum {
+    ACL_READ = 3,
+    ACL_WRITE,
+    ACL_CREATE,
+    ACL_DELETE,
+    ACL_ALTER,
+    ACL_DESCRIBE,
+    ACL_CLUSTER_ACTION,
+    ACL_DESCRIBE_CONFIGS,
+    ACL_ALTER_CONFIGS,
+    ACL_IDEMPOTENT_WRITE
+};
 #define ACL_BIT(op) (1 << (op))
-#define TOPIC_AUTHORIZED_OPS                                                             \
-    (ACL_BIT(ACL_READ) | ACL_BIT(ACL_WRITE) | ACL_BIT(ACL_CREATE) | ACL_BIT(ACL_DELETE) |   \
-     ACL_BIT(ACL_ALTER) | ACL_BIT(ACL_DESCRIBE) | ACL_BIT(ACL_DESCRIBE_CONFIGS) |             \
+#define TOPIC_AUTHORIZED_OPS                                                                       \
+    (ACL_BIT(ACL_READ) | ACL_BIT(ACL_WRITE) | ACL_BIT(ACL_CREATE) | ACL_BIT(ACL_DELETE) |          \
+     ACL_BIT(ACL_ALTER) | ACL_BIT(ACL_DESCRIBE) | ACL_BIT(ACL_DESCRIBE_CONFIGS) |                  \
      ACL_BIT(ACL_ALTER_CONFIGS))
-#define GROUP_AUTHORIZED_OPS                                                             \
-    (ACL_BIT(ACL_READ) | ACL_BIT(ACL_DESCRIBE) | ACL_BIT(ACL_DELETE) |                     \
+#define GROUP_AUTHORIZED_OPS                                                                       \
+    (ACL_BIT(ACL_READ) | ACL_BIT(ACL_DESCRIBE) | ACL_BIT(ACL_DELETE) |                             \
      ACL_BIT(ACL_DESCRIBE_CONFIGS) | ACL_BIT(ACL_ALTER_CONFIGS))
-#define CLUSTER_AUTHORIZED_OPS                                                           \
-    (ACL_BIT(ACL_CREATE) | ACL_BIT(ACL_CLUSTER_ACTION) | ACL_BIT(ACL_DESCRIBE_CONFIGS) |    \
-     ACL_BIT(ACL_ALTER_CONFIGS) | ACL_BIT(ACL_IDEMPOTENT_WRITE) | ACL_BIT(ACL_ALTER) |       \
+#define CLUSTER_AUTHORIZED_OPS                                                                     \
+    (ACL_BIT(ACL_CREATE) | ACL_BIT(ACL_CLUSTER_ACTION) | ACL_BIT(ACL_DESCRIBE_CONFIGS) |           \
+     ACL_BIT(ACL_ALTER_CONFIGS) | ACL_BIT(ACL_IDEMPOTENT_WRITE) | ACL_BIT(ACL_ALTER) |             \
      ACL_BIT(ACL_DESCRIBE))
 
 /* n zeroed elements of type T from the request's arena. */
@@ -313,33 +323,33 @@ int16_t kerr_from_storage(int err);
 int16_t kerr_from_cluster(int err);
 
 /* Handlers: each decodes its request body, and answers now or later. */
-#define SAMSA_HANDLERS(X)                                                                \
-    X(0, produce)                                                                        \
-    X(1, fetch)                                                                          \
-    X(2, list_offsets)                                                                   \
-    X(3, metadata)                                                                       \
-    X(8, offset_commit)                                                                  \
-    X(9, offset_fetch)                                                                   \
-    X(10, find_coordinator)                                                              \
-    X(11, join_group)                                                                    \
-    X(12, heartbeat)                                                                     \
-    X(13, leave_group)                                                                   \
-    X(14, sync_group)                                                                    \
-    X(15, describe_groups)                                                               \
-    X(16, list_groups)                                                                   \
-    X(18, api_versions)                                                                  \
-    X(19, create_topics)                                                                 \
-    X(20, delete_topics)                                                                 \
-    X(21, delete_records)                                                                \
-    X(22, init_producer_id)                                                              \
-    X(23, offset_for_leader_epoch)                                                       \
-    X(32, describe_configs)                                                              \
-    X(33, alter_configs)                                                                 \
-    X(37, create_partitions)                                                             \
-    X(42, delete_groups)                                                                 \
-    X(44, incremental_alter_configs)                                                     \
-    X(47, offset_delete)                                                                 \
-    X(60, describe_cluster)                                                              \
+#define SAMSA_HANDLERS(X)                                                                          \
+    X(0, produce)                                                                                  \
+    X(1, fetch)                                                                                    \
+    X(2, list_offsets)                                                                             \
+    X(3, metadata)                                                                                 \
+    X(8, offset_commit)                                                                            \
+    X(9, offset_fetch)                                                                             \
+    X(10, find_coordinator)                                                                        \
+    X(11, join_group)                                                                              \
+    X(12, heartbeat)                                                                               \
+    X(13, leave_group)                                                                             \
+    X(14, sync_group)                                                                              \
+    X(15, describe_groups)                                                                         \
+    X(16, list_groups)                                                                             \
+    X(18, api_versions)                                                                            \
+    X(19, create_topics)                                                                           \
+    X(20, delete_topics)                                                                           \
+    X(21, delete_records)                                                                          \
+    X(22, init_producer_id)                                                                        \
+    X(23, offset_for_leader_epoch)                                                                 \
+    X(32, describe_configs)                                                                        \
+    X(33, alter_configs)                                                                           \
+    X(37, create_partitions)                                                                       \
+    X(42, delete_groups)                                                                           \
+    X(44, incremental_alter_configs)                                                               \
+    X(47, offset_delete)                                                                           \
+    X(60, describe_cluster)                                                                        \
     X(61, describe_producers)
 #define X(key, name) void handle_##name(struct request *req);
 SAMSA_HANDLERS(X)

@@ -14,14 +14,16 @@ struct internal_append {
     int16_t error;
 };
 
-static void internal_append_durable(void *arg) {
+static void internal_append_durable(void *arg)
+{
     struct internal_append *a = arg;
     a->done(a->arg, a->error);
     free(a);
 }
 
 void server_append_internal(struct server *s, struct partition *p, const struct record_in *recs,
-                            size_t n, void (*done)(void *arg, int16_t error), void *arg) {
+                            size_t n, void (*done)(void *arg, int16_t error), void *arg)
+{
     struct buf batch;
     buf_init(&batch);
     batch_encode(&batch, recs, n, time_wall_ms());
@@ -44,7 +46,8 @@ void server_append_internal(struct server *s, struct partition *p, const struct 
 }
 
 int server_scan_partition(struct server *s, struct partition *p,
-                          void (*fn)(void *arg, const struct record *r), void *arg) {
+                          void (*fn)(void *arg, const struct record *r), void *arg)
+{
     (void)s;
     int64_t offset = log_start_offset(p->log);
     int64_t end = log_end_offset(p->log);
@@ -58,10 +61,11 @@ int server_scan_partition(struct server *s, struct partition *p,
             /* Damage kept on disk: load what is around it, the same after a clean stop
              * as after a crash, and say what was lost. */
             int64_t next = log_next_readable_offset(p->log, offset);
-            log_error("server", "internal partition %s-%d: offsets %lld to %lld are damaged "
+            log_error("server",
+                      "internal partition %s-%d: offsets %lld to %lld are damaged "
                       "and skipped; the group state they recorded is lost (later records "
-                      "of the same groups still apply)", p->topic->name, p->index,
-                      (long long)offset, (long long)(next - 1));
+                      "of the same groups still apply)",
+                      p->topic->name, p->index, (long long)offset, (long long)(next - 1));
             storage_read_turn_end();
             offset = next;
             rc = 0;
@@ -105,7 +109,8 @@ int server_scan_partition(struct server *s, struct partition *p,
 }
 
 int server_ensure_internal_topic(struct server *s, const char *name, int32_t partitions,
-                                 const struct config_entry *configs, size_t config_count) {
+                                 const struct config_entry *configs, size_t config_count)
+{
     if (cluster_topic_find(s->cluster, slice_from_cstr(name)))
         return 0;
     const char *why = NULL;

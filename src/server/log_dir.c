@@ -23,7 +23,8 @@
  * could have handed out (blocks of 1,000, one per entry), so none is reused. */
 #define RECOVERY_PRODUCER_ID_GAP (1ll << 32)
 
-int server_lock_log_dir(const char *log_dir, int *fd_out) {
+int server_lock_log_dir(const char *log_dir, int *fd_out)
+{
     char path[4096];
     snprintf(path, sizeof path, "%s/.lock", log_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -34,8 +35,7 @@ int server_lock_log_dir(const char *log_dir, int *fd_out) {
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         log_error("server", "cannot lock %s: %s", path,
-                  e == EWOULDBLOCK ? "another samsa process is using this log dir"
-                                   : strerror(e));
+                  e == EWOULDBLOCK ? "another samsa process is using this log dir" : strerror(e));
         close(fd);
         return -1;
     }
@@ -43,11 +43,15 @@ int server_lock_log_dir(const char *log_dir, int *fd_out) {
     return 0;
 }
 
-static bool is_metadata_dir(const char *name) { return strcmp(name, "__cluster_metadata-0") == 0; }
+static bool is_metadata_dir(const char *name)
+{
+    return strcmp(name, "__cluster_metadata-0") == 0;
+}
 
 /* A directory entry that names a partition directory holding at least one segment:
  * the directories whose data a wrong start-up decision would lose. */
-static bool holds_partition_data(const char *log_dir, const struct dirent *e) {
+static bool holds_partition_data(const char *log_dir, const struct dirent *e)
+{
     size_t topic_len;
     int32_t index;
     if (e->d_type != DT_DIR || !log_dir_name_parse(e->d_name, &topic_len, &index) ||
@@ -68,7 +72,8 @@ static bool holds_partition_data(const char *log_dir, const struct dirent *e) {
     return found;
 }
 
-int server_check_metadata_accounts_for_data(struct server *s) {
+int server_check_metadata_accounts_for_data(struct server *s)
+{
     if (!cluster_log_was_empty(s->cluster))
         return 0;
     DIR *d = opendir(s->log_dir);
@@ -101,14 +106,16 @@ int server_check_metadata_accounts_for_data(struct server *s) {
 
 /* Whether the directory records the id of a topic whose deletion the metadata log
  * holds. */
-static bool records_deleted_topic(const struct cluster *c, const char *path) {
+static bool records_deleted_topic(const struct cluster *c, const char *path)
+{
     char text[64];
     uint8_t id[16];
     return log_dir_read_topic_id(path, text, sizeof text) == 0 &&
            cluster_uuid_parse(text, id) == 0 && cluster_topic_id_deleted(c, id);
 }
 
-void server_sort_out_unknown_dirs(struct server *s) {
+void server_sort_out_unknown_dirs(struct server *s)
+{
     DIR *d = opendir(s->log_dir);
     if (!d) {
         log_warn("server", "cannot list %s: %s", s->log_dir, strerror(errno));
@@ -139,8 +146,10 @@ void server_sort_out_unknown_dirs(struct server *s) {
         if (t && index < t->partition_count)
             continue;
         if (records_deleted_topic(s->cluster, path)) {
-            log_info("server", "removing %s: the metadata log records its topic's deletion, "
-                               "which a crash interrupted", path);
+            log_info("server",
+                     "removing %s: the metadata log records its topic's deletion, "
+                     "which a crash interrupted",
+                     path);
             int rc = log_delete_dir(path);
             if (rc != 0)
                 log_warn("server", "cannot remove %s: %s", path, storage_strerror(rc));
@@ -149,13 +158,15 @@ void server_sort_out_unknown_dirs(struct server *s) {
         char *moved = NULL;
         int rc = log_dir_quarantine(s->log_dir, name, &moved);
         if (rc != 0)
-            log_error("server", "%s is not a partition of any topic in the metadata; it "
-                                "could not be moved to quarantine (%s) and is left in place",
+            log_error("server",
+                      "%s is not a partition of any topic in the metadata; it "
+                      "could not be moved to quarantine (%s) and is left in place",
                       path, strerror(-rc));
         else
-            log_warn("server", "%s is not a partition of any topic in the metadata: moved to "
-                               "%s, nothing deleted. Inspect it, then delete it or restore "
-                               "its topic (docs/operations.md, \"Damaged metadata\")",
+            log_warn("server",
+                     "%s is not a partition of any topic in the metadata: moved to "
+                     "%s, nothing deleted. Inspect it, then delete it or restore "
+                     "its topic (docs/operations.md, \"Damaged metadata\")",
                      path, moved);
         free(moved);
     }
@@ -172,8 +183,9 @@ struct found_topic {
     uint8_t id[16];
 };
 
-static void note_dir(struct hmap *found, const char *log_dir, const char *name,
-                     size_t topic_len, int32_t index) {
+static void note_dir(struct hmap *found, const char *log_dir, const char *name, size_t topic_len,
+                     int32_t index)
+{
     struct slice topic = {(const uint8_t *)name, topic_len};
     struct found_topic *ft = hmap_get(found, topic);
     if (!ft) {
@@ -195,7 +207,8 @@ static void note_dir(struct hmap *found, const char *log_dir, const char *name,
     ft->has_id = true;
 }
 
-static int32_t node_id_of(const char *meta_dir) {
+static int32_t node_id_of(const char *meta_dir)
+{
     char path[4200];
     snprintf(path, sizeof path, "%s/meta.properties", meta_dir);
     struct props p = {0};
@@ -209,7 +222,8 @@ static int32_t node_id_of(const char *meta_dir) {
     return (int32_t)id;
 }
 
-int server_recover_metadata(const char *log_dir, bool dry_run, FILE *out) {
+int server_recover_metadata(const char *log_dir, bool dry_run, FILE *out)
+{
     int lock_fd = -1;
     if (server_lock_log_dir(log_dir, &lock_fd) != 0) {
         fprintf(out, "cannot lock %s: stop the broker that uses it first\n", log_dir);
@@ -217,16 +231,17 @@ int server_recover_metadata(const char *log_dir, bool dry_run, FILE *out) {
     }
     char meta_dir[4096];
     snprintf(meta_dir, sizeof meta_dir, "%s/__cluster_metadata-0", log_dir);
-    struct cluster_options co = {.metadata_dir = meta_dir, .node_id = node_id_of(meta_dir),
-                                 .salvage = true};
+    struct cluster_options co = {
+        .metadata_dir = meta_dir, .node_id = node_id_of(meta_dir), .salvage = true};
     struct cluster *c = NULL;
     if (cluster_open(&co, &c) != 0) {
         fprintf(out, "cannot read the metadata log in %s\n", meta_dir);
         close(lock_fd);
         return -1;
     }
-    fprintf(out, "metadata log %s: %zu topics in its intact entries, %zu damaged bytes "
-                 "skipped\n",
+    fprintf(out,
+            "metadata log %s: %zu topics in its intact entries, %zu damaged bytes "
+            "skipped\n",
             cluster_log_path(c), cluster_topic_count(c), cluster_log_skipped_bytes(c));
 
     struct hmap found;
@@ -273,15 +288,15 @@ int server_recover_metadata(const char *log_dir, bool dry_run, FILE *out) {
                 {"retention.bytes", "-1"},
                 {"cleanup.policy", "compact"},
             };
-            fprintf(out, "topic %s: %d partitions recovered from %zu directories%s; configs "
-                         "%s\n",
-                    name, want, ft->dirs,
-                    ft->has_id && !ft->mixed_ids ? " with its topic id" : "",
+            fprintf(out,
+                    "topic %s: %d partitions recovered from %zu directories%s; configs "
+                    "%s\n",
+                    name, want, ft->dirs, ft->has_id && !ft->mixed_ids ? " with its topic id" : "",
                     offsets ? "cleanup.policy=compact, no retention"
                             : "retention.ms=-1 and retention.bytes=-1 (nothing is deleted "
                               "until you set them again)");
-            rc = cluster_recover_topic(c, name, ft->has_id && !ft->mixed_ids ? ft->id : NULL,
-                                       want, configs, offsets ? 3 : 2);
+            rc = cluster_recover_topic(c, name, ft->has_id && !ft->mixed_ids ? ft->id : NULL, want,
+                                       configs, offsets ? 3 : 2);
             recovered++;
         }
         if (rc != 0)
@@ -297,16 +312,18 @@ int server_recover_metadata(const char *log_dir, bool dry_run, FILE *out) {
         char *kept = NULL;
         rc = cluster_rewrite_log(c, RECOVERY_PRODUCER_ID_GAP, &kept);
         if (rc == 0)
-            fprintf(out, "wrote a new metadata log with %zu topics (%zu recovered from "
-                         "directories, %zu given partitions found on disk)%s%s\n",
+            fprintf(out,
+                    "wrote a new metadata log with %zu topics (%zu recovered from "
+                    "directories, %zu given partitions found on disk)%s%s\n",
                     cluster_topic_count(c), recovered, extended,
                     kept ? "; the old file is kept as " : "", kept ? kept : "");
         else
             fprintf(out, "cannot write the new metadata log; nothing was changed\n");
         free(kept);
     } else if (rc == 0) {
-        fprintf(out, "dry run: %zu topics would be recovered, %zu extended; nothing "
-                     "written\n",
+        fprintf(out,
+                "dry run: %zu topics would be recovered, %zu extended; nothing "
+                "written\n",
                 recovered, extended);
     }
     cluster_close(c);

@@ -9,22 +9,26 @@
 #include <string.h>
 #include <unistd.h>
 
-struct topic_state *server_topic(struct server *s, struct slice topic) {
+struct topic_state *server_topic(struct server *s, struct slice topic)
+{
     return hmap_get(&s->topics, topic);
 }
 
-struct partition *server_partition(struct server *s, struct slice topic, int32_t index) {
+struct partition *server_partition(struct server *s, struct slice topic, int32_t index)
+{
     struct topic_state *t = hmap_get(&s->topics, topic);
     if (!t || index < 0 || index >= t->partition_count)
         return NULL;
     return t->partitions[index];
 }
 
-int64_t partition_high_watermark(const struct partition *p) {
+int64_t partition_high_watermark(const struct partition *p)
+{
     return log_end_offset(p->log);
 }
 
-int16_t server_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch) {
+int16_t server_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch)
+{
     (void)p;
     /* A single node keeps every partition at leader epoch 0: a client that has seen a
      * later epoch knows of a leader we are not (KIP-320). */
@@ -32,10 +36,11 @@ int16_t server_check_leader_epoch(const struct partition *p, int32_t current_lea
 }
 
 struct partition *server_partition_at_epoch(struct server *s, struct slice topic, int32_t index,
-                                            int32_t current_leader_epoch, int16_t *error) {
+                                            int32_t current_leader_epoch, int16_t *error)
+{
     struct partition *p = server_partition(s, topic, index);
-    int16_t err = p ? server_check_leader_epoch(p, current_leader_epoch)
-                    : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    int16_t err =
+        p ? server_check_leader_epoch(p, current_leader_epoch) : KERR_UNKNOWN_TOPIC_OR_PARTITION;
     if (err != KERR_NONE) {
         *error = err;
         return NULL;
@@ -44,7 +49,8 @@ struct partition *server_partition_at_epoch(struct server *s, struct slice topic
 }
 
 const char *server_topic_config_value(const struct server *s, const struct mtopic *t,
-                                      const char *name, int8_t *source) {
+                                      const char *name, int8_t *source)
+{
     const char *v = t ? cluster_topic_config(t, name) : NULL;
     if (v) {
         *source = 1; /* DYNAMIC_TOPIC_CONFIG */
@@ -56,16 +62,15 @@ const char *server_topic_config_value(const struct server *s, const struct mtopi
     /* Kafka derives retention.ms/segment.ms from the hours/minutes keys too; the parsed
      * broker config already did that, so report its number when the file set any. */
     static char num[32];
-    if (strcmp(name, "retention.ms") == 0 &&
-        (props_get(&s->cfg->props, "log.retention.ms") ||
-         props_get(&s->cfg->props, "log.retention.minutes") ||
-         props_get(&s->cfg->props, "log.retention.hours"))) {
+    if (strcmp(name, "retention.ms") == 0 && (props_get(&s->cfg->props, "log.retention.ms") ||
+                                              props_get(&s->cfg->props, "log.retention.minutes") ||
+                                              props_get(&s->cfg->props, "log.retention.hours"))) {
         snprintf(num, sizeof num, "%lld", (long long)s->cfg->retention_ms);
         *source = 4;
         return num;
     }
-    if (strcmp(name, "segment.ms") == 0 && (props_get(&s->cfg->props, "log.roll.ms") ||
-                                            props_get(&s->cfg->props, "log.roll.hours"))) {
+    if (strcmp(name, "segment.ms") == 0 &&
+        (props_get(&s->cfg->props, "log.roll.ms") || props_get(&s->cfg->props, "log.roll.hours"))) {
         snprintf(num, sizeof num, "%lld", (long long)s->cfg->roll_ms);
         *source = 4;
         return num;
@@ -78,7 +83,8 @@ const char *server_topic_config_value(const struct server *s, const struct mtopi
     return d->default_value;
 }
 
-static int64_t topic_num(const struct server *s, const struct mtopic *t, const char *name) {
+static int64_t topic_num(const struct server *s, const struct mtopic *t, const char *name)
+{
     int8_t source;
     const char *v = server_topic_config_value(s, t, name, &source);
     int64_t x = 0;
@@ -87,8 +93,8 @@ static int64_t topic_num(const struct server *s, const struct mtopic *t, const c
     return x;
 }
 
-void server_topic_log_config(const struct server *s, const struct mtopic *t,
-                             struct log_config *out) {
+void server_topic_log_config(const struct server *s, const struct mtopic *t, struct log_config *out)
+{
     log_config_default(out);
     out->segment_bytes = topic_num(s, t, "segment.bytes");
     out->segment_ms = topic_num(s, t, "segment.ms");
@@ -111,8 +117,8 @@ void server_topic_log_config(const struct server *s, const struct mtopic *t,
                                                            : LOG_TIMESTAMP_CREATE_TIME;
 }
 
-static int64_t checkpoint_lookup(struct hmap *m, const char *topic, int32_t index,
-                                 int64_t missing) {
+static int64_t checkpoint_lookup(struct hmap *m, const char *topic, int32_t index, int64_t missing)
+{
     char key[300];
     int n = snprintf(key, sizeof key, "%s-%d", topic, index);
     int64_t *v = hmap_get(m, (struct slice){(const uint8_t *)key, (size_t)n});
@@ -120,7 +126,8 @@ static int64_t checkpoint_lookup(struct hmap *m, const char *topic, int32_t inde
 }
 
 static struct partition *open_partition(struct server *s, struct topic_state *ts,
-                                        const struct mtopic *t, int32_t index) {
+                                        const struct mtopic *t, int32_t index)
+{
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s-%d", s->log_dir, t->name, index);
     struct log_config lc;
@@ -140,13 +147,13 @@ static struct partition *open_partition(struct server *s, struct topic_state *ts
         char id[CLUSTER_UUID_TEXT_BYTES];
         cluster_uuid_format(t->id, id);
         if ((rc = log_dir_write_topic_id(dir, id)) != 0)
-            log_warn("server", "cannot write the topic id of %s-%d in %s: %s", t->name, index,
-                     dir, strerror(-rc));
+            log_warn("server", "cannot write the topic id of %s-%d in %s: %s", t->name, index, dir,
+                     strerror(-rc));
     }
     int64_t start = checkpoint_lookup(&s->start_offsets, t->name, index, -1);
     if (start > 0 && (rc = log_set_start_offset(l, start)) != 0)
-        log_warn("server", "cannot restore log start offset %lld of %s-%d: %s",
-                 (long long)start, t->name, index, storage_strerror(rc));
+        log_warn("server", "cannot restore log start offset %lld of %s-%d: %s", (long long)start,
+                 t->name, index, storage_strerror(rc));
     struct partition *p = xcalloc(1, sizeof *p);
     p->topic = ts;
     p->index = index;
@@ -154,13 +161,15 @@ static struct partition *open_partition(struct server *s, struct topic_state *ts
     return p;
 }
 
-static void grow_to(struct topic_state *ts, const struct mtopic *t) {
+static void grow_to(struct topic_state *ts, const struct mtopic *t)
+{
     ts->partitions = xrealloc(ts->partitions, (size_t)t->partition_count * sizeof *ts->partitions);
     ts->target_count = t->partition_count;
 }
 
 /* Opens partitions [ts->partition_count, t->partition_count) now. */
-static int open_new_partitions(struct server *s, struct topic_state *ts, const struct mtopic *t) {
+static int open_new_partitions(struct server *s, struct topic_state *ts, const struct mtopic *t)
+{
     grow_to(ts, t);
     for (int32_t i = ts->partition_count; i < t->partition_count; i++) {
         struct partition *p = open_partition(s, ts, t, i);
@@ -189,10 +198,14 @@ struct open_waiter {
     struct open_waiter *next;
 };
 
-static bool serving(const struct server *s) { return s->listener && !s->stopping; }
+static bool serving(const struct server *s)
+{
+    return s->listener && !s->stopping;
+}
 
 /* Takes ts out of the queue (if queued) and tells its waiters how the opening ended. */
-static void opening_end(struct server *s, struct topic_state *ts, int16_t error) {
+static void opening_end(struct server *s, struct topic_state *ts, int16_t error)
+{
     for (size_t i = 0; i < s->opening_count; i++) {
         if (s->opening[i] == ts) {
             memmove(&s->opening[i], &s->opening[i + 1],
@@ -214,12 +227,14 @@ static void opening_end(struct server *s, struct topic_state *ts, int16_t error)
 
 static void open_slice(struct net_loop *loop, void *arg);
 
-static void opening_schedule(struct server *s) {
+static void opening_schedule(struct server *s)
+{
     if (s->open_timer == 0 && s->opening_count > 0)
         s->open_timer = net_timer_add(s->loop, 0, open_slice, s);
 }
 
-static void opening_add(struct server *s, struct topic_state *ts, const struct mtopic *t) {
+static void opening_add(struct server *s, struct topic_state *ts, const struct mtopic *t)
+{
     grow_to(ts, t);
     for (size_t i = 0; i < s->opening_count; i++)
         if (s->opening[i] == ts)
@@ -232,7 +247,8 @@ static void opening_add(struct server *s, struct topic_state *ts, const struct m
     opening_schedule(s);
 }
 
-static void open_slice(struct net_loop *loop, void *arg) {
+static void open_slice(struct net_loop *loop, void *arg)
+{
     (void)loop;
     struct server *s = arg;
     s->open_timer = 0;
@@ -266,7 +282,8 @@ static void open_slice(struct net_loop *loop, void *arg) {
     opening_schedule(s);
 }
 
-void server_topic_wait_cancel(struct server *s, struct slice topic, void *arg) {
+void server_topic_wait_cancel(struct server *s, struct slice topic, void *arg)
+{
     struct topic_state *ts = hmap_get(&s->topics, topic);
     for (struct open_waiter **w = ts ? &ts->waiters : NULL; w && *w; w = &(*w)->next) {
         if ((*w)->arg == arg) {
@@ -279,7 +296,8 @@ void server_topic_wait_cancel(struct server *s, struct slice topic, void *arg) {
 }
 
 bool server_topic_wait_open(struct server *s, struct slice topic,
-                            void (*done)(void *arg, int16_t error), void *arg) {
+                            void (*done)(void *arg, int16_t error), void *arg)
+{
     struct topic_state *ts = hmap_get(&s->topics, topic);
     if (!ts || ts->partition_count == ts->target_count)
         return false;
@@ -290,11 +308,12 @@ bool server_topic_wait_open(struct server *s, struct slice topic,
 }
 
 static void read_settings(const struct server *s, const struct mtopic *t,
-                          struct topic_settings *out) {
+                          struct topic_settings *out)
+{
     int8_t source;
     out->internal = t->internal;
-    out->compacted = strstr(server_topic_config_value(s, t, "cleanup.policy", &source),
-                            "compact") != NULL;
+    out->compacted =
+        strstr(server_topic_config_value(s, t, "cleanup.policy", &source), "compact") != NULL;
     out->max_message_bytes = topic_num(s, t, "max.message.bytes");
     out->min_insync_replicas = topic_num(s, t, "min.insync.replicas");
     out->flush_messages = topic_num(s, t, "flush.messages");
@@ -304,16 +323,16 @@ static void read_settings(const struct server *s, const struct mtopic *t,
         ASSERT(!"topic config values are validated before they are stored");
     const char *level = compress_level_config(out->compression);
     out->compression_level = level ? (int)topic_num(s, t, level) : 0;
-    out->create_time =
-        strcmp(server_topic_config_value(s, t, "message.timestamp.type", &source),
-               "CreateTime") == 0;
+    out->create_time = strcmp(server_topic_config_value(s, t, "message.timestamp.type", &source),
+                              "CreateTime") == 0;
     out->timestamp_before_max_ms = topic_num(s, t, "message.timestamp.before.max.ms");
     out->timestamp_after_max_ms = topic_num(s, t, "message.timestamp.after.max.ms");
 }
 
 /* A new topic: its partitions are opened now before the broker serves, else a slice
  * at a time. */
-static int add_topic(struct server *s, const struct mtopic *t) {
+static int add_topic(struct server *s, const struct mtopic *t)
+{
     struct topic_state *ts = xcalloc(1, sizeof *ts);
     ts->name = xstrdup(t->name);
     read_settings(s, t, &ts->settings);
@@ -333,12 +352,15 @@ struct dir_removal {
     char *paths[]; /* owned */
 };
 
-static void remove_dirs(void *arg) {
+static void remove_dirs(void *arg)
+{
     struct dir_removal *r = arg;
     for (size_t i = 0; i < r->n; i++) {
         if (atomic_load(r->stop)) {
-            log_info("server", "shutting down: the rest of deleted topic %s is removed at the "
-                     "next start", r->topic);
+            log_info("server",
+                     "shutting down: the rest of deleted topic %s is removed at the "
+                     "next start",
+                     r->topic);
             return;
         }
         int rc = log_remove_renamed(r->paths[i]);
@@ -348,19 +370,20 @@ static void remove_dirs(void *arg) {
     }
 }
 
-static void dir_removal_free(struct dir_removal *r) {
+static void dir_removal_free(struct dir_removal *r)
+{
     for (size_t i = 0; i < r->n; i++)
         free(r->paths[i]);
     free(r->topic);
     free(r);
 }
 
-static void dirs_removed(void *arg, struct log_flush_job **jobs, size_t n) {
+static void dirs_removed(void *arg, struct log_flush_job **jobs, size_t n)
+{
     (void)jobs;
     (void)n;
     struct dir_removal *r = arg;
-    log_info("server", "removed the %zu partition directories of deleted topic %s", r->n,
-             r->topic);
+    log_info("server", "removed the %zu partition directories of deleted topic %s", r->n, r->topic);
     dir_removal_free(r);
 }
 
@@ -368,7 +391,8 @@ static void dirs_removed(void *arg, struct log_flush_job **jobs, size_t n) {
  * a topic re-created with the same name starts empty) into *renamed. A sync round still
  * holding a job for this log keeps only dup'd fds; the struct is freed when it returns. */
 static void close_partition(struct server *s, struct partition *p, bool delete_files,
-                            char **renamed) {
+                            char **renamed)
+{
     server_partition_forget(s, p);
     /* Parked fetches on p are retried: they now answer UNKNOWN_TOPIC_OR_PARTITION. */
     purgatory_forget(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
@@ -395,7 +419,8 @@ static void close_partition(struct server *s, struct partition *p, bool delete_f
  * could bring an old directory back under a re-created topic's name). Removing the
  * files, which takes long for big segments, runs on the remover thread (not the sync
  * thread: acks=all rounds would wait behind it). */
-static void remove_topic(struct server *s, struct topic_state *ts, bool delete_files) {
+static void remove_topic(struct server *s, struct topic_state *ts, bool delete_files)
+{
     opening_end(s, ts, KERR_UNKNOWN_TOPIC_OR_PARTITION);
     hmap_remove(&s->topics, slice_from_cstr(ts->name));
     struct dir_removal *r = NULL;
@@ -413,8 +438,8 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
     if (r && r->n > 0) {
         int rc = fsync_dir(s->log_dir);
         if (rc != 0)
-            log_warn("server", "cannot fsync %s after renaming deleted partitions: %s",
-                     s->log_dir, strerror(-rc));
+            log_warn("server", "cannot fsync %s after renaming deleted partitions: %s", s->log_dir,
+                     strerror(-rc));
         syncer_submit_work(s->remover, remove_dirs, dirs_removed, r);
     } else if (r) {
         dir_removal_free(r);
@@ -424,14 +449,17 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
     free(ts);
 }
 
-int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t) {
+int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t)
+{
     struct server *s = arg;
     struct topic_state *ts = hmap_get(&s->topics, slice_from_cstr(t->name));
     switch (ev) {
     case CLUSTER_TOPIC_CREATED:
         if (!ts && add_topic(s, t) != 0) {
-            log_error("server", "topic %s was recorded but not all its partitions could be "
-                                "opened", t->name);
+            log_error("server",
+                      "topic %s was recorded but not all its partitions could be "
+                      "opened",
+                      t->name);
             return -1; /* the cluster takes the topic back */
         }
         break;
@@ -467,7 +495,8 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
     return 0;
 }
 
-static void load_checkpoint(struct server *s, const char *file, struct hmap *into) {
+static void load_checkpoint(struct server *s, const char *file, struct hmap *into)
+{
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", s->log_dir, file);
     struct ckpt_entry *e = NULL;
@@ -489,7 +518,8 @@ static void load_checkpoint(struct server *s, const char *file, struct hmap *int
     ckpt_free_entries(e, n);
 }
 
-static void free_checkpoint_map(struct hmap *m) {
+static void free_checkpoint_map(struct hmap *m)
+{
     size_t it = 0;
     struct slice k;
     void *v;
@@ -504,9 +534,13 @@ static void free_checkpoint_map(struct hmap *m) {
  * measures (bench/limits.py, idle partitions). */
 #define DEFAULT_MAX_PARTITIONS 100000
 
-int64_t server_default_max_partitions(void) { return DEFAULT_MAX_PARTITIONS; }
+int64_t server_default_max_partitions(void)
+{
+    return DEFAULT_MAX_PARTITIONS;
+}
 
-int server_open_all_partitions(struct server *s) {
+int server_open_all_partitions(struct server *s)
+{
     hmap_init(&s->recovery_points);
     hmap_init(&s->start_offsets);
     load_checkpoint(s, "recovery-point-offset-checkpoint", &s->recovery_points);
@@ -533,7 +567,8 @@ int server_open_all_partitions(struct server *s) {
     return rc;
 }
 
-void server_close_all_partitions(struct server *s) {
+void server_close_all_partitions(struct server *s)
+{
     size_t it = 0;
     struct slice k;
     void *v;
@@ -562,7 +597,8 @@ struct checkpoint {
 };
 
 static struct checkpoint *collect_checkpoint(struct server *s, const char *file,
-                                             int64_t (*offset_of)(const struct log *)) {
+                                             int64_t (*offset_of)(const struct log *))
+{
     struct checkpoint *ck = xcalloc(1, sizeof *ck);
     ck->srv = s;
     ck->gen = s->ckpt_gen;
@@ -592,7 +628,8 @@ static struct checkpoint *collect_checkpoint(struct server *s, const char *file,
  * collected has superseded it: a periodic recovery-point write collected before a
  * topic's deletion must not put the deleted partitions back after the deletion's own
  * write (a topic re-created under the name would inherit their recovery points). */
-static void write_collected(void *arg) {
+static void write_collected(void *arg)
+{
     struct checkpoint *ck = arg;
     struct server *s = ck->srv;
     pthread_mutex_lock(&s->ckpt_mu);
@@ -601,7 +638,8 @@ static void write_collected(void *arg) {
     pthread_mutex_unlock(&s->ckpt_mu);
 }
 
-static void free_checkpoint(struct checkpoint *ck) {
+static void free_checkpoint(struct checkpoint *ck)
+{
     if (ck->rc != 0)
         log_error("server", "cannot write %s: %s", ck->path, storage_strerror(ck->rc));
     ckpt_free_entries(ck->entries, ck->n);
@@ -611,7 +649,8 @@ static void free_checkpoint(struct checkpoint *ck) {
 /* Writes one checkpoint file now, on this thread. Blocking (fsync): for shutdown and
  * rare admin operations. */
 static int write_checkpoint(struct server *s, const char *file,
-                            int64_t (*offset_of)(const struct log *)) {
+                            int64_t (*offset_of)(const struct log *))
+{
     pthread_mutex_lock(&s->ckpt_mu);
     s->ckpt_gen++; /* supersedes async writes collected before now */
     pthread_mutex_unlock(&s->ckpt_mu);
@@ -622,15 +661,18 @@ static int write_checkpoint(struct server *s, const char *file,
     return rc;
 }
 
-int server_write_start_offsets(struct server *s) {
+int server_write_start_offsets(struct server *s)
+{
     return write_checkpoint(s, "log-start-offset-checkpoint", log_start_offset);
 }
 
-int server_write_recovery_points(struct server *s) {
+int server_write_recovery_points(struct server *s)
+{
     return write_checkpoint(s, "recovery-point-offset-checkpoint", log_durable_offset);
 }
 
-static void checkpoint_written(void *arg, struct log_flush_job **jobs, size_t n) {
+static void checkpoint_written(void *arg, struct log_flush_job **jobs, size_t n)
+{
     (void)jobs;
     (void)n;
     free_checkpoint(arg);
@@ -638,13 +680,15 @@ static void checkpoint_written(void *arg, struct log_flush_job **jobs, size_t n)
 
 /* Periodic recovery points (log.flush.offset.checkpoint.interval.ms), written on the
  * sync thread, bound how much a restart after a crash has to re-validate. */
-void server_checkpoint_recovery_points_async(struct server *s) {
+void server_checkpoint_recovery_points_async(struct server *s)
+{
     struct checkpoint *ck =
         collect_checkpoint(s, "recovery-point-offset-checkpoint", log_durable_offset);
     syncer_submit_work(s->syncer, write_collected, checkpoint_written, ck);
 }
 
-int16_t server_auto_create_topic(struct server *s, struct slice name) {
+int16_t server_auto_create_topic(struct server *s, struct slice name)
+{
     const char *why = NULL;
     int rc = cluster_create_topic(s->cluster, name, s->cfg->num_partitions,
                                   s->cfg->default_replication_factor, NULL, 0, false, &why);

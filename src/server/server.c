@@ -12,7 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static void on_remover_event(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+static void on_remover_event(struct net_loop *loop, int fd, uint32_t events, void *arg)
+{
     (void)loop;
     (void)fd;
     (void)events;
@@ -20,7 +21,8 @@ static void on_remover_event(struct net_loop *loop, int fd, uint32_t events, voi
     syncer_reap(s->remover);
 }
 
-static void on_sync_event(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+static void on_sync_event(struct net_loop *loop, int fd, uint32_t events, void *arg)
+{
     (void)loop;
     (void)fd;
     (void)events;
@@ -30,21 +32,25 @@ static void on_sync_event(struct net_loop *loop, int fd, uint32_t events, void *
 
 /* syncfs(2) reports write-back errors only since Linux 5.8; before that a failed write
  * could be acknowledged, so rounds sync per file there. */
-static bool syncfs_reports_errors(void) {
+static bool syncfs_reports_errors(void)
+{
     struct utsname u;
     int major = 0, minor = 0;
     if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
         return false;
     if (major > 5 || (major == 5 && minor >= 8))
         return true;
-    log_warn("server", "kernel %s: syncfs does not report write errors before 5.8; "
-                       "samsa.sync.syncfs.partitions is ignored", u.release);
+    log_warn("server",
+             "kernel %s: syncfs does not report write errors before 5.8; "
+             "samsa.sync.syncfs.partitions is ignored",
+             u.release);
     return false;
 }
 
 /* A metadata change: the partitions follow it first, then the groups forget the
  * committed offsets of a deleted topic. */
-static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t) {
+static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t)
+{
     struct server *s = arg;
     int rc = server_cluster_event(s, ev, t);
     if (rc == 0 && ev == CLUSTER_TOPIC_DELETED)
@@ -52,7 +58,8 @@ static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopi
     return rc;
 }
 
-static void on_idle(struct net_loop *loop, void *arg) {
+static void on_idle(struct net_loop *loop, void *arg)
+{
     (void)loop;
     struct server *s = arg;
     fetch_drop_orphans(s);
@@ -63,8 +70,9 @@ static void on_idle(struct net_loop *loop, void *arg) {
 }
 
 /* Calls fn(s, partition, now) for every partition of every topic. */
-static void each_partition(struct server *s, void (*fn)(struct server *, struct partition *,
-                                                        int64_t now_ms)) {
+static void each_partition(struct server *s,
+                           void (*fn)(struct server *, struct partition *, int64_t now_ms))
+{
     int64_t now = time_wall_ms();
     size_t it = 0;
     struct slice k;
@@ -76,7 +84,8 @@ static void each_partition(struct server *s, void (*fn)(struct server *, struct 
     }
 }
 
-static void enforce_retention(struct server *s, struct partition *p, int64_t now_ms) {
+static void enforce_retention(struct server *s, struct partition *p, int64_t now_ms)
+{
     (void)s;
     int deleted = 0;
     int rc = log_enforce_retention(p->log, now_ms, &deleted);
@@ -88,7 +97,8 @@ static void enforce_retention(struct server *s, struct partition *p, int64_t now
                  deleted, p->topic->name, p->index, (long long)log_start_offset(p->log));
 }
 
-static void retention_tick(struct net_loop *loop, void *arg) {
+static void retention_tick(struct net_loop *loop, void *arg)
+{
     struct server *s = arg;
     each_partition(s, enforce_retention);
     s->retention_timer =
@@ -97,31 +107,36 @@ static void retention_tick(struct net_loop *loop, void *arg) {
 
 /* Idempotent producers not heard from for producer.id.expiration.ms are forgotten (a
  * later batch of theirs is then accepted as from a new producer, as in Kafka). */
-static void expire_producers(struct server *s, struct partition *p, int64_t now_ms) {
+static void expire_producers(struct server *s, struct partition *p, int64_t now_ms)
+{
     log_expire_producers(p->log, now_ms, s->cfg->producer_id_expiration_ms);
 }
 
-static void producer_expiry_tick(struct net_loop *loop, void *arg) {
+static void producer_expiry_tick(struct net_loop *loop, void *arg)
+{
     struct server *s = arg;
     each_partition(s, expire_producers);
-    s->producer_expiry_timer = net_timer_add(
-        loop, s->cfg->producer_id_expiration_check_interval_ms, producer_expiry_tick, s);
+    s->producer_expiry_timer = net_timer_add(loop, s->cfg->producer_id_expiration_check_interval_ms,
+                                             producer_expiry_tick, s);
 }
 
-static void flush_tick(struct net_loop *loop, void *arg) {
+static void flush_tick(struct net_loop *loop, void *arg)
+{
     struct server *s = arg;
     server_flush_policy_tick(s);
     s->flush_timer = net_timer_add(loop, s->cfg->flush_scheduler_interval_ms, flush_tick, s);
 }
 
-static void checkpoint_tick(struct net_loop *loop, void *arg) {
+static void checkpoint_tick(struct net_loop *loop, void *arg)
+{
     struct server *s = arg;
     server_checkpoint_recovery_points_async(s);
     s->checkpoint_timer =
         net_timer_add(loop, s->cfg->flush_offset_checkpoint_interval_ms, checkpoint_tick, s);
 }
 
-static int ensure_dir(const char *dir) {
+static int ensure_dir(const char *dir)
+{
     char *copy = xstrdup(dir);
     for (char *p = copy + 1; *p; p++) {
         if (*p != '/')
@@ -142,7 +157,8 @@ static int ensure_dir(const char *dir) {
     return 0;
 }
 
-int server_create(const struct broker_config *cfg, struct server **out) {
+int server_create(const struct broker_config *cfg, struct server **out)
+{
     struct server *s = xcalloc(1, sizeof *s);
     s->cfg = cfg;
     s->log_dir = xstrdup(cfg->log_dir);
@@ -160,16 +176,15 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     struct cluster_options co = {
         .metadata_dir = meta_dir,
         .node_id = cfg->node_id,
-        .max_partitions = cfg->max_partitions > 0 ? cfg->max_partitions
-                                                  : server_default_max_partitions(),
+        .max_partitions =
+            cfg->max_partitions > 0 ? cfg->max_partitions : server_default_max_partitions(),
     };
     if (cluster_open(&co, &s->cluster) != 0) {
         log_error("server", "cannot open the metadata log in %s", meta_dir);
         goto fail;
     }
     log_info("server", "this broker hosts at most %lld partitions (samsa.max.partitions%s)",
-             (long long)co.max_partitions,
-             cfg->max_partitions > 0 ? "" : ", the default");
+             (long long)co.max_partitions, cfg->max_partitions > 0 ? "" : ", the default");
     /* Before anything is written: a node that lost its metadata must not record a new
      * cluster over data it can no longer account for. */
     if (server_check_metadata_accounts_for_data(s) != 0)
@@ -182,8 +197,10 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
         size_t lim = (size_t)nofile.rlim_cur, files = (size_t)cfg->queued_max_response_files;
-        size_t reserve = MIN((size_t)cfg->max_connections + (cfg->queued_max_response_files < 0
-                             ? lim : files), lim / 2) + 128;
+        size_t reserve =
+            MIN((size_t)cfg->max_connections + (cfg->queued_max_response_files < 0 ? lim : files),
+                lim / 2) +
+            128;
         storage_set_max_open_files(lim - MIN(reserve, lim));
     }
     log_info("server", "at most %zu segment files open at once", storage_max_open_files());
@@ -208,8 +225,7 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     syncer_set_syncfs(s->syncer, syncfs_reports_errors() ? (size_t)cfg->syncfs_partitions : 0);
     net_watch(s->loop, syncer_event_fd(s->syncer), NET_READABLE, on_sync_event, s);
     if ((rc = syncer_create(&s->remover, 1)) != 0) {
-        log_error("server", "cannot start the directory removal thread: %s",
-                  storage_strerror(rc));
+        log_error("server", "cannot start the directory removal thread: %s", storage_strerror(rc));
         goto fail;
     }
     net_watch(s->loop, syncer_event_fd(s->remover), NET_READABLE, on_remover_event, s);
@@ -236,8 +252,8 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     struct net_handler h = {.on_request = server_on_request, .on_close = server_on_close};
     rc = net_listen(s->loop, cfg->listener_host, cfg->listener_port, &nc, &h, s, &s->listener);
     if (rc != 0) {
-        log_error("server", "cannot listen on %s:%d: %s", cfg->listener_host,
-                  cfg->listener_port, strerror(-rc));
+        log_error("server", "cannot listen on %s:%d: %s", cfg->listener_host, cfg->listener_port,
+                  strerror(-rc));
         goto fail;
     }
     int port = net_listener_port(s->listener);
@@ -248,10 +264,10 @@ int server_create(const struct broker_config *cfg, struct server **out) {
     s->retention_timer =
         net_timer_add(s->loop, cfg->retention_check_interval_ms, retention_tick, s);
     s->flush_timer = net_timer_add(s->loop, cfg->flush_scheduler_interval_ms, flush_tick, s);
-    s->producer_expiry_timer = net_timer_add(
-        s->loop, cfg->producer_id_expiration_check_interval_ms, producer_expiry_tick, s);
-    s->checkpoint_timer = net_timer_add(s->loop, cfg->flush_offset_checkpoint_interval_ms,
-                                        checkpoint_tick, s);
+    s->producer_expiry_timer = net_timer_add(s->loop, cfg->producer_id_expiration_check_interval_ms,
+                                             producer_expiry_tick, s);
+    s->checkpoint_timer =
+        net_timer_add(s->loop, cfg->flush_offset_checkpoint_interval_ms, checkpoint_tick, s);
     log_info("server", "node %d of cluster %s listening on %s:%d (advertised as %s:%d), data in %s",
              cfg->node_id, cluster_id(s->cluster),
              *cfg->listener_host ? cfg->listener_host : "0.0.0.0", port, cfg->advertised_host,
@@ -274,7 +290,8 @@ fail:
  * deadline. */
 #define SHUTDOWN_DRAIN_MS 5000
 
-static void drain_tick(struct net_loop *loop, void *arg) {
+static void drain_tick(struct net_loop *loop, void *arg)
+{
     struct server *s = arg;
     bool idle = !s->round_in_flight && purgatory_size(s->durable_waits) == 0 && !s->group_appends;
     if ((idle && s->drain_flushed) || net_loop_now_ms(loop) >= s->drain_deadline_ms) {
@@ -288,7 +305,8 @@ static void drain_tick(struct net_loop *loop, void *arg) {
     net_timer_add(loop, 5, drain_tick, s);
 }
 
-int server_run(struct server *s) {
+int server_run(struct server *s)
+{
     int rc = net_loop_run(s->loop);
     log_info("server", "shutting down: no new connections, finishing in-flight syncs");
     s->stopping = true;
@@ -302,7 +320,8 @@ int server_run(struct server *s) {
     return rc != 0 ? rc : rc2;
 }
 
-void server_destroy(struct server *s) {
+void server_destroy(struct server *s)
+{
     if (!s)
         return;
     server_groups_stop(s); /* already stopped by server_run unless start-up failed */

@@ -7,7 +7,8 @@
 
 #include "storage/storage_internal.h"
 
-int batch_parse_header(const uint8_t *p, size_t len, struct batch_info *out) {
+int batch_parse_header(const uint8_t *p, size_t len, struct batch_info *out)
+{
     if (len < BATCH_LOG_OVERHEAD)
         return STORAGE_ERR_SHORT;
     int32_t batch_length = (int32_t)be32_read(p + BATCH_OFF_LENGTH);
@@ -23,7 +24,8 @@ int batch_parse_header(const uint8_t *p, size_t len, struct batch_info *out) {
     return batch_parse_header_only(p, out);
 }
 
-int batch_parse_header_only(const uint8_t *p, struct batch_info *out) {
+int batch_parse_header_only(const uint8_t *p, struct batch_info *out)
+{
     int32_t batch_length = (int32_t)be32_read(p + BATCH_OFF_LENGTH);
     if (batch_length < BATCH_MIN_LENGTH)
         return STORAGE_ERR_CORRUPT;
@@ -52,7 +54,8 @@ int batch_parse_header_only(const uint8_t *p, struct batch_info *out) {
     return 0;
 }
 
-int batch_validate(const uint8_t *p, size_t len, struct batch_info *out) {
+int batch_validate(const uint8_t *p, size_t len, struct batch_info *out)
+{
     struct batch_info info;
     int rc = batch_parse_header(p, len, &info);
     if (rc != 0)
@@ -65,20 +68,23 @@ int batch_validate(const uint8_t *p, size_t len, struct batch_info *out) {
     return 0;
 }
 
-int batch_count_records_check(const uint8_t *p, const struct batch_info *info) {
+int batch_count_records_check(const uint8_t *p, const struct batch_info *info)
+{
     if (batch_compression(info) != 0)
         return 0;
     return batch_check_records(p, info, NULL);
 }
 
-void batch_iter_init(struct batch_iter *it, const uint8_t *p, size_t len) {
+void batch_iter_init(struct batch_iter *it, const uint8_t *p, size_t len)
+{
     it->p = p;
     it->len = len;
     it->pos = 0;
     it->batch_pos = 0;
 }
 
-int batch_iter_next(struct batch_iter *it, struct batch_info *out, bool check_crc) {
+int batch_iter_next(struct batch_iter *it, struct batch_info *out, bool check_crc)
+{
     if (it->pos == it->len)
         return 0;
     const uint8_t *p = it->p + it->pos;
@@ -91,15 +97,17 @@ int batch_iter_next(struct batch_iter *it, struct batch_info *out, bool check_cr
     return 1;
 }
 
-void batch_clear_log_append_time(uint8_t *batch, const struct batch_info *info) {
+void batch_clear_log_append_time(uint8_t *batch, const struct batch_info *info)
+{
     uint16_t attrs = be16_read(batch + BATCH_OFF_ATTRIBUTES);
     be16_write(batch + BATCH_OFF_ATTRIBUTES, (uint16_t)(attrs & ~BATCH_ATTR_LOG_APPEND_TIME));
-    be32_write(batch + BATCH_OFF_CRC, crc32c(0, batch + BATCH_OFF_ATTRIBUTES,
-                                             info->size_bytes - BATCH_OFF_ATTRIBUTES));
+    be32_write(batch + BATCH_OFF_CRC,
+               crc32c(0, batch + BATCH_OFF_ATTRIBUTES, info->size_bytes - BATCH_OFF_ATTRIBUTES));
 }
 
 int batch_validate_all(const uint8_t *p, size_t len, bool check_records, int *batches_out,
-                       int64_t *records_out) {
+                       int64_t *records_out)
+{
     struct batch_iter it;
     struct batch_info info;
     int batches = 0;
@@ -126,14 +134,16 @@ int batch_validate_all(const uint8_t *p, size_t len, bool check_records, int *ba
     return 0;
 }
 
-const char *storage_strerror(int err) {
+const char *storage_strerror(int err)
+{
     switch (err) {
     case 0: return "ok";
     case STORAGE_ERR_CORRUPT: return "corrupt record batch";
     case STORAGE_ERR_BAD_MAGIC: return "unsupported record batch magic";
     case STORAGE_ERR_SHORT: return "record batch truncated";
     case STORAGE_ERR_OUT_OF_RANGE: return "offset out of range";
-    case STORAGE_ERR_BATCH_TOO_LARGE: return "record batch too large (segment size, or max.message.bytes after recompression)";
+    case STORAGE_ERR_BATCH_TOO_LARGE:
+        return "record batch too large (segment size, or max.message.bytes after recompression)";
     case STORAGE_ERR_LOG_FAILED: return "log failed after an I/O error";
     case STORAGE_ERR_CLEAN_ABORTED: return "segments changed during compaction";
     case STORAGE_ERR_OUT_OF_ORDER_SEQUENCE: return "producer sequence out of order";

@@ -12,7 +12,8 @@
 
 #include "storage/storage_internal.h"
 
-int atomic_write_file(const char *path, const char *data, size_t len, bool do_sync) {
+int atomic_write_file(const char *path, const char *data, size_t len, bool do_sync)
+{
     size_t n = strlen(path) + 5;
     char *tmp = xmalloc(n);
     snprintf(tmp, n, "%s.tmp", path);
@@ -52,7 +53,8 @@ out:
     return rc;
 }
 
-int ckpt_write(const char *path, const struct ckpt_entry *entries, size_t n) {
+int ckpt_write(const char *path, const struct ckpt_entry *entries, size_t n)
+{
     struct buf b;
     buf_init(&b);
     char line[512];
@@ -70,7 +72,8 @@ int ckpt_write(const char *path, const struct ckpt_entry *entries, size_t n) {
 }
 
 /* Reads a whole small file into a NUL-terminated malloc'd string. */
-static int slurp(const char *path, char **out) {
+static int slurp(const char *path, char **out)
+{
     FILE *f = fopen(path, "re");
     if (!f)
         return -errno;
@@ -87,7 +90,8 @@ static int slurp(const char *path, char **out) {
     return rc;
 }
 
-int ckpt_read(const char *path, struct ckpt_entry **entries_out, size_t *n_out) {
+int ckpt_read(const char *path, struct ckpt_entry **entries_out, size_t *n_out)
+{
     *entries_out = NULL;
     *n_out = 0;
     char *text;
@@ -138,7 +142,8 @@ bad:
     return STORAGE_ERR_CORRUPT;
 }
 
-void ckpt_free_entries(struct ckpt_entry *entries, size_t n) {
+void ckpt_free_entries(struct ckpt_entry *entries, size_t n)
+{
     if (!entries)
         return;
     for (size_t i = 0; i < n; i++)

@@ -34,10 +34,10 @@
 
 #include "storage/storage_internal.h"
 
-#define CLEAN_MAP_MAX_BYTES (128LL << 20)  /* key map memory before a pass is cut short */
-#define CLEAN_READ_CHUNK_BYTES (1 << 20)   /* input read-ahead */
-#define CLEAN_WRITE_CHUNK_BYTES (1 << 20)  /* output buffered before a pwrite */
-#define BATCH_ATTR_DELETE_HORIZON 0x40     /* KIP-534: baseTimestamp is the delete horizon */
+#define CLEAN_MAP_MAX_BYTES (128LL << 20) /* key map memory before a pass is cut short */
+#define CLEAN_READ_CHUNK_BYTES (1 << 20)  /* input read-ahead */
+#define CLEAN_WRITE_CHUNK_BYTES (1 << 20) /* output buffered before a pwrite */
+#define BATCH_ATTR_DELETE_HORIZON 0x40    /* KIP-534: baseTimestamp is the delete horizon */
 #define CKPT_NAME "cleaner-checkpoint"
 
 static const char *const seg_suffixes[] = {".index", ".timeindex", ".log"}; /* .log last */
@@ -81,17 +81,18 @@ struct clean_plan {
 
 /* ---- small file helpers ---- */
 
-static char *name_of(int64_t base, const char *suffix, const char *state) {
+static char *name_of(int64_t base, const char *suffix, const char *state)
+{
     char buf[96];
     snprintf(buf, sizeof(buf), "%020" PRId64 "%s%s", base, suffix, state);
     return xstrdup(buf);
 }
 
-static int write_at(int fd, const void *p, size_t len, int64_t pos) {
+static int write_at(int fd, const void *p, size_t len, int64_t pos)
+{
     size_t done = 0;
     while (done < len) {
-        ssize_t w = pwrite(fd, (const uint8_t *)p + done, len - done,
-                           (off_t)(pos + (int64_t)done));
+        ssize_t w = pwrite(fd, (const uint8_t *)p + done, len - done, (off_t)(pos + (int64_t)done));
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -102,7 +103,8 @@ static int write_at(int fd, const void *p, size_t len, int64_t pos) {
 }
 
 /* Creates (truncating) dir/name, writes data, fsyncs, closes. */
-static int write_file_synced(int dir_fd, const char *name, const void *data, size_t len) {
+static int write_file_synced(int dir_fd, const char *name, const void *data, size_t len)
+{
     int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
@@ -114,13 +116,15 @@ static int write_file_synced(int dir_fd, const char *name, const void *data, siz
     return rc;
 }
 
-static bool has_suffix(const char *s, const char *suffix) {
+static bool has_suffix(const char *s, const char *suffix)
+{
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
 /* "<20 digits><suffix>" -> base, else -1. */
-static int64_t parse_base(const char *name, const char *suffix) {
+static int64_t parse_base(const char *name, const char *suffix)
+{
     if (strlen(name) != 20 + strlen(suffix) || !has_suffix(name, suffix))
         return -1;
     int64_t v = 0;
@@ -145,7 +149,8 @@ struct in_reader {
 };
 
 /* Makes [pos, pos + need) available in r->buf. */
-static int in_fill(struct in_reader *r, int64_t pos, size_t need) {
+static int in_fill(struct in_reader *r, int64_t pos, size_t need)
+{
     if (pos >= r->buf_start && pos + (int64_t)need <= r->buf_start + (int64_t)r->buf_len)
         return 0;
     size_t want = MAX(need, (size_t)CLEAN_READ_CHUNK_BYTES);
@@ -165,7 +170,8 @@ static int in_fill(struct in_reader *r, int64_t pos, size_t need) {
 }
 
 /* 1 with a CRC-checked batch at *p, 0 at the end, or a negative code. */
-static int in_next(struct in_reader *r, const uint8_t **p, struct batch_info *b) {
+static int in_next(struct in_reader *r, const uint8_t **p, struct batch_info *b)
+{
     if (r->pos >= r->size)
         return 0;
     int rc = in_fill(r, r->pos, BATCH_HEADER_BYTES);
@@ -185,7 +191,8 @@ static int in_next(struct in_reader *r, const uint8_t **p, struct batch_info *b)
     return 1;
 }
 
-static bool batch_is_plain(const struct batch_info *b) {
+static bool batch_is_plain(const struct batch_info *b)
+{
     return (b->attributes & (BATCH_ATTR_CONTROL | BATCH_ATTR_TRANSACTIONAL)) == 0 &&
            batch_compression(b) == 0;
 }
@@ -197,12 +204,14 @@ struct key_map {
     int64_t bytes;
 };
 
-static int64_t map_get(const struct key_map *km, struct slice key) {
+static int64_t map_get(const struct key_map *km, struct slice key)
+{
     void *v = hmap_get(&km->m, key);
     return v ? (int64_t)(intptr_t)v - 1 : -1;
 }
 
-static int map_input_read(struct key_map *km, int64_t first_dirty, struct in_reader *r) {
+static int map_input_read(struct key_map *km, int64_t first_dirty, struct in_reader *r)
+{
     const uint8_t *p;
     struct batch_info b;
     int rc;
@@ -229,7 +238,8 @@ static int map_input_read(struct key_map *km, int64_t first_dirty, struct in_rea
 
 /* Opens an input segment's .log by name; STORAGE_ERR_CLEAN_ABORTED if it is gone or
  * is another file now (deleted or replaced since prepare: complete aborts anyway). */
-static int open_input(const struct clean_plan *plan, const struct clean_input *in) {
+static int open_input(const struct clean_plan *plan, const struct clean_input *in)
+{
     char *nm = name_of(in->base, ".log", "");
     int fd = openat(plan->dir_fd, nm, O_RDONLY | O_CLOEXEC);
     int err = fd < 0 ? -errno : 0;
@@ -250,12 +260,13 @@ static int open_input(const struct clean_plan *plan, const struct clean_input *i
 }
 
 static int map_input(struct key_map *km, const struct clean_plan *plan,
-                     const struct clean_input *in, int64_t first_dirty, struct in_reader *r) {
+                     const struct clean_input *in, int64_t first_dirty, struct in_reader *r)
+{
     int fd = open_input(plan, in);
     if (fd < 0)
         return fd;
-    *r = (struct in_reader){.fd = fd, .size = in->size_bytes, .buf = r->buf,
-                            .cap = r->cap, .buf_start = -1};
+    *r = (struct in_reader){
+        .fd = fd, .size = in->size_bytes, .buf = r->buf, .cap = r->cap, .buf_start = -1};
     int rc = map_input_read(km, first_dirty, r);
     close(fd);
     r->fd = -1;
@@ -266,8 +277,8 @@ static int map_input(struct key_map *km, const struct clean_plan *plan,
 
 struct out_writer {
     int fd_log, fd_oidx, fd_tidx;
-    struct buf logbuf;   /* not yet written */
-    int64_t written;     /* bytes of .log already written */
+    struct buf logbuf; /* not yet written */
+    int64_t written;   /* bytes of .log already written */
     struct buf oidx, tidx;
     int64_t bytes_since_index;
     int64_t max_ts, off_of_max, last_index_ts;
@@ -284,11 +295,13 @@ struct clean_ctx {
     int64_t first_dirty;
 };
 
-static int64_t out_size(const struct out_writer *w) {
+static int64_t out_size(const struct out_writer *w)
+{
     return w->written + (int64_t)w->logbuf.len;
 }
 
-static int out_flush(struct out_writer *w) {
+static int out_flush(struct out_writer *w)
+{
     if (w->logbuf.len == 0)
         return 0;
     int rc = write_at(w->fd_log, w->logbuf.data, w->logbuf.len, w->written);
@@ -297,7 +310,8 @@ static int out_flush(struct out_writer *w) {
     return rc;
 }
 
-static void out_time_entry(struct out_writer *w, int64_t base) {
+static void out_time_entry(struct out_writer *w, int64_t base)
+{
     uint8_t *e = buf_extend(&w->tidx, TIME_INDEX_ENTRY_BYTES);
     be64_write(e, (uint64_t)w->max_ts);
     be32_write(e + 8, (uint32_t)(w->off_of_max - base));
@@ -306,8 +320,8 @@ static void out_time_entry(struct out_writer *w, int64_t base) {
 
 /* Appends one output batch (whole, valid) with the index rules of seg_note_batch and
  * seg_index_batch, so that seg_load_clean accepts the result. */
-static int out_batch(struct clean_ctx *c, struct clean_output *o, const uint8_t *p,
-                     size_t len) {
+static int out_batch(struct clean_ctx *c, struct clean_output *o, const uint8_t *p, size_t len)
+{
     struct out_writer *w = &c->w;
     struct batch_info b;
     int rc = batch_parse_header(p, len, &b);
@@ -336,8 +350,9 @@ static int out_batch(struct clean_ctx *c, struct clean_output *o, const uint8_t 
 }
 
 /* Filters one batch of input `in_idx` into the current output. */
-static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_idx,
-                       const uint8_t *p, const struct batch_info *b) {
+static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_idx, const uint8_t *p,
+                       const struct batch_info *b)
+{
     struct log_clean_job *job = c->job;
     job->stats.records_read += b->records_count;
     if ((b->attributes & BATCH_ATTR_CONTROL) || batch_compression(b) != 0 ||
@@ -420,8 +435,7 @@ static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_id
         int64_t ts_delta = rec.timestamp - base_ts;
         size_t body = 1 + varlong_size(ts_delta) + varint_size(rec.offset_delta) +
                       (rec.key.ptr ? varint_size((int32_t)rec.key.len) + rec.key.len : 1) +
-                      (rec.value.ptr ? varint_size((int32_t)rec.value.len) + rec.value.len
-                                     : 1) +
+                      (rec.value.ptr ? varint_size((int32_t)rec.value.len) + rec.value.len : 1) +
                       varint_size(rec.header_count) + rec.headers.len;
         buf_put_varint(out, (int32_t)body);
         buf_put_i8(out, rec.attributes);
@@ -451,18 +465,20 @@ static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_id
     return out_batch(c, o, out->data, out->len);
 }
 
-static struct clean_output *plan_add_output(struct clean_plan *plan, size_t first_in) {
+static struct clean_output *plan_add_output(struct clean_plan *plan, size_t first_in)
+{
     if (plan->n_out == plan->cap_out) {
         plan->cap_out = plan->cap_out ? plan->cap_out * 2 : 8;
         plan->out = xrealloc(plan->out, plan->cap_out * sizeof(*plan->out));
     }
     struct clean_output *o = &plan->out[plan->n_out++];
-    *o = (struct clean_output){.base = plan->in[first_in].base, .first_in = first_in,
-                               .last_contrib = SIZE_MAX};
+    *o = (struct clean_output){
+        .base = plan->in[first_in].base, .first_in = first_in, .last_contrib = SIZE_MAX};
     return o;
 }
 
-static int open_output(struct clean_ctx *c, struct clean_output *o) {
+static int open_output(struct clean_ctx *c, struct clean_output *o)
+{
     struct out_writer *w = &c->w;
     int *fds[] = {&w->fd_oidx, &w->fd_tidx, &w->fd_log};
     for (size_t i = 0; i < ARRAY_LEN(seg_suffixes); i++) {
@@ -485,14 +501,16 @@ static int open_output(struct clean_ctx *c, struct clean_output *o) {
     return 0;
 }
 
-static void close_fd(int *fd) {
+static void close_fd(int *fd)
+{
     if (*fd >= 0)
         close(*fd);
     *fd = -1;
 }
 
 /* Writes the indexes, fsyncs and closes the three files of the current output. */
-static int finish_output(struct clean_ctx *c, struct clean_output *o) {
+static int finish_output(struct clean_ctx *c, struct clean_output *o)
+{
     struct out_writer *w = &c->w;
     if (w->max_ts >= 0 && w->max_ts > w->last_index_ts)
         out_time_entry(w, o->base); /* as seg_seal */
@@ -515,7 +533,8 @@ static int finish_output(struct clean_ctx *c, struct clean_output *o) {
 /* Closes the current output. Inputs after the last one that contributed a batch are
  * split off into outputs of their own (empty), keeping the recovery invariant of
  * struct clean_output. */
-static int close_group(struct clean_ctx *c) {
+static int close_group(struct clean_ctx *c)
+{
     struct clean_plan *plan = c->plan;
     size_t gi = plan->n_out - 1;
     int rc = finish_output(c, &plan->out[gi]);
@@ -537,15 +556,16 @@ static int close_group(struct clean_ctx *c) {
     return 0;
 }
 
-static int clean_input(struct clean_ctx *c, size_t idx) {
+static int clean_input(struct clean_ctx *c, size_t idx)
+{
     struct clean_plan *plan = c->plan;
     const struct clean_input *in = &plan->in[idx];
     struct clean_output *o = &plan->out[plan->n_out - 1];
     int fd = open_input(plan, in);
     if (fd < 0)
         return fd;
-    c->rd = (struct in_reader){.fd = fd, .size = in->size_bytes, .buf = c->rd.buf,
-                               .cap = c->rd.cap, .buf_start = -1};
+    c->rd = (struct in_reader){
+        .fd = fd, .size = in->size_bytes, .buf = c->rd.buf, .cap = c->rd.cap, .buf_start = -1};
     const uint8_t *p;
     struct batch_info b;
     int rc;
@@ -563,7 +583,8 @@ static int clean_input(struct clean_ctx *c, size_t idx) {
     return rc;
 }
 
-static int execute_impl(struct clean_ctx *c) {
+static int execute_impl(struct clean_ctx *c)
+{
     struct clean_plan *plan = c->plan;
     int rc;
     /* Pass 1: the key map over the dirty section; stop at a segment boundary when the
@@ -575,9 +596,10 @@ static int execute_impl(struct clean_ctx *c) {
             continue;
         if (any_dirty && c->map.bytes > CLEAN_MAP_MAX_BYTES) {
             plan->n_used = i;
-            log_info(SUBSYS, "partition %s: cleaner key map full (%" PRId64 " bytes); "
-                     "cleaning up to offset %" PRId64 " this pass", plan->name,
-                     c->map.bytes, plan->in[i].base);
+            log_info(SUBSYS,
+                     "partition %s: cleaner key map full (%" PRId64 " bytes); "
+                     "cleaning up to offset %" PRId64 " this pass",
+                     plan->name, c->map.bytes, plan->in[i].base);
             break;
         }
         any_dirty = true;
@@ -599,8 +621,7 @@ static int execute_impl(struct clean_ctx *c) {
             size_t tidx_n = c->w.tidx.len / TIME_INDEX_ENTRY_BYTES + in->tidx_n + 2;
             bool fits = out_size(&c->w) + in->size_bytes <= plan->cfg.segment_bytes &&
                         in->next_offset - 1 - o->base <= INT32_MAX &&
-                        (int64_t)(oidx_n * OFFSET_INDEX_ENTRY_BYTES) <=
-                            plan->cfg.max_index_bytes &&
+                        (int64_t)(oidx_n * OFFSET_INDEX_ENTRY_BYTES) <= plan->cfg.max_index_bytes &&
                         (int64_t)(tidx_n * TIME_INDEX_ENTRY_BYTES) <= plan->cfg.max_index_bytes;
             if (!fits) {
                 rc = close_group(c);
@@ -625,15 +646,16 @@ static int execute_impl(struct clean_ctx *c) {
         return rc;
 
     char text[96];
-    int len = snprintf(text, sizeof(text), "0\n%" PRId64 " %" PRId64 "\n",
-                       plan->new_checkpoint, plan->next_horizon_ms);
+    int len = snprintf(text, sizeof(text), "0\n%" PRId64 " %" PRId64 "\n", plan->new_checkpoint,
+                       plan->next_horizon_ms);
     rc = write_file_synced(plan->dir_fd, CKPT_NAME ".cleaned", text, (size_t)len);
     if (rc == 0 && fsync(plan->dir_fd) != 0)
         rc = -errno;
     return rc;
 }
 
-void log_clean_execute(struct log_clean_job *job) {
+void log_clean_execute(struct log_clean_job *job)
+{
     if (!job->ready)
         return;
     struct clean_plan *plan = job->plan;
@@ -656,21 +678,24 @@ void log_clean_execute(struct log_clean_job *job) {
     buf_free(&c.scratch);
     free(c.rd.buf);
     if (rc == STORAGE_ERR_CLEAN_ABORTED)
-        log_info(SUBSYS, "partition %s: segments deleted or replaced while cleaning; "
-                 "cleaning aborted", plan->name);
+        log_info(SUBSYS,
+                 "partition %s: segments deleted or replaced while cleaning; "
+                 "cleaning aborted",
+                 plan->name);
     else if (rc != 0)
-        log_error(SUBSYS, "partition %s: cleaning failed: %s", plan->name,
-                  storage_strerror(rc));
+        log_error(SUBSYS, "partition %s: cleaning failed: %s", plan->name, storage_strerror(rc));
     job->err = rc;
 }
 
 /* ---- prepare ---- */
 
-static int64_t seg_newest_ms(const struct segment *s) {
+static int64_t seg_newest_ms(const struct segment *s)
+{
     return s->max_timestamp >= 0 ? s->max_timestamp : s->last_modified_ms;
 }
 
-static void plan_free(struct clean_plan *plan) {
+static void plan_free(struct clean_plan *plan)
+{
     if (!plan)
         return;
     if (plan->dir_fd >= 0)
@@ -682,10 +707,11 @@ static void plan_free(struct clean_plan *plan) {
 }
 
 int log_clean_prepare(struct log *l, int64_t now_ms, int64_t max_offset_exclusive,
-                      struct log_clean_job *job) {
+                      struct log_clean_job *job)
+{
     void *user = job->user;
-    *job = (struct log_clean_job){.log = l, .test_crash_at_op = -1, .user = user,
-                                  .first_dirty_offset = -1, .end_offset = -1};
+    *job = (struct log_clean_job){
+        .log = l, .test_crash_at_op = -1, .user = user, .first_dirty_offset = -1, .end_offset = -1};
     storage_read_turn_end();
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
@@ -723,8 +749,7 @@ int log_clean_prepare(struct log *l, int64_t now_ms, int64_t max_offset_exclusiv
     bool tombstones_due = l->clean_horizon_ms >= 0 && now_ms >= l->clean_horizon_ms;
     if (e == 0 || total == 0)
         return 0;
-    if (!(dirty > 0 && job->dirty_ratio >= l->cfg.min_cleanable_dirty_ratio) &&
-        !tombstones_due)
+    if (!(dirty > 0 && job->dirty_ratio >= l->cfg.min_cleanable_dirty_ratio) && !tombstones_due)
         return 0;
 
     struct clean_plan *plan = xcalloc(1, sizeof(*plan));
@@ -753,24 +778,25 @@ int log_clean_prepare(struct log *l, int64_t now_ms, int64_t max_offset_exclusiv
         in->ino = st.st_ino;
     }
     if (rc != 0) {
-        log_error(SUBSYS, "partition %s: cannot prepare cleaning: %s", l->name,
-                  strerror(-rc));
+        log_error(SUBSYS, "partition %s: cannot prepare cleaning: %s", l->name, strerror(-rc));
         plan_free(plan);
         return rc;
     }
     job->plan = plan;
     job->ready = true;
     l->cleaning = true;
-    log_info(SUBSYS, "partition %s: cleaning %zu segments (dirty ratio %.2f, first dirty "
-             "offset %" PRId64 "%s)", l->name, e, job->dirty_ratio, first_dirty,
-             tombstones_due ? ", tombstones due" : "");
+    log_info(SUBSYS,
+             "partition %s: cleaning %zu segments (dirty ratio %.2f, first dirty "
+             "offset %" PRId64 "%s)",
+             l->name, e, job->dirty_ratio, first_dirty, tombstones_due ? ", tombstones due" : "");
     return 0;
 }
 
 /* ---- complete ---- */
 
 /* Unlinks every file the job may have created (.cleaned and .swap). */
-static void remove_job_files(struct clean_plan *plan) {
+static void remove_job_files(struct clean_plan *plan)
+{
     if (!plan->wrote_files)
         return;
     static const char *const states[] = {".cleaned", ".swap"};
@@ -790,7 +816,8 @@ static void remove_job_files(struct clean_plan *plan) {
     }
 }
 
-static void job_release(struct log *l, struct log_clean_job *job) {
+static void job_release(struct log *l, struct log_clean_job *job)
+{
     plan_free(job->plan);
     job->plan = NULL;
     job->ready = false;
@@ -799,7 +826,8 @@ static void job_release(struct log *l, struct log_clean_job *job) {
 }
 
 /* The segments the job read must still be the log's first closed segments, unchanged. */
-static bool inputs_unchanged(const struct log *l, const struct clean_plan *plan) {
+static bool inputs_unchanged(const struct log *l, const struct clean_plan *plan)
+{
     if (l->trunc_gen != plan->trunc_gen || l->failed || plan->n_used + 1 > l->n_segs)
         return false;
     for (size_t i = 0; i < plan->n_used; i++) {
@@ -819,15 +847,17 @@ struct swap_state {
 };
 
 /* Counts a swap file operation; true when the test hook says the process "dies" here. */
-static bool crash_here(struct swap_state *st) {
+static bool crash_here(struct swap_state *st)
+{
     return st->job->test_crash_at_op >= 0 && st->ops++ >= st->job->test_crash_at_op;
 }
 
-static int rename_state(struct clean_plan *plan, const char *from_nm, const char *to_nm) {
+static int rename_state(struct clean_plan *plan, const char *from_nm, const char *to_nm)
+{
     if (renameat(plan->dir_fd, from_nm, plan->dir_fd, to_nm) != 0) {
         int err = -errno;
-        log_error(SUBSYS, "partition %s: cannot rename %s to %s: %s", plan->name, from_nm,
-                  to_nm, strerror(errno));
+        log_error(SUBSYS, "partition %s: cannot rename %s to %s: %s", plan->name, from_nm, to_nm,
+                  strerror(errno));
         return err;
     }
     return 0;
@@ -835,7 +865,8 @@ static int rename_state(struct clean_plan *plan, const char *from_nm, const char
 
 /* Renames the files of every output (index files first, .log last) and then the
  * checkpoint from state `from` to state `to` ("" = final name). */
-static int rename_all(struct swap_state *st, const char *from, const char *to) {
+static int rename_all(struct swap_state *st, const char *from, const char *to)
+{
     struct clean_plan *plan = st->job->plan;
     for (size_t i = 0; i < plan->n_out; i++) {
         for (size_t j = 0; j < ARRAY_LEN(seg_suffixes); j++) {
@@ -860,16 +891,16 @@ static int rename_all(struct swap_state *st, const char *from, const char *to) {
 
 /* Opens a swapped-in segment (closed). Its indexes were written by execute; if they do
  * not check out (config changed meanwhile) they are rebuilt. */
-static int open_cleaned_segment(struct log *l, int64_t base, int64_t expect,
-                                struct segment **out) {
+static int open_cleaned_segment(struct log *l, int64_t base, int64_t expect, struct segment **out)
+{
     struct segment *s;
     int rc = seg_open_files(l, base, &s);
     if (rc != 0)
         return rc;
     rc = seg_load_clean(l, s);
     if (rc == STORAGE_ERR_CORRUPT) {
-        log_warn(SUBSYS, "partition %s: rebuilding indexes of cleaned segment %" PRId64,
-                 l->name, base);
+        log_warn(SUBSYS, "partition %s: rebuilding indexes of cleaned segment %" PRId64, l->name,
+                 base);
         bool truncated = false;
         s->active = true;
         rc = seg_recover(l, s, expect, &truncated);
@@ -886,7 +917,8 @@ static int open_cleaned_segment(struct log *l, int64_t base, int64_t expect,
     return 0;
 }
 
-static int swap_in(struct log *l, struct log_clean_job *job) {
+static int swap_in(struct log *l, struct log_clean_job *job)
+{
     struct clean_plan *plan = job->plan;
     struct swap_state st = {.job = job};
     /* 1. .cleaned -> .swap. Until the last of these renames a crash rolls back. */
@@ -959,14 +991,16 @@ static int swap_in(struct log *l, struct log_clean_job *job) {
     l->clean_trunc_gen = l->trunc_gen;
     return 0;
 failed:
-    log_error(SUBSYS, "partition %s: compaction swap failed after the point of no return: "
-              "%s; log marked failed (reopening completes the swap)", l->name,
-              storage_strerror(rc));
+    log_error(SUBSYS,
+              "partition %s: compaction swap failed after the point of no return: "
+              "%s; log marked failed (reopening completes the swap)",
+              l->name, storage_strerror(rc));
     l->failed = true;
     return rc;
 }
 
-int log_clean_complete(struct log *l, struct log_clean_job *job) {
+int log_clean_complete(struct log *l, struct log_clean_job *job)
+{
     ASSERT(job->log == l);
     storage_read_turn_end();
     if (!job->ready)
@@ -974,8 +1008,10 @@ int log_clean_complete(struct log *l, struct log_clean_job *job) {
     struct clean_plan *plan = job->plan;
     int rc = job->err;
     if (rc == 0 && !inputs_unchanged(l, plan)) {
-        log_info(SUBSYS, "partition %s: segments changed while cleaning; discarding the "
-                 "cleaned files", l->name);
+        log_info(SUBSYS,
+                 "partition %s: segments changed while cleaning; discarding the "
+                 "cleaned files",
+                 l->name);
         rc = STORAGE_ERR_CLEAN_ABORTED;
     }
     if (rc != 0) {
@@ -985,29 +1021,35 @@ int log_clean_complete(struct log *l, struct log_clean_job *job) {
     }
     rc = swap_in(l, job);
     if (rc == 0)
-        log_info(SUBSYS, "partition %s: cleaned up to offset %" PRId64 ": %d segments "
+        log_info(SUBSYS,
+                 "partition %s: cleaned up to offset %" PRId64 ": %d segments "
                  "(%" PRId64 " bytes) -> %d (%" PRId64 " bytes), %" PRId64 " of %" PRId64
-                 " records removed (%" PRId64 " tombstones)", l->name, plan->new_checkpoint,
-                 job->stats.segments_in, job->stats.bytes_read, job->stats.segments_out,
-                 job->stats.bytes_written, job->stats.records_removed,
+                 " records removed (%" PRId64 " tombstones)",
+                 l->name, plan->new_checkpoint, job->stats.segments_in, job->stats.bytes_read,
+                 job->stats.segments_out, job->stats.bytes_written, job->stats.records_removed,
                  job->stats.records_read, job->stats.tombstones_removed);
     job_release(l, job);
     return rc;
 }
 
-void log_clean_abandon(struct log *l, struct log_clean_job *job) {
+void log_clean_abandon(struct log *l, struct log_clean_job *job)
+{
     if (!job->ready)
         return;
     remove_job_files(job->plan);
     job_release(l, job);
 }
 
-int64_t log_cleaner_checkpoint(const struct log *l) { return l->clean_checkpoint; }
+int64_t log_cleaner_checkpoint(const struct log *l)
+{
+    return l->clean_checkpoint;
+}
 
 /* ---- recovery at log_open ---- */
 
 /* Offset after the last whole batch of a cleaned file (its base if empty). */
-static int64_t swap_next_offset(int dir_fd, const char *nm, int64_t base) {
+static int64_t swap_next_offset(int dir_fd, const char *nm, int64_t base)
+{
     int fd = openat(dir_fd, nm, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return base;
@@ -1018,8 +1060,7 @@ static int64_t swap_next_offset(int dir_fd, const char *nm, int64_t base) {
         struct batch_info b;
         while (pos + BATCH_HEADER_BYTES <= st.st_size &&
                pread_exact(fd, hdr, sizeof(hdr), pos) == 0 &&
-               batch_parse_header_only(hdr, &b) == 0 &&
-               pos + (int64_t)b.size_bytes <= st.st_size) {
+               batch_parse_header_only(hdr, &b) == 0 && pos + (int64_t)b.size_bytes <= st.st_size) {
             next = batch_last_offset(&b) + 1;
             pos += (int64_t)b.size_bytes;
         }
@@ -1033,7 +1074,8 @@ struct name_list {
     size_t n, cap;
 };
 
-static void names_push(struct name_list *nl, const char *s) {
+static void names_push(struct name_list *nl, const char *s)
+{
     if (nl->n == nl->cap) {
         nl->cap = nl->cap ? nl->cap * 2 : 16;
         nl->v = xrealloc(nl->v, nl->cap * sizeof(*nl->v));
@@ -1041,13 +1083,15 @@ static void names_push(struct name_list *nl, const char *s) {
     nl->v[nl->n++] = xstrdup(s);
 }
 
-static void names_free(struct name_list *nl) {
+static void names_free(struct name_list *nl)
+{
     for (size_t i = 0; i < nl->n; i++)
         free(nl->v[i]);
     free(nl->v);
 }
 
-static int rename_to_final(struct log *l, int dir_fd, const char *nm) {
+static int rename_to_final(struct log *l, int dir_fd, const char *nm)
+{
     char *to = xstrndup(nm, strlen(nm) - strlen(".swap"));
     int rc = 0;
     if (renameat(dir_fd, nm, dir_fd, to) != 0) {
@@ -1060,12 +1104,15 @@ static int rename_to_final(struct log *l, int dir_fd, const char *nm) {
 }
 
 static int finish_interrupted_swap(struct log *l, int dir_fd, struct name_list *all,
-                                   struct name_list *cleaned, struct name_list *swap) {
+                                   struct name_list *cleaned, struct name_list *swap)
+{
     int rc = 0;
     if (cleaned->n > 0) {
         /* The .cleaned -> .swap renames did not all happen: nothing old was touched. */
-        log_warn(SUBSYS, "partition %s: rolling back an interrupted compaction (%zu "
-                 ".cleaned, %zu .swap files)", l->name, cleaned->n, swap->n);
+        log_warn(SUBSYS,
+                 "partition %s: rolling back an interrupted compaction (%zu "
+                 ".cleaned, %zu .swap files)",
+                 l->name, cleaned->n, swap->n);
         for (size_t k = 0; k < 2; k++) {
             struct name_list *nl = k ? swap : cleaned;
             for (size_t i = 0; i < nl->n; i++)
@@ -1074,8 +1121,8 @@ static int finish_interrupted_swap(struct log *l, int dir_fd, struct name_list *
         }
         return rc;
     }
-    log_warn(SUBSYS, "partition %s: completing an interrupted compaction swap (%zu files)",
-             l->name, swap->n);
+    log_warn(SUBSYS, "partition %s: completing an interrupted compaction swap (%zu files)", l->name,
+             swap->n);
     /* Delete the segments each swapped-in segment replaces, then rename. */
     for (size_t i = 0; i < swap->n; i++) {
         int64_t base = parse_base(swap->v[i], ".log.swap");
@@ -1092,8 +1139,10 @@ static int finish_interrupted_swap(struct log *l, int dir_fd, struct name_list *
                     rc = -errno;
                 free(nm);
             }
-            log_info(SUBSYS, "partition %s: deleted segment %" PRId64 " replaced by cleaned "
-                     "segment %" PRId64, l->name, b, base);
+            log_info(SUBSYS,
+                     "partition %s: deleted segment %" PRId64 " replaced by cleaned "
+                     "segment %" PRId64,
+                     l->name, b, base);
         }
     }
     if (rc != 0)
@@ -1112,7 +1161,8 @@ static int finish_interrupted_swap(struct log *l, int dir_fd, struct name_list *
     return rc;
 }
 
-static void load_checkpoint(struct log *l, int dir_fd) {
+static void load_checkpoint(struct log *l, int dir_fd)
+{
     l->clean_checkpoint = 0;
     l->clean_horizon_ms = -1;
     int fd = openat(dir_fd, CKPT_NAME, O_RDONLY | O_CLOEXEC);
@@ -1123,15 +1173,16 @@ static void load_checkpoint(struct log *l, int dir_fd) {
     close(fd);
     long long ckpt, horizon;
     if (n <= 0 || sscanf(text, "0\n%lld %lld\n", &ckpt, &horizon) != 2 || ckpt < 0) {
-        log_warn(SUBSYS, "partition %s: unreadable %s; the whole log counts as dirty",
-                 l->name, CKPT_NAME);
+        log_warn(SUBSYS, "partition %s: unreadable %s; the whole log counts as dirty", l->name,
+                 CKPT_NAME);
         return;
     }
     l->clean_checkpoint = ckpt;
     l->clean_horizon_ms = horizon;
 }
 
-int cleaner_open(struct log *l) {
+int cleaner_open(struct log *l)
+{
     l->clean_trunc_gen = l->trunc_gen;
     int dir_fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0)
@@ -1158,8 +1209,8 @@ int cleaner_open(struct log *l) {
         if (rc == 0 && fsync(dir_fd) != 0)
             rc = -errno;
         if (rc != 0)
-            log_error(SUBSYS, "partition %s: cannot finish an interrupted compaction: %s",
-                      l->name, storage_strerror(rc));
+            log_error(SUBSYS, "partition %s: cannot finish an interrupted compaction: %s", l->name,
+                      storage_strerror(rc));
     }
     if (rc == 0)
         load_checkpoint(l, dir_fd);

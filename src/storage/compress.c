@@ -31,7 +31,8 @@
 
 /* ---- names and levels (Kafka's BrokerCompressionType and CompressionType) ---- */
 
-int compress_type_parse(const char *name, enum compress_codec *out) {
+int compress_type_parse(const char *name, enum compress_codec *out)
+{
     static const struct {
         const char *name;
         enum compress_codec codec;
@@ -49,7 +50,8 @@ int compress_type_parse(const char *name, enum compress_codec *out) {
     return -EINVAL;
 }
 
-const char *compress_codec_name(enum compress_codec codec) {
+const char *compress_codec_name(enum compress_codec codec)
+{
     switch (codec) {
     case COMPRESS_NONE: return "none";
     case COMPRESS_GZIP: return "gzip";
@@ -61,7 +63,8 @@ const char *compress_codec_name(enum compress_codec codec) {
     return "unknown";
 }
 
-const char *compress_level_config(enum compress_codec codec) {
+const char *compress_level_config(enum compress_codec codec)
+{
     switch (codec) {
     case COMPRESS_GZIP: return "compression.gzip.level";
     case COMPRESS_LZ4: return "compression.lz4.level";
@@ -70,11 +73,11 @@ const char *compress_level_config(enum compress_codec codec) {
     }
 }
 
-size_t compress_decompressed_bound(int64_t max_batch_bytes) {
+size_t compress_decompressed_bound(int64_t max_batch_bytes)
+{
     uint64_t m = max_batch_bytes > 0 ? (uint64_t)max_batch_bytes : 0;
-    uint64_t bound = m > COMPRESS_MAX_BOUND_BYTES / COMPRESS_BOUND_RATIO
-                         ? COMPRESS_MAX_BOUND_BYTES
-                         : m * COMPRESS_BOUND_RATIO;
+    uint64_t bound = m > COMPRESS_MAX_BOUND_BYTES / COMPRESS_BOUND_RATIO ? COMPRESS_MAX_BOUND_BYTES
+                                                                         : m * COMPRESS_BOUND_RATIO;
     return (size_t)MAX(bound, (uint64_t)COMPRESS_MIN_BOUND_BYTES);
 }
 
@@ -85,7 +88,8 @@ static _Thread_local ZSTD_DCtx *zstd_dctx;
 static _Thread_local LZ4F_cctx *lz4_cctx;
 static _Thread_local LZ4F_dctx *lz4_dctx;
 
-void compress_thread_cleanup(void) {
+void compress_thread_cleanup(void)
+{
     ZSTD_freeCCtx(zstd_cctx);
     ZSTD_freeDCtx(zstd_dctx);
     LZ4F_freeCompressionContext(lz4_cctx);
@@ -99,7 +103,8 @@ void compress_thread_cleanup(void) {
 /* Room for the decoder's next output: at least `want` bytes (when the bound allows),
  * never more than one byte past `limit` total, so that output beyond the bound is seen
  * (the extra byte) but never held. Returns the bytes available at out->data + out->len. */
-static size_t out_room(struct buf *out, size_t start, size_t limit, size_t want) {
+static size_t out_room(struct buf *out, size_t start, size_t limit, size_t want)
+{
     ASSERT(want > 0);
     size_t produced = out->len - start;
     size_t allowed = limit + 1 - produced; /* produced <= limit while decoding */
@@ -110,14 +115,15 @@ static size_t out_room(struct buf *out, size_t start, size_t limit, size_t want)
 
 /* ---- gzip ---- */
 
-static int gzip_encode(int level, const uint8_t *in, size_t len, struct buf *out) {
+static int gzip_encode(int level, const uint8_t *in, size_t len, struct buf *out)
+{
     if (len > UINT32_MAX / 2)
         return -EINVAL; /* batches are far smaller (int32 lengths) */
     z_stream z;
     memset(&z, 0, sizeof z);
     /* Kafka's -1 is zlib's Z_DEFAULT_COMPRESSION; 1..9 are the same in both. */
-    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16 /* gzip wrapper */, 8,
-                     Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16 /* gzip wrapper */, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
         return -ENOMEM;
     /* deflateBound is enough for one Z_FINISH call to complete the stream. */
     size_t cap = deflateBound(&z, (uLong)len);
@@ -136,7 +142,8 @@ static int gzip_encode(int level, const uint8_t *in, size_t len, struct buf *out
 /* Reads one or more concatenated gzip members; anything else is corrupt (zlib-wrapped
  * or raw deflate data is not what Kafka's gzip reader accepts), and so is anything after
  * the last member. */
-static int gzip_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out) {
+static int gzip_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out)
+{
     if (len == 0 || len > UINT32_MAX / 2)
         return STORAGE_ERR_CORRUPT;
     z_stream z;
@@ -182,7 +189,8 @@ static const uint8_t XERIAL_MAGIC[8] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0};
 #define XERIAL_HEADER_BYTES 16
 #define XERIAL_BLOCK_BYTES (32 * 1024) /* snappy-java's default block size */
 
-static int snappy_encode_xerial(const uint8_t *in, size_t len, struct buf *out) {
+static int snappy_encode_xerial(const uint8_t *in, size_t len, struct buf *out)
+{
     buf_append(out, XERIAL_MAGIC, sizeof XERIAL_MAGIC);
     buf_put_i32(out, 1); /* version */
     buf_put_i32(out, 1); /* compatible version */
@@ -205,7 +213,8 @@ static int snappy_encode_xerial(const uint8_t *in, size_t len, struct buf *out) 
 /* One raw snappy block; its announced length is checked against the bound before any
  * output is allocated. */
 static int snappy_block(const uint8_t *in, size_t len, size_t start, size_t max_out,
-                        struct buf *out) {
+                        struct buf *out)
+{
     size_t n;
     if (snappy_uncompressed_length((const char *)in, len, &n) != SNAPPY_OK)
         return STORAGE_ERR_CORRUPT;
@@ -213,19 +222,20 @@ static int snappy_block(const uint8_t *in, size_t len, size_t start, size_t max_
         return STORAGE_ERR_DECOMPRESS_LIMIT;
     buf_reserve(out, MAX(n, (size_t)1));
     size_t got = n;
-    if (snappy_uncompress((const char *)in, len, (char *)out->data + out->len, &got) !=
-            SNAPPY_OK ||
+    if (snappy_uncompress((const char *)in, len, (char *)out->data + out->len, &got) != SNAPPY_OK ||
         got != n)
         return STORAGE_ERR_CORRUPT;
     out->len += n;
     return 0;
 }
 
-static bool xerial_header_at(const uint8_t *in, size_t left) {
+static bool xerial_header_at(const uint8_t *in, size_t left)
+{
     return left >= sizeof XERIAL_MAGIC && memcmp(in, XERIAL_MAGIC, sizeof XERIAL_MAGIC) == 0;
 }
 
-static int snappy_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out) {
+static int snappy_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out)
+{
     size_t start = out->len;
     if (!xerial_header_at(in, len))
         return snappy_block(in, len, start, max_out, out); /* raw (librdkafka) */
@@ -258,9 +268,13 @@ static int snappy_decode(const uint8_t *in, size_t len, size_t max_out, struct b
 /* Kafka's lz4 levels are lz4-java's (1..17). Kafka's default, 9, selects lz4-java's fast
  * compressor (its historic behaviour); other levels its high-compression one. liblz4's
  * frame API is fast below 3 and high-compression from 3 up to 12 (higher count as 12). */
-static int lz4_level(int level) { return level == COMPRESS_LZ4_DEFAULT_LEVEL ? 0 : level; }
+static int lz4_level(int level)
+{
+    return level == COMPRESS_LZ4_DEFAULT_LEVEL ? 0 : level;
+}
 
-static int lz4_encode(int level, const uint8_t *in, size_t len, struct buf *out) {
+static int lz4_encode(int level, const uint8_t *in, size_t len, struct buf *out)
+{
     if (!lz4_cctx && LZ4F_isError(LZ4F_createCompressionContext(&lz4_cctx, LZ4F_VERSION)))
         return -ENOMEM;
     LZ4F_preferences_t prefs;
@@ -287,7 +301,8 @@ static int lz4_encode(int level, const uint8_t *in, size_t len, struct buf *out)
 }
 
 /* One or more LZ4 frames (skippable frames allowed, as liblz4 reads them). */
-static int lz4_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out) {
+static int lz4_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out)
+{
     if (len == 0)
         return STORAGE_ERR_CORRUPT;
     if (!lz4_dctx && LZ4F_isError(LZ4F_createDecompressionContext(&lz4_dctx, LZ4F_VERSION)))
@@ -337,7 +352,8 @@ static int lz4_decode(const uint8_t *in, size_t len, size_t max_out, struct buf 
 
 #define ZSTD_WINDOW_LOG_MAX 27 /* libzstd's default limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT) */
 
-static int zstd_encode(int level, const uint8_t *in, size_t len, struct buf *out) {
+static int zstd_encode(int level, const uint8_t *in, size_t len, struct buf *out)
+{
     if (!zstd_cctx && !(zstd_cctx = ZSTD_createCCtx()))
         return -ENOMEM;
     ZSTD_CCtx_reset(zstd_cctx, ZSTD_reset_session_and_parameters);
@@ -352,7 +368,8 @@ static int zstd_encode(int level, const uint8_t *in, size_t len, struct buf *out
     return 0;
 }
 
-static int zstd_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out) {
+static int zstd_decode(const uint8_t *in, size_t len, size_t max_out, struct buf *out)
+{
     if (len == 0)
         return STORAGE_ERR_CORRUPT;
     if (!zstd_dctx && !(zstd_dctx = ZSTD_createDCtx()))
@@ -387,7 +404,8 @@ static int zstd_decode(const uint8_t *in, size_t len, size_t max_out, struct buf
 /* ---- dispatch ---- */
 
 int compress_encode(enum compress_codec codec, int level, const uint8_t *in, size_t len,
-                    struct buf *out) {
+                    struct buf *out)
+{
     switch (codec) {
     case COMPRESS_NONE: buf_append(out, in, len); return 0;
     case COMPRESS_GZIP: return gzip_encode(level, in, len, out);
@@ -399,7 +417,8 @@ int compress_encode(enum compress_codec codec, int level, const uint8_t *in, siz
 }
 
 int compress_decode(enum compress_codec codec, const uint8_t *in, size_t len, size_t max_out,
-                    struct buf *out) {
+                    struct buf *out)
+{
     ASSERT(max_out <= SIZE_MAX / 2);
     size_t start = out->len;
     int rc;
@@ -425,7 +444,8 @@ int compress_decode(enum compress_codec codec, const uint8_t *in, size_t len, si
 
 /* What the rewrite does to one batch. Control batches are never rewritten: Kafka does
  * not compress control records that were written uncompressed. */
-static bool needs_recode(const struct batch_info *info, const struct batch_recompress_opts *o) {
+static bool needs_recode(const struct batch_info *info, const struct batch_recompress_opts *o)
+{
     return o->target != COMPRESS_PRODUCER && batch_compression(info) != (int)o->target &&
            !(info->attributes & BATCH_ATTR_CONTROL);
 }
@@ -434,7 +454,8 @@ static bool needs_recode(const struct batch_info *info, const struct batch_recom
  * what it held) and checks the records' framing, and keys when asked. *budget is the
  * decompressed bytes the call may still produce. */
 static int plain_batch(const uint8_t *batch, const struct batch_info *info, bool check_keys,
-                       size_t *budget, struct buf *plain, struct batch_info *plain_info) {
+                       size_t *budget, struct buf *plain, struct batch_info *plain_info)
+{
     buf_reset(plain);
     buf_append(plain, batch, BATCH_HEADER_BYTES);
     const uint8_t *payload = batch + BATCH_HEADER_BYTES;
@@ -455,7 +476,8 @@ static int plain_batch(const uint8_t *batch, const struct batch_info *info, bool
 }
 
 int batch_decompress(const uint8_t *batch, const struct batch_info *info, size_t max_out,
-                     struct buf *plain, struct batch_info *plain_info) {
+                     struct buf *plain, struct batch_info *plain_info)
+{
     size_t budget = max_out;
     return plain_batch(batch, info, false, &budget, plain, plain_info);
 }
@@ -464,7 +486,8 @@ int batch_decompress(const uint8_t *batch, const struct batch_info *info, size_t
  * length, attributes and CRC) and records `records` (uncompressed) encoded with the
  * target codec. */
 static int encode_batch(const uint8_t *header, const uint8_t *records, size_t records_len,
-                        const struct batch_recompress_opts *o, struct buf *out) {
+                        const struct batch_recompress_opts *o, struct buf *out)
+{
     size_t start = out->len;
     buf_append(out, header, BATCH_HEADER_BYTES);
     int rc = compress_encode(o->target, o->level, records, records_len, out);
@@ -482,14 +505,14 @@ static int encode_batch(const uint8_t *header, const uint8_t *records, size_t re
     attrs = (uint16_t)((attrs & ~BATCH_ATTR_COMPRESSION_MASK) | (uint16_t)o->target);
     be32_write(h + BATCH_OFF_LENGTH, (uint32_t)(size - BATCH_LOG_OVERHEAD));
     be16_write(h + BATCH_OFF_ATTRIBUTES, attrs);
-    be32_write(h + BATCH_OFF_CRC,
-               crc32c(0, h + BATCH_OFF_ATTRIBUTES, size - BATCH_OFF_ATTRIBUTES));
+    be32_write(h + BATCH_OFF_CRC, crc32c(0, h + BATCH_OFF_ATTRIBUTES, size - BATCH_OFF_ATTRIBUTES));
     return 0;
 }
 
 /* Copies an uncompressed batch (whose header may still carry its compressed form's
  * length and codec) to out as a valid uncompressed batch. */
-static void keep_plain(struct buf *out, const uint8_t *batch, size_t size) {
+static void keep_plain(struct buf *out, const uint8_t *batch, size_t size)
+{
     buf_reset(out);
     buf_append(out, batch, size);
     uint8_t *h = out->data;
@@ -500,7 +523,8 @@ static void keep_plain(struct buf *out, const uint8_t *batch, size_t size) {
 }
 
 int batch_recompress(const uint8_t *p, size_t len, const struct batch_recompress_opts *o,
-                     struct buf *out) {
+                     struct buf *out)
+{
     ASSERT(o->target == COMPRESS_PRODUCER ||
            (o->target >= COMPRESS_NONE && o->target <= COMPRESS_ZSTD));
     ASSERT(out->len == 0);

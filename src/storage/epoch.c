@@ -14,14 +14,16 @@
 
 #define EPOCH_FILE "leader-epoch-checkpoint"
 
-static char *epoch_path(const struct log *l) {
+static char *epoch_path(const struct log *l)
+{
     size_t n = strlen(l->dir) + sizeof(EPOCH_FILE) + 2;
     char *p = xmalloc(n);
     snprintf(p, n, "%s/%s", l->dir, EPOCH_FILE);
     return p;
 }
 
-static void epoch_push(struct log *l, int32_t epoch, int64_t start) {
+static void epoch_push(struct log *l, int32_t epoch, int64_t start)
+{
     if (l->n_epochs == l->cap_epochs) {
         l->cap_epochs = l->cap_epochs ? l->cap_epochs * 2 : 8;
         l->epochs = xrealloc(l->epochs, l->cap_epochs * sizeof(*l->epochs));
@@ -29,7 +31,8 @@ static void epoch_push(struct log *l, int32_t epoch, int64_t start) {
     l->epochs[l->n_epochs++] = (struct epoch_entry){epoch, start};
 }
 
-int epoch_load(struct log *l) {
+int epoch_load(struct log *l)
+{
     l->n_epochs = 0;
     char *path = epoch_path(l);
     FILE *f = fopen(path, "re");
@@ -65,7 +68,8 @@ int epoch_load(struct log *l) {
     return rc;
 }
 
-int epoch_assign(struct log *l, int32_t epoch, int64_t start_offset) {
+int epoch_assign(struct log *l, int32_t epoch, int64_t start_offset)
+{
     if (l->n_epochs > 0 && epoch <= l->epochs[l->n_epochs - 1].epoch)
         return 0;
     /* As Kafka's assign: a newer epoch supersedes entries starting at or after it (only
@@ -76,14 +80,16 @@ int epoch_assign(struct log *l, int32_t epoch, int64_t start_offset) {
     return 1;
 }
 
-int epoch_truncate_from_end(struct log *l, int64_t end_offset) {
+int epoch_truncate_from_end(struct log *l, int64_t end_offset)
+{
     size_t n = l->n_epochs;
     while (l->n_epochs > 0 && l->epochs[l->n_epochs - 1].start_offset >= end_offset)
         l->n_epochs--;
     return n != l->n_epochs;
 }
 
-int epoch_persist(struct log *l) {
+int epoch_persist(struct log *l)
+{
     struct buf b;
     buf_init(&b);
     char line[64];

@@ -42,14 +42,14 @@ struct seg_list {
 };
 
 struct fcache {
-    size_t max_open;     /* bound on open segments; 0 until first use (default) */
-    size_t n_open;       /* open segments, lent ones included */
+    size_t max_open; /* bound on open segments; 0 until first use (default) */
+    size_t n_open;   /* open segments, lent ones included */
     size_t n_lent;
-    uint64_t turn;       /* read turn, bumped by storage_read_turn_end */
-    struct seg_list lru; /* open, not lent: head most recently used */
-    struct seg_list lent;/* lent in this turn */
+    uint64_t turn;             /* read turn, bumped by storage_read_turn_end */
+    struct seg_list lru;       /* open, not lent: head most recently used */
+    struct seg_list lent;      /* lent in this turn */
     uint64_t opens, evictions; /* for tests and logs */
-    pthread_t owner;     /* the one thread that may use the cache (set on first use) */
+    pthread_t owner;           /* the one thread that may use the cache (set on first use) */
     bool owned;
 };
 
@@ -57,7 +57,8 @@ static struct fcache fc;
 
 /* The cache has no lock: a second thread using it is a bug (the sync and cleaner
  * threads open their files themselves). */
-static void check_owner(void) {
+static void check_owner(void)
+{
     if (!fc.owned) {
         fc.owner = pthread_self();
         fc.owned = true;
@@ -68,7 +69,8 @@ static void check_owner(void) {
 /* Each open sealed segment maps two index files; mappings count against
  * vm.max_map_count (65530 by default) with malloc's and the libraries'. Keep half of it
  * for the rest of the process. */
-static size_t map_cap(void) {
+static size_t map_cap(void)
+{
     static size_t cap;
     if (cap)
         return cap;
@@ -83,24 +85,28 @@ static size_t map_cap(void) {
     return cap;
 }
 
-static size_t clamp_bound(size_t n) {
+static size_t clamp_bound(size_t n)
+{
     return MIN(MAX(n, (size_t)FCACHE_MIN_FILES), map_cap());
 }
 
-static size_t default_bound(void) {
+static size_t default_bound(void)
+{
     struct rlimit nofile;
     if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY)
         return clamp_bound(SIZE_MAX);
     return clamp_bound((size_t)nofile.rlim_cur / FCACHE_DEFAULT_SHARE);
 }
 
-static size_t bound(void) {
+static size_t bound(void)
+{
     if (fc.max_open == 0)
         fc.max_open = default_bound();
     return fc.max_open;
 }
 
-static void list_unlink(struct seg_list *list, struct segment *s) {
+static void list_unlink(struct seg_list *list, struct segment *s)
+{
     if (s->lru_prev)
         s->lru_prev->lru_next = s->lru_next;
     else
@@ -112,7 +118,8 @@ static void list_unlink(struct seg_list *list, struct segment *s) {
     s->lru_prev = s->lru_next = NULL;
 }
 
-static void list_push_front(struct seg_list *list, struct segment *s) {
+static void list_push_front(struct seg_list *list, struct segment *s)
+{
     s->lru_prev = NULL;
     s->lru_next = list->head;
     if (list->head)
@@ -124,7 +131,8 @@ static void list_push_front(struct seg_list *list, struct segment *s) {
 
 /* Closes the descriptor and unmaps the sealed indexes. The active segment's index
  * entries are a heap copy and stay (they are small, and appends need them). */
-static void close_files(struct segment *s) {
+static void close_files(struct segment *s)
+{
     ASSERT(s->fd >= 0);
     close(s->fd);
     s->fd = -1;
@@ -133,7 +141,8 @@ static void close_files(struct segment *s) {
     fc.n_open--;
 }
 
-static void evict_to(size_t target) {
+static void evict_to(size_t target)
+{
     while (fc.n_open > target && fc.lru.tail) {
         struct segment *victim = fc.lru.tail;
         list_unlink(&fc.lru, victim);
@@ -142,20 +151,28 @@ static void evict_to(size_t target) {
     }
 }
 
-void storage_set_max_open_files(size_t n) {
+void storage_set_max_open_files(size_t n)
+{
     fc.max_open = clamp_bound(n);
     evict_to(fc.max_open);
 }
 
-size_t storage_max_open_files(void) { return bound(); }
+size_t storage_max_open_files(void)
+{
+    return bound();
+}
 
-void storage_open_files_stats(struct storage_open_files_stats *out) {
-    *out = (struct storage_open_files_stats){.max_open = bound(), .open = fc.n_open,
-                                             .lent = fc.n_lent, .opens = fc.opens,
+void storage_open_files_stats(struct storage_open_files_stats *out)
+{
+    *out = (struct storage_open_files_stats){.max_open = bound(),
+                                             .open = fc.n_open,
+                                             .lent = fc.n_lent,
+                                             .opens = fc.opens,
                                              .evictions = fc.evictions};
 }
 
-void storage_read_turn_end(void) {
+void storage_read_turn_end(void)
+{
     check_owner();
     fc.turn++;
     while (fc.lent.head) {
@@ -169,11 +186,18 @@ void storage_read_turn_end(void) {
     evict_to(bound());
 }
 
-uint64_t fcache_turn(void) { return fc.turn; }
+uint64_t fcache_turn(void)
+{
+    return fc.turn;
+}
 
-bool fcache_lend_full(void) { return fc.n_lent >= bound(); }
+bool fcache_lend_full(void)
+{
+    return fc.n_lent >= bound();
+}
 
-static int open_log_file(struct segment *s) {
+static int open_log_file(struct segment *s)
+{
     int fd;
     do {
         fd = open(s->path, O_RDWR | O_CLOEXEC);
@@ -182,14 +206,17 @@ static int open_log_file(struct segment *s) {
         return fd;
     int err = -errno;
     if (err == -EMFILE || err == -ENFILE)
-        log_error_ratelimited(SUBSYS, "cannot open %s: %s (%zu segment files open, bound "
-                              "%zu)", s->path, storage_strerror(err), fc.n_open, bound());
+        log_error_ratelimited(SUBSYS,
+                              "cannot open %s: %s (%zu segment files open, bound "
+                              "%zu)",
+                              s->path, storage_strerror(err), fc.n_open, bound());
     else
         log_error_ratelimited(SUBSYS, "cannot open %s: %s", s->path, strerror(-err));
     return err;
 }
 
-int seg_acquire(struct segment *s) {
+int seg_acquire(struct segment *s)
+{
     check_owner();
     if (s->fd >= 0) {
         if (!s->lent && fc.lru.head != s) {
@@ -217,9 +244,13 @@ int seg_acquire(struct segment *s) {
     return rc;
 }
 
-void fcache_make_room(void) { evict_to(bound() - 1); }
+void fcache_make_room(void)
+{
+    evict_to(bound() - 1);
+}
 
-void seg_adopt_fd(struct segment *s, int fd) {
+void seg_adopt_fd(struct segment *s, int fd)
+{
     ASSERT(s->fd < 0 && fd >= 0);
     s->fd = fd;
     fc.n_open++;
@@ -228,7 +259,8 @@ void seg_adopt_fd(struct segment *s, int fd) {
     evict_to(bound());
 }
 
-void seg_lend(struct segment *s, uint64_t *lent_turn) {
+void seg_lend(struct segment *s, uint64_t *lent_turn)
+{
     ASSERT(s->fd >= 0);
     *lent_turn = fc.turn;
     if (s->lent)
@@ -239,7 +271,8 @@ void seg_lend(struct segment *s, uint64_t *lent_turn) {
     fc.n_lent++;
 }
 
-void seg_close_files(struct segment *s) {
+void seg_close_files(struct segment *s)
+{
     if (s->fd < 0)
         return;
     if (s->lent) {

@@ -32,11 +32,13 @@
 
 #include "storage/storage_internal.h"
 
-static bool seg_needs_sync(const struct log *l, const struct segment *s) {
+static bool seg_needs_sync(const struct log *l, const struct segment *s)
+{
     return s->next_offset > l->durable_offset || s->base_offset >= l->durable_offset;
 }
 
-static void job_free_paths(struct log_flush_job *job) {
+static void job_free_paths(struct log_flush_job *job)
+{
     for (size_t i = 0; i < job->n_paths; i++)
         free(job->paths[i]);
     free(job->paths);
@@ -48,7 +50,8 @@ static void job_free_paths(struct log_flush_job *job) {
     job->parent = NULL;
 }
 
-int log_flush_prepare(struct log *l, struct log_flush_job *job) {
+int log_flush_prepare(struct log *l, struct log_flush_job *job)
+{
     void *user = job->user;
     *job = (struct log_flush_job){.log = l, .user = user};
     storage_read_turn_end();
@@ -88,7 +91,8 @@ int log_flush_prepare(struct log *l, struct log_flush_job *job) {
 /* Opens path (a directory with O_DIRECTORY), syncs and closes it. A missing file is no
  * error: it was deleted after prepare (retention, truncation, compaction, or its whole
  * directory by a topic deletion), and its data with it. */
-static void sync_path(struct log_flush_job *job, const char *path, int flags, bool data_only) {
+static void sync_path(struct log_flush_job *job, const char *path, int flags, bool data_only)
+{
     int fd;
     do {
         fd = open(path, O_RDONLY | O_CLOEXEC | flags);
@@ -97,8 +101,7 @@ static void sync_path(struct log_flush_job *job, const char *path, int flags, bo
         int err = -errno;
         if (err == -ENOENT)
             return;
-        log_error_ratelimited(SUBSYS, "cannot open %s to sync it: %s", path,
-                              storage_strerror(err));
+        log_error_ratelimited(SUBSYS, "cannot open %s to sync it: %s", path, storage_strerror(err));
         if (job->err == 0)
             job->err = err;
         return;
@@ -111,7 +114,8 @@ static void sync_path(struct log_flush_job *job, const char *path, int flags, bo
     close(fd);
 }
 
-void log_flush_execute(struct log_flush_job *job) {
+void log_flush_execute(struct log_flush_job *job)
+{
     for (size_t i = 0; i < job->n_paths; i++)
         sync_path(job, job->paths[i], 0, true);
     if (job->dir)
@@ -120,7 +124,8 @@ void log_flush_execute(struct log_flush_job *job) {
         sync_path(job, job->parent, O_DIRECTORY, false);
 }
 
-int log_flush_complete(struct log *l, struct log_flush_job *job) {
+int log_flush_complete(struct log *l, struct log_flush_job *job)
+{
     ASSERT(job->log == l);
     bool synced_dir = job->dir != NULL, synced_parent = job->parent != NULL;
     job_free_paths(job);
@@ -153,13 +158,20 @@ int log_flush_complete(struct log *l, struct log_flush_job *job) {
     return 0;
 }
 
-void log_flush_abandon(struct log_flush_job *job) { job_free_paths(job); }
+void log_flush_abandon(struct log_flush_job *job)
+{
+    job_free_paths(job);
+}
 
-int64_t log_unflushed_messages(const struct log *l) {
+int64_t log_unflushed_messages(const struct log *l)
+{
     return l->appended_messages - l->flushed_messages;
 }
 
-int64_t log_last_flush_ms(const struct log *l) { return l->last_flush_ms; }
+int64_t log_last_flush_ms(const struct log *l)
+{
+    return l->last_flush_ms;
+}
 
 /* ---- syncer ---- */
 
@@ -189,14 +201,15 @@ struct syncer {
     pthread_t helpers[SYNCER_MAX_THREADS];
     pthread_mutex_t work_mu;
     pthread_cond_t work_cv, done_cv;
-    struct sync_round *current; /* round being executed, guarded by work_mu */
-    size_t next_job, jobs_done; /* guarded by work_mu */
-    bool helpers_stop;          /* guarded by work_mu */
-    size_t syncfs_min_jobs;     /* rounds of at least this many logs use syncfs; 0 never */
+    struct sync_round *current;  /* round being executed, guarded by work_mu */
+    size_t next_job, jobs_done;  /* guarded by work_mu */
+    bool helpers_stop;           /* guarded by work_mu */
+    size_t syncfs_min_jobs;      /* rounds of at least this many logs use syncfs; 0 never */
     atomic_size_t syncfs_rounds; /* rounds made durable by syncfs, for tests and logs */
 };
 
-static void *helper_main(void *arg) {
+static void *helper_main(void *arg)
+{
     struct syncer *s = arg;
     pthread_mutex_lock(&s->work_mu);
     for (;;) {
@@ -218,7 +231,8 @@ static void *helper_main(void *arg) {
 
 /* A file on the file system every job of r syncs on, or NULL if they span several (or
  * have nothing to sync). */
-static const char *common_fs_path(const struct sync_round *r) {
+static const char *common_fs_path(const struct sync_round *r)
+{
     const char *path = NULL;
     dev_t dev = 0;
     for (size_t i = 0; i < r->n; i++) {
@@ -247,7 +261,8 @@ static const char *common_fs_path(const struct sync_round *r) {
  * is most of the sync cost. It also writes other dirty files of that file system, so
  * it is for data dirs that hold mostly Samsa's logs. Since Linux 5.8 it reports
  * writeback errors of the file system; a failure fails every log of the round. */
-static bool run_jobs_syncfs(struct syncer *s, struct sync_round *r) {
+static bool run_jobs_syncfs(struct syncer *s, struct sync_round *r)
+{
     if (s->syncfs_min_jobs == 0 || r->n < s->syncfs_min_jobs)
         return false;
     const char *path = common_fs_path(r);
@@ -268,7 +283,8 @@ static bool run_jobs_syncfs(struct syncer *s, struct sync_round *r) {
 
 /* Executes a round's jobs: one syncfs, or fdatasyncs with the helpers when there are
  * several. */
-static void run_jobs(struct syncer *s, struct sync_round *r) {
+static void run_jobs(struct syncer *s, struct sync_round *r)
+{
     if (run_jobs_syncfs(s, r))
         return;
     if (s->n_helpers == 0 || r->n < 2) {
@@ -294,7 +310,8 @@ static void run_jobs(struct syncer *s, struct sync_round *r) {
     pthread_mutex_unlock(&s->work_mu);
 }
 
-static void *syncer_main(void *arg) {
+static void *syncer_main(void *arg)
+{
     struct syncer *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -325,7 +342,8 @@ static void *syncer_main(void *arg) {
     return NULL;
 }
 
-int syncer_create(struct syncer **out, int threads) {
+int syncer_create(struct syncer **out, int threads)
+{
     ASSERT(threads >= 1 && threads <= SYNCER_MAX_THREADS);
     struct syncer *s = xcalloc(1, sizeof(*s));
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -358,13 +376,23 @@ int syncer_create(struct syncer **out, int threads) {
     return 0;
 }
 
-int syncer_event_fd(struct syncer *s) { return s->efd; }
+int syncer_event_fd(struct syncer *s)
+{
+    return s->efd;
+}
 
-void syncer_set_syncfs(struct syncer *s, size_t min_jobs) { s->syncfs_min_jobs = min_jobs; }
+void syncer_set_syncfs(struct syncer *s, size_t min_jobs)
+{
+    s->syncfs_min_jobs = min_jobs;
+}
 
-size_t syncer_syncfs_rounds(struct syncer *s) { return atomic_load(&s->syncfs_rounds); }
+size_t syncer_syncfs_rounds(struct syncer *s)
+{
+    return atomic_load(&s->syncfs_rounds);
+}
 
-static void enqueue(struct syncer *s, struct sync_round *r) {
+static void enqueue(struct syncer *s, struct sync_round *r)
+{
     pthread_mutex_lock(&s->mu);
     ASSERT(!s->stopping);
     if (s->todo_tail)
@@ -376,8 +404,8 @@ static void enqueue(struct syncer *s, struct sync_round *r) {
     pthread_mutex_unlock(&s->mu);
 }
 
-void syncer_submit_work(struct syncer *s, void (*work)(void *arg), syncer_done_fn done,
-                        void *arg) {
+void syncer_submit_work(struct syncer *s, void (*work)(void *arg), syncer_done_fn done, void *arg)
+{
     struct sync_round *r = xcalloc(1, sizeof(*r));
     r->work = work;
     r->done = done;
@@ -385,8 +413,9 @@ void syncer_submit_work(struct syncer *s, void (*work)(void *arg), syncer_done_f
     enqueue(s, r);
 }
 
-void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n,
-                   syncer_done_fn done, void *arg) {
+void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n, syncer_done_fn done,
+                   void *arg)
+{
     struct sync_round *r = xcalloc(1, sizeof(*r));
     r->jobs = n ? xmalloc(n * sizeof(*jobs)) : NULL;
     if (n)
@@ -397,7 +426,8 @@ void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n,
     enqueue(s, r);
 }
 
-void syncer_reap(struct syncer *s) {
+void syncer_reap(struct syncer *s)
+{
     uint64_t v;
     while (read(s->efd, &v, sizeof(v)) > 0) {
     }
@@ -415,7 +445,8 @@ void syncer_reap(struct syncer *s) {
     }
 }
 
-void syncer_destroy(struct syncer *s) {
+void syncer_destroy(struct syncer *s)
+{
     if (!s)
         return;
     pthread_mutex_lock(&s->mu);

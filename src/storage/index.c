@@ -22,7 +22,8 @@
 
 #include "storage/storage_internal.h"
 
-void idx_init(struct seg_index *x, char *path, size_t entry_bytes) {
+void idx_init(struct seg_index *x, char *path, size_t entry_bytes)
+{
     x->path = path;
     x->entry_bytes = entry_bytes;
     x->n = 0;
@@ -33,7 +34,8 @@ void idx_init(struct seg_index *x, char *path, size_t entry_bytes) {
     x->map_len = 0;
 }
 
-void idx_unmap(struct seg_index *x) {
+void idx_unmap(struct seg_index *x)
+{
     if (x->map) {
         munmap(x->map, x->map_len);
         x->map = NULL;
@@ -41,7 +43,8 @@ void idx_unmap(struct seg_index *x) {
     }
 }
 
-static void idx_grow(struct seg_index *x, size_t need) {
+static void idx_grow(struct seg_index *x, size_t need)
+{
     if (need <= x->cap)
         return;
     size_t cap = x->cap ? x->cap * 2 : 64;
@@ -51,7 +54,8 @@ static void idx_grow(struct seg_index *x, size_t need) {
     x->cap = cap;
 }
 
-static int open_index(const struct seg_index *x, int flags) {
+static int open_index(const struct seg_index *x, int flags)
+{
     int fd;
     do {
         fd = open(x->path, flags | O_CLOEXEC, 0644);
@@ -61,7 +65,8 @@ static int open_index(const struct seg_index *x, int flags) {
 
 /* Maps the first n entries of the file read-only. A file shorter than that (changed
  * behind our back) would fault on access: refuse it. */
-static int idx_map(struct seg_index *x, size_t n) {
+static int idx_map(struct seg_index *x, size_t n)
+{
     size_t size = n * x->entry_bytes;
     if (size == 0)
         return 0;
@@ -84,7 +89,8 @@ static int idx_map(struct seg_index *x, size_t n) {
     return 0;
 }
 
-int idx_load(struct seg_index *x, bool active) {
+int idx_load(struct seg_index *x, bool active)
+{
     int fd = open_index(x, O_RDONLY | O_CREAT);
     if (fd < 0)
         return fd;
@@ -115,7 +121,8 @@ int idx_load(struct seg_index *x, bool active) {
     return rc;
 }
 
-void idx_append(struct seg_index *x, const uint8_t *entry) {
+void idx_append(struct seg_index *x, const uint8_t *entry)
+{
     ASSERT(x->map == NULL);
     idx_grow(x, x->n + 1);
     memcpy(x->mem + x->n * x->entry_bytes, entry, x->entry_bytes);
@@ -123,7 +130,8 @@ void idx_append(struct seg_index *x, const uint8_t *entry) {
 }
 
 /* Writes the entries appended since the last write to the file. */
-static int idx_write_pending(struct seg_index *x) {
+static int idx_write_pending(struct seg_index *x)
+{
     if (x->written >= x->n || x->mem == NULL)
         return 0;
     int fd = open_index(x, O_WRONLY | O_CREAT);
@@ -146,7 +154,8 @@ static int idx_write_pending(struct seg_index *x) {
     return rc;
 }
 
-int idx_sync(struct seg_index *x) {
+int idx_sync(struct seg_index *x)
+{
     int rc = idx_write_pending(x);
     if (rc != 0)
         return rc;
@@ -158,7 +167,8 @@ int idx_sync(struct seg_index *x) {
     return rc;
 }
 
-int idx_seal(struct seg_index *x) {
+int idx_seal(struct seg_index *x)
+{
     if (x->map || x->mem == NULL)
         return 0;
     int rc = idx_write_pending(x);
@@ -170,20 +180,23 @@ int idx_seal(struct seg_index *x) {
     return 0;
 }
 
-int idx_map_lazy(struct seg_index *x) {
+int idx_map_lazy(struct seg_index *x)
+{
     if (x->mem || x->map || x->n == 0)
         return 0;
     return idx_map(x, x->n);
 }
 
-int idx_reset(struct seg_index *x) {
+int idx_reset(struct seg_index *x)
+{
     idx_unmap(x);
     x->n = x->written = 0;
     idx_grow(x, 1);
     return truncate(x->path, 0) == 0 ? 0 : -errno;
 }
 
-int idx_truncate(struct seg_index *x, size_t n) {
+int idx_truncate(struct seg_index *x, size_t n)
+{
     if (n >= x->n)
         return 0;
     if (x->mem == NULL) {
@@ -199,7 +212,8 @@ int idx_truncate(struct seg_index *x, size_t n) {
     return truncate(x->path, (off_t)(n * x->entry_bytes)) == 0 ? 0 : -errno;
 }
 
-void idx_close(struct seg_index *x) {
+void idx_close(struct seg_index *x)
+{
     idx_unmap(x);
     free(x->mem);
     x->mem = NULL;

@@ -19,7 +19,8 @@
 
 #include "storage/storage_internal.h"
 
-void log_config_default(struct log_config *cfg) {
+void log_config_default(struct log_config *cfg)
+{
     cfg->segment_bytes = 1LL << 30;
     cfg->segment_ms = 7LL * 24 * 3600 * 1000;
     cfg->retention_bytes = -1;
@@ -36,9 +37,13 @@ void log_config_default(struct log_config *cfg) {
     cfg->min_cleanable_dirty_ratio = 0.5;
 }
 
-void log_set_config(struct log *l, const struct log_config *cfg) { l->cfg = *cfg; }
+void log_set_config(struct log *l, const struct log_config *cfg)
+{
+    l->cfg = *cfg;
+}
 
-static void segs_push(struct log *l, struct segment *s) {
+static void segs_push(struct log *l, struct segment *s)
+{
     if (l->n_segs == l->cap_segs) {
         l->cap_segs = l->cap_segs ? l->cap_segs * 2 : 8;
         l->segs = xrealloc(l->segs, l->cap_segs * sizeof(*l->segs));
@@ -48,7 +53,8 @@ static void segs_push(struct log *l, struct segment *s) {
     l->segs[l->n_segs++] = s;
 }
 
-void log_remove_segment_at(struct log *l, size_t i) {
+void log_remove_segment_at(struct log *l, size_t i)
+{
     ASSERT(i < l->n_segs);
     seg_delete(l, l->segs[i]);
     memmove(&l->segs[i], &l->segs[i + 1], (l->n_segs - i - 1) * sizeof(*l->segs));
@@ -57,7 +63,8 @@ void log_remove_segment_at(struct log *l, size_t i) {
 
 /* Creates dir and any missing parents. Returns 1 if dir itself was created, 0 if it
  * existed, or -errno. */
-static int mkdir_p(const char *dir) {
+static int mkdir_p(const char *dir)
+{
     char *p = xstrdup(dir);
     for (char *c = p + 1; *c; c++) {
         if (*c != '/')
@@ -75,12 +82,14 @@ static int mkdir_p(const char *dir) {
     return rc;
 }
 
-static bool ends_with(const char *s, const char *suffix) {
+static bool ends_with(const char *s, const char *suffix)
+{
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-int64_t parse_segment_name(const char *name, const char *suffix) {
+int64_t parse_segment_name(const char *name, const char *suffix)
+{
     size_t n = strlen(name);
     if (n != 20 + strlen(suffix) || !ends_with(name, suffix))
         return -1;
@@ -95,12 +104,14 @@ int64_t parse_segment_name(const char *name, const char *suffix) {
     return v;
 }
 
-static int cmp_i64(const void *a, const void *b) {
+static int cmp_i64(const void *a, const void *b)
+{
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-int list_offset_files(const char *dir, const char *suffix, int64_t **out, size_t *n_out) {
+int list_offset_files(const char *dir, const char *suffix, int64_t **out, size_t *n_out)
+{
     *out = NULL;
     *n_out = 0;
     DIR *d = opendir(dir);
@@ -128,7 +139,8 @@ int list_offset_files(const char *dir, const char *suffix, int64_t **out, size_t
 }
 
 /* Lists segment base offsets, removing leftovers (*.deleted, *.tmp, orphan indexes). */
-static int list_segments(struct log *l, int64_t **bases_out, size_t *n_out) {
+static int list_segments(struct log *l, int64_t **bases_out, size_t *n_out)
+{
     int64_t *bases;
     size_t n;
     int rc = list_offset_files(l->dir, ".log", &bases, &n);
@@ -169,7 +181,8 @@ static int list_segments(struct log *l, int64_t **bases_out, size_t *n_out) {
     return 0;
 }
 
-static int make_active(struct segment *s) {
+static int make_active(struct segment *s)
+{
     if (s->active)
         return 0;
     s->active = true;
@@ -177,7 +190,8 @@ static int make_active(struct segment *s) {
     return rc ? rc : idx_load(&s->tidx, true);
 }
 
-static void log_free(struct log *l) {
+static void log_free(struct log *l)
+{
     for (size_t i = 0; i < l->n_segs; i++)
         seg_free(l->segs[i]);
     free(l->segs);
@@ -191,18 +205,21 @@ static void log_free(struct log *l) {
 /* A segment that does not start where the one before it ends, in a log that compaction
  * does not thin out: a segment file was deleted or emptied. Its offsets are skipped by
  * reads (as gaps are); say so loudly, once, at start-up. */
-static void report_gap(const struct log *l, const struct segment *s) {
+static void report_gap(const struct log *l, const struct segment *s)
+{
     if (l->n_segs == 0 || l->cfg.cleanup_compact)
         return;
     const struct segment *prev = l->segs[l->n_segs - 1];
     if (s->base_offset > prev->next_offset)
-        log_error(SUBSYS, "partition %s: offsets %lld to %lld are missing: no segment holds "
+        log_error(SUBSYS,
+                  "partition %s: offsets %lld to %lld are missing: no segment holds "
                   "them (a segment file deleted or emptied?); reads skip them",
                   l->name, (long long)prev->next_offset, (long long)(s->base_offset - 1));
 }
 
 int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_point,
-             struct log **out) {
+             struct log **out)
+{
     *out = NULL;
     storage_read_turn_end();
     int rc = mkdir_p(dir);
@@ -241,8 +258,8 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
     for (size_t i = 0; i < n; i++) {
         if (truncated_any) {
             /* Never resurrect anything beyond a corruption. */
-            log_warn(SUBSYS, "partition %s: deleting segment %lld after truncated segment",
-                     l->name, (long long)bases[i]);
+            log_warn(SUBSYS, "partition %s: deleting segment %lld after truncated segment", l->name,
+                     (long long)bases[i]);
             seg_unlink_files(l, bases[i]);
             continue;
         }
@@ -261,8 +278,10 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
         if (!recover) {
             rc = seg_load_clean(l, s);
             if (rc == STORAGE_ERR_CORRUPT) {
-                log_warn(SUBSYS, "partition %s: index of segment %lld missing or "
-                         "inconsistent; rebuilding", l->name, (long long)bases[i]);
+                log_warn(SUBSYS,
+                         "partition %s: index of segment %lld missing or "
+                         "inconsistent; rebuilding",
+                         l->name, (long long)bases[i]);
                 recover = true;
             } else if (rc != 0) {
                 seg_free(s);
@@ -278,8 +297,8 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
             int64_t expect = l->n_segs ? log_active(l)->next_offset : 0;
             /* Only the last segment can end in a write a crash cut short; what was
              * synced (below the recovery point) is never cut (recovery.c). */
-            rc = seg_recover_keeping(l, s, expect, is_last,
-                                     recovery_point < 0 ? 0 : recovery_point, &truncated);
+            rc = seg_recover_keeping(l, s, expect, is_last, recovery_point < 0 ? 0 : recovery_point,
+                                     &truncated);
             if (rc != 0) {
                 seg_free(s);
                 goto fail;
@@ -316,9 +335,9 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
     rc = producers_open(l);
     if (rc != 0)
         goto fail;
-    log_info(SUBSYS, "partition %s: loaded %zu segments, log start %lld, log end %lld%s",
-             l->name, l->n_segs, (long long)l->log_start_offset,
-             (long long)l->log_end_offset, truncated_any ? " (truncated by recovery)" : "");
+    log_info(SUBSYS, "partition %s: loaded %zu segments, log start %lld, log end %lld%s", l->name,
+             l->n_segs, (long long)l->log_start_offset, (long long)l->log_end_offset,
+             truncated_any ? " (truncated by recovery)" : "");
     *out = l;
     return 0;
 fail:
@@ -329,7 +348,8 @@ fail:
 }
 
 /* Drops every segment and restarts the log, empty, at `offset`. */
-static int truncate_fully_and_start_at(struct log *l, int64_t offset) {
+static int truncate_fully_and_start_at(struct log *l, int64_t offset)
+{
     log_warn(SUBSYS, "partition %s: truncating fully and restarting at offset %lld", l->name,
              (long long)offset);
     while (l->n_segs > 0)
@@ -349,7 +369,8 @@ static int truncate_fully_and_start_at(struct log *l, int64_t offset) {
     return producers_truncated(l);
 }
 
-static int log_roll(struct log *l, int64_t new_base) {
+static int log_roll(struct log *l, int64_t new_base)
+{
     struct segment *a = log_active(l);
     if (a->size_bytes == 0)
         return 0;
@@ -365,7 +386,8 @@ static int log_roll(struct log *l, int64_t new_base) {
     return 0;
 }
 
-static bool should_roll(struct log *l, size_t len, int64_t last_offset, int64_t now_ms) {
+static bool should_roll(struct log *l, size_t len, int64_t last_offset, int64_t now_ms)
+{
     struct segment *a = log_active(l);
     if (a->size_bytes == 0)
         return false;
@@ -380,7 +402,8 @@ static bool should_roll(struct log *l, size_t len, int64_t last_offset, int64_t 
 }
 
 static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch,
-                       bool assign, int64_t now_ms, struct log_append_result *out) {
+                       bool assign, int64_t now_ms, struct log_append_result *out)
+{
     storage_read_turn_end();
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
@@ -430,8 +453,8 @@ static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t lead
                 uint16_t attrs = (uint16_t)b.attributes | BATCH_ATTR_LOG_APPEND_TIME;
                 be16_write(p + BATCH_OFF_ATTRIBUTES, attrs);
                 be64_write(p + BATCH_OFF_MAX_TIMESTAMP, (uint64_t)now_ms);
-                uint32_t crc = crc32c(0, p + BATCH_OFF_ATTRIBUTES,
-                                      b.size_bytes - BATCH_OFF_ATTRIBUTES);
+                uint32_t crc =
+                    crc32c(0, p + BATCH_OFF_ATTRIBUTES, b.size_bytes - BATCH_OFF_ATTRIBUTES);
                 be32_write(p + BATCH_OFF_CRC, crc);
             }
             off += (int64_t)b.last_offset_delta + 1;
@@ -450,13 +473,16 @@ static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t lead
             continue;
         if (w <= 0) {
             rc = w < 0 ? -errno : -EIO;
-            log_error_ratelimited(SUBSYS, "partition %s: write to segment %lld at %lld "
-                                  "failed: %s", l->name, (long long)s->base_offset,
-                                  (long long)pos0, strerror(-rc));
+            log_error_ratelimited(SUBSYS,
+                                  "partition %s: write to segment %lld at %lld "
+                                  "failed: %s",
+                                  l->name, (long long)s->base_offset, (long long)pos0,
+                                  strerror(-rc));
             if (ftruncate(s->fd, (off_t)pos0) != 0) {
-                log_error(SUBSYS, "partition %s: cannot truncate segment %lld back to %lld: "
-                          "%s; log failed", l->name, (long long)s->base_offset,
-                          (long long)pos0, strerror(errno));
+                log_error(SUBSYS,
+                          "partition %s: cannot truncate segment %lld back to %lld: "
+                          "%s; log failed",
+                          l->name, (long long)s->base_offset, (long long)pos0, strerror(errno));
                 l->failed = true;
             }
             return rc;
@@ -490,18 +516,21 @@ static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t lead
     return 0;
 }
 
-int log_append(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch,
-               int64_t now_ms, struct log_append_result *out) {
+int log_append(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch, int64_t now_ms,
+               struct log_append_result *out)
+{
     return append_impl(l, records, len, leader_epoch, true, now_ms, out);
 }
 
 int log_append_as_follower(struct log *l, uint8_t *records, size_t len, int64_t now_ms,
-                           struct log_append_result *out) {
+                           struct log_append_result *out)
+{
     return append_impl(l, records, len, -1, false, now_ms, out);
 }
 
 /* Index of the last segment with base_offset <= offset (0 if none). */
-static size_t find_segment(const struct log *l, int64_t offset) {
+static size_t find_segment(const struct log *l, int64_t offset)
+{
     size_t lo = 0, hi = l->n_segs;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -513,7 +542,8 @@ static size_t find_segment(const struct log *l, int64_t offset) {
     return lo == 0 ? 0 : lo - 1;
 }
 
-int64_t log_next_readable_offset(const struct log *l, int64_t offset) {
+int64_t log_next_readable_offset(const struct log *l, int64_t offset)
+{
     size_t i = find_segment(l, offset);
     const struct segment *s = l->segs[i];
     if (s->damaged_from >= 0 && offset >= s->damaged_from && s->damaged_to > offset)
@@ -532,7 +562,8 @@ struct read_scan {
     bool hit_limit;
 };
 
-static int read_cb(void *arg, const struct batch_info *b, int64_t pos) {
+static int read_cb(void *arg, const struct batch_info *b, int64_t pos)
+{
     struct read_scan *r = arg;
     int64_t last = batch_last_offset(b);
     if (r->start_pos < 0) {
@@ -557,29 +588,35 @@ static int read_cb(void *arg, const struct batch_info *b, int64_t pos) {
 
 /* One scan of s from pos for the read of offset (read_cb). */
 static int scan_for(struct log *l, struct segment *s, int64_t pos, int64_t offset,
-                    int32_t max_bytes, int64_t max_offset, struct read_scan *r,
-                    int64_t *bad_pos) {
-    *r = (struct read_scan){.target = offset, .max_bytes = max_bytes, .max_offset = max_offset,
-                            .start_pos = -1, .first = -1};
+                    int32_t max_bytes, int64_t max_offset, struct read_scan *r, int64_t *bad_pos)
+{
+    *r = (struct read_scan){.target = offset,
+                            .max_bytes = max_bytes,
+                            .max_offset = max_offset,
+                            .start_pos = -1,
+                            .first = -1};
     *bad_pos = -1;
     return seg_scan(l, s, pos, s->size_bytes, read_cb, r, bad_pos);
 }
 
 /* A read met damage before finding anything: an error, not silence (the consumer stops
  * there; DeleteRecords past it lets it go on), reported once per segment. */
-static int read_damaged(struct log *l, struct segment *s, int64_t bad_pos, int rc,
-                        int64_t offset) {
+static int read_damaged(struct log *l, struct segment *s, int64_t bad_pos, int rc, int64_t offset)
+{
     if (!s->damage_reported)
-        log_error(SUBSYS, "partition %s: segment %lld damaged at byte %lld (%s): reads from "
+        log_error(SUBSYS,
+                  "partition %s: segment %lld damaged at byte %lld (%s): reads from "
                   "offset %lld get CORRUPT_MESSAGE; kept on disk (docs/operations.md, "
-                  "\"Damaged segments\")", l->name, (long long)s->base_offset,
-                  (long long)bad_pos, storage_strerror(rc), (long long)offset);
+                  "\"Damaged segments\")",
+                  l->name, (long long)s->base_offset, (long long)bad_pos, storage_strerror(rc),
+                  (long long)offset);
     s->damage_reported = true;
     return STORAGE_ERR_CORRUPT;
 }
 
 int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offset_exclusive,
-             struct log_read_result *out) {
+             struct log_read_result *out)
+{
     if (offset < l->log_start_offset || offset > l->log_end_offset)
         return STORAGE_ERR_OUT_OF_RANGE;
     *out = (struct log_read_result){
@@ -594,7 +631,8 @@ int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offse
             /* Segments lent to other logs in this turn fill the open-file bound: find
              * nothing, like a spent fetch budget; the client asks again. A log that
              * already lent one this turn goes on (a scan of one log must progress). */
-            log_warn_ratelimited(SUBSYS, "partition %s: %zu segment files lent to reads "
+            log_warn_ratelimited(SUBSYS,
+                                 "partition %s: %zu segment files lent to reads "
                                  "fill the open-file bound; returning no data this time",
                                  l->name, storage_max_open_files());
             return 0;
@@ -619,8 +657,7 @@ int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offse
             int64_t damage_at = bad_pos;
             int64_t resume = seg_index_position_covering(s, offset);
             if (resume > pos) {
-                rc = scan_for(l, s, resume, offset, max_bytes, max_offset_exclusive, &r,
-                              &bad_pos);
+                rc = scan_for(l, s, resume, offset, max_bytes, max_offset_exclusive, &r, &bad_pos);
                 if (r.start_pos >= 0 && r.first > offset) {
                     if (s->damaged_from < 0 || offset < s->damaged_from) {
                         s->damaged_from = offset;
@@ -648,13 +685,29 @@ int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offse
     return 0;
 }
 
-int64_t log_start_offset(const struct log *l) { return l->log_start_offset; }
-int64_t log_end_offset(const struct log *l) { return l->log_end_offset; }
-int64_t log_durable_offset(const struct log *l) { return l->durable_offset; }
-const char *log_name(const struct log *l) { return l->name; }
-int log_segment_count(const struct log *l) { return (int)l->n_segs; }
+int64_t log_start_offset(const struct log *l)
+{
+    return l->log_start_offset;
+}
+int64_t log_end_offset(const struct log *l)
+{
+    return l->log_end_offset;
+}
+int64_t log_durable_offset(const struct log *l)
+{
+    return l->durable_offset;
+}
+const char *log_name(const struct log *l)
+{
+    return l->name;
+}
+int log_segment_count(const struct log *l)
+{
+    return (int)l->n_segs;
+}
 
-int64_t log_size_bytes(const struct log *l) {
+int64_t log_size_bytes(const struct log *l)
+{
     int64_t total = 0;
     for (size_t i = 0; i < l->n_segs; i++)
         total += l->segs[i]->size_bytes;
@@ -670,7 +723,8 @@ struct ts_scan {
     struct batch_info b;
 };
 
-static int ts_cb(void *arg, const struct batch_info *b, int64_t pos) {
+static int ts_cb(void *arg, const struct batch_info *b, int64_t pos)
+{
     struct ts_scan *t = arg;
     if (b->max_timestamp < t->ts || batch_last_offset(b) < t->min_offset)
         return 0;
@@ -682,7 +736,8 @@ static int ts_cb(void *arg, const struct batch_info *b, int64_t pos) {
 /* Record-level search inside a CreateTime batch, decompressed if need be (as Kafka
  * does); in a LogAppendTime batch every record has the batch's time. */
 static int find_record_by_ts(struct log *l, struct segment *s, struct ts_scan *t,
-                             int64_t *offset_out, int64_t *ts_out) {
+                             int64_t *offset_out, int64_t *ts_out)
+{
     const struct batch_info *b = &t->b;
     *offset_out = MAX(b->base_offset, t->min_offset);
     *ts_out = b->max_timestamp;
@@ -705,9 +760,10 @@ static int find_record_by_ts(struct log *l, struct segment *s, struct ts_scan *t
     }
     if (rc != 0) {
         /* Written by a producer whose data never decompressed here: the batch answers. */
-        log_warn_ratelimited(SUBSYS, "partition %s: batch at offset %lld does not decompress "
-                             "(%s); timestamp lookup answers its base offset", l->name,
-                             (long long)b->base_offset, storage_strerror(rc));
+        log_warn_ratelimited(SUBSYS,
+                             "partition %s: batch at offset %lld does not decompress "
+                             "(%s); timestamp lookup answers its base offset",
+                             l->name, (long long)b->base_offset, storage_strerror(rc));
     }
     struct record_iter it;
     struct record rec;
@@ -725,13 +781,13 @@ static int find_record_by_ts(struct log *l, struct segment *s, struct ts_scan *t
     return 0;
 }
 
-int log_offset_for_timestamp(struct log *l, int64_t ts, int64_t *offset_out, int64_t *ts_out) {
+int log_offset_for_timestamp(struct log *l, int64_t ts, int64_t *offset_out, int64_t *ts_out)
+{
     *offset_out = -1;
     *ts_out = -1;
     for (size_t i = 0; i < l->n_segs; i++) {
         struct segment *s = l->segs[i];
-        if (s->max_timestamp < ts || s->next_offset <= l->log_start_offset ||
-            s->size_bytes == 0)
+        if (s->max_timestamp < ts || s->next_offset <= l->log_start_offset || s->size_bytes == 0)
             continue;
         int rc = seg_acquire(s);
         if (rc != 0)
@@ -739,8 +795,7 @@ int log_offset_for_timestamp(struct log *l, int64_t ts, int64_t *offset_out, int
         int64_t from = MAX(seg_lookup_time(s, ts), l->log_start_offset);
         struct ts_scan t = {.ts = ts, .min_offset = l->log_start_offset, .pos = -1};
         int64_t bad_pos;
-        rc = seg_scan(l, s, seg_lookup_position(s, from), s->size_bytes, ts_cb, &t,
-                      &bad_pos);
+        rc = seg_scan(l, s, seg_lookup_position(s, from), s->size_bytes, ts_cb, &t, &bad_pos);
         if (rc < 0)
             return rc;
         if (t.pos >= 0)
@@ -749,7 +804,8 @@ int log_offset_for_timestamp(struct log *l, int64_t ts, int64_t *offset_out, int
     return 0;
 }
 
-int log_max_timestamp(struct log *l, int64_t *offset_out, int64_t *ts_out) {
+int log_max_timestamp(struct log *l, int64_t *offset_out, int64_t *ts_out)
+{
     int64_t max_ts = -1;
     for (size_t i = 0; i < l->n_segs; i++) {
         struct segment *s = l->segs[i];
@@ -767,12 +823,14 @@ int log_max_timestamp(struct log *l, int64_t *offset_out, int64_t *ts_out) {
 
 /* ---- leader epochs ---- */
 
-int32_t log_latest_epoch(const struct log *l) {
+int32_t log_latest_epoch(const struct log *l)
+{
     return l->n_epochs ? l->epochs[l->n_epochs - 1].epoch : -1;
 }
 
 int log_end_offset_for_epoch(struct log *l, int32_t epoch, int32_t *epoch_out,
-                             int64_t *end_offset_out) {
+                             int64_t *end_offset_out)
+{
     *epoch_out = -1;
     *end_offset_out = -1;
     if (epoch < 0 || l->n_epochs == 0)
@@ -800,7 +858,8 @@ struct trunc_scan {
     int64_t cut_base;
 };
 
-static int trunc_cb(void *arg, const struct batch_info *b, int64_t pos) {
+static int trunc_cb(void *arg, const struct batch_info *b, int64_t pos)
+{
     struct trunc_scan *t = arg;
     if (batch_last_offset(b) < t->target)
         return 0;
@@ -809,7 +868,8 @@ static int trunc_cb(void *arg, const struct batch_info *b, int64_t pos) {
     return 1;
 }
 
-int log_truncate_to(struct log *l, int64_t offset) {
+int log_truncate_to(struct log *l, int64_t offset)
+{
     storage_read_turn_end();
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
@@ -833,8 +893,7 @@ int log_truncate_to(struct log *l, int64_t offset) {
         goto fail;
     struct trunc_scan t = {.target = offset, .cut_pos = s->size_bytes, .cut_base = -1};
     int64_t bad_pos;
-    rc = seg_scan(l, s, seg_lookup_position(s, offset - 1), s->size_bytes, trunc_cb, &t,
-                  &bad_pos);
+    rc = seg_scan(l, s, seg_lookup_position(s, offset - 1), s->size_bytes, trunc_cb, &t, &bad_pos);
     if (rc < 0)
         goto fail;
     int64_t new_end = t.cut_base >= 0 ? t.cut_base : s->next_offset;
@@ -851,8 +910,8 @@ int log_truncate_to(struct log *l, int64_t offset) {
     idx_truncate(&s->oidx, keep);
     keep = 0;
     e = idx_entries(&s->tidx);
-    while (keep < s->tidx.n && s->base_offset + (int32_t)be32_read(
-                                   e + keep * TIME_INDEX_ENTRY_BYTES + 8) < new_end)
+    while (keep < s->tidx.n &&
+           s->base_offset + (int32_t)be32_read(e + keep * TIME_INDEX_ENTRY_BYTES + 8) < new_end)
         keep++;
     idx_truncate(&s->tidx, keep);
     rc = seg_load_clean(l, s);
@@ -880,7 +939,8 @@ fail:
 
 /* ---- start offset, retention ---- */
 
-static int delete_below_start(struct log *l) {
+static int delete_below_start(struct log *l)
+{
     int deleted = 0;
     while (l->n_segs > 1 && l->segs[1]->base_offset <= l->log_start_offset) {
         log_remove_segment_at(l, 0);
@@ -889,20 +949,21 @@ static int delete_below_start(struct log *l) {
     return deleted;
 }
 
-int log_delete_records(struct log *l, int64_t offset) {
+int log_delete_records(struct log *l, int64_t offset)
+{
     storage_read_turn_end();
     if (offset > l->log_end_offset || offset < 0)
         return STORAGE_ERR_OUT_OF_RANGE;
     if (offset <= l->log_start_offset)
         return 0;
     l->log_start_offset = offset;
-    log_info(SUBSYS, "partition %s: log start offset raised to %lld", l->name,
-             (long long)offset);
+    log_info(SUBSYS, "partition %s: log start offset raised to %lld", l->name, (long long)offset);
     delete_below_start(l);
     return 0;
 }
 
-int log_set_start_offset(struct log *l, int64_t offset) {
+int log_set_start_offset(struct log *l, int64_t offset)
+{
     storage_read_turn_end();
     if (offset <= l->log_start_offset)
         return 0;
@@ -911,7 +972,8 @@ int log_set_start_offset(struct log *l, int64_t offset) {
     return log_delete_records(l, offset);
 }
 
-int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments) {
+int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments)
+{
     storage_read_turn_end();
     int deleted = 0;
     if (l->cfg.cleanup_delete && l->cfg.retention_ms >= 0) {
@@ -920,8 +982,10 @@ int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments) 
             int64_t ts = s->max_timestamp >= 0 ? s->max_timestamp : s->last_modified_ms;
             if (now_ms - ts <= l->cfg.retention_ms)
                 break;
-            log_info(SUBSYS, "partition %s: segment %lld expired by retention.ms (newest "
-                     "timestamp %lld)", l->name, (long long)s->base_offset, (long long)ts);
+            log_info(SUBSYS,
+                     "partition %s: segment %lld expired by retention.ms (newest "
+                     "timestamp %lld)",
+                     l->name, (long long)s->base_offset, (long long)ts);
             log_remove_segment_at(l, 0);
             deleted++;
         }
@@ -945,7 +1009,8 @@ int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments) 
 
 /* ---- close, delete ---- */
 
-void log_close(struct log *l) {
+void log_close(struct log *l)
+{
     if (!l)
         return;
     storage_read_turn_end();
@@ -971,8 +1036,7 @@ void log_close(struct log *l) {
     }
     int rc = fsync_dir(l->dir);
     if (rc != 0)
-        log_error(SUBSYS, "partition %s: fsync of directory failed: %s", l->name,
-                  strerror(-rc));
+        log_error(SUBSYS, "partition %s: fsync of directory failed: %s", l->name, strerror(-rc));
     rc = l->parent_unsynced ? fsync_parent_dir(l->dir) : 0;
     if (rc != 0)
         log_error(SUBSYS, "partition %s: fsync of the parent directory failed: %s", l->name,
@@ -980,7 +1044,8 @@ void log_close(struct log *l) {
     log_free(l);
 }
 
-void log_discard(struct log *l) {
+void log_discard(struct log *l)
+{
     storage_read_turn_end();
     if (l)
         log_free(l);
@@ -990,7 +1055,8 @@ void log_discard(struct log *l) {
  * fdatasync on the file system waits for it: shrink big files step by step first. */
 #define REMOVE_STEP_BYTES (32ll << 20)
 
-static void shrink_gradually(const char *path, int64_t size) {
+static void shrink_gradually(const char *path, int64_t size)
+{
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return; /* remove() below reports what is wrong */
@@ -1001,7 +1067,8 @@ static void shrink_gradually(const char *path, int64_t size) {
     close(fd);
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
     (void)ftw;
     if (flag == FTW_F && sb->st_size > REMOVE_STEP_BYTES)
         shrink_gradually(path, (int64_t)sb->st_size);
@@ -1010,7 +1077,8 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
     return 0;
 }
 
-int log_rename_for_delete(const char *dir, char **renamed_out) {
+int log_rename_for_delete(const char *dir, char **renamed_out)
+{
     *renamed_out = NULL;
     uint8_t rnd[16];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
@@ -1034,11 +1102,13 @@ int log_rename_for_delete(const char *dir, char **renamed_out) {
     return 0;
 }
 
-int log_remove_renamed(const char *renamed) {
+int log_remove_renamed(const char *renamed)
+{
     return nftw(renamed, rm_cb, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -EIO;
 }
 
-int log_delete_dir(const char *dir) {
+int log_delete_dir(const char *dir)
+{
     char *to;
     int rc = log_rename_for_delete(dir, &to);
     if (rc != 0)
@@ -1047,8 +1117,7 @@ int log_delete_dir(const char *dir) {
      * could bring the old directory back under the name of a re-created topic. */
     rc = fsync_parent_dir(dir);
     if (rc != 0)
-        log_warn(SUBSYS, "cannot fsync the parent of %s after renaming it: %s", dir,
-                 strerror(-rc));
+        log_warn(SUBSYS, "cannot fsync the parent of %s after renaming it: %s", dir, strerror(-rc));
     rc = log_remove_renamed(to);
     free(to);
     return rc;

@@ -16,7 +16,8 @@
 #define PARTITION_METADATA "partition.metadata"
 #define QUARANTINE_DIR "quarantine"
 
-bool log_dir_name_parse(const char *name, size_t *topic_len, int32_t *index) {
+bool log_dir_name_parse(const char *name, size_t *topic_len, int32_t *index)
+{
     const char *dash = strrchr(name, '-');
     if (!dash || dash == name || dash[1] == '\0')
         return false;
@@ -35,12 +36,14 @@ bool log_dir_name_parse(const char *name, size_t *topic_len, int32_t *index) {
     return true;
 }
 
-bool log_dir_name_deleted(const char *name) {
+bool log_dir_name_deleted(const char *name)
+{
     size_t n = strlen(name);
     return n > 7 && strcmp(name + n - 7, "-delete") == 0;
 }
 
-int log_dir_write_topic_id(const char *dir, const char *topic_id) {
+int log_dir_write_topic_id(const char *dir, const char *topic_id)
+{
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/" PARTITION_METADATA, dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -63,7 +66,8 @@ int log_dir_write_topic_id(const char *dir, const char *topic_id) {
     return rc;
 }
 
-int log_dir_read_topic_id(const char *dir, char *out, size_t cap) {
+int log_dir_read_topic_id(const char *dir, char *out, size_t cap)
+{
     char path[4096];
     snprintf(path, sizeof path, "%s/" PARTITION_METADATA, dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -87,7 +91,8 @@ int log_dir_read_topic_id(const char *dir, char *out, size_t cap) {
     return 0;
 }
 
-int log_dir_quarantine(const char *log_dir, const char *name, char **moved_to) {
+int log_dir_quarantine(const char *log_dir, const char *name, char **moved_to)
+{
     *moved_to = NULL;
     char qdir[4096], from[4096];
     snprintf(qdir, sizeof qdir, "%s/" QUARANTINE_DIR, log_dir);

@@ -24,14 +24,16 @@
 #include <unistd.h>
 
 #define SNAPSHOT_SUFFIX ".snapshot"
-#define SNAPSHOTS_KEPT 3 /* the newest ones; older are deleted at a roll */
+#define SNAPSHOTS_KEPT 3               /* the newest ones; older are deleted at a roll */
 #define SNAPSHOT_MAX_BYTES (64u << 20) /* ~1.4 million producers: a bound, not an expectation */
 
-static char *snapshot_path(const struct log *l, int64_t offset) {
+static char *snapshot_path(const struct log *l, int64_t offset)
+{
     return seg_path(l->dir, offset, SNAPSHOT_SUFFIX);
 }
 
-static void delete_snapshot(struct log *l, int64_t offset, const char *why) {
+static void delete_snapshot(struct log *l, int64_t offset, const char *why)
+{
     char *path = snapshot_path(l, offset);
     log_info(SUBSYS, "partition %s: deleting producer snapshot %lld (%s)", l->name,
              (long long)offset, why);
@@ -44,7 +46,8 @@ static void delete_snapshot(struct log *l, int64_t offset, const char *why) {
 }
 
 /* Loads one snapshot file into the state: 0, or non-zero (state left empty). */
-static int load_snapshot(struct log *l, int64_t offset) {
+static int load_snapshot(struct log *l, int64_t offset)
+{
     char *path = snapshot_path(l, offset);
     int rc = 0;
     uint8_t *data = NULL;
@@ -69,7 +72,8 @@ static int load_snapshot(struct log *l, int64_t offset) {
     return rc;
 }
 
-static struct pstate_batch batch_of(const struct batch_info *b) {
+static struct pstate_batch batch_of(const struct batch_info *b)
+{
     return (struct pstate_batch){
         .producer_id = b->producer_id,
         .epoch = b->producer_epoch,
@@ -81,7 +85,8 @@ static struct pstate_batch batch_of(const struct batch_info *b) {
     };
 }
 
-static bool is_idempotent(const struct batch_info *b) {
+static bool is_idempotent(const struct batch_info *b)
+{
     return b->producer_id >= 0 && !(b->attributes & BATCH_ATTR_CONTROL);
 }
 
@@ -91,7 +96,8 @@ struct replay {
     int64_t batches;
 };
 
-static int replay_cb(void *arg, const struct batch_info *b, int64_t pos) {
+static int replay_cb(void *arg, const struct batch_info *b, int64_t pos)
+{
     (void)pos;
     struct replay *r = arg;
     if (batch_last_offset(b) >= r->from && is_idempotent(b)) {
@@ -103,7 +109,8 @@ static int replay_cb(void *arg, const struct batch_info *b, int64_t pos) {
 }
 
 /* Feeds every idempotent batch from `from` to the log end into the state. */
-static int replay(struct log *l, int64_t from, int64_t *batches) {
+static int replay(struct log *l, int64_t from, int64_t *batches)
+{
     struct replay r = {.l = l, .from = from};
     for (size_t i = 0; i < l->n_segs; i++) {
         struct segment *s = l->segs[i];
@@ -124,7 +131,8 @@ static int replay(struct log *l, int64_t from, int64_t *batches) {
 
 /* Writes the state as the snapshot at `offset`. do_sync: fsync it and the directory now
  * (close); else it becomes the pending snapshot the next flush job syncs. */
-static int write_snapshot(struct log *l, int64_t offset, bool do_sync) {
+static int write_snapshot(struct log *l, int64_t offset, bool do_sync)
+{
     struct buf b;
     buf_init(&b);
     pstate_encode_snapshot(l->producers, &b);
@@ -147,7 +155,8 @@ static int write_snapshot(struct log *l, int64_t offset, bool do_sync) {
 /* Deletes snapshots beyond the log end (after truncation they describe offsets that are
  * gone) and, when prune, all but the newest SNAPSHOTS_KEPT. Returns the remaining
  * offsets, ascending (caller frees). */
-static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out) {
+static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out)
+{
     int64_t *offs;
     size_t n;
     *n_out = 0;
@@ -166,8 +175,10 @@ static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out) {
      * producers' state for offsets the log no longer has (rare: after a truncation). */
     int rc = deleted_beyond_end ? fsync_dir(l->dir) : 0;
     if (rc != 0)
-        log_warn(SUBSYS, "partition %s: cannot fsync the directory after deleting snapshots: "
-                 "%s", l->name, strerror(-rc));
+        log_warn(SUBSYS,
+                 "partition %s: cannot fsync the directory after deleting snapshots: "
+                 "%s",
+                 l->name, strerror(-rc));
     size_t drop = prune && n > SNAPSHOTS_KEPT ? n - SNAPSHOTS_KEPT : 0;
     for (size_t i = 0; i < drop; i++)
         delete_snapshot(l, offs[i], "superseded");
@@ -177,7 +188,8 @@ static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out) {
 }
 
 /* Rebuilds the state from the snapshots and the log (open, truncation). */
-static int rebuild(struct log *l) {
+static int rebuild(struct log *l)
+{
     pstate_clear(l->producers);
     size_t n = 0;
     /* snap_exists says whether to look: at open, list_segments saw the directory. A log
@@ -202,13 +214,16 @@ static int rebuild(struct log *l) {
          * damage elsewhere: keep the partition available with what was read (retries
          * of the producers' last batches may then be stored twice) rather than refuse
          * to open it. */
-        log_error(SUBSYS, "partition %s: producer state rebuilt only up to a bad batch "
-                  "after offset %lld: %s", l->name, (long long)from, storage_strerror(rc));
+        log_error(SUBSYS,
+                  "partition %s: producer state rebuilt only up to a bad batch "
+                  "after offset %lld: %s",
+                  l->name, (long long)from, storage_strerror(rc));
     }
     if (batches > 0 || pstate_count(l->producers) > 0)
-        log_info(SUBSYS, "partition %s: %zu idempotent producers (snapshot at %lld, %lld "
-                 "batches replayed)", l->name, pstate_count(l->producers), (long long)from,
-                 (long long)batches);
+        log_info(SUBSYS,
+                 "partition %s: %zu idempotent producers (snapshot at %lld, %lld "
+                 "batches replayed)",
+                 l->name, pstate_count(l->producers), (long long)from, (long long)batches);
     /* Producers found by replay but no snapshot on disk: write one, so the state
      * survives the next start too. */
     if (!l->snap_exists && pstate_count(l->producers) > 0)
@@ -216,16 +231,21 @@ static int rebuild(struct log *l) {
     return 0;
 }
 
-int producers_open(struct log *l) {
+int producers_open(struct log *l)
+{
     l->producers = pstate_new();
     l->snap_pending = -1;
     return rebuild(l);
 }
 
-int producers_truncated(struct log *l) { return rebuild(l); }
+int producers_truncated(struct log *l)
+{
+    return rebuild(l);
+}
 
 int producers_check(struct log *l, const uint8_t *records, size_t len,
-                    struct log_append_result *dup) {
+                    struct log_append_result *dup)
+{
     struct batch_iter it;
     struct batch_info b;
     struct pstate_batch prev = {.producer_id = -1};
@@ -248,8 +268,7 @@ int producers_check(struct log *l, const uint8_t *records, size_t len,
         prev = pb;
         any = true;
         switch (pstate_check(l->producers, &pb, &d)) {
-        case PSTATE_APPEND:
-            break;
+        case PSTATE_APPEND: break;
         case PSTATE_DUPLICATE:
             if (it.pos != len || batches != 1)
                 return STORAGE_ERR_OUT_OF_ORDER_SEQUENCE; /* only part of the append */
@@ -263,10 +282,8 @@ int producers_check(struct log *l, const uint8_t *records, size_t len,
                 };
             }
             return STORAGE_DUPLICATE;
-        case PSTATE_BAD_EPOCH:
-            return STORAGE_ERR_INVALID_PRODUCER_EPOCH;
-        case PSTATE_BAD_SEQUENCE:
-            return STORAGE_ERR_OUT_OF_ORDER_SEQUENCE;
+        case PSTATE_BAD_EPOCH: return STORAGE_ERR_INVALID_PRODUCER_EPOCH;
+        case PSTATE_BAD_SEQUENCE: return STORAGE_ERR_OUT_OF_ORDER_SEQUENCE;
         }
     }
     if (any && !l->snap_exists) {
@@ -277,7 +294,8 @@ int producers_check(struct log *l, const uint8_t *records, size_t len,
     return 0;
 }
 
-void producers_appended(struct log *l, const uint8_t *records, size_t len) {
+void producers_appended(struct log *l, const uint8_t *records, size_t len)
+{
     struct batch_iter it;
     struct batch_info b;
     batch_iter_init(&it, records, len);
@@ -291,7 +309,8 @@ void producers_appended(struct log *l, const uint8_t *records, size_t len) {
         write_snapshot(l, l->log_end_offset, false); /* a follower's first producer */
 }
 
-void producers_rolled(struct log *l) {
+void producers_rolled(struct log *l)
+{
     if (!l->snap_exists)
         return;
     if (write_snapshot(l, l->log_end_offset, false) != 0)
@@ -300,7 +319,8 @@ void producers_rolled(struct log *l) {
     free(tidy_snapshots(l, true, &n));
 }
 
-void producers_close(struct log *l) {
+void producers_close(struct log *l)
+{
     if (l->snap_exists && write_snapshot(l, l->log_end_offset, true) == 0) {
         size_t n;
         free(tidy_snapshots(l, true, &n));
@@ -309,7 +329,8 @@ void producers_close(struct log *l) {
     l->producers = NULL;
 }
 
-int producers_flush_prepare(struct log *l, char **path_out, int64_t *offset_out) {
+int producers_flush_prepare(struct log *l, char **path_out, int64_t *offset_out)
+{
     *path_out = NULL;
     *offset_out = -1;
     if (l->snap_pending < 0)
@@ -319,23 +340,31 @@ int producers_flush_prepare(struct log *l, char **path_out, int64_t *offset_out)
     return 0;
 }
 
-void producers_flush_done(struct log *l, int64_t offset, uint64_t trunc_gen) {
+void producers_flush_done(struct log *l, int64_t offset, uint64_t trunc_gen)
+{
     /* A truncation since prepare may have replaced the file at that offset: then the
      * synced one is gone and the new one still pending. */
     if (offset >= 0 && l->snap_pending == offset && trunc_gen == l->trunc_gen)
         l->snap_pending = -1;
 }
 
-size_t log_expire_producers(struct log *l, int64_t now_ms, int64_t expiration_ms) {
+size_t log_expire_producers(struct log *l, int64_t now_ms, int64_t expiration_ms)
+{
     size_t n = pstate_expire(l->producers, now_ms, expiration_ms);
     if (n > 0)
-        log_info(SUBSYS, "partition %s: %zu idempotent producers expired "
-                 "(producer.id.expiration.ms %lld)", l->name, n, (long long)expiration_ms);
+        log_info(SUBSYS,
+                 "partition %s: %zu idempotent producers expired "
+                 "(producer.id.expiration.ms %lld)",
+                 l->name, n, (long long)expiration_ms);
     return n;
 }
 
-size_t log_producer_count(const struct log *l) { return pstate_count(l->producers); }
+size_t log_producer_count(const struct log *l)
+{
+    return pstate_count(l->producers);
+}
 
-size_t log_producers(const struct log *l, struct pstate_batch *out, size_t max) {
+size_t log_producers(const struct log *l, struct pstate_batch *out, size_t max)
+{
     return pstate_list(l->producers, out, max);
 }

@@ -17,15 +17,15 @@
 #include <string.h>
 
 #define SNAPSHOT_VERSION 1
-#define SNAPSHOT_CRC_AT 2         /* after Version */
-#define SNAPSHOT_CRC_FROM 6       /* the CRC covers everything after itself */
-#define SNAPSHOT_HEADER_BYTES 10  /* Version int16, Crc uint32, Count int32 */
-#define SNAPSHOT_ENTRY_BYTES 46   /* 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8 */
+#define SNAPSHOT_CRC_AT 2        /* after Version */
+#define SNAPSHOT_CRC_FROM 6      /* the CRC covers everything after itself */
+#define SNAPSHOT_HEADER_BYTES 10 /* Version int16, Crc uint32, Count int32 */
+#define SNAPSHOT_ENTRY_BYTES 46  /* 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8 */
 
 /* One producer. Every remembered batch carries the producer's current epoch: a new epoch
  * drops the older batches, so the epoch is that of batches[n - 1]. */
 struct producer {
-    int n;                                          /* 1..PSTATE_MAX_BATCHES */
+    int n;                                           /* 1..PSTATE_MAX_BATCHES */
     struct pstate_batch batches[PSTATE_MAX_BATCHES]; /* oldest first */
 };
 
@@ -33,25 +33,30 @@ struct producer_state {
     struct hmap by_id; /* 8 bytes of the producer id (host order) -> struct producer * (owned) */
 };
 
-static struct slice id_key(const int64_t *producer_id) {
+static struct slice id_key(const int64_t *producer_id)
+{
     return (struct slice){(const uint8_t *)producer_id, sizeof *producer_id};
 }
 
-static struct producer *find(const struct producer_state *ps, int64_t producer_id) {
+static struct producer *find(const struct producer_state *ps, int64_t producer_id)
+{
     return hmap_get(&ps->by_id, id_key(&producer_id));
 }
 
-static const struct pstate_batch *newest(const struct producer *p) {
+static const struct pstate_batch *newest(const struct producer *p)
+{
     return &p->batches[p->n - 1];
 }
 
-struct producer_state *pstate_new(void) {
+struct producer_state *pstate_new(void)
+{
     struct producer_state *ps = xmalloc(sizeof *ps);
     hmap_init(&ps->by_id);
     return ps;
 }
 
-void pstate_clear(struct producer_state *ps) {
+void pstate_clear(struct producer_state *ps)
+{
     struct slice k;
     void *v;
     for (size_t i = 0; hmap_next(&ps->by_id, &i, &k, &v);)
@@ -60,16 +65,21 @@ void pstate_clear(struct producer_state *ps) {
     hmap_init(&ps->by_id);
 }
 
-void pstate_free(struct producer_state *ps) {
+void pstate_free(struct producer_state *ps)
+{
     if (!ps)
         return;
     pstate_clear(ps);
     free(ps);
 }
 
-size_t pstate_count(const struct producer_state *ps) { return ps->by_id.count; }
+size_t pstate_count(const struct producer_state *ps)
+{
+    return ps->by_id.count;
+}
 
-int32_t pstate_seq_add(int32_t seq, int32_t delta) {
+int32_t pstate_seq_add(int32_t seq, int32_t delta)
+{
     ASSERT(delta >= 0);
     int64_t r = (int64_t)seq + delta;
     if (r > INT32_MAX)
@@ -81,7 +91,8 @@ int32_t pstate_seq_add(int32_t seq, int32_t delta) {
  * when 0 <= last < delta (a wrapped batch, or one starting at a negative sequence); the
  * wrapped one is what a producer sends, and what Kafka's decrementSequence picks. False
  * when there is none (last < 0 and delta too large). */
-static bool seq_sub(int32_t last, int32_t delta, int32_t *out) {
+static bool seq_sub(int32_t last, int32_t delta, int32_t *out)
+{
     int64_t s = (int64_t)last - delta;
     if (last >= 0 && s < 0)
         s += (int64_t)INT32_MAX + 1;
@@ -92,7 +103,8 @@ static bool seq_sub(int32_t last, int32_t delta, int32_t *out) {
 }
 
 enum pstate_verdict pstate_check(const struct producer_state *ps, const struct pstate_batch *b,
-                                 struct pstate_batch *dup) {
+                                 struct pstate_batch *dup)
+{
     ASSERT(b->producer_id >= 0);
     const struct producer *p = find(ps, b->producer_id);
     /* No state (new, or expired): Kafka accepts whatever sequence the producer is at. */
@@ -112,11 +124,11 @@ enum pstate_verdict pstate_check(const struct producer_state *ps, const struct p
     }
     /* Also rejects a retry older than the remembered batches: it cannot be told apart
      * from a gap, and appending it again would duplicate it. */
-    return b->first_seq == pstate_seq_add(last->last_seq, 1) ? PSTATE_APPEND
-                                                              : PSTATE_BAD_SEQUENCE;
+    return b->first_seq == pstate_seq_add(last->last_seq, 1) ? PSTATE_APPEND : PSTATE_BAD_SEQUENCE;
 }
 
-void pstate_update(struct producer_state *ps, const struct pstate_batch *b) {
+void pstate_update(struct producer_state *ps, const struct pstate_batch *b)
+{
     ASSERT(b->producer_id >= 0);
     /* One batch: the snapshot stores last - first offset as an int32. Unsigned arithmetic
      * because the difference of two arbitrary int64 may overflow. */
@@ -138,7 +150,8 @@ void pstate_update(struct producer_state *ps, const struct pstate_batch *b) {
     p->batches[p->n++] = *b;
 }
 
-bool pstate_last(const struct producer_state *ps, int64_t producer_id, struct pstate_batch *out) {
+bool pstate_last(const struct producer_state *ps, int64_t producer_id, struct pstate_batch *out)
+{
     const struct producer *p = find(ps, producer_id);
     if (!p)
         return false;
@@ -146,7 +159,8 @@ bool pstate_last(const struct producer_state *ps, int64_t producer_id, struct ps
     return true;
 }
 
-size_t pstate_expire(struct producer_state *ps, int64_t now_ms, int64_t expiration_ms) {
+size_t pstate_expire(struct producer_state *ps, int64_t now_ms, int64_t expiration_ms)
+{
     ASSERT(expiration_ms >= 0);
     int64_t cutoff_ms;
     if (__builtin_sub_overflow(now_ms, expiration_ms, &cutoff_ms))
@@ -167,14 +181,16 @@ size_t pstate_expire(struct producer_state *ps, int64_t now_ms, int64_t expirati
     return expired;
 }
 
-static int cmp_producer_id(const void *a, const void *b) {
+static int cmp_producer_id(const void *a, const void *b)
+{
     int64_t x = newest(*(struct producer *const *)a)->producer_id;
     int64_t y = newest(*(struct producer *const *)b)->producer_id;
     return (x > y) - (x < y);
 }
 
 /* Every producer, ascending producer id (malloc'd; caller frees). */
-static struct producer **sorted_producers(const struct producer_state *ps) {
+static struct producer **sorted_producers(const struct producer_state *ps)
+{
     size_t n = ps->by_id.count;
     struct producer **sorted = xmalloc((n ? n : 1) * sizeof *sorted);
     size_t got = 0;
@@ -187,7 +203,8 @@ static struct producer **sorted_producers(const struct producer_state *ps) {
     return sorted;
 }
 
-size_t pstate_list(const struct producer_state *ps, struct pstate_batch *out, size_t max) {
+size_t pstate_list(const struct producer_state *ps, struct pstate_batch *out, size_t max)
+{
     size_t n = ps->by_id.count;
     struct producer **sorted = sorted_producers(ps);
     for (size_t i = 0; i < n && i < max; i++)
@@ -196,7 +213,8 @@ size_t pstate_list(const struct producer_state *ps, struct pstate_batch *out, si
     return n;
 }
 
-void pstate_encode_snapshot(const struct producer_state *ps, struct buf *out) {
+void pstate_encode_snapshot(const struct producer_state *ps, struct buf *out)
+{
     size_t n = ps->by_id.count;
     ASSERT(n <= INT32_MAX);
     struct producer **sorted = sorted_producers(ps);
@@ -217,19 +235,19 @@ void pstate_encode_snapshot(const struct producer_state *ps, struct buf *out) {
         buf_put_i64(out, -1); /* CurrentTxnFirstOffset: none */
     }
     free(sorted);
-    uint32_t crc = crc32c(0, out->data + start + SNAPSHOT_CRC_FROM,
-                          out->len - start - SNAPSHOT_CRC_FROM);
+    uint32_t crc =
+        crc32c(0, out->data + start + SNAPSHOT_CRC_FROM, out->len - start - SNAPSHOT_CRC_FROM);
     be32_write(out->data + start + SNAPSHOT_CRC_AT, crc);
 }
 
 /* Decodes into an empty ps; the caller clears it on failure. */
-static int decode(struct producer_state *ps, const uint8_t *p, size_t len) {
+static int decode(struct producer_state *ps, const uint8_t *p, size_t len)
+{
     if (len < SNAPSHOT_HEADER_BYTES)
         return STORAGE_ERR_CORRUPT;
     if ((int16_t)be16_read(p) != SNAPSHOT_VERSION)
         return STORAGE_ERR_CORRUPT;
-    if (be32_read(p + SNAPSHOT_CRC_AT) !=
-        crc32c(0, p + SNAPSHOT_CRC_FROM, len - SNAPSHOT_CRC_FROM))
+    if (be32_read(p + SNAPSHOT_CRC_AT) != crc32c(0, p + SNAPSHOT_CRC_FROM, len - SNAPSHOT_CRC_FROM))
         return STORAGE_ERR_CORRUPT;
     int32_t count = (int32_t)be32_read(p + SNAPSHOT_CRC_FROM);
     size_t body = len - SNAPSHOT_HEADER_BYTES;
@@ -251,8 +269,7 @@ static int decode(struct producer_state *ps, const uint8_t *p, size_t len) {
         (void)rd_i64(&r); /* this state does not track */
         /* The CRC matched, so these come from a broken writer, not from the disk; they
          * would break the invariants pstate_update asserts or make the state ambiguous. */
-        if (r.err || b.producer_id < 0 || offset_delta < 0 ||
-            find(ps, b.producer_id) != NULL ||
+        if (r.err || b.producer_id < 0 || offset_delta < 0 || find(ps, b.producer_id) != NULL ||
             !seq_sub(b.last_seq, offset_delta, &b.first_seq) ||
             __builtin_sub_overflow(b.last_offset, (int64_t)offset_delta, &b.first_offset))
             return STORAGE_ERR_CORRUPT;
@@ -262,7 +279,8 @@ static int decode(struct producer_state *ps, const uint8_t *p, size_t len) {
     return 0;
 }
 
-int pstate_decode_snapshot(struct producer_state *ps, const uint8_t *p, size_t len) {
+int pstate_decode_snapshot(struct producer_state *ps, const uint8_t *p, size_t len)
+{
     pstate_clear(ps);
     int rc = decode(ps, p, len);
     if (rc != 0)

@@ -9,7 +9,8 @@
 
 #include <string.h>
 
-void record_iter_init(struct record_iter *it, const uint8_t *batch, const struct batch_info *info) {
+void record_iter_init(struct record_iter *it, const uint8_t *batch, const struct batch_info *info)
+{
     ASSERT(batch_compression(info) == 0);
     rd_init(&it->r, batch + BATCH_HEADER_BYTES, info->size_bytes - BATCH_HEADER_BYTES);
     it->info = *info;
@@ -18,7 +19,8 @@ void record_iter_init(struct record_iter *it, const uint8_t *batch, const struct
 }
 
 /* A varint-length byte string: -1 is null. */
-static struct slice read_varbytes(struct reader *r) {
+static struct slice read_varbytes(struct reader *r)
+{
     int32_t len = rd_varint(r);
     if (r->err || len < -1) {
         r->err = -1;
@@ -32,7 +34,8 @@ static struct slice read_varbytes(struct reader *r) {
     return s;
 }
 
-int record_iter_next(struct record_iter *it, struct record *out) {
+int record_iter_next(struct record_iter *it, struct record *out)
+{
     if (it->remaining == 0)
         return rd_remaining(&it->r) == 0 && !it->r.err ? 0 : STORAGE_ERR_CORRUPT;
     int32_t rec_len = rd_varint(&it->r);
@@ -73,7 +76,8 @@ int record_iter_next(struct record_iter *it, struct record *out) {
 
 /* ---- checking every record of a produced batch, without building records ---- */
 
-static inline bool take_varint(const uint8_t **p, const uint8_t *end, int32_t *out) {
+static inline bool take_varint(const uint8_t **p, const uint8_t *end, int32_t *out)
+{
     uint64_t u;
     if (!uvarint_take(p, end, 5, &u))
         return false;
@@ -83,7 +87,8 @@ static inline bool take_varint(const uint8_t **p, const uint8_t *end, int32_t *o
 }
 
 /* Skips a varint length (>= min) and that many bytes; *is_null when the length is -1. */
-static inline bool skip_sized(const uint8_t **p, const uint8_t *end, int32_t min, bool *is_null) {
+static inline bool skip_sized(const uint8_t **p, const uint8_t *end, int32_t min, bool *is_null)
+{
     int32_t len;
     if (!take_varint(p, end, &len) || len < min)
         return false;
@@ -96,8 +101,8 @@ static inline bool skip_sized(const uint8_t **p, const uint8_t *end, int32_t min
     return true;
 }
 
-int batch_scan_records(const uint8_t *batch, const struct batch_info *info,
-                       struct batch_scan *out) {
+int batch_scan_records(const uint8_t *batch, const struct batch_info *info, struct batch_scan *out)
+{
     ASSERT(batch_compression(info) == 0);
     const uint8_t *p = batch + BATCH_HEADER_BYTES, *end = batch + info->size_bytes;
     int32_t prev_delta = -1;
@@ -112,15 +117,15 @@ int batch_scan_records(const uint8_t *batch, const struct batch_info *info,
         const uint8_t *rec_end = p + rec_len;
         if (p == rec_end)
             return STORAGE_ERR_CORRUPT; /* no attributes byte */
-        p++; /* attributes */
+        p++;                            /* attributes */
         if (!uvarint_take(&p, rec_end, 10, &ts_delta) || !take_varint(&p, rec_end, &offset_delta) ||
             !skip_sized(&p, rec_end, -1, &null))
             return STORAGE_ERR_CORRUPT;
         keyed &= !null;
         /* The record's timestamp, wrapping as Kafka's Java longs do (a hostile batch may
          * carry any values): two compares per record, for message.timestamp.*.max.ms. */
-        int64_t ts = (int64_t)((uint64_t)info->first_timestamp +
-                               ((ts_delta >> 1) ^ (~(ts_delta & 1) + 1)));
+        int64_t ts =
+            (int64_t)((uint64_t)info->first_timestamp + ((ts_delta >> 1) ^ (~(ts_delta & 1) + 1)));
         min_ts = ts < min_ts ? ts : min_ts;
         max_ts = ts > max_ts ? ts : max_ts;
         if (!skip_sized(&p, rec_end, -1, &null) || !take_varint(&p, rec_end, &headers) ||
@@ -135,12 +140,13 @@ int batch_scan_records(const uint8_t *batch, const struct batch_info *info,
     }
     if (p != end)
         return STORAGE_ERR_CORRUPT;
-    *out = (struct batch_scan){.all_keyed = keyed, .min_timestamp = min_ts,
-                               .max_timestamp = max_ts};
+    *out =
+        (struct batch_scan){.all_keyed = keyed, .min_timestamp = min_ts, .max_timestamp = max_ts};
     return 0;
 }
 
-int batch_check_records(const uint8_t *batch, const struct batch_info *info, bool *all_keyed) {
+int batch_check_records(const uint8_t *batch, const struct batch_info *info, bool *all_keyed)
+{
     struct batch_scan scan;
     int rc = batch_scan_records(batch, info, &scan);
     if (rc == 0 && all_keyed)
@@ -148,7 +154,8 @@ int batch_check_records(const uint8_t *batch, const struct batch_info *info, boo
     return rc;
 }
 
-static void put_varbytes(struct buf *b, struct slice s) {
+static void put_varbytes(struct buf *b, struct slice s)
+{
     if (!s.ptr) {
         buf_put_varint(b, -1);
         return;
@@ -157,7 +164,8 @@ static void put_varbytes(struct buf *b, struct slice s) {
     buf_append(b, s.ptr, s.len);
 }
 
-void batch_encode(struct buf *out, const struct record_in *recs, size_t n, int64_t timestamp) {
+void batch_encode(struct buf *out, const struct record_in *recs, size_t n, int64_t timestamp)
+{
     ASSERT(n > 0 && n <= INT32_MAX);
     size_t start = out->len;
     buf_put_i64(out, 0);              /* baseOffset: assigned by log_append */

@@ -28,8 +28,8 @@
 
 #define RECOVER_CHUNK_BYTES 65536
 
-void seg_note_batch(struct log *l, struct segment *s, const struct batch_info *b,
-                           int64_t pos) {
+void seg_note_batch(struct log *l, struct segment *s, const struct batch_info *b, int64_t pos)
+{
     int64_t last = batch_last_offset(b);
     if (b->max_timestamp > s->max_timestamp) {
         s->max_timestamp = b->max_timestamp;
@@ -46,7 +46,8 @@ void seg_note_batch(struct log *l, struct segment *s, const struct batch_info *b
  * 0 with *b filled; 1 with *why when not; < 0 on an I/O error. chunk: a scratch
  * buffer of RECOVER_CHUNK_BYTES. */
 static int check_batch(struct segment *s, int64_t pos, int64_t file_size, int64_t expect,
-                       uint8_t *chunk, struct batch_info *b, const char **why) {
+                       uint8_t *chunk, struct batch_info *b, const char **why)
+{
     uint8_t hdr[BATCH_HEADER_BYTES];
     ssize_t r = file_size - pos < BATCH_HEADER_BYTES ? 0 : pread_full(s->fd, hdr, sizeof hdr, pos);
     if (r < 0)
@@ -94,7 +95,8 @@ static int check_batch(struct segment *s, int64_t pos, int64_t file_size, int64_
  * negative errno. Recovery of a damaged segment only: reads the rest of the file a
  * window at a time and checks only the positions whose magic byte is 2. */
 static int find_next_batch(struct segment *s, int64_t from, int64_t file_size, int64_t expect,
-                           uint8_t *chunk, int64_t *pos_out, int64_t *base_out) {
+                           uint8_t *chunk, int64_t *pos_out, int64_t *base_out)
+{
     /* Candidate starts p in (from, file_size - header]: their magic bytes at p + 16. */
     const int64_t last_magic = file_size - BATCH_HEADER_BYTES + BATCH_OFF_MAGIC;
     uint8_t *window = xmalloc(RECOVER_CHUNK_BYTES);
@@ -128,17 +130,20 @@ static int find_next_batch(struct segment *s, int64_t from, int64_t file_size, i
 static int recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool keep_damage,
                    bool tail, int64_t synced_offset, bool *truncated);
 
-int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool *truncated) {
+int seg_recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool *truncated)
+{
     return recover(l, s, expect_min_offset, false, true, 0, truncated);
 }
 
 int seg_recover_keeping(struct log *l, struct segment *s, int64_t expect_min_offset, bool tail,
-                        int64_t synced_offset, bool *truncated) {
+                        int64_t synced_offset, bool *truncated)
+{
     return recover(l, s, expect_min_offset, true, tail, synced_offset, truncated);
 }
 
 static int recover(struct log *l, struct segment *s, int64_t expect_min_offset, bool keep_damage,
-                   bool tail, int64_t synced_offset, bool *truncated) {
+                   bool tail, int64_t synced_offset, bool *truncated)
+{
     *truncated = false;
     /* Only seg_note_batch runs between reads, which opens nothing: s stays open. */
     int rc = seg_acquire(s);
@@ -204,8 +209,8 @@ again:
                       "%s cannot be read. Kept on disk, nothing truncated; the rest of the "
                       "log is served and a fetch inside the damage gets CORRUPT_MESSAGE "
                       "(docs/operations.md, \"Damaged segments\")",
-                      l->name, (long long)s->base_offset, (long long)pos, why,
-                      (long long)expect, to_text);
+                      l->name, (long long)s->base_offset, (long long)pos, why, (long long)expect,
+                      to_text);
             if (next >= 0) {
                 why = NULL;
                 pos = next;
@@ -245,13 +250,14 @@ again:
 struct tail_scan {
     struct log *l;
     struct segment *s;
-    int64_t start_pos; /* position of the last index entry (0 if none) */
+    int64_t start_pos;   /* position of the last index entry (0 if none) */
     int64_t expect_last; /* last offset the first batch must have, or -1 */
     int64_t prev_next;
     bool bad;
 };
 
-static int tail_cb(void *arg, const struct batch_info *b, int64_t pos) {
+static int tail_cb(void *arg, const struct batch_info *b, int64_t pos)
+{
     struct tail_scan *t = arg;
     if (t->expect_last >= 0 && batch_last_offset(b) != t->expect_last) {
         t->bad = true;
@@ -278,7 +284,8 @@ static int tail_cb(void *arg, const struct batch_info *b, int64_t pos) {
     return 0;
 }
 
-int seg_load_clean(struct log *l, struct segment *s) {
+int seg_load_clean(struct log *l, struct segment *s)
+{
     int rc = seg_acquire(s); /* idx_load maps sealed indexes: only while open */
     if (rc != 0)
         return rc;

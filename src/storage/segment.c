@@ -19,14 +19,16 @@
 
 #define SCAN_BUF_BYTES 16384
 
-char *seg_path(const char *dir, int64_t base_offset, const char *suffix) {
+char *seg_path(const char *dir, int64_t base_offset, const char *suffix)
+{
     size_t n = strlen(dir) + 1 + 20 + strlen(suffix) + 1;
     char *p = xmalloc(n);
     snprintf(p, n, "%s/%020lld%s", dir, (long long)base_offset, suffix);
     return p;
 }
 
-static struct segment *seg_alloc(const struct log *l, int64_t base_offset) {
+static struct segment *seg_alloc(const struct log *l, int64_t base_offset)
+{
     struct segment *s = xcalloc(1, sizeof(*s));
     s->base_offset = base_offset;
     s->path = seg_path(l->dir, base_offset, ".log");
@@ -43,7 +45,8 @@ static struct segment *seg_alloc(const struct log *l, int64_t base_offset) {
     return s;
 }
 
-static int open_file(const char *path, int flags) {
+static int open_file(const char *path, int flags)
+{
     int fd = open(path, flags | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = -errno;
@@ -56,7 +59,8 @@ static int open_file(const char *path, int flags) {
 /* Creates the .log file (O_EXCL) and empty index files, so that the directory always
  * holds all three (the indexes are written to by path later). The new descriptor goes
  * into the open-file cache: a new segment is about to be appended to. */
-int seg_create(struct log *l, int64_t base_offset, struct segment **out) {
+int seg_create(struct log *l, int64_t base_offset, struct segment **out)
+{
     struct segment *s = seg_alloc(l, base_offset);
     fcache_make_room();
     int rc = open_file(s->path, O_RDWR | O_CREAT | O_EXCL);
@@ -83,14 +87,16 @@ int seg_create(struct log *l, int64_t base_offset, struct segment **out) {
     return 0;
 }
 
-int seg_open_files(struct log *l, int64_t base_offset, struct segment **out) {
+int seg_open_files(struct log *l, int64_t base_offset, struct segment **out)
+{
     /* Nothing is opened here: loading acquires the segment, and the cache closes it
      * again when others need the room. */
     *out = seg_alloc(l, base_offset);
     return 0;
 }
 
-void seg_free(struct segment *s) {
+void seg_free(struct segment *s)
+{
     if (!s)
         return;
     seg_close_files(s);
@@ -100,7 +106,8 @@ void seg_free(struct segment *s) {
     free(s);
 }
 
-int seg_sync_data(struct segment *s) {
+int seg_sync_data(struct segment *s)
+{
     if (s->fd >= 0)
         return fdatasync(s->fd) == 0 ? 0 : -errno;
     /* Closed by the cache: sync through a descriptor of our own rather than evict
@@ -114,27 +121,29 @@ int seg_sync_data(struct segment *s) {
     return rc;
 }
 
-void seg_unlink_files(struct log *l, int64_t base_offset) {
+void seg_unlink_files(struct log *l, int64_t base_offset)
+{
     static const char *const suffixes[] = {".log", ".index", ".timeindex"};
     for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
         char *p = seg_path(l->dir, base_offset, suffixes[i]);
         if (unlink(p) != 0 && errno != ENOENT)
-            log_error(SUBSYS, "partition %s: cannot delete %s: %s", l->name, p,
-                      strerror(errno));
+            log_error(SUBSYS, "partition %s: cannot delete %s: %s", l->name, p, strerror(errno));
         free(p);
     }
     l->dir_gen++;
 }
 
-void seg_delete(struct log *l, struct segment *s) {
+void seg_delete(struct log *l, struct segment *s)
+{
     /* Unlink directly: readers holding a dup'd fd keep reading the data. */
     seg_unlink_files(l, s->base_offset);
-    log_info(SUBSYS, "partition %s: deleted segment with base offset %lld (%lld bytes)",
-             l->name, (long long)s->base_offset, (long long)s->size_bytes);
+    log_info(SUBSYS, "partition %s: deleted segment with base offset %lld (%lld bytes)", l->name,
+             (long long)s->base_offset, (long long)s->size_bytes);
     seg_free(s);
 }
 
-static void time_entry_append(struct segment *s) {
+static void time_entry_append(struct segment *s)
+{
     uint8_t e[TIME_INDEX_ENTRY_BYTES];
     be64_write(e, (uint64_t)s->max_timestamp);
     be32_write(e + 8, (uint32_t)(s->offset_of_max_timestamp - s->base_offset));
@@ -142,7 +151,8 @@ static void time_entry_append(struct segment *s) {
     s->last_index_ts = s->max_timestamp;
 }
 
-int seg_seal(struct log *l, struct segment *s) {
+int seg_seal(struct log *l, struct segment *s)
+{
     if (!s->active)
         return 0;
     if (s->max_timestamp >= 0 && s->max_timestamp > s->last_index_ts)
@@ -154,7 +164,8 @@ int seg_seal(struct log *l, struct segment *s) {
 }
 
 void seg_index_batch(struct log *l, struct segment *s, int64_t pos, int64_t last_offset,
-                     int64_t size_bytes) {
+                     int64_t size_bytes)
+{
     if (s->bytes_since_index > l->cfg.index_interval_bytes) {
         uint8_t e[OFFSET_INDEX_ENTRY_BYTES];
         be32_write(e, (uint32_t)(last_offset - s->base_offset));
@@ -167,7 +178,8 @@ void seg_index_batch(struct log *l, struct segment *s, int64_t pos, int64_t last
     s->bytes_since_index += size_bytes;
 }
 
-int64_t seg_index_position_covering(const struct segment *s, int64_t target_offset) {
+int64_t seg_index_position_covering(const struct segment *s, int64_t target_offset)
+{
     const uint8_t *e = idx_entries(&s->oidx);
     int64_t rel = target_offset - s->base_offset;
     for (size_t i = 0; i < s->oidx.n; i++) {
@@ -177,7 +189,8 @@ int64_t seg_index_position_covering(const struct segment *s, int64_t target_offs
     return -1;
 }
 
-int64_t seg_lookup_position(const struct segment *s, int64_t target_offset) {
+int64_t seg_lookup_position(const struct segment *s, int64_t target_offset)
+{
     const uint8_t *e = idx_entries(&s->oidx);
     ASSERT(e != NULL || s->oidx.n == 0); /* acquired: sealed indexes are mapped */
     int64_t rel = target_offset - s->base_offset;
@@ -195,10 +208,11 @@ int64_t seg_lookup_position(const struct segment *s, int64_t target_offset) {
     return (int64_t)be32_read(e + (lo - 1) * OFFSET_INDEX_ENTRY_BYTES + 4);
 }
 
-int64_t seg_lookup_time(const struct segment *s, int64_t ts) {
+int64_t seg_lookup_time(const struct segment *s, int64_t ts)
+{
     const uint8_t *e = idx_entries(&s->tidx);
     ASSERT(e != NULL || s->tidx.n == 0); /* acquired: sealed indexes are mapped */
-    size_t lo = 0, hi = s->tidx.n; /* first entry with timestamp > ts */
+    size_t lo = 0, hi = s->tidx.n;       /* first entry with timestamp > ts */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int64_t t = (int64_t)be64_read(e + mid * TIME_INDEX_ENTRY_BYTES);
@@ -212,8 +226,9 @@ int64_t seg_lookup_time(const struct segment *s, int64_t ts) {
     return s->base_offset + (int32_t)be32_read(e + (lo - 1) * TIME_INDEX_ENTRY_BYTES + 8);
 }
 
-int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_scan_fn fn,
-             void *arg, int64_t *bad_pos) {
+int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_scan_fn fn, void *arg,
+             int64_t *bad_pos)
+{
     /* One buffer per thread (the loop, the cleaner), not per log: 10,000 partitions
      * each keeping a scan buffer would hold 160 MB. Callbacks never scan again. */
     static _Thread_local uint8_t buf[SCAN_BUF_BYTES];
@@ -231,9 +246,11 @@ int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_sca
             size_t want = (size_t)MIN((int64_t)SCAN_BUF_BYTES, end - pos);
             ssize_t r = pread_full(s->fd, buf, want, pos);
             if (r < 0) {
-                log_error_ratelimited(SUBSYS, "partition %s: read of segment %lld at %lld "
-                                      "failed: %s", l->name, (long long)s->base_offset,
-                                      (long long)pos, strerror((int)-r));
+                log_error_ratelimited(SUBSYS,
+                                      "partition %s: read of segment %lld at %lld "
+                                      "failed: %s",
+                                      l->name, (long long)s->base_offset, (long long)pos,
+                                      strerror((int)-r));
                 return (int)r;
             }
             buf_start = pos;

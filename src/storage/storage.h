@@ -28,13 +28,14 @@
 #include "base/base.h"
 
 /* Project error codes (negative, away from errno values). */
-#define STORAGE_ERR_CORRUPT (-2001)        /* bad CRC, bad framing, bad record layout */
-#define STORAGE_ERR_BAD_MAGIC (-2002)      /* magic != 2 */
-#define STORAGE_ERR_SHORT (-2003)          /* buffer ends before the batch does */
-#define STORAGE_ERR_OUT_OF_RANGE (-2004)   /* offset < log start or > log end */
-#define STORAGE_ERR_BATCH_TOO_LARGE (-2005) /* larger than log.segment.bytes (or, from
+#define STORAGE_ERR_CORRUPT (-2001)      /* bad CRC, bad framing, bad record layout */
+#define STORAGE_ERR_BAD_MAGIC (-2002)    /* magic != 2 */
+#define STORAGE_ERR_SHORT (-2003)        /* buffer ends before the batch does */
+#define STORAGE_ERR_OUT_OF_RANGE (-2004) /* offset < log start or > log end */
+#define STORAGE_ERR_BATCH_TOO_LARGE                                                                \
+    (-2005)                            /* larger than log.segment.bytes (or, from
                                               batch_recompress, than max_batch_bytes) */
-#define STORAGE_ERR_LOG_FAILED (-2006)     /* an earlier fsync/truncate failed; log unusable */
+#define STORAGE_ERR_LOG_FAILED (-2006) /* an earlier fsync/truncate failed; log unusable */
 /* Idempotent producers (log_append): */
 #define STORAGE_ERR_OUT_OF_ORDER_SEQUENCE (-2008)  /* a gap, or a new epoch not at sequence 0 */
 #define STORAGE_ERR_INVALID_PRODUCER_EPOCH (-2009) /* older than the producer's epoch */
@@ -61,10 +62,10 @@ const char *storage_strerror(int err);
 void storage_set_max_open_files(size_t n);
 size_t storage_max_open_files(void);
 struct storage_open_files_stats {
-    size_t max_open; /* the bound */
-    size_t open;     /* segments with open files now */
-    size_t lent;     /* of which lent by log_read in this read turn */
-    uint64_t opens;  /* segment files opened so far */
+    size_t max_open;    /* the bound */
+    size_t open;        /* segments with open files now */
+    size_t lent;        /* of which lent by log_read in this read turn */
+    uint64_t opens;     /* segment files opened so far */
     uint64_t evictions; /* closed to make room */
 };
 void storage_open_files_stats(struct storage_open_files_stats *out);
@@ -81,9 +82,9 @@ void storage_read_turn_end(void);
  * maxTimestamp int64 | producerId int64 | producerEpoch int16 | baseSequence int32 |
  * recordsCount int32 | records...      CRC32C covers attributes..end.
  * ---------------------------------------------------------------------------------- */
-#define BATCH_LOG_OVERHEAD 12  /* baseOffset + batchLength */
-#define BATCH_HEADER_BYTES 61  /* everything before the records */
-#define BATCH_MIN_LENGTH 49    /* minimum batchLength value (header after the length) */
+#define BATCH_LOG_OVERHEAD 12 /* baseOffset + batchLength */
+#define BATCH_HEADER_BYTES 61 /* everything before the records */
+#define BATCH_MIN_LENGTH 49   /* minimum batchLength value (header after the length) */
 #define BATCH_OFF_BASE_OFFSET 0
 #define BATCH_OFF_LENGTH 8
 #define BATCH_OFF_LEADER_EPOCH 12
@@ -105,8 +106,8 @@ void storage_read_turn_end(void);
 
 struct batch_info {
     int64_t base_offset;
-    int32_t batch_length;   /* the field: bytes after the length field */
-    size_t size_bytes;      /* whole batch: batch_length + BATCH_LOG_OVERHEAD */
+    int32_t batch_length; /* the field: bytes after the length field */
+    size_t size_bytes;    /* whole batch: batch_length + BATCH_LOG_OVERHEAD */
     int32_t partition_leader_epoch;
     uint32_t crc;
     int16_t attributes;
@@ -119,10 +120,12 @@ struct batch_info {
     int32_t records_count;
 };
 
-static inline int64_t batch_last_offset(const struct batch_info *b) {
+static inline int64_t batch_last_offset(const struct batch_info *b)
+{
     return b->base_offset + b->last_offset_delta;
 }
-static inline int batch_compression(const struct batch_info *b) {
+static inline int batch_compression(const struct batch_info *b)
+{
     return b->attributes & BATCH_ATTR_COMPRESSION_MASK;
 }
 
@@ -182,10 +185,10 @@ int batch_validate_all(const uint8_t *p, size_t len, bool check_records, int *ba
 struct record {
     int8_t attributes;
     int32_t offset_delta;
-    int64_t offset;       /* absolute: batch base offset + delta */
-    int64_t timestamp;    /* absolute: batch first timestamp + delta */
-    struct slice key;     /* ptr NULL: null key */
-    struct slice value;   /* ptr NULL: null value (a tombstone) */
+    int64_t offset;     /* absolute: batch base offset + delta */
+    int64_t timestamp;  /* absolute: batch first timestamp + delta */
+    struct slice key;   /* ptr NULL: null key */
+    struct slice value; /* ptr NULL: null value (a tombstone) */
     int32_t header_count;
     struct slice headers; /* the raw header section */
 };
@@ -309,21 +312,21 @@ enum log_timestamp_type {
 };
 
 struct log_config {
-    int64_t segment_bytes;         /* log.segment.bytes (1 GiB) */
-    int64_t segment_ms;            /* log.roll.ms (7 days) */
-    int64_t retention_bytes;       /* log.retention.bytes (-1 = unlimited) */
-    int64_t retention_ms;          /* log.retention.ms (7 days; -1 = infinite) */
-    int64_t index_interval_bytes;  /* log.index.interval.bytes (4096) */
-    int64_t max_index_bytes;       /* log.index.size.max.bytes (10 MiB); roll when full */
+    int64_t segment_bytes;           /* log.segment.bytes (1 GiB) */
+    int64_t segment_ms;              /* log.roll.ms (7 days) */
+    int64_t retention_bytes;         /* log.retention.bytes (-1 = unlimited) */
+    int64_t retention_ms;            /* log.retention.ms (7 days; -1 = infinite) */
+    int64_t index_interval_bytes;    /* log.index.interval.bytes (4096) */
+    int64_t max_index_bytes;         /* log.index.size.max.bytes (10 MiB); roll when full */
     int64_t flush_interval_messages; /* log.flush.interval.messages (INT64_MAX); caller applies */
-    int64_t flush_interval_ms;     /* log.flush.interval.ms (INT64_MAX); caller applies */
+    int64_t flush_interval_ms;       /* log.flush.interval.ms (INT64_MAX); caller applies */
     enum log_timestamp_type timestamp_type;
     /* compaction (see the "compaction" section below) */
-    bool cleanup_compact;          /* cleanup.policy contains compact (false) */
-    bool cleanup_delete;           /* cleanup.policy contains delete (true): retention.ms
+    bool cleanup_compact;             /* cleanup.policy contains compact (false) */
+    bool cleanup_delete;              /* cleanup.policy contains delete (true): retention.ms
                                       and retention.bytes apply only when set */
-    int64_t delete_retention_ms;   /* delete.retention.ms (1 day) */
-    int64_t min_compaction_lag_ms; /* min.compaction.lag.ms (0) */
+    int64_t delete_retention_ms;      /* delete.retention.ms (1 day) */
+    int64_t min_compaction_lag_ms;    /* min.compaction.lag.ms (0) */
     double min_cleanable_dirty_ratio; /* min.cleanable.dirty.ratio (0.5) */
 };
 
@@ -369,8 +372,8 @@ struct log_append_result {
  * segment_ms or its index is full. Writes to the page cache only (no fsync). On any write
  * failure the segment is truncated back and nothing is appended. leader_epoch < 0 leaves
  * the batches' epoch and the epoch cache untouched (follower appends keep theirs). */
-int log_append(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch,
-               int64_t now_ms, struct log_append_result *out);
+int log_append(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch, int64_t now_ms,
+               struct log_append_result *out);
 
 /* Follower append: like log_append but keeps the batches' own base offsets (which must
  * start at the log end offset and be contiguous) and leader epochs; the epoch cache
@@ -382,7 +385,7 @@ int log_append_as_follower(struct log *l, uint8_t *records, size_t len, int64_t 
  * (producer.id.expiration.ms); returns how many. */
 size_t log_expire_producers(struct log *l, int64_t now_ms, int64_t expiration_ms);
 size_t log_producer_count(const struct log *l); /* idempotent producers known */
-struct pstate_batch; /* the producer-state section below */
+struct pstate_batch;                            /* the producer-state section below */
 /* Each idempotent producer's newest batch, ascending producer id (DescribeProducers):
  * up to max into out; returns how many producers there are. */
 size_t log_producers(const struct log *l, struct pstate_batch *out, size_t max);
@@ -456,21 +459,21 @@ int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments);
  * log may be in flight. A job holds no descriptor between prepare and execute: a round
  * of 100,000 logs must not need 100,000 of them. */
 struct log_flush_job {
-    struct log *log;        /* for complete(); not touched by execute() */
-    char **paths;           /* files to fdatasync (segments with unsynced data, the pending
+    struct log *log; /* for complete(); not touched by execute() */
+    char **paths;    /* files to fdatasync (segments with unsynced data, the pending
                                producer snapshot); owned by the job */
     size_t n_paths;
-    char *dir;              /* the log directory to fsync (owned), or NULL */
-    char *parent;           /* the parent of a newly created log dir, to fsync (owned),
+    char *dir;                 /* the log directory to fsync (owned), or NULL */
+    char *parent;              /* the parent of a newly created log dir, to fsync (owned),
                                or NULL */
-    int64_t durable_offset; /* log end offset captured at prepare */
+    int64_t durable_offset;    /* log end offset captured at prepare */
     int64_t appended_messages; /* message counter captured at prepare */
-    uint64_t dir_gen;       /* directory-change generation captured at prepare */
-    uint64_t trunc_gen;     /* truncation generation captured at prepare */
-    int64_t snapshot_offset; /* producer snapshot among the paths, -1 none */
-    int err;                /* 0, or -errno of the first failed open/sync (set by execute) */
-    bool sync_failed;       /* an fsync itself failed (not just an open): set by execute */
-    void *user;             /* free for the caller */
+    uint64_t dir_gen;          /* directory-change generation captured at prepare */
+    uint64_t trunc_gen;        /* truncation generation captured at prepare */
+    int64_t snapshot_offset;   /* producer snapshot among the paths, -1 none */
+    int err;                   /* 0, or -errno of the first failed open/sync (set by execute) */
+    bool sync_failed;          /* an fsync itself failed (not just an open): set by execute */
+    void *user;                /* free for the caller */
 };
 
 /* Captures what must be synced to make everything appended so far durable. Returns 0
@@ -547,12 +550,11 @@ size_t syncer_syncfs_rounds(struct syncer *s);
 int syncer_event_fd(struct syncer *s);
 /* Queues one round. The jobs array is copied; the jobs themselves stay owned by the
  * caller and must live until `done` runs (on the loop thread, from syncer_reap). */
-void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n,
-                   syncer_done_fn done, void *arg);
+void syncer_submit(struct syncer *s, struct log_flush_job **jobs, size_t n, syncer_done_fn done,
+                   void *arg);
 /* Queues other blocking work (a checkpoint file write) on the same thread, in order with
  * the sync rounds: work(arg) runs there, then done(arg, NULL, 0) on the loop thread. */
-void syncer_submit_work(struct syncer *s, void (*work)(void *arg), syncer_done_fn done,
-                        void *arg);
+void syncer_submit_work(struct syncer *s, void (*work)(void *arg), syncer_done_fn done, void *arg);
 /* Loop thread, when the eventfd is readable: runs `done` for finished rounds in
  * submission order. */
 void syncer_reap(struct syncer *s);
@@ -595,31 +597,31 @@ void ckpt_free_entries(struct ckpt_entry *entries, size_t n);
 struct clean_plan; /* cleaner.c */
 
 struct log_clean_stats {
-    int64_t bytes_read;         /* input segment bytes */
-    int64_t bytes_written;      /* output segment bytes */
+    int64_t bytes_read;    /* input segment bytes */
+    int64_t bytes_written; /* output segment bytes */
     int64_t records_read;
-    int64_t records_removed;    /* superseded, keyless or expired tombstones */
+    int64_t records_removed; /* superseded, keyless or expired tombstones */
     int64_t tombstones_removed;
-    int64_t batches_rewritten;  /* batches written with fewer records or a new horizon */
+    int64_t batches_rewritten; /* batches written with fewer records or a new horizon */
     int segments_in;
     int segments_out;
 };
 
 struct log_clean_job {
-    struct log *log;           /* for complete(); not touched by execute() */
-    bool ready;                /* false: nothing to clean; execute/complete are no-ops */
-    double dirty_ratio;        /* at prepare */
-    int64_t first_dirty_offset;/* cleaner checkpoint at prepare */
-    int64_t end_offset;        /* cleaned range is [log start, end_offset) (set by
+    struct log *log;              /* for complete(); not touched by execute() */
+    bool ready;                   /* false: nothing to clean; execute/complete are no-ops */
+    double dirty_ratio;           /* at prepare */
+    int64_t first_dirty_offset;   /* cleaner checkpoint at prepare */
+    int64_t end_offset;           /* cleaned range is [log start, end_offset) (set by
                                   execute; may be below the prepared range when the key
                                   map fills up) */
     struct log_clean_stats stats; /* filled by execute */
-    int err;                   /* 0 or the first error of execute */
-    int test_crash_at_op;      /* testing only: -1 (set by prepare) = off; k >= 0 makes
+    int err;                      /* 0 or the first error of execute */
+    int test_crash_at_op;         /* testing only: -1 (set by prepare) = off; k >= 0 makes
                                   complete stop after k swap file operations, as if the
                                   process had died there (returns -EINTR) */
-    struct clean_plan *plan;   /* internal */
-    void *user;                /* free for the caller */
+    struct clean_plan *plan;      /* internal */
+    void *user;                   /* free for the caller */
 };
 
 /* Decides whether the log needs cleaning at wall time now_ms and captures the job.
@@ -661,24 +663,26 @@ int64_t log_cleaner_checkpoint(const struct log *l);
 struct pstate_batch {
     int64_t producer_id;
     int16_t epoch;
-    int32_t first_seq, last_seq;     /* last_seq = first_seq + lastOffsetDelta, wrapping past INT32_MAX to 0.. as Kafka */
+    int32_t first_seq,
+        last_seq; /* last_seq = first_seq + lastOffsetDelta, wrapping past INT32_MAX to 0.. as Kafka */
     int64_t first_offset, last_offset;
-    int64_t timestamp_ms;            /* the batch's max timestamp (for expiry) */
+    int64_t timestamp_ms; /* the batch's max timestamp (for expiry) */
 };
 
 enum pstate_verdict {
-    PSTATE_APPEND = 0,        /* new and in sequence: append it */
-    PSTATE_DUPLICATE = 1,     /* already appended: *dup has the stored batch */
-    PSTATE_BAD_EPOCH = -1,    /* epoch older than the producer's: Kafka INVALID_PRODUCER_EPOCH */
-    PSTATE_BAD_SEQUENCE = -2, /* gap or a new epoch not starting at 0: OUT_OF_ORDER_SEQUENCE_NUMBER */
+    PSTATE_APPEND = 0,     /* new and in sequence: append it */
+    PSTATE_DUPLICATE = 1,  /* already appended: *dup has the stored batch */
+    PSTATE_BAD_EPOCH = -1, /* epoch older than the producer's: Kafka INVALID_PRODUCER_EPOCH */
+    PSTATE_BAD_SEQUENCE =
+        -2, /* gap or a new epoch not starting at 0: OUT_OF_ORDER_SEQUENCE_NUMBER */
 };
 
 struct producer_state;
 
 /* A new empty state, owned by the caller (pstate_free). */
 struct producer_state *pstate_new(void);
-void pstate_free(struct producer_state *ps);                 /* NULL ok */
-size_t pstate_count(const struct producer_state *ps);        /* producers known */
+void pstate_free(struct producer_state *ps);          /* NULL ok */
+size_t pstate_count(const struct producer_state *ps); /* producers known */
 
 /* Sequence number after `seq` advanced by `delta` (>= 0) (Kafka's incrementSequence: wraps
  * past INT32_MAX to 0). */

@@ -25,17 +25,18 @@
  * the file cache (fcache.c), and not otherwise. No descriptor stays open.
  * Entries are in file format (big-endian). */
 struct seg_index {
-    char *path;         /* owned */
+    char *path; /* owned */
     size_t entry_bytes;
-    size_t n;           /* entries */
-    size_t written;     /* entries the file holds (<= n); the rest are only in mem */
-    uint8_t *mem;       /* heap copy while active, else NULL */
-    size_t cap;         /* entries allocated in mem */
-    uint8_t *map;       /* read-only mapping while sealed and open, else NULL */
+    size_t n;       /* entries */
+    size_t written; /* entries the file holds (<= n); the rest are only in mem */
+    uint8_t *mem;   /* heap copy while active, else NULL */
+    size_t cap;     /* entries allocated in mem */
+    uint8_t *map;   /* read-only mapping while sealed and open, else NULL */
     size_t map_len;
 };
 
-static inline const uint8_t *idx_entries(const struct seg_index *x) {
+static inline const uint8_t *idx_entries(const struct seg_index *x)
+{
     return x->mem ? x->mem : x->map;
 }
 
@@ -70,18 +71,18 @@ void idx_close(struct seg_index *x);
  * ends. */
 struct segment {
     int64_t base_offset;
-    char *path;              /* .log path, owned */
-    int fd;                  /* .log, O_RDWR, while open in the cache; else -1 */
+    char *path;                          /* .log path, owned */
+    int fd;                              /* .log, O_RDWR, while open in the cache; else -1 */
     struct segment *lru_prev, *lru_next; /* the cache's LRU or lent list while open */
-    bool lent;               /* pinned by log_read until the read turn ends */
-    int64_t size_bytes;      /* bytes of whole batches in the file */
-    int64_t next_offset;     /* last offset + 1; base_offset if empty */
-    int64_t max_timestamp;   /* -1 if no batch */
+    bool lent;                           /* pinned by log_read until the read turn ends */
+    int64_t size_bytes;                  /* bytes of whole batches in the file */
+    int64_t next_offset;                 /* last offset + 1; base_offset if empty */
+    int64_t max_timestamp;               /* -1 if no batch */
     int64_t offset_of_max_timestamp;
-    int64_t roll_base_ms;    /* first batch's max timestamp (Kafka) or append time; -1 empty */
-    int64_t last_modified_ms;/* wall ms of last append (mtime after load) */
+    int64_t roll_base_ms;     /* first batch's max timestamp (Kafka) or append time; -1 empty */
+    int64_t last_modified_ms; /* wall ms of last append (mtime after load) */
     int64_t bytes_since_index;
-    int64_t last_index_ts;   /* timestamp of the last timeindex entry, -1 if none */
+    int64_t last_index_ts; /* timestamp of the last timeindex entry, -1 if none */
     struct seg_index oidx;
     struct seg_index tidx;
     bool active;
@@ -99,9 +100,9 @@ struct epoch_entry {
 
 struct log {
     char *dir;
-    char *name;                /* basename, for log lines */
+    char *name; /* basename, for log lines */
     struct log_config cfg;
-    struct segment **segs;     /* sorted by base_offset; last is active */
+    struct segment **segs; /* sorted by base_offset; last is active */
     size_t n_segs, cap_segs;
     int64_t log_start_offset;
     int64_t log_end_offset;
@@ -110,22 +111,22 @@ struct log {
     int64_t appended_messages; /* monotonic counter of records appended */
     int64_t flushed_messages;  /* counter value at the last successful flush */
     int64_t last_flush_ms;
-    uint64_t dir_gen;          /* bumped when files are created/renamed/deleted */
+    uint64_t dir_gen; /* bumped when files are created/renamed/deleted */
     uint64_t dir_synced_gen;
-    uint64_t trunc_gen;        /* bumped by every truncation of written data */
+    uint64_t trunc_gen; /* bumped by every truncation of written data */
     struct epoch_entry *epochs;
     size_t n_epochs, cap_epochs;
-    bool failed;               /* an I/O error left state uncertain */
-    uint64_t lent_turn;        /* read turn in which log_read last lent a segment */
+    bool failed;        /* an I/O error left state uncertain */
+    uint64_t lent_turn; /* read turn in which log_read last lent a segment */
     /* compaction (cleaner.c) */
-    int64_t clean_checkpoint;  /* first dirty offset (cleaner-checkpoint) */
-    int64_t clean_horizon_ms;  /* earliest delete horizon of a removable tombstone, -1 */
-    uint64_t clean_trunc_gen;  /* trunc_gen the checkpoint is valid for */
-    bool cleaning;             /* a clean job is in flight */
+    int64_t clean_checkpoint; /* first dirty offset (cleaner-checkpoint) */
+    int64_t clean_horizon_ms; /* earliest delete horizon of a removable tombstone, -1 */
+    uint64_t clean_trunc_gen; /* trunc_gen the checkpoint is valid for */
+    bool cleaning;            /* a clean job is in flight */
     /* idempotent producers (producer_snapshots.c) */
     struct producer_state *producers;
-    bool snap_exists;          /* a producer snapshot file is on disk */
-    int64_t snap_pending;      /* offset of a snapshot not fsync'd yet, -1 none */
+    bool snap_exists;     /* a producer snapshot file is on disk */
+    int64_t snap_pending; /* offset of a snapshot not fsync'd yet, -1 none */
 };
 
 /* ---- batch.c ---- */
@@ -178,8 +179,8 @@ int seg_sync_data(struct segment *s);
  * Stops at end of file. Returns 0, 1 if fn stopped, STORAGE_ERR_* on bad framing
  * (*bad_pos set), or -errno. */
 typedef int (*seg_scan_fn)(void *arg, const struct batch_info *b, int64_t pos);
-int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_scan_fn fn,
-             void *arg, int64_t *bad_pos);
+int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_scan_fn fn, void *arg,
+             int64_t *bad_pos);
 
 /* The position of the first indexed batch whose last offset is target_offset or more,
  * or -1: where a read can pick up again past damage (log_read). */
@@ -248,7 +249,8 @@ void producers_flush_done(struct log *l, int64_t offset, uint64_t trunc_gen);
 int64_t parse_segment_name(const char *name, const char *suffix);
 /* Offsets of the files "<20-digit offset><suffix>" in dir, ascending (*out malloc'd). */
 int list_offset_files(const char *dir, const char *suffix, int64_t **out, size_t *n_out);
-static inline struct segment *log_active(const struct log *l) {
+static inline struct segment *log_active(const struct log *l)
+{
     return l->segs[l->n_segs - 1];
 }
 void log_remove_segment_at(struct log *l, size_t i); /* deletes files, shifts array */

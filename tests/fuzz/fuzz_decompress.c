@@ -23,7 +23,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void decode_mode(uint8_t mode, const uint8_t *p, size_t n) {
+static void decode_mode(uint8_t mode, const uint8_t *p, size_t n)
+{
     enum compress_codec codec = (enum compress_codec)(mode & 7);
     size_t bound = (size_t)65536 << ((mode >> 4) & 3);
     struct buf out, again, re;
@@ -53,7 +54,8 @@ static void decode_mode(uint8_t mode, const uint8_t *p, size_t n) {
     buf_free(&re);
 }
 
-static void batch_mode(uint8_t mode, const uint8_t *p, size_t n) {
+static void batch_mode(uint8_t mode, const uint8_t *p, size_t n)
+{
     if (batch_validate_all(p, n, true, NULL, NULL) != 0)
         return;
     int t = (mode >> 4) & 7;
@@ -119,7 +121,8 @@ static void batch_mode(uint8_t mode, const uint8_t *p, size_t n) {
     buf_free(&keyless);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     if (size == 0)
         return 0;
     if (data[0] & 0x08)

@@ -23,11 +23,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[64];
 
-static void path_of(char *out, size_t cap, const char *name) {
+static void path_of(char *out, size_t cap, const char *name)
+{
     snprintf(out, cap, "%s/%s", dir, name);
 }
 
-static void write_file(const char *name, const uint8_t *p, size_t n) {
+static void write_file(const char *name, const uint8_t *p, size_t n)
+{
     char path[128];
     path_of(path, sizeof path, name);
     FILE *f = fopen(path, "wb");
@@ -35,7 +37,8 @@ static void write_file(const char *name, const uint8_t *p, size_t n) {
         abort();
 }
 
-static size_t read_file(const char *name, uint8_t **out) {
+static size_t read_file(const char *name, uint8_t **out)
+{
     char path[128];
     path_of(path, sizeof path, name);
     FILE *f = fopen(path, "rb");
@@ -52,7 +55,8 @@ static size_t read_file(const char *name, uint8_t **out) {
     return b.len;
 }
 
-static void clear_dir(void) {
+static void clear_dir(void)
+{
     DIR *d = opendir(dir);
     if (!d)
         abort();
@@ -68,7 +72,8 @@ static void clear_dir(void) {
     closedir(d);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     if (!dir[0]) {
         strcpy(dir, "/tmp/samsa-fuzz-metalog-XXXXXX");
         if (!mkdtemp(dir))

@@ -14,7 +14,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     uint8_t *in = malloc(size ? size : 1);
     memcpy(in, data, size);
     if (size >= 6) /* version int16, then the CRC of everything after it */

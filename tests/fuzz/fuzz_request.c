@@ -17,7 +17,8 @@
 #include "proto/proto.h"
 
 static void check_body(const struct proto_codec *c, bool response, int16_t version,
-                       const uint8_t *data, size_t size) {
+                       const uint8_t *data, size_t size)
+{
     struct arena a;
     arena_init(&a);
     size_t sz = response ? c->response_size : c->request_size;
@@ -48,7 +49,8 @@ static void check_body(const struct proto_codec *c, bool response, int16_t versi
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     struct reader r;
     rd_init(&r, data, size);
     struct request_header h;

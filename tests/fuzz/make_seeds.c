@@ -23,7 +23,8 @@
 #include "proto/proto.h"
 #include "storage/storage.h"
 
-static int write_seed(const char *dir, const char *name, const struct buf *b) {
+static int write_seed(const char *dir, const char *name, const struct buf *b)
+{
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
@@ -35,7 +36,8 @@ static int write_seed(const char *dir, const char *name, const struct buf *b) {
 }
 
 /* Records that compress well and carry keys (one batch without keys, for check_keys). */
-static void sample_batch(struct buf *out, int n, bool keyed) {
+static void sample_batch(struct buf *out, int n, bool keyed)
+{
     struct record_in recs[16];
     static const char text[] = "fuzz seed record, repetitive enough to compress well";
     for (int i = 0; i < n; i++) {
@@ -45,7 +47,8 @@ static void sample_batch(struct buf *out, int n, bool keyed) {
     batch_encode(out, recs, (size_t)n, 1700000000000);
 }
 
-static int compress_seeds(const char *dir) {
+static int compress_seeds(const char *dir)
+{
     struct buf plain, b;
     buf_init(&plain);
     buf_init(&b);
@@ -83,8 +86,8 @@ static int compress_seeds(const char *dir) {
     buf_init(&keyless);
     sample_batch(&keyless, 3, false);
     for (int codec = COMPRESS_NONE; codec <= COMPRESS_ZSTD; codec++) {
-        struct batch_recompress_opts o = {.target = (enum compress_codec)codec, .level = 1,
-                                          .max_batch_bytes = 1 << 20};
+        struct batch_recompress_opts o = {
+            .target = (enum compress_codec)codec, .level = 1, .max_batch_bytes = 1 << 20};
         struct buf one;
         buf_init(&one);
         if (batch_recompress(plain.data, plain.len, &o, &one) != 0)
@@ -113,7 +116,8 @@ static int compress_seeds(const char *dir) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc == 3 && strcmp(argv[1], "--compress") == 0)
         return compress_seeds(argv[2]);
     if (argc != 2) {

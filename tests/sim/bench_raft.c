@@ -19,12 +19,14 @@ static struct raft_storage *stores[N];
 static struct buf inbox[N];
 static size_t inbox_count[N];
 
-static int cmp_i64(const void *a, const void *b) {
+static int cmp_i64(const void *a, const void *b)
+{
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-static bool pump(void) {
+static bool pump(void)
+{
     bool any = false;
     for (int i = 0; i < N; i++) {
         if (!raft_has_ready(nodes[i]))
@@ -66,7 +68,8 @@ static bool pump(void) {
     return any;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const char *dir = NULL;
     double seconds = 3;
     int batch = 64, size = 100;

@@ -37,16 +37,24 @@
 static bool trace;
 static uint64_t rng_state;
 
-static uint64_t rnd(void) {
+static uint64_t rnd(void)
+{
     rng_state ^= rng_state >> 12;
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ull;
 }
-static uint64_t rnd_n(uint64_t n) { return n ? rnd() % n : 0; }
-static bool chance(uint32_t per_mille) { return rnd_n(1000) < per_mille; }
+static uint64_t rnd_n(uint64_t n)
+{
+    return n ? rnd() % n : 0;
+}
+static bool chance(uint32_t per_mille)
+{
+    return rnd_n(1000) < per_mille;
+}
 
-static uint64_t mix(uint64_t h, uint64_t v) {
+static uint64_t mix(uint64_t h, uint64_t v)
+{
     h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
     return h * 0xff51afd7ed558ccdull;
 }
@@ -107,17 +115,18 @@ struct sim {
     char fail_buf[256];
 };
 
-#define TRACE(s, ...)                                                                  \
-    do {                                                                               \
-        if (trace) {                                                                   \
-            printf("%6lld ", (long long)(s)->now);                                     \
-            printf(__VA_ARGS__);                                                       \
-            printf("\n");                                                              \
-        }                                                                              \
+#define TRACE(s, ...)                                                                              \
+    do {                                                                                           \
+        if (trace) {                                                                               \
+            printf("%6lld ", (long long)(s)->now);                                                 \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
     } while (0)
 
 static void failf(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void failf(struct sim *s, const char *fmt, ...) {
+static void failf(struct sim *s, const char *fmt, ...)
+{
     if (s->fail)
         return;
     va_list ap;
@@ -128,7 +137,8 @@ static void failf(struct sim *s, const char *fmt, ...) {
     TRACE(s, "FAIL: %s", s->fail_buf);
 }
 
-static struct committed_rec *com_at(struct sim *s, uint64_t idx) {
+static struct committed_rec *com_at(struct sim *s, uint64_t idx)
+{
     if (idx >= s->cap_com) {
         size_t cap = s->cap_com ? s->cap_com : 1024;
         while (cap <= idx)
@@ -140,12 +150,14 @@ static struct committed_rec *com_at(struct sim *s, uint64_t idx) {
     return &s->com[idx];
 }
 
-static uint64_t entry_hash(const struct raft_entry *e) {
+static uint64_t entry_hash(const struct raft_entry *e)
+{
     return mix(hash_bytes(e->data, e->len), e->type);
 }
 
 /* ---- disk ---- */
-static void disk_free(struct disk *d) {
+static void disk_free(struct disk *d)
+{
     for (size_t i = 0; i < d->n; i++)
         free(d->ents[i].data);
     free(d->ents);
@@ -153,12 +165,14 @@ static void disk_free(struct disk *d) {
     memset(d, 0, sizeof *d);
 }
 
-static void disk_truncate_from(struct disk *d, uint64_t idx) {
+static void disk_truncate_from(struct disk *d, uint64_t idx)
+{
     while (d->n && d->ents[d->n - 1].index >= idx)
         free(d->ents[--d->n].data);
 }
 
-static void disk_drop_upto(struct disk *d, uint64_t idx) {
+static void disk_drop_upto(struct disk *d, uint64_t idx)
+{
     size_t k = 0;
     while (k < d->n && d->ents[k].index <= idx)
         free(d->ents[k++].data);
@@ -166,7 +180,8 @@ static void disk_drop_upto(struct disk *d, uint64_t idx) {
     d->n -= k;
 }
 
-static void disk_append(struct disk *d, const struct raft_entry *e) {
+static void disk_append(struct disk *d, const struct raft_entry *e)
+{
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 64;
         d->ents = xrealloc(d->ents, d->cap * sizeof *d->ents);
@@ -178,7 +193,8 @@ static void disk_append(struct disk *d, const struct raft_entry *e) {
         memcpy(c->data, e->data, e->len);
 }
 
-static void disk_set_snapshot(struct disk *d, const struct raft_snapshot *snap) {
+static void disk_set_snapshot(struct disk *d, const struct raft_snapshot *snap)
+{
     free(d->snap.data);
     d->snap = *snap;
     d->snap.data = snap->len ? xmalloc(snap->len) : NULL;
@@ -187,7 +203,8 @@ static void disk_set_snapshot(struct disk *d, const struct raft_snapshot *snap) 
 }
 
 /* ---- nodes ---- */
-static struct raft_conf founders_conf(const struct sim *s) {
+static struct raft_conf founders_conf(const struct sim *s)
+{
     struct raft_conf c = {0};
     for (int i = 0; i < s->n_nodes; i++)
         if (s->nodes[i].founder)
@@ -195,7 +212,8 @@ static struct raft_conf founders_conf(const struct sim *s) {
     return c;
 }
 
-static void node_start(struct sim *s, struct node *n) {
+static void node_start(struct sim *s, struct node *n)
+{
     struct raft_config cfg;
     raft_config_default(&cfg, n->id);
     cfg.seed = s->seed * 31 + (uint64_t)s->now;
@@ -224,14 +242,16 @@ static void node_start(struct sim *s, struct node *n) {
     n->disk_busy_until = s->now;
 }
 
-static void node_crash(struct sim *s, struct node *n) {
+static void node_crash(struct sim *s, struct node *n)
+{
     TRACE(s, "crash %llu", (unsigned long long)n->id);
     raft_free(n->r);
     n->r = NULL;
     n->up = false;
 }
 
-static struct node *node_by_id(struct sim *s, uint64_t id) {
+static struct node *node_by_id(struct sim *s, uint64_t id)
+{
     for (int i = 0; i < s->n_nodes; i++)
         if (s->nodes[i].id == id)
             return &s->nodes[i];
@@ -239,10 +259,11 @@ static struct node *node_by_id(struct sim *s, uint64_t id) {
 }
 
 /* ---- network ---- */
-static void net_send(struct sim *s, const struct raft_msg *m) {
+static void net_send(struct sim *s, const struct raft_msg *m)
+{
     if (s->blocked[m->from][m->to] || chance(s->drop_pm)) {
-        TRACE(s, "drop %llu->%llu %s", (unsigned long long)m->from,
-              (unsigned long long)m->to, raft_msg_type_name(m->type));
+        TRACE(s, "drop %llu->%llu %s", (unsigned long long)m->from, (unsigned long long)m->to,
+              raft_msg_type_name(m->type));
         return;
     }
     int copies = chance(s->dup_pm) ? 2 : 1;
@@ -262,12 +283,12 @@ static void net_send(struct sim *s, const struct raft_msg *m) {
     }
 }
 
-static void deliver_due(struct sim *s) {
+static void deliver_due(struct sim *s)
+{
     for (;;) {
         size_t best = SIZE_MAX;
         for (size_t i = 0; i < s->n_net; i++)
-            if (s->net[i].at <= s->now &&
-                (best == SIZE_MAX || s->net[i].seq < s->net[best].seq))
+            if (s->net[i].at <= s->now && (best == SIZE_MAX || s->net[i].seq < s->net[best].seq))
                 best = i;
         if (best == SIZE_MAX)
             return;
@@ -299,7 +320,8 @@ static void deliver_due(struct sim *s) {
 
 /* ---- checks on what a node persists, commits and applies ---- */
 static void check_persisted(struct sim *s, struct node *n, const struct raft_entry *e,
-                            uint64_t prev_term) {
+                            uint64_t prev_term)
+{
     uint8_t key[16];
     be64_write(key, e->index);
     be64_write(key + 8, e->term);
@@ -309,13 +331,14 @@ static void check_persisted(struct sim *s, struct node *n, const struct raft_ent
     if (old == 0)
         hmap_put(&s->entries, k, (void *)(uintptr_t)h);
     else if (old != (uintptr_t)h)
-        failf(s, "log matching violated: node %llu entry %llu/%llu differs from another "
-                 "node's entry with the same index and term",
-              (unsigned long long)n->id, (unsigned long long)e->index,
-              (unsigned long long)e->term);
+        failf(s,
+              "log matching violated: node %llu entry %llu/%llu differs from another "
+              "node's entry with the same index and term",
+              (unsigned long long)n->id, (unsigned long long)e->index, (unsigned long long)e->term);
 }
 
-static void check_commit(struct sim *s, struct node *n, uint64_t commit) {
+static void check_commit(struct sim *s, struct node *n, uint64_t commit)
+{
     for (uint64_t i = 1; i <= commit; i++) {
         uint64_t t;
         if (!raft_term_at(n->r, i, &t))
@@ -327,15 +350,17 @@ static void check_commit(struct sim *s, struct node *n, uint64_t commit) {
             if (i > s->max_committed)
                 s->max_committed = i;
         } else if (c->term != t) {
-            failf(s, "committed entry lost: node %llu has term %llu at committed index %llu, "
-                     "committed before with term %llu",
+            failf(s,
+                  "committed entry lost: node %llu has term %llu at committed index %llu, "
+                  "committed before with term %llu",
                   (unsigned long long)n->id, (unsigned long long)t, (unsigned long long)i,
                   (unsigned long long)c->term);
         }
     }
 }
 
-static void apply_entry(struct sim *s, struct node *n, const struct raft_entry *e) {
+static void apply_entry(struct sim *s, struct node *n, const struct raft_entry *e)
+{
     if (e->index != n->sm_applied + 1) {
         failf(s, "node %llu applied index %llu after %llu", (unsigned long long)n->id,
               (unsigned long long)e->index, (unsigned long long)n->sm_applied);
@@ -357,7 +382,8 @@ static void apply_entry(struct sim *s, struct node *n, const struct raft_entry *
     }
 }
 
-static void install_snapshot(struct sim *s, struct node *n, const struct raft_snapshot *snap) {
+static void install_snapshot(struct sim *s, struct node *n, const struct raft_snapshot *snap)
+{
     ASSERT(snap->len == 16);
     uint64_t idx = be64_read(snap->data), digest = be64_read(snap->data + 8);
     if (idx != snap->index)
@@ -371,7 +397,8 @@ static void install_snapshot(struct sim *s, struct node *n, const struct raft_sn
     n->sm_digest = digest;
 }
 
-static void process_ready(struct sim *s, struct node *n) {
+static void process_ready(struct sim *s, struct node *n)
+{
     struct raft_ready rd;
     raft_ready(n->r, &rd);
     /* 1. persist */
@@ -408,8 +435,9 @@ static void process_ready(struct sim *s, struct node *n) {
     for (size_t i = 0; i < rd.n_reads; i++) {
         uint64_t ctx = rd.reads[i].context;
         if (ctx < ARRAY_LEN(s->read_required) && rd.reads[i].index < s->read_required[ctx])
-            failf(s, "read index %llu for read %llu is below the commit index %llu known when "
-                     "it was asked (stale read)",
+            failf(s,
+                  "read index %llu for read %llu is below the commit index %llu known when "
+                  "it was asked (stale read)",
                   (unsigned long long)rd.reads[i].index, (unsigned long long)ctx,
                   (unsigned long long)s->read_required[ctx]);
     }
@@ -422,8 +450,8 @@ static void process_ready(struct sim *s, struct node *n) {
         be64_write(data, st.applied);
         be64_write(data + 8, n->sm_digest);
         if (raft_snapshot_create(n->r, data, sizeof data, 8) == 0) {
-            struct raft_snapshot snap = {.index = st.applied, .conf = st.conf, .len = 16,
-                                         .data = data};
+            struct raft_snapshot snap = {
+                .index = st.applied, .conf = st.conf, .len = 16, .data = data};
             raft_term_at(n->r, st.applied, &snap.term);
             disk_set_snapshot(&n->disk, &snap);
             disk_drop_upto(&n->disk, st.applied - 8);
@@ -431,7 +459,8 @@ static void process_ready(struct sim *s, struct node *n) {
     }
 }
 
-static void check_leaders(struct sim *s) {
+static void check_leaders(struct sim *s)
+{
     for (int i = 0; i < s->n_nodes; i++) {
         struct node *n = &s->nodes[i];
         if (!n->up)
@@ -458,9 +487,11 @@ static void check_leaders(struct sim *s) {
                 uint64_t t;
                 if (c->known && (!raft_term_at(n->r, idx, &t) || t != c->term) &&
                     idx >= st.first_index)
-                    failf(s, "leader completeness violated: leader %llu of term %llu lacks "
-                             "committed entry %llu", (unsigned long long)n->id,
-                          (unsigned long long)st.term, (unsigned long long)idx);
+                    failf(s,
+                          "leader completeness violated: leader %llu of term %llu lacks "
+                          "committed entry %llu",
+                          (unsigned long long)n->id, (unsigned long long)st.term,
+                          (unsigned long long)idx);
             }
             if (s->max_committed > st.last_index)
                 failf(s, "leader %llu of term %llu is missing committed entries up to %llu",
@@ -472,7 +503,8 @@ static void check_leaders(struct sim *s) {
     }
 }
 
-static struct node *find_leader(struct sim *s) {
+static struct node *find_leader(struct sim *s)
+{
     struct node *best = NULL;
     uint64_t best_term = 0;
     for (int i = 0; i < s->n_nodes; i++) {
@@ -489,7 +521,8 @@ static struct node *find_leader(struct sim *s) {
     return best;
 }
 
-static void step_ms(struct sim *s) {
+static void step_ms(struct sim *s)
+{
     s->now++;
     deliver_due(s);
     for (int i = 0; i < s->n_nodes; i++) {
@@ -504,7 +537,8 @@ static void step_ms(struct sim *s) {
     check_leaders(s);
 }
 
-static void propose(struct sim *s) {
+static void propose(struct sim *s)
+{
     struct node *l = find_leader(s);
     if (!l)
         return;
@@ -516,7 +550,8 @@ static void propose(struct sim *s) {
 }
 
 /* One random fault or operator action. */
-static void chaos(struct sim *s) {
+static void chaos(struct sim *s)
+{
     uint64_t k = rnd_n(100);
     struct node *n = &s->nodes[rnd_n((uint64_t)s->n_nodes)];
     if (k < 12) { /* symmetric partition: a random minority side */
@@ -565,8 +600,7 @@ static void chaos(struct sim *s) {
             op = chance(500) ? RAFT_CONF_ADD_VOTER : RAFT_CONF_ADD_LEARNER;
         if (op == RAFT_CONF_ADD_LEARNER && raft_conf_is_voter(&st.conf, n->id))
             return;
-        if (op == RAFT_CONF_REMOVE && raft_conf_is_voter(&st.conf, n->id) &&
-            st.conf.n_voters <= 2)
+        if (op == RAFT_CONF_REMOVE && raft_conf_is_voter(&st.conf, n->id) && st.conf.n_voters <= 2)
             return;
         int rc = raft_propose_conf(l->r, op, n->id, NULL);
         TRACE(s, "conf change op=%d node=%llu via %llu: %d", op, (unsigned long long)n->id,
@@ -583,7 +617,8 @@ static void chaos(struct sim *s) {
     }
 }
 
-static void heal_all(struct sim *s) {
+static void heal_all(struct sim *s)
+{
     memset(s->blocked, 0, sizeof s->blocked);
     s->drop_pm = 0;
     s->dup_pm = 0;
@@ -598,7 +633,8 @@ static void heal_all(struct sim *s) {
 
 /* Converged: one leader, every member of its configuration up, following it, and having
  * applied everything it committed (including the marker proposal). */
-static bool converged(struct sim *s, uint64_t marker_index) {
+static bool converged(struct sim *s, uint64_t marker_index)
+{
     struct node *l = find_leader(s);
     if (!l)
         return false;
@@ -618,7 +654,8 @@ static bool converged(struct sim *s, uint64_t marker_index) {
     return true;
 }
 
-static int run_seed(uint64_t seed, uint64_t *ops_out) {
+static int run_seed(uint64_t seed, uint64_t *ops_out)
+{
     struct sim *s = xcalloc(1, sizeof *s);
     s->seed = seed;
     rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -662,8 +699,7 @@ static int run_seed(uint64_t seed, uint64_t *ops_out) {
          * (leader completeness): propose it again. */
         uint64_t t;
         if (marker && l && ls.term > marker_term &&
-            (!raft_term_at(l->r, marker, &t) || t != marker_term) &&
-            marker > ls.snapshot_index)
+            (!raft_term_at(l->r, marker, &t) || t != marker_term) && marker > ls.snapshot_index)
             marker = 0;
         if (l && marker == 0) {
             if (raft_propose(l->r, "marker", 6, &marker) != 0)
@@ -682,11 +718,10 @@ static int run_seed(uint64_t seed, uint64_t *ops_out) {
             fprintf(stderr,
                     "  node %llu: %s term=%llu leader=%llu commit=%llu applied=%llu last=%llu "
                     "voters=%u learners=%u voter=%d\n",
-                    (unsigned long long)st.id, raft_role_name(st.role),
-                    (unsigned long long)st.term, (unsigned long long)st.leader,
-                    (unsigned long long)st.commit, (unsigned long long)st.applied,
-                    (unsigned long long)st.last_index, st.conf.n_voters, st.conf.n_learners,
-                    raft_conf_is_voter(&st.conf, st.id));
+                    (unsigned long long)st.id, raft_role_name(st.role), (unsigned long long)st.term,
+                    (unsigned long long)st.leader, (unsigned long long)st.commit,
+                    (unsigned long long)st.applied, (unsigned long long)st.last_index,
+                    st.conf.n_voters, st.conf.n_learners, raft_conf_is_voter(&st.conf, st.id));
         }
         failf(s, "liveness: no converged leader with the marker applied %d ms after healing",
               LIVENESS_MS);
@@ -709,7 +744,8 @@ static int run_seed(uint64_t seed, uint64_t *ops_out) {
     return failed;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     uint64_t from = 1, to = 1000;
     bool explicit_range = false, quiet = false;
     for (int i = 1; i < argc; i++) {
@@ -750,8 +786,7 @@ int main(int argc, char **argv) {
         uint64_t ops = 0;
         if (run_seed(seed, &ops)) {
             failures++;
-            fprintf(stderr, "replay: %s --seed %llu --trace\n", argv[0],
-                    (unsigned long long)seed);
+            fprintf(stderr, "replay: %s --seed %llu --trace\n", argv[0], (unsigned long long)seed);
             if (failures >= 5)
                 break;
         }

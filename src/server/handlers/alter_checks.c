@@ -12,7 +12,8 @@
 
 #define MAX_NAMED_NULLS 8 /* config names an INVALID_REQUEST message lists */
 
-void alter_mark_duplicates(struct request *req, struct alter_resource *rs, int32_t n) {
+void alter_mark_duplicates(struct request *req, struct alter_resource *rs, int32_t n)
+{
     struct hmap seen;
     hmap_init(&seen);
     for (int32_t i = 0; i < n; i++) {
@@ -35,7 +36,8 @@ void alter_mark_duplicates(struct request *req, struct alter_resource *rs, int32
 
 /* A config named twice, or null values: INVALID_REQUEST with *message set. */
 static int16_t check_configs(struct request *req, const struct alter_resource *r,
-                             struct slice *message) {
+                             struct slice *message)
+{
     struct hmap names;
     hmap_init(&names);
     bool dup = false;
@@ -63,15 +65,16 @@ static int16_t check_configs(struct request *req, const struct alter_resource *r
                                  (int)MIN(name.len, 255), (const char *)name.ptr);
     }
     if (nulls) {
-        *message = slice_from_cstr(
-            arena_printf(&req->arena, "Null value not supported for : %s", nulls));
+        *message =
+            slice_from_cstr(arena_printf(&req->arena, "Null value not supported for : %s", nulls));
         return KERR_INVALID_REQUEST;
     }
     return KERR_NONE;
 }
 
 int16_t alter_check_resource(struct request *req, const struct alter_resource *r,
-                             struct slice *message) {
+                             struct slice *message)
+{
     if (r->duplicate) {
         *message = slice_from_cstr("Each resource must appear at most once.");
         return KERR_INVALID_REQUEST;

@@ -2,7 +2,8 @@
  * An unsupported ApiVersions version is answered by dispatch.c in v0. */
 #include "server/internal.h"
 
-void handle_api_versions(struct request *req) {
+void handle_api_versions(struct request *req)
+{
     struct api_versions_request in;
     if (api_versions_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
         /* Kafka answers a malformed ApiVersions with INVALID_REQUEST rather than closing. */

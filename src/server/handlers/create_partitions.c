@@ -2,11 +2,11 @@
  * assignments must name this node once per new partition. */
 #include "server/internal.h"
 
-void handle_create_partitions(struct request *req) {
+void handle_create_partitions(struct request *req)
+{
     struct server *s = req->srv;
     struct create_partitions_request in;
-    if (create_partitions_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) !=
-        0) {
+    if (create_partitions_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
         request_malformed(req);
         return;
     }
@@ -34,8 +34,8 @@ void handle_create_partitions(struct request *req) {
                      t->assignments[a].broker_ids[0] == s->cfg->node_id;
             if (!ok) {
                 r->error_code = KERR_INVALID_REPLICA_ASSIGNMENT;
-                r->error_message = slice_from_cstr(
-                    "assignments must name this node once for each new partition");
+                r->error_message =
+                    slice_from_cstr("assignments must name this node once for each new partition");
                 continue;
             }
         }

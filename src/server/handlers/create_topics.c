@@ -18,7 +18,8 @@ typedef struct create_topics_response_topics topic_resp;
 /* The answer for a topic created (or, validate_only, that would be created) with rf
  * replicas: its id, shape and effective configs. */
 static void describe_created(struct request *req, topic_resp *out, const struct mtopic *t,
-                             int16_t rf) {
+                             int16_t rf)
+{
     struct server *s = req->srv;
     memcpy(out->topic_id, t->id, 16);
     out->num_partitions = t->partition_count;
@@ -46,9 +47,12 @@ static void describe_created(struct request *req, topic_resp *out, const struct 
  * real creation. */
 static void describe_validated(struct request *req, topic_resp *out, struct slice name,
                                int32_t partitions, int16_t rf, struct config_entry *cfgs,
-                               size_t ncfg) {
-    struct mtopic t = {.name = REQ_CSTR(req, name), .partition_count = partitions,
-                       .configs = cfgs, .config_count = ncfg};
+                               size_t ncfg)
+{
+    struct mtopic t = {.name = REQ_CSTR(req, name),
+                       .partition_count = partitions,
+                       .configs = cfgs,
+                       .config_count = ncfg};
     cluster_uuid_random(t.id);
     describe_created(req, out, &t, rf);
 }
@@ -57,8 +61,8 @@ static void describe_validated(struct request *req, topic_resp *out, struct slic
  * than this many partitions, before looking at any topic. */
 #define MAX_PARTITIONS_PER_REQUEST 10000
 
-static int64_t requested_partitions(const struct server *s,
-                                    const struct create_topics_request *in) {
+static int64_t requested_partitions(const struct server *s, const struct create_topics_request *in)
+{
     int64_t total = 0;
     for (int32_t i = 0; i < in->topics_count; i++) {
         const struct create_topics_request_topics *t = &in->topics[i];
@@ -90,12 +94,14 @@ struct created_topic {
     bool waiting; /* registered with server_topic_wait_open, not answered yet */
 };
 
-static void create_respond(struct create_wait *w) {
+static void create_respond(struct create_wait *w)
+{
     net_timer_cancel(w->req->srv->loop, w->timer);
     REQUEST_RESPOND(w->req, create_topics_response, &w->resp);
 }
 
-static void topic_opened(void *arg, int16_t error) {
+static void topic_opened(void *arg, int16_t error)
+{
     struct created_topic *ct = arg;
     struct create_wait *w = ct->w;
     struct request *req = w->req;
@@ -117,7 +123,8 @@ static void topic_opened(void *arg, int16_t error) {
         create_respond(w);
 }
 
-static void create_timed_out(struct net_loop *loop, void *arg) {
+static void create_timed_out(struct net_loop *loop, void *arg)
+{
     (void)loop;
     struct create_wait *w = arg;
     w->timer = 0;
@@ -135,12 +142,14 @@ static void create_timed_out(struct net_loop *loop, void *arg) {
     create_respond(w);
 }
 
-static bool has_collision_chars(struct slice name) {
+static bool has_collision_chars(struct slice name)
+{
     return memchr(name.ptr, '.', name.len) || memchr(name.ptr, '_', name.len);
 }
 
 /* Kafka's unifyCollisionChars: '.' and '_' are the same character in metric names. */
-static struct slice unify_collision_chars(struct request *req, struct slice name) {
+static struct slice unify_collision_chars(struct request *req, struct slice name)
+{
     char *u = REQ_CSTR(req, name);
     for (size_t i = 0; i < name.len; i++)
         if (u[i] == '.')
@@ -153,7 +162,8 @@ static struct slice unify_collision_chars(struct request *req, struct slice name
  * The map of existing names is built on the first call of a request that needs it (one
  * pass over at most MAX_TOPICS topics), not kept up to date across requests. */
 static const char *colliding_topic(struct request *req, struct hmap *unified, bool *built,
-                                   struct slice name) {
+                                   struct slice name)
+{
     if (!has_collision_chars(name))
         return NULL;
     struct cluster *c = req->srv->cluster;
@@ -170,11 +180,12 @@ static const char *colliding_topic(struct request *req, struct hmap *unified, bo
 }
 
 struct name_count {
-    int32_t count;  /* occurrences of the name in the request */
-    bool answered;  /* its duplicate-name entry is in the response */
+    int32_t count; /* occurrences of the name in the request */
+    bool answered; /* its duplicate-name entry is in the response */
 };
 
-void handle_create_topics(struct request *req) {
+void handle_create_topics(struct request *req)
+{
     struct server *s = req->srv;
     struct create_topics_request in;
     if (create_topics_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {

@@ -4,7 +4,8 @@
  * time. */
 #include "server/internal.h"
 
-void handle_delete_groups(struct request *req) {
+void handle_delete_groups(struct request *req)
+{
     struct server *s = req->srv;
     struct delete_groups_request in;
     if (delete_groups_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -28,7 +29,8 @@ void handle_delete_groups(struct request *req) {
     server_groups_called(s);
 }
 
-void group_delete_groups_done(void *ctx, const struct grp_delete_groups_resp *g) {
+void group_delete_groups_done(void *ctx, const struct grp_delete_groups_resp *g)
+{
     struct request *req = ctx;
     struct delete_groups_response resp;
     delete_groups_response_init(&resp);

@@ -3,7 +3,8 @@
  * survive a crash. */
 #include "server/internal.h"
 
-void handle_delete_records(struct request *req) {
+void handle_delete_records(struct request *req)
+{
     struct server *s = req->srv;
     struct delete_records_request in;
     if (delete_records_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {

@@ -2,7 +2,8 @@
  * partition directories. Internal topics cannot be deleted. */
 #include "server/internal.h"
 
-void handle_delete_topics(struct request *req) {
+void handle_delete_topics(struct request *req)
+{
     struct server *s = req->srv;
     struct delete_topics_request in;
     if (delete_topics_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {

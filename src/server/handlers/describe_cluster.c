@@ -2,11 +2,11 @@
  * Endpoint type 2 (controllers) is answered with this node too: it is both. */
 #include "server/internal.h"
 
-void handle_describe_cluster(struct request *req) {
+void handle_describe_cluster(struct request *req)
+{
     struct server *s = req->srv;
     struct describe_cluster_request in;
-    if (describe_cluster_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) !=
-        0) {
+    if (describe_cluster_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
         request_malformed(req);
         return;
     }
@@ -14,7 +14,8 @@ void handle_describe_cluster(struct request *req) {
     describe_cluster_response_init(&resp);
     if (in.endpoint_type != 1 && in.endpoint_type != 2) {
         resp.error_code = KERR_UNSUPPORTED_ENDPOINT_TYPE;
-        resp.error_message = slice_from_cstr("endpoint type must be 1 (brokers) or 2 (controllers)");
+        resp.error_message =
+            slice_from_cstr("endpoint type must be 1 (brokers) or 2 (controllers)");
         resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
         REQUEST_RESPOND(req, describe_cluster_response, &resp);
         return;

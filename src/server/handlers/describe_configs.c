@@ -29,26 +29,22 @@ enum {
     SOURCE_BROKER_LOGGER = 6,
 };
 
-static int8_t kafka_config_type(enum tcfg_type t) {
+static int8_t kafka_config_type(enum tcfg_type t)
+{
     switch (t) {
-    case TCFG_BOOL:
-        return 1;
-    case TCFG_STRING:
-        return 2;
-    case TCFG_INT:
-        return 3;
-    case TCFG_LONG:
-        return 5;
-    case TCFG_DOUBLE:
-        return 6;
-    case TCFG_LIST:
-        return 7;
+    case TCFG_BOOL: return 1;
+    case TCFG_STRING: return 2;
+    case TCFG_INT: return 3;
+    case TCFG_LONG: return 5;
+    case TCFG_DOUBLE: return 6;
+    case TCFG_LIST: return 7;
     }
     return 0;
 }
 
 /* Null or empty ConfigurationKeys ask for every config, as in Kafka. */
-static bool wanted(const struct describe_configs_request_resources *r, const char *name) {
+static bool wanted(const struct describe_configs_request_resources *r, const char *name)
+{
     if (r->configuration_keys_count <= 0)
         return true;
     for (int32_t i = 0; i < r->configuration_keys_count; i++)
@@ -57,14 +53,16 @@ static bool wanted(const struct describe_configs_request_resources *r, const cha
     return false;
 }
 
-static struct slice copy_or_null(struct request *req, const char *s) {
+static struct slice copy_or_null(struct request *req, const char *s)
+{
     return s ? slice_from_cstr(arena_strndup(&req->arena, s, strlen(s))) : SLICE_NULL;
 }
 
 /* Kafka shows a list config as it parsed it: the items without the blanks around them,
  * each once, joined by commas (cleanup.policy set to " compact , delete " is described
  * as "compact,delete", "delete,delete" as "delete"). The value is kept as written. */
-static const char *list_value(struct request *req, const char *v) {
+static const char *list_value(struct request *req, const char *v)
+{
     if (!v)
         return NULL;
     size_t len = strlen(v);
@@ -103,7 +101,8 @@ static const char *list_value(struct request *req, const char *v) {
 }
 
 static void add_synonym(struct request *req, config_resp *c, const char *name, const char *value,
-                        int8_t source) {
+                        int8_t source)
+{
     synonym_resp *sy = &c->synonyms[c->synonyms_count++];
     describe_configs_response_results_configs_synonyms_init(sy);
     sy->name = slice_from_cstr(name);
@@ -111,14 +110,16 @@ static void add_synonym(struct request *req, config_resp *c, const char *name, c
     sy->source = source;
 }
 
-static int8_t broker_source(const struct broker_config_synonym *sy) {
+static int8_t broker_source(const struct broker_config_synonym *sy)
+{
     return sy->is_default ? SOURCE_DEFAULT : SOURCE_STATIC_BROKER;
 }
 
 /* Kafka reads broker resource names with Integer.parseInt: an optional sign, then
  * decimal digits only (" 1" is refused, "01" and "+1" name node 1). parse_i64 is that
  * but for the leading blanks strtoll skips (and a NUL, which would end the copy). */
-static bool parse_node_id(struct request *req, struct slice name, int32_t *out) {
+static bool parse_node_id(struct request *req, struct slice name, int32_t *out)
+{
     int64_t v;
     if (name.len == 0 || isspace(name.ptr[0]) || memchr(name.ptr, '\0', name.len) ||
         parse_i64(REQ_CSTR(req, name), &v) != 0 || v < INT32_MIN || v > INT32_MAX)
@@ -130,21 +131,22 @@ static bool parse_node_id(struct request *req, struct slice name, int32_t *out) 
 /* Checks a broker or broker logger resource name against this node. Returns false
  * after filling out's error (INVALID_REQUEST with Kafka's messages). */
 static bool this_node(struct request *req, struct slice name,
-                      struct describe_configs_response_results *out) {
+                      struct describe_configs_response_results *out)
+{
     int32_t id;
     int32_t node = req->srv->cfg->node_id;
     if (!parse_node_id(req, name, &id)) {
         out->error_code = KERR_INVALID_REQUEST;
-        out->error_message = slice_from_cstr(arena_printf(
-            &req->arena, "Broker id must be an integer, but it is: %.*s", (int)name.len,
-            (const char *)name.ptr));
+        out->error_message = slice_from_cstr(
+            arena_printf(&req->arena, "Broker id must be an integer, but it is: %.*s",
+                         (int)name.len, (const char *)name.ptr));
         return false;
     }
     if (id != node) {
         out->error_code = KERR_INVALID_REQUEST;
-        out->error_message = slice_from_cstr(arena_printf(
-            &req->arena, "Unexpected broker id, expected %d but received %.*s", node,
-            (int)name.len, (const char *)name.ptr));
+        out->error_message = slice_from_cstr(
+            arena_printf(&req->arena, "Unexpected broker id, expected %d but received %.*s", node,
+                         (int)name.len, (const char *)name.ptr));
         return false;
     }
     return true;
@@ -152,7 +154,8 @@ static bool this_node(struct request *req, struct slice name,
 
 static void describe_topic(struct request *req, const struct describe_configs_request *in,
                            const struct describe_configs_request_resources *r,
-                           struct describe_configs_response_results *out) {
+                           struct describe_configs_response_results *out)
+{
     struct server *s = req->srv;
     const char *bad_name = cluster_topic_name_error(r->resource_name);
     if (bad_name) {
@@ -177,9 +180,8 @@ static void describe_topic(struct request *req, const struct describe_configs_re
         describe_configs_response_results_configs_init(c);
         const char *own = cluster_topic_config(t, d->name);
         struct broker_config_synonym bs[BROKER_CONFIG_MAX_SYNONYMS];
-        size_t nb = d->broker_key ? broker_config_synonyms(s->cfg, d->broker_key, bs,
-                                                            ARRAY_LEN(bs))
-                                  : 0;
+        size_t nb =
+            d->broker_key ? broker_config_synonyms(s->cfg, d->broker_key, bs, ARRAY_LEN(bs)) : 0;
         int8_t source = own ? SOURCE_TOPIC : nb > 0 ? broker_source(&bs[0]) : SOURCE_DEFAULT;
         int8_t value_source; /* the value's origin, not always the source Kafka reports */
         const char *v = server_topic_config_value(s, t, d->name, &value_source);
@@ -208,7 +210,8 @@ static void describe_topic(struct request *req, const struct describe_configs_re
 
 static void describe_broker(struct request *req, const struct describe_configs_request *in,
                             const struct describe_configs_request_resources *r,
-                            struct describe_configs_response_results *out) {
+                            struct describe_configs_response_results *out)
+{
     struct server *s = req->srv;
     out->configs_count = 0;
     /* "" is the cluster-wide default resource: it holds the dynamic defaults set with
@@ -227,7 +230,7 @@ static void describe_broker(struct request *req, const struct describe_configs_r
         size_t nb = broker_config_synonyms(s->cfg, items[i].name, bs, ARRAY_LEN(bs));
         c->name = slice_from_cstr(items[i].name);
         c->value = copy_or_null(req, items[i].type == TCFG_LIST ? list_value(req, items[i].value)
-                                                                 : items[i].value);
+                                                                : items[i].value);
         c->read_only = items[i].read_only;
         c->config_source = nb > 0 ? broker_source(&bs[0]) : SOURCE_DEFAULT;
         c->is_default = c->config_source == SOURCE_DEFAULT;
@@ -244,16 +247,13 @@ static void describe_broker(struct request *req, const struct describe_configs_r
     }
 }
 
-static const char *level_name(enum log_level l) {
+static const char *level_name(enum log_level l)
+{
     switch (l) {
-    case LOG_LEVEL_DEBUG:
-        return "DEBUG";
-    case LOG_LEVEL_INFO:
-        return "INFO";
-    case LOG_LEVEL_WARN:
-        return "WARN";
-    case LOG_LEVEL_ERROR:
-        return "ERROR";
+    case LOG_LEVEL_DEBUG: return "DEBUG";
+    case LOG_LEVEL_INFO: return "INFO";
+    case LOG_LEVEL_WARN: return "WARN";
+    case LOG_LEVEL_ERROR: return "ERROR";
     }
     return "INFO";
 }
@@ -262,7 +262,8 @@ static const char *level_name(enum log_level l) {
  * subsystem (log.level), which is what log4j calls the root logger. */
 static void describe_broker_logger(struct request *req,
                                    const struct describe_configs_request_resources *r,
-                                   struct describe_configs_response_results *out) {
+                                   struct describe_configs_response_results *out)
+{
     out->configs_count = 0;
     if (r->resource_name.len == 0) {
         out->error_code = KERR_INVALID_REQUEST;
@@ -279,10 +280,10 @@ static void describe_broker_logger(struct request *req,
     c->config_source = SOURCE_BROKER_LOGGER;
 }
 
-void handle_describe_configs(struct request *req) {
+void handle_describe_configs(struct request *req)
+{
     struct describe_configs_request in;
-    if (describe_configs_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) !=
-        0) {
+    if (describe_configs_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
         request_malformed(req);
         return;
     }

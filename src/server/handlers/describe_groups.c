@@ -1,7 +1,8 @@
 /* DescribeGroups (key 15), v0-v5: state, protocol and members of groups. */
 #include "server/internal.h"
 
-void handle_describe_groups(struct request *req) {
+void handle_describe_groups(struct request *req)
+{
     struct server *s = req->srv;
     struct describe_groups_request in;
     if (describe_groups_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -11,12 +12,14 @@ void handle_describe_groups(struct request *req) {
     bool *include_ops = REQ_ALLOC(req, bool, 1);
     *include_ops = in.include_authorized_operations;
     req->state = include_ops;
-    struct grp_describe_req g = {.group_ids = in.groups, .n_groups = (size_t)MAX(in.groups_count, 0)};
+    struct grp_describe_req g = {.group_ids = in.groups,
+                                 .n_groups = (size_t)MAX(in.groups_count, 0)};
     grp_describe(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
 }
 
-void group_describe_done(void *ctx, const struct grp_describe_resp *g) {
+void group_describe_done(void *ctx, const struct grp_describe_resp *g)
+{
     struct request *req = ctx;
     struct describe_groups_response resp;
     describe_groups_response_init(&resp);

@@ -7,7 +7,8 @@
 typedef struct describe_producers_response_topics_partitions part_resp;
 typedef struct describe_producers_response_topics_partitions_active_producers prod_resp;
 
-static void describe_partition(struct request *req, struct slice topic, part_resp *out) {
+static void describe_partition(struct request *req, struct slice topic, part_resp *out)
+{
     struct partition *p = server_partition(req->srv, topic, out->partition_index);
     if (!p) {
         out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -30,7 +31,8 @@ static void describe_partition(struct request *req, struct slice topic, part_res
     }
 }
 
-void handle_describe_producers(struct request *req) {
+void handle_describe_producers(struct request *req)
+{
     struct describe_producers_request in;
     if (describe_producers_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) !=
         0) {

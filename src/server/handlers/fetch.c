@@ -58,7 +58,8 @@ struct grant {
     size_t granted;     /* ranges granted so far */
 };
 
-static void grant_init(struct server *s, struct request *req, struct grant *g) {
+static void grant_init(struct server *s, struct request *req, struct grant *g)
+{
     g->mem_left = net_response_bytes_left(s->loop);
     g->files_left = net_response_files_left(s->loop);
     g->prefer_file = s->cfg->fetch_sendfile;
@@ -68,7 +69,8 @@ static void grant_init(struct server *s, struct request *req, struct grant *g) {
 
 /* Decides how a range of len bytes goes, or false if it does not. Only the first
  * FETCH_MAX_FILE_RANGES ranges can be file chunks (markers); later ones are copied. */
-static bool grant_range(struct grant *g, int64_t len, bool *as_file) {
+static bool grant_range(struct grant *g, int64_t len, bool *as_file)
+{
     bool marker = g->granted < FETCH_MAX_FILE_RANGES;
     if (marker && g->prefer_file && g->files_left > 0) {
         g->files_left--;
@@ -91,13 +93,14 @@ static bool grant_range(struct grant *g, int64_t len, bool *as_file) {
 /* Locates data for every partition and grants it a way into the response; returns the
  * total bytes granted. */
 static int64_t locate_all(struct server *s, struct request *req, const struct fetch_request *in,
-                          struct located *loc) {
+                          struct located *loc)
+{
     int64_t total = 0;
     struct grant g;
     grant_init(s, req, &g);
     /* The broker's fetch.max.bytes caps what the client asks for (Kafka's rule). */
-    int64_t budget = MIN(in->max_bytes > 0 ? in->max_bytes : INT32_MAX,
-                         (int64_t)s->cfg->fetch_max_bytes);
+    int64_t budget =
+        MIN(in->max_bytes > 0 ? in->max_bytes : INT32_MAX, (int64_t)s->cfg->fetch_max_bytes);
     size_t k = 0;
     for (int32_t ti = 0; ti < in->topics_count; ti++) {
         const struct fetch_request_topics *t = &in->topics[ti];
@@ -122,8 +125,8 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
             if (limit <= 0)
                 limit = 1;
             int64_t hw = partition_high_watermark(l->p);
-            int rc = log_read(l->p->log, fp->fetch_offset, (int32_t)MIN(limit, INT32_MAX), hw,
-                              &l->rr);
+            int rc =
+                log_read(l->p->log, fp->fetch_offset, (int32_t)MIN(limit, INT32_MAX), hw, &l->rr);
             if (rc != 0) {
                 l->error = kerr_from_storage(rc);
                 l->rr.len = 0;
@@ -144,7 +147,8 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
     return total;
 }
 
-static size_t partition_count(const struct fetch_request *in) {
+static size_t partition_count(const struct fetch_request *in)
+{
     size_t n = 0;
     for (int32_t ti = 0; ti < in->topics_count; ti++)
         n += (size_t)MAX(in->topics[ti].partitions_count, 0);
@@ -152,7 +156,8 @@ static size_t partition_count(const struct fetch_request *in) {
 }
 
 /* Reads len bytes at pos of fd into memory from the arena. */
-static int read_range(struct arena *a, int fd, int64_t pos, int64_t len, struct slice *out) {
+static int read_range(struct arena *a, int fd, int64_t pos, int64_t len, struct slice *out)
+{
     uint8_t *data = arena_alloc(a, (size_t)len);
     int rc = pread_exact(fd, data, (size_t)len, pos);
     *out = (struct slice){data, (size_t)len};
@@ -163,7 +168,8 @@ static int read_range(struct arena *a, int fd, int64_t pos, int64_t len, struct 
  * marker per records field, replaced on the way out by the file range itself
  * (fetch_sendfile.c), so record data is copied at most once, straight into the reply. */
 static void respond(struct server *s, struct request *req, const struct fetch_request *in,
-                    struct located *loc) {
+                    struct located *loc)
+{
     struct fetch_response resp;
     fetch_response_init(&resp);
     resp.session_id = 0;
@@ -205,11 +211,10 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
                 as_file[n_files] = l->as_file;
                 files[n_files++] = l->rr;
             } else if (l->rr.len > 0) {
-                int rc = read_range(&req->arena, l->rr.fd, l->rr.file_pos, l->rr.len,
-                                    &pr->records);
+                int rc = read_range(&req->arena, l->rr.fd, l->rr.file_pos, l->rr.len, &pr->records);
                 if (rc != 0) {
-                    log_error("server", "reading %s-%d for a fetch failed: %s",
-                              l->p->topic->name, l->p->index, strerror(-rc));
+                    log_error("server", "reading %s-%d for a fetch failed: %s", l->p->topic->name,
+                              l->p->index, strerror(-rc));
                     pr->error_code = KERR_KAFKA_STORAGE_ERROR;
                     pr->high_watermark = pr->last_stable_offset = pr->log_start_offset = -1;
                     pr->aborted_transactions_count = -1;
@@ -227,7 +232,8 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
 
 /* Tries to answer; returns true if it did (and freed the request). */
 static bool attempt(struct server *s, struct request *req, const struct fetch_request *in,
-                    bool final) {
+                    bool final)
+{
     size_t n = partition_count(in);
     struct located *loc = xcalloc(n ? n : 1, sizeof *loc);
     int64_t total = locate_all(s, req, in, loc);
@@ -245,7 +251,8 @@ static bool attempt(struct server *s, struct request *req, const struct fetch_re
 /* The fetch purgatory's one timer, armed for its earliest deadline. */
 static void on_deadline(struct net_loop *loop, void *arg);
 
-static void arm_deadline(struct server *s) {
+static void arm_deadline(struct server *s)
+{
     int64_t next = purgatory_next_deadline(s->fetch_waits);
     if (next == s->fetch_timer_deadline)
         return;
@@ -257,7 +264,8 @@ static void arm_deadline(struct server *s) {
         s->fetch_timer = net_timer_add(s->loop, next - net_loop_now_ms(s->loop), on_deadline, s);
 }
 
-static void on_deadline(struct net_loop *loop, void *arg) {
+static void on_deadline(struct net_loop *loop, void *arg)
+{
     struct server *s = arg;
     s->fetch_timer = 0;
     s->fetch_timer_deadline = INT64_MAX;
@@ -265,14 +273,16 @@ static void on_deadline(struct net_loop *loop, void *arg) {
     arm_deadline(s);
 }
 
-static bool wait_try(struct delayed_op *op) {
+static bool wait_try(struct delayed_op *op)
+{
     struct fetch_wait *w = (struct fetch_wait *)op;
     return attempt(w->req->srv, w->req, &w->in, false);
 }
 
 /* Answered by wait_try already (ready), or now with whatever is there (the deadline
  * passed, or the broker is stopping). */
-static void wait_complete(struct delayed_op *op, enum delayed_outcome how) {
+static void wait_complete(struct delayed_op *op, enum delayed_outcome how)
+{
     struct fetch_wait *w = (struct fetch_wait *)op;
     if (how != DELAYED_READY)
         attempt(w->req->srv, w->req, &w->in, true);
@@ -280,7 +290,8 @@ static void wait_complete(struct delayed_op *op, enum delayed_outcome how) {
 }
 
 /* Waits in the purgatory for data on any of the partitions, or for max_wait_ms. */
-static void park(struct server *s, struct request *req, const struct fetch_request *in) {
+static void park(struct server *s, struct request *req, const struct fetch_request *in)
+{
     struct fetch_wait *w = xcalloc(1, sizeof *w);
     w->op.try_complete = wait_try;
     w->op.complete = wait_complete;
@@ -300,7 +311,8 @@ static void park(struct server *s, struct request *req, const struct fetch_reque
     arm_deadline(s);
 }
 
-void handle_fetch(struct request *req) {
+void handle_fetch(struct request *req)
+{
     struct server *s = req->srv;
     struct fetch_request in;
     if (fetch_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -313,7 +325,8 @@ void handle_fetch(struct request *req) {
         park(s, req, &in);
 }
 
-static void drop_if_orphaned(void *arg, struct delayed_op *op) {
+static void drop_if_orphaned(void *arg, struct delayed_op *op)
+{
     struct fetch_wait *w = (struct fetch_wait *)op;
     int *dropped = arg;
     if (net_reply_orphaned(w->req->reply)) {
@@ -324,7 +337,8 @@ static void drop_if_orphaned(void *arg, struct delayed_op *op) {
     }
 }
 
-void fetch_drop_orphans(struct server *s) {
+void fetch_drop_orphans(struct server *s)
+{
     if (!s->fetch_orphans)
         return;
     s->fetch_orphans = false;

@@ -17,7 +17,8 @@
 static uint8_t marker_prefix[8];
 static bool marker_ready;
 
-static void init_marker(void) {
+static void init_marker(void)
+{
     if (marker_ready)
         return;
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -30,7 +31,8 @@ static void init_marker(void) {
     marker_ready = true;
 }
 
-struct slice fetch_file_marker(size_t index) {
+struct slice fetch_file_marker(size_t index)
+{
     init_marker();
     /* Markers live in static storage: one per range index, built once. */
     static uint8_t markers[FETCH_MAX_FILE_RANGES][MARKER_BYTES];
@@ -41,7 +43,8 @@ struct slice fetch_file_marker(size_t index) {
 }
 
 void fetch_send_with_files(struct request *req, const struct buf *encoded,
-                           const struct log_read_result *files, const bool *as_file, size_t n) {
+                           const struct log_read_result *files, const bool *as_file, size_t n)
+{
     bool flexible = proto_is_flexible(req->hdr.api_key, req->hdr.api_version);
     /* The marker's own length prefix: int32 16, or uvarint 17 (compact bytes). */
     size_t prefix_len = flexible ? 1 : 4;
@@ -69,8 +72,10 @@ void fetch_send_with_files(struct request *req, const struct buf *encoded,
             out = net_reply_buf(req->reply);
         } else {
             if (as_file[i])
-                log_warn_ratelimited("server", "dup of a segment fd failed (%s); copying "
-                                     "instead", strerror(errno));
+                log_warn_ratelimited("server",
+                                     "dup of a segment fd failed (%s); copying "
+                                     "instead",
+                                     strerror(errno));
             buf_reserve(out, (size_t)files[i].len);
             uint8_t *dst = out->data + out->len;
             int rc = pread_exact(files[i].fd, dst, (size_t)files[i].len, files[i].file_pos);

@@ -3,17 +3,18 @@
  * several keys in one request. */
 #include "server/internal.h"
 
-static int16_t coordinator_error(int8_t key_type) {
+static int16_t coordinator_error(int8_t key_type)
+{
     if (key_type == 0)
         return KERR_NONE;
     return key_type == 1 ? KERR_COORDINATOR_NOT_AVAILABLE : KERR_INVALID_REQUEST;
 }
 
-void handle_find_coordinator(struct request *req) {
+void handle_find_coordinator(struct request *req)
+{
     struct server *s = req->srv;
     struct find_coordinator_request in;
-    if (find_coordinator_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) !=
-        0) {
+    if (find_coordinator_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
         request_malformed(req);
         return;
     }

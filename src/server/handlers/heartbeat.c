@@ -2,7 +2,8 @@
  * tells it to rejoin. */
 #include "server/internal.h"
 
-void handle_heartbeat(struct request *req) {
+void handle_heartbeat(struct request *req)
+{
     struct server *s = req->srv;
     struct heartbeat_request in;
     if (heartbeat_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -19,7 +20,8 @@ void handle_heartbeat(struct request *req) {
     server_groups_called(s);
 }
 
-void group_heartbeat_done(void *ctx, const struct grp_heartbeat_resp *g) {
+void group_heartbeat_done(void *ctx, const struct grp_heartbeat_resp *g)
+{
     struct request *req = ctx;
     struct heartbeat_response resp;
     heartbeat_response_init(&resp);

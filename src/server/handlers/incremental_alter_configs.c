@@ -10,26 +10,28 @@
 typedef struct incremental_alter_configs_request_resources resource_req;
 
 /* The resources as the shared checks see them (alter_checks.c), duplicates marked. */
-static struct alter_resource *check_view(struct request *req, const resource_req *rs,
-                                         int32_t n) {
+static struct alter_resource *check_view(struct request *req, const resource_req *rs, int32_t n)
+{
     struct alter_resource *v = REQ_ALLOC(req, struct alter_resource, n);
     for (int32_t i = 0; i < n; i++) {
         int32_t nc = MAX(rs[i].configs_count, 0);
-        v[i] = (struct alter_resource){.type = rs[i].resource_type, .name = rs[i].resource_name,
+        v[i] = (struct alter_resource){.type = rs[i].resource_type,
+                                       .name = rs[i].resource_name,
                                        .n_configs = nc,
                                        .config_names = REQ_ALLOC(req, struct slice, nc),
                                        .null_value = REQ_ALLOC(req, bool, nc)};
         for (int32_t c = 0; c < nc; c++) {
             v[i].config_names[c] = rs[i].configs[c].name;
-            v[i].null_value[c] = !rs[i].configs[c].value.ptr &&
-                                 rs[i].configs[c].config_operation != CFG_OP_DELETE;
+            v[i].null_value[c] =
+                !rs[i].configs[c].value.ptr && rs[i].configs[c].config_operation != CFG_OP_DELETE;
         }
     }
     alter_mark_duplicates(req, v, n);
     return v;
 }
 
-void handle_incremental_alter_configs(struct request *req) {
+void handle_incremental_alter_configs(struct request *req)
+{
     struct server *s = req->srv;
     struct incremental_alter_configs_request in;
     if (incremental_alter_configs_request_decode(&req->body, req->hdr.api_version, &req->arena,

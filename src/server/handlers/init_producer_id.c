@@ -11,11 +11,11 @@
 /* Kafka's block size (ProducerIdManager): one metadata-log write per 1,000 producers. */
 #define PRODUCER_ID_BLOCK 1000
 
-void handle_init_producer_id(struct request *req) {
+void handle_init_producer_id(struct request *req)
+{
     struct server *s = req->srv;
     struct init_producer_id_request in;
-    if (init_producer_id_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) !=
-        0) {
+    if (init_producer_id_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
         request_malformed(req);
         return;
     }
@@ -30,8 +30,8 @@ void handle_init_producer_id(struct request *req) {
     }
     if (s->next_producer_id == s->producer_id_block_end) {
         int64_t first = 0;
-        int rc = cluster_allocate_producer_ids(s->cluster, s->cfg->node_id, PRODUCER_ID_BLOCK,
-                                               &first);
+        int rc =
+            cluster_allocate_producer_ids(s->cluster, s->cfg->node_id, PRODUCER_ID_BLOCK, &first);
         if (rc != 0) {
             log_error("server", "cannot reserve producer ids: %s",
                       rc == CLUSTER_ERR_LIMIT ? "producer ids exhausted"

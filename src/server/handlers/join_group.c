@@ -2,7 +2,8 @@
  * the rebalance completes (group coordinator, src/group). */
 #include "server/internal.h"
 
-void handle_join_group(struct request *req) {
+void handle_join_group(struct request *req)
+{
     struct server *s = req->srv;
     struct join_group_request in;
     if (join_group_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -32,7 +33,8 @@ void handle_join_group(struct request *req) {
     server_groups_called(s);
 }
 
-void group_join_done(void *ctx, const struct grp_join_resp *g) {
+void group_join_done(void *ctx, const struct grp_join_resp *g)
+{
     struct request *req = ctx;
     struct join_group_response resp;
     join_group_response_init(&resp);
@@ -40,9 +42,8 @@ void group_join_done(void *ctx, const struct grp_join_resp *g) {
     resp.generation_id = g->generation_id;
     resp.protocol_type = g->protocol_type;
     /* Before v7 the protocol name is not nullable: an unknown one is "". */
-    resp.protocol_name = g->protocol_name.ptr || req->hdr.api_version >= 7
-                             ? g->protocol_name
-                             : slice_from_cstr("");
+    resp.protocol_name =
+        g->protocol_name.ptr || req->hdr.api_version >= 7 ? g->protocol_name : slice_from_cstr("");
     resp.leader = g->leader;
     resp.skip_assignment = g->skip_assignment;
     resp.member_id = g->member_id;

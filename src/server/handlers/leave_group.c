@@ -2,7 +2,8 @@
  * id), which starts a rebalance for the rest at once. */
 #include "server/internal.h"
 
-void handle_leave_group(struct request *req) {
+void handle_leave_group(struct request *req)
+{
     struct server *s = req->srv;
     struct leave_group_request in;
     if (leave_group_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -27,7 +28,8 @@ void handle_leave_group(struct request *req) {
     server_groups_called(s);
 }
 
-void group_leave_done(void *ctx, const struct grp_leave_resp *g) {
+void group_leave_done(void *ctx, const struct grp_leave_resp *g)
+{
     struct request *req = ctx;
     struct leave_group_response resp;
     leave_group_response_init(&resp);

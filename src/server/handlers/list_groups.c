@@ -4,7 +4,8 @@
 
 #include <strings.h>
 
-static bool classic_wanted(const struct list_groups_request *in) {
+static bool classic_wanted(const struct list_groups_request *in)
+{
     if (in->types_filter_count <= 0)
         return true;
     for (int32_t i = 0; i < in->types_filter_count; i++)
@@ -14,7 +15,8 @@ static bool classic_wanted(const struct list_groups_request *in) {
     return false;
 }
 
-void handle_list_groups(struct request *req) {
+void handle_list_groups(struct request *req)
+{
     struct server *s = req->srv;
     struct list_groups_request *in = REQ_ALLOC(req, struct list_groups_request, 1);
     if (list_groups_request_decode(&req->body, req->hdr.api_version, &req->arena, in) != 0) {
@@ -28,7 +30,8 @@ void handle_list_groups(struct request *req) {
     server_groups_called(s);
 }
 
-void group_list_done(void *ctx, const struct grp_list_resp *g) {
+void group_list_done(void *ctx, const struct grp_list_resp *g)
+{
     struct request *req = ctx;
     const struct list_groups_request *in = req->state;
     struct list_groups_response resp;

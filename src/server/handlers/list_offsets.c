@@ -10,23 +10,16 @@
 
 typedef struct list_offsets_response_topics_partitions part_resp;
 
-static void lookup(struct partition *p, int64_t ts, part_resp *out) {
+static void lookup(struct partition *p, int64_t ts, part_resp *out)
+{
     int rc = 0;
     int64_t offset = -1, found_ts = -1;
     switch (ts) {
-    case -1:
-        offset = partition_high_watermark(p);
-        break;
+    case -1: offset = partition_high_watermark(p); break;
     case -2:
-    case -4:
-        offset = log_start_offset(p->log);
-        break;
-    case -3:
-        rc = log_max_timestamp(p->log, &offset, &found_ts);
-        break;
-    case -5:
-        offset = -1;
-        break;
+    case -4: offset = log_start_offset(p->log); break;
+    case -3: rc = log_max_timestamp(p->log, &offset, &found_ts); break;
+    case -5: offset = -1; break;
     default:
         ASSERT(ts >= 0); /* other special values were refused by the caller */
         rc = log_offset_for_timestamp(p->log, ts, &offset, &found_ts);
@@ -42,7 +35,8 @@ static void lookup(struct partition *p, int64_t ts, part_resp *out) {
 }
 
 /* The version that defines each special timestamp (-1 ... -5); others are unsupported. */
-static bool special_timestamp_supported(int64_t ts, int16_t version) {
+static bool special_timestamp_supported(int64_t ts, int16_t version)
+{
     static const int16_t since[] = {1, 1, 7, 8, 9}; /* -1, -2, -3, -4, -5 */
     return ts >= -5 && version >= since[-ts - 1];
 }
@@ -57,17 +51,19 @@ struct lo_topic {
     bool ready;    /* its response entry is initialised */
 };
 struct lo_part {
-    int32_t count;   /* times named */
-    part_resp *out;  /* its answer, once placed */
+    int32_t count;  /* times named */
+    part_resp *out; /* its answer, once placed */
 };
 
-static struct slice part_key(uint8_t key[8], int32_t topic_at, int32_t partition) {
+static struct slice part_key(uint8_t key[8], int32_t topic_at, int32_t partition)
+{
     memcpy(key, &topic_at, 4);
     memcpy(key + 4, &partition, 4);
     return (struct slice){key, 8};
 }
 
-void handle_list_offsets(struct request *req) {
+void handle_list_offsets(struct request *req)
+{
     struct server *s = req->srv;
     int16_t version = req->hdr.api_version;
     struct list_offsets_request in;

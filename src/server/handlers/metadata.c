@@ -12,15 +12,16 @@
 #define AUTO_CREATE_PER_REQUEST 16
 
 static void fill_topic(struct request *req, struct metadata_response_topics *out,
-                       const struct mtopic *t, bool include_ops) {
+                       const struct mtopic *t, bool include_ops)
+{
     out->name = slice_from_cstr(arena_strndup(&req->arena, t->name, strlen(t->name)));
     if (include_ops)
         out->topic_authorized_operations = TOPIC_AUTHORIZED_OPS;
     memcpy(out->topic_id, t->id, 16);
     out->is_internal = t->internal;
     out->partitions_count = t->partition_count;
-    out->partitions = REQ_ALLOC(req, struct metadata_response_topics_partitions,
-                                t->partition_count);
+    out->partitions =
+        REQ_ALLOC(req, struct metadata_response_topics_partitions, t->partition_count);
     /* Partitions still being opened (partitions.c) have no leader yet. */
     const struct topic_state *ts = server_topic(req->srv, slice_from_cstr(t->name));
     int32_t opened = ts ? ts->partition_count : 0;
@@ -43,7 +44,8 @@ static void fill_topic(struct request *req, struct metadata_response_topics *out
     }
 }
 
-static bool any_topic_id(const struct metadata_request *in) {
+static bool any_topic_id(const struct metadata_request *in)
+{
     static const uint8_t zero[16];
     for (int32_t i = 0; i < in->topics_count; i++)
         if (memcmp(in->topics[i].topic_id, zero, 16) != 0)
@@ -55,7 +57,8 @@ static bool any_topic_id(const struct metadata_request *in) {
  * an id are left out, an unknown id gets UNKNOWN_TOPIC_ID with the id echoed and a null
  * name (the Java client checks both). Never auto-creates. */
 static void answer_by_id(struct request *req, const struct metadata_request *in,
-                         struct metadata_response *resp) {
+                         struct metadata_response *resp)
+{
     static const uint8_t zero[16];
     resp->topics_count = 0;
     struct hmap seen; /* ids answered: Kafka answers each topic once */
@@ -80,7 +83,8 @@ static void answer_by_id(struct request *req, const struct metadata_request *in,
     hmap_free(&seen);
 }
 
-void handle_metadata(struct request *req) {
+void handle_metadata(struct request *req)
+{
     struct server *s = req->srv;
     int16_t v = req->hdr.api_version;
     struct metadata_request in;

@@ -10,11 +10,13 @@ struct commit_state {
     struct refusals refused;
 };
 
-static bool known_partition(const struct topic_state *ts, int32_t partition) {
+static bool known_partition(const struct topic_state *ts, int32_t partition)
+{
     return ts && partition >= 0 && partition < ts->partition_count;
 }
 
-void handle_offset_commit(struct request *req) {
+void handle_offset_commit(struct request *req)
+{
     struct server *s = req->srv;
     struct offset_commit_request in;
     if (offset_commit_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -53,9 +55,9 @@ void handle_offset_commit(struct request *req) {
                 refusals_add(&st->refused, t->name, p->partition_index);
                 continue;
             }
-            parts[n_parts++] = (struct grp_commit_partition){
-                p->partition_index, p->committed_offset, p->committed_leader_epoch,
-                p->committed_metadata};
+            parts[n_parts++] =
+                (struct grp_commit_partition){p->partition_index, p->committed_offset,
+                                              p->committed_leader_epoch, p->committed_metadata};
         }
         if (n_parts > 0)
             topics[n_topics++] = (struct grp_commit_topic){t->name, parts, n_parts};
@@ -79,7 +81,8 @@ void handle_offset_commit(struct request *req) {
 }
 
 /* Also called by the handler itself, with no topics, when the coordinator is not. */
-void group_commit_done(void *ctx, const struct grp_commit_resp *g) {
+void group_commit_done(void *ctx, const struct grp_commit_resp *g)
+{
     struct request *req = ctx;
     struct commit_state *st = req->state;
     const struct grp_commit_resp_topic *topics;
@@ -93,8 +96,8 @@ void group_commit_done(void *ctx, const struct grp_commit_resp *g) {
         offset_commit_response_topics_init(rt);
         rt->name = topics[t].name;
         rt->partitions_count = (int32_t)topics[t].n_partitions;
-        rt->partitions = REQ_ALLOC(req, struct offset_commit_response_topics_partitions,
-                                   topics[t].n_partitions);
+        rt->partitions =
+            REQ_ALLOC(req, struct offset_commit_response_topics_partitions, topics[t].n_partitions);
         for (size_t p = 0; p < topics[t].n_partitions; p++) {
             offset_commit_response_topics_partitions_init(&rt->partitions[p]);
             rt->partitions[p].partition_index = topics[t].partitions[p].partition;

@@ -9,11 +9,13 @@ struct offset_delete_state {
     struct refusals refused;
 };
 
-static bool known_partition(const struct topic_state *ts, int32_t partition) {
+static bool known_partition(const struct topic_state *ts, int32_t partition)
+{
     return ts && partition >= 0 && partition < ts->partition_count;
 }
 
-void handle_offset_delete(struct request *req) {
+void handle_offset_delete(struct request *req)
+{
     struct server *s = req->srv;
     struct offset_delete_request in;
     if (offset_delete_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -52,13 +54,14 @@ void handle_offset_delete(struct request *req) {
             topics[n_topics++] = (struct grp_fetch_topic){in.topics[t].name, parts, n_parts};
     }
     refusals_free(&st->refused);
-    struct grp_offset_delete_req g = {.group_id = in.group_id, .topics = topics,
-                                      .n_topics = n_topics};
+    struct grp_offset_delete_req g = {
+        .group_id = in.group_id, .topics = topics, .n_topics = n_topics};
     grp_offset_delete(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
 }
 
-void group_offset_delete_done(void *ctx, const struct grp_offset_delete_resp *g) {
+void group_offset_delete_done(void *ctx, const struct grp_offset_delete_resp *g)
+{
     struct request *req = ctx;
     struct offset_delete_state *st = req->state;
     struct offset_delete_response resp;
@@ -75,8 +78,8 @@ void group_offset_delete_done(void *ctx, const struct grp_offset_delete_resp *g)
         offset_delete_response_topics_init(rt);
         rt->name = topics[t].name;
         rt->partitions_count = (int32_t)topics[t].n_partitions;
-        rt->partitions = REQ_ALLOC(req, struct offset_delete_response_topics_partitions,
-                                   topics[t].n_partitions);
+        rt->partitions =
+            REQ_ALLOC(req, struct offset_delete_response_topics_partitions, topics[t].n_partitions);
         for (size_t p = 0; p < topics[t].n_partitions; p++) {
             offset_delete_response_topics_partitions_init(&rt->partitions[p]);
             rt->partitions[p].partition_index = topics[t].partitions[p].partition;

@@ -2,7 +2,8 @@
  * several. A null topic list (v2+) means every partition the group committed. */
 #include "server/internal.h"
 
-void handle_offset_fetch(struct request *req) {
+void handle_offset_fetch(struct request *req)
+{
     struct server *s = req->srv;
     struct offset_fetch_request in;
     if (offset_fetch_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -18,8 +19,9 @@ void handle_offset_fetch(struct request *req) {
         if (in.topics_count >= 0) {
             struct grp_fetch_topic *t = REQ_ALLOC(req, struct grp_fetch_topic, in.topics_count);
             for (int32_t i = 0; i < in.topics_count; i++)
-                t[i] = (struct grp_fetch_topic){in.topics[i].name, in.topics[i].partition_indexes,
-                                                (size_t)MAX(in.topics[i].partition_indexes_count, 0)};
+                t[i] =
+                    (struct grp_fetch_topic){in.topics[i].name, in.topics[i].partition_indexes,
+                                             (size_t)MAX(in.topics[i].partition_indexes_count, 0)};
             groups[0].topics = t;
             groups[0].n_topics = (size_t)in.topics_count;
         }
@@ -33,19 +35,21 @@ void handle_offset_fetch(struct request *req) {
                 continue;
             struct grp_fetch_topic *t = REQ_ALLOC(req, struct grp_fetch_topic, rg->topics_count);
             for (int32_t i = 0; i < rg->topics_count; i++)
-                t[i] = (struct grp_fetch_topic){rg->topics[i].name, rg->topics[i].partition_indexes,
-                                                (size_t)MAX(rg->topics[i].partition_indexes_count, 0)};
+                t[i] =
+                    (struct grp_fetch_topic){rg->topics[i].name, rg->topics[i].partition_indexes,
+                                             (size_t)MAX(rg->topics[i].partition_indexes_count, 0)};
             groups[g].topics = t;
             groups[g].n_topics = (size_t)rg->topics_count;
         }
     }
-    struct grp_fetch_req g = {.groups = groups, .n_groups = n_groups,
-                              .require_stable = in.require_stable};
+    struct grp_fetch_req g = {
+        .groups = groups, .n_groups = n_groups, .require_stable = in.require_stable};
     grp_fetch(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
 }
 
-void group_fetch_done(void *ctx, const struct grp_fetch_resp *g) {
+void group_fetch_done(void *ctx, const struct grp_fetch_resp *g)
+{
     struct request *req = ctx;
     struct offset_fetch_response resp;
     offset_fetch_response_init(&resp);
@@ -66,8 +70,8 @@ void group_fetch_done(void *ctx, const struct grp_fetch_resp *g) {
                 offset_fetch_response_groups_topics_init(rt);
                 rt->name = gt->name;
                 rt->partitions_count = (int32_t)gt->n_partitions;
-                rt->partitions = REQ_ALLOC(req, struct offset_fetch_response_groups_topics_partitions,
-                                           gt->n_partitions);
+                rt->partitions = REQ_ALLOC(
+                    req, struct offset_fetch_response_groups_topics_partitions, gt->n_partitions);
                 for (size_t p = 0; p < gt->n_partitions; p++) {
                     struct offset_fetch_response_groups_topics_partitions *rp = &rt->partitions[p];
                     offset_fetch_response_groups_topics_partitions_init(rp);
@@ -103,8 +107,9 @@ void group_fetch_done(void *ctx, const struct grp_fetch_resp *g) {
             rp->committed_leader_epoch = gt->partitions[p].leader_epoch;
             rp->metadata = gt->partitions[p].metadata;
             /* v0-v1 have no group-level error: a group error goes to each partition. */
-            rp->error_code = gt->partitions[p].error ? gt->partitions[p].error
-                             : req->hdr.api_version < 2 ? gg->error : KERR_NONE;
+            rp->error_code = gt->partitions[p].error    ? gt->partitions[p].error
+                             : req->hdr.api_version < 2 ? gg->error
+                                                        : KERR_NONE;
         }
     }
     REQUEST_RESPOND(req, offset_fetch_response, &resp);

@@ -2,7 +2,8 @@
  * consumers use to detect log truncation after a leader change. */
 #include "server/internal.h"
 
-void handle_offset_for_leader_epoch(struct request *req) {
+void handle_offset_for_leader_epoch(struct request *req)
+{
     struct server *s = req->srv;
     struct offset_for_leader_epoch_request in;
     if (offset_for_leader_epoch_request_decode(&req->body, req->hdr.api_version, &req->arena,
@@ -23,14 +24,12 @@ void handle_offset_for_leader_epoch(struct request *req) {
         tr->partitions = REQ_ALLOC(req, struct offset_for_leader_epoch_response_topics_partitions,
                                    tr->partitions_count);
         for (int32_t pi = 0; pi < tr->partitions_count; pi++) {
-            const struct offset_for_leader_epoch_request_topics_partitions *rp =
-                &t->partitions[pi];
+            const struct offset_for_leader_epoch_request_topics_partitions *rp = &t->partitions[pi];
             struct offset_for_leader_epoch_response_topics_partitions *pr = &tr->partitions[pi];
             offset_for_leader_epoch_response_topics_partitions_init(pr);
             pr->partition = rp->partition;
-            struct partition *p = server_partition_at_epoch(s, t->topic, rp->partition,
-                                                            rp->current_leader_epoch,
-                                                            &pr->error_code);
+            struct partition *p = server_partition_at_epoch(
+                s, t->topic, rp->partition, rp->current_leader_epoch, &pr->error_code);
             if (!p)
                 continue;
             int32_t epoch = -1;

@@ -18,7 +18,8 @@
 typedef struct produce_response_responses_partition_responses part_resp;
 typedef struct produce_response_responses_partition_responses_record_errors record_error;
 
-static void finish_produce(void *arg) {
+static void finish_produce(void *arg)
+{
     struct request *req = arg;
     REQUEST_RESPOND(req, produce_response, (struct produce_response *)req->state);
 }
@@ -31,24 +32,27 @@ struct ts_bounds {
     int64_t lo, hi;
 };
 
-static struct ts_bounds ts_bounds(const struct topic_settings *cfg, int64_t now) {
+static struct ts_bounds ts_bounds(const struct topic_settings *cfg, int64_t now)
+{
     ASSERT(now >= 0 && cfg->timestamp_before_max_ms >= 0 && cfg->timestamp_after_max_ms >= 0);
     struct ts_bounds b = {.on = cfg->create_time};
     b.lo = now - cfg->timestamp_before_max_ms; /* no overflow: both are >= 0 */
     b.hi = cfg->timestamp_after_max_ms > INT64_MAX - now ? INT64_MAX
-                                                          : now + cfg->timestamp_after_max_ms;
+                                                         : now + cfg->timestamp_after_max_ms;
     return b;
 }
 
 /* A record without a timestamp (-1) is not checked, as in Kafka. */
-static bool ts_refused(const struct ts_bounds *b, int64_t ts) {
+static bool ts_refused(const struct ts_bounds *b, int64_t ts)
+{
     return b->on && ts != -1 && (ts < b->lo || ts > b->hi);
 }
 
 /* Whether any record of a batch whose records' timestamps span [min, max] may be
  * refused: the cheap test that keeps the per-record walk (record_errors) off the hot
  * path. */
-static bool ts_range_crosses(const struct ts_bounds *b, int64_t min, int64_t max) {
+static bool ts_range_crosses(const struct ts_bounds *b, int64_t min, int64_t max)
+{
     return b->on && min <= max && (min < b->lo || max > b->hi);
 }
 
@@ -62,7 +66,8 @@ static bool ts_range_crosses(const struct ts_bounds *b, int64_t min, int64_t max
  * cheap tests (all keyed, the timestamp range) can only say that one might be. */
 static int16_t record_errors(struct request *req, struct partition *p, const uint8_t *batch,
                              const struct batch_info *info, bool check_keys,
-                             const struct ts_bounds *bounds, part_resp *out) {
+                             const struct ts_bounds *bounds, part_resp *out)
+{
     record_error *errs = REQ_ALLOC(req, record_error, info->records_count);
     int32_t n = 0, ts_errors = 0;
     struct record_iter it;
@@ -71,10 +76,13 @@ static int16_t record_errors(struct request *req, struct partition *p, const uin
     for (int32_t i = 0; record_iter_next(&it, &rec) > 0; i++) {
         const char *why;
         if (check_keys && !rec.key.ptr) {
-            why = arena_printf(&req->arena, "Compacted topic cannot accept message without "
-                               "key in topic partition %s-%d.", p->topic->name, p->index);
+            why = arena_printf(&req->arena,
+                               "Compacted topic cannot accept message without "
+                               "key in topic partition %s-%d.",
+                               p->topic->name, p->index);
         } else if (ts_refused(bounds, rec.timestamp)) {
-            why = arena_printf(&req->arena, "Timestamp %lld of message with offset %lld is out "
+            why = arena_printf(&req->arena,
+                               "Timestamp %lld of message with offset %lld is out "
                                "of range. The timestamp should be within [%lld, %lld]",
                                (long long)rec.timestamp, (long long)rec.offset,
                                (long long)bounds->lo, (long long)bounds->hi);
@@ -96,9 +104,11 @@ static int16_t record_errors(struct request *req, struct partition *p, const uin
             slice_from_cstr("One or more records have been rejected due to invalid timestamp");
         return KERR_INVALID_TIMESTAMP;
     }
-    out->error_message = slice_from_cstr(arena_printf(
-        &req->arena, "%d of %d records rejected: a compacted topic needs a key on every "
-        "record (%s-%d)", n, info->records_count, p->topic->name, p->index));
+    out->error_message = slice_from_cstr(
+        arena_printf(&req->arena,
+                     "%d of %d records rejected: a compacted topic needs a key on every "
+                     "record (%s-%d)",
+                     n, info->records_count, p->topic->name, p->index));
     return KERR_INVALID_RECORD;
 }
 
@@ -106,7 +116,8 @@ static int16_t record_errors(struct request *req, struct partition *p, const uin
  * batch, every record of it (INVALID_TIMESTAMP with a RecordError each; at most one per
  * byte of the batch, so a forged record count cannot make the answer huge). */
 static int16_t refuse_log_append_time(struct request *req, const struct batch_info *info,
-                                      part_resp *out) {
+                                      part_resp *out)
+{
     int32_t n = (int32_t)MIN((int64_t)info->records_count, (int64_t)info->size_bytes);
     record_error *errs = REQ_ALLOC(req, record_error, n);
     for (int32_t i = 0; i < n; i++) {
@@ -132,7 +143,8 @@ static int16_t refuse_log_append_time(struct request *req, const struct batch_in
  * without reading their records. */
 static int16_t check_records(struct request *req, struct partition *p, const uint8_t *batch,
                              const struct batch_info *info, const struct ts_bounds *bounds,
-                             part_resp *out) {
+                             part_resp *out)
+{
     const struct topic_settings *cfg = &p->topic->settings;
     if (batch_compression(info) == 0) {
         struct batch_scan scan;
@@ -155,9 +167,10 @@ static int16_t check_records(struct request *req, struct partition *p, const uin
     if (rc == 0)
         err = record_errors(req, p, plain.data, &plain_info, cfg->compacted, bounds, out);
     else
-        log_warn_ratelimited("server", "rejecting produce to %s-%d: a compressed batch does "
-                             "not decompress to valid records (%s)", p->topic->name, p->index,
-                             storage_strerror(rc));
+        log_warn_ratelimited("server",
+                             "rejecting produce to %s-%d: a compressed batch does "
+                             "not decompress to valid records (%s)",
+                             p->topic->name, p->index, storage_strerror(rc));
     buf_free(&plain);
     return err;
 }
@@ -167,10 +180,10 @@ static int16_t check_records(struct request *req, struct partition *p, const uin
  * compacted topic's compressed batches are decompressed to check their keys. Keys of
  * uncompressed batches were checked by check_records' one pass: with no compressed
  * batch in the request, batch_recompress need not walk the records again. */
-static int16_t apply_compression(struct request *req, struct partition *p,
-                                 struct slice records, bool any_compressed,
-                                 const struct ts_bounds *bounds, struct buf *rewritten,
-                                 part_resp *out) {
+static int16_t apply_compression(struct request *req, struct partition *p, struct slice records,
+                                 bool any_compressed, const struct ts_bounds *bounds,
+                                 struct buf *rewritten, part_resp *out)
+{
     const struct topic_settings *cfg = &p->topic->settings;
     struct buf keyless;
     buf_init(&keyless);
@@ -204,7 +217,8 @@ static int16_t apply_compression(struct request *req, struct partition *p,
  * batch since Samsa takes several: a record set that does not hold a whole batch, or
  * whose batch is of the legacy formats (magic 0 or 1), is INVALID_RECORD; a size below
  * the smallest legacy message or a magic no format has is CORRUPT_MESSAGE. */
-static int16_t check_framing(struct slice records) {
+static int16_t check_framing(struct slice records)
+{
     enum { SIZE_AT = 8, HEADER_UP_TO_MAGIC = 17, MIN_LEGACY_SIZE = 14 };
     size_t pos = 0;
     do {
@@ -231,7 +245,8 @@ static int16_t check_framing(struct slice records) {
  * before the log is reached, and the exceptions its ReplicaManager names as expected
  * (unknown partition, not leader, too large, corrupt, storage). Every other error of a
  * partition that exists carries it. */
-static bool error_has_log_start(int16_t err) {
+static bool error_has_log_start(int16_t err)
+{
     switch (err) {
     case KERR_NONE:
     case KERR_UNKNOWN_TOPIC_OR_PARTITION:
@@ -239,10 +254,8 @@ static bool error_has_log_start(int16_t err) {
     case KERR_MESSAGE_TOO_LARGE:
     case KERR_RECORD_LIST_TOO_LARGE:
     case KERR_CORRUPT_MESSAGE:
-    case KERR_KAFKA_STORAGE_ERROR:
-        return false;
-    default:
-        return true;
+    case KERR_KAFKA_STORAGE_ERROR: return false;
+    default: return true;
     }
 }
 
@@ -251,7 +264,8 @@ static bool error_has_log_start(int16_t err) {
  * own checks), so that a request with several faults gets Kafka's error. */
 static int16_t append_partition(struct request *req, struct slice topic, int16_t acks,
                                 const struct produce_request_topic_data_partition_data *in,
-                                part_resp *out, struct partition **appended) {
+                                part_resp *out, struct partition **appended)
+{
     struct server *s = req->srv;
     struct partition *p = server_partition(s, topic, in->index);
     if (!p)
@@ -261,10 +275,9 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
         return KERR_INVALID_RECORD; /* Kafka: a produce must carry at least one batch */
     int16_t err = check_framing(in->records);
     if (err != KERR_NONE) {
-        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic->name,
-                             p->index, err == KERR_INVALID_RECORD
-                                           ? "no whole record batch of magic 2"
-                                           : "record batch framing is corrupt");
+        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic->name, p->index,
+                             err == KERR_INVALID_RECORD ? "no whole record batch of magic 2"
+                                                        : "record batch framing is corrupt");
         return err;
     }
     if (cfg->internal)
@@ -279,8 +292,8 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     int64_t max_bytes = cfg->max_message_bytes;
     int rc = batch_validate_all(in->records.ptr, in->records.len, false, NULL, NULL);
     if (rc != 0) {
-        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic->name,
-                             p->index, storage_strerror(rc));
+        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic->name, p->index,
+                             storage_strerror(rc));
         return KERR_CORRUPT_MESSAGE;
     }
     int64_t now = time_wall_ms();
@@ -345,8 +358,10 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
      * stored batch's offsets and no error; with acks=all it still waits until the log
      * is durable up to there (below, like a new append). */
     if (rc == STORAGE_DUPLICATE)
-        log_debug("server", "produce to %s-%d: a retry of the batch at offset %lld, answered "
-                  "from the log", p->topic->name, p->index, (long long)res.base_offset);
+        log_debug("server",
+                  "produce to %s-%d: a retry of the batch at offset %lld, answered "
+                  "from the log",
+                  p->topic->name, p->index, (long long)res.base_offset);
     out->base_offset = res.base_offset;
     out->log_append_time_ms = res.log_append_time;
     out->log_start_offset = res.log_start_offset;
@@ -354,7 +369,8 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     return KERR_NONE;
 }
 
-void handle_produce(struct request *req) {
+void handle_produce(struct request *req)
+{
     struct server *s = req->srv;
     struct produce_request in;
     if (produce_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -393,8 +409,7 @@ void handle_produce(struct request *req) {
                 continue;
             }
             struct partition *p = NULL;
-            pr->error_code =
-                append_partition(req, td->name, acks, &td->partition_data[pi], pr, &p);
+            pr->error_code = append_partition(req, td->name, acks, &td->partition_data[pi], pr, &p);
             if (pr->error_code != KERR_NONE && !error_has_log_start(pr->error_code))
                 pr->log_start_offset = -1;
             if (pr->error_code == KERR_NONE) {

@@ -3,21 +3,25 @@
 #include "server/handlers/refusals.h"
 
 /* The hmap holds pointers: store index + 1 so that 0 (NULL) means absent. */
-static size_t index_get(const struct hmap *m, struct slice name) {
+static size_t index_get(const struct hmap *m, struct slice name)
+{
     return (size_t)(uintptr_t)hmap_get(m, name);
 }
 
-static void index_put(struct hmap *m, struct slice name, size_t i) {
+static void index_put(struct hmap *m, struct slice name, size_t i)
+{
     hmap_put(m, name, (void *)(uintptr_t)(i + 1));
 }
 
-void refusals_init(struct refusals *r, struct arena *a, size_t max_topics) {
+void refusals_init(struct refusals *r, struct arena *a, size_t max_topics)
+{
     r->topics = arena_alloc(a, (max_topics ? max_topics : 1) * sizeof(*r->topics));
     r->n_topics = 0;
     hmap_init(&r->by_name);
 }
 
-void refusals_count(struct refusals *r, struct slice topic, size_t n_partitions) {
+void refusals_count(struct refusals *r, struct slice topic, size_t n_partitions)
+{
     size_t i = index_get(&r->by_name, topic);
     if (i == 0) {
         r->topics[r->n_topics] = (struct refused_topic){topic, NULL, 0, 0};
@@ -27,13 +31,15 @@ void refusals_count(struct refusals *r, struct slice topic, size_t n_partitions)
     r->topics[i - 1].cap += n_partitions;
 }
 
-void refusals_alloc(struct refusals *r, struct arena *a) {
+void refusals_alloc(struct refusals *r, struct arena *a)
+{
     for (size_t i = 0; i < r->n_topics; i++)
         r->topics[i].partitions =
             arena_alloc(a, (r->topics[i].cap ? r->topics[i].cap : 1) * sizeof(int32_t));
 }
 
-void refusals_add(struct refusals *r, struct slice topic, int32_t partition) {
+void refusals_add(struct refusals *r, struct slice topic, int32_t partition)
+{
     size_t i = index_get(&r->by_name, topic);
     ASSERT(i > 0);
     struct refused_topic *t = &r->topics[i - 1];
@@ -41,13 +47,15 @@ void refusals_add(struct refusals *r, struct slice topic, int32_t partition) {
     t->partitions[t->n++] = partition;
 }
 
-void refusals_free(struct refusals *r) {
+void refusals_free(struct refusals *r)
+{
     hmap_free(&r->by_name);
 }
 
 size_t refusals_merge(const struct refusals *r, struct arena *a,
                       const struct grp_commit_resp_topic *coord, size_t n_coord,
-                      const struct grp_commit_resp_topic **out) {
+                      const struct grp_commit_resp_topic **out)
+{
     if (r->n_topics == 0) {
         *out = coord;
         return n_coord;

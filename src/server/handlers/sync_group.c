@@ -2,7 +2,8 @@
  * own once the group's state is durable. */
 #include "server/internal.h"
 
-void handle_sync_group(struct request *req) {
+void handle_sync_group(struct request *req)
+{
     struct server *s = req->srv;
     struct sync_group_request in;
     if (sync_group_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
@@ -27,7 +28,8 @@ void handle_sync_group(struct request *req) {
     server_groups_called(s);
 }
 
-void group_sync_done(void *ctx, const struct grp_sync_resp *g) {
+void group_sync_done(void *ctx, const struct grp_sync_resp *g)
+{
     struct request *req = ctx;
     struct sync_group_response resp;
     sync_group_response_init(&resp);

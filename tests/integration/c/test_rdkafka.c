@@ -51,12 +51,14 @@ static const char *current_step = "start-up";
 
 /* ---- failure reporting and cleanup ---- */
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
 }
 
-static void stop_server_now(void) {
+static void stop_server_now(void)
+{
     if (server_pid > 0) {
         kill(server_pid, SIGKILL);
         waitpid(server_pid, NULL, 0);
@@ -64,7 +66,8 @@ static void stop_server_now(void) {
     }
 }
 
-static void cleanup(void) {
+static void cleanup(void)
+{
     stop_server_now();
     if (work_dir[0]) {
         nftw(work_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -72,7 +75,8 @@ static void cleanup(void) {
     }
 }
 
-static void dump_server_stderr(void) {
+static void dump_server_stderr(void)
+{
     FILE *f = server_err[0] ? fopen(server_err, "r") : NULL;
     if (!f)
         return;
@@ -90,7 +94,8 @@ static void dump_server_stderr(void) {
 static int64_t now_ms(void);
 static int64_t start_ms;
 
-static void fail(const char *file, int line, const char *fmt, ...) {
+static void fail(const char *file, int line, const char *fmt, ...)
+{
     va_list ap;
     fprintf(stderr, "FAIL %s:%d [%s, at %.1f s]: ", file, line, current_step,
             (double)(now_ms() - start_ms) / 1000.0);
@@ -115,12 +120,14 @@ static void fail(const char *file, int line, const char *fmt, ...) {
               rd_kafka_err2str(e_));                                                               \
     } while (0)
 
-static void step(const char *name) {
+static void step(const char *name)
+{
     current_step = name;
     fprintf(stderr, "[%6.1f s] %s\n", (double)(now_ms() - start_ms) / 1000.0, name);
 }
 
-static void on_signal(int sig) {
+static void on_signal(int sig)
+{
     /* Only async-signal-safe calls: kill the broker, remove the data dir with rm(1). */
     static const char msg[] = "FAIL: interrupted or timed out (alarm)\n";
     ssize_t w = write(2, msg, sizeof msg - 1);
@@ -141,20 +148,23 @@ static void on_signal(int sig) {
     _exit(sig == SIGALRM ? 2 : 1);
 }
 
-static int64_t now_ms(void) {
+static int64_t now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms) {
+static void sleep_ms(int ms)
+{
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
 /* ---- the broker process ---- */
 
-static void start_server(void) {
+static void start_server(void)
+{
     const char *bin = getenv("SAMSA_SERVER");
     const char *config = getenv("SAMSA_CONFIG");
     CHECK(bin && *bin, "SAMSA_SERVER is not set");
@@ -211,7 +221,8 @@ static void start_server(void) {
     fail(__FILE__, __LINE__, "broker did not print its port within 10 s");
 }
 
-static void stop_server_clean(void) {
+static void stop_server_clean(void)
+{
     CHECK(kill(server_pid, SIGTERM) == 0, "kill(SIGTERM): %s", strerror(errno));
     int64_t deadline = now_ms() + 10000;
     int status = 0;
@@ -229,13 +240,15 @@ static void stop_server_clean(void) {
 
 /* ---- librdkafka helpers ---- */
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
     (void)rk;
     if (level <= 4) /* warnings and worse: show them, they explain failures */
         fprintf(stderr, "rdkafka %d %s: %s\n", level, fac, buf);
 }
 
-static rd_kafka_conf_t *base_conf(void) {
+static rd_kafka_conf_t *base_conf(void)
+{
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char bootstrap[64], errstr[512];
     snprintf(bootstrap, sizeof bootstrap, "127.0.0.1:%d", server_port);
@@ -246,13 +259,15 @@ static rd_kafka_conf_t *base_conf(void) {
     return conf;
 }
 
-static void conf_set(rd_kafka_conf_t *conf, const char *k, const char *v) {
+static void conf_set(rd_kafka_conf_t *conf, const char *k, const char *v)
+{
     char errstr[512];
     CHECK(rd_kafka_conf_set(conf, k, v, errstr, sizeof errstr) == RD_KAFKA_CONF_OK,
           "conf %s=%s: %s", k, v, errstr);
 }
 
-static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf) {
+static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf)
+{
     char errstr[512];
     rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
     CHECK(rk != NULL, "rd_kafka_new: %s", errstr);
@@ -262,7 +277,8 @@ static rd_kafka_t *new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf) {
 /* Waits for the admin result event of type `type` on q; checks the
  * request-level error. */
 static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t type,
-                                    const char *what) {
+                                    const char *what)
+{
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 5000);
     CHECK(ev != NULL, "%s: no result within %d ms", what, ADMIN_TIMEOUT_MS + 5000);
     CHECK(rd_kafka_event_type(ev) == type, "%s: got event %s", what, rd_kafka_event_name(ev));
@@ -271,7 +287,8 @@ static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, rd_kafka_event_type_t t
     return ev;
 }
 
-static rd_kafka_AdminOptions_t *admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op) {
+static rd_kafka_AdminOptions_t *admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op)
+{
     char errstr[512];
     rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, op);
     CHECK(rd_kafka_AdminOptions_set_request_timeout(o, ADMIN_TIMEOUT_MS, errstr, sizeof errstr) ==
@@ -286,7 +303,8 @@ static rd_kafka_AdminOptions_t *admin_options(rd_kafka_t *rk, rd_kafka_admin_op_
 }
 
 static void check_topic_results(const rd_kafka_topic_result_t **res, size_t cnt, const char *topic,
-                                const char *what) {
+                                const char *what)
+{
     CHECK(cnt == 1, "%s: %zu topic results, want 1", what, cnt);
     CHECK(strcmp(rd_kafka_topic_result_name(res[0]), topic) == 0, "%s: result for topic %s", what,
           rd_kafka_topic_result_name(res[0]));
@@ -296,7 +314,8 @@ static void check_topic_results(const rd_kafka_topic_result_t **res, size_t cnt,
                                                      : "");
 }
 
-static void create_topic(rd_kafka_t *rk, const char *topic, int partitions) {
+static void create_topic(rd_kafka_t *rk, const char *topic, int partitions)
+{
     char errstr[512];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof errstr);
     CHECK(nt != NULL, "NewTopic_new: %s", errstr);
@@ -316,7 +335,8 @@ static void create_topic(rd_kafka_t *rk, const char *topic, int partitions) {
 
 /* Number of partitions of `topic` in fresh metadata; -1 if the topic is absent
  * (or has a topic-level error, which is returned through *err). */
-static int topic_partitions(rd_kafka_t *rk, const char *topic, rd_kafka_resp_err_t *err) {
+static int topic_partitions(rd_kafka_t *rk, const char *topic, rd_kafka_resp_err_t *err)
+{
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md;
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
@@ -346,7 +366,8 @@ static struct delivered *dr; /* indexed by record number */
 static long dr_ok, dr_failed;
 static rd_kafka_resp_err_t dr_first_err;
 
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
     (void)rk, (void)opaque;
     long i = (long)(intptr_t)m->_private;
     if (m->err) {
@@ -362,7 +383,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     dr_ok++;
 }
 
-static void make_record(long i, char *key, size_t ksz, char *val, size_t vsz) {
+static void make_record(long i, char *key, size_t ksz, char *val, size_t vsz)
+{
     snprintf(key, ksz, "key-%04ld", i % KEYS);
     /* Values vary in length (1..~200 bytes of payload) to exercise batch layout.
      */
@@ -374,7 +396,8 @@ static void make_record(long i, char *key, size_t ksz, char *val, size_t vsz) {
              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
 }
 
-static rd_kafka_t *new_producer(void) {
+static rd_kafka_t *new_producer(void)
+{
     rd_kafka_conf_t *conf = base_conf();
     conf_set(conf, "acks", "all");
     conf_set(conf, "linger.ms", "5");
@@ -387,7 +410,8 @@ static rd_kafka_t *new_producer(void) {
 }
 
 static void produce_one(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
-                        const char *val, long opaque) {
+                        const char *val, long opaque)
+{
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
@@ -403,13 +427,15 @@ static void produce_one(rd_kafka_t *rk, const char *topic, int32_t partition, co
     }
 }
 
-static void flush_all(rd_kafka_t *rk) {
+static void flush_all(rd_kafka_t *rk)
+{
     rd_kafka_resp_err_t e = rd_kafka_flush(rk, 120000);
     CHECK_ERR(e, "rd_kafka_flush (records still queued after 120 s)");
     CHECK(rd_kafka_outq_len(rk) == 0, "out queue not empty after flush: %d", rd_kafka_outq_len(rk));
 }
 
-static void produce_records(rd_kafka_t *rk) {
+static void produce_records(rd_kafka_t *rk)
+{
     char key[32], val[256];
     dr = calloc(RECORDS, sizeof *dr);
     CHECK(dr != NULL, "calloc");
@@ -459,7 +485,8 @@ static void produce_records(rd_kafka_t *rk) {
 
 /* ---- consume with assign() ---- */
 
-static rd_kafka_t *new_consumer(const char *fetch_wait_ms) {
+static rd_kafka_t *new_consumer(const char *fetch_wait_ms)
+{
     rd_kafka_conf_t *conf = base_conf();
     /* librdkafka's assign()/consumer_poll() need a group.id to exist, but with an
      * explicit assignment, explicit start offsets and no commits it never joins
@@ -473,7 +500,8 @@ static rd_kafka_t *new_consumer(const char *fetch_wait_ms) {
 }
 
 static void assign_from(rd_kafka_t *rk, const char *topic, int32_t first, int32_t count,
-                        int64_t offset) {
+                        int64_t offset)
+{
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(count);
     for (int32_t p = first; p < first + count; p++)
         rd_kafka_topic_partition_list_add(l, topic, p)->offset = offset;
@@ -481,7 +509,8 @@ static void assign_from(rd_kafka_t *rk, const char *topic, int32_t first, int32_
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-static void consume_and_verify(void) {
+static void consume_and_verify(void)
+{
     int64_t t0 = now_ms();
     rd_kafka_t *rk = new_consumer("500");
     assign_from(rk, TOPIC, 0, PARTITIONS, RD_KAFKA_OFFSET_BEGINNING);
@@ -569,7 +598,8 @@ static void consume_and_verify(void) {
 
 /* ---- long poll ---- */
 
-static void long_poll(rd_kafka_t *producer, rd_kafka_t *admin) {
+static void long_poll(rd_kafka_t *producer, rd_kafka_t *admin)
+{
     create_topic(admin, LP_TOPIC, 1);
     rd_kafka_t *rk = new_consumer("10000");
     assign_from(rk, LP_TOPIC, 0, 1, 0);
@@ -618,7 +648,8 @@ static void long_poll(rd_kafka_t *producer, rd_kafka_t *admin) {
 
 /* ---- admin APIs ---- */
 
-static void create_partitions(rd_kafka_t *admin, rd_kafka_t *producer) {
+static void create_partitions(rd_kafka_t *admin, rd_kafka_t *producer)
+{
     char errstr[512];
     rd_kafka_NewPartitions_t *np = rd_kafka_NewPartitions_new(TOPIC, 12, errstr, sizeof errstr);
     CHECK(np != NULL, "NewPartitions_new: %s", errstr);
@@ -669,7 +700,8 @@ static void create_partitions(rd_kafka_t *admin, rd_kafka_t *producer) {
 
 /* Finds config `name` in a DescribeConfigs result resource; returns its value
  * or NULL. */
-static const char *find_config(const rd_kafka_ConfigResource_t *r, const char *name, int *found) {
+static const char *find_config(const rd_kafka_ConfigResource_t *r, const char *name, int *found)
+{
     size_t n;
     const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(r, &n);
     *found = 0;
@@ -684,7 +716,8 @@ static const char *find_config(const rd_kafka_ConfigResource_t *r, const char *n
 
 static const rd_kafka_ConfigResource_t *describe_configs(rd_kafka_t *admin, rd_kafka_queue_t *q,
                                                          rd_kafka_ResourceType_t type,
-                                                         const char *name, rd_kafka_event_t **evp) {
+                                                         const char *name, rd_kafka_event_t **evp)
+{
     rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(type, name);
     rd_kafka_AdminOptions_t *o = admin_options(admin, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
     rd_kafka_DescribeConfigs(admin, &cr, 1, o, q);
@@ -708,7 +741,8 @@ static const rd_kafka_ConfigResource_t *describe_configs(rd_kafka_t *admin, rd_k
     return res[0];
 }
 
-static void configs(rd_kafka_t *admin) {
+static void configs(rd_kafka_t *admin)
+{
     rd_kafka_queue_t *q = rd_kafka_queue_new(admin);
     rd_kafka_event_t *ev;
     int found;
@@ -776,7 +810,8 @@ static void configs(rd_kafka_t *admin) {
     fprintf(stderr, "ok: DescribeConfigs (topic, broker), AlterConfigs\n");
 }
 
-static void delete_records(rd_kafka_t *admin) {
+static void delete_records(rd_kafka_t *admin)
+{
     /* Partition 0 of TOPIC: delete everything before the middle of its log. */
     int64_t lo, hi;
     CHECK_ERR(rd_kafka_query_watermark_offsets(admin, TOPIC, 0, &lo, &hi, 10000),
@@ -846,7 +881,8 @@ static void delete_records(rd_kafka_t *admin) {
     fprintf(stderr, "ok: DeleteRecords (log start %" PRId64 ")\n", cut);
 }
 
-static void delete_topic(rd_kafka_t *admin) {
+static void delete_topic(rd_kafka_t *admin)
+{
     rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(LP_TOPIC);
     rd_kafka_queue_t *q = rd_kafka_queue_new(admin);
     rd_kafka_AdminOptions_t *o = admin_options(admin, RD_KAFKA_ADMIN_OP_DELETETOPICS);
@@ -898,7 +934,8 @@ static void delete_topic(rd_kafka_t *admin) {
     fprintf(stderr, "ok: DeleteTopics\n");
 }
 
-int main(void) {
+int main(void)
+{
     setvbuf(stderr, NULL, _IOLBF, 0);
     atexit(cleanup);
     signal(SIGINT, on_signal);

@@ -13,7 +13,8 @@
 
 #include "base/base.h"
 
-static void test_uvarint_roundtrip(void **state) {
+static void test_uvarint_roundtrip(void **state)
+{
     uint64_t values[] = {0, 1, 127, 128, 255, 300, 16383, 16384, UINT32_MAX, UINT64_MAX};
     for (size_t i = 0; i < ARRAY_LEN(values); i++) {
         struct buf b;
@@ -29,7 +30,8 @@ static void test_uvarint_roundtrip(void **state) {
     }
 }
 
-static void test_zigzag(void **state) {
+static void test_zigzag(void **state)
+{
     int32_t v32[] = {0, -1, 1, -2, 63, -64, 64, INT32_MAX, INT32_MIN};
     for (size_t i = 0; i < ARRAY_LEN(v32); i++) {
         struct buf b;
@@ -62,7 +64,8 @@ static void test_zigzag(void **state) {
     buf_free(&b);
 }
 
-static void test_varint_malformed(void **state) {
+static void test_varint_malformed(void **state)
+{
     uint8_t too_long[11];
     memset(too_long, 0xff, sizeof too_long);
     struct reader r;
@@ -78,7 +81,8 @@ static void test_varint_malformed(void **state) {
     assert_int_not_equal(r.err, 0);
 }
 
-static void test_reader_sticky(void **state) {
+static void test_reader_sticky(void **state)
+{
     uint8_t data[] = {0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0xAA};
     struct reader r;
     rd_init(&r, data, sizeof data);
@@ -92,7 +96,8 @@ static void test_reader_sticky(void **state) {
     assert_null(s.ptr);
 }
 
-static void test_bigendian(void **state) {
+static void test_bigendian(void **state)
+{
     struct buf b;
     buf_init(&b);
     buf_put_i16(&b, -2);
@@ -113,7 +118,8 @@ static void test_bigendian(void **state) {
     buf_free(&b);
 }
 
-static void test_crc32c(void **state) {
+static void test_crc32c(void **state)
+{
     const char *check = "123456789";
     assert_int_equal(crc32c(0, check, 9), 0xE3069283u);
     assert_int_equal(crc32c_sw(0, check, 9), 0xE3069283u);
@@ -130,7 +136,8 @@ static void test_crc32c(void **state) {
 }
 
 /* Deterministic bytes (xorshift64) so a failing length reproduces. */
-static void fill_pseudo_random(uint8_t *p, size_t n, uint64_t seed) {
+static void fill_pseudo_random(uint8_t *p, size_t n, uint64_t seed)
+{
     uint64_t x = seed | 1;
     for (size_t i = 0; i < n; i++) {
         x ^= x << 13;
@@ -140,7 +147,8 @@ static void fill_pseudo_random(uint8_t *p, size_t n, uint64_t seed) {
     }
 }
 
-static void assert_crc_matches_sw(uint32_t init, const uint8_t *p, size_t len) {
+static void assert_crc_matches_sw(uint32_t init, const uint8_t *p, size_t len)
+{
     uint32_t got = crc32c(init, p, len), want = crc32c_sw(init, p, len);
     if (got != want)
         fail_msg("crc32c(0x%08x, addr%%8=%u, len=%zu) = 0x%08x, table reference 0x%08x", init,
@@ -151,7 +159,8 @@ static void assert_crc_matches_sw(uint32_t init, const uint8_t *p, size_t len) {
  * combines the lanes with precomputed shift operators; it must equal the table reference
  * for every length across those block and tail boundaries, at every alignment, from any
  * initial crc, on large buffers, and when a message is fed in pieces. */
-static void test_crc32c_long(void **state) {
+static void test_crc32c_long(void **state)
+{
     enum { SWEEP_LEN = 5000, BIG_LEN = (1 << 20) + 13 };
     uint8_t *data = malloc(BIG_LEN + 8);
     assert_non_null(data);
@@ -192,7 +201,8 @@ static void test_crc32c_long(void **state) {
     free(data);
 }
 
-static void test_arena(void **state) {
+static void test_arena(void **state)
+{
     struct arena a;
     arena_init(&a);
     for (int i = 0; i < 1000; i++) {
@@ -215,7 +225,8 @@ static void test_arena(void **state) {
     arena_free(&a); /* idempotent */
 }
 
-static void test_props(void **state) {
+static void test_props(void **state)
+{
     const char *text = "# comment\n"
                        "! also comment\n"
                        "node.id=1\n"
@@ -240,7 +251,8 @@ static void test_props(void **state) {
     props_free(&p);
 }
 
-static void test_parse_numbers(void **state) {
+static void test_parse_numbers(void **state)
+{
     int64_t v;
     assert_int_equal(parse_i64("123", &v), 0);
     assert_true(v == 123);
@@ -254,7 +266,8 @@ static void test_parse_numbers(void **state) {
     assert_true(parse_bool("yes", &b) < 0);
 }
 
-static void test_hmap(void **state) {
+static void test_hmap(void **state)
+{
     struct hmap m;
     hmap_init(&m);
     char key[32];
@@ -287,7 +300,8 @@ static void test_hmap(void **state) {
 }
 
 /* open_parent_dir opens the directory holding a path, whether or not the path exists. */
-static void check_parent(const char *path, const char *parent) {
+static void check_parent(const char *path, const char *parent)
+{
     int fd = open_parent_dir(path);
     assert_true(fd >= 0);
     struct stat a, b;
@@ -297,7 +311,8 @@ static void check_parent(const char *path, const char *parent) {
     close(fd);
 }
 
-static void test_open_parent_dir(void **state) {
+static void test_open_parent_dir(void **state)
+{
     (void)state;
     check_parent("/tmp/samsa-no-such-file", "/tmp");
     check_parent("/tmp", "/");
@@ -309,14 +324,21 @@ static void test_open_parent_dir(void **state) {
     assert_int_equal(fsync_parent_dir("/no-such-dir-samsa/x"), -ENOENT);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uvarint_roundtrip), cmocka_unit_test(test_zigzag),
-        cmocka_unit_test(test_varint_malformed),  cmocka_unit_test(test_reader_sticky),
-        cmocka_unit_test(test_bigendian),         cmocka_unit_test(test_crc32c), cmocka_unit_test(test_open_parent_dir),
-        cmocka_unit_test(test_crc32c_long),       cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_uvarint_roundtrip),
+        cmocka_unit_test(test_zigzag),
+        cmocka_unit_test(test_varint_malformed),
+        cmocka_unit_test(test_reader_sticky),
+        cmocka_unit_test(test_bigendian),
+        cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_open_parent_dir),
+        cmocka_unit_test(test_crc32c_long),
+        cmocka_unit_test(test_arena),
         cmocka_unit_test(test_props),
-        cmocka_unit_test(test_parse_numbers), cmocka_unit_test(test_hmap),
+        cmocka_unit_test(test_parse_numbers),
+        cmocka_unit_test(test_hmap),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

@@ -23,7 +23,8 @@
 static int saved_stderr = -1;
 static FILE *captured;
 
-static void capture_start(void) {
+static void capture_start(void)
+{
     fflush(stderr);
     captured = tmpfile();
     assert_non_null(captured);
@@ -33,7 +34,8 @@ static void capture_start(void) {
 }
 
 /* Restores stderr and returns what was written meanwhile (caller frees). */
-static char *capture_stop(void) {
+static char *capture_stop(void)
+{
     fflush(stderr);
     assert_true(dup2(saved_stderr, STDERR_FILENO) >= 0);
     close(saved_stderr);
@@ -51,7 +53,8 @@ static char *capture_stop(void) {
 
 /* Teardown: a test that failed while capturing gets stderr back, with what it wrote
  * (cmocka's failure message among it). */
-static int restore_stderr(void **state) {
+static int restore_stderr(void **state)
+{
     (void)state;
     if (saved_stderr >= 0) {
         char *text = capture_stop();
@@ -61,7 +64,8 @@ static int restore_stderr(void **state) {
     return 0;
 }
 
-static size_t count_lines(const char *text) {
+static size_t count_lines(const char *text)
+{
     size_t n = 0;
     for (const char *p = text; *p; p++)
         n += *p == '\n';
@@ -69,7 +73,8 @@ static size_t count_lines(const char *text) {
 }
 
 /* The suppressed count reported by the n-th line (0-based), or -1 if it reports none. */
-static long long suppressed_in_line(const char *text, size_t n) {
+static long long suppressed_in_line(const char *text, size_t n)
+{
     const char *line = text;
     for (size_t i = 0; i < n; i++) {
         line = strchr(line, '\n');
@@ -89,18 +94,21 @@ static long long suppressed_in_line(const char *text, size_t n) {
     return k;
 }
 
-static void sleep_ms(int ms) {
+static void sleep_ms(int ms)
+{
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
 }
 
 /* One call site for every call of a test. */
-static void disk_full(int i) {
+static void disk_full(int i)
+{
     log_ratelimited(INTERVAL_MS, LOG_LEVEL_ERROR, "test", "append %d failed: No space left", i);
 }
 
-static void test_ratelimited_counts(void **state) {
+static void test_ratelimited_counts(void **state)
+{
     (void)state;
     capture_start();
     int64_t t0 = time_mono_ms();
@@ -137,10 +145,17 @@ static void test_ratelimited_counts(void **state) {
     free(quiet);
 }
 
-static void site_a(void) { log_ratelimited(INTERVAL_MS, LOG_LEVEL_WARN, "test", "site a"); }
-static void site_b(void) { log_ratelimited(INTERVAL_MS, LOG_LEVEL_WARN, "test", "site b"); }
+static void site_a(void)
+{
+    log_ratelimited(INTERVAL_MS, LOG_LEVEL_WARN, "test", "site a");
+}
+static void site_b(void)
+{
+    log_ratelimited(INTERVAL_MS, LOG_LEVEL_WARN, "test", "site b");
+}
 
-static void test_sites_are_independent(void **state) {
+static void test_sites_are_independent(void **state)
+{
     (void)state;
     capture_start();
     for (int i = 0; i < 10; i++) {
@@ -154,9 +169,13 @@ static void test_sites_are_independent(void **state) {
     free(text);
 }
 
-static void site_debug(void) { log_ratelimited(INTERVAL_MS, LOG_LEVEL_DEBUG, "test", "hidden"); }
+static void site_debug(void)
+{
+    log_ratelimited(INTERVAL_MS, LOG_LEVEL_DEBUG, "test", "hidden");
+}
 
-static void test_below_level_not_counted(void **state) {
+static void test_below_level_not_counted(void **state)
+{
     (void)state;
     enum log_level old = log_get_level();
     log_set_level(LOG_LEVEL_INFO);
@@ -173,11 +192,13 @@ static void test_below_level_not_counted(void **state) {
 }
 
 /* A long message still ends with the whole suffix. */
-static void site_long(const char *msg) {
+static void site_long(const char *msg)
+{
     log_ratelimited(INTERVAL_MS, LOG_LEVEL_ERROR, "test", "%s", msg);
 }
 
-static void test_suffix_survives_truncation(void **state) {
+static void test_suffix_survives_truncation(void **state)
+{
     (void)state;
     char *msg = malloc(5000);
     assert_non_null(msg);
@@ -199,11 +220,13 @@ static void test_suffix_survives_truncation(void **state) {
 #define THREADS 4
 #define CALLS_PER_THREAD 2000
 
-static void site_threads(void) {
+static void site_threads(void)
+{
     log_ratelimited(INTERVAL_MS, LOG_LEVEL_ERROR, "test", "from a helper thread");
 }
 
-static void *hammer(void *arg) {
+static void *hammer(void *arg)
+{
     (void)arg;
     for (int i = 0; i < CALLS_PER_THREAD; i++)
         site_threads();
@@ -211,7 +234,8 @@ static void *hammer(void *arg) {
 }
 
 /* Threads sharing one call site: one line, and every other call is counted once. */
-static void test_threads_share_a_site(void **state) {
+static void test_threads_share_a_site(void **state)
+{
     (void)state;
     capture_start();
     int64_t t0 = time_mono_ms();
@@ -239,7 +263,8 @@ static void test_threads_share_a_site(void **state) {
     free(after);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_ratelimited_counts, restore_stderr),
         cmocka_unit_test_teardown(test_sites_are_independent, restore_stderr),

@@ -18,7 +18,8 @@ struct fixture {
     char dir[64];
 };
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     struct fixture *f = calloc(1, sizeof *f);
     strcpy(f->dir, "/tmp/samsa-cluster-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
@@ -26,7 +27,8 @@ static int setup(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     struct fixture *f = *state;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
@@ -35,14 +37,16 @@ static int teardown(void **state) {
     return 0;
 }
 
-static struct cluster *open_cluster(struct fixture *f) {
+static struct cluster *open_cluster(struct fixture *f)
+{
     struct cluster_options o = {.metadata_dir = f->dir, .node_id = 1};
     struct cluster *c = NULL;
     assert_int_equal(cluster_open(&o, &c), 0);
     return c;
 }
 
-static void test_topic_names(void **state) {
+static void test_topic_names(void **state)
+{
     (void)state;
     assert_null(cluster_topic_name_error(slice_from_cstr("orders.v1_x-2")));
     assert_non_null(cluster_topic_name_error(slice_from_cstr("")));
@@ -58,7 +62,8 @@ static void test_topic_names(void **state) {
     assert_null(cluster_topic_name_error(slice_from_cstr(long_name)));
 }
 
-static void test_config_validation(void **state) {
+static void test_config_validation(void **state)
+{
     (void)state;
     assert_null(tcfg_validate("retention.ms", "-1"));
     assert_non_null(tcfg_validate("retention.ms", "-2"));
@@ -112,7 +117,8 @@ static void test_config_validation(void **state) {
 }
 
 static int created, deleted, added, changed;
-static int listener(void *arg, enum cluster_event ev, const struct mtopic *t) {
+static int listener(void *arg, enum cluster_event ev, const struct mtopic *t)
+{
     (void)arg;
     (void)t;
     created += ev == CLUSTER_TOPIC_CREATED;
@@ -123,14 +129,16 @@ static int listener(void *arg, enum cluster_event ev, const struct mtopic *t) {
 }
 
 /* A broker that cannot open topics whose name starts with "broken". */
-static int refusing_listener(void *arg, enum cluster_event ev, const struct mtopic *t) {
+static int refusing_listener(void *arg, enum cluster_event ev, const struct mtopic *t)
+{
     (void)arg;
     return ev == CLUSTER_TOPIC_CREATED && strncmp(t->name, "broken", 6) == 0 ? -1 : 0;
 }
 
 /* samsa.max.partitions bounds the partitions of all topics together; a topic the
  * broker cannot open is taken back, also across a reopen. */
-static void test_partition_limit_and_take_back(void **state) {
+static void test_partition_limit_and_take_back(void **state)
+{
     struct fixture *f = *state;
     struct cluster_options o = {.metadata_dir = f->dir, .node_id = 1, .max_partitions = 10};
     struct cluster *c = NULL;
@@ -147,8 +155,8 @@ static void test_partition_limit_and_take_back(void **state) {
     assert_int_equal(cluster_delete_topic(c, slice_from_cstr("a")), 0);
     assert_int_equal(cluster_partition_count(c), 0);
     cluster_set_listener(c, refusing_listener, NULL);
-    assert_int_equal(cluster_create_topic(c, slice_from_cstr("broken"), 2, 1, NULL, 0, false,
-                                          &why), CLUSTER_ERR_IO);
+    assert_int_equal(cluster_create_topic(c, slice_from_cstr("broken"), 2, 1, NULL, 0, false, &why),
+                     CLUSTER_ERR_IO);
     assert_null(cluster_topic_find(c, slice_from_cstr("broken")));
     assert_int_equal(cluster_create_topic(c, slice_from_cstr("fine"), 2, 1, NULL, 0, false, &why),
                      0);
@@ -160,7 +168,8 @@ static void test_partition_limit_and_take_back(void **state) {
     cluster_close(c);
 }
 
-static void test_changes_survive_reopen(void **state) {
+static void test_changes_survive_reopen(void **state)
+{
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     char id[64];
@@ -189,8 +198,8 @@ static void test_changes_survive_reopen(void **state) {
                      CLUSTER_ERR_INVALID_PARTITIONS);
     struct config_change ch[] = {{"retention.bytes", "999", CFG_OP_SET},
                                  {"retention.ms", NULL, CFG_OP_DELETE}};
-    assert_int_equal(cluster_alter_topic_configs(c, slice_from_cstr("a"), ch, 2, false, false, &why),
-                     0);
+    assert_int_equal(
+        cluster_alter_topic_configs(c, slice_from_cstr("a"), ch, 2, false, false, &why), 0);
     struct config_change badch[] = {{"retention.bytes", "1", CFG_OP_SET},
                                     {"segment.bytes", "1", CFG_OP_SET}};
     assert_int_equal(
@@ -223,13 +232,15 @@ static void test_changes_survive_reopen(void **state) {
 }
 
 /* A crash leaves no clean-shutdown marker: what the tests do to pretend one happened. */
-static void forget_clean_shutdown(struct fixture *f) {
+static void forget_clean_shutdown(struct fixture *f)
+{
     char path[128];
     snprintf(path, sizeof path, "%s/clean-shutdown", f->dir);
     assert_int_equal(unlink(path), 0);
 }
 
-static off_t log_size(struct fixture *f) {
+static off_t log_size(struct fixture *f)
+{
     char path[128];
     snprintf(path, sizeof path, "%s/metadata.log", f->dir);
     struct stat st;
@@ -237,7 +248,8 @@ static off_t log_size(struct fixture *f) {
     return st.st_size;
 }
 
-static void flip_byte(struct fixture *f, off_t at) {
+static void flip_byte(struct fixture *f, off_t at)
+{
     char path[128];
     snprintf(path, sizeof path, "%s/metadata.log", f->dir);
     int fd = open(path, O_RDWR);
@@ -249,12 +261,14 @@ static void flip_byte(struct fixture *f, off_t at) {
     close(fd);
 }
 
-static void create(struct cluster *c, const char *name) {
+static void create(struct cluster *c, const char *name)
+{
     const char *why;
     assert_int_equal(cluster_create_topic(c, slice_from_cstr(name), 1, 1, NULL, 0, false, &why), 0);
 }
 
-static int reopen_rc(struct fixture *f) {
+static int reopen_rc(struct fixture *f)
+{
     struct cluster_options o = {.metadata_dir = f->dir, .node_id = 1};
     struct cluster *c = NULL;
     int rc = cluster_open(&o, &c);
@@ -262,7 +276,8 @@ static int reopen_rc(struct fixture *f) {
     return rc;
 }
 
-static void test_torn_tail_is_truncated(void **state) {
+static void test_torn_tail_is_truncated(void **state)
+{
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     create(c, "keep");
@@ -286,7 +301,8 @@ static void test_torn_tail_is_truncated(void **state) {
 }
 
 /* Blocks allocated but never written read as zeros after a crash: a torn tail too. */
-static void test_zeros_after_crash_are_a_torn_tail(void **state) {
+static void test_zeros_after_crash_are_a_torn_tail(void **state)
+{
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     create(c, "keep");
@@ -304,7 +320,8 @@ static void test_zeros_after_crash_are_a_torn_tail(void **state) {
 
 /* After a clean stop no write can have been cut short: damage anywhere, even in the
  * last entry, is refused and leaves the file as it was. */
-static void test_damage_after_clean_stop_is_refused(void **state) {
+static void test_damage_after_clean_stop_is_refused(void **state)
+{
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     create(c, "one");
@@ -324,7 +341,8 @@ static void test_damage_after_clean_stop_is_refused(void **state) {
 }
 
 /* A bad entry with whole entries after it is never a torn tail, crash or not. */
-static void test_damage_before_the_last_entry_is_refused(void **state) {
+static void test_damage_before_the_last_entry_is_refused(void **state)
+{
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     create(c, "one");
@@ -337,14 +355,15 @@ static void test_damage_before_the_last_entry_is_refused(void **state) {
     flip_byte(f, first_end + 12); /* in the payload of "two" */
     assert_int_equal(reopen_rc(f), CLUSTER_ERR_CORRUPT);
     flip_byte(f, first_end + 12);
-    flip_byte(f, first_end + 1);  /* the length of "two": now far more than the file */
+    flip_byte(f, first_end + 1); /* the length of "two": now far more than the file */
     assert_int_equal(reopen_rc(f), CLUSTER_ERR_CORRUPT);
     assert_int_equal(log_size(f), size);
 }
 
 /* Recovery: salvage skips the damaged entry, keeps the rest, and the rewritten log
  * opens strictly with the recovered topic in it and the old file kept aside. */
-static void test_salvage_and_rewrite(void **state) {
+static void test_salvage_and_rewrite(void **state)
+{
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     create(c, "one");
@@ -386,7 +405,8 @@ static void test_salvage_and_rewrite(void **state) {
     cluster_close(c);
 }
 
-static void test_uuid_text(void **state) {
+static void test_uuid_text(void **state)
+{
     (void)state;
     uint8_t id[16], back[16];
     for (int i = 0; i < 16; i++)
@@ -402,7 +422,8 @@ static void test_uuid_text(void **state) {
 
 /* Producer id blocks never overlap, also across a reopen (the metadata log replays
  * every ProducerIdsRecord). */
-static void test_producer_id_blocks(void **state) {
+static void test_producer_id_blocks(void **state)
+{
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     int64_t a = -1, b = -1, d = -1;
@@ -418,7 +439,8 @@ static void test_producer_id_blocks(void **state) {
     cluster_close(c);
 }
 
-static void test_node_id_mismatch_refused(void **state) {
+static void test_node_id_mismatch_refused(void **state)
+{
     struct fixture *f = *state;
     cluster_close(open_cluster(f));
     struct cluster_options o = {.metadata_dir = f->dir, .node_id = 2};
@@ -426,7 +448,8 @@ static void test_node_id_mismatch_refused(void **state) {
     assert_int_not_equal(cluster_open(&o, &c), 0);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topic_names),
         cmocka_unit_test(test_config_validation),

@@ -42,7 +42,8 @@ static struct {
 } aliases[MAX_ALIASES];
 static size_t n_aliases;
 
-static void bind_alias(const char *alias, struct slice id) {
+static void bind_alias(const char *alias, struct slice id)
+{
     for (size_t i = 0; i < n_aliases; i++)
         if (strcmp(aliases[i].alias, alias) == 0) {
             snprintf(aliases[i].id, sizeof aliases[i].id, "%.*s", (int)id.len, id.ptr);
@@ -55,7 +56,8 @@ static void bind_alias(const char *alias, struct slice id) {
     }
 }
 
-static const char *id_of(const char *alias) {
+static const char *id_of(const char *alias)
+{
     for (size_t i = 0; i < n_aliases; i++)
         if (strcmp(aliases[i].alias, alias) == 0)
             return aliases[i].id;
@@ -64,14 +66,16 @@ static const char *id_of(const char *alias) {
 
 /* Prints a member id ("" as -); substitute_aliases replaces ids by aliases once the
  * command is done, so that ids bound later in the same command still read as aliases. */
-static void out_id(struct slice id) {
+static void out_id(struct slice id)
+{
     if (!id.ptr || id.len == 0)
         script_outf("-");
     else
         script_outf("%.*s", (int)id.len, id.ptr);
 }
 
-static void substitute_aliases(struct buf *out) {
+static void substitute_aliases(struct buf *out)
+{
     for (size_t a = 0; a < n_aliases; a++) {
         size_t n = strlen(aliases[a].id);
         if (n == 0)
@@ -93,7 +97,8 @@ static void substitute_aliases(struct buf *out) {
     }
 }
 
-static const char *err_name(int16_t e) {
+static const char *err_name(int16_t e)
+{
     static const struct {
         int16_t code;
         const char *name;
@@ -138,22 +143,28 @@ struct ctx {
 #define MAX_JOINS 64
 static struct ctx *joins[MAX_JOINS];
 
-static void join_forget(struct ctx *c) {
+static void join_forget(struct ctx *c)
+{
     for (size_t i = 0; i < MAX_JOINS; i++)
         if (joins[i] == c)
             joins[i] = NULL;
 }
 
-static bool join_abandoned(void *p) { return ((struct ctx *)p)->closed; }
+static bool join_abandoned(void *p)
+{
+    return ((struct ctx *)p)->closed;
+}
 
-static struct ctx *ctx_new(const char *name, const char *as) {
+static struct ctx *ctx_new(const char *name, const char *as)
+{
     struct ctx *c = xcalloc(1, sizeof(*c));
     snprintf(c->name, sizeof c->name, "%s", name);
     snprintf(c->as, sizeof c->as, "%s", as ? as : "");
     return c;
 }
 
-static void on_join(void *p, const struct grp_join_resp *r) {
+static void on_join(void *p, const struct grp_join_resp *r)
+{
     struct ctx *c = p;
     if (c->as[0] && r->member_id.len &&
         (r->error == GRP_ERR_NONE || r->error == GRP_ERR_MEMBER_ID_REQUIRED))
@@ -179,19 +190,22 @@ static void on_join(void *p, const struct grp_join_resp *r) {
     free(c);
 }
 
-static void on_sync(void *p, const struct grp_sync_resp *r) {
+static void on_sync(void *p, const struct grp_sync_resp *r)
+{
     struct ctx *c = p;
     script_outf("%s: sync %s assignment=%.*s\n", c->name, err_name(r->error),
                 (int)r->assignment.len, r->assignment.ptr);
     free(c);
 }
 
-static void on_heartbeat(void *p, const struct grp_heartbeat_resp *r) {
+static void on_heartbeat(void *p, const struct grp_heartbeat_resp *r)
+{
     (void)p;
     script_outf("heartbeat %s\n", err_name(r->error));
 }
 
-static void on_leave(void *p, const struct grp_leave_resp *r) {
+static void on_leave(void *p, const struct grp_leave_resp *r)
+{
     (void)p;
     script_outf("leave %s", err_name(r->error));
     for (size_t i = 0; i < r->n_members; i++) {
@@ -206,7 +220,8 @@ static void on_leave(void *p, const struct grp_leave_resp *r) {
     script_outf("\n");
 }
 
-static void on_commit(void *p, const struct grp_commit_resp *r) {
+static void on_commit(void *p, const struct grp_commit_resp *r)
+{
     struct ctx *c = p;
     script_outf("%s: commit", c->name);
     for (size_t t = 0; t < r->n_topics; t++)
@@ -218,7 +233,8 @@ static void on_commit(void *p, const struct grp_commit_resp *r) {
     free(c);
 }
 
-static void on_fetch(void *p, const struct grp_fetch_resp *r) {
+static void on_fetch(void *p, const struct grp_fetch_resp *r)
+{
     (void)p;
     for (size_t g = 0; g < r->n_groups; g++) {
         script_outf("fetch %.*s %s", (int)r->groups[g].group_id.len, r->groups[g].group_id.ptr,
@@ -233,7 +249,8 @@ static void on_fetch(void *p, const struct grp_fetch_resp *r) {
     }
 }
 
-static void on_describe(void *p, const struct grp_describe_resp *r) {
+static void on_describe(void *p, const struct grp_describe_resp *r)
+{
     (void)p;
     for (size_t g = 0; g < r->n_groups; g++) {
         const struct grp_describe_group *d = &r->groups[g];
@@ -255,7 +272,8 @@ static void on_describe(void *p, const struct grp_describe_resp *r) {
     }
 }
 
-static void on_list(void *p, const struct grp_list_resp *r) {
+static void on_list(void *p, const struct grp_list_resp *r)
+{
     (void)p;
     script_outf("list %s", err_name(r->error));
     for (size_t i = 0; i < r->n_groups; i++)
@@ -264,7 +282,8 @@ static void on_list(void *p, const struct grp_list_resp *r) {
     script_outf("\n");
 }
 
-static void on_delete_groups(void *p, const struct grp_delete_groups_resp *r) {
+static void on_delete_groups(void *p, const struct grp_delete_groups_resp *r)
+{
     struct ctx *c = p;
     script_outf("%s: delete", c->name);
     for (size_t i = 0; i < r->n_results; i++)
@@ -274,7 +293,8 @@ static void on_delete_groups(void *p, const struct grp_delete_groups_resp *r) {
     free(c);
 }
 
-static void on_offset_delete(void *p, const struct grp_offset_delete_resp *r) {
+static void on_offset_delete(void *p, const struct grp_offset_delete_resp *r)
+{
     struct ctx *c = p;
     script_outf("%s: offset-delete %s", c->name, err_name(r->error));
     for (size_t t = 0; t < r->n_topics; t++)
@@ -291,7 +311,8 @@ static void on_offset_delete(void *p, const struct grp_offset_delete_resp *r) {
 static void *pending[256];
 static size_t n_pending;
 
-static void print_record(const struct grp_record *rec) {
+static void print_record(const struct grp_record *rec)
+{
     struct grp_key k;
     if (grp_key_decode(rec->key, &k) != 0) {
         script_outf("  malformed key\n");
@@ -335,7 +356,8 @@ static void print_record(const struct grp_record *rec) {
 }
 
 static void fake_append(void *arg, int32_t partition, const struct grp_record *recs, size_t n,
-                        void *token) {
+                        void *token)
+{
     (void)arg;
     script_outf("append __consumer_offsets-%d:\n", partition);
     for (size_t i = 0; i < n; i++)
@@ -350,7 +372,8 @@ static struct grp_coordinator *C;
 static int64_t now;
 static int64_t member_budget = -1; /* `budget`: -1 keeps the default */
 
-static void reset_world(void) {
+static void reset_world(void)
+{
     if (C)
         grp_coordinator_destroy(C);
     C = NULL;
@@ -387,7 +410,8 @@ static void reset_world(void) {
 static char **argv_;
 static int argc_;
 
-static const char *arg(const char *key) {
+static const char *arg(const char *key)
+{
     size_t n = strlen(key);
     for (int i = 1; i < argc_; i++)
         if (strncmp(argv_[i], key, n) == 0 && argv_[i][n] == '=')
@@ -395,29 +419,36 @@ static const char *arg(const char *key) {
     return NULL;
 }
 
-static bool flag(const char *key) {
+static bool flag(const char *key)
+{
     for (int i = 1; i < argc_; i++)
         if (strcmp(argv_[i], key) == 0)
             return true;
     return false;
 }
 
-static int32_t arg_i32(const char *key, int32_t dflt) {
+static int32_t arg_i32(const char *key, int32_t dflt)
+{
     const char *v = arg(key);
     return v ? (int32_t)strtol(v, NULL, 10) : dflt;
 }
 
-static struct slice S(const char *s) { return s ? slice_from_cstr(s) : SLICE_NULL; }
+static struct slice S(const char *s) {
+    return s ? slice_from_cstr(s) : SLICE_NULL;
+}
 
 /* Splits a comma list in place. */
-static size_t split(char *s, char **parts, size_t max) {
+static size_t
+split(char *s, char **parts, size_t max)
+{
     size_t n = 0;
     for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ","))
         parts[n++] = tok;
     return n;
 }
 
-static int cmd_join(void) {
+static int cmd_join(void)
+{
     char protos_buf[256];
     snprintf(protos_buf, sizeof protos_buf, "%s", arg("protos") ? arg("protos") : "range");
     char *names[8];
@@ -453,7 +484,8 @@ static int cmd_join(void) {
     return 0;
 }
 
-static int cmd_sync(void) {
+static int cmd_sync(void)
+{
     struct grp_assignment as[16];
     size_t n = 0;
     char buf[512];
@@ -479,7 +511,8 @@ static int cmd_sync(void) {
 }
 
 /* topic/partition[=offset] */
-static int parse_tp(const char *s, char *topic, size_t cap, int32_t *partition, int64_t *offset) {
+static int parse_tp(const char *s, char *topic, size_t cap, int32_t *partition, int64_t *offset)
+{
     const char *slash = strchr(s, '/');
     if (!slash || (size_t)(slash - s) >= cap)
         return -1;
@@ -500,7 +533,8 @@ struct tps {
     size_t n;
 };
 
-static int collect_tps(struct tps *t, int from) {
+static int collect_tps(struct tps *t, int from)
+{
     t->n = 0;
     for (int i = from; i < argc_ && t->n < 16; i++) {
         if (!strchr(argv_[i], '/'))
@@ -512,7 +546,8 @@ static int collect_tps(struct tps *t, int from) {
     return 0;
 }
 
-static int cmd_commit(void) {
+static int cmd_commit(void)
+{
     struct tps t;
     if (collect_tps(&t, 2) != 0)
         return -1;
@@ -529,14 +564,19 @@ static int cmd_commit(void) {
         ts[i] = (struct grp_commit_topic){S(t.topics[i]), &ps[i], 1};
     }
     const char *member = arg("member");
-    struct grp_commit_req req = {S(arg("group")), arg_i32("gen", -1),
-                                 S(member ? id_of(member) : ""), S(arg("inst")), ts, t.n,
+    struct grp_commit_req req = {S(arg("group")),
+                                 arg_i32("gen", -1),
+                                 S(member ? id_of(member) : ""),
+                                 S(arg("inst")),
+                                 ts,
+                                 t.n,
                                  flag("v9")};
     grp_commit(C, now, &req, ctx_new(argv_[1], NULL));
     return 0;
 }
 
-static int cmd_fetch(void) {
+static int cmd_fetch(void)
+{
     struct tps t;
     if (collect_tps(&t, 1) != 0)
         return -1;
@@ -549,7 +589,8 @@ static int cmd_fetch(void) {
     return 0;
 }
 
-static int cmd_offset_delete(void) {
+static int cmd_offset_delete(void)
+{
     struct tps t;
     if (collect_tps(&t, 2) != 0)
         return -1;
@@ -561,7 +602,8 @@ static int cmd_offset_delete(void) {
     return 0;
 }
 
-static int cmd_leave(void) {
+static int cmd_leave(void)
+{
     char buf[512];
     char *parts[16];
     snprintf(buf, sizeof buf, "%s", arg("members") ? arg("members") : "");
@@ -578,7 +620,8 @@ static int cmd_leave(void) {
     return 0;
 }
 
-static void tick(int64_t ms) {
+static void tick(int64_t ms)
+{
     int64_t target = now + ms;
     for (int guard = 0; guard < 100000; guard++) {
         int64_t d = grp_next_deadline(C);
@@ -592,14 +635,16 @@ static void tick(int64_t ms) {
     grp_tick(C, now);
 }
 
-static void complete_append(int16_t error) {
+static void complete_append(int16_t error)
+{
     void *tok = pending[0];
     memmove(&pending[0], &pending[1], (n_pending - 1) * sizeof(pending[0]));
     n_pending--;
     grp_append_done(C, now, tok, error);
 }
 
-static int run_command(int argc, char **argv) {
+static int run_command(int argc, char **argv)
+{
     argc_ = argc;
     argv_ = argv;
     if (argc_ == 0)
@@ -690,14 +735,16 @@ static int run_command(int argc, char **argv) {
 }
 
 /* Destroying the coordinator answers whatever still waits; the runner drops that output. */
-static void end_world(void) {
+static void end_world(void)
+{
     grp_coordinator_destroy(C);
     C = NULL;
     member_budget = -1;
     memset(joins, 0, sizeof joins);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static const struct script_ops ops = {
         .begin = reset_world,
         .run = run_command,

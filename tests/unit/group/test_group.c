@@ -82,14 +82,16 @@ struct list_res {
 
 static int outstanding; /* requests sent minus completions */
 
-static void copy_str(char *dst, size_t cap, struct slice s) {
+static void copy_str(char *dst, size_t cap, struct slice s)
+{
     size_t n = s.len < cap - 1 ? s.len : cap - 1;
     if (n)
         memcpy(dst, s.ptr, n);
     dst[n] = 0;
 }
 
-static void on_join(void *ctx, const struct grp_join_resp *r) {
+static void on_join(void *ctx, const struct grp_join_resp *r)
+{
     struct join_res *j = ctx;
     assert_int_equal(j->calls, 0);
     j->calls++;
@@ -105,7 +107,8 @@ static void on_join(void *ctx, const struct grp_join_resp *r) {
         copy_str(j->members[i], sizeof(j->members[i]), r->members[i].member_id);
 }
 
-static void on_sync(void *ctx, const struct grp_sync_resp *r) {
+static void on_sync(void *ctx, const struct grp_sync_resp *r)
+{
     struct sync_res *s = ctx;
     assert_int_equal(s->calls, 0);
     s->calls++;
@@ -114,7 +117,8 @@ static void on_sync(void *ctx, const struct grp_sync_resp *r) {
     copy_str(s->assignment, sizeof(s->assignment), r->assignment);
 }
 
-static void on_heartbeat(void *ctx, const struct grp_heartbeat_resp *r) {
+static void on_heartbeat(void *ctx, const struct grp_heartbeat_resp *r)
+{
     struct simple_res *s = ctx;
     assert_int_equal(s->calls, 0);
     s->calls++;
@@ -122,7 +126,8 @@ static void on_heartbeat(void *ctx, const struct grp_heartbeat_resp *r) {
     s->error = r->error;
 }
 
-static void on_leave(void *ctx, const struct grp_leave_resp *r) {
+static void on_leave(void *ctx, const struct grp_leave_resp *r)
+{
     struct simple_res *s = ctx;
     assert_int_equal(s->calls, 0);
     s->calls++;
@@ -133,7 +138,8 @@ static void on_leave(void *ctx, const struct grp_leave_resp *r) {
         s->errors[i] = r->members[i].error;
 }
 
-static void on_commit(void *ctx, const struct grp_commit_resp *r) {
+static void on_commit(void *ctx, const struct grp_commit_resp *r)
+{
     struct commit_res *s = ctx;
     assert_int_equal(s->calls, 0);
     s->calls++;
@@ -144,7 +150,8 @@ static void on_commit(void *ctx, const struct grp_commit_resp *r) {
             s->errors[s->n++] = r->topics[t].partitions[p].error;
 }
 
-static void on_fetch(void *ctx, const struct grp_fetch_resp *r) {
+static void on_fetch(void *ctx, const struct grp_fetch_resp *r)
+{
     struct fetch_res *f = ctx;
     assert_int_equal(f->calls, 0);
     f->calls++;
@@ -166,7 +173,8 @@ static void on_fetch(void *ctx, const struct grp_fetch_resp *r) {
     }
 }
 
-static void on_describe(void *ctx, const struct grp_describe_resp *r) {
+static void on_describe(void *ctx, const struct grp_describe_resp *r)
+{
     struct describe_res *d = ctx;
     assert_int_equal(d->calls, 0);
     d->calls++;
@@ -185,7 +193,8 @@ static void on_describe(void *ctx, const struct grp_describe_resp *r) {
     }
 }
 
-static void on_list(void *ctx, const struct grp_list_resp *r) {
+static void on_list(void *ctx, const struct grp_list_resp *r)
+{
     struct list_res *l = ctx;
     assert_int_equal(l->calls, 0);
     l->calls++;
@@ -198,7 +207,8 @@ static void on_list(void *ctx, const struct grp_list_resp *r) {
     }
 }
 
-static void on_delete_groups(void *ctx, const struct grp_delete_groups_resp *r) {
+static void on_delete_groups(void *ctx, const struct grp_delete_groups_resp *r)
+{
     struct simple_res *s = ctx;
     assert_int_equal(s->calls, 0);
     s->calls++;
@@ -208,7 +218,8 @@ static void on_delete_groups(void *ctx, const struct grp_delete_groups_resp *r) 
         s->errors[i] = r->results[i].error;
 }
 
-static void on_offset_delete(void *ctx, const struct grp_offset_delete_resp *r) {
+static void on_offset_delete(void *ctx, const struct grp_offset_delete_resp *r)
+{
     struct simple_res *s = ctx;
     assert_int_equal(s->calls, 0);
     s->calls++;
@@ -244,7 +255,8 @@ static struct pending_append appends[256];
 static size_t n_appends;
 
 static void fake_append(void *arg, int32_t partition, const struct grp_record *recs, size_t n,
-                        void *token) {
+                        void *token)
+{
     (void)arg;
     assert_true(n > 0);
     assert_true(n_appends < 256 && n_staged + n <= MAX_RECORDS);
@@ -266,7 +278,8 @@ static void fake_append(void *arg, int32_t partition, const struct grp_record *r
 static struct grp_coordinator *C;
 static int64_t now;
 
-static void env_start(struct grp_config *cfg) {
+static void env_start(struct grp_config *cfg)
+{
     cfg->append = fake_append;
     cfg->on_join_done = on_join;
     cfg->on_sync_done = on_sync;
@@ -282,14 +295,16 @@ static void env_start(struct grp_config *cfg) {
     assert_int_equal(grp_coordinator_create(cfg, &C), 0);
 }
 
-static void load_all(void) {
+static void load_all(void)
+{
     for (int32_t p = 0; p < 50; p++) {
         grp_load_begin(C, now, p);
         grp_load_end(C, now, p);
     }
 }
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     (void)state;
     log_set_level(LOG_LEVEL_WARN);
     now = 1700000000000LL;
@@ -302,7 +317,8 @@ static int setup(void **state) {
     return 0;
 }
 
-static void free_log(void) {
+static void free_log(void)
+{
     for (size_t i = 0; i < n_staged; i++) {
         buf_free(&staged[i].key);
         buf_free(&staged[i].value);
@@ -314,7 +330,8 @@ static void free_log(void) {
     n_staged = n_durable = n_appends = 0;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     (void)state;
     grp_coordinator_destroy(C);
     C = NULL;
@@ -324,7 +341,8 @@ static int teardown(void **state) {
 }
 
 /* Completes the oldest pending append (records become durable on success). */
-static void complete_append(int16_t error) {
+static void complete_append(int16_t error)
+{
     assert_true(n_appends > 0);
     struct pending_append a = appends[0];
     memmove(&appends[0], &appends[1], (n_appends - 1) * sizeof(appends[0]));
@@ -344,13 +362,15 @@ static void complete_append(int16_t error) {
     grp_append_done(C, now, a.token, error);
 }
 
-static void complete_all_appends(void) {
+static void complete_all_appends(void)
+{
     while (n_appends > 0)
         complete_append(0);
 }
 
 /* Moves the clock, ticking at every deadline on the way as a server would. */
-static void advance(int64_t ms) {
+static void advance(int64_t ms)
+{
     int64_t target = now + ms;
     for (int guard = 0; guard < 10000; guard++) {
         int64_t d = grp_next_deadline(C);
@@ -364,7 +384,9 @@ static void advance(int64_t ms) {
     grp_tick(C, now);
 }
 
-static struct slice S(const char *s) { return s ? slice_from_cstr(s) : SLICE_NULL; }
+static struct slice S(const char *s) {
+    return s ? slice_from_cstr(s) : SLICE_NULL;
+}
 
 /* ---- request helpers ---- */
 
@@ -379,7 +401,8 @@ struct join_opts {
 };
 
 static void join(const char *group, const char *member, const struct join_opts *o,
-                 struct join_res *r) {
+                 struct join_res *r)
+{
     memset(r, 0, sizeof(*r));
     struct grp_protocol ps[4];
     size_t n = 0;
@@ -409,10 +432,14 @@ static void join(const char *group, const char *member, const struct join_opts *
 static const struct join_opts RANGE = {.protocols = {"range"}};
 
 /* New dynamic member without the MEMBER_ID_REQUIRED round. */
-static void join_new(const char *group, struct join_res *r) { join(group, "", &RANGE, r); }
+static void join_new(const char *group, struct join_res *r)
+{
+    join(group, "", &RANGE, r);
+}
 
 static void sync_req(const char *group, int32_t gen, const char *member, const char **ids,
-                     const char **assigns, size_t n, struct sync_res *r) {
+                     const char **assigns, size_t n, struct sync_res *r)
+{
     memset(r, 0, sizeof(*r));
     struct grp_assignment as[8];
     for (size_t i = 0; i < n; i++)
@@ -427,7 +454,8 @@ static void sync_req(const char *group, int32_t gen, const char *member, const c
 }
 
 static int16_t heartbeat_inst(const char *group, int32_t gen, const char *member,
-                              const char *instance) {
+                              const char *instance)
+{
     struct simple_res r = {0};
     struct grp_heartbeat_req req = {S(group), gen, S(member), S(instance)};
     outstanding++;
@@ -436,12 +464,14 @@ static int16_t heartbeat_inst(const char *group, int32_t gen, const char *member
     return r.error;
 }
 
-static int16_t heartbeat(const char *group, int32_t gen, const char *member) {
+static int16_t heartbeat(const char *group, int32_t gen, const char *member)
+{
     return heartbeat_inst(group, gen, member, NULL);
 }
 
 static void commit(const char *group, int32_t gen, const char *member, const char *topic,
-                   int32_t partition, int64_t offset, struct commit_res *r) {
+                   int32_t partition, int64_t offset, struct commit_res *r)
+{
     memset(r, 0, sizeof(*r));
     struct grp_commit_partition p = {partition, offset, 7, S("meta")};
     struct grp_commit_topic t = {S(topic), &p, 1};
@@ -450,7 +480,8 @@ static void commit(const char *group, int32_t gen, const char *member, const cha
     grp_commit(C, now, &req, r);
 }
 
-static int64_t fetch_offset(const char *group, const char *topic, int32_t partition) {
+static int64_t fetch_offset(const char *group, const char *topic, int32_t partition)
+{
     struct fetch_res r = {0};
     struct grp_fetch_topic t = {S(topic), &partition, 1};
     struct grp_fetch_group g = {S(group), &t, 1};
@@ -463,7 +494,8 @@ static int64_t fetch_offset(const char *group, const char *topic, int32_t partit
     return r.offset[0];
 }
 
-static void describe(const char *group, struct describe_res *r) {
+static void describe(const char *group, struct describe_res *r)
+{
     memset(r, 0, sizeof(*r));
     struct slice id = S(group);
     struct grp_describe_req req = {&id, 1};
@@ -472,7 +504,8 @@ static void describe(const char *group, struct describe_res *r) {
     assert_int_equal(r->calls, 1);
 }
 
-static const char *state_of(const char *group) {
+static const char *state_of(const char *group)
+{
     static struct describe_res d;
     describe(group, &d);
     return d.state;
@@ -480,7 +513,8 @@ static const char *state_of(const char *group) {
 
 /* Brings a group with members joined (dynamic, in order) to Stable, generation 1.
  * Returns the member ids in ids[]. */
-static void stable_group(const char *group, size_t n, char ids[][256]) {
+static void stable_group(const char *group, size_t n, char ids[][256])
+{
     struct join_res j[8];
     for (size_t i = 0; i < n; i++)
         join_new(group, &j[i]);
@@ -515,7 +549,8 @@ static void stable_group(const char *group, size_t n, char ids[][256]) {
 
 /* ---- tests: records ---- */
 
-static void test_records_roundtrip(void **state) {
+static void test_records_roundtrip(void **state)
+{
     (void)state;
     struct buf b;
     buf_init(&b);
@@ -621,7 +656,8 @@ static void test_records_roundtrip(void **state) {
     buf_free(&b);
 }
 
-static void test_partition_for(void **state) {
+static void test_partition_for(void **state)
+{
     (void)state;
     /* Expected values from Java: Utils.abs("...".hashCode()) % 50. */
     assert_int_equal(grp_partition_for_n(S("my-group"), 50), 12);
@@ -636,7 +672,8 @@ static void test_partition_for(void **state) {
 
 /* ---- tests: join / sync / heartbeat ---- */
 
-static void test_member_id_required_and_first_generation(void **state) {
+static void test_member_id_required_and_first_generation(void **state)
+{
     (void)state;
     struct join_opts o = RANGE;
     o.require_known = true;
@@ -685,7 +722,8 @@ static void test_member_id_required_and_first_generation(void **state) {
 
     /* The persisted group record describes the generation. */
     struct grp_key k;
-    assert_int_equal(grp_key_decode((struct slice){durable[0].key.data, durable[0].key.len}, &k), 0);
+    assert_int_equal(grp_key_decode((struct slice){durable[0].key.data, durable[0].key.len}, &k),
+                     0);
     assert_int_equal(k.kind, GRP_KEY_GROUP);
     struct arena a;
     arena_init(&a);
@@ -710,7 +748,8 @@ static void test_member_id_required_and_first_generation(void **state) {
     assert_int_equal(j.error, GRP_ERR_UNKNOWN_MEMBER_ID);
 }
 
-static void test_initial_delay_collects_members(void **state) {
+static void test_initial_delay_collects_members(void **state)
+{
     (void)state;
     struct join_res a, b, c;
     join_new("g", &a);
@@ -734,7 +773,8 @@ static void test_initial_delay_collects_members(void **state) {
     assert_string_equal(b.leader, a.member_id);
 }
 
-static void test_initial_delay_bounded_by_rebalance_timeout(void **state) {
+static void test_initial_delay_bounded_by_rebalance_timeout(void **state)
+{
     (void)state;
     struct join_opts o = RANGE;
     o.rebalance_ms = 5000; /* 3000 delay + at most 2000 more */
@@ -749,7 +789,8 @@ static void test_initial_delay_bounded_by_rebalance_timeout(void **state) {
     assert_int_equal(b.calls, 1);
 }
 
-static void test_protocol_selection(void **state) {
+static void test_protocol_selection(void **state)
+{
     (void)state;
     struct join_opts o1 = {.protocols = {"range", "roundrobin"}};
     struct join_opts o2 = {.protocols = {"roundrobin", "range"}};
@@ -784,7 +825,8 @@ static void test_protocol_selection(void **state) {
     assert_int_equal(e.error, GRP_ERR_INCONSISTENT_GROUP_PROTOCOL);
 }
 
-static void test_rebalance_when_member_joins_stable_group(void **state) {
+static void test_rebalance_when_member_joins_stable_group(void **state)
+{
     (void)state;
     char ids[3][256];
     stable_group("g", 2, ids);
@@ -854,7 +896,8 @@ static void test_rebalance_when_member_joins_stable_group(void **state) {
     assert_int_equal(heartbeat("g", 2, ids[1]), GRP_ERR_UNKNOWN_MEMBER_ID);
 }
 
-static void test_session_timeout_removes_member(void **state) {
+static void test_session_timeout_removes_member(void **state)
+{
     (void)state;
     char ids[2][256];
     stable_group("g", 2, ids);
@@ -875,13 +918,14 @@ static void test_session_timeout_removes_member(void **state) {
     assert_int_equal(b.n_members, 1);
 }
 
-static void test_rebalance_timeout_and_sync_timeout(void **state) {
+static void test_rebalance_timeout_and_sync_timeout(void **state)
+{
     (void)state;
     char ids[2][256];
     stable_group("g", 2, ids);
     struct join_res a;
     join("g", ids[0], &RANGE, &a); /* leader forces a rebalance */
-    for (int i = 0; i < 3; i++) { /* B keeps heartbeating but never rejoins */
+    for (int i = 0; i < 3; i++) {  /* B keeps heartbeating but never rejoins */
         advance(5000);
         assert_int_equal(heartbeat("g", 1, ids[1]), GRP_ERR_REBALANCE_IN_PROGRESS);
     }
@@ -901,7 +945,8 @@ static void test_rebalance_timeout_and_sync_timeout(void **state) {
     complete_all_appends();
 }
 
-static void test_new_member_join_expires(void **state) {
+static void test_new_member_join_expires(void **state)
+{
     (void)state;
     char ids[1][256];
     stable_group("g", 1, ids);
@@ -914,7 +959,8 @@ static void test_new_member_join_expires(void **state) {
     assert_int_equal(b.n_members, 1);
 }
 
-static void test_duplicate_join_and_sync_answered(void **state) {
+static void test_duplicate_join_and_sync_answered(void **state)
+{
     (void)state;
     char ids[2][256];
     stable_group("g", 2, ids);
@@ -943,7 +989,8 @@ static void test_duplicate_join_and_sync_answered(void **state) {
     assert_int_equal(c.generation, 3);
 }
 
-static void test_sync_errors(void **state) {
+static void test_sync_errors(void **state)
+{
     (void)state;
     char ids[2][256];
     stable_group("g", 2, ids);
@@ -962,7 +1009,8 @@ static void test_sync_errors(void **state) {
     assert_string_equal(s.assignment, "assign-1");
 }
 
-static void test_sync_append_failure(void **state) {
+static void test_sync_append_failure(void **state)
+{
     (void)state;
     struct join_res a, b;
     join_new("g", &a);
@@ -979,7 +1027,8 @@ static void test_sync_append_failure(void **state) {
     assert_string_equal(state_of("g"), "PreparingRebalance");
 }
 
-static void test_leave_batched(void **state) {
+static void test_leave_batched(void **state)
+{
     (void)state;
     struct join_opts st = RANGE;
     st.instance = "inst-c";
@@ -1040,7 +1089,8 @@ static void test_leave_batched(void **state) {
     assert_int_equal(r.errors[0], GRP_ERR_UNKNOWN_MEMBER_ID);
 }
 
-static void test_static_membership(void **state) {
+static void test_static_membership(void **state)
+{
     (void)state;
     struct join_opts sa = RANGE, sb = RANGE;
     sa.instance = "inst-a";
@@ -1124,7 +1174,8 @@ static void test_static_membership(void **state) {
     assert_string_not_equal(state_of("g"), "Stable");
 }
 
-static void test_static_member_not_rejoining_stays(void **state) {
+static void test_static_member_not_rejoining_stays(void **state)
+{
     (void)state;
     struct join_opts sa = RANGE;
     sa.instance = "inst-a";
@@ -1151,7 +1202,8 @@ static void test_static_member_not_rejoining_stays(void **state) {
 
 /* ---- tests: offsets ---- */
 
-static void test_commit_and_fetch(void **state) {
+static void test_commit_and_fetch(void **state)
+{
     (void)state;
     char ids[1][256];
     stable_group("g", 1, ids);
@@ -1231,7 +1283,8 @@ static void test_commit_and_fetch(void **state) {
     assert_int_equal(r.errors[0], GRP_ERR_REBALANCE_IN_PROGRESS);
 }
 
-static void test_invalid_requests(void **state) {
+static void test_invalid_requests(void **state)
+{
     (void)state;
     struct join_res j;
     join("", "", &RANGE, &j);
@@ -1260,7 +1313,8 @@ static void test_invalid_requests(void **state) {
     assert_int_equal(fetch_offset("", "t", 0), 1);
 }
 
-static void test_group_max_size(void **state) {
+static void test_group_max_size(void **state)
+{
     (void)state;
     grp_coordinator_destroy(C);
     struct grp_config cfg;
@@ -1287,7 +1341,8 @@ static void test_group_max_size(void **state) {
 
 /* ---- tests: admin ---- */
 
-static void test_describe_list(void **state) {
+static void test_describe_list(void **state)
+{
     (void)state;
     char ids[2][256];
     stable_group("stable", 2, ids);
@@ -1336,7 +1391,8 @@ static void test_describe_list(void **state) {
     advance(6000);
 }
 
-static void test_delete_groups(void **state) {
+static void test_delete_groups(void **state)
+{
     (void)state;
     char ids[1][256];
     stable_group("live", 1, ids);
@@ -1352,7 +1408,7 @@ static void test_delete_groups(void **state) {
     struct simple_res d = {0};
     outstanding++;
     grp_delete_groups(C, now, &req, &d);
-    assert_int_equal(d.calls, 0); /* waits for the tombstones */
+    assert_int_equal(d.calls, 0);           /* waits for the tombstones */
     assert_int_equal(n_staged - before, 3); /* 2 offsets + group */
     for (size_t i = before; i < n_staged; i++)
         assert_true(staged[i].tombstone);
@@ -1367,7 +1423,8 @@ static void test_delete_groups(void **state) {
 }
 
 /* ConsumerProtocolSubscription v0 with the given topics and null user data. */
-static void consumer_subscription(struct buf *b, const char **topics, size_t n) {
+static void consumer_subscription(struct buf *b, const char **topics, size_t n)
+{
     buf_reset(b);
     buf_put_i16(b, 0);
     buf_put_i32(b, (int32_t)n);
@@ -1378,7 +1435,8 @@ static void consumer_subscription(struct buf *b, const char **topics, size_t n) 
     buf_put_i32(b, -1);
 }
 
-static void test_offset_delete(void **state) {
+static void test_offset_delete(void **state)
+{
     (void)state;
     struct buf sub;
     buf_init(&sub);
@@ -1386,10 +1444,15 @@ static void test_offset_delete(void **state) {
     consumer_subscription(&sub, topics, 1);
     /* The metadata contains zero bytes, so build the JoinGroup by hand. */
     struct grp_protocol p = {S("range"), {sub.data, sub.len}};
-    struct grp_join_req jreq = {.group_id = S("g"), .session_timeout_ms = 10000,
-                                .rebalance_timeout_ms = 20000, .member_id = S(""),
-                                .protocol_type = S("consumer"), .protocols = &p,
-                                .n_protocols = 1, .client_id = S("c"), .client_host = S("h")};
+    struct grp_join_req jreq = {.group_id = S("g"),
+                                .session_timeout_ms = 10000,
+                                .rebalance_timeout_ms = 20000,
+                                .member_id = S(""),
+                                .protocol_type = S("consumer"),
+                                .protocols = &p,
+                                .n_protocols = 1,
+                                .client_id = S("c"),
+                                .client_host = S("h")};
     struct join_res j = {0};
     outstanding++;
     grp_join(C, now, &jreq, &j);
@@ -1438,7 +1501,8 @@ static void test_offset_delete(void **state) {
 
 /* ---- tests: persistence ---- */
 
-static void reload_from_durable_log(void) {
+static void reload_from_durable_log(void)
+{
     grp_coordinator_destroy(C);
     struct grp_config cfg;
     grp_config_defaults(&cfg);
@@ -1447,15 +1511,18 @@ static void reload_from_durable_log(void) {
         grp_load_begin(C, now, p);
         for (size_t i = 0; i < n_durable; i++)
             if (durable[i].partition == p)
-                assert_int_equal(grp_load_record(C, p, (struct slice){durable[i].key.data, durable[i].key.len},
-                                                 durable[i].tombstone ? SLICE_NULL
-                                                                      : (struct slice){durable[i].value.data, durable[i].value.len}),
-                                 0);
+                assert_int_equal(
+                    grp_load_record(C, p, (struct slice){durable[i].key.data, durable[i].key.len},
+                                    durable[i].tombstone ? SLICE_NULL
+                                                         : (struct slice){durable[i].value.data,
+                                                                          durable[i].value.len}),
+                    0);
         grp_load_end(C, now, p);
     }
 }
 
-static void test_load_then_serve(void **state) {
+static void test_load_then_serve(void **state)
+{
     (void)state;
     char ids[2][256];
     stable_group("g", 2, ids);
@@ -1498,7 +1565,8 @@ static void test_load_then_serve(void **state) {
     advance(20000);
 }
 
-static void test_load_over_capacity_rebalances(void **state) {
+static void test_load_over_capacity_rebalances(void **state)
+{
     (void)state;
     char ids[3][256];
     stable_group("g", 3, ids);
@@ -1524,7 +1592,8 @@ static void test_load_over_capacity_rebalances(void **state) {
     assert_int_equal(a.n_members, 2);
 }
 
-static void test_loading_and_not_coordinator(void **state) {
+static void test_loading_and_not_coordinator(void **state)
+{
     (void)state;
     int32_t p = grp_partition_for(C, S("g"));
     grp_unload(C, p);
@@ -1546,14 +1615,17 @@ static void test_loading_and_not_coordinator(void **state) {
     buf_init(&k);
     buf_init(&v);
     grp_offset_key_encode(&k, S("g"), S("t"), 0);
-    assert_int_equal(grp_load_record(C, p, (struct slice){k.data, k.len}, (struct slice){junk, 3}), -1);
+    assert_int_equal(grp_load_record(C, p, (struct slice){k.data, k.len}, (struct slice){junk, 3}),
+                     -1);
     struct grp_offset_value ov = {5, -1, S(""), now, -1};
     grp_offset_value_encode(&v, &ov);
-    assert_int_equal(grp_load_record(C, p, (struct slice){k.data, k.len}, (struct slice){v.data, v.len}), 0);
+    assert_int_equal(
+        grp_load_record(C, p, (struct slice){k.data, k.len}, (struct slice){v.data, v.len}), 0);
     /* A record for a group of another partition is refused. */
     buf_reset(&k);
     grp_offset_key_encode(&k, S("g1"), S("t"), 0);
-    assert_int_equal(grp_load_record(C, p, (struct slice){k.data, k.len}, (struct slice){v.data, v.len}), -1);
+    assert_int_equal(
+        grp_load_record(C, p, (struct slice){k.data, k.len}, (struct slice){v.data, v.len}), -1);
     grp_load_end(C, now, p);
     assert_int_equal(fetch_offset("g", "t", 0), 5);
     buf_free(&k);
@@ -1572,7 +1644,8 @@ static void test_loading_and_not_coordinator(void **state) {
 
 /* Corrupted values for keys of the right partition: loading skips or applies them,
  * never crashes (run under ASan), and the coordinator serves afterwards. */
-static void test_load_fuzz(void **state) {
+static void test_load_fuzz(void **state)
+{
     (void)state;
     char ids[2][256];
     stable_group("g", 2, ids);
@@ -1607,7 +1680,8 @@ static void test_load_fuzz(void **state) {
     complete_all_appends();
 }
 
-static void test_destroy_answers_everything(void **state) {
+static void test_destroy_answers_everything(void **state)
+{
     (void)state;
     char ids[2][256];
     stable_group("g", 2, ids);
@@ -1631,7 +1705,8 @@ static void test_destroy_answers_everything(void **state) {
 
 /* ---- tests: expiry ---- */
 
-static void test_offset_expiry(void **state) {
+static void test_offset_expiry(void **state)
+{
     (void)state;
     const int64_t day = 24LL * 3600 * 1000;
     struct commit_res r;
@@ -1662,15 +1737,19 @@ static void test_offset_expiry(void **state) {
     assert_int_equal(grp_group_count(C), 0);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_records_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_for, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_member_id_required_and_first_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_member_id_required_and_first_generation, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_initial_delay_collects_members, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_initial_delay_bounded_by_rebalance_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_initial_delay_bounded_by_rebalance_timeout, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_protocol_selection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rebalance_when_member_joins_stable_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebalance_when_member_joins_stable_group, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_session_timeout_removes_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebalance_timeout_and_sync_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_member_join_expires, setup, teardown),

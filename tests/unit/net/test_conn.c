@@ -25,31 +25,40 @@
 
 /* ---- fixture ---- */
 
-enum mode { MODE_ECHO, MODE_SWAP_FIRST_TWO, MODE_HOLD, MODE_BIG_REPLY, MODE_FILE, MODE_CLOSE,
-            MODE_DROP_ODD, MODE_TAKE };
+enum mode {
+    MODE_ECHO,
+    MODE_SWAP_FIRST_TWO,
+    MODE_HOLD,
+    MODE_BIG_REPLY,
+    MODE_FILE,
+    MODE_CLOSE,
+    MODE_DROP_ODD,
+    MODE_TAKE
+};
 
 static struct {
     struct net_loop *loop;
     struct net_listener *lst;
     int port;
     enum mode mode;
-    atomic_int requests;        /* frames delivered to on_request */
-    atomic_int closes;          /* on_close calls */
-    int taken;                  /* frames whose memory net_frame_take handed over */
+    atomic_int requests; /* frames delivered to on_request */
+    atomic_int closes;   /* on_close calls */
+    int taken;           /* frames whose memory net_frame_take handed over */
     struct net_reply *held[4096];
     int held_len;
     int max_held;
-    struct net_conn *conn;      /* the last connection that sent a request */
-    atomic_int paused_seen;     /* backpressure observed by the checker timer */
+    struct net_conn *conn;  /* the last connection that sent a request */
+    atomic_int paused_seen; /* backpressure observed by the checker timer */
     int requests_at_pause;
     int64_t unsent_at_pause;
     int file_fd;
     int64_t file_len;
     struct net_server_config cfg;
-    int64_t max_resp_bytes;     /* largest queued response memory seen after a reply */
+    int64_t max_resp_bytes; /* largest queued response memory seen after a reply */
 } S;
 
-static void on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg) {
+static void on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg)
+{
     int n = atomic_fetch_add(&S.requests, 1);
     S.conn = c;
     assert_ptr_equal(net_reply_conn(r), c);
@@ -118,7 +127,8 @@ static void on_request(struct net_conn *c, struct slice frame, struct net_reply 
     }
 }
 
-static void on_close(struct net_conn *c, void *arg) {
+static void on_close(struct net_conn *c, void *arg)
+{
     atomic_fetch_add(&S.closes, 1);
     if (S.conn == c)
         S.conn = NULL;
@@ -126,11 +136,13 @@ static void on_close(struct net_conn *c, void *arg) {
 
 static const struct net_handler handler = {on_request, on_close};
 
-static void safety_stop(struct net_loop *loop, void *arg) {
+static void safety_stop(struct net_loop *loop, void *arg)
+{
     fail_msg("test did not finish in time");
 }
 
-static void server_start(enum mode mode, const struct net_server_config *cfg) {
+static void server_start(enum mode mode, const struct net_server_config *cfg)
+{
     memset(&S, 0, sizeof S);
     S.mode = mode;
     S.file_fd = -1;
@@ -145,7 +157,8 @@ static void server_start(enum mode mode, const struct net_server_config *cfg) {
     net_timer_add(S.loop, 60000, safety_stop, NULL);
 }
 
-static void server_run_with(void *(*client)(void *)) {
+static void server_run_with(void *(*client)(void *))
+{
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, client, NULL), 0);
     assert_int_equal(net_loop_run(S.loop), 0);
@@ -154,7 +167,8 @@ static void server_run_with(void *(*client)(void *)) {
     assert_true(ok == (void *)1);
 }
 
-static void server_stop(void) {
+static void server_stop(void)
+{
     for (int i = 0; i < S.held_len; i++) /* complete leftovers: orphans are freed */
         net_reply_send(S.held[i]);
     S.held_len = 0;
@@ -165,7 +179,8 @@ static void server_stop(void) {
 
 /* ---- blocking client helpers (client thread) ---- */
 
-static int client_connect(int rcvbuf) {
+static int client_connect(int rcvbuf)
+{
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
@@ -185,7 +200,8 @@ static int client_connect(int rcvbuf) {
     return fd;
 }
 
-static bool write_all(int fd, const void *data, size_t len) {
+static bool write_all(int fd, const void *data, size_t len)
+{
     const uint8_t *p = data;
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -197,7 +213,8 @@ static bool write_all(int fd, const void *data, size_t len) {
     return true;
 }
 
-static bool read_full(int fd, void *data, size_t len) {
+static bool read_full(int fd, void *data, size_t len)
+{
     uint8_t *p = data;
     while (len > 0) {
         ssize_t n = read(fd, p, len);
@@ -210,13 +227,15 @@ static bool read_full(int fd, void *data, size_t len) {
 }
 
 /* Builds a request frame: length prefix + payload. */
-static void frame_append(struct buf *b, const void *payload, size_t len) {
+static void frame_append(struct buf *b, const void *payload, size_t len)
+{
     buf_put_u32(b, (uint32_t)len);
     buf_append(b, payload, len);
 }
 
 /* Reads one response frame into b (replacing its contents); false on EOF/timeout. */
-static bool read_frame(int fd, struct buf *b) {
+static bool read_frame(int fd, struct buf *b)
+{
     uint8_t hdr[4];
     if (!read_full(fd, hdr, 4))
         return false;
@@ -228,7 +247,8 @@ static bool read_frame(int fd, struct buf *b) {
 }
 
 /* True if the server closes the connection (EOF or reset) within the timeout. */
-static bool wait_eof(int fd) {
+static bool wait_eof(int fd)
+{
     uint8_t tmp[256];
     for (;;) {
         ssize_t n = read(fd, tmp, sizeof tmp);
@@ -239,27 +259,30 @@ static bool wait_eof(int fd) {
     }
 }
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "client check failed at line %d: %s\n", __LINE__, #cond); \
-            goto out;                                                                  \
-        }                                                                              \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "client check failed at line %d: %s\n", __LINE__, #cond);              \
+            goto out;                                                                              \
+        }                                                                                          \
     } while (0)
 
 /* ---- echo, pipelined, with sizes around the read-buffer boundaries ---- */
 
-static size_t echo_size(int i) {
+static size_t echo_size(int i)
+{
     static const size_t sizes[] = {0, 1, 7, 100, 4096, 65535, 70000, 300000, 1 << 20};
     return sizes[i % (int)ARRAY_LEN(sizes)] + (size_t)i;
 }
 
-static void fill_payload(uint8_t *p, size_t len, int seed) {
+static void fill_payload(uint8_t *p, size_t len, int seed)
+{
     for (size_t j = 0; j < len; j++)
         p[j] = (uint8_t)(seed * 31 + (int)j);
 }
 
-static void *echo_client(void *arg) {
+static void *echo_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     struct buf req, resp, want;
@@ -296,7 +319,8 @@ out:
     return ok;
 }
 
-static void test_echo_pipelined(void **state) {
+static void test_echo_pipelined(void **state)
+{
     server_start(MODE_ECHO, NULL);
     server_run_with(echo_client);
     assert_int_equal(S.requests, 40);
@@ -305,7 +329,8 @@ static void test_echo_pipelined(void **state) {
 
 /* Big frames are read exactly, so their buffer can be handed to the request instead of
  * copied; pipelined small and big frames must still all come back intact, in order. */
-static void test_take_frames(void **state) {
+static void test_take_frames(void **state)
+{
     server_start(MODE_TAKE, NULL);
     S.taken = 0;
     server_run_with(echo_client);
@@ -316,7 +341,8 @@ static void test_take_frames(void **state) {
 
 /* ---- one byte at a time ---- */
 
-static void *byte_client(void *arg) {
+static void *byte_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     struct buf req, resp;
@@ -343,7 +369,8 @@ out:
     return ok;
 }
 
-static void test_byte_at_a_time(void **state) {
+static void test_byte_at_a_time(void **state)
+{
     server_start(MODE_ECHO, NULL);
     server_run_with(byte_client);
     assert_int_equal(S.requests, 3);
@@ -352,7 +379,8 @@ static void test_byte_at_a_time(void **state) {
 
 /* ---- async completion out of order ---- */
 
-static void complete_first_cb(struct net_loop *loop, void *arg) {
+static void complete_first_cb(struct net_loop *loop, void *arg)
+{
     if (S.held_len == 0) { /* request 0 not in yet */
         net_timer_add(loop, 5, complete_first_cb, NULL);
         return;
@@ -365,7 +393,8 @@ static void complete_first_cb(struct net_loop *loop, void *arg) {
     S.held_len = 0;
 }
 
-static void *two_client(void *arg) {
+static void *two_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     struct buf req, resp;
@@ -387,7 +416,8 @@ out:
     return ok;
 }
 
-static void test_out_of_order_completion(void **state) {
+static void test_out_of_order_completion(void **state)
+{
     server_start(MODE_SWAP_FIRST_TWO, NULL);
     net_timer_add(S.loop, 5, complete_first_cb, NULL);
     server_run_with(two_client);
@@ -397,7 +427,8 @@ static void test_out_of_order_completion(void **state) {
 
 /* ---- acks=0: dropped replies put nothing on the wire ---- */
 
-static void *drop_client(void *arg) {
+static void *drop_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     struct buf req, resp;
@@ -420,7 +451,8 @@ out:
     return ok;
 }
 
-static void test_drop(void **state) {
+static void test_drop(void **state)
+{
     server_start(MODE_DROP_ODD, NULL);
     server_run_with(drop_client);
     server_stop();
@@ -430,7 +462,8 @@ static void test_drop(void **state) {
 
 static uint32_t bad_len;
 
-static void *bad_len_client(void *arg) {
+static void *bad_len_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     CHECK(fd >= 0);
@@ -446,7 +479,8 @@ out:
     return ok;
 }
 
-static void test_oversized_frame(void **state) {
+static void test_oversized_frame(void **state)
+{
     struct net_server_config cfg;
     net_server_config_default(&cfg);
     cfg.max_frame_bytes = 1024;
@@ -459,7 +493,8 @@ static void test_oversized_frame(void **state) {
     server_stop();
 }
 
-static void test_negative_frame(void **state) {
+static void test_negative_frame(void **state)
+{
     server_start(MODE_ECHO, NULL);
     bad_len = 0xffffffffu;
     server_run_with(bad_len_client);
@@ -470,7 +505,8 @@ static void test_negative_frame(void **state) {
 
 /* ---- handler closes the connection inside on_request ---- */
 
-static void *close_client(void *arg) {
+static void *close_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     struct buf req;
@@ -489,7 +525,8 @@ out:
     return ok;
 }
 
-static void test_handler_close(void **state) {
+static void test_handler_close(void **state)
+{
     server_start(MODE_CLOSE, NULL);
     server_run_with(close_client);
     assert_int_equal(S.requests, 1); /* the second frame is never delivered */
@@ -499,7 +536,8 @@ static void test_handler_close(void **state) {
 
 /* ---- replies completed after their connection closed (orphans; run under ASan) ---- */
 
-static void complete_orphans_cb(struct net_loop *loop, void *arg) {
+static void complete_orphans_cb(struct net_loop *loop, void *arg)
+{
     if (S.closes == 0) {
         net_timer_add(loop, 5, complete_orphans_cb, NULL);
         return;
@@ -520,7 +558,8 @@ static void complete_orphans_cb(struct net_loop *loop, void *arg) {
     net_loop_stop(loop);
 }
 
-static void *orphan_client(void *arg) {
+static void *orphan_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     struct buf req;
@@ -540,7 +579,8 @@ out:
     return ok;
 }
 
-static void test_orphaned_replies(void **state) {
+static void test_orphaned_replies(void **state)
+{
     server_start(MODE_HOLD, NULL);
     char path[] = "/tmp/samsa-net-orphan-XXXXXX";
     S.file_fd = mkstemp(path);
@@ -556,7 +596,8 @@ static void test_orphaned_replies(void **state) {
 
 /* ---- idle timeout ---- */
 
-static void *idle_client(void *arg) {
+static void *idle_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     struct buf req, resp;
@@ -577,7 +618,8 @@ out:
     return ok;
 }
 
-static void test_idle_timeout(void **state) {
+static void test_idle_timeout(void **state)
+{
     struct net_server_config cfg;
     net_server_config_default(&cfg);
     cfg.idle_timeout_ms = 100;
@@ -591,7 +633,8 @@ static void test_idle_timeout(void **state) {
 
 enum { BP_N = 2000 };
 
-static void pause_check_cb(struct net_loop *loop, void *arg) {
+static void pause_check_cb(struct net_loop *loop, void *arg)
+{
     if (S.conn && !net_conn_reading(S.conn) && !S.paused_seen) {
         S.requests_at_pause = S.requests;
         S.unsent_at_pause = (int64_t)net_conn_unsent_bytes(S.conn);
@@ -602,7 +645,8 @@ static void pause_check_cb(struct net_loop *loop, void *arg) {
 }
 
 /* Appends n request frames carrying the sequence numbers 0..n-1. */
-static void frame_seqs(struct buf *req, uint32_t n) {
+static void frame_seqs(struct buf *req, uint32_t n)
+{
     for (uint32_t i = 0; i < n; i++) {
         uint8_t seq[4];
         be32_write(seq, i);
@@ -611,13 +655,15 @@ static void frame_seqs(struct buf *req, uint32_t n) {
 }
 
 /* Waits (up to 10 s) until the server has stopped reading; true if it did. */
-static bool wait_paused(void) {
+static bool wait_paused(void)
+{
     for (int i = 0; i < 10000 && !atomic_load(&S.paused_seen); i++)
         usleep(1000);
     return atomic_load(&S.paused_seen);
 }
 
-static void *bp_client(void *arg) {
+static void *bp_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(64 * 1024);
     struct buf req, resp;
@@ -642,7 +688,8 @@ out:
     return ok;
 }
 
-static void test_backpressure_unsent(void **state) {
+static void test_backpressure_unsent(void **state)
+{
     struct net_server_config cfg;
     net_server_config_default(&cfg);
     cfg.max_unsent_bytes = 256 * 1024;
@@ -661,7 +708,8 @@ static void test_backpressure_unsent(void **state) {
 
 /* ---- backpressure: in-flight requests ---- */
 
-static void release_held_cb(struct net_loop *loop, void *arg) {
+static void release_held_cb(struct net_loop *loop, void *arg)
+{
     /* Release only once the server has stopped reading (or has everything). */
     if (S.held_len > 0 && S.conn && (!net_conn_reading(S.conn) || S.requests == 50)) {
         for (int i = 0; i < S.held_len; i++)
@@ -671,7 +719,8 @@ static void release_held_cb(struct net_loop *loop, void *arg) {
     net_timer_add(loop, 5, release_held_cb, NULL); /* the client stops the loop */
 }
 
-static void *inflight_client(void *arg) {
+static void *inflight_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     struct buf req, resp;
@@ -692,7 +741,8 @@ out:
     return ok;
 }
 
-static void test_backpressure_inflight(void **state) {
+static void test_backpressure_inflight(void **state)
+{
     struct net_server_config cfg;
     net_server_config_default(&cfg);
     cfg.max_inflight_requests = 10;
@@ -706,7 +756,8 @@ static void test_backpressure_inflight(void **state) {
 
 /* ---- broker-wide budgets ---- */
 
-static void budget_check_cb(struct net_loop *loop, void *arg) {
+static void budget_check_cb(struct net_loop *loop, void *arg)
+{
     struct net_stats st;
     net_loop_stats(loop, &st);
     if (st.budget_pauses > 0)
@@ -719,7 +770,8 @@ enum { SLOW_N = 2000, FAST_N = 5 };
 
 /* A slow client fills the response budget and is stopped; a second client that reads
  * its answers is still served meanwhile; then the slow one reads everything. */
-static void *budget_client(void *arg) {
+static void *budget_client(void *arg)
+{
     void *ok = NULL;
     int slow = client_connect(64 * 1024), fast = -1;
     struct buf req, resp;
@@ -756,7 +808,8 @@ out:
     return ok;
 }
 
-static void test_budget_response_bytes(void **state) {
+static void test_budget_response_bytes(void **state)
+{
     struct net_server_config cfg;
     net_server_config_default(&cfg);
     cfg.max_queued_response_bytes = 2 * 1024 * 1024;
@@ -777,7 +830,8 @@ static void test_budget_response_bytes(void **state) {
     server_stop();
 }
 
-static void test_budget_request_bytes(void **state) {
+static void test_budget_request_bytes(void **state)
+{
     struct net_server_config cfg;
     net_server_config_default(&cfg);
     cfg.max_queued_request_bytes = 40; /* ten of the client's 4-byte requests */
@@ -795,7 +849,8 @@ static void test_budget_request_bytes(void **state) {
 
 /* A peer that never reads its responses is closed after the idle timeout, as Kafka
  * does, instead of holding them for as long as it stays connected. */
-static void *stuck_client(void *arg) {
+static void *stuck_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(16 * 1024);
     struct buf req;
@@ -816,7 +871,8 @@ out:
     return ok;
 }
 
-static void test_stuck_reader_closed(void **state) {
+static void test_stuck_reader_closed(void **state)
+{
     struct net_server_config cfg;
     net_server_config_default(&cfg);
     cfg.idle_timeout_ms = 200;
@@ -833,7 +889,8 @@ static void test_stuck_reader_closed(void **state) {
 
 static uint8_t *file_data;
 
-static void *file_client(void *arg) {
+static void *file_client(void *arg)
+{
     void *ok = NULL;
     int fd = client_connect(0);
     struct buf req, resp;
@@ -864,7 +921,8 @@ out:
     return ok;
 }
 
-static void run_file_test(bool use_sendfile) {
+static void run_file_test(bool use_sendfile)
+{
     struct net_server_config cfg;
     net_server_config_default(&cfg);
     cfg.use_sendfile = use_sendfile;
@@ -883,12 +941,19 @@ static void run_file_test(bool use_sendfile) {
     server_stop();
 }
 
-static void test_file_sendfile(void **state) { run_file_test(true); }
-static void test_file_copy(void **state) { run_file_test(false); }
+static void test_file_sendfile(void **state)
+{
+    run_file_test(true);
+}
+static void test_file_copy(void **state)
+{
+    run_file_test(false);
+}
 
 /* ---- listener close and net_close_all ---- */
 
-static void *many_client(void *arg) {
+static void *many_client(void *arg)
+{
     void *ok = NULL;
     int fds[5] = {-1, -1, -1, -1, -1};
     struct buf req, resp;
@@ -915,7 +980,8 @@ out:
     return ok;
 }
 
-static void test_close_all(void **state) {
+static void test_close_all(void **state)
+{
     server_start(MODE_ECHO, NULL);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, many_client, NULL), 0);
@@ -937,7 +1003,8 @@ static void test_close_all(void **state) {
     server_stop();
 }
 
-static void test_listen_hosts(void **state) {
+static void test_listen_hosts(void **state)
+{
     struct net_loop *loop;
     assert_int_equal(net_loop_create(&loop), 0);
     struct net_server_config cfg;
@@ -956,7 +1023,8 @@ static void test_listen_hosts(void **state) {
 
 /* ---- a reply held across net_loop_destroy is still valid and completes silently ---- */
 
-static void *hold_one_client(void *arg) {
+static void *hold_one_client(void *arg)
+{
     void *ok = NULL;
     bool stopped = false;
     int fd = client_connect(0);
@@ -981,7 +1049,8 @@ out:
     return ok;
 }
 
-static void test_reply_outlives_loop(void **state) {
+static void test_reply_outlives_loop(void **state)
+{
     server_start(MODE_HOLD, NULL);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, hold_one_client, NULL), 0);
@@ -1002,7 +1071,8 @@ static void test_reply_outlives_loop(void **state) {
 
 /* ---- max_connections: extra connections are closed at once ---- */
 
-static void *max_conn_client(void *arg) {
+static void *max_conn_client(void *arg)
+{
     void *ok = NULL;
     int fds[3] = {-1, -1, -1};
     struct buf req, resp;
@@ -1031,7 +1101,8 @@ out:
     return ok;
 }
 
-static void test_max_connections(void **state) {
+static void test_max_connections(void **state)
+{
     struct net_server_config cfg;
     net_server_config_default(&cfg);
     cfg.max_connections = 2;
@@ -1041,7 +1112,8 @@ static void test_max_connections(void **state) {
     server_stop();
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_pipelined),
         cmocka_unit_test(test_take_frames),

@@ -18,14 +18,19 @@
 static int fired[64];
 static size_t fired_len;
 
-static void record_cb(struct net_loop *loop, void *arg) {
+static void record_cb(struct net_loop *loop, void *arg)
+{
     ASSERT(fired_len < ARRAY_LEN(fired));
     fired[fired_len++] = (int)(intptr_t)arg;
 }
 
-static void stop_cb(struct net_loop *loop, void *arg) { net_loop_stop(loop); }
+static void stop_cb(struct net_loop *loop, void *arg)
+{
+    net_loop_stop(loop);
+}
 
-static void test_timers_fire_in_order(void **state) {
+static void test_timers_fire_in_order(void **state)
+{
     struct net_loop *loop;
     assert_int_equal(net_loop_create(&loop), 0);
     fired_len = 0;
@@ -42,7 +47,8 @@ static void test_timers_fire_in_order(void **state) {
     net_loop_destroy(loop);
 }
 
-static void test_timer_cancel(void **state) {
+static void test_timer_cancel(void **state)
+{
     struct net_loop *loop;
     assert_int_equal(net_loop_create(&loop), 0);
     fired_len = 0;
@@ -76,7 +82,8 @@ static int heap_fired;
 struct deadline_timer {
     int64_t deadline;
 };
-static void deadline_cb(struct net_loop *loop, void *arg) {
+static void deadline_cb(struct net_loop *loop, void *arg)
+{
     struct deadline_timer *t = arg;
     assert_true(t->deadline >= last_deadline);
     assert_true(net_loop_now_ms(loop) >= t->deadline);
@@ -84,7 +91,8 @@ static void deadline_cb(struct net_loop *loop, void *arg) {
     heap_fired++;
 }
 
-static void test_timer_heap_many(void **state) {
+static void test_timer_heap_many(void **state)
+{
     struct net_loop *loop;
     assert_int_equal(net_loop_create(&loop), 0);
     enum { N = 2000 };
@@ -112,17 +120,20 @@ static void test_timer_heap_many(void **state) {
 /* A timer that re-arms itself with delay 0 must not starve the rest of the loop. */
 static int rearm_count;
 static int idle_runs;
-static void rearm_cb(struct net_loop *loop, void *arg) {
+static void rearm_cb(struct net_loop *loop, void *arg)
+{
     rearm_count++;
     net_timer_add(loop, 0, rearm_cb, arg);
 }
-static void idle_cb(struct net_loop *loop, void *arg) {
+static void idle_cb(struct net_loop *loop, void *arg)
+{
     idle_runs++;
     if (idle_runs == 5)
         net_loop_stop(loop);
 }
 
-static void test_idle_hook_and_rearm(void **state) {
+static void test_idle_hook_and_rearm(void **state)
+{
     struct net_loop *loop;
     assert_int_equal(net_loop_create(&loop), 0);
     rearm_count = idle_runs = 0;
@@ -137,7 +148,8 @@ static void test_idle_hook_and_rearm(void **state) {
 /* ---- fd watchers ---- */
 
 static int pipe_reads;
-static void pipe_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
+static void pipe_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
+{
     assert_true(events & NET_READABLE);
     char c;
     assert_int_equal(read(fd, &c, 1), 1);
@@ -146,12 +158,14 @@ static void pipe_cb(struct net_loop *loop, int fd, uint32_t events, void *arg) {
     net_unwatch(loop, fd);
     net_loop_stop(loop);
 }
-static void write_pipe_cb(struct net_loop *loop, void *arg) {
+static void write_pipe_cb(struct net_loop *loop, void *arg)
+{
     int fd = (int)(intptr_t)arg;
     assert_int_equal(write(fd, "x", 1), 1);
 }
 
-static void test_watch_pipe(void **state) {
+static void test_watch_pipe(void **state)
+{
     struct net_loop *loop;
     assert_int_equal(net_loop_create(&loop), 0);
     int p[2];
@@ -170,13 +184,18 @@ static void test_watch_pipe(void **state) {
 /* ---- signals ---- */
 
 static int got_signal;
-static void signal_cb(struct net_loop *loop, int signo, void *arg) {
+static void signal_cb(struct net_loop *loop, int signo, void *arg)
+{
     got_signal = signo;
     net_loop_stop(loop);
 }
-static void raise_cb(struct net_loop *loop, void *arg) { raise(SIGTERM); }
+static void raise_cb(struct net_loop *loop, void *arg)
+{
+    raise(SIGTERM);
+}
 
-static void test_signals(void **state) {
+static void test_signals(void **state)
+{
     struct net_loop *loop;
     assert_int_equal(net_loop_create(&loop), 0);
     got_signal = 0;
@@ -189,9 +208,13 @@ static void test_signals(void **state) {
 }
 
 /* Without a callback, SIGINT stops the loop. */
-static void raise_int_cb(struct net_loop *loop, void *arg) { raise(SIGINT); }
+static void raise_int_cb(struct net_loop *loop, void *arg)
+{
+    raise(SIGINT);
+}
 
-static void test_signals_default_stop(void **state) {
+static void test_signals_default_stop(void **state)
+{
     struct net_loop *loop;
     assert_int_equal(net_loop_create(&loop), 0);
     assert_int_equal(net_loop_handle_signals(loop, NULL, NULL), 0);
@@ -204,14 +227,12 @@ static void test_signals_default_stop(void **state) {
     net_loop_destroy(loop);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timers_fire_in_order),
-        cmocka_unit_test(test_timer_cancel),
-        cmocka_unit_test(test_timer_heap_many),
-        cmocka_unit_test(test_idle_hook_and_rearm),
-        cmocka_unit_test(test_watch_pipe),
-        cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_timers_fire_in_order), cmocka_unit_test(test_timer_cancel),
+        cmocka_unit_test(test_timer_heap_many),      cmocka_unit_test(test_idle_hook_and_rearm),
+        cmocka_unit_test(test_watch_pipe),           cmocka_unit_test(test_signals),
         cmocka_unit_test(test_signals_default_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

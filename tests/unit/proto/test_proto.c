@@ -17,7 +17,8 @@
 
 #define S(lit) ((struct slice){(const uint8_t *)(lit), sizeof(lit) - 1})
 
-static void assert_bytes(const struct buf *b, const uint8_t *want, size_t len) {
+static void assert_bytes(const struct buf *b, const uint8_t *want, size_t len)
+{
     if (b->len != len || (len > 0 && memcmp(b->data, want, len) != 0)) {
         fprintf(stderr, "got  (%zu):", b->len);
         for (size_t i = 0; i < b->len; i++)
@@ -33,7 +34,8 @@ static void assert_bytes(const struct buf *b, const uint8_t *want, size_t len) {
 /* Encode a random message, decode it, re-encode: bytes must match, the decoder
  * must consume everything, and every strict prefix must be rejected. */
 static void roundtrip_one(const struct proto_api *api, int16_t v, bool response, uint64_t seed,
-                          bool prefixes) {
+                          bool prefixes)
+{
     const struct proto_codec *c = proto_codec_find(api->api_key);
     assert_non_null(c);
     struct arena a;
@@ -81,7 +83,8 @@ static void roundtrip_one(const struct proto_api *api, int16_t v, bool response,
     arena_free(&a);
 }
 
-static void test_roundtrip_all(void **state) {
+static void test_roundtrip_all(void **state)
+{
     (void)state;
     int count = 0;
     for (size_t i = 0; i < PROTO_API_COUNT; i++) {
@@ -97,7 +100,8 @@ static void test_roundtrip_all(void **state) {
     assert_true(count > 1000);
 }
 
-static void test_api_table(void **state) {
+static void test_api_table(void **state)
+{
     (void)state;
     const struct proto_api *p = proto_api_find(API_KEY_PRODUCE);
     assert_non_null(p);
@@ -118,7 +122,8 @@ static void test_api_table(void **state) {
     assert_false(proto_version_supported(API_KEY_FETCH, 3));
 }
 
-static void test_error_names(void **state) {
+static void test_error_names(void **state)
+{
     (void)state;
     assert_int_equal(KERR_UNKNOWN_TOPIC_OR_PARTITION, 3);
     assert_int_equal(KERR_NOT_LEADER_OR_FOLLOWER, 6);
@@ -133,16 +138,17 @@ static void test_error_names(void **state) {
 }
 
 /* ApiVersions v3 request exactly as librdkafka 2.0.2 sends it (header v2). */
-static void test_golden_api_versions_v3_request(void **state) {
+static void test_golden_api_versions_v3_request(void **state)
+{
     (void)state;
     static const uint8_t frame[] = {
-        0x00, 0x12, 0x00, 0x03,                         /* api key 18, version 3 */
-        0x00, 0x00, 0x00, 0x01,                         /* correlation id 1 */
-        0x00, 0x07, 'r', 'd', 'k', 'a', 'f', 'k', 'a',  /* client id, int16 length */
-        0x00,                                           /* header tagged fields */
-        0x0b, 'l', 'i', 'b', 'r', 'd', 'k', 'a', 'f', 'k', 'a', /* compact "librdkafka" */
-        0x06, '2', '.', '0', '.', '2',                  /* compact "2.0.2" */
-        0x00,                                           /* body tagged fields */
+        0x00, 0x12, 0x00, 0x03,                                    /* api key 18, version 3 */
+        0x00, 0x00, 0x00, 0x01,                                    /* correlation id 1 */
+        0x00, 0x07, 'r',  'd',  'k', 'a', 'f', 'k', 'a',           /* client id, int16 length */
+        0x00,                                                      /* header tagged fields */
+        0x0b, 'l',  'i',  'b',  'r', 'd', 'k', 'a', 'f', 'k', 'a', /* compact "librdkafka" */
+        0x06, '2',  '.',  '0',  '.', '2',                          /* compact "2.0.2" */
+        0x00,                                                      /* body tagged fields */
     };
     struct reader r;
     rd_init(&r, frame, sizeof frame);
@@ -178,7 +184,8 @@ static void test_golden_api_versions_v3_request(void **state) {
 }
 
 /* The ApiVersions response uses header v0 even when flexible; others use v1. */
-static void test_response_header(void **state) {
+static void test_response_header(void **state)
+{
     (void)state;
     struct buf b;
     buf_init(&b);
@@ -209,13 +216,14 @@ static void test_response_header(void **state) {
 }
 
 /* Metadata v1 request (kafka-python / librdkafka style): header v1 + topics. */
-static void test_golden_metadata_v1(void **state) {
+static void test_golden_metadata_v1(void **state)
+{
     (void)state;
     static const uint8_t frame[] = {
         0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x2a, /* Metadata v1, corr 42 */
         0xff, 0xff,                                     /* null client id */
         0x00, 0x00, 0x00, 0x02,                         /* 2 topics */
-        0x00, 0x01, 'a', 0x00, 0x03, 'b', 'c', 'd',
+        0x00, 0x01, 'a',  0x00, 0x03, 'b',  'c',  'd',
     };
     struct reader r;
     rd_init(&r, frame, sizeof frame);
@@ -260,17 +268,17 @@ static void test_golden_metadata_v1(void **state) {
 }
 
 /* Produce v3 request header and body as librdkafka frames it. */
-static void test_golden_produce_v3(void **state) {
+static void test_golden_produce_v3(void **state)
+{
     (void)state;
     static const uint8_t frame[] = {
-        0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x05, /* Produce v3, corr 5 */
-        0x00, 0x07, 'r', 'd', 'k', 'a', 'f', 'k', 'a',
-        0xff, 0xff,                                     /* null transactional id */
-        0xff, 0xff,                                     /* acks -1 */
-        0x00, 0x00, 0x75, 0x30,                         /* timeout 30000 */
-        0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't',        /* 1 topic "t" */
-        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, /* 1 partition, index 2 */
-        0x00, 0x00, 0x00, 0x03, 0xaa, 0xbb, 0xcc,       /* records: 3 bytes */
+        0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x05,                  /* Produce v3, corr 5 */
+        0x00, 0x07, 'r',  'd',  'k',  'a',  'f',  'k',  'a', 0xff, 0xff, /* null transactional id */
+        0xff, 0xff,                                                      /* acks -1 */
+        0x00, 0x00, 0x75, 0x30,                                          /* timeout 30000 */
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't',                         /* 1 topic "t" */
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,                  /* 1 partition, index 2 */
+        0x00, 0x00, 0x00, 0x03, 0xaa, 0xbb, 0xcc,                        /* records: 3 bytes */
     };
     struct reader r;
     rd_init(&r, frame, sizeof frame);
@@ -299,11 +307,12 @@ static void test_golden_produce_v3(void **state) {
     arena_free(&a);
 }
 
-static void test_header_unsupported(void **state) {
+static void test_header_unsupported(void **state)
+{
     (void)state;
     /* Fetch v13 (topic ids) is not served; v1 fields still decode. */
-    static const uint8_t fetch13[] = {0x00, 0x01, 0x00, 0x0d, 0x00, 0x00, 0x00, 0x09,
-                                      0x00, 0x01, 'x', 0x00};
+    static const uint8_t fetch13[] = {0x00, 0x01, 0x00, 0x0d, 0x00, 0x00,
+                                      0x00, 0x09, 0x00, 0x01, 'x',  0x00};
     struct reader r;
     struct request_header h;
     rd_init(&r, fetch13, sizeof fetch13);
@@ -330,14 +339,15 @@ static void test_header_unsupported(void **state) {
     rd_init(&r, neglen, sizeof neglen);
     assert_int_equal(proto_request_header_decode(&r, &h), PROTO_HDR_MALFORMED);
     /* Header v2 with an unknown tagged field is skipped. */
-    static const uint8_t tagged[] = {0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff,
-                                     0x01, 0x05, 0x02, 0xaa, 0xbb, 0x77};
+    static const uint8_t tagged[] = {0,    3,    0,    9,    0,    0,    0,    1,
+                                     0xff, 0xff, 0x01, 0x05, 0x02, 0xaa, 0xbb, 0x77};
     rd_init(&r, tagged, sizeof tagged);
     assert_int_equal(proto_request_header_decode(&r, &h), PROTO_HDR_OK);
     assert_int_equal(rd_remaining(&r), 1);
 }
 
-static void test_hostile_counts(void **state) {
+static void test_hostile_counts(void **state)
+{
     (void)state;
     struct arena a;
     arena_init(&a);
@@ -353,7 +363,8 @@ static void test_hostile_counts(void **state) {
     rd_init(&r, huge9, sizeof huge9);
     assert_int_equal(metadata_request_decode(&r, 9, &a, &req), -1);
     /* Over-long uvarint. */
-    static const uint8_t longvar[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    static const uint8_t longvar[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                      0xff, 0xff, 0xff, 0xff, 0x01};
     rd_init(&r, longvar, sizeof longvar);
     assert_int_equal(metadata_request_decode(&r, 9, &a, &req), -1);
     /* Produce v3: negative count other than -1 and negative record length. */
@@ -362,8 +373,8 @@ static void test_hostile_counts(void **state) {
     rd_init(&r, negcount, sizeof negcount);
     assert_int_equal(produce_request_decode(&r, 3, &a, &preq), -1);
     /* Partition array of 1000 elements in 20 bytes: rejected by the size cap. */
-    static const uint8_t many[] = {0xff, 0xff, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 't',
-                                   0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t many[] = {0xff, 0xff, 0, 1,    0,    0, 0, 0, 0, 0, 0, 1, 0, 1,
+                                   't',  0,    0, 0x03, 0xe8, 0, 0, 0, 0, 0, 0, 0, 0};
     size_t before = a.total_bytes;
     rd_init(&r, many, sizeof many);
     assert_int_equal(produce_request_decode(&r, 3, &a, &preq), -1);
@@ -387,7 +398,8 @@ static void test_hostile_counts(void **state) {
 }
 
 /* Null vs empty strings, tagged fields present/absent, unknown tags. */
-static void test_null_empty_tagged(void **state) {
+static void test_null_empty_tagged(void **state)
+{
     (void)state;
     struct arena a;
     arena_init(&a);
@@ -420,8 +432,8 @@ static void test_null_empty_tagged(void **state) {
     produce_response_responses_partition_responses_init(&p);
     assert_int_equal(p.log_append_time_ms, -1);
     assert_int_equal(p.current_leader.leader_id, -1);
-    struct produce_response_responses t = {.name = S("t"), .partition_responses_count = 1,
-                                           .partition_responses = &p};
+    struct produce_response_responses t = {
+        .name = S("t"), .partition_responses_count = 1, .partition_responses = &p};
     struct produce_response pr, pd;
     produce_response_init(&pr);
     pr.responses_count = 1;
@@ -449,8 +461,7 @@ static void test_null_empty_tagged(void **state) {
     assert_int_equal(pd.responses[0].partition_responses[0].current_leader.leader_id, -1);
 
     /* ApiVersions v3 request with unknown tags 9 and 300 in the body. */
-    static const uint8_t unk[] = {0x02, 'x', 0x02, 'y', 0x02, 0x09, 0x01, 0xee,
-                                  0xac, 0x02, 0x00};
+    static const uint8_t unk[] = {0x02, 'x', 0x02, 'y', 0x02, 0x09, 0x01, 0xee, 0xac, 0x02, 0x00};
     struct api_versions_request avr;
     rd_init(&r, unk, sizeof unk);
     assert_int_equal(api_versions_request_decode(&r, 3, &a, &avr), 0);
@@ -472,8 +483,8 @@ static void test_null_empty_tagged(void **state) {
     avs.finalized_features_epoch = 5;
     buf_reset(&b);
     api_versions_response_encode(&b, 3, &avs);
-    static const uint8_t want[] = {0, 0, 0x01, 0, 0, 0, 0, 0x01, 0x01, 0x08,
-                                   0, 0, 0, 0, 0, 0, 0, 5};
+    static const uint8_t want[] = {0,    0, 0x01, 0, 0, 0, 0, 0x01, 0x01,
+                                   0x08, 0, 0,    0, 0, 0, 0, 0,    5};
     assert_bytes(&b, want, sizeof want);
     rd_init(&r, b.data, b.len);
     assert_int_equal(api_versions_response_decode(&r, 3, &a, &avd), 0);
@@ -483,7 +494,8 @@ static void test_null_empty_tagged(void **state) {
 }
 
 /* Defaults for fields a version lacks. */
-static void test_defaults(void **state) {
+static void test_defaults(void **state)
+{
     (void)state;
     struct fetch_request f;
     fetch_request_init(&f);
@@ -538,8 +550,9 @@ static void test_defaults(void **state) {
     assert_int_equal(ipr.producer_id, -1);
 
     /* ListOffsets v1 request: CurrentLeaderEpoch (v4+) decodes to -1. */
-    static const uint8_t lo[] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 1, 't', 0, 0, 0, 1,
-                                 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t lo[] = {0xff, 0xff, 0xff, 0xff, 0,    0,    0,    1,    0,
+                                 1,    't',  0,    0,    0,    1,    0,    0,    0,
+                                 0,    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     struct arena a;
     arena_init(&a);
     struct reader r;
@@ -555,7 +568,8 @@ static void test_defaults(void **state) {
 
 /* Fetch v12 (first flexible version), hand-assembled from the spec, with the
  * tagged ClusterId (tag 0) present in the request's tagged-field section. */
-static void test_golden_fetch_v12(void **state) {
+static void test_golden_fetch_v12(void **state)
+{
     (void)state;
     static const uint8_t body[] = {
         0xff, 0xff, 0xff, 0xff,                         /* replica id -1 */
@@ -613,7 +627,8 @@ static void test_golden_fetch_v12(void **state) {
 
 /* The consumer-group APIs (and InitProducerId): served ranges and flexible
  * starts, as in docs/compatibility.md. */
-static void test_api_table_groups(void **state) {
+static void test_api_table_groups(void **state)
+{
     (void)state;
     static const struct {
         int16_t key;
@@ -656,43 +671,45 @@ static void test_api_table_groups(void **state) {
 /* Request bodies exactly as kafkajs 2.2.4 encodes them (its protocol/requests
  * encoders, run under node): each must decode completely and re-encode to the
  * same bytes. */
-static void test_golden_group_requests_kafkajs(void **state) {
+static void test_golden_group_requests_kafkajs(void **state)
+{
     (void)state;
     static const uint8_t find_coordinator_v2[] = {0x00, 0x02, 'g', '1', 0x00};
-    static const uint8_t join_group_v5[] = {
-        0x00, 0x02, 'g', '1',   /* group id */
-        0x00, 0x00, 0x75, 0x30, /* session timeout 30000 */
-        0x00, 0x00, 0xea, 0x60, /* rebalance timeout 60000 */
-        0x00, 0x00,             /* member id "" */
-        0xff, 0xff,             /* group instance id null */
-        0x00, 0x08, 'c', 'o', 'n', 's', 'u', 'm', 'e', 'r',
-        0x00, 0x00, 0x00, 0x01, /* 1 protocol */
-        0x00, 0x12, 'R', 'o', 'u', 'n', 'd', 'R', 'o', 'b', 'i', 'n', 'A', 's', 's', 'i', 'g',
-        'n', 'e', 'r',
-        0x00, 0x00, 0x00, 0x0d, /* metadata: 13 bytes */
-        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't', 0x00, 0x00, 0x00, 0x00,
-    };
+    static const uint8_t
+        join_group_v5[] =
+            {
+                0x00, 0x02, 'g',  '1',  /* group id */
+                0x00, 0x00, 0x75, 0x30, /* session timeout 30000 */
+                0x00, 0x00, 0xea, 0x60, /* rebalance timeout 60000 */
+                0x00, 0x00,             /* member id "" */
+                0xff, 0xff,             /* group instance id null */
+                0x00, 0x08, 'c',  'o',  'n',  's',  'u',  'm',  'e',  'r',  0x00, 0x00, 0x00,
+                0x01, /* 1 protocol */
+                0x00, 0x12, 'R',  'o',  'u',  'n',  'd',  'R',  'o',  'b',  'i',  'n',  'A',
+                's',  's',  'i',  'g',  'n',  'e',  'r',  0x00, 0x00, 0x00, 0x0d, /* metadata: 13 bytes */
+                0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't',  0x00, 0x00, 0x00, 0x00,
+            };
     static const uint8_t sync_group_v3[] = {
-        0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x03, 0x00, 0x02, 'm', '1', 0xff, 0xff,
-        0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 'm', '1', 0x00, 0x00, 0x00, 0x0d,
-        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't', 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x02, 'g',  '1',  0x00, 0x00, 0x00, 0x03, 0x00, 0x02, 'm',  '1',  0xff,
+        0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 'm',  '1',  0x00, 0x00, 0x00, 0x0d,
+        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't',  0x00, 0x00, 0x00, 0x00,
     };
-    static const uint8_t heartbeat_v3[] = {0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x03,
-                                           0x00, 0x02, 'm', '1', 0xff, 0xff};
-    static const uint8_t leave_group_v3[] = {0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x01,
-                                             0x00, 0x02, 'm', '1', 0xff, 0xff};
+    static const uint8_t heartbeat_v3[] = {0x00, 0x02, 'g',  '1', 0x00, 0x00, 0x00,
+                                           0x03, 0x00, 0x02, 'm', '1',  0xff, 0xff};
+    static const uint8_t leave_group_v3[] = {0x00, 0x02, 'g',  '1', 0x00, 0x00, 0x00,
+                                             0x01, 0x00, 0x02, 'm', '1',  0xff, 0xff};
     static const uint8_t leave_group_v0[] = {0x00, 0x02, 'g', '1', 0x00, 0x02, 'm', '1'};
     static const uint8_t offset_commit_v2[] = {
-        0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x03, 0x00, 0x02, 'm', '1',
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* retention -1 */
-        0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't', 0x00, 0x00, 0x00, 0x01,
-        0x00, 0x00, 0x00, 0x00,                         /* partition 0 */
+        0x00, 0x02, 'g',  '1',  0x00, 0x00, 0x00, 0x03, 0x00, 0x02,
+        'm',  '1',  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* retention -1 */
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 't',  0x00, 0x00, 0x00,
+        0x01, 0x00, 0x00, 0x00, 0x00,                   /* partition 0 */
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a, /* offset 42 */
         0xff, 0xff,                                     /* metadata null */
     };
-    static const uint8_t offset_fetch_v4[] = {0x00, 0x02, 'g', '1', 0x00, 0x00, 0x00, 0x01,
-                                              0x00, 0x01, 't', 0x00, 0x00, 0x00, 0x02,
-                                              0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01};
+    static const uint8_t offset_fetch_v4[] = {0x00, 0x02, 'g',  '1',  0x00, 0x00, 0x00, 0x01,
+                                              0x00, 0x01, 't',  0x00, 0x00, 0x00, 0x02, 0x00,
+                                              0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01};
     static const uint8_t describe_groups_v2[] = {0x00, 0x00, 0x00, 0x02, 0x00, 0x02,
                                                  'g',  '1',  0x00, 0x02, 'g',  '2'};
     static const uint8_t delete_groups_v1[] = {0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 'g', '1'};
@@ -783,7 +800,8 @@ static void test_golden_group_requests_kafkajs(void **state) {
 /* Version switches in the group APIs, hand-assembled from the message specs:
  * FindCoordinator single key (v0-v3) vs batched keys (v4+), OffsetFetch single
  * group (v0-v7) vs Groups (v8+), JoinGroup v9 response fields. */
-static void test_golden_group_versions(void **state) {
+static void test_golden_group_versions(void **state)
+{
     (void)state;
     struct arena a;
     arena_init(&a);
@@ -808,16 +826,16 @@ static void test_golden_group_versions(void **state) {
     assert_bytes(&b, fc3, sizeof fc3);
     /* FindCoordinator v4 response: one Coordinators entry per key. */
     static const uint8_t fc4r[] = {
-        0x00, 0x00, 0x00, 0x00,             /* throttle */
-        0x02,                               /* 1 coordinator */
-        0x03, 'g', '1',                     /* key */
-        0x00, 0x00, 0x00, 0x01,             /* node 1 */
-        0x02, 'h',                          /* host */
-        0x00, 0x00, 0x23, 0x84,             /* port 9092 */
-        0x00, 0x00,                         /* error 0 */
-        0x00,                               /* error message null */
-        0x00,                               /* coordinator tags */
-        0x00,                               /* response tags */
+        0x00, 0x00, 0x00, 0x00, /* throttle */
+        0x02,                   /* 1 coordinator */
+        0x03, 'g',  '1',        /* key */
+        0x00, 0x00, 0x00, 0x01, /* node 1 */
+        0x02, 'h',              /* host */
+        0x00, 0x00, 0x23, 0x84, /* port 9092 */
+        0x00, 0x00,             /* error 0 */
+        0x00,                   /* error message null */
+        0x00,                   /* coordinator tags */
+        0x00,                   /* response tags */
     };
     struct find_coordinator_response fcr;
     rd_init(&r, fc4r, sizeof fc4r);
@@ -838,22 +856,22 @@ static void test_golden_group_versions(void **state) {
     fc0.port = 9092;
     buf_reset(&b);
     find_coordinator_response_encode(&b, 0, &fc0);
-    static const uint8_t fc0r[] = {0x00, 0x0f, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 'h',
-                                   0x00, 0x00, 0x23, 0x84};
+    static const uint8_t fc0r[] = {0x00, 0x0f, 0x00, 0x00, 0x00, 0x01, 0x00,
+                                   0x01, 'h',  0x00, 0x00, 0x23, 0x84};
     assert_bytes(&b, fc0r, sizeof fc0r);
 
     /* OffsetFetch v9: two groups, the second asking for all topics (null). */
     static const uint8_t of9[] = {
-        0x03,                                           /* 2 groups */
-        0x03, 'g', '1', 0x03, 'm', '1',                 /* group id, member id */
-        0x00, 0x00, 0x00, 0x05,                         /* member epoch 5 */
-        0x02, 0x02, 't', 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
-        0x00,                                           /* group tags */
-        0x03, 'g', '2', 0x00,                           /* member id null */
-        0xff, 0xff, 0xff, 0xff,                         /* member epoch -1 */
-        0x00,                                           /* topics null */
-        0x00,                                           /* group tags */
-        0x01,                                           /* require stable */
+        0x03,                              /* 2 groups */
+        0x03, 'g',  '1',  0x03, 'm',  '1', /* group id, member id */
+        0x00, 0x00, 0x00, 0x05,            /* member epoch 5 */
+        0x02, 0x02, 't',  0x03, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, /* group tags */
+        0x03, 'g',  '2',  0x00,                   /* member id null */
+        0xff, 0xff, 0xff, 0xff,                   /* member epoch -1 */
+        0x00,                                     /* topics null */
+        0x00,                                     /* group tags */
+        0x01,                                     /* require stable */
         0x00,
     };
     struct offset_fetch_request ofq;
@@ -887,15 +905,15 @@ static void test_golden_group_versions(void **state) {
 
     /* JoinGroup v9 response: ProtocolType (v7+), SkipAssignment (v9). */
     static const uint8_t jg9[] = {
-        0x00, 0x00, 0x00, 0x00,                         /* throttle */
-        0x00, 0x00,                                     /* error */
-        0x00, 0x00, 0x00, 0x01,                         /* generation 1 */
-        0x09, 'c', 'o', 'n', 's', 'u', 'm', 'e', 'r',   /* protocol type */
-        0x06, 'r', 'a', 'n', 'g', 'e',                  /* protocol name */
-        0x02, 'm',                                      /* leader */
-        0x01,                                           /* skip assignment */
-        0x02, 'm',                                      /* member id */
-        0x02, 0x02, 'm', 0x00, 0x03, 0xaa, 0xbb, 0x00,  /* 1 member, instance id null */
+        0x00, 0x00, 0x00, 0x00,                              /* throttle */
+        0x00, 0x00,                                          /* error */
+        0x00, 0x00, 0x00, 0x01,                              /* generation 1 */
+        0x09, 'c',  'o',  'n',  's',  'u',  'm',  'e',  'r', /* protocol type */
+        0x06, 'r',  'a',  'n',  'g',  'e',                   /* protocol name */
+        0x02, 'm',                                           /* leader */
+        0x01,                                                /* skip assignment */
+        0x02, 'm',                                           /* member id */
+        0x02, 0x02, 'm',  0x00, 0x03, 0xaa, 0xbb, 0x00,      /* 1 member, instance id null */
         0x00,
     };
     struct join_group_response jgr;
@@ -922,12 +940,12 @@ static void test_golden_group_versions(void **state) {
     rd_init(&r, b.data, b.len);
     assert_int_equal(join_group_response_decode(&r, 7, &a, &jgr), 0);
     assert_null(jgr.protocol_name.ptr);
-    static const uint8_t jg6_null_name[] = {0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
-                                            0x00, 0x01, 0x01, 0x01, 0x00};
+    static const uint8_t jg6_null_name[] = {0,    0,    0,    0,    0,    0,    0xff, 0xff,
+                                            0xff, 0xff, 0x00, 0x01, 0x01, 0x01, 0x00};
     rd_init(&r, jg6_null_name, sizeof jg6_null_name);
     assert_int_equal(join_group_response_decode(&r, 6, &a, &jgr), -1);
-    static const uint8_t jg6_empty_name[] = {0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
-                                             0x01, 0x01, 0x01, 0x01, 0x00};
+    static const uint8_t jg6_empty_name[] = {0,    0,    0,    0,    0,    0,    0xff, 0xff,
+                                             0xff, 0xff, 0x01, 0x01, 0x01, 0x01, 0x00};
     rd_init(&r, jg6_empty_name, sizeof jg6_empty_name);
     assert_int_equal(join_group_response_decode(&r, 6, &a, &jgr), 0);
     assert_int_equal(rd_remaining(&r), 0);
@@ -942,9 +960,8 @@ static void test_golden_group_versions(void **state) {
     sg.protocol_type = S("consumer");
     buf_reset(&b);
     sync_group_request_encode(&b, 5, &sg);
-    static const uint8_t sg5[] = {0x02, 'g', 0, 0, 0, 0, 0x02, 'm', 0x00,
-                                  0x09, 'c', 'o', 'n', 's', 'u', 'm', 'e', 'r',
-                                  0x00, 0x01, 0x00};
+    static const uint8_t sg5[] = {0x02, 'g', 0,   0,   0,   0,   0x02, 'm',  0x00, 0x09, 'c',
+                                  'o',  'n', 's', 'u', 'm', 'e', 'r',  0x00, 0x01, 0x00};
     assert_bytes(&b, sg5, sizeof sg5);
 
     /* ListGroups v5 request: both filters as compact string arrays. */
@@ -957,8 +974,8 @@ static void test_golden_group_versions(void **state) {
     lq.types_filter = types;
     buf_reset(&b);
     list_groups_request_encode(&b, 5, &lq);
-    static const uint8_t lg5[] = {0x02, 0x07, 'S', 't', 'a', 'b', 'l', 'e',
-                                  0x02, 0x08, 'c', 'l', 'a', 's', 's', 'i', 'c', 0x00};
+    static const uint8_t lg5[] = {0x02, 0x07, 'S', 't', 'a', 'b', 'l', 'e', 0x02,
+                                  0x08, 'c',  'l', 'a', 's', 's', 'i', 'c', 0x00};
     assert_bytes(&b, lg5, sizeof lg5);
     buf_reset(&b);
     list_groups_request_encode(&b, 3, &lq); /* filters do not exist before v4 */
@@ -969,7 +986,8 @@ static void test_golden_group_versions(void **state) {
     arena_free(&a);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_api_table),
         cmocka_unit_test(test_error_names),

@@ -54,7 +54,8 @@ static bool in_partition[MAXN + 1];
 static bool partitioned;
 static struct raft_config base_cfg;
 
-static void fmt_data(char *dst, size_t cap, const struct raft_entry *e) {
+static void fmt_data(char *dst, size_t cap, const struct raft_entry *e)
+{
     if (e->type == RAFT_ENTRY_CONF) {
         struct raft_conf c;
         size_t n = 0;
@@ -80,7 +81,8 @@ static void fmt_data(char *dst, size_t cap, const struct raft_entry *e) {
     }
 }
 
-static void print_msg(const char *prefix, const struct raft_msg *m) {
+static void print_msg(const char *prefix, const struct raft_msg *m)
+{
     script_outf("%s%llu->%llu %s term=%llu", prefix, (unsigned long long)m->from,
                 (unsigned long long)m->to, raft_msg_type_name(m->type),
                 (unsigned long long)m->term);
@@ -92,9 +94,7 @@ static void print_msg(const char *prefix, const struct raft_msg *m) {
                     m->flags & RAFT_FLAG_TRANSFER ? " transfer" : "");
         break;
     case RAFT_MSG_PREVOTE_RESP:
-    case RAFT_MSG_VOTE_RESP:
-        script_outf("%s", m->reject ? " reject" : " grant");
-        break;
+    case RAFT_MSG_VOTE_RESP: script_outf("%s", m->reject ? " reject" : " grant"); break;
     case RAFT_MSG_APPEND:
         script_outf(" prev=%llu/%llu commit=%llu entries=[", (unsigned long long)m->index,
                     (unsigned long long)m->log_term, (unsigned long long)m->commit);
@@ -129,11 +129,13 @@ static void print_msg(const char *prefix, const struct raft_msg *m) {
     script_outf("\n");
 }
 
-static bool connected(uint64_t a, uint64_t b) {
+static bool connected(uint64_t a, uint64_t b)
+{
     return !partitioned || (in_partition[a] == in_partition[b]);
 }
 
-static void node_start(struct node *n) {
+static void node_start(struct node *n)
+{
     struct raft_config cfg = base_cfg;
     cfg.id = n->id;
     cfg.seed = n->id;
@@ -146,7 +148,8 @@ static void node_start(struct node *n) {
     n->up = true;
 }
 
-static void disk_put(struct disk *d, const struct raft_entry *e) {
+static void disk_put(struct disk *d, const struct raft_entry *e)
+{
     while (d->n && d->ents[d->n - 1].index >= e->index)
         free(d->ents[--d->n].data);
     ASSERT(d->n < ARRAY_LEN(d->ents));
@@ -157,7 +160,8 @@ static void disk_put(struct disk *d, const struct raft_entry *e) {
         memcpy(c->data, e->data, e->len);
 }
 
-static void do_ready(struct node *n) {
+static void do_ready(struct node *n)
+{
     struct raft_ready rd;
     raft_ready(n->r, &rd);
     script_outf("n%llu ready:\n", (unsigned long long)n->id);
@@ -206,7 +210,8 @@ static void do_ready(struct node *n) {
     raft_advance(n->r, &rd);
 }
 
-static void step_one(struct node *n, struct buf *b) {
+static void step_one(struct node *n, struct buf *b)
+{
     struct arena a;
     arena_init(&a);
     struct raft_msg m;
@@ -222,7 +227,8 @@ static void step_one(struct node *n, struct buf *b) {
     buf_free(b);
 }
 
-static void deliver(struct node *n, size_t count) {
+static void deliver(struct node *n, size_t count)
+{
     size_t k = MIN(count, qlen[n->id]);
     if (k == 0)
         return;
@@ -237,7 +243,8 @@ static void deliver(struct node *n, size_t count) {
     qlen[n->id] -= k;
 }
 
-static void print_status(struct node *n) {
+static void print_status(struct node *n)
+{
     if (!n->up) {
         script_outf("n%llu: down\n", (unsigned long long)n->id);
         return;
@@ -262,7 +269,8 @@ static void print_status(struct node *n) {
     script_outf("\n");
 }
 
-static struct node *arg_node(char **argv, int argc, int i) {
+static struct node *arg_node(char **argv, int argc, int i)
+{
     if (i >= argc)
         return NULL;
     long id = strtol(argv[i], NULL, 10);
@@ -271,7 +279,8 @@ static struct node *arg_node(char **argv, int argc, int i) {
     return &nodes[id];
 }
 
-static void reset_world(void) {
+static void reset_world(void)
+{
     for (int i = 0; i <= MAXN; i++) {
         raft_free(nodes[i].r);
         while (nodes[i].disk.n)
@@ -286,7 +295,8 @@ static void reset_world(void) {
     raft_config_default(&base_cfg, 1);
 }
 
-static int run_command(int argc, char **argv) {
+static int run_command(int argc, char **argv)
+{
     if (argc == 0)
         return 0;
     const char *cmd = argv[0];
@@ -409,8 +419,8 @@ static int run_command(int argc, char **argv) {
             script_outf("snapshot at %llu\n", (unsigned long long)st.applied);
             /* Persist it the way storage would: snapshot first, then drop entries. */
             free(n->disk.snap.data);
-            n->disk.snap = (struct raft_snapshot){.index = st.applied, .conf = st.conf,
-                                                  .len = (uint32_t)len};
+            n->disk.snap =
+                (struct raft_snapshot){.index = st.applied, .conf = st.conf, .len = (uint32_t)len};
             raft_term_at(n->r, st.applied, &n->disk.snap.term);
             n->disk.snap.data = xmalloc((size_t)len);
             memcpy(n->disk.snap.data, data, (size_t)len);
@@ -455,7 +465,8 @@ static int run_command(int argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     /* reset_world both sets up a file's nodes and frees them afterwards. */
     static const struct script_ops ops = {
         .begin = reset_world,

@@ -16,14 +16,16 @@
 
 static char dir[256];
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/raft-storage-test-XXXXXX");
     assert_non_null(mkdtemp(dir));
     return 0;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     (void)state;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -31,19 +33,22 @@ static int teardown(void **state) {
     return 0;
 }
 
-static struct raft_entry ent(uint64_t idx, uint64_t term, const char *data) {
-    return (struct raft_entry){.index = idx, .term = term, .len = (uint32_t)strlen(data),
-                               .data = (uint8_t *)data};
+static struct raft_entry ent(uint64_t idx, uint64_t term, const char *data)
+{
+    return (struct raft_entry){
+        .index = idx, .term = term, .len = (uint32_t)strlen(data), .data = (uint8_t *)data};
 }
 
 static void save(struct raft_storage *s, struct raft_entry *e, size_t n, uint64_t term,
-                 uint64_t commit) {
-    struct raft_ready rd = {.hs_changed = true, .hs = {term, 1, commit}, .entries = e,
-                            .n_entries = n};
+                 uint64_t commit)
+{
+    struct raft_ready rd = {
+        .hs_changed = true, .hs = {term, 1, commit}, .entries = e, .n_entries = n};
     assert_int_equal(raft_storage_save(s, &rd, true), 0);
 }
 
-static struct raft_restore reopen(struct raft_storage **s) {
+static struct raft_restore reopen(struct raft_storage **s)
+{
     raft_storage_close(*s);
     assert_int_equal(raft_storage_open(dir, s), 0);
     struct raft_restore r;
@@ -51,7 +56,8 @@ static struct raft_restore reopen(struct raft_storage **s) {
     return r;
 }
 
-static void test_round_trip(void **state) {
+static void test_round_trip(void **state)
+{
     (void)state;
     struct raft_storage *s;
     assert_int_equal(raft_storage_open(dir, &s), 0);
@@ -68,7 +74,8 @@ static void test_round_trip(void **state) {
     raft_storage_close(s);
 }
 
-static void test_torn_tail(void **state) {
+static void test_torn_tail(void **state)
+{
     (void)state;
     struct raft_storage *s;
     assert_int_equal(raft_storage_open(dir, &s), 0);
@@ -105,7 +112,8 @@ static void test_torn_tail(void **state) {
     raft_storage_close(s);
 }
 
-static void test_corrupt_middle(void **state) {
+static void test_corrupt_middle(void **state)
+{
     (void)state;
     struct raft_storage *s;
     assert_int_equal(raft_storage_open(dir, &s), 0);
@@ -130,7 +138,8 @@ static void test_corrupt_middle(void **state) {
     raft_storage_close(s);
 }
 
-static void test_truncation_not_resurrected(void **state) {
+static void test_truncation_not_resurrected(void **state)
+{
     (void)state;
     struct raft_storage *s;
     assert_int_equal(raft_storage_open(dir, &s), 0);
@@ -146,7 +155,8 @@ static void test_truncation_not_resurrected(void **state) {
     raft_storage_close(s);
 }
 
-static void test_snapshot_and_compact(void **state) {
+static void test_snapshot_and_compact(void **state)
+{
     (void)state;
     struct raft_storage *s;
     assert_int_equal(raft_storage_open(dir, &s), 0);
@@ -157,8 +167,8 @@ static void test_snapshot_and_compact(void **state) {
     snap.conf.voters[snap.conf.n_voters++] = 1;
     snap.conf.learners[snap.conf.n_learners++] = 7;
     struct raft_entry e11 = ent(11, 3, "after");
-    struct raft_ready rd = {.hs_changed = true, .hs = {3, 0, 10}, .snapshot = &snap,
-                            .entries = &e11, .n_entries = 1};
+    struct raft_ready rd = {
+        .hs_changed = true, .hs = {3, 0, 10}, .snapshot = &snap, .entries = &e11, .n_entries = 1};
     assert_int_equal(raft_storage_save(s, &rd, true), 0);
     /* A stale temporary file from a crash mid-write is ignored. */
     char tmp[300];
@@ -184,7 +194,8 @@ static void test_snapshot_and_compact(void **state) {
 }
 
 /* The storage restores a node that the core accepts. */
-static void test_restore_into_core(void **state) {
+static void test_restore_into_core(void **state)
+{
     (void)state;
     struct raft_storage *s;
     assert_int_equal(raft_storage_open(dir, &s), 0);
@@ -215,11 +226,19 @@ static void test_restore_into_core(void **state) {
     raft_storage_close(s);
 }
 
-static void test_codec(void **state) {
+static void test_codec(void **state)
+{
     (void)state;
     struct raft_entry e[2] = {ent(5, 2, "hello"), ent(6, 3, "")};
-    struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 3, .index = 4,
-                         .log_term = 2, .commit = 4, .n_entries = 2, .entries = e};
+    struct raft_msg m = {.type = RAFT_MSG_APPEND,
+                         .from = 1,
+                         .to = 2,
+                         .term = 3,
+                         .index = 4,
+                         .log_term = 2,
+                         .commit = 4,
+                         .n_entries = 2,
+                         .entries = e};
     struct buf b;
     buf_init(&b);
     raft_msg_encode(&m, &b);
@@ -241,15 +260,21 @@ static void test_codec(void **state) {
 }
 
 /* Bad input to the core: never a crash, never applied. */
-static void test_bad_messages(void **state) {
+static void test_bad_messages(void **state)
+{
     (void)state;
     struct raft_config cfg;
     raft_config_default(&cfg, 1);
     struct raft_conf boot = {.n_voters = 3, .voters = {1, 2, 3}};
     struct raft *r;
     assert_int_equal(raft_new(&cfg, NULL, &boot, &r), 0);
-    struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 2, .to = 1, .term = 5, .index = 1,
-                         .log_term = 1, .commit = 99};
+    struct raft_msg m = {.type = RAFT_MSG_APPEND,
+                         .from = 2,
+                         .to = 1,
+                         .term = 5,
+                         .index = 1,
+                         .log_term = 1,
+                         .commit = 99};
     struct raft_entry bad = ent(7, 5, "gap"); /* not at index+1 */
     m.entries = &bad;
     m.n_entries = 1;
@@ -273,7 +298,8 @@ static void test_bad_messages(void **state) {
     raft_free(r);
 }
 
-int main(void) {
+int main(void)
+{
     log_set_level(LOG_LEVEL_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),

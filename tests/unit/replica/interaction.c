@@ -56,32 +56,29 @@ static char object_names[MAX_OBJECTS][NAME_LEN];
 static char objects[MAX_OBJECTS]; /* keys point here; only addresses matter */
 static size_t object_count;
 
-static const char *kind_name(enum purgatory_kind k) {
+static const char *kind_name(enum purgatory_kind k)
+{
     switch (k) {
-    case PURGATORY_DURABLE:
-        return "durable";
-    case PURGATORY_DATA:
-        return "data";
-    case PURGATORY_HIGH_WATERMARK:
-        return "hw";
+    case PURGATORY_DURABLE: return "durable";
+    case PURGATORY_DATA: return "data";
+    case PURGATORY_HIGH_WATERMARK: return "hw";
     }
     return "?";
 }
 
-static const char *outcome_name(enum delayed_outcome how) {
+static const char *outcome_name(enum delayed_outcome how)
+{
     switch (how) {
-    case DELAYED_READY:
-        return "ready";
-    case DELAYED_EXPIRED:
-        return "expired";
-    case DELAYED_FORCED:
-        return "forced";
+    case DELAYED_READY: return "ready";
+    case DELAYED_EXPIRED: return "expired";
+    case DELAYED_FORCED: return "forced";
     }
     return "?";
 }
 
 /* The op named name, created on first use; NULL if the table is full or the name long. */
-static struct sop *op_named(const char *name) {
+static struct sop *op_named(const char *name)
+{
     for (size_t i = 0; i < op_count; i++)
         if (strcmp(ops[i].name, name) == 0)
             return &ops[i];
@@ -94,7 +91,8 @@ static struct sop *op_named(const char *name) {
 }
 
 /* Parses OBJECT:KIND; objects are created on first use. */
-static int parse_key(const char *text, struct purgatory_key *out) {
+static int parse_key(const char *text, struct purgatory_key *out)
+{
     const char *colon = strchr(text, ':');
     if (!colon || colon == text || (size_t)(colon - text) >= NAME_LEN)
         return -1;
@@ -109,8 +107,8 @@ static int parse_key(const char *text, struct purgatory_key *out) {
     else
         return -1;
     size_t i = 0;
-    while (i < object_count && !(strlen(object_names[i]) == len &&
-                                 memcmp(object_names[i], text, len) == 0))
+    while (i < object_count &&
+           !(strlen(object_names[i]) == len && memcmp(object_names[i], text, len) == 0))
         i++;
     if (i == object_count) {
         if (object_count == MAX_OBJECTS)
@@ -123,11 +121,13 @@ static int parse_key(const char *text, struct purgatory_key *out) {
     return 0;
 }
 
-static const char *object_name(const void *object) {
+static const char *object_name(const void *object)
+{
     return object_names[(const char *)object - objects];
 }
 
-static bool sop_try(struct delayed_op *op) {
+static bool sop_try(struct delayed_op *op)
+{
     struct sop *s = (struct sop *)op;
     script_outf("try %s: %s\n", s->name, s->ready ? "true" : "false");
     return s->ready;
@@ -135,7 +135,8 @@ static bool sop_try(struct delayed_op *op) {
 
 static void sop_add(struct sop *s);
 
-static void sop_complete(struct delayed_op *op, enum delayed_outcome how) {
+static void sop_complete(struct delayed_op *op, enum delayed_outcome how)
+{
     struct sop *s = (struct sop *)op;
     script_outf("complete %s %s\n", s->name, outcome_name(how));
     struct sop *cancel = s->then_cancel, *add = s->then_add;
@@ -158,7 +159,8 @@ static void sop_complete(struct delayed_op *op, enum delayed_outcome how) {
     }
 }
 
-static void sop_add(struct sop *s) {
+static void sop_add(struct sop *s)
+{
     if (s->op.waiting) {
         script_outf("%s is already waiting\n", s->name);
         return;
@@ -169,13 +171,15 @@ static void sop_add(struct sop *s) {
 }
 
 /* The status line: waiting ops as each sees them, the size, the next deadline. */
-static void print_one(void *arg, struct delayed_op *op) {
+static void print_one(void *arg, struct delayed_op *op)
+{
     size_t *n = arg;
     script_outf("%s%s", *n ? " " : "", ((struct sop *)op)->name);
     (*n)++;
 }
 
-static void print_status(void) {
+static void print_status(void)
+{
     size_t n = 0;
     script_outf("waiting [");
     purgatory_each(pg, print_one, &n);
@@ -190,12 +194,14 @@ static void print_status(void) {
 }
 
 /* "name=value" -> value, if arg starts with name=. */
-static const char *arg_value(const char *arg, const char *name) {
+static const char *arg_value(const char *arg, const char *name)
+{
     size_t len = strlen(name);
     return strncmp(arg, name, len) == 0 && arg[len] == '=' ? arg + len + 1 : NULL;
 }
 
-static int cmd_add(int argc, char **argv) {
+static int cmd_add(int argc, char **argv)
+{
     struct sop *s = NULL;
     struct purgatory_key keys[MAX_KEYS];
     size_t key_count = 0;
@@ -238,7 +244,8 @@ static int cmd_add(int argc, char **argv) {
     return 0;
 }
 
-static int cmd_on_complete(int argc, char **argv) {
+static int cmd_on_complete(int argc, char **argv)
+{
     if (argc < 2)
         return -1;
     struct sop *s = op_named(argv[1]);
@@ -263,7 +270,8 @@ static int cmd_on_complete(int argc, char **argv) {
     return 0;
 }
 
-static int run_command(int argc, char **argv) {
+static int run_command(int argc, char **argv)
+{
     if (argc == 0)
         return -1;
     const char *cmd = argv[0];
@@ -312,20 +320,23 @@ static int run_command(int argc, char **argv) {
 
 /* A fresh purgatory per file; at the end, anything still waiting is cancelled so the
  * purgatory and the ops part cleanly. */
-static void begin(void) {
+static void begin(void)
+{
     pg = purgatory_new();
     op_count = 0;
     object_count = 0;
 }
 
-static void end(void) {
+static void end(void)
+{
     for (size_t i = 0; i < op_count; i++)
         purgatory_cancel(pg, &ops[i].op);
     purgatory_free(pg);
     pg = NULL;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static const struct script_ops script = {
         .begin = begin,
         .run = run_command,

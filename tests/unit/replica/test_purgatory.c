@@ -19,11 +19,11 @@
 struct top {
     struct delayed_op op; /* first: callbacks cast back */
     int id;
-    bool ready;       /* what try_complete answers */
-    int tries;        /* try_complete calls */
-    int completions;  /* complete calls; more than one is a bug */
+    bool ready;      /* what try_complete answers */
+    int tries;       /* try_complete calls */
+    int completions; /* complete calls; more than one is a bug */
     enum delayed_outcome how;
-    bool free_on_complete;               /* heap-allocated; complete frees it */
+    bool free_on_complete;              /* heap-allocated; complete frees it */
     void (*on_complete)(struct top *t); /* runs inside complete, before any free */
 };
 
@@ -33,13 +33,15 @@ static int done_ids[MAX_DONE];
 static enum delayed_outcome done_how[MAX_DONE];
 static size_t done_count;
 
-static bool top_try(struct delayed_op *op) {
+static bool top_try(struct delayed_op *op)
+{
     struct top *t = (struct top *)op;
     t->tries++;
     return t->ready;
 }
 
-static void top_complete(struct delayed_op *op, enum delayed_outcome how) {
+static void top_complete(struct delayed_op *op, enum delayed_outcome how)
+{
     struct top *t = (struct top *)op;
     assert_false(op->waiting);
     assert_int_equal(op->watch_count, 0);
@@ -56,7 +58,8 @@ static void top_complete(struct delayed_op *op, enum delayed_outcome how) {
         free(t);
 }
 
-static void top_init(struct top *t, int id, bool ready) {
+static void top_init(struct top *t, int id, bool ready)
+{
     memset(t, 0, sizeof *t);
     t->op.try_complete = top_try;
     t->op.complete = top_complete;
@@ -64,7 +67,8 @@ static void top_init(struct top *t, int id, bool ready) {
     t->ready = ready;
 }
 
-static struct top *top_new(int id, bool ready) {
+static struct top *top_new(int id, bool ready)
+{
     struct top *t = malloc(sizeof *t);
     assert_non_null(t);
     top_init(t, id, ready);
@@ -76,13 +80,15 @@ static struct top *top_new(int id, bool ready) {
 static char objects[8];
 #define KEY(i, k) ((struct purgatory_key){&objects[i], (k)})
 
-static int reset(void **state) {
+static int reset(void **state)
+{
     (void)state;
     done_count = 0;
     return 0;
 }
 
-static void assert_done(const int *ids, size_t n) {
+static void assert_done(const int *ids, size_t n)
+{
     assert_int_equal(done_count, n);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(done_ids[i], ids[i]);
@@ -90,7 +96,8 @@ static void assert_done(const int *ids, size_t n) {
 
 /* ---- tests ---- */
 
-static void test_add_completes_at_once(void **state) {
+static void test_add_completes_at_once(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct top a;
@@ -111,7 +118,8 @@ static void test_add_completes_at_once(void **state) {
     purgatory_free(pg);
 }
 
-static void test_notify_run_arrival_order(void **state) {
+static void test_notify_run_arrival_order(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct top a, b, c, d;
@@ -159,7 +167,8 @@ static void test_notify_run_arrival_order(void **state) {
     purgatory_free(pg);
 }
 
-static void test_notify_unwatched_key(void **state) {
+static void test_notify_unwatched_key(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct top a;
@@ -179,7 +188,8 @@ static void test_notify_unwatched_key(void **state) {
     purgatory_free(pg);
 }
 
-static void test_duplicate_keys(void **state) {
+static void test_duplicate_keys(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct top a, b;
@@ -208,7 +218,8 @@ static void test_duplicate_keys(void **state) {
     purgatory_free(pg);
 }
 
-static void test_many_keys_complete_once(void **state) {
+static void test_many_keys_complete_once(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct top a;
@@ -232,7 +243,8 @@ static void test_many_keys_complete_once(void **state) {
     purgatory_free(pg);
 }
 
-static void test_expire_order(void **state) {
+static void test_expire_order(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct top t[6];
@@ -268,7 +280,8 @@ static void test_expire_order(void **state) {
     purgatory_free(pg);
 }
 
-static void test_cancel(void **state) {
+static void test_cancel(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct top a, b, never;
@@ -311,11 +324,12 @@ static void test_cancel(void **state) {
 /* ---- re-entrancy: complete callbacks that free their op and drive the purgatory ---- */
 
 static struct purgatory *re_pg;
-static struct top *re_cancel;  /* cancelled (and freed) by the hook */
-static struct top *re_added;   /* added by the hook */
+static struct top *re_cancel; /* cancelled (and freed) by the hook */
+static struct top *re_added;  /* added by the hook */
 static struct purgatory_key re_notify;
 
-static void hook_reenter(struct top *t) {
+static void hook_reenter(struct top *t)
+{
     (void)t;
     if (re_cancel) {
         purgatory_cancel(re_pg, &re_cancel->op);
@@ -328,7 +342,8 @@ static void hook_reenter(struct top *t) {
     purgatory_notify(re_pg, re_notify);
 }
 
-static void test_reentrant_complete(void **state) {
+static void test_reentrant_complete(void **state)
+{
     (void)state;
     struct purgatory *pg = re_pg = purgatory_new();
     struct purgatory_key k1 = KEY(1, PURGATORY_DATA), k2 = KEY(2, PURGATORY_DATA);
@@ -367,7 +382,8 @@ static void test_reentrant_complete(void **state) {
     purgatory_free(pg);
 }
 
-static void test_forget(void **state) {
+static void test_forget(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct top a, b, c;
@@ -413,13 +429,15 @@ static void test_forget(void **state) {
 
 static struct top *all_added;
 
-static void hook_add_one(struct top *t) {
+static void hook_add_one(struct top *t)
+{
     (void)t;
     all_added = top_new(50, false);
     assert_false(purgatory_add(re_pg, &all_added->op, NULL, 0, INT64_MAX));
 }
 
-static void test_complete_all(void **state) {
+static void test_complete_all(void **state)
+{
     (void)state;
     struct purgatory *pg = re_pg = purgatory_new();
     struct purgatory_key p1 = KEY(1, PURGATORY_DATA);
@@ -449,7 +467,8 @@ static void test_complete_all(void **state) {
 static int each_seen[16];
 static size_t each_count;
 
-static void each_cancel_even(void *arg, struct delayed_op *op) {
+static void each_cancel_even(void *arg, struct delayed_op *op)
+{
     struct purgatory *pg = arg;
     struct top *t = (struct top *)op;
     each_seen[each_count++] = t->id;
@@ -459,7 +478,8 @@ static void each_cancel_even(void *arg, struct delayed_op *op) {
     }
 }
 
-static void test_each_cancel(void **state) {
+static void test_each_cancel(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct purgatory_key p1 = KEY(1, PURGATORY_DATA);
@@ -490,7 +510,8 @@ static void test_each_cancel(void **state) {
 
 /* Many operations queued and cancelled between runs leave stale seqs in the queue;
  * dropping them must keep the live ones, in arrival order. */
-static void test_stale_queue(void **state) {
+static void test_stale_queue(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct purgatory_key k1 = KEY(1, PURGATORY_DATA), k2 = KEY(2, PURGATORY_DATA);
@@ -518,7 +539,8 @@ static void test_stale_queue(void **state) {
 
 /* Freeing a purgatory with operations still waiting lets go of them without a callback
  * and releases what it held for them (ASan's leak check is the assertion). */
-static void test_free_with_waiting(void **state) {
+static void test_free_with_waiting(void **state)
+{
     (void)state;
     struct purgatory *pg = purgatory_new();
     struct top a, b;
@@ -550,15 +572,20 @@ struct model_op {
 };
 
 static uint64_t rng_state;
-static uint64_t rng(void) {
+static uint64_t rng(void)
+{
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return rng_state;
 }
-static size_t rnd(size_t n) { return (size_t)(rng() % n); }
+static size_t rnd(size_t n)
+{
+    return (size_t)(rng() % n);
+}
 
-static struct purgatory_key r_key(size_t i) {
+static struct purgatory_key r_key(size_t i)
+{
     return KEY(i / 2, i % 2 ? PURGATORY_DURABLE : PURGATORY_DATA);
 }
 
@@ -568,7 +595,8 @@ static int want_ids[MAX_DONE];
 static enum delayed_outcome want_how[MAX_DONE];
 static size_t want_count;
 
-static void model_complete(struct model_op *m, int id, enum delayed_outcome how) {
+static void model_complete(struct model_op *m, int id, enum delayed_outcome how)
+{
     m->waiting = false;
     m->queued = false;
     assert_true(want_count < MAX_DONE);
@@ -578,7 +606,8 @@ static void model_complete(struct model_op *m, int id, enum delayed_outcome how)
 }
 
 /* The waiting op with the lowest seq satisfying the filter, or -1. */
-static int model_oldest(const struct model_op *m, bool queued_only) {
+static int model_oldest(const struct model_op *m, bool queued_only)
+{
     int best = -1;
     for (int i = 0; i < R_OPS; i++)
         if (m[i].waiting && (!queued_only || m[i].queued) && (best < 0 || m[i].seq < m[best].seq))
@@ -586,7 +615,8 @@ static int model_oldest(const struct model_op *m, bool queued_only) {
     return best;
 }
 
-static void check_step(struct purgatory *pg, const struct model_op *m, const struct top *t) {
+static void check_step(struct purgatory *pg, const struct model_op *m, const struct top *t)
+{
     assert_int_equal(done_count, want_count);
     for (size_t i = 0; i < done_count; i++) {
         assert_int_equal(done_ids[i], want_ids[i]);
@@ -611,12 +641,14 @@ static void check_step(struct purgatory *pg, const struct model_op *m, const str
 
 static int r_each_ids[R_OPS];
 static size_t r_each_count;
-static void r_each(void *arg, struct delayed_op *op) {
+static void r_each(void *arg, struct delayed_op *op)
+{
     (void)arg;
     r_each_ids[r_each_count++] = ((struct top *)op)->id;
 }
 
-static void test_randomized(void **state) {
+static void test_randomized(void **state)
+{
     (void)state;
     for (uint64_t seed = 1; seed <= 8; seed++) {
         rng_state = seed * 0x9e3779b97f4a7c15ULL;
@@ -659,9 +691,7 @@ static void test_randomized(void **state) {
                 }
                 break;
             }
-            case 2: /* flip what try_complete will say */
-                t[i].ready = !t[i].ready;
-                break;
+            case 2: /* flip what try_complete will say */ t[i].ready = !t[i].ready; break;
             case 3:
             case 4: { /* notify */
                 size_t ki = rnd(R_KEYS);
@@ -749,7 +779,8 @@ static void test_randomized(void **state) {
     }
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_add_completes_at_once, reset),
         cmocka_unit_test_setup(test_notify_run_arrival_order, reset),

@@ -12,7 +12,8 @@
 
 #include "server/config.h"
 
-static int load(struct broker_config *c, const char *text, char **ov, size_t n) {
+static int load(struct broker_config *c, const char *text, char **ov, size_t n)
+{
     char path[] = "/tmp/samsa-config-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -23,7 +24,8 @@ static int load(struct broker_config *c, const char *text, char **ov, size_t n) 
     return rc;
 }
 
-static void test_defaults(void **state) {
+static void test_defaults(void **state)
+{
     (void)state;
     struct broker_config c;
     assert_int_equal(load(&c, "", NULL, 0), 0);
@@ -41,7 +43,8 @@ static void test_defaults(void **state) {
     broker_config_free(&c);
 }
 
-static void test_precedence_and_overrides(void **state) {
+static void test_precedence_and_overrides(void **state)
+{
     (void)state;
     struct broker_config c;
     char *ov[] = {"num.partitions=7", "log.retention.ms=5000"};
@@ -53,8 +56,8 @@ static void test_precedence_and_overrides(void **state) {
                           "num.partitions=3\n",
                           ov, 2),
                      0);
-    assert_int_equal(c.num_partitions, 7);     /* override beats file */
-    assert_true(c.retention_ms == 5000);       /* ms beats minutes beats hours */
+    assert_int_equal(c.num_partitions, 7); /* override beats file */
+    assert_true(c.retention_ms == 5000);   /* ms beats minutes beats hours */
     assert_string_equal(c.listener_host, "127.0.0.1");
     assert_int_equal(c.listener_port, 19092);
     assert_string_equal(c.advertised_host, "127.0.0.1");
@@ -66,7 +69,8 @@ static void test_precedence_and_overrides(void **state) {
     broker_config_free(&c);
 }
 
-static void test_invalid_values_refused(void **state) {
+static void test_invalid_values_refused(void **state)
+{
     (void)state;
     const char *bad[] = {
         "num.partitions=0\n",
@@ -95,7 +99,8 @@ static void test_invalid_values_refused(void **state) {
     broker_config_free(&c);
 }
 
-static void test_connections_per_ip(void **state) {
+static void test_connections_per_ip(void **state)
+{
     (void)state;
     struct broker_config c;
     assert_int_equal(load(&c, "", NULL, 0), 0);
@@ -113,8 +118,7 @@ static void test_connections_per_ip(void **state) {
                      0);
     assert_int_equal(c.max_connections_per_ip, 0);
     assert_int_equal(c.ip_limit_count, 5);
-    static const uint8_t v4_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0,
-                                            0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    static const uint8_t v4_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
     static const uint8_t v6_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     assert_memory_equal(c.ip_limits[0].addr, v4_loopback, 16);
     assert_int_equal(c.ip_limits[0].max_connections, 200);
@@ -153,7 +157,8 @@ static void test_connections_per_ip(void **state) {
 }
 
 static const struct broker_config_item *item(const struct broker_config_item *items, size_t n,
-                                             const char *name) {
+                                             const char *name)
+{
     for (size_t i = 0; i < n; i++)
         if (strcmp(items[i].name, name) == 0)
             return &items[i];
@@ -163,7 +168,8 @@ static const struct broker_config_item *item(const struct broker_config_item *it
 
 /* DescribeConfigs of the broker: Kafka's types, and null (not "") for a key that is
  * unset and has no default. */
-static void test_items_types_and_null_values(void **state) {
+static void test_items_types_and_null_values(void **state)
+{
     (void)state;
     struct broker_config c;
     assert_int_equal(load(&c, "log.retention.hours=24\n", NULL, 0), 0);
@@ -194,14 +200,15 @@ static void test_items_types_and_null_values(void **state) {
     broker_config_free(&c);
 }
 
-static void expect_synonyms(const struct broker_config *c, const char *key, const char *want) {
+static void expect_synonyms(const struct broker_config *c, const char *key, const char *want)
+{
     struct broker_config_synonym sy[BROKER_CONFIG_MAX_SYNONYMS];
     size_t n = broker_config_synonyms(c, key, sy, BROKER_CONFIG_MAX_SYNONYMS);
     char got[512] = "";
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(got);
-        snprintf(got + len, sizeof got - len, "%s%s=%s(%s)", i ? " " : "", sy[i].name,
-                 sy[i].value, sy[i].is_default ? "default" : "static");
+        snprintf(got + len, sizeof got - len, "%s%s=%s(%s)", i ? " " : "", sy[i].name, sy[i].value,
+                 sy[i].is_default ? "default" : "static");
     }
     if (strcmp(got, want) != 0)
         fail_msg("synonyms of %s: got \"%s\", want \"%s\"", key, got, want);
@@ -209,7 +216,8 @@ static void expect_synonyms(const struct broker_config *c, const char *key, cons
 
 /* Kafka 4.4's synonym lists: file settings of the group, then defaults, from the key's
  * own first entry on. */
-static void test_synonyms(void **state) {
+static void test_synonyms(void **state)
+{
     (void)state;
     struct broker_config c;
     assert_int_equal(load(&c, "log.retention.hours=24\nmessage.max.bytes=2000\n", NULL, 0), 0);
@@ -226,9 +234,8 @@ static void test_synonyms(void **state) {
     expect_synonyms(&c, "no.such.key", "");
     broker_config_free(&c);
 
-    assert_int_equal(load(&c, "log.retention.ms=5000\nlog.retention.hours=24\nlog.roll.ms=10\n",
-                          NULL, 0),
-                     0);
+    assert_int_equal(
+        load(&c, "log.retention.ms=5000\nlog.retention.hours=24\nlog.roll.ms=10\n", NULL, 0), 0);
     expect_synonyms(&c, "log.retention.ms",
                     "log.retention.ms=5000(static) log.retention.hours=24(static) "
                     "log.retention.hours=168(default)");
@@ -239,14 +246,16 @@ static void test_synonyms(void **state) {
     broker_config_free(&c);
 }
 
-static void test_unknown_keys_only_warn(void **state) {
+static void test_unknown_keys_only_warn(void **state)
+{
     (void)state;
     struct broker_config c;
     assert_int_equal(load(&c, "some.future.key=1\nzookeeper.connect=x:2181\n", NULL, 0), 0);
     broker_config_free(&c);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_precedence_and_overrides),

@@ -22,8 +22,8 @@
 
 /* Appends one batch of n records (values of value_len bytes filled with `fill`), record i
  * having timestamp base_ts + i. Returns the batch's offset in b. */
-static inline size_t th_batch(struct buf *b, int n, int64_t base_ts, size_t value_len,
-                              uint8_t fill) {
+static inline size_t th_batch(struct buf *b, int n, int64_t base_ts, size_t value_len, uint8_t fill)
+{
     size_t start = b->len;
     buf_put_i64(b, 0);     /* baseOffset */
     buf_put_i32(b, 0);     /* batchLength, patched */
@@ -54,22 +54,29 @@ static inline size_t th_batch(struct buf *b, int n, int64_t base_ts, size_t valu
     }
     free(val);
     be32_write(b->data + start + BATCH_OFF_LENGTH, (uint32_t)(b->len - start - 12));
-    uint32_t crc = crc32c(0, b->data + start + BATCH_OFF_ATTRIBUTES,
-                          b->len - start - BATCH_OFF_ATTRIBUTES);
+    uint32_t crc =
+        crc32c(0, b->data + start + BATCH_OFF_ATTRIBUTES, b->len - start - BATCH_OFF_ATTRIBUTES);
     be32_write(b->data + start + BATCH_OFF_CRC, crc);
     return start;
 }
 
-static inline int th_rm_cb(const char *p, const struct stat *sb, int f, struct FTW *ftw) {
-    (void)sb; (void)f; (void)ftw;
+static inline int th_rm_cb(const char *p, const struct stat *sb, int f, struct FTW *ftw)
+{
+    (void)sb;
+    (void)f;
+    (void)ftw;
     remove(p);
     return 0;
 }
 
-static inline void th_rmrf(const char *dir) { nftw(dir, th_rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+static inline void th_rmrf(const char *dir)
+{
+    nftw(dir, th_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* Creates /tmp/samsa-storage-XXXXXX and returns "<it>/topic-0" (malloc'd) in *part. */
-static inline char *th_tmpdir(char **part) {
+static inline char *th_tmpdir(char **part)
+{
     char *root = strdup("/tmp/samsa-storage-XXXXXX");
     assert_non_null(mkdtemp(root));
     *part = malloc(strlen(root) + 16);
@@ -77,20 +84,23 @@ static inline char *th_tmpdir(char **part) {
     return root;
 }
 
-static inline void th_small_cfg(struct log_config *c) {
+static inline void th_small_cfg(struct log_config *c)
+{
     log_config_default(c);
     c->segment_bytes = 64 * 1024;
     c->index_interval_bytes = 1024;
     c->retention_ms = -1;
 }
 
-static inline char *th_path(const char *dir, const char *name) {
+static inline char *th_path(const char *dir, const char *name)
+{
     char *p = malloc(strlen(dir) + strlen(name) + 2);
     sprintf(p, "%s/%s", dir, name);
     return p;
 }
 
-static inline off_t th_file_size(const char *p) {
+static inline off_t th_file_size(const char *p)
+{
     struct stat st;
     if (stat(p, &st) != 0)
         return -1;
@@ -98,8 +108,9 @@ static inline off_t th_file_size(const char *p) {
 }
 
 /* Appends one batch of n records of value_len bytes; returns the base offset. */
-static inline int64_t th_append(struct log *l, int n, int64_t ts, size_t value_len,
-                                int32_t epoch, int64_t now_ms) {
+static inline int64_t th_append(struct log *l, int n, int64_t ts, size_t value_len, int32_t epoch,
+                                int64_t now_ms)
+{
     struct buf b;
     buf_init(&b);
     th_batch(&b, n, ts, value_len, (uint8_t)n);
@@ -110,7 +121,8 @@ static inline int64_t th_append(struct log *l, int n, int64_t ts, size_t value_l
 }
 
 /* Reads [pos, pos+len) of fd into a malloc'd buffer. */
-static inline uint8_t *th_pread(int fd, int64_t pos, int64_t len) {
+static inline uint8_t *th_pread(int fd, int64_t pos, int64_t len)
+{
     uint8_t *p = malloc((size_t)len + 1);
     assert_int_equal(pread(fd, p, (size_t)len, pos), len);
     return p;

@@ -1,7 +1,8 @@
 /* Record batch validation: good batches, bad CRC, bad magic, truncation, length lies. */
 #include "helpers.h"
 
-static void test_validate_good(void **state) {
+static void test_validate_good(void **state)
+{
     (void)state;
     struct buf b;
     buf_init(&b);
@@ -25,7 +26,8 @@ static void test_validate_good(void **state) {
     buf_free(&b);
 }
 
-static void test_validate_bad(void **state) {
+static void test_validate_bad(void **state)
+{
     (void)state;
     struct buf b;
     buf_init(&b);
@@ -66,7 +68,8 @@ static void test_validate_bad(void **state) {
     buf_free(&b);
 }
 
-static void test_record_framing(void **state) {
+static void test_record_framing(void **state)
+{
     (void)state;
     struct buf b;
     buf_init(&b);
@@ -75,8 +78,8 @@ static void test_record_framing(void **state) {
     assert_int_equal(batch_validate(b.data, b.len, &info), 0);
     /* records count lies (CRC recomputed so only the framing check catches it) */
     be32_write(b.data + BATCH_OFF_RECORDS_COUNT, 4);
-    be32_write(b.data + BATCH_OFF_CRC, crc32c(0, b.data + BATCH_OFF_ATTRIBUTES,
-                                               b.len - BATCH_OFF_ATTRIBUTES));
+    be32_write(b.data + BATCH_OFF_CRC,
+               crc32c(0, b.data + BATCH_OFF_ATTRIBUTES, b.len - BATCH_OFF_ATTRIBUTES));
     assert_int_equal(batch_validate(b.data, b.len, &info), 0);
     assert_int_equal(batch_count_records_check(b.data, &info), STORAGE_ERR_CORRUPT);
     be32_write(b.data + BATCH_OFF_RECORDS_COUNT, 2);
@@ -90,7 +93,8 @@ static void test_record_framing(void **state) {
 
 /* batch_encode output validates, and record_iter reads back exactly what went in,
  * including null keys, tombstones and empty (non-null) values. */
-static void test_encode_and_iterate(void **state) {
+static void test_encode_and_iterate(void **state)
+{
     (void)state;
     struct record_in in[] = {
         {slice_from_cstr("k1"), slice_from_cstr("v1")},
@@ -132,7 +136,8 @@ static void test_encode_and_iterate(void **state) {
 
 /* The one-pass record check used on produce must agree with the record iterator on
  * every single-byte change of a batch with keyed, unkeyed, empty and headered records. */
-static int iterate_all(const uint8_t *p, const struct batch_info *info, bool *keyed) {
+static int iterate_all(const uint8_t *p, const struct batch_info *info, bool *keyed)
+{
     struct record_iter it;
     struct record r;
     int rc;
@@ -144,7 +149,8 @@ static int iterate_all(const uint8_t *p, const struct batch_info *info, bool *ke
 }
 
 /* batch_scan_records's timestamp range must be the iterator's smallest and largest. */
-static void assert_scan_matches_iterator(const uint8_t *p, const struct batch_info *info) {
+static void assert_scan_matches_iterator(const uint8_t *p, const struct batch_info *info)
+{
     struct batch_scan scan;
     if (batch_scan_records(p, info, &scan) != 0)
         return;
@@ -163,7 +169,8 @@ static void assert_scan_matches_iterator(const uint8_t *p, const struct batch_in
     assert_int_equal(scan.all_keyed, keyed);
 }
 
-static void test_check_records_matches_iterator(void **state) {
+static void test_check_records_matches_iterator(void **state)
+{
     (void)state;
     struct record_in recs[] = {
         {.key = {(const uint8_t *)"k1", 2}, .value = {(const uint8_t *)"value-1", 7}},
@@ -189,10 +196,10 @@ static void test_check_records_matches_iterator(void **state) {
                 buf_append(&rec, "k", 1);
                 buf_put_varint(&rec, 1);
                 buf_append(&rec, "v", 1);
-                buf_put_varint(&rec, 2);     /* headers */
+                buf_put_varint(&rec, 2); /* headers */
                 buf_put_varint(&rec, 2);
                 buf_append(&rec, "h1", 2);
-                buf_put_varint(&rec, -1);    /* null header value */
+                buf_put_varint(&rec, -1); /* null header value */
                 buf_put_varint(&rec, 2);
                 buf_append(&rec, "h2", 2);
                 buf_put_varint(&rec, 1);
@@ -236,7 +243,8 @@ static void test_check_records_matches_iterator(void **state) {
 
 /* The timestamp range of the one-pass scan (message.timestamp.*.max.ms checks):
  * deltas may be negative, so the smallest need not be the first record's. */
-static void test_scan_records_timestamps(void **state) {
+static void test_scan_records_timestamps(void **state)
+{
     (void)state;
     static const int64_t deltas[] = {0, 5, -7, 3};
     struct buf b;
@@ -262,8 +270,8 @@ static void test_scan_records_timestamps(void **state) {
     be32_write(b.data + BATCH_OFF_LENGTH, (uint32_t)(b.len - BATCH_LOG_OVERHEAD));
     be32_write(b.data + BATCH_OFF_LAST_OFFSET_DELTA, 3);
     be32_write(b.data + BATCH_OFF_RECORDS_COUNT, 4);
-    be32_write(b.data + BATCH_OFF_CRC, crc32c(0, b.data + BATCH_OFF_ATTRIBUTES,
-                                              b.len - BATCH_OFF_ATTRIBUTES));
+    be32_write(b.data + BATCH_OFF_CRC,
+               crc32c(0, b.data + BATCH_OFF_ATTRIBUTES, b.len - BATCH_OFF_ATTRIBUTES));
     struct batch_info info;
     assert_int_equal(batch_validate(b.data, b.len, &info), 0);
     struct batch_scan scan;
@@ -283,15 +291,16 @@ static void test_scan_records_timestamps(void **state) {
 
 /* Base offset and timestamp near INT64_MAX (any bytes a client sends): record offsets
  * and timestamps wrap as in Kafka instead of overflowing (found by fuzz_batch). */
-static void test_record_values_wrap(void **state) {
+static void test_record_values_wrap(void **state)
+{
     (void)state;
     struct buf b;
     buf_init(&b);
     th_batch(&b, 2, 0, 4, 'w');
     be64_write(b.data + BATCH_OFF_BASE_OFFSET, (uint64_t)INT64_MAX);
     be64_write(b.data + BATCH_OFF_BASE_TIMESTAMP, (uint64_t)INT64_MAX);
-    be32_write(b.data + BATCH_OFF_CRC, crc32c(0, b.data + BATCH_OFF_ATTRIBUTES,
-                                              b.len - BATCH_OFF_ATTRIBUTES));
+    be32_write(b.data + BATCH_OFF_CRC,
+               crc32c(0, b.data + BATCH_OFF_ATTRIBUTES, b.len - BATCH_OFF_ATTRIBUTES));
     struct batch_info info;
     assert_int_equal(batch_validate(b.data, b.len, &info), 0);
     struct record_iter it;
@@ -308,7 +317,8 @@ static void test_record_values_wrap(void **state) {
     buf_free(&b);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_and_iterate),
         cmocka_unit_test(test_validate_good),

@@ -20,7 +20,8 @@ struct fx {
     int64_t latest_off[NKEYS];
 };
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     struct fx *f = calloc(1, sizeof(*f));
     f->root = th_tmpdir(&f->dir);
     th_small_cfg(&f->cfg);
@@ -35,7 +36,8 @@ static int setup(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     struct fx *f = *state;
     log_close(f->log);
     th_rmrf(f->root);
@@ -55,7 +57,8 @@ struct kv {
 /* Encodes one batch; record i has timestamp ts + i and offset delta 2 * i when `sparse`
  * (so the batch has gaps), else i. attrs are OR'ed in (fake compression, transactional,
  * control); such batches are written the same way, the cleaner must not read them. */
-static void enc_batch(struct buf *b, const struct kv *recs, int n, int64_t ts, int16_t attrs) {
+static void enc_batch(struct buf *b, const struct kv *recs, int n, int64_t ts, int16_t attrs)
+{
     size_t start = b->len;
     buf_put_i64(b, 0);
     buf_put_i32(b, 0);
@@ -94,13 +97,13 @@ static void enc_batch(struct buf *b, const struct kv *recs, int n, int64_t ts, i
         buf_put_i8(b, 'x');
     }
     be32_write(b->data + start + BATCH_OFF_LENGTH, (uint32_t)(b->len - start - 12));
-    be32_write(b->data + start + BATCH_OFF_CRC,
-               crc32c(0, b->data + start + BATCH_OFF_ATTRIBUTES,
-                      b->len - start - BATCH_OFF_ATTRIBUTES));
+    be32_write(b->data + start + BATCH_OFF_CRC, crc32c(0, b->data + start + BATCH_OFF_ATTRIBUTES,
+                                                       b->len - start - BATCH_OFF_ATTRIBUTES));
 }
 
 /* Appends a batch and updates the model. */
-static int64_t put_batch(struct fx *f, const struct kv *recs, int n, int16_t attrs) {
+static int64_t put_batch(struct fx *f, const struct kv *recs, int n, int16_t attrs)
+{
     struct buf b;
     buf_init(&b);
     enc_batch(&b, recs, n, f->now, attrs);
@@ -120,17 +123,22 @@ static int64_t put_batch(struct fx *f, const struct kv *recs, int n, int16_t att
     return r.base_offset;
 }
 
-static int64_t put(struct fx *f, int key, const char *value) {
+static int64_t put(struct fx *f, int key, const char *value)
+{
     struct kv r = {key, value};
     return put_batch(f, &r, 1, 0);
 }
 
 /* The next append rolls a new segment. */
-static void next_segment(struct fx *f) { f->now += ROLL_MS + 1; }
+static void next_segment(struct fx *f)
+{
+    f->now += ROLL_MS + 1;
+}
 
 /* Fills `segs` closed segments, each with every key once (values "s<seg>-k<key>"), then
  * one more record in the active segment. */
-static void fill(struct fx *f, int segs) {
+static void fill(struct fx *f, int segs)
+{
     char v[32];
     for (int s = 0; s < segs; s++) {
         for (int k = 0; k < NKEYS; k++) {
@@ -145,22 +153,24 @@ static void fill(struct fx *f, int segs) {
 struct scan {
     int64_t records;
     int64_t tombstones;
-    int count[NKEYS];         /* records per key */
-    char *last[NKEYS];        /* newest value seen ("" tombstone) */
+    int count[NKEYS];  /* records per key */
+    char *last[NKEYS]; /* newest value seen ("" tombstone) */
     int64_t last_off[NKEYS];
     int64_t last_ts[NKEYS];
     int16_t last_attrs[NKEYS];
     int64_t keyless;
 };
 
-static void scan_free(struct scan *s) {
+static void scan_free(struct scan *s)
+{
     for (int i = 0; i < NKEYS; i++)
         free(s->last[i]);
 }
 
 /* Reads the whole log with log_read, validating every batch (CRC, record framing,
  * increasing offsets). */
-static void scan_log(struct log *l, struct scan *s) {
+static void scan_log(struct log *l, struct scan *s)
+{
     memset(s, 0, sizeof(*s));
     int64_t off = log_start_offset(l), prev = -1;
     while (off < log_end_offset(l)) {
@@ -208,7 +218,8 @@ static void scan_log(struct log *l, struct scan *s) {
 }
 
 /* Every key's newest value (model) is in the log, at its original offset. */
-static void check_latest(struct fx *f, const struct scan *s) {
+static void check_latest(struct fx *f, const struct scan *s)
+{
     for (int k = 0; k < NKEYS; k++) {
         if (!f->latest[k])
             continue;
@@ -221,7 +232,8 @@ static void check_latest(struct fx *f, const struct scan *s) {
 }
 
 /* One full clean: prepare, execute, complete. Returns whether a job ran. */
-static bool clean(struct fx *f, struct log_clean_job *job) {
+static bool clean(struct fx *f, struct log_clean_job *job)
+{
     assert_int_equal(log_clean_prepare(f->log, f->now, INT64_MAX, job), 0);
     if (!job->ready)
         return false;
@@ -231,7 +243,8 @@ static bool clean(struct fx *f, struct log_clean_job *job) {
     return true;
 }
 
-static int count_files(const char *dir, const char *suffix) {
+static int count_files(const char *dir, const char *suffix)
+{
     DIR *d = opendir(dir);
     assert_non_null(d);
     int n = 0;
@@ -244,13 +257,15 @@ static int count_files(const char *dir, const char *suffix) {
     return n;
 }
 
-static void reopen(struct fx *f, int64_t recovery_point) {
+static void reopen(struct fx *f, int64_t recovery_point)
+{
     log_close(f->log);
     f->log = NULL;
     assert_int_equal(log_open(f->dir, &f->cfg, recovery_point, &f->log), 0);
 }
 
-static void test_newest_value_kept(void **state) {
+static void test_newest_value_kept(void **state)
+{
     struct fx *f = *state;
     fill(f, 4);
     int64_t end = log_end_offset(f->log);
@@ -300,7 +315,8 @@ static void test_newest_value_kept(void **state) {
     }
 }
 
-static void test_offsets_and_gaps(void **state) {
+static void test_offsets_and_gaps(void **state)
+{
     struct fx *f = *state;
     /* batches of 3 records: k1,k2,k3 then k2 again later so the middle record of the
      * first batch goes */
@@ -350,14 +366,15 @@ static void test_offsets_and_gaps(void **state) {
     scan_free(&s);
 }
 
-static void test_tombstones(void **state) {
+static void test_tombstones(void **state)
+{
     struct fx *f = *state;
     fill(f, 2);
     int64_t t0 = f->now;
-    put(f, 5, NULL);                  /* tombstone for key 5 */
+    put(f, 5, NULL); /* tombstone for key 5 */
     int64_t tomb_off = f->latest_off[5];
     put(f, 6, NULL);
-    put(f, 6, "6-back");              /* key 6 deleted then written again */
+    put(f, 6, "6-back"); /* key 6 deleted then written again */
     next_segment(f);
     put(f, 1, "active");
 
@@ -408,7 +425,8 @@ static void test_tombstones(void **state) {
     assert_false(job.ready);
 }
 
-static void test_min_compaction_lag(void **state) {
+static void test_min_compaction_lag(void **state)
+{
     struct fx *f = *state;
     f->cfg.min_compaction_lag_ms = 10 * ROLL_MS;
     log_set_config(f->log, &f->cfg);
@@ -434,7 +452,8 @@ static void test_min_compaction_lag(void **state) {
     assert_false(job.ready);
 }
 
-static void test_dirty_ratio(void **state) {
+static void test_dirty_ratio(void **state)
+{
     struct fx *f = *state;
     fill(f, 4);
     struct log_clean_job job = {0};
@@ -471,7 +490,8 @@ static void test_dirty_ratio(void **state) {
     assert_false(job.ready);
 }
 
-static void test_special_batches(void **state) {
+static void test_special_batches(void **state)
+{
     struct fx *f = *state;
     put(f, 1, "old1");
     struct kv c[] = {{1, "compressed-bytes"}};
@@ -484,7 +504,7 @@ static void test_special_batches(void **state) {
     put_batch(f, keyless, 2, 0);
     put(f, 4, NULL);
     next_segment(f);
-    put(f, 2, "plain2");  /* supersedes the transactional record */
+    put(f, 2, "plain2"); /* supersedes the transactional record */
     next_segment(f);
     put(f, 9, "active");
     struct log_clean_job job = {0};
@@ -492,11 +512,11 @@ static void test_special_batches(void **state) {
     struct scan s;
     scan_log(f->log, &s);
     assert_int_equal(s.keyless, 0);
-    assert_int_equal(s.count[1], 1);      /* old1 removed... by the plain scan only */
-    assert_int_equal(s.count[2], 1);      /* txn2 superseded by plain2 */
+    assert_int_equal(s.count[1], 1); /* old1 removed... by the plain scan only */
+    assert_int_equal(s.count[2], 1); /* txn2 superseded by plain2 */
     assert_string_equal(s.last[2], "plain2");
-    assert_int_equal(s.count[3], 1);      /* transactional tombstone kept */
-    assert_int_equal(s.count[4], 1);      /* v4 superseded by the tombstone */
+    assert_int_equal(s.count[3], 1); /* transactional tombstone kept */
+    assert_int_equal(s.count[4], 1); /* v4 superseded by the tombstone */
     /* compressed + control batches kept: 1 + 1 records, plus 1,2,3,4(tomb),9 */
     assert_int_equal(s.records, 2 + 5);
     scan_free(&s);
@@ -514,7 +534,8 @@ static void test_special_batches(void **state) {
     scan_free(&s);
 }
 
-static void test_abort_on_change(void **state) {
+static void test_abort_on_change(void **state)
+{
     struct fx *f = *state;
     fill(f, 3);
     int64_t end = log_end_offset(f->log);
@@ -549,7 +570,8 @@ static void test_abort_on_change(void **state) {
     scan_free(&s);
 }
 
-static void test_retention_only_with_delete(void **state) {
+static void test_retention_only_with_delete(void **state)
+{
     struct fx *f = *state;
     f->cfg.retention_ms = 10;
     f->cfg.retention_bytes = 1;
@@ -568,7 +590,8 @@ static void test_retention_only_with_delete(void **state) {
  * with a tombstone. 1: small segments, so several cleaned segments; segment B is wholly
  * superseded by a later, larger segment C that does not fit B's group, so B's group
  * ends with an input that contributes nothing (split off as an empty segment). */
-static void build_layout(struct fx *f, int layout) {
+static void build_layout(struct fx *f, int layout)
+{
     char v[64];
     if (layout == 0) {
         for (int s = 0; s < 5; s++) {
@@ -582,22 +605,23 @@ static void build_layout(struct fx *f, int layout) {
         }
     } else {
         for (int key = 0; key < 6; key++)
-            put(f, key, "A");                 /* A: kept */
+            put(f, key, "A"); /* A: kept */
         next_segment(f);
         for (int key = 6; key < NKEYS; key++)
-            put(f, key, "B");                 /* B: all superseded by C */
+            put(f, key, "B"); /* B: all superseded by C */
         next_segment(f);
         for (int key = 6; key < NKEYS; key++)
             put(f, key, "C-a-much-longer-value-that-makes-this-segment-bigger-than-B");
         next_segment(f);
         for (int key = 6; key < 8; key++)
-            put(f, key, "D");                 /* D: supersedes part of C */
+            put(f, key, "D"); /* D: supersedes part of C */
         next_segment(f);
     }
     put(f, 0, "active");
 }
 
-static void reset_fx(struct fx *f, int layout) {
+static void reset_fx(struct fx *f, int layout)
+{
     if (f->log)
         log_close(f->log);
     f->log = NULL;
@@ -615,7 +639,8 @@ static void reset_fx(struct fx *f, int layout) {
     build_layout(f, layout);
 }
 
-static int64_t count_records(struct fx *f) {
+static int64_t count_records(struct fx *f)
+{
     struct scan s;
     scan_log(f->log, &s);
     check_latest(f, &s);
@@ -624,7 +649,8 @@ static int64_t count_records(struct fx *f) {
     return n;
 }
 
-static void test_split_empty_group(void **state) {
+static void test_split_empty_group(void **state)
+{
     struct fx *f = *state;
     reset_fx(f, 1);
     int before = log_segment_count(f->log);
@@ -644,7 +670,8 @@ static void test_split_empty_group(void **state) {
 /* Crash at every step of the swap (k = 0: right after execute wrote the .cleaned files),
  * then reopen: the log holds either all old or all new segments (record counts equal
  * one or the other), every latest value at its offset, valid CRCs, no leftover files. */
-static void crash_case(struct fx *f, int layout) {
+static void crash_case(struct fx *f, int layout)
+{
     int64_t old_records, new_records;
     reset_fx(f, layout);
     old_records = count_records(f);
@@ -684,13 +711,15 @@ static void crash_case(struct fx *f, int layout) {
     }
 }
 
-static void test_crash_during_swap(void **state) {
+static void test_crash_during_swap(void **state)
+{
     struct fx *f = *state;
     crash_case(f, 0);
     crash_case(f, 1);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_newest_value_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offsets_and_gaps, setup, teardown),

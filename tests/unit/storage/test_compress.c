@@ -11,7 +11,8 @@
 static const enum compress_codec CODECS[] = {COMPRESS_NONE, COMPRESS_GZIP, COMPRESS_SNAPPY,
                                              COMPRESS_LZ4, COMPRESS_ZSTD};
 
-static int default_level(enum compress_codec c) {
+static int default_level(enum compress_codec c)
+{
     switch (c) {
     case COMPRESS_GZIP: return COMPRESS_GZIP_DEFAULT_LEVEL;
     case COMPRESS_LZ4: return COMPRESS_LZ4_DEFAULT_LEVEL;
@@ -20,7 +21,8 @@ static int default_level(enum compress_codec c) {
     }
 }
 
-static void fix_crc(uint8_t *batch) {
+static void fix_crc(uint8_t *batch)
+{
     size_t size = be32_read(batch + BATCH_OFF_LENGTH) + BATCH_LOG_OVERHEAD;
     be32_write(batch + BATCH_OFF_CRC,
                crc32c(0, batch + BATCH_OFF_ATTRIBUTES, size - BATCH_OFF_ATTRIBUTES));
@@ -29,12 +31,13 @@ static void fix_crc(uint8_t *batch) {
 /* An uncompressed batch of n records (keys "k<i>" when keyed, else null keys; values of
  * value_len bytes of repetitive text), with distinctive header fields: an idempotent
  * transactional producer's, LogAppendTime, base offset 1000, leader epoch 7. */
-static size_t make_batch(struct buf *b, int n, bool keyed, size_t value_len, int16_t extra_attrs) {
+static size_t make_batch(struct buf *b, int n, bool keyed, size_t value_len, int16_t extra_attrs)
+{
     struct record_in *recs = calloc((size_t)n, sizeof *recs);
-    char (*keys)[16] = calloc((size_t)n, sizeof *keys);
+    char(*keys)[16] = calloc((size_t)n, sizeof *keys);
     uint8_t *val = malloc(value_len + 1);
     for (size_t i = 0; i < value_len; i++)
-        val[i] = (uint8_t)"the quick brown fox jumps over the lazy dog "[i % 44];
+        val[i] = (uint8_t) "the quick brown fox jumps over the lazy dog "[i % 44];
     for (int i = 0; i < n; i++) {
         int kl = snprintf(keys[i], sizeof keys[i], "k%d", i);
         recs[i].key = keyed ? (struct slice){(const uint8_t *)keys[i], (size_t)kl} : SLICE_NULL;
@@ -60,8 +63,8 @@ static size_t make_batch(struct buf *b, int n, bool keyed, size_t value_len, int
 /* A batch with the records of `plain` (an uncompressed batch) compressed with `codec`
  * by compress_encode (or, for raw snappy, by libsnappy directly), built here without
  * batch_recompress. */
-static void wrap(struct buf *out, const uint8_t *plain, enum compress_codec codec,
-                 bool raw_snappy) {
+static void wrap(struct buf *out, const uint8_t *plain, enum compress_codec codec, bool raw_snappy)
+{
     struct batch_info info;
     assert_int_equal(batch_validate(plain, SIZE_MAX / 4, &info), 0);
     size_t start = out->len;
@@ -86,7 +89,8 @@ static void wrap(struct buf *out, const uint8_t *plain, enum compress_codec code
 }
 
 /* The records of a batch, decompressed, appended to out. */
-static void records_of(const uint8_t *batch, struct buf *out) {
+static void records_of(const uint8_t *batch, struct buf *out)
+{
     struct batch_info info;
     assert_int_equal(batch_validate(batch, SIZE_MAX / 4, &info), 0);
     assert_int_equal(compress_decode((enum compress_codec)batch_compression(&info),
@@ -95,7 +99,8 @@ static void records_of(const uint8_t *batch, struct buf *out) {
                      0);
 }
 
-static void assert_same_header(const struct batch_info *a, const struct batch_info *b) {
+static void assert_same_header(const struct batch_info *a, const struct batch_info *b)
+{
     assert_int_equal(a->base_offset, b->base_offset);
     assert_int_equal(a->partition_leader_epoch, b->partition_leader_epoch);
     assert_int_equal(a->attributes & ~7, b->attributes & ~7);
@@ -109,19 +114,23 @@ static void assert_same_header(const struct batch_info *a, const struct batch_in
 }
 
 static int recompress(const struct buf *in, enum compress_codec target, bool check_keys,
-                      struct buf *out) {
-    struct batch_recompress_opts o = {.target = target, .level = default_level(target),
-                                      .check_keys = check_keys, .max_batch_bytes = 1 << 20};
+                      struct buf *out)
+{
+    struct batch_recompress_opts o = {.target = target,
+                                      .level = default_level(target),
+                                      .check_keys = check_keys,
+                                      .max_batch_bytes = 1 << 20};
     assert_int_equal(batch_validate_all(in->data, in->len, true, NULL, NULL), 0);
     return batch_recompress(in->data, in->len, &o, out);
 }
 
-static void test_type_names(void **state) {
+static void test_type_names(void **state)
+{
     (void)state;
     enum compress_codec c;
     const char *names[] = {"uncompressed", "gzip", "snappy", "lz4", "zstd", "producer"};
     const enum compress_codec want[] = {COMPRESS_NONE, COMPRESS_GZIP, COMPRESS_SNAPPY,
-                                        COMPRESS_LZ4, COMPRESS_ZSTD, COMPRESS_PRODUCER};
+                                        COMPRESS_LZ4,  COMPRESS_ZSTD, COMPRESS_PRODUCER};
     for (size_t i = 0; i < ARRAY_LEN(names); i++) {
         assert_int_equal(compress_type_parse(names[i], &c), 0);
         assert_int_equal(c, want[i]);
@@ -138,7 +147,8 @@ static void test_type_names(void **state) {
 
 /* Every source codec to every target codec: the records come back byte for byte, the
  * header keeps every field but length, codec and CRC, and the CRC is valid. */
-static void test_every_codec_pair(void **state) {
+static void test_every_codec_pair(void **state)
+{
     (void)state;
     struct buf plain;
     buf_init(&plain);
@@ -189,7 +199,8 @@ static void test_every_codec_pair(void **state) {
 
 /* Several batches of different codecs in one blob: each is converted, in order; a
  * control batch is left as it is (Kafka does not compress control records). */
-static void test_mixed_blob_and_control(void **state) {
+static void test_mixed_blob_and_control(void **state)
+{
     (void)state;
     struct buf plain1, plain2, ctrl, blob, out;
     buf_init(&plain1);
@@ -234,7 +245,8 @@ static void test_mixed_blob_and_control(void **state) {
     buf_free(&out);
 }
 
-static void test_levels(void **state) {
+static void test_levels(void **state)
+{
     (void)state;
     struct buf plain;
     buf_init(&plain);
@@ -243,13 +255,13 @@ static void test_levels(void **state) {
         enum compress_codec codec;
         int level;
     } cases[] = {
-        {COMPRESS_GZIP, 1},   {COMPRESS_GZIP, 9},   {COMPRESS_GZIP, -1},
-        {COMPRESS_LZ4, 1},    {COMPRESS_LZ4, 9},    {COMPRESS_LZ4, 12}, {COMPRESS_LZ4, 17},
-        {COMPRESS_ZSTD, -131072}, {COMPRESS_ZSTD, -5}, {COMPRESS_ZSTD, 1}, {COMPRESS_ZSTD, 22},
+        {COMPRESS_GZIP, 1},  {COMPRESS_GZIP, 9}, {COMPRESS_GZIP, -1}, {COMPRESS_LZ4, 1},
+        {COMPRESS_LZ4, 9},   {COMPRESS_LZ4, 12}, {COMPRESS_LZ4, 17},  {COMPRESS_ZSTD, -131072},
+        {COMPRESS_ZSTD, -5}, {COMPRESS_ZSTD, 1}, {COMPRESS_ZSTD, 22},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-        struct batch_recompress_opts o = {.target = cases[i].codec, .level = cases[i].level,
-                                          .max_batch_bytes = 1 << 20};
+        struct batch_recompress_opts o = {
+            .target = cases[i].codec, .level = cases[i].level, .max_batch_bytes = 1 << 20};
         struct buf out, recs;
         buf_init(&out);
         buf_init(&recs);
@@ -268,7 +280,8 @@ static void test_levels(void **state) {
 
 /* Snappy: written Xerial-framed (magic, version 1, compatible 1, 32 KiB blocks); read
  * Xerial, raw (librdkafka) and concatenated Xerial streams. */
-static void test_snappy_framing(void **state) {
+static void test_snappy_framing(void **state)
+{
     (void)state;
     size_t n = 100000; /* four Xerial blocks */
     uint8_t *data = malloc(n);
@@ -357,7 +370,8 @@ static void test_snappy_framing(void **state) {
 
 /* gzip: a gzip header is required (zlib-wrapped data is refused); concatenated members
  * are one stream; bytes after the last member are refused. */
-static void test_gzip_framing(void **state) {
+static void test_gzip_framing(void **state)
+{
     (void)state;
     const char *text = "gzip members are read one after another as a single stream";
     size_t n = strlen(text);
@@ -388,7 +402,8 @@ static void test_gzip_framing(void **state) {
 
 /* Truncated, bit-flipped and random input: an error, never a crash or a wrong success
  * that passes the records check. */
-static void test_corrupt_input(void **state) {
+static void test_corrupt_input(void **state)
+{
     (void)state;
     struct buf plain;
     buf_init(&plain);
@@ -453,7 +468,8 @@ static void test_corrupt_input(void **state) {
 }
 
 /* Decompression stops at its bound, without holding more than the bound. */
-static void test_bomb_bound(void **state) {
+static void test_bomb_bound(void **state)
+{
     (void)state;
     assert_int_equal(compress_decompressed_bound(1048588), COMPRESS_MIN_BOUND_BYTES);
     assert_int_equal(compress_decompressed_bound(0), COMPRESS_MIN_BOUND_BYTES);
@@ -491,12 +507,12 @@ static void test_bomb_bound(void **state) {
     wrap(&batch, plain.data, COMPRESS_ZSTD, false);
     buf_free(&plain);
     assert_true(batch.len < 1 << 20);
-    struct batch_recompress_opts o = {.target = COMPRESS_LZ4, .level = 9,
-                                      .max_batch_bytes = 1 << 20};
+    struct batch_recompress_opts o = {
+        .target = COMPRESS_LZ4, .level = 9, .max_batch_bytes = 1 << 20};
     assert_int_equal(batch_recompress(batch.data, batch.len, &o, &out),
                      STORAGE_ERR_DECOMPRESS_LIMIT);
-    o = (struct batch_recompress_opts){.target = COMPRESS_PRODUCER, .check_keys = true,
-                                       .max_batch_bytes = 1 << 20};
+    o = (struct batch_recompress_opts){
+        .target = COMPRESS_PRODUCER, .check_keys = true, .max_batch_bytes = 1 << 20};
     assert_int_equal(batch_recompress(batch.data, batch.len, &o, &out),
                      STORAGE_ERR_DECOMPRESS_LIMIT);
     assert_int_equal(out.len, 0);
@@ -509,8 +525,8 @@ static void test_bomb_bound(void **state) {
     free(val);
     wrap(&batch, plain.data, COMPRESS_LZ4, false);
     buf_free(&plain);
-    o = (struct batch_recompress_opts){.target = COMPRESS_ZSTD, .level = 3,
-                                       .max_batch_bytes = 1 << 20};
+    o = (struct batch_recompress_opts){
+        .target = COMPRESS_ZSTD, .level = 3, .max_batch_bytes = 1 << 20};
     assert_int_equal(batch_recompress(batch.data, batch.len, &o, &out), 0);
     buf_free(&out);
     buf_init(&out);
@@ -522,7 +538,8 @@ static void test_bomb_bound(void **state) {
 }
 
 /* A rewritten batch above max.message.bytes is refused (Kafka: RecordTooLargeException). */
-static void test_rewritten_too_large(void **state) {
+static void test_rewritten_too_large(void **state)
+{
     (void)state;
     struct buf plain, batch, out;
     buf_init(&plain);
@@ -546,7 +563,8 @@ static void test_rewritten_too_large(void **state) {
 }
 
 /* Compacted topics: keys are checked inside compressed batches too. */
-static void test_keys_in_compressed_batches(void **state) {
+static void test_keys_in_compressed_batches(void **state)
+{
     (void)state;
     for (size_t c = 0; c < ARRAY_LEN(CODECS); c++) {
         struct buf keyed, keyless, a, b, out;
@@ -586,13 +604,15 @@ static void test_keys_in_compressed_batches(void **state) {
     }
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     (void)state;
     compress_thread_cleanup();
     return 0;
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_every_codec_pair),

@@ -17,7 +17,8 @@
  * moment. Anything that held one descriptor per log would be far above. */
 #define SLACK 3
 
-static int count_fds(void) {
+static int count_fds(void)
+{
     DIR *d = opendir("/proc/self/fd");
     assert_non_null(d);
     int n = 0;
@@ -29,7 +30,8 @@ static int count_fds(void) {
 }
 
 /* Mappings of files under root (the index files of open sealed segments). */
-static int count_maps(const char *root) {
+static int count_maps(const char *root)
+{
     FILE *f = fopen("/proc/self/maps", "re");
     assert_non_null(f);
     char line[4096];
@@ -50,7 +52,8 @@ struct fx {
 
 static int max_seen;
 
-static void check_bounds(struct fx *f) {
+static void check_bounds(struct fx *f)
+{
     int fds = count_fds() - f->base_fds;
     if (fds > max_seen)
         max_seen = fds;
@@ -61,13 +64,15 @@ static void check_bounds(struct fx *f) {
     assert_true(st.open <= BOUND);
 }
 
-static char *log_dir(struct fx *f, int i) {
+static char *log_dir(struct fx *f, int i)
+{
     char *p = malloc(strlen(f->root) + 32);
     sprintf(p, "%s/t-%d", f->root, i);
     return p;
 }
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     struct fx *f = calloc(1, sizeof(*f));
     char *unused;
     f->root = th_tmpdir(&unused);
@@ -83,7 +88,8 @@ static int setup(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     struct fx *f = *state;
     for (int i = 0; i < NLOGS; i++)
         log_close(f->logs[i]);
@@ -94,9 +100,13 @@ static int teardown(void **state) {
     return 0;
 }
 
-static uint8_t fill_of(int log, int64_t batch) { return (uint8_t)((log + batch) % 251); }
+static uint8_t fill_of(int log, int64_t batch)
+{
+    return (uint8_t)((log + batch) % 251);
+}
 
-static void append_one(struct fx *f, int i) {
+static void append_one(struct fx *f, int i)
+{
     struct buf b;
     buf_init(&b);
     th_batch(&b, 3, 1000 + f->batches[i], 200, fill_of(i, f->batches[i]));
@@ -109,7 +119,8 @@ static void append_one(struct fx *f, int i) {
 
 /* Reads log i from its start through log_read and checks every batch. end_turn: end the
  * read turn after each read, as the server's loop does between requests. */
-static void check_log(struct fx *f, int i, int64_t first_batch) {
+static void check_log(struct fx *f, int i, int64_t first_batch)
+{
     struct log *l = f->logs[i];
     int64_t offset = log_start_offset(l), k = first_batch;
     while (offset < log_end_offset(l)) {
@@ -146,7 +157,8 @@ static void check_log(struct fx *f, int i, int64_t first_batch) {
     assert_int_equal(k, f->batches[i]);
 }
 
-static void open_all(struct fx *f, bool clean) {
+static void open_all(struct fx *f, bool clean)
+{
     for (int i = 0; i < NLOGS; i++) {
         char *d = log_dir(f, i);
         /* odd logs: recovery point -1, so every segment is scanned and CRC-checked */
@@ -157,7 +169,8 @@ static void open_all(struct fx *f, bool clean) {
     }
 }
 
-static void close_all(struct fx *f) {
+static void close_all(struct fx *f)
+{
     for (int i = 0; i < NLOGS; i++) {
         log_close(f->logs[i]);
         f->logs[i] = NULL;
@@ -170,7 +183,8 @@ struct flush_round {
     size_t n;
 };
 
-static void on_round_done(void *arg, struct log_flush_job **jobs, size_t n) {
+static void on_round_done(void *arg, struct log_flush_job **jobs, size_t n)
+{
     struct flush_round *r = arg;
     for (size_t i = 0; i < n; i++)
         assert_int_equal(log_flush_complete(jobs[i]->log, jobs[i]), 0);
@@ -180,7 +194,8 @@ static void on_round_done(void *arg, struct log_flush_job **jobs, size_t n) {
 
 /* One group-commit round over every log, as the server runs it: prepare on this
  * thread, execute on the syncer's threads, complete here. */
-static void flush_all(struct fx *f) {
+static void flush_all(struct fx *f)
+{
     static struct log_flush_job jobs[NLOGS];
     struct log_flush_job *ptrs[NLOGS];
     for (int i = 0; i < NLOGS; i++) {
@@ -206,7 +221,8 @@ static void flush_all(struct fx *f) {
     check_bounds(f);
 }
 
-static void test_many_partitions(void **state) {
+static void test_many_partitions(void **state)
+{
     struct fx *f = *state;
     open_all(f, false);
     for (int round = 0; round < ROUNDS; round++) {
@@ -235,14 +251,15 @@ static void test_many_partitions(void **state) {
     storage_open_files_stats(&st);
     assert_true(st.evictions > 0);
     print_message("max descriptors above the start: %d (bound %d), %llu opens, %llu "
-                  "evictions\n", max_seen, BOUND, (unsigned long long)st.opens,
-                  (unsigned long long)st.evictions);
+                  "evictions\n",
+                  max_seen, BOUND, (unsigned long long)st.opens, (unsigned long long)st.evictions);
 }
 
 /* A fetch locates data in every partition before it sends any: descriptors lent by
  * log_read stay open for the rest of the read turn, however many other logs are read,
  * and once lent files fill the bound other logs find nothing until the turn ends. */
-static void test_lent_reads(void **state) {
+static void test_lent_reads(void **state)
+{
     struct fx *f = *state;
     enum { N = 3 * BOUND };
     open_all(f, false);
@@ -288,7 +305,8 @@ static void test_lent_reads(void **state) {
 
 /* Retention, DeleteRecords, truncation and rolls delete and create segments of logs
  * whose files the cache closed and reopened. */
-static void test_retention_roll_delete(void **state) {
+static void test_retention_roll_delete(void **state)
+{
     struct fx *f = *state;
     f->cfg.segment_bytes = 1024; /* one batch per segment */
     f->cfg.retention_bytes = 4 * 1024;
@@ -335,7 +353,8 @@ static void test_retention_roll_delete(void **state) {
 /* ---- compaction ---- */
 
 /* One batch of one record with key "k<key>" and an 8-byte value of `fill`. */
-static void keyed_batch(struct buf *b, int key, uint8_t fill, int64_t ts) {
+static void keyed_batch(struct buf *b, int key, uint8_t fill, int64_t ts)
+{
     size_t start = b->len;
     char k[16];
     int klen = snprintf(k, sizeof(k), "k%d", key);
@@ -366,14 +385,14 @@ static void keyed_batch(struct buf *b, int key, uint8_t fill, int64_t ts) {
     buf_append(b, v, 8);
     buf_put_varint(b, 0);
     be32_write(b->data + start + BATCH_OFF_LENGTH, (uint32_t)(b->len - start - 12));
-    be32_write(b->data + start + BATCH_OFF_CRC,
-               crc32c(0, b->data + start + BATCH_OFF_ATTRIBUTES,
-                      b->len - start - BATCH_OFF_ATTRIBUTES));
+    be32_write(b->data + start + BATCH_OFF_CRC, crc32c(0, b->data + start + BATCH_OFF_ATTRIBUTES,
+                                                       b->len - start - BATCH_OFF_ATTRIBUTES));
 }
 
 /* The cleaner reads a log's segments on its own thread: one at a time, by name, never
  * through the cache, while the owner thread goes on using (and evicting) other logs. */
-static void test_compaction(void **state) {
+static void test_compaction(void **state)
+{
     struct fx *f = *state;
     enum { KEYS = 5, WRITES = 90 };
     open_all(f, false);
@@ -443,7 +462,8 @@ static void test_compaction(void **state) {
 
 /* Out of descriptors: the error says so, nothing is appended or damaged, and all works
  * again once descriptors are free. */
-static void test_emfile(void **state) {
+static void test_emfile(void **state)
+{
     struct fx *f = *state;
     f->cfg.segment_bytes = 1024;
     open_all(f, false);
@@ -493,7 +513,8 @@ static void test_emfile(void **state) {
     check_log(f, 2, 0);
 }
 
-int main(void) {
+int main(void)
+{
     log_set_level(LOG_LEVEL_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_many_partitions, setup, teardown),

@@ -5,7 +5,8 @@
 
 #include "helpers.h"
 
-static void test_flush_job(void **state) {
+static void test_flush_job(void **state)
+{
     (void)state;
     char *dir;
     char *root = th_tmpdir(&dir);
@@ -74,7 +75,8 @@ struct round_rec {
     int jobs_seen;
 };
 
-static void on_done(void *arg, struct log_flush_job **jobs, size_t n) {
+static void on_done(void *arg, struct log_flush_job **jobs, size_t n)
+{
     struct round_rec *rec = arg;
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(jobs[i]->err, 0);
@@ -88,7 +90,8 @@ static void on_done(void *arg, struct log_flush_job **jobs, size_t n) {
 /* Rounds of several logs, queued back to back: every round's callback runs once, in
  * order, and afterwards each log is durable to its end; with syncfs_min set, rounds
  * that large are made durable by one syncfs instead (same outcome). */
-static void run_syncer(size_t syncfs_min) {
+static void run_syncer(size_t syncfs_min)
+{
     char *dir;
     char *root = th_tmpdir(&dir);
     struct log_config cfg;
@@ -145,12 +148,14 @@ static void run_syncer(size_t syncfs_min) {
     free(dir);
 }
 
-static void test_syncer(void **state) {
+static void test_syncer(void **state)
+{
     (void)state;
     run_syncer(0);
 }
 
-static void test_syncer_syncfs(void **state) {
+static void test_syncer_syncfs(void **state)
+{
     (void)state;
     run_syncer(2);
 }
@@ -162,19 +167,22 @@ struct work_rec {
     int done_order;
 };
 static int work_seq;
-static void work_fn(void *arg) {
+static void work_fn(void *arg)
+{
     struct work_rec *w = arg;
     w->ran_on = pthread_self();
     w->order = ++work_seq;
 }
-static void work_done(void *arg, struct log_flush_job **jobs, size_t n) {
+static void work_done(void *arg, struct log_flush_job **jobs, size_t n)
+{
     struct work_rec *w = arg;
     assert_null(jobs);
     assert_int_equal(n, 0);
     w->done_order = ++work_seq;
 }
 
-static void test_syncer_work(void **state) {
+static void test_syncer_work(void **state)
+{
     (void)state;
     struct syncer *s;
     assert_int_equal(syncer_create(&s, 1), 0);
@@ -192,7 +200,8 @@ static void test_syncer_work(void **state) {
     syncer_destroy(s);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flush_job),
         cmocka_unit_test(test_syncer),

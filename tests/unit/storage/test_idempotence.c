@@ -6,7 +6,8 @@
 #include "helpers.h"
 
 /* One batch of n records from producer pid/epoch starting at sequence seq. */
-static void idem_batch(struct buf *b, int n, int64_t pid, int16_t epoch, int32_t seq) {
+static void idem_batch(struct buf *b, int n, int64_t pid, int16_t epoch, int32_t seq)
+{
     size_t start = th_batch(b, n, 1000, 100, (uint8_t)seq);
     uint8_t *p = b->data + start;
     be64_write(p + BATCH_OFF_PRODUCER_ID, (uint64_t)pid);
@@ -17,8 +18,8 @@ static void idem_batch(struct buf *b, int n, int64_t pid, int16_t epoch, int32_t
 }
 
 /* Appends one idempotent batch; returns log_append's code, *base the offset it reports. */
-static int idem_append(struct log *l, int n, int64_t pid, int16_t epoch, int32_t seq,
-                       int64_t *base) {
+static int idem_append(struct log *l, int n, int64_t pid, int16_t epoch, int32_t seq, int64_t *base)
+{
     struct buf b;
     buf_init(&b);
     idem_batch(&b, n, pid, epoch, seq);
@@ -33,10 +34,14 @@ static int idem_append(struct log *l, int n, int64_t pid, int16_t epoch, int32_t
 #define MAX_FILES 64
 typedef char file_name[64];
 
-static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
 
 /* Names of the files in dir ending in suffix, sorted (offset order for ours). */
-static size_t files_ending(const char *dir, const char *suffix, file_name *names) {
+static size_t files_ending(const char *dir, const char *suffix, file_name *names)
+{
     DIR *d = opendir(dir);
     assert_non_null(d);
     size_t n = 0, slen = strlen(suffix);
@@ -53,13 +58,15 @@ static size_t files_ending(const char *dir, const char *suffix, file_name *names
     return n;
 }
 
-static size_t count_snapshots(const char *dir) {
+static size_t count_snapshots(const char *dir)
+{
     file_name names[MAX_FILES];
     return files_ending(dir, ".snapshot", names);
 }
 
 /* Overwrites byte `at` of dir/name with `byte`. */
-static void damage_file(const char *dir, const char *name, long at, int byte) {
+static void damage_file(const char *dir, const char *name, long at, int byte)
+{
     char *p = th_path(dir, name);
     FILE *fp = fopen(p, "r+b");
     assert_non_null(fp);
@@ -69,7 +76,8 @@ static void damage_file(const char *dir, const char *name, long at, int byte) {
     free(p);
 }
 
-static void flush_now(struct log *l) {
+static void flush_now(struct log *l)
+{
     struct log_flush_job job = {0};
     assert_int_equal(log_flush_prepare(l, &job), 0);
     log_flush_execute(&job);
@@ -82,7 +90,8 @@ struct fx {
     struct log_config cfg;
 };
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     struct fx *f = calloc(1, sizeof *f);
     f->root = th_tmpdir(&f->dir);
     th_small_cfg(&f->cfg);
@@ -90,7 +99,8 @@ static int setup(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     struct fx *f = *state;
     th_rmrf(f->root);
     free(f->root);
@@ -99,7 +109,8 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void test_checks_on_append(void **state) {
+static void test_checks_on_append(void **state)
+{
     struct fx *f = *state;
     const char *dir = f->dir;
     struct log_config cfg = f->cfg;
@@ -147,7 +158,8 @@ static void test_checks_on_append(void **state) {
 }
 
 /* A log that never saw a producer id writes no snapshot, so opening it never replays. */
-static void test_no_producers_no_snapshot(void **state) {
+static void test_no_producers_no_snapshot(void **state)
+{
     struct fx *f = *state;
     const char *dir = f->dir;
     struct log_config cfg = f->cfg;
@@ -161,7 +173,8 @@ static void test_no_producers_no_snapshot(void **state) {
     assert_int_equal(count_snapshots(dir), 0);
 }
 
-static void test_clean_restart_keeps_state(void **state) {
+static void test_clean_restart_keeps_state(void **state)
+{
     struct fx *f = *state;
     const char *dir = f->dir;
     struct log_config cfg = f->cfg;
@@ -188,13 +201,14 @@ static void test_clean_restart_keeps_state(void **state) {
 
 /* kill -9 after a flush: the flush synced the first snapshot with the data; the batches
  * after it are replayed from the log at open. */
-static void test_crash_after_flush_replays(void **state) {
+static void test_crash_after_flush_replays(void **state)
+{
     struct fx *f = *state;
     const char *dir = f->dir;
     struct log_config cfg = f->cfg;
     struct log *l;
     assert_int_equal(log_open(dir, &cfg, -1, &l), 0);
-    th_append(l, 3, 1000, 10, 0, 5000); /* offsets 0..2, no producer */
+    th_append(l, 3, 1000, 10, 0, 5000);                    /* offsets 0..2, no producer */
     assert_int_equal(idem_append(l, 2, 5, 0, 0, NULL), 0); /* 3..4 */
     struct log_flush_job job = {0};
     assert_int_equal(log_flush_prepare(l, &job), 0);
@@ -220,7 +234,8 @@ static void test_crash_after_flush_replays(void **state) {
 
 /* kill -9 with nothing flushed (recovery point unknown): recovery keeps what is in the
  * files, and the producer state is replayed from them. */
-static void test_crash_without_flush_replays(void **state) {
+static void test_crash_without_flush_replays(void **state)
+{
     struct fx *f = *state;
     const char *dir = f->dir;
     struct log_config cfg = f->cfg;
@@ -239,7 +254,8 @@ static void test_crash_without_flush_replays(void **state) {
 
 /* Rolls write snapshots and keep at most three; a corrupt newest one falls back to an
  * older one plus a longer replay. */
-static void test_rolls_and_corrupt_snapshot(void **state) {
+static void test_rolls_and_corrupt_snapshot(void **state)
+{
     struct fx *f = *state;
     const char *dir = f->dir;
     struct log_config cfg = f->cfg;
@@ -268,7 +284,8 @@ static void test_rolls_and_corrupt_snapshot(void **state) {
 /* Every snapshot unreadable, so the state is replayed from the log start, and the
  * replay meets a damaged batch header inside a sealed segment (which a clean load does
  * not read): the partition still opens, with the state read up to there. */
-static void test_damaged_log_still_opens(void **state) {
+static void test_damaged_log_still_opens(void **state)
+{
     struct fx *f = *state;
     struct log_config cfg = f->cfg;
     cfg.segment_bytes = 2048;
@@ -303,7 +320,8 @@ static void test_damaged_log_still_opens(void **state) {
  * recovered log no longer has, so every snapshot is gone at open. The log had
  * producers, so the state is replayed from the log start, not only from the recovery
  * point: the acknowledged batch's retry is still recognised. */
-static void test_power_loss_after_pruned_snapshots(void **state) {
+static void test_power_loss_after_pruned_snapshots(void **state)
+{
     struct fx *f = *state;
     struct log_config cfg = f->cfg;
     cfg.segment_bytes = 4096;
@@ -339,7 +357,8 @@ static void test_power_loss_after_pruned_snapshots(void **state) {
 
 /* A flush job prepared with pending snapshot X completes after a truncation deleted X
  * and a roll wrote a new X (found by review): the new file is still pending. */
-static void test_rewritten_snapshot_stays_pending(void **state) {
+static void test_rewritten_snapshot_stays_pending(void **state)
+{
     struct fx *f = *state;
     struct log_config cfg = f->cfg;
     cfg.segment_bytes = 4096;
@@ -374,7 +393,8 @@ static void test_rewritten_snapshot_stays_pending(void **state) {
 }
 
 /* Truncation below a producer's batches forgets them: re-sending is a new append. */
-static void test_truncation_rebuilds(void **state) {
+static void test_truncation_rebuilds(void **state)
+{
     struct fx *f = *state;
     const char *dir = f->dir;
     struct log_config cfg = f->cfg;
@@ -393,7 +413,8 @@ static void test_truncation_rebuilds(void **state) {
     log_close(l);
 }
 
-static void test_expiry(void **state) {
+static void test_expiry(void **state)
+{
     struct fx *f = *state;
     const char *dir = f->dir;
     struct log_config cfg = f->cfg;
@@ -408,7 +429,8 @@ static void test_expiry(void **state) {
     log_close(l);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_checks_on_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_producers_no_snapshot, setup, teardown),

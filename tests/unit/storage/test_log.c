@@ -12,7 +12,8 @@ struct fixture {
     int64_t ts;
 };
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     struct fixture *f = calloc(1, sizeof(*f));
     f->root = th_tmpdir(&f->dir);
     th_small_cfg(&f->cfg);
@@ -23,7 +24,8 @@ static int setup(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     struct fixture *f = *state;
     log_close(f->log);
     th_rmrf(f->root);
@@ -35,7 +37,8 @@ static int teardown(void **state) {
 }
 
 /* Appends a batch of n records and remembers its patched bytes. */
-static int64_t append_n(struct fixture *f, int n, size_t value_len, int32_t epoch) {
+static int64_t append_n(struct fixture *f, int n, size_t value_len, int32_t epoch)
+{
     struct buf b;
     buf_init(&b);
     th_batch(&b, n, f->ts, value_len, (uint8_t)('a' + n % 26));
@@ -54,7 +57,8 @@ static int64_t append_n(struct fixture *f, int n, size_t value_len, int32_t epoc
 }
 
 /* Reads the whole log from `from` and compares with the expected bytes. */
-static void read_all_and_compare(struct fixture *f) {
+static void read_all_and_compare(struct fixture *f)
+{
     struct buf got;
     buf_init(&got);
     int64_t off = log_start_offset(f->log);
@@ -75,7 +79,8 @@ static void read_all_and_compare(struct fixture *f) {
     buf_free(&got);
 }
 
-static void test_append_read_many(void **state) {
+static void test_append_read_many(void **state)
+{
     struct fixture *f = *state;
     assert_int_equal(log_end_offset(f->log), 0);
     assert_int_equal(log_segment_count(f->log), 1);
@@ -98,7 +103,8 @@ static void test_append_read_many(void **state) {
     read_all_and_compare(f);
 }
 
-static void test_read_inside_batch_and_limits(void **state) {
+static void test_read_inside_batch_and_limits(void **state)
+{
     struct fixture *f = *state;
     for (int i = 0; i < 20; i++)
         append_n(f, 10, 100, 0); /* batch i holds offsets 10i..10i+9 */
@@ -136,7 +142,8 @@ static void test_read_inside_batch_and_limits(void **state) {
     assert_int_equal(log_read(f->log, -1, 1 << 20, INT64_MAX, &r), STORAGE_ERR_OUT_OF_RANGE);
 }
 
-static void test_roll_by_size_and_time(void **state) {
+static void test_roll_by_size_and_time(void **state)
+{
     struct fixture *f = *state;
     f->cfg.segment_bytes = 4096;
     f->cfg.segment_ms = 1000;
@@ -176,7 +183,8 @@ static void test_roll_by_size_and_time(void **state) {
     buf_free(&b);
 }
 
-static void test_index_after_roll_and_reopen(void **state) {
+static void test_index_after_roll_and_reopen(void **state)
+{
     struct fixture *f = *state;
     for (int i = 0; i < 400; i++)
         append_n(f, 2, 300, 0);
@@ -205,7 +213,8 @@ static void test_index_after_roll_and_reopen(void **state) {
     free(p);
 }
 
-static void test_log_append_time(void **state) {
+static void test_log_append_time(void **state)
+{
     struct fixture *f = *state;
     f->cfg.timestamp_type = LOG_TIMESTAMP_LOG_APPEND_TIME;
     log_set_config(f->log, &f->cfg);
@@ -240,7 +249,8 @@ static void test_log_append_time(void **state) {
     buf_free(&b);
 }
 
-static void test_offset_for_timestamp(void **state) {
+static void test_offset_for_timestamp(void **state)
+{
     struct fixture *f = *state;
     f->ts = 10000;
     for (int i = 0; i < 200; i++)
@@ -274,17 +284,18 @@ static void test_offset_for_timestamp(void **state) {
     assert_int_equal(ts, 10372);
 }
 
-static void test_epochs(void **state) {
+static void test_epochs(void **state)
+{
     struct fixture *f = *state;
     int32_t e;
     int64_t end;
     assert_int_equal(log_end_offset_for_epoch(f->log, 0, &e, &end), 0);
     assert_int_equal(e, -1);
     assert_int_equal(end, -1);
-    append_n(f, 5, 10, 1);  /* epoch 1 at 0 */
+    append_n(f, 5, 10, 1); /* epoch 1 at 0 */
     append_n(f, 5, 10, 1);
-    append_n(f, 5, 10, 3);  /* epoch 3 at 10 */
-    append_n(f, 5, 10, 4);  /* epoch 4 at 15 */
+    append_n(f, 5, 10, 3); /* epoch 3 at 10 */
+    append_n(f, 5, 10, 4); /* epoch 4 at 15 */
     assert_int_equal(log_latest_epoch(f->log), 4);
     assert_int_equal(log_end_offset_for_epoch(f->log, 4, &e, &end), 0);
     assert_int_equal(e, 4);
@@ -328,7 +339,8 @@ static void test_epochs(void **state) {
     free(p);
 }
 
-static void test_truncate_to(void **state) {
+static void test_truncate_to(void **state)
+{
     struct fixture *f = *state;
     for (int i = 0; i < 300; i++)
         append_n(f, 2, 400, 0);
@@ -355,7 +367,8 @@ static void test_truncate_to(void **state) {
     assert_int_equal(log_segment_count(f->log), 1);
 }
 
-static void test_delete_records_and_retention(void **state) {
+static void test_delete_records_and_retention(void **state)
+{
     struct fixture *f = *state;
     f->cfg.segment_bytes = 4096;
     log_set_config(f->log, &f->cfg);
@@ -410,7 +423,8 @@ static void test_delete_records_and_retention(void **state) {
     assert_int_equal(th_append(f->log, 1, f->ts, 10, 0, f->ts), 40);
 }
 
-static void test_checkpoint_files(void **state) {
+static void test_checkpoint_files(void **state)
+{
     struct fixture *f = *state;
     char *p = th_path(f->root, "recovery-point-offset-checkpoint");
     struct ckpt_entry in[3] = {{"orders", 0, 42}, {"orders", 11, 7}, {"a-b.c_d", 3, 0}};
@@ -440,7 +454,8 @@ static void test_checkpoint_files(void **state) {
     free(p);
 }
 
-static void test_delete_dir(void **state) {
+static void test_delete_dir(void **state)
+{
     struct fixture *f = *state;
     append_n(f, 3, 10, 0);
     log_close(f->log);
@@ -471,7 +486,8 @@ static void test_delete_dir(void **state) {
     free(renamed);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_read_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_inside_batch_and_limits, setup, teardown),

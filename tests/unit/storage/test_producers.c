@@ -4,7 +4,8 @@
 #include "helpers.h"
 
 static struct pstate_batch mk(int64_t id, int16_t epoch, int32_t first_seq, int32_t records,
-                              int64_t first_offset, int64_t ts_ms) {
+                              int64_t first_offset, int64_t ts_ms)
+{
     return (struct pstate_batch){
         .producer_id = id,
         .epoch = epoch,
@@ -16,7 +17,8 @@ static struct pstate_batch mk(int64_t id, int16_t epoch, int32_t first_seq, int3
     };
 }
 
-static void assert_batch_equal(const struct pstate_batch *a, const struct pstate_batch *b) {
+static void assert_batch_equal(const struct pstate_batch *a, const struct pstate_batch *b)
+{
     assert_int_equal(a->producer_id, b->producer_id);
     assert_int_equal(a->epoch, b->epoch);
     assert_int_equal(a->first_seq, b->first_seq);
@@ -27,12 +29,14 @@ static void assert_batch_equal(const struct pstate_batch *a, const struct pstate
 }
 
 /* Checks b (must pass) and records it, as the log does for an append. */
-static void append(struct producer_state *ps, const struct pstate_batch *b) {
+static void append(struct producer_state *ps, const struct pstate_batch *b)
+{
     assert_int_equal(pstate_check(ps, b, NULL), PSTATE_APPEND);
     pstate_update(ps, b);
 }
 
-static void test_seq_add_wraps(void **state) {
+static void test_seq_add_wraps(void **state)
+{
     (void)state;
     assert_int_equal(pstate_seq_add(INT32_MAX, 1), 0);
     assert_int_equal(pstate_seq_add(INT32_MAX - 1, 3), 1);
@@ -41,7 +45,8 @@ static void test_seq_add_wraps(void **state) {
     assert_int_equal(pstate_seq_add(INT32_MAX, INT32_MAX), INT32_MAX - 1);
 }
 
-static void test_unknown_producer(void **state) {
+static void test_unknown_producer(void **state)
+{
     (void)state;
     struct producer_state *ps = pstate_new();
     struct pstate_batch b0 = mk(1, 0, 0, 1, 0, 0), b17 = mk(1, 0, 17, 1, 0, 0);
@@ -54,7 +59,8 @@ static void test_unknown_producer(void **state) {
     pstate_free(NULL);
 }
 
-static void test_sequence_and_duplicates(void **state) {
+static void test_sequence_and_duplicates(void **state)
+{
     (void)state;
     struct producer_state *ps = pstate_new();
     /* seven batches of 3 records: sequences 0-2, 3-5, ..., 18-20; offsets 100.. */
@@ -88,9 +94,9 @@ static void test_sequence_and_duplicates(void **state) {
     assert_int_equal(pstate_check(ps, &b[0], NULL), PSTATE_BAD_SEQUENCE);
 
     /* overlapping a stored batch without being equal to it */
-    struct pstate_batch same_first = mk(42, 0, 9, 2, 0, 0);  /* 9-10 vs 9-11 */
-    struct pstate_batch same_last = mk(42, 0, 10, 2, 0, 0);  /* 10-11 vs 9-11 */
-    struct pstate_batch spanning = mk(42, 0, 9, 6, 0, 0);    /* 9-14 vs 9-11, 12-14 */
+    struct pstate_batch same_first = mk(42, 0, 9, 2, 0, 0); /* 9-10 vs 9-11 */
+    struct pstate_batch same_last = mk(42, 0, 10, 2, 0, 0); /* 10-11 vs 9-11 */
+    struct pstate_batch spanning = mk(42, 0, 9, 6, 0, 0);   /* 9-14 vs 9-11, 12-14 */
     assert_int_equal(pstate_check(ps, &same_first, NULL), PSTATE_BAD_SEQUENCE);
     assert_int_equal(pstate_check(ps, &same_last, NULL), PSTATE_BAD_SEQUENCE);
     assert_int_equal(pstate_check(ps, &spanning, NULL), PSTATE_BAD_SEQUENCE);
@@ -103,7 +109,8 @@ static void test_sequence_and_duplicates(void **state) {
     pstate_free(ps);
 }
 
-static void test_epochs(void **state) {
+static void test_epochs(void **state)
+{
     (void)state;
     struct producer_state *ps = pstate_new();
     struct pstate_batch e3a = mk(7, 3, 0, 3, 0, 0), e3b = mk(7, 3, 3, 3, 3, 0);
@@ -148,7 +155,8 @@ static void test_epochs(void **state) {
     pstate_free(ps);
 }
 
-static void test_wrap(void **state) {
+static void test_wrap(void **state)
+{
     (void)state;
     struct producer_state *ps = pstate_new();
     struct pstate_batch top = mk(1, 0, INT32_MAX - 2, 3, 0, 0);
@@ -173,7 +181,8 @@ static void test_wrap(void **state) {
     pstate_free(ps2);
 }
 
-static void test_expire(void **state) {
+static void test_expire(void **state)
+{
     (void)state;
     struct producer_state *ps = pstate_new();
     struct pstate_batch a = mk(1, 0, 0, 1, 0, 1000), b = mk(2, 0, 0, 1, 1, 5000);
@@ -204,7 +213,8 @@ static void test_expire(void **state) {
 }
 
 /* Several producers, added in no particular id order, with several batches each. */
-static struct producer_state *sample_state(void) {
+static struct producer_state *sample_state(void)
+{
     struct producer_state *ps = pstate_new();
     struct pstate_batch batches[] = {
         mk(9, 0, 0, 3, 0, 1000),
@@ -222,7 +232,8 @@ static struct producer_state *sample_state(void) {
 
 static const int64_t sample_ids[] = {0, 1, 9, (int64_t)1 << 40, INT64_MAX};
 
-static void test_snapshot_round_trip(void **state) {
+static void test_snapshot_round_trip(void **state)
+{
     (void)state;
     struct producer_state *ps = sample_state();
     struct buf enc;
@@ -279,7 +290,8 @@ static void test_snapshot_round_trip(void **state) {
 }
 
 /* Decodes into a state that holds something, so that "left empty" is observable. */
-static int decode_into_full(const uint8_t *p, size_t len) {
+static int decode_into_full(const uint8_t *p, size_t len)
+{
     struct producer_state *ps = sample_state();
     int rc = pstate_decode_snapshot(ps, p, len);
     if (rc != 0)
@@ -289,9 +301,13 @@ static int decode_into_full(const uint8_t *p, size_t len) {
 }
 
 /* Rewrites the CRC so that only the semantic checks can catch an edit. */
-static void fix_crc(uint8_t *p, size_t len) { be32_write(p + 2, crc32c(0, p + 6, len - 6)); }
+static void fix_crc(uint8_t *p, size_t len)
+{
+    be32_write(p + 2, crc32c(0, p + 6, len - 6));
+}
 
-static void test_snapshot_corruption(void **state) {
+static void test_snapshot_corruption(void **state)
+{
     (void)state;
     struct producer_state *ps = sample_state();
     struct buf enc;
@@ -323,18 +339,18 @@ static void test_snapshot_corruption(void **state) {
         int64_t value;
         int rc;
     } edits[] = {
-        {0, 2, 2, STORAGE_ERR_CORRUPT},                        /* version 2 */
-        {0, 2, 0, STORAGE_ERR_CORRUPT},                        /* version 0 */
-        {6, 4, -1, STORAGE_ERR_CORRUPT},                       /* negative count */
-        {6, 4, 4, STORAGE_ERR_CORRUPT},                        /* count short of entries */
-        {6, 4, 6, STORAGE_ERR_CORRUPT},                        /* count past the end */
-        {10, 8, -1, STORAGE_ERR_CORRUPT},                      /* producer id < 0 */
-        {10, 8, 1, STORAGE_ERR_CORRUPT},                       /* producer 1 twice */
-        {10 + 22, 4, -1, STORAGE_ERR_CORRUPT},                 /* negative OffsetDelta */
-        {10 + 14, 8, INT64_MIN + 2, STORAGE_ERR_CORRUPT},      /* first offset overflows */
-        {10 + 10, 4, INT32_MIN, STORAGE_ERR_CORRUPT},          /* no sequence reaches it */
-        {10 + 8, 2, -7, 0},                                    /* any epoch is fine */
-        {10, 8, 12345, 0},                                     /* unsorted ids are fine */
+        {0, 2, 2, STORAGE_ERR_CORRUPT},                   /* version 2 */
+        {0, 2, 0, STORAGE_ERR_CORRUPT},                   /* version 0 */
+        {6, 4, -1, STORAGE_ERR_CORRUPT},                  /* negative count */
+        {6, 4, 4, STORAGE_ERR_CORRUPT},                   /* count short of entries */
+        {6, 4, 6, STORAGE_ERR_CORRUPT},                   /* count past the end */
+        {10, 8, -1, STORAGE_ERR_CORRUPT},                 /* producer id < 0 */
+        {10, 8, 1, STORAGE_ERR_CORRUPT},                  /* producer 1 twice */
+        {10 + 22, 4, -1, STORAGE_ERR_CORRUPT},            /* negative OffsetDelta */
+        {10 + 14, 8, INT64_MIN + 2, STORAGE_ERR_CORRUPT}, /* first offset overflows */
+        {10 + 10, 4, INT32_MIN, STORAGE_ERR_CORRUPT},     /* no sequence reaches it */
+        {10 + 8, 2, -7, 0},                               /* any epoch is fine */
+        {10, 8, 12345, 0},                                /* unsorted ids are fine */
     };
     for (size_t e = 0; e < ARRAY_LEN(edits); e++) {
         memcpy(copy, enc.data, enc.len);
@@ -353,7 +369,8 @@ static void test_snapshot_corruption(void **state) {
     pstate_free(ps);
 }
 
-static void test_snapshot_golden(void **state) {
+static void test_snapshot_golden(void **state)
+{
     (void)state;
     struct producer_state *ps = pstate_new();
     struct pstate_batch b = {
@@ -397,7 +414,8 @@ static void test_snapshot_golden(void **state) {
     pstate_free(back);
 }
 
-static void test_clear(void **state) {
+static void test_clear(void **state)
+{
     (void)state;
     struct producer_state *ps = sample_state();
     assert_int_equal(pstate_count(ps), ARRAY_LEN(sample_ids));
@@ -412,7 +430,8 @@ static void test_clear(void **state) {
 }
 
 /* pstate_list: each producer's newest batch, ascending id, at most max copied. */
-static void test_list(void **state) {
+static void test_list(void **state)
+{
     (void)state;
     struct producer_state *ps = pstate_new();
     struct pstate_batch b9 = mk(9, 1, 0, 2, 0, 10), b3 = mk(3, 0, 0, 1, 2, 20),
@@ -430,7 +449,8 @@ static void test_list(void **state) {
     pstate_free(ps);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seq_add_wraps),
         cmocka_unit_test(test_unknown_producer),

@@ -11,7 +11,8 @@ struct fx {
     int64_t batch_size; /* every test batch has the same size */
 };
 
-static int setup(void **state) {
+static int setup(void **state)
+{
     struct fx *f = calloc(1, sizeof(*f));
     f->root = th_tmpdir(&f->dir);
     th_small_cfg(&f->cfg);
@@ -30,7 +31,8 @@ static int setup(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     struct fx *f = *state;
     log_close(f->log);
     th_rmrf(f->root);
@@ -41,7 +43,8 @@ static int teardown(void **state) {
 }
 
 /* Name of the last segment file (highest base) with the given suffix. */
-static char *last_segment(struct fx *f, const char *suffix, int64_t *base_out) {
+static char *last_segment(struct fx *f, const char *suffix, int64_t *base_out)
+{
     int64_t best = -1;
     char name[64];
     for (int64_t b = 0; b <= 300; b++) {
@@ -56,7 +59,8 @@ static char *last_segment(struct fx *f, const char *suffix, int64_t *base_out) {
     return th_path(f->dir, name);
 }
 
-static void check_all_readable(struct fx *f) {
+static void check_all_readable(struct fx *f)
+{
     int64_t off = log_start_offset(f->log);
     while (off < log_end_offset(f->log)) {
         struct log_read_result r;
@@ -72,7 +76,8 @@ static void check_all_readable(struct fx *f) {
 
 /* Reads every offset, skipping damaged ranges the way server_scan_partition does;
  * returns the number of STORAGE_ERR_CORRUPT answers met. */
-static int read_around_damage(struct fx *f) {
+static int read_around_damage(struct fx *f)
+{
     int damaged = 0;
     int64_t off = log_start_offset(f->log);
     while (off < log_end_offset(f->log)) {
@@ -95,7 +100,8 @@ static int read_around_damage(struct fx *f) {
     return damaged;
 }
 
-static void flip(const char *path, off_t at) {
+static void flip(const char *path, off_t at)
+{
     int fd = open(path, O_RDWR);
     uint8_t c;
     assert_int_equal(pread(fd, &c, 1, at), 1);
@@ -106,7 +112,8 @@ static void flip(const char *path, off_t at) {
 
 /* After a crash with no recovery point, a last batch cut mid-way is the torn tail of
  * the last write: cut off. */
-static void test_torn_tail(void **state) {
+static void test_torn_tail(void **state)
+{
     struct fx *f = *state;
     int64_t base;
     char *p = last_segment(f, ".log", &base);
@@ -124,7 +131,8 @@ static void test_torn_tail(void **state) {
 
 /* The same cut below the recovery point is damage to synced data, not a torn write:
  * nothing is cut, its offsets are never handed out again, appends go on after them. */
-static void test_short_tail_below_recovery_point_is_kept(void **state) {
+static void test_short_tail_below_recovery_point_is_kept(void **state)
+{
     struct fx *f = *state;
     int64_t base;
     char *p = last_segment(f, ".log", &base);
@@ -143,7 +151,8 @@ static void test_short_tail_below_recovery_point_is_kept(void **state) {
 
 /* A bad batch in the middle of a segment, with intact ones after it, is never a torn
  * write: nothing is truncated or deleted; reads get everything but that batch. */
-static void test_flipped_byte_mid_log(void **state) {
+static void test_flipped_byte_mid_log(void **state)
+{
     struct fx *f = *state;
     char *p = th_path(f->dir, "00000000000000000000.log");
     off_t size = th_file_size(p);
@@ -168,7 +177,8 @@ static void test_flipped_byte_mid_log(void **state) {
 
 /* In the last segment, past the recovery point, a bad batch with an intact one after
  * it is kept too (only an incomplete final write is torn). */
-static void test_flipped_byte_last_segment_clean_point(void **state) {
+static void test_flipped_byte_last_segment_clean_point(void **state)
+{
     struct fx *f = *state;
     int64_t base;
     char *p = last_segment(f, ".log", &base);
@@ -185,7 +195,8 @@ static void test_flipped_byte_last_segment_clean_point(void **state) {
     free(p);
 }
 
-static void test_missing_and_garbage_index(void **state) {
+static void test_missing_and_garbage_index(void **state)
+{
     struct fx *f = *state;
     char *idx0 = th_path(f->dir, "00000000000000000000.index");
     char *tidx0 = th_path(f->dir, "00000000000000000000.timeindex");
@@ -219,7 +230,8 @@ static void test_missing_and_garbage_index(void **state) {
     free(idxl);
 }
 
-static void test_index_pointing_past_end(void **state) {
+static void test_index_pointing_past_end(void **state)
+{
     struct fx *f = *state;
     /* shrink a clean segment behind the index's back: index now points past the end */
     int64_t base;
@@ -235,7 +247,8 @@ static void test_index_pointing_past_end(void **state) {
 /* Index entries of the active segment reach the file only when it is sealed or closed.
  * After a crash (no close) the file lacks the newest ones even where the recovery point
  * says the data is clean: loading must notice and rebuild, and every lookup must work. */
-static void test_active_index_lost_in_crash(void **state) {
+static void test_active_index_lost_in_crash(void **state)
+{
     struct fx *f = *state;
     assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
     /* 12 batches (~6 KB): the last segment fills up and a new active one takes the
@@ -248,7 +261,7 @@ static void test_active_index_lost_in_crash(void **state) {
     assert_true(base > 200 && (224 - base) * f->batch_size / 2 > 2 * f->cfg.index_interval_bytes);
     off_t before = th_file_size(idxl);
     assert_int_equal(before, 0); /* its entries are only in memory */
-    log_discard(f->log); /* the process dies: nothing written at close */
+    log_discard(f->log);         /* the process dies: nothing written at close */
     f->log = NULL;
     assert_int_equal(log_open(f->dir, &f->cfg, 224, &f->log), 0);
     assert_int_equal(log_end_offset(f->log), 224);
@@ -271,7 +284,8 @@ static void test_active_index_lost_in_crash(void **state) {
 /* After a clean shutdown (recovery point = log end) nothing is rescanned or rewritten:
  * start-up with thousands of partitions must not fsync anything per partition. A
  * recovery would rewrite the leader-epoch checkpoint; its inode must stay the same. */
-static void test_clean_reopen_rewrites_nothing(void **state) {
+static void test_clean_reopen_rewrites_nothing(void **state)
+{
     struct fx *f = *state;
     char *epochs = th_path(f->dir, "leader-epoch-checkpoint");
     assert_int_equal(log_open(f->dir, &f->cfg, 200, &f->log), 0);
@@ -294,7 +308,8 @@ static void test_clean_reopen_rewrites_nothing(void **state) {
     free(epochs);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_short_tail_below_recovery_point_is_kept, setup,
                                         teardown),

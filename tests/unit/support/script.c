@@ -14,7 +14,8 @@
 /* What the command being run has printed. */
 static struct buf out;
 
-void script_outf(const char *fmt, ...) {
+void script_outf(const char *fmt, ...)
+{
     char tmp[4096];
     va_list ap;
     va_start(ap, fmt);
@@ -25,7 +26,8 @@ void script_outf(const char *fmt, ...) {
 }
 
 /* Runs one command line; its output is left in `out`. */
-static void run_command(const char *cmd, const struct script_ops *ops) {
+static void run_command(const char *cmd, const struct script_ops *ops)
+{
     char copy[SCRIPT_MAX_LINE]; /* strtok writes into it; cmd is still to be reported */
     snprintf(copy, sizeof copy, "%s", cmd);
     char *argv[SCRIPT_MAX_ARGS];
@@ -40,7 +42,8 @@ static void run_command(const char *cmd, const struct script_ops *ops) {
 }
 
 /* Runs one script; returns the number of mismatching blocks. */
-static int run_file(const char *path, bool rewrite, const struct script_ops *ops) {
+static int run_file(const char *path, bool rewrite, const struct script_ops *ops)
+{
     FILE *f = fopen(path, "r");
     if (!f) {
         perror(path);
@@ -112,7 +115,8 @@ static int run_file(const char *path, bool rewrite, const struct script_ops *ops
     return failures;
 }
 
-int script_main(int argc, char **argv, const struct script_ops *ops) {
+int script_main(int argc, char **argv, const struct script_ops *ops)
+{
     bool rewrite = false;
     int failures = 0;
     log_set_level(LOG_LEVEL_ERROR);
