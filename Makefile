@@ -8,7 +8,7 @@ PY         := /usr/bin/python3
 DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat \
               python3-pytest python3-confluent-kafka python3-kafka python3-venv \
               zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libssl-dev \
-              clang libclang-rt-14-dev fio procps
+              clang libclang-rt-14-dev clang-format-14 fio procps
 # Only `make bench` needs these: the peer brokers it measures beside Samsa (Redis,
 # NATS), their client libraries for ../shared/bench/peers (whose build also compiles the
 # RabbitMQ client, hence librabbitmq-dev), bc for its arithmetic, fio, and strace (to
@@ -16,7 +16,7 @@ DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat
 BENCH_DEB_PKGS := redis-server redis-tools nats-server libhiredis-dev libnats-dev \
                   librabbitmq-dev bc fio strace
 
-.PHONY: all deps bench-deps configure build build-asan run test unit unit-asan integration js-deps ref-deps fuzz fuzz-short sim bench clean
+.PHONY: all deps bench-deps configure build build-asan run test unit unit-asan integration js-deps ref-deps fuzz fuzz-short sim bench clean format format-check
 
 all: build
 
@@ -77,15 +77,25 @@ ref-deps:
 integration: build js-deps ref-deps
 	ctest --test-dir $(BUILD) -L integration --output-on-failure
 
+# The project's C files, formatted by .clang-format (STYLE.md, "Formatting").
+C_FILES = $(shell find src tests tools bench -path '*/node_modules' -prune -o \
+                   \( -name '*.c' -o -name '*.h' \) -print)
+format: deps
+	clang-format-14 -i $(C_FILES)
+
+format-check: deps
+	@clang-format-14 --dry-run --Werror $(C_FILES) 2>/dev/null || \
+	  { echo "C files differ from .clang-format: run 'make format'"; exit 1; }
+
 fuzz-short:
 	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh 30 1; fi
 
 fuzz:
 	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh $${FUZZ_SECONDS:-600}; fi
 
-# Every test: unit tests (plain and under ASan/UBSan), integration tests with real
-# clients against real broker processes, and a short bounded fuzz run.
-test: unit unit-asan integration fuzz-short
+# Every test: the format check, unit tests (plain and under ASan/UBSan), integration
+# tests with real clients against real broker processes, and a short bounded fuzz run.
+test: format-check unit unit-asan integration fuzz-short
 
 # Long deterministic raft simulation (make test runs 1,000 seeds): make sim SEEDS=100000
 SEEDS ?= 100000
