@@ -47,6 +47,7 @@ class Broker:
         self.port = 0
         self.starts = 0
         self.nofile = None  # RLIMIT_NOFILE (soft = hard) to start the server under
+        self.env = None  # environment to start the server with (None: this process's)
 
     @property
     def bootstrap(self):
@@ -73,7 +74,8 @@ class Broker:
             if nofile:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err,
-                                     stdin=subprocess.DEVNULL, preexec_fn=preexec)
+                                     stdin=subprocess.DEVNULL, preexec_fn=preexec,
+                                     env=self.env)
         err.close()
         deadline = time.monotonic() + START_TIMEOUT
         buf = b""
