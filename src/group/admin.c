@@ -20,8 +20,8 @@ static struct slice cstr(const char *s)
 static struct slice member_metadata_for(const struct member *m, struct slice protocol)
 {
     for (size_t i = 0; i < m->n_protocols; i++)
-        if (slice_eq(bs(m->protocols[i].name), protocol))
-            return bs(m->protocols[i].metadata);
+        if (slice_eq(grp__bs(m->protocols[i].name), protocol))
+            return grp__bs(m->protocols[i].metadata);
     return EMPTY;
 }
 
@@ -43,27 +43,27 @@ void grp_describe(struct grp_coordinator *c, int64_t now_ms, const struct grp_de
         d->error = validate_group(c, id, true);
         if (d->error)
             continue;
-        struct group *g = group_get(c, id);
+        struct group *g = grp__get(c, id);
         if (!g) {
             d->state = cstr(grp_state_name(GRP_STATE_DEAD));
             continue;
         }
         d->state = cstr(grp_state_name(g->state));
-        d->protocol_type = g->protocol_type.ptr ? bs(g->protocol_type) : EMPTY;
+        d->protocol_type = g->protocol_type.ptr ? grp__bs(g->protocol_type) : EMPTY;
         bool stable = g->state == GRP_STATE_STABLE;
         if (stable && g->protocol.ptr)
-            d->protocol = bs(g->protocol);
+            d->protocol = grp__bs(g->protocol);
         struct grp_describe_member *ms =
             arena_alloc(a, (g->n_members ? g->n_members : 1) * sizeof(*ms));
         for (size_t k = 0; k < g->n_members; k++) {
             const struct member *m = g->members[k];
             ms[k] = (struct grp_describe_member){
-                .member_id = bs(m->id),
-                .group_instance_id = bs(m->instance_id),
-                .client_id = bs(m->client_id),
-                .client_host = bs(m->client_host),
-                .metadata = stable ? member_metadata_for(m, bs(g->protocol)) : EMPTY,
-                .assignment = stable && m->assignment.ptr ? bs(m->assignment) : EMPTY,
+                .member_id = grp__bs(m->id),
+                .group_instance_id = grp__bs(m->instance_id),
+                .client_id = grp__bs(m->client_id),
+                .client_host = grp__bs(m->client_host),
+                .metadata = stable ? member_metadata_for(m, grp__bs(g->protocol)) : EMPTY,
+                .assignment = stable && m->assignment.ptr ? grp__bs(m->assignment) : EMPTY,
             };
         }
         d->members = ms;
@@ -113,8 +113,8 @@ void grp_list(struct grp_coordinator *c, int64_t now_ms, const struct grp_list_r
         if (req->n_states_filter > 0 && !want[g->state])
             continue;
         gs[n++] = (struct grp_list_group){
-            .group_id = bs(g->id),
-            .protocol_type = g->protocol_type.ptr ? bs(g->protocol_type) : EMPTY,
+            .group_id = grp__bs(g->id),
+            .protocol_type = g->protocol_type.ptr ? grp__bs(g->protocol_type) : EMPTY,
             .state = cstr(grp_state_name(g->state)),
         };
     }
@@ -159,19 +159,19 @@ static void append_group_tombstones(struct grp_coordinator *c, struct group *g,
     void *v;
     for (size_t it = 0; hmap_next(&g->offsets, &it, &k, &v);) {
         const struct offset_entry *e = v;
-        topics[n] = bs(e->topic);
+        topics[n] = grp__bs(e->topic);
         partitions[n++] = e->partition;
     }
     for (struct pending_op *o = c->ops; o; o = o->next) {
         if (o->kind != OP_COMMIT || o->group != g)
             continue;
         for (size_t i = 0; i < o->n_entries; i++) {
-            topics[n] = bs(o->entries[i].topic);
+            topics[n] = grp__bs(o->entries[i].topic);
             partitions[n++] = o->entries[i].partition;
         }
     }
     ASSERT(n == cap);
-    append_offset_tombstones(c, g, topics, partitions, n, true, op);
+    grp__append_offset_tombstones(c, g, topics, partitions, n, true, op);
     free(partitions);
     free(topics);
 }
@@ -191,24 +191,24 @@ void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,
     for (size_t i = 0; i < req->n_groups; i++) {
         struct slice id = req->group_ids[i];
         struct grp_delete_group_result *res = &b->results[i];
-        res->group_id = id.ptr ? arena_slice(&b->arena, id) : EMPTY;
+        res->group_id = id.ptr ? grp__arena_slice(&b->arena, id) : EMPTY;
         res->error = validate_group(c, id, true);
         if (res->error)
             continue;
-        struct group *g = group_get(c, id);
+        struct group *g = grp__get(c, id);
         if (!g || g->state == GRP_STATE_DEAD) {
             res->error = GRP_ERR_GROUP_ID_NOT_FOUND;
         } else if (g->state != GRP_STATE_EMPTY) {
             res->error = GRP_ERR_NON_EMPTY_GROUP;
         } else {
-            struct pending_op *op = op_new(c, OP_DELETE_GROUPS, g, NULL);
+            struct pending_op *op = grp__op_new(c, OP_DELETE_GROUPS, g, NULL);
             op->batch = b;
             op->batch_index = i;
             b->outstanding++;
             ops[n_ops++] = op;
             log_info("group", "deleting group %.*s (%zu committed offsets)", (int)g->id.len,
                      g->id.ptr, g->offsets.count);
-            group_remove_from_map(c, g); /* alive while op holds its ref */
+            grp__remove_from_map(c, g); /* alive while op holds its ref */
         }
     }
     /* Appends are issued after all lookups so a repeated id in the request sees the
@@ -220,7 +220,7 @@ void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,
         delete_batch_reply(c, b);
 }
 
-void delete_groups_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
+void grp__delete_groups_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
 {
     struct delete_batch *b = op->batch;
     if (error) {

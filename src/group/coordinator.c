@@ -11,7 +11,7 @@
  *
  * Timers are deadlines stored on groups and members; grp_tick() compares them with
  * now_ms. c->next_deadline_ms is a lower bound on the earliest one: setting a
- * deadline lowers it (note_deadline), and every tick recomputes it exactly.
+ * deadline lowers it (grp__note_deadline), and every tick recomputes it exactly.
  */
 #include "group/group_int.h"
 
@@ -23,7 +23,7 @@
 
 /* ---- small helpers ---- */
 
-struct bytes bytes_dup(struct slice s)
+struct bytes grp__bytes_dup(struct slice s)
 {
     if (!s.ptr)
         return (struct bytes){NULL, 0};
@@ -33,17 +33,17 @@ struct bytes bytes_dup(struct slice s)
     return (struct bytes){p, s.len};
 }
 
-void bytes_free(struct bytes *b)
+void grp__bytes_free(struct bytes *b)
 {
     free(b->ptr);
     b->ptr = NULL;
     b->len = 0;
 }
 
-void bytes_set(struct bytes *b, struct slice s)
+void grp__bytes_set(struct bytes *b, struct slice s)
 {
-    struct bytes n = bytes_dup(s);
-    bytes_free(b);
+    struct bytes n = grp__bytes_dup(s);
+    grp__bytes_free(b);
     *b = n;
 }
 
@@ -182,22 +182,22 @@ void grp_coordinator_destroy(struct grp_coordinator *c)
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);)
-        group_fail_waiters(c, v, GRP_ERR_NOT_COORDINATOR);
+        grp__fail_waiters(c, v, GRP_ERR_NOT_COORDINATOR);
     /* Requests waiting on an append are answered as if the append failed. */
     while (c->ops) {
         struct pending_op *op = c->ops;
         switch (op->kind) {
-        case OP_COMMIT: commit_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
-        case OP_OFFSET_DELETE: offset_delete_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
-        case OP_DELETE_GROUPS: delete_groups_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
+        case OP_COMMIT: grp__commit_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
+        case OP_OFFSET_DELETE: grp__offset_delete_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
+        case OP_DELETE_GROUPS: grp__delete_groups_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
         default: break; /* their waiters were members, failed above */
         }
-        op_free(c, op);
+        grp__op_free(c, op);
     }
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
         struct group *g = v;
         g->removed = true;
-        group_free(g);
+        grp__free(g);
     }
     hmap_free(&c->groups);
     free(c->partitions);
@@ -210,7 +210,7 @@ size_t grp_group_count(const struct grp_coordinator *c)
     return c->groups.count;
 }
 
-void note_deadline(struct grp_coordinator *c, int64_t deadline_ms)
+void grp__note_deadline(struct grp_coordinator *c, int64_t deadline_ms)
 {
     if (deadline_ms < c->next_deadline_ms)
         c->next_deadline_ms = deadline_ms;
@@ -250,22 +250,22 @@ int16_t map_append_error(int16_t error)
 
 /* ---- groups and members ---- */
 
-struct group *group_get(struct grp_coordinator *c, struct slice id)
+struct group *grp__get(struct grp_coordinator *c, struct slice id)
 {
     return hmap_get(&c->groups, id);
 }
 
-void group_transition(struct group *g, enum grp_state to, int64_t now_ms)
+void grp__transition(struct group *g, enum grp_state to, int64_t now_ms)
 {
     g->state = to;
     g->state_ts_ms = now_ms;
 }
 
-struct group *group_create(struct grp_coordinator *c, struct slice id, int64_t now_ms)
+struct group *grp__create(struct grp_coordinator *c, struct slice id, int64_t now_ms)
 {
-    ASSERT(!group_get(c, id));
+    ASSERT(!grp__get(c, id));
     struct group *g = xcalloc(1, sizeof(*g));
-    g->id = bytes_dup(id.ptr ? id : EMPTY);
+    g->id = grp__bytes_dup(id.ptr ? id : EMPTY);
     g->partition = grp_partition_for(c, id);
     g->state = GRP_STATE_EMPTY;
     g->state_ts_ms = now_ms;
@@ -276,7 +276,7 @@ struct group *group_create(struct grp_coordinator *c, struct slice id, int64_t n
     return g;
 }
 
-struct member *member_new(struct grp_coordinator *c)
+struct member *grp__member_new(struct grp_coordinator *c)
 {
     struct member *m = xcalloc(1, sizeof(*m));
     m->account = &c->member_bytes;
@@ -296,7 +296,7 @@ size_t grp_member_bytes(const struct grp_coordinator *c)
     return c->member_bytes;
 }
 
-void member_account(struct member *m)
+void grp__member_account(struct member *m)
 {
     size_t now = member_size(m);
     ASSERT(*m->account >= m->held_bytes);
@@ -304,120 +304,121 @@ void member_account(struct member *m)
     m->held_bytes = now;
 }
 
-void member_free(struct member *m)
+void grp__member_free(struct member *m)
 {
     ASSERT(*m->account >= m->held_bytes);
     *m->account -= m->held_bytes;
-    bytes_free(&m->id);
-    bytes_free(&m->instance_id);
-    bytes_free(&m->client_id);
-    bytes_free(&m->client_host);
+    grp__bytes_free(&m->id);
+    grp__bytes_free(&m->instance_id);
+    grp__bytes_free(&m->client_id);
+    grp__bytes_free(&m->client_host);
     for (size_t i = 0; i < m->n_protocols; i++) {
-        bytes_free(&m->protocols[i].name);
-        bytes_free(&m->protocols[i].metadata);
+        grp__bytes_free(&m->protocols[i].name);
+        grp__bytes_free(&m->protocols[i].metadata);
     }
     free(m->protocols);
-    bytes_free(&m->assignment);
+    grp__bytes_free(&m->assignment);
     free(m);
 }
 
 static void clear_subscriptions(struct group *g)
 {
     for (size_t i = 0; i < g->n_subscribed_topics; i++)
-        bytes_free(&g->subscribed_topics[i]);
+        grp__bytes_free(&g->subscribed_topics[i]);
     free(g->subscribed_topics);
     g->subscribed_topics = NULL;
     g->n_subscribed_topics = 0;
     g->subscriptions_known = false;
 }
 
-void group_free(struct group *g)
+void grp__free(struct group *g)
 {
     ASSERT(g->removed && g->refs == 0);
     for (size_t i = 0; i < g->n_members; i++)
-        member_free(g->members[i]);
+        grp__member_free(g->members[i]);
     free(g->members);
     for (size_t i = 0; i < g->n_pending; i++)
-        bytes_free(&g->pending[i].id);
+        grp__bytes_free(&g->pending[i].id);
     free(g->pending);
-    offsets_clear(g);
+    grp__offsets_clear(g);
     hmap_free(&g->offsets);
     clear_subscriptions(g);
-    bytes_free(&g->id);
-    bytes_free(&g->protocol_type);
-    bytes_free(&g->protocol);
-    bytes_free(&g->leader);
+    grp__bytes_free(&g->id);
+    grp__bytes_free(&g->protocol_type);
+    grp__bytes_free(&g->protocol);
+    grp__bytes_free(&g->leader);
     free(g);
 }
 
-void group_unref(struct group *g)
+void grp__unref(struct group *g)
 {
     ASSERT(g->refs > 0);
     if (--g->refs == 0 && g->removed)
-        group_free(g);
+        grp__free(g);
 }
 
 /* Takes the group out of the map (Dead); it is freed once no append refers to it. */
-void group_remove_from_map(struct grp_coordinator *c, struct group *g)
+void grp__remove_from_map(struct grp_coordinator *c, struct group *g)
 {
     ASSERT(!g->removed);
-    void *v = hmap_remove(&c->groups, bs(g->id));
+    void *v = hmap_remove(&c->groups, grp__bs(g->id));
     ASSERT(v == g);
     g->state = GRP_STATE_DEAD;
     g->removed = true;
     if (g->refs == 0)
-        group_free(g);
+        grp__free(g);
 }
 
-struct member *group_member(const struct group *g, struct slice member_id)
+struct member *grp__member(const struct group *g, struct slice member_id)
 {
     for (size_t i = 0; i < g->n_members; i++)
-        if (slice_eq(bs(g->members[i]->id), member_id))
+        if (slice_eq(grp__bs(g->members[i]->id), member_id))
             return g->members[i];
     return NULL;
 }
 
-struct member *static_member(const struct group *g, struct slice instance_id)
+struct member *grp__static_member(const struct group *g, struct slice instance_id)
 {
     if (!instance_id.ptr)
         return NULL;
     for (size_t i = 0; i < g->n_members; i++)
-        if (g->members[i]->instance_id.ptr && slice_eq(bs(g->members[i]->instance_id), instance_id))
+        if (g->members[i]->instance_id.ptr &&
+            slice_eq(grp__bs(g->members[i]->instance_id), instance_id))
             return g->members[i];
     return NULL;
 }
 
 /* Kafka's isStaticMemberFenced: the instance id is known but mapped to another member. */
-bool static_fenced(const struct group *g, struct slice instance_id, struct slice member_id)
+bool grp__static_fenced(const struct group *g, struct slice instance_id, struct slice member_id)
 {
-    struct member *m = static_member(g, instance_id);
-    return m && !slice_eq(bs(m->id), member_id);
+    struct member *m = grp__static_member(g, instance_id);
+    return m && !slice_eq(grp__bs(m->id), member_id);
 }
 
-ssize_t pending_index(const struct group *g, struct slice member_id)
+ssize_t grp__pending_index(const struct group *g, struct slice member_id)
 {
     for (size_t i = 0; i < g->n_pending; i++)
-        if (slice_eq(bs(g->pending[i].id), member_id))
+        if (slice_eq(grp__bs(g->pending[i].id), member_id))
             return (ssize_t)i;
     return -1;
 }
 
-void pending_remove_at(struct group *g, size_t i)
+void grp__pending_remove_at(struct group *g, size_t i)
 {
-    bytes_free(&g->pending[i].id);
+    grp__bytes_free(&g->pending[i].id);
     g->pending[i] = g->pending[--g->n_pending];
 }
 
-bool is_leader(const struct group *g, struct slice member_id)
+bool grp__is_leader(const struct group *g, struct slice member_id)
 {
-    return g->leader.ptr && slice_eq(bs(g->leader), member_id);
+    return g->leader.ptr && slice_eq(grp__bs(g->leader), member_id);
 }
 
-struct slice member_metadata(const struct member *m, struct slice protocol)
+struct slice grp__member_metadata(const struct member *m, struct slice protocol)
 {
     for (size_t i = 0; i < m->n_protocols; i++)
-        if (slice_eq(bs(m->protocols[i].name), protocol))
-            return bs(m->protocols[i].metadata);
+        if (slice_eq(grp__bs(m->protocols[i].name), protocol))
+            return grp__bs(m->protocols[i].metadata);
     return EMPTY;
 }
 
@@ -429,33 +430,33 @@ int32_t group_rebalance_timeout(const struct group *g)
     return t;
 }
 
-void set_protocols(struct member *m, const struct grp_join_req *req)
+void grp__set_protocols(struct member *m, const struct grp_join_req *req)
 {
     for (size_t i = 0; i < m->n_protocols; i++) {
-        bytes_free(&m->protocols[i].name);
-        bytes_free(&m->protocols[i].metadata);
+        grp__bytes_free(&m->protocols[i].name);
+        grp__bytes_free(&m->protocols[i].metadata);
     }
     free(m->protocols);
     m->protocols = xcalloc(req->n_protocols, sizeof(*m->protocols));
     for (size_t i = 0; i < req->n_protocols; i++) {
         struct slice name = req->protocols[i].name;
-        m->protocols[i].name = bytes_dup(name.ptr ? name : EMPTY);
+        m->protocols[i].name = grp__bytes_dup(name.ptr ? name : EMPTY);
         m->protocols[i].metadata =
-            bytes_dup(req->protocols[i].metadata.ptr ? req->protocols[i].metadata : EMPTY);
+            grp__bytes_dup(req->protocols[i].metadata.ptr ? req->protocols[i].metadata : EMPTY);
     }
     m->n_protocols = req->n_protocols;
     m->session_timeout_ms = req->session_timeout_ms;
     m->rebalance_timeout_ms = req->rebalance_timeout_ms;
-    member_account(m);
+    grp__member_account(m);
 }
 
-bool protocols_match(const struct member *m, const struct grp_join_req *req)
+bool grp__protocols_match(const struct member *m, const struct grp_join_req *req)
 {
     if (m->n_protocols != req->n_protocols)
         return false;
     for (size_t i = 0; i < req->n_protocols; i++)
-        if (!slice_eq(bs(m->protocols[i].name), req->protocols[i].name) ||
-            !slice_eq(bs(m->protocols[i].metadata), req->protocols[i].metadata))
+        if (!slice_eq(grp__bs(m->protocols[i].name), req->protocols[i].name) ||
+            !slice_eq(grp__bs(m->protocols[i].metadata), req->protocols[i].metadata))
             return false;
     return true;
 }
@@ -463,7 +464,7 @@ bool protocols_match(const struct member *m, const struct grp_join_req *req)
 static bool member_supports(const struct member *m, struct slice protocol)
 {
     for (size_t i = 0; i < m->n_protocols; i++)
-        if (slice_eq(bs(m->protocols[i].name), protocol))
+        if (slice_eq(grp__bs(m->protocols[i].name), protocol))
             return true;
     return false;
 }
@@ -471,19 +472,20 @@ static bool member_supports(const struct member *m, struct slice protocol)
 /* Kafka's supportsProtocols: an Empty group takes any non-empty type and protocol list;
  * otherwise the type must match and one offered protocol must be supported by every
  * other member. */
-bool supports_protocols(const struct group *g, struct slice self, const struct grp_join_req *req)
+bool grp__supports_protocols(const struct group *g, struct slice self,
+                             const struct grp_join_req *req)
 {
     if (req->protocol_type.len == 0 || req->n_protocols == 0)
         return false;
     if (g->state == GRP_STATE_EMPTY || g->n_members == 0)
         return true;
-    if (!slice_eq(bs(g->protocol_type), req->protocol_type))
+    if (!slice_eq(grp__bs(g->protocol_type), req->protocol_type))
         return false;
     for (size_t p = 0; p < req->n_protocols; p++) {
         bool all = true;
         for (size_t i = 0; i < g->n_members && all; i++) {
             const struct member *m = g->members[i];
-            if (!slice_eq(bs(m->id), self) && !member_supports(m, req->protocols[p].name))
+            if (!slice_eq(grp__bs(m->id), self) && !member_supports(m, req->protocols[p].name))
                 all = false;
         }
         if (all)
@@ -495,13 +497,13 @@ bool supports_protocols(const struct group *g, struct slice self, const struct g
 /* Kafka's selectProtocol: among the protocols every member supports, each member votes
  * for the one it prefers most; the most votes win. Ties go to the candidate the first
  * member (in join order) prefers, to stay deterministic. */
-struct slice select_protocol(const struct group *g)
+struct slice grp__select_protocol(const struct group *g)
 {
     ASSERT(g->n_members > 0);
     const struct member *first = g->members[0];
     size_t best = SIZE_MAX, best_votes = 0;
     for (size_t p = 0; p < first->n_protocols; p++) {
-        struct slice name = bs(first->protocols[p].name);
+        struct slice name = grp__bs(first->protocols[p].name);
         bool candidate = true;
         for (size_t i = 1; i < g->n_members && candidate; i++)
             candidate = member_supports(g->members[i], name);
@@ -511,7 +513,7 @@ struct slice select_protocol(const struct group *g)
         for (size_t i = 0; i < g->n_members; i++) {
             const struct member *m = g->members[i];
             for (size_t q = 0; q < m->n_protocols; q++) {
-                struct slice mine = bs(m->protocols[q].name);
+                struct slice mine = grp__bs(m->protocols[q].name);
                 bool all = true;
                 for (size_t j = 0; j < g->n_members && all; j++)
                     all = member_supports(g->members[j], mine);
@@ -535,15 +537,15 @@ struct slice select_protocol(const struct group *g)
                   first->protocols[0].name.ptr);
         best = 0;
     }
-    return bs(first->protocols[best].name);
+    return grp__bs(first->protocols[best].name);
 }
 
 /* Topics of the consumer-protocol subscriptions of this generation; unknown when any
  * member's metadata does not decode (then OffsetDelete treats every topic as used). */
-void compute_subscriptions(struct group *g)
+void grp__compute_subscriptions(struct group *g)
 {
     clear_subscriptions(g);
-    if (!g->protocol.ptr || !slice_eq_cstr(bs(g->protocol_type), "consumer"))
+    if (!g->protocol.ptr || !slice_eq_cstr(grp__bs(g->protocol_type), "consumer"))
         return;
     struct arena a;
     arena_init(&a);
@@ -553,8 +555,8 @@ void compute_subscriptions(struct group *g)
     for (size_t i = 0; i < g->n_members && ok; i++) {
         struct slice *topics;
         size_t n;
-        if (grp_consumer_subscription_topics(member_metadata(g->members[i], bs(g->protocol)), &a,
-                                             &topics, &n) != 0) {
+        if (grp_consumer_subscription_topics(
+                grp__member_metadata(g->members[i], grp__bs(g->protocol)), &a, &topics, &n) != 0) {
             ok = false;
             break;
         }
@@ -566,7 +568,7 @@ void compute_subscriptions(struct group *g)
         struct slice k;
         void *v;
         for (size_t it = 0; hmap_next(&seen, &it, &k, &v);)
-            g->subscribed_topics[g->n_subscribed_topics++] = bytes_dup(k.ptr ? k : EMPTY);
+            g->subscribed_topics[g->n_subscribed_topics++] = grp__bytes_dup(k.ptr ? k : EMPTY);
         g->subscriptions_known = true;
     }
     hmap_free(&seen);
@@ -575,23 +577,24 @@ void compute_subscriptions(struct group *g)
 
 /* ---- completions ---- */
 
-void reply_join(struct grp_coordinator *c, void *ctx, const struct grp_join_resp *r)
+void grp__reply_join(struct grp_coordinator *c, void *ctx, const struct grp_join_resp *r)
 {
     CALLBACK(c, on_join_done, ctx, r);
     arena_free(&c->resp);
 }
 
-void join_reply_error(struct grp_coordinator *c, void *ctx, struct slice member_id, int16_t error)
+void grp__join_reply_error(struct grp_coordinator *c, void *ctx, struct slice member_id,
+                           int16_t error)
 {
     struct grp_join_resp r = {.error = error,
                               .generation_id = -1,
                               .leader = EMPTY,
                               .member_id = member_id.ptr ? member_id : EMPTY};
-    reply_join(c, ctx, &r);
+    grp__reply_join(c, ctx, &r);
 }
 
-void complete_join_error(struct grp_coordinator *c, struct member *m, struct slice member_id,
-                         int16_t error)
+void grp__complete_join_error(struct grp_coordinator *c, struct member *m, struct slice member_id,
+                              int16_t error)
 {
     if (!m->awaiting_join)
         return;
@@ -599,11 +602,11 @@ void complete_join_error(struct grp_coordinator *c, struct member *m, struct sli
     void *ctx = m->join_ctx;
     m->join_ctx = NULL;
     /* Its session deadline counts again now that it no longer waits. */
-    note_deadline(c, m->heartbeat_deadline_ms);
-    join_reply_error(c, ctx, member_id, error);
+    grp__note_deadline(c, m->heartbeat_deadline_ms);
+    grp__join_reply_error(c, ctx, member_id, error);
 }
 
-void group_awaiting_dec(struct group *g)
+void grp__awaiting_dec(struct group *g)
 {
     ASSERT(g->n_awaiting_join > 0);
     g->n_awaiting_join--;
@@ -611,95 +614,97 @@ void group_awaiting_dec(struct group *g)
 
 /* The JoinGroup answer of a successful generation: the leader gets every member's
  * metadata for the selected protocol. */
-void complete_join_ok(struct grp_coordinator *c, struct group *g, struct member *m,
-                      bool skip_assignment)
+void grp__complete_join_ok(struct grp_coordinator *c, struct group *g, struct member *m,
+                           bool skip_assignment)
 {
     ASSERT(m->awaiting_join);
     m->awaiting_join = false;
-    group_awaiting_dec(g);
+    grp__awaiting_dec(g);
     void *ctx = m->join_ctx;
     m->join_ctx = NULL;
     struct grp_join_resp r = {
         .error = GRP_ERR_NONE,
         .generation_id = g->generation,
-        .protocol_type = bs(g->protocol_type),
-        .protocol_name = bs(g->protocol),
-        .leader = g->leader.ptr ? bs(g->leader) : EMPTY,
+        .protocol_type = grp__bs(g->protocol_type),
+        .protocol_name = grp__bs(g->protocol),
+        .leader = g->leader.ptr ? grp__bs(g->leader) : EMPTY,
         .skip_assignment = skip_assignment,
-        .member_id = bs(m->id),
+        .member_id = grp__bs(m->id),
     };
-    if (is_leader(g, bs(m->id))) {
+    if (grp__is_leader(g, grp__bs(m->id))) {
         struct grp_join_member *ms =
             arena_alloc(&c->resp, (g->n_members ? g->n_members : 1) * sizeof(*ms));
         for (size_t i = 0; i < g->n_members; i++) {
-            ms[i].member_id = bs(g->members[i]->id);
-            ms[i].group_instance_id = bs(g->members[i]->instance_id);
-            ms[i].metadata = member_metadata(g->members[i], bs(g->protocol));
+            ms[i].member_id = grp__bs(g->members[i]->id);
+            ms[i].group_instance_id = grp__bs(g->members[i]->instance_id);
+            ms[i].metadata = grp__member_metadata(g->members[i], grp__bs(g->protocol));
         }
         r.members = ms;
         r.n_members = g->n_members;
     }
-    reply_join(c, ctx, &r);
+    grp__reply_join(c, ctx, &r);
 }
 
 /* Answer a JoinGroup right away with the current generation (member not waiting). */
-void join_reply_current(struct grp_coordinator *c, struct group *g, struct member *m, void *ctx)
+void grp__join_reply_current(struct grp_coordinator *c, struct group *g, struct member *m,
+                             void *ctx)
 {
     ASSERT(!m->awaiting_join);
     m->awaiting_join = true;
     m->join_ctx = ctx;
     g->n_awaiting_join++;
-    complete_join_ok(c, g, m, false);
+    grp__complete_join_ok(c, g, m, false);
 }
 
 /* Wraps a member's error completion keeping n_awaiting_join right. */
-void member_join_error(struct grp_coordinator *c, struct group *g, struct member *m,
-                       struct slice member_id, int16_t error)
+void grp__member_join_error(struct grp_coordinator *c, struct group *g, struct member *m,
+                            struct slice member_id, int16_t error)
 {
     if (m->awaiting_join) {
-        group_awaiting_dec(g);
-        complete_join_error(c, m, member_id, error);
+        grp__awaiting_dec(g);
+        grp__complete_join_error(c, m, member_id, error);
     }
 }
 
-void complete_sync(struct grp_coordinator *c, struct group *g, struct member *m, int16_t error)
+void grp__complete_sync(struct grp_coordinator *c, struct group *g, struct member *m, int16_t error)
 {
     if (!m->awaiting_sync)
         return;
     m->awaiting_sync = false;
     void *ctx = m->sync_ctx;
     m->sync_ctx = NULL;
-    note_deadline(c, m->heartbeat_deadline_ms);
+    grp__note_deadline(c, m->heartbeat_deadline_ms);
     struct grp_sync_resp r = {.error = error,
-                              .protocol_type = bs(g->protocol_type),
-                              .protocol_name = bs(g->protocol),
+                              .protocol_type = grp__bs(g->protocol_type),
+                              .protocol_name = grp__bs(g->protocol),
                               .assignment = EMPTY};
     if (!error && m->assignment.ptr)
-        r.assignment = bs(m->assignment);
+        r.assignment = grp__bs(m->assignment);
     CALLBACK(c, on_sync_done, ctx, &r);
     arena_free(&c->resp);
 }
 
-void group_fail_waiters(struct grp_coordinator *c, struct group *g, int16_t error)
+void grp__fail_waiters(struct grp_coordinator *c, struct group *g, int16_t error)
 {
     for (size_t i = 0; i < g->n_members; i++) {
         struct member *m = g->members[i];
-        member_join_error(c, g, m, bs(m->id), error);
-        complete_sync(c, g, m, error);
+        grp__member_join_error(c, g, m, grp__bs(m->id), error);
+        grp__complete_sync(c, g, m, error);
     }
 }
 
-void schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_t now_ms)
+void grp__schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_t now_ms)
 {
     m->heartbeat_deadline_ms = now_ms + m->session_timeout_ms;
-    note_deadline(c, m->heartbeat_deadline_ms);
+    grp__note_deadline(c, m->heartbeat_deadline_ms);
 }
 
 /* ---- appends ---- */
 
 #define OP_MAGIC 0x67727030u
 
-struct pending_op *op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g, void *ctx)
+struct pending_op *grp__op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g,
+                               void *ctx)
 {
     struct pending_op *op = xcalloc(1, sizeof(*op));
     op->kind = kind;
@@ -717,7 +722,7 @@ struct pending_op *op_new(struct grp_coordinator *c, enum op_kind kind, struct g
     return op;
 }
 
-void op_free(struct grp_coordinator *c, struct pending_op *op)
+void grp__op_free(struct grp_coordinator *c, struct pending_op *op)
 {
     if (op->prev)
         op->prev->next = op->next;
@@ -726,21 +731,21 @@ void op_free(struct grp_coordinator *c, struct pending_op *op)
     if (op->next)
         op->next->prev = op->prev;
     if (op->group)
-        group_unref(op->group);
+        grp__unref(op->group);
     arena_free(&op->arena);
     free(op);
 }
 
-void append_records(struct grp_coordinator *c, int32_t partition, const struct grp_record *recs,
-                    size_t n, struct pending_op *op)
+void grp__append_records(struct grp_coordinator *c, int32_t partition,
+                         const struct grp_record *recs, size_t n, struct pending_op *op)
 {
     c->in_callback = true;
     c->cfg.append(c->cfg.append_arg, partition, recs, n, op);
     c->in_callback = false;
 }
 
-void store_group(struct grp_coordinator *c, struct group *g, struct pending_op *op,
-                 const struct slice *assignments, int64_t now_ms)
+void grp__store_group(struct grp_coordinator *c, struct group *g, struct pending_op *op,
+                      const struct slice *assignments, int64_t now_ms)
 {
     (void)now_ms;
     struct arena a;
@@ -749,21 +754,21 @@ void store_group(struct grp_coordinator *c, struct group *g, struct pending_op *
     for (size_t i = 0; i < g->n_members; i++) {
         const struct member *m = g->members[i];
         mv[i] = (struct grp_member_value){
-            .member_id = bs(m->id),
-            .group_instance_id = bs(m->instance_id),
-            .client_id = bs(m->client_id),
-            .client_host = bs(m->client_host),
+            .member_id = grp__bs(m->id),
+            .group_instance_id = grp__bs(m->instance_id),
+            .client_id = grp__bs(m->client_id),
+            .client_host = grp__bs(m->client_host),
             .rebalance_timeout_ms = m->rebalance_timeout_ms,
             .session_timeout_ms = m->session_timeout_ms,
-            .subscription = member_metadata(m, bs(g->protocol)),
-            .assignment = assignments ? assignments[i] : bs(m->assignment),
+            .subscription = grp__member_metadata(m, grp__bs(g->protocol)),
+            .assignment = assignments ? assignments[i] : grp__bs(m->assignment),
         };
     }
     struct grp_group_value v = {
-        .protocol_type = bs(g->protocol_type),
+        .protocol_type = grp__bs(g->protocol_type),
         .generation = g->generation,
-        .protocol = bs(g->protocol),
-        .leader = bs(g->leader),
+        .protocol = grp__bs(g->protocol),
+        .leader = grp__bs(g->leader),
         .current_state_timestamp_ms = g->state_ts_ms,
         .members = mv,
         .n_members = g->n_members,
@@ -771,10 +776,10 @@ void store_group(struct grp_coordinator *c, struct group *g, struct pending_op *
     struct buf kb, vb;
     buf_init(&kb);
     buf_init(&vb);
-    grp_group_key_encode(&kb, bs(g->id));
+    grp_group_key_encode(&kb, grp__bs(g->id));
     grp_group_value_encode(&vb, &v);
     struct grp_record rec = {{kb.data, kb.len}, {vb.data, vb.len}};
-    append_records(c, g->partition, &rec, 1, op);
+    grp__append_records(c, g->partition, &rec, 1, op);
     buf_free(&kb);
     buf_free(&vb);
     arena_free(&a);
@@ -782,19 +787,20 @@ void store_group(struct grp_coordinator *c, struct group *g, struct pending_op *
 
 /* ---- the rebalance state machine ---- */
 
-void reset_and_propagate_assignment_error(struct grp_coordinator *c, struct group *g, int16_t error)
+void grp__reset_and_propagate_assignment_error(struct grp_coordinator *c, struct group *g,
+                                               int16_t error)
 {
     for (size_t i = 0; i < g->n_members; i++) {
-        bytes_set(&g->members[i]->assignment, EMPTY);
-        member_account(g->members[i]);
-        complete_sync(c, g, g->members[i], error);
+        grp__bytes_set(&g->members[i]->assignment, EMPTY);
+        grp__member_account(g->members[i]);
+        grp__complete_sync(c, g, g->members[i], error);
     }
 }
 
-void prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+void grp__prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms)
 {
     if (g->state == GRP_STATE_COMPLETING_REBALANCE)
-        reset_and_propagate_assignment_error(c, g, GRP_ERR_REBALANCE_IN_PROGRESS);
+        grp__reset_and_propagate_assignment_error(c, g, GRP_ERR_REBALANCE_IN_PROGRESS);
     g->sync_deadline_ms = NO_DEADLINE;
     for (size_t i = 0; i < g->n_members; i++)
         g->members[i]->pending_sync = false;
@@ -811,51 +817,51 @@ void prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_m
         g->initial_delay = false;
         g->join_deadline_ms = now_ms + rebalance_ms;
     }
-    note_deadline(c, g->join_deadline_ms);
+    grp__note_deadline(c, g->join_deadline_ms);
     log_info("group",
              "preparing to rebalance group %.*s in state %s with old generation %d "
              "(__consumer_offsets-%d)",
              (int)g->id.len, g->id.ptr, grp_state_name(g->state), g->generation, g->partition);
-    group_transition(g, GRP_STATE_PREPARING_REBALANCE, now_ms);
-    maybe_complete_join(c, g, now_ms);
+    grp__transition(g, GRP_STATE_PREPARING_REBALANCE, now_ms);
+    grp__maybe_complete_join(c, g, now_ms);
 }
 
-void maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+void grp__maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms)
 {
     if (g->state == GRP_STATE_STABLE || g->state == GRP_STATE_COMPLETING_REBALANCE ||
         g->state == GRP_STATE_EMPTY)
-        prepare_rebalance(c, g, now_ms);
+        grp__prepare_rebalance(c, g, now_ms);
 }
 
 /* Removes a member outright (no rebalance decision); answers whatever it waits on. */
 static void member_remove(struct grp_coordinator *c, struct group *g, struct member *m,
                           int16_t error)
 {
-    member_join_error(c, g, m, EMPTY, error);
-    complete_sync(c, g, m, error);
+    grp__member_join_error(c, g, m, EMPTY, error);
+    grp__complete_sync(c, g, m, error);
     size_t i = 0;
     while (g->members[i] != m)
         i++;
     memmove(&g->members[i], &g->members[i + 1], (g->n_members - i - 1) * sizeof(g->members[0]));
     g->n_members--;
-    if (is_leader(g, bs(m->id))) {
+    if (grp__is_leader(g, grp__bs(m->id))) {
         if (g->n_members > 0)
-            bytes_set(&g->leader, bs(g->members[0]->id));
+            grp__bytes_set(&g->leader, grp__bs(g->members[0]->id));
         else
-            bytes_free(&g->leader);
+            grp__bytes_free(&g->leader);
     }
-    member_free(m);
+    grp__member_free(m);
 }
 
 /* Kafka's removeMemberAndUpdateGroup: a member left or timed out. */
-void remove_member_and_update(struct grp_coordinator *c, struct group *g, struct member *m,
-                              int64_t now_ms)
+void grp__remove_member_and_update(struct grp_coordinator *c, struct group *g, struct member *m,
+                                   int64_t now_ms)
 {
     member_remove(c, g, m, GRP_ERR_UNKNOWN_MEMBER_ID);
     switch (g->state) {
     case GRP_STATE_STABLE:
-    case GRP_STATE_COMPLETING_REBALANCE: maybe_prepare_rebalance(c, g, now_ms); break;
-    case GRP_STATE_PREPARING_REBALANCE: maybe_complete_join(c, g, now_ms); break;
+    case GRP_STATE_COMPLETING_REBALANCE: grp__maybe_prepare_rebalance(c, g, now_ms); break;
+    case GRP_STATE_PREPARING_REBALANCE: grp__maybe_complete_join(c, g, now_ms); break;
     default: break;
     }
 }
@@ -866,12 +872,12 @@ static bool elect_joined_leader(struct group *g)
 {
     if (!g->leader.ptr)
         return false;
-    struct member *leader = group_member(g, bs(g->leader));
+    struct member *leader = grp__member(g, grp__bs(g->leader));
     if (leader && leader->awaiting_join)
         return true;
     for (size_t i = 0; i < g->n_members; i++) {
         if (g->members[i]->awaiting_join) {
-            bytes_set(&g->leader, bs(g->members[i]->id));
+            grp__bytes_set(&g->leader, grp__bs(g->members[i]->id));
             return true;
         }
     }
@@ -911,37 +917,37 @@ static void complete_join(struct grp_coordinator *c, struct group *g, int64_t no
         log_error("group", "group %.*s could not complete rebalance because no members rejoined",
                   (int)g->id.len, g->id.ptr);
         g->join_deadline_ms = now_ms + group_rebalance_timeout(g);
-        note_deadline(c, g->join_deadline_ms);
+        grp__note_deadline(c, g->join_deadline_ms);
         return;
     }
     g->generation++;
     if (g->n_members == 0) {
-        bytes_free(&g->protocol);
+        grp__bytes_free(&g->protocol);
         clear_subscriptions(g);
-        group_transition(g, GRP_STATE_EMPTY, now_ms);
+        grp__transition(g, GRP_STATE_EMPTY, now_ms);
         log_info("group", "group %.*s with generation %d is now empty (__consumer_offsets-%d)",
                  (int)g->id.len, g->id.ptr, g->generation, g->partition);
-        store_group(c, g, op_new(c, OP_EMPTY_STORE, g, NULL), NULL, now_ms);
+        grp__store_group(c, g, grp__op_new(c, OP_EMPTY_STORE, g, NULL), NULL, now_ms);
         return;
     }
-    bytes_set(&g->protocol, select_protocol(g));
-    compute_subscriptions(g);
-    group_transition(g, GRP_STATE_COMPLETING_REBALANCE, now_ms);
+    grp__bytes_set(&g->protocol, grp__select_protocol(g));
+    grp__compute_subscriptions(g);
+    grp__transition(g, GRP_STATE_COMPLETING_REBALANCE, now_ms);
     g->sync_deadline_ms = now_ms + group_rebalance_timeout(g);
-    note_deadline(c, g->sync_deadline_ms);
+    grp__note_deadline(c, g->sync_deadline_ms);
     log_info("group", "stabilized group %.*s generation %d (__consumer_offsets-%d), %zu members",
              (int)g->id.len, g->id.ptr, g->generation, g->partition, g->n_members);
     for (size_t i = 0; i < g->n_members; i++) {
         struct member *m = g->members[i];
         m->pending_sync = true;
         if (m->awaiting_join)
-            complete_join_ok(c, g, m, false);
-        schedule_heartbeat(c, m, now_ms);
+            grp__complete_join_ok(c, g, m, false);
+        grp__schedule_heartbeat(c, m, now_ms);
         m->is_new = false;
     }
 }
 
-void maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+void grp__maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms)
 {
     if (g->state == GRP_STATE_PREPARING_REBALANCE && !g->initial_delay &&
         g->n_awaiting_join == g->n_members && g->n_pending == 0)
@@ -964,14 +970,14 @@ static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now
     bool pending_expired = false;
     for (size_t i = 0; i < g->n_pending;) {
         if (now_ms >= g->pending[i].deadline_ms) {
-            pending_remove_at(g, i);
+            grp__pending_remove_at(g, i);
             pending_expired = true;
         } else {
             i++;
         }
     }
     if (pending_expired)
-        maybe_complete_join(c, g, now_ms);
+        grp__maybe_complete_join(c, g, now_ms);
     for (size_t i = 0; i < g->n_members;) {
         struct member *m = g->members[i];
         if (now_ms >= m->heartbeat_deadline_ms && !keep_alive(m)) {
@@ -979,7 +985,7 @@ static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now
                      "member %.*s in group %.*s has failed, removing it from the group "
                      "(session timeout %d ms)",
                      (int)m->id.len, m->id.ptr, (int)g->id.len, g->id.ptr, m->session_timeout_ms);
-            remove_member_and_update(c, g, m, now_ms);
+            grp__remove_member_and_update(c, g, m, now_ms);
             i = 0; /* the array changed */
         } else {
             i++;
@@ -1013,7 +1019,7 @@ static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now
             }
         }
         if (removed)
-            prepare_rebalance(c, g, now_ms);
+            grp__prepare_rebalance(c, g, now_ms);
     }
 }
 
@@ -1050,7 +1056,7 @@ void grp_tick(struct grp_coordinator *c, int64_t now_ms)
             group_timers(c, g, now_ms);
     }
     if (now_ms >= c->next_expiry_check_ms) {
-        expire_offsets(c, now_ms);
+        grp__expire_offsets(c, now_ms);
         c->next_expiry_check_ms = now_ms + c->cfg.offsets_retention_check_interval_ms;
     }
     recompute_deadline(c);
@@ -1064,9 +1070,9 @@ void grp_append_done(struct grp_coordinator *c, int64_t now_ms, void *token, int
     struct pending_op *op = token;
     ASSERT(op);
     switch (op->kind) {
-    case OP_COMMIT: commit_done(c, op, error); break;
-    case OP_SYNC_STORE: sync_store_done(c, op, error, now_ms); break;
-    case OP_STATIC_STORE: static_store_done(c, op, error, now_ms); break;
+    case OP_COMMIT: grp__commit_done(c, op, error); break;
+    case OP_SYNC_STORE: grp__sync_store_done(c, op, error, now_ms); break;
+    case OP_STATIC_STORE: grp__static_store_done(c, op, error, now_ms); break;
     case OP_EMPTY_STORE:
         /* Kafka: safe to ignore; the previous generation has no live members anyway. */
         if (error)
@@ -1077,8 +1083,8 @@ void grp_append_done(struct grp_coordinator *c, int64_t now_ms, void *token, int
         if (error)
             log_warn("group", "failed to append expiry tombstones: error %d", error);
         break;
-    case OP_DELETE_GROUPS: delete_groups_done(c, op, error); break;
-    case OP_OFFSET_DELETE: offset_delete_done(c, op, error); break;
+    case OP_DELETE_GROUPS: grp__delete_groups_done(c, op, error); break;
+    case OP_OFFSET_DELETE: grp__offset_delete_done(c, op, error); break;
     }
-    op_free(c, op);
+    grp__op_free(c, op);
 }

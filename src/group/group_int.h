@@ -6,6 +6,9 @@
  *   admin.c        DescribeGroups/ListGroups/DeleteGroups
  *   load.c         loading and unloading partitions of __consumer_offsets
  *   group_records.c the record formats
+ *
+ * Names: grp_ is the module's public interface (group.h); functions shared only between
+ * these files carry grp__, as net's internals carry net__; the rest are static.
  */
 #ifndef SAMSA_GROUP_INT_H
 #define SAMSA_GROUP_INT_H
@@ -26,23 +29,23 @@ struct bytes {
     size_t len;
 };
 
-struct bytes bytes_dup(struct slice s);
-void bytes_free(struct bytes *b);
-static inline struct slice bs(struct bytes b)
+struct bytes grp__bytes_dup(struct slice s);
+void grp__bytes_free(struct bytes *b);
+static inline struct slice grp__bs(struct bytes b)
 {
     return (struct slice){b.ptr, b.len};
 }
 /* Copy of s in arena a: null stays null, a non-null empty value gets a non-NULL ptr. */
-static inline struct slice arena_slice(struct arena *a, struct slice s)
+static inline struct slice grp__arena_slice(struct arena *a, struct slice s)
 {
     if (!s.ptr)
         return SLICE_NULL;
     return (struct slice){arena_memdup(a, s.len ? s.ptr : (const uint8_t *)"", s.len ? s.len : 1),
                           s.len};
 }
-static inline bool bytes_eq(struct bytes b, struct slice s)
+static inline bool grp__bytes_eq(struct bytes b, struct slice s)
 {
-    return (b.ptr == NULL) == (s.ptr == NULL) && slice_eq(bs(b), s);
+    return (b.ptr == NULL) == (s.ptr == NULL) && slice_eq(grp__bs(b), s);
 }
 
 struct member_protocol {
@@ -68,7 +71,7 @@ struct member {
     bool pending_sync;             /* has not sent SyncGroup for this generation yet */
     int64_t heartbeat_deadline_ms; /* session expiry */
     /* What this member counts against the broker-wide member metadata budget
-     * (member_account), and the coordinator's total it counts in. */
+     * (grp__member_account), and the coordinator's total it counts in. */
     size_t held_bytes;
     size_t *account;
 };
@@ -119,7 +122,7 @@ struct group {
     struct bytes *subscribed_topics;
     size_t n_subscribed_topics;
 
-    struct hmap offsets; /* offset_key() -> struct offset_entry */
+    struct hmap offsets; /* grp__offset_key() -> struct offset_entry */
 
     int refs;          /* pending operations referring to this group */
     bool removed;      /* no longer in the coordinator's map (deleted or unloaded) */
@@ -179,7 +182,7 @@ struct grp_coordinator {
     int64_t next_expiry_check_ms;
     bool in_callback;
     struct arena resp;   /* response memory for the callback being made */
-    size_t member_bytes; /* protocols and assignments of every member (member_account) */
+    size_t member_bytes; /* protocols and assignments of every member (grp__member_account) */
 };
 
 /* ---- coordinator.c ---- */
@@ -190,91 +193,96 @@ struct grp_coordinator {
         (c)->in_callback = false;                                                                  \
     } while (0)
 
-void note_deadline(struct grp_coordinator *c, int64_t deadline_ms);
-struct group *group_get(struct grp_coordinator *c, struct slice id);
-struct group *group_create(struct grp_coordinator *c, struct slice id, int64_t now_ms);
-void group_transition(struct group *g, enum grp_state to, int64_t now_ms);
-void group_remove_from_map(struct grp_coordinator *c, struct group *g);
-void group_unref(struct group *g);
-struct member *group_member(const struct group *g, struct slice member_id);
+void grp__note_deadline(struct grp_coordinator *c, int64_t deadline_ms);
+struct group *grp__get(struct grp_coordinator *c, struct slice id);
+struct group *grp__create(struct grp_coordinator *c, struct slice id, int64_t now_ms);
+void grp__transition(struct group *g, enum grp_state to, int64_t now_ms);
+void grp__remove_from_map(struct grp_coordinator *c, struct group *g);
+void grp__unref(struct group *g);
+struct member *grp__member(const struct group *g, struct slice member_id);
 /* 0 if the coordinator serves group_id for api; else a Kafka error. */
 int16_t validate_group(const struct grp_coordinator *c, struct slice group_id, bool allow_empty);
 int16_t map_append_error(int16_t error);
-struct pending_op *op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g, void *ctx);
-void op_free(struct grp_coordinator *c, struct pending_op *op);
-void append_records(struct grp_coordinator *c, int32_t partition, const struct grp_record *recs,
-                    size_t n, struct pending_op *op);
+struct pending_op *grp__op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g,
+                               void *ctx);
+void grp__op_free(struct grp_coordinator *c, struct pending_op *op);
+void grp__append_records(struct grp_coordinator *c, int32_t partition,
+                         const struct grp_record *recs, size_t n, struct pending_op *op);
 /* Persist the group's metadata (members, assignment from the parallel arrays when
  * given, else each member's own). */
-void store_group(struct grp_coordinator *c, struct group *g, struct pending_op *op,
-                 const struct slice *assignments /* parallel to g->members, or NULL */,
-                 int64_t now_ms);
-void complete_join_error(struct grp_coordinator *c, struct member *m, struct slice member_id,
-                         int16_t error);
-void complete_sync(struct grp_coordinator *c, struct group *g, struct member *m, int16_t error);
-void member_free(struct member *m);
+void grp__store_group(struct grp_coordinator *c, struct group *g, struct pending_op *op,
+                      const struct slice *assignments /* parallel to g->members, or NULL */,
+                      int64_t now_ms);
+void grp__complete_join_error(struct grp_coordinator *c, struct member *m, struct slice member_id,
+                              int16_t error);
+void grp__complete_sync(struct grp_coordinator *c, struct group *g, struct member *m,
+                        int16_t error);
+void grp__member_free(struct member *m);
 /* A new member, counted in c's member metadata total from now on. */
-struct member *member_new(struct grp_coordinator *c);
+struct member *grp__member_new(struct grp_coordinator *c);
 /* Brings the member's share of the total up to date after its protocols or assignment
- * changed (set_protocols does it itself). */
-void member_account(struct member *m);
-void group_free(struct group *g);
-void compute_subscriptions(struct group *g);
-void group_fail_waiters(struct grp_coordinator *c, struct group *g, int16_t error);
-void sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
-                     int64_t now_ms);
-void static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
-                       int64_t now_ms);
-void schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_t now_ms);
-void prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms);
+ * changed (grp__set_protocols does it itself). */
+void grp__member_account(struct member *m);
+void grp__free(struct group *g);
+void grp__compute_subscriptions(struct group *g);
+void grp__fail_waiters(struct grp_coordinator *c, struct group *g, int16_t error);
+void grp__sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+                          int64_t now_ms);
+void grp__static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+                            int64_t now_ms);
+void grp__schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_t now_ms);
+void grp__prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms);
 
 /* coordinator.c helpers used by membership.c */
-void bytes_set(struct bytes *b, struct slice s);
-struct member *static_member(const struct group *g, struct slice instance_id);
-bool static_fenced(const struct group *g, struct slice instance_id, struct slice member_id);
-ssize_t pending_index(const struct group *g, struct slice member_id);
-void pending_remove_at(struct group *g, size_t i);
-bool is_leader(const struct group *g, struct slice member_id);
-struct slice member_metadata(const struct member *m, struct slice protocol);
+void grp__bytes_set(struct bytes *b, struct slice s);
+struct member *grp__static_member(const struct group *g, struct slice instance_id);
+bool grp__static_fenced(const struct group *g, struct slice instance_id, struct slice member_id);
+ssize_t grp__pending_index(const struct group *g, struct slice member_id);
+void grp__pending_remove_at(struct group *g, size_t i);
+bool grp__is_leader(const struct group *g, struct slice member_id);
+struct slice grp__member_metadata(const struct member *m, struct slice protocol);
 int32_t group_rebalance_timeout(const struct group *g);
-void set_protocols(struct member *m, const struct grp_join_req *req);
-bool protocols_match(const struct member *m, const struct grp_join_req *req);
-bool supports_protocols(const struct group *g, struct slice self, const struct grp_join_req *req);
-struct slice select_protocol(const struct group *g);
-void reply_join(struct grp_coordinator *c, void *ctx, const struct grp_join_resp *r);
-void join_reply_error(struct grp_coordinator *c, void *ctx, struct slice member_id, int16_t error);
-void complete_join_ok(struct grp_coordinator *c, struct group *g, struct member *m,
-                      bool skip_assignment);
-void join_reply_current(struct grp_coordinator *c, struct group *g, struct member *m, void *ctx);
-void member_join_error(struct grp_coordinator *c, struct group *g, struct member *m,
-                       struct slice member_id, int16_t error);
-void maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms);
-void remove_member_and_update(struct grp_coordinator *c, struct group *g, struct member *m,
-                              int64_t now_ms);
-void maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms);
-void reset_and_propagate_assignment_error(struct grp_coordinator *c, struct group *g,
-                                          int16_t error);
-void group_awaiting_dec(struct group *g);
+void grp__set_protocols(struct member *m, const struct grp_join_req *req);
+bool grp__protocols_match(const struct member *m, const struct grp_join_req *req);
+bool grp__supports_protocols(const struct group *g, struct slice self,
+                             const struct grp_join_req *req);
+struct slice grp__select_protocol(const struct group *g);
+void grp__reply_join(struct grp_coordinator *c, void *ctx, const struct grp_join_resp *r);
+void grp__join_reply_error(struct grp_coordinator *c, void *ctx, struct slice member_id,
+                           int16_t error);
+void grp__complete_join_ok(struct grp_coordinator *c, struct group *g, struct member *m,
+                           bool skip_assignment);
+void grp__join_reply_current(struct grp_coordinator *c, struct group *g, struct member *m,
+                             void *ctx);
+void grp__member_join_error(struct grp_coordinator *c, struct group *g, struct member *m,
+                            struct slice member_id, int16_t error);
+void grp__maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms);
+void grp__remove_member_and_update(struct grp_coordinator *c, struct group *g, struct member *m,
+                                   int64_t now_ms);
+void grp__maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms);
+void grp__reset_and_propagate_assignment_error(struct grp_coordinator *c, struct group *g,
+                                               int16_t error);
+void grp__awaiting_dec(struct group *g);
 
 /* ---- offsets.c ---- */
 /* Key of g->offsets: partition (4 bytes BE) then topic, written into b. */
-struct slice offset_key(struct buf *b, struct slice topic, int32_t partition);
-void offset_entry_free(struct offset_entry *e);
-void offsets_clear(struct group *g);
-void commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
-void offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
-void expire_offsets(struct grp_coordinator *c, int64_t now_ms);
-void set_offset(struct group *g, const struct offset_entry *src);
+struct slice grp__offset_key(struct buf *b, struct slice topic, int32_t partition);
+void grp__offset_entry_free(struct offset_entry *e);
+void grp__offsets_clear(struct group *g);
+void grp__commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
+void grp__offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
+void grp__expire_offsets(struct grp_coordinator *c, int64_t now_ms);
+void grp__set_offset(struct group *g, const struct offset_entry *src);
 /* Appends one batch of tombstones to g's partition: the offset keys (topics[i],
  * partitions[i]) for i < n, then g's metadata key when with_group_tombstone. The
  * topics are borrowed for the call only; op is the append's token. Used by
  * OffsetDelete, offset expiry, topic deletion and DeleteGroups, so all of them
  * write tombstones the same way. */
-void append_offset_tombstones(struct grp_coordinator *c, struct group *g,
-                              const struct slice *topics, const int32_t *partitions, size_t n,
-                              bool with_group_tombstone, struct pending_op *op);
+void grp__append_offset_tombstones(struct grp_coordinator *c, struct group *g,
+                                   const struct slice *topics, const int32_t *partitions, size_t n,
+                                   bool with_group_tombstone, struct pending_op *op);
 
 /* ---- admin.c ---- */
-void delete_groups_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
+void grp__delete_groups_done(struct grp_coordinator *c, struct pending_op *op, int16_t error);
 
 #endif

@@ -14,12 +14,12 @@
 static void clear_metadata(struct group *g)
 {
     for (size_t i = 0; i < g->n_members; i++)
-        member_free(g->members[i]);
+        grp__member_free(g->members[i]);
     g->n_members = 0;
     g->n_awaiting_join = 0;
-    bytes_free(&g->protocol_type);
-    bytes_free(&g->protocol);
-    bytes_free(&g->leader);
+    grp__bytes_free(&g->protocol_type);
+    grp__bytes_free(&g->protocol);
+    grp__bytes_free(&g->leader);
     g->generation = 0;
     g->state_ts_ms = -1;
     g->has_metadata = false;
@@ -41,9 +41,9 @@ static void load_group_value(struct grp_coordinator *c, struct group *g,
 {
     clear_metadata(g);
     g->has_metadata = true;
-    g->protocol_type = bytes_dup(v->protocol_type);
+    g->protocol_type = grp__bytes_dup(v->protocol_type);
     g->generation = v->generation;
-    g->protocol = bytes_dup(v->protocol);
+    g->protocol = grp__bytes_dup(v->protocol);
     g->state_ts_ms = v->current_state_timestamp_ms;
     if (!v->protocol.ptr && v->n_members > 0) {
         log_warn("group",
@@ -58,24 +58,24 @@ static void load_group_value(struct grp_coordinator *c, struct group *g,
     }
     for (size_t i = 0; i < v->n_members; i++) {
         const struct grp_member_value *mv = &v->members[i];
-        struct member *m = member_new(c);
-        m->id = bytes_dup(mv->member_id);
-        m->instance_id = bytes_dup(mv->group_instance_id);
-        m->client_id = bytes_dup(mv->client_id);
-        m->client_host = bytes_dup(mv->client_host);
+        struct member *m = grp__member_new(c);
+        m->id = grp__bytes_dup(mv->member_id);
+        m->instance_id = grp__bytes_dup(mv->group_instance_id);
+        m->client_id = grp__bytes_dup(mv->client_id);
+        m->client_host = grp__bytes_dup(mv->client_host);
         m->session_timeout_ms = mv->session_timeout_ms;
         m->rebalance_timeout_ms = mv->rebalance_timeout_ms;
         m->protocols = xcalloc(1, sizeof(*m->protocols));
-        m->protocols[0].name = bytes_dup(v->protocol);
-        m->protocols[0].metadata = bytes_dup(mv->subscription);
+        m->protocols[0].name = grp__bytes_dup(v->protocol);
+        m->protocols[0].metadata = grp__bytes_dup(mv->subscription);
         m->n_protocols = 1;
-        m->assignment = bytes_dup(mv->assignment);
-        member_account(m);
+        m->assignment = grp__bytes_dup(mv->assignment);
+        grp__member_account(m);
         g->members[g->n_members++] = m;
     }
     if (g->n_members > 0)
-        g->leader = bytes_dup(v->leader.ptr && group_member(g, v->leader) ? v->leader
-                                                                          : bs(g->members[0]->id));
+        g->leader = grp__bytes_dup(
+            v->leader.ptr && grp__member(g, v->leader) ? v->leader : grp__bs(g->members[0]->id));
 }
 
 int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice key,
@@ -99,16 +99,16 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
                  partition, (int)k.group.len, k.group.ptr, grp_partition_for(c, k.group));
         return -1;
     }
-    struct group *g = group_get(c, k.group);
+    struct group *g = grp__get(c, k.group);
     if (k.kind == GRP_KEY_OFFSET) {
         if (!value.ptr) {
             if (g) {
                 struct buf kb;
                 buf_init(&kb);
                 struct offset_entry *e =
-                    hmap_remove(&g->offsets, offset_key(&kb, k.topic, k.partition));
+                    hmap_remove(&g->offsets, grp__offset_key(&kb, k.topic, k.partition));
                 if (e)
-                    offset_entry_free(e);
+                    grp__offset_entry_free(e);
                 buf_free(&kb);
             }
             return 0;
@@ -120,7 +120,7 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
             return -1;
         }
         if (!g) {
-            g = group_create(c, k.group, -1);
+            g = grp__create(c, k.group, -1);
             g->state_ts_ms = -1;
         }
         struct offset_entry e = {
@@ -132,7 +132,7 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
             .commit_ts_ms = v.commit_timestamp_ms,
             .expire_ts_ms = v.expire_timestamp_ms,
         };
-        set_offset(g, &e);
+        grp__set_offset(g, &e);
         return 0;
     }
     if (!value.ptr) {
@@ -150,7 +150,7 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
         return -1;
     }
     if (!g)
-        g = group_create(c, k.group, -1);
+        g = grp__create(c, k.group, -1);
     load_group_value(c, g, &v);
     arena_free(&a);
     return 0;
@@ -169,16 +169,16 @@ void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition)
         if (g->partition != partition)
             continue;
         if (!g->has_metadata && g->offsets.count == 0) {
-            group_remove_from_map(c, g);
+            grp__remove_from_map(c, g);
             continue;
         }
         n_groups++;
         g->state = g->n_members > 0 ? GRP_STATE_STABLE : GRP_STATE_EMPTY;
         if (g->n_members == 0)
-            bytes_free(&g->protocol);
+            grp__bytes_free(&g->protocol);
         for (size_t i = 0; i < g->n_members; i++)
-            schedule_heartbeat(c, g->members[i], now_ms);
-        compute_subscriptions(g);
+            grp__schedule_heartbeat(c, g->members[i], now_ms);
+        grp__compute_subscriptions(g);
         if (g->n_members > (size_t)c->cfg.max_group_size) {
             /* group.max.size was lowered: rebalance so that only that many rejoin (the
              * rest get GROUP_MAX_SIZE_REACHED), giving everyone a chance to commit. */
@@ -186,12 +186,12 @@ void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition)
                      "loaded group %.*s has %zu members, over group.max.size %d; "
                      "rebalancing",
                      (int)g->id.len, g->id.ptr, g->n_members, c->cfg.max_group_size);
-            prepare_rebalance(c, g, now_ms);
+            grp__prepare_rebalance(c, g, now_ms);
         }
     }
     if (c->next_expiry_check_ms == NO_DEADLINE)
         c->next_expiry_check_ms = now_ms + c->cfg.offsets_retention_check_interval_ms;
-    note_deadline(c, c->next_expiry_check_ms);
+    grp__note_deadline(c, c->next_expiry_check_ms);
     log_info("group", "loaded %zu groups of __consumer_offsets-%d", n_groups, partition);
 }
 
@@ -206,8 +206,8 @@ void grp_unload(struct grp_coordinator *c, int32_t partition)
         struct group *g = v;
         if (g->partition != partition)
             continue;
-        group_fail_waiters(c, g, GRP_ERR_NOT_COORDINATOR);
-        group_remove_from_map(c, g);
+        grp__fail_waiters(c, g, GRP_ERR_NOT_COORDINATOR);
+        grp__remove_from_map(c, g);
         n++;
     }
     c->partitions[partition] = PART_NOT_OWNED;

@@ -53,31 +53,31 @@ static void add_member_and_rebalance(struct grp_coordinator *c, struct group *g,
                                      struct bytes id /* transferred */,
                                      const struct grp_join_req *req, void *ctx, int64_t now_ms)
 {
-    struct member *m = member_new(c);
+    struct member *m = grp__member_new(c);
     m->id = id;
-    m->instance_id = bytes_dup(req->group_instance_id);
-    m->client_id = bytes_dup(req->client_id.ptr ? req->client_id : EMPTY);
-    m->client_host = bytes_dup(req->client_host.ptr ? req->client_host : EMPTY);
-    set_protocols(m, req);
-    m->assignment = bytes_dup(EMPTY);
+    m->instance_id = grp__bytes_dup(req->group_instance_id);
+    m->client_id = grp__bytes_dup(req->client_id.ptr ? req->client_id : EMPTY);
+    m->client_host = grp__bytes_dup(req->client_host.ptr ? req->client_host : EMPTY);
+    grp__set_protocols(m, req);
+    m->assignment = grp__bytes_dup(EMPTY);
     m->is_new = true;
     if (g->state == GRP_STATE_PREPARING_REBALANCE && g->generation == 0)
         g->new_member_added = true;
     if (g->n_members == 0)
-        bytes_set(&g->protocol_type, req->protocol_type);
+        grp__bytes_set(&g->protocol_type, req->protocol_type);
     if (g->n_members == g->cap_members) {
         g->cap_members = g->cap_members ? 2 * g->cap_members : 4;
         g->members = xrealloc(g->members, g->cap_members * sizeof(g->members[0]));
     }
     g->members[g->n_members++] = m;
     if (!g->leader.ptr)
-        bytes_set(&g->leader, bs(m->id));
+        grp__bytes_set(&g->leader, grp__bs(m->id));
     member_set_join(g, m, ctx);
     /* A new member cannot heartbeat until its JoinGroup returns; expire the join if
      * the client went away (Kafka's NewMemberJoinTimeoutMs). */
     m->heartbeat_deadline_ms = now_ms + NEW_MEMBER_JOIN_TIMEOUT_MS;
-    note_deadline(c, m->heartbeat_deadline_ms);
-    maybe_prepare_rebalance(c, g, now_ms);
+    grp__note_deadline(c, m->heartbeat_deadline_ms);
+    grp__maybe_prepare_rebalance(c, g, now_ms);
 }
 
 static void update_member_and_rebalance(struct grp_coordinator *c, struct group *g,
@@ -85,10 +85,10 @@ static void update_member_and_rebalance(struct grp_coordinator *c, struct group 
                                         int64_t now_ms)
 {
     /* A duplicate JoinGroup replaces the waiting one, which is answered now. */
-    member_join_error(c, g, m, bs(m->id), GRP_ERR_REBALANCE_IN_PROGRESS);
-    set_protocols(m, req);
+    grp__member_join_error(c, g, m, grp__bs(m->id), GRP_ERR_REBALANCE_IN_PROGRESS);
+    grp__set_protocols(m, req);
     member_set_join(g, m, ctx);
-    maybe_prepare_rebalance(c, g, now_ms);
+    grp__maybe_prepare_rebalance(c, g, now_ms);
 }
 
 /* A static member (known instance id) rejoins with an unknown member id, e.g. after a
@@ -99,69 +99,69 @@ static void update_static_member(struct grp_coordinator *c, struct group *g, str
                                  struct bytes new_id /* transferred */,
                                  const struct grp_join_req *req, void *ctx, int64_t now_ms)
 {
-    struct slice old_id = bs(m->id);
+    struct slice old_id = grp__bs(m->id);
     log_info("group",
              "static member %.*s of group %.*s rejoined with a new member id; "
              "replacing member %.*s in state %s",
              (int)req->group_instance_id.len, req->group_instance_id.ptr, (int)g->id.len, g->id.ptr,
              (int)old_id.len, old_id.ptr, grp_state_name(g->state));
-    member_join_error(c, g, m, old_id, GRP_ERR_FENCED_INSTANCE_ID);
-    complete_sync(c, g, m, GRP_ERR_FENCED_INSTANCE_ID);
+    grp__member_join_error(c, g, m, old_id, GRP_ERR_FENCED_INSTANCE_ID);
+    grp__complete_sync(c, g, m, GRP_ERR_FENCED_INSTANCE_ID);
     struct pending_op *op = NULL;
     if (g->state == GRP_STATE_STABLE) {
-        op = op_new(c, OP_STATIC_STORE, g, NULL);
+        op = grp__op_new(c, OP_STATIC_STORE, g, NULL);
         op->old_member_id.ptr = arena_memdup(&op->arena, old_id.ptr, old_id.len ? old_id.len : 1);
         op->old_member_id.len = old_id.len;
         op->new_member_id.ptr = arena_memdup(&op->arena, new_id.ptr, new_id.len ? new_id.len : 1);
         op->new_member_id.len = new_id.len;
     }
-    if (is_leader(g, old_id))
-        bytes_set(&g->leader, bs(new_id));
-    bytes_free(&m->id);
+    if (grp__is_leader(g, old_id))
+        grp__bytes_set(&g->leader, grp__bs(new_id));
+    grp__bytes_free(&m->id);
     m->id = new_id;
-    schedule_heartbeat(c, m, now_ms);
-    struct bytes selected = bytes_dup(bs(g->protocol));
-    set_protocols(m, req);
+    grp__schedule_heartbeat(c, m, now_ms);
+    struct bytes selected = grp__bytes_dup(grp__bs(g->protocol));
+    grp__set_protocols(m, req);
     member_set_join(g, m, ctx);
     switch (g->state) {
     case GRP_STATE_STABLE:
-        if (slice_eq(select_protocol(g), bs(selected))) {
-            store_group(c, g, op, NULL, now_ms);
+        if (slice_eq(grp__select_protocol(g), grp__bs(selected))) {
+            grp__store_group(c, g, op, NULL, now_ms);
         } else {
             op->ctx = NULL;
-            op_free(c, op);
-            maybe_prepare_rebalance(c, g, now_ms);
+            grp__op_free(c, op);
+            grp__maybe_prepare_rebalance(c, g, now_ms);
         }
         break;
     case GRP_STATE_COMPLETING_REBALANCE:
         /* The leader may already assign to the old id: rebalance. */
-        prepare_rebalance(c, g, now_ms);
+        grp__prepare_rebalance(c, g, now_ms);
         break;
-    case GRP_STATE_PREPARING_REBALANCE: maybe_complete_join(c, g, now_ms); break;
+    case GRP_STATE_PREPARING_REBALANCE: grp__maybe_complete_join(c, g, now_ms); break;
     default: ASSERT(!"static member in an Empty or Dead group");
     }
-    bytes_free(&selected);
+    grp__bytes_free(&selected);
 }
 
-void static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
-                       int64_t now_ms)
+void grp__static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+                            int64_t now_ms)
 {
     (void)now_ms;
     struct group *g = op->group;
     if (g->removed)
         return; /* its waiters were answered when the group went away */
-    struct member *m = group_member(g, op->new_member_id);
+    struct member *m = grp__member(g, op->new_member_id);
     if (!m)
         return;
     if (error) {
         /* Kafka reverts to the old member id so memory matches the log. */
         log_warn("group", "failed to persist static member replacement in group %.*s: error %d",
                  (int)g->id.len, g->id.ptr, error);
-        member_join_error(c, g, m, op->new_member_id, map_append_error(error));
+        grp__member_join_error(c, g, m, op->new_member_id, map_append_error(error));
         if (g->state == GRP_STATE_STABLE) {
-            if (is_leader(g, op->new_member_id))
-                bytes_set(&g->leader, op->old_member_id);
-            bytes_set(&m->id, op->old_member_id);
+            if (grp__is_leader(g, op->new_member_id))
+                grp__bytes_set(&g->leader, op->old_member_id);
+            grp__bytes_set(&m->id, op->old_member_id);
         }
         return;
     }
@@ -169,14 +169,14 @@ void static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t
         return;
     /* KIP-814: a static leader rejoining a stable group learns it is leader but need
      * not assign (skip_assignment); others get the current leader. */
-    complete_join_ok(c, g, m, is_leader(g, bs(m->id)));
+    grp__complete_join_ok(c, g, m, grp__is_leader(g, grp__bs(m->id)));
 }
 
 static bool accept_joining_member(const struct grp_coordinator *c, const struct group *g,
                                   struct slice member_id)
 {
     size_t max = (size_t)c->cfg.max_group_size;
-    struct member *m = member_id.len ? group_member(g, member_id) : NULL;
+    struct member *m = member_id.len ? grp__member(g, member_id) : NULL;
     switch (g->state) {
     case GRP_STATE_EMPTY:
     case GRP_STATE_DEAD: return true;
@@ -205,7 +205,7 @@ static bool within_member_budget(const struct grp_coordinator *c, const struct g
     size_t incoming = 0, replaced = 0;
     for (size_t i = 0; i < req->n_protocols; i++)
         incoming += req->protocols[i].metadata.len + req->protocols[i].name.len;
-    const struct member *m = g && req->member_id.len ? group_member(g, req->member_id) : NULL;
+    const struct member *m = g && req->member_id.len ? grp__member(g, req->member_id) : NULL;
     for (size_t i = 0; m && i < m->n_protocols; i++)
         replaced += m->protocols[i].name.len + m->protocols[i].metadata.len;
     return incoming <= replaced ||
@@ -217,12 +217,12 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
     ASSERT(!c->in_callback);
     int16_t err = validate_group(c, req->group_id, false);
     if (err) {
-        join_reply_error(c, ctx, req->member_id, err);
+        grp__join_reply_error(c, ctx, req->member_id, err);
         return;
     }
     if (req->session_timeout_ms < c->cfg.min_session_timeout_ms ||
         req->session_timeout_ms > c->cfg.max_session_timeout_ms) {
-        join_reply_error(c, ctx, req->member_id, GRP_ERR_INVALID_SESSION_TIMEOUT);
+        grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_INVALID_SESSION_TIMEOUT);
         return;
     }
     if (!protocols_within_bounds(c, req) || req->rebalance_timeout_ms < 0) {
@@ -231,11 +231,11 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
                  "%d bytes rejected",
                  (int)req->group_id.len, req->group_id.ptr, req->n_protocols,
                  c->cfg.max_metadata_bytes);
-        join_reply_error(c, ctx, req->member_id, GRP_ERR_INVALID_REQUEST);
+        grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_INVALID_REQUEST);
         return;
     }
     bool unknown = req->member_id.len == 0;
-    struct group *g = group_get(c, req->group_id);
+    struct group *g = grp__get(c, req->group_id);
     if (!within_member_budget(c, g, req)) {
         log_warn_ratelimited("group",
                              "JoinGroup for group %.*s refused: members of all groups "
@@ -243,47 +243,47 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
                              "(samsa.group.max.member.metadata.bytes) is %lld",
                              (int)req->group_id.len, req->group_id.ptr, c->member_bytes,
                              (long long)c->cfg.max_total_member_bytes);
-        join_reply_error(c, ctx, req->member_id, GRP_ERR_COORDINATOR_NOT_AVAILABLE);
+        grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
     if (!g) {
         if (!unknown) {
-            join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
+            grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
             return;
         }
         if (req->protocol_type.len == 0 || req->n_protocols == 0) {
-            join_reply_error(c, ctx, req->member_id, GRP_ERR_INCONSISTENT_GROUP_PROTOCOL);
+            grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_INCONSISTENT_GROUP_PROTOCOL);
             return;
         }
-        g = group_create(c, req->group_id, now_ms);
+        g = grp__create(c, req->group_id, now_ms);
     }
     if (!accept_joining_member(c, g, req->member_id)) {
-        struct member *m = unknown ? NULL : group_member(g, req->member_id);
+        struct member *m = unknown ? NULL : grp__member(g, req->member_id);
         if (m) {
-            remove_member_and_update(c, g, m, now_ms);
+            grp__remove_member_and_update(c, g, m, now_ms);
         } else if (!unknown) {
-            ssize_t pi = pending_index(g, req->member_id);
+            ssize_t pi = grp__pending_index(g, req->member_id);
             if (pi >= 0)
-                pending_remove_at(g, (size_t)pi);
+                grp__pending_remove_at(g, (size_t)pi);
         }
         log_info("group", "group %.*s is at group.max.size %d; member rejected", (int)g->id.len,
                  g->id.ptr, c->cfg.max_group_size);
-        join_reply_error(c, ctx, EMPTY, GRP_ERR_GROUP_MAX_SIZE_REACHED);
-        maybe_complete_join(c, g, now_ms);
+        grp__join_reply_error(c, ctx, EMPTY, GRP_ERR_GROUP_MAX_SIZE_REACHED);
+        grp__maybe_complete_join(c, g, now_ms);
         return;
     }
     if (g->state == GRP_STATE_DEAD) {
-        join_reply_error(c, ctx, req->member_id, GRP_ERR_COORDINATOR_NOT_AVAILABLE);
+        grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
-    if (!supports_protocols(g, req->member_id, req)) {
-        join_reply_error(c, ctx, req->member_id, GRP_ERR_INCONSISTENT_GROUP_PROTOCOL);
+    if (!grp__supports_protocols(g, req->member_id, req)) {
+        grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_INCONSISTENT_GROUP_PROTOCOL);
         return;
     }
     if (unknown) {
         struct bytes id =
             new_member_id(c, req->group_instance_id.ptr ? req->group_instance_id : req->client_id);
-        struct member *old = static_member(g, req->group_instance_id);
+        struct member *old = grp__static_member(g, req->group_instance_id);
         if (old) {
             update_static_member(c, g, old, id, req, ctx, now_ms);
         } else if (!req->group_instance_id.ptr && req->require_known_member_id) {
@@ -294,28 +294,29 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
             }
             g->pending[g->n_pending++] =
                 (struct pending_member){id, now_ms + req->session_timeout_ms};
-            note_deadline(c, now_ms + req->session_timeout_ms);
-            join_reply_error(c, ctx, bs(id), GRP_ERR_MEMBER_ID_REQUIRED);
+            grp__note_deadline(c, now_ms + req->session_timeout_ms);
+            grp__join_reply_error(c, ctx, grp__bs(id), GRP_ERR_MEMBER_ID_REQUIRED);
         } else {
             add_member_and_rebalance(c, g, id, req, ctx, now_ms);
         }
     } else {
-        ssize_t pi = pending_index(g, req->member_id);
+        ssize_t pi = grp__pending_index(g, req->member_id);
         if (pi >= 0) {
             if (req->group_instance_id.ptr) {
-                join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
+                grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
                 return;
             }
             struct bytes id = g->pending[pi].id;
             g->pending[pi].id = (struct bytes){NULL, 0};
-            pending_remove_at(g, (size_t)pi);
+            grp__pending_remove_at(g, (size_t)pi);
             add_member_and_rebalance(c, g, id, req, ctx, now_ms);
-        } else if (static_fenced(g, req->group_instance_id, req->member_id)) {
-            join_reply_error(c, ctx, req->member_id, GRP_ERR_FENCED_INSTANCE_ID);
+        } else if (grp__static_fenced(g, req->group_instance_id, req->member_id)) {
+            grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_FENCED_INSTANCE_ID);
         } else {
-            struct member *m = group_member(g, req->member_id);
-            if (!m || (req->group_instance_id.ptr && !static_member(g, req->group_instance_id))) {
-                join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
+            struct member *m = grp__member(g, req->member_id);
+            if (!m ||
+                (req->group_instance_id.ptr && !grp__static_member(g, req->group_instance_id))) {
+                grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
                 return;
             }
             switch (g->state) {
@@ -324,24 +325,26 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
                 break;
             case GRP_STATE_COMPLETING_REBALANCE:
                 /* Same metadata: it probably lost the JoinGroup answer; repeat it. */
-                if (protocols_match(m, req))
-                    join_reply_current(c, g, m, ctx);
+                if (grp__protocols_match(m, req))
+                    grp__join_reply_current(c, g, m, ctx);
                 else
                     update_member_and_rebalance(c, g, m, req, ctx, now_ms);
                 break;
             case GRP_STATE_STABLE:
                 /* The leader rejoining forces a rebalance (e.g. topic metadata changed). */
-                if (is_leader(g, req->member_id) || !protocols_match(m, req))
+                if (grp__is_leader(g, req->member_id) || !grp__protocols_match(m, req))
                     update_member_and_rebalance(c, g, m, req, ctx, now_ms);
                 else
-                    join_reply_current(c, g, m, ctx);
+                    grp__join_reply_current(c, g, m, ctx);
                 break;
-            default: join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID); break;
+            default:
+                grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
+                break;
             }
         }
     }
     /* g cannot have been freed: it has members or pending ids, or is Empty in the map. */
-    maybe_complete_join(c, g, now_ms);
+    grp__maybe_complete_join(c, g, now_ms);
 }
 
 /* ---- SyncGroup ---- */
@@ -359,15 +362,15 @@ static int16_t find_generation_member(struct grp_coordinator *c, struct slice gr
                                       struct member **m_out)
 {
     int16_t err = validate_group(c, group_id, false);
-    struct group *g = err ? NULL : group_get(c, group_id);
+    struct group *g = err ? NULL : grp__get(c, group_id);
     struct member *m = NULL;
     if (!err && !g)
         err = GRP_ERR_UNKNOWN_MEMBER_ID;
     else if (!err && g->state == GRP_STATE_DEAD)
         err = GRP_ERR_COORDINATOR_NOT_AVAILABLE;
-    else if (!err && static_fenced(g, group_instance_id, member_id))
+    else if (!err && grp__static_fenced(g, group_instance_id, member_id))
         err = GRP_ERR_FENCED_INSTANCE_ID;
-    else if (!err && !(m = group_member(g, member_id)))
+    else if (!err && !(m = grp__member(g, member_id)))
         err = GRP_ERR_UNKNOWN_MEMBER_ID;
     else if (!err && generation_id != g->generation)
         err = GRP_ERR_ILLEGAL_GENERATION;
@@ -390,8 +393,8 @@ void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_r
     struct member *m;
     int16_t err = find_generation_member(c, req->group_id, req->group_instance_id, req->member_id,
                                          req->generation_id, &g, &m);
-    if (!err && ((req->protocol_type.ptr && !bytes_eq(g->protocol_type, req->protocol_type)) ||
-                 (req->protocol_name.ptr && !bytes_eq(g->protocol, req->protocol_name))))
+    if (!err && ((req->protocol_type.ptr && !grp__bytes_eq(g->protocol_type, req->protocol_type)) ||
+                 (req->protocol_name.ptr && !grp__bytes_eq(g->protocol, req->protocol_name))))
         err = GRP_ERR_INCONSISTENT_GROUP_PROTOCOL;
     if (!err) {
         for (size_t i = 0; i < req->n_assignments; i++)
@@ -410,41 +413,41 @@ void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_r
         m->pending_sync = false;
         m->awaiting_sync = true;
         m->sync_ctx = ctx;
-        complete_sync(c, g, m, GRP_ERR_NONE);
-        schedule_heartbeat(c, m, now_ms);
+        grp__complete_sync(c, g, m, GRP_ERR_NONE);
+        grp__schedule_heartbeat(c, m, now_ms);
         return;
     case GRP_STATE_COMPLETING_REBALANCE: break;
     default: sync_reply_error(c, ctx, GRP_ERR_UNKNOWN_MEMBER_ID); return;
     }
-    complete_sync(c, g, m, GRP_ERR_REBALANCE_IN_PROGRESS); /* a duplicate SyncGroup */
+    grp__complete_sync(c, g, m, GRP_ERR_REBALANCE_IN_PROGRESS); /* a duplicate SyncGroup */
     m->awaiting_sync = true;
     m->sync_ctx = ctx;
     m->pending_sync = false;
-    if (!is_leader(g, req->member_id))
+    if (!grp__is_leader(g, req->member_id))
         return;
     /* The leader's assignment: persist it first (members missing from it get an empty
      * one), then hand each member its part and go Stable. */
     log_info("group", "assignment received from leader %.*s for group %.*s generation %d",
              (int)req->member_id.len, req->member_id.ptr, (int)g->id.len, g->id.ptr, g->generation);
-    struct pending_op *op = op_new(c, OP_SYNC_STORE, g, NULL);
+    struct pending_op *op = grp__op_new(c, OP_SYNC_STORE, g, NULL);
     op->n_assign = g->n_members;
     size_t n = g->n_members ? g->n_members : 1;
     op->assign_member = arena_alloc(&op->arena, n * sizeof(struct slice));
     op->assign_bytes = arena_alloc(&op->arena, n * sizeof(struct slice));
     for (size_t i = 0; i < g->n_members; i++) {
-        struct slice id = bs(g->members[i]->id);
-        op->assign_member[i] = arena_slice(&op->arena, id);
+        struct slice id = grp__bs(g->members[i]->id);
+        op->assign_member[i] = grp__arena_slice(&op->arena, id);
         struct slice a = EMPTY;
         for (size_t k = 0; k < req->n_assignments; k++)
             if (slice_eq(req->assignments[k].member_id, id) && req->assignments[k].assignment.ptr)
                 a = req->assignments[k].assignment;
-        op->assign_bytes[i] = arena_slice(&op->arena, a);
+        op->assign_bytes[i] = grp__arena_slice(&op->arena, a);
     }
-    store_group(c, g, op, op->assign_bytes, now_ms);
+    grp__store_group(c, g, op, op->assign_bytes, now_ms);
 }
 
-void sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
-                     int64_t now_ms)
+void grp__sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+                          int64_t now_ms)
 {
     struct group *g = op->group;
     /* Another member may have joined meanwhile; then the waiters were already told to
@@ -454,23 +457,23 @@ void sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t e
     if (error) {
         log_warn("group", "failed to persist the assignment of group %.*s generation %d: error %d",
                  (int)g->id.len, g->id.ptr, g->generation, error);
-        reset_and_propagate_assignment_error(c, g, map_append_error(error));
-        maybe_prepare_rebalance(c, g, now_ms);
+        grp__reset_and_propagate_assignment_error(c, g, map_append_error(error));
+        grp__maybe_prepare_rebalance(c, g, now_ms);
         return;
     }
     for (size_t i = 0; i < g->n_members; i++) {
         struct member *m = g->members[i];
         struct slice a = EMPTY;
         for (size_t k = 0; k < op->n_assign; k++)
-            if (slice_eq(op->assign_member[k], bs(m->id)))
+            if (slice_eq(op->assign_member[k], grp__bs(m->id)))
                 a = op->assign_bytes[k];
-        bytes_set(&m->assignment, a);
-        member_account(m);
+        grp__bytes_set(&m->assignment, a);
+        grp__member_account(m);
     }
-    group_transition(g, GRP_STATE_STABLE, now_ms);
+    grp__transition(g, GRP_STATE_STABLE, now_ms);
     for (size_t i = 0; i < g->n_members; i++) {
-        complete_sync(c, g, g->members[i], GRP_ERR_NONE);
-        schedule_heartbeat(c, g->members[i], now_ms);
+        grp__complete_sync(c, g, g->members[i], GRP_ERR_NONE);
+        grp__schedule_heartbeat(c, g->members[i], now_ms);
     }
 }
 
@@ -485,7 +488,7 @@ void grp_heartbeat(struct grp_coordinator *c, int64_t now_ms, const struct grp_h
     int16_t err = find_generation_member(c, req->group_id, req->group_instance_id, req->member_id,
                                          req->generation_id, &g, &m);
     if (!err) {
-        schedule_heartbeat(c, m, now_ms);
+        grp__schedule_heartbeat(c, m, now_ms);
         if (g->state == GRP_STATE_PREPARING_REBALANCE)
             err = GRP_ERR_REBALANCE_IN_PROGRESS; /* the signal to rejoin */
         else if (g->state == GRP_STATE_EMPTY)
@@ -503,7 +506,7 @@ void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave
     ASSERT(!c->in_callback);
     struct grp_leave_resp r = {0};
     r.error = validate_group(c, req->group_id, false);
-    struct group *g = r.error ? NULL : group_get(c, req->group_id);
+    struct group *g = r.error ? NULL : grp__get(c, req->group_id);
     if (g && g->state == GRP_STATE_DEAD)
         r.error = GRP_ERR_COORDINATOR_NOT_AVAILABLE;
     if (!r.error) {
@@ -519,20 +522,20 @@ void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave
                 ms[i].error = GRP_ERR_UNKNOWN_MEMBER_ID;
             } else if (who->member_id.len == 0) {
                 /* Administrative removal of a static member by instance id. */
-                m = static_member(g, who->group_instance_id);
+                m = grp__static_member(g, who->group_instance_id);
                 ms[i].error = m ? GRP_ERR_NONE : GRP_ERR_UNKNOWN_MEMBER_ID;
                 if (m)
-                    remove_member_and_update(c, g, m, now_ms);
-            } else if ((pi = pending_index(g, who->member_id)) >= 0) {
-                pending_remove_at(g, (size_t)pi);
-                maybe_complete_join(c, g, now_ms);
+                    grp__remove_member_and_update(c, g, m, now_ms);
+            } else if ((pi = grp__pending_index(g, who->member_id)) >= 0) {
+                grp__pending_remove_at(g, (size_t)pi);
+                grp__maybe_complete_join(c, g, now_ms);
                 ms[i].error = GRP_ERR_NONE;
-            } else if (static_fenced(g, who->group_instance_id, who->member_id)) {
+            } else if (grp__static_fenced(g, who->group_instance_id, who->member_id)) {
                 ms[i].error = GRP_ERR_FENCED_INSTANCE_ID;
-            } else if ((m = group_member(g, who->member_id))) {
+            } else if ((m = grp__member(g, who->member_id))) {
                 log_info("group", "member %.*s left group %.*s", (int)who->member_id.len,
                          who->member_id.ptr, (int)g->id.len, g->id.ptr);
-                remove_member_and_update(c, g, m, now_ms);
+                grp__remove_member_and_update(c, g, m, now_ms);
                 ms[i].error = GRP_ERR_NONE;
             } else {
                 ms[i].error = GRP_ERR_UNKNOWN_MEMBER_ID;

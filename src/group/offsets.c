@@ -11,7 +11,7 @@
 
 static const struct slice EMPTY = {(const uint8_t *)"", 0};
 
-struct slice offset_key(struct buf *b, struct slice topic, int32_t partition)
+struct slice grp__offset_key(struct buf *b, struct slice topic, int32_t partition)
 {
     buf_reset(b);
     buf_put_i32(b, partition);
@@ -19,39 +19,39 @@ struct slice offset_key(struct buf *b, struct slice topic, int32_t partition)
     return (struct slice){b->data, b->len};
 }
 
-void offset_entry_free(struct offset_entry *e)
+void grp__offset_entry_free(struct offset_entry *e)
 {
-    bytes_free(&e->topic);
-    bytes_free(&e->metadata);
+    grp__bytes_free(&e->topic);
+    grp__bytes_free(&e->metadata);
     free(e);
 }
 
-void offsets_clear(struct group *g)
+void grp__offsets_clear(struct group *g)
 {
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&g->offsets, &it, &k, &v);)
-        offset_entry_free(v);
+        grp__offset_entry_free(v);
     hmap_free(&g->offsets);
     hmap_init(&g->offsets);
 }
 
-void set_offset(struct group *g, const struct offset_entry *src)
+void grp__set_offset(struct group *g, const struct offset_entry *src)
 {
     struct buf kb;
     buf_init(&kb);
-    struct slice key = offset_key(&kb, bs(src->topic), src->partition);
+    struct slice key = grp__offset_key(&kb, grp__bs(src->topic), src->partition);
     struct offset_entry *e = hmap_get(&g->offsets, key);
     if (!e) {
         e = xcalloc(1, sizeof(*e));
-        e->topic = bytes_dup(bs(src->topic).ptr ? bs(src->topic) : EMPTY);
+        e->topic = grp__bytes_dup(grp__bs(src->topic).ptr ? grp__bs(src->topic) : EMPTY);
         e->partition = src->partition;
         hmap_put(&g->offsets, key, e);
     }
     e->offset = src->offset;
     e->leader_epoch = src->leader_epoch;
-    bytes_free(&e->metadata);
-    e->metadata = bytes_dup(bs(src->metadata).ptr ? bs(src->metadata) : EMPTY);
+    grp__bytes_free(&e->metadata);
+    e->metadata = grp__bytes_dup(grp__bs(src->metadata).ptr ? grp__bs(src->metadata) : EMPTY);
     e->commit_ts_ms = src->commit_ts_ms;
     e->expire_ts_ms = src->expire_ts_ms;
     buf_free(&kb);
@@ -61,16 +61,16 @@ static void remove_offset(struct group *g, struct slice topic, int32_t partition
 {
     struct buf kb;
     buf_init(&kb);
-    struct offset_entry *e = hmap_remove(&g->offsets, offset_key(&kb, topic, partition));
+    struct offset_entry *e = hmap_remove(&g->offsets, grp__offset_key(&kb, topic, partition));
     if (e)
-        offset_entry_free(e);
+        grp__offset_entry_free(e);
     buf_free(&kb);
 }
 
 static struct offset_entry *find_offset(const struct group *g, struct buf *kb, struct slice topic,
                                         int32_t partition)
 {
-    return hmap_get(&g->offsets, offset_key(kb, topic, partition));
+    return hmap_get(&g->offsets, grp__offset_key(kb, topic, partition));
 }
 
 /* ---- OffsetCommit ---- */
@@ -86,13 +86,13 @@ static int16_t validate_commit(const struct group *g, const struct grp_commit_re
         return GRP_ERR_NONE;
     if (req->generation_id >= 0 || req->member_id.len > 0 || req->group_instance_id.ptr) {
         if (req->group_instance_id.ptr) {
-            const struct member *s = static_member(g, req->group_instance_id);
+            const struct member *s = grp__static_member(g, req->group_instance_id);
             if (!s)
                 return GRP_ERR_UNKNOWN_MEMBER_ID;
-            if (!slice_eq(bs(s->id), req->member_id))
+            if (!slice_eq(grp__bs(s->id), req->member_id))
                 return GRP_ERR_FENCED_INSTANCE_ID;
         }
-        if (!group_member(g, req->member_id))
+        if (!grp__member(g, req->member_id))
             return GRP_ERR_UNKNOWN_MEMBER_ID;
         if (req->generation_id != g->generation)
             return GRP_ERR_ILLEGAL_GENERATION;
@@ -125,7 +125,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
 {
     ASSERT(!c->in_callback);
     int16_t err = validate_group(c, req->group_id, true);
-    struct group *g = err ? NULL : group_get(c, req->group_id);
+    struct group *g = err ? NULL : grp__get(c, req->group_id);
     if (!err && !g) {
         /* No group: a simple consumer using Kafka only for offsets, or a member of a
          * group that no longer exists (which gets no group made for it). Kafka makes
@@ -137,7 +137,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
             err = req->missing_group_not_found ? GRP_ERR_GROUP_ID_NOT_FOUND
                                                : GRP_ERR_ILLEGAL_GENERATION;
         else if (stores_something(c, req))
-            g = group_create(c, req->group_id, now_ms);
+            g = grp__create(c, req->group_id, now_ms);
     }
     if (!err && g)
         err = validate_commit(g, req);
@@ -148,16 +148,16 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
         case GRP_STATE_PREPARING_REBALANCE: {
             /* Commits count as liveness; during PreparingRebalance the heartbeat tells the
              * member to rejoin. */
-            struct member *m = group_member(g, req->member_id);
+            struct member *m = grp__member(g, req->member_id);
             if (m)
-                schedule_heartbeat(c, m, now_ms);
+                grp__schedule_heartbeat(c, m, now_ms);
             break;
         }
         default: err = GRP_ERR_REBALANCE_IN_PROGRESS; break;
         }
     }
 
-    struct pending_op *op = op_new(c, OP_COMMIT, err ? NULL : g, ctx);
+    struct pending_op *op = grp__op_new(c, OP_COMMIT, err ? NULL : g, ctx);
     struct arena *a = &op->arena;
     size_t total = 0;
     for (size_t t = 0; t < req->n_topics; t++)
@@ -170,7 +170,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
         const struct grp_commit_topic *rt = &req->topics[t];
         struct grp_commit_resp_partition *ps =
             arena_alloc(a, (rt->n_partitions ? rt->n_partitions : 1) * sizeof(*ps));
-        op->topics[t].name = arena_slice(a, rt->name.ptr ? rt->name : EMPTY);
+        op->topics[t].name = grp__arena_slice(a, rt->name.ptr ? rt->name : EMPTY);
         op->topics[t].partitions = ps;
         op->topics[t].n_partitions = rt->n_partitions;
         for (size_t i = 0; i < rt->n_partitions; i++) {
@@ -190,7 +190,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
             e->partition = rp->partition;
             e->offset = rp->offset;
             e->leader_epoch = rp->leader_epoch;
-            struct slice md = arena_slice(a, rp->metadata.ptr ? rp->metadata : EMPTY);
+            struct slice md = grp__arena_slice(a, rp->metadata.ptr ? rp->metadata : EMPTY);
             e->metadata.ptr = (uint8_t *)md.ptr;
             e->metadata.len = md.len;
             e->commit_ts_ms = now_ms;
@@ -200,7 +200,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
     ASSERT(g || op->n_entries == 0);
     if (op->n_entries == 0) {
         reply_commit(c, ctx, op->topics, op->n_topics);
-        op_free(c, op);
+        grp__op_free(c, op);
         return;
     }
     struct grp_record *recs = arena_alloc(a, op->n_entries * sizeof(*recs));
@@ -210,10 +210,10 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
     for (size_t i = 0; i < op->n_entries; i++) {
         const struct offset_entry *e = &op->entries[i];
         cut[2 * i] = b.len;
-        grp_offset_key_encode(&b, bs(g->id), bs(e->topic), e->partition);
+        grp_offset_key_encode(&b, grp__bs(g->id), grp__bs(e->topic), e->partition);
         cut[2 * i + 1] = b.len;
-        struct grp_offset_value v = {e->offset, e->leader_epoch, bs(e->metadata), e->commit_ts_ms,
-                                     -1};
+        struct grp_offset_value v = {e->offset, e->leader_epoch, grp__bs(e->metadata),
+                                     e->commit_ts_ms, -1};
         grp_offset_value_encode(&b, &v);
     }
     cut[2 * op->n_entries] = b.len;
@@ -221,11 +221,11 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
         recs[i].key = (struct slice){b.data + cut[2 * i], cut[2 * i + 1] - cut[2 * i]};
         recs[i].value = (struct slice){b.data + cut[2 * i + 1], cut[2 * i + 2] - cut[2 * i + 1]};
     }
-    append_records(c, g->partition, recs, op->n_entries, op);
+    grp__append_records(c, g->partition, recs, op->n_entries, op);
     buf_free(&b);
 }
 
-void commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
+void grp__commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
 {
     int16_t mapped = error ? map_append_error(error) : GRP_ERR_NONE;
     struct group *g = op->group;
@@ -234,7 +234,7 @@ void commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error
         /* A group deleted or unloaded meanwhile keeps nothing in memory; a deletion
          * wrote tombstones for these partitions after this commit's records. */
         if (!mapped && g && !g->removed)
-            set_offset(g, &op->entries[i]);
+            grp__set_offset(g, &op->entries[i]);
     }
     if (error)
         log_warn("group", "offset commit for group %.*s failed to append: error %d",
@@ -263,7 +263,7 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
     struct arena *a = &c->resp;
     out->group_id = rg->group_id.ptr ? rg->group_id : EMPTY;
     out->error = validate_group(c, rg->group_id, true);
-    struct group *g = out->error ? NULL : group_get(c, rg->group_id);
+    struct group *g = out->error ? NULL : grp__get(c, rg->group_id);
     if (g && g->state == GRP_STATE_DEAD)
         g = NULL;
     if (!rg->topics) {
@@ -284,14 +284,14 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
         size_t nt = 0;
         for (size_t i = 0; i < n; i++) {
             const struct offset_entry *e = all[i];
-            if (nt == 0 || !slice_eq(topics[nt - 1].name, bs(e->topic))) {
-                topics[nt].name = bs(e->topic);
+            if (nt == 0 || !slice_eq(topics[nt - 1].name, grp__bs(e->topic))) {
+                topics[nt].name = grp__bs(e->topic);
                 topics[nt].partitions = &parts[i];
                 topics[nt].n_partitions = 0;
                 nt++;
             }
             parts[i] = (struct grp_fetch_resp_partition){e->partition, e->offset, e->leader_epoch,
-                                                         bs(e->metadata), GRP_ERR_NONE};
+                                                         grp__bs(e->metadata), GRP_ERR_NONE};
             topics[nt - 1].n_partitions++;
         }
         out->topics = topics;
@@ -314,7 +314,7 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
                 g ? find_offset(g, &kb, topics[t].name, rt->partitions[i]) : NULL;
             ps[i] =
                 e ? (struct grp_fetch_resp_partition){e->partition, e->offset, e->leader_epoch,
-                                                      bs(e->metadata), out->error}
+                                                      grp__bs(e->metadata), out->error}
                   : (struct grp_fetch_resp_partition){rt->partitions[i], -1, -1, EMPTY, out->error};
         }
     }
@@ -344,7 +344,7 @@ static bool subscribed_to(const struct group *g, struct slice topic)
     if (!g->subscriptions_known)
         return true; /* cannot tell: protect the offsets */
     for (size_t i = 0; i < g->n_subscribed_topics; i++)
-        if (slice_eq(bs(g->subscribed_topics[i]), topic))
+        if (slice_eq(grp__bs(g->subscribed_topics[i]), topic))
             return true;
     return false;
 }
@@ -357,9 +357,9 @@ static void reply_offset_delete(struct grp_coordinator *c, void *ctx, int16_t er
 }
 
 /* One batch of tombstones; see group_int.h. */
-void append_offset_tombstones(struct grp_coordinator *c, struct group *g,
-                              const struct slice *topics, const int32_t *partitions, size_t n,
-                              bool with_group_tombstone, struct pending_op *op)
+void grp__append_offset_tombstones(struct grp_coordinator *c, struct group *g,
+                                   const struct slice *topics, const int32_t *partitions, size_t n,
+                                   bool with_group_tombstone, struct pending_op *op)
 {
     struct buf b;
     buf_init(&b);
@@ -367,17 +367,17 @@ void append_offset_tombstones(struct grp_coordinator *c, struct group *g,
     size_t *cut = xcalloc(nrec + 1, sizeof(*cut));
     for (size_t i = 0; i < n; i++) {
         cut[i] = b.len;
-        grp_offset_key_encode(&b, bs(g->id), topics[i], partitions[i]);
+        grp_offset_key_encode(&b, grp__bs(g->id), topics[i], partitions[i]);
     }
     if (with_group_tombstone) {
         cut[n] = b.len;
-        grp_group_key_encode(&b, bs(g->id));
+        grp_group_key_encode(&b, grp__bs(g->id));
     }
     cut[nrec] = b.len;
     struct grp_record *recs = xcalloc(nrec ? nrec : 1, sizeof(*recs));
     for (size_t i = 0; i < nrec; i++)
         recs[i] = (struct grp_record){{b.data + cut[i], cut[i + 1] - cut[i]}, SLICE_NULL};
-    append_records(c, g->partition, recs, nrec, op);
+    grp__append_records(c, g->partition, recs, nrec, op);
     free(recs);
     free(cut);
     buf_free(&b);
@@ -389,12 +389,12 @@ void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
     ASSERT(!c->in_callback);
     (void)now_ms;
     int16_t err = validate_group(c, req->group_id, false);
-    struct group *g = err ? NULL : group_get(c, req->group_id);
+    struct group *g = err ? NULL : grp__get(c, req->group_id);
     if (!err && (!g || g->state == GRP_STATE_DEAD))
         err = GRP_ERR_GROUP_ID_NOT_FOUND;
     bool check_subscriptions = false;
     if (!err && g->state != GRP_STATE_EMPTY) {
-        if (slice_eq_cstr(bs(g->protocol_type), "consumer"))
+        if (slice_eq_cstr(grp__bs(g->protocol_type), "consumer"))
             check_subscriptions = true;
         else
             err = GRP_ERR_NON_EMPTY_GROUP;
@@ -403,7 +403,7 @@ void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
         reply_offset_delete(c, ctx, err, NULL, 0);
         return;
     }
-    struct pending_op *op = op_new(c, OP_OFFSET_DELETE, g, ctx);
+    struct pending_op *op = grp__op_new(c, OP_OFFSET_DELETE, g, ctx);
     struct arena *a = &op->arena;
     size_t total = 0;
     for (size_t t = 0; t < req->n_topics; t++)
@@ -418,7 +418,7 @@ void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
     buf_init(&kb);
     for (size_t t = 0; t < req->n_topics; t++) {
         const struct grp_fetch_topic *rt = &req->topics[t];
-        struct slice name = arena_slice(a, rt->name.ptr ? rt->name : EMPTY);
+        struct slice name = grp__arena_slice(a, rt->name.ptr ? rt->name : EMPTY);
         struct grp_commit_resp_partition *ps =
             arena_alloc(a, (rt->n_partitions ? rt->n_partitions : 1) * sizeof(*ps));
         op->topics[t] = (struct grp_commit_resp_topic){name, ps, rt->n_partitions};
@@ -439,13 +439,13 @@ void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
     buf_free(&kb);
     if (n_del == 0) {
         reply_offset_delete(c, ctx, GRP_ERR_NONE, op->topics, op->n_topics);
-        op_free(c, op);
+        grp__op_free(c, op);
         return;
     }
-    append_offset_tombstones(c, g, del_topics, del_parts, n_del, false, op);
+    grp__append_offset_tombstones(c, g, del_topics, del_parts, n_del, false, op);
 }
 
-void offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
+void grp__offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
 {
     int16_t mapped = error ? map_append_error(error) : GRP_ERR_NONE;
     for (size_t i = 0; i < op->n_entries; i++)
@@ -460,7 +460,7 @@ void offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_
  * consumers (no protocol type) likewise. An Empty group left without offsets is
  * deleted. Groups with appends in flight wait for the next check, so no tombstone can
  * overtake a commit. */
-void expire_offsets(struct grp_coordinator *c, int64_t now_ms)
+void grp__expire_offsets(struct grp_coordinator *c, int64_t now_ms)
 {
     int64_t retention = c->cfg.offsets_retention_ms;
     struct slice k;
@@ -472,7 +472,7 @@ void expire_offsets(struct grp_coordinator *c, int64_t now_ms)
         enum { NONE, FROM_STATE, FROM_COMMIT, UNSUBSCRIBED } rule = NONE;
         if (g->protocol_type.ptr && g->state == GRP_STATE_EMPTY)
             rule = FROM_STATE;
-        else if (slice_eq_cstr(bs(g->protocol_type), "consumer") && g->subscriptions_known &&
+        else if (slice_eq_cstr(grp__bs(g->protocol_type), "consumer") && g->subscriptions_known &&
                  g->state == GRP_STATE_STABLE)
             rule = UNSUBSCRIBED;
         else if (!g->protocol_type.ptr)
@@ -485,7 +485,7 @@ void expire_offsets(struct grp_coordinator *c, int64_t now_ms)
         void *ov;
         for (size_t oit = 0; rule != NONE && hmap_next(&g->offsets, &oit, &ok, &ov);) {
             struct offset_entry *e = ov;
-            if (rule == UNSUBSCRIBED && subscribed_to(g, bs(e->topic)))
+            if (rule == UNSUBSCRIBED && subscribed_to(g, grp__bs(e->topic)))
                 continue;
             bool expired;
             if (e->expire_ts_ms >= 0) {
@@ -496,7 +496,7 @@ void expire_offsets(struct grp_coordinator *c, int64_t now_ms)
                 expired = now_ms - base >= retention;
             }
             if (expired) {
-                topics[n_gone] = bs(e->topic);
+                topics[n_gone] = grp__bs(e->topic);
                 parts[n_gone++] = e->partition;
             }
         }
@@ -504,15 +504,15 @@ void expire_offsets(struct grp_coordinator *c, int64_t now_ms)
         if (n_gone > 0 || drop_group) {
             log_info("group", "expiring %zu offsets of group %.*s%s", n_gone, (int)g->id.len,
                      g->id.ptr, drop_group ? "; group is empty and is removed" : "");
-            append_offset_tombstones(c, g, topics, parts, n_gone, drop_group,
-                                     op_new(c, OP_TOMBSTONES, NULL, NULL));
+            grp__append_offset_tombstones(c, g, topics, parts, n_gone, drop_group,
+                                          grp__op_new(c, OP_TOMBSTONES, NULL, NULL));
             for (size_t i = 0; i < n_gone; i++)
                 remove_offset(g, topics[i], parts[i]); /* frees the bytes of topics[i] */
         }
         free(topics);
         free(parts);
         if (drop_group)
-            group_remove_from_map(c, g);
+            grp__remove_from_map(c, g);
     }
 }
 
@@ -538,16 +538,16 @@ void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice t
         void *ov;
         for (size_t oit = 0; hmap_next(&g->offsets, &oit, &ok, &ov);) {
             struct offset_entry *e = ov;
-            if (slice_eq(bs(e->topic), topic)) {
-                topics[n_gone] = bs(e->topic);
+            if (slice_eq(grp__bs(e->topic), topic)) {
+                topics[n_gone] = grp__bs(e->topic);
                 parts[n_gone++] = e->partition;
             }
         }
         if (n_gone > 0) {
             log_info("group", "removing %zu offsets of deleted topic %.*s from group %.*s", n_gone,
                      (int)topic.len, topic.ptr, (int)g->id.len, g->id.ptr);
-            append_offset_tombstones(c, g, topics, parts, n_gone, false,
-                                     op_new(c, OP_TOMBSTONES, NULL, NULL));
+            grp__append_offset_tombstones(c, g, topics, parts, n_gone, false,
+                                          grp__op_new(c, OP_TOMBSTONES, NULL, NULL));
             for (size_t i = 0; i < n_gone; i++)
                 remove_offset(g, topics[i], parts[i]);
         }
