@@ -4,10 +4,11 @@ acks=1), fetch long polls, consumer groups and committed offsets (STYLE.md,
 "Concurrency"). An LD_PRELOAD probe (fsync_probe.c) records every such call made on the
 server's main thread, which runs the loop.
 
-Metadata changes (CreateTopics, the producer-id blocks of InitProducerId) and
-DeleteRecords' checkpoint are still written and synced on the loop (issue #13 moves
-metadata onto the Raft core, off the loop); the test uses them only before its
-measured window, and checks there that the probe does see the loop's syncs."""
+Metadata changes (CreateTopics, DeleteTopics, the producer-id blocks of
+InitProducerId) and the checkpoints written by DeleteRecords and topic deletion are
+still synced on the loop (issue #13 moves them off it); the test uses only topic
+creation, before its measured window, and checks there that the probe does see the
+loop's syncs."""
 import os
 import threading
 import time
