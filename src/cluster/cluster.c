@@ -30,6 +30,9 @@ enum {
 #define MAX_PARTITIONS_PER_TOPIC 100000
 #define MAX_TOPICS 100000
 
+struct op;
+static void complete(struct op *op);
+
 struct cluster {
     struct metalog *log;
     struct metalog_stats log_stats; /* what opening the log found */
@@ -48,6 +51,11 @@ struct cluster {
     int listener_rc;         /* the listener's answer to the change applied last */
     int64_t partition_total; /* partitions of all topics */
     int64_t max_partitions;  /* samsa.max.partitions: bound on partition_total */
+    /* Changes (see "changes" below): written one at a time, in submission order. */
+    struct cluster_runner runner;  /* where log writes run; run == NULL: inside the call */
+    struct op *queue, *queue_tail; /* submitted, not yet checked and written */
+    struct op *writing;            /* checked, encoded and being written; or NULL */
+    bool pumping;                  /* pump() is on the stack: it picks up new submissions */
 };
 
 /* ---- record encoding helpers ---- */
@@ -63,13 +71,6 @@ static void put_str(struct buf *b, const char *s)
     buf_append(b, s, n);
 }
 
-static void put_slice(struct buf *b, struct slice s)
-{
-    buf_put_uvarint(b, s.len + 1);
-    buf_append(b, s.ptr, s.len);
-}
-
-/* Returns a malloc'd string or NULL for null; sets r->err on malformed input. */
 static char *get_str(struct reader *r)
 {
     uint64_t n = rd_uvarint(r);
@@ -356,17 +357,39 @@ static void change_finish(struct change *ch, struct buf *entry)
     buf_free(&ch->body);
 }
 
-static int change_commit(struct cluster *c, struct change *ch)
-{
-    struct buf entry;
-    change_finish(ch, &entry);
-    int rc = metalog_append(c->log, entry.data, entry.len);
-    c->listener_rc = 0;
-    if (rc == 0)
-        apply_entry(c, (struct slice){entry.data, entry.len});
-    buf_free(&entry);
-    return rc == 0 ? 0 : CLUSTER_ERR_IO;
-}
+/* A submitted change: its parameters (owned copies, since the caller's memory is gone by
+ * the time it is checked), and once checked, the log entry being written. */
+enum op_kind {
+    OP_REGISTER_BROKER,
+    OP_PRODUCER_IDS,
+    OP_CREATE_TOPIC,
+    OP_DELETE_TOPIC,
+    OP_TAKE_BACK, /* deletes a topic just created that the broker could not open */
+    OP_CREATE_PARTITIONS,
+    OP_ALTER_CONFIGS,
+};
+
+struct op {
+    struct op *next;
+    struct cluster *c;
+    enum op_kind kind;
+    char *name;    /* the topic; the broker's host */
+    int32_t count; /* partitions (create topic, the new total); the broker's port */
+    int16_t replication_factor;
+    int32_t node_id;              /* the broker; the node producer ids are for */
+    char *rack;                   /* the broker's, or NULL */
+    int64_t id_count;             /* producer ids */
+    struct config_entry *configs; /* create topic */
+    size_t config_count;
+    struct config_change *changes; /* alter configs */
+    size_t change_count;
+    bool replace_all, validate_only;
+    cluster_done_fn done; /* NULL: nobody waits (or cluster_forget) */
+    void *arg;
+    struct buf entry; /* the encoded change, while it is written */
+    int write_rc;     /* metalog_append's answer, set on the runner's thread */
+    struct cluster_result res;
+};
 
 static void add_partition_state(struct change *ch, const uint8_t id[16], const struct mpartition *p)
 {
@@ -551,6 +574,16 @@ void cluster_close(struct cluster *c)
 {
     if (!c)
         return;
+    /* The runner finished every write before its owner let the cluster go; what never
+     * had its turn is refused. */
+    ASSERT(!c->writing);
+    while (c->queue) {
+        struct op *op = c->queue;
+        c->queue = op->next;
+        op->res.err = CLUSTER_ERR_IO;
+        op->res.why = "the broker is shutting down";
+        complete(op);
+    }
     for (size_t i = 0; i < c->topic_count; i++)
         free_topic(c->topics[i]);
     free(c->topics);
@@ -597,33 +630,33 @@ void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg)
     c->listener_arg = arg;
 }
 
-int cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
-                            const char *rack)
+/* Each build_* checks a change against the image as it stands when the change's turn
+ * comes (every change before it applied) and adds its records to ch; adding none means
+ * there is nothing to write (validate_only, or no difference). Returns CLUSTER_OK or the
+ * error, with op->res.why saying why. */
+
+static int build_register_broker(struct cluster *c, struct op *op, struct change *ch)
 {
-    const struct mbroker *b = cluster_broker_find(c, node_id);
-    if (b && strcmp(b->host, host) == 0 && b->port == port &&
+    const struct mbroker *b = cluster_broker_find(c, op->node_id);
+    const char *rack = op->rack;
+    if (b && strcmp(b->host, op->name) == 0 && b->port == op->count &&
         ((!b->rack && !rack) || (b->rack && rack && strcmp(b->rack, rack) == 0)))
         return 0; /* unchanged: nothing to write */
-    struct change ch;
-    change_init(&ch);
-    add_broker_record(&ch, node_id, host, port, rack);
-    return change_commit(c, &ch);
+    add_broker_record(ch, op->node_id, op->name, op->count, rack);
+    return 0;
 }
 
-int cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count, int64_t *first)
+static int build_producer_ids(struct cluster *c, struct op *op, struct change *ch)
 {
-    if (count <= 0 || c->next_producer_id > INT64_MAX - count)
+    if (op->id_count <= 0 || c->next_producer_id > INT64_MAX - op->id_count) {
+        op->res.why = "producer ids exhausted";
         return CLUSTER_ERR_LIMIT;
-    int64_t start = c->next_producer_id;
-    struct change ch;
-    change_init(&ch);
-    change_record(&ch, REC_PRODUCER_IDS);
-    buf_put_i32(&ch.body, node_id);
-    buf_put_i64(&ch.body, start + count);
-    int rc = change_commit(c, &ch);
-    if (rc == 0)
-        *first = start;
-    return rc;
+    }
+    op->res.first_producer_id = c->next_producer_id;
+    change_record(ch, REC_PRODUCER_IDS);
+    buf_put_i32(&ch->body, op->node_id);
+    buf_put_i64(&ch->body, c->next_producer_id + op->id_count);
+    return 0;
 }
 
 size_t cluster_broker_count(const struct cluster *c)
@@ -725,26 +758,25 @@ int64_t cluster_partition_count(const struct cluster *c)
     return c->partition_total;
 }
 
-int cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
-                         int16_t replication_factor, const struct config_entry *configs,
-                         size_t config_count, bool validate_only, const char **why)
+static int build_create_topic(struct cluster *c, struct op *op, struct change *ch)
 {
-    *why = NULL;
+    const char **why = &op->res.why;
+    struct slice name = slice_from_cstr(op->name);
     if ((*why = cluster_topic_name_error(name)) != NULL)
         return CLUSTER_ERR_INVALID_TOPIC;
     if (topic_by_name(c, name)) {
         *why = "topic already exists";
         return CLUSTER_ERR_TOPIC_EXISTS;
     }
-    if (partitions <= 0 || partitions > MAX_PARTITIONS_PER_TOPIC) {
+    if (op->count <= 0 || op->count > MAX_PARTITIONS_PER_TOPIC) {
         *why = "number of partitions must be between 1 and 100000";
         return CLUSTER_ERR_INVALID_PARTITIONS;
     }
-    if (replication_factor <= 0) {
+    if (op->replication_factor <= 0) {
         *why = "replication factor must be larger than 0";
         return CLUSTER_ERR_INVALID_REPLICATION;
     }
-    if ((size_t)replication_factor > (c->broker_count ? c->broker_count : 1)) {
+    if ((size_t)op->replication_factor > (c->broker_count ? c->broker_count : 1)) {
         *why = "replication factor is larger than the number of available brokers";
         return CLUSTER_ERR_INVALID_REPLICATION;
     }
@@ -752,62 +784,46 @@ int cluster_create_topic(struct cluster *c, struct slice name, int32_t partition
         *why = "too many topics";
         return CLUSTER_ERR_LIMIT;
     }
-    if ((*why = partitions_over_limit(c, partitions)) != NULL)
+    if ((*why = partitions_over_limit(c, op->count)) != NULL)
         return CLUSTER_ERR_LIMIT;
-    int rc = check_configs(configs, config_count, why);
-    if (rc != 0 || validate_only)
+    int rc = check_configs(op->configs, op->config_count, why);
+    if (rc != 0 || op->validate_only)
         return rc;
     uint8_t id[16];
     cluster_uuid_random(id);
-    struct change ch;
-    change_init(&ch);
-    change_record(&ch, REC_TOPIC);
-    put_slice(&ch.body, name);
-    buf_append(&ch.body, id, 16);
-    char *tname = slice_to_cstr(name);
+    change_record(ch, REC_TOPIC);
+    put_str(&ch->body, op->name);
+    buf_append(&ch->body, id, 16);
     /* Configs before partitions, so the listener that opens partition logs on
      * TOPIC_CREATED already sees the topic's settings. */
-    for (size_t i = 0; i < config_count; i++)
-        add_config_record(&ch, tname, configs[i].name, configs[i].value);
-    for (int32_t p = 0; p < partitions; p++)
-        add_partition_record(&ch, id, p, c->node_id);
-    free(tname);
-    rc = change_commit(c, &ch);
-    if (rc == 0 && c->listener_rc != 0) {
-        /* Recorded, but the broker cannot serve it: take it back, so that no topic is
-         * ever listed that producers would find broken. */
-        char *copy = slice_to_cstr(name);
-        log_error("cluster", "topic %s could not be opened; removing it again", copy);
-        free(copy);
-        cluster_delete_topic(c, name);
-        *why = "the broker could not open the topic's partitions (its log says why); "
-               "nothing was created";
-        return CLUSTER_ERR_IO;
-    }
-    return rc;
+    for (size_t i = 0; i < op->config_count; i++)
+        add_config_record(ch, op->name, op->configs[i].name, op->configs[i].value);
+    for (int32_t p = 0; p < op->count; p++)
+        add_partition_record(ch, id, p, c->node_id);
+    return 0;
 }
 
-int cluster_delete_topic(struct cluster *c, struct slice name)
+static int build_delete_topic(struct cluster *c, struct op *op, struct change *ch)
 {
-    struct mtopic *t = topic_by_name(c, name);
-    if (!t)
+    struct mtopic *t = topic_by_name(c, slice_from_cstr(op->name));
+    if (!t) {
+        op->res.why = "topic does not exist";
         return CLUSTER_ERR_UNKNOWN_TOPIC;
-    struct change ch;
-    change_init(&ch);
-    change_record(&ch, REC_REMOVE_TOPIC);
-    buf_append(&ch.body, t->id, 16);
-    return change_commit(c, &ch);
+    }
+    change_record(ch, REC_REMOVE_TOPIC);
+    buf_append(&ch->body, t->id, 16);
+    return 0;
 }
 
-int cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
-                              bool validate_only, const char **why)
+static int build_create_partitions(struct cluster *c, struct op *op, struct change *ch)
 {
-    *why = NULL;
-    struct mtopic *t = topic_by_name(c, name);
+    const char **why = &op->res.why;
+    struct mtopic *t = topic_by_name(c, slice_from_cstr(op->name));
     if (!t) {
         *why = "topic does not exist";
         return CLUSTER_ERR_UNKNOWN_TOPIC;
     }
+    int32_t new_total = op->count;
     if (new_total <= t->partition_count) {
         *why = new_total == t->partition_count ? "topic already has that many partitions"
                                                : "the number of partitions can only grow";
@@ -819,18 +835,11 @@ int cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_
     }
     if ((*why = partitions_over_limit(c, new_total - t->partition_count)) != NULL)
         return CLUSTER_ERR_LIMIT;
-    if (validate_only)
+    if (op->validate_only)
         return 0;
-    struct change ch;
-    change_init(&ch);
     for (int32_t p = t->partition_count; p < new_total; p++)
-        add_partition_record(&ch, t->id, p, c->node_id);
-    int rc = change_commit(c, &ch);
-    if (rc == 0 && c->listener_rc != 0) {
-        *why = "the broker could not open all the new partitions (its log says why)";
-        return CLUSTER_ERR_IO;
-    }
-    return rc;
+        add_partition_record(ch, t->id, p, c->node_id);
+    return 0;
 }
 
 /* Computes a list value after APPEND/SUBTRACT on a comma-separated list. */
@@ -862,16 +871,16 @@ static char *list_op(const char *current, const char *item, enum cluster_config_
     return s;
 }
 
-int cluster_alter_topic_configs(struct cluster *c, struct slice name,
-                                const struct config_change *changes, size_t n, bool replace_all,
-                                bool validate_only, const char **why)
+static int build_alter_configs(struct cluster *c, struct op *op, struct change *ch)
 {
-    *why = NULL;
-    struct mtopic *t = topic_by_name(c, name);
+    const char **why = &op->res.why;
+    struct mtopic *t = topic_by_name(c, slice_from_cstr(op->name));
     if (!t) {
         *why = "topic does not exist";
         return CLUSTER_ERR_UNKNOWN_TOPIC;
     }
+    const struct config_change *changes = op->changes;
+    size_t n = op->change_count;
     /* Resolve every change to a final (name, value-or-NULL) first; validate all. */
     struct config_entry *final = xcalloc(n + t->config_count + 1, sizeof *final);
     size_t nf = 0;
@@ -912,7 +921,7 @@ int cluster_alter_topic_configs(struct cluster *c, struct slice name,
         }
         final[nf++] = (struct config_entry){xstrdup(chg->name), value};
     }
-    if (rc == 0 && replace_all) {
+    if (rc == 0 && op->replace_all) {
         /* Legacy AlterConfigs: every existing setting not named goes back to default. */
         for (size_t i = 0; i < t->config_count; i++) {
             bool named = false;
@@ -922,19 +931,266 @@ int cluster_alter_topic_configs(struct cluster *c, struct slice name,
                 final[nf++] = (struct config_entry){xstrdup(t->configs[i].name), NULL};
         }
     }
-    if (rc == 0 && !validate_only && nf > 0) {
-        struct change ch;
-        change_init(&ch);
+    if (rc == 0 && !op->validate_only)
         for (size_t i = 0; i < nf; i++)
-            add_config_record(&ch, t->name, final[i].name, final[i].value);
-        rc = change_commit(c, &ch);
-    }
+            add_config_record(ch, t->name, final[i].name, final[i].value);
     for (size_t i = 0; i < nf; i++) {
         free(final[i].name);
         free(final[i].value);
     }
     free(final);
     return rc;
+}
+
+static int build(struct cluster *c, struct op *op, struct change *ch)
+{
+    switch (op->kind) {
+    case OP_REGISTER_BROKER: return build_register_broker(c, op, ch);
+    case OP_PRODUCER_IDS: return build_producer_ids(c, op, ch);
+    case OP_CREATE_TOPIC: return build_create_topic(c, op, ch);
+    case OP_DELETE_TOPIC:
+    case OP_TAKE_BACK: return build_delete_topic(c, op, ch);
+    case OP_CREATE_PARTITIONS: return build_create_partitions(c, op, ch);
+    case OP_ALTER_CONFIGS: return build_alter_configs(c, op, ch);
+    }
+    ASSERT(!"unknown change kind");
+    return CLUSTER_ERR_IO;
+}
+
+/* ---- changes: checked, written and applied one at a time ----
+ *
+ * A change waits in c->queue until the one before it is applied; then it is checked
+ * against the image (so two changes never both pass a check only one may pass, such as
+ * two creations of one name), encoded, and written by the runner: metalog_append and its
+ * fdatasync run on the runner's thread, never on the caller's. Back on the caller's
+ * thread the entry is applied to the image (the listener runs), and done is told. */
+
+static void free_op(struct op *op)
+{
+    free(op->name);
+    free(op->rack);
+    for (size_t i = 0; i < op->config_count; i++) {
+        free(op->configs[i].name);
+        free(op->configs[i].value);
+    }
+    free(op->configs);
+    for (size_t i = 0; i < op->change_count; i++) {
+        free((char *)op->changes[i].name);
+        free((char *)op->changes[i].value);
+    }
+    free(op->changes);
+    buf_free(&op->entry);
+    free(op);
+}
+
+static void complete(struct op *op)
+{
+    if (op->done)
+        op->done(op->arg, &op->res);
+    free_op(op);
+}
+
+/* The runner's thread: the one place the metadata log is written. */
+static void write_op(void *arg)
+{
+    struct op *op = arg;
+    op->write_rc = metalog_append(op->c->log, op->entry.data, op->entry.len);
+}
+
+/* The caller's thread, once the entry is durable (or failed): apply and tell. */
+static void finish_write(struct op *op)
+{
+    struct cluster *c = op->c;
+    ASSERT(c->writing == op);
+    c->writing = NULL;
+    if (op->write_rc != 0) {
+        op->res.err = CLUSTER_ERR_IO;
+        op->res.why = "the metadata log could not be written (the broker's log says why)";
+        complete(op);
+        return;
+    }
+    c->listener_rc = 0;
+    apply_entry(c, (struct slice){op->entry.data, op->entry.len});
+    buf_reset(&op->entry);
+    if (c->listener_rc != 0 && op->kind == OP_CREATE_TOPIC) {
+        /* Recorded, but the broker cannot serve it: take it back, before anything else,
+         * so that no topic stays listed that producers would find broken. The caller
+         * hears of it when the removal is written. */
+        log_error("cluster", "topic %s could not be opened; removing it again", op->name);
+        op->kind = OP_TAKE_BACK;
+        op->next = c->queue;
+        c->queue = op;
+        if (!c->queue_tail)
+            c->queue_tail = op;
+        return;
+    }
+    if (op->kind == OP_TAKE_BACK) {
+        op->res.err = CLUSTER_ERR_IO;
+        op->res.why = "the broker could not open the topic's partitions (its log says why); "
+                      "nothing was created";
+    } else if (c->listener_rc != 0 && op->kind == OP_CREATE_PARTITIONS) {
+        op->res.err = CLUSTER_ERR_IO;
+        op->res.why = "the broker could not open all the new partitions (its log says why)";
+    }
+    complete(op);
+}
+
+static void pump(struct cluster *c);
+
+static void op_written(void *arg)
+{
+    struct op *op = arg;
+    struct cluster *c = op->c;
+    finish_write(op);
+    pump(c);
+}
+
+/* Starts the next change when none is being written. Not re-entered: a change
+ * submitted from a done callback is picked up by the loop already running. */
+static void pump(struct cluster *c)
+{
+    if (c->pumping)
+        return;
+    c->pumping = true;
+    while (!c->writing && c->queue) {
+        struct op *op = c->queue;
+        c->queue = op->next;
+        if (!c->queue)
+            c->queue_tail = NULL;
+        op->next = NULL;
+        struct change ch;
+        change_init(&ch);
+        op->res.err = build(c, op, &ch);
+        if (op->res.err != 0 || ch.count == 0) {
+            buf_free(&ch.body);
+            complete(op);
+            continue;
+        }
+        buf_free(&op->entry);
+        change_finish(&ch, &op->entry);
+        c->writing = op;
+        if (c->runner.run) {
+            c->runner.run(c->runner.runner_arg, write_op, op_written, op);
+        } else {
+            write_op(op);
+            finish_write(op);
+        }
+    }
+    c->pumping = false;
+}
+
+static struct op *op_new(struct cluster *c, enum op_kind kind, cluster_done_fn done, void *arg)
+{
+    struct op *op = xcalloc(1, sizeof *op);
+    op->c = c;
+    op->kind = kind;
+    op->done = done;
+    op->arg = arg;
+    buf_init(&op->entry);
+    return op;
+}
+
+static void submit(struct op *op)
+{
+    struct cluster *c = op->c;
+    if (c->queue_tail)
+        c->queue_tail->next = op;
+    else
+        c->queue = op;
+    c->queue_tail = op;
+    pump(c);
+}
+
+void cluster_set_runner(struct cluster *c, const struct cluster_runner *runner)
+{
+    c->runner = runner ? *runner : (struct cluster_runner){0};
+}
+
+bool cluster_busy(const struct cluster *c)
+{
+    return c->writing || c->queue;
+}
+
+void cluster_forget(struct cluster *c, void *arg)
+{
+    if (c->writing && c->writing->arg == arg)
+        c->writing->done = NULL;
+    for (struct op *op = c->queue; op; op = op->next)
+        if (op->arg == arg)
+            op->done = NULL;
+}
+
+void cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
+                             const char *rack, cluster_done_fn done, void *arg)
+{
+    struct op *op = op_new(c, OP_REGISTER_BROKER, done, arg);
+    op->node_id = node_id;
+    op->name = xstrdup(host);
+    op->count = port;
+    op->rack = rack ? xstrdup(rack) : NULL;
+    submit(op);
+}
+
+void cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,
+                                   cluster_done_fn done, void *arg)
+{
+    struct op *op = op_new(c, OP_PRODUCER_IDS, done, arg);
+    op->node_id = node_id;
+    op->id_count = count;
+    submit(op);
+}
+
+void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
+                          int16_t replication_factor, const struct config_entry *configs,
+                          size_t config_count, bool validate_only, cluster_done_fn done, void *arg)
+{
+    struct op *op = op_new(c, OP_CREATE_TOPIC, done, arg);
+    op->name = slice_to_cstr(name);
+    op->count = partitions;
+    op->replication_factor = replication_factor;
+    op->validate_only = validate_only;
+    op->configs = xcalloc(config_count + 1, sizeof *op->configs);
+    op->config_count = config_count;
+    for (size_t i = 0; i < config_count; i++) {
+        op->configs[i].name = xstrdup(configs[i].name);
+        op->configs[i].value = configs[i].value ? xstrdup(configs[i].value) : NULL;
+    }
+    submit(op);
+}
+
+void cluster_delete_topic(struct cluster *c, struct slice name, cluster_done_fn done, void *arg)
+{
+    struct op *op = op_new(c, OP_DELETE_TOPIC, done, arg);
+    op->name = slice_to_cstr(name);
+    submit(op);
+}
+
+void cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
+                               bool validate_only, cluster_done_fn done, void *arg)
+{
+    struct op *op = op_new(c, OP_CREATE_PARTITIONS, done, arg);
+    op->name = slice_to_cstr(name);
+    op->count = new_total;
+    op->validate_only = validate_only;
+    submit(op);
+}
+
+void cluster_alter_topic_configs(struct cluster *c, struct slice name,
+                                 const struct config_change *changes, size_t n, bool replace_all,
+                                 bool validate_only, cluster_done_fn done, void *arg)
+{
+    struct op *op = op_new(c, OP_ALTER_CONFIGS, done, arg);
+    op->name = slice_to_cstr(name);
+    op->replace_all = replace_all;
+    op->validate_only = validate_only;
+    op->changes = xcalloc(n + 1, sizeof *op->changes);
+    op->change_count = n;
+    for (size_t i = 0; i < n; i++) {
+        op->changes[i].name = xstrdup(changes[i].name);
+        op->changes[i].value = changes[i].value ? xstrdup(changes[i].value) : NULL;
+        op->changes[i].op = changes[i].op;
+    }
+    submit(op);
 }
 
 /* ---- recovery (`samsa metadata recover`) ---- */

@@ -8,7 +8,9 @@
  * the log is a local file (metalog.c); the cluster issue replaces it with the Raft
  * quorum's log — the records, the image and this interface stay the same.
  *
- * Error returns are negative CLUSTER_ERR_* codes; handlers map them to Kafka codes.
+ * Error returns (and cluster_result.err) are negative CLUSTER_ERR_* codes; handlers map
+ * them to Kafka codes. Every function is called on one thread (the broker's event
+ * loop); only a change's log write runs elsewhere, on the runner's thread.
  */
 #ifndef SAMSA_CLUSTER_H
 #define SAMSA_CLUSTER_H
@@ -116,19 +118,9 @@ size_t cluster_log_skipped_bytes(const struct cluster *c);
 bool cluster_topic_id_deleted(const struct cluster *c, const uint8_t id[16]);
 int32_t cluster_controller_id(const struct cluster *c);
 
-/* Registers (or re-registers with new endpoints) a broker: a RegisterBrokerRecord. */
-int cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
-                            const char *rack);
 size_t cluster_broker_count(const struct cluster *c);
 const struct mbroker *cluster_broker_at(const struct cluster *c, size_t i);
 const struct mbroker *cluster_broker_find(const struct cluster *c, int32_t node_id);
-
-/* Reserves `count` producer ids for node_id's idempotent producers (a ProducerIdsRecord,
- * as KRaft's controller writes for AllocateProducerIds): *first gets the first one. Ids
- * are never reserved twice, across restarts; an unused rest of a block is simply lost.
- * Blocks on the metadata log's fsync. */
-int cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,
-                                  int64_t *first);
 
 /* Topic lookups return pointers owned by the image, valid until the next change. */
 const struct mtopic *cluster_topic_find(const struct cluster *c, struct slice name);
@@ -143,15 +135,59 @@ const char *cluster_topic_config(const struct mtopic *t, const char *name);
  * Returns NULL if valid, else why not. */
 const char *cluster_topic_name_error(struct slice name);
 
+/* ---- changes ----
+ *
+ * A change is checked against the image, written to the metadata log as one entry,
+ * made durable, applied to the image (the listener runs), and then reported to
+ * done(arg, result), on the thread that submitted it. Changes are taken one at a time in
+ * submission order, and each is checked against the image as every change before it
+ * left it, so two changes never both pass a check that only one may pass.
+ *
+ * Where the write and its fsync run is the runner's choice (cluster_set_runner): the
+ * broker runs them on a thread of their own, so its event loop never waits for the
+ * disk. With no runner (start-up, tools, tests) a change is written and applied inside
+ * the call that submits it. Either way done may run before the submitting call returns
+ * (a change refused by its checks, validate_only, or no runner). done may be NULL. */
+struct cluster_result {
+    int err;                   /* CLUSTER_OK or a CLUSTER_ERR_* */
+    const char *why;           /* NULL or why not; valid during the callback only */
+    int64_t first_producer_id; /* cluster_allocate_producer_ids: the first id reserved */
+};
+typedef void (*cluster_done_fn)(void *arg, const struct cluster_result *res);
+
+/* run(runner_arg, work, finished, arg): runs work(arg) somewhere else, then
+ * finished(arg) back on the submitting thread. One change is in flight at a time. */
+struct cluster_runner {
+    void (*run)(void *runner_arg, void (*work)(void *arg), void (*finished)(void *arg), void *arg);
+    void *runner_arg;
+};
+/* NULL: changes are written inside the submitting call from then on. */
+void cluster_set_runner(struct cluster *c, const struct cluster_runner *runner);
+/* A change is being written or waits for its turn. */
+bool cluster_busy(const struct cluster *c);
+/* Forgets the callbacks of every change submitted with this arg (a request that gave up
+ * waiting): the changes themselves still happen. */
+void cluster_forget(struct cluster *c, void *arg);
+
+/* Registers (or re-registers with new endpoints) a broker: a RegisterBrokerRecord. */
+void cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
+                             const char *rack, cluster_done_fn done, void *arg);
+/* Reserves `count` producer ids for node_id's idempotent producers (a ProducerIdsRecord,
+ * as KRaft's controller writes for AllocateProducerIds): res->first_producer_id is the
+ * first one. Ids are never reserved twice, across restarts; an unused rest of a block is
+ * simply lost. CLUSTER_ERR_LIMIT when ids are exhausted. */
+void cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,
+                                   cluster_done_fn done, void *arg);
 /* Creates a topic with partitions on this node (replication factor must be 1 until
  * replication exists). configs are validated first; nothing is written on error.
- * If validate_only, checks everything and writes nothing. *why gets a message. */
-int cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
-                         int16_t replication_factor, const struct config_entry *configs,
-                         size_t config_count, bool validate_only, const char **why);
-int cluster_delete_topic(struct cluster *c, struct slice name);
-int cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
-                              bool validate_only, const char **why);
+ * If validate_only, checks everything and writes nothing. If the broker cannot open the
+ * created topic, it is removed again and the result is CLUSTER_ERR_IO. */
+void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
+                          int16_t replication_factor, const struct config_entry *configs,
+                          size_t config_count, bool validate_only, cluster_done_fn done, void *arg);
+void cluster_delete_topic(struct cluster *c, struct slice name, cluster_done_fn done, void *arg);
+void cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
+                               bool validate_only, cluster_done_fn done, void *arg);
 
 enum cluster_config_op {
     CFG_OP_SET = 0,
@@ -166,9 +202,9 @@ struct config_change {
 };
 /* Applies config changes to a topic. replace_all (legacy AlterConfigs) drops every
  * setting not named. All changes are validated before any is written. */
-int cluster_alter_topic_configs(struct cluster *c, struct slice name,
-                                const struct config_change *changes, size_t n, bool replace_all,
-                                bool validate_only, const char **why);
+void cluster_alter_topic_configs(struct cluster *c, struct slice name,
+                                 const struct config_change *changes, size_t n, bool replace_all,
+                                 bool validate_only, cluster_done_fn done, void *arg);
 
 /* UUIDs (topic ids) as Kafka writes them: 22 characters of url-safe base64. */
 #define CLUSTER_UUID_TEXT_BYTES 23

@@ -2,9 +2,8 @@
  * payload; all big-endian. Each entry is one atomic change (a topic with its
  * partitions and configs), so replay never sees half a change.
  *
- * Metadata changes are rare (topic creation, config changes), so the append fsyncs
- * synchronously; this is the one place the event loop waits for the disk, and it goes
- * away when the cluster issue moves the metadata log into the Raft quorum.
+ * Appends are synchronous (write, then fdatasync) and one at a time; the broker calls
+ * them on its metadata thread (cluster.c's runner), never on the event loop.
  *
  * Damage. Appends are strictly one after the other, each fsync'd before the next, so
  * the only damage a crash can leave is the tail of the one entry being written: fewer

@@ -71,6 +71,7 @@ struct server {
     struct net_loop *loop;
     struct net_listener *listener;
     struct cluster *cluster;
+    struct syncer *metadata_io; /* writes and syncs the metadata log (changes.c) */
     struct syncer *syncer;
     char *log_dir;
     struct hmap topics; /* name -> struct topic_state */
@@ -112,8 +113,11 @@ struct server {
      * (partitions.c): the generation is bumped on the loop, read on the sync thread. */
     pthread_mutex_t ckpt_mu;
     uint64_t ckpt_gen;
-    /* Idempotent producers: the ids of the block reserved last (init_producer_id.c). */
+    /* Idempotent producers: the ids of the block reserved last, and the requests
+     * waiting while the next block is reserved (init_producer_id.c). */
     int64_t next_producer_id, producer_id_block_end;
+    struct producer_id_wait *producer_id_waits, *producer_id_waits_tail;
+    bool producer_ids_reserving;
     int log_dir_lock_fd; /* holds the flock on <log_dir>/.lock; -1 before */
     /* Topics whose new partitions are opened a slice at a time (partitions.c). */
     struct topic_state **opening;
@@ -167,8 +171,9 @@ bool server_topic_wait_open(struct server *s, struct slice topic,
                             void (*done)(void *arg, int16_t error), void *arg);
 /* Forgets a wait arranged with that arg: done will not be called. */
 void server_topic_wait_cancel(struct server *s, struct slice topic, void *arg);
-/* Creates a topic with broker defaults (auto-creation). Kafka error code. */
-int16_t server_auto_create_topic(struct server *s, struct slice name);
+/* Starts creating a topic with broker defaults (auto-creation); the outcome is logged.
+ * Clients learn of the topic from a later Metadata request, as from Kafka. */
+void server_auto_create_topic(struct server *s, struct slice name);
 /* Persists log-start-offset-checkpoint (DeleteRecords). */
 int server_write_start_offsets(struct server *s);
 int server_write_recovery_points(struct server *s);
@@ -190,6 +195,40 @@ void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offse
                       int16_t *error_slot);
 void durable_wait_submit(struct server *s, struct durable_wait *w);
 void server_partition_forget(struct server *s, struct partition *p);
+
+/* ---- metadata changes (changes.c) ---- */
+/* Starts writing the metadata log on its own thread (until then, at start-up, changes
+ * complete inside the submitting call). */
+int server_metadata_io_start(struct server *s);
+/* Finishes the change being written; later ones are written inside their calls. */
+void server_metadata_io_stop(struct server *s);
+/* A change's result kept for a start-up call, which completes inside the submission. */
+struct change_outcome {
+    bool done;
+    int err;
+    char why[256];
+    int64_t first_producer_id;
+};
+void change_outcome_keep(void *arg, const struct cluster_result *res);
+/* A request answered once every metadata change it submitted is done: embed it,
+ * change_wait_begin, submit each change with the callback and arg of change_wait_slot
+ * (which fills that change's error code and message), then change_wait_end. respond
+ * runs once, after the last. */
+struct change_wait {
+    struct request *req;
+    int32_t pending; /* changes not done, plus one until change_wait_end */
+    void (*respond)(struct change_wait *w);
+};
+struct change_slot {
+    struct change_wait *w;
+    int16_t *error_code;
+    struct slice *error_message; /* NULL: the response has none */
+};
+void change_wait_begin(struct change_wait *w, struct request *req,
+                       void (*respond)(struct change_wait *w));
+cluster_done_fn change_wait_slot(struct change_wait *w, int16_t *error_code,
+                                 struct slice *error_message, void **arg);
+void change_wait_end(struct change_wait *w);
 
 /* ---- internal topics (internal_topics.c) ---- */
 /* Appends records to p and calls done(arg, error) once they are durable (or failed). */

@@ -113,12 +113,13 @@ int server_ensure_internal_topic(struct server *s, const char *name, int32_t par
 {
     if (cluster_topic_find(s->cluster, slice_from_cstr(name)))
         return 0;
-    const char *why = NULL;
-    int rc = cluster_create_topic(s->cluster, slice_from_cstr(name), partitions, 1, configs,
-                                  config_count, false, &why);
-    if (rc != 0) {
-        log_error("server", "cannot create internal topic %s: %s", name,
-                  why ? why : "metadata log write failed");
+    /* Start-up: the change completes inside the call. */
+    struct change_outcome out = {0};
+    cluster_create_topic(s->cluster, slice_from_cstr(name), partitions, 1, configs, config_count,
+                         false, change_outcome_keep, &out);
+    ASSERT(out.done);
+    if (out.err != CLUSTER_OK) {
+        log_error("server", "cannot create internal topic %s: %s", name, out.why);
         return -1;
     }
     log_info("server", "created internal topic %s with %d partitions", name, partitions);

@@ -272,9 +272,7 @@ static void open_slice(struct net_loop *loop, void *arg)
             /* No topic is listed that producers would find broken: take it back (the
              * deletion closes and removes what was opened). */
             log_error("server", "topic %s could not be opened; removing it again", t->name);
-            char *name = xstrdup(t->name);
-            cluster_delete_topic(s->cluster, slice_from_cstr(name));
-            free(name);
+            cluster_delete_topic(s->cluster, slice_from_cstr(t->name), NULL, NULL);
         } else {
             log_error("server", "new partitions of %s could not all be opened", t->name);
         }
@@ -687,16 +685,20 @@ void server_checkpoint_recovery_points_async(struct server *s)
     syncer_submit_work(s->syncer, write_collected, checkpoint_written, ck);
 }
 
-int16_t server_auto_create_topic(struct server *s, struct slice name)
+static void auto_created(void *arg, const struct cluster_result *res)
 {
-    const char *why = NULL;
-    int rc = cluster_create_topic(s->cluster, name, s->cfg->num_partitions,
-                                  s->cfg->default_replication_factor, NULL, 0, false, &why);
-    if (rc == 0)
-        log_info("server", "auto-created topic %.*s with %d partitions", (int)name.len,
-                 (const char *)name.ptr, s->cfg->num_partitions);
-    else if (rc != CLUSTER_ERR_TOPIC_EXISTS)
-        log_warn("server", "auto-creating topic %.*s failed: %s", (int)name.len,
-                 (const char *)name.ptr, why ? why : "metadata log error");
-    return rc == CLUSTER_ERR_TOPIC_EXISTS ? KERR_NONE : kerr_from_cluster(rc);
+    char *name = arg;
+    if (res->err == CLUSTER_OK)
+        log_info("server", "auto-created topic %s", name);
+    else if (res->err != CLUSTER_ERR_TOPIC_EXISTS)
+        log_warn("server", "auto-creating topic %s failed: %s", name,
+                 res->why ? res->why : "metadata log error");
+    free(name);
+}
+
+void server_auto_create_topic(struct server *s, struct slice name)
+{
+    cluster_create_topic(s->cluster, name, s->cfg->num_partitions,
+                         s->cfg->default_replication_factor, NULL, 0, false, auto_created,
+                         slice_to_cstr(name));
 }

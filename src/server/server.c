@@ -189,9 +189,14 @@ int server_create(const struct broker_config *cfg, struct server **out)
      * cluster over data it can no longer account for. */
     if (server_check_metadata_accounts_for_data(s) != 0)
         goto fail;
-    if (cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host,
-                                cfg->advertised_port, cfg->rack) != 0)
+    /* Start-up changes complete inside their calls: the metadata thread starts last. */
+    struct change_outcome registered = {0};
+    cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host, cfg->advertised_port,
+                            cfg->rack, change_outcome_keep, &registered);
+    if (registered.err != CLUSTER_OK) {
+        log_error("server", "cannot register this broker: %s", registered.why);
         goto fail;
+    }
     /* Segment files share the descriptor limit: leave max.connections and the queued
      * response files (together at most half the limit) and 128 for everything else. */
     struct rlimit nofile;
@@ -259,8 +264,16 @@ int server_create(const struct broker_config *cfg, struct server **out)
     int port = net_listener_port(s->listener);
     if (cfg->listener_port == 0 && cfg->advertised_port == 0) {
         /* Port 0 (tests): advertise the port the kernel picked. */
-        cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host, port, cfg->rack);
+        registered = (struct change_outcome){0};
+        cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host, port, cfg->rack,
+                                change_outcome_keep, &registered);
+        if (registered.err != CLUSTER_OK) {
+            log_error("server", "cannot register this broker: %s", registered.why);
+            goto fail;
+        }
     }
+    if (server_metadata_io_start(s) != 0)
+        goto fail;
     s->retention_timer =
         net_timer_add(s->loop, cfg->retention_check_interval_ms, retention_tick, s);
     s->flush_timer = net_timer_add(s->loop, cfg->flush_scheduler_interval_ms, flush_tick, s);
@@ -293,7 +306,8 @@ fail:
 static void drain_tick(struct net_loop *loop, void *arg)
 {
     struct server *s = arg;
-    bool idle = !s->round_in_flight && purgatory_size(s->durable_waits) == 0 && !s->group_appends;
+    bool idle = !s->round_in_flight && purgatory_size(s->durable_waits) == 0 && !s->group_appends &&
+                !cluster_busy(s->cluster);
     if ((idle && s->drain_flushed) || net_loop_now_ms(loop) >= s->drain_deadline_ms) {
         if (!idle)
             log_warn("server", "shutdown: gave up waiting for in-flight syncs after %d ms",
@@ -325,6 +339,7 @@ void server_destroy(struct server *s)
     if (!s)
         return;
     server_groups_stop(s); /* already stopped by server_run unless start-up failed */
+    server_metadata_io_stop(s);
     server_cleaner_stop(s);
     if (s->loop) {
         net_close_all(s->loop);

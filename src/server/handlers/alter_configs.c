@@ -30,6 +30,17 @@ static struct alter_resource *check_view(struct request *req, const resource_req
     return v;
 }
 
+struct alter_wait {
+    struct change_wait w; /* first: respond gets it */
+    struct alter_configs_response resp;
+};
+
+static void alter_respond(struct change_wait *w)
+{
+    struct alter_wait *aw = (struct alter_wait *)w;
+    REQUEST_RESPOND(w->req, alter_configs_response, &aw->resp);
+}
+
 void handle_alter_configs(struct request *req)
 {
     struct server *s = req->srv;
@@ -38,14 +49,17 @@ void handle_alter_configs(struct request *req)
         request_malformed(req);
         return;
     }
-    struct alter_configs_response resp;
-    alter_configs_response_init(&resp);
-    resp.responses_count = MAX(in.resources_count, 0);
-    resp.responses = REQ_ALLOC(req, struct alter_configs_response_responses, resp.responses_count);
-    struct alter_resource *checks = check_view(req, in.resources, resp.responses_count);
-    for (int32_t i = 0; i < resp.responses_count; i++) {
+    struct alter_wait *aw = REQ_ALLOC(req, struct alter_wait, 1);
+    change_wait_begin(&aw->w, req, alter_respond);
+    struct alter_configs_response *resp = &aw->resp;
+    alter_configs_response_init(resp);
+    resp->responses_count = MAX(in.resources_count, 0);
+    resp->responses =
+        REQ_ALLOC(req, struct alter_configs_response_responses, resp->responses_count);
+    struct alter_resource *checks = check_view(req, in.resources, resp->responses_count);
+    for (int32_t i = 0; i < resp->responses_count; i++) {
         const resource_req *r = &in.resources[i];
-        struct alter_configs_response_responses *out = &resp.responses[i];
+        struct alter_configs_response_responses *out = &resp->responses[i];
         alter_configs_response_responses_init(out);
         out->resource_type = r->resource_type;
         out->resource_name = r->resource_name;
@@ -59,12 +73,11 @@ void handle_alter_configs(struct request *req)
             ch[c].value = REQ_CSTR(req, r->configs[c].value);
             ch[c].op = CFG_OP_SET;
         }
-        const char *why = NULL;
-        int rc = cluster_alter_topic_configs(s->cluster, r->resource_name, ch, (size_t)n, true,
-                                             in.validate_only, &why);
-        out->error_code = kerr_from_cluster(rc);
-        if (rc != 0)
-            out->error_message = slice_from_cstr(why ? why : "metadata log write failed");
+        void *arg;
+        cluster_done_fn done =
+            change_wait_slot(&aw->w, &out->error_code, &out->error_message, &arg);
+        cluster_alter_topic_configs(s->cluster, r->resource_name, ch, (size_t)n, true,
+                                    in.validate_only, done, arg);
     }
-    REQUEST_RESPOND(req, alter_configs_response, &resp);
+    change_wait_end(&aw->w);
 }

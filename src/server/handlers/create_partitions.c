@@ -2,6 +2,17 @@
  * assignments must name this node once per new partition. */
 #include "server/internal.h"
 
+struct partitions_wait {
+    struct change_wait w; /* first: respond gets it */
+    struct create_partitions_response resp;
+};
+
+static void partitions_respond(struct change_wait *w)
+{
+    struct partitions_wait *pw = (struct partitions_wait *)w;
+    REQUEST_RESPOND(w->req, create_partitions_response, &pw->resp);
+}
+
 void handle_create_partitions(struct request *req)
 {
     struct server *s = req->srv;
@@ -10,13 +21,15 @@ void handle_create_partitions(struct request *req)
         request_malformed(req);
         return;
     }
-    struct create_partitions_response resp;
-    create_partitions_response_init(&resp);
-    resp.results_count = MAX(in.topics_count, 0);
-    resp.results = REQ_ALLOC(req, struct create_partitions_response_results, resp.results_count);
-    for (int32_t i = 0; i < resp.results_count; i++) {
+    struct partitions_wait *pw = REQ_ALLOC(req, struct partitions_wait, 1);
+    change_wait_begin(&pw->w, req, partitions_respond);
+    struct create_partitions_response *resp = &pw->resp;
+    create_partitions_response_init(resp);
+    resp->results_count = MAX(in.topics_count, 0);
+    resp->results = REQ_ALLOC(req, struct create_partitions_response_results, resp->results_count);
+    for (int32_t i = 0; i < resp->results_count; i++) {
         const struct create_partitions_request_topics *t = &in.topics[i];
-        struct create_partitions_response_results *r = &resp.results[i];
+        struct create_partitions_response_results *r = &resp->results[i];
         create_partitions_response_results_init(r);
         r->name = t->name;
         const struct mtopic *mt = cluster_topic_find(s->cluster, t->name);
@@ -39,11 +52,9 @@ void handle_create_partitions(struct request *req)
                 continue;
             }
         }
-        const char *why = NULL;
-        int rc = cluster_create_partitions(s->cluster, t->name, t->count, in.validate_only, &why);
-        r->error_code = kerr_from_cluster(rc);
-        if (rc != 0)
-            r->error_message = slice_from_cstr(why ? why : "metadata log write failed");
+        void *arg;
+        cluster_done_fn done = change_wait_slot(&pw->w, &r->error_code, &r->error_message, &arg);
+        cluster_create_partitions(s->cluster, t->name, t->count, in.validate_only, done, arg);
     }
-    REQUEST_RESPOND(req, create_partitions_response, &resp);
+    change_wait_end(&pw->w);
 }

@@ -76,22 +76,33 @@ static int64_t requested_partitions(const struct server *s, const struct create_
     return total;
 }
 
-/* The response while created topics are being opened: sent when the last one is open,
- * or at the request's TimeoutMs, whichever comes first; topics still opening then get
- * REQUEST_TIMED_OUT, as Kafka answers a creation that did not finish in time (they
- * keep opening). TimeoutMs <= 0 answers without waiting. */
+/* The response while topics are being created: each is written to the metadata log
+ * (off the event loop), then its partitions are opened. It is sent when the last one is
+ * open, or at the request's TimeoutMs, whichever comes first; topics not done then get
+ * REQUEST_TIMED_OUT, as Kafka answers a creation that did not finish in time (they are
+ * still created). TimeoutMs <= 0 answers once the creations are written, without
+ * waiting for the partitions to open. */
 struct create_wait {
     struct request *req;
     struct create_topics_response resp;
-    int32_t pending; /* topics still opening, plus one while the handler runs */
+    int32_t pending; /* topics not done, plus one while the handler runs */
+    int32_t timeout_ms;
     uint64_t timer;
     struct created_topic *topics; /* one per response topic */
 };
 
+enum create_stage { CT_NONE, CT_WRITING, CT_OPENING };
+
 struct created_topic {
     struct create_wait *w;
     int32_t index;
-    bool waiting; /* registered with server_topic_wait_open, not answered yet */
+    enum create_stage stage; /* CT_NONE: answered */
+    /* What validate_only describes. */
+    int32_t partitions;
+    int16_t rf;
+    struct config_entry *cfgs;
+    size_t ncfg;
+    bool validate_only;
 };
 
 static void create_respond(struct create_wait *w)
@@ -100,13 +111,19 @@ static void create_respond(struct create_wait *w)
     REQUEST_RESPOND(w->req, create_topics_response, &w->resp);
 }
 
+static void topic_answered(struct created_topic *ct)
+{
+    ct->stage = CT_NONE;
+    if (--ct->w->pending == 0)
+        create_respond(ct->w);
+}
+
 static void topic_opened(void *arg, int16_t error)
 {
     struct created_topic *ct = arg;
     struct create_wait *w = ct->w;
     struct request *req = w->req;
     topic_resp *out = &w->resp.topics[ct->index];
-    ct->waiting = false;
     const struct mtopic *mt = error ? NULL : cluster_topic_find(req->srv->cluster, out->name);
     if (mt) {
         describe_created(req, out, mt,
@@ -119,8 +136,36 @@ static void topic_opened(void *arg, int16_t error)
                   "nothing was created"
                 : "the topic was deleted while it was being created");
     }
-    if (--w->pending == 0)
-        create_respond(w);
+    topic_answered(ct);
+}
+
+/* The creation is durable and applied (or refused). */
+static void topic_written(void *arg, const struct cluster_result *res)
+{
+    struct created_topic *ct = arg;
+    struct create_wait *w = ct->w;
+    struct request *req = w->req;
+    struct server *s = req->srv;
+    topic_resp *out = &w->resp.topics[ct->index];
+    if (res->err != CLUSTER_OK) {
+        const char *why = res->why ? res->why : "metadata log write failed";
+        out->error_code = kerr_from_cluster(res->err);
+        out->error_message = slice_from_cstr(arena_strndup(&req->arena, why, strlen(why)));
+        log_info("server", "CreateTopics %.*s refused: %s", (int)out->name.len,
+                 (const char *)out->name.ptr, why);
+        topic_answered(ct);
+        return;
+    }
+    if (ct->validate_only) {
+        describe_validated(req, out, out->name, ct->partitions, ct->rf, ct->cfgs, ct->ncfg);
+        topic_answered(ct);
+        return;
+    }
+    log_info("server", "created topic %.*s with %d partitions", (int)out->name.len,
+             (const char *)out->name.ptr, ct->partitions);
+    ct->stage = CT_OPENING;
+    if (w->timeout_ms <= 0 || !server_topic_wait_open(s, out->name, topic_opened, ct))
+        topic_opened(ct, KERR_NONE);
 }
 
 static void create_timed_out(struct net_loop *loop, void *arg)
@@ -131,13 +176,20 @@ static void create_timed_out(struct net_loop *loop, void *arg)
     struct server *s = w->req->srv;
     for (int32_t i = 0; i < w->resp.topics_count; i++) {
         struct created_topic *ct = &w->topics[i];
-        if (!ct->waiting)
+        topic_resp *out = &w->resp.topics[i];
+        if (ct->stage == CT_NONE)
             continue;
-        server_topic_wait_cancel(s, w->resp.topics[i].name, ct);
-        ct->waiting = false;
-        w->resp.topics[i].error_code = KERR_REQUEST_TIMED_OUT;
-        w->resp.topics[i].error_message = slice_from_cstr(
-            "the topic is created; its partitions were still being opened at the timeout");
+        if (ct->stage == CT_WRITING) {
+            cluster_forget(s->cluster, ct);
+            out->error_message = slice_from_cstr(
+                "the topic is being created; its metadata was not yet written at the timeout");
+        } else {
+            server_topic_wait_cancel(s, out->name, ct);
+            out->error_message = slice_from_cstr(
+                "the topic is created; its partitions were still being opened at the timeout");
+        }
+        ct->stage = CT_NONE;
+        out->error_code = KERR_REQUEST_TIMED_OUT;
     }
     create_respond(w);
 }
@@ -195,6 +247,7 @@ void handle_create_topics(struct request *req)
     struct create_wait *w = REQ_ALLOC(req, struct create_wait, 1);
     w->req = req;
     w->pending = 1; /* this handler's own, dropped at the end */
+    w->timeout_ms = in.timeout_ms;
     struct create_topics_response *resp = &w->resp;
     create_topics_response_init(resp);
     int32_t nt = MAX(in.topics_count, 0);
@@ -293,32 +346,17 @@ void handle_create_topics(struct request *req)
             cfgs[c].name = REQ_CSTR(req, t->configs[c].name);
             cfgs[c].value = t->configs[c].value.ptr ? REQ_CSTR(req, t->configs[c].value) : NULL;
         }
-        const char *why = NULL;
-        int rc = cluster_create_topic(s->cluster, t->name, partitions, rf, cfgs, (size_t)nc,
-                                      in.validate_only, &why);
-        out->error_code = kerr_from_cluster(rc);
-        if (rc != 0) {
-            out->error_message = slice_from_cstr(why ? why : "metadata log write failed");
-            log_info("server", "CreateTopics %.*s refused: %s", (int)t->name.len,
-                     (const char *)t->name.ptr, why ? why : "metadata log write failed");
-            continue;
-        }
-        if (in.validate_only) {
-            describe_validated(req, out, t->name, partitions, rf, cfgs, (size_t)nc);
-            continue;
-        }
-        log_info("server", "created topic %.*s with %d partitions", (int)t->name.len,
-                 (const char *)t->name.ptr, partitions);
         struct created_topic *ct = &w->topics[at];
-        *ct = (struct created_topic){w, at, true};
+        *ct = (struct created_topic){w,  at,   CT_WRITING, partitions,
+                                     rf, cfgs, (size_t)nc, in.validate_only};
         w->pending++;
-        if (in.timeout_ms <= 0 || !server_topic_wait_open(s, t->name, topic_opened, ct))
-            topic_opened(ct, KERR_NONE);
+        cluster_create_topic(s->cluster, t->name, partitions, rf, cfgs, (size_t)nc,
+                             in.validate_only, topic_written, ct);
     }
     hmap_free(&unified);
     hmap_free(&seen);
     if (--w->pending == 0)
         create_respond(w);
-    else
+    else if (in.timeout_ms > 0)
         w->timer = net_timer_add(s->loop, in.timeout_ms, create_timed_out, w);
 }

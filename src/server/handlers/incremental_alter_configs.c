@@ -30,6 +30,17 @@ static struct alter_resource *check_view(struct request *req, const resource_req
     return v;
 }
 
+struct alter_wait {
+    struct change_wait w; /* first: respond gets it */
+    struct incremental_alter_configs_response resp;
+};
+
+static void alter_respond(struct change_wait *w)
+{
+    struct alter_wait *aw = (struct alter_wait *)w;
+    REQUEST_RESPOND(w->req, incremental_alter_configs_response, &aw->resp);
+}
+
 void handle_incremental_alter_configs(struct request *req)
 {
     struct server *s = req->srv;
@@ -39,15 +50,17 @@ void handle_incremental_alter_configs(struct request *req)
         request_malformed(req);
         return;
     }
-    struct incremental_alter_configs_response resp;
-    incremental_alter_configs_response_init(&resp);
-    resp.responses_count = MAX(in.resources_count, 0);
-    resp.responses =
-        REQ_ALLOC(req, struct incremental_alter_configs_response_responses, resp.responses_count);
-    struct alter_resource *checks = check_view(req, in.resources, resp.responses_count);
-    for (int32_t i = 0; i < resp.responses_count; i++) {
+    struct alter_wait *aw = REQ_ALLOC(req, struct alter_wait, 1);
+    change_wait_begin(&aw->w, req, alter_respond);
+    struct incremental_alter_configs_response *resp = &aw->resp;
+    incremental_alter_configs_response_init(resp);
+    resp->responses_count = MAX(in.resources_count, 0);
+    resp->responses =
+        REQ_ALLOC(req, struct incremental_alter_configs_response_responses, resp->responses_count);
+    struct alter_resource *checks = check_view(req, in.resources, resp->responses_count);
+    for (int32_t i = 0; i < resp->responses_count; i++) {
         const resource_req *r = &in.resources[i];
-        struct incremental_alter_configs_response_responses *out = &resp.responses[i];
+        struct incremental_alter_configs_response_responses *out = &resp->responses[i];
         incremental_alter_configs_response_responses_init(out);
         out->resource_type = r->resource_type;
         out->resource_name = r->resource_name;
@@ -76,12 +89,11 @@ void handle_incremental_alter_configs(struct request *req)
             out->error_message = slice_from_cstr("unknown config operation");
             continue;
         }
-        const char *why = NULL;
-        int rc = cluster_alter_topic_configs(s->cluster, r->resource_name, ch, nch, false,
-                                             in.validate_only, &why);
-        out->error_code = kerr_from_cluster(rc);
-        if (rc != 0)
-            out->error_message = slice_from_cstr(why ? why : "metadata log write failed");
+        void *arg;
+        cluster_done_fn done =
+            change_wait_slot(&aw->w, &out->error_code, &out->error_message, &arg);
+        cluster_alter_topic_configs(s->cluster, r->resource_name, ch, nch, false, in.validate_only,
+                                    done, arg);
     }
-    REQUEST_RESPOND(req, incremental_alter_configs_response, &resp);
+    change_wait_end(&aw->w);
 }

@@ -11,6 +11,66 @@
 /* Kafka's block size (ProducerIdManager): one metadata-log write per 1,000 producers. */
 #define PRODUCER_ID_BLOCK 1000
 
+/* A request waiting while the next block is reserved; answered in arrival order. */
+struct producer_id_wait {
+    struct producer_id_wait *next;
+    struct request *req;
+};
+
+static void answer(struct request *req, int16_t error, int64_t producer_id)
+{
+    struct init_producer_id_response resp;
+    init_producer_id_response_init(&resp);
+    resp.error_code = error;
+    resp.producer_id = error ? -1 : producer_id;
+    resp.producer_epoch = error ? -1 : 0;
+    if (!error)
+        log_debug("server", "producer id %lld (epoch 0) handed out", (long long)producer_id);
+    REQUEST_RESPOND(req, init_producer_id_response, &resp);
+}
+
+static void serve_waiting(struct server *s);
+
+static void block_reserved(void *arg, const struct cluster_result *res)
+{
+    struct server *s = arg;
+    s->producer_ids_reserving = false;
+    if (res->err != CLUSTER_OK) {
+        log_error("server", "cannot reserve producer ids: %s",
+                  res->err == CLUSTER_ERR_LIMIT ? "producer ids exhausted"
+                                                : "the metadata log could not be written");
+        /* Retriable for clients: they ask again. */
+        while (s->producer_id_waits) {
+            struct producer_id_wait *pw = s->producer_id_waits;
+            s->producer_id_waits = pw->next;
+            answer(pw->req, KERR_COORDINATOR_NOT_AVAILABLE, -1);
+        }
+        s->producer_id_waits_tail = NULL;
+        return;
+    }
+    s->next_producer_id = res->first_producer_id;
+    s->producer_id_block_end = res->first_producer_id + PRODUCER_ID_BLOCK;
+    serve_waiting(s);
+}
+
+/* Hands out ids from the current block to the waiting requests, and reserves the next
+ * block (one reservation at a time) when they run out. */
+static void serve_waiting(struct server *s)
+{
+    while (s->producer_id_waits && s->next_producer_id < s->producer_id_block_end) {
+        struct producer_id_wait *pw = s->producer_id_waits;
+        s->producer_id_waits = pw->next;
+        if (!s->producer_id_waits)
+            s->producer_id_waits_tail = NULL;
+        answer(pw->req, KERR_NONE, s->next_producer_id++);
+    }
+    if (s->producer_id_waits && !s->producer_ids_reserving) {
+        s->producer_ids_reserving = true;
+        cluster_allocate_producer_ids(s->cluster, s->cfg->node_id, PRODUCER_ID_BLOCK,
+                                      block_reserved, s);
+    }
+}
+
 void handle_init_producer_id(struct request *req)
 {
     struct server *s = req->srv;
@@ -19,33 +79,16 @@ void handle_init_producer_id(struct request *req)
         request_malformed(req);
         return;
     }
-    struct init_producer_id_response resp;
-    init_producer_id_response_init(&resp);
-    resp.producer_id = -1;
-    resp.producer_epoch = -1;
     if (in.transactional_id.ptr) {
-        resp.error_code = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
-        REQUEST_RESPOND(req, init_producer_id_response, &resp);
+        answer(req, KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1); /* no transactions yet */
         return;
     }
-    if (s->next_producer_id == s->producer_id_block_end) {
-        int64_t first = 0;
-        int rc =
-            cluster_allocate_producer_ids(s->cluster, s->cfg->node_id, PRODUCER_ID_BLOCK, &first);
-        if (rc != 0) {
-            log_error("server", "cannot reserve producer ids: %s",
-                      rc == CLUSTER_ERR_LIMIT ? "producer ids exhausted"
-                                              : "the metadata log could not be written");
-            /* Retriable for clients: they ask again. */
-            resp.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
-            REQUEST_RESPOND(req, init_producer_id_response, &resp);
-            return;
-        }
-        s->next_producer_id = first;
-        s->producer_id_block_end = first + PRODUCER_ID_BLOCK;
-    }
-    resp.producer_id = s->next_producer_id++;
-    resp.producer_epoch = 0;
-    log_debug("server", "producer id %lld (epoch 0) handed out", (long long)resp.producer_id);
-    REQUEST_RESPOND(req, init_producer_id_response, &resp);
+    struct producer_id_wait *pw = REQ_ALLOC(req, struct producer_id_wait, 1);
+    pw->req = req;
+    if (s->producer_id_waits_tail)
+        s->producer_id_waits_tail->next = pw;
+    else
+        s->producer_id_waits = pw;
+    s->producer_id_waits_tail = pw;
+    serve_waiting(s);
 }

@@ -2,13 +2,15 @@
  * A topic named twice (by name, or by id) is answered once, as Kafka does. A v12
  * request naming topics by id is answered by id (answer_by_id).
  * Topics named in the request that do not exist are auto-created when both the request
- * (v4+) and auto.create.topics.enable allow it, as Kafka does; at most
- * AUTO_CREATE_PER_REQUEST per request, the others answered LEADER_NOT_AVAILABLE. */
+ * (v4+) and auto.create.topics.enable allow it, as Kafka does: the creation starts and
+ * the topic is answered UNKNOWN_TOPIC_OR_PARTITION without partitions, as Kafka 4.4
+ * answers a topic its controller is still creating; the client asks again.
+ * At most AUTO_CREATE_PER_REQUEST creations start per request. */
 #include "server/internal.h"
 
 #include <string.h>
 
-/* A bound on the event loop's time in one request (one metadata-log fsync each). */
+/* A bound on the metadata-log writes one request can queue. */
 #define AUTO_CREATE_PER_REQUEST 16
 
 static void fill_topic(struct request *req, struct metadata_response_topics *out,
@@ -153,20 +155,12 @@ void handle_metadata(struct request *req)
             out->error_code = KERR_INVALID_TOPIC_EXCEPTION;
             continue;
         }
-        if (!t && allow_create && created == AUTO_CREATE_PER_REQUEST) {
-            /* Each creation is a metadata-log fsync on the loop: the rest wait for the
-             * client's retry (Kafka answers topics being created the same way). */
-            out->error_code = KERR_LEADER_NOT_AVAILABLE;
-            continue;
-        }
         if (!t && allow_create) {
-            created++;
-            int16_t err = server_auto_create_topic(s, name);
-            t = cluster_topic_find(s->cluster, name);
-            if (err != KERR_NONE || !t) {
-                out->error_code = err != KERR_NONE ? err : KERR_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
+            /* Being created: the client's retry finds it. */
+            if (created++ < AUTO_CREATE_PER_REQUEST)
+                server_auto_create_topic(s, name);
+            out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
         }
         if (!t) {
             out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;

@@ -28,13 +28,6 @@ class Difference(AssertionError):
 # ---------------------------------------------------------------- known differences
 
 KNOWN_DIFFERENCES = {
-    "metadata-auto-create-at-once": (
-        "Metadata that auto-creates a topic (allow_auto_topic_creation, or any version "
-        "before v4): Kafka 4.4 answers UNKNOWN_TOPIC_OR_PARTITION (3) without partitions "
-        "and creates the topic through its controller afterwards (clients ask again); "
-        "Samsa creates it before answering and returns it at once with its id and "
-        "partitions (docs/compatibility.md, Metadata, says Kafka answers "
-        "LEADER_NOT_AVAILABLE: Kafka 4.4 answers 3)."),
     "metadata-zero-id-null-name": (
         "Metadata v10+ naming a topic by the zero topic id with a null name: Kafka 4.4 "
         "fails the whole request (UNKNOWN_SERVER_ERROR, -1, for the topic, no brokers, "

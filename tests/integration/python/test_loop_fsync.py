@@ -1,18 +1,18 @@
-"""The event loop never waits on the disk: no fsync, fdatasync, syncfs or
-sync_file_range on the loop thread while the broker serves produce (acks=all and
-acks=1), fetch long polls, consumer groups and committed offsets (STYLE.md,
+"""The event loop never waits for the disk: no fsync/fdatasync on it while it serves
+produce (acks=all and acks=1, idempotent or not), fetch long polls, consumer groups,
+committed offsets, and metadata changes (CreateTopics, and the producer-id blocks of
+InitProducerId), whose metadata-log writes run on a thread of their own (STYLE.md,
 "Concurrency"). An LD_PRELOAD probe (fsync_probe.c) records every such call made on the
 server's main thread, which runs the loop.
 
-Metadata changes (CreateTopics, DeleteTopics, the producer-id blocks of
-InitProducerId) and the checkpoints written by DeleteRecords and topic deletion are
-still synced on the loop (issue #13 moves them off it); the test uses only topic
-creation, before its measured window, and checks there that the probe does see the
-loop's syncs."""
+The checkpoints written by DeleteRecords and topic deletion are still synced on the
+loop (issue #13 moves them off it); the test uses DeleteRecords before its measured
+window, to check that the probe does see the loop's syncs."""
 import os
 import threading
 import time
 
+import kwire
 from clients import consumer, create_topic, producer
 from conftest import SERVER
 
@@ -27,6 +27,12 @@ def loop_syncs(path):
         return [line.rstrip("\n") for line in f]
 
 
+def producer_send(b, topic):
+    p = producer(b)
+    p.produce(topic, value=b"x")
+    assert p.flush(30) == 0
+
+
 def test_event_loop_never_syncs_while_serving(broker_factory):
     assert os.path.exists(PROBE), "fsync probe not built: %s" % PROBE
     b = broker_factory(start=False)
@@ -34,17 +40,22 @@ def test_event_loop_never_syncs_while_serving(broker_factory):
     b.env = dict(os.environ, LD_PRELOAD=PROBE, SAMSA_FSYNC_PROBE_LOG=log)
     b.start()
 
-    # Before the window: a topic creation syncs the metadata log on the loop, which
-    # shows the probe sees the loop's syncs (else the check below could not fail).
-    create_topic(b, "loopsync", 3)
-    create_topic(b, "loopsync-acks1", 1)
+    # Before the window: DeleteRecords' checkpoint is synced on the loop, which shows
+    # the probe sees the loop's syncs (else the check below could not fail).
+    create_topic(b, "loopsync-probe", 1)
+    producer_send(b, "loopsync-probe")
+    started = len(loop_syncs(log))
+    with kwire.Conn(b.port) as conn:
+        assert kwire.delete_records_v0(conn, "loopsync-probe", 0, 1) == (0, 1)
     before = loop_syncs(log)
-    assert any("fdatasync" in l or "fsync" in l for l in before), before
+    assert len(before) > started, before
     mark = len(before)
 
-    # The window: acks=all and acks=1 producers, a parked fetch woken by a produce, a
-    # consumer group that joins, consumes and commits (its offsets are acks=all writes
-    # to __consumer_offsets).
+    # The window: topic creation, acks=all, acks=1 and idempotent producers, a parked
+    # fetch woken by a produce, a consumer group that joins, consumes and commits (its
+    # offsets are acks=all writes to __consumer_offsets).
+    create_topic(b, "loopsync", 3)
+    create_topic(b, "loopsync-acks1", 1)
     c = consumer(b, **{"group.id": "loopsync-group", "fetch.wait.max.ms": 500,
                        "enable.partition.eof": False})
     c.subscribe(["loopsync"])
@@ -71,6 +82,10 @@ def test_event_loop_never_syncs_while_serving(broker_factory):
             p1.produce("loopsync", value=b"w%d" % i, partition=i % 3)
             p1.produce("loopsync-acks1", value=b"x%d" % i)
         assert p1.flush(30) == 0
+        pi = producer(b, **{"enable.idempotence": True})
+        for i in range(100):
+            pi.produce("loopsync-acks1", value=b"i%d" % i)
+        assert pi.flush(30) == 0
         deadline = time.monotonic() + 60
         while len(got) < 6000 and time.monotonic() < deadline:
             time.sleep(0.1)
