@@ -231,19 +231,41 @@ const char *raft_role_name(enum raft_role role);
  *            kind 1 entry (term, index, type, data), kind 2 hard state.
  *            An entry at index i discards any stored entry >= i (a truncation).
  * snapshot   written as snapshot.tmp, fdatasync'd, renamed, directory fsync'd.
- * Recovery truncates the file at the first torn or corrupt record. */
+ * clean-shutdown  empty marker: written by a close that knows raft.log is whole records,
+ *            removed (durably) by a strict open before it returns.
+ * Recovery (strict) cuts off a torn tail, the partial records of the one save being
+ * written at a crash: fewer bytes than a header, records reaching or passing the end of
+ * the file, zeros to the end, with no intact record after the damage. Anything else is
+ * refused with -EBADMSG and nothing on disk is changed: damage with an intact record after
+ * it, a whole record that is malformed or leaves an index gap, any damage while the
+ * clean-shutdown marker is present, a corrupt snapshot, a missing raft.log beside a
+ * snapshot. docs/raft.md, "Recovery". */
+enum raft_storage_mode {
+    RAFT_STORAGE_STRICT,  /* normal start: recover as above, then take saves */
+    RAFT_STORAGE_SALVAGE, /* offline recovery: read-only, writes nothing (no marker, no
+                             truncation); replays every intact record it can, skipping
+                             damaged stretches and entries that do not follow the log */
+};
 struct raft_storage;
-/* Opens (creating) dir and recovers. *out owned by caller (raft_storage_close). */
-int raft_storage_open(const char *dir, struct raft_storage **out);
+/* Opens dir (strict: creating it) and recovers. 0; -EBADMSG for a damaged log or snapshot
+ * that is not a torn tail (logged: file, byte offset, file length, intact records before
+ * it); or -errno. *out owned by caller (raft_storage_close). */
+int raft_storage_open(const char *dir, enum raft_storage_mode mode, struct raft_storage **out);
+/* Strict, with raft.log known whole: fdatasyncs what is unsynced and writes the marker. */
 void raft_storage_close(struct raft_storage *s);
-/* What was recovered; pointers stay valid until the next storage call. */
+/* What was recovered; pointers stay valid until the next storage call. Entries are
+ * contiguous and follow the snapshot, as raft_new requires, in salvage mode too. */
 void raft_storage_restore(struct raft_storage *s, struct raft_restore *out);
 /* Persists a ready's snapshot, entries and hard state, then fdatasyncs (if sync).
- * Returns 0 or -errno (logged). Nothing in rd.msgs may be sent before this returns 0. */
+ * Returns 0 or -errno (logged). Nothing in rd.msgs may be sent before this returns 0.
+ * After a failure every later save returns -EIO: close and reopen. Strict mode only. */
 int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool sync);
-/* Rewrites the log without entries <= index (after a snapshot). */
+/* Rewrites the log without entries <= index (after a snapshot). Strict mode only. */
 int raft_storage_compact(struct raft_storage *s, uint64_t index);
 /* Bytes currently in raft.log (for tests and compaction policy). */
 uint64_t raft_storage_log_bytes(const struct raft_storage *s);
+/* Salvage: bytes of raft.log not replayed (damaged stretches, and intact records that
+ * could not be used: malformed, unknown kind, or entries after an index gap). Strict: 0. */
+size_t raft_storage_skipped_bytes(const struct raft_storage *s);
 
 #endif

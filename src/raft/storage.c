@@ -9,10 +9,30 @@
  *              commit).
  *   snapshot   [u32 magic][u32 crc32c of the rest][u64 index][u64 term][conf][u32 len][data],
  *              replaced atomically: snapshot.tmp, fdatasync, rename, fsync(dir).
+ *   clean-shutdown  empty; written by a close after which raft.log is known to be whole
+ *              records, removed (durably) by the next strict open before it returns.
  *
- * Recovery replays raft.log and truncates the file at the first record that is short,
- * fails its CRC or does not follow the log (a torn or corrupt tail); everything before it
- * was fdatasync'd before anything depending on it was sent.
+ * Recovery, strict mode (the rules of src/cluster/metalog.c, for raft's framing). A save
+ * writes its records (entries, then the hard state) in one write and one fdatasync, each
+ * save after the previous one returned, so the only damage a crash can leave is the tail
+ * of the one save being written, and nothing depending on that save was sent. Damage is
+ * such a torn tail when no clean-shutdown marker is present, no intact record starts
+ * after it, and its length fields run into the end of the file (fewer bytes than a header,
+ * a record reaching or passing the end) or into zeros that last to the end; it is cut off.
+ * Anything else is corruption, refused with -EBADMSG and nothing changed: a damaged record
+ * with an intact record after it, a whole record (good CRC) that is malformed or does not
+ * follow the log, any damage after a clean shutdown, a corrupt snapshot, raft.log missing
+ * beside a snapshot or the marker. Cutting the log there would forget entries and votes
+ * this node acknowledged; for the metadata log, topics whose partition directories are
+ * still on disk. Also: an interrupted save of a received snapshot is completed (the old
+ * log's entries after a snapshot they conflict with are dropped, the log rewritten), the
+ * commit index is capped at the last recovered entry, leftover *.tmp files are deleted,
+ * and the marker is removed durably before the open returns.
+ *
+ * Salvage mode (offline recovery) writes nothing: it replays every intact record it can,
+ * skipping damaged stretches and entries that no longer follow the log, so that what it
+ * returns stays contiguous, and counts the bytes it skipped.
+ *
  * The whole log is mirrored in memory: the metadata log is small and compacted by
  * snapshots, and the core keeps its own copy anyway.
  */
@@ -30,12 +50,20 @@
 #define REC_ENTRY 1
 #define REC_HARD_STATE 2
 #define REC_HEADER 8
+/* The largest record a save writes: kind, term, index, type, data length, data. */
+#define REC_MAX_BYTES (1u + 8 + 8 + 1 + 4 + RAFT_MAX_ENTRY_BYTES)
 #define SNAP_MAGIC 0x52534e50u /* "RSNP" */
+#define CLEAN_MARKER "clean-shutdown"
 
 struct raft_storage {
     char dir[PATH_MAX - 32];
-    int log_fd;
-    uint64_t log_bytes;
+    enum raft_storage_mode mode;
+    int log_fd;           /* raft.log, for saves; -1 in salvage mode */
+    uint64_t log_bytes;   /* whole records in raft.log: where the next save writes */
+    bool unsynced;        /* a save with sync false wrote bytes not yet fdatasync'd */
+    bool intact;          /* strict: raft.log is exactly log_bytes of whole records */
+    bool failed;          /* a save or compaction failed: the mirror may be ahead of the disk */
+    size_t skipped_bytes; /* salvage: bytes of raft.log that were not replayed */
     struct raft_hard_state hs;
     struct raft_snapshot snap;
     struct raft_entry *ents;
@@ -88,6 +116,24 @@ static int write_all(int fd, const uint8_t *p, size_t len, const char *what)
     return 0;
 }
 
+static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t at, const char *what)
+{
+    while (len) {
+        ssize_t w = pwrite(fd, p, len, (off_t)at);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int err = errno;
+            log_error("raft", "write to %s failed: %s", what, strerror(err));
+            return -err;
+        }
+        p += w;
+        at += (uint64_t)w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 static void rec_begin(struct buf *b, size_t *at)
 {
     *at = b->len;
@@ -97,12 +143,14 @@ static void rec_begin(struct buf *b, size_t *at)
 static void rec_end(struct buf *b, size_t at)
 {
     size_t body = b->len - at - REC_HEADER;
+    ASSERT(body > 0 && body <= REC_MAX_BYTES);
     be32_write(b->data + at, (uint32_t)body);
     be32_write(b->data + at + 4, crc32c(0, b->data + at + REC_HEADER, body));
 }
 
 static void put_entry(struct buf *b, const struct raft_entry *e)
 {
+    ASSERT(e->len <= RAFT_MAX_ENTRY_BYTES);
     size_t at;
     rec_begin(b, &at);
     buf_put_i8(b, REC_ENTRY);
@@ -125,11 +173,16 @@ static void put_hs(struct buf *b, const struct raft_hard_state *hs)
     rec_end(b, at);
 }
 
+/* Reads the whole file: 0, -ENOENT (not logged: a fresh directory), or -errno (logged). */
 static int read_file(const char *path, struct buf *out)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -errno;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        if (err != ENOENT)
+            log_error("raft", "cannot open %s: %s", path, strerror(err));
+        return -err;
+    }
     uint8_t chunk[65536];
     for (;;) {
         ssize_t r = read(fd, chunk, sizeof chunk);
@@ -171,10 +224,9 @@ static int load_snapshot(struct raft_storage *s)
     if (ok) {
         s->snap.index = (uint64_t)rd_i64(&rd);
         s->snap.term = (uint64_t)rd_i64(&rd);
-        uint32_t conf_len = 2 + 8 * (uint32_t)RAFT_MAX_NODES;
         size_t before = rd.pos;
         uint8_t nv = (uint8_t)rd_i8(&rd), nl = (uint8_t)rd_i8(&rd);
-        conf_len = 2 + 8u * (nv + nl);
+        uint32_t conf_len = 2 + 8u * (nv + nl);
         rd.pos = before;
         struct slice cs = rd_bytes(&rd, conf_len);
         s->snap.len = rd_u32(&rd);
@@ -186,117 +238,376 @@ static int load_snapshot(struct raft_storage *s)
             memcpy(s->snap.data, data.ptr, s->snap.len);
         }
     }
+    size_t len = b.len;
     buf_free(&b);
     if (!ok) {
-        /* The rename is atomic, so a bad snapshot file is corruption, not a torn write. */
-        log_error("raft", "snapshot file %s is corrupt; refusing to start", path);
+        /* The rename is atomic, so a bad snapshot file is corruption, not a torn write; and
+         * without it the log that follows it means nothing, in salvage mode too. */
+        log_error("raft",
+                  "snapshot file %s (%zu bytes) is corrupt: bad magic, checksum or contents. "
+                  "Not starting; nothing has been changed",
+                  path, len);
         memset(&s->snap, 0, sizeof s->snap);
-        return -EIO;
+        return -EBADMSG;
     }
     return 0;
 }
 
-static int replay_log(struct raft_storage *s)
+/* The byte length of the whole, intact record at data[pos, len), or 0 if there is none.
+ * Every record has at least its kind byte, so a header of zeros is not a record. */
+static size_t rec_at(const uint8_t *data, size_t len, size_t pos)
+{
+    if (len - pos < REC_HEADER)
+        return 0;
+    uint32_t n = be32_read(data + pos);
+    if (n == 0 || n > REC_MAX_BYTES || len - pos - REC_HEADER < n)
+        return 0;
+    if (crc32c(0, data + pos + REC_HEADER, n) != be32_read(data + pos + 4))
+        return 0;
+    return REC_HEADER + n;
+}
+
+/* What is wrong with the framing at pos, where rec_at found no record. */
+static const char *damage_at(const uint8_t *data, size_t len, size_t pos)
+{
+    if (len - pos < REC_HEADER)
+        return "fewer bytes than a record header";
+    uint32_t n = be32_read(data + pos);
+    if (n == 0)
+        return "a record length of zero";
+    if (n > REC_MAX_BYTES)
+        return "an impossible record length";
+    if (len - pos - REC_HEADER < n)
+        return "a record that runs past the end of the file";
+    return "a checksum mismatch";
+}
+
+/* The next position after `from` where an intact record starts, or len. Recovery only: it
+ * may compute a CRC at many positions (only where the length field fits the file). */
+static size_t next_record(const uint8_t *data, size_t len, size_t from)
+{
+    for (size_t p = from + 1; p + REC_HEADER < len; p++)
+        if (rec_at(data, len, p) > 0)
+            return p;
+    return len;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return false;
+    return true;
+}
+
+/*
+ * NULL if the damaged bytes data[pos, len) can be what a crash left of the last save, else
+ * why not. The save wrote whole records from pos on; a crash leaves a prefix of them, the
+ * rest missing or zeros, and the record the write stopped in may hold anything. So follow
+ * the length fields from pos: torn if they run into the end of the file (fewer bytes than
+ * a header, or a record reaching or passing the end) or into zeros that last to the end.
+ * An intact record anywhere after pos (in particular one ending exactly at the end of the
+ * file, metalog.c's test) means the last write completed after the damage: not torn.
+ */
+static const char *not_torn_because(const uint8_t *data, size_t len, size_t pos)
+{
+    if (next_record(data, len, pos) < len)
+        return "intact records follow it";
+    for (size_t q = pos;;) {
+        size_t left = len - q;
+        if (left < REC_HEADER)
+            return NULL;
+        uint32_t claimed = be32_read(data + q);
+        if (claimed == 0)
+            return all_zero(data + q, left) ? NULL : "zeros are followed by other data";
+        if (claimed > REC_MAX_BYTES)
+            return "it is followed by a record header with an impossible length";
+        if (left <= REC_HEADER + (size_t)claimed)
+            return NULL;
+        q += REC_HEADER + claimed;
+    }
+}
+
+enum rec_verdict { REC_OK, REC_MALFORMED, REC_UNKNOWN_KIND, REC_GAP };
+static const char *const verdict_name[] = {
+    [REC_OK] = "ok",
+    [REC_MALFORMED] = "a malformed record",
+    [REC_UNKNOWN_KIND] = "a record of unknown kind",
+    [REC_GAP] = "an entry that does not follow the log (an index gap)",
+};
+
+/* What replaying raft.log found. */
+struct replay {
+    size_t pos;             /* end of the last record replayed (strict: where damage starts) */
+    size_t records;         /* intact records replayed */
+    const char *damage;     /* strict: what stopped the replay at pos, or NULL */
+    bool whole_record;      /* ... and it is a whole record (good CRC): never a torn write */
+    bool boundary_known;    /* the log holds an entry at the snapshot's index... */
+    uint64_t boundary_term; /* ...with this term */
+    uint64_t dropped, dropped_first, dropped_last; /* salvage: entries not following the log */
+};
+
+/* Applies the intact record body[0, len) to the mirror, or says why it cannot. */
+static enum rec_verdict apply_record(struct raft_storage *s, const uint8_t *body, size_t len,
+                                     struct replay *rp, uint64_t *index)
+{
+    struct reader rd;
+    rd_init(&rd, body + 1, len - 1);
+    if (body[0] == REC_HARD_STATE) {
+        struct raft_hard_state hs;
+        hs.term = (uint64_t)rd_i64(&rd);
+        hs.vote = (uint64_t)rd_i64(&rd);
+        hs.commit = (uint64_t)rd_i64(&rd);
+        if (rd.err || rd_remaining(&rd))
+            return REC_MALFORMED;
+        s->hs = hs;
+        return REC_OK;
+    }
+    if (body[0] != REC_ENTRY)
+        return REC_UNKNOWN_KIND;
+    struct raft_entry e;
+    e.term = (uint64_t)rd_i64(&rd);
+    e.index = (uint64_t)rd_i64(&rd);
+    e.type = (uint8_t)rd_i8(&rd);
+    e.len = rd_u32(&rd);
+    struct slice d = rd_bytes(&rd, e.len);
+    e.data = (uint8_t *)d.ptr;
+    *index = e.index;
+    if (rd.err || rd_remaining(&rd) || e.index == 0)
+        return REC_MALFORMED;
+    if (e.index > mem_last_index(s) + 1)
+        return REC_GAP;
+    /* Supersedes every stored entry >= e.index, also when the snapshot covers e.index:
+     * the log may still hold entries from before the snapshot was saved. */
+    mem_truncate_from(s, e.index);
+    if (e.index > s->snap.index) {
+        mem_append(s, &e);
+    } else if (e.index == s->snap.index) {
+        rp->boundary_known = true;
+        rp->boundary_term = e.term;
+    } else {
+        rp->boundary_known = false;
+    }
+    return REC_OK;
+}
+
+/* Replays b into the mirror. Strict: stops at the first damage (rp->damage). Salvage:
+ * skips damaged stretches to the next intact record, and intact records that cannot be
+ * applied, counting their bytes in s->skipped_bytes. */
+static void replay_log(struct raft_storage *s, const char *path, const struct buf *b,
+                       struct replay *rp)
+{
+    bool strict = s->mode == RAFT_STORAGE_STRICT;
+    size_t pos = 0;
+    while (pos < b->len) {
+        size_t n = rec_at(b->data, b->len, pos);
+        uint64_t index = 0;
+        enum rec_verdict v = REC_OK;
+        if (n > 0) {
+            v = apply_record(s, b->data + pos + REC_HEADER, n - REC_HEADER, rp, &index);
+            if (v == REC_OK) {
+                pos += n;
+                rp->records++;
+                continue;
+            }
+        }
+        if (strict) {
+            rp->damage = n > 0 ? verdict_name[v] : damage_at(b->data, b->len, pos);
+            rp->whole_record = n > 0;
+            break;
+        }
+        size_t next;
+        if (n == 0) {
+            next = next_record(b->data, b->len, pos);
+            log_warn("raft", "%s: skipping damaged bytes %zu..%zu (%s)", path, pos, next,
+                     damage_at(b->data, b->len, pos));
+        } else if (v == REC_GAP) {
+            next = pos + n;
+            rp->dropped_first = rp->dropped ? rp->dropped_first : index;
+            rp->dropped_last = index;
+            rp->dropped++;
+        } else {
+            next = pos + n;
+            log_warn("raft", "%s: skipping %s at byte %zu", path, verdict_name[v], pos);
+        }
+        s->skipped_bytes += next - pos;
+        pos = next;
+    }
+    rp->pos = pos;
+}
+
+static void refuse_damaged(const char *path, const struct buf *b, const struct replay *rp,
+                           const char *why_not_torn)
+{
+    log_error("raft",
+              "raft log %s is damaged at byte %zu of %zu (after %zu intact records): %s, and %s, "
+              "so this is not a write cut short by a crash. Not starting: cutting the log there "
+              "could forget entries and votes this node acknowledged. Nothing has been changed. "
+              "Stop the node and recover it offline (raft storage salvage mode reads every "
+              "intact record without writing)",
+              path, rp->pos, b->len, rp->records, rp->damage, why_not_torn);
+}
+
+/* Removes leftovers of a crash during write_snapshot or rewrite_log; neither was in use.
+ * Returns whether one was removed. */
+static bool remove_leftover(const struct raft_storage *s, const char *name)
 {
     char path[PATH_MAX];
+    path_of(s, name, path, sizeof path);
+    if (unlink(path) == 0) {
+        log_info("raft", "removed %s, left over from an interrupted write", path);
+        return true;
+    }
+    if (errno != ENOENT)
+        log_warn("raft", "cannot remove %s: %s", path, strerror(errno));
+    return false;
+}
+
+static int rewrite_log(struct raft_storage *s, uint64_t index);
+
+/* Recovers raft.log (see the top of the file). Strict: on success the mirror is what the
+ * file holds, the file is whole records and the clean-shutdown marker is durably gone. */
+static int recover_log(struct raft_storage *s)
+{
+    bool strict = s->mode == RAFT_STORAGE_STRICT;
+    char path[PATH_MAX], marker[PATH_MAX];
     path_of(s, "raft.log", path, sizeof path);
+    path_of(s, CLEAN_MARKER, marker, sizeof marker);
+    bool clean = strict && access(marker, F_OK) == 0;
     struct buf b;
     buf_init(&b);
     int rc = read_file(path, &b);
+    bool existed = rc != -ENOENT;
     if (rc != 0 && rc != -ENOENT) {
         buf_free(&b);
         return rc;
     }
-    size_t pos = 0;
-    const char *why = NULL;
-    while (pos < b.len) {
-        if (b.len - pos < REC_HEADER) {
-            why = "short header";
-            break;
-        }
-        uint32_t len = be32_read(b.data + pos), crc = be32_read(b.data + pos + 4);
-        if (len == 0 || len > b.len - pos - REC_HEADER) {
-            why = "short record";
-            break;
-        }
-        const uint8_t *body = b.data + pos + REC_HEADER;
-        if (crc32c(0, body, len) != crc) {
-            why = "checksum mismatch";
-            break;
-        }
-        struct reader rd;
-        rd_init(&rd, body + 1, len - 1);
-        if (body[0] == REC_ENTRY) {
-            struct raft_entry e;
-            e.term = (uint64_t)rd_i64(&rd);
-            e.index = (uint64_t)rd_i64(&rd);
-            e.type = (uint8_t)rd_i8(&rd);
-            e.len = rd_u32(&rd);
-            struct slice d = rd_bytes(&rd, e.len);
-            e.data = (uint8_t *)d.ptr;
-            if (rd.err || rd_remaining(&rd) || e.index == 0 || e.index > mem_last_index(s) + 1) {
-                why = "entry does not follow the log";
-                break;
-            }
-            if (e.index > s->snap.index) {
-                mem_truncate_from(s, e.index);
-                mem_append(s, &e);
-            }
-        } else if (body[0] == REC_HARD_STATE) {
-            s->hs.term = (uint64_t)rd_i64(&rd);
-            s->hs.vote = (uint64_t)rd_i64(&rd);
-            s->hs.commit = (uint64_t)rd_i64(&rd);
-            if (rd.err || rd_remaining(&rd)) {
-                why = "malformed hard state";
-                break;
-            }
-        } else {
-            why = "unknown record kind";
-            break;
-        }
-        pos += REC_HEADER + len;
+    if (!existed && strict && (s->snap.index || clean)) {
+        /* raft.log is created (and the directory fsync'd) by the first open, before any
+         * snapshot or marker is written: without it the hard state (the vote) is gone. */
+        log_error("raft",
+                  "%s is missing although %s. Not starting: the term and vote this node "
+                  "promised are lost. Nothing has been changed",
+                  path, s->snap.index ? "a snapshot exists" : "the node was shut down cleanly");
+        buf_free(&b);
+        return -EBADMSG;
     }
+    struct replay rp = {0};
+    replay_log(s, path, &b, &rp);
+    ASSERT(rp.pos <= b.len && (rp.damage != NULL) == (rp.pos < b.len));
+    if (rp.damage) {
+        ASSERT(strict);
+        const char *why_not_torn = clean ? "the node was shut down cleanly (" CLEAN_MARKER
+                                           " is present)"
+                                   : rp.whole_record ? "the record is whole (its checksum is valid)"
+                                                     : not_torn_because(b.data, b.len, rp.pos);
+        if (why_not_torn) {
+            refuse_damaged(path, &b, &rp, why_not_torn);
+            buf_free(&b);
+            return -EBADMSG;
+        }
+    }
+    size_t file_bytes = b.len;
     buf_free(&b);
+    /* A crash between writing a received snapshot and rewriting the log (raft_storage_save)
+     * leaves the old log, whose entries after the snapshot conflict with it when its entry
+     * at the snapshot's index has another term. The save would have dropped them. */
+    bool conflict = rp.boundary_known && rp.boundary_term != s->snap.term;
+    if (conflict) {
+        log_warn("raft",
+                 "%s: the entry at the snapshot's index %llu has term %llu, not %llu; dropping "
+                 "the %zu entries after it (a save of a received snapshot was interrupted)",
+                 path, (unsigned long long)s->snap.index, (unsigned long long)rp.boundary_term,
+                 (unsigned long long)s->snap.term, s->n);
+        mem_truncate_from(s, 0);
+    }
+    /* A commit index beyond what survived would make the core refuse to start; what was
+     * committed is on a quorum anyway and will be learned again. */
+    s->hs.commit = MIN(s->hs.commit, mem_last_index(s));
+    s->log_bytes = rp.pos;
+    if (!strict) {
+        if (s->skipped_bytes || rp.dropped)
+            log_warn("raft",
+                     "%s (salvage): replayed %zu intact records of %zu bytes, skipped %zu "
+                     "bytes; dropped %llu entries that did not follow the log (%llu..%llu)",
+                     path, rp.records, file_bytes, s->skipped_bytes, (unsigned long long)rp.dropped,
+                     (unsigned long long)rp.dropped_first, (unsigned long long)rp.dropped_last);
+        return 0;
+    }
+
+    /* Strict and accepted: from here on the directory changes. */
     s->log_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (s->log_fd < 0) {
         int err = errno;
         log_error("raft", "cannot open %s: %s", path, strerror(err));
         return -err;
     }
-    if (why) {
-        log_warn("raft", "%s: %s at byte %zu; truncating the tail", path, why, pos);
-        if (ftruncate(s->log_fd, (off_t)pos) != 0 || fdatasync(s->log_fd) != 0) {
+    if (rp.damage) {
+        log_warn("raft",
+                 "%s has a torn tail at byte %zu of %zu (%s); truncating (the save being "
+                 "written at the crash never returned, so nothing depending on it was sent)",
+                 path, rp.pos, file_bytes, rp.damage);
+        if (ftruncate(s->log_fd, (off_t)rp.pos) != 0 || fdatasync(s->log_fd) != 0) {
             int err = errno;
             log_error("raft", "cannot truncate %s: %s", path, strerror(err));
             return -err;
         }
     }
-    if (lseek(s->log_fd, (off_t)pos, SEEK_SET) < 0)
-        return -errno;
-    s->log_bytes = pos;
-    /* A commit index beyond what survived would make the core refuse to start; what was
-     * committed is on a quorum anyway and will be learned again. */
-    s->hs.commit = MIN(s->hs.commit, mem_last_index(s));
+    if (conflict && (rc = rewrite_log(s, s->snap.index)) != 0)
+        return rc;
+    bool dir_changed = !existed;
+    dir_changed |= remove_leftover(s, "snapshot.tmp");
+    dir_changed |= remove_leftover(s, "raft.log.tmp");
+    /* From the first save on, a crash may tear the tail again: the marker must be gone
+     * (durably) before anything is appended. */
+    if (clean) {
+        if (unlink(marker) != 0) {
+            rc = -errno;
+            log_error("raft", "cannot remove %s: %s", marker, strerror(-rc));
+            return rc;
+        }
+        dir_changed = true;
+    }
+    if (dir_changed && (rc = fsync_dir(s->dir)) != 0) {
+        log_error("raft", "fsync of directory %s failed: %s", s->dir, strerror(-rc));
+        return rc;
+    }
+    s->intact = true;
+    log_info("raft", "%s: recovered %zu entries after snapshot %llu, term %llu, from %zu records",
+             path, s->n, (unsigned long long)s->snap.index, (unsigned long long)s->hs.term,
+             rp.records);
     return 0;
 }
 
-int raft_storage_open(const char *dir, struct raft_storage **out)
+int raft_storage_open(const char *dir, enum raft_storage_mode mode, struct raft_storage **out)
 {
     *out = NULL;
+    ASSERT(mode == RAFT_STORAGE_STRICT || mode == RAFT_STORAGE_SALVAGE);
     if (strlen(dir) >= sizeof(((struct raft_storage *)0)->dir))
         return -ENAMETOOLONG;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        int err = errno;
-        log_error("raft", "cannot create %s: %s", dir, strerror(err));
-        return -err;
+    if (mode == RAFT_STORAGE_STRICT) {
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            int err = errno;
+            log_error("raft", "cannot create %s: %s", dir, strerror(err));
+            return -err;
+        }
+    } else {
+        struct stat st;
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            int err = errno ? errno : ENOTDIR;
+            log_error("raft", "cannot salvage %s: %s", dir, strerror(err));
+            return -err;
+        }
     }
     struct raft_storage *s = xcalloc(1, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "%s", dir);
+    s->mode = mode;
     s->log_fd = -1;
     int rc = load_snapshot(s);
     if (rc == 0)
-        rc = replay_log(s);
+        rc = recover_log(s);
     if (rc != 0) {
+        s->intact = false; /* leave no marker: nothing about the file is known */
         raft_storage_close(s);
         return rc;
     }
@@ -304,12 +615,35 @@ int raft_storage_open(const char *dir, struct raft_storage **out)
     return 0;
 }
 
+/* Writes the clean-shutdown marker: raft.log is whole records and durable. */
+static void write_marker(struct raft_storage *s)
+{
+    char marker[PATH_MAX];
+    path_of(s, CLEAN_MARKER, marker, sizeof marker);
+    int err = 0;
+    if (s->unsynced && fdatasync(s->log_fd) != 0) {
+        err = errno;
+    } else {
+        int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 || close(fd) != 0)
+            err = errno;
+        else
+            err = -fsync_dir(s->dir);
+    }
+    if (err)
+        log_warn("raft", "cannot write %s (the next start treats raft.log as after a crash): %s",
+                 marker, strerror(err));
+}
+
 void raft_storage_close(struct raft_storage *s)
 {
     if (!s)
         return;
-    if (s->log_fd >= 0)
+    if (s->log_fd >= 0) {
+        if (s->mode == RAFT_STORAGE_STRICT && s->intact)
+            write_marker(s);
         close(s->log_fd);
+    }
     mem_truncate_from(s, 0);
     free(s->ents);
     free(s->snap.data);
@@ -327,6 +661,11 @@ void raft_storage_restore(struct raft_storage *s, struct raft_restore *out)
 uint64_t raft_storage_log_bytes(const struct raft_storage *s)
 {
     return s->log_bytes;
+}
+
+size_t raft_storage_skipped_bytes(const struct raft_storage *s)
+{
+    return s->skipped_bytes;
 }
 
 static int write_snapshot(struct raft_storage *s, const struct raft_snapshot *snap)
@@ -370,6 +709,7 @@ static int write_snapshot(struct raft_storage *s, const struct raft_snapshot *sn
 /* Rewrites raft.log with the hard state and the entries after index (atomically). */
 static int rewrite_log(struct raft_storage *s, uint64_t index)
 {
+    ASSERT(s->mode == RAFT_STORAGE_STRICT && s->log_fd >= 0);
     struct buf b;
     buf_init(&b);
     put_hs(&b, &s->hs);
@@ -397,29 +737,54 @@ static int rewrite_log(struct raft_storage *s, uint64_t index)
     close(s->log_fd);
     s->log_fd = fd;
     s->log_bytes = b.len;
+    s->unsynced = false;
     buf_free(&b);
     size_t k = 0;
     while (k < s->n && s->ents[k].index <= index)
         free(s->ents[k++].data);
-    memmove(s->ents, s->ents + k, (s->n - k) * sizeof *s->ents);
+    if (k > 0)
+        memmove(s->ents, s->ents + k, (s->n - k) * sizeof *s->ents);
     s->n -= k;
     return 0;
 }
 
+/* A failed write leaves the mirror ahead of the file (and after a failed fdatasync the
+ * kernel may have dropped the dirty pages): the storage takes no further saves. Cut off
+ * whatever part of the save reached the file, so that the file stays whole records. */
+static int save_failed(struct raft_storage *s, int rc)
+{
+    s->failed = true;
+    if (ftruncate(s->log_fd, (off_t)s->log_bytes) != 0) {
+        log_error("raft", "cannot truncate %s/raft.log back to %llu bytes: %s", s->dir,
+                  (unsigned long long)s->log_bytes, strerror(errno));
+        s->intact = false;
+    }
+    return rc;
+}
+
 int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool sync)
 {
+    ASSERT(s->mode == RAFT_STORAGE_STRICT); /* a salvaged log is read, never written */
+    if (s->failed) {
+        log_error("raft", "%s: an earlier save failed; reopen the storage", s->dir);
+        return -EIO;
+    }
     int rc;
     if (rd->snapshot) {
         /* Snapshot first: if we crash after it, the log replay drops what it covers. */
         rc = write_snapshot(s, rd->snapshot);
-        if (rc != 0)
+        if (rc != 0) {
+            s->failed = true;
             return rc;
+        }
         mem_truncate_from(s, 0);
         if (rd->hs_changed)
             s->hs = rd->hs;
         rc = rewrite_log(s, rd->snapshot->index);
-        if (rc != 0)
+        if (rc != 0) {
+            s->failed = true;
             return rc;
+        }
     }
     struct buf b;
     buf_init(&b);
@@ -429,6 +794,7 @@ int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool 
             log_error("raft", "storage: entry %llu leaves a gap after %llu",
                       (unsigned long long)e->index, (unsigned long long)mem_last_index(s));
             buf_free(&b);
+            s->failed = true; /* earlier entries of this ready are in the mirror only */
             return -EINVAL;
         }
         put_entry(&b, e);
@@ -439,20 +805,29 @@ int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool 
         put_hs(&b, &rd->hs);
         s->hs = rd->hs;
     }
-    rc = write_all(s->log_fd, b.data, b.len, "raft.log");
-    if (rc == 0)
-        s->log_bytes += b.len;
-    buf_free(&b);
-    if (rc == 0 && sync && (rd->n_entries || rd->hs_changed) && fdatasync(s->log_fd) != 0) {
+    rc = pwrite_all(s->log_fd, b.data, b.len, s->log_bytes, "raft.log");
+    if (rc == 0 && sync && (b.len || s->unsynced) && fdatasync(s->log_fd) != 0) {
         rc = -errno;
         log_error("raft", "fdatasync of %s/raft.log failed: %s", s->dir, strerror(-rc));
     }
-    return rc;
+    size_t written = b.len;
+    buf_free(&b);
+    if (rc != 0)
+        return save_failed(s, rc);
+    s->log_bytes += written;
+    s->unsynced = sync ? false : s->unsynced || written > 0;
+    return 0;
 }
 
 int raft_storage_compact(struct raft_storage *s, uint64_t index)
 {
+    ASSERT(s->mode == RAFT_STORAGE_STRICT);
     if (index > s->snap.index)
         return -EINVAL; /* only what a durable snapshot covers may go */
-    return rewrite_log(s, index);
+    if (s->failed)
+        return -EIO;
+    int rc = rewrite_log(s, index);
+    if (rc != 0)
+        s->failed = true;
+    return rc;
 }
