@@ -9,7 +9,7 @@
  * Record encoding (our own, compact): uvarint type, uvarint version, then the fields
  * with base's writers; strings are uvarint (length + 1) then bytes, 0 meaning null. */
 #include "cluster/cluster.h"
-#include "cluster/metalog.h"
+#include "cluster/quorum.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,8 +34,8 @@ struct op;
 static void complete(struct op *op);
 
 struct cluster {
-    struct metalog *log;
-    struct metalog_stats log_stats; /* what opening the log found */
+    struct quorum *log;
+    struct quorum_stats log_stats; /* what opening the log found */
     int32_t node_id;
     char *cluster_id;
     struct mtopic **topics; /* creation order */
@@ -386,8 +386,8 @@ struct op {
     bool replace_all, validate_only;
     cluster_done_fn done; /* NULL: nobody waits (or cluster_forget) */
     void *arg;
-    struct buf entry; /* the encoded change, while it is written */
-    int write_rc;     /* metalog_append's answer, set on the runner's thread */
+    struct buf entry; /* the encoded change, until it is proposed */
+    int write_rc;     /* quorum_persist's answer, set on the runner's thread */
     struct cluster_result res;
 };
 
@@ -554,13 +554,13 @@ int cluster_open(const struct cluster_options *opts, struct cluster **out)
     c->max_partitions = opts->max_partitions > 0 ? opts->max_partitions : INT64_MAX;
     hmap_init(&c->by_name);
     hmap_init(&c->deleted_ids);
-    int rc = metalog_open(opts->metadata_dir, opts->salvage ? METALOG_SALVAGE : METALOG_STRICT,
-                          apply_entry, c, &c->log, &c->log_stats);
-    if (rc == -EBADMSG) {
+    int rc = quorum_open(opts->metadata_dir, opts->node_id, opts->salvage, apply_entry, c, &c->log,
+                         &c->log_stats);
+    if (rc != 0) {
         cluster_close(c);
-        return CLUSTER_ERR_CORRUPT;
+        return rc == -EBADMSG ? CLUSTER_ERR_CORRUPT : CLUSTER_ERR_IO; /* rc is a -errno */
     }
-    if (rc == 0 && !opts->salvage)
+    if (!opts->salvage)
         rc = load_or_create_meta(c, opts->metadata_dir, opts->cluster_id);
     if (rc != 0) {
         cluster_close(c);
@@ -594,7 +594,7 @@ void cluster_close(struct cluster *c)
         free(c->brokers[i].rack);
     }
     free(c->brokers);
-    metalog_close(c->log);
+    quorum_close(c->log);
     free(c->cluster_id);
     free(c);
 }
@@ -605,11 +605,11 @@ const char *cluster_id(const struct cluster *c)
 }
 bool cluster_log_was_empty(const struct cluster *c)
 {
-    return c->log_stats.was_empty;
+    return c->log_stats.entries == 0;
 }
 const char *cluster_log_path(const struct cluster *c)
 {
-    return metalog_path(c->log);
+    return quorum_path(c->log);
 }
 size_t cluster_log_skipped_bytes(const struct cluster *c)
 {
@@ -961,8 +961,9 @@ static int build(struct cluster *c, struct op *op, struct change *ch)
  *
  * A change waits in c->queue until the one before it is applied; then it is checked
  * against the image (so two changes never both pass a check only one may pass, such as
- * two creations of one name), encoded, and written by the runner: metalog_append and its
- * fdatasync run on the runner's thread, never on the caller's. Back on the caller's
+ * two creations of one name), encoded, proposed to the metadata quorum, and written by
+ * the runner: quorum_persist (the write and its fdatasync) runs on the runner's thread,
+ * never on the caller's. Back on the caller's
  * thread the entry is applied to the image (the listener runs), and done is told. */
 
 static void free_op(struct op *op)
@@ -994,24 +995,30 @@ static void complete(struct op *op)
 static void write_op(void *arg)
 {
     struct op *op = arg;
-    op->write_rc = metalog_append(op->c->log, op->entry.data, op->entry.len);
+    op->write_rc = quorum_persist(op->c->log);
 }
 
-/* The caller's thread, once the entry is durable (or failed): apply and tell. */
+static void start_write(struct op *op);
+
+/* The caller's thread, once the write is durable (or failed): apply and tell. */
 static void finish_write(struct op *op)
 {
     struct cluster *c = op->c;
     ASSERT(c->writing == op);
+    c->listener_rc = 0;
+    /* Applies the entry once committed (apply_entry: the listener runs). */
+    int more = quorum_advance(c->log, op->write_rc);
+    if (more > 0) {
+        start_write(op);
+        return;
+    }
     c->writing = NULL;
-    if (op->write_rc != 0) {
+    if (more < 0) {
         op->res.err = CLUSTER_ERR_IO;
         op->res.why = "the metadata log could not be written (the broker's log says why)";
         complete(op);
         return;
     }
-    c->listener_rc = 0;
-    apply_entry(c, (struct slice){op->entry.data, op->entry.len});
-    buf_reset(&op->entry);
     if (c->listener_rc != 0 && op->kind == OP_CREATE_TOPIC) {
         /* Recorded, but the broker cannot serve it: take it back, before anything else,
          * so that no topic stays listed that producers would find broken. The caller
@@ -1045,6 +1052,18 @@ static void op_written(void *arg)
     pump(c);
 }
 
+/* Runs the write on the runner's thread, or here when there is none. */
+static void start_write(struct op *op)
+{
+    struct cluster *c = op->c;
+    if (c->runner.run) {
+        c->runner.run(c->runner.runner_arg, write_op, op_written, op);
+    } else {
+        write_op(op);
+        finish_write(op);
+    }
+}
+
 /* Starts the next change when none is being written. Not re-entered: a change
  * submitted from a done callback is picked up by the loop already running. */
 static void pump(struct cluster *c)
@@ -1068,13 +1087,16 @@ static void pump(struct cluster *c)
         }
         buf_free(&op->entry);
         change_finish(&ch, &op->entry);
-        c->writing = op;
-        if (c->runner.run) {
-            c->runner.run(c->runner.runner_arg, write_op, op_written, op);
-        } else {
-            write_op(op);
-            finish_write(op);
+        int rc = quorum_propose(c->log, op->entry.data, op->entry.len);
+        buf_free(&op->entry);
+        if (rc != 0) {
+            op->res.err = CLUSTER_ERR_IO;
+            op->res.why = "the metadata log refuses changes (the broker's log says why)";
+            complete(op);
+            continue;
         }
+        c->writing = op;
+        start_write(op);
     }
     c->pumping = false;
 }
@@ -1260,7 +1282,7 @@ int cluster_rewrite_log(struct cluster *c, int64_t producer_id_gap, char **kept_
     }
     for (size_t i = 0; i < n; i++)
         payloads[i] = (struct slice){entries[i].data, entries[i].len};
-    int rc = metalog_replace(c->log, payloads, n, kept_path);
+    int rc = quorum_replace(c->log, payloads, n, kept_path);
     if (rc == 0)
         c->next_producer_id += producer_id_gap;
     for (size_t i = 0; i < n; i++)

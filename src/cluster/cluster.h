@@ -4,9 +4,10 @@
  *
  * Changes are KRaft-style metadata records (TopicRecord, PartitionRecord,
  * ConfigRecord, RemoveTopicRecord, RegisterBrokerRecord, ...) appended to a durable
- * log and then applied to the in-memory image. On start-up the log is replayed. Today
- * the log is a local file (metalog.c); the cluster issue replaces it with the Raft
- * quorum's log — the records, the image and this interface stay the same.
+ * log and then applied to the in-memory image. On start-up the log is replayed. The
+ * log is the Raft core's (quorum.c over src/raft), with one voter today; the cluster
+ * issue adds voters over the network, and the records, the image and this interface
+ * stay the same. Data dirs of earlier versions (metalog.c) are upgraded in place.
  *
  * Error returns (and cluster_result.err) are negative CLUSTER_ERR_* codes; handlers map
  * them to Kafka codes. Every function is called on one thread (the broker's event

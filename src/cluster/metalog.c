@@ -363,6 +363,13 @@ const char *metalog_path(const struct metalog *m)
     return m->path;
 }
 
+void metalog_forget(struct metalog *m)
+{
+    if (m)
+        m->intact = false; /* no clean-shutdown marker */
+    metalog_close(m);
+}
+
 void metalog_close(struct metalog *m)
 {
     if (!m)

@@ -40,5 +40,7 @@ const char *metalog_path(const struct metalog *m);
 /* Closes the log. A writable log whose every byte is a whole entry leaves a
  * clean-shutdown marker, so that the next start knows any damage is not a torn tail. */
 void metalog_close(struct metalog *m);
+/* Closes the log without a clean-shutdown marker (its entries moved elsewhere). */
+void metalog_forget(struct metalog *m);
 
 #endif

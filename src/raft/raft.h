@@ -28,7 +28,8 @@
 /* Bounds (STYLE.md: a limit on everything). */
 #define RAFT_MAX_NODES 16             /* voters + learners in one configuration */
 #define RAFT_MAX_ENTRIES_PER_MSG 1024 /* entries in one append message */
-#define RAFT_MAX_ENTRY_BYTES (1u << 20)
+#define RAFT_MAX_ENTRY_BYTES                                                                       \
+    (8u << 20) /* a metadata change: a topic of 100,000 partitions is 4.4 MB */
 #define RAFT_MAX_SNAPSHOT_BYTES (64u << 20)
 #define RAFT_MAX_MSG_BYTES (96u << 20) /* a whole encoded message */
 #define RAFT_MAX_INDEX (1ull << 62)    /* terms and indexes above are rejected as malformed */
@@ -267,5 +268,11 @@ uint64_t raft_storage_log_bytes(const struct raft_storage *s);
 /* Salvage: bytes of raft.log not replayed (damaged stretches, and intact records that
  * could not be used: malformed, unknown kind, or entries after an index gap). Strict: 0. */
 size_t raft_storage_skipped_bytes(const struct raft_storage *s);
+/* Salvage: the intact entries that did not follow the log (after a damaged stretch or
+ * gap), in log order, later ones superseding earlier ones of the same or a higher index.
+ * Not part of the restore (raft_new could not take them); a recovery tool that wants
+ * every intact entry applies them after the restore's. Valid until the next call. */
+void raft_storage_strays(const struct raft_storage *s, const struct raft_entry **entries,
+                         size_t *n);
 
 #endif

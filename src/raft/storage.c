@@ -68,6 +68,9 @@ struct raft_storage {
     struct raft_snapshot snap;
     struct raft_entry *ents;
     size_t n, cap;
+    /* Salvage: intact entries that did not follow the log (after a damaged stretch). */
+    struct raft_entry *strays;
+    size_t n_strays, cap_strays;
 };
 
 static void path_of(const struct raft_storage *s, const char *name, char *out, size_t cap)
@@ -88,6 +91,22 @@ static void mem_append(struct raft_storage *s, const struct raft_entry *e)
         s->ents = xrealloc(s->ents, s->cap * sizeof *s->ents);
     }
     struct raft_entry *c = &s->ents[s->n++];
+    *c = *e;
+    c->data = e->len ? xmalloc(e->len) : NULL;
+    if (e->len)
+        memcpy(c->data, e->data, e->len);
+}
+
+/* Salvage: keeps an entry that does not follow the log, superseding strays >= its index. */
+static void stray_append(struct raft_storage *s, const struct raft_entry *e)
+{
+    while (s->n_strays && s->strays[s->n_strays - 1].index >= e->index)
+        free(s->strays[--s->n_strays].data);
+    if (s->n_strays == s->cap_strays) {
+        s->cap_strays = s->cap_strays ? s->cap_strays * 2 : 16;
+        s->strays = xrealloc(s->strays, s->cap_strays * sizeof *s->strays);
+    }
+    struct raft_entry *c = &s->strays[s->n_strays++];
     *c = *e;
     c->data = e->len ? xmalloc(e->len) : NULL;
     if (e->len)
@@ -375,8 +394,11 @@ static enum rec_verdict apply_record(struct raft_storage *s, const uint8_t *body
     *index = e.index;
     if (rd.err || rd_remaining(&rd) || e.index == 0)
         return REC_MALFORMED;
-    if (e.index > mem_last_index(s) + 1)
+    if (e.index > mem_last_index(s) + 1) {
+        if (s->mode == RAFT_STORAGE_SALVAGE)
+            stray_append(s, &e);
         return REC_GAP;
+    }
     /* Supersedes every stored entry >= e.index, also when the snapshot covers e.index:
      * the log may still hold entries from before the snapshot was saved. */
     mem_truncate_from(s, e.index);
@@ -646,6 +668,9 @@ void raft_storage_close(struct raft_storage *s)
     }
     mem_truncate_from(s, 0);
     free(s->ents);
+    for (size_t i = 0; i < s->n_strays; i++)
+        free(s->strays[i].data);
+    free(s->strays);
     free(s->snap.data);
     free(s);
 }
@@ -656,6 +681,12 @@ void raft_storage_restore(struct raft_storage *s, struct raft_restore *out)
     out->snapshot = s->snap.index ? &s->snap : NULL;
     out->entries = s->ents;
     out->n_entries = s->n;
+}
+
+void raft_storage_strays(const struct raft_storage *s, const struct raft_entry **entries, size_t *n)
+{
+    *entries = s->strays;
+    *n = s->n_strays;
 }
 
 uint64_t raft_storage_log_bytes(const struct raft_storage *s)

@@ -23,7 +23,8 @@ META = "__cluster_metadata-0"
 
 
 def metadata_log(b):
-    return os.path.join(b.data_dir, META, "metadata.log")
+    """The metadata log: the Raft log of the one-voter metadata quorum."""
+    return os.path.join(b.data_dir, META, "raft.log")
 
 
 def partition_files(b):
@@ -119,7 +120,7 @@ def test_flipped_byte_refuses_start_and_recovery_restores_everything(broker):
     r = recover(broker)
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert "the old file is kept as" in r.stdout
-    kept = [f for f in os.listdir(os.path.dirname(path)) if f.startswith("metadata.log.damaged-")]
+    kept = [f for f in os.listdir(os.path.dirname(path)) if f.startswith("raft.log.damaged-")]
     assert len(kept) == 1 and open(os.path.join(os.path.dirname(path), kept[0]), "rb").read() == damaged
 
     broker.start()

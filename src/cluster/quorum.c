@@ -1,0 +1,462 @@
+/* The metadata log through the Raft core: see quorum.h.
+ *
+ * Files, all in the metadata dir: raft.log, snapshot and clean-shutdown (raft storage,
+ * raft.h), meta.properties (cluster.c), and before the upgrade metadata.log (metalog.c).
+ * Which one holds the log: raft storage once it has a snapshot or any record; else an old
+ * metadata.log, which is upgraded; else nothing, a new node.
+ *
+ * The upgrade writes the snapshot (durable) before it moves metadata.log aside, so a
+ * crash in between leaves both, and the next start takes the snapshot and moves the old
+ * file then. metalog_open removes the old log's clean-shutdown marker before the raft
+ * storage, which uses the same name, is opened; the old log is never closed with one. */
+#include "cluster/quorum.h"
+#include "cluster/metalog.h"
+#include "raft/raft.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct quorum {
+    char *dir;
+    char *path; /* raft.log */
+    struct raft_storage *store;
+    struct raft *raft; /* NULL in salvage mode */
+    quorum_apply_fn apply;
+    void *apply_arg;
+    struct raft_ready rd; /* taken by quorum_propose, saved by quorum_persist */
+    bool rd_pending;
+    bool failed; /* a write failed: no more proposals until restart */
+    int32_t node_id;
+    size_t applied_entries;
+};
+
+static char *path_in(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static bool file_has_bytes(const char *dir, const char *name)
+{
+    char *p = path_in(dir, name);
+    struct stat st;
+    bool yes = stat(p, &st) == 0 && st.st_size > 0;
+    free(p);
+    return yes;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char *p = path_in(dir, name);
+    bool yes = access(p, F_OK) == 0;
+    free(p);
+    return yes;
+}
+
+/* ---- snapshot data: a sequence of [u32 length][metadata-log entry] ---- */
+
+static void snapshot_add(struct buf *b, struct slice entry)
+{
+    buf_put_u32(b, (uint32_t)entry.len);
+    buf_append(b, entry.ptr, entry.len);
+}
+
+static int snapshot_apply(struct quorum *q, const uint8_t *data, size_t len)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        if (len - pos < 4 || len - pos - 4 < be32_read(data + pos)) {
+            log_error("cluster", "metadata snapshot in %s is malformed at byte %zu", q->dir, pos);
+            return -EBADMSG;
+        }
+        uint32_t n = be32_read(data + pos);
+        q->apply(q->apply_arg, (struct slice){data + pos + 4, n});
+        q->applied_entries++;
+        pos += 4 + (size_t)n;
+    }
+    return 0;
+}
+
+/* An entry of the Raft log that carries a metadata change (not a configuration or a
+ * leader's empty no-op). */
+static bool is_change(const struct raft_entry *e)
+{
+    return e->type == RAFT_ENTRY_NORMAL && e->len > 0;
+}
+
+static void apply_entries(struct quorum *q, const struct raft_entry *ents, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!is_change(&ents[i]))
+            continue;
+        q->apply(q->apply_arg, (struct slice){ents[i].data, ents[i].len});
+        q->applied_entries++;
+    }
+}
+
+/* ---- driving the core ---- */
+
+/* A ready needs a durable write before it is advanced when it holds entries, a
+ * snapshot, or a new term or vote; a commit index alone may be persisted lazily (one
+ * voter re-commits its whole log when it restarts). */
+static bool ready_needs_write(const struct quorum *q, const struct raft_ready *rd)
+{
+    struct raft_restore stored;
+    raft_storage_restore(q->store, &stored);
+    return rd->n_entries > 0 || rd->snapshot ||
+           (rd->hs_changed && (rd->hs.term != stored.hs.term || rd->hs.vote != stored.hs.vote));
+}
+
+/* Applies and advances every ready that needs no write; takes the first that does into
+ * q->rd. */
+static void drain_ready(struct quorum *q)
+{
+    while (!q->rd_pending && raft_has_ready(q->raft)) {
+        struct raft_ready rd;
+        raft_ready(q->raft, &rd);
+        ASSERT(rd.n_msgs == 0); /* one voter: nobody to talk to */
+        if (ready_needs_write(q, &rd)) {
+            q->rd = rd;
+            q->rd_pending = true;
+            return;
+        }
+        apply_entries(q, rd.committed, rd.n_committed);
+        raft_advance(q->raft, &rd);
+    }
+}
+
+int quorum_persist(struct quorum *q)
+{
+    ASSERT(q->rd_pending);
+    return raft_storage_save(q->store, &q->rd, true);
+}
+
+int quorum_advance(struct quorum *q, int persist_rc)
+{
+    ASSERT(q->rd_pending);
+    if (persist_rc != 0) {
+        /* The core's ready cannot be taken back: refuse every later change. */
+        q->failed = true;
+        log_error("cluster",
+                  "writing the metadata log %s failed; metadata changes are refused until the "
+                  "broker restarts",
+                  q->path);
+        return -EIO;
+    }
+    q->rd_pending = false;
+    apply_entries(q, q->rd.committed, q->rd.n_committed);
+    raft_advance(q->raft, &q->rd);
+    drain_ready(q);
+    return q->rd_pending ? 1 : 0;
+}
+
+/* Start-up: writes and applies until this node leads and everything in its log is
+ * applied (one voter elects itself at once). */
+static int catch_up(struct quorum *q)
+{
+    raft_campaign(q->raft);
+    for (;;) {
+        drain_ready(q);
+        if (!q->rd_pending)
+            break;
+        int rc = quorum_persist(q);
+        if (quorum_advance(q, rc) < 0)
+            return -EIO;
+    }
+    struct raft_status st;
+    raft_status(q->raft, &st);
+    if (st.role != RAFT_LEADER || st.applied < st.last_index) {
+        log_error("cluster", "metadata quorum in %s did not elect this node (role %s)", q->dir,
+                  raft_role_name(st.role));
+        return -EIO;
+    }
+    return 0;
+}
+
+int quorum_propose(struct quorum *q, const uint8_t *entry, size_t len)
+{
+    ASSERT(q->raft && !q->rd_pending);
+    if (q->failed)
+        return -EIO;
+    if (len > RAFT_MAX_ENTRY_BYTES) {
+        log_error("cluster", "a metadata change of %zu bytes exceeds the entry limit", len);
+        return -EFBIG;
+    }
+    uint64_t index;
+    int rc = raft_propose(q->raft, entry, len, &index);
+    (void)index;
+    if (rc != 0) {
+        log_error("cluster", "the metadata quorum refused a change (%d)", rc);
+        return -EIO;
+    }
+    drain_ready(q);
+    ASSERT(q->rd_pending); /* the new entry must be written */
+    return 0;
+}
+
+/* ---- opening ---- */
+
+static int refuse(const struct quorum *q)
+{
+    const char *slash = strrchr(q->dir, '/');
+    int parent_len = slash && slash != q->dir ? (int)(slash - q->dir) : 1;
+    log_error("cluster",
+              "the metadata log in %s is damaged (see above). Not starting: cutting it would "
+              "forget topics whose partition directories are still on disk. To recover this "
+              "single node, stop it and run `samsa metadata recover --log-dir %.*s` "
+              "(docs/operations.md, \"Damaged metadata\")",
+              q->dir, parent_len, slash && slash != q->dir ? q->dir : ".");
+    return -EBADMSG;
+}
+
+struct collect {
+    struct buf snap;
+    size_t entries;
+};
+
+static void collect_entry(void *arg, struct slice entry)
+{
+    struct collect *c = arg;
+    snapshot_add(&c->snap, entry);
+    c->entries++;
+}
+
+/* Writes a snapshot holding `data` as the whole log of a one-voter quorum. */
+static int write_snapshot(struct raft_storage *store, int32_t node_id, struct buf *data)
+{
+    struct raft_snapshot snap = {
+        .index = 1, .term = 1, .len = (uint32_t)data->len, .data = data->data};
+    snap.conf.n_voters = 1;
+    snap.conf.voters[0] = (uint64_t)node_id;
+    struct raft_ready rd = {
+        .hs_changed = true, .hs = {.term = 1, .vote = 0, .commit = 1}, .snapshot = &snap};
+    return raft_storage_save(store, &rd, true);
+}
+
+/* Moves dir/name aside as name.<what>-<ms>; *kept gets the new path (malloc'd). */
+static int keep_aside(const char *dir, const char *name, const char *what, char **kept)
+{
+    char *from = path_in(dir, name);
+    char suffix[96];
+    snprintf(suffix, sizeof suffix, "%s.%s-%lld", name, what, (long long)time_wall_ms());
+    char *to = path_in(dir, suffix);
+    int rc = rename(from, to) == 0 ? fsync_dir(dir) : -errno;
+    if (rc != 0)
+        log_error("cluster", "cannot move %s to %s: %s", from, to, strerror(-rc));
+    free(from);
+    if (rc == 0 && kept)
+        *kept = to;
+    else
+        free(to);
+    return rc;
+}
+
+static int raft_start(struct quorum *q, int32_t node_id)
+{
+    struct raft_restore restore;
+    raft_storage_restore(q->store, &restore);
+    if (restore.snapshot) {
+        int rc = snapshot_apply(q, restore.snapshot->data, restore.snapshot->len);
+        if (rc != 0)
+            return rc;
+    }
+    /* What the core would trip over (an assertion) rather than refuse: a hard state
+     * older than the log it vouches for, or a quorum of more voters than this build
+     * serves. */
+    uint64_t last_term = restore.n_entries  ? restore.entries[restore.n_entries - 1].term
+                         : restore.snapshot ? restore.snapshot->term
+                                            : 0;
+    if (restore.hs.term < last_term) {
+        log_error("cluster",
+                  "the metadata log in %s is damaged: its term %llu is older than its "
+                  "last entry's (%llu)",
+                  q->dir, (unsigned long long)restore.hs.term, (unsigned long long)last_term);
+        return -EBADMSG;
+    }
+    struct raft_config cfg;
+    raft_config_default(&cfg, (uint64_t)node_id);
+    struct raft_conf founders = {.n_voters = 1, .voters = {(uint64_t)node_id}};
+    int rc = raft_new(&cfg, &restore, &founders, &q->raft);
+    if (rc != 0) {
+        log_error("cluster", "the metadata log in %s cannot be restored (%d)", q->dir, rc);
+        return -EBADMSG;
+    }
+    struct raft_status st;
+    raft_status(q->raft, &st);
+    if (st.conf.n_voters != 1 || st.conf.n_learners != 0) {
+        log_error("cluster",
+                  "the metadata quorum in %s has %u voters and %u learners; this build runs "
+                  "a quorum of this node alone",
+                  q->dir, st.conf.n_voters, st.conf.n_learners);
+        return -EINVAL;
+    }
+    if (!raft_conf_is_voter(&st.conf, (uint64_t)node_id)) {
+        log_error("cluster",
+                  "node.id %d is not a voter of the metadata quorum in %s: was node.id changed?",
+                  node_id, q->dir);
+        return -EINVAL;
+    }
+    return catch_up(q);
+}
+
+/* Moves the entries of an old metadata.log into a new Raft log as its snapshot. */
+static int upgrade(struct quorum *q, int32_t node_id)
+{
+    struct collect col;
+    buf_init(&col.snap);
+    col.entries = 0;
+    struct metalog *old = NULL;
+    int rc = metalog_open(q->dir, METALOG_STRICT, collect_entry, &col, &old, NULL);
+    if (rc == 0)
+        rc = raft_storage_open(q->dir, RAFT_STORAGE_STRICT, &q->store);
+    if (rc == 0)
+        rc = write_snapshot(q->store, node_id, &col.snap);
+    metalog_forget(old);
+    if (rc == 0)
+        rc = keep_aside(q->dir, "metadata.log", "migrated", NULL);
+    if (rc == 0)
+        log_info("cluster", "moved %zu entries of %s/metadata.log into the Raft log %s",
+                 col.entries, q->dir, q->path);
+    buf_free(&col.snap);
+    return rc;
+}
+
+int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn apply, void *arg,
+                struct quorum **out, struct quorum_stats *stats)
+{
+    struct quorum *q = xcalloc(1, sizeof *q);
+    q->dir = xstrdup(dir);
+    q->path = path_in(dir, "raft.log");
+    q->node_id = node_id;
+    q->apply = apply;
+    q->apply_arg = arg;
+    struct quorum_stats st = {0};
+    bool have_raft = file_has_bytes(dir, "raft.log") || file_exists(dir, "snapshot");
+    bool have_old = file_exists(dir, "metadata.log");
+    int rc = 0;
+    if (salvage) {
+        if (have_raft) {
+            rc = raft_storage_open(dir, RAFT_STORAGE_SALVAGE, &q->store);
+            if (rc == 0) {
+                struct raft_restore r;
+                raft_storage_restore(q->store, &r);
+                if (r.snapshot)
+                    rc = snapshot_apply(q, r.snapshot->data, r.snapshot->len);
+                apply_entries(q, r.entries, r.n_entries);
+                const struct raft_entry *strays;
+                size_t n_strays;
+                raft_storage_strays(q->store, &strays, &n_strays);
+                apply_entries(q, strays, n_strays);
+                st.skipped_bytes = raft_storage_skipped_bytes(q->store);
+            }
+        } else {
+            struct metalog *old = NULL;
+            struct metalog_stats ms = {0};
+            rc = metalog_open(dir, METALOG_SALVAGE, apply, arg, &old, &ms);
+            metalog_forget(old);
+            q->applied_entries = ms.entries;
+            st.skipped_bytes = ms.skipped_bytes;
+        }
+    } else if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rc = -errno;
+        log_error("cluster", "cannot create metadata dir %s: %s", dir, strerror(-rc));
+    } else {
+        if (!have_raft && !have_old) {
+            /* No log at all: a new node, or one whose log was emptied or deleted. A
+             * marker left by the lost log's clean stop vouches for nothing; the broker
+             * refuses a new log beside data it cannot account for (log_dir.c). With more
+             * voters (the cluster issue) a voter that lost its log must not vote. */
+            char *marker = path_in(dir, "clean-shutdown");
+            if (unlink(marker) == 0) {
+                log_warn("cluster", "no metadata log in %s: starting a new one", dir);
+                rc = fsync_dir(dir);
+            }
+            free(marker);
+        }
+        if (rc == 0 && !have_raft && have_old) {
+            rc = upgrade(q, node_id);
+            st.upgraded = rc == 0;
+        } else if (rc == 0) {
+            rc = raft_storage_open(dir, RAFT_STORAGE_STRICT, &q->store);
+            if (rc == 0 && have_old) /* a crash ended an upgrade after its snapshot */
+                rc = keep_aside(dir, "metadata.log", "migrated", NULL);
+        }
+        if (rc == 0)
+            rc = raft_start(q, node_id);
+    }
+    st.entries = q->applied_entries;
+    if (rc == -EBADMSG && !salvage)
+        refuse(q);
+    if (rc != 0) {
+        quorum_close(q);
+        return rc;
+    }
+    log_info("cluster", "replayed %zu metadata entries from %s", st.entries, q->path);
+    if (stats)
+        *stats = st;
+    *out = q;
+    return 0;
+}
+
+int quorum_replace(struct quorum *q, const struct slice *entries, size_t n, char **kept_path)
+{
+    *kept_path = NULL;
+    raft_free(q->raft);
+    q->raft = NULL;
+    raft_storage_close(q->store);
+    q->store = NULL;
+    if (mkdir(q->dir, 0755) != 0 && errno != EEXIST) {
+        int rc = -errno;
+        log_error("cluster", "cannot create metadata dir %s: %s", q->dir, strerror(-rc));
+        return rc;
+    }
+    /* The damaged files stay beside the new log; the first one kept is reported. */
+    static const char *const old_files[] = {"raft.log", "snapshot", "metadata.log"};
+    char *marker = path_in(q->dir, "clean-shutdown");
+    int gone = unlink(marker) == 0 || errno == ENOENT ? 0 : -errno;
+    free(marker);
+    if (gone != 0)
+        return gone;
+    for (size_t i = 0; i < ARRAY_LEN(old_files); i++) {
+        if (!file_exists(q->dir, old_files[i]))
+            continue;
+        int rc = keep_aside(q->dir, old_files[i], "damaged", *kept_path ? NULL : kept_path);
+        if (rc != 0)
+            return rc;
+    }
+    struct buf data;
+    buf_init(&data);
+    for (size_t i = 0; i < n; i++)
+        snapshot_add(&data, entries[i]);
+    struct raft_storage *store = NULL;
+    int rc = raft_storage_open(q->dir, RAFT_STORAGE_STRICT, &store);
+    if (rc == 0)
+        rc = write_snapshot(store, q->node_id, &data);
+    raft_storage_close(store);
+    buf_free(&data);
+    return rc;
+}
+
+const char *quorum_path(const struct quorum *q)
+{
+    return q->path;
+}
+
+void quorum_close(struct quorum *q)
+{
+    if (!q)
+        return;
+    ASSERT(!q->rd_pending || q->failed);
+    raft_free(q->raft);
+    raft_storage_close(q->store);
+    free(q->dir);
+    free(q->path);
+    free(q);
+}
