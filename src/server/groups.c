@@ -1,11 +1,11 @@
-/* The group coordinator's place in the broker: its configuration, the internal topic
- * __consumer_offsets it persists to, loading that topic at start-up, its timer, and
- * the durable appends it asks for.
+/* The group coordinator's place in the broker: its configuration from the broker's,
+ * and the adapters that let the state-machine host (internal_topics.c) keep it in
+ * __consumer_offsets: loading that topic at start-up, its timer, and the durable
+ * appends it asks for.
  *
- * The coordinator (src/group) is a pure state machine. It asks for records to be
- * appended with cfg->append, and must not be re-entered from inside that call; so
- * appends are queued here and started from the idle hook, and their completion
- * (grp_append_done) always arrives from outside any coordinator call. */
+ * The coordinator (src/group) is a pure state machine; the host queues its appends and
+ * starts them from the idle hook, so it is never re-entered from inside cfg->append,
+ * and grp_append_done always arrives from outside any coordinator call. */
 #include "server/internal.h"
 
 #include <stdlib.h>
@@ -14,131 +14,56 @@
 
 #define OFFSETS_TOPIC "__consumer_offsets"
 
-struct group_append {
-    struct group_append *next;
-    int32_t partition;
-    struct record_in *records;
-    size_t n;
-    struct buf bytes; /* keys and values of records, copied */
-    void *token;
-    struct server *srv;
-};
-
-static void schedule_tick(struct server *s);
-
-static void on_group_tick(struct net_loop *loop, void *arg)
-{
-    (void)loop;
-    struct server *s = arg;
-    s->group_timer = 0;
-    grp_tick(s->groups, time_wall_ms());
-    schedule_tick(s);
-}
-
-/* Re-arms the coordinator's timer for its next deadline (after every call into it). */
-static void schedule_tick(struct server *s)
-{
-    if (!s->groups)
-        return;
-    int64_t deadline = grp_next_deadline(s->groups);
-    if (s->group_timer) {
-        if (deadline == s->group_deadline)
-            return;
-        net_timer_cancel(s->loop, s->group_timer);
-        s->group_timer = 0;
-    }
-    if (deadline == INT64_MAX)
-        return;
-    s->group_deadline = deadline;
-    s->group_timer = net_timer_add(s->loop, deadline - time_wall_ms(), on_group_tick, s);
-}
-
 void server_groups_called(struct server *s)
 {
-    schedule_tick(s);
+    itopic_host_called(s->groups_host);
 }
 
-static void append_done(void *arg, int16_t error)
-{
-    struct group_append *a = arg;
-    struct server *s = a->srv;
-    if (s->groups)
-        grp_append_done(s->groups, time_wall_ms(), a->token, error);
-    buf_free(&a->bytes);
-    free(a->records);
-    free(a);
-    schedule_tick(s);
-}
-
-/* Appends bytes to b (which has room: no reallocation) and returns them as a non-null
- * slice, even when empty. */
-static struct slice copy_bytes(struct buf *b, struct slice src)
-{
-    ASSERT(b->cap - b->len >= src.len);
-    uint8_t *at = b->data + b->len;
-    buf_append(b, src.ptr, src.len);
-    return (struct slice){at, src.len};
-}
-
-/* cfg->append: copy the records and queue them for the idle hook. */
+/* cfg->append: the host copies and queues the records. */
 static void queue_append(void *arg, int32_t partition, const struct grp_record *records, size_t n,
                          void *token)
 {
-    struct server *s = arg;
-    struct group_append *a = xcalloc(1, sizeof *a);
-    a->srv = s;
-    a->partition = partition;
-    a->token = token;
-    a->n = n;
-    a->records = xcalloc(n ? n : 1, sizeof *a->records);
-    buf_init(&a->bytes);
-    size_t total = 0;
+    struct record_in *recs = xcalloc(n ? n : 1, sizeof *recs);
     for (size_t i = 0; i < n; i++)
-        total += records[i].key.len + records[i].value.len;
-    buf_reserve(&a->bytes, total + 1); /* no growth below: slices stay valid */
-    for (size_t i = 0; i < n; i++) {
-        a->records[i].key = copy_bytes(&a->bytes, records[i].key);
-        a->records[i].value =
-            records[i].value.ptr ? copy_bytes(&a->bytes, records[i].value) : SLICE_NULL;
-    }
-    if (s->group_appends_tail)
-        s->group_appends_tail->next = a;
-    else
-        s->group_appends = a;
-    s->group_appends_tail = a;
+        recs[i] = (struct record_in){records[i].key, records[i].value};
+    itopic_host_append(arg, partition, recs, n, token);
+    free(recs);
 }
 
-void server_groups_idle(struct server *s)
+/* The coordinator as the host's machine. */
+static void sm_load_begin(void *sm, int32_t partition, int64_t now_ms)
 {
-    while (s->group_appends) {
-        struct group_append *a = s->group_appends;
-        s->group_appends = a->next;
-        if (!s->group_appends)
-            s->group_appends_tail = NULL;
-        struct partition *p = server_partition(s, slice_from_cstr(OFFSETS_TOPIC), a->partition);
-        if (!p) {
-            append_done(a, KERR_NOT_COORDINATOR);
-            continue;
-        }
-        server_append_internal(s, p, a->records, a->n, append_done, a);
-    }
+    grp_load_begin(sm, now_ms, partition);
 }
 
-struct load_ctx {
-    struct server *srv;
-    int32_t partition;
-    size_t records;
-    size_t bad;
-};
-
-static void load_one(void *arg, const struct record *r)
+static int sm_load_record(void *sm, int32_t partition, struct slice key, struct slice value)
 {
-    struct load_ctx *l = arg;
-    l->records++;
-    if (!r->key.ptr)
-        return;
-    if (grp_load_record(l->srv->groups, l->partition, r->key, r->value) != 0)
-        l->bad++;
+    return grp_load_record(sm, partition, key, value);
+}
+
+static void sm_load_end(void *sm, int32_t partition, int64_t now_ms)
+{
+    grp_load_end(sm, now_ms, partition);
+}
+
+static void sm_append_done(void *sm, int64_t now_ms, void *token, int16_t error)
+{
+    grp_append_done(sm, now_ms, token, error);
+}
+
+static void sm_tick(void *sm, int64_t now_ms)
+{
+    grp_tick(sm, now_ms);
+}
+
+static int64_t sm_next_deadline(void *sm)
+{
+    return grp_next_deadline(sm);
+}
+
+static void sm_destroy(void *sm)
+{
+    grp_coordinator_destroy(sm);
 }
 
 /* A JoinGroup whose connection closed can never be answered (grp_config.join_abandoned). */
@@ -163,8 +88,6 @@ int server_groups_start(struct server *s)
     gc.offsets_num_partitions = cfg->offsets_topic_num_partitions;
     gc.max_offset_metadata_bytes = cfg->offset_metadata_max_bytes;
     gc.member_id_seed = (uint64_t)time_mono_ns() ^ ((uint64_t)getpid() << 32);
-    gc.append = queue_append;
-    gc.append_arg = s;
     gc.join_abandoned = join_abandoned;
     gc.on_join_done = group_join_done;
     gc.on_sync_done = group_sync_done;
@@ -177,42 +100,37 @@ int server_groups_start(struct server *s)
     gc.on_delete_groups_done = group_delete_groups_done;
     gc.on_offset_delete_done = group_offset_delete_done;
 
+    struct config_entry configs[] = {
+        {"cleanup.policy", "compact"},
+        {"segment.bytes", "104857600"},
+    };
+    if (itopic_host_open(s, OFFSETS_TOPIC, gc.offsets_num_partitions, configs, ARRAY_LEN(configs),
+                         &s->groups_host) != 0)
+        return -1;
+    gc.append = queue_append;
+    gc.append_arg = s->groups_host;
     /* An existing topic keeps its partition count (as in Kafka: changing it would move
      * groups to other partitions). */
-    const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(OFFSETS_TOPIC));
-    if (!t) {
-        struct config_entry configs[] = {
-            {"cleanup.policy", "compact"},
-            {"segment.bytes", "104857600"},
-        };
-        if (server_ensure_internal_topic(s, OFFSETS_TOPIC, gc.offsets_num_partitions, configs,
-                                         ARRAY_LEN(configs)) != 0)
-            return -1;
-        t = cluster_topic_find(s->cluster, slice_from_cstr(OFFSETS_TOPIC));
-    }
-    gc.offsets_num_partitions = t->partition_count;
+    gc.offsets_num_partitions = itopic_host_partitions(s->groups_host);
     if (grp_coordinator_create(&gc, &s->groups) != 0)
         return -1;
-    int64_t t0 = time_mono_ms();
-    size_t total = 0;
-    for (int32_t i = 0; i < t->partition_count; i++) {
-        struct partition *p = server_partition(s, slice_from_cstr(OFFSETS_TOPIC), i);
-        if (!p)
-            return -1;
-        struct load_ctx l = {s, i, 0, 0};
-        grp_load_begin(s->groups, time_wall_ms(), i);
-        int rc = server_scan_partition(s, p, load_one, &l);
-        grp_load_end(s->groups, time_wall_ms(), i);
-        if (rc != 0)
-            return -1;
-        if (l.bad)
-            log_warn("server", "%s-%d: skipped %zu malformed records while loading groups",
-                     OFFSETS_TOPIC, i, l.bad);
-        total += l.records;
-    }
+    /* Nothing between create and load: from load on, the host destroys the coordinator. */
+    const struct itopic_machine m = {
+        .sm = s->groups,
+        .what = "group",
+        .load_begin = sm_load_begin,
+        .load_record = sm_load_record,
+        .load_end = sm_load_end,
+        .append_done = sm_append_done,
+        .tick = sm_tick,
+        .next_deadline = sm_next_deadline,
+        .destroy = sm_destroy,
+    };
+    struct itopic_load_stats st;
+    if (itopic_host_load(s->groups_host, &m, &st) != 0)
+        return -1;
     log_info("server", "group coordinator loaded %zu groups from %zu records in %lld ms",
-             grp_group_count(s->groups), total, (long long)(time_mono_ms() - t0));
-    schedule_tick(s);
+             grp_group_count(s->groups), st.records, (long long)st.elapsed_ms);
     return 0;
 }
 
@@ -224,21 +142,12 @@ void server_groups_topic_deleted(struct server *s, const char *topic)
     server_groups_called(s);
 }
 
+/* The host stops in the order the coordinator needs: its timer cancelled, then it is
+ * destroyed (answering what waits with NOT_COORDINATOR), then its queued appends are
+ * dropped without calling back. */
 void server_groups_stop(struct server *s)
 {
-    if (!s->groups)
-        return;
-    if (s->group_timer)
-        net_timer_cancel(s->loop, s->group_timer);
-    s->group_timer = 0;
-    grp_coordinator_destroy(s->groups);
+    itopic_host_stop(s->groups_host);
+    s->groups_host = NULL;
     s->groups = NULL;
-    while (s->group_appends) {
-        struct group_append *a = s->group_appends;
-        s->group_appends = a->next;
-        buf_free(&a->bytes);
-        free(a->records);
-        free(a);
-    }
-    s->group_appends_tail = NULL;
 }

@@ -93,11 +93,10 @@ struct server {
     bool stopping;
     int64_t drain_deadline_ms; /* shutdown: stop waiting for in-flight syncs then */
     bool drain_flushed;
-    /* Consumer groups (groups.c). */
+    /* Consumer groups (groups.c): the coordinator, and its host in __consumer_offsets
+     * (its loading, appends and timer). */
     struct grp_coordinator *groups;
-    uint64_t group_timer;
-    int64_t group_deadline;
-    struct group_append *group_appends, *group_appends_tail;
+    struct itopic_host *groups_host;
     /* Log cleaner (compaction.c). */
     struct syncer *cleaner;
     uint64_t cleaner_timer;
@@ -231,25 +230,84 @@ cluster_done_fn change_wait_slot(struct change_wait *w, int16_t *error_code,
 void change_wait_end(struct change_wait *w);
 
 /* ---- internal topics (internal_topics.c) ---- */
-/* Appends records to p and calls done(arg, error) once they are durable (or failed). */
-void server_append_internal(struct server *s, struct partition *p, const struct record_in *recs,
-                            size_t n, void (*done)(void *arg, int16_t error), void *arg);
-/* Calls fn for every record of p from its log start, in offset order (start-up only:
- * reads synchronously). 0 or a storage error. */
-int server_scan_partition(struct server *s, struct partition *p,
-                          void (*fn)(void *arg, const struct record *r), void *arg);
 /* Creates an internal topic if it does not exist. 0 or -1 after logging. */
 int server_ensure_internal_topic(struct server *s, const char *name, int32_t partitions,
                                  const struct config_entry *configs, size_t config_count);
+
+/* ---- state machines kept in internal topics: their host (internal_topics.c) ----
+ * A pure state machine whose state lives in the records of an internal topic: the group
+ * coordinator in __consumer_offsets; next the transaction coordinator in
+ * __transaction_state and the delay store. The machine knows nothing of the server or
+ * the loop; the host knows nothing of what the machine is. The host owns:
+ *   - the topic: created if missing; an existing topic keeps its partition count;
+ *   - loading: every partition read at start-up, record by record, into the machine;
+ *   - appends: the machine's append callback calls itopic_host_append, which copies and
+ *     queues; the idle hook starts them, so the machine is never re-entered from inside
+ *     its own append call, and m.append_done always arrives from outside any call into
+ *     it, once the records are durable (acks=all) or failed;
+ *   - time: one loop timer, re-armed for m.next_deadline after every call into the
+ *     machine (calls the host makes itself, and itopic_host_called after the others).
+ * Start: itopic_host_open (the partition count is known from here), create the machine
+ * with itopic_host_partitions, itopic_host_load. The idle hook calls itopic_host_idle.
+ * Stop: itopic_host_stop. All on the loop thread; now_ms is the wall clock. */
+struct itopic_machine {
+    void *sm;         /* passed to every op */
+    const char *what; /* names the state in log lines: "group" */
+    /* Start-up load of one partition: begin, every record that has a key in offset order
+     * (value.ptr NULL: a tombstone; bytes borrowed for the call), end. load_record
+     * returns nonzero for a malformed record: counted, logged, skipped. */
+    void (*load_begin)(void *sm, int32_t partition, int64_t now_ms);
+    int (*load_record)(void *sm, int32_t partition, struct slice key, struct slice value);
+    void (*load_end)(void *sm, int32_t partition, int64_t now_ms);
+    /* Once per itopic_host_append, until stop: error is KERR_NONE, the log's error, or
+     * KERR_NOT_COORDINATOR when the partition is gone (the topic was deleted). */
+    void (*append_done)(void *sm, int64_t now_ms, void *token, int16_t error);
+    void (*tick)(void *sm, int64_t now_ms);
+    int64_t (*next_deadline)(void *sm); /* earliest tick with work; INT64_MAX: none */
+    /* At stop, after the timer is cancelled: frees the machine, which may answer what
+     * waits on it but must not append. */
+    void (*destroy)(void *sm);
+};
+struct itopic_host;
+struct itopic_load_stats {
+    size_t records; /* read from every partition, malformed and keyless included */
+    int64_t elapsed_ms;
+};
+/* Finds the topic, or creates it with partitions and configs (borrowed), and a host
+ * for it in *out (owned by the caller until itopic_host_stop). 0, or -1 after logging. */
+int itopic_host_open(struct server *s, const char *topic, int32_t partitions,
+                     const struct config_entry *configs, size_t config_count,
+                     struct itopic_host **out);
+/* The topic's actual partition count: the machine's partitions are [0, this). */
+int32_t itopic_host_partitions(const struct itopic_host *h);
+/* Hands the machine to the host (m is copied; the host destroys m.sm at stop, also
+ * when loading fails) and loads every partition into it, then arms the timer. stats
+ * may be NULL. 0, or -1 after logging: a partition missing or unreadable. */
+int itopic_host_load(struct itopic_host *h, const struct itopic_machine *m,
+                     struct itopic_load_stats *stats);
+/* The machine's append: records (borrowed for the call) go to partition, and
+ * m.append_done(token) follows later. Copied and queued; started by itopic_host_idle. */
+void itopic_host_append(struct itopic_host *h, int32_t partition, const struct record_in *recs,
+                        size_t n, void *token);
+/* After every call into the machine made outside the host: re-arms the timer. h may be
+ * NULL (no host). */
+void itopic_host_called(struct itopic_host *h);
+/* The idle hook: starts the queued appends, in order. h may be NULL. */
+void itopic_host_idle(struct itopic_host *h);
+/* Cancels the timer, destroys the machine, frees the queued appends without calling
+ * back. Appends in flight complete into the void; the host frees itself after the
+ * last. h is gone for the caller (may be NULL: nothing to do). Not from inside a call
+ * the host makes into the machine. */
+void itopic_host_stop(struct itopic_host *h);
 
 /* ---- log cleaner (compaction.c) ---- */
 int server_cleaner_start(struct server *s);
 void server_cleaner_stop(struct server *s);
 
 /* ---- consumer groups (groups.c and the group handlers) ---- */
+/* The coordinator, hosted in __consumer_offsets (s->groups, s->groups_host). */
 int server_groups_start(struct server *s);
 void server_groups_stop(struct server *s);
-void server_groups_idle(struct server *s);
 /* Removes the committed offsets of a deleted topic from every group. */
 void server_groups_topic_deleted(struct server *s, const char *topic);
 /* After every call into the coordinator: re-arms its timer. */

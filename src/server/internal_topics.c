@@ -1,6 +1,12 @@
 /* Internal topics: records the broker writes and reads itself (__consumer_offsets).
  * They go through the ordinary partition log, with acks=all durability, and are read
- * back at start-up to rebuild in-memory state. */
+ * back at start-up to rebuild in-memory state.
+ *
+ * The state kept in them belongs to pure state machines (the group coordinator today),
+ * which this file hosts: it creates the topic, loads every partition into the machine,
+ * queues the machine's appends and starts them from the idle hook, delivers their
+ * completions, and keeps one loop timer armed for the machine's next deadline. The host
+ * knows nothing of what the machine is; the machine knows nothing of the server. */
 #include "server/internal.h"
 
 #include <errno.h>
@@ -21,7 +27,8 @@ static void internal_append_durable(void *arg)
     free(a);
 }
 
-void server_append_internal(struct server *s, struct partition *p, const struct record_in *recs,
+/* Appends records to p and calls done(arg, error) once they are durable (or failed). */
+static void append_internal(struct server *s, struct partition *p, const struct record_in *recs,
                             size_t n, void (*done)(void *arg, int16_t error), void *arg)
 {
     struct buf batch;
@@ -45,10 +52,12 @@ void server_append_internal(struct server *s, struct partition *p, const struct 
     durable_wait_submit(s, w);
 }
 
-int server_scan_partition(struct server *s, struct partition *p,
+/* Calls fn for every record of p from its log start, in offset order (start-up only:
+ * reads synchronously). what names the state in log lines ("group"). 0 or a storage
+ * error. */
+static int scan_partition(struct partition *p, const char *what,
                           void (*fn)(void *arg, const struct record *r), void *arg)
 {
-    (void)s;
     int64_t offset = log_start_offset(p->log);
     int64_t end = log_end_offset(p->log);
     struct buf data;
@@ -63,9 +72,9 @@ int server_scan_partition(struct server *s, struct partition *p,
             int64_t next = log_next_readable_offset(p->log, offset);
             log_error("server",
                       "internal partition %s-%d: offsets %lld to %lld are damaged "
-                      "and skipped; the group state they recorded is lost (later records "
-                      "of the same groups still apply)",
-                      p->topic->name, p->index, (long long)offset, (long long)(next - 1));
+                      "and skipped; the %s state they recorded is lost (later records "
+                      "of the same keys still apply)",
+                      p->topic->name, p->index, (long long)offset, (long long)(next - 1), what);
             storage_read_turn_end();
             offset = next;
             rc = 0;
@@ -124,4 +133,263 @@ int server_ensure_internal_topic(struct server *s, const char *name, int32_t par
     }
     log_info("server", "created internal topic %s with %d partitions", name, partitions);
     return 0;
+}
+
+/* ---- the state-machine host ---- */
+
+/* One append the machine asked for: queued until the idle hook starts it, then in
+ * flight until the log says it is durable (or failed). */
+struct itopic_append {
+    struct itopic_append *next;
+    struct itopic_host *host;
+    int32_t partition;
+    struct record_in *records; /* slices into bytes */
+    size_t n;
+    struct buf bytes; /* keys and values of records, copied */
+    void *token;      /* the machine's, handed back to m.append_done */
+};
+
+struct itopic_host {
+    struct server *srv;
+    char *topic;
+    int32_t partitions; /* the topic's count: an existing topic keeps its own */
+    struct itopic_machine m;
+    bool has_machine;       /* set by itopic_host_load; from then until stop the host calls m */
+    bool stopped;           /* the owner let go: freed when in_flight drops to 0 */
+    bool in_machine;        /* inside a call into m made by the host */
+    uint64_t timer;         /* 0: not armed */
+    int64_t timer_deadline; /* what timer is armed for */
+    /* Appends not started yet, in order; and those started whose completion has not
+     * arrived (they hold the host). */
+    struct itopic_append *queue, *queue_tail;
+    size_t in_flight;
+};
+
+int itopic_host_open(struct server *s, const char *topic, int32_t partitions,
+                     const struct config_entry *configs, size_t config_count,
+                     struct itopic_host **out)
+{
+    /* An existing topic keeps its partition count (as in Kafka: changing it would move
+     * the machine's keys to other partitions). */
+    const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(topic));
+    if (!t) {
+        if (server_ensure_internal_topic(s, topic, partitions, configs, config_count) != 0)
+            return -1;
+        t = cluster_topic_find(s->cluster, slice_from_cstr(topic));
+        ASSERT(t);
+    }
+    struct itopic_host *h = xcalloc(1, sizeof *h);
+    h->srv = s;
+    h->topic = xstrdup(topic);
+    h->partitions = t->partition_count;
+    h->timer_deadline = INT64_MAX;
+    *out = h;
+    return 0;
+}
+
+int32_t itopic_host_partitions(const struct itopic_host *h)
+{
+    return h->partitions;
+}
+
+static void host_free(struct itopic_host *h)
+{
+    ASSERT(h->stopped && h->in_flight == 0 && !h->queue && !h->timer);
+    free(h->topic);
+    free(h);
+}
+
+static void append_free(struct itopic_append *a)
+{
+    buf_free(&a->bytes);
+    free(a->records);
+    free(a);
+}
+
+static void on_timer(struct net_loop *loop, void *arg);
+
+/* Re-arms the timer for the machine's next deadline; after every call into it. */
+static void arm_timer(struct itopic_host *h)
+{
+    if (!h->has_machine || h->stopped)
+        return;
+    int64_t deadline = h->m.next_deadline(h->m.sm);
+    if (h->timer) {
+        if (deadline == h->timer_deadline)
+            return;
+        net_timer_cancel(h->srv->loop, h->timer);
+        h->timer = 0;
+    }
+    if (deadline == INT64_MAX)
+        return;
+    h->timer_deadline = deadline;
+    h->timer = net_timer_add(h->srv->loop, deadline - time_wall_ms(), on_timer, h);
+}
+
+static void on_timer(struct net_loop *loop, void *arg)
+{
+    (void)loop;
+    struct itopic_host *h = arg;
+    h->timer = 0;
+    h->in_machine = true;
+    h->m.tick(h->m.sm, time_wall_ms());
+    h->in_machine = false;
+    arm_timer(h);
+}
+
+void itopic_host_called(struct itopic_host *h)
+{
+    if (h)
+        arm_timer(h);
+}
+
+/* The log's completion of an append (also its refusal, and the partition being gone). */
+static void append_done(void *arg, int16_t error)
+{
+    struct itopic_append *a = arg;
+    struct itopic_host *h = a->host;
+    ASSERT(h->in_flight > 0);
+    h->in_flight--;
+    if (h->has_machine && !h->stopped) {
+        h->in_machine = true;
+        h->m.append_done(h->m.sm, time_wall_ms(), a->token, error);
+        h->in_machine = false;
+    }
+    append_free(a);
+    if (h->stopped) {
+        if (h->in_flight == 0)
+            host_free(h);
+        return;
+    }
+    arm_timer(h);
+}
+
+/* Appends bytes to b (which has room: no reallocation) and returns them as a non-null
+ * slice, even when empty. */
+static struct slice copy_bytes(struct buf *b, struct slice src)
+{
+    ASSERT(b->cap - b->len >= src.len);
+    uint8_t *at = b->data + b->len;
+    buf_append(b, src.ptr, src.len);
+    return (struct slice){at, src.len};
+}
+
+void itopic_host_append(struct itopic_host *h, int32_t partition, const struct record_in *recs,
+                        size_t n, void *token)
+{
+    ASSERT(!h->stopped);
+    ASSERT(partition >= 0 && partition < h->partitions);
+    struct itopic_append *a = xcalloc(1, sizeof *a);
+    a->host = h;
+    a->partition = partition;
+    a->token = token;
+    a->n = n;
+    a->records = xcalloc(n ? n : 1, sizeof *a->records);
+    buf_init(&a->bytes);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += recs[i].key.len + recs[i].value.len;
+    buf_reserve(&a->bytes, total + 1); /* no growth below: slices stay valid */
+    for (size_t i = 0; i < n; i++) {
+        a->records[i].key = recs[i].key.ptr ? copy_bytes(&a->bytes, recs[i].key) : SLICE_NULL;
+        a->records[i].value = recs[i].value.ptr ? copy_bytes(&a->bytes, recs[i].value) : SLICE_NULL;
+    }
+    if (h->queue_tail)
+        h->queue_tail->next = a;
+    else
+        h->queue = a;
+    h->queue_tail = a;
+}
+
+void itopic_host_idle(struct itopic_host *h)
+{
+    if (!h)
+        return;
+    while (h->queue) {
+        struct itopic_append *a = h->queue;
+        h->queue = a->next;
+        if (!h->queue)
+            h->queue_tail = NULL;
+        a->next = NULL;
+        h->in_flight++;
+        struct partition *p = server_partition(h->srv, slice_from_cstr(h->topic), a->partition);
+        if (!p) {
+            /* The topic was deleted under the machine: whoever waits on this append
+             * goes to look for its coordinator again. */
+            append_done(a, KERR_NOT_COORDINATOR);
+            continue;
+        }
+        append_internal(h->srv, p, a->records, a->n, append_done, a);
+    }
+}
+
+struct load_ctx {
+    struct itopic_host *h;
+    int32_t partition;
+    size_t records;
+    size_t bad;
+};
+
+static void load_one(void *arg, const struct record *r)
+{
+    struct load_ctx *l = arg;
+    l->records++;
+    if (!r->key.ptr)
+        return;
+    if (l->h->m.load_record(l->h->m.sm, l->partition, r->key, r->value) != 0)
+        l->bad++;
+}
+
+int itopic_host_load(struct itopic_host *h, const struct itopic_machine *m,
+                     struct itopic_load_stats *stats)
+{
+    ASSERT(!h->has_machine && !h->stopped);
+    h->m = *m;
+    h->has_machine = true;
+    int64_t t0 = time_mono_ms();
+    size_t total = 0;
+    for (int32_t i = 0; i < h->partitions; i++) {
+        struct partition *p = server_partition(h->srv, slice_from_cstr(h->topic), i);
+        if (!p)
+            return -1;
+        struct load_ctx l = {h, i, 0, 0};
+        h->in_machine = true;
+        h->m.load_begin(h->m.sm, i, time_wall_ms());
+        int rc = scan_partition(p, h->m.what, load_one, &l);
+        h->m.load_end(h->m.sm, i, time_wall_ms());
+        h->in_machine = false;
+        if (rc != 0)
+            return -1;
+        if (l.bad)
+            log_warn("server", "%s-%d: skipped %zu malformed records while loading %s state",
+                     h->topic, i, l.bad, h->m.what);
+        total += l.records;
+    }
+    if (stats) {
+        stats->records = total;
+        stats->elapsed_ms = time_mono_ms() - t0;
+    }
+    arm_timer(h);
+    return 0;
+}
+
+void itopic_host_stop(struct itopic_host *h)
+{
+    if (!h)
+        return;
+    ASSERT(!h->in_machine && !h->stopped);
+    h->stopped = true;
+    if (h->timer)
+        net_timer_cancel(h->srv->loop, h->timer);
+    h->timer = 0;
+    if (h->has_machine)
+        h->m.destroy(h->m.sm); /* may answer what waits on it; appends nothing */
+    while (h->queue) {
+        struct itopic_append *a = h->queue;
+        h->queue = a->next;
+        append_free(a);
+    }
+    h->queue_tail = NULL;
+    if (h->in_flight == 0)
+        host_free(h);
 }

@@ -64,7 +64,7 @@ static void on_idle(struct net_loop *loop, void *arg)
     struct server *s = arg;
     fetch_drop_orphans(s);
     purgatory_run(s->fetch_waits);
-    server_groups_idle(s);
+    itopic_host_idle(s->groups_host); /* the group coordinator's queued writes */
     server_commit_idle(s);
     storage_read_turn_end(); /* segment files lent to this iteration's fetches */
 }
@@ -306,8 +306,8 @@ fail:
 static void drain_tick(struct net_loop *loop, void *arg)
 {
     struct server *s = arg;
-    bool idle = !s->round_in_flight && purgatory_size(s->durable_waits) == 0 && !s->group_appends &&
-                !cluster_busy(s->cluster);
+    bool idle =
+        !s->round_in_flight && purgatory_size(s->durable_waits) == 0 && !cluster_busy(s->cluster);
     if ((idle && s->drain_flushed) || net_loop_now_ms(loop) >= s->drain_deadline_ms) {
         if (!idle)
             log_warn("server", "shutdown: gave up waiting for in-flight syncs after %d ms",
