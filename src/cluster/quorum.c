@@ -382,7 +382,6 @@ int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn 
         }
         if (rc == 0 && !have_raft && have_old) {
             rc = upgrade(q, node_id);
-            st.upgraded = rc == 0;
         } else if (rc == 0) {
             rc = raft_storage_open(dir, RAFT_STORAGE_STRICT, &q->store);
             if (rc == 0 && have_old) /* a crash ended an upgrade after its snapshot */

@@ -27,7 +27,6 @@ typedef void (*quorum_apply_fn)(void *arg, struct slice entry);
 struct quorum_stats {
     size_t entries;       /* metadata entries applied at open (snapshot and log) */
     size_t skipped_bytes; /* salvage: bytes of damaged stretches skipped */
-    bool upgraded;        /* the old metadata.log was moved into the Raft log */
 };
 
 /* Opens the metadata log in dir (creating or upgrading it) and applies every committed

@@ -84,17 +84,22 @@ static void mem_truncate_from(struct raft_storage *s, uint64_t idx)
         free(s->ents[--s->n].data);
 }
 
+/* *to becomes e with its own copy of the data. */
+static void entry_copy(struct raft_entry *to, const struct raft_entry *e)
+{
+    *to = *e;
+    to->data = e->len ? xmalloc(e->len) : NULL;
+    if (e->len)
+        memcpy(to->data, e->data, e->len);
+}
+
 static void mem_append(struct raft_storage *s, const struct raft_entry *e)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 64;
         s->ents = xrealloc(s->ents, s->cap * sizeof *s->ents);
     }
-    struct raft_entry *c = &s->ents[s->n++];
-    *c = *e;
-    c->data = e->len ? xmalloc(e->len) : NULL;
-    if (e->len)
-        memcpy(c->data, e->data, e->len);
+    entry_copy(&s->ents[s->n++], e);
 }
 
 /* Salvage: keeps an entry that does not follow the log, superseding strays >= its index. */
@@ -106,11 +111,7 @@ static void stray_append(struct raft_storage *s, const struct raft_entry *e)
         s->cap_strays = s->cap_strays ? s->cap_strays * 2 : 16;
         s->strays = xrealloc(s->strays, s->cap_strays * sizeof *s->strays);
     }
-    struct raft_entry *c = &s->strays[s->n_strays++];
-    *c = *e;
-    c->data = e->len ? xmalloc(e->len) : NULL;
-    if (e->len)
-        memcpy(c->data, e->data, e->len);
+    entry_copy(&s->strays[s->n_strays++], e);
 }
 
 static uint64_t mem_last_index(const struct raft_storage *s)

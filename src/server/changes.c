@@ -25,6 +25,13 @@ void change_wait_begin(struct change_wait *w, struct request *req,
     w->respond = respond;
 }
 
+/* One change's answer in a waiting request's response. */
+struct change_slot {
+    struct change_wait *w;
+    int16_t *error_code;
+    struct slice *error_message; /* NULL: the response has none */
+};
+
 static void change_slot_done(void *arg, const struct cluster_result *res)
 {
     struct change_slot *slot = arg;

@@ -218,11 +218,6 @@ struct change_wait {
     int32_t pending; /* changes not done, plus one until change_wait_end */
     void (*respond)(struct change_wait *w);
 };
-struct change_slot {
-    struct change_wait *w;
-    int16_t *error_code;
-    struct slice *error_message; /* NULL: the response has none */
-};
 void change_wait_begin(struct change_wait *w, struct request *req,
                        void (*respond)(struct change_wait *w));
 cluster_done_fn change_wait_slot(struct change_wait *w, int16_t *error_code,

@@ -621,6 +621,65 @@ static void test_largest_topic_is_one_entry(void **state)
     cluster_close(c);
 }
 
+/* A runner the test drives: it holds the write until the test runs it. */
+struct held_write {
+    void (*work)(void *arg);
+    void (*finished)(void *arg);
+    void *arg;
+    int count;
+};
+
+static void hold_write(void *runner_arg, void (*work)(void *arg), void (*finished)(void *arg),
+                       void *arg)
+{
+    struct held_write *h = runner_arg;
+    *h = (struct held_write){work, finished, arg, h->count + 1};
+}
+
+static void release_write(struct held_write *h)
+{
+    void (*finished)(void *) = h->finished;
+    void *arg = h->arg;
+    h->finished = NULL;
+    h->work(arg);
+    finished(arg);
+}
+
+static int calls;
+static void count_call(void *arg, const struct cluster_result *res)
+{
+    (void)arg;
+    (void)res;
+    calls++;
+}
+
+/* With a runner, a change is applied and reported only once its write has run; changes
+ * wait their turn one at a time; a forgotten callback is not called, but its change
+ * still happens. */
+static void test_runner_and_forget(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    struct held_write h = {0};
+    struct cluster_runner r = {hold_write, &h};
+    cluster_set_runner(c, &r);
+    int first = 0, second = 0;
+    calls = 0;
+    cluster_create_topic(c, slice_from_cstr("a"), 1, 1, NULL, 0, false, count_call, &first);
+    cluster_create_topic(c, slice_from_cstr("a"), 1, 1, NULL, 0, false, count_call, &second);
+    assert_int_equal(h.count, 1); /* the second waits for the first */
+    assert_true(cluster_busy(c));
+    assert_null(cluster_topic_find(c, slice_from_cstr("a"))); /* not before it is durable */
+    cluster_forget(c, &first);
+    release_write(&h); /* "a" is applied; the second is checked and refused: it exists */
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("a")));
+    assert_int_equal(calls, 1); /* only the second's, the refusal */
+    assert_int_equal(h.count, 1);
+    assert_false(cluster_busy(c));
+    cluster_set_runner(c, NULL);
+    cluster_close(c);
+}
+
 static void test_node_id_mismatch_refused(void **state)
 {
     struct fixture *f = *state;
@@ -649,6 +708,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_from_old_metadata_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_refuses_damaged_old_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_largest_topic_is_one_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runner_and_forget, setup, teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }
