@@ -132,6 +132,15 @@ class Member(threading.Thread):
                                client_id=name, enable_auto_commit=False,
                                auto_offset_reset="earliest", fetch_max_wait_ms=100,
                                session_timeout_ms=6000, heartbeat_interval_ms=300, **COMMON)
+        # kafka-python 3.0.12 can hang for good (its IO thread idle, poll() waiting on
+        # it) when a poll() times out in the middle of a rebalance and the next one
+        # starts. A subscribe() before the topic's metadata is known makes exactly
+        # that likely: the first join assigns nothing, the metadata arriving a moment
+        # later forces a second rebalance. Fetching the metadata first and polling
+        # with a timeout well above a rebalance's round trips keeps the test on the
+        # path it is meant to test. (In the hang the broker has answered every
+        # request; the client's debug log shows it never sends the next one.)
+        assert self.c.partitions_for_topic(topic), "no metadata for %s" % topic
         self.c.subscribe([topic], listener=Listener())
         self.topic = topic
         self.owned = set()
@@ -150,7 +159,7 @@ class Member(threading.Thread):
     def run(self):
         try:
             while not self.stop.is_set():
-                for tp, msgs in self.c.poll(timeout_ms=100, max_records=500).items():
+                for tp, msgs in self.c.poll(timeout_ms=1000, max_records=500).items():
                     for m in msgs:
                         self.records.append((tp.partition, m.offset))
                         self.pending[tp.partition] = m.offset + 1
