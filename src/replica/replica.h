@@ -2,7 +2,26 @@
  * replica: what this node keeps per partition it hosts, and the operations that wait on
  * partitions (DESIGN.md, "replica/").
  *
- * The purgatory (Kafka's DelayedOperationPurgatory): one keyed facility for operations
+ * ---- Partitions ----
+ * A struct partition is one partition this node hosts: its log, its role (leader or
+ * follower) and leader epoch, and what consumers may see of it (the high watermark).
+ * Its life: partition_open (as a follower at epoch -1, not yet serving clients), then
+ * partition_become_leader / partition_become_follower as the metadata says, and at the
+ * end partition_close (the topic stays; the files too) or partition_delete (the topic
+ * went away; the directory is renamed for removal). Background jobs (sync rounds,
+ * cleaner runs) hold a partition so that a close while they run frees it only when the
+ * last of them lets go (partition_hold / partition_release).
+ *
+ * The one function that checks a client's view of the leader is
+ * partition_check_leader; the one place that says what a consumer may see is
+ * partition_high_watermark. Loop thread only.
+ *
+ * Errors: partition_open, partition_delete and partition_append_as_leader return 0 or a
+ * storage error code (storage.h; storage_strerror names it); partition_check_leader
+ * answers a Kafka error code (proto.h), which goes to the client.
+ *
+ * ---- The purgatory ----
+ * (Kafka's DelayedOperationPurgatory): one keyed facility for operations
  * that complete later. An operation watches keys — "partition P became durable further",
  * "data arrived at P", "P's high watermark moved" — and may have a deadline.
  *
@@ -22,15 +41,105 @@
  * timer for purgatory_next_deadline(), so tests drive the purgatory with a fake clock.
  * Loop thread only.
  *
- * Errors: functions that can fail return 0 or a negative errno; the purgatory itself
- * cannot fail (allocation failure aborts, as everywhere in Samsa).
+ * The purgatory itself cannot fail (allocation failure aborts, as everywhere in Samsa).
  */
 #ifndef SAMSA_REPLICA_H
 #define SAMSA_REPLICA_H
 
+#include "storage/storage.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* ---- partitions ---- */
+
+/* The topic configs a partition's request paths consult, parsed once when the topic is
+ * opened or its configs change (by the host), so produce never parses strings. */
+struct topic_settings {
+    bool internal;  /* __consumer_offsets: clients may not write it */
+    bool compacted; /* cleanup.policy includes compact */
+    int64_t max_message_bytes;
+    int64_t min_insync_replicas;
+    int64_t flush_messages;          /* INT64_MAX: no policy */
+    int64_t flush_ms;                /* INT64_MAX: no policy */
+    enum compress_codec compression; /* compression.type */
+    int compression_level;           /* compression.<codec>.level, 0 if none */
+    bool create_time;                /* message.timestamp.type=CreateTime: stamps checked */
+    int64_t timestamp_before_max_ms; /* message.timestamp.before.max.ms (>= 0) */
+    int64_t timestamp_after_max_ms;  /* message.timestamp.after.max.ms (>= 0) */
+};
+
+enum partition_role {
+    PARTITION_FOLLOWER, /* copies a leader (or, just opened, waits to be told its role) */
+    PARTITION_LEADER,   /* takes produce and serves fetch */
+};
+
+struct partition {
+    const char *topic;                     /* the topic's name: borrowed from the host */
+    const struct topic_settings *settings; /* the topic's: borrowed from the host */
+    void *host;                            /* the host's record of the topic */
+    int32_t index;
+    struct log *log; /* NULL once closed */
+    enum partition_role role;
+    int32_t leader_epoch; /* -1 until the first become_leader/become_follower */
+    /* Group commit's bookkeeping (server/commit.c): queued for the next sync round. */
+    bool sync_wanted;
+    /* Lifetime: background jobs holding p, and whether p was closed under them. */
+    int holds;
+    bool closed;
+};
+
+/* What partition_open needs. Strings are borrowed for the call, except topic and
+ * settings, which must outlive the partition. */
+struct partition_spec {
+    const char *dir;   /* the partition's directory: <log.dirs>/<topic>-<index> */
+    const char *topic; /* kept */
+    const struct topic_settings *settings; /* kept */
+    void *host;                            /* kept */
+    int32_t index;
+    const char *topic_id;   /* text; written to partition.metadata of a new directory */
+    struct log_config log;  /* the topic's effective log configuration */
+    int64_t recovery_point; /* from the checkpoint; -1: none */
+    int64_t start_offset;   /* from the checkpoint; -1 or 0: none */
+};
+
+/* Opens (creating if needed) the partition's log as a follower at leader epoch -1.
+ * 0 and *out, or a storage error (nothing opened). A failure to write the topic id or
+ * to restore the start offset is logged, not fatal: both only help later recovery. */
+int partition_open(const struct partition_spec *spec, struct partition **out);
+/* Role changes, as the metadata decides them. The epoch never goes backwards. */
+void partition_become_leader(struct partition *p, int32_t leader_epoch);
+void partition_become_follower(struct partition *p, int32_t leader_epoch);
+/* KIP-320: checks the leader epoch a client says it knows (-1: it does not say) and
+ * that this node leads p. KERR_NONE, KERR_NOT_LEADER_OR_FOLLOWER, KERR_FENCED_LEADER_EPOCH
+ * (the client's epoch is older than ours) or KERR_UNKNOWN_LEADER_EPOCH (newer). */
+int16_t partition_check_leader(const struct partition *p, int32_t current_leader_epoch);
+/* Appends records as the leader, stamping p's leader epoch: storage's log_append, whose
+ * result it returns (the caller's buffer is patched). p must lead (the caller checked
+ * partition_check_leader): appending on a follower would fork its log from the leader's,
+ * so that is a bug, asserted. */
+int partition_append_as_leader(struct partition *p, uint8_t *records, size_t len, int64_t now_ms,
+                               struct log_append_result *out);
+/* The high watermark: the end of what consumers may see (fetch, ListOffsets latest),
+ * what DeleteRecords may delete and compaction may clean up to. On a single node every
+ * appended record is in the only in-sync replica, so it is the log end; with
+ * replication it becomes the minimum over the in-sync replicas. */
+int64_t partition_high_watermark(const struct partition *p);
+/* A background job starts using p (and its log) / is done with it. partition_release
+ * returns false when p was closed meanwhile: p may then be freed, the caller must not
+ * touch it again (and abandons its job's results). */
+void partition_hold(struct partition *p);
+bool partition_release(struct partition *p);
+/* Closes the log (its data stays) and frees p, or leaves that to the last holder. */
+void partition_close(struct partition *p);
+/* The topic went away: discards unsynced data, closes the log, renames dir out of the
+ * way (so a topic re-created with the name starts empty) into *renamed (malloc'd; the
+ * host removes it later), and frees p (or leaves that to the last holder). Returns 0 or
+ * the rename's storage error (*renamed NULL; the log is closed all the same). */
+int partition_delete(struct partition *p, const char *dir, char **renamed);
+
+/* ---- the purgatory ---- */
 
 /* What a key stands for: an object (a partition) and which of its changes. */
 enum purgatory_kind {

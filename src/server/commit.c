@@ -154,7 +154,7 @@ void server_after_append(struct server *s, struct partition *p, bool sync_now)
         return;
     }
     /* flush.messages policy, checked per append. */
-    int64_t limit = p->topic->settings.flush_messages;
+    int64_t limit = p->settings->flush_messages;
     if (limit < INT64_MAX && log_unflushed_messages(p->log) >= limit)
         want_sync(s, p);
 }
@@ -196,17 +196,14 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n)
     /* Failed syncs first: their waiters get KAFKA_STORAGE_ERROR. */
     for (size_t i = 0; i < r->n; i++) {
         struct partition *p = r->jobs[i].user;
-        if (!p->deleted && r->jobs[i].err != 0)
+        if (!p->closed && r->jobs[i].err != 0)
             fail_waits_on(s, p, KERR_KAFKA_STORAGE_ERROR);
     }
     for (size_t i = 0; i < r->n; i++) {
         struct log_flush_job *job = &r->jobs[i];
         struct partition *p = job->user;
-        p->jobs_in_flight--;
-        if (p->deleted) {
-            log_flush_abandon(job);
-            if (p->jobs_in_flight == 0)
-                free(p); /* the last holder of a deleted partition frees it */
+        if (!partition_release(p)) {
+            log_flush_abandon(job); /* p was closed meanwhile */
             continue;
         }
         bool sync_failed = job->sync_failed; /* read before complete frees the job */
@@ -216,12 +213,12 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n)
             log_error_ratelimited("server",
                                   "fdatasync of partition %s-%d failed: %s; the "
                                   "partition refuses writes until restart",
-                                  p->topic->name, p->index, storage_strerror(rc));
+                                  p->topic, p->index, storage_strerror(rc));
         else if (rc != 0)
             log_error_ratelimited("server",
                                   "cannot sync partition %s-%d: %s; the next "
                                   "flush tries again",
-                                  p->topic->name, p->index, storage_strerror(rc));
+                                  p->topic, p->index, storage_strerror(rc));
     }
     free(r->jobs);
     free(r->ptrs);
@@ -247,13 +244,13 @@ void server_commit_idle(struct server *s)
         struct log_flush_job *job = &r->jobs[n];
         int rc = log_flush_prepare(p->log, job);
         if (rc != 0) {
-            log_error_ratelimited("server", "cannot prepare a sync of %s-%d: %s", p->topic->name,
+            log_error_ratelimited("server", "cannot prepare a sync of %s-%d: %s", p->topic,
                                   p->index, storage_strerror(rc));
             fail_waits_on(s, p, KERR_KAFKA_STORAGE_ERROR);
             continue;
         }
         job->user = p;
-        p->jobs_in_flight++;
+        partition_hold(p);
         n++;
     }
     s->sync_wanted_count = 0;

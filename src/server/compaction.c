@@ -31,11 +31,8 @@ static void job_done(void *arg, struct log_flush_job **jobs, size_t n)
     struct clean_run *r = arg;
     struct server *s = r->srv;
     struct partition *p = r->p;
-    p->jobs_in_flight--;
-    if (p->deleted) {
-        log_clean_abandon(NULL, &r->job);
-        if (p->jobs_in_flight == 0)
-            free(p); /* the last holder of a deleted partition frees it */
+    if (!partition_release(p)) {
+        log_clean_abandon(NULL, &r->job); /* p was closed meanwhile */
     } else {
         struct log_clean_stats st = r->job.stats;
         int rc = log_clean_complete(p->log, &r->job);
@@ -43,15 +40,14 @@ static void job_done(void *arg, struct log_flush_job **jobs, size_t n)
             log_info("server",
                      "cleaned %s-%d: %lld of %lld records removed (%lld tombstones), "
                      "%lld -> %lld bytes, %d -> %d segments",
-                     p->topic->name, p->index, (long long)st.records_removed,
-                     (long long)st.records_read, (long long)st.tombstones_removed,
-                     (long long)st.bytes_read, (long long)st.bytes_written, st.segments_in,
-                     st.segments_out);
+                     p->topic, p->index, (long long)st.records_removed, (long long)st.records_read,
+                     (long long)st.tombstones_removed, (long long)st.bytes_read,
+                     (long long)st.bytes_written, st.segments_in, st.segments_out);
         else if (rc == STORAGE_ERR_CLEAN_ABORTED)
             log_info("server", "cleaning %s-%d was abandoned: its segments changed meanwhile",
-                     p->topic->name, p->index);
+                     p->topic, p->index);
         else
-            log_error("server", "cleaning %s-%d failed: %s", p->topic->name, p->index,
+            log_error("server", "cleaning %s-%d failed: %s", p->topic, p->index,
                       storage_strerror(rc));
     }
     free(r);
@@ -89,7 +85,7 @@ static bool start_one(struct server *s)
         int rc = log_clean_prepare(p->log, now, partition_high_watermark(p), &r->job);
         if (rc != 0 || !r->job.ready) {
             if (rc != 0 && rc != -EBUSY)
-                log_warn("server", "cannot plan cleaning of %s-%d: %s", p->topic->name, p->index,
+                log_warn("server", "cannot plan cleaning of %s-%d: %s", p->topic, p->index,
                          storage_strerror(rc));
             free(r);
             continue;
@@ -97,9 +93,9 @@ static bool start_one(struct server *s)
         s->clean_cursor = (s->clean_cursor + tried + 1) % n;
         r->srv = s;
         r->p = p;
-        p->jobs_in_flight++;
+        partition_hold(p);
         s->clean_in_flight = true;
-        log_info("server", "cleaning %s-%d (dirty ratio %.2f)", p->topic->name, p->index,
+        log_info("server", "cleaning %s-%d (dirty ratio %.2f)", p->topic, p->index,
                  r->job.dirty_ratio);
         syncer_submit_work(s->cleaner, run_job, job_done, r);
         started = true;

@@ -13,33 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* One partition this node hosts: its log and who is waiting on it. */
-struct partition {
-    struct topic_state *topic;
-    int32_t index;
-    struct log *log;
-    bool sync_wanted;   /* an acks=all producer (or the flush policy) needs a sync */
-    int jobs_in_flight; /* flush and clean jobs still holding this partition */
-    bool deleted;       /* log closed; whoever drops jobs_in_flight to 0 frees it */
-    int64_t messages_at_last_flush_check;
-};
-
-/* The topic configs the request paths consult, parsed once when the topic is opened
- * or its configs change, so produce never looks up and parses strings per request. */
-struct topic_settings {
-    bool internal;  /* __consumer_offsets: clients may not write it */
-    bool compacted; /* cleanup.policy includes compact */
-    int64_t max_message_bytes;
-    int64_t min_insync_replicas;
-    int64_t flush_messages;          /* INT64_MAX: no policy */
-    int64_t flush_ms;                /* INT64_MAX: no policy */
-    enum compress_codec compression; /* compression.type */
-    int compression_level;           /* compression.<codec>.level, 0 if none */
-    bool create_time;                /* message.timestamp.type=CreateTime: stamps checked */
-    int64_t timestamp_before_max_ms; /* message.timestamp.before.max.ms (>= 0) */
-    int64_t timestamp_after_max_ms;  /* message.timestamp.after.max.ms (>= 0) */
-};
-
+/* A topic this node hosts: its partitions (replica.h) and their shared settings. */
 struct topic_state {
     char *name;
     int32_t partition_count;       /* opened: partitions[0, partition_count) */
@@ -126,18 +100,10 @@ struct server {
 
 /* ---- partitions (partitions.c) ---- */
 struct partition *server_partition(struct server *s, struct slice topic, int32_t index);
-/* The high watermark: the end of what consumers may see (fetch, ListOffsets latest),
- * what DeleteRecords may delete and compaction may clean up to. The one place that
- * answers it. On a single node every appended record is in the only in-sync replica, so
- * it is the log end; with replication it becomes the minimum over the in-sync replicas. */
-int64_t partition_high_watermark(const struct partition *p);
-/* KIP-320: the leader epoch a client says it knows (-1: it does not say) checked against
- * p's; KERR_NONE or the error to answer. The one place requests check it. */
-int16_t server_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch);
-/* The partition a ListOffsets or OffsetForLeaderEpoch entry names, checked against the
- * leader epoch the client says it knows (-1: it does not say). NULL with *error set to
- * the partition's Kafka error when this node does not host it or the epoch is not ours;
- * *error is untouched otherwise. */
+/* The partition a ListOffsets or OffsetForLeaderEpoch entry names, checked with
+ * partition_check_leader against the leader epoch the client says it knows (-1: it does
+ * not say). NULL with *error set to the partition's Kafka error when this node does not
+ * host or lead it or the epoch is not ours; *error is untouched otherwise. */
 struct partition *server_partition_at_epoch(struct server *s, struct slice topic, int32_t index,
                                             int32_t current_leader_epoch, int16_t *error);
 struct topic_state *server_topic(struct server *s, struct slice topic);

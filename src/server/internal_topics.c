@@ -35,11 +35,11 @@ static void append_internal(struct server *s, struct partition *p, const struct 
     buf_init(&batch);
     batch_encode(&batch, recs, n, time_wall_ms());
     struct log_append_result res;
-    int rc = log_append(p->log, batch.data, batch.len, 0, time_wall_ms(), &res);
+    int rc = partition_append_as_leader(p, batch.data, batch.len, time_wall_ms(), &res);
     buf_free(&batch);
     if (rc != 0) {
-        log_error("server", "append to internal partition %s-%d failed: %s", p->topic->name,
-                  p->index, storage_strerror(rc));
+        log_error("server", "append to internal partition %s-%d failed: %s", p->topic, p->index,
+                  storage_strerror(rc));
         done(arg, kerr_from_storage(rc));
         return;
     }
@@ -74,7 +74,7 @@ static int scan_partition(struct partition *p, const char *what,
                       "internal partition %s-%d: offsets %lld to %lld are damaged "
                       "and skipped; the %s state they recorded is lost (later records "
                       "of the same keys still apply)",
-                      p->topic->name, p->index, (long long)offset, (long long)(next - 1), what);
+                      p->topic, p->index, (long long)offset, (long long)(next - 1), what);
             storage_read_turn_end();
             offset = next;
             rc = 0;
@@ -112,8 +112,8 @@ static int scan_partition(struct partition *p, const char *what,
     }
     buf_free(&data);
     if (rc != 0)
-        log_error("server", "reading internal partition %s-%d at offset %lld failed: %s",
-                  p->topic->name, p->index, (long long)offset, storage_strerror(rc));
+        log_error("server", "reading internal partition %s-%d at offset %lld failed: %s", p->topic,
+                  p->index, (long long)offset, storage_strerror(rc));
     return rc;
 }
 
@@ -313,9 +313,10 @@ void itopic_host_idle(struct itopic_host *h)
         a->next = NULL;
         h->in_flight++;
         struct partition *p = server_partition(h->srv, slice_from_cstr(h->topic), a->partition);
-        if (!p) {
-            /* The topic was deleted under the machine: whoever waits on this append
-             * goes to look for its coordinator again. */
+        if (!p || partition_check_leader(p, -1) != KERR_NONE) {
+            /* The topic was deleted under the machine, or this node no longer leads the
+             * partition: whoever waits on this append goes to look for its coordinator
+             * again. */
             append_done(a, KERR_NOT_COORDINATOR);
             continue;
         }

@@ -22,25 +22,12 @@ struct partition *server_partition(struct server *s, struct slice topic, int32_t
     return t->partitions[index];
 }
 
-int64_t partition_high_watermark(const struct partition *p)
-{
-    return log_end_offset(p->log);
-}
-
-int16_t server_check_leader_epoch(const struct partition *p, int32_t current_leader_epoch)
-{
-    (void)p;
-    /* A single node keeps every partition at leader epoch 0: a client that has seen a
-     * later epoch knows of a leader we are not (KIP-320). */
-    return current_leader_epoch > 0 ? KERR_UNKNOWN_LEADER_EPOCH : KERR_NONE;
-}
-
 struct partition *server_partition_at_epoch(struct server *s, struct slice topic, int32_t index,
                                             int32_t current_leader_epoch, int16_t *error)
 {
     struct partition *p = server_partition(s, topic, index);
     int16_t err =
-        p ? server_check_leader_epoch(p, current_leader_epoch) : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        p ? partition_check_leader(p, current_leader_epoch) : KERR_UNKNOWN_TOPIC_OR_PARTITION;
     if (err != KERR_NONE) {
         *error = err;
         return NULL;
@@ -128,36 +115,35 @@ static int64_t checkpoint_lookup(struct hmap *m, const char *topic, int32_t inde
 static struct partition *open_partition(struct server *s, struct topic_state *ts,
                                         const struct mtopic *t, int32_t index)
 {
-    char dir[4096];
+    char dir[4096], id[CLUSTER_UUID_TEXT_BYTES];
     snprintf(dir, sizeof dir, "%s/%s-%d", s->log_dir, t->name, index);
-    struct log_config lc;
-    server_topic_log_config(s, t, &lc);
-    int64_t recovery_point = checkpoint_lookup(&s->recovery_points, t->name, index, -1);
-    bool is_new = access(dir, F_OK) != 0;
-    struct log *l = NULL;
-    int rc = log_open(dir, &lc, recovery_point, &l);
+    cluster_uuid_format(t->id, id);
+    struct partition_spec spec = {
+        .dir = dir,
+        .topic = ts->name,
+        .settings = &ts->settings,
+        .host = ts,
+        .index = index,
+        .topic_id = id,
+        .recovery_point = checkpoint_lookup(&s->recovery_points, t->name, index, -1),
+        .start_offset = checkpoint_lookup(&s->start_offsets, t->name, index, -1),
+    };
+    server_topic_log_config(s, t, &spec.log);
+    struct partition *p = NULL;
+    int rc = partition_open(&spec, &p);
     if (rc != 0) {
         log_error("server", "cannot open partition %s-%d in %s: %s", t->name, index, dir,
                   storage_strerror(rc));
         return NULL;
     }
-    if (is_new) {
-        /* The topic id tells start-up, after a crash, whether a directory whose topic
-         * the metadata no longer names belongs to a deletion it records (log_dir.c). */
-        char id[CLUSTER_UUID_TEXT_BYTES];
-        cluster_uuid_format(t->id, id);
-        if ((rc = log_dir_write_topic_id(dir, id)) != 0)
-            log_warn("server", "cannot write the topic id of %s-%d in %s: %s", t->name, index, dir,
-                     strerror(-rc));
-    }
-    int64_t start = checkpoint_lookup(&s->start_offsets, t->name, index, -1);
-    if (start > 0 && (rc = log_set_start_offset(l, start)) != 0)
-        log_warn("server", "cannot restore log start offset %lld of %s-%d: %s", (long long)start,
-                 t->name, index, storage_strerror(rc));
-    struct partition *p = xcalloc(1, sizeof *p);
-    p->topic = ts;
-    p->index = index;
-    p->log = l;
+    /* The role the metadata gives this node. (One node leads every partition; a data
+     * dir started under another node.id follows a leader that is not there, and clients
+     * get NOT_LEADER_OR_FOLLOWER, as from Kafka.) */
+    const struct mpartition *mp = &t->partitions[index];
+    if (mp->leader == s->cfg->node_id)
+        partition_become_leader(p, mp->leader_epoch);
+    else
+        partition_become_follower(p, mp->leader_epoch);
     return p;
 }
 
@@ -385,31 +371,23 @@ static void dirs_removed(void *arg, struct log_flush_job **jobs, size_t n)
     dir_removal_free(r);
 }
 
-/* Closes a partition's log; with delete_files, renames its directory out of the way (so
- * a topic re-created with the same name starts empty) into *renamed. A sync round still
- * holding a job for this log keeps only dup'd fds; the struct is freed when it returns. */
+/* Closes a partition; with delete_files, renames its directory out of the way into
+ * *renamed (replica.h). Its waiters first learn it is gone. */
 static void close_partition(struct server *s, struct partition *p, bool delete_files,
                             char **renamed)
 {
     server_partition_forget(s, p);
     /* Parked fetches on p are retried: they now answer UNKNOWN_TOPIC_OR_PARTITION. */
     purgatory_forget(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s-%d", s->log_dir, p->topic->name, p->index);
-    /* Syncing data about to be deleted would only stall the event loop. */
-    if (delete_files)
-        log_discard(p->log);
-    else
-        log_close(p->log);
-    p->log = NULL;
-    p->deleted = true;
-    if (delete_files) {
-        int rc = log_rename_for_delete(dir, renamed);
-        if (rc != 0)
-            log_warn("server", "cannot delete %s: %s", dir, storage_strerror(rc));
+    if (!delete_files) {
+        partition_close(p);
+        return;
     }
-    if (p->jobs_in_flight == 0)
-        free(p); /* else the last sync round or clean run holding a job frees it */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s-%d", s->log_dir, p->topic, p->index);
+    int rc = partition_delete(p, dir, renamed);
+    if (rc != 0)
+        log_warn("server", "cannot delete %s: %s", dir, storage_strerror(rc));
 }
 
 /* Deleting a topic: its directories are renamed on the loop, then ONE fsync of the log

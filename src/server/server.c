@@ -90,11 +90,11 @@ static void enforce_retention(struct server *s, struct partition *p, int64_t now
     int deleted = 0;
     int rc = log_enforce_retention(p->log, now_ms, &deleted);
     if (rc != 0)
-        log_warn("server", "retention on %s-%d failed: %s", p->topic->name, p->index,
+        log_warn("server", "retention on %s-%d failed: %s", p->topic, p->index,
                  storage_strerror(rc));
     else if (deleted > 0)
         log_info("server", "retention deleted %d segment(s) of %s-%d; log start is now %lld",
-                 deleted, p->topic->name, p->index, (long long)log_start_offset(p->log));
+                 deleted, p->topic, p->index, (long long)log_start_offset(p->log));
 }
 
 static void retention_tick(struct net_loop *loop, void *arg)

@@ -114,7 +114,7 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
                 l->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            l->error = server_check_leader_epoch(l->p, fp->current_leader_epoch);
+            l->error = partition_check_leader(l->p, fp->current_leader_epoch);
             if (l->error != KERR_NONE)
                 continue;
             /* KIP-74: once something was found, later partitions get only what remains
@@ -213,7 +213,7 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
             } else if (l->rr.len > 0) {
                 int rc = read_range(&req->arena, l->rr.fd, l->rr.file_pos, l->rr.len, &pr->records);
                 if (rc != 0) {
-                    log_error("server", "reading %s-%d for a fetch failed: %s", l->p->topic->name,
+                    log_error("server", "reading %s-%d for a fetch failed: %s", l->p->topic,
                               l->p->index, strerror(-rc));
                     pr->error_code = KERR_KAFKA_STORAGE_ERROR;
                     pr->high_watermark = pr->last_stable_offset = pr->log_start_offset = -1;

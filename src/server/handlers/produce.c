@@ -79,7 +79,7 @@ static int16_t record_errors(struct request *req, struct partition *p, const uin
             why = arena_printf(&req->arena,
                                "Compacted topic cannot accept message without "
                                "key in topic partition %s-%d.",
-                               p->topic->name, p->index);
+                               p->topic, p->index);
         } else if (ts_refused(bounds, rec.timestamp)) {
             why = arena_printf(&req->arena,
                                "Timestamp %lld of message with offset %lld is out "
@@ -108,7 +108,7 @@ static int16_t record_errors(struct request *req, struct partition *p, const uin
         arena_printf(&req->arena,
                      "%d of %d records rejected: a compacted topic needs a key on every "
                      "record (%s-%d)",
-                     n, info->records_count, p->topic->name, p->index));
+                     n, info->records_count, p->topic, p->index));
     return KERR_INVALID_RECORD;
 }
 
@@ -145,7 +145,7 @@ static int16_t check_records(struct request *req, struct partition *p, const uin
                              const struct batch_info *info, const struct ts_bounds *bounds,
                              part_resp *out)
 {
-    const struct topic_settings *cfg = &p->topic->settings;
+    const struct topic_settings *cfg = p->settings;
     if (batch_compression(info) == 0) {
         struct batch_scan scan;
         if (batch_scan_records(batch, info, &scan) != 0)
@@ -170,7 +170,7 @@ static int16_t check_records(struct request *req, struct partition *p, const uin
         log_warn_ratelimited("server",
                              "rejecting produce to %s-%d: a compressed batch does "
                              "not decompress to valid records (%s)",
-                             p->topic->name, p->index, storage_strerror(rc));
+                             p->topic, p->index, storage_strerror(rc));
     buf_free(&plain);
     return err;
 }
@@ -184,7 +184,7 @@ static int16_t apply_compression(struct request *req, struct partition *p, struc
                                  bool any_compressed, const struct ts_bounds *bounds,
                                  struct buf *rewritten, part_resp *out)
 {
-    const struct topic_settings *cfg = &p->topic->settings;
+    const struct topic_settings *cfg = p->settings;
     struct buf keyless;
     buf_init(&keyless);
     struct batch_recompress_opts rw = {.target = cfg->compression,
@@ -204,7 +204,7 @@ static int16_t apply_compression(struct request *req, struct partition *p, struc
             err = KERR_INVALID_RECORD;
     } else if (rc != 0) {
         log_warn_ratelimited("server", "rejecting produce to %s-%d (compression.type %s): %s",
-                             p->topic->name, p->index, compress_codec_name(rw.target),
+                             p->topic, p->index, compress_codec_name(rw.target),
                              storage_strerror(rc));
         err = rc == STORAGE_ERR_BATCH_TOO_LARGE ? KERR_MESSAGE_TOO_LARGE : KERR_CORRUPT_MESSAGE;
     }
@@ -270,12 +270,15 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     struct partition *p = server_partition(s, topic, in->index);
     if (!p)
         return KERR_UNKNOWN_TOPIC_OR_PARTITION;
-    const struct topic_settings *cfg = &p->topic->settings;
+    int16_t lead = partition_check_leader(p, -1);
+    if (lead != KERR_NONE)
+        return lead;
+    const struct topic_settings *cfg = p->settings;
     if (!in->records.ptr)
         return KERR_INVALID_RECORD; /* Kafka: a produce must carry at least one batch */
     int16_t err = check_framing(in->records);
     if (err != KERR_NONE) {
-        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic->name, p->index,
+        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic, p->index,
                              err == KERR_INVALID_RECORD ? "no whole record batch of magic 2"
                                                         : "record batch framing is corrupt");
         return err;
@@ -292,7 +295,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     int64_t max_bytes = cfg->max_message_bytes;
     int rc = batch_validate_all(in->records.ptr, in->records.len, false, NULL, NULL);
     if (rc != 0) {
-        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic->name, p->index,
+        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic, p->index,
                              storage_strerror(rc));
         return KERR_CORRUPT_MESSAGE;
     }
@@ -341,16 +344,16 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     uint8_t *data = rewritten.len ? rewritten.data : (uint8_t *)in->records.ptr;
     size_t data_len = rewritten.len ? rewritten.len : in->records.len;
     struct log_append_result res;
-    rc = log_append(p->log, data, data_len, 0, now, &res);
+    rc = partition_append_as_leader(p, data, data_len, now, &res);
     buf_free(&rewritten);
     if (rc == STORAGE_ERR_OUT_OF_ORDER_SEQUENCE || rc == STORAGE_ERR_INVALID_PRODUCER_EPOCH) {
-        log_debug("server", "produce to %s-%d refused: %s", p->topic->name, p->index,
+        log_debug("server", "produce to %s-%d refused: %s", p->topic, p->index,
                   storage_strerror(rc));
         return kerr_from_storage(rc);
     }
     if (rc < 0) {
         /* Per request while a condition lasts (a full disk): rate-limited. */
-        log_error_ratelimited("server", "append to %s-%d failed: %s", p->topic->name, p->index,
+        log_error_ratelimited("server", "append to %s-%d failed: %s", p->topic, p->index,
                               storage_strerror(rc));
         return kerr_from_storage(rc);
     }
@@ -361,7 +364,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
         log_debug("server",
                   "produce to %s-%d: a retry of the batch at offset %lld, answered "
                   "from the log",
-                  p->topic->name, p->index, (long long)res.base_offset);
+                  p->topic, p->index, (long long)res.base_offset);
     out->base_offset = res.base_offset;
     out->log_append_time_ms = res.log_append_time;
     out->log_start_offset = res.log_start_offset;
