@@ -139,10 +139,24 @@ static struct mtopic *topic_by_name(const struct cluster *c, struct slice name)
     return hmap_get(&c->by_name, name);
 }
 
-static void notify(struct cluster *c, enum cluster_event ev, const struct mtopic *t)
+static void notify(struct cluster *c, enum cluster_event ev, const struct mtopic *t,
+                   int32_t partition)
 {
     if (c->listener)
-        c->listener_rc = c->listener(c->listener_arg, ev, t);
+        c->listener_rc = c->listener(c->listener_arg, ev, t, partition);
+}
+
+static bool same_ids(const int32_t *a, int32_t na, const int32_t *b, int32_t nb)
+{
+    return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof *a) == 0);
+}
+
+static bool same_partition(const struct mpartition *a, const struct mpartition *b)
+{
+    return a->leader == b->leader && a->leader_epoch == b->leader_epoch &&
+           a->partition_epoch == b->partition_epoch &&
+           same_ids(a->replicas, a->replica_count, b->replicas, b->replica_count) &&
+           same_ids(a->isr, a->isr_count, b->isr, b->isr_count);
 }
 
 static void set_topic_config(struct mtopic *t, const char *name, const char *value)
@@ -246,20 +260,26 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
             free(isr);
             return;
         }
+        struct mpartition now = {pid, leader, leader_epoch, partition_epoch, nrep, rep, nisr, isr};
         if (pid == t->partition_count) {
             t->partitions = xrealloc(t->partitions, (size_t)(pid + 1) * sizeof *t->partitions);
+            t->partitions[pid] = now;
             t->partition_count++;
             c->partition_total++;
             if (*ev != CLUSTER_TOPIC_CREATED || *touched != t) {
                 *touched = t;
                 *ev = CLUSTER_PARTITIONS_ADDED;
             }
-        } else {
-            free(t->partitions[pid].replicas);
-            free(t->partitions[pid].isr);
+            return;
         }
-        t->partitions[pid] =
-            (struct mpartition){pid, leader, leader_epoch, partition_epoch, nrep, rep, nisr, isr};
+        /* A partition that exists changes (leader, epochs, replicas, ISR): the listener
+         * hears of it at once, with the partition. */
+        bool changed = !same_partition(&t->partitions[pid], &now);
+        free(t->partitions[pid].replicas);
+        free(t->partitions[pid].isr);
+        t->partitions[pid] = now;
+        if (changed)
+            notify(c, CLUSTER_PARTITION_CHANGED, t, pid);
         return;
     }
     case REC_CONFIG: {
@@ -288,7 +308,7 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         struct mtopic *t = r->err ? NULL : topic_by_id(c, id.ptr, &index);
         if (!t)
             return;
-        notify(c, CLUSTER_TOPIC_DELETED, t);
+        notify(c, CLUSTER_TOPIC_DELETED, t, -1);
         hmap_put(&c->deleted_ids, (struct slice){t->id, 16}, c);
         c->partition_total -= t->partition_count;
         hmap_remove(&c->by_name, slice_from_cstr(t->name));
@@ -326,7 +346,7 @@ static void apply_entry(void *arg, struct slice payload)
     if (r.err)
         log_warn("cluster", "metadata log entry is malformed; applied what could be read");
     if (touched)
-        notify(c, ev, touched);
+        notify(c, ev, touched, -1);
 }
 
 /* A change being built: records are added, then committed as one entry. */
@@ -367,6 +387,7 @@ enum op_kind {
     OP_TAKE_BACK, /* deletes a topic just created that the broker could not open */
     OP_CREATE_PARTITIONS,
     OP_ALTER_CONFIGS,
+    OP_CHANGE_PARTITION,
 };
 
 struct op {
@@ -384,6 +405,11 @@ struct op {
     struct config_change *changes; /* alter configs */
     size_t change_count;
     bool replace_all, validate_only;
+    /* change partition: which, and its new leader, replicas and ISR (-1 counts and
+     * CLUSTER_KEEP_LEADER: unchanged) */
+    int32_t partition, leader;
+    int32_t *replicas, *isr;
+    int32_t replica_count, isr_count;
     cluster_done_fn done; /* NULL: nobody waits (or cluster_forget) */
     void *arg;
     struct buf entry; /* the encoded change, until it is proposed */
@@ -942,6 +968,85 @@ static int build_alter_configs(struct cluster *c, struct op *op, struct change *
     return rc;
 }
 
+static bool has_id(const int32_t *ids, int32_t n, int32_t id)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+static bool has_repeats(const int32_t *ids, int32_t n)
+{
+    for (int32_t i = 1; i < n; i++)
+        if (has_id(ids, i, ids[i]))
+            return true;
+    return false;
+}
+
+static int build_change_partition(struct cluster *c, struct op *op, struct change *ch)
+{
+    const char **why = &op->res.why;
+    struct mtopic *t = topic_by_name(c, slice_from_cstr(op->name));
+    if (!t) {
+        *why = "topic does not exist";
+        return CLUSTER_ERR_UNKNOWN_TOPIC;
+    }
+    if (op->partition < 0 || op->partition >= t->partition_count) {
+        *why = "the topic has no such partition";
+        return CLUSTER_ERR_INVALID_PARTITIONS;
+    }
+    const struct mpartition *old = &t->partitions[op->partition];
+    struct mpartition now = *old;
+    if (op->replica_count >= 0) {
+        now.replicas = op->replicas;
+        now.replica_count = op->replica_count;
+    }
+    if (op->isr_count >= 0) {
+        now.isr = op->isr;
+        now.isr_count = op->isr_count;
+    }
+    if (op->leader != CLUSTER_KEEP_LEADER)
+        now.leader = op->leader;
+    if (now.replica_count == 0 || has_repeats(now.replicas, now.replica_count)) {
+        *why = "the replicas must be at least one broker, each named once";
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    for (int32_t i = 0; i < now.replica_count; i++) {
+        if (!cluster_broker_find(c, now.replicas[i])) {
+            *why = "a replica is not a registered broker";
+            return CLUSTER_ERR_INVALID_REPLICATION;
+        }
+    }
+    if (has_repeats(now.isr, now.isr_count)) {
+        *why = "the in-sync replicas name a broker twice";
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    for (int32_t i = 0; i < now.isr_count; i++) {
+        if (!has_id(now.replicas, now.replica_count, now.isr[i])) {
+            *why = "an in-sync replica is not a replica";
+            return CLUSTER_ERR_INVALID_REPLICATION;
+        }
+    }
+    if (now.leader != -1 && !has_id(now.isr, now.isr_count, now.leader)) {
+        *why = "the leader must be an in-sync replica";
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    bool new_replicas =
+        !same_ids(now.replicas, now.replica_count, old->replicas, old->replica_count);
+    bool new_isr = !same_ids(now.isr, now.isr_count, old->isr, old->isr_count);
+    if (now.leader == old->leader && !new_replicas && !new_isr)
+        return 0; /* nothing changes: nothing is written */
+    /* Followers fence by the leader epoch, so it moves whenever the leader or the
+     * replicas do; the partition epoch fences stale AlterPartition requests, so it moves
+     * with every change. */
+    if (now.leader != old->leader || new_replicas)
+        now.leader_epoch = old->leader_epoch + 1;
+    now.partition_epoch = old->partition_epoch + 1;
+    add_partition_state(ch, t->id, &now);
+    return 0;
+}
+
 static int build(struct cluster *c, struct op *op, struct change *ch)
 {
     switch (op->kind) {
@@ -952,6 +1057,7 @@ static int build(struct cluster *c, struct op *op, struct change *ch)
     case OP_TAKE_BACK: return build_delete_topic(c, op, ch);
     case OP_CREATE_PARTITIONS: return build_create_partitions(c, op, ch);
     case OP_ALTER_CONFIGS: return build_alter_configs(c, op, ch);
+    case OP_CHANGE_PARTITION: return build_change_partition(c, op, ch);
     }
     ASSERT(!"unknown change kind");
     return CLUSTER_ERR_IO;
@@ -980,6 +1086,8 @@ static void free_op(struct op *op)
         free((char *)op->changes[i].value);
     }
     free(op->changes);
+    free(op->replicas);
+    free(op->isr);
     buf_free(&op->entry);
     free(op);
 }
@@ -1194,6 +1302,34 @@ void cluster_create_partitions(struct cluster *c, struct slice name, int32_t new
     op->name = slice_to_cstr(name);
     op->count = new_total;
     op->validate_only = validate_only;
+    submit(op);
+}
+
+static int32_t *copy_ids(const int32_t *ids, int32_t n)
+{
+    int32_t *out = xcalloc((size_t)(n > 0 ? n : 1), sizeof *out);
+    if (n > 0)
+        memcpy(out, ids, (size_t)n * sizeof *ids);
+    return out;
+}
+
+void cluster_change_partition(struct cluster *c, struct slice topic, int32_t partition,
+                              const struct cluster_partition_change *change, cluster_done_fn done,
+                              void *arg)
+{
+    struct op *op = op_new(c, OP_CHANGE_PARTITION, done, arg);
+    op->name = slice_to_cstr(topic);
+    op->partition = partition;
+    op->leader = change->leader;
+    op->replica_count = op->isr_count = -1;
+    if (change->replicas) {
+        op->replicas = copy_ids(change->replicas, change->replica_count);
+        op->replica_count = MAX(change->replica_count, 0);
+    }
+    if (change->isr) {
+        op->isr = copy_ids(change->isr, change->isr_count);
+        op->isr_count = MAX(change->isr_count, 0);
+    }
     submit(op);
 }
 

@@ -207,6 +207,26 @@ void cluster_alter_topic_configs(struct cluster *c, struct slice name,
                                  const struct config_change *changes, size_t n, bool replace_all,
                                  bool validate_only, cluster_done_fn done, void *arg);
 
+/* A partition's leader, replicas or in-sync replicas change: a PartitionChangeRecord,
+ * as Kafka's controller writes for AlterPartition, elections and reassignments. Every
+ * field may be left as it is. Checked against the image: the replicas are registered
+ * brokers, without repeats; the ISR is a subset of the replicas; a leader (-1: none) is
+ * in the ISR. The partition epoch grows with every change, the leader epoch when the
+ * leader or the replicas change. A change that changes nothing writes nothing. Errors:
+ * CLUSTER_ERR_UNKNOWN_TOPIC, CLUSTER_ERR_INVALID_PARTITIONS (no such partition),
+ * CLUSTER_ERR_INVALID_REPLICATION (with why). */
+#define CLUSTER_KEEP_LEADER (-2)
+struct cluster_partition_change {
+    int32_t leader;          /* a node id, -1 for none, or CLUSTER_KEEP_LEADER */
+    const int32_t *replicas; /* NULL: unchanged */
+    int32_t replica_count;
+    const int32_t *isr; /* NULL: unchanged */
+    int32_t isr_count;
+};
+void cluster_change_partition(struct cluster *c, struct slice topic, int32_t partition,
+                              const struct cluster_partition_change *change, cluster_done_fn done,
+                              void *arg);
+
 /* UUIDs (topic ids) as Kafka writes them: 22 characters of url-safe base64. */
 #define CLUSTER_UUID_TEXT_BYTES 23
 /* A fresh random (version 4) uuid, as topic ids are made. */
@@ -230,11 +250,15 @@ enum cluster_event {
     CLUSTER_TOPIC_CREATED,
     CLUSTER_TOPIC_DELETED,
     CLUSTER_PARTITIONS_ADDED,
-    CLUSTER_CONFIG_CHANGED
+    CLUSTER_CONFIG_CHANGED,
+    CLUSTER_PARTITION_CHANGED, /* leader, epochs, replicas or ISR of one partition */
 };
-/* Returns 0, or non-zero when the broker cannot serve the change (partitions it could
- * not open): a topic creation is then taken back and reported as failed. */
-typedef int (*cluster_listener_fn)(void *arg, enum cluster_event ev, const struct mtopic *t);
+/* partition: the partition a CLUSTER_PARTITION_CHANGED names (t->partitions[partition]
+ * holds its new state); -1 for the topic-level events. Returns 0, or non-zero when the
+ * broker cannot serve the change (partitions it could not open): a topic creation is
+ * then taken back and reported as failed. */
+typedef int (*cluster_listener_fn)(void *arg, enum cluster_event ev, const struct mtopic *t,
+                                   int32_t partition);
 void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg);
 
 #endif

@@ -126,7 +126,8 @@ int server_check_metadata_accounts_for_data(struct server *s);
  * no partition of the metadata names to <log_dir>/quarantine/. */
 void server_sort_out_unknown_dirs(struct server *s);
 void server_close_all_partitions(struct server *s);
-int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t);
+int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t,
+                         int32_t partition);
 /* samsa.max.partitions when the configuration does not set it (partitions.c). */
 int64_t server_default_max_partitions(void);
 /* If the topic's partitions are still being opened, arranges done(arg, error) for when

@@ -112,6 +112,22 @@ static int64_t checkpoint_lookup(struct hmap *m, const char *topic, int32_t inde
     return v ? *v : missing;
 }
 
+/* Takes the role the metadata gives this node. (One node leads every partition; a data
+ * dir started under another node.id follows a leader that is not there, and clients get
+ * NOT_LEADER_OR_FOLLOWER, as from Kafka.) A demoted partition's parked fetches are
+ * retried, so they answer now instead of at their deadline. */
+static void follow_metadata(struct server *s, struct partition *p, const struct mpartition *mp)
+{
+    if (mp->leader == s->cfg->node_id) {
+        partition_become_leader(p, mp->leader_epoch);
+        return;
+    }
+    bool was_leader = p->role == PARTITION_LEADER;
+    partition_become_follower(p, mp->leader_epoch);
+    if (was_leader)
+        purgatory_notify(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
+}
+
 static struct partition *open_partition(struct server *s, struct topic_state *ts,
                                         const struct mtopic *t, int32_t index)
 {
@@ -136,14 +152,7 @@ static struct partition *open_partition(struct server *s, struct topic_state *ts
                   storage_strerror(rc));
         return NULL;
     }
-    /* The role the metadata gives this node. (One node leads every partition; a data
-     * dir started under another node.id follows a leader that is not there, and clients
-     * get NOT_LEADER_OR_FOLLOWER, as from Kafka.) */
-    const struct mpartition *mp = &t->partitions[index];
-    if (mp->leader == s->cfg->node_id)
-        partition_become_leader(p, mp->leader_epoch);
-    else
-        partition_become_follower(p, mp->leader_epoch);
+    follow_metadata(s, p, &t->partitions[index]);
     return p;
 }
 
@@ -425,7 +434,8 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
     free(ts);
 }
 
-int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t)
+int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t,
+                         int32_t partition)
 {
     struct server *s = arg;
     struct topic_state *ts = hmap_get(&s->topics, slice_from_cstr(t->name));
@@ -454,6 +464,16 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
             server_topic_log_config(s, t, &lc);
             for (int32_t i = 0; i < ts->partition_count; i++)
                 log_set_config(ts->partitions[i]->log, &lc);
+        }
+        break;
+    case CLUSTER_PARTITION_CHANGED:
+        /* A partition still being opened takes its role from the metadata then. */
+        if (ts && partition < ts->partition_count) {
+            const struct mpartition *mp = &t->partitions[partition];
+            log_info("server", "partition %s-%d: leader %d at epoch %d, %d replicas, %d in sync",
+                     t->name, partition, mp->leader, mp->leader_epoch, mp->replica_count,
+                     mp->isr_count);
+            follow_metadata(s, ts->partitions[partition], mp);
         }
         break;
     case CLUSTER_TOPIC_DELETED:

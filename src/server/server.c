@@ -49,10 +49,11 @@ static bool syncfs_reports_errors(void)
 
 /* A metadata change: the partitions follow it first, then the groups forget the
  * committed offsets of a deleted topic. */
-static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t)
+static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t,
+                            int32_t partition)
 {
     struct server *s = arg;
-    int rc = server_cluster_event(s, ev, t);
+    int rc = server_cluster_event(s, ev, t, partition);
     if (rc == 0 && ev == CLUSTER_TOPIC_DELETED)
         server_groups_topic_deleted(s, t->name);
     return rc;

@@ -187,10 +187,11 @@ static void test_config_validation(void **state)
 }
 
 static int created, deleted, added, changed;
-static int listener(void *arg, enum cluster_event ev, const struct mtopic *t)
+static int listener(void *arg, enum cluster_event ev, const struct mtopic *t, int32_t partition)
 {
     (void)arg;
     (void)t;
+    assert_int_equal(partition, -1); /* topic-level events name no partition */
     created += ev == CLUSTER_TOPIC_CREATED;
     deleted += ev == CLUSTER_TOPIC_DELETED;
     added += ev == CLUSTER_PARTITIONS_ADDED;
@@ -199,10 +200,125 @@ static int listener(void *arg, enum cluster_event ev, const struct mtopic *t)
 }
 
 /* A broker that cannot open topics whose name starts with "broken". */
-static int refusing_listener(void *arg, enum cluster_event ev, const struct mtopic *t)
+static int refusing_listener(void *arg, enum cluster_event ev, const struct mtopic *t,
+                             int32_t partition)
 {
     (void)arg;
+    (void)partition;
     return ev == CLUSTER_TOPIC_CREATED && strncmp(t->name, "broken", 6) == 0 ? -1 : 0;
+}
+
+/* What a partition-level listener heard last. */
+static int partition_events;
+static struct mpartition heard;
+static int32_t heard_partition;
+static int partition_listener(void *arg, enum cluster_event ev, const struct mtopic *t,
+                              int32_t partition)
+{
+    (void)arg;
+    if (ev != CLUSTER_PARTITION_CHANGED)
+        return 0;
+    partition_events++;
+    heard_partition = partition;
+    heard = t->partitions[partition];
+    return 0;
+}
+
+static int change_partition(struct cluster *c, const char *topic, int32_t partition, int32_t leader,
+                            const int32_t *replicas, int32_t nrep, const int32_t *isr, int32_t nisr,
+                            const char **why)
+{
+    struct cluster_partition_change ch = {leader, replicas, nrep, isr, nisr};
+    cluster_change_partition(c, slice_from_cstr(topic), partition, &ch, keep, NULL);
+    return result(why);
+}
+
+/* Partition-level changes (leader, replicas, ISR): checked against the image, epochs
+ * moved as Kafka's controller moves them, heard by the listener with the partition, and
+ * kept across a reopen. */
+static void test_partition_changes(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    assert_int_equal(register_broker(c, 1, "localhost", 9092, NULL), 0);
+    assert_int_equal(register_broker(c, 2, "localhost", 9093, NULL), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("t"), 2, 1, NULL, 0, false, &why), 0);
+    cluster_set_listener(c, partition_listener, NULL);
+    partition_events = 0;
+
+    /* A second replica, not yet in sync: the replicas changed, so both epochs move. */
+    int32_t both[] = {1, 2}, one[] = {1}, two[] = {2};
+    assert_int_equal(change_partition(c, "t", 1, CLUSTER_KEEP_LEADER, both, 2, NULL, -1, &why), 0);
+    assert_int_equal(partition_events, 1);
+    assert_int_equal(heard_partition, 1);
+    assert_int_equal(heard.leader, 1);
+    assert_int_equal(heard.leader_epoch, 1);
+    assert_int_equal(heard.partition_epoch, 1);
+    assert_int_equal(heard.replica_count, 2);
+    assert_int_equal(heard.isr_count, 1);
+
+    /* It catches up (ISR grows: only the partition epoch moves), then leads. */
+    assert_int_equal(change_partition(c, "t", 1, CLUSTER_KEEP_LEADER, NULL, -1, both, 2, &why), 0);
+    assert_int_equal(heard.leader_epoch, 1);
+    assert_int_equal(heard.partition_epoch, 2);
+    assert_int_equal(heard.isr_count, 2);
+    assert_int_equal(change_partition(c, "t", 1, 2, NULL, -1, two, 1, &why), 0);
+    assert_int_equal(heard.leader, 2);
+    assert_int_equal(heard.leader_epoch, 2);
+    assert_int_equal(heard.partition_epoch, 3);
+    assert_int_equal(partition_events, 3);
+
+    /* A change that changes nothing writes nothing and is not heard. */
+    assert_int_equal(change_partition(c, "t", 1, 2, both, 2, two, 1, &why), 0);
+    assert_int_equal(partition_events, 3);
+
+    /* Refused, with nothing written or heard. */
+    int32_t unknown[] = {1, 7}, twice[] = {1, 1}, none[] = {0};
+    assert_int_equal(change_partition(c, "t", 0, CLUSTER_KEEP_LEADER, unknown, 2, NULL, -1, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    assert_non_null(strstr(why, "not a registered broker"));
+    assert_int_equal(change_partition(c, "t", 0, CLUSTER_KEEP_LEADER, twice, 2, NULL, -1, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    assert_int_equal(change_partition(c, "t", 0, CLUSTER_KEEP_LEADER, none, 0, NULL, -1, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    assert_int_equal(change_partition(c, "t", 0, CLUSTER_KEEP_LEADER, NULL, -1, two, 1, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION); /* ISR outside the replicas */
+    assert_non_null(strstr(why, "not a replica"));
+    assert_int_equal(change_partition(c, "t", 0, 2, NULL, -1, NULL, -1, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION); /* leader outside the ISR */
+    assert_non_null(strstr(why, "leader must be an in-sync replica"));
+    assert_int_equal(change_partition(c, "t", 2, CLUSTER_KEEP_LEADER, one, 1, NULL, -1, &why),
+                     CLUSTER_ERR_INVALID_PARTITIONS);
+    assert_int_equal(change_partition(c, "nope", 0, 1, NULL, -1, NULL, -1, &why),
+                     CLUSTER_ERR_UNKNOWN_TOPIC);
+    assert_int_equal(partition_events, 3);
+
+    /* Leaderless (the ISR emptied): the leader epoch moves. */
+    assert_int_equal(change_partition(c, "t", 0, -1, NULL, -1, none, 0, &why), 0);
+    assert_int_equal(heard_partition, 0);
+    assert_int_equal(heard.leader, -1);
+    assert_int_equal(heard.leader_epoch, 1);
+    assert_int_equal(heard.isr_count, 0);
+    cluster_close(c);
+
+    /* The image after a reopen is the one the changes left. */
+    c = open_cluster(f);
+    const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("t"));
+    assert_non_null(t);
+    const struct mpartition *p0 = &t->partitions[0], *p1 = &t->partitions[1];
+    assert_int_equal(p0->leader, -1);
+    assert_int_equal(p0->leader_epoch, 1);
+    assert_int_equal(p0->partition_epoch, 1);
+    assert_int_equal(p1->leader, 2);
+    assert_int_equal(p1->leader_epoch, 2);
+    assert_int_equal(p1->partition_epoch, 3);
+    assert_int_equal(p1->replica_count, 2);
+    assert_int_equal(p1->replicas[0], 1);
+    assert_int_equal(p1->replicas[1], 2);
+    assert_int_equal(p1->isr_count, 1);
+    assert_int_equal(p1->isr[0], 2);
+    cluster_close(c);
 }
 
 /* samsa.max.partitions bounds the partitions of all topics together; a topic the
@@ -709,6 +825,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_refuses_damaged_old_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_largest_topic_is_one_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runner_and_forget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partition_changes, setup, teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }
