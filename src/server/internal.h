@@ -82,10 +82,6 @@ struct server {
      * unlinks never delay a group-commit round; stopping leaves the rest to start-up. */
     struct syncer *remover;
     atomic_bool removal_stop;
-    /* Checkpoint files written on the loop supersede periodic ones collected before
-     * (partitions.c): the generation is bumped on the loop, read on the sync thread. */
-    pthread_mutex_t ckpt_mu;
-    uint64_t ckpt_gen;
     /* Idempotent producers: the ids of the block reserved last, and the requests
      * waiting while the next block is reserved (init_producer_id.c). */
     int64_t next_producer_id, producer_id_block_end;
@@ -140,10 +136,19 @@ void server_topic_wait_cancel(struct server *s, struct slice topic, void *arg);
 /* Starts creating a topic with broker defaults (auto-creation); the outcome is logged.
  * Clients learn of the topic from a later Metadata request, as from Kafka. */
 void server_auto_create_topic(struct server *s, struct slice name);
-/* Persists log-start-offset-checkpoint (DeleteRecords). */
-int server_write_start_offsets(struct server *s);
-int server_write_recovery_points(struct server *s);
-void server_checkpoint_recovery_points_async(struct server *s);
+/* Writes checkpoint files of every hosted partition, as they are now: recovery points
+ * (log.flush.offset.checkpoint.interval.ms, shutdown) and log start offsets
+ * (DeleteRecords, deletions); with sync_log_dir, first fsyncs the log dir (renames of
+ * deleted partitions). Collected now; written on the metadata thread while serving
+ * (never on the loop), in order with every other checkpoint write and metadata change,
+ * else inside the call. Then done(arg, rc) on the loop (may be NULL): rc 0 or the first
+ * storage error, already logged. */
+#define CHECKPOINT_RECOVERY_POINTS 1u
+#define CHECKPOINT_START_OFFSETS 2u
+void server_write_checkpoints(struct server *s, unsigned which, bool sync_log_dir,
+                              void (*done)(void *arg, int rc), void *arg);
+/* The same inside the call, when the metadata thread is not running: 0 or an error. */
+int server_write_checkpoints_now(struct server *s, unsigned which);
 
 /* ---- group commit (commit.c) ---- */
 /* Called after an append: wakes fetches parked on p; marks p for the next sync round

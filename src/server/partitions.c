@@ -339,6 +339,7 @@ static int add_topic(struct server *s, const struct mtopic *t)
 
 /* Directories of a deleted topic, renamed on the loop and removed on the remover thread. */
 struct dir_removal {
+    struct server *srv;
     char *topic;
     const atomic_bool *stop; /* the server is shutting down: leave the rest to start-up */
     size_t n;
@@ -380,6 +381,19 @@ static void dirs_removed(void *arg, struct log_flush_job **jobs, size_t n)
     dir_removal_free(r);
 }
 
+/* A deleted topic's renames are durable and the checkpoints no longer name it: its
+ * directories can go (on the remover thread). */
+static void renames_durable(void *arg, int rc)
+{
+    (void)rc; /* logged; the directories are removed all the same, or at the next start */
+    struct dir_removal *r = arg;
+    struct server *s = r->srv;
+    if (r->n > 0)
+        syncer_submit_work(s->remover, remove_dirs, dirs_removed, r);
+    else
+        dir_removal_free(r);
+}
+
 /* Closes a partition; with delete_files, renames its directory out of the way into
  * *renamed (replica.h). Its waiters first learn it is gone. */
 static void close_partition(struct server *s, struct partition *p, bool delete_files,
@@ -411,6 +425,7 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
     struct dir_removal *r = NULL;
     if (delete_files) {
         r = xcalloc(1, sizeof *r + (size_t)ts->partition_count * sizeof r->paths[0]);
+        r->srv = s;
         r->topic = xstrdup(ts->name);
         r->stop = &s->removal_stop;
     }
@@ -420,18 +435,15 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
         if (renamed)
             r->paths[r->n++] = renamed;
     }
-    if (r && r->n > 0) {
-        int rc = fsync_dir(s->log_dir);
-        if (rc != 0)
-            log_warn("server", "cannot fsync %s after renaming deleted partitions: %s", s->log_dir,
-                     strerror(-rc));
-        syncer_submit_work(s->remover, remove_dirs, dirs_removed, r);
-    } else if (r) {
-        dir_removal_free(r);
-    }
     free(ts->partitions);
     free(ts->name);
     free(ts);
+    if (!delete_files)
+        return;
+    /* The renames are made durable by one fsync of the log dir, and the checkpoints
+     * rewritten without the topic, on the metadata thread; the files go only after. */
+    server_write_checkpoints(s, CHECKPOINT_RECOVERY_POINTS | CHECKPOINT_START_OFFSETS, r->n > 0,
+                             renames_durable, r);
 }
 
 int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t,
@@ -480,11 +492,6 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
         if (ts) {
             log_info("server", "deleting topic %s (%d partitions)", t->name, ts->partition_count);
             remove_topic(s, ts, true);
-            /* Drop its checkpoint entries now (a rare admin operation: written on the
-             * loop), so that a re-created topic cannot inherit its recovery point or log
-             * start offset. */
-            server_write_recovery_points(s);
-            server_write_start_offsets(s);
         }
         break;
     }
@@ -555,7 +562,8 @@ int server_open_all_partitions(struct server *s)
      * deleted topics must never apply to a topic later created under the same name. */
     if (rc == 0) {
         server_sort_out_unknown_dirs(s);
-        if (server_write_recovery_points(s) != 0 || server_write_start_offsets(s) != 0)
+        if (server_write_checkpoints_now(s, CHECKPOINT_RECOVERY_POINTS |
+                                                CHECKPOINT_START_OFFSETS) != 0)
             rc = -1;
     }
     log_info("server", "opened %zu topics with %zu partitions in %lld ms",
@@ -581,106 +589,120 @@ void server_close_all_partitions(struct server *s)
     s->opening = NULL;
 }
 
-/* A checkpoint file's content, collected on the loop thread (topic names copied) so it
- * can be written on another thread. */
-struct checkpoint {
-    struct server *srv;
+/* ---- checkpoint files ----
+ * recovery-point-offset-checkpoint and log-start-offset-checkpoint name every hosted
+ * partition. Their content is collected on the loop (topic names copied) and written
+ * (write, fsync, rename, fsync) on the metadata thread while the broker serves, inline
+ * before and after. One thread, in submission order, for every checkpoint write and
+ * every metadata change: a write collected later is written later, and a topic deleted
+ * and re-created under its name is written to the metadata log only after the deletion's
+ * checkpoints, which no longer name its partitions (else the new topic could inherit
+ * their recovery points or log start offsets). */
+
+struct checkpoint_file {
     char path[4096];
     struct ckpt_entry *entries;
     size_t n;
-    uint64_t gen; /* s->ckpt_gen when collected */
-    int rc;
 };
 
-static struct checkpoint *collect_checkpoint(struct server *s, const char *file,
-                                             int64_t (*offset_of)(const struct log *))
+struct checkpoint_write {
+    char log_dir_to_sync[4096]; /* "": none */
+    struct checkpoint_file files[2];
+    size_t file_count;
+    int rc; /* the first failure */
+    void (*done)(void *arg, int rc);
+    void *arg;
+};
+
+static void collect_file(struct server *s, struct checkpoint_file *f, const char *file,
+                         int64_t (*offset_of)(const struct log *))
 {
-    struct checkpoint *ck = xcalloc(1, sizeof *ck);
-    ck->srv = s;
-    ck->gen = s->ckpt_gen;
-    snprintf(ck->path, sizeof ck->path, "%s/%s", s->log_dir, file);
+    snprintf(f->path, sizeof f->path, "%s/%s", s->log_dir, file);
     size_t cap = 64;
-    ck->entries = xcalloc(cap, sizeof *ck->entries);
+    f->entries = xcalloc(cap, sizeof *f->entries);
     size_t it = 0;
     struct slice k;
     void *v;
     while (hmap_next(&s->topics, &it, &k, &v)) {
         struct topic_state *ts = v;
         for (int32_t i = 0; i < ts->partition_count; i++) {
-            if (!ts->partitions[i]->log)
-                continue;
-            if (ck->n == cap) {
+            if (f->n == cap) {
                 cap *= 2;
-                ck->entries = xrealloc(ck->entries, cap * sizeof *ck->entries);
+                f->entries = xrealloc(f->entries, cap * sizeof *f->entries);
             }
-            ck->entries[ck->n++] =
+            f->entries[f->n++] =
                 (struct ckpt_entry){xstrdup(ts->name), i, offset_of(ts->partitions[i]->log)};
         }
     }
-    return ck;
 }
 
-/* Writes a collected checkpoint unless a checkpoint written on the loop since it was
- * collected has superseded it: a periodic recovery-point write collected before a
- * topic's deletion must not put the deleted partitions back after the deletion's own
- * write (a topic re-created under the name would inherit their recovery points). */
-static void write_collected(void *arg)
+/* The metadata thread (or the loop, when not serving). */
+static void write_checkpoints(void *arg)
 {
-    struct checkpoint *ck = arg;
-    struct server *s = ck->srv;
-    pthread_mutex_lock(&s->ckpt_mu);
-    if (ck->gen == s->ckpt_gen)
-        ck->rc = ckpt_write(ck->path, ck->entries, ck->n);
-    pthread_mutex_unlock(&s->ckpt_mu);
+    struct checkpoint_write *w = arg;
+    if (w->log_dir_to_sync[0]) {
+        int rc = fsync_dir(w->log_dir_to_sync);
+        if (rc != 0) {
+            log_warn("server", "cannot fsync %s after renaming deleted partitions: %s",
+                     w->log_dir_to_sync, strerror(-rc));
+            w->rc = rc;
+        }
+    }
+    for (size_t i = 0; i < w->file_count; i++) {
+        int rc = ckpt_write(w->files[i].path, w->files[i].entries, w->files[i].n);
+        if (rc != 0) {
+            log_error("server", "cannot write %s: %s", w->files[i].path, storage_strerror(rc));
+            if (w->rc == 0)
+                w->rc = rc;
+        }
+    }
 }
 
-static void free_checkpoint(struct checkpoint *ck)
-{
-    if (ck->rc != 0)
-        log_error("server", "cannot write %s: %s", ck->path, storage_strerror(ck->rc));
-    ckpt_free_entries(ck->entries, ck->n);
-    free(ck);
-}
-
-/* Writes one checkpoint file now, on this thread. Blocking (fsync): for shutdown and
- * rare admin operations. */
-static int write_checkpoint(struct server *s, const char *file,
-                            int64_t (*offset_of)(const struct log *))
-{
-    pthread_mutex_lock(&s->ckpt_mu);
-    s->ckpt_gen++; /* supersedes async writes collected before now */
-    pthread_mutex_unlock(&s->ckpt_mu);
-    struct checkpoint *ck = collect_checkpoint(s, file, offset_of);
-    write_collected(ck);
-    int rc = ck->rc;
-    free_checkpoint(ck);
-    return rc;
-}
-
-int server_write_start_offsets(struct server *s)
-{
-    return write_checkpoint(s, "log-start-offset-checkpoint", log_start_offset);
-}
-
-int server_write_recovery_points(struct server *s)
-{
-    return write_checkpoint(s, "recovery-point-offset-checkpoint", log_durable_offset);
-}
-
-static void checkpoint_written(void *arg, struct log_flush_job **jobs, size_t n)
+static void checkpoints_written(void *arg, struct log_flush_job **jobs, size_t n)
 {
     (void)jobs;
     (void)n;
-    free_checkpoint(arg);
+    struct checkpoint_write *w = arg;
+    if (w->done)
+        w->done(w->arg, w->rc);
+    for (size_t i = 0; i < w->file_count; i++)
+        ckpt_free_entries(w->files[i].entries, w->files[i].n);
+    free(w);
 }
 
-/* Periodic recovery points (log.flush.offset.checkpoint.interval.ms), written on the
- * sync thread, bound how much a restart after a crash has to re-validate. */
-void server_checkpoint_recovery_points_async(struct server *s)
+void server_write_checkpoints(struct server *s, unsigned which, bool sync_log_dir,
+                              void (*done)(void *arg, int rc), void *arg)
 {
-    struct checkpoint *ck =
-        collect_checkpoint(s, "recovery-point-offset-checkpoint", log_durable_offset);
-    syncer_submit_work(s->syncer, write_collected, checkpoint_written, ck);
+    struct checkpoint_write *w = xcalloc(1, sizeof *w);
+    w->done = done;
+    w->arg = arg;
+    if (sync_log_dir)
+        snprintf(w->log_dir_to_sync, sizeof w->log_dir_to_sync, "%s", s->log_dir);
+    if (which & CHECKPOINT_RECOVERY_POINTS)
+        collect_file(s, &w->files[w->file_count++], "recovery-point-offset-checkpoint",
+                     log_durable_offset);
+    if (which & CHECKPOINT_START_OFFSETS)
+        collect_file(s, &w->files[w->file_count++], "log-start-offset-checkpoint",
+                     log_start_offset);
+    if (s->metadata_io) {
+        syncer_submit_work(s->metadata_io, write_checkpoints, checkpoints_written, w);
+        return;
+    }
+    write_checkpoints(w);
+    checkpoints_written(w, NULL, 0);
+}
+
+static void keep_rc(void *arg, int rc)
+{
+    *(int *)arg = rc;
+}
+
+int server_write_checkpoints_now(struct server *s, unsigned which)
+{
+    ASSERT(!s->metadata_io); /* else the write would not be done on return */
+    int rc = 0;
+    server_write_checkpoints(s, which, false, keep_rc, &rc);
+    return rc;
 }
 
 static void auto_created(void *arg, const struct cluster_result *res)

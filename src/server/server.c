@@ -131,7 +131,7 @@ static void flush_tick(struct net_loop *loop, void *arg)
 static void checkpoint_tick(struct net_loop *loop, void *arg)
 {
     struct server *s = arg;
-    server_checkpoint_recovery_points_async(s);
+    server_write_checkpoints(s, CHECKPOINT_RECOVERY_POINTS, false, NULL, NULL);
     s->checkpoint_timer =
         net_timer_add(loop, s->cfg->flush_offset_checkpoint_interval_ms, checkpoint_tick, s);
 }
@@ -167,7 +167,6 @@ int server_create(const struct broker_config *cfg, struct server **out)
     s->fetch_waits = purgatory_new();
     s->durable_waits = purgatory_new();
     s->fetch_timer_deadline = INT64_MAX;
-    pthread_mutex_init(&s->ckpt_mu, NULL);
     s->log_dir_lock_fd = -1;
     if (ensure_dir(s->log_dir) != 0 || server_lock_log_dir(s->log_dir, &s->log_dir_lock_fd) != 0)
         goto fail;
@@ -378,8 +377,7 @@ void server_destroy(struct server *s)
                 }
             }
         }
-        server_write_recovery_points(s);
-        server_write_start_offsets(s);
+        server_write_checkpoints_now(s, CHECKPOINT_RECOVERY_POINTS | CHECKPOINT_START_OFFSETS);
     }
     server_close_all_partitions(s);
     if (s->loop)
@@ -391,6 +389,5 @@ void server_destroy(struct server *s)
     free(s->log_dir);
     if (s->log_dir_lock_fd >= 0)
         close(s->log_dir_lock_fd); /* last: nothing of this process touches the dir after */
-    pthread_mutex_destroy(&s->ckpt_mu);
     free(s);
 }

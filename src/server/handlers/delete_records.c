@@ -1,7 +1,19 @@
 /* DeleteRecords (key 21), v0-v2: raises partitions' log start offsets. Offset -1 means
- * the high watermark. The new start offsets are checkpointed before the answer, so they
- * survive a crash. */
+ * the high watermark. The new start offsets are checkpointed (on the metadata thread)
+ * before the answer, so they survive a crash. */
 #include "server/internal.h"
+
+/* The checkpoint is written: answer, with KAFKA_STORAGE_ERROR where it was not. */
+static void checkpointed(void *arg, int rc)
+{
+    struct request *req = arg;
+    struct delete_records_response *resp = req->state;
+    for (int32_t ti = 0; rc != 0 && ti < resp->topics_count; ti++)
+        for (int32_t pi = 0; pi < resp->topics[ti].partitions_count; pi++)
+            if (resp->topics[ti].partitions[pi].error_code == KERR_NONE)
+                resp->topics[ti].partitions[pi].error_code = KERR_KAFKA_STORAGE_ERROR;
+    REQUEST_RESPOND(req, delete_records_response, resp);
+}
 
 void handle_delete_records(struct request *req)
 {
@@ -11,14 +23,14 @@ void handle_delete_records(struct request *req)
         request_malformed(req);
         return;
     }
-    struct delete_records_response resp;
-    delete_records_response_init(&resp);
-    resp.topics_count = MAX(in.topics_count, 0);
-    resp.topics = REQ_ALLOC(req, struct delete_records_response_topics, resp.topics_count);
+    struct delete_records_response *resp = REQ_ALLOC(req, struct delete_records_response, 1);
+    delete_records_response_init(resp);
+    resp->topics_count = MAX(in.topics_count, 0);
+    resp->topics = REQ_ALLOC(req, struct delete_records_response_topics, resp->topics_count);
     bool changed = false;
-    for (int32_t ti = 0; ti < resp.topics_count; ti++) {
+    for (int32_t ti = 0; ti < resp->topics_count; ti++) {
         const struct delete_records_request_topics *t = &in.topics[ti];
-        struct delete_records_response_topics *tr = &resp.topics[ti];
+        struct delete_records_response_topics *tr = &resp->topics[ti];
         delete_records_response_topics_init(tr);
         tr->name = t->name;
         tr->partitions_count = MAX(t->partitions_count, 0);
@@ -34,6 +46,8 @@ void handle_delete_records(struct request *req)
                 pr->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
+            if ((pr->error_code = partition_check_leader(p, -1)) != KERR_NONE)
+                continue;
             int64_t offset = t->partitions[pi].offset;
             if (offset == -1)
                 offset = partition_high_watermark(p);
@@ -51,12 +65,10 @@ void handle_delete_records(struct request *req)
             }
         }
     }
-    /* Rare admin operation: the checkpoint write (with fsync) runs on the loop. */
-    if (changed && server_write_start_offsets(s) != 0) {
-        for (int32_t ti = 0; ti < resp.topics_count; ti++)
-            for (int32_t pi = 0; pi < resp.topics[ti].partitions_count; pi++)
-                if (resp.topics[ti].partitions[pi].error_code == KERR_NONE)
-                    resp.topics[ti].partitions[pi].error_code = KERR_KAFKA_STORAGE_ERROR;
+    req->state = resp;
+    if (!changed) {
+        checkpointed(req, 0);
+        return;
     }
-    REQUEST_RESPOND(req, delete_records_response, &resp);
+    server_write_checkpoints(req->srv, CHECKPOINT_START_OFFSETS, false, checkpointed, req);
 }

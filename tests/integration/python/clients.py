@@ -16,6 +16,12 @@ def create_topic(broker, name, partitions, timeout=30, **config):
     fs[name].result(timeout=timeout)
 
 
+def delete_topic(broker, name, timeout=30):
+    a = admin(broker)  # must outlive the future
+    fs = a.delete_topics([name], operation_timeout=10, request_timeout=20)
+    fs[name].result(timeout=timeout)
+
+
 def producer(broker, **extra):
     conf = {"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 5,
             "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
