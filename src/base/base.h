@@ -6,6 +6,11 @@
  *
  * Nothing here allocates silently on failure: allocation failure aborts with a
  * log line (a broker that cannot allocate a few bytes cannot make progress).
+ *
+ * Errors: functions that can fail return 0 (or a count) or a negative errno
+ * (pread_exact, fsync_dir, parse_i64, props_load_file, ...); the one exception,
+ * open_parent_dir, returns an fd like open(2): -1 and errno. Readers (struct reader)
+ * instead set a sticky err flag, checked once at the end of a decode.
  */
 #ifndef SAMSA_BASE_H
 #define SAMSA_BASE_H

@@ -1,5 +1,8 @@
 /* The local metadata log: an append-only file of CRC-framed entries, each entry one
- * atomic group of metadata records. Internal to cluster/. */
+ * atomic group of metadata records. Internal to cluster/; read now only to upgrade a
+ * data dir of an earlier version (quorum.h).
+ *
+ * Errors: 0 or a negative errno; -EBADMSG for damage other than a torn tail. */
 #ifndef SAMSA_CLUSTER_METALOG_H
 #define SAMSA_CLUSTER_METALOG_H
 

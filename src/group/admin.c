@@ -17,7 +17,7 @@ static struct slice cstr(const char *s)
 
 /* ---- DescribeGroups ---- */
 
-static struct slice member_metadata_for(const struct member *m, struct slice protocol)
+static struct slice member_metadata_for(const struct grp_member *m, struct slice protocol)
 {
     for (size_t i = 0; i < m->n_protocols; i++)
         if (slice_eq(grp__bs(m->protocols[i].name), protocol))
@@ -40,10 +40,10 @@ void grp_describe(struct grp_coordinator *c, int64_t now_ms, const struct grp_de
         d->protocol_type = EMPTY;
         d->protocol = EMPTY;
         d->state = EMPTY;
-        d->error = validate_group(c, id, true);
+        d->error = grp__validate_group(c, id, true);
         if (d->error)
             continue;
-        struct group *g = grp__get(c, id);
+        struct grp_group *g = grp__get(c, id);
         if (!g) {
             d->state = cstr(grp_state_name(GRP_STATE_DEAD));
             continue;
@@ -56,7 +56,7 @@ void grp_describe(struct grp_coordinator *c, int64_t now_ms, const struct grp_de
         struct grp_describe_member *ms =
             arena_alloc(a, (g->n_members ? g->n_members : 1) * sizeof(*ms));
         for (size_t k = 0; k < g->n_members; k++) {
-            const struct member *m = g->members[k];
+            const struct grp_member *m = g->members[k];
             ms[k] = (struct grp_describe_member){
                 .member_id = grp__bs(m->id),
                 .group_instance_id = grp__bs(m->instance_id),
@@ -70,7 +70,7 @@ void grp_describe(struct grp_coordinator *c, int64_t now_ms, const struct grp_de
         d->n_members = g->n_members;
     }
     struct grp_describe_resp r = {out, req->n_groups};
-    CALLBACK(c, on_describe_done, ctx, &r);
+    GRP_CALLBACK(c, on_describe_done, ctx, &r);
     arena_free(a);
 }
 
@@ -92,7 +92,7 @@ void grp_list(struct grp_coordinator *c, int64_t now_ms, const struct grp_list_r
     (void)now_ms;
     struct grp_list_resp r = {0};
     for (int32_t p = 0; p < c->cfg.offsets_num_partitions; p++)
-        if (c->partitions[p] == PART_LOADING)
+        if (c->partitions[p] == GRP_PART_LOADING)
             r.error = GRP_ERR_COORDINATOR_LOAD_IN_PROGRESS;
     /* A filter naming no known state matches nothing, as in Kafka. */
     bool want[GRP_STATE_DEAD + 1] = {0};
@@ -107,8 +107,8 @@ void grp_list(struct grp_coordinator *c, int64_t now_ms, const struct grp_list_r
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
-        struct group *g = v;
-        if (c->partitions[g->partition] != PART_OWNED)
+        struct grp_group *g = v;
+        if (c->partitions[g->partition] != GRP_PART_OWNED)
             continue;
         if (req->n_states_filter > 0 && !want[g->state])
             continue;
@@ -121,13 +121,13 @@ void grp_list(struct grp_coordinator *c, int64_t now_ms, const struct grp_list_r
     qsort(gs, n, sizeof(*gs), cmp_list);
     r.groups = gs;
     r.n_groups = n;
-    CALLBACK(c, on_list_done, ctx, &r);
+    GRP_CALLBACK(c, on_list_done, ctx, &r);
     arena_free(&c->resp);
 }
 
 /* ---- DeleteGroups ---- */
 
-struct delete_batch {
+struct grp_delete_batch {
     void *ctx;
     struct arena arena;
     struct grp_delete_group_result *results;
@@ -135,22 +135,22 @@ struct delete_batch {
     size_t outstanding; /* appends not yet done */
 };
 
-static void delete_batch_reply(struct grp_coordinator *c, struct delete_batch *b)
+static void delete_batch_reply(struct grp_coordinator *c, struct grp_delete_batch *b)
 {
     struct grp_delete_groups_resp r = {b->results, b->n_results};
-    CALLBACK(c, on_delete_groups_done, b->ctx, &r);
+    GRP_CALLBACK(c, on_delete_groups_done, b->ctx, &r);
     arena_free(&b->arena);
     free(b);
 }
 
 /* Tombstones for every committed offset, every commit still in flight (its record
  * precedes ours in the log), and the group metadata. */
-static void append_group_tombstones(struct grp_coordinator *c, struct group *g,
-                                    struct pending_op *op)
+static void append_group_tombstones(struct grp_coordinator *c, struct grp_group *g,
+                                    struct grp_pending_op *op)
 {
     size_t cap = g->offsets.count;
-    for (struct pending_op *o = c->ops; o; o = o->next)
-        if (o->kind == OP_COMMIT && o->group == g)
+    for (struct grp_pending_op *o = c->ops; o; o = o->next)
+        if (o->kind == GRP_OP_COMMIT && o->group == g)
             cap += o->n_entries;
     struct slice *topics = xcalloc(cap ? cap : 1, sizeof(*topics));
     int32_t *partitions = xcalloc(cap ? cap : 1, sizeof(*partitions));
@@ -158,12 +158,12 @@ static void append_group_tombstones(struct grp_coordinator *c, struct group *g,
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&g->offsets, &it, &k, &v);) {
-        const struct offset_entry *e = v;
+        const struct grp_offset_entry *e = v;
         topics[n] = grp__bs(e->topic);
         partitions[n++] = e->partition;
     }
-    for (struct pending_op *o = c->ops; o; o = o->next) {
-        if (o->kind != OP_COMMIT || o->group != g)
+    for (struct grp_pending_op *o = c->ops; o; o = o->next) {
+        if (o->kind != GRP_OP_COMMIT || o->group != g)
             continue;
         for (size_t i = 0; i < o->n_entries; i++) {
             topics[n] = grp__bs(o->entries[i].topic);
@@ -181,27 +181,27 @@ void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,
 {
     ASSERT(!c->in_callback);
     (void)now_ms;
-    struct delete_batch *b = xcalloc(1, sizeof(*b));
+    struct grp_delete_batch *b = xcalloc(1, sizeof(*b));
     arena_init(&b->arena);
     b->ctx = ctx;
     b->n_results = req->n_groups;
     b->results = arena_alloc(&b->arena, (req->n_groups ? req->n_groups : 1) * sizeof(*b->results));
-    struct pending_op **ops = xcalloc(req->n_groups ? req->n_groups : 1, sizeof(*ops));
+    struct grp_pending_op **ops = xcalloc(req->n_groups ? req->n_groups : 1, sizeof(*ops));
     size_t n_ops = 0;
     for (size_t i = 0; i < req->n_groups; i++) {
         struct slice id = req->group_ids[i];
         struct grp_delete_group_result *res = &b->results[i];
         res->group_id = id.ptr ? grp__arena_slice(&b->arena, id) : EMPTY;
-        res->error = validate_group(c, id, true);
+        res->error = grp__validate_group(c, id, true);
         if (res->error)
             continue;
-        struct group *g = grp__get(c, id);
+        struct grp_group *g = grp__get(c, id);
         if (!g || g->state == GRP_STATE_DEAD) {
             res->error = GRP_ERR_GROUP_ID_NOT_FOUND;
         } else if (g->state != GRP_STATE_EMPTY) {
             res->error = GRP_ERR_NON_EMPTY_GROUP;
         } else {
-            struct pending_op *op = grp__op_new(c, OP_DELETE_GROUPS, g, NULL);
+            struct grp_pending_op *op = grp__op_new(c, GRP_OP_DELETE_GROUPS, g, NULL);
             op->batch = b;
             op->batch_index = i;
             b->outstanding++;
@@ -220,14 +220,14 @@ void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,
         delete_batch_reply(c, b);
 }
 
-void grp__delete_groups_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
+void grp__delete_groups_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error)
 {
-    struct delete_batch *b = op->batch;
+    struct grp_delete_batch *b = op->batch;
     if (error) {
         /* The group is already gone from memory; it would come back on reload. */
         log_warn("group", "failed to append deletion tombstones for group %.*s: error %d",
                  (int)op->group->id.len, op->group->id.ptr, error);
-        b->results[op->batch_index].error = map_append_error(error);
+        b->results[op->batch_index].error = grp__map_append_error(error);
     }
     ASSERT(b->outstanding > 0);
     if (--b->outstanding == 0)

@@ -23,26 +23,26 @@
 
 /* ---- small helpers ---- */
 
-struct bytes grp__bytes_dup(struct slice s)
+struct grp_bytes grp__bytes_dup(struct slice s)
 {
     if (!s.ptr)
-        return (struct bytes){NULL, 0};
+        return (struct grp_bytes){NULL, 0};
     uint8_t *p = xmalloc(s.len ? s.len : 1);
     if (s.len)
         memcpy(p, s.ptr, s.len);
-    return (struct bytes){p, s.len};
+    return (struct grp_bytes){p, s.len};
 }
 
-void grp__bytes_free(struct bytes *b)
+void grp__bytes_free(struct grp_bytes *b)
 {
     free(b->ptr);
     b->ptr = NULL;
     b->len = 0;
 }
 
-void grp__bytes_set(struct bytes *b, struct slice s)
+void grp__bytes_set(struct grp_bytes *b, struct slice s)
 {
-    struct bytes n = grp__bytes_dup(s);
+    struct grp_bytes n = grp__bytes_dup(s);
     grp__bytes_free(b);
     *b = n;
 }
@@ -167,8 +167,8 @@ int grp_coordinator_create(const struct grp_config *cfg, struct grp_coordinator 
     c->cfg = *cfg;
     hmap_init(&c->groups);
     c->partitions = xcalloc((size_t)cfg->offsets_num_partitions, 1);
-    c->next_deadline_ms = NO_DEADLINE;
-    c->next_expiry_check_ms = NO_DEADLINE;
+    c->next_deadline_ms = GRP_NO_DEADLINE;
+    c->next_expiry_check_ms = GRP_NO_DEADLINE;
     arena_init(&c->resp);
     *out = c;
     return 0;
@@ -185,17 +185,17 @@ void grp_coordinator_destroy(struct grp_coordinator *c)
         grp__fail_waiters(c, v, GRP_ERR_NOT_COORDINATOR);
     /* Requests waiting on an append are answered as if the append failed. */
     while (c->ops) {
-        struct pending_op *op = c->ops;
+        struct grp_pending_op *op = c->ops;
         switch (op->kind) {
-        case OP_COMMIT: grp__commit_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
-        case OP_OFFSET_DELETE: grp__offset_delete_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
-        case OP_DELETE_GROUPS: grp__delete_groups_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
+        case GRP_OP_COMMIT: grp__commit_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
+        case GRP_OP_OFFSET_DELETE: grp__offset_delete_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
+        case GRP_OP_DELETE_GROUPS: grp__delete_groups_done(c, op, GRP_ERR_NOT_COORDINATOR); break;
         default: break; /* their waiters were members, failed above */
         }
         grp__op_free(c, op);
     }
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
-        struct group *g = v;
+        struct grp_group *g = v;
         g->removed = true;
         grp__free(g);
     }
@@ -221,19 +221,20 @@ int64_t grp_next_deadline(const struct grp_coordinator *c)
     return c->next_deadline_ms;
 }
 
-int16_t validate_group(const struct grp_coordinator *c, struct slice group_id, bool allow_empty)
+int16_t grp__validate_group(const struct grp_coordinator *c, struct slice group_id,
+                            bool allow_empty)
 {
     if (!group_id.ptr || (!allow_empty && group_id.len == 0) || group_id.len > INT16_MAX)
         return GRP_ERR_INVALID_GROUP_ID;
     switch (c->partitions[grp_partition_for(c, group_id)]) {
-    case PART_OWNED: return GRP_ERR_NONE;
-    case PART_LOADING: return GRP_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+    case GRP_PART_OWNED: return GRP_ERR_NONE;
+    case GRP_PART_LOADING: return GRP_ERR_COORDINATOR_LOAD_IN_PROGRESS;
     default: return GRP_ERR_NOT_COORDINATOR;
     }
 }
 
 /* Kafka's mapping of a failed __consumer_offsets append to what the client sees. */
-int16_t map_append_error(int16_t error)
+int16_t grp__map_append_error(int16_t error)
 {
     switch (error) {
     case GRP_ERR_UNKNOWN_TOPIC_OR_PARTITION:
@@ -250,40 +251,40 @@ int16_t map_append_error(int16_t error)
 
 /* ---- groups and members ---- */
 
-struct group *grp__get(struct grp_coordinator *c, struct slice id)
+struct grp_group *grp__get(struct grp_coordinator *c, struct slice id)
 {
     return hmap_get(&c->groups, id);
 }
 
-void grp__transition(struct group *g, enum grp_state to, int64_t now_ms)
+void grp__transition(struct grp_group *g, enum grp_state to, int64_t now_ms)
 {
     g->state = to;
     g->state_ts_ms = now_ms;
 }
 
-struct group *grp__create(struct grp_coordinator *c, struct slice id, int64_t now_ms)
+struct grp_group *grp__create(struct grp_coordinator *c, struct slice id, int64_t now_ms)
 {
     ASSERT(!grp__get(c, id));
-    struct group *g = xcalloc(1, sizeof(*g));
+    struct grp_group *g = xcalloc(1, sizeof(*g));
     g->id = grp__bytes_dup(id.ptr ? id : EMPTY);
     g->partition = grp_partition_for(c, id);
     g->state = GRP_STATE_EMPTY;
     g->state_ts_ms = now_ms;
-    g->join_deadline_ms = NO_DEADLINE;
-    g->sync_deadline_ms = NO_DEADLINE;
+    g->join_deadline_ms = GRP_NO_DEADLINE;
+    g->sync_deadline_ms = GRP_NO_DEADLINE;
     hmap_init(&g->offsets);
     hmap_put(&c->groups, id, g);
     return g;
 }
 
-struct member *grp__member_new(struct grp_coordinator *c)
+struct grp_member *grp__member_new(struct grp_coordinator *c)
 {
-    struct member *m = xcalloc(1, sizeof(*m));
+    struct grp_member *m = xcalloc(1, sizeof(*m));
     m->account = &c->member_bytes;
     return m;
 }
 
-static size_t member_size(const struct member *m)
+static size_t member_size(const struct grp_member *m)
 {
     size_t n = m->assignment.len;
     for (size_t i = 0; i < m->n_protocols; i++)
@@ -296,7 +297,7 @@ size_t grp_member_bytes(const struct grp_coordinator *c)
     return c->member_bytes;
 }
 
-void grp__member_account(struct member *m)
+void grp__member_account(struct grp_member *m)
 {
     size_t now = member_size(m);
     ASSERT(*m->account >= m->held_bytes);
@@ -304,7 +305,7 @@ void grp__member_account(struct member *m)
     m->held_bytes = now;
 }
 
-void grp__member_free(struct member *m)
+void grp__member_free(struct grp_member *m)
 {
     ASSERT(*m->account >= m->held_bytes);
     *m->account -= m->held_bytes;
@@ -321,7 +322,7 @@ void grp__member_free(struct member *m)
     free(m);
 }
 
-static void clear_subscriptions(struct group *g)
+static void clear_subscriptions(struct grp_group *g)
 {
     for (size_t i = 0; i < g->n_subscribed_topics; i++)
         grp__bytes_free(&g->subscribed_topics[i]);
@@ -331,7 +332,7 @@ static void clear_subscriptions(struct group *g)
     g->subscriptions_known = false;
 }
 
-void grp__free(struct group *g)
+void grp__free(struct grp_group *g)
 {
     ASSERT(g->removed && g->refs == 0);
     for (size_t i = 0; i < g->n_members; i++)
@@ -350,7 +351,7 @@ void grp__free(struct group *g)
     free(g);
 }
 
-void grp__unref(struct group *g)
+void grp__unref(struct grp_group *g)
 {
     ASSERT(g->refs > 0);
     if (--g->refs == 0 && g->removed)
@@ -358,7 +359,7 @@ void grp__unref(struct group *g)
 }
 
 /* Takes the group out of the map (Dead); it is freed once no append refers to it. */
-void grp__remove_from_map(struct grp_coordinator *c, struct group *g)
+void grp__remove_from_map(struct grp_coordinator *c, struct grp_group *g)
 {
     ASSERT(!g->removed);
     void *v = hmap_remove(&c->groups, grp__bs(g->id));
@@ -369,7 +370,7 @@ void grp__remove_from_map(struct grp_coordinator *c, struct group *g)
         grp__free(g);
 }
 
-struct member *grp__member(const struct group *g, struct slice member_id)
+struct grp_member *grp__member(const struct grp_group *g, struct slice member_id)
 {
     for (size_t i = 0; i < g->n_members; i++)
         if (slice_eq(grp__bs(g->members[i]->id), member_id))
@@ -377,7 +378,7 @@ struct member *grp__member(const struct group *g, struct slice member_id)
     return NULL;
 }
 
-struct member *grp__static_member(const struct group *g, struct slice instance_id)
+struct grp_member *grp__static_member(const struct grp_group *g, struct slice instance_id)
 {
     if (!instance_id.ptr)
         return NULL;
@@ -389,13 +390,13 @@ struct member *grp__static_member(const struct group *g, struct slice instance_i
 }
 
 /* Kafka's isStaticMemberFenced: the instance id is known but mapped to another member. */
-bool grp__static_fenced(const struct group *g, struct slice instance_id, struct slice member_id)
+bool grp__static_fenced(const struct grp_group *g, struct slice instance_id, struct slice member_id)
 {
-    struct member *m = grp__static_member(g, instance_id);
+    struct grp_member *m = grp__static_member(g, instance_id);
     return m && !slice_eq(grp__bs(m->id), member_id);
 }
 
-ssize_t grp__pending_index(const struct group *g, struct slice member_id)
+ssize_t grp__pending_index(const struct grp_group *g, struct slice member_id)
 {
     for (size_t i = 0; i < g->n_pending; i++)
         if (slice_eq(grp__bs(g->pending[i].id), member_id))
@@ -403,18 +404,18 @@ ssize_t grp__pending_index(const struct group *g, struct slice member_id)
     return -1;
 }
 
-void grp__pending_remove_at(struct group *g, size_t i)
+void grp__pending_remove_at(struct grp_group *g, size_t i)
 {
     grp__bytes_free(&g->pending[i].id);
     g->pending[i] = g->pending[--g->n_pending];
 }
 
-bool grp__is_leader(const struct group *g, struct slice member_id)
+bool grp__is_leader(const struct grp_group *g, struct slice member_id)
 {
     return g->leader.ptr && slice_eq(grp__bs(g->leader), member_id);
 }
 
-struct slice grp__member_metadata(const struct member *m, struct slice protocol)
+struct slice grp__member_metadata(const struct grp_member *m, struct slice protocol)
 {
     for (size_t i = 0; i < m->n_protocols; i++)
         if (slice_eq(grp__bs(m->protocols[i].name), protocol))
@@ -422,7 +423,7 @@ struct slice grp__member_metadata(const struct member *m, struct slice protocol)
     return EMPTY;
 }
 
-int32_t group_rebalance_timeout(const struct group *g)
+int32_t grp__rebalance_timeout(const struct grp_group *g)
 {
     int32_t t = 0;
     for (size_t i = 0; i < g->n_members; i++)
@@ -430,7 +431,7 @@ int32_t group_rebalance_timeout(const struct group *g)
     return t;
 }
 
-void grp__set_protocols(struct member *m, const struct grp_join_req *req)
+void grp__set_protocols(struct grp_member *m, const struct grp_join_req *req)
 {
     for (size_t i = 0; i < m->n_protocols; i++) {
         grp__bytes_free(&m->protocols[i].name);
@@ -450,7 +451,7 @@ void grp__set_protocols(struct member *m, const struct grp_join_req *req)
     grp__member_account(m);
 }
 
-bool grp__protocols_match(const struct member *m, const struct grp_join_req *req)
+bool grp__protocols_match(const struct grp_member *m, const struct grp_join_req *req)
 {
     if (m->n_protocols != req->n_protocols)
         return false;
@@ -461,7 +462,7 @@ bool grp__protocols_match(const struct member *m, const struct grp_join_req *req
     return true;
 }
 
-static bool member_supports(const struct member *m, struct slice protocol)
+static bool member_supports(const struct grp_member *m, struct slice protocol)
 {
     for (size_t i = 0; i < m->n_protocols; i++)
         if (slice_eq(grp__bs(m->protocols[i].name), protocol))
@@ -472,7 +473,7 @@ static bool member_supports(const struct member *m, struct slice protocol)
 /* Kafka's supportsProtocols: an Empty group takes any non-empty type and protocol list;
  * otherwise the type must match and one offered protocol must be supported by every
  * other member. */
-bool grp__supports_protocols(const struct group *g, struct slice self,
+bool grp__supports_protocols(const struct grp_group *g, struct slice self,
                              const struct grp_join_req *req)
 {
     if (req->protocol_type.len == 0 || req->n_protocols == 0)
@@ -484,7 +485,7 @@ bool grp__supports_protocols(const struct group *g, struct slice self,
     for (size_t p = 0; p < req->n_protocols; p++) {
         bool all = true;
         for (size_t i = 0; i < g->n_members && all; i++) {
-            const struct member *m = g->members[i];
+            const struct grp_member *m = g->members[i];
             if (!slice_eq(grp__bs(m->id), self) && !member_supports(m, req->protocols[p].name))
                 all = false;
         }
@@ -497,10 +498,10 @@ bool grp__supports_protocols(const struct group *g, struct slice self,
 /* Kafka's selectProtocol: among the protocols every member supports, each member votes
  * for the one it prefers most; the most votes win. Ties go to the candidate the first
  * member (in join order) prefers, to stay deterministic. */
-struct slice grp__select_protocol(const struct group *g)
+struct slice grp__select_protocol(const struct grp_group *g)
 {
     ASSERT(g->n_members > 0);
-    const struct member *first = g->members[0];
+    const struct grp_member *first = g->members[0];
     size_t best = SIZE_MAX, best_votes = 0;
     for (size_t p = 0; p < first->n_protocols; p++) {
         struct slice name = grp__bs(first->protocols[p].name);
@@ -511,7 +512,7 @@ struct slice grp__select_protocol(const struct group *g)
             continue;
         size_t votes = 0;
         for (size_t i = 0; i < g->n_members; i++) {
-            const struct member *m = g->members[i];
+            const struct grp_member *m = g->members[i];
             for (size_t q = 0; q < m->n_protocols; q++) {
                 struct slice mine = grp__bs(m->protocols[q].name);
                 bool all = true;
@@ -542,7 +543,7 @@ struct slice grp__select_protocol(const struct group *g)
 
 /* Topics of the consumer-protocol subscriptions of this generation; unknown when any
  * member's metadata does not decode (then OffsetDelete treats every topic as used). */
-void grp__compute_subscriptions(struct group *g)
+void grp__compute_subscriptions(struct grp_group *g)
 {
     clear_subscriptions(g);
     if (!g->protocol.ptr || !slice_eq_cstr(grp__bs(g->protocol_type), "consumer"))
@@ -564,7 +565,7 @@ void grp__compute_subscriptions(struct group *g)
             hmap_put(&seen, topics[t], (void *)1);
     }
     if (ok) {
-        g->subscribed_topics = xcalloc(seen.count ? seen.count : 1, sizeof(struct bytes));
+        g->subscribed_topics = xcalloc(seen.count ? seen.count : 1, sizeof(struct grp_bytes));
         struct slice k;
         void *v;
         for (size_t it = 0; hmap_next(&seen, &it, &k, &v);)
@@ -579,7 +580,7 @@ void grp__compute_subscriptions(struct group *g)
 
 void grp__reply_join(struct grp_coordinator *c, void *ctx, const struct grp_join_resp *r)
 {
-    CALLBACK(c, on_join_done, ctx, r);
+    GRP_CALLBACK(c, on_join_done, ctx, r);
     arena_free(&c->resp);
 }
 
@@ -593,8 +594,8 @@ void grp__join_reply_error(struct grp_coordinator *c, void *ctx, struct slice me
     grp__reply_join(c, ctx, &r);
 }
 
-void grp__complete_join_error(struct grp_coordinator *c, struct member *m, struct slice member_id,
-                              int16_t error)
+void grp__complete_join_error(struct grp_coordinator *c, struct grp_member *m,
+                              struct slice member_id, int16_t error)
 {
     if (!m->awaiting_join)
         return;
@@ -606,7 +607,7 @@ void grp__complete_join_error(struct grp_coordinator *c, struct member *m, struc
     grp__join_reply_error(c, ctx, member_id, error);
 }
 
-void grp__awaiting_dec(struct group *g)
+void grp__awaiting_dec(struct grp_group *g)
 {
     ASSERT(g->n_awaiting_join > 0);
     g->n_awaiting_join--;
@@ -614,7 +615,7 @@ void grp__awaiting_dec(struct group *g)
 
 /* The JoinGroup answer of a successful generation: the leader gets every member's
  * metadata for the selected protocol. */
-void grp__complete_join_ok(struct grp_coordinator *c, struct group *g, struct member *m,
+void grp__complete_join_ok(struct grp_coordinator *c, struct grp_group *g, struct grp_member *m,
                            bool skip_assignment)
 {
     ASSERT(m->awaiting_join);
@@ -646,7 +647,7 @@ void grp__complete_join_ok(struct grp_coordinator *c, struct group *g, struct me
 }
 
 /* Answer a JoinGroup right away with the current generation (member not waiting). */
-void grp__join_reply_current(struct grp_coordinator *c, struct group *g, struct member *m,
+void grp__join_reply_current(struct grp_coordinator *c, struct grp_group *g, struct grp_member *m,
                              void *ctx)
 {
     ASSERT(!m->awaiting_join);
@@ -657,7 +658,7 @@ void grp__join_reply_current(struct grp_coordinator *c, struct group *g, struct 
 }
 
 /* Wraps a member's error completion keeping n_awaiting_join right. */
-void grp__member_join_error(struct grp_coordinator *c, struct group *g, struct member *m,
+void grp__member_join_error(struct grp_coordinator *c, struct grp_group *g, struct grp_member *m,
                             struct slice member_id, int16_t error)
 {
     if (m->awaiting_join) {
@@ -666,7 +667,8 @@ void grp__member_join_error(struct grp_coordinator *c, struct group *g, struct m
     }
 }
 
-void grp__complete_sync(struct grp_coordinator *c, struct group *g, struct member *m, int16_t error)
+void grp__complete_sync(struct grp_coordinator *c, struct grp_group *g, struct grp_member *m,
+                        int16_t error)
 {
     if (!m->awaiting_sync)
         return;
@@ -680,20 +682,20 @@ void grp__complete_sync(struct grp_coordinator *c, struct group *g, struct membe
                               .assignment = EMPTY};
     if (!error && m->assignment.ptr)
         r.assignment = grp__bs(m->assignment);
-    CALLBACK(c, on_sync_done, ctx, &r);
+    GRP_CALLBACK(c, on_sync_done, ctx, &r);
     arena_free(&c->resp);
 }
 
-void grp__fail_waiters(struct grp_coordinator *c, struct group *g, int16_t error)
+void grp__fail_waiters(struct grp_coordinator *c, struct grp_group *g, int16_t error)
 {
     for (size_t i = 0; i < g->n_members; i++) {
-        struct member *m = g->members[i];
+        struct grp_member *m = g->members[i];
         grp__member_join_error(c, g, m, grp__bs(m->id), error);
         grp__complete_sync(c, g, m, error);
     }
 }
 
-void grp__schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_t now_ms)
+void grp__schedule_heartbeat(struct grp_coordinator *c, struct grp_member *m, int64_t now_ms)
 {
     m->heartbeat_deadline_ms = now_ms + m->session_timeout_ms;
     grp__note_deadline(c, m->heartbeat_deadline_ms);
@@ -701,12 +703,12 @@ void grp__schedule_heartbeat(struct grp_coordinator *c, struct member *m, int64_
 
 /* ---- appends ---- */
 
-#define OP_MAGIC 0x67727030u
+#define GRP_OP_MAGIC 0x67727030u
 
-struct pending_op *grp__op_new(struct grp_coordinator *c, enum op_kind kind, struct group *g,
-                               void *ctx)
+struct grp_pending_op *grp__op_new(struct grp_coordinator *c, enum grp_op_kind kind,
+                                   struct grp_group *g, void *ctx)
 {
-    struct pending_op *op = xcalloc(1, sizeof(*op));
+    struct grp_pending_op *op = xcalloc(1, sizeof(*op));
     op->kind = kind;
     op->group = g;
     op->ctx = ctx;
@@ -722,7 +724,7 @@ struct pending_op *grp__op_new(struct grp_coordinator *c, enum op_kind kind, str
     return op;
 }
 
-void grp__op_free(struct grp_coordinator *c, struct pending_op *op)
+void grp__op_free(struct grp_coordinator *c, struct grp_pending_op *op)
 {
     if (op->prev)
         op->prev->next = op->next;
@@ -737,14 +739,14 @@ void grp__op_free(struct grp_coordinator *c, struct pending_op *op)
 }
 
 void grp__append_records(struct grp_coordinator *c, int32_t partition,
-                         const struct grp_record *recs, size_t n, struct pending_op *op)
+                         const struct grp_record *recs, size_t n, struct grp_pending_op *op)
 {
     c->in_callback = true;
     c->cfg.append(c->cfg.append_arg, partition, recs, n, op);
     c->in_callback = false;
 }
 
-void grp__store_group(struct grp_coordinator *c, struct group *g, struct pending_op *op,
+void grp__store_group(struct grp_coordinator *c, struct grp_group *g, struct grp_pending_op *op,
                       const struct slice *assignments, int64_t now_ms)
 {
     (void)now_ms;
@@ -752,7 +754,7 @@ void grp__store_group(struct grp_coordinator *c, struct group *g, struct pending
     arena_init(&a);
     struct grp_member_value *mv = arena_alloc(&a, (g->n_members ? g->n_members : 1) * sizeof(*mv));
     for (size_t i = 0; i < g->n_members; i++) {
-        const struct member *m = g->members[i];
+        const struct grp_member *m = g->members[i];
         mv[i] = (struct grp_member_value){
             .member_id = grp__bs(m->id),
             .group_instance_id = grp__bs(m->instance_id),
@@ -787,7 +789,7 @@ void grp__store_group(struct grp_coordinator *c, struct group *g, struct pending
 
 /* ---- the rebalance state machine ---- */
 
-void grp__reset_and_propagate_assignment_error(struct grp_coordinator *c, struct group *g,
+void grp__reset_and_propagate_assignment_error(struct grp_coordinator *c, struct grp_group *g,
                                                int16_t error)
 {
     for (size_t i = 0; i < g->n_members; i++) {
@@ -797,14 +799,14 @@ void grp__reset_and_propagate_assignment_error(struct grp_coordinator *c, struct
     }
 }
 
-void grp__prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+void grp__prepare_rebalance(struct grp_coordinator *c, struct grp_group *g, int64_t now_ms)
 {
     if (g->state == GRP_STATE_COMPLETING_REBALANCE)
         grp__reset_and_propagate_assignment_error(c, g, GRP_ERR_REBALANCE_IN_PROGRESS);
-    g->sync_deadline_ms = NO_DEADLINE;
+    g->sync_deadline_ms = GRP_NO_DEADLINE;
     for (size_t i = 0; i < g->n_members; i++)
         g->members[i]->pending_sync = false;
-    int32_t rebalance_ms = group_rebalance_timeout(g);
+    int32_t rebalance_ms = grp__rebalance_timeout(g);
     int32_t delay_ms = c->cfg.initial_rebalance_delay_ms;
     if (g->state == GRP_STATE_EMPTY && delay_ms > 0) {
         /* Kafka's InitialDelayedJoin: let a starting fleet of consumers join one
@@ -826,7 +828,7 @@ void grp__prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t 
     grp__maybe_complete_join(c, g, now_ms);
 }
 
-void grp__maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+void grp__maybe_prepare_rebalance(struct grp_coordinator *c, struct grp_group *g, int64_t now_ms)
 {
     if (g->state == GRP_STATE_STABLE || g->state == GRP_STATE_COMPLETING_REBALANCE ||
         g->state == GRP_STATE_EMPTY)
@@ -834,7 +836,7 @@ void grp__maybe_prepare_rebalance(struct grp_coordinator *c, struct group *g, in
 }
 
 /* Removes a member outright (no rebalance decision); answers whatever it waits on. */
-static void member_remove(struct grp_coordinator *c, struct group *g, struct member *m,
+static void member_remove(struct grp_coordinator *c, struct grp_group *g, struct grp_member *m,
                           int16_t error)
 {
     grp__member_join_error(c, g, m, EMPTY, error);
@@ -854,8 +856,8 @@ static void member_remove(struct grp_coordinator *c, struct group *g, struct mem
 }
 
 /* Kafka's removeMemberAndUpdateGroup: a member left or timed out. */
-void grp__remove_member_and_update(struct grp_coordinator *c, struct group *g, struct member *m,
-                                   int64_t now_ms)
+void grp__remove_member_and_update(struct grp_coordinator *c, struct grp_group *g,
+                                   struct grp_member *m, int64_t now_ms)
 {
     member_remove(c, g, m, GRP_ERR_UNKNOWN_MEMBER_ID);
     switch (g->state) {
@@ -868,11 +870,11 @@ void grp__remove_member_and_update(struct grp_coordinator *c, struct group *g, s
 
 /* If the leader did not rejoin, any member that did becomes leader. False if nobody
  * rejoined. */
-static bool elect_joined_leader(struct group *g)
+static bool elect_joined_leader(struct grp_group *g)
 {
     if (!g->leader.ptr)
         return false;
-    struct member *leader = grp__member(g, grp__bs(g->leader));
+    struct grp_member *leader = grp__member(g, grp__bs(g->leader));
     if (leader && leader->awaiting_join)
         return true;
     for (size_t i = 0; i < g->n_members; i++) {
@@ -887,13 +889,13 @@ static bool elect_joined_leader(struct group *g)
 /* Kafka's onCompleteJoin: the join phase is over (everybody joined or the rebalance
  * timeout fired). Dynamic members that did not rejoin are dropped; static ones stay
  * until their session expires. */
-static void complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+static void complete_join(struct grp_coordinator *c, struct grp_group *g, int64_t now_ms)
 {
     ASSERT(g->state == GRP_STATE_PREPARING_REBALANCE);
-    g->join_deadline_ms = NO_DEADLINE;
+    g->join_deadline_ms = GRP_NO_DEADLINE;
     g->initial_delay = false;
     for (size_t i = 0; i < g->n_members;) {
-        struct member *m = g->members[i];
+        struct grp_member *m = g->members[i];
         if (!m->awaiting_join && !m->instance_id.ptr) {
             log_info("group", "group %.*s removed member %.*s which did not rejoin in time",
                      (int)g->id.len, g->id.ptr, (int)m->id.len, m->id.ptr);
@@ -916,7 +918,7 @@ static void complete_join(struct grp_coordinator *c, struct group *g, int64_t no
          * sessions will expire if they are gone. */
         log_error("group", "group %.*s could not complete rebalance because no members rejoined",
                   (int)g->id.len, g->id.ptr);
-        g->join_deadline_ms = now_ms + group_rebalance_timeout(g);
+        g->join_deadline_ms = now_ms + grp__rebalance_timeout(g);
         grp__note_deadline(c, g->join_deadline_ms);
         return;
     }
@@ -927,18 +929,18 @@ static void complete_join(struct grp_coordinator *c, struct group *g, int64_t no
         grp__transition(g, GRP_STATE_EMPTY, now_ms);
         log_info("group", "group %.*s with generation %d is now empty (__consumer_offsets-%d)",
                  (int)g->id.len, g->id.ptr, g->generation, g->partition);
-        grp__store_group(c, g, grp__op_new(c, OP_EMPTY_STORE, g, NULL), NULL, now_ms);
+        grp__store_group(c, g, grp__op_new(c, GRP_OP_EMPTY_STORE, g, NULL), NULL, now_ms);
         return;
     }
     grp__bytes_set(&g->protocol, grp__select_protocol(g));
     grp__compute_subscriptions(g);
     grp__transition(g, GRP_STATE_COMPLETING_REBALANCE, now_ms);
-    g->sync_deadline_ms = now_ms + group_rebalance_timeout(g);
+    g->sync_deadline_ms = now_ms + grp__rebalance_timeout(g);
     grp__note_deadline(c, g->sync_deadline_ms);
     log_info("group", "stabilized group %.*s generation %d (__consumer_offsets-%d), %zu members",
              (int)g->id.len, g->id.ptr, g->generation, g->partition, g->n_members);
     for (size_t i = 0; i < g->n_members; i++) {
-        struct member *m = g->members[i];
+        struct grp_member *m = g->members[i];
         m->pending_sync = true;
         if (m->awaiting_join)
             grp__complete_join_ok(c, g, m, false);
@@ -947,7 +949,7 @@ static void complete_join(struct grp_coordinator *c, struct group *g, int64_t no
     }
 }
 
-void grp__maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+void grp__maybe_complete_join(struct grp_coordinator *c, struct grp_group *g, int64_t now_ms)
 {
     if (g->state == GRP_STATE_PREPARING_REBALANCE && !g->initial_delay &&
         g->n_awaiting_join == g->n_members && g->n_pending == 0)
@@ -956,16 +958,16 @@ void grp__maybe_complete_join(struct grp_coordinator *c, struct group *g, int64_
 
 /* ---- timers ---- */
 
-static bool keep_alive(const struct member *m)
+static bool keep_alive(const struct grp_member *m)
 {
     /* Members inside a JoinGroup or SyncGroup are bounded by the rebalance and sync
-     * timeouts instead; a new member's JoinGroup by NEW_MEMBER_JOIN_TIMEOUT_MS. */
+     * timeouts instead; a new member's JoinGroup by GRP_NEW_MEMBER_JOIN_TIMEOUT_MS. */
     if (m->awaiting_join)
         return !m->is_new;
     return m->awaiting_sync;
 }
 
-static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now_ms)
+static void group_timers(struct grp_coordinator *c, struct grp_group *g, int64_t now_ms)
 {
     bool pending_expired = false;
     for (size_t i = 0; i < g->n_pending;) {
@@ -979,7 +981,7 @@ static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now
     if (pending_expired)
         grp__maybe_complete_join(c, g, now_ms);
     for (size_t i = 0; i < g->n_members;) {
-        struct member *m = g->members[i];
+        struct grp_member *m = g->members[i];
         if (now_ms >= m->heartbeat_deadline_ms && !keep_alive(m)) {
             log_info("group",
                      "member %.*s in group %.*s has failed, removing it from the group "
@@ -1005,10 +1007,10 @@ static void group_timers(struct grp_coordinator *c, struct group *g, int64_t now
     }
     if ((g->state == GRP_STATE_COMPLETING_REBALANCE || g->state == GRP_STATE_STABLE) &&
         now_ms >= g->sync_deadline_ms) {
-        g->sync_deadline_ms = NO_DEADLINE;
+        g->sync_deadline_ms = GRP_NO_DEADLINE;
         bool removed = false;
         for (size_t i = 0; i < g->n_members;) {
-            struct member *m = g->members[i];
+            struct grp_member *m = g->members[i];
             if (m->pending_sync) {
                 log_info("group", "group %.*s removed member %.*s which did not send SyncGroup",
                          (int)g->id.len, g->id.ptr, (int)m->id.len, m->id.ptr);
@@ -1029,8 +1031,8 @@ static void recompute_deadline(struct grp_coordinator *c)
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
-        struct group *g = v;
-        if (c->partitions[g->partition] != PART_OWNED)
+        struct grp_group *g = v;
+        if (c->partitions[g->partition] != GRP_PART_OWNED)
             continue;
         for (size_t i = 0; i < g->n_pending; i++)
             d = MIN(d, g->pending[i].deadline_ms);
@@ -1051,8 +1053,8 @@ void grp_tick(struct grp_coordinator *c, int64_t now_ms)
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
-        struct group *g = v;
-        if (c->partitions[g->partition] == PART_OWNED)
+        struct grp_group *g = v;
+        if (c->partitions[g->partition] == GRP_PART_OWNED)
             group_timers(c, g, now_ms);
     }
     if (now_ms >= c->next_expiry_check_ms) {
@@ -1067,24 +1069,24 @@ void grp_tick(struct grp_coordinator *c, int64_t now_ms)
 void grp_append_done(struct grp_coordinator *c, int64_t now_ms, void *token, int16_t error)
 {
     ASSERT(!c->in_callback);
-    struct pending_op *op = token;
+    struct grp_pending_op *op = token;
     ASSERT(op);
     switch (op->kind) {
-    case OP_COMMIT: grp__commit_done(c, op, error); break;
-    case OP_SYNC_STORE: grp__sync_store_done(c, op, error, now_ms); break;
-    case OP_STATIC_STORE: grp__static_store_done(c, op, error, now_ms); break;
-    case OP_EMPTY_STORE:
+    case GRP_OP_COMMIT: grp__commit_done(c, op, error); break;
+    case GRP_OP_SYNC_STORE: grp__sync_store_done(c, op, error, now_ms); break;
+    case GRP_OP_STATIC_STORE: grp__static_store_done(c, op, error, now_ms); break;
+    case GRP_OP_EMPTY_STORE:
         /* Kafka: safe to ignore; the previous generation has no live members anyway. */
         if (error)
             log_warn("group", "failed to write empty metadata for group %.*s: error %d",
                      (int)op->group->id.len, op->group->id.ptr, error);
         break;
-    case OP_TOMBSTONES:
+    case GRP_OP_TOMBSTONES:
         if (error)
             log_warn("group", "failed to append expiry tombstones: error %d", error);
         break;
-    case OP_DELETE_GROUPS: grp__delete_groups_done(c, op, error); break;
-    case OP_OFFSET_DELETE: grp__offset_delete_done(c, op, error); break;
+    case GRP_OP_DELETE_GROUPS: grp__delete_groups_done(c, op, error); break;
+    case GRP_OP_OFFSET_DELETE: grp__offset_delete_done(c, op, error); break;
     }
     grp__op_free(c, op);
 }

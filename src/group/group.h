@@ -28,6 +28,10 @@
  * Semantics follow Kafka's GroupCoordinator/GroupMetadataManager (classic
  * protocol); error codes are Kafka's numbers (same values as proto's KERR_*).
  * Record formats: docs are in the comments of group_records.c.
+ *
+ * Errors: every answer carries a Kafka error code (int16, proto's KERR_* values); the
+ * record decoders of group_records.c return 0 or -1 (malformed). Nothing else fails:
+ * allocation failure aborts.
  */
 #ifndef SAMSA_GROUP_H
 #define SAMSA_GROUP_H

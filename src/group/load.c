@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void clear_metadata(struct group *g)
+static void clear_metadata(struct grp_group *g)
 {
     for (size_t i = 0; i < g->n_members; i++)
         grp__member_free(g->members[i]);
@@ -30,13 +30,13 @@ void grp_load_begin(struct grp_coordinator *c, int64_t now_ms, int32_t partition
     ASSERT(!c->in_callback);
     ASSERT(partition >= 0 && partition < c->cfg.offsets_num_partitions);
     (void)now_ms;
-    if (c->partitions[partition] != PART_NOT_OWNED)
+    if (c->partitions[partition] != GRP_PART_NOT_OWNED)
         grp_unload(c, partition);
-    c->partitions[partition] = PART_LOADING;
+    c->partitions[partition] = GRP_PART_LOADING;
     log_info("group", "loading groups and offsets of __consumer_offsets-%d", partition);
 }
 
-static void load_group_value(struct grp_coordinator *c, struct group *g,
+static void load_group_value(struct grp_coordinator *c, struct grp_group *g,
                              const struct grp_group_value *v)
 {
     clear_metadata(g);
@@ -58,7 +58,7 @@ static void load_group_value(struct grp_coordinator *c, struct group *g,
     }
     for (size_t i = 0; i < v->n_members; i++) {
         const struct grp_member_value *mv = &v->members[i];
-        struct member *m = grp__member_new(c);
+        struct grp_member *m = grp__member_new(c);
         m->id = grp__bytes_dup(mv->member_id);
         m->instance_id = grp__bytes_dup(mv->group_instance_id);
         m->client_id = grp__bytes_dup(mv->client_id);
@@ -83,7 +83,7 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
 {
     ASSERT(!c->in_callback);
     ASSERT(partition >= 0 && partition < c->cfg.offsets_num_partitions);
-    ASSERT(c->partitions[partition] == PART_LOADING);
+    ASSERT(c->partitions[partition] == GRP_PART_LOADING);
     struct grp_key k;
     if (grp_key_decode(key, &k) != 0) {
         log_warn("group", "__consumer_offsets-%d: malformed record key (%zu bytes) skipped",
@@ -99,13 +99,13 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
                  partition, (int)k.group.len, k.group.ptr, grp_partition_for(c, k.group));
         return -1;
     }
-    struct group *g = grp__get(c, k.group);
+    struct grp_group *g = grp__get(c, k.group);
     if (k.kind == GRP_KEY_OFFSET) {
         if (!value.ptr) {
             if (g) {
                 struct buf kb;
                 buf_init(&kb);
-                struct offset_entry *e =
+                struct grp_offset_entry *e =
                     hmap_remove(&g->offsets, grp__offset_key(&kb, k.topic, k.partition));
                 if (e)
                     grp__offset_entry_free(e);
@@ -123,7 +123,7 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
             g = grp__create(c, k.group, -1);
             g->state_ts_ms = -1;
         }
-        struct offset_entry e = {
+        struct grp_offset_entry e = {
             .topic = {(uint8_t *)k.topic.ptr, k.topic.len},
             .partition = k.partition,
             .offset = v.offset,
@@ -159,13 +159,13 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
 void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition)
 {
     ASSERT(!c->in_callback);
-    ASSERT(c->partitions[partition] == PART_LOADING);
-    c->partitions[partition] = PART_OWNED;
+    ASSERT(c->partitions[partition] == GRP_PART_LOADING);
+    c->partitions[partition] = GRP_PART_OWNED;
     size_t n_groups = 0;
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
-        struct group *g = v;
+        struct grp_group *g = v;
         if (g->partition != partition)
             continue;
         if (!g->has_metadata && g->offsets.count == 0) {
@@ -189,7 +189,7 @@ void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition)
             grp__prepare_rebalance(c, g, now_ms);
         }
     }
-    if (c->next_expiry_check_ms == NO_DEADLINE)
+    if (c->next_expiry_check_ms == GRP_NO_DEADLINE)
         c->next_expiry_check_ms = now_ms + c->cfg.offsets_retention_check_interval_ms;
     grp__note_deadline(c, c->next_expiry_check_ms);
     log_info("group", "loaded %zu groups of __consumer_offsets-%d", n_groups, partition);
@@ -203,13 +203,13 @@ void grp_unload(struct grp_coordinator *c, int32_t partition)
     void *v;
     size_t n = 0;
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
-        struct group *g = v;
+        struct grp_group *g = v;
         if (g->partition != partition)
             continue;
         grp__fail_waiters(c, g, GRP_ERR_NOT_COORDINATOR);
         grp__remove_from_map(c, g);
         n++;
     }
-    c->partitions[partition] = PART_NOT_OWNED;
+    c->partitions[partition] = GRP_PART_NOT_OWNED;
     log_info("group", "unloaded %zu groups of __consumer_offsets-%d", n, partition);
 }

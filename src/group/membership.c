@@ -15,7 +15,7 @@ static const struct slice EMPTY = {(const uint8_t *)"", 0};
 
 /* ---- JoinGroup ---- */
 
-static struct bytes new_member_id(struct grp_coordinator *c, struct slice prefix)
+static struct grp_bytes new_member_id(struct grp_coordinator *c, struct slice prefix)
 {
     /* Kafka uses prefix + "-" + a random UUID; ours is derived from the configured seed
      * (unique per process start) and a counter, so tests are deterministic. */
@@ -34,14 +34,14 @@ static struct bytes new_member_id(struct grp_coordinator *c, struct slice prefix
                      (unsigned)(z[1] >> 48), (unsigned long long)(z[1] & 0xFFFFFFFFFFFFULL));
     ASSERT(n > 0 && (size_t)n < sizeof(tail));
     size_t plen = MIN(prefix.len, (size_t)255);
-    struct bytes b = {xmalloc(plen + (size_t)n), plen + (size_t)n};
+    struct grp_bytes b = {xmalloc(plen + (size_t)n), plen + (size_t)n};
     if (plen)
         memcpy(b.ptr, prefix.ptr, plen);
     memcpy(b.ptr + plen, tail, (size_t)n);
     return b;
 }
 
-static void member_set_join(struct group *g, struct member *m, void *ctx)
+static void member_set_join(struct grp_group *g, struct grp_member *m, void *ctx)
 {
     ASSERT(!m->awaiting_join);
     m->awaiting_join = true;
@@ -49,11 +49,11 @@ static void member_set_join(struct group *g, struct member *m, void *ctx)
     g->n_awaiting_join++;
 }
 
-static void add_member_and_rebalance(struct grp_coordinator *c, struct group *g,
-                                     struct bytes id /* transferred */,
+static void add_member_and_rebalance(struct grp_coordinator *c, struct grp_group *g,
+                                     struct grp_bytes id /* transferred */,
                                      const struct grp_join_req *req, void *ctx, int64_t now_ms)
 {
-    struct member *m = grp__member_new(c);
+    struct grp_member *m = grp__member_new(c);
     m->id = id;
     m->instance_id = grp__bytes_dup(req->group_instance_id);
     m->client_id = grp__bytes_dup(req->client_id.ptr ? req->client_id : EMPTY);
@@ -75,14 +75,14 @@ static void add_member_and_rebalance(struct grp_coordinator *c, struct group *g,
     member_set_join(g, m, ctx);
     /* A new member cannot heartbeat until its JoinGroup returns; expire the join if
      * the client went away (Kafka's NewMemberJoinTimeoutMs). */
-    m->heartbeat_deadline_ms = now_ms + NEW_MEMBER_JOIN_TIMEOUT_MS;
+    m->heartbeat_deadline_ms = now_ms + GRP_NEW_MEMBER_JOIN_TIMEOUT_MS;
     grp__note_deadline(c, m->heartbeat_deadline_ms);
     grp__maybe_prepare_rebalance(c, g, now_ms);
 }
 
-static void update_member_and_rebalance(struct grp_coordinator *c, struct group *g,
-                                        struct member *m, const struct grp_join_req *req, void *ctx,
-                                        int64_t now_ms)
+static void update_member_and_rebalance(struct grp_coordinator *c, struct grp_group *g,
+                                        struct grp_member *m, const struct grp_join_req *req,
+                                        void *ctx, int64_t now_ms)
 {
     /* A duplicate JoinGroup replaces the waiting one, which is answered now. */
     grp__member_join_error(c, g, m, grp__bs(m->id), GRP_ERR_REBALANCE_IN_PROGRESS);
@@ -95,8 +95,8 @@ static void update_member_and_rebalance(struct grp_coordinator *c, struct group 
  * restart: it takes over the old member's place. In a Stable group whose protocol would
  * not change this needs no rebalance: persist the new member id, then answer with the
  * current generation so the SyncGroup returns the old assignment. */
-static void update_static_member(struct grp_coordinator *c, struct group *g, struct member *m,
-                                 struct bytes new_id /* transferred */,
+static void update_static_member(struct grp_coordinator *c, struct grp_group *g,
+                                 struct grp_member *m, struct grp_bytes new_id /* transferred */,
                                  const struct grp_join_req *req, void *ctx, int64_t now_ms)
 {
     struct slice old_id = grp__bs(m->id);
@@ -107,9 +107,9 @@ static void update_static_member(struct grp_coordinator *c, struct group *g, str
              (int)old_id.len, old_id.ptr, grp_state_name(g->state));
     grp__member_join_error(c, g, m, old_id, GRP_ERR_FENCED_INSTANCE_ID);
     grp__complete_sync(c, g, m, GRP_ERR_FENCED_INSTANCE_ID);
-    struct pending_op *op = NULL;
+    struct grp_pending_op *op = NULL;
     if (g->state == GRP_STATE_STABLE) {
-        op = grp__op_new(c, OP_STATIC_STORE, g, NULL);
+        op = grp__op_new(c, GRP_OP_STATIC_STORE, g, NULL);
         op->old_member_id.ptr = arena_memdup(&op->arena, old_id.ptr, old_id.len ? old_id.len : 1);
         op->old_member_id.len = old_id.len;
         op->new_member_id.ptr = arena_memdup(&op->arena, new_id.ptr, new_id.len ? new_id.len : 1);
@@ -120,7 +120,7 @@ static void update_static_member(struct grp_coordinator *c, struct group *g, str
     grp__bytes_free(&m->id);
     m->id = new_id;
     grp__schedule_heartbeat(c, m, now_ms);
-    struct bytes selected = grp__bytes_dup(grp__bs(g->protocol));
+    struct grp_bytes selected = grp__bytes_dup(grp__bs(g->protocol));
     grp__set_protocols(m, req);
     member_set_join(g, m, ctx);
     switch (g->state) {
@@ -143,21 +143,21 @@ static void update_static_member(struct grp_coordinator *c, struct group *g, str
     grp__bytes_free(&selected);
 }
 
-void grp__static_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+void grp__static_store_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error,
                             int64_t now_ms)
 {
     (void)now_ms;
-    struct group *g = op->group;
+    struct grp_group *g = op->group;
     if (g->removed)
         return; /* its waiters were answered when the group went away */
-    struct member *m = grp__member(g, op->new_member_id);
+    struct grp_member *m = grp__member(g, op->new_member_id);
     if (!m)
         return;
     if (error) {
         /* Kafka reverts to the old member id so memory matches the log. */
         log_warn("group", "failed to persist static member replacement in group %.*s: error %d",
                  (int)g->id.len, g->id.ptr, error);
-        grp__member_join_error(c, g, m, op->new_member_id, map_append_error(error));
+        grp__member_join_error(c, g, m, op->new_member_id, grp__map_append_error(error));
         if (g->state == GRP_STATE_STABLE) {
             if (grp__is_leader(g, op->new_member_id))
                 grp__bytes_set(&g->leader, op->old_member_id);
@@ -172,11 +172,11 @@ void grp__static_store_done(struct grp_coordinator *c, struct pending_op *op, in
     grp__complete_join_ok(c, g, m, grp__is_leader(g, grp__bs(m->id)));
 }
 
-static bool accept_joining_member(const struct grp_coordinator *c, const struct group *g,
+static bool accept_joining_member(const struct grp_coordinator *c, const struct grp_group *g,
                                   struct slice member_id)
 {
     size_t max = (size_t)c->cfg.max_group_size;
-    struct member *m = member_id.len ? grp__member(g, member_id) : NULL;
+    struct grp_member *m = member_id.len ? grp__member(g, member_id) : NULL;
     switch (g->state) {
     case GRP_STATE_EMPTY:
     case GRP_STATE_DEAD: return true;
@@ -187,7 +187,7 @@ static bool accept_joining_member(const struct grp_coordinator *c, const struct 
 
 static bool protocols_within_bounds(const struct grp_coordinator *c, const struct grp_join_req *req)
 {
-    if (req->n_protocols > MAX_PROTOCOLS_PER_MEMBER)
+    if (req->n_protocols > GRP_MAX_PROTOCOLS_PER_MEMBER)
         return false;
     size_t total = 0;
     for (size_t i = 0; i < req->n_protocols; i++)
@@ -199,13 +199,13 @@ static bool protocols_within_bounds(const struct grp_coordinator *c, const struc
  * this join's protocols replace the joining member's current ones. A bound on memory,
  * not on any one group: 2,000 joins of 1 MB each from connections that then closed
  * held 3.9 GB before it. */
-static bool within_member_budget(const struct grp_coordinator *c, const struct group *g,
+static bool within_member_budget(const struct grp_coordinator *c, const struct grp_group *g,
                                  const struct grp_join_req *req)
 {
     size_t incoming = 0, replaced = 0;
     for (size_t i = 0; i < req->n_protocols; i++)
         incoming += req->protocols[i].metadata.len + req->protocols[i].name.len;
-    const struct member *m = g && req->member_id.len ? grp__member(g, req->member_id) : NULL;
+    const struct grp_member *m = g && req->member_id.len ? grp__member(g, req->member_id) : NULL;
     for (size_t i = 0; m && i < m->n_protocols; i++)
         replaced += m->protocols[i].name.len + m->protocols[i].metadata.len;
     return incoming <= replaced ||
@@ -215,7 +215,7 @@ static bool within_member_budget(const struct grp_coordinator *c, const struct g
 void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_req *req, void *ctx)
 {
     ASSERT(!c->in_callback);
-    int16_t err = validate_group(c, req->group_id, false);
+    int16_t err = grp__validate_group(c, req->group_id, false);
     if (err) {
         grp__join_reply_error(c, ctx, req->member_id, err);
         return;
@@ -235,7 +235,7 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
         return;
     }
     bool unknown = req->member_id.len == 0;
-    struct group *g = grp__get(c, req->group_id);
+    struct grp_group *g = grp__get(c, req->group_id);
     if (!within_member_budget(c, g, req)) {
         log_warn_ratelimited("group",
                              "JoinGroup for group %.*s refused: members of all groups "
@@ -258,7 +258,7 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
         g = grp__create(c, req->group_id, now_ms);
     }
     if (!accept_joining_member(c, g, req->member_id)) {
-        struct member *m = unknown ? NULL : grp__member(g, req->member_id);
+        struct grp_member *m = unknown ? NULL : grp__member(g, req->member_id);
         if (m) {
             grp__remove_member_and_update(c, g, m, now_ms);
         } else if (!unknown) {
@@ -281,9 +281,9 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
         return;
     }
     if (unknown) {
-        struct bytes id =
+        struct grp_bytes id =
             new_member_id(c, req->group_instance_id.ptr ? req->group_instance_id : req->client_id);
-        struct member *old = grp__static_member(g, req->group_instance_id);
+        struct grp_member *old = grp__static_member(g, req->group_instance_id);
         if (old) {
             update_static_member(c, g, old, id, req, ctx, now_ms);
         } else if (!req->group_instance_id.ptr && req->require_known_member_id) {
@@ -293,7 +293,7 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
                 g->pending = xrealloc(g->pending, g->cap_pending * sizeof(g->pending[0]));
             }
             g->pending[g->n_pending++] =
-                (struct pending_member){id, now_ms + req->session_timeout_ms};
+                (struct grp_pending_member){id, now_ms + req->session_timeout_ms};
             grp__note_deadline(c, now_ms + req->session_timeout_ms);
             grp__join_reply_error(c, ctx, grp__bs(id), GRP_ERR_MEMBER_ID_REQUIRED);
         } else {
@@ -306,14 +306,14 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
                 grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
                 return;
             }
-            struct bytes id = g->pending[pi].id;
-            g->pending[pi].id = (struct bytes){NULL, 0};
+            struct grp_bytes id = g->pending[pi].id;
+            g->pending[pi].id = (struct grp_bytes){NULL, 0};
             grp__pending_remove_at(g, (size_t)pi);
             add_member_and_rebalance(c, g, id, req, ctx, now_ms);
         } else if (grp__static_fenced(g, req->group_instance_id, req->member_id)) {
             grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_FENCED_INSTANCE_ID);
         } else {
-            struct member *m = grp__member(g, req->member_id);
+            struct grp_member *m = grp__member(g, req->member_id);
             if (!m ||
                 (req->group_instance_id.ptr && !grp__static_member(g, req->group_instance_id))) {
                 grp__join_reply_error(c, ctx, req->member_id, GRP_ERR_UNKNOWN_MEMBER_ID);
@@ -358,12 +358,12 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
  */
 static int16_t find_generation_member(struct grp_coordinator *c, struct slice group_id,
                                       struct slice group_instance_id, struct slice member_id,
-                                      int32_t generation_id, struct group **g_out,
-                                      struct member **m_out)
+                                      int32_t generation_id, struct grp_group **g_out,
+                                      struct grp_member **m_out)
 {
-    int16_t err = validate_group(c, group_id, false);
-    struct group *g = err ? NULL : grp__get(c, group_id);
-    struct member *m = NULL;
+    int16_t err = grp__validate_group(c, group_id, false);
+    struct grp_group *g = err ? NULL : grp__get(c, group_id);
+    struct grp_member *m = NULL;
     if (!err && !g)
         err = GRP_ERR_UNKNOWN_MEMBER_ID;
     else if (!err && g->state == GRP_STATE_DEAD)
@@ -382,15 +382,15 @@ static int16_t find_generation_member(struct grp_coordinator *c, struct slice gr
 static void sync_reply_error(struct grp_coordinator *c, void *ctx, int16_t error)
 {
     struct grp_sync_resp r = {.error = error, .assignment = EMPTY};
-    CALLBACK(c, on_sync_done, ctx, &r);
+    GRP_CALLBACK(c, on_sync_done, ctx, &r);
     arena_free(&c->resp);
 }
 
 void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_req *req, void *ctx)
 {
     ASSERT(!c->in_callback);
-    struct group *g;
-    struct member *m;
+    struct grp_group *g;
+    struct grp_member *m;
     int16_t err = find_generation_member(c, req->group_id, req->group_instance_id, req->member_id,
                                          req->generation_id, &g, &m);
     if (!err && ((req->protocol_type.ptr && !grp__bytes_eq(g->protocol_type, req->protocol_type)) ||
@@ -429,7 +429,7 @@ void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_r
      * one), then hand each member its part and go Stable. */
     log_info("group", "assignment received from leader %.*s for group %.*s generation %d",
              (int)req->member_id.len, req->member_id.ptr, (int)g->id.len, g->id.ptr, g->generation);
-    struct pending_op *op = grp__op_new(c, OP_SYNC_STORE, g, NULL);
+    struct grp_pending_op *op = grp__op_new(c, GRP_OP_SYNC_STORE, g, NULL);
     op->n_assign = g->n_members;
     size_t n = g->n_members ? g->n_members : 1;
     op->assign_member = arena_alloc(&op->arena, n * sizeof(struct slice));
@@ -446,10 +446,10 @@ void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_r
     grp__store_group(c, g, op, op->assign_bytes, now_ms);
 }
 
-void grp__sync_store_done(struct grp_coordinator *c, struct pending_op *op, int16_t error,
+void grp__sync_store_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error,
                           int64_t now_ms)
 {
-    struct group *g = op->group;
+    struct grp_group *g = op->group;
     /* Another member may have joined meanwhile; then the waiters were already told to
      * rejoin and this generation's assignment is moot. */
     if (g->removed || g->state != GRP_STATE_COMPLETING_REBALANCE || g->generation != op->generation)
@@ -457,12 +457,12 @@ void grp__sync_store_done(struct grp_coordinator *c, struct pending_op *op, int1
     if (error) {
         log_warn("group", "failed to persist the assignment of group %.*s generation %d: error %d",
                  (int)g->id.len, g->id.ptr, g->generation, error);
-        grp__reset_and_propagate_assignment_error(c, g, map_append_error(error));
+        grp__reset_and_propagate_assignment_error(c, g, grp__map_append_error(error));
         grp__maybe_prepare_rebalance(c, g, now_ms);
         return;
     }
     for (size_t i = 0; i < g->n_members; i++) {
-        struct member *m = g->members[i];
+        struct grp_member *m = g->members[i];
         struct slice a = EMPTY;
         for (size_t k = 0; k < op->n_assign; k++)
             if (slice_eq(op->assign_member[k], grp__bs(m->id)))
@@ -483,8 +483,8 @@ void grp_heartbeat(struct grp_coordinator *c, int64_t now_ms, const struct grp_h
                    void *ctx)
 {
     ASSERT(!c->in_callback);
-    struct group *g;
-    struct member *m;
+    struct grp_group *g;
+    struct grp_member *m;
     int16_t err = find_generation_member(c, req->group_id, req->group_instance_id, req->member_id,
                                          req->generation_id, &g, &m);
     if (!err) {
@@ -495,7 +495,7 @@ void grp_heartbeat(struct grp_coordinator *c, int64_t now_ms, const struct grp_h
             err = GRP_ERR_UNKNOWN_MEMBER_ID;
     }
     struct grp_heartbeat_resp r = {.error = err};
-    CALLBACK(c, on_heartbeat_done, ctx, &r);
+    GRP_CALLBACK(c, on_heartbeat_done, ctx, &r);
 }
 
 /* ---- LeaveGroup ---- */
@@ -505,8 +505,8 @@ void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave
 {
     ASSERT(!c->in_callback);
     struct grp_leave_resp r = {0};
-    r.error = validate_group(c, req->group_id, false);
-    struct group *g = r.error ? NULL : grp__get(c, req->group_id);
+    r.error = grp__validate_group(c, req->group_id, false);
+    struct grp_group *g = r.error ? NULL : grp__get(c, req->group_id);
     if (g && g->state == GRP_STATE_DEAD)
         r.error = GRP_ERR_COORDINATOR_NOT_AVAILABLE;
     if (!r.error) {
@@ -517,7 +517,7 @@ void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave
             ms[i].member_id = who->member_id.ptr ? who->member_id : EMPTY;
             ms[i].group_instance_id = who->group_instance_id;
             ssize_t pi;
-            struct member *m;
+            struct grp_member *m;
             if (!g) {
                 ms[i].error = GRP_ERR_UNKNOWN_MEMBER_ID;
             } else if (who->member_id.len == 0) {
@@ -544,6 +544,6 @@ void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave
         r.members = ms;
         r.n_members = req->n_members;
     }
-    CALLBACK(c, on_leave_done, ctx, &r);
+    GRP_CALLBACK(c, on_leave_done, ctx, &r);
     arena_free(&c->resp);
 }

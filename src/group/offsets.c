@@ -19,14 +19,14 @@ struct slice grp__offset_key(struct buf *b, struct slice topic, int32_t partitio
     return (struct slice){b->data, b->len};
 }
 
-void grp__offset_entry_free(struct offset_entry *e)
+void grp__offset_entry_free(struct grp_offset_entry *e)
 {
     grp__bytes_free(&e->topic);
     grp__bytes_free(&e->metadata);
     free(e);
 }
 
-void grp__offsets_clear(struct group *g)
+void grp__offsets_clear(struct grp_group *g)
 {
     struct slice k;
     void *v;
@@ -36,12 +36,12 @@ void grp__offsets_clear(struct group *g)
     hmap_init(&g->offsets);
 }
 
-void grp__set_offset(struct group *g, const struct offset_entry *src)
+void grp__set_offset(struct grp_group *g, const struct grp_offset_entry *src)
 {
     struct buf kb;
     buf_init(&kb);
     struct slice key = grp__offset_key(&kb, grp__bs(src->topic), src->partition);
-    struct offset_entry *e = hmap_get(&g->offsets, key);
+    struct grp_offset_entry *e = hmap_get(&g->offsets, key);
     if (!e) {
         e = xcalloc(1, sizeof(*e));
         e->topic = grp__bytes_dup(grp__bs(src->topic).ptr ? grp__bs(src->topic) : EMPTY);
@@ -57,18 +57,18 @@ void grp__set_offset(struct group *g, const struct offset_entry *src)
     buf_free(&kb);
 }
 
-static void remove_offset(struct group *g, struct slice topic, int32_t partition)
+static void remove_offset(struct grp_group *g, struct slice topic, int32_t partition)
 {
     struct buf kb;
     buf_init(&kb);
-    struct offset_entry *e = hmap_remove(&g->offsets, grp__offset_key(&kb, topic, partition));
+    struct grp_offset_entry *e = hmap_remove(&g->offsets, grp__offset_key(&kb, topic, partition));
     if (e)
         grp__offset_entry_free(e);
     buf_free(&kb);
 }
 
-static struct offset_entry *find_offset(const struct group *g, struct buf *kb, struct slice topic,
-                                        int32_t partition)
+static struct grp_offset_entry *find_offset(const struct grp_group *g, struct buf *kb,
+                                            struct slice topic, int32_t partition)
 {
     return hmap_get(&g->offsets, grp__offset_key(kb, topic, partition));
 }
@@ -78,7 +78,7 @@ static struct offset_entry *find_offset(const struct group *g, struct buf *kb, s
 /* Kafka's ClassicGroup.validateOffsetCommit. Generation -1 marks a commit from outside
  * group management (a simple consumer, an admin client): an Empty group takes it
  * whatever member or instance id it carries, since there is no member to protect. */
-static int16_t validate_commit(const struct group *g, const struct grp_commit_req *req)
+static int16_t validate_commit(const struct grp_group *g, const struct grp_commit_req *req)
 {
     if (g->state == GRP_STATE_DEAD)
         return GRP_ERR_COORDINATOR_NOT_AVAILABLE;
@@ -86,7 +86,7 @@ static int16_t validate_commit(const struct group *g, const struct grp_commit_re
         return GRP_ERR_NONE;
     if (req->generation_id >= 0 || req->member_id.len > 0 || req->group_instance_id.ptr) {
         if (req->group_instance_id.ptr) {
-            const struct member *s = grp__static_member(g, req->group_instance_id);
+            const struct grp_member *s = grp__static_member(g, req->group_instance_id);
             if (!s)
                 return GRP_ERR_UNKNOWN_MEMBER_ID;
             if (!slice_eq(grp__bs(s->id), req->member_id))
@@ -106,7 +106,7 @@ static void reply_commit(struct grp_coordinator *c, void *ctx, struct grp_commit
                          size_t n_topics)
 {
     struct grp_commit_resp r = {topics, n_topics};
-    CALLBACK(c, on_commit_done, ctx, &r);
+    GRP_CALLBACK(c, on_commit_done, ctx, &r);
 }
 
 /* Whether the commit has a partition to store (one not refused for its metadata). */
@@ -124,8 +124,8 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
                 void *ctx)
 {
     ASSERT(!c->in_callback);
-    int16_t err = validate_group(c, req->group_id, true);
-    struct group *g = err ? NULL : grp__get(c, req->group_id);
+    int16_t err = grp__validate_group(c, req->group_id, true);
+    struct grp_group *g = err ? NULL : grp__get(c, req->group_id);
     if (!err && !g) {
         /* No group: a simple consumer using Kafka only for offsets, or a member of a
          * group that no longer exists (which gets no group made for it). Kafka makes
@@ -148,7 +148,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
         case GRP_STATE_PREPARING_REBALANCE: {
             /* Commits count as liveness; during PreparingRebalance the heartbeat tells the
              * member to rejoin. */
-            struct member *m = grp__member(g, req->member_id);
+            struct grp_member *m = grp__member(g, req->member_id);
             if (m)
                 grp__schedule_heartbeat(c, m, now_ms);
             break;
@@ -157,7 +157,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
         }
     }
 
-    struct pending_op *op = grp__op_new(c, OP_COMMIT, err ? NULL : g, ctx);
+    struct grp_pending_op *op = grp__op_new(c, GRP_OP_COMMIT, err ? NULL : g, ctx);
     struct arena *a = &op->arena;
     size_t total = 0;
     for (size_t t = 0; t < req->n_topics; t++)
@@ -183,7 +183,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
                 ps[i].error = GRP_ERR_OFFSET_METADATA_TOO_LARGE;
                 continue;
             }
-            struct offset_entry *e = &op->entries[op->n_entries];
+            struct grp_offset_entry *e = &op->entries[op->n_entries];
             op->entry_error[op->n_entries++] = &ps[i].error;
             e->topic.ptr = (uint8_t *)op->topics[t].name.ptr;
             e->topic.len = op->topics[t].name.len;
@@ -208,7 +208,7 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
     buf_init(&b);
     size_t *cut = arena_alloc(a, (2 * op->n_entries + 1) * sizeof(*cut));
     for (size_t i = 0; i < op->n_entries; i++) {
-        const struct offset_entry *e = &op->entries[i];
+        const struct grp_offset_entry *e = &op->entries[i];
         cut[2 * i] = b.len;
         grp_offset_key_encode(&b, grp__bs(g->id), grp__bs(e->topic), e->partition);
         cut[2 * i + 1] = b.len;
@@ -225,10 +225,10 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
     buf_free(&b);
 }
 
-void grp__commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
+void grp__commit_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error)
 {
-    int16_t mapped = error ? map_append_error(error) : GRP_ERR_NONE;
-    struct group *g = op->group;
+    int16_t mapped = error ? grp__map_append_error(error) : GRP_ERR_NONE;
+    struct grp_group *g = op->group;
     for (size_t i = 0; i < op->n_entries; i++) {
         *op->entry_error[i] = mapped;
         /* A group deleted or unloaded meanwhile keeps nothing in memory; a deletion
@@ -246,8 +246,8 @@ void grp__commit_done(struct grp_coordinator *c, struct pending_op *op, int16_t 
 
 static int cmp_entry(const void *a, const void *b)
 {
-    const struct offset_entry *x = *(const struct offset_entry *const *)a;
-    const struct offset_entry *y = *(const struct offset_entry *const *)b;
+    const struct grp_offset_entry *x = *(const struct grp_offset_entry *const *)a;
+    const struct grp_offset_entry *y = *(const struct grp_offset_entry *const *)b;
     size_t n = MIN(x->topic.len, y->topic.len);
     int r = n ? memcmp(x->topic.ptr, y->topic.ptr, n) : 0;
     if (r)
@@ -262,8 +262,8 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
 {
     struct arena *a = &c->resp;
     out->group_id = rg->group_id.ptr ? rg->group_id : EMPTY;
-    out->error = validate_group(c, rg->group_id, true);
-    struct group *g = out->error ? NULL : grp__get(c, rg->group_id);
+    out->error = grp__validate_group(c, rg->group_id, true);
+    struct grp_group *g = out->error ? NULL : grp__get(c, rg->group_id);
     if (g && g->state == GRP_STATE_DEAD)
         g = NULL;
     if (!rg->topics) {
@@ -272,7 +272,7 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
         size_t n = g->offsets.count;
         if (n == 0)
             return;
-        struct offset_entry **all = arena_alloc(a, n * sizeof(*all));
+        struct grp_offset_entry **all = arena_alloc(a, n * sizeof(*all));
         size_t k = 0;
         struct slice key;
         void *v;
@@ -283,7 +283,7 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
         struct grp_fetch_resp_partition *parts = arena_alloc(a, n * sizeof(*parts));
         size_t nt = 0;
         for (size_t i = 0; i < n; i++) {
-            const struct offset_entry *e = all[i];
+            const struct grp_offset_entry *e = all[i];
             if (nt == 0 || !slice_eq(topics[nt - 1].name, grp__bs(e->topic))) {
                 topics[nt].name = grp__bs(e->topic);
                 topics[nt].partitions = &parts[i];
@@ -310,7 +310,7 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
         topics[t].partitions = ps;
         topics[t].n_partitions = rt->n_partitions;
         for (size_t i = 0; i < rt->n_partitions; i++) {
-            const struct offset_entry *e =
+            const struct grp_offset_entry *e =
                 g ? find_offset(g, &kb, topics[t].name, rt->partitions[i]) : NULL;
             ps[i] =
                 e ? (struct grp_fetch_resp_partition){e->partition, e->offset, e->leader_epoch,
@@ -333,13 +333,13 @@ void grp_fetch(struct grp_coordinator *c, int64_t now_ms, const struct grp_fetch
     for (size_t i = 0; i < req->n_groups; i++)
         fetch_one(c, &req->groups[i], &groups[i]);
     struct grp_fetch_resp r = {groups, req->n_groups};
-    CALLBACK(c, on_fetch_done, ctx, &r);
+    GRP_CALLBACK(c, on_fetch_done, ctx, &r);
     arena_free(&c->resp);
 }
 
 /* ---- OffsetDelete ---- */
 
-static bool subscribed_to(const struct group *g, struct slice topic)
+static bool subscribed_to(const struct grp_group *g, struct slice topic)
 {
     if (!g->subscriptions_known)
         return true; /* cannot tell: protect the offsets */
@@ -353,13 +353,13 @@ static void reply_offset_delete(struct grp_coordinator *c, void *ctx, int16_t er
                                 struct grp_commit_resp_topic *topics, size_t n_topics)
 {
     struct grp_offset_delete_resp r = {error, topics, n_topics};
-    CALLBACK(c, on_offset_delete_done, ctx, &r);
+    GRP_CALLBACK(c, on_offset_delete_done, ctx, &r);
 }
 
 /* One batch of tombstones; see group_int.h. */
-void grp__append_offset_tombstones(struct grp_coordinator *c, struct group *g,
+void grp__append_offset_tombstones(struct grp_coordinator *c, struct grp_group *g,
                                    const struct slice *topics, const int32_t *partitions, size_t n,
-                                   bool with_group_tombstone, struct pending_op *op)
+                                   bool with_group_tombstone, struct grp_pending_op *op)
 {
     struct buf b;
     buf_init(&b);
@@ -388,8 +388,8 @@ void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
 {
     ASSERT(!c->in_callback);
     (void)now_ms;
-    int16_t err = validate_group(c, req->group_id, false);
-    struct group *g = err ? NULL : grp__get(c, req->group_id);
+    int16_t err = grp__validate_group(c, req->group_id, false);
+    struct grp_group *g = err ? NULL : grp__get(c, req->group_id);
     if (!err && (!g || g->state == GRP_STATE_DEAD))
         err = GRP_ERR_GROUP_ID_NOT_FOUND;
     bool check_subscriptions = false;
@@ -403,7 +403,7 @@ void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
         reply_offset_delete(c, ctx, err, NULL, 0);
         return;
     }
-    struct pending_op *op = grp__op_new(c, OP_OFFSET_DELETE, g, ctx);
+    struct grp_pending_op *op = grp__op_new(c, GRP_OP_OFFSET_DELETE, g, ctx);
     struct arena *a = &op->arena;
     size_t total = 0;
     for (size_t t = 0; t < req->n_topics; t++)
@@ -445,9 +445,9 @@ void grp_offset_delete(struct grp_coordinator *c, int64_t now_ms,
     grp__append_offset_tombstones(c, g, del_topics, del_parts, n_del, false, op);
 }
 
-void grp__offset_delete_done(struct grp_coordinator *c, struct pending_op *op, int16_t error)
+void grp__offset_delete_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error)
 {
-    int16_t mapped = error ? map_append_error(error) : GRP_ERR_NONE;
+    int16_t mapped = error ? grp__map_append_error(error) : GRP_ERR_NONE;
     for (size_t i = 0; i < op->n_entries; i++)
         *op->entry_error[i] = mapped;
     reply_offset_delete(c, op->ctx, GRP_ERR_NONE, op->topics, op->n_topics);
@@ -466,8 +466,8 @@ void grp__expire_offsets(struct grp_coordinator *c, int64_t now_ms)
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
-        struct group *g = v;
-        if (c->partitions[g->partition] != PART_OWNED || g->refs > 0)
+        struct grp_group *g = v;
+        if (c->partitions[g->partition] != GRP_PART_OWNED || g->refs > 0)
             continue;
         enum { NONE, FROM_STATE, FROM_COMMIT, UNSUBSCRIBED } rule = NONE;
         if (g->protocol_type.ptr && g->state == GRP_STATE_EMPTY)
@@ -484,7 +484,7 @@ void grp__expire_offsets(struct grp_coordinator *c, int64_t now_ms)
         struct slice ok;
         void *ov;
         for (size_t oit = 0; rule != NONE && hmap_next(&g->offsets, &oit, &ok, &ov);) {
-            struct offset_entry *e = ov;
+            struct grp_offset_entry *e = ov;
             if (rule == UNSUBSCRIBED && subscribed_to(g, grp__bs(e->topic)))
                 continue;
             bool expired;
@@ -505,7 +505,7 @@ void grp__expire_offsets(struct grp_coordinator *c, int64_t now_ms)
             log_info("group", "expiring %zu offsets of group %.*s%s", n_gone, (int)g->id.len,
                      g->id.ptr, drop_group ? "; group is empty and is removed" : "");
             grp__append_offset_tombstones(c, g, topics, parts, n_gone, drop_group,
-                                          grp__op_new(c, OP_TOMBSTONES, NULL, NULL));
+                                          grp__op_new(c, GRP_OP_TOMBSTONES, NULL, NULL));
             for (size_t i = 0; i < n_gone; i++)
                 remove_offset(g, topics[i], parts[i]); /* frees the bytes of topics[i] */
         }
@@ -527,8 +527,8 @@ void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice t
     struct slice k;
     void *v;
     for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
-        struct group *g = v;
-        if (c->partitions[g->partition] != PART_OWNED)
+        struct grp_group *g = v;
+        if (c->partitions[g->partition] != GRP_PART_OWNED)
             continue;
         size_t n = g->offsets.count;
         struct slice *topics = xcalloc(n ? n : 1, sizeof(*topics));
@@ -537,7 +537,7 @@ void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice t
         struct slice ok;
         void *ov;
         for (size_t oit = 0; hmap_next(&g->offsets, &oit, &ok, &ov);) {
-            struct offset_entry *e = ov;
+            struct grp_offset_entry *e = ov;
             if (slice_eq(grp__bs(e->topic), topic)) {
                 topics[n_gone] = grp__bs(e->topic);
                 parts[n_gone++] = e->partition;
@@ -547,7 +547,7 @@ void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice t
             log_info("group", "removing %zu offsets of deleted topic %.*s from group %.*s", n_gone,
                      (int)topic.len, topic.ptr, (int)g->id.len, g->id.ptr);
             grp__append_offset_tombstones(c, g, topics, parts, n_gone, false,
-                                          grp__op_new(c, OP_TOMBSTONES, NULL, NULL));
+                                          grp__op_new(c, GRP_OP_TOMBSTONES, NULL, NULL));
             for (size_t i = 0; i < n_gone; i++)
                 remove_offset(g, topics[i], parts[i]);
         }

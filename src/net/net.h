@@ -10,6 +10,8 @@
  *
  * Everything here runs on the loop thread. The only calls allowed from another thread
  * or a signal handler are net_loop_stop() and net_loop_wake().
+ *
+ * Errors: functions that can fail return 0 or a negative errno.
  */
 #ifndef SAMSA_NET_H
 #define SAMSA_NET_H

@@ -35,6 +35,10 @@
  *   version (ASSERT), skips fields the version lacks, and writes tagged fields
  *   only when they differ from their defaults. Unknown tagged fields are
  *   skipped when decoding and are not preserved.
+ *
+ * Errors: decoders return 0 or -1 (malformed). Kafka's error codes (enum kafka_error,
+ * carried as int16) are what responses hold, and what modules that answer clients
+ * return.
  */
 #ifndef SAMSA_PROTO_H
 #define SAMSA_PROTO_H

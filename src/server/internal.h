@@ -1,4 +1,8 @@
-/* Server internals shared by the server's own files and the API handlers. */
+/* Server internals shared by the server's own files and the API handlers.
+ *
+ * Errors: the server's own functions return 0 or -1 once the reason is logged; what
+ * goes to a client is a Kafka error code (proto's KERR_*), mapped from the modules'
+ * own codes by kerr_from_storage and kerr_from_cluster. */
 #ifndef SAMSA_SERVER_INTERNAL_H
 #define SAMSA_SERVER_INTERNAL_H
 

@@ -2,6 +2,8 @@
  * server: the broker. Owns the event loop, the listener, the metadata image, the
  * partition logs and the group-commit syncer; decodes each request frame and hands it
  * to the handler for its API (server/handlers/<api>.c).
+ *
+ * Errors: 0, or -1 once the reason is logged (an operator reads the log, not a code).
  */
 #ifndef SAMSA_SERVER_H
 #define SAMSA_SERVER_H
