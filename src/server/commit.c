@@ -75,8 +75,12 @@ static bool wait_done(struct delayed_op *op)
  * sync rounds in flight instead. */
 static void wait_finish(struct delayed_op *op, enum delayed_outcome how)
 {
-    (void)how;
     struct durable_wait *w = (struct durable_wait *)op;
+    /* The acks=all promise: answered without an error only once durable. */
+    ASSERT(how == DELAYED_READY);
+    for (size_t i = 0; i < w->count; i++)
+        ASSERT(!w->items[i].partition ||
+               log_durable_offset(w->items[i].partition->log) >= w->items[i].offset);
     w->done(w->arg);
     free(w->items);
     free(w);

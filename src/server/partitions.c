@@ -630,8 +630,9 @@ static void collect_file(struct server *s, struct checkpoint_file *f, const char
                 cap *= 2;
                 f->entries = xrealloc(f->entries, cap * sizeof *f->entries);
             }
-            f->entries[f->n++] =
-                (struct ckpt_entry){xstrdup(ts->name), i, offset_of(ts->partitions[i]->log)};
+            int64_t offset = offset_of(ts->partitions[i]->log);
+            ASSERT(offset >= 0); /* a checkpoint names real offsets: start-up trusts them */
+            f->entries[f->n++] = (struct ckpt_entry){xstrdup(ts->name), i, offset};
         }
     }
 }

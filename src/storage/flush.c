@@ -147,6 +147,8 @@ int log_flush_complete(struct log *l, struct log_flush_job *job)
     }
     if (job->trunc_gen == l->trunc_gen && job->durable_offset > l->durable_offset)
         l->durable_offset = MIN(job->durable_offset, l->log_end_offset);
+    /* acks=all answers on this: it must never claim more than the log holds. */
+    ASSERT(l->durable_offset <= l->log_end_offset);
     if (job->appended_messages > l->flushed_messages)
         l->flushed_messages = job->appended_messages;
     if (synced_dir && job->dir_gen > l->dir_synced_gen)

@@ -332,6 +332,8 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
         epoch_persist(l);
     l->durable_offset = recovery_point < 0 ? 0 : MIN(recovery_point, l->log_end_offset);
     l->durable_offset = MIN(l->durable_offset, truncated_base);
+    /* Recovery's result: nothing counts as durable past what is in the log. */
+    ASSERT(l->log_start_offset <= l->log_end_offset && l->durable_offset <= l->log_end_offset);
     rc = producers_open(l);
     if (rc != 0)
         goto fail;
@@ -501,6 +503,8 @@ static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t lead
             epoch_persist(l);
     }
     s->size_bytes = pos0 + (int64_t)len;
+    /* An offset once handed out is never handed out again: the log end only grows. */
+    ASSERT(last + 1 > l->log_end_offset);
     l->log_end_offset = last + 1;
     l->appended_messages += records_count;
     producers_appended(l, records, len);
