@@ -23,6 +23,7 @@ struct topic_state {
     int32_t partition_count;       /* opened: partitions[0, partition_count) */
     int32_t target_count;          /* in the metadata; more than opened while opening */
     bool opening_created;          /* being opened because it was just created */
+    bool taking_back;              /* created, could not be opened: being deleted again */
     struct open_waiter *waiters;   /* told when the opening ends (partitions.c) */
     struct partition **partitions; /* target_count slots */
     struct topic_settings settings;

@@ -198,17 +198,23 @@ static bool serving(const struct server *s)
     return s->listener && !s->stopping;
 }
 
-/* Takes ts out of the queue (if queued) and tells its waiters how the opening ended. */
-static void opening_end(struct server *s, struct topic_state *ts, int16_t error)
+/* Takes ts out of the queue of topics being opened (if queued). */
+static void opening_dequeue(struct server *s, struct topic_state *ts)
 {
     for (size_t i = 0; i < s->opening_count; i++) {
         if (s->opening[i] == ts) {
             memmove(&s->opening[i], &s->opening[i + 1],
                     (s->opening_count - i - 1) * sizeof s->opening[0]);
             s->opening_count--;
-            break;
+            return;
         }
     }
+}
+
+/* Takes ts out of the queue (if queued) and tells its waiters how the opening ended. */
+static void opening_end(struct server *s, struct topic_state *ts, int16_t error)
+{
+    opening_dequeue(s, ts);
     ts->opening_created = false;
     struct open_waiter *w = ts->waiters;
     ts->waiters = NULL;
@@ -221,6 +227,27 @@ static void opening_end(struct server *s, struct topic_state *ts, int16_t error)
 }
 
 static void open_slice(struct net_loop *loop, void *arg);
+
+struct take_back {
+    struct server *srv;
+    char *topic;
+};
+
+/* The deletion of a topic that could not be opened is done. If it failed, the topic is
+ * still there: its waiters are told now. */
+static void taken_back(void *arg, const struct cluster_result *res)
+{
+    struct take_back *tb = arg;
+    struct topic_state *ts = hmap_get(&tb->srv->topics, slice_from_cstr(tb->topic));
+    if (res->err != CLUSTER_OK && ts && ts->taking_back) {
+        log_error("server", "topic %s could not be removed again: %s", tb->topic,
+                  res->why ? res->why : "metadata log error");
+        ts->taking_back = false;
+        opening_end(tb->srv, ts, KERR_KAFKA_STORAGE_ERROR);
+    }
+    free(tb->topic);
+    free(tb);
+}
 
 static void opening_schedule(struct server *s)
 {
@@ -261,14 +288,19 @@ static void open_slice(struct net_loop *loop, void *arg)
             ts->partitions[ts->partition_count++] = p;
             continue;
         }
-        bool created = ts->opening_created;
-        opening_end(s, ts, KERR_KAFKA_STORAGE_ERROR);
-        if (created) {
+        if (ts->opening_created) {
             /* No topic is listed that producers would find broken: take it back (the
-             * deletion closes and removes what was opened). */
+             * deletion closes and removes what was opened). Whoever waits for the
+             * opening hears of the failure once the topic is gone from the metadata
+             * (remove_topic), so that nobody told "it failed" can still find it. */
             log_error("server", "topic %s could not be opened; removing it again", t->name);
-            cluster_delete_topic(s->cluster, slice_from_cstr(t->name), NULL, NULL);
+            ts->taking_back = true;
+            opening_dequeue(s, ts);
+            struct take_back *tb = xcalloc(1, sizeof *tb);
+            *tb = (struct take_back){s, xstrdup(t->name)};
+            cluster_delete_topic(s->cluster, slice_from_cstr(t->name), taken_back, tb);
         } else {
+            opening_end(s, ts, KERR_KAFKA_STORAGE_ERROR);
             log_error("server", "new partitions of %s could not all be opened", t->name);
         }
     }
@@ -420,7 +452,8 @@ static void close_partition(struct server *s, struct partition *p, bool delete_f
  * thread: acks=all rounds would wait behind it). */
 static void remove_topic(struct server *s, struct topic_state *ts, bool delete_files)
 {
-    opening_end(s, ts, KERR_UNKNOWN_TOPIC_OR_PARTITION);
+    opening_end(s, ts,
+                ts->taking_back ? KERR_KAFKA_STORAGE_ERROR : KERR_UNKNOWN_TOPIC_OR_PARTITION);
     hmap_remove(&s->topics, slice_from_cstr(ts->name));
     struct dir_removal *r = NULL;
     if (delete_files) {
