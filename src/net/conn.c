@@ -34,6 +34,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -969,6 +970,8 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap
             inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
             snprintf(out, cap, "[%s]:%d", host, port);
         }
+    } else if (ss->ss_family == AF_UNIX) {
+        snprintf(out, cap, "unix"); /* net_listener_adopt of a socketpair */
     } else {
         snprintf(out, cap, "unknown");
     }
@@ -996,7 +999,8 @@ static void accept_retry_cb(struct net_loop *loop, void *arg)
         log_error_ratelimited("net", "cannot resume accepting on port %d", l->port);
 }
 
-static void conn_open(struct net_listener *l, int fd, const struct sockaddr_storage *ss)
+/* Makes fd a connection of l; false if a limit or the watch refused it (fd closed). */
+static bool conn_open(struct net_listener *l, int fd, const struct sockaddr_storage *ss)
 {
     struct net_loop *loop = l->loop;
     struct net_conn *c = xcalloc(1, sizeof *c);
@@ -1013,7 +1017,7 @@ static void conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
                              c->peer, l->cfg.max_connections);
         close(fd);
         free(c);
-        return;
+        return false;
     }
     /* Kafka's ConnectionQuotas: the count is over all listeners, the limit is the
      * address's override if it has one; the connection is closed right after accept. */
@@ -1029,10 +1033,11 @@ static void conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
                              max_ip);
         close(fd);
         free(c);
-        return;
+        return false;
     }
     int one = 1;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+    bool tcp = ss->ss_family == AF_INET || ss->ss_family == AF_INET6;
+    if (tcp && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
         log_warn_ratelimited("net", "TCP_NODELAY on %s failed: %s", c->peer, strerror(errno));
     int rc = net_watch(loop, fd, NET_READABLE, conn_cb, c);
     if (rc < 0) {
@@ -1040,7 +1045,7 @@ static void conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
                               strerror(-rc));
         close(fd);
         free(c);
-        return;
+        return false;
     }
     c->next = l->conns;
     if (l->conns)
@@ -1049,6 +1054,7 @@ static void conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
     l->count++;
     ip_count_add(loop, c->addr, 1);
     log_debug("net", "accepted connection %s (id %llu)", c->peer, (unsigned long long)c->id);
+    return true;
 }
 
 static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
@@ -1075,6 +1081,20 @@ static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
         }
         conn_open(l, cfd, &ss);
     }
+}
+
+int net_listener_adopt(struct net_listener *l, int fd)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len = sizeof ss;
+    int flags = fcntl(fd, F_GETFL);
+    if (l->fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) < 0 || flags < 0 ||
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        int rc = l->fd < 0 ? -EBADF : -errno;
+        close(fd);
+        return rc;
+    }
+    return conn_open(l, fd, &ss) ? 0 : -ECONNREFUSED;
 }
 
 /* Creates, binds and listens on one address. Returns the fd or -errno. */

@@ -2,7 +2,7 @@
  * The event loop: one epoll instance, level-triggered fd watchers indexed by fd, a
  * min-heap of one-shot timers, idle hooks, and signalfd-based signal handling.
  *
- * One iteration (net_loop_run):
+ * One iteration (net_loop_run, or net_loop_run_once for tests that step the loop):
  *   1. block in epoll_wait until an fd is ready or the earliest timer is due;
  *   2. refresh the cached clock, dispatch fd events;
  *   3. fire due timers (only those added before this step started, so a timer that
@@ -132,8 +132,10 @@ size_t net_timer_count(const struct net_loop *loop)
     return loop->heap_len;
 }
 
-static void fire_timers(struct net_loop *loop)
+/* Returns how many fired. */
+static int fire_timers(struct net_loop *loop)
 {
+    int fired = 0;
     uint64_t seq_limit = loop->next_seq;
     while (loop->heap_len > 0) {
         struct net_timer *t = &loop->timers[loop->heap[0]];
@@ -143,7 +145,9 @@ static void fire_timers(struct net_loop *loop)
         void *arg = t->arg;
         heap_remove(loop, 0);
         cb(loop, arg);
+        fired++;
     }
+    return fired;
 }
 
 /* ms until the earliest timer, 0 if one is due, -1 if there are none. */
@@ -375,30 +379,43 @@ int64_t net_loop_now_ms(const struct net_loop *loop)
     return loop->now_ms;
 }
 
-int net_loop_run(struct net_loop *loop)
+/* One iteration (steps 1-5 at the top of the file), epoll_wait blocking at most
+ * timeout_ms (-1: until the earliest timer). */
+static int iterate(struct net_loop *loop, int timeout_ms)
 {
     struct epoll_event events[MAX_EVENTS];
+    int n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout_ms);
+    if (n < 0) {
+        if (errno != EINTR) {
+            int rc = -errno;
+            log_error("net", "epoll_wait failed: %s", strerror(errno));
+            return rc;
+        }
+        n = 0;
+    }
+    loop->now_ms = time_mono_ms();
+    for (int i = 0; i < n; i++)
+        dispatch(loop, &events[i]);
+    int fired = fire_timers(loop);
+    for (size_t i = 0; i < loop->idle_count; i++)
+        loop->idle[i].cb(loop, loop->idle[i].arg);
+    net__flush(loop);
+    return n + fired;
+}
+
+int net_loop_run(struct net_loop *loop)
+{
     loop->stop = 0;
     loop->now_ms = time_mono_ms();
     while (!loop->stop) {
-        int timeout = next_timeout_ms(loop);
-        int n = epoll_wait(loop->epfd, events, MAX_EVENTS, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                n = 0;
-            else {
-                int rc = -errno;
-                log_error("net", "epoll_wait failed: %s", strerror(errno));
-                return rc;
-            }
-        }
-        loop->now_ms = time_mono_ms();
-        for (int i = 0; i < n; i++)
-            dispatch(loop, &events[i]);
-        fire_timers(loop);
-        for (size_t i = 0; i < loop->idle_count; i++)
-            loop->idle[i].cb(loop, loop->idle[i].arg);
-        net__flush(loop);
+        int rc = iterate(loop, next_timeout_ms(loop));
+        if (rc < 0)
+            return rc;
     }
     return 0;
+}
+
+int net_loop_run_once(struct net_loop *loop, int timeout_ms)
+{
+    return iterate(loop, timeout_ms < 0 ? next_timeout_ms(loop) : timeout_ms);
 }

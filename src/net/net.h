@@ -42,6 +42,13 @@ int net_loop_create(struct net_loop **out);
 void net_loop_destroy(struct net_loop *loop);
 /* Runs until net_loop_stop(). Returns 0, or -errno if epoll_wait fails. */
 int net_loop_run(struct net_loop *loop);
+/* One iteration, as net_loop_run makes them (fd events, due timers, idle hooks,
+ * flush), waiting at most timeout_ms for an event (0: not at all; -1: until the
+ * earliest timer). For tests that step the loop themselves (with the fake clock of
+ * base.h, timers fire when the test has advanced it). Returns how many fd events were
+ * dispatched plus timers fired (0: nothing happened but the idle hooks), or -errno if
+ * epoll_wait fails. Ignores net_loop_stop. */
+int net_loop_run_once(struct net_loop *loop, int timeout_ms);
 /* Makes net_loop_run return after the current iteration. Async-signal-safe and
  * thread-safe (sets a flag and writes an eventfd). */
 void net_loop_stop(struct net_loop *loop);
@@ -150,6 +157,12 @@ int net_listen(struct net_loop *loop, const char *host, int port,
                const struct net_server_config *cfg, const struct net_handler *h, void *handler_arg,
                struct net_listener **out);
 int net_listener_port(const struct net_listener *l);
+/* Makes fd, a connected stream socket (a TCP one, or one end of a socketpair), a
+ * connection of l as if l had accepted it: l's limits, handler and budgets apply. For
+ * tests that drive a server through their own sockets (tests/unit/server). fd is l's
+ * from the call on, closed on failure. 0, or -errno (-ECONNREFUSED: a connection limit
+ * refused it, as it refuses an accept). */
+int net_listener_adopt(struct net_listener *l, int fd);
 /* Stops accepting; existing connections live on. The listener is freed by
  * net_loop_destroy. Idempotent. */
 void net_listener_close(struct net_listener *l);

@@ -104,7 +104,7 @@ static void on_metadata_io_event(struct net_loop *loop, int fd, uint32_t events,
 
 int server_metadata_io_start(struct server *s)
 {
-    int rc = syncer_create(&s->metadata_io, 1);
+    int rc = server_syncer_create(s, 1, &s->metadata_io);
     if (rc != 0) {
         log_error("server", "cannot start the metadata log thread: %s", storage_strerror(rc));
         return -1;

@@ -135,7 +135,7 @@ int server_cleaner_start(struct server *s)
         log_warn("server", "log.cleaner.enable=false: compacted topics grow without cleaning");
         return 0;
     }
-    int rc = syncer_create(&s->cleaner, 1);
+    int rc = server_syncer_create(s, 1, &s->cleaner);
     if (rc != 0) {
         log_error("server", "cannot start the log cleaner thread: %s", storage_strerror(rc));
         return -1;

@@ -47,6 +47,7 @@ struct request {
 
 struct server {
     const struct broker_config *cfg;
+    bool manual_io; /* server_options: every syncer manual (tests) */
     struct net_loop *loop;
     struct net_listener *listener;
     struct cluster *cluster;
@@ -98,6 +99,10 @@ struct server {
     size_t opening_count, opening_cap;
     uint64_t open_timer;
 };
+
+/* A helper thread for blocking work (server.c): syncer_create, or a manual syncer when
+ * the server was created with manual_io. */
+int server_syncer_create(struct server *s, int threads, struct syncer **out);
 
 /* ---- partitions (partitions.c) ---- */
 struct partition *server_partition(struct server *s, struct slice topic, int32_t index);

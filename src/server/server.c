@@ -158,10 +158,23 @@ static int ensure_dir(const char *dir)
     return 0;
 }
 
+int server_syncer_create(struct server *s, int threads, struct syncer **out)
+{
+    return s->manual_io ? syncer_create_manual(out) : syncer_create(out, threads);
+}
+
 int server_create(const struct broker_config *cfg, struct server **out)
+{
+    struct server_options opt = {0};
+    return server_create_with(cfg, &opt, out);
+}
+
+int server_create_with(const struct broker_config *cfg, const struct server_options *opt,
+                       struct server **out)
 {
     struct server *s = xcalloc(1, sizeof *s);
     s->cfg = cfg;
+    s->manual_io = opt->manual_io;
     s->log_dir = xstrdup(cfg->log_dir);
     hmap_init(&s->topics);
     s->fetch_waits = purgatory_new();
@@ -223,13 +236,13 @@ int server_create(const struct broker_config *cfg, struct server **out)
         goto fail;
     }
     /* The syncer thread starts after signals are blocked, so it inherits the mask. */
-    if ((rc = syncer_create(&s->syncer, cfg->sync_threads)) != 0) {
+    if ((rc = server_syncer_create(s, cfg->sync_threads, &s->syncer)) != 0) {
         log_error("server", "cannot start the sync thread: %s", storage_strerror(rc));
         goto fail;
     }
     syncer_set_syncfs(s->syncer, syncfs_reports_errors() ? (size_t)cfg->syncfs_partitions : 0);
     net_watch(s->loop, syncer_event_fd(s->syncer), NET_READABLE, on_sync_event, s);
-    if ((rc = syncer_create(&s->remover, 1)) != 0) {
+    if ((rc = server_syncer_create(s, 1, &s->remover)) != 0) {
         log_error("server", "cannot start the directory removal thread: %s", storage_strerror(rc));
         goto fail;
     }

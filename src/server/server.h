@@ -17,6 +17,17 @@ struct server;
 /* Opens the data directory (replaying metadata and recovering logs) and binds the
  * listener. cfg is borrowed and must outlive the server. 0 or -1 after logging. */
 int server_create(const struct broker_config *cfg, struct server **out);
+/* What only tests choose; server_create is server_create_with all false. */
+struct server_options {
+    /* Every helper thread is a manual syncer (storage.h, syncer_create_manual): group
+     * commit rounds, metadata log writes and checkpoint files, the cleaner and directory
+     * removal wait until the test runs them. With the fake clock (base.h) and the loop
+     * stepped by net_loop_run_once, the server runs in the test's thread alone, as
+     * tests/unit/server/interaction.c drives it. */
+    bool manual_io;
+};
+int server_create_with(const struct broker_config *cfg, const struct server_options *opt,
+                       struct server **out);
 /* Serves until SIGTERM/SIGINT, then shuts down cleanly: stops accepting, waits for
  * in-flight syncs, answers waiting requests, closes segments, writes checkpoints. */
 int server_run(struct server *s);

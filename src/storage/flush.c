@@ -19,7 +19,9 @@
  *
  * The syncer is the helper thread that executes rounds of jobs (group commit: every
  * produce waiting for acks=all in a round shares one sync per log) and wakes the loop
- * through an eventfd.
+ * through an eventfd. A manual syncer (deterministic tests) has no thread: rounds wait
+ * until the test runs them, on its own thread, and complete through the same eventfd
+ * and reap.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -206,6 +208,7 @@ struct syncer {
     struct sync_round *current;  /* round being executed, guarded by work_mu */
     size_t next_job, jobs_done;  /* guarded by work_mu */
     bool helpers_stop;           /* guarded by work_mu */
+    bool manual;                 /* no threads: rounds run in syncer_run_pending */
     size_t syncfs_min_jobs;      /* rounds of at least this many logs use syncfs; 0 never */
     atomic_size_t syncfs_rounds; /* rounds made durable by syncfs, for tests and logs */
 };
@@ -312,6 +315,38 @@ static void run_jobs(struct syncer *s, struct sync_round *r)
     pthread_mutex_unlock(&s->work_mu);
 }
 
+/* Runs r (taken off the todo list) on the calling thread, then queues it for reaping
+ * and wakes the loop. */
+static void run_round(struct syncer *s, struct sync_round *r)
+{
+    if (r->work)
+        r->work(r->arg);
+    run_jobs(s, r);
+    pthread_mutex_lock(&s->mu);
+    r->next = NULL;
+    if (s->done_tail)
+        s->done_tail->next = r;
+    else
+        s->done_head = r;
+    s->done_tail = r;
+    uint64_t one = 1;
+    ssize_t w = write(s->efd, &one, sizeof(one));
+    (void)w; /* eventfd write only fails on counter overflow; reap drains anyway */
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The first queued round, taken off the list; NULL if none. Called with mu held. */
+static struct sync_round *take_locked(struct syncer *s)
+{
+    struct sync_round *r = s->todo_head;
+    if (r) {
+        s->todo_head = r->next;
+        if (!s->todo_head)
+            s->todo_tail = NULL;
+    }
+    return r;
+}
+
 static void *syncer_main(void *arg)
 {
     struct syncer *s = arg;
@@ -319,50 +354,55 @@ static void *syncer_main(void *arg)
     for (;;) {
         while (!s->todo_head && !s->stopping)
             pthread_cond_wait(&s->cv, &s->mu);
-        struct sync_round *r = s->todo_head;
+        struct sync_round *r = take_locked(s);
         if (!r)
             break; /* stopping and drained */
-        s->todo_head = r->next;
-        if (!s->todo_head)
-            s->todo_tail = NULL;
         pthread_mutex_unlock(&s->mu);
-        if (r->work)
-            r->work(r->arg);
-        run_jobs(s, r);
+        run_round(s, r);
         pthread_mutex_lock(&s->mu);
-        r->next = NULL;
-        if (s->done_tail)
-            s->done_tail->next = r;
-        else
-            s->done_head = r;
-        s->done_tail = r;
-        uint64_t one = 1;
-        ssize_t w = write(s->efd, &one, sizeof(one));
-        (void)w; /* eventfd write only fails on counter overflow; reap drains anyway */
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
-int syncer_create(struct syncer **out, int threads)
+static struct syncer *syncer_alloc(int *err)
 {
-    ASSERT(threads >= 1 && threads <= SYNCER_MAX_THREADS);
     struct syncer *s = xcalloc(1, sizeof(*s));
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->efd < 0) {
-        int err = -errno;
+        *err = -errno;
         free(s);
-        return err;
+        return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->work_mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
-    int rc = pthread_create(&s->thread, NULL, syncer_main, s);
+    return s;
+}
+
+static void syncer_free(struct syncer *s)
+{
+    close(s->efd);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->work_mu);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->done_cv);
+    free(s);
+}
+
+int syncer_create(struct syncer **out, int threads)
+{
+    ASSERT(threads >= 1 && threads <= SYNCER_MAX_THREADS);
+    int rc = 0;
+    struct syncer *s = syncer_alloc(&rc);
+    if (!s)
+        return rc;
+    rc = pthread_create(&s->thread, NULL, syncer_main, s);
     if (rc != 0) {
-        close(s->efd);
-        free(s);
+        syncer_free(s);
         return -rc;
     }
     for (int i = 0; rc == 0 && i < threads - 1; i++) {
@@ -376,6 +416,43 @@ int syncer_create(struct syncer **out, int threads)
     }
     *out = s;
     return 0;
+}
+
+int syncer_create_manual(struct syncer **out)
+{
+    int rc = 0;
+    struct syncer *s = syncer_alloc(&rc);
+    if (!s)
+        return rc;
+    s->manual = true;
+    *out = s;
+    return 0;
+}
+
+size_t syncer_pending(struct syncer *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = 0;
+    for (struct sync_round *r = s->todo_head; r; r = r->next)
+        n++;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+size_t syncer_run_pending(struct syncer *s, size_t max)
+{
+    ASSERT(s->manual);
+    size_t ran = 0;
+    while (ran < max) {
+        pthread_mutex_lock(&s->mu);
+        struct sync_round *r = take_locked(s);
+        pthread_mutex_unlock(&s->mu);
+        if (!r)
+            break;
+        run_round(s, r);
+        ran++;
+    }
+    return ran;
 }
 
 int syncer_event_fd(struct syncer *s)
@@ -455,19 +532,17 @@ void syncer_destroy(struct syncer *s)
     s->stopping = true;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
-    pthread_mutex_lock(&s->work_mu);
-    s->helpers_stop = true;
-    pthread_cond_broadcast(&s->work_cv);
-    pthread_mutex_unlock(&s->work_mu);
-    for (int i = 0; i < s->n_helpers; i++)
-        pthread_join(s->helpers[i], NULL);
+    if (s->manual) {
+        syncer_run_pending(s, SIZE_MAX); /* what a thread would have finished */
+    } else {
+        pthread_join(s->thread, NULL);
+        pthread_mutex_lock(&s->work_mu);
+        s->helpers_stop = true;
+        pthread_cond_broadcast(&s->work_cv);
+        pthread_mutex_unlock(&s->work_mu);
+        for (int i = 0; i < s->n_helpers; i++)
+            pthread_join(s->helpers[i], NULL);
+    }
     syncer_reap(s);
-    close(s->efd);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->work_mu);
-    pthread_cond_destroy(&s->work_cv);
-    pthread_cond_destroy(&s->done_cv);
-    free(s);
+    syncer_free(s);
 }

@@ -542,6 +542,16 @@ typedef void (*syncer_done_fn)(void *arg, struct log_flush_job **jobs, size_t n)
 /* threads (1..16): how many syncs of one round may run at once (the thread that takes
  * rounds plus threads-1 helpers). */
 int syncer_create(struct syncer **out, int threads);
+/* A syncer without threads, for deterministic tests (tests/unit/server): submitted
+ * rounds and work wait until syncer_run_pending runs them on the calling thread; each
+ * then completes as on a threaded syncer (the eventfd turns readable, `done` runs from
+ * syncer_reap). syncer_destroy runs whatever is still queued. */
+int syncer_create_manual(struct syncer **out);
+/* Manual syncers: runs up to max queued rounds (SIZE_MAX: all), oldest first; returns
+ * how many ran. */
+size_t syncer_run_pending(struct syncer *s, size_t max);
+/* Rounds queued and not started (on a threaded syncer, a moment's answer). */
+size_t syncer_pending(struct syncer *s);
 /* Rounds of at least min_jobs logs, all on one file system, are made durable by one
  * syncfs(2) instead of an fdatasync per log (0: never). Set before the first round. */
 void syncer_set_syncfs(struct syncer *s, size_t min_jobs);
