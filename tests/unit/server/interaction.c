@@ -47,6 +47,8 @@
  *                      on each syncer
  *   dirs               the partition directories in the log dir (internal topics' left
  *                      out), a directory renamed for deletion as NAME.*-delete
+ *   block-dir NAME     puts a regular file where the partition directory NAME (say
+ *                      t-0) must go, so that opening that partition fails
  */
 #include "script.h"
 #include "server/internal.h"
@@ -711,6 +713,19 @@ static void print_dirs(void)
     script_outf("]\n");
 }
 
+static int cmd_block_dir(int argc, char **argv)
+{
+    if (argc != 2)
+        return -1;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", log_dir, argv[1]);
+    FILE *f = fopen(path, "w");
+    ASSERT(f);
+    fputs("not a directory\n", f);
+    fclose(f);
+    return 0;
+}
+
 static int run(int argc, char **argv)
 {
     if (argc == 0)
@@ -735,6 +750,8 @@ static int run(int argc, char **argv)
         rc = cmd_io(argc, argv, srv->remover);
     else if (strcmp(cmd, "advance") == 0)
         rc = cmd_advance(argc, argv);
+    else if (strcmp(cmd, "block-dir") == 0)
+        rc = cmd_block_dir(argc, argv);
     else if (strcmp(cmd, "loop") == 0)
         rc = argc == 1 ? 0 : -1;
     else if (strcmp(cmd, "state") == 0 || strcmp(cmd, "dirs") == 0)

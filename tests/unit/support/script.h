@@ -1,7 +1,7 @@
 /*
  * Data-driven test scripts for state machines, in the style of etcd/raft's interaction
- * tests; the runner shared by tests/unit/raft/interaction.c and
- * tests/unit/group/interaction.c, which supply only their commands.
+ * tests; the runner shared by the interaction tests of raft, group, replica and server
+ * (tests/unit/<module>/interaction.c), which supply only their commands.
  *
  * A script (testdata/NAME.txt) is a list of blocks:
  *
