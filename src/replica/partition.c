@@ -30,7 +30,6 @@ int partition_open(const struct partition_spec *spec, struct partition **out)
     struct partition *p = xcalloc(1, sizeof *p);
     p->topic = spec->topic;
     p->settings = spec->settings;
-    p->host = spec->host;
     p->index = spec->index;
     p->log = l;
     p->role = PARTITION_FOLLOWER;

@@ -78,7 +78,6 @@ enum partition_role {
 struct partition {
     const char *topic;                     /* the topic's name: borrowed from the host */
     const struct topic_settings *settings; /* the topic's: borrowed from the host */
-    void *host;                            /* the host's record of the topic */
     int32_t index;
     struct log *log; /* NULL once closed */
     enum partition_role role;
@@ -96,7 +95,6 @@ struct partition_spec {
     const char *dir;   /* the partition's directory: <log.dirs>/<topic>-<index> */
     const char *topic; /* kept */
     const struct topic_settings *settings; /* kept */
-    void *host;                            /* kept */
     int32_t index;
     const char *topic_id;   /* text; written to partition.metadata of a new directory */
     struct log_config log;  /* the topic's effective log configuration */

@@ -138,7 +138,6 @@ static struct partition *open_partition(struct server *s, struct topic_state *ts
         .dir = dir,
         .topic = ts->name,
         .settings = &ts->settings,
-        .host = ts,
         .index = index,
         .topic_id = id,
         .recovery_point = checkpoint_lookup(&s->recovery_points, t->name, index, -1),
