@@ -286,8 +286,12 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         struct slice id = rd_bytes(r, 16);
         size_t index;
         struct mtopic *t = r->err ? NULL : topic_by_id(c, id.ptr, &index);
-        if (!t)
+        if (!t) {
+            /* A snapshot (image_encode) lists the ids of deleted topics this way. */
+            if (!r->err)
+                hmap_put(&c->deleted_ids, id, c);
             return;
+        }
         notify(c, CLUSTER_TOPIC_DELETED, t);
         hmap_put(&c->deleted_ids, (struct slice){t->id, 16}, c);
         c->partition_total -= t->partition_count;
@@ -428,6 +432,75 @@ static void add_broker_record(struct change *ch, int32_t node_id, const char *ho
     put_str(&ch->body, host);
     buf_put_i32(&ch->body, port);
     put_str(&ch->body, rack);
+}
+
+/*
+ * The image as log entries, for a snapshot (and recovery's rewrite): replayed in order by
+ * apply_entry into an empty image, they rebuild this one, so encode and decode are one
+ * record format. Entry 0: the brokers and the producer-id block (moved on by
+ * producer_id_gap); then, if any topic was ever deleted, one entry of RemoveTopicRecords
+ * naming the deleted ids (applied to an image without such a topic, each only records
+ * the deletion, which start-up uses to remove directories a crash left behind); then one
+ * entry per topic, in creation order: TopicRecord, its ConfigRecords in order, and a
+ * PartitionRecord per partition with its whole state. *out (malloc'd, each buf owned)
+ * gets the entries; returns how many.
+ */
+static size_t image_encode(const struct cluster *c, int64_t producer_id_gap, struct buf **out)
+{
+    ASSERT(producer_id_gap >= 0 && c->next_producer_id <= INT64_MAX - producer_id_gap);
+    size_t n = 0;
+    struct buf *entries = xcalloc(c->topic_count + 2, sizeof *entries);
+    struct change ch;
+    change_init(&ch);
+    for (size_t i = 0; i < c->broker_count; i++) {
+        const struct mbroker *b = &c->brokers[i];
+        add_broker_record(&ch, b->node_id, b->host, b->port, b->rack);
+    }
+    change_record(&ch, REC_PRODUCER_IDS);
+    buf_put_i32(&ch.body, c->node_id);
+    buf_put_i64(&ch.body, c->next_producer_id + producer_id_gap);
+    change_finish(&ch, &entries[n++]);
+    if (c->deleted_ids.count > 0) {
+        change_init(&ch);
+        struct slice id;
+        void *unused;
+        for (size_t it = 0; hmap_next(&c->deleted_ids, &it, &id, &unused);) {
+            ASSERT(id.len == 16);
+            change_record(&ch, REC_REMOVE_TOPIC);
+            buf_append(&ch.body, id.ptr, 16);
+        }
+        change_finish(&ch, &entries[n++]);
+    }
+    for (size_t i = 0; i < c->topic_count; i++) {
+        const struct mtopic *t = c->topics[i];
+        change_init(&ch);
+        change_record(&ch, REC_TOPIC);
+        put_str(&ch.body, t->name);
+        buf_append(&ch.body, t->id, 16);
+        for (size_t k = 0; k < t->config_count; k++)
+            add_config_record(&ch, t->name, t->configs[k].name, t->configs[k].value);
+        for (int32_t p = 0; p < t->partition_count; p++)
+            add_partition_state(&ch, t->id, &t->partitions[p]);
+        change_finish(&ch, &entries[n++]);
+    }
+    *out = entries;
+    return n;
+}
+
+static void image_entries_free(struct buf *entries, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf_free(&entries[i]);
+    free(entries);
+}
+
+/* Slices over entries, for the quorum (malloc'd). */
+static struct slice *image_slices(const struct buf *entries, size_t n)
+{
+    struct slice *s = xcalloc(n ? n : 1, sizeof *s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (struct slice){entries[i].data, entries[i].len};
+    return s;
 }
 
 /* ---- cluster id and meta.properties ---- */
@@ -1254,40 +1327,13 @@ int cluster_recover_topic(struct cluster *c, const char *name, const uint8_t *id
 
 int cluster_rewrite_log(struct cluster *c, int64_t producer_id_gap, char **kept_path)
 {
-    ASSERT(producer_id_gap >= 0 && c->next_producer_id <= INT64_MAX - producer_id_gap);
-    size_t n = c->topic_count + 1;
-    struct buf *entries = xcalloc(n, sizeof *entries);
-    struct slice *payloads = xcalloc(n, sizeof *payloads);
-    struct change ch;
-    change_init(&ch);
-    for (size_t i = 0; i < c->broker_count; i++) {
-        const struct mbroker *b = &c->brokers[i];
-        add_broker_record(&ch, b->node_id, b->host, b->port, b->rack);
-    }
-    change_record(&ch, REC_PRODUCER_IDS);
-    buf_put_i32(&ch.body, c->node_id);
-    buf_put_i64(&ch.body, c->next_producer_id + producer_id_gap);
-    change_finish(&ch, &entries[0]);
-    for (size_t i = 0; i < c->topic_count; i++) {
-        const struct mtopic *t = c->topics[i];
-        change_init(&ch);
-        change_record(&ch, REC_TOPIC);
-        put_str(&ch.body, t->name);
-        buf_append(&ch.body, t->id, 16);
-        for (size_t k = 0; k < t->config_count; k++)
-            add_config_record(&ch, t->name, t->configs[k].name, t->configs[k].value);
-        for (int32_t p = 0; p < t->partition_count; p++)
-            add_partition_state(&ch, t->id, &t->partitions[p]);
-        change_finish(&ch, &entries[i + 1]);
-    }
-    for (size_t i = 0; i < n; i++)
-        payloads[i] = (struct slice){entries[i].data, entries[i].len};
+    struct buf *entries;
+    size_t n = image_encode(c, producer_id_gap, &entries);
+    struct slice *payloads = image_slices(entries, n);
     int rc = quorum_replace(c->log, payloads, n, kept_path);
     if (rc == 0)
         c->next_producer_id += producer_id_gap;
-    for (size_t i = 0; i < n; i++)
-        buf_free(&entries[i]);
-    free(entries);
+    image_entries_free(entries, n);
     free(payloads);
     return rc == 0 ? 0 : CLUSTER_ERR_IO;
 }
