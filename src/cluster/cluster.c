@@ -56,6 +56,8 @@ struct cluster {
     struct op *queue, *queue_tail; /* submitted, not yet checked and written */
     struct op *writing;            /* checked, encoded and being written; or NULL */
     bool pumping;                  /* pump() is on the stack: it picks up new submissions */
+    bool snapshotting;             /* a snapshot is being written (no change is) */
+    int snapshot_rc;               /* quorum_snapshot_write's answer, set on the runner's thread */
 };
 
 /* ---- record encoding helpers ---- */
@@ -633,8 +635,15 @@ int cluster_open(const struct cluster_options *opts, struct cluster **out)
         cluster_close(c);
         return rc == -EBADMSG ? CLUSTER_ERR_CORRUPT : CLUSTER_ERR_IO; /* rc is a -errno */
     }
-    if (!opts->salvage)
+    if (!opts->salvage) {
+        struct quorum_snapshot_policy policy = {
+            .max_log_bytes = opts->snapshot_max_bytes > 0 ? (uint64_t)opts->snapshot_max_bytes
+                                                          : CLUSTER_SNAPSHOT_MAX_BYTES_DEFAULT,
+            .max_interval_ms = MAX(opts->snapshot_interval_ms, 0),
+        };
+        quorum_set_snapshot_policy(c->log, &policy);
         rc = load_or_create_meta(c, opts->metadata_dir, opts->cluster_id);
+    }
     if (rc != 0) {
         cluster_close(c);
         return rc < 0 && rc >= CLUSTER_ERR_LIMIT ? rc : CLUSTER_ERR_IO;
@@ -649,7 +658,7 @@ void cluster_close(struct cluster *c)
         return;
     /* The runner finished every write before its owner let the cluster go; what never
      * had its turn is refused. */
-    ASSERT(!c->writing);
+    ASSERT(!c->writing && !c->snapshotting);
     while (c->queue) {
         struct op *op = c->queue;
         c->queue = op->next;
@@ -1117,6 +1126,55 @@ static void finish_write(struct op *op)
 
 static void pump(struct cluster *c);
 
+/* ---- snapshots: written between two changes, where changes are written ----
+ *
+ * When a change has completed and the quorum says a snapshot is due (quorum.h: the
+ * log's size or the age of the oldest change in no snapshot), the image is encoded here,
+ * on the caller's thread that owns it, and handed to the quorum; the write (snapshot,
+ * then the log without what it covers, each with its fsyncs) runs on the runner's thread
+ * like a change's, and the next change waits for it, so the storage is never written
+ * from two threads. The change that made the snapshot due has been reported already. */
+
+static void write_snapshot_work(void *arg)
+{
+    struct cluster *c = arg;
+    c->snapshot_rc = quorum_snapshot_write(c->log);
+}
+
+static void finish_snapshot(struct cluster *c)
+{
+    ASSERT(c->snapshotting);
+    quorum_snapshot_done(c->log, c->snapshot_rc);
+    c->snapshotting = false;
+}
+
+static void snapshot_written(void *arg)
+{
+    struct cluster *c = arg;
+    finish_snapshot(c);
+    pump(c);
+}
+
+static void start_snapshot(struct cluster *c)
+{
+    ASSERT(!c->writing && !c->snapshotting);
+    struct buf *entries;
+    size_t n = image_encode(c, 0, &entries);
+    struct slice *payloads = image_slices(entries, n);
+    int rc = quorum_snapshot_begin(c->log, payloads, n);
+    image_entries_free(entries, n);
+    free(payloads);
+    if (rc != 0)
+        return; /* logged; the quorum takes no more snapshots */
+    c->snapshotting = true;
+    if (c->runner.run) {
+        c->runner.run(c->runner.runner_arg, write_snapshot_work, snapshot_written, c);
+    } else {
+        write_snapshot_work(c);
+        finish_snapshot(c);
+    }
+}
+
 static void op_written(void *arg)
 {
     struct op *op = arg;
@@ -1137,14 +1195,21 @@ static void start_write(struct op *op)
     }
 }
 
-/* Starts the next change when none is being written. Not re-entered: a change
- * submitted from a done callback is picked up by the loop already running. */
+/* Starts the next write when none is running: a snapshot if one is due, else the next
+ * change. Not re-entered: a change submitted from a done callback is picked up by the
+ * loop already running. */
 static void pump(struct cluster *c)
 {
     if (c->pumping)
         return;
     c->pumping = true;
-    while (!c->writing && c->queue) {
+    while (!c->writing && !c->snapshotting) {
+        if (quorum_snapshot_due(c->log)) {
+            start_snapshot(c);
+            continue;
+        }
+        if (!c->queue)
+            break;
         struct op *op = c->queue;
         c->queue = op->next;
         if (!c->queue)
@@ -1203,7 +1268,7 @@ void cluster_set_runner(struct cluster *c, const struct cluster_runner *runner)
 
 bool cluster_busy(const struct cluster *c)
 {
-    return c->writing || c->queue;
+    return c->writing || c->snapshotting || c->queue;
 }
 
 void cluster_forget(struct cluster *c, void *arg)
