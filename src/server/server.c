@@ -178,6 +178,8 @@ int server_create(const struct broker_config *cfg, struct server **out)
         .node_id = cfg->node_id,
         .max_partitions =
             cfg->max_partitions > 0 ? cfg->max_partitions : server_default_max_partitions(),
+        .snapshot_max_bytes = cfg->metadata_snapshot_max_bytes,
+        .snapshot_interval_ms = cfg->metadata_snapshot_interval_ms,
     };
     if (cluster_open(&co, &s->cluster) != 0) {
         log_error("server", "cannot open the metadata log in %s", meta_dir);
