@@ -180,12 +180,13 @@ uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len);
 int64_t time_wall_ms(void); /* CLOCK_REALTIME, ms since the epoch */
 int64_t time_mono_ms(void); /* CLOCK_MONOTONIC */
 int64_t time_mono_ns(void);
-/* A fake clock, for deterministic tests only (tests/unit/server/interaction.c): from
- * time_set_fake on, the three clocks above return the values set, moved only by
- * time_advance_fake (both clocks by ms), in every thread of the process. Nothing in the
- * broker calls these. */
+/* A fake clock, for deterministic tests only (tests/unit/server/interaction.c,
+ * tests/unit/cluster): from time_set_fake on, the three clocks above return the values
+ * set, moved only by time_advance_fake (both clocks by ms), in every thread of the
+ * process, until time_clear_fake. Nothing in the broker calls these. */
 void time_set_fake(int64_t mono_ms, int64_t wall_ms);
 void time_advance_fake(int64_t ms);
+void time_clear_fake(void);
 
 /* ---- logging: log_info("storage", "...", ...) ---- */
 enum log_level { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };

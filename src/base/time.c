@@ -48,3 +48,8 @@ void time_advance_fake(int64_t ms)
     atomic_fetch_add(&fake_mono_ms, ms);
     atomic_fetch_add(&fake_wall_ms, ms);
 }
+
+void time_clear_fake(void)
+{
+    atomic_store(&fake_on, false);
+}

@@ -56,6 +56,8 @@ struct cluster {
     struct op *queue, *queue_tail; /* submitted, not yet checked and written */
     struct op *writing;            /* checked, encoded and being written; or NULL */
     bool pumping;                  /* pump() is on the stack: it picks up new submissions */
+    bool snapshotting;             /* a snapshot is being written (no change is) */
+    int snapshot_rc;               /* quorum_snapshot_write's answer, set on the runner's thread */
 };
 
 /* ---- record encoding helpers ---- */
@@ -306,8 +308,12 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         struct slice id = rd_bytes(r, 16);
         size_t index;
         struct mtopic *t = r->err ? NULL : topic_by_id(c, id.ptr, &index);
-        if (!t)
+        if (!t) {
+            /* A snapshot (image_encode) lists the ids of deleted topics this way. */
+            if (!r->err)
+                hmap_put(&c->deleted_ids, id, c);
             return;
+        }
         notify(c, CLUSTER_TOPIC_DELETED, t, -1);
         hmap_put(&c->deleted_ids, (struct slice){t->id, 16}, c);
         c->partition_total -= t->partition_count;
@@ -456,6 +462,75 @@ static void add_broker_record(struct change *ch, int32_t node_id, const char *ho
     put_str(&ch->body, rack);
 }
 
+/*
+ * The image as log entries, for a snapshot (and recovery's rewrite): replayed in order by
+ * apply_entry into an empty image, they rebuild this one, so encode and decode are one
+ * record format. Entry 0: the brokers and the producer-id block (moved on by
+ * producer_id_gap); then, if any topic was ever deleted, one entry of RemoveTopicRecords
+ * naming the deleted ids (applied to an image without such a topic, each only records
+ * the deletion, which start-up uses to remove directories a crash left behind); then one
+ * entry per topic, in creation order: TopicRecord, its ConfigRecords in order, and a
+ * PartitionRecord per partition with its whole state. *out (malloc'd, each buf owned)
+ * gets the entries; returns how many.
+ */
+static size_t image_encode(const struct cluster *c, int64_t producer_id_gap, struct buf **out)
+{
+    ASSERT(producer_id_gap >= 0 && c->next_producer_id <= INT64_MAX - producer_id_gap);
+    size_t n = 0;
+    struct buf *entries = xcalloc(c->topic_count + 2, sizeof *entries);
+    struct change ch;
+    change_init(&ch);
+    for (size_t i = 0; i < c->broker_count; i++) {
+        const struct mbroker *b = &c->brokers[i];
+        add_broker_record(&ch, b->node_id, b->host, b->port, b->rack);
+    }
+    change_record(&ch, REC_PRODUCER_IDS);
+    buf_put_i32(&ch.body, c->node_id);
+    buf_put_i64(&ch.body, c->next_producer_id + producer_id_gap);
+    change_finish(&ch, &entries[n++]);
+    if (c->deleted_ids.count > 0) {
+        change_init(&ch);
+        struct slice id;
+        void *unused;
+        for (size_t it = 0; hmap_next(&c->deleted_ids, &it, &id, &unused);) {
+            ASSERT(id.len == 16);
+            change_record(&ch, REC_REMOVE_TOPIC);
+            buf_append(&ch.body, id.ptr, 16);
+        }
+        change_finish(&ch, &entries[n++]);
+    }
+    for (size_t i = 0; i < c->topic_count; i++) {
+        const struct mtopic *t = c->topics[i];
+        change_init(&ch);
+        change_record(&ch, REC_TOPIC);
+        put_str(&ch.body, t->name);
+        buf_append(&ch.body, t->id, 16);
+        for (size_t k = 0; k < t->config_count; k++)
+            add_config_record(&ch, t->name, t->configs[k].name, t->configs[k].value);
+        for (int32_t p = 0; p < t->partition_count; p++)
+            add_partition_state(&ch, t->id, &t->partitions[p]);
+        change_finish(&ch, &entries[n++]);
+    }
+    *out = entries;
+    return n;
+}
+
+static void image_entries_free(struct buf *entries, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf_free(&entries[i]);
+    free(entries);
+}
+
+/* Slices over entries, for the quorum (malloc'd). */
+static struct slice *image_slices(const struct buf *entries, size_t n)
+{
+    struct slice *s = xcalloc(n ? n : 1, sizeof *s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (struct slice){entries[i].data, entries[i].len};
+    return s;
+}
+
 /* ---- cluster id and meta.properties ---- */
 
 /* Fills buf from /dev/urandom; falls back to clock bits, which is enough for ids
@@ -586,8 +661,15 @@ int cluster_open(const struct cluster_options *opts, struct cluster **out)
         cluster_close(c);
         return rc == -EBADMSG ? CLUSTER_ERR_CORRUPT : CLUSTER_ERR_IO; /* rc is a -errno */
     }
-    if (!opts->salvage)
+    if (!opts->salvage) {
+        struct quorum_snapshot_policy policy = {
+            .max_log_bytes = opts->snapshot_max_bytes > 0 ? (uint64_t)opts->snapshot_max_bytes
+                                                          : CLUSTER_SNAPSHOT_MAX_BYTES_DEFAULT,
+            .max_interval_ms = MAX(opts->snapshot_interval_ms, 0),
+        };
+        quorum_set_snapshot_policy(c->log, &policy);
         rc = load_or_create_meta(c, opts->metadata_dir, opts->cluster_id);
+    }
     if (rc != 0) {
         cluster_close(c);
         return rc < 0 && rc >= CLUSTER_ERR_LIMIT ? rc : CLUSTER_ERR_IO;
@@ -602,7 +684,7 @@ void cluster_close(struct cluster *c)
         return;
     /* The runner finished every write before its owner let the cluster go; what never
      * had its turn is refused. */
-    ASSERT(!c->writing);
+    ASSERT(!c->writing && !c->snapshotting);
     while (c->queue) {
         struct op *op = c->queue;
         c->queue = op->next;
@@ -1152,6 +1234,55 @@ static void finish_write(struct op *op)
 
 static void pump(struct cluster *c);
 
+/* ---- snapshots: written between two changes, where changes are written ----
+ *
+ * When a change has completed and the quorum says a snapshot is due (quorum.h: the
+ * log's size or the age of the oldest change in no snapshot), the image is encoded here,
+ * on the caller's thread that owns it, and handed to the quorum; the write (snapshot,
+ * then the log without what it covers, each with its fsyncs) runs on the runner's thread
+ * like a change's, and the next change waits for it, so the storage is never written
+ * from two threads. The change that made the snapshot due has been reported already. */
+
+static void write_snapshot_work(void *arg)
+{
+    struct cluster *c = arg;
+    c->snapshot_rc = quorum_snapshot_write(c->log);
+}
+
+static void finish_snapshot(struct cluster *c)
+{
+    ASSERT(c->snapshotting);
+    quorum_snapshot_done(c->log, c->snapshot_rc);
+    c->snapshotting = false;
+}
+
+static void snapshot_written(void *arg)
+{
+    struct cluster *c = arg;
+    finish_snapshot(c);
+    pump(c);
+}
+
+static void start_snapshot(struct cluster *c)
+{
+    ASSERT(!c->writing && !c->snapshotting);
+    struct buf *entries;
+    size_t n = image_encode(c, 0, &entries);
+    struct slice *payloads = image_slices(entries, n);
+    int rc = quorum_snapshot_begin(c->log, payloads, n);
+    image_entries_free(entries, n);
+    free(payloads);
+    if (rc != 0)
+        return; /* logged; the quorum takes no more snapshots */
+    c->snapshotting = true;
+    if (c->runner.run) {
+        c->runner.run(c->runner.runner_arg, write_snapshot_work, snapshot_written, c);
+    } else {
+        write_snapshot_work(c);
+        finish_snapshot(c);
+    }
+}
+
 static void op_written(void *arg)
 {
     struct op *op = arg;
@@ -1172,14 +1303,21 @@ static void start_write(struct op *op)
     }
 }
 
-/* Starts the next change when none is being written. Not re-entered: a change
- * submitted from a done callback is picked up by the loop already running. */
+/* Starts the next write when none is running: a snapshot if one is due, else the next
+ * change. Not re-entered: a change submitted from a done callback is picked up by the
+ * loop already running. */
 static void pump(struct cluster *c)
 {
     if (c->pumping)
         return;
     c->pumping = true;
-    while (!c->writing && c->queue) {
+    while (!c->writing && !c->snapshotting) {
+        if (quorum_snapshot_due(c->log)) {
+            start_snapshot(c);
+            continue;
+        }
+        if (!c->queue)
+            break;
         struct op *op = c->queue;
         c->queue = op->next;
         if (!c->queue)
@@ -1238,7 +1376,7 @@ void cluster_set_runner(struct cluster *c, const struct cluster_runner *runner)
 
 bool cluster_busy(const struct cluster *c)
 {
-    return c->writing || c->queue;
+    return c->writing || c->snapshotting || c->queue;
 }
 
 void cluster_forget(struct cluster *c, void *arg)
@@ -1390,40 +1528,13 @@ int cluster_recover_topic(struct cluster *c, const char *name, const uint8_t *id
 
 int cluster_rewrite_log(struct cluster *c, int64_t producer_id_gap, char **kept_path)
 {
-    ASSERT(producer_id_gap >= 0 && c->next_producer_id <= INT64_MAX - producer_id_gap);
-    size_t n = c->topic_count + 1;
-    struct buf *entries = xcalloc(n, sizeof *entries);
-    struct slice *payloads = xcalloc(n, sizeof *payloads);
-    struct change ch;
-    change_init(&ch);
-    for (size_t i = 0; i < c->broker_count; i++) {
-        const struct mbroker *b = &c->brokers[i];
-        add_broker_record(&ch, b->node_id, b->host, b->port, b->rack);
-    }
-    change_record(&ch, REC_PRODUCER_IDS);
-    buf_put_i32(&ch.body, c->node_id);
-    buf_put_i64(&ch.body, c->next_producer_id + producer_id_gap);
-    change_finish(&ch, &entries[0]);
-    for (size_t i = 0; i < c->topic_count; i++) {
-        const struct mtopic *t = c->topics[i];
-        change_init(&ch);
-        change_record(&ch, REC_TOPIC);
-        put_str(&ch.body, t->name);
-        buf_append(&ch.body, t->id, 16);
-        for (size_t k = 0; k < t->config_count; k++)
-            add_config_record(&ch, t->name, t->configs[k].name, t->configs[k].value);
-        for (int32_t p = 0; p < t->partition_count; p++)
-            add_partition_state(&ch, t->id, &t->partitions[p]);
-        change_finish(&ch, &entries[i + 1]);
-    }
-    for (size_t i = 0; i < n; i++)
-        payloads[i] = (struct slice){entries[i].data, entries[i].len};
+    struct buf *entries;
+    size_t n = image_encode(c, producer_id_gap, &entries);
+    struct slice *payloads = image_slices(entries, n);
     int rc = quorum_replace(c->log, payloads, n, kept_path);
     if (rc == 0)
         c->next_producer_id += producer_id_gap;
-    for (size_t i = 0; i < n; i++)
-        buf_free(&entries[i]);
-    free(entries);
+    image_entries_free(entries, n);
     free(payloads);
     return rc == 0 ? 0 : CLUSTER_ERR_IO;
 }

@@ -100,7 +100,17 @@ struct cluster_options {
     /* samsa.max.partitions: creations that would take the partitions of all topics
      * past it are refused (CLUSTER_ERR_LIMIT); <= 0 means unbounded. */
     int64_t max_partitions;
+    /* Kafka's metadata.log.max.record.bytes.between.snapshots: once the metadata log
+     * (raft.log) holds this many bytes after the latest snapshot, a change's completion
+     * writes a new snapshot of the image and drops the log it covers. 0: Kafka's default,
+     * CLUSTER_SNAPSHOT_MAX_BYTES_DEFAULT. */
+    int64_t snapshot_max_bytes;
+    /* Kafka's metadata.log.max.snapshot.interval.ms: a snapshot is also written when a
+     * change in no snapshot was applied this long ago (checked as changes complete).
+     * 0: never (Kafka's meaning of 0; its default is 3600000). */
+    int64_t snapshot_interval_ms;
 };
+#define CLUSTER_SNAPSHOT_MAX_BYTES_DEFAULT 20971520 /* Kafka's, 20 MiB */
 
 /* Opens (creating if new) the metadata log and replays it into the image. A torn tail
  * (the unacknowledged entry a crash cut short) is truncated; other damage returns
@@ -157,14 +167,16 @@ struct cluster_result {
 typedef void (*cluster_done_fn)(void *arg, const struct cluster_result *res);
 
 /* run(runner_arg, work, finished, arg): runs work(arg) somewhere else, then
- * finished(arg) back on the submitting thread. One change is in flight at a time. */
+ * finished(arg) back on the submitting thread. One write is in flight at a time: a
+ * change's, or a snapshot's (the image written as a new snapshot of the metadata log, and
+ * the log it covers dropped; see snapshot_max_bytes), which runs between two changes. */
 struct cluster_runner {
     void (*run)(void *runner_arg, void (*work)(void *arg), void (*finished)(void *arg), void *arg);
     void *runner_arg;
 };
 /* NULL: changes are written inside the submitting call from then on. */
 void cluster_set_runner(struct cluster *c, const struct cluster_runner *runner);
-/* A change is being written or waits for its turn. */
+/* A change or a snapshot is being written, or a change waits for its turn. */
 bool cluster_busy(const struct cluster *c);
 /* Forgets the callbacks of every change submitted with this arg (a request that gave up
  * waiting): the changes themselves still happen. */

@@ -33,6 +33,14 @@ struct quorum {
     bool failed; /* a write failed: no more proposals until restart */
     int32_t node_id;
     size_t applied_entries;
+    /* Snapshots (quorum.h). */
+    struct quorum_snapshot_policy policy;
+    bool unsnapshotted;             /* a change applied is in no snapshot yet... */
+    int64_t unsnapshotted_since_ms; /* ...the oldest such was applied then (monotonic) */
+    bool snapshots_off;             /* the image outgrew a snapshot: none until restart */
+    struct raft_snapshot snap;      /* taken by quorum_snapshot_begin (data owned) */
+    size_t snap_entries;
+    bool snap_pending; /* between quorum_snapshot_begin and quorum_snapshot_done */
 };
 
 static char *path_in(const char *dir, const char *name)
@@ -98,6 +106,10 @@ static void apply_entries(struct quorum *q, const struct raft_entry *ents, size_
             continue;
         q->apply(q->apply_arg, (struct slice){ents[i].data, ents[i].len});
         q->applied_entries++;
+        if (!q->unsnapshotted) {
+            q->unsnapshotted = true;
+            q->unsnapshotted_since_ms = time_mono_ms();
+        }
     }
 }
 
@@ -199,6 +211,111 @@ int quorum_propose(struct quorum *q, const uint8_t *entry, size_t len)
     drain_ready(q);
     ASSERT(q->rd_pending); /* the new entry must be written */
     return 0;
+}
+
+/* ---- snapshots of the image (quorum.h) ----
+ *
+ * Only ever taken while the quorum is idle: with one voter everything durable is then
+ * committed and applied, so the snapshot's index is the last index of the log, and
+ * raft_storage_save, which rewrites raft.log with the entries after a snapshot it saves,
+ * has none to keep. Ordering (raft_storage_save): the snapshot is durable under its name
+ * before raft.log is replaced, so every crash point leaves a snapshot and a log that
+ * together hold every acknowledged change (recovery skips log entries a snapshot covers).
+ * The encoding and the core's bookkeeping run on the caller's thread, the writes and
+ * fsyncs wherever the caller runs quorum_snapshot_write (the broker: its metadata
+ * thread). */
+
+void quorum_set_snapshot_policy(struct quorum *q, const struct quorum_snapshot_policy *p)
+{
+    q->policy = *p;
+}
+
+bool quorum_snapshot_due(const struct quorum *q)
+{
+    if (!q->raft || q->failed || q->rd_pending || q->snap_pending || q->snapshots_off)
+        return false;
+    struct raft_status st;
+    raft_status(q->raft, &st);
+    if (st.applied <= st.snapshot_index)
+        return false;
+    if (q->policy.max_log_bytes && raft_storage_log_bytes(q->store) >= q->policy.max_log_bytes)
+        return true;
+    return q->policy.max_interval_ms > 0 && q->unsnapshotted &&
+           time_mono_ms() - q->unsnapshotted_since_ms >= q->policy.max_interval_ms;
+}
+
+int quorum_snapshot_begin(struct quorum *q, const struct slice *entries, size_t n)
+{
+    ASSERT(q->raft && !q->rd_pending && !q->snap_pending && !q->failed);
+    struct raft_status st;
+    raft_status(q->raft, &st);
+    /* Idle: everything in the log is durable and applied (see above). */
+    ASSERT(st.applied == st.last_index && st.stable_index == st.last_index);
+    ASSERT(st.applied > st.snapshot_index);
+    struct raft_restore stored;
+    raft_storage_restore(q->store, &stored);
+    ASSERT((stored.n_entries  ? stored.entries[stored.n_entries - 1].index
+            : stored.snapshot ? stored.snapshot->index
+                              : 0) == st.last_index);
+    struct buf data;
+    buf_init(&data);
+    for (size_t i = 0; i < n; i++)
+        snapshot_add(&data, entries[i]);
+    uint64_t term = 0;
+    bool known = raft_term_at(q->raft, st.applied, &term);
+    ASSERT(known);
+    /* Keeps a copy to send to followers; drops every entry it covers from memory. */
+    if (raft_snapshot_create(q->raft, data.data, data.len, 0) != 0) {
+        ASSERT(data.len > RAFT_MAX_SNAPSHOT_BYTES); /* the only other refusals are asserted */
+        log_error("cluster",
+                  "the metadata image (%zu bytes) does not fit a snapshot (at most %u bytes): "
+                  "no more snapshots until the broker restarts, and %s keeps growing",
+                  data.len, RAFT_MAX_SNAPSHOT_BYTES, q->path);
+        q->snapshots_off = true;
+        buf_free(&data);
+        return -EFBIG;
+    }
+    q->snap = (struct raft_snapshot){
+        .index = st.applied,
+        .term = term,
+        .conf = st.conf,
+        .len = (uint32_t)data.len,
+        .data = data.data}; /* the buffer is handed over; freed by quorum_snapshot_done */
+    q->snap_entries = n;
+    q->snap_pending = true;
+    return 0;
+}
+
+int quorum_snapshot_write(struct quorum *q)
+{
+    ASSERT(q->snap_pending);
+    /* No hard state and no entries: the log is rewritten with the stored hard state and
+     * the (no) entries after the snapshot. */
+    struct raft_ready rd = {.snapshot = &q->snap};
+    return raft_storage_save(q->store, &rd, true);
+}
+
+void quorum_snapshot_done(struct quorum *q, int write_rc)
+{
+    ASSERT(q->snap_pending);
+    q->snap_pending = false;
+    if (write_rc != 0) {
+        /* The storage takes no more saves; the files hold a whole snapshot and log. */
+        q->failed = true;
+        log_error("cluster",
+                  "writing a snapshot of the metadata log %s failed; metadata changes are "
+                  "refused until the broker restarts (nothing written before is lost)",
+                  q->path);
+    } else {
+        q->unsnapshotted = false;
+        log_info("cluster",
+                 "wrote a metadata snapshot at index %llu (%zu entries, %u bytes); %s is now "
+                 "%llu bytes",
+                 (unsigned long long)q->snap.index, q->snap_entries, q->snap.len, q->path,
+                 (unsigned long long)raft_storage_log_bytes(q->store));
+    }
+    free(q->snap.data);
+    q->snap = (struct raft_snapshot){0};
 }
 
 /* ---- opening ---- */
@@ -452,7 +569,8 @@ void quorum_close(struct quorum *q)
 {
     if (!q)
         return;
-    ASSERT(!q->rd_pending || q->failed);
+    ASSERT((!q->rd_pending && !q->snap_pending) || q->failed);
+    free(q->snap.data);
     raft_free(q->raft);
     raft_storage_close(q->store);
     free(q->dir);

@@ -12,9 +12,19 @@
  * rules (a damaged old log is refused, never guessed at). The old file is then kept as
  * metadata.log.migrated-<ms>. `samsa metadata recover` writes one as well.
  *
+ * Later snapshots compact the log: once raft.log holds max_log_bytes (Kafka's
+ * metadata.log.max.record.bytes.between.snapshots), or a change applied max_interval_ms
+ * ago is in no snapshot yet (metadata.log.max.snapshot.interval.ms), the caller hands
+ * over the image as such entries and the quorum writes it as the snapshot at the applied
+ * index, then drops the log it covers (raft_storage_save: snapshot.tmp, fdatasync,
+ * rename, fsync of the dir, and only then raft.log rewritten the same way). A crash at any
+ * point leaves the old snapshot and log, or the new snapshot beside a log whose covered
+ * entries recovery skips, or the new snapshot and the short log: the same image.
+ *
  * A change: quorum_propose (caller's thread), quorum_persist (any one thread: writes and
- * fdatasyncs), quorum_advance (caller's thread: applies what is committed). One change
- * at a time. */
+ * fdatasyncs), quorum_advance (caller's thread: applies what is committed). A snapshot:
+ * quorum_snapshot_due, quorum_snapshot_begin (caller's thread), quorum_snapshot_write (any
+ * one thread), quorum_snapshot_done (caller's thread). One change or snapshot at a time. */
 #ifndef SAMSA_CLUSTER_QUORUM_H
 #define SAMSA_CLUSTER_QUORUM_H
 
@@ -44,6 +54,25 @@ int quorum_persist(struct quorum *q);
  * apply. Returns 0 when the proposal is committed and applied, 1 when quorum_persist must
  * run again first (never on one voter), or -EIO when the write failed. */
 int quorum_advance(struct quorum *q, int persist_rc);
+/* When to snapshot; 0 turns a condition off. The default policy is all zero: never. */
+struct quorum_snapshot_policy {
+    uint64_t max_log_bytes;  /* raft.log at least this long */
+    int64_t max_interval_ms; /* the oldest change in no snapshot applied this long ago */
+};
+void quorum_set_snapshot_policy(struct quorum *q, const struct quorum_snapshot_policy *p);
+/* Whether a snapshot is due now: no change is between propose and advance, something is
+ * applied beyond the last snapshot, and the policy says so. The clock is read here. */
+bool quorum_snapshot_due(const struct quorum *q);
+/* Takes the snapshot: entries (borrowed for the call) rebuild the image as of everything
+ * applied. The Raft core drops the entries it covers from memory. 0, or -EFBIG when the
+ * image passes RAFT_MAX_SNAPSHOT_BYTES (logged; no snapshot is taken again until restart,
+ * and the log keeps growing). Then quorum_snapshot_write, then quorum_snapshot_done. */
+int quorum_snapshot_begin(struct quorum *q, const struct slice *entries, size_t n);
+/* Writes the snapshot and drops the log it covers, with every fsync. Any one thread. */
+int quorum_snapshot_write(struct quorum *q);
+/* Caller's thread, after quorum_snapshot_write returned write_rc. A failed write refuses
+ * every later change, as a failed change does (what is on disk is still whole). */
+void quorum_snapshot_done(struct quorum *q, int write_rc);
 /* Recovery: replaces the log with a snapshot of exactly these entries; the old files are
  * kept beside (the first kept path in *kept_path, malloc'd, NULL if none). */
 int quorum_replace(struct quorum *q, const struct slice *entries, size_t n, char **kept_path);

@@ -59,6 +59,8 @@ static const struct key_def keys[] = {
     {"connections.max.idle.ms", K_LONG, "600000", 1},
     {"max.connections", K_INT, "10000", 1},
     {"samsa.max.partitions", K_LONG, NULL, 1},
+    {"metadata.log.max.record.bytes.between.snapshots", K_LONG, "20971520", 1},
+    {"metadata.log.max.snapshot.interval.ms", K_LONG, "3600000", 0},
     {"max.connections.per.ip", K_INT, "2147483647", 0},
     {"max.connections.per.ip.overrides", K_STRING, "", 0},
     {"queued.max.requests", K_INT, "500", 1},
@@ -343,6 +345,8 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("max.connections", max_connections, int32_t);
     c->max_partitions = 0; /* unset: server_default_max_partitions() */
     NUM("samsa.max.partitions", max_partitions, int64_t);
+    NUM("metadata.log.max.record.bytes.between.snapshots", metadata_snapshot_max_bytes, int64_t);
+    NUM("metadata.log.max.snapshot.interval.ms", metadata_snapshot_interval_ms, int64_t);
     c->max_connections_per_ip = INT32_MAX; /* stays so when set to "" or invalid */
     NUM("max.connections.per.ip", max_connections_per_ip, int32_t);
     NUM("queued.max.requests", queued_max_requests, int32_t);

@@ -33,7 +33,11 @@ struct broker_config {
     int32_t socket_request_max_bytes;
     int64_t connections_max_idle_ms;
     int32_t max_connections;
-    int64_t max_partitions;         /* samsa.max.partitions; 0: server_default_max_partitions() */
+    int64_t max_partitions; /* samsa.max.partitions; 0: server_default_max_partitions() */
+    /* metadata.log.max.record.bytes.between.snapshots, metadata.log.max.snapshot.interval.ms
+     * (0: no time-based snapshots) */
+    int64_t metadata_snapshot_max_bytes;
+    int64_t metadata_snapshot_interval_ms;
     int32_t max_connections_per_ip; /* max.connections.per.ip */
     struct net_ip_limit *ip_limits; /* max.connections.per.ip.overrides, parsed (owned) */
     size_t ip_limit_count;

@@ -191,6 +191,8 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         .node_id = cfg->node_id,
         .max_partitions =
             cfg->max_partitions > 0 ? cfg->max_partitions : server_default_max_partitions(),
+        .snapshot_max_bytes = cfg->metadata_snapshot_max_bytes,
+        .snapshot_interval_ms = cfg->metadata_snapshot_interval_ms,
     };
     if (cluster_open(&co, &s->cluster) != 0) {
         log_error("server", "cannot open the metadata log in %s", meta_dir);

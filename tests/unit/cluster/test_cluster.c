@@ -796,6 +796,272 @@ static void test_runner_and_forget(void **state)
     cluster_close(c);
 }
 
+/* ---- snapshots of the image (metadata.log.max.record.bytes.between.snapshots) ---- */
+
+static struct cluster *open_cluster_snap(struct fixture *f, int64_t max_bytes, int64_t interval_ms)
+{
+    struct cluster_options o = {.metadata_dir = f->dir,
+                                .node_id = 1,
+                                .snapshot_max_bytes = max_bytes,
+                                .snapshot_interval_ms = interval_ms};
+    struct cluster *c = NULL;
+    assert_int_equal(cluster_open(&o, &c), 0);
+    return c;
+}
+
+static bool has_file(struct fixture *f, const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* Copies dir/from to dir/to, or only its first `limit` bytes (a write cut short). */
+static void copy_file(struct fixture *f, const char *from, const char *to, off_t limit)
+{
+    char cmd[384];
+    snprintf(cmd, sizeof cmd, "head -c %lld %s/%s > %s/%s", (long long)limit, f->dir, from, f->dir,
+             to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Everything in the image a reopen must rebuild, as text: brokers, topics in order with
+ * ids, flags, configs in order and every partition's state. Producer ids and deleted ids
+ * are checked by the tests themselves. Returns a malloc'd string. */
+static char *image_text(const struct cluster *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    assert_non_null(m);
+    for (size_t i = 0; i < cluster_broker_count(c); i++) {
+        const struct mbroker *b = cluster_broker_at(c, i);
+        fprintf(m, "broker %d %s:%d rack=%s\n", b->node_id, b->host, b->port,
+                b->rack ? b->rack : "-");
+    }
+    for (size_t i = 0; i < cluster_topic_count(c); i++) {
+        const struct mtopic *t = cluster_topic_at(c, i);
+        char id[CLUSTER_UUID_TEXT_BYTES];
+        cluster_uuid_format(t->id, id);
+        fprintf(m, "topic %s %s internal=%d partitions=%d\n", t->name, id, t->internal,
+                t->partition_count);
+        for (size_t k = 0; k < t->config_count; k++)
+            fprintf(m, "  config %s=%s\n", t->configs[k].name, t->configs[k].value);
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            const struct mpartition *mp = &t->partitions[p];
+            fprintf(m, "  partition %d leader=%d epochs=%d/%d replicas=", mp->id, mp->leader,
+                    mp->leader_epoch, mp->partition_epoch);
+            for (int32_t r = 0; r < mp->replica_count; r++)
+                fprintf(m, "%d,", mp->replicas[r]);
+            fprintf(m, " isr=");
+            for (int32_t r = 0; r < mp->isr_count; r++)
+                fprintf(m, "%d,", mp->isr[r]);
+            fprintf(m, "\n");
+        }
+    }
+    assert_int_equal(fclose(m), 0);
+    return text;
+}
+
+/* Many kinds of change: topics (some with configs, one internal), added partitions,
+ * altered and deleted configs, deleted topics (the last one's id in gone_id), producer id
+ * blocks (the next free id in *next_pid). */
+static void many_changes(struct cluster *c, const char *prefix, int n, uint8_t gone_id[16],
+                         int64_t *next_pid)
+{
+    const char *why;
+    char name[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s%03d", prefix, i);
+        char ms[32];
+        snprintf(ms, sizeof ms, "%d", (i + 1) * 1000);
+        struct config_entry cfg[] = {{"retention.ms", ms}, {"cleanup.policy", "compact"}};
+        assert_int_equal(
+            create_topic(c, slice_from_cstr(name), 1 + i % 3, 1, cfg, (size_t)(i % 3), false, &why),
+            0);
+        if (i % 5 == 0)
+            assert_int_equal(create_partitions(c, slice_from_cstr(name), 5, false, &why), 0);
+        if (i % 7 == 0) {
+            struct config_change ch[] = {{"retention.bytes", "4096", CFG_OP_SET},
+                                         {"retention.ms", NULL, CFG_OP_DELETE}};
+            assert_int_equal(
+                alter_topic_configs(c, slice_from_cstr(name), ch, 2, false, false, &why), 0);
+        }
+        if (i % 11 == 10) {
+            memcpy(gone_id, cluster_topic_find(c, slice_from_cstr(name))->id, 16);
+            assert_int_equal(delete_topic(c, slice_from_cstr(name)), 0);
+        }
+        if (i % 13 == 0) {
+            int64_t first = 0;
+            assert_int_equal(allocate_producer_ids(c, 1, 1000, &first), 0);
+            *next_pid = first + 1000;
+        }
+    }
+}
+
+/* Past metadata.log.max.record.bytes.between.snapshots the log is compacted into a
+ * snapshot of the image; a reopen (snapshot and the short log after it) rebuilds exactly
+ * that image: brokers, topics and their ids, configs, partitions, producer ids, deleted
+ * topic ids. */
+static void test_snapshot_compacts_the_log(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster_snap(f, 4096, 0);
+    assert_int_equal(register_broker(c, 1, "localhost", 9092, "rack-a"), 0);
+    create(c, "__consumer_offsets");
+    uint8_t gone_id[16];
+    int64_t next_pid = 0;
+    many_changes(c, "t", 150, gone_id, &next_pid);
+    assert_true(has_file(f, "snapshot"));
+    /* The log holds what came after the latest snapshot: less than the threshold and the
+     * change that crossed it (150 changes write about 25 kB). */
+    assert_true(log_size(f) < 4096 + 1024);
+    char *before = image_text(c);
+    assert_true(cluster_topic_id_deleted(c, gone_id));
+    cluster_close(c);
+
+    c = open_cluster_snap(f, 4096, 0);
+    char *after = image_text(c);
+    assert_string_equal(after, before);
+    free(after);
+    assert_true(cluster_topic_id_deleted(c, gone_id));
+    assert_true(cluster_topic_find(c, slice_from_cstr("__consumer_offsets"))->internal);
+    int64_t first;
+    assert_int_equal(allocate_producer_ids(c, 1, 10, &first), 0);
+    assert_int_equal(first, next_pid);
+    cluster_close(c);
+    /* With the default threshold too (nothing new is snapshotted). */
+    c = open_cluster(f);
+    after = image_text(c);
+    assert_string_equal(after, before);
+    free(after);
+    assert_int_equal(allocate_producer_ids(c, 1, 10, &first), 0);
+    assert_int_equal(first, next_pid + 10);
+    cluster_close(c);
+    free(before);
+}
+
+/* A crash anywhere in writing a snapshot loses nothing. The snapshot's write runs on the
+ * runner (never inside the call that completed the change), so the test holds it and
+ * keeps the files as they were before it; then it puts together what the disk holds at
+ * each point a crash could cut the write: while snapshot.tmp is written (old snapshot,
+ * old log), after the rename but before the log is rewritten (new snapshot, old log),
+ * while raft.log.tmp is written, and after (new snapshot, short log). */
+static void test_snapshot_crash_points(void **state)
+{
+    struct fixture *f = *state;
+    /* An older snapshot first, so that the old state has one too. */
+    struct cluster *c = open_cluster_snap(f, 1, 0);
+    create(c, "first");
+    assert_true(has_file(f, "snapshot"));
+    cluster_close(c);
+    c = open_cluster(f);
+    uint8_t gone_id[16];
+    int64_t next_pid = 0;
+    many_changes(c, "t", 40, gone_id, &next_pid);
+    cluster_close(c);
+
+    /* "last" (1000 partitions, some 50 kB) takes the log past the threshold. */
+    c = open_cluster_snap(f, log_size(f) + 4096, 0);
+    struct held_write h = {0};
+    struct cluster_runner r = {hold_write, &h};
+    cluster_set_runner(c, &r);
+    cluster_create_topic(c, slice_from_cstr("last"), 1000, 1, NULL, 0, false, count_call, NULL);
+    assert_int_equal(h.count, 1);
+    release_write(&h); /* "last" is durable and applied; the snapshot is due */
+    assert_int_equal(h.count, 2);
+    assert_true(cluster_busy(c));
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("last")));
+    char *image = image_text(c);
+    size_t topics = cluster_topic_count(c);
+    off_t old_log = log_size(f);
+    copy_file(f, "raft.log", "old.log", old_log);
+    copy_file(f, "snapshot", "old.snap", 1 << 30);
+    release_write(&h); /* the snapshot and the compaction */
+    assert_false(cluster_busy(c));
+    off_t new_log = log_size(f);
+    assert_true(new_log < old_log / 10);
+    copy_file(f, "raft.log", "new.log", new_log);
+    copy_file(f, "snapshot", "new.snap", 1 << 30);
+    cluster_set_runner(c, NULL);
+    cluster_close(c);
+
+    struct {
+        const char *what, *log, *snap, *tmp_from, *tmp_to;
+    } points[] = {
+        {"writing snapshot.tmp", "old.log", "old.snap", "new.snap", "snapshot.tmp"},
+        {"after the snapshot's rename", "old.log", "new.snap", NULL, NULL},
+        {"writing raft.log.tmp", "old.log", "new.snap", "new.log", "raft.log.tmp"},
+        {"after the log's rename", "new.log", "new.snap", NULL, NULL},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(points); i++) {
+        print_message("crash %s\n", points[i].what);
+        copy_file(f, points[i].log, "raft.log", 1 << 30);
+        copy_file(f, points[i].snap, "snapshot", 1 << 30);
+        if (points[i].tmp_from)
+            copy_file(f, points[i].tmp_from, points[i].tmp_to, 40);
+        if (has_file(f, "clean-shutdown"))
+            forget_clean_shutdown(f);
+        c = open_cluster(f);
+        char *got = image_text(c);
+        assert_string_equal(got, image);
+        free(got);
+        assert_true(cluster_topic_id_deleted(c, gone_id));
+        assert_false(has_file(f, "snapshot.tmp"));
+        assert_false(has_file(f, "raft.log.tmp"));
+        int64_t first;
+        assert_int_equal(allocate_producer_ids(c, 1, 10, &first), 0);
+        assert_int_equal(first, next_pid);
+        cluster_close(c);
+    }
+    /* After the crash with the new snapshot beside the old log, the log is compacted by
+     * the next snapshot and changes go on. */
+    copy_file(f, "old.log", "raft.log", 1 << 30);
+    copy_file(f, "new.snap", "snapshot", 1 << 30);
+    forget_clean_shutdown(f);
+    c = open_cluster_snap(f, 1, 0);
+    create(c, "later");
+    assert_true(log_size(f) < old_log / 10);
+    cluster_close(c);
+    c = open_cluster(f);
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("later")));
+    assert_int_equal(cluster_topic_count(c), topics + 1);
+    cluster_close(c);
+    free(image);
+}
+
+/* metadata.log.max.snapshot.interval.ms: a change that waited that long in no snapshot
+ * is snapshotted when the next change completes, whatever the log's size; 0 never. */
+static void test_snapshot_interval(void **state)
+{
+    struct fixture *f = *state;
+    /* The quorum's clock is the fake one: time moves only when the test says. */
+    time_set_fake(1000000, 1700000000000LL);
+    struct cluster *c = open_cluster_snap(f, 0, 0);
+    create(c, "a");
+    time_advance_fake(20);
+    create(c, "b");
+    assert_false(has_file(f, "snapshot")); /* interval 0: time never asks for one */
+    cluster_close(c);
+    /* "a" and "b", replayed at open, count as applied then. */
+    c = open_cluster_snap(f, 0, 200);
+    create(c, "c");
+    time_advance_fake(199);
+    create(c, "c2");
+    assert_false(has_file(f, "snapshot"));
+    time_advance_fake(1); /* "c" was applied 200 ms ago and is in no snapshot */
+    create(c, "d");
+    assert_true(has_file(f, "snapshot"));
+    time_clear_fake();
+    off_t compacted = log_size(f);
+    cluster_close(c);
+    c = open_cluster(f);
+    assert_int_equal(cluster_topic_count(c), 5);
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("d")));
+    cluster_close(c);
+    assert_true(compacted < 200);
+}
+
 static void test_node_id_mismatch_refused(void **state)
 {
     struct fixture *f = *state;
@@ -826,6 +1092,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_largest_topic_is_one_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runner_and_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_compacts_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_interval, setup, teardown),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

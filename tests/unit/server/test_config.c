@@ -40,6 +40,16 @@ static void test_defaults(void **state)
     assert_int_equal(c.message_max_bytes, 1048588);
     assert_true(c.flush_interval_ms == INT64_MAX);
     assert_false(c.fetch_sendfile);
+    assert_true(c.metadata_snapshot_max_bytes == 20971520); /* Kafka's defaults */
+    assert_true(c.metadata_snapshot_interval_ms == 3600000);
+    broker_config_free(&c);
+    assert_int_equal(load(&c,
+                          "metadata.log.max.record.bytes.between.snapshots=4096\n"
+                          "metadata.log.max.snapshot.interval.ms=0\n",
+                          NULL, 0),
+                     0);
+    assert_true(c.metadata_snapshot_max_bytes == 4096);
+    assert_true(c.metadata_snapshot_interval_ms == 0);
     broker_config_free(&c);
 }
 
@@ -85,6 +95,8 @@ static void test_invalid_values_refused(void **state)
         "process.roles=broker\n",
         "log.level=LOUD\n",
         "unclean.leader.election.enable=true\n",
+        "metadata.log.max.record.bytes.between.snapshots=0\n",
+        "metadata.log.max.snapshot.interval.ms=-1\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct broker_config c;
