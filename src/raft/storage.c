@@ -271,8 +271,8 @@ static int load_snapshot(struct raft_storage *s)
         struct slice cs = rd_bytes(&rd, conf_len);
         s->snap.len = rd_u32(&rd);
         struct slice data = rd_bytes(&rd, s->snap.len);
-        ok = !rd.err && rd_remaining(&rd) == 0 &&
-             raft_conf_decode(cs.ptr, cs.len, &s->snap.conf) == 0;
+        ok = !rd.err && rd_remaining(&rd) == 0 && s->snap.index <= RAFT_MAX_INDEX &&
+             s->snap.term <= RAFT_MAX_INDEX && raft_conf_decode(cs.ptr, cs.len, &s->snap.conf) == 0;
         if (ok && s->snap.len) {
             s->snap.data = xmalloc(s->snap.len);
             memcpy(s->snap.data, data.ptr, s->snap.len);
@@ -398,7 +398,9 @@ static enum rec_verdict apply_record(struct raft_storage *s, const uint8_t *body
         hs.term = (uint64_t)rd_i64(&rd);
         hs.vote = (uint64_t)rd_i64(&rd);
         hs.commit = (uint64_t)rd_i64(&rd);
-        if (rd.err || rd_remaining(&rd))
+        /* Terms and indexes past RAFT_MAX_INDEX are malformed, as in messages: the core
+         * counts up from them (a campaign's term + 1) without room to overflow. */
+        if (rd.err || rd_remaining(&rd) || hs.term > RAFT_MAX_INDEX)
             return REC_MALFORMED;
         s->hs = hs;
         return REC_OK;
@@ -413,7 +415,8 @@ static enum rec_verdict apply_record(struct raft_storage *s, const uint8_t *body
     struct slice d = rd_bytes(&rd, e.len);
     e.data = (uint8_t *)d.ptr;
     *index = e.index;
-    if (rd.err || rd_remaining(&rd) || e.index == 0)
+    if (rd.err || rd_remaining(&rd) || e.index == 0 || e.index > RAFT_MAX_INDEX ||
+        e.term > RAFT_MAX_INDEX)
         return REC_MALFORMED;
     if (e.index > mem_last_index(s) + 1) {
         if (s->mode == RAFT_STORAGE_SALVAGE)

@@ -438,6 +438,58 @@ static void test_refused(void **state)
     }
 }
 
+/* A whole record with a term or index past RAFT_MAX_INDEX is malformed, as in messages:
+ * started from a hard state at term 2^64 - 1, the core's next campaign overflowed the term
+ * and tripped an assertion instead of the start being refused. */
+static void test_huge_terms_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        uint8_t kind;
+        uint64_t term, index;
+    } cases[] = {
+        {"hard state at term 2^64 - 1", 2, UINT64_MAX, 0},
+        {"hard state just past the bound", 2, RAFT_MAX_INDEX + 1, 0},
+        {"entry at term 2^64 - 1", 1, UINT64_MAX, 5},
+        {"entry at an index past the bound", 1, 1, RAFT_MAX_INDEX + 1},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char d[300], log[512];
+        snprintf(d, sizeof d, "%s/huge-%zu", dir, i);
+        path_in(d, "raft.log", log, sizeof log);
+        uint64_t at[AT_N];
+        build_log(d, at, false);
+        uint8_t rec[8 + 25] = {0};
+        rec[8] = cases[i].kind;
+        be64_write(rec + 9, cases[i].term);
+        be64_write(rec + 17, cases[i].index);       /* an entry's index; a hard state's vote */
+        size_t body = cases[i].kind == 2 ? 25 : 22; /* an entry: type 0, no data */
+        be32_write(rec, (uint32_t)body);
+        be32_write(rec + 4, crc32c(0, rec + 8, body));
+        pwrite_at(log, rec, 8 + body, at[AT_END]);
+        size_t len_before, len_after;
+        uint8_t *before = slurp(log, &len_before);
+        struct raft_storage *s;
+        int rc = raft_storage_open(d, RAFT_STORAGE_STRICT, &s);
+        if (rc != -EBADMSG)
+            fail_msg("case \"%s\": open returned %d, not -EBADMSG", cases[i].name, rc);
+        uint8_t *after = slurp(log, &len_after);
+        assert_int_equal(len_after, len_before);
+        assert_memory_equal(after, before, len_before);
+        free(after);
+        free(before);
+        /* Salvage skips the record and restores what the core accepts. */
+        assert_int_equal(raft_storage_open(d, RAFT_STORAGE_SALVAGE, &s), 0);
+        struct raft_restore r;
+        raft_storage_restore(s, &r);
+        assert_int_equal(r.n_entries, 4);
+        assert_int_equal(r.hs.term, 1);
+        assert_int_equal(raft_storage_skipped_bytes(s), 8 + body);
+        raft_storage_close(s);
+    }
+}
+
 /* ---- salvage ---- */
 
 /* Salvage skips a damaged record and replays the intact ones after it; it reports the
@@ -946,6 +998,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_terms_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage_reads_past_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage_index_gap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage_save_asserts, setup, teardown),
