@@ -8,7 +8,13 @@
  * The upgrade writes the snapshot (durable) before it moves metadata.log aside, so a
  * crash in between leaves both, and the next start takes the snapshot and moves the old
  * file then. metalog_open removes the old log's clean-shutdown marker before the raft
- * storage, which uses the same name, is opened; the old log is never closed with one. */
+ * storage, which uses the same name, is opened; the old log is never closed with one.
+ *
+ * A strict open that refuses leaves every file as it was (docs/raft.md, "Recovery"): raft
+ * storage opens read-only, and everything that can refuse the restored state runs before
+ * raft_storage_accept writes its repairs (cuts a torn tail, completes a snapshot install):
+ * applying the snapshot, the term order, raft_new, and the configuration. What runs after
+ * accept (catch_up) cannot refuse what passed those checks, only fail to write. */
 #include "cluster/quorum.h"
 #include "cluster/metalog.h"
 #include "raft/raft.h"
@@ -375,7 +381,38 @@ static int keep_aside(const char *dir, const char *name, const char *what, char 
     return rc;
 }
 
-static int raft_start(struct quorum *q, int32_t node_id)
+/* A one-voter quorum's configuration: this node alone. */
+static bool conf_is_self(const struct raft_conf *c, int32_t node_id)
+{
+    return c->n_voters == 1 && c->n_learners == 0 && c->voters[0] == (uint64_t)node_id;
+}
+
+static int refuse_conf(const struct quorum *q, int32_t node_id, const struct raft_conf *c,
+                       const char *where)
+{
+    if (raft_conf_is_voter(c, (uint64_t)node_id))
+        log_error("cluster",
+                  "the metadata quorum in %s has %u voters and %u learners (%s); this build "
+                  "runs a quorum of this node alone",
+                  q->dir, c->n_voters, c->n_learners, where);
+    else
+        log_error("cluster",
+                  "node.id %d is not a voter of the metadata quorum in %s (%s): was node.id "
+                  "changed?",
+                  node_id, q->dir, where);
+    return -EINVAL;
+}
+
+/*
+ * Applies the restored state and creates the core from it, refusing what it cannot start
+ * from; writes nothing. The core's own checks (raft_new: entry terms that go backwards)
+ * and what it would trip over rather than refuse (an assertion): a hard state older than
+ * the log it vouches for. And the configuration: one voter commits its whole log when it
+ * elects itself (catch_up), so every configuration in it takes effect, not only the
+ * committed one raft_new starts with: each must be this node alone, or catch_up would
+ * refuse after the repairs were written.
+ */
+static int restore_core(struct quorum *q, int32_t node_id)
 {
     struct raft_restore restore;
     raft_storage_restore(q->store, &restore);
@@ -383,10 +420,24 @@ static int raft_start(struct quorum *q, int32_t node_id)
         int rc = snapshot_apply(q, restore.snapshot->data, restore.snapshot->len);
         if (rc != 0)
             return rc;
+        if (!conf_is_self(&restore.snapshot->conf, node_id))
+            return refuse_conf(q, node_id, &restore.snapshot->conf, "in its snapshot");
     }
-    /* What the core would trip over (an assertion) rather than refuse: a hard state
-     * older than the log it vouches for, or a quorum of more voters than this build
-     * serves. */
+    for (size_t i = 0; i < restore.n_entries; i++) {
+        const struct raft_entry *e = &restore.entries[i];
+        if (e->type != RAFT_ENTRY_CONF)
+            continue;
+        struct raft_conf c;
+        if (raft_conf_decode(e->data, e->len, &c) != 0) {
+            log_error("cluster",
+                      "the metadata log in %s is damaged: entry %llu holds a malformed "
+                      "configuration",
+                      q->dir, (unsigned long long)e->index);
+            return -EBADMSG;
+        }
+        if (!conf_is_self(&c, node_id))
+            return refuse_conf(q, node_id, &c, "in its log");
+    }
     uint64_t last_term = restore.n_entries  ? restore.entries[restore.n_entries - 1].term
                          : restore.snapshot ? restore.snapshot->term
                                             : 0;
@@ -407,40 +458,41 @@ static int raft_start(struct quorum *q, int32_t node_id)
     }
     struct raft_status st;
     raft_status(q->raft, &st);
-    if (st.conf.n_voters != 1 || st.conf.n_learners != 0) {
-        log_error("cluster",
-                  "the metadata quorum in %s has %u voters and %u learners; this build runs "
-                  "a quorum of this node alone",
-                  q->dir, st.conf.n_voters, st.conf.n_learners);
-        return -EINVAL;
+    if (st.conf.n_voters == 0) {
+        /* Neither a snapshot nor a committed configuration entry: the log does not begin
+         * as a quorum's log begins (entry 1 is the founders' configuration). */
+        log_error("cluster", "the metadata log in %s is damaged: it holds no configuration",
+                  q->dir);
+        return -EBADMSG;
     }
-    if (!raft_conf_is_voter(&st.conf, (uint64_t)node_id)) {
-        log_error("cluster",
-                  "node.id %d is not a voter of the metadata quorum in %s: was node.id changed?",
-                  node_id, q->dir);
-        return -EINVAL;
-    }
-    return catch_up(q);
+    if (!conf_is_self(&st.conf, node_id))
+        return refuse_conf(q, node_id, &st.conf, "committed");
+    return 0;
 }
 
-/* Moves the entries of an old metadata.log into a new Raft log as its snapshot. */
-static int upgrade(struct quorum *q, int32_t node_id)
+/* Moves the entries of an old metadata.log into new Raft storage files as their snapshot,
+ * then moves the old file aside. Nothing in a new Raft log can refuse. */
+static int upgrade(const char *dir, int32_t node_id)
 {
     struct collect col;
     buf_init(&col.snap);
     col.entries = 0;
     struct metalog *old = NULL;
-    int rc = metalog_open(q->dir, METALOG_STRICT, collect_entry, &col, &old, NULL);
+    struct raft_storage *store = NULL;
+    int rc = metalog_open(dir, METALOG_STRICT, collect_entry, &col, &old, NULL);
     if (rc == 0)
-        rc = raft_storage_open(q->dir, RAFT_STORAGE_STRICT, &q->store);
+        rc = raft_storage_open(dir, RAFT_STORAGE_STRICT, &store);
     if (rc == 0)
-        rc = write_snapshot(q->store, node_id, &col.snap);
+        rc = raft_storage_accept(store);
+    if (rc == 0)
+        rc = write_snapshot(store, node_id, &col.snap);
+    raft_storage_close(store);
     metalog_forget(old);
     if (rc == 0)
-        rc = keep_aside(q->dir, "metadata.log", "migrated", NULL);
+        rc = keep_aside(dir, "metadata.log", "migrated", NULL);
     if (rc == 0)
-        log_info("cluster", "moved %zu entries of %s/metadata.log into the Raft log %s",
-                 col.entries, q->dir, q->path);
+        log_info("cluster", "moved %zu entries of %s/metadata.log into the Raft log", col.entries,
+                 dir);
     buf_free(&col.snap);
     return rc;
 }
@@ -497,15 +549,19 @@ int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn 
             }
             free(marker);
         }
-        if (rc == 0 && !have_raft && have_old) {
-            rc = upgrade(q, node_id);
-        } else if (rc == 0) {
-            rc = raft_storage_open(dir, RAFT_STORAGE_STRICT, &q->store);
-            if (rc == 0 && have_old) /* a crash ended an upgrade after its snapshot */
-                rc = keep_aside(dir, "metadata.log", "migrated", NULL);
-        }
+        if (rc == 0 && !have_raft && have_old)
+            rc = upgrade(dir, node_id);
         if (rc == 0)
-            rc = raft_start(q, node_id);
+            rc = raft_storage_open(dir, RAFT_STORAGE_STRICT, &q->store);
+        if (rc == 0)
+            rc = restore_core(q, node_id);
+        /* Only now may the directory change: see the top of the file. */
+        if (rc == 0)
+            rc = raft_storage_accept(q->store);
+        if (rc == 0 && have_raft && have_old) /* a crash ended an upgrade after its snapshot */
+            rc = keep_aside(dir, "metadata.log", "migrated", NULL);
+        if (rc == 0)
+            rc = catch_up(q);
     }
     st.entries = q->applied_entries;
     if (rc == -EBADMSG && !salvage)
@@ -553,6 +609,8 @@ int quorum_replace(struct quorum *q, const struct slice *entries, size_t n, char
         snapshot_add(&data, entries[i]);
     struct raft_storage *store = NULL;
     int rc = raft_storage_open(q->dir, RAFT_STORAGE_STRICT, &store);
+    if (rc == 0)
+        rc = raft_storage_accept(store);
     if (rc == 0)
         rc = write_snapshot(store, q->node_id, &data);
     raft_storage_close(store);

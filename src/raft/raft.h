@@ -233,35 +233,47 @@ const char *raft_role_name(enum raft_role role);
  *            An entry at index i discards any stored entry >= i (a truncation).
  * snapshot   written as snapshot.tmp, fdatasync'd, renamed, directory fsync'd.
  * clean-shutdown  empty marker: written by a close that knows raft.log is whole records,
- *            removed (durably) by a strict open before it returns.
+ *            removed (durably) by raft_storage_accept.
  * Recovery (strict) cuts off a torn tail, the partial records of the one save being
  * written at a crash: fewer bytes than a header, records reaching or passing the end of
  * the file, zeros to the end, with no intact record after the damage. Anything else is
  * refused with -EBADMSG and nothing on disk is changed: damage with an intact record after
  * it, a whole record that is malformed or leaves an index gap, any damage while the
  * clean-shutdown marker is present, a corrupt snapshot, a missing raft.log beside a
- * snapshot. docs/raft.md, "Recovery". */
+ * snapshot. docs/raft.md, "Recovery".
+ * A strict start is two steps so that a refusal changes nothing: raft_storage_open only
+ * reads and decides the repairs; the owner checks the restore (raft_new and whatever it
+ * requires of its configuration), and only then raft_storage_accept writes them. */
 enum raft_storage_mode {
-    RAFT_STORAGE_STRICT,  /* normal start: recover as above, then take saves */
+    RAFT_STORAGE_STRICT,  /* normal start: recover as above; accept, then take saves */
     RAFT_STORAGE_SALVAGE, /* offline recovery: read-only, writes nothing (no marker, no
                              truncation); replays every intact record it can, skipping
                              damaged stretches and entries that do not follow the log */
 };
 struct raft_storage;
-/* Opens dir (strict: creating it) and recovers. 0; -EBADMSG for a damaged log or snapshot
- * that is not a torn tail (logged: file, byte offset, file length, intact records before
- * it); or -errno. *out owned by caller (raft_storage_close). */
+/* Opens dir and recovers into memory, writing nothing in either mode (a missing dir is a
+ * new group in strict mode). 0; -EBADMSG for a damaged log or snapshot that is not a torn
+ * tail (logged: file, byte offset, file length, intact records before it); or -errno.
+ * *out owned by caller (raft_storage_close). */
 int raft_storage_open(const char *dir, enum raft_storage_mode mode, struct raft_storage **out);
-/* Strict, with raft.log known whole: fdatasyncs what is unsynced and writes the marker. */
+/* Strict, once the caller has checked the restore and will start from it: writes what
+ * recovery decided (creates dir and raft.log, cuts a torn tail, completes an interrupted
+ * snapshot install, removes *.tmp leftovers and, durably, the clean-shutdown marker).
+ * Before it no save is taken. 0 or -errno (logged; then close and open again). */
+int raft_storage_accept(struct raft_storage *s);
+/* Accepted, with raft.log known whole: fdatasyncs what is unsynced and writes the marker.
+ * Unaccepted (or salvage): writes nothing. */
 void raft_storage_close(struct raft_storage *s);
 /* What was recovered; pointers stay valid until the next storage call. Entries are
  * contiguous and follow the snapshot, as raft_new requires, in salvage mode too. */
 void raft_storage_restore(struct raft_storage *s, struct raft_restore *out);
 /* Persists a ready's snapshot, entries and hard state, then fdatasyncs (if sync).
  * Returns 0 or -errno (logged). Nothing in rd.msgs may be sent before this returns 0.
- * After a failure every later save returns -EIO: close and reopen. Strict mode only. */
+ * After a failure every later save returns -EIO: close and reopen. Strict mode only,
+ * after raft_storage_accept. */
 int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool sync);
-/* Rewrites the log without entries <= index (after a snapshot). Strict mode only. */
+/* Rewrites the log without entries <= index (after a snapshot). Strict mode only, after
+ * raft_storage_accept. */
 int raft_storage_compact(struct raft_storage *s, uint64_t index);
 /* Bytes currently in raft.log (for tests and compaction policy). */
 uint64_t raft_storage_log_bytes(const struct raft_storage *s);

@@ -27,7 +27,15 @@
  * still on disk. Also: an interrupted save of a received snapshot is completed (the old
  * log's entries after a snapshot they conflict with are dropped, the log rewritten), the
  * commit index is capped at the last recovered entry, leftover *.tmp files are deleted,
- * and the marker is removed durably before the open returns.
+ * and the marker is removed durably.
+ *
+ * Refusing changes nothing, by construction: a strict open only reads. It decides the
+ * repairs above and keeps them in the mirror and in `struct repairs`; raft_storage_accept,
+ * called by the owner once it has checked the restore too (raft_new's term order, its own
+ * configuration), is the only step that writes them, and no save is taken before it. An
+ * open that the storage or its owner refuses is closed unaccepted, and a close without
+ * accept writes nothing (no marker either). So a torn tail is never cut, nor a snapshot
+ * install completed, by a start that then refuses.
  *
  * Salvage mode (offline recovery) writes nothing: it replays every intact record it can,
  * skipping damaged stretches and entries that no longer follow the log, so that what it
@@ -55,10 +63,22 @@
 #define SNAP_MAGIC 0x52534e50u /* "RSNP" */
 #define CLEAN_MARKER "clean-shutdown"
 
+/* Strict: what recovery decided the disk needs, written by raft_storage_accept only. */
+struct repairs {
+    bool create_log;      /* raft.log is missing (a new group): create it */
+    bool cut_tail;        /* cut the torn tail at log_bytes (of file_bytes) */
+    const char *tail_why; /* ... what the damage there is */
+    size_t file_bytes;
+    bool drop_conflict; /* complete an interrupted snapshot install: rewrite raft.log */
+    bool remove_marker; /* the clean-shutdown marker is present */
+};
+
 struct raft_storage {
     char dir[PATH_MAX - 32];
     enum raft_storage_mode mode;
-    int log_fd;           /* raft.log, for saves; -1 in salvage mode */
+    struct repairs repairs;
+    bool accepted;        /* strict: raft_storage_accept succeeded; saves are taken */
+    int log_fd;           /* raft.log, for saves; -1 before accept and in salvage mode */
     uint64_t log_bytes;   /* whole records in raft.log: where the next save writes */
     bool unsynced;        /* a save with sync false wrote bytes not yet fdatasync'd */
     bool intact;          /* strict: raft.log is exactly log_bytes of whole records */
@@ -251,8 +271,8 @@ static int load_snapshot(struct raft_storage *s)
         struct slice cs = rd_bytes(&rd, conf_len);
         s->snap.len = rd_u32(&rd);
         struct slice data = rd_bytes(&rd, s->snap.len);
-        ok = !rd.err && rd_remaining(&rd) == 0 &&
-             raft_conf_decode(cs.ptr, cs.len, &s->snap.conf) == 0;
+        ok = !rd.err && rd_remaining(&rd) == 0 && s->snap.index <= RAFT_MAX_INDEX &&
+             s->snap.term <= RAFT_MAX_INDEX && raft_conf_decode(cs.ptr, cs.len, &s->snap.conf) == 0;
         if (ok && s->snap.len) {
             s->snap.data = xmalloc(s->snap.len);
             memcpy(s->snap.data, data.ptr, s->snap.len);
@@ -378,7 +398,9 @@ static enum rec_verdict apply_record(struct raft_storage *s, const uint8_t *body
         hs.term = (uint64_t)rd_i64(&rd);
         hs.vote = (uint64_t)rd_i64(&rd);
         hs.commit = (uint64_t)rd_i64(&rd);
-        if (rd.err || rd_remaining(&rd))
+        /* Terms and indexes past RAFT_MAX_INDEX are malformed, as in messages: the core
+         * counts up from them (a campaign's term + 1) without room to overflow. */
+        if (rd.err || rd_remaining(&rd) || hs.term > RAFT_MAX_INDEX)
             return REC_MALFORMED;
         s->hs = hs;
         return REC_OK;
@@ -393,7 +415,8 @@ static enum rec_verdict apply_record(struct raft_storage *s, const uint8_t *body
     struct slice d = rd_bytes(&rd, e.len);
     e.data = (uint8_t *)d.ptr;
     *index = e.index;
-    if (rd.err || rd_remaining(&rd) || e.index == 0)
+    if (rd.err || rd_remaining(&rd) || e.index == 0 || e.index > RAFT_MAX_INDEX ||
+        e.term > RAFT_MAX_INDEX)
         return REC_MALFORMED;
     if (e.index > mem_last_index(s) + 1) {
         if (s->mode == RAFT_STORAGE_SALVAGE)
@@ -486,10 +509,8 @@ static bool remove_leftover(const struct raft_storage *s, const char *name)
     return false;
 }
 
-static int rewrite_log(struct raft_storage *s, uint64_t index);
-
-/* Recovers raft.log (see the top of the file). Strict: on success the mirror is what the
- * file holds, the file is whole records and the clean-shutdown marker is durably gone. */
+/* Recovers raft.log (see the top of the file) into the mirror, writing nothing. Strict: on
+ * success the mirror is what the file will hold once s->repairs are written. */
 static int recover_log(struct raft_storage *s)
 {
     bool strict = s->mode == RAFT_STORAGE_STRICT;
@@ -557,45 +578,13 @@ static int recover_log(struct raft_storage *s)
                      (unsigned long long)rp.dropped_first, (unsigned long long)rp.dropped_last);
         return 0;
     }
-
-    /* Strict and accepted: from here on the directory changes. */
-    s->log_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (s->log_fd < 0) {
-        int err = errno;
-        log_error("raft", "cannot open %s: %s", path, strerror(err));
-        return -err;
-    }
-    if (rp.damage) {
-        log_warn("raft",
-                 "%s has a torn tail at byte %zu of %zu (%s); truncating (the save being "
-                 "written at the crash never returned, so nothing depending on it was sent)",
-                 path, rp.pos, file_bytes, rp.damage);
-        if (ftruncate(s->log_fd, (off_t)rp.pos) != 0 || fdatasync(s->log_fd) != 0) {
-            int err = errno;
-            log_error("raft", "cannot truncate %s: %s", path, strerror(err));
-            return -err;
-        }
-    }
-    if (conflict && (rc = rewrite_log(s, s->snap.index)) != 0)
-        return rc;
-    bool dir_changed = !existed;
-    dir_changed |= remove_leftover(s, "snapshot.tmp");
-    dir_changed |= remove_leftover(s, "raft.log.tmp");
-    /* From the first save on, a crash may tear the tail again: the marker must be gone
-     * (durably) before anything is appended. */
-    if (clean) {
-        if (unlink(marker) != 0) {
-            rc = -errno;
-            log_error("raft", "cannot remove %s: %s", marker, strerror(-rc));
-            return rc;
-        }
-        dir_changed = true;
-    }
-    if (dir_changed && (rc = fsync_dir(s->dir)) != 0) {
-        log_error("raft", "fsync of directory %s failed: %s", s->dir, strerror(-rc));
-        return rc;
-    }
-    s->intact = true;
+    /* Strict and acceptable to the storage: what the disk needs is only decided here. */
+    s->repairs = (struct repairs){.create_log = !existed,
+                                  .cut_tail = rp.damage != NULL,
+                                  .tail_why = rp.damage,
+                                  .file_bytes = file_bytes,
+                                  .drop_conflict = conflict,
+                                  .remove_marker = clean};
     log_info("raft", "%s: recovered %zu entries after snapshot %llu, term %llu, from %zu records",
              path, s->n, (unsigned long long)s->snap.index, (unsigned long long)s->hs.term,
              rp.records);
@@ -608,13 +597,8 @@ int raft_storage_open(const char *dir, enum raft_storage_mode mode, struct raft_
     ASSERT(mode == RAFT_STORAGE_STRICT || mode == RAFT_STORAGE_SALVAGE);
     if (strlen(dir) >= sizeof(((struct raft_storage *)0)->dir))
         return -ENAMETOOLONG;
-    if (mode == RAFT_STORAGE_STRICT) {
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            int err = errno;
-            log_error("raft", "cannot create %s: %s", dir, strerror(err));
-            return -err;
-        }
-    } else {
+    /* Strict: a missing directory is a new group, created by raft_storage_accept. */
+    if (mode == RAFT_STORAGE_SALVAGE) {
         struct stat st;
         if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
             int err = errno ? errno : ENOTDIR;
@@ -630,12 +614,74 @@ int raft_storage_open(const char *dir, enum raft_storage_mode mode, struct raft_
     if (rc == 0)
         rc = recover_log(s);
     if (rc != 0) {
-        s->intact = false; /* leave no marker: nothing about the file is known */
-        raft_storage_close(s);
+        raft_storage_close(s); /* unaccepted: writes nothing */
         return rc;
     }
     *out = s;
     return 0;
+}
+
+static int rewrite_log(struct raft_storage *s, uint64_t index);
+
+/* The only step of a strict open that writes: see "Refusing changes nothing" at the top. */
+int raft_storage_accept(struct raft_storage *s)
+{
+    ASSERT(s->mode == RAFT_STORAGE_STRICT && !s->accepted && s->log_fd < 0 && !s->failed);
+    const struct repairs *fix = &s->repairs;
+    char path[PATH_MAX], marker[PATH_MAX];
+    path_of(s, "raft.log", path, sizeof path);
+    path_of(s, CLEAN_MARKER, marker, sizeof marker);
+    int rc = 0;
+    bool dir_changed = false;
+    if (mkdir(s->dir, 0755) == 0) {
+        dir_changed = true;
+    } else if (errno != EEXIST) {
+        rc = -errno;
+        log_error("raft", "cannot create %s: %s", s->dir, strerror(-rc));
+        goto failed;
+    }
+    s->log_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (s->log_fd < 0) {
+        rc = -errno;
+        log_error("raft", "cannot open %s: %s", path, strerror(-rc));
+        goto failed;
+    }
+    dir_changed |= fix->create_log;
+    if (fix->cut_tail) {
+        log_warn("raft",
+                 "%s has a torn tail at byte %llu of %zu (%s); truncating (the save being "
+                 "written at the crash never returned, so nothing depending on it was sent)",
+                 path, (unsigned long long)s->log_bytes, fix->file_bytes, fix->tail_why);
+        if (ftruncate(s->log_fd, (off_t)s->log_bytes) != 0 || fdatasync(s->log_fd) != 0) {
+            rc = -errno;
+            log_error("raft", "cannot truncate %s: %s", path, strerror(-rc));
+            goto failed;
+        }
+    }
+    if (fix->drop_conflict && (rc = rewrite_log(s, s->snap.index)) != 0)
+        goto failed;
+    dir_changed |= remove_leftover(s, "snapshot.tmp");
+    dir_changed |= remove_leftover(s, "raft.log.tmp");
+    /* From the first save on, a crash may tear the tail again: the marker must be gone
+     * (durably) before anything is appended. */
+    if (fix->remove_marker) {
+        if (unlink(marker) != 0) {
+            rc = -errno;
+            log_error("raft", "cannot remove %s: %s", marker, strerror(-rc));
+            goto failed;
+        }
+        dir_changed = true;
+    }
+    if (dir_changed && (rc = fsync_dir(s->dir)) != 0) {
+        log_error("raft", "fsync of directory %s failed: %s", s->dir, strerror(-rc));
+        goto failed;
+    }
+    s->accepted = true;
+    s->intact = true;
+    return 0;
+failed:
+    s->failed = true; /* the repairs are half done: close (no marker) and start again */
+    return rc;
 }
 
 /* Writes the clean-shutdown marker: raft.log is whole records and durable. */
@@ -663,7 +709,7 @@ void raft_storage_close(struct raft_storage *s)
     if (!s)
         return;
     if (s->log_fd >= 0) {
-        if (s->mode == RAFT_STORAGE_STRICT && s->intact)
+        if (s->accepted && s->intact)
             write_marker(s);
         close(s->log_fd);
     }
@@ -796,7 +842,8 @@ static int save_failed(struct raft_storage *s, int rc)
 
 int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool sync)
 {
-    ASSERT(s->mode == RAFT_STORAGE_STRICT); /* a salvaged log is read, never written */
+    /* A salvaged log is read, never written; a strict one only once accepted. */
+    ASSERT(s->mode == RAFT_STORAGE_STRICT && (s->accepted || s->failed));
     if (s->failed) {
         log_error("raft", "%s: an earlier save failed; reopen the storage", s->dir);
         return -EIO;
@@ -853,7 +900,7 @@ int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool 
 
 int raft_storage_compact(struct raft_storage *s, uint64_t index)
 {
-    ASSERT(s->mode == RAFT_STORAGE_STRICT);
+    ASSERT(s->mode == RAFT_STORAGE_STRICT && (s->accepted || s->failed));
     if (index > s->snap.index)
         return -EINVAL; /* only what a durable snapshot covers may go */
     if (s->failed)

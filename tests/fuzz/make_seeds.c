@@ -15,11 +15,19 @@
  * `make_seeds --compress DIR` writes the seeds of fuzz_decompress instead: each codec's
  * output (and raw snappy) behind its mode byte, and produce blobs of batches in every
  * codec behind the batch-mode byte for every target codec.
+ *
+ * `make_seeds --raft DIR` writes the seeds of fuzz_metadata_raft: metadata dirs written
+ * through the quorum (a log of several starts, one whose log is a snapshot and entries
+ * after it), each cleanly stopped and after a crash, packed as that target reads them.
  */
+#include <dirent.h>
 #include <snappy-c.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cluster/quorum.h"
 #include "proto/proto.h"
 #include "storage/storage.h"
 
@@ -116,12 +124,128 @@ static int compress_seeds(const char *dir)
     return 0;
 }
 
+/* ---- fuzz_metadata_raft ---- */
+
+static void ignore_entry(void *arg, struct slice entry)
+{
+    (void)arg;
+    (void)entry;
+}
+
+/* One start of the quorum in d that proposes n entries; a crash leaves no marker. */
+static int quorum_run(const char *d, int n, bool crash)
+{
+    struct quorum *q;
+    if (quorum_open(d, 1, false, ignore_entry, NULL, &q, NULL) != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        char entry[64];
+        int len = snprintf(entry, sizeof entry, "seed entry %d of a metadata change", i);
+        if (quorum_propose(q, (const uint8_t *)entry, (size_t)len) != 0 ||
+            quorum_advance(q, quorum_persist(q)) != 0)
+            return -1;
+    }
+    quorum_close(q);
+    if (crash) {
+        char marker[4200];
+        snprintf(marker, sizeof marker, "%s/clean-shutdown", d);
+        unlink(marker);
+    }
+    return 0;
+}
+
+static bool read_whole(const char *d, const char *name, struct buf *out)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", d, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    uint8_t chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(out, chunk, n);
+    fclose(f);
+    return true;
+}
+
+/* Packs d as fuzz_metadata_raft reads it: flags, u32 snapshot length, snapshot, raft.log. */
+static int pack_raft_dir(const char *d, const char *out_dir, const char *name, uint8_t extra)
+{
+    struct buf snap, log, seed;
+    buf_init(&snap);
+    buf_init(&log);
+    buf_init(&seed);
+    char marker[4200];
+    snprintf(marker, sizeof marker, "%s/clean-shutdown", d);
+    uint8_t flags = extra | (access(marker, F_OK) == 0 ? 0x01 : 0);
+    if (read_whole(d, "snapshot", &snap))
+        flags |= 0x02;
+    if (!read_whole(d, "raft.log", &log))
+        flags |= 0x08;
+    buf_put_i8(&seed, (int8_t)flags);
+    buf_put_u32(&seed, (uint32_t)snap.len);
+    buf_append(&seed, snap.data, snap.len);
+    buf_append(&seed, log.data, log.len);
+    int rc = write_seed(out_dir, name, &seed);
+    buf_free(&snap);
+    buf_free(&log);
+    buf_free(&seed);
+    return rc;
+}
+
+static int raft_seeds(const char *out_dir)
+{
+    char d[] = "/tmp/samsa-raft-seeds-XXXXXX";
+    if (!mkdtemp(d))
+        return 1;
+    log_set_level(LOG_LEVEL_ERROR);
+    int n = 0;
+    /* Three starts, each electing itself at a new term and proposing. */
+    if (quorum_run(d, 3, false) != 0 || quorum_run(d, 2, false) != 0 || quorum_run(d, 1, false))
+        return 1;
+    n += pack_raft_dir(d, out_dir, "raft-log-clean", 0) == 0;
+    if (quorum_run(d, 2, true) != 0)
+        return 1;
+    n += pack_raft_dir(d, out_dir, "raft-log-crash", 0) == 0;
+    n += pack_raft_dir(d, out_dir, "raft-log-torn", 0x04) == 0;
+    /* A log replaced by a snapshot (as `samsa metadata recover` writes it), then used. */
+    struct quorum *q;
+    if (quorum_open(d, 1, true, ignore_entry, NULL, &q, NULL) != 0)
+        return 1;
+    struct slice entries[2] = {{(const uint8_t *)"snapshot entry one", 18},
+                               {(const uint8_t *)"two", 3}};
+    char *kept = NULL;
+    if (quorum_replace(q, entries, 2, &kept) != 0)
+        return 1;
+    quorum_close(q);
+    if (kept)
+        unlink(kept);
+    free(kept);
+    if (quorum_run(d, 2, false) != 0)
+        return 1;
+    n += pack_raft_dir(d, out_dir, "raft-snapshot-clean", 0) == 0;
+    if (quorum_run(d, 1, true) != 0)
+        return 1;
+    n += pack_raft_dir(d, out_dir, "raft-snapshot-crash", 0) == 0;
+    n += pack_raft_dir(d, out_dir, "raft-snapshot-torn", 0x04) == 0;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    if (system(cmd) != 0)
+        return 1;
+    printf("wrote %d seeds to %s\n", n, out_dir);
+    return n == 6 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--compress") == 0)
         return compress_seeds(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--raft") == 0)
+        return raft_seeds(argv[2]);
     if (argc != 2) {
-        fprintf(stderr, "usage: make_seeds DIR | make_seeds --compress DIR\n");
+        fprintf(stderr,
+                "usage: make_seeds DIR | make_seeds --compress DIR | make_seeds --raft DIR\n");
         return 2;
     }
     int n = 0;

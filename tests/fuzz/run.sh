@@ -23,6 +23,9 @@ for t in $targets; do
   if [ "$t" = fuzz_decompress ] && [ -z "$(ls -A "$corpus")" ]; then
     "$build/tests/fuzz/make_seeds" --compress "$corpus" >/dev/null
   fi
+  if [ "$t" = fuzz_metadata_raft ] && [ -z "$(ls -A "$corpus")" ]; then
+    "$build/tests/fuzz/make_seeds" --raft "$corpus" >/dev/null
+  fi
   echo "fuzzing $t for ${secs}s"
   "$build/tests/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=0 \
     "${seed_arg[@]}" -artifact_prefix="$build/artifacts/" "$corpus" 2>"$build/$t.log" \

@@ -93,7 +93,8 @@ int main(int argc, char **argv)
         if (dir) {
             char path[512];
             snprintf(path, sizeof path, "%s/node%d", dir, i + 1);
-            if (raft_storage_open(path, RAFT_STORAGE_STRICT, &stores[i]) != 0)
+            if (raft_storage_open(path, RAFT_STORAGE_STRICT, &stores[i]) != 0 ||
+                raft_storage_accept(stores[i]) != 0)
                 return 1;
             raft_storage_restore(stores[i], &rs);
         }

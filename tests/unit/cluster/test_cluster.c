@@ -593,6 +593,98 @@ static void test_salvage_and_rewrite(void **state)
     cluster_close(c);
 }
 
+/* Every file in the metadata dir, by name, with its contents: what a refused start must
+ * leave exactly as it found it. Malloc'd. */
+static char *dir_image(struct fixture *f)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && for n in $(ls -A | sort); do echo \"== $n\"; od -An -tx1 $n; done", f->dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    struct buf b;
+    buf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
+        buf_append(&b, chunk, n);
+    assert_int_equal(pclose(p), 0);
+    buf_put_i8(&b, 0);
+    return (char *)b.data;
+}
+
+static void append_to_log(struct fixture *f, const void *data, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/raft.log", f->dir);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* A whole hard-state record of raft.log (src/raft/storage.c): [u32 len][u32 crc32c]
+ * [u8 kind 2][u64 term][u64 vote][u64 commit]. */
+static void append_hard_state(struct fixture *f, uint64_t term)
+{
+    uint8_t rec[8 + 25] = {0};
+    rec[8] = 2;
+    be64_write(rec + 9, term);
+    be32_write(rec, 25);
+    be32_write(rec + 4, crc32c(0, rec + 8, 25));
+    append_to_log(f, rec, sizeof rec);
+}
+
+/* A start that refuses must change nothing, also when the log ends in a torn tail that an
+ * accepted start would cut off: here an intact hard state whose term is older than the
+ * last entry's (never written so: corruption), then the torn tail of a crashed save. */
+static void test_refused_start_leaves_torn_tail(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    create(c, "one");
+    cluster_close(c);
+    c = open_cluster(f); /* a second election: the last entry's term is 3 */
+    create(c, "two");
+    cluster_close(c);
+    forget_clean_shutdown(f);
+    append_hard_state(f, 1);
+    append_to_log(f, "\0\0\0\x40torn", 8); /* a record header running past the end */
+    char *before = dir_image(f);
+    assert_int_equal(reopen_rc(f), CLUSTER_ERR_CORRUPT);
+    char *after = dir_image(f);
+    assert_string_equal(after, before);
+    free(after);
+    assert_int_equal(reopen_rc(f), CLUSTER_ERR_CORRUPT); /* and refuses the same way again */
+    after = dir_image(f);
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+}
+
+/* The configuration check refuses after the torn tail was found, and must not have cut it
+ * off either (nor left a clean-shutdown marker that would make the tail corruption). */
+static void test_wrong_node_leaves_torn_tail(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    create(c, "one");
+    cluster_close(c);
+    forget_clean_shutdown(f);
+    append_to_log(f, "\0\0", 2); /* fewer bytes than a record header */
+    char *before = dir_image(f);
+    struct cluster_options o = {.metadata_dir = f->dir, .node_id = 2};
+    assert_int_not_equal(cluster_open(&o, &c), 0);
+    char *after = dir_image(f);
+    assert_string_equal(after, before);
+    free(after);
+    free(before);
+    /* The right node still starts, cutting the tail. */
+    c = open_cluster(f);
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("one")));
+    cluster_close(c);
+}
+
 static void test_uuid_text(void **state)
 {
     (void)state;
@@ -1083,6 +1175,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damage_before_the_last_entry_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_salvage_and_rewrite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_start_leaves_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_node_leaves_torn_tail, setup, teardown),
         cmocka_unit_test(test_uuid_text),
         cmocka_unit_test_setup_teardown(test_partition_limit_and_take_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_id_blocks, setup, teardown),

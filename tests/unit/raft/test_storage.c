@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,10 +52,22 @@ static void save(struct raft_storage *s, struct raft_entry *e, size_t n, uint64_
     assert_int_equal(raft_storage_save(s, &rd, true), 0);
 }
 
+/* A strict open that goes ahead: open (which only reads), then accept (which writes what
+ * recovery decided). */
+static int open_strict(const char *d, struct raft_storage **s)
+{
+    int rc = raft_storage_open(d, RAFT_STORAGE_STRICT, s);
+    if (rc == 0 && (rc = raft_storage_accept(*s)) != 0) {
+        raft_storage_close(*s);
+        *s = NULL;
+    }
+    return rc;
+}
+
 static struct raft_restore reopen(struct raft_storage **s)
 {
     raft_storage_close(*s);
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, s), 0);
+    assert_int_equal(open_strict(dir, s), 0);
     struct raft_restore r;
     raft_storage_restore(*s, &r);
     return r;
@@ -130,7 +143,7 @@ enum { AT_SAVE1, AT_SAVE2, AT_E3, AT_E4, AT_END, AT_N }; /* end offsets in raft.
 static void build_log(const char *d, uint64_t at[AT_N], bool clean)
 {
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(d, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(d, &s), 0);
     struct raft_entry e1 = ent(1, 1, "first"), e2 = ent(2, 1, "second");
     struct raft_entry e34[2] = {ent(3, 1, "third"), ent(4, 1, "fourth")};
     save(s, &e1, 1, 1, 0);
@@ -209,7 +222,7 @@ static void test_round_trip(void **state)
 {
     (void)state;
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     struct raft_entry e[3] = {ent(1, 1, "a"), ent(2, 1, "bb"), ent(3, 2, "")};
     save(s, e, 3, 2, 2);
     struct raft_restore r = reopen(&s);
@@ -227,7 +240,7 @@ static void test_torn_tail(void **state)
 {
     (void)state;
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     struct raft_entry e[2] = {ent(1, 1, "first"), ent(2, 1, "second")};
     save(s, e, 2, 1, 0);
     uint64_t good = raft_storage_log_bytes(s);
@@ -242,7 +255,7 @@ static void test_torn_tail(void **state)
     /* The save wrote the entry record, then a 33-byte hard-state record: cut into the
      * entry record. */
     assert_int_equal(truncate(path, st.st_size - 33 - 7), 0);
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     struct raft_restore r;
     raft_storage_restore(s, &r);
     /* Entry 3's record is torn; the hard state after it is lost with it. */
@@ -267,7 +280,7 @@ static void test_corrupt_middle(void **state)
 {
     (void)state;
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     struct raft_entry e1 = ent(1, 1, "aaaa"), e2 = ent(2, 1, "bbbb"), e3 = ent(3, 1, "cccc");
     save(s, &e1, 1, 1, 0);
     uint64_t after1 = raft_storage_log_bytes(s);
@@ -344,7 +357,7 @@ static void test_torn_shapes(void **state)
         for (size_t k = 0; k < ARRAY_LEN(c->edits); k++)
             apply_edit(log, at, &c->edits[k]);
         struct raft_storage *s;
-        if (raft_storage_open(d, RAFT_STORAGE_STRICT, &s) != 0)
+        if (open_strict(d, &s) != 0)
             fail_msg("torn case \"%s\" was refused", c->name);
         struct raft_restore r;
         raft_storage_restore(s, &r);
@@ -357,7 +370,7 @@ static void test_torn_shapes(void **state)
         struct raft_entry next = ent(c->entries + 1, 2, "after the cut");
         save(s, &next, 1, 2, 1);
         crash_close(s, d);
-        assert_int_equal(raft_storage_open(d, RAFT_STORAGE_STRICT, &s), 0);
+        assert_int_equal(open_strict(d, &s), 0);
         raft_storage_restore(s, &r);
         assert_int_equal(r.n_entries, c->entries + 1);
         assert_memory_equal(r.entries[c->entries].data, "after the cut", 13);
@@ -422,6 +435,58 @@ static void test_refused(void **state)
         assert_memory_equal(after, before, len_before);
         free(after);
         free(before);
+    }
+}
+
+/* A whole record with a term or index past RAFT_MAX_INDEX is malformed, as in messages:
+ * started from a hard state at term 2^64 - 1, the core's next campaign overflowed the term
+ * and tripped an assertion instead of the start being refused. */
+static void test_huge_terms_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        uint8_t kind;
+        uint64_t term, index;
+    } cases[] = {
+        {"hard state at term 2^64 - 1", 2, UINT64_MAX, 0},
+        {"hard state just past the bound", 2, RAFT_MAX_INDEX + 1, 0},
+        {"entry at term 2^64 - 1", 1, UINT64_MAX, 5},
+        {"entry at an index past the bound", 1, 1, RAFT_MAX_INDEX + 1},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char d[300], log[512];
+        snprintf(d, sizeof d, "%s/huge-%zu", dir, i);
+        path_in(d, "raft.log", log, sizeof log);
+        uint64_t at[AT_N];
+        build_log(d, at, false);
+        uint8_t rec[8 + 25] = {0};
+        rec[8] = cases[i].kind;
+        be64_write(rec + 9, cases[i].term);
+        be64_write(rec + 17, cases[i].index);       /* an entry's index; a hard state's vote */
+        size_t body = cases[i].kind == 2 ? 25 : 22; /* an entry: type 0, no data */
+        be32_write(rec, (uint32_t)body);
+        be32_write(rec + 4, crc32c(0, rec + 8, body));
+        pwrite_at(log, rec, 8 + body, at[AT_END]);
+        size_t len_before, len_after;
+        uint8_t *before = slurp(log, &len_before);
+        struct raft_storage *s;
+        int rc = raft_storage_open(d, RAFT_STORAGE_STRICT, &s);
+        if (rc != -EBADMSG)
+            fail_msg("case \"%s\": open returned %d, not -EBADMSG", cases[i].name, rc);
+        uint8_t *after = slurp(log, &len_after);
+        assert_int_equal(len_after, len_before);
+        assert_memory_equal(after, before, len_before);
+        free(after);
+        free(before);
+        /* Salvage skips the record and restores what the core accepts. */
+        assert_int_equal(raft_storage_open(d, RAFT_STORAGE_SALVAGE, &s), 0);
+        struct raft_restore r;
+        raft_storage_restore(s, &r);
+        assert_int_equal(r.n_entries, 4);
+        assert_int_equal(r.hs.term, 1);
+        assert_int_equal(raft_storage_skipped_bytes(s), 8 + body);
+        raft_storage_close(s);
     }
 }
 
@@ -522,7 +587,7 @@ static void test_clean_marker(void **state)
 {
     (void)state;
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     assert_false(exists_in(dir, "clean-shutdown"));
     struct raft_entry e1 = ent(1, 1, "a");
     struct raft_ready rd = {.hs_changed = true, .hs = {1, 1, 1}, .entries = &e1, .n_entries = 1};
@@ -530,7 +595,7 @@ static void test_clean_marker(void **state)
     raft_storage_close(s);
     assert_true(exists_in(dir, "clean-shutdown"));
     /* A strict open takes the marker away: the next crash may tear the tail again. */
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     assert_false(exists_in(dir, "clean-shutdown"));
     raft_storage_close(s);
     assert_true(exists_in(dir, "clean-shutdown"));
@@ -569,7 +634,7 @@ static uint8_t *snapshot_file(uint64_t index, uint64_t term, size_t *len)
     snprintf(d, sizeof d, "%s/snap-%llu-%llu", dir, (unsigned long long)index,
              (unsigned long long)term);
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(d, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(d, &s), 0);
     struct raft_snapshot snap = {
         .index = index, .term = term, .len = 5, .data = (uint8_t *)"state"};
     snap.conf.voters[snap.conf.n_voters++] = 1;
@@ -589,7 +654,7 @@ static void test_corrupt_snapshot(void **state)
     path_in(dir, "snapshot", snap, sizeof snap);
     path_in(dir, "raft.log", log, sizeof log);
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     raft_storage_close(s);
     for (size_t at = 0; at < len; at += 7) {
         good[at] ^= 0x01; /* magic, checksum, or anything the checksum covers */
@@ -604,7 +669,7 @@ static void test_corrupt_snapshot(void **state)
     assert_true(exists_in(dir, "clean-shutdown"));
     /* The intact snapshot opens; without raft.log beside it the vote is lost: refused. */
     spit(snap, good, len);
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     struct raft_restore r;
     raft_storage_restore(s, &r);
     assert_non_null(r.snapshot);
@@ -638,7 +703,7 @@ static void test_interrupted_snapshot_save(void **state)
         snprintf(d, sizeof d, "%s/interrupted-%zu", dir, i);
         path_in(d, "snapshot", snap, sizeof snap);
         struct raft_storage *s;
-        assert_int_equal(raft_storage_open(d, RAFT_STORAGE_STRICT, &s), 0);
+        assert_int_equal(open_strict(d, &s), 0);
         struct raft_entry e[12];
         for (int k = 0; k < 12; k++)
             e[k] = ent((uint64_t)k + 1, 1, "old");
@@ -652,7 +717,7 @@ static void test_interrupted_snapshot_save(void **state)
         uint8_t *bytes = snapshot_file(10, cases[i].snap_term, &len);
         spit(snap, bytes, len);
         free(bytes);
-        assert_int_equal(raft_storage_open(d, RAFT_STORAGE_STRICT, &s), 0);
+        assert_int_equal(open_strict(d, &s), 0);
         struct raft_restore r;
         raft_storage_restore(s, &r);
         if (r.n_entries != cases[i].entries)
@@ -666,7 +731,7 @@ static void test_interrupted_snapshot_save(void **state)
         struct raft_entry next = ent(11 + cases[i].entries, 2, "next");
         save(s, &next, 1, 2, 10);
         crash_close(s, d);
-        assert_int_equal(raft_storage_open(d, RAFT_STORAGE_STRICT, &s), 0);
+        assert_int_equal(open_strict(d, &s), 0);
         raft_storage_restore(s, &r);
         assert_int_equal(r.n_entries, cases[i].entries + 1);
         assert_memory_equal(r.entries[r.n_entries - 1].data, "next", 4);
@@ -674,11 +739,100 @@ static void test_interrupted_snapshot_save(void **state)
     }
 }
 
+/* Every file of d, sorted by name, with its contents, in one buffer: what an unaccepted
+ * open must leave as it found it. */
+static void dir_image(const char *d, struct buf *out)
+{
+    struct dirent **names;
+    int n = scandir(d, &names, NULL, alphasort);
+    assert_true(n >= 0);
+    for (int i = 0; i < n; i++) {
+        if (names[i]->d_name[0] != '.') {
+            char p[512];
+            path_in(d, names[i]->d_name, p, sizeof p);
+            size_t len;
+            uint8_t *data = slurp(p, &len);
+            buf_append(out, names[i]->d_name, strlen(names[i]->d_name) + 1);
+            buf_put_u32(out, (uint32_t)len);
+            buf_append(out, data, len);
+            free(data);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* A strict open only reads: every repair it decides (the torn tail, the snapshot install a
+ * crash interrupted, a leftover snapshot.tmp, the marker) waits for raft_storage_accept,
+ * so an owner that refuses what was restored closes it with every file as it was. */
+static void test_open_writes_nothing_until_accepted(void **state)
+{
+    (void)state;
+    char d[300], snap[512], log[512], tmp[512];
+    snprintf(d, sizeof d, "%s/unaccepted", dir);
+    path_in(d, "snapshot", snap, sizeof snap);
+    path_in(d, "raft.log", log, sizeof log);
+    path_in(d, "snapshot.tmp", tmp, sizeof tmp);
+    struct raft_storage *s;
+    assert_int_equal(open_strict(d, &s), 0);
+    struct raft_entry e[12];
+    for (int k = 0; k < 12; k++)
+        e[k] = ent((uint64_t)k + 1, 1, "old");
+    save(s, e, 12, 1, 4);
+    crash_close(s, d);
+    size_t len;
+    uint8_t *bytes = snapshot_file(10, 2, &len); /* entry 10 has term 1: a conflict */
+    spit(snap, bytes, len);
+    free(bytes);
+    spit(tmp, "leftover", 8);
+    uint64_t whole = file_size(log);
+    assert_int_equal(truncate(log, (off_t)whole + 5), 0); /* a torn tail of zeros */
+    struct buf before, after;
+    buf_init(&before);
+    buf_init(&after);
+    dir_image(d, &before);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(raft_storage_open(d, RAFT_STORAGE_STRICT, &s), 0);
+        struct raft_restore r;
+        raft_storage_restore(s, &r);
+        assert_int_equal(r.n_entries, 0); /* decided: the conflicting entries go */
+        raft_storage_close(s);
+        buf_reset(&after);
+        dir_image(d, &after);
+        assert_int_equal(after.len, before.len);
+        assert_memory_equal(after.data, before.data, before.len);
+    }
+    /* Accepted, the repairs are written, and the storage takes saves. */
+    assert_int_equal(open_strict(d, &s), 0);
+    assert_false(exists_in(d, "snapshot.tmp"));
+    assert_true(file_size(log) < whole);
+    struct raft_entry next = ent(11, 2, "next");
+    save(s, &next, 1, 2, 10);
+    crash_close(s, d);
+    assert_int_equal(open_strict(d, &s), 0);
+    struct raft_restore r;
+    raft_storage_restore(s, &r);
+    assert_int_equal(r.n_entries, 1);
+    raft_storage_close(s);
+    /* A new group's directory is created by accept, not by open. */
+    char fresh[300];
+    snprintf(fresh, sizeof fresh, "%s/fresh", dir);
+    assert_int_equal(raft_storage_open(fresh, RAFT_STORAGE_STRICT, &s), 0);
+    raft_storage_close(s);
+    assert_false(exists_in(dir, "fresh"));
+    assert_int_equal(open_strict(fresh, &s), 0);
+    raft_storage_close(s);
+    assert_true(exists_in(fresh, "raft.log"));
+    assert_true(exists_in(fresh, "clean-shutdown"));
+    buf_free(&before);
+    buf_free(&after);
+}
+
 static void test_truncation_not_resurrected(void **state)
 {
     (void)state;
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     struct raft_entry e[5] = {ent(1, 1, "a"), ent(2, 1, "b"), ent(3, 1, "c"), ent(4, 1, "d"),
                               ent(5, 1, "e")};
     save(s, e, 5, 1, 2);
@@ -695,7 +849,7 @@ static void test_snapshot_and_compact(void **state)
 {
     (void)state;
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     struct raft_entry e[4] = {ent(1, 1, "a"), ent(2, 1, "b"), ent(3, 1, "c"), ent(4, 1, "d")};
     save(s, e, 4, 1, 4);
     /* A snapshot received from the leader at 10 replaces the whole log. */
@@ -735,7 +889,7 @@ static void test_restore_into_core(void **state)
 {
     (void)state;
     struct raft_storage *s;
-    assert_int_equal(raft_storage_open(dir, RAFT_STORAGE_STRICT, &s), 0);
+    assert_int_equal(open_strict(dir, &s), 0);
     struct raft_config cfg;
     raft_config_default(&cfg, 1);
     struct raft_conf boot = {.n_voters = 1, .voters = {1}};
@@ -844,12 +998,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_terms_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage_reads_past_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage_index_gap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salvage_save_asserts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_marker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_snapshot_save, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_writes_nothing_until_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncation_not_resurrected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_and_compact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_into_core, setup, teardown),
