@@ -13,7 +13,7 @@
  *              records, removed (durably) by the next strict open before it returns.
  *
  * Recovery, strict mode (the rules of src/cluster/metalog.c, for raft's framing). A save
- * writes its records (entries, then the hard state) in one write and one fdatasync, each
+ * writes its records (the hard state, then entries) in one write and one fdatasync, each
  * save after the previous one returned, so the only damage a crash can leave is the tail
  * of the one save being written, and nothing depending on that save was sent. Damage is
  * such a torn tail when no clean-shutdown marker is present, no intact record starts
@@ -867,6 +867,16 @@ int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool 
     }
     struct buf b;
     buf_init(&b);
+    /* The hard state goes first: a crash that tears this write then keeps a prefix in
+     * which the stored term is never behind an entry's (every entry of a ready has a
+     * term at most the ready's hard state's), so what recovery finds always passes the
+     * start-up checks. Entries first could keep a new term's entry without the term:
+     * a normal crash would leave a node that refuses to start. A commit index ahead of
+     * the entries that survived is capped at recovery. */
+    if (rd->hs_changed) {
+        put_hs(&b, &rd->hs);
+        s->hs = rd->hs;
+    }
     for (size_t i = 0; i < rd->n_entries; i++) {
         const struct raft_entry *e = &rd->entries[i];
         if (e->index > mem_last_index(s) + 1) {
@@ -879,10 +889,6 @@ int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool 
         put_entry(&b, e);
         mem_truncate_from(s, e->index);
         mem_append(s, e);
-    }
-    if (rd->hs_changed) {
-        put_hs(&b, &rd->hs);
-        s->hs = rd->hs;
     }
     rc = pwrite_all(s->log_fd, b.data, b.len, s->log_bytes, "raft.log");
     if (rc == 0 && sync && (b.len || s->unsynced) && fdatasync(s->log_fd) != 0) {

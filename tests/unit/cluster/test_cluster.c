@@ -1154,6 +1154,34 @@ static void test_snapshot_interval(void **state)
     assert_true(compacted < 200);
 }
 
+/* Each start writes a new term in one write: its hard state and its first entry (the
+ * leader's no-op). A crash can cut that write anywhere, and every cut must start again
+ * (the hard state goes first, so no cut keeps an entry of a term the stored hard state
+ * has not reached: that would read as damage). */
+static void test_every_cut_of_a_start_write_starts(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    create(c, "a");
+    cluster_close(c);
+    off_t before = log_size(f);
+    c = open_cluster(f); /* the new term's write */
+    off_t after = log_size(f);
+    assert_true(after > before);
+    copy_file(f, "raft.log", "raft.log.whole", after);
+    cluster_close(c);
+    for (off_t cut = before; cut < after; cut++) {
+        forget_clean_shutdown(f); /* a crash, not a clean stop */
+        copy_file(f, "raft.log.whole", "raft.log", cut);
+        if (reopen_rc(f) != 0)
+            fail_msg("a start cut at byte %lld of %lld..%lld was refused", (long long)cut,
+                     (long long)before, (long long)after);
+    }
+    c = open_cluster(f);
+    assert_non_null(cluster_topic_find(c, slice_from_cstr("a")));
+    cluster_close(c);
+}
+
 static void test_node_id_mismatch_refused(void **state)
 {
     struct fixture *f = *state;
@@ -1181,6 +1209,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partition_limit_and_take_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_producer_id_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_id_mismatch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_cut_of_a_start_write_starts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_old_metadata_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_refuses_damaged_old_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_largest_topic_is_one_entry, setup, teardown),

@@ -136,7 +136,8 @@ static void crash_close(struct raft_storage *s, const char *d)
 /* ---- a log to damage: three saves, the last one writing several records ----
  *   save 1: entry 1, hard state      save 2: entry 2, hard state
  *   save 3: entries 3 and 4, hard state (one write, one fdatasync) */
-enum { AT_SAVE1, AT_SAVE2, AT_E3, AT_E4, AT_END, AT_N }; /* end offsets in raft.log */
+/* End offsets in raft.log. A save writes its hard state, then its entries. */
+enum { AT_SAVE1, AT_SAVE2, AT_HS3, AT_E3, AT_E4, AT_END, AT_N };
 #define ENTRY_REC_BYTES(data_len) (8 + 22 + (data_len))
 #define HS_REC_BYTES 33
 
@@ -152,9 +153,10 @@ static void build_log(const char *d, uint64_t at[AT_N], bool clean)
     at[AT_SAVE2] = raft_storage_log_bytes(s);
     save(s, e34, 2, 1, 2);
     at[AT_END] = raft_storage_log_bytes(s);
-    at[AT_E3] = at[AT_SAVE2] + ENTRY_REC_BYTES(5);
+    at[AT_HS3] = at[AT_SAVE2] + HS_REC_BYTES;
+    at[AT_E3] = at[AT_HS3] + ENTRY_REC_BYTES(5);
     at[AT_E4] = at[AT_E3] + ENTRY_REC_BYTES(6);
-    assert_int_equal(at[AT_E4] + HS_REC_BYTES, at[AT_END]);
+    assert_int_equal(at[AT_E4], at[AT_END]);
     if (clean)
         raft_storage_close(s);
     else
@@ -292,7 +294,8 @@ static void test_corrupt_middle(void **state)
     int fd = open(path, O_RDWR);
     assert_true(fd >= 0);
     uint8_t x = 0xff;
-    assert_int_equal(pwrite(fd, &x, 1, (off_t)after1 + 12), 1); /* inside entry 2 */
+    /* inside entry 2 (its save writes the hard state first) */
+    assert_int_equal(pwrite(fd, &x, 1, (off_t)(after1 + HS_REC_BYTES + 12)), 1);
     close(fd);
     size_t len_before, len_after;
     uint8_t *before = slurp(path, &len_before);
@@ -331,16 +334,16 @@ static const struct torn_case {
     size_t entries; /* entries recovered */
 } torn_cases[] = {
     {"fewer bytes than a header", {{OP_TRUNCATE, AT_SAVE2, 5, 0}}, AT_SAVE2, 2},
-    {"first record of the save cut short", {{OP_TRUNCATE, AT_SAVE2, 20, 0}}, AT_SAVE2, 2},
+    {"hard state (the save's first record) cut short", {{OP_TRUNCATE, AT_HS3, -3, 0}}, AT_SAVE2, 2},
+    {"first entry of the save cut short", {{OP_TRUNCATE, AT_HS3, 20, 0}}, AT_HS3, 2},
     {"second entry of the save cut short", {{OP_TRUNCATE, AT_E3, 10, 0}}, AT_E3, 3},
-    {"hard state cut short", {{OP_TRUNCATE, AT_END, -3, 0}}, AT_E4, 4},
-    {"last record full length, bad CRC", {{OP_FLIP, AT_END, -1, 0}}, AT_E4, 4},
+    {"last record full length, bad CRC", {{OP_FLIP, AT_END, -1, 0}}, AT_E3, 3},
     {"the whole save zeros", {{OP_ZERO_TO_END, AT_SAVE2, 0, 0}}, AT_SAVE2, 2},
     {"part of the save, then zeros", {{OP_ZERO_TO_END, AT_SAVE2, 20, 0}}, AT_SAVE2, 2},
     {"zeros past the end of the save", {{OP_APPEND_ZEROS, AT_END, 4096, 0}}, AT_END, 4},
     {"first entry garbled, the rest of the save cut short",
-     {{OP_FLIP, AT_SAVE2, 12, 0}, {OP_TRUNCATE, AT_E4, -5, 0}},
-     AT_SAVE2,
+     {{OP_FLIP, AT_HS3, 12, 0}, {OP_TRUNCATE, AT_E4, -5, 0}},
+     AT_HS3,
      2},
 };
 
@@ -501,7 +504,8 @@ static void test_salvage_reads_past_damage(void **state)
     char log[512];
     path_in(dir, "raft.log", log, sizeof log);
     build_log(dir, at, false);
-    apply_edit(log, at, &(struct edit){OP_FLIP, AT_SAVE1, -3, 0}); /* save 1's hard state */
+    /* save 1's hard state, before its entry "first" */
+    apply_edit(log, at, &(struct edit){OP_FLIP, AT_SAVE1, -(int64_t)ENTRY_REC_BYTES(5) - 3, 0});
     char tmp[512];
     path_in(dir, "snapshot.tmp", tmp, sizeof tmp);
     spit(tmp, "garbage", 7);
