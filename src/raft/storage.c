@@ -10,7 +10,7 @@
  *   snapshot   [u32 magic][u32 crc32c of the rest][u64 index][u64 term][conf][u32 len][data],
  *              replaced atomically: snapshot.tmp, fdatasync, rename, fsync(dir).
  *   clean-shutdown  empty; written by a close after which raft.log is known to be whole
- *              records, removed (durably) by the next strict open before it returns.
+ *              records, removed (durably) by raft_storage_accept after the next strict open.
  *
  * Recovery, strict mode (the rules of src/cluster/metalog.c, for raft's framing). A save
  * writes its records (the hard state, then entries) in one write and one fdatasync, each
