@@ -88,7 +88,7 @@ int main(int argc, char **argv)
     }
     int rc = server_run(s);
     server_destroy(s);
-    log_info("server", "shut down cleanly: segments closed, checkpoints written");
+    say_info("server", "shut down cleanly: segments closed, checkpoints written");
     broker_config_free(&cfg);
     return rc == 0 ? 0 : 1;
 }

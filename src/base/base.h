@@ -188,22 +188,23 @@ void time_set_fake(int64_t mono_ms, int64_t wall_ms);
 void time_advance_fake(int64_t ms);
 void time_clear_fake(void);
 
-/* ---- logging: log_info("storage", "...", ...) ---- */
-enum log_level { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
-void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
+/* ---- logging: say_info("storage", "...", ...) ----
+ * (say_, because log_ is the partition log: storage.h) */
+enum say_level { SAY_LEVEL_DEBUG = 0, SAY_LEVEL_INFO, SAY_LEVEL_WARN, SAY_LEVEL_ERROR };
+void say_set_level(enum say_level level);
+enum say_level say_get_level(void);
 /* Parses "DEBUG", "INFO", "WARN", "ERROR" (any case); returns -1 if unknown. */
-int log_level_parse(const char *s, enum log_level *out);
-void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
+int say_level_parse(const char *s, enum say_level *out);
+void say_msg(enum say_level level, const char *subsys, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-#define log_debug(subsys, ...)                                                                     \
+#define say_debug(subsys, ...)                                                                     \
     do {                                                                                           \
-        if (log_get_level() <= LOG_LEVEL_DEBUG)                                                    \
-            log_msg(LOG_LEVEL_DEBUG, subsys, __VA_ARGS__);                                         \
+        if (say_get_level() <= SAY_LEVEL_DEBUG)                                                    \
+            say_msg(SAY_LEVEL_DEBUG, subsys, __VA_ARGS__);                                         \
     } while (0)
-#define log_info(subsys, ...) log_msg(LOG_LEVEL_INFO, subsys, __VA_ARGS__)
-#define log_warn(subsys, ...) log_msg(LOG_LEVEL_WARN, subsys, __VA_ARGS__)
-#define log_error(subsys, ...) log_msg(LOG_LEVEL_ERROR, subsys, __VA_ARGS__)
+#define say_info(subsys, ...) say_msg(SAY_LEVEL_INFO, subsys, __VA_ARGS__)
+#define say_warn(subsys, ...) say_msg(SAY_LEVEL_WARN, subsys, __VA_ARGS__)
+#define say_error(subsys, ...) say_msg(SAY_LEVEL_ERROR, subsys, __VA_ARGS__)
 
 /* Rate-limited lines, for call sites that can fire per request or per connection while
  * a condition persists (disk full, out of fds, a flood of connections): at most one
@@ -211,25 +212,25 @@ void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
  * " (and N more like this in the last S s)". The state is a static per call site
  * (zero-initialised: nothing logged yet), updated with atomics, so helper threads may
  * log through the same site. Lines below the log level are neither written nor counted. */
-struct log_ratelimit {
+struct say_ratelimit {
     _Atomic int64_t last_ms;     /* time_mono_ms of the last line let through; 0: none */
     _Atomic uint64_t suppressed; /* lines held back since then */
 };
-#define LOG_RATELIMIT_INTERVAL_MS 1000
-void log_msg_ratelimited(struct log_ratelimit *rl, int64_t interval_ms, enum log_level level,
+#define SAY_RATELIMIT_INTERVAL_MS 1000
+void say_msg_ratelimited(struct say_ratelimit *rl, int64_t interval_ms, enum say_level level,
                          const char *subsys, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-#define log_ratelimited(interval_ms, level, subsys, ...)                                           \
+#define say_ratelimited(interval_ms, level, subsys, ...)                                           \
     do {                                                                                           \
-        static struct log_ratelimit log_rl_;                                                       \
-        log_msg_ratelimited(&log_rl_, interval_ms, level, subsys, __VA_ARGS__);                    \
+        static struct say_ratelimit say_rl_;                                                       \
+        say_msg_ratelimited(&say_rl_, interval_ms, level, subsys, __VA_ARGS__);                    \
     } while (0)
-#define log_info_ratelimited(subsys, ...)                                                          \
-    log_ratelimited(LOG_RATELIMIT_INTERVAL_MS, LOG_LEVEL_INFO, subsys, __VA_ARGS__)
-#define log_warn_ratelimited(subsys, ...)                                                          \
-    log_ratelimited(LOG_RATELIMIT_INTERVAL_MS, LOG_LEVEL_WARN, subsys, __VA_ARGS__)
-#define log_error_ratelimited(subsys, ...)                                                         \
-    log_ratelimited(LOG_RATELIMIT_INTERVAL_MS, LOG_LEVEL_ERROR, subsys, __VA_ARGS__)
+#define say_info_ratelimited(subsys, ...)                                                          \
+    say_ratelimited(SAY_RATELIMIT_INTERVAL_MS, SAY_LEVEL_INFO, subsys, __VA_ARGS__)
+#define say_warn_ratelimited(subsys, ...)                                                          \
+    say_ratelimited(SAY_RATELIMIT_INTERVAL_MS, SAY_LEVEL_WARN, subsys, __VA_ARGS__)
+#define say_error_ratelimited(subsys, ...)                                                         \
+    say_ratelimited(SAY_RATELIMIT_INTERVAL_MS, SAY_LEVEL_ERROR, subsys, __VA_ARGS__)
 
 /* ---- arena: bump allocator for per-request data; one free at the end ---- */
 struct arena_chunk;

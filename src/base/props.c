@@ -150,7 +150,7 @@ int props_load_file(struct props *p, const char *path)
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
-        log_error("config", "cannot open config file %s: %s", path, strerror(e));
+        say_error("config", "cannot open config file %s: %s", path, strerror(e));
         return -e;
     }
     struct buf b;
@@ -162,7 +162,7 @@ int props_load_file(struct props *p, const char *path)
     int err = ferror(f) ? -EIO : 0;
     fclose(f);
     if (err) {
-        log_error("config", "cannot read config file %s", path);
+        say_error("config", "cannot read config file %s", path);
         buf_free(&b);
         return err;
     }

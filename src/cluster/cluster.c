@@ -254,7 +254,7 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         struct mtopic *t = r->err ? NULL : topic_by_id(c, id.ptr, NULL);
         if (!t || pid < 0 || pid > t->partition_count || pid >= MAX_PARTITIONS_PER_TOPIC) {
             if (!r->err)
-                log_warn("cluster",
+                say_warn("cluster",
                          "skipping PartitionRecord %d for an unknown topic or out of "
                          "order",
                          pid);
@@ -325,7 +325,7 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         return;
     }
     default:
-        log_warn("cluster", "skipping metadata record of unknown type %llu",
+        say_warn("cluster", "skipping metadata record of unknown type %llu",
                  (unsigned long long)type);
         r->err = -1; /* cannot know its length: skip the rest of this entry */
         return;
@@ -350,7 +350,7 @@ static void apply_entry(void *arg, struct slice payload)
         apply_record(c, type, &r, &touched, &ev);
     }
     if (r.err)
-        log_warn("cluster", "metadata log entry is malformed; applied what could be read");
+        say_warn("cluster", "metadata log entry is malformed; applied what could be read");
     if (touched)
         notify(c, ev, touched, -1);
 }
@@ -613,12 +613,12 @@ static int load_or_create_meta(struct cluster *c, const char *dir, const char *w
         const char *node = props_get(&p, "node.id");
         int64_t nid;
         if (!id || !node || parse_i64(node, &nid) != 0) {
-            log_error("cluster", "%s is missing cluster.id or node.id", path);
+            say_error("cluster", "%s is missing cluster.id or node.id", path);
             props_free(&p);
             return CLUSTER_ERR_IO;
         }
         if (nid != c->node_id) {
-            log_error("cluster", "%s belongs to node.id %lld, but this node is node.id %d", path,
+            say_error("cluster", "%s belongs to node.id %lld, but this node is node.id %d", path,
                       (long long)nid, c->node_id);
             props_free(&p);
             return CLUSTER_ERR_IO;
@@ -632,7 +632,7 @@ static int load_or_create_meta(struct cluster *c, const char *dir, const char *w
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        log_error("cluster", "cannot write %s: %s", tmp, strerror(errno));
+        say_error("cluster", "cannot write %s: %s", tmp, strerror(errno));
         return CLUSTER_ERR_IO;
     }
     fprintf(f, "#\n#Written by samsa-server\nversion=1\ncluster.id=%s\nnode.id=%d\n", c->cluster_id,
@@ -640,7 +640,7 @@ static int load_or_create_meta(struct cluster *c, const char *dir, const char *w
     int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
-        log_error("cluster", "cannot write %s: %s", path, strerror(errno));
+        say_error("cluster", "cannot write %s: %s", path, strerror(errno));
         return CLUSTER_ERR_IO;
     }
     return 0;
@@ -1213,7 +1213,7 @@ static void finish_write(struct op *op)
         /* Recorded, but the broker cannot serve it: take it back, before anything else,
          * so that no topic stays listed that producers would find broken. The caller
          * hears of it when the removal is written. */
-        log_error("cluster", "topic %s could not be opened; removing it again", op->name);
+        say_error("cluster", "topic %s could not be opened; removing it again", op->name);
         op->kind = OP_TAKE_BACK;
         op->next = c->queue;
         c->queue = op;

@@ -53,7 +53,7 @@ static int read_all(int fd, struct buf *b, const char *path)
             if (errno == EINTR)
                 continue;
             int e = errno;
-            log_error("cluster", "reading metadata log %s failed: %s", path, strerror(e));
+            say_error("cluster", "reading metadata log %s failed: %s", path, strerror(e));
             return -e;
         }
         if (n == 0)
@@ -124,7 +124,7 @@ static void refuse_damaged(const struct metalog *m, size_t pos, size_t len, size
     const char *slash = strrchr(m->dir, '/');
     const char *parent = slash && slash != m->dir ? m->dir : ".";
     int parent_len = slash && slash != m->dir ? (int)(slash - m->dir) : 1;
-    log_error("cluster",
+    say_error("cluster",
               "metadata log %s is damaged at byte %zu of %zu (after %zu intact entries): %s. "
               "Not starting: cutting the log there would forget every topic recorded after "
               "that point while its partition directories are still on disk. Nothing has "
@@ -153,7 +153,7 @@ static size_t replay(struct metalog *m, const struct buf *b, enum metalog_mode m
             if (mode == METALOG_STRICT)
                 return pos;
             size_t next = next_entry(b->data, b->len, pos);
-            log_warn("cluster", "metadata log %s: skipping damaged bytes %zu..%zu", m->path, pos,
+            say_warn("cluster", "metadata log %s: skipping damaged bytes %zu..%zu", m->path, pos,
                      next);
             st->skipped_bytes += next - pos;
             pos = next;
@@ -182,7 +182,7 @@ int metalog_open(const char *dir, enum metalog_mode mode,
     struct metalog_stats st = {0};
     if (mode == METALOG_STRICT && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         int e = errno;
-        log_error("cluster", "cannot create metadata dir %s: %s", dir, strerror(e));
+        say_error("cluster", "cannot create metadata dir %s: %s", dir, strerror(e));
         return -e;
     }
     struct metalog *m = metalog_new(dir);
@@ -193,7 +193,7 @@ int metalog_open(const char *dir, enum metalog_mode mode,
     int rc = 0;
     if (m->fd < 0 && !(mode == METALOG_SALVAGE && errno == ENOENT)) {
         rc = -errno;
-        log_error("cluster", "cannot open metadata log %s: %s", m->path, strerror(-rc));
+        say_error("cluster", "cannot open metadata log %s: %s", m->path, strerror(-rc));
         goto out;
     }
     struct buf b;
@@ -211,13 +211,13 @@ int metalog_open(const char *dir, enum metalog_mode mode,
             rc = -EBADMSG;
             goto out;
         }
-        log_warn("cluster",
+        say_warn("cluster",
                  "metadata log %s has a torn tail at byte %zu of %zu; truncating (the change "
                  "being written at the crash was never acknowledged)",
                  m->path, pos, b.len);
         if (ftruncate(m->fd, (off_t)pos) != 0 || fdatasync(m->fd) != 0) {
             rc = -errno;
-            log_error("cluster", "cannot truncate metadata log %s: %s", m->path, strerror(-rc));
+            say_error("cluster", "cannot truncate metadata log %s: %s", m->path, strerror(-rc));
             buf_free(&b);
             goto out;
         }
@@ -230,12 +230,12 @@ int metalog_open(const char *dir, enum metalog_mode mode,
     if (clean && mode == METALOG_STRICT) {
         if (unlink(marker) != 0 || (rc = fsync_dir(dir)) != 0) {
             rc = rc ? rc : -errno;
-            log_error("cluster", "cannot remove %s: %s", marker, strerror(-rc));
+            say_error("cluster", "cannot remove %s: %s", marker, strerror(-rc));
             goto out;
         }
     }
     st.was_empty = st.entries == 0;
-    log_info("cluster", "replayed %zu metadata log entries from %s", st.entries, m->path);
+    say_info("cluster", "replayed %zu metadata log entries from %s", st.entries, m->path);
 out:
     free(marker);
     if (rc != 0) {
@@ -282,10 +282,10 @@ int metalog_append(struct metalog *m, const uint8_t *payload, size_t len)
     if (rc == 0 && fdatasync(m->fd) != 0)
         rc = -errno;
     if (rc != 0) {
-        log_error("cluster", "writing metadata log %s failed: %s", m->path, strerror(-rc));
+        say_error("cluster", "writing metadata log %s failed: %s", m->path, strerror(-rc));
         /* Cut off whatever part reached the file so the next append starts clean. */
         if (ftruncate(m->fd, m->end) != 0) {
-            log_error("cluster", "cannot truncate metadata log %s: %s", m->path, strerror(errno));
+            say_error("cluster", "cannot truncate metadata log %s: %s", m->path, strerror(errno));
             m->intact = false;
         }
     } else {
@@ -304,7 +304,7 @@ int metalog_replace(struct metalog *m, const struct slice *payloads, size_t n, c
         frame(&b, payloads[i].ptr, payloads[i].len);
     if (mkdir(m->dir, 0755) != 0 && errno != EEXIST) {
         int rc = -errno;
-        log_error("cluster", "cannot create metadata dir %s: %s", m->dir, strerror(-rc));
+        say_error("cluster", "cannot create metadata dir %s: %s", m->dir, strerror(-rc));
         buf_free(&b);
         return rc;
     }
@@ -317,7 +317,7 @@ int metalog_replace(struct metalog *m, const struct slice *payloads, size_t n, c
         rc = -errno;
     buf_free(&b);
     if (rc != 0) {
-        log_error("cluster", "cannot write %s: %s", tmp, strerror(-rc));
+        say_error("cluster", "cannot write %s: %s", tmp, strerror(-rc));
         free(tmp);
         return rc;
     }
@@ -327,7 +327,7 @@ int metalog_replace(struct metalog *m, const struct slice *payloads, size_t n, c
         *kept_path = path_in(m->dir, name);
         if (rename(m->path, *kept_path) != 0) {
             rc = -errno;
-            log_error("cluster", "cannot move %s to %s: %s", m->path, *kept_path, strerror(-rc));
+            say_error("cluster", "cannot move %s to %s: %s", m->path, *kept_path, strerror(-rc));
             free(*kept_path);
             *kept_path = NULL;
             free(tmp);
@@ -340,7 +340,7 @@ int metalog_replace(struct metalog *m, const struct slice *payloads, size_t n, c
     if (rc == 0)
         rc = fsync_dir(m->dir);
     if (rc != 0) {
-        log_error("cluster", "cannot put the new metadata log in place at %s: %s", m->path,
+        say_error("cluster", "cannot put the new metadata log in place at %s: %s", m->path,
                   strerror(-rc));
         return rc;
     }
@@ -379,7 +379,7 @@ void metalog_close(struct metalog *m)
             char *marker = path_in(m->dir, CLEAN_MARKER);
             int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
             if (fd < 0 || close(fd) != 0 || fsync_dir(m->dir) != 0)
-                log_warn("cluster",
+                say_warn("cluster",
                          "cannot write %s (the next start treats the metadata log "
                          "as after a crash): %s",
                          marker, strerror(errno));

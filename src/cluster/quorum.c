@@ -87,7 +87,7 @@ static int snapshot_apply(struct quorum *q, const uint8_t *data, size_t len)
     size_t pos = 0;
     while (pos < len) {
         if (len - pos < 4 || len - pos - 4 < be32_read(data + pos)) {
-            log_error("cluster", "metadata snapshot in %s is malformed at byte %zu", q->dir, pos);
+            say_error("cluster", "metadata snapshot in %s is malformed at byte %zu", q->dir, pos);
             return -EBADMSG;
         }
         uint32_t n = be32_read(data + pos);
@@ -162,7 +162,7 @@ int quorum_advance(struct quorum *q, int persist_rc)
     if (persist_rc != 0) {
         /* The core's ready cannot be taken back: refuse every later change. */
         q->failed = true;
-        log_error("cluster",
+        say_error("cluster",
                   "writing the metadata log %s failed; metadata changes are refused until the "
                   "broker restarts",
                   q->path);
@@ -191,7 +191,7 @@ static int catch_up(struct quorum *q)
     struct raft_status st;
     raft_status(q->raft, &st);
     if (st.role != RAFT_LEADER || st.applied < st.last_index) {
-        log_error("cluster", "metadata quorum in %s did not elect this node (role %s)", q->dir,
+        say_error("cluster", "metadata quorum in %s did not elect this node (role %s)", q->dir,
                   raft_role_name(st.role));
         return -EIO;
     }
@@ -204,14 +204,14 @@ int quorum_propose(struct quorum *q, const uint8_t *entry, size_t len)
     if (q->failed)
         return -EIO;
     if (len > RAFT_MAX_ENTRY_BYTES) {
-        log_error("cluster", "a metadata change of %zu bytes exceeds the entry limit", len);
+        say_error("cluster", "a metadata change of %zu bytes exceeds the entry limit", len);
         return -EFBIG;
     }
     uint64_t index;
     int rc = raft_propose(q->raft, entry, len, &index);
     (void)index;
     if (rc != 0) {
-        log_error("cluster", "the metadata quorum refused a change (%d)", rc);
+        say_error("cluster", "the metadata quorum refused a change (%d)", rc);
         return -EIO;
     }
     drain_ready(q);
@@ -273,7 +273,7 @@ int quorum_snapshot_begin(struct quorum *q, const struct slice *entries, size_t 
     /* Keeps a copy to send to followers; drops every entry it covers from memory. */
     if (raft_snapshot_create(q->raft, data.data, data.len, 0) != 0) {
         ASSERT(data.len > RAFT_MAX_SNAPSHOT_BYTES); /* the only other refusals are asserted */
-        log_error("cluster",
+        say_error("cluster",
                   "the metadata image (%zu bytes) does not fit a snapshot (at most %u bytes): "
                   "no more snapshots until the broker restarts, and %s keeps growing",
                   data.len, RAFT_MAX_SNAPSHOT_BYTES, q->path);
@@ -308,13 +308,13 @@ void quorum_snapshot_done(struct quorum *q, int write_rc)
     if (write_rc != 0) {
         /* The storage takes no more saves; the files hold a whole snapshot and log. */
         q->failed = true;
-        log_error("cluster",
+        say_error("cluster",
                   "writing a snapshot of the metadata log %s failed; metadata changes are "
                   "refused until the broker restarts (nothing written before is lost)",
                   q->path);
     } else {
         q->unsnapshotted = false;
-        log_info("cluster",
+        say_info("cluster",
                  "wrote a metadata snapshot at index %llu (%zu entries, %u bytes); %s is now "
                  "%llu bytes",
                  (unsigned long long)q->snap.index, q->snap_entries, q->snap.len, q->path,
@@ -330,7 +330,7 @@ static int refuse(const struct quorum *q)
 {
     const char *slash = strrchr(q->dir, '/');
     int parent_len = slash && slash != q->dir ? (int)(slash - q->dir) : 1;
-    log_error("cluster",
+    say_error("cluster",
               "the metadata log in %s is damaged (see above). Not starting: cutting it would "
               "forget topics whose partition directories are still on disk. To recover this "
               "single node, stop it and run `samsa metadata recover --log-dir %.*s` "
@@ -372,7 +372,7 @@ static int keep_aside(const char *dir, const char *name, const char *what, char 
     char *to = path_in(dir, suffix);
     int rc = rename(from, to) == 0 ? fsync_dir(dir) : -errno;
     if (rc != 0)
-        log_error("cluster", "cannot move %s to %s: %s", from, to, strerror(-rc));
+        say_error("cluster", "cannot move %s to %s: %s", from, to, strerror(-rc));
     free(from);
     if (rc == 0 && kept)
         *kept = to;
@@ -391,12 +391,12 @@ static int refuse_conf(const struct quorum *q, int32_t node_id, const struct raf
                        const char *where)
 {
     if (raft_conf_is_voter(c, (uint64_t)node_id))
-        log_error("cluster",
+        say_error("cluster",
                   "the metadata quorum in %s has %u voters and %u learners (%s); this build "
                   "runs a quorum of this node alone",
                   q->dir, c->n_voters, c->n_learners, where);
     else
-        log_error("cluster",
+        say_error("cluster",
                   "node.id %d is not a voter of the metadata quorum in %s (%s): was node.id "
                   "changed?",
                   node_id, q->dir, where);
@@ -429,7 +429,7 @@ static int restore_core(struct quorum *q, int32_t node_id)
             continue;
         struct raft_conf c;
         if (raft_conf_decode(e->data, e->len, &c) != 0) {
-            log_error("cluster",
+            say_error("cluster",
                       "the metadata log in %s is damaged: entry %llu holds a malformed "
                       "configuration",
                       q->dir, (unsigned long long)e->index);
@@ -442,7 +442,7 @@ static int restore_core(struct quorum *q, int32_t node_id)
                          : restore.snapshot ? restore.snapshot->term
                                             : 0;
     if (restore.hs.term < last_term) {
-        log_error("cluster",
+        say_error("cluster",
                   "the metadata log in %s is damaged: its term %llu is older than its "
                   "last entry's (%llu)",
                   q->dir, (unsigned long long)restore.hs.term, (unsigned long long)last_term);
@@ -453,7 +453,7 @@ static int restore_core(struct quorum *q, int32_t node_id)
     struct raft_conf founders = {.n_voters = 1, .voters = {(uint64_t)node_id}};
     int rc = raft_new(&cfg, &restore, &founders, &q->raft);
     if (rc != 0) {
-        log_error("cluster", "the metadata log in %s cannot be restored (%d)", q->dir, rc);
+        say_error("cluster", "the metadata log in %s cannot be restored (%d)", q->dir, rc);
         return -EBADMSG;
     }
     struct raft_status st;
@@ -461,7 +461,7 @@ static int restore_core(struct quorum *q, int32_t node_id)
     if (st.conf.n_voters == 0) {
         /* Neither a snapshot nor a committed configuration entry: the log does not begin
          * as a quorum's log begins (entry 1 is the founders' configuration). */
-        log_error("cluster", "the metadata log in %s is damaged: it holds no configuration",
+        say_error("cluster", "the metadata log in %s is damaged: it holds no configuration",
                   q->dir);
         return -EBADMSG;
     }
@@ -491,7 +491,7 @@ static int upgrade(const char *dir, int32_t node_id)
     if (rc == 0)
         rc = keep_aside(dir, "metadata.log", "migrated", NULL);
     if (rc == 0)
-        log_info("cluster", "moved %zu entries of %s/metadata.log into the Raft log", col.entries,
+        say_info("cluster", "moved %zu entries of %s/metadata.log into the Raft log", col.entries,
                  dir);
     buf_free(&col.snap);
     return rc;
@@ -535,7 +535,7 @@ int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn 
         }
     } else if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         rc = -errno;
-        log_error("cluster", "cannot create metadata dir %s: %s", dir, strerror(-rc));
+        say_error("cluster", "cannot create metadata dir %s: %s", dir, strerror(-rc));
     } else {
         if (!have_raft && !have_old) {
             /* No log at all: a new node, or one whose log was emptied or deleted. A
@@ -544,7 +544,7 @@ int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn 
              * voters (the cluster issue) a voter that lost its log must not vote. */
             char *marker = path_in(dir, "clean-shutdown");
             if (unlink(marker) == 0) {
-                log_warn("cluster", "no metadata log in %s: starting a new one", dir);
+                say_warn("cluster", "no metadata log in %s: starting a new one", dir);
                 rc = fsync_dir(dir);
             }
             free(marker);
@@ -570,7 +570,7 @@ int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn 
         quorum_close(q);
         return rc;
     }
-    log_info("cluster", "replayed %zu metadata entries from %s", st.entries, q->path);
+    say_info("cluster", "replayed %zu metadata entries from %s", st.entries, q->path);
     if (stats)
         *stats = st;
     *out = q;
@@ -586,7 +586,7 @@ int quorum_replace(struct quorum *q, const struct slice *entries, size_t n, char
     q->store = NULL;
     if (mkdir(q->dir, 0755) != 0 && errno != EEXIST) {
         int rc = -errno;
-        log_error("cluster", "cannot create metadata dir %s: %s", q->dir, strerror(-rc));
+        say_error("cluster", "cannot create metadata dir %s: %s", q->dir, strerror(-rc));
         return rc;
     }
     /* The damaged files stay beside the new log; the first one kept is reported. */

@@ -206,7 +206,7 @@ void grp_delete_groups(struct grp_coordinator *c, int64_t now_ms,
             op->batch_index = i;
             b->outstanding++;
             ops[n_ops++] = op;
-            log_info("group", "deleting group %.*s (%zu committed offsets)", (int)g->id.len,
+            say_info("group", "deleting group %.*s (%zu committed offsets)", (int)g->id.len,
                      g->id.ptr, g->offsets.count);
             grp__remove_from_map(c, g); /* alive while op holds its ref */
         }
@@ -225,7 +225,7 @@ void grp__delete_groups_done(struct grp_coordinator *c, struct grp_pending_op *o
     struct grp_delete_batch *b = op->batch;
     if (error) {
         /* The group is already gone from memory; it would come back on reload. */
-        log_warn("group", "failed to append deletion tombstones for group %.*s: error %d",
+        say_warn("group", "failed to append deletion tombstones for group %.*s: error %d",
                  (int)op->group->id.len, op->group->id.ptr, error);
         b->results[op->batch_index].error = grp__map_append_error(error);
     }

@@ -159,7 +159,7 @@ int grp_coordinator_create(const struct grp_config *cfg, struct grp_coordinator 
         !cfg->on_leave_done || !cfg->on_commit_done || !cfg->on_fetch_done ||
         !cfg->on_describe_done || !cfg->on_list_done || !cfg->on_delete_groups_done ||
         !cfg->on_offset_delete_done) {
-        log_error("group", "invalid group coordinator configuration (a bound is out of "
+        say_error("group", "invalid group coordinator configuration (a bound is out of "
                            "range or a callback is missing)");
         return -22; /* -EINVAL */
     }
@@ -533,7 +533,7 @@ struct slice grp__select_protocol(const struct grp_group *g)
     if (best == SIZE_MAX && first->n_protocols == 0)
         return EMPTY;
     if (best == SIZE_MAX) {
-        log_error("group", "group %.*s has no protocol common to all %zu members; using %.*s",
+        say_error("group", "group %.*s has no protocol common to all %zu members; using %.*s",
                   (int)g->id.len, g->id.ptr, g->n_members, (int)first->protocols[0].name.len,
                   first->protocols[0].name.ptr);
         best = 0;
@@ -820,7 +820,7 @@ void grp__prepare_rebalance(struct grp_coordinator *c, struct grp_group *g, int6
         g->join_deadline_ms = now_ms + rebalance_ms;
     }
     grp__note_deadline(c, g->join_deadline_ms);
-    log_info("group",
+    say_info("group",
              "preparing to rebalance group %.*s in state %s with old generation %d "
              "(__consumer_offsets-%d)",
              (int)g->id.len, g->id.ptr, grp_state_name(g->state), g->generation, g->partition);
@@ -897,14 +897,14 @@ static void complete_join(struct grp_coordinator *c, struct grp_group *g, int64_
     for (size_t i = 0; i < g->n_members;) {
         struct grp_member *m = g->members[i];
         if (!m->awaiting_join && !m->instance_id.ptr) {
-            log_info("group", "group %.*s removed member %.*s which did not rejoin in time",
+            say_info("group", "group %.*s removed member %.*s which did not rejoin in time",
                      (int)g->id.len, g->id.ptr, (int)m->id.len, m->id.ptr);
             member_remove(c, g, m, GRP_ERR_UNKNOWN_MEMBER_ID);
         } else if (m->awaiting_join && m->is_new && !m->instance_id.ptr && c->cfg.join_abandoned &&
                    c->cfg.join_abandoned(m->join_ctx)) {
             /* Its JoinGroup's connection is gone: it can never learn its member id, so
              * keeping it would only hold its metadata until its session expired. */
-            log_info_ratelimited("group",
+            say_info_ratelimited("group",
                                  "group %.*s dropped new member %.*s whose "
                                  "connection closed before its join completed",
                                  (int)g->id.len, g->id.ptr, (int)m->id.len, m->id.ptr);
@@ -916,7 +916,7 @@ static void complete_join(struct grp_coordinator *c, struct grp_group *g, int64_
     if (!elect_joined_leader(g) && g->n_members > 0) {
         /* Nobody rejoined (only static members left): wait another round; their
          * sessions will expire if they are gone. */
-        log_error("group", "group %.*s could not complete rebalance because no members rejoined",
+        say_error("group", "group %.*s could not complete rebalance because no members rejoined",
                   (int)g->id.len, g->id.ptr);
         g->join_deadline_ms = now_ms + grp__rebalance_timeout(g);
         grp__note_deadline(c, g->join_deadline_ms);
@@ -927,7 +927,7 @@ static void complete_join(struct grp_coordinator *c, struct grp_group *g, int64_
         grp__bytes_free(&g->protocol);
         clear_subscriptions(g);
         grp__transition(g, GRP_STATE_EMPTY, now_ms);
-        log_info("group", "group %.*s with generation %d is now empty (__consumer_offsets-%d)",
+        say_info("group", "group %.*s with generation %d is now empty (__consumer_offsets-%d)",
                  (int)g->id.len, g->id.ptr, g->generation, g->partition);
         grp__store_group(c, g, grp__op_new(c, GRP_OP_EMPTY_STORE, g, NULL), NULL, now_ms);
         return;
@@ -937,7 +937,7 @@ static void complete_join(struct grp_coordinator *c, struct grp_group *g, int64_
     grp__transition(g, GRP_STATE_COMPLETING_REBALANCE, now_ms);
     g->sync_deadline_ms = now_ms + grp__rebalance_timeout(g);
     grp__note_deadline(c, g->sync_deadline_ms);
-    log_info("group", "stabilized group %.*s generation %d (__consumer_offsets-%d), %zu members",
+    say_info("group", "stabilized group %.*s generation %d (__consumer_offsets-%d), %zu members",
              (int)g->id.len, g->id.ptr, g->generation, g->partition, g->n_members);
     for (size_t i = 0; i < g->n_members; i++) {
         struct grp_member *m = g->members[i];
@@ -983,7 +983,7 @@ static void group_timers(struct grp_coordinator *c, struct grp_group *g, int64_t
     for (size_t i = 0; i < g->n_members;) {
         struct grp_member *m = g->members[i];
         if (now_ms >= m->heartbeat_deadline_ms && !keep_alive(m)) {
-            log_info("group",
+            say_info("group",
                      "member %.*s in group %.*s has failed, removing it from the group "
                      "(session timeout %d ms)",
                      (int)m->id.len, m->id.ptr, (int)g->id.len, g->id.ptr, m->session_timeout_ms);
@@ -1012,7 +1012,7 @@ static void group_timers(struct grp_coordinator *c, struct grp_group *g, int64_t
         for (size_t i = 0; i < g->n_members;) {
             struct grp_member *m = g->members[i];
             if (m->pending_sync) {
-                log_info("group", "group %.*s removed member %.*s which did not send SyncGroup",
+                say_info("group", "group %.*s removed member %.*s which did not send SyncGroup",
                          (int)g->id.len, g->id.ptr, (int)m->id.len, m->id.ptr);
                 member_remove(c, g, m, GRP_ERR_UNKNOWN_MEMBER_ID);
                 removed = true;
@@ -1078,12 +1078,12 @@ void grp_append_done(struct grp_coordinator *c, int64_t now_ms, void *token, int
     case GRP_OP_EMPTY_STORE:
         /* Kafka: safe to ignore; the previous generation has no live members anyway. */
         if (error)
-            log_warn("group", "failed to write empty metadata for group %.*s: error %d",
+            say_warn("group", "failed to write empty metadata for group %.*s: error %d",
                      (int)op->group->id.len, op->group->id.ptr, error);
         break;
     case GRP_OP_TOMBSTONES:
         if (error)
-            log_warn("group", "failed to append expiry tombstones: error %d", error);
+            say_warn("group", "failed to append expiry tombstones: error %d", error);
         break;
     case GRP_OP_DELETE_GROUPS: grp__delete_groups_done(c, op, error); break;
     case GRP_OP_OFFSET_DELETE: grp__offset_delete_done(c, op, error); break;

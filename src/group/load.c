@@ -33,7 +33,7 @@ void grp_load_begin(struct grp_coordinator *c, int64_t now_ms, int32_t partition
     if (c->partitions[partition] != GRP_PART_NOT_OWNED)
         grp_unload(c, partition);
     c->partitions[partition] = GRP_PART_LOADING;
-    log_info("group", "loading groups and offsets of __consumer_offsets-%d", partition);
+    say_info("group", "loading groups and offsets of __consumer_offsets-%d", partition);
 }
 
 static void load_group_value(struct grp_coordinator *c, struct grp_group *g,
@@ -46,7 +46,7 @@ static void load_group_value(struct grp_coordinator *c, struct grp_group *g,
     g->protocol = grp__bytes_dup(v->protocol);
     g->state_ts_ms = v->current_state_timestamp_ms;
     if (!v->protocol.ptr && v->n_members > 0) {
-        log_warn("group",
+        say_warn("group",
                  "group %.*s: metadata record has %zu members but no protocol; "
                  "members dropped",
                  (int)g->id.len, g->id.ptr, v->n_members);
@@ -86,14 +86,14 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
     ASSERT(c->partitions[partition] == GRP_PART_LOADING);
     struct grp_key k;
     if (grp_key_decode(key, &k) != 0) {
-        log_warn("group", "__consumer_offsets-%d: malformed record key (%zu bytes) skipped",
+        say_warn("group", "__consumer_offsets-%d: malformed record key (%zu bytes) skipped",
                  partition, key.len);
         return -1;
     }
     if (k.kind == GRP_KEY_OTHER)
         return 0;
     if (grp_partition_for(c, k.group) != partition) {
-        log_warn("group",
+        say_warn("group",
                  "__consumer_offsets-%d: record for group %.*s belongs to partition %d; "
                  "skipped",
                  partition, (int)k.group.len, k.group.ptr, grp_partition_for(c, k.group));
@@ -115,7 +115,7 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
         }
         struct grp_offset_value v;
         if (grp_offset_value_decode(value, &v) != 0) {
-            log_warn("group", "__consumer_offsets-%d: malformed offset of group %.*s skipped",
+            say_warn("group", "__consumer_offsets-%d: malformed offset of group %.*s skipped",
                      partition, (int)k.group.len, k.group.ptr);
             return -1;
         }
@@ -145,7 +145,7 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
     struct grp_group_value v;
     if (grp_group_value_decode(value, &a, &v) != 0) {
         arena_free(&a);
-        log_warn("group", "__consumer_offsets-%d: malformed metadata of group %.*s skipped",
+        say_warn("group", "__consumer_offsets-%d: malformed metadata of group %.*s skipped",
                  partition, (int)k.group.len, k.group.ptr);
         return -1;
     }
@@ -182,7 +182,7 @@ void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition)
         if (g->n_members > (size_t)c->cfg.max_group_size) {
             /* group.max.size was lowered: rebalance so that only that many rejoin (the
              * rest get GROUP_MAX_SIZE_REACHED), giving everyone a chance to commit. */
-            log_info("group",
+            say_info("group",
                      "loaded group %.*s has %zu members, over group.max.size %d; "
                      "rebalancing",
                      (int)g->id.len, g->id.ptr, g->n_members, c->cfg.max_group_size);
@@ -192,7 +192,7 @@ void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition)
     if (c->next_expiry_check_ms == GRP_NO_DEADLINE)
         c->next_expiry_check_ms = now_ms + c->cfg.offsets_retention_check_interval_ms;
     grp__note_deadline(c, c->next_expiry_check_ms);
-    log_info("group", "loaded %zu groups of __consumer_offsets-%d", n_groups, partition);
+    say_info("group", "loaded %zu groups of __consumer_offsets-%d", n_groups, partition);
 }
 
 void grp_unload(struct grp_coordinator *c, int32_t partition)
@@ -211,5 +211,5 @@ void grp_unload(struct grp_coordinator *c, int32_t partition)
         n++;
     }
     c->partitions[partition] = GRP_PART_NOT_OWNED;
-    log_info("group", "unloaded %zu groups of __consumer_offsets-%d", n, partition);
+    say_info("group", "unloaded %zu groups of __consumer_offsets-%d", n, partition);
 }

@@ -100,7 +100,7 @@ static void update_static_member(struct grp_coordinator *c, struct grp_group *g,
                                  const struct grp_join_req *req, void *ctx, int64_t now_ms)
 {
     struct slice old_id = grp__bs(m->id);
-    log_info("group",
+    say_info("group",
              "static member %.*s of group %.*s rejoined with a new member id; "
              "replacing member %.*s in state %s",
              (int)req->group_instance_id.len, req->group_instance_id.ptr, (int)g->id.len, g->id.ptr,
@@ -155,7 +155,7 @@ void grp__static_store_done(struct grp_coordinator *c, struct grp_pending_op *op
         return;
     if (error) {
         /* Kafka reverts to the old member id so memory matches the log. */
-        log_warn("group", "failed to persist static member replacement in group %.*s: error %d",
+        say_warn("group", "failed to persist static member replacement in group %.*s: error %d",
                  (int)g->id.len, g->id.ptr, error);
         grp__member_join_error(c, g, m, op->new_member_id, grp__map_append_error(error));
         if (g->state == GRP_STATE_STABLE) {
@@ -226,7 +226,7 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
         return;
     }
     if (!protocols_within_bounds(c, req) || req->rebalance_timeout_ms < 0) {
-        log_warn("group",
+        say_warn("group",
                  "JoinGroup for group %.*s with %zu protocols or metadata over "
                  "%d bytes rejected",
                  (int)req->group_id.len, req->group_id.ptr, req->n_protocols,
@@ -237,7 +237,7 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
     bool unknown = req->member_id.len == 0;
     struct grp_group *g = grp__get(c, req->group_id);
     if (!within_member_budget(c, g, req)) {
-        log_warn_ratelimited("group",
+        say_warn_ratelimited("group",
                              "JoinGroup for group %.*s refused: members of all groups "
                              "hold %zu bytes of metadata, the budget "
                              "(samsa.group.max.member.metadata.bytes) is %lld",
@@ -266,7 +266,7 @@ void grp_join(struct grp_coordinator *c, int64_t now_ms, const struct grp_join_r
             if (pi >= 0)
                 grp__pending_remove_at(g, (size_t)pi);
         }
-        log_info("group", "group %.*s is at group.max.size %d; member rejected", (int)g->id.len,
+        say_info("group", "group %.*s is at group.max.size %d; member rejected", (int)g->id.len,
                  g->id.ptr, c->cfg.max_group_size);
         grp__join_reply_error(c, ctx, EMPTY, GRP_ERR_GROUP_MAX_SIZE_REACHED);
         grp__maybe_complete_join(c, g, now_ms);
@@ -427,7 +427,7 @@ void grp_sync(struct grp_coordinator *c, int64_t now_ms, const struct grp_sync_r
         return;
     /* The leader's assignment: persist it first (members missing from it get an empty
      * one), then hand each member its part and go Stable. */
-    log_info("group", "assignment received from leader %.*s for group %.*s generation %d",
+    say_info("group", "assignment received from leader %.*s for group %.*s generation %d",
              (int)req->member_id.len, req->member_id.ptr, (int)g->id.len, g->id.ptr, g->generation);
     struct grp_pending_op *op = grp__op_new(c, GRP_OP_SYNC_STORE, g, NULL);
     op->n_assign = g->n_members;
@@ -455,7 +455,7 @@ void grp__sync_store_done(struct grp_coordinator *c, struct grp_pending_op *op, 
     if (g->removed || g->state != GRP_STATE_COMPLETING_REBALANCE || g->generation != op->generation)
         return;
     if (error) {
-        log_warn("group", "failed to persist the assignment of group %.*s generation %d: error %d",
+        say_warn("group", "failed to persist the assignment of group %.*s generation %d: error %d",
                  (int)g->id.len, g->id.ptr, g->generation, error);
         grp__reset_and_propagate_assignment_error(c, g, grp__map_append_error(error));
         grp__maybe_prepare_rebalance(c, g, now_ms);
@@ -533,7 +533,7 @@ void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave
             } else if (grp__static_fenced(g, who->group_instance_id, who->member_id)) {
                 ms[i].error = GRP_ERR_FENCED_INSTANCE_ID;
             } else if ((m = grp__member(g, who->member_id))) {
-                log_info("group", "member %.*s left group %.*s", (int)who->member_id.len,
+                say_info("group", "member %.*s left group %.*s", (int)who->member_id.len,
                          who->member_id.ptr, (int)g->id.len, g->id.ptr);
                 grp__remove_member_and_update(c, g, m, now_ms);
                 ms[i].error = GRP_ERR_NONE;

@@ -237,7 +237,7 @@ void grp__commit_done(struct grp_coordinator *c, struct grp_pending_op *op, int1
             grp__set_offset(g, &op->entries[i]);
     }
     if (error)
-        log_warn("group", "offset commit for group %.*s failed to append: error %d",
+        say_warn("group", "offset commit for group %.*s failed to append: error %d",
                  g ? (int)g->id.len : 0, g ? (const char *)g->id.ptr : "", error);
     reply_commit(c, op->ctx, op->topics, op->n_topics);
 }
@@ -502,7 +502,7 @@ void grp__expire_offsets(struct grp_coordinator *c, int64_t now_ms)
         }
         bool drop_group = g->state == GRP_STATE_EMPTY && n_gone == g->offsets.count;
         if (n_gone > 0 || drop_group) {
-            log_info("group", "expiring %zu offsets of group %.*s%s", n_gone, (int)g->id.len,
+            say_info("group", "expiring %zu offsets of group %.*s%s", n_gone, (int)g->id.len,
                      g->id.ptr, drop_group ? "; group is empty and is removed" : "");
             grp__append_offset_tombstones(c, g, topics, parts, n_gone, drop_group,
                                           grp__op_new(c, GRP_OP_TOMBSTONES, NULL, NULL));
@@ -544,7 +544,7 @@ void grp_topic_deleted(struct grp_coordinator *c, int64_t now_ms, struct slice t
             }
         }
         if (n_gone > 0) {
-            log_info("group", "removing %zu offsets of deleted topic %.*s from group %.*s", n_gone,
+            say_info("group", "removing %zu offsets of deleted topic %.*s from group %.*s", n_gone,
                      (int)topic.len, topic.ptr, (int)g->id.len, g->id.ptr);
             grp__append_offset_tombstones(c, g, topics, parts, n_gone, false,
                                           grp__op_new(c, GRP_OP_TOMBSTONES, NULL, NULL));

@@ -461,7 +461,7 @@ static void wait_add(struct net_conn *c)
     loop->budget_waiters = c;
     loop->budget_pauses++;
     bool req = req_budget_full(loop);
-    log_warn_ratelimited("net", "not reading requests from %s for now: %s (%lld of %lld bytes)",
+    say_warn_ratelimited("net", "not reading requests from %s for now: %s (%lld of %lld bytes)",
                          c->peer,
                          req ? "queued.max.request.bytes reached"
                              : "samsa.queued.max.response.bytes reached and it has "
@@ -519,7 +519,7 @@ static void conn_close(struct net_conn *c)
     c->closed = true;
     net_unwatch(loop, c->fd);
     if (close(c->fd) < 0)
-        log_warn_ratelimited("net", "close of connection %s failed: %s", c->peer, strerror(errno));
+        say_warn_ratelimited("net", "close of connection %s failed: %s", c->peer, strerror(errno));
     c->fd = -1;
     net_timer_cancel(loop, c->resume_timer);
     c->resume_timer = 0;
@@ -550,7 +550,7 @@ static void conn_close(struct net_conn *c)
     c->head = c->tail = NULL;
     c->queued = 0;
     c->unsent_bytes = 0;
-    log_debug("net", "connection %s (id %llu) closed", c->peer, (unsigned long long)c->id);
+    say_debug("net", "connection %s (id %llu) closed", c->peer, (unsigned long long)c->id);
     if (l->h.on_close) {
         c->busy++;
         l->h.on_close(c, l->harg);
@@ -615,7 +615,7 @@ static size_t conn_parse(struct net_conn *c, const uint8_t *data, size_t len)
         int32_t frame_len = (int32_t)be32_read(data + off);
         if (frame_len < 0 || frame_len > l->cfg.max_frame_bytes) {
             /* Kafka closes the connection on an invalid receive size too. */
-            log_warn("net", "closing connection %s: invalid request size %d (max %lld)", c->peer,
+            say_warn("net", "closing connection %s: invalid request size %d (max %lld)", c->peer,
                      frame_len, (long long)l->cfg.max_frame_bytes);
             conn_close(c);
             break;
@@ -711,14 +711,14 @@ static void conn_read(struct net_conn *c)
     }
     ssize_t n = read(c->fd, dst, room);
     if (n == 0) {
-        log_debug("net", "connection %s closed by peer", c->peer);
+        say_debug("net", "connection %s closed by peer", c->peer);
         conn_close(c);
         return;
     }
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
-        log_info("net", "read from %s failed: %s; closing", c->peer, strerror(errno));
+        say_info("net", "read from %s failed: %s; closing", c->peer, strerror(errno));
         conn_close(c);
         return;
     }
@@ -839,7 +839,7 @@ static void conn_write(struct net_conn *c)
         if (n == -EINTR)
             continue;
         if (n < 0) {
-            log_info("net", "write to %s failed: %s; closing", c->peer, strerror((int)-n));
+            say_info("net", "write to %s failed: %s; closing", c->peer, strerror((int)-n));
             conn_close(c);
             return;
         }
@@ -854,7 +854,7 @@ static void conn_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
     struct net_conn *c = arg;
     c->busy++;
     if (events & NET_ERROR) {
-        log_debug("net", "connection %s hung up or failed; closing", c->peer);
+        say_debug("net", "connection %s hung up or failed; closing", c->peer);
         conn_close(c);
     }
     if (!c->closed && (events & NET_WRITABLE))
@@ -894,7 +894,7 @@ static void maybe_trim(struct net_loop *loop)
         return;
     int64_t start_ns = time_mono_ns();
     malloc_trim(0);
-    log_debug("net", "queued replies fell from %lld to %lld bytes: malloc_trim took %lld us",
+    say_debug("net", "queued replies fell from %lld to %lld bytes: malloc_trim took %lld us",
               (long long)loop->resp_peak, (long long)loop->resp_bytes,
               (long long)((time_mono_ns() - start_ns) / 1000));
     loop->resp_peak = loop->resp_bytes;
@@ -939,7 +939,7 @@ static void sweep_cb(struct net_loop *loop, void *arg)
          * replies would otherwise hold memory for as long as it stays connected. */
         if ((c->queued == 0 || c->write_blocked) &&
             now - c->last_active_ms >= l->cfg.idle_timeout_ms) {
-            log_info("net", "closing connection %s: %s for %lld ms", c->peer,
+            say_info("net", "closing connection %s: %s for %lld ms", c->peer,
                      c->queued == 0 ? "idle" : "not reading its responses",
                      (long long)(now - c->last_active_ms));
             conn_close(c);
@@ -996,7 +996,7 @@ static void accept_retry_cb(struct net_loop *loop, void *arg)
     struct net_listener *l = arg;
     l->accept_retry_timer = 0;
     if (l->fd >= 0 && net_watch(loop, l->fd, NET_READABLE, accept_cb, l) < 0)
-        log_error_ratelimited("net", "cannot resume accepting on port %d", l->port);
+        say_error_ratelimited("net", "cannot resume accepting on port %d", l->port);
 }
 
 /* Makes fd a connection of l; false if a limit or the watch refused it (fd closed). */
@@ -1013,7 +1013,7 @@ static bool conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
     format_peer(ss, c->peer, sizeof c->peer);
     peer_addr(ss, c->addr);
     if (l->count >= l->cfg.max_connections) {
-        log_warn_ratelimited("net", "refusing connection from %s: max.connections %u reached",
+        say_warn_ratelimited("net", "refusing connection from %s: max.connections %u reached",
                              c->peer, l->cfg.max_connections);
         close(fd);
         free(c);
@@ -1025,7 +1025,7 @@ static bool conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
     uint32_t max_ip = o ? o->max_connections : l->cfg.max_connections_per_ip;
     uint32_t open_ip = ip_count(loop, c->addr);
     if (open_ip >= max_ip) {
-        log_warn_ratelimited("net",
+        say_warn_ratelimited("net",
                              "refusing connection from %s: %u connections from this "
                              "address are open, %s allows %u",
                              c->peer, open_ip,
@@ -1038,10 +1038,10 @@ static bool conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
     int one = 1;
     bool tcp = ss->ss_family == AF_INET || ss->ss_family == AF_INET6;
     if (tcp && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        log_warn_ratelimited("net", "TCP_NODELAY on %s failed: %s", c->peer, strerror(errno));
+        say_warn_ratelimited("net", "TCP_NODELAY on %s failed: %s", c->peer, strerror(errno));
     int rc = net_watch(loop, fd, NET_READABLE, conn_cb, c);
     if (rc < 0) {
-        log_error_ratelimited("net", "cannot watch connection %s: %s; closing it", c->peer,
+        say_error_ratelimited("net", "cannot watch connection %s: %s; closing it", c->peer,
                               strerror(-rc));
         close(fd);
         free(c);
@@ -1053,7 +1053,7 @@ static bool conn_open(struct net_listener *l, int fd, const struct sockaddr_stor
     l->conns = c;
     l->count++;
     ip_count_add(loop, c->addr, 1);
-    log_debug("net", "accepted connection %s (id %llu)", c->peer, (unsigned long long)c->id);
+    say_debug("net", "accepted connection %s (id %llu)", c->peer, (unsigned long long)c->id);
     return true;
 }
 
@@ -1071,7 +1071,7 @@ static void accept_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
                 continue;
             /* Out of fds or memory: the listen socket stays readable, so stop watching
              * it for a moment instead of spinning. */
-            log_error_ratelimited("net",
+            say_error_ratelimited("net",
                                   "accept on port %d failed: %s; pausing accepts for "
                                   "%d ms",
                                   l->port, strerror(errno), ACCEPT_RETRY_MS);
@@ -1139,7 +1139,7 @@ int net_listen(struct net_loop *loop, const char *host, int port,
         struct addrinfo *res = NULL;
         int gai = getaddrinfo(candidates[i], port_str, &hints, &res);
         if (gai != 0) {
-            log_error("net", "cannot resolve listener host '%s': %s", candidates[i],
+            say_error("net", "cannot resolve listener host '%s': %s", candidates[i],
                       gai_strerror(gai));
             fd = -EINVAL;
             continue;
@@ -1150,7 +1150,7 @@ int net_listen(struct net_loop *loop, const char *host, int port,
         freeaddrinfo(res);
     }
     if (fd < 0) {
-        log_error("net", "cannot listen on '%s' port %d: %s", host ? host : "", port,
+        say_error("net", "cannot listen on '%s' port %d: %s", host ? host : "", port,
                   strerror(-fd));
         return fd;
     }
@@ -1159,7 +1159,7 @@ int net_listen(struct net_loop *loop, const char *host, int port,
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
         int rc = -errno;
-        log_error("net", "getsockname on listener failed: %s", strerror(errno));
+        say_error("net", "getsockname on listener failed: %s", strerror(errno));
         close(fd);
         return rc;
     }
@@ -1198,7 +1198,7 @@ int net_listen(struct net_loop *loop, const char *host, int port,
         l->sweep_timer = net_timer_add(loop, sweep_interval_ms(l), sweep_cb, l);
     l->next = loop->listeners;
     loop->listeners = l;
-    log_info("net", "listening on '%s' port %d", host ? host : "", l->port);
+    say_info("net", "listening on '%s' port %d", host ? host : "", l->port);
     *out = l;
     return 0;
 }
@@ -1221,7 +1221,7 @@ void net_listener_close(struct net_listener *l)
     l->accept_retry_timer = 0;
     close(l->fd);
     l->fd = -1;
-    log_info("net", "stopped accepting on port %d", l->port);
+    say_info("net", "stopped accepting on port %d", l->port);
 }
 
 size_t net_conn_count(const struct net_loop *loop)

@@ -198,7 +198,7 @@ int net_watch(struct net_loop *loop, int fd, uint32_t events, net_fd_cb cb, void
     int rc = epoll_update(loop, EPOLL_CTL_ADD, fd);
     if (rc < 0) {
         w->cb = NULL;
-        log_error("net", "epoll_ctl ADD fd %d failed: %s", fd, strerror(-rc));
+        say_error("net", "epoll_ctl ADD fd %d failed: %s", fd, strerror(-rc));
     }
     return rc;
 }
@@ -211,7 +211,7 @@ int net_watch_modify(struct net_loop *loop, int fd, uint32_t events)
     loop->watchers[fd].events = events;
     int rc = epoll_update(loop, EPOLL_CTL_MOD, fd);
     if (rc < 0)
-        log_error("net", "epoll_ctl MOD fd %d failed: %s", fd, strerror(-rc));
+        say_error("net", "epoll_ctl MOD fd %d failed: %s", fd, strerror(-rc));
     return rc;
 }
 
@@ -221,7 +221,7 @@ void net_unwatch(struct net_loop *loop, int fd)
         return;
     struct net_watcher *w = &loop->watchers[fd];
     if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL) < 0)
-        log_error("net", "epoll_ctl DEL fd %d failed: %s", fd, strerror(errno));
+        say_error("net", "epoll_ctl DEL fd %d failed: %s", fd, strerror(errno));
     w->cb = NULL;
     w->events = 0;
     w->gen++; /* events for fd already returned by this epoll_wait are now stale */
@@ -254,7 +254,7 @@ static void wake_cb(struct net_loop *loop, int fd, uint32_t events, void *arg)
 {
     uint64_t v;
     if (read(fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR)
-        log_error("net", "read of loop eventfd failed: %s", strerror(errno));
+        say_error("net", "read of loop eventfd failed: %s", strerror(errno));
 }
 
 void net_loop_wake(struct net_loop *loop)
@@ -280,10 +280,10 @@ static void signal_fd_cb(struct net_loop *loop, int fd, uint32_t events, void *a
         ssize_t n = read(fd, &si, sizeof si);
         if (n != (ssize_t)sizeof si) {
             if (n < 0 && errno != EAGAIN && errno != EINTR)
-                log_error("net", "read of signalfd failed: %s", strerror(errno));
+                say_error("net", "read of signalfd failed: %s", strerror(errno));
             return;
         }
-        log_info("net", "received signal %u (%s)", si.ssi_signo, strsignal((int)si.ssi_signo));
+        say_info("net", "received signal %u (%s)", si.ssi_signo, strsignal((int)si.ssi_signo));
         if (loop->signal_cb)
             loop->signal_cb(loop, (int)si.ssi_signo, loop->signal_arg);
         else
@@ -300,13 +300,13 @@ int net_loop_handle_signals(struct net_loop *loop, net_signal_cb cb, void *arg)
     sigaddset(&set, SIGTERM);
     int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (rc != 0) {
-        log_error("net", "blocking SIGINT/SIGTERM failed: %s", strerror(rc));
+        say_error("net", "blocking SIGINT/SIGTERM failed: %s", strerror(rc));
         return -rc;
     }
     int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
-        log_error("net", "signalfd failed: %s", strerror(errno));
+        say_error("net", "signalfd failed: %s", strerror(errno));
         return rc;
     }
     loop->signal_fd = fd;
@@ -327,7 +327,7 @@ int net_loop_create(struct net_loop **out)
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (loop->epfd < 0) {
         int rc = -errno;
-        log_error("net", "epoll_create1 failed: %s", strerror(errno));
+        say_error("net", "epoll_create1 failed: %s", strerror(errno));
         free(loop);
         return rc;
     }
@@ -335,7 +335,7 @@ int net_loop_create(struct net_loop **out)
     int rc =
         loop->wake_fd < 0 ? -errno : net_watch(loop, loop->wake_fd, NET_READABLE, wake_cb, NULL);
     if (rc < 0) {
-        log_error("net", "creating the loop eventfd failed: %s", strerror(-rc));
+        say_error("net", "creating the loop eventfd failed: %s", strerror(-rc));
         if (loop->wake_fd >= 0)
             close(loop->wake_fd);
         close(loop->epfd);
@@ -388,7 +388,7 @@ static int iterate(struct net_loop *loop, int timeout_ms)
     if (n < 0) {
         if (errno != EINTR) {
             int rc = -errno;
-            log_error("net", "epoll_wait failed: %s", strerror(errno));
+            say_error("net", "epoll_wait failed: %s", strerror(errno));
             return rc;
         }
         n = 0;

@@ -168,7 +168,7 @@ int raft_msg_decode(const uint8_t *data, size_t len, struct arena *a, struct raf
         goto bad;
     return 0;
 bad:
-    log_debug("raft", "malformed raft message (%zu bytes)", len);
+    say_debug("raft", "malformed raft message (%zu bytes)", len);
     memset(out, 0, sizeof *out);
     return -RAFT_EINVAL;
 }

@@ -108,7 +108,7 @@ void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader)
         r->vote = 0;
     }
     if (r->role != RAFT_FOLLOWER || r->leader != leader)
-        log_debug("raft", "node %llu became follower at term %llu (leader %llu)",
+        say_debug("raft", "node %llu became follower at term %llu (leader %llu)",
                   (unsigned long long)r->id, (unsigned long long)term, (unsigned long long)leader);
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
@@ -125,7 +125,7 @@ static void become_leader(struct raft *r)
     r->transferee = 0;
     raft_reset_timeouts(r);
     raft_reset_progress(r);
-    log_debug("raft", "node %llu became leader at term %llu", (unsigned long long)r->id,
+    say_debug("raft", "node %llu became leader at term %llu", (unsigned long long)r->id,
               (unsigned long long)r->term);
     /* The no-op lets the leader commit (and learn the commit index of) everything from
      * earlier terms: entries of old terms are only committed indirectly (figure 8). */
@@ -208,7 +208,7 @@ static void tick_leader(struct raft *r)
     r->heartbeat_elapsed++;
     r->election_elapsed++;
     if (r->transferee && ++r->transfer_elapsed >= r->cfg.election_ticks) {
-        log_debug("raft", "node %llu: leadership transfer to %llu timed out",
+        say_debug("raft", "node %llu: leadership transfer to %llu timed out",
                   (unsigned long long)r->id, (unsigned long long)r->transferee);
         r->transferee = 0;
     }
@@ -225,7 +225,7 @@ static void tick_leader(struct raft *r)
                 pr->recent_active = false;
             }
             if (active < raft_quorum(r)) {
-                log_debug("raft", "node %llu lost its quorum at term %llu; stepping down",
+                say_debug("raft", "node %llu lost its quorum at term %llu; stepping down",
                           (unsigned long long)r->id, (unsigned long long)r->term);
                 raft_become_follower(r, r->term, 0);
                 return;
@@ -339,7 +339,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 {
     int rc = validate(r, m);
     if (rc != 0) {
-        log_debug("raft", "node %llu: dropping malformed %s from %llu", (unsigned long long)r->id,
+        say_debug("raft", "node %llu: dropping malformed %s from %llu", (unsigned long long)r->id,
                   raft_msg_type_name(m->type), (unsigned long long)m->from);
         return rc;
     }
@@ -381,7 +381,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     case RAFT_MSG_HEARTBEAT:
     case RAFT_MSG_SNAPSHOT:
         if (r->role == RAFT_LEADER) {
-            log_warn("raft", "node %llu: leader got %s from %llu in its own term %llu",
+            say_warn("raft", "node %llu: leader got %s from %llu in its own term %llu",
                      (unsigned long long)r->id, raft_msg_type_name(m->type),
                      (unsigned long long)m->from, (unsigned long long)m->term);
             return -RAFT_EINVAL;
@@ -506,7 +506,7 @@ void raft_apply_conf(struct raft *r, const struct raft_conf *c)
     if (!raft_is_voter_self(r)) {
         /* Removed (or demoted): step down; the remaining voters elect a leader among
          * themselves once their election timeout passes. */
-        log_info("raft", "node %llu removed from the voters at term %llu; stepping down",
+        say_info("raft", "node %llu removed from the voters at term %llu; stepping down",
                  (unsigned long long)r->id, (unsigned long long)r->term);
         raft_become_follower(r, r->term, 0);
         return;

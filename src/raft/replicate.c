@@ -208,7 +208,7 @@ void raft_handle_append(struct raft *r, const struct raft_msg *m)
             break;
         if (t != e->term) {
             if (e->index <= r->log.committed) {
-                log_error("raft",
+                say_error("raft",
                           "node %llu: leader %llu sent entry %llu conflicting with "
                           "a committed entry; ignoring the message",
                           (unsigned long long)r->id, (unsigned long long)m->from,
@@ -334,7 +334,7 @@ void raft_handle_snapshot(struct raft *r, const struct raft_msg *m)
         resp->index = r->log.committed;
         return;
     }
-    log_debug("raft", "node %llu: installing snapshot at %llu/%llu from %llu",
+    say_debug("raft", "node %llu: installing snapshot at %llu/%llu from %llu",
               (unsigned long long)r->id, (unsigned long long)s->index, (unsigned long long)s->term,
               (unsigned long long)m->from);
     rlog_reset(&r->log, s->index, s->term);

@@ -147,7 +147,7 @@ static int write_all(int fd, const uint8_t *p, size_t len, const char *what)
             if (errno == EINTR)
                 continue;
             int err = errno;
-            log_error("raft", "write to %s failed: %s", what, strerror(err));
+            say_error("raft", "write to %s failed: %s", what, strerror(err));
             return -err;
         }
         p += w;
@@ -164,7 +164,7 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t at, const c
             if (errno == EINTR)
                 continue;
             int err = errno;
-            log_error("raft", "write to %s failed: %s", what, strerror(err));
+            say_error("raft", "write to %s failed: %s", what, strerror(err));
             return -err;
         }
         p += w;
@@ -220,7 +220,7 @@ static int read_file(const char *path, struct buf *out)
     if (fd < 0) {
         int err = errno;
         if (err != ENOENT)
-            log_error("raft", "cannot open %s: %s", path, strerror(err));
+            say_error("raft", "cannot open %s: %s", path, strerror(err));
         return -err;
     }
     uint8_t chunk[65536];
@@ -230,7 +230,7 @@ static int read_file(const char *path, struct buf *out)
             continue;
         if (r < 0) {
             int err = errno;
-            log_error("raft", "read of %s failed: %s", path, strerror(err));
+            say_error("raft", "read of %s failed: %s", path, strerror(err));
             close(fd);
             return -err;
         }
@@ -283,7 +283,7 @@ static int load_snapshot(struct raft_storage *s)
     if (!ok) {
         /* The rename is atomic, so a bad snapshot file is corruption, not a torn write; and
          * without it the log that follows it means nothing, in salvage mode too. */
-        log_error("raft",
+        say_error("raft",
                   "snapshot file %s (%zu bytes) is corrupt: bad magic, checksum or contents. "
                   "Not starting; nothing has been changed",
                   path, len);
@@ -465,7 +465,7 @@ static void replay_log(struct raft_storage *s, const char *path, const struct bu
         size_t next;
         if (n == 0) {
             next = next_record(b->data, b->len, pos);
-            log_warn("raft", "%s: skipping damaged bytes %zu..%zu (%s)", path, pos, next,
+            say_warn("raft", "%s: skipping damaged bytes %zu..%zu (%s)", path, pos, next,
                      damage_at(b->data, b->len, pos));
         } else if (v == REC_GAP) {
             next = pos + n;
@@ -474,7 +474,7 @@ static void replay_log(struct raft_storage *s, const char *path, const struct bu
             rp->dropped++;
         } else {
             next = pos + n;
-            log_warn("raft", "%s: skipping %s at byte %zu", path, verdict_name[v], pos);
+            say_warn("raft", "%s: skipping %s at byte %zu", path, verdict_name[v], pos);
         }
         s->skipped_bytes += next - pos;
         pos = next;
@@ -485,7 +485,7 @@ static void replay_log(struct raft_storage *s, const char *path, const struct bu
 static void refuse_damaged(const char *path, const struct buf *b, const struct replay *rp,
                            const char *why_not_torn)
 {
-    log_error("raft",
+    say_error("raft",
               "raft log %s is damaged at byte %zu of %zu (after %zu intact records): %s, and %s, "
               "so this is not a write cut short by a crash. Not starting: cutting the log there "
               "could forget entries and votes this node acknowledged. Nothing has been changed. "
@@ -501,11 +501,11 @@ static bool remove_leftover(const struct raft_storage *s, const char *name)
     char path[PATH_MAX];
     path_of(s, name, path, sizeof path);
     if (unlink(path) == 0) {
-        log_info("raft", "removed %s, left over from an interrupted write", path);
+        say_info("raft", "removed %s, left over from an interrupted write", path);
         return true;
     }
     if (errno != ENOENT)
-        log_warn("raft", "cannot remove %s: %s", path, strerror(errno));
+        say_warn("raft", "cannot remove %s: %s", path, strerror(errno));
     return false;
 }
 
@@ -529,7 +529,7 @@ static int recover_log(struct raft_storage *s)
     if (!existed && strict && (s->snap.index || clean)) {
         /* raft.log is created (and the directory fsync'd) by the first open, before any
          * snapshot or marker is written: without it the hard state (the vote) is gone. */
-        log_error("raft",
+        say_error("raft",
                   "%s is missing although %s. Not starting: the term and vote this node "
                   "promised are lost. Nothing has been changed",
                   path, s->snap.index ? "a snapshot exists" : "the node was shut down cleanly");
@@ -558,7 +558,7 @@ static int recover_log(struct raft_storage *s)
      * at the snapshot's index has another term. The save would have dropped them. */
     bool conflict = rp.boundary_known && rp.boundary_term != s->snap.term;
     if (conflict) {
-        log_warn("raft",
+        say_warn("raft",
                  "%s: the entry at the snapshot's index %llu has term %llu, not %llu; dropping "
                  "the %zu entries after it (a save of a received snapshot was interrupted)",
                  path, (unsigned long long)s->snap.index, (unsigned long long)rp.boundary_term,
@@ -571,7 +571,7 @@ static int recover_log(struct raft_storage *s)
     s->log_bytes = rp.pos;
     if (!strict) {
         if (s->skipped_bytes || rp.dropped)
-            log_warn("raft",
+            say_warn("raft",
                      "%s (salvage): replayed %zu intact records of %zu bytes, skipped %zu "
                      "bytes; dropped %llu entries that did not follow the log (%llu..%llu)",
                      path, rp.records, file_bytes, s->skipped_bytes, (unsigned long long)rp.dropped,
@@ -585,7 +585,7 @@ static int recover_log(struct raft_storage *s)
                                   .file_bytes = file_bytes,
                                   .drop_conflict = conflict,
                                   .remove_marker = clean};
-    log_info("raft", "%s: recovered %zu entries after snapshot %llu, term %llu, from %zu records",
+    say_info("raft", "%s: recovered %zu entries after snapshot %llu, term %llu, from %zu records",
              path, s->n, (unsigned long long)s->snap.index, (unsigned long long)s->hs.term,
              rp.records);
     return 0;
@@ -602,7 +602,7 @@ int raft_storage_open(const char *dir, enum raft_storage_mode mode, struct raft_
         struct stat st;
         if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
             int err = errno ? errno : ENOTDIR;
-            log_error("raft", "cannot salvage %s: %s", dir, strerror(err));
+            say_error("raft", "cannot salvage %s: %s", dir, strerror(err));
             return -err;
         }
     }
@@ -637,24 +637,24 @@ int raft_storage_accept(struct raft_storage *s)
         dir_changed = true;
     } else if (errno != EEXIST) {
         rc = -errno;
-        log_error("raft", "cannot create %s: %s", s->dir, strerror(-rc));
+        say_error("raft", "cannot create %s: %s", s->dir, strerror(-rc));
         goto failed;
     }
     s->log_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (s->log_fd < 0) {
         rc = -errno;
-        log_error("raft", "cannot open %s: %s", path, strerror(-rc));
+        say_error("raft", "cannot open %s: %s", path, strerror(-rc));
         goto failed;
     }
     dir_changed |= fix->create_log;
     if (fix->cut_tail) {
-        log_warn("raft",
+        say_warn("raft",
                  "%s has a torn tail at byte %llu of %zu (%s); truncating (the save being "
                  "written at the crash never returned, so nothing depending on it was sent)",
                  path, (unsigned long long)s->log_bytes, fix->file_bytes, fix->tail_why);
         if (ftruncate(s->log_fd, (off_t)s->log_bytes) != 0 || fdatasync(s->log_fd) != 0) {
             rc = -errno;
-            log_error("raft", "cannot truncate %s: %s", path, strerror(-rc));
+            say_error("raft", "cannot truncate %s: %s", path, strerror(-rc));
             goto failed;
         }
     }
@@ -667,13 +667,13 @@ int raft_storage_accept(struct raft_storage *s)
     if (fix->remove_marker) {
         if (unlink(marker) != 0) {
             rc = -errno;
-            log_error("raft", "cannot remove %s: %s", marker, strerror(-rc));
+            say_error("raft", "cannot remove %s: %s", marker, strerror(-rc));
             goto failed;
         }
         dir_changed = true;
     }
     if (dir_changed && (rc = fsync_dir(s->dir)) != 0) {
-        log_error("raft", "fsync of directory %s failed: %s", s->dir, strerror(-rc));
+        say_error("raft", "fsync of directory %s failed: %s", s->dir, strerror(-rc));
         goto failed;
     }
     s->accepted = true;
@@ -700,7 +700,7 @@ static void write_marker(struct raft_storage *s)
             err = -fsync_dir(s->dir);
     }
     if (err)
-        log_warn("raft", "cannot write %s (the next start treats raft.log as after a crash): %s",
+        say_warn("raft", "cannot write %s (the next start treats raft.log as after a crash): %s",
                  marker, strerror(err));
 }
 
@@ -773,7 +773,7 @@ static int write_snapshot(struct raft_storage *s, const struct raft_snapshot *sn
     if (rc == 0)
         rc = fsync_dir(s->dir);
     if (rc != 0) {
-        log_error("raft", "writing snapshot %s failed: %s", path, strerror(-rc));
+        say_error("raft", "writing snapshot %s failed: %s", path, strerror(-rc));
         return rc;
     }
     free(s->snap.data);
@@ -806,7 +806,7 @@ static int rewrite_log(struct raft_storage *s, uint64_t index)
     if (rc == 0)
         rc = fsync_dir(s->dir);
     if (rc != 0) {
-        log_error("raft", "rewriting %s failed: %s", path, strerror(-rc));
+        say_error("raft", "rewriting %s failed: %s", path, strerror(-rc));
         if (fd >= 0)
             close(fd);
         buf_free(&b);
@@ -833,7 +833,7 @@ static int save_failed(struct raft_storage *s, int rc)
 {
     s->failed = true;
     if (ftruncate(s->log_fd, (off_t)s->log_bytes) != 0) {
-        log_error("raft", "cannot truncate %s/raft.log back to %llu bytes: %s", s->dir,
+        say_error("raft", "cannot truncate %s/raft.log back to %llu bytes: %s", s->dir,
                   (unsigned long long)s->log_bytes, strerror(errno));
         s->intact = false;
     }
@@ -845,7 +845,7 @@ int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool 
     /* A salvaged log is read, never written; a strict one only once accepted. */
     ASSERT(s->mode == RAFT_STORAGE_STRICT && (s->accepted || s->failed));
     if (s->failed) {
-        log_error("raft", "%s: an earlier save failed; reopen the storage", s->dir);
+        say_error("raft", "%s: an earlier save failed; reopen the storage", s->dir);
         return -EIO;
     }
     int rc;
@@ -880,7 +880,7 @@ int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool 
     for (size_t i = 0; i < rd->n_entries; i++) {
         const struct raft_entry *e = &rd->entries[i];
         if (e->index > mem_last_index(s) + 1) {
-            log_error("raft", "storage: entry %llu leaves a gap after %llu",
+            say_error("raft", "storage: entry %llu leaves a gap after %llu",
                       (unsigned long long)e->index, (unsigned long long)mem_last_index(s));
             buf_free(&b);
             s->failed = true; /* earlier entries of this ready are in the mirror only */
@@ -893,7 +893,7 @@ int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool 
     rc = pwrite_all(s->log_fd, b.data, b.len, s->log_bytes, "raft.log");
     if (rc == 0 && sync && (b.len || s->unsynced) && fdatasync(s->log_fd) != 0) {
         rc = -errno;
-        log_error("raft", "fdatasync of %s/raft.log failed: %s", s->dir, strerror(-rc));
+        say_error("raft", "fdatasync of %s/raft.log failed: %s", s->dir, strerror(-rc));
     }
     size_t written = b.len;
     buf_free(&b);

@@ -21,11 +21,11 @@ int partition_open(const struct partition_spec *spec, struct partition **out)
         /* The topic id tells start-up, after a crash, whether a directory whose topic
          * the metadata no longer names belongs to a deletion it records. */
         if ((rc = log_dir_write_topic_id(spec->dir, spec->topic_id)) != 0)
-            log_warn("replica", "cannot write the topic id of %s-%d in %s: %s", spec->topic,
+            say_warn("replica", "cannot write the topic id of %s-%d in %s: %s", spec->topic,
                      spec->index, spec->dir, strerror(-rc));
     }
     if (spec->start_offset > 0 && (rc = log_set_start_offset(l, spec->start_offset)) != 0)
-        log_warn("replica", "cannot restore log start offset %lld of %s-%d: %s",
+        say_warn("replica", "cannot restore log start offset %lld of %s-%d: %s",
                  (long long)spec->start_offset, spec->topic, spec->index, storage_strerror(rc));
     struct partition *p = xcalloc(1, sizeof *p);
     p->topic = spec->topic;

@@ -106,7 +106,7 @@ int server_metadata_io_start(struct server *s)
 {
     int rc = server_syncer_create(s, 1, &s->metadata_io);
     if (rc != 0) {
-        log_error("server", "cannot start the metadata log thread: %s", storage_strerror(rc));
+        say_error("server", "cannot start the metadata log thread: %s", storage_strerror(rc));
         return -1;
     }
     net_watch(s->loop, syncer_event_fd(s->metadata_io), NET_READABLE, on_metadata_io_event, s);

@@ -214,12 +214,12 @@ static void round_done(void *arg, struct log_flush_job **jobs, size_t n)
         int rc = log_flush_complete(p->log, job);
         purgatory_notify(s->durable_waits, durable_key(p));
         if (rc != 0 && sync_failed)
-            log_error_ratelimited("server",
+            say_error_ratelimited("server",
                                   "fdatasync of partition %s-%d failed: %s; the "
                                   "partition refuses writes until restart",
                                   p->topic, p->index, storage_strerror(rc));
         else if (rc != 0)
-            log_error_ratelimited("server",
+            say_error_ratelimited("server",
                                   "cannot sync partition %s-%d: %s; the next "
                                   "flush tries again",
                                   p->topic, p->index, storage_strerror(rc));
@@ -248,7 +248,7 @@ void server_commit_idle(struct server *s)
         struct log_flush_job *job = &r->jobs[n];
         int rc = log_flush_prepare(p->log, job);
         if (rc != 0) {
-            log_error_ratelimited("server", "cannot prepare a sync of %s-%d: %s", p->topic,
+            say_error_ratelimited("server", "cannot prepare a sync of %s-%d: %s", p->topic,
                                   p->index, storage_strerror(rc));
             fail_waits_on(s, p, KERR_KAFKA_STORAGE_ERROR);
             continue;

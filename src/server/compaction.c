@@ -37,17 +37,17 @@ static void job_done(void *arg, struct log_flush_job **jobs, size_t n)
         struct log_clean_stats st = r->job.stats;
         int rc = log_clean_complete(p->log, &r->job);
         if (rc == 0)
-            log_info("server",
+            say_info("server",
                      "cleaned %s-%d: %lld of %lld records removed (%lld tombstones), "
                      "%lld -> %lld bytes, %d -> %d segments",
                      p->topic, p->index, (long long)st.records_removed, (long long)st.records_read,
                      (long long)st.tombstones_removed, (long long)st.bytes_read,
                      (long long)st.bytes_written, st.segments_in, st.segments_out);
         else if (rc == STORAGE_ERR_CLEAN_ABORTED)
-            log_info("server", "cleaning %s-%d was abandoned: its segments changed meanwhile",
+            say_info("server", "cleaning %s-%d was abandoned: its segments changed meanwhile",
                      p->topic, p->index);
         else
-            log_error("server", "cleaning %s-%d failed: %s", p->topic, p->index,
+            say_error("server", "cleaning %s-%d failed: %s", p->topic, p->index,
                       storage_strerror(rc));
     }
     free(r);
@@ -85,7 +85,7 @@ static bool start_one(struct server *s)
         int rc = log_clean_prepare(p->log, now, partition_high_watermark(p), &r->job);
         if (rc != 0 || !r->job.ready) {
             if (rc != 0 && rc != -EBUSY)
-                log_warn("server", "cannot plan cleaning of %s-%d: %s", p->topic, p->index,
+                say_warn("server", "cannot plan cleaning of %s-%d: %s", p->topic, p->index,
                          storage_strerror(rc));
             free(r);
             continue;
@@ -95,7 +95,7 @@ static bool start_one(struct server *s)
         r->p = p;
         partition_hold(p);
         s->clean_in_flight = true;
-        log_info("server", "cleaning %s-%d (dirty ratio %.2f)", p->topic, p->index,
+        say_info("server", "cleaning %s-%d (dirty ratio %.2f)", p->topic, p->index,
                  r->job.dirty_ratio);
         syncer_submit_work(s->cleaner, run_job, job_done, r);
         started = true;
@@ -132,12 +132,12 @@ static void on_cleaner_event(struct net_loop *loop, int fd, uint32_t events, voi
 int server_cleaner_start(struct server *s)
 {
     if (!s->cfg->cleaner_enable) {
-        log_warn("server", "log.cleaner.enable=false: compacted topics grow without cleaning");
+        say_warn("server", "log.cleaner.enable=false: compacted topics grow without cleaning");
         return 0;
     }
     int rc = server_syncer_create(s, 1, &s->cleaner);
     if (rc != 0) {
-        log_error("server", "cannot start the log cleaner thread: %s", storage_strerror(rc));
+        say_error("server", "cannot start the log cleaner thread: %s", storage_strerror(rc));
         return -1;
     }
     net_watch(s->loop, syncer_event_fd(s->cleaner), NET_READABLE, on_cleaner_event, s);

@@ -140,7 +140,7 @@ const char *broker_config_value(const struct broker_config *c, const char *key)
 
 static int bad(const char *key, const char *value, const char *why)
 {
-    log_error("config", "invalid value \"%s\" for %s: %s", value, key, why);
+    say_error("config", "invalid value \"%s\" for %s: %s", value, key, why);
     return -1;
 }
 
@@ -295,7 +295,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     for (size_t i = 0; i < override_count; i++) {
         const char *eq = strchr(overrides[i], '=');
         if (!eq || eq == overrides[i]) {
-            log_error("config", "--override expects key=value, got \"%s\"", overrides[i]);
+            say_error("config", "--override expects key=value, got \"%s\"", overrides[i]);
             return -1;
         }
         char *k = xstrndup(overrides[i], (size_t)(eq - overrides[i]));
@@ -308,14 +308,14 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         for (size_t a = 0; !known && a < ARRAY_LEN(accepted); a++)
             known = strcmp(accepted[a], k) == 0;
         if (!known)
-            log_warn("config", "unknown configuration key %s (line %d) is ignored", k,
+            say_warn("config", "unknown configuration key %s (line %d) is ignored", k,
                      c->props.entries[i].line);
     }
 
     const char *lvl = broker_config_value(c, "log.level");
-    if (log_level_parse(lvl, &c->log_level) != 0)
+    if (say_level_parse(lvl, &c->log_level) != 0)
         return bad("log.level", lvl, "must be DEBUG, INFO, WARN or ERROR");
-    log_set_level(c->log_level);
+    say_set_level(c->log_level);
 
     int64_t v;
     int rc = 0;
@@ -463,7 +463,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         dirs = broker_config_value(c, "log.dir");
     const char *comma = strchr(dirs, ',');
     if (comma)
-        log_warn("config", "log.dirs lists several directories; only the first, %.*s, is used",
+        say_warn("config", "log.dirs lists several directories; only the first, %.*s, is used",
                  (int)(comma - dirs), dirs);
     c->log_dir = comma ? xstrndup(dirs, (size_t)(comma - dirs)) : xstrdup(dirs);
     const char *rack = broker_config_value(c, "broker.rack");

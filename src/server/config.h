@@ -70,7 +70,7 @@ struct broker_config {
     /* Log cleaner (compaction). */
     bool cleaner_enable;
     int64_t cleaner_backoff_ms;
-    enum log_level log_level;
+    enum say_level log_level;
 };
 
 /* Parses file (may be NULL) then overrides ("key=value"). 0, or -1 after logging. */

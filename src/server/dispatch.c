@@ -88,7 +88,7 @@ void server_on_request(struct net_conn *c, struct slice frame, struct net_reply 
     struct request_header hdr;
     int rc = proto_request_header_decode(&rd, &hdr);
     if (rc == PROTO_HDR_MALFORMED) {
-        log_warn("server", "closing connection from %s: malformed request header (%zu bytes)",
+        say_warn("server", "closing connection from %s: malformed request header (%zu bytes)",
                  net_conn_peer(c), frame.len);
         net_reply_drop(r);
         net_conn_close(c);
@@ -97,14 +97,14 @@ void server_on_request(struct net_conn *c, struct slice frame, struct net_reply 
     handler_fn fn = handler_for(hdr.api_key);
     if (rc == PROTO_HDR_UNSUPPORTED || !fn) {
         if (hdr.api_key == 18) {
-            log_info("server", "%s sent ApiVersions v%d; answering UNSUPPORTED_VERSION in v0",
+            say_info("server", "%s sent ApiVersions v%d; answering UNSUPPORTED_VERSION in v0",
                      net_conn_peer(c), hdr.api_version);
             answer_unsupported_api_versions(r, hdr.correlation_id);
             return;
         }
         const char *what = !proto_api_find(hdr.api_key) || !fn ? "unsupported api key"
                                                                : "unsupported version of api key";
-        log_warn("server", "closing connection from %s: %s %d version %d (correlation id %d)",
+        say_warn("server", "closing connection from %s: %s %d version %d (correlation id %d)",
                  net_conn_peer(c), what, hdr.api_key, hdr.api_version, hdr.correlation_id);
         net_reply_drop(r);
         net_conn_close(c);
@@ -136,7 +136,7 @@ void server_on_request(struct net_conn *c, struct slice frame, struct net_reply 
     rd_init(&req->body, req->frame + rd.pos, frame.len - rd.pos);
     arena_init(&req->arena);
     req->start_ms = net_loop_now_ms(s->loop);
-    log_debug("server", "%s: api %d v%d correlation %d", net_conn_peer(c), hdr.api_key,
+    say_debug("server", "%s: api %d v%d correlation %d", net_conn_peer(c), hdr.api_key,
               hdr.api_version, hdr.correlation_id);
     fn(req);
 }
@@ -210,7 +210,7 @@ void request_malformed(struct request *req)
 {
     const struct proto_api *api = proto_api_find(req->hdr.api_key);
     struct net_conn *c = net_reply_conn(req->reply);
-    log_warn("server",
+    say_warn("server",
              "closing connection from %s: malformed %s v%d request body "
              "(correlation id %d, %zu bytes)",
              c ? net_conn_peer(c) : "?", api ? api->name : "?", req->hdr.api_version,

@@ -129,7 +129,7 @@ int server_groups_start(struct server *s)
     struct itopic_load_stats st;
     if (itopic_host_load(s->groups_host, &m, &st) != 0)
         return -1;
-    log_info("server", "group coordinator loaded %zu groups from %zu records in %lld ms",
+    say_info("server", "group coordinator loaded %zu groups from %zu records in %lld ms",
              grp_group_count(s->groups), st.records, (long long)st.elapsed_ms);
     return 0;
 }

@@ -38,7 +38,7 @@ static void append_internal(struct server *s, struct partition *p, const struct 
     int rc = partition_append_as_leader(p, batch.data, batch.len, time_wall_ms(), &res);
     buf_free(&batch);
     if (rc != 0) {
-        log_error("server", "append to internal partition %s-%d failed: %s", p->topic, p->index,
+        say_error("server", "append to internal partition %s-%d failed: %s", p->topic, p->index,
                   storage_strerror(rc));
         done(arg, kerr_from_storage(rc));
         return;
@@ -70,7 +70,7 @@ static int scan_partition(struct partition *p, const char *what,
             /* Damage kept on disk: load what is around it, the same after a clean stop
              * as after a crash, and say what was lost. */
             int64_t next = log_next_readable_offset(p->log, offset);
-            log_error("server",
+            say_error("server",
                       "internal partition %s-%d: offsets %lld to %lld are damaged "
                       "and skipped; the %s state they recorded is lost (later records "
                       "of the same keys still apply)",
@@ -112,7 +112,7 @@ static int scan_partition(struct partition *p, const char *what,
     }
     buf_free(&data);
     if (rc != 0)
-        log_error("server", "reading internal partition %s-%d at offset %lld failed: %s", p->topic,
+        say_error("server", "reading internal partition %s-%d at offset %lld failed: %s", p->topic,
                   p->index, (long long)offset, storage_strerror(rc));
     return rc;
 }
@@ -128,10 +128,10 @@ int server_ensure_internal_topic(struct server *s, const char *name, int32_t par
                          false, change_outcome_keep, &out);
     ASSERT(out.done);
     if (out.err != CLUSTER_OK) {
-        log_error("server", "cannot create internal topic %s: %s", name, out.why);
+        say_error("server", "cannot create internal topic %s: %s", name, out.why);
         return -1;
     }
-    log_info("server", "created internal topic %s with %d partitions", name, partitions);
+    say_info("server", "created internal topic %s with %d partitions", name, partitions);
     return 0;
 }
 
@@ -362,7 +362,7 @@ int itopic_host_load(struct itopic_host *h, const struct itopic_machine *m,
         if (rc != 0)
             return -1;
         if (l.bad)
-            log_warn("server", "%s-%d: skipped %zu malformed records while loading %s state",
+            say_warn("server", "%s-%d: skipped %zu malformed records while loading %s state",
                      h->topic, i, l.bad, h->m.what);
         total += l.records;
     }

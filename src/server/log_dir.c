@@ -29,12 +29,12 @@ int server_lock_log_dir(const char *log_dir, int *fd_out)
     snprintf(path, sizeof path, "%s/.lock", log_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
-        log_error("server", "cannot open %s: %s", path, strerror(errno));
+        say_error("server", "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
-        log_error("server", "cannot lock %s: %s", path,
+        say_error("server", "cannot lock %s: %s", path,
                   e == EWOULDBLOCK ? "another samsa process is using this log dir" : strerror(e));
         close(fd);
         return -1;
@@ -78,7 +78,7 @@ int server_check_metadata_accounts_for_data(struct server *s)
         return 0;
     DIR *d = opendir(s->log_dir);
     if (!d) {
-        log_error("server", "cannot list %s: %s", s->log_dir, strerror(errno));
+        say_error("server", "cannot list %s: %s", s->log_dir, strerror(errno));
         return -1;
     }
     size_t count = 0;
@@ -93,7 +93,7 @@ int server_check_metadata_accounts_for_data(struct server *s)
     closedir(d);
     if (count == 0)
         return 0;
-    log_error("server",
+    say_error("server",
               "the metadata log %s is missing or empty, but %s holds %zu partition "
               "directories with data (for example %s). Not starting: with no metadata every "
               "one of them would look unknown. Nothing has been changed. If this log dir "
@@ -118,7 +118,7 @@ void server_sort_out_unknown_dirs(struct server *s)
 {
     DIR *d = opendir(s->log_dir);
     if (!d) {
-        log_warn("server", "cannot list %s: %s", s->log_dir, strerror(errno));
+        say_warn("server", "cannot list %s: %s", s->log_dir, strerror(errno));
         return;
     }
     struct dirent *e;
@@ -131,10 +131,10 @@ void server_sort_out_unknown_dirs(struct server *s)
         size_t topic_len;
         int32_t index;
         if (log_dir_name_deleted(name)) {
-            log_info("server", "removing %s, left by an interrupted topic deletion", path);
+            say_info("server", "removing %s, left by an interrupted topic deletion", path);
             int rc = log_remove_renamed(path);
             if (rc != 0)
-                log_warn("server", "cannot remove %s: %s", path, storage_strerror(rc));
+                say_warn("server", "cannot remove %s: %s", path, storage_strerror(rc));
             continue;
         }
         if (!log_dir_name_parse(name, &topic_len, &index))
@@ -146,24 +146,24 @@ void server_sort_out_unknown_dirs(struct server *s)
         if (t && index < t->partition_count)
             continue;
         if (records_deleted_topic(s->cluster, path)) {
-            log_info("server",
+            say_info("server",
                      "removing %s: the metadata log records its topic's deletion, "
                      "which a crash interrupted",
                      path);
             int rc = log_delete_dir(path);
             if (rc != 0)
-                log_warn("server", "cannot remove %s: %s", path, storage_strerror(rc));
+                say_warn("server", "cannot remove %s: %s", path, storage_strerror(rc));
             continue;
         }
         char *moved = NULL;
         int rc = log_dir_quarantine(s->log_dir, name, &moved);
         if (rc != 0)
-            log_error("server",
+            say_error("server",
                       "%s is not a partition of any topic in the metadata; it "
                       "could not be moved to quarantine (%s) and is left in place",
                       path, strerror(-rc));
         else
-            log_warn("server",
+            say_warn("server",
                      "%s is not a partition of any topic in the metadata: moved to "
                      "%s, nothing deleted. Inspect it, then delete it or restore "
                      "its topic (docs/operations.md, \"Damaged metadata\")",

@@ -147,7 +147,7 @@ static struct partition *open_partition(struct server *s, struct topic_state *ts
     struct partition *p = NULL;
     int rc = partition_open(&spec, &p);
     if (rc != 0) {
-        log_error("server", "cannot open partition %s-%d in %s: %s", t->name, index, dir,
+        say_error("server", "cannot open partition %s-%d in %s: %s", t->name, index, dir,
                   storage_strerror(rc));
         return NULL;
     }
@@ -239,7 +239,7 @@ static void taken_back(void *arg, const struct cluster_result *res)
     struct take_back *tb = arg;
     struct topic_state *ts = hmap_get(&tb->srv->topics, slice_from_cstr(tb->topic));
     if (res->err != CLUSTER_OK && ts && ts->taking_back) {
-        log_error("server", "topic %s could not be removed again: %s", tb->topic,
+        say_error("server", "topic %s could not be removed again: %s", tb->topic,
                   res->why ? res->why : "metadata log error");
         ts->taking_back = false;
         opening_end(tb->srv, ts, KERR_KAFKA_STORAGE_ERROR);
@@ -292,7 +292,7 @@ static void open_slice(struct net_loop *loop, void *arg)
              * deletion closes and removes what was opened). Whoever waits for the
              * opening hears of the failure once the topic is gone from the metadata
              * (remove_topic), so that nobody told "it failed" can still find it. */
-            log_error("server", "topic %s could not be opened; removing it again", t->name);
+            say_error("server", "topic %s could not be opened; removing it again", t->name);
             ts->taking_back = true;
             opening_dequeue(s, ts);
             struct take_back *tb = xcalloc(1, sizeof *tb);
@@ -300,7 +300,7 @@ static void open_slice(struct net_loop *loop, void *arg)
             cluster_delete_topic(s->cluster, slice_from_cstr(t->name), taken_back, tb);
         } else {
             opening_end(s, ts, KERR_KAFKA_STORAGE_ERROR);
-            log_error("server", "new partitions of %s could not all be opened", t->name);
+            say_error("server", "new partitions of %s could not all be opened", t->name);
         }
     }
     opening_schedule(s);
@@ -382,7 +382,7 @@ static void remove_dirs(void *arg)
     struct dir_removal *r = arg;
     for (size_t i = 0; i < r->n; i++) {
         if (atomic_load(r->stop)) {
-            log_info("server",
+            say_info("server",
                      "shutting down: the rest of deleted topic %s is removed at the "
                      "next start",
                      r->topic);
@@ -390,7 +390,7 @@ static void remove_dirs(void *arg)
         }
         int rc = log_remove_renamed(r->paths[i]);
         if (rc != 0)
-            log_warn("server", "cannot remove %s (removed at the next start): %s", r->paths[i],
+            say_warn("server", "cannot remove %s (removed at the next start): %s", r->paths[i],
                      storage_strerror(rc));
     }
 }
@@ -408,7 +408,7 @@ static void dirs_removed(void *arg, struct log_flush_job **jobs, size_t n)
     (void)jobs;
     (void)n;
     struct dir_removal *r = arg;
-    log_info("server", "removed the %zu partition directories of deleted topic %s", r->n, r->topic);
+    say_info("server", "removed the %zu partition directories of deleted topic %s", r->n, r->topic);
     dir_removal_free(r);
 }
 
@@ -441,7 +441,7 @@ static void close_partition(struct server *s, struct partition *p, bool delete_f
     snprintf(dir, sizeof dir, "%s/%s-%d", s->log_dir, p->topic, p->index);
     int rc = partition_delete(p, dir, renamed);
     if (rc != 0)
-        log_warn("server", "cannot delete %s: %s", dir, storage_strerror(rc));
+        say_warn("server", "cannot delete %s: %s", dir, storage_strerror(rc));
 }
 
 /* Deleting a topic: its directories are renamed on the loop, then ONE fsync of the log
@@ -486,7 +486,7 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
     switch (ev) {
     case CLUSTER_TOPIC_CREATED:
         if (!ts && add_topic(s, t) != 0) {
-            log_error("server",
+            say_error("server",
                       "topic %s was recorded but not all its partitions could be "
                       "opened",
                       t->name);
@@ -497,7 +497,7 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
         if (ts && serving(s)) {
             opening_add(s, ts, t);
         } else if (ts && open_new_partitions(s, ts, t) != 0) {
-            log_error("server", "new partitions of %s could not all be opened", t->name);
+            say_error("server", "new partitions of %s could not all be opened", t->name);
             return -1;
         }
         break;
@@ -514,7 +514,7 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
         /* A partition still being opened takes its role from the metadata then. */
         if (ts && partition < ts->partition_count) {
             const struct mpartition *mp = &t->partitions[partition];
-            log_info("server", "partition %s-%d: leader %d at epoch %d, %d replicas, %d in sync",
+            say_info("server", "partition %s-%d: leader %d at epoch %d, %d replicas, %d in sync",
                      t->name, partition, mp->leader, mp->leader_epoch, mp->replica_count,
                      mp->isr_count);
             follow_metadata(s, ts->partitions[partition], mp);
@@ -522,7 +522,7 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
         break;
     case CLUSTER_TOPIC_DELETED:
         if (ts) {
-            log_info("server", "deleting topic %s (%d partitions)", t->name, ts->partition_count);
+            say_info("server", "deleting topic %s (%d partitions)", t->name, ts->partition_count);
             remove_topic(s, ts, true);
         }
         break;
@@ -538,7 +538,7 @@ static void load_checkpoint(struct server *s, const char *file, struct hmap *int
     size_t n = 0;
     int rc = ckpt_read(path, &e, &n);
     if (rc != 0) {
-        log_warn("server", "ignoring unreadable %s: %s", path, storage_strerror(rc));
+        say_warn("server", "ignoring unreadable %s: %s", path, storage_strerror(rc));
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -598,7 +598,7 @@ int server_open_all_partitions(struct server *s)
                                                 CHECKPOINT_START_OFFSETS) != 0)
             rc = -1;
     }
-    log_info("server", "opened %zu topics with %zu partitions in %lld ms",
+    say_info("server", "opened %zu topics with %zu partitions in %lld ms",
              cluster_topic_count(s->cluster), partitions, (long long)(time_mono_ms() - t0));
     return rc;
 }
@@ -676,7 +676,7 @@ static void write_checkpoints(void *arg)
     if (w->log_dir_to_sync[0]) {
         int rc = fsync_dir(w->log_dir_to_sync);
         if (rc != 0) {
-            log_warn("server", "cannot fsync %s after renaming deleted partitions: %s",
+            say_warn("server", "cannot fsync %s after renaming deleted partitions: %s",
                      w->log_dir_to_sync, strerror(-rc));
             w->rc = rc;
         }
@@ -684,7 +684,7 @@ static void write_checkpoints(void *arg)
     for (size_t i = 0; i < w->file_count; i++) {
         int rc = ckpt_write(w->files[i].path, w->files[i].entries, w->files[i].n);
         if (rc != 0) {
-            log_error("server", "cannot write %s: %s", w->files[i].path, storage_strerror(rc));
+            say_error("server", "cannot write %s: %s", w->files[i].path, storage_strerror(rc));
             if (w->rc == 0)
                 w->rc = rc;
         }
@@ -742,9 +742,9 @@ static void auto_created(void *arg, const struct cluster_result *res)
 {
     char *name = arg;
     if (res->err == CLUSTER_OK)
-        log_info("server", "auto-created topic %s", name);
+        say_info("server", "auto-created topic %s", name);
     else if (res->err != CLUSTER_ERR_TOPIC_EXISTS)
-        log_warn("server", "auto-creating topic %s failed: %s", name,
+        say_warn("server", "auto-creating topic %s failed: %s", name,
                  res->why ? res->why : "metadata log error");
     free(name);
 }

@@ -40,7 +40,7 @@ static bool syncfs_reports_errors(void)
         return false;
     if (major > 5 || (major == 5 && minor >= 8))
         return true;
-    log_warn("server",
+    say_warn("server",
              "kernel %s: syncfs does not report write errors before 5.8; "
              "samsa.sync.syncfs.partitions is ignored",
              u.release);
@@ -91,10 +91,10 @@ static void enforce_retention(struct server *s, struct partition *p, int64_t now
     int deleted = 0;
     int rc = log_enforce_retention(p->log, now_ms, &deleted);
     if (rc != 0)
-        log_warn("server", "retention on %s-%d failed: %s", p->topic, p->index,
+        say_warn("server", "retention on %s-%d failed: %s", p->topic, p->index,
                  storage_strerror(rc));
     else if (deleted > 0)
-        log_info("server", "retention deleted %d segment(s) of %s-%d; log start is now %lld",
+        say_info("server", "retention deleted %d segment(s) of %s-%d; log start is now %lld",
                  deleted, p->topic, p->index, (long long)log_start_offset(p->log));
 }
 
@@ -144,7 +144,7 @@ static int ensure_dir(const char *dir)
             continue;
         *p = '\0';
         if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
-            log_error("server", "cannot create %s: %s", copy, strerror(errno));
+            say_error("server", "cannot create %s: %s", copy, strerror(errno));
             free(copy);
             return -1;
         }
@@ -152,7 +152,7 @@ static int ensure_dir(const char *dir)
     }
     free(copy);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        log_error("server", "cannot create log dir %s: %s", dir, strerror(errno));
+        say_error("server", "cannot create log dir %s: %s", dir, strerror(errno));
         return -1;
     }
     return 0;
@@ -195,10 +195,10 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         .snapshot_interval_ms = cfg->metadata_snapshot_interval_ms,
     };
     if (cluster_open(&co, &s->cluster) != 0) {
-        log_error("server", "cannot open the metadata log in %s", meta_dir);
+        say_error("server", "cannot open the metadata log in %s", meta_dir);
         goto fail;
     }
-    log_info("server", "this broker hosts at most %lld partitions (samsa.max.partitions%s)",
+    say_info("server", "this broker hosts at most %lld partitions (samsa.max.partitions%s)",
              (long long)co.max_partitions, cfg->max_partitions > 0 ? "" : ", the default");
     /* Before anything is written: a node that lost its metadata must not record a new
      * cluster over data it can no longer account for. */
@@ -209,7 +209,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host, cfg->advertised_port,
                             cfg->rack, change_outcome_keep, &registered);
     if (registered.err != CLUSTER_OK) {
-        log_error("server", "cannot register this broker: %s", registered.why);
+        say_error("server", "cannot register this broker: %s", registered.why);
         goto fail;
     }
     /* Segment files share the descriptor limit: leave max.connections and the queued
@@ -223,29 +223,29 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
             128;
         storage_set_max_open_files(lim - MIN(reserve, lim));
     }
-    log_info("server", "at most %zu segment files open at once", storage_max_open_files());
+    say_info("server", "at most %zu segment files open at once", storage_max_open_files());
     if (server_open_all_partitions(s) != 0)
         goto fail;
     cluster_set_listener(s->cluster, on_cluster_event, s);
 
     int rc = net_loop_create(&s->loop);
     if (rc != 0) {
-        log_error("server", "cannot create the event loop: %s", strerror(-rc));
+        say_error("server", "cannot create the event loop: %s", strerror(-rc));
         goto fail;
     }
     if ((rc = net_loop_handle_signals(s->loop, NULL, NULL)) != 0) {
-        log_error("server", "cannot handle signals: %s", strerror(-rc));
+        say_error("server", "cannot handle signals: %s", strerror(-rc));
         goto fail;
     }
     /* The syncer thread starts after signals are blocked, so it inherits the mask. */
     if ((rc = server_syncer_create(s, cfg->sync_threads, &s->syncer)) != 0) {
-        log_error("server", "cannot start the sync thread: %s", storage_strerror(rc));
+        say_error("server", "cannot start the sync thread: %s", storage_strerror(rc));
         goto fail;
     }
     syncer_set_syncfs(s->syncer, syncfs_reports_errors() ? (size_t)cfg->syncfs_partitions : 0);
     net_watch(s->loop, syncer_event_fd(s->syncer), NET_READABLE, on_sync_event, s);
     if ((rc = server_syncer_create(s, 1, &s->remover)) != 0) {
-        log_error("server", "cannot start the directory removal thread: %s", storage_strerror(rc));
+        say_error("server", "cannot start the directory removal thread: %s", storage_strerror(rc));
         goto fail;
     }
     net_watch(s->loop, syncer_event_fd(s->remover), NET_READABLE, on_remover_event, s);
@@ -272,7 +272,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     struct net_handler h = {.on_request = server_on_request, .on_close = server_on_close};
     rc = net_listen(s->loop, cfg->listener_host, cfg->listener_port, &nc, &h, s, &s->listener);
     if (rc != 0) {
-        log_error("server", "cannot listen on %s:%d: %s", cfg->listener_host, cfg->listener_port,
+        say_error("server", "cannot listen on %s:%d: %s", cfg->listener_host, cfg->listener_port,
                   strerror(-rc));
         goto fail;
     }
@@ -283,7 +283,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host, port, cfg->rack,
                                 change_outcome_keep, &registered);
         if (registered.err != CLUSTER_OK) {
-            log_error("server", "cannot register this broker: %s", registered.why);
+            say_error("server", "cannot register this broker: %s", registered.why);
             goto fail;
         }
     }
@@ -296,7 +296,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
                                              producer_expiry_tick, s);
     s->checkpoint_timer =
         net_timer_add(s->loop, cfg->flush_offset_checkpoint_interval_ms, checkpoint_tick, s);
-    log_info("server", "node %d of cluster %s listening on %s:%d (advertised as %s:%d), data in %s",
+    say_info("server", "node %d of cluster %s listening on %s:%d (advertised as %s:%d), data in %s",
              cfg->node_id, cluster_id(s->cluster),
              *cfg->listener_host ? cfg->listener_host : "0.0.0.0", port, cfg->advertised_host,
              cluster_broker_find(s->cluster, cfg->node_id)->port, s->log_dir);
@@ -325,7 +325,7 @@ static void drain_tick(struct net_loop *loop, void *arg)
         !s->round_in_flight && purgatory_size(s->durable_waits) == 0 && !cluster_busy(s->cluster);
     if ((idle && s->drain_flushed) || net_loop_now_ms(loop) >= s->drain_deadline_ms) {
         if (!idle)
-            log_warn("server", "shutdown: gave up waiting for in-flight syncs after %d ms",
+            say_warn("server", "shutdown: gave up waiting for in-flight syncs after %d ms",
                      SHUTDOWN_DRAIN_MS);
         net_loop_stop(loop);
         return;
@@ -337,7 +337,7 @@ static void drain_tick(struct net_loop *loop, void *arg)
 int server_run(struct server *s)
 {
     int rc = net_loop_run(s->loop);
-    log_info("server", "shutting down: no new connections, finishing in-flight syncs");
+    say_info("server", "shutting down: no new connections, finishing in-flight syncs");
     s->stopping = true;
     net_listener_close(s->listener);
     purgatory_complete_all(s->fetch_waits); /* parked fetches answer with what there is */

@@ -43,12 +43,12 @@ int atomic_write_file(const char *path, const char *data, size_t len, bool do_sy
     if (rc == 0 && do_sync)
         rc = fsync_parent_dir(path);
     if (rc != 0) {
-        log_error_ratelimited(SUBSYS, "cannot write %s: %s", path, strerror(-rc));
+        say_error_ratelimited(SUBSYS, "cannot write %s: %s", path, strerror(-rc));
         unlink(tmp);
     }
 out:
     if (fd < 0)
-        log_error_ratelimited(SUBSYS, "cannot create %s: %s", tmp, strerror(-rc));
+        say_error_ratelimited(SUBSYS, "cannot create %s: %s", tmp, strerror(-rc));
     free(tmp);
     return rc;
 }
@@ -136,7 +136,7 @@ int ckpt_read(const char *path, struct ckpt_entry **entries_out, size_t *n_out)
     *n_out = n;
     return 0;
 bad:
-    log_error(SUBSYS, "malformed checkpoint file %s", path);
+    say_error(SUBSYS, "malformed checkpoint file %s", path);
     ckpt_free_entries(e, n);
     free(text);
     return STORAGE_ERR_CORRUPT;

@@ -596,7 +596,7 @@ static int execute_impl(struct clean_ctx *c)
             continue;
         if (any_dirty && c->map.bytes > CLEAN_MAP_MAX_BYTES) {
             plan->n_used = i;
-            log_info(SUBSYS,
+            say_info(SUBSYS,
                      "partition %s: cleaner key map full (%" PRId64 " bytes); "
                      "cleaning up to offset %" PRId64 " this pass",
                      plan->name, c->map.bytes, plan->in[i].base);
@@ -678,12 +678,12 @@ void log_clean_execute(struct log_clean_job *job)
     buf_free(&c.scratch);
     free(c.rd.buf);
     if (rc == STORAGE_ERR_CLEAN_ABORTED)
-        log_info(SUBSYS,
+        say_info(SUBSYS,
                  "partition %s: segments deleted or replaced while cleaning; "
                  "cleaning aborted",
                  plan->name);
     else if (rc != 0)
-        log_error(SUBSYS, "partition %s: cleaning failed: %s", plan->name, storage_strerror(rc));
+        say_error(SUBSYS, "partition %s: cleaning failed: %s", plan->name, storage_strerror(rc));
     job->err = rc;
 }
 
@@ -778,14 +778,14 @@ int log_clean_prepare(struct log *l, int64_t now_ms, int64_t max_offset_exclusiv
         in->ino = st.st_ino;
     }
     if (rc != 0) {
-        log_error(SUBSYS, "partition %s: cannot prepare cleaning: %s", l->name, strerror(-rc));
+        say_error(SUBSYS, "partition %s: cannot prepare cleaning: %s", l->name, strerror(-rc));
         plan_free(plan);
         return rc;
     }
     job->plan = plan;
     job->ready = true;
     l->cleaning = true;
-    log_info(SUBSYS,
+    say_info(SUBSYS,
              "partition %s: cleaning %zu segments (dirty ratio %.2f, first dirty "
              "offset %" PRId64 "%s)",
              l->name, e, job->dirty_ratio, first_dirty, tombstones_due ? ", tombstones due" : "");
@@ -805,7 +805,7 @@ static void remove_job_files(struct clean_plan *plan)
             for (size_t j = 0; j < ARRAY_LEN(seg_suffixes); j++) {
                 char *nm = name_of(plan->out[i].base, seg_suffixes[j], states[k]);
                 if (unlinkat(plan->dir_fd, nm, 0) != 0 && errno != ENOENT)
-                    log_warn(SUBSYS, "partition %s: cannot remove %s: %s", plan->name, nm,
+                    say_warn(SUBSYS, "partition %s: cannot remove %s: %s", plan->name, nm,
                              strerror(errno));
                 free(nm);
             }
@@ -856,7 +856,7 @@ static int rename_state(struct clean_plan *plan, const char *from_nm, const char
 {
     if (renameat(plan->dir_fd, from_nm, plan->dir_fd, to_nm) != 0) {
         int err = -errno;
-        log_error(SUBSYS, "partition %s: cannot rename %s to %s: %s", plan->name, from_nm, to_nm,
+        say_error(SUBSYS, "partition %s: cannot rename %s to %s: %s", plan->name, from_nm, to_nm,
                   strerror(errno));
         return err;
     }
@@ -899,7 +899,7 @@ static int open_cleaned_segment(struct log *l, int64_t base, int64_t expect, str
         return rc;
     rc = seg_load_clean(l, s);
     if (rc == STORAGE_ERR_CORRUPT) {
-        log_warn(SUBSYS, "partition %s: rebuilding indexes of cleaned segment %" PRId64, l->name,
+        say_warn(SUBSYS, "partition %s: rebuilding indexes of cleaned segment %" PRId64, l->name,
                  base);
         bool truncated = false;
         s->active = true;
@@ -940,7 +940,7 @@ static int swap_in(struct log *l, struct log_clean_job *job)
                 char *nm = name_of(plan->in[k].base, seg_suffixes[2 - j], "");
                 if (unlinkat(plan->dir_fd, nm, 0) != 0 && errno != ENOENT) {
                     rc = -errno;
-                    log_error(SUBSYS, "partition %s: cannot delete %s: %s", l->name, nm,
+                    say_error(SUBSYS, "partition %s: cannot delete %s: %s", l->name, nm,
                               strerror(errno));
                 }
                 free(nm);
@@ -991,7 +991,7 @@ static int swap_in(struct log *l, struct log_clean_job *job)
     l->clean_trunc_gen = l->trunc_gen;
     return 0;
 failed:
-    log_error(SUBSYS,
+    say_error(SUBSYS,
               "partition %s: compaction swap failed after the point of no return: "
               "%s; log marked failed (reopening completes the swap)",
               l->name, storage_strerror(rc));
@@ -1008,7 +1008,7 @@ int log_clean_complete(struct log *l, struct log_clean_job *job)
     struct clean_plan *plan = job->plan;
     int rc = job->err;
     if (rc == 0 && !inputs_unchanged(l, plan)) {
-        log_info(SUBSYS,
+        say_info(SUBSYS,
                  "partition %s: segments changed while cleaning; discarding the "
                  "cleaned files",
                  l->name);
@@ -1021,7 +1021,7 @@ int log_clean_complete(struct log *l, struct log_clean_job *job)
     }
     rc = swap_in(l, job);
     if (rc == 0)
-        log_info(SUBSYS,
+        say_info(SUBSYS,
                  "partition %s: cleaned up to offset %" PRId64 ": %d segments "
                  "(%" PRId64 " bytes) -> %d (%" PRId64 " bytes), %" PRId64 " of %" PRId64
                  " records removed (%" PRId64 " tombstones)",
@@ -1096,7 +1096,7 @@ static int rename_to_final(struct log *l, int dir_fd, const char *nm)
     int rc = 0;
     if (renameat(dir_fd, nm, dir_fd, to) != 0) {
         rc = -errno;
-        log_error(SUBSYS, "partition %s: cannot rename %s to %s: %s", l->name, nm, to,
+        say_error(SUBSYS, "partition %s: cannot rename %s to %s: %s", l->name, nm, to,
                   strerror(errno));
     }
     free(to);
@@ -1109,7 +1109,7 @@ static int finish_interrupted_swap(struct log *l, int dir_fd, struct name_list *
     int rc = 0;
     if (cleaned->n > 0) {
         /* The .cleaned -> .swap renames did not all happen: nothing old was touched. */
-        log_warn(SUBSYS,
+        say_warn(SUBSYS,
                  "partition %s: rolling back an interrupted compaction (%zu "
                  ".cleaned, %zu .swap files)",
                  l->name, cleaned->n, swap->n);
@@ -1121,7 +1121,7 @@ static int finish_interrupted_swap(struct log *l, int dir_fd, struct name_list *
         }
         return rc;
     }
-    log_warn(SUBSYS, "partition %s: completing an interrupted compaction swap (%zu files)", l->name,
+    say_warn(SUBSYS, "partition %s: completing an interrupted compaction swap (%zu files)", l->name,
              swap->n);
     /* Delete the segments each swapped-in segment replaces, then rename. */
     for (size_t i = 0; i < swap->n; i++) {
@@ -1139,7 +1139,7 @@ static int finish_interrupted_swap(struct log *l, int dir_fd, struct name_list *
                     rc = -errno;
                 free(nm);
             }
-            log_info(SUBSYS,
+            say_info(SUBSYS,
                      "partition %s: deleted segment %" PRId64 " replaced by cleaned "
                      "segment %" PRId64,
                      l->name, b, base);
@@ -1173,7 +1173,7 @@ static void load_checkpoint(struct log *l, int dir_fd)
     close(fd);
     long long ckpt, horizon;
     if (n <= 0 || sscanf(text, "0\n%lld %lld\n", &ckpt, &horizon) != 2 || ckpt < 0) {
-        log_warn(SUBSYS, "partition %s: unreadable %s; the whole log counts as dirty", l->name,
+        say_warn(SUBSYS, "partition %s: unreadable %s; the whole log counts as dirty", l->name,
                  CKPT_NAME);
         return;
     }
@@ -1209,7 +1209,7 @@ int cleaner_open(struct log *l)
         if (rc == 0 && fsync(dir_fd) != 0)
             rc = -errno;
         if (rc != 0)
-            log_error(SUBSYS, "partition %s: cannot finish an interrupted compaction: %s", l->name,
+            say_error(SUBSYS, "partition %s: cannot finish an interrupted compaction: %s", l->name,
                       storage_strerror(rc));
     }
     if (rc == 0)

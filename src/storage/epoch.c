@@ -60,7 +60,7 @@ int epoch_load(struct log *l)
     }
     fclose(f);
     if (rc != 0) {
-        log_warn(SUBSYS, "partition %s: malformed %s, rebuilding epochs from the log", l->name,
+        say_warn(SUBSYS, "partition %s: malformed %s, rebuilding epochs from the log", l->name,
                  path);
         l->n_epochs = 0;
     }

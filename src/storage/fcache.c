@@ -206,12 +206,12 @@ static int open_log_file(struct segment *s)
         return fd;
     int err = -errno;
     if (err == -EMFILE || err == -ENFILE)
-        log_error_ratelimited(SUBSYS,
+        say_error_ratelimited(SUBSYS,
                               "cannot open %s: %s (%zu segment files open, bound "
                               "%zu)",
                               s->path, storage_strerror(err), fc.n_open, bound());
     else
-        log_error_ratelimited(SUBSYS, "cannot open %s: %s", s->path, strerror(-err));
+        say_error_ratelimited(SUBSYS, "cannot open %s: %s", s->path, strerror(-err));
     return err;
 }
 
@@ -239,7 +239,7 @@ int seg_acquire(struct segment *s)
     if (rc == 0)
         rc = idx_map_lazy(&s->tidx);
     if (rc != 0)
-        log_error_ratelimited(SUBSYS, "cannot map the indexes of %s: %s", s->path,
+        say_error_ratelimited(SUBSYS, "cannot map the indexes of %s: %s", s->path,
                               storage_strerror(rc));
     return rc;
 }

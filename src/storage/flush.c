@@ -103,7 +103,7 @@ static void sync_path(struct log_flush_job *job, const char *path, int flags, bo
         int err = -errno;
         if (err == -ENOENT)
             return;
-        log_error_ratelimited(SUBSYS, "cannot open %s to sync it: %s", path, storage_strerror(err));
+        say_error_ratelimited(SUBSYS, "cannot open %s to sync it: %s", path, storage_strerror(err));
         if (job->err == 0)
             job->err = err;
         return;
@@ -134,7 +134,7 @@ int log_flush_complete(struct log *l, struct log_flush_job *job)
     if (job->err != 0 && !job->sync_failed) {
         /* Only an open failed: no fsync ran, so no error was consumed and no page
          * dropped; the next job syncs the same data. */
-        log_error_ratelimited(SUBSYS, "partition %s: flush not done: %s", l->name,
+        say_error_ratelimited(SUBSYS, "partition %s: flush not done: %s", l->name,
                               storage_strerror(job->err));
         return job->err;
     }
@@ -142,7 +142,7 @@ int log_flush_complete(struct log *l, struct log_flush_job *job)
         /* After a failed fsync the kernel may have dropped the dirty pages and a later
          * fsync can report success: nothing written since the last good flush can be
          * trusted, so the log stops accepting writes (Kafka takes the dir offline). */
-        log_error(SUBSYS, "partition %s: flush failed: %s; log marked failed", l->name,
+        say_error(SUBSYS, "partition %s: flush failed: %s; log marked failed", l->name,
                   storage_strerror(job->err));
         l->failed = true;
         return job->err;

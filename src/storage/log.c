@@ -169,9 +169,9 @@ static int list_segments(struct log *l, int64_t **bases_out, size_t *n_out)
         if (remove) {
             char *p = xmalloc(strlen(l->dir) + strlen(nm) + 2);
             sprintf(p, "%s/%s", l->dir, nm);
-            log_info(SUBSYS, "partition %s: removing leftover file %s", l->name, nm);
+            say_info(SUBSYS, "partition %s: removing leftover file %s", l->name, nm);
             if (unlink(p) != 0)
-                log_warn(SUBSYS, "cannot remove %s: %s", p, strerror(errno));
+                say_warn(SUBSYS, "cannot remove %s: %s", p, strerror(errno));
             free(p);
         }
     }
@@ -211,7 +211,7 @@ static void report_gap(const struct log *l, const struct segment *s)
         return;
     const struct segment *prev = l->segs[l->n_segs - 1];
     if (s->base_offset > prev->next_offset)
-        log_error(SUBSYS,
+        say_error(SUBSYS,
                   "partition %s: offsets %lld to %lld are missing: no segment holds "
                   "them (a segment file deleted or emptied?); reads skip them",
                   l->name, (long long)prev->next_offset, (long long)(s->base_offset - 1));
@@ -224,7 +224,7 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
     storage_read_turn_end();
     int rc = mkdir_p(dir);
     if (rc < 0) {
-        log_error(SUBSYS, "cannot create log directory %s: %s", dir, strerror(-rc));
+        say_error(SUBSYS, "cannot create log directory %s: %s", dir, strerror(-rc));
         return rc;
     }
     struct log *l = xcalloc(1, sizeof(*l));
@@ -249,7 +249,7 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
     size_t n = 0;
     rc = list_segments(l, &bases, &n);
     if (rc != 0) {
-        log_error(SUBSYS, "cannot list %s: %s", dir, strerror(-rc));
+        say_error(SUBSYS, "cannot list %s: %s", dir, strerror(-rc));
         log_free(l);
         return rc;
     }
@@ -258,7 +258,7 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
     for (size_t i = 0; i < n; i++) {
         if (truncated_any) {
             /* Never resurrect anything beyond a corruption. */
-            log_warn(SUBSYS, "partition %s: deleting segment %lld after truncated segment", l->name,
+            say_warn(SUBSYS, "partition %s: deleting segment %lld after truncated segment", l->name,
                      (long long)bases[i]);
             seg_unlink_files(l, bases[i]);
             continue;
@@ -278,7 +278,7 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
         if (!recover) {
             rc = seg_load_clean(l, s);
             if (rc == STORAGE_ERR_CORRUPT) {
-                log_warn(SUBSYS,
+                say_warn(SUBSYS,
                          "partition %s: index of segment %lld missing or "
                          "inconsistent; rebuilding",
                          l->name, (long long)bases[i]);
@@ -337,14 +337,14 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
     rc = producers_open(l);
     if (rc != 0)
         goto fail;
-    log_info(SUBSYS, "partition %s: loaded %zu segments, log start %lld, log end %lld%s", l->name,
+    say_info(SUBSYS, "partition %s: loaded %zu segments, log start %lld, log end %lld%s", l->name,
              l->n_segs, (long long)l->log_start_offset, (long long)l->log_end_offset,
              truncated_any ? " (truncated by recovery)" : "");
     *out = l;
     return 0;
 fail:
     free(bases);
-    log_error(SUBSYS, "partition %s: cannot open log: %s", l->name, storage_strerror(rc));
+    say_error(SUBSYS, "partition %s: cannot open log: %s", l->name, storage_strerror(rc));
     log_free(l);
     return rc;
 }
@@ -352,7 +352,7 @@ fail:
 /* Drops every segment and restarts the log, empty, at `offset`. */
 static int truncate_fully_and_start_at(struct log *l, int64_t offset)
 {
-    log_warn(SUBSYS, "partition %s: truncating fully and restarting at offset %lld", l->name,
+    say_warn(SUBSYS, "partition %s: truncating fully and restarting at offset %lld", l->name,
              (long long)offset);
     while (l->n_segs > 0)
         log_remove_segment_at(l, l->n_segs - 1);
@@ -475,13 +475,13 @@ static int append_impl(struct log *l, uint8_t *records, size_t len, int32_t lead
             continue;
         if (w <= 0) {
             rc = w < 0 ? -errno : -EIO;
-            log_error_ratelimited(SUBSYS,
+            say_error_ratelimited(SUBSYS,
                                   "partition %s: write to segment %lld at %lld "
                                   "failed: %s",
                                   l->name, (long long)s->base_offset, (long long)pos0,
                                   strerror(-rc));
             if (ftruncate(s->fd, (off_t)pos0) != 0) {
-                log_error(SUBSYS,
+                say_error(SUBSYS,
                           "partition %s: cannot truncate segment %lld back to %lld: "
                           "%s; log failed",
                           l->name, (long long)s->base_offset, (long long)pos0, strerror(errno));
@@ -608,7 +608,7 @@ static int scan_for(struct log *l, struct segment *s, int64_t pos, int64_t offse
 static int read_damaged(struct log *l, struct segment *s, int64_t bad_pos, int rc, int64_t offset)
 {
     if (!s->damage_reported)
-        log_error(SUBSYS,
+        say_error(SUBSYS,
                   "partition %s: segment %lld damaged at byte %lld (%s): reads from "
                   "offset %lld get CORRUPT_MESSAGE; kept on disk (docs/operations.md, "
                   "\"Damaged segments\")",
@@ -635,7 +635,7 @@ int log_read(struct log *l, int64_t offset, int32_t max_bytes, int64_t max_offse
             /* Segments lent to other logs in this turn fill the open-file bound: find
              * nothing, like a spent fetch budget; the client asks again. A log that
              * already lent one this turn goes on (a scan of one log must progress). */
-            log_warn_ratelimited(SUBSYS,
+            say_warn_ratelimited(SUBSYS,
                                  "partition %s: %zu segment files lent to reads "
                                  "fill the open-file bound; returning no data this time",
                                  l->name, storage_max_open_files());
@@ -764,7 +764,7 @@ static int find_record_by_ts(struct log *l, struct segment *s, struct ts_scan *t
     }
     if (rc != 0) {
         /* Written by a producer whose data never decompressed here: the batch answers. */
-        log_warn_ratelimited(SUBSYS,
+        say_warn_ratelimited(SUBSYS,
                              "partition %s: batch at offset %lld does not decompress "
                              "(%s); timestamp lookup answers its base offset",
                              l->name, (long long)b->base_offset, storage_strerror(rc));
@@ -931,11 +931,11 @@ int log_truncate_to(struct log *l, int64_t offset)
     l->trunc_gen++;
     if (epoch_truncate_from_end(l, l->log_end_offset))
         epoch_persist(l);
-    log_info(SUBSYS, "partition %s: truncated to offset %lld (requested %lld)", l->name,
+    say_info(SUBSYS, "partition %s: truncated to offset %lld (requested %lld)", l->name,
              (long long)l->log_end_offset, (long long)offset);
     return producers_truncated(l);
 fail:
-    log_error(SUBSYS, "partition %s: truncation to %lld failed: %s; log failed", l->name,
+    say_error(SUBSYS, "partition %s: truncation to %lld failed: %s; log failed", l->name,
               (long long)offset, storage_strerror(rc));
     l->failed = true;
     return rc;
@@ -961,7 +961,7 @@ int log_delete_records(struct log *l, int64_t offset)
     if (offset <= l->log_start_offset)
         return 0;
     l->log_start_offset = offset;
-    log_info(SUBSYS, "partition %s: log start offset raised to %lld", l->name, (long long)offset);
+    say_info(SUBSYS, "partition %s: log start offset raised to %lld", l->name, (long long)offset);
     delete_below_start(l);
     return 0;
 }
@@ -986,7 +986,7 @@ int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments)
             int64_t ts = s->max_timestamp >= 0 ? s->max_timestamp : s->last_modified_ms;
             if (now_ms - ts <= l->cfg.retention_ms)
                 break;
-            log_info(SUBSYS,
+            say_info(SUBSYS,
                      "partition %s: segment %lld expired by retention.ms (newest "
                      "timestamp %lld)",
                      l->name, (long long)s->base_offset, (long long)ts);
@@ -998,7 +998,7 @@ int log_enforce_retention(struct log *l, int64_t now_ms, int *deleted_segments)
         int64_t excess = log_size_bytes(l) - l->cfg.retention_bytes;
         while (l->n_segs > 1 && excess - l->segs[0]->size_bytes >= 0) {
             excess -= l->segs[0]->size_bytes;
-            log_info(SUBSYS, "partition %s: segment %lld deleted by retention.bytes", l->name,
+            say_info(SUBSYS, "partition %s: segment %lld deleted by retention.bytes", l->name,
                      (long long)l->segs[0]->base_offset);
             log_remove_segment_at(l, 0);
             deleted++;
@@ -1025,7 +1025,7 @@ void log_close(struct log *l)
         if (s->next_offset > l->durable_offset || s->base_offset >= l->durable_offset)
             sync_rc = seg_sync_data(s);
         if (sync_rc != 0)
-            log_error(SUBSYS, "partition %s: fdatasync of segment %lld failed: %s", l->name,
+            say_error(SUBSYS, "partition %s: fdatasync of segment %lld failed: %s", l->name,
                       (long long)s->base_offset, storage_strerror(sync_rc));
         if (s->active) {
             if (s->max_timestamp >= 0 && s->max_timestamp > s->last_index_ts)
@@ -1034,16 +1034,16 @@ void log_close(struct log *l)
             if (rc == 0)
                 rc = idx_sync(&s->tidx);
             if (rc != 0)
-                log_error(SUBSYS, "partition %s: index sync failed: %s", l->name,
+                say_error(SUBSYS, "partition %s: index sync failed: %s", l->name,
                           storage_strerror(rc));
         }
     }
     int rc = fsync_dir(l->dir);
     if (rc != 0)
-        log_error(SUBSYS, "partition %s: fsync of directory failed: %s", l->name, strerror(-rc));
+        say_error(SUBSYS, "partition %s: fsync of directory failed: %s", l->name, strerror(-rc));
     rc = l->parent_unsynced ? fsync_parent_dir(l->dir) : 0;
     if (rc != 0)
-        log_error(SUBSYS, "partition %s: fsync of the parent directory failed: %s", l->name,
+        say_error(SUBSYS, "partition %s: fsync of the parent directory failed: %s", l->name,
                   strerror(-rc));
     log_free(l);
 }
@@ -1077,7 +1077,7 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
     if (flag == FTW_F && sb->st_size > REMOVE_STEP_BYTES)
         shrink_gradually(path, (int64_t)sb->st_size);
     if (remove(path) != 0)
-        log_warn(SUBSYS, "cannot remove %s: %s", path, strerror(errno));
+        say_warn(SUBSYS, "cannot remove %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -1098,7 +1098,7 @@ int log_rename_for_delete(const char *dir, char **renamed_out)
     snprintf(to + k, n - (size_t)k, "-delete");
     if (rename(dir, to) != 0) {
         int err = -errno;
-        log_error(SUBSYS, "cannot rename %s for deletion: %s", dir, strerror(errno));
+        say_error(SUBSYS, "cannot rename %s for deletion: %s", dir, strerror(errno));
         free(to);
         return err;
     }
@@ -1121,7 +1121,7 @@ int log_delete_dir(const char *dir)
      * could bring the old directory back under the name of a re-created topic. */
     rc = fsync_parent_dir(dir);
     if (rc != 0)
-        log_warn(SUBSYS, "cannot fsync the parent of %s after renaming it: %s", dir, strerror(-rc));
+        say_warn(SUBSYS, "cannot fsync the parent of %s after renaming it: %s", dir, strerror(-rc));
     rc = log_remove_renamed(to);
     free(to);
     return rc;

@@ -35,10 +35,10 @@ static char *snapshot_path(const struct log *l, int64_t offset)
 static void delete_snapshot(struct log *l, int64_t offset, const char *why)
 {
     char *path = snapshot_path(l, offset);
-    log_info(SUBSYS, "partition %s: deleting producer snapshot %lld (%s)", l->name,
+    say_info(SUBSYS, "partition %s: deleting producer snapshot %lld (%s)", l->name,
              (long long)offset, why);
     if (unlink(path) != 0 && errno != ENOENT)
-        log_warn(SUBSYS, "cannot delete %s: %s", path, strerror(errno));
+        say_warn(SUBSYS, "cannot delete %s: %s", path, strerror(errno));
     free(path);
     l->dir_gen++;
     if (l->snap_pending == offset)
@@ -65,7 +65,7 @@ static int load_snapshot(struct log *l, int64_t offset)
     if (fd >= 0)
         close(fd);
     if (rc != 0)
-        log_warn(SUBSYS, "partition %s: producer snapshot %s unreadable: %s", l->name, path,
+        say_warn(SUBSYS, "partition %s: producer snapshot %s unreadable: %s", l->name, path,
                  storage_strerror(rc));
     free(data);
     free(path);
@@ -161,7 +161,7 @@ static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out)
     size_t n;
     *n_out = 0;
     if (list_offset_files(l->dir, SNAPSHOT_SUFFIX, &offs, &n) != 0) {
-        log_warn(SUBSYS, "partition %s: cannot list producer snapshots: %s", l->name,
+        say_warn(SUBSYS, "partition %s: cannot list producer snapshots: %s", l->name,
                  strerror(errno));
         return NULL;
     }
@@ -175,7 +175,7 @@ static int64_t *tidy_snapshots(struct log *l, bool prune, size_t *n_out)
      * producers' state for offsets the log no longer has (rare: after a truncation). */
     int rc = deleted_beyond_end ? fsync_dir(l->dir) : 0;
     if (rc != 0)
-        log_warn(SUBSYS,
+        say_warn(SUBSYS,
                  "partition %s: cannot fsync the directory after deleting snapshots: "
                  "%s",
                  l->name, strerror(-rc));
@@ -214,13 +214,13 @@ static int rebuild(struct log *l)
          * damage elsewhere: keep the partition available with what was read (retries
          * of the producers' last batches may then be stored twice) rather than refuse
          * to open it. */
-        log_error(SUBSYS,
+        say_error(SUBSYS,
                   "partition %s: producer state rebuilt only up to a bad batch "
                   "after offset %lld: %s",
                   l->name, (long long)from, storage_strerror(rc));
     }
     if (batches > 0 || pstate_count(l->producers) > 0)
-        log_info(SUBSYS,
+        say_info(SUBSYS,
                  "partition %s: %zu idempotent producers (snapshot at %lld, %lld "
                  "batches replayed)",
                  l->name, pstate_count(l->producers), (long long)from, (long long)batches);
@@ -352,7 +352,7 @@ size_t log_expire_producers(struct log *l, int64_t now_ms, int64_t expiration_ms
 {
     size_t n = pstate_expire(l->producers, now_ms, expiration_ms);
     if (n > 0)
-        log_info(SUBSYS,
+        say_info(SUBSYS,
                  "partition %s: %zu idempotent producers expired "
                  "(producer.id.expiration.ms %lld)",
                  l->name, n, (long long)expiration_ms);

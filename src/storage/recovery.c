@@ -204,7 +204,7 @@ again:
             char to_text[24] = "the end of the segment";
             if (to >= 0)
                 snprintf(to_text, sizeof to_text, "%lld", (long long)(to - 1));
-            log_error(SUBSYS,
+            say_error(SUBSYS,
                       "partition %s: segment %lld damaged at byte %lld (%s): offsets %lld to "
                       "%s cannot be read. Kept on disk, nothing truncated; the rest of the "
                       "log is served and a fetch inside the damage gets CORRUPT_MESSAGE "
@@ -230,14 +230,14 @@ again:
     free(chunk);
     s->size_bytes = pos;
     if (why) {
-        log_warn(SUBSYS,
+        say_warn(SUBSYS,
                  "partition %s: %s in segment %lld at byte %lld (next offset %lld); "
                  "truncating %lld bytes",
                  l->name, why, (long long)s->base_offset, (long long)pos, (long long)expect,
                  (long long)(file_size - pos));
         if (ftruncate(s->fd, (off_t)pos) != 0) {
             int err = -errno;
-            log_error(SUBSYS, "partition %s: cannot truncate segment %lld: %s", l->name,
+            say_error(SUBSYS, "partition %s: cannot truncate segment %lld: %s", l->name,
                       (long long)s->base_offset, strerror(errno));
             return err;
         }

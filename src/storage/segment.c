@@ -50,7 +50,7 @@ static int open_file(const char *path, int flags)
     int fd = open(path, flags | O_CLOEXEC, 0644);
     if (fd < 0) {
         int err = -errno;
-        log_error_ratelimited(SUBSYS, "cannot open %s: %s", path, storage_strerror(err));
+        say_error_ratelimited(SUBSYS, "cannot open %s: %s", path, storage_strerror(err));
         return err;
     }
     return fd;
@@ -82,7 +82,7 @@ int seg_create(struct log *l, int64_t base_offset, struct segment **out)
     idx_reset(&s->oidx);
     idx_reset(&s->tidx);
     l->dir_gen++;
-    log_info(SUBSYS, "partition %s: created segment with base offset %lld", l->name,
+    say_info(SUBSYS, "partition %s: created segment with base offset %lld", l->name,
              (long long)base_offset);
     return 0;
 }
@@ -127,7 +127,7 @@ void seg_unlink_files(struct log *l, int64_t base_offset)
     for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
         char *p = seg_path(l->dir, base_offset, suffixes[i]);
         if (unlink(p) != 0 && errno != ENOENT)
-            log_error(SUBSYS, "partition %s: cannot delete %s: %s", l->name, p, strerror(errno));
+            say_error(SUBSYS, "partition %s: cannot delete %s: %s", l->name, p, strerror(errno));
         free(p);
     }
     l->dir_gen++;
@@ -137,7 +137,7 @@ void seg_delete(struct log *l, struct segment *s)
 {
     /* Unlink directly: readers holding a dup'd fd keep reading the data. */
     seg_unlink_files(l, s->base_offset);
-    log_info(SUBSYS, "partition %s: deleted segment with base offset %lld (%lld bytes)", l->name,
+    say_info(SUBSYS, "partition %s: deleted segment with base offset %lld (%lld bytes)", l->name,
              (long long)s->base_offset, (long long)s->size_bytes);
     seg_free(s);
 }
@@ -246,7 +246,7 @@ int seg_scan(struct log *l, struct segment *s, int64_t pos, int64_t end, seg_sca
             size_t want = (size_t)MIN((int64_t)SCAN_BUF_BYTES, end - pos);
             ssize_t r = pread_full(s->fd, buf, want, pos);
             if (r < 0) {
-                log_error_ratelimited(SUBSYS,
+                say_error_ratelimited(SUBSYS,
                                       "partition %s: read of segment %lld at %lld "
                                       "failed: %s",
                                       l->name, (long long)s->base_offset, (long long)pos,

@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         strcpy(dir, "/tmp/samsa-fuzz-metalog-XXXXXX");
         if (!mkdtemp(dir))
             abort();
-        log_set_level(LOG_LEVEL_ERROR + 1);
+        say_set_level(SAY_LEVEL_ERROR + 1);
     }
     if (size < 1)
         return 0;

@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct raft *node;
     if (!node) {
-        log_set_level(LOG_LEVEL_ERROR);
+        say_set_level(SAY_LEVEL_ERROR);
         struct raft_config cfg;
         raft_config_default(&cfg, 1);
         struct raft_conf boot = {.n_voters = 3, .voters = {1, 2, 3}};

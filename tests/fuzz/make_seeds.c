@@ -199,7 +199,7 @@ static int raft_seeds(const char *out_dir)
     char d[] = "/tmp/samsa-raft-seeds-XXXXXX";
     if (!mkdtemp(d))
         return 1;
-    log_set_level(LOG_LEVEL_ERROR);
+    say_set_level(SAY_LEVEL_ERROR);
     int n = 0;
     /* Three starts, each electing itself at a new term and proposing. */
     if (quorum_run(d, 3, false) != 0 || quorum_run(d, 2, false) != 0 || quorum_run(d, 1, false))

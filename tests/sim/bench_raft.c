@@ -83,7 +83,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--size") == 0)
             size = atoi(argv[i + 1]);
     }
-    log_set_level(LOG_LEVEL_ERROR);
+    say_set_level(SAY_LEVEL_ERROR);
     struct raft_conf boot = {.n_voters = N, .voters = {1, 2, 3}};
     for (int i = 0; i < N; i++) {
         struct raft_config cfg;

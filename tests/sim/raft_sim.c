@@ -778,7 +778,7 @@ int main(int argc, char **argv)
     if (!env && !getenv("RAFT_SIM_FULL") && to - from + 1 > 200)
         to = from + 199;
 #endif
-    log_set_level(trace ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR);
+    say_set_level(trace ? SAY_LEVEL_DEBUG : SAY_LEVEL_ERROR);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t failures = 0, applied = 0;

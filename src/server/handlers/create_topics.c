@@ -151,7 +151,7 @@ static void topic_written(void *arg, const struct cluster_result *res)
         const char *why = res->why ? res->why : "metadata log write failed";
         out->error_code = kerr_from_cluster(res->err);
         out->error_message = slice_from_cstr(arena_strndup(&req->arena, why, strlen(why)));
-        log_info("server", "CreateTopics %.*s refused: %s", (int)out->name.len,
+        say_info("server", "CreateTopics %.*s refused: %s", (int)out->name.len,
                  (const char *)out->name.ptr, why);
         topic_answered(ct);
         return;
@@ -161,7 +161,7 @@ static void topic_written(void *arg, const struct cluster_result *res)
         topic_answered(ct);
         return;
     }
-    log_info("server", "created topic %.*s with %d partitions", (int)out->name.len,
+    say_info("server", "created topic %.*s with %d partitions", (int)out->name.len,
              (const char *)out->name.ptr, ct->partitions);
     ct->stage = CT_OPENING;
     if (w->timeout_ms <= 0 || !server_topic_wait_open(s, out->name, topic_opened, ct))

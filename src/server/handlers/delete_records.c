@@ -60,7 +60,7 @@ void handle_delete_records(struct request *req)
             pr->low_watermark = log_start_offset(p->log);
             if (rc == 0) {
                 changed = true;
-                log_info("server", "DeleteRecords: %s-%d log start offset is now %lld", p->topic,
+                say_info("server", "DeleteRecords: %s-%d log start offset is now %lld", p->topic,
                          p->index, (long long)pr->low_watermark);
             }
         }

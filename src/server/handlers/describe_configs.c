@@ -247,13 +247,13 @@ static void describe_broker(struct request *req, const struct describe_configs_r
     }
 }
 
-static const char *level_name(enum log_level l)
+static const char *level_name(enum say_level l)
 {
     switch (l) {
-    case LOG_LEVEL_DEBUG: return "DEBUG";
-    case LOG_LEVEL_INFO: return "INFO";
-    case LOG_LEVEL_WARN: return "WARN";
-    case LOG_LEVEL_ERROR: return "ERROR";
+    case SAY_LEVEL_DEBUG: return "DEBUG";
+    case SAY_LEVEL_INFO: return "INFO";
+    case SAY_LEVEL_WARN: return "WARN";
+    case SAY_LEVEL_ERROR: return "ERROR";
     }
     return "INFO";
 }
@@ -276,7 +276,7 @@ static void describe_broker_logger(struct request *req,
     config_resp *c = &out->configs[out->configs_count++];
     describe_configs_response_results_configs_init(c);
     c->name = slice_from_cstr("root");
-    c->value = slice_from_cstr(level_name(log_get_level()));
+    c->value = slice_from_cstr(level_name(say_get_level()));
     c->config_source = SOURCE_BROKER_LOGGER;
 }
 

@@ -213,7 +213,7 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
             } else if (l->rr.len > 0) {
                 int rc = read_range(&req->arena, l->rr.fd, l->rr.file_pos, l->rr.len, &pr->records);
                 if (rc != 0) {
-                    log_error("server", "reading %s-%d for a fetch failed: %s", l->p->topic,
+                    say_error("server", "reading %s-%d for a fetch failed: %s", l->p->topic,
                               l->p->index, strerror(-rc));
                     pr->error_code = KERR_KAFKA_STORAGE_ERROR;
                     pr->high_watermark = pr->last_stable_offset = pr->log_start_offset = -1;
@@ -345,5 +345,5 @@ void fetch_drop_orphans(struct server *s)
     int dropped = 0;
     purgatory_each(s->fetch_waits, drop_if_orphaned, &dropped);
     if (dropped)
-        log_debug("server", "dropped %d parked fetches of closed connections", dropped);
+        say_debug("server", "dropped %d parked fetches of closed connections", dropped);
 }

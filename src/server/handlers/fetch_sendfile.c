@@ -72,7 +72,7 @@ void fetch_send_with_files(struct request *req, const struct buf *encoded,
             out = net_reply_buf(req->reply);
         } else {
             if (as_file[i])
-                log_warn_ratelimited("server",
+                say_warn_ratelimited("server",
                                      "dup of a segment fd failed (%s); copying "
                                      "instead",
                                      strerror(errno));
@@ -84,7 +84,7 @@ void fetch_send_with_files(struct request *req, const struct buf *encoded,
                 /* The length prefix is already written: the only honest way out is to
                  * close the connection; the client retries. */
                 struct net_conn *c = net_reply_conn(req->reply);
-                log_error("server", "reading a segment for a fetch failed (%s); closing %s",
+                say_error("server", "reading a segment for a fetch failed (%s); closing %s",
                           strerror(-rc), c ? net_conn_peer(c) : "the connection");
                 request_drop(req);
                 if (c)

@@ -25,7 +25,7 @@ static void answer(struct request *req, int16_t error, int64_t producer_id)
     resp.producer_id = error ? -1 : producer_id;
     resp.producer_epoch = error ? -1 : 0;
     if (!error)
-        log_debug("server", "producer id %lld (epoch 0) handed out", (long long)producer_id);
+        say_debug("server", "producer id %lld (epoch 0) handed out", (long long)producer_id);
     REQUEST_RESPOND(req, init_producer_id_response, &resp);
 }
 
@@ -36,7 +36,7 @@ static void block_reserved(void *arg, const struct cluster_result *res)
     struct server *s = arg;
     s->producer_ids_reserving = false;
     if (res->err != CLUSTER_OK) {
-        log_error("server", "cannot reserve producer ids: %s",
+        say_error("server", "cannot reserve producer ids: %s",
                   res->err == CLUSTER_ERR_LIMIT ? "producer ids exhausted"
                                                 : "the metadata log could not be written");
         /* Retriable for clients: they ask again. */

@@ -167,7 +167,7 @@ static int16_t check_records(struct request *req, struct partition *p, const uin
     if (rc == 0)
         err = record_errors(req, p, plain.data, &plain_info, cfg->compacted, bounds, out);
     else
-        log_warn_ratelimited("server",
+        say_warn_ratelimited("server",
                              "rejecting produce to %s-%d: a compressed batch does "
                              "not decompress to valid records (%s)",
                              p->topic, p->index, storage_strerror(rc));
@@ -203,7 +203,7 @@ static int16_t apply_compression(struct request *req, struct partition *p, struc
         if (err == KERR_NONE) /* cannot be: batch_recompress found a keyless record */
             err = KERR_INVALID_RECORD;
     } else if (rc != 0) {
-        log_warn_ratelimited("server", "rejecting produce to %s-%d (compression.type %s): %s",
+        say_warn_ratelimited("server", "rejecting produce to %s-%d (compression.type %s): %s",
                              p->topic, p->index, compress_codec_name(rw.target),
                              storage_strerror(rc));
         err = rc == STORAGE_ERR_BATCH_TOO_LARGE ? KERR_MESSAGE_TOO_LARGE : KERR_CORRUPT_MESSAGE;
@@ -278,7 +278,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
         return KERR_INVALID_RECORD; /* Kafka: a produce must carry at least one batch */
     int16_t err = check_framing(in->records);
     if (err != KERR_NONE) {
-        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic, p->index,
+        say_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic, p->index,
                              err == KERR_INVALID_RECORD ? "no whole record batch of magic 2"
                                                         : "record batch framing is corrupt");
         return err;
@@ -295,7 +295,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     int64_t max_bytes = cfg->max_message_bytes;
     int rc = batch_validate_all(in->records.ptr, in->records.len, false, NULL, NULL);
     if (rc != 0) {
-        log_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic, p->index,
+        say_warn_ratelimited("server", "rejecting produce to %s-%d: %s", p->topic, p->index,
                              storage_strerror(rc));
         return KERR_CORRUPT_MESSAGE;
     }
@@ -347,13 +347,13 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     rc = partition_append_as_leader(p, data, data_len, now, &res);
     buf_free(&rewritten);
     if (rc == STORAGE_ERR_OUT_OF_ORDER_SEQUENCE || rc == STORAGE_ERR_INVALID_PRODUCER_EPOCH) {
-        log_debug("server", "produce to %s-%d refused: %s", p->topic, p->index,
+        say_debug("server", "produce to %s-%d refused: %s", p->topic, p->index,
                   storage_strerror(rc));
         return kerr_from_storage(rc);
     }
     if (rc < 0) {
         /* Per request while a condition lasts (a full disk): rate-limited. */
-        log_error_ratelimited("server", "append to %s-%d failed: %s", p->topic, p->index,
+        say_error_ratelimited("server", "append to %s-%d failed: %s", p->topic, p->index,
                               storage_strerror(rc));
         return kerr_from_storage(rc);
     }
@@ -361,7 +361,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
      * stored batch's offsets and no error; with acks=all it still waits until the log
      * is durable up to there (below, like a new append). */
     if (rc == STORAGE_DUPLICATE)
-        log_debug("server",
+        say_debug("server",
                   "produce to %s-%d: a retry of the batch at offset %lld, answered "
                   "from the log",
                   p->topic, p->index, (long long)res.base_offset);
@@ -432,7 +432,7 @@ void handle_produce(struct request *req)
         struct net_conn *c = failed ? net_reply_conn(req->reply) : NULL;
         request_drop(req);
         if (c) {
-            log_info("server", "closing connection from %s: an acks=0 produce failed",
+            say_info("server", "closing connection from %s: an acks=0 produce failed",
                      net_conn_peer(c));
             net_conn_close(c);
         }

@@ -306,7 +306,7 @@ static void load_all(void)
 static int setup(void **state)
 {
     (void)state;
-    log_set_level(LOG_LEVEL_WARN);
+    say_set_level(SAY_LEVEL_WARN);
     now = 1700000000000LL;
     outstanding = 0;
     n_staged = n_durable = n_appends = 0;

@@ -995,7 +995,7 @@ static void test_bad_messages(void **state)
 
 int main(void)
 {
-    log_set_level(LOG_LEVEL_ERROR);
+    say_set_level(SAY_LEVEL_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),

@@ -732,6 +732,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_split_empty_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_during_swap, setup, teardown),
     };
-    log_set_level(LOG_LEVEL_WARN);
+    say_set_level(SAY_LEVEL_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -515,7 +515,7 @@ static void test_emfile(void **state)
 
 int main(void)
 {
-    log_set_level(LOG_LEVEL_WARN);
+    say_set_level(SAY_LEVEL_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_many_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lent_reads, setup, teardown),

@@ -119,7 +119,7 @@ int script_main(int argc, char **argv, const struct script_ops *ops)
 {
     bool rewrite = false;
     int failures = 0;
-    log_set_level(LOG_LEVEL_ERROR);
+    say_set_level(SAY_LEVEL_ERROR);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--rewrite") == 0) {
             rewrite = true;

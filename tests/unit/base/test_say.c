@@ -104,7 +104,7 @@ static void sleep_ms(int ms)
 /* One call site for every call of a test. */
 static void disk_full(int i)
 {
-    log_ratelimited(INTERVAL_MS, LOG_LEVEL_ERROR, "test", "append %d failed: No space left", i);
+    say_ratelimited(INTERVAL_MS, SAY_LEVEL_ERROR, "test", "append %d failed: No space left", i);
 }
 
 static void test_ratelimited_counts(void **state)
@@ -147,11 +147,11 @@ static void test_ratelimited_counts(void **state)
 
 static void site_a(void)
 {
-    log_ratelimited(INTERVAL_MS, LOG_LEVEL_WARN, "test", "site a");
+    say_ratelimited(INTERVAL_MS, SAY_LEVEL_WARN, "test", "site a");
 }
 static void site_b(void)
 {
-    log_ratelimited(INTERVAL_MS, LOG_LEVEL_WARN, "test", "site b");
+    say_ratelimited(INTERVAL_MS, SAY_LEVEL_WARN, "test", "site b");
 }
 
 static void test_sites_are_independent(void **state)
@@ -171,20 +171,20 @@ static void test_sites_are_independent(void **state)
 
 static void site_debug(void)
 {
-    log_ratelimited(INTERVAL_MS, LOG_LEVEL_DEBUG, "test", "hidden");
+    say_ratelimited(INTERVAL_MS, SAY_LEVEL_DEBUG, "test", "hidden");
 }
 
 static void test_below_level_not_counted(void **state)
 {
     (void)state;
-    enum log_level old = log_get_level();
-    log_set_level(LOG_LEVEL_INFO);
+    enum say_level old = say_get_level();
+    say_set_level(SAY_LEVEL_INFO);
     capture_start();
     for (int i = 0; i < 5; i++)
         site_debug();
-    log_set_level(LOG_LEVEL_DEBUG);
+    say_set_level(SAY_LEVEL_DEBUG);
     site_debug();
-    log_set_level(old);
+    say_set_level(old);
     char *text = capture_stop();
     assert_int_equal(count_lines(text), 1);
     assert_int_equal(suppressed_in_line(text, 0), -1);
@@ -194,7 +194,7 @@ static void test_below_level_not_counted(void **state)
 /* A long message still ends with the whole suffix. */
 static void site_long(const char *msg)
 {
-    log_ratelimited(INTERVAL_MS, LOG_LEVEL_ERROR, "test", "%s", msg);
+    say_ratelimited(INTERVAL_MS, SAY_LEVEL_ERROR, "test", "%s", msg);
 }
 
 static void test_suffix_survives_truncation(void **state)
@@ -222,7 +222,7 @@ static void test_suffix_survives_truncation(void **state)
 
 static void site_threads(void)
 {
-    log_ratelimited(INTERVAL_MS, LOG_LEVEL_ERROR, "test", "from a helper thread");
+    say_ratelimited(INTERVAL_MS, SAY_LEVEL_ERROR, "test", "from a helper thread");
 }
 
 static void *hammer(void *arg)

@@ -1,6 +1,6 @@
 /* Logging: one line per message to stderr, "2026-11-25T10:00:00.123Z INFO [storage] ...".
  * A single write(2) per line keeps lines from different threads whole. Rate-limited
- * call sites (log_error_ratelimited, ...) let one line per interval through and count
+ * call sites (say_error_ratelimited, ...) let one line per interval through and count
  * the rest. */
 #include "base/base.h"
 
@@ -11,28 +11,28 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level current_level = LOG_LEVEL_INFO;
+static enum say_level current_level = SAY_LEVEL_INFO;
 static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void log_set_level(enum log_level level)
+void say_set_level(enum say_level level)
 {
     current_level = level;
 }
-enum log_level log_get_level(void)
+enum say_level say_get_level(void)
 {
     return current_level;
 }
 
-int log_level_parse(const char *s, enum log_level *out)
+int say_level_parse(const char *s, enum say_level *out)
 {
     for (size_t i = 0; i < ARRAY_LEN(level_names); i++) {
         if (strcasecmp(s, level_names[i]) == 0) {
-            *out = (enum log_level)i;
+            *out = (enum say_level)i;
             return 0;
         }
     }
     if (strcasecmp(s, "WARNING") == 0) {
-        *out = LOG_LEVEL_WARN;
+        *out = SAY_LEVEL_WARN;
         return 0;
     }
     return -1;
@@ -40,7 +40,7 @@ int log_level_parse(const char *s, enum log_level *out)
 
 /* Writes one line: header, message, then suffix (kept whole: the message is cut
  * short instead if the line is too long). */
-static void log_vline(enum log_level level, const char *subsys, const char *suffix, const char *fmt,
+static void say_vline(enum say_level level, const char *subsys, const char *suffix, const char *fmt,
                       va_list ap)
 {
     char line[2048];
@@ -63,13 +63,13 @@ static void log_vline(enum log_level level, const char *subsys, const char *suff
     (void)w; /* nowhere left to report a failing stderr */
 }
 
-void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
+void say_msg(enum say_level level, const char *subsys, const char *fmt, ...)
 {
     if (level < current_level)
         return;
     va_list ap;
     va_start(ap, fmt);
-    log_vline(level, subsys, "", fmt, ap);
+    say_vline(level, subsys, "", fmt, ap);
     va_end(ap);
 }
 
@@ -77,7 +77,7 @@ void log_msg(enum log_level level, const char *subsys, const char *fmt, ...)
  * and takes the suppressed count; every other caller only adds to that count. A count
  * added between the swap and the exchange goes to the line before instead of the next
  * one: the total stays exact. */
-void log_msg_ratelimited(struct log_ratelimit *rl, int64_t interval_ms, enum log_level level,
+void say_msg_ratelimited(struct say_ratelimit *rl, int64_t interval_ms, enum say_level level,
                          const char *subsys, const char *fmt, ...)
 {
     if (level < current_level)
@@ -96,6 +96,6 @@ void log_msg_ratelimited(struct log_ratelimit *rl, int64_t interval_ms, enum log
                  (unsigned long long)held, last ? (double)(now - last) / 1000.0 : 0.0);
     va_list ap;
     va_start(ap, fmt);
-    log_vline(level, subsys, suffix, fmt, ap);
+    say_vline(level, subsys, suffix, fmt, ap);
     va_end(ap);
 }
