@@ -24,7 +24,10 @@
  * A change: quorum_propose (caller's thread), quorum_persist (any one thread: writes and
  * fdatasyncs), quorum_advance (caller's thread: applies what is committed). A snapshot:
  * quorum_snapshot_due, quorum_snapshot_begin (caller's thread), quorum_snapshot_write (any
- * one thread), quorum_snapshot_done (caller's thread). One change or snapshot at a time. */
+ * one thread), quorum_snapshot_done (caller's thread). One change or snapshot at a time.
+ *
+ * Errors: 0 or a negative errno (-EBADMSG: damage other than a torn tail; -EIO: a write
+ * failed earlier, and the quorum refuses changes until the broker restarts). */
 #ifndef SAMSA_CLUSTER_QUORUM_H
 #define SAMSA_CLUSTER_QUORUM_H
 

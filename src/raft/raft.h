@@ -19,6 +19,10 @@
  * these inputs and of config.seed, so a simulator can replay any run exactly.
  *
  * Persistence contract, message codec and simulator checks: docs/raft.md.
+ *
+ * Errors: the core and the codec return 0 or a negative RAFT_E* code (not errnos: the
+ * core does no I/O); the storage (raft_storage_*) returns 0 or a negative errno, with
+ * -EBADMSG for damage other than a torn tail.
  */
 #ifndef SAMSA_RAFT_H
 #define SAMSA_RAFT_H
