@@ -100,9 +100,13 @@ struct server {
     uint64_t open_timer;
 };
 
-/* A helper thread for blocking work (server.c): syncer_create, or a manual syncer when
- * the server was created with manual_io. */
-int server_syncer_create(struct server *s, int threads, struct syncer **out);
+/* A helper thread for blocking work: syncer_create, or a manual syncer when the server
+ * was created with manual_io. (Here, not in server.c, so that the files that start
+ * syncers do not call up into the one that starts them.) */
+static inline int server_syncer_create(struct server *s, int threads, struct syncer **out)
+{
+    return s->manual_io ? syncer_create_manual(out) : syncer_create(out, threads);
+}
 
 /* ---- partitions (partitions.c) ---- */
 struct partition *server_partition(struct server *s, struct slice topic, int32_t index);

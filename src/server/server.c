@@ -158,11 +158,6 @@ static int ensure_dir(const char *dir)
     return 0;
 }
 
-int server_syncer_create(struct server *s, int threads, struct syncer **out)
-{
-    return s->manual_io ? syncer_create_manual(out) : syncer_create(out, threads);
-}
-
 int server_create(const struct broker_config *cfg, struct server **out)
 {
     struct server_options opt = {0};
