@@ -732,6 +732,11 @@ int32_t cluster_controller_id(const struct cluster *c)
     return c->node_id;
 }
 
+void cluster_quorum_state(const struct cluster *c, struct cluster_quorum_state *out)
+{
+    quorum_describe(c->log, out);
+}
+
 void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg)
 {
     c->listener = fn;

@@ -129,6 +129,31 @@ size_t cluster_log_skipped_bytes(const struct cluster *c);
 bool cluster_topic_id_deleted(const struct cluster *c, const uint8_t id[16]);
 int32_t cluster_controller_id(const struct cluster *c);
 
+/* The metadata quorum as Kafka's DescribeQuorum reports it: the metadata log is Kafka's
+ * __cluster_metadata partition 0, its Raft term the leader epoch. Offsets count the
+ * entries of the Raft log (offset = Raft index - 1, configuration entries and each
+ * leader's no-op included, as Kafka counts its control records), so the high watermark,
+ * the offset after the last committed entry, is the commit index, and a log end offset
+ * the last index. A change being written shows in the leader's log end offset before it
+ * reaches the high watermark. */
+#define CLUSTER_QUORUM_MAX_NODES 16 /* raft.h's RAFT_MAX_NODES */
+struct cluster_quorum_replica {
+    int32_t node_id;
+    int64_t log_end_offset; /* -1: unknown (a peer whose progress is not known here) */
+};
+struct cluster_quorum_state {
+    int32_t leader_id; /* the leader this node knows of, -1 for none */
+    bool leading;      /* this node leads (one voter: always, once open) */
+    int32_t leader_epoch;
+    int64_t high_watermark;
+    int64_t log_end_offset; /* this node's */
+    size_t voter_count;
+    struct cluster_quorum_replica voters[CLUSTER_QUORUM_MAX_NODES];
+    size_t observer_count; /* non-voting members (Raft learners); none on one node */
+    struct cluster_quorum_replica observers[CLUSTER_QUORUM_MAX_NODES];
+};
+void cluster_quorum_state(const struct cluster *c, struct cluster_quorum_state *out);
+
 size_t cluster_broker_count(const struct cluster *c);
 const struct mbroker *cluster_broker_at(const struct cluster *c, size_t i);
 const struct mbroker *cluster_broker_find(const struct cluster *c, int32_t node_id);

@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+_Static_assert(CLUSTER_QUORUM_MAX_NODES == RAFT_MAX_NODES, "a quorum state holds every node");
+
 struct quorum {
     char *dir;
     char *path; /* raft.log */
@@ -47,6 +49,11 @@ struct quorum {
     struct raft_snapshot snap;      /* taken by quorum_snapshot_begin (data owned) */
     size_t snap_entries;
     bool snap_pending; /* between quorum_snapshot_begin and quorum_snapshot_done */
+    /* The core's status as of its last change the caller's thread saw; what
+     * quorum_describe reports. Raft forbids raft_status between raft_ready and
+     * raft_advance, and a change's write runs on the runner's thread in that window, so
+     * the status is taken whenever no ready is out instead of when asked. */
+    struct raft_status status;
 };
 
 static char *path_in(const char *dir, const char *name)
@@ -136,7 +143,10 @@ static bool ready_needs_write(const struct quorum *q, const struct raft_ready *r
  * q->rd. */
 static void drain_ready(struct quorum *q)
 {
-    while (!q->rd_pending && raft_has_ready(q->raft)) {
+    while (!q->rd_pending) {
+        raft_status(q->raft, &q->status);
+        if (!raft_has_ready(q->raft))
+            break;
         struct raft_ready rd;
         raft_ready(q->raft, &rd);
         ASSERT(rd.n_msgs == 0); /* one voter: nobody to talk to */
@@ -616,6 +626,30 @@ int quorum_replace(struct quorum *q, const struct slice *entries, size_t n, char
     raft_storage_close(store);
     buf_free(&data);
     return rc;
+}
+
+void quorum_describe(const struct quorum *q, struct cluster_quorum_state *out)
+{
+    /* Zeroed in salvage mode, where there is no core: no leader, no voters. */
+    const struct raft_status *st = &q->status;
+    *out = (struct cluster_quorum_state){.leader_id = st->leader ? (int32_t)st->leader : -1,
+                                         .leading = q->raft && st->role == RAFT_LEADER};
+    /* Terms start at 1 and grow by one per election: one per start of a one-voter
+     * quorum, so far from INT32_MAX; saturate rather than wrap all the same. */
+    out->leader_epoch = st->term > INT32_MAX ? INT32_MAX : (int32_t)st->term;
+    out->high_watermark = (int64_t)st->commit;
+    out->log_end_offset = (int64_t)st->last_index;
+    /* The core reports no progress of its peers: only this node's log end is known. */
+    for (uint32_t i = 0; i < st->conf.n_voters; i++) {
+        uint64_t id = st->conf.voters[i];
+        out->voters[i] = (struct cluster_quorum_replica){
+            .node_id = (int32_t)id, .log_end_offset = id == st->id ? out->log_end_offset : -1};
+    }
+    out->voter_count = st->conf.n_voters;
+    for (uint32_t i = 0; i < st->conf.n_learners; i++)
+        out->observers[i] = (struct cluster_quorum_replica){
+            .node_id = (int32_t)st->conf.learners[i], .log_end_offset = -1};
+    out->observer_count = st->conf.n_learners;
 }
 
 const char *quorum_path(const struct quorum *q)

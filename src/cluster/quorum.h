@@ -32,6 +32,7 @@
 #define SAMSA_CLUSTER_QUORUM_H
 
 #include "base/base.h"
+#include "cluster/cluster.h"
 
 struct quorum;
 
@@ -79,6 +80,10 @@ void quorum_snapshot_done(struct quorum *q, int write_rc);
 /* Recovery: replaces the log with a snapshot of exactly these entries; the old files are
  * kept beside (the first kept path in *kept_path, malloc'd, NULL if none). */
 int quorum_replace(struct quorum *q, const struct slice *entries, size_t n, char **kept_path);
+/* The quorum as of the last change applied or proposed on the caller's thread (see
+ * cluster_quorum_state). Never waits: a write in flight on the runner's thread shows as
+ * a log end beyond the high watermark. */
+void quorum_describe(const struct quorum *q, struct cluster_quorum_state *out);
 const char *quorum_path(const struct quorum *q);
 void quorum_close(struct quorum *q);
 

@@ -991,6 +991,74 @@ static void many_changes(struct cluster *c, const char *prefix, int n, uint8_t g
     }
 }
 
+/* DescribeQuorum's view (cluster_quorum_state): this node leads its one-voter quorum at
+ * the Raft term; every committed change moves the high watermark by one; a change being
+ * written shows in the log end offset first; a restart is a new term (leader epoch) and
+ * a new leader's no-op entry; a snapshot does not move the offsets. */
+static void test_quorum_state(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    struct cluster_quorum_state q;
+    cluster_quorum_state(c, &q);
+    assert_true(q.leading);
+    assert_int_equal(q.leader_id, 1);
+    assert_true(q.leader_epoch >= 1);
+    assert_true(q.high_watermark >= 1); /* the founders' configuration at least */
+    assert_int_equal(q.log_end_offset, q.high_watermark);
+    assert_int_equal(q.voter_count, 1);
+    assert_int_equal(q.voters[0].node_id, 1);
+    assert_int_equal(q.voters[0].log_end_offset, q.log_end_offset);
+    assert_int_equal(q.observer_count, 0);
+    int64_t hw0 = q.high_watermark;
+    int32_t epoch0 = q.leader_epoch;
+
+    assert_int_equal(create_topic(c, slice_from_cstr("q1"), 1, 1, NULL, 0, false, NULL), 0);
+    assert_int_equal(register_broker(c, 1, "localhost", 9092, NULL), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("q1"), 1, 1, NULL, 0, false, NULL),
+                     CLUSTER_ERR_TOPIC_EXISTS); /* refused: writes nothing */
+    assert_int_equal(create_topic(c, slice_from_cstr("q2"), 1, 1, NULL, 0, true, NULL), 0);
+    cluster_quorum_state(c, &q);
+    assert_int_equal(q.high_watermark, hw0 + 2);
+    assert_int_equal(q.log_end_offset, hw0 + 2);
+    assert_int_equal(q.leader_epoch, epoch0);
+
+    /* A change held by the runner: in the log (end offset), not committed yet. */
+    struct held_write h = {0};
+    struct cluster_runner r = {hold_write, &h};
+    cluster_set_runner(c, &r);
+    calls = 0;
+    cluster_create_topic(c, slice_from_cstr("q3"), 1, 1, NULL, 0, false, count_call, NULL);
+    assert_int_equal(h.count, 1);
+    cluster_quorum_state(c, &q);
+    assert_int_equal(q.high_watermark, hw0 + 2);
+    assert_int_equal(q.log_end_offset, hw0 + 3);
+    assert_int_equal(q.voters[0].log_end_offset, hw0 + 3);
+    release_write(&h);
+    assert_int_equal(calls, 1);
+    cluster_quorum_state(c, &q);
+    assert_int_equal(q.high_watermark, hw0 + 3);
+    assert_int_equal(q.log_end_offset, hw0 + 3);
+    cluster_set_runner(c, NULL);
+    cluster_close(c);
+
+    /* A restart elects this node again, in the next term, and appends its no-op. */
+    c = open_cluster_snap(f, 1, 0); /* a snapshot after every change */
+    cluster_quorum_state(c, &q);
+    assert_true(q.leading);
+    assert_int_equal(q.leader_id, 1);
+    assert_int_equal(q.leader_epoch, epoch0 + 1);
+    assert_int_equal(q.high_watermark, hw0 + 4);
+    assert_int_equal(q.log_end_offset, hw0 + 4);
+    assert_false(has_file(f, "snapshot"));
+    assert_int_equal(create_topic(c, slice_from_cstr("q4"), 1, 1, NULL, 0, false, NULL), 0);
+    assert_true(has_file(f, "snapshot"));
+    cluster_quorum_state(c, &q);
+    assert_int_equal(q.high_watermark, hw0 + 5);
+    assert_int_equal(q.log_end_offset, hw0 + 5);
+    cluster_close(c);
+}
+
 /* Past metadata.log.max.record.bytes.between.snapshots the log is compacted into a
  * snapshot of the image; a reopen (snapshot and the short log after it) rebuilds exactly
  * that image: brokers, topics and their ids, configs, partitions, producer ids, deleted
@@ -1214,6 +1282,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_refuses_damaged_old_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_largest_topic_is_one_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runner_and_forget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quorum_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_compacts_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
