@@ -174,8 +174,10 @@ static int get_bool(const struct broker_config *c, const char *key, bool *out)
     return 0;
 }
 
-/* Parses "PLAINTEXT://host:port" (the first listener of a comma-separated list). */
-static int parse_listener(const char *key, const char *value, char **host, int32_t *port)
+/* Parses "PLAINTEXT://host:port" (the first listener of a comma-separated list); name
+ * may be NULL. */
+static int parse_listener(const char *key, const char *value, char **name, char **host,
+                          int32_t *port)
 {
     const char *sep = strstr(value, "://");
     if (!sep)
@@ -204,6 +206,12 @@ static int parse_listener(const char *key, const char *value, char **host, int32
     }
     *host = xstrdup(h);
     *port = (int32_t)p;
+    if (name) {
+        const char *start = value;
+        while (isspace((unsigned char)*start))
+            start++;
+        *name = xstrndup(start, (size_t)(sep - start));
+    }
     free(s);
     return 0;
 }
@@ -444,13 +452,13 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         rc = bad("process.roles", roles,
                  "this version runs single nodes only: use broker,controller");
 
-    if (parse_listener("listeners", broker_config_value(c, "listeners"), &c->listener_host,
-                       &c->listener_port) != 0)
+    if (parse_listener("listeners", broker_config_value(c, "listeners"), &c->listener_name,
+                       &c->listener_host, &c->listener_port) != 0)
         rc = -1;
     const char *adv = broker_config_value(c, "advertised.listeners");
     if (adv && *adv) {
-        if (parse_listener("advertised.listeners", adv, &c->advertised_host, &c->advertised_port) !=
-            0)
+        if (parse_listener("advertised.listeners", adv, NULL, &c->advertised_host,
+                           &c->advertised_port) != 0)
             rc = -1;
     } else if (c->listener_host) {
         bool wildcard = !*c->listener_host || !strcmp(c->listener_host, "0.0.0.0") ||
@@ -474,6 +482,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
 void broker_config_free(struct broker_config *c)
 {
     props_free(&c->props);
+    free(c->listener_name);
     free(c->listener_host);
     free(c->advertised_host);
     free(c->log_dir);

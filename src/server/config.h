@@ -10,7 +10,8 @@
 struct broker_config {
     struct props props; /* everything from the file plus overrides, for DescribeConfigs */
     int32_t node_id;
-    char *listener_host; /* from listeners=PLAINTEXT://host:port */
+    char *listener_name; /* from listeners=PLAINTEXT://host:port: PLAINTEXT */
+    char *listener_host;
     int32_t listener_port;
     char *advertised_host; /* from advertised.listeners, else listener (or localhost) */
     int32_t advertised_port;

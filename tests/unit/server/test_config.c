@@ -31,6 +31,7 @@ static void test_defaults(void **state)
     assert_int_equal(load(&c, "", NULL, 0), 0);
     assert_int_equal(c.node_id, 1);
     assert_int_equal(c.listener_port, 9092);
+    assert_string_equal(c.listener_name, "PLAINTEXT");
     assert_string_equal(c.advertised_host, "localhost");
     assert_int_equal(c.num_partitions, 1);
     assert_true(c.auto_create_topics);
@@ -68,6 +69,7 @@ static void test_precedence_and_overrides(void **state)
                      0);
     assert_int_equal(c.num_partitions, 7); /* override beats file */
     assert_true(c.retention_ms == 5000);   /* ms beats minutes beats hours */
+    assert_string_equal(c.listener_name, "PLAINTEXT");
     assert_string_equal(c.listener_host, "127.0.0.1");
     assert_int_equal(c.listener_port, 19092);
     assert_string_equal(c.advertised_host, "127.0.0.1");
