@@ -427,6 +427,7 @@ int16_t kerr_from_cluster(int err);
     X(42, delete_groups)                                                                           \
     X(44, incremental_alter_configs)                                                               \
     X(47, offset_delete)                                                                           \
+    X(55, describe_quorum)                                                                         \
     X(60, describe_cluster)                                                                        \
     X(61, describe_producers)
 #define X(key, name) void handle_##name(struct request *req);
