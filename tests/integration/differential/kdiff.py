@@ -87,6 +87,11 @@ KNOWN_DIFFERENCES = {
         "with a plain batch) is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53); "
         "Kafka appends a non-transactional batch whatever the id "
         "(docs/compatibility.md, Produce)."),
+    "quorum-one-listener": (
+        "DescribeQuorum v2 names each voter's listener: Kafka its controller listener "
+        "(controller.listener.names, e.g. CONTROLLER, on a port of its own); Samsa's one "
+        "node serves clients and the quorum on one listener, and names that "
+        "(e.g. PLAINTEXT) (docs/compatibility.md, DescribeQuorum)."),
     "iac-unknown-operation": (
         "IncrementalAlterConfigs with an undefined ConfigOperation (e.g. 7): Kafka 4.4 "
         "answers UNKNOWN_SERVER_ERROR (-1) (an exception inside the broker); Samsa answers "
@@ -146,7 +151,7 @@ GLOBAL_IGNORE = (
     "*Documentation",         # compared by the configs tests on their own terms
 )
 
-NODE_FIELDS = {"NodeId", "LeaderId", "ControllerId"}
+NODE_FIELDS = {"NodeId", "LeaderId", "ControllerId", "ReplicaId"}
 NODE_LISTS = {"ReplicaNodes", "IsrNodes", "OfflineReplicas", "BrokerIds"}
 
 
