@@ -42,6 +42,8 @@ import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.QuorumInfo;
+import org.apache.kafka.clients.admin.RaftVoterEndpoint;
 import org.apache.kafka.clients.admin.RecordsToDelete;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.admin.TopicListing;
@@ -327,6 +329,41 @@ class AdminTest extends BrokerTestBase {
         assertNotNull(clusterId);
         assertFalse(clusterId.isEmpty());
         assertEquals(clusterId, get(admin.describeCluster().clusterId()), "the cluster id is stable");
+    }
+
+    /** DescribeQuorum: this node leads its one-voter metadata quorum; every metadata change
+     *  is one entry of its log, so creating topics moves the high watermark by one each. */
+    @Test
+    @Timeout(60)
+    void describeMetadataQuorum() throws Exception {
+        Admin admin = admin();
+        long before = System.currentTimeMillis();
+        QuorumInfo q = get(admin.describeMetadataQuorum().quorumInfo());
+        long after = System.currentTimeMillis();
+        assertEquals(1, q.leaderId(), q.toString());
+        assertTrue(q.leaderEpoch() >= 1, q.toString());
+        // At least the founders' configuration, the leader's first entry, this broker's
+        // registration and __consumer_offsets.
+        assertTrue(q.highWatermark() >= 4, q.toString());
+        assertEquals(1, q.voters().size(), q.toString());
+        QuorumInfo.ReplicaState v = q.voters().get(0);
+        assertEquals(1, v.replicaId());
+        assertEquals(Uuid.ZERO_UUID, v.replicaDirectoryId(), "a static voter has no directory id");
+        assertEquals(q.highWatermark(), v.logEndOffset(), "the leader is caught up");
+        for (long t : List.of(v.lastFetchTimestamp().orElseThrow(), v.lastCaughtUpTimestamp().orElseThrow())) {
+            assertTrue(before <= t && t <= after, "the leader reports the time of the answer: " + q);
+        }
+        assertEquals(List.of(), q.observers());
+        assertEquals(Set.of(1), q.nodes().keySet(), q.toString());
+        assertEquals(List.of(new RaftVoterEndpoint("PLAINTEXT", "127.0.0.1", broker.port())),
+                q.nodes().get(1).endpoints());
+
+        createTopic(admin, "admin-quorum-a", 1);
+        createTopic(admin, "admin-quorum-b", 3);
+        QuorumInfo q2 = get(admin.describeMetadataQuorum().quorumInfo());
+        assertEquals(q.highWatermark() + 2, q2.highWatermark(), q + " then " + q2);
+        assertEquals(q2.highWatermark(), q2.voters().get(0).logEndOffset());
+        assertEquals(q.leaderEpoch(), q2.leaderEpoch());
     }
 
     @Test
