@@ -267,6 +267,101 @@ static void test_golden_metadata_v1(void **state)
     arena_free(&a);
 }
 
+/* DescribeQuorum v2 as Kafka 4.4's own classes write it: the request of
+ * Admin.describeMetadataQuorum, and a leader's answer (one voter with the zero directory
+ * id, no observers, one node with one listener; ErrorMessage "" where Kafka leaves it). */
+static void test_golden_describe_quorum_v2(void **state)
+{
+    (void)state;
+    static const uint8_t request[] = {
+        0x02, 0x13, '_', '_', 'c', 'l', 'u',  's',  't',  'e',  'r',  '_',  'm',  'e',
+        't',  'a',  'd', 'a', 't', 'a', 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    };
+    static const uint8_t response[] = {
+        0x00, 0x00, /* ErrorCode */
+        0x01,       /* ErrorMessage "" */
+        0x02, 0x13, '_',  '_',  'c',  'l',  'u',  's',  't', 'e',  'r',
+        '_',  'm',  'e',  't',  'a',  'd',  'a',  't',  'a', 0x02, /* 1 partition */
+        0x00, 0x00, 0x00, 0x00,                                    /* PartitionIndex 0 */
+        0x00, 0x00, 0x01,                                          /* ErrorCode, ErrorMessage "" */
+        0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,            /* LeaderId 1, LeaderEpoch 2 */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05,            /* HighWatermark 5 */
+        0x02, 0x00, 0x00, 0x00, 0x01,                              /* 1 voter: ReplicaId 1 */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,            /* ReplicaDirectoryId zero */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,            /* (16 bytes) */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05,            /* LogEndOffset 5 */
+        0x00, 0x00, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00,            /* LastFetchTimestamp */
+        0x00, 0x00, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00,            /* LastCaughtUpTimestamp */
+        0x00,                                                      /* voter's tags */
+        0x01, 0x00, 0x00,                                          /* no observers; tags, tags */
+        0x02, 0x00, 0x00, 0x00, 0x01,                              /* 1 node: NodeId 1 */
+        0x02, 0x0a, 'P',  'L',  'A',  'I',  'N',  'T',  'E', 'X',  'T',
+        0x02, 'h',  0x23, 0x84, 0x00, 0x00, 0x00, /* Host "h", Port 9092; 3x tags */
+    };
+    struct arena a;
+    arena_init(&a);
+    struct reader r;
+    rd_init(&r, request, sizeof request);
+    struct describe_quorum_request req;
+    assert_int_equal(describe_quorum_request_decode(&r, 2, &a, &req), 0);
+    assert_int_equal(rd_remaining(&r), 0);
+    assert_int_equal(req.topics_count, 1);
+    assert_true(slice_eq_cstr(req.topics[0].topic_name, "__cluster_metadata"));
+    assert_int_equal(req.topics[0].partitions_count, 1);
+    assert_int_equal(req.topics[0].partitions[0].partition_index, 0);
+
+    struct describe_quorum_response_topics_partitions_current_voters v;
+    describe_quorum_response_topics_partitions_current_voters_init(&v);
+    assert_int_equal(v.last_fetch_timestamp, -1);
+    assert_int_equal(v.last_caught_up_timestamp, -1);
+    v.replica_id = 1;
+    v.log_end_offset = 5;
+    v.last_fetch_timestamp = v.last_caught_up_timestamp = 1700000000000;
+    struct describe_quorum_response_topics_partitions p;
+    describe_quorum_response_topics_partitions_init(&p);
+    p.leader_id = 1;
+    p.leader_epoch = 2;
+    p.high_watermark = 5;
+    p.current_voters = &v;
+    p.current_voters_count = 1;
+    struct describe_quorum_response_topics t;
+    describe_quorum_response_topics_init(&t);
+    t.topic_name = S("__cluster_metadata");
+    t.partitions = &p;
+    t.partitions_count = 1;
+    struct describe_quorum_response_nodes_listeners l;
+    describe_quorum_response_nodes_listeners_init(&l);
+    l.name = S("PLAINTEXT");
+    l.host = S("h");
+    l.port = 9092;
+    struct describe_quorum_response_nodes n;
+    describe_quorum_response_nodes_init(&n);
+    n.node_id = 1;
+    n.listeners = &l;
+    n.listeners_count = 1;
+    struct describe_quorum_response resp;
+    describe_quorum_response_init(&resp);
+    resp.topics = &t;
+    resp.topics_count = 1;
+    resp.nodes = &n;
+    resp.nodes_count = 1;
+    struct buf b;
+    buf_init(&b);
+    describe_quorum_response_encode(&b, 2, &resp);
+    assert_bytes(&b, response, sizeof response);
+
+    struct describe_quorum_response d;
+    rd_init(&r, response, sizeof response);
+    assert_int_equal(describe_quorum_response_decode(&r, 2, &a, &d), 0);
+    assert_int_equal(rd_remaining(&r), 0);
+    assert_int_equal(d.topics[0].partitions[0].high_watermark, 5);
+    assert_int_equal(d.topics[0].partitions[0].current_voters[0].last_caught_up_timestamp,
+                     1700000000000);
+    assert_int_equal(d.nodes[0].listeners[0].port, 9092);
+    buf_free(&b);
+    arena_free(&a);
+}
+
 /* Produce v3 request header and body as librdkafka frames it. */
 static void test_golden_produce_v3(void **state)
 {
@@ -995,6 +1090,7 @@ int main(void)
         cmocka_unit_test(test_response_header),
         cmocka_unit_test(test_golden_metadata_v1),
         cmocka_unit_test(test_golden_produce_v3),
+        cmocka_unit_test(test_golden_describe_quorum_v2),
         cmocka_unit_test(test_golden_fetch_v12),
         cmocka_unit_test(test_api_table_groups),
         cmocka_unit_test(test_golden_group_requests_kafkajs),
