@@ -144,6 +144,36 @@ static int bad(const char *key, const char *value, const char *why)
     return -1;
 }
 
+/* controller.quorum.voters, Kafka's "id@host:port,..." list. This version's metadata
+ * quorum is this node alone: a list naming other voters describes a cluster it cannot
+ * form, so it is refused rather than silently run as one node. */
+static int check_quorum_voters(const struct broker_config *c)
+{
+    const char *v = props_get(&c->props, "controller.quorum.voters");
+    if (!v || !*v)
+        return 0;
+    if (strchr(v, ','))
+        return bad("controller.quorum.voters", v,
+                   "this version runs a metadata quorum of this node alone: several voters "
+                   "are not supported yet");
+    const char *at = strchr(v, '@');
+    const char *colon = at ? strrchr(at, ':') : NULL;
+    int64_t id = -1, port = -1;
+    char idtext[16] = "", porttext[8] = "";
+    if (at && (size_t)(at - v) < sizeof idtext)
+        memcpy(idtext, v, (size_t)(at - v));
+    if (colon && strlen(colon + 1) < sizeof porttext)
+        strcpy(porttext, colon + 1);
+    if (!at || !colon || colon == at + 1 || parse_i64(idtext, &id) != 0 ||
+        parse_i64(porttext, &port) != 0 || id < 0 || port < 1 || port > 65535)
+        return bad("controller.quorum.voters", v, "expected node.id@host:port");
+    if (id != c->node_id)
+        return bad("controller.quorum.voters", v,
+                   "the one voter must be this node (node.id): this version runs a metadata "
+                   "quorum of this node alone");
+    return 0;
+}
+
 /* Reads a numeric key (set or default) into *out; "" means unset (returns 1). */
 static int get_num(const struct broker_config *c, const char *key, int64_t *out)
 {
@@ -446,6 +476,9 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         if (why)
             rc = bad(d->broker_key, value, why);
     }
+
+    if (check_quorum_voters(c) != 0)
+        rc = -1;
 
     const char *roles = broker_config_value(c, "process.roles");
     if (strcmp(roles, "broker,controller") != 0 && strcmp(roles, "controller,broker") != 0)

@@ -99,6 +99,12 @@ static void test_invalid_values_refused(void **state)
         "unclean.leader.election.enable=true\n",
         "metadata.log.max.record.bytes.between.snapshots=0\n",
         "metadata.log.max.snapshot.interval.ms=-1\n",
+        /* The metadata quorum is this node alone (node.id 1 by default). */
+        "controller.quorum.voters=1@localhost:9093,2@localhost:9095\n",
+        "controller.quorum.voters=2@localhost:9093\n",
+        "controller.quorum.voters=localhost:9093\n",
+        "controller.quorum.voters=1@localhost\n",
+        "controller.quorum.voters=x@localhost:9093\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct broker_config c;
@@ -110,6 +116,20 @@ static void test_invalid_values_refused(void **state)
     struct broker_config c;
     char *ov[] = {"no-equals-sign"};
     assert_int_not_equal(load(&c, "", ov, 1), 0);
+    broker_config_free(&c);
+}
+
+/* A quorum of this node alone, as Kafka writes it, is accepted. */
+static void test_quorum_voters_of_this_node(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    assert_int_equal(load(&c, "controller.quorum.voters=1@localhost:9093\n", NULL, 0), 0);
+    broker_config_free(&c);
+    assert_int_equal(load(&c, "node.id=3\ncontroller.quorum.voters=3@[::1]:9093\n", NULL, 0), 0);
+    broker_config_free(&c);
+    assert_int_equal(load(&c, "node.id=3\ncontroller.quorum.voters=1@localhost:9093\n", NULL, 0),
+                     -1);
     broker_config_free(&c);
 }
 
@@ -274,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_precedence_and_overrides),
         cmocka_unit_test(test_invalid_values_refused),
+        cmocka_unit_test(test_quorum_voters_of_this_node),
         cmocka_unit_test(test_connections_per_ip),
         cmocka_unit_test(test_items_types_and_null_values),
         cmocka_unit_test(test_synonyms),
