@@ -15,7 +15,7 @@ DIR=$(mktemp -d -t samsa-cluster-kafka.XXXXXX)
 
 cleanup() {
     local rc=$?
-    "$KAFKA" stop "$DIR" >/dev/null 2>&1 || true
+    "$KAFKA" stop "$DIR/k" >/dev/null 2>&1 || true
     if [ $rc -ne 0 ]; then
         echo "---- last command output ----"
         cat "$DIR/out" 2>/dev/null || true
