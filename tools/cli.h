@@ -41,6 +41,7 @@ int produce_main(struct cli_opts *o, int argc, char **argv);
 int consume_main(struct cli_opts *o, int argc, char **argv);
 int bench_main(struct cli_opts *o, int argc, char **argv);    /* bench.c */
 int metadata_main(struct cli_opts *o, int argc, char **argv); /* metadata.c: offline */
+int cluster_main(struct cli_opts *o, int argc, char **argv);  /* cluster.c */
 
 /* Prints "samsa: " + the formatted message + newline on stderr; returns CLI_EXIT_FAIL so
  * callers can `return cli_err(...)`. */

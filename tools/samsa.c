@@ -31,6 +31,9 @@ static const char usage_text[] =
     "  produce TOPIC [-K SEP]               one record per stdin line\n"
     "  consume TOPIC [-g GROUP] [-o beginning|end] [-n COUNT] [-e] [-K SEP]\n"
     "\n"
+    "Cluster:\n"
+    "  cluster status [--json]              nodes, metadata quorum, partitions without a leader\n"
+    "\n"
     "Load:\n"
     "  bench [-n RECORDS] [-s BYTES] [-p PARTITIONS] [-a ACKS] [--concurrent] [--mock N] ...\n"
     "                                       produce, read back, verify; `samsa bench -h`\n"
@@ -96,6 +99,8 @@ int main(int argc, char **argv)
         return consume_main(&o, rest, rargv);
     } else if (strcmp(cmd, "bench") == 0) {
         return bench_main(&o, rest, rargv);
+    } else if (strcmp(cmd, "cluster") == 0) {
+        return cluster_main(&o, rest, rargv);
     } else if (strcmp(cmd, "metadata") == 0) {
         return metadata_main(&o, rest, rargv);
     }

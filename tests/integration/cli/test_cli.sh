@@ -9,6 +9,9 @@
 #           group to earliest (lag 100), offset:N, timestamps and latest (lag 0);
 #           delete removes the group.
 #   records: produce -K / consume -K round-trip; consume -e stops at the end.
+#   cluster status: node 1 at the broker's address, quorum leader 1 with one voter at
+#           lag 0, high watermark and partitions led grow with a topic create, no
+#           partitions without a leader; --json says the same.
 # Needs SAMSA_SERVER and SAMSA_CLI. Talks only to 127.0.0.1.
 set -euo pipefail
 
@@ -46,6 +49,50 @@ if "$CLI" nonsense >"$WORK/out" 2>&1; then fail "unknown command accepted"; fi
 if "$CLI" topic create >"$WORK/out" 2>&1; then fail "topic create without a name accepted"; fi
 if "$CLI" -b "$BOOT" topic create x -p zero >"$WORK/out" 2>&1; then fail "-p zero accepted"; fi
 if "$CLI" -b 127.0.0.1:1 topic list >"$WORK/out" 2>&1; then fail "unreachable broker: exit 0"; fi
+
+echo "== cluster status"
+# quorum_hw: the metadata quorum's high watermark from the last output.
+quorum_hw() { awk '/^High watermark:/ { print $3 }' "$WORK/out"; }
+node_led() { awk -v a="127.0.0.1:$PORT" '$1 == 1 && $2 == a { print $4 }' "$WORK/out"; }
+ok cluster status
+has '^Cluster: +[A-Za-z0-9_-]+$'
+has '^Controller: +1$'
+has "^NODE +ADDRESS +RACK +PARTITIONS-LED$"
+has "^1 +127\.0\.0\.1:$PORT +- +[0-9]+$"
+has '^Fenced brokers are not listed'
+has '^Leader: +1$'
+has '^Epoch: +[0-9]+$'
+has "^1 +127\.0\.0\.1:$PORT +[0-9]+ +0 +[0-9]+ ms ago +[0-9]+ ms ago$"
+[ "$(grep -Ec '^[0-9]+ +127\.0\.0\.1:' "$WORK/out")" = 2 ] ||
+    fail "expected one node row and one voter row"
+has '^Observers: none$'
+has '^Partitions without a leader: none$'
+hw1=$(quorum_hw)
+led1=$(node_led)
+[ -n "$hw1" ] && [ -n "$led1" ] || fail "no high watermark or partitions-led in the output"
+ok topic create cs-probe -p 2
+ok cluster status
+hw2=$(quorum_hw)
+led2=$(node_led)
+[ "$hw2" -gt "$hw1" ] || fail "quorum high watermark $hw1 -> $hw2 after a topic create"
+[ "$led2" = $((led1 + 2)) ] || fail "partitions led $led1 -> $led2 after creating 2 partitions"
+has "^1 +127\.0\.0\.1:$PORT +$hw2 +0 "   # the one voter is at the high watermark
+ok cluster status --json
+python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+port = int(sys.argv[2])
+assert [(n["id"], n["host"], n["port"]) for n in s["nodes"]] == [(1, "127.0.0.1", port)], s
+q = s["quorum"]
+assert q["available"] and q["leader_id"] == 1, q
+assert [(v["id"], v["lag"]) for v in q["voters"]] == [(1, 0)] and q["observers"] == [], q
+assert s["partitions_without_leader"] == [], s
+' "$WORK/out" "$PORT" || fail "cluster status --json: unexpected content"
+ok topic delete cs-probe
+if "$CLI" -b "$BOOT" cluster nonsense >"$WORK/out" 2>&1; then fail "cluster nonsense accepted"; fi
+if "$CLI" -b "$BOOT" cluster status extra >"$WORK/out" 2>&1; then fail "cluster status extra accepted"; fi
+if "$CLI" -b 127.0.0.1:1 cluster status >"$WORK/out" 2>&1; then fail "unreachable broker: exit 0"; fi
+has '^samsa: '
 
 echo "== topics"
 ok topic create orders -p 3 -c retention.ms=3600000
