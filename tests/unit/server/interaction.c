@@ -49,6 +49,11 @@
  *                      out), a directory renamed for deletion as NAME.*-delete
  *   block-dir NAME     puts a regular file where the partition directory NAME (say
  *                      t-0) must go, so that opening that partition fails
+ *   partition-change TOPIC:PARTITION LEADER ISR
+ *                      submits a partition change to the metadata (as the controller
+ *                      will: cluster_change_partition); LEADER a node id or -1, ISR node
+ *                      ids joined by commas, or - for none; its outcome is printed once
+ *                      the metadata thread has written it
  */
 #include "script.h"
 #include "server/internal.h"
@@ -662,10 +667,12 @@ static void print_state(void)
     for (size_t i = 0; i < n; i++) {
         struct topic_state *ts = server_topic(srv, slice_from_cstr(names[i]));
         script_outf("topic %s:", ts->name);
-        for (int32_t p = 0; p < ts->partition_count; p++)
-            script_outf(" %d(end=%lld durable=%lld)", p,
-                        (long long)log_end_offset(ts->partitions[p]->log),
-                        (long long)log_durable_offset(ts->partitions[p]->log));
+        for (int32_t p = 0; p < ts->partition_count; p++) {
+            const struct partition *pp = ts->partitions[p];
+            script_outf(" %d(end=%lld durable=%lld %s@%d)", p, (long long)log_end_offset(pp->log),
+                        (long long)log_durable_offset(pp->log),
+                        pp->role == PARTITION_LEADER ? "leader" : "follower", pp->leader_epoch);
+        }
         if (ts->partition_count < ts->target_count)
             script_outf(" opening %d more", ts->target_count - ts->partition_count);
         script_outf("\n");
@@ -713,6 +720,36 @@ static void print_dirs(void)
     script_outf("]\n");
 }
 
+static void partition_changed(void *arg, const struct cluster_result *res)
+{
+    (void)arg;
+    if (res->err == CLUSTER_OK)
+        script_outf("partition-change: ok\n");
+    else
+        script_outf("partition-change: error %d (%s)\n", res->err, res->why ? res->why : "");
+}
+
+static int cmd_partition_change(int argc, char **argv)
+{
+    char topic[64];
+    int64_t index;
+    if (argc != 4 || !parse_item(argv[1], topic, sizeof topic, &index, NULL))
+        return -1;
+    int32_t isr[8];
+    int32_t n = 0;
+    if (strcmp(argv[3], "-") != 0) {
+        char copy[64];
+        snprintf(copy, sizeof copy, "%s", argv[3]);
+        for (char *id = strtok(copy, ","); id && n < 8; id = strtok(NULL, ","))
+            isr[n++] = atoi(id);
+    }
+    struct cluster_partition_change ch = {
+        .leader = atoi(argv[2]), .replicas = NULL, .isr = isr, .isr_count = n};
+    cluster_change_partition(srv->cluster, slice_from_cstr(topic), (int32_t)index, &ch,
+                             partition_changed, NULL);
+    return 0;
+}
+
 static int cmd_block_dir(int argc, char **argv)
 {
     if (argc != 2)
@@ -752,6 +789,8 @@ static int run(int argc, char **argv)
         rc = cmd_advance(argc, argv);
     else if (strcmp(cmd, "block-dir") == 0)
         rc = cmd_block_dir(argc, argv);
+    else if (strcmp(cmd, "partition-change") == 0)
+        rc = cmd_partition_change(argc, argv);
     else if (strcmp(cmd, "loop") == 0)
         rc = argc == 1 ? 0 : -1;
     else if (strcmp(cmd, "state") == 0 || strcmp(cmd, "dirs") == 0)
