@@ -172,6 +172,13 @@ int fsync_dir(const char *dir);
 int fsync_parent_dir(const char *path);
 
 /* ---- CRC32C (Castagnoli), hardware SSE4.2 instruction when available ---- */
+/* A CRC-framed record, as both metadata logs (cluster/metalog.c, raft/storage.c) write
+ * them: u32 payload length (big-endian), u32 crc32c of the payload, the payload. Returns
+ * the byte length of the whole, intact record at data[pos, len), or 0 if there is none:
+ * too few bytes, a length of 0 or above max_payload, or a CRC mismatch. (No writer
+ * writes an empty payload, so a header of zeros is never a record.) */
+#define CRC_FRAME_HEADER 8u
+size_t crc_frame_at(const uint8_t *data, size_t len, size_t pos, uint32_t max_payload);
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);
 /* Same polynomial, always the portable table path (for tests). */
 uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len);

@@ -199,3 +199,15 @@ uint32_t crc32c(uint32_t crc, const void *data, size_t len)
 #endif
     return crc32c_sw(crc, data, len);
 }
+
+size_t crc_frame_at(const uint8_t *data, size_t len, size_t pos, uint32_t max_payload)
+{
+    if (len - pos < CRC_FRAME_HEADER)
+        return 0;
+    uint32_t n = be32_read(data + pos);
+    if (n == 0 || n > max_payload || len - pos - CRC_FRAME_HEADER < n)
+        return 0;
+    if (crc32c(0, data + pos + CRC_FRAME_HEADER, n) != be32_read(data + pos + 4))
+        return 0;
+    return CRC_FRAME_HEADER + n;
+}

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #define METALOG_MAX_ENTRY_BYTES (64u << 20)
-#define METALOG_HEADER_BYTES 8u
+#define METALOG_HEADER_BYTES CRC_FRAME_HEADER
 #define CLEAN_MARKER "clean-shutdown"
 
 struct metalog {
@@ -62,19 +62,11 @@ static int read_all(int fd, struct buf *b, const char *path)
     }
 }
 
-/* The byte length of the whole, intact entry at data[pos..len), or 0 if there is none.
- * An empty payload is never written (every entry counts its records), so a header of
- * zeros is not an entry. */
+/* The byte length of the whole, intact entry at data[pos..len), or 0 if there is none
+ * (base's CRC frame: an entry counts its records, so it is never empty). */
 static size_t entry_at(const uint8_t *data, size_t len, size_t pos)
 {
-    if (len - pos < METALOG_HEADER_BYTES)
-        return 0;
-    uint32_t n = be32_read(data + pos);
-    if (n == 0 || n > METALOG_MAX_ENTRY_BYTES || len - pos - METALOG_HEADER_BYTES < n)
-        return 0;
-    if (crc32c(0, data + pos + METALOG_HEADER_BYTES, n) != be32_read(data + pos + 4))
-        return 0;
-    return METALOG_HEADER_BYTES + n;
+    return crc_frame_at(data, len, pos, METALOG_MAX_ENTRY_BYTES);
 }
 
 /* Whether an intact entry ends exactly at the end of the file somewhere after `from`:

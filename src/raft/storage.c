@@ -57,7 +57,7 @@
 
 #define REC_ENTRY 1
 #define REC_HARD_STATE 2
-#define REC_HEADER 8
+#define REC_HEADER CRC_FRAME_HEADER
 /* The largest record a save writes: kind, term, index, type, data length, data. */
 #define REC_MAX_BYTES (1u + 8 + 8 + 1 + 4 + RAFT_MAX_ENTRY_BYTES)
 #define SNAP_MAGIC 0x52534e50u /* "RSNP" */
@@ -293,18 +293,11 @@ static int load_snapshot(struct raft_storage *s)
     return 0;
 }
 
-/* The byte length of the whole, intact record at data[pos, len), or 0 if there is none.
- * Every record has at least its kind byte, so a header of zeros is not a record. */
+/* The byte length of the whole, intact record at data[pos, len), or 0 if there is none
+ * (base's CRC frame: every record has at least its kind byte). */
 static size_t rec_at(const uint8_t *data, size_t len, size_t pos)
 {
-    if (len - pos < REC_HEADER)
-        return 0;
-    uint32_t n = be32_read(data + pos);
-    if (n == 0 || n > REC_MAX_BYTES || len - pos - REC_HEADER < n)
-        return 0;
-    if (crc32c(0, data + pos + REC_HEADER, n) != be32_read(data + pos + 4))
-        return 0;
-    return REC_HEADER + n;
+    return crc_frame_at(data, len, pos, REC_MAX_BYTES);
 }
 
 /* What is wrong with the framing at pos, where rec_at found no record. */
