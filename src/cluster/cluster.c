@@ -916,13 +916,20 @@ static int build_create_topic(struct cluster *c, struct op *op, struct change *c
     return 0;
 }
 
-static int build_delete_topic(struct cluster *c, struct op *op, struct change *ch)
+/* The topic a change names, or NULL with the change refused (CLUSTER_ERR_UNKNOWN_TOPIC). */
+static struct mtopic *op_topic(struct cluster *c, struct op *op)
 {
     struct mtopic *t = topic_by_name(c, slice_from_cstr(op->name));
-    if (!t) {
+    if (!t)
         op->res.why = "topic does not exist";
+    return t;
+}
+
+static int build_delete_topic(struct cluster *c, struct op *op, struct change *ch)
+{
+    struct mtopic *t = op_topic(c, op);
+    if (!t)
         return CLUSTER_ERR_UNKNOWN_TOPIC;
-    }
     change_record(ch, REC_REMOVE_TOPIC);
     buf_append(&ch->body, t->id, 16);
     return 0;
@@ -931,11 +938,9 @@ static int build_delete_topic(struct cluster *c, struct op *op, struct change *c
 static int build_create_partitions(struct cluster *c, struct op *op, struct change *ch)
 {
     const char **why = &op->res.why;
-    struct mtopic *t = topic_by_name(c, slice_from_cstr(op->name));
-    if (!t) {
-        *why = "topic does not exist";
+    struct mtopic *t = op_topic(c, op);
+    if (!t)
         return CLUSTER_ERR_UNKNOWN_TOPIC;
-    }
     int32_t new_total = op->count;
     if (new_total <= t->partition_count) {
         *why = new_total == t->partition_count ? "topic already has that many partitions"
@@ -987,11 +992,9 @@ static char *list_op(const char *current, const char *item, enum cluster_config_
 static int build_alter_configs(struct cluster *c, struct op *op, struct change *ch)
 {
     const char **why = &op->res.why;
-    struct mtopic *t = topic_by_name(c, slice_from_cstr(op->name));
-    if (!t) {
-        *why = "topic does not exist";
+    struct mtopic *t = op_topic(c, op);
+    if (!t)
         return CLUSTER_ERR_UNKNOWN_TOPIC;
-    }
     const struct config_change *changes = op->changes;
     size_t n = op->change_count;
     /* Resolve every change to a final (name, value-or-NULL) first; validate all. */
@@ -1074,11 +1077,9 @@ static bool has_repeats(const int32_t *ids, int32_t n)
 static int build_change_partition(struct cluster *c, struct op *op, struct change *ch)
 {
     const char **why = &op->res.why;
-    struct mtopic *t = topic_by_name(c, slice_from_cstr(op->name));
-    if (!t) {
-        *why = "topic does not exist";
+    struct mtopic *t = op_topic(c, op);
+    if (!t)
         return CLUSTER_ERR_UNKNOWN_TOPIC;
-    }
     if (op->partition < 0 || op->partition >= t->partition_count) {
         *why = "the topic has no such partition";
         return CLUSTER_ERR_INVALID_PARTITIONS;
