@@ -90,11 +90,15 @@ void durable_wait_submit(struct server *s, struct durable_wait *w)
 {
     w->op.try_complete = wait_done;
     w->op.complete = wait_finish;
-    struct purgatory_key *keys = xcalloc(MAX(w->count, 1), sizeof *keys);
+    /* purgatory_add copies the keys: most produces name few partitions, so they go on
+     * the stack (no allocation per acks=all produce). */
+    struct purgatory_key few[16] = {{0}};
+    struct purgatory_key *keys = w->count <= 16 ? few : xcalloc(w->count, sizeof *keys);
     for (size_t i = 0; i < w->count; i++)
         keys[i] = durable_key(w->items[i].partition);
     purgatory_add(s->durable_waits, &w->op, keys, w->count, INT64_MAX);
-    free(keys);
+    if (keys != few)
+        free(keys);
 }
 
 struct failure {
