@@ -77,3 +77,11 @@ char *slice_to_cstr(struct slice s)
 {
     return xstrndup((const char *)(s.ptr ? s.ptr : (const uint8_t *)""), s.len);
 }
+
+char *xpath_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}

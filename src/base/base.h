@@ -38,6 +38,8 @@ void *xcalloc(size_t count, size_t size_bytes);
 void *xrealloc(void *ptr, size_t size_bytes);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t len);
+/* "dir/name", malloc'd. */
+char *xpath_join(const char *dir, const char *name);
 
 /* ---- slices: borrowed byte ranges; never NUL-terminated by contract ---- */
 struct slice {

@@ -36,14 +36,6 @@ struct metalog {
     bool intact;   /* the file is exactly [0, end) of whole entries */
 };
 
-static char *path_in(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static int read_all(int fd, struct buf *b, const char *path)
 {
     char chunk[65536];
@@ -163,7 +155,7 @@ static struct metalog *metalog_new(const char *dir)
     struct metalog *m = xcalloc(1, sizeof *m);
     m->fd = -1;
     m->dir = xstrdup(dir);
-    m->path = path_in(dir, "metadata.log");
+    m->path = xpath_join(dir, "metadata.log");
     return m;
 }
 
@@ -178,7 +170,7 @@ int metalog_open(const char *dir, enum metalog_mode mode,
         return -e;
     }
     struct metalog *m = metalog_new(dir);
-    char *marker = path_in(dir, CLEAN_MARKER);
+    char *marker = xpath_join(dir, CLEAN_MARKER);
     bool clean = access(marker, F_OK) == 0;
     m->writable = mode == METALOG_STRICT;
     m->fd = open(m->path, m->writable ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0644);
@@ -300,7 +292,7 @@ int metalog_replace(struct metalog *m, const struct slice *payloads, size_t n, c
         buf_free(&b);
         return rc;
     }
-    char *tmp = path_in(m->dir, "metadata.log.new");
+    char *tmp = xpath_join(m->dir, "metadata.log.new");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int rc = fd < 0 ? -errno : pwrite_all(fd, b.data, b.len, 0);
     if (rc == 0 && fdatasync(fd) != 0)
@@ -316,7 +308,7 @@ int metalog_replace(struct metalog *m, const struct slice *payloads, size_t n, c
     if (access(m->path, F_OK) == 0) {
         char name[64];
         snprintf(name, sizeof name, "metadata.log.damaged-%lld", (long long)time_wall_ms());
-        *kept_path = path_in(m->dir, name);
+        *kept_path = xpath_join(m->dir, name);
         if (rename(m->path, *kept_path) != 0) {
             rc = -errno;
             say_error("cluster", "cannot move %s to %s: %s", m->path, *kept_path, strerror(-rc));
@@ -368,7 +360,7 @@ void metalog_close(struct metalog *m)
         return;
     if (m->fd >= 0) {
         if (m->writable && m->intact) {
-            char *marker = path_in(m->dir, CLEAN_MARKER);
+            char *marker = xpath_join(m->dir, CLEAN_MARKER);
             int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
             if (fd < 0 || close(fd) != 0 || fsync_dir(m->dir) != 0)
                 say_warn("cluster",

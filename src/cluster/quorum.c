@@ -56,17 +56,9 @@ struct quorum {
     struct raft_status status;
 };
 
-static char *path_in(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static bool file_has_bytes(const char *dir, const char *name)
 {
-    char *p = path_in(dir, name);
+    char *p = xpath_join(dir, name);
     struct stat st;
     bool yes = stat(p, &st) == 0 && st.st_size > 0;
     free(p);
@@ -75,7 +67,7 @@ static bool file_has_bytes(const char *dir, const char *name)
 
 static bool file_exists(const char *dir, const char *name)
 {
-    char *p = path_in(dir, name);
+    char *p = xpath_join(dir, name);
     bool yes = access(p, F_OK) == 0;
     free(p);
     return yes;
@@ -376,10 +368,10 @@ static int write_snapshot(struct raft_storage *store, int32_t node_id, struct bu
 /* Moves dir/name aside as name.<what>-<ms>; *kept gets the new path (malloc'd). */
 static int keep_aside(const char *dir, const char *name, const char *what, char **kept)
 {
-    char *from = path_in(dir, name);
+    char *from = xpath_join(dir, name);
     char suffix[96];
     snprintf(suffix, sizeof suffix, "%s.%s-%lld", name, what, (long long)time_wall_ms());
-    char *to = path_in(dir, suffix);
+    char *to = xpath_join(dir, suffix);
     int rc = rename(from, to) == 0 ? fsync_dir(dir) : -errno;
     if (rc != 0)
         say_error("cluster", "cannot move %s to %s: %s", from, to, strerror(-rc));
@@ -512,7 +504,7 @@ int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn 
 {
     struct quorum *q = xcalloc(1, sizeof *q);
     q->dir = xstrdup(dir);
-    q->path = path_in(dir, "raft.log");
+    q->path = xpath_join(dir, "raft.log");
     q->node_id = node_id;
     q->apply = apply;
     q->apply_arg = arg;
@@ -552,7 +544,7 @@ int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn 
              * marker left by the lost log's clean stop vouches for nothing; the broker
              * refuses a new log beside data it cannot account for (log_dir.c). With more
              * voters (the cluster issue) a voter that lost its log must not vote. */
-            char *marker = path_in(dir, "clean-shutdown");
+            char *marker = xpath_join(dir, "clean-shutdown");
             if (unlink(marker) == 0) {
                 say_warn("cluster", "no metadata log in %s: starting a new one", dir);
                 rc = fsync_dir(dir);
@@ -601,7 +593,7 @@ int quorum_replace(struct quorum *q, const struct slice *entries, size_t n, char
     }
     /* The damaged files stay beside the new log; the first one kept is reported. */
     static const char *const old_files[] = {"raft.log", "snapshot", "metadata.log"};
-    char *marker = path_in(q->dir, "clean-shutdown");
+    char *marker = xpath_join(q->dir, "clean-shutdown");
     int gone = unlink(marker) == 0 || errno == ENOENT ? 0 : -errno;
     free(marker);
     if (gone != 0)
