@@ -1,5 +1,5 @@
 /*
- * net internals shared by loop.c and conn.c. Not part of the public interface.
+ * net internals shared by loop.c, conn.c and client.c. Not part of the public interface.
  */
 #ifndef SAMSA_NET_INTERNAL_H
 #define SAMSA_NET_INTERNAL_H
@@ -73,11 +73,18 @@ struct net_loop {
     int64_t resp_peak;
     int64_t last_trim_ms;
     uint64_t trims;
+
+    /* client.c state: open clients, so that destroying the loop closes and frees them. */
+    struct net_client *clients; /* doubly linked; closing clients are already unlinked */
+    size_t client_count;
+    bool destroying; /* net_loop_destroy has started: no new clients */
 };
 
 /* conn.c: runs after the idle hooks each iteration; writes pending replies. */
 void net__flush(struct net_loop *loop);
 /* conn.c: closes all listeners/connections and frees conn.c state (loop destroy). */
 void net__conn_shutdown(struct net_loop *loop);
+/* client.c: closes every client (on_close with -ECANCELED) at loop destroy. */
+void net__client_shutdown(struct net_loop *loop);
 
 #endif

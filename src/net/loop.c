@@ -10,7 +10,8 @@
  *   4. run idle hooks (the server submits one group-commit round here);
  *   5. flush connections with completed replies (conn.c), so everything completed
  *      during 2-4 leaves in one writev per connection.
- * Like Redis's ae.c, this is deliberately small; see conn.c for connections.
+ * Like Redis's ae.c, this is deliberately small; see conn.c for accepted connections
+ * and client.c for outbound ones.
  */
 #include <errno.h>
 #include <signal.h>
@@ -351,6 +352,8 @@ void net_loop_destroy(struct net_loop *loop)
 {
     if (loop == NULL)
         return;
+    loop->destroying = true; /* before closing clients: their on_close cannot reconnect */
+    net__client_shutdown(loop);
     net__conn_shutdown(loop);
     if (loop->signal_fd >= 0) {
         net_unwatch(loop, loop->signal_fd);

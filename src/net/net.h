@@ -1,7 +1,8 @@
 /*
  * net: the single-threaded epoll event loop (fd watchers, one-shot timers, an idle
  * hook, signal handling) and, on top of it, TCP listeners and connections speaking
- * Kafka's framing: a 4-byte big-endian length, then the request.
+ * Kafka's framing: a 4-byte big-endian length, then the request; and outbound client
+ * connections to other nodes in the same framing (net_client_*).
  *
  * Each complete request frame becomes a struct net_reply queued on its connection.
  * The handler completes replies now or later, in any order; net sends them strictly in
@@ -37,8 +38,9 @@ typedef void (*net_signal_cb)(struct net_loop *loop, int signo, void *arg);
 
 /* 0 or -errno. */
 int net_loop_create(struct net_loop **out);
-/* Closes every listener and connection (on_close runs), frees the loop. Replies still
- * held by handlers become orphans and stay valid until completed. */
+/* Closes every client (on_close runs with -ECANCELED), listener and connection
+ * (on_close runs), frees the loop. Replies still held by handlers become orphans and
+ * stay valid until completed. Not to be called from a callback of the loop. */
 void net_loop_destroy(struct net_loop *loop);
 /* Runs until net_loop_stop(). Returns 0, or -errno if epoll_wait fails. */
 int net_loop_run(struct net_loop *loop);
@@ -203,6 +205,76 @@ struct net_stats {
     uint64_t trims;                /* malloc_trim calls */
 };
 void net_loop_stats(const struct net_loop *loop, struct net_stats *out);
+
+/* ---- outbound connections ----
+ * A client connection to another node (Raft messages between controllers, broker
+ * registration and heartbeats, follower fetches), in Kafka's framing both ways: each
+ * frame is a 4-byte big-endian length, then that many bytes. The caller sends request
+ * frames and receives response frames; matching them (correlation ids) is the caller's.
+ *
+ * Lifetime: from a successful net_client_connect until on_close, which runs exactly
+ * once: when connecting fails or times out, when the peer closes or a read or write
+ * fails, on a bad frame, on net_client_close, or at net_loop_destroy. The client is
+ * freed once on_close has returned (and, if on_close ran inside one of its callbacks,
+ * once that callback has returned too); the caller must not touch it afterwards.
+ *
+ * Bounds: unsent bytes (net_client_set_max_unsent) and response frame size
+ * (max_frame_bytes); input memory is at most one frame plus a 64 KiB read chunk. */
+
+struct net_client;
+
+struct net_client_handler {
+    /* The TCP connection is established; frames queued so far go out next. May be NULL. */
+    void (*on_connect)(struct net_client *cl, void *arg);
+    /* One whole response frame, without its length prefix. The memory is borrowed for
+     * the call only. May call net_client_send and net_client_close on cl. */
+    void (*on_frame)(struct net_client *cl, struct slice frame, void *arg);
+    /* The client is closing, for good: err is 0 when the peer closed cleanly between
+     * frames, -ECANCELED for net_client_close and net_loop_destroy, -ETIMEDOUT for the
+     * connect timeout, -EBADMSG for a response frame of negative length or above
+     * max_frame_bytes, else the socket's -errno (-ECONNREFUSED, -ECONNRESET for a close
+     * inside a frame, ...). Frames still unsent are discarded. cl is valid during the call
+     * only; net_client_send on it fails. May call net_client_connect (a reconnect), except
+     * at net_loop_destroy, where that fails with -ECANCELED. May be NULL. */
+    void (*on_close)(struct net_client *cl, int err, void *arg);
+};
+
+/* Starts a non-blocking connect to host:port. host is an IP literal or a name
+ * ("localhost"); it is resolved synchronously (getaddrinfo), so names belong in
+ * configuration read at startup, not in DNS. Each resolved address is tried in turn
+ * until one accepts. Frames may be queued before the connect completes.
+ * connect_timeout_ms bounds the whole connect (<= 0: no bound but the kernel's).
+ * max_frame_bytes (> 0, at most INT32_MAX) bounds response frames. h is copied; arg is
+ * passed to every callback (h->on_frame must be set). Returns 0 with *out set, or
+ * -EINVAL for a bad argument or a host that does not resolve, -ECANCELED while the loop
+ * is being destroyed; then nothing was created and no callback runs. Every failure after
+ * resolving (no socket, connect refused, timeout) is reported by on_close, from the
+ * loop, never from inside this call: a reconnect policy needs one path only. */
+int net_client_connect(struct net_loop *loop, const char *host, int port,
+                       int64_t connect_timeout_ms, int64_t max_frame_bytes,
+                       const struct net_client_handler *h, void *arg, struct net_client **out);
+/* Queues one frame: its 4-byte length, then len bytes of data (copied). It is written
+ * once connected, after the frames queued before it. Returns 0; -ENOBUFS if the queue
+ * already holds bytes and this frame would take it past the unsent limit (the caller
+ * drops the frame or retries after the peer has read; a frame larger than the limit
+ * is accepted only into an empty queue, so one big frame can always go); -EMSGSIZE if
+ * len is above INT32_MAX; -ENOTCONN once closing has started (inside on_close). */
+int net_client_send(struct net_client *cl, const void *data, size_t len);
+/* Sets the unsent limit of net_client_send (bytes, > 0; default 64 MiB). */
+#define NET_CLIENT_DEFAULT_MAX_UNSENT_BYTES (64 * 1024 * 1024)
+void net_client_set_max_unsent(struct net_client *cl, size_t max_unsent_bytes);
+/* Bytes queued and not yet written to the socket (length prefixes included). */
+size_t net_client_unsent_bytes(const struct net_client *cl);
+/* True from on_connect until closing starts. */
+bool net_client_connected(const struct net_client *cl);
+/* "host:port" as given to net_client_connect, for log lines. */
+const char *net_client_peer(const struct net_client *cl);
+/* Closes cl now, discarding unsent frames; on_close runs with -ECANCELED before this
+ * returns. Safe inside on_connect and on_frame (cl stays allocated until the callback
+ * returns, but must not be used); inside on_close, a no-op. */
+void net_client_close(struct net_client *cl);
+/* Open clients of the loop (tests and metrics). */
+size_t net_client_count(const struct net_loop *loop);
 
 /* ---- replies ----
  * Building: append/reserve/buf/add_file, in any mix; bytes go out in the order added.
