@@ -6,11 +6,18 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "cluster/cluster.h"
 #include "server/server.h"
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: samsa-server -c <server.properties> [--override key=value ...]\n");
+    fprintf(stderr,
+            "usage: samsa-server -c <server.properties> [--override key=value ...]\n"
+            "       samsa-server format --cluster-id ID -c <server.properties> [--override ...]\n"
+            "           prepares the log dir of a node of a metadata quorum of several voters\n"
+            "           (controller.quorum.voters) for its first start\n"
+            "       samsa-server random-uuid\n"
+            "           prints a new cluster id\n");
 }
 
 /* Every client holds a socket, and storage keeps as many segment files open as the
@@ -54,11 +61,26 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     raise_fd_limit();
-    const char *config_file = NULL;
+    const char *config_file = NULL, *cluster_id = NULL;
     char **overrides = calloc((size_t)argc, sizeof *overrides);
     size_t n_overrides = 0;
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+    int first = 1;
+    bool format = argc > 1 && !strcmp(argv[1], "format");
+    if (format)
+        first = 2;
+    if (argc > 1 && !strcmp(argv[1], "random-uuid")) {
+        uint8_t id[16];
+        char text[CLUSTER_UUID_TEXT_BYTES];
+        cluster_uuid_random(id);
+        cluster_uuid_format(id, text);
+        printf("%s\n", text);
+        free(overrides);
+        return 0;
+    }
+    for (int i = first; i < argc; i++) {
+        if (format && !strcmp(argv[i], "--cluster-id") && i + 1 < argc) {
+            cluster_id = argv[++i];
+        } else if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
             config_file = argv[++i];
         } else if (!strcmp(argv[i], "--override") && i + 1 < argc) {
             overrides[n_overrides++] = argv[++i];
@@ -81,6 +103,16 @@ int main(int argc, char **argv)
         return 2;
     }
     free(overrides);
+    if (format) {
+        int frc = 2;
+        if (!cluster_id)
+            fprintf(stderr, "samsa-server format: --cluster-id is required (samsa-server "
+                            "random-uuid makes one; every node of the cluster gets the same)\n");
+        else
+            frc = server_format(&cfg, cluster_id) == 0 ? 0 : 1;
+        broker_config_free(&cfg);
+        return frc;
+    }
     struct server *s = NULL;
     if (server_create(&cfg, &s) != 0) {
         broker_config_free(&cfg);

@@ -48,16 +48,21 @@ struct cluster {
     int64_t next_producer_id; /* first producer id never handed out */
     cluster_listener_fn listener;
     void *listener_arg;
-    int listener_rc;         /* the listener's answer to the change applied last */
-    int64_t partition_total; /* partitions of all topics */
-    int64_t max_partitions;  /* samsa.max.partitions: bound on partition_total */
-    /* Changes (see "changes" below): written one at a time, in submission order. */
+    int listener_rc;                    /* the listener's answer to the change applied last */
+    int64_t partition_total;            /* partitions of all topics */
+    int64_t max_partitions;             /* samsa.max.partitions: bound on partition_total */
+    int own_listener_rc;                /* ... to the change this node proposed last */
+    bool installing;                    /* a leader's snapshot replaces the image: nobody is told */
+    struct image_saved *before_install; /* the image it replaces, for the difference */
+    /* Changes (see "changes" below): checked and proposed one at a time, in submission
+     * order. */
     struct cluster_runner runner;  /* where log writes run; run == NULL: inside the call */
-    struct op *queue, *queue_tail; /* submitted, not yet checked and written */
-    struct op *writing;            /* checked, encoded and being written; or NULL */
-    bool pumping;                  /* pump() is on the stack: it picks up new submissions */
-    bool snapshotting;             /* a snapshot is being written (no change is) */
-    int snapshot_rc;               /* quorum_snapshot_write's answer, set on the runner's thread */
+    struct op *queue, *queue_tail; /* submitted, not yet checked and proposed */
+    struct op *writing;            /* checked and proposed, not yet applied; or NULL */
+    bool pumping;                  /* kick() is on the stack: it picks up new submissions */
+    bool io;                       /* a write (quorum_persist or a snapshot) is running */
+    bool io_snapshot;              /* ... and it is a snapshot's */
+    int io_rc;                     /* the write's answer, set on the runner's thread */
 };
 
 /* ---- record encoding helpers ---- */
@@ -144,7 +149,7 @@ static struct mtopic *topic_by_name(const struct cluster *c, struct slice name)
 static void notify(struct cluster *c, enum cluster_event ev, const struct mtopic *t,
                    int32_t partition)
 {
-    if (c->listener)
+    if (c->listener && !c->installing)
         c->listener_rc = c->listener(c->listener_arg, ev, t, partition);
 }
 
@@ -419,7 +424,6 @@ struct op {
     cluster_done_fn done; /* NULL: nobody waits (or cluster_forget) */
     void *arg;
     struct buf entry; /* the encoded change, until it is proposed */
-    int write_rc;     /* quorum_persist's answer, set on the runner's thread */
     struct cluster_result res;
 };
 
@@ -601,6 +605,28 @@ static char *generate_cluster_id(void)
     return s;
 }
 
+/* Writes dir/meta.properties, durably. 0 or CLUSTER_ERR_IO (logged). */
+static int write_meta(const char *dir, int32_t node_id, const char *cluster_id)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/meta.properties", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        say_error("cluster", "cannot write %s: %s", tmp, strerror(errno));
+        return CLUSTER_ERR_IO;
+    }
+    fprintf(f, "#\n#Written by samsa-server\nversion=1\ncluster.id=%s\nnode.id=%d\n", cluster_id,
+            node_id);
+    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0 || fsync_dir(dir) != 0) {
+        say_error("cluster", "cannot write %s: %s", path, strerror(errno));
+        return CLUSTER_ERR_IO;
+    }
+    return 0;
+}
+
 static int load_or_create_meta(struct cluster *c, const char *dir, const char *want_id)
 {
     char path[4096];
@@ -628,22 +654,104 @@ static int load_or_create_meta(struct cluster *c, const char *dir, const char *w
         return 0;
     }
     c->cluster_id = want_id ? xstrdup(want_id) : generate_cluster_id();
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        say_error("cluster", "cannot write %s: %s", tmp, strerror(errno));
-        return CLUSTER_ERR_IO;
+    return write_meta(dir, c->node_id, c->cluster_id);
+}
+
+/* ---- what the quorum calls ---- */
+
+/* A committed entry. The listener's answer to this node's own change is kept for the
+ * change's report (finish_change). */
+static void apply_committed(void *arg, struct slice entry, bool own)
+{
+    struct cluster *c = arg;
+    c->listener_rc = 0;
+    apply_entry(c, entry);
+    if (own)
+        c->own_listener_rc = c->listener_rc;
+}
+
+/* The image a leader's snapshot replaces, kept until the snapshot is applied so that the
+ * listener hears the difference, as if the changes had come one by one. */
+struct image_saved {
+    struct mtopic **topics;
+    size_t topic_count;
+    struct hmap by_name, deleted_ids;
+    struct mbroker *brokers;
+    size_t broker_count;
+};
+
+static void free_brokers(struct mbroker *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(b[i].host);
+        free(b[i].rack);
     }
-    fprintf(f, "#\n#Written by samsa-server\nversion=1\ncluster.id=%s\nnode.id=%d\n", c->cluster_id,
-            c->node_id);
-    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        say_error("cluster", "cannot write %s: %s", path, strerror(errno));
-        return CLUSTER_ERR_IO;
+    free(b);
+}
+
+static const struct mtopic *saved_topic(const struct image_saved *old, const uint8_t id[16])
+{
+    for (size_t i = 0; i < old->topic_count; i++)
+        if (memcmp(old->topics[i]->id, id, 16) == 0)
+            return old->topics[i];
+    return NULL;
+}
+
+static void tell_difference(struct cluster *c, const struct image_saved *old)
+{
+    for (size_t i = 0; i < old->topic_count; i++)
+        if (!topic_by_id(c, old->topics[i]->id, NULL))
+            notify(c, CLUSTER_TOPIC_DELETED, old->topics[i], -1);
+    for (size_t i = 0; i < c->topic_count; i++) {
+        const struct mtopic *t = c->topics[i];
+        const struct mtopic *was = saved_topic(old, t->id);
+        if (!was) {
+            notify(c, CLUSTER_TOPIC_CREATED, t, -1);
+            continue;
+        }
+        notify(c, CLUSTER_CONFIG_CHANGED, t, -1);
+        for (int32_t p = 0; p < was->partition_count && p < t->partition_count; p++)
+            if (!same_partition(&was->partitions[p], &t->partitions[p]))
+                notify(c, CLUSTER_PARTITION_CHANGED, t, p);
+        if (t->partition_count > was->partition_count)
+            notify(c, CLUSTER_PARTITIONS_ADDED, t, -1);
     }
-    return 0;
+}
+
+static void install_image(void *arg, bool done)
+{
+    struct cluster *c = arg;
+    if (!done) {
+        struct image_saved *old = xcalloc(1, sizeof *old);
+        *old = (struct image_saved){.topics = c->topics,
+                                    .topic_count = c->topic_count,
+                                    .by_name = c->by_name,
+                                    .deleted_ids = c->deleted_ids,
+                                    .brokers = c->brokers,
+                                    .broker_count = c->broker_count};
+        c->topics = NULL;
+        c->topic_count = c->topic_cap = 0;
+        c->brokers = NULL;
+        c->broker_count = 0;
+        c->partition_total = 0;
+        c->next_producer_id = 0;
+        hmap_init(&c->by_name);
+        hmap_init(&c->deleted_ids);
+        c->before_install = old;
+        c->installing = true;
+        return;
+    }
+    struct image_saved *old = c->before_install;
+    c->installing = false;
+    c->before_install = NULL;
+    tell_difference(c, old);
+    for (size_t i = 0; i < old->topic_count; i++)
+        free_topic(old->topics[i]);
+    free(old->topics);
+    hmap_free(&old->by_name);
+    hmap_free(&old->deleted_ids);
+    free_brokers(old->brokers, old->broker_count);
+    free(old);
 }
 
 /* ---- public interface ---- */
@@ -655,8 +763,18 @@ int cluster_open(const struct cluster_options *opts, struct cluster **out)
     c->max_partitions = opts->max_partitions > 0 ? opts->max_partitions : INT64_MAX;
     hmap_init(&c->by_name);
     hmap_init(&c->deleted_ids);
-    int rc = quorum_open(opts->metadata_dir, opts->node_id, opts->salvage, apply_entry, c, &c->log,
-                         &c->log_stats);
+    struct quorum_config qc = {
+        .node_id = opts->node_id,
+        .voters = opts->voters,
+        .voter_count = opts->voter_count,
+        .salvage = opts->salvage,
+        .election_ticks = opts->election_ticks,
+        .seed = opts->seed,
+        .apply = apply_committed,
+        .reset = install_image,
+        .arg = c,
+    };
+    int rc = quorum_open(opts->metadata_dir, &qc, &c->log, &c->log_stats);
     if (rc != 0) {
         cluster_close(c);
         return rc == -EBADMSG ? CLUSTER_ERR_CORRUPT : CLUSTER_ERR_IO; /* rc is a -errno */
@@ -683,8 +801,13 @@ void cluster_close(struct cluster *c)
     if (!c)
         return;
     /* The runner finished every write before its owner let the cluster go; what never
-     * had its turn is refused. */
-    ASSERT(!c->writing && !c->snapshotting);
+     * had its turn, or was not committed yet, is refused. */
+    ASSERT(!c->io);
+    if (c->writing) {
+        c->writing->next = c->queue;
+        c->queue = c->writing;
+        c->writing = NULL;
+    }
     while (c->queue) {
         struct op *op = c->queue;
         c->queue = op->next;
@@ -697,11 +820,7 @@ void cluster_close(struct cluster *c)
     free(c->topics);
     hmap_free(&c->by_name);
     hmap_free(&c->deleted_ids);
-    for (size_t i = 0; i < c->broker_count; i++) {
-        free(c->brokers[i].host);
-        free(c->brokers[i].rack);
-    }
-    free(c->brokers);
+    free_brokers(c->brokers, c->broker_count);
     quorum_close(c->log);
     free(c->cluster_id);
     free(c);
@@ -713,7 +832,7 @@ const char *cluster_id(const struct cluster *c)
 }
 bool cluster_log_was_empty(const struct cluster *c)
 {
-    return c->log_stats.entries == 0;
+    return c->log_stats.stored_entries == 0;
 }
 const char *cluster_log_path(const struct cluster *c)
 {
@@ -729,7 +848,23 @@ bool cluster_topic_id_deleted(const struct cluster *c, const uint8_t id[16])
 }
 int32_t cluster_controller_id(const struct cluster *c)
 {
-    return c->node_id;
+    return quorum_leader(c->log);
+}
+
+int cluster_format(const char *metadata_dir, int32_t node_id, const char *cluster_id)
+{
+    uint8_t raw[16];
+    if (cluster_uuid_parse(cluster_id, raw) != 0) {
+        say_error("cluster",
+                  "cluster id \"%s\" is not a uuid as Kafka writes them (22 characters of "
+                  "url-safe base64; `samsa-server random-uuid` makes one)",
+                  cluster_id);
+        return CLUSTER_ERR_INVALID_CONFIG;
+    }
+    int rc = quorum_format(metadata_dir);
+    if (rc == 0)
+        rc = write_meta(metadata_dir, node_id, cluster_id);
+    return rc == 0 ? CLUSTER_OK : CLUSTER_ERR_IO;
 }
 
 void cluster_quorum_state(const struct cluster *c, struct cluster_quorum_state *out)
@@ -1151,14 +1286,20 @@ static int build(struct cluster *c, struct op *op, struct change *ch)
     return CLUSTER_ERR_IO;
 }
 
-/* ---- changes: checked, written and applied one at a time ----
+/* ---- changes: checked, proposed and applied one at a time ----
  *
- * A change waits in c->queue until the one before it is applied; then it is checked
- * against the image (so two changes never both pass a check only one may pass, such as
- * two creations of one name), encoded, proposed to the metadata quorum, and written by
- * the runner: quorum_persist (the write and its fdatasync) runs on the runner's thread,
- * never on the caller's. Back on the caller's
- * thread the entry is applied to the image (the listener runs), and done is told. */
+ * A change waits in c->queue until the one before it is applied and this node leads
+ * a quorum whose whole log it has applied; then it is checked against the image (so two
+ * changes never both pass a check only one may pass, such as two creations of one name),
+ * encoded and proposed. Once the quorum has committed it, it is applied to the image
+ * (the listener runs) and done is told. A node that does not lead refuses changes with
+ * CLUSTER_ERR_NOT_CONTROLLER, and so does a leader that loses its leadership before its
+ * change is committed (the change may still be committed by the next leader).
+ *
+ * Writes: whatever the quorum needs written (a change's entry, a vote, entries from the
+ * leader) runs through the runner, one write at a time: quorum_persist (the write and
+ * its fdatasync) on the runner's thread, never on the caller's, then quorum_advance here.
+ * Snapshots are written the same way, between two writes. */
 
 static void free_op(struct op *op)
 {
@@ -1187,38 +1328,32 @@ static void complete(struct op *op)
     free_op(op);
 }
 
-/* The runner's thread: the one place the metadata log is written. */
-static void write_op(void *arg)
+static void refuse_not_controller(struct op *op)
 {
-    struct op *op = arg;
-    op->write_rc = quorum_persist(op->c->log);
+    op->res.err = CLUSTER_ERR_NOT_CONTROLLER;
+    op->res.why = "this node is not the active controller";
+    complete(op);
 }
 
-static void start_write(struct op *op);
-
-/* The caller's thread, once the write is durable (or failed): apply and tell. */
-static void finish_write(struct op *op)
+/* The change being proposed has an outcome: report it (or take a creation back). */
+static void finish_change(struct cluster *c, enum quorum_outcome outcome)
 {
-    struct cluster *c = op->c;
-    ASSERT(c->writing == op);
-    c->listener_rc = 0;
-    /* Applies the entry once committed (apply_entry: the listener runs). */
-    int more = quorum_advance(c->log, op->write_rc);
-    if (more > 0) {
-        start_write(op);
+    struct op *op = c->writing;
+    c->writing = NULL;
+    if (outcome == QUORUM_LOST) {
+        refuse_not_controller(op);
         return;
     }
-    c->writing = NULL;
-    if (more < 0) {
+    if (outcome == QUORUM_FAILED) {
         op->res.err = CLUSTER_ERR_IO;
         op->res.why = "the metadata log could not be written (the broker's log says why)";
         complete(op);
         return;
     }
-    if (c->listener_rc != 0 && op->kind == OP_CREATE_TOPIC) {
+    if (c->own_listener_rc != 0 && op->kind == OP_CREATE_TOPIC) {
         /* Recorded, but the broker cannot serve it: take it back, before anything else,
          * so that no topic stays listed that producers would find broken. The caller
-         * hears of it when the removal is written. */
+         * hears of it when the removal is applied. */
         say_error("cluster", "topic %s could not be opened; removing it again", op->name);
         op->kind = OP_TAKE_BACK;
         op->next = c->queue;
@@ -1231,47 +1366,65 @@ static void finish_write(struct op *op)
         op->res.err = CLUSTER_ERR_IO;
         op->res.why = "the broker could not open the topic's partitions (its log says why); "
                       "nothing was created";
-    } else if (c->listener_rc != 0 && op->kind == OP_CREATE_PARTITIONS) {
+    } else if (c->own_listener_rc != 0 && op->kind == OP_CREATE_PARTITIONS) {
         op->res.err = CLUSTER_ERR_IO;
         op->res.why = "the broker could not open all the new partitions (its log says why)";
     }
     complete(op);
 }
 
-static void pump(struct cluster *c);
+static void kick(struct cluster *c);
 
-/* ---- snapshots: written between two changes, where changes are written ----
+/* The runner's thread: the one place the metadata log is written. */
+static void io_work(void *arg)
+{
+    struct cluster *c = arg;
+    c->io_rc = c->io_snapshot ? quorum_snapshot_write(c->log) : quorum_persist(c->log);
+}
+
+/* The caller's thread, once the write is durable (or failed). */
+static void io_finish(struct cluster *c)
+{
+    ASSERT(c->io);
+    c->io = false;
+    if (c->io_snapshot) {
+        c->io_snapshot = false;
+        quorum_snapshot_done(c->log, c->io_rc);
+    } else {
+        quorum_advance(c->log, c->io_rc); /* applies what is committed: the listener runs */
+    }
+}
+
+static void io_done(void *arg)
+{
+    struct cluster *c = arg;
+    io_finish(c);
+    kick(c);
+}
+
+/* Runs the write on the runner's thread, or here when there is none. */
+static void start_io(struct cluster *c, bool snapshot)
+{
+    ASSERT(!c->io);
+    c->io = true;
+    c->io_snapshot = snapshot;
+    if (c->runner.run) {
+        c->runner.run(c->runner.runner_arg, io_work, io_done, c);
+    } else {
+        io_work(c);
+        io_finish(c);
+    }
+}
+
+/* ---- snapshots: written between two writes, where changes are written ----
  *
- * When a change has completed and the quorum says a snapshot is due (quorum.h: the
- * log's size or the age of the oldest change in no snapshot), the image is encoded here,
- * on the caller's thread that owns it, and handed to the quorum; the write (snapshot,
- * then the log without what it covers, each with its fsyncs) runs on the runner's thread
- * like a change's, and the next change waits for it, so the storage is never written
- * from two threads. The change that made the snapshot due has been reported already. */
-
-static void write_snapshot_work(void *arg)
+ * When the quorum says a snapshot is due (quorum.h: the log's size or the age of the
+ * oldest change in no snapshot), the image is encoded here, on the caller's thread that
+ * owns it, and handed to the quorum; the write (snapshot, then the log without what it
+ * covers, each with its fsyncs) runs on the runner's thread like any other, so the
+ * storage is never written from two threads. */
+static bool start_snapshot(struct cluster *c)
 {
-    struct cluster *c = arg;
-    c->snapshot_rc = quorum_snapshot_write(c->log);
-}
-
-static void finish_snapshot(struct cluster *c)
-{
-    ASSERT(c->snapshotting);
-    quorum_snapshot_done(c->log, c->snapshot_rc);
-    c->snapshotting = false;
-}
-
-static void snapshot_written(void *arg)
-{
-    struct cluster *c = arg;
-    finish_snapshot(c);
-    pump(c);
-}
-
-static void start_snapshot(struct cluster *c)
-{
-    ASSERT(!c->writing && !c->snapshotting);
     struct buf *entries;
     size_t n = image_encode(c, 0, &entries);
     struct slice *payloads = image_slices(entries, n);
@@ -1279,76 +1432,83 @@ static void start_snapshot(struct cluster *c)
     image_entries_free(entries, n);
     free(payloads);
     if (rc != 0)
-        return; /* logged; the quorum takes no more snapshots */
-    c->snapshotting = true;
-    if (c->runner.run) {
-        c->runner.run(c->runner.runner_arg, write_snapshot_work, snapshot_written, c);
-    } else {
-        write_snapshot_work(c);
-        finish_snapshot(c);
-    }
+        return false; /* logged; the quorum takes no more snapshots */
+    start_io(c, true);
+    return true;
 }
 
-static void op_written(void *arg)
+/* Proposes the next change, if this node may. Returns false when nothing more can
+ * happen until the next input (a write finishing, a message, a tick). */
+static bool propose_next(struct cluster *c)
 {
-    struct op *op = arg;
-    struct cluster *c = op->c;
-    finish_write(op);
-    pump(c);
-}
-
-/* Runs the write on the runner's thread, or here when there is none. */
-static void start_write(struct op *op)
-{
-    struct cluster *c = op->c;
-    if (c->runner.run) {
-        c->runner.run(c->runner.runner_arg, write_op, op_written, op);
-    } else {
-        write_op(op);
-        finish_write(op);
+    bool can = quorum_can_propose(c->log);
+    if (!can && quorum_leading(c->log) && !quorum_failed(c->log))
+        return false; /* a leader catching up, or a write or snapshot in flight: wait */
+    struct op *op = c->queue;
+    c->queue = op->next;
+    if (!c->queue)
+        c->queue_tail = NULL;
+    op->next = NULL;
+    if (quorum_failed(c->log)) {
+        op->res.err = CLUSTER_ERR_IO;
+        op->res.why = "the metadata log refuses changes (the broker's log says why)";
+        complete(op);
+        return true;
     }
+    if (!can) {
+        refuse_not_controller(op);
+        return true;
+    }
+    struct change ch;
+    change_init(&ch);
+    op->res.err = build(c, op, &ch);
+    if (op->res.err != 0 || ch.count == 0) {
+        buf_free(&ch.body);
+        complete(op);
+        return true;
+    }
+    buf_free(&op->entry);
+    change_finish(&ch, &op->entry);
+    c->own_listener_rc = 0;
+    int rc = quorum_propose(c->log, op->entry.data, op->entry.len);
+    buf_free(&op->entry);
+    if (rc != 0) {
+        op->res.err = CLUSTER_ERR_IO;
+        op->res.why = "the metadata log refuses changes (the broker's log says why)";
+        complete(op);
+        return true;
+    }
+    c->writing = op;
+    return true;
 }
 
-/* Starts the next write when none is running: a snapshot if one is due, else the next
- * change. Not re-entered: a change submitted from a done callback is picked up by the
- * loop already running. */
-static void pump(struct cluster *c)
+/* Moves everything on that can move: reports the change whose fate is known, starts the
+ * write the quorum needs, a snapshot when one is due, the next change. Not re-entered: a
+ * change submitted from a done callback is picked up by the loop already running. */
+static void kick(struct cluster *c)
 {
     if (c->pumping)
         return;
     c->pumping = true;
-    while (!c->writing && !c->snapshotting) {
-        if (quorum_snapshot_due(c->log)) {
-            start_snapshot(c);
-            continue;
+    for (;;) {
+        if (c->writing) {
+            enum quorum_outcome o = quorum_take_outcome(c->log);
+            if (o != QUORUM_PENDING) {
+                ASSERT(o != QUORUM_NONE);
+                finish_change(c, o);
+                continue;
+            }
         }
-        if (!c->queue)
+        if (c->io)
             break;
-        struct op *op = c->queue;
-        c->queue = op->next;
-        if (!c->queue)
-            c->queue_tail = NULL;
-        op->next = NULL;
-        struct change ch;
-        change_init(&ch);
-        op->res.err = build(c, op, &ch);
-        if (op->res.err != 0 || ch.count == 0) {
-            buf_free(&ch.body);
-            complete(op);
+        if (quorum_write_pending(c->log)) {
+            start_io(c, false);
             continue;
         }
-        buf_free(&op->entry);
-        change_finish(&ch, &op->entry);
-        int rc = quorum_propose(c->log, op->entry.data, op->entry.len);
-        buf_free(&op->entry);
-        if (rc != 0) {
-            op->res.err = CLUSTER_ERR_IO;
-            op->res.why = "the metadata log refuses changes (the broker's log says why)";
-            complete(op);
+        if (quorum_snapshot_due(c->log) && start_snapshot(c))
             continue;
-        }
-        c->writing = op;
-        start_write(op);
+        if (c->writing || !c->queue || !propose_next(c))
+            break;
     }
     c->pumping = false;
 }
@@ -1372,7 +1532,7 @@ static void submit(struct op *op)
     else
         c->queue = op;
     c->queue_tail = op;
-    pump(c);
+    kick(c);
 }
 
 void cluster_set_runner(struct cluster *c, const struct cluster_runner *runner)
@@ -1382,7 +1542,24 @@ void cluster_set_runner(struct cluster *c, const struct cluster_runner *runner)
 
 bool cluster_busy(const struct cluster *c)
 {
-    return c->writing || c->snapshotting || c->queue;
+    return c->writing || c->io || c->queue;
+}
+
+void cluster_tick(struct cluster *c)
+{
+    quorum_tick(c->log);
+    kick(c);
+}
+
+void cluster_receive(struct cluster *c, const uint8_t *msg, size_t len)
+{
+    quorum_receive(c->log, msg, len);
+    kick(c);
+}
+
+void cluster_set_transport(struct cluster *c, cluster_send_fn send, void *arg)
+{
+    quorum_set_transport(c->log, send, arg);
 }
 
 void cluster_forget(struct cluster *c, void *arg)

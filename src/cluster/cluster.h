@@ -29,6 +29,9 @@ enum cluster_err {
     CLUSTER_ERR_INVALID_CONFIG = -7,
     CLUSTER_ERR_LIMIT = -8,   /* a bound (partitions per topic, topics) */
     CLUSTER_ERR_CORRUPT = -9, /* the metadata log is damaged (not a torn tail) */
+    /* This node does not lead the metadata quorum (or stopped leading before the change
+     * was committed: the next leader may still commit it). Kafka's NOT_CONTROLLER. */
+    CLUSTER_ERR_NOT_CONTROLLER = -10,
 };
 
 /* ---- topic configuration ---- */
@@ -109,6 +112,13 @@ struct cluster_options {
      * change in no snapshot was applied this long ago (checked as changes complete).
      * 0: never (Kafka's meaning of 0; its default is 3600000). */
     int64_t snapshot_interval_ms;
+    /* controller.quorum.voters' node ids; none: this node is the only voter. A quorum of
+     * several needs its dir formatted (cluster_format) before its first start, and a
+     * transport (cluster_set_transport) and ticks (cluster_tick) to elect a leader. */
+    const int32_t *voters;
+    size_t voter_count;
+    uint32_t election_ticks; /* election timeout in ticks; 0: 10. Heartbeats every tick */
+    uint64_t seed;           /* randomizes election timeouts: differ between nodes */
 };
 #define CLUSTER_SNAPSHOT_MAX_BYTES_DEFAULT 20971520 /* Kafka's, 20 MiB */
 
@@ -127,7 +137,27 @@ bool cluster_log_was_empty(const struct cluster *c);
 size_t cluster_log_skipped_bytes(const struct cluster *c);
 /* The log records that the topic with this id was deleted (RemoveTopicRecord). */
 bool cluster_topic_id_deleted(const struct cluster *c, const uint8_t id[16]);
+/* The active controller: the metadata quorum's leader as this node knows it, -1 for
+ * none (an election is under way). */
 int32_t cluster_controller_id(const struct cluster *c);
+/* Prepares an empty metadata dir for the first start of a node of a quorum of several
+ * (`samsa-server format`): writes meta.properties with the cluster id (a uuid as Kafka
+ * writes it) and the mark that lets cluster_open found the quorum's log there. A
+ * controller that lost its log is refused, since it was not formatted again. CLUSTER_OK,
+ * CLUSTER_ERR_INVALID_CONFIG (cluster id malformed) or CLUSTER_ERR_IO (logged: a log is
+ * already there, or a write failed). */
+int cluster_format(const char *metadata_dir, int32_t node_id, const char *cluster_id);
+
+/* ---- the quorum's messages ----
+ * Raft messages between the controllers of a quorum of several, carried by the owner
+ * (server/: the SamsaRaft request on the controller listener). */
+typedef void (*cluster_send_fn)(void *arg, int32_t to, const uint8_t *msg, size_t len);
+/* Where messages to other voters go (borrowed bytes; a message may be dropped). */
+void cluster_set_transport(struct cluster *c, cluster_send_fn send, void *arg);
+/* One tick of the quorum's clock (election and heartbeat timers count them). */
+void cluster_tick(struct cluster *c);
+/* One message from another voter (borrowed for the call). */
+void cluster_receive(struct cluster *c, const uint8_t *msg, size_t len);
 
 /* The metadata quorum as Kafka's DescribeQuorum reports it: the metadata log is Kafka's
  * __cluster_metadata partition 0, its Raft term the leader epoch. Offsets count the

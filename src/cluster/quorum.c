@@ -29,18 +29,36 @@
 
 _Static_assert(CLUSTER_QUORUM_MAX_NODES == RAFT_MAX_NODES, "a quorum state holds every node");
 
+/* Inputs that arrived while a write was pending: Raft takes no input between
+ * raft_ready and raft_advance. Bounded: beyond it messages are dropped (Raft sends
+ * again). */
+#define QUORUM_MAX_HELD_MSGS 1024
+#define FORMAT_MARKER "quorum.format"
+
 struct quorum {
     char *dir;
     char *path; /* raft.log */
     struct raft_storage *store;
     struct raft *raft; /* NULL in salvage mode */
-    quorum_apply_fn apply;
-    void *apply_arg;
-    struct raft_ready rd; /* taken by quorum_propose, saved by quorum_persist */
-    bool rd_pending;
-    bool failed; /* a write failed: no more proposals until restart */
     int32_t node_id;
+    bool alone; /* the only voter */
+    quorum_apply_fn apply;
+    quorum_reset_fn reset;
+    void *apply_arg;
+    quorum_send_fn send;
+    void *send_arg;
+    struct raft_ready rd; /* a ready that needs a write: quorum_persist, quorum_advance */
+    bool rd_pending;
+    bool failed;        /* a write failed: no more proposals until restart */
+    bool format_marker; /* the dir was formatted and has not been written yet */
+    struct buf held[QUORUM_MAX_HELD_MSGS];
+    size_t n_held;
+    uint32_t held_ticks;
+    /* This node's last proposal: the entry it became and what became of it. */
+    uint64_t prop_index, prop_term;
+    enum quorum_outcome outcome;
     size_t applied_entries;
+    size_t stored_entries; /* metadata entries in the restored snapshot and log */
     /* Snapshots (quorum.h). */
     struct quorum_snapshot_policy policy;
     bool unsnapshotted;             /* a change applied is in no snapshot yet... */
@@ -51,9 +69,11 @@ struct quorum {
     bool snap_pending; /* between quorum_snapshot_begin and quorum_snapshot_done */
     /* The core's status as of its last change the caller's thread saw; what
      * quorum_describe reports. Raft forbids raft_status between raft_ready and
-     * raft_advance, and a change's write runs on the runner's thread in that window, so
-     * the status is taken whenever no ready is out instead of when asked. */
+     * raft_advance, and a write runs on the runner's thread in that window, so the status
+     * is taken whenever no ready is out instead of when asked. */
     struct raft_status status;
+    struct arena arena; /* decoded messages */
+    struct buf out;     /* encoded messages */
 };
 
 static bool file_has_bytes(const char *dir, const char *name)
@@ -90,7 +110,7 @@ static int snapshot_apply(struct quorum *q, const uint8_t *data, size_t len)
             return -EBADMSG;
         }
         uint32_t n = be32_read(data + pos);
-        q->apply(q->apply_arg, (struct slice){data + pos + 4, n});
+        q->apply(q->apply_arg, (struct slice){data + pos + 4, n}, false);
         q->applied_entries++;
         pos += 4 + (size_t)n;
     }
@@ -107,9 +127,18 @@ static bool is_change(const struct raft_entry *e)
 static void apply_entries(struct quorum *q, const struct raft_entry *ents, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!is_change(&ents[i]))
+        const struct raft_entry *e = &ents[i];
+        bool own = q->outcome == QUORUM_PENDING && e->index == q->prop_index;
+        if (own && e->term != q->prop_term) {
+            /* Another leader's entry took the index: ours was never committed. */
+            q->outcome = QUORUM_LOST;
+            own = false;
+        }
+        if (own)
+            q->outcome = QUORUM_APPLIED;
+        if (!is_change(e))
             continue;
-        q->apply(q->apply_arg, (struct slice){ents[i].data, ents[i].len});
+        q->apply(q->apply_arg, (struct slice){e->data, e->len}, own);
         q->applied_entries++;
         if (!q->unsnapshotted) {
             q->unsnapshotted = true;
@@ -120,9 +149,39 @@ static void apply_entries(struct quorum *q, const struct raft_entry *ents, size_
 
 /* ---- driving the core ---- */
 
+static void send_msgs(struct quorum *q, const struct raft_msg *msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!q->send)
+            continue;
+        buf_reset(&q->out);
+        raft_msg_encode(&msgs[i], &q->out);
+        q->send(q->send_arg, (int32_t)msgs[i].to, q->out.data, q->out.len);
+    }
+    if (q->out.cap > (1u << 20))
+        buf_free(&q->out); /* a snapshot's message: do not keep its memory */
+}
+
+/* A snapshot from the leader: the image becomes the snapshot's. */
+static void install_snapshot(struct quorum *q, const struct raft_snapshot *snap)
+{
+    say_info("cluster", "installing the leader's metadata snapshot at index %llu (%u bytes)",
+             (unsigned long long)snap->index, snap->len);
+    if (q->outcome == QUORUM_PENDING && q->prop_index <= snap->index)
+        q->outcome = QUORUM_LOST; /* whether it is in the snapshot cannot be told */
+    if (q->reset)
+        q->reset(q->apply_arg, false);
+    q->applied_entries = 0;
+    if (snapshot_apply(q, snap->data, snap->len) != 0)
+        say_error("cluster", "the leader's snapshot was malformed; applied what could be read");
+    if (q->reset)
+        q->reset(q->apply_arg, true);
+    q->unsnapshotted = false;
+}
+
 /* A ready needs a durable write before it is advanced when it holds entries, a
- * snapshot, or a new term or vote; a commit index alone may be persisted lazily (one
- * voter re-commits its whole log when it restarts). */
+ * snapshot, or a new term or vote; a commit index alone may be persisted lazily (it is
+ * learnt again from the leader, or re-committed by a quorum of one). */
 static bool ready_needs_write(const struct quorum *q, const struct raft_ready *rd)
 {
     struct raft_restore stored;
@@ -131,25 +190,93 @@ static bool ready_needs_write(const struct quorum *q, const struct raft_ready *r
            (rd->hs_changed && (rd->hs.term != stored.hs.term || rd->hs.vote != stored.hs.vote));
 }
 
-/* Applies and advances every ready that needs no write; takes the first that does into
- * q->rd. */
+static void refresh_status(struct quorum *q)
+{
+    uint64_t leader = q->status.leader, term = q->status.term;
+    raft_status(q->raft, &q->status);
+    if (!q->alone && (q->status.leader != leader || (q->status.leader && q->status.term != term))) {
+        if (q->status.leader)
+            say_info("cluster", "metadata quorum: node %llu leads at term %llu%s",
+                     (unsigned long long)q->status.leader, (unsigned long long)q->status.term,
+                     q->status.leader == (uint64_t)q->node_id ? " (this node)" : "");
+        else
+            say_info("cluster", "metadata quorum: no leader at term %llu",
+                     (unsigned long long)q->status.term);
+    }
+    if (q->outcome == QUORUM_PENDING && q->status.role != RAFT_LEADER)
+        q->outcome = QUORUM_LOST;
+}
+
+/* Sends, applies and advances every ready that needs no write; takes the first that
+ * does into q->rd. */
 static void drain_ready(struct quorum *q)
 {
     while (!q->rd_pending) {
-        raft_status(q->raft, &q->status);
+        refresh_status(q);
         if (!raft_has_ready(q->raft))
             break;
         struct raft_ready rd;
         raft_ready(q->raft, &rd);
-        ASSERT(rd.n_msgs == 0); /* one voter: nobody to talk to */
         if (ready_needs_write(q, &rd)) {
             q->rd = rd;
             q->rd_pending = true;
             return;
         }
+        send_msgs(q, rd.msgs, rd.n_msgs);
         apply_entries(q, rd.committed, rd.n_committed);
         raft_advance(q->raft, &rd);
     }
+}
+
+static void step_encoded(struct quorum *q, const uint8_t *msg, size_t len)
+{
+    struct raft_msg m;
+    if (raft_msg_decode(msg, len, &q->arena, &m) == 0 && m.to == (uint64_t)q->node_id)
+        (void)raft_step(q->raft, &m); /* stale and invalid messages are simply ignored */
+    arena_free(&q->arena);
+}
+
+void quorum_tick(struct quorum *q)
+{
+    if (!q->raft)
+        return;
+    if (q->rd_pending) {
+        q->held_ticks++;
+        return;
+    }
+    raft_tick(q->raft);
+    drain_ready(q);
+}
+
+void quorum_receive(struct quorum *q, const uint8_t *msg, size_t len)
+{
+    if (!q->raft)
+        return;
+    if (q->rd_pending) {
+        if (q->n_held < QUORUM_MAX_HELD_MSGS) {
+            buf_init(&q->held[q->n_held]);
+            buf_append(&q->held[q->n_held++], msg, len);
+        }
+        return;
+    }
+    step_encoded(q, msg, len);
+    drain_ready(q);
+}
+
+static void step_held(struct quorum *q)
+{
+    for (size_t i = 0; i < q->n_held; i++) {
+        step_encoded(q, q->held[i].data, q->held[i].len);
+        buf_free(&q->held[i]);
+    }
+    q->n_held = 0;
+    for (; q->held_ticks > 0; q->held_ticks--)
+        raft_tick(q->raft);
+}
+
+bool quorum_write_pending(const struct quorum *q)
+{
+    return q->rd_pending && !q->failed;
 }
 
 int quorum_persist(struct quorum *q)
@@ -158,41 +285,63 @@ int quorum_persist(struct quorum *q)
     return raft_storage_save(q->store, &q->rd, true);
 }
 
-int quorum_advance(struct quorum *q, int persist_rc)
+/* The first durable save of a formatted dir: the log now vouches for this node, and the
+ * marker must not outlive it (a marker beside a lost log would let the node vote again). */
+static void drop_format_marker(struct quorum *q)
+{
+    char *p = xpath_join(q->dir, FORMAT_MARKER);
+    if (unlink(p) != 0 && errno != ENOENT)
+        say_error("cluster", "cannot remove %s: %s", p, strerror(errno));
+    else
+        (void)fsync_dir(q->dir);
+    free(p);
+    q->format_marker = false;
+}
+
+void quorum_advance(struct quorum *q, int persist_rc)
 {
     ASSERT(q->rd_pending);
     if (persist_rc != 0) {
         /* The core's ready cannot be taken back: refuse every later change. */
+        if (!q->failed)
+            say_error("cluster",
+                      "writing the metadata log %s failed; metadata changes are refused "
+                      "until the broker restarts",
+                      q->path);
         q->failed = true;
-        say_error("cluster",
-                  "writing the metadata log %s failed; metadata changes are refused until the "
-                  "broker restarts",
-                  q->path);
-        return -EIO;
+        if (q->outcome == QUORUM_PENDING)
+            q->outcome = QUORUM_FAILED;
+        return;
     }
+    if (q->format_marker)
+        drop_format_marker(q);
     q->rd_pending = false;
+    send_msgs(q, q->rd.msgs, q->rd.n_msgs);
+    if (q->rd.snapshot)
+        install_snapshot(q, q->rd.snapshot);
     apply_entries(q, q->rd.committed, q->rd.n_committed);
     raft_advance(q->raft, &q->rd);
+    step_held(q);
     drain_ready(q);
-    return q->rd_pending ? 1 : 0;
 }
 
-/* Start-up: writes and applies until this node leads and everything in its log is
- * applied (one voter elects itself at once). */
+/* Start-up: writes and applies what the restored log holds; a quorum of one elects
+ * itself and commits its whole log. */
 static int catch_up(struct quorum *q)
 {
-    raft_campaign(q->raft);
+    if (q->alone)
+        raft_campaign(q->raft);
     for (;;) {
         drain_ready(q);
         if (!q->rd_pending)
             break;
-        int rc = quorum_persist(q);
-        if (quorum_advance(q, rc) < 0)
+        quorum_advance(q, quorum_persist(q));
+        if (q->failed)
             return -EIO;
     }
     struct raft_status st;
     raft_status(q->raft, &st);
-    if (st.role != RAFT_LEADER || st.applied < st.last_index) {
+    if (q->alone && (st.role != RAFT_LEADER || st.applied < st.last_index)) {
         say_error("cluster", "metadata quorum in %s did not elect this node (role %s)", q->dir,
                   raft_role_name(st.role));
         return -EIO;
@@ -200,38 +349,72 @@ static int catch_up(struct quorum *q)
     return 0;
 }
 
+bool quorum_can_propose(const struct quorum *q)
+{
+    const struct raft_status *st = &q->status;
+    return q->raft && !q->failed && !q->rd_pending && !q->snap_pending && st->role == RAFT_LEADER &&
+           st->applied == st->last_index && st->commit == st->last_index;
+}
+
 int quorum_propose(struct quorum *q, const uint8_t *entry, size_t len)
 {
-    ASSERT(q->raft && !q->rd_pending);
-    if (q->failed)
-        return -EIO;
+    ASSERT(quorum_can_propose(q));
     if (len > RAFT_MAX_ENTRY_BYTES) {
         say_error("cluster", "a metadata change of %zu bytes exceeds the entry limit", len);
         return -EFBIG;
     }
     uint64_t index;
     int rc = raft_propose(q->raft, entry, len, &index);
-    (void)index;
     if (rc != 0) {
         say_error("cluster", "the metadata quorum refused a change (%d)", rc);
         return -EIO;
     }
+    q->prop_index = index;
+    q->prop_term = q->status.term;
+    q->outcome = QUORUM_PENDING;
     drain_ready(q);
-    ASSERT(q->rd_pending); /* the new entry must be written */
     return 0;
+}
+
+enum quorum_outcome quorum_take_outcome(struct quorum *q)
+{
+    enum quorum_outcome o = q->outcome;
+    if (o != QUORUM_PENDING)
+        q->outcome = QUORUM_NONE;
+    return o;
+}
+
+bool quorum_leading(const struct quorum *q)
+{
+    return q->raft && q->status.role == RAFT_LEADER;
+}
+
+bool quorum_failed(const struct quorum *q)
+{
+    return q->failed;
+}
+
+int32_t quorum_leader(const struct quorum *q)
+{
+    return q->status.leader ? (int32_t)q->status.leader : -1;
+}
+
+void quorum_set_transport(struct quorum *q, quorum_send_fn send, void *arg)
+{
+    q->send = send;
+    q->send_arg = arg;
 }
 
 /* ---- snapshots of the image (quorum.h) ----
  *
- * Only ever taken while the quorum is idle: with one voter everything durable is then
- * committed and applied, so the snapshot's index is the last index of the log, and
- * raft_storage_save, which rewrites raft.log with the entries after a snapshot it saves,
- * has none to keep. Ordering (raft_storage_save): the snapshot is durable under its name
- * before raft.log is replaced, so every crash point leaves a snapshot and a log that
- * together hold every acknowledged change (recovery skips log entries a snapshot covers).
- * The encoding and the core's bookkeeping run on the caller's thread, the writes and
- * fsyncs wherever the caller runs quorum_snapshot_write (the broker: its metadata
- * thread). */
+ * Taken only while no write is pending, at the applied index: everything applied is
+ * durable (applied never passes what this node stored), and the entries after it, stored
+ * and perhaps not yet committed, stay in raft.log (raft_storage_snapshot). Ordering: the
+ * snapshot is durable under its name before raft.log is replaced, so every crash point
+ * leaves a snapshot and a log that together hold every acknowledged change (recovery
+ * skips log entries a snapshot covers). The encoding and the core's bookkeeping run on
+ * the caller's thread, the writes and fsyncs wherever the caller runs
+ * quorum_snapshot_write (the broker: its metadata thread). */
 
 void quorum_set_snapshot_policy(struct quorum *q, const struct quorum_snapshot_policy *p)
 {
@@ -242,9 +425,8 @@ bool quorum_snapshot_due(const struct quorum *q)
 {
     if (!q->raft || q->failed || q->rd_pending || q->snap_pending || q->snapshots_off)
         return false;
-    struct raft_status st;
-    raft_status(q->raft, &st);
-    if (st.applied <= st.snapshot_index)
+    const struct raft_status *st = &q->status;
+    if (st->applied <= st->snapshot_index)
         return false;
     if (q->policy.max_log_bytes && raft_storage_log_bytes(q->store) >= q->policy.max_log_bytes)
         return true;
@@ -257,14 +439,7 @@ int quorum_snapshot_begin(struct quorum *q, const struct slice *entries, size_t 
     ASSERT(q->raft && !q->rd_pending && !q->snap_pending && !q->failed);
     struct raft_status st;
     raft_status(q->raft, &st);
-    /* Idle: everything in the log is durable and applied (see above). */
-    ASSERT(st.applied == st.last_index && st.stable_index == st.last_index);
-    ASSERT(st.applied > st.snapshot_index);
-    struct raft_restore stored;
-    raft_storage_restore(q->store, &stored);
-    ASSERT((stored.n_entries  ? stored.entries[stored.n_entries - 1].index
-            : stored.snapshot ? stored.snapshot->index
-                              : 0) == st.last_index);
+    ASSERT(st.applied > st.snapshot_index && st.applied <= st.stable_index);
     struct buf data;
     buf_init(&data);
     for (size_t i = 0; i < n; i++)
@@ -297,10 +472,7 @@ int quorum_snapshot_begin(struct quorum *q, const struct slice *entries, size_t 
 int quorum_snapshot_write(struct quorum *q)
 {
     ASSERT(q->snap_pending);
-    /* No hard state and no entries: the log is rewritten with the stored hard state and
-     * the (no) entries after the snapshot. */
-    struct raft_ready rd = {.snapshot = &q->snap};
-    return raft_storage_save(q->store, &rd, true);
+    return raft_storage_snapshot(q->store, &q->snap);
 }
 
 void quorum_snapshot_done(struct quorum *q, int write_rc)
@@ -324,6 +496,7 @@ void quorum_snapshot_done(struct quorum *q, int write_rc)
     }
     free(q->snap.data);
     q->snap = (struct raft_snapshot){0};
+    refresh_status(q);
 }
 
 /* ---- opening ---- */
@@ -383,25 +556,42 @@ static int keep_aside(const char *dir, const char *name, const char *what, char 
     return rc;
 }
 
-/* A one-voter quorum's configuration: this node alone. */
-static bool conf_is_self(const struct raft_conf *c, int32_t node_id)
+/* The configured voters (controller.quorum.voters, or this node alone). */
+struct voters {
+    size_t n;
+    uint64_t ids[RAFT_MAX_NODES];
+};
+
+/* The quorum is static (no voter is added or removed at run time): every configuration
+ * in the log must have exactly the configured voters. Learners may come and go. */
+static bool conf_matches(const struct raft_conf *c, const struct voters *v)
 {
-    return c->n_voters == 1 && c->n_learners == 0 && c->voters[0] == (uint64_t)node_id;
+    if (c->n_voters != v->n)
+        return false;
+    for (size_t i = 0; i < v->n; i++)
+        if (!raft_conf_is_voter(c, v->ids[i]))
+            return false;
+    return true;
 }
 
-static int refuse_conf(const struct quorum *q, int32_t node_id, const struct raft_conf *c,
-                       const char *where)
+static int refuse_conf(const struct quorum *q, const struct raft_conf *c, const char *where)
 {
-    if (raft_conf_is_voter(c, (uint64_t)node_id))
+    char ids[RAFT_MAX_NODES * 24] = "";
+    size_t len = 0;
+    for (uint32_t i = 0; i < c->n_voters && len < sizeof ids; i++)
+        len += (size_t)snprintf(ids + len, sizeof ids - len, "%s%llu", i ? "," : "",
+                                (unsigned long long)c->voters[i]);
+    if (raft_conf_is_voter(c, (uint64_t)q->node_id))
         say_error("cluster",
-                  "the metadata quorum in %s has %u voters and %u learners (%s); this build "
-                  "runs a quorum of this node alone",
-                  q->dir, c->n_voters, c->n_learners, where);
+                  "the metadata quorum in %s has the voters %s (%s), which "
+                  "controller.quorum.voters does not name: the voters cannot be changed by "
+                  "editing the configuration",
+                  q->dir, ids, where);
     else
         say_error("cluster",
-                  "node.id %d is not a voter of the metadata quorum in %s (%s): was node.id "
-                  "changed?",
-                  node_id, q->dir, where);
+                  "node.id %d is not a voter of the metadata quorum in %s (voters %s, %s): "
+                  "was node.id changed?",
+                  q->node_id, q->dir, ids, where);
     return -EINVAL;
 }
 
@@ -409,21 +599,23 @@ static int refuse_conf(const struct quorum *q, int32_t node_id, const struct raf
  * Applies the restored state and creates the core from it, refusing what it cannot start
  * from; writes nothing. The core's own checks (raft_new: entry terms that go backwards)
  * and what it would trip over rather than refuse (an assertion): a hard state older than
- * the log it vouches for. And the configuration: one voter commits its whole log when it
- * elects itself (catch_up), so every configuration in it takes effect, not only the
- * committed one raft_new starts with: each must be this node alone, or catch_up would
- * refuse after the repairs were written.
+ * the log it vouches for. And the configuration: every configuration in the log may take
+ * effect (a quorum of one commits its whole log when it elects itself), so each must have
+ * the configured voters, or the node would refuse after the repairs were written.
  */
-static int restore_core(struct quorum *q, int32_t node_id)
+static int restore_core(struct quorum *q, const struct voters *v, const struct raft_config *cfg)
 {
     struct raft_restore restore;
     raft_storage_restore(q->store, &restore);
+    for (size_t i = 0; i < restore.n_entries; i++)
+        q->stored_entries += is_change(&restore.entries[i]);
     if (restore.snapshot) {
         int rc = snapshot_apply(q, restore.snapshot->data, restore.snapshot->len);
         if (rc != 0)
             return rc;
-        if (!conf_is_self(&restore.snapshot->conf, node_id))
-            return refuse_conf(q, node_id, &restore.snapshot->conf, "in its snapshot");
+        q->stored_entries += q->applied_entries;
+        if (!conf_matches(&restore.snapshot->conf, v))
+            return refuse_conf(q, &restore.snapshot->conf, "in its snapshot");
     }
     for (size_t i = 0; i < restore.n_entries; i++) {
         const struct raft_entry *e = &restore.entries[i];
@@ -437,8 +629,8 @@ static int restore_core(struct quorum *q, int32_t node_id)
                       q->dir, (unsigned long long)e->index);
             return -EBADMSG;
         }
-        if (!conf_is_self(&c, node_id))
-            return refuse_conf(q, node_id, &c, "in its log");
+        if (!conf_matches(&c, v))
+            return refuse_conf(q, &c, "in its log");
     }
     uint64_t last_term = restore.n_entries  ? restore.entries[restore.n_entries - 1].term
                          : restore.snapshot ? restore.snapshot->term
@@ -450,25 +642,23 @@ static int restore_core(struct quorum *q, int32_t node_id)
                   q->dir, (unsigned long long)restore.hs.term, (unsigned long long)last_term);
         return -EBADMSG;
     }
-    struct raft_config cfg;
-    raft_config_default(&cfg, (uint64_t)node_id);
-    struct raft_conf founders = {.n_voters = 1, .voters = {(uint64_t)node_id}};
-    int rc = raft_new(&cfg, &restore, &founders, &q->raft);
+    struct raft_conf founders = {.n_voters = (uint32_t)v->n};
+    memcpy(founders.voters, v->ids, v->n * sizeof v->ids[0]);
+    int rc = raft_new(cfg, &restore, &founders, &q->raft);
     if (rc != 0) {
         say_error("cluster", "the metadata log in %s cannot be restored (%d)", q->dir, rc);
         return -EBADMSG;
     }
-    struct raft_status st;
-    raft_status(q->raft, &st);
-    if (st.conf.n_voters == 0) {
+    raft_status(q->raft, &q->status);
+    if (q->status.conf.n_voters == 0) {
         /* Neither a snapshot nor a committed configuration entry: the log does not begin
          * as a quorum's log begins (entry 1 is the founders' configuration). */
         say_error("cluster", "the metadata log in %s is damaged: it holds no configuration",
                   q->dir);
         return -EBADMSG;
     }
-    if (!conf_is_self(&st.conf, node_id))
-        return refuse_conf(q, node_id, &st.conf, "committed");
+    if (!conf_matches(&q->status.conf, v))
+        return refuse_conf(q, &q->status.conf, "committed");
     return 0;
 }
 
@@ -499,74 +689,148 @@ static int upgrade(const char *dir, int32_t node_id)
     return rc;
 }
 
-int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn apply, void *arg,
-                struct quorum **out, struct quorum_stats *stats)
+/* The voters from the configuration; none means this node alone. */
+static int configured_voters(const struct quorum_config *cfg, struct voters *v)
+{
+    v->n = 0;
+    if (cfg->voter_count == 0) {
+        v->ids[v->n++] = (uint64_t)cfg->node_id;
+        return 0;
+    }
+    if (cfg->voter_count > RAFT_MAX_NODES) {
+        say_error("cluster", "controller.quorum.voters names %zu voters; at most %d",
+                  cfg->voter_count, RAFT_MAX_NODES);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < cfg->voter_count; i++) {
+        if (cfg->voters[i] <= 0) {
+            say_error("cluster", "voter id %d: ids of voters must be positive", cfg->voters[i]);
+            return -EINVAL;
+        }
+        v->ids[v->n++] = (uint64_t)cfg->voters[i];
+    }
+    return 0;
+}
+
+static int open_strict(struct quorum *q, const struct voters *v, const struct raft_config *rc_cfg)
+{
+    const char *dir = q->dir;
+    bool have_raft = file_has_bytes(dir, "raft.log") || file_exists(dir, "snapshot");
+    bool have_old = file_exists(dir, "metadata.log");
+    q->format_marker = file_exists(dir, FORMAT_MARKER);
+    int rc = 0;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rc = -errno;
+        say_error("cluster", "cannot create metadata dir %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    if (!have_raft && !have_old && !q->alone && !q->format_marker) {
+        /* A voter without a log: a new node that was not formatted, or one whose log was
+         * lost. Either way it must not vote (quorum.h). */
+        say_error("cluster",
+                  "no metadata log in %s, and the dir was not formatted for this quorum of "
+                  "%zu voters. A controller that lost its log must not vote: if this is a "
+                  "new node, format it with `samsa-server format --cluster-id ID -c FILE` "
+                  "(docs/operations.md, \"Starting a cluster\"); if its log was lost, its "
+                  "data must be rebuilt from the other voters, which this version cannot do",
+                  dir, v->n);
+        return -EINVAL;
+    }
+    if (have_raft && q->format_marker)
+        drop_format_marker(q); /* a crash came between the first save and the removal */
+    if (!have_raft && !have_old && q->alone) {
+        /* No log at all: a new node, or one whose log was emptied or deleted. A marker
+         * left by the lost log's clean stop vouches for nothing; the broker refuses a
+         * new log beside data it cannot account for (log_dir.c). */
+        char *marker = xpath_join(dir, "clean-shutdown");
+        if (unlink(marker) == 0) {
+            say_warn("cluster", "no metadata log in %s: starting a new one", dir);
+            rc = fsync_dir(dir);
+        }
+        free(marker);
+    }
+    if (rc == 0 && !have_raft && have_old)
+        rc = upgrade(dir, q->node_id);
+    if (rc == 0)
+        rc = raft_storage_open(dir, RAFT_STORAGE_STRICT, &q->store);
+    if (rc == 0)
+        rc = restore_core(q, v, rc_cfg);
+    /* Only now may the directory change: see the top of the file. */
+    if (rc == 0)
+        rc = raft_storage_accept(q->store);
+    if (rc == 0 && have_raft && have_old) /* a crash ended an upgrade after its snapshot */
+        rc = keep_aside(dir, "metadata.log", "migrated", NULL);
+    if (rc == 0)
+        rc = catch_up(q);
+    return rc;
+}
+
+/* An entry of an old metadata.log read in salvage mode. */
+static void apply_old_entry(void *arg, struct slice entry)
+{
+    struct quorum *q = arg;
+    q->apply(q->apply_arg, entry, false);
+}
+
+static int open_salvage(struct quorum *q, struct quorum_stats *st)
+{
+    const char *dir = q->dir;
+    int rc = 0;
+    if (file_has_bytes(dir, "raft.log") || file_exists(dir, "snapshot")) {
+        rc = raft_storage_open(dir, RAFT_STORAGE_SALVAGE, &q->store);
+        if (rc == 0) {
+            struct raft_restore r;
+            raft_storage_restore(q->store, &r);
+            if (r.snapshot)
+                rc = snapshot_apply(q, r.snapshot->data, r.snapshot->len);
+            apply_entries(q, r.entries, r.n_entries);
+            const struct raft_entry *strays;
+            size_t n_strays;
+            raft_storage_strays(q->store, &strays, &n_strays);
+            apply_entries(q, strays, n_strays);
+            st->skipped_bytes = raft_storage_skipped_bytes(q->store);
+        }
+    } else {
+        struct metalog *old = NULL;
+        struct metalog_stats ms = {0};
+        rc = metalog_open(dir, METALOG_SALVAGE, apply_old_entry, q, &old, &ms);
+        metalog_forget(old);
+        q->applied_entries = ms.entries;
+        st->skipped_bytes = ms.skipped_bytes;
+    }
+    return rc;
+}
+
+int quorum_open(const char *dir, const struct quorum_config *cfg, struct quorum **out,
+                struct quorum_stats *stats)
 {
     struct quorum *q = xcalloc(1, sizeof *q);
     q->dir = xstrdup(dir);
     q->path = xpath_join(dir, "raft.log");
-    q->node_id = node_id;
-    q->apply = apply;
-    q->apply_arg = arg;
+    q->node_id = cfg->node_id;
+    q->apply = cfg->apply;
+    q->reset = cfg->reset;
+    q->apply_arg = cfg->arg;
+    arena_init(&q->arena);
+    buf_init(&q->out);
     struct quorum_stats st = {0};
-    bool have_raft = file_has_bytes(dir, "raft.log") || file_exists(dir, "snapshot");
-    bool have_old = file_exists(dir, "metadata.log");
-    int rc = 0;
-    if (salvage) {
-        if (have_raft) {
-            rc = raft_storage_open(dir, RAFT_STORAGE_SALVAGE, &q->store);
-            if (rc == 0) {
-                struct raft_restore r;
-                raft_storage_restore(q->store, &r);
-                if (r.snapshot)
-                    rc = snapshot_apply(q, r.snapshot->data, r.snapshot->len);
-                apply_entries(q, r.entries, r.n_entries);
-                const struct raft_entry *strays;
-                size_t n_strays;
-                raft_storage_strays(q->store, &strays, &n_strays);
-                apply_entries(q, strays, n_strays);
-                st.skipped_bytes = raft_storage_skipped_bytes(q->store);
-            }
-        } else {
-            struct metalog *old = NULL;
-            struct metalog_stats ms = {0};
-            rc = metalog_open(dir, METALOG_SALVAGE, apply, arg, &old, &ms);
-            metalog_forget(old);
-            q->applied_entries = ms.entries;
-            st.skipped_bytes = ms.skipped_bytes;
-        }
-    } else if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = -errno;
-        say_error("cluster", "cannot create metadata dir %s: %s", dir, strerror(-rc));
-    } else {
-        if (!have_raft && !have_old) {
-            /* No log at all: a new node, or one whose log was emptied or deleted. A
-             * marker left by the lost log's clean stop vouches for nothing; the broker
-             * refuses a new log beside data it cannot account for (log_dir.c). With more
-             * voters (the cluster issue) a voter that lost its log must not vote. */
-            char *marker = xpath_join(dir, "clean-shutdown");
-            if (unlink(marker) == 0) {
-                say_warn("cluster", "no metadata log in %s: starting a new one", dir);
-                rc = fsync_dir(dir);
-            }
-            free(marker);
-        }
-        if (rc == 0 && !have_raft && have_old)
-            rc = upgrade(dir, node_id);
-        if (rc == 0)
-            rc = raft_storage_open(dir, RAFT_STORAGE_STRICT, &q->store);
-        if (rc == 0)
-            rc = restore_core(q, node_id);
-        /* Only now may the directory change: see the top of the file. */
-        if (rc == 0)
-            rc = raft_storage_accept(q->store);
-        if (rc == 0 && have_raft && have_old) /* a crash ended an upgrade after its snapshot */
-            rc = keep_aside(dir, "metadata.log", "migrated", NULL);
-        if (rc == 0)
-            rc = catch_up(q);
+    struct voters v;
+    int rc = configured_voters(cfg, &v);
+    q->alone = v.n == 1 && v.ids[0] == (uint64_t)cfg->node_id;
+    if (rc == 0 && cfg->salvage) {
+        ASSERT(q->alone);
+        rc = open_salvage(q, &st);
+    } else if (rc == 0) {
+        struct raft_config rcfg;
+        raft_config_default(&rcfg, (uint64_t)cfg->node_id);
+        if (cfg->election_ticks)
+            rcfg.election_ticks = cfg->election_ticks;
+        rcfg.seed = cfg->seed;
+        rc = open_strict(q, &v, &rcfg);
     }
     st.entries = q->applied_entries;
-    if (rc == -EBADMSG && !salvage)
+    st.stored_entries = MAX(q->applied_entries, q->stored_entries);
+    if (rc == -EBADMSG && !cfg->salvage)
         refuse(q);
     if (rc != 0) {
         quorum_close(q);
@@ -577,6 +841,31 @@ int quorum_open(const char *dir, int32_t node_id, bool salvage, quorum_apply_fn 
         *stats = st;
     *out = q;
     return 0;
+}
+
+int quorum_format(const char *dir)
+{
+    if (file_has_bytes(dir, "raft.log") || file_exists(dir, "snapshot") ||
+        file_exists(dir, "metadata.log")) {
+        say_error("cluster", "%s holds a metadata log already: not formatting it", dir);
+        return -EEXIST;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        int rc = -errno;
+        say_error("cluster", "cannot create metadata dir %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    char *p = xpath_join(dir, FORMAT_MARKER);
+    int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int rc = fd < 0 || fsync(fd) != 0 ? -errno : 0;
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0)
+        rc = fsync_dir(dir);
+    if (rc != 0)
+        say_error("cluster", "cannot write %s: %s", p, strerror(-rc));
+    free(p);
+    return rc;
 }
 
 int quorum_replace(struct quorum *q, const struct slice *entries, size_t n, char **kept_path)
@@ -626,8 +915,8 @@ void quorum_describe(const struct quorum *q, struct cluster_quorum_state *out)
     const struct raft_status *st = &q->status;
     *out = (struct cluster_quorum_state){.leader_id = st->leader ? (int32_t)st->leader : -1,
                                          .leading = q->raft && st->role == RAFT_LEADER};
-    /* Terms start at 1 and grow by one per election: one per start of a one-voter
-     * quorum, so far from INT32_MAX; saturate rather than wrap all the same. */
+    /* Terms grow by one per election: far from INT32_MAX; saturate rather than wrap all
+     * the same. */
     out->leader_epoch = st->term > INT32_MAX ? INT32_MAX : (int32_t)st->term;
     out->high_watermark = (int64_t)st->commit;
     out->log_end_offset = (int64_t)st->last_index;
@@ -653,7 +942,11 @@ void quorum_close(struct quorum *q)
 {
     if (!q)
         return;
-    ASSERT((!q->rd_pending && !q->snap_pending) || q->failed);
+    ASSERT(!q->snap_pending || q->failed);
+    for (size_t i = 0; i < q->n_held; i++)
+        buf_free(&q->held[i]);
+    arena_free(&q->arena);
+    buf_free(&q->out);
     free(q->snap.data);
     raft_free(q->raft);
     raft_storage_close(q->store);

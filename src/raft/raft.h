@@ -276,6 +276,11 @@ void raft_storage_restore(struct raft_storage *s, struct raft_restore *out);
  * After a failure every later save returns -EIO: close and reopen. Strict mode only,
  * after raft_storage_accept. */
 int raft_storage_save(struct raft_storage *s, const struct raft_ready *rd, bool sync);
+/* Persists a snapshot the owner took of its applied state (raft_snapshot_create), then
+ * rewrites the log without the entries it covers, keeping those after it (unlike a
+ * ready's snapshot, which replaces the whole log). Every step fsync'd. Strict mode only,
+ * after raft_storage_accept; snap->index must be stored. 0 or -errno (logged). */
+int raft_storage_snapshot(struct raft_storage *s, const struct raft_snapshot *snap);
 /* Rewrites the log without entries <= index (after a snapshot). Strict mode only, after
  * raft_storage_accept. */
 int raft_storage_compact(struct raft_storage *s, uint64_t index);

@@ -27,6 +27,9 @@ static const struct key_def keys[] = {
     {"process.roles", K_LIST, "broker,controller", 0},
     {"listeners", K_LIST, "PLAINTEXT://:9092", 0},
     {"advertised.listeners", K_LIST, NULL, 0},
+    {"controller.listener.names", K_LIST, "CONTROLLER", 0},
+    {"controller.quorum.voters", K_LIST, "", 0},
+    {"controller.quorum.election.timeout.ms", K_INT, "1000", 10},
     {"log.dirs", K_LIST, NULL, 0},
     {"log.dir", K_LIST, "/tmp/kafka-logs", 0},
     {"broker.rack", K_STRING, NULL, 0},
@@ -103,8 +106,6 @@ _Static_assert(ARRAY_LEN(keys) <= BROKER_CONFIG_MAX_ITEMS, "DescribeConfigs list
 
 /* Kafka keys accepted without effect today (later issues give them meaning). */
 static const char *accepted[] = {
-    "controller.quorum.voters",
-    "controller.listener.names",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
     "num.network.threads",
@@ -144,33 +145,136 @@ static int bad(const char *key, const char *value, const char *why)
     return -1;
 }
 
-/* controller.quorum.voters, Kafka's "id@host:port,..." list. This version's metadata
- * quorum is this node alone: a list naming other voters describes a cluster it cannot
- * form, so it is refused rather than silently run as one node. */
-static int check_quorum_voters(const struct broker_config *c)
+/* Splits "host:port" (host may be [v6]) into its parts; 0 or -1. */
+static int split_host_port(const char *hp, size_t len, char **host, int32_t *port)
+{
+    char *s = xstrndup(hp, len);
+    char *colon = strrchr(s, ':');
+    int64_t p;
+    if (!colon || parse_i64(colon + 1, &p) != 0 || p < 0 || p > 65535) {
+        free(s);
+        return -1;
+    }
+    *colon = '\0';
+    char *h = s;
+    if (h[0] == '[') { /* [::1] */
+        h++;
+        char *rb = strchr(h, ']');
+        if (rb)
+            *rb = '\0';
+    }
+    *host = xstrdup(h);
+    *port = (int32_t)p;
+    free(s);
+    return 0;
+}
+
+/* controller.quorum.voters, Kafka's "id@host:port,..." list: the controllers that vote
+ * in the metadata quorum and where their controller listeners are. */
+static int parse_quorum_voters(struct broker_config *c)
 {
     const char *v = props_get(&c->props, "controller.quorum.voters");
     if (!v || !*v)
         return 0;
-    if (strchr(v, ','))
+    const char *p = v;
+    bool self = false;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && isspace((unsigned char)*p)) {
+            p++;
+            len--;
+        }
+        const char *at = memchr(p, '@', len);
+        char idtext[16] = "";
+        int64_t id = -1;
+        if (at && (size_t)(at - p) < sizeof idtext)
+            memcpy(idtext, p, (size_t)(at - p));
+        struct quorum_voter q = {0};
+        if (!at || parse_i64(idtext, &id) != 0 || id < 0 || id > INT32_MAX ||
+            split_host_port(at + 1, len - (size_t)(at + 1 - p), &q.host, &q.port) != 0 ||
+            q.port < 1) {
+            free(q.host);
+            return bad("controller.quorum.voters", v, "expected node.id@host:port,...");
+        }
+        q.id = (int32_t)id;
+        for (size_t i = 0; i < c->voter_count; i++) {
+            if (c->voters[i].id == q.id) {
+                free(q.host);
+                return bad("controller.quorum.voters", v, "a node.id appears twice");
+            }
+        }
+        if (c->voter_count == BROKER_MAX_VOTERS) {
+            free(q.host);
+            return bad("controller.quorum.voters", v, "at most 16 voters");
+        }
+        self |= q.id == c->node_id;
+        c->voters[c->voter_count++] = q;
+        p = end ? end + 1 : p + len;
+    }
+    if (!self)
         return bad("controller.quorum.voters", v,
-                   "this version runs a metadata quorum of this node alone: several voters "
-                   "are not supported yet");
-    const char *at = strchr(v, '@');
-    const char *colon = at ? strrchr(at, ':') : NULL;
-    int64_t id = -1, port = -1;
-    char idtext[16] = "", porttext[8] = "";
-    if (at && (size_t)(at - v) < sizeof idtext)
-        memcpy(idtext, v, (size_t)(at - v));
-    if (colon && strlen(colon + 1) < sizeof porttext)
-        strcpy(porttext, colon + 1);
-    if (!at || !colon || colon == at + 1 || parse_i64(idtext, &id) != 0 ||
-        parse_i64(porttext, &port) != 0 || id < 0 || port < 1 || port > 65535)
-        return bad("controller.quorum.voters", v, "expected node.id@host:port");
-    if (id != c->node_id)
-        return bad("controller.quorum.voters", v,
-                   "the one voter must be this node (node.id): this version runs a metadata "
-                   "quorum of this node alone");
+                   "this node (node.id) must be one of the voters: nodes without the "
+                   "controller role are not supported yet");
+    return 0;
+}
+
+/* Whether name is one of controller.listener.names (default CONTROLLER). */
+static bool is_controller_listener(const struct broker_config *c, const char *name, size_t len)
+{
+    const char *names = props_get(&c->props, "controller.listener.names");
+    if (!names || !*names)
+        names = "CONTROLLER";
+    for (const char *p = names; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n && n == len && strncmp(p, name, n) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/* listeners: NAME://host:port,...: the first one that is not a controller listener
+ * serves clients; the controller listener takes the other voters' Raft messages. */
+static int parse_listeners(struct broker_config *c)
+{
+    const char *value = broker_config_value(c, "listeners");
+    for (const char *p = value; *p;) {
+        while (isspace((unsigned char)*p) || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        size_t len = strcspn(p, ",");
+        const char *sep = strstr(p, "://");
+        char *host = NULL;
+        int32_t port = 0;
+        if (!sep || sep >= p + len ||
+            split_host_port(sep + 3, len - (size_t)(sep + 3 - p), &host, &port) != 0)
+            return bad("listeners", value, "expected NAME://host:port,...");
+        size_t name_len = (size_t)(sep - p);
+        if (is_controller_listener(c, p, name_len) && !c->controller_host) {
+            c->controller_host = host;
+            c->controller_port = port;
+        } else if (!is_controller_listener(c, p, name_len) && !c->listener_host) {
+            c->listener_name = xstrndup(p, name_len);
+            c->listener_host = host;
+            c->listener_port = port;
+        } else {
+            free(host);
+            return bad("listeners", value,
+                       "one client listener and at most one controller listener are "
+                       "supported");
+        }
+        p += len;
+    }
+    if (!c->listener_host)
+        return bad("listeners", value, "no listener for clients");
+    if (c->voter_count > 1 && !c->controller_host)
+        return bad("listeners", value,
+                   "a quorum of several voters needs a controller listener (one named in "
+                   "controller.listener.names, default CONTROLLER)");
     return 0;
 }
 
@@ -384,6 +488,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     c->max_partitions = 0; /* unset: server_default_max_partitions() */
     NUM("samsa.max.partitions", max_partitions, int64_t);
     NUM("metadata.log.max.record.bytes.between.snapshots", metadata_snapshot_max_bytes, int64_t);
+    NUM("controller.quorum.election.timeout.ms", election_timeout_ms, int64_t);
     NUM("metadata.log.max.snapshot.interval.ms", metadata_snapshot_interval_ms, int64_t);
     c->max_connections_per_ip = INT32_MAX; /* stays so when set to "" or invalid */
     NUM("max.connections.per.ip", max_connections_per_ip, int32_t);
@@ -477,7 +582,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
             rc = bad(d->broker_key, value, why);
     }
 
-    if (check_quorum_voters(c) != 0)
+    if (parse_quorum_voters(c) != 0)
         rc = -1;
 
     const char *roles = broker_config_value(c, "process.roles");
@@ -485,8 +590,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         rc = bad("process.roles", roles,
                  "this version runs single nodes only: use broker,controller");
 
-    if (parse_listener("listeners", broker_config_value(c, "listeners"), &c->listener_name,
-                       &c->listener_host, &c->listener_port) != 0)
+    if (parse_listeners(c) != 0)
         rc = -1;
     const char *adv = broker_config_value(c, "advertised.listeners");
     if (adv && *adv) {
@@ -517,6 +621,9 @@ void broker_config_free(struct broker_config *c)
     props_free(&c->props);
     free(c->listener_name);
     free(c->listener_host);
+    free(c->controller_host);
+    for (size_t i = 0; i < c->voter_count; i++)
+        free(c->voters[i].host);
     free(c->advertised_host);
     free(c->log_dir);
     free(c->rack);

@@ -7,6 +7,14 @@
 #include "cluster/cluster.h"
 #include "net/net.h"
 
+/* One entry of controller.quorum.voters: id@host:port (the voter's controller listener). */
+struct quorum_voter {
+    int32_t id;
+    char *host;
+    int32_t port;
+};
+#define BROKER_MAX_VOTERS 16 /* raft.h's RAFT_MAX_NODES */
+
 struct broker_config {
     struct props props; /* everything from the file plus overrides, for DescribeConfigs */
     int32_t node_id;
@@ -15,7 +23,15 @@ struct broker_config {
     int32_t listener_port;
     char *advertised_host; /* from advertised.listeners, else listener (or localhost) */
     int32_t advertised_port;
-    char *log_dir; /* first of log.dirs / log.dir */
+    /* The listener named in controller.listener.names (default CONTROLLER), where the
+     * other voters' Raft messages arrive; host NULL when listeners names none. */
+    char *controller_host;
+    int32_t controller_port;
+    /* controller.quorum.voters; none: this node alone. */
+    struct quorum_voter voters[BROKER_MAX_VOTERS];
+    size_t voter_count;
+    int64_t election_timeout_ms; /* controller.quorum.election.timeout.ms */
+    char *log_dir;               /* first of log.dirs / log.dir */
     char *rack;
     int32_t num_partitions;
     int16_t default_replication_factor;

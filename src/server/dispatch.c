@@ -80,6 +80,23 @@ size_t server_fill_api_keys(struct api_versions_response_api_keys *keys, size_t 
     return n;
 }
 
+/* The group APIs a client sends only to the coordinator FindCoordinator named. */
+static bool needs_group_coordinator(int16_t api_key)
+{
+    switch (api_key) {
+    case 8:  /* OffsetCommit */
+    case 9:  /* OffsetFetch */
+    case 11: /* JoinGroup */
+    case 12: /* Heartbeat */
+    case 13: /* LeaveGroup */
+    case 14: /* SyncGroup */
+    case 15: /* DescribeGroups */
+    case 42: /* DeleteGroups */
+    case 47: /* OffsetDelete */ return true;
+    default: return false;
+    }
+}
+
 void server_on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg)
 {
     struct server *s = arg;
@@ -106,6 +123,16 @@ void server_on_request(struct net_conn *c, struct slice frame, struct net_reply 
                                                                : "unsupported version of api key";
         say_warn("server", "closing connection from %s: %s %d version %d (correlation id %d)",
                  net_conn_peer(c), what, hdr.api_key, hdr.api_version, hdr.correlation_id);
+        net_reply_drop(r);
+        net_conn_close(c);
+        return;
+    }
+    if (!s->groups && needs_group_coordinator(hdr.api_key)) {
+        /* No coordinator on this node (server.c), and FindCoordinator never named it. */
+        say_warn("server",
+                 "closing connection from %s: api key %d needs a group coordinator, "
+                 "and this node has none",
+                 net_conn_peer(c), hdr.api_key);
         net_reply_drop(r);
         net_conn_close(c);
         return;
@@ -187,6 +214,7 @@ int16_t kerr_from_cluster(int err)
     case CLUSTER_ERR_INVALID_REPLICATION: return KERR_INVALID_REPLICATION_FACTOR;
     case CLUSTER_ERR_INVALID_CONFIG: return KERR_INVALID_CONFIG;
     case CLUSTER_ERR_LIMIT: return KERR_POLICY_VIOLATION;
+    case CLUSTER_ERR_NOT_CONTROLLER: return KERR_NOT_CONTROLLER;
     default: return KERR_KAFKA_STORAGE_ERROR;
     }
 }

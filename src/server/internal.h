@@ -98,6 +98,9 @@ struct server {
     struct topic_state **opening;
     size_t opening_count, opening_cap;
     uint64_t open_timer;
+    /* The metadata quorum's links to the other voters (quorum_link.c); NULL for one. */
+    struct quorum_link *quorum_link;
+    int32_t advertised_port; /* the client listener's, as registered */
 };
 
 /* A helper thread for blocking work: syncer_create, or a manual syncer when the server
@@ -180,6 +183,13 @@ void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offse
                       int16_t *error_slot);
 void durable_wait_submit(struct server *s, struct durable_wait *w);
 void server_partition_forget(struct server *s, struct partition *p);
+
+/* ---- the metadata quorum's links (quorum_link.c) ---- */
+/* With several voters: listens on the controller listener, carries the quorum's Raft
+ * messages to the other voters and ticks its clock. Nothing with one voter. 0 or -1
+ * (logged). */
+int server_quorum_link_start(struct server *s);
+void server_quorum_link_stop(struct server *s);
 
 /* ---- metadata changes (changes.c) ---- */
 /* Starts writing the metadata log on its own thread (until then, at start-up, changes

@@ -155,6 +155,15 @@ void server_sort_out_unknown_dirs(struct server *s)
                 say_warn("server", "cannot remove %s: %s", path, storage_strerror(rc));
             continue;
         }
+        if (s->cfg->voter_count > 1) {
+            /* A voter of a quorum of several knows at start-up only the changes it knows
+             * committed; the leader tells it the rest. This may be one of them. */
+            say_info("server",
+                     "%s is not a partition of any topic this node knows committed yet; left in "
+                     "place until the metadata quorum's leader says",
+                     path);
+            continue;
+        }
         char *moved = NULL;
         int rc = log_dir_quarantine(s->log_dir, name, &moved);
         if (rc != 0)

@@ -158,6 +158,22 @@ static int ensure_dir(const char *dir)
     return 0;
 }
 
+int server_format(const struct broker_config *cfg, const char *cluster_id)
+{
+    int lock_fd = -1;
+    if (ensure_dir(cfg->log_dir) != 0 || server_lock_log_dir(cfg->log_dir, &lock_fd) != 0)
+        return -1;
+    char meta_dir[4096];
+    snprintf(meta_dir, sizeof meta_dir, "%s/__cluster_metadata-0", cfg->log_dir);
+    int rc = cluster_format(meta_dir, cfg->node_id, cluster_id);
+    close(lock_fd);
+    if (rc != CLUSTER_OK)
+        return -1;
+    say_info("server", "formatted %s for node %d of cluster %s", meta_dir, cfg->node_id,
+             cluster_id);
+    return 0;
+}
+
 int server_create(const struct broker_config *cfg, struct server **out)
 {
     struct server_options opt = {0};
@@ -181,9 +197,16 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
 
     char meta_dir[4096];
     snprintf(meta_dir, sizeof meta_dir, "%s/__cluster_metadata-0", s->log_dir);
+    int32_t voter_ids[BROKER_MAX_VOTERS];
+    for (size_t i = 0; i < cfg->voter_count; i++)
+        voter_ids[i] = cfg->voters[i].id;
     struct cluster_options co = {
         .metadata_dir = meta_dir,
         .node_id = cfg->node_id,
+        .voters = voter_ids,
+        .voter_count = cfg->voter_count,
+        /* Election timeouts must differ between voters. */
+        .seed = (uint64_t)time_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)cfg->node_id,
         .max_partitions =
             cfg->max_partitions > 0 ? cfg->max_partitions : server_default_max_partitions(),
         .snapshot_max_bytes = cfg->metadata_snapshot_max_bytes,
@@ -199,13 +222,17 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
      * cluster over data it can no longer account for. */
     if (server_check_metadata_accounts_for_data(s) != 0)
         goto fail;
-    /* Start-up changes complete inside their calls: the metadata thread starts last. */
+    /* Start-up changes complete inside their calls: the metadata thread starts last. A
+     * node of a quorum of several registers once it has a listener and a leader. */
+    bool alone = cfg->voter_count <= 1;
     struct change_outcome registered = {0};
-    cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host, cfg->advertised_port,
-                            cfg->rack, change_outcome_keep, &registered);
-    if (registered.err != CLUSTER_OK) {
-        say_error("server", "cannot register this broker: %s", registered.why);
-        goto fail;
+    if (alone) {
+        cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host,
+                                cfg->advertised_port, cfg->rack, change_outcome_keep, &registered);
+        if (registered.err != CLUSTER_OK) {
+            say_error("server", "cannot register this broker: %s", registered.why);
+            goto fail;
+        }
     }
     /* Segment files share the descriptor limit: leave max.connections and the queued
      * response files (together at most half the limit) and 128 for everything else. */
@@ -245,7 +272,9 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     }
     net_watch(s->loop, syncer_event_fd(s->remover), NET_READABLE, on_remover_event, s);
     net_loop_on_idle(s->loop, on_idle, s);
-    if (server_groups_start(s) != 0)
+    /* Groups need __consumer_offsets, which only the active controller can create: a
+     * node of a quorum of several serves no groups yet (docs/compatibility.md). */
+    if (alone && server_groups_start(s) != 0)
         goto fail;
     if (server_cleaner_start(s) != 0)
         goto fail;
@@ -272,7 +301,10 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         goto fail;
     }
     int port = net_listener_port(s->listener);
-    if (cfg->listener_port == 0 && cfg->advertised_port == 0) {
+    s->advertised_port = cfg->listener_port == 0 && cfg->advertised_port == 0
+                             ? port
+                             : cfg->advertised_port; /* port 0 (tests): the one picked */
+    if (alone && cfg->listener_port == 0 && cfg->advertised_port == 0) {
         /* Port 0 (tests): advertise the port the kernel picked. */
         registered = (struct change_outcome){0};
         cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host, port, cfg->rack,
@@ -282,7 +314,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
             goto fail;
         }
     }
-    if (server_metadata_io_start(s) != 0)
+    if (server_metadata_io_start(s) != 0 || server_quorum_link_start(s) != 0)
         goto fail;
     s->retention_timer =
         net_timer_add(s->loop, cfg->retention_check_interval_ms, retention_tick, s);
@@ -294,10 +326,10 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     say_info("server", "node %d of cluster %s listening on %s:%d (advertised as %s:%d), data in %s",
              cfg->node_id, cluster_id(s->cluster),
              *cfg->listener_host ? cfg->listener_host : "0.0.0.0", port, cfg->advertised_host,
-             cluster_broker_find(s->cluster, cfg->node_id)->port, s->log_dir);
+             s->advertised_port, s->log_dir);
     /* A line for scripts and tests that start us on port 0. */
     printf("samsa-server listening on port %d (try: kcat -b %s:%d -L)\n", port,
-           cfg->advertised_host, cluster_broker_find(s->cluster, cfg->node_id)->port);
+           cfg->advertised_host, s->advertised_port);
     fflush(stdout);
     *out = s;
     return 0;
@@ -349,6 +381,8 @@ void server_destroy(struct server *s)
     if (!s)
         return;
     server_groups_stop(s); /* already stopped by server_run unless start-up failed */
+    if (s->loop)
+        server_quorum_link_stop(s);
     server_metadata_io_stop(s);
     server_cleaner_stop(s);
     if (s->loop) {

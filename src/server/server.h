@@ -16,6 +16,11 @@ struct server;
 
 /* Opens the data directory (replaying metadata and recovering logs) and binds the
  * listener. cfg is borrowed and must outlive the server. 0 or -1 after logging. */
+/* `samsa-server format`: prepares cfg's log dir for the first start of a node of a
+ * metadata quorum of several voters (cluster_format): its metadata dir gets the cluster
+ * id. 0, or -1 (logged: a metadata log is there already, the id is malformed, or a write
+ * failed). */
+int server_format(const struct broker_config *cfg, const char *cluster_id);
 int server_create(const struct broker_config *cfg, struct server **out);
 /* What only tests choose; server_create is server_create_with all false. */
 struct server_options {

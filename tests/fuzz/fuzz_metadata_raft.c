@@ -50,8 +50,9 @@ struct applied {
     size_t n_kept;
 };
 
-static void apply(void *arg, struct slice entry)
+static void apply(void *arg, struct slice entry, bool own)
 {
+    (void)own;
     struct applied *a = arg;
     uint8_t len[4];
     be32_write(len, (uint32_t)entry.len);
@@ -192,7 +193,9 @@ static void check_strict(const struct input *in)
     dir_image(&before);
     struct applied a = {0};
     struct quorum *q = NULL;
-    int rc = quorum_open(dir, 1, false, apply, &a, &q, NULL);
+    int rc = quorum_open(
+        dir, &(struct quorum_config){.node_id = 1, .salvage = false, .apply = apply, .arg = &a}, &q,
+        NULL);
     if (rc != 0) {
         dir_image(&after);
         if (after.len != before.len || memcmp(after.data, before.data, before.len) != 0)
@@ -200,7 +203,10 @@ static void check_strict(const struct input *in)
     } else {
         quorum_close(q);
         struct applied again = {0};
-        if (quorum_open(dir, 1, false, apply, &again, &q, NULL) != 0)
+        if (quorum_open(dir,
+                        &(struct quorum_config){
+                            .node_id = 1, .salvage = false, .apply = apply, .arg = &again},
+                        &q, NULL) != 0)
             abort(); /* 2: what opened once opens again */
         if (again.count != a.count || again.hash != a.hash)
             abort(); /* 2: ... with the same entries */
@@ -216,7 +222,9 @@ static void check_salvage(const struct input *in)
     write_input(in);
     struct applied a = {.keep = true, .kept = calloc(MAX_KEPT_ENTRIES, sizeof(struct slice))};
     struct quorum *q = NULL;
-    if (quorum_open(dir, 1, true, apply, &a, &q, NULL) != 0) {
+    if (quorum_open(
+            dir, &(struct quorum_config){.node_id = 1, .salvage = true, .apply = apply, .arg = &a},
+            &q, NULL) != 0) {
         applied_free(&a);
         return; /* a corrupt snapshot: salvage refuses it too */
     }
@@ -231,7 +239,9 @@ static void check_salvage(const struct input *in)
     free(kept);
     quorum_close(q);
     struct applied b = {0};
-    if (quorum_open(dir, 1, false, apply, &b, &q, NULL) != 0)
+    if (quorum_open(
+            dir, &(struct quorum_config){.node_id = 1, .salvage = false, .apply = apply, .arg = &b},
+            &q, NULL) != 0)
         abort(); /* 3: the rewritten log opens */
     if (b.count != a.count || b.hash != a.hash)
         abort(); /* 3: ... with what salvage read */

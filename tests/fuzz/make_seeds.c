@@ -126,23 +126,30 @@ static int compress_seeds(const char *dir)
 
 /* ---- fuzz_metadata_raft ---- */
 
-static void ignore_entry(void *arg, struct slice entry)
+static void ignore_entry(void *arg, struct slice entry, bool own)
 {
     (void)arg;
     (void)entry;
+    (void)own;
 }
 
 /* One start of the quorum in d that proposes n entries; a crash leaves no marker. */
 static int quorum_run(const char *d, int n, bool crash)
 {
     struct quorum *q;
-    if (quorum_open(d, 1, false, ignore_entry, NULL, &q, NULL) != 0)
+    if (quorum_open(d,
+                    &(struct quorum_config){
+                        .node_id = 1, .salvage = false, .apply = ignore_entry, .arg = NULL},
+                    &q, NULL) != 0)
         return -1;
     for (int i = 0; i < n; i++) {
         char entry[64];
         int len = snprintf(entry, sizeof entry, "seed entry %d of a metadata change", i);
-        if (quorum_propose(q, (const uint8_t *)entry, (size_t)len) != 0 ||
-            quorum_advance(q, quorum_persist(q)) != 0)
+        if (quorum_propose(q, (const uint8_t *)entry, (size_t)len) != 0)
+            return -1;
+        while (quorum_write_pending(q))
+            quorum_advance(q, quorum_persist(q));
+        if (quorum_take_outcome(q) != QUORUM_APPLIED)
             return -1;
     }
     quorum_close(q);
@@ -211,7 +218,10 @@ static int raft_seeds(const char *out_dir)
     n += pack_raft_dir(d, out_dir, "raft-log-torn", 0x04) == 0;
     /* A log replaced by a snapshot (as `samsa metadata recover` writes it), then used. */
     struct quorum *q;
-    if (quorum_open(d, 1, true, ignore_entry, NULL, &q, NULL) != 0)
+    if (quorum_open(d,
+                    &(struct quorum_config){
+                        .node_id = 1, .salvage = true, .apply = ignore_entry, .arg = NULL},
+                    &q, NULL) != 0)
         return 1;
     struct slice entries[2] = {{(const uint8_t *)"snapshot entry one", 18},
                                {(const uint8_t *)"two", 3}};

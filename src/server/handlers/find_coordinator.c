@@ -22,6 +22,8 @@ void handle_find_coordinator(struct request *req)
     struct find_coordinator_response resp;
     find_coordinator_response_init(&resp);
     int16_t err = coordinator_error(in.key_type);
+    if (!err && (!s->groups || !self))
+        err = KERR_COORDINATOR_NOT_AVAILABLE; /* no group coordinator here (server.c) */
     if (req->hdr.api_version < 4) {
         resp.error_code = err;
         resp.node_id = err ? -1 : self->node_id;

@@ -38,6 +38,7 @@ static void block_reserved(void *arg, const struct cluster_result *res)
     if (res->err != CLUSTER_OK) {
         say_error("server", "cannot reserve producer ids: %s",
                   res->err == CLUSTER_ERR_LIMIT ? "producer ids exhausted"
+                  : res->why                    ? res->why
                                                 : "the metadata log could not be written");
         /* Retriable for clients: they ask again. */
         while (s->producer_id_waits) {

@@ -24,6 +24,10 @@ void handle_list_groups(struct request *req)
         return;
     }
     req->state = in;
+    if (!s->groups) { /* no group coordinator on this node (server.c): no groups */
+        group_list_done(req, &(struct grp_list_resp){0});
+        return;
+    }
     struct grp_list_req g = {.states_filter = in->states_filter,
                              .n_states_filter = (size_t)MAX(in->states_filter_count, 0)};
     grp_list(s->groups, time_wall_ms(), &g, req);
