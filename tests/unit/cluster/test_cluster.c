@@ -1259,6 +1259,203 @@ static void test_node_id_mismatch_refused(void **state)
     assert_int_not_equal(cluster_open(&o, &c), 0);
 }
 
+/* ---- a quorum of three, in one process: messages through a queue the test drains ---- */
+
+struct net_msg {
+    int32_t to;
+    struct buf bytes;
+};
+
+struct trio {
+    struct fixture *f;
+    char dirs[3][96];
+    struct cluster *c[3]; /* NULL: down */
+    struct net_msg queue[4096];
+    size_t n;
+    int32_t from; /* the node whose send callback runs */
+};
+
+static void trio_send(void *arg, int32_t to, const uint8_t *msg, size_t len)
+{
+    struct trio *t = arg;
+    if (t->n == ARRAY_LEN(t->queue))
+        return; /* dropped, as a full connection drops */
+    buf_init(&t->queue[t->n].bytes);
+    buf_append(&t->queue[t->n].bytes, msg, len);
+    t->queue[t->n++].to = to;
+}
+
+static const int32_t trio_voters[3] = {1, 2, 3};
+
+static int trio_open(struct trio *t, int i)
+{
+    struct cluster_options o = {.metadata_dir = t->dirs[i],
+                                .node_id = i + 1,
+                                .voters = trio_voters,
+                                .voter_count = 3,
+                                .seed = 1000 + (uint64_t)i};
+    int rc = cluster_open(&o, &t->c[i]);
+    if (rc == 0)
+        cluster_set_transport(t->c[i], trio_send, t);
+    return rc;
+}
+
+/* Delivers everything queued (and what it causes) to the nodes that are up. */
+static void trio_deliver(struct trio *t)
+{
+    while (t->n > 0) {
+        struct net_msg m = t->queue[0];
+        memmove(t->queue, t->queue + 1, --t->n * sizeof t->queue[0]);
+        struct cluster *c = m.to >= 1 && m.to <= 3 ? t->c[m.to - 1] : NULL;
+        if (c)
+            cluster_receive(c, m.bytes.data, m.bytes.len);
+        buf_free(&m.bytes);
+    }
+}
+
+/* Ticks every node up until all that are up name one leader; returns it. */
+static int32_t trio_elect(struct trio *t)
+{
+    for (int tick = 0; tick < 1000; tick++) {
+        for (int i = 0; i < 3; i++)
+            if (t->c[i])
+                cluster_tick(t->c[i]);
+        trio_deliver(t);
+        int32_t leader = -1;
+        bool agreed = true;
+        for (int i = 0; i < 3; i++) {
+            if (!t->c[i])
+                continue;
+            int32_t l = cluster_controller_id(t->c[i]);
+            if (leader == -1)
+                leader = l;
+            agreed &= l == leader && l > 0 && t->c[l - 1];
+        }
+        if (agreed && leader > 0)
+            return leader;
+    }
+    fail_msg("no leader after 1000 ticks");
+    return -1;
+}
+
+static void trio_setup(struct trio *t, struct fixture *f)
+{
+    memset(t, 0, sizeof *t);
+    t->f = f;
+    char id[CLUSTER_UUID_TEXT_BYTES];
+    uint8_t raw[16];
+    cluster_uuid_random(raw);
+    cluster_uuid_format(raw, id);
+    for (int i = 0; i < 3; i++) {
+        snprintf(t->dirs[i], sizeof t->dirs[i], "%s/node%d", f->dir, i + 1);
+        assert_int_equal(cluster_format(t->dirs[i], i + 1, id), CLUSTER_OK);
+        assert_int_equal(trio_open(t, i), 0);
+    }
+}
+
+static void trio_close(struct trio *t, int i)
+{
+    cluster_close(t->c[i]);
+    t->c[i] = NULL;
+}
+
+static void trio_teardown(struct trio *t)
+{
+    for (int i = 0; i < 3; i++)
+        trio_close(t, i);
+    for (size_t i = 0; i < t->n; i++)
+        buf_free(&t->queue[i].bytes);
+}
+
+/* Submits a topic creation on node i and runs the quorum until it is reported. */
+static int trio_create(struct trio *t, int i, const char *name)
+{
+    last_done = false;
+    cluster_create_topic(t->c[i], slice_from_cstr(name), 2, 1, NULL, 0, false, keep, NULL);
+    for (int round = 0; round < 100 && !last_done; round++) {
+        trio_deliver(t);
+        for (int k = 0; k < 3; k++)
+            if (t->c[k])
+                cluster_tick(t->c[k]);
+    }
+    return result(NULL);
+}
+
+static void test_quorum_of_three(void **state)
+{
+    struct trio t;
+    trio_setup(&t, *state);
+    int32_t leader = trio_elect(&t);
+    int follower = leader % 3; /* index of another node */
+    /* A follower refuses; the leader commits, and every node applies it. */
+    assert_int_equal(trio_create(&t, follower, "refused"), CLUSTER_ERR_NOT_CONTROLLER);
+    assert_int_equal(trio_create(&t, leader - 1, "t1"), CLUSTER_OK);
+    trio_deliver(&t);
+    for (int k = 0; k < 4; k++) { /* heartbeats carry the commit index to followers */
+        for (int i = 0; i < 3; i++)
+            cluster_tick(t.c[i]);
+        trio_deliver(&t);
+    }
+    const struct mtopic *on_leader = cluster_topic_find(t.c[leader - 1], slice_from_cstr("t1"));
+    assert_non_null(on_leader);
+    for (int i = 0; i < 3; i++) {
+        const struct mtopic *tp = cluster_topic_find(t.c[i], slice_from_cstr("t1"));
+        assert_non_null(tp);
+        assert_memory_equal(tp->id, on_leader->id, 16);
+        assert_null(cluster_topic_find(t.c[i], slice_from_cstr("refused")));
+    }
+    /* The leader goes: the other two elect one of themselves and take changes. */
+    trio_close(&t, leader - 1);
+    int32_t next = trio_elect(&t);
+    assert_int_not_equal(next, leader);
+    assert_int_equal(trio_create(&t, next - 1, "t2"), CLUSTER_OK);
+    /* It comes back from its dir and learns what it missed. */
+    assert_int_equal(trio_open(&t, leader - 1), 0);
+    assert_int_equal(trio_elect(&t), next);
+    for (int k = 0; k < 10; k++) {
+        for (int i = 0; i < 3; i++)
+            cluster_tick(t.c[i]);
+        trio_deliver(&t);
+    }
+    assert_non_null(cluster_topic_find(t.c[leader - 1], slice_from_cstr("t2")));
+    assert_non_null(cluster_topic_find(t.c[leader - 1], slice_from_cstr("t1")));
+    trio_teardown(&t);
+}
+
+static void test_quorum_voter_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct trio t;
+    trio_setup(&t, f);
+    trio_elect(&t);
+    /* The format mark is gone once the log was written. */
+    char mark[256];
+    snprintf(mark, sizeof mark, "%s/quorum.format", t.dirs[2]);
+    assert_int_not_equal(access(mark, F_OK), 0);
+    /* Formatting over a log is refused. */
+    assert_int_not_equal(cluster_format(t.dirs[2], 3, "AAAAAAAAAAAAAAAAAAAAAA"), CLUSTER_OK);
+    trio_close(&t, 2);
+    /* Other voters than the log's are refused. */
+    int32_t other[3] = {1, 2, 4};
+    struct cluster_options o = {
+        .metadata_dir = t.dirs[2], .node_id = 3, .voters = other, .voter_count = 3};
+    struct cluster *c = NULL;
+    assert_int_not_equal(cluster_open(&o, &c), 0);
+    /* A voter whose log was lost does not start. */
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -f %s/raft.log %s/snapshot", t.dirs[2], t.dirs[2]);
+    assert_int_equal(system(cmd), 0);
+    assert_int_not_equal(trio_open(&t, 2), 0);
+    t.c[2] = NULL;
+    /* Nor does an unformatted one. */
+    char fresh[128];
+    snprintf(fresh, sizeof fresh, "%s/fresh", f->dir);
+    o = (struct cluster_options){
+        .metadata_dir = fresh, .node_id = 1, .voters = trio_voters, .voter_count = 3};
+    assert_int_not_equal(cluster_open(&o, &c), 0);
+    trio_teardown(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1284,6 +1481,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runner_and_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quorum_of_three, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quorum_voter_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_compacts_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_interval, setup, teardown),

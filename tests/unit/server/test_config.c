@@ -99,9 +99,14 @@ static void test_invalid_values_refused(void **state)
         "unclean.leader.election.enable=true\n",
         "metadata.log.max.record.bytes.between.snapshots=0\n",
         "metadata.log.max.snapshot.interval.ms=-1\n",
-        /* The metadata quorum is this node alone (node.id 1 by default). */
+        /* This node (node.id 1 by default) must be a voter; several voters need a
+         * controller listener; ids are unique; one client listener. */
         "controller.quorum.voters=1@localhost:9093,2@localhost:9095\n",
         "controller.quorum.voters=2@localhost:9093\n",
+        "listeners=PLAINTEXT://:9092,CONTROLLER://:9093\n"
+        "controller.quorum.voters=1@localhost:9093,1@localhost:9095\n",
+        "listeners=PLAINTEXT://:9092,OTHER://:9093\n",
+        "listeners=CONTROLLER://:9093\n",
         "controller.quorum.voters=localhost:9093\n",
         "controller.quorum.voters=1@localhost\n",
         "controller.quorum.voters=x@localhost:9093\n",
@@ -130,6 +135,31 @@ static void test_quorum_voters_of_this_node(void **state)
     broker_config_free(&c);
     assert_int_equal(load(&c, "node.id=3\ncontroller.quorum.voters=1@localhost:9093\n", NULL, 0),
                      -1);
+    broker_config_free(&c);
+}
+
+/* Several voters, with this node's controller listener. */
+static void test_quorum_of_several_voters(void **state)
+{
+    (void)state;
+    struct broker_config c;
+    assert_int_equal(load(&c,
+                          "node.id=2\n"
+                          "listeners=PLAINTEXT://127.0.0.1:9092, CTL://127.0.0.1:9193\n"
+                          "controller.listener.names=CTL\n"
+                          "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9193,"
+                          "3@[::1]:9293\n",
+                          NULL, 0),
+                     0);
+    assert_int_equal(c.voter_count, 3);
+    assert_int_equal(c.voters[2].id, 3);
+    assert_string_equal(c.voters[2].host, "::1");
+    assert_int_equal(c.voters[2].port, 9293);
+    assert_string_equal(c.listener_host, "127.0.0.1");
+    assert_int_equal(c.listener_port, 9092);
+    assert_string_equal(c.controller_host, "127.0.0.1");
+    assert_int_equal(c.controller_port, 9193);
+    assert_int_equal(c.election_timeout_ms, 1000);
     broker_config_free(&c);
 }
 
@@ -295,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_precedence_and_overrides),
         cmocka_unit_test(test_invalid_values_refused),
         cmocka_unit_test(test_quorum_voters_of_this_node),
+        cmocka_unit_test(test_quorum_of_several_voters),
         cmocka_unit_test(test_connections_per_ip),
         cmocka_unit_test(test_items_types_and_null_values),
         cmocka_unit_test(test_synonyms),

@@ -1,0 +1,213 @@
+"""A metadata quorum of three controllers on loopback: real samsa-server processes,
+each with its own data dir and ports, formatted with one cluster id.
+
+What is shown: the three elect a leader and every node applies the metadata it
+commits; admin changes go to the active controller (NOT_CONTROLLER elsewhere); killing
+(kill -9) or pausing (SIGSTOP) the active controller makes another take over, after
+which CreateTopics succeeds again and the returning node catches up with nothing
+committed lost; a voter whose dir was never formatted, or whose metadata log was lost,
+refuses to start rather than vote.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from clients import consume_all, producer
+from conftest import CONFIG, SERVER, Broker, wait_until
+from confluent_kafka.admin import AdminClient, NewTopic
+import kwire
+
+NOT_CONTROLLER = 41
+ELECTION_TIMEOUT_MS = 1000
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class QuorumNode(Broker):
+    """A Broker with a fixed client port and a controller listener."""
+
+    def __init__(self, node_id, port, controller_port, voters):
+        super().__init__({
+            "node.id": str(node_id),
+            "listeners": "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d"
+                         % (port, controller_port),
+            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % port,
+            "controller.listener.names": "CONTROLLER",
+            "controller.quorum.voters": voters,
+            "controller.quorum.election.timeout.ms": str(ELECTION_TIMEOUT_MS),
+        })
+        self.node_id = node_id
+        self.port = port
+
+    def args(self):
+        args = ["-c", CONFIG, "--override", "log.dirs=%s" % self.data_dir]
+        for k, v in self.overrides.items():
+            args += ["--override", "%s=%s" % (k, v)]
+        return args
+
+    def format(self, cluster_id):
+        return subprocess.run([SERVER, "format", "--cluster-id", cluster_id] + self.args(),
+                              capture_output=True, timeout=30)
+
+    def try_start(self):
+        """Runs the server expecting it to refuse: returns (rc, stderr)."""
+        p = subprocess.run([SERVER] + self.args(), capture_output=True, timeout=30)
+        return p.returncode, p.stderr.decode(errors="replace")
+
+    def controller(self):
+        """The active controller this node names, once it is also among the brokers this
+        node lists (clients cannot reach it before); -1 for none; None if unreachable."""
+        try:
+            with kwire.Conn(self.port, timeout=2) as c:
+                d = kwire.describe_cluster_v0(c)
+        except (OSError, kwire.Closed):
+            return None
+        return d["controller"] if any(b[0] == d["controller"] for b in d["brokers"]) else -1
+
+
+@pytest.fixture
+def quorum():
+    ports = [(free_port(), free_port()) for _ in range(3)]
+    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
+    nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
+    cluster_id = subprocess.run([SERVER, "random-uuid"], capture_output=True, timeout=10,
+                                check=True).stdout.decode().strip()
+    try:
+        for n in nodes:
+            r = n.format(cluster_id)
+            assert r.returncode == 0, r.stderr.decode(errors="replace")
+        for n in nodes:
+            n.start(n.port)
+        yield nodes
+    finally:
+        for n in nodes:
+            if n.running():
+                n.proc.send_signal(signal.SIGCONT)
+        for n in nodes:
+            n.kill()
+            print("---- node %d stderr tail ----\n%s" % (n.node_id, n.stderr_tail()))
+            n.cleanup()
+
+
+def agreed_controller(nodes, timeout=15, not_node=None):
+    """Waits until every running node names the same controller (other than not_node,
+    one known gone), and returns it."""
+    def agreed():
+        seen = {n.controller() for n in nodes if n.running()}
+        if len(seen) == 1:
+            (c,) = seen
+            if c is not None and c > 0 and c != not_node:
+                return c
+        return None
+    return wait_until(agreed, timeout, interval=0.1, what="one controller named by all nodes")
+
+
+def node(nodes, node_id):
+    return next(n for n in nodes if n.node_id == node_id)
+
+
+def create_topic(bootstrap_nodes, name, partitions):
+    """CreateTopics through the Admin API, bootstrapped from these nodes: the client
+    finds the active controller itself."""
+    a = AdminClient({"bootstrap.servers": ",".join(n.bootstrap for n in bootstrap_nodes),
+                     "socket.timeout.ms": 10000})
+    fs = a.create_topics([NewTopic(name, partitions, 1)], operation_timeout=10,
+                         request_timeout=20)
+    fs[name].result(timeout=30)
+
+
+def topics_on(n):
+    with kwire.Conn(n.port) as c:
+        return kwire.metadata_v1(c, None)
+
+
+def test_three_controllers_elect_and_replicate_metadata(quorum):
+    ctl = agreed_controller(quorum)
+    create_topic(quorum, "q-spread", 6)
+    # Every node applies the committed creation.
+    for n in quorum:
+        wait_until(lambda: topics_on(n).get("q-spread") == (0, 6), 10,
+                   what="the topic on node %d" % n.node_id)
+    # A follower refuses changes with Kafka's NOT_CONTROLLER.
+    follower = next(n for n in quorum if n.node_id != ctl)
+    with kwire.Conn(follower.port) as c:
+        assert kwire.create_topics_v0(c, "q-refused", 1) == {"q-refused": NOT_CONTROLLER}
+    with kwire.Conn(node(quorum, ctl).port) as c:
+        assert kwire.create_topics_v0(c, "q-direct", 2) == {"q-direct": 0}
+    # Data flows through the partitions' leader with one bootstrap address.
+    p = producer(quorum[0])
+    for i in range(30):
+        p.produce("q-spread", value=b"v%d" % i, partition=i % 6)
+    assert p.flush(30) == 0
+    got = consume_all(quorum[1], "q-spread", 6, expected=30)
+    assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
+        sorted(b"v%d" % i for i in range(30))
+
+
+def test_killed_controller_is_replaced_and_catches_up(quorum):
+    ctl = agreed_controller(quorum)
+    create_topic(quorum, "q-before", 2)
+    p = producer(quorum[0])
+    for i in range(20):
+        p.produce("q-before", value=b"b%d" % i, partition=i % 2)
+    assert p.flush(30) == 0
+    old = node(quorum, ctl)
+    old.kill()
+    rest = [n for n in quorum if n is not old]
+    new = agreed_controller(rest, not_node=ctl)
+    create_topic(rest, "q-after", 3)
+    # The old controller comes back, learns what was committed without it, keeps its data.
+    old.start(old.port)
+    assert agreed_controller(quorum) == new
+    wait_until(lambda: topics_on(old).get("q-after") == (0, 3), 15,
+               what="the returning node to learn of q-after")
+    assert topics_on(old).get("q-before") == (0, 2)
+    got = consume_all(quorum[0], "q-before", 2, expected=20)
+    assert sum(len(r) for r in got.values()) == 20
+
+
+def test_paused_controller_is_replaced(quorum):
+    ctl = agreed_controller(quorum)
+    old = node(quorum, ctl)
+    old.proc.send_signal(signal.SIGSTOP)
+    try:
+        rest = [n for n in quorum if n is not old]
+        new = agreed_controller(rest, not_node=ctl)
+        create_topic(rest, "q-during-pause", 1)
+    finally:
+        old.proc.send_signal(signal.SIGCONT)
+    # Resumed, the old leader hears of the newer term and follows.
+    assert agreed_controller(quorum) == new
+    wait_until(lambda: topics_on(old).get("q-during-pause") == (0, 1), 15,
+               what="the resumed node to learn of the topic")
+
+
+def test_voter_without_its_log_refuses_to_start(quorum):
+    agreed_controller(quorum)
+    create_topic(quorum, "q-kept", 1)
+    victim = quorum[2]
+    victim.kill()
+    shutil.rmtree(os.path.join(victim.data_dir, "__cluster_metadata-0"))
+    rc, err = victim.try_start()
+    assert rc != 0
+    assert "must not vote" in err, err
+
+
+def test_unformatted_voter_refuses_to_start(tmp_path):
+    n = QuorumNode(1, free_port(), free_port(),
+                   "1@127.0.0.1:%d,2@127.0.0.1:%d" % (free_port(), free_port()))
+    try:
+        rc, err = n.try_start()
+        assert rc != 0
+        assert "not formatted" in err, err
+        assert not os.path.exists(os.path.join(n.data_dir, "__cluster_metadata-0", "raft.log"))
+    finally:
+        n.cleanup()
