@@ -10,9 +10,9 @@
  * that does not offer it, or refuses it, still gets the rest of the report with a line
  * saying why the quorum is missing.
  *
- * Fenced brokers: DescribeCluster v0-v1 lists only unfenced brokers (v2, KIP-1073, adds
- * IncludeFencedBrokers and IsFenced, which Samsa's codec does not speak yet), so the
- * report says fenced brokers are not shown rather than marking every row "unfenced". */
+ * Fenced brokers: DescribeCluster v2 (KIP-1073) lists them too when asked
+ * (IncludeFencedBrokers), each marked; a broker that answers only v0-v1 lists unfenced
+ * brokers only, and the report says so rather than marking every row "unfenced". */
 #include "cli.h"
 #include "wire.h"
 
@@ -30,7 +30,7 @@ static const char cluster_usage[] =
     "\n"
     "Shows the nodes (id, address, rack, partitions led), the metadata quorum (leader,\n"
     "epoch, high watermark, each voter's log end offset and lag, observers) and the\n"
-    "partitions without a leader. Fenced brokers are not listed.\n";
+    "partitions without a leader.\n";
 
 /* Everything the report shows. The decoded responses borrow their frames and arena,
  * which live as long as this struct (status_free). */
@@ -42,6 +42,7 @@ struct status {
     /* DescribeCluster, or NULL when the broker did not answer it (then the nodes come
      * from md, without racks, and cluster_why says why). */
     const struct describe_cluster_response *cluster;
+    bool fenced_listed; /* the broker answered DescribeCluster v2: fenced ones are listed */
     char cluster_why[512];
     char *cluster_id; /* from librdkafka when cluster is NULL; malloc'd, may be NULL */
     int32_t controller_id;
@@ -73,7 +74,9 @@ static void describe_cluster(struct wire_conn *c, struct status *st)
     }
     struct describe_cluster_request req;
     describe_cluster_request_init(&req);
-    req.endpoint_type = 1; /* brokers */
+    req.endpoint_type = 1;             /* brokers */
+    req.include_fenced_brokers = true; /* v2+ */
+    st->fenced_listed = v >= 2;
     struct buf body;
     buf_init(&body);
     describe_cluster_request_encode(&body, v, &req);
@@ -244,8 +247,9 @@ static struct replica_view observer_at(const struct describe_quorum_response_top
 
 static void print_nodes_text(const struct status *st)
 {
-    struct table *t = table_new(4, "NODE", "ADDRESS", "RACK", "PARTITIONS-LED");
+    struct table *t = table_new(5, "NODE", "ADDRESS", "RACK", "FENCED", "PARTITIONS-LED");
     char id[16], addr[300], rack[256], led[16];
+    const char *fenced_unknown = "?";
     if (st->cluster != NULL) {
         for (int32_t i = 0; i < st->cluster->brokers_count; i++) {
             const struct describe_cluster_response_brokers *b = &st->cluster->brokers[i];
@@ -254,7 +258,11 @@ static void print_nodes_text(const struct status *st)
                      b->port);
             snprintf(rack, sizeof rack, "%.*s", (int)b->rack.len, (const char *)b->rack.ptr);
             snprintf(led, sizeof led, "%d", partitions_led(st->md, b->broker_id));
-            table_add(t, id, addr, b->rack.ptr != NULL ? rack : NULL, led);
+            table_add(t, id, addr, b->rack.ptr != NULL ? rack : NULL,
+                      !st->fenced_listed ? fenced_unknown
+                      : b->is_fenced     ? "yes"
+                                         : "no",
+                      led);
         }
     } else {
         for (int i = 0; i < st->md->broker_cnt; i++) {
@@ -262,7 +270,7 @@ static void print_nodes_text(const struct status *st)
             snprintf(id, sizeof id, "%d", b->id);
             snprintf(addr, sizeof addr, "%s:%d", b->host, b->port);
             snprintf(led, sizeof led, "%d", partitions_led(st->md, b->id));
-            table_add(t, id, addr, NULL, led);
+            table_add(t, id, addr, NULL, fenced_unknown, led);
         }
     }
     table_print(t);
@@ -270,8 +278,9 @@ static void print_nodes_text(const struct status *st)
     if (st->cluster == NULL) {
         printf("(nodes from Metadata, racks unknown: %s)\n", st->cluster_why);
     }
-    printf("Fenced brokers are not listed (DescribeCluster before v2 reports only unfenced "
-           "ones).\n");
+    if (!st->fenced_listed)
+        printf("Fenced brokers are not listed (DescribeCluster before v2 reports only "
+               "unfenced ones).\n");
 }
 
 static void print_replicas_text(const struct status *st, bool voters)
@@ -422,8 +431,8 @@ static void print_json(const struct status *st)
     } else {
         json_cstr(st->cluster_id);
     }
-    printf(", \"controller_id\": %d, \"fenced_brokers_listed\": false, \"nodes\": [",
-           st->controller_id);
+    printf(", \"controller_id\": %d, \"fenced_brokers_listed\": %s, \"nodes\": [",
+           st->controller_id, st->fenced_listed ? "true" : "false");
     int n = st->cluster != NULL ? st->cluster->brokers_count : md->broker_cnt;
     for (int i = 0; i < n; i++) {
         int32_t id;
@@ -435,6 +444,8 @@ static void print_json(const struct status *st)
             json_slice(b->host);
             printf(", \"port\": %d, \"rack\": ", b->port);
             json_slice(b->rack);
+            if (st->fenced_listed)
+                printf(", \"fenced\": %s", b->is_fenced ? "true" : "false");
         } else {
             id = md->brokers[i].id;
             printf("%d, \"host\": ", id);

@@ -25,6 +25,7 @@ enum {
     REC_CONFIG = 4,
     REC_REMOVE_TOPIC = 9,
     REC_PRODUCER_IDS = 15,
+    REC_BROKER_CHANGE = 17, /* a broker fenced or unfenced */
 };
 #define CONFIG_RESOURCE_TOPIC 2
 #define MAX_PARTITIONS_PER_TOPIC 100000
@@ -48,12 +49,17 @@ struct cluster {
     int64_t next_producer_id; /* first producer id never handed out */
     cluster_listener_fn listener;
     void *listener_arg;
-    int listener_rc;                    /* the listener's answer to the change applied last */
+    int listener_rc;                    /* the listener's answer to the change applied last... */
+    int own_listener_rc;                /* ... and to the change this node proposed last */
     int64_t partition_total;            /* partitions of all topics */
     int64_t max_partitions;             /* samsa.max.partitions: bound on partition_total */
-    int own_listener_rc;                /* ... to the change this node proposed last */
+    int64_t last_broker_epoch;          /* the highest broker epoch registered */
     bool installing;                    /* a leader's snapshot replaces the image: nobody is told */
     struct image_saved *before_install; /* the image it replaces, for the difference */
+    /* Broker sessions, kept by the active controller only (cluster.h). */
+    struct broker_session *sessions;
+    size_t session_count;
+    uint64_t sessions_term; /* the term they were started in; another: start again */
     /* Changes (see "changes" below): checked and proposed one at a time, in submission
      * order. */
     struct cluster_runner runner;  /* where log writes run; run == NULL: inside the call */
@@ -188,7 +194,7 @@ static void set_topic_config(struct mtopic *t, const char *name, const char *val
 
 /* Applies one decoded record. Unknown types and references are logged and skipped:
  * a newer writer's records must not stop an older reader from starting. */
-static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
+static void apply_record(struct cluster *c, uint64_t type, uint64_t version, struct reader *r,
                          struct mtopic **touched, enum cluster_event *ev)
 {
     switch (type) {
@@ -197,6 +203,10 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
         char *host = get_str(r);
         int32_t port = rd_i32(r);
         char *rack = get_str(r);
+        /* Version 1 adds the epoch, the incarnation and whether it starts fenced. */
+        int64_t epoch = version >= 1 ? rd_i64(r) : 0;
+        struct slice incarnation = version >= 1 ? rd_bytes(r, 16) : (struct slice){0};
+        bool fenced = version >= 1 && rd_i8(r) != 0;
         if (r->err) {
             free(host);
             free(rack);
@@ -213,7 +223,22 @@ static void apply_record(struct cluster *c, uint64_t type, struct reader *r,
             free(b->host);
             free(b->rack);
         }
-        *b = (struct mbroker){id, host ? host : xstrdup(""), port, rack};
+        *b = (struct mbroker){
+            .node_id = id, .host = host ? host : xstrdup(""), .port = port, .rack = rack};
+        b->epoch = epoch;
+        b->fenced = fenced;
+        if (incarnation.len == 16)
+            memcpy(b->incarnation, incarnation.ptr, 16);
+        c->last_broker_epoch = MAX(c->last_broker_epoch, epoch);
+        return;
+    }
+    case REC_BROKER_CHANGE: {
+        int32_t id = rd_i32(r);
+        int64_t epoch = rd_i64(r);
+        bool fenced = rd_i8(r) != 0;
+        struct mbroker *b = r->err ? NULL : (struct mbroker *)cluster_broker_find(c, id);
+        if (b && b->epoch == epoch)
+            b->fenced = fenced;
         return;
     }
     case REC_PRODUCER_IDS: {
@@ -349,10 +374,9 @@ static void apply_entry(void *arg, struct slice payload)
     for (uint64_t i = 0; i < n && !r.err; i++) {
         uint64_t type = rd_uvarint(&r);
         uint64_t version = rd_uvarint(&r);
-        (void)version; /* every record type is at version 0 */
         if (r.err)
             break;
-        apply_record(c, type, &r, &touched, &ev);
+        apply_record(c, type, version, &r, &touched, &ev);
     }
     if (r.err)
         say_warn("cluster", "metadata log entry is malformed; applied what could be read");
@@ -372,11 +396,16 @@ static void change_init(struct change *ch)
     ch->count = 0;
 }
 
-static void change_record(struct change *ch, uint64_t type)
+static void change_record_v(struct change *ch, uint64_t type, uint64_t version)
 {
     buf_put_uvarint(&ch->body, type);
-    buf_put_uvarint(&ch->body, 0);
+    buf_put_uvarint(&ch->body, version);
     ch->count++;
+}
+
+static void change_record(struct change *ch, uint64_t type)
+{
+    change_record_v(ch, type, 0);
 }
 
 /* The log entry of a change: its record count, then its records. Frees the change. */
@@ -392,6 +421,7 @@ static void change_finish(struct change *ch, struct buf *entry)
  * the time it is checked), and once checked, the log entry being written. */
 enum op_kind {
     OP_REGISTER_BROKER,
+    OP_BROKER_CHANGE, /* fence or unfence (op->fenced) the broker at epoch op->id_count */
     OP_PRODUCER_IDS,
     OP_CREATE_TOPIC,
     OP_DELETE_TOPIC,
@@ -416,6 +446,8 @@ struct op {
     struct config_change *changes; /* alter configs */
     size_t change_count;
     bool replace_all, validate_only;
+    bool fenced;             /* register: start fenced; broker change: fence or unfence */
+    uint8_t incarnation[16]; /* register */
     /* change partition: which, and its new leader, replicas and ISR (-1 counts and
      * CLUSTER_KEEP_LEADER: unchanged) */
     int32_t partition, leader;
@@ -456,14 +488,16 @@ static void add_config_record(struct change *ch, const char *topic, const char *
     put_str(&ch->body, value);
 }
 
-static void add_broker_record(struct change *ch, int32_t node_id, const char *host, int32_t port,
-                              const char *rack)
+static void add_broker_record(struct change *ch, const struct mbroker *b)
 {
-    change_record(ch, REC_REGISTER_BROKER);
-    buf_put_i32(&ch->body, node_id);
-    put_str(&ch->body, host);
-    buf_put_i32(&ch->body, port);
-    put_str(&ch->body, rack);
+    change_record_v(ch, REC_REGISTER_BROKER, 1);
+    buf_put_i32(&ch->body, b->node_id);
+    put_str(&ch->body, b->host);
+    buf_put_i32(&ch->body, b->port);
+    put_str(&ch->body, b->rack);
+    buf_put_i64(&ch->body, b->epoch);
+    buf_append(&ch->body, b->incarnation, 16);
+    buf_put_i8(&ch->body, b->fenced ? 1 : 0);
 }
 
 /*
@@ -485,8 +519,7 @@ static size_t image_encode(const struct cluster *c, int64_t producer_id_gap, str
     struct change ch;
     change_init(&ch);
     for (size_t i = 0; i < c->broker_count; i++) {
-        const struct mbroker *b = &c->brokers[i];
-        add_broker_record(&ch, b->node_id, b->host, b->port, b->rack);
+        add_broker_record(&ch, &c->brokers[i]);
     }
     change_record(&ch, REC_PRODUCER_IDS);
     buf_put_i32(&ch.body, c->node_id);
@@ -735,6 +768,7 @@ static void install_image(void *arg, bool done)
         c->broker_count = 0;
         c->partition_total = 0;
         c->next_producer_id = 0;
+        c->last_broker_epoch = 0;
         hmap_init(&c->by_name);
         hmap_init(&c->deleted_ids);
         c->before_install = old;
@@ -821,6 +855,7 @@ void cluster_close(struct cluster *c)
     hmap_free(&c->by_name);
     hmap_free(&c->deleted_ids);
     free_brokers(c->brokers, c->broker_count);
+    free(c->sessions);
     quorum_close(c->log);
     free(c->cluster_id);
     free(c);
@@ -888,9 +923,72 @@ static int build_register_broker(struct cluster *c, struct op *op, struct change
     const struct mbroker *b = cluster_broker_find(c, op->node_id);
     const char *rack = op->rack;
     if (b && strcmp(b->host, op->name) == 0 && b->port == op->count &&
-        ((!b->rack && !rack) || (b->rack && rack && strcmp(b->rack, rack) == 0)))
-        return 0; /* unchanged: nothing to write */
-    add_broker_record(ch, op->node_id, op->name, op->count, rack);
+        ((!b->rack && !rack) || (b->rack && rack && strcmp(b->rack, rack) == 0)) &&
+        memcmp(b->incarnation, op->incarnation, 16) == 0) {
+        /* The same process again (or a single node restarted): nothing to write. */
+        op->res.broker_epoch = b->epoch;
+        op->res.fenced = b->fenced;
+        return 0;
+    }
+    struct mbroker nb = {.node_id = op->node_id,
+                         .host = op->name,
+                         .port = op->count,
+                         .rack = op->rack,
+                         .epoch = c->last_broker_epoch + 1,
+                         .fenced = op->fenced};
+    memcpy(nb.incarnation, op->incarnation, 16);
+    add_broker_record(ch, &nb);
+    op->res.broker_epoch = nb.epoch;
+    op->res.fenced = nb.fenced;
+    return 0;
+}
+
+/* A copy of p with a new leader: both epochs grow, as Kafka's PartitionChangeRecord
+ * rules have it for a leader change. */
+static void add_leader_change(struct change *ch, const struct mtopic *t, const struct mpartition *p,
+                              int32_t leader)
+{
+    struct mpartition np = *p;
+    np.leader = leader;
+    np.leader_epoch = p->leader_epoch + 1;
+    np.partition_epoch = p->partition_epoch + 1;
+    add_partition_state(ch, t->id, &np);
+}
+
+static bool in_ids(const int32_t *ids, int32_t n, int32_t id)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Fences or unfences a broker (op->fenced), moving the leadership of its partitions. */
+static int build_broker_change(struct cluster *c, struct op *op, struct change *ch)
+{
+    const struct mbroker *b = cluster_broker_find(c, op->node_id);
+    if (!b || b->epoch != op->id_count) {
+        op->res.why = "unknown broker or broker epoch";
+        return CLUSTER_ERR_STALE_BROKER_EPOCH;
+    }
+    op->res.broker_epoch = b->epoch;
+    op->res.fenced = op->fenced;
+    if (b->fenced == op->fenced)
+        return 0;
+    change_record(ch, REC_BROKER_CHANGE);
+    buf_put_i32(&ch->body, b->node_id);
+    buf_put_i64(&ch->body, b->epoch);
+    buf_put_i8(&ch->body, op->fenced ? 1 : 0);
+    for (size_t i = 0; i < c->topic_count; i++) {
+        const struct mtopic *t = c->topics[i];
+        for (int32_t k = 0; k < t->partition_count; k++) {
+            const struct mpartition *p = &t->partitions[k];
+            if (op->fenced && p->leader == b->node_id)
+                add_leader_change(ch, t, p, -1);
+            else if (!op->fenced && p->leader == -1 && in_ids(p->isr, p->isr_count, b->node_id))
+                add_leader_change(ch, t, p, b->node_id);
+        }
+    }
     return 0;
 }
 
@@ -1274,6 +1372,7 @@ static int build(struct cluster *c, struct op *op, struct change *ch)
 {
     switch (op->kind) {
     case OP_REGISTER_BROKER: return build_register_broker(c, op, ch);
+    case OP_BROKER_CHANGE: return build_broker_change(c, op, ch);
     case OP_PRODUCER_IDS: return build_producer_ids(c, op, ch);
     case OP_CREATE_TOPIC: return build_create_topic(c, op, ch);
     case OP_DELETE_TOPIC:
@@ -1572,14 +1671,115 @@ void cluster_forget(struct cluster *c, void *arg)
 }
 
 void cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
-                             const char *rack, cluster_done_fn done, void *arg)
+                             const char *rack, const uint8_t *incarnation, bool fenced,
+                             cluster_done_fn done, void *arg)
 {
     struct op *op = op_new(c, OP_REGISTER_BROKER, done, arg);
     op->node_id = node_id;
     op->name = xstrdup(host);
     op->count = port;
     op->rack = rack ? xstrdup(rack) : NULL;
+    op->fenced = fenced;
+    if (incarnation)
+        memcpy(op->incarnation, incarnation, 16);
     submit(op);
+}
+
+/* ---- broker sessions (cluster.h) ---- */
+
+struct broker_session {
+    int32_t node_id;
+    int64_t last_ms;  /* the last heartbeat, or when this controller took over */
+    bool fence_asked; /* a fencing change is on its way */
+};
+
+/* The sessions of this leader's term; a new term starts them all afresh (a controller
+ * that just took over has heard from nobody yet). */
+static void sessions_sync(struct cluster *c, int64_t now_ms)
+{
+    struct cluster_quorum_state qs;
+    quorum_describe(c->log, &qs);
+    uint64_t term = (uint64_t)qs.leader_epoch;
+    if (term != c->sessions_term) {
+        c->sessions_term = term;
+        c->session_count = 0;
+    }
+    for (size_t i = 0; i < c->broker_count; i++) {
+        bool known = false;
+        for (size_t k = 0; k < c->session_count && !known; k++)
+            known = c->sessions[k].node_id == c->brokers[i].node_id;
+        if (known)
+            continue;
+        c->sessions = xrealloc(c->sessions, (c->session_count + 1) * sizeof *c->sessions);
+        c->sessions[c->session_count++] =
+            (struct broker_session){.node_id = c->brokers[i].node_id, .last_ms = now_ms};
+    }
+}
+
+static struct broker_session *session_of(struct cluster *c, int32_t node_id)
+{
+    for (size_t k = 0; k < c->session_count; k++)
+        if (c->sessions[k].node_id == node_id)
+            return &c->sessions[k];
+    return NULL;
+}
+
+static void submit_broker_change(struct cluster *c, const struct mbroker *b, bool fenced,
+                                 cluster_done_fn done, void *arg)
+{
+    struct op *op = op_new(c, OP_BROKER_CHANGE, done, arg);
+    op->node_id = b->node_id;
+    op->id_count = b->epoch;
+    op->fenced = fenced;
+    submit(op);
+}
+
+void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms,
+                              cluster_done_fn done, void *arg)
+{
+    struct cluster_result res = {.broker_epoch = epoch};
+    const struct mbroker *b = cluster_broker_find(c, node_id);
+    if (!quorum_leading(c->log)) {
+        res.err = CLUSTER_ERR_NOT_CONTROLLER;
+        res.why = "this node is not the active controller";
+    } else if (!b || b->epoch != epoch) {
+        res.err = CLUSTER_ERR_STALE_BROKER_EPOCH;
+        res.why = "the broker is not registered at this epoch";
+    }
+    if (res.err != CLUSTER_OK) {
+        if (done)
+            done(arg, &res);
+        return;
+    }
+    sessions_sync(c, now_ms);
+    struct broker_session *s = session_of(c, node_id);
+    s->last_ms = now_ms;
+    s->fence_asked = false;
+    if (b->fenced) {
+        submit_broker_change(c, b, false, done, arg);
+        return;
+    }
+    if (done)
+        done(arg, &res);
+}
+
+void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms)
+{
+    if (!quorum_leading(c->log))
+        return;
+    sessions_sync(c, now_ms);
+    for (size_t i = 0; i < c->broker_count; i++) {
+        const struct mbroker *b = &c->brokers[i];
+        struct broker_session *s = session_of(c, b->node_id);
+        if (b->fenced || s->fence_asked || now_ms - s->last_ms < session_timeout_ms)
+            continue;
+        say_warn("cluster",
+                 "broker %d sent no heartbeat for %lld ms (broker.session.timeout.ms %lld): "
+                 "fencing it",
+                 b->node_id, (long long)(now_ms - s->last_ms), (long long)session_timeout_ms);
+        s->fence_asked = true;
+        submit_broker_change(c, b, true, NULL, NULL);
+    }
 }
 
 void cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,

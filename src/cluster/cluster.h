@@ -32,6 +32,9 @@ enum cluster_err {
     /* This node does not lead the metadata quorum (or stopped leading before the change
      * was committed: the next leader may still commit it). Kafka's NOT_CONTROLLER. */
     CLUSTER_ERR_NOT_CONTROLLER = -10,
+    /* A heartbeat from a broker epoch that is not the registered one (an older process,
+     * or one registered again since). Kafka's STALE_BROKER_EPOCH. */
+    CLUSTER_ERR_STALE_BROKER_EPOCH = -11,
 };
 
 /* ---- topic configuration ---- */
@@ -88,6 +91,13 @@ struct mbroker {
     char *host;
     int32_t port;
     char *rack; /* NULL if none */
+    /* Kafka's broker epoch: grows with every registration of a new process
+     * (incarnation), so a heartbeat of an older process is told STALE_BROKER_EPOCH. */
+    int64_t epoch;
+    uint8_t incarnation[16]; /* the registering process's random id; zero: none given */
+    /* A fenced broker leads nothing and is not listed to clients: it registered and has
+     * not heartbeated yet, or its session (broker.session.timeout.ms) expired. */
+    bool fenced;
 };
 
 struct cluster;
@@ -218,6 +228,8 @@ struct cluster_result {
     int err;                   /* CLUSTER_OK or a CLUSTER_ERR_* */
     const char *why;           /* NULL or why not; valid during the callback only */
     int64_t first_producer_id; /* cluster_allocate_producer_ids: the first id reserved */
+    int64_t broker_epoch;      /* registration: the broker's epoch */
+    bool fenced;               /* registration and heartbeat: the broker is fenced */
 };
 typedef void (*cluster_done_fn)(void *arg, const struct cluster_result *res);
 
@@ -237,9 +249,30 @@ bool cluster_busy(const struct cluster *c);
  * waiting): the changes themselves still happen. */
 void cluster_forget(struct cluster *c, void *arg);
 
-/* Registers (or re-registers with new endpoints) a broker: a RegisterBrokerRecord. */
+/* Registers (or re-registers with new endpoints) a broker: a RegisterBrokerRecord, as
+ * Kafka's controller writes for BrokerRegistration. incarnation (16 bytes, or NULL)
+ * names the registering process: the same process registering again with the same
+ * endpoint changes nothing and gets its epoch back; a new one gets a new epoch, fenced
+ * if `fenced` (a broker of a cluster stays fenced until its first heartbeat; a single
+ * node registers itself unfenced). res->broker_epoch and res->fenced say the outcome. */
 void cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
-                             const char *rack, cluster_done_fn done, void *arg);
+                             const char *rack, const uint8_t *incarnation, bool fenced,
+                             cluster_done_fn done, void *arg);
+
+/* ---- broker sessions (the active controller's, in memory, as Kafka keeps them) ----
+ * A registered broker heartbeats every broker.heartbeat.interval.ms. The first heartbeat
+ * of a fenced broker unfences it: a BrokerRegistrationChangeRecord, and it leads again
+ * the partitions that lost their leader when it was fenced (each leaderless partition
+ * whose ISR holds it). A broker that sends none for broker.session.timeout.ms is fenced
+ * (cluster_expire_sessions): the partitions it led lose their leader (leader -1, the
+ * leader epoch grows; with one replica there is no other to elect). A controller that
+ * takes over gives every broker a full session from then. */
+/* res->err: CLUSTER_OK (res->fenced: still fenced), CLUSTER_ERR_NOT_CONTROLLER, or
+ * CLUSTER_ERR_STALE_BROKER_EPOCH (unknown broker or another epoch: register again). */
+void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms,
+                              cluster_done_fn done, void *arg);
+/* On the active controller, every so often: fences the brokers whose session expired. */
+void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms);
 /* Reserves `count` producer ids for node_id's idempotent producers (a ProducerIdsRecord,
  * as KRaft's controller writes for AllocateProducerIds): res->first_producer_id is the
  * first one. Ids are never reserved twice, across restarts; an unused rest of a block is

@@ -30,8 +30,10 @@ struct broker_config {
     /* controller.quorum.voters; none: this node alone. */
     struct quorum_voter voters[BROKER_MAX_VOTERS];
     size_t voter_count;
-    int64_t election_timeout_ms; /* controller.quorum.election.timeout.ms */
-    char *log_dir;               /* first of log.dirs / log.dir */
+    int64_t election_timeout_ms;          /* controller.quorum.election.timeout.ms */
+    int64_t broker_heartbeat_interval_ms; /* broker.heartbeat.interval.ms */
+    int64_t broker_session_timeout_ms;    /* broker.session.timeout.ms */
+    char *log_dir;                        /* first of log.dirs / log.dir */
     char *rack;
     int32_t num_partitions;
     int16_t default_replication_factor;

@@ -14,7 +14,16 @@
  *
  * The quorum's clock: a timer calls cluster_tick every election timeout / ELECTION_TICKS
  * (controller.quorum.election.timeout.ms, Kafka's default 1000 ms: a tick of 100 ms, a
- * heartbeat per tick, elections after 1 to 2 s without a leader). */
+ * heartbeat per tick, elections after 1 to 2 s without a leader).
+ *
+ * This broker's registration (KIP-631): it registers with the active controller
+ * (BrokerRegistration, with an incarnation id new for every process), starting fenced,
+ * then heartbeats every broker.heartbeat.interval.ms (BrokerHeartbeat); the first
+ * heartbeat unfences it. A node that is the active controller itself calls cluster/
+ * directly. The active controller fences brokers whose heartbeats stop
+ * (broker.session.timeout.ms, cluster_expire_sessions), and serves both requests on the
+ * controller listener. Responses come back in request order on each connection, so each
+ * peer keeps the API keys of its requests in flight. */
 #include "server/internal.h"
 
 #include <errno.h>
@@ -28,7 +37,11 @@
 #define MAX_UNSENT_BYTES (128u << 20)  /* a snapshot message or two */
 #define MAX_RESPONSE_BYTES (1u << 20)  /* responses hold one error code */
 #define MAX_REQUEST_BYTES (100u << 20) /* RAFT_MAX_MSG_BYTES and the header */
-#define SAMSA_RAFT_API_KEY 10000
+#define PROTO_API_SAMSA_RAFT 10000
+#define PROTO_API_BROKER_REGISTRATION 62
+#define PROTO_API_BROKER_HEARTBEAT 63
+
+#define MAX_IN_FLIGHT 4096 /* requests awaiting a response on one connection */
 
 struct quorum_peer {
     struct quorum_link *link;
@@ -38,6 +51,18 @@ struct quorum_peer {
     struct net_client *client; /* NULL: not connected */
     int64_t next_connect_ms;
     int32_t correlation_id;
+    /* The API keys of the requests in flight, oldest first (a ring). */
+    int16_t in_flight[MAX_IN_FLIGHT];
+    size_t in_flight_head, in_flight_count;
+};
+
+/* This broker's registration with the active controller. */
+struct registration {
+    uint8_t incarnation[16]; /* this process's */
+    int64_t epoch;           /* -1: not registered */
+    bool fenced;
+    bool waiting; /* a request (or a local change) is in flight */
+    int64_t next_heartbeat_ms;
 };
 
 struct quorum_link {
@@ -49,17 +74,37 @@ struct quorum_link {
     size_t peer_count;
     struct buf frame; /* the request being encoded */
     char client_id[32];
-    bool registering; /* this broker's registration is being written */
+    struct registration reg;
 };
+
+static void on_registration_response(struct quorum_link *l, struct reader *r);
+static void on_heartbeat_response(struct quorum_link *l, struct reader *r);
+static void registration_lost(struct quorum_link *l);
 
 static void on_peer_frame(struct net_client *cl, struct slice frame, void *arg)
 {
     (void)cl;
     struct quorum_peer *p = arg;
+    if (p->in_flight_count == 0) {
+        say_warn("quorum", "voter %d sent a response to no request; closing", p->id);
+        net_client_close(p->client);
+        return;
+    }
+    int16_t api_key = p->in_flight[p->in_flight_head];
+    p->in_flight_head = (p->in_flight_head + 1) % MAX_IN_FLIGHT;
+    p->in_flight_count--;
     struct reader r;
     rd_init(&r, frame.ptr, frame.len);
-    (void)rd_i32(&r);     /* correlation id */
+    (void)rd_i32(&r);     /* correlation id: responses come in order */
     (void)rd_uvarint(&r); /* the flexible response header's tagged fields (none) */
+    if (api_key == PROTO_API_BROKER_REGISTRATION) {
+        on_registration_response(p->link, &r);
+        return;
+    }
+    if (api_key == PROTO_API_BROKER_HEARTBEAT) {
+        on_heartbeat_response(p->link, &r);
+        return;
+    }
     struct samsa_raft_response resp;
     struct arena a;
     arena_init(&a);
@@ -77,6 +122,13 @@ static void on_peer_close(struct net_client *cl, int err, void *arg)
     if (err != -ECANCELED)
         say_debug("quorum", "connection to voter %d at %s:%d closed: %s", p->id, p->host, p->port,
                   err ? strerror(-err) : "by the peer");
+    /* A registration request in flight will not be answered. */
+    for (size_t i = 0; i < p->in_flight_count; i++) {
+        int16_t k = p->in_flight[(p->in_flight_head + i) % MAX_IN_FLIGHT];
+        if (k == PROTO_API_BROKER_REGISTRATION || k == PROTO_API_BROKER_HEARTBEAT)
+            registration_lost(p->link);
+    }
+    p->in_flight_count = 0;
 }
 
 static const struct net_client_handler peer_handler = {
@@ -111,35 +163,55 @@ static bool peer_connect(struct quorum_peer *p)
     return true;
 }
 
+/* Starts a request frame for peer p in l->frame: the header; the caller appends the
+ * body and calls peer_send. */
+static void frame_begin(struct quorum_link *l, struct quorum_peer *p, int16_t api_key)
+{
+    struct request_header h = {.api_key = api_key,
+                               .api_version = 0,
+                               .correlation_id = p->correlation_id++,
+                               .client_id = slice_from_cstr(l->client_id)};
+    buf_reset(&l->frame);
+    proto_request_header_encode(&l->frame, &h);
+}
+
+/* Sends l->frame to p; false if it was dropped (no connection, backed up). */
+static bool peer_send(struct quorum_link *l, struct quorum_peer *p, int16_t api_key)
+{
+    bool sent = p->client && p->in_flight_count < MAX_IN_FLIGHT &&
+                net_client_send(p->client, l->frame.data, l->frame.len) == 0;
+    if (sent) {
+        p->in_flight[(p->in_flight_head + p->in_flight_count) % MAX_IN_FLIGHT] = api_key;
+        p->in_flight_count++;
+    } else {
+        say_debug("quorum", "dropped a request (api key %d) to voter %d", api_key, p->id);
+    }
+    if (l->frame.cap > (1u << 20))
+        buf_free(&l->frame); /* a snapshot's message: do not keep its memory */
+    return sent;
+}
+
 static void send_message(void *arg, int32_t to, const uint8_t *msg, size_t len)
 {
     struct quorum_link *l = arg;
     struct quorum_peer *p = peer_find(l, to);
     if (!p || (!p->client && !peer_connect(p)))
         return;
-    struct request_header h = {.api_key = SAMSA_RAFT_API_KEY,
-                               .api_version = 0,
-                               .correlation_id = p->correlation_id++,
-                               .client_id = slice_from_cstr(l->client_id)};
-    buf_reset(&l->frame);
-    proto_request_header_encode(&l->frame, &h);
+    frame_begin(l, p, PROTO_API_SAMSA_RAFT);
     struct samsa_raft_request req;
     samsa_raft_request_init(&req);
     req.cluster_id = slice_from_cstr(cluster_id(l->s->cluster));
     req.message = (struct slice){msg, len};
     samsa_raft_request_encode(&l->frame, 0, &req);
-    if (net_client_send(p->client, l->frame.data, l->frame.len) != 0)
-        say_debug("quorum", "dropped a Raft message to voter %d: its connection is backed up", to);
-    if (l->frame.cap > (1u << 20))
-        buf_free(&l->frame); /* a snapshot's message: do not keep its memory */
+    peer_send(l, p, PROTO_API_SAMSA_RAFT);
 }
 
 /* ---- the controller listener ---- */
 
-static void answer(struct net_reply *r, int32_t correlation_id, int16_t error)
+static void answer_raft(struct net_reply *r, int32_t correlation_id, int16_t error)
 {
     struct buf *b = net_reply_buf(r);
-    proto_response_header_encode(b, SAMSA_RAFT_API_KEY, 0, correlation_id);
+    proto_response_header_encode(b, PROTO_API_SAMSA_RAFT, 0, correlation_id);
     struct samsa_raft_response resp;
     samsa_raft_response_init(&resp);
     resp.error_code = error;
@@ -147,42 +219,140 @@ static void answer(struct net_reply *r, int32_t correlation_id, int16_t error)
     net_reply_send(r);
 }
 
+static bool same_cluster(struct quorum_link *l, struct net_conn *c, struct slice id)
+{
+    const char *ours = cluster_id(l->s->cluster);
+    if (id.len == strlen(ours) && memcmp(id.ptr, ours, id.len) == 0)
+        return true;
+    say_error_ratelimited("quorum", "%s sent a request for cluster %.*s; this is cluster %s",
+                          net_conn_peer(c), (int)id.len, (const char *)id.ptr, ours);
+    return false;
+}
+
+/* A BrokerRegistration or BrokerHeartbeat waiting for its change to be applied. */
+struct pending_answer {
+    struct net_reply *reply;
+    int32_t correlation_id;
+};
+
+static struct pending_answer *pending_new(struct net_reply *r, int32_t correlation_id)
+{
+    struct pending_answer *pa = xcalloc(1, sizeof *pa);
+    pa->reply = r;
+    pa->correlation_id = correlation_id;
+    return pa;
+}
+
+static void answer_registration(void *arg, const struct cluster_result *res)
+{
+    struct pending_answer *pa = arg;
+    struct buf *b = net_reply_buf(pa->reply);
+    proto_response_header_encode(b, PROTO_API_BROKER_REGISTRATION, 0, pa->correlation_id);
+    struct broker_registration_response resp;
+    broker_registration_response_init(&resp);
+    resp.error_code = kerr_from_cluster(res->err);
+    resp.broker_epoch = res->err == CLUSTER_OK ? res->broker_epoch : -1;
+    broker_registration_response_encode(b, 0, &resp);
+    net_reply_send(pa->reply);
+    free(pa);
+}
+
+static void answer_heartbeat(void *arg, const struct cluster_result *res)
+{
+    struct pending_answer *pa = arg;
+    struct buf *b = net_reply_buf(pa->reply);
+    proto_response_header_encode(b, PROTO_API_BROKER_HEARTBEAT, 0, pa->correlation_id);
+    struct broker_heartbeat_response resp;
+    broker_heartbeat_response_init(&resp);
+    resp.error_code = kerr_from_cluster(res->err);
+    resp.is_caught_up = res->err == CLUSTER_OK;
+    resp.is_fenced = res->err != CLUSTER_OK || res->fenced;
+    broker_heartbeat_response_encode(b, 0, &resp);
+    net_reply_send(pa->reply);
+    free(pa);
+}
+
+static int serve_raft(struct quorum_link *l, struct net_conn *c, const struct request_header *hdr,
+                      struct reader *rd, struct arena *a, struct net_reply *r)
+{
+    struct samsa_raft_request req;
+    if (samsa_raft_request_decode(rd, hdr->api_version, a, &req) != 0)
+        return -1;
+    int16_t error = KERR_NONE;
+    if (!same_cluster(l, c, req.cluster_id))
+        error = KERR_INCONSISTENT_CLUSTER_ID;
+    else if (!l->s->stopping)
+        cluster_receive(l->s->cluster, req.message.ptr, req.message.len);
+    answer_raft(r, hdr->correlation_id, error);
+    return 0;
+}
+
+static int serve_registration(struct quorum_link *l, struct net_conn *c,
+                              const struct request_header *hdr, struct reader *rd, struct arena *a,
+                              struct net_reply *r)
+{
+    struct broker_registration_request req;
+    if (broker_registration_request_decode(rd, hdr->api_version, a, &req) != 0 ||
+        req.listeners_count < 1)
+        return -1;
+    struct pending_answer *pa = pending_new(r, hdr->correlation_id);
+    if (!same_cluster(l, c, req.cluster_id)) {
+        answer_registration(pa, &(struct cluster_result){.err = CLUSTER_ERR_INVALID_CONFIG});
+        return 0;
+    }
+    /* The first listener is where clients reach the broker. */
+    char *host = slice_to_cstr(req.listeners[0].host);
+    char *rack = req.rack.ptr ? slice_to_cstr(req.rack) : NULL;
+    cluster_register_broker(l->s->cluster, req.broker_id, host, req.listeners[0].port, rack,
+                            req.incarnation_id, true, answer_registration, pa);
+    free(host);
+    free(rack);
+    return 0;
+}
+
+static int serve_heartbeat(struct quorum_link *l, const struct request_header *hdr,
+                           struct reader *rd, struct arena *a, struct net_reply *r)
+{
+    struct broker_heartbeat_request req;
+    if (broker_heartbeat_request_decode(rd, hdr->api_version, a, &req) != 0)
+        return -1;
+    cluster_broker_heartbeat(l->s->cluster, req.broker_id, req.broker_epoch,
+                             net_loop_now_ms(l->s->loop), answer_heartbeat,
+                             pending_new(r, hdr->correlation_id));
+    return 0;
+}
+
+/* The controller listener: the quorum's own requests here, any other as on the client
+ * listener. */
 static void on_controller_request(struct net_conn *c, struct slice frame, struct net_reply *r,
                                   void *arg)
 {
     struct quorum_link *l = arg;
+    int16_t api_key = frame.len >= 2 ? (int16_t)be16_read(frame.ptr) : -1;
+    if (api_key != PROTO_API_SAMSA_RAFT && api_key != PROTO_API_BROKER_REGISTRATION &&
+        api_key != PROTO_API_BROKER_HEARTBEAT) {
+        server_on_request(c, frame, r, l->s);
+        return;
+    }
     struct reader rd;
     rd_init(&rd, frame.ptr, frame.len);
     struct request_header hdr;
-    if (frame.len < 2 || be16_read(frame.ptr) != SAMSA_RAFT_API_KEY) {
-        server_on_request(c, frame, r, l->s); /* any other request, as on the client listener */
-        return;
-    }
-    struct samsa_raft_request req;
     struct arena a;
     arena_init(&a);
-    if (proto_request_header_decode(&rd, &hdr) != PROTO_HDR_OK ||
-        samsa_raft_request_decode(&rd, hdr.api_version, &a, &req) != 0) {
-        say_warn("quorum", "closing connection from %s: malformed SamsaRaft request",
-                 net_conn_peer(c));
-        arena_free(&a);
+    int rc = proto_request_header_decode(&rd, &hdr) == PROTO_HDR_OK ? 0 : -1;
+    if (rc == 0 && api_key == PROTO_API_SAMSA_RAFT)
+        rc = serve_raft(l, c, &hdr, &rd, &a, r);
+    else if (rc == 0 && api_key == PROTO_API_BROKER_REGISTRATION)
+        rc = serve_registration(l, c, &hdr, &rd, &a, r);
+    else if (rc == 0)
+        rc = serve_heartbeat(l, &hdr, &rd, &a, r);
+    arena_free(&a);
+    if (rc != 0) {
+        say_warn("quorum", "closing connection from %s: malformed request (api key %d)",
+                 net_conn_peer(c), api_key);
         net_reply_drop(r);
         net_conn_close(c);
-        return;
     }
-    int16_t error = KERR_NONE;
-    const char *ours = cluster_id(l->s->cluster);
-    if (req.cluster_id.len != strlen(ours) ||
-        memcmp(req.cluster_id.ptr, ours, req.cluster_id.len)) {
-        say_error_ratelimited(
-            "quorum", "%s sent a Raft message for cluster %.*s; this is cluster %s",
-            net_conn_peer(c), (int)req.cluster_id.len, (const char *)req.cluster_id.ptr, ours);
-        error = KERR_INCONSISTENT_CLUSTER_ID;
-    } else if (!l->s->stopping) {
-        cluster_receive(l->s->cluster, req.message.ptr, req.message.len);
-    }
-    arena_free(&a);
-    answer(r, hdr.correlation_id, error);
 }
 
 static void on_controller_close(struct net_conn *c, void *arg)
@@ -191,32 +361,146 @@ static void on_controller_close(struct net_conn *c, void *arg)
     server_on_close(c, l->s);
 }
 
-/* ---- registering this broker ----
- * Until brokers register through the active controller (BrokerRegistration), a node
- * registers itself, or its new endpoint, while it is the active controller. */
-static void registered(void *arg, const struct cluster_result *res)
+/* ---- this broker's registration ---- */
+
+static void registration_lost(struct quorum_link *l)
 {
-    struct quorum_link *l = arg;
-    l->registering = false;
-    if (res->err != CLUSTER_OK && res->err != CLUSTER_ERR_NOT_CONTROLLER)
-        say_warn("quorum", "cannot register this broker: %s", res->why ? res->why : "");
+    l->reg.waiting = false;
 }
 
-static void register_self(struct quorum_link *l)
+static void registration_result(struct quorum_link *l, int16_t error, int64_t epoch)
+{
+    struct registration *reg = &l->reg;
+    reg->waiting = false;
+    if (error != KERR_NONE) {
+        say_warn_ratelimited("quorum", "registering this broker failed: %s",
+                             kafka_error_name(error));
+        return;
+    }
+    say_info("quorum", "registered this broker with the active controller at epoch %lld",
+             (long long)epoch);
+    reg->epoch = epoch;
+    reg->fenced = true;
+    reg->next_heartbeat_ms = 0; /* at once: the first heartbeat unfences */
+}
+
+static void heartbeat_result(struct quorum_link *l, int16_t error, bool fenced)
+{
+    struct registration *reg = &l->reg;
+    reg->waiting = false;
+    if (error == KERR_STALE_BROKER_EPOCH) {
+        say_warn("quorum", "the controller no longer knows this broker's epoch: registering "
+                           "again");
+        reg->epoch = -1;
+        return;
+    }
+    if (error != KERR_NONE)
+        return; /* NOT_CONTROLLER and the like: the next tick asks the new controller */
+    if (reg->fenced && !fenced)
+        say_info("quorum", "this broker is unfenced");
+    reg->fenced = fenced;
+    reg->next_heartbeat_ms = net_loop_now_ms(l->s->loop) + l->s->cfg->broker_heartbeat_interval_ms;
+}
+
+static void local_registered(void *arg, const struct cluster_result *res)
+{
+    registration_result(arg, kerr_from_cluster(res->err), res->broker_epoch);
+}
+
+static void local_heartbeat(void *arg, const struct cluster_result *res)
+{
+    heartbeat_result(arg, kerr_from_cluster(res->err), res->err != CLUSTER_OK || res->fenced);
+}
+
+static void on_registration_response(struct quorum_link *l, struct reader *r)
+{
+    struct broker_registration_response resp;
+    struct arena a;
+    arena_init(&a);
+    if (broker_registration_response_decode(r, 0, &a, &resp) != 0)
+        resp.error_code = KERR_UNKNOWN_SERVER_ERROR;
+    arena_free(&a);
+    registration_result(l, resp.error_code, resp.broker_epoch);
+}
+
+static void on_heartbeat_response(struct quorum_link *l, struct reader *r)
+{
+    struct broker_heartbeat_response resp;
+    struct arena a;
+    arena_init(&a);
+    if (broker_heartbeat_response_decode(r, 0, &a, &resp) != 0)
+        resp.error_code = KERR_UNKNOWN_SERVER_ERROR;
+    arena_free(&a);
+    heartbeat_result(l, resp.error_code, resp.is_fenced);
+}
+
+static void send_registration(struct quorum_link *l, struct quorum_peer *p)
+{
+    const struct broker_config *cfg = l->s->cfg;
+    frame_begin(l, p, PROTO_API_BROKER_REGISTRATION);
+    struct broker_registration_request req;
+    broker_registration_request_init(&req);
+    struct broker_registration_request_listeners listener = {
+        .name = slice_from_cstr(cfg->listener_name),
+        .host = slice_from_cstr(cfg->advertised_host),
+        .port = (uint16_t)l->s->advertised_port,
+        .security_protocol = 0, /* PLAINTEXT */
+    };
+    req.broker_id = cfg->node_id;
+    req.cluster_id = slice_from_cstr(cluster_id(l->s->cluster));
+    memcpy(req.incarnation_id, l->reg.incarnation, 16);
+    req.listeners_count = 1;
+    req.listeners = &listener;
+    req.features_count = 0;
+    req.rack = cfg->rack ? slice_from_cstr(cfg->rack) : SLICE_NULL;
+    broker_registration_request_encode(&l->frame, 0, &req);
+    l->reg.waiting = peer_send(l, p, PROTO_API_BROKER_REGISTRATION);
+}
+
+static void send_heartbeat(struct quorum_link *l, struct quorum_peer *p)
+{
+    frame_begin(l, p, PROTO_API_BROKER_HEARTBEAT);
+    struct broker_heartbeat_request req;
+    broker_heartbeat_request_init(&req);
+    req.broker_id = l->s->cfg->node_id;
+    req.broker_epoch = l->reg.epoch;
+    struct cluster_quorum_state qs;
+    cluster_quorum_state(l->s->cluster, &qs);
+    req.current_metadata_offset = qs.high_watermark;
+    broker_heartbeat_request_encode(&l->frame, 0, &req);
+    l->reg.waiting = peer_send(l, p, PROTO_API_BROKER_HEARTBEAT);
+}
+
+/* Every tick: registers, or heartbeats when one is due, with the active controller. */
+static void registration_step(struct quorum_link *l)
 {
     struct server *s = l->s;
+    struct registration *reg = &l->reg;
+    int32_t ctl = cluster_controller_id(s->cluster);
+    int64_t now = net_loop_now_ms(s->loop);
+    if (reg->waiting || s->stopping || ctl <= 0)
+        return;
+    bool heartbeat = reg->epoch >= 0;
+    if (heartbeat && now < reg->next_heartbeat_ms)
+        return;
     const struct broker_config *cfg = s->cfg;
-    if (l->registering || s->stopping || cluster_controller_id(s->cluster) != cfg->node_id)
+    if (ctl == cfg->node_id) {
+        reg->waiting = true;
+        if (heartbeat)
+            cluster_broker_heartbeat(s->cluster, cfg->node_id, reg->epoch, now, local_heartbeat, l);
+        else
+            cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host,
+                                    s->advertised_port, cfg->rack, reg->incarnation, true,
+                                    local_registered, l);
         return;
-    const struct mbroker *b = cluster_broker_find(s->cluster, cfg->node_id);
-    bool same_rack = b && ((!b->rack && !cfg->rack) ||
-                           (b->rack && cfg->rack && strcmp(b->rack, cfg->rack) == 0));
-    if (b && b->port == s->advertised_port && strcmp(b->host, cfg->advertised_host) == 0 &&
-        same_rack)
+    }
+    struct quorum_peer *p = peer_find(l, ctl);
+    if (!p || (!p->client && !peer_connect(p)))
         return;
-    l->registering = true;
-    cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host, s->advertised_port,
-                            cfg->rack, registered, l);
+    if (heartbeat)
+        send_heartbeat(l, p);
+    else
+        send_registration(l, p);
 }
 
 static void on_tick(struct net_loop *loop, void *arg)
@@ -224,7 +508,9 @@ static void on_tick(struct net_loop *loop, void *arg)
     struct quorum_link *l = arg;
     l->tick_timer = net_timer_add(loop, l->tick_ms, on_tick, l);
     cluster_tick(l->s->cluster);
-    register_self(l);
+    registration_step(l);
+    cluster_expire_sessions(l->s->cluster, net_loop_now_ms(loop),
+                            l->s->cfg->broker_session_timeout_ms);
 }
 
 int server_quorum_link_start(struct server *s)
@@ -236,6 +522,8 @@ int server_quorum_link_start(struct server *s)
     l->s = s;
     buf_init(&l->frame);
     snprintf(l->client_id, sizeof l->client_id, "samsa-controller-%d", cfg->node_id);
+    cluster_uuid_random(l->reg.incarnation);
+    l->reg.epoch = -1;
     for (size_t i = 0; i < cfg->voter_count; i++) {
         if (cfg->voters[i].id == cfg->node_id)
             continue;
@@ -271,7 +559,7 @@ void server_quorum_link_stop(struct server *s)
     struct quorum_link *l = s->quorum_link;
     if (!l)
         return;
-    if (l->registering)
+    if (l->reg.waiting)
         cluster_forget(s->cluster, l);
     cluster_set_transport(s->cluster, NULL, NULL);
     net_timer_cancel(s->loop, l->tick_timer);

@@ -228,7 +228,8 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     struct change_outcome registered = {0};
     if (alone) {
         cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host,
-                                cfg->advertised_port, cfg->rack, change_outcome_keep, &registered);
+                                cfg->advertised_port, cfg->rack, NULL, false, change_outcome_keep,
+                                &registered);
         if (registered.err != CLUSTER_OK) {
             say_error("server", "cannot register this broker: %s", registered.why);
             goto fail;
@@ -308,7 +309,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         /* Port 0 (tests): advertise the port the kernel picked. */
         registered = (struct change_outcome){0};
         cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host, port, cfg->rack,
-                                change_outcome_keep, &registered);
+                                NULL, false, change_outcome_keep, &registered);
         if (registered.err != CLUSTER_OK) {
             say_error("server", "cannot register this broker: %s", registered.why);
             goto fail;

@@ -26,15 +26,19 @@ void handle_describe_cluster(struct request *req)
     resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
     resp.controller_id = cluster_controller_id(s->cluster);
     size_t n = cluster_broker_count(s->cluster);
-    resp.brokers_count = (int32_t)n;
     resp.brokers = REQ_ALLOC(req, struct describe_cluster_response_brokers, n);
+    resp.brokers_count = 0;
     for (size_t i = 0; i < n; i++) {
         const struct mbroker *b = cluster_broker_at(s->cluster, i);
-        describe_cluster_response_brokers_init(&resp.brokers[i]);
-        resp.brokers[i].broker_id = b->node_id;
-        resp.brokers[i].host = slice_from_cstr(b->host);
-        resp.brokers[i].port = b->port;
-        resp.brokers[i].rack = b->rack ? slice_from_cstr(b->rack) : SLICE_NULL;
+        if (b->fenced && !in.include_fenced_brokers)
+            continue; /* as Kafka: fenced brokers only when asked for (v2) */
+        struct describe_cluster_response_brokers *o = &resp.brokers[resp.brokers_count++];
+        describe_cluster_response_brokers_init(o);
+        o->broker_id = b->node_id;
+        o->host = slice_from_cstr(b->host);
+        o->port = b->port;
+        o->rack = b->rack ? slice_from_cstr(b->rack) : SLICE_NULL;
+        o->is_fenced = b->fenced;
     }
     REQUEST_RESPOND(req, describe_cluster_response, &resp);
 }

@@ -97,15 +97,18 @@ void handle_metadata(struct request *req)
     struct metadata_response resp;
     metadata_response_init(&resp);
     size_t nb = cluster_broker_count(s->cluster);
-    resp.brokers_count = (int32_t)nb;
     resp.brokers = REQ_ALLOC(req, struct metadata_response_brokers, nb);
+    resp.brokers_count = 0;
     for (size_t i = 0; i < nb; i++) {
         const struct mbroker *b = cluster_broker_at(s->cluster, i);
-        metadata_response_brokers_init(&resp.brokers[i]);
-        resp.brokers[i].node_id = b->node_id;
-        resp.brokers[i].host = slice_from_cstr(b->host);
-        resp.brokers[i].port = b->port;
-        resp.brokers[i].rack = b->rack ? slice_from_cstr(b->rack) : SLICE_NULL;
+        if (b->fenced)
+            continue; /* as Kafka: clients are told of live brokers only */
+        struct metadata_response_brokers *o = &resp.brokers[resp.brokers_count++];
+        metadata_response_brokers_init(o);
+        o->node_id = b->node_id;
+        o->host = slice_from_cstr(b->host);
+        o->port = b->port;
+        o->rack = b->rack ? slice_from_cstr(b->rack) : SLICE_NULL;
     }
     resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
     resp.controller_id = cluster_controller_id(s->cluster);

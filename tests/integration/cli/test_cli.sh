@@ -53,13 +53,12 @@ if "$CLI" -b 127.0.0.1:1 topic list >"$WORK/out" 2>&1; then fail "unreachable br
 echo "== cluster status"
 # quorum_hw: the metadata quorum's high watermark from the last output.
 quorum_hw() { awk '/^High watermark:/ { print $3 }' "$WORK/out"; }
-node_led() { awk -v a="127.0.0.1:$PORT" '$1 == 1 && $2 == a { print $4 }' "$WORK/out"; }
+node_led() { awk -v a="127.0.0.1:$PORT" '$1 == 1 && $2 == a { print $5 }' "$WORK/out"; }
 ok cluster status
 has '^Cluster: +[A-Za-z0-9_-]+$'
 has '^Controller: +1$'
-has "^NODE +ADDRESS +RACK +PARTITIONS-LED$"
-has "^1 +127\.0\.0\.1:$PORT +- +[0-9]+$"
-has '^Fenced brokers are not listed'
+has "^NODE +ADDRESS +RACK +FENCED +PARTITIONS-LED$"
+has "^1 +127\.0\.0\.1:$PORT +- +no +[0-9]+$"
 has '^Leader: +1$'
 has '^Epoch: +[0-9]+$'
 has "^1 +127\.0\.0\.1:$PORT +[0-9]+ +0 +[0-9]+ ms ago +[0-9]+ ms ago$"

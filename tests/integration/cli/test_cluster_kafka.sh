@@ -4,7 +4,7 @@
 # DescribeQuorum a broker forwards to the active controller, so it must show three
 # nodes, a quorum leader with three voters, and no partitions without a leader; after
 # one broker that does not lead the quorum is killed, its partitions (replication 1)
-# show up as without a leader, and it drops out of the node list (fenced).
+# show up as without a leader, and it is marked fenced in the node list.
 # Needs SAMSA_CLI; fails, with the reason, when Kafka cannot be fetched or started.
 set -euo pipefail
 
@@ -37,7 +37,7 @@ IFS=, read -r -a ADDR <<<"$BOOT" # ADDR[i] is node i+1
 echo "== three nodes, three voters"
 status "$BOOT"
 for i in 1 2 3; do
-    has "^$i +${ADDR[$((i - 1))]//./\\.} +- +[0-9]+$"
+    has "^$i +${ADDR[$((i - 1))]//./\\.} +- +no +[0-9]+$"
 done
 has '^Leader: +[1-3]$'
 [ "$(grep -Ec '^[1-3] +127\.0\.0\.1:[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ ms ago' "$DIR/out")" = 3 ] ||
@@ -60,13 +60,14 @@ done
 for _ in $(seq 1 60); do
     status "$ALIVE"
     grep -Eq '^Partitions without a leader: [1-9]' "$DIR/out" &&
-        ! grep -Eq "^$VICTIM +${ADDR[$((VICTIM - 1))]//./\\.} " "$DIR/out" && break
+        grep -Eq "^$VICTIM +${ADDR[$((VICTIM - 1))]//./\\.} +- +yes " "$DIR/out" && break
     sleep 1
 done
 has '^Partitions without a leader: [1-9]'
 has '^spread +[0-5] +LEADER_NOT_AVAILABLE$'
-[ "$(grep -Ec '^[1-3] +127\.0\.0\.1:[0-9]+ +- +[0-9]+$' "$DIR/out")" = 2 ] ||
-    fail "expected two node rows once node $VICTIM is fenced"
+[ "$(grep -Ec '^[1-3] +127\.0\.0\.1:[0-9]+ +- +no +[0-9]+$' "$DIR/out")" = 2 ] ||
+    fail "expected two unfenced node rows once node $VICTIM is fenced"
+has "^$VICTIM +${ADDR[$((VICTIM - 1))]//./\\.} +- +yes +0$"
 has "^Leader: +$LEADER$"
 has "^$VICTIM +127\\.0\\.0\\.1:[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ ms ago"   # still a voter
 

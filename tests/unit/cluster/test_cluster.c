@@ -71,7 +71,7 @@ static int alter_topic_configs(struct cluster *c, struct slice name,
 static int register_broker(struct cluster *c, int32_t node, const char *host, int32_t port,
                            const char *rack)
 {
-    cluster_register_broker(c, node, host, port, rack, keep, NULL);
+    cluster_register_broker(c, node, host, port, rack, NULL, false, keep, NULL);
     return result(NULL);
 }
 
