@@ -54,6 +54,7 @@ struct cluster {
     int64_t partition_total;            /* partitions of all topics */
     int64_t max_partitions;             /* samsa.max.partitions: bound on partition_total */
     int64_t last_broker_epoch;          /* the highest broker epoch registered */
+    size_t placement_cursor;            /* where the next placement starts looking (placement) */
     bool installing;                    /* a leader's snapshot replaces the image: nobody is told */
     struct image_saved *before_install; /* the image it replaces, for the difference */
     /* Broker sessions, kept by the active controller only (cluster.h). */
@@ -469,6 +470,61 @@ static void add_partition_state(struct change *ch, const uint8_t id[16], const s
     buf_put_i32(&ch->body, p->partition_epoch);
     put_i32_array(&ch->body, p->replicas, p->replica_count);
     put_i32_array(&ch->body, p->isr, p->isr_count);
+}
+
+/* ---- placement ----
+ * A new partition's one replica, and so its leader, goes to the unfenced broker that
+ * leads the fewest partitions (those of the change being built counted too), ties going
+ * round the brokers from where the last placement stopped, as Kafka's placer spreads
+ * leaders. Until any broker is registered (a node on its own, tools) it is this node. */
+struct placement {
+    size_t n;
+    int32_t *ids;    /* unfenced brokers */
+    int64_t *counts; /* partitions each leads */
+};
+
+static void placement_init(struct cluster *c, struct placement *pl)
+{
+    pl->ids = xcalloc(c->broker_count + 1, sizeof *pl->ids);
+    pl->counts = xcalloc(c->broker_count + 1, sizeof *pl->counts);
+    pl->n = 0;
+    for (size_t i = 0; i < c->broker_count; i++)
+        if (!c->brokers[i].fenced)
+            pl->ids[pl->n++] = c->brokers[i].node_id;
+    for (size_t i = 0; i < c->topic_count; i++)
+        for (int32_t k = 0; k < c->topics[i]->partition_count; k++)
+            for (size_t b = 0; b < pl->n; b++)
+                if (pl->ids[b] == c->topics[i]->partitions[k].leader)
+                    pl->counts[b]++;
+}
+
+static void placement_free(struct placement *pl)
+{
+    free(pl->ids);
+    free(pl->counts);
+}
+
+/* 0 with *out the broker for the next partition, or CLUSTER_ERR_INVALID_REPLICATION. */
+static int place_next(struct cluster *c, struct placement *pl, int32_t *out, const char **why)
+{
+    if (c->broker_count == 0) {
+        *out = c->node_id;
+        return 0;
+    }
+    if (pl->n == 0) {
+        *why = "no broker is available: every registered broker is fenced";
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    size_t best = SIZE_MAX;
+    for (size_t k = 0; k < pl->n; k++) {
+        size_t b = (c->placement_cursor + k) % pl->n;
+        if (best == SIZE_MAX || pl->counts[b] < pl->counts[best])
+            best = b;
+    }
+    c->placement_cursor = (best + 1) % pl->n;
+    pl->counts[best]++;
+    *out = pl->ids[best];
+    return 0;
 }
 
 /* A new partition led by `node`, its only replica. */
@@ -1104,6 +1160,34 @@ int64_t cluster_partition_count(const struct cluster *c)
     return c->partition_total;
 }
 
+/* The broker of each of n new partitions: op->replicas when the creation names them
+ * (manual assignment: one registered broker per partition), else placed. */
+static int place_partitions(struct cluster *c, struct op *op, int32_t n, int32_t *out)
+{
+    if (op->replicas) {
+        if (op->replica_count != n) {
+            op->res.why = "the replica assignment must name every new partition";
+            return CLUSTER_ERR_INVALID_ASSIGNMENT;
+        }
+        for (int32_t p = 0; p < n; p++) {
+            if (!cluster_broker_find(c, op->replicas[p]) &&
+                !(c->broker_count == 0 && op->replicas[p] == c->node_id)) {
+                op->res.why = "the replica assignment names a broker that is not registered";
+                return CLUSTER_ERR_INVALID_ASSIGNMENT;
+            }
+            out[p] = op->replicas[p];
+        }
+        return 0;
+    }
+    struct placement pl;
+    placement_init(c, &pl);
+    int rc = 0;
+    for (int32_t p = 0; p < n && rc == 0; p++)
+        rc = place_next(c, &pl, &out[p], &op->res.why);
+    placement_free(&pl);
+    return rc;
+}
+
 static int build_create_topic(struct cluster *c, struct op *op, struct change *ch)
 {
     const char **why = &op->res.why;
@@ -1126,6 +1210,10 @@ static int build_create_topic(struct cluster *c, struct op *op, struct change *c
         *why = "replication factor is larger than the number of available brokers";
         return CLUSTER_ERR_INVALID_REPLICATION;
     }
+    if (op->replication_factor > 1) {
+        *why = "replication factor above 1 is not supported yet: each partition has one replica";
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
     if (c->topic_count >= MAX_TOPICS) {
         *why = "too many topics";
         return CLUSTER_ERR_LIMIT;
@@ -1133,8 +1221,13 @@ static int build_create_topic(struct cluster *c, struct op *op, struct change *c
     if ((*why = partitions_over_limit(c, op->count)) != NULL)
         return CLUSTER_ERR_LIMIT;
     int rc = check_configs(op->configs, op->config_count, why);
-    if (rc != 0 || op->validate_only)
+    if (rc != 0)
         return rc;
+    int32_t *leaders = xcalloc((size_t)op->count, sizeof *leaders);
+    if ((rc = place_partitions(c, op, op->count, leaders)) != 0 || op->validate_only) {
+        free(leaders);
+        return rc;
+    }
     uint8_t id[16];
     cluster_uuid_random(id);
     change_record(ch, REC_TOPIC);
@@ -1145,7 +1238,8 @@ static int build_create_topic(struct cluster *c, struct op *op, struct change *c
     for (size_t i = 0; i < op->config_count; i++)
         add_config_record(ch, op->name, op->configs[i].name, op->configs[i].value);
     for (int32_t p = 0; p < op->count; p++)
-        add_partition_record(ch, id, p, c->node_id);
+        add_partition_record(ch, id, p, leaders[p]);
+    free(leaders);
     return 0;
 }
 
@@ -1188,8 +1282,14 @@ static int build_create_partitions(struct cluster *c, struct op *op, struct chan
         return CLUSTER_ERR_LIMIT;
     if (op->validate_only)
         return 0;
-    for (int32_t p = t->partition_count; p < new_total; p++)
-        add_partition_record(ch, t->id, p, c->node_id);
+    int32_t more = new_total - t->partition_count;
+    int32_t *leaders = xcalloc((size_t)more, sizeof *leaders);
+    int rc = place_partitions(c, op, more, leaders);
+    for (int32_t p = 0; rc == 0 && p < more; p++)
+        add_partition_record(ch, t->id, t->partition_count + p, leaders[p]);
+    free(leaders);
+    if (rc != 0)
+        return rc;
     return 0;
 }
 
@@ -1800,6 +1900,29 @@ void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitio
     op->count = partitions;
     op->replication_factor = replication_factor;
     op->validate_only = validate_only;
+    op->configs = xcalloc(config_count + 1, sizeof *op->configs);
+    op->config_count = config_count;
+    for (size_t i = 0; i < config_count; i++) {
+        op->configs[i].name = xstrdup(configs[i].name);
+        op->configs[i].value = configs[i].value ? xstrdup(configs[i].value) : NULL;
+    }
+    submit(op);
+}
+
+void cluster_create_topic_assigned(struct cluster *c, struct slice name, const int32_t *brokers,
+                                   int32_t partitions, const struct config_entry *configs,
+                                   size_t config_count, bool validate_only, cluster_done_fn done,
+                                   void *arg)
+{
+    struct op *op = op_new(c, OP_CREATE_TOPIC, done, arg);
+    op->name = slice_to_cstr(name);
+    op->count = partitions;
+    op->replication_factor = 1;
+    op->validate_only = validate_only;
+    op->replicas = xcalloc((size_t)MAX(partitions, 1), sizeof *op->replicas);
+    op->replica_count = MAX(partitions, 0);
+    if (partitions > 0)
+        memcpy(op->replicas, brokers, (size_t)partitions * sizeof *brokers);
     op->configs = xcalloc(config_count + 1, sizeof *op->configs);
     op->config_count = config_count;
     for (size_t i = 0; i < config_count; i++) {

@@ -35,6 +35,7 @@ enum cluster_err {
     /* A heartbeat from a broker epoch that is not the registered one (an older process,
      * or one registered again since). Kafka's STALE_BROKER_EPOCH. */
     CLUSTER_ERR_STALE_BROKER_EPOCH = -11,
+    CLUSTER_ERR_INVALID_ASSIGNMENT = -12, /* a manual replica assignment Kafka refuses */
 };
 
 /* ---- topic configuration ---- */
@@ -279,13 +280,22 @@ void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_
  * simply lost. CLUSTER_ERR_LIMIT when ids are exhausted. */
 void cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,
                                    cluster_done_fn done, void *arg);
-/* Creates a topic with partitions on this node (replication factor must be 1 until
- * replication exists). configs are validated first; nothing is written on error.
- * If validate_only, checks everything and writes nothing. If the broker cannot open the
- * created topic, it is removed again and the result is CLUSTER_ERR_IO. */
+/* Creates a topic. Each partition's one replica (replication factor must be 1 until
+ * replication exists), its leader, goes to the unfenced broker leading the fewest
+ * partitions, ties going round the brokers (Kafka spreads leaders the same way); with
+ * no broker registered yet, to this node. configs are validated first; nothing is
+ * written on error. If validate_only, checks everything and writes nothing. If the
+ * broker cannot open the created topic, it is removed again and the result is
+ * CLUSTER_ERR_IO. */
 void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
                           int16_t replication_factor, const struct config_entry *configs,
                           size_t config_count, bool validate_only, cluster_done_fn done, void *arg);
+/* The same with a manual replica assignment: brokers[p] holds partition p, p in
+ * [0, partitions). Each must be a registered broker (CLUSTER_ERR_INVALID_ASSIGNMENT). */
+void cluster_create_topic_assigned(struct cluster *c, struct slice name, const int32_t *brokers,
+                                   int32_t partitions, const struct config_entry *configs,
+                                   size_t config_count, bool validate_only, cluster_done_fn done,
+                                   void *arg);
 void cluster_delete_topic(struct cluster *c, struct slice name, cluster_done_fn done, void *arg);
 void cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
                                bool validate_only, cluster_done_fn done, void *arg);

@@ -181,7 +181,7 @@ void server_flush_policy_tick(struct server *s)
             continue;
         for (int32_t i = 0; i < ts->partition_count; i++) {
             struct partition *p = ts->partitions[i];
-            if (log_unflushed_messages(p->log) > 0 && now - log_last_flush_ms(p->log) >= ms)
+            if (p && log_unflushed_messages(p->log) > 0 && now - log_last_flush_ms(p->log) >= ms)
                 want_sync(s, p);
         }
     }

@@ -70,6 +70,8 @@ static bool start_one(struct server *s)
         if (!ts->settings.compacted)
             continue;
         for (int32_t i = 0; i < ts->partition_count; i++) {
+            if (!ts->partitions[i])
+                continue; /* another broker's */
             if (n == cap) {
                 cap *= 2;
                 cands = xrealloc(cands, cap * sizeof *cands);

@@ -25,7 +25,7 @@ struct topic_state {
     bool opening_created;          /* being opened because it was just created */
     bool taking_back;              /* created, could not be opened: being deleted again */
     struct open_waiter *waiters;   /* told when the opening ends (partitions.c) */
-    struct partition **partitions; /* target_count slots */
+    struct partition **partitions; /* target_count slots; NULL: another broker's */
     struct topic_settings settings;
 };
 
@@ -112,7 +112,12 @@ static inline int server_syncer_create(struct server *s, int threads, struct syn
 }
 
 /* ---- partitions (partitions.c) ---- */
+/* The partition if this node hosts it; NULL for an unknown one, one still being opened,
+ * or another broker's (server_partition_absent says which error a client gets). */
 struct partition *server_partition(struct server *s, struct slice topic, int32_t index);
+/* The Kafka error for a partition server_partition did not give: NOT_LEADER_OR_FOLLOWER
+ * for another broker's, else UNKNOWN_TOPIC_OR_PARTITION. */
+int16_t server_partition_absent(struct server *s, struct slice topic, int32_t index);
 /* The partition a ListOffsets or OffsetForLeaderEpoch entry names, checked with
  * partition_check_leader against the leader epoch the client says it knows (-1: it does
  * not say). NULL with *error set to the partition's Kafka error when this node does not

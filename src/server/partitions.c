@@ -22,12 +22,21 @@ struct partition *server_partition(struct server *s, struct slice topic, int32_t
     return t->partitions[index];
 }
 
+int16_t server_partition_absent(struct server *s, struct slice topic, int32_t index)
+{
+    const struct mtopic *t = cluster_topic_find(s->cluster, topic);
+    struct topic_state *ts = hmap_get(&s->topics, topic);
+    if (t && ts && index >= 0 && index < ts->partition_count && !ts->partitions[index])
+        return KERR_NOT_LEADER_OR_FOLLOWER; /* another broker's: the client asks it */
+    return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+}
+
 struct partition *server_partition_at_epoch(struct server *s, struct slice topic, int32_t index,
                                             int32_t current_leader_epoch, int16_t *error)
 {
     struct partition *p = server_partition(s, topic, index);
-    int16_t err =
-        p ? partition_check_leader(p, current_leader_epoch) : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    int16_t err = p ? partition_check_leader(p, current_leader_epoch)
+                    : server_partition_absent(s, topic, index);
     if (err != KERR_NONE) {
         *error = err;
         return NULL;
@@ -112,9 +121,8 @@ static int64_t checkpoint_lookup(struct hmap *m, const char *topic, int32_t inde
     return v ? *v : missing;
 }
 
-/* Takes the role the metadata gives this node. (One node leads every partition; a data
- * dir started under another node.id follows a leader that is not there, and clients get
- * NOT_LEADER_OR_FOLLOWER, as from Kafka.) A demoted partition's parked fetches are
+/* Takes the role the metadata gives this node, for a partition it holds a replica of:
+ * leader, or follower of another broker or of none (its leader was fenced). A demoted partition's parked fetches are
  * retried, so they answer now instead of at their deadline. */
 static void follow_metadata(struct server *s, struct partition *p, const struct mpartition *mp)
 {
@@ -126,6 +134,15 @@ static void follow_metadata(struct server *s, struct partition *p, const struct 
     partition_become_follower(p, mp->leader_epoch);
     if (was_leader)
         purgatory_notify(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
+}
+
+/* Whether this node holds a replica of the partition (the others are other brokers'). */
+static bool hosted_here(const struct server *s, const struct mpartition *mp)
+{
+    for (int32_t i = 0; i < mp->replica_count; i++)
+        if (mp->replicas[i] == s->cfg->node_id)
+            return true;
+    return false;
 }
 
 static struct partition *open_partition(struct server *s, struct topic_state *ts,
@@ -166,8 +183,8 @@ static int open_new_partitions(struct server *s, struct topic_state *ts, const s
 {
     grow_to(ts, t);
     for (int32_t i = ts->partition_count; i < t->partition_count; i++) {
-        struct partition *p = open_partition(s, ts, t, i);
-        if (!p)
+        struct partition *p = NULL;
+        if (hosted_here(s, &t->partitions[i]) && !(p = open_partition(s, ts, t, i)))
             return -1;
         ts->partitions[i] = p;
         ts->partition_count = i + 1;
@@ -280,6 +297,10 @@ static void open_slice(struct net_loop *loop, void *arg)
         ASSERT(t); /* a deleted topic leaves the queue in remove_topic */
         if (ts->partition_count == ts->target_count) {
             opening_end(s, ts, KERR_NONE);
+            continue;
+        }
+        if (!hosted_here(s, &t->partitions[ts->partition_count])) {
+            ts->partitions[ts->partition_count++] = NULL; /* another broker's */
             continue;
         }
         struct partition *p = open_partition(s, ts, t, ts->partition_count);
@@ -463,6 +484,8 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
     }
     for (int32_t i = 0; i < ts->partition_count; i++) {
         char *renamed = NULL;
+        if (!ts->partitions[i])
+            continue; /* another broker's */
         close_partition(s, ts->partitions[i], delete_files, &renamed);
         if (renamed)
             r->paths[r->n++] = renamed;
@@ -507,7 +530,8 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
             struct log_config lc;
             server_topic_log_config(s, t, &lc);
             for (int32_t i = 0; i < ts->partition_count; i++)
-                log_set_config(ts->partitions[i]->log, &lc);
+                if (ts->partitions[i])
+                    log_set_config(ts->partitions[i]->log, &lc);
         }
         break;
     case CLUSTER_PARTITION_CHANGED:
@@ -517,7 +541,8 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
             say_info("server", "partition %s-%d: leader %d at epoch %d, %d replicas, %d in sync",
                      t->name, partition, mp->leader, mp->leader_epoch, mp->replica_count,
                      mp->isr_count);
-            follow_metadata(s, ts->partitions[partition], mp);
+            if (ts->partitions[partition])
+                follow_metadata(s, ts->partitions[partition], mp);
         }
         break;
     case CLUSTER_TOPIC_DELETED:
@@ -658,6 +683,8 @@ static void collect_file(struct server *s, struct checkpoint_file *f, const char
     while (hmap_next(&s->topics, &it, &k, &v)) {
         struct topic_state *ts = v;
         for (int32_t i = 0; i < ts->partition_count; i++) {
+            if (!ts->partitions[i])
+                continue; /* another broker's */
             if (f->n == cap) {
                 cap *= 2;
                 f->entries = xrealloc(f->entries, cap * sizeof *f->entries);

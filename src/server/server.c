@@ -81,7 +81,8 @@ static void each_partition(struct server *s,
     while (hmap_next(&s->topics, &it, &k, &v)) {
         struct topic_state *ts = v;
         for (int32_t i = 0; i < ts->partition_count; i++)
-            fn(s, ts->partitions[i], now);
+            if (ts->partitions[i])
+                fn(s, ts->partitions[i], now);
     }
 }
 
@@ -416,7 +417,7 @@ void server_destroy(struct server *s)
             struct topic_state *ts = v;
             for (int32_t i = 0; i < ts->partition_count; i++) {
                 struct log_flush_job job = {0};
-                if (log_flush_prepare(ts->partitions[i]->log, &job) == 0) {
+                if (ts->partitions[i] && log_flush_prepare(ts->partitions[i]->log, &job) == 0) {
                     log_flush_execute(&job);
                     log_flush_complete(ts->partitions[i]->log, &job);
                 }

@@ -1,7 +1,7 @@
 /* CreateTopics (key 19), v0-v7. Each topic is validated (name, partitions, replication
  * factor, configs) and created atomically in the metadata log, or gets Kafka's error
- * code and message. Manual replica assignments are accepted only when they name this
- * node once per partition (a single node has nowhere else to put a replica).
+ * code and message. A manual replica assignment names one registered broker per
+ * partition, partitions 0..n-1 in order (one replica each until replication exists).
  * num_partitions / replication_factor of -1 mean the broker defaults (KIP-464).
  * As in Kafka, a name given twice gets one INVALID_REQUEST entry (after the others) and
  * nothing created, a name equal to an existing topic's once '.' and '_' are unified is
@@ -312,6 +312,7 @@ void handle_create_topics(struct request *req)
         }
         int32_t partitions = t->num_partitions;
         int16_t rf = t->replication_factor;
+        int32_t *assigned = NULL; /* a manual assignment: one broker per partition */
         if (t->assignments_count > 0) {
             if (partitions != -1 || rf != -1) {
                 out->error_code = KERR_INVALID_REQUEST;
@@ -321,18 +322,20 @@ void handle_create_topics(struct request *req)
             }
             partitions = t->assignments_count;
             rf = 1;
+            assigned = REQ_ALLOC(req, int32_t, partitions);
             for (int32_t a = 0; a < t->assignments_count; a++) {
                 const struct create_topics_request_topics_assignments *as = &t->assignments[a];
-                if (as->partition_index != a || as->broker_ids_count != 1 ||
-                    as->broker_ids[0] != s->cfg->node_id) {
+                if (as->partition_index != a || as->broker_ids_count != 1) {
                     rf = -2;
                     break;
                 }
+                assigned[a] = as->broker_ids[0];
             }
             if (rf == -2) {
                 out->error_code = KERR_INVALID_REPLICA_ASSIGNMENT;
-                out->error_message = slice_from_cstr(
-                    "replica assignments must name this node once for partitions 0..n-1");
+                out->error_message =
+                    slice_from_cstr("replica assignments must name one broker for each of "
+                                    "partitions 0..n-1 (one replica each in this version)");
                 continue;
             }
         }
@@ -350,8 +353,12 @@ void handle_create_topics(struct request *req)
         *ct = (struct created_topic){w,  at,   CT_WRITING, partitions,
                                      rf, cfgs, (size_t)nc, in.validate_only};
         w->pending++;
-        cluster_create_topic(s->cluster, t->name, partitions, rf, cfgs, (size_t)nc,
-                             in.validate_only, topic_written, ct);
+        if (assigned)
+            cluster_create_topic_assigned(s->cluster, t->name, assigned, partitions, cfgs,
+                                          (size_t)nc, in.validate_only, topic_written, ct);
+        else
+            cluster_create_topic(s->cluster, t->name, partitions, rf, cfgs, (size_t)nc,
+                                 in.validate_only, topic_written, ct);
     }
     hmap_free(&unified);
     hmap_free(&seen);

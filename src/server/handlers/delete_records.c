@@ -43,7 +43,7 @@ void handle_delete_records(struct request *req)
             pr->low_watermark = -1;
             struct partition *p = server_partition(s, t->name, pr->partition_index);
             if (!p) {
-                pr->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                pr->error_code = server_partition_absent(s, t->name, pr->partition_index);
                 continue;
             }
             if ((pr->error_code = partition_check_leader(p, -1)) != KERR_NONE)

@@ -11,7 +11,7 @@ static void describe_partition(struct request *req, struct slice topic, part_res
 {
     struct partition *p = server_partition(req->srv, topic, out->partition_index);
     if (!p) {
-        out->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        out->error_code = server_partition_absent(req->srv, topic, out->partition_index);
         return;
     }
     size_t n = log_producer_count(p->log);

@@ -111,7 +111,7 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
             l->rr.fd = -1;
             l->p = server_partition(s, t->topic, fp->partition);
             if (!l->p) {
-                l->error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                l->error = server_partition_absent(s, t->topic, fp->partition);
                 continue;
             }
             l->error = partition_check_leader(l->p, fp->current_leader_epoch);

@@ -269,7 +269,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     struct server *s = req->srv;
     struct partition *p = server_partition(s, topic, in->index);
     if (!p)
-        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return server_partition_absent(s, topic, in->index);
     int16_t lead = partition_check_leader(p, -1);
     if (lead != KERR_NONE)
         return lead;

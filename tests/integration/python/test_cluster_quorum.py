@@ -23,6 +23,7 @@ import kwire
 
 NOT_CONTROLLER = 41
 ELECTION_TIMEOUT_MS = 1000
+SESSION_TIMEOUT_MS = 3000
 
 
 def free_port():
@@ -43,6 +44,8 @@ class QuorumNode(Broker):
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": voters,
             "controller.quorum.election.timeout.ms": str(ELECTION_TIMEOUT_MS),
+            "broker.heartbeat.interval.ms": "500",
+            "broker.session.timeout.ms": str(SESSION_TIMEOUT_MS),
         })
         self.node_id = node_id
         self.port = port
@@ -129,6 +132,29 @@ def topics_on(n):
         return kwire.metadata_v1(c, None)
 
 
+def leaders_on(n, topic):
+    """{partition: leader} as node n's Metadata (v1) tells it."""
+    with kwire.Conn(n.port) as c:
+        r = c.request(3, 1, kwire.array([kwire.string(topic)]))
+        r.array(lambda r: (r.i32(), r.string(), r.i32(), r.string()))
+        r.i32()
+
+        def part(r):
+            err, pid, leader = r.i16(), r.i32(), r.i32()
+            r.array(kwire.Reader.i32)
+            r.array(kwire.Reader.i32)
+            return pid, leader
+
+        def top(r):
+            r.i16()
+            r.string()
+            r.i8()
+            return dict(r.array(part))
+
+        (parts,) = r.array(top)
+        return parts
+
+
 def test_three_controllers_elect_and_replicate_metadata(quorum):
     ctl = agreed_controller(quorum)
     create_topic(quorum, "q-spread", 6)
@@ -150,6 +176,47 @@ def test_three_controllers_elect_and_replicate_metadata(quorum):
     got = consume_all(quorum[1], "q-spread", 6, expected=30)
     assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
         sorted(b"v%d" % i for i in range(30))
+
+
+def test_partitions_spread_and_a_killed_broker_is_fenced(quorum):
+    ctl = agreed_controller(quorum)
+    # Every broker registered and unfenced before the topic is placed.
+    wait_until(lambda: all(len(describe(n)["brokers"]) == 3 for n in quorum), 15,
+               what="three unfenced brokers")
+    create_topic(quorum, "q-spread12", 12)
+    leaders = wait_until(lambda: (lambda l: l if len(l) == 12 else None)(leaders_on(quorum[0], "q-spread12")),
+                         10, what="twelve partitions")
+    counts = {n.node_id: sum(1 for x in leaders.values() if x == n.node_id) for n in quorum}
+    assert counts == {1: 4, 2: 4, 3: 4}, leaders
+    # Each node holds only its own partitions' directories.
+    for n in quorum:
+        dirs = {d for d in os.listdir(n.data_dir) if d.startswith("q-spread12-")}
+        assert dirs == {"q-spread12-%d" % p for p, l in leaders.items() if l == n.node_id}, dirs
+    p = producer(quorum[0])
+    for i in range(60):
+        p.produce("q-spread12", value=b"s%d" % i, partition=i % 12)
+    assert p.flush(30) == 0
+    # A broker that is not the controller dies: fenced after the session timeout, its
+    # partitions lose their leader (one replica: nowhere to move it).
+    victim = next(n for n in quorum if n.node_id != ctl)
+    victim.kill()
+    rest = [n for n in quorum if n is not victim]
+    wait_until(lambda: all(l == -1 for p, l in leaders_on(rest[0], "q-spread12").items()
+                           if leaders[p] == victim.node_id), 20,
+               what="the victim's partitions without a leader")
+    assert all(b[0] != victim.node_id for b in describe(rest[0])["brokers"])
+    # It comes back: registered again, unfenced, leading its partitions, data intact.
+    victim.start(victim.port)
+    wait_until(lambda: leaders_on(rest[0], "q-spread12") == leaders, 20,
+               what="the victim's partitions led again")
+    got = consume_all(quorum[0], "q-spread12", 12, expected=60)
+    assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
+        sorted(b"s%d" % i for i in range(60))
+
+
+def describe(n):
+    with kwire.Conn(n.port) as c:
+        return kwire.describe_cluster_v0(c)
 
 
 def test_killed_controller_is_replaced_and_catches_up(quorum):

@@ -243,7 +243,9 @@ static void test_partition_changes(void **state)
     const char *why = NULL;
     assert_int_equal(register_broker(c, 1, "localhost", 9092, NULL), 0);
     assert_int_equal(register_broker(c, 2, "localhost", 9093, NULL), 0);
-    assert_int_equal(create_topic(c, slice_from_cstr("t"), 2, 1, NULL, 0, false, &why), 0);
+    const int32_t on_1[] = {1, 1};
+    cluster_create_topic_assigned(c, slice_from_cstr("t"), on_1, 2, NULL, 0, false, keep, NULL);
+    assert_int_equal(result(NULL), 0);
     cluster_set_listener(c, partition_listener, NULL);
     partition_events = 0;
 
@@ -1259,6 +1261,87 @@ static void test_node_id_mismatch_refused(void **state)
     assert_int_not_equal(cluster_open(&o, &c), 0);
 }
 
+/* Leaders spread over the unfenced brokers, balanced by count; manual assignments name
+ * registered brokers; fenced brokers get nothing new and lose their leaderships. */
+static void test_placement_and_fencing(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("spread"), 12, 1, NULL, 0, false, &why), 0);
+    const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("spread"));
+    int led[4] = {0};
+    for (int32_t p = 0; p < 12; p++) {
+        assert_int_equal(t->partitions[p].replica_count, 1);
+        assert_int_equal(t->partitions[p].leader, t->partitions[p].replicas[0]);
+        led[t->partitions[p].leader]++;
+    }
+    assert_int_equal(led[1], 4);
+    assert_int_equal(led[2], 4);
+    assert_int_equal(led[3], 4);
+    /* Two more partitions go to the brokers leading the fewest: one each to two of them. */
+    cluster_create_partitions(c, slice_from_cstr("spread"), 14, false, keep, NULL);
+    assert_int_equal(result(NULL), 0);
+    t = cluster_topic_find(c, slice_from_cstr("spread"));
+    assert_int_not_equal(t->partitions[12].leader, t->partitions[13].leader);
+    /* A manual assignment. */
+    const int32_t good[] = {3, 3, 1}, bad[] = {3, 9};
+    cluster_create_topic_assigned(c, slice_from_cstr("manual"), good, 3, NULL, 0, false, keep,
+                                  NULL);
+    assert_int_equal(result(NULL), 0);
+    t = cluster_topic_find(c, slice_from_cstr("manual"));
+    assert_int_equal(t->partitions[1].leader, 3);
+    assert_int_equal(t->partitions[2].leader, 1);
+    cluster_create_topic_assigned(c, slice_from_cstr("bad"), bad, 2, NULL, 0, false, keep, NULL);
+    assert_int_equal(result(NULL), CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_null(cluster_topic_find(c, slice_from_cstr("bad")));
+    /* Replication is the next issue: more than one replica is refused, not faked. */
+    assert_int_equal(create_topic(c, slice_from_cstr("rf2"), 1, 2, NULL, 0, false, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+
+    /* Broker 3 registers again as a new process: a new epoch, fenced. Its old epoch's
+     * heartbeat is stale; the new one's unfences it. */
+    const struct mbroker *b3 = cluster_broker_find(c, 3);
+    int64_t old_epoch = b3->epoch;
+    uint8_t incarnation[16] = {7};
+    cluster_register_broker(c, 3, "localhost", 9094, NULL, incarnation, true, keep, NULL);
+    assert_int_equal(result(NULL), 0);
+    assert_true(last.fenced);
+    int64_t epoch = last.broker_epoch;
+    assert_true(epoch > old_epoch);
+    assert_true(cluster_broker_find(c, 3)->fenced);
+    cluster_broker_heartbeat(c, 3, old_epoch, 1000, keep, NULL);
+    assert_int_equal(result(NULL), CLUSTER_ERR_STALE_BROKER_EPOCH);
+    cluster_broker_heartbeat(c, 3, epoch, 1000, keep, NULL);
+    assert_int_equal(result(NULL), 0);
+    assert_false(last.fenced);
+    assert_false(cluster_broker_find(c, 3)->fenced);
+    /* Its session expires: fenced, and what it led has no leader (one replica). */
+    cluster_broker_heartbeat(c, 1, cluster_broker_find(c, 1)->epoch, 20000, NULL, NULL);
+    cluster_broker_heartbeat(c, 2, cluster_broker_find(c, 2)->epoch, 20000, NULL, NULL);
+    cluster_expire_sessions(c, 20000, 9000);
+    assert_true(cluster_broker_find(c, 3)->fenced);
+    assert_false(cluster_broker_find(c, 1)->fenced);
+    t = cluster_topic_find(c, slice_from_cstr("manual"));
+    assert_int_equal(t->partitions[0].leader, -1);
+    assert_int_equal(t->partitions[0].isr[0], 3);
+    assert_int_equal(t->partitions[2].leader, 1);
+    /* Nothing new is placed on it. */
+    assert_int_equal(create_topic(c, slice_from_cstr("later"), 6, 1, NULL, 0, false, &why), 0);
+    t = cluster_topic_find(c, slice_from_cstr("later"));
+    for (int32_t p = 0; p < 6; p++)
+        assert_int_not_equal(t->partitions[p].leader, 3);
+    /* It comes back: unfenced, it leads its partitions again. */
+    cluster_broker_heartbeat(c, 3, epoch, 21000, keep, NULL);
+    assert_int_equal(result(NULL), 0);
+    t = cluster_topic_find(c, slice_from_cstr("manual"));
+    assert_int_equal(t->partitions[0].leader, 3);
+    assert_int_equal(t->partitions[0].leader_epoch, 2); /* fenced: 1, back: 2 */
+    cluster_close(c);
+}
+
 /* ---- a quorum of three, in one process: messages through a queue the test drains ---- */
 
 struct net_msg {
@@ -1482,6 +1565,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quorum_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_of_three, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_placement_and_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_voter_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_compacts_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
