@@ -97,10 +97,13 @@ fuzz:
 # tests with real clients against real broker processes, and a short bounded fuzz run.
 test: format-check unit unit-asan integration fuzz-short
 
-# Long deterministic raft simulation (make test runs 1,000 seeds): make sim SEEDS=100000
+# Long deterministic simulations (make test runs 1,000 seeds of raft_sim and 300 of
+# metadata_sim, the metadata quorum over real disks): make sim SEEDS=100000 MSIM_SEEDS=10000
 SEEDS ?= 100000
+MSIM_SEEDS ?= 10000
 sim: build
 	./$(BUILD)/tests/unit/raft/raft_sim --seeds $(SEEDS)
+	./$(BUILD)/tests/unit/cluster/metadata_sim --seeds $(MSIM_SEEDS) --quiet
 
 # Installs only what is missing, like deps, but kept apart so that make test never needs
 # the peers. A failed install does not stop the benchmark: it reports the peer whose

@@ -49,6 +49,8 @@ struct cluster {
     int64_t next_producer_id; /* first producer id never handed out */
     cluster_listener_fn listener;
     void *listener_arg;
+    cluster_apply_hook_fn apply_hook; /* tests only: cluster_set_apply_hook */
+    void *apply_hook_arg;
     int listener_rc;                    /* the listener's answer to the change applied last... */
     int own_listener_rc;                /* ... and to the change this node proposed last */
     int64_t partition_total;            /* partitions of all topics */
@@ -757,6 +759,8 @@ static void apply_committed(void *arg, struct slice entry, bool own)
     apply_entry(c, entry);
     if (own)
         c->own_listener_rc = c->listener_rc;
+    if (c->apply_hook && !c->installing)
+        c->apply_hook(c->apply_hook_arg, quorum_applied_index(c->log), false);
 }
 
 /* The image a leader's snapshot replaces, kept until the snapshot is applied so that the
@@ -835,6 +839,8 @@ static void install_image(void *arg, bool done)
     c->installing = false;
     c->before_install = NULL;
     tell_difference(c, old);
+    if (c->apply_hook)
+        c->apply_hook(c->apply_hook_arg, quorum_applied_index(c->log), true);
     for (size_t i = 0; i < old->topic_count; i++)
         free_topic(old->topics[i]);
     free(old->topics);
@@ -967,6 +973,17 @@ void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg)
 {
     c->listener = fn;
     c->listener_arg = arg;
+}
+
+void cluster_set_apply_hook(struct cluster *c, cluster_apply_hook_fn fn, void *arg)
+{
+    c->apply_hook = fn;
+    c->apply_hook_arg = arg;
+}
+
+uint64_t cluster_applied_index(const struct cluster *c)
+{
+    return quorum_applied_index(c->log);
 }
 
 /* Each build_* checks a change against the image as it stands when the change's turn

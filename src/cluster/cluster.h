@@ -371,4 +371,15 @@ typedef int (*cluster_listener_fn)(void *arg, enum cluster_event ev, const struc
                                    int32_t partition);
 void cluster_set_listener(struct cluster *c, cluster_listener_fn fn, void *arg);
 
+/* For tests only (tests/sim/metadata_sim.c checks that every node's image goes through
+ * one common history): fn(arg, index, snapshot) runs each time the image has come to
+ * reflect the metadata log through Raft index `index`: after each committed change is
+ * applied (after the listener; snapshot false), and after a leader's snapshot replaced
+ * the image (snapshot true). Entries that change nothing (a leader's no-op, a
+ * configuration) are not reported. cluster_applied_index says where the image stands,
+ * e.g. after cluster_open replayed the log. */
+typedef void (*cluster_apply_hook_fn)(void *arg, uint64_t index, bool snapshot);
+void cluster_set_apply_hook(struct cluster *c, cluster_apply_hook_fn fn, void *arg);
+uint64_t cluster_applied_index(const struct cluster *c);
+
 #endif

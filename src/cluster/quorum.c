@@ -58,7 +58,8 @@ struct quorum {
     uint64_t prop_index, prop_term;
     enum quorum_outcome outcome;
     size_t applied_entries;
-    size_t stored_entries; /* metadata entries in the restored snapshot and log */
+    uint64_t applied_index; /* the Raft index the image reflects (quorum_applied_index) */
+    size_t stored_entries;  /* metadata entries in the restored snapshot and log */
     /* Snapshots (quorum.h). */
     struct quorum_snapshot_policy policy;
     bool unsnapshotted;             /* a change applied is in no snapshot yet... */
@@ -136,6 +137,7 @@ static void apply_entries(struct quorum *q, const struct raft_entry *ents, size_
         }
         if (own)
             q->outcome = QUORUM_APPLIED;
+        q->applied_index = e->index;
         if (!is_change(e))
             continue;
         q->apply(q->apply_arg, (struct slice){e->data, e->len}, own);
@@ -174,6 +176,7 @@ static void install_snapshot(struct quorum *q, const struct raft_snapshot *snap)
     q->applied_entries = 0;
     if (snapshot_apply(q, snap->data, snap->len) != 0)
         say_error("cluster", "the leader's snapshot was malformed; applied what could be read");
+    q->applied_index = snap->index;
     if (q->reset)
         q->reset(q->apply_arg, true);
     q->unsnapshotted = false;
@@ -382,6 +385,11 @@ enum quorum_outcome quorum_take_outcome(struct quorum *q)
     if (o != QUORUM_PENDING)
         q->outcome = QUORUM_NONE;
     return o;
+}
+
+uint64_t quorum_applied_index(const struct quorum *q)
+{
+    return q->applied_index;
 }
 
 bool quorum_leading(const struct quorum *q)
@@ -613,6 +621,7 @@ static int restore_core(struct quorum *q, const struct voters *v, const struct r
         int rc = snapshot_apply(q, restore.snapshot->data, restore.snapshot->len);
         if (rc != 0)
             return rc;
+        q->applied_index = restore.snapshot->index;
         q->stored_entries += q->applied_entries;
         if (!conf_matches(&restore.snapshot->conf, v))
             return refuse_conf(q, &restore.snapshot->conf, "in its snapshot");

@@ -127,6 +127,10 @@ bool quorum_leading(const struct quorum *q);
 bool quorum_failed(const struct quorum *q);
 /* The leader this node knows of, -1 for none. */
 int32_t quorum_leader(const struct quorum *q);
+/* The Raft index of the last entry applied (change, no-op or configuration), or of the
+ * snapshot applied last: the image reflects the log through it. Inside apply, the
+ * index of the entry being applied. */
+uint64_t quorum_applied_index(const struct quorum *q);
 /* When to snapshot; 0 turns a condition off. The default policy is all zero: never. */
 struct quorum_snapshot_policy {
     uint64_t max_log_bytes;  /* raft.log at least this long */
