@@ -195,6 +195,14 @@ void server_partition_forget(struct server *s, struct partition *p);
  * (logged). */
 int server_quorum_link_start(struct server *s);
 void server_quorum_link_stop(struct server *s);
+/* Producer ids handed out per reservation: Kafka's block size (ProducerIdManager), one
+ * metadata-log write per 1,000 producers. */
+#define SERVER_PRODUCER_ID_BLOCK 1000
+/* Reserves a block of SERVER_PRODUCER_ID_BLOCK producer ids for this broker: in the
+ * metadata log here when this node is the active controller (or the only one), else
+ * through AllocateProducerIds to it. done gets CLUSTER_ERR_NOT_CONTROLLER (retriable)
+ * when no controller answers. */
+void server_allocate_producer_ids(struct server *s, cluster_done_fn done, void *arg);
 
 /* ---- metadata changes (changes.c) ---- */
 /* Starts writing the metadata log on its own thread (until then, at start-up, changes

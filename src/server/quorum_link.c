@@ -40,6 +40,7 @@
 #define PROTO_API_SAMSA_RAFT 10000
 #define PROTO_API_BROKER_REGISTRATION 62
 #define PROTO_API_BROKER_HEARTBEAT 63
+#define PROTO_API_ALLOCATE_PRODUCER_IDS 67
 
 #define MAX_IN_FLIGHT 4096 /* requests awaiting a response on one connection */
 
@@ -51,8 +52,12 @@ struct quorum_peer {
     struct net_client *client; /* NULL: not connected */
     int64_t next_connect_ms;
     int32_t correlation_id;
-    /* The API keys of the requests in flight, oldest first (a ring). */
-    int16_t in_flight[MAX_IN_FLIGHT];
+    /* The requests in flight, oldest first (a ring). */
+    struct in_flight {
+        int16_t api_key;
+        cluster_done_fn done; /* AllocateProducerIds: its caller's */
+        void *arg;
+    } in_flight[MAX_IN_FLIGHT];
     size_t in_flight_head, in_flight_count;
 };
 
@@ -78,6 +83,7 @@ struct quorum_link {
 };
 
 static void on_registration_response(struct quorum_link *l, struct reader *r);
+static void on_producer_ids_response(struct reader *r, cluster_done_fn done, void *arg);
 static void on_heartbeat_response(struct quorum_link *l, struct reader *r);
 static void registration_lost(struct quorum_link *l);
 
@@ -90,7 +96,8 @@ static void on_peer_frame(struct net_client *cl, struct slice frame, void *arg)
         net_client_close(p->client);
         return;
     }
-    int16_t api_key = p->in_flight[p->in_flight_head];
+    struct in_flight req = p->in_flight[p->in_flight_head];
+    int16_t api_key = req.api_key;
     p->in_flight_head = (p->in_flight_head + 1) % MAX_IN_FLIGHT;
     p->in_flight_count--;
     struct reader r;
@@ -103,6 +110,10 @@ static void on_peer_frame(struct net_client *cl, struct slice frame, void *arg)
     }
     if (api_key == PROTO_API_BROKER_HEARTBEAT) {
         on_heartbeat_response(p->link, &r);
+        return;
+    }
+    if (api_key == PROTO_API_ALLOCATE_PRODUCER_IDS) {
+        on_producer_ids_response(&r, req.done, req.arg);
         return;
     }
     struct samsa_raft_response resp;
@@ -122,13 +133,18 @@ static void on_peer_close(struct net_client *cl, int err, void *arg)
     if (err != -ECANCELED)
         say_debug("quorum", "connection to voter %d at %s:%d closed: %s", p->id, p->host, p->port,
                   err ? strerror(-err) : "by the peer");
-    /* A registration request in flight will not be answered. */
-    for (size_t i = 0; i < p->in_flight_count; i++) {
-        int16_t k = p->in_flight[(p->in_flight_head + i) % MAX_IN_FLIGHT];
-        if (k == PROTO_API_BROKER_REGISTRATION || k == PROTO_API_BROKER_HEARTBEAT)
-            registration_lost(p->link);
-    }
+    /* The requests in flight will not be answered. */
+    size_t n = p->in_flight_count;
     p->in_flight_count = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct in_flight *f = &p->in_flight[(p->in_flight_head + i) % MAX_IN_FLIGHT];
+        if (f->api_key == PROTO_API_BROKER_REGISTRATION || f->api_key == PROTO_API_BROKER_HEARTBEAT)
+            registration_lost(p->link);
+        if (f->api_key == PROTO_API_ALLOCATE_PRODUCER_IDS && f->done)
+            f->done(f->arg, &(struct cluster_result){
+                                .err = CLUSTER_ERR_NOT_CONTROLLER,
+                                .why = "the connection to the active controller closed"});
+    }
 }
 
 static const struct net_client_handler peer_handler = {
@@ -175,13 +191,16 @@ static void frame_begin(struct quorum_link *l, struct quorum_peer *p, int16_t ap
     proto_request_header_encode(&l->frame, &h);
 }
 
-/* Sends l->frame to p; false if it was dropped (no connection, backed up). */
-static bool peer_send(struct quorum_link *l, struct quorum_peer *p, int16_t api_key)
+/* Sends l->frame to p; false if it was dropped (no connection, backed up). done(arg)
+ * is kept for the response (AllocateProducerIds). */
+static bool peer_send_for(struct quorum_link *l, struct quorum_peer *p, int16_t api_key,
+                          cluster_done_fn done, void *arg)
 {
     bool sent = p->client && p->in_flight_count < MAX_IN_FLIGHT &&
                 net_client_send(p->client, l->frame.data, l->frame.len) == 0;
     if (sent) {
-        p->in_flight[(p->in_flight_head + p->in_flight_count) % MAX_IN_FLIGHT] = api_key;
+        p->in_flight[(p->in_flight_head + p->in_flight_count) % MAX_IN_FLIGHT] =
+            (struct in_flight){api_key, done, arg};
         p->in_flight_count++;
     } else {
         say_debug("quorum", "dropped a request (api key %d) to voter %d", api_key, p->id);
@@ -189,6 +208,11 @@ static bool peer_send(struct quorum_link *l, struct quorum_peer *p, int16_t api_
     if (l->frame.cap > (1u << 20))
         buf_free(&l->frame); /* a snapshot's message: do not keep its memory */
     return sent;
+}
+
+static bool peer_send(struct quorum_link *l, struct quorum_peer *p, int16_t api_key)
+{
+    return peer_send_for(l, p, api_key, NULL, NULL);
 }
 
 static void send_message(void *arg, int32_t to, const uint8_t *msg, size_t len)
@@ -322,6 +346,40 @@ static int serve_heartbeat(struct quorum_link *l, const struct request_header *h
     return 0;
 }
 
+static void answer_producer_ids(void *arg, const struct cluster_result *res)
+{
+    struct pending_answer *pa = arg;
+    struct buf *b = net_reply_buf(pa->reply);
+    proto_response_header_encode(b, PROTO_API_ALLOCATE_PRODUCER_IDS, 0, pa->correlation_id);
+    struct allocate_producer_ids_response resp;
+    allocate_producer_ids_response_init(&resp);
+    resp.error_code = kerr_from_cluster(res->err);
+    if (res->err == CLUSTER_OK) {
+        resp.producer_id_start = res->first_producer_id;
+        resp.producer_id_len = SERVER_PRODUCER_ID_BLOCK;
+    }
+    allocate_producer_ids_response_encode(b, 0, &resp);
+    net_reply_send(pa->reply);
+    free(pa);
+}
+
+static int serve_producer_ids(struct quorum_link *l, const struct request_header *hdr,
+                              struct reader *rd, struct arena *a, struct net_reply *r)
+{
+    struct allocate_producer_ids_request req;
+    if (allocate_producer_ids_request_decode(rd, hdr->api_version, a, &req) != 0)
+        return -1;
+    struct pending_answer *pa = pending_new(r, hdr->correlation_id);
+    const struct mbroker *b = cluster_broker_find(l->s->cluster, req.broker_id);
+    if (!b || b->epoch != req.broker_epoch) {
+        answer_producer_ids(pa, &(struct cluster_result){.err = CLUSTER_ERR_STALE_BROKER_EPOCH});
+        return 0;
+    }
+    cluster_allocate_producer_ids(l->s->cluster, req.broker_id, SERVER_PRODUCER_ID_BLOCK,
+                                  answer_producer_ids, pa);
+    return 0;
+}
+
 /* The controller listener: the quorum's own requests here, any other as on the client
  * listener. */
 static void on_controller_request(struct net_conn *c, struct slice frame, struct net_reply *r,
@@ -330,7 +388,7 @@ static void on_controller_request(struct net_conn *c, struct slice frame, struct
     struct quorum_link *l = arg;
     int16_t api_key = frame.len >= 2 ? (int16_t)be16_read(frame.ptr) : -1;
     if (api_key != PROTO_API_SAMSA_RAFT && api_key != PROTO_API_BROKER_REGISTRATION &&
-        api_key != PROTO_API_BROKER_HEARTBEAT) {
+        api_key != PROTO_API_BROKER_HEARTBEAT && api_key != PROTO_API_ALLOCATE_PRODUCER_IDS) {
         server_on_request(c, frame, r, l->s);
         return;
     }
@@ -344,8 +402,10 @@ static void on_controller_request(struct net_conn *c, struct slice frame, struct
         rc = serve_raft(l, c, &hdr, &rd, &a, r);
     else if (rc == 0 && api_key == PROTO_API_BROKER_REGISTRATION)
         rc = serve_registration(l, c, &hdr, &rd, &a, r);
-    else if (rc == 0)
+    else if (rc == 0 && api_key == PROTO_API_BROKER_HEARTBEAT)
         rc = serve_heartbeat(l, &hdr, &rd, &a, r);
+    else if (rc == 0)
+        rc = serve_producer_ids(l, &hdr, &rd, &a, r);
     arena_free(&a);
     if (rc != 0) {
         say_warn("quorum", "closing connection from %s: malformed request (api key %d)",
@@ -455,6 +515,48 @@ static void send_registration(struct quorum_link *l, struct quorum_peer *p)
     req.rack = cfg->rack ? slice_from_cstr(cfg->rack) : SLICE_NULL;
     broker_registration_request_encode(&l->frame, 0, &req);
     l->reg.waiting = peer_send(l, p, PROTO_API_BROKER_REGISTRATION);
+}
+
+static void on_producer_ids_response(struct reader *r, cluster_done_fn done, void *arg)
+{
+    struct allocate_producer_ids_response resp;
+    struct arena a;
+    arena_init(&a);
+    int rc = allocate_producer_ids_response_decode(r, 0, &a, &resp);
+    arena_free(&a);
+    struct cluster_result res = {.err = CLUSTER_OK, .first_producer_id = resp.producer_id_start};
+    if (rc != 0 || resp.error_code != KERR_NONE ||
+        resp.producer_id_len < SERVER_PRODUCER_ID_BLOCK) {
+        res.err = CLUSTER_ERR_NOT_CONTROLLER; /* retriable: the next request asks again */
+        res.why = rc != 0 ? "a malformed AllocateProducerIds response"
+                          : "the active controller refused AllocateProducerIds";
+    }
+    if (done)
+        done(arg, &res);
+}
+
+void server_allocate_producer_ids(struct server *s, cluster_done_fn done, void *arg)
+{
+    struct quorum_link *l = s->quorum_link;
+    int32_t ctl = cluster_controller_id(s->cluster);
+    if (!l || ctl == s->cfg->node_id) {
+        cluster_allocate_producer_ids(s->cluster, s->cfg->node_id, SERVER_PRODUCER_ID_BLOCK, done,
+                                      arg);
+        return;
+    }
+    struct quorum_peer *p = ctl > 0 ? peer_find(l, ctl) : NULL;
+    if (p && (p->client || peer_connect(p)) && l->reg.epoch >= 0) {
+        frame_begin(l, p, PROTO_API_ALLOCATE_PRODUCER_IDS);
+        struct allocate_producer_ids_request req;
+        allocate_producer_ids_request_init(&req);
+        req.broker_id = s->cfg->node_id;
+        req.broker_epoch = l->reg.epoch;
+        allocate_producer_ids_request_encode(&l->frame, 0, &req);
+        if (peer_send_for(l, p, PROTO_API_ALLOCATE_PRODUCER_IDS, done, arg))
+            return;
+    }
+    done(arg, &(struct cluster_result){.err = CLUSTER_ERR_NOT_CONTROLLER,
+                                       .why = "no active controller to ask for producer ids"});
 }
 
 static void send_heartbeat(struct quorum_link *l, struct quorum_peer *p)

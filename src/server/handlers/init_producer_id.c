@@ -5,11 +5,9 @@
  * transactions exist. As in Kafka, an idempotent producer always gets a fresh id with
  * epoch 0, also when it passes its current id and epoch (v3+, KIP-360): for it, a new
  * id is the epoch bump. Ids come from blocks the metadata log reserves for this node
- * (cluster_allocate_producer_ids), so no id is handed out twice, across restarts. */
+ * (server_allocate_producer_ids: by the active controller), so no id is handed out twice,
+ * across restarts and brokers. */
 #include "server/internal.h"
-
-/* Kafka's block size (ProducerIdManager): one metadata-log write per 1,000 producers. */
-#define PRODUCER_ID_BLOCK 1000
 
 /* A request waiting while the next block is reserved; answered in arrival order. */
 struct producer_id_wait {
@@ -50,7 +48,7 @@ static void block_reserved(void *arg, const struct cluster_result *res)
         return;
     }
     s->next_producer_id = res->first_producer_id;
-    s->producer_id_block_end = res->first_producer_id + PRODUCER_ID_BLOCK;
+    s->producer_id_block_end = res->first_producer_id + SERVER_PRODUCER_ID_BLOCK;
     serve_waiting(s);
 }
 
@@ -67,8 +65,7 @@ static void serve_waiting(struct server *s)
     }
     if (s->producer_id_waits && !s->producer_ids_reserving) {
         s->producer_ids_reserving = true;
-        cluster_allocate_producer_ids(s->cluster, s->cfg->node_id, PRODUCER_ID_BLOCK,
-                                      block_reserved, s);
+        server_allocate_producer_ids(s, block_reserved, s);
     }
 }
 

@@ -168,8 +168,19 @@ def test_three_controllers_elect_and_replicate_metadata(quorum):
         assert kwire.create_topics_v0(c, "q-refused", 1) == {"q-refused": NOT_CONTROLLER}
     with kwire.Conn(node(quorum, ctl).port) as c:
         assert kwire.create_topics_v0(c, "q-direct", 2) == {"q-direct": 0}
-    # Data flows through the partitions' leader with one bootstrap address.
-    p = producer(quorum[0])
+    # Producer ids: every node hands them out, from blocks the active controller reserves
+    # (AllocateProducerIds), never the same id twice.
+    def producer_id(n):
+        with kwire.Conn(n.port) as c:
+            err, pid, epoch = kwire.init_producer_id_v0(c)
+        return pid if err == 0 and epoch == 0 else None  # retriable until registered
+
+    ids = {wait_until(lambda: producer_id(n), 15, what="a producer id from node %d" % n.node_id)
+           for n in quorum}
+    assert len(ids) == 3, ids
+    # Data flows through the partitions' leader with one bootstrap address, from an
+    # idempotent producer.
+    p = producer(quorum[0], **{"enable.idempotence": True})
     for i in range(30):
         p.produce("q-spread", value=b"v%d" % i, partition=i % 6)
     assert p.flush(30) == 0
