@@ -14,6 +14,11 @@
 
 #define OFFSETS_TOPIC "__consumer_offsets"
 
+static const struct config_entry offsets_topic_configs[] = {
+    {"cleanup.policy", "compact"},
+    {"segment.bytes", "104857600"},
+};
+
 void server_groups_called(struct server *s)
 {
     itopic_host_called(s->groups_host);
@@ -44,6 +49,11 @@ static int sm_load_record(void *sm, int32_t partition, struct slice key, struct 
 static void sm_load_end(void *sm, int32_t partition, int64_t now_ms)
 {
     grp_load_end(sm, now_ms, partition);
+}
+
+static void sm_unload(void *sm, int32_t partition)
+{
+    grp_unload(sm, partition);
 }
 
 static void sm_append_done(void *sm, int64_t now_ms, void *token, int16_t error)
@@ -100,12 +110,8 @@ int server_groups_start(struct server *s)
     gc.on_delete_groups_done = group_delete_groups_done;
     gc.on_offset_delete_done = group_offset_delete_done;
 
-    struct config_entry configs[] = {
-        {"cleanup.policy", "compact"},
-        {"segment.bytes", "104857600"},
-    };
-    if (itopic_host_open(s, OFFSETS_TOPIC, gc.offsets_num_partitions, configs, ARRAY_LEN(configs),
-                         &s->groups_host) != 0)
+    if (itopic_host_open(s, OFFSETS_TOPIC, gc.offsets_num_partitions, offsets_topic_configs,
+                         ARRAY_LEN(offsets_topic_configs), &s->groups_host) != 0)
         return -1;
     gc.append = queue_append;
     gc.append_arg = s->groups_host;
@@ -121,6 +127,7 @@ int server_groups_start(struct server *s)
         .load_begin = sm_load_begin,
         .load_record = sm_load_record,
         .load_end = sm_load_end,
+        .unload = sm_unload,
         .append_done = sm_append_done,
         .tick = sm_tick,
         .next_deadline = sm_next_deadline,
@@ -132,6 +139,79 @@ int server_groups_start(struct server *s)
     say_info("server", "group coordinator loaded %zu groups from %zu records in %lld ms",
              grp_group_count(s->groups), st.records, (long long)st.elapsed_ms);
     return 0;
+}
+
+static void offsets_topic_created(void *arg, const struct cluster_result *res)
+{
+    struct server *s = arg;
+    s->groups_topic_asked = false;
+    if (res->err != CLUSTER_OK && res->err != CLUSTER_ERR_TOPIC_EXISTS)
+        say_warn("server", "cannot create %s yet: %s", OFFSETS_TOPIC, res->why ? res->why : "");
+}
+
+/* Whether every voter's broker is registered and unfenced, so that the partitions of
+ * __consumer_offsets can be spread over them all. */
+static bool every_voter_serving(struct server *s)
+{
+    for (size_t i = 0; i < s->cfg->voter_count; i++) {
+        const struct mbroker *b = cluster_broker_find(s->cluster, s->cfg->voters[i].id);
+        if (!b || b->fenced)
+            return false;
+    }
+    return true;
+}
+
+void server_groups_poll(struct server *s)
+{
+    if (s->groups || s->stopping)
+        return;
+    const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(OFFSETS_TOPIC));
+    if (!t) {
+        /* The active controller creates it once every voter serves, or once a broker
+         * session has passed since it took over (a voter that is down does not hold up
+         * the groups of the others). */
+        int64_t now = net_loop_now_ms(s->loop);
+        if (cluster_controller_id(s->cluster) != s->cfg->node_id) {
+            s->groups_controller_since_ms = 0;
+            return;
+        }
+        if (!s->groups_controller_since_ms)
+            s->groups_controller_since_ms = now;
+        bool ready = every_voter_serving(s) ||
+                     now - s->groups_controller_since_ms >= s->cfg->broker_session_timeout_ms;
+        if (ready && !s->groups_topic_asked) {
+            s->groups_topic_asked = true;
+            cluster_create_topic(s->cluster, slice_from_cstr(OFFSETS_TOPIC),
+                                 s->cfg->offsets_topic_num_partitions, 1, offsets_topic_configs,
+                                 ARRAY_LEN(offsets_topic_configs), false, offsets_topic_created, s);
+        }
+        return;
+    }
+    struct topic_state *ts = server_topic(s, slice_from_cstr(OFFSETS_TOPIC));
+    if (!ts || ts->partition_count != ts->target_count)
+        return; /* its partitions are still being opened */
+    if (server_groups_start(s) != 0) {
+        say_error("server", "the group coordinator could not start; trying again");
+        server_groups_stop(s);
+    }
+}
+
+void server_groups_leadership(struct server *s, const char *topic, int32_t partition)
+{
+    if (s->groups_host && strcmp(topic, OFFSETS_TOPIC) == 0) {
+        itopic_host_leadership(s->groups_host, partition);
+        server_groups_called(s);
+    }
+}
+
+const struct mbroker *server_group_coordinator(struct server *s, struct slice group_id)
+{
+    const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(OFFSETS_TOPIC));
+    if (!t || t->partition_count <= 0)
+        return NULL;
+    const struct mpartition *p = &t->partitions[grp_partition_for_n(group_id, t->partition_count)];
+    const struct mbroker *b = p->leader >= 0 ? cluster_broker_find(s->cluster, p->leader) : NULL;
+    return b && !b->fenced ? b : NULL;
 }
 
 void server_groups_topic_deleted(struct server *s, const char *topic)

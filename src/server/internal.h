@@ -77,6 +77,8 @@ struct server {
      * (its loading, appends and timer). */
     struct grp_coordinator *groups;
     struct itopic_host *groups_host;
+    bool groups_topic_asked; /* the controller's creation of __consumer_offsets is on its way */
+    int64_t groups_controller_since_ms; /* this node has been the controller since (0: not) */
     /* Log cleaner (compaction.c). */
     struct syncer *cleaner;
     uint64_t cleaner_timer;
@@ -263,6 +265,9 @@ struct itopic_machine {
     void (*load_begin)(void *sm, int32_t partition, int64_t now_ms);
     int (*load_record)(void *sm, int32_t partition, struct slice key, struct slice value);
     void (*load_end)(void *sm, int32_t partition, int64_t now_ms);
+    /* This node no longer leads the partition: forget its state (loaded again, with
+     * load_begin, when it leads it again). */
+    void (*unload)(void *sm, int32_t partition);
     /* Once per itopic_host_append, until stop: error is KERR_NONE, the log's error, or
      * KERR_NOT_COORDINATOR when the partition is gone (the topic was deleted). */
     void (*append_done)(void *sm, int64_t now_ms, void *token, int16_t error);
@@ -285,10 +290,13 @@ int itopic_host_open(struct server *s, const char *topic, int32_t partitions,
 /* The topic's actual partition count: the machine's partitions are [0, this). */
 int32_t itopic_host_partitions(const struct itopic_host *h);
 /* Hands the machine to the host (m is copied; the host destroys m.sm at stop, also
- * when loading fails) and loads every partition into it, then arms the timer. stats
- * may be NULL. 0, or -1 after logging: a partition missing or unreadable. */
+ * when loading fails) and loads every partition this node leads into it, then arms the
+ * timer. stats may be NULL. 0, or -1 after logging: a partition unreadable. */
 int itopic_host_load(struct itopic_host *h, const struct itopic_machine *m,
                      struct itopic_load_stats *stats);
+/* A partition of the host's topic changed leader: the machine loads it when this node
+ * now leads it, and unloads it when it no longer does. h may be NULL. */
+void itopic_host_leadership(struct itopic_host *h, int32_t partition);
 /* The machine's append: records (borrowed for the call) go to partition, and
  * m.append_done(token) follows later. Copied and queued; started by itopic_host_idle. */
 void itopic_host_append(struct itopic_host *h, int32_t partition, const struct record_in *recs,
@@ -309,9 +317,21 @@ int server_cleaner_start(struct server *s);
 void server_cleaner_stop(struct server *s);
 
 /* ---- consumer groups (groups.c and the group handlers) ---- */
-/* The coordinator, hosted in __consumer_offsets (s->groups, s->groups_host). */
+/* The coordinator, hosted in __consumer_offsets (s->groups, s->groups_host): it
+ * coordinates the groups of the partitions this node leads. A single node creates the
+ * topic and starts it at start-up. */
 int server_groups_start(struct server *s);
 void server_groups_stop(struct server *s);
+/* In a quorum of several, every quorum tick until the coordinator runs: the active
+ * controller creates __consumer_offsets (once brokers are registered, so that its
+ * partitions are spread), and every node starts its coordinator once the topic's
+ * partitions it holds are open. */
+void server_groups_poll(struct server *s);
+/* A partition of __consumer_offsets changed leader: its groups are loaded or dropped. */
+void server_groups_leadership(struct server *s, const char *topic, int32_t partition);
+/* The broker coordinating a group (the leader of its __consumer_offsets partition), or
+ * NULL when there is none now (no topic yet, a partition without a leader). */
+const struct mbroker *server_group_coordinator(struct server *s, struct slice group_id);
 /* Removes the committed offsets of a deleted topic from every group. */
 void server_groups_topic_deleted(struct server *s, const char *topic);
 /* After every call into the coordinator: re-arms its timer. */

@@ -163,6 +163,7 @@ struct itopic_host {
      * arrived (they hold the host). */
     struct itopic_append *queue, *queue_tail;
     size_t in_flight;
+    bool *loaded; /* per partition: loaded into the machine (this node leads it) */
 };
 
 int itopic_host_open(struct server *s, const char *topic, int32_t partitions,
@@ -182,6 +183,7 @@ int itopic_host_open(struct server *s, const char *topic, int32_t partitions,
     h->srv = s;
     h->topic = xstrdup(topic);
     h->partitions = t->partition_count;
+    h->loaded = xcalloc((size_t)MAX(h->partitions, 1), sizeof *h->loaded);
     h->timer_deadline = INT64_MAX;
     *out = h;
     return 0;
@@ -196,6 +198,7 @@ static void host_free(struct itopic_host *h)
 {
     ASSERT(h->stopped && h->in_flight == 0 && !h->queue && !h->timer);
     free(h->topic);
+    free(h->loaded);
     free(h);
 }
 
@@ -341,6 +344,52 @@ static void load_one(void *arg, const struct record *r)
         l->bad++;
 }
 
+/* The partition, if this node hosts and leads it. */
+static struct partition *led_here(struct itopic_host *h, int32_t i)
+{
+    struct partition *p = server_partition(h->srv, slice_from_cstr(h->topic), i);
+    return p && p->role == PARTITION_LEADER ? p : NULL;
+}
+
+/* Loads partition i into the machine; records read in *records. 0 or -1 (logged). */
+static int load_partition(struct itopic_host *h, struct partition *p, int32_t i, size_t *records)
+{
+    struct load_ctx l = {h, i, 0, 0};
+    h->in_machine = true;
+    h->m.load_begin(h->m.sm, i, time_wall_ms());
+    int rc = scan_partition(p, h->m.what, load_one, &l);
+    h->m.load_end(h->m.sm, i, time_wall_ms());
+    h->in_machine = false;
+    h->loaded[i] = true;
+    if (l.bad)
+        say_warn("server", "%s-%d: skipped %zu malformed records while loading %s state", h->topic,
+                 i, l.bad, h->m.what);
+    *records += l.records;
+    return rc == 0 ? 0 : -1;
+}
+
+void itopic_host_leadership(struct itopic_host *h, int32_t partition)
+{
+    if (!h || !h->has_machine || h->stopped || partition < 0 || partition >= h->partitions)
+        return;
+    struct partition *p = led_here(h, partition);
+    size_t records = 0;
+    if (p && !h->loaded[partition]) {
+        say_info("server", "%s-%d: this node leads it now; loading its %s state", h->topic,
+                 partition, h->m.what);
+        if (load_partition(h, p, partition, &records) != 0)
+            say_error("server", "%s-%d: loading %s state failed", h->topic, partition, h->m.what);
+    } else if (!p && h->loaded[partition]) {
+        say_info("server", "%s-%d: this node no longer leads it; dropping its %s state", h->topic,
+                 partition, h->m.what);
+        h->loaded[partition] = false;
+        h->in_machine = true;
+        h->m.unload(h->m.sm, partition);
+        h->in_machine = false;
+    }
+    arm_timer(h);
+}
+
 int itopic_host_load(struct itopic_host *h, const struct itopic_machine *m,
                      struct itopic_load_stats *stats)
 {
@@ -350,21 +399,9 @@ int itopic_host_load(struct itopic_host *h, const struct itopic_machine *m,
     int64_t t0 = time_mono_ms();
     size_t total = 0;
     for (int32_t i = 0; i < h->partitions; i++) {
-        struct partition *p = server_partition(h->srv, slice_from_cstr(h->topic), i);
-        if (!p)
+        struct partition *p = led_here(h, i);
+        if (p && load_partition(h, p, i, &total) != 0)
             return -1;
-        struct load_ctx l = {h, i, 0, 0};
-        h->in_machine = true;
-        h->m.load_begin(h->m.sm, i, time_wall_ms());
-        int rc = scan_partition(p, h->m.what, load_one, &l);
-        h->m.load_end(h->m.sm, i, time_wall_ms());
-        h->in_machine = false;
-        if (rc != 0)
-            return -1;
-        if (l.bad)
-            say_warn("server", "%s-%d: skipped %zu malformed records while loading %s state",
-                     h->topic, i, l.bad, h->m.what);
-        total += l.records;
     }
     if (stats) {
         stats->records = total;

@@ -611,6 +611,7 @@ static void on_tick(struct net_loop *loop, void *arg)
     l->tick_timer = net_timer_add(loop, l->tick_ms, on_tick, l);
     cluster_tick(l->s->cluster);
     registration_step(l);
+    server_groups_poll(l->s);
     cluster_expire_sessions(l->s->cluster, net_loop_now_ms(loop),
                             l->s->cfg->broker_session_timeout_ms);
 }

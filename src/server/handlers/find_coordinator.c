@@ -1,6 +1,6 @@
-/* FindCoordinator (key 10), v0-v6: every group's coordinator is this node. Transaction
- * coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE. v4+ looks up
- * several keys in one request. */
+/* FindCoordinator (key 10), v0-v6: a group's coordinator is the leader of its partition of
+ * __consumer_offsets (server_group_coordinator). Transaction coordinators (key type 1) do
+ * not exist yet: COORDINATOR_NOT_AVAILABLE. v4+ looks up several keys in one request. */
 #include "server/internal.h"
 
 static int16_t coordinator_error(int8_t key_type)
@@ -8,6 +8,19 @@ static int16_t coordinator_error(int8_t key_type)
     if (key_type == 0)
         return KERR_NONE;
     return key_type == 1 ? KERR_COORDINATOR_NOT_AVAILABLE : KERR_INVALID_REQUEST;
+}
+
+/* The coordinator of a group: the leader of its __consumer_offsets partition. A single
+ * node is it for every group; in a cluster, COORDINATOR_NOT_AVAILABLE (retriable) while
+ * the topic is not there yet or the partition has no leader. */
+static int16_t coordinator_for(struct server *s, int8_t key_type, struct slice key,
+                               const struct mbroker **out)
+{
+    int16_t err = coordinator_error(key_type);
+    if (err)
+        return err;
+    *out = server_group_coordinator(s, key);
+    return *out ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
 }
 
 void handle_find_coordinator(struct request *req)
@@ -18,17 +31,15 @@ void handle_find_coordinator(struct request *req)
         request_malformed(req);
         return;
     }
-    const struct mbroker *self = cluster_broker_find(s->cluster, s->cfg->node_id);
     struct find_coordinator_response resp;
     find_coordinator_response_init(&resp);
-    int16_t err = coordinator_error(in.key_type);
-    if (!err && (!s->groups || !self))
-        err = KERR_COORDINATOR_NOT_AVAILABLE; /* no group coordinator here (server.c) */
     if (req->hdr.api_version < 4) {
+        const struct mbroker *b = NULL;
+        int16_t err = coordinator_for(s, in.key_type, in.key, &b);
         resp.error_code = err;
-        resp.node_id = err ? -1 : self->node_id;
-        resp.host = slice_from_cstr(err ? "" : self->host);
-        resp.port = err ? -1 : self->port;
+        resp.node_id = err ? -1 : b->node_id;
+        resp.host = slice_from_cstr(err ? "" : b->host);
+        resp.port = err ? -1 : b->port;
         if (err)
             resp.error_message = slice_from_cstr(kafka_error_name(err));
         REQUEST_RESPOND(req, find_coordinator_response, &resp);
@@ -41,10 +52,12 @@ void handle_find_coordinator(struct request *req)
         struct find_coordinator_response_coordinators *c = &resp.coordinators[i];
         find_coordinator_response_coordinators_init(c);
         c->key = in.coordinator_keys[i];
+        const struct mbroker *b = NULL;
+        int16_t err = coordinator_for(s, in.key_type, c->key, &b);
         c->error_code = err;
-        c->node_id = err ? -1 : self->node_id;
-        c->host = slice_from_cstr(err ? "" : self->host);
-        c->port = err ? -1 : self->port;
+        c->node_id = err ? -1 : b->node_id;
+        c->host = slice_from_cstr(err ? "" : b->host);
+        c->port = err ? -1 : b->port;
         if (err)
             c->error_message = slice_from_cstr(kafka_error_name(err));
     }

@@ -13,11 +13,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
 from clients import consume_all, producer
 from conftest import CONFIG, SERVER, Broker, wait_until
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 import kwire
 
@@ -201,8 +203,10 @@ def test_partitions_spread_and_a_killed_broker_is_fenced(quorum):
     assert counts == {1: 4, 2: 4, 3: 4}, leaders
     # Each node holds only its own partitions' directories.
     for n in quorum:
-        dirs = {d for d in os.listdir(n.data_dir) if d.startswith("q-spread12-")}
-        assert dirs == {"q-spread12-%d" % p for p, l in leaders.items() if l == n.node_id}, dirs
+        want = {"q-spread12-%d" % p for p, l in leaders.items() if l == n.node_id}
+        wait_until(lambda: {d for d in os.listdir(n.data_dir)
+                            if d.startswith("q-spread12-")} == want, 10,
+                   what="node %d's own directories only" % n.node_id)
     p = producer(quorum[0])
     for i in range(60):
         p.produce("q-spread12", value=b"s%d" % i, partition=i % 12)
@@ -223,6 +227,61 @@ def test_partitions_spread_and_a_killed_broker_is_fenced(quorum):
     got = consume_all(quorum[0], "q-spread12", 12, expected=60)
     assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
         sorted(b"s%d" % i for i in range(60))
+
+
+def find_coordinator(n, group):
+    """FindCoordinator v0 on node n: (error, node id)."""
+    with kwire.Conn(n.port) as c:
+        r = c.request(10, 0, kwire.string(group))
+        return r.i16(), r.i32()
+
+
+def test_consumer_groups_across_brokers(quorum):
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(describe(n)["brokers"]) == 3 for n in quorum), 15,
+               what="three unfenced brokers")
+    create_topic(quorum, "q-groups", 6)
+    p = producer(quorum[1])
+    for i in range(90):
+        p.produce("q-groups", value=b"g%d" % i, partition=i % 6)
+    assert p.flush(30) == 0
+    # Every node names the same coordinator, the leader of the group's partition of
+    # __consumer_offsets (which the controller created, spread over the brokers).
+    coord = wait_until(lambda: (lambda cs: cs.pop() if len(cs) == 1 and None not in cs else None)(
+        {(lambda e, n: n if e == 0 else None)(*find_coordinator(n, "q-group")) for n in quorum}),
+        20, what="one coordinator for the group")
+    assert coord in (1, 2, 3)
+    wait_until(lambda: set(leaders_on(quorum[0], "__consumer_offsets").values()) == {1, 2, 3},
+               10, what="__consumer_offsets led by all three")
+
+    def consume(n, expected):
+        c = Consumer({"bootstrap.servers": quorum[0].bootstrap, "group.id": "q-group",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe(["q-groups"])
+        got = []
+        deadline = time.monotonic() + 60
+        try:
+            while len(got) < expected and time.monotonic() < deadline:
+                for m in c.consume(num_messages=100, timeout=0.5):
+                    if m.error() is None:
+                        got.append(m.value())
+            if got:
+                c.commit(asynchronous=False)
+            # Nothing more arrives.
+            for m in c.consume(num_messages=100, timeout=2):
+                if m.error() is None:
+                    got.append(m.value())
+        finally:
+            c.close()
+        return got
+
+    first = consume(quorum[0], 90)
+    assert sorted(first) == sorted(b"g%d" % i for i in range(90))
+    # Committed offsets hold: a new member of the group gets only what came after.
+    for i in range(90, 96):
+        p.produce("q-groups", value=b"g%d" % i, partition=i % 6)
+    assert p.flush(30) == 0
+    assert sorted(consume(quorum[2], 6)) == sorted(b"g%d" % i for i in range(90, 96))
 
 
 def describe(n):
