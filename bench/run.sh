@@ -41,6 +41,10 @@
 #                fsyncs. Tabled beside Samsa's rows of the same run (standard, scaling),
 #                with Samsa / Kafka per workload.
 #   raft         bench_raft, 3 simulated nodes in one process
+#   cluster      three Samsa nodes on loopback (bench/cluster.py): controller failover
+#                (kill -9 of the active controller -> next successful CreateTopics) and
+#                metadata propagation p50/p99, Kafka 4.4's beside them; 1 KiB acks=all
+#                on 12 partitions against three nodes and against one
 #   groups       rebalances, offset commits, compaction (bench/group_bench.c)
 #   limits       resource bounds (bench/limits.py): broker VmRSS and descriptors with
 #                1,000 slow readers; one CreateTopics of 10,000 partitions with the
@@ -743,6 +747,16 @@ raft_section() {
     } >"$RAFT_MD"
 }
 
+# ---------- a three-node cluster (bench/cluster.py) ----------
+
+CLUSTER_MD=$WORK/cluster.md
+cluster_section() {
+    echo "bench: a three-node cluster (controller failover, metadata propagation, 3 nodes vs 1)"
+    mkdir -p "$WORK/cluster"
+    /usr/bin/python3 "$ROOT/bench/cluster.py" "$BUILD" "$WORK/cluster" "$CLUSTER_MD" ||
+        { anomaly "bench/cluster.py failed"; echo "(bench/cluster.py failed; see the log)" >"$CLUSTER_MD"; }
+}
+
 # ---------- resource bounds (bench/limits.py) ----------
 
 LIMITS_MD=$WORK/limits.md
@@ -884,7 +898,7 @@ groups_section() {
 T_START=$SECONDS
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: data in $WORK; $REPS repetitions; $N_1K x 1 KiB and $N_100 x 100 B per standard case"
-for section in memory standard idle scaling connections peers kafka raft groups limits; do
+for section in memory standard idle scaling connections peers kafka raft cluster groups limits; do
     if want "$section"; then "${section}_section"; fi
 done
 RUN_MIN=$(( (SECONDS - T_START + 30) / 60 ))
@@ -1135,6 +1149,7 @@ cat "$PEERS_MD"
 echo
 cat "$SCALING_MD"
 if want raft; then echo; cat "$RAFT_MD"; fi
+if want cluster; then echo; cat "$CLUSTER_MD"; fi
 if want groups; then echo; cat "$GROUPS_MD"; fi
 if want limits; then echo; cat "$LIMITS_MD"; fi
 if [ -s "$WORK/anomalies" ]; then echo; echo "anomalies:"; cat "$WORK/anomalies"; fi
@@ -1180,6 +1195,8 @@ SECTION=$WORK/section.md
     cat "$SCALING_MD"
     echo
     cat "$RAFT_MD"
+    echo
+    cat "$CLUSTER_MD"
     echo
     cat "$GROUPS_MD"
     echo
