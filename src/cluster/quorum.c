@@ -929,16 +929,21 @@ void quorum_describe(const struct quorum *q, struct cluster_quorum_state *out)
     out->leader_epoch = st->term > INT32_MAX ? INT32_MAX : (int32_t)st->term;
     out->high_watermark = (int64_t)st->commit;
     out->log_end_offset = (int64_t)st->last_index;
-    /* The core reports no progress of its peers: only this node's log end is known. */
+    /* A leader knows how far each peer's log matches its own; others know only theirs. */
+    bool leading = out->leading;
     for (uint32_t i = 0; i < st->conf.n_voters; i++) {
         uint64_t id = st->conf.voters[i];
         out->voters[i] = (struct cluster_quorum_replica){
-            .node_id = (int32_t)id, .log_end_offset = id == st->id ? out->log_end_offset : -1};
+            .node_id = (int32_t)id,
+            .log_end_offset = id == st->id ? out->log_end_offset
+                              : leading    ? (int64_t)st->voter_match[i]
+                                           : -1};
     }
     out->voter_count = st->conf.n_voters;
     for (uint32_t i = 0; i < st->conf.n_learners; i++)
         out->observers[i] = (struct cluster_quorum_replica){
-            .node_id = (int32_t)st->conf.learners[i], .log_end_offset = -1};
+            .node_id = (int32_t)st->conf.learners[i],
+            .log_end_offset = leading ? (int64_t)st->learner_match[i] : -1};
     out->observer_count = st->conf.n_learners;
 }
 

@@ -792,6 +792,18 @@ void raft_status(const struct raft *r, struct raft_status *st)
     st->snapshot_index = r->snapshot.index;
     st->transferee = r->transferee;
     st->conf = r->conf;
+    if (r->role != RAFT_LEADER)
+        return;
+    for (uint32_t k = 0; k < r->n_prs; k++) {
+        const struct progress *pr = &r->prs[k];
+        uint64_t match = pr->id == r->id ? st->last_index : pr->match;
+        for (uint32_t i = 0; i < r->conf.n_voters; i++)
+            if (r->conf.voters[i] == pr->id)
+                st->voter_match[i] = match;
+        for (uint32_t i = 0; i < r->conf.n_learners; i++)
+            if (r->conf.learners[i] == pr->id)
+                st->learner_match[i] = match;
+    }
 }
 
 bool raft_term_at(const struct raft *r, uint64_t idx, uint64_t *term)

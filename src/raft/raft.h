@@ -166,6 +166,9 @@ struct raft_status {
     uint64_t snapshot_index;
     uint64_t transferee; /* 0 unless a leadership transfer is in progress */
     struct raft_conf conf;
+    /* Leader only (else 0): the last index known replicated on each voter and learner of
+     * conf, in conf's order (this node's: its last index). */
+    uint64_t voter_match[RAFT_MAX_NODES], learner_match[RAFT_MAX_NODES];
 };
 
 struct raft_ready {

@@ -257,6 +257,7 @@ static int parse_listeners(struct broker_config *c)
             return bad("listeners", value, "expected NAME://host:port,...");
         size_t name_len = (size_t)(sep - p);
         if (is_controller_listener(c, p, name_len) && !c->controller_host) {
+            c->controller_listener_name = xstrndup(p, name_len);
             c->controller_host = host;
             c->controller_port = port;
         } else if (!is_controller_listener(c, p, name_len) && !c->listener_host) {
@@ -626,6 +627,7 @@ void broker_config_free(struct broker_config *c)
     free(c->listener_name);
     free(c->listener_host);
     free(c->controller_host);
+    free(c->controller_listener_name);
     for (size_t i = 0; i < c->voter_count; i++)
         free(c->voters[i].host);
     free(c->advertised_host);

@@ -25,6 +25,7 @@ struct broker_config {
     int32_t advertised_port;
     /* The listener named in controller.listener.names (default CONTROLLER), where the
      * other voters' Raft messages arrive; host NULL when listeners names none. */
+    char *controller_listener_name;
     char *controller_host;
     int32_t controller_port;
     /* controller.quorum.voters; none: this node alone. */

@@ -205,6 +205,12 @@ void server_quorum_link_stop(struct server *s);
  * through AllocateProducerIds to it. done gets CLUSTER_ERR_NOT_CONTROLLER (retriable)
  * when no controller answers. */
 void server_allocate_producer_ids(struct server *s, cluster_done_fn done, void *arg);
+/* Sends a client's request that only the active controller can answer to it (over the
+ * controller listener, as a Kafka broker forwards DescribeQuorum) and relays its answer.
+ * false when there is no other controller to ask now: the caller answers. If the
+ * connection closes first, fallback(req) answers. */
+bool server_forward_to_controller(struct server *s, struct request *req,
+                                  void (*fallback)(struct request *req));
 
 /* ---- metadata changes (changes.c) ---- */
 /* Starts writing the metadata log on its own thread (until then, at start-up, changes

@@ -57,6 +57,10 @@ struct quorum_peer {
         int16_t api_key;
         cluster_done_fn done; /* AllocateProducerIds: its caller's */
         void *arg;
+        /* A client's request forwarded to the active controller, whose response is
+         * relayed to it; if none comes, fallback answers it here. */
+        struct request *forwarded;
+        void (*fallback)(struct request *req);
     } in_flight[MAX_IN_FLIGHT];
     size_t in_flight_head, in_flight_count;
 };
@@ -83,6 +87,7 @@ struct quorum_link {
 };
 
 static void on_registration_response(struct quorum_link *l, struct reader *r);
+static void relay(struct request *req, void (*fallback)(struct request *req), struct slice frame);
 static void on_producer_ids_response(struct reader *r, cluster_done_fn done, void *arg);
 static void on_heartbeat_response(struct quorum_link *l, struct reader *r);
 static void registration_lost(struct quorum_link *l);
@@ -100,6 +105,10 @@ static void on_peer_frame(struct net_client *cl, struct slice frame, void *arg)
     int16_t api_key = req.api_key;
     p->in_flight_head = (p->in_flight_head + 1) % MAX_IN_FLIGHT;
     p->in_flight_count--;
+    if (req.forwarded) {
+        relay(req.forwarded, req.fallback, frame);
+        return;
+    }
     struct reader r;
     rd_init(&r, frame.ptr, frame.len);
     (void)rd_i32(&r);     /* correlation id: responses come in order */
@@ -144,6 +153,8 @@ static void on_peer_close(struct net_client *cl, int err, void *arg)
             f->done(f->arg, &(struct cluster_result){
                                 .err = CLUSTER_ERR_NOT_CONTROLLER,
                                 .why = "the connection to the active controller closed"});
+        if (f->forwarded)
+            f->fallback(f->forwarded);
     }
 }
 
@@ -191,19 +202,17 @@ static void frame_begin(struct quorum_link *l, struct quorum_peer *p, int16_t ap
     proto_request_header_encode(&l->frame, &h);
 }
 
-/* Sends l->frame to p; false if it was dropped (no connection, backed up). done(arg)
- * is kept for the response (AllocateProducerIds). */
-static bool peer_send_for(struct quorum_link *l, struct quorum_peer *p, int16_t api_key,
-                          cluster_done_fn done, void *arg)
+/* Sends l->frame to p; false if it was dropped (no connection, backed up). What waits
+ * for the response (f.done, f.forwarded) is kept with it. */
+static bool peer_send_waiting(struct quorum_link *l, struct quorum_peer *p, struct in_flight f)
 {
     bool sent = p->client && p->in_flight_count < MAX_IN_FLIGHT &&
                 net_client_send(p->client, l->frame.data, l->frame.len) == 0;
     if (sent) {
-        p->in_flight[(p->in_flight_head + p->in_flight_count) % MAX_IN_FLIGHT] =
-            (struct in_flight){api_key, done, arg};
+        p->in_flight[(p->in_flight_head + p->in_flight_count) % MAX_IN_FLIGHT] = f;
         p->in_flight_count++;
     } else {
-        say_debug("quorum", "dropped a request (api key %d) to voter %d", api_key, p->id);
+        say_debug("quorum", "dropped a request (api key %d) to voter %d", f.api_key, p->id);
     }
     if (l->frame.cap > (1u << 20))
         buf_free(&l->frame); /* a snapshot's message: do not keep its memory */
@@ -212,7 +221,7 @@ static bool peer_send_for(struct quorum_link *l, struct quorum_peer *p, int16_t 
 
 static bool peer_send(struct quorum_link *l, struct quorum_peer *p, int16_t api_key)
 {
-    return peer_send_for(l, p, api_key, NULL, NULL);
+    return peer_send_waiting(l, p, (struct in_flight){.api_key = api_key});
 }
 
 static void send_message(void *arg, int32_t to, const uint8_t *msg, size_t len)
@@ -552,11 +561,60 @@ void server_allocate_producer_ids(struct server *s, cluster_done_fn done, void *
         req.broker_id = s->cfg->node_id;
         req.broker_epoch = l->reg.epoch;
         allocate_producer_ids_request_encode(&l->frame, 0, &req);
-        if (peer_send_for(l, p, PROTO_API_ALLOCATE_PRODUCER_IDS, done, arg))
+        if (peer_send_waiting(l, p,
+                              (struct in_flight){.api_key = PROTO_API_ALLOCATE_PRODUCER_IDS,
+                                                 .done = done,
+                                                 .arg = arg}))
             return;
     }
     done(arg, &(struct cluster_result){.err = CLUSTER_ERR_NOT_CONTROLLER,
                                        .why = "no active controller to ask for producer ids"});
+}
+
+/* ---- requests answered by the active controller ---- */
+
+/* The controller's response frame to a forwarded request: its body goes to the client
+ * under the client's correlation id. A response header is the correlation id, then (in
+ * flexible versions) tagged fields. */
+static void relay(struct request *req, void (*fallback)(struct request *req), struct slice frame)
+{
+    struct reader r;
+    rd_init(&r, frame.ptr, frame.len);
+    (void)rd_i32(&r);
+    if (proto_is_flexible(req->hdr.api_key, req->hdr.api_version)) {
+        uint64_t n = rd_uvarint(&r);
+        for (uint64_t i = 0; i < n && !r.err; i++) {
+            (void)rd_uvarint(&r);
+            (void)rd_bytes(&r, rd_uvarint(&r));
+        }
+    }
+    if (r.err) {
+        fallback(req);
+        return;
+    }
+    struct buf *b = request_response_begin(req);
+    buf_append(b, frame.ptr + r.pos, frame.len - r.pos);
+    request_response_end(req);
+}
+
+bool server_forward_to_controller(struct server *s, struct request *req,
+                                  void (*fallback)(struct request *req))
+{
+    struct quorum_link *l = s->quorum_link;
+    int32_t ctl = cluster_controller_id(s->cluster);
+    struct quorum_peer *p = l && ctl > 0 && ctl != s->cfg->node_id ? peer_find(l, ctl) : NULL;
+    if (!p || (!p->client && !peer_connect(p)))
+        return false;
+    struct request_header h = {.api_key = req->hdr.api_key,
+                               .api_version = req->hdr.api_version,
+                               .correlation_id = p->correlation_id++,
+                               .client_id = slice_from_cstr(l->client_id)};
+    buf_reset(&l->frame);
+    proto_request_header_encode(&l->frame, &h);
+    buf_append(&l->frame, req->body.p, req->body.len); /* the whole body, as the client sent it */
+    return peer_send_waiting(
+        l, p,
+        (struct in_flight){.api_key = req->hdr.api_key, .forwarded = req, .fallback = fallback});
 }
 
 static void send_heartbeat(struct quorum_link *l, struct quorum_peer *p)

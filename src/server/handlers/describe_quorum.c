@@ -5,10 +5,14 @@
  * Kafka's KRaft leader answers (RaftUtil.singletonDescribeQuorumResponse): a request that
  * is not exactly one topic __cluster_metadata with exactly partition 0 gets
  * UNKNOWN_TOPIC_OR_PARTITION for every partition it names; a node that does not lead the
- * quorum NOT_LEADER_OR_FOLLOWER. The leader reports itself as caught up and fetching now
- * (both timestamps the current time), its peers as last seen. Every voter is a Node with
- * its controller listener; this node's one listener serves as that. Static voters have
- * no directory id (the zero uuid). */
+ * quorum NOT_LEADER_OR_FOLLOWER. A Kafka broker forwards the request to the active
+ * controller, and so does a Samsa node that does not lead (server_forward_to_controller);
+ * only when no controller can be asked does it answer NOT_LEADER_OR_FOLLOWER itself. The
+ * leader reports itself as caught up and fetching now (both timestamps the current
+ * time), each peer's log end as far as it knows it matches, and their times as unknown.
+ * Every voter is a Node with its controller listener (controller.quorum.voters); a single
+ * node without that uses its one listener. Static voters have no directory id (the zero
+ * uuid). */
 #include "server/internal.h"
 
 #define METADATA_TOPIC "__cluster_metadata"
@@ -60,6 +64,28 @@ static void replica_state(const struct cluster_quorum_replica *r, int32_t self, 
         *last_fetch_ms = *last_caught_up_ms = now_ms;
 }
 
+/* Answered here when no controller could be asked. */
+static void answer_not_leader(struct request *req)
+{
+    struct describe_quorum_response resp;
+    describe_quorum_response_init(&resp);
+    struct describe_quorum_response_topics *t =
+        REQ_ALLOC(req, struct describe_quorum_response_topics, 1);
+    describe_quorum_response_topics_init(t);
+    t->topic_name = slice_from_cstr(METADATA_TOPIC);
+    struct describe_quorum_response_topics_partitions *p =
+        REQ_ALLOC(req, struct describe_quorum_response_topics_partitions, 1);
+    describe_quorum_response_topics_partitions_init(p);
+    p->partition_index = METADATA_PARTITION;
+    p->error_code = KERR_NOT_LEADER_OR_FOLLOWER;
+    p->error_message = slice_from_cstr("this node does not lead the metadata quorum");
+    t->partitions = p;
+    t->partitions_count = 1;
+    resp.topics = t;
+    resp.topics_count = 1;
+    REQUEST_RESPOND(req, describe_quorum_response, &resp);
+}
+
 void handle_describe_quorum(struct request *req)
 {
     struct server *s = req->srv;
@@ -90,9 +116,8 @@ void handle_describe_quorum(struct request *req)
     resp.topics = t;
     resp.topics_count = 1;
     if (!q.leading) {
-        p->error_code = KERR_NOT_LEADER_OR_FOLLOWER;
-        p->error_message = slice_from_cstr("this node does not lead the metadata quorum");
-        REQUEST_RESPOND(req, describe_quorum_response, &resp);
+        if (!server_forward_to_controller(s, req, answer_not_leader))
+            answer_not_leader(req);
         return;
     }
     int32_t self = cluster_controller_id(s->cluster);
@@ -119,21 +144,35 @@ void handle_describe_quorum(struct request *req)
                       &o->last_fetch_timestamp, &o->last_caught_up_timestamp);
     }
 
-    /* v2: the voters' endpoints. Only this node's is known (one voter today). */
+    /* v2: the voters' endpoints: their controller listeners, as controller.quorum.voters
+     * names them; a single node without that list, its one listener. */
     resp.nodes = REQ_ALLOC(req, struct describe_quorum_response_nodes, q.voter_count);
     for (size_t i = 0; i < q.voter_count; i++) {
+        const char *name = s->cfg->listener_name, *host = NULL;
+        int32_t port = 0;
+        for (size_t k = 0; k < s->cfg->voter_count; k++) {
+            if (s->cfg->voters[k].id == q.voters[i].node_id && s->cfg->voter_count > 1) {
+                name = s->cfg->controller_listener_name;
+                host = s->cfg->voters[k].host;
+                port = s->cfg->voters[k].port;
+            }
+        }
         const struct mbroker *b = cluster_broker_find(s->cluster, q.voters[i].node_id);
-        if (!b)
+        if (!host && b) {
+            host = b->host;
+            port = b->port;
+        }
+        if (!host)
             continue;
         struct describe_quorum_response_nodes *n = &resp.nodes[resp.nodes_count++];
         describe_quorum_response_nodes_init(n);
-        n->node_id = b->node_id;
+        n->node_id = q.voters[i].node_id;
         n->listeners = REQ_ALLOC(req, struct describe_quorum_response_nodes_listeners, 1);
         n->listeners_count = 1;
         describe_quorum_response_nodes_listeners_init(&n->listeners[0]);
-        n->listeners[0].name = slice_from_cstr(s->cfg->listener_name);
-        n->listeners[0].host = slice_from_cstr(b->host);
-        n->listeners[0].port = (uint16_t)b->port;
+        n->listeners[0].name = slice_from_cstr(name);
+        n->listeners[0].host = slice_from_cstr(host);
+        n->listeners[0].port = (uint16_t)port;
     }
     REQUEST_RESPOND(req, describe_quorum_response, &resp);
 }

@@ -8,6 +8,7 @@ which CreateTopics succeeds again and the returning node catches up with nothing
 committed lost; a voter whose dir was never formatted, or whose metadata log was lost,
 refuses to start rather than vote.
 """
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 import kwire
 
 NOT_CONTROLLER = 41
+CLI = os.environ.get("SAMSA_CLI", os.path.join(os.path.dirname(SERVER), "tools", "samsa"))
 ELECTION_TIMEOUT_MS = 1000
 SESSION_TIMEOUT_MS = 3000
 
@@ -164,6 +166,19 @@ def test_three_controllers_elect_and_replicate_metadata(quorum):
     for n in quorum:
         wait_until(lambda: topics_on(n).get("q-spread") == (0, 6), 10,
                    what="the topic on node %d" % n.node_id)
+    # `samsa cluster status` through a follower: it forwards DescribeQuorum to the active
+    # controller, which knows every voter's log end.
+    follower = next(n for n in quorum if n.node_id != ctl)
+
+    def quorum_seen():
+        out = subprocess.run([CLI, "-b", follower.bootstrap, "cluster", "status", "--json"],
+                             capture_output=True, timeout=60)
+        q = json.loads(out.stdout)["quorum"]
+        lags = [v["lag"] for v in q.get("voters", [])]
+        return q if q.get("available") and len(lags) == 3 and lags == [0, 0, 0] else None
+
+    q = wait_until(quorum_seen, 15, interval=0.2, what="the quorum through a follower")
+    assert q["leader_id"] == ctl, q
     # A follower refuses changes with Kafka's NOT_CONTROLLER.
     follower = next(n for n in quorum if n.node_id != ctl)
     with kwire.Conn(follower.port) as c:
