@@ -120,6 +120,10 @@ struct partition *server_partition(struct server *s, struct slice topic, int32_t
 /* The Kafka error for a partition server_partition did not give: NOT_LEADER_OR_FOLLOWER
  * for another broker's, else UNKNOWN_TOPIC_OR_PARTITION. */
 int16_t server_partition_absent(struct server *s, struct slice topic, int32_t index);
+/* The partition's leader and leader epoch as the metadata has them, for the KIP-951 hints
+ * that come with NOT_LEADER_OR_FOLLOWER. The leader's broker (NULL: none, or fenced). */
+const struct mbroker *server_partition_leader(struct server *s, struct slice topic, int32_t index,
+                                              int32_t *leader, int32_t *leader_epoch);
 /* The partition a ListOffsets or OffsetForLeaderEpoch entry names, checked with
  * partition_check_leader against the leader epoch the client says it knows (-1: it does
  * not say). NULL with *error set to the partition's Kafka error when this node does not

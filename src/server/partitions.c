@@ -31,6 +31,19 @@ int16_t server_partition_absent(struct server *s, struct slice topic, int32_t in
     return KERR_UNKNOWN_TOPIC_OR_PARTITION;
 }
 
+const struct mbroker *server_partition_leader(struct server *s, struct slice topic, int32_t index,
+                                              int32_t *leader, int32_t *leader_epoch)
+{
+    const struct mtopic *t = cluster_topic_find(s->cluster, topic);
+    *leader = *leader_epoch = -1;
+    if (!t || index < 0 || index >= t->partition_count)
+        return NULL;
+    *leader = t->partitions[index].leader;
+    *leader_epoch = t->partitions[index].leader_epoch;
+    const struct mbroker *b = *leader >= 0 ? cluster_broker_find(s->cluster, *leader) : NULL;
+    return b && !b->fenced ? b : NULL;
+}
+
 struct partition *server_partition_at_epoch(struct server *s, struct slice topic, int32_t index,
                                             int32_t current_leader_epoch, int16_t *error)
 {

@@ -193,6 +193,10 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
             pr->partition_index = t->partitions[pi].partition;
             pr->error_code = l->error;
             pr->records = (struct slice){(const uint8_t *)"", 0};
+            if (l->error == KERR_NOT_LEADER_OR_FOLLOWER) /* v12+ carry it: the leader now */
+                server_partition_leader(s, t->topic, pr->partition_index,
+                                        &pr->current_leader.leader_id,
+                                        &pr->current_leader.leader_epoch);
             if (l->error != KERR_NONE) {
                 /* As Kafka: a partition answered with an error carries no offsets (-1).
                  * One it does not know is answered before any read, with an empty list

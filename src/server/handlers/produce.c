@@ -18,6 +18,46 @@
 typedef struct produce_response_responses_partition_responses part_resp;
 typedef struct produce_response_responses_partition_responses_record_errors record_error;
 
+/* KIP-951 (v10+): with NOT_LEADER_OR_FOLLOWER, the partition's current leader and epoch,
+ * and the endpoints of those leaders, so the client goes there without a Metadata round
+ * trip. */
+static void add_leader_hints(struct request *req, struct produce_response *resp)
+{
+    struct server *s = req->srv;
+    size_t cap = 0;
+    for (int32_t ti = 0; ti < resp->responses_count; ti++)
+        cap += (size_t)MAX(resp->responses[ti].partition_responses_count, 0);
+    struct produce_response_node_endpoints *eps =
+        REQ_ALLOC(req, struct produce_response_node_endpoints, cap ? cap : 1);
+    int32_t n = 0;
+    for (int32_t ti = 0; ti < resp->responses_count; ti++) {
+        struct produce_response_responses *tr = &resp->responses[ti];
+        for (int32_t pi = 0; pi < tr->partition_responses_count; pi++) {
+            part_resp *pr = &tr->partition_responses[pi];
+            if (pr->error_code != KERR_NOT_LEADER_OR_FOLLOWER)
+                continue;
+            const struct mbroker *b =
+                server_partition_leader(s, tr->name, pr->index, &pr->current_leader.leader_id,
+                                        &pr->current_leader.leader_epoch);
+            bool listed = !b;
+            for (int32_t k = 0; k < n && !listed; k++)
+                listed = eps[k].node_id == b->node_id;
+            if (listed)
+                continue;
+            produce_response_node_endpoints_init(&eps[n]);
+            eps[n].node_id = b->node_id;
+            eps[n].host = slice_from_cstr(b->host);
+            eps[n].port = b->port;
+            eps[n].rack = b->rack ? slice_from_cstr(b->rack) : SLICE_NULL;
+            n++;
+        }
+    }
+    if (n > 0) {
+        resp->node_endpoints = eps;
+        resp->node_endpoints_count = n;
+    }
+}
+
 static void finish_produce(void *arg)
 {
     struct request *req = arg;
@@ -422,6 +462,8 @@ void handle_produce(struct request *req)
             }
         }
     }
+    if (req->hdr.api_version >= 10)
+        add_leader_hints(req, resp);
     if (acks == 0) {
         /* No response to carry an error: Kafka closes the connection instead, so the
          * client notices and refreshes its metadata. */

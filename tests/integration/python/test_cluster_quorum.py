@@ -299,6 +299,68 @@ def test_consumer_groups_across_brokers(quorum):
     assert sorted(consume(quorum[2], 6)) == sorted(b"g%d" % i for i in range(90, 96))
 
 
+def produce_v10(n, topic, partition):
+    """A Produce v10 (flexible, KIP-951) of one record to node n. Returns (error, the
+    partition's CurrentLeader (id, epoch) or None, {node id: (host, port)} of
+    NodeEndpoints)."""
+    batch = kwire.record_batch([(None, b"hint")])
+    body = (kwire.cstring(None) + kwire.i16(-1) + kwire.i32(10000)
+            + kwire.carray([kwire.cstring(topic) + kwire.carray([
+                kwire.i32(partition) + kwire.uvarint(len(batch) + 1) + batch + kwire.TAGS])
+                + kwire.TAGS]) + kwire.TAGS)
+    with kwire.Conn(n.port) as c:
+        r = c.request(0, 10, body, flexible=True)
+    leader = {}
+
+    def tagged(r, on_tag):
+        for _ in range(r.uvarint()):
+            tag, size = r.uvarint(), r.uvarint()
+            end = r.p + size
+            on_tag(tag, r)
+            r.p = end
+
+    def part(r):
+        err = r.i16() if r.i32() is not None else None
+        r.i64(), r.i64(), r.i64()
+        r.carray(lambda r: (r.i32(), r.cstring(), r.tags()))
+        r.cstring()
+
+        def current(tag, r):
+            if tag == 0:
+                leader["current"] = (r.i32(), r.i32())
+        tagged(r, current)
+        return err
+
+    (errs,) = r.carray(lambda r: (r.cstring(), r.carray(part), r.tags())[1])
+    r.i32()  # throttle
+    endpoints = {}
+
+    def nodes(tag, r):
+        if tag == 0:
+            for node_id, host, port in r.carray(
+                    lambda r: (r.i32(), r.cstring(), r.i32(), r.cstring(), r.tags())[:3]):
+                endpoints[node_id] = (host, port)
+    tagged(r, nodes)
+    return errs[0], leader.get("current"), endpoints
+
+
+def test_produce_to_another_brokers_partition_names_its_leader(quorum):
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(describe(n)["brokers"]) == 3 for n in quorum), 15,
+               what="three unfenced brokers")
+    create_topic(quorum, "q-hints", 3)
+    leaders = wait_until(lambda: (lambda l: l if len(l) == 3 and -1 not in l.values() else None)(
+        leaders_on(quorum[0], "q-hints")), 10, what="three led partitions")
+    p, leader = next((p, l) for p, l in leaders.items())
+    wrong = next(n for n in quorum if n.node_id != leader)
+    err, current, endpoints = produce_v10(wrong, "q-hints", p)
+    assert err == 6  # NOT_LEADER_OR_FOLLOWER
+    assert current is not None and current[0] == leader, current
+    assert endpoints.get(leader) == ("127.0.0.1", node(quorum, leader).port), endpoints
+    err, _, endpoints = produce_v10(node(quorum, leader), "q-hints", p)
+    assert err == 0 and endpoints == {}
+
+
 def describe(n):
     with kwire.Conn(n.port) as c:
         return kwire.describe_cluster_v0(c)
