@@ -1,5 +1,8 @@
-/* DescribeCluster (key 60), v0-v1: cluster id, controller and brokers (KIP-700).
- * Endpoint type 2 (controllers) is answered with this node too: it is both. */
+/* DescribeCluster (key 60), v0-v2: cluster id, controller and brokers (KIP-700; v2 lists
+ * fenced brokers when asked, KIP-1073). Endpoint type 2 (controllers, KIP-919, what an
+ * Admin client bootstrapped with bootstrap.controllers asks) lists the voters of
+ * controller.quorum.voters at their controller listeners; a single node without that
+ * list is its own controller, at its one listener. */
 #include "server/internal.h"
 
 void handle_describe_cluster(struct request *req)
@@ -25,6 +28,20 @@ void handle_describe_cluster(struct request *req)
         resp.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPS;
     resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
     resp.controller_id = cluster_controller_id(s->cluster);
+    if (in.endpoint_type == 2 && s->cfg->voter_count > 1) {
+        resp.brokers =
+            REQ_ALLOC(req, struct describe_cluster_response_brokers, s->cfg->voter_count);
+        resp.brokers_count = (int32_t)s->cfg->voter_count;
+        for (size_t i = 0; i < s->cfg->voter_count; i++) {
+            struct describe_cluster_response_brokers *o = &resp.brokers[i];
+            describe_cluster_response_brokers_init(o);
+            o->broker_id = s->cfg->voters[i].id;
+            o->host = slice_from_cstr(s->cfg->voters[i].host);
+            o->port = s->cfg->voters[i].port;
+        }
+        REQUEST_RESPOND(req, describe_cluster_response, &resp);
+        return;
+    }
     size_t n = cluster_broker_count(s->cluster);
     resp.brokers = REQ_ALLOC(req, struct describe_cluster_response_brokers, n);
     resp.brokers_count = 0;

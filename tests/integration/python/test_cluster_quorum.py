@@ -179,6 +179,14 @@ def test_three_controllers_elect_and_replicate_metadata(quorum):
 
     q = wait_until(quorum_seen, 15, interval=0.2, what="the quorum through a follower")
     assert q["leader_id"] == ctl, q
+    # DescribeCluster for controllers (endpoint type 2, KIP-919): the voters, at their
+    # controller listeners.
+    with kwire.Conn(follower.port) as c:
+        r = c.request(60, 1, kwire.i8(0) + kwire.i8(2) + kwire.TAGS, flexible=True)
+        r.i32(), r.i16(), r.cstring(), r.i8(), r.cstring(), r.i32()
+        controllers = r.carray(lambda r: (r.i32(), r.cstring(), r.i32(), r.cstring(), r.tags())[:3])
+    assert sorted(controllers) == sorted(
+        (n.node_id, "127.0.0.1", int(n.overrides["listeners"].rsplit(":", 1)[1])) for n in quorum)
     # A follower refuses changes with Kafka's NOT_CONTROLLER.
     follower = next(n for n in quorum if n.node_id != ctl)
     with kwire.Conn(follower.port) as c:
