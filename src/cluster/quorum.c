@@ -933,11 +933,11 @@ void quorum_describe(const struct quorum *q, struct cluster_quorum_state *out)
     bool leading = out->leading;
     for (uint32_t i = 0; i < st->conf.n_voters; i++) {
         uint64_t id = st->conf.voters[i];
-        out->voters[i] = (struct cluster_quorum_replica){
-            .node_id = (int32_t)id,
-            .log_end_offset = id == st->id ? out->log_end_offset
-                              : leading    ? (int64_t)st->voter_match[i]
-                                           : -1};
+        out->voters[i] = (struct cluster_quorum_replica){.node_id = (int32_t)id,
+                                                         .log_end_offset =
+                                                             id == st->id ? out->log_end_offset
+                                                             : leading ? (int64_t)st->voter_match[i]
+                                                                       : -1};
     }
     out->voter_count = st->conf.n_voters;
     for (uint32_t i = 0; i < st->conf.n_learners; i++)
