@@ -50,6 +50,7 @@ struct status {
     /* DescribeQuorum's one partition, or NULL with quorum_why saying why. */
     const struct describe_quorum_response *quorum_resp;
     const struct describe_quorum_response_topics_partitions *quorum;
+    int16_t quorum_err; /* the error DescribeQuorum answered, when it did */
     char quorum_why[512];
 };
 
@@ -147,12 +148,48 @@ static void describe_quorum(struct wire_conn *c, struct status *st)
         }
     }
     if (err != KERR_NONE) {
+        st->quorum_err = err;
         snprintf(st->quorum_why, sizeof st->quorum_why, "DescribeQuorum: %s%s%.*s",
                  kafka_error_name(err), msg.len ? ": " : "", (int)msg.len, (const char *)msg.ptr);
         return;
     }
     st->quorum_resp = resp;
     st->quorum = p;
+}
+
+/* Samsa answers DescribeQuorum only on the quorum leader (NOT_LEADER_OR_FOLLOWER
+ * elsewhere), where a Kafka broker forwards it to the active controller. The controller
+ * DescribeCluster names is that leader, so ask it there; if that fails too, the first
+ * answer's reason stands, with the second's added. */
+static void describe_quorum_at_controller(struct status *st)
+{
+    const struct describe_cluster_response_brokers *b = NULL;
+    for (int32_t i = 0; i < st->cluster->brokers_count; i++) {
+        if (st->cluster->brokers[i].broker_id == st->controller_id)
+            b = &st->cluster->brokers[i];
+    }
+    if (b == NULL)
+        return;
+    char addr[300], first_why[sizeof st->quorum_why];
+    snprintf(addr, sizeof addr, "%.*s:%d", (int)b->host.len, (const char *)b->host.ptr, b->port);
+    snprintf(first_why, sizeof first_why, "%s", st->quorum_why);
+    struct wire_conn c;
+    const char *why;
+    if (wire_connect(&c, addr, &why) != 0) {
+        snprintf(st->quorum_why, sizeof st->quorum_why, "%.200s; the controller at %.64s: %.200s",
+                 first_why, addr, why);
+        return;
+    }
+    buf_free(&st->quorum_frame); /* the refusal's frame: nothing decoded from it is kept */
+    buf_init(&st->quorum_frame);
+    describe_quorum(&c, st);
+    wire_close(&c);
+    if (st->quorum == NULL) {
+        char second_why[sizeof st->quorum_why];
+        snprintf(second_why, sizeof second_why, "%s", st->quorum_why);
+        snprintf(st->quorum_why, sizeof st->quorum_why, "%.200s; the controller at %.64s: %.200s",
+                 first_why, addr, second_why);
+    }
 }
 
 /* Partitions led by node id, counted from the metadata. */
@@ -512,6 +549,8 @@ static int cluster_status(struct cli_opts *o, bool json)
         describe_cluster(&c, &st);
         describe_quorum(&c, &st);
         wire_close(&c);
+        if (st.quorum == NULL && st.quorum_err == KERR_NOT_LEADER_OR_FOLLOWER && st.cluster != NULL)
+            describe_quorum_at_controller(&st);
     }
     if (st.cluster == NULL) {
         /* Metadata carries the cluster id and controller too; librdkafka has them. */
