@@ -27,10 +27,13 @@
 static const char cluster_usage[] =
     "usage: samsa cluster status [--json]\n"
     "  (also takes -b HOST:PORT)\n"
+    "       samsa cluster up [--nodes N] [--dir DIR] [--base-port PORT] [--server PATH]\n"
+    "       samsa cluster down [--dir DIR] [--purge]\n"
     "\n"
-    "Shows the nodes (id, address, rack, partitions led), the metadata quorum (leader,\n"
-    "epoch, high watermark, each voter's log end offset and lag, observers) and the\n"
-    "partitions without a leader.\n";
+    "status shows the nodes (id, address, rack, partitions led), the metadata quorum\n"
+    "(leader, epoch, high watermark, each voter's log end offset and lag, observers) and\n"
+    "the partitions without a leader. up starts a local cluster of N nodes on 127.0.0.1\n"
+    "(default 3, in ./samsa-cluster) and down stops it: `samsa cluster up -h`.\n";
 
 /* Everything the report shows. The decoded responses borrow their frames and arena,
  * which live as long as this struct (status_free). */
@@ -572,6 +575,12 @@ int cluster_main(struct cli_opts *o, int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(cluster_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "up") == 0) {
+        return cluster_up_main(o, argc, argv);
+    }
+    if (strcmp(argv[1], "down") == 0) {
+        return cluster_down_main(o, argc, argv);
     }
     if (strcmp(argv[1], "status") != 0) {
         cli_err("unknown cluster command '%s'", argv[1]);
