@@ -48,6 +48,7 @@
 #define UP_POLL_MS 100
 #define UP_LISTENING_LINE "samsa-server listening on port "
 #define UP_WHY_BYTES 128
+#define UP_OFFSETS_TOPIC "__consumer_offsets"
 
 static const char up_usage[] =
     "usage: samsa cluster up [--nodes N] [--dir DIR] [--base-port PORT] [--server PATH]\n"
@@ -317,9 +318,67 @@ static int describe_node(const struct cluster_dir *l, int node, int32_t *control
     return rc;
 }
 
+/* Whether node `node`'s Metadata (all topics) lists __consumer_offsets and a leader for
+ * every partition. If not, why (size UP_WHY_BYTES) says what is missing. */
+static bool partitions_led(const struct cluster_dir *l, int node, char *why)
+{
+    char boot[64];
+    snprintf(boot, sizeof boot, CDIR_HOST ":%d", cdir_client_port(l, node));
+    struct wire_conn c;
+    const char *err;
+    snprintf(why, UP_WHY_BYTES, "node %d does not answer Metadata", node);
+    if (wire_connect(&c, boot, &err) != 0)
+        return false;
+    int16_t v = wire_version(&c, API_KEY_METADATA);
+    bool ok = false;
+    if (v >= 1) { /* a null topic list (all topics) needs v1 */
+        struct metadata_request req;
+        metadata_request_init(&req);
+        req.topics_count = -1;
+        req.allow_auto_topic_creation = false;
+        struct buf body, frame;
+        buf_init(&body);
+        buf_init(&frame);
+        struct arena arena;
+        arena_init(&arena);
+        metadata_request_encode(&body, v, &req);
+        struct reader r;
+        struct metadata_response resp;
+        if (wire_call(&c, API_KEY_METADATA, v, &body, &frame, &r, &err) == 0 &&
+            metadata_response_decode(&r, v, &arena, &resp) == 0) {
+            bool offsets = false;
+            ok = true;
+            for (int32_t t = 0; ok && t < resp.topics_count; t++) {
+                const struct metadata_response_topics *tp = &resp.topics[t];
+                offsets |= slice_eq_cstr(tp->name, UP_OFFSETS_TOPIC);
+                for (int32_t i = 0; ok && i < tp->partitions_count; i++) {
+                    if (tp->partitions[i].error_code != KERR_NONE ||
+                        tp->partitions[i].leader_id < 0) {
+                        snprintf(why, UP_WHY_BYTES, "node %d: %.*s-%d has no leader yet", node,
+                                 (int)tp->name.len, (const char *)tp->name.ptr,
+                                 tp->partitions[i].partition_index);
+                        ok = false;
+                    }
+                }
+            }
+            if (ok && !offsets) {
+                snprintf(why, UP_WHY_BYTES, "node %d: " UP_OFFSETS_TOPIC " not created yet", node);
+                ok = false;
+            }
+        }
+        arena_free(&arena);
+        buf_free(&frame);
+        buf_free(&body);
+    }
+    wire_close(&c);
+    return ok;
+}
+
 /* True once every node names the same active controller, lists it, and lists all nodes
- * as unfenced brokers: then topics created now are spread over every node. *controller
- * is the one they agree on; otherwise why (size UP_WHY_BYTES) says what is missing. */
+ * as unfenced brokers (then topics created now are spread over every node), and every
+ * node knows a leader for every partition, __consumer_offsets included (then consumer
+ * groups work at once). *controller is the one they agree on; otherwise why (size
+ * UP_WHY_BYTES) says what is missing. */
 static bool cluster_ready(const struct cluster_dir *l, int32_t *controller, char *why)
 {
     int32_t agreed = -1;
@@ -346,6 +405,10 @@ static bool cluster_ready(const struct cluster_dir *l, int32_t *controller, char
             return false;
         }
         agreed = c;
+    }
+    for (int node = 1; node <= l->nodes; node++) {
+        if (!partitions_led(l, node, why))
+            return false;
     }
     *controller = agreed;
     return true;
@@ -621,7 +684,7 @@ static int cluster_up(struct cluster_dir *l, bool nodes_given, bool port_given,
            l->nodes, l->cluster_id, l->dir, server);
     struct table *t = table_new(5, "NODE", "PID", "CLIENT", "CONTROLLER", "LOG");
     for (int node = 1; node <= l->nodes; node++) {
-        char id[8], pid[16], cl[32], co[32], log[PATH_MAX];
+        char id[16], pid[16], cl[32], co[32], log[PATH_MAX];
         snprintf(id, sizeof id, "%d", node);
         snprintf(pid, sizeof pid, "%d", (int)run[node - 1].pid);
         snprintf(cl, sizeof cl, CDIR_HOST ":%d", cdir_client_port(l, node));
