@@ -16,7 +16,7 @@ DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat
 BENCH_DEB_PKGS := redis-server redis-tools nats-server libhiredis-dev libnats-dev \
                   librabbitmq-dev bc fio strace
 
-.PHONY: all deps bench-deps configure build build-asan run test unit unit-asan integration js-deps ref-deps fuzz fuzz-short sim bench clean format format-check
+.PHONY: all deps bench-deps configure build build-asan run cluster cluster-down test unit unit-asan integration js-deps ref-deps fuzz fuzz-short sim bench clean format format-check
 
 all: build
 
@@ -53,6 +53,18 @@ run: configure
 	cmake --build $(BUILD) -j $(JOBS) --target samsa-server samsa
 	@mkdir -p data
 	./$(BUILD)/samsa-server -c config/server.properties
+
+# Builds the broker and the CLI, then starts a local three-node cluster in the background
+# (data, properties and logs in ./samsa-cluster; `samsa cluster up` in docs/cli.md) and
+# prints its bootstrap servers. Run again after cluster-down to restart it with its data.
+CLUSTER_DIR ?= samsa-cluster
+cluster: configure
+	cmake --build $(BUILD) -j $(JOBS) --target samsa-server samsa
+	./$(BUILD)/tools/samsa cluster up --nodes 3 --dir $(CLUSTER_DIR) --server ./$(BUILD)/samsa-server
+
+# Stops it (the data stays; `./build/tools/samsa cluster down --purge` also removes it).
+cluster-down:
+	./$(BUILD)/tools/samsa cluster down --dir $(CLUSTER_DIR)
 
 unit: build
 	ctest --test-dir $(BUILD) -L unit --output-on-failure -j $(JOBS)

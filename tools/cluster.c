@@ -27,10 +27,13 @@
 static const char cluster_usage[] =
     "usage: samsa cluster status [--json]\n"
     "  (also takes -b HOST:PORT)\n"
+    "       samsa cluster up [--nodes N] [--dir DIR] [--base-port PORT] [--server PATH]\n"
+    "       samsa cluster down [--dir DIR] [--purge]\n"
     "\n"
-    "Shows the nodes (id, address, rack, partitions led), the metadata quorum (leader,\n"
-    "epoch, high watermark, each voter's log end offset and lag, observers) and the\n"
-    "partitions without a leader.\n";
+    "status shows the nodes (id, address, rack, partitions led), the metadata quorum\n"
+    "(leader, epoch, high watermark, each voter's log end offset and lag, observers) and\n"
+    "the partitions without a leader. up starts a local cluster of N nodes on 127.0.0.1\n"
+    "(default 3, in ./samsa-cluster) and down stops it: `samsa cluster up -h`.\n";
 
 /* Everything the report shows. The decoded responses borrow their frames and arena,
  * which live as long as this struct (status_free). */
@@ -50,6 +53,7 @@ struct status {
     /* DescribeQuorum's one partition, or NULL with quorum_why saying why. */
     const struct describe_quorum_response *quorum_resp;
     const struct describe_quorum_response_topics_partitions *quorum;
+    int16_t quorum_err; /* the error DescribeQuorum answered, when it did */
     char quorum_why[512];
 };
 
@@ -147,12 +151,48 @@ static void describe_quorum(struct wire_conn *c, struct status *st)
         }
     }
     if (err != KERR_NONE) {
+        st->quorum_err = err;
         snprintf(st->quorum_why, sizeof st->quorum_why, "DescribeQuorum: %s%s%.*s",
                  kafka_error_name(err), msg.len ? ": " : "", (int)msg.len, (const char *)msg.ptr);
         return;
     }
     st->quorum_resp = resp;
     st->quorum = p;
+}
+
+/* Samsa answers DescribeQuorum only on the quorum leader (NOT_LEADER_OR_FOLLOWER
+ * elsewhere), where a Kafka broker forwards it to the active controller. The controller
+ * DescribeCluster names is that leader, so ask it there; if that fails too, the first
+ * answer's reason stands, with the second's added. */
+static void describe_quorum_at_controller(struct status *st)
+{
+    const struct describe_cluster_response_brokers *b = NULL;
+    for (int32_t i = 0; i < st->cluster->brokers_count; i++) {
+        if (st->cluster->brokers[i].broker_id == st->controller_id)
+            b = &st->cluster->brokers[i];
+    }
+    if (b == NULL)
+        return;
+    char addr[300], first_why[sizeof st->quorum_why];
+    snprintf(addr, sizeof addr, "%.*s:%d", (int)b->host.len, (const char *)b->host.ptr, b->port);
+    snprintf(first_why, sizeof first_why, "%s", st->quorum_why);
+    struct wire_conn c;
+    const char *why;
+    if (wire_connect(&c, addr, &why) != 0) {
+        snprintf(st->quorum_why, sizeof st->quorum_why, "%.200s; the controller at %.64s: %.200s",
+                 first_why, addr, why);
+        return;
+    }
+    buf_free(&st->quorum_frame); /* the refusal's frame: nothing decoded from it is kept */
+    buf_init(&st->quorum_frame);
+    describe_quorum(&c, st);
+    wire_close(&c);
+    if (st->quorum == NULL) {
+        char second_why[sizeof st->quorum_why];
+        snprintf(second_why, sizeof second_why, "%s", st->quorum_why);
+        snprintf(st->quorum_why, sizeof st->quorum_why, "%.200s; the controller at %.64s: %.200s",
+                 first_why, addr, second_why);
+    }
 }
 
 /* Partitions led by node id, counted from the metadata. */
@@ -512,6 +552,8 @@ static int cluster_status(struct cli_opts *o, bool json)
         describe_cluster(&c, &st);
         describe_quorum(&c, &st);
         wire_close(&c);
+        if (st.quorum == NULL && st.quorum_err == KERR_NOT_LEADER_OR_FOLLOWER && st.cluster != NULL)
+            describe_quorum_at_controller(&st);
     }
     if (st.cluster == NULL) {
         /* Metadata carries the cluster id and controller too; librdkafka has them. */
@@ -533,6 +575,12 @@ int cluster_main(struct cli_opts *o, int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(cluster_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "up") == 0) {
+        return cluster_up_main(o, argc, argv);
+    }
+    if (strcmp(argv[1], "down") == 0) {
+        return cluster_down_main(o, argc, argv);
     }
     if (strcmp(argv[1], "status") != 0) {
         cli_err("unknown cluster command '%s'", argv[1]);

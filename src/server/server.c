@@ -383,12 +383,15 @@ void server_destroy(struct server *s)
     if (!s)
         return;
     server_groups_stop(s); /* already stopped by server_run unless start-up failed */
-    if (s->loop)
+    /* Connections close before the quorum link is freed: those accepted on the controller
+     * listener call back into it (on_controller_close) as they close. */
+    if (s->loop) {
+        net_close_all(s->loop);
         server_quorum_link_stop(s);
+    }
     server_metadata_io_stop(s);
     server_cleaner_stop(s);
     if (s->loop) {
-        net_close_all(s->loop);
         if (s->retention_timer)
             net_timer_cancel(s->loop, s->retention_timer);
         if (s->flush_timer)
