@@ -425,6 +425,7 @@ static void change_finish(struct change *ch, struct buf *entry)
 enum op_kind {
     OP_REGISTER_BROKER,
     OP_BROKER_CHANGE, /* fence or unfence (op->fenced) the broker at epoch op->id_count */
+    OP_ADD_OBSERVER,  /* a Raft configuration change, not records: node_id as a learner */
     OP_PRODUCER_IDS,
     OP_CREATE_TOPIC,
     OP_DELETE_TOPIC,
@@ -1490,6 +1491,7 @@ static int build(struct cluster *c, struct op *op, struct change *ch)
     switch (op->kind) {
     case OP_REGISTER_BROKER: return build_register_broker(c, op, ch);
     case OP_BROKER_CHANGE: return build_broker_change(c, op, ch);
+    case OP_ADD_OBSERVER: break; /* not records: see propose_next */
     case OP_PRODUCER_IDS: return build_producer_ids(c, op, ch);
     case OP_CREATE_TOPIC: return build_create_topic(c, op, ch);
     case OP_DELETE_TOPIC:
@@ -1675,6 +1677,16 @@ static bool propose_next(struct cluster *c)
         refuse_not_controller(op);
         return true;
     }
+    if (op->kind == OP_ADD_OBSERVER) {
+        int rc = quorum_add_observer(c->log, op->node_id);
+        if (rc == 0) {
+            c->writing = op;
+        } else {
+            op->res.err = rc == -EEXIST ? CLUSTER_OK : CLUSTER_ERR_IO;
+            complete(op);
+        }
+        return true;
+    }
     struct change ch;
     change_init(&ch);
     op->res.err = build(c, op, &ch);
@@ -1800,6 +1812,26 @@ void cluster_register_broker(struct cluster *c, int32_t node_id, const char *hos
     if (incarnation)
         memcpy(op->incarnation, incarnation, 16);
     submit(op);
+}
+
+void cluster_add_observer(struct cluster *c, int32_t node_id, cluster_done_fn done, void *arg)
+{
+    struct op *op = op_new(c, OP_ADD_OBSERVER, done, arg);
+    op->node_id = node_id;
+    submit(op);
+}
+
+bool cluster_quorum_member(const struct cluster *c, int32_t node_id)
+{
+    struct cluster_quorum_state qs;
+    quorum_describe(c->log, &qs);
+    for (size_t i = 0; i < qs.voter_count; i++)
+        if (qs.voters[i].node_id == node_id)
+            return true;
+    for (size_t i = 0; i < qs.observer_count; i++)
+        if (qs.observers[i].node_id == node_id)
+            return true;
+    return false;
 }
 
 /* ---- broker sessions (cluster.h) ---- */

@@ -260,6 +260,13 @@ void cluster_register_broker(struct cluster *c, int32_t node_id, const char *hos
                              const char *rack, const uint8_t *incarnation, bool fenced,
                              cluster_done_fn done, void *arg);
 
+/* Adds node_id to the metadata quorum as an observer (a Raft learner: the leader sends it
+ * the log; it does not vote), as the active controller does for a broker that registers
+ * without being a voter. CLUSTER_OK also when it is a member already. */
+void cluster_add_observer(struct cluster *c, int32_t node_id, cluster_done_fn done, void *arg);
+/* node_id is a voter or an observer of the quorum (as this node knows it). */
+bool cluster_quorum_member(const struct cluster *c, int32_t node_id);
+
 /* ---- broker sessions (the active controller's, in memory, as Kafka keeps them) ----
  * A registered broker heartbeats every broker.heartbeat.interval.ms. The first heartbeat
  * of a fenced broker unfences it: a BrokerRegistrationChangeRecord, and it leads again

@@ -41,7 +41,8 @@ struct quorum {
     struct raft_storage *store;
     struct raft *raft; /* NULL in salvage mode */
     int32_t node_id;
-    bool alone; /* the only voter */
+    bool alone;    /* the only voter */
+    bool observer; /* not a voter: a learner once the leader adds it */
     quorum_apply_fn apply;
     quorum_reset_fn reset;
     void *apply_arg;
@@ -379,6 +380,26 @@ int quorum_propose(struct quorum *q, const uint8_t *entry, size_t len)
     return 0;
 }
 
+int quorum_add_observer(struct quorum *q, int32_t node)
+{
+    ASSERT(quorum_can_propose(q));
+    if (node <= 0 || raft_conf_is_voter(&q->status.conf, (uint64_t)node) ||
+        raft_conf_is_learner(&q->status.conf, (uint64_t)node))
+        return -EEXIST;
+    uint64_t index;
+    int rc = raft_propose_conf(q->raft, RAFT_CONF_ADD_LEARNER, (uint64_t)node, &index);
+    if (rc != 0) {
+        say_error("cluster", "the metadata quorum refused to add observer %d (%d)", node, rc);
+        return -EIO;
+    }
+    say_info("cluster", "adding node %d to the metadata quorum as an observer", node);
+    q->prop_index = index;
+    q->prop_term = q->status.term;
+    q->outcome = QUORUM_PENDING;
+    drain_ready(q);
+    return 0;
+}
+
 enum quorum_outcome quorum_take_outcome(struct quorum *q)
 {
     enum quorum_outcome o = q->outcome;
@@ -671,6 +692,31 @@ static int restore_core(struct quorum *q, const struct voters *v, const struct r
     return 0;
 }
 
+/* An observer's restore: no founders (it is not one); a log it holds (from a leader) must
+ * have the configured voters and must not count this node among them. */
+static int restore_observer(struct quorum *q, const struct voters *v, const struct raft_config *cfg)
+{
+    struct raft_restore restore;
+    raft_storage_restore(q->store, &restore);
+    for (size_t i = 0; i < restore.n_entries; i++)
+        q->stored_entries += is_change(&restore.entries[i]);
+    if (restore.snapshot) {
+        int rc = snapshot_apply(q, restore.snapshot->data, restore.snapshot->len);
+        if (rc != 0)
+            return rc;
+        q->stored_entries += q->applied_entries;
+    }
+    int rc = raft_new(cfg, &restore, NULL, &q->raft);
+    if (rc != 0) {
+        say_error("cluster", "the metadata log in %s cannot be restored (%d)", q->dir, rc);
+        return -EBADMSG;
+    }
+    raft_status(q->raft, &q->status);
+    if (q->status.conf.n_voters > 0 && !conf_matches(&q->status.conf, v))
+        return refuse_conf(q, &q->status.conf, "committed");
+    return 0;
+}
+
 /* Moves the entries of an old metadata.log into new Raft storage files as their snapshot,
  * then moves the old file aside. Nothing in a new Raft log can refuse. */
 static int upgrade(const char *dir, int32_t node_id)
@@ -763,7 +809,7 @@ static int open_strict(struct quorum *q, const struct voters *v, const struct ra
     if (rc == 0)
         rc = raft_storage_open(dir, RAFT_STORAGE_STRICT, &q->store);
     if (rc == 0)
-        rc = restore_core(q, v, rc_cfg);
+        rc = q->observer ? restore_observer(q, v, rc_cfg) : restore_core(q, v, rc_cfg);
     /* Only now may the directory change: see the top of the file. */
     if (rc == 0)
         rc = raft_storage_accept(q->store);
@@ -826,6 +872,9 @@ int quorum_open(const char *dir, const struct quorum_config *cfg, struct quorum 
     struct voters v;
     int rc = configured_voters(cfg, &v);
     q->alone = v.n == 1 && v.ids[0] == (uint64_t)cfg->node_id;
+    q->observer = true;
+    for (size_t i = 0; i < v.n; i++)
+        q->observer &= v.ids[i] != (uint64_t)cfg->node_id;
     if (rc == 0 && cfg->salvage) {
         ASSERT(q->alone);
         rc = open_salvage(q, &st);

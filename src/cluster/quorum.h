@@ -10,7 +10,9 @@
  * starts from an empty dir only when the dir was formatted for it (quorum_format, by
  * `samsa-server format`): a voter whose log was lost must not vote as if it had never
  * voted, or two leaders could be elected in one term and committed changes lost. Format
- * leaves a marker that the first durable save removes.
+ * leaves a marker that the first durable save removes. A node that is not one of the
+ * voters is an observer: it starts with an empty log and gets the log from the leader
+ * once the leader has added it (quorum_add_observer), as a Raft learner.
  *
  * Snapshots. A snapshot's data is a sequence of metadata-log entries (each u32 length,
  * then the entry as cluster.c encodes it), applied in order like the log after it. The
@@ -105,6 +107,9 @@ bool quorum_can_propose(const struct quorum *q);
 /* Proposes one entry (quorum_can_propose must hold). 0, -EFBIG for an entry over the
  * limit, or -EIO. Then quorum_proposal tells what became of it. */
 int quorum_propose(struct quorum *q, const uint8_t *entry, size_t len);
+/* Proposes adding node as an observer (a Raft learner: it gets the log and does not
+ * vote), the same way. 0, -EEXIST when it is a voter or an observer already, or -EIO. */
+int quorum_add_observer(struct quorum *q, int32_t node);
 enum quorum_outcome {
     QUORUM_NONE,    /* nothing proposed since the last outcome was taken */
     QUORUM_PENDING, /* not committed yet */

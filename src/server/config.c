@@ -214,10 +214,13 @@ static int parse_quorum_voters(struct broker_config *c)
         c->voters[c->voter_count++] = q;
         p = end ? end + 1 : p + len;
     }
-    if (!self)
+    if (c->controller && !self)
         return bad("controller.quorum.voters", v,
-                   "this node (node.id) must be one of the voters: nodes without the "
-                   "controller role are not supported yet");
+                   "this node has the controller role (process.roles), so it must be one of "
+                   "the voters");
+    if (!c->controller && self)
+        return bad("controller.quorum.voters", v,
+                   "this node is a broker only (process.roles=broker): it must not be a voter");
     return 0;
 }
 
@@ -274,7 +277,7 @@ static int parse_listeners(struct broker_config *c)
     }
     if (!c->listener_host)
         return bad("listeners", value, "no listener for clients");
-    if (c->voter_count > 1 && !c->controller_host)
+    if (c->controller && c->voter_count > 1 && !c->controller_host)
         return bad("listeners", value,
                    "a quorum of several voters needs a controller listener (one named in "
                    "controller.listener.names, default CONTROLLER)");
@@ -587,13 +590,22 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
             rc = bad(d->broker_key, value, why);
     }
 
+    /* process.roles: broker,controller (the default, every node of a small cluster) or
+     * broker (an observer of the metadata quorum: controller.quorum.voters names the
+     * controllers, not this node). Controller-only nodes are not supported yet. */
+    const char *roles = broker_config_value(c, "process.roles");
+    c->controller = true;
+    if (strcmp(roles, "broker") == 0)
+        c->controller = false;
+    else if (strcmp(roles, "broker,controller") != 0 && strcmp(roles, "controller,broker") != 0)
+        rc = bad("process.roles", roles,
+                 "use broker,controller, or broker (controller-only nodes are not supported "
+                 "yet)");
+    if (!c->controller && !props_get(&c->props, "controller.quorum.voters"))
+        rc = bad("process.roles", roles,
+                 "a broker-only node needs controller.quorum.voters to find the controllers");
     if (parse_quorum_voters(c) != 0)
         rc = -1;
-
-    const char *roles = broker_config_value(c, "process.roles");
-    if (strcmp(roles, "broker,controller") != 0 && strcmp(roles, "controller,broker") != 0)
-        rc = bad("process.roles", roles,
-                 "this version runs single nodes only: use broker,controller");
 
     if (parse_listeners(c) != 0)
         rc = -1;

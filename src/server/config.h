@@ -28,6 +28,7 @@ struct broker_config {
     char *controller_listener_name;
     char *controller_host;
     int32_t controller_port;
+    bool controller; /* process.roles has controller (else: broker only, an observer) */
     /* controller.quorum.voters; none: this node alone. */
     struct quorum_voter voters[BROKER_MAX_VOTERS];
     size_t voter_count;
@@ -92,6 +93,13 @@ struct broker_config {
     int64_t cleaner_backoff_ms;
     enum say_level log_level;
 };
+
+/* The node is its metadata quorum's only voter: a single node, or the one controller of
+ * brokers that observe it. */
+static inline bool broker_config_alone(const struct broker_config *c)
+{
+    return c->controller && c->voter_count <= 1;
+}
 
 /* Parses file (may be NULL) then overrides ("key=value"). 0, or -1 after logging. */
 int broker_config_load(struct broker_config *c, const char *file, char **overrides,

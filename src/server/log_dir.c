@@ -155,7 +155,7 @@ void server_sort_out_unknown_dirs(struct server *s)
                 say_warn("server", "cannot remove %s: %s", path, storage_strerror(rc));
             continue;
         }
-        if (s->cfg->voter_count > 1) {
+        if (!broker_config_alone(s->cfg)) {
             /* A voter of a quorum of several knows at start-up only the changes it knows
              * committed; the leader tells it the rest. This may be one of them. */
             say_info("server",

@@ -23,7 +23,16 @@
  * directly. The active controller fences brokers whose heartbeats stop
  * (broker.session.timeout.ms, cluster_expire_sessions), and serves both requests on the
  * controller listener. Responses come back in request order on each connection, so each
- * peer keeps the API keys of its requests in flight. */
+ * peer keeps the API keys of its requests in flight.
+ *
+ * Observers (process.roles=broker: not voters) are not reachable by the controllers:
+ * they pull. A controller keeps the Raft messages for each observer in a mailbox
+ * (bounded: beyond it messages are dropped, as on a backed-up connection), and answers
+ * an observer's poll (SamsaRaft v1 with MaxWaitMs) with them, at once or when the first
+ * arrives, else empty after MaxWaitMs, naming the leader it knows. An observer keeps one
+ * poll out, to the leader once it knows it, else to the voters in turn, and sends its
+ * own messages (to the leader) as the voters do. The active controller adds a broker
+ * that registers without being a voter to the quorum as an observer (a Raft learner). */
 #include "server/internal.h"
 
 #include <errno.h>
@@ -43,6 +52,10 @@
 #define PROTO_API_ALLOCATE_PRODUCER_IDS 67
 
 #define MAX_IN_FLIGHT 4096 /* requests awaiting a response on one connection */
+#define MAX_OBSERVERS 64
+#define MAILBOX_MAX_MSGS 1024
+#define MAILBOX_MAX_BYTES (96u << 20)
+#define POLL_WAIT_MS 500
 
 struct quorum_peer {
     struct quorum_link *link;
@@ -61,8 +74,20 @@ struct quorum_peer {
          * relayed to it; if none comes, fallback answers it here. */
         struct request *forwarded;
         void (*fallback)(struct request *req);
+        bool poll; /* an observer's poll (SamsaRaft v1) */
     } in_flight[MAX_IN_FLIGHT];
     size_t in_flight_head, in_flight_count;
+};
+
+/* A controller's messages for one observer, and its poll waiting for them. */
+struct mailbox {
+    int32_t node_id;
+    struct buf msgs[MAILBOX_MAX_MSGS]; /* the first n used, oldest first */
+    size_t n, bytes;
+    struct net_reply *poll; /* a parked poll, or NULL */
+    int32_t poll_correlation_id;
+    uint64_t poll_timer;
+    struct quorum_link *link;
 };
 
 /* This broker's registration with the active controller. */
@@ -84,9 +109,19 @@ struct quorum_link {
     struct buf frame; /* the request being encoded */
     char client_id[32];
     struct registration reg;
+    bool observer;                            /* this node is not a voter: it polls */
+    struct mailbox *mailboxes[MAX_OBSERVERS]; /* a controller's, one per observer */
+    size_t mailbox_count;
+    bool polling;         /* an observer's poll is out... */
+    int32_t poll_target;  /* ...to this voter... */
+    int64_t poll_sent_ms; /* ...since then */
+    size_t poll_round;    /* the next voter to try while no leader is known */
+    int32_t leader_hint;  /* the leader the last poll answer named, -1 */
 };
 
 static void on_registration_response(struct quorum_link *l, struct reader *r);
+static void on_poll_response(struct quorum_link *l, struct reader *r);
+static void mailbox_put(struct quorum_link *l, int32_t to, const uint8_t *msg, size_t len);
 static void relay(struct request *req, void (*fallback)(struct request *req), struct slice frame);
 static void on_producer_ids_response(struct reader *r, cluster_done_fn done, void *arg);
 static void on_heartbeat_response(struct quorum_link *l, struct reader *r);
@@ -125,6 +160,10 @@ static void on_peer_frame(struct net_client *cl, struct slice frame, void *arg)
         on_producer_ids_response(&r, req.done, req.arg);
         return;
     }
+    if (req.poll) {
+        on_poll_response(p->link, &r);
+        return;
+    }
     struct samsa_raft_response resp;
     struct arena a;
     arena_init(&a);
@@ -155,6 +194,8 @@ static void on_peer_close(struct net_client *cl, int err, void *arg)
                                 .why = "the connection to the active controller closed"});
         if (f->forwarded)
             f->fallback(f->forwarded);
+        if (f->poll)
+            p->link->polling = false;
     }
 }
 
@@ -169,6 +210,14 @@ static struct quorum_peer *peer_find(struct quorum_link *l, int32_t id)
         if (l->peers[i].id == id)
             return &l->peers[i];
     return NULL;
+}
+
+/* The active controller: the quorum's leader as this node knows it, or, for an observer
+ * not yet in the quorum, the leader its last poll answer named. -1: none known. */
+static int32_t active_controller(const struct quorum_link *l)
+{
+    int32_t ctl = cluster_controller_id(l->s->cluster);
+    return ctl > 0 ? ctl : l->leader_hint;
 }
 
 static bool peer_connect(struct quorum_peer *p)
@@ -228,7 +277,11 @@ static void send_message(void *arg, int32_t to, const uint8_t *msg, size_t len)
 {
     struct quorum_link *l = arg;
     struct quorum_peer *p = peer_find(l, to);
-    if (!p || (!p->client && !peer_connect(p)))
+    if (!p) {
+        mailbox_put(l, to, msg, len); /* an observer: it polls for it */
+        return;
+    }
+    if (!p->client && !peer_connect(p))
         return;
     frame_begin(l, p, PROTO_API_SAMSA_RAFT);
     struct samsa_raft_request req;
@@ -239,16 +292,104 @@ static void send_message(void *arg, int32_t to, const uint8_t *msg, size_t len)
     peer_send(l, p, PROTO_API_SAMSA_RAFT);
 }
 
+/* ---- observers' mailboxes (on the controllers) ---- */
+
+static struct mailbox *mailbox_of(struct quorum_link *l, int32_t node, bool create)
+{
+    for (size_t i = 0; i < l->mailbox_count; i++)
+        if (l->mailboxes[i]->node_id == node)
+            return l->mailboxes[i];
+    if (!create || l->mailbox_count == MAX_OBSERVERS || node <= 0)
+        return NULL;
+    struct mailbox *m = xcalloc(1, sizeof *m);
+    m->node_id = node;
+    m->link = l;
+    l->mailboxes[l->mailbox_count++] = m;
+    return m;
+}
+
+/* Answers the observer's parked poll with what the mailbox holds (SamsaRaft v1). */
+static void mailbox_answer(struct mailbox *m)
+{
+    struct quorum_link *l = m->link;
+    struct net_reply *r = m->poll;
+    m->poll = NULL;
+    if (m->poll_timer)
+        net_timer_cancel(l->s->loop, m->poll_timer);
+    m->poll_timer = 0;
+    struct buf *b = net_reply_buf(r);
+    proto_response_header_encode(b, PROTO_API_SAMSA_RAFT, 1, m->poll_correlation_id);
+    struct samsa_raft_response resp;
+    samsa_raft_response_init(&resp);
+    resp.leader_id = cluster_controller_id(l->s->cluster);
+    struct samsa_raft_response_messages *out = xcalloc(m->n ? m->n : 1, sizeof *out);
+    for (size_t i = 0; i < m->n; i++)
+        out[i].message = (struct slice){m->msgs[i].data, m->msgs[i].len};
+    resp.messages = out;
+    resp.messages_count = (int32_t)m->n;
+    samsa_raft_response_encode(b, 1, &resp);
+    free(out);
+    net_reply_send(r);
+    for (size_t i = 0; i < m->n; i++)
+        buf_free(&m->msgs[i]);
+    m->n = m->bytes = 0;
+}
+
+static void on_poll_timeout(struct net_loop *loop, void *arg)
+{
+    (void)loop;
+    struct mailbox *m = arg;
+    m->poll_timer = 0;
+    if (m->poll)
+        mailbox_answer(m);
+}
+
+static void mailbox_put(struct quorum_link *l, int32_t to, const uint8_t *msg, size_t len)
+{
+    struct mailbox *m = mailbox_of(l, to, true);
+    if (!m || m->n == MAILBOX_MAX_MSGS || m->bytes + len > MAILBOX_MAX_BYTES) {
+        say_debug("quorum", "dropped a Raft message to observer %d: its mailbox is full", to);
+        return;
+    }
+    buf_init(&m->msgs[m->n]);
+    buf_append(&m->msgs[m->n++], msg, len);
+    m->bytes += len;
+    if (m->poll)
+        mailbox_answer(m);
+}
+
+/* An observer's poll: answered now if its mailbox holds anything, else parked. */
+static void park_poll(struct quorum_link *l, int32_t node, int32_t max_wait_ms, struct net_reply *r,
+                      int32_t correlation_id)
+{
+    struct mailbox *m = mailbox_of(l, node, true);
+    if (!m) {
+        struct mailbox none = {.link = l, .poll = r, .poll_correlation_id = correlation_id};
+        mailbox_answer(&none); /* too many observers: an empty answer */
+        return;
+    }
+    if (m->poll) /* an earlier poll (a replaced connection): answered empty */
+        mailbox_answer(m);
+    m->poll = r;
+    m->poll_correlation_id = correlation_id;
+    if (m->n > 0) {
+        mailbox_answer(m);
+        return;
+    }
+    m->poll_timer =
+        net_timer_add(l->s->loop, MIN(max_wait_ms, 5 * POLL_WAIT_MS), on_poll_timeout, m);
+}
+
 /* ---- the controller listener ---- */
 
-static void answer_raft(struct net_reply *r, int32_t correlation_id, int16_t error)
+static void answer_raft(struct net_reply *r, int32_t correlation_id, int16_t version, int16_t error)
 {
     struct buf *b = net_reply_buf(r);
-    proto_response_header_encode(b, PROTO_API_SAMSA_RAFT, 0, correlation_id);
+    proto_response_header_encode(b, PROTO_API_SAMSA_RAFT, version, correlation_id);
     struct samsa_raft_response resp;
     samsa_raft_response_init(&resp);
     resp.error_code = error;
-    samsa_raft_response_encode(b, 0, &resp);
+    samsa_raft_response_encode(b, version, &resp);
     net_reply_send(r);
 }
 
@@ -314,9 +455,13 @@ static int serve_raft(struct quorum_link *l, struct net_conn *c, const struct re
     int16_t error = KERR_NONE;
     if (!same_cluster(l, c, req.cluster_id))
         error = KERR_INCONSISTENT_CLUSTER_ID;
-    else if (!l->s->stopping)
+    else if (!l->s->stopping && req.message.ptr)
         cluster_receive(l->s->cluster, req.message.ptr, req.message.len);
-    answer_raft(r, hdr->correlation_id, error);
+    if (error == KERR_NONE && hdr->api_version >= 1 && req.max_wait_ms > 0) {
+        park_poll(l, req.replica_id, req.max_wait_ms, r, hdr->correlation_id);
+        return 0;
+    }
+    answer_raft(r, hdr->correlation_id, hdr->api_version, error);
     return 0;
 }
 
@@ -333,6 +478,9 @@ static int serve_registration(struct quorum_link *l, struct net_conn *c,
         answer_registration(pa, &(struct cluster_result){.err = CLUSTER_ERR_INVALID_CONFIG});
         return 0;
     }
+    /* A broker that is not a voter follows the metadata log as an observer. */
+    if (!cluster_quorum_member(l->s->cluster, req.broker_id))
+        cluster_add_observer(l->s->cluster, req.broker_id, NULL, NULL);
     /* The first listener is where clients reach the broker. */
     char *host = slice_to_cstr(req.listeners[0].host);
     char *rack = req.rack.ptr ? slice_to_cstr(req.rack) : NULL;
@@ -547,7 +695,7 @@ static void on_producer_ids_response(struct reader *r, cluster_done_fn done, voi
 void server_allocate_producer_ids(struct server *s, cluster_done_fn done, void *arg)
 {
     struct quorum_link *l = s->quorum_link;
-    int32_t ctl = cluster_controller_id(s->cluster);
+    int32_t ctl = l ? active_controller(l) : cluster_controller_id(s->cluster);
     if (!l || ctl == s->cfg->node_id) {
         cluster_allocate_producer_ids(s->cluster, s->cfg->node_id, SERVER_PRODUCER_ID_BLOCK, done,
                                       arg);
@@ -601,7 +749,7 @@ bool server_forward_to_controller(struct server *s, struct request *req,
                                   void (*fallback)(struct request *req))
 {
     struct quorum_link *l = s->quorum_link;
-    int32_t ctl = cluster_controller_id(s->cluster);
+    int32_t ctl = l ? active_controller(l) : -1;
     struct quorum_peer *p = l && ctl > 0 && ctl != s->cfg->node_id ? peer_find(l, ctl) : NULL;
     if (!p || (!p->client && !peer_connect(p)))
         return false;
@@ -636,7 +784,7 @@ static void registration_step(struct quorum_link *l)
 {
     struct server *s = l->s;
     struct registration *reg = &l->reg;
-    int32_t ctl = cluster_controller_id(s->cluster);
+    int32_t ctl = active_controller(l);
     int64_t now = net_loop_now_ms(s->loop);
     if (reg->waiting || s->stopping || ctl <= 0)
         return;
@@ -663,11 +811,70 @@ static void registration_step(struct quorum_link *l)
         send_registration(l, p);
 }
 
+/* ---- an observer's polls ---- */
+
+static void poll_step(struct quorum_link *l)
+{
+    int64_t now = net_loop_now_ms(l->s->loop);
+    if (!l->observer || l->s->stopping || l->peer_count == 0)
+        return;
+    if (l->polling && now - l->poll_sent_ms < 4 * POLL_WAIT_MS)
+        return; /* out, and not lost: a stopped controller's connection may hang */
+    l->polling = false;
+    int32_t target = active_controller(l);
+    struct quorum_peer *p = target > 0 ? peer_find(l, target) : NULL;
+    if (!p)
+        p = &l->peers[l->poll_round++ % l->peer_count];
+    if (!p->client && !peer_connect(p))
+        return;
+    struct request_header h = {.api_key = PROTO_API_SAMSA_RAFT,
+                               .api_version = 1,
+                               .correlation_id = p->correlation_id++,
+                               .client_id = slice_from_cstr(l->client_id)};
+    buf_reset(&l->frame);
+    proto_request_header_encode(&l->frame, &h);
+    struct samsa_raft_request req;
+    samsa_raft_request_init(&req);
+    req.cluster_id = slice_from_cstr(cluster_id(l->s->cluster));
+    req.message = SLICE_NULL;
+    req.replica_id = l->s->cfg->node_id;
+    req.max_wait_ms = POLL_WAIT_MS;
+    samsa_raft_request_encode(&l->frame, 1, &req);
+    if (peer_send_waiting(l, p,
+                          (struct in_flight){.api_key = PROTO_API_SAMSA_RAFT, .poll = true})) {
+        l->polling = true;
+        l->poll_target = p->id;
+        l->poll_sent_ms = now;
+    }
+}
+
+static void on_poll_response(struct quorum_link *l, struct reader *r)
+{
+    struct samsa_raft_response resp;
+    struct arena a;
+    arena_init(&a);
+    l->polling = false;
+    if (samsa_raft_response_decode(r, 1, &a, &resp) == 0 && resp.error_code == KERR_NONE) {
+        /* A voter that does not lead names the one that does; one that knows none
+         * sends the next poll round the voters. */
+        l->leader_hint = resp.leader_id;
+        for (int32_t i = 0; i < resp.messages_count; i++)
+            cluster_receive(l->s->cluster, resp.messages[i].message.ptr,
+                            resp.messages[i].message.len);
+    } else if (resp.error_code != KERR_NONE) {
+        say_error_ratelimited("quorum", "voter %d refused this observer's poll: %s", l->poll_target,
+                              kafka_error_name(resp.error_code));
+    }
+    arena_free(&a);
+    poll_step(l); /* keep one out */
+}
+
 static void on_tick(struct net_loop *loop, void *arg)
 {
     struct quorum_link *l = arg;
     l->tick_timer = net_timer_add(loop, l->tick_ms, on_tick, l);
     cluster_tick(l->s->cluster);
+    poll_step(l);
     registration_step(l);
     server_groups_poll(l->s);
     cluster_expire_sessions(l->s->cluster, net_loop_now_ms(loop),
@@ -677,14 +884,24 @@ static void on_tick(struct net_loop *loop, void *arg)
 int server_quorum_link_start(struct server *s)
 {
     const struct broker_config *cfg = s->cfg;
-    if (cfg->voter_count <= 1)
-        return 0;
+    bool alone = broker_config_alone(cfg);
+    if (alone && !cfg->controller_host)
+        return 0; /* a single node: nobody to talk to */
     struct quorum_link *l = xcalloc(1, sizeof *l);
     l->s = s;
     buf_init(&l->frame);
-    snprintf(l->client_id, sizeof l->client_id, "samsa-controller-%d", cfg->node_id);
+    snprintf(l->client_id, sizeof l->client_id, "samsa-%s-%d",
+             cfg->controller ? "controller" : "broker", cfg->node_id);
     cluster_uuid_random(l->reg.incarnation);
     l->reg.epoch = -1;
+    l->observer = !cfg->controller;
+    l->leader_hint = -1;
+    if (alone) {
+        /* The one controller registered its broker at start-up: it heartbeats itself
+         * under that registration, while it serves observers. */
+        const struct mbroker *self = cluster_broker_find(s->cluster, cfg->node_id);
+        l->reg.epoch = self ? self->epoch : -1;
+    }
     for (size_t i = 0; i < cfg->voter_count; i++) {
         if (cfg->voters[i].id == cfg->node_id)
             continue;
@@ -694,6 +911,13 @@ int server_quorum_link_start(struct server *s)
                                                          .port = cfg->voters[i].port};
     }
     s->quorum_link = l;
+    cluster_set_transport(s->cluster, send_message, l);
+    l->tick_ms = MAX(cfg->election_timeout_ms / ELECTION_TICKS, 1);
+    l->tick_timer = net_timer_add(s->loop, l->tick_ms, on_tick, l);
+    if (!cfg->controller_host) {
+        say_info("quorum", "observing the metadata quorum of %zu voters", cfg->voter_count);
+        return 0;
+    }
     struct net_server_config nc;
     net_server_config_default(&nc);
     nc.max_frame_bytes = MAX_REQUEST_BYTES;
@@ -706,9 +930,6 @@ int server_quorum_link_start(struct server *s)
                   cfg->controller_host, cfg->controller_port, strerror(-rc));
         return -1;
     }
-    cluster_set_transport(s->cluster, send_message, l);
-    l->tick_ms = MAX(cfg->election_timeout_ms / ELECTION_TICKS, 1);
-    l->tick_timer = net_timer_add(s->loop, l->tick_ms, on_tick, l);
     say_info("quorum", "controller listener on %s:%d; metadata quorum of %zu voters",
              *cfg->controller_host ? cfg->controller_host : "0.0.0.0",
              net_listener_port(l->listener), cfg->voter_count);
@@ -729,6 +950,14 @@ void server_quorum_link_stop(struct server *s)
     for (size_t i = 0; i < l->peer_count; i++)
         if (l->peers[i].client)
             net_client_close(l->peers[i].client);
+    for (size_t i = 0; i < l->mailbox_count; i++) {
+        struct mailbox *m = l->mailboxes[i];
+        if (m->poll)
+            mailbox_answer(m); /* its connection is closed: the answer is dropped */
+        for (size_t k = 0; k < m->n; k++)
+            buf_free(&m->msgs[k]);
+        free(m);
+    }
     buf_free(&l->frame);
     free(l);
     s->quorum_link = NULL;

@@ -225,7 +225,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         goto fail;
     /* Start-up changes complete inside their calls: the metadata thread starts last. A
      * node of a quorum of several registers once it has a listener and a leader. */
-    bool alone = cfg->voter_count <= 1;
+    bool alone = broker_config_alone(cfg);
     struct change_outcome registered = {0};
     if (alone) {
         cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host,
