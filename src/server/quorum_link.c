@@ -95,7 +95,9 @@ struct registration {
     uint8_t incarnation[16]; /* this process's */
     int64_t epoch;           /* -1: not registered */
     bool fenced;
-    bool waiting; /* a request (or a local change) is in flight */
+    bool waiting;             /* a request (or a local change) is in flight */
+    int32_t waiting_on;       /* the controller it went to (this node: a local change) */
+    int64_t waiting_since_ms; /* when it went */
     int64_t next_heartbeat_ms;
 };
 
@@ -779,19 +781,38 @@ static void send_heartbeat(struct quorum_link *l, struct quorum_peer *p)
     l->reg.waiting = peer_send(l, p, PROTO_API_BROKER_HEARTBEAT);
 }
 
-/* Every tick: registers, or heartbeats when one is due, with the active controller. */
+/* Every tick: registers, or heartbeats when one is due, with the active controller.
+ *
+ * A request in flight is given up when the controller it went to is no longer the
+ * active one, or after half a session without an answer. A controller cut off the
+ * network (packets dropped, no RST) leaves its connection open, so neither an answer
+ * nor a close would ever end the wait, and the new controller would fence this broker
+ * a session after it took over. An answer that comes after all is still applied: a
+ * stale epoch is refused by the next heartbeat (STALE_BROKER_EPOCH, so this broker
+ * registers again), a stale fenced flag is corrected by the next answer. */
 static void registration_step(struct quorum_link *l)
 {
     struct server *s = l->s;
     struct registration *reg = &l->reg;
+    const struct broker_config *cfg = s->cfg;
     int32_t ctl = active_controller(l);
     int64_t now = net_loop_now_ms(s->loop);
+    if (reg->waiting && (reg->waiting_on != ctl ||
+                         now - reg->waiting_since_ms >= cfg->broker_session_timeout_ms / 2)) {
+        say_info("quorum",
+                 "gave up waiting %lld ms for controller %d to answer this broker's "
+                 "%s (the active controller is now %d)",
+                 (long long)(now - reg->waiting_since_ms), reg->waiting_on,
+                 reg->epoch >= 0 ? "heartbeat" : "registration", ctl);
+        reg->waiting = false;
+    }
     if (reg->waiting || s->stopping || ctl <= 0)
         return;
     bool heartbeat = reg->epoch >= 0;
     if (heartbeat && now < reg->next_heartbeat_ms)
         return;
-    const struct broker_config *cfg = s->cfg;
+    reg->waiting_on = ctl;
+    reg->waiting_since_ms = now;
     if (ctl == cfg->node_id) {
         reg->waiting = true;
         if (heartbeat)
@@ -941,8 +962,7 @@ void server_quorum_link_stop(struct server *s)
     struct quorum_link *l = s->quorum_link;
     if (!l)
         return;
-    if (l->reg.waiting)
-        cluster_forget(s->cluster, l);
+    cluster_forget(s->cluster, l); /* also a local change registration_step gave up on */
     cluster_set_transport(s->cluster, NULL, NULL);
     net_timer_cancel(s->loop, l->tick_timer);
     if (l->listener)

@@ -48,10 +48,12 @@ class Broker:
         self.starts = 0
         self.nofile = None  # RLIMIT_NOFILE (soft = hard) to start the server under
         self.env = None  # environment to start the server with (None: this process's)
+        self.host = "127.0.0.1"  # the address it listens on and clients dial
+        self.command_prefix = []  # runs the server under this, e.g. ["ip", "netns", "exec", NS]
 
     @property
     def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def start(self, port=None):
         """Starts the server (on `port`, or the previous port, or a free one) and
@@ -59,10 +61,11 @@ class Broker:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         if port is None:
             port = self.port
-        args = [SERVER, "-c", CONFIG,
-                "--override", "log.dirs=%s" % self.data_dir,
-                "--override", "listeners=PLAINTEXT://127.0.0.1:%d" % port,
-                "--override", "advertised.listeners=PLAINTEXT://127.0.0.1:%d" % port]
+        args = self.command_prefix + [
+            SERVER, "-c", CONFIG,
+            "--override", "log.dirs=%s" % self.data_dir,
+            "--override", "listeners=PLAINTEXT://%s:%d" % (self.host, port),
+            "--override", "advertised.listeners=PLAINTEXT://%s:%d" % (self.host, port)]
         for k, v in self.overrides.items():
             args += ["--override", "%s=%s" % (k, v)]
         self.starts += 1

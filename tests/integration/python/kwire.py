@@ -263,8 +263,8 @@ class Closed(Exception):
 class Conn:
     """One blocking client connection with a per-operation timeout."""
 
-    def __init__(self, port, timeout=10.0, client_id="raw-test"):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10.0, client_id="raw-test", host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
         self.timeout = timeout
         self.client_id = client_id

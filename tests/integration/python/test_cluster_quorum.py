@@ -73,7 +73,7 @@ class QuorumNode(Broker):
         """The active controller this node names, once it is also among the brokers this
         node lists (clients cannot reach it before); -1 for none; None if unreachable."""
         try:
-            with kwire.Conn(self.port, timeout=2) as c:
+            with kwire.Conn(self.port, timeout=2, host=self.host) as c:
                 d = kwire.describe_cluster_v0(c)
         except (OSError, kwire.Closed):
             return None
@@ -132,13 +132,13 @@ def create_topic(bootstrap_nodes, name, partitions):
 
 
 def topics_on(n):
-    with kwire.Conn(n.port) as c:
+    with kwire.Conn(n.port, host=n.host) as c:
         return kwire.metadata_v1(c, None)
 
 
 def leaders_on(n, topic):
     """{partition: leader} as node n's Metadata (v1) tells it."""
-    with kwire.Conn(n.port) as c:
+    with kwire.Conn(n.port, host=n.host) as c:
         r = c.request(3, 1, kwire.array([kwire.string(topic)]))
         r.array(lambda r: (r.i32(), r.string(), r.i32(), r.string()))
         r.i32()
@@ -196,7 +196,7 @@ def test_three_controllers_elect_and_replicate_metadata(quorum):
     # Producer ids: every node hands them out, from blocks the active controller reserves
     # (AllocateProducerIds), never the same id twice.
     def producer_id(n):
-        with kwire.Conn(n.port) as c:
+        with kwire.Conn(n.port, host=n.host) as c:
             err, pid, epoch = kwire.init_producer_id_v0(c)
         return pid if err == 0 and epoch == 0 else None  # retriable until registered
 
@@ -254,7 +254,7 @@ def test_partitions_spread_and_a_killed_broker_is_fenced(quorum):
 
 def find_coordinator(n, group):
     """FindCoordinator v0 on node n: (error, node id)."""
-    with kwire.Conn(n.port) as c:
+    with kwire.Conn(n.port, host=n.host) as c:
         r = c.request(10, 0, kwire.string(group))
         return r.i16(), r.i32()
 
@@ -370,7 +370,7 @@ def test_produce_to_another_brokers_partition_names_its_leader(quorum):
 
 
 def describe(n):
-    with kwire.Conn(n.port) as c:
+    with kwire.Conn(n.port, host=n.host) as c:
         return kwire.describe_cluster_v0(c)
 
 
