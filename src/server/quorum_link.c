@@ -74,7 +74,8 @@ struct quorum_peer {
          * relayed to it; if none comes, fallback answers it here. */
         struct request *forwarded;
         void (*fallback)(struct request *req);
-        bool poll; /* an observer's poll (SamsaRaft v1) */
+        bool poll;       /* an observer's poll (SamsaRaft v1) */
+        int64_t sent_ms; /* when it went (peer_send_waiting sets it) */
     } in_flight[MAX_IN_FLIGHT];
     size_t in_flight_head, in_flight_count;
 };
@@ -260,6 +261,7 @@ static bool peer_send_waiting(struct quorum_link *l, struct quorum_peer *p, stru
     bool sent = p->client && p->in_flight_count < MAX_IN_FLIGHT &&
                 net_client_send(p->client, l->frame.data, l->frame.len) == 0;
     if (sent) {
+        f.sent_ms = net_loop_now_ms(l->s->loop);
         p->in_flight[(p->in_flight_head + p->in_flight_count) % MAX_IN_FLIGHT] = f;
         p->in_flight_count++;
     } else {
@@ -890,11 +892,32 @@ static void on_poll_response(struct quorum_link *l, struct reader *r)
     poll_step(l); /* keep one out */
 }
 
+/* A peer that leaves a request unanswered for a whole broker session is treated as gone:
+ * its connection is closed, so what waits on it (a producer-id block, a forwarded
+ * request, a poll) is told now and asked elsewhere. A controller cut off the network
+ * drops packets without a reset, and its connection would otherwise stay open, its
+ * requests unanswered, for as long as TCP keeps trying. */
+static void expire_requests(struct quorum_link *l, int64_t now)
+{
+    for (size_t i = 0; i < l->peer_count; i++) {
+        struct quorum_peer *p = &l->peers[i];
+        if (!p->client || p->in_flight_count == 0)
+            continue;
+        int64_t waited = now - p->in_flight[p->in_flight_head].sent_ms;
+        if (waited < l->s->cfg->broker_session_timeout_ms)
+            continue;
+        say_warn("quorum", "node %d left a request unanswered for %lld ms: reconnecting", p->id,
+                 (long long)waited);
+        net_client_close(p->client);
+    }
+}
+
 static void on_tick(struct net_loop *loop, void *arg)
 {
     struct quorum_link *l = arg;
     l->tick_timer = net_timer_add(loop, l->tick_ms, on_tick, l);
     cluster_tick(l->s->cluster);
+    expire_requests(l, net_loop_now_ms(loop));
     poll_step(l);
     registration_step(l);
     server_groups_poll(l->s);
