@@ -40,10 +40,15 @@ class QuorumNode(Broker):
     """A Broker with a fixed client port and a controller listener."""
 
     def __init__(self, node_id, port, controller_port, voters):
+        """controller_port None: a broker-only node (process.roles=broker), an observer
+        of the quorum."""
+        listeners = "PLAINTEXT://127.0.0.1:%d" % port
+        if controller_port:
+            listeners += ",CONTROLLER://127.0.0.1:%d" % controller_port
         super().__init__({
             "node.id": str(node_id),
-            "listeners": "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d"
-                         % (port, controller_port),
+            "process.roles": "broker,controller" if controller_port else "broker",
+            "listeners": listeners,
             "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % port,
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": voters,
@@ -421,6 +426,61 @@ def test_voter_without_its_log_refuses_to_start(quorum):
     rc, err = victim.try_start()
     assert rc != 0
     assert "must not vote" in err, err
+
+
+def test_broker_only_nodes_observe_the_quorum():
+    """One controller (broker and controller) and two broker-only nodes: they register,
+    are added as observers, apply the log, lead partitions and serve clients."""
+    ctl_port, ctl_cport = free_port(), free_port()
+    voters = "1@127.0.0.1:%d" % ctl_cport
+    nodes = [QuorumNode(1, ctl_port, ctl_cport, voters)] + \
+        [QuorumNode(i, free_port(), None, voters) for i in (2, 3)]
+    cluster_id = subprocess.run([SERVER, "random-uuid"], capture_output=True, timeout=10,
+                                check=True).stdout.decode().strip()
+    try:
+        for n in nodes:
+            r = n.format(cluster_id)
+            assert r.returncode == 0, r.stderr.decode(errors="replace")
+            n.start(n.port)
+        assert agreed_controller(nodes) == 1
+        wait_until(lambda: all(len(describe(n)["brokers"]) == 3 for n in nodes), 15,
+                   what="three unfenced brokers")
+
+        def observers():
+            out = subprocess.run([CLI, "-b", nodes[2].bootstrap, "cluster", "status", "--json"],
+                                 capture_output=True, timeout=60)
+            q = json.loads(out.stdout)["quorum"]
+            return q if q.get("available") and sorted(o["id"] for o in q["observers"]) == [2, 3] \
+                and all(o["lag"] == 0 for o in q["observers"]) else None
+        q = wait_until(observers, 15, interval=0.2, what="two observers caught up")
+        assert [v["id"] for v in q["voters"]] == [1], q
+        # A broker-only node refuses changes (it never leads the quorum); the Admin
+        # client finds the controller.
+        with kwire.Conn(nodes[1].port) as c:
+            assert kwire.create_topics_v0(c, "o-refused", 1) == {"o-refused": NOT_CONTROLLER}
+        create_topic(nodes[1:], "o-topic", 6)
+        leaders = wait_until(lambda: (lambda l: l if len(l) == 6 and -1 not in l.values()
+                                      else None)(leaders_on(nodes[2], "o-topic")), 10,
+                             what="six led partitions")
+        assert {2, 3} <= set(leaders.values()), leaders
+        p = producer(nodes[1])
+        for i in range(30):
+            p.produce("o-topic", value=b"o%d" % i, partition=i % 6)
+        assert p.flush(30) == 0
+        # An observer restarted from its dir catches up with what it missed.
+        nodes[2].kill()
+        create_topic(nodes[:2], "o-later", 2)
+        nodes[2].start(nodes[2].port)
+        wait_until(lambda: topics_on(nodes[2]).get("o-later") == (0, 2), 15,
+                   what="the restarted observer to learn of o-later")
+        got = consume_all(nodes[2], "o-topic", 6, expected=30)
+        assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
+            sorted(b"o%d" % i for i in range(30))
+    finally:
+        for n in nodes:
+            n.kill()
+            print("---- node %d stderr tail ----\n%s" % (n.node_id, n.stderr_tail()))
+            n.cleanup()
 
 
 def test_unformatted_voter_refuses_to_start(tmp_path):

@@ -106,6 +106,9 @@ static void test_invalid_values_refused(void **state)
         "listeners=PLAINTEXT://:9092,CONTROLLER://:9093\n"
         "controller.quorum.voters=1@localhost:9093,1@localhost:9095\n",
         "listeners=PLAINTEXT://:9092,OTHER://:9093\n",
+        /* A broker-only node needs the voters, and is not one of them. */
+        "process.roles=broker\ncontroller.quorum.voters=1@localhost:9093\n",
+        "process.roles=controller\n",
         "listeners=CONTROLLER://:9093\n",
         "controller.quorum.voters=localhost:9093\n",
         "controller.quorum.voters=1@localhost\n",
@@ -160,6 +163,18 @@ static void test_quorum_of_several_voters(void **state)
     assert_string_equal(c.controller_host, "127.0.0.1");
     assert_int_equal(c.controller_port, 9193);
     assert_int_equal(c.election_timeout_ms, 1000);
+    assert_true(c.controller);
+    broker_config_free(&c);
+    /* A broker-only node: an observer of the voters, no controller listener needed. */
+    assert_int_equal(load(&c,
+                          "node.id=4\nprocess.roles=broker\n"
+                          "listeners=PLAINTEXT://127.0.0.1:9492\n"
+                          "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9193\n",
+                          NULL, 0),
+                     0);
+    assert_false(c.controller);
+    assert_false(broker_config_alone(&c));
+    assert_null(c.controller_host);
     broker_config_free(&c);
 }
 
