@@ -1940,9 +1940,11 @@ void cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t c
     submit(op);
 }
 
-void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
-                          int16_t replication_factor, const struct config_entry *configs,
-                          size_t config_count, bool validate_only, cluster_done_fn done, void *arg)
+/* A topic creation's op: everything but the placement. */
+static struct op *create_topic_op(struct cluster *c, struct slice name, int32_t partitions,
+                                  int16_t replication_factor, const struct config_entry *configs,
+                                  size_t config_count, bool validate_only, cluster_done_fn done,
+                                  void *arg)
 {
     struct op *op = op_new(c, OP_CREATE_TOPIC, done, arg);
     op->name = slice_to_cstr(name);
@@ -1955,7 +1957,15 @@ void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitio
         op->configs[i].name = xstrdup(configs[i].name);
         op->configs[i].value = configs[i].value ? xstrdup(configs[i].value) : NULL;
     }
-    submit(op);
+    return op;
+}
+
+void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
+                          int16_t replication_factor, const struct config_entry *configs,
+                          size_t config_count, bool validate_only, cluster_done_fn done, void *arg)
+{
+    submit(create_topic_op(c, name, partitions, replication_factor, configs, config_count,
+                           validate_only, done, arg));
 }
 
 void cluster_create_topic_assigned(struct cluster *c, struct slice name, const int32_t *brokers,
@@ -1963,21 +1973,12 @@ void cluster_create_topic_assigned(struct cluster *c, struct slice name, const i
                                    size_t config_count, bool validate_only, cluster_done_fn done,
                                    void *arg)
 {
-    struct op *op = op_new(c, OP_CREATE_TOPIC, done, arg);
-    op->name = slice_to_cstr(name);
-    op->count = partitions;
-    op->replication_factor = 1;
-    op->validate_only = validate_only;
+    struct op *op =
+        create_topic_op(c, name, partitions, 1, configs, config_count, validate_only, done, arg);
     op->replicas = xcalloc((size_t)MAX(partitions, 1), sizeof *op->replicas);
     op->replica_count = MAX(partitions, 0);
     if (partitions > 0)
         memcpy(op->replicas, brokers, (size_t)partitions * sizeof *brokers);
-    op->configs = xcalloc(config_count + 1, sizeof *op->configs);
-    op->config_count = config_count;
-    for (size_t i = 0; i < config_count; i++) {
-        op->configs[i].name = xstrdup(configs[i].name);
-        op->configs[i].value = configs[i].value ? xstrdup(configs[i].value) : NULL;
-    }
     submit(op);
 }
 

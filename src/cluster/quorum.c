@@ -632,21 +632,29 @@ static int refuse_conf(const struct quorum *q, const struct raft_conf *c, const 
  * effect (a quorum of one commits its whole log when it elects itself), so each must have
  * the configured voters, or the node would refuse after the repairs were written.
  */
+/* The restored state, and the restored snapshot applied: the part of a start that voters
+ * and observers share. 0 or -EBADMSG. */
+static int restore_snapshot(struct quorum *q, struct raft_restore *restore)
+{
+    raft_storage_restore(q->store, restore);
+    for (size_t i = 0; i < restore->n_entries; i++)
+        q->stored_entries += is_change(&restore->entries[i]);
+    if (!restore->snapshot)
+        return 0;
+    int rc = snapshot_apply(q, restore->snapshot->data, restore->snapshot->len);
+    q->applied_index = restore->snapshot->index;
+    q->stored_entries += q->applied_entries;
+    return rc;
+}
+
 static int restore_core(struct quorum *q, const struct voters *v, const struct raft_config *cfg)
 {
     struct raft_restore restore;
-    raft_storage_restore(q->store, &restore);
-    for (size_t i = 0; i < restore.n_entries; i++)
-        q->stored_entries += is_change(&restore.entries[i]);
-    if (restore.snapshot) {
-        int rc = snapshot_apply(q, restore.snapshot->data, restore.snapshot->len);
-        if (rc != 0)
-            return rc;
-        q->applied_index = restore.snapshot->index;
-        q->stored_entries += q->applied_entries;
-        if (!conf_matches(&restore.snapshot->conf, v))
-            return refuse_conf(q, &restore.snapshot->conf, "in its snapshot");
-    }
+    int rc = restore_snapshot(q, &restore);
+    if (rc != 0)
+        return rc;
+    if (restore.snapshot && !conf_matches(&restore.snapshot->conf, v))
+        return refuse_conf(q, &restore.snapshot->conf, "in its snapshot");
     for (size_t i = 0; i < restore.n_entries; i++) {
         const struct raft_entry *e = &restore.entries[i];
         if (e->type != RAFT_ENTRY_CONF)
@@ -674,7 +682,7 @@ static int restore_core(struct quorum *q, const struct voters *v, const struct r
     }
     struct raft_conf founders = {.n_voters = (uint32_t)v->n};
     memcpy(founders.voters, v->ids, v->n * sizeof v->ids[0]);
-    int rc = raft_new(cfg, &restore, &founders, &q->raft);
+    rc = raft_new(cfg, &restore, &founders, &q->raft);
     if (rc != 0) {
         say_error("cluster", "the metadata log in %s cannot be restored (%d)", q->dir, rc);
         return -EBADMSG;
@@ -697,16 +705,10 @@ static int restore_core(struct quorum *q, const struct voters *v, const struct r
 static int restore_observer(struct quorum *q, const struct voters *v, const struct raft_config *cfg)
 {
     struct raft_restore restore;
-    raft_storage_restore(q->store, &restore);
-    for (size_t i = 0; i < restore.n_entries; i++)
-        q->stored_entries += is_change(&restore.entries[i]);
-    if (restore.snapshot) {
-        int rc = snapshot_apply(q, restore.snapshot->data, restore.snapshot->len);
-        if (rc != 0)
-            return rc;
-        q->stored_entries += q->applied_entries;
-    }
-    int rc = raft_new(cfg, &restore, NULL, &q->raft);
+    int rc = restore_snapshot(q, &restore);
+    if (rc != 0)
+        return rc;
+    rc = raft_new(cfg, &restore, NULL, &q->raft);
     if (rc != 0) {
         say_error("cluster", "the metadata log in %s cannot be restored (%d)", q->dir, rc);
         return -EBADMSG;

@@ -64,11 +64,12 @@ static void replica_state(const struct cluster_quorum_replica *r, int32_t self, 
         *last_fetch_ms = *last_caught_up_ms = now_ms;
 }
 
-/* Answered here when no controller could be asked. */
-static void answer_not_leader(struct request *req)
+/* A response about the metadata partition: resp initialized with its one topic and
+ * partition, which is returned to be filled. */
+static struct describe_quorum_response_topics_partitions *
+metadata_partition_response(struct request *req, struct describe_quorum_response *resp)
 {
-    struct describe_quorum_response resp;
-    describe_quorum_response_init(&resp);
+    describe_quorum_response_init(resp);
     struct describe_quorum_response_topics *t =
         REQ_ALLOC(req, struct describe_quorum_response_topics, 1);
     describe_quorum_response_topics_init(t);
@@ -77,12 +78,20 @@ static void answer_not_leader(struct request *req)
         REQ_ALLOC(req, struct describe_quorum_response_topics_partitions, 1);
     describe_quorum_response_topics_partitions_init(p);
     p->partition_index = METADATA_PARTITION;
-    p->error_code = KERR_NOT_LEADER_OR_FOLLOWER;
-    p->error_message = slice_from_cstr("this node does not lead the metadata quorum");
     t->partitions = p;
     t->partitions_count = 1;
-    resp.topics = t;
-    resp.topics_count = 1;
+    resp->topics = t;
+    resp->topics_count = 1;
+    return p;
+}
+
+/* Answered here when no controller could be asked. */
+static void answer_not_leader(struct request *req)
+{
+    struct describe_quorum_response resp;
+    struct describe_quorum_response_topics_partitions *p = metadata_partition_response(req, &resp);
+    p->error_code = KERR_NOT_LEADER_OR_FOLLOWER;
+    p->error_message = slice_from_cstr("this node does not lead the metadata quorum");
     REQUEST_RESPOND(req, describe_quorum_response, &resp);
 }
 
@@ -101,25 +110,13 @@ void handle_describe_quorum(struct request *req)
     struct cluster_quorum_state q;
     cluster_quorum_state(s->cluster, &q);
 
-    struct describe_quorum_response resp;
-    describe_quorum_response_init(&resp);
-    struct describe_quorum_response_topics *t =
-        REQ_ALLOC(req, struct describe_quorum_response_topics, 1);
-    describe_quorum_response_topics_init(t);
-    t->topic_name = slice_from_cstr(METADATA_TOPIC);
-    struct describe_quorum_response_topics_partitions *p =
-        REQ_ALLOC(req, struct describe_quorum_response_topics_partitions, 1);
-    describe_quorum_response_topics_partitions_init(p);
-    p->partition_index = METADATA_PARTITION;
-    t->partitions = p;
-    t->partitions_count = 1;
-    resp.topics = t;
-    resp.topics_count = 1;
     if (!q.leading) {
         if (!server_forward_to_controller(s, req, answer_not_leader))
             answer_not_leader(req);
         return;
     }
+    struct describe_quorum_response resp;
+    struct describe_quorum_response_topics_partitions *p = metadata_partition_response(req, &resp);
     int32_t self = cluster_controller_id(s->cluster);
     int64_t now_ms = time_wall_ms();
     p->leader_id = q.leader_id;
