@@ -57,6 +57,7 @@ struct cluster {
     int64_t max_partitions;             /* samsa.max.partitions: bound on partition_total */
     int64_t last_broker_epoch;          /* the highest broker epoch registered */
     size_t placement_cursor;            /* where the next placement starts looking (placement) */
+    bool controller_only;               /* cluster_options.controller_only */
     bool installing;                    /* a leader's snapshot replaces the image: nobody is told */
     struct image_saved *before_install; /* the image it replaces, for the difference */
     /* Broker sessions, kept by the active controller only (cluster.h). */
@@ -479,7 +480,8 @@ static void add_partition_state(struct change *ch, const uint8_t id[16], const s
  * A new partition's one replica, and so its leader, goes to the unfenced broker that
  * leads the fewest partitions (those of the change being built counted too), ties going
  * round the brokers from where the last placement stopped, as Kafka's placer spreads
- * leaders. Until any broker is registered (a node on its own, tools) it is this node. */
+ * leaders. Until any broker is registered (a node on its own, tools) it is this node,
+ * unless this node is controller-only (cluster_options.controller_only). */
 struct placement {
     size_t n;
     int32_t *ids;    /* unfenced brokers */
@@ -510,12 +512,13 @@ static void placement_free(struct placement *pl)
 /* 0 with *out the broker for the next partition, or CLUSTER_ERR_INVALID_REPLICATION. */
 static int place_next(struct cluster *c, struct placement *pl, int32_t *out, const char **why)
 {
-    if (c->broker_count == 0) {
+    if (c->broker_count == 0 && !c->controller_only) {
         *out = c->node_id;
         return 0;
     }
     if (pl->n == 0) {
-        *why = "no broker is available: every registered broker is fenced";
+        *why = c->broker_count ? "no broker is available: every registered broker is fenced"
+                               : "no broker is registered yet";
         return CLUSTER_ERR_INVALID_REPLICATION;
     }
     size_t best = SIZE_MAX;
@@ -857,6 +860,7 @@ int cluster_open(const struct cluster_options *opts, struct cluster **out)
 {
     struct cluster *c = xcalloc(1, sizeof *c);
     c->node_id = opts->node_id;
+    c->controller_only = opts->controller_only;
     c->max_partitions = opts->max_partitions > 0 ? opts->max_partitions : INT64_MAX;
     hmap_init(&c->by_name);
     hmap_init(&c->deleted_ids);
@@ -1189,7 +1193,7 @@ static int place_partitions(struct cluster *c, struct op *op, int32_t n, int32_t
         }
         for (int32_t p = 0; p < n; p++) {
             if (!cluster_broker_find(c, op->replicas[p]) &&
-                !(c->broker_count == 0 && op->replicas[p] == c->node_id)) {
+                !(c->broker_count == 0 && !c->controller_only && op->replicas[p] == c->node_id)) {
                 op->res.why = "the replica assignment names a broker that is not registered";
                 return CLUSTER_ERR_INVALID_ASSIGNMENT;
             }

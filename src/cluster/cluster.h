@@ -129,7 +129,10 @@ struct cluster_options {
     const int32_t *voters;
     size_t voter_count;
     uint32_t election_ticks; /* election timeout in ticks; 0: 10. Heartbeats every tick */
-    uint64_t seed;           /* randomizes election timeouts: differ between nodes */
+    /* This node hosts no partitions (process.roles=controller): with no broker
+     * registered yet, placement has nowhere to go rather than this node. */
+    bool controller_only;
+    uint64_t seed; /* randomizes election timeouts: differ between nodes */
 };
 #define CLUSTER_SNAPSHOT_MAX_BYTES_DEFAULT 20971520 /* Kafka's, 20 MiB */
 

@@ -275,8 +275,12 @@ static int parse_listeners(struct broker_config *c)
         }
         p += len;
     }
-    if (!c->listener_host)
+    if (!c->listener_host && c->broker)
         return bad("listeners", value, "no listener for clients");
+    if (!c->broker && !c->controller_host)
+        return bad("listeners", value,
+                   "a controller-only node needs a controller listener (one named in "
+                   "controller.listener.names, default CONTROLLER)");
     if (c->controller && c->voter_count > 1 && !c->controller_host)
         return bad("listeners", value,
                    "a quorum of several voters needs a controller listener (one named in "
@@ -590,17 +594,18 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
             rc = bad(d->broker_key, value, why);
     }
 
-    /* process.roles: broker,controller (the default, every node of a small cluster) or
+    /* process.roles: broker,controller (the default, every node of a small cluster),
      * broker (an observer of the metadata quorum: controller.quorum.voters names the
-     * controllers, not this node). Controller-only nodes are not supported yet. */
+     * controllers, not this node) or controller (a voter that hosts no partitions and
+     * serves clients only what the controller listener answers). */
     const char *roles = broker_config_value(c, "process.roles");
-    c->controller = true;
+    c->controller = c->broker = true;
     if (strcmp(roles, "broker") == 0)
         c->controller = false;
+    else if (strcmp(roles, "controller") == 0)
+        c->broker = false;
     else if (strcmp(roles, "broker,controller") != 0 && strcmp(roles, "controller,broker") != 0)
-        rc = bad("process.roles", roles,
-                 "use broker,controller, or broker (controller-only nodes are not supported "
-                 "yet)");
+        rc = bad("process.roles", roles, "use broker,controller, broker or controller");
     if (!c->controller && !props_get(&c->props, "controller.quorum.voters"))
         rc = bad("process.roles", roles,
                  "a broker-only node needs controller.quorum.voters to find the controllers");

@@ -29,6 +29,7 @@ struct broker_config {
     char *controller_host;
     int32_t controller_port;
     bool controller; /* process.roles has controller (else: broker only, an observer) */
+    bool broker;     /* process.roles has broker (else: controller only, no partitions) */
     /* controller.quorum.voters; none: this node alone. */
     struct quorum_voter voters[BROKER_MAX_VOTERS];
     size_t voter_count;

@@ -97,9 +97,73 @@ static bool needs_group_coordinator(int16_t api_key)
     }
 }
 
+/* The metadata changes only the active controller makes. A broker that is not it
+ * forwards them there, as a Kafka broker forwards them to its controller (KIP-590), so
+ * clients need not find the controller; requests that came in on the controller
+ * listener are answered here (NOT_CONTROLLER when this node does not lead), as Kafka's
+ * controllers answer them. */
+static bool forwarded_to_controller(int16_t api_key)
+{
+    switch (api_key) {
+    case 19: /* CreateTopics */
+    case 20: /* DeleteTopics */
+    case 33: /* AlterConfigs */
+    case 37: /* CreatePartitions */
+    case 44: /* IncrementalAlterConfigs */ return true;
+    default: return false;
+    }
+}
+
+/* Forwarding waits out an election: while no controller is known, or the one asked
+ * went away, it asks again every FORWARD_RETRY_MS, for FORWARD_DEADLINE_MS from the
+ * request's arrival (Kafka's clients give a CreateTopics 30 s by default); after that,
+ * or when this node becomes the controller, the request is served here. */
+#define FORWARD_RETRY_MS 100
+#define FORWARD_DEADLINE_MS 15000
+
+static void forward_or_serve(struct request *req);
+
+static void forward_retry(struct net_loop *loop, void *arg)
+{
+    (void)loop;
+    forward_or_serve(arg);
+}
+
+static void forward_failed(struct request *req)
+{
+    net_timer_add(req->srv->loop, FORWARD_RETRY_MS, forward_retry, req);
+}
+
+/* Forwards req to the active controller, whose answer is relayed; while that cannot be
+ * done (see above), asks again later; then serves it here. */
+static void forward_or_serve(struct request *req)
+{
+    struct server *s = req->srv;
+    bool waiting = !s->stopping && cluster_controller_id(s->cluster) != s->cfg->node_id &&
+                   net_loop_now_ms(s->loop) - req->start_ms < FORWARD_DEADLINE_MS;
+    if (waiting && !server_forward_to_controller(s, req, forward_failed))
+        forward_failed(req); /* no controller known, or not reachable: an election? */
+    if (!waiting)
+        handler_for(req->hdr.api_key)(req);
+}
+
+static void dispatch(struct net_conn *c, struct slice frame, struct net_reply *r, struct server *s,
+                     bool controller_listener);
+
 void server_on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg)
 {
-    struct server *s = arg;
+    dispatch(c, frame, r, arg, false);
+}
+
+void server_on_controller_listener_request(struct net_conn *c, struct slice frame,
+                                           struct net_reply *r, struct server *s)
+{
+    dispatch(c, frame, r, s, true);
+}
+
+static void dispatch(struct net_conn *c, struct slice frame, struct net_reply *r, struct server *s,
+                     bool controller_listener)
+{
     struct reader rd;
     rd_init(&rd, frame.ptr, frame.len);
     struct request_header hdr;
@@ -165,7 +229,25 @@ void server_on_request(struct net_conn *c, struct slice frame, struct net_reply 
     req->start_ms = net_loop_now_ms(s->loop);
     say_debug("server", "%s: api %d v%d correlation %d", net_conn_peer(c), hdr.api_key,
               hdr.api_version, hdr.correlation_id);
+    if (!controller_listener && forwarded_to_controller(hdr.api_key)) {
+        forward_or_serve(req);
+        return;
+    }
     fn(req);
+}
+
+int32_t server_client_controller_id(struct server *s)
+{
+    int32_t ctl = cluster_controller_id(s->cluster);
+    const struct mbroker *b = ctl > 0 ? cluster_broker_find(s->cluster, ctl) : NULL;
+    if ((b && !b->fenced) || ctl <= 0)
+        return ctl;
+    if (s->cfg->broker)
+        return s->cfg->node_id;
+    for (size_t i = 0; i < cluster_broker_count(s->cluster); i++)
+        if (!cluster_broker_at(s->cluster, i)->fenced)
+            return cluster_broker_at(s->cluster, i)->node_id;
+    return -1;
 }
 
 void server_on_close(struct net_conn *c, void *arg)

@@ -154,6 +154,8 @@ static void offsets_topic_created(void *arg, const struct cluster_result *res)
 static bool every_voter_serving(struct server *s)
 {
     for (size_t i = 0; i < s->cfg->voter_count; i++) {
+        if (s->cfg->voters[i].id == s->cfg->node_id && !s->cfg->broker)
+            continue; /* this controller-only node is no broker */
         const struct mbroker *b = cluster_broker_find(s->cluster, s->cfg->voters[i].id);
         if (!b || b->fenced)
             return false;
@@ -177,8 +179,9 @@ void server_groups_poll(struct server *s)
         }
         if (!s->groups_controller_since_ms)
             s->groups_controller_since_ms = now;
-        bool ready = every_voter_serving(s) ||
-                     now - s->groups_controller_since_ms >= s->cfg->broker_session_timeout_ms;
+        bool ready = cluster_broker_count(s->cluster) > 0 &&
+                     (every_voter_serving(s) ||
+                      now - s->groups_controller_since_ms >= s->cfg->broker_session_timeout_ms);
         if (ready && !s->groups_topic_asked) {
             s->groups_topic_asked = true;
             cluster_create_topic(s->cluster, slice_from_cstr(OFFSETS_TOPIC),
@@ -187,6 +190,8 @@ void server_groups_poll(struct server *s)
         }
         return;
     }
+    if (!s->cfg->broker)
+        return; /* a controller-only node coordinates no groups */
     struct topic_state *ts = server_topic(s, slice_from_cstr(OFFSETS_TOPIC));
     if (!ts || ts->partition_count != ts->target_count)
         return; /* its partitions are still being opened */

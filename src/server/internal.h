@@ -201,6 +201,8 @@ void server_partition_forget(struct server *s, struct partition *p);
  * (logged). */
 int server_quorum_link_start(struct server *s);
 void server_quorum_link_stop(struct server *s);
+/* The controller listener's port (0: none). */
+int server_quorum_link_port(const struct server *s);
 /* Producer ids handed out per reservation: Kafka's block size (ProducerIdManager), one
  * metadata-log write per 1,000 producers. */
 #define SERVER_PRODUCER_ID_BLOCK 1000
@@ -373,6 +375,14 @@ void fetch_send_with_files(struct request *req, const struct buf *encoded,
 
 /* ---- requests (dispatch.c) ---- */
 void server_on_request(struct net_conn *c, struct slice frame, struct net_reply *r, void *arg);
+/* A request on the controller listener (quorum_link.c): served as on the client listener,
+ * except that metadata changes are never forwarded from there. */
+void server_on_controller_listener_request(struct net_conn *c, struct slice frame,
+                                           struct net_reply *r, struct server *s);
+/* The controller id clients are told (Metadata, DescribeCluster for brokers): the active
+ * controller when it is a broker they can reach, else this node (which forwards metadata
+ * changes to it), as a KRaft broker names a broker. -1: none. */
+int32_t server_client_controller_id(struct server *s);
 void server_on_close(struct net_conn *c, void *arg);
 /* Writes the response header into the reply and returns the body buffer. */
 struct buf *request_response_begin(struct request *req);

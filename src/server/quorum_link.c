@@ -120,10 +120,12 @@ struct quorum_link {
     int64_t poll_sent_ms; /* ...since then */
     size_t poll_round;    /* the next voter to try while no leader is known */
     int32_t leader_hint;  /* the leader the last poll answer named, -1 */
+    int32_t poll_avoid;   /* the voter whose poll failed last, -1 */
 };
 
 static void on_registration_response(struct quorum_link *l, struct reader *r);
 static void on_poll_response(struct quorum_link *l, struct reader *r);
+static void poll_failed(struct quorum_link *l);
 static void mailbox_put(struct quorum_link *l, int32_t to, const uint8_t *msg, size_t len);
 static void relay(struct request *req, void (*fallback)(struct request *req), struct slice frame);
 static void on_producer_ids_response(struct reader *r, cluster_done_fn done, void *arg);
@@ -198,7 +200,7 @@ static void on_peer_close(struct net_client *cl, int err, void *arg)
         if (f->forwarded)
             f->fallback(f->forwarded);
         if (f->poll)
-            p->link->polling = false;
+            poll_failed(p->link);
     }
 }
 
@@ -215,12 +217,15 @@ static struct quorum_peer *peer_find(struct quorum_link *l, int32_t id)
     return NULL;
 }
 
-/* The active controller: the quorum's leader as this node knows it, or, for an observer
- * not yet in the quorum, the leader its last poll answer named. -1: none known. */
+/* The active controller: the quorum's leader as this node knows it. An observer learns
+ * of a new leader only from its polls (nobody else talks to it), so for it the leader
+ * its last poll answer named comes first; a poll that failed forgets that name.
+ * -1: none known. */
 static int32_t active_controller(const struct quorum_link *l)
 {
-    int32_t ctl = cluster_controller_id(l->s->cluster);
-    return ctl > 0 ? ctl : l->leader_hint;
+    if (l->observer && l->leader_hint > 0)
+        return l->leader_hint;
+    return cluster_controller_id(l->s->cluster);
 }
 
 static bool peer_connect(struct quorum_peer *p)
@@ -376,7 +381,9 @@ static void park_poll(struct quorum_link *l, int32_t node, int32_t max_wait_ms, 
         mailbox_answer(m);
     m->poll = r;
     m->poll_correlation_id = correlation_id;
-    if (m->n > 0) {
+    if (m->n > 0 || cluster_controller_id(l->s->cluster) != l->s->cfg->node_id) {
+        /* Something to send, or this node does not lead (only the leader sends an
+         * observer anything): answered now, naming the leader it knows. */
         mailbox_answer(m);
         return;
     }
@@ -550,7 +557,7 @@ static void on_controller_request(struct net_conn *c, struct slice frame, struct
     int16_t api_key = frame.len >= 2 ? (int16_t)be16_read(frame.ptr) : -1;
     if (api_key != PROTO_API_SAMSA_RAFT && api_key != PROTO_API_BROKER_REGISTRATION &&
         api_key != PROTO_API_BROKER_HEARTBEAT && api_key != PROTO_API_ALLOCATE_PRODUCER_IDS) {
-        server_on_request(c, frame, r, l->s);
+        server_on_controller_listener_request(c, frame, r, l->s);
         return;
     }
     struct reader rd;
@@ -808,7 +815,7 @@ static void registration_step(struct quorum_link *l)
                  reg->epoch >= 0 ? "heartbeat" : "registration", ctl);
         reg->waiting = false;
     }
-    if (reg->waiting || s->stopping || ctl <= 0)
+    if (reg->waiting || s->stopping || ctl <= 0 || !cfg->broker)
         return;
     bool heartbeat = reg->epoch >= 0;
     if (heartbeat && now < reg->next_heartbeat_ms)
@@ -836,20 +843,35 @@ static void registration_step(struct quorum_link *l)
 
 /* ---- an observer's polls ---- */
 
+/* The voter a poll went to did not answer: try the others, without a leader in mind. */
+static void poll_failed(struct quorum_link *l)
+{
+    l->polling = false;
+    l->poll_avoid = l->poll_target;
+    l->leader_hint = -1;
+}
+
 static void poll_step(struct quorum_link *l)
 {
     int64_t now = net_loop_now_ms(l->s->loop);
     if (!l->observer || l->s->stopping || l->peer_count == 0)
         return;
     if (l->polling && now - l->poll_sent_ms < 4 * POLL_WAIT_MS)
-        return; /* out, and not lost: a stopped controller's connection may hang */
-    l->polling = false;
+        return;     /* out, and not lost: a stopped controller's connection may hang */
+    if (l->polling) /* lost: that voter is gone, or cut off */
+        poll_failed(l);
     int32_t target = active_controller(l);
-    struct quorum_peer *p = target > 0 ? peer_find(l, target) : NULL;
-    if (!p)
-        p = &l->peers[l->poll_round++ % l->peer_count];
-    if (!p->client && !peer_connect(p))
+    struct quorum_peer *p = target > 0 && target != l->poll_avoid ? peer_find(l, target) : NULL;
+    for (size_t k = 0; !p && k < l->peer_count; k++) {
+        struct quorum_peer *q = &l->peers[l->poll_round++ % l->peer_count];
+        if (q->id != l->poll_avoid || l->peer_count == 1)
+            p = q;
+    }
+    if (!p->client && !peer_connect(p)) {
+        l->poll_target = p->id;
+        poll_failed(l);
         return;
+    }
     struct request_header h = {.api_key = PROTO_API_SAMSA_RAFT,
                                .api_version = 1,
                                .correlation_id = p->correlation_id++,
@@ -863,6 +885,8 @@ static void poll_step(struct quorum_link *l)
     req.replica_id = l->s->cfg->node_id;
     req.max_wait_ms = POLL_WAIT_MS;
     samsa_raft_request_encode(&l->frame, 1, &req);
+    say_debug("quorum", "polling voter %d (target %d, avoid %d, hint %d)", p->id, target,
+              l->poll_avoid, l->leader_hint);
     if (peer_send_waiting(l, p,
                           (struct in_flight){.api_key = PROTO_API_SAMSA_RAFT, .poll = true})) {
         l->polling = true;
@@ -877,10 +901,17 @@ static void on_poll_response(struct quorum_link *l, struct reader *r)
     struct arena a;
     arena_init(&a);
     l->polling = false;
-    if (samsa_raft_response_decode(r, 1, &a, &resp) == 0 && resp.error_code == KERR_NONE) {
+    if (samsa_raft_response_decode(r, 1, &a, &resp) != 0) {
+        samsa_raft_response_init(&resp);
+        resp.error_code = KERR_CORRUPT_MESSAGE;
+    }
+    say_debug("quorum", "poll answer from %d: error %d, leader %d, %d messages", l->poll_target,
+              resp.error_code, resp.leader_id, resp.messages_count);
+    if (resp.error_code == KERR_NONE) {
         /* A voter that does not lead names the one that does; one that knows none
          * sends the next poll round the voters. */
         l->leader_hint = resp.leader_id;
+        l->poll_avoid = -1;
         for (int32_t i = 0; i < resp.messages_count; i++)
             cluster_receive(l->s->cluster, resp.messages[i].message.ptr,
                             resp.messages[i].message.len);
@@ -889,7 +920,13 @@ static void on_poll_response(struct quorum_link *l, struct reader *r)
                               kafka_error_name(resp.error_code));
     }
     arena_free(&a);
-    poll_step(l); /* keep one out */
+    /* Keep one out: at once to the leader just named, or after messages; an empty
+     * answer without news waits for the next tick. */
+    bool news =
+        resp.error_code == KERR_NONE &&
+        (resp.messages_count > 0 || (resp.leader_id > 0 && resp.leader_id != l->poll_target));
+    if (news)
+        poll_step(l);
 }
 
 /* A peer that leaves a request unanswered for a whole broker session is treated as gone:
@@ -940,6 +977,7 @@ int server_quorum_link_start(struct server *s)
     l->reg.epoch = -1;
     l->observer = !cfg->controller;
     l->leader_hint = -1;
+    l->poll_avoid = -1;
     if (alone) {
         /* The one controller registered its broker at start-up: it heartbeats itself
          * under that registration, while it serves observers. */
@@ -978,6 +1016,12 @@ int server_quorum_link_start(struct server *s)
              *cfg->controller_host ? cfg->controller_host : "0.0.0.0",
              net_listener_port(l->listener), cfg->voter_count);
     return 0;
+}
+
+int server_quorum_link_port(const struct server *s)
+{
+    const struct quorum_link *l = s->quorum_link;
+    return l && l->listener ? net_listener_port(l->listener) : 0;
 }
 
 void server_quorum_link_stop(struct server *s)

@@ -206,6 +206,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         .node_id = cfg->node_id,
         .voters = voter_ids,
         .voter_count = cfg->voter_count,
+        .controller_only = !cfg->broker,
         /* Election timeouts must differ between voters. */
         .seed = (uint64_t)time_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)cfg->node_id,
         .max_partitions =
@@ -227,7 +228,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
      * node of a quorum of several registers once it has a listener and a leader. */
     bool alone = broker_config_alone(cfg);
     struct change_outcome registered = {0};
-    if (alone) {
+    if (alone && cfg->broker) {
         cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host,
                                 cfg->advertised_port, cfg->rack, NULL, false, change_outcome_keep,
                                 &registered);
@@ -276,7 +277,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     net_loop_on_idle(s->loop, on_idle, s);
     /* Groups need __consumer_offsets, which only the active controller can create: a
      * node of a quorum of several serves no groups yet (docs/compatibility.md). */
-    if (alone && server_groups_start(s) != 0)
+    if (alone && cfg->broker && server_groups_start(s) != 0)
         goto fail;
     if (server_cleaner_start(s) != 0)
         goto fail;
@@ -296,6 +297,18 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     nc.max_queued_response_bytes = cfg->queued_max_response_bytes;
     nc.max_queued_response_files = cfg->queued_max_response_files;
     struct net_handler h = {.on_request = server_on_request, .on_close = server_on_close};
+    if (!cfg->broker) {
+        /* A controller-only node: its one listener is the controller listener. */
+        if (server_metadata_io_start(s) != 0 || server_quorum_link_start(s) != 0)
+            goto fail;
+        int cport = server_quorum_link_port(s);
+        say_info("server", "controller %d of cluster %s (no broker role), data in %s", cfg->node_id,
+                 cluster_id(s->cluster), s->log_dir);
+        printf("samsa-server listening on port %d (controller listener)\n", cport);
+        fflush(stdout);
+        *out = s;
+        return 0;
+    }
     rc = net_listen(s->loop, cfg->listener_host, cfg->listener_port, &nc, &h, s, &s->listener);
     if (rc != 0) {
         say_error("server", "cannot listen on %s:%d: %s", cfg->listener_host, cfg->listener_port,
@@ -368,7 +381,8 @@ int server_run(struct server *s)
     int rc = net_loop_run(s->loop);
     say_info("server", "shutting down: no new connections, finishing in-flight syncs");
     s->stopping = true;
-    net_listener_close(s->listener);
+    if (s->listener)
+        net_listener_close(s->listener);
     purgatory_complete_all(s->fetch_waits); /* parked fetches answer with what there is */
     /* Waiting group requests are answered (NOT_COORDINATOR) while connections exist. */
     server_groups_stop(s);

@@ -27,7 +27,8 @@ void handle_describe_cluster(struct request *req)
     if (in.include_cluster_authorized_operations)
         resp.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPS;
     resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
-    resp.controller_id = cluster_controller_id(s->cluster);
+    resp.controller_id =
+        in.endpoint_type == 2 ? cluster_controller_id(s->cluster) : server_client_controller_id(s);
     if (in.endpoint_type == 2 && s->cfg->voter_count > 1) {
         resp.brokers =
             REQ_ALLOC(req, struct describe_cluster_response_brokers, s->cfg->voter_count);

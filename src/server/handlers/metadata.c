@@ -111,7 +111,7 @@ void handle_metadata(struct request *req)
         o->rack = b->rack ? slice_from_cstr(b->rack) : SLICE_NULL;
     }
     resp.cluster_id = slice_from_cstr(cluster_id(s->cluster));
-    resp.controller_id = cluster_controller_id(s->cluster);
+    resp.controller_id = server_client_controller_id(s);
     if (in.include_cluster_authorized_operations)
         resp.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPS;
 

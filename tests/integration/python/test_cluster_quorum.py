@@ -41,15 +41,18 @@ class QuorumNode(Broker):
 
     def __init__(self, node_id, port, controller_port, voters):
         """controller_port None: a broker-only node (process.roles=broker), an observer
-        of the quorum."""
-        listeners = "PLAINTEXT://127.0.0.1:%d" % port
-        if controller_port:
-            listeners += ",CONTROLLER://127.0.0.1:%d" % controller_port
+        of the quorum; port None: a controller-only node (its one listener is the
+        controller listener, which is the port it reports)."""
+        listeners = ",".join(
+            (["PLAINTEXT://127.0.0.1:%d" % port] if port else []) +
+            (["CONTROLLER://127.0.0.1:%d" % controller_port] if controller_port else []))
+        roles = "broker,controller" if port and controller_port else \
+            "broker" if port else "controller"
         super().__init__({
             "node.id": str(node_id),
-            "process.roles": "broker,controller" if controller_port else "broker",
+            "process.roles": roles,
             "listeners": listeners,
-            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % port,
+            "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % (port or controller_port),
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": voters,
             "controller.quorum.election.timeout.ms": str(ELECTION_TIMEOUT_MS),
@@ -57,7 +60,7 @@ class QuorumNode(Broker):
             "broker.session.timeout.ms": str(SESSION_TIMEOUT_MS),
         })
         self.node_id = node_id
-        self.port = port
+        self.port = port or controller_port
 
     def args(self):
         args = ["-c", CONFIG, "--override", "log.dirs=%s" % self.data_dir]
@@ -192,10 +195,16 @@ def test_three_controllers_elect_and_replicate_metadata(quorum):
         controllers = r.carray(lambda r: (r.i32(), r.cstring(), r.i32(), r.cstring(), r.tags())[:3])
     assert sorted(controllers) == sorted(
         (n.node_id, "127.0.0.1", int(n.overrides["listeners"].rsplit(":", 1)[1])) for n in quorum)
-    # A follower refuses changes with Kafka's NOT_CONTROLLER.
+    # A follower forwards metadata changes to the active controller, as a Kafka broker
+    # does (KIP-590); on the controller listener it answers NOT_CONTROLLER, as Kafka's
+    # controllers do.
     follower = next(n for n in quorum if n.node_id != ctl)
     with kwire.Conn(follower.port) as c:
+        assert kwire.create_topics_v0(c, "q-forwarded", 1) == {"q-forwarded": 0}
+    with kwire.Conn(int(follower.overrides["listeners"].rsplit(":", 1)[1])) as c:
         assert kwire.create_topics_v0(c, "q-refused", 1) == {"q-refused": NOT_CONTROLLER}
+    wait_until(lambda: all(topics_on(n).get("q-forwarded") == (0, 1) for n in quorum), 10,
+               what="the forwarded creation on every node")
     with kwire.Conn(node(quorum, ctl).port) as c:
         assert kwire.create_topics_v0(c, "q-direct", 2) == {"q-direct": 0}
     # Producer ids: every node hands them out, from blocks the active controller reserves
@@ -454,10 +463,9 @@ def test_broker_only_nodes_observe_the_quorum():
                 and all(o["lag"] == 0 for o in q["observers"]) else None
         q = wait_until(observers, 15, interval=0.2, what="two observers caught up")
         assert [v["id"] for v in q["voters"]] == [1], q
-        # A broker-only node refuses changes (it never leads the quorum); the Admin
-        # client finds the controller.
+        # A broker-only node forwards changes to the active controller.
         with kwire.Conn(nodes[1].port) as c:
-            assert kwire.create_topics_v0(c, "o-refused", 1) == {"o-refused": NOT_CONTROLLER}
+            assert kwire.create_topics_v0(c, "o-forwarded", 1) == {"o-forwarded": 0}
         create_topic(nodes[1:], "o-topic", 6)
         leaders = wait_until(lambda: (lambda l: l if len(l) == 6 and -1 not in l.values()
                                       else None)(leaders_on(nodes[2], "o-topic")), 10,
@@ -476,6 +484,54 @@ def test_broker_only_nodes_observe_the_quorum():
         got = consume_all(nodes[2], "o-topic", 6, expected=30)
         assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
             sorted(b"o%d" % i for i in range(30))
+    finally:
+        for n in nodes:
+            n.kill()
+            print("---- node %d stderr tail ----\n%s" % (n.node_id, n.stderr_tail()))
+            n.cleanup()
+
+
+def test_controller_only_nodes_and_brokers():
+    """Three controller-only nodes (the quorum) and two broker-only nodes (observers):
+    clients bootstrapped with a broker create topics through it (it forwards them to the
+    active controller), and do so again right after the active controller is killed."""
+    cports = [free_port() for _ in range(3)]
+    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, p) for i, p in enumerate(cports))
+    nodes = [QuorumNode(i + 1, None, cports[i], voters) for i in range(3)] + \
+        [QuorumNode(i, free_port(), None, voters) for i in (4, 5)]
+    brokers = nodes[3:]
+    cluster_id = subprocess.run([SERVER, "random-uuid"], capture_output=True, timeout=10,
+                                check=True).stdout.decode().strip()
+    try:
+        for n in nodes:
+            r = n.format(cluster_id)
+            assert r.returncode == 0, r.stderr.decode(errors="replace")
+            n.start(n.port)
+        wait_until(lambda: all(len(describe(n)["brokers"]) == 2 for n in brokers), 15,
+                   what="two unfenced brokers")
+        # Clients are told a broker as the controller (as KRaft brokers do).
+        assert describe(brokers[0])["controller"] in (4, 5)
+        create_topic(brokers[:1], "co-topic", 4)
+        leaders = wait_until(lambda: (lambda l: l if len(l) == 4 and -1 not in l.values()
+                                      else None)(leaders_on(brokers[1], "co-topic")), 10,
+                             what="four led partitions")
+        assert set(leaders.values()) == {4, 5}, leaders
+        p = producer(brokers[0])
+        for i in range(20):
+            p.produce("co-topic", value=b"c%d" % i, partition=i % 4)
+        assert p.flush(30) == 0
+        # The active controller (a controller-only node) is killed.
+        def leader():
+            out = subprocess.run([CLI, "-b", brokers[0].bootstrap, "cluster", "status", "--json"],
+                                 capture_output=True, timeout=60)
+            q = json.loads(out.stdout)["quorum"]
+            return q["leader_id"] if q.get("available") else None
+        old = wait_until(leader, 15, what="the quorum's leader")
+        node(nodes, old).kill()
+        create_topic(brokers[:1], "co-after", 2)  # forwarded to the next controller
+        assert wait_until(leader, 15, what="a new leader") != old
+        got = consume_all(brokers[1], "co-topic", 4, expected=20)
+        assert sum(len(r) for r in got.values()) == 20
     finally:
         for n in nodes:
             n.kill()
