@@ -30,6 +30,7 @@ static const struct key_def keys[] = {
     {"controller.listener.names", K_LIST, "CONTROLLER", 0},
     {"controller.quorum.voters", K_LIST, "", 0},
     {"controller.quorum.election.timeout.ms", K_INT, "1000", 10},
+    {"controller.quorum.fetch.timeout.ms", K_INT, "2000", 10},
     {"broker.heartbeat.interval.ms", K_INT, "2000", 1},
     {"broker.session.timeout.ms", K_INT, "9000", 1},
     {"log.dirs", K_LIST, NULL, 0},
@@ -499,6 +500,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("samsa.max.partitions", max_partitions, int64_t);
     NUM("metadata.log.max.record.bytes.between.snapshots", metadata_snapshot_max_bytes, int64_t);
     NUM("controller.quorum.election.timeout.ms", election_timeout_ms, int64_t);
+    NUM("controller.quorum.fetch.timeout.ms", fetch_timeout_ms, int64_t);
     NUM("broker.heartbeat.interval.ms", broker_heartbeat_interval_ms, int64_t);
     NUM("broker.session.timeout.ms", broker_session_timeout_ms, int64_t);
     NUM("metadata.log.max.snapshot.interval.ms", metadata_snapshot_interval_ms, int64_t);

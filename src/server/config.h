@@ -33,7 +33,8 @@ struct broker_config {
     /* controller.quorum.voters; none: this node alone. */
     struct quorum_voter voters[BROKER_MAX_VOTERS];
     size_t voter_count;
-    int64_t election_timeout_ms;          /* controller.quorum.election.timeout.ms */
+    int64_t election_timeout_ms; /* controller.quorum.election.timeout.ms */
+    int64_t fetch_timeout_ms;    /* controller.quorum.fetch.timeout.ms (observers' polls) */
     int64_t broker_heartbeat_interval_ms; /* broker.heartbeat.interval.ms */
     int64_t broker_session_timeout_ms;    /* broker.session.timeout.ms */
     char *log_dir;                        /* first of log.dirs / log.dir */
