@@ -478,35 +478,61 @@ static void add_partition_state(struct change *ch, const uint8_t id[16], const s
 
 /* ---- placement ----
  * A new partition's one replica, and so its leader, goes to the unfenced broker that
- * leads the fewest partitions (those of the change being built counted too), ties going
- * round the brokers from where the last placement stopped, as Kafka's placer spreads
- * leaders. Until any broker is registered (a node on its own, tools) it is this node,
+ * leads the fewest partitions (those of the change being built counted too) in the rack
+ * (broker.rack) that leads the fewest, ties going round the brokers from where the last
+ * placement stopped, as Kafka's placer spreads leaders over racks and brokers. Until any broker is registered (a node on its own, tools) it is this node,
  * unless this node is controller-only (cluster_options.controller_only). */
 struct placement {
     size_t n;
-    int32_t *ids;    /* unfenced brokers */
-    int64_t *counts; /* partitions each leads */
+    int32_t *ids;         /* unfenced brokers */
+    int64_t *counts;      /* partitions each leads */
+    const char **racks;   /* each one's broker.rack, NULL if none */
+    int64_t *rack_counts; /* partitions led in each one's rack (its own if none) */
 };
+
+static bool same_rack(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+/* Counts what each broker's rack leads, from the brokers' counts. */
+static void count_racks(struct placement *pl)
+{
+    for (size_t b = 0; b < pl->n; b++) {
+        pl->rack_counts[b] = pl->racks[b] ? 0 : pl->counts[b];
+        for (size_t o = 0; pl->racks[b] && o < pl->n; o++)
+            if (same_rack(pl->racks[b], pl->racks[o]))
+                pl->rack_counts[b] += pl->counts[o];
+    }
+}
 
 static void placement_init(struct cluster *c, struct placement *pl)
 {
     pl->ids = xcalloc(c->broker_count + 1, sizeof *pl->ids);
     pl->counts = xcalloc(c->broker_count + 1, sizeof *pl->counts);
+    pl->racks = xcalloc(c->broker_count + 1, sizeof *pl->racks);
+    pl->rack_counts = xcalloc(c->broker_count + 1, sizeof *pl->rack_counts);
     pl->n = 0;
-    for (size_t i = 0; i < c->broker_count; i++)
-        if (!c->brokers[i].fenced)
-            pl->ids[pl->n++] = c->brokers[i].node_id;
+    for (size_t i = 0; i < c->broker_count; i++) {
+        if (c->brokers[i].fenced)
+            continue;
+        pl->racks[pl->n] = c->brokers[i].rack;
+        pl->ids[pl->n++] = c->brokers[i].node_id;
+    }
     for (size_t i = 0; i < c->topic_count; i++)
         for (int32_t k = 0; k < c->topics[i]->partition_count; k++)
             for (size_t b = 0; b < pl->n; b++)
                 if (pl->ids[b] == c->topics[i]->partitions[k].leader)
                     pl->counts[b]++;
+    count_racks(pl);
 }
 
 static void placement_free(struct placement *pl)
 {
     free(pl->ids);
     free(pl->counts);
+    free(pl->racks);
+    free(pl->rack_counts);
 }
 
 /* 0 with *out the broker for the next partition, or CLUSTER_ERR_INVALID_REPLICATION. */
@@ -521,14 +547,20 @@ static int place_next(struct cluster *c, struct placement *pl, int32_t *out, con
                                : "no broker is registered yet";
         return CLUSTER_ERR_INVALID_REPLICATION;
     }
+    /* The least loaded rack first (a broker without broker.rack is a rack of its own),
+     * then the least loaded broker in it. */
     size_t best = SIZE_MAX;
     for (size_t k = 0; k < pl->n; k++) {
         size_t b = (c->placement_cursor + k) % pl->n;
-        if (best == SIZE_MAX || pl->counts[b] < pl->counts[best])
+        if (best == SIZE_MAX || pl->rack_counts[b] < pl->rack_counts[best] ||
+            (pl->rack_counts[b] == pl->rack_counts[best] && pl->counts[b] < pl->counts[best]))
             best = b;
     }
     c->placement_cursor = (best + 1) % pl->n;
     pl->counts[best]++;
+    for (size_t o = 0; o < pl->n; o++)
+        if (o == best || same_rack(pl->racks[o], pl->racks[best]))
+            pl->rack_counts[o]++;
     *out = pl->ids[best];
     return 0;
 }

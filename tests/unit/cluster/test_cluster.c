@@ -1342,6 +1342,27 @@ static void test_placement_and_fencing(void **state)
     cluster_close(c);
 }
 
+/* Racks: two brokers in rack a and one in rack b; b's one broker leads as many
+ * partitions as a's two together. */
+static void test_placement_by_rack(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    assert_int_equal(register_broker(c, 1, "localhost", 9092, "a"), 0);
+    assert_int_equal(register_broker(c, 2, "localhost", 9093, "a"), 0);
+    assert_int_equal(register_broker(c, 3, "localhost", 9094, "b"), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("racked"), 8, 1, NULL, 0, false, &why), 0);
+    const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("racked"));
+    int led[4] = {0};
+    for (int32_t p = 0; p < 8; p++)
+        led[t->partitions[p].leader]++;
+    assert_int_equal(led[3], 4);
+    assert_int_equal(led[1] + led[2], 4);
+    assert_int_equal(led[1], 2);
+    cluster_close(c);
+}
+
 /* ---- a quorum of three, in one process: messages through a queue the test drains ---- */
 
 struct net_msg {
@@ -1566,6 +1587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partition_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_of_three, setup, teardown),
         cmocka_unit_test_setup_teardown(test_placement_and_fencing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_placement_by_rack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_voter_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_compacts_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
