@@ -484,11 +484,17 @@ static int serve_registration(struct quorum_link *l, struct net_conn *c,
     if (broker_registration_request_decode(rd, hdr->api_version, a, &req) != 0 ||
         req.listeners_count < 1)
         return -1;
-    struct pending_answer *pa = pending_new(r, hdr->correlation_id);
     if (!same_cluster(l, c, req.cluster_id)) {
-        answer_registration(pa, &(struct cluster_result){.err = CLUSTER_ERR_INVALID_CONFIG});
+        struct buf *b = net_reply_buf(r);
+        proto_response_header_encode(b, PROTO_API_BROKER_REGISTRATION, 0, hdr->correlation_id);
+        struct broker_registration_response resp;
+        broker_registration_response_init(&resp);
+        resp.error_code = KERR_INCONSISTENT_CLUSTER_ID;
+        broker_registration_response_encode(b, 0, &resp);
+        net_reply_send(r);
         return 0;
     }
+    struct pending_answer *pa = pending_new(r, hdr->correlation_id);
     /* A broker that is not a voter follows the metadata log as an observer. */
     if (!cluster_quorum_member(l->s->cluster, req.broker_id))
         cluster_add_observer(l->s->cluster, req.broker_id, NULL, NULL);
