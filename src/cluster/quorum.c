@@ -704,6 +704,7 @@ static int restore_observer(struct quorum *q, const struct voters *v, const stru
         int rc = snapshot_apply(q, restore.snapshot->data, restore.snapshot->len);
         if (rc != 0)
             return rc;
+        q->applied_index = restore.snapshot->index;
         q->stored_entries += q->applied_entries;
     }
     int rc = raft_new(cfg, &restore, NULL, &q->raft);
