@@ -9,10 +9,23 @@
  * changes, partition changes, deletions, producer-id blocks); nodes crash (cluster_close,
  * sometimes without the clean-shutdown marker) and come back (cluster_open from the same
  * dir). On some runs writes go through a runner and take simulated time, as on the
- * broker's metadata thread, so the quorum holds the inputs that arrive meanwhile; on some the snapshot threshold is tiny, so snapshots are written often and
- * lagging followers install the leader's. One seeded PRNG decides everything, and the
- * fake clock (base.h) replaces the monotonic one, so a seed replays a run exactly (topic
- * ids come from /dev/urandom, but no decision depends on them).
+ * broker's metadata thread, so the quorum holds the inputs that arrive meanwhile; on
+ * some the snapshot threshold is tiny, so snapshots are written often and lagging
+ * followers install the leader's.
+ *
+ * On some runs one to three observers run beside the voters: nodes with ids of their own
+ * (OBSERVER_ID_BASE up) that controller.quorum.voters does not name, opened from
+ * formatted dirs with the same voters list, as brokers without the controller role are.
+ * Each gets the log only once the leader has added it (cluster_add_observer, submitted at
+ * a random time to a random node, and submitted again after a refusal until
+ * acknowledged; most runs add every observer, some leave one out), so observers added
+ * once snapshots have dropped the early log catch up by installing one. They crash,
+ * restart and sit behind partitions as voters do, their messages go through the same
+ * network, and clients submit changes to them too.
+ *
+ * One seeded PRNG decides everything, and the fake clock (base.h) replaces the monotonic
+ * one, so a seed replays a run exactly (topic ids come from /dev/urandom, but no decision
+ * depends on them).
  *
  * Checked after every simulated millisecond:
  *   - one history: after each change a node applies (cluster_set_apply_hook), the digest
@@ -25,9 +38,17 @@
  *     a mirror kept from them alone matches each node's topics and partition counts;
  *   - a change acknowledged (CLUSTER_OK) is visible in the acknowledging node's image
  *     at that moment, every change completes exactly once, and no change fails in a way
- *     its inputs rule out (a unique name that "exists", an I/O error without a crash).
+ *     its inputs rule out (a unique name that "exists", an I/O error without a crash);
+ *   - observers: none leads or is named leader; every change submitted to one is refused
+ *     with NOT_CONTROLLER (or fails with I/O as it crashes); every node that knows the
+ *     quorum's configuration knows the configured voters, and as observers only nodes
+ *     whose addition was submitted; an observer nobody added hears nothing; an
+ *     acknowledged addition shows in the acknowledging node's configuration.
+ * The one-history check above covers observers as every node: whatever an observer
+ * applies, log or snapshot, is a prefix of the history.
  * Then everything heals, crashed nodes restart, and within a bounded simulated time one
- * leader must lead every node, and every node must have applied the same history. Their
+ * leader must lead every voter and every observer added, and each must have applied the
+ * same history; the final leader must count every added observer as a member. Their
  * images (topics with ids, partitions, configs, brokers, deleted ids) must be identical,
  * and hold every acknowledged change: an acknowledged creation's topic unless a deletion
  * of it was submitted, never an acknowledged deletion's, at least the partitions an
@@ -52,13 +73,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_NODES 5
+#define MAX_VOTERS 5
+#define MAX_OBSERVERS 3
+#define MAX_NODES (MAX_VOTERS + MAX_OBSERVERS)
+#define OBSERVER_ID_BASE 100 /* observers are nodes 101, 102, ... */
+#define MAX_ADDS 200         /* cluster_add_observer submissions per run */
 #define TICK_MS 10
 #define ELECTION_TICKS 10
 #define CHAOS_MIN_MS 1500
 #define CHAOS_MAX_MS 4000
 #define LIVENESS_MS 10000
-#define MAX_OPS 400
+#define MAX_OPS 400  /* the workload's changes; additions of observers come on top */
 #define MAX_IDS 1024 /* topic ids the digest looks up for deletion records */
 #define FAKE_MONO_START_MS 1000000
 #define FAKE_WALL_START_MS 1800000000000ll
@@ -111,9 +136,18 @@ static uint64_t mix_str(uint64_t h, const char *s)
 
 /* ---- the workload's changes ---- */
 
-enum op_kind { OP_CREATE, OP_DELETE, OP_PARTITIONS, OP_CONFIG, OP_LEADER, OP_PIDS, OP_BROKER };
+enum op_kind {
+    OP_CREATE,
+    OP_DELETE,
+    OP_PARTITIONS,
+    OP_CONFIG,
+    OP_LEADER,
+    OP_PIDS,
+    OP_BROKER,
+    OP_OBSERVER, /* cluster_add_observer */
+};
 static const char *const op_names[] = {"create", "delete", "partitions", "config",
-                                       "leader", "pids",   "broker"};
+                                       "leader", "pids",   "broker",     "add-observer"};
 static const char *const config_keys[] = {"retention.ms", "cleanup.policy"};
 
 struct sim;
@@ -124,11 +158,13 @@ struct sim_op {
     enum op_kind kind;
     int node; /* index of the node it was submitted to */
     char name[32];
-    int32_t count;     /* create: partitions; partitions: new total; leader: partition */
-    int key;           /* config: index in config_keys; create: -1 or a config set */
-    char value[32];    /* config (and create's config): the value set */
-    bool value_null;   /* config: deleted */
-    int32_t leader;    /* leader: the leader asked for (-1: none); broker: its node id */
+    int32_t count;   /* create: partitions; partitions: new total; leader: partition */
+    int key;         /* config: index in config_keys; create: -1 or a config set */
+    char value[32];  /* config (and create's config): the value set */
+    bool value_null; /* config: deleted */
+    /* leader: the leader asked for (-1: none); broker: its node id; observer: the
+     * observer's node id */
+    int32_t leader;
     int64_t pid_count; /* pids */
     /* outcome */
     int done_calls;
@@ -149,6 +185,11 @@ struct node {
     struct sim *s;
     int index;
     int32_t id;
+    bool observer; /* not among the voters */
+    /* Observers: the next submission of its addition (0: none due), one in flight, it
+     * was submitted at least once (so it may be a member), it was acknowledged. */
+    int64_t add_at;
+    bool add_inflight, add_submitted, added;
     char dir[320];
     struct cluster *c; /* NULL while down */
     int64_t restart_at;
@@ -183,9 +224,10 @@ struct hist {
 struct sim {
     uint64_t seed;
     int64_t now;
-    int n_nodes;
+    int n_nodes;  /* voters first, then observers */
+    int n_voters; /* nodes[0 .. n_voters - 1] */
     struct node nodes[MAX_NODES];
-    int32_t voter_ids[MAX_NODES];
+    int32_t voter_ids[MAX_VOTERS];
     char run_dir[256];
     char cluster_id[CLUSTER_UUID_TEXT_BYTES];
     int64_t snapshot_max_bytes, snapshot_interval_ms;
@@ -207,11 +249,13 @@ struct sim {
     size_t cap_term;
     uint8_t ids[MAX_IDS][16]; /* every topic id seen in an image */
     size_t n_ids;
-    struct sim_op *ops[MAX_OPS];
+    struct sim_op *ops[MAX_OPS + MAX_ADDS];
     int n_ops;
+    int n_adds; /* of the ops, additions of observers */
     int next_topic;
     /* counters for the summary */
-    uint64_t crashes, snapshots_installed, acked, delivered;
+    uint64_t crashes, snapshots_installed, observer_installs, acked, delivered;
+    uint64_t observer_refusals; /* changes submitted to observers and refused */
     const char *fail;
     char fail_buf[512];
 };
@@ -377,6 +421,7 @@ static void on_apply(void *arg, uint64_t index, bool snapshot)
         /* The snapshot's index may be a no-op's: the history as of it, not at it. */
         TRACE(s, "node %d installed a snapshot at index %llu", n->id, (unsigned long long)index);
         s->snapshots_installed++;
+        s->observer_installs += n->observer;
         check_stands_on_history(s, n, "installed a snapshot");
         return;
     }
@@ -495,6 +540,45 @@ static bool same_value(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static struct node *node_by_id(struct sim *s, int32_t id)
+{
+    for (int i = 0; i < s->n_nodes; i++)
+        if (s->nodes[i].id == id)
+            return &s->nodes[i];
+    return NULL;
+}
+
+/* An addition of an observer has an outcome. Acknowledged: the acknowledging node counts
+ * it a member now. Refused (not the leader, or it lost leadership first, in which case the
+ * addition may still be committed) or cut short by a crash: submitted again later. */
+static void observer_added(struct sim *s, struct sim_op *op, const struct cluster_result *res)
+{
+    struct node *n = &s->nodes[op->node];
+    struct node *o = node_by_id(s, op->leader);
+    ASSERT(o && o->observer && o->add_inflight);
+    o->add_inflight = false;
+    if (res->err == CLUSTER_OK) {
+        s->acked++;
+        if (!n->c || !cluster_quorum_member(n->c, o->id))
+            failf(s, "op %d: addition of observer %d acknowledged by node %d, not a member there",
+                  op->no, o->id, n->id);
+        if (!o->added) {
+            o->added = true;
+            /* Now and then the leader is asked again: a member already, CLUSTER_OK. */
+            if (chance(300))
+                o->add_at = s->now + rnd_range(100, 2000);
+        }
+        return;
+    }
+    if (res->err != CLUSTER_ERR_NOT_CONTROLLER && !(res->err == CLUSTER_ERR_IO && n->closing)) {
+        failf(s, "op %d: addition of observer %d failed with %d: %s", op->no, o->id, res->err,
+              res->why ? res->why : "");
+        return;
+    }
+    if (!o->added)
+        o->add_at = s->now + rnd_range(30, 300);
+}
+
 /* A change's outcome. An acknowledged one must show in this node's image right now: the
  * image is the history as of the change's own entry. */
 static void on_done(void *arg, const struct cluster_result *res)
@@ -508,6 +592,18 @@ static void on_done(void *arg, const struct cluster_result *res)
           res->err, res->why ? " " : "", res->why ? res->why : "");
     if (op->done_calls > 1) {
         failf(s, "op %d completed %d times", op->no, op->done_calls);
+        return;
+    }
+    if (n->observer) {
+        /* An observer takes no change: it is no controller, whatever it knows. */
+        if (res->err == CLUSTER_ERR_NOT_CONTROLLER)
+            s->observer_refusals++;
+        else if (res->err != CLUSTER_ERR_IO || !n->closing)
+            failf(s, "op %d (%s %s) submitted to observer %d completed with %d, not refused",
+                  op->no, op_names[op->kind], op->name, n->id, res->err);
+    }
+    if (op->kind == OP_OBSERVER) {
+        observer_added(s, op, res);
         return;
     }
     if (res->err == CLUSTER_ERR_IO && !n->closing)
@@ -685,7 +781,7 @@ static bool node_open(struct sim *s, struct node *n)
         .snapshot_max_bytes = s->snapshot_max_bytes,
         .snapshot_interval_ms = s->snapshot_interval_ms,
         .voters = s->voter_ids,
-        .voter_count = (size_t)s->n_nodes,
+        .voter_count = (size_t)s->n_voters,
         .election_ticks = ELECTION_TICKS,
         .seed = mix(mix(s->seed, (uint64_t)n->id), (uint64_t)n->incarnation),
     };
@@ -703,7 +799,7 @@ static bool node_open(struct sim *s, struct node *n)
     cluster_set_apply_hook(n->c, on_apply, n);
     n->last_applied = cluster_applied_index(n->c);
     mirror_from_image(n);
-    TRACE(s, "node %d up (applied index %llu, %zu topics)", n->id,
+    TRACE(s, "%s %d up (applied index %llu, %zu topics)", n->observer ? "observer" : "node", n->id,
           (unsigned long long)n->last_applied, cluster_topic_count(n->c));
     check_stands_on_history(s, n, "reopened");
     return true;
@@ -762,21 +858,53 @@ static void random_config(int *key, char *value, size_t size)
     }
 }
 
-static void submit_op(struct sim *s)
+/* The node a client sends a change to (-1: every node is down): a random one, or half
+ * the time the one some node says is the controller, as Kafka's clients do. */
+static int pick_target(struct sim *s)
 {
-    if (s->n_ops >= MAX_OPS)
-        return;
     int up[MAX_NODES], n_up = 0;
     for (int i = 0; i < s->n_nodes; i++)
         if (s->nodes[i].c)
             up[n_up++] = i;
     if (n_up == 0)
-        return;
-    /* Half the clients go where some node says the controller is, as Kafka's do. */
+        return -1;
     int ni = up[rnd_n((uint64_t)n_up)];
-    int32_t controller = cluster_controller_id(s->nodes[ni].c);
-    if (controller > 0 && chance(500) && s->nodes[controller - 1].c)
-        ni = controller - 1;
+    struct node *controller = node_by_id(s, cluster_controller_id(s->nodes[ni].c));
+    if (controller && chance(500) && controller->c)
+        ni = controller->index;
+    return ni;
+}
+
+/* Submits the additions of observers that are due (see observer_added for when). */
+static void add_observers(struct sim *s)
+{
+    for (int i = s->n_voters; i < s->n_nodes; i++) {
+        struct node *o = &s->nodes[i];
+        if (!o->add_at || s->now < o->add_at || o->add_inflight)
+            continue;
+        o->add_at = 0;
+        int ni = s->n_adds < MAX_ADDS ? pick_target(s) : -1;
+        if (ni < 0) {
+            if (s->n_adds < MAX_ADDS)
+                o->add_at = s->now + rnd_range(30, 300);
+            continue;
+        }
+        s->n_adds++;
+        struct sim_op *op = op_new(s, OP_OBSERVER, ni);
+        op->leader = o->id;
+        snprintf(op->name, sizeof op->name, "observer%d", o->id);
+        o->add_inflight = o->add_submitted = true;
+        cluster_add_observer(s->nodes[ni].c, o->id, on_done, op);
+    }
+}
+
+static void submit_op(struct sim *s)
+{
+    if (s->n_ops - s->n_adds >= MAX_OPS)
+        return;
+    int ni = pick_target(s);
+    if (ni < 0)
+        return;
     struct cluster *c = s->nodes[ni].c;
     uint64_t r = rnd_n(100);
     enum op_kind kind = r < 32   ? OP_CREATE
@@ -855,6 +983,7 @@ static void submit_op(struct sim *s)
                                 fenced ? incarnation : NULL, fenced, on_done, op);
         break;
     }
+    case OP_OBSERVER: ASSERT(!"additions of observers are add_observers'"); break;
     }
 }
 
@@ -912,6 +1041,38 @@ static int32_t *term_slot(struct sim *s, uint64_t term)
     return &s->term_leader[term];
 }
 
+/* What a node knows of the quorum's members: the configured voters (an observer may know
+ * none yet), as observers only nodes whose addition was submitted, and never an observer
+ * in the lead. An observer nobody added has heard nothing at all. */
+static void check_membership(struct sim *s, struct node *n, const struct cluster_quorum_state *q)
+{
+    if (q->leading && n->observer)
+        failf(s, "observer %d leads (term %d)", n->id, q->leader_epoch);
+    const struct node *leader = node_by_id(s, q->leader_id);
+    if (leader && leader->observer)
+        failf(s, "node %d names observer %d the leader (term %d)", n->id, leader->id,
+              q->leader_epoch);
+    if (q->voter_count != (size_t)s->n_voters && !(n->observer && q->voter_count == 0))
+        failf(s, "node %d knows %zu voters, not %d", n->id, q->voter_count, s->n_voters);
+    for (size_t k = 0; k < q->voter_count; k++) {
+        const struct node *v = node_by_id(s, q->voters[k].node_id);
+        if (!v || v->observer)
+            failf(s, "node %d counts node %d among the voters", n->id, q->voters[k].node_id);
+    }
+    for (size_t k = 0; k < q->observer_count; k++) {
+        const struct node *o = node_by_id(s, q->observers[k].node_id);
+        if (!o || !o->observer || !o->add_submitted)
+            failf(s, "node %d counts node %d among the observers, which nobody added", n->id,
+                  q->observers[k].node_id);
+    }
+    if (n->observer && !n->add_submitted &&
+        (q->voter_count || q->leader_id >= 0 || cluster_applied_index(n->c) || n->last_applied))
+        failf(s,
+              "observer %d, which nobody added, heard from the quorum (leader %d, applied "
+              "index %llu)",
+              n->id, q->leader_id, (unsigned long long)cluster_applied_index(n->c));
+}
+
 static void check_step(struct sim *s)
 {
     for (int i = 0; i < s->n_nodes && !s->fail; i++) {
@@ -936,20 +1097,24 @@ static void check_step(struct sim *s)
         if (q.high_watermark > q.log_end_offset)
             failf(s, "node %d: high watermark %lld past its log end %lld", n->id,
                   (long long)q.high_watermark, (long long)q.log_end_offset);
+        check_membership(s, n, &q);
         check_mirror(s, n);
     }
 }
 
-/* Heal-time convergence: every node up and following one leader of one term, every log
- * equal and committed, every image applied through it, nothing pending. */
+/* Heal-time convergence: every node up; every voter and every observer whose addition
+ * was submitted added (acknowledged), following one leader of one term, every log equal
+ * and committed, every image applied through it, nothing pending. */
 static bool converged(struct sim *s)
 {
-    struct cluster_quorum_state first;
+    struct cluster_quorum_state first = {0};
     int leaders = 0;
     for (int i = 0; i < s->n_nodes; i++) {
         struct node *n = &s->nodes[i];
-        if (!n->c || cluster_busy(n->c))
+        if (!n->c || cluster_busy(n->c) || (n->add_submitted && !n->added))
             return false;
+        if (n->observer && !n->add_submitted)
+            continue;
         struct cluster_quorum_state q;
         cluster_quorum_state(n->c, &q);
         if (i == 0)
@@ -1056,6 +1221,35 @@ static void check_acknowledged(struct sim *s, const struct cluster *c)
     }
 }
 
+/* After convergence: the leader counts exactly the observers whose addition was
+ * submitted (each acknowledged by now) as members, and no other node. */
+static void check_final_members(struct sim *s)
+{
+    struct node *leader = NULL;
+    for (int i = 0; i < s->n_voters; i++)
+        if (cluster_controller_id(s->nodes[i].c) == s->nodes[i].id)
+            leader = &s->nodes[i];
+    if (!leader) {
+        failf(s, "converged without a leader among the voters");
+        return;
+    }
+    struct cluster_quorum_state q;
+    cluster_quorum_state(leader->c, &q);
+    size_t added = 0;
+    for (int i = 0; i < s->n_nodes; i++) {
+        struct node *n = &s->nodes[i];
+        added += n->added;
+        if (cluster_quorum_member(leader->c, n->id) != (!n->observer || n->added))
+            failf(s, "the final leader %d %s node %d a member", leader->id,
+                  cluster_quorum_member(leader->c, n->id) ? "counts" : "does not count", n->id);
+    }
+    if (q.observer_count != added)
+        failf(s, "the final leader %d knows %zu observers, %zu were added", leader->id,
+              q.observer_count, added);
+    TRACE(s, "final leader %d: %zu voters, %zu observers", leader->id, q.voter_count,
+          q.observer_count);
+}
+
 /* ---- one run ---- */
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -1088,6 +1282,8 @@ static void step(struct sim *s, bool chaos)
     }
     if (!s->fail)
         net_deliver(s);
+    if (!s->fail)
+        add_observers(s);
     if (chaos && !s->fail) {
         if (s->heal_at && s->now >= s->heal_at)
             heal(s);
@@ -1117,7 +1313,8 @@ static int run_seed(uint64_t seed, struct sim **out)
     s->seed = seed;
     rng_state = mix(seed, 0x6d73696dull) | 1;
     time_set_fake(FAKE_MONO_START_MS, FAKE_WALL_START_MS);
-    s->n_nodes = chance(500) ? 3 : 5;
+    s->n_voters = chance(500) ? 3 : 5;
+    s->n_nodes = s->n_voters + (chance(500) ? (int)rnd_range(1, MAX_OBSERVERS) : 0);
     s->drop_pm = (uint32_t)rnd_n(120);
     s->dup_pm = (uint32_t)rnd_n(60);
     s->max_delay_ms = rnd_range(1, 30);
@@ -1138,12 +1335,14 @@ static int run_seed(uint64_t seed, struct sim **out)
     cluster_uuid_format(raw, s->cluster_id);
     int64_t chaos_ms = rnd_range(CHAOS_MIN_MS, CHAOS_MAX_MS);
     TRACE(s,
-          "seed %llu: %d voters, drop %u/1000, dup %u/1000, delay <= %lld ms, crash %u/1000, "
+          "seed %llu: %d voters, %d observers, drop %u/1000, dup %u/1000, delay <= %lld ms, crash "
+          "%u/1000, "
           "partition %u/1000, ops %u/1000 per ms, snapshot at %lld bytes / %lld ms, disk <= "
           "%lld ms, chaos %lld ms",
-          (unsigned long long)seed, s->n_nodes, s->drop_pm, s->dup_pm, (long long)s->max_delay_ms,
-          s->crash_pm, s->partition_pm, s->op_pm, (long long)s->snapshot_max_bytes,
-          (long long)s->snapshot_interval_ms, (long long)s->disk_ms, (long long)chaos_ms);
+          (unsigned long long)seed, s->n_voters, s->n_nodes - s->n_voters, s->drop_pm, s->dup_pm,
+          (long long)s->max_delay_ms, s->crash_pm, s->partition_pm, s->op_pm,
+          (long long)s->snapshot_max_bytes, (long long)s->snapshot_interval_ms,
+          (long long)s->disk_ms, (long long)chaos_ms);
 
     snprintf(s->run_dir, sizeof s->run_dir, "%s/samsa-msim-XXXXXX", base_dir);
     if (!mkdtemp(s->run_dir)) {
@@ -1155,9 +1354,17 @@ static int run_seed(uint64_t seed, struct sim **out)
         struct node *n = &s->nodes[i];
         n->s = s;
         n->index = i;
-        n->id = i + 1;
-        s->voter_ids[i] = n->id;
+        n->observer = i >= s->n_voters;
+        n->id = n->observer ? OBSERVER_ID_BASE + i - s->n_voters + 1 : i + 1;
+        if (!n->observer)
+            s->voter_ids[i] = n->id;
         n->tick_phase = (int)rnd_n(TICK_MS);
+        /* Most observers are added, at any time of the chaos, before the first snapshot or
+         * long after; one in eight never is. */
+        if (n->observer && !chance(125))
+            n->add_at = rnd_range(1, chaos_ms);
+        if (n->observer)
+            TRACE(s, "observer %d: added from %lld ms", n->id, (long long)n->add_at);
         snprintf(n->dir, sizeof n->dir, "%s/node%d", s->run_dir, n->id);
         if (cluster_format(n->dir, n->id, s->cluster_id) != CLUSTER_OK)
             failf(s, "cannot format %s", n->dir);
@@ -1192,17 +1399,24 @@ static int run_seed(uint64_t seed, struct sim **out)
             cluster_quorum_state(n->c, &q);
             fprintf(stderr,
                     "  node %d: leader %d leading %d epoch %d hw %lld leo %lld applied %llu "
-                    "busy %d\n",
+                    "busy %d%s\n",
                     n->id, q.leader_id, q.leading, q.leader_epoch, (long long)q.high_watermark,
                     (long long)q.log_end_offset, (unsigned long long)cluster_applied_index(n->c),
-                    cluster_busy(n->c));
+                    cluster_busy(n->c),
+                    !n->observer       ? ""
+                    : n->added         ? " (observer, added)"
+                    : n->add_submitted ? " (observer, addition not acknowledged)"
+                                       : " (observer, never added)");
         }
         failf(s, "liveness: no single leader with one applied history %d ms after healing",
               LIVENESS_MS);
     }
     if (!s->fail) {
+        check_final_members(s);
         uint64_t d0 = image_digest(s, s->nodes[0].c);
         for (int i = 1; i < s->n_nodes && !s->fail; i++) {
+            if (s->nodes[i].observer && !s->nodes[i].added)
+                continue; /* never added: check_membership saw it hear nothing */
             if (image_digest(s, s->nodes[i].c) != d0) {
                 dump_image(&s->nodes[0]);
                 dump_image(&s->nodes[i]);
@@ -1225,10 +1439,13 @@ static int run_seed(uint64_t seed, struct sim **out)
             failf(s, "op %d (%s %s) completed %d times", i, op_names[s->ops[i]->kind],
                   s->ops[i]->name, s->ops[i]->done_calls);
     TRACE(s,
-          "end: %d ops, %llu acknowledged, %llu crashes, %llu snapshots installed, %llu "
-          "messages delivered",
-          s->n_ops, (unsigned long long)s->acked, (unsigned long long)s->crashes,
-          (unsigned long long)s->snapshots_installed, (unsigned long long)s->delivered);
+          "end: %d ops (%d additions of observers), %llu acknowledged, %llu refused by "
+          "observers, %llu crashes, %llu snapshots installed (%llu by observers), %llu messages "
+          "delivered",
+          s->n_ops, s->n_adds, (unsigned long long)s->acked,
+          (unsigned long long)s->observer_refusals, (unsigned long long)s->crashes,
+          (unsigned long long)s->snapshots_installed, (unsigned long long)s->observer_installs,
+          (unsigned long long)s->delivered);
     return s->fail != NULL;
 }
 
@@ -1296,7 +1513,8 @@ int main(int argc, char **argv)
     say_set_level(trace ? SAY_LEVEL_INFO : SAY_LEVEL_ERROR);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    uint64_t failures = 0, acked = 0, ops = 0, crashes = 0, installs = 0;
+    uint64_t failures = 0, acked = 0, ops = 0, crashes = 0, installs = 0, observer_runs = 0,
+             observers = 0, observer_installs = 0, observer_refusals = 0;
     for (uint64_t seed = from; seed <= to; seed++) {
         struct sim *s = NULL;
         if (run_seed(seed, &s)) {
@@ -1308,6 +1526,10 @@ int main(int argc, char **argv)
         ops += (uint64_t)s->n_ops;
         crashes += s->crashes;
         installs += s->snapshots_installed;
+        observer_runs += s->n_nodes > s->n_voters;
+        observers += (uint64_t)(s->n_nodes - s->n_voters);
+        observer_installs += s->observer_installs;
+        observer_refusals += s->observer_refusals;
         sim_free(s);
         if (failures >= 5)
             break;
@@ -1317,9 +1539,12 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("metadata_sim: seeds %llu..%llu, %llu failed, %llu changes submitted, %llu "
-           "acknowledged, %llu crashes, %llu snapshots installed, %.1f s\n",
+           "acknowledged, %llu crashes, %llu snapshots installed; %llu runs with %llu observers, "
+           "%llu snapshots installed by observers, %llu changes refused by observers; %.1f s\n",
            (unsigned long long)from, (unsigned long long)to, (unsigned long long)failures,
            (unsigned long long)ops, (unsigned long long)acked, (unsigned long long)crashes,
-           (unsigned long long)installs, secs);
+           (unsigned long long)installs, (unsigned long long)observer_runs,
+           (unsigned long long)observers, (unsigned long long)observer_installs,
+           (unsigned long long)observer_refusals, secs);
     return failures ? 1 : 0;
 }
