@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctest entry point for the Kafka Java client tests: makes sure ~/.m2 has what they need
 # (deps.sh, a file check when done), then runs them offline with Maven.
-# Environment: SAMSA_SERVER (required), SAMSA_JAVA_BUILD (Maven's output folder; default
+# Environment: SAMSA_SERVER (required), SAMSA_CLI (the samsa binary, for ClusterTest;
+# default tools/samsa beside SAMSA_SERVER), SAMSA_JAVA_BUILD (Maven's output folder; default
 # a temp folder removed at exit), MAVEN_REPO (as in deps.sh). Extra arguments go to Maven
 # (e.g. -Dtest=AdminTest).
 set -euo pipefail

@@ -1,0 +1,405 @@
+package samsa.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.CreateTopicsOptions;
+import org.apache.kafka.clients.admin.DescribeConsumerGroupsOptions;
+import org.apache.kafka.clients.admin.DescribeMetadataQuorumOptions;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.QuorumInfo;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.CloseOptions;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.KafkaFuture;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.extension.TestWatcher;
+
+/**
+ * The Java client against a three-node cluster started with {@code samsa cluster up}:
+ * each test gets its own cluster, and the clients bootstrap with one node (one that is not
+ * the active controller), so the Admin client has to find the controller itself and the
+ * producer and consumer the leader of each partition.
+ */
+class ClusterTest {
+    private static final Duration CALL = Duration.ofSeconds(30);
+    private static final int NODES = 3;
+    private static final int PARTITIONS = 12;
+
+    private SamsaCluster cluster;
+    private final List<AutoCloseable> clients = new ArrayList<>();
+
+    // The cluster is stopped (and its dir removed) by this watcher, which JUnit calls after
+    // the @AfterEach methods, so that a failed test can still show the nodes' logs.
+    @RegisterExtension
+    final TestWatcher stopCluster = new TestWatcher() {
+        @Override
+        public void testSuccessful(ExtensionContext context) {
+            closeCluster();
+        }
+
+        @Override
+        public void testAborted(ExtensionContext context, Throwable cause) {
+            closeCluster();
+        }
+
+        @Override
+        public void testFailed(ExtensionContext context, Throwable cause) {
+            if (cluster != null) {
+                for (int n = 1; n <= NODES; n++) {
+                    System.err.println("---- node " + n + " log tail (" + context.getDisplayName() + ") ----\n"
+                            + cluster.logTail(n, 30));
+                }
+            }
+            closeCluster();
+        }
+    };
+
+    @BeforeEach
+    void up() throws Exception {
+        cluster = SamsaCluster.up(NODES);
+    }
+
+    @AfterEach
+    void closeClients() {
+        for (AutoCloseable c : clients) {
+            try {
+                if (c instanceof KafkaConsumer<?, ?> kc) {
+                    kc.close(CloseOptions.timeout(Duration.ofSeconds(5)));
+                } else if (c instanceof KafkaProducer<?, ?> kp) {
+                    kp.close(Duration.ofSeconds(5));
+                } else if (c instanceof Admin a) {
+                    a.close(Duration.ofSeconds(5));
+                } else {
+                    c.close();
+                }
+            } catch (Exception e) {
+                System.err.println("closing " + c + ": " + e);
+            }
+        }
+        clients.clear();
+    }
+
+    private <T extends AutoCloseable> T track(T client) {
+        clients.add(client);
+        return client;
+    }
+
+    private Admin admin(String bootstrap) {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+        return track(Admin.create(p));
+    }
+
+    /** A producer with the client's defaults: idempotent, acks=all. */
+    private KafkaProducer<String, String> producer(String bootstrap) {
+        Map<String, Object> p = new HashMap<>();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "30000");
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "40000");
+        return track(new KafkaProducer<>(p, new StringSerializer(), new StringSerializer()));
+    }
+
+    private KafkaConsumer<String, String> consumer(String bootstrap, String group) {
+        Map<String, Object> p = new HashMap<>();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        // The classic group protocol: Samsa does not serve KIP-848's ConsumerGroupHeartbeat.
+        p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+        p.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        return track(new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer()));
+    }
+
+    private static <T> T get(KafkaFuture<T> f) throws Exception {
+        return f.get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /** A node other than the active controller: bootstrapping with it makes the Admin
+     *  client find the controller through Metadata. */
+    private int notController() {
+        return cluster.initialController() == 1 ? 2 : 1;
+    }
+
+    /**
+     * Describes the topics (name to partition count) once the node asked knows them all
+     * with every partition: CreateTopics returns once the controller committed a topic, and
+     * the other nodes apply it a little later.
+     */
+    private static Map<String, TopicDescription> describe(Admin admin, Map<String, Integer> partitions)
+            throws Exception {
+        long deadline = System.nanoTime() + CALL.toNanos();
+        while (true) {
+            Object why;
+            try {
+                Map<String, TopicDescription> d = get(admin.describeTopics(partitions.keySet()).allTopicNames());
+                if (partitions.entrySet().stream().allMatch(e -> d.get(e.getKey()).partitions().size() == e.getValue())) {
+                    return d;
+                }
+                why = d;
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof UnknownTopicOrPartitionException)) {
+                    throw e;
+                }
+                why = e.getCause();
+            }
+            assertTrue(System.nanoTime() < deadline, "topics " + partitions + " not described within " + CALL + ": " + why);
+            Thread.sleep(100);
+        }
+    }
+
+    private static Map<Integer, Integer> leaders(TopicDescription d) {
+        Map<Integer, Integer> m = new TreeMap<>();
+        for (TopicPartitionInfo p : d.partitions()) {
+            m.put(p.partition(), p.leader() == null ? -1 : p.leader().id());
+        }
+        return m;
+    }
+
+    /**
+     * Sends {@code n} records keyed k0..k(n-1), values {@code tag}-i, and waits for all;
+     * returns how many landed on each partition.
+     */
+    private static Map<Integer, Integer> produceKeyed(KafkaProducer<String, String> producer, String topic, int n,
+            String tag) throws Exception {
+        List<Future<RecordMetadata>> sent = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            sent.add(producer.send(new ProducerRecord<>(topic, "k" + i, tag + "-" + i)));
+        }
+        producer.flush();
+        Map<Integer, Integer> perPartition = new TreeMap<>();
+        for (Future<RecordMetadata> f : sent) {
+            perPartition.merge(f.get(0, TimeUnit.SECONDS).partition(), 1, Integer::sum);
+        }
+        return perPartition;
+    }
+
+    /** Polls until {@code want} records came, failing on a duplicate or after 60 s. */
+    private static Map<String, ConsumerRecord<String, String>> consumeExactly(KafkaConsumer<String, String> consumer,
+            int want) {
+        Map<String, ConsumerRecord<String, String>> seen = new HashMap<>();
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (seen.size() < want) {
+            assertTrue(System.nanoTime() < deadline, "consumed only " + seen.size() + " of " + want);
+            for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                ConsumerRecord<String, String> before = seen.put(r.value(), r);
+                assertNull(before, "record " + r.value() + " consumed twice: at " + r.partition() + "/" + r.offset()
+                        + (before == null ? "" : " and " + before.partition() + "/" + before.offset()));
+            }
+        }
+        // Nothing more than what was produced arrives.
+        for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+            fail("unexpected record " + r.value() + " at " + r.partition() + "/" + r.offset());
+        }
+        return seen;
+    }
+
+    /**
+     * A 12-partition topic made through one node gets leaders on all three; an idempotent
+     * producer writes keyed records to all twelve, and one consumer of a group reads each
+     * exactly once and commits where it ended.
+     */
+    @Test
+    @Timeout(90)
+    void produceAndConsumeAcrossBrokers() throws Exception {
+        String boot = cluster.bootstrap(notController());
+        String topic = "cluster-spread";
+        Admin admin = admin(boot);
+        get(admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all());
+        Map<Integer, Integer> leaders = leaders(describe(admin, Map.of(topic, PARTITIONS)).get(topic));
+        assertEquals(PARTITIONS, leaders.size(), "partitions of " + topic + ": " + leaders);
+        assertEquals(Set.of(1, 2, 3), new HashSet<>(leaders.values()), "leaders of " + topic + ": " + leaders);
+
+        int n = 3000;
+        Map<Integer, Integer> perPartition = produceKeyed(producer(boot), topic, n, "v");
+        assertEquals(PARTITIONS, perPartition.size(), "partitions that got records: " + perPartition);
+
+        KafkaConsumer<String, String> consumer = consumer(boot, "cluster-spread-group");
+        consumer.subscribe(List.of(topic));
+        Map<String, ConsumerRecord<String, String>> seen = consumeExactly(consumer, n);
+        for (int i = 0; i < n; i++) {
+            ConsumerRecord<String, String> r = seen.get("v-" + i);
+            assertTrue(r != null, "record v-" + i + " not consumed");
+            assertEquals("k" + i, r.key(), "key of v-" + i);
+        }
+        consumer.commitSync(Duration.ofSeconds(30));
+
+        Map<TopicPartition, OffsetAndMetadata> committed = get(
+                admin.listConsumerGroupOffsets("cluster-spread-group").partitionsToOffsetAndMetadata());
+        for (int p = 0; p < PARTITIONS; p++) {
+            OffsetAndMetadata o = committed.get(new TopicPartition(topic, p));
+            assertTrue(o != null, "no committed offset for partition " + p + ": " + committed);
+            assertEquals((long) perPartition.get(p), o.offset(), "committed offset of partition " + p);
+        }
+    }
+
+    /**
+     * DescribeMetadataQuorum lists three voters and a leader; once that leader (also a
+     * broker) is killed, the other two elect another, CreateTopics through them succeeds
+     * within bounded time, and a producer and a consumer group work on the partitions the
+     * surviving brokers lead.
+     */
+    @Test
+    @Timeout(120)
+    void killedControllerIsReplaced() throws Exception {
+        String topic = "cluster-before-kill";
+        Admin admin = admin(cluster.bootstrap(notController()));
+        get(admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all());
+        int before = 600;
+        produceKeyed(producer(cluster.bootstrap(notController())), topic, before, "before");
+
+        QuorumInfo quorum = get(admin.describeMetadataQuorum().quorumInfo());
+        assertEquals(Set.of(1, 2, 3),
+                quorum.voters().stream().map(QuorumInfo.ReplicaState::replicaId).collect(Collectors.toSet()),
+                "voters: " + quorum);
+        int killed = quorum.leaderId();
+        assertTrue(killed >= 1 && killed <= NODES, "quorum leader " + killed);
+
+        cluster.kill(killed);
+        List<Integer> rest = IntStream.rangeClosed(1, NODES).filter(i -> i != killed).boxed().toList();
+        String restBoot = rest.stream().map(cluster::bootstrap).collect(Collectors.joining(","));
+        Admin restAdmin = admin(restBoot);
+
+        // CreateTopics through the survivors, retried (a short timeout per try) until a new
+        // controller commits it. A try that timed out may have been committed: the topic
+        // then exists, which counts as success.
+        String after = "cluster-after-kill";
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        Exception last = null;
+        while (true) {
+            assertTrue(System.nanoTime() < deadline, "CreateTopics did not succeed within 30 s of the kill: " + last);
+            try {
+                restAdmin.createTopics(List.of(new NewTopic(after, 6, (short) 1)),
+                        new CreateTopicsOptions().timeoutMs(5000)).all().get(10, TimeUnit.SECONDS);
+                break;
+            } catch (ExecutionException e) {
+                if (e.getCause() instanceof TopicExistsException) {
+                    break;
+                }
+                last = e;
+            } catch (java.util.concurrent.TimeoutException e) {
+                last = e;
+            }
+            Thread.sleep(200);
+        }
+
+        QuorumInfo now = get(restAdmin.describeMetadataQuorum(new DescribeMetadataQuorumOptions().timeoutMs(10000))
+                .quorumInfo());
+        assertTrue(rest.contains(now.leaderId()), "quorum leader after killing " + killed + ": " + now);
+        assertEquals(3, now.voters().size(), "voters after the kill: " + now);
+
+        // The partitions of both topics that the survivors lead (the killed broker's keep
+        // it as leader until it is fenced, or have none after).
+        List<TopicPartition> alive = new ArrayList<>();
+        Map<String, TopicDescription> descs = describe(restAdmin, Map.of(topic, PARTITIONS, after, 6));
+        for (TopicDescription d : descs.values()) {
+            leaders(d).forEach((p, leader) -> {
+                if (rest.contains(leader)) {
+                    alive.add(new TopicPartition(d.name(), p));
+                }
+            });
+        }
+        assertTrue(alive.stream().anyMatch(tp -> tp.topic().equals(topic)), "no partition of " + topic
+                + " on the survivors: " + descs);
+        assertTrue(alive.stream().anyMatch(tp -> tp.topic().equals(after)), "no partition of " + after
+                + " on the survivors: " + descs);
+
+        KafkaProducer<String, String> producer = producer(restBoot);
+        int n = 40 * alive.size();
+        Map<TopicPartition, Long> endBefore = new HashMap<>();
+        List<Future<RecordMetadata>> sent = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            TopicPartition tp = alive.get(i % alive.size());
+            sent.add(producer.send(new ProducerRecord<>(tp.topic(), tp.partition(), "k" + i, "after-" + i)));
+        }
+        producer.flush();
+        for (Future<RecordMetadata> f : sent) {
+            RecordMetadata md = f.get(0, TimeUnit.SECONDS);
+            endBefore.merge(new TopicPartition(md.topic(), md.partition()), md.offset(), Math::min);
+        }
+
+        // A group whose coordinator is a survivor: the killed broker's groups wait for it.
+        String group = null;
+        for (int i = 0; i < 50 && group == null; i++) {
+            String g = "cluster-after-group-" + i;
+            try {
+                int coordinator = restAdmin.describeConsumerGroups(List.of(g),
+                        new DescribeConsumerGroupsOptions().timeoutMs(3000)).describedGroups().get(g)
+                        .get(5, TimeUnit.SECONDS).coordinator().id();
+                if (rest.contains(coordinator)) {
+                    group = g;
+                }
+            } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+                // coordinator not available (on the killed broker): try another name
+            }
+        }
+        assertTrue(group != null, "no group name of 50 has a coordinator on nodes " + rest);
+
+        KafkaConsumer<String, String> consumer = consumer(restBoot, group);
+        consumer.assign(alive);
+        endBefore.forEach(consumer::seek);
+        Map<String, ConsumerRecord<String, String>> seen = consumeExactly(consumer, n);
+        for (int i = 0; i < n; i++) {
+            assertTrue(seen.containsKey("after-" + i), "record after-" + i + " not consumed");
+        }
+        consumer.commitSync(Duration.ofSeconds(30));
+        Map<TopicPartition, OffsetAndMetadata> committed = get(
+                restAdmin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata());
+        assertEquals(new TreeSet<>(alive.stream().map(TopicPartition::toString).toList()),
+                new TreeSet<>(committed.keySet().stream().map(TopicPartition::toString).toList()),
+                "partitions with a committed offset in " + group);
+        for (TopicPartition tp : alive) {
+            assertEquals(consumer.position(tp), committed.get(tp).offset(), "committed offset of " + tp);
+        }
+    }
+
+    private void closeCluster() {
+        if (cluster != null) {
+            cluster.close();
+            cluster = null;
+        }
+    }
+}
