@@ -65,6 +65,7 @@ func removeStaleRunDirs() {
 		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
 			continue // that run is still going
 		}
+		killStaleClusters(d)
 		os.RemoveAll(d)
 	}
 }
@@ -248,9 +249,15 @@ func (l *logBuf) tail(n int) string {
 // the broker stops) and its log tail is printed if the test failed.
 func newKgo(t *testing.T, b *broker, name string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
+	return newKgoSeeds(t, []string{b.addr()}, name, opts...)
+}
+
+// newKgoSeeds is newKgo for a client that bootstraps from seeds ("host:port").
+func newKgoSeeds(t *testing.T, seeds []string, name string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
 	logs := &logBuf{}
 	base := []kgo.Opt{
-		kgo.SeedBrokers(b.addr()),
+		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("samsa-go-" + name),
 		kgo.WithLogger(kgo.BasicLogger(logs, kgo.LogLevelInfo, func() string {
 			return time.Now().Format("15:04:05.000 ") + name + " "
