@@ -80,16 +80,14 @@ size_t server_fill_api_keys(struct api_versions_response_api_keys *keys, size_t 
     return n;
 }
 
-/* The group APIs a client sends only to the coordinator FindCoordinator named. */
+/* The group APIs a client sends only to the coordinator FindCoordinator named, and that
+ * cannot answer without one (JoinGroup, SyncGroup, Heartbeat and LeaveGroup answer
+ * COORDINATOR_LOAD_IN_PROGRESS themselves). */
 static bool needs_group_coordinator(int16_t api_key)
 {
     switch (api_key) {
     case 8:  /* OffsetCommit */
     case 9:  /* OffsetFetch */
-    case 11: /* JoinGroup */
-    case 12: /* Heartbeat */
-    case 13: /* LeaveGroup */
-    case 14: /* SyncGroup */
     case 15: /* DescribeGroups */
     case 42: /* DeleteGroups */
     case 47: /* OffsetDelete */ return true;

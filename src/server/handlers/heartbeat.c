@@ -16,6 +16,11 @@ void handle_heartbeat(struct request *req)
         .member_id = in.member_id,
         .group_instance_id = in.group_instance_id,
     };
+    if (!s->groups) { /* a cluster node whose coordinator is still starting: retriable */
+        group_heartbeat_done(
+            req, &(struct grp_heartbeat_resp){.error = GRP_ERR_COORDINATOR_LOAD_IN_PROGRESS});
+        return;
+    }
     grp_heartbeat(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
 }

@@ -29,6 +29,13 @@ void handle_join_group(struct request *req)
         .client_id = req->hdr.client_id.ptr ? req->hdr.client_id : slice_from_cstr(""),
         .client_host = request_peer(req),
     };
+    if (!s->groups) { /* a cluster node whose coordinator is still starting: retriable */
+        group_join_done(req, &(struct grp_join_resp){.error = GRP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                                                     .generation_id = -1,
+                                                     .leader = slice_from_cstr(""),
+                                                     .member_id = in.member_id});
+        return;
+    }
     grp_join(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
 }

@@ -24,6 +24,11 @@ void handle_leave_group(struct request *req)
                                                       in.members[i].group_instance_id};
     }
     struct grp_leave_req g = {.group_id = in.group_id, .members = members, .n_members = n};
+    if (!s->groups) { /* a cluster node whose coordinator is still starting: retriable */
+        group_leave_done(req,
+                         &(struct grp_leave_resp){.error = GRP_ERR_COORDINATOR_LOAD_IN_PROGRESS});
+        return;
+    }
     grp_leave(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
 }

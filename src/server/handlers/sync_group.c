@@ -24,6 +24,11 @@ void handle_sync_group(struct request *req)
         .assignments = as,
         .n_assignments = (size_t)n,
     };
+    if (!s->groups) { /* a cluster node whose coordinator is still starting: retriable */
+        group_sync_done(req, &(struct grp_sync_resp){.error = GRP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+                                                     .assignment = slice_from_cstr("")});
+        return;
+    }
     grp_sync(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
 }
