@@ -8,6 +8,7 @@ which CreateTopics succeeds again and the returning node catches up with nothing
 committed lost; a voter whose dir was never formatted, or whose metadata log was lost,
 refuses to start rather than vote.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -93,6 +94,15 @@ def quorum():
     ports = [(free_port(), free_port()) for _ in range(3)]
     voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
     nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
+    with running(nodes):
+        yield nodes
+
+
+@contextlib.contextmanager
+def running(nodes):
+    """Formats the nodes with one new cluster id and starts them; at the end (also on
+    failure) resumes any paused one, kills them all, prints their logs' tails and removes
+    their dirs."""
     cluster_id = subprocess.run([SERVER, "random-uuid"], capture_output=True, timeout=10,
                                 check=True).stdout.decode().strip()
     try:
@@ -444,13 +454,7 @@ def test_broker_only_nodes_observe_the_quorum():
     voters = "1@127.0.0.1:%d" % ctl_cport
     nodes = [QuorumNode(1, ctl_port, ctl_cport, voters)] + \
         [QuorumNode(i, free_port(), None, voters) for i in (2, 3)]
-    cluster_id = subprocess.run([SERVER, "random-uuid"], capture_output=True, timeout=10,
-                                check=True).stdout.decode().strip()
-    try:
-        for n in nodes:
-            r = n.format(cluster_id)
-            assert r.returncode == 0, r.stderr.decode(errors="replace")
-            n.start(n.port)
+    with running(nodes):
         assert agreed_controller(nodes) == 1
         wait_until(lambda: all(len(describe(n)["brokers"]) == 3 for n in nodes), 15,
                    what="three unfenced brokers")
@@ -484,11 +488,6 @@ def test_broker_only_nodes_observe_the_quorum():
         got = consume_all(nodes[2], "o-topic", 6, expected=30)
         assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
             sorted(b"o%d" % i for i in range(30))
-    finally:
-        for n in nodes:
-            n.kill()
-            print("---- node %d stderr tail ----\n%s" % (n.node_id, n.stderr_tail()))
-            n.cleanup()
 
 
 def test_controller_only_nodes_and_brokers():
@@ -500,13 +499,7 @@ def test_controller_only_nodes_and_brokers():
     nodes = [QuorumNode(i + 1, None, cports[i], voters) for i in range(3)] + \
         [QuorumNode(i, free_port(), None, voters) for i in (4, 5)]
     brokers = nodes[3:]
-    cluster_id = subprocess.run([SERVER, "random-uuid"], capture_output=True, timeout=10,
-                                check=True).stdout.decode().strip()
-    try:
-        for n in nodes:
-            r = n.format(cluster_id)
-            assert r.returncode == 0, r.stderr.decode(errors="replace")
-            n.start(n.port)
+    with running(nodes):
         wait_until(lambda: all(len(describe(n)["brokers"]) == 2 for n in brokers), 15,
                    what="two unfenced brokers")
         # Clients are told a broker as the controller (as KRaft brokers do).
@@ -532,11 +525,6 @@ def test_controller_only_nodes_and_brokers():
         assert wait_until(leader, 15, what="a new leader") != old
         got = consume_all(brokers[1], "co-topic", 4, expected=20)
         assert sum(len(r) for r in got.values()) == 20
-    finally:
-        for n in nodes:
-            n.kill()
-            print("---- node %d stderr tail ----\n%s" % (n.node_id, n.stderr_tail()))
-            n.cleanup()
 
 
 def test_unformatted_voter_refuses_to_start(tmp_path):
