@@ -2,14 +2,14 @@
  *
  * Every change is encoded as a group of KRaft-style records (type numbers as in
  * Kafka's metadata schema: RegisterBrokerRecord 0, TopicRecord 2, PartitionRecord 3,
- * ConfigRecord 4, RemoveTopicRecord 9, ProducerIdsRecord 15), appended to the metadata
+ * ConfigRecord 4, RemoveTopicRecord 9, ProducerIdsRecord 15, BrokerRegistrationChange
+ * 17), appended to the metadata
  * log as one entry, and only then applied to the image by the same code that replays the log at start-up.
  * So the image is always exactly "the log, applied", whether just written or replayed.
  *
  * Record encoding (our own, compact): uvarint type, uvarint version, then the fields
  * with base's writers; strings are uvarint (length + 1) then bytes, 0 meaning null. */
-#include "cluster/cluster.h"
-#include "cluster/quorum.h"
+#include "cluster/cluster_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,66 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
-enum {
-    REC_REGISTER_BROKER = 0,
-    REC_TOPIC = 2,
-    REC_PARTITION = 3,
-    REC_CONFIG = 4,
-    REC_REMOVE_TOPIC = 9,
-    REC_PRODUCER_IDS = 15,
-    REC_BROKER_CHANGE = 17, /* a broker fenced or unfenced */
-};
-#define CONFIG_RESOURCE_TOPIC 2
-#define MAX_PARTITIONS_PER_TOPIC 100000
-#define MAX_TOPICS 100000
-
-struct op;
 static void complete(struct op *op);
-
-struct cluster {
-    struct quorum *log;
-    struct quorum_stats log_stats; /* what opening the log found */
-    int32_t node_id;
-    char *cluster_id;
-    struct mtopic **topics; /* creation order */
-    size_t topic_count;
-    struct hmap by_name;     /* name -> struct mtopic, for lookups on the produce path */
-    struct hmap deleted_ids; /* ids of topics the log records as deleted (values unused) */
-    size_t topic_cap;
-    struct mbroker *brokers;
-    size_t broker_count;
-    int64_t next_producer_id; /* first producer id never handed out */
-    cluster_listener_fn listener;
-    void *listener_arg;
-    cluster_apply_hook_fn apply_hook; /* tests only: cluster_set_apply_hook */
-    void *apply_hook_arg;
-    int listener_rc;                    /* the listener's answer to the change applied last... */
-    int own_listener_rc;                /* ... and to the change this node proposed last */
-    int64_t partition_total;            /* partitions of all topics */
-    int64_t max_partitions;             /* samsa.max.partitions: bound on partition_total */
-    int64_t last_broker_epoch;          /* the highest broker epoch registered */
-    size_t placement_cursor;            /* where the next placement starts looking (placement) */
-    bool controller_only;               /* cluster_options.controller_only */
-    bool installing;                    /* a leader's snapshot replaces the image: nobody is told */
-    struct image_saved *before_install; /* the image it replaces, for the difference */
-    /* Broker sessions, kept by the active controller only (cluster.h). */
-    struct broker_session *sessions;
-    size_t session_count;
-    uint64_t sessions_term; /* the term they were started in; another: start again */
-    /* Changes (see "changes" below): checked and proposed one at a time, in submission
-     * order. */
-    struct cluster_runner runner;  /* where log writes run; run == NULL: inside the call */
-    struct op *queue, *queue_tail; /* submitted, not yet checked and proposed */
-    struct op *writing;            /* checked and proposed, not yet applied; or NULL */
-    bool pumping;                  /* kick() is on the stack: it picks up new submissions */
-    bool io;                       /* a write (quorum_persist or a snapshot) is running */
-    bool io_snapshot;              /* ... and it is a snapshot's */
-    int io_rc;                     /* the write's answer, set on the runner's thread */
-};
 
 /* ---- record encoding helpers ---- */
 
-static void put_str(struct buf *b, const char *s)
+void cluster__put_str(struct buf *b, const char *s)
 {
     if (!s) {
         buf_put_uvarint(b, 0);
@@ -388,28 +333,22 @@ static void apply_entry(void *arg, struct slice payload)
         notify(c, ev, touched, -1);
 }
 
-/* A change being built: records are added, then committed as one entry. */
-struct change {
-    struct buf body;
-    uint64_t count;
-};
-
 static void change_init(struct change *ch)
 {
     buf_init(&ch->body);
     ch->count = 0;
 }
 
-static void change_record_v(struct change *ch, uint64_t type, uint64_t version)
+void cluster__change_record_v(struct change *ch, uint64_t type, uint64_t version)
 {
     buf_put_uvarint(&ch->body, type);
     buf_put_uvarint(&ch->body, version);
     ch->count++;
 }
 
-static void change_record(struct change *ch, uint64_t type)
+void cluster__change_record(struct change *ch, uint64_t type)
 {
-    change_record_v(ch, type, 0);
+    cluster__change_record_v(ch, type, 0);
 }
 
 /* The log entry of a change: its record count, then its records. Frees the change. */
@@ -421,52 +360,10 @@ static void change_finish(struct change *ch, struct buf *entry)
     buf_free(&ch->body);
 }
 
-/* A submitted change: its parameters (owned copies, since the caller's memory is gone by
- * the time it is checked), and once checked, the log entry being written. */
-enum op_kind {
-    OP_REGISTER_BROKER,
-    OP_BROKER_CHANGE, /* fence or unfence (op->fenced) the broker at epoch op->id_count */
-    OP_ADD_OBSERVER,  /* a Raft configuration change, not records: node_id as a learner */
-    OP_PRODUCER_IDS,
-    OP_CREATE_TOPIC,
-    OP_DELETE_TOPIC,
-    OP_TAKE_BACK, /* deletes a topic just created that the broker could not open */
-    OP_CREATE_PARTITIONS,
-    OP_ALTER_CONFIGS,
-    OP_CHANGE_PARTITION,
-};
-
-struct op {
-    struct op *next;
-    struct cluster *c;
-    enum op_kind kind;
-    char *name;    /* the topic; the broker's host */
-    int32_t count; /* partitions (create topic, the new total); the broker's port */
-    int16_t replication_factor;
-    int32_t node_id;              /* the broker; the node producer ids are for */
-    char *rack;                   /* the broker's, or NULL */
-    int64_t id_count;             /* producer ids */
-    struct config_entry *configs; /* create topic */
-    size_t config_count;
-    struct config_change *changes; /* alter configs */
-    size_t change_count;
-    bool replace_all, validate_only;
-    bool fenced;             /* register: start fenced; broker change: fence or unfence */
-    uint8_t incarnation[16]; /* register */
-    /* change partition: which, and its new leader, replicas and ISR (-1 counts and
-     * CLUSTER_KEEP_LEADER: unchanged) */
-    int32_t partition, leader;
-    int32_t *replicas, *isr;
-    int32_t replica_count, isr_count;
-    cluster_done_fn done; /* NULL: nobody waits (or cluster_forget) */
-    void *arg;
-    struct buf entry; /* the encoded change, until it is proposed */
-    struct cluster_result res;
-};
-
-static void add_partition_state(struct change *ch, const uint8_t id[16], const struct mpartition *p)
+void cluster__add_partition_state(struct change *ch, const uint8_t id[16],
+                                  const struct mpartition *p)
 {
-    change_record(ch, REC_PARTITION);
+    cluster__change_record(ch, REC_PARTITION);
     buf_append(&ch->body, id, 16);
     buf_put_i32(&ch->body, p->id);
     buf_put_i32(&ch->body, p->leader);
@@ -476,122 +373,21 @@ static void add_partition_state(struct change *ch, const uint8_t id[16], const s
     put_i32_array(&ch->body, p->isr, p->isr_count);
 }
 
-/* ---- placement ----
- * A new partition's one replica, and so its leader, goes to the unfenced broker that
- * leads the fewest partitions (those of the change being built counted too) in the rack
- * (broker.rack) that leads the fewest, ties going round the brokers from where the last
- * placement stopped, as Kafka's placer spreads leaders over racks and brokers. Until any broker is registered (a node on its own, tools) it is this node,
- * unless this node is controller-only (cluster_options.controller_only). */
-struct placement {
-    size_t n;
-    int32_t *ids;         /* unfenced brokers */
-    int64_t *counts;      /* partitions each leads */
-    const char **racks;   /* each one's broker.rack, NULL if none */
-    int64_t *rack_counts; /* partitions led in each one's rack (its own if none) */
-};
-
-static bool same_rack(const char *a, const char *b)
-{
-    return a && b && strcmp(a, b) == 0;
-}
-
-/* Counts what each broker's rack leads, from the brokers' counts. */
-static void count_racks(struct placement *pl)
-{
-    for (size_t b = 0; b < pl->n; b++) {
-        pl->rack_counts[b] = pl->racks[b] ? 0 : pl->counts[b];
-        for (size_t o = 0; pl->racks[b] && o < pl->n; o++)
-            if (same_rack(pl->racks[b], pl->racks[o]))
-                pl->rack_counts[b] += pl->counts[o];
-    }
-}
-
-static void placement_init(struct cluster *c, struct placement *pl)
-{
-    pl->ids = xcalloc(c->broker_count + 1, sizeof *pl->ids);
-    pl->counts = xcalloc(c->broker_count + 1, sizeof *pl->counts);
-    pl->racks = xcalloc(c->broker_count + 1, sizeof *pl->racks);
-    pl->rack_counts = xcalloc(c->broker_count + 1, sizeof *pl->rack_counts);
-    pl->n = 0;
-    for (size_t i = 0; i < c->broker_count; i++) {
-        if (c->brokers[i].fenced)
-            continue;
-        pl->racks[pl->n] = c->brokers[i].rack;
-        pl->ids[pl->n++] = c->brokers[i].node_id;
-    }
-    for (size_t i = 0; i < c->topic_count; i++)
-        for (int32_t k = 0; k < c->topics[i]->partition_count; k++)
-            for (size_t b = 0; b < pl->n; b++)
-                if (pl->ids[b] == c->topics[i]->partitions[k].leader)
-                    pl->counts[b]++;
-    count_racks(pl);
-}
-
-static void placement_free(struct placement *pl)
-{
-    free(pl->ids);
-    free(pl->counts);
-    free(pl->racks);
-    free(pl->rack_counts);
-}
-
-/* 0 with *out the broker for the next partition, or CLUSTER_ERR_INVALID_REPLICATION. */
-static int place_next(struct cluster *c, struct placement *pl, int32_t *out, const char **why)
-{
-    if (c->broker_count == 0 && !c->controller_only) {
-        *out = c->node_id;
-        return 0;
-    }
-    if (pl->n == 0) {
-        *why = c->broker_count ? "no broker is available: every registered broker is fenced"
-                               : "no broker is registered yet";
-        return CLUSTER_ERR_INVALID_REPLICATION;
-    }
-    /* The least loaded rack first (a broker without broker.rack is a rack of its own),
-     * then the least loaded broker in it. */
-    size_t best = SIZE_MAX;
-    for (size_t k = 0; k < pl->n; k++) {
-        size_t b = (c->placement_cursor + k) % pl->n;
-        if (best == SIZE_MAX || pl->rack_counts[b] < pl->rack_counts[best] ||
-            (pl->rack_counts[b] == pl->rack_counts[best] && pl->counts[b] < pl->counts[best]))
-            best = b;
-    }
-    c->placement_cursor = (best + 1) % pl->n;
-    pl->counts[best]++;
-    for (size_t o = 0; o < pl->n; o++)
-        if (o == best || same_rack(pl->racks[o], pl->racks[best]))
-            pl->rack_counts[o]++;
-    *out = pl->ids[best];
-    return 0;
-}
-
 /* A new partition led by `node`, its only replica. */
 static void add_partition_record(struct change *ch, const uint8_t id[16], int32_t pid, int32_t node)
 {
     struct mpartition p = {pid, node, 0, 0, 1, &node, 1, &node};
-    add_partition_state(ch, id, &p);
+    cluster__add_partition_state(ch, id, &p);
 }
 
 static void add_config_record(struct change *ch, const char *topic, const char *name,
                               const char *value)
 {
-    change_record(ch, REC_CONFIG);
+    cluster__change_record(ch, REC_CONFIG);
     buf_put_i8(&ch->body, CONFIG_RESOURCE_TOPIC);
-    put_str(&ch->body, topic);
-    put_str(&ch->body, name);
-    put_str(&ch->body, value);
-}
-
-static void add_broker_record(struct change *ch, const struct mbroker *b)
-{
-    change_record_v(ch, REC_REGISTER_BROKER, 1);
-    buf_put_i32(&ch->body, b->node_id);
-    put_str(&ch->body, b->host);
-    buf_put_i32(&ch->body, b->port);
-    put_str(&ch->body, b->rack);
-    buf_put_i64(&ch->body, b->epoch);
-    buf_append(&ch->body, b->incarnation, 16);
-    buf_put_i8(&ch->body, b->fenced ? 1 : 0);
+    cluster__put_str(&ch->body, topic);
+    cluster__put_str(&ch->body, name);
+    cluster__put_str(&ch->body, value);
 }
 
 /*
@@ -613,9 +409,9 @@ static size_t image_encode(const struct cluster *c, int64_t producer_id_gap, str
     struct change ch;
     change_init(&ch);
     for (size_t i = 0; i < c->broker_count; i++) {
-        add_broker_record(&ch, &c->brokers[i]);
+        cluster__add_broker_record(&ch, &c->brokers[i]);
     }
-    change_record(&ch, REC_PRODUCER_IDS);
+    cluster__change_record(&ch, REC_PRODUCER_IDS);
     buf_put_i32(&ch.body, c->node_id);
     buf_put_i64(&ch.body, c->next_producer_id + producer_id_gap);
     change_finish(&ch, &entries[n++]);
@@ -625,7 +421,7 @@ static size_t image_encode(const struct cluster *c, int64_t producer_id_gap, str
         void *unused;
         for (size_t it = 0; hmap_next(&c->deleted_ids, &it, &id, &unused);) {
             ASSERT(id.len == 16);
-            change_record(&ch, REC_REMOVE_TOPIC);
+            cluster__change_record(&ch, REC_REMOVE_TOPIC);
             buf_append(&ch.body, id.ptr, 16);
         }
         change_finish(&ch, &entries[n++]);
@@ -633,13 +429,13 @@ static size_t image_encode(const struct cluster *c, int64_t producer_id_gap, str
     for (size_t i = 0; i < c->topic_count; i++) {
         const struct mtopic *t = c->topics[i];
         change_init(&ch);
-        change_record(&ch, REC_TOPIC);
-        put_str(&ch.body, t->name);
+        cluster__change_record(&ch, REC_TOPIC);
+        cluster__put_str(&ch.body, t->name);
         buf_append(&ch.body, t->id, 16);
         for (size_t k = 0; k < t->config_count; k++)
             add_config_record(&ch, t->name, t->configs[k].name, t->configs[k].value);
         for (int32_t p = 0; p < t->partition_count; p++)
-            add_partition_state(&ch, t->id, &t->partitions[p]);
+            cluster__add_partition_state(&ch, t->id, &t->partitions[p]);
         change_finish(&ch, &entries[n++]);
     }
     *out = entries;
@@ -1028,80 +824,6 @@ uint64_t cluster_applied_index(const struct cluster *c)
  * there is nothing to write (validate_only, or no difference). Returns CLUSTER_OK or the
  * error, with op->res.why saying why. */
 
-static int build_register_broker(struct cluster *c, struct op *op, struct change *ch)
-{
-    const struct mbroker *b = cluster_broker_find(c, op->node_id);
-    const char *rack = op->rack;
-    if (b && strcmp(b->host, op->name) == 0 && b->port == op->count &&
-        ((!b->rack && !rack) || (b->rack && rack && strcmp(b->rack, rack) == 0)) &&
-        memcmp(b->incarnation, op->incarnation, 16) == 0) {
-        /* The same process again (or a single node restarted): nothing to write. */
-        op->res.broker_epoch = b->epoch;
-        op->res.fenced = b->fenced;
-        return 0;
-    }
-    struct mbroker nb = {.node_id = op->node_id,
-                         .host = op->name,
-                         .port = op->count,
-                         .rack = op->rack,
-                         .epoch = c->last_broker_epoch + 1,
-                         .fenced = op->fenced};
-    memcpy(nb.incarnation, op->incarnation, 16);
-    add_broker_record(ch, &nb);
-    op->res.broker_epoch = nb.epoch;
-    op->res.fenced = nb.fenced;
-    return 0;
-}
-
-/* A copy of p with a new leader: both epochs grow, as Kafka's PartitionChangeRecord
- * rules have it for a leader change. */
-static void add_leader_change(struct change *ch, const struct mtopic *t, const struct mpartition *p,
-                              int32_t leader)
-{
-    struct mpartition np = *p;
-    np.leader = leader;
-    np.leader_epoch = p->leader_epoch + 1;
-    np.partition_epoch = p->partition_epoch + 1;
-    add_partition_state(ch, t->id, &np);
-}
-
-static bool in_ids(const int32_t *ids, int32_t n, int32_t id)
-{
-    for (int32_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
-}
-
-/* Fences or unfences a broker (op->fenced), moving the leadership of its partitions. */
-static int build_broker_change(struct cluster *c, struct op *op, struct change *ch)
-{
-    const struct mbroker *b = cluster_broker_find(c, op->node_id);
-    if (!b || b->epoch != op->id_count) {
-        op->res.why = "unknown broker or broker epoch";
-        return CLUSTER_ERR_STALE_BROKER_EPOCH;
-    }
-    op->res.broker_epoch = b->epoch;
-    op->res.fenced = op->fenced;
-    if (b->fenced == op->fenced)
-        return 0;
-    change_record(ch, REC_BROKER_CHANGE);
-    buf_put_i32(&ch->body, b->node_id);
-    buf_put_i64(&ch->body, b->epoch);
-    buf_put_i8(&ch->body, op->fenced ? 1 : 0);
-    for (size_t i = 0; i < c->topic_count; i++) {
-        const struct mtopic *t = c->topics[i];
-        for (int32_t k = 0; k < t->partition_count; k++) {
-            const struct mpartition *p = &t->partitions[k];
-            if (op->fenced && p->leader == b->node_id)
-                add_leader_change(ch, t, p, -1);
-            else if (!op->fenced && p->leader == -1 && in_ids(p->isr, p->isr_count, b->node_id))
-                add_leader_change(ch, t, p, b->node_id);
-        }
-    }
-    return 0;
-}
-
 static int build_producer_ids(struct cluster *c, struct op *op, struct change *ch)
 {
     if (op->id_count <= 0 || c->next_producer_id > INT64_MAX - op->id_count) {
@@ -1109,7 +831,7 @@ static int build_producer_ids(struct cluster *c, struct op *op, struct change *c
         return CLUSTER_ERR_LIMIT;
     }
     op->res.first_producer_id = c->next_producer_id;
-    change_record(ch, REC_PRODUCER_IDS);
+    cluster__change_record(ch, REC_PRODUCER_IDS);
     buf_put_i32(&ch->body, op->node_id);
     buf_put_i64(&ch->body, c->next_producer_id + op->id_count);
     return 0;
@@ -1214,34 +936,6 @@ int64_t cluster_partition_count(const struct cluster *c)
     return c->partition_total;
 }
 
-/* The broker of each of n new partitions: op->replicas when the creation names them
- * (manual assignment: one registered broker per partition), else placed. */
-static int place_partitions(struct cluster *c, struct op *op, int32_t n, int32_t *out)
-{
-    if (op->replicas) {
-        if (op->replica_count != n) {
-            op->res.why = "the replica assignment must name every new partition";
-            return CLUSTER_ERR_INVALID_ASSIGNMENT;
-        }
-        for (int32_t p = 0; p < n; p++) {
-            if (!cluster_broker_find(c, op->replicas[p]) &&
-                !(c->broker_count == 0 && !c->controller_only && op->replicas[p] == c->node_id)) {
-                op->res.why = "the replica assignment names a broker that is not registered";
-                return CLUSTER_ERR_INVALID_ASSIGNMENT;
-            }
-            out[p] = op->replicas[p];
-        }
-        return 0;
-    }
-    struct placement pl;
-    placement_init(c, &pl);
-    int rc = 0;
-    for (int32_t p = 0; p < n && rc == 0; p++)
-        rc = place_next(c, &pl, &out[p], &op->res.why);
-    placement_free(&pl);
-    return rc;
-}
-
 static int build_create_topic(struct cluster *c, struct op *op, struct change *ch)
 {
     const char **why = &op->res.why;
@@ -1278,14 +972,14 @@ static int build_create_topic(struct cluster *c, struct op *op, struct change *c
     if (rc != 0)
         return rc;
     int32_t *leaders = xcalloc((size_t)op->count, sizeof *leaders);
-    if ((rc = place_partitions(c, op, op->count, leaders)) != 0 || op->validate_only) {
+    if ((rc = cluster__place_partitions(c, op, op->count, leaders)) != 0 || op->validate_only) {
         free(leaders);
         return rc;
     }
     uint8_t id[16];
     cluster_uuid_random(id);
-    change_record(ch, REC_TOPIC);
-    put_str(&ch->body, op->name);
+    cluster__change_record(ch, REC_TOPIC);
+    cluster__put_str(&ch->body, op->name);
     buf_append(&ch->body, id, 16);
     /* Configs before partitions, so the listener that opens partition logs on
      * TOPIC_CREATED already sees the topic's settings. */
@@ -1311,7 +1005,7 @@ static int build_delete_topic(struct cluster *c, struct op *op, struct change *c
     struct mtopic *t = op_topic(c, op);
     if (!t)
         return CLUSTER_ERR_UNKNOWN_TOPIC;
-    change_record(ch, REC_REMOVE_TOPIC);
+    cluster__change_record(ch, REC_REMOVE_TOPIC);
     buf_append(&ch->body, t->id, 16);
     return 0;
 }
@@ -1338,7 +1032,7 @@ static int build_create_partitions(struct cluster *c, struct op *op, struct chan
         return 0;
     int32_t more = new_total - t->partition_count;
     int32_t *leaders = xcalloc((size_t)more, sizeof *leaders);
-    int rc = place_partitions(c, op, more, leaders);
+    int rc = cluster__place_partitions(c, op, more, leaders);
     for (int32_t p = 0; rc == 0 && p < more; p++)
         add_partition_record(ch, t->id, t->partition_count + p, leaders[p]);
     free(leaders);
@@ -1518,15 +1212,15 @@ static int build_change_partition(struct cluster *c, struct op *op, struct chang
     if (now.leader != old->leader || new_replicas)
         now.leader_epoch = old->leader_epoch + 1;
     now.partition_epoch = old->partition_epoch + 1;
-    add_partition_state(ch, t->id, &now);
+    cluster__add_partition_state(ch, t->id, &now);
     return 0;
 }
 
 static int build(struct cluster *c, struct op *op, struct change *ch)
 {
     switch (op->kind) {
-    case OP_REGISTER_BROKER: return build_register_broker(c, op, ch);
-    case OP_BROKER_CHANGE: return build_broker_change(c, op, ch);
+    case OP_REGISTER_BROKER: return cluster__build_register_broker(c, op, ch);
+    case OP_BROKER_CHANGE: return cluster__build_broker_change(c, op, ch);
     case OP_ADD_OBSERVER: break; /* not records: see propose_next */
     case OP_PRODUCER_IDS: return build_producer_ids(c, op, ch);
     case OP_CREATE_TOPIC: return build_create_topic(c, op, ch);
@@ -1777,7 +1471,7 @@ static void kick(struct cluster *c)
     c->pumping = false;
 }
 
-static struct op *op_new(struct cluster *c, enum op_kind kind, cluster_done_fn done, void *arg)
+struct op *cluster__op_new(struct cluster *c, enum op_kind kind, cluster_done_fn done, void *arg)
 {
     struct op *op = xcalloc(1, sizeof *op);
     op->c = c;
@@ -1788,7 +1482,7 @@ static struct op *op_new(struct cluster *c, enum op_kind kind, cluster_done_fn d
     return op;
 }
 
-static void submit(struct op *op)
+void cluster__submit(struct op *op)
 {
     struct cluster *c = op->c;
     if (c->queue_tail)
@@ -1835,145 +1529,13 @@ void cluster_forget(struct cluster *c, void *arg)
             op->done = NULL;
 }
 
-void cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
-                             const char *rack, const uint8_t *incarnation, bool fenced,
-                             cluster_done_fn done, void *arg)
-{
-    struct op *op = op_new(c, OP_REGISTER_BROKER, done, arg);
-    op->node_id = node_id;
-    op->name = xstrdup(host);
-    op->count = port;
-    op->rack = rack ? xstrdup(rack) : NULL;
-    op->fenced = fenced;
-    if (incarnation)
-        memcpy(op->incarnation, incarnation, 16);
-    submit(op);
-}
-
-void cluster_add_observer(struct cluster *c, int32_t node_id, cluster_done_fn done, void *arg)
-{
-    struct op *op = op_new(c, OP_ADD_OBSERVER, done, arg);
-    op->node_id = node_id;
-    submit(op);
-}
-
-bool cluster_quorum_member(const struct cluster *c, int32_t node_id)
-{
-    struct cluster_quorum_state qs;
-    quorum_describe(c->log, &qs);
-    for (size_t i = 0; i < qs.voter_count; i++)
-        if (qs.voters[i].node_id == node_id)
-            return true;
-    for (size_t i = 0; i < qs.observer_count; i++)
-        if (qs.observers[i].node_id == node_id)
-            return true;
-    return false;
-}
-
-/* ---- broker sessions (cluster.h) ---- */
-
-struct broker_session {
-    int32_t node_id;
-    int64_t last_ms;  /* the last heartbeat, or when this controller took over */
-    bool fence_asked; /* a fencing change is on its way */
-};
-
-/* The sessions of this leader's term; a new term starts them all afresh (a controller
- * that just took over has heard from nobody yet). */
-static void sessions_sync(struct cluster *c, int64_t now_ms)
-{
-    struct cluster_quorum_state qs;
-    quorum_describe(c->log, &qs);
-    uint64_t term = (uint64_t)qs.leader_epoch;
-    if (term != c->sessions_term) {
-        c->sessions_term = term;
-        c->session_count = 0;
-    }
-    for (size_t i = 0; i < c->broker_count; i++) {
-        bool known = false;
-        for (size_t k = 0; k < c->session_count && !known; k++)
-            known = c->sessions[k].node_id == c->brokers[i].node_id;
-        if (known)
-            continue;
-        c->sessions = xrealloc(c->sessions, (c->session_count + 1) * sizeof *c->sessions);
-        c->sessions[c->session_count++] =
-            (struct broker_session){.node_id = c->brokers[i].node_id, .last_ms = now_ms};
-    }
-}
-
-static struct broker_session *session_of(struct cluster *c, int32_t node_id)
-{
-    for (size_t k = 0; k < c->session_count; k++)
-        if (c->sessions[k].node_id == node_id)
-            return &c->sessions[k];
-    return NULL;
-}
-
-static void submit_broker_change(struct cluster *c, const struct mbroker *b, bool fenced,
-                                 cluster_done_fn done, void *arg)
-{
-    struct op *op = op_new(c, OP_BROKER_CHANGE, done, arg);
-    op->node_id = b->node_id;
-    op->id_count = b->epoch;
-    op->fenced = fenced;
-    submit(op);
-}
-
-void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms,
-                              cluster_done_fn done, void *arg)
-{
-    struct cluster_result res = {.broker_epoch = epoch};
-    const struct mbroker *b = cluster_broker_find(c, node_id);
-    if (!quorum_leading(c->log)) {
-        res.err = CLUSTER_ERR_NOT_CONTROLLER;
-        res.why = "this node is not the active controller";
-    } else if (!b || b->epoch != epoch) {
-        res.err = CLUSTER_ERR_STALE_BROKER_EPOCH;
-        res.why = "the broker is not registered at this epoch";
-    }
-    if (res.err != CLUSTER_OK) {
-        if (done)
-            done(arg, &res);
-        return;
-    }
-    sessions_sync(c, now_ms);
-    struct broker_session *s = session_of(c, node_id);
-    s->last_ms = now_ms;
-    s->fence_asked = false;
-    if (b->fenced) {
-        submit_broker_change(c, b, false, done, arg);
-        return;
-    }
-    if (done)
-        done(arg, &res);
-}
-
-void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms)
-{
-    if (!quorum_leading(c->log))
-        return;
-    sessions_sync(c, now_ms);
-    for (size_t i = 0; i < c->broker_count; i++) {
-        const struct mbroker *b = &c->brokers[i];
-        struct broker_session *s = session_of(c, b->node_id);
-        if (b->fenced || s->fence_asked || now_ms - s->last_ms < session_timeout_ms)
-            continue;
-        say_warn("cluster",
-                 "broker %d sent no heartbeat for %lld ms (broker.session.timeout.ms %lld): "
-                 "fencing it",
-                 b->node_id, (long long)(now_ms - s->last_ms), (long long)session_timeout_ms);
-        s->fence_asked = true;
-        submit_broker_change(c, b, true, NULL, NULL);
-    }
-}
-
 void cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,
                                    cluster_done_fn done, void *arg)
 {
-    struct op *op = op_new(c, OP_PRODUCER_IDS, done, arg);
+    struct op *op = cluster__op_new(c, OP_PRODUCER_IDS, done, arg);
     op->node_id = node_id;
     op->id_count = count;
-    submit(op);
+    cluster__submit(op);
 }
 
 /* A topic creation's op: everything but the placement. */
@@ -1982,7 +1544,7 @@ static struct op *create_topic_op(struct cluster *c, struct slice name, int32_t 
                                   size_t config_count, bool validate_only, cluster_done_fn done,
                                   void *arg)
 {
-    struct op *op = op_new(c, OP_CREATE_TOPIC, done, arg);
+    struct op *op = cluster__op_new(c, OP_CREATE_TOPIC, done, arg);
     op->name = slice_to_cstr(name);
     op->count = partitions;
     op->replication_factor = replication_factor;
@@ -2000,8 +1562,8 @@ void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitio
                           int16_t replication_factor, const struct config_entry *configs,
                           size_t config_count, bool validate_only, cluster_done_fn done, void *arg)
 {
-    submit(create_topic_op(c, name, partitions, replication_factor, configs, config_count,
-                           validate_only, done, arg));
+    cluster__submit(create_topic_op(c, name, partitions, replication_factor, configs, config_count,
+                                    validate_only, done, arg));
 }
 
 void cluster_create_topic_assigned(struct cluster *c, struct slice name, const int32_t *brokers,
@@ -2015,24 +1577,24 @@ void cluster_create_topic_assigned(struct cluster *c, struct slice name, const i
     op->replica_count = MAX(partitions, 0);
     if (partitions > 0)
         memcpy(op->replicas, brokers, (size_t)partitions * sizeof *brokers);
-    submit(op);
+    cluster__submit(op);
 }
 
 void cluster_delete_topic(struct cluster *c, struct slice name, cluster_done_fn done, void *arg)
 {
-    struct op *op = op_new(c, OP_DELETE_TOPIC, done, arg);
+    struct op *op = cluster__op_new(c, OP_DELETE_TOPIC, done, arg);
     op->name = slice_to_cstr(name);
-    submit(op);
+    cluster__submit(op);
 }
 
 void cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
                                bool validate_only, cluster_done_fn done, void *arg)
 {
-    struct op *op = op_new(c, OP_CREATE_PARTITIONS, done, arg);
+    struct op *op = cluster__op_new(c, OP_CREATE_PARTITIONS, done, arg);
     op->name = slice_to_cstr(name);
     op->count = new_total;
     op->validate_only = validate_only;
-    submit(op);
+    cluster__submit(op);
 }
 
 static int32_t *copy_ids(const int32_t *ids, int32_t n)
@@ -2047,7 +1609,7 @@ void cluster_change_partition(struct cluster *c, struct slice topic, int32_t par
                               const struct cluster_partition_change *change, cluster_done_fn done,
                               void *arg)
 {
-    struct op *op = op_new(c, OP_CHANGE_PARTITION, done, arg);
+    struct op *op = cluster__op_new(c, OP_CHANGE_PARTITION, done, arg);
     op->name = slice_to_cstr(topic);
     op->partition = partition;
     op->leader = change->leader;
@@ -2060,14 +1622,14 @@ void cluster_change_partition(struct cluster *c, struct slice topic, int32_t par
         op->isr = copy_ids(change->isr, change->isr_count);
         op->isr_count = MAX(change->isr_count, 0);
     }
-    submit(op);
+    cluster__submit(op);
 }
 
 void cluster_alter_topic_configs(struct cluster *c, struct slice name,
                                  const struct config_change *changes, size_t n, bool replace_all,
                                  bool validate_only, cluster_done_fn done, void *arg)
 {
-    struct op *op = op_new(c, OP_ALTER_CONFIGS, done, arg);
+    struct op *op = cluster__op_new(c, OP_ALTER_CONFIGS, done, arg);
     op->name = slice_to_cstr(name);
     op->replace_all = replace_all;
     op->validate_only = validate_only;
@@ -2078,7 +1640,7 @@ void cluster_alter_topic_configs(struct cluster *c, struct slice name,
         op->changes[i].value = changes[i].value ? xstrdup(changes[i].value) : NULL;
         op->changes[i].op = changes[i].op;
     }
-    submit(op);
+    cluster__submit(op);
 }
 
 /* ---- recovery (`samsa metadata recover`) ---- */
@@ -2099,8 +1661,8 @@ int cluster_recover_topic(struct cluster *c, const char *name, const uint8_t *id
             cluster_uuid_random(fresh);
             id = fresh;
         }
-        change_record(&ch, REC_TOPIC);
-        put_str(&ch.body, name);
+        cluster__change_record(&ch, REC_TOPIC);
+        cluster__put_str(&ch.body, name);
         buf_append(&ch.body, id, 16);
         for (size_t i = 0; i < n; i++)
             add_config_record(&ch, name, configs[i].name, configs[i].value);

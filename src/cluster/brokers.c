@@ -1,0 +1,341 @@
+/* Brokers in the metadata (cluster_int.h): registration and fencing records, the active
+ * controller's broker sessions, and where new partitions go. */
+#include "cluster/cluster_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void cluster__add_broker_record(struct change *ch, const struct mbroker *b)
+{
+    cluster__change_record_v(ch, REC_REGISTER_BROKER, 1);
+    buf_put_i32(&ch->body, b->node_id);
+    cluster__put_str(&ch->body, b->host);
+    buf_put_i32(&ch->body, b->port);
+    cluster__put_str(&ch->body, b->rack);
+    buf_put_i64(&ch->body, b->epoch);
+    buf_append(&ch->body, b->incarnation, 16);
+    buf_put_i8(&ch->body, b->fenced ? 1 : 0);
+}
+
+/* ---- placement ----
+ * A new partition's one replica, and so its leader, goes to the unfenced broker that
+ * leads the fewest partitions (those of the change being built counted too) in the rack
+ * (broker.rack) that leads the fewest, ties going round the brokers from where the last
+ * placement stopped, as Kafka's placer spreads leaders over racks and brokers. Until any broker is registered (a node on its own, tools) it is this node,
+ * unless this node is controller-only (cluster_options.controller_only). */
+struct placement {
+    size_t n;
+    int32_t *ids;         /* unfenced brokers */
+    int64_t *counts;      /* partitions each leads */
+    const char **racks;   /* each one's broker.rack, NULL if none */
+    int64_t *rack_counts; /* partitions led in each one's rack (its own if none) */
+};
+
+static bool same_rack(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+/* Counts what each broker's rack leads, from the brokers' counts. */
+static void count_racks(struct placement *pl)
+{
+    for (size_t b = 0; b < pl->n; b++) {
+        pl->rack_counts[b] = pl->racks[b] ? 0 : pl->counts[b];
+        for (size_t o = 0; pl->racks[b] && o < pl->n; o++)
+            if (same_rack(pl->racks[b], pl->racks[o]))
+                pl->rack_counts[b] += pl->counts[o];
+    }
+}
+
+static void placement_init(struct cluster *c, struct placement *pl)
+{
+    pl->ids = xcalloc(c->broker_count + 1, sizeof *pl->ids);
+    pl->counts = xcalloc(c->broker_count + 1, sizeof *pl->counts);
+    pl->racks = xcalloc(c->broker_count + 1, sizeof *pl->racks);
+    pl->rack_counts = xcalloc(c->broker_count + 1, sizeof *pl->rack_counts);
+    pl->n = 0;
+    for (size_t i = 0; i < c->broker_count; i++) {
+        if (c->brokers[i].fenced)
+            continue;
+        pl->racks[pl->n] = c->brokers[i].rack;
+        pl->ids[pl->n++] = c->brokers[i].node_id;
+    }
+    for (size_t i = 0; i < c->topic_count; i++)
+        for (int32_t k = 0; k < c->topics[i]->partition_count; k++)
+            for (size_t b = 0; b < pl->n; b++)
+                if (pl->ids[b] == c->topics[i]->partitions[k].leader)
+                    pl->counts[b]++;
+    count_racks(pl);
+}
+
+static void placement_free(struct placement *pl)
+{
+    free(pl->ids);
+    free(pl->counts);
+    free(pl->racks);
+    free(pl->rack_counts);
+}
+
+/* 0 with *out the broker for the next partition, or CLUSTER_ERR_INVALID_REPLICATION. */
+static int place_next(struct cluster *c, struct placement *pl, int32_t *out, const char **why)
+{
+    if (c->broker_count == 0 && !c->controller_only) {
+        *out = c->node_id;
+        return 0;
+    }
+    if (pl->n == 0) {
+        *why = c->broker_count ? "no broker is available: every registered broker is fenced"
+                               : "no broker is registered yet";
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    /* The least loaded rack first (a broker without broker.rack is a rack of its own),
+     * then the least loaded broker in it. */
+    size_t best = SIZE_MAX;
+    for (size_t k = 0; k < pl->n; k++) {
+        size_t b = (c->placement_cursor + k) % pl->n;
+        if (best == SIZE_MAX || pl->rack_counts[b] < pl->rack_counts[best] ||
+            (pl->rack_counts[b] == pl->rack_counts[best] && pl->counts[b] < pl->counts[best]))
+            best = b;
+    }
+    c->placement_cursor = (best + 1) % pl->n;
+    pl->counts[best]++;
+    for (size_t o = 0; o < pl->n; o++)
+        if (o == best || same_rack(pl->racks[o], pl->racks[best]))
+            pl->rack_counts[o]++;
+    *out = pl->ids[best];
+    return 0;
+}
+
+/* The broker of each of n new partitions: op->replicas when the creation names them
+ * (manual assignment: one registered broker per partition), else placed. */
+int cluster__place_partitions(struct cluster *c, struct op *op, int32_t n, int32_t *out)
+{
+    if (op->replicas) {
+        if (op->replica_count != n) {
+            op->res.why = "the replica assignment must name every new partition";
+            return CLUSTER_ERR_INVALID_ASSIGNMENT;
+        }
+        for (int32_t p = 0; p < n; p++) {
+            if (!cluster_broker_find(c, op->replicas[p]) &&
+                !(c->broker_count == 0 && !c->controller_only && op->replicas[p] == c->node_id)) {
+                op->res.why = "the replica assignment names a broker that is not registered";
+                return CLUSTER_ERR_INVALID_ASSIGNMENT;
+            }
+            out[p] = op->replicas[p];
+        }
+        return 0;
+    }
+    struct placement pl;
+    placement_init(c, &pl);
+    int rc = 0;
+    for (int32_t p = 0; p < n && rc == 0; p++)
+        rc = place_next(c, &pl, &out[p], &op->res.why);
+    placement_free(&pl);
+    return rc;
+}
+
+int cluster__build_register_broker(struct cluster *c, struct op *op, struct change *ch)
+{
+    const struct mbroker *b = cluster_broker_find(c, op->node_id);
+    const char *rack = op->rack;
+    if (b && strcmp(b->host, op->name) == 0 && b->port == op->count &&
+        ((!b->rack && !rack) || (b->rack && rack && strcmp(b->rack, rack) == 0)) &&
+        memcmp(b->incarnation, op->incarnation, 16) == 0) {
+        /* The same process again (or a single node restarted): nothing to write. */
+        op->res.broker_epoch = b->epoch;
+        op->res.fenced = b->fenced;
+        return 0;
+    }
+    struct mbroker nb = {.node_id = op->node_id,
+                         .host = op->name,
+                         .port = op->count,
+                         .rack = op->rack,
+                         .epoch = c->last_broker_epoch + 1,
+                         .fenced = op->fenced};
+    memcpy(nb.incarnation, op->incarnation, 16);
+    cluster__add_broker_record(ch, &nb);
+    op->res.broker_epoch = nb.epoch;
+    op->res.fenced = nb.fenced;
+    return 0;
+}
+
+/* A copy of p with a new leader: both epochs grow, as Kafka's PartitionChangeRecord
+ * rules have it for a leader change. */
+static void add_leader_change(struct change *ch, const struct mtopic *t, const struct mpartition *p,
+                              int32_t leader)
+{
+    struct mpartition np = *p;
+    np.leader = leader;
+    np.leader_epoch = p->leader_epoch + 1;
+    np.partition_epoch = p->partition_epoch + 1;
+    cluster__add_partition_state(ch, t->id, &np);
+}
+
+static bool in_ids(const int32_t *ids, int32_t n, int32_t id)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Fences or unfences a broker (op->fenced), moving the leadership of its partitions. */
+int cluster__build_broker_change(struct cluster *c, struct op *op, struct change *ch)
+{
+    const struct mbroker *b = cluster_broker_find(c, op->node_id);
+    if (!b || b->epoch != op->id_count) {
+        op->res.why = "unknown broker or broker epoch";
+        return CLUSTER_ERR_STALE_BROKER_EPOCH;
+    }
+    op->res.broker_epoch = b->epoch;
+    op->res.fenced = op->fenced;
+    if (b->fenced == op->fenced)
+        return 0;
+    cluster__change_record(ch, REC_BROKER_CHANGE);
+    buf_put_i32(&ch->body, b->node_id);
+    buf_put_i64(&ch->body, b->epoch);
+    buf_put_i8(&ch->body, op->fenced ? 1 : 0);
+    for (size_t i = 0; i < c->topic_count; i++) {
+        const struct mtopic *t = c->topics[i];
+        for (int32_t k = 0; k < t->partition_count; k++) {
+            const struct mpartition *p = &t->partitions[k];
+            if (op->fenced && p->leader == b->node_id)
+                add_leader_change(ch, t, p, -1);
+            else if (!op->fenced && p->leader == -1 && in_ids(p->isr, p->isr_count, b->node_id))
+                add_leader_change(ch, t, p, b->node_id);
+        }
+    }
+    return 0;
+}
+
+void cluster_register_broker(struct cluster *c, int32_t node_id, const char *host, int32_t port,
+                             const char *rack, const uint8_t *incarnation, bool fenced,
+                             cluster_done_fn done, void *arg)
+{
+    struct op *op = cluster__op_new(c, OP_REGISTER_BROKER, done, arg);
+    op->node_id = node_id;
+    op->name = xstrdup(host);
+    op->count = port;
+    op->rack = rack ? xstrdup(rack) : NULL;
+    op->fenced = fenced;
+    if (incarnation)
+        memcpy(op->incarnation, incarnation, 16);
+    cluster__submit(op);
+}
+
+void cluster_add_observer(struct cluster *c, int32_t node_id, cluster_done_fn done, void *arg)
+{
+    struct op *op = cluster__op_new(c, OP_ADD_OBSERVER, done, arg);
+    op->node_id = node_id;
+    cluster__submit(op);
+}
+
+bool cluster_quorum_member(const struct cluster *c, int32_t node_id)
+{
+    struct cluster_quorum_state qs;
+    quorum_describe(c->log, &qs);
+    for (size_t i = 0; i < qs.voter_count; i++)
+        if (qs.voters[i].node_id == node_id)
+            return true;
+    for (size_t i = 0; i < qs.observer_count; i++)
+        if (qs.observers[i].node_id == node_id)
+            return true;
+    return false;
+}
+
+/* ---- broker sessions (cluster.h) ---- */
+
+struct broker_session {
+    int32_t node_id;
+    int64_t last_ms;  /* the last heartbeat, or when this controller took over */
+    bool fence_asked; /* a fencing change is on its way */
+};
+
+/* The sessions of this leader's term; a new term starts them all afresh (a controller
+ * that just took over has heard from nobody yet). */
+static void sessions_sync(struct cluster *c, int64_t now_ms)
+{
+    struct cluster_quorum_state qs;
+    quorum_describe(c->log, &qs);
+    uint64_t term = (uint64_t)qs.leader_epoch;
+    if (term != c->sessions_term) {
+        c->sessions_term = term;
+        c->session_count = 0;
+    }
+    for (size_t i = 0; i < c->broker_count; i++) {
+        bool known = false;
+        for (size_t k = 0; k < c->session_count && !known; k++)
+            known = c->sessions[k].node_id == c->brokers[i].node_id;
+        if (known)
+            continue;
+        c->sessions = xrealloc(c->sessions, (c->session_count + 1) * sizeof *c->sessions);
+        c->sessions[c->session_count++] =
+            (struct broker_session){.node_id = c->brokers[i].node_id, .last_ms = now_ms};
+    }
+}
+
+static struct broker_session *session_of(struct cluster *c, int32_t node_id)
+{
+    for (size_t k = 0; k < c->session_count; k++)
+        if (c->sessions[k].node_id == node_id)
+            return &c->sessions[k];
+    return NULL;
+}
+
+static void submit_broker_change(struct cluster *c, const struct mbroker *b, bool fenced,
+                                 cluster_done_fn done, void *arg)
+{
+    struct op *op = cluster__op_new(c, OP_BROKER_CHANGE, done, arg);
+    op->node_id = b->node_id;
+    op->id_count = b->epoch;
+    op->fenced = fenced;
+    cluster__submit(op);
+}
+
+void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms,
+                              cluster_done_fn done, void *arg)
+{
+    struct cluster_result res = {.broker_epoch = epoch};
+    const struct mbroker *b = cluster_broker_find(c, node_id);
+    if (!quorum_leading(c->log)) {
+        res.err = CLUSTER_ERR_NOT_CONTROLLER;
+        res.why = "this node is not the active controller";
+    } else if (!b || b->epoch != epoch) {
+        res.err = CLUSTER_ERR_STALE_BROKER_EPOCH;
+        res.why = "the broker is not registered at this epoch";
+    }
+    if (res.err != CLUSTER_OK) {
+        if (done)
+            done(arg, &res);
+        return;
+    }
+    sessions_sync(c, now_ms);
+    struct broker_session *s = session_of(c, node_id);
+    s->last_ms = now_ms;
+    s->fence_asked = false;
+    if (b->fenced) {
+        submit_broker_change(c, b, false, done, arg);
+        return;
+    }
+    if (done)
+        done(arg, &res);
+}
+
+void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms)
+{
+    if (!quorum_leading(c->log))
+        return;
+    sessions_sync(c, now_ms);
+    for (size_t i = 0; i < c->broker_count; i++) {
+        const struct mbroker *b = &c->brokers[i];
+        struct broker_session *s = session_of(c, b->node_id);
+        if (b->fenced || s->fence_asked || now_ms - s->last_ms < session_timeout_ms)
+            continue;
+        say_warn("cluster",
+                 "broker %d sent no heartbeat for %lld ms (broker.session.timeout.ms %lld): "
+                 "fencing it",
+                 b->node_id, (long long)(now_ms - s->last_ms), (long long)session_timeout_ms);
+        s->fence_asked = true;
+        submit_broker_change(c, b, true, NULL, NULL);
+    }
+}
