@@ -176,14 +176,7 @@ int wire_call(struct wire_conn *c, int16_t api_key, int16_t version, const struc
         return -1;
     }
     rd_init(body, frame->data, frame->len);
-    int32_t correlation_id = rd_i32(body);
-    /* Response header v1 (tagged fields) for flexible requests, except ApiVersions. */
-    if (api_key != API_KEY_API_VERSIONS && proto_is_flexible(api_key, version)) {
-        for (uint64_t n = rd_uvarint(body); n > 0 && !body->err; n--) {
-            rd_uvarint(body); /* tag */
-            rd_skip(body, rd_uvarint(body));
-        }
-    }
+    int32_t correlation_id = proto_response_header_decode(body, api_key, version);
     if (body->err || correlation_id != h.correlation_id) {
         snprintf(why_buf, sizeof why_buf, "%s answered a malformed response header", c->peer);
         buf_free(frame);

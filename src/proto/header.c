@@ -60,6 +60,18 @@ void proto_response_header_encode(struct buf *b, int16_t api_key, int16_t api_ve
         buf_put_uvarint(b, 0);
 }
 
+int32_t proto_response_header_decode(struct reader *r, int16_t api_key, int16_t api_version)
+{
+    int32_t correlation_id = rd_i32(r);
+    if (api_key != API_KEY_API_VERSIONS && proto_is_flexible(api_key, api_version)) {
+        for (uint64_t n = rd_uvarint(r); n > 0 && !r->err; n--) {
+            (void)rd_uvarint(r); /* tag */
+            rd_skip(r, rd_uvarint(r));
+        }
+    }
+    return correlation_id;
+}
+
 void proto_request_header_encode(struct buf *b, const struct request_header *h)
 {
     buf_put_i16(b, h->api_key);

@@ -90,6 +90,10 @@ int proto_request_header_decode(struct reader *r, struct request_header *out);
  * request was flexible -- except ApiVersions, always v0. */
 void proto_response_header_encode(struct buf *b, int16_t api_key, int16_t api_version,
                                   int32_t correlation_id);
+/* Response header decode (clients, and a broker relaying another's answer): the
+ * correlation id, then the tagged fields proto_response_header_encode's rule puts there,
+ * skipped. The reader is left at the body; r->err set if it is cut short. */
+int32_t proto_response_header_decode(struct reader *r, int16_t api_key, int16_t api_version);
 /* Request header encode (clients, tests): v2 if flexible, else v1. */
 void proto_request_header_encode(struct buf *b, const struct request_header *h);
 

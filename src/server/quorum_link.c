@@ -151,8 +151,9 @@ static void on_peer_frame(struct net_client *cl, struct slice frame, void *arg)
     }
     struct reader r;
     rd_init(&r, frame.ptr, frame.len);
-    (void)rd_i32(&r);     /* correlation id: responses come in order */
-    (void)rd_uvarint(&r); /* the flexible response header's tagged fields (none) */
+    /* Every request on this link is flexible; responses come in order (the correlation
+     * id is not needed to match them). */
+    (void)proto_response_header_decode(&r, api_key, req.poll ? 1 : 0);
     if (api_key == PROTO_API_BROKER_REGISTRATION) {
         on_registration_response(p->link, &r);
         return;
@@ -249,10 +250,11 @@ static bool peer_connect(struct quorum_peer *p)
 
 /* Starts a request frame for peer p in l->frame: the header; the caller appends the
  * body and calls peer_send. */
-static void frame_begin(struct quorum_link *l, struct quorum_peer *p, int16_t api_key)
+static void frame_begin(struct quorum_link *l, struct quorum_peer *p, int16_t api_key,
+                        int16_t api_version)
 {
     struct request_header h = {.api_key = api_key,
-                               .api_version = 0,
+                               .api_version = api_version,
                                .correlation_id = p->correlation_id++,
                                .client_id = slice_from_cstr(l->client_id)};
     buf_reset(&l->frame);
@@ -292,7 +294,7 @@ static void send_message(void *arg, int32_t to, const uint8_t *msg, size_t len)
     }
     if (!p->client && !peer_connect(p))
         return;
-    frame_begin(l, p, PROTO_API_SAMSA_RAFT);
+    frame_begin(l, p, PROTO_API_SAMSA_RAFT, 0);
     struct samsa_raft_request req;
     samsa_raft_request_init(&req);
     req.cluster_id = slice_from_cstr(cluster_id(l->s->cluster));
@@ -671,7 +673,7 @@ static void on_heartbeat_response(struct quorum_link *l, struct reader *r)
 static void send_registration(struct quorum_link *l, struct quorum_peer *p)
 {
     const struct broker_config *cfg = l->s->cfg;
-    frame_begin(l, p, PROTO_API_BROKER_REGISTRATION);
+    frame_begin(l, p, PROTO_API_BROKER_REGISTRATION, 0);
     struct broker_registration_request req;
     broker_registration_request_init(&req);
     struct broker_registration_request_listeners listener = {
@@ -720,7 +722,7 @@ void server_allocate_producer_ids(struct server *s, cluster_done_fn done, void *
     }
     struct quorum_peer *p = ctl > 0 ? peer_find(l, ctl) : NULL;
     if (p && (p->client || peer_connect(p)) && l->reg.epoch >= 0) {
-        frame_begin(l, p, PROTO_API_ALLOCATE_PRODUCER_IDS);
+        frame_begin(l, p, PROTO_API_ALLOCATE_PRODUCER_IDS, 0);
         struct allocate_producer_ids_request req;
         allocate_producer_ids_request_init(&req);
         req.broker_id = s->cfg->node_id;
@@ -745,14 +747,7 @@ static void relay(struct request *req, void (*fallback)(struct request *req), st
 {
     struct reader r;
     rd_init(&r, frame.ptr, frame.len);
-    (void)rd_i32(&r);
-    if (proto_is_flexible(req->hdr.api_key, req->hdr.api_version)) {
-        uint64_t n = rd_uvarint(&r);
-        for (uint64_t i = 0; i < n && !r.err; i++) {
-            (void)rd_uvarint(&r);
-            (void)rd_bytes(&r, rd_uvarint(&r));
-        }
-    }
+    (void)proto_response_header_decode(&r, req->hdr.api_key, req->hdr.api_version);
     if (r.err) {
         fallback(req);
         return;
@@ -770,12 +765,7 @@ bool server_forward_to_controller(struct server *s, struct request *req,
     struct quorum_peer *p = l && ctl > 0 && ctl != s->cfg->node_id ? peer_find(l, ctl) : NULL;
     if (!p || (!p->client && !peer_connect(p)))
         return false;
-    struct request_header h = {.api_key = req->hdr.api_key,
-                               .api_version = req->hdr.api_version,
-                               .correlation_id = p->correlation_id++,
-                               .client_id = slice_from_cstr(l->client_id)};
-    buf_reset(&l->frame);
-    proto_request_header_encode(&l->frame, &h);
+    frame_begin(l, p, req->hdr.api_key, req->hdr.api_version);
     buf_append(&l->frame, req->body.p, req->body.len); /* the whole body, as the client sent it */
     return peer_send_waiting(
         l, p,
@@ -784,7 +774,7 @@ bool server_forward_to_controller(struct server *s, struct request *req,
 
 static void send_heartbeat(struct quorum_link *l, struct quorum_peer *p)
 {
-    frame_begin(l, p, PROTO_API_BROKER_HEARTBEAT);
+    frame_begin(l, p, PROTO_API_BROKER_HEARTBEAT, 0);
     struct broker_heartbeat_request req;
     broker_heartbeat_request_init(&req);
     req.broker_id = l->s->cfg->node_id;
@@ -878,12 +868,7 @@ static void poll_step(struct quorum_link *l)
         poll_failed(l);
         return;
     }
-    struct request_header h = {.api_key = PROTO_API_SAMSA_RAFT,
-                               .api_version = 1,
-                               .correlation_id = p->correlation_id++,
-                               .client_id = slice_from_cstr(l->client_id)};
-    buf_reset(&l->frame);
-    proto_request_header_encode(&l->frame, &h);
+    frame_begin(l, p, PROTO_API_SAMSA_RAFT, 1);
     struct samsa_raft_request req;
     samsa_raft_request_init(&req);
     req.cluster_id = slice_from_cstr(cluster_id(l->s->cluster));

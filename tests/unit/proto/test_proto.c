@@ -184,6 +184,28 @@ static void test_golden_api_versions_v3_request(void **state)
 }
 
 /* The ApiVersions response uses header v0 even when flexible; others use v1. */
+/* The decoder takes what the encoder writes, and skips tagged fields it does not know. */
+static void test_response_header_decode(void **state)
+{
+    (void)state;
+    const uint8_t flexible[] = {0, 0, 0, 9, 1, 5, 2, 0xAA, 0xBB, 0x42};
+    struct reader r;
+    rd_init(&r, flexible, sizeof flexible);
+    assert_int_equal(proto_response_header_decode(&r, API_KEY_METADATA, 9), 9);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.pos, sizeof flexible - 1); /* at the body: 0x42 */
+    const uint8_t classic[] = {0, 0, 0, 7, 0x42};
+    rd_init(&r, classic, sizeof classic);
+    assert_int_equal(proto_response_header_decode(&r, API_KEY_METADATA, 8), 7);
+    assert_int_equal(r.pos, 4);
+    rd_init(&r, classic, sizeof classic); /* ApiVersions: header v0 even when flexible */
+    assert_int_equal(proto_response_header_decode(&r, API_KEY_API_VERSIONS, 3), 7);
+    assert_int_equal(r.pos, 4);
+    rd_init(&r, flexible, 6); /* a tagged field cut short */
+    (void)proto_response_header_decode(&r, API_KEY_METADATA, 9);
+    assert_int_not_equal(r.err, 0);
+}
+
 static void test_response_header(void **state)
 {
     (void)state;
@@ -1099,6 +1121,7 @@ int main(void)
         cmocka_unit_test(test_hostile_counts),
         cmocka_unit_test(test_null_empty_tagged),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_response_header_decode),
         cmocka_unit_test(test_roundtrip_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
