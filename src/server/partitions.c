@@ -556,7 +556,6 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
                      mp->isr_count);
             if (ts->partitions[partition])
                 follow_metadata(s, ts->partitions[partition], mp);
-            server_groups_leadership(s, t->name, partition);
         }
         break;
     case CLUSTER_TOPIC_DELETED:

@@ -47,8 +47,9 @@ static bool syncfs_reports_errors(void)
     return false;
 }
 
-/* A metadata change: the partitions follow it first, then the groups forget the
- * committed offsets of a deleted topic. */
+/* A metadata change: the partitions follow it first, then the groups: they forget the
+ * committed offsets of a deleted topic, and load or drop the groups of a partition of
+ * __consumer_offsets whose leader changed. */
 static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t,
                             int32_t partition)
 {
@@ -56,6 +57,8 @@ static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopi
     int rc = server_cluster_event(s, ev, t, partition);
     if (rc == 0 && ev == CLUSTER_TOPIC_DELETED)
         server_groups_topic_deleted(s, t->name);
+    if (rc == 0 && ev == CLUSTER_PARTITION_CHANGED)
+        server_groups_leadership(s, t->name, partition);
     return rc;
 }
 
