@@ -36,6 +36,7 @@
 #include "server/internal.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,8 @@
 struct quorum_peer {
     struct quorum_link *link;
     int32_t id;
-    const char *host; /* the config's */
+    const char *host; /* as resolved at start (resolve_voter), else the config's name */
+    char address[64]; /* the numeric address resolve_voter found */
     int32_t port;
     struct net_client *client; /* NULL: not connected */
     int64_t next_connect_ms;
@@ -953,6 +955,26 @@ static void on_tick(struct net_loop *loop, void *arg)
                             l->s->cfg->broker_session_timeout_ms);
 }
 
+/* Resolves a voter's host name once, at start-up: net_client_connect resolves
+ * synchronously, and reconnects happen on the event loop (every RECONNECT_MS while a
+ * voter is down), where a slow DNS answer would stall every client. */
+static void resolve_voter(struct quorum_peer *p)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(p->host, NULL, &hints, &ai) != 0 || !ai) {
+        say_warn("quorum",
+                 "cannot resolve voter %d's host %s now; it is resolved at each "
+                 "connect",
+                 p->id, p->host);
+        return;
+    }
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, p->address, sizeof p->address, NULL, 0,
+                    NI_NUMERICHOST) == 0)
+        p->host = p->address;
+    freeaddrinfo(ai);
+}
+
 int server_quorum_link_start(struct server *s)
 {
     const struct broker_config *cfg = s->cfg;
@@ -982,6 +1004,7 @@ int server_quorum_link_start(struct server *s)
                                                          .id = cfg->voters[i].id,
                                                          .host = cfg->voters[i].host,
                                                          .port = cfg->voters[i].port};
+        resolve_voter(&l->peers[l->peer_count - 1]);
     }
     s->quorum_link = l;
     cluster_set_transport(s->cluster, send_message, l);
