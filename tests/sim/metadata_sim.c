@@ -63,6 +63,7 @@
  * A failure prints the one-line command that replays the seed with a full trace.
  */
 #include "cluster/cluster.h"
+#include "sim.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -88,9 +89,7 @@
 #define FAKE_MONO_START_MS 1000000
 #define FAKE_WALL_START_MS 1800000000000ll
 
-static bool trace;
 static const char *base_dir = "/tmp";
-static uint64_t rng_state;
 
 #define SESSION_TIMEOUT_MS 3000 /* brokers nobody heartbeats are fenced after this */
 
@@ -101,32 +100,6 @@ static bool every_broker_fenced(const struct cluster *c)
         if (!cluster_broker_at(c, i)->fenced)
             return false;
     return n > 0;
-}
-
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
-}
-static uint64_t rnd_n(uint64_t n)
-{
-    return n ? rnd() % n : 0;
-}
-static int64_t rnd_range(int64_t lo, int64_t hi) /* inclusive */
-{
-    return lo + (int64_t)rnd_n((uint64_t)(hi - lo + 1));
-}
-static bool chance(uint32_t per_mille)
-{
-    return rnd_n(1000) < per_mille;
-}
-
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-    return h * 0xff51afd7ed558ccdull;
 }
 
 static uint64_t mix_str(uint64_t h, const char *s)
@@ -260,28 +233,6 @@ struct sim {
     char fail_buf[512];
 };
 
-#define TRACE(s, ...)                                                                              \
-    do {                                                                                           \
-        if (trace) {                                                                               \
-            printf("%6lld ", (long long)(s)->now);                                                 \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
-
-static void failf(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void failf(struct sim *s, const char *fmt, ...)
-{
-    if (s->fail)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->fail_buf, sizeof s->fail_buf, fmt, ap);
-    va_end(ap);
-    s->fail = s->fail_buf;
-    TRACE(s, "FAIL: %s", s->fail_buf);
-}
-
 /* ---- image digests ---- */
 
 static void remember_id(struct sim *s, const uint8_t id[16])
@@ -396,14 +347,14 @@ static void check_stands_on_history(struct sim *s, struct node *n, const char *w
     uint64_t got = image_digest(s, n->c);
     if (!hist_as_of(s, index, &want, &at)) {
         if (cluster_topic_count(n->c) != 0 || cluster_broker_count(n->c) != 0)
-            failf(s, "node %d %s at index %llu holds topics, but no change is known there", n->id,
-                  what, (unsigned long long)index);
+            SIM_FAILF(s, "node %d %s at index %llu holds topics, but no change is known there",
+                      n->id, what, (unsigned long long)index);
         return;
     }
     if (got != want) {
         dump_image(n);
-        failf(s, "node %d %s at index %llu: image differs from the history's as of index %llu",
-              n->id, what, (unsigned long long)index, (unsigned long long)at);
+        SIM_FAILF(s, "node %d %s at index %llu: image differs from the history's as of index %llu",
+                  n->id, what, (unsigned long long)index, (unsigned long long)at);
     }
 }
 
@@ -414,8 +365,8 @@ static void on_apply(void *arg, uint64_t index, bool snapshot)
     struct node *n = arg;
     struct sim *s = n->s;
     if (index <= n->last_applied)
-        failf(s, "node %d applied index %llu after index %llu", n->id, (unsigned long long)index,
-              (unsigned long long)n->last_applied);
+        SIM_FAILF(s, "node %d applied index %llu after index %llu", n->id,
+                  (unsigned long long)index, (unsigned long long)n->last_applied);
     n->last_applied = index;
     if (snapshot) {
         /* The snapshot's index may be a no-op's: the history as of it, not at it. */
@@ -435,8 +386,8 @@ static void on_apply(void *arg, uint64_t index, bool snapshot)
         h->digest = d;
     } else if (h->digest != d) {
         dump_image(n);
-        failf(s, "node %d: image after index %llu differs from another node's there", n->id,
-              (unsigned long long)index);
+        SIM_FAILF(s, "node %d: image after index %llu differs from another node's there", n->id,
+                  (unsigned long long)index);
     }
 }
 
@@ -456,7 +407,7 @@ static int on_event(void *arg, enum cluster_event ev, const struct mtopic *t, in
     switch (ev) {
     case CLUSTER_TOPIC_CREATED:
         if (m) {
-            failf(s, "node %d: topic %s created twice", n->id, t->name);
+            SIM_FAILF(s, "node %d: topic %s created twice", n->id, t->name);
             break;
         }
         if (n->n_mirror == n->cap_mirror) {
@@ -469,27 +420,27 @@ static int on_event(void *arg, enum cluster_event ev, const struct mtopic *t, in
         break;
     case CLUSTER_TOPIC_DELETED:
         if (!m) {
-            failf(s, "node %d: unknown topic %s deleted", n->id, t->name);
+            SIM_FAILF(s, "node %d: unknown topic %s deleted", n->id, t->name);
             break;
         }
         *m = n->mirror[--n->n_mirror];
         break;
     case CLUSTER_PARTITIONS_ADDED:
         if (!m || t->partition_count <= m->partitions) {
-            failf(s, "node %d: partitions added to topic %s, which the listener %s", n->id, t->name,
-                  m ? "saw with as many" : "never saw created");
+            SIM_FAILF(s, "node %d: partitions added to topic %s, which the listener %s", n->id,
+                      t->name, m ? "saw with as many" : "never saw created");
             break;
         }
         m->partitions = t->partition_count;
         break;
     case CLUSTER_CONFIG_CHANGED:
         if (!m)
-            failf(s, "node %d: configs of unknown topic %s changed", n->id, t->name);
+            SIM_FAILF(s, "node %d: configs of unknown topic %s changed", n->id, t->name);
         break;
     case CLUSTER_PARTITION_CHANGED:
         if (!m || partition < 0 || partition >= t->partition_count)
-            failf(s, "node %d: partition %d of topic %s changed, unknown to the listener", n->id,
-                  partition, t->name);
+            SIM_FAILF(s, "node %d: partition %d of topic %s changed, unknown to the listener",
+                      n->id, partition, t->name);
         break;
     }
     return 0;
@@ -500,16 +451,16 @@ static void check_mirror(struct sim *s, struct node *n)
 {
     const struct cluster *c = n->c;
     if (cluster_topic_count(c) != n->n_mirror) {
-        failf(s, "node %d: the listener heard of %zu topics, the image has %zu", n->id, n->n_mirror,
-              cluster_topic_count(c));
+        SIM_FAILF(s, "node %d: the listener heard of %zu topics, the image has %zu", n->id,
+                  n->n_mirror, cluster_topic_count(c));
         return;
     }
     for (size_t i = 0; i < cluster_topic_count(c); i++) {
         const struct mtopic *t = cluster_topic_at(c, i);
         struct mirror_topic *m = mirror_find(n, t->id);
         if (!m || m->partitions != t->partition_count) {
-            failf(s, "node %d: topic %s (%d partitions) is %s to the listener", n->id, t->name,
-                  t->partition_count, m ? "of another size" : "unknown");
+            SIM_FAILF(s, "node %d: topic %s (%d partitions) is %s to the listener", n->id, t->name,
+                      t->partition_count, m ? "of another size" : "unknown");
             return;
         }
     }
@@ -560,8 +511,9 @@ static void observer_added(struct sim *s, struct sim_op *op, const struct cluste
     if (res->err == CLUSTER_OK) {
         s->acked++;
         if (!n->c || !cluster_quorum_member(n->c, o->id))
-            failf(s, "op %d: addition of observer %d acknowledged by node %d, not a member there",
-                  op->no, o->id, n->id);
+            SIM_FAILF(s,
+                      "op %d: addition of observer %d acknowledged by node %d, not a member there",
+                      op->no, o->id, n->id);
         if (!o->added) {
             o->added = true;
             /* Now and then the leader is asked again: a member already, CLUSTER_OK. */
@@ -571,8 +523,8 @@ static void observer_added(struct sim *s, struct sim_op *op, const struct cluste
         return;
     }
     if (res->err != CLUSTER_ERR_NOT_CONTROLLER && !(res->err == CLUSTER_ERR_IO && n->closing)) {
-        failf(s, "op %d: addition of observer %d failed with %d: %s", op->no, o->id, res->err,
-              res->why ? res->why : "");
+        SIM_FAILF(s, "op %d: addition of observer %d failed with %d: %s", op->no, o->id, res->err,
+                  res->why ? res->why : "");
         return;
     }
     if (!o->added)
@@ -591,7 +543,7 @@ static void on_done(void *arg, const struct cluster_result *res)
     TRACE(s, "op %d (%s %s) on node %d: %d%s%s", op->no, op_names[op->kind], op->name, n->id,
           res->err, res->why ? " " : "", res->why ? res->why : "");
     if (op->done_calls > 1) {
-        failf(s, "op %d completed %d times", op->no, op->done_calls);
+        SIM_FAILF(s, "op %d completed %d times", op->no, op->done_calls);
         return;
     }
     if (n->observer) {
@@ -599,17 +551,17 @@ static void on_done(void *arg, const struct cluster_result *res)
         if (res->err == CLUSTER_ERR_NOT_CONTROLLER)
             s->observer_refusals++;
         else if (res->err != CLUSTER_ERR_IO || !n->closing)
-            failf(s, "op %d (%s %s) submitted to observer %d completed with %d, not refused",
-                  op->no, op_names[op->kind], op->name, n->id, res->err);
+            SIM_FAILF(s, "op %d (%s %s) submitted to observer %d completed with %d, not refused",
+                      op->no, op_names[op->kind], op->name, n->id, res->err);
     }
     if (op->kind == OP_OBSERVER) {
         observer_added(s, op, res);
         return;
     }
     if (res->err == CLUSTER_ERR_IO && !n->closing)
-        failf(s, "op %d (%s) failed with an I/O error, no crash", op->no, op_names[op->kind]);
+        SIM_FAILF(s, "op %d (%s) failed with an I/O error, no crash", op->no, op_names[op->kind]);
     if (res->err == CLUSTER_ERR_TOPIC_EXISTS)
-        failf(s, "op %d: creation of unique name %s found it existing", op->no, op->name);
+        SIM_FAILF(s, "op %d: creation of unique name %s found it existing", op->no, op->name);
     /* A partition's replica may not be registered yet as a broker, and new partitions
      * have nowhere to go while every registered broker is fenced: the only refusals of
      * these that the workload's inputs allow. */
@@ -617,14 +569,14 @@ static void on_done(void *arg, const struct cluster_result *res)
     if (res->err == CLUSTER_ERR_INVALID_CONFIG || res->err == CLUSTER_ERR_INVALID_TOPIC ||
         (res->err == CLUSTER_ERR_INVALID_REPLICATION && op->kind != OP_LEADER && placeable) ||
         res->err == CLUSTER_ERR_LIMIT || res->err == CLUSTER_ERR_CORRUPT)
-        failf(s, "op %d (%s %s) refused with %d: %s", op->no, op_names[op->kind], op->name,
-              res->err, res->why ? res->why : "");
+        SIM_FAILF(s, "op %d (%s %s) refused with %d: %s", op->no, op_names[op->kind], op->name,
+                  res->err, res->why ? res->why : "");
     if (res->err != CLUSTER_OK)
         return;
     s->acked++;
     struct cluster *c = n->c;
     if (!c) {
-        failf(s, "op %d acknowledged by a closed node", op->no);
+        SIM_FAILF(s, "op %d acknowledged by a closed node", op->no);
         return;
     }
     /* The change's own entry, or where the image stood when a change that changes
@@ -634,48 +586,50 @@ static void on_done(void *arg, const struct cluster_result *res)
     if (op->kind == OP_BROKER) {
         const struct mbroker *b = cluster_broker_find(c, op->leader);
         if (!b || b->port != op->count)
-            failf(s, "op %d: broker %d not registered with port %d", op->no, op->leader, op->count);
+            SIM_FAILF(s, "op %d: broker %d not registered with port %d", op->no, op->leader,
+                      op->count);
         return;
     }
     if (op->kind == OP_PIDS) {
         op->first_pid = res->first_producer_id;
         if (op->first_pid < 0)
-            failf(s, "op %d: producer ids from %lld", op->no, (long long)op->first_pid);
+            SIM_FAILF(s, "op %d: producer ids from %lld", op->no, (long long)op->first_pid);
         return;
     }
     const struct mtopic *t = cluster_topic_find(c, slice_from_cstr(op->name));
     if (op->kind == OP_DELETE) {
         if (t)
-            failf(s, "op %d: topic %s deleted, but still in node %d's image", op->no, op->name,
-                  n->id);
+            SIM_FAILF(s, "op %d: topic %s deleted, but still in node %d's image", op->no, op->name,
+                      n->id);
         return;
     }
     if (!t) {
-        failf(s, "op %d (%s): topic %s not in node %d's image", op->no, op_names[op->kind],
-              op->name, n->id);
+        SIM_FAILF(s, "op %d (%s): topic %s not in node %d's image", op->no, op_names[op->kind],
+                  op->name, n->id);
         return;
     }
     memcpy(op->id, t->id, 16);
     switch (op->kind) {
     case OP_CREATE:
         if (t->partition_count != op->count)
-            failf(s, "op %d: topic %s created with %d partitions, image has %d", op->no, op->name,
-                  op->count, t->partition_count);
+            SIM_FAILF(s, "op %d: topic %s created with %d partitions, image has %d", op->no,
+                      op->name, op->count, t->partition_count);
         if (op->key >= 0 && !same_value(config_value(t, config_keys[op->key]), op->value))
-            failf(s, "op %d: topic %s created without its config", op->no, op->name);
+            SIM_FAILF(s, "op %d: topic %s created without its config", op->no, op->name);
         break;
     case OP_PARTITIONS:
         if (t->partition_count != op->count)
-            failf(s, "op %d: topic %s grown to %d partitions, image has %d", op->no, op->name,
-                  op->count, t->partition_count);
+            SIM_FAILF(s, "op %d: topic %s grown to %d partitions, image has %d", op->no, op->name,
+                      op->count, t->partition_count);
         break;
     case OP_CONFIG:
         if (!same_value(config_value(t, config_keys[op->key]), op->value_null ? NULL : op->value))
-            failf(s, "op %d: config %s of %s not as set", op->no, config_keys[op->key], op->name);
+            SIM_FAILF(s, "op %d: config %s of %s not as set", op->no, config_keys[op->key],
+                      op->name);
         break;
     case OP_LEADER:
         if (op->count >= t->partition_count || t->partitions[op->count].leader != op->leader)
-            failf(s, "op %d: leader of %s-%d not as set", op->no, op->name, op->count);
+            SIM_FAILF(s, "op %d: leader of %s-%d not as set", op->no, op->name, op->count);
         break;
     default: break;
     }
@@ -692,7 +646,7 @@ static void net_send(void *arg, int32_t to, const uint8_t *msg, size_t len)
         if (s->nodes[i].id == to)
             dst = i;
     if (dst < 0) {
-        failf(s, "node %d sent a message to unknown node %d", n->id, to);
+        SIM_FAILF(s, "node %d sent a message to unknown node %d", n->id, to);
         return;
     }
     if (s->blocked[n->index][dst] || chance(s->drop_pm))
@@ -789,7 +743,7 @@ static bool node_open(struct sim *s, struct node *n)
     int rc = cluster_open(&o, &n->c);
     if (rc != CLUSTER_OK) {
         n->c = NULL;
-        failf(s, "node %d cannot open %s: %d", n->id, n->dir, rc);
+        SIM_FAILF(s, "node %d cannot open %s: %d", n->id, n->dir, rc);
         return false;
     }
     cluster_set_transport(n->c, net_send, n);
@@ -821,7 +775,7 @@ static void node_crash(struct sim *s, struct node *n, bool hard)
     if (hard) {
         char *marker = xpath_join(n->dir, "clean-shutdown");
         if (unlink(marker) != 0 && errno != ENOENT)
-            failf(s, "cannot remove %s: %s", marker, strerror(errno));
+            SIM_FAILF(s, "cannot remove %s: %s", marker, strerror(errno));
         free(marker);
     }
 }
@@ -1047,30 +1001,30 @@ static int32_t *term_slot(struct sim *s, uint64_t term)
 static void check_membership(struct sim *s, struct node *n, const struct cluster_quorum_state *q)
 {
     if (q->leading && n->observer)
-        failf(s, "observer %d leads (term %d)", n->id, q->leader_epoch);
+        SIM_FAILF(s, "observer %d leads (term %d)", n->id, q->leader_epoch);
     const struct node *leader = node_by_id(s, q->leader_id);
     if (leader && leader->observer)
-        failf(s, "node %d names observer %d the leader (term %d)", n->id, leader->id,
-              q->leader_epoch);
+        SIM_FAILF(s, "node %d names observer %d the leader (term %d)", n->id, leader->id,
+                  q->leader_epoch);
     if (q->voter_count != (size_t)s->n_voters && !(n->observer && q->voter_count == 0))
-        failf(s, "node %d knows %zu voters, not %d", n->id, q->voter_count, s->n_voters);
+        SIM_FAILF(s, "node %d knows %zu voters, not %d", n->id, q->voter_count, s->n_voters);
     for (size_t k = 0; k < q->voter_count; k++) {
         const struct node *v = node_by_id(s, q->voters[k].node_id);
         if (!v || v->observer)
-            failf(s, "node %d counts node %d among the voters", n->id, q->voters[k].node_id);
+            SIM_FAILF(s, "node %d counts node %d among the voters", n->id, q->voters[k].node_id);
     }
     for (size_t k = 0; k < q->observer_count; k++) {
         const struct node *o = node_by_id(s, q->observers[k].node_id);
         if (!o || !o->observer || !o->add_submitted)
-            failf(s, "node %d counts node %d among the observers, which nobody added", n->id,
-                  q->observers[k].node_id);
+            SIM_FAILF(s, "node %d counts node %d among the observers, which nobody added", n->id,
+                      q->observers[k].node_id);
     }
     if (n->observer && !n->add_submitted &&
         (q->voter_count || q->leader_id >= 0 || cluster_applied_index(n->c) || n->last_applied))
-        failf(s,
-              "observer %d, which nobody added, heard from the quorum (leader %d, applied "
-              "index %llu)",
-              n->id, q->leader_id, (unsigned long long)cluster_applied_index(n->c));
+        SIM_FAILF(s,
+                  "observer %d, which nobody added, heard from the quorum (leader %d, applied "
+                  "index %llu)",
+                  n->id, q->leader_id, (unsigned long long)cluster_applied_index(n->c));
 }
 
 static void check_step(struct sim *s)
@@ -1083,20 +1037,20 @@ static void check_step(struct sim *s)
         cluster_quorum_state(n->c, &q);
         int32_t leader = q.leading ? n->id : q.leader_id;
         if (q.leading && q.leader_id != n->id)
-            failf(s, "node %d leads but names %d the leader", n->id, q.leader_id);
+            SIM_FAILF(s, "node %d leads but names %d the leader", n->id, q.leader_id);
         if (leader > 0) {
             int32_t *slot = term_slot(s, (uint64_t)q.leader_epoch);
             if (*slot == 0) {
                 *slot = leader;
                 TRACE(s, "term %d: node %d leads", q.leader_epoch, leader);
             } else if (*slot != leader) {
-                failf(s, "term %d has two leaders: %d and %d (node %d's view)", q.leader_epoch,
-                      *slot, leader, n->id);
+                SIM_FAILF(s, "term %d has two leaders: %d and %d (node %d's view)", q.leader_epoch,
+                          *slot, leader, n->id);
             }
         }
         if (q.high_watermark > q.log_end_offset)
-            failf(s, "node %d: high watermark %lld past its log end %lld", n->id,
-                  (long long)q.high_watermark, (long long)q.log_end_offset);
+            SIM_FAILF(s, "node %d: high watermark %lld past its log end %lld", n->id,
+                      (long long)q.high_watermark, (long long)q.log_end_offset);
         check_membership(s, n, &q);
         check_mirror(s, n);
     }
@@ -1142,7 +1096,7 @@ static void check_acknowledged(struct sim *s, const struct cluster *c)
         case OP_CREATE: {
             if (t) {
                 if (strcmp(t->name, op->name) != 0)
-                    failf(s, "op %d: topic id of %s now names %s", op->no, op->name, t->name);
+                    SIM_FAILF(s, "op %d: topic id of %s now names %s", op->no, op->name, t->name);
                 break;
             }
             /* Gone: only a deletion that may have happened explains it. */
@@ -1153,18 +1107,18 @@ static void check_acknowledged(struct sim *s, const struct cluster *c)
                     (s->ops[k]->err == CLUSTER_OK || s->ops[k]->err == CLUSTER_ERR_NOT_CONTROLLER ||
                      s->ops[k]->err == CLUSTER_ERR_IO);
             if (!deletion || !cluster_topic_id_deleted(c, op->id))
-                failf(s, "op %d: acknowledged topic %s is gone%s", op->no, op->name,
-                      deletion ? " but not recorded deleted" : " and was never deleted");
+                SIM_FAILF(s, "op %d: acknowledged topic %s is gone%s", op->no, op->name,
+                          deletion ? " but not recorded deleted" : " and was never deleted");
             break;
         }
         case OP_DELETE:
             if (by_name)
-                failf(s, "op %d: acknowledged deletion of %s, still there", op->no, op->name);
+                SIM_FAILF(s, "op %d: acknowledged deletion of %s, still there", op->no, op->name);
             break;
         case OP_PARTITIONS:
             if (t && t->partition_count < op->count)
-                failf(s, "op %d: %s grown to %d partitions, now %d", op->no, op->name, op->count,
-                      t->partition_count);
+                SIM_FAILF(s, "op %d: %s grown to %d partitions, now %d", op->no, op->name,
+                          op->count, t->partition_count);
             break;
         case OP_CONFIG: {
             if (!t)
@@ -1190,8 +1144,9 @@ static void check_acknowledged(struct sim *s, const struct cluster *c)
                      same_value(now, o->value_null ? NULL : o->value);
             }
             if (!ok)
-                failf(s, "op %d: %s of %s is %s, acknowledged as %s", op->no, config_keys[op->key],
-                      op->name, now ? now : "(default)", op->value_null ? "(default)" : op->value);
+                SIM_FAILF(s, "op %d: %s of %s is %s, acknowledged as %s", op->no,
+                          config_keys[op->key], op->name, now ? now : "(default)",
+                          op->value_null ? "(default)" : op->value);
             break;
         }
         case OP_BROKER: {
@@ -1204,7 +1159,8 @@ static void check_acknowledged(struct sim *s, const struct cluster *c)
                       o->err == CLUSTER_ERR_IO);
             }
             if (!ok)
-                failf(s, "op %d: acknowledged registration of broker %d lost", op->no, op->leader);
+                SIM_FAILF(s, "op %d: acknowledged registration of broker %d lost", op->no,
+                          op->leader);
             break;
         }
         case OP_PIDS:
@@ -1213,7 +1169,8 @@ static void check_acknowledged(struct sim *s, const struct cluster *c)
                 if (o->kind == OP_PIDS && o->err == CLUSTER_OK &&
                     o->first_pid < op->first_pid + op->pid_count &&
                     op->first_pid < o->first_pid + o->pid_count)
-                    failf(s, "ops %d and %d were given overlapping producer ids", o->no, op->no);
+                    SIM_FAILF(s, "ops %d and %d were given overlapping producer ids", o->no,
+                              op->no);
             }
             break;
         default: break;
@@ -1230,7 +1187,7 @@ static void check_final_members(struct sim *s)
         if (cluster_controller_id(s->nodes[i].c) == s->nodes[i].id)
             leader = &s->nodes[i];
     if (!leader) {
-        failf(s, "converged without a leader among the voters");
+        SIM_FAILF(s, "converged without a leader among the voters");
         return;
     }
     struct cluster_quorum_state q;
@@ -1240,12 +1197,12 @@ static void check_final_members(struct sim *s)
         struct node *n = &s->nodes[i];
         added += n->added;
         if (cluster_quorum_member(leader->c, n->id) != (!n->observer || n->added))
-            failf(s, "the final leader %d %s node %d a member", leader->id,
-                  cluster_quorum_member(leader->c, n->id) ? "counts" : "does not count", n->id);
+            SIM_FAILF(s, "the final leader %d %s node %d a member", leader->id,
+                      cluster_quorum_member(leader->c, n->id) ? "counts" : "does not count", n->id);
     }
     if (q.observer_count != added)
-        failf(s, "the final leader %d knows %zu observers, %zu were added", leader->id,
-              q.observer_count, added);
+        SIM_FAILF(s, "the final leader %d knows %zu observers, %zu were added", leader->id,
+                  q.observer_count, added);
     TRACE(s, "final leader %d: %zu voters, %zu observers", leader->id, q.voter_count,
           q.observer_count);
 }
@@ -1346,7 +1303,7 @@ static int run_seed(uint64_t seed, struct sim **out)
 
     snprintf(s->run_dir, sizeof s->run_dir, "%s/samsa-msim-XXXXXX", base_dir);
     if (!mkdtemp(s->run_dir)) {
-        failf(s, "mkdtemp %s: %s", s->run_dir, strerror(errno));
+        SIM_FAILF(s, "mkdtemp %s: %s", s->run_dir, strerror(errno));
         s->run_dir[0] = '\0';
         return 1;
     }
@@ -1367,7 +1324,7 @@ static int run_seed(uint64_t seed, struct sim **out)
             TRACE(s, "observer %d: added from %lld ms", n->id, (long long)n->add_at);
         snprintf(n->dir, sizeof n->dir, "%s/node%d", s->run_dir, n->id);
         if (cluster_format(n->dir, n->id, s->cluster_id) != CLUSTER_OK)
-            failf(s, "cannot format %s", n->dir);
+            SIM_FAILF(s, "cannot format %s", n->dir);
     }
     for (int i = 0; i < s->n_nodes && !s->fail; i++)
         node_open(s, &s->nodes[i]);
@@ -1408,8 +1365,8 @@ static int run_seed(uint64_t seed, struct sim **out)
                     : n->add_submitted ? " (observer, addition not acknowledged)"
                                        : " (observer, never added)");
         }
-        failf(s, "liveness: no single leader with one applied history %d ms after healing",
-              LIVENESS_MS);
+        SIM_FAILF(s, "liveness: no single leader with one applied history %d ms after healing",
+                  LIVENESS_MS);
     }
     if (!s->fail) {
         check_final_members(s);
@@ -1420,7 +1377,8 @@ static int run_seed(uint64_t seed, struct sim **out)
             if (image_digest(s, s->nodes[i].c) != d0) {
                 dump_image(&s->nodes[0]);
                 dump_image(&s->nodes[i]);
-                failf(s, "final images of nodes %d and %d differ", s->nodes[0].id, s->nodes[i].id);
+                SIM_FAILF(s, "final images of nodes %d and %d differ", s->nodes[0].id,
+                          s->nodes[i].id);
             }
         }
         check_acknowledged(s, s->nodes[0].c);
@@ -1436,8 +1394,8 @@ static int run_seed(uint64_t seed, struct sim **out)
     }
     for (int i = 0; i < s->n_ops && !s->fail; i++)
         if (s->ops[i]->done_calls != 1)
-            failf(s, "op %d (%s %s) completed %d times", i, op_names[s->ops[i]->kind],
-                  s->ops[i]->name, s->ops[i]->done_calls);
+            SIM_FAILF(s, "op %d (%s %s) completed %d times", i, op_names[s->ops[i]->kind],
+                      s->ops[i]->name, s->ops[i]->done_calls);
     TRACE(s,
           "end: %d ops (%d additions of observers), %llu acknowledged, %llu refused by "
           "observers, %llu crashes, %llu snapshots installed (%llu by observers), %llu messages "

@@ -23,6 +23,7 @@
  * A failure prints the one-line command that replays the seed with a full trace.
  */
 #include "raft/raft.h"
+#include "sim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,31 +34,6 @@
 #define TICK_MS 10
 #define CHAOS_MIN_MS 2000
 #define LIVENESS_MS 6000
-
-static bool trace;
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
-}
-static uint64_t rnd_n(uint64_t n)
-{
-    return n ? rnd() % n : 0;
-}
-static bool chance(uint32_t per_mille)
-{
-    return rnd_n(1000) < per_mille;
-}
-
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-    return h * 0xff51afd7ed558ccdull;
-}
 
 /* ---- the simulated disk: exactly what raft_ready asked to persist ---- */
 struct disk {
@@ -114,28 +90,6 @@ struct sim {
     const char *fail;
     char fail_buf[256];
 };
-
-#define TRACE(s, ...)                                                                              \
-    do {                                                                                           \
-        if (trace) {                                                                               \
-            printf("%6lld ", (long long)(s)->now);                                                 \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
-
-static void failf(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void failf(struct sim *s, const char *fmt, ...)
-{
-    if (s->fail)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->fail_buf, sizeof s->fail_buf, fmt, ap);
-    va_end(ap);
-    s->fail = s->fail_buf;
-    TRACE(s, "FAIL: %s", s->fail_buf);
-}
 
 static struct committed_rec *com_at(struct sim *s, uint64_t idx)
 {
@@ -225,7 +179,7 @@ static void node_start(struct sim *s, struct node *n)
     struct raft_conf boot = founders_conf(s);
     int rc = raft_new(&cfg, &rs, n->founder ? &boot : NULL, &n->r);
     if (rc != 0) {
-        failf(s, "node %llu cannot restart from its disk (%d)", (unsigned long long)n->id, rc);
+        SIM_FAILF(s, "node %llu cannot restart from its disk (%d)", (unsigned long long)n->id, rc);
         return;
     }
     n->up = true;
@@ -300,7 +254,7 @@ static void deliver_due(struct sim *s)
             arena_init(&a);
             struct raft_msg m;
             if (raft_msg_decode(nm.bytes.data, nm.bytes.len, &a, &m) != 0) {
-                failf(s, "a message the core encoded does not decode");
+                SIM_FAILF(s, "a message the core encoded does not decode");
             } else {
                 TRACE(s, "deliver %llu->%llu %s term=%llu idx=%llu/%llu commit=%llu n=%u%s",
                       (unsigned long long)m.from, (unsigned long long)m.to,
@@ -309,8 +263,8 @@ static void deliver_due(struct sim *s)
                       (unsigned long long)m.commit, m.n_entries, m.reject ? " reject" : "");
                 int rc = raft_step(to->r, &m);
                 if (rc == -RAFT_EINVAL)
-                    failf(s, "node %llu rejected a well-formed %s as invalid",
-                          (unsigned long long)to->id, raft_msg_type_name(m.type));
+                    SIM_FAILF(s, "node %llu rejected a well-formed %s as invalid",
+                              (unsigned long long)to->id, raft_msg_type_name(m.type));
             }
             arena_free(&a);
         }
@@ -331,10 +285,11 @@ static void check_persisted(struct sim *s, struct node *n, const struct raft_ent
     if (old == 0)
         hmap_put(&s->entries, k, (void *)(uintptr_t)h);
     else if (old != (uintptr_t)h)
-        failf(s,
-              "log matching violated: node %llu entry %llu/%llu differs from another "
-              "node's entry with the same index and term",
-              (unsigned long long)n->id, (unsigned long long)e->index, (unsigned long long)e->term);
+        SIM_FAILF(s,
+                  "log matching violated: node %llu entry %llu/%llu differs from another "
+                  "node's entry with the same index and term",
+                  (unsigned long long)n->id, (unsigned long long)e->index,
+                  (unsigned long long)e->term);
 }
 
 static void check_commit(struct sim *s, struct node *n, uint64_t commit)
@@ -350,11 +305,11 @@ static void check_commit(struct sim *s, struct node *n, uint64_t commit)
             if (i > s->max_committed)
                 s->max_committed = i;
         } else if (c->term != t) {
-            failf(s,
-                  "committed entry lost: node %llu has term %llu at committed index %llu, "
-                  "committed before with term %llu",
-                  (unsigned long long)n->id, (unsigned long long)t, (unsigned long long)i,
-                  (unsigned long long)c->term);
+            SIM_FAILF(s,
+                      "committed entry lost: node %llu has term %llu at committed index %llu, "
+                      "committed before with term %llu",
+                      (unsigned long long)n->id, (unsigned long long)t, (unsigned long long)i,
+                      (unsigned long long)c->term);
         }
     }
 }
@@ -362,8 +317,8 @@ static void check_commit(struct sim *s, struct node *n, uint64_t commit)
 static void apply_entry(struct sim *s, struct node *n, const struct raft_entry *e)
 {
     if (e->index != n->sm_applied + 1) {
-        failf(s, "node %llu applied index %llu after %llu", (unsigned long long)n->id,
-              (unsigned long long)e->index, (unsigned long long)n->sm_applied);
+        SIM_FAILF(s, "node %llu applied index %llu after %llu", (unsigned long long)n->id,
+                  (unsigned long long)e->index, (unsigned long long)n->sm_applied);
         return;
     }
     n->sm_applied = e->index;
@@ -377,8 +332,8 @@ static void apply_entry(struct sim *s, struct node *n, const struct raft_entry *
         c->data_hash = h;
         s->applied_total++;
     } else if (c->digest != n->sm_digest || c->data_hash != h) {
-        failf(s, "state machine safety violated: node %llu applied a different entry at %llu",
-              (unsigned long long)n->id, (unsigned long long)e->index);
+        SIM_FAILF(s, "state machine safety violated: node %llu applied a different entry at %llu",
+                  (unsigned long long)n->id, (unsigned long long)e->index);
     }
 }
 
@@ -387,12 +342,12 @@ static void install_snapshot(struct sim *s, struct node *n, const struct raft_sn
     ASSERT(snap->len == 16);
     uint64_t idx = be64_read(snap->data), digest = be64_read(snap->data + 8);
     if (idx != snap->index)
-        failf(s, "snapshot at %llu carries state of %llu", (unsigned long long)snap->index,
-              (unsigned long long)idx);
+        SIM_FAILF(s, "snapshot at %llu carries state of %llu", (unsigned long long)snap->index,
+                  (unsigned long long)idx);
     struct committed_rec *c = com_at(s, idx);
     if (c->digest_known && c->digest != digest)
-        failf(s, "node %llu installed a snapshot whose state differs at %llu",
-              (unsigned long long)n->id, (unsigned long long)idx);
+        SIM_FAILF(s, "node %llu installed a snapshot whose state differs at %llu",
+                  (unsigned long long)n->id, (unsigned long long)idx);
     n->sm_applied = idx;
     n->sm_digest = digest;
 }
@@ -413,7 +368,7 @@ static void process_ready(struct sim *s, struct node *n)
             if (i)
                 prev_term = rd.entries[i - 1].term;
             else if (!raft_term_at(n->r, rd.entries[0].index - 1, &prev_term))
-                failf(s, "node %llu persists entries after a hole", (unsigned long long)n->id);
+                SIM_FAILF(s, "node %llu persists entries after a hole", (unsigned long long)n->id);
             check_persisted(s, n, &rd.entries[i], prev_term);
             disk_append(&n->disk, &rd.entries[i]);
         }
@@ -435,11 +390,11 @@ static void process_ready(struct sim *s, struct node *n)
     for (size_t i = 0; i < rd.n_reads; i++) {
         uint64_t ctx = rd.reads[i].context;
         if (ctx < ARRAY_LEN(s->read_required) && rd.reads[i].index < s->read_required[ctx])
-            failf(s,
-                  "read index %llu for read %llu is below the commit index %llu known when "
-                  "it was asked (stale read)",
-                  (unsigned long long)rd.reads[i].index, (unsigned long long)ctx,
-                  (unsigned long long)s->read_required[ctx]);
+            SIM_FAILF(s,
+                      "read index %llu for read %llu is below the commit index %llu known when "
+                      "it was asked (stale read)",
+                      (unsigned long long)rd.reads[i].index, (unsigned long long)ctx,
+                      (unsigned long long)s->read_required[ctx]);
     }
     raft_advance(n->r, &rd);
     /* Snapshot now and then so that compaction and snapshot install get exercised. */
@@ -478,8 +433,8 @@ static void check_leaders(struct sim *s)
                 s->n_term_leader = cap;
             }
             if (s->term_leader[st.term] && s->term_leader[st.term] != n->id)
-                failf(s, "two leaders in term %llu: %llu and %llu", (unsigned long long)st.term,
-                      (unsigned long long)s->term_leader[st.term], (unsigned long long)n->id);
+                SIM_FAILF(s, "two leaders in term %llu: %llu and %llu", (unsigned long long)st.term,
+                          (unsigned long long)s->term_leader[st.term], (unsigned long long)n->id);
             s->term_leader[st.term] = n->id;
             /* Leader completeness: every committed entry is in the new leader's log. */
             for (uint64_t idx = st.snapshot_index + 1; idx <= s->max_committed; idx++) {
@@ -487,16 +442,16 @@ static void check_leaders(struct sim *s)
                 uint64_t t;
                 if (c->known && (!raft_term_at(n->r, idx, &t) || t != c->term) &&
                     idx >= st.first_index)
-                    failf(s,
-                          "leader completeness violated: leader %llu of term %llu lacks "
-                          "committed entry %llu",
-                          (unsigned long long)n->id, (unsigned long long)st.term,
-                          (unsigned long long)idx);
+                    SIM_FAILF(s,
+                              "leader completeness violated: leader %llu of term %llu lacks "
+                              "committed entry %llu",
+                              (unsigned long long)n->id, (unsigned long long)st.term,
+                              (unsigned long long)idx);
             }
             if (s->max_committed > st.last_index)
-                failf(s, "leader %llu of term %llu is missing committed entries up to %llu",
-                      (unsigned long long)n->id, (unsigned long long)st.term,
-                      (unsigned long long)s->max_committed);
+                SIM_FAILF(s, "leader %llu of term %llu is missing committed entries up to %llu",
+                          (unsigned long long)n->id, (unsigned long long)st.term,
+                          (unsigned long long)s->max_committed);
         }
         n->last_role = st.role;
         n->last_term = st.term;
@@ -723,8 +678,8 @@ static int run_seed(uint64_t seed, uint64_t *ops_out)
                     (unsigned long long)st.applied, (unsigned long long)st.last_index,
                     st.conf.n_voters, st.conf.n_learners, raft_conf_is_voter(&st.conf, st.id));
         }
-        failf(s, "liveness: no converged leader with the marker applied %d ms after healing",
-              LIVENESS_MS);
+        SIM_FAILF(s, "liveness: no converged leader with the marker applied %d ms after healing",
+                  LIVENESS_MS);
     }
     int failed = s->fail != NULL;
     if (failed)
