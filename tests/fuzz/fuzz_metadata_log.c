@@ -18,14 +18,13 @@
 #include <unistd.h>
 
 #include "cluster/cluster.h"
+#include "fuzz_dir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char dir[64];
-
 static void path_of(char *out, size_t cap, const char *name)
 {
-    snprintf(out, cap, "%s/%s", dir, name);
+    snprintf(out, cap, "%s/%s", fuzz_dir, name);
 }
 
 static void write_file(const char *name, const uint8_t *p, size_t n)
@@ -55,29 +54,10 @@ static size_t read_file(const char *name, uint8_t **out)
     return b.len;
 }
 
-static void clear_dir(void)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        abort();
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (unlink(path) != 0)
-            abort();
-    }
-    closedir(d);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!dir[0]) {
-        strcpy(dir, "/tmp/samsa-fuzz-metalog-XXXXXX");
-        if (!mkdtemp(dir))
-            abort();
+    if (!fuzz_dir[0]) {
+        fuzz_dir_init("metalog");
         say_set_level(SAY_LEVEL_ERROR + 1);
     }
     if (size < 1)
@@ -93,12 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         be32_write(in + pos + 4, crc32c(0, in + pos + 8, n));
         pos += 8 + n;
     }
-    clear_dir();
+    fuzz_dir_clear();
     write_file("metadata.log", in, len);
     if (clean)
         write_file("clean-shutdown", NULL, 0);
 
-    struct cluster_options o = {.metadata_dir = dir, .node_id = 1};
+    struct cluster_options o = {.metadata_dir = fuzz_dir, .node_id = 1};
     struct cluster *c = NULL;
     int rc = cluster_open(&o, &c);
     if (rc == CLUSTER_ERR_CORRUPT) {
@@ -112,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     cluster_close(c);
 
-    clear_dir();
+    fuzz_dir_clear();
     write_file("metadata.log", in, len);
     o.salvage = true;
     if (cluster_open(&o, &c) != 0)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cluster/quorum.h"
+#include "fuzz_dir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,8 +39,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define F_RAW_SNAPSHOT 0x10
 #define SNAP_MAGIC 0x52534e50u /* storage.c's "RSNP" */
 #define MAX_KEPT_ENTRIES 4096
-
-static char dir[64];
 
 /* What a quorum applied: a count, a hash of the sequence and (for a salvage) the entries. */
 struct applied {
@@ -77,34 +76,17 @@ static void applied_free(struct applied *a)
 static void write_file(const char *name, const uint8_t *p, size_t n)
 {
     char path[128];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", fuzz_dir, name);
     FILE *f = fopen(path, "wb");
     if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0)
         abort();
-}
-
-static void clear_dir(void)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        abort();
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (unlink(path) != 0)
-            abort();
-    }
-    closedir(d);
 }
 
 /* Every file of the dir, sorted by name, with its length and contents. */
 static void dir_image(struct buf *out)
 {
     struct dirent **names;
-    int n = scandir(dir, &names, NULL, alphasort);
+    int n = scandir(fuzz_dir, &names, NULL, alphasort);
     if (n < 0)
         abort();
     for (int i = 0; i < n; i++) {
@@ -112,7 +94,7 @@ static void dir_image(struct buf *out)
         if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
             buf_append(out, name, strlen(name) + 1);
             char path[512];
-            snprintf(path, sizeof path, "%s/%s", dir, name);
+            snprintf(path, sizeof path, "%s/%s", fuzz_dir, name);
             struct buf f;
             buf_init(&f);
             FILE *fp = fopen(path, "rb");
@@ -143,7 +125,7 @@ struct input {
 
 static void write_input(const struct input *in)
 {
-    clear_dir();
+    fuzz_dir_clear();
     if (in->flags & F_SNAPSHOT)
         write_file("snapshot", in->snap, in->snap_len);
     if (!(in->flags & F_NO_LOG))
@@ -194,7 +176,8 @@ static void check_strict(const struct input *in)
     struct applied a = {0};
     struct quorum *q = NULL;
     int rc = quorum_open(
-        dir, &(struct quorum_config){.node_id = 1, .salvage = false, .apply = apply, .arg = &a}, &q,
+        fuzz_dir,
+        &(struct quorum_config){.node_id = 1, .salvage = false, .apply = apply, .arg = &a}, &q,
         NULL);
     if (rc != 0) {
         dir_image(&after);
@@ -203,7 +186,7 @@ static void check_strict(const struct input *in)
     } else {
         quorum_close(q);
         struct applied again = {0};
-        if (quorum_open(dir,
+        if (quorum_open(fuzz_dir,
                         &(struct quorum_config){
                             .node_id = 1, .salvage = false, .apply = apply, .arg = &again},
                         &q, NULL) != 0)
@@ -223,8 +206,9 @@ static void check_salvage(const struct input *in)
     struct applied a = {.keep = true, .kept = calloc(MAX_KEPT_ENTRIES, sizeof(struct slice))};
     struct quorum *q = NULL;
     if (quorum_open(
-            dir, &(struct quorum_config){.node_id = 1, .salvage = true, .apply = apply, .arg = &a},
-            &q, NULL) != 0) {
+            fuzz_dir,
+            &(struct quorum_config){.node_id = 1, .salvage = true, .apply = apply, .arg = &a}, &q,
+            NULL) != 0) {
         applied_free(&a);
         return; /* a corrupt snapshot: salvage refuses it too */
     }
@@ -240,8 +224,9 @@ static void check_salvage(const struct input *in)
     quorum_close(q);
     struct applied b = {0};
     if (quorum_open(
-            dir, &(struct quorum_config){.node_id = 1, .salvage = false, .apply = apply, .arg = &b},
-            &q, NULL) != 0)
+            fuzz_dir,
+            &(struct quorum_config){.node_id = 1, .salvage = false, .apply = apply, .arg = &b}, &q,
+            NULL) != 0)
         abort(); /* 3: the rewritten log opens */
     if (b.count != a.count || b.hash != a.hash)
         abort(); /* 3: ... with what salvage read */
@@ -251,10 +236,8 @@ static void check_salvage(const struct input *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!dir[0]) {
-        strcpy(dir, "/tmp/samsa-fuzz-raft-XXXXXX");
-        if (!mkdtemp(dir))
-            abort();
+    if (!fuzz_dir[0]) {
+        fuzz_dir_init("raft");
         say_set_level(SAY_LEVEL_ERROR + 1);
     }
     if (size < 1)
