@@ -459,7 +459,7 @@ void alter_mark_duplicates(struct request *req, struct alter_resource *rs, int32
 int16_t alter_check_resource(struct request *req, const struct alter_resource *r,
                              struct slice *message);
 
-/* Kafka error code for a storage or cluster error. */
+/* Kafka error code for a storage or cluster error (kerr.c). */
 int16_t kerr_from_storage(int err);
 int16_t kerr_from_cluster(int err);
 
