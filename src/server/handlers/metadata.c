@@ -24,7 +24,8 @@ static void fill_topic(struct request *req, struct metadata_response_topics *out
     out->partitions_count = t->partition_count;
     out->partitions =
         REQ_ALLOC(req, struct metadata_response_topics_partitions, t->partition_count);
-    /* Partitions still being opened (partitions.c) have no leader yet. */
+    /* Partitions this node leads but is still opening (partitions.c) have no leader
+     * yet; another broker's partition is that broker's to answer for. */
     const struct topic_state *ts = server_topic(req->srv, slice_from_cstr(t->name));
     int32_t opened = ts ? ts->partition_count : 0;
     for (int32_t i = 0; i < t->partition_count; i++) {
@@ -39,7 +40,7 @@ static void fill_topic(struct request *req, struct metadata_response_topics *out
         p->isr_nodes = mp->isr;
         p->isr_nodes_count = mp->isr_count;
         p->offline_replicas_count = 0;
-        if (i >= opened) {
+        if (i >= opened && mp->leader == req->srv->cfg->node_id) {
             p->error_code = KERR_LEADER_NOT_AVAILABLE;
             p->leader_id = -1;
         }

@@ -244,8 +244,10 @@ def test_partitions_spread_and_a_killed_broker_is_fenced(quorum):
     wait_until(lambda: all(len(describe(n)["brokers"]) == 3 for n in quorum), 15,
                what="three unfenced brokers")
     create_topic(quorum, "q-spread12", 12)
-    leaders = wait_until(lambda: (lambda l: l if len(l) == 12 else None)(leaders_on(quorum[0], "q-spread12")),
-                         10, what="twelve partitions")
+    node_ids = {n.node_id for n in quorum}
+    leaders = wait_until(lambda: (lambda l: l if len(l) == 12 and set(l.values()) <= node_ids
+                                  else None)(leaders_on(quorum[0], "q-spread12")),
+                         10, what="twelve partitions with leaders")
     counts = {n.node_id: sum(1 for x in leaders.values() if x == n.node_id) for n in quorum}
     assert counts == {1: 4, 2: 4, 3: 4}, leaders
     # Each node holds only its own partitions' directories.
