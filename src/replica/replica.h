@@ -75,6 +75,19 @@ enum partition_role {
     PARTITION_LEADER,   /* takes produce and serves fetch */
 };
 
+/* A follower as its leader sees it. */
+struct replica_follower {
+    int32_t node_id;
+    /* The offset it last fetched from: it holds everything below (made durable first,
+     * unless samsa.replica.fetch.sync is off). -1 until it fetches from this leader. */
+    int64_t log_end;
+    int64_t last_fetch_ms;
+    int64_t log_end_at_last_fetch; /* the leader's log end when it last fetched */
+    /* Last time it had everything the leader had (Kafka's lastCaughtUpTime); -1 until
+     * the first ISR check of this leader's term, which counts as caught up. */
+    int64_t caught_up_ms;
+};
+
 struct partition {
     const char *topic;                     /* the topic's name: borrowed from the host */
     const struct topic_settings *settings; /* the topic's: borrowed from the host */
@@ -82,6 +95,26 @@ struct partition {
     struct log *log; /* NULL once closed */
     enum partition_role role;
     int32_t leader_epoch; /* -1 until the first become_leader/become_follower */
+    /* Replication, as the metadata assigns it (partition_set_assignment). Until then,
+     * and on a node on its own, there are no replicas but this one (replica_count 0). */
+    int32_t self_id;
+    int32_t leader_id; /* -1: none */
+    int32_t replica_count;
+    int32_t *replicas;
+    int32_t isr_count;
+    int32_t *isr;
+    int32_t follower_count; /* the replicas other than this node */
+    struct replica_follower *followers;
+    int32_t partition_epoch; /* the metadata's, sent with AlterPartition */
+    /* An ISR this leader asked the controller for and has not heard back about: while
+     * it may be written, the high watermark counts its members too (Kafka's maximal
+     * ISR), so that a follower joining never misses what the watermark passes. */
+    int32_t pending_isr_count; /* 0: nothing asked */
+    int32_t *pending_isr;
+    /* Of a partition with more than one replica: the leader's is the minimum over the
+     * in-sync replicas' log ends, never going back while it leads; a follower's is the
+     * leader's, as far as its own log reaches. */
+    int64_t high_watermark;
     /* Group commit's bookkeeping (server/commit.c): queued for the next sync round. */
     bool sync_wanted;
     /* Lifetime: background jobs holding p, and whether p was closed under them. */
@@ -120,10 +153,64 @@ int16_t partition_check_leader(const struct partition *p, int32_t current_leader
 int partition_append_as_leader(struct partition *p, uint8_t *records, size_t len, int64_t now_ms,
                                struct log_append_result *out);
 /* The high watermark: the end of what consumers may see (fetch, ListOffsets latest),
- * what DeleteRecords may delete and compaction may clean up to. On a single node every
+ * what DeleteRecords may delete and compaction may clean up to. With one replica every
  * appended record is in the only in-sync replica, so it is the log end; with
- * replication it becomes the minimum over the in-sync replicas. */
+ * replication it is the minimum over the in-sync replicas' log ends (see struct
+ * partition). */
 int64_t partition_high_watermark(const struct partition *p);
+
+/* ---- replication ----
+ * The leader learns each follower's log end from its fetches and moves the high
+ * watermark; a follower appends the leader's batches as they are and truncates what
+ * diverges from the leader's log (KIP-101/KIP-279, with KIP-595's DivergingEpoch in
+ * Fetch instead of a separate OffsetForLeaderEpoch round). */
+
+/* The replicas and in-sync replicas the metadata names, with this node's id and the
+ * leader's. Followers that stay keep what the leader knows of them. Returns true when
+ * the high watermark moved (an in-sync replica that held it back left the ISR). */
+bool partition_set_assignment(struct partition *p, int32_t self_id, int32_t leader_id,
+                              int32_t partition_epoch, const int32_t *replicas,
+                              int32_t replica_count, const int32_t *isr, int32_t isr_count);
+/* More than one replica: the high watermark waits for followers. */
+bool partition_replicated(const struct partition *p);
+/* Whether node is one of p's replicas (this node included). */
+bool partition_has_replica(const struct partition *p, int32_t node_id);
+/* The leader heard a fetch from follower node at offset (<= the log end; the caller
+ * checked). Returns true when the high watermark moved. */
+bool partition_follower_fetched(struct partition *p, int32_t node_id, int64_t offset,
+                                int64_t now_ms);
+/* ISR maintenance (the leader): the ISR to ask the controller for, in replica order, or
+ * false when the ISR is right as it is or a request is already out. A follower joins
+ * once it has reached the high watermark and the start of this leader's epoch; one
+ * leaves once it has not caught up with the log end for lag_max_ms
+ * (replica.lag.time.max.ms). isr_out has room for p->replica_count ids. */
+bool partition_isr_change(struct partition *p, int64_t now_ms, int64_t lag_max_ms, int32_t *isr_out,
+                          int32_t *count_out);
+/* The request for isr went out / was answered (either way: the metadata says what
+ * became of it). */
+void partition_isr_requested(struct partition *p, const int32_t *isr, int32_t count);
+void partition_isr_answered(struct partition *p);
+/* The leader's own log grew: with no follower in sync the high watermark follows it.
+ * Returns true when it moved. */
+bool partition_leader_appended(struct partition *p);
+/* Leader side of KIP-320/595: a follower that last fetched a batch of last_fetched_epoch
+ * and now asks for fetch_offset diverges from this log when this log's epoch cache ends
+ * that epoch earlier (or does not have it). Returns true with the epoch and end offset
+ * to tell it (Fetch's DivergingEpoch). */
+bool partition_diverging(struct partition *p, int64_t fetch_offset, int32_t last_fetched_epoch,
+                         int32_t *epoch_out, int64_t *end_out);
+/* Follower side: where to truncate to after the leader answered DivergingEpoch
+ * (epoch, end_offset), as Kafka's fetcher decides it. Never above the log end. */
+int64_t partition_truncation_offset(struct partition *p, int32_t epoch, int64_t end_offset);
+/* Truncates a follower's log to offset (whole batches, see log_truncate_to); the high
+ * watermark follows it down. 0 or a storage error. */
+int partition_truncate(struct partition *p, int64_t offset);
+/* Appends the leader's batches as they are (offsets and epochs kept): log_append_as_
+ * follower, whose result it returns. p must follow (asserted). */
+int partition_append_as_follower(struct partition *p, uint8_t *records, size_t len, int64_t now_ms,
+                                 struct log_append_result *out);
+/* A follower heard the leader's high watermark. */
+void partition_follower_high_watermark(struct partition *p, int64_t leader_high_watermark);
 /* A background job starts using p (and its log) / is done with it. partition_release
  * returns false when p was closed meanwhile: p may then be freed, the caller must not
  * touch it again (and abandons its job's results). */

@@ -198,6 +198,215 @@ static void test_delete_renames_the_directory(void **state)
     free(renamed);
 }
 
+/* ---- replication: a leader and a follower, each with its own log ---- */
+
+static const int32_t three[] = {1, 2, 3};
+
+/* Opens a second partition (another node's replica) beside f's. */
+static struct partition *open_other(struct fixture *f, const char *name)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", f->root, name);
+    struct partition_spec spec = f->spec;
+    spec.dir = dir;
+    struct partition *p = NULL;
+    assert_int_equal(partition_open(&spec, &p), 0);
+    return p;
+}
+
+/* What a follower's fetch does: reads the leader's log from the follower's log end,
+ * appends it as it is; returns the records copied. */
+static int64_t copy_from(struct partition *leader, struct partition *follower)
+{
+    int64_t from = log_end_offset(follower->log);
+    struct log_read_result rr;
+    assert_int_equal(log_read(leader->log, from, 1 << 20, log_end_offset(leader->log), &rr), 0);
+    if (rr.len == 0)
+        return 0;
+    uint8_t *data = malloc((size_t)rr.len);
+    assert_int_equal(pread_exact(rr.fd, data, (size_t)rr.len, rr.file_pos), 0);
+    struct log_append_result res;
+    assert_int_equal(partition_append_as_follower(follower, data, (size_t)rr.len, 1, &res), 0);
+    free(data);
+    return log_end_offset(follower->log) - from;
+}
+
+static void test_high_watermark_waits_for_the_in_sync_replicas(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(partition_open(&f->spec, &f->p), 0);
+    struct partition *p = f->p;
+    partition_become_leader(p, 0);
+    assert_false(partition_set_assignment(p, 1, 1, 0, three, 3, three, 3));
+    assert_true(partition_replicated(p));
+    assert_true(partition_has_replica(p, 3));
+    assert_false(partition_has_replica(p, 4));
+    append(p, 4);
+    assert_false(partition_leader_appended(p)); /* followers not heard from yet */
+    assert_int_equal(partition_high_watermark(p), 0);
+    assert_false(partition_follower_fetched(p, 2, 4, 10));
+    assert_int_equal(partition_high_watermark(p), 0); /* node 3 still unknown */
+    assert_true(partition_follower_fetched(p, 3, 2, 10));
+    assert_int_equal(partition_high_watermark(p), 2);
+    assert_true(partition_follower_fetched(p, 3, 4, 11));
+    assert_int_equal(partition_high_watermark(p), 4);
+    /* A follower behind does not take it back. */
+    assert_false(partition_follower_fetched(p, 2, 1, 12));
+    assert_int_equal(partition_high_watermark(p), 4);
+
+    /* Node 2 leaves the ISR (fenced): the leader and node 3 decide alone. */
+    append(p, 2);
+    assert_false(partition_follower_fetched(p, 3, 6, 13));
+    assert_int_equal(partition_high_watermark(p), 4);
+    static const int32_t isr13[] = {1, 3};
+    assert_true(partition_set_assignment(p, 1, 1, 0, three, 3, isr13, 2));
+    assert_int_equal(partition_high_watermark(p), 6);
+
+    /* Alone in the ISR: the log end. */
+    static const int32_t isr1[] = {1};
+    partition_set_assignment(p, 1, 1, 0, three, 3, isr1, 1);
+    append(p, 1);
+    assert_true(partition_leader_appended(p));
+    assert_int_equal(partition_high_watermark(p), 7);
+
+    /* A new leader term forgets what followers said to the old one. */
+    partition_set_assignment(p, 1, 1, 0, three, 3, three, 3);
+    partition_become_leader(p, 1);
+    append(p, 1);
+    assert_false(partition_follower_fetched(p, 2, 8, 14));
+    assert_int_equal(partition_high_watermark(p), 7);
+    assert_true(partition_follower_fetched(p, 3, 8, 14));
+    assert_int_equal(partition_high_watermark(p), 8);
+}
+
+static void test_a_reopened_replica_shows_nothing_unconfirmed(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(partition_open(&f->spec, &f->p), 0);
+    partition_become_leader(f->p, 0);
+    append(f->p, 5);
+    partition_close(f->p);
+    f->p = NULL;
+    f->spec.recovery_point = 5;
+    assert_int_equal(partition_open(&f->spec, &f->p), 0);
+    partition_become_leader(f->p, 1);
+    partition_set_assignment(f->p, 1, 1, 0, three, 3, three, 3);
+    /* Its tail may never have reached the others: hidden until they fetch. */
+    assert_int_equal(partition_high_watermark(f->p), 0);
+    partition_follower_fetched(f->p, 2, 5, 1);
+    partition_follower_fetched(f->p, 3, 5, 1);
+    assert_int_equal(partition_high_watermark(f->p), 5);
+}
+
+static void test_follower_copies_and_truncates_a_divergent_suffix(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(partition_open(&f->spec, &f->p), 0);
+    struct partition *a = f->p, *b = open_other(f, "topic-b");
+    /* a leads epoch 0; b follows and copies everything. */
+    partition_become_leader(a, 0);
+    partition_set_assignment(a, 1, 1, 0, three, 2, three, 2);
+    partition_become_follower(b, 0);
+    partition_set_assignment(b, 2, 1, 0, three, 2, three, 2);
+    append(a, 3);
+    assert_int_equal(copy_from(a, b), 3);
+    int32_t epoch;
+    int64_t end;
+    assert_false(partition_diverging(a, 3, log_latest_epoch(b->log), &epoch, &end));
+    partition_follower_fetched(a, 2, 3, 1);
+    partition_follower_high_watermark(b, partition_high_watermark(a));
+    assert_int_equal(b->high_watermark, 3);
+
+    /* a appends two more that b never gets, then b leads epoch 1 and appends its own. */
+    append(a, 2);
+    partition_become_follower(a, 1);
+    partition_become_leader(b, 1);
+    append(b, 1);
+    append(b, 1);
+    /* a asks to go on from offset 5 after epoch 0: b's epoch 0 ended at 3. */
+    assert_true(partition_diverging(b, 5, log_latest_epoch(a->log), &epoch, &end));
+    assert_int_equal(epoch, 0);
+    assert_int_equal(end, 3);
+    int64_t to = partition_truncation_offset(a, epoch, end);
+    assert_int_equal(to, 3);
+    assert_int_equal(partition_truncate(a, to), 0);
+    assert_int_equal(log_end_offset(a->log), 3);
+    /* Now a is a prefix of b: no divergence, and it copies b's epoch-1 records. */
+    assert_false(partition_diverging(b, 3, log_latest_epoch(a->log), &epoch, &end));
+    assert_int_equal(copy_from(b, a), 2);
+    assert_int_equal(log_latest_epoch(a->log), 1);
+    assert_false(partition_diverging(b, 5, 1, &epoch, &end));
+    /* A follower that never fetched anything does not diverge. */
+    assert_false(partition_diverging(b, 0, -1, &epoch, &end));
+    partition_close(b);
+}
+
+static void test_truncation_offset_cases(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(partition_open(&f->spec, &f->p), 0);
+    struct partition *p = f->p;
+    partition_become_leader(p, 2);
+    append(p, 3); /* epoch 2: 0..2 */
+    partition_become_leader(p, 5);
+    append(p, 3); /* epoch 5: 3..5 */
+    partition_become_follower(p, 6);
+    p->high_watermark = 2;
+    /* The leader knows no epoch this early: keep what it confirmed (the HW). */
+    assert_int_equal(partition_truncation_offset(p, -1, -1), 2);
+    /* Same epoch here: the lesser end. */
+    assert_int_equal(partition_truncation_offset(p, 5, 4), 4);
+    assert_int_equal(partition_truncation_offset(p, 5, 9), 6);
+    /* The leader's epoch 4 is unknown here; this log has epoch 2 up to 3: go to 3 and ask
+     * again. */
+    assert_int_equal(partition_truncation_offset(p, 4, 5), 3);
+    /* An epoch older than any here: this log has nothing of it (Kafka's cache answers
+     * the epoch with the start of the first one it knows), so all goes. */
+    assert_int_equal(partition_truncation_offset(p, 1, 1), 0);
+}
+
+static void test_isr_shrinks_and_expands(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(partition_open(&f->spec, &f->p), 0);
+    struct partition *p = f->p;
+    partition_become_leader(p, 1);
+    partition_set_assignment(p, 1, 1, 0, three, 3, three, 3);
+    int32_t isr[3], n = 0;
+    /* The term's first check gives every in-sync follower its time. */
+    assert_false(partition_isr_change(p, 1000, 500, isr, &n));
+    append(p, 4);
+    partition_follower_fetched(p, 2, 4, 1100); /* caught up */
+    partition_follower_fetched(p, 3, 0, 1100); /* behind */
+    assert_false(partition_isr_change(p, 1400, 500, isr, &n));
+    /* Node 3 has not caught up for longer than the lag allows: it leaves. */
+    assert_true(partition_isr_change(p, 1501, 500, isr, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(isr[0], 1);
+    assert_int_equal(isr[1], 2);
+    /* One request at a time; the pending ISR counts for the high watermark. */
+    partition_isr_requested(p, isr, n);
+    assert_false(partition_isr_change(p, 1600, 500, isr, &n));
+    partition_isr_answered(p);
+    static const int32_t isr12[] = {1, 2};
+    assert_true(partition_set_assignment(p, 1, 1, 1, three, 3, isr12, 2));
+    assert_int_equal(partition_high_watermark(p), 4);
+    /* Node 3 catches up to the high watermark: it joins again. */
+    partition_follower_fetched(p, 2, 4, 1700);
+    partition_follower_fetched(p, 3, 3, 1700);
+    assert_false(partition_isr_change(p, 1700, 500, isr, &n));
+    partition_follower_fetched(p, 3, 4, 1800);
+    assert_true(partition_isr_change(p, 1800, 500, isr, &n));
+    assert_int_equal(n, 3);
+    /* While that expansion is pending, the high watermark waits for node 3 too. */
+    partition_isr_requested(p, isr, n);
+    append(p, 1);
+    partition_follower_fetched(p, 2, 5, 1900);
+    assert_int_equal(partition_high_watermark(p), 4);
+    partition_follower_fetched(p, 3, 5, 1900);
+    assert_int_equal(partition_high_watermark(p), 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +418,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_failure_opens_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holders_outlive_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_renames_the_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_high_watermark_waits_for_the_in_sync_replicas, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_reopened_replica_shows_nothing_unconfirmed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_follower_copies_and_truncates_a_divergent_suffix,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncation_offset_cases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_isr_shrinks_and_expands, setup, teardown),
     };
     return cmocka_run_group_tests_name("partition", tests, NULL, NULL);
 }
