@@ -1155,6 +1155,30 @@ static bool has_repeats(const int32_t *ids, int32_t n)
     return false;
 }
 
+/* AlterPartition's checks, as Kafka's controller makes them: the sender must still lead
+ * at the epochs it saw, and every replica it wants in sync must be an unfenced replica
+ * (a fenced one would be elected from the ISR although it cannot serve). */
+static int check_alter_partition(struct cluster *c, struct op *op, const struct mpartition *old)
+{
+    const char **why = &op->res.why;
+    if (old->leader != op->leader || old->leader_epoch != op->leader_epoch) {
+        *why = "the sender does not lead the partition at that leader epoch";
+        return CLUSTER_ERR_FENCED_LEADER_EPOCH;
+    }
+    if (old->partition_epoch != op->partition_epoch) {
+        *why = "the partition epoch has moved on";
+        return CLUSTER_ERR_INVALID_UPDATE_VERSION;
+    }
+    for (int32_t i = 0; i < op->isr_count; i++) {
+        const struct mbroker *b = cluster_broker_find(c, op->isr[i]);
+        if (!b || b->fenced || !has_id(old->replicas, old->replica_count, op->isr[i])) {
+            *why = "an in-sync replica must be an unfenced replica";
+            return CLUSTER_ERR_INELIGIBLE_REPLICA;
+        }
+    }
+    return 0;
+}
+
 static int build_change_partition(struct cluster *c, struct op *op, struct change *ch)
 {
     const char **why = &op->res.why;
@@ -1166,6 +1190,12 @@ static int build_change_partition(struct cluster *c, struct op *op, struct chang
         return CLUSTER_ERR_INVALID_PARTITIONS;
     }
     const struct mpartition *old = &t->partitions[op->partition];
+    op->res.partition_epoch = old->partition_epoch;
+    if (op->from_leader) {
+        int rc = check_alter_partition(c, op, old);
+        if (rc != 0)
+            return rc;
+    }
     struct mpartition now = *old;
     if (op->replica_count >= 0) {
         now.replicas = op->replicas;
@@ -1212,6 +1242,7 @@ static int build_change_partition(struct cluster *c, struct op *op, struct chang
     if (now.leader != old->leader || new_replicas)
         now.leader_epoch = old->leader_epoch + 1;
     now.partition_epoch = old->partition_epoch + 1;
+    op->res.partition_epoch = now.partition_epoch;
     cluster__add_partition_state(ch, t->id, &now);
     return 0;
 }
@@ -1622,6 +1653,23 @@ void cluster_change_partition(struct cluster *c, struct slice topic, int32_t par
         op->isr = copy_ids(change->isr, change->isr_count);
         op->isr_count = MAX(change->isr_count, 0);
     }
+    cluster__submit(op);
+}
+
+void cluster_alter_partition(struct cluster *c, struct slice topic, int32_t partition,
+                             const struct cluster_isr_change *change, cluster_done_fn done,
+                             void *arg)
+{
+    struct op *op = cluster__op_new(c, OP_CHANGE_PARTITION, done, arg);
+    op->name = slice_to_cstr(topic);
+    op->partition = partition;
+    op->from_leader = true;
+    op->leader = change->leader; /* kept: the sender leads (checked at build) */
+    op->leader_epoch = change->leader_epoch;
+    op->partition_epoch = change->partition_epoch;
+    op->replica_count = -1;
+    op->isr = copy_ids(change->isr, change->isr_count);
+    op->isr_count = MAX(change->isr_count, 0);
     cluster__submit(op);
 }
 

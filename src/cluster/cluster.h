@@ -36,6 +36,11 @@ enum cluster_err {
      * or one registered again since). Kafka's STALE_BROKER_EPOCH. */
     CLUSTER_ERR_STALE_BROKER_EPOCH = -11,
     CLUSTER_ERR_INVALID_ASSIGNMENT = -12, /* a manual replica assignment Kafka refuses */
+    /* AlterPartition from a leader that no longer leads at its epoch / saw an older
+     * partition epoch / names a replica that may not be in sync (fenced, or no replica). */
+    CLUSTER_ERR_FENCED_LEADER_EPOCH = -13,
+    CLUSTER_ERR_INVALID_UPDATE_VERSION = -14,
+    CLUSTER_ERR_INELIGIBLE_REPLICA = -15,
 };
 
 /* ---- topic configuration ---- */
@@ -234,6 +239,7 @@ struct cluster_result {
     int64_t first_producer_id; /* cluster_allocate_producer_ids: the first id reserved */
     int64_t broker_epoch;      /* registration: the broker's epoch */
     bool fenced;               /* registration and heartbeat: the broker is fenced */
+    int32_t partition_epoch;   /* partition changes: the partition's epoch after it */
 };
 typedef void (*cluster_done_fn)(void *arg, const struct cluster_result *res);
 
@@ -346,6 +352,20 @@ struct cluster_partition_change {
 void cluster_change_partition(struct cluster *c, struct slice topic, int32_t partition,
                               const struct cluster_partition_change *change, cluster_done_fn done,
                               void *arg);
+
+/* AlterPartition (KIP-497): the partition's leader asks for a new ISR. Written only if
+ * `leader` still leads at leader_epoch and the partition is at partition_epoch
+ * (CLUSTER_ERR_FENCED_LEADER_EPOCH, CLUSTER_ERR_INVALID_UPDATE_VERSION otherwise) and
+ * every member is an unfenced replica (CLUSTER_ERR_INELIGIBLE_REPLICA); then as
+ * cluster_change_partition with the ISR changed. res->partition_epoch: the epoch after. */
+struct cluster_isr_change {
+    int32_t leader, leader_epoch, partition_epoch;
+    const int32_t *isr;
+    int32_t isr_count;
+};
+void cluster_alter_partition(struct cluster *c, struct slice topic, int32_t partition,
+                             const struct cluster_isr_change *change, cluster_done_fn done,
+                             void *arg);
 
 /* UUIDs (topic ids) as Kafka writes them: 22 characters of url-safe base64. */
 #define CLUSTER_UUID_TEXT_BYTES 23

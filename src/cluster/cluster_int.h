@@ -112,6 +112,9 @@ struct op {
     int32_t partition, leader;
     int32_t *replicas, *isr;
     int32_t replica_count, isr_count;
+    /* AlterPartition: leader (above) asks at these epochs (checked at build). */
+    bool from_leader;
+    int32_t leader_epoch, partition_epoch;
     cluster_done_fn done; /* NULL: nobody waits (or cluster_forget) */
     void *arg;
     struct buf entry; /* the encoded change, until it is proposed */

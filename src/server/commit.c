@@ -22,6 +22,7 @@ struct wait_item {
     struct partition *partition; /* NULL once the partition failed or went away */
     int64_t offset;              /* durable offset needed (last offset + 1) */
     int16_t *error_slot;         /* where to report a failed sync */
+    bool replicated;             /* the high watermark must pass offset too (acks=all) */
 };
 
 /* A delayed operation in s->durable_waits, watching PURGATORY_DURABLE of its
@@ -42,14 +43,25 @@ struct durable_wait *durable_wait_new(void (*done)(void *arg), void *arg)
     return w;
 }
 
-void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offset,
-                      int16_t *error_slot)
+static void add_item(struct durable_wait *w, struct wait_item item)
 {
     if (w->count == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 4;
         w->items = xrealloc(w->items, w->cap * sizeof *w->items);
     }
-    w->items[w->count++] = (struct wait_item){p, offset, error_slot};
+    w->items[w->count++] = item;
+}
+
+void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offset,
+                      int16_t *error_slot)
+{
+    add_item(w, (struct wait_item){p, offset, error_slot, false});
+}
+
+void durable_wait_add_acked(struct durable_wait *w, struct partition *p, int64_t offset,
+                            int16_t *error_slot)
+{
+    add_item(w, (struct wait_item){p, offset, error_slot, partition_replicated(p)});
 }
 
 static struct purgatory_key durable_key(const struct partition *p)
@@ -57,17 +69,25 @@ static struct purgatory_key durable_key(const struct partition *p)
     return (struct purgatory_key){p, PURGATORY_DURABLE};
 }
 
+static struct purgatory_key high_watermark_key(const struct partition *p)
+{
+    return (struct purgatory_key){p, PURGATORY_HIGH_WATERMARK};
+}
+
+static bool item_done(const struct wait_item *it)
+{
+    return !it->partition ||
+           (log_durable_offset(it->partition->log) >= it->offset &&
+            (!it->replicated || partition_high_watermark(it->partition) >= it->offset));
+}
+
 /* True when every partition of w is durable far enough (or failed). */
 static bool wait_done(struct delayed_op *op)
 {
     struct durable_wait *w = (struct durable_wait *)op;
-    for (size_t i = 0; i < w->count; i++) {
-        struct wait_item *it = &w->items[i];
-        if (!it->partition)
-            continue;
-        if (log_durable_offset(it->partition->log) < it->offset)
+    for (size_t i = 0; i < w->count; i++)
+        if (!item_done(&w->items[i]))
             return false;
-    }
     return true;
 }
 
@@ -78,9 +98,16 @@ static void wait_finish(struct delayed_op *op, enum delayed_outcome how)
     struct durable_wait *w = (struct durable_wait *)op;
     /* The acks=all promise: answered without an error only once durable. */
     ASSERT(how == DELAYED_READY);
-    for (size_t i = 0; i < w->count; i++)
-        ASSERT(!w->items[i].partition ||
-               log_durable_offset(w->items[i].partition->log) >= w->items[i].offset);
+    for (size_t i = 0; i < w->count; i++) {
+        const struct wait_item *it = &w->items[i];
+        ASSERT(item_done(it));
+        /* The high watermark passed the records, but with fewer in-sync replicas than
+         * min.insync.replicas they are not safe enough to acknowledge (Kafka's rule). */
+        if (it->partition && it->replicated &&
+            it->partition->isr_count < it->partition->settings->min_insync_replicas &&
+            *it->error_slot == KERR_NONE)
+            *it->error_slot = KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+    }
     w->done(w->arg);
     free(w->items);
     free(w);
@@ -93,10 +120,14 @@ void durable_wait_submit(struct server *s, struct durable_wait *w)
     /* purgatory_add copies the keys: most produces name few partitions, so they go on
      * the stack (no allocation per acks=all produce). */
     struct purgatory_key few[16] = {{0}};
-    struct purgatory_key *keys = w->count <= 16 ? few : xcalloc(w->count, sizeof *keys);
-    for (size_t i = 0; i < w->count; i++)
-        keys[i] = durable_key(w->items[i].partition);
-    purgatory_add(s->durable_waits, &w->op, keys, w->count, INT64_MAX);
+    struct purgatory_key *keys = w->count <= 8 ? few : xcalloc(2 * w->count, sizeof *keys);
+    size_t n = 0;
+    for (size_t i = 0; i < w->count; i++) {
+        keys[n++] = durable_key(w->items[i].partition);
+        if (w->items[i].replicated)
+            keys[n++] = high_watermark_key(w->items[i].partition);
+    }
+    purgatory_add(s->durable_waits, &w->op, keys, n, INT64_MAX);
     if (keys != few)
         free(keys);
 }
@@ -138,7 +169,23 @@ void server_partition_forget(struct server *s, struct partition *p)
     p->sync_wanted = false;
     fail_waits_on(s, p, KERR_UNKNOWN_TOPIC_OR_PARTITION);
     purgatory_forget(s->durable_waits, durable_key(p));
+    purgatory_forget(s->durable_waits, high_watermark_key(p));
     purgatory_run(s->durable_waits);
+}
+
+void server_partition_demoted(struct server *s, struct partition *p)
+{
+    /* acks=all waits for the high watermark this node no longer moves: Kafka answers
+     * them NOT_LEADER_OR_FOLLOWER and the producer retries with the new leader. */
+    fail_waits_on(s, p, KERR_NOT_LEADER_OR_FOLLOWER);
+    purgatory_notify(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
+}
+
+void server_high_watermark_moved(struct server *s, struct partition *p)
+{
+    purgatory_notify(s->durable_waits, high_watermark_key(p));
+    /* Consumers' long polls wait for visible data, which is what moved. */
+    purgatory_notify(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
 }
 
 /* Queues p for the next sync round (once, however often it is asked). */
@@ -157,6 +204,8 @@ static void want_sync(struct server *s, struct partition *p)
 void server_after_append(struct server *s, struct partition *p, bool sync_now)
 {
     purgatory_notify(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
+    if (p->role == PARTITION_LEADER && partition_leader_appended(p))
+        purgatory_notify(s->durable_waits, high_watermark_key(p));
     if (sync_now) {
         want_sync(s, p);
         return;

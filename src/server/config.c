@@ -33,6 +33,14 @@ static const struct key_def keys[] = {
     {"controller.quorum.fetch.timeout.ms", K_INT, "2000", 10},
     {"broker.heartbeat.interval.ms", K_INT, "2000", 1},
     {"broker.session.timeout.ms", K_INT, "9000", 1},
+    {"replica.fetch.wait.max.ms", K_INT, "500", 0},
+    {"replica.fetch.min.bytes", K_INT, "1", 1},
+    {"replica.fetch.max.bytes", K_INT, "1048576", 0},
+    {"replica.fetch.response.max.bytes", K_INT, "10485760", 0},
+    {"replica.fetch.backoff.ms", K_INT, "1000", 0},
+    {"replica.lag.time.max.ms", K_LONG, "30000", 1},
+    {"offsets.topic.replication.factor", K_INT, "3", 1},
+    {"samsa.replica.fetch.sync", K_BOOL, "true", 0},
     {"log.dirs", K_LIST, NULL, 0},
     {"log.dir", K_LIST, "/tmp/kafka-logs", 0},
     {"broker.rack", K_STRING, NULL, 0},
@@ -116,7 +124,6 @@ static const char *accepted[] = {
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "zookeeper.connect",
@@ -503,6 +510,13 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("controller.quorum.fetch.timeout.ms", fetch_timeout_ms, int64_t);
     NUM("broker.heartbeat.interval.ms", broker_heartbeat_interval_ms, int64_t);
     NUM("broker.session.timeout.ms", broker_session_timeout_ms, int64_t);
+    NUM("replica.fetch.wait.max.ms", replica_fetch_wait_max_ms, int32_t);
+    NUM("replica.fetch.min.bytes", replica_fetch_min_bytes, int32_t);
+    NUM("replica.fetch.max.bytes", replica_fetch_max_bytes, int32_t);
+    NUM("replica.fetch.response.max.bytes", replica_fetch_response_max_bytes, int32_t);
+    NUM("replica.fetch.backoff.ms", replica_fetch_backoff_ms, int64_t);
+    NUM("replica.lag.time.max.ms", replica_lag_time_max_ms, int64_t);
+    NUM("offsets.topic.replication.factor", offsets_topic_replication_factor, int16_t);
     NUM("metadata.log.max.snapshot.interval.ms", metadata_snapshot_interval_ms, int64_t);
     c->max_connections_per_ip = INT32_MAX; /* stays so when set to "" or invalid */
     NUM("max.connections.per.ip", max_connections_per_ip, int32_t);
@@ -556,7 +570,8 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
 
     if (get_bool(c, "auto.create.topics.enable", &c->auto_create_topics) != 0 ||
         get_bool(c, "log.cleaner.enable", &c->cleaner_enable) != 0 ||
-        get_bool(c, "samsa.fetch.sendfile", &c->fetch_sendfile) != 0)
+        get_bool(c, "samsa.fetch.sendfile", &c->fetch_sendfile) != 0 ||
+        get_bool(c, "samsa.replica.fetch.sync", &c->replica_fetch_sync) != 0)
         rc = -1;
     bool unclean = false;
     if (get_bool(c, "unclean.leader.election.enable", &unclean) != 0)

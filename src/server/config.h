@@ -37,7 +37,18 @@ struct broker_config {
     int64_t fetch_timeout_ms;    /* controller.quorum.fetch.timeout.ms (observers' polls) */
     int64_t broker_heartbeat_interval_ms; /* broker.heartbeat.interval.ms */
     int64_t broker_session_timeout_ms;    /* broker.session.timeout.ms */
-    char *log_dir;                        /* first of log.dirs / log.dir */
+    /* Follower fetchers (replica.fetch.*, Kafka's names and defaults). */
+    int32_t replica_fetch_wait_max_ms;
+    int32_t replica_fetch_min_bytes;
+    int32_t replica_fetch_max_bytes;          /* per partition */
+    int32_t replica_fetch_response_max_bytes; /* per request */
+    int64_t replica_fetch_backoff_ms;
+    int64_t replica_lag_time_max_ms;          /* a follower behind this long leaves the ISR */
+    int16_t offsets_topic_replication_factor; /* __consumer_offsets, as brokers allow */
+    /* samsa.replica.fetch.sync: a follower makes fetched data durable before its next
+     * fetch tells the leader it has it (off: Kafka's in-memory acknowledgement). */
+    bool replica_fetch_sync;
+    char *log_dir; /* first of log.dirs / log.dir */
     char *rack;
     int32_t num_partitions;
     int16_t default_replication_factor;

@@ -103,6 +103,10 @@ struct server {
     /* The metadata quorum's links to the other voters (quorum_link.c); NULL for one. */
     struct quorum_link *quorum_link;
     int32_t advertised_port; /* the client listener's, as registered */
+    /* Follower fetchers, one per leader broker followed (replication.c). */
+    struct fetch_source **fetch_sources;
+    size_t fetch_source_count;
+    uint64_t isr_timer; /* ISR checks of led partitions (alter_partition.c) */
 };
 
 /* A helper thread for blocking work: syncer_create, or a manual syncer when the server
@@ -192,8 +196,39 @@ struct durable_wait;
 struct durable_wait *durable_wait_new(void (*done)(void *arg), void *arg);
 void durable_wait_add(struct durable_wait *w, struct partition *p, int64_t offset,
                       int16_t *error_slot);
+/* The same for an acks=all produce: of a replicated partition, the high watermark must
+ * pass offset too (the in-sync replicas have it). */
+void durable_wait_add_acked(struct durable_wait *w, struct partition *p, int64_t offset,
+                            int16_t *error_slot);
 void durable_wait_submit(struct server *s, struct durable_wait *w);
 void server_partition_forget(struct server *s, struct partition *p);
+/* p stopped leading: its acks=all waits fail (NOT_LEADER_OR_FOLLOWER) and its parked
+ * fetches answer now. */
+void server_partition_demoted(struct server *s, struct partition *p);
+/* p's high watermark moved: acks=all waits and consumers' long polls look again. */
+void server_high_watermark_moved(struct server *s, struct partition *p);
+
+/* ---- follower fetchers (replication.c) ----
+ * A partition this node follows is copied from its leader by the fetcher for that
+ * leader: one connection and one Fetch at a time per leader broker, every partition
+ * followed from it in each request (Kafka's replica fetcher threads, on the loop). */
+/* p follows p->leader_id (another broker) now: fetch it from there. Partitions that
+ * stop following a leader are dropped by its fetcher when it next looks. */
+void server_replication_follow(struct server *s, struct partition *p);
+/* Closes the fetchers' connections (shutdown); server_replication_free frees them. */
+void server_replication_stop(struct server *s);
+void server_replication_free(struct server *s);
+
+/* ---- ISR maintenance (alter_partition.c) ---- */
+#define SERVER_API_ALTER_PARTITION 56
+/* Asks the active controller to change p's ISR if it should change (p leads). */
+void server_isr_check(struct server *s, struct partition *p);
+/* The periodic check of every led partition (replica.lag.time.max.ms / 2). */
+void server_isr_start(struct server *s);
+void server_isr_stop(struct server *s);
+/* The controller listener's AlterPartition: 0, or -1 when it does not decode. */
+int server_serve_alter_partition(struct server *s, const struct request_header *hdr,
+                                 struct reader *rd, struct net_reply *r);
 
 /* ---- the metadata quorum's links (quorum_link.c) ---- */
 /* With several voters: listens on the controller listener, carries the quorum's Raft
@@ -211,6 +246,16 @@ int server_quorum_link_port(const struct server *s);
  * through AllocateProducerIds to it. done gets CLUSTER_ERR_NOT_CONTROLLER (retriable)
  * when no controller answers. */
 void server_allocate_producer_ids(struct server *s, cluster_done_fn done, void *arg);
+/* Sends a request that the active controller answers to it, over the controller
+ * listener: the link writes the header, body is the encoded request. on_answer(arg, r)
+ * gets the response after its header, or r NULL when the connection closed first.
+ * false, and no call, when no other node is the active controller or it cannot be
+ * reached now. */
+bool server_controller_send(struct server *s, int16_t api_key, int16_t api_version,
+                            const struct buf *body, void (*on_answer)(void *arg, struct reader *r),
+                            void *arg);
+/* This broker's epoch from its registration with the active controller; -1: none. */
+int64_t server_broker_epoch(const struct server *s);
 /* Sends a client's request that only the active controller can answer to it (over the
  * controller listener, as a Kafka broker forwards DescribeQuorum) and relays its answer.
  * false when there is no other controller to ask now: the caller answers. If the

@@ -139,14 +139,22 @@ static int64_t checkpoint_lookup(struct hmap *m, const char *topic, int32_t inde
  * retried, so they answer now instead of at their deadline. */
 static void follow_metadata(struct server *s, struct partition *p, const struct mpartition *mp)
 {
-    if (mp->leader == s->cfg->node_id) {
+    int32_t self = s->cfg->node_id;
+    if (mp->leader == self) {
         partition_become_leader(p, mp->leader_epoch);
+        if (partition_set_assignment(p, self, mp->leader, mp->partition_epoch, mp->replicas,
+                                     mp->replica_count, mp->isr, mp->isr_count))
+            server_high_watermark_moved(s, p);
         return;
     }
     bool was_leader = p->role == PARTITION_LEADER;
     partition_become_follower(p, mp->leader_epoch);
+    partition_set_assignment(p, self, mp->leader, mp->partition_epoch, mp->replicas,
+                             mp->replica_count, mp->isr, mp->isr_count);
     if (was_leader)
-        purgatory_notify(s->fetch_waits, (struct purgatory_key){p, PURGATORY_DATA});
+        server_partition_demoted(s, p);
+    if (mp->leader >= 0)
+        server_replication_follow(s, p);
 }
 
 /* Whether this node holds a replica of the partition (the others are other brokers'). */

@@ -76,7 +76,9 @@ struct quorum_peer {
          * relayed to it; if none comes, fallback answers it here. */
         struct request *forwarded;
         void (*fallback)(struct request *req);
-        bool poll;       /* an observer's poll (SamsaRaft v1) */
+        bool poll; /* an observer's poll (SamsaRaft v1) */
+        /* server_controller_send's: the response body, or NULL if none will come. */
+        void (*on_answer)(void *arg, struct reader *r);
         int64_t sent_ms; /* when it went (peer_send_waiting sets it) */
     } in_flight[MAX_IN_FLIGHT];
     size_t in_flight_head, in_flight_count;
@@ -153,6 +155,11 @@ static void on_peer_frame(struct net_client *cl, struct slice frame, void *arg)
     }
     struct reader r;
     rd_init(&r, frame.ptr, frame.len);
+    if (req.on_answer) {
+        (void)proto_response_header_decode(&r, api_key, 0);
+        req.on_answer(req.arg, &r);
+        return;
+    }
     /* Every request on this link is flexible; responses come in order (the correlation
      * id is not needed to match them). */
     (void)proto_response_header_decode(&r, api_key, req.poll ? 1 : 0);
@@ -202,6 +209,8 @@ static void on_peer_close(struct net_client *cl, int err, void *arg)
                                 .why = "the connection to the active controller closed"});
         if (f->forwarded)
             f->fallback(f->forwarded);
+        if (f->on_answer)
+            f->on_answer(f->arg, NULL);
         if (f->poll)
             poll_failed(p->link);
     }
@@ -566,7 +575,8 @@ static void on_controller_request(struct net_conn *c, struct slice frame, struct
     struct quorum_link *l = arg;
     int16_t api_key = frame.len >= 2 ? (int16_t)be16_read(frame.ptr) : -1;
     if (api_key != PROTO_API_SAMSA_RAFT && api_key != PROTO_API_BROKER_REGISTRATION &&
-        api_key != PROTO_API_BROKER_HEARTBEAT && api_key != PROTO_API_ALLOCATE_PRODUCER_IDS) {
+        api_key != PROTO_API_BROKER_HEARTBEAT && api_key != PROTO_API_ALLOCATE_PRODUCER_IDS &&
+        api_key != SERVER_API_ALTER_PARTITION) {
         server_on_controller_listener_request(c, frame, r, l->s);
         return;
     }
@@ -582,6 +592,8 @@ static void on_controller_request(struct net_conn *c, struct slice frame, struct
         rc = serve_registration(l, c, &hdr, &rd, &a, r);
     else if (rc == 0 && api_key == PROTO_API_BROKER_HEARTBEAT)
         rc = serve_heartbeat(l, &hdr, &rd, &a, r);
+    else if (rc == 0 && api_key == SERVER_API_ALTER_PARTITION)
+        rc = server_serve_alter_partition(l->s, &hdr, &rd, r);
     else if (rc == 0)
         rc = serve_producer_ids(l, &hdr, &rd, &a, r);
     arena_free(&a);
@@ -711,6 +723,26 @@ static void on_producer_ids_response(struct reader *r, cluster_done_fn done, voi
     }
     if (done)
         done(arg, &res);
+}
+
+bool server_controller_send(struct server *s, int16_t api_key, int16_t api_version,
+                            const struct buf *body, void (*on_answer)(void *arg, struct reader *r),
+                            void *arg)
+{
+    struct quorum_link *l = s->quorum_link;
+    int32_t ctl = l ? active_controller(l) : -1;
+    struct quorum_peer *p = ctl > 0 && ctl != s->cfg->node_id ? peer_find(l, ctl) : NULL;
+    if (!p || (!p->client && !peer_connect(p)))
+        return false;
+    frame_begin(l, p, api_key, api_version);
+    buf_append(&l->frame, body->data, body->len);
+    return peer_send_waiting(
+        l, p, (struct in_flight){.api_key = api_key, .on_answer = on_answer, .arg = arg});
+}
+
+int64_t server_broker_epoch(const struct server *s)
+{
+    return s->quorum_link ? s->quorum_link->reg.epoch : -1;
 }
 
 void server_allocate_producer_ids(struct server *s, cluster_done_fn done, void *arg)

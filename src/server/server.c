@@ -341,6 +341,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
                                              producer_expiry_tick, s);
     s->checkpoint_timer =
         net_timer_add(s->loop, cfg->flush_offset_checkpoint_interval_ms, checkpoint_tick, s);
+    server_isr_start(s);
     say_info("server", "node %d of cluster %s listening on %s:%d (advertised as %s:%d), data in %s",
              cfg->node_id, cluster_id(s->cluster),
              *cfg->listener_host ? cfg->listener_host : "0.0.0.0", port, cfg->advertised_host,
@@ -405,6 +406,8 @@ void server_destroy(struct server *s)
     if (s->loop) {
         net_close_all(s->loop);
         server_quorum_link_stop(s);
+        server_replication_stop(s);
+        server_isr_stop(s);
     }
     server_metadata_io_stop(s);
     server_cleaner_stop(s);
@@ -448,6 +451,7 @@ void server_destroy(struct server *s)
     server_close_all_partitions(s);
     if (s->loop)
         net_loop_destroy(s->loop);
+    server_replication_free(s); /* after the loop: closing clients call back into them */
     cluster_close(s->cluster);
     purgatory_free(s->fetch_waits);
     purgatory_free(s->durable_waits);

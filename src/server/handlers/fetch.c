@@ -46,6 +46,10 @@ struct located {
     int16_t error;
     struct log_read_result rr; /* rr.len 0 if nothing, or nothing granted */
     bool as_file;              /* granted as a file chunk (else copied) */
+    /* A follower whose log diverges from this one: where this log ends its epoch. */
+    bool diverging;
+    int32_t diverging_epoch;
+    int64_t diverging_end;
 };
 
 /* What one response may still take of the broker-wide budgets, handed out range by
@@ -90,6 +94,33 @@ static bool grant_range(struct grant *g, int64_t len, bool *as_file)
     return true;
 }
 
+/* A follower's fetch (replica id set, as Kafka's followers send it before v15): checks
+ * that it is one of the partition's replicas and that its log has not diverged from
+ * this one, then records how far it has got. false when l is answered without data
+ * (an error, or DivergingEpoch for the follower to truncate). */
+static bool follower_fetch(struct server *s, struct located *l, int32_t replica_id,
+                           const struct fetch_request_topics_partitions *fp)
+{
+    struct partition *p = l->p;
+    if (replica_id == s->cfg->node_id || !partition_has_replica(p, replica_id)) {
+        l->error = KERR_NOT_LEADER_OR_FOLLOWER;
+        return false;
+    }
+    if (partition_diverging(p, fp->fetch_offset, fp->last_fetched_epoch, &l->diverging_epoch,
+                            &l->diverging_end)) {
+        l->diverging = true;
+        return false;
+    }
+    if (fp->fetch_offset < log_start_offset(p->log) || fp->fetch_offset > log_end_offset(p->log)) {
+        l->error = KERR_OFFSET_OUT_OF_RANGE;
+        return false;
+    }
+    if (partition_follower_fetched(p, replica_id, fp->fetch_offset, net_loop_now_ms(s->loop)))
+        server_high_watermark_moved(s, p);
+    server_isr_check(s, p); /* a follower that caught up joins the ISR */
+    return true;
+}
+
 /* Locates data for every partition and grants it a way into the response; returns the
  * total bytes granted. */
 static int64_t locate_all(struct server *s, struct request *req, const struct fetch_request *in,
@@ -117,6 +148,13 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
             l->error = partition_check_leader(l->p, fp->current_leader_epoch);
             if (l->error != KERR_NONE)
                 continue;
+            /* A consumer reads up to the high watermark, a follower up to the log end. */
+            int64_t hw = partition_high_watermark(l->p);
+            if (in->replica_id >= 0) {
+                if (!follower_fetch(s, l, in->replica_id, fp))
+                    continue;
+                hw = log_end_offset(l->p->log);
+            }
             /* KIP-74: once something was found, later partitions get only what remains
              * of the response budget; the first non-empty one may exceed it. */
             int64_t limit = MIN((int64_t)fp->partition_max_bytes, budget);
@@ -124,7 +162,6 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
                 continue;
             if (limit <= 0)
                 limit = 1;
-            int64_t hw = partition_high_watermark(l->p);
             int rc =
                 log_read(l->p->log, fp->fetch_offset, (int32_t)MIN(limit, INT32_MAX), hw, &l->rr);
             if (rc != 0) {
@@ -207,6 +244,10 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
                 continue;
             }
             pr->high_watermark = partition_high_watermark(l->p);
+            if (l->diverging) {
+                pr->diverging_epoch.epoch = l->diverging_epoch;
+                pr->diverging_epoch.end_offset = l->diverging_end;
+            }
             pr->last_stable_offset = pr->high_watermark;
             pr->log_start_offset = log_start_offset(l->p->log);
             pr->aborted_transactions_count = in->isolation_level == 1 ? 0 : -1;
@@ -243,7 +284,7 @@ static bool attempt(struct server *s, struct request *req, const struct fetch_re
     int64_t total = locate_all(s, req, in, loc);
     bool any_error = false;
     for (size_t i = 0; i < n; i++)
-        any_error |= loc[i].error != KERR_NONE;
+        any_error |= loc[i].error != KERR_NONE || loc[i].diverging;
     bool answer = final || in->max_wait_ms <= 0 || total >= (int64_t)MAX(in->min_bytes, 1) ||
                   any_error || s->stopping;
     if (answer)

@@ -328,9 +328,9 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     /* From here on Kafka reports the log start offset with an error (see
      * error_has_log_start). */
     out->log_start_offset = log_start_offset(p->log);
-    /* One replica is all a single node has: acks=all with min.insync.replicas above 1
-     * cannot be satisfied. */
-    if (acks == -1 && cfg->min_insync_replicas > 1)
+    /* acks=all needs min.insync.replicas in sync before the append (a node on its own
+     * has one replica). */
+    if (acks == -1 && MAX(p->isr_count, 1) < cfg->min_insync_replicas)
         return KERR_NOT_ENOUGH_REPLICAS;
     int64_t max_bytes = cfg->max_message_bytes;
     int rc = batch_validate_all(in->records.ptr, in->records.len, false, NULL, NULL);
@@ -458,7 +458,7 @@ void handle_produce(struct request *req)
             if (pr->error_code == KERR_NONE) {
                 server_after_append(s, p, acks == -1);
                 if (wait)
-                    durable_wait_add(wait, p, log_end_offset(p->log), &pr->error_code);
+                    durable_wait_add_acked(wait, p, log_end_offset(p->log), &pr->error_code);
             }
         }
     }
