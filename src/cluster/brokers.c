@@ -2,6 +2,7 @@
  * controller's broker sessions, and where new partitions go. */
 #include "cluster/cluster_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,17 +19,25 @@ void cluster__add_broker_record(struct change *ch, const struct mbroker *b)
 }
 
 /* ---- placement ----
- * A new partition's one replica, and so its leader, goes to the unfenced broker that
- * leads the fewest partitions (those of the change being built counted too) in the rack
+ * Each new partition gets rf distinct replicas among the unfenced brokers, spread as
+ * Kafka's placer spreads them. The first, its leader, goes to the broker that leads the
+ * fewest partitions (those of the change being built counted too) in the rack
  * (broker.rack) that leads the fewest, ties going round the brokers from where the last
- * placement stopped, as Kafka's placer spreads leaders over racks and brokers. Until any broker is registered (a node on its own, tools) it is this node,
- * unless this node is controller-only (cluster_options.controller_only). */
+ * placement stopped. Each follower then goes to another broker: in a rack this partition
+ * does not use yet while one is left, the one holding the fewest replicas (leaders and
+ * followers alike), ties going round the brokers from the leader on, so that a partition's
+ * replicas are neighbours and the followers of one leader spread over the others. The
+ * ISR is every replica. Until any broker is registered (a node on its own, tools) the one
+ * replica is this node, unless this node is controller-only
+ * (cluster_options.controller_only). */
 struct placement {
     size_t n;
     int32_t *ids;         /* unfenced brokers */
     int64_t *counts;      /* partitions each leads */
+    int64_t *held;        /* replicas each holds, leaders included */
     const char **racks;   /* each one's broker.rack, NULL if none */
     int64_t *rack_counts; /* partitions led in each one's rack (its own if none) */
+    size_t *chosen;       /* the partition being placed: its replicas' indexes so far */
 };
 
 static bool same_rack(const char *a, const char *b)
@@ -47,12 +56,23 @@ static void count_racks(struct placement *pl)
     }
 }
 
+/* The index of an unfenced broker in pl, or SIZE_MAX. */
+static size_t placement_index(const struct placement *pl, int32_t id)
+{
+    for (size_t b = 0; b < pl->n; b++)
+        if (pl->ids[b] == id)
+            return b;
+    return SIZE_MAX;
+}
+
 static void placement_init(struct cluster *c, struct placement *pl)
 {
     pl->ids = xcalloc(c->broker_count + 1, sizeof *pl->ids);
     pl->counts = xcalloc(c->broker_count + 1, sizeof *pl->counts);
+    pl->held = xcalloc(c->broker_count + 1, sizeof *pl->held);
     pl->racks = xcalloc(c->broker_count + 1, sizeof *pl->racks);
     pl->rack_counts = xcalloc(c->broker_count + 1, sizeof *pl->rack_counts);
+    pl->chosen = xcalloc(c->broker_count + 1, sizeof *pl->chosen);
     pl->n = 0;
     for (size_t i = 0; i < c->broker_count; i++) {
         if (c->brokers[i].fenced)
@@ -60,11 +80,17 @@ static void placement_init(struct cluster *c, struct placement *pl)
         pl->racks[pl->n] = c->brokers[i].rack;
         pl->ids[pl->n++] = c->brokers[i].node_id;
     }
-    for (size_t i = 0; i < c->topic_count; i++)
-        for (int32_t k = 0; k < c->topics[i]->partition_count; k++)
-            for (size_t b = 0; b < pl->n; b++)
-                if (pl->ids[b] == c->topics[i]->partitions[k].leader)
-                    pl->counts[b]++;
+    for (size_t i = 0; i < c->topic_count; i++) {
+        for (int32_t k = 0; k < c->topics[i]->partition_count; k++) {
+            const struct mpartition *p = &c->topics[i]->partitions[k];
+            size_t b = placement_index(pl, p->leader);
+            if (b != SIZE_MAX)
+                pl->counts[b]++;
+            for (int32_t r = 0; r < p->replica_count; r++)
+                if ((b = placement_index(pl, p->replicas[r])) != SIZE_MAX)
+                    pl->held[b]++;
+        }
+    }
     count_racks(pl);
 }
 
@@ -72,24 +98,43 @@ static void placement_free(struct placement *pl)
 {
     free(pl->ids);
     free(pl->counts);
+    free(pl->held);
     free(pl->racks);
     free(pl->rack_counts);
+    free(pl->chosen);
 }
 
-/* 0 with *out the broker for the next partition, or CLUSTER_ERR_INVALID_REPLICATION. */
-static int place_next(struct cluster *c, struct placement *pl, int32_t *out, const char **why)
+/* Why rf replicas cannot be placed (in op->why), or NULL when they can. Kafka's words. */
+static const char *cannot_place(struct cluster *c, struct op *op, const struct placement *pl,
+                                int32_t rf)
 {
-    if (c->broker_count == 0 && !c->controller_only) {
-        *out = c->node_id;
-        return 0;
-    }
-    if (pl->n == 0) {
-        *why = c->broker_count ? "no broker is available: every registered broker is fenced"
-                               : "no broker is registered yet";
-        return CLUSTER_ERR_INVALID_REPLICATION;
-    }
-    /* The least loaded rack first (a broker without broker.rack is a rack of its own),
-     * then the least loaded broker in it. */
+    size_t usable = c->broker_count == 0 && !c->controller_only ? 1 : pl->n;
+    size_t registered = c->broker_count == 0 ? usable : c->broker_count;
+    if ((size_t)rf <= usable)
+        return NULL;
+    int len =
+        snprintf(op->why, sizeof op->why, "Unable to replicate the partition %d time(s): ", rf);
+    size_t at = (size_t)MAX(len, 0);
+    if (usable == 0 && registered > 0)
+        snprintf(op->why + at, sizeof op->why - at, "All brokers are currently fenced.");
+    else if (usable == registered)
+        snprintf(op->why + at, sizeof op->why - at,
+                 "The target replication factor of %d cannot be reached because only %zu "
+                 "broker(s) are registered.",
+                 rf, registered);
+    else
+        snprintf(op->why + at, sizeof op->why - at,
+                 "The target replication factor of %d cannot be reached because only %zu of "
+                 "the %zu registered broker(s) are unfenced.",
+                 rf, usable, registered);
+    return op->why;
+}
+
+/* Places one partition's rf replicas in out[rf] (pl holds at least rf brokers). */
+static void place_one(struct cluster *c, struct placement *pl, int32_t rf, int32_t *out)
+{
+    /* The leader: the least loaded rack first (a broker without broker.rack is a rack of
+     * its own), then the least loaded broker in it. */
     size_t best = SIZE_MAX;
     for (size_t k = 0; k < pl->n; k++) {
         size_t b = (c->placement_cursor + k) % pl->n;
@@ -99,37 +144,156 @@ static int place_next(struct cluster *c, struct placement *pl, int32_t *out, con
     }
     c->placement_cursor = (best + 1) % pl->n;
     pl->counts[best]++;
+    pl->held[best]++;
     for (size_t o = 0; o < pl->n; o++)
         if (o == best || same_rack(pl->racks[o], pl->racks[best]))
             pl->rack_counts[o]++;
-    *out = pl->ids[best];
+    size_t *chosen = pl->chosen;
+    ASSERT((size_t)rf <= pl->n);
+    chosen[0] = best;
+    out[0] = pl->ids[best];
+    /* The followers: other brokers, a rack not used yet by this partition first, then
+     * the fewest replicas held. */
+    for (int32_t r = 1; r < rf; r++) {
+        size_t pick = SIZE_MAX;
+        bool pick_new_rack = false;
+        for (size_t k = 1; k < pl->n; k++) {
+            size_t b = (chosen[0] + k) % pl->n;
+            bool taken = false, rack_used = false;
+            for (int32_t q = 0; q < r; q++) {
+                taken |= chosen[q] == b;
+                rack_used |= same_rack(pl->racks[chosen[q]], pl->racks[b]);
+            }
+            if (taken)
+                continue;
+            bool new_rack = !rack_used;
+            if (pick == SIZE_MAX || (new_rack && !pick_new_rack) ||
+                (new_rack == pick_new_rack && pl->held[b] < pl->held[pick])) {
+                pick = b;
+                pick_new_rack = new_rack;
+            }
+        }
+        ASSERT(pick != SIZE_MAX);
+        pl->held[pick]++;
+        chosen[r] = pick;
+        out[r] = pl->ids[pick];
+    }
+}
+
+static bool broker_known(const struct cluster *c, int32_t id)
+{
+    return cluster_broker_find(c, id) ||
+           (c->broker_count == 0 && !c->controller_only && id == c->node_id);
+}
+
+static bool broker_unfenced(const struct cluster *c, int32_t id)
+{
+    const struct mbroker *b = cluster_broker_find(c, id);
+    return b ? !b->fenced : c->broker_count == 0 && !c->controller_only && id == c->node_id;
+}
+
+/* A manual assignment, checked as Kafka's controller checks one: as many partitions as
+ * are created, each with the topic's number of replicas, registered brokers named once;
+ * the ISR is the unfenced replicas, in the order given, the first of them leading. */
+static int assign_manually(struct cluster *c, struct op *op, struct new_partitions *np)
+{
+    const char **why = &op->res.why;
+    *why = op->why;
+    if (op->assigned != np->n) {
+        snprintf(op->why, sizeof op->why,
+                 "Attempted to add %d additional partition(s), but only %d assignment(s) were "
+                 "specified.",
+                 np->n, op->assigned);
+        return CLUSTER_ERR_INVALID_ASSIGNMENT;
+    }
+    if (op->replication_factor <= 0) {
+        *why = "The manual partition assignment includes an empty replica list.";
+        return CLUSTER_ERR_INVALID_ASSIGNMENT;
+    }
+    if (op->replication_factor != np->rf) {
+        snprintf(op->why, sizeof op->why,
+                 "The manual partition assignment includes a partition with %d replica(s), but "
+                 "this is not consistent with previous partitions, which have %d replica(s).",
+                 op->replication_factor, np->rf);
+        return CLUSTER_ERR_INVALID_ASSIGNMENT;
+    }
+    int32_t rf = np->rf;
+    for (int32_t p = 0; p < np->n; p++) {
+        const int32_t *want = &op->replicas[p * rf];
+        int32_t *isr = &np->isr[p * rf];
+        np->isr_counts[p] = 0;
+        for (int32_t r = 0; r < rf; r++) {
+            if (!broker_known(c, want[r])) {
+                snprintf(op->why, sizeof op->why,
+                         "The manual partition assignment includes broker %d, but no such broker "
+                         "is registered.",
+                         want[r]);
+                return CLUSTER_ERR_INVALID_ASSIGNMENT;
+            }
+            for (int32_t q = 0; q < r; q++) {
+                if (want[q] == want[r]) {
+                    snprintf(op->why, sizeof op->why,
+                             "The manual partition assignment includes the broker %d more than "
+                             "once.",
+                             want[r]);
+                    return CLUSTER_ERR_INVALID_ASSIGNMENT;
+                }
+            }
+            np->replicas[p * rf + r] = want[r];
+            if (broker_unfenced(c, want[r]))
+                isr[np->isr_counts[p]++] = want[r];
+        }
+        if (np->isr_counts[p] == 0) {
+            snprintf(op->why, sizeof op->why,
+                     "All brokers specified in the manual partition assignment for partition %d "
+                     "are fenced or in controlled shutdown.",
+                     np->first + p);
+            return CLUSTER_ERR_INVALID_ASSIGNMENT;
+        }
+    }
+    *why = NULL;
     return 0;
 }
 
-/* The broker of each of n new partitions: op->replicas when the creation names them
- * (manual assignment: one registered broker per partition), else placed. */
-int cluster__place_partitions(struct cluster *c, struct op *op, int32_t n, int32_t *out)
+void cluster__new_partitions_init(struct new_partitions *np, int32_t first, int32_t n, int32_t rf)
 {
-    if (op->replicas) {
-        if (op->replica_count != n) {
-            op->res.why = "the replica assignment must name every new partition";
-            return CLUSTER_ERR_INVALID_ASSIGNMENT;
-        }
-        for (int32_t p = 0; p < n; p++) {
-            if (!cluster_broker_find(c, op->replicas[p]) &&
-                !(c->broker_count == 0 && !c->controller_only && op->replicas[p] == c->node_id)) {
-                op->res.why = "the replica assignment names a broker that is not registered";
-                return CLUSTER_ERR_INVALID_ASSIGNMENT;
-            }
-            out[p] = op->replicas[p];
-        }
-        return 0;
-    }
+    ASSERT(n >= 0 && rf >= 1);
+    size_t cells = (size_t)MAX(n, 1) * (size_t)rf;
+    *np = (struct new_partitions){.first = first, .n = n, .rf = rf};
+    np->replicas = xcalloc(cells, sizeof *np->replicas);
+    np->isr = xcalloc(cells, sizeof *np->isr);
+    np->isr_counts = xcalloc((size_t)MAX(n, 1), sizeof *np->isr_counts);
+}
+
+void cluster__new_partitions_free(struct new_partitions *np)
+{
+    free(np->replicas);
+    free(np->isr);
+    free(np->isr_counts);
+}
+
+int cluster__place_partitions(struct cluster *c, struct op *op, struct new_partitions *np)
+{
+    if (op->replicas)
+        return assign_manually(c, op, np);
     struct placement pl;
     placement_init(c, &pl);
     int rc = 0;
-    for (int32_t p = 0; p < n && rc == 0; p++)
-        rc = place_next(c, &pl, &out[p], &op->res.why);
+    if ((op->res.why = cannot_place(c, op, &pl, np->rf)) != NULL) {
+        rc = CLUSTER_ERR_INVALID_REPLICATION;
+    } else if (pl.n == 0) {
+        /* No broker registered yet: this node, the one replica. */
+        ASSERT(np->rf == 1);
+        for (int32_t p = 0; p < np->n; p++)
+            np->replicas[p] = c->node_id;
+    } else {
+        for (int32_t p = 0; p < np->n; p++)
+            place_one(c, &pl, np->rf, &np->replicas[p * np->rf]);
+    }
+    for (int32_t p = 0; rc == 0 && p < np->n; p++) {
+        memcpy(&np->isr[p * np->rf], &np->replicas[p * np->rf], (size_t)np->rf * sizeof *np->isr);
+        np->isr_counts[p] = np->rf;
+    }
     placement_free(&pl);
     return rc;
 }

@@ -380,6 +380,20 @@ static void add_partition_record(struct change *ch, const uint8_t id[16], int32_
     cluster__add_partition_state(ch, id, &p);
 }
 
+/* New partitions as placed or assigned: each led by its ISR's first member, both epochs 0,
+ * as Kafka's controller creates them. */
+static void add_new_partitions(struct change *ch, const uint8_t id[16],
+                               const struct new_partitions *np)
+{
+    for (int32_t p = 0; p < np->n; p++) {
+        int32_t *replicas = &np->replicas[p * np->rf], *isr = &np->isr[p * np->rf];
+        ASSERT(np->isr_counts[p] >= 1);
+        struct mpartition mp = {np->first + p,     isr[0], 0, 0, np->rf, replicas,
+                                np->isr_counts[p], isr};
+        cluster__add_partition_state(ch, id, &mp);
+    }
+}
+
 static void add_config_record(struct change *ch, const char *topic, const char *name,
                               const char *value)
 {
@@ -951,15 +965,11 @@ static int build_create_topic(struct cluster *c, struct op *op, struct change *c
         return CLUSTER_ERR_INVALID_PARTITIONS;
     }
     if (op->replication_factor <= 0) {
+        if (op->replicas) {
+            *why = "The manual partition assignment includes an empty replica list.";
+            return CLUSTER_ERR_INVALID_ASSIGNMENT;
+        }
         *why = "replication factor must be larger than 0";
-        return CLUSTER_ERR_INVALID_REPLICATION;
-    }
-    if ((size_t)op->replication_factor > (c->broker_count ? c->broker_count : 1)) {
-        *why = "replication factor is larger than the number of available brokers";
-        return CLUSTER_ERR_INVALID_REPLICATION;
-    }
-    if (op->replication_factor > 1) {
-        *why = "replication factor above 1 is not supported yet: each partition has one replica";
         return CLUSTER_ERR_INVALID_REPLICATION;
     }
     if (c->topic_count >= MAX_TOPICS) {
@@ -971,9 +981,10 @@ static int build_create_topic(struct cluster *c, struct op *op, struct change *c
     int rc = check_configs(op->configs, op->config_count, why);
     if (rc != 0)
         return rc;
-    int32_t *leaders = xcalloc((size_t)op->count, sizeof *leaders);
-    if ((rc = cluster__place_partitions(c, op, op->count, leaders)) != 0 || op->validate_only) {
-        free(leaders);
+    struct new_partitions np;
+    cluster__new_partitions_init(&np, 0, op->count, op->replication_factor);
+    if ((rc = cluster__place_partitions(c, op, &np)) != 0 || op->validate_only) {
+        cluster__new_partitions_free(&np);
         return rc;
     }
     uint8_t id[16];
@@ -985,9 +996,8 @@ static int build_create_topic(struct cluster *c, struct op *op, struct change *c
      * TOPIC_CREATED already sees the topic's settings. */
     for (size_t i = 0; i < op->config_count; i++)
         add_config_record(ch, op->name, op->configs[i].name, op->configs[i].value);
-    for (int32_t p = 0; p < op->count; p++)
-        add_partition_record(ch, id, p, leaders[p]);
-    free(leaders);
+    add_new_partitions(ch, id, &np);
+    cluster__new_partitions_free(&np);
     return 0;
 }
 
@@ -1028,17 +1038,15 @@ static int build_create_partitions(struct cluster *c, struct op *op, struct chan
     }
     if ((*why = partitions_over_limit(c, new_total - t->partition_count)) != NULL)
         return CLUSTER_ERR_LIMIT;
-    if (op->validate_only)
-        return 0;
-    int32_t more = new_total - t->partition_count;
-    int32_t *leaders = xcalloc((size_t)more, sizeof *leaders);
-    int rc = cluster__place_partitions(c, op, more, leaders);
-    for (int32_t p = 0; rc == 0 && p < more; p++)
-        add_partition_record(ch, t->id, t->partition_count + p, leaders[p]);
-    free(leaders);
-    if (rc != 0)
-        return rc;
-    return 0;
+    /* The new partitions have as many replicas as the first one, as in Kafka. */
+    int32_t rf = t->partition_count > 0 ? MAX(t->partitions[0].replica_count, 1) : 1;
+    struct new_partitions np;
+    cluster__new_partitions_init(&np, t->partition_count, new_total - t->partition_count, rf);
+    int rc = cluster__place_partitions(c, op, &np);
+    if (rc == 0 && !op->validate_only)
+        add_new_partitions(ch, t->id, &np);
+    cluster__new_partitions_free(&np);
+    return rc;
 }
 
 /* Computes a list value after APPEND/SUBTRACT on a comma-separated list. */
@@ -1597,17 +1605,26 @@ void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitio
                                     validate_only, done, arg));
 }
 
-void cluster_create_topic_assigned(struct cluster *c, struct slice name, const int32_t *brokers,
-                                   int32_t partitions, const struct config_entry *configs,
-                                   size_t config_count, bool validate_only, cluster_done_fn done,
-                                   void *arg)
+/* A manual assignment's copy in op: `partitions` partitions of rf brokers each. */
+static void set_assignment(struct op *op, const int32_t *brokers, int32_t partitions, int16_t rf)
 {
-    struct op *op =
-        create_topic_op(c, name, partitions, 1, configs, config_count, validate_only, done, arg);
-    op->replicas = xcalloc((size_t)MAX(partitions, 1), sizeof *op->replicas);
-    op->replica_count = MAX(partitions, 0);
-    if (partitions > 0)
-        memcpy(op->replicas, brokers, (size_t)partitions * sizeof *brokers);
+    size_t cells = (size_t)MAX(partitions, 0) * (size_t)MAX(rf, 0);
+    op->replicas = xcalloc(MAX(cells, 1), sizeof *op->replicas);
+    if (cells > 0)
+        memcpy(op->replicas, brokers, cells * sizeof *brokers);
+    op->replica_count = (int32_t)MIN(cells, (size_t)INT32_MAX);
+    op->assigned = MAX(partitions, 0);
+    op->replication_factor = rf;
+}
+
+void cluster_create_topic_assigned(struct cluster *c, struct slice name, const int32_t *brokers,
+                                   int32_t partitions, int16_t replication_factor,
+                                   const struct config_entry *configs, size_t config_count,
+                                   bool validate_only, cluster_done_fn done, void *arg)
+{
+    struct op *op = create_topic_op(c, name, partitions, replication_factor, configs, config_count,
+                                    validate_only, done, arg);
+    set_assignment(op, brokers, partitions, replication_factor);
     cluster__submit(op);
 }
 
@@ -1619,12 +1636,15 @@ void cluster_delete_topic(struct cluster *c, struct slice name, cluster_done_fn 
 }
 
 void cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
+                               const int32_t *brokers, int32_t assigned, int16_t replication_factor,
                                bool validate_only, cluster_done_fn done, void *arg)
 {
     struct op *op = cluster__op_new(c, OP_CREATE_PARTITIONS, done, arg);
     op->name = slice_to_cstr(name);
     op->count = new_total;
     op->validate_only = validate_only;
+    if (brokers)
+        set_assignment(op, brokers, assigned, replication_factor);
     cluster__submit(op);
 }
 

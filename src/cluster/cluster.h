@@ -296,24 +296,37 @@ void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_
  * simply lost. CLUSTER_ERR_LIMIT when ids are exhausted. */
 void cluster_allocate_producer_ids(struct cluster *c, int32_t node_id, int64_t count,
                                    cluster_done_fn done, void *arg);
-/* Creates a topic. Each partition's one replica (replication factor must be 1 until
- * replication exists), its leader, goes to the unfenced broker leading the fewest
- * partitions, ties going round the brokers (Kafka spreads leaders the same way); with
- * no broker registered yet, to this node. configs are validated first; nothing is
- * written on error. If validate_only, checks everything and writes nothing. If the
- * broker cannot open the created topic, it is removed again and the result is
- * CLUSTER_ERR_IO. */
+/* Creates a topic. Each partition gets replication_factor distinct replicas among the
+ * unfenced brokers, all in its ISR: the first, its leader, on the broker leading the
+ * fewest partitions in the rack leading the fewest, ties going round the brokers (Kafka
+ * spreads leaders the same way); the others on other brokers, in racks the partition
+ * does not use yet while there are such, then on those holding the fewest replicas. With
+ * no broker registered yet, the one replica is this node (unless controller-only). More
+ * replicas than unfenced brokers: CLUSTER_ERR_INVALID_REPLICATION, with Kafka's message.
+ * configs are validated first; nothing is written on error. If validate_only, checks
+ * everything and writes nothing. If the broker cannot open the created topic, it is
+ * removed again and the result is CLUSTER_ERR_IO. */
 void cluster_create_topic(struct cluster *c, struct slice name, int32_t partitions,
                           int16_t replication_factor, const struct config_entry *configs,
                           size_t config_count, bool validate_only, cluster_done_fn done, void *arg);
-/* The same with a manual replica assignment: brokers[p] holds partition p, p in
- * [0, partitions). Each must be a registered broker (CLUSTER_ERR_INVALID_ASSIGNMENT). */
+/* The same with a manual replica assignment (borrowed for the call): partitions ×
+ * replication_factor node ids, brokers[p * replication_factor + r] the r-th replica of
+ * partition p, the first its preferred leader. Checked as Kafka's controller checks one
+ * (CLUSTER_ERR_INVALID_ASSIGNMENT, with Kafka's message): each a registered broker, none
+ * twice in a partition, at least one of each partition's unfenced. A partition's ISR is
+ * its unfenced replicas in the order given, the first of them its leader. */
 void cluster_create_topic_assigned(struct cluster *c, struct slice name, const int32_t *brokers,
-                                   int32_t partitions, const struct config_entry *configs,
-                                   size_t config_count, bool validate_only, cluster_done_fn done,
-                                   void *arg);
+                                   int32_t partitions, int16_t replication_factor,
+                                   const struct config_entry *configs, size_t config_count,
+                                   bool validate_only, cluster_done_fn done, void *arg);
 void cluster_delete_topic(struct cluster *c, struct slice name, cluster_done_fn done, void *arg);
+/* Grows a topic to new_total partitions. The new ones have as many replicas as the
+ * topic's partition 0, placed as cluster_create_topic places them; or, with brokers
+ * non-NULL, as assigned: `assigned` partitions × replication_factor node ids (borrowed for
+ * the call), checked as in cluster_create_topic_assigned, and refused unless they name
+ * exactly the partitions added, each with the topic's number of replicas. */
 void cluster_create_partitions(struct cluster *c, struct slice name, int32_t new_total,
+                               const int32_t *brokers, int32_t assigned, int16_t replication_factor,
                                bool validate_only, cluster_done_fn done, void *arg);
 
 enum cluster_config_op {

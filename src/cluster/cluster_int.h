@@ -94,9 +94,9 @@ struct op {
     struct op *next;
     struct cluster *c;
     enum op_kind kind;
-    char *name;    /* the topic; the broker's host */
-    int32_t count; /* partitions (create topic, the new total); the broker's port */
-    int16_t replication_factor;
+    char *name;                   /* the topic; the broker's host */
+    int32_t count;                /* partitions (create topic, the new total); the broker's port */
+    int16_t replication_factor;   /* create topic; with a manual assignment, its replicas each */
     int32_t node_id;              /* the broker; the node producer ids are for */
     char *rack;                   /* the broker's, or NULL */
     int64_t id_count;             /* producer ids */
@@ -108,10 +108,13 @@ struct op {
     bool fenced;             /* register: start fenced; broker change: fence or unfence */
     uint8_t incarnation[16]; /* register */
     /* change partition: which, and its new leader, replicas and ISR (-1 counts and
-     * CLUSTER_KEEP_LEADER: unchanged) */
+     * CLUSTER_KEEP_LEADER: unchanged). Create topic and create partitions with a manual
+     * assignment: replicas holds `assigned` partitions of replication_factor brokers each
+     * (replica_count = assigned * replication_factor); NULL: placed. */
     int32_t partition, leader;
     int32_t *replicas, *isr;
     int32_t replica_count, isr_count;
+    int32_t assigned;
     /* AlterPartition: leader (above) asks at these epochs (checked at build). */
     bool from_leader;
     int32_t leader_epoch, partition_epoch;
@@ -119,6 +122,7 @@ struct op {
     void *arg;
     struct buf entry; /* the encoded change, until it is proposed */
     struct cluster_result res;
+    char why[256]; /* res.why when it is built from the change's numbers */
 };
 
 /* ---- cluster.c ---- */
@@ -140,9 +144,22 @@ void cluster__add_broker_record(struct change *ch, const struct mbroker *b);
  * CLUSTER_OK or an error, with op->res.why saying why. */
 int cluster__build_register_broker(struct cluster *c, struct op *op, struct change *ch);
 int cluster__build_broker_change(struct cluster *c, struct op *op, struct change *ch);
-/* The broker of each of n new partitions (out[n]): op->replicas when the creation names
- * them, else placed. CLUSTER_OK, CLUSTER_ERR_INVALID_ASSIGNMENT or
- * CLUSTER_ERR_INVALID_REPLICATION (op->res.why says why). */
-int cluster__place_partitions(struct cluster *c, struct op *op, int32_t n, int32_t *out);
+/* New partitions first .. first + n - 1 of a topic, rf replicas each, as a creation
+ * writes them: partition first + p has the replicas replicas[p * rf .. p * rf + rf - 1]
+ * (the first is the preferred leader) and the ISR isr[p * rf .. p * rf + isr_counts[p] - 1],
+ * whose first member leads. */
+struct new_partitions {
+    int32_t first, n, rf;
+    int32_t *replicas;   /* n * rf */
+    int32_t *isr;        /* n * rf */
+    int32_t *isr_counts; /* n */
+};
+void cluster__new_partitions_init(struct new_partitions *np, int32_t first, int32_t n, int32_t rf);
+void cluster__new_partitions_free(struct new_partitions *np);
+/* Fills np (cluster__new_partitions_init'ed): from op->replicas when the change names them
+ * (a manual assignment), else placed on the unfenced brokers. CLUSTER_OK,
+ * CLUSTER_ERR_INVALID_ASSIGNMENT or CLUSTER_ERR_INVALID_REPLICATION (op->res.why says why).
+ * Nothing of the image changes. */
+int cluster__place_partitions(struct cluster *c, struct op *op, struct new_partitions *np);
 
 #endif

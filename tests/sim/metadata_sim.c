@@ -891,7 +891,8 @@ static void submit_op(struct sim *s)
     case OP_PARTITIONS:
         pick_name(s, op->name, sizeof op->name);
         op->count = (int32_t)rnd_range(2, 8);
-        cluster_create_partitions(c, slice_from_cstr(op->name), op->count, false, on_done, op);
+        cluster_create_partitions(c, slice_from_cstr(op->name), op->count, NULL, 0, 0, false,
+                                  on_done, op);
         break;
     case OP_CONFIG: {
         pick_name(s, op->name, sizeof op->name);

@@ -1,6 +1,10 @@
-/* CreatePartitions (key 37), v0-v3: grows a topic's partition count. Explicit
- * assignments must name this node once per new partition. */
+/* CreatePartitions (key 37), v0-v3: grows a topic's partition count. The new partitions
+ * are placed as the topic's first ones were, or as the request assigns them: the same
+ * number of brokers for each new partition, in order; the metadata checks the brokers and
+ * that there is one assignment per new partition with the topic's number of replicas. */
 #include "server/internal.h"
+
+#include <string.h>
 
 struct partitions_wait {
     struct change_wait w; /* first: respond gets it */
@@ -11,6 +15,42 @@ static void partitions_respond(struct change_wait *w)
 {
     struct partitions_wait *pw = (struct partitions_wait *)w;
     REQUEST_RESPOND(w->req, create_partitions_response, &pw->resp);
+}
+
+/* The request's assignments as a flat array (*out: count × *rf node ids, in the request's
+ * arena; a non-NULL array even for none, which the metadata then refuses unless no
+ * partition is added), each new partition with as many brokers as the first, as Kafka
+ * requires. NULL, or why not (Kafka's message, in the arena). */
+static const char *flat_assignment(struct request *req,
+                                   const struct create_partitions_request_topics *t, int32_t **out,
+                                   int16_t *rf)
+{
+    int32_t n = t->assignments_count, width = -1;
+    for (int32_t a = 0; a < n; a++) {
+        int32_t count = MAX(t->assignments[a].broker_ids_count, 0);
+        if (count == 0)
+            return "The manual partition assignment includes an empty replica list.";
+        if (width >= 0 && count != width)
+            return arena_printf(&req->arena,
+                                "The manual partition assignment includes a partition with %d "
+                                "replica(s), but this is not consistent with previous "
+                                "partitions, which have %d replica(s).",
+                                count, width);
+        if (count > INT16_MAX)
+            return arena_printf(&req->arena,
+                                "The manual partition assignment names %d replicas for a "
+                                "partition; at most %d are possible.",
+                                count, INT16_MAX);
+        width = count;
+    }
+    width = MAX(width, 1);
+    int32_t *flat = REQ_ALLOC(req, int32_t, (size_t)MAX(n, 1) * (size_t)width);
+    for (int32_t a = 0; a < n; a++)
+        memcpy(&flat[(size_t)a * (size_t)width], t->assignments[a].broker_ids,
+               (size_t)width * sizeof *flat);
+    *out = flat;
+    *rf = (int16_t)width;
+    return NULL;
 }
 
 void handle_create_partitions(struct request *req)
@@ -40,21 +80,20 @@ void handle_create_partitions(struct request *req)
             r->error_message = slice_from_cstr("partitions of internal topics cannot be added");
             continue;
         }
-        if (mt && t->assignments_count >= 0) {
-            bool ok = t->assignments_count == t->count - mt->partition_count;
-            for (int32_t a = 0; ok && a < t->assignments_count; a++)
-                ok = t->assignments[a].broker_ids_count == 1 &&
-                     t->assignments[a].broker_ids[0] == s->cfg->node_id;
-            if (!ok) {
+        int32_t *assigned = NULL;
+        int16_t rf = 0;
+        if (t->assignments_count >= 0) {
+            const char *bad = flat_assignment(req, t, &assigned, &rf);
+            if (bad) {
                 r->error_code = KERR_INVALID_REPLICA_ASSIGNMENT;
-                r->error_message =
-                    slice_from_cstr("assignments must name this node once for each new partition");
+                r->error_message = slice_from_cstr(bad);
                 continue;
             }
         }
         void *arg;
         cluster_done_fn done = change_wait_slot(&pw->w, &r->error_code, &r->error_message, &arg);
-        cluster_create_partitions(s->cluster, t->name, t->count, in.validate_only, done, arg);
+        cluster_create_partitions(s->cluster, t->name, t->count, assigned,
+                                  MAX(t->assignments_count, 0), rf, in.validate_only, done, arg);
     }
     change_wait_end(&pw->w);
 }

@@ -1,7 +1,7 @@
 /* CreateTopics (key 19), v0-v7. Each topic is validated (name, partitions, replication
  * factor, configs) and created atomically in the metadata log, or gets Kafka's error
- * code and message. A manual replica assignment names one registered broker per
- * partition, partitions 0..n-1 in order (one replica each until replication exists).
+ * code and message. A manual replica assignment names the same number of brokers for
+ * each of partitions 0..n-1 (in any order); the metadata checks the brokers.
  * num_partitions / replication_factor of -1 mean the broker defaults (KIP-464).
  * As in Kafka, a name given twice gets one INVALID_REQUEST entry (after the others) and
  * nothing created, a name equal to an existing topic's once '.' and '_' are unified is
@@ -231,6 +231,57 @@ static const char *colliding_topic(struct request *req, struct hmap *unified, bo
     return hmap_get(unified, unify_collision_chars(req, name));
 }
 
+/* A manual replica assignment as a flat array (*out: *partitions × *rf node ids, in the
+ * request's arena), its shape checked as Kafka checks it: partitions 0..n-1 once each,
+ * every one with the same number of replicas, at least one. The brokers themselves (each
+ * registered, none twice, not all fenced) are the metadata's to check. NULL, or why not
+ * (Kafka's message, in the arena). */
+static const char *manual_assignment(struct request *req,
+                                     const struct create_topics_request_topics *t, int32_t **out,
+                                     int32_t *partitions, int16_t *rf)
+{
+    int32_t n = t->assignments_count, width = -1;
+    bool *seen = REQ_ALLOC(req, bool, n);
+    bool consecutive = true;
+    for (int32_t a = 0; a < n; a++) {
+        const struct create_topics_request_topics_assignments *as = &t->assignments[a];
+        int32_t index = as->partition_index, count = MAX(as->broker_ids_count, 0);
+        if (index >= 0 && index < n && seen[index])
+            return arena_printf(
+                &req->arena, "Found multiple manual partition assignments for partition %d", index);
+        if (count == 0)
+            return "The manual partition assignment includes an empty replica list.";
+        if (width >= 0 && count != width)
+            return arena_printf(&req->arena,
+                                "The manual partition assignment includes a partition with %d "
+                                "replica(s), but this is not consistent with previous "
+                                "partitions, which have %d replica(s).",
+                                count, width);
+        if (count > INT16_MAX)
+            return arena_printf(&req->arena,
+                                "The manual partition assignment names %d replicas for a "
+                                "partition; at most %d are possible.",
+                                count, INT16_MAX);
+        width = count;
+        if (index >= 0 && index < n)
+            seen[index] = true;
+        else
+            consecutive = false;
+    }
+    if (!consecutive)
+        return "partitions should be a consecutive 0-based integer sequence";
+    int32_t *flat = REQ_ALLOC(req, int32_t, (size_t)n * (size_t)width);
+    for (int32_t a = 0; a < n; a++) {
+        const struct create_topics_request_topics_assignments *as = &t->assignments[a];
+        memcpy(&flat[(size_t)as->partition_index * (size_t)width], as->broker_ids,
+               (size_t)width * sizeof *flat);
+    }
+    *out = flat;
+    *partitions = n;
+    *rf = (int16_t)width;
+    return NULL;
+}
+
 struct name_count {
     int32_t count; /* occurrences of the name in the request */
     bool answered; /* its duplicate-name entry is in the response */
@@ -312,30 +363,21 @@ void handle_create_topics(struct request *req)
         }
         int32_t partitions = t->num_partitions;
         int16_t rf = t->replication_factor;
-        int32_t *assigned = NULL; /* a manual assignment: one broker per partition */
+        int32_t *assigned = NULL; /* a manual assignment: partitions × rf brokers */
         if (t->assignments_count > 0) {
             if (partitions != -1 || rf != -1) {
                 out->error_code = KERR_INVALID_REQUEST;
                 out->error_message = slice_from_cstr(
-                    "both replica assignments and partitions/replication factor were given");
+                    rf != -1 ? "A manual partition assignment was specified, but replication "
+                               "factor was not set to -1."
+                             : "A manual partition assignment was specified, but numPartitions "
+                               "was not set to -1.");
                 continue;
             }
-            partitions = t->assignments_count;
-            rf = 1;
-            assigned = REQ_ALLOC(req, int32_t, partitions);
-            for (int32_t a = 0; a < t->assignments_count; a++) {
-                const struct create_topics_request_topics_assignments *as = &t->assignments[a];
-                if (as->partition_index != a || as->broker_ids_count != 1) {
-                    rf = -2;
-                    break;
-                }
-                assigned[a] = as->broker_ids[0];
-            }
-            if (rf == -2) {
+            const char *bad = manual_assignment(req, t, &assigned, &partitions, &rf);
+            if (bad) {
                 out->error_code = KERR_INVALID_REPLICA_ASSIGNMENT;
-                out->error_message =
-                    slice_from_cstr("replica assignments must name one broker for each of "
-                                    "partitions 0..n-1 (one replica each in this version)");
+                out->error_message = slice_from_cstr(bad);
                 continue;
             }
         }
@@ -354,7 +396,7 @@ void handle_create_topics(struct request *req)
                                      rf, cfgs, (size_t)nc, in.validate_only};
         w->pending++;
         if (assigned)
-            cluster_create_topic_assigned(s->cluster, t->name, assigned, partitions, cfgs,
+            cluster_create_topic_assigned(s->cluster, t->name, assigned, partitions, rf, cfgs,
                                           (size_t)nc, in.validate_only, topic_written, ct);
         else
             cluster_create_topic(s->cluster, t->name, partitions, rf, cfgs, (size_t)nc,

@@ -56,7 +56,7 @@ static int delete_topic(struct cluster *c, struct slice name)
 static int create_partitions(struct cluster *c, struct slice name, int32_t total,
                              bool validate_only, const char **why)
 {
-    cluster_create_partitions(c, name, total, validate_only, keep, NULL);
+    cluster_create_partitions(c, name, total, NULL, 0, 0, validate_only, keep, NULL);
     return result(why);
 }
 
@@ -244,7 +244,7 @@ static void test_partition_changes(void **state)
     assert_int_equal(register_broker(c, 1, "localhost", 9092, NULL), 0);
     assert_int_equal(register_broker(c, 2, "localhost", 9093, NULL), 0);
     const int32_t on_1[] = {1, 1};
-    cluster_create_topic_assigned(c, slice_from_cstr("t"), on_1, 2, NULL, 0, false, keep, NULL);
+    cluster_create_topic_assigned(c, slice_from_cstr("t"), on_1, 2, 1, NULL, 0, false, keep, NULL);
     assert_int_equal(result(NULL), 0);
     cluster_set_listener(c, partition_listener, NULL);
     partition_events = 0;
@@ -1282,24 +1282,27 @@ static void test_placement_and_fencing(void **state)
     assert_int_equal(led[2], 4);
     assert_int_equal(led[3], 4);
     /* Two more partitions go to the brokers leading the fewest: one each to two of them. */
-    cluster_create_partitions(c, slice_from_cstr("spread"), 14, false, keep, NULL);
+    cluster_create_partitions(c, slice_from_cstr("spread"), 14, NULL, 0, 0, false, keep, NULL);
     assert_int_equal(result(NULL), 0);
     t = cluster_topic_find(c, slice_from_cstr("spread"));
     assert_int_not_equal(t->partitions[12].leader, t->partitions[13].leader);
     /* A manual assignment. */
     const int32_t good[] = {3, 3, 1}, bad[] = {3, 9};
-    cluster_create_topic_assigned(c, slice_from_cstr("manual"), good, 3, NULL, 0, false, keep,
+    cluster_create_topic_assigned(c, slice_from_cstr("manual"), good, 3, 1, NULL, 0, false, keep,
                                   NULL);
     assert_int_equal(result(NULL), 0);
     t = cluster_topic_find(c, slice_from_cstr("manual"));
     assert_int_equal(t->partitions[1].leader, 3);
     assert_int_equal(t->partitions[2].leader, 1);
-    cluster_create_topic_assigned(c, slice_from_cstr("bad"), bad, 2, NULL, 0, false, keep, NULL);
+    cluster_create_topic_assigned(c, slice_from_cstr("bad"), bad, 2, 1, NULL, 0, false, keep, NULL);
     assert_int_equal(result(NULL), CLUSTER_ERR_INVALID_ASSIGNMENT);
     assert_null(cluster_topic_find(c, slice_from_cstr("bad")));
-    /* Replication is the next issue: more than one replica is refused, not faked. */
-    assert_int_equal(create_topic(c, slice_from_cstr("rf2"), 1, 2, NULL, 0, false, &why),
+    /* More replicas than brokers are refused, with Kafka's message. */
+    assert_int_equal(create_topic(c, slice_from_cstr("rf4"), 1, 4, NULL, 0, false, &why),
                      CLUSTER_ERR_INVALID_REPLICATION);
+    assert_string_equal(why, "Unable to replicate the partition 4 time(s): The target "
+                             "replication factor of 4 cannot be reached because only 3 "
+                             "broker(s) are registered.");
 
     /* Broker 3 registers again as a new process: a new epoch, fenced. Its old epoch's
      * heartbeat is stale; the new one's unfences it. */
