@@ -298,6 +298,81 @@ int cluster__place_partitions(struct cluster *c, struct op *op, struct new_parti
     return rc;
 }
 
+static bool in_ids(const int32_t *ids, int32_t n, int32_t id)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Whether broker id may lead, once broker `node` is fenced or unfenced (`fenced`): it is
+ * registered and unfenced as the change leaves it. */
+static bool may_lead(const struct cluster *c, int32_t id, int32_t node, bool fenced)
+{
+    if (id == node)
+        return !fenced;
+    const struct mbroker *b = cluster_broker_find(c, id);
+    return b && !b->fenced;
+}
+
+/*
+ * What broker `node` being fenced (or unfenced) does to partition p, as Kafka's controller
+ * does it (ReplicationControlManager's handleBrokerFenced and handleBrokerUnfenced):
+ *   - fenced: it leaves the ISR, unless it is the ISR's last member (the ISR is never
+ *     emptied: the last member is the one replica known to hold every acknowledged
+ *     record, so it is the one that may lead again, and no unclean choice is made). If it
+ *     led (or nobody did), the first replica, in replica order, that is in the new ISR and
+ *     unfenced leads; none: leader -1 until one returns.
+ *   - unfenced: a partition without a leader whose ISR holds it gets a leader again: the
+ *     first replica, in replica order, in the ISR and unfenced (it, unless another member
+ *     returned first).
+ * It stays a replica either way. The leader epoch grows when the leader changes (followers
+ * and clients fence by it); the partition epoch with every change (AlterPartition requests
+ * fence by it). An ISR that shrinks under the same leader moves only the partition epoch.
+ * Adds p's new state to ch if anything changes.
+ */
+static void add_fencing_change(const struct cluster *c, struct change *ch, const struct mtopic *t,
+                               const struct mpartition *p, int32_t node, bool fenced)
+{
+    bool in_isr = in_ids(p->isr, p->isr_count, node);
+    if (fenced ? !in_isr && p->leader != node : !in_isr || p->leader != -1)
+        return;
+    struct mpartition np = *p;
+    int32_t *isr = xcalloc((size_t)MAX(p->isr_count, 1), sizeof *isr);
+    np.isr = isr;
+    np.isr_count = 0;
+    for (int32_t i = 0; i < p->isr_count; i++)
+        if (!fenced || p->isr[i] != node || p->isr_count == 1)
+            isr[np.isr_count++] = p->isr[i];
+    if (p->leader == -1 || (fenced && p->leader == node)) {
+        np.leader = -1;
+        for (int32_t r = 0; r < p->replica_count && np.leader == -1; r++)
+            if (in_ids(np.isr, np.isr_count, p->replicas[r]) &&
+                may_lead(c, p->replicas[r], node, fenced))
+                np.leader = p->replicas[r];
+    }
+    bool new_isr = np.isr_count != p->isr_count;
+    if (np.leader != p->leader || new_isr) {
+        if (np.leader != p->leader)
+            np.leader_epoch = p->leader_epoch + 1;
+        np.partition_epoch = p->partition_epoch + 1;
+        cluster__add_partition_state(ch, t->id, &np);
+    }
+    free(isr);
+}
+
+/* The partition changes of broker `node` being fenced or unfenced, for every partition. */
+static void add_fencing_changes(const struct cluster *c, struct change *ch, int32_t node,
+                                bool fenced)
+{
+    for (size_t i = 0; i < c->topic_count; i++) {
+        const struct mtopic *t = c->topics[i];
+        for (int32_t k = 0; k < t->partition_count; k++)
+            add_fencing_change(c, ch, t, &t->partitions[k], node, fenced);
+    }
+}
+
 int cluster__build_register_broker(struct cluster *c, struct op *op, struct change *ch)
 {
     const struct mbroker *b = cluster_broker_find(c, op->node_id);
@@ -318,29 +393,14 @@ int cluster__build_register_broker(struct cluster *c, struct op *op, struct chan
                          .fenced = op->fenced};
     memcpy(nb.incarnation, op->incarnation, 16);
     cluster__add_broker_record(ch, &nb);
+    /* A new process registers fenced: the old one's leaderships and ISR places go as for
+     * any fencing (it may have lost what it had not synced, and it leads nothing until
+     * its first heartbeat); one registering unfenced (a single node) leads again what
+     * waited for it. */
+    add_fencing_changes(c, ch, nb.node_id, nb.fenced);
     op->res.broker_epoch = nb.epoch;
     op->res.fenced = nb.fenced;
     return 0;
-}
-
-/* A copy of p with a new leader: both epochs grow, as Kafka's PartitionChangeRecord
- * rules have it for a leader change. */
-static void add_leader_change(struct change *ch, const struct mtopic *t, const struct mpartition *p,
-                              int32_t leader)
-{
-    struct mpartition np = *p;
-    np.leader = leader;
-    np.leader_epoch = p->leader_epoch + 1;
-    np.partition_epoch = p->partition_epoch + 1;
-    cluster__add_partition_state(ch, t->id, &np);
-}
-
-static bool in_ids(const int32_t *ids, int32_t n, int32_t id)
-{
-    for (int32_t i = 0; i < n; i++)
-        if (ids[i] == id)
-            return true;
-    return false;
 }
 
 /* Fences or unfences a broker (op->fenced), moving the leadership of its partitions. */
@@ -359,16 +419,7 @@ int cluster__build_broker_change(struct cluster *c, struct op *op, struct change
     buf_put_i32(&ch->body, b->node_id);
     buf_put_i64(&ch->body, b->epoch);
     buf_put_i8(&ch->body, op->fenced ? 1 : 0);
-    for (size_t i = 0; i < c->topic_count; i++) {
-        const struct mtopic *t = c->topics[i];
-        for (int32_t k = 0; k < t->partition_count; k++) {
-            const struct mpartition *p = &t->partitions[k];
-            if (op->fenced && p->leader == b->node_id)
-                add_leader_change(ch, t, p, -1);
-            else if (!op->fenced && p->leader == -1 && in_ids(p->isr, p->isr_count, b->node_id))
-                add_leader_change(ch, t, p, b->node_id);
-        }
-    }
+    add_fencing_changes(c, ch, b->node_id, op->fenced);
     return 0;
 }
 

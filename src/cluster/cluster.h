@@ -277,13 +277,18 @@ void cluster_add_observer(struct cluster *c, int32_t node_id, cluster_done_fn do
 bool cluster_quorum_member(const struct cluster *c, int32_t node_id);
 
 /* ---- broker sessions (the active controller's, in memory, as Kafka keeps them) ----
- * A registered broker heartbeats every broker.heartbeat.interval.ms. The first heartbeat
- * of a fenced broker unfences it: a BrokerRegistrationChangeRecord, and it leads again
- * the partitions that lost their leader when it was fenced (each leaderless partition
- * whose ISR holds it). A broker that sends none for broker.session.timeout.ms is fenced
- * (cluster_expire_sessions): the partitions it led lose their leader (leader -1, the
- * leader epoch grows; with one replica there is no other to elect). A controller that
- * takes over gives every broker a full session from then. */
+ * A registered broker heartbeats every broker.heartbeat.interval.ms. A broker that sends
+ * none for broker.session.timeout.ms is fenced (cluster_expire_sessions): a
+ * BrokerRegistrationChangeRecord, and in the same entry each of its partitions changes
+ * as Kafka's controller changes them: it leaves every ISR it shares with others (an ISR's
+ * last member stays, so that no unclean choice is ever made), and where it led, the first
+ * replica in replica order that is in the new ISR and unfenced leads (none: leader -1).
+ * It stays a replica. The first heartbeat of a fenced broker unfences it, and it leads
+ * again each leaderless partition whose ISR holds it. A new process registering
+ * (cluster_register_broker, fenced) is a fencing too; a registration unfenced (a single
+ * node) an unfencing. The leader epoch grows with each leader change, the partition epoch
+ * with each change. A controller that takes over gives every broker a full session from
+ * then. */
 /* res->err: CLUSTER_OK (res->fenced: still fenced), CLUSTER_ERR_NOT_CONTROLLER, or
  * CLUSTER_ERR_STALE_BROKER_EPOCH (unknown broker or another epoch: register again). */
 void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms,

@@ -1304,8 +1304,9 @@ static void test_placement_and_fencing(void **state)
                              "replication factor of 4 cannot be reached because only 3 "
                              "broker(s) are registered.");
 
-    /* Broker 3 registers again as a new process: a new epoch, fenced. Its old epoch's
-     * heartbeat is stale; the new one's unfences it. */
+    /* Broker 3 registers again as a new process: a new epoch, fenced, so what it led (one
+     * replica) has no leader. Its old epoch's heartbeat is stale; the new one's unfences
+     * it, and it leads again. */
     const struct mbroker *b3 = cluster_broker_find(c, 3);
     int64_t old_epoch = b3->epoch;
     uint8_t incarnation[16] = {7};
@@ -1315,11 +1316,17 @@ static void test_placement_and_fencing(void **state)
     int64_t epoch = last.broker_epoch;
     assert_true(epoch > old_epoch);
     assert_true(cluster_broker_find(c, 3)->fenced);
+    t = cluster_topic_find(c, slice_from_cstr("manual"));
+    assert_int_equal(t->partitions[0].leader, -1);
+    assert_int_equal(t->partitions[0].leader_epoch, 1);
     cluster_broker_heartbeat(c, 3, old_epoch, 1000, keep, NULL);
     assert_int_equal(result(NULL), CLUSTER_ERR_STALE_BROKER_EPOCH);
     cluster_broker_heartbeat(c, 3, epoch, 1000, keep, NULL);
     assert_int_equal(result(NULL), 0);
     assert_false(last.fenced);
+    t = cluster_topic_find(c, slice_from_cstr("manual"));
+    assert_int_equal(t->partitions[0].leader, 3);
+    assert_int_equal(t->partitions[0].leader_epoch, 2);
     assert_false(cluster_broker_find(c, 3)->fenced);
     /* Its session expires: fenced, and what it led has no leader (one replica). */
     cluster_broker_heartbeat(c, 1, cluster_broker_find(c, 1)->epoch, 20000, NULL, NULL);
@@ -1341,7 +1348,7 @@ static void test_placement_and_fencing(void **state)
     assert_int_equal(result(NULL), 0);
     t = cluster_topic_find(c, slice_from_cstr("manual"));
     assert_int_equal(t->partitions[0].leader, 3);
-    assert_int_equal(t->partitions[0].leader_epoch, 2); /* fenced: 1, back: 2 */
+    assert_int_equal(t->partitions[0].leader_epoch, 4); /* expired: 3, back: 4 */
     cluster_close(c);
 }
 
