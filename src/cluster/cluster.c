@@ -1239,15 +1239,37 @@ static int build_change_partition(struct cluster *c, struct op *op, struct chang
         *why = "the leader must be an in-sync replica";
         return CLUSTER_ERR_INVALID_REPLICATION;
     }
+    /* A fenced broker leads nothing and joins no ISR (Kafka: INELIGIBLE_REPLICA); it may
+     * stay in one only as its last member, as fencing leaves it. */
+    if (now.leader != -1 && now.leader != old->leader &&
+        cluster_broker_find(c, now.leader)->fenced) {
+        *why = "the new leader is a fenced broker";
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    for (int32_t i = 0; op->isr_count >= 0 && i < now.isr_count; i++) {
+        bool fenced = cluster_broker_find(c, now.isr[i])->fenced;
+        if (fenced && !has_id(old->isr, old->isr_count, now.isr[i])) {
+            *why = "an in-sync replica to add is a fenced broker";
+            return CLUSTER_ERR_INVALID_REPLICATION;
+        }
+        if (fenced && now.isr_count > 1) {
+            *why = "a fenced broker stays in the in-sync replicas only as their last member";
+            return CLUSTER_ERR_INVALID_REPLICATION;
+        }
+    }
     bool new_replicas =
         !same_ids(now.replicas, now.replica_count, old->replicas, old->replica_count);
     bool new_isr = !same_ids(now.isr, now.isr_count, old->isr, old->isr_count);
     if (now.leader == old->leader && !new_replicas && !new_isr)
         return 0; /* nothing changes: nothing is written */
-    /* Followers fence by the leader epoch, so it moves whenever the leader or the
-     * replicas do; the partition epoch fences stale AlterPartition requests, so it moves
-     * with every change. */
-    if (now.leader != old->leader || new_replicas)
+    /* Kafka's rule (PartitionChangeBuilder): followers and clients fence by the leader
+     * epoch, so it moves when the leader changes, and when a replica is removed (which
+     * must stop fetching); not when the ISR alone changes or replicas are only added. The
+     * partition epoch fences stale AlterPartition requests, so it moves with every change. */
+    bool replica_removed = false;
+    for (int32_t i = 0; i < old->replica_count; i++)
+        replica_removed |= !has_id(now.replicas, now.replica_count, old->replicas[i]);
+    if (now.leader != old->leader || replica_removed)
         now.leader_epoch = old->leader_epoch + 1;
     now.partition_epoch = old->partition_epoch + 1;
     op->res.partition_epoch = now.partition_epoch;

@@ -355,8 +355,12 @@ void cluster_alter_topic_configs(struct cluster *c, struct slice name,
  * as Kafka's controller writes for AlterPartition, elections and reassignments. Every
  * field may be left as it is. Checked against the image: the replicas are registered
  * brokers, without repeats; the ISR is a subset of the replicas; a leader (-1: none) is
- * in the ISR. The partition epoch grows with every change, the leader epoch when the
- * leader or the replicas change. A change that changes nothing writes nothing. Errors:
+ * in the ISR; a new leader, and a broker joining the ISR, is unfenced; a fenced broker
+ * stays in an ISR given only as its one member. The partition epoch grows with every
+ * change, the leader epoch (as in Kafka) when the leader changes or a replica is removed,
+ * not when only the ISR changes or replicas are added; fencing and unfencing
+ * (cluster_expire_sessions, cluster_broker_heartbeat) follow the same rule. A change that
+ * changes nothing writes nothing. Errors:
  * CLUSTER_ERR_UNKNOWN_TOPIC, CLUSTER_ERR_INVALID_PARTITIONS (no such partition),
  * CLUSTER_ERR_INVALID_REPLICATION (with why). */
 #define CLUSTER_KEEP_LEADER (-2)

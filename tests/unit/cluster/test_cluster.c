@@ -249,31 +249,40 @@ static void test_partition_changes(void **state)
     cluster_set_listener(c, partition_listener, NULL);
     partition_events = 0;
 
-    /* A second replica, not yet in sync: the replicas changed, so both epochs move. */
+    /* A second replica, not yet in sync: a replica added moves only the partition epoch
+     * (Kafka's rule: the leader epoch moves when the leader changes or a replica goes). */
     int32_t both[] = {1, 2}, one[] = {1}, two[] = {2};
     assert_int_equal(change_partition(c, "t", 1, CLUSTER_KEEP_LEADER, both, 2, NULL, -1, &why), 0);
     assert_int_equal(partition_events, 1);
     assert_int_equal(heard_partition, 1);
     assert_int_equal(heard.leader, 1);
-    assert_int_equal(heard.leader_epoch, 1);
+    assert_int_equal(heard.leader_epoch, 0);
     assert_int_equal(heard.partition_epoch, 1);
     assert_int_equal(heard.replica_count, 2);
     assert_int_equal(heard.isr_count, 1);
 
     /* It catches up (ISR grows: only the partition epoch moves), then leads. */
     assert_int_equal(change_partition(c, "t", 1, CLUSTER_KEEP_LEADER, NULL, -1, both, 2, &why), 0);
-    assert_int_equal(heard.leader_epoch, 1);
+    assert_int_equal(heard.leader_epoch, 0);
     assert_int_equal(heard.partition_epoch, 2);
     assert_int_equal(heard.isr_count, 2);
     assert_int_equal(change_partition(c, "t", 1, 2, NULL, -1, two, 1, &why), 0);
     assert_int_equal(heard.leader, 2);
-    assert_int_equal(heard.leader_epoch, 2);
+    assert_int_equal(heard.leader_epoch, 1);
     assert_int_equal(heard.partition_epoch, 3);
     assert_int_equal(partition_events, 3);
 
     /* A change that changes nothing writes nothing and is not heard. */
     assert_int_equal(change_partition(c, "t", 1, 2, both, 2, two, 1, &why), 0);
     assert_int_equal(partition_events, 3);
+
+    /* Broker 1 goes from the replicas: a replica removed moves the leader epoch too. */
+    assert_int_equal(change_partition(c, "t", 1, CLUSTER_KEEP_LEADER, two, 1, NULL, -1, &why), 0);
+    assert_int_equal(heard.leader, 2);
+    assert_int_equal(heard.leader_epoch, 2);
+    assert_int_equal(heard.partition_epoch, 4);
+    assert_int_equal(heard.replica_count, 1);
+    assert_int_equal(partition_events, 4);
 
     /* Refused, with nothing written or heard. */
     int32_t unknown[] = {1, 7}, twice[] = {1, 1}, none[] = {0};
@@ -294,7 +303,7 @@ static void test_partition_changes(void **state)
                      CLUSTER_ERR_INVALID_PARTITIONS);
     assert_int_equal(change_partition(c, "nope", 0, 1, NULL, -1, NULL, -1, &why),
                      CLUSTER_ERR_UNKNOWN_TOPIC);
-    assert_int_equal(partition_events, 3);
+    assert_int_equal(partition_events, 4);
 
     /* Leaderless (the ISR emptied): the leader epoch moves. */
     assert_int_equal(change_partition(c, "t", 0, -1, NULL, -1, none, 0, &why), 0);
@@ -314,10 +323,9 @@ static void test_partition_changes(void **state)
     assert_int_equal(p0->partition_epoch, 1);
     assert_int_equal(p1->leader, 2);
     assert_int_equal(p1->leader_epoch, 2);
-    assert_int_equal(p1->partition_epoch, 3);
-    assert_int_equal(p1->replica_count, 2);
-    assert_int_equal(p1->replicas[0], 1);
-    assert_int_equal(p1->replicas[1], 2);
+    assert_int_equal(p1->partition_epoch, 4);
+    assert_int_equal(p1->replica_count, 1);
+    assert_int_equal(p1->replicas[0], 2);
     assert_int_equal(p1->isr_count, 1);
     assert_int_equal(p1->isr[0], 2);
     cluster_close(c);
