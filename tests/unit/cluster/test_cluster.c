@@ -1381,6 +1381,395 @@ static void test_placement_by_rack(void **state)
     cluster_close(c);
 }
 
+/* ---- replication factor above 1 (the metadata side) ---- */
+
+static int create_assigned(struct cluster *c, const char *name, const int32_t *brokers,
+                           int32_t partitions, int16_t rf, const char **why)
+{
+    cluster_create_topic_assigned(c, slice_from_cstr(name), brokers, partitions, rf, NULL, 0, false,
+                                  keep, NULL);
+    return result(why);
+}
+
+static int add_partitions_assigned(struct cluster *c, const char *name, int32_t total,
+                                   const int32_t *brokers, int32_t assigned, int16_t rf,
+                                   const char **why)
+{
+    cluster_create_partitions(c, slice_from_cstr(name), total, brokers, assigned, rf, false, keep,
+                              NULL);
+    return result(why);
+}
+
+static bool holds(const int32_t *ids, int32_t n, int32_t id)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* What every new partition is: rf distinct replicas, all in sync, the first leading, at
+ * epochs 0. Counts each broker's leaderships and replicas (ids below 16). */
+static void check_new_partitions(const struct mtopic *t, int32_t rf, int led[16], int held[16])
+{
+    for (int32_t p = 0; p < t->partition_count; p++) {
+        const struct mpartition *mp = &t->partitions[p];
+        assert_int_equal(mp->replica_count, rf);
+        assert_int_equal(mp->isr_count, rf);
+        assert_int_equal(mp->leader, mp->replicas[0]);
+        assert_int_equal(mp->leader_epoch, 0);
+        assert_int_equal(mp->partition_epoch, 0);
+        for (int32_t r = 0; r < rf; r++) {
+            assert_int_equal(mp->isr[r], mp->replicas[r]);
+            assert_false(holds(mp->replicas, r, mp->replicas[r]));
+            assert_in_range(mp->replicas[r], 1, 15);
+            held[mp->replicas[r]]++;
+        }
+        led[mp->leader]++;
+    }
+}
+
+/* Replication factor 3 over three brokers: every broker holds every partition, and the
+ * leaderships are spread evenly; over five, replicas are spread evenly too, and the
+ * partitions added later get as many replicas. */
+static void test_placement_with_replicas(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("three"), 6, 3, NULL, 0, false, &why), 0);
+    int led[16] = {0}, held[16] = {0};
+    check_new_partitions(cluster_topic_find(c, slice_from_cstr("three")), 3, led, held);
+    for (int32_t b = 1; b <= 3; b++) {
+        assert_int_equal(led[b], 2);
+        assert_int_equal(held[b], 6);
+    }
+
+    for (int32_t b = 4; b <= 5; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("five"), 10, 3, NULL, 0, false, &why), 0);
+    memset(led, 0, sizeof led);
+    memset(held, 0, sizeof held);
+    check_new_partitions(cluster_topic_find(c, slice_from_cstr("five")), 3, led, held);
+    /* Counted with "three" (whose leaders and replicas sit on 1..3), everything evens
+     * out: 16 leaderships and 48 replicas over five brokers. */
+    int all_led[16] = {0}, all_held[16] = {0};
+    check_new_partitions(cluster_topic_find(c, slice_from_cstr("three")), 3, all_led, all_held);
+    check_new_partitions(cluster_topic_find(c, slice_from_cstr("five")), 3, all_led, all_held);
+    for (int32_t b = 1; b <= 5; b++) {
+        assert_in_range(all_led[b], 3, 4);
+        assert_in_range(all_held[b], 9, 10);
+    }
+    /* The five-broker topic alone: its leaders go first to the new brokers, which led
+     * nothing. */
+    assert_int_equal(led[4] + led[5], 6);
+
+    /* Partitions added later: the topic's replication factor, placed the same way. */
+    assert_int_equal(create_partitions(c, slice_from_cstr("five"), 15, false, &why), 0);
+    const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("five"));
+    assert_int_equal(t->partition_count, 15);
+    memset(led, 0, sizeof led);
+    memset(held, 0, sizeof held);
+    check_new_partitions(t, 3, led, held);
+    for (int32_t b = 1; b <= 5; b++)
+        assert_in_range(led[b], 2, 4);
+    cluster_close(c);
+}
+
+/* Racks: a partition's replicas go to as many racks as there are before any rack holds
+ * two of them. */
+static void test_placement_with_replicas_by_rack(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    static const char *const racks[] = {"", "a", "a", "b", "b", "c", "c"};
+    for (int32_t b = 1; b <= 6; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, racks[b]), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("racked"), 12, 3, NULL, 0, false, &why), 0);
+    const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("racked"));
+    int led[16] = {0}, held[16] = {0};
+    check_new_partitions(t, 3, led, held);
+    for (int32_t p = 0; p < 12; p++) {
+        const int32_t *r = t->partitions[p].replicas;
+        assert_string_not_equal(racks[r[0]], racks[r[1]]);
+        assert_string_not_equal(racks[r[0]], racks[r[2]]);
+        assert_string_not_equal(racks[r[1]], racks[r[2]]);
+    }
+    for (int32_t b = 1; b <= 6; b++) {
+        assert_int_equal(led[b], 2);
+        assert_int_equal(held[b], 6);
+    }
+    /* Two racks, two replicas: one in each, whichever leads. */
+    assert_int_equal(create_topic(c, slice_from_cstr("pairs"), 8, 2, NULL, 0, false, &why), 0);
+    t = cluster_topic_find(c, slice_from_cstr("pairs"));
+    for (int32_t p = 0; p < 8; p++)
+        assert_string_not_equal(racks[t->partitions[p].replicas[0]],
+                                racks[t->partitions[p].replicas[1]]);
+    cluster_close(c);
+}
+
+/* More replicas than unfenced brokers are refused, in Kafka's words; a node on its own
+ * (no broker registered) places one replica, itself. */
+static void test_replication_factor_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    assert_int_equal(create_topic(c, slice_from_cstr("alone"), 2, 1, NULL, 0, false, &why), 0);
+    const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("alone"));
+    assert_int_equal(t->partitions[1].leader, 1);
+    assert_int_equal(t->partitions[1].replica_count, 1);
+    assert_int_equal(create_topic(c, slice_from_cstr("alone2"), 1, 2, NULL, 0, true, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    assert_string_equal(why, "Unable to replicate the partition 2 time(s): The target "
+                             "replication factor of 2 cannot be reached because only 1 "
+                             "broker(s) are registered.");
+    assert_int_equal(create_topic(c, slice_from_cstr("zero"), 1, 0, NULL, 0, false, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("r3"), 1, 3, NULL, 0, false, &why), 0);
+    /* Broker 3 registers as a new process (fenced): two unfenced brokers of three. */
+    uint8_t incarnation[16] = {9};
+    cluster_register_broker(c, 3, "localhost", 9094, NULL, incarnation, true, keep, NULL);
+    assert_int_equal(result(NULL), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("r3b"), 1, 3, NULL, 0, false, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    assert_string_equal(why, "Unable to replicate the partition 3 time(s): The target "
+                             "replication factor of 3 cannot be reached because only 2 of the "
+                             "3 registered broker(s) are unfenced.");
+    assert_null(cluster_topic_find(c, slice_from_cstr("r3b")));
+    /* ... and so is growing the topic: its partitions have three replicas. */
+    assert_int_equal(create_partitions(c, slice_from_cstr("r3"), 2, true, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    assert_int_equal(create_partitions(c, slice_from_cstr("r3"), 2, false, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    assert_int_equal(cluster_topic_find(c, slice_from_cstr("r3"))->partition_count, 1);
+    assert_int_equal(create_topic(c, slice_from_cstr("r2"), 4, 2, NULL, 0, false, &why), 0);
+    t = cluster_topic_find(c, slice_from_cstr("r2"));
+    for (int32_t p = 0; p < 4; p++)
+        assert_false(holds(t->partitions[p].replicas, 2, 3));
+    cluster_close(c);
+
+    /* A controller-only node with no broker registered places nothing. */
+    struct cluster_options o = {.metadata_dir = f->dir, .node_id = 1, .controller_only = true};
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s/*", f->dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(cluster_open(&o, &c), 0);
+    assert_int_equal(create_topic(c, slice_from_cstr("none"), 1, 1, NULL, 0, false, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    assert_string_equal(why, "Unable to replicate the partition 1 time(s): The target "
+                             "replication factor of 1 cannot be reached because only 0 "
+                             "broker(s) are registered.");
+    cluster_close(c);
+}
+
+/* Manual assignments of several replicas a partition, and each shape Kafka refuses. */
+static void test_manual_assignment_with_replicas(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 4; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    const int32_t good[] = {1, 2, 3, 4, 3, 2};
+    assert_int_equal(create_assigned(c, "m", good, 2, 3, &why), 0);
+    const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("m"));
+    assert_int_equal(t->partition_count, 2);
+    for (int32_t p = 0; p < 2; p++) {
+        const struct mpartition *mp = &t->partitions[p];
+        assert_int_equal(mp->replica_count, 3);
+        assert_int_equal(mp->isr_count, 3);
+        assert_int_equal(mp->leader, good[p * 3]);
+        for (int32_t r = 0; r < 3; r++) {
+            assert_int_equal(mp->replicas[r], good[p * 3 + r]);
+            assert_int_equal(mp->isr[r], good[p * 3 + r]);
+        }
+    }
+    /* Grown with an assignment: the same number of replicas, one list per new partition. */
+    const int32_t more[] = {2, 1, 4};
+    assert_int_equal(add_partitions_assigned(c, "m", 3, more, 1, 3, &why), 0);
+    t = cluster_topic_find(c, slice_from_cstr("m"));
+    assert_int_equal(t->partition_count, 3);
+    assert_int_equal(t->partitions[2].leader, 2);
+    assert_int_equal(t->partitions[2].replicas[2], 4);
+
+    /* Refused, nothing written. */
+    const int32_t unknown[] = {1, 9}, twice[] = {2, 2}, pair[] = {1, 2};
+    assert_int_equal(create_assigned(c, "bad", unknown, 1, 2, &why),
+                     CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_string_equal(why, "The manual partition assignment includes broker 9, but no such "
+                             "broker is registered.");
+    assert_int_equal(create_assigned(c, "bad", twice, 1, 2, &why), CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_string_equal(why, "The manual partition assignment includes the broker 2 more than "
+                             "once.");
+    assert_int_equal(create_assigned(c, "bad", pair, 1, 0, &why), CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_string_equal(why, "The manual partition assignment includes an empty replica list.");
+    assert_int_equal(add_partitions_assigned(c, "m", 4, pair, 1, 2, &why),
+                     CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_string_equal(why, "The manual partition assignment includes a partition with 2 "
+                             "replica(s), but this is not consistent with previous partitions, "
+                             "which have 3 replica(s).");
+    assert_int_equal(add_partitions_assigned(c, "m", 5, more, 1, 3, &why),
+                     CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_string_equal(why, "Attempted to add 2 additional partition(s), but only 1 "
+                             "assignment(s) were specified.");
+    const int32_t dup_more[] = {3, 4, 3};
+    assert_int_equal(add_partitions_assigned(c, "m", 4, dup_more, 1, 3, &why),
+                     CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_null(cluster_topic_find(c, slice_from_cstr("bad")));
+    assert_int_equal(cluster_topic_find(c, slice_from_cstr("m"))->partition_count, 3);
+
+    /* A fenced broker is a replica but not in sync; the first unfenced one leads. With
+     * every broker of a partition fenced, the assignment is refused. */
+    uint8_t incarnation[16] = {5};
+    cluster_register_broker(c, 1, "localhost", 9092, NULL, incarnation, true, keep, NULL);
+    assert_int_equal(result(NULL), 0);
+    const int32_t first_fenced[] = {1, 3};
+    assert_int_equal(create_assigned(c, "f", first_fenced, 1, 2, &why), 0);
+    t = cluster_topic_find(c, slice_from_cstr("f"));
+    assert_int_equal(t->partitions[0].replica_count, 2);
+    assert_int_equal(t->partitions[0].isr_count, 1);
+    assert_int_equal(t->partitions[0].isr[0], 3);
+    assert_int_equal(t->partitions[0].leader, 3);
+    const int32_t only_fenced[] = {3, 1};
+    assert_int_equal(create_assigned(c, "f2", only_fenced, 2, 1, &why),
+                     CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_string_equal(why, "All brokers specified in the manual partition assignment for "
+                             "partition 1 are fenced or in controlled shutdown.");
+    cluster_close(c);
+}
+
+/* The test's clock for broker sessions (cluster_expire_sessions). */
+static int64_t session_clock_ms;
+#define TEST_SESSION_MS 5000
+
+/* Fences broker `id` the way its session ends: every other unfenced broker heartbeats,
+ * then sessions expire. */
+static void fence_broker(struct cluster *c, int32_t id)
+{
+    cluster_expire_sessions(c, session_clock_ms, TEST_SESSION_MS); /* sessions start */
+    session_clock_ms += 2 * TEST_SESSION_MS;
+    for (size_t i = 0; i < cluster_broker_count(c); i++) {
+        const struct mbroker *b = cluster_broker_at(c, i);
+        if (b->node_id != id && !b->fenced)
+            cluster_broker_heartbeat(c, b->node_id, b->epoch, session_clock_ms, NULL, NULL);
+    }
+    cluster_expire_sessions(c, session_clock_ms, TEST_SESSION_MS);
+    assert_true(cluster_broker_find(c, id)->fenced);
+}
+
+static void unfence_broker(struct cluster *c, int32_t id)
+{
+    cluster_broker_heartbeat(c, id, cluster_broker_find(c, id)->epoch, session_clock_ms, keep,
+                             NULL);
+    assert_int_equal(result(NULL), 0);
+    assert_false(cluster_broker_find(c, id)->fenced);
+}
+
+static void assert_partition(const struct mpartition *p, int32_t leader, int32_t leader_epoch,
+                             int32_t partition_epoch, const int32_t *isr, int32_t isr_count)
+{
+    assert_int_equal(p->leader, leader);
+    assert_int_equal(p->leader_epoch, leader_epoch);
+    assert_int_equal(p->partition_epoch, partition_epoch);
+    assert_int_equal(p->isr_count, isr_count);
+    for (int32_t i = 0; i < isr_count; i++)
+        assert_int_equal(p->isr[i], isr[i]);
+    assert_int_equal(p->replica_count, 3); /* a fenced broker stays a replica */
+}
+
+/* Fencing moves leadership to the next in-sync replica and shrinks the ISR; the ISR's
+ * last member stays, leaderless, and leads again when it returns. Epochs as Kafka's. */
+static void test_fencing_with_replicas(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    /* p0 led by 1; p1 led by 2, with 1 a follower. */
+    const int32_t plan[] = {1, 2, 3, 2, 1, 3};
+    assert_int_equal(create_assigned(c, "r", plan, 2, 3, &why), 0);
+    cluster_set_listener(c, partition_listener, NULL);
+    partition_events = 0;
+
+    /* 1 fenced: p0's leadership goes to 2 (the next replica in sync), both epochs move;
+     * p1 keeps its leader and only the partition epoch moves as 1 leaves its ISR. */
+    fence_broker(c, 1);
+    const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("r"));
+    assert_partition(&t->partitions[0], 2, 1, 1, (int32_t[]){2, 3}, 2);
+    assert_partition(&t->partitions[1], 2, 0, 1, (int32_t[]){2, 3}, 2);
+    assert_int_equal(partition_events, 2);
+
+    /* 2 fenced: 3 leads both. */
+    fence_broker(c, 2);
+    t = cluster_topic_find(c, slice_from_cstr("r"));
+    assert_partition(&t->partitions[0], 3, 2, 2, (int32_t[]){3}, 1);
+    assert_partition(&t->partitions[1], 3, 1, 2, (int32_t[]){3}, 1);
+
+    /* 3 fenced too: no leader, and the ISR keeps its last member (no unclean choice). */
+    fence_broker(c, 3);
+    t = cluster_topic_find(c, slice_from_cstr("r"));
+    assert_partition(&t->partitions[0], -1, 3, 3, (int32_t[]){3}, 1);
+    assert_partition(&t->partitions[1], -1, 2, 3, (int32_t[]){3}, 1);
+    assert_int_equal(partition_events, 6);
+
+    /* 1 returns: it is not in sync, so nothing changes; it gets no leadership. */
+    unfence_broker(c, 1);
+    t = cluster_topic_find(c, slice_from_cstr("r"));
+    assert_partition(&t->partitions[0], -1, 3, 3, (int32_t[]){3}, 1);
+    assert_int_equal(partition_events, 6);
+    /* A fenced broker cannot be made leader or join an ISR by a partition change. */
+    assert_int_equal(change_partition(c, "r", 0, 2, NULL, -1, (int32_t[]){3, 2}, 2, &why),
+                     CLUSTER_ERR_INVALID_REPLICATION);
+    assert_non_null(strstr(why, "fenced"));
+    assert_int_equal(
+        change_partition(c, "r", 0, CLUSTER_KEEP_LEADER, NULL, -1, (int32_t[]){3, 1}, 2, &why),
+        CLUSTER_ERR_INVALID_REPLICATION); /* 3 fenced, not alone */
+    assert_int_equal(change_partition(c, "r", 0, 1, NULL, -1, (int32_t[]){1}, 1, &why), 0);
+    t = cluster_topic_find(c, slice_from_cstr("r"));
+    assert_partition(&t->partitions[0], 1, 4, 4, (int32_t[]){1}, 1); /* unclean, by hand */
+
+    /* 3 returns: it leads p1 again, which waited for it. */
+    unfence_broker(c, 3);
+    t = cluster_topic_find(c, slice_from_cstr("r"));
+    assert_partition(&t->partitions[1], 3, 3, 4, (int32_t[]){3}, 1);
+    assert_partition(&t->partitions[0], 1, 4, 4, (int32_t[]){1}, 1);
+    cluster_close(c);
+
+    /* All of it is in the log. */
+    c = open_cluster(f);
+    t = cluster_topic_find(c, slice_from_cstr("r"));
+    assert_partition(&t->partitions[1], 3, 3, 4, (int32_t[]){3}, 1);
+    assert_true(cluster_broker_find(c, 2)->fenced);
+    cluster_close(c);
+}
+
+/* A new process of a broker registers fenced: as a fencing, its leaderships move to the
+ * other replicas in sync. */
+static void test_registration_fences_with_replicas(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    const int32_t plan[] = {1, 2, 3};
+    assert_int_equal(create_assigned(c, "r", plan, 1, 3, &why), 0);
+    uint8_t incarnation[16] = {3};
+    cluster_register_broker(c, 1, "localhost", 9092, NULL, incarnation, true, keep, NULL);
+    assert_int_equal(result(NULL), 0);
+    const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("r"));
+    assert_partition(&t->partitions[0], 2, 1, 1, (int32_t[]){2, 3}, 2);
+    cluster_close(c);
+}
+
 /* ---- a quorum of three, in one process: messages through a queue the test drains ---- */
 
 struct net_msg {
@@ -1606,6 +1995,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quorum_of_three, setup, teardown),
         cmocka_unit_test_setup_teardown(test_placement_and_fencing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_placement_by_rack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_placement_with_replicas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_placement_with_replicas_by_rack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replication_factor_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_manual_assignment_with_replicas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fencing_with_replicas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registration_fences_with_replicas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_voter_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_compacts_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
