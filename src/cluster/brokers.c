@@ -192,13 +192,27 @@ static bool broker_unfenced(const struct cluster *c, int32_t id)
     return b ? !b->fenced : c->broker_count == 0 && !c->controller_only && id == c->node_id;
 }
 
-/* A manual assignment, checked as Kafka's controller checks one: as many partitions as
- * are created, each with the topic's number of replicas, registered brokers named once;
- * the ISR is the unfenced replicas, in the order given, the first of them leading. */
-static int assign_manually(struct cluster *c, struct op *op, struct new_partitions *np)
+/* np's arrays, for n partitions of rf replicas each. */
+static void new_partitions_alloc(struct new_partitions *np)
 {
-    const char **why = &op->res.why;
-    *why = op->why;
+    ASSERT(np->n >= 0 && np->rf >= 1);
+    size_t cells = (size_t)MAX(np->n, 1) * (size_t)np->rf;
+    np->replicas = xcalloc(cells, sizeof *np->replicas);
+    np->isr = xcalloc(cells, sizeof *np->isr);
+    np->isr_counts = xcalloc((size_t)MAX(np->n, 1), sizeof *np->isr_counts);
+}
+
+/* Brokers a partition may name: the registered ones, or this node while none is. */
+static size_t known_brokers(const struct cluster *c)
+{
+    return c->broker_count ? c->broker_count : !c->controller_only;
+}
+
+/* A manual assignment, checked as Kafka's controller checks one: as many partitions as
+ * are created, each with the topic's number of replicas, registered brokers named once,
+ * not all of them fenced. Everything is checked before anything is allocated for it. */
+static int check_assignment(struct cluster *c, struct op *op, const struct new_partitions *np)
+{
     if (op->assigned != np->n) {
         snprintf(op->why, sizeof op->why,
                  "Attempted to add %d additional partition(s), but only %d assignment(s) were "
@@ -207,7 +221,8 @@ static int assign_manually(struct cluster *c, struct op *op, struct new_partitio
         return CLUSTER_ERR_INVALID_ASSIGNMENT;
     }
     if (op->replication_factor <= 0) {
-        *why = "The manual partition assignment includes an empty replica list.";
+        snprintf(op->why, sizeof op->why,
+                 "The manual partition assignment includes an empty replica list.");
         return CLUSTER_ERR_INVALID_ASSIGNMENT;
     }
     if (op->replication_factor != np->rf) {
@@ -217,12 +232,14 @@ static int assign_manually(struct cluster *c, struct op *op, struct new_partitio
                  op->replication_factor, np->rf);
         return CLUSTER_ERR_INVALID_ASSIGNMENT;
     }
-    int32_t rf = np->rf;
-    for (int32_t p = 0; p < np->n; p++) {
-        const int32_t *want = &op->replicas[p * rf];
-        int32_t *isr = &np->isr[p * rf];
-        np->isr_counts[p] = 0;
-        for (int32_t r = 0; r < rf; r++) {
+    size_t rf = (size_t)np->rf;
+    /* More replicas than brokers: the first partition names one twice or one unknown, and
+     * the check stops there (the repeat check is quadratic in the replicas). */
+    int32_t checked = rf > known_brokers(c) ? MIN(np->n, 1) : np->n;
+    for (int32_t p = 0; p < checked; p++) {
+        const int32_t *want = &op->replicas[(size_t)p * rf];
+        bool any_unfenced = false;
+        for (size_t r = 0; r < rf; r++) {
             if (!broker_known(c, want[r])) {
                 snprintf(op->why, sizeof op->why,
                          "The manual partition assignment includes broker %d, but no such broker "
@@ -230,7 +247,7 @@ static int assign_manually(struct cluster *c, struct op *op, struct new_partitio
                          want[r]);
                 return CLUSTER_ERR_INVALID_ASSIGNMENT;
             }
-            for (int32_t q = 0; q < r; q++) {
+            for (size_t q = 0; q < r; q++) {
                 if (want[q] == want[r]) {
                     snprintf(op->why, sizeof op->why,
                              "The manual partition assignment includes the broker %d more than "
@@ -239,11 +256,9 @@ static int assign_manually(struct cluster *c, struct op *op, struct new_partitio
                     return CLUSTER_ERR_INVALID_ASSIGNMENT;
                 }
             }
-            np->replicas[p * rf + r] = want[r];
-            if (broker_unfenced(c, want[r]))
-                isr[np->isr_counts[p]++] = want[r];
+            any_unfenced |= broker_unfenced(c, want[r]);
         }
-        if (np->isr_counts[p] == 0) {
+        if (!any_unfenced) {
             snprintf(op->why, sizeof op->why,
                      "All brokers specified in the manual partition assignment for partition %d "
                      "are fenced or in controlled shutdown.",
@@ -251,18 +266,24 @@ static int assign_manually(struct cluster *c, struct op *op, struct new_partitio
             return CLUSTER_ERR_INVALID_ASSIGNMENT;
         }
     }
-    *why = NULL;
+    ASSERT(checked == np->n); /* rf distinct known brokers cannot outnumber them */
     return 0;
 }
 
-void cluster__new_partitions_init(struct new_partitions *np, int32_t first, int32_t n, int32_t rf)
+/* The checked assignment into np: the replicas as given, the unfenced ones the ISR, in
+ * the order given, the first of them leading. */
+static void assign_manually(const struct cluster *c, const struct op *op, struct new_partitions *np)
 {
-    ASSERT(n >= 0 && rf >= 1);
-    size_t cells = (size_t)MAX(n, 1) * (size_t)rf;
-    *np = (struct new_partitions){.first = first, .n = n, .rf = rf};
-    np->replicas = xcalloc(cells, sizeof *np->replicas);
-    np->isr = xcalloc(cells, sizeof *np->isr);
-    np->isr_counts = xcalloc((size_t)MAX(n, 1), sizeof *np->isr_counts);
+    size_t rf = (size_t)np->rf;
+    new_partitions_alloc(np);
+    memcpy(np->replicas, op->replicas, (size_t)np->n * rf * sizeof *np->replicas);
+    for (int32_t p = 0; p < np->n; p++) {
+        const int32_t *replicas = &np->replicas[(size_t)p * rf];
+        int32_t *isr = &np->isr[(size_t)p * rf];
+        for (size_t r = 0; r < rf; r++)
+            if (broker_unfenced(c, replicas[r]))
+                isr[np->isr_counts[p]++] = replicas[r];
+    }
 }
 
 void cluster__new_partitions_free(struct new_partitions *np)
@@ -270,32 +291,44 @@ void cluster__new_partitions_free(struct new_partitions *np)
     free(np->replicas);
     free(np->isr);
     free(np->isr_counts);
+    *np = (struct new_partitions){0};
 }
 
-int cluster__place_partitions(struct cluster *c, struct op *op, struct new_partitions *np)
+int cluster__place_partitions(struct cluster *c, struct op *op, int32_t first, int32_t n,
+                              int32_t rf, struct new_partitions *np)
 {
-    if (op->replicas)
-        return assign_manually(c, op, np);
+    *np = (struct new_partitions){.first = first, .n = n, .rf = rf};
+    int rc;
+    if (op->replicas) {
+        if ((rc = check_assignment(c, op, np)) != 0) {
+            op->res.why = op->why;
+            return rc;
+        }
+        assign_manually(c, op, np);
+        return 0;
+    }
     struct placement pl;
     placement_init(c, &pl);
-    int rc = 0;
-    if ((op->res.why = cannot_place(c, op, &pl, np->rf)) != NULL) {
-        rc = CLUSTER_ERR_INVALID_REPLICATION;
-    } else if (pl.n == 0) {
+    if ((op->res.why = cannot_place(c, op, &pl, rf)) != NULL) {
+        placement_free(&pl);
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    new_partitions_alloc(np);
+    if (pl.n == 0) {
         /* No broker registered yet: this node, the one replica. */
-        ASSERT(np->rf == 1);
-        for (int32_t p = 0; p < np->n; p++)
+        ASSERT(rf == 1);
+        for (int32_t p = 0; p < n; p++)
             np->replicas[p] = c->node_id;
     } else {
-        for (int32_t p = 0; p < np->n; p++)
-            place_one(c, &pl, np->rf, &np->replicas[p * np->rf]);
-    }
-    for (int32_t p = 0; rc == 0 && p < np->n; p++) {
-        memcpy(&np->isr[p * np->rf], &np->replicas[p * np->rf], (size_t)np->rf * sizeof *np->isr);
-        np->isr_counts[p] = np->rf;
+        for (int32_t p = 0; p < n; p++)
+            place_one(c, &pl, rf, &np->replicas[(size_t)p * (size_t)rf]);
     }
     placement_free(&pl);
-    return rc;
+    /* Every placed replica is unfenced: the ISR is all of them. */
+    memcpy(np->isr, np->replicas, (size_t)n * (size_t)rf * sizeof *np->isr);
+    for (int32_t p = 0; p < n; p++)
+        np->isr_counts[p] = rf;
+    return 0;
 }
 
 static bool in_ids(const int32_t *ids, int32_t n, int32_t id)

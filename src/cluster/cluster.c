@@ -386,7 +386,8 @@ static void add_new_partitions(struct change *ch, const uint8_t id[16],
                                const struct new_partitions *np)
 {
     for (int32_t p = 0; p < np->n; p++) {
-        int32_t *replicas = &np->replicas[p * np->rf], *isr = &np->isr[p * np->rf];
+        size_t at = (size_t)p * (size_t)np->rf;
+        int32_t *replicas = &np->replicas[at], *isr = &np->isr[at];
         ASSERT(np->isr_counts[p] >= 1);
         struct mpartition mp = {np->first + p,     isr[0], 0, 0, np->rf, replicas,
                                 np->isr_counts[p], isr};
@@ -982,8 +983,8 @@ static int build_create_topic(struct cluster *c, struct op *op, struct change *c
     if (rc != 0)
         return rc;
     struct new_partitions np;
-    cluster__new_partitions_init(&np, 0, op->count, op->replication_factor);
-    if ((rc = cluster__place_partitions(c, op, &np)) != 0 || op->validate_only) {
+    rc = cluster__place_partitions(c, op, 0, op->count, op->replication_factor, &np);
+    if (rc != 0 || op->validate_only) {
         cluster__new_partitions_free(&np);
         return rc;
     }
@@ -1041,8 +1042,8 @@ static int build_create_partitions(struct cluster *c, struct op *op, struct chan
     /* The new partitions have as many replicas as the first one, as in Kafka. */
     int32_t rf = t->partition_count > 0 ? MAX(t->partitions[0].replica_count, 1) : 1;
     struct new_partitions np;
-    cluster__new_partitions_init(&np, t->partition_count, new_total - t->partition_count, rf);
-    int rc = cluster__place_partitions(c, op, &np);
+    int rc = cluster__place_partitions(c, op, t->partition_count, new_total - t->partition_count,
+                                       rf, &np);
     if (rc == 0 && !op->validate_only)
         add_new_partitions(ch, t->id, &np);
     cluster__new_partitions_free(&np);

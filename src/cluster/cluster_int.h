@@ -154,12 +154,13 @@ struct new_partitions {
     int32_t *isr;        /* n * rf */
     int32_t *isr_counts; /* n */
 };
-void cluster__new_partitions_init(struct new_partitions *np, int32_t first, int32_t n, int32_t rf);
+/* Fills np with new partitions first .. first + n - 1 of rf replicas each (rf >= 1): from
+ * op->replicas when the change names them (a manual assignment), else placed on the
+ * unfenced brokers. CLUSTER_OK, CLUSTER_ERR_INVALID_ASSIGNMENT or
+ * CLUSTER_ERR_INVALID_REPLICATION (op->res.why says why). Nothing of the image changes;
+ * np is to be freed with cluster__new_partitions_free whatever the outcome. */
+int cluster__place_partitions(struct cluster *c, struct op *op, int32_t first, int32_t n,
+                              int32_t rf, struct new_partitions *np);
 void cluster__new_partitions_free(struct new_partitions *np);
-/* Fills np (cluster__new_partitions_init'ed): from op->replicas when the change names them
- * (a manual assignment), else placed on the unfenced brokers. CLUSTER_OK,
- * CLUSTER_ERR_INVALID_ASSIGNMENT or CLUSTER_ERR_INVALID_REPLICATION (op->res.why says why).
- * Nothing of the image changes. */
-int cluster__place_partitions(struct cluster *c, struct op *op, struct new_partitions *np);
 
 #endif

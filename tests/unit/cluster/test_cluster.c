@@ -1619,6 +1619,11 @@ static void test_manual_assignment_with_replicas(void **state)
                      CLUSTER_ERR_INVALID_ASSIGNMENT);
     assert_string_equal(why, "Attempted to add 2 additional partition(s), but only 1 "
                              "assignment(s) were specified.");
+    /* More replicas than brokers: the first partition tells why. */
+    const int32_t wide[] = {1, 2, 3, 4, 1, 4, 3, 2, 1, 9};
+    assert_int_equal(create_assigned(c, "bad", wide, 2, 5, &why), CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_string_equal(why, "The manual partition assignment includes the broker 1 more than "
+                             "once.");
     const int32_t dup_more[] = {3, 4, 3};
     assert_int_equal(add_partitions_assigned(c, "m", 4, dup_more, 1, 3, &why),
                      CLUSTER_ERR_INVALID_ASSIGNMENT);
