@@ -5,8 +5,11 @@
  * /tmp (every write really written and fdatasync'd), exchange the quorum's messages
  * through a simulated network that delays, drops, duplicates and reorders them and
  * partitions the nodes (symmetric and one-way), healing later. Clients submit changes
- * to random nodes (topic creations with unique names, partition additions, config
- * changes, partition changes, deletions, producer-id blocks); nodes crash (cluster_close,
+ * to random nodes (topic creations with unique names, with two or three replicas a
+ * partition on some once three brokers are registered, partition additions, config
+ * changes, partition changes, deletions, producer-id blocks, broker registrations and
+ * heartbeats, so brokers are fenced as their sessions expire and unfenced again, moving
+ * leaderships and ISRs); nodes crash (cluster_close,
  * sometimes without the clean-shutdown marker) and come back (cluster_open from the same
  * dir). On some runs writes go through a runner and take simulated time, as on the
  * broker's metadata thread, so the quorum holds the inputs that arrive meanwhile; on
@@ -36,6 +39,10 @@
  *     term's leader names the same one;
  *   - the listener's events (created, deleted, partitions added) describe the image:
  *     a mirror kept from them alone matches each node's topics and partition counts;
+ *   - every partition as Kafka's controller keeps it, in every image a node holds (after
+ *     each change it applies, a snapshot it installs, a reopen: the image changes only
+ *     then): its replicas distinct, its ISR non-empty and among them, its leader -1 or in
+ *     the ISR; a fenced broker never leads and is in an ISR only as its one member;
  *   - a change acknowledged (CLUSTER_OK) is visible in the acknowledging node's image
  *     at that moment, every change completes exactly once, and no change fails in a way
  *     its inputs rule out (a unique name that "exists", an I/O error without a crash);
@@ -91,15 +98,19 @@
 
 static const char *base_dir = "/tmp";
 
-#define SESSION_TIMEOUT_MS 3000 /* brokers nobody heartbeats are fenced after this */
+/* Brokers that send no heartbeat for a run's session timeout, drawn from this range, are
+ * fenced: short ones fence often during the chaos, long ones rarely. */
+#define SESSION_MIN_MS 300
+#define SESSION_MAX_MS 3000
 
-static bool every_broker_fenced(const struct cluster *c)
+/* Brokers new replicas may go to: the unfenced ones; with none registered, the node
+ * itself (cluster.h). */
+static size_t placeable_brokers(const struct cluster *c)
 {
-    size_t n = cluster_broker_count(c);
+    size_t n = cluster_broker_count(c), unfenced = 0;
     for (size_t i = 0; i < n; i++)
-        if (!cluster_broker_at(c, i)->fenced)
-            return false;
-    return n > 0;
+        unfenced += !cluster_broker_at(c, i)->fenced;
+    return n == 0 ? 1 : unfenced;
 }
 
 static uint64_t mix_str(uint64_t h, const char *s)
@@ -117,10 +128,11 @@ enum op_kind {
     OP_LEADER,
     OP_PIDS,
     OP_BROKER,
-    OP_OBSERVER, /* cluster_add_observer */
+    OP_HEARTBEAT, /* cluster_broker_heartbeat: unfences a fenced broker */
+    OP_OBSERVER,  /* cluster_add_observer */
 };
-static const char *const op_names[] = {"create", "delete", "partitions", "config",
-                                       "leader", "pids",   "broker",     "add-observer"};
+static const char *const op_names[] = {"create", "delete", "partitions", "config",      "leader",
+                                       "pids",   "broker", "heartbeat",  "add-observer"};
 static const char *const config_keys[] = {"retention.ms", "cleanup.policy"};
 
 struct sim;
@@ -132,11 +144,12 @@ struct sim_op {
     int node; /* index of the node it was submitted to */
     char name[32];
     int32_t count;   /* create: partitions; partitions: new total; leader: partition */
+    int16_t rf;      /* create: the replication factor */
     int key;         /* config: index in config_keys; create: -1 or a config set */
     char value[32];  /* config (and create's config): the value set */
     bool value_null; /* config: deleted */
-    /* leader: the leader asked for (-1: none); broker: its node id; observer: the
-     * observer's node id */
+    /* leader: the leader asked for (-1: none); broker, heartbeat: its node id; observer:
+     * the observer's node id */
     int32_t leader;
     int64_t pid_count; /* pids */
     /* outcome */
@@ -213,6 +226,7 @@ struct sim {
     uint32_t drop_pm, dup_pm;
     int64_t max_delay_ms;
     int64_t disk_ms; /* > 0: writes go through a runner and take up to this long */
+    int64_t session_timeout_ms;
     /* faults and workload rates, per mille per ms */
     uint32_t crash_pm, partition_pm, op_pm;
     /* checks */
@@ -228,6 +242,11 @@ struct sim {
     int next_topic;
     /* counters for the summary */
     uint64_t crashes, snapshots_installed, observer_installs, acked, delivered;
+    uint64_t replicated;  /* acknowledged creations with two or three replicas */
+    uint64_t unfenced_ok; /* acknowledged heartbeats */
+    /* Seen in some image: an ISR shrunk by a fencing; a leader other than the first
+     * replica (moved by one); a fenced broker as an ISR's last member, leaderless. */
+    bool seen_shrunk, seen_moved, seen_waiting;
     uint64_t observer_refusals; /* changes submitted to observers and refused */
     const char *fail;
     char fail_buf[512];
@@ -304,10 +323,23 @@ static void dump_image(const struct node *n)
         fprintf(stderr, "    %s %s partitions=%d configs=", t->name, id, t->partition_count);
         for (size_t k = 0; k < t->config_count; k++)
             fprintf(stderr, "%s=%s,", t->configs[k].name, t->configs[k].value);
-        for (int32_t p = 0; p < t->partition_count; p++)
-            fprintf(stderr, " [%d leader=%d le=%d pe=%d]", p, t->partitions[p].leader,
-                    t->partitions[p].leader_epoch, t->partitions[p].partition_epoch);
+        for (int32_t p = 0; p < t->partition_count; p++) {
+            const struct mpartition *mp = &t->partitions[p];
+            fprintf(stderr, " [%d leader=%d le=%d pe=%d replicas=", p, mp->leader, mp->leader_epoch,
+                    mp->partition_epoch);
+            for (int32_t r = 0; r < mp->replica_count; r++)
+                fprintf(stderr, "%s%d", r ? "," : "", mp->replicas[r]);
+            fprintf(stderr, " isr=");
+            for (int32_t r = 0; r < mp->isr_count; r++)
+                fprintf(stderr, "%s%d", r ? "," : "", mp->isr[r]);
+            fprintf(stderr, "]");
+        }
         fprintf(stderr, "\n");
+    }
+    for (size_t i = 0; i < cluster_broker_count(c); i++) {
+        const struct mbroker *b = cluster_broker_at(c, i);
+        fprintf(stderr, "    broker %d epoch %lld%s\n", b->node_id, (long long)b->epoch,
+                b->fenced ? " fenced" : "");
     }
 }
 
@@ -358,6 +390,59 @@ static void check_stands_on_history(struct sim *s, struct node *n, const char *w
     }
 }
 
+static bool has_id(const int32_t *ids, int32_t n, int32_t id)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+static bool broker_fenced(const struct cluster *c, int32_t id)
+{
+    const struct mbroker *b = cluster_broker_find(c, id);
+    return b && b->fenced;
+}
+
+/* Every partition of a node's image as Kafka's controller keeps it (see the top of the
+ * file). Checked whenever the image changes: nothing else changes it. */
+static void check_partitions(struct sim *s, const struct node *n, const char *when)
+{
+    const struct cluster *c = n->c;
+    for (size_t i = 0; i < cluster_topic_count(c) && !s->fail; i++) {
+        const struct mtopic *t = cluster_topic_at(c, i);
+        for (int32_t k = 0; k < t->partition_count && !s->fail; k++) {
+            const struct mpartition *p = &t->partitions[k];
+            const char *bad = NULL;
+            if (p->replica_count < 1 || p->isr_count < 1)
+                bad = "no replicas or an empty ISR";
+            for (int32_t r = 0; r < p->replica_count && !bad; r++)
+                if (has_id(p->replicas, r, p->replicas[r]))
+                    bad = "a replica named twice";
+            for (int32_t r = 0; r < p->isr_count && !bad; r++) {
+                if (has_id(p->isr, r, p->isr[r]) ||
+                    !has_id(p->replicas, p->replica_count, p->isr[r]))
+                    bad = "an ISR member twice, or not a replica";
+                else if (p->isr_count > 1 && broker_fenced(c, p->isr[r]))
+                    bad = "a fenced broker in an ISR of several";
+            }
+            if (!bad && p->leader != -1 && !has_id(p->isr, p->isr_count, p->leader))
+                bad = "a leader outside the ISR";
+            if (!bad && p->leader != -1 && broker_fenced(c, p->leader))
+                bad = "a fenced leader";
+            s->seen_shrunk |= p->isr_count < p->replica_count;
+            s->seen_moved |= p->leader != -1 && p->leader != p->replicas[0];
+            s->seen_waiting |= p->leader == -1 && p->replica_count > 1 && p->isr_count == 1 &&
+                               broker_fenced(c, p->isr[0]);
+            if (bad) {
+                dump_image(n);
+                SIM_FAILF(s, "node %d %s: %s-%d has %s (leader %d, %d replicas, ISR of %d)", n->id,
+                          when, t->name, k, bad, p->leader, p->replica_count, p->isr_count);
+            }
+        }
+    }
+}
+
 /* ---- callbacks from the clusters ---- */
 
 static void on_apply(void *arg, uint64_t index, bool snapshot)
@@ -374,8 +459,10 @@ static void on_apply(void *arg, uint64_t index, bool snapshot)
         s->snapshots_installed++;
         s->observer_installs += n->observer;
         check_stands_on_history(s, n, "installed a snapshot");
+        check_partitions(s, n, "installed a snapshot");
         return;
     }
+    check_partitions(s, n, "applied a change");
     uint64_t d = image_digest(s, n->c);
     struct hist *h = hist_at(s, index);
     /* Digests are not traced: topic ids are random, so they differ between replays. */
@@ -562,13 +649,24 @@ static void on_done(void *arg, const struct cluster_result *res)
         SIM_FAILF(s, "op %d (%s) failed with an I/O error, no crash", op->no, op_names[op->kind]);
     if (res->err == CLUSTER_ERR_TOPIC_EXISTS)
         SIM_FAILF(s, "op %d: creation of unique name %s found it existing", op->no, op->name);
-    /* A partition's replica may not be registered yet as a broker, and new partitions
-     * have nowhere to go while every registered broker is fenced: the only refusals of
-     * these that the workload's inputs allow. */
-    bool placeable = !n->c || !every_broker_fenced(n->c);
+    /* A partition's new leader may not be registered yet as a broker, or be fenced or out
+     * of the ISR, and new partitions have nowhere to go while fewer brokers than they
+     * have replicas are unfenced: the only refusals of these that the workload's inputs
+     * allow. A refusal completes as the change is checked, so this node's image is the
+     * one it was checked against. */
+    bool placeable = true;
+    if (n->c && op->kind == OP_CREATE) {
+        placeable = placeable_brokers(n->c) >= (size_t)op->rf;
+    } else if (n->c && op->kind == OP_PARTITIONS) {
+        const struct mtopic *t = cluster_topic_find(n->c, slice_from_cstr(op->name));
+        placeable = !t || t->partition_count == 0 ||
+                    placeable_brokers(n->c) >= (size_t)t->partitions[0].replica_count;
+    }
     if (res->err == CLUSTER_ERR_INVALID_CONFIG || res->err == CLUSTER_ERR_INVALID_TOPIC ||
         (res->err == CLUSTER_ERR_INVALID_REPLICATION && op->kind != OP_LEADER && placeable) ||
-        res->err == CLUSTER_ERR_LIMIT || res->err == CLUSTER_ERR_CORRUPT)
+        res->err == CLUSTER_ERR_INVALID_ASSIGNMENT || res->err == CLUSTER_ERR_LIMIT ||
+        res->err == CLUSTER_ERR_CORRUPT ||
+        (res->err == CLUSTER_ERR_STALE_BROKER_EPOCH && op->kind != OP_HEARTBEAT))
         SIM_FAILF(s, "op %d (%s %s) refused with %d: %s", op->no, op_names[op->kind], op->name,
                   res->err, res->why ? res->why : "");
     if (res->err != CLUSTER_OK)
@@ -588,6 +686,15 @@ static void on_done(void *arg, const struct cluster_result *res)
         if (!b || b->port != op->count)
             SIM_FAILF(s, "op %d: broker %d not registered with port %d", op->no, op->leader,
                       op->count);
+        return;
+    }
+    if (op->kind == OP_HEARTBEAT) {
+        /* Acknowledged: unfenced, at once or by the change it made. */
+        const struct mbroker *b = cluster_broker_find(c, op->leader);
+        s->unfenced_ok++;
+        if (!b || b->fenced || res->fenced)
+            SIM_FAILF(s, "op %d: heartbeat of broker %d acknowledged, but it is %s", op->no,
+                      op->leader, b ? "fenced" : "unknown");
         return;
     }
     if (op->kind == OP_PIDS) {
@@ -614,6 +721,14 @@ static void on_done(void *arg, const struct cluster_result *res)
         if (t->partition_count != op->count)
             SIM_FAILF(s, "op %d: topic %s created with %d partitions, image has %d", op->no,
                       op->name, op->count, t->partition_count);
+        /* Its own entry: nothing has changed its partitions yet. */
+        for (int32_t p = 0; p < t->partition_count; p++)
+            if (t->partitions[p].replica_count != op->rf || t->partitions[p].isr_count != op->rf ||
+                t->partitions[p].leader != t->partitions[p].replicas[0])
+                SIM_FAILF(s, "op %d: topic %s-%d created with %d replicas, %d in sync, leader %d",
+                          op->no, op->name, p, t->partitions[p].replica_count,
+                          t->partitions[p].isr_count, t->partitions[p].leader);
+        s->replicated += op->rf > 1;
         if (op->key >= 0 && !same_value(config_value(t, config_keys[op->key]), op->value))
             SIM_FAILF(s, "op %d: topic %s created without its config", op->no, op->name);
         break;
@@ -621,6 +736,10 @@ static void on_done(void *arg, const struct cluster_result *res)
         if (t->partition_count != op->count)
             SIM_FAILF(s, "op %d: topic %s grown to %d partitions, image has %d", op->no, op->name,
                       op->count, t->partition_count);
+        for (int32_t p = 1; p < t->partition_count; p++)
+            if (t->partitions[p].replica_count != t->partitions[0].replica_count)
+                SIM_FAILF(s, "op %d: %s-%d has %d replicas, partition 0 %d", op->no, op->name, p,
+                          t->partitions[p].replica_count, t->partitions[0].replica_count);
         break;
     case OP_CONFIG:
         if (!same_value(config_value(t, config_keys[op->key]), op->value_null ? NULL : op->value))
@@ -756,6 +875,7 @@ static bool node_open(struct sim *s, struct node *n)
     TRACE(s, "%s %d up (applied index %llu, %zu topics)", n->observer ? "observer" : "node", n->id,
           (unsigned long long)n->last_applied, cluster_topic_count(n->c));
     check_stands_on_history(s, n, "reopened");
+    check_partitions(s, n, "reopened");
     return true;
 }
 
@@ -862,26 +982,36 @@ static void submit_op(struct sim *s)
     struct cluster *c = s->nodes[ni].c;
     uint64_t r = rnd_n(100);
     enum op_kind kind = r < 32   ? OP_CREATE
-                        : r < 47 ? OP_DELETE
-                        : r < 62 ? OP_PARTITIONS
-                        : r < 80 ? OP_CONFIG
-                        : r < 90 ? OP_LEADER
-                        : r < 95 ? OP_PIDS
-                                 : OP_BROKER;
-    if (kind != OP_CREATE && kind != OP_PIDS && kind != OP_BROKER && s->next_topic == 0)
+                        : r < 46 ? OP_DELETE
+                        : r < 60 ? OP_PARTITIONS
+                        : r < 76 ? OP_CONFIG
+                        : r < 85 ? OP_LEADER
+                        : r < 89 ? OP_PIDS
+                        : r < 94 ? OP_BROKER
+                                 : OP_HEARTBEAT;
+    /* Brokers register early on most runs, so that topics with replicas are created
+     * while the chaos has time to fence and unfence them. */
+    if ((kind == OP_HEARTBEAT && cluster_broker_count(c) == 0) ||
+        (cluster_broker_count(c) < 3 && chance(100)))
+        kind = OP_BROKER;
+    if (kind != OP_CREATE && kind != OP_PIDS && kind != OP_BROKER && kind != OP_HEARTBEAT &&
+        s->next_topic == 0)
         kind = OP_CREATE;
     struct sim_op *op = op_new(s, kind, ni);
     switch (kind) {
     case OP_CREATE: {
         snprintf(op->name, sizeof op->name, "t%d", s->next_topic++);
         op->count = (int32_t)rnd_range(1, 3);
+        /* Two or three replicas on some, once this node knows of three brokers (fenced
+         * or not: a refusal for too few unfenced ones is part of the test). */
+        op->rf = cluster_broker_count(c) >= 3 && chance(600) ? (int16_t)rnd_range(2, 3) : 1;
         struct config_entry cfg = {0};
         if (chance(500)) {
             random_config(&op->key, op->value, sizeof op->value);
             cfg = (struct config_entry){(char *)config_keys[op->key], op->value};
         }
-        cluster_create_topic(c, slice_from_cstr(op->name), op->count, 1, &cfg, op->key >= 0, false,
-                             on_done, op);
+        cluster_create_topic(c, slice_from_cstr(op->name), op->count, op->rf, &cfg, op->key >= 0,
+                             false, on_done, op);
         break;
     }
     case OP_DELETE:
@@ -905,13 +1035,15 @@ static void submit_op(struct sim *s)
         break;
     }
     case OP_LEADER: {
-        /* Moves a partition's leadership between none and its one replica, as this node's
-         * image knows it (perhaps stale: the check at the leader decides). */
+        /* Moves a partition's leadership between none and a member of its ISR, as this
+         * node's image knows it (perhaps stale: the check at the leader decides, and
+         * refuses a fenced one). */
         pick_name(s, op->name, sizeof op->name);
         const struct mtopic *t = cluster_topic_find(c, slice_from_cstr(op->name));
         op->count = t ? (int32_t)rnd_n((uint64_t)t->partition_count) : 0;
         const struct mpartition *p = t ? &t->partitions[op->count] : NULL;
-        op->leader = p && p->leader < 0 && p->replica_count > 0 ? p->replicas[0] : -1;
+        op->leader =
+            p && p->leader < 0 && p->isr_count > 0 ? p->isr[rnd_n((uint64_t)p->isr_count)] : -1;
         struct cluster_partition_change ch = {.leader = op->leader};
         cluster_change_partition(c, slice_from_cstr(op->name), op->count, &ch, on_done, op);
         break;
@@ -936,6 +1068,15 @@ static void submit_op(struct sim *s)
                 incarnation[b] = (uint8_t)rnd();
         cluster_register_broker(c, op->leader, host, op->count, chance(500) ? "r1" : NULL,
                                 fenced ? incarnation : NULL, fenced, on_done, op);
+        break;
+    }
+    case OP_HEARTBEAT: {
+        /* A registered broker (as this node knows them) heartbeats at its epoch: a fenced
+         * one is unfenced and leads again what waited for it. */
+        const struct mbroker *b = cluster_broker_at(c, rnd_n(cluster_broker_count(c)));
+        op->leader = b->node_id;
+        snprintf(op->name, sizeof op->name, "broker%d", b->node_id);
+        cluster_broker_heartbeat(c, b->node_id, b->epoch, s->now, on_done, op);
         break;
     }
     case OP_OBSERVER: ASSERT(!"additions of observers are add_observers'"); break;
@@ -1235,7 +1376,7 @@ static void step(struct sim *s, bool chaos)
             io_complete(n);
         if (n->c && s->now % TICK_MS == n->tick_phase) {
             cluster_tick(n->c);
-            cluster_expire_sessions(n->c, (int64_t)s->now, SESSION_TIMEOUT_MS);
+            cluster_expire_sessions(n->c, (int64_t)s->now, s->session_timeout_ms);
         }
     }
     if (!s->fail)
@@ -1287,6 +1428,7 @@ static int run_seed(uint64_t seed, struct sim **out)
         s->snapshot_interval_ms = rnd_range(100, 2000);
     if (chance(500))
         s->disk_ms = rnd_range(1, 8);
+    s->session_timeout_ms = rnd_range(SESSION_MIN_MS, SESSION_MAX_MS);
     uint8_t raw[16];
     for (size_t i = 0; i < sizeof raw; i++)
         raw[i] = (uint8_t)rnd();
@@ -1296,11 +1438,11 @@ static int run_seed(uint64_t seed, struct sim **out)
           "seed %llu: %d voters, %d observers, drop %u/1000, dup %u/1000, delay <= %lld ms, crash "
           "%u/1000, "
           "partition %u/1000, ops %u/1000 per ms, snapshot at %lld bytes / %lld ms, disk <= "
-          "%lld ms, chaos %lld ms",
+          "%lld ms, broker sessions %lld ms, chaos %lld ms",
           (unsigned long long)seed, s->n_voters, s->n_nodes - s->n_voters, s->drop_pm, s->dup_pm,
           (long long)s->max_delay_ms, s->crash_pm, s->partition_pm, s->op_pm,
           (long long)s->snapshot_max_bytes, (long long)s->snapshot_interval_ms,
-          (long long)s->disk_ms, (long long)chaos_ms);
+          (long long)s->disk_ms, (long long)s->session_timeout_ms, (long long)chaos_ms);
 
     snprintf(s->run_dir, sizeof s->run_dir, "%s/samsa-msim-XXXXXX", base_dir);
     if (!mkdtemp(s->run_dir)) {
@@ -1398,13 +1540,14 @@ static int run_seed(uint64_t seed, struct sim **out)
             SIM_FAILF(s, "op %d (%s %s) completed %d times", i, op_names[s->ops[i]->kind],
                       s->ops[i]->name, s->ops[i]->done_calls);
     TRACE(s,
-          "end: %d ops (%d additions of observers), %llu acknowledged, %llu refused by "
+          "end: %d ops (%d additions of observers), %llu acknowledged (%llu topics with 2 or 3 "
+          "replicas, %llu heartbeats), %llu refused by "
           "observers, %llu crashes, %llu snapshots installed (%llu by observers), %llu messages "
           "delivered",
-          s->n_ops, s->n_adds, (unsigned long long)s->acked,
-          (unsigned long long)s->observer_refusals, (unsigned long long)s->crashes,
-          (unsigned long long)s->snapshots_installed, (unsigned long long)s->observer_installs,
-          (unsigned long long)s->delivered);
+          s->n_ops, s->n_adds, (unsigned long long)s->acked, (unsigned long long)s->replicated,
+          (unsigned long long)s->unfenced_ok, (unsigned long long)s->observer_refusals,
+          (unsigned long long)s->crashes, (unsigned long long)s->snapshots_installed,
+          (unsigned long long)s->observer_installs, (unsigned long long)s->delivered);
     return s->fail != NULL;
 }
 
@@ -1473,7 +1616,8 @@ int main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t failures = 0, acked = 0, ops = 0, crashes = 0, installs = 0, observer_runs = 0,
-             observers = 0, observer_installs = 0, observer_refusals = 0;
+             observers = 0, observer_installs = 0, observer_refusals = 0, replicated = 0,
+             unfenced = 0, shrunk = 0, moved = 0, waiting = 0;
     for (uint64_t seed = from; seed <= to; seed++) {
         struct sim *s = NULL;
         if (run_seed(seed, &s)) {
@@ -1489,6 +1633,11 @@ int main(int argc, char **argv)
         observers += (uint64_t)(s->n_nodes - s->n_voters);
         observer_installs += s->observer_installs;
         observer_refusals += s->observer_refusals;
+        replicated += s->replicated;
+        unfenced += s->unfenced_ok;
+        shrunk += s->seen_shrunk;
+        moved += s->seen_moved;
+        waiting += s->seen_waiting;
         sim_free(s);
         if (failures >= 5)
             break;
@@ -1498,12 +1647,17 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("metadata_sim: seeds %llu..%llu, %llu failed, %llu changes submitted, %llu "
-           "acknowledged, %llu crashes, %llu snapshots installed; %llu runs with %llu observers, "
-           "%llu snapshots installed by observers, %llu changes refused by observers; %.1f s\n",
+           "acknowledged (%llu topics with 2 or 3 replicas, %llu heartbeats), %llu crashes, %llu "
+           "snapshots installed; %llu runs with %llu observers, %llu snapshots installed by "
+           "observers, %llu changes refused by observers; runs where fencing shrank an ISR "
+           "%llu, moved a leader %llu, left one waiting for its last in-sync replica %llu; "
+           "%.1f s\n",
            (unsigned long long)from, (unsigned long long)to, (unsigned long long)failures,
-           (unsigned long long)ops, (unsigned long long)acked, (unsigned long long)crashes,
-           (unsigned long long)installs, (unsigned long long)observer_runs,
-           (unsigned long long)observers, (unsigned long long)observer_installs,
-           (unsigned long long)observer_refusals, secs);
+           (unsigned long long)ops, (unsigned long long)acked, (unsigned long long)replicated,
+           (unsigned long long)unfenced, (unsigned long long)crashes, (unsigned long long)installs,
+           (unsigned long long)observer_runs, (unsigned long long)observers,
+           (unsigned long long)observer_installs, (unsigned long long)observer_refusals,
+           (unsigned long long)shrunk, (unsigned long long)moved, (unsigned long long)waiting,
+           secs);
     return failures ? 1 : 0;
 }
