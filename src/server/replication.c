@@ -374,7 +374,13 @@ void server_replication_follow(struct server *s, struct partition *p)
         *f = (struct followed){xstrdup(p->topic), p->index, 0};
     }
     f->rest_until_ms = 0; /* a new leader or epoch: no reason to wait */
-    source_fetch(src);
+    /* Not at once: p may still be being opened (not yet found by name), and the other
+     * partitions of the same metadata change join the same request. */
+    if (src->timer && !src->in_flight && !src->syncing) {
+        net_timer_cancel(s->loop, src->timer); /* a rest: end it */
+        src->timer = 0;
+    }
+    rest(src, 1);
 }
 
 void server_replication_stop(struct server *s)
