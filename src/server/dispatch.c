@@ -82,7 +82,7 @@ size_t server_fill_api_keys(struct api_versions_response_api_keys *keys, size_t 
 
 /* The group APIs a client sends only to the coordinator FindCoordinator named, and that
  * cannot answer without one (JoinGroup, SyncGroup, Heartbeat and LeaveGroup answer
- * COORDINATOR_LOAD_IN_PROGRESS themselves). */
+ * COORDINATOR_LOAD_IN_PROGRESS themselves); see coordinator_or_wait. */
 static bool needs_group_coordinator(int16_t api_key)
 {
     switch (api_key) {
@@ -120,6 +120,43 @@ static bool forwarded_to_controller(int16_t api_key)
 #define FORWARD_DEADLINE_MS 15000
 
 static void forward_or_serve(struct request *req);
+
+/* A broker of a cluster starts its group coordinator once __consumer_offsets exists and
+ * its partitions are open, about a second after the cluster forms; FindCoordinator may
+ * name it before that. A request that needs the coordinator waits for it (asking again
+ * every FORWARD_RETRY_MS) for up to COORDINATOR_WAIT_MS; then, or on a node with no
+ * broker role, the connection is closed as before. */
+#define COORDINATOR_WAIT_MS 10000
+
+static void coordinator_or_wait(struct request *req);
+
+static void coordinator_retry(struct net_loop *loop, void *arg)
+{
+    (void)loop;
+    coordinator_or_wait(arg);
+}
+
+static void coordinator_or_wait(struct request *req)
+{
+    struct server *s = req->srv;
+    if (s->groups) {
+        handler_for(req->hdr.api_key)(req);
+        return;
+    }
+    if (s->cfg->broker && !s->stopping &&
+        net_loop_now_ms(s->loop) - req->start_ms < COORDINATOR_WAIT_MS) {
+        net_timer_add(s->loop, FORWARD_RETRY_MS, coordinator_retry, req);
+        return;
+    }
+    struct net_conn *c = net_reply_conn(req->reply);
+    say_warn("server",
+             "closing connection from %s: api key %d needs a group coordinator, and this "
+             "node has none",
+             c ? net_conn_peer(c) : "?", req->hdr.api_key);
+    request_drop(req);
+    if (c)
+        net_conn_close(c);
+}
 
 static void forward_retry(struct net_loop *loop, void *arg)
 {
@@ -189,16 +226,6 @@ static void dispatch(struct net_conn *c, struct slice frame, struct net_reply *r
         net_conn_close(c);
         return;
     }
-    if (!s->groups && needs_group_coordinator(hdr.api_key)) {
-        /* No coordinator on this node (server.c), and FindCoordinator never named it. */
-        say_warn("server",
-                 "closing connection from %s: api key %d needs a group coordinator, "
-                 "and this node has none",
-                 net_conn_peer(c), hdr.api_key);
-        net_reply_drop(r);
-        net_conn_close(c);
-        return;
-    }
     if (s->stopping) {
         /* Shutting down: answer nothing more; the client retries elsewhere. */
         net_reply_drop(r);
@@ -229,6 +256,10 @@ static void dispatch(struct net_conn *c, struct slice frame, struct net_reply *r
               hdr.api_version, hdr.correlation_id);
     if (!controller_listener && forwarded_to_controller(hdr.api_key)) {
         forward_or_serve(req);
+        return;
+    }
+    if (needs_group_coordinator(hdr.api_key)) {
+        coordinator_or_wait(req);
         return;
     }
     fn(req);

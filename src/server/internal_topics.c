@@ -27,7 +27,9 @@ static void internal_append_durable(void *arg)
     free(a);
 }
 
-/* Appends records to p and calls done(arg, error) once they are durable (or failed). */
+/* Appends records to p and calls done(arg, error) once they are durable, and on the
+ * in-sync replicas of a replicated topic (or failed): as Kafka writes its internal
+ * topics with acks=all, so a committed offset survives the leader's loss. */
 static void append_internal(struct server *s, struct partition *p, const struct record_in *recs,
                             size_t n, void (*done)(void *arg, int16_t error), void *arg)
 {
@@ -48,7 +50,7 @@ static void append_internal(struct server *s, struct partition *p, const struct 
     a->done = done;
     a->arg = arg;
     struct durable_wait *w = durable_wait_new(internal_append_durable, a);
-    durable_wait_add(w, p, res.last_offset + 1, &a->error);
+    durable_wait_add_acked(w, p, res.last_offset + 1, &a->error);
     durable_wait_submit(s, w);
 }
 

@@ -799,6 +799,10 @@ static void auto_created(void *arg, const struct cluster_result *res)
 
 void server_auto_create_topic(struct server *s, struct slice name)
 {
+    /* __consumer_offsets is created by the active controller with its own partitions,
+     * replication factor and configs (groups.c), never as an ordinary topic. */
+    if (slice_eq_cstr(name, "__consumer_offsets"))
+        return;
     cluster_create_topic(s->cluster, name, s->cfg->num_partitions,
                          s->cfg->default_replication_factor, NULL, 0, false, auto_created,
                          slice_to_cstr(name));

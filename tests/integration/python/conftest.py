@@ -143,7 +143,7 @@ class Broker:
             assert rc == 0, "clean shutdown exited with %s" % rc
         return self.start(self.port)
 
-    def stderr_tail(self, lines=40):
+    def stderr_tail(self, lines=int(os.environ.get("SAMSA_TAIL", "40"))):
         try:
             with open(self.stderr_path, "rb") as f:
                 data = f.read().decode(errors="replace").splitlines()

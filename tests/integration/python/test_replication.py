@@ -143,3 +143,60 @@ def test_killed_leader_fails_over_and_nothing_acknowledged_is_lost(quorum):
     victim.start(victim.port)
     wait_until(lambda: replicas_identical(quorum, "r-fail", 3), 30,
                what="the returning node's replicas identical to the leaders'")
+
+
+def coordinator_of(nodes, group):
+    """The node id FindCoordinator names for the group (v0, through the first node that
+    answers)."""
+    import kwire
+    for n in nodes:
+        if not n.running():
+            continue
+        try:
+            with kwire.Conn(n.port, host=n.host, timeout=2) as c:
+                r = c.request(10, 0, kwire.string(group))
+                err, node_id = r.i16(), r.i32()
+                return node_id if err == 0 else None
+        except (OSError, kwire.Closed):
+            continue
+    return None
+
+
+def test_group_offsets_survive_the_coordinators_loss(quorum):
+    """__consumer_offsets is replicated (offsets.topic.replication.factor, here 3): the
+    group's committed offsets are on every replica before the commit is answered, and
+    after kill -9 of the coordinator the new leader of the group's partition serves
+    them."""
+    from confluent_kafka import Consumer, TopicPartition
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
+    create_replicated(quorum, "r-grp", 2)
+    wait_until(lambda: len(leaders_on(quorum[0], "__consumer_offsets")) > 0, 15,
+               what="__consumer_offsets")
+    bootstrap = ",".join(n.bootstrap for n in quorum)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-repl",
+                  "enable.auto.commit": False})
+    try:
+        wanted = [TopicPartition("r-grp", 0, 17), TopicPartition("r-grp", 1, 42)]
+        c.commit(offsets=wanted, asynchronous=False)
+    finally:
+        c.close()
+    old = wait_until(lambda: coordinator_of(quorum, "g-repl"), 15, what="the coordinator")
+    node(quorum, old).kill()
+    rest = [n for n in quorum if n.node_id != old]
+    wait_until(lambda: coordinator_of(rest, "g-repl") not in (None, -1, old), 20,
+               what="a new coordinator")
+
+    def committed():
+        c2 = Consumer({"bootstrap.servers": ",".join(n.bootstrap for n in rest),
+                       "group.id": "g-repl"})
+        try:
+            got = c2.committed([TopicPartition("r-grp", 0), TopicPartition("r-grp", 1)],
+                               timeout=5)
+            return sorted((t.partition, t.offset) for t in got)
+        except Exception:
+            return None
+        finally:
+            c2.close()
+    assert wait_until(lambda: (lambda r: r if r == [(0, 17), (1, 42)] else None)(committed()),
+                      30, what="the committed offsets from the new coordinator")
