@@ -540,8 +540,10 @@ static void submit_broker_change(struct cluster *c, const struct mbroker *b, boo
     cluster__submit(op);
 }
 
-void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms,
-                              cluster_done_fn done, void *arg)
+/* A heartbeat's broker, its session renewed; NULL, with done told why, when this node is
+ * not the active controller or the broker is not registered at that epoch. */
+static const struct mbroker *heartbeat_from(struct cluster *c, int32_t node_id, int64_t epoch,
+                                            int64_t now_ms, cluster_done_fn done, void *arg)
 {
     struct cluster_result res = {.broker_epoch = epoch};
     const struct mbroker *b = cluster_broker_find(c, node_id);
@@ -555,18 +557,40 @@ void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch,
     if (res.err != CLUSTER_OK) {
         if (done)
             done(arg, &res);
-        return;
+        return NULL;
     }
     sessions_sync(c, now_ms);
-    struct broker_session *s = session_of(c, node_id);
-    s->last_ms = now_ms;
-    s->fence_asked = false;
+    session_of(c, node_id)->last_ms = now_ms;
+    return b;
+}
+
+void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms,
+                              cluster_done_fn done, void *arg)
+{
+    const struct mbroker *b = heartbeat_from(c, node_id, epoch, now_ms, done, arg);
+    if (!b)
+        return;
+    session_of(c, node_id)->fence_asked = false;
     if (b->fenced) {
         submit_broker_change(c, b, false, done, arg);
         return;
     }
     if (done)
-        done(arg, &res);
+        done(arg, &(struct cluster_result){.broker_epoch = epoch});
+}
+
+void cluster_broker_controlled_shutdown(struct cluster *c, int32_t node_id, int64_t epoch,
+                                        int64_t now_ms, cluster_done_fn done, void *arg)
+{
+    const struct mbroker *b = heartbeat_from(c, node_id, epoch, now_ms, done, arg);
+    if (!b)
+        return;
+    if (!b->fenced) {
+        submit_broker_change(c, b, true, done, arg);
+        return;
+    }
+    if (done)
+        done(arg, &(struct cluster_result){.broker_epoch = epoch, .fenced = true});
 }
 
 void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms)

@@ -294,6 +294,12 @@ bool cluster_quorum_member(const struct cluster *c, int32_t node_id);
 void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms,
                               cluster_done_fn done, void *arg);
 /* On the active controller, every so often: fences the brokers whose session expired. */
+/* A heartbeat with WantShutDown (controlled shutdown, KIP-631): the broker is fenced at
+ * once, which moves the leadership of its partitions to other in-sync replicas and takes
+ * it out of their ISRs, as for an expired session; res->fenced tells the broker it may
+ * stop (it then leads nothing another replica could lead). Errors as for a heartbeat. */
+void cluster_broker_controlled_shutdown(struct cluster *c, int32_t node_id, int64_t epoch,
+                                        int64_t now_ms, cluster_done_fn done, void *arg);
 void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms);
 /* Reserves `count` producer ids for node_id's idempotent producers (a ProducerIdsRecord,
  * as KRaft's controller writes for AllocateProducerIds): res->first_producer_id is the

@@ -106,7 +106,8 @@ struct server {
     /* Follower fetchers, one per leader broker followed (replication.c). */
     struct fetch_source **fetch_sources;
     size_t fetch_source_count;
-    uint64_t isr_timer; /* ISR checks of led partitions (alter_partition.c) */
+    uint64_t isr_timer;      /* ISR checks of led partitions (alter_partition.c) */
+    uint64_t shutdown_timer; /* a controlled shutdown's deadline (server.c) */
 };
 
 /* A helper thread for blocking work: syncer_create, or a manual syncer when the server
@@ -254,6 +255,10 @@ void server_allocate_producer_ids(struct server *s, cluster_done_fn done, void *
 bool server_controller_send(struct server *s, int16_t api_key, int16_t api_version,
                             const struct buf *body, void (*on_answer)(void *arg, struct reader *r),
                             void *arg);
+/* Controlled shutdown (SIGTERM in a cluster): heartbeats ask the active controller to
+ * move this broker's leaderships (KIP-631's WantShutDown); its answer stops the loop.
+ * false when there is nothing to ask (a node on its own, not registered): stop now. */
+bool server_controlled_shutdown(struct server *s);
 /* This broker's epoch from its registration with the active controller; -1: none. */
 int64_t server_broker_epoch(const struct server *s);
 /* Sends a client's request that only the active controller can answer to it (over the

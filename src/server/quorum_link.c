@@ -104,6 +104,9 @@ struct registration {
     int32_t waiting_on;       /* the controller it went to (this node: a local change) */
     int64_t waiting_since_ms; /* when it went */
     int64_t next_heartbeat_ms;
+    /* Controlled shutdown (server_controlled_shutdown): heartbeats ask to shut down, and
+     * the answer that this broker is fenced ends the loop. */
+    bool shutting_down;
 };
 
 struct quorum_link {
@@ -431,6 +434,7 @@ static bool same_cluster(struct quorum_link *l, struct net_conn *c, struct slice
 struct pending_answer {
     struct net_reply *reply;
     int32_t correlation_id;
+    bool want_shutdown; /* a heartbeat's WantShutDown */
 };
 
 static struct pending_answer *pending_new(struct net_reply *r, int32_t correlation_id)
@@ -465,6 +469,7 @@ static void answer_heartbeat(void *arg, const struct cluster_result *res)
     resp.error_code = kerr_from_cluster(res->err);
     resp.is_caught_up = res->err == CLUSTER_OK;
     resp.is_fenced = res->err != CLUSTER_OK || res->fenced;
+    resp.should_shut_down = pa->want_shutdown && res->err == CLUSTER_OK && res->fenced;
     broker_heartbeat_response_encode(b, 0, &resp);
     net_reply_send(pa->reply);
     free(pa);
@@ -527,9 +532,15 @@ static int serve_heartbeat(struct quorum_link *l, const struct request_header *h
     struct broker_heartbeat_request req;
     if (broker_heartbeat_request_decode(rd, hdr->api_version, a, &req) != 0)
         return -1;
-    cluster_broker_heartbeat(l->s->cluster, req.broker_id, req.broker_epoch,
-                             net_loop_now_ms(l->s->loop), answer_heartbeat,
-                             pending_new(r, hdr->correlation_id));
+    struct pending_answer *pa = pending_new(r, hdr->correlation_id);
+    pa->want_shutdown = req.want_shut_down;
+    int64_t now = net_loop_now_ms(l->s->loop);
+    if (req.want_shut_down)
+        cluster_broker_controlled_shutdown(l->s->cluster, req.broker_id, req.broker_epoch, now,
+                                           answer_heartbeat, pa);
+    else
+        cluster_broker_heartbeat(l->s->cluster, req.broker_id, req.broker_epoch, now,
+                                 answer_heartbeat, pa);
     return 0;
 }
 
@@ -649,6 +660,12 @@ static void heartbeat_result(struct quorum_link *l, int16_t error, bool fenced)
     if (reg->fenced && !fenced)
         say_info("quorum", "this broker is unfenced");
     reg->fenced = fenced;
+    if (reg->shutting_down && fenced) {
+        say_info("quorum", "controlled shutdown: the controller has moved this broker's "
+                           "leaderships to other in-sync replicas; stopping");
+        net_loop_stop(l->s->loop);
+        return;
+    }
     reg->next_heartbeat_ms = net_loop_now_ms(l->s->loop) + l->s->cfg->broker_heartbeat_interval_ms;
 }
 
@@ -681,7 +698,8 @@ static void on_heartbeat_response(struct quorum_link *l, struct reader *r)
     if (broker_heartbeat_response_decode(r, 0, &a, &resp) != 0)
         resp.error_code = KERR_UNKNOWN_SERVER_ERROR;
     arena_free(&a);
-    heartbeat_result(l, resp.error_code, resp.is_fenced);
+    heartbeat_result(l, resp.error_code,
+                     resp.is_fenced && (!l->reg.shutting_down || resp.should_shut_down));
 }
 
 static void send_registration(struct quorum_link *l, struct quorum_peer *p)
@@ -723,6 +741,18 @@ static void on_producer_ids_response(struct reader *r, cluster_done_fn done, voi
     }
     if (done)
         done(arg, &res);
+}
+
+bool server_controlled_shutdown(struct server *s)
+{
+    struct quorum_link *l = s->quorum_link;
+    if (!l || !s->cfg->broker || l->reg.epoch < 0)
+        return false;
+    say_info("quorum", "controlled shutdown: asking the active controller to move this "
+                       "broker's leaderships");
+    l->reg.shutting_down = true;
+    l->reg.next_heartbeat_ms = 0; /* at the next tick */
+    return true;
 }
 
 bool server_controller_send(struct server *s, int16_t api_key, int16_t api_version,
@@ -816,6 +846,7 @@ static void send_heartbeat(struct quorum_link *l, struct quorum_peer *p)
     struct cluster_quorum_state qs;
     cluster_quorum_state(l->s->cluster, &qs);
     req.current_metadata_offset = qs.high_watermark;
+    req.want_shut_down = l->reg.shutting_down;
     broker_heartbeat_request_encode(&l->frame, 0, &req);
     l->reg.waiting = peer_send(l, p, PROTO_API_BROKER_HEARTBEAT);
 }
@@ -854,7 +885,10 @@ static void registration_step(struct quorum_link *l)
     reg->waiting_since_ms = now;
     if (ctl == cfg->node_id) {
         reg->waiting = true;
-        if (heartbeat)
+        if (heartbeat && reg->shutting_down)
+            cluster_broker_controlled_shutdown(s->cluster, cfg->node_id, reg->epoch, now,
+                                               local_heartbeat, l);
+        else if (heartbeat)
             cluster_broker_heartbeat(s->cluster, cfg->node_id, reg->epoch, now, local_heartbeat, l);
         else
             cluster_register_broker(s->cluster, cfg->node_id, cfg->advertised_host,

@@ -178,6 +178,33 @@ int server_format(const struct broker_config *cfg, const char *cluster_id)
     return 0;
 }
 
+/* SIGTERM/SIGINT. In a cluster the first one starts a controlled shutdown: the active
+ * controller moves this broker's leaderships to other in-sync replicas before it stops,
+ * so that a rolling restart loses no availability. It is bounded by a broker session;
+ * a second signal, or a node on its own, stops at once. */
+static void controlled_shutdown_expired(struct net_loop *loop, void *arg)
+{
+    struct server *s = arg;
+    s->shutdown_timer = 0;
+    say_warn("server",
+             "controlled shutdown: no answer from the controller in %lld ms; "
+             "stopping anyway",
+             (long long)s->cfg->broker_session_timeout_ms);
+    net_loop_stop(loop);
+}
+
+static void on_signal(struct net_loop *loop, int signo, void *arg)
+{
+    struct server *s = arg;
+    if (!s->shutdown_timer && server_controlled_shutdown(s)) {
+        say_info("server", "signal %d: controlled shutdown (a second signal stops at once)", signo);
+        s->shutdown_timer =
+            net_timer_add(loop, s->cfg->broker_session_timeout_ms, controlled_shutdown_expired, s);
+        return;
+    }
+    net_loop_stop(loop);
+}
+
 int server_create(const struct broker_config *cfg, struct server **out)
 {
     struct server_options opt = {0};
@@ -261,7 +288,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         say_error("server", "cannot create the event loop: %s", strerror(-rc));
         goto fail;
     }
-    if ((rc = net_loop_handle_signals(s->loop, NULL, NULL)) != 0) {
+    if ((rc = net_loop_handle_signals(s->loop, on_signal, s)) != 0) {
         say_error("server", "cannot handle signals: %s", strerror(-rc));
         goto fail;
     }
@@ -383,6 +410,9 @@ static void drain_tick(struct net_loop *loop, void *arg)
 int server_run(struct server *s)
 {
     int rc = net_loop_run(s->loop);
+    if (s->shutdown_timer)
+        net_timer_cancel(s->loop, s->shutdown_timer);
+    s->shutdown_timer = 0;
     say_info("server", "shutting down: no new connections, finishing in-flight syncs");
     s->stopping = true;
     if (s->listener)

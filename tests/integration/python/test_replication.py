@@ -200,3 +200,32 @@ def test_group_offsets_survive_the_coordinators_loss(quorum):
             c2.close()
     assert wait_until(lambda: (lambda r: r if r == [(0, 17), (1, 42)] else None)(committed()),
                       30, what="the committed offsets from the new coordinator")
+
+
+def test_controlled_shutdown_moves_leaderships_first(quorum):
+    """SIGTERM in a cluster: the broker asks the controller to move its leaderships to
+    other in-sync replicas before it stops (KIP-631's WantShutDown), so when the process
+    has exited no partition is left led by it or leaderless, without waiting for its
+    session to expire; acks=all producers carry on."""
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
+    leaders = create_replicated(quorum, "r-stop", 6)
+    p = acks_all_producer(quorum)
+    for i in range(300):
+        p.produce("r-stop", value=b"s%d" % i, partition=i % 6)
+    assert p.flush(60) == 0
+    victim = node(quorum, leaders[0])
+    assert victim.stop() == 0
+    rest = [n for n in quorum if n is not victim]
+    now = leaders_on(rest[0], "r-stop")
+    assert all(l not in (-1, victim.node_id) for l in now.values()), now
+    for i in range(300, 600):
+        p.produce("r-stop", value=b"s%d" % i, partition=i % 6)
+    assert p.flush(60) == 0
+    got = consume_all(rest[0], "r-stop", 6, expected=600)
+    assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
+        sorted(b"s%d" % i for i in range(600))
+    # It comes back as a follower of every partition and catches up.
+    victim.start(victim.port)
+    wait_until(lambda: replicas_identical(quorum, "r-stop", 6), 30,
+               what="the restarted node's replicas identical to the leaders'")
