@@ -1972,6 +1972,84 @@ static void test_quorum_voter_refusals(void **state)
     trio_teardown(&t);
 }
 
+static int alter_partition(struct cluster *c, const char *topic, int32_t leader,
+                           int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
+                           int32_t n)
+{
+    struct cluster_isr_change ch = {leader, leader_epoch, partition_epoch, isr, n};
+    cluster_alter_partition(c, slice_from_cstr(topic), 0, &ch, keep, NULL);
+    return result(NULL);
+}
+
+/* AlterPartition: only the leader at its leader epoch and the current partition epoch
+ * changes the ISR, and only to unfenced replicas (Kafka's controller checks). */
+static void test_alter_partition_checks_epochs(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 4; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    const int32_t plan[] = {1, 2, 3};
+    assert_int_equal(create_assigned(c, "a", plan, 1, 3, &why), 0);
+    const int32_t isr12[] = {1, 2}, isr123[] = {1, 2, 3}, isr14[] = {1, 4}, isr23[] = {2, 3};
+    /* Not the leader, or an old leader epoch: fenced. */
+    assert_int_equal(alter_partition(c, "a", 2, 0, 0, isr23, 2), CLUSTER_ERR_FENCED_LEADER_EPOCH);
+    assert_int_equal(alter_partition(c, "a", 1, 1, 0, isr12, 2), CLUSTER_ERR_FENCED_LEADER_EPOCH);
+    /* A shrink at the right epochs: the partition epoch moves, the leader epoch not. */
+    assert_int_equal(alter_partition(c, "a", 1, 0, 0, isr12, 2), 0);
+    assert_int_equal(last.partition_epoch, 1);
+    const struct mpartition *p = &cluster_topic_find(c, slice_from_cstr("a"))->partitions[0];
+    assert_int_equal(p->isr_count, 2);
+    assert_int_equal(p->leader_epoch, 0);
+    assert_int_equal(p->partition_epoch, 1);
+    /* The same request again is stale now. */
+    assert_int_equal(alter_partition(c, "a", 1, 0, 0, isr12, 2),
+                     CLUSTER_ERR_INVALID_UPDATE_VERSION);
+    /* 4 is no replica; a fenced replica may not join. */
+    assert_int_equal(alter_partition(c, "a", 1, 0, 1, isr14, 2), CLUSTER_ERR_INELIGIBLE_REPLICA);
+    fence_broker(c, 3);
+    p = &cluster_topic_find(c, slice_from_cstr("a"))->partitions[0];
+    assert_int_equal(alter_partition(c, "a", 1, 0, p->partition_epoch, isr123, 3),
+                     CLUSTER_ERR_INELIGIBLE_REPLICA);
+    unfence_broker(c, 3);
+    p = &cluster_topic_find(c, slice_from_cstr("a"))->partitions[0];
+    assert_int_equal(alter_partition(c, "a", 1, 0, p->partition_epoch, isr123, 3), 0);
+    p = &cluster_topic_find(c, slice_from_cstr("a"))->partitions[0];
+    assert_int_equal(p->isr_count, 3);
+    cluster_close(c);
+}
+
+/* Controlled shutdown: the broker is fenced at once, its leaderships go to the next
+ * replica in sync, and it is told it may stop; asking again changes nothing. */
+static void test_controlled_shutdown_fences_at_once(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    const int32_t plan[] = {1, 2, 3};
+    assert_int_equal(create_assigned(c, "s", plan, 1, 3, &why), 0);
+    int64_t epoch = cluster_broker_find(c, 1)->epoch;
+    cluster_broker_controlled_shutdown(c, 1, epoch - 1, 0, keep, NULL);
+    assert_int_equal(result(NULL), CLUSTER_ERR_STALE_BROKER_EPOCH);
+    cluster_broker_controlled_shutdown(c, 1, epoch, 0, keep, NULL);
+    assert_int_equal(result(NULL), 0);
+    assert_true(last.fenced);
+    assert_true(cluster_broker_find(c, 1)->fenced);
+    const struct mpartition *p = &cluster_topic_find(c, slice_from_cstr("s"))->partitions[0];
+    assert_int_equal(p->leader, 2);
+    assert_int_equal(p->leader_epoch, 1);
+    assert_int_equal(p->isr_count, 2);
+    cluster_broker_controlled_shutdown(c, 1, epoch, 0, keep, NULL);
+    assert_int_equal(result(NULL), 0);
+    assert_true(last.fenced);
+    p = &cluster_topic_find(c, slice_from_cstr("s"))->partitions[0];
+    assert_int_equal(p->partition_epoch, 1); /* nothing more written */
+    cluster_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2006,6 +2084,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_manual_assignment_with_replicas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fencing_with_replicas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registration_fences_with_replicas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alter_partition_checks_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_controlled_shutdown_fences_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_voter_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_compacts_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
