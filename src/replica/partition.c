@@ -291,6 +291,14 @@ int partition_truncate(struct partition *p, int64_t offset)
     return rc;
 }
 
+int partition_restart_at(struct partition *p, int64_t offset)
+{
+    ASSERT(p->role == PARTITION_FOLLOWER);
+    int rc = log_restart_at(p->log, offset);
+    p->high_watermark = MIN(p->high_watermark, log_end_offset(p->log));
+    return rc;
+}
+
 int partition_append_as_follower(struct partition *p, uint8_t *records, size_t len, int64_t now_ms,
                                  struct log_append_result *out)
 {

@@ -205,6 +205,10 @@ int64_t partition_truncation_offset(struct partition *p, int32_t epoch, int64_t 
 /* Truncates a follower's log to offset (whole batches, see log_truncate_to); the high
  * watermark follows it down. 0 or a storage error. */
 int partition_truncate(struct partition *p, int64_t offset);
+/* A follower whose log ends before its leader's log starts: drops its log and restarts
+ * it, empty, at the leader's log start (or where the leader's first batch from there
+ * begins). 0 or a storage error. */
+int partition_restart_at(struct partition *p, int64_t offset);
 /* Appends the leader's batches as they are (offsets and epochs kept): log_append_as_
  * follower, whose result it returns. p must follow (asserted). */
 int partition_append_as_follower(struct partition *p, uint8_t *records, size_t len, int64_t now_ms,

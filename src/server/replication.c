@@ -230,6 +230,13 @@ static int append_records(struct fetch_source *src, struct partition *p, struct 
             continue;
         }
         if (!start) {
+            /* A log restarted at the leader's log start gets the whole batch holding it,
+             * which may begin earlier: the log restarts there (as Kafka's follower does). */
+            if (bi.base_offset < next && log_start_offset(p->log) == next) {
+                if ((rc = partition_restart_at(p, bi.base_offset)) != 0)
+                    return rc;
+                next = bi.base_offset;
+            }
             if (bi.base_offset != next)
                 return STORAGE_ERR_CORRUPT; /* a gap: not the leader's next batch */
             start = at;
@@ -253,12 +260,45 @@ static int append_records(struct fetch_source *src, struct partition *p, struct 
     return 0;
 }
 
+/* The leader's log no longer holds this log's end: it starts later (retention or
+ * DeleteRecords went past it while this node was away), or it ends earlier. Starts
+ * over at the leader's log start, or truncates to its high watermark, and returns true;
+ * false when the answer does not say (an older leader): the partition rests. */
+static bool out_of_range(struct fetch_source *src, struct followed *f, struct partition *p,
+                         const struct fetch_response_responses_partitions *pr)
+{
+    int64_t end = log_end_offset(p->log);
+    int rc = 0;
+    if (pr->log_start_offset > end) {
+        say_warn("replica",
+                 "partition %s-%d: leader %d's log starts at %lld, after this log's end %lld; "
+                 "starting over there",
+                 f->topic, f->index, src->leader, (long long)pr->log_start_offset, (long long)end);
+        rc = partition_restart_at(p, pr->log_start_offset);
+    } else if (pr->high_watermark >= 0 && pr->high_watermark < end) {
+        say_warn("replica",
+                 "partition %s-%d: this log ends at %lld, beyond leader %d's; truncating to its "
+                 "high watermark %lld",
+                 f->topic, f->index, (long long)end, src->leader, (long long)pr->high_watermark);
+        rc = partition_truncate(p, pr->high_watermark);
+    } else {
+        return false;
+    }
+    if (rc != 0) {
+        say_error("replica", "partition %s-%d: %s", f->topic, f->index, storage_strerror(rc));
+        f->rest_until_ms = net_loop_now_ms(src->s->loop) + src->s->cfg->replica_fetch_backoff_ms;
+    }
+    return true;
+}
+
 /* One partition of a Fetch answer. Returns true when p took records (to be synced). */
 static bool take_partition(struct fetch_source *src, struct followed *f, struct partition *p,
                            const struct fetch_response_responses_partitions *pr)
 {
     struct server *s = src->s;
     int64_t now = net_loop_now_ms(s->loop);
+    if (pr->error_code == KERR_OFFSET_OUT_OF_RANGE && out_of_range(src, f, p, pr))
+        return false;
     if (pr->error_code != KERR_NONE) {
         say_info_ratelimited("replica", "fetching %s-%d from leader %d: %s; again in %lld ms",
                              f->topic, f->index, src->leader, kafka_error_name(pr->error_code),

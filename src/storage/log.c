@@ -941,6 +941,16 @@ fail:
     return rc;
 }
 
+int log_restart_at(struct log *l, int64_t offset)
+{
+    storage_read_turn_end();
+    if (l->failed)
+        return STORAGE_ERR_LOG_FAILED;
+    if (offset < 0)
+        return STORAGE_ERR_OUT_OF_RANGE;
+    return truncate_fully_and_start_at(l, offset);
+}
+
 /* ---- start offset, retention ---- */
 
 static int delete_below_start(struct log *l)

@@ -440,6 +440,9 @@ int32_t log_latest_epoch(const struct log *l); /* -1 if none */
 /* Truncates the log so that its end offset is <= offset (whole batches: the batch
  * containing `offset` goes too). For follower truncation. Epoch cache follows. */
 int log_truncate_to(struct log *l, int64_t offset);
+/* Drops the whole log and restarts it, empty, at offset (a follower whose leader's log
+ * now starts beyond this log's end). Epoch cache and producers' state are emptied. */
+int log_restart_at(struct log *l, int64_t offset);
 
 /* DeleteRecords: raises the log start offset to `offset` (<= log end offset, else
  * STORAGE_ERR_OUT_OF_RANGE) and deletes closed segments wholly below it. The caller

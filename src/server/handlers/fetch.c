@@ -241,6 +241,13 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
                  * leader epoch) has none (null). */
                 pr->high_watermark = pr->last_stable_offset = pr->log_start_offset = -1;
                 pr->aborted_transactions_count = l->p ? -1 : 0;
+                if (l->error == KERR_OFFSET_OUT_OF_RANGE && in->replica_id >= 0) {
+                    /* *Differs*: a follower is told where this log starts and how far
+                     * it is committed, so it can start over (Kafka's follower asks
+                     * ListOffsets instead). */
+                    pr->log_start_offset = log_start_offset(l->p->log);
+                    pr->high_watermark = partition_high_watermark(l->p);
+                }
                 continue;
             }
             pr->high_watermark = partition_high_watermark(l->p);

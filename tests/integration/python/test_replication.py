@@ -229,3 +229,38 @@ def test_controlled_shutdown_moves_leaderships_first(quorum):
     victim.start(victim.port)
     wait_until(lambda: replicas_identical(quorum, "r-stop", 6), 30,
                what="the restarted node's replicas identical to the leaders'")
+
+
+def test_follower_behind_the_leaders_log_start_starts_over(quorum):
+    """A follower that was away while DeleteRecords moved the leader's log start past its
+    log end starts over at the leader's log start (the batch holding it) and catches up,
+    instead of fetching an offset the leader no longer has forever."""
+    import kwire
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
+    leaders = create_replicated(quorum, "r-start", 1)
+    leader = node(quorum, leaders[0])
+    follower = next(n for n in quorum if n is not leader)
+    p = acks_all_producer(quorum)
+    for i in range(50):
+        p.produce("r-start", value=b"a%d" % i, partition=0)
+    assert p.flush(60) == 0
+    follower.kill()
+    for i in range(50):
+        p.produce("r-start", value=b"b%d" % i, partition=0)
+        p.flush(60)  # one batch per record: the log start falls between batches
+    with kwire.Conn(leader.port, host=leader.host) as c:
+        assert kwire.delete_records_v0(c, "r-start", 0, 80) == (0, 80)
+    for i in range(10):
+        p.produce("r-start", value=b"c%d" % i, partition=0)
+    assert p.flush(60) == 0
+    follower.start(follower.port)
+
+    def caught_up():
+        lead, mine = log_bytes(leader, "r-start", 0), log_bytes(follower, "r-start", 0)
+        return mine and lead.endswith(mine) and b"c9" in mine
+    wait_until(caught_up, 30, what="the follower's log a suffix of the leader's, to its end")
+    # Its log starts at or below 80, never above: nothing the leader still has is skipped.
+    d = os.path.join(follower.data_dir, "r-start-0")
+    first = min(int(f.split(".")[0]) for f in os.listdir(d) if f.endswith(".log"))
+    assert first <= 80, first
