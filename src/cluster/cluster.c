@@ -1188,6 +1188,69 @@ static int check_alter_partition(struct cluster *c, struct op *op, const struct 
     return 0;
 }
 
+static int32_t *copy_ids(const int32_t *ids, int32_t n)
+{
+    int32_t *out = xcalloc((size_t)(n > 0 ? n : 1), sizeof *out);
+    if (n > 0)
+        memcpy(out, ids, (size_t)n * sizeof *ids);
+    return out;
+}
+
+static bool unfenced(struct cluster *c, int32_t id)
+{
+    const struct mbroker *b = cluster_broker_find(c, id);
+    return b && !b->fenced;
+}
+
+/* ElectLeaders' choice (cluster_elect_leader), into op->leader (and op->isr when
+ * unclean), from the image as it is when the change is built. */
+static int elect(struct cluster *c, struct op *op, const struct mtopic *t,
+                 const struct mpartition *old)
+{
+    const char **why = &op->res.why;
+    op->leader = CLUSTER_KEEP_LEADER;
+    if (op->election == CLUSTER_ELECT_PREFERRED) {
+        int32_t preferred = old->replicas[0];
+        if (old->leader == preferred) {
+            *why = "the preferred replica leads already";
+            return CLUSTER_ERR_ELECTION_NOT_NEEDED;
+        }
+        if (!unfenced(c, preferred) || !has_id(old->isr, old->isr_count, preferred)) {
+            *why = "the preferred replica is fenced or not in sync";
+            return CLUSTER_ERR_PREFERRED_NOT_AVAILABLE;
+        }
+        op->leader = preferred;
+        return 0;
+    }
+    if (old->leader >= 0) {
+        *why = "the partition has a leader";
+        return CLUSTER_ERR_ELECTION_NOT_NEEDED;
+    }
+    for (int32_t i = 0; i < old->replica_count; i++) {
+        int32_t id = old->replicas[i];
+        if (unfenced(c, id) && has_id(old->isr, old->isr_count, id)) {
+            op->leader = id; /* a clean choice after all */
+            return 0;
+        }
+    }
+    for (int32_t i = 0; i < old->replica_count; i++) {
+        int32_t id = old->replicas[i];
+        if (!unfenced(c, id))
+            continue;
+        say_warn("cluster",
+                 "UNCLEAN leader election for %s-%d: replica %d, not in sync, leads; records "
+                 "only the in-sync replicas had (from its log end on) are lost",
+                 t->name, op->partition, id);
+        op->leader = id;
+        free(op->isr);
+        op->isr = copy_ids(&id, 1);
+        op->isr_count = 1;
+        return 0;
+    }
+    *why = "no replica is unfenced";
+    return CLUSTER_ERR_NO_ELIGIBLE_LEADER;
+}
+
 static int build_change_partition(struct cluster *c, struct op *op, struct change *ch)
 {
     const char **why = &op->res.why;
@@ -1202,6 +1265,11 @@ static int build_change_partition(struct cluster *c, struct op *op, struct chang
     op->res.partition_epoch = old->partition_epoch;
     if (op->from_leader) {
         int rc = check_alter_partition(c, op, old);
+        if (rc != 0)
+            return rc;
+    }
+    if (op->election != CLUSTER_ELECT_NONE) {
+        int rc = elect(c, op, t, old);
         if (rc != 0)
             return rc;
     }
@@ -1671,14 +1739,6 @@ void cluster_create_partitions(struct cluster *c, struct slice name, int32_t new
     cluster__submit(op);
 }
 
-static int32_t *copy_ids(const int32_t *ids, int32_t n)
-{
-    int32_t *out = xcalloc((size_t)(n > 0 ? n : 1), sizeof *out);
-    if (n > 0)
-        memcpy(out, ids, (size_t)n * sizeof *ids);
-    return out;
-}
-
 void cluster_change_partition(struct cluster *c, struct slice topic, int32_t partition,
                               const struct cluster_partition_change *change, cluster_done_fn done,
                               void *arg)
@@ -1713,6 +1773,18 @@ void cluster_alter_partition(struct cluster *c, struct slice topic, int32_t part
     op->replica_count = -1;
     op->isr = copy_ids(change->isr, change->isr_count);
     op->isr_count = MAX(change->isr_count, 0);
+    cluster__submit(op);
+}
+
+void cluster_elect_leader(struct cluster *c, struct slice topic, int32_t partition,
+                          enum cluster_election how, cluster_done_fn done, void *arg)
+{
+    struct op *op = cluster__op_new(c, OP_CHANGE_PARTITION, done, arg);
+    op->name = slice_to_cstr(topic);
+    op->partition = partition;
+    op->election = how;
+    op->leader = CLUSTER_KEEP_LEADER;
+    op->replica_count = op->isr_count = -1;
     cluster__submit(op);
 }
 

@@ -41,6 +41,11 @@ enum cluster_err {
     CLUSTER_ERR_FENCED_LEADER_EPOCH = -13,
     CLUSTER_ERR_INVALID_UPDATE_VERSION = -14,
     CLUSTER_ERR_INELIGIBLE_REPLICA = -15,
+    /* ElectLeaders: the partition already has the leader asked for / its preferred
+     * replica cannot lead (fenced, or not in sync) / no replica can lead. */
+    CLUSTER_ERR_ELECTION_NOT_NEEDED = -16,
+    CLUSTER_ERR_PREFERRED_NOT_AVAILABLE = -17,
+    CLUSTER_ERR_NO_ELIGIBLE_LEADER = -18,
 };
 
 /* ---- topic configuration ---- */
@@ -394,6 +399,18 @@ struct cluster_isr_change {
 void cluster_alter_partition(struct cluster *c, struct slice topic, int32_t partition,
                              const struct cluster_isr_change *change, cluster_done_fn done,
                              void *arg);
+
+/* ElectLeaders (KIP-460) and the automatic rebalance of leaderships. PREFERRED: the
+ * first replica leads, if it is unfenced and in sync (CLUSTER_ERR_PREFERRED_NOT_AVAILABLE
+ * otherwise; CLUSTER_ERR_ELECTION_NOT_NEEDED if it leads already). UNCLEAN: for a
+ * partition without a leader, an unfenced in-sync replica if there is one, else the
+ * first unfenced replica, which becomes the whole ISR: what only the other replicas had
+ * is lost (logged, with the partition named); CLUSTER_ERR_ELECTION_NOT_NEEDED when the
+ * partition has a leader, CLUSTER_ERR_NO_ELIGIBLE_LEADER when no replica is unfenced.
+ * Then as cluster_change_partition. */
+enum cluster_election { CLUSTER_ELECT_NONE = 0, CLUSTER_ELECT_PREFERRED, CLUSTER_ELECT_UNCLEAN };
+void cluster_elect_leader(struct cluster *c, struct slice topic, int32_t partition,
+                          enum cluster_election how, cluster_done_fn done, void *arg);
 
 /* UUIDs (topic ids) as Kafka writes them: 22 characters of url-safe base64. */
 #define CLUSTER_UUID_TEXT_BYTES 23

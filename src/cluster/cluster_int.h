@@ -118,7 +118,8 @@ struct op {
     /* AlterPartition: leader (above) asks at these epochs (checked at build). */
     bool from_leader;
     int32_t leader_epoch, partition_epoch;
-    cluster_done_fn done; /* NULL: nobody waits (or cluster_forget) */
+    enum cluster_election election; /* ElectLeaders: the leader is chosen at build */
+    cluster_done_fn done;           /* NULL: nobody waits (or cluster_forget) */
     void *arg;
     struct buf entry; /* the encoded change, until it is proposed */
     struct cluster_result res;

@@ -40,6 +40,9 @@ static const struct key_def keys[] = {
     {"replica.fetch.backoff.ms", K_INT, "1000", 0},
     {"replica.lag.time.max.ms", K_LONG, "30000", 1},
     {"offsets.topic.replication.factor", K_INT, "3", 1},
+    {"auto.leader.rebalance.enable", K_BOOL, "true", 0},
+    {"leader.imbalance.check.interval.seconds", K_LONG, "300", 1},
+    {"leader.imbalance.per.broker.percentage", K_INT, "10", 0},
     {"samsa.replica.fetch.sync", K_BOOL, "true", 0},
     {"log.dirs", K_LIST, NULL, 0},
     {"log.dir", K_LIST, "/tmp/kafka-logs", 0},
@@ -517,6 +520,11 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("replica.fetch.backoff.ms", replica_fetch_backoff_ms, int64_t);
     NUM("replica.lag.time.max.ms", replica_lag_time_max_ms, int64_t);
     NUM("offsets.topic.replication.factor", offsets_topic_replication_factor, int16_t);
+    NUM("leader.imbalance.per.broker.percentage", leader_imbalance_per_broker_percentage, int64_t);
+    int64_t imbalance_s = 300;
+    if (get_num(c, "leader.imbalance.check.interval.seconds", &imbalance_s) < 0)
+        rc = -1;
+    c->leader_imbalance_check_interval_ms = imbalance_s * 1000;
     NUM("metadata.log.max.snapshot.interval.ms", metadata_snapshot_interval_ms, int64_t);
     c->max_connections_per_ip = INT32_MAX; /* stays so when set to "" or invalid */
     NUM("max.connections.per.ip", max_connections_per_ip, int32_t);
@@ -571,7 +579,8 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     if (get_bool(c, "auto.create.topics.enable", &c->auto_create_topics) != 0 ||
         get_bool(c, "log.cleaner.enable", &c->cleaner_enable) != 0 ||
         get_bool(c, "samsa.fetch.sendfile", &c->fetch_sendfile) != 0 ||
-        get_bool(c, "samsa.replica.fetch.sync", &c->replica_fetch_sync) != 0)
+        get_bool(c, "samsa.replica.fetch.sync", &c->replica_fetch_sync) != 0 ||
+        get_bool(c, "auto.leader.rebalance.enable", &c->auto_leader_rebalance) != 0)
         rc = -1;
     bool unclean = false;
     if (get_bool(c, "unclean.leader.election.enable", &unclean) != 0)

@@ -107,6 +107,7 @@ static bool forwarded_to_controller(int16_t api_key)
     case 20: /* DeleteTopics */
     case 33: /* AlterConfigs */
     case 37: /* CreatePartitions */
+    case 43: /* ElectLeaders */
     case 44: /* IncrementalAlterConfigs */ return true;
     default: return false;
     }

@@ -108,6 +108,7 @@ struct server {
     size_t fetch_source_count;
     uint64_t isr_timer;      /* ISR checks of led partitions (alter_partition.c) */
     uint64_t shutdown_timer; /* a controlled shutdown's deadline (server.c) */
+    uint64_t balance_timer;  /* preferred-leader elections (leader_balance.c) */
 };
 
 /* A helper thread for blocking work: syncer_create, or a manual syncer when the server
@@ -230,6 +231,13 @@ void server_isr_stop(struct server *s);
 /* The controller listener's AlterPartition: 0, or -1 when it does not decode. */
 int server_serve_alter_partition(struct server *s, const struct request_header *hdr,
                                  struct reader *rd, struct net_reply *r);
+
+/* ---- leader balance (leader_balance.c) ---- */
+/* Whether the partition's preferred replica (its first) could lead and does not. */
+bool server_preferred_leader_wanted(struct server *s, const struct mpartition *mp);
+/* The active controller's periodic preferred-leader elections (auto.leader.rebalance). */
+void server_leader_balance_start(struct server *s);
+void server_leader_balance_stop(struct server *s);
 
 /* ---- the metadata quorum's links (quorum_link.c) ---- */
 /* With several voters: listens on the controller listener, carries the quorum's Raft
@@ -538,6 +546,7 @@ int16_t kerr_from_cluster(int err);
     X(33, alter_configs)                                                                           \
     X(37, create_partitions)                                                                       \
     X(42, delete_groups)                                                                           \
+    X(43, elect_leaders)                                                                           \
     X(44, incremental_alter_configs)                                                               \
     X(47, offset_delete)                                                                           \
     X(55, describe_quorum)                                                                         \

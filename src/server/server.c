@@ -369,6 +369,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     s->checkpoint_timer =
         net_timer_add(s->loop, cfg->flush_offset_checkpoint_interval_ms, checkpoint_tick, s);
     server_isr_start(s);
+    server_leader_balance_start(s);
     say_info("server", "node %d of cluster %s listening on %s:%d (advertised as %s:%d), data in %s",
              cfg->node_id, cluster_id(s->cluster),
              *cfg->listener_host ? cfg->listener_host : "0.0.0.0", port, cfg->advertised_host,
@@ -438,6 +439,7 @@ void server_destroy(struct server *s)
         server_quorum_link_stop(s);
         server_replication_stop(s);
         server_isr_stop(s);
+        server_leader_balance_stop(s);
     }
     server_metadata_io_stop(s);
     server_cleaner_stop(s);

@@ -16,7 +16,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from clients import consume_all
 from conftest import wait_until
-from test_cluster_quorum import agreed_controller, leaders_on, node, quorum  # noqa: F401
+import pytest
+
+from test_cluster_quorum import (QuorumNode, agreed_controller, free_port, leaders_on, node,
+                                 quorum, running)  # noqa: F401
 
 TOPIC_CONFIGS = {"min.insync.replicas": "2"}
 
@@ -264,3 +267,89 @@ def test_follower_behind_the_leaders_log_start_starts_over(quorum):
     d = os.path.join(follower.data_dir, "r-start-0")
     first = min(int(f.split(".")[0]) for f in os.listdir(d) if f.endswith(".log"))
     assert first <= 80, first
+
+
+def elect_preferred(n, topic=None, partitions=()):
+    """ElectLeaders v1, type 0 (preferred), through node n (forwarded to the active
+    controller): {(topic, partition): error}. topic None: every partition."""
+    import kwire
+    tp = None if topic is None else [kwire.string(topic) + kwire.array(
+        [kwire.i32(p) for p in partitions])]
+    with kwire.Conn(n.port, host=n.host) as c:
+        r = c.request(43, 1, kwire.i8(0) + kwire.array(tp) + kwire.i32(10000))
+        r.i32()
+        assert r.i16() == 0
+        out = {}
+        for t, parts in r.array(lambda r: (r.string(), r.array(
+                lambda r: (r.i32(), r.i16(), r.string())))):
+            for p, err, _ in parts:
+                out[(t, p)] = err
+        return out
+
+
+def test_preferred_leaders_are_elected_again(quorum):
+    """After a broker's restart its partitions are led by the others; ElectLeaders
+    (type preferred, as kafka-leader-election.sh sends it) gives each back to its first
+    replica once that is in sync again, and says ELECTION_NOT_NEEDED where it leads."""
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
+    leaders = create_replicated(quorum, "r-pref", 6)
+    p = acks_all_producer(quorum)
+    for i in range(60):
+        p.produce("r-pref", value=b"p%d" % i, partition=i % 6)
+    assert p.flush(60) == 0
+    victim = node(quorum, leaders[0])
+    assert victim.stop() == 0
+    moved = leaders_on(node(quorum, next(n.node_id for n in quorum if n is not victim)), "r-pref")
+    assert victim.node_id not in moved.values()
+    victim.start(victim.port)
+    # Back in every ISR (AlterPartition from the leaders), then elected where preferred.
+    ELECTION_NOT_NEEDED = 84
+
+    def elected():
+        got = elect_preferred(quorum[0], "r-pref", range(6))
+        return got if all(e in (0, ELECTION_NOT_NEEDED) for e in got.values()) else None
+    wait_until(elected, 30, interval=0.5, what="preferred elections to succeed")
+    assert wait_until(lambda: leaders_on(quorum[0], "r-pref") == leaders, 10,
+                      what="every partition led by its preferred replica")
+    assert set(elect_preferred(quorum[0], "r-pref", range(6)).values()) == {ELECTION_NOT_NEEDED}
+    # Every partition (null TopicPartitions): those of __consumer_offsets the victim
+    # should lead come back too; then none needs it, and the answer is empty.
+    assert set(elect_preferred(quorum[1]).values()) <= {0}
+    wait_until(lambda: elect_preferred(quorum[1]) == {}, 10, interval=0.5,
+               what="no partition left away from its preferred replica")
+    for i in range(60, 120):
+        p.produce("r-pref", value=b"p%d" % i, partition=i % 6)
+    assert p.flush(60) == 0
+    got = consume_all(quorum[2], "r-pref", 6, expected=120)
+    assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
+        sorted(b"p%d" % i for i in range(120))
+
+
+@pytest.fixture
+def quorum_rebalancing():
+    """Three nodes whose active controller checks leader balance every second."""
+    ports = [(free_port(), free_port()) for _ in range(3)]
+    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
+    nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
+    for n in nodes:
+        n.overrides["leader.imbalance.check.interval.seconds"] = "1"
+    with running(nodes):
+        yield nodes
+
+
+def test_leaders_return_to_preferred_replicas_by_themselves(quorum_rebalancing):
+    """auto.leader.rebalance.enable (the default): a restarted broker gets back the
+    leadership of the partitions it is the first replica of, once it is in sync, with no
+    operator action."""
+    nodes = quorum_rebalancing
+    agreed_controller(nodes)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in nodes), 15, what="three brokers")
+    leaders = create_replicated(nodes, "r-auto", 6)
+    victim = node(nodes, leaders[0])
+    assert victim.stop() == 0
+    other = next(n for n in nodes if n is not victim)
+    assert victim.node_id not in leaders_on(other, "r-auto").values()
+    victim.start(victim.port)
+    wait_until(lambda: leaders_on(other, "r-auto") == leaders, 30, interval=0.5,
+               what="every partition led by its preferred replica again")

@@ -2050,6 +2050,58 @@ static void test_controlled_shutdown_fences_at_once(void **state)
     cluster_close(c);
 }
 
+static int elect_leader(struct cluster *c, const char *topic, enum cluster_election how)
+{
+    cluster_elect_leader(c, slice_from_cstr(topic), 0, how, keep, NULL);
+    return result(NULL);
+}
+
+/* ElectLeaders: the preferred replica when it is in sync and unfenced; unclean only for
+ * a leaderless partition, cleanly if an in-sync replica is up, else the first live one. */
+static void test_elections(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    const int32_t plan[] = {1, 2, 3};
+    assert_int_equal(create_assigned(c, "e", plan, 1, 3, &why), 0);
+    assert_int_equal(elect_leader(c, "e", CLUSTER_ELECT_PREFERRED),
+                     CLUSTER_ERR_ELECTION_NOT_NEEDED);
+    fence_broker(c, 1); /* 2 leads; 1 out of the ISR */
+    assert_int_equal(elect_leader(c, "e", CLUSTER_ELECT_PREFERRED),
+                     CLUSTER_ERR_PREFERRED_NOT_AVAILABLE);
+    unfence_broker(c, 1); /* back, but not in sync yet */
+    assert_int_equal(elect_leader(c, "e", CLUSTER_ELECT_PREFERRED),
+                     CLUSTER_ERR_PREFERRED_NOT_AVAILABLE);
+    const struct mpartition *p = &cluster_topic_find(c, slice_from_cstr("e"))->partitions[0];
+    const int32_t isr[] = {2, 3, 1};
+    assert_int_equal(alter_partition(c, "e", 2, p->leader_epoch, p->partition_epoch, isr, 3), 0);
+    assert_int_equal(elect_leader(c, "e", CLUSTER_ELECT_PREFERRED), 0);
+    p = &cluster_topic_find(c, slice_from_cstr("e"))->partitions[0];
+    assert_int_equal(p->leader, 1);
+    assert_int_equal(p->isr_count, 3);
+    /* Unclean: not while there is a leader. */
+    assert_int_equal(elect_leader(c, "e", CLUSTER_ELECT_UNCLEAN), CLUSTER_ERR_ELECTION_NOT_NEEDED);
+    /* Only 3 in sync, then 3 fenced: leaderless; 1 and 2 are up but not in sync. */
+    const int32_t isr13[] = {1, 3};
+    p = &cluster_topic_find(c, slice_from_cstr("e"))->partitions[0];
+    assert_int_equal(alter_partition(c, "e", 1, p->leader_epoch, p->partition_epoch, isr13, 2), 0);
+    fence_broker(c, 1);
+    fence_broker(c, 3);
+    p = &cluster_topic_find(c, slice_from_cstr("e"))->partitions[0];
+    assert_int_equal(p->leader, -1);
+    assert_int_equal(elect_leader(c, "e", CLUSTER_ELECT_PREFERRED),
+                     CLUSTER_ERR_PREFERRED_NOT_AVAILABLE);
+    assert_int_equal(elect_leader(c, "e", CLUSTER_ELECT_UNCLEAN), 0);
+    p = &cluster_topic_find(c, slice_from_cstr("e"))->partitions[0];
+    assert_int_equal(p->leader, 2); /* the first live replica, not in sync */
+    assert_int_equal(p->isr_count, 1);
+    assert_int_equal(p->isr[0], 2);
+    cluster_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2086,6 +2138,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registration_fences_with_replicas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alter_partition_checks_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_controlled_shutdown_fences_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_elections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_voter_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_compacts_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
