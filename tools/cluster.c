@@ -1,6 +1,7 @@
 /* `samsa cluster status`: the nodes (id, address, rack, partitions led), the metadata
- * quorum (leader, epoch, high watermark, each voter's log end and lag, observers) and
- * the partitions without a leader, as text tables or --json.
+ * quorum (leader, epoch, high watermark, each voter's log end and lag, observers), the
+ * partitions without a leader and the under-replicated ones (fewer in sync than
+ * assigned), as text tables or --json.
  *
  * Three requests answer it. Metadata (through librdkafka) gives every partition's
  * leader. librdkafka 2.0.2 has neither DescribeCluster nor DescribeQuorum, so those two
@@ -31,9 +32,10 @@ static const char cluster_usage[] =
     "       samsa cluster down [--dir DIR] [--purge]\n"
     "\n"
     "status shows the nodes (id, address, rack, partitions led), the metadata quorum\n"
-    "(leader, epoch, high watermark, each voter's log end offset and lag, observers) and\n"
-    "the partitions without a leader. up starts a local cluster of N nodes on 127.0.0.1\n"
-    "(default 3, in ./samsa-cluster) and down stops it: `samsa cluster up -h`.\n";
+    "(leader, epoch, high watermark, each voter's log end offset and lag, observers), the\n"
+    "partitions without a leader and the under-replicated ones. up starts a local\n"
+    "cluster of N nodes on 127.0.0.1 (default 3, in ./samsa-cluster) and down stops it:\n"
+    "`samsa cluster up -h`.\n";
 
 /* Everything the report shows. The decoded responses borrow their frames and arena,
  * which live as long as this struct (status_free). */
@@ -212,6 +214,22 @@ static bool leaderless(const struct rd_kafka_metadata_partition *p)
     return p->leader < 0 || p->err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
 }
 
+/* Fewer replicas in sync than assigned (Kafka's UnderReplicatedPartitions). */
+static bool under_replicated(const struct rd_kafka_metadata_partition *p)
+{
+    return p->isr_cnt < p->replica_cnt;
+}
+
+/* "1,2,3" into out. */
+static const char *id_list(char *out, size_t cap, const int32_t *ids, int n)
+{
+    size_t at = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && at < cap; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%d", i ? "," : "", ids[i]);
+    return out;
+}
+
 /* The address of voter `id` from DescribeQuorum v2's Nodes (its first listener), written
  * into buf; "-" when the version has no Nodes. */
 static const char *voter_address(const struct describe_quorum_response *q, int32_t id, char *buf,
@@ -374,6 +392,32 @@ static void print_leaderless_text(const struct rd_kafka_metadata *md)
     table_free(t);
 }
 
+static void print_under_replicated_text(const struct rd_kafka_metadata *md)
+{
+    struct table *t = table_new(5, "TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR");
+    for (int i = 0; i < md->topic_cnt; i++) {
+        const struct rd_kafka_metadata_topic *tp = &md->topics[i];
+        for (int p = 0; p < tp->partition_cnt; p++) {
+            const struct rd_kafka_metadata_partition *mp = &tp->partitions[p];
+            if (!under_replicated(mp))
+                continue;
+            char id[16], leader[16], replicas[256], isr[256];
+            snprintf(id, sizeof id, "%d", mp->id);
+            snprintf(leader, sizeof leader, "%d", mp->leader);
+            table_add(t, tp->topic, id, leader,
+                      id_list(replicas, sizeof replicas, mp->replicas, mp->replica_cnt),
+                      id_list(isr, sizeof isr, mp->isrs, mp->isr_cnt));
+        }
+    }
+    if (table_rows(t) == 0) {
+        printf("Under-replicated partitions: none\n");
+    } else {
+        printf("Under-replicated partitions: %d\n", table_rows(t));
+        table_print(t);
+    }
+    table_free(t);
+}
+
 static void print_text(const struct status *st)
 {
     if (st->cluster != NULL) {
@@ -404,6 +448,7 @@ static void print_text(const struct status *st)
     }
     printf("\n");
     print_leaderless_text(st->md);
+    print_under_replicated_text(st->md);
 }
 
 /* ---- JSON ---- */
@@ -522,6 +567,24 @@ static void print_json(const struct status *st)
                 printf("}");
                 sep = ", ";
             }
+        }
+    }
+    printf("], \"under_replicated_partitions\": [");
+    sep = "";
+    for (int i = 0; i < md->topic_cnt; i++) {
+        const struct rd_kafka_metadata_topic *tp = &md->topics[i];
+        for (int p = 0; p < tp->partition_cnt; p++) {
+            const struct rd_kafka_metadata_partition *mp = &tp->partitions[p];
+            if (!under_replicated(mp))
+                continue;
+            char replicas[256], isr[256];
+            printf("%s{\"topic\": ", sep);
+            json_cstr(tp->topic);
+            printf(", \"partition\": %d, \"leader\": %d, \"replicas\": [%s], \"isr\": [%s]}",
+                   mp->id, mp->leader,
+                   id_list(replicas, sizeof replicas, mp->replicas, mp->replica_cnt),
+                   id_list(isr, sizeof isr, mp->isrs, mp->isr_cnt));
+            sep = ", ";
         }
     }
     printf("]}\n");

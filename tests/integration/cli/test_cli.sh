@@ -86,6 +86,7 @@ q = s["quorum"]
 assert q["available"] and q["leader_id"] == 1, q
 assert [(v["id"], v["lag"]) for v in q["voters"]] == [(1, 0)] and q["observers"] == [], q
 assert s["partitions_without_leader"] == [], s
+assert s["under_replicated_partitions"] == [], s
 ' "$WORK/out" "$PORT" || fail "cluster status --json: unexpected content"
 ok topic delete cs-probe
 if "$CLI" -b "$BOOT" cluster nonsense >"$WORK/out" 2>&1; then fail "cluster nonsense accepted"; fi

@@ -58,6 +58,17 @@ def replicas_identical(nodes, topic, partitions):
     return True
 
 
+def under_replicated(n):
+    """{(topic, partition)} that `samsa cluster status --json` lists as under-replicated."""
+    import json
+    import subprocess
+    from test_cluster_quorum import CLI
+    out = subprocess.run([CLI, "-b", n.bootstrap, "cluster", "status", "--json"],
+                         capture_output=True, timeout=30, check=True).stdout
+    return {(u["topic"], u["partition"])
+            for u in json.loads(out)["under_replicated_partitions"]}
+
+
 def acks_all_producer(nodes):
     return Producer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes),
                      "enable.idempotence": True, "acks": "all",
@@ -249,6 +260,9 @@ def test_follower_behind_the_leaders_log_start_starts_over(quorum):
         p.produce("r-start", value=b"a%d" % i, partition=0)
     assert p.flush(60) == 0
     follower.kill()
+    # Once it is fenced, `samsa cluster status` lists the partition as under-replicated.
+    wait_until(lambda: ("r-start", 0) in under_replicated(leader), 15,
+               what="r-start-0 under-replicated in cluster status")
     for i in range(50):
         p.produce("r-start", value=b"b%d" % i, partition=0)
         p.flush(60)  # one batch per record: the log start falls between batches
