@@ -106,7 +106,7 @@
 #define CHAOS_MAX_MS 5000
 #define CONVERGE_MS 30000
 #define HEARTBEAT_MS 50
-#define MAX_WAIT_MS 50      /* replica.fetch.wait.max.ms */
+#define MAX_WAIT_MS 50       /* replica.fetch.wait.max.ms */
 #define FETCH_TIMEOUT_MS 300 /* an unanswered Fetch: the connection is given up */
 #define ALTER_TIMEOUT_MS 300 /* an unanswered AlterPartition: answered as failed */
 #define MAX_JUMP_MS 300
@@ -189,7 +189,7 @@ struct version {
 /* ---- messages ---- */
 
 enum msg_kind { M_FETCH, M_FETCH_RESP, M_ALTER, M_ALTER_RESP, M_HEARTBEAT, M_PRODUCE };
-static const char *const msg_names[] = {"fetch",         "fetch-answer", "alter-partition",
+static const char *const msg_names[] = {"fetch",        "fetch-answer", "alter-partition",
                                         "alter-answer", "heartbeat",    "produce"};
 
 struct fetch_part {
@@ -325,7 +325,7 @@ struct sim {
     struct msg *net;
     size_t n_net, cap_net;
     uint64_t seq, next_id;
-    uint64_t gens; /* mirror generations */
+    uint64_t gens;                              /* mirror generations */
     bool blocked[MAX_NODES + 1][MAX_NODES + 1]; /* [a][b]: a -> b is dropped */
     int64_t heal_at;
     /* the run's parameters */
@@ -338,8 +338,8 @@ struct sim {
     size_t n_acked[MAX_PARTS], cap_acked[MAX_PARTS];
     /* counters */
     uint64_t produced, n_acks, not_enough, not_enough_after, not_leader, lost_waits, crashes,
-        power_losses, elections, isr_shrinks, isr_expands, truncations, truncated_batches,
-        messages, syncs;
+        power_losses, elections, isr_shrinks, isr_expands, truncations, truncated_batches, messages,
+        syncs;
     const char *fail;
     char fail_buf[512];
 };
@@ -453,7 +453,8 @@ static void verify_shadow(struct sim *s, struct node *n, int part)
     read_log(s, n, part, &disk);
     if (!s->fail && (!same_entries(&disk, &n->sh[part]) ||
                      shadow_end(&disk) != log_end_offset(n->p[part]->log)))
-        SIM_FAILF(s, "node %d p%d: the log on disk (%zu batches, end %lld) is not what was "
+        SIM_FAILF(s,
+                  "node %d p%d: the log on disk (%zu batches, end %lld) is not what was "
                   "appended (%zu batches, end %lld)",
                   n->id, part, disk.n, (long long)log_end_offset(n->p[part]->log), n->sh[part].n,
                   (long long)shadow_end(&n->sh[part]));
@@ -574,8 +575,8 @@ static void ctl_heartbeat(struct sim *s, const struct msg *m)
 /* cluster.c check_alter_partition and build_change_partition, for the simulator. */
 static void ctl_alter(struct sim *s, const struct msg *m)
 {
-    struct msg r = {.kind = M_ALTER_RESP, .from = CTRL, .to = m->from, .id = m->id,
-                    .part = m->part};
+    struct msg r = {
+        .kind = M_ALTER_RESP, .from = CTRL, .to = m->from, .id = m->id, .part = m->part};
     struct meta *p = &s->ctl[m->part];
     int32_t id = m->from + 1;
     const char *why = NULL;
@@ -595,7 +596,8 @@ static void ctl_alter(struct sim *s, const struct msg *m)
             why = "the leader must be in sync";
     }
     r.ok = why == NULL;
-    if (!why && (m->n_isr != p->n_isr || memcmp(m->isr, p->isr, sizeof(int32_t) * (size_t)m->n_isr))) {
+    if (!why &&
+        (m->n_isr != p->n_isr || memcmp(m->isr, p->isr, sizeof(int32_t) * (size_t)m->n_isr))) {
         if (m->n_isr < p->n_isr)
             s->isr_shrinks++;
         else
@@ -844,8 +846,8 @@ static void truncate_shadow(struct sim *s, struct node *n, int part)
     while (sh->n > 0 && sh->e[sh->n - 1].last >= end)
         sh->n--;
     if (shadow_end(sh) != end)
-        SIM_FAILF(s, "node %d p%d: truncated to %lld, not a batch boundary of the log", n->id,
-                  part, (long long)end);
+        SIM_FAILF(s, "node %d p%d: truncated to %lld, not a batch boundary of the log", n->id, part,
+                  (long long)end);
     if (sh->n != before) {
         sh->gen = ++s->gens;
         s->truncated_batches += before - sh->n;
@@ -865,7 +867,8 @@ static bool take_partition(struct sim *s, struct node *n, int leader, const stru
     }
     if (fa->div_epoch >= 0 || fa->div_end >= 0) {
         int64_t to = partition_truncation_offset(p, fa->div_epoch, fa->div_end);
-        TRACE(s, "node %d p%d: diverges from leader %d after epoch %d (ends at %lld there); "
+        TRACE(s,
+              "node %d p%d: diverges from leader %d after epoch %d (ends at %lld there); "
               "truncating from %lld to %lld",
               n->id, fa->part, leader + 1, fa->div_epoch, (long long)fa->div_end,
               (long long)log_end_offset(p->log), (long long)to);
@@ -956,9 +959,15 @@ static void isr_check(struct sim *s, struct node *n, int part)
         isr_answered(n, part, false, INT32_MAX);
         return;
     }
-    struct msg m = {.kind = M_ALTER, .from = n->index, .to = CTRL, .id = ++s->next_id,
-                    .incarnation = n->incarnation, .part = part, .leader_epoch = p->leader_epoch,
-                    .partition_epoch = p->partition_epoch, .n_isr = count};
+    struct msg m = {.kind = M_ALTER,
+                    .from = n->index,
+                    .to = CTRL,
+                    .id = ++s->next_id,
+                    .incarnation = n->incarnation,
+                    .part = part,
+                    .leader_epoch = p->leader_epoch,
+                    .partition_epoch = p->partition_epoch,
+                    .n_isr = count};
     memcpy(m.isr, isr, sizeof(int32_t) * (size_t)count);
     *slot = (struct alter_out){true, m.id, part, s->now + ALTER_TIMEOUT_MS};
     send_msg(s, &m);
@@ -981,8 +990,8 @@ static void on_alter_answer(struct sim *s, struct node *n, const struct msg *m)
 /* fetch.c attempt: answers the Fetch (true) or leaves it to be parked (false). */
 static bool leader_fetch(struct sim *s, struct node *n, const struct msg *req, bool final)
 {
-    struct msg r = {.kind = M_FETCH_RESP, .from = n->index, .to = req->from, .id = req->id,
-                    .n = req->n};
+    struct msg r = {
+        .kind = M_FETCH_RESP, .from = n->index, .to = req->from, .id = req->id, .n = req->n};
     int64_t total = 0;
     bool any_error = false;
     struct log_read_result rr[MAX_PARTS];
@@ -1115,11 +1124,11 @@ static void on_produce(struct sim *s, struct node *n, const struct msg *m)
         n->waits = xrealloc(n->waits, n->cap_waits * sizeof *n->waits);
     }
     n->waits[n->n_waits++] = (struct produce_wait){m->part, res.base_offset, res.last_offset + 1,
-                                                   e->hash, m->value_no, false};
+                                                   e->hash, m->value_no,     false};
     s->produced++;
     TRACE(s, "node %d p%d: value %llu appended at %lld..%lld, epoch %d", n->id, m->part,
-          (unsigned long long)m->value_no, (long long)res.base_offset,
-          (long long)res.last_offset, p->leader_epoch);
+          (unsigned long long)m->value_no, (long long)res.base_offset, (long long)res.last_offset,
+          p->leader_epoch);
     buf_free(&b);
     after_append(n, m->part);
 }
@@ -1179,15 +1188,14 @@ static void follow_metadata(struct sim *s, struct node *n, int part, const struc
     }
     bool was_leader = p->role == PARTITION_LEADER;
     partition_become_follower(p, mp->leader_epoch);
-    partition_set_assignment(p, self, mp->leader, mp->partition_epoch, mp->replicas,
-                             mp->n_replicas, mp->isr, mp->n_isr);
+    partition_set_assignment(p, self, mp->leader, mp->partition_epoch, mp->replicas, mp->n_replicas,
+                             mp->isr, mp->n_isr);
     if (was_leader) {
         for (size_t i = 0; i < n->n_waits; i++)
             if (n->waits[i].part == part)
                 n->waits[i].failed = true;
         n->data_gen[part]++;
-        TRACE(s, "node %d p%d: follows %d at epoch %d", n->id, part, mp->leader,
-              mp->leader_epoch);
+        TRACE(s, "node %d p%d: follows %d at epoch %d", n->id, part, mp->leader, mp->leader_epoch);
     }
     if (mp->leader >= 0)
         replication_follow(s, n, part);
@@ -1200,8 +1208,8 @@ static void apply_version(struct sim *s, struct node *n, size_t v, bool all)
     for (int k = 0; k < s->n_parts; k++) {
         if (!n->p[k])
             continue;
-        if (!all && v > 0 && memcmp(&ver->parts[k], &s->versions[v - 1].parts[k],
-                                    sizeof ver->parts[k]) == 0)
+        if (!all && v > 0 &&
+            memcmp(&ver->parts[k], &s->versions[v - 1].parts[k], sizeof ver->parts[k]) == 0)
             continue;
         follow_metadata(s, n, k, &ver->parts[k]);
     }
@@ -1246,8 +1254,8 @@ static void open_partitions(struct sim *s, struct node *n)
         n->sh[k] = disk;
         n->sh[k].gen = ++s->gens;
         if (n->stable[k] > shadow_end(&disk))
-            SIM_FAILF(s, "node %d p%d: reopened with log end %lld, below its stable %lld", n->id,
-                      k, (long long)shadow_end(&disk), (long long)n->stable[k]);
+            SIM_FAILF(s, "node %d p%d: reopened with log end %lld, below its stable %lld", n->id, k,
+                      (long long)shadow_end(&disk), (long long)n->stable[k]);
         n->hw_epoch[k] = -1;
     }
 }
@@ -1501,8 +1509,8 @@ static void node_tick(struct sim *s, struct node *n)
     }
     if (now >= n->next_heartbeat) {
         n->next_heartbeat = now + HEARTBEAT_MS;
-        struct msg m = {.kind = M_HEARTBEAT, .from = n->index, .to = CTRL,
-                        .incarnation = n->incarnation};
+        struct msg m = {
+            .kind = M_HEARTBEAT, .from = n->index, .to = CTRL, .incarnation = n->incarnation};
         send_msg(s, &m);
     }
     produce_waits(s, n);
@@ -1523,7 +1531,8 @@ static void check_acked_in(struct sim *s, struct node *n, int part, const char *
         const struct acked *a = &s->acked[part][i];
         const struct entry *e = shadow_find(sh, a->base);
         if (!e || e->base != a->base || e->last != a->last || e->hash != a->hash) {
-            SIM_FAILF(s, "invariant 1: acknowledged value %llu at p%d %lld..%lld is %s in the log "
+            SIM_FAILF(s,
+                      "invariant 1: acknowledged value %llu at p%d %lld..%lld is %s in the log "
                       "of node %d (%s; log end %lld)",
                       (unsigned long long)a->value_no, part, (long long)a->base, (long long)a->last,
                       e ? "different" : "missing", n->id, role, (long long)shadow_end(sh));
@@ -1545,7 +1554,8 @@ static void check_agree(struct sim *s, struct node *l, struct node *m, int part,
     while (i < ls->n && j < ms->n && ls->e[i].last < limit) {
         const struct entry *x = &ls->e[i], *y = &ms->e[j];
         if (!same_entry(x, y)) {
-            SIM_FAILF(s, "invariant 2: below leader %d's high watermark %lld (epoch %d), p%d at "
+            SIM_FAILF(s,
+                      "invariant 2: below leader %d's high watermark %lld (epoch %d), p%d at "
                       "%lld holds %lld..%lld epoch %d on the leader but %lld..%lld epoch %d on "
                       "in-sync replica %d",
                       l->id, (long long)hw, l->p[part]->leader_epoch, part, (long long)x->base,
@@ -1566,14 +1576,14 @@ static void check_leader(struct sim *s, struct node *n, int part)
     /* 5: the controller gave this epoch to this node. */
     if ((size_t)e >= s->cap_epoch[part] || s->epoch_leader[part][e] != n->id) {
         SIM_FAILF(s, "invariant 5: node %d leads p%d at epoch %d, which the controller gave %d",
-                  n->id, part, e,
-                  (size_t)e < s->cap_epoch[part] ? s->epoch_leader[part][e] : -2);
+                  n->id, part, e, (size_t)e < s->cap_epoch[part] ? s->epoch_leader[part][e] : -2);
         return;
     }
     /* 3: the high watermark never goes back within a term... */
     int64_t hw = partition_high_watermark(p);
     if (n->hw_epoch[part] == e && hw < n->hw_seen[part])
-        SIM_FAILF(s, "invariant 3: node %d's high watermark of p%d went back from %lld to %lld "
+        SIM_FAILF(s,
+                  "invariant 3: node %d's high watermark of p%d went back from %lld to %lld "
                   "at epoch %d",
                   n->id, part, (long long)n->hw_seen[part], (long long)hw, e);
     n->hw_epoch[part] = e;
@@ -1586,7 +1596,8 @@ static void check_leader(struct sim *s, struct node *n, int part)
         if (!m || m == n || !m->up || !m->p[part])
             continue;
         if (hw > shadow_end(&m->sh[part]))
-            SIM_FAILF(s, "invariant 3: node %d's high watermark of p%d (%lld, epoch %d) is past "
+            SIM_FAILF(s,
+                      "invariant 3: node %d's high watermark of p%d (%lld, epoch %d) is past "
                       "the log end of in-sync replica %d (%lld)",
                       n->id, part, (long long)hw, e, id, (long long)shadow_end(&m->sh[part]));
         else
@@ -1666,11 +1677,11 @@ static void dump_state(struct sim *s)
                     "    node %d: %s epoch %d pe %d leader %d isr %s pending %d, log end %lld "
                     "durable %lld hw %lld latest epoch %d, metadata v%zu of %zu%s\n",
                     n->id, p->role == PARTITION_LEADER ? "leader" : "follower", p->leader_epoch,
-                    p->partition_epoch, p->leader_id, ids_str(p->isr, p->isr_count, isr, sizeof isr),
-                    p->pending_isr_count, (long long)log_end_offset(p->log),
-                    (long long)log_durable_offset(p->log), (long long)partition_high_watermark(p),
-                    log_latest_epoch(p->log), n->version, s->n_versions,
-                    s->fenced[i] ? ", fenced" : "");
+                    p->partition_epoch, p->leader_id,
+                    ids_str(p->isr, p->isr_count, isr, sizeof isr), p->pending_isr_count,
+                    (long long)log_end_offset(p->log), (long long)log_durable_offset(p->log),
+                    (long long)partition_high_watermark(p), log_latest_epoch(p->log), n->version,
+                    s->n_versions, s->fenced[i] ? ", fenced" : "");
             for (int l = 0; l < s->n_nodes; l++) {
                 const struct source *src = &n->src[l];
                 if (src->followed[k])
@@ -1712,7 +1723,10 @@ static void start_partition(struct sim *s)
         if (side[i] && (i < s->n_nodes || i == CTRL))
             at += (size_t)snprintf(line + at, sizeof line - at, i == CTRL ? "ctl " : "%d ", i + 1);
     TRACE(s, "network partition: {%s} %s the rest, until %lld", line,
-          way == 0 ? "<-/->" : way == 1 ? "-/->" : "<-/-", (long long)s->heal_at);
+          way == 0   ? "<-/->"
+          : way == 1 ? "-/->"
+                     : "<-/-",
+          (long long)s->heal_at);
 }
 
 static void heal(struct sim *s)
@@ -1727,8 +1741,8 @@ static void submit_produce(struct sim *s)
     int part = (int)rnd_n((uint64_t)s->n_parts);
     int32_t leader = s->ctl[part].leader;
     int to = leader > 0 && !chance(150) ? leader - 1 : (int)rnd_n((uint64_t)s->n_nodes);
-    struct msg m = {.kind = M_PRODUCE, .from = CLIENT, .to = to, .part = part,
-                    .value_no = ++s->next_value};
+    struct msg m = {
+        .kind = M_PRODUCE, .from = CLIENT, .to = to, .part = part, .value_no = ++s->next_value};
     send_msg(s, &m);
 }
 
