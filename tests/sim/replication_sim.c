@@ -78,8 +78,29 @@
  * One seeded PRNG decides everything and the fake clock (base.h) replaces the clocks, so
  * a seed replays a run exactly.
  *
+ * --assume-fixed models, instead of what src/server does today, the fix of a bug this
+ * simulator found there, so that runs can go on past it (ctest and make sim use both):
+ *   restart  A restarted node opens its partitions with the roles of its metadata image
+ *            from before the crash (server.c: server_open_all_partitions, then the
+ *            listener) and serves produce as leader at its old epoch until its new
+ *            registration fences it. After a power loss it then writes a second history
+ *            under the same leader epoch: followers fail on the misaligned batches
+ *            forever ("corrupt record batch", seeds 49, 5188) or silently keep different
+ *            records at the same offsets (invariant 2, seed 5222). Fixed: a restarted
+ *            node takes no role until the controller has its registration and it has
+ *            caught up with the metadata (Kafka's initial catch-up).
+ *   isr      alter_partition.c ends a partition's pending ISR with the answer to any of
+ *            its AlterPartition requests, and with a lost answer: an error answer to an
+ *            older request (sent before a metadata update cleared it) ends a newer
+ *            request the controller then accepts, so the controller's ISR holds a
+ *            replica the leader's high watermark does not wait for, and an acknowledged
+ *            batch is missing from an in-sync replica (invariant 1, seeds 55, 113, 148).
+ *            Fixed: an answer ends only its own request, and a request without an
+ *            answer goes again with the same epochs, the pending ISR kept (Kafka's
+ *            AlterPartitionManager).
+ *
  * Usage: replication_sim [--seeds N] [--first S | --from A] [--seed S | --to B] [--trace]
- *        [--quiet] [--dir BASE]
+ *        [--quiet] [--dir BASE] [--assume-fixed restart,isr]
  * Without a count, RSIM_SEEDS seeds (else 100; under ASan at most 20 unless RSIM_FULL).
  * RSIM_DIR sets the base dir (/tmp). A failure prints the command that replays it.
  */
@@ -117,6 +138,11 @@
 #define FAKE_WALL_START_MS 1800000000000ll
 
 static const char *base_dir = "/tmp";
+
+/* Behaviour of fixes for bugs this simulator found in src/server, modelled instead of the
+ * code's (--assume-fixed), so that runs go on past them (see the top of the file). */
+static bool fixed_restart; /* a restarted node takes its roles only from current metadata */
+static bool fixed_isr;     /* an AlterPartition answer ends only its own request */
 
 static const struct topic_settings settings = {
     .max_message_bytes = 1 << 20,
@@ -291,6 +317,8 @@ struct node {
     struct produce_wait *waits;
     size_t n_waits, cap_waits;
     struct alter_out alters[MAX_ALTERS];
+    uint64_t alter_last[MAX_PARTS]; /* the newest request per partition (fixed_isr) */
+    bool catching_up;               /* restarted, roles not taken yet (fixed_restart) */
     int64_t next_isr_check, next_heartbeat;
     /* checks */
     size_t ack_checked[MAX_PARTS];
@@ -970,6 +998,34 @@ static void isr_check(struct sim *s, struct node *n, int part)
                     .n_isr = count};
     memcpy(m.isr, isr, sizeof(int32_t) * (size_t)count);
     *slot = (struct alter_out){true, m.id, part, s->now + ALTER_TIMEOUT_MS};
+    n->alter_last[part] = m.id;
+    send_msg(s, &m);
+}
+
+/* fixed_isr: a request without an answer goes again, with the same epochs and ISR (the
+ * pending ISR stays, as Kafka's AlterPartitionManager retries). */
+static void isr_resend(struct sim *s, struct node *n, struct alter_out *a)
+{
+    struct partition *p = n->p[a->part];
+    if (!p || p->pending_isr_count == 0 || link_blocked(s, n->index, CTRL)) {
+        a->timeout_at = s->now + ALTER_TIMEOUT_MS; /* once the pending ISR is decided */
+        if (!p || p->pending_isr_count == 0)
+            a->used = false;
+        return;
+    }
+    struct msg m = {.kind = M_ALTER,
+                    .from = n->index,
+                    .to = CTRL,
+                    .id = ++s->next_id,
+                    .incarnation = n->incarnation,
+                    .part = a->part,
+                    .leader_epoch = p->leader_epoch,
+                    .partition_epoch = p->partition_epoch,
+                    .n_isr = p->pending_isr_count};
+    memcpy(m.isr, p->pending_isr, sizeof(int32_t) * (size_t)p->pending_isr_count);
+    a->id = m.id;
+    a->timeout_at = s->now + ALTER_TIMEOUT_MS;
+    n->alter_last[a->part] = m.id;
     send_msg(s, &m);
 }
 
@@ -979,7 +1035,8 @@ static void on_alter_answer(struct sim *s, struct node *n, const struct msg *m)
         struct alter_out *a = &n->alters[i];
         if (a->used && a->id == m->id) {
             a->used = false;
-            isr_answered(n, a->part, m->ok, m->partition_epoch);
+            if (!fixed_isr || n->alter_last[a->part] == m->id)
+                isr_answered(n, a->part, m->ok, m->partition_epoch);
             return;
         }
     }
@@ -1217,6 +1274,17 @@ static void apply_version(struct sim *s, struct node *n, size_t v, bool all)
 
 static void deliver_metadata(struct sim *s, struct node *n)
 {
+    if (n->catching_up) {
+        const struct version *v = &s->versions[s->n_versions - 1];
+        if (s->ctl_incarnation[n->index] != n->incarnation || v->deliver_at[n->index] > s->now ||
+            link_blocked(s, CTRL, n->index))
+            return;
+        n->catching_up = false;
+        n->version = s->n_versions;
+        TRACE(s, "node %d caught up with metadata v%zu", n->id, n->version - 1);
+        apply_version(s, n, n->version - 1, true);
+        return;
+    }
     while (n->version < s->n_versions && !s->fail) {
         const struct version *v = &s->versions[n->version];
         if (v->deliver_at[n->index] > s->now || link_blocked(s, CTRL, n->index))
@@ -1268,8 +1336,11 @@ static void node_start(struct sim *s, struct node *n)
     open_partitions(s, n);
     if (s->fail)
         return;
-    /* The metadata this node had applied before it went down (its metadata log). */
-    if (n->version > 0)
+    /* The metadata this node had applied before it went down (its metadata log), as
+     * server.c opens partitions at start-up: roles included. fixed_restart: no role until
+     * the controller has its registration and this node has caught up. */
+    n->catching_up = fixed_restart && n->incarnation > 1;
+    if (n->version > 0 && !n->catching_up)
         apply_version(s, n, n->version - 1, true);
     n->next_heartbeat = s->now;
     n->next_isr_check = node_now(s, n) + s->lag_max_ms / 2;
@@ -1494,9 +1565,15 @@ static void node_tick(struct sim *s, struct node *n)
     parked_retry(s, n);
     for (int i = 0; i < MAX_ALTERS; i++) {
         struct alter_out *a = &n->alters[i];
-        if (a->used && s->now >= a->timeout_at) { /* no answer: ask again later */
+        if (!a->used || s->now < a->timeout_at)
+            continue;
+        if (fixed_isr && n->alter_last[a->part] == a->id) {
+            isr_resend(s, n, a);
+        } else if (!fixed_isr) { /* no answer: alter_partition.c asks again later */
             a->used = false;
             isr_answered(n, a->part, false, INT32_MAX);
+        } else {
+            a->used = false;
         }
     }
     if (now >= n->next_isr_check) {
@@ -1990,6 +2067,10 @@ int main(int argc, char **argv)
             explicit_count = true;
         } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             base_dir = argv[++i];
+        } else if (strcmp(argv[i], "--assume-fixed") == 0 && i + 1 < argc) {
+            const char *what = argv[++i];
+            fixed_restart = strstr(what, "restart") != NULL;
+            fixed_isr = strstr(what, "isr") != NULL;
         } else if (strcmp(argv[i], "--trace") == 0) {
             trace = true;
         } else if (strcmp(argv[i], "--quiet") == 0) {
@@ -1997,7 +2078,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--seeds N] [--first S | --from A] [--seed S | --to B] [--trace] "
-                    "[--quiet] [--dir BASE]\n",
+                    "[--quiet] [--dir BASE] [--assume-fixed restart,isr]\n",
                     argv[0]);
             return 2;
         }
