@@ -262,6 +262,11 @@ bool partition_diverging(struct partition *p, int64_t fetch_offset, int32_t last
     int64_t end = -1;
     if (log_end_offset_for_epoch(p->log, last_fetched_epoch, &epoch, &end) != 0)
         epoch = -1, end = -1;
+    /* An epoch newer than any in this log (a leader that appended nothing yet in its own):
+     * this log's last epoch runs to its end, as Kafka's leader answers, having cached its
+     * epoch when it took over. (-1, -1) would not count as diverging at the follower. */
+    if (epoch < 0 && end < 0 && last_fetched_epoch > log_latest_epoch(p->log))
+        epoch = log_latest_epoch(p->log), end = log_end_offset(p->log);
     if (epoch == last_fetched_epoch && end >= fetch_offset)
         return false;
     *epoch_out = epoch;

@@ -341,6 +341,43 @@ static void test_follower_copies_and_truncates_a_divergent_suffix(void **state)
     partition_close(b);
 }
 
+/* A leader that has appended nothing in its own epoch, asked by a follower holding an
+ * epoch it never saw (written by a leader in between whose records never reached it):
+ * its last epoch ends at its log end, so the follower truncates there instead of asking
+ * again and again (found by tests/sim/replication_sim). An empty leader log likewise. */
+static void test_diverging_past_the_leaders_last_epoch(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(partition_open(&f->spec, &f->p), 0);
+    struct partition *a = f->p, *b = open_other(f, "topic-b"), *c = open_other(f, "topic-c");
+    partition_become_leader(a, 0);
+    partition_set_assignment(a, 1, 1, 0, three, 3, three, 3);
+    partition_become_follower(b, 0);
+    partition_set_assignment(b, 2, 1, 0, three, 3, three, 3);
+    append(a, 3);
+    assert_int_equal(copy_from(a, b), 3);
+    /* b leads epoch 1 and appends two that a never gets; then a leads epoch 2. */
+    partition_become_follower(a, 1);
+    partition_become_leader(b, 1);
+    append(b, 2);
+    partition_become_follower(b, 2);
+    partition_become_leader(a, 2);
+    int32_t epoch;
+    int64_t end;
+    assert_true(partition_diverging(a, 5, 1, &epoch, &end));
+    assert_int_equal(epoch, 0);
+    assert_int_equal(end, 3);
+    assert_int_equal(partition_truncation_offset(b, epoch, end), 3);
+    /* A leader with an empty log: everything the follower has goes. */
+    partition_become_leader(c, 3);
+    assert_true(partition_diverging(c, 5, 1, &epoch, &end));
+    assert_int_equal(epoch, -1);
+    assert_int_equal(end, 0);
+    assert_int_equal(partition_truncation_offset(b, epoch, end), 0);
+    partition_close(b);
+    partition_close(c);
+}
+
 static void test_truncation_offset_cases(void **state)
 {
     struct fixture *f = *state;
@@ -424,6 +461,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_follower_copies_and_truncates_a_divergent_suffix,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_diverging_past_the_leaders_last_epoch, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_truncation_offset_cases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_isr_shrinks_and_expands, setup, teardown),
     };
