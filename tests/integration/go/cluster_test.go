@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -20,6 +21,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const (
@@ -449,4 +453,318 @@ func TestFranzClusterControllerKilled(t *testing.T) {
 			t.Fatalf("after-%d not consumed", i)
 		}
 	}
+}
+
+// restart starts node again after it was killed, as `cluster up` starts a node (its
+// properties file, its own session, stdin from /dev/null, stdout and stderr appended to
+// its server.log), and puts its new pid in the pids file so that c.stop stops it too.
+// It returns once the log shows the node listening for clients again.
+func (c *cluster) restart(node int32) {
+	c.t.Helper()
+	pids := readPids(c.dir)
+	if int(node) > len(pids) || isNode(c.dir, pids[node-1]) {
+		c.t.Fatalf("node %d is still running (pids %v)", node, pids)
+	}
+	nodeDir := filepath.Join(c.dir, fmt.Sprintf("node%d", node))
+	logPath := filepath.Join(nodeDir, "server.log")
+	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer log.Close()
+	st, err := log.Stat()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	from := st.Size()
+	cmd := exec.Command(serverBinary(c.t), "-c", filepath.Join(nodeDir, "server.properties"))
+	cmd.Stdout = log
+	cmd.Stderr = log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("restarting node %d: %v", node, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	pids[node-1] = cmd.Process.Pid
+	var lines strings.Builder
+	for _, p := range pids {
+		fmt.Fprintf(&lines, "%d\n", p)
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, "pids"), []byte(lines.String()), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	want := fmt.Sprintf("samsa-server listening on port %d ", c.base+10*int(node-1))
+	deadline := time.Now().Add(clusterUpTimeout)
+	for {
+		data, _ := os.ReadFile(logPath)
+		if int64(len(data)) > from && strings.Contains(string(data[from:]), want) {
+			return
+		}
+		select {
+		case <-exited:
+			c.t.Fatalf("node %d exited on restart (%v)", node, cmd.ProcessState)
+		default:
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("node %d not listening %v after its restart", node, clusterUpTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// failoverAck is one acknowledged record: where franz-go was told it landed, and which
+// record it was (its send sequence number).
+type failoverAck struct {
+	partition int32
+	offset    int64
+	seq       int64
+}
+
+func failoverValue(seq int64) string { return fmt.Sprintf("f-%08d", seq) }
+
+// TestFranzClusterLeaderKilled: franz-go follows a partition leader's loss by itself.
+// Six partitions with three replicas each and min.insync.replicas=2; an idempotent
+// acks=all producer (franz-go's default), seeded with all three nodes, sends keyed
+// records without pause; after some acks the leader of partition 0 is killed with
+// SIGKILL. The producer, with no help from this code, gets acks again on every partition
+// for records sent after the kill, and no record fails. A consumer group on the two
+// survivors then reads each acknowledged record exactly once, at the offset it was
+// acknowledged with, and per partition in the order sent (which idempotence keeps). The
+// killed node, started again, is listed by Metadata and rejoins every partition's ISR.
+func TestFranzClusterLeaderKilled(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t)
+	ctx := testCtx(t)
+	adm := kadm.NewClient(newKgoSeeds(t, c.addrs(), "admin"))
+	const topic, parts = "franz-failover", 6
+	resp, err := adm.CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": strp("2")}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("CreateTopic(%s): %v", topic, err)
+	}
+	topicMeta := func(a *kadm.Client) (kadm.TopicDetail, error) {
+		md, err := a.Metadata(ctx, topic)
+		if err != nil {
+			return kadm.TopicDetail{}, err
+		}
+		d := md.Topics[topic]
+		if d.Err == nil && len(d.Partitions) != parts {
+			return d, fmt.Errorf("%d partitions, want %d", len(d.Partitions), parts)
+		}
+		return d, d.Err
+	}
+	waitFor(t, ctx, "every partition with a leader and three in-sync replicas", func() error {
+		d, err := topicMeta(adm)
+		if err != nil {
+			return err
+		}
+		for _, p := range d.Partitions {
+			if p.Leader < 0 || len(p.ISR) != 3 {
+				return fmt.Errorf("partition %d: leader %d, isr %v", p.Partition, p.Leader, p.ISR)
+			}
+		}
+		return nil
+	})
+
+	prod := newKgoSeeds(t, c.addrs(), "producer", kgo.DefaultProduceTopic(topic))
+	var (
+		mu       sync.Mutex
+		acks     []failoverAck // in the order the promises ran
+		lastSeq  = map[int32]int64{}
+		sendErrs []string
+		sent     atomic.Int64
+		stop     atomic.Bool
+		done     = make(chan error, 1)
+	)
+	go func() {
+		for seq := int64(0); !stop.Load(); seq++ {
+			r := &kgo.Record{Key: []byte(fmt.Sprintf("k%d", seq%997)), Value: []byte(failoverValue(seq))}
+			prod.Produce(ctx, r, func(r *kgo.Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					sendErrs = append(sendErrs, fmt.Sprintf("%s: %v", r.Value, err))
+					return
+				}
+				acks = append(acks, failoverAck{r.Partition, r.Offset, seq})
+				lastSeq[r.Partition] = max(lastSeq[r.Partition], seq)
+			})
+			sent.Add(1)
+			if seq%2 == 1 {
+				time.Sleep(time.Millisecond) // about a thousand records a second
+			}
+		}
+		done <- prod.Flush(ctx)
+	}()
+	// status reads the acks so far; it fails the test on a failed record.
+	status := func() (n int, everySince func(int64) bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(sendErrs) > 0 {
+			t.Fatalf("%d records failed, the first: %v", len(sendErrs), sendErrs[:min(5, len(sendErrs))])
+		}
+		last := maps.Clone(lastSeq)
+		return len(acks), func(from int64) bool {
+			for p := int32(0); p < parts; p++ {
+				if s, ok := last[p]; !ok || s < from {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	var victim int32
+	func() {
+		defer func() {
+			stop.Store(true)
+			if err := <-done; err != nil {
+				t.Errorf("flushing the producer: %v", err)
+			}
+		}()
+		waitFor(t, ctx, "300 acks on every partition before the kill", func() error {
+			if n, every := status(); n < 300 || !every(0) {
+				return fmt.Errorf("%d acks", n)
+			}
+			return nil
+		})
+		d, err := topicMeta(adm)
+		if err != nil {
+			t.Fatalf("Metadata(%s): %v", topic, err)
+		}
+		victim = d.Partitions[0].Leader
+		if victim < 1 || victim > clusterNodes {
+			t.Fatalf("leader of partition 0: %d", victim)
+		}
+		c.kill(victim)
+		killedAt := sent.Load()
+		atKill, _ := status()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		waitFor(t, wctx, fmt.Sprintf("acks on every partition for records sent after node %d was killed", victim),
+			func() error {
+				if n, every := status(); !every(killedAt) {
+					return fmt.Errorf("%d acks", n)
+				}
+				return nil
+			})
+		n, _ := status()
+		t.Logf("failover: %d acks before node %d was killed, %d once every partition took writes again", atKill, victim, n)
+	}()
+	status()
+	if int64(len(acks)) != sent.Load() {
+		t.Fatalf("%d records sent, %d acknowledged", sent.Load(), len(acks))
+	}
+
+	// Everything acknowledged, read back by a consumer group from the survivors.
+	rest := c.addrs(victim)
+	cons := newKgoSeeds(t, rest, "consumer", kgo.ConsumerGroup("franz-failover-group"), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit())
+	got := map[int32]map[int64]string{}
+	where := map[string]string{}
+	add := func(pctx context.Context, fs kgo.Fetches) int {
+		fs.EachError(func(topic string, p int32, err error) {
+			var session *kgo.ErrGroupSession
+			switch {
+			case pctx.Err() != nil && errors.Is(err, pctx.Err()):
+			case errors.As(err, &session):
+				t.Logf("franz-go retries its group session: %v", err)
+			default:
+				t.Fatalf("fetch error on %s/%d: %v", topic, p, err)
+			}
+		})
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			at := fmt.Sprintf("%d/%d", r.Partition, r.Offset)
+			if prev, dup := where[string(r.Value)]; dup {
+				t.Fatalf("%s consumed twice: at %s and %s", r.Value, prev, at)
+			}
+			where[string(r.Value)] = at
+			if got[r.Partition] == nil {
+				got[r.Partition] = map[int64]string{}
+			}
+			got[r.Partition][r.Offset] = string(r.Value)
+		})
+		return n
+	}
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for consumed := 0; consumed < len(acks); {
+		fs := cons.PollFetches(cctx)
+		if cctx.Err() != nil {
+			t.Fatalf("consumed %d of %d acknowledged records: %v", consumed, len(acks), cctx.Err())
+		}
+		consumed += add(cctx, fs)
+	}
+	quiet, qcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer qcancel()
+	if n := add(quiet, cons.PollFetches(quiet)); n > 0 {
+		t.Fatalf("%d records beyond the %d acknowledged", n, len(acks))
+	}
+	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	lastOffset := map[int32]int64{}
+	for _, a := range acks {
+		if v := got[a.partition][a.offset]; v != failoverValue(a.seq) {
+			t.Fatalf("record at %d/%d is %q, acknowledged as %s", a.partition, a.offset, v, failoverValue(a.seq))
+		}
+		if prev, ok := lastOffset[a.partition]; ok && prev >= a.offset {
+			t.Fatalf("partition %d acknowledged offset %d after %d", a.partition, a.offset, prev)
+		}
+		lastOffset[a.partition] = a.offset
+	}
+	for p, recs := range got {
+		offs := slices.Sorted(maps.Keys(recs))
+		for i := 1; i < len(offs); i++ {
+			if recs[offs[i-1]] >= recs[offs[i]] {
+				t.Fatalf("partition %d has %s at %d after %s at %d: not in the order sent", p,
+					recs[offs[i]], offs[i], recs[offs[i-1]], offs[i-1])
+			}
+		}
+	}
+
+	// The killed node comes back: Metadata lists it again, and it catches up with every
+	// partition's leader and rejoins the ISR.
+	c.restart(victim)
+	cl2 := newKgoSeeds(t, rest, "admin-after")
+	adm2 := kadm.NewClient(cl2)
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	// A Metadata request of its own, to a survivor: kadm's BrokerMetadata answers from
+	// the client's cached broker list, which it does not refresh for that call.
+	waitFor(t, rctx, fmt.Sprintf("node %d listed by Metadata again", victim), func() error {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{}
+		resp, err := req.RequestWith(rctx, cl2)
+		if err != nil {
+			return err
+		}
+		var ids []int32
+		for _, b := range resp.Brokers {
+			if b.NodeID == victim {
+				return nil
+			}
+			ids = append(ids, b.NodeID)
+		}
+		return fmt.Errorf("brokers %v", ids)
+	})
+	waitFor(t, rctx, fmt.Sprintf("node %d in every partition's ISR again", victim), func() error {
+		d, err := topicMeta(adm2)
+		if err != nil {
+			return err
+		}
+		for _, p := range d.Partitions {
+			if !slices.Contains(p.ISR, victim) {
+				return fmt.Errorf("partition %d: isr %v", p.Partition, p.ISR)
+			}
+		}
+		return nil
+	})
 }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -15,9 +16,15 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 
@@ -393,6 +400,197 @@ class ClusterTest {
                 "partitions with a committed offset in " + group);
         for (TopicPartition tp : alive) {
             assertEquals(consumer.position(tp), committed.get(tp).offset(), "committed offset of " + tp);
+        }
+    }
+
+    /** One acknowledged record: where the producer was told it landed, and which it was. */
+    private record Ack(int partition, long offset, long seq) {
+    }
+
+    private static String failoverValue(long seq) {
+        return String.format("f-%08d", seq);
+    }
+
+    /**
+     * The Java client follows a partition leader's loss by itself. Six partitions with
+     * three replicas each and min.insync.replicas=2; an idempotent acks=all producer,
+     * bootstrapped with all three nodes, sends keyed records without pause; after some
+     * acks the leader of partition 0 is killed with SIGKILL. The producer, with no help
+     * from this code, gets acks again on every partition (from records sent after the
+     * kill), and no send fails. A consumer group on the two survivors then reads each
+     * acknowledged record exactly once, at the offset it was acknowledged with, and per
+     * partition in the order of sending (the producer's per-partition order, which
+     * idempotence keeps). The killed node, started again, is listed by Metadata and
+     * rejoins every partition's ISR.
+     */
+    @Test
+    @Timeout(150)
+    void killedLeaderProducerAndGroupFollow() throws Exception {
+        final String topic = "cluster-failover";
+        final int parts = 6;
+        Admin admin = admin(cluster.bootstrapAll());
+        get(admin.createTopics(List.of(new NewTopic(topic, parts, (short) 3)
+                .configs(Map.of("min.insync.replicas", "2")))).all());
+        describeUntil(admin, topic, "every partition with a leader and three in-sync replicas",
+                d -> d.partitions().size() == parts && d.partitions().stream()
+                        .allMatch(p -> p.leader() != null && p.isr().size() == 3));
+
+        Map<String, Object> pc = new HashMap<>();
+        pc.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrapAll());
+        pc.put(ProducerConfig.ACKS_CONFIG, "all");
+        pc.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        // Otherwise the client's defaults (request.timeout.ms 30 s, delivery.timeout.ms
+        // 120 s): nothing tuned for the failover.
+        KafkaProducer<String, String> producer = track(
+                new KafkaProducer<>(pc, new StringSerializer(), new StringSerializer()));
+
+        // Filled by the producer's callbacks, in the order they ran (per partition that is
+        // the order of acknowledgement).
+        List<Ack> acks = Collections.synchronizedList(new ArrayList<>());
+        List<String> sendErrors = Collections.synchronizedList(new ArrayList<>());
+        Map<Integer, Long> lastAckedSeq = new ConcurrentHashMap<>();
+        AtomicLong nextSeq = new AtomicLong();
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicReference<Throwable> producerFailed =
+                new AtomicReference<>();
+        Thread sender = new Thread(() -> {
+            try {
+                while (!stop.get()) {
+                    long seq = nextSeq.get();
+                    producer.send(new ProducerRecord<>(topic, "k" + (seq % 997), failoverValue(seq)), (md, e) -> {
+                        if (e != null) {
+                            sendErrors.add(failoverValue(seq) + ": " + e);
+                            return;
+                        }
+                        acks.add(new Ack(md.partition(), md.offset(), seq));
+                        lastAckedSeq.merge(md.partition(), seq, Math::max);
+                    });
+                    nextSeq.incrementAndGet();
+                    if (seq % 2 == 1) {
+                        Thread.sleep(1); // about a thousand records a second
+                    }
+                }
+                producer.flush();
+            } catch (Throwable t) {
+                producerFailed.set(t);
+            }
+        }, "failover-producer");
+        sender.start();
+        int victim;
+        try {
+            waitUntil("300 acks on every partition before the kill", Duration.ofSeconds(30), () -> {
+                checkProducer(sendErrors, producerFailed);
+                return acks.size() >= 300 && lastAckedSeq.size() == parts;
+            });
+            victim = leaders(describe(admin, Map.of(topic, parts)).get(topic)).get(0);
+            assertTrue(victim >= 1 && victim <= NODES, "leader of partition 0: " + victim);
+            cluster.kill(victim);
+            long killedAt = nextSeq.get();
+            int ackedAtKill = acks.size();
+            // Acks again on every partition, for records sent after the kill: the client
+            // found the new leaders by itself.
+            waitUntil("acks on every partition for records sent after node " + victim + " was killed",
+                    Duration.ofSeconds(30), () -> {
+                        checkProducer(sendErrors, producerFailed);
+                        return IntStream.range(0, parts).allMatch(p -> lastAckedSeq.getOrDefault(p, -1L) >= killedAt);
+                    });
+            System.err.println("failover: " + ackedAtKill + " acks before killing node " + victim + ", "
+                    + acks.size() + " once every partition took writes again");
+        } finally {
+            stop.set(true);
+            sender.join(TimeUnit.SECONDS.toMillis(100));
+        }
+        assertTrue(!sender.isAlive(), "the producer's flush did not return");
+        checkProducer(sendErrors, producerFailed);
+        assertEquals(nextSeq.get(), acks.size(), "every record sent was acknowledged once");
+
+        List<Integer> rest = IntStream.rangeClosed(1, NODES).filter(i -> i != victim).boxed().toList();
+        String restBoot = rest.stream().map(cluster::bootstrap).collect(Collectors.joining(","));
+
+        // Everything acknowledged, read back by a consumer group from the survivors.
+        KafkaConsumer<String, String> consumer = consumer(restBoot, "cluster-failover-group");
+        consumer.subscribe(List.of(topic));
+        Map<Integer, TreeMap<Long, String>> got = new TreeMap<>();
+        Map<String, String> where = new HashMap<>();
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        int consumed = 0;
+        while (consumed < acks.size()) {
+            assertTrue(System.nanoTime() < deadline, "consumed only " + consumed + " of " + acks.size());
+            for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                consumed++;
+                String at = r.partition() + "/" + r.offset();
+                String before = where.put(r.value(), at);
+                assertNull(before, r.value() + " consumed twice: at " + before + " and " + at);
+                got.computeIfAbsent(r.partition(), p -> new TreeMap<>()).put(r.offset(), r.value());
+            }
+        }
+        for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+            fail("a record beyond the acknowledged ones: " + r.value() + " at " + r.partition() + "/" + r.offset());
+        }
+        consumer.commitSync(Duration.ofSeconds(30));
+
+        Map<Integer, Long> lastOffset = new HashMap<>();
+        for (Ack a : acks) {
+            String v = failoverValue(a.seq());
+            assertEquals(v, got.getOrDefault(a.partition(), new TreeMap<>()).get(a.offset()),
+                    "record at " + a.partition() + "/" + a.offset() + ", acknowledged as " + v);
+            Long prev = lastOffset.put(a.partition(), a.offset());
+            assertTrue(prev == null || prev < a.offset(), "partition " + a.partition() + " acknowledged offset "
+                    + a.offset() + " after " + prev);
+        }
+        for (Map.Entry<Integer, TreeMap<Long, String>> e : got.entrySet()) {
+            String prev = null;
+            for (String v : e.getValue().values()) {
+                assertTrue(prev == null || prev.compareTo(v) < 0, "partition " + e.getKey() + " has " + v
+                        + " after " + prev + ": not in the order sent");
+                prev = v;
+            }
+        }
+
+        // The killed node comes back: Metadata lists it again, and it catches up with
+        // every partition's leader and rejoins the ISR.
+        cluster.restart(victim);
+        Admin restAdmin = admin(restBoot);
+        waitUntil("node " + victim + " listed by Metadata again", Duration.ofSeconds(30),
+                () -> get(restAdmin.describeCluster().nodes()).stream().anyMatch(n -> n.id() == victim));
+        describeUntil(restAdmin, topic, "node " + victim + " in every partition's ISR again",
+                d -> d.partitions().stream().allMatch(p -> p.isr().stream().anyMatch(n -> n.id() == victim)));
+    }
+
+    /** Describes topic until cond holds of it (at most 30 s), failing with the last description. */
+    private static void describeUntil(Admin admin, String topic, String what, Predicate<TopicDescription> cond)
+            throws Exception {
+        long deadline = System.nanoTime() + CALL.toNanos();
+        Object last = null;
+        while (true) {
+            try {
+                TopicDescription d = get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic);
+                if (cond.test(d)) {
+                    return;
+                }
+                last = d;
+            } catch (ExecutionException e) {
+                last = e.getCause();
+            }
+            assertTrue(System.nanoTime() < deadline, what + ": not within " + CALL + "; last: " + last);
+            Thread.sleep(100);
+        }
+    }
+
+    private static void checkProducer(List<String> sendErrors, AtomicReference<Throwable> t) {
+        assertNull(t.get(), "the producer thread failed");
+        synchronized (sendErrors) {
+            assertTrue(sendErrors.isEmpty(), sendErrors.size() + " sends failed, the first: "
+                    + sendErrors.subList(0, Math.min(5, sendErrors.size())));
+        }
+    }
+
+    private static void waitUntil(String what, Duration bound, Callable<Boolean> cond)
+            throws Exception {
+        long deadline = System.nanoTime() + bound.toNanos();
+        while (!cond.call()) {
+            assertTrue(System.nanoTime() < deadline, what + ": not within " + bound);
+            Thread.sleep(50);
         }
     }
 

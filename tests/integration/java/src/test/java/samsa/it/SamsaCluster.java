@@ -202,6 +202,51 @@ final class SamsaCluster implements AutoCloseable {
         }
     }
 
+    /**
+     * Starts node {@code node} again, as {@code cluster up} starts a node (its properties
+     * file, stdin from /dev/null, stdout and stderr appended to its server.log), after it
+     * was killed; its new pid replaces the old one in DIR/pids, so that {@link #close}
+     * (and {@code cluster down}) stop it too. Returns once its log shows it listening for
+     * clients again.
+     */
+    void restart(int node) throws Exception {
+        long old = pid(node);
+        if (isNode(old)) {
+            throw new IllegalStateException("node " + node + " (pid " + old + ") is still running");
+        }
+        Path nodeDir = dir.resolve("node" + node);
+        Path log = nodeDir.resolve("server.log");
+        long logStart = Files.size(log);
+        Process p = new ProcessBuilder(SamsaBroker.serverBinary().toString(), "-c",
+                nodeDir.resolve("server.properties").toString())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                .redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+                .start();
+        List<String> pids = new ArrayList<>(Files.readAllLines(dir.resolve("pids")));
+        pids.set(node - 1, Long.toString(p.pid()));
+        Files.writeString(dir.resolve("pids"), String.join("\n", pids) + "\n");
+        String want = "samsa-server listening on port " + (basePort + 10 * (node - 1)) + " ";
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(UP_TIMEOUT_MS);
+        while (true) {
+            byte[] all = Files.readAllBytes(log);
+            int from = (int) Math.min(logStart, all.length);
+            String since = new String(all, from, all.length - from, StandardCharsets.UTF_8);
+            if (since.contains(want)) {
+                return;
+            }
+            if (!p.isAlive()) {
+                throw new IllegalStateException("node " + node + " exited (" + p.exitValue() + ") on restart:\n"
+                        + logTail(node, 30));
+            }
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("node " + node + " not listening " + UP_TIMEOUT_MS
+                        + " ms after its restart:\n" + logTail(node, 30));
+            }
+            Thread.sleep(50);
+        }
+    }
+
     /** The last {@code lines} lines of node {@code node}'s log. */
     String logTail(int node, int lines) {
         try {
