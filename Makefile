@@ -112,15 +112,13 @@ test: format-check unit unit-asan integration fuzz-short
 # Long deterministic simulations (make test runs 1,000 seeds of raft_sim, 300 of
 # metadata_sim, the metadata quorum over real disks, and 100 of replication_sim, partition
 # replication over real logs): make sim SEEDS=100000 MSIM_SEEDS=10000 RSIM_SEEDS=5000.
-# RSIM_FIXED: the src/server fixes replication_sim models (empty: the code as it is).
 SEEDS ?= 100000
 MSIM_SEEDS ?= 10000
 RSIM_SEEDS ?= 5000
-RSIM_FIXED ?= restart,isr
 sim: build
 	./$(BUILD)/tests/unit/raft/raft_sim --seeds $(SEEDS)
 	./$(BUILD)/tests/unit/cluster/metadata_sim --seeds $(MSIM_SEEDS) --quiet
-	./$(BUILD)/tests/unit/replica/replication_sim --seeds $(RSIM_SEEDS) --quiet $(if $(RSIM_FIXED),--assume-fixed $(RSIM_FIXED))
+	./$(BUILD)/tests/unit/replica/replication_sim --seeds $(RSIM_SEEDS) --quiet
 
 # Installs only what is missing, like deps, but kept apart so that make test never needs
 # the peers. A failed install does not stop the benchmark: it reports the peer whose

@@ -201,8 +201,8 @@ bool partition_follower_fetched(struct partition *p, int32_t node_id, int64_t of
     return advance_high_watermark(p);
 }
 
-bool partition_isr_change(struct partition *p, int64_t now_ms, int64_t lag_max_ms, int32_t *isr_out,
-                          int32_t *count_out)
+bool partition_isr_change(struct partition *p, int64_t now_ms, int64_t lag_max_ms,
+                          int32_t candidate, int32_t *isr_out, int32_t *count_out)
 {
     if (p->role != PARTITION_LEADER || !partition_replicated(p) || p->pending_isr_count > 0)
         return false;
@@ -226,7 +226,8 @@ bool partition_isr_change(struct partition *p, int64_t now_ms, int64_t lag_max_m
             if (f->caught_up_ms < 0 && in)
                 f->caught_up_ms = now_ms; /* the term's first check: give it its time */
             keep = in ? now_ms - f->caught_up_ms <= lag_max_ms
-                      : f->log_end >= 0 && f->log_end >= hw && f->log_end >= epoch_start;
+                      : id == candidate && f->log_end >= 0 && f->log_end >= hw &&
+                            f->log_end >= epoch_start;
         }
         if (keep)
             isr_out[n++] = id;

@@ -111,6 +111,10 @@ struct partition {
      * ISR), so that a follower joining never misses what the watermark passes. */
     int32_t pending_isr_count; /* 0: nothing asked */
     int32_t *pending_isr;
+    /* The host's bookkeeping of its requests: the newest one's id, and when to ask
+     * again (a request unanswered, or a refusal not to repeat at once; 0: no wait). */
+    uint64_t isr_request_id;
+    int64_t isr_retry_at_ms;
     /* Of a partition with more than one replica: the leader's is the minimum over the
      * in-sync replicas' log ends, never going back while it leads; a follower's is the
      * leader's, as far as its own log reaches. */
@@ -180,12 +184,14 @@ bool partition_has_replica(const struct partition *p, int32_t node_id);
 bool partition_follower_fetched(struct partition *p, int32_t node_id, int64_t offset,
                                 int64_t now_ms);
 /* ISR maintenance (the leader): the ISR to ask the controller for, in replica order, or
- * false when the ISR is right as it is or a request is already out. A follower joins
- * once it has reached the high watermark and the start of this leader's epoch; one
- * leaves once it has not caught up with the log end for lag_max_ms
- * (replica.lag.time.max.ms). isr_out has room for p->replica_count ids. */
-bool partition_isr_change(struct partition *p, int64_t now_ms, int64_t lag_max_ms, int32_t *isr_out,
-                          int32_t *count_out);
+ * false when the ISR is right as it is or a request is already out. A follower leaves
+ * once it has not caught up with the log end for lag_max_ms (replica.lag.time.max.ms).
+ * Only `candidate` (the follower that just fetched; -1: none) may join, once it has
+ * reached the high watermark and the start of this leader's epoch: as in Kafka, a
+ * follower joins on its own fetch, so one that stopped fetching is never asked for.
+ * isr_out has room for p->replica_count ids. */
+bool partition_isr_change(struct partition *p, int64_t now_ms, int64_t lag_max_ms,
+                          int32_t candidate, int32_t *isr_out, int32_t *count_out);
 /* The request for isr went out / was answered (either way: the metadata says what
  * became of it). */
 void partition_isr_requested(struct partition *p, const int32_t *isr, int32_t count);

@@ -17,31 +17,68 @@ static bool is_active_controller(struct server *s)
     return cluster_controller_id(s->cluster) == s->cfg->node_id;
 }
 
-/* What a leader waits for: the partition by name (it may close meanwhile). */
+/* A request with no answer goes again after this long, with the same epochs and ISR
+ * (the ISR asked for stays pending meanwhile), as Kafka's AlterPartitionManager retries. */
+#define ISR_RESEND_MS 1000
+
+/* What a leader waits for: the partition by name (it may close meanwhile), and which of
+ * its requests this is (only the newest one's answer counts). */
 struct isr_request {
     struct server *s;
     char *topic;
     int32_t partition;
+    uint64_t id;
 };
 
-/* The answer to a leader's request: on success the metadata log brings the new ISR
- * (and clears the request, partition_set_assignment) unless it was already applied or
- * nothing changed; on failure the next check asks again. */
-static void isr_answered(struct isr_request *q, int err, int32_t partition_epoch)
+/* How a request ended, as far as the leader can tell. */
+enum isr_outcome {
+    ISR_WRITTEN,  /* the controller took it (or it changed nothing) */
+    ISR_REFUSED,  /* the controller refused it */
+    ISR_NO_ANSWER /* not sent, the connection closed, or another node answered */
+};
+
+/* The answer to a leader's request. Only the newest request of the partition counts:
+ * an older one's answer says nothing about what is pending now. The pending ISR (which
+ * the high watermark counts) ends only when its fate is known:
+ *   - written: when this node's metadata reaches the epoch written (at once if it has);
+ *   - refused at a partition epoch newer than this node's metadata: the change that
+ *     made it newer may be this very request, sent before and answered never, so it
+ *     stays until the metadata says;
+ *   - refused otherwise: nothing was written; the next check may ask again, not before
+ *     replica.fetch.backoff.ms (a follower the controller will not take, fenced for
+ *     one, would otherwise be asked for at every fetch);
+ *   - no answer: the same request goes again after ISR_RESEND_MS. */
+static void isr_answered(struct isr_request *q, enum isr_outcome how, int16_t error,
+                         int32_t partition_epoch)
 {
-    struct partition *p = server_partition(q->s, slice_from_cstr(q->topic), q->partition);
-    if (p && (err != CLUSTER_OK || p->partition_epoch >= partition_epoch))
-        partition_isr_answered(p);
-    if (p && err != CLUSTER_OK)
-        say_info_ratelimited("replica", "partition %s-%d: the controller refused an ISR change: %s",
-                             q->topic, q->partition, kafka_error_name(kerr_from_cluster(err)));
+    struct server *s = q->s;
+    struct partition *p = server_partition(s, slice_from_cstr(q->topic), q->partition);
+    if (p && p->isr_request_id == q->id && p->pending_isr_count > 0) {
+        int64_t now = net_loop_now_ms(s->loop);
+        if (how == ISR_NO_ANSWER) {
+            p->isr_retry_at_ms = now + ISR_RESEND_MS;
+        } else if (how == ISR_WRITTEN || partition_epoch > p->partition_epoch) {
+            if (p->partition_epoch >= partition_epoch)
+                partition_isr_answered(p);
+        } else {
+            say_info_ratelimited("replica",
+                                 "partition %s-%d: the controller refused an ISR change: %s",
+                                 q->topic, q->partition, kafka_error_name(error));
+            partition_isr_answered(p);
+            p->isr_retry_at_ms = now + s->cfg->replica_fetch_backoff_ms;
+        }
+    }
     free(q->topic);
     free(q);
 }
 
 static void on_local_answer(void *arg, const struct cluster_result *res)
 {
-    isr_answered(arg, res->err, res->partition_epoch);
+    if (res->err == CLUSTER_ERR_NOT_CONTROLLER)
+        isr_answered(arg, ISR_NO_ANSWER, KERR_NOT_CONTROLLER, -1);
+    else
+        isr_answered(arg, res->err == CLUSTER_OK ? ISR_WRITTEN : ISR_REFUSED,
+                     kerr_from_cluster(res->err), res->partition_epoch);
 }
 
 static void on_remote_answer(void *arg, struct reader *r)
@@ -49,36 +86,35 @@ static void on_remote_answer(void *arg, struct reader *r)
     struct alter_partition_response resp;
     struct arena a;
     arena_init(&a);
-    int err = CLUSTER_ERR_NOT_CONTROLLER; /* no answer: ask again later */
-    int32_t epoch = INT32_MAX;
-    if (r && alter_partition_response_decode(r, 0, &a, &resp) == 0) {
-        err = resp.error_code == KERR_NONE ? CLUSTER_OK : CLUSTER_ERR_NOT_CONTROLLER;
-        if (resp.topics_count == 1 && resp.topics[0].partitions_count == 1) {
-            const struct alter_partition_response_topics_partitions *pr =
-                &resp.topics[0].partitions[0];
-            if (pr->error_code != KERR_NONE)
-                err = CLUSTER_ERR_INVALID_REPLICATION;
-            epoch = pr->partition_epoch;
-        }
+    enum isr_outcome how = ISR_NO_ANSWER;
+    int16_t error = KERR_NONE;
+    int32_t epoch = -1;
+    if (r && alter_partition_response_decode(r, 0, &a, &resp) == 0 &&
+        resp.error_code == KERR_NONE && resp.topics_count == 1 &&
+        resp.topics[0].partitions_count == 1) {
+        const struct alter_partition_response_topics_partitions *pr = &resp.topics[0].partitions[0];
+        error = pr->error_code;
+        epoch = pr->partition_epoch;
+        how = error == KERR_NONE ? ISR_WRITTEN : ISR_REFUSED;
     }
     arena_free(&a);
-    isr_answered(arg, err, epoch);
+    isr_answered(arg, how, error, epoch);
 }
 
-static void ask_controller(struct server *s, struct partition *p, const int32_t *isr, int32_t n)
+/* Sends p's pending ISR to the active controller (directly when it is this node). */
+static void send_pending(struct server *s, struct partition *p)
 {
     struct isr_request *q = xcalloc(1, sizeof *q);
     q->s = s;
     q->topic = xstrdup(p->topic);
     q->partition = p->index;
-    say_info("replica", "partition %s-%d: asking for %d in-sync replicas (now %d)", p->topic,
-             p->index, n, p->isr_count);
-    partition_isr_requested(p, isr, n);
+    q->id = p->isr_request_id = ++s->isr_request_seq;
+    p->isr_retry_at_ms = 0;
     struct cluster_isr_change change = {.leader = s->cfg->node_id,
                                         .leader_epoch = p->leader_epoch,
                                         .partition_epoch = p->partition_epoch,
-                                        .isr = isr,
-                                        .isr_count = n};
+                                        .isr = p->pending_isr,
+                                        .isr_count = p->pending_isr_count};
     if (is_active_controller(s)) {
         cluster_alter_partition(s->cluster, slice_from_cstr(p->topic), p->index, &change,
                                 on_local_answer, q);
@@ -96,8 +132,8 @@ static void ask_controller(struct server *s, struct partition *p, const int32_t 
     pr.partition_index = p->index;
     pr.leader_epoch = p->leader_epoch;
     pr.partition_epoch = p->partition_epoch;
-    pr.new_isr = (int32_t *)isr;
-    pr.new_isr_count = n;
+    pr.new_isr = p->pending_isr;
+    pr.new_isr_count = p->pending_isr_count;
     t.partitions = &pr;
     t.partitions_count = 1;
     req.topics = &t;
@@ -109,16 +145,28 @@ static void ask_controller(struct server *s, struct partition *p, const int32_t 
         server_controller_send(s, SERVER_API_ALTER_PARTITION, 0, &body, on_remote_answer, q);
     buf_free(&body);
     if (!sent)
-        isr_answered(q, CLUSTER_ERR_NOT_CONTROLLER, INT32_MAX);
+        isr_answered(q, ISR_NO_ANSWER, KERR_NOT_CONTROLLER, -1);
 }
 
-void server_isr_check(struct server *s, struct partition *p)
+void server_isr_check(struct server *s, struct partition *p, int32_t fetched_from)
 {
+    int64_t now = net_loop_now_ms(s->loop);
+    if (p->pending_isr_count > 0) {
+        if (p->isr_retry_at_ms && now >= p->isr_retry_at_ms)
+            send_pending(s, p); /* the last one went unanswered */
+        return;
+    }
+    if (p->isr_retry_at_ms && now < p->isr_retry_at_ms)
+        return; /* refused a moment ago */
     int32_t few[16];
     int32_t *isr = p->replica_count <= 16 ? few : xcalloc((size_t)p->replica_count, sizeof *isr);
     int32_t n = 0;
-    if (partition_isr_change(p, net_loop_now_ms(s->loop), s->cfg->replica_lag_time_max_ms, isr, &n))
-        ask_controller(s, p, isr, n);
+    if (partition_isr_change(p, now, s->cfg->replica_lag_time_max_ms, fetched_from, isr, &n)) {
+        say_info("replica", "partition %s-%d: asking for %d in-sync replicas (now %d)", p->topic,
+                 p->index, n, p->isr_count);
+        partition_isr_requested(p, isr, n);
+        send_pending(s, p);
+    }
     if (isr != few)
         free(isr);
 }
@@ -134,7 +182,7 @@ static void on_isr_timer(struct net_loop *loop, void *arg)
         for (int32_t i = 0; i < ts->partition_count; i++) {
             struct partition *p = ts->partitions[i];
             if (p && p->role == PARTITION_LEADER && partition_replicated(p))
-                server_isr_check(s, p);
+                server_isr_check(s, p, -1);
         }
     }
     s->isr_timer =

@@ -106,9 +106,10 @@ struct server {
     /* Follower fetchers, one per leader broker followed (replication.c). */
     struct fetch_source **fetch_sources;
     size_t fetch_source_count;
-    uint64_t isr_timer;      /* ISR checks of led partitions (alter_partition.c) */
-    uint64_t shutdown_timer; /* a controlled shutdown's deadline (server.c) */
-    uint64_t balance_timer;  /* preferred-leader elections (leader_balance.c) */
+    uint64_t isr_timer;       /* ISR checks of led partitions (alter_partition.c) */
+    uint64_t isr_request_seq; /* AlterPartition requests sent, to match their answers */
+    uint64_t shutdown_timer;  /* a controlled shutdown's deadline (server.c) */
+    uint64_t balance_timer;   /* preferred-leader elections (leader_balance.c) */
 };
 
 /* A helper thread for blocking work: syncer_create, or a manual syncer when the server
@@ -223,8 +224,10 @@ void server_replication_free(struct server *s);
 
 /* ---- ISR maintenance (alter_partition.c) ---- */
 #define SERVER_API_ALTER_PARTITION 56
-/* Asks the active controller to change p's ISR if it should change (p leads). */
-void server_isr_check(struct server *s, struct partition *p);
+/* Asks the active controller to change p's ISR if it should change (p leads): a
+ * follower that fell behind leaves it; fetched_from (-1: none, the periodic check) may
+ * join it, having just fetched. Resends a request that went unanswered. */
+void server_isr_check(struct server *s, struct partition *p, int32_t fetched_from);
 /* The periodic check of every led partition (replica.lag.time.max.ms / 2). */
 void server_isr_start(struct server *s);
 void server_isr_stop(struct server *s);
@@ -267,6 +270,12 @@ bool server_controller_send(struct server *s, int16_t api_key, int16_t api_versi
  * move this broker's leaderships (KIP-631's WantShutDown); its answer stops the loop.
  * false when there is nothing to ask (a node on its own, not registered): stop now. */
 bool server_controlled_shutdown(struct server *s);
+/* Whether this process may lead partitions: alone, always; in a cluster, once the
+ * metadata holds its own registration (this incarnation), unfenced. A restarted broker
+ * finds itself leader in the metadata it had before: obeying that would take writes at
+ * an old leader epoch, which after a power loss could give one epoch two histories. Its
+ * registration moves those leaderships away, and they come back at new epochs. */
+bool server_may_lead(struct server *s);
 /* This broker's epoch from its registration with the active controller; -1: none. */
 int64_t server_broker_epoch(const struct server *s);
 /* Sends a client's request that only the active controller can answer to it (over the

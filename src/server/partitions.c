@@ -135,12 +135,14 @@ static int64_t checkpoint_lookup(struct hmap *m, const char *topic, int32_t inde
 }
 
 /* Takes the role the metadata gives this node, for a partition it holds a replica of:
- * leader, or follower of another broker or of none (its leader was fenced). A demoted partition's parked fetches are
- * retried, so they answer now instead of at their deadline. */
+ * leader (once it may lead: server_may_lead), or follower of another broker or of none
+ * (its leader was fenced, or it is this node's from before a restart). A demoted
+ * partition's parked fetches are retried, so they answer now instead of at their
+ * deadline. */
 static void follow_metadata(struct server *s, struct partition *p, const struct mpartition *mp)
 {
     int32_t self = s->cfg->node_id;
-    if (mp->leader == self) {
+    if (mp->leader == self && server_may_lead(s)) {
         partition_become_leader(p, mp->leader_epoch);
         if (partition_set_assignment(p, self, mp->leader, mp->partition_epoch, mp->replicas,
                                      mp->replica_count, mp->isr, mp->isr_count))
@@ -153,7 +155,7 @@ static void follow_metadata(struct server *s, struct partition *p, const struct 
                              mp->replica_count, mp->isr, mp->isr_count);
     if (was_leader)
         server_partition_demoted(s, p);
-    if (mp->leader >= 0)
+    if (mp->leader >= 0 && mp->leader != self)
         server_replication_follow(s, p);
 }
 

@@ -770,6 +770,14 @@ bool server_controller_send(struct server *s, int16_t api_key, int16_t api_versi
         l, p, (struct in_flight){.api_key = api_key, .on_answer = on_answer, .arg = arg});
 }
 
+bool server_may_lead(struct server *s)
+{
+    if (!s->quorum_link)
+        return true;
+    const struct mbroker *b = cluster_broker_find(s->cluster, s->cfg->node_id);
+    return b && !b->fenced && memcmp(b->incarnation, s->quorum_link->reg.incarnation, 16) == 0;
+}
+
 int64_t server_broker_epoch(const struct server *s)
 {
     return s->quorum_link ? s->quorum_link->reg.epoch : -1;

@@ -78,29 +78,20 @@
  * One seeded PRNG decides everything and the fake clock (base.h) replaces the clocks, so
  * a seed replays a run exactly.
  *
- * --assume-fixed models, instead of what src/server does today, the fix of a bug this
- * simulator found there, so that runs can go on past it (ctest and make sim use both):
- *   restart  A restarted node opens its partitions with the roles of its metadata image
- *            from before the crash (server.c: server_open_all_partitions, then the
- *            listener) and serves produce as leader at its old epoch until its new
- *            registration fences it. After a power loss it then writes a second history
- *            under the same leader epoch: followers fail on the misaligned batches
- *            forever ("corrupt record batch", seeds 49, 5188) or silently keep different
- *            records at the same offsets (invariant 2, seed 5222). Fixed: a restarted
- *            node takes no role until the controller has its registration and it has
- *            caught up with the metadata (Kafka's initial catch-up).
- *   isr      alter_partition.c ends a partition's pending ISR with the answer to any of
- *            its AlterPartition requests, and with a lost answer: an error answer to an
- *            older request (sent before a metadata update cleared it) ends a newer
- *            request the controller then accepts, so the controller's ISR holds a
- *            replica the leader's high watermark does not wait for, and an acknowledged
- *            batch is missing from an in-sync replica (invariant 1, seeds 55, 113, 148).
- *            Fixed: an answer ends only its own request, and a request without an
- *            answer goes again with the same epochs, the pending ISR kept (Kafka's
- *            AlterPartitionManager).
+ * Two bugs it found in src/server are fixed and modelled as the code now is:
+ *   - a restarted node opened its partitions with the roles of its metadata from before
+ *     the crash and served produce as leader at its old epoch until its registration
+ *     fenced it; after a power loss that wrote a second history under one leader epoch
+ *     (seeds 49, 5188, 5222). Now it leads nothing until the metadata holds its new
+ *     registration unfenced (server_may_lead), and leaderships come back at new epochs;
+ *   - an AlterPartition answer ended whatever ISR request was pending, and a lost
+ *     answer ended it too, so the controller could take an ISR the leader's high
+ *     watermark did not wait for (seeds 55, 113, 148). Now only the newest request's
+ *     answer counts, a request without one goes again, and a refusal at a partition
+ *     epoch newer than the leader knows keeps the pending ISR until the metadata says.
  *
  * Usage: replication_sim [--seeds N] [--first S | --from A] [--seed S | --to B] [--trace]
- *        [--quiet] [--dir BASE] [--assume-fixed restart,isr]
+ *        [--quiet] [--dir BASE]
  * Without a count, RSIM_SEEDS seeds (else 100; under ASan at most 20 unless RSIM_FULL).
  * RSIM_DIR sets the base dir (/tmp). A failure prints the command that replays it.
  */
@@ -138,11 +129,6 @@
 #define FAKE_WALL_START_MS 1800000000000ll
 
 static const char *base_dir = "/tmp";
-
-/* Behaviour of fixes for bugs this simulator found in src/server, modelled instead of the
- * code's (--assume-fixed), so that runs go on past them (see the top of the file). */
-static bool fixed_restart; /* a restarted node takes its roles only from current metadata */
-static bool fixed_isr;     /* an AlterPartition answer ends only its own request */
 
 static const struct topic_settings settings = {
     .max_message_bytes = 1 << 20,
@@ -209,6 +195,7 @@ struct meta {
 struct version {
     struct meta parts[MAX_PARTS];
     bool fenced[MAX_NODES];
+    int32_t incarnation[MAX_NODES]; /* each broker's registration (its process) */
     int64_t deliver_at[MAX_NODES];
 };
 
@@ -306,6 +293,7 @@ struct node {
     int64_t stable[MAX_PARTS]; /* bytes below this offset are on stable storage */
     size_t version;            /* metadata versions applied: [0, version) */
     bool fenced_view[MAX_NODES];
+    int32_t incarnation_view[MAX_NODES];
     uint64_t data_gen[MAX_PARTS]; /* PURGATORY_DATA notifications */
     bool sync_wanted[MAX_PARTS];
     bool round_in_flight;
@@ -317,8 +305,6 @@ struct node {
     struct produce_wait *waits;
     size_t n_waits, cap_waits;
     struct alter_out alters[MAX_ALTERS];
-    uint64_t alter_last[MAX_PARTS]; /* the newest request per partition (fixed_isr) */
-    bool catching_up;               /* restarted, roles not taken yet (fixed_restart) */
     int64_t next_isr_check, next_heartbeat;
     /* checks */
     size_t ack_checked[MAX_PARTS];
@@ -500,6 +486,7 @@ static void publish(struct sim *s, const char *why)
     struct version *v = &s->versions[s->n_versions++];
     memcpy(v->parts, s->ctl, sizeof v->parts);
     memcpy(v->fenced, s->fenced, sizeof v->fenced);
+    memcpy(v->incarnation, s->ctl_incarnation, sizeof v->incarnation);
     for (int i = 0; i < s->n_nodes; i++) {
         int64_t prev = s->n_versions > 1 ? v[-1].deliver_at[i] : 0;
         v->deliver_at[i] = MAX(prev, s->now + rnd_range(0, s->meta_delay_ms));
@@ -961,72 +948,81 @@ static void source_synced_check(struct sim *s, struct node *n, int leader)
 
 /* ---- nodes: ISR (alter_partition.c) ---- */
 
-static void isr_answered(struct node *n, int part, bool ok, int32_t partition_epoch)
+#define ISR_RESEND_MS 1000 /* alter_partition.c */
+
+enum isr_outcome { ISR_WRITTEN, ISR_REFUSED, ISR_NO_ANSWER };
+
+/* alter_partition.c isr_answered: only the newest request's answer counts; a refusal at
+ * a newer partition epoch than this node knows keeps the pending ISR until the metadata
+ * says what became of it; no answer resends the same request later. */
+static void isr_answered(struct sim *s, struct node *n, int part, uint64_t id, enum isr_outcome how,
+                         int32_t partition_epoch)
 {
     struct partition *p = n->p[part];
-    if (p && (!ok || p->partition_epoch >= partition_epoch))
+    if (!p || p->isr_request_id != id || p->pending_isr_count == 0)
+        return;
+    int64_t now = node_now(s, n);
+    if (how == ISR_NO_ANSWER) {
+        p->isr_retry_at_ms = now + ISR_RESEND_MS;
+    } else if (how == ISR_WRITTEN || partition_epoch > p->partition_epoch) {
+        if (p->partition_epoch >= partition_epoch)
+            partition_isr_answered(p);
+    } else {
         partition_isr_answered(p);
+        p->isr_retry_at_ms = now + s->backoff_ms;
+    }
 }
 
-static void isr_check(struct sim *s, struct node *n, int part)
+/* alter_partition.c send_pending: p's pending ISR to the controller. */
+static void send_pending(struct sim *s, struct node *n, int part)
 {
     struct partition *p = n->p[part];
+    uint64_t id = ++s->next_id;
+    p->isr_request_id = id;
+    p->isr_retry_at_ms = 0;
+    struct alter_out *slot = NULL;
+    for (int i = 0; i < MAX_ALTERS && !slot; i++)
+        if (!n->alters[i].used)
+            slot = &n->alters[i];
+    if (!slot || link_blocked(s, n->index, CTRL)) { /* not sent: no connection */
+        isr_answered(s, n, part, id, ISR_NO_ANSWER, -1);
+        return;
+    }
+    struct msg m = {.kind = M_ALTER,
+                    .from = n->index,
+                    .to = CTRL,
+                    .id = id,
+                    .incarnation = n->incarnation,
+                    .part = part,
+                    .leader_epoch = p->leader_epoch,
+                    .partition_epoch = p->partition_epoch,
+                    .n_isr = p->pending_isr_count};
+    memcpy(m.isr, p->pending_isr, sizeof(int32_t) * (size_t)p->pending_isr_count);
+    *slot = (struct alter_out){true, m.id, part, s->now + ALTER_TIMEOUT_MS};
+    send_msg(s, &m);
+}
+
+/* alter_partition.c server_isr_check. */
+static void isr_check(struct sim *s, struct node *n, int part, int32_t fetched_from)
+{
+    struct partition *p = n->p[part];
+    int64_t now = node_now(s, n);
+    if (p->pending_isr_count > 0) {
+        if (p->isr_retry_at_ms && now >= p->isr_retry_at_ms)
+            send_pending(s, n, part);
+        return;
+    }
+    if (p->isr_retry_at_ms && now < p->isr_retry_at_ms)
+        return;
     int32_t isr[MAX_NODES], count = 0;
-    if (!partition_isr_change(p, node_now(s, n), s->lag_max_ms, isr, &count))
+    if (!partition_isr_change(p, now, s->lag_max_ms, fetched_from, isr, &count))
         return;
     char line[64];
     TRACE(s, "node %d p%d: asks for isr %s (now %d, epochs %d/%d)", n->id, part,
           ids_str(isr, count, line, sizeof line), p->isr_count, p->leader_epoch,
           p->partition_epoch);
     partition_isr_requested(p, isr, count);
-    struct alter_out *slot = NULL;
-    for (int i = 0; i < MAX_ALTERS && !slot; i++)
-        if (!n->alters[i].used)
-            slot = &n->alters[i];
-    if (!slot || link_blocked(s, n->index, CTRL)) { /* not sent: no connection */
-        isr_answered(n, part, false, INT32_MAX);
-        return;
-    }
-    struct msg m = {.kind = M_ALTER,
-                    .from = n->index,
-                    .to = CTRL,
-                    .id = ++s->next_id,
-                    .incarnation = n->incarnation,
-                    .part = part,
-                    .leader_epoch = p->leader_epoch,
-                    .partition_epoch = p->partition_epoch,
-                    .n_isr = count};
-    memcpy(m.isr, isr, sizeof(int32_t) * (size_t)count);
-    *slot = (struct alter_out){true, m.id, part, s->now + ALTER_TIMEOUT_MS};
-    n->alter_last[part] = m.id;
-    send_msg(s, &m);
-}
-
-/* fixed_isr: a request without an answer goes again, with the same epochs and ISR (the
- * pending ISR stays, as Kafka's AlterPartitionManager retries). */
-static void isr_resend(struct sim *s, struct node *n, struct alter_out *a)
-{
-    struct partition *p = n->p[a->part];
-    if (!p || p->pending_isr_count == 0 || link_blocked(s, n->index, CTRL)) {
-        a->timeout_at = s->now + ALTER_TIMEOUT_MS; /* once the pending ISR is decided */
-        if (!p || p->pending_isr_count == 0)
-            a->used = false;
-        return;
-    }
-    struct msg m = {.kind = M_ALTER,
-                    .from = n->index,
-                    .to = CTRL,
-                    .id = ++s->next_id,
-                    .incarnation = n->incarnation,
-                    .part = a->part,
-                    .leader_epoch = p->leader_epoch,
-                    .partition_epoch = p->partition_epoch,
-                    .n_isr = p->pending_isr_count};
-    memcpy(m.isr, p->pending_isr, sizeof(int32_t) * (size_t)p->pending_isr_count);
-    a->id = m.id;
-    a->timeout_at = s->now + ALTER_TIMEOUT_MS;
-    n->alter_last[a->part] = m.id;
-    send_msg(s, &m);
+    send_pending(s, n, part);
 }
 
 static void on_alter_answer(struct sim *s, struct node *n, const struct msg *m)
@@ -1035,8 +1031,11 @@ static void on_alter_answer(struct sim *s, struct node *n, const struct msg *m)
         struct alter_out *a = &n->alters[i];
         if (a->used && a->id == m->id) {
             a->used = false;
-            if (!fixed_isr || n->alter_last[a->part] == m->id)
-                isr_answered(n, a->part, m->ok, m->partition_epoch);
+            /* A stale broker epoch is a top-level error: as no answer. */
+            enum isr_outcome how = m->partition_epoch == INT32_MAX ? ISR_NO_ANSWER
+                                   : m->ok                         ? ISR_WRITTEN
+                                                                   : ISR_REFUSED;
+            isr_answered(s, n, a->part, m->id, how, m->partition_epoch);
             return;
         }
     }
@@ -1075,7 +1074,7 @@ static bool leader_fetch(struct sim *s, struct node *n, const struct msg *req, b
             } else {
                 if (partition_follower_fetched(p, replica_id, fp->fetch_offset, node_now(s, n)))
                     n->data_gen[fp->part]++;
-                isr_check(s, n, fp->part);
+                isr_check(s, n, fp->part, replica_id);
                 int rc = log_read(p->log, fp->fetch_offset, s->fetch_max_bytes,
                                   log_end_offset(p->log), &rr[i]);
                 if (rc != 0)
@@ -1227,11 +1226,18 @@ static void produce_waits(struct sim *s, struct node *n)
 
 /* ---- nodes: metadata (partitions.c follow_metadata) ---- */
 
+/* quorum_link.c server_may_lead: this process's registration, unfenced, is in the
+ * metadata this node has applied. */
+static bool node_may_lead(const struct node *n)
+{
+    return !n->fenced_view[n->index] && n->incarnation_view[n->index] == n->incarnation;
+}
+
 static void follow_metadata(struct sim *s, struct node *n, int part, const struct meta *mp)
 {
     struct partition *p = n->p[part];
     int32_t self = n->id;
-    if (mp->leader == self) {
+    if (mp->leader == self && node_may_lead(n)) {
         bool new_term = p->role != PARTITION_LEADER || p->leader_epoch != mp->leader_epoch;
         partition_become_leader(p, mp->leader_epoch);
         if (partition_set_assignment(p, self, mp->leader, mp->partition_epoch, mp->replicas,
@@ -1254,7 +1260,7 @@ static void follow_metadata(struct sim *s, struct node *n, int part, const struc
         n->data_gen[part]++;
         TRACE(s, "node %d p%d: follows %d at epoch %d", n->id, part, mp->leader, mp->leader_epoch);
     }
-    if (mp->leader >= 0)
+    if (mp->leader >= 0 && mp->leader != self)
         replication_follow(s, n, part);
 }
 
@@ -1262,6 +1268,7 @@ static void apply_version(struct sim *s, struct node *n, size_t v, bool all)
 {
     const struct version *ver = &s->versions[v];
     memcpy(n->fenced_view, ver->fenced, sizeof n->fenced_view);
+    memcpy(n->incarnation_view, ver->incarnation, sizeof n->incarnation_view);
     for (int k = 0; k < s->n_parts; k++) {
         if (!n->p[k])
             continue;
@@ -1274,17 +1281,6 @@ static void apply_version(struct sim *s, struct node *n, size_t v, bool all)
 
 static void deliver_metadata(struct sim *s, struct node *n)
 {
-    if (n->catching_up) {
-        const struct version *v = &s->versions[s->n_versions - 1];
-        if (s->ctl_incarnation[n->index] != n->incarnation || v->deliver_at[n->index] > s->now ||
-            link_blocked(s, CTRL, n->index))
-            return;
-        n->catching_up = false;
-        n->version = s->n_versions;
-        TRACE(s, "node %d caught up with metadata v%zu", n->id, n->version - 1);
-        apply_version(s, n, n->version - 1, true);
-        return;
-    }
     while (n->version < s->n_versions && !s->fail) {
         const struct version *v = &s->versions[n->version];
         if (v->deliver_at[n->index] > s->now || link_blocked(s, CTRL, n->index))
@@ -1337,10 +1333,9 @@ static void node_start(struct sim *s, struct node *n)
     if (s->fail)
         return;
     /* The metadata this node had applied before it went down (its metadata log), as
-     * server.c opens partitions at start-up: roles included. fixed_restart: no role until
-     * the controller has its registration and this node has caught up. */
-    n->catching_up = fixed_restart && n->incarnation > 1;
-    if (n->version > 0 && !n->catching_up)
+     * server.c opens partitions at start-up: roles included, but no leadership until
+     * its new registration is in the metadata, unfenced (may_lead). */
+    if (n->version > 0)
         apply_version(s, n, n->version - 1, true);
     n->next_heartbeat = s->now;
     n->next_isr_check = node_now(s, n) + s->lag_max_ms / 2;
@@ -1567,21 +1562,15 @@ static void node_tick(struct sim *s, struct node *n)
         struct alter_out *a = &n->alters[i];
         if (!a->used || s->now < a->timeout_at)
             continue;
-        if (fixed_isr && n->alter_last[a->part] == a->id) {
-            isr_resend(s, n, a);
-        } else if (!fixed_isr) { /* no answer: alter_partition.c asks again later */
-            a->used = false;
-            isr_answered(n, a->part, false, INT32_MAX);
-        } else {
-            a->used = false;
-        }
+        a->used = false; /* the link closes an unanswered request: no answer */
+        isr_answered(s, n, a->part, a->id, ISR_NO_ANSWER, -1);
     }
     if (now >= n->next_isr_check) {
         n->next_isr_check = now + MAX(s->lag_max_ms / 2, 1);
         for (int k = 0; k < s->n_parts; k++) {
             struct partition *p = n->p[k];
             if (p && p->role == PARTITION_LEADER && partition_replicated(p))
-                isr_check(s, n, k);
+                isr_check(s, n, k, -1);
         }
     }
     if (now >= n->next_heartbeat) {
@@ -2067,10 +2056,6 @@ int main(int argc, char **argv)
             explicit_count = true;
         } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             base_dir = argv[++i];
-        } else if (strcmp(argv[i], "--assume-fixed") == 0 && i + 1 < argc) {
-            const char *what = argv[++i];
-            fixed_restart = strstr(what, "restart") != NULL;
-            fixed_isr = strstr(what, "isr") != NULL;
         } else if (strcmp(argv[i], "--trace") == 0) {
             trace = true;
         } else if (strcmp(argv[i], "--quiet") == 0) {
@@ -2078,7 +2063,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--seeds N] [--first S | --from A] [--seed S | --to B] [--trace] "
-                    "[--quiet] [--dir BASE] [--assume-fixed restart,isr]\n",
+                    "[--quiet] [--dir BASE]\n",
                     argv[0]);
             return 2;
         }

@@ -117,7 +117,7 @@ static bool follower_fetch(struct server *s, struct located *l, int32_t replica_
     }
     if (partition_follower_fetched(p, replica_id, fp->fetch_offset, net_loop_now_ms(s->loop)))
         server_high_watermark_moved(s, p);
-    server_isr_check(s, p); /* a follower that caught up joins the ISR */
+    server_isr_check(s, p, replica_id); /* a follower that caught up joins the ISR */
     return true;
 }
 

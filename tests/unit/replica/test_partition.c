@@ -411,19 +411,19 @@ static void test_isr_shrinks_and_expands(void **state)
     partition_set_assignment(p, 1, 1, 0, three, 3, three, 3);
     int32_t isr[3], n = 0;
     /* The term's first check gives every in-sync follower its time. */
-    assert_false(partition_isr_change(p, 1000, 500, isr, &n));
+    assert_false(partition_isr_change(p, 1000, 500, -1, isr, &n));
     append(p, 4);
     partition_follower_fetched(p, 2, 4, 1100); /* caught up */
     partition_follower_fetched(p, 3, 0, 1100); /* behind */
-    assert_false(partition_isr_change(p, 1400, 500, isr, &n));
+    assert_false(partition_isr_change(p, 1400, 500, -1, isr, &n));
     /* Node 3 has not caught up for longer than the lag allows: it leaves. */
-    assert_true(partition_isr_change(p, 1501, 500, isr, &n));
+    assert_true(partition_isr_change(p, 1501, 500, -1, isr, &n));
     assert_int_equal(n, 2);
     assert_int_equal(isr[0], 1);
     assert_int_equal(isr[1], 2);
     /* One request at a time; the pending ISR counts for the high watermark. */
     partition_isr_requested(p, isr, n);
-    assert_false(partition_isr_change(p, 1600, 500, isr, &n));
+    assert_false(partition_isr_change(p, 1600, 500, -1, isr, &n));
     partition_isr_answered(p);
     static const int32_t isr12[] = {1, 2};
     assert_true(partition_set_assignment(p, 1, 1, 1, three, 3, isr12, 2));
@@ -431,9 +431,12 @@ static void test_isr_shrinks_and_expands(void **state)
     /* Node 3 catches up to the high watermark: it joins again. */
     partition_follower_fetched(p, 2, 4, 1700);
     partition_follower_fetched(p, 3, 3, 1700);
-    assert_false(partition_isr_change(p, 1700, 500, isr, &n));
+    assert_false(partition_isr_change(p, 1700, 500, 3, isr, &n));
     partition_follower_fetched(p, 3, 4, 1800);
-    assert_true(partition_isr_change(p, 1800, 500, isr, &n));
+    /* Only on its own fetch: a check for another follower's (or the timer's) does not. */
+    assert_false(partition_isr_change(p, 1800, 500, 2, isr, &n));
+    assert_false(partition_isr_change(p, 1800, 500, -1, isr, &n));
+    assert_true(partition_isr_change(p, 1800, 500, 3, isr, &n));
     assert_int_equal(n, 3);
     /* While that expansion is pending, the high watermark waits for node 3 too. */
     partition_isr_requested(p, isr, n);
