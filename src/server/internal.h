@@ -553,6 +553,7 @@ int16_t kerr_from_cluster(int err);
     X(23, offset_for_leader_epoch)                                                                 \
     X(32, describe_configs)                                                                        \
     X(33, alter_configs)                                                                           \
+    X(35, describe_log_dirs)                                                                       \
     X(37, create_partitions)                                                                       \
     X(42, delete_groups)                                                                           \
     X(43, elect_leaders)                                                                           \

@@ -367,3 +367,38 @@ def test_leaders_return_to_preferred_replicas_by_themselves(quorum_rebalancing):
     victim.start(victim.port)
     wait_until(lambda: leaders_on(other, "r-auto") == leaders, 30, interval=0.5,
                what="every partition led by its preferred replica again")
+
+
+def log_dirs(n):
+    """DescribeLogDirs v1 (all topics) from node n: {(topic, partition): (size, lag)}."""
+    import kwire
+    with kwire.Conn(n.port, host=n.host) as c:
+        r = c.request(35, 1, kwire.i32(-1))
+        r.i32()
+        out = {}
+        for err, _, topics in r.array(lambda r: (r.i16(), r.string(), r.array(
+                lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i64(), r.i64(), r.i8())))))):
+            assert err == 0
+            for t, parts in topics:
+                for p, size, lag, _ in parts:
+                    out[(t, p)] = (size, lag)
+        return out
+
+
+def test_describe_log_dirs_shows_each_replica(quorum):
+    """DescribeLogDirs (kafka-log-dirs.sh): every node lists the replicas it holds, with
+    their size; once the followers have caught up the sizes agree and no lag is left."""
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
+    create_replicated(quorum, "r-dirs", 2)
+    p = acks_all_producer(quorum)
+    for i in range(100):
+        p.produce("r-dirs", value=b"d" * 100, partition=i % 2)
+    assert p.flush(60) == 0
+
+    def agreed():
+        seen = [{k: v for k, v in log_dirs(n).items() if k[0] == "r-dirs"} for n in quorum]
+        return seen if all(len(d) == 2 for d in seen) and \
+            all(d == seen[0] for d in seen) and \
+            all(size > 0 and lag == 0 for size, lag in seen[0].values()) else None
+    wait_until(agreed, 15, what="the same sizes and no lag on every replica")
