@@ -218,6 +218,8 @@ void server_high_watermark_moved(struct server *s, struct partition *p);
 /* p follows p->leader_id (another broker) now: fetch it from there. Partitions that
  * stop following a leader are dropped by its fetcher when it next looks. */
 void server_replication_follow(struct server *s, struct partition *p);
+/* Start-up: fetches the partitions opened as followers before the loop existed. */
+void server_replication_start(struct server *s);
 /* Closes the fetchers' connections (shutdown); server_replication_free frees them. */
 void server_replication_stop(struct server *s);
 void server_replication_free(struct server *s);

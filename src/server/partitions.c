@@ -155,7 +155,8 @@ static void follow_metadata(struct server *s, struct partition *p, const struct 
                              mp->replica_count, mp->isr, mp->isr_count);
     if (was_leader)
         server_partition_demoted(s, p);
-    if (mp->leader >= 0 && mp->leader != self)
+    /* At start-up, before the loop exists, server_replication_start does it. */
+    if (mp->leader >= 0 && mp->leader != self && s->loop)
         server_replication_follow(s, p);
 }
 

@@ -772,8 +772,10 @@ bool server_controller_send(struct server *s, int16_t api_key, int16_t api_versi
 
 bool server_may_lead(struct server *s)
 {
-    if (!s->quorum_link)
+    if (broker_config_alone(s->cfg))
         return true;
+    if (!s->quorum_link)
+        return false; /* start-up: not registered yet */
     const struct mbroker *b = cluster_broker_find(s->cluster, s->cfg->node_id);
     return b && !b->fenced && memcmp(b->incarnation, s->quorum_link->reg.incarnation, 16) == 0;
 }

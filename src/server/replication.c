@@ -423,6 +423,22 @@ void server_replication_follow(struct server *s, struct partition *p)
     rest(src, 1);
 }
 
+void server_replication_start(struct server *s)
+{
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(&s->topics, &it, &k, &v)) {
+        struct topic_state *ts = v;
+        for (int32_t i = 0; i < ts->partition_count; i++) {
+            struct partition *p = ts->partitions[i];
+            if (p && p->role == PARTITION_FOLLOWER && p->leader_id >= 0 &&
+                p->leader_id != s->cfg->node_id)
+                server_replication_follow(s, p);
+        }
+    }
+}
+
 void server_replication_stop(struct server *s)
 {
     s->stopping = true; /* a sync finishing later sends no new Fetch */

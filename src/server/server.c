@@ -370,6 +370,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         net_timer_add(s->loop, cfg->flush_offset_checkpoint_interval_ms, checkpoint_tick, s);
     server_isr_start(s);
     server_leader_balance_start(s);
+    server_replication_start(s);
     say_info("server", "node %d of cluster %s listening on %s:%d (advertised as %s:%d), data in %s",
              cfg->node_id, cluster_id(s->cluster),
              *cfg->listener_host ? cfg->listener_host : "0.0.0.0", port, cfg->advertised_host,
