@@ -315,6 +315,25 @@ struct slice request_peer(struct request *req)
     return (struct slice){(const uint8_t *)out, n + 1};
 }
 
+const char *request_assignment_width_error(struct request *req, int32_t count, int32_t *width)
+{
+    if (count <= 0)
+        return "The manual partition assignment includes an empty replica list.";
+    if (*width >= 0 && count != *width)
+        return arena_printf(&req->arena,
+                            "The manual partition assignment includes a partition with %d "
+                            "replica(s), but this is not consistent with previous "
+                            "partitions, which have %d replica(s).",
+                            count, *width);
+    if (count > INT16_MAX)
+        return arena_printf(&req->arena,
+                            "The manual partition assignment names %d replicas for a "
+                            "partition; at most %d are possible.",
+                            count, INT16_MAX);
+    *width = count;
+    return NULL;
+}
+
 void request_malformed(struct request *req)
 {
     const struct proto_api *api = proto_api_find(req->hdr.api_key);

@@ -430,6 +430,10 @@ void group_delete_groups_done(void *ctx, const struct grp_delete_groups_resp *re
 void group_offset_delete_done(void *ctx, const struct grp_offset_delete_resp *resp);
 /* The peer's address as text, in the request's arena ("" if the connection is gone). */
 struct slice request_peer(struct request *req);
+/* A manual replica assignment's next partition names count brokers: NULL and *width
+ * set (the first partition's count, which every other must match), or why not, as
+ * Kafka words it (in the request's arena). *width starts at -1. */
+const char *request_assignment_width_error(struct request *req, int32_t count, int32_t *width);
 
 /* ---- fetch long poll (handlers/fetch.c) ---- */
 /* Drops parked fetches whose connection closed (see s->fetch_orphans). */

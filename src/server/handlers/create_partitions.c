@@ -28,20 +28,9 @@ static const char *flat_assignment(struct request *req,
     int32_t n = t->assignments_count, width = -1;
     for (int32_t a = 0; a < n; a++) {
         int32_t count = MAX(t->assignments[a].broker_ids_count, 0);
-        if (count == 0)
-            return "The manual partition assignment includes an empty replica list.";
-        if (width >= 0 && count != width)
-            return arena_printf(&req->arena,
-                                "The manual partition assignment includes a partition with %d "
-                                "replica(s), but this is not consistent with previous "
-                                "partitions, which have %d replica(s).",
-                                count, width);
-        if (count > INT16_MAX)
-            return arena_printf(&req->arena,
-                                "The manual partition assignment names %d replicas for a "
-                                "partition; at most %d are possible.",
-                                count, INT16_MAX);
-        width = count;
+        const char *bad = request_assignment_width_error(req, count, &width);
+        if (bad)
+            return bad;
     }
     width = MAX(width, 1);
     int32_t *flat = REQ_ALLOC(req, int32_t, (size_t)MAX(n, 1) * (size_t)width);

@@ -249,20 +249,9 @@ static const char *manual_assignment(struct request *req,
         if (index >= 0 && index < n && seen[index])
             return arena_printf(
                 &req->arena, "Found multiple manual partition assignments for partition %d", index);
-        if (count == 0)
-            return "The manual partition assignment includes an empty replica list.";
-        if (width >= 0 && count != width)
-            return arena_printf(&req->arena,
-                                "The manual partition assignment includes a partition with %d "
-                                "replica(s), but this is not consistent with previous "
-                                "partitions, which have %d replica(s).",
-                                count, width);
-        if (count > INT16_MAX)
-            return arena_printf(&req->arena,
-                                "The manual partition assignment names %d replicas for a "
-                                "partition; at most %d are possible.",
-                                count, INT16_MAX);
-        width = count;
+        const char *bad = request_assignment_width_error(req, count, &width);
+        if (bad)
+            return bad;
         if (index >= 0 && index < n)
             seen[index] = true;
         else
