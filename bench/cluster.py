@@ -9,7 +9,8 @@ can run it, Apache Kafka 4.4's in the same run:
                 CreateTopics that succeeds, sent in turn to the surviving nodes over raw
                 connections (a Kafka broker forwards it to its controller; a Samsa node
                 that does not lead answers NOT_CONTROLLER and the next is tried). p50/p99
-                over the trials. Samsa: the killed node is restarted between trials.
+                over the trials. Samsa: the killed node is restarted between trials (one
+                that does not come back is reported; the trials go on on a fresh cluster).
                 Kafka: a fresh cluster per trial (a JVM restart costs more than a trial).
   propagation   CreateTopics to the cluster, then Metadata polled on every node until all
                 three list the topic: p50/p99 of the time to the last node.
@@ -31,9 +32,10 @@ on a second cluster with false (Kafka's mode), and Kafka's three nodes:
                 shutdown); from the signal to the first acks=all Produce acknowledged by
                 the new leader (Metadata from the survivors names it; polled every 10
                 ms over raw connections). A record acknowledged before the stop must be
-                on the new leader. Samsa: a fresh cluster per trial, and the stopped node
-                started again afterwards must rejoin every ISR (reported apart). Kafka:
-                one cluster, the stopped JVM started again from its /proc command line.
+                on the new leader. The stopped node is started again after each trial
+                and must rejoin every ISR before the next (Samsa: a node that does not
+                come back is reported, and the trials go on on a fresh cluster). Kafka:
+                the stopped JVM started again from its /proc command line.
 
 Default timeouts everywhere (controller.quorum.election.timeout.ms 1000,
 broker.session.timeout.ms 9000; Kafka's too).
@@ -48,6 +50,7 @@ replication measurement failed (the table and the notes below it say what happen
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -82,10 +85,16 @@ KAFKA_SH = os.path.join(ROOT, "tests", "reference", "kafka.sh")
 TRIAL_TIMEOUT_S = 60
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    """n distinct free ports (all bound at once, so the kernel cannot hand one out twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def pct(values, p):
@@ -146,9 +155,11 @@ def lists_topic(port, name):
 class SamsaCluster:
     def __init__(self, build, work, overrides=None):
         self.overrides = overrides or {}
+        self.keep = True  # the data dir stays after stop() unless a check clears this
         self.server = os.path.join(build, "samsa-server")
         self.dir = tempfile.mkdtemp(prefix="cluster-", dir=work)
-        self.ports = [(free_port(), free_port()) for _ in range(3)]
+        ports = free_ports(6)
+        self.ports = [(ports[2 * i], ports[2 * i + 1]) for i in range(3)]
         self.voters = ",".join("%d@127.0.0.1:%d" % (i + 1, c) for i, (_, c) in enumerate(self.ports))
         self.procs = [None] * 3
         cid = subprocess.run([self.server, "random-uuid"], capture_output=True, check=True,
@@ -156,8 +167,12 @@ class SamsaCluster:
         for i in range(3):
             subprocess.run([self.server, "format", "--cluster-id", cid] + self.args(i),
                            capture_output=True, check=True, timeout=30)
-        for i in range(3):
-            self.start(i)
+        try:
+            for i in range(3):
+                self.start(i)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def args(self, i):
         p, c = self.ports[i]
@@ -266,6 +281,8 @@ class SamsaCluster:
                 p.wait(timeout=10)
             if p and p.stdout:
                 p.stdout.close()
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def failover_once(kill, ports, name):
@@ -446,32 +463,84 @@ def leader_trial(cl, topic, partitions, how, controller_of, tag):
     return took, victim
 
 
-def samsa_leader_trials(build, work, how, trials, restarts):
-    """Samsa: a fresh cluster per trial (it starts in about a second) with a topic of 3
-    partitions, RF=3, min.insync.replicas=2; after the trial the stopped node is started
-    again and must rejoin every ISR: each restart's outcome is appended to restarts
-    (None, or what went wrong), apart from the figure."""
-    out = []
-    for t in range(trials):
-        c = SamsaCluster(build, work)
+def new_samsa_cluster(build, work, overrides=None):
+    """A SamsaCluster; tried again on fresh ports when one of the free ports picked has
+    been taken meanwhile (by another process, or as a client connection's own port)."""
+    for attempt in range(3):
         try:
-            c.wait_settled()
-            create_rf3(build, c.node_ports(), "rf3-fo", 3)
+            return SamsaCluster(build, work, overrides)
+        except RuntimeError as e:
+            if "Address already in use" not in str(e) or attempt == 2:
+                raise
+            print("cluster.py: a port was taken meanwhile; starting the cluster again on "
+                  "other ports", file=sys.stderr, flush=True)
+
+
+class SamsaTrials:
+    """Failover trials on one Samsa cluster that lives on from trial to trial, as a real
+    one would: after each trial the stopped node is started again and must come back
+    (rejoined()). A node that does not is a finding, recorded in restarts (None for each
+    restart that went well) with its exit status and last log lines; its cluster is
+    stopped and kept on disk for a look, and the trials go on on a fresh cluster."""
+
+    def __init__(self, build, work, cluster, restarts):
+        self.build, self.work, self.c, self.restarts = build, work, cluster, restarts
+
+    def cluster(self):
+        if self.c is None:
+            self.c = new_samsa_cluster(self.build, self.work)
+            self.c.wait_settled()
+        return self.c
+
+    def restart(self, node_id, what, rejoined):
+        c = self.c
+        try:
+            c.start_node(node_id)
+            if not rejoined(c):
+                raise RuntimeError("node %d started again but did not rejoin within 60 s"
+                                   % node_id)
+            self.restarts.append(None)
+        except RuntimeError as e:
+            if "Address already in use" in str(e):  # the harness's port, not a finding
+                print("cluster.py: node %d's port was taken while it was down; going on on "
+                      "a fresh cluster" % node_id, file=sys.stderr, flush=True)
+            else:
+                self.restarts.append("after the %s, in %s: %s" % (what, c.dir, e))
+                print("cluster.py: restart failed: %s" % self.restarts[-1], file=sys.stderr,
+                      flush=True)
+            c.stop()
+            self.c = None
+
+    def controller(self, trials):
+        """Controller failover: kill -9 of the active controller."""
+        fo = []
+        for i in range(trials):
+            c = self.cluster()
+            ctl = c.wait_settled()
+            alive = [p for n, (p, _) in enumerate(c.ports) if n + 1 != ctl]
+            fo.append(failover_once(lambda: c.kill(ctl), alive, "fo-%d" % i))
+            self.restart(ctl, "controller trial %d" % i, lambda c: c.wait_settled() is not None)
+        return fo
+
+    def leader(self, how, trials):
+        """Partition-leader failover (leader_trial) on the topic rf3-fo."""
+        out = []
+        for t in range(trials):
+            c = self.cluster()
+            md = topic_metadata(c.client_ports()[0], "rf3-fo")
+            if md is None or md[0] != 0:
+                create_rf3(self.build, c.node_ports(), "rf3-fo", 3)
             took, victim = leader_trial(c, "rf3-fo", 3, how, c.wait_settled,
                                         "samsa-%s trial %d" % (how, t))
             out.append(took)
-            try:
-                c.start_node(victim)
-                if not wait_replicated(c.node_ports(), "rf3-fo", 3, timeout_s=60):
-                    raise RuntimeError("node %d restarted but not back in every ISR within 60 s"
-                                       % victim)
-                restarts.append(None)
-            except RuntimeError as e:
-                restarts.append("after %s trial %d: %s" % (how, t, e))
-                print("cluster.py: restart failed: %s" % restarts[-1], file=sys.stderr, flush=True)
-        finally:
-            c.stop()
-    return out
+            self.restart(victim, "%s trial %d" % (how, t),
+                         lambda c: wait_replicated(c.node_ports(), "rf3-fo", 3, timeout_s=60))
+        return out
+
+    def stop(self):
+        if self.c is not None:
+            self.c.keep = False
+            self.c.stop()
 
 
 def kafka_leader_trials(build, kc, how, trials):
@@ -668,45 +737,44 @@ def replication_part(what, fn, res, key, notes, logs=None):
 
 def main():
     build, work, out_md = sys.argv[1:4]
+    # SIGTERM unwinds like ^C, so that the finally clauses stop the nodes started here.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t_start, load_start = time.monotonic(), loadavg()
     rows = []
     res = {}
     notes = []
     # ---- Samsa ----
-    c = SamsaCluster(build, work)
+    # One cluster for the measurements and then the failover trials, which start each
+    # stopped node again (SamsaTrials: a fresh cluster only after one fails to come back).
 
     def samsa_logs(cl):
         return lambda: "\n".join("-- node%d.log (last lines):\n%s" % (n, cl.log_tail(n))
                                   for n in (1, 2, 3))
 
+    restarts = []
+    res["samsa.restarts"] = restarts
+    trials = SamsaTrials(build, work, new_samsa_cluster(build, work), restarts)
     try:
-        c.wait_settled()
+        c = trials.cluster()
         prop = [propagation_once(c.client_ports(), "prop-%d" % i) for i in range(PROPAGATION_TRIALS)]
         res["samsa.prop"] = prop
-        fo = []
-        for i in range(FAILOVER_TRIALS):
-            ctl = c.wait_settled()
-            alive = [p for n, (p, _) in enumerate(c.ports) if n + 1 != ctl]
-            fo.append(failover_once(lambda: c.kill(ctl), alive, "fo-%d" % i))
-            c.start(ctl - 1)
-        res["samsa.fo"] = fo
-        c.wait_settled()
         res["samsa.three"] = samsa_bench(build, c.bootstrap(), "three",
                                          THROUGHPUT_ARGS + ["-n", str(RECORDS)])
         if WANT_REPLICATION:
             replication_part("Samsa RF=3 throughput and fixed rate",
                              lambda: rf3_runs(build, c.node_ports(), "samsa.rf3", res),
                              res, "samsa.rf3.ok", notes, samsa_logs(c))
+        res["samsa.fo"] = trials.controller(FAILOVER_TRIALS)
+        if WANT_REPLICATION:
+            for how in ("kill", "term"):
+                replication_part("Samsa partition-leader failover (%s)" % how,
+                                 lambda: trials.leader(how, PLEADER_TRIALS),
+                                 res, "samsa." + how, notes,
+                                 lambda: samsa_logs(trials.c)() if trials.c else "")
     finally:
-        c.stop()
+        trials.stop()
     if WANT_REPLICATION:
-        restarts = []
-        for how in ("kill", "term"):
-            replication_part("Samsa partition-leader failover (%s)" % how,
-                             lambda: samsa_leader_trials(build, work, how, PLEADER_TRIALS, restarts),
-                             res, "samsa." + how, notes)
-        res["samsa.restarts"] = restarts
-        c = SamsaCluster(build, work, {"samsa.replica.fetch.sync": "false"})
+        c = new_samsa_cluster(build, work, {"samsa.replica.fetch.sync": "false"})
         try:
             c.wait_settled()
             replication_part("Samsa RF=3 throughput and fixed rate, samsa.replica.fetch.sync=false",
@@ -774,6 +842,10 @@ def main():
     rows.append("| --- | --- | --- |")
     rows.append("| controller failover: kill -9 of the active controller → first successful CreateTopics (goal p99 ≤ 3 s) | %s | %s |"
                 % (cell("samsa.fo"), cell("kafka.fo")))
+    rows.append("| the killed or stopped node started again after each failover trial → back (controller trials: all three list each other and agree on the controller; partition-leader trials: back in every ISR) | %s | %s |"
+                % (restarted(res.get("samsa.restarts")),
+                   "every time (%d restarts, partition-leader trials)" % (len(res.get("kafka.kill", [])) + len(res.get("kafka.term", [])))
+                   if res.get("kafka.term") else "-"))
     rows.append("| metadata propagation: CreateTopics answered → listed by all three (goal p99 ≤ 100 ms) | %s | %s |"
                 % (cell("samsa.prop"), cell("kafka.prop")))
     rows.append("| %d × 1 KiB, acks=all, 12 partitions, replication 1: three nodes / one node, produce (goal: lose ≤ 15%%) | %s / %s MB/s (%+.0f%%) | - |"
@@ -799,6 +871,14 @@ def main():
     print(text)
     if res.get("failed"):
         sys.exit(1)
+
+
+def restarted(r):
+    if not r:
+        return "-"
+    bad = [x for x in r if x]
+    return "every time (%d restarts)" % len(r) if not bad else \
+        "**%d of %d restarts failed** (listed below)" % (len(bad), len(r))
 
 
 def replication_table(res):
@@ -837,13 +917,6 @@ def replication_table(res):
         v, k = f(key, "e2e_p99_ms"), f("kafka.rf3.e2e", "e2e_p99_ms")
         return "; p99 ÷ Kafka's %s" % ratio(v, k) if v is not None and k else ""
 
-    def restarted(r):
-        if not r:
-            return "-"
-        bad = [x for x in r if x]
-        return "every time (%d restarts)" % len(r) if not bad else \
-            "**%d of %d restarts failed** (below the table)" % (len(bad), len(r))
-
     def fo(key):
         v = res.get(key)
         if not v:
@@ -870,8 +943,6 @@ def replication_table(res):
         % (fo("samsa.kill"), fo("kafka.kill")),
         "| SIGTERM of a partition's leader (controlled shutdown) → the same (goal p99 ≤ 0.5 s) | %s | not measured | %s | |"
         % (fo("samsa.term"), fo("kafka.term")),
-        "| the stopped node started again after each trial → back in every ISR | %s | not measured | %s | |"
-        % (restarted(res.get("samsa.restarts")), "every time" if res.get("kafka.term") else "-"),
     ]
 
 
