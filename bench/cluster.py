@@ -162,6 +162,7 @@ class SamsaCluster:
         self.ports = [(ports[2 * i], ports[2 * i + 1]) for i in range(3)]
         self.voters = ",".join("%d@127.0.0.1:%d" % (i + 1, c) for i, (_, c) in enumerate(self.ports))
         self.procs = [None] * 3
+        self.log_from = [0] * 3
         cid = subprocess.run([self.server, "random-uuid"], capture_output=True, check=True,
                              timeout=10).stdout.decode().strip()
         for i in range(3):
@@ -189,6 +190,7 @@ class SamsaCluster:
 
     def start(self, i):
         log = open(os.path.join(self.dir, "node%d.log" % (i + 1)), "ab")
+        self.log_from[i] = log.tell()  # where this start's lines begin
         self.procs[i] = subprocess.Popen([self.server] + self.args(i), stdout=subprocess.PIPE,
                                          stderr=log, stdin=subprocess.DEVNULL)
         log.close()
@@ -198,10 +200,13 @@ class SamsaCluster:
             line = self.procs[i].stdout.readline()
             said.append(line.decode(errors="replace").rstrip())
             if not line and self.procs[i].poll() is not None:
-                raise RuntimeError("node %d exited (status %s) while starting; stdout: %s; "
-                                   "stderr: %s" % (i + 1, self.procs[i].returncode,
-                                                   " | ".join(x for x in said if x),
-                                                   self.log_tail(i + 1, 10)))
+                st = self.procs[i].returncode
+                raise RuntimeError("node %d exited (status %s%s) while starting; stdout: %s; "
+                                   "last lines of its stderr since this start: %s" % (
+                                       i + 1, st, " = %s" % signal.Signals(-st).name if st < 0 else "",
+                                       " | ".join(x for x in said if x) or "nothing",
+                                       " | ".join(self.log_tail(i + 1, 2, True).splitlines())
+                                       or "nothing"))
 
     def client_ports(self, alive_only=True):
         return [p for i, (p, _) in enumerate(self.ports)
@@ -263,10 +268,11 @@ class SamsaCluster:
         return {i + 1: p for i, (p, _) in enumerate(self.ports)
                 if self.procs[i] and self.procs[i].poll() is None}
 
-    def log_tail(self, node_id, n=20):
+    def log_tail(self, node_id, n=20, this_start=False):
         try:
-            lines = open(os.path.join(self.dir, "node%d.log" % node_id), "rb").read().decode(
-                errors="replace").splitlines()
+            with open(os.path.join(self.dir, "node%d.log" % node_id), "rb") as f:
+                f.seek(self.log_from[node_id - 1] if this_start else 0)
+                lines = f.read().decode(errors="replace").splitlines()
             return "\n".join(lines[-n:])
         except OSError:
             return ""
