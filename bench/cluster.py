@@ -569,11 +569,19 @@ def create_rf3(build, node_ports, topic, partitions):
     """The topic with replication factor 3 and min.insync.replicas 2 (`samsa topic
     create`), once every replica of every partition is in sync."""
     boot = ",".join("127.0.0.1:%d" % p for p in node_ports.values())
-    out = subprocess.run([samsa_cli(build), "-b", boot, "topic", "create", topic, "-p",
-                          str(partitions), "-r", "3", "-c", "min.insync.replicas=2"],
-                         capture_output=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError("topic create %s failed: %s" % (topic, (out.stdout + out.stderr).decode()))
+    deadline = time.monotonic() + 30
+    while True:
+        out = subprocess.run([samsa_cli(build), "-b", boot, "topic", "create", topic, "-p",
+                              str(partitions), "-r", "3", "-c", "min.insync.replicas=2"],
+                             capture_output=True, timeout=60)
+        if out.returncode == 0:
+            break
+        # A node that has just started is registered but fenced until its first heartbeat
+        # is answered: the replication factor cannot be reached for a moment.
+        said = (out.stdout + out.stderr).decode()
+        if "replication factor" not in said or time.monotonic() > deadline:
+            raise RuntimeError("topic create %s failed: %s" % (topic, said))
+        time.sleep(0.2)
     if not wait_replicated(node_ports, topic, partitions):
         raise RuntimeError("%s: replicas not all in sync within 120 s of its creation" % topic)
 
