@@ -16,7 +16,7 @@ DEB_PKGS   := build-essential cmake pkg-config libcmocka-dev librdkafka-dev kcat
 BENCH_DEB_PKGS := redis-server redis-tools nats-server libhiredis-dev libnats-dev \
                   librabbitmq-dev bc fio strace
 
-.PHONY: all deps bench-deps configure build build-asan run cluster cluster-down test unit unit-asan integration js-deps ref-deps fuzz fuzz-short sim bench clean format format-check
+.PHONY: all deps bench-deps configure build build-asan run cluster cluster-down test unit unit-asan integration js-deps ref-deps fuzz fuzz-short sim chaos bench clean format format-check
 
 all: build
 
@@ -119,6 +119,14 @@ sim: build
 	./$(BUILD)/tests/unit/raft/raft_sim --seeds $(SEEDS)
 	./$(BUILD)/tests/unit/cluster/metadata_sim --seeds $(MSIM_SEEDS) --quiet
 	./$(BUILD)/tests/unit/replica/replication_sim --seeds $(RSIM_SEEDS) --quiet
+
+# Chaos against real three-node clusters (tests/chaos/chaos.py): RUNS runs from seed SEED,
+# CHAOS_SECONDS each. make test runs one short run (test_chaos.py).
+RUNS ?= 3
+SEED ?= 1
+CHAOS_SECONDS ?= 60
+chaos: build
+	SAMSA_SERVER=$(CURDIR)/$(BUILD)/samsa-server $(PY) tests/chaos/chaos.py --seed $(SEED) --runs $(RUNS) --duration $(CHAOS_SECONDS)
 
 # Installs only what is missing, like deps, but kept apart so that make test never needs
 # the peers. A failed install does not stop the benchmark: it reports the peer whose
