@@ -50,7 +50,7 @@ enum cluster_err {
 
 /* ---- topic configuration ---- */
 
-enum tcfg_type { TCFG_LONG, TCFG_INT, TCFG_STRING, TCFG_BOOL, TCFG_DOUBLE, TCFG_LIST };
+enum tcfg_type { TCFG_LONG, TCFG_INT, TCFG_STRING, TCFG_BOOL, TCFG_DOUBLE, TCFG_LIST, TCFG_SHORT };
 
 /* One per-topic config Samsa knows: its Kafka name, the broker property that gives
  * its default, and how values are checked. */

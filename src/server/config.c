@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* Kafka's ConfigDef types; K_LIST values are comma-separated strings to Samsa. */
-enum key_type { K_INT, K_LONG, K_BOOL, K_STRING, K_DOUBLE, K_LIST };
+enum key_type { K_INT, K_LONG, K_BOOL, K_STRING, K_DOUBLE, K_LIST, K_SHORT };
 
 struct key_def {
     const char *name;
@@ -39,10 +39,9 @@ static const struct key_def keys[] = {
     {"replica.fetch.response.max.bytes", K_INT, "10485760", 0},
     {"replica.fetch.backoff.ms", K_INT, "1000", 0},
     {"replica.lag.time.max.ms", K_LONG, "30000", 1},
-    {"offsets.topic.replication.factor", K_INT, "3", 1},
+    {"offsets.topic.replication.factor", K_SHORT, "3", 1},
     {"auto.leader.rebalance.enable", K_BOOL, "true", 0},
     {"leader.imbalance.check.interval.seconds", K_LONG, "300", 1},
-    {"leader.imbalance.per.broker.percentage", K_INT, "10", 0},
     {"samsa.replica.fetch.sync", K_BOOL, "true", 0},
     {"log.dirs", K_LIST, NULL, 0},
     {"log.dir", K_LIST, "/tmp/kafka-logs", 0},
@@ -312,6 +311,8 @@ static int get_num(const struct broker_config *c, const char *key, int64_t *out)
         return bad(key, v, "not a number");
     if (k->type == K_INT && (x > INT32_MAX || x < INT32_MIN))
         return bad(key, v, "out of range for an int");
+    if (k->type == K_SHORT && (x > INT16_MAX || x < INT16_MIN))
+        return bad(key, v, "out of range for a short");
     if (x < k->min) {
         char why[64];
         snprintf(why, sizeof why, "must be at least %lld", (long long)k->min);
@@ -520,7 +521,6 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("replica.fetch.backoff.ms", replica_fetch_backoff_ms, int64_t);
     NUM("replica.lag.time.max.ms", replica_lag_time_max_ms, int64_t);
     NUM("offsets.topic.replication.factor", offsets_topic_replication_factor, int16_t);
-    NUM("leader.imbalance.per.broker.percentage", leader_imbalance_per_broker_percentage, int64_t);
     int64_t imbalance_s = 300;
     if (get_num(c, "leader.imbalance.check.interval.seconds", &imbalance_s) < 0)
         rc = -1;
@@ -684,6 +684,7 @@ static enum tcfg_type item_type(enum key_type t)
 {
     switch (t) {
     case K_INT: return TCFG_INT;
+    case K_SHORT: return TCFG_SHORT;
     case K_LONG: return TCFG_LONG;
     case K_BOOL: return TCFG_BOOL;
     case K_STRING: return TCFG_STRING;

@@ -45,11 +45,9 @@ struct broker_config {
     int64_t replica_fetch_backoff_ms;
     int64_t replica_lag_time_max_ms;          /* a follower behind this long leaves the ISR */
     int16_t offsets_topic_replication_factor; /* __consumer_offsets, as brokers allow */
-    /* auto.leader.rebalance.enable, leader.imbalance.check.interval.seconds (in ms),
-     * leader.imbalance.per.broker.percentage */
+    /* auto.leader.rebalance.enable, leader.imbalance.check.interval.seconds (in ms) */
     bool auto_leader_rebalance;
     int64_t leader_imbalance_check_interval_ms;
-    int64_t leader_imbalance_per_broker_percentage;
     /* samsa.replica.fetch.sync: a follower makes fetched data durable before its next
      * fetch tells the leader it has it (off: Kafka's in-memory acknowledgement). */
     bool replica_fetch_sync;

@@ -1,10 +1,10 @@
 /* Preferred leaders (internal.h, "leader balance"): after a broker comes back from a
  * failure or a restart its partitions are led by other replicas, and nothing moves them
- * back by itself. As Kafka's controller does (auto.leader.rebalance.enable), the active
- * controller looks every leader.imbalance.check.interval.seconds at each broker's share
- * of partitions it should lead (it is their first replica) but does not; above
- * leader.imbalance.per.broker.percentage it elects the preferred replica for each of
- * them that is unfenced and in sync. ElectLeaders does the same on request. */
+ * back by itself. As Kafka 4's controller does (auto.leader.rebalance.enable), the
+ * active controller looks every leader.imbalance.check.interval.seconds for partitions
+ * whose preferred replica (their first) is unfenced and in sync but does not lead, and
+ * elects it. (Kafka 4 dropped leader.imbalance.per.broker.percentage: every such
+ * partition moves.) ElectLeaders does the same on request. */
 #include "server/internal.h"
 
 bool server_preferred_leader_wanted(struct server *s, const struct mpartition *mp)
@@ -20,23 +20,6 @@ bool server_preferred_leader_wanted(struct server *s, const struct mpartition *m
     return false;
 }
 
-/* The share (percent) of the partitions broker id should lead that it does not. */
-static int64_t imbalance_percent(struct server *s, int32_t id)
-{
-    int64_t preferred = 0, elsewhere = 0;
-    for (size_t i = 0; i < cluster_topic_count(s->cluster); i++) {
-        const struct mtopic *t = cluster_topic_at(s->cluster, i);
-        for (int32_t k = 0; k < t->partition_count; k++) {
-            const struct mpartition *mp = &t->partitions[k];
-            if (mp->replica_count == 0 || mp->replicas[0] != id)
-                continue;
-            preferred++;
-            elsewhere += mp->leader != id;
-        }
-    }
-    return preferred ? elsewhere * 100 / preferred : 0;
-}
-
 static void elected(void *arg, const struct cluster_result *res)
 {
     (void)arg;
@@ -47,29 +30,20 @@ static void elected(void *arg, const struct cluster_result *res)
 
 static void balance(struct server *s)
 {
-    for (size_t b = 0; b < cluster_broker_count(s->cluster); b++) {
-        const struct mbroker *br = cluster_broker_at(s->cluster, b);
-        if (br->fenced ||
-            imbalance_percent(s, br->node_id) <= s->cfg->leader_imbalance_per_broker_percentage)
-            continue;
-        int moved = 0;
-        for (size_t i = 0; i < cluster_topic_count(s->cluster); i++) {
-            const struct mtopic *t = cluster_topic_at(s->cluster, i);
-            for (int32_t k = 0; k < t->partition_count; k++) {
-                const struct mpartition *mp = &t->partitions[k];
-                if (mp->replicas[0] != br->node_id || !server_preferred_leader_wanted(s, mp))
-                    continue;
-                cluster_elect_leader(s->cluster, slice_from_cstr(t->name), k,
-                                     CLUSTER_ELECT_PREFERRED, elected, NULL);
-                moved++;
-            }
+    int moved = 0;
+    for (size_t i = 0; i < cluster_topic_count(s->cluster); i++) {
+        const struct mtopic *t = cluster_topic_at(s->cluster, i);
+        for (int32_t k = 0; k < t->partition_count; k++) {
+            if (!server_preferred_leader_wanted(s, &t->partitions[k]))
+                continue;
+            cluster_elect_leader(s->cluster, slice_from_cstr(t->name), k, CLUSTER_ELECT_PREFERRED,
+                                 elected, NULL);
+            moved++;
         }
-        if (moved)
-            say_info("server",
-                     "leader balance: broker %d leads too few of its preferred "
-                     "partitions; electing it for %d",
-                     br->node_id, moved);
     }
+    if (moved)
+        say_info("server", "leader balance: electing the preferred replica of %d partitions",
+                 moved);
 }
 
 static void on_balance_timer(struct net_loop *loop, void *arg)

@@ -35,6 +35,7 @@ static int8_t kafka_config_type(enum tcfg_type t)
     case TCFG_BOOL: return 1;
     case TCFG_STRING: return 2;
     case TCFG_INT: return 3;
+    case TCFG_SHORT: return 4;
     case TCFG_LONG: return 5;
     case TCFG_DOUBLE: return 6;
     case TCFG_LIST: return 7;
