@@ -87,6 +87,11 @@ struct cli_admin {
  * rd_kafka_<Api>() call, then collect its result with cli_admin_result. */
 struct cli_admin cli_admin_start(rd_kafka_t *rk, rd_kafka_admin_op_t api);
 
+/* Describes topic `name`'s configs; on success *out is the result event (caller destroys)
+ * and *res its one resource; else -1 after printing why. */
+int cli_describe_topic_configs(rd_kafka_t *rk, const char *name, rd_kafka_event_t **out,
+                               const rd_kafka_ConfigResource_t **res);
+
 /* Waits for req's result as cli_admin_wait does, then releases req's queue and options.
  * Returns the event (caller destroys) or NULL after printing why. */
 rd_kafka_event_t *cli_admin_result(struct cli_admin *req, rd_kafka_event_type_t want,

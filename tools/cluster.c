@@ -52,6 +52,10 @@ struct status {
     char *cluster_id; /* from librdkafka when cluster is NULL; malloc'd, may be NULL */
     int32_t controller_id;
 
+    /* min.insync.replicas of each topic with an under-replicated partition (-1: not
+     * known), parallel to md->topics; NULL when none is under-replicated. */
+    int *min_isr;
+
     /* DescribeQuorum's one partition, or NULL with quorum_why saying why. */
     const struct describe_quorum_response *quorum_resp;
     const struct describe_quorum_response_topics_partitions *quorum;
@@ -61,6 +65,7 @@ struct status {
 
 static void status_free(struct status *st)
 {
+    free(st->min_isr);
     if (st->md != NULL) {
         rd_kafka_metadata_destroy(st->md);
     }
@@ -218,6 +223,52 @@ static bool leaderless(const struct rd_kafka_metadata_partition *p)
 static bool under_replicated(const struct rd_kafka_metadata_partition *p)
 {
     return p->isr_cnt < p->replica_cnt;
+}
+
+/* min.insync.replicas of topic `name` (DescribeConfigs), or -1 if not known. */
+static int topic_min_isr(rd_kafka_t *rk, const char *name)
+{
+    rd_kafka_event_t *ev;
+    const rd_kafka_ConfigResource_t *res;
+    if (cli_describe_topic_configs(rk, name, &ev, &res) != 0)
+        return -1;
+    int v = -1;
+    size_t n;
+    const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(res, &n);
+    for (size_t i = 0; i < n; i++) {
+        const char *value = rd_kafka_ConfigEntry_value(e[i]);
+        if (strcmp(rd_kafka_ConfigEntry_name(e[i]), "min.insync.replicas") == 0 && value)
+            v = atoi(value);
+    }
+    rd_kafka_event_destroy(ev);
+    return v;
+}
+
+/* Looks up min.insync.replicas for every topic that has an under-replicated partition. */
+static void load_min_isr(rd_kafka_t *rk, struct status *st)
+{
+    const struct rd_kafka_metadata *md = st->md;
+    for (int i = 0; i < md->topic_cnt; i++) {
+        const struct rd_kafka_metadata_topic *tp = &md->topics[i];
+        for (int p = 0; p < tp->partition_cnt; p++) {
+            if (!under_replicated(&tp->partitions[p]))
+                continue;
+            if (!st->min_isr) {
+                st->min_isr = xcalloc((size_t)md->topic_cnt, sizeof *st->min_isr);
+                for (int k = 0; k < md->topic_cnt; k++)
+                    st->min_isr[k] = -1;
+            }
+            st->min_isr[i] = topic_min_isr(rk, tp->topic);
+            break;
+        }
+    }
+}
+
+/* Fewer in sync than the topic's min.insync.replicas: acks=all is refused. */
+static bool under_min_isr(const struct status *st, int topic,
+                          const struct rd_kafka_metadata_partition *p)
+{
+    return st->min_isr && st->min_isr[topic] > 0 && p->isr_cnt < st->min_isr[topic];
 }
 
 /* "1,2,3" into out. */
@@ -392,27 +443,34 @@ static void print_leaderless_text(const struct rd_kafka_metadata *md)
     table_free(t);
 }
 
-static void print_under_replicated_text(const struct rd_kafka_metadata *md)
+static void print_under_replicated_text(const struct status *st)
 {
-    struct table *t = table_new(5, "TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR");
+    const struct rd_kafka_metadata *md = st->md;
+    struct table *t = table_new(6, "TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "MIN-ISR");
+    int below = 0;
     for (int i = 0; i < md->topic_cnt; i++) {
         const struct rd_kafka_metadata_topic *tp = &md->topics[i];
         for (int p = 0; p < tp->partition_cnt; p++) {
             const struct rd_kafka_metadata_partition *mp = &tp->partitions[p];
             if (!under_replicated(mp))
                 continue;
-            char id[16], leader[16], replicas[256], isr[256];
+            char id[16], leader[16], replicas[256], isr[256], min[24];
             snprintf(id, sizeof id, "%d", mp->id);
             snprintf(leader, sizeof leader, "%d", mp->leader);
+            int m = st->min_isr ? st->min_isr[i] : -1;
+            snprintf(min, sizeof min, "%d%s", m, under_min_isr(st, i, mp) ? " (under)" : "");
+            below += under_min_isr(st, i, mp);
             table_add(t, tp->topic, id, leader,
                       id_list(replicas, sizeof replicas, mp->replicas, mp->replica_cnt),
-                      id_list(isr, sizeof isr, mp->isrs, mp->isr_cnt));
+                      id_list(isr, sizeof isr, mp->isrs, mp->isr_cnt), m < 0 ? NULL : min);
         }
     }
     if (table_rows(t) == 0) {
         printf("Under-replicated partitions: none\n");
     } else {
-        printf("Under-replicated partitions: %d\n", table_rows(t));
+        printf("Under-replicated partitions: %d, under min.insync.replicas: %d (acks=all "
+               "refused there)\n",
+               table_rows(t), below);
         table_print(t);
     }
     table_free(t);
@@ -448,7 +506,7 @@ static void print_text(const struct status *st)
     }
     printf("\n");
     print_leaderless_text(st->md);
-    print_under_replicated_text(st->md);
+    print_under_replicated_text(st);
 }
 
 /* ---- JSON ---- */
@@ -580,10 +638,12 @@ static void print_json(const struct status *st)
             char replicas[256], isr[256];
             printf("%s{\"topic\": ", sep);
             json_cstr(tp->topic);
-            printf(", \"partition\": %d, \"leader\": %d, \"replicas\": [%s], \"isr\": [%s]}",
+            printf(", \"partition\": %d, \"leader\": %d, \"replicas\": [%s], \"isr\": [%s], "
+                   "\"min_insync_replicas\": %d, \"under_min_isr\": %s}",
                    mp->id, mp->leader,
                    id_list(replicas, sizeof replicas, mp->replicas, mp->replica_cnt),
-                   id_list(isr, sizeof isr, mp->isrs, mp->isr_cnt));
+                   id_list(isr, sizeof isr, mp->isrs, mp->isr_cnt),
+                   st->min_isr ? st->min_isr[i] : -1, under_min_isr(st, i, mp) ? "true" : "false");
             sep = ", ";
         }
     }
@@ -623,6 +683,7 @@ static int cluster_status(struct cli_opts *o, bool json)
         st.cluster_id = rd_kafka_clusterid(rk, CLI_TIMEOUT_MS);
         st.controller_id = rd_kafka_controllerid(rk, CLI_TIMEOUT_MS);
     }
+    load_min_isr(rk, &st);
     if (json) {
         print_json(&st);
     } else {

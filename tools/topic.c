@@ -230,35 +230,6 @@ static int topic_list(struct cli_opts *o, const struct topic_args *a)
     return rc;
 }
 
-/* Describes topic `name`'s configs; on success *out is the result event (caller destroys)
- * and *res its one resource. */
-static int describe_topic_configs(rd_kafka_t *rk, const char *name, rd_kafka_event_t **out,
-                                  const rd_kafka_ConfigResource_t **res)
-{
-    rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
-    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-    rd_kafka_DescribeConfigs(rk, &cr, 1, req.opt, req.q);
-    rd_kafka_event_t *ev =
-        cli_admin_result(&req, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, "describe configs");
-    rd_kafka_ConfigResource_destroy(cr);
-    if (ev == NULL) {
-        return -1;
-    }
-    size_t n;
-    const rd_kafka_ConfigResource_t **rs =
-        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
-    if (n != 1 || rd_kafka_ConfigResource_error(rs[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        const char *why = n != 1 ? "no result" : rd_kafka_ConfigResource_error_string(rs[0]);
-        cli_err("describe configs of '%s': %s", name,
-                why != NULL ? why : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
-        rd_kafka_event_destroy(ev);
-        return -1;
-    }
-    *out = ev;
-    *res = rs[0];
-    return 0;
-}
-
 static int topic_describe(struct cli_opts *o, const struct topic_args *a)
 {
     rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
@@ -312,7 +283,7 @@ static int topic_describe(struct cli_opts *o, const struct topic_args *a)
 
     rd_kafka_event_t *ev;
     const rd_kafka_ConfigResource_t *res;
-    if (describe_topic_configs(rk, a->name, &ev, &res) != 0) {
+    if (cli_describe_topic_configs(rk, a->name, &ev, &res) != 0) {
         rc = CLI_EXIT_FAIL;
     } else {
         size_t n;
@@ -368,7 +339,7 @@ static int topic_alter(struct cli_opts *o, const struct topic_args *a)
     }
     rd_kafka_event_t *dev;
     const rd_kafka_ConfigResource_t *cur;
-    if (describe_topic_configs(rk, a->name, &dev, &cur) != 0) {
+    if (cli_describe_topic_configs(rk, a->name, &dev, &cur) != 0) {
         rd_kafka_destroy(rk);
         return CLI_EXIT_FAIL;
     }

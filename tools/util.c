@@ -340,3 +340,30 @@ void table_free(struct table *t)
     free(t->cells);
     free(t);
 }
+
+int cli_describe_topic_configs(rd_kafka_t *rk, const char *name, rd_kafka_event_t **out,
+                               const rd_kafka_ConfigResource_t **res)
+{
+    rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
+    struct cli_admin req = cli_admin_start(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_DescribeConfigs(rk, &cr, 1, req.opt, req.q);
+    rd_kafka_event_t *ev =
+        cli_admin_result(&req, RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, "describe configs");
+    rd_kafka_ConfigResource_destroy(cr);
+    if (ev == NULL) {
+        return -1;
+    }
+    size_t n;
+    const rd_kafka_ConfigResource_t **rs =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+    if (n != 1 || rd_kafka_ConfigResource_error(rs[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char *why = n != 1 ? "no result" : rd_kafka_ConfigResource_error_string(rs[0]);
+        cli_err("describe configs of '%s': %s", name,
+                why != NULL ? why : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
+        rd_kafka_event_destroy(ev);
+        return -1;
+    }
+    *out = ev;
+    *res = rs[0];
+    return 0;
+}

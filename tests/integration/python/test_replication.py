@@ -59,13 +59,14 @@ def replicas_identical(nodes, topic, partitions):
 
 
 def under_replicated(n):
-    """{(topic, partition)} that `samsa cluster status --json` lists as under-replicated."""
+    """{(topic, partition): (min.insync.replicas, under it)} that `samsa cluster status
+    --json` lists as under-replicated."""
     import json
     import subprocess
     from test_cluster_quorum import CLI
     out = subprocess.run([CLI, "-b", n.bootstrap, "cluster", "status", "--json"],
                          capture_output=True, timeout=30, check=True).stdout
-    return {(u["topic"], u["partition"])
+    return {(u["topic"], u["partition"]): (u["min_insync_replicas"], u["under_min_isr"])
             for u in json.loads(out)["under_replicated_partitions"]}
 
 
@@ -263,6 +264,8 @@ def test_follower_behind_the_leaders_log_start_starts_over(quorum):
     # Once it is fenced, `samsa cluster status` lists the partition as under-replicated.
     wait_until(lambda: ("r-start", 0) in under_replicated(leader), 15,
                what="r-start-0 under-replicated in cluster status")
+    # Two of three in sync, min.insync.replicas 2: under-replicated, not under min ISR.
+    assert under_replicated(leader)[("r-start", 0)] == (2, False)
     for i in range(50):
         p.produce("r-start", value=b"b%d" % i, partition=0)
         p.flush(60)  # one batch per record: the log start falls between batches
