@@ -57,10 +57,40 @@ static struct partition *followed_partition(struct fetch_source *src, const stru
     return p && p->role == PARTITION_FOLLOWER && p->leader_id == src->leader ? p : NULL;
 }
 
+/* src->parts is kept sorted by (topic, index): lookups are binary searches, and a
+ * topic's partitions are next to each other when a request is built. */
+static int cmp_followed(const char *topic, int32_t index, const struct followed *f)
+{
+    int c = strcmp(topic, f->topic);
+    return c ? c : (index > f->index) - (index < f->index);
+}
+
+/* Where (topic, index) is in src->parts, or would be inserted; *found says which. */
+static size_t followed_position(const struct fetch_source *src, const char *topic, int32_t index,
+                                bool *found)
+{
+    size_t lo = 0, hi = src->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_followed(topic, index, &src->parts[mid]);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *found = false;
+    return lo;
+}
+
 static void drop_followed(struct fetch_source *src, size_t i)
 {
     free(src->parts[i].topic);
-    src->parts[i] = src->parts[--src->count];
+    memmove(&src->parts[i], &src->parts[i + 1], (src->count - i - 1) * sizeof *src->parts);
+    src->count--;
 }
 
 static void on_timer(struct net_loop *loop, void *arg)
@@ -109,19 +139,22 @@ static bool connect_source(struct fetch_source *src)
     return true;
 }
 
-/* Adds partition p to the request's topic of its name (one entry per topic). */
+/* Adds partition p (src->parts[i]) to the request: to the last topic entry if it is
+ * p's topic (the parts are sorted by topic), else to a new one, sized for the partitions
+ * of that topic from i on. */
 static void add_to_request(struct fetch_source *src, struct fetch_request *req, struct arena *a,
-                           const struct followed *f, struct partition *p)
+                           size_t i, struct partition *p)
 {
-    struct fetch_request_topics *t = NULL;
-    for (int32_t i = 0; i < req->topics_count && !t; i++)
-        if (slice_eq_cstr(req->topics[i].topic, f->topic))
-            t = &req->topics[i];
-    if (!t) {
+    const struct followed *f = &src->parts[i];
+    struct fetch_request_topics *t = req->topics_count ? &req->topics[req->topics_count - 1] : NULL;
+    if (!t || !slice_eq_cstr(t->topic, f->topic)) {
+        size_t n = 1;
+        while (i + n < src->count && strcmp(src->parts[i + n].topic, f->topic) == 0)
+            n++;
         t = &req->topics[req->topics_count++];
         fetch_request_topics_init(t);
         t->topic = slice_from_cstr(f->topic);
-        t->partitions = arena_alloc(a, src->count * sizeof *t->partitions);
+        t->partitions = arena_alloc(a, n * sizeof *t->partitions);
         t->partitions_count = 0;
     }
     struct fetch_request_topics_partitions *fp = &t->partitions[t->partitions_count++];
@@ -163,12 +196,11 @@ static void source_fetch(struct fetch_source *src)
             drop_followed(src, i);
             continue;
         }
-        i++;
-        if (f->rest_until_ms > now) {
+        if (f->rest_until_ms > now)
             next_rest = MIN(next_rest, f->rest_until_ms);
-            continue;
-        }
-        add_to_request(src, &req, &a, f, p);
+        else
+            add_to_request(src, &req, &a, i, p);
+        i++;
     }
     if (req.topics_count == 0) {
         if (next_rest != INT64_MAX)
@@ -202,10 +234,14 @@ static void source_fetch(struct fetch_source *src)
 
 static struct followed *find_followed(struct fetch_source *src, struct slice topic, int32_t index)
 {
-    for (size_t i = 0; i < src->count; i++)
-        if (src->parts[i].index == index && slice_eq_cstr(topic, src->parts[i].topic))
-            return &src->parts[i];
-    return NULL;
+    char name[256]; /* topic names are at most 249 bytes */
+    if (topic.len >= sizeof name)
+        return NULL;
+    memcpy(name, topic.ptr, topic.len);
+    name[topic.len] = '\0';
+    bool found;
+    size_t at = followed_position(src, name, index, &found);
+    return found ? &src->parts[at] : NULL;
 }
 
 /* Appends the whole batches of records at p's log end; a partial last batch (cut by
@@ -404,15 +440,18 @@ void server_replication_follow(struct server *s, struct partition *p)
             xrealloc(s->fetch_sources, (s->fetch_source_count + 1) * sizeof *s->fetch_sources);
         s->fetch_sources[s->fetch_source_count++] = src;
     }
-    struct followed *f = find_followed(src, slice_from_cstr(p->topic), p->index);
-    if (!f) {
+    bool found;
+    size_t at = followed_position(src, p->topic, p->index, &found);
+    if (!found) {
         if (src->count == src->cap) {
             src->cap = src->cap ? src->cap * 2 : 16;
             src->parts = xrealloc(src->parts, src->cap * sizeof *src->parts);
         }
-        f = &src->parts[src->count++];
-        *f = (struct followed){xstrdup(p->topic), p->index, 0};
+        memmove(&src->parts[at + 1], &src->parts[at], (src->count - at) * sizeof *src->parts);
+        src->count++;
+        src->parts[at] = (struct followed){xstrdup(p->topic), p->index, 0};
     }
+    struct followed *f = &src->parts[at];
     f->rest_until_ms = 0; /* a new leader or epoch: no reason to wait */
     /* Not at once: p may still be being opened (not yet found by name), and the other
      * partitions of the same metadata change join the same request. */
