@@ -1739,9 +1739,10 @@ void cluster_create_partitions(struct cluster *c, struct slice name, int32_t new
     cluster__submit(op);
 }
 
-void cluster_change_partition(struct cluster *c, struct slice topic, int32_t partition,
-                              const struct cluster_partition_change *change, cluster_done_fn done,
-                              void *arg)
+/* A partition change op (cluster_change_partition's), not yet submitted. */
+static struct op *partition_change_op(struct cluster *c, struct slice topic, int32_t partition,
+                                      const struct cluster_partition_change *change,
+                                      cluster_done_fn done, void *arg)
 {
     struct op *op = cluster__op_new(c, OP_CHANGE_PARTITION, done, arg);
     op->name = slice_to_cstr(topic);
@@ -1756,35 +1757,39 @@ void cluster_change_partition(struct cluster *c, struct slice topic, int32_t par
         op->isr = copy_ids(change->isr, change->isr_count);
         op->isr_count = MAX(change->isr_count, 0);
     }
-    cluster__submit(op);
+    return op;
+}
+
+void cluster_change_partition(struct cluster *c, struct slice topic, int32_t partition,
+                              const struct cluster_partition_change *change, cluster_done_fn done,
+                              void *arg)
+{
+    cluster__submit(partition_change_op(c, topic, partition, change, done, arg));
 }
 
 void cluster_alter_partition(struct cluster *c, struct slice topic, int32_t partition,
                              const struct cluster_isr_change *change, cluster_done_fn done,
                              void *arg)
 {
-    struct op *op = cluster__op_new(c, OP_CHANGE_PARTITION, done, arg);
-    op->name = slice_to_cstr(topic);
-    op->partition = partition;
+    /* The leader is kept: the sender leads (checked at build). An empty ISR is still an
+     * ISR asked for (and refused: the leader must be in it), not "unchanged". */
+    static const int32_t none[1];
+    const struct cluster_partition_change isr = {.leader = change->leader,
+                                                 .isr = change->isr ? change->isr : none,
+                                                 .isr_count = change->isr_count};
+    struct op *op = partition_change_op(c, topic, partition, &isr, done, arg);
     op->from_leader = true;
-    op->leader = change->leader; /* kept: the sender leads (checked at build) */
     op->leader_epoch = change->leader_epoch;
     op->partition_epoch = change->partition_epoch;
-    op->replica_count = -1;
-    op->isr = copy_ids(change->isr, change->isr_count);
-    op->isr_count = MAX(change->isr_count, 0);
     cluster__submit(op);
 }
 
 void cluster_elect_leader(struct cluster *c, struct slice topic, int32_t partition,
                           enum cluster_election how, cluster_done_fn done, void *arg)
 {
-    struct op *op = cluster__op_new(c, OP_CHANGE_PARTITION, done, arg);
-    op->name = slice_to_cstr(topic);
-    op->partition = partition;
+    const struct cluster_partition_change none = {.leader = CLUSTER_KEEP_LEADER};
+    struct op *op = partition_change_op(c, topic, partition, &none, done, arg);
     op->election = how;
-    op->leader = CLUSTER_KEEP_LEADER;
-    op->replica_count = op->isr_count = -1;
     cluster__submit(op);
 }
 
