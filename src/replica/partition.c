@@ -305,8 +305,8 @@ int partition_restart_at(struct partition *p, int64_t offset)
     return rc;
 }
 
-int partition_append_as_follower(struct partition *p, uint8_t *records, size_t len, int64_t now_ms,
-                                 struct log_append_result *out)
+int partition_append_as_follower(struct partition *p, const uint8_t *records, size_t len,
+                                 int64_t now_ms, struct log_append_result *out)
 {
     ASSERT(p->role == PARTITION_FOLLOWER);
     return log_append_as_follower(p->log, records, len, now_ms, out);

@@ -217,8 +217,8 @@ int partition_truncate(struct partition *p, int64_t offset);
 int partition_restart_at(struct partition *p, int64_t offset);
 /* Appends the leader's batches as they are (offsets and epochs kept): log_append_as_
  * follower, whose result it returns. p must follow (asserted). */
-int partition_append_as_follower(struct partition *p, uint8_t *records, size_t len, int64_t now_ms,
-                                 struct log_append_result *out);
+int partition_append_as_follower(struct partition *p, const uint8_t *records, size_t len,
+                                 int64_t now_ms, struct log_append_result *out);
 /* A follower heard the leader's high watermark. */
 void partition_follower_high_watermark(struct partition *p, int64_t leader_high_watermark);
 /* A background job starts using p (and its log) / is done with it. partition_release

@@ -283,12 +283,8 @@ static int append_records(struct fetch_source *src, struct partition *p, struct 
     }
     if (whole == 0)
         return 0;
-    /* The append may patch nothing, but takes a writable buffer. */
-    uint8_t *copy = xmalloc(whole);
-    memcpy(copy, start, whole);
     struct log_append_result res;
-    int rc = partition_append_as_follower(p, copy, whole, time_wall_ms(), &res);
-    free(copy);
+    int rc = partition_append_as_follower(p, start, whole, time_wall_ms(), &res);
     if (rc != 0)
         return rc;
     *appended = true;

@@ -526,10 +526,11 @@ int log_append(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch
     return append_impl(l, records, len, leader_epoch, true, now_ms, out);
 }
 
-int log_append_as_follower(struct log *l, uint8_t *records, size_t len, int64_t now_ms,
+int log_append_as_follower(struct log *l, const uint8_t *records, size_t len, int64_t now_ms,
                            struct log_append_result *out)
 {
-    return append_impl(l, records, len, -1, false, now_ms, out);
+    /* Not assigning, append_impl writes nothing into records. */
+    return append_impl(l, (uint8_t *)records, len, -1, false, now_ms, out);
 }
 
 /* Index of the last segment with base_offset <= offset (0 if none). */

@@ -377,8 +377,9 @@ int log_append(struct log *l, uint8_t *records, size_t len, int32_t leader_epoch
 
 /* Follower append: like log_append but keeps the batches' own base offsets (which must
  * start at the log end offset and be contiguous) and leader epochs; the epoch cache
- * learns new epochs from the batches. */
-int log_append_as_follower(struct log *l, uint8_t *records, size_t len, int64_t now_ms,
+ * learns new epochs from the batches. records is only read (nothing is patched), so a
+ * fetch response's bytes are appended where they are. */
+int log_append_as_follower(struct log *l, const uint8_t *records, size_t len, int64_t now_ms,
                            struct log_append_result *out);
 
 /* Forgets idempotent producers whose newest batch is older than expiration_ms
