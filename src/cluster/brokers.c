@@ -208,6 +208,33 @@ static size_t known_brokers(const struct cluster *c)
     return c->broker_count ? c->broker_count : !c->controller_only;
 }
 
+int cluster__check_replica_list(const struct cluster *c, const int32_t *ids, int32_t n, char *why,
+                                size_t why_size)
+{
+    if (n <= 0) {
+        snprintf(why, why_size, "The manual partition assignment includes an empty replica list.");
+        return CLUSTER_ERR_INVALID_ASSIGNMENT;
+    }
+    for (int32_t r = 0; r < n; r++) {
+        if (!broker_known(c, ids[r])) {
+            snprintf(why, why_size,
+                     "The manual partition assignment includes broker %d, but no such broker is "
+                     "registered.",
+                     ids[r]);
+            return CLUSTER_ERR_INVALID_ASSIGNMENT;
+        }
+        for (int32_t q = 0; q < r; q++) {
+            if (ids[q] == ids[r]) {
+                snprintf(why, why_size,
+                         "The manual partition assignment includes the broker %d more than once.",
+                         ids[r]);
+                return CLUSTER_ERR_INVALID_ASSIGNMENT;
+            }
+        }
+    }
+    return 0;
+}
+
 /* A manual assignment, checked as Kafka's controller checks one: as many partitions as
  * are created, each with the topic's number of replicas, registered brokers named once,
  * not all of them fenced. Everything is checked before anything is allocated for it. */
@@ -220,11 +247,8 @@ static int check_assignment(struct cluster *c, struct op *op, const struct new_p
                  np->n, op->assigned);
         return CLUSTER_ERR_INVALID_ASSIGNMENT;
     }
-    if (op->replication_factor <= 0) {
-        snprintf(op->why, sizeof op->why,
-                 "The manual partition assignment includes an empty replica list.");
-        return CLUSTER_ERR_INVALID_ASSIGNMENT;
-    }
+    if (op->replication_factor <= 0)
+        return cluster__check_replica_list(c, NULL, 0, op->why, sizeof op->why);
     if (op->replication_factor != np->rf) {
         snprintf(op->why, sizeof op->why,
                  "The manual partition assignment includes a partition with %d replica(s), but "
@@ -232,32 +256,18 @@ static int check_assignment(struct cluster *c, struct op *op, const struct new_p
                  op->replication_factor, np->rf);
         return CLUSTER_ERR_INVALID_ASSIGNMENT;
     }
-    size_t rf = (size_t)np->rf;
+    int32_t rf = op->replication_factor;
     /* More replicas than brokers: the first partition names one twice or one unknown, and
      * the check stops there (the repeat check is quadratic in the replicas). */
-    int32_t checked = rf > known_brokers(c) ? MIN(np->n, 1) : np->n;
+    int32_t checked = (size_t)rf > known_brokers(c) ? MIN(np->n, 1) : np->n;
     for (int32_t p = 0; p < checked; p++) {
-        const int32_t *want = &op->replicas[(size_t)p * rf];
+        const int32_t *want = &op->replicas[(size_t)p * (size_t)rf];
+        int rc = cluster__check_replica_list(c, want, rf, op->why, sizeof op->why);
+        if (rc != 0)
+            return rc;
         bool any_unfenced = false;
-        for (size_t r = 0; r < rf; r++) {
-            if (!broker_known(c, want[r])) {
-                snprintf(op->why, sizeof op->why,
-                         "The manual partition assignment includes broker %d, but no such broker "
-                         "is registered.",
-                         want[r]);
-                return CLUSTER_ERR_INVALID_ASSIGNMENT;
-            }
-            for (size_t q = 0; q < r; q++) {
-                if (want[q] == want[r]) {
-                    snprintf(op->why, sizeof op->why,
-                             "The manual partition assignment includes the broker %d more than "
-                             "once.",
-                             want[r]);
-                    return CLUSTER_ERR_INVALID_ASSIGNMENT;
-                }
-            }
+        for (int32_t r = 0; r < rf; r++)
             any_unfenced |= broker_unfenced(c, want[r]);
-        }
         if (!any_unfenced) {
             snprintf(op->why, sizeof op->why,
                      "All brokers specified in the manual partition assignment for partition %d "

@@ -68,12 +68,18 @@ static int32_t *get_i32_array(struct reader *r, int32_t *count)
 
 /* ---- image ---- */
 
+static void free_partition_lists(struct mpartition *p)
+{
+    free(p->replicas);
+    free(p->isr);
+    free(p->adding);
+    free(p->removing);
+}
+
 static void free_topic(struct mtopic *t)
 {
-    for (int32_t i = 0; i < t->partition_count; i++) {
-        free(t->partitions[i].replicas);
-        free(t->partitions[i].isr);
-    }
+    for (int32_t i = 0; i < t->partition_count; i++)
+        free_partition_lists(&t->partitions[i]);
     free(t->partitions);
     for (size_t i = 0; i < t->config_count; i++) {
         free(t->configs[i].name);
@@ -118,7 +124,9 @@ static bool same_partition(const struct mpartition *a, const struct mpartition *
     return a->leader == b->leader && a->leader_epoch == b->leader_epoch &&
            a->partition_epoch == b->partition_epoch &&
            same_ids(a->replicas, a->replica_count, b->replicas, b->replica_count) &&
-           same_ids(a->isr, a->isr_count, b->isr, b->isr_count);
+           same_ids(a->isr, a->isr_count, b->isr, b->isr_count) &&
+           same_ids(a->adding, a->adding_count, b->adding, b->adding_count) &&
+           same_ids(a->removing, a->removing_count, b->removing, b->removing_count);
 }
 
 static void set_topic_config(struct mtopic *t, const char *name, const char *value)
@@ -230,6 +238,19 @@ static void apply_record(struct cluster *c, uint64_t type, uint64_t version, str
         int32_t nrep = 0, nisr = 0;
         int32_t *rep = get_i32_array(r, &nrep);
         int32_t *isr = get_i32_array(r, &nisr);
+        struct mpartition now = {.id = pid,
+                                 .leader = leader,
+                                 .leader_epoch = leader_epoch,
+                                 .partition_epoch = partition_epoch,
+                                 .replica_count = nrep,
+                                 .replicas = rep,
+                                 .isr_count = nisr,
+                                 .isr = isr};
+        /* Version 1: a reassignment under way (written only while one is). */
+        if (version >= 1) {
+            now.adding = get_i32_array(r, &now.adding_count);
+            now.removing = get_i32_array(r, &now.removing_count);
+        }
         struct mtopic *t = r->err ? NULL : topic_by_id(c, id.ptr, NULL);
         if (!t || pid < 0 || pid > t->partition_count || pid >= MAX_PARTITIONS_PER_TOPIC) {
             if (!r->err)
@@ -237,11 +258,9 @@ static void apply_record(struct cluster *c, uint64_t type, uint64_t version, str
                          "skipping PartitionRecord %d for an unknown topic or out of "
                          "order",
                          pid);
-            free(rep);
-            free(isr);
+            free_partition_lists(&now);
             return;
         }
-        struct mpartition now = {pid, leader, leader_epoch, partition_epoch, nrep, rep, nisr, isr};
         if (pid == t->partition_count) {
             t->partitions = xrealloc(t->partitions, (size_t)(pid + 1) * sizeof *t->partitions);
             t->partitions[pid] = now;
@@ -256,8 +275,7 @@ static void apply_record(struct cluster *c, uint64_t type, uint64_t version, str
         /* A partition that exists changes (leader, epochs, replicas, ISR): the listener
          * hears of it at once, with the partition. */
         bool changed = !same_partition(&t->partitions[pid], &now);
-        free(t->partitions[pid].replicas);
-        free(t->partitions[pid].isr);
+        free_partition_lists(&t->partitions[pid]);
         t->partitions[pid] = now;
         if (changed)
             notify(c, CLUSTER_PARTITION_CHANGED, t, pid);
@@ -363,7 +381,10 @@ static void change_finish(struct change *ch, struct buf *entry)
 void cluster__add_partition_state(struct change *ch, const uint8_t id[16],
                                   const struct mpartition *p)
 {
-    cluster__change_record(ch, REC_PARTITION);
+    /* Version 0 unless a reassignment is under way, so that logs written without one
+     * stay readable by the versions before reassignments. */
+    bool reassigning = p->adding_count > 0 || p->removing_count > 0;
+    cluster__change_record_v(ch, REC_PARTITION, reassigning ? 1 : 0);
     buf_append(&ch->body, id, 16);
     buf_put_i32(&ch->body, p->id);
     buf_put_i32(&ch->body, p->leader);
@@ -371,12 +392,21 @@ void cluster__add_partition_state(struct change *ch, const uint8_t id[16],
     buf_put_i32(&ch->body, p->partition_epoch);
     put_i32_array(&ch->body, p->replicas, p->replica_count);
     put_i32_array(&ch->body, p->isr, p->isr_count);
+    if (reassigning) {
+        put_i32_array(&ch->body, p->adding, p->adding_count);
+        put_i32_array(&ch->body, p->removing, p->removing_count);
+    }
 }
 
 /* A new partition led by `node`, its only replica. */
 static void add_partition_record(struct change *ch, const uint8_t id[16], int32_t pid, int32_t node)
 {
-    struct mpartition p = {pid, node, 0, 0, 1, &node, 1, &node};
+    struct mpartition p = {.id = pid,
+                           .leader = node,
+                           .replica_count = 1,
+                           .replicas = &node,
+                           .isr_count = 1,
+                           .isr = &node};
     cluster__add_partition_state(ch, id, &p);
 }
 
@@ -389,8 +419,12 @@ static void add_new_partitions(struct change *ch, const uint8_t id[16],
         size_t at = (size_t)p * (size_t)np->rf;
         int32_t *replicas = &np->replicas[at], *isr = &np->isr[at];
         ASSERT(np->isr_counts[p] >= 1);
-        struct mpartition mp = {np->first + p,     isr[0], 0, 0, np->rf, replicas,
-                                np->isr_counts[p], isr};
+        struct mpartition mp = {.id = np->first + p,
+                                .leader = isr[0],
+                                .replica_count = np->rf,
+                                .replicas = replicas,
+                                .isr_count = np->isr_counts[p],
+                                .isr = isr};
         cluster__add_partition_state(ch, id, &mp);
     }
 }
@@ -1039,8 +1073,10 @@ static int build_create_partitions(struct cluster *c, struct op *op, struct chan
     }
     if ((*why = partitions_over_limit(c, new_total - t->partition_count)) != NULL)
         return CLUSTER_ERR_LIMIT;
-    /* The new partitions have as many replicas as the first one, as in Kafka. */
-    int32_t rf = t->partition_count > 0 ? MAX(t->partitions[0].replica_count, 1) : 1;
+    /* The new partitions have as many replicas as the first one, as in Kafka (as it will
+     * have them, if a reassignment is under way). */
+    const struct mpartition *first = t->partition_count > 0 ? &t->partitions[0] : NULL;
+    int32_t rf = first ? MAX(first->replica_count - first->removing_count, 1) : 1;
     struct new_partitions np;
     int rc = cluster__place_partitions(c, op, t->partition_count, new_total - t->partition_count,
                                        rf, &np);
@@ -1251,6 +1287,134 @@ static int elect(struct cluster *c, struct op *op, const struct mtopic *t,
     return CLUSTER_ERR_NO_ELIGIBLE_LEADER;
 }
 
+/* ---- reassignments (KIP-455) ---- */
+
+/* The ids of a that are not in b, in a's order (a new array; *n their number). */
+static int32_t *ids_minus(const int32_t *a, int32_t na, const int32_t *b, int32_t nb, int32_t *n)
+{
+    int32_t *out = xcalloc((size_t)MAX(na, 1), sizeof *out);
+    *n = 0;
+    for (int32_t i = 0; i < na; i++)
+        if (!has_id(b, nb, a[i]))
+            out[(*n)++] = a[i];
+    return out;
+}
+
+/* Replaces *owned (an op's array) with v. */
+static void own_ids(int32_t **owned, int32_t *v)
+{
+    free(*owned);
+    *owned = v;
+}
+
+/* The first replica, in replica order, in the ISR and unfenced; -1 if none. */
+static int32_t first_eligible(struct cluster *c, const struct mpartition *p)
+{
+    for (int32_t i = 0; i < p->replica_count; i++)
+        if (has_id(p->isr, p->isr_count, p->replicas[i]) && unfenced(c, p->replicas[i]))
+            return p->replicas[i];
+    return -1;
+}
+
+/* Cancelling: back to the replicas before the reassignment (those being added leave the
+ * replicas and the ISR, and the lead if they had it). */
+static int reassign_cancel(struct cluster *c, struct op *op, const struct mpartition *old,
+                           struct mpartition *now)
+{
+    if (old->adding_count == 0 && old->removing_count == 0) {
+        op->res.why = "No reassignment is in progress for this partition.";
+        return CLUSTER_ERR_NO_REASSIGNMENT;
+    }
+    own_ids(&op->replicas, ids_minus(old->replicas, old->replica_count, old->adding,
+                                     old->adding_count, &op->replica_count));
+    own_ids(&op->isr,
+            ids_minus(old->isr, old->isr_count, old->adding, old->adding_count, &op->isr_count));
+    if (op->isr_count == 0) {
+        /* Kafka would elect uncleanly here; Samsa leaves the reassignment to finish. */
+        op->res.why = "Cancelling would leave none of the partition's replicas in sync.";
+        return CLUSTER_ERR_INVALID_ASSIGNMENT;
+    }
+    *now = *old;
+    now->replicas = op->replicas;
+    now->replica_count = op->replica_count;
+    now->isr = op->isr;
+    now->isr_count = op->isr_count;
+    now->adding = now->removing = NULL;
+    now->adding_count = now->removing_count = 0;
+    if (!has_id(now->isr, now->isr_count, now->leader))
+        now->leader = first_eligible(c, now);
+    return 0;
+}
+
+/* Starting (or replacing) a reassignment to the target in op->replicas. */
+static int reassign_start(struct cluster *c, struct op *op, const struct mpartition *old,
+                          struct mpartition *now)
+{
+    const int32_t *target = op->replicas;
+    int32_t n = op->replica_count;
+    int rc = cluster__check_replica_list(c, target, n, op->why, sizeof op->why);
+    if (rc != 0) {
+        op->res.why = op->why;
+        return rc;
+    }
+    int32_t current = old->replica_count - old->adding_count;
+    if (!op->allow_rf_change && n != current) {
+        snprintf(op->why, sizeof op->why,
+                 "The replication factor is changed from %d to %d but changing the replication "
+                 "factor is not allowed.",
+                 current, n);
+        op->res.why = op->why;
+        return CLUSTER_ERR_INVALID_REPLICATION;
+    }
+    /* As Kafka's controller: the target, then the current replicas not in it. */
+    int32_t rest_n = 0;
+    int32_t *rest = ids_minus(old->replicas, old->replica_count, target, n, &rest_n);
+    int32_t *all = xcalloc((size_t)(n + rest_n), sizeof *all);
+    memcpy(all, target, (size_t)n * sizeof *all);
+    memcpy(all + n, rest, (size_t)rest_n * sizeof *all);
+    op->adding = ids_minus(target, n, old->replicas, old->replica_count, &op->adding_count);
+    op->removing = rest;
+    op->removing_count = rest_n;
+    own_ids(&op->replicas, all);
+    op->replica_count = n + rest_n;
+    *now = *old;
+    now->replicas = op->replicas;
+    now->replica_count = op->replica_count;
+    now->adding = op->adding;
+    now->adding_count = op->adding_count;
+    now->removing = op->removing;
+    now->removing_count = op->removing_count;
+    return 0;
+}
+
+/* A reassignment under way completes once every target replica (the replicas not being
+ * removed) is in sync, in the change that makes it so: those being removed leave the
+ * replicas and the ISR, and if one of them led, the first target replica in sync and
+ * unfenced leads. */
+static void maybe_complete_reassignment(struct cluster *c, struct op *op, struct mpartition *now)
+{
+    if (now->adding_count == 0 && now->removing_count == 0)
+        return;
+    for (int32_t i = 0; i < now->replica_count; i++)
+        if (!has_id(now->removing, now->removing_count, now->replicas[i]) &&
+            !has_id(now->isr, now->isr_count, now->replicas[i]))
+            return;
+    int32_t nr = 0, ni = 0;
+    int32_t *replicas =
+        ids_minus(now->replicas, now->replica_count, now->removing, now->removing_count, &nr);
+    int32_t *isr = ids_minus(now->isr, now->isr_count, now->removing, now->removing_count, &ni);
+    own_ids(&op->replicas, replicas);
+    own_ids(&op->isr, isr);
+    now->replicas = replicas;
+    now->replica_count = nr;
+    now->isr = isr;
+    now->isr_count = ni;
+    now->adding = now->removing = NULL;
+    now->adding_count = now->removing_count = 0;
+    if (!has_id(now->isr, now->isr_count, now->leader))
+        now->leader = first_eligible(c, now);
+}
+
 static int build_change_partition(struct cluster *c, struct op *op, struct change *ch)
 {
     const char **why = &op->res.why;
@@ -1274,23 +1438,35 @@ static int build_change_partition(struct cluster *c, struct op *op, struct chang
             return rc;
     }
     struct mpartition now = *old;
-    if (op->replica_count >= 0) {
-        now.replicas = op->replicas;
-        now.replica_count = op->replica_count;
+    if (op->reassign != REASSIGN_NONE) {
+        int rc = op->reassign == REASSIGN_TO ? reassign_start(c, op, old, &now)
+                                             : reassign_cancel(c, op, old, &now);
+        if (rc != 0)
+            return rc;
+    } else {
+        if (op->replica_count >= 0) {
+            now.replicas = op->replicas;
+            now.replica_count = op->replica_count;
+            now.adding_count = now.removing_count = 0; /* a reassignment under way ends */
+        }
+        if (op->isr_count >= 0) {
+            now.isr = op->isr;
+            now.isr_count = op->isr_count;
+        }
+        if (op->leader != CLUSTER_KEEP_LEADER)
+            now.leader = op->leader;
     }
-    if (op->isr_count >= 0) {
-        now.isr = op->isr;
-        now.isr_count = op->isr_count;
-    }
-    if (op->leader != CLUSTER_KEEP_LEADER)
-        now.leader = op->leader;
+    maybe_complete_reassignment(c, op, &now);
     if (now.replica_count == 0 || has_repeats(now.replicas, now.replica_count)) {
         *why = "the replicas must be at least one broker, each named once";
         return CLUSTER_ERR_INVALID_REPLICATION;
     }
     for (int32_t i = 0; i < now.replica_count; i++) {
-        if (!cluster_broker_find(c, now.replicas[i])) {
-            *why = "a replica is not a registered broker";
+        /* A replica it has already is kept as it is (a node's own, on a single node whose
+         * topics were made before it registered). */
+        if (!cluster_broker_find(c, now.replicas[i]) &&
+            !has_id(old->replicas, old->replica_count, now.replicas[i])) {
+            *why = "a new replica is not a registered broker";
             return CLUSTER_ERR_INVALID_REPLICATION;
         }
     }
@@ -1310,13 +1486,13 @@ static int build_change_partition(struct cluster *c, struct op *op, struct chang
     }
     /* A fenced broker leads nothing and joins no ISR (Kafka: INELIGIBLE_REPLICA); it may
      * stay in one only as its last member, as fencing leaves it. */
-    if (now.leader != -1 && now.leader != old->leader &&
-        cluster_broker_find(c, now.leader)->fenced) {
+    if (now.leader != -1 && now.leader != old->leader && !unfenced(c, now.leader)) {
         *why = "the new leader is a fenced broker";
         return CLUSTER_ERR_INVALID_REPLICATION;
     }
     for (int32_t i = 0; op->isr_count >= 0 && i < now.isr_count; i++) {
-        bool fenced = cluster_broker_find(c, now.isr[i])->fenced;
+        const struct mbroker *b = cluster_broker_find(c, now.isr[i]);
+        bool fenced = b && b->fenced; /* unregistered: a member it has already */
         if (fenced && !has_id(old->isr, old->isr_count, now.isr[i])) {
             *why = "an in-sync replica to add is a fenced broker";
             return CLUSTER_ERR_INVALID_REPLICATION;
@@ -1329,7 +1505,10 @@ static int build_change_partition(struct cluster *c, struct op *op, struct chang
     bool new_replicas =
         !same_ids(now.replicas, now.replica_count, old->replicas, old->replica_count);
     bool new_isr = !same_ids(now.isr, now.isr_count, old->isr, old->isr_count);
-    if (now.leader == old->leader && !new_replicas && !new_isr)
+    bool new_reassignment =
+        !same_ids(now.adding, now.adding_count, old->adding, old->adding_count) ||
+        !same_ids(now.removing, now.removing_count, old->removing, old->removing_count);
+    if (now.leader == old->leader && !new_replicas && !new_isr && !new_reassignment)
         return 0; /* nothing changes: nothing is written */
     /* Kafka's rule (PartitionChangeBuilder): followers and clients fence by the leader
      * epoch, so it moves when the leader changes, and when a replica is removed (which
@@ -1395,6 +1574,8 @@ static void free_op(struct op *op)
     free(op->changes);
     free(op->replicas);
     free(op->isr);
+    free(op->adding);
+    free(op->removing);
     buf_free(&op->entry);
     free(op);
 }
@@ -1790,6 +1971,18 @@ void cluster_elect_leader(struct cluster *c, struct slice topic, int32_t partiti
     const struct cluster_partition_change none = {.leader = CLUSTER_KEEP_LEADER};
     struct op *op = partition_change_op(c, topic, partition, &none, done, arg);
     op->election = how;
+    cluster__submit(op);
+}
+
+void cluster_reassign_partition(struct cluster *c, struct slice topic, int32_t partition,
+                                const int32_t *target, int32_t target_count, bool allow_rf_change,
+                                cluster_done_fn done, void *arg)
+{
+    const struct cluster_partition_change to = {
+        .leader = CLUSTER_KEEP_LEADER, .replicas = target, .replica_count = target_count};
+    struct op *op = partition_change_op(c, topic, partition, &to, done, arg);
+    op->reassign = target ? REASSIGN_TO : REASSIGN_CANCEL;
+    op->allow_rf_change = allow_rf_change;
     cluster__submit(op);
 }
 

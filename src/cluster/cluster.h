@@ -46,6 +46,8 @@ enum cluster_err {
     CLUSTER_ERR_ELECTION_NOT_NEEDED = -16,
     CLUSTER_ERR_PREFERRED_NOT_AVAILABLE = -17,
     CLUSTER_ERR_NO_ELIGIBLE_LEADER = -18,
+    /* A reassignment is cancelled where none is under way (NO_REASSIGNMENT_IN_PROGRESS). */
+    CLUSTER_ERR_NO_REASSIGNMENT = -19,
 };
 
 /* ---- topic configuration ---- */
@@ -85,6 +87,13 @@ struct mpartition {
     int32_t *replicas;
     int32_t isr_count;
     int32_t *isr;
+    /* A reassignment under way (KIP-455): `adding` are replicas that join, `removing`
+     * those that leave once every target replica is in sync; both are among `replicas`,
+     * which lists the target replicas first. Counts 0: no reassignment is under way. */
+    int32_t adding_count;
+    int32_t *adding;
+    int32_t removing_count;
+    int32_t *removing;
 };
 
 struct mtopic {
@@ -411,6 +420,29 @@ void cluster_alter_partition(struct cluster *c, struct slice topic, int32_t part
 enum cluster_election { CLUSTER_ELECT_NONE = 0, CLUSTER_ELECT_PREFERRED, CLUSTER_ELECT_UNCLEAN };
 void cluster_elect_leader(struct cluster *c, struct slice topic, int32_t partition,
                           enum cluster_election how, cluster_done_fn done, void *arg);
+
+/* AlterPartitionReassignments (KIP-455): moves a partition to the `target` replicas
+ * (borrowed for the call), as Kafka's controller does. The replicas become the target
+ * followed by the current replicas not in it; those not yet replicas are being added,
+ * those not in the target being removed. The new replicas copy the leader's log, and
+ * once every target replica is in the ISR (which the leader's AlterPartition grows as
+ * they catch up) the same change completes the reassignment: the replicas being removed
+ * leave the replicas and the ISR, and if the leader was one of them the first target
+ * replica in sync and unfenced leads. A target the partition already has completes at
+ * once. A new target replaces a reassignment under way (the replicas are then the
+ * current ones, those being added included). The target is checked as a manual
+ * assignment (CLUSTER_ERR_INVALID_ASSIGNMENT: empty, a broker named twice or not
+ * registered; a fenced one may be named and joins once it returns); with
+ * !allow_rf_change a target of another size than the current replicas (those being added
+ * not counted) is CLUSTER_ERR_INVALID_REPLICATION (KIP-860). target NULL cancels the
+ * reassignment under way: the replicas being added leave the replicas and the ISR
+ * (CLUSTER_ERR_NO_REASSIGNMENT when none is under way; CLUSTER_ERR_INVALID_ASSIGNMENT when
+ * no replica of the current ones is left in sync). Unknown topic or partition:
+ * CLUSTER_ERR_UNKNOWN_TOPIC, CLUSTER_ERR_INVALID_PARTITIONS. A change of the replicas
+ * through cluster_change_partition ends a reassignment under way. */
+void cluster_reassign_partition(struct cluster *c, struct slice topic, int32_t partition,
+                                const int32_t *target, int32_t target_count, bool allow_rf_change,
+                                cluster_done_fn done, void *arg);
 
 /* UUIDs (topic ids) as Kafka writes them: 22 characters of url-safe base64. */
 #define CLUSTER_UUID_TEXT_BYTES 23

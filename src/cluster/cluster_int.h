@@ -119,7 +119,14 @@ struct op {
     bool from_leader;
     int32_t leader_epoch, partition_epoch;
     enum cluster_election election; /* ElectLeaders: the leader is chosen at build */
-    cluster_done_fn done;           /* NULL: nobody waits (or cluster_forget) */
+    /* AlterPartitionReassignments: to the target in replicas (REASSIGN_TO), or the one
+     * under way cancelled. The replicas being added and removed are worked out at build,
+     * into adding and removing (owned, like replicas and isr). */
+    enum { REASSIGN_NONE, REASSIGN_TO, REASSIGN_CANCEL } reassign;
+    bool allow_rf_change;
+    int32_t *adding, *removing;
+    int32_t adding_count, removing_count;
+    cluster_done_fn done; /* NULL: nobody waits (or cluster_forget) */
     void *arg;
     struct buf entry; /* the encoded change, until it is proposed */
     struct cluster_result res;
@@ -143,6 +150,11 @@ void cluster__submit(struct op *op);
 void cluster__add_broker_record(struct change *ch, const struct mbroker *b);
 /* Each checks op against the image and adds its records to ch (none: nothing to write).
  * CLUSTER_OK or an error, with op->res.why saying why. */
+/* A replica list as a manual assignment or a reassignment names it: not empty, each a
+ * registered broker (or this node while none is), none twice. CLUSTER_OK, or
+ * CLUSTER_ERR_INVALID_ASSIGNMENT with Kafka's message in why. */
+int cluster__check_replica_list(const struct cluster *c, const int32_t *ids, int32_t n, char *why,
+                                size_t why_size);
 int cluster__build_register_broker(struct cluster *c, struct op *op, struct change *ch);
 int cluster__build_broker_change(struct cluster *c, struct op *op, struct change *ch);
 /* New partitions first .. first + n - 1 of a topic, rf replicas each, as a creation

@@ -130,9 +130,11 @@ enum op_kind {
     OP_BROKER,
     OP_HEARTBEAT, /* cluster_broker_heartbeat: unfences a fenced broker */
     OP_OBSERVER,  /* cluster_add_observer */
+    OP_REASSIGN,  /* cluster_reassign_partition: to op->target, or (none) cancel */
 };
-static const char *const op_names[] = {"create", "delete", "partitions", "config",      "leader",
-                                       "pids",   "broker", "heartbeat",  "add-observer"};
+static const char *const op_names[] = {"create",       "delete",  "partitions", "config",
+                                       "leader",       "pids",    "broker",     "heartbeat",
+                                       "add-observer", "reassign"};
 static const char *const config_keys[] = {"retention.ms", "cleanup.policy"};
 
 struct sim;
@@ -151,7 +153,9 @@ struct sim_op {
     /* leader: the leader asked for (-1: none); broker, heartbeat: its node id; observer:
      * the observer's node id */
     int32_t leader;
-    int64_t pid_count; /* pids */
+    int64_t pid_count;    /* pids */
+    int32_t target[3];    /* reassign: the target replicas (count: the partition) */
+    int32_t target_count; /* 0: cancel */
     /* outcome */
     int done_calls;
     int err;
@@ -246,7 +250,7 @@ struct sim {
     uint64_t unfenced_ok; /* acknowledged heartbeats */
     /* Seen in some image: an ISR shrunk by a fencing; a leader other than the first
      * replica (moved by one); a fenced broker as an ISR's last member, leaderless. */
-    bool seen_shrunk, seen_moved, seen_waiting;
+    bool seen_shrunk, seen_moved, seen_waiting, seen_reassigning;
     uint64_t observer_refusals; /* changes submitted to observers and refused */
     const char *fail;
     char fail_buf[512];
@@ -292,6 +296,8 @@ static uint64_t image_digest(struct sim *s, const struct cluster *c)
             h = mix(h, (uint64_t)mp->partition_epoch);
             h = mix_ids(h, mp->replicas, mp->replica_count);
             h = mix_ids(h, mp->isr, mp->isr_count);
+            h = mix_ids(h, mp->adding, mp->adding_count);
+            h = mix_ids(h, mp->removing, mp->removing_count);
         }
         uint64_t configs = 0;
         for (size_t k = 0; k < t->config_count; k++)
@@ -430,6 +436,14 @@ static void check_partitions(struct sim *s, const struct node *n, const char *wh
                 bad = "a leader outside the ISR";
             if (!bad && p->leader != -1 && broker_fenced(c, p->leader))
                 bad = "a fenced leader";
+            for (int32_t r = 0; r < p->adding_count && !bad; r++)
+                if (!has_id(p->replicas, p->replica_count, p->adding[r]) ||
+                    has_id(p->removing, p->removing_count, p->adding[r]))
+                    bad = "a replica being added that is no replica, or also being removed";
+            for (int32_t r = 0; r < p->removing_count && !bad; r++)
+                if (!has_id(p->replicas, p->replica_count, p->removing[r]))
+                    bad = "a replica being removed that is no replica";
+            s->seen_reassigning |= p->adding_count > 0;
             s->seen_shrunk |= p->isr_count < p->replica_count;
             s->seen_moved |= p->leader != -1 && p->leader != p->replicas[0];
             s->seen_waiting |= p->leader == -1 && p->replica_count > 1 && p->isr_count == 1 &&
@@ -664,9 +678,10 @@ static void on_done(void *arg, const struct cluster_result *res)
     }
     if (res->err == CLUSTER_ERR_INVALID_CONFIG || res->err == CLUSTER_ERR_INVALID_TOPIC ||
         (res->err == CLUSTER_ERR_INVALID_REPLICATION && op->kind != OP_LEADER && placeable) ||
-        res->err == CLUSTER_ERR_INVALID_ASSIGNMENT || res->err == CLUSTER_ERR_LIMIT ||
-        res->err == CLUSTER_ERR_CORRUPT ||
-        (res->err == CLUSTER_ERR_STALE_BROKER_EPOCH && op->kind != OP_HEARTBEAT))
+        (res->err == CLUSTER_ERR_INVALID_ASSIGNMENT && op->kind != OP_REASSIGN) ||
+        res->err == CLUSTER_ERR_LIMIT || res->err == CLUSTER_ERR_CORRUPT ||
+        (res->err == CLUSTER_ERR_STALE_BROKER_EPOCH && op->kind != OP_HEARTBEAT) ||
+        (res->err == CLUSTER_ERR_NO_REASSIGNMENT && op->target_count > 0))
         SIM_FAILF(s, "op %d (%s %s) refused with %d: %s", op->no, op_names[op->kind], op->name,
                   res->err, res->why ? res->why : "");
     if (res->err != CLUSTER_OK)
@@ -736,10 +751,12 @@ static void on_done(void *arg, const struct cluster_result *res)
         if (t->partition_count != op->count)
             SIM_FAILF(s, "op %d: topic %s grown to %d partitions, image has %d", op->no, op->name,
                       op->count, t->partition_count);
-        for (int32_t p = 1; p < t->partition_count; p++)
-            if (t->partitions[p].replica_count != t->partitions[0].replica_count)
-                SIM_FAILF(s, "op %d: %s-%d has %d replicas, partition 0 %d", op->no, op->name, p,
-                          t->partitions[p].replica_count, t->partitions[0].replica_count);
+        /* The new ones as partition 0 (reassignments may have changed the others). */
+        if (t->partitions[op->count - 1].replica_count !=
+            t->partitions[0].replica_count - t->partitions[0].removing_count)
+            SIM_FAILF(s, "op %d: %s-%d has %d replicas, partition 0 %d", op->no, op->name,
+                      op->count - 1, t->partitions[op->count - 1].replica_count,
+                      t->partitions[0].replica_count);
         break;
     case OP_CONFIG:
         if (!same_value(config_value(t, config_keys[op->key]), op->value_null ? NULL : op->value))
@@ -750,6 +767,20 @@ static void on_done(void *arg, const struct cluster_result *res)
         if (op->count >= t->partition_count || t->partitions[op->count].leader != op->leader)
             SIM_FAILF(s, "op %d: leader of %s-%d not as set", op->no, op->name, op->count);
         break;
+    case OP_REASSIGN: {
+        /* Its own entry: the target leads the replicas (all of them once complete); a
+         * cancel leaves none being added. */
+        const struct mpartition *p =
+            op->count < t->partition_count ? &t->partitions[op->count] : NULL;
+        bool ok =
+            p && (op->target_count ? p->replica_count >= op->target_count &&
+                                         !memcmp(p->replicas, op->target,
+                                                 (size_t)op->target_count * sizeof *op->target)
+                                   : p->adding_count == 0 && p->removing_count == 0);
+        if (!ok)
+            SIM_FAILF(s, "op %d: %s-%d not reassigned as asked", op->no, op->name, op->count);
+        break;
+    }
     default: break;
     }
 }
@@ -988,7 +1019,8 @@ static void submit_op(struct sim *s)
                         : r < 85 ? OP_LEADER
                         : r < 89 ? OP_PIDS
                         : r < 94 ? OP_BROKER
-                                 : OP_HEARTBEAT;
+                        : r < 97 ? OP_HEARTBEAT
+                                 : OP_REASSIGN;
     /* Brokers register early on most runs, so that topics with replicas are created
      * while the chaos has time to fence and unfence them. */
     if ((kind == OP_HEARTBEAT && cluster_broker_count(c) == 0) ||
@@ -1046,6 +1078,25 @@ static void submit_op(struct sim *s)
             p && p->leader < 0 && p->isr_count > 0 ? p->isr[rnd_n((uint64_t)p->isr_count)] : -1;
         struct cluster_partition_change ch = {.leader = op->leader};
         cluster_change_partition(c, slice_from_cstr(op->name), op->count, &ch, on_done, op);
+        break;
+    }
+    case OP_REASSIGN: {
+        /* To one to three distinct brokers this node knows (fenced or not), or a cancel. */
+        pick_name(s, op->name, sizeof op->name);
+        const struct mtopic *t = cluster_topic_find(c, slice_from_cstr(op->name));
+        op->count = t ? (int32_t)rnd_n((uint64_t)t->partition_count) : 0;
+        size_t brokers = cluster_broker_count(c);
+        op->target_count = chance(250) || brokers == 0 ? 0 : (int32_t)rnd_range(1, MIN(3, brokers));
+        for (int32_t i = 0; i < op->target_count; i++) {
+            int32_t id;
+            do
+                id = cluster_broker_at(c, rnd_n(brokers))->node_id;
+            while (has_id(op->target, i, id));
+            op->target[i] = id;
+        }
+        cluster_reassign_partition(c, slice_from_cstr(op->name), op->count,
+                                   op->target_count ? op->target : NULL, op->target_count, true,
+                                   on_done, op);
         break;
     }
     case OP_PIDS:
@@ -1617,7 +1668,7 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t failures = 0, acked = 0, ops = 0, crashes = 0, installs = 0, observer_runs = 0,
              observers = 0, observer_installs = 0, observer_refusals = 0, replicated = 0,
-             unfenced = 0, shrunk = 0, moved = 0, waiting = 0;
+             unfenced = 0, shrunk = 0, moved = 0, waiting = 0, reassigning = 0;
     for (uint64_t seed = from; seed <= to; seed++) {
         struct sim *s = NULL;
         if (run_seed(seed, &s)) {
@@ -1638,6 +1689,7 @@ int main(int argc, char **argv)
         shrunk += s->seen_shrunk;
         moved += s->seen_moved;
         waiting += s->seen_waiting;
+        reassigning += s->seen_reassigning;
         sim_free(s);
         if (failures >= 5)
             break;
@@ -1651,13 +1703,13 @@ int main(int argc, char **argv)
            "snapshots installed; %llu runs with %llu observers, %llu snapshots installed by "
            "observers, %llu changes refused by observers; runs where fencing shrank an ISR "
            "%llu, moved a leader %llu, left one waiting for its last in-sync replica %llu; "
-           "%.1f s\n",
+           "runs with a reassignment under way %llu; %.1f s\n",
            (unsigned long long)from, (unsigned long long)to, (unsigned long long)failures,
            (unsigned long long)ops, (unsigned long long)acked, (unsigned long long)replicated,
            (unsigned long long)unfenced, (unsigned long long)crashes, (unsigned long long)installs,
            (unsigned long long)observer_runs, (unsigned long long)observers,
            (unsigned long long)observer_installs, (unsigned long long)observer_refusals,
            (unsigned long long)shrunk, (unsigned long long)moved, (unsigned long long)waiting,
-           secs);
+           (unsigned long long)reassigning, secs);
     return failures ? 1 : 0;
 }

@@ -2102,6 +2102,122 @@ static void test_elections(void **state)
     cluster_close(c);
 }
 
+static int reassign(struct cluster *c, const char *topic, const int32_t *target, int32_t n,
+                    bool allow_rf_change)
+{
+    cluster_reassign_partition(c, slice_from_cstr(topic), 0, target, n, allow_rf_change, keep,
+                               NULL);
+    return result(NULL);
+}
+
+static const struct mpartition *partition0(struct cluster *c, const char *topic)
+{
+    return &cluster_topic_find(c, slice_from_cstr(topic))->partitions[0];
+}
+
+static void assert_ids(const int32_t *ids, int32_t n, const int32_t *want, int32_t want_n)
+{
+    assert_int_equal(n, want_n);
+    for (int32_t i = 0; i < n; i++)
+        assert_int_equal(ids[i], want[i]);
+}
+
+/* AlterPartitionReassignments (KIP-455): the target first, then the replicas leaving;
+ * the reassignment completes in the AlterPartition that brings the last target replica
+ * into the ISR, moving the lead off a replica that leaves; it survives a reopen; a
+ * cancellation goes back; bad targets are refused and change nothing. */
+static void test_reassignments(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 5; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    const int32_t plan[] = {1, 2, 3};
+    assert_int_equal(create_assigned(c, "r", plan, 1, 3, &why), 0);
+    /* Refusals: nothing is written. */
+    const int32_t twice[] = {4, 4, 2}, unknown[] = {4, 9, 2}, two[] = {4, 2};
+    assert_int_equal(reassign(c, "r", twice, 3, true), CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_int_equal(reassign(c, "r", unknown, 3, true), CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_int_equal(reassign(c, "r", two, 0, true), CLUSTER_ERR_INVALID_ASSIGNMENT);
+    assert_int_equal(reassign(c, "r", two, 2, false), CLUSTER_ERR_INVALID_REPLICATION);
+    assert_int_equal(reassign(c, "r", NULL, 0, true), CLUSTER_ERR_NO_REASSIGNMENT);
+    cluster_reassign_partition(c, slice_from_cstr("nope"), 0, two, 2, true, keep, NULL);
+    assert_int_equal(result(NULL), CLUSTER_ERR_UNKNOWN_TOPIC);
+    assert_int_equal(partition0(c, "r")->partition_epoch, 0);
+    /* The same replicas: nothing to do. */
+    assert_int_equal(reassign(c, "r", plan, 3, false), 0);
+    assert_int_equal(partition0(c, "r")->partition_epoch, 0);
+
+    /* 1,2,3 -> 4,5,2: 4 and 5 join; 1 (the leader) and 3 leave once 4 and 5 are in sync. */
+    const int32_t target[] = {4, 5, 2};
+    assert_int_equal(reassign(c, "r", target, 3, false), 0);
+    const struct mpartition *p = partition0(c, "r");
+    const int32_t all[] = {4, 5, 2, 1, 3}, adding[] = {4, 5}, removing[] = {1, 3};
+    const int32_t isr123[] = {1, 2, 3};
+    assert_ids(p->replicas, p->replica_count, all, 5);
+    assert_ids(p->adding, p->adding_count, adding, 2);
+    assert_ids(p->removing, p->removing_count, removing, 2);
+    assert_ids(p->isr, p->isr_count, isr123, 3);
+    assert_int_equal(p->leader, 1);
+    assert_int_equal(p->leader_epoch, 0); /* replicas only added */
+    assert_int_equal(p->partition_epoch, 1);
+    /* Replayed from the log as it was written. */
+    cluster_close(c);
+    c = open_cluster(f);
+    p = partition0(c, "r");
+    assert_ids(p->replicas, p->replica_count, all, 5);
+    assert_ids(p->adding, p->adding_count, adding, 2);
+    assert_ids(p->removing, p->removing_count, removing, 2);
+    /* 4 catches up: still under way. */
+    const int32_t isr1234[] = {1, 2, 3, 4}, isr12345[] = {1, 2, 3, 4, 5};
+    assert_int_equal(alter_partition(c, "r", 1, 0, 1, isr1234, 4), 0);
+    p = partition0(c, "r");
+    assert_int_equal(p->adding_count, 2);
+    assert_ids(p->isr, p->isr_count, isr1234, 4);
+    /* 5 catches up: done, in the same change; 4 leads (the first target replica). */
+    assert_int_equal(alter_partition(c, "r", 1, 0, 2, isr12345, 5), 0);
+    p = partition0(c, "r");
+    const int32_t isr245[] = {2, 4, 5};
+    assert_ids(p->replicas, p->replica_count, target, 3);
+    assert_ids(p->isr, p->isr_count, isr245, 3);
+    assert_int_equal(p->adding_count, 0);
+    assert_int_equal(p->removing_count, 0);
+    assert_int_equal(p->leader, 4);
+    assert_int_equal(p->leader_epoch, 1);
+    assert_int_equal(p->partition_epoch, 3);
+    assert_int_equal(reassign(c, "r", NULL, 0, true), CLUSTER_ERR_NO_REASSIGNMENT);
+
+    /* Shrinking to replicas in sync completes at once (allowed only with rf changes). */
+    const int32_t shrink[] = {5, 2};
+    assert_int_equal(reassign(c, "r", shrink, 2, true), 0);
+    p = partition0(c, "r");
+    assert_ids(p->replicas, p->replica_count, shrink, 2);
+    assert_int_equal(p->adding_count + p->removing_count, 0);
+    assert_int_equal(p->leader, 5);
+
+    /* Cancelled: 1 leaves again, from the ISR too, and the lead stays. */
+    const int32_t grow[] = {5, 2, 1};
+    assert_int_equal(reassign(c, "r", grow, 3, true), 0);
+    p = partition0(c, "r");
+    const int32_t isr521[] = {5, 2, 1};
+    assert_int_equal(alter_partition(c, "r", 5, p->leader_epoch, p->partition_epoch, isr521, 3), 0);
+    p = partition0(c, "r"); /* 1 in sync: completed */
+    assert_ids(p->replicas, p->replica_count, grow, 3);
+    const int32_t onto3[] = {3, 2, 1};
+    assert_int_equal(reassign(c, "r", onto3, 3, false), 0);
+    p = partition0(c, "r");
+    const int32_t with3[] = {3, 2, 1, 5};
+    assert_ids(p->replicas, p->replica_count, with3, 4);
+    assert_int_equal(reassign(c, "r", NULL, 0, true), 0);
+    p = partition0(c, "r");
+    const int32_t back[] = {2, 1, 5};
+    assert_ids(p->replicas, p->replica_count, back, 3);
+    assert_int_equal(p->adding_count + p->removing_count, 0);
+    assert_int_equal(p->leader, 5);
+    cluster_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2137,6 +2253,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fencing_with_replicas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registration_fences_with_replicas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alter_partition_checks_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reassignments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_controlled_shutdown_fences_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_voter_refusals, setup, teardown),
