@@ -108,7 +108,9 @@ static bool forwarded_to_controller(int16_t api_key)
     case 33: /* AlterConfigs */
     case 37: /* CreatePartitions */
     case 43: /* ElectLeaders */
-    case 44: /* IncrementalAlterConfigs */ return true;
+    case 44: /* IncrementalAlterConfigs */
+    case 45: /* AlterPartitionReassignments */
+    case 46: /* ListPartitionReassignments */ return true;
     default: return false;
     }
 }

@@ -564,6 +564,8 @@ int16_t kerr_from_cluster(int err);
     X(42, delete_groups)                                                                           \
     X(43, elect_leaders)                                                                           \
     X(44, incremental_alter_configs)                                                               \
+    X(45, alter_partition_reassignments)                                                           \
+    X(46, list_partition_reassignments)                                                            \
     X(47, offset_delete)                                                                           \
     X(55, describe_quorum)                                                                         \
     X(60, describe_cluster)                                                                        \

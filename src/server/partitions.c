@@ -413,10 +413,11 @@ static int add_topic(struct server *s, const struct mtopic *t)
     return 0;
 }
 
-/* Directories of a deleted topic, renamed on the loop and removed on the remover thread. */
+/* Directories of a deleted topic (or of replicas a reassignment moved away), renamed on
+ * the loop and removed on the remover thread. */
 struct dir_removal {
     struct server *srv;
-    char *topic;
+    char *topic;             /* what they held, for the log: "topic t", "partition t-3" */
     const atomic_bool *stop; /* the server is shutting down: leave the rest to start-up */
     size_t n;
     char *paths[]; /* owned */
@@ -427,9 +428,7 @@ static void remove_dirs(void *arg)
     struct dir_removal *r = arg;
     for (size_t i = 0; i < r->n; i++) {
         if (atomic_load(r->stop)) {
-            say_info("server",
-                     "shutting down: the rest of deleted topic %s is removed at the "
-                     "next start",
+            say_info("server", "shutting down: the rest of %s is removed at the next start",
                      r->topic);
             return;
         }
@@ -438,6 +437,15 @@ static void remove_dirs(void *arg)
             say_warn("server", "cannot remove %s (removed at the next start): %s", r->paths[i],
                      storage_strerror(rc));
     }
+}
+
+static struct dir_removal *dir_removal_new(struct server *s, const char *what, size_t cap)
+{
+    struct dir_removal *r = xcalloc(1, sizeof *r + cap * sizeof r->paths[0]);
+    r->srv = s;
+    r->topic = xstrdup(what);
+    r->stop = &s->removal_stop;
+    return r;
 }
 
 static void dir_removal_free(struct dir_removal *r)
@@ -453,11 +461,11 @@ static void dirs_removed(void *arg, struct log_flush_job **jobs, size_t n)
     (void)jobs;
     (void)n;
     struct dir_removal *r = arg;
-    say_info("server", "removed the %zu partition directories of deleted topic %s", r->n, r->topic);
+    say_info("server", "removed the %zu partition directories of %s", r->n, r->topic);
     dir_removal_free(r);
 }
 
-/* A deleted topic's renames are durable and the checkpoints no longer name it: its
+/* The renames are durable and the checkpoints no longer name the partitions: their
  * directories can go (on the remover thread). */
 static void renames_durable(void *arg, int rc)
 {
@@ -468,6 +476,14 @@ static void renames_durable(void *arg, int rc)
         syncer_submit_work(s->remover, remove_dirs, dirs_removed, r);
     else
         dir_removal_free(r);
+}
+
+/* The renames of r are made durable by one fsync of the log dir, and the checkpoints
+ * rewritten without the partitions, on the metadata thread; the files go only after. */
+static void dir_removal_start(struct server *s, struct dir_removal *r)
+{
+    server_write_checkpoints(s, CHECKPOINT_RECOVERY_POINTS | CHECKPOINT_START_OFFSETS, r->n > 0,
+                             renames_durable, r);
 }
 
 /* Closes a partition; with delete_files, renames its directory out of the way into
@@ -501,10 +517,9 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
     hmap_remove(&s->topics, slice_from_cstr(ts->name));
     struct dir_removal *r = NULL;
     if (delete_files) {
-        r = xcalloc(1, sizeof *r + (size_t)ts->partition_count * sizeof r->paths[0]);
-        r->srv = s;
-        r->topic = xstrdup(ts->name);
-        r->stop = &s->removal_stop;
+        char what[300];
+        snprintf(what, sizeof what, "deleted topic %s", ts->name);
+        r = dir_removal_new(s, what, (size_t)ts->partition_count);
     }
     for (int32_t i = 0; i < ts->partition_count; i++) {
         char *renamed = NULL;
@@ -517,12 +532,61 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
     free(ts->partitions);
     free(ts->name);
     free(ts);
-    if (!delete_files)
-        return;
-    /* The renames are made durable by one fsync of the log dir, and the checkpoints
-     * rewritten without the topic, on the metadata thread; the files go only after. */
-    server_write_checkpoints(s, CHECKPOINT_RECOVERY_POINTS | CHECKPOINT_START_OFFSETS, r->n > 0,
-                             renames_durable, r);
+    if (delete_files)
+        dir_removal_start(s, r);
+}
+
+/* ---- replicas a reassignment adds or removes ---- */
+
+/* This node became a replica of a partition it did not hold: its log is opened (made
+ * empty if new) and it follows the leader, from its log end. A directory already there
+ * (left when this node last held the partition) is kept if it records this topic's id:
+ * the leader's epochs truncate whatever in it diverges. One of another topic (an older
+ * one of the same name) is moved to quarantine first; nothing is deleted. */
+static void start_hosting(struct server *s, struct topic_state *ts, const struct mtopic *t,
+                          int32_t index)
+{
+    char name[300], dir[4096], had[64], id[CLUSTER_UUID_TEXT_BYTES];
+    snprintf(name, sizeof name, "%s-%d", t->name, index);
+    snprintf(dir, sizeof dir, "%s/%s", s->log_dir, name);
+    cluster_uuid_format(t->id, id);
+    if (access(dir, F_OK) == 0 &&
+        (log_dir_read_topic_id(dir, had, sizeof had) != 0 || strcmp(had, id) != 0)) {
+        char *moved = NULL;
+        int rc = log_dir_quarantine(s->log_dir, name, &moved);
+        if (rc != 0) {
+            say_error("server",
+                      "%s holds data of another topic and cannot be moved to quarantine (%s): "
+                      "not hosting partition %s",
+                      dir, strerror(-rc), name);
+            return;
+        }
+        say_warn("server", "%s held data of another topic: moved to %s, nothing deleted", dir,
+                 moved);
+        free(moved);
+    }
+    say_info("server", "partition %s: this node is a new replica", name);
+    ts->partitions[index] = open_partition(s, ts, t, index);
+}
+
+/* This node is no longer a replica of partition `index`: produce requests waiting on it
+ * are answered NOT_LEADER_OR_FOLLOWER (the producer finds the new leader), its log is
+ * closed and its directory renamed, made durable with checkpoints that no longer name it,
+ * then removed on the remover thread. */
+static void stop_hosting(struct server *s, struct topic_state *ts, int32_t index)
+{
+    struct partition *p = ts->partitions[index];
+    ts->partitions[index] = NULL;
+    char what[300];
+    snprintf(what, sizeof what, "partition %s-%d, no longer a replica here", ts->name, index);
+    say_info("server", "%s: removing its log", what);
+    server_partition_demoted(s, p);
+    struct dir_removal *r = dir_removal_new(s, what, 1);
+    char *renamed = NULL;
+    close_partition(s, p, true, &renamed);
+    if (renamed)
+        r->paths[r->n++] = renamed;
+    dir_removal_start(s, r);
 }
 
 int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *t,
@@ -565,8 +629,13 @@ int server_cluster_event(void *arg, enum cluster_event ev, const struct mtopic *
             say_info("server", "partition %s-%d: leader %d at epoch %d, %d replicas, %d in sync",
                      t->name, partition, mp->leader, mp->leader_epoch, mp->replica_count,
                      mp->isr_count);
-            if (ts->partitions[partition])
+            bool here = hosted_here(s, mp);
+            if (ts->partitions[partition] && here)
                 follow_metadata(s, ts->partitions[partition], mp);
+            else if (here)
+                start_hosting(s, ts, t, partition);
+            else if (ts->partitions[partition])
+                stop_hosting(s, ts, partition);
         }
         break;
     case CLUSTER_TOPIC_DELETED:
