@@ -46,6 +46,11 @@ int cluster_main(struct cli_opts *o, int argc, char **argv);  /* cluster.c */
  * processes; argv[0] is "cluster", argv[1] "up" or "down". */
 int cluster_up_main(struct cli_opts *o, int argc, char **argv);
 int cluster_down_main(struct cli_opts *o, int argc, char **argv);
+/* Reassignments (reassign.c): `topic reassign` and `topic reassignments` (argv[0] the
+ * verb), `cluster drain` (argv[0] "cluster", argv[1] "drain"). */
+int topic_reassign_main(struct cli_opts *o, int argc, char **argv);
+int topic_reassignments_main(struct cli_opts *o, int argc, char **argv);
+int cluster_drain_main(struct cli_opts *o, int argc, char **argv);
 
 /* Prints "samsa: " + the formatted message + newline on stderr; returns CLI_EXIT_FAIL so
  * callers can `return cli_err(...)`. */

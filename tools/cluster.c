@@ -30,12 +30,13 @@ static const char cluster_usage[] =
     "  (also takes -b HOST:PORT)\n"
     "       samsa cluster up [--nodes N] [--dir DIR] [--base-port PORT] [--server PATH]\n"
     "       samsa cluster down [--dir DIR] [--purge]\n"
+    "       samsa cluster drain NODE [--wait] [--timeout SECONDS]\n"
     "\n"
     "status shows the nodes (id, address, rack, partitions led), the metadata quorum\n"
     "(leader, epoch, high watermark, each voter's log end offset and lag, observers), the\n"
     "partitions without a leader and the under-replicated ones. up starts a local\n"
     "cluster of N nodes on 127.0.0.1 (default 3, in ./samsa-cluster) and down stops it:\n"
-    "`samsa cluster up -h`.\n";
+    "`samsa cluster up -h`. drain moves every replica off NODE (`samsa cluster drain -h`).\n";
 
 /* Everything the report shows. The decoded responses borrow their frames and arena,
  * which live as long as this struct (status_free). */
@@ -705,6 +706,9 @@ int cluster_main(struct cli_opts *o, int argc, char **argv)
     }
     if (strcmp(argv[1], "down") == 0) {
         return cluster_down_main(o, argc, argv);
+    }
+    if (strcmp(argv[1], "drain") == 0) {
+        return cluster_drain_main(o, argc, argv);
     }
     if (strcmp(argv[1], "status") != 0) {
         cli_err("unknown cluster command '%s'", argv[1]);

@@ -40,6 +40,9 @@ static const char topic_usage[] =
     "       samsa topic alter NAME [-c key=value ...] [-d key ...]\n"
     "       samsa topic delete NAME\n"
     "       samsa topic add-partitions NAME -p TOTAL\n"
+    "       samsa topic reassign NAME PARTITION=BROKER,... ... [--wait] [--timeout SECONDS]\n"
+    "       samsa topic reassign NAME --cancel PARTITION ...\n"
+    "       samsa topic reassignments [NAME]\n"
     "  (every command also takes -b HOST:PORT)\n";
 
 /* Parses argv (argv[0] = the verb). `allowed` lists the option letters this verb takes;
@@ -472,6 +475,10 @@ int topic_main(struct cli_opts *o, int argc, char **argv)
         fputs(topic_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_USAGE : 0;
     }
+    if (strcmp(argv[1], "reassign") == 0)
+        return topic_reassign_main(o, argc - 1, argv + 1);
+    if (strcmp(argv[1], "reassignments") == 0)
+        return topic_reassignments_main(o, argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
         if (strcmp(argv[1], verbs[i].verb) == 0) {
             struct topic_args a;

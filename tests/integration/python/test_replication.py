@@ -24,10 +24,10 @@ from test_cluster_quorum import (QuorumNode, agreed_controller, free_port, leade
 TOPIC_CONFIGS = {"min.insync.replicas": "2"}
 
 
-def create_replicated(nodes, name, partitions, rf=3):
+def create_replicated(nodes, name, partitions, rf=3, configs=TOPIC_CONFIGS):
     a = AdminClient({"bootstrap.servers": ",".join(n.bootstrap for n in nodes),
                      "socket.timeout.ms": 10000})
-    fs = a.create_topics([NewTopic(name, partitions, rf, config=TOPIC_CONFIGS)],
+    fs = a.create_topics([NewTopic(name, partitions, rf, config=configs)],
                          operation_timeout=10, request_timeout=20)
     fs[name].result(timeout=30)
     ids = {n.node_id for n in nodes}

@@ -12,6 +12,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
@@ -30,10 +31,13 @@ import java.util.stream.IntStream;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterPartitionReassignmentsOptions;
 import org.apache.kafka.clients.admin.CreateTopicsOptions;
 import org.apache.kafka.clients.admin.DescribeConsumerGroupsOptions;
 import org.apache.kafka.clients.admin.DescribeMetadataQuorumOptions;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.PartitionReassignment;
 import org.apache.kafka.clients.admin.QuorumInfo;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.CloseOptions;
@@ -48,6 +52,9 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.errors.InvalidReplicaAssignmentException;
+import org.apache.kafka.common.errors.InvalidReplicationFactorException;
+import org.apache.kafka.common.errors.NoReassignmentInProgressException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -555,6 +562,63 @@ class ClusterTest {
                 () -> get(restAdmin.describeCluster().nodes()).stream().anyMatch(n -> n.id() == victim));
         describeUntil(restAdmin, topic, "node " + victim + " in every partition's ISR again",
                 d -> d.partitions().stream().allMatch(p -> p.isr().stream().anyMatch(n -> n.id() == victim)));
+    }
+
+    /**
+     * AlterPartitionReassignments and ListPartitionReassignments as the Java Admin client
+     * (and kafka-reassign-partitions.sh) send them: a partition of one replica moves to
+     * the two other brokers, with every record it held, and the listing empties once it is
+     * done; refused targets come back as Kafka's exceptions.
+     */
+    @Test
+    @Timeout(90)
+    void partitionReassignmentThroughTheAdminApi() throws Exception {
+        String boot = cluster.bootstrap(notController());
+        String topic = "cluster-move";
+        Admin admin = admin(boot);
+        get(admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all());
+        TopicPartition tp = new TopicPartition(topic, 0);
+        int from = describe(admin, Map.of(topic, 2)).get(topic).partitions().get(0).leader().id();
+        List<Integer> to = IntStream.rangeClosed(1, NODES).filter(n -> n != from).boxed().toList();
+        Map<Integer, Integer> perPartition = produceKeyed(producer(boot), topic, 1000, "m");
+
+        Map<TopicPartition, Optional<NewPartitionReassignment>> cancel = Map.of(tp, Optional.empty());
+        ExecutionException e = assertThrowsExecution(() -> get(admin.alterPartitionReassignments(cancel).all()));
+        assertTrue(e.getCause() instanceof NoReassignmentInProgressException, "cancel: " + e.getCause());
+        Map<TopicPartition, Optional<NewPartitionReassignment>> unknown =
+                Map.of(tp, Optional.of(new NewPartitionReassignment(List.of(to.get(0), 42))));
+        e = assertThrowsExecution(() -> get(admin.alterPartitionReassignments(unknown).all()));
+        assertTrue(e.getCause() instanceof InvalidReplicaAssignmentException, "broker 42: " + e.getCause());
+        Map<TopicPartition, Optional<NewPartitionReassignment>> move =
+                Map.of(tp, Optional.of(new NewPartitionReassignment(to)));
+        e = assertThrowsExecution(() -> get(admin.alterPartitionReassignments(move,
+                new AlterPartitionReassignmentsOptions().allowReplicationFactorChange(false)).all()));
+        assertTrue(e.getCause() instanceof InvalidReplicationFactorException, "factor change: " + e.getCause());
+
+        get(admin.alterPartitionReassignments(move).all());
+        waitUntil("the reassignment done", CALL, () -> {
+            Map<TopicPartition, PartitionReassignment> ongoing = get(admin.listPartitionReassignments().reassignments());
+            return ongoing.isEmpty();
+        });
+        describeUntil(admin, topic, "partition 0 on " + to, d -> {
+            TopicPartitionInfo p = d.partitions().get(0);
+            return p.replicas().stream().map(n -> n.id()).toList().equals(to)
+                    && p.isr().size() == 2 && to.contains(p.leader().id());
+        });
+        KafkaConsumer<String, String> consumer = consumer(boot, "cluster-move-group");
+        consumer.subscribe(List.of(topic));
+        Map<String, ConsumerRecord<String, String>> seen = consumeExactly(consumer, 1000);
+        assertEquals((long) perPartition.get(0),
+                seen.values().stream().filter(r -> r.partition() == 0).count(), "records of partition 0");
+    }
+
+    private static ExecutionException assertThrowsExecution(Callable<?> call) throws Exception {
+        try {
+            call.call();
+        } catch (ExecutionException e) {
+            return e;
+        }
+        return fail("expected the call to fail");
     }
 
     /** Describes topic until cond holds of it (at most 30 s), failing with the last description. */

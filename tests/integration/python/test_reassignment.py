@@ -1,0 +1,204 @@
+"""Partition reassignments (KIP-455) on three real samsa-server processes (loopback),
+driven by `samsa topic reassign`, `samsa topic reassignments` and `samsa cluster drain`
+(AlterPartitionReassignments and ListPartitionReassignments on the wire).
+
+What is shown: a partition moves to other brokers while an idempotent acks=all producer
+writes to it, and every acknowledged record is there exactly once, in order; the new
+replicas' logs become byte for byte the leader's and the old replica's directory goes;
+a reassignment to a broker that is down stays under way, is listed, and can be
+cancelled; a drained broker ends up holding no replica, internal topics included; bad
+targets are refused with Kafka's errors and change nothing.
+"""
+import os
+import subprocess
+import threading
+
+import kwire
+from clients import consume_all
+from conftest import wait_until
+
+import pytest
+
+from test_cluster_quorum import (CLI, QuorumNode, agreed_controller, free_port, node,  # noqa: F401
+                                 quorum, running)
+from test_replication import (acks_all_producer, create_replicated, log_bytes, n_brokers)
+
+
+def cli(n, *args, check=True):
+    r = subprocess.run([CLI, "-b", n.bootstrap] + list(args), capture_output=True, timeout=120)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    if check:
+        assert r.returncode == 0, out
+    return r.returncode, out
+
+
+def partitions_on(n, topic=None):
+    """{(topic, partition): (leader, replicas, isr)} as node n's Metadata (v1) tells it,
+    of one topic or (None) of every topic, internal ones included."""
+    with kwire.Conn(n.port, host=n.host) as c:
+        body = kwire.array([kwire.string(topic)]) if topic else kwire.i32(-1)
+        r = c.request(3, 1, body)
+        r.array(lambda r: (r.i32(), r.string(), r.i32(), r.string()))
+        r.i32()
+
+        def part(r):
+            r.i16()
+            pid, leader = r.i32(), r.i32()
+            return pid, (leader, r.array(kwire.Reader.i32), r.array(kwire.Reader.i32))
+
+        def top(r):
+            r.i16()
+            name = r.string()
+            r.i8()
+            return name, r.array(part)
+
+        return {(name, pid): state for name, parts in r.array(top) for pid, state in parts}
+
+
+def replicas_on(n, topic):
+    """{partition: (leader, replicas, isr)} of one topic."""
+    return {p: state for (_, p), state in partitions_on(n, topic).items()}
+
+
+def all_replicas_on(n):
+    """{(topic, partition): replicas} of every topic, internal ones included."""
+    return {k: replicas for k, (_, replicas, _) in partitions_on(n).items()}
+
+
+def has_dir(n, topic, partition):
+    return os.path.isdir(os.path.join(n.data_dir, "%s-%d" % (topic, partition)))
+
+
+def test_a_partition_moves_under_load_and_nothing_acknowledged_is_lost(quorum):
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
+    create_replicated(quorum, "mv", 2, rf=1, configs={})
+    before = replicas_on(quorum[0], "mv")
+    src = before[0][1][0]  # partition 0's one replica
+    dst = [n.node_id for n in quorum if n.node_id != src]
+    acked, errors, lock, stop = {}, [], threading.Lock(), threading.Event()
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(str(err))
+            return
+        with lock:
+            acked.setdefault(msg.partition(), []).append((msg.offset(), msg.value()))
+
+    def produce():
+        p = acks_all_producer(quorum)
+        i = 0
+        while not stop.is_set():
+            p.produce("mv", value=b"m%06d" % i, partition=i % 2, on_delivery=on_delivery)
+            i += 1
+            p.poll(0.002)
+        assert p.flush(60) == 0
+
+    t = threading.Thread(target=produce)
+    t.start()
+    try:
+        wait_until(lambda: len(acked.get(0, [])) >= 300, 20, what="300 acks on partition 0")
+        # Refused targets change nothing: an unknown broker, a broker named twice.
+        rc, out = cli(quorum[0], "topic", "reassign", "mv", "0=%d,9" % dst[0], check=False)
+        assert rc != 0 and "INVALID_REPLICA_ASSIGNMENT" in out and "broker 9" in out, out
+        rc, out = cli(quorum[0], "topic", "reassign", "mv", "0=%d,%d" % (dst[0], dst[0]),
+                      check=False)
+        assert rc != 0 and "more than once" in out, out
+        rc, out = cli(quorum[0], "topic", "reassign", "mv", "--cancel", "0", check=False)
+        assert rc != 0 and "NO_REASSIGNMENT_IN_PROGRESS" in out, out
+        rc, out = cli(quorum[0], "topic", "reassign", "mv", "7=%d" % dst[0], check=False)
+        assert rc != 0 and "UNKNOWN_TOPIC_OR_PARTITION" in out, out
+        assert replicas_on(quorum[0], "mv") == before
+        # Partition 0 leaves its broker for the two others (its leader moves with it).
+        cli(quorum[1], "topic", "reassign", "mv", "0=%d,%d" % tuple(dst), "--wait",
+            "--timeout", "60")
+        leader, replicas, isr = replicas_on(quorum[0], "mv")[0]
+        assert replicas == dst and sorted(isr) == sorted(dst) and leader == dst[0]
+        count = len(acked.get(0, []))
+        wait_until(lambda: len(acked.get(0, [])) >= count + 300, 30,
+                   what="acks from partition 0's new leader")
+    finally:
+        stop.set()
+        t.join(90)
+    assert not errors, errors[:5]
+    _, out = cli(quorum[2], "topic", "reassignments")
+    assert "no reassignment is under way" in out
+    total = sum(len(v) for v in acked.values())
+    got = consume_all(quorum[2], "mv", 2, expected=total)
+    for part, recs in acked.items():
+        values = [v for _, _, v, _ in got[part]]
+        assert len(values) == len(set(values)), "duplicates in partition %d" % part
+        want = [v for _, v in sorted(recs)]
+        assert [v for v in values if v in set(want)] == want, "partition %d" % part
+    # The new replicas hold the leader's log byte for byte; the old one's is gone.
+    new = [node(quorum, d) for d in dst]
+    wait_until(lambda: len({log_bytes(n, "mv", 0) for n in new}) == 1 and
+               log_bytes(new[0], "mv", 0), 30, what="the new replicas identical")
+    wait_until(lambda: not has_dir(node(quorum, src), "mv", 0), 15,
+               what="the old replica's directory removed")
+
+
+@pytest.fixture
+def quorum_rf2():
+    """Three nodes whose __consumer_offsets has two replicas: a node can be drained."""
+    ports = [(free_port(), free_port()) for _ in range(3)]
+    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
+    nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
+    for n in nodes:
+        n.overrides["offsets.topic.replication.factor"] = "2"
+    with running(nodes):
+        yield nodes
+
+
+def test_a_stuck_reassignment_is_listed_and_cancelled_and_a_drain_empties_a_broker(quorum_rf2):
+    quorum = quorum_rf2
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
+    create_replicated(quorum, "dr", 3, rf=2)
+    p = acks_all_producer(quorum)
+    for i in range(300):
+        p.produce("dr", value=b"d%d" % i, partition=i % 3)
+    assert p.flush(60) == 0
+    # A target naming a broker that is down cannot complete: listed, then cancelled.
+    parts = replicas_on(quorum[0], "dr")
+    _, replicas, _ = parts[0]
+    absent = next(n for n in quorum if n.node_id not in replicas)
+    live = [n for n in quorum if n is not absent]
+    assert absent.stop() == 0
+    wait_until(lambda: len(n_brokers(live[0])) == 2, 15, what="the stopped broker fenced")
+    target = replicas + [absent.node_id]
+    cli(live[0], "topic", "reassign", "dr", "0=" + ",".join(map(str, target)))
+    _, out = cli(live[1], "topic", "reassignments", "dr")
+    assert "dr-0 replicas %s adding %d removing \n" % (",".join(map(str, target)),
+                                                       absent.node_id) in out, out
+    assert replicas_on(live[0], "dr")[0][1] == target
+    cli(live[0], "topic", "reassign", "dr", "--cancel", "0")
+    assert replicas_on(live[0], "dr")[0][1] == replicas
+    _, out = cli(live[1], "topic", "reassignments")
+    assert "no reassignment is under way" in out
+    absent.start(absent.port)
+    wait_until(lambda: len(n_brokers(live[0])) == 3, 15, what="the broker back")
+    # Drain: every replica on the node moves to the others, internal topics included;
+    # refused, changing nothing, while a partition has a replica on every broker.
+    wait_until(lambda: any(t == "__consumer_offsets" for t, _ in partitions_on(quorum[1])), 15,
+               what="__consumer_offsets")
+    gone = quorum[0]
+    create_replicated(quorum, "full", 1, rf=3)
+    before = all_replicas_on(quorum[1])
+    rc, out = cli(quorum[1], "cluster", "drain", str(gone.node_id), check=False)
+    assert rc != 0 and "full-0 has 3 replicas" in out, out
+    assert all_replicas_on(quorum[1]) == before
+    cli(quorum[1], "topic", "delete", "full")
+    _, out = cli(quorum[1], "cluster", "drain", str(gone.node_id), "--wait", "--timeout", "90")
+    assert "reassignments are done" in out, out
+    left = {k: v for k, v in all_replicas_on(quorum[1]).items() if gone.node_id in v}
+    assert not left, (out, left)
+    assert all(len(v) == 2 for (t, _), v in all_replicas_on(quorum[1]).items() if t == "dr")
+    wait_until(lambda: not any(has_dir(gone, "dr", k) for k in range(3)), 15,
+               what="the drained node's directories removed")
+    got = consume_all(quorum[2], "dr", 3, expected=300)
+    assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
+        sorted(b"d%d" % i for i in range(300))
+    # Nothing left to drain: a second drain moves nothing.
+    _, out = cli(quorum[1], "cluster", "drain", str(gone.node_id))
+    assert "0 replicas to move" in out, out
