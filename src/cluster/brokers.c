@@ -505,8 +505,9 @@ bool cluster_quorum_member(const struct cluster *c, int32_t node_id)
 
 struct broker_session {
     int32_t node_id;
-    int64_t last_ms;  /* the last heartbeat, or when this controller took over */
-    bool fence_asked; /* a fencing change is on its way */
+    int64_t last_ms;         /* the last heartbeat, or when this controller took over */
+    int64_t disconnected_ms; /* when its connection last closed (cluster_broker_disconnected) */
+    bool fence_asked;        /* a fencing change is on its way */
 };
 
 /* The sessions of this leader's term; a new term starts them all afresh (a controller
@@ -603,7 +604,17 @@ void cluster_broker_controlled_shutdown(struct cluster *c, int32_t node_id, int6
         done(arg, &(struct cluster_result){.broker_epoch = epoch, .fenced = true});
 }
 
-void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms)
+void cluster_broker_disconnected(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms)
+{
+    const struct mbroker *b = cluster_broker_find(c, node_id);
+    if (!quorum_leading(c->log) || !b || b->epoch != epoch || b->fenced)
+        return;
+    sessions_sync(c, now_ms);
+    session_of(c, node_id)->disconnected_ms = now_ms;
+}
+
+void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms,
+                             int64_t disconnect_grace_ms)
 {
     if (!quorum_leading(c->log))
         return;
@@ -611,12 +622,23 @@ void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_
     for (size_t i = 0; i < c->broker_count; i++) {
         const struct mbroker *b = &c->brokers[i];
         struct broker_session *s = session_of(c, b->node_id);
-        if (b->fenced || s->fence_asked || now_ms - s->last_ms < session_timeout_ms)
+        if (b->fenced || s->fence_asked)
             continue;
-        say_warn("cluster",
-                 "broker %d sent no heartbeat for %lld ms (broker.session.timeout.ms %lld): "
-                 "fencing it",
-                 b->node_id, (long long)(now_ms - s->last_ms), (long long)session_timeout_ms);
+        /* Gone: its connection closed after its last heartbeat, and none came since. */
+        bool gone = disconnect_grace_ms > 0 && s->disconnected_ms > s->last_ms &&
+                    now_ms - s->disconnected_ms >= disconnect_grace_ms;
+        if (gone)
+            say_warn("cluster",
+                     "broker %d's connection closed %lld ms ago and it has not heartbeated "
+                     "since: fencing it",
+                     b->node_id, (long long)(now_ms - s->disconnected_ms));
+        else if (now_ms - s->last_ms >= session_timeout_ms)
+            say_warn("cluster",
+                     "broker %d sent no heartbeat for %lld ms (broker.session.timeout.ms %lld): "
+                     "fencing it",
+                     b->node_id, (long long)(now_ms - s->last_ms), (long long)session_timeout_ms);
+        else
+            continue;
         s->fence_asked = true;
         submit_broker_change(c, b, true, NULL, NULL);
     }

@@ -307,14 +307,25 @@ bool cluster_quorum_member(const struct cluster *c, int32_t node_id);
  * CLUSTER_ERR_STALE_BROKER_EPOCH (unknown broker or another epoch: register again). */
 void cluster_broker_heartbeat(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms,
                               cluster_done_fn done, void *arg);
-/* On the active controller, every so often: fences the brokers whose session expired. */
+
 /* A heartbeat with WantShutDown (controlled shutdown, KIP-631): the broker is fenced at
  * once, which moves the leadership of its partitions to other in-sync replicas and takes
  * it out of their ISRs, as for an expired session; res->fenced tells the broker it may
  * stop (it then leads nothing another replica could lead). Errors as for a heartbeat. */
 void cluster_broker_controlled_shutdown(struct cluster *c, int32_t node_id, int64_t epoch,
                                         int64_t now_ms, cluster_done_fn done, void *arg);
-void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms);
+/* On the active controller, every so often: fences the brokers whose session expired,
+ * and those whose connection closed disconnect_grace_ms ago or longer with no heartbeat
+ * since (0: only sessions expire). */
+void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms,
+                             int64_t disconnect_grace_ms);
+/* The connection broker node_id (at this epoch) heartbeats over closed, as the active
+ * controller's transport saw it: a process that dies (kill -9, a crash) closes its
+ * connections at once, so cluster_expire_sessions fences it after the grace rather than
+ * a whole session, unless it heartbeats again first (a live broker whose connection
+ * dropped reconnects and heartbeats at once). A machine that stops, or a network cut,
+ * closes nothing: the session applies. Ignored for another epoch, or a fenced broker. */
+void cluster_broker_disconnected(struct cluster *c, int32_t node_id, int64_t epoch, int64_t now_ms);
 /* Reserves `count` producer ids for node_id's idempotent producers (a ProducerIdsRecord,
  * as KRaft's controller writes for AllocateProducerIds): res->first_producer_id is the
  * first one. Ids are never reserved twice, across restarts; an unused rest of a block is

@@ -37,6 +37,9 @@ struct broker_config {
     int64_t fetch_timeout_ms;    /* controller.quorum.fetch.timeout.ms (observers' polls) */
     int64_t broker_heartbeat_interval_ms; /* broker.heartbeat.interval.ms */
     int64_t broker_session_timeout_ms;    /* broker.session.timeout.ms */
+    /* samsa.broker.disconnect.fence.ms: a broker whose connection to the active
+     * controller closed is fenced this long after, unless it heartbeats (0: never). */
+    int64_t broker_disconnect_fence_ms;
     /* Follower fetchers (replica.fetch.*, Kafka's names and defaults). */
     int32_t replica_fetch_wait_max_ms;
     int32_t replica_fetch_min_bytes;

@@ -128,6 +128,16 @@ struct quorum_link {
     size_t poll_round;    /* the next voter to try while no leader is known */
     int32_t leader_hint;  /* the leader the last poll answer named, -1 */
     int32_t poll_avoid;   /* the voter whose poll failed last, -1 */
+    /* On the active controller: the connection each broker heartbeated over last, so
+     * that its closing tells the controller at once (cluster_broker_disconnected). */
+    struct broker_conn *broker_conns;
+    size_t broker_conn_count;
+};
+
+struct broker_conn {
+    struct net_conn *conn;
+    int32_t broker;
+    int64_t epoch;
 };
 
 static void on_registration_response(struct quorum_link *l, struct reader *r);
@@ -196,6 +206,10 @@ static void on_peer_close(struct net_client *cl, int err, void *arg)
     (void)cl;
     struct quorum_peer *p = arg;
     p->client = NULL;
+    /* The active controller takes a closed connection for a dead broker after
+     * samsa.broker.disconnect.fence.ms: heartbeat again at the next tick, not the next
+     * interval. */
+    p->link->reg.next_heartbeat_ms = 0;
     if (err != -ECANCELED)
         say_debug("quorum", "connection to voter %d at %s:%d closed: %s", p->id, p->host, p->port,
                   err ? strerror(-err) : "by the peer");
@@ -526,12 +540,47 @@ static int serve_registration(struct quorum_link *l, struct net_conn *c,
     return 0;
 }
 
-static int serve_heartbeat(struct quorum_link *l, const struct request_header *hdr,
-                           struct reader *rd, struct arena *a, struct net_reply *r)
+/* Broker `broker` (at `epoch`) heartbeats over connection c. */
+static void note_broker_conn(struct quorum_link *l, struct net_conn *c, int32_t broker,
+                             int64_t epoch)
+{
+    struct broker_conn *bc = NULL;
+    for (size_t i = 0; i < l->broker_conn_count && !bc; i++)
+        if (l->broker_conns[i].broker == broker)
+            bc = &l->broker_conns[i];
+    if (!bc) {
+        l->broker_conns =
+            xrealloc(l->broker_conns, (l->broker_conn_count + 1) * sizeof *l->broker_conns);
+        bc = &l->broker_conns[l->broker_conn_count++];
+    }
+    *bc = (struct broker_conn){c, broker, epoch};
+}
+
+/* Connection c closed: the brokers that heartbeated over it are disconnected (a process
+ * that died closes its connections at once; a live one reconnects and heartbeats). */
+static void broker_conn_closed(struct quorum_link *l, struct net_conn *c)
+{
+    int64_t now = net_loop_now_ms(l->s->loop);
+    for (size_t i = 0; i < l->broker_conn_count;) {
+        struct broker_conn bc = l->broker_conns[i];
+        if (bc.conn != c) {
+            i++;
+            continue;
+        }
+        l->broker_conns[i] = l->broker_conns[--l->broker_conn_count];
+        say_info("quorum", "broker %d's connection to this controller closed", bc.broker);
+        cluster_broker_disconnected(l->s->cluster, bc.broker, bc.epoch, now);
+    }
+}
+
+static int serve_heartbeat(struct quorum_link *l, struct net_conn *c,
+                           const struct request_header *hdr, struct reader *rd, struct arena *a,
+                           struct net_reply *r)
 {
     struct broker_heartbeat_request req;
     if (broker_heartbeat_request_decode(rd, hdr->api_version, a, &req) != 0)
         return -1;
+    note_broker_conn(l, c, req.broker_id, req.broker_epoch);
     struct pending_answer *pa = pending_new(r, hdr->correlation_id);
     pa->want_shutdown = req.want_shut_down;
     int64_t now = net_loop_now_ms(l->s->loop);
@@ -602,7 +651,7 @@ static void on_controller_request(struct net_conn *c, struct slice frame, struct
     else if (rc == 0 && api_key == PROTO_API_BROKER_REGISTRATION)
         rc = serve_registration(l, c, &hdr, &rd, &a, r);
     else if (rc == 0 && api_key == PROTO_API_BROKER_HEARTBEAT)
-        rc = serve_heartbeat(l, &hdr, &rd, &a, r);
+        rc = serve_heartbeat(l, c, &hdr, &rd, &a, r);
     else if (rc == 0 && api_key == SERVER_API_ALTER_PARTITION)
         rc = server_serve_alter_partition(l->s, &hdr, &rd, r);
     else if (rc == 0)
@@ -619,6 +668,7 @@ static void on_controller_request(struct net_conn *c, struct slice frame, struct
 static void on_controller_close(struct net_conn *c, void *arg)
 {
     struct quorum_link *l = arg;
+    broker_conn_closed(l, c);
     server_on_close(c, l->s);
 }
 
@@ -1028,7 +1078,8 @@ static void on_tick(struct net_loop *loop, void *arg)
     registration_step(l);
     server_groups_poll(l->s);
     cluster_expire_sessions(l->s->cluster, net_loop_now_ms(loop),
-                            l->s->cfg->broker_session_timeout_ms);
+                            l->s->cfg->broker_session_timeout_ms,
+                            l->s->cfg->broker_disconnect_fence_ms);
 }
 
 /* Resolves a voter's host name once, at start-up: net_client_connect resolves
@@ -1136,6 +1187,7 @@ void server_quorum_link_stop(struct server *s)
         free(m);
     }
     buf_free(&l->frame);
+    free(l->broker_conns);
     free(l);
     s->quorum_link = NULL;
 }

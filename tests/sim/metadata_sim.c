@@ -1427,7 +1427,7 @@ static void step(struct sim *s, bool chaos)
             io_complete(n);
         if (n->c && s->now % TICK_MS == n->tick_phase) {
             cluster_tick(n->c);
-            cluster_expire_sessions(n->c, (int64_t)s->now, s->session_timeout_ms);
+            cluster_expire_sessions(n->c, (int64_t)s->now, s->session_timeout_ms, 0);
         }
     }
     if (!s->fail)

@@ -405,3 +405,38 @@ def test_describe_log_dirs_shows_each_replica(quorum):
             all(d == seen[0] for d in seen) and \
             all(size > 0 and lag == 0 for size, lag in seen[0].values()) else None
     wait_until(agreed, 15, what="the same sizes and no lag on every replica")
+
+
+@pytest.fixture
+def quorum_long_sessions():
+    """Three nodes whose broker sessions last ten minutes: a broker fenced sooner was
+    fenced because its connection to the controller closed."""
+    ports = [(free_port(), free_port()) for _ in range(3)]
+    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
+    nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
+    for n in nodes:
+        n.overrides["broker.session.timeout.ms"] = "600000"
+    with running(nodes):
+        yield nodes
+
+
+def test_a_killed_broker_is_fenced_when_its_connection_closes(quorum_long_sessions):
+    """samsa.broker.disconnect.fence.ms: a broker killed with kill -9 closes its
+    connection to the active controller at once, which fences it a second later instead
+    of at the end of its session; its partitions get new leaders from their ISRs and
+    take acks=all writes."""
+    nodes = quorum_long_sessions
+    agreed_controller(nodes)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in nodes), 15, what="three brokers")
+    leaders = create_replicated(nodes, "r-gone", 6)
+    ctl = nodes[0].controller()
+    victim = node(nodes, next(l for l in leaders.values() if l != ctl))
+    led = [p for p, l in leaders.items() if l == victim.node_id]
+    victim.kill()
+    rest = [n for n in nodes if n is not victim]
+    wait_until(lambda: all(leaders_on(rest[0], "r-gone")[p] not in (-1, victim.node_id)
+                           for p in led), 30, what="new leaders long before the session ends")
+    p = acks_all_producer(rest)
+    for i in range(60):
+        p.produce("r-gone", value=b"g%d" % i, partition=led[0])
+    assert p.flush(30) == 0

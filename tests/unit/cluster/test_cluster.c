@@ -1339,7 +1339,7 @@ static void test_placement_and_fencing(void **state)
     /* Its session expires: fenced, and what it led has no leader (one replica). */
     cluster_broker_heartbeat(c, 1, cluster_broker_find(c, 1)->epoch, 20000, NULL, NULL);
     cluster_broker_heartbeat(c, 2, cluster_broker_find(c, 2)->epoch, 20000, NULL, NULL);
-    cluster_expire_sessions(c, 20000, 9000);
+    cluster_expire_sessions(c, 20000, 9000, 0);
     assert_true(cluster_broker_find(c, 3)->fenced);
     assert_false(cluster_broker_find(c, 1)->fenced);
     t = cluster_topic_find(c, slice_from_cstr("manual"));
@@ -1658,14 +1658,14 @@ static int64_t session_clock_ms;
  * then sessions expire. */
 static void fence_broker(struct cluster *c, int32_t id)
 {
-    cluster_expire_sessions(c, session_clock_ms, TEST_SESSION_MS); /* sessions start */
+    cluster_expire_sessions(c, session_clock_ms, TEST_SESSION_MS, 0); /* sessions start */
     session_clock_ms += 2 * TEST_SESSION_MS;
     for (size_t i = 0; i < cluster_broker_count(c); i++) {
         const struct mbroker *b = cluster_broker_at(c, i);
         if (b->node_id != id && !b->fenced)
             cluster_broker_heartbeat(c, b->node_id, b->epoch, session_clock_ms, NULL, NULL);
     }
-    cluster_expire_sessions(c, session_clock_ms, TEST_SESSION_MS);
+    cluster_expire_sessions(c, session_clock_ms, TEST_SESSION_MS, 0);
     assert_true(cluster_broker_find(c, id)->fenced);
 }
 
@@ -2218,6 +2218,46 @@ static void test_reassignments(void **state)
     cluster_close(c);
 }
 
+/* A broker whose connection closed is fenced once the grace has passed with no
+ * heartbeat since, well before its session ends; a heartbeat in between keeps it, and a
+ * close reported for another epoch is ignored. */
+static void test_disconnected_broker_is_fenced_early(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    const int32_t plan[] = {2, 1, 3};
+    assert_int_equal(create_assigned(c, "d", plan, 1, 3, &why), 0);
+    const int64_t session = 9000, grace = 1000;
+    int64_t t = 100000;
+    cluster_expire_sessions(c, t, session, grace); /* sessions start */
+    int64_t epoch = cluster_broker_find(c, 2)->epoch;
+    cluster_broker_disconnected(c, 2, epoch + 1, t); /* another epoch: nothing */
+    cluster_expire_sessions(c, t + 2 * grace, session, grace);
+    assert_false(cluster_broker_find(c, 2)->fenced);
+    /* Closed, then a heartbeat before the grace ends: kept. */
+    cluster_broker_disconnected(c, 2, epoch, t + 2 * grace);
+    cluster_broker_heartbeat(c, 2, epoch, t + 2 * grace + 10, NULL, NULL);
+    cluster_expire_sessions(c, t + 4 * grace, session, grace);
+    assert_false(cluster_broker_find(c, 2)->fenced);
+    /* Closed for good: not yet before the grace, fenced at it, its lead moved. */
+    cluster_broker_disconnected(c, 2, epoch, t + 4 * grace);
+    cluster_expire_sessions(c, t + 5 * grace - 1, session, grace);
+    assert_false(cluster_broker_find(c, 2)->fenced);
+    cluster_expire_sessions(c, t + 5 * grace, session, grace);
+    assert_true(cluster_broker_find(c, 2)->fenced);
+    const struct mpartition *p = &cluster_topic_find(c, slice_from_cstr("d"))->partitions[0];
+    assert_int_equal(p->leader, 1);
+    /* Grace 0: closes are not acted on, only sessions. */
+    epoch = cluster_broker_find(c, 3)->epoch;
+    cluster_broker_disconnected(c, 3, epoch, t + 5 * grace);
+    cluster_expire_sessions(c, t + 8 * grace, session, 0);
+    assert_false(cluster_broker_find(c, 3)->fenced);
+    cluster_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2254,6 +2294,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registration_fences_with_replicas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alter_partition_checks_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reassignments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disconnected_broker_is_fenced_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_controlled_shutdown_fences_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_voter_refusals, setup, teardown),
