@@ -511,37 +511,12 @@ static void print_text(const struct status *st)
 
 /* ---- JSON ---- */
 
-static void json_str(const char *s, size_t len)
-{
-    putchar('"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            printf("\\%c", ch);
-        } else if (ch < 0x20) {
-            printf("\\u%04x", ch);
-        } else {
-            putchar(ch);
-        }
-    }
-    putchar('"');
-}
-
 static void json_slice(struct slice s)
 {
     if (s.ptr == NULL) {
         fputs("null", stdout);
     } else {
         json_str((const char *)s.ptr, s.len);
-    }
-}
-
-static void json_cstr(const char *s)
-{
-    if (s == NULL) {
-        fputs("null", stdout);
-    } else {
-        json_str(s, strlen(s));
     }
 }
 
