@@ -15,6 +15,7 @@
  * (IncludeFencedBrokers), each marked; a broker that answers only v0-v1 lists unfenced
  * brokers only, and the report says so rather than marking every row "unfenced". */
 #include "cli.h"
+#include "replica_lag.h"
 #include "wire.h"
 
 #include <getopt.h>
@@ -61,10 +62,13 @@ struct status {
     const struct describe_quorum_response_topics_partitions *quorum;
     int16_t quorum_err; /* the error DescribeQuorum answered, when it did */
     char quorum_why[512];
+
+    struct replica_lag *lag; /* owned; borrows md */
 };
 
 static void status_free(struct status *st)
 {
+    replica_lag_free(st->lag);
     free(st->min_isr);
     if (st->md != NULL) {
         rd_kafka_metadata_destroy(st->md);
@@ -352,6 +356,27 @@ static struct replica_view observer_at(const struct describe_quorum_response_top
                                  r->last_caught_up_timestamp};
 }
 
+/* Asks every broker for its replicas' sizes: those DescribeCluster lists (fenced ones
+ * marked, not asked), else those Metadata lists. */
+static void load_replica_lag(struct status *st)
+{
+    int n = st->cluster != NULL ? st->cluster->brokers_count : st->md->broker_cnt;
+    struct replica_lag_broker *b = xcalloc((size_t)MAX(n, 1), sizeof *b);
+    for (int i = 0; i < n; i++) {
+        if (st->cluster != NULL) {
+            const struct describe_cluster_response_brokers *cb = &st->cluster->brokers[i];
+            b[i] =
+                (struct replica_lag_broker){cb->broker_id, (const char *)cb->host.ptr, cb->host.len,
+                                            cb->port, st->fenced_listed && cb->is_fenced};
+        } else {
+            const struct rd_kafka_metadata_broker *mb = &st->md->brokers[i];
+            b[i] = (struct replica_lag_broker){mb->id, mb->host, strlen(mb->host), mb->port, false};
+        }
+    }
+    st->lag = replica_lag_collect(st->md, b, n);
+    free(b);
+}
+
 /* ---- text ---- */
 
 static void print_nodes_text(const struct status *st)
@@ -507,6 +532,7 @@ static void print_text(const struct status *st)
     printf("\n");
     print_leaderless_text(st->md);
     print_under_replicated_text(st);
+    replica_lag_print_text(st->lag);
 }
 
 /* ---- JSON ---- */
@@ -622,7 +648,9 @@ static void print_json(const struct status *st)
             sep = ", ";
         }
     }
-    printf("]}\n");
+    printf("], \"replica_lag\": ");
+    replica_lag_print_json(st->lag);
+    printf("}\n");
 }
 
 static int cluster_status(struct cli_opts *o, bool json)
@@ -659,6 +687,7 @@ static int cluster_status(struct cli_opts *o, bool json)
         st.controller_id = rd_kafka_controllerid(rk, CLI_TIMEOUT_MS);
     }
     load_min_isr(rk, &st);
+    load_replica_lag(&st);
     if (json) {
         print_json(&st);
     } else {
