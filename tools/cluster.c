@@ -1,15 +1,16 @@
 /* `samsa cluster status`: the nodes (id, address, rack, partitions led), the metadata
  * quorum (leader, epoch, high watermark, each voter's log end and lag, observers), the
- * partitions without a leader and the under-replicated ones (fewer in sync than
- * assigned), as text tables or --json.
+ * partitions without a leader, the under-replicated ones (fewer in sync than assigned)
+ * and each replica's lag behind its leader, as text tables or --json.
  *
- * Three requests answer it. Metadata (through librdkafka) gives every partition's
+ * Four requests answer it. Metadata (through librdkafka) gives every partition's
  * leader. librdkafka 2.0.2 has neither DescribeCluster nor DescribeQuorum, so those two
  * go over a connection of our own to the first reachable bootstrap server, encoded
  * with the broker's generated codec (wire.h). A Kafka broker forwards DescribeQuorum to
  * the active controller, so this works against Kafka 4.x as well as Samsa; a broker
  * that does not offer it, or refuses it, still gets the rest of the report with a line
- * saying why the quorum is missing.
+ * saying why the quorum is missing. DescribeLogDirs goes to every broker, each over a
+ * connection of its own (replica_lag.h).
  *
  * Fenced brokers: DescribeCluster v2 (KIP-1073) lists them too when asked
  * (IncludeFencedBrokers), each marked; a broker that answers only v0-v1 lists unfenced
@@ -34,7 +35,8 @@ static const char cluster_usage[] =
     "\n"
     "status shows the nodes (id, address, rack, partitions led), the metadata quorum\n"
     "(leader, epoch, high watermark, each voter's log end offset and lag, observers), the\n"
-    "partitions without a leader and the under-replicated ones. up starts a local\n"
+    "partitions without a leader, the under-replicated ones and the replicas behind their\n"
+    "leader (DescribeLogDirs from every broker, 3 s each). up starts a local\n"
     "cluster of N nodes on 127.0.0.1 (default 3, in ./samsa-cluster) and down stops it:\n"
     "`samsa cluster up -h`.\n";
 
