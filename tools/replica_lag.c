@@ -175,6 +175,8 @@ static int by_name(const void *a, const void *b)
 /* The index in md of the topic called name, or -1. ix is sorted by name. */
 static int find_topic(const struct topic_ix *ix, int n, struct slice name)
 {
+    if (name.ptr == NULL)
+        return -1;
     int lo = 0, hi = n;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
@@ -242,10 +244,12 @@ static void take_answer(struct replica_lag *rl, const struct asked *b, const str
             for (int32_t j = 0; j < to->partitions_count; j++) {
                 const struct describe_log_dirs_response_results_topics_partitions *pa =
                     &to->partitions[j];
-                int p = pa->is_future_key ? -1 : find_partition(tp, pa->partition_index);
+                int p = pa->is_future_key || pa->partition_size < 0
+                            ? -1
+                            : find_partition(tp, pa->partition_index);
                 int r = p < 0 ? -1 : replica_pos(&tp->partitions[p], b->id);
                 if (r < 0)
-                    continue; /* a future replica, or one md does not assign to b */
+                    continue; /* a future replica, no size, or one md does not give b */
                 struct replica_obs *o = obs_of(rl, t, p) + r;
                 o->size_bytes = pa->partition_size;
                 o->offset_lag = pa->offset_lag; /* Kafka: -1 when it has none */
@@ -255,36 +259,11 @@ static void take_answer(struct replica_lag *rl, const struct asked *b, const str
     }
 }
 
-struct replica_lag *replica_lag_collect(const struct rd_kafka_metadata *md,
-                                        const struct replica_lag_broker *brokers, int n)
+/* One slot per replica of every partition of md, each unknown for its broker's reason
+ * until an answer fills it. */
+static void make_slots(struct replica_lag *rl)
 {
-    struct replica_lag *rl = xcalloc(1, sizeof *rl);
-    rl->md = md;
-    rl->n_brokers = MAX(n, 0);
-    rl->brokers = xcalloc((size_t)MAX(n, 1), sizeof *rl->brokers);
-    for (int i = 0; i < n; i++) {
-        struct asked *b = &rl->brokers[i];
-        const struct replica_lag_broker *in = &brokers[i];
-        b->id = in->id;
-        bool v6 = memchr(in->host, ':', in->host_len) != NULL;
-        snprintf(b->addr, sizeof b->addr, "%s%.*s%s:%d", v6 ? "[" : "", (int)in->host_len, in->host,
-                 v6 ? "]" : "", in->port);
-        b->state = in->fenced ? UNKNOWN_FENCED : UNKNOWN_NOT_ASKED;
-        buf_init(&b->frame);
-        arena_init(&b->arena);
-    }
-    qsort(rl->brokers, (size_t)rl->n_brokers, sizeof *rl->brokers, by_id);
-
-    /* Every unfenced broker, up to the bound (the rest stay "not asked"). */
-    struct asked **todo = xcalloc((size_t)MAX(n, 1), sizeof *todo);
-    int n_todo = 0;
-    for (int i = 0; i < rl->n_brokers && n_todo < REPLICA_LAG_MAX_BROKERS; i++) {
-        if (rl->brokers[i].state == UNKNOWN_NOT_ASKED)
-            todo[n_todo++] = &rl->brokers[i];
-    }
-    ask_all(todo, n_todo);
-    free(todo);
-
+    const struct rd_kafka_metadata *md = rl->md;
     size_t n_parts = 0, n_obs = 0;
     rl->topic_part0 = xcalloc((size_t)MAX(md->topic_cnt, 1), sizeof *rl->topic_part0);
     for (int t = 0; t < md->topic_cnt; t++) {
@@ -315,6 +294,39 @@ struct replica_lag *replica_lag_collect(const struct rd_kafka_metadata *md,
             }
         }
     }
+}
+
+struct replica_lag *replica_lag_collect(const struct rd_kafka_metadata *md,
+                                        const struct replica_lag_broker *brokers, int n)
+{
+    struct replica_lag *rl = xcalloc(1, sizeof *rl);
+    rl->md = md;
+    rl->n_brokers = MAX(n, 0);
+    rl->brokers = xcalloc((size_t)MAX(n, 1), sizeof *rl->brokers);
+    for (int i = 0; i < n; i++) {
+        struct asked *b = &rl->brokers[i];
+        const struct replica_lag_broker *in = &brokers[i];
+        b->id = in->id;
+        bool v6 = in->host_len > 0 && memchr(in->host, ':', in->host_len) != NULL;
+        snprintf(b->addr, sizeof b->addr, "%s%.*s%s:%d", v6 ? "[" : "", (int)in->host_len, in->host,
+                 v6 ? "]" : "", in->port);
+        b->state = in->fenced ? UNKNOWN_FENCED : UNKNOWN_NOT_ASKED;
+        buf_init(&b->frame);
+        arena_init(&b->arena);
+    }
+    qsort(rl->brokers, (size_t)rl->n_brokers, sizeof *rl->brokers, by_id);
+
+    /* Every unfenced broker, up to the bound (the rest stay "not asked"). */
+    struct asked **todo = xcalloc((size_t)MAX(n, 1), sizeof *todo);
+    int n_todo = 0;
+    for (int i = 0; i < rl->n_brokers && n_todo < REPLICA_LAG_MAX_BROKERS; i++) {
+        if (rl->brokers[i].state == UNKNOWN_NOT_ASKED)
+            todo[n_todo++] = &rl->brokers[i];
+    }
+    ask_all(todo, n_todo);
+    free(todo);
+
+    make_slots(rl);
 
     struct topic_ix *ix = xcalloc((size_t)MAX(md->topic_cnt, 1), sizeof *ix);
     for (int t = 0; t < md->topic_cnt; t++)

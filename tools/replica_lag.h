@@ -11,8 +11,10 @@
  * the leader's size minus a follower's is how many bytes the follower still has to
  * fetch. That is the lag reported. It is wrong for a while wherever retention or
  * compaction has removed data on one replica and not yet on another (each broker cleans
- * its own log on its own schedule), and the sizes come from different brokers a few
- * milliseconds apart, so under load a follower shows the bytes in flight.
+ * its own log on its own schedule), and where a follower started over at its leader's
+ * log start (after DeleteRecords or retention passed it) while the leader still holds
+ * the segment below it. The sizes come from different brokers a few milliseconds apart,
+ * so under load a follower shows the bytes in flight.
  *
  * Bounds: each broker is asked over its own connection, connect, ApiVersions and
  * DescribeLogDirs together within REPLICA_LAG_TIMEOUT_MS, REPLICA_LAG_PARALLEL brokers

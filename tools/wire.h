@@ -48,9 +48,10 @@ int wire_connect_within(struct wire_conn *c, const char *bootstrap, int timeout_
 int16_t wire_version(const struct wire_conn *c, int16_t api_key);
 
 /* Sends one request (header + body, which the caller encoded for `version`) and waits for
- * its response, CLI_TIMEOUT_MS at most (less when the connection's deadline comes first). On success returns 0 and *frame holds the whole response frame (the
- * caller owns it, buf_free), with *body a reader over the body after the response
- * header; decoded slices borrow frame. Returns -1 after setting *why if the connection
+ * its response, CLI_TIMEOUT_MS at most (less when the connection's deadline comes
+ * first). On success returns 0 and *frame holds the whole response frame (the caller
+ * owns it, buf_free), with *body a reader over the body after the response header;
+ * decoded slices borrow frame. Returns -1 after setting *why if the connection
  * failed, closed, or answered with a malformed or mismatched frame. */
 int wire_call(struct wire_conn *c, int16_t api_key, int16_t version, const struct buf *req_body,
               struct buf *frame, struct reader *body, const char **why);
