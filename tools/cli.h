@@ -132,6 +132,11 @@ void table_print(const struct table *t);
 void table_free(struct table *t);
 int table_rows(const struct table *t); /* data rows, header excluded */
 
+/* JSON on stdout: a string of len bytes, quoted and escaped (bytes >= 0x80 pass as they
+ * are); json_cstr prints null for NULL. */
+void json_str(const char *s, size_t len);
+void json_cstr(const char *s);
+
 /* Formats v into buf (returns buf); negative offsets (librdkafka's "no offset") print
  * as "-". */
 const char *fmt_offset(char *buf, size_t bufsz, int64_t v);

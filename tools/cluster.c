@@ -1,20 +1,22 @@
 /* `samsa cluster status`: the nodes (id, address, rack, partitions led), the metadata
  * quorum (leader, epoch, high watermark, each voter's log end and lag, observers), the
- * partitions without a leader and the under-replicated ones (fewer in sync than
- * assigned), as text tables or --json.
+ * partitions without a leader, the under-replicated ones (fewer in sync than assigned)
+ * and each replica's lag behind its leader, as text tables or --json.
  *
- * Three requests answer it. Metadata (through librdkafka) gives every partition's
+ * Four requests answer it. Metadata (through librdkafka) gives every partition's
  * leader. librdkafka 2.0.2 has neither DescribeCluster nor DescribeQuorum, so those two
  * go over a connection of our own to the first reachable bootstrap server, encoded
  * with the broker's generated codec (wire.h). A Kafka broker forwards DescribeQuorum to
  * the active controller, so this works against Kafka 4.x as well as Samsa; a broker
  * that does not offer it, or refuses it, still gets the rest of the report with a line
- * saying why the quorum is missing.
+ * saying why the quorum is missing. DescribeLogDirs goes to every broker, each over a
+ * connection of its own (replica_lag.h).
  *
  * Fenced brokers: DescribeCluster v2 (KIP-1073) lists them too when asked
  * (IncludeFencedBrokers), each marked; a broker that answers only v0-v1 lists unfenced
  * brokers only, and the report says so rather than marking every row "unfenced". */
 #include "cli.h"
+#include "replica_lag.h"
 #include "wire.h"
 
 #include <getopt.h>
@@ -34,7 +36,8 @@ static const char cluster_usage[] =
     "\n"
     "status shows the nodes (id, address, rack, partitions led), the metadata quorum\n"
     "(leader, epoch, high watermark, each voter's log end offset and lag, observers), the\n"
-    "partitions without a leader and the under-replicated ones. up starts a local\n"
+    "partitions without a leader, the under-replicated ones and the replicas behind their\n"
+    "leader (DescribeLogDirs from every broker, 3 s each). up starts a local\n"
     "cluster of N nodes on 127.0.0.1 (default 3, in ./samsa-cluster) and down stops it:\n"
     "`samsa cluster up -h`. drain moves every replica off NODE (`samsa cluster drain -h`).\n";
 
@@ -62,10 +65,13 @@ struct status {
     const struct describe_quorum_response_topics_partitions *quorum;
     int16_t quorum_err; /* the error DescribeQuorum answered, when it did */
     char quorum_why[512];
+
+    struct replica_lag *lag; /* owned; borrows md */
 };
 
 static void status_free(struct status *st)
 {
+    replica_lag_free(st->lag);
     free(st->min_isr);
     if (st->md != NULL) {
         rd_kafka_metadata_destroy(st->md);
@@ -353,6 +359,27 @@ static struct replica_view observer_at(const struct describe_quorum_response_top
                                  r->last_caught_up_timestamp};
 }
 
+/* Asks every broker for its replicas' sizes: those DescribeCluster lists (fenced ones
+ * marked, not asked), else those Metadata lists. */
+static void load_replica_lag(struct status *st)
+{
+    int n = st->cluster != NULL ? st->cluster->brokers_count : st->md->broker_cnt;
+    struct replica_lag_broker *b = xcalloc((size_t)MAX(n, 1), sizeof *b);
+    for (int i = 0; i < n; i++) {
+        if (st->cluster != NULL) {
+            const struct describe_cluster_response_brokers *cb = &st->cluster->brokers[i];
+            b[i] =
+                (struct replica_lag_broker){cb->broker_id, (const char *)cb->host.ptr, cb->host.len,
+                                            cb->port, st->fenced_listed && cb->is_fenced};
+        } else {
+            const struct rd_kafka_metadata_broker *mb = &st->md->brokers[i];
+            b[i] = (struct replica_lag_broker){mb->id, mb->host, strlen(mb->host), mb->port, false};
+        }
+    }
+    st->lag = replica_lag_collect(st->md, b, n);
+    free(b);
+}
+
 /* ---- text ---- */
 
 static void print_nodes_text(const struct status *st)
@@ -508,25 +535,10 @@ static void print_text(const struct status *st)
     printf("\n");
     print_leaderless_text(st->md);
     print_under_replicated_text(st);
+    replica_lag_print_text(st->lag);
 }
 
 /* ---- JSON ---- */
-
-static void json_str(const char *s, size_t len)
-{
-    putchar('"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            printf("\\%c", ch);
-        } else if (ch < 0x20) {
-            printf("\\u%04x", ch);
-        } else {
-            putchar(ch);
-        }
-    }
-    putchar('"');
-}
 
 static void json_slice(struct slice s)
 {
@@ -534,15 +546,6 @@ static void json_slice(struct slice s)
         fputs("null", stdout);
     } else {
         json_str((const char *)s.ptr, s.len);
-    }
-}
-
-static void json_cstr(const char *s)
-{
-    if (s == NULL) {
-        fputs("null", stdout);
-    } else {
-        json_str(s, strlen(s));
     }
 }
 
@@ -648,7 +651,9 @@ static void print_json(const struct status *st)
             sep = ", ";
         }
     }
-    printf("]}\n");
+    printf("], \"replica_lag\": ");
+    replica_lag_print_json(st->lag);
+    printf("}\n");
 }
 
 static int cluster_status(struct cli_opts *o, bool json)
@@ -685,6 +690,7 @@ static int cluster_status(struct cli_opts *o, bool json)
         st.controller_id = rd_kafka_controllerid(rk, CLI_TIMEOUT_MS);
     }
     load_min_isr(rk, &st);
+    load_replica_lag(&st);
     if (json) {
         print_json(&st);
     } else {

@@ -1,5 +1,6 @@
 /* Helpers shared by the `samsa` commands: creating a quiet librdkafka client, waiting
- * for an admin result with a bound, metadata look-ups, parsing, and aligned tables. */
+ * for an admin result with a bound, metadata look-ups, parsing, JSON strings and
+ * aligned tables. */
 #include "cli.h"
 
 #include <errno.h>
@@ -243,6 +244,33 @@ const char *fmt_offset(char *buf, size_t bufsz, int64_t v)
         snprintf(buf, bufsz, "%lld", (long long)v);
     }
     return buf;
+}
+
+/* ---- JSON ---- */
+
+void json_str(const char *s, size_t len)
+{
+    putchar('"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            printf("\\%c", ch);
+        } else if (ch < 0x20) {
+            printf("\\u%04x", ch);
+        } else {
+            putchar(ch);
+        }
+    }
+    putchar('"');
+}
+
+void json_cstr(const char *s)
+{
+    if (s == NULL) {
+        fputs("null", stdout);
+    } else {
+        json_str(s, strlen(s));
+    }
 }
 
 /* ---- tables ---- */

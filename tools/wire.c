@@ -1,10 +1,14 @@
 /* A blocking Kafka connection for the tool's few hand-made requests; see wire.h. Kept
- * deliberately small: one request in flight, a whole response read into one buffer,
- * timeouts from SO_SNDTIMEO/SO_RCVTIMEO (Linux applies SO_SNDTIMEO to connect too). */
+ * deliberately small: one request in flight, a whole response read into one buffer.
+ * The connect is bounded by SO_SNDTIMEO (Linux applies it to connect); each send and
+ * receive waits in poll() for what is left until the request's deadline, so a broker
+ * that trickles bytes cannot stretch a request past it. */
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,7 +19,45 @@
 
 #define WIRE_CLIENT_ID "samsa-cli"
 
-static char why_buf[512];
+/* Per thread: cluster status asks several brokers at once, one thread each. */
+static _Thread_local char why_buf[512];
+
+/* What went wrong with a send or receive, for messages (errno 0: the peer closed). */
+static const char *io_why(int err)
+{
+    if (err == 0)
+        return "the broker closed the connection";
+    if (err == ETIMEDOUT || err == EAGAIN || err == EWOULDBLOCK)
+        return "timed out";
+    return strerror(err);
+}
+
+/* The deadline of a request starting now on c: CLI_TIMEOUT_MS, or the connection's own
+ * deadline if that comes first. */
+static int64_t request_deadline(const struct wire_conn *c)
+{
+    int64_t d = time_mono_ms() + CLI_TIMEOUT_MS;
+    return c->deadline_ms > 0 && c->deadline_ms < d ? c->deadline_ms : d;
+}
+
+/* Waits until fd is ready for `events` or deadline_ms (time_mono_ms) has passed.
+ * Returns 0, or -1 with errno set (ETIMEDOUT at the deadline). */
+static int wait_ready(int fd, short events, int64_t deadline_ms)
+{
+    for (;;) {
+        int64_t left_ms = deadline_ms - time_mono_ms();
+        if (left_ms <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int n = poll(&pfd, 1, (int)MIN(left_ms, INT_MAX));
+        if (n > 0)
+            return 0; /* readable, writable, or an error the next call reports */
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
 
 /* Splits one bootstrap entry into host and port (both written into the caller's
  * buffers). Returns 0, or -1 if the entry does not fit or has an empty host. */
@@ -61,9 +103,9 @@ static int split_host_port(const char *entry, size_t len, char *host, size_t hos
     return 0;
 }
 
-/* Opens a TCP connection to host:port with the tool's timeouts. Returns the fd or -1 with
- * why_buf set. */
-static int dial(const char *host, const char *port)
+/* Opens a TCP connection to host:port, each address tried for at most timeout_ms.
+ * Returns the fd or -1 with why_buf set. */
+static int dial(const char *host, const char *port, int timeout_ms)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res;
@@ -73,8 +115,7 @@ static int dial(const char *host, const char *port)
         return -1;
     }
     int fd = -1;
-    struct timeval tv = {.tv_sec = CLI_TIMEOUT_MS / 1000,
-                         .tv_usec = (CLI_TIMEOUT_MS % 1000) * 1000};
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
@@ -94,9 +135,12 @@ static int dial(const char *host, const char *port)
     return fd;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* Writes all n bytes by deadline_ms. Returns 0, or -1 with errno set. */
+static int write_all(int fd, const uint8_t *p, size_t n, int64_t deadline_ms)
 {
     while (n > 0) {
+        if (wait_ready(fd, POLLOUT, deadline_ms) != 0)
+            return -1;
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR) {
             continue;
@@ -110,10 +154,13 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Reads exactly n bytes. Returns 0, or -1 with errno set (0 for a closed connection). */
-static int read_all(int fd, uint8_t *p, size_t n)
+/* Reads exactly n bytes by deadline_ms. Returns 0, or -1 with errno set (0 for a closed
+ * connection). */
+static int read_all(int fd, uint8_t *p, size_t n, int64_t deadline_ms)
 {
     while (n > 0) {
+        if (wait_ready(fd, POLLIN, deadline_ms) != 0)
+            return -1;
         ssize_t r = recv(fd, p, n, 0);
         if (r < 0 && errno == EINTR) {
             continue;
@@ -135,6 +182,7 @@ int wire_call(struct wire_conn *c, int16_t api_key, int16_t version, const struc
               struct buf *frame, struct reader *body, const char **why)
 {
     *why = why_buf;
+    int64_t deadline_ms = request_deadline(c);
     struct request_header h = {
         .api_key = api_key,
         .api_version = version,
@@ -147,18 +195,15 @@ int wire_call(struct wire_conn *c, int16_t api_key, int16_t version, const struc
     proto_request_header_encode(&out, &h);
     buf_append(&out, req_body->data, req_body->len);
     buf_patch_i32(&out, 0, (int32_t)(out.len - 4));
-    int rc = write_all(c->fd, out.data, out.len);
+    int rc = write_all(c->fd, out.data, out.len, deadline_ms);
     buf_free(&out);
     if (rc != 0) {
-        snprintf(why_buf, sizeof why_buf, "sending to %s: %s", c->peer, strerror(errno));
+        snprintf(why_buf, sizeof why_buf, "sending to %s: %s", c->peer, io_why(errno));
         return -1;
     }
     uint8_t size_bytes[4];
-    if (read_all(c->fd, size_bytes, sizeof size_bytes) != 0) {
-        snprintf(why_buf, sizeof why_buf, "reading from %s: %s", c->peer,
-                 errno == 0                                ? "the broker closed the connection"
-                 : errno == EAGAIN || errno == EWOULDBLOCK ? "timed out"
-                                                           : strerror(errno));
+    if (read_all(c->fd, size_bytes, sizeof size_bytes, deadline_ms) != 0) {
+        snprintf(why_buf, sizeof why_buf, "reading from %s: %s", c->peer, io_why(errno));
         return -1;
     }
     uint32_t size = (uint32_t)size_bytes[0] << 24 | (uint32_t)size_bytes[1] << 16 |
@@ -169,9 +214,8 @@ int wire_call(struct wire_conn *c, int16_t api_key, int16_t version, const struc
     }
     buf_init(frame);
     uint8_t *p = buf_extend(frame, size);
-    if (read_all(c->fd, p, size) != 0) {
-        snprintf(why_buf, sizeof why_buf, "reading from %s: %s", c->peer,
-                 errno == 0 ? "the broker closed the connection" : strerror(errno));
+    if (read_all(c->fd, p, size, deadline_ms) != 0) {
+        snprintf(why_buf, sizeof why_buf, "reading from %s: %s", c->peer, io_why(errno));
         buf_free(frame);
         return -1;
     }
@@ -221,17 +265,25 @@ static int fetch_api_versions(struct wire_conn *c, const char **why)
     return rc;
 }
 
-int wire_connect(struct wire_conn *c, const char *bootstrap, const char **why)
+/* Connects as wire_connect does, with deadline_ms (time_mono_ms; 0: none) for c. */
+static int connect_by(struct wire_conn *c, const char *bootstrap, int64_t deadline_ms,
+                      const char **why)
 {
-    *c = (struct wire_conn){.fd = -1, .next_correlation_id = 1};
+    *c = (struct wire_conn){.fd = -1, .next_correlation_id = 1, .deadline_ms = deadline_ms};
     *why = why_buf;
     snprintf(why_buf, sizeof why_buf, "empty bootstrap server list");
     for (const char *s = bootstrap; *s != '\0';) {
         size_t len = strcspn(s, ",");
         char host[256], port[16];
+        int64_t connect_ms = CLI_TIMEOUT_MS;
+        if (deadline_ms > 0)
+            connect_ms = MIN(connect_ms, deadline_ms - time_mono_ms());
         if (split_host_port(s, len, host, sizeof host, port, sizeof port) != 0) {
             snprintf(why_buf, sizeof why_buf, "bad bootstrap server '%.*s'", (int)len, s);
-        } else if ((c->fd = dial(host, port)) >= 0) {
+        } else if (connect_ms <= 0) {
+            snprintf(why_buf, sizeof why_buf, "%s:%s: connect timed out", host, port);
+            return -1;
+        } else if ((c->fd = dial(host, port, (int)connect_ms)) >= 0) {
             snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
             if (fetch_api_versions(c, why) == 0) {
                 return 0;
@@ -242,6 +294,18 @@ int wire_connect(struct wire_conn *c, const char *bootstrap, const char **why)
         s += *s == ',';
     }
     return -1;
+}
+
+int wire_connect(struct wire_conn *c, const char *bootstrap, const char **why)
+{
+    return connect_by(c, bootstrap, 0, why);
+}
+
+int wire_connect_within(struct wire_conn *c, const char *bootstrap, int timeout_ms,
+                        const char **why)
+{
+    ASSERT(timeout_ms > 0);
+    return connect_by(c, bootstrap, time_mono_ms() + timeout_ms, why);
 }
 
 int16_t wire_version(const struct wire_conn *c, int16_t api_key)

@@ -11,7 +11,8 @@
 #   records: produce -K / consume -K round-trip; consume -e stops at the end.
 #   cluster status: node 1 at the broker's address, quorum leader 1 with one voter at
 #           lag 0, high watermark and partitions led grow with a topic create, no
-#           partitions without a leader; --json says the same.
+#           partitions without a leader, no replicated partition; --json says the
+#           same, with each replica's size and lag from DescribeLogDirs.
 # Needs SAMSA_SERVER and SAMSA_CLI. Talks only to 127.0.0.1.
 set -euo pipefail
 
@@ -66,6 +67,7 @@ has "^1 +127\.0\.0\.1:$PORT +[0-9]+ +0 +[0-9]+ ms ago +[0-9]+ ms ago$"
     fail "expected one node row and one voter row"
 has '^Observers: none$'
 has '^Partitions without a leader: none$'
+has '^Replica lag: no partition has more than one replica$'
 hw1=$(quorum_hw)
 led1=$(node_led)
 [ -n "$hw1" ] && [ -n "$led1" ] || fail "no high watermark or partitions-led in the output"
@@ -87,6 +89,14 @@ assert q["available"] and q["leader_id"] == 1, q
 assert [(v["id"], v["lag"]) for v in q["voters"]] == [(1, 0)] and q["observers"] == [], q
 assert s["partitions_without_leader"] == [], s
 assert s["under_replicated_partitions"] == [], s
+lag = s["replica_lag"]
+assert [(b["id"], b["answered"], b["reason"]) for b in lag["brokers"]] == [(1, True, None)], lag
+probe = [p for p in lag["partitions"] if p["topic"] == "cs-probe"]
+assert sorted(p["partition"] for p in probe) == [0, 1], lag
+for p in probe:
+    [r] = p["replicas"]
+    assert (r["id"], r["in_isr"], r["lag_bytes"], r["unknown"]) == (1, True, 0, None), p
+    assert r["size_bytes"] >= 0 and r["offset_lag"] == 0, p
 ' "$WORK/out" "$PORT" || fail "cluster status --json: unexpected content"
 ok topic delete cs-probe
 if "$CLI" -b "$BOOT" cluster nonsense >"$WORK/out" 2>&1; then fail "cluster nonsense accepted"; fi

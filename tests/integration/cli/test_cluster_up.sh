@@ -3,7 +3,10 @@
 #   up --nodes 3 prints bootstrap.servers; the nodes run detached (their own sessions)
 #   after the command returns; `cluster status` lists three nodes and a quorum leader; a
 #   6-partition topic gets leaders on all three nodes; kcat produces and consumes through
-#   it; a second `up` on the running dir and one on taken ports are refused; `down` stops
+#   it; while a node that does not lead the quorum is stopped (SIGSTOP), `cluster status`
+#   still answers and shows its replicas' lag unknown, and once it resumes and catches up
+#   the replica lag table is gone; a second `up` on the running dir and one on taken
+#   ports are refused; `down` stops
 #   every node cleanly (each log ends with the clean shutdown line) and leaves no process;
 #   `up` again on the same dir restarts it with the topic and its records; `down --purge`
 #   removes the dir.
@@ -98,6 +101,7 @@ for i in 1 2 3; do
 done
 has '^Leader: +[123]$'
 has '^Partitions without a leader: none$'
+QUORUM_LEADER=$(awk '/^Leader:/ { print $2 }' "$WORK/out")
 
 echo "== refusals while running"
 if "$CLI" cluster up --dir "$DIR" >"$WORK/out" 2>&1; then fail "second up on a running dir"; fi
@@ -125,6 +129,43 @@ read_back() {
         fail "read back $(wc -l <"$WORK/out") records, not the 12 sent"
 }
 read_back
+
+echo "== replica lag: a stopped follower is unknown, then caught up"
+"$CLI" -b "$BOOT" topic create copied -p 3 -r 3 >"$WORK/out" 2>&1 || fail "topic create -r 3 failed"
+seq 1 30 | timeout 30 kcat -b "$BOOT" -P -t copied -X acks=all >"$WORK/out" 2>&1 ||
+    fail "kcat produce to copied failed"
+# Not the quorum leader: the quorum and DescribeQuorum carry on while it is stopped.
+VICTIM=$((QUORUM_LEADER % 3 + 1))
+VPID=${PIDS[$((VICTIM - 1))]}
+ALIVE=""
+for i in 1 2 3; do
+    port_var=P$i
+    [ "$i" = "$VICTIM" ] || ALIVE=${ALIVE:+$ALIVE,}127.0.0.1:${!port_var}
+done
+kill -STOP "$VPID"
+# Bounded: DescribeLogDirs gives a silent broker 3 s, so this returns well within 60 s.
+rc=0
+timeout 60 "$CLI" -b "$ALIVE" cluster status >"$WORK/out" 2>&1 || rc=$?
+kill -CONT "$VPID"
+[ $rc = 0 ] || fail "cluster status with node $VICTIM stopped exited $rc"
+for p in 0 1 2; do
+    has "^copied +$p +$VICTIM +[123] +(yes|no) +- +unknown \((unreachable|fenced)\)$"
+done
+has "^Replica lag: [0-9]+ of [0-9]+ replicas behind"
+# The other replicas of copied answered: none of their rows is unknown for want of theirs.
+[ "$(grep -Ec "^copied +[0-2] +[123] .*unknown" "$WORK/out")" = 3 ] ||
+    fail "expected only node $VICTIM's three replicas of copied unknown"
+ok=""
+for _ in $(seq 1 60); do
+    "$CLI" -b "$BOOT" cluster status >"$WORK/out" 2>&1 || fail "cluster status after SIGCONT failed"
+    if grep -Eq '^Replica lag: none \(all [0-9]+ replicas of [0-9]+ replicated partitions caught up\)$' \
+        "$WORK/out"; then
+        ok=1
+        break
+    fi
+    sleep 0.5
+done
+[ -n "$ok" ] || fail "node $VICTIM's replicas did not catch up after SIGCONT"
 
 echo "== down"
 "$CLI" cluster down --dir "$DIR" >"$WORK/out" 2>&1 || fail "cluster down failed"

@@ -70,6 +70,19 @@ def under_replicated(n):
             for u in json.loads(out)["under_replicated_partitions"]}
 
 
+def replica_lag(n, topic):
+    """{(partition, replica id): replica} of topic from `samsa cluster status --json`'s
+    replica_lag (DescribeLogDirs from every broker), asked through node n."""
+    import json
+    import subprocess
+    from test_cluster_quorum import CLI
+    out = subprocess.run([CLI, "-b", n.bootstrap, "cluster", "status", "--json"],
+                         capture_output=True, timeout=60, check=True).stdout
+    return {(p["partition"], r["id"]): r
+            for p in json.loads(out)["replica_lag"]["partitions"] if p["topic"] == topic
+            for r in p["replicas"]}
+
+
 def acks_all_producer(nodes):
     return Producer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes),
                      "enable.idempotence": True, "acks": "all",
@@ -221,7 +234,8 @@ def test_controlled_shutdown_moves_leaderships_first(quorum):
     """SIGTERM in a cluster: the broker asks the controller to move its leaderships to
     other in-sync replicas before it stops (KIP-631's WantShutDown), so when the process
     has exited no partition is left led by it or leaderless, without waiting for its
-    session to expire; acks=all producers carry on."""
+    session to expire; acks=all producers carry on. `samsa cluster status` shows its
+    replicas' lag unknown while it is away, and none lagging once it has caught up."""
     agreed_controller(quorum)
     wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
     leaders = create_replicated(quorum, "r-stop", 6)
@@ -240,10 +254,24 @@ def test_controlled_shutdown_moves_leaderships_first(quorum):
     got = consume_all(rest[0], "r-stop", 6, expected=600)
     assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
         sorted(b"s%d" % i for i in range(600))
+    # `samsa cluster status` cannot know the stopped node's replicas, and says why; the
+    # others' it knows, with their lag behind their (new) leaders.
+    lag = replica_lag(rest[0], "r-stop")
+    assert len(lag) == 18, lag
+    for (p, r), v in lag.items():
+        if r == victim.node_id:
+            assert v["lag_bytes"] is None and v["size_bytes"] is None, v
+            assert v["unknown"] in ("fenced", "unreachable"), v
+        else:
+            assert v["size_bytes"] > 0 and v["lag_bytes"] is not None, v
     # It comes back as a follower of every partition and catches up.
     victim.start(victim.port)
     wait_until(lambda: replicas_identical(quorum, "r-stop", 6), 30,
                what="the restarted node's replicas identical to the leaders'")
+    # Then every replica is known, in the ISR and no byte behind its leader.
+    wait_until(lambda: all(v["lag_bytes"] == 0 and v["in_isr"] and v["unknown"] is None
+                           for v in replica_lag(quorum[0], "r-stop").values()), 30,
+               interval=0.5, what="no replica of r-stop lagging in cluster status")
 
 
 def test_follower_behind_the_leaders_log_start_starts_over(quorum):
