@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void cluster__add_broker_record(struct change *ch, const struct mbroker *b)
 {
@@ -359,6 +360,53 @@ static bool may_lead(const struct cluster *c, int32_t id, int32_t node, bool fen
     return b && !b->fenced;
 }
 
+bool cluster__unclean_enabled(const struct cluster *c, const struct mtopic *t)
+{
+    const char *v = cluster_topic_config(t, "unclean.leader.election.enable");
+    return v ? strcasecmp(v, "true") == 0 : c->unclean_default;
+}
+
+int32_t cluster__unclean_leader(const struct cluster *c, const struct mtopic *t,
+                                const struct mpartition *p, int32_t node, bool fenced)
+{
+    for (int32_t r = 0; r < p->replica_count; r++) {
+        int32_t id = p->replicas[r];
+        if (!may_lead(c, id, node, fenced))
+            continue;
+        char isr[128] = "";
+        for (int32_t i = 0, at = 0; i < p->isr_count && at < (int)sizeof isr - 12; i++)
+            at += snprintf(isr + at, sizeof isr - (size_t)at, "%s%d", i ? "," : "", p->isr[i]);
+        say_warn("cluster",
+                 "UNCLEAN leader election for %s-%d: replica %d, not in sync, leads and becomes "
+                 "the only in-sync replica; records only the in-sync replicas (%s) had beyond "
+                 "its log end are lost (each one's truncation, when it returns, names the "
+                 "offsets)",
+                 t->name, p->id, id, isr);
+        return id;
+    }
+    return -1;
+}
+
+void cluster__add_unclean_elections(const struct cluster *c, struct change *ch,
+                                    const struct mtopic *t)
+{
+    for (int32_t k = 0; k < t->partition_count; k++) {
+        const struct mpartition *p = &t->partitions[k];
+        if (p->leader != -1)
+            continue;
+        int32_t leader = cluster__unclean_leader(c, t, p, -1, false);
+        if (leader < 0)
+            continue;
+        struct mpartition np = *p;
+        np.leader = leader;
+        np.isr = &leader;
+        np.isr_count = 1;
+        np.leader_epoch = p->leader_epoch + 1;
+        np.partition_epoch = p->partition_epoch + 1;
+        cluster__add_partition_state(ch, t->id, &np);
+    }
+}
+
 /*
  * What broker `node` being fenced (or unfenced) does to partition p, as Kafka's controller
  * does it (ReplicationControlManager's handleBrokerFenced and handleBrokerUnfenced):
@@ -370,7 +418,10 @@ static bool may_lead(const struct cluster *c, int32_t id, int32_t node, bool fen
  *   - unfenced: a partition without a leader whose ISR holds it gets a leader again: the
  *     first replica, in replica order, in the ISR and unfenced (it, unless another member
  *     returned first).
- * It stays a replica either way. The leader epoch grows when the leader changes (followers
+ * It stays a replica either way. With unclean leader election (cluster__unclean_enabled), a
+ * partition that would be left without a leader gets the first replica that may lead as
+ * leader and only in-sync replica, and a returning broker leads a leaderless partition it
+ * is a replica of even out of its ISR. The leader epoch grows when the leader changes (followers
  * and clients fence by it); the partition epoch with every change (AlterPartition requests
  * fence by it). An ISR that shrinks under the same leader moves only the partition epoch.
  * Adds p's new state to ch if anything changes.
@@ -379,7 +430,10 @@ static void add_fencing_change(const struct cluster *c, struct change *ch, const
                                const struct mpartition *p, int32_t node, bool fenced)
 {
     bool in_isr = in_ids(p->isr, p->isr_count, node);
-    if (fenced ? !in_isr && p->leader != node : !in_isr || p->leader != -1)
+    bool unclean = cluster__unclean_enabled(c, t);
+    bool returns_unclean =
+        !fenced && unclean && p->leader == -1 && in_ids(p->replicas, p->replica_count, node);
+    if (fenced ? !in_isr && p->leader != node : (!in_isr || p->leader != -1) && !returns_unclean)
         return;
     struct mpartition np = *p;
     int32_t *isr = xcalloc((size_t)MAX(p->isr_count, 1), sizeof *isr);
@@ -394,8 +448,14 @@ static void add_fencing_change(const struct cluster *c, struct change *ch, const
             if (in_ids(np.isr, np.isr_count, p->replicas[r]) &&
                 may_lead(c, p->replicas[r], node, fenced))
                 np.leader = p->replicas[r];
+        if (np.leader == -1 && unclean &&
+            (np.leader = cluster__unclean_leader(c, t, p, node, fenced)) >= 0) {
+            isr[0] = np.leader;
+            np.isr_count = 1;
+        }
     }
-    bool new_isr = np.isr_count != p->isr_count;
+    bool new_isr = np.isr_count != p->isr_count ||
+                   memcmp(np.isr, p->isr, (size_t)np.isr_count * sizeof *isr) != 0;
     if (np.leader != p->leader || new_isr) {
         if (np.leader != p->leader)
             np.leader_epoch = p->leader_epoch + 1;

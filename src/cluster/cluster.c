@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static void complete(struct op *op);
@@ -738,6 +739,7 @@ int cluster_open(const struct cluster_options *opts, struct cluster **out)
     struct cluster *c = xcalloc(1, sizeof *c);
     c->node_id = opts->node_id;
     c->controller_only = opts->controller_only;
+    c->unclean_default = opts->unclean_leader_election;
     c->max_partitions = opts->max_partitions > 0 ? opts->max_partitions : INT64_MAX;
     hmap_init(&c->by_name);
     hmap_init(&c->deleted_ids);
@@ -1173,9 +1175,18 @@ static int build_alter_configs(struct cluster *c, struct op *op, struct change *
                 final[nf++] = (struct config_entry){xstrdup(t->configs[i].name), NULL};
         }
     }
-    if (rc == 0 && !op->validate_only)
+    /* unclean.leader.election.enable as the change leaves it: turned on, it elects a
+     * leader for the partitions left without one, in the same change, as Kafka does. */
+    bool unclean = cluster__unclean_enabled(c, t);
+    for (size_t i = 0; i < nf; i++)
+        if (strcmp(final[i].name, "unclean.leader.election.enable") == 0)
+            unclean = final[i].value ? strcasecmp(final[i].value, "true") == 0 : c->unclean_default;
+    if (rc == 0 && !op->validate_only) {
         for (size_t i = 0; i < nf; i++)
             add_config_record(ch, t->name, final[i].name, final[i].value);
+        if (unclean)
+            cluster__add_unclean_elections(c, ch, t);
+    }
     for (size_t i = 0; i < nf; i++) {
         free(final[i].name);
         free(final[i].value);
@@ -1269,22 +1280,16 @@ static int elect(struct cluster *c, struct op *op, const struct mtopic *t,
             return 0;
         }
     }
-    for (int32_t i = 0; i < old->replica_count; i++) {
-        int32_t id = old->replicas[i];
-        if (!unfenced(c, id))
-            continue;
-        say_warn("cluster",
-                 "UNCLEAN leader election for %s-%d: replica %d, not in sync, leads; records "
-                 "only the in-sync replicas had (from its log end on) are lost",
-                 t->name, op->partition, id);
-        op->leader = id;
-        free(op->isr);
-        op->isr = copy_ids(&id, 1);
-        op->isr_count = 1;
-        return 0;
+    int32_t id = cluster__unclean_leader(c, t, old, -1, false);
+    if (id < 0) {
+        *why = "no replica is unfenced";
+        return CLUSTER_ERR_NO_ELIGIBLE_LEADER;
     }
-    *why = "no replica is unfenced";
-    return CLUSTER_ERR_NO_ELIGIBLE_LEADER;
+    op->leader = id;
+    free(op->isr);
+    op->isr = copy_ids(&id, 1);
+    op->isr_count = 1;
+    return 0;
 }
 
 /* ---- reassignments (KIP-455) ---- */

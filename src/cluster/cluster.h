@@ -152,6 +152,9 @@ struct cluster_options {
      * registered yet, placement has nowhere to go rather than this node. */
     bool controller_only;
     uint64_t seed; /* randomizes election timeouts: differ between nodes */
+    /* unclean.leader.election.enable of the broker: the default of topics that do not set
+     * it (see cluster_expire_sessions). */
+    bool unclean_leader_election;
 };
 #define CLUSTER_SNAPSHOT_MAX_BYTES_DEFAULT 20971520 /* Kafka's, 20 MiB */
 

@@ -52,6 +52,7 @@ struct cluster {
     int64_t last_broker_epoch;          /* the highest broker epoch registered */
     size_t placement_cursor;            /* where the next placement starts looking (placement) */
     bool controller_only;               /* cluster_options.controller_only */
+    bool unclean_default;               /* cluster_options.unclean_leader_election */
     bool installing;                    /* a leader's snapshot replaces the image: nobody is told */
     struct image_saved *before_install; /* the image it replaces, for the difference */
     /* Broker sessions, kept by the active controller only (cluster.h). */
@@ -150,6 +151,19 @@ void cluster__submit(struct op *op);
 void cluster__add_broker_record(struct change *ch, const struct mbroker *b);
 /* Each checks op against the image and adds its records to ch (none: nothing to write).
  * CLUSTER_OK or an error, with op->res.why saying why. */
+/* Unclean leader election: whether topic t allows it (its unclean.leader.election.enable,
+ * else the broker's). */
+bool cluster__unclean_enabled(const struct cluster *c, const struct mtopic *t);
+/* The replica an unclean election makes leader of p, which has no in-sync replica that
+ * may lead: the first, in replica order, that is registered and unfenced once broker
+ * `node` is fenced or unfenced (`fenced`; node -1: none changes); -1 if none. Logged
+ * loudly, naming the partition: what only the in-sync replicas had is lost. */
+int32_t cluster__unclean_leader(const struct cluster *c, const struct mtopic *t,
+                                const struct mpartition *p, int32_t node, bool fenced);
+/* Elects uncleanly (as above) every leaderless partition of t that has a replica that
+ * may lead, adding their new state to ch. */
+void cluster__add_unclean_elections(const struct cluster *c, struct change *ch,
+                                    const struct mtopic *t);
 /* A replica list as a manual assignment or a reassignment names it: not empty, each a
  * registered broker (or this node while none is), none twice. CLUSTER_OK, or
  * CLUSTER_ERR_INVALID_ASSIGNMENT with Kafka's message in why. */

@@ -149,14 +149,6 @@ _Static_assert(COMPRESS_GZIP_MIN_LEVEL == 1 && COMPRESS_GZIP_MAX_LEVEL == 9 &&
                    COMPRESS_ZSTD_MAX_LEVEL == 22,
                "the messages above name the ranges");
 
-static const char *chk_unclean(const char *v)
-{
-    bool b;
-    if (parse_bool(v, &b) != 0)
-        return "value must be true or false";
-    return b ? "unclean leader election is not supported" : NULL;
-}
-
 static const char *chk_ratio(const char *v)
 {
     char *end;
@@ -220,7 +212,9 @@ static const struct tcfg_def defs[] = {
     {"segment.ms", "log.roll.ms", TCFG_LONG, "604800000", chk_long_1,
      "Age at which a new segment is rolled"},
     {"unclean.leader.election.enable", "unclean.leader.election.enable", TCFG_BOOL, "false",
-     chk_unclean, "Always false"},
+     chk_bool,
+     "A leaderless partition may elect a replica that is not in sync, losing what only the "
+     "in-sync replicas had"},
 };
 
 size_t tcfg_count(void)

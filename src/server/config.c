@@ -582,15 +582,9 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         get_bool(c, "log.cleaner.enable", &c->cleaner_enable) != 0 ||
         get_bool(c, "samsa.fetch.sendfile", &c->fetch_sendfile) != 0 ||
         get_bool(c, "samsa.replica.fetch.sync", &c->replica_fetch_sync) != 0 ||
-        get_bool(c, "auto.leader.rebalance.enable", &c->auto_leader_rebalance) != 0)
+        get_bool(c, "auto.leader.rebalance.enable", &c->auto_leader_rebalance) != 0 ||
+        get_bool(c, "unclean.leader.election.enable", &c->unclean_leader_election) != 0)
         rc = -1;
-    bool unclean = false;
-    if (get_bool(c, "unclean.leader.election.enable", &unclean) != 0)
-        rc = -1;
-    else if (unclean)
-        rc = bad("unclean.leader.election.enable", "true",
-                 "unclean leader election is not "
-                 "supported");
 
     const char *ts = broker_config_value(c, "log.message.timestamp.type");
     if (strcmp(ts, "CreateTime") == 0)

@@ -50,6 +50,7 @@ struct broker_config {
     int16_t offsets_topic_replication_factor; /* __consumer_offsets, as brokers allow */
     /* auto.leader.rebalance.enable, leader.imbalance.check.interval.seconds (in ms) */
     bool auto_leader_rebalance;
+    bool unclean_leader_election; /* unclean.leader.election.enable: topics' default */
     int64_t leader_imbalance_check_interval_ms;
     /* samsa.replica.fetch.sync: a follower makes fetched data durable before its next
      * fetch tells the leader it has it (off: Kafka's in-memory acknowledgement). */

@@ -143,6 +143,15 @@ static void follow_metadata(struct server *s, struct partition *p, const struct 
 {
     int32_t self = s->cfg->node_id;
     if (mp->leader == self && server_may_lead(s)) {
+        bool was_in_sync = p->isr_count == 0; /* unknown: not a change seen here */
+        for (int32_t i = 0; i < p->isr_count; i++)
+            was_in_sync |= p->isr[i] == self;
+        if (!was_in_sync && p->role != PARTITION_LEADER)
+            say_warn("server",
+                     "partition %s-%d: this replica leads after an UNCLEAN election "
+                     "(unclean.leader.election.enable), from its log end %lld; records the "
+                     "in-sync replicas had beyond it are lost",
+                     p->topic, p->index, (long long)log_end_offset(p->log));
         partition_become_leader(p, mp->leader_epoch);
         if (partition_set_assignment(p, self, mp->leader, mp->partition_epoch, mp->replicas,
                                      mp->replica_count, mp->isr, mp->isr_count))

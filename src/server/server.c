@@ -237,6 +237,7 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
         .voters = voter_ids,
         .voter_count = cfg->voter_count,
         .controller_only = !cfg->broker,
+        .unclean_leader_election = cfg->unclean_leader_election,
         /* Election timeouts must differ between voters. */
         .seed = (uint64_t)time_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)cfg->node_id,
         .max_partitions =

@@ -38,10 +38,6 @@ KNOWN_DIFFERENCES = {
         "exactly the bytes left, ending the partition's data with the truncated start of "
         "that batch; Samsa returns whole batches only (clients drop a partial batch "
         "either way; docs/compatibility.md, Fetch)."),
-    "unclean-leader-election-refused": (
-        "unclean.leader.election.enable=true is refused with INVALID_CONFIG (40): Samsa "
-        "is single-node and has no out-of-sync replicas to elect, so it refuses a setting "
-        "it cannot honour (src/cluster/topic_config.c); Kafka accepts it."),
     "no-dynamic-broker-configs": (
         "Samsa has no dynamic broker configs. A fresh Kafka 4.4 KRaft cluster records "
         "min.insync.replicas as a cluster-wide dynamic default when it is formatted, so "

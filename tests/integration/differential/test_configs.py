@@ -212,8 +212,6 @@ IAC_TOPIC_CASES = [
 
 
 def _iac_known(case):
-    if case == "unclean-true":
-        return {"Responses[].ErrorCode": (known("unclean-leader-election-refused"), 0, 40)}
     if case == "bad-operation":
         return {"Responses[].ErrorCode": (known("iac-unknown-operation"), -1, 42)}
     return None
@@ -237,8 +235,6 @@ def test_incremental_alter_topic(pair, case, ops, validate_only):
     name = pair.create_topic(pair.name("iac"), configs={"retention.ms": "7200000"})
     v, (k, s) = _iac(pair, [(TOPIC, name, ops)], validate_only=validate_only)
     pair.compare("IncrementalAlterConfigs topic %s" % case, k, s, known_paths=_iac_known(case))
-    if case == "unclean-true":
-        return  # Kafka applied it, Samsa refused it (known difference above)
     _check_after(pair, "DescribeConfigs after IncrementalAlterConfigs %s" % case, name,
                  {"retention.ms", "cleanup.policy", "segment.bytes"} | {a for a, _, _ in ops})
 

@@ -468,3 +468,62 @@ def test_a_killed_broker_is_fenced_when_its_connection_closes(quorum_long_sessio
     for i in range(60):
         p.produce("r-gone", value=b"g%d" % i, partition=led[0])
     assert p.flush(30) == 0
+
+
+def stderr_text(n):
+    with open(n.stderr_path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def test_unclean_leader_election_elects_a_returning_replica():
+    """unclean.leader.election.enable=true on a topic: its only in-sync replica dies
+    holding records the other never got; the other, when it returns, leads (out of sync,
+    logged as UNCLEAN) and takes writes; the old leader, back, truncates what only it
+    had. Those records are lost: what the setting trades for availability. One
+    controller (node 1, always up) and two broker-only nodes holding the partition."""
+    ctl_port, ctl_cport = free_port(), free_port()
+    voters = "1@127.0.0.1:%d" % ctl_cport
+    nodes = [QuorumNode(1, ctl_port, ctl_cport, voters)] + \
+        [QuorumNode(i, free_port(), None, voters) for i in (2, 3)]
+    with running(nodes):
+        agreed_controller(nodes)
+        wait_until(lambda: all(len(n_brokers(n)) == 3 for n in nodes), 15, what="three brokers")
+        a = AdminClient({"bootstrap.servers": nodes[0].bootstrap, "socket.timeout.ms": 10000})
+        fs = a.create_topics([NewTopic("r-unclean", num_partitions=1, replica_assignment=[[2, 3]], config={
+            "unclean.leader.election.enable": "true", "min.insync.replicas": "1"})],
+            operation_timeout=10, request_timeout=20)
+        fs["r-unclean"].result(timeout=30)
+        old, back = nodes[1], nodes[2]
+        wait_until(lambda: leaders_on(nodes[0], "r-unclean").get(0) == old.node_id, 15,
+                   what="node 2 leading")
+        p = acks_all_producer(nodes)
+        for i in range(100):
+            p.produce("r-unclean", value=b"a%d" % i, partition=0)
+        assert p.flush(30) == 0
+        wait_until(lambda: log_bytes(old, "r-unclean", 0) == log_bytes(back, "r-unclean", 0),
+                   15, what="two copies")
+        assert back.stop() == 0  # fenced: out of the ISR, which is now node 2 alone
+        for i in range(50):
+            p.produce("r-unclean", value=b"b%d" % i, partition=0)
+        assert p.flush(30) == 0
+        old.kill()
+        wait_until(lambda: leaders_on(nodes[0], "r-unclean").get(0) == -1, 15,
+                   what="the partition leaderless")
+        back.start(back.port)
+        wait_until(lambda: leaders_on(nodes[0], "r-unclean").get(0) == back.node_id, 30,
+                   what="the returning replica leading, out of sync")
+        assert "UNCLEAN election" in stderr_text(back)
+        assert "UNCLEAN leader election for r-unclean-0" in stderr_text(nodes[0])
+        # A new producer: the old one's next sequence numbers follow records the new
+        # leader never had (Kafka's idempotent producers fail the same way after an
+        # unclean election: OUT_OF_ORDER_SEQUENCE_NUMBER).
+        p = acks_all_producer(nodes)
+        for i in range(20):
+            p.produce("r-unclean", value=b"c%d" % i, partition=0)
+        assert p.flush(30) == 0
+        old.start(old.port)
+        wait_until(lambda: log_bytes(old, "r-unclean", 0) == log_bytes(back, "r-unclean", 0),
+                   30, what="the old leader truncated to the new leader's log")
+        got = consume_all(nodes[0], "r-unclean", 1, expected=120)
+        values = [v for _, _, v, _ in got[0]]
+        assert values == [b"a%d" % i for i in range(100)] + [b"c%d" % i for i in range(20)]

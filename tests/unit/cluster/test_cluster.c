@@ -2258,6 +2258,69 @@ static void test_disconnected_broker_is_fenced_early(void **state)
     cluster_close(c);
 }
 
+static void set_unclean(struct cluster *c, const char *topic, const char *value)
+{
+    const struct config_change ch = {"unclean.leader.election.enable", value,
+                                     value ? CFG_OP_SET : CFG_OP_DELETE};
+    assert_int_equal(alter_topic_configs(c, slice_from_cstr(topic), &ch, 1, false, false, NULL), 0);
+}
+
+/* unclean.leader.election.enable: off, the ISR's last member fenced leaves the partition
+ * leaderless; turned on, the same change elects the first live replica, which becomes the
+ * whole ISR; on, fencing does it at once, and a replica out of the ISR that returns to a
+ * leaderless partition leads it. The broker's default applies where a topic sets none. */
+static void test_unclean_leader_election(void **state)
+{
+    struct fixture *f = *state;
+    struct cluster *c = open_cluster(f);
+    const char *why = NULL;
+    for (int32_t b = 1; b <= 3; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    const int32_t plan[] = {1, 2, 3}, only1[] = {1};
+    assert_int_equal(create_assigned(c, "u", plan, 1, 3, &why), 0);
+    assert_int_equal(alter_partition(c, "u", 1, 0, 0, only1, 1), 0); /* 2, 3 fell behind */
+    fence_broker(c, 1);
+    const struct mpartition *p = partition0(c, "u");
+    assert_int_equal(p->leader, -1);
+    assert_ids(p->isr, p->isr_count, only1, 1);
+    int32_t epoch = p->leader_epoch;
+    set_unclean(c, "u", "true");
+    p = partition0(c, "u");
+    const int32_t only2[] = {2}, only3[] = {3};
+    assert_int_equal(p->leader, 2);
+    assert_ids(p->isr, p->isr_count, only2, 1);
+    assert_int_equal(p->leader_epoch, epoch + 1);
+    /* On: fencing the one in-sync replica hands the lead to the next live one. */
+    fence_broker(c, 2);
+    p = partition0(c, "u");
+    assert_int_equal(p->leader, 3);
+    assert_ids(p->isr, p->isr_count, only3, 1);
+    /* 3 fenced too: nobody left; 1 returns, out of the ISR, and leads. */
+    fence_broker(c, 3);
+    assert_int_equal(partition0(c, "u")->leader, -1);
+    unfence_broker(c, 1);
+    p = partition0(c, "u");
+    assert_int_equal(p->leader, 1);
+    assert_ids(p->isr, p->isr_count, only1, 1);
+    cluster_close(c);
+
+    /* The broker's default, on; a topic that sets false keeps its partition leaderless. */
+    struct cluster_options o = {
+        .metadata_dir = f->dir, .node_id = 1, .unclean_leader_election = true};
+    assert_int_equal(cluster_open(&o, &c), 0);
+    unfence_broker(c, 2);
+    unfence_broker(c, 3);
+    assert_int_equal(create_assigned(c, "v", plan, 1, 3, &why), 0);
+    assert_int_equal(create_assigned(c, "w", plan, 1, 3, &why), 0);
+    set_unclean(c, "w", "false");
+    assert_int_equal(alter_partition(c, "v", 1, 0, 0, only1, 1), 0);
+    assert_int_equal(alter_partition(c, "w", 1, 0, 0, only1, 1), 0);
+    fence_broker(c, 1);
+    assert_int_equal(partition0(c, "v")->leader, 2);
+    assert_int_equal(partition0(c, "w")->leader, -1);
+    cluster_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2295,6 +2358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alter_partition_checks_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reassignments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disconnected_broker_is_fenced_early, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unclean_leader_election, setup, teardown),
         cmocka_unit_test_setup_teardown(test_controlled_shutdown_fences_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_elections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_voter_refusals, setup, teardown),

@@ -96,7 +96,7 @@ static void test_invalid_values_refused(void **state)
         "log.cleanup.policy=shred\n",
         "process.roles=broker\n",
         "log.level=LOUD\n",
-        "unclean.leader.election.enable=true\n",
+        "unclean.leader.election.enable=maybe\n",
         "metadata.log.max.record.bytes.between.snapshots=0\n",
         "metadata.log.max.snapshot.interval.ms=-1\n",
         /* This node (node.id 1 by default) must be a voter; several voters need a
