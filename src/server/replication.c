@@ -42,6 +42,11 @@ struct fetch_source {
     size_t count, cap;
     bool in_flight; /* a Fetch is out */
     bool syncing;   /* the last answer's data is being made durable */
+    /* A partition was added while a Fetch was out: that Fetch is given up (its
+     * connection closed) and the next names the new partition at once. The one out may
+     * wait replica.fetch.wait.max.ms at the leader on partitions with nothing new, while
+     * the added one (a new leader's, whose acks=all wait for this node) has writes. */
+    bool restart;
     int16_t sync_error;
     uint64_t timer; /* a rest: the next attempt */
     int32_t correlation_id;
@@ -98,6 +103,11 @@ static void on_timer(struct net_loop *loop, void *arg)
     (void)loop;
     struct fetch_source *src = arg;
     src->timer = 0;
+    if (src->restart && src->in_flight && src->client) {
+        net_client_close(src->client); /* on_close fetches again at once */
+        return;
+    }
+    src->restart = false;
     source_fetch(src);
 }
 
@@ -115,6 +125,11 @@ static void on_close(struct net_client *cl, int err, void *arg)
     src->in_flight = false;
     if (src->s->stopping)
         return;
+    if (src->restart) {
+        src->restart = false;
+        source_fetch(src);
+        return;
+    }
     say_warn_ratelimited(
         "replica", "connection to leader %d closed (%s); fetching again in %lld ms", src->leader,
         err ? strerror(-err) : "by the peer", (long long)src->s->cfg->replica_fetch_backoff_ms);
@@ -446,6 +461,7 @@ void server_replication_follow(struct server *s, struct partition *p)
         memmove(&src->parts[at + 1], &src->parts[at], (src->count - at) * sizeof *src->parts);
         src->count++;
         src->parts[at] = (struct followed){xstrdup(p->topic), p->index, 0};
+        src->restart |= src->in_flight;
     }
     struct followed *f = &src->parts[at];
     f->rest_until_ms = 0; /* a new leader or epoch: no reason to wait */
