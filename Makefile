@@ -109,16 +109,18 @@ fuzz:
 # tests with real clients against real broker processes, and a short bounded fuzz run.
 test: format-check unit unit-asan integration fuzz-short
 
-# Long deterministic simulations (make test runs 1,000 seeds of raft_sim, 300 of
-# metadata_sim, the metadata quorum over real disks, and 100 of replication_sim, partition
-# replication over real logs): make sim SEEDS=100000 MSIM_SEEDS=10000 RSIM_SEEDS=5000.
+# Long deterministic simulations (make test runs 1,000 seeds of raft_sim, 2,000 of
+# metadata_sim, the metadata quorum over real logs, and 2,000 of replication_sim, partition
+# replication over real logs): make sim SEEDS=100000 MSIM_SEEDS=10000 RSIM_SEEDS=5000. The
+# simulations' logs go to SIM_DIR (in memory: the sims decide what a crash loses).
 SEEDS ?= 100000
 MSIM_SEEDS ?= 10000
 RSIM_SEEDS ?= 5000
+SIM_DIR ?= $(if $(wildcard /dev/shm),/dev/shm,/tmp)
 sim: build
 	./$(BUILD)/tests/unit/raft/raft_sim --seeds $(SEEDS)
-	./$(BUILD)/tests/unit/cluster/metadata_sim --seeds $(MSIM_SEEDS) --quiet
-	./$(BUILD)/tests/unit/replica/replication_sim --seeds $(RSIM_SEEDS) --quiet
+	./$(BUILD)/tests/unit/cluster/metadata_sim --seeds $(MSIM_SEEDS) --quiet --dir $(SIM_DIR)
+	./$(BUILD)/tests/unit/replica/replication_sim --seeds $(RSIM_SEEDS) --quiet --dir $(SIM_DIR)
 
 # Chaos against real three-node clusters (tests/chaos/chaos.py): RUNS runs from seed SEED,
 # CHAOS_SECONDS each. make test runs one short run (test_chaos.py).
