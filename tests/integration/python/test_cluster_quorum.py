@@ -89,12 +89,20 @@ class QuorumNode(Broker):
         return d["controller"] if any(b[0] == d["controller"] for b in d["brokers"]) else -1
 
 
-@pytest.fixture
-def quorum():
+def three_voters(**overrides):
+    """Three combined broker+controller nodes on free ports (not started), each with the
+    given server properties (underscores in the names stand for dots)."""
     ports = [(free_port(), free_port()) for _ in range(3)]
     voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
     nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
-    with running(nodes):
+    for n in nodes:
+        n.overrides.update({k.replace("_", "."): v for k, v in overrides.items()})
+    return nodes
+
+
+@pytest.fixture
+def quorum():
+    with running(three_voters()) as nodes:
         yield nodes
 
 

@@ -11,7 +11,6 @@ targets are refused with Kafka's errors and change nothing.
 """
 import os
 import subprocess
-import threading
 
 import kwire
 from clients import consume_all
@@ -19,9 +18,10 @@ from conftest import wait_until
 
 import pytest
 
-from test_cluster_quorum import (CLI, QuorumNode, agreed_controller, free_port, node,  # noqa: F401
-                                 quorum, running)
-from test_replication import (acks_all_producer, create_replicated, log_bytes, n_brokers)
+from test_cluster_quorum import (CLI, agreed_controller, node, quorum,  # noqa: F401
+                                 running, three_voters)
+from test_replication import (BackgroundProducer, acks_all_producer, create_replicated,
+                              log_bytes, n_brokers)
 
 
 def cli(n, *args, check=True):
@@ -76,28 +76,9 @@ def test_a_partition_moves_under_load_and_nothing_acknowledged_is_lost(quorum):
     before = replicas_on(quorum[0], "mv")
     src = before[0][1][0]  # partition 0's one replica
     dst = [n.node_id for n in quorum if n.node_id != src]
-    acked, errors, lock, stop = {}, [], threading.Lock(), threading.Event()
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(str(err))
-            return
-        with lock:
-            acked.setdefault(msg.partition(), []).append((msg.offset(), msg.value()))
-
-    def produce():
-        p = acks_all_producer(quorum)
-        i = 0
-        while not stop.is_set():
-            p.produce("mv", value=b"m%06d" % i, partition=i % 2, on_delivery=on_delivery)
-            i += 1
-            p.poll(0.002)
-        assert p.flush(60) == 0
-
-    t = threading.Thread(target=produce)
-    t.start()
+    bp = BackgroundProducer(quorum, "mv", 2, b"m")
     try:
-        wait_until(lambda: len(acked.get(0, [])) >= 300, 20, what="300 acks on partition 0")
+        wait_until(lambda: bp.count(0) >= 300, 20, what="300 acks on partition 0")
         # Refused targets change nothing: an unknown broker, a broker named twice.
         rc, out = cli(quorum[0], "topic", "reassign", "mv", "0=%d,9" % dst[0], check=False)
         assert rc != 0 and "INVALID_REPLICA_ASSIGNMENT" in out and "broker 9" in out, out
@@ -114,22 +95,14 @@ def test_a_partition_moves_under_load_and_nothing_acknowledged_is_lost(quorum):
             "--timeout", "60")
         leader, replicas, isr = replicas_on(quorum[0], "mv")[0]
         assert replicas == dst and sorted(isr) == sorted(dst) and leader == dst[0]
-        count = len(acked.get(0, []))
-        wait_until(lambda: len(acked.get(0, [])) >= count + 300, 30,
+        count = bp.count(0)
+        wait_until(lambda: bp.count(0) >= count + 300, 30,
                    what="acks from partition 0's new leader")
     finally:
-        stop.set()
-        t.join(90)
-    assert not errors, errors[:5]
+        bp.stop()
     _, out = cli(quorum[2], "topic", "reassignments")
     assert "no reassignment is under way" in out
-    total = sum(len(v) for v in acked.values())
-    got = consume_all(quorum[2], "mv", 2, expected=total)
-    for part, recs in acked.items():
-        values = [v for _, _, v, _ in got[part]]
-        assert len(values) == len(set(values)), "duplicates in partition %d" % part
-        want = [v for _, v in sorted(recs)]
-        assert [v for v in values if v in set(want)] == want, "partition %d" % part
+    bp.check(consume_all(quorum[2], "mv", 2, expected=bp.count()))
     # The new replicas hold the leader's log byte for byte; the old one's is gone.
     new = [node(quorum, d) for d in dst]
     wait_until(lambda: len({log_bytes(n, "mv", 0) for n in new}) == 1 and
@@ -141,12 +114,7 @@ def test_a_partition_moves_under_load_and_nothing_acknowledged_is_lost(quorum):
 @pytest.fixture
 def quorum_rf2():
     """Three nodes whose __consumer_offsets has two replicas: a node can be drained."""
-    ports = [(free_port(), free_port()) for _ in range(3)]
-    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
-    nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
-    for n in nodes:
-        n.overrides["offsets.topic.replication.factor"] = "2"
-    with running(nodes):
+    with running(three_voters(offsets_topic_replication_factor="2")) as nodes:
         yield nodes
 
 

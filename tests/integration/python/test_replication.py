@@ -19,7 +19,7 @@ from conftest import wait_until
 import pytest
 
 from test_cluster_quorum import (QuorumNode, agreed_controller, free_port, leaders_on, node,
-                                 quorum, running)  # noqa: F401
+                                 quorum, running, three_voters)  # noqa: F401
 
 TOPIC_CONFIGS = {"min.insync.replicas": "2"}
 
@@ -114,59 +114,78 @@ def n_brokers(n):
         return kwire.describe_cluster_v0(c)["brokers"]
 
 
+class BackgroundProducer:
+    """An idempotent acks=all producer writing numbered records ("<prefix>000042") round
+    the partitions of a topic, on a thread of its own, until stop(). acked: partition ->
+    [(offset, value)] in acknowledgement order; errors: the delivery errors."""
+
+    def __init__(self, nodes, topic, partitions, prefix):
+        self.acked, self.errors = {}, []
+        self.lock, self._stop = threading.Lock(), threading.Event()
+
+        def on_delivery(err, msg):
+            if err is not None:
+                self.errors.append(str(err))
+                return
+            with self.lock:
+                self.acked.setdefault(msg.partition(), []).append((msg.offset(), msg.value()))
+
+        def produce():
+            p = acks_all_producer(nodes)
+            i = 0
+            while not self._stop.is_set():
+                p.produce(topic, value=prefix + b"%06d" % i, partition=i % partitions,
+                          on_delivery=on_delivery)
+                i += 1
+                p.poll(0.002)
+            self.unflushed = p.flush(60)
+
+        self.unflushed = None
+        self.thread = threading.Thread(target=produce)
+        self.thread.start()
+
+    def count(self, partition=None):
+        with self.lock:
+            return sum(len(v) for k, v in self.acked.items() if partition in (None, k))
+
+    def stop(self):
+        """Stops, and flushes what is left (check says whether that went well)."""
+        self._stop.set()
+        self.thread.join(90)
+
+    def check(self, got):
+        """After stop: every record was acknowledged, and got (consume_all's) holds every
+        acknowledged record exactly once and in the order it was acknowledged (offsets
+        ascending)."""
+        assert self.unflushed == 0, "flush left %s records" % self.unflushed
+        assert not self.errors, self.errors[:5]
+        for part, recs in self.acked.items():
+            values = [v for _, _, v, _ in got[part]]
+            assert len(values) == len(set(values)), "duplicates in partition %d" % part
+            want = [v for _, v in sorted(recs)]
+            assert [v for v in values if v in set(want)] == want, "partition %d" % part
+            assert set(want) <= set(values)
+
+
 def test_killed_leader_fails_over_and_nothing_acknowledged_is_lost(quorum):
     agreed_controller(quorum)
     wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
     leaders = create_replicated(quorum, "r-fail", 3)
-    acked = {}  # partition -> [values in ack order]
-    lock = threading.Lock()
-    stop = threading.Event()
-    errors = []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(str(err))
-            return
-        with lock:
-            acked.setdefault(msg.partition(), []).append((msg.offset(), msg.value()))
-
-    def produce():
-        p = acks_all_producer(quorum)
-        i = 0
-        while not stop.is_set():
-            p.produce("r-fail", value=b"f%06d" % i, partition=i % 3, on_delivery=on_delivery)
-            i += 1
-            p.poll(0.002)
-        assert p.flush(60) == 0
-
-    t = threading.Thread(target=produce)
-    t.start()
+    bp = BackgroundProducer(quorum, "r-fail", 3, b"f")
     try:
-        wait_until(lambda: sum(len(v) for v in acked.values()) >= 300, 20, what="300 acks")
+        wait_until(lambda: bp.count() >= 300, 20, what="300 acks")
         victim = node(quorum, leaders[0])
         victim.kill()
-        before = sum(len(v) for v in acked.values())
+        before = bp.count()
         # Partition 0 gets a new leader from the in-sync followers and takes writes again.
         rest = [n for n in quorum if n is not victim]
         wait_until(lambda: leaders_on(rest[0], "r-fail")[0] not in (-1, victim.node_id), 20,
                    what="a new leader for partition 0")
-        wait_until(lambda: len(acked.get(0, [])) > 0 and
-                   sum(len(v) for v in acked.values()) >= before + 300, 30,
+        wait_until(lambda: bp.count(0) > 0 and bp.count() >= before + 300, 30,
                    what="acks after the failover")
     finally:
-        stop.set()
-        t.join(90)
-    assert not errors, errors[:5]
-    total = sum(len(v) for v in acked.values())
-    got = consume_all(rest[0], "r-fail", 3, expected=total)
-    for part, recs in acked.items():
-        values = [v for _, _, v, _ in got[part]]
-        # Exactly once and in order: what was acknowledged appears once each, in the
-        # order it was acknowledged (offsets ascending).
-        assert len(values) == len(set(values)), "duplicates in partition %d" % part
-        want = [v for _, v in sorted(recs)]
-        assert [v for v in values if v in set(want)] == want, "partition %d" % part
-        assert set(want) <= set(values)
+        bp.stop()
+    bp.check(consume_all(rest[0], "r-fail", 3, expected=bp.count()))
     # The killed node comes back as a follower and catches up with all of it.
     victim.start(victim.port)
     wait_until(lambda: replicas_identical(quorum, "r-fail", 3), 30,
@@ -374,12 +393,7 @@ def test_preferred_leaders_are_elected_again(quorum):
 @pytest.fixture
 def quorum_rebalancing():
     """Three nodes whose active controller checks leader balance every second."""
-    ports = [(free_port(), free_port()) for _ in range(3)]
-    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
-    nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
-    for n in nodes:
-        n.overrides["leader.imbalance.check.interval.seconds"] = "1"
-    with running(nodes):
+    with running(three_voters(leader_imbalance_check_interval_seconds="1")) as nodes:
         yield nodes
 
 
@@ -439,12 +453,7 @@ def test_describe_log_dirs_shows_each_replica(quorum):
 def quorum_long_sessions():
     """Three nodes whose broker sessions last ten minutes: a broker fenced sooner was
     fenced because its connection to the controller closed."""
-    ports = [(free_port(), free_port()) for _ in range(3)]
-    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
-    nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
-    for n in nodes:
-        n.overrides["broker.session.timeout.ms"] = "600000"
-    with running(nodes):
+    with running(three_voters(broker_session_timeout_ms="600000")) as nodes:
         yield nodes
 
 
