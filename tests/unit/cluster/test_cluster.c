@@ -75,6 +75,13 @@ static int register_broker(struct cluster *c, int32_t node, const char *host, in
     return result(NULL);
 }
 
+/* Registers brokers 1..n (unfenced: a single node registers them so). */
+static void register_brokers(struct cluster *c, int32_t n)
+{
+    for (int32_t b = 1; b <= n; b++)
+        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+}
+
 static int allocate_producer_ids(struct cluster *c, int32_t node, int64_t count, int64_t *first)
 {
     cluster_allocate_producer_ids(c, node, count, keep, NULL);
@@ -1276,8 +1283,7 @@ static void test_placement_and_fencing(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 3);
     assert_int_equal(create_topic(c, slice_from_cstr("spread"), 12, 1, NULL, 0, false, &why), 0);
     const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("spread"));
     int led[4] = {0};
@@ -1437,8 +1443,7 @@ static void test_placement_with_replicas(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 3);
     assert_int_equal(create_topic(c, slice_from_cstr("three"), 6, 3, NULL, 0, false, &why), 0);
     int led[16] = {0}, held[16] = {0};
     check_new_partitions(cluster_topic_find(c, slice_from_cstr("three")), 3, led, held);
@@ -1530,8 +1535,7 @@ static void test_replication_factor_refusals(void **state)
     assert_int_equal(create_topic(c, slice_from_cstr("zero"), 1, 0, NULL, 0, false, &why),
                      CLUSTER_ERR_INVALID_REPLICATION);
 
-    for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 3);
     assert_int_equal(create_topic(c, slice_from_cstr("r3"), 1, 3, NULL, 0, false, &why), 0);
     /* Broker 3 registers as a new process (fenced): two unfenced brokers of three. */
     uint8_t incarnation[16] = {9};
@@ -1575,8 +1579,7 @@ static void test_manual_assignment_with_replicas(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 4; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 4);
     const int32_t good[] = {1, 2, 3, 4, 3, 2};
     assert_int_equal(create_assigned(c, "m", good, 2, 3, &why), 0);
     const struct mtopic *t = cluster_topic_find(c, slice_from_cstr("m"));
@@ -1696,8 +1699,7 @@ static void test_fencing_with_replicas(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 3);
     /* p0 led by 1; p1 led by 2, with 1 a follower. */
     const int32_t plan[] = {1, 2, 3, 2, 1, 3};
     assert_int_equal(create_assigned(c, "r", plan, 2, 3, &why), 0);
@@ -1763,8 +1765,7 @@ static void test_registration_fences_with_replicas(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 3);
     const int32_t plan[] = {1, 2, 3};
     assert_int_equal(create_assigned(c, "r", plan, 1, 3, &why), 0);
     uint8_t incarnation[16] = {3};
@@ -1988,8 +1989,7 @@ static void test_alter_partition_checks_epochs(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 4; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 4);
     const int32_t plan[] = {1, 2, 3};
     assert_int_equal(create_assigned(c, "a", plan, 1, 3, &why), 0);
     const int32_t isr12[] = {1, 2}, isr123[] = {1, 2, 3}, isr14[] = {1, 4}, isr23[] = {2, 3};
@@ -2027,8 +2027,7 @@ static void test_controlled_shutdown_fences_at_once(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 3);
     const int32_t plan[] = {1, 2, 3};
     assert_int_equal(create_assigned(c, "s", plan, 1, 3, &why), 0);
     int64_t epoch = cluster_broker_find(c, 1)->epoch;
@@ -2063,8 +2062,7 @@ static void test_elections(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 3);
     const int32_t plan[] = {1, 2, 3};
     assert_int_equal(create_assigned(c, "e", plan, 1, 3, &why), 0);
     assert_int_equal(elect_leader(c, "e", CLUSTER_ELECT_PREFERRED),
@@ -2131,8 +2129,7 @@ static void test_reassignments(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 5; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 5);
     const int32_t plan[] = {1, 2, 3};
     assert_int_equal(create_assigned(c, "r", plan, 1, 3, &why), 0);
     /* Refusals: nothing is written. */
@@ -2226,8 +2223,7 @@ static void test_disconnected_broker_is_fenced_early(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 3);
     const int32_t plan[] = {2, 1, 3};
     assert_int_equal(create_assigned(c, "d", plan, 1, 3, &why), 0);
     const int64_t session = 9000, grace = 1000;
@@ -2274,8 +2270,7 @@ static void test_unclean_leader_election(void **state)
     struct fixture *f = *state;
     struct cluster *c = open_cluster(f);
     const char *why = NULL;
-    for (int32_t b = 1; b <= 3; b++)
-        assert_int_equal(register_broker(c, b, "localhost", 9091 + b, NULL), 0);
+    register_brokers(c, 3);
     const int32_t plan[] = {1, 2, 3}, only1[] = {1};
     assert_int_equal(create_assigned(c, "u", plan, 1, 3, &why), 0);
     assert_int_equal(alter_partition(c, "u", 1, 0, 0, only1, 1), 0); /* 2, 3 fell behind */
