@@ -143,10 +143,14 @@ static void follow_metadata(struct server *s, struct partition *p, const struct 
 {
     int32_t self = s->cfg->node_id;
     if (mp->leader == self && server_may_lead(s)) {
+        /* An unclean election (and only it) makes a replica that was out of sync the one
+         * member of the ISR without changing the replicas; the completion of a
+         * reassignment, which may also make a replica that just joined lead, drops some. */
         bool was_in_sync = p->isr_count == 0; /* unknown: not a change seen here */
         for (int32_t i = 0; i < p->isr_count; i++)
             was_in_sync |= p->isr[i] == self;
-        if (!was_in_sync && p->role != PARTITION_LEADER)
+        if (!was_in_sync && p->role != PARTITION_LEADER && mp->isr_count == 1 &&
+            mp->replica_count == p->replica_count)
             say_warn("server",
                      "partition %s-%d: this replica leads after an UNCLEAN election "
                      "(unclean.leader.election.enable), from its log end %lld; records the "
