@@ -7,13 +7,17 @@
  * record back with samsa.deliver.cancel. The records wait in an internal topic; memory
  * holds only what is due soon, in a timing wheel.
  *
- * This header has the two pure parts, with no I/O and no clock of their own:
+ * This header has the parts that know nothing of the broker:
  *   - reading a record's delivery headers (delay_parse);
  *   - the timing wheel of entries due soon (delay_wheel_*), which hands them out in
- *     due-time order, entries due in the same millisecond in the order they were added.
+ *     due-time order, entries due in the same millisecond in the order they were added;
+ *   - the due-time index on disk (delay_index_*), from which the wheel is refilled.
+ * The first two do no I/O and read no clock. docs/architecture.md ("Delayed delivery")
+ * has the design they are part of.
  *
  * Errors: delay_parse returns -1 and writes why; the wheel has none (it asserts its
- * invariants). Single-threaded: the caller owns each object.
+ * invariants); the index returns 0 or -errno. Single-threaded: the caller owns each
+ * object.
  */
 #ifndef SAMSA_DELAY_H
 #define SAMSA_DELAY_H
@@ -96,5 +100,40 @@ size_t delay_wheel_count(const struct delay_wheel *w);
  * never before the wheel's time unless an entry is already due; INT64_MAX when empty.
  * For a timer: advancing to it hands out the earliest entries or moves them nearer. */
 int64_t delay_wheel_next_due(const struct delay_wheel *w);
+
+/* ---- the due-time index ----
+ * One per delay partition: an entry (due time, delay-log offset) per pending record, in
+ * append-only files in dir, one per due-time bucket of bucket_ms ("<bucket start>.due"),
+ * so that refilling the wheel for the next stretch of time reads only the files of that
+ * stretch. Entries are 24 bytes: due, offset (big-endian), a CRC32C of those 16 bytes,
+ * zero padding. Adds are not made durable one by one: the index can always be rebuilt
+ * from the delay log, and delay_index_checkpoint makes the files durable and records how
+ * far into the log they reach; after a crash, entries of the log from there on are added
+ * again (an entry found twice is the same record: callers key by offset). */
+
+struct delay_index;
+
+/* Opens (creating dir if missing) the index. CLUSTER-style errors: 0 or -errno. */
+int delay_index_open(const char *dir, int64_t bucket_ms, struct delay_index **out);
+void delay_index_close(struct delay_index *ix);
+/* Appends an entry to its bucket's file (not made durable). */
+int delay_index_add(struct delay_index *ix, int64_t due_ms, int64_t offset);
+/* Hands fn every entry due in [from_ms, to_ms), file by file (within a file in the order
+ * added). Entries whose CRC does not match (a torn tail, damage) are skipped and counted
+ * in *damaged: a caller that finds any rebuilds the index from the log. */
+int delay_index_scan(struct delay_index *ix, int64_t from_ms, int64_t to_ms,
+                     void (*fn)(void *arg, int64_t due_ms, int64_t offset), void *arg,
+                     size_t *damaged);
+/* The start of the first bucket at or after from_ms's that has a file; INT64_MAX if none
+ * (the next stretch worth reading, however far off). */
+int64_t delay_index_next_bucket(const struct delay_index *ix, int64_t from_ms);
+/* Removes the files of the buckets that end at or before before_ms (everything due in
+ * them has been delivered). */
+int delay_index_drop_before(struct delay_index *ix, int64_t before_ms);
+/* Makes every file durable, then records that the index holds every record of the delay
+ * log before `covered` (written to a new file, fsync'd, renamed over the old). */
+int delay_index_checkpoint(struct delay_index *ix, int64_t covered);
+/* The offset the last checkpoint recorded, as found at open; 0 if there is none. */
+int64_t delay_index_covered(const struct delay_index *ix);
 
 #endif
