@@ -263,7 +263,11 @@ static void apply_record(struct cluster *c, uint64_t type, uint64_t version, str
             return;
         }
         if (pid == t->partition_count) {
-            t->partitions = xrealloc(t->partitions, (size_t)(pid + 1) * sizeof *t->partitions);
+            if (pid == t->partition_cap) { /* doubling: a topic's creation adds them one by one */
+                t->partition_cap = t->partition_cap ? 2 * t->partition_cap : 8;
+                t->partitions =
+                    xrealloc(t->partitions, (size_t)t->partition_cap * sizeof *t->partitions);
+            }
             t->partitions[pid] = now;
             t->partition_count++;
             c->partition_total++;

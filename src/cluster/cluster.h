@@ -102,7 +102,8 @@ struct mtopic {
     bool internal;  /* __consumer_offsets and friends: hidden from listings */
     int32_t partition_count;
     struct mpartition *partitions;
-    size_t config_count; /* explicitly set per-topic configs only */
+    int32_t partition_cap; /* room in partitions */
+    size_t config_count;   /* explicitly set per-topic configs only */
     struct config_entry *configs;
 };
 
