@@ -221,8 +221,9 @@ class NetnsNode(QuorumNode):
 
 
 @contextlib.contextmanager
-def cluster(count=3):
-    """Makes the topology and starts `count` NetnsNodes (a quorum of them all), yields
+def cluster(count=3, overrides=None):
+    """Makes the topology and starts `count` NetnsNodes (a quorum of them all, with
+    `overrides` added to their settings), yields
     (nodes, net); at the end (also on failure) kills the nodes, prints their logs'
     tails, removes their dirs and then the topology. Clients must be closed before the
     block ends."""
@@ -233,6 +234,8 @@ def cluster(count=3):
                           for i in range(1, count + 1))
         nodes = [NetnsNode(i, net.ns[i - 1], net.address(i), voters)
                  for i in range(1, count + 1)]
+        for n in nodes:
+            n.overrides.update(overrides or {})
         with running(nodes):
             yield nodes, net
     finally:
