@@ -231,24 +231,32 @@ def check(hist, final):
 
 
 def read_all(boot, expected):
+    """Every partition from offset 0, until at least `expected` records are read and
+    every partition's position has reached the high watermark its last fetch response
+    named (so nothing a consumer could see then is left out, without a fixed wait for
+    stragglers); or 120 s."""
     c = Consumer({"bootstrap.servers": boot, "group.id": "chaos-check",
                   "enable.auto.commit": False})
     c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
     out = {p: [] for p in range(PARTITIONS)}
+    pos = {p: 0 for p in range(PARTITIONS)}
     seen = 0
     deadline = time.monotonic() + 120
+
+    def at_end(p):
+        # cached: from the fetch responses, no request (which would queue behind a
+        # long-polling fetch); negative while none has come
+        hw = c.get_watermark_offsets(TopicPartition(TOPIC, p), cached=True)[1]
+        return hw >= 0 and pos[p] >= hw
     try:
         while time.monotonic() < deadline:
-            for m in c.consume(num_messages=10000, timeout=1):
+            if seen >= expected and all(at_end(p) for p in range(PARTITIONS)):
+                return out
+            for m in c.consume(num_messages=10000, timeout=0.5):
                 if not m.error():
                     out[m.partition()].append((m.offset(), m.value()))
+                    pos[m.partition()] = m.offset() + 1
                     seen += 1
-            if seen >= expected:
-                # one more round for stragglers beyond the acknowledged ones
-                for m in c.consume(num_messages=10000, timeout=2):
-                    if not m.error():
-                        out[m.partition()].append((m.offset(), m.value()))
-                return out
         return out
     finally:
         c.close()
