@@ -60,6 +60,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 import netns  # noqa: E402
+from kafka_ref import KafkaRef, kafka_metadata  # noqa: E402
 from test_cluster_quorum import (ELECTION_TIMEOUT_MS, SESSION_TIMEOUT_MS,  # noqa: E402
                                  QuorumNode, agreed_controller, free_port, leaders_on,
                                  running)
@@ -410,7 +411,6 @@ class KafkaNode:
 
     def start(self, port=None):
         """Starts the JVM again and waits until it answers Metadata."""
-        from kafka_ref import kafka_metadata
         assert not self.running()
         with open(os.path.join(self.dir, "stdout.log"), "ab") as out:
             out.write(b"==== restarted by chaos.py\n")
@@ -444,7 +444,6 @@ class KafkaNode:
 @contextlib.contextmanager
 def kafka_cluster():
     """Three Apache Kafka 4.4 nodes from kafka.sh, all stopped at the end."""
-    from kafka_ref import KafkaRef
     k = KafkaRef(nodes=3, overrides=KAFKA_SETTINGS)
     k.start()  # from this (the main) thread: the JVMs die with it
     nodes = []
