@@ -491,13 +491,16 @@ def run(seed, duration, log=print, use_netns=False, target="samsa"):
         del fs, a  # no client may outlive the namespaces
         hist = History()
         stop_clients, stop_nemesis = threading.Event(), threading.Event()
-        threads = [threading.Thread(target=producer_loop, args=(boot, hist, stop_clients)),
-                   threading.Thread(target=consumer_loop, args=(boot, hist, stop_clients))]
+        # Daemons: a run stopped by a signal or an exception exits without them.
+        threads = [threading.Thread(target=producer_loop, args=(boot, hist, stop_clients),
+                                    daemon=True),
+                   threading.Thread(target=consumer_loop, args=(boot, hist, stop_clients),
+                                    daemon=True)]
         failures = []
         quiet, run_over = threading.Event(), threading.Event()
         tlog = Log(log)
         nem = threading.Thread(target=nemesis, args=(cl, rng, stop_nemesis, quiet, run_over,
-                                                     tlog, failures, hist))
+                                                     tlog, failures, hist), daemon=True)
         for t in threads:
             t.start()
         nem.start()
@@ -550,6 +553,8 @@ def main():
         why = netns.unusable(need_nft=True)
         if why:
             ap.error("--netns: %s" % why)
+    # SIGTERM unwinds like an exception, so that the nodes, namespaces and nft table go.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     failed = []
     for s in range(args.seed, args.seed + args.runs):
         bad, _ = run(s, args.duration, use_netns=args.netns, target=args.target)
