@@ -62,8 +62,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 import netns  # noqa: E402
 from kafka_ref import KafkaRef, kafka_metadata  # noqa: E402
 from test_cluster_quorum import (ELECTION_TIMEOUT_MS, SESSION_TIMEOUT_MS,  # noqa: E402
-                                 QuorumNode, agreed_controller, free_port, leaders_on,
-                                 running)
+                                 agreed_controller, leaders_on, running, three_voters)
 
 TOPIC = "chaos"
 PARTITIONS = 6
@@ -318,12 +317,8 @@ def samsa_cluster(use_netns):
             agreed_controller(nodes)
             yield Cluster(nodes, net)
         return
-    ports = [(free_port(), free_port()) for _ in range(3)]
-    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
-    nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
-    for n in nodes:
-        n.overrides.update(NODE_SETTINGS)
-    with running(nodes):
+    with running(three_voters(**{k.replace(".", "_"): v
+                                 for k, v in NODE_SETTINGS.items()})) as nodes:
         agreed_controller(nodes)
         yield Cluster(nodes)
 
