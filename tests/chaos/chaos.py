@@ -1,9 +1,9 @@
 """Chaos against a real three-node cluster: faults while idempotent acks=all producers
 and a consumer group run, then a check over the whole history.
 
-    python3 tests/chaos/chaos.py --seed 7 --duration 60        (make chaos RUNS=N SEED=S)
-    python3 tests/chaos/chaos.py --netns --seed 7              (make chaos CHAOS_NETNS=1)
-    python3 tests/chaos/chaos.py --target kafka --seed 7       (make chaos CHAOS_TARGET=kafka)
+    python3 tests/chaos/chaos.py --seed 7 --duration 60   (make chaos RUNS=N SEED=S)
+    python3 tests/chaos/chaos.py --netns --seed 7         (make chaos CHAOS_NETNS=1)
+    python3 tests/chaos/chaos.py --target kafka --seed 7  (make chaos CHAOS_TARGET=kafka)
 
 Each run starts three combined broker+controller nodes (short election and session
 timeouts, replica.lag.time.max.ms 5 s), creates a topic with replication.factor=3 and
@@ -180,9 +180,14 @@ def hurt(cl, rng, stop, log, hist):
             if action == "kill":
                 n.kill()
             else:
+                t = time.monotonic()
                 n.stop()
+                log("node %d exited %.1f s after SIGTERM" % (n.node_id,
+                                                             time.monotonic() - t))
             stop.wait(rng.uniform(1, 4))
+            t = time.monotonic()
             n.start(n.port)
+            log("node %d started again in %.1f s" % (n.node_id, time.monotonic() - t))
         else:
             if action == "isolate":
                 cl.net.cut(n.node_id)
@@ -331,7 +336,7 @@ KAFKA_SETTINGS = {
     "replica.lag.time.max.ms": str(REPLICA_LAG_TIME_MAX_MS),
 }
 KAFKA_START_TIMEOUT = 90
-KAFKA_STOP_TIMEOUT = 30
+KAFKA_STOP_TIMEOUT = 60  # a controlled shutdown took up to 25 s here
 
 
 class ForeignProcess:
@@ -410,8 +415,9 @@ class KafkaNode:
         with open(os.path.join(self.dir, "stdout.log"), "ab") as out:
             out.write(b"==== restarted by chaos.py\n")
             out.flush()
-            self.proc = subprocess.Popen(self.cmdline, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(self.cmdline, cwd=self.dir, stdout=out,
+                                         stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL,
                                          preexec_fn=die_with_parent)
         deadline = time.monotonic() + KAFKA_START_TIMEOUT
         while True:
