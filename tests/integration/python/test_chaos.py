@@ -1,10 +1,10 @@
 """A bounded chaos run (tests/chaos/chaos.py) inside make test: a three-node cluster
 with replication factor 3 under kill -9, SIGSTOP and SIGTERM restarts of one node at a
 time and, with each node in its own network namespace (when this runs as root and
-`ip netns` and nft work; else on loopback, with the process faults only), a node cut
-off, a partition leader cut off from the other nodes but not from the clients, and two
-nodes apart that both reach the third, while an idempotent acks=all producer and a
-consumer group run; the checker then demands every acknowledged record exactly once,
+`ip netns` and nft work; else on loopback, with the process faults only), network
+faults too (the seed's: a node cut off, then a partition leader cut off from the other
+nodes but not from the clients), while an idempotent acks=all producer and a consumer
+group run; the checker then demands every acknowledged record exactly once,
 in order, at its offset, and no commit beyond what was consumed. `make chaos RUNS=N
 SEED=S [CHAOS_NETNS=1]` runs longer ones."""
 import os
