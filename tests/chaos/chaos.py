@@ -1,16 +1,29 @@
-"""Chaos against a real three-node Samsa cluster on loopback: faults while idempotent
-acks=all producers and a consumer group run, then a check over the whole history.
+"""Chaos against a real three-node cluster: faults while idempotent acks=all producers
+and a consumer group run, then a check over the whole history.
 
-    python3 tests/chaos/chaos.py --seed 7 --duration 60        (make chaos RUNS=N SEED=S)
+    python3 tests/chaos/chaos.py --seed 7 --duration 60   (make chaos RUNS=N SEED=S)
+    python3 tests/chaos/chaos.py --netns --seed 7         (make chaos CHAOS_NETNS=1)
+    python3 tests/chaos/chaos.py --target kafka --seed 7  (make chaos CHAOS_TARGET=kafka)
 
 Each run starts three combined broker+controller nodes (short election and session
-timeouts), creates a topic with replication.factor=3 and min.insync.replicas=2, and
-runs, for --duration seconds:
+timeouts, replica.lag.time.max.ms 5 s), creates a topic with replication.factor=3 and
+min.insync.replicas=2, and runs, for --duration seconds:
   - a producer (librdkafka, enable.idempotence, acks=all) sending numbered records;
   - a consumer group member reading them and committing after each batch it processed;
-  - the nemesis, which every few seconds hurts one node at a time, chosen by the seed:
-    kill -9 and restart, SIGSTOP for longer than the broker session then SIGCONT, or
-    SIGTERM (controlled shutdown) and restart.
+  - the nemesis, which every few seconds makes one fault, chosen by the seed, and undoes
+    it before the next:
+      kill    kill -9, and a restart 1-4 s later;
+      pause   SIGSTOP for longer than the broker session, then SIGCONT;
+      term    SIGTERM (controlled shutdown), and a restart 1-4 s later;
+    and with --netns (each node in its own network namespace, see netns.py; the clients
+    stay in the root namespace and reach the nodes over the bridge), also, each held for
+    longer than the broker session and then healed:
+      isolate      one node cut off entirely: its veth down, for clients and nodes alike;
+      leader-cut   the node leading a partition (chosen by the seed) cut off from the
+                   two other nodes but not from the clients: nftables drops what the
+                   bridge forwards between their addresses;
+      bridge       two nodes cannot reach each other, both still reach the third (the
+                   one the seed chose) and the clients.
 Then everything heals, the producer flushes, and a fresh consumer reads every partition
 from the start. The checker asserts, over the whole history:
   - every acknowledged record is present exactly once, at the offset it was
@@ -18,28 +31,46 @@ from the start. The checker asserts, over the whole history:
   - per partition, acknowledged records are in acknowledgement order;
   - no record appears that was never sent, and none twice;
   - the group never committed an offset beyond what it had consumed.
+--target kafka runs the same against Apache Kafka 4.4 (tests/reference/kafka.sh: three
+KRaft nodes on loopback, with the same election and session timeouts) with the process
+faults only, so that a violation found against Samsa can be told apart from a harness
+bug: Kafka's acks=all with RF=3 and min.insync.replicas=2 must pass.
 The seed decides the faults and their timing (the clients' and servers' own timing is
 not under its control, so a seed reproduces the schedule, not every interleaving).
-Exit status 0 when every check holds; on a violation it prints the seed and what broke.
+Exit status 0 when every check holds; on a violation it prints the seed, the fault
+schedule and what broke. CHAOS_CONSUMER_DEBUG=cgrp (librdkafka debug contexts) makes the
+group member log to stderr.
 """
 import argparse
+import contextlib
+import ctypes
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "python"))
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from test_cluster_quorum import QuorumNode, agreed_controller, free_port, running  # noqa: E402
+import netns  # noqa: E402
+from kafka_ref import KafkaRef, kafka_metadata  # noqa: E402
+from test_cluster_quorum import (ELECTION_TIMEOUT_MS, SESSION_TIMEOUT_MS,  # noqa: E402
+                                 agreed_controller, leaders_on, running, three_voters)
 
 TOPIC = "chaos"
 PARTITIONS = 6
+PROCESS_FAULTS = ["kill", "pause", "term"]
+NETWORK_FAULTS = ["isolate", "leader-cut", "bridge"]
+# A follower that fetches nothing for this long leaves the ISR (Kafka's default is 30 s):
+# shorter than the longer faults, so that ISR shrinks and expands happen during runs.
+REPLICA_LAG_TIME_MAX_MS = 5000
 
 
 class History:
@@ -50,6 +81,7 @@ class History:
         self.errors = []       # delivery errors (allowed: not acknowledged)
         self.consumed = []     # (partition, offset, value) by the group member
         self.commits = []      # (partition, committed offset)
+        self.faults = []       # (seconds since the start, fault, what it hit)
 
 
 def producer_loop(boot, hist, stop):
@@ -73,12 +105,15 @@ def producer_loop(boot, hist, stop):
     if p.flush(150) != 0:
         with hist.lock:
             hist.errors.append("flush left %d records unacknowledged" % len(p))
+    del p  # destroyed here: no client may outlive the namespaces
 
 
 def consumer_loop(boot, hist, stop):
     c = Consumer({"bootstrap.servers": boot, "group.id": "chaos-group",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                  "session.timeout.ms": 10000})
+                  "session.timeout.ms": 10000,
+                  **({"debug": os.environ["CHAOS_CONSUMER_DEBUG"]}
+                     if os.environ.get("CHAOS_CONSUMER_DEBUG") else {})})
     c.subscribe([TOPIC])
     try:
         while not stop.is_set():
@@ -102,9 +137,9 @@ def consumer_loop(boot, hist, stop):
         c.close()
 
 
-def nemesis(nodes, rng, stop, quiet, done, log, session_s, failures):
+def nemesis(cl, rng, stop, quiet, done, log, failures, hist):
     try:
-        hurt(nodes, rng, stop, log, session_s)
+        hurt(cl, rng, stop, log, hist)
     except Exception as e:  # a node that does not come back is a finding, not a hang
         failures.append("the nemesis failed: %r" % e)
         stop.set()
@@ -114,24 +149,57 @@ def nemesis(nodes, rng, stop, quiet, done, log, session_s, failures):
     done.wait()
 
 
-def hurt(nodes, rng, stop, log, session_s):
+def hurt(cl, rng, stop, log, hist):
+    faults = PROCESS_FAULTS + (NETWORK_FAULTS if cl.net else [])
+    session_s = SESSION_TIMEOUT_MS / 1000.0
     while not stop.is_set():
         if stop.wait(rng.uniform(2, 5)):
             return
-        n = rng.choice(nodes)
-        action = rng.choice(["kill", "pause", "term"])
-        log("%s node %d" % (action, n.node_id))
+        n = rng.choice(cl.nodes)
+        action = rng.choice(faults)
+        if action == "leader-cut":
+            p = rng.randrange(PARTITIONS)
+            leader = cl.leader_of(p)
+            n = next((m for m in cl.nodes if m.node_id == leader), n)
+            what = "node %d (leader of partition %d: %s) from nodes %s" % (
+                n.node_id, p, leader, [m.node_id for m in cl.nodes if m is not n])
+        elif action == "bridge":
+            ends = [m.node_id for m in cl.nodes if m is not n]
+            what = "nodes %d and %d apart, both reach node %d" % (ends[0], ends[1],
+                                                                 n.node_id)
+        else:
+            what = "node %d" % n.node_id
+        with hist.lock:
+            hist.faults.append((log.elapsed(), action, what))
+        log("%s %s" % (action, what))
         if action == "pause":
             n.proc.send_signal(signal.SIGSTOP)
             stop.wait(session_s + rng.uniform(0.5, 2))
             n.proc.send_signal(signal.SIGCONT)
-        else:
+        elif action in ("kill", "term"):
             if action == "kill":
                 n.kill()
             else:
+                t = time.monotonic()
                 n.stop()
+                log("node %d exited %.1f s after SIGTERM" % (n.node_id,
+                                                             time.monotonic() - t))
             stop.wait(rng.uniform(1, 4))
+            t = time.monotonic()
             n.start(n.port)
+            log("node %d started again in %.1f s" % (n.node_id, time.monotonic() - t))
+        else:
+            if action == "isolate":
+                cl.net.cut(n.node_id)
+            elif action == "leader-cut":
+                cl.net.block([(n.node_id, m.node_id) for m in cl.nodes if m is not n])
+            else:
+                cl.net.block([tuple(ends)])
+            try:
+                stop.wait(session_s + rng.uniform(0.5, 4))
+            finally:
+                cl.net.heal_all()
+        log("healed")
         # Let it rejoin before the next fault, so that min.insync.replicas=2 holds.
         stop.wait(3)
 
@@ -168,76 +236,296 @@ def check(hist, final):
 
 
 def read_all(boot, expected):
+    """Every partition from offset 0, until at least `expected` records are read and
+    every partition's position has reached the high watermark its last fetch response
+    named (so nothing a consumer could see then is left out, without a fixed wait for
+    stragglers); or 120 s."""
     c = Consumer({"bootstrap.servers": boot, "group.id": "chaos-check",
                   "enable.auto.commit": False})
     c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
     out = {p: [] for p in range(PARTITIONS)}
+    pos = {p: 0 for p in range(PARTITIONS)}
     seen = 0
     deadline = time.monotonic() + 120
+
+    def at_end(p):
+        # cached: from the fetch responses, no request (which would queue behind a
+        # long-polling fetch); negative while none has come
+        hw = c.get_watermark_offsets(TopicPartition(TOPIC, p), cached=True)[1]
+        return hw >= 0 and pos[p] >= hw
     try:
         while time.monotonic() < deadline:
-            for m in c.consume(num_messages=10000, timeout=1):
+            if seen >= expected and all(at_end(p) for p in range(PARTITIONS)):
+                return out
+            for m in c.consume(num_messages=10000, timeout=0.5):
                 if not m.error():
                     out[m.partition()].append((m.offset(), m.value()))
+                    pos[m.partition()] = m.offset() + 1
                     seen += 1
-            if seen >= expected:
-                # one more round for stragglers beyond the acknowledged ones
-                for m in c.consume(num_messages=10000, timeout=2):
-                    if not m.error():
-                        out[m.partition()].append((m.offset(), m.value()))
-                return out
         return out
     finally:
         c.close()
 
 
-def run(seed, duration, log=print):
-    rng = random.Random(seed)
-    ports = [(free_port(), free_port()) for _ in range(3)]
-    voters = ",".join("%d@127.0.0.1:%d" % (i + 1, cp) for i, (_, cp) in enumerate(ports))
-    nodes = [QuorumNode(i + 1, p, cp, voters) for i, (p, cp) in enumerate(ports)]
-    session_s = 3.0
-    with running(nodes):
+def die_with_parent():
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class Cluster:
+    """The three nodes under test, as the nemesis and the clients see them: nodes have
+    node_id, port, bootstrap, proc (send_signal), running(), kill(), stop(), start()."""
+
+    def __init__(self, nodes, net=None):
+        self.nodes = nodes
+        self.net = net  # a netns.Net when the nodes are in namespaces
+
+    @property
+    def boot(self):
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def leader_of(self, partition):
+        """The partition's leader as the first node that answers names it (None: none)."""
+        for n in self.nodes:
+            try:
+                leader = leaders_on(n, TOPIC).get(partition, -1)
+            except Exception:
+                continue
+            if leader > 0:
+                return leader
+        return None
+
+    def heal(self):
+        """Every link up, every node running and not paused."""
+        if self.net:
+            self.net.heal_all()
+        for n in self.nodes:
+            if not n.running():
+                n.start(n.port)
+            else:
+                n.proc.send_signal(signal.SIGCONT)
+
+    def tails(self):
+        """(node id, server log tail) of Kafka nodes; Samsa's running() prints its own."""
+        return [(n.node_id, n.tail()) for n in self.nodes if hasattr(n, "tail")]
+
+
+# Added to QuorumNode's short election and session timeouts.
+NODE_SETTINGS = {"replica.lag.time.max.ms": str(REPLICA_LAG_TIME_MAX_MS)}
+
+
+@contextlib.contextmanager
+def samsa_cluster(use_netns):
+    """Three Samsa nodes that agree on a controller, on loopback or in namespaces; they
+    are killed (and the namespaces removed) at the end, their logs' tails printed."""
+    if use_netns:
+        with netns.cluster(overrides=NODE_SETTINGS) as (nodes, net):
+            agreed_controller(nodes)
+            yield Cluster(nodes, net)
+        return
+    with running(three_voters(**{k.replace(".", "_"): v
+                                 for k, v in NODE_SETTINGS.items()})) as nodes:
         agreed_controller(nodes)
-        boot = ",".join(n.bootstrap for n in nodes)
+        yield Cluster(nodes)
+
+
+# Kafka with the timeouts QuorumNode gives Samsa, so that the same faults bite alike.
+KAFKA_SETTINGS = {
+    "controller.quorum.election.timeout.ms": str(ELECTION_TIMEOUT_MS),
+    "broker.heartbeat.interval.ms": "500",
+    "broker.session.timeout.ms": str(SESSION_TIMEOUT_MS),
+    "replica.lag.time.max.ms": str(REPLICA_LAG_TIME_MAX_MS),
+}
+KAFKA_START_TIMEOUT = 90
+KAFKA_STOP_TIMEOUT = 60  # a controlled shutdown took up to 25 s here
+
+
+class ForeignProcess:
+    """A process this one did not start (a JVM kafka.sh started), with the part of
+    Popen the nemesis uses. Gone or a zombie counts as exited."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                with open("/proc/%d/stat" % self.pid) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                state = None
+            if state in (None, "Z"):
+                self.returncode = -1  # unknown: its parent (kafka.sh) reaps it
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout):
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("pid %d" % self.pid, timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+
+class KafkaNode:
+    """One node of a kafka.sh cluster. kafka.sh starts the JVMs; a restart runs the
+    same command line (read from /proc when the cluster is up) in the same node dir,
+    as a child of the calling thread that dies with it (PR_SET_PDEATHSIG)."""
+
+    def __init__(self, node_id, pid, bootstrap, work_dir):
+        self.node_id = node_id
+        self.bootstrap = bootstrap
+        self.port = int(bootstrap.rsplit(":", 1)[1])
+        self.dir = os.path.join(work_dir, "node%d" % node_id)
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            self.cmdline = [a.decode() for a in f.read().split(b"\0")[:-1]]
+        assert "kafka.Kafka" in self.cmdline, self.cmdline
+        self.proc = ForeignProcess(pid)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def kill(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self):
+        """SIGTERM (controlled shutdown) and wait; fails if it does not exit."""
+        if not self.running():
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=KAFKA_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("Kafka node %d ignored SIGTERM for %ss" % (
+                self.node_id, KAFKA_STOP_TIMEOUT))
+
+    def start(self, port=None):
+        """Starts the JVM again and waits until it answers Metadata."""
+        assert not self.running()
+        with open(os.path.join(self.dir, "stdout.log"), "ab") as out:
+            out.write(b"==== restarted by chaos.py\n")
+            out.flush()
+            self.proc = subprocess.Popen(self.cmdline, cwd=self.dir, stdout=out,
+                                         stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL,
+                                         preexec_fn=die_with_parent)
+        deadline = time.monotonic() + KAFKA_START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("Kafka node %d exited (rc=%s) while starting\n%s" % (
+                    self.node_id, self.proc.returncode, self.tail()))
+            try:
+                kafka_metadata(self.bootstrap, [], timeout=2)
+                return self
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("Kafka node %d did not answer within %ss\n%s" % (
+                    self.node_id, KAFKA_START_TIMEOUT, self.tail()))
+            time.sleep(0.5)
+
+    def tail(self, lines=int(os.environ.get("SAMSA_TAIL", "40"))):
+        try:
+            with open(os.path.join(self.dir, "server.log"), "rb") as f:
+                return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server.log)"
+
+
+@contextlib.contextmanager
+def kafka_cluster():
+    """Three Apache Kafka 4.4 nodes from kafka.sh, all stopped at the end."""
+    k = KafkaRef(nodes=3, overrides=KAFKA_SETTINGS)
+    k.start()  # from this (the main) thread: the JVMs die with it
+    nodes = []
+    try:
+        with open(os.path.join(k.work_dir, "pids")) as f:
+            pids = dict(tuple(map(int, line.split())) for line in f if line.strip())
+        nodes = [KafkaNode(i, pids[i], k.bootstraps[i - 1], k.work_dir) for i in (1, 2, 3)]
+        yield Cluster(nodes)
+    finally:
+        for n in nodes:
+            if n.running():
+                n.proc.send_signal(signal.SIGCONT)
+        for n in nodes:  # the restarted ones are not kafka.sh's to stop
+            if isinstance(n.proc, subprocess.Popen):
+                n.kill()
+        k.stop()
+
+
+class Log:
+    """Prints lines with the seconds since the clients started."""
+
+    def __init__(self, out):
+        self.out = out
+        self.t0 = time.monotonic()
+
+    def elapsed(self):
+        return round(time.monotonic() - self.t0, 1)
+
+    def __call__(self, msg):
+        self.out("%6.1fs %s" % (self.elapsed(), msg))
+
+
+def run(seed, duration, log=print, use_netns=False, target="samsa"):
+    assert target in ("samsa", "kafka") and not (use_netns and target == "kafka")
+    rng = random.Random(seed)
+    log("seed %d: %s, %s, %.0f s" % (seed, target,
+                                     "nodes in network namespaces" if use_netns
+                                     else "loopback", duration))
+    with (kafka_cluster() if target == "kafka" else samsa_cluster(use_netns)) as cl:
+        boot = cl.boot
         a = AdminClient({"bootstrap.servers": boot})
         fs = a.create_topics([NewTopic(TOPIC, PARTITIONS, 3,
                                        config={"min.insync.replicas": "2"})])
         fs[TOPIC].result(30)
+        del fs, a  # no client may outlive the namespaces
         hist = History()
         stop_clients, stop_nemesis = threading.Event(), threading.Event()
-        threads = [threading.Thread(target=producer_loop, args=(boot, hist, stop_clients)),
-                   threading.Thread(target=consumer_loop, args=(boot, hist, stop_clients))]
+        # Daemons: a run stopped by a signal or an exception exits without them.
+        threads = [threading.Thread(target=producer_loop, args=(boot, hist, stop_clients),
+                                    daemon=True),
+                   threading.Thread(target=consumer_loop, args=(boot, hist, stop_clients),
+                                    daemon=True)]
         failures = []
         quiet, run_over = threading.Event(), threading.Event()
-        nem = threading.Thread(target=nemesis, args=(nodes, rng, stop_nemesis, quiet, run_over,
-                                                     log, session_s, failures))
+        tlog = Log(log)
+        nem = threading.Thread(target=nemesis, args=(cl, rng, stop_nemesis, quiet, run_over,
+                                                     tlog, failures, hist), daemon=True)
         for t in threads:
             t.start()
         nem.start()
         stop_nemesis.wait(duration)
         stop_nemesis.set()
         quiet.wait(120)  # its last fault undone
-        for n in nodes:  # heal
-            if not n.running():
-                n.start(n.port)
-            else:
-                n.proc.send_signal(signal.SIGCONT)
+        cl.heal()
         stop_clients.set()
         for t in threads:
             t.join(180)
+        tlog("clients done")
         final = read_all(boot, len(hist.acked))
         bad = failures + check(hist, final)
-        log("seed %d: %d sent, %d acknowledged, %d delivery errors, %d consumed by the "
-            "group, %d commits; %s" % (seed, len(hist.sent), len(hist.acked),
-                                       len(hist.errors), len(hist.consumed),
-                                       len(hist.commits),
-                                       "OK" if not bad else "%d VIOLATIONS" % len(bad)))
+        tlog("seed %d: %d sent, %d acknowledged, %d delivery errors, %d consumed by the "
+             "group, %d commits, %d faults; %s" % (
+                 seed, len(hist.sent), len(hist.acked), len(hist.errors),
+                 len(hist.consumed), len(hist.commits), len(hist.faults),
+                 "OK" if not bad else "%d VIOLATIONS" % len(bad)))
         run_over.set()
         nem.join(60)
         for b in bad[:20]:
             log("  " + b)
         if bad:
+            log("  faults: %s" % "; ".join("%.1fs %s %s" % f for f in hist.faults))
             for p in range(PARTITIONS):
                 offs = [o for o, _ in final[p]]
                 acked = [o for (q, o) in hist.acked.values() if q == p]
@@ -245,6 +533,8 @@ def run(seed, duration, log=print):
                     "(offsets %s..%s)" % (p, len(offs), min(offs, default=None),
                                           max(offs, default=None), len(acked),
                                           min(acked, default=None), max(acked, default=None)))
+            for node_id, tail in cl.tails():
+                log("---- node %d server.log tail ----\n%s" % (node_id, tail))
         return bad, hist
 
 
@@ -253,10 +543,22 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--netns", action="store_true",
+                    help="each node in its own network namespace, with network faults too")
+    ap.add_argument("--target", choices=["samsa", "kafka"], default="samsa",
+                    help="kafka: Apache Kafka 4.4 from tests/reference/kafka.sh")
     args = ap.parse_args()
+    if args.netns:
+        if args.target == "kafka":
+            ap.error("--netns is for Samsa only (kafka.sh binds loopback)")
+        why = netns.unusable(need_nft=True)
+        if why:
+            ap.error("--netns: %s" % why)
+    # SIGTERM unwinds like an exception, so that the nodes, namespaces and nft table go.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     failed = []
     for s in range(args.seed, args.seed + args.runs):
-        bad, _ = run(s, args.duration)
+        bad, _ = run(s, args.duration, use_netns=args.netns, target=args.target)
         if bad:
             failed.append(s)
     if failed:

@@ -7,187 +7,31 @@ CreateTopics succeeds through them and the cut node's broker is fenced; when the
 comes back the old controller follows the new one, learns what was committed without
 it, is unfenced, and every record acknowledged before the cut can be read.
 
-Topology, made and removed by the test (root and `ip netns` needed, else it skips):
-
-    root namespace                                namespace samsa-tN-<pid>, N = 1, 2, 3
-    bridge samsa-b<pid>  10.213.S.254/24 --- veth samsaN-<pid> === eth0  10.213.S.N/24
-    route unreachable 10.213.0.0/16 metric <pid>                      samsa-server node N
-
-Every node listens on its own address (9092 clients, 9093 quorum), and this process
-talks to the nodes through the bridge. The namespaces have no default route, only
-their /24, and the root namespace has the `unreachable` route over the whole block for
-as long as anything is up, so no packet for these addresses can leave the machine by
-the default route, even from a client that outlives the bridge. S is a /24 of the block
-no other route uses, so concurrent runs stay apart; <pid> (this process) names each run's
-objects and its route's metric, and a run first removes what a dead run left behind.
-
-A cut sets the root end of the node's veth down: the bridge stops forwarding to it and
-the node's eth0 loses its carrier, so both directions drop silently, as with a pulled
-cable (no RST: open TCP connections just stall, and their requests are never answered).
-Setting it up again heals it, with the same addresses and the connections resuming.
-This kernel has no netem and nftables is not installed; a link down needs neither, and
-doing it from the root namespace needs no command run inside the node's.
+The topology (three namespaces on a bridge, made and removed by the test; root and
+`ip netns` needed, else it skips) and the cut are netns.py's: every node listens on
+its own address, this process talks to them through the bridge, and a cut sets the
+node's veth down, so both directions drop silently, as with a pulled cable (no RST:
+open TCP connections just stall, and their requests are never answered). Setting it up
+again heals it, with the same addresses and the connections resuming.
 """
-import os
-import re
-import subprocess
-
 import pytest
 
 import kwire
+import netns
 
 from clients import consume_all, producer
 from conftest import wait_until
 from confluent_kafka.admin import AdminClient, NewTopic
-from test_cluster_quorum import (QuorumNode, SERVER, agreed_controller, describe,
-                                 leaders_on, node, topics_on)
-
-BLOCK = "10.213.0.0/16"
-PREFIX = "10.213."
-CLIENT_PORT = 9092
-CONTROLLER_PORT = 9093
-NS_RE = re.compile(r"^samsa-t\d-(\d+)$")
-LINK_RE = re.compile(r"^samsa(?:-b|\d-)(\d+)$")
-
-
-def ip(*args, check=True):
-    r = subprocess.run(["ip"] + list(args), capture_output=True, text=True, timeout=10)
-    if check and r.returncode != 0:
-        raise RuntimeError("ip %s: %s" % (" ".join(args), r.stderr.strip()))
-    return r
-
-
-def run_is_gone(pid):
-    """True if the run that named objects after pid cannot be using them any more: it
-    is this one, or that process is gone (or a zombie)."""
-    if pid == os.getpid():
-        return True
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def remove_leftovers():
-    """Removes the namespaces, links and routes of earlier runs that died before their
-    own cleanup (and of this process, if any), found by name and metric."""
-    for line in ip("netns", "list").stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        m = NS_RE.match(name)
-        if m and run_is_gone(int(m.group(1))):
-            ip("netns", "delete", name, check=False)
-    for line in ip("-o", "link", "show").stdout.splitlines():
-        # "12: samsa1-4242@if11: <BROADCAST,...> ..."
-        name = line.split(":")[1].strip().split("@")[0]
-        m = LINK_RE.match(name)
-        if m and run_is_gone(int(m.group(1))):
-            ip("link", "delete", name, check=False)
-    for line in ip("-o", "route", "show", "type", "unreachable").stdout.splitlines():
-        m = re.match(r"^unreachable %s metric (\d+)" % re.escape(BLOCK), line)
-        if m and run_is_gone(int(m.group(1))):
-            ip("route", "delete", "unreachable", BLOCK, "metric", m.group(1), check=False)
-
-
-class Net:
-    """The bridge, the unreachable route and one namespace plus veth per node."""
-
-    def __init__(self, nodes=3):
-        self.pid = os.getpid()
-        self.bridge = "samsa-b%d" % self.pid
-        self.ns = ["samsa-t%d-%d" % (i, self.pid) for i in range(1, nodes + 1)]
-        self.veth = ["samsa%d-%d" % (i, self.pid) for i in range(1, nodes + 1)]
-        self.subnet = None
-
-    def free_subnet(self):
-        used = ip("-o", "route", "show", "table", "all").stdout
-        for s in range(1, 254):
-            if (" %s%d." % (PREFIX, s)) not in " " + used.replace("\n", " "):
-                return s
-        raise RuntimeError("no free /24 in %s" % BLOCK)
-
-    def address(self, i):
-        return "%s%d.%d" % (PREFIX, self.subnet, i)
-
-    def up(self):
-        # The route first and gone last: while any address of the block is in use,
-        # nothing for it goes out by the default route.
-        ip("route", "add", "unreachable", BLOCK, "metric", str(self.pid))
-        self.subnet = self.free_subnet()
-        ip("link", "add", self.bridge, "type", "bridge")
-        ip("addr", "add", "%s/24" % self.address(254), "dev", self.bridge)
-        ip("link", "set", self.bridge, "up")
-        for i, (ns, veth) in enumerate(zip(self.ns, self.veth), 1):
-            ip("netns", "add", ns)
-            ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            ip("link", "set", veth, "master", self.bridge)
-            ip("link", "set", veth, "up")
-            ip("-n", ns, "addr", "add", "%s/24" % self.address(i), "dev", "eth0")
-            ip("-n", ns, "link", "set", "eth0", "up")
-            ip("-n", ns, "link", "set", "lo", "up")
-
-    def down(self):
-        """Removes everything up() made, whatever of it exists; processes in the
-        namespaces must be gone first."""
-        for ns, veth in zip(self.ns, self.veth):
-            ip("link", "delete", veth, check=False)
-            ip("netns", "delete", ns, check=False)
-        ip("link", "delete", self.bridge, check=False)
-        ip("route", "delete", "unreachable", BLOCK, "metric", str(self.pid), check=False)
-
-    def cut(self, i):
-        ip("link", "set", self.veth[i - 1], "down")
-
-    def heal(self, i):
-        ip("link", "set", self.veth[i - 1], "up")
-
-
-class NetnsNode(QuorumNode):
-    """A QuorumNode listening on its namespace's address, started inside it."""
-
-    def __init__(self, node_id, ns, host, voters):
-        super().__init__(node_id, CLIENT_PORT, CONTROLLER_PORT, voters)
-        self.overrides["listeners"] = "PLAINTEXT://%s:%d,CONTROLLER://%s:%d" % (
-            host, CLIENT_PORT, host, CONTROLLER_PORT)
-        self.overrides["advertised.listeners"] = "PLAINTEXT://%s:%d" % (host, CLIENT_PORT)
-        self.host = host
-        # `ip netns exec` enters the namespace and execs: the child is samsa-server
-        # itself, so kill() and PR_SET_PDEATHSIG reach it.
-        self.command_prefix = ["ip", "netns", "exec", ns]
+from test_cluster_quorum import agreed_controller, describe, leaders_on, node, topics_on
 
 
 @pytest.fixture
 def netns_quorum():
-    if os.geteuid() != 0:
-        pytest.skip("needs root to make network namespaces, veths and routes")
-    try:
-        remove_leftovers()
-        probe = "samsa-t0-%d" % os.getpid()
-        ip("netns", "add", probe)
-        ip("netns", "delete", probe)
-    except (OSError, RuntimeError) as e:
-        pytest.skip("ip netns is not usable here: %s" % e)
-    net = Net()
-    nodes = []
-    try:
-        net.up()
-        voters = ",".join("%d@%s:%d" % (i, net.address(i), CONTROLLER_PORT)
-                          for i in range(1, 4))
-        nodes = [NetnsNode(i, net.ns[i - 1], net.address(i), voters) for i in range(1, 4)]
-        cluster_id = subprocess.run([SERVER, "random-uuid"], capture_output=True,
-                                    timeout=10, check=True).stdout.decode().strip()
-        for n in nodes:
-            r = n.format(cluster_id)
-            assert r.returncode == 0, r.stderr.decode(errors="replace")
-        for n in nodes:
-            n.start(n.port)
+    why = netns.unusable()
+    if why:
+        pytest.skip(why)
+    with netns.cluster() as (nodes, net):
         yield nodes, net
-    finally:
-        for n in nodes:
-            n.kill()
-            print("---- node %d stderr tail ----\n%s" % (n.node_id, n.stderr_tail()))
-            n.cleanup()
-        net.down()
 
 
 def create_topic(bootstrap_nodes, name, partitions):
