@@ -670,7 +670,11 @@ void cluster_broker_disconnected(struct cluster *c, int32_t node_id, int64_t epo
     if (!quorum_leading(c->log) || !b || b->epoch != epoch || b->fenced)
         return;
     sessions_sync(c, now_ms);
-    session_of(c, node_id)->disconnected_ms = now_ms;
+    /* The first close since its last heartbeat counts: the grace runs from it, however
+     * often a dead broker's connection is refused again meanwhile. */
+    struct broker_session *s = session_of(c, node_id);
+    if (s->disconnected_ms <= s->last_ms)
+        s->disconnected_ms = now_ms;
 }
 
 void cluster_expire_sessions(struct cluster *c, int64_t now_ms, int64_t session_timeout_ms,

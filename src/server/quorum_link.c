@@ -205,11 +205,20 @@ static void on_peer_close(struct net_client *cl, int err, void *arg)
 {
     (void)cl;
     struct quorum_peer *p = arg;
+    struct server *s = p->link->s;
     p->client = NULL;
     /* The active controller takes a closed connection for a dead broker after
      * samsa.broker.disconnect.fence.ms: heartbeat again at the next tick, not the next
      * interval. */
     p->link->reg.next_heartbeat_ms = 0;
+    /* The other way round: this node's connection to a voter was refused or closed by it,
+     * which a process that died does (one we closed, or that timed out, says nothing).
+     * A controller that took over from a killed one learns so of its death: the dead
+     * broker never connects to it, so no heartbeat connection of its can close. Ignored
+     * unless this node leads the quorum (cluster_broker_disconnected). */
+    const struct mbroker *b = cluster_broker_find(s->cluster, p->id);
+    if (b && (err == 0 || err == -ECONNREFUSED || err == -ECONNRESET || err == -EPIPE))
+        cluster_broker_disconnected(s->cluster, p->id, b->epoch, net_loop_now_ms(s->loop));
     if (err != -ECANCELED)
         say_debug("quorum", "connection to voter %d at %s:%d closed: %s", p->id, p->host, p->port,
                   err ? strerror(-err) : "by the peer");

@@ -479,6 +479,24 @@ def test_a_killed_broker_is_fenced_when_its_connection_closes(quorum_long_sessio
     assert p.flush(30) == 0
 
 
+def test_a_killed_controller_is_fenced_by_its_successor(quorum_long_sessions):
+    """The active controller is killed too: the new one never hears from it (no
+    connection of its to close), but its own connection to the dead voter is refused,
+    which fences it the same way, long before the session would end."""
+    nodes = quorum_long_sessions
+    ctl = agreed_controller(nodes)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in nodes), 15, what="three brokers")
+    leaders = create_replicated(nodes, "r-ctl", 6)
+    led = [p for p, l in leaders.items() if l == ctl]
+    assert led, leaders
+    victim = node(nodes, ctl)
+    victim.kill()
+    rest = [n for n in nodes if n is not victim]
+    agreed_controller(rest, not_node=ctl)
+    wait_until(lambda: all(leaders_on(rest[0], "r-ctl")[p] not in (-1, ctl) for p in led), 30,
+               what="new leaders long before the session ends")
+
+
 def stderr_text(n):
     with open(n.stderr_path, "rb") as f:
         return f.read().decode(errors="replace")

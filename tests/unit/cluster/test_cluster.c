@@ -2238,8 +2238,11 @@ static void test_disconnected_broker_is_fenced_early(void **state)
     cluster_broker_heartbeat(c, 2, epoch, t + 2 * grace + 10, NULL, NULL);
     cluster_expire_sessions(c, t + 4 * grace, session, grace);
     assert_false(cluster_broker_find(c, 2)->fenced);
-    /* Closed for good: not yet before the grace, fenced at it, its lead moved. */
+    /* Closed for good: not yet before the grace, fenced at it (counted from the first
+     * close: a dead broker's connection refused again and again does not put it off),
+     * its lead moved. */
     cluster_broker_disconnected(c, 2, epoch, t + 4 * grace);
+    cluster_broker_disconnected(c, 2, epoch, t + 4 * grace + 500);
     cluster_expire_sessions(c, t + 5 * grace - 1, session, grace);
     assert_false(cluster_broker_find(c, 2)->fenced);
     cluster_expire_sessions(c, t + 5 * grace, session, grace);
