@@ -215,6 +215,9 @@ bool partition_set_assignment(struct partition *p, int32_t self_id, int32_t lead
 bool partition_replicated(const struct partition *p);
 /* Whether node is one of p's replicas (this node included). */
 bool partition_has_replica(const struct partition *p, int32_t node_id);
+/* Whether node_id is in the ISR as the metadata last gave it (not one this leader has
+ * asked for and not yet heard back about). */
+bool partition_in_isr(const struct partition *p, int32_t node_id);
 /* The leader heard a fetch from follower node at offset (<= the log end; the caller
  * checked). Returns true when the high watermark moved. */
 bool partition_follower_fetched(struct partition *p, int32_t node_id, int64_t offset,
