@@ -20,8 +20,8 @@
  * (s->follower_quota, measured as Kafka does), they are left out of the Fetch and the
  * others go on; with nothing else to fetch, the source rests until the quota has room.
  * A replica that had caught up with the leader's high watermark at its last answer is
- * in sync and never throttled (Kafka's ReplicaFetcherThread.shouldFollowerThrottle), so
- * the throttle slows catching up, never keeping up. The bytes of throttled partitions
+ * in sync and not throttled (Kafka's ReplicaFetcherThread.shouldFollowerThrottle), so
+ * the throttle slows catching up, not keeping up. The bytes of throttled partitions
  * are recorded as they arrive, in sync or not, as Kafka records them.
  *
  * A source keeps (topic, index) pairs, not partition pointers: each use looks the
@@ -42,7 +42,7 @@ struct followed {
     int32_t index;
     int64_t rest_until_ms; /* after an error: not fetched before then */
     /* At the leader's last answer this log reached its high watermark (Kafka's
-     * PartitionFetchState.isReplicaInSync): never throttled. False until an answer. */
+     * PartitionFetchState.isReplicaInSync): not throttled. False until an answer. */
     bool in_sync;
 };
 
