@@ -7,7 +7,9 @@ writes to it, and every acknowledged record is there exactly once, in order; the
 replicas' logs become byte for byte the leader's and the old replica's directory goes;
 a reassignment to a broker that is down stays under way, is listed, and can be
 cancelled; a drained broker ends up holding no replica, internal topics included; bad
-targets are refused with Kafka's errors and change nothing.
+targets are refused with Kafka's errors and change nothing; a new replica throttled
+(KIP-73) at its own broker or at the leader copies the log in many steps while another
+partition of the same leader and follower keeps acknowledging acks=all writes.
 """
 import os
 import subprocess
@@ -253,9 +255,9 @@ def copy_under_throttle(nodes, topic, src, dst, flowing):
 
 
 def assert_copied_in_steps_while_others_flowed(sizes, acks):
-    """The new replica's log grew in many steps (the throttle let a fetch through at a
-    time: an unthrottled copy of 4 MiB takes a few 1 MiB fetches, done before a second
-    look), and the flowing partition's acknowledgements went on meanwhile."""
+    """The new replica's log grew in many steps, seen one look (50 ms apart) after
+    another: about 26 here, where the same copy unthrottled was over before the first
+    look; and the flowing partition's acknowledgements went on meanwhile."""
     partial = sorted({s for s in sizes if s > 0})
     assert len(partial) >= 12, "the copy grew in %d steps: %s" % (len(partial), partial)
     started = next(i for i, s in enumerate(sizes) if s > 0)
