@@ -71,6 +71,14 @@ const struct tcfg_def *tcfg_at(size_t i);
 /* Validates name=value for a topic; NULL if fine, else a message (static storage). */
 const char *tcfg_validate(const char *name, const char *value);
 
+/* leader.|follower.replication.throttled.replicas (KIP-73): "*" (every replica of the
+ * topic) or partition:broker entries, with Kafka 4.4's rules (tcfg_validate checks them).
+ * Returns -1 for a value Kafka refuses, 1 for "*", else 0 after calling each (may be NULL)
+ * for every entry, in order (repeats included); entries whose numbers do not fit an
+ * int32 (which Kafka accepts) name no replica that can exist and are left out. */
+int tcfg_replica_list_parse(const char *value,
+                            void (*each)(void *arg, int32_t partition, int32_t broker), void *arg);
+
 struct config_entry {
     char *name;
     char *value;

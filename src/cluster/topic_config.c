@@ -158,6 +158,92 @@ static const char *chk_ratio(const char *v)
     return NULL;
 }
 
+/* Reads one partition:broker entry (blanks already trimmed): false unless both are
+ * ASCII digits (no sign), as Kafka's pattern [0-9]+:[0-9]+ has it. Numbers past
+ * INT32_MAX come out as -1: Kafka's validator takes any length of digits, and such an
+ * entry names no replica that can exist. */
+static bool replica_entry(const char *p, const char *end, int32_t *partition, int32_t *broker)
+{
+    const char *colon = memchr(p, ':', (size_t)(end - p));
+    if (!colon)
+        return false;
+    const char *from[2] = {p, colon + 1}, *to[2] = {colon, end};
+    int64_t num[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        if (from[k] == to[k])
+            return false;
+        for (const char *d = from[k]; d < to[k]; d++) {
+            if (!isdigit((unsigned char)*d))
+                return false;
+            if (num[k] >= 0)
+                num[k] = num[k] * 10 + (*d - '0');
+            if (num[k] > INT32_MAX)
+                num[k] = -1;
+        }
+    }
+    *partition = (int32_t)num[0];
+    *broker = (int32_t)num[1];
+    return true;
+}
+
+/* leader.|follower.replication.throttled.replicas (KIP-73), as Kafka 4.4 accepts them:
+ * comma-separated entries, blanks around each ignored, every one empty or
+ * partition:broker; or entries that join to "*" ("*", " * ", "*,"). */
+static int replica_list_scan(const char *value,
+                             void (*each)(void *arg, int32_t partition, int32_t broker), void *arg)
+{
+    bool valid = true;
+    size_t stars = 0, others = 0; /* non-empty entries that are / are not "*" */
+    for (const char *p = value;;) {
+        const char *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        while (p < end && isspace((unsigned char)*p))
+            p++;
+        while (end > p && isspace((unsigned char)end[-1]))
+            end--;
+        int32_t partition, broker;
+        if (end - p == 1 && *p == '*') {
+            stars++;
+        } else if (end > p) {
+            others++;
+            if (!replica_entry(p, end, &partition, &broker))
+                valid = false;
+            else if (each && partition >= 0 && broker >= 0)
+                each(arg, partition, broker);
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    if (stars == 1 && others == 0)
+        return 1;
+    return valid && stars == 0 ? 0 : -1;
+}
+
+int tcfg_replica_list_parse(const char *value,
+                            void (*each)(void *arg, int32_t partition, int32_t broker), void *arg)
+{
+    int rc = replica_list_scan(value, NULL, NULL);
+    return rc == 0 && each ? replica_list_scan(value, each, arg) : rc;
+}
+
+static const char *chk_leader_throttled(const char *v)
+{
+    return tcfg_replica_list_parse(v, NULL, NULL) < 0
+               ? "leader.replication.throttled.replicas must be the literal '*' or a list of "
+                 "replicas in the following format: [partitionId]:[brokerId],[partitionId]:"
+                 "[brokerId],..."
+               : NULL;
+}
+static const char *chk_follower_throttled(const char *v)
+{
+    return tcfg_replica_list_parse(v, NULL, NULL) < 0
+               ? "follower.replication.throttled.replicas must be the literal '*' or a list of "
+                 "replicas in the following format: [partitionId]:[brokerId],[partitionId]:"
+                 "[brokerId],..."
+               : NULL;
+}
+
 /* Defaults here are Kafka's; a broker property named in broker_key overrides them
  * for every topic that does not set its own value. */
 static const struct tcfg_def defs[] = {
@@ -180,8 +266,17 @@ static const struct tcfg_def defs[] = {
      "Force an fsync after this many messages (acks=0/1 durability)"},
     {"flush.ms", "log.flush.interval.ms", TCFG_LONG, "9223372036854775807", chk_long_0,
      "Force an fsync after this many milliseconds (acks=0/1 durability)"},
+    {"follower.replication.throttled.replicas", NULL, TCFG_LIST, "", chk_follower_throttled,
+     "Replicas that copy their leader's log at most at follower.replication.throttled.rate "
+     "(of the broker copying): partition:broker entries, broker being the follower, or * for "
+     "every replica of the topic; a replica in sync is not throttled"},
     {"index.interval.bytes", "log.index.interval.bytes", TCFG_INT, "4096", chk_int_0,
      "Bytes between offset index entries"},
+    {"leader.replication.throttled.replicas", NULL, TCFG_LIST, "", chk_leader_throttled,
+     "Partitions whose leader serves followers' fetches at most at "
+     "leader.replication.throttled.rate (of the leader): partition:broker entries, broker "
+     "being the leader, or * for every replica of the topic; a follower in the ISR is not "
+     "throttled"},
     {"max.message.bytes", "message.max.bytes", TCFG_INT, "1048588", chk_int_0,
      "Largest record batch accepted"},
     {"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", TCFG_LONG, "3600000",

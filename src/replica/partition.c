@@ -125,6 +125,11 @@ bool partition_has_replica(const struct partition *p, int32_t node_id)
     return contains(p->replicas, p->replica_count, node_id);
 }
 
+bool partition_in_isr(const struct partition *p, int32_t node_id)
+{
+    return contains(p->isr, p->isr_count, node_id);
+}
+
 /* The leader's high watermark: the least log end over the in-sync replicas, once every
  * one of them has fetched from this leader; it never goes back. */
 static bool advance_high_watermark(struct partition *p)

@@ -42,6 +42,15 @@
  * Loop thread only.
  *
  * The purgatory itself cannot fail (allocation failure aborts, as everywhere in Samsa).
+ *
+ * ---- Replication quotas ----
+ * (KIP-73): a byte rate that copying throttled replicas may use, measured as Kafka's
+ * ReplicationQuotaManager measures it (see struct repl_quota), and per topic the
+ * partitions whose replicas count as throttled on this node. The host asks "exceeded?"
+ * before sending (follower) or reading (leader) a throttled partition's data and records
+ * what was sent afterwards, so a replica always gets whole batches and, the quota being
+ * a rate over a window, gets them again once the window has room: throttling delays,
+ * never starves. No clock here either: now_ms arrives as an argument.
  */
 #ifndef SAMSA_REPLICA_H
 #define SAMSA_REPLICA_H
@@ -53,6 +62,27 @@
 #include <stdint.h>
 
 /* ---- partitions ---- */
+
+/* The partitions of a topic whose replicas a throttled-replicas config
+ * (leader.|follower.replication.throttled.replicas) names on this node: every one ("*"),
+ * or those listed with this node's id. Built by the host when configs change. */
+struct throttled_partitions {
+    bool all;
+    int32_t count;
+    int32_t *ids; /* sorted, distinct; owned by the topic's host (throttled_free) */
+};
+/* Replaces t's contents: every partition (all), else ids[0, n) (any order, repeats
+ * allowed; copied). */
+void throttled_set(struct throttled_partitions *t, bool all, const int32_t *ids, size_t n);
+void throttled_free(struct throttled_partitions *t);
+/* throttled_has's binary search of t->ids. */
+bool throttled_listed(const struct throttled_partitions *t, int32_t partition);
+/* Whether partition is throttled. Cheap when nothing is (the common case): two field
+ * tests, no call. */
+static inline bool throttled_has(const struct throttled_partitions *t, int32_t partition)
+{
+    return t->all || (t->count > 0 && throttled_listed(t, partition));
+}
 
 /* The topic configs a partition's request paths consult, parsed once when the topic is
  * opened or its configs change (by the host), so produce never parses strings. */
@@ -68,6 +98,12 @@ struct topic_settings {
     bool create_time;                /* message.timestamp.type=CreateTime: stamps checked */
     int64_t timestamp_before_max_ms; /* message.timestamp.before.max.ms (>= 0) */
     int64_t timestamp_after_max_ms;  /* message.timestamp.after.max.ms (>= 0) */
+    /* leader.replication.throttled.replicas: partitions whose followers this node, as
+     * their leader, serves within leader.replication.throttled.rate */
+    struct throttled_partitions leader_throttled;
+    /* follower.replication.throttled.replicas: partitions this node, as a follower,
+     * copies within follower.replication.throttled.rate */
+    struct throttled_partitions follower_throttled;
 };
 
 enum partition_role {
@@ -179,6 +215,9 @@ bool partition_set_assignment(struct partition *p, int32_t self_id, int32_t lead
 bool partition_replicated(const struct partition *p);
 /* Whether node is one of p's replicas (this node included). */
 bool partition_has_replica(const struct partition *p, int32_t node_id);
+/* Whether node_id is in the ISR as the metadata last gave it (not one this leader has
+ * asked for and not yet heard back about). */
+bool partition_in_isr(const struct partition *p, int32_t node_id);
 /* The leader heard a fetch from follower node at offset (<= the log end; the caller
  * checked). Returns true when the high watermark moved. */
 bool partition_follower_fetched(struct partition *p, int32_t node_id, int64_t offset,
@@ -310,5 +349,41 @@ size_t purgatory_size(const struct purgatory *pg);
 /* Calls fn for every waiting operation, in arrival order; fn may cancel or complete
  * the operation it is given (and no other). */
 void purgatory_each(struct purgatory *pg, void (*fn)(void *arg, struct delayed_op *op), void *arg);
+
+/* ---- replication quotas ---- */
+
+/* Kafka's replication quota (ReplicationQuotaManager: a SimpleRate over a SampledStat):
+ * bytes are summed in samples of window_ms each, at most samples of them kept
+ * (replication.quota.window.num × replication.quota.window.size.seconds). The rate is
+ * the sum of the live samples over the time since the oldest one started, but at least
+ * window_ms, so a burst after a quiet spell is measured over one sample's length, not
+ * over the few milliseconds it took. A sample is dropped once nothing was recorded in it
+ * for samples × window_ms. The quota is exceeded while that rate is above bound. */
+#define REPL_QUOTA_MAX_SAMPLES 100     /* replication.quota.window.num is checked against it */
+#define REPL_QUOTA_UNBOUNDED INT64_MAX /* Kafka's default rate: Long.MAX_VALUE, no quota */
+struct repl_quota_sample {
+    int64_t start_ms;
+    int64_t last_ms; /* of the last bytes recorded (start_ms if none) */
+    int64_t bytes;
+};
+struct repl_quota {
+    int64_t bound;     /* bytes per second; REPL_QUOTA_UNBOUNDED: never exceeded */
+    int64_t window_ms; /* one sample's length */
+    int32_t samples;   /* samples that count (one more is kept, as Kafka keeps) */
+    int32_t used;      /* s[0, used) have started */
+    int32_t current;   /* the one being recorded into */
+    struct repl_quota_sample s[REPL_QUOTA_MAX_SAMPLES + 1];
+};
+void repl_quota_init(struct repl_quota *q, int64_t bound, int32_t samples, int64_t window_ms);
+/* Adds bytes sent at now_ms (whether or not that exceeds the quota, as Kafka records). */
+void repl_quota_record(struct repl_quota *q, int64_t bytes, int64_t now_ms);
+/* The measured rate, bytes per second. */
+double repl_quota_rate(struct repl_quota *q, int64_t now_ms);
+/* The rate is above the bound: throttled data waits. Never with REPL_QUOTA_UNBOUNDED. */
+bool repl_quota_exceeded(struct repl_quota *q, int64_t now_ms);
+/* How long, from now_ms, until the quota is no longer exceeded if nothing more is
+ * recorded: 0 if it is not; else at least 1 and at most samples × window_ms (when
+ * every sample has been dropped). */
+int64_t repl_quota_wait_ms(struct repl_quota *q, int64_t now_ms);
 
 #endif

@@ -5,6 +5,7 @@
  * a key that is unset and has no default, and Kafka's synonym lists. */
 #include "server/config.h"
 #include "cluster/cluster.h"
+#include "replica/replica.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -44,6 +45,12 @@ static const struct key_def keys[] = {
     {"auto.leader.rebalance.enable", K_BOOL, "true", 0},
     {"leader.imbalance.check.interval.seconds", K_LONG, "300", 1},
     {"samsa.replica.fetch.sync", K_BOOL, "true", 0},
+    /* Replication quotas (KIP-73). Kafka takes the rates only as dynamic broker configs;
+     * here they are read from the file (docs/configuration.md). */
+    {"leader.replication.throttled.rate", K_LONG, "9223372036854775807", 0},
+    {"follower.replication.throttled.rate", K_LONG, "9223372036854775807", 0},
+    {"replication.quota.window.num", K_INT, "11", 1},
+    {"replication.quota.window.size.seconds", K_INT, "1", 1},
     {"log.dirs", K_LIST, NULL, 0},
     {"log.dir", K_LIST, "/tmp/kafka-logs", 0},
     {"broker.rack", K_STRING, NULL, 0},
@@ -523,6 +530,16 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("replica.fetch.backoff.ms", replica_fetch_backoff_ms, int64_t);
     NUM("replica.lag.time.max.ms", replica_lag_time_max_ms, int64_t);
     NUM("offsets.topic.replication.factor", offsets_topic_replication_factor, int16_t);
+    NUM("leader.replication.throttled.rate", leader_replication_throttled_rate, int64_t);
+    NUM("follower.replication.throttled.rate", follower_replication_throttled_rate, int64_t);
+    NUM("replication.quota.window.num", replication_quota_window_num, int32_t);
+    if (c->replication_quota_window_num > REPL_QUOTA_MAX_SAMPLES)
+        rc = bad("replication.quota.window.num",
+                 broker_config_value(c, "replication.quota.window.num"), "must be at most 100");
+    int64_t window_s = 1;
+    if (get_num(c, "replication.quota.window.size.seconds", &window_s) < 0)
+        rc = -1;
+    c->replication_quota_window_ms = window_s * 1000;
     int64_t imbalance_s = 300;
     if (get_num(c, "leader.imbalance.check.interval.seconds", &imbalance_s) < 0)
         rc = -1;

@@ -55,6 +55,14 @@ struct broker_config {
     /* samsa.replica.fetch.sync: a follower makes fetched data durable before its next
      * fetch tells the leader it has it (off: Kafka's in-memory acknowledgement). */
     bool replica_fetch_sync;
+    /* Replication quotas (KIP-73): bytes per second that throttled replicas may use,
+     * as their leader (leader.replication.throttled.rate) and as a follower
+     * (follower.replication.throttled.rate); INT64_MAX: no limit. Measured over
+     * replication.quota.window.num samples of replication.quota.window.size.seconds. */
+    int64_t leader_replication_throttled_rate;
+    int64_t follower_replication_throttled_rate;
+    int32_t replication_quota_window_num;
+    int64_t replication_quota_window_ms;
     char *log_dir; /* first of log.dirs / log.dir */
     char *rack;
     int32_t num_partitions;

@@ -106,6 +106,11 @@ struct server {
     /* Follower fetchers, one per leader broker followed (replication.c). */
     struct fetch_source **fetch_sources;
     size_t fetch_source_count;
+    /* Replication quotas (KIP-73): what this node sends to throttled followers as their
+     * leader (handlers/fetch.c), and what it copies for its throttled replicas as a
+     * follower (replication.c). Which partitions are throttled: topic_settings. */
+    struct repl_quota leader_quota;
+    struct repl_quota follower_quota;
     uint64_t isr_timer;       /* ISR checks of led partitions (alter_partition.c) */
     uint64_t isr_request_seq; /* AlterPartition requests sent, to match their answers */
     uint64_t shutdown_timer;  /* a controlled shutdown's deadline (server.c) */

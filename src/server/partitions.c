@@ -389,6 +389,53 @@ bool server_topic_wait_open(struct server *s, struct slice topic,
     return true;
 }
 
+struct throttled_ids {
+    int32_t self;
+    int32_t *ids;
+    size_t n, cap;
+};
+
+static void add_throttled(void *arg, int32_t partition, int32_t broker)
+{
+    struct throttled_ids *c = arg;
+    if (broker != c->self)
+        return;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 8;
+        c->ids = xrealloc(c->ids, c->cap * sizeof *c->ids);
+    }
+    c->ids[c->n++] = partition;
+}
+
+/* A throttled-replicas config as it applies to this node, as Kafka's broker reads it
+ * (TopicConfigHandler): "*" throttles every partition of the topic, an entry only when
+ * it names this node. Logged when what this node throttles changes. */
+static void read_throttled(const struct server *s, const struct mtopic *t, const char *name,
+                           struct throttled_partitions *out)
+{
+    int8_t source;
+    const char *v = server_topic_config_value(s, t, name, &source);
+    struct throttled_ids c = {.self = s->cfg->node_id};
+    int rc = tcfg_replica_list_parse(v, add_throttled, &c);
+    ASSERT(rc >= 0 && "topic config values are validated before they are stored");
+    struct throttled_partitions old = *out;
+    *out = (struct throttled_partitions){0};
+    throttled_set(out, rc == 1, c.ids, c.n);
+    free(c.ids);
+    bool same =
+        old.all == out->all && old.count == out->count &&
+        (old.count == 0 || memcmp(old.ids, out->ids, (size_t)old.count * sizeof *old.ids) == 0);
+    if (!same && out->all)
+        say_info("server", "topic %s: %s throttles every partition's replication on this node",
+                 t->name, name);
+    else if (!same && out->count > 0)
+        say_info("server", "topic %s: %s throttles %d partitions' replication on this node",
+                 t->name, name, out->count);
+    else if (!same)
+        say_info("server", "topic %s: %s throttles nothing on this node any more", t->name, name);
+    throttled_free(&old);
+}
+
 static void read_settings(const struct server *s, const struct mtopic *t,
                           struct topic_settings *out)
 {
@@ -409,6 +456,8 @@ static void read_settings(const struct server *s, const struct mtopic *t,
                               "CreateTime") == 0;
     out->timestamp_before_max_ms = topic_num(s, t, "message.timestamp.before.max.ms");
     out->timestamp_after_max_ms = topic_num(s, t, "message.timestamp.after.max.ms");
+    read_throttled(s, t, "leader.replication.throttled.replicas", &out->leader_throttled);
+    read_throttled(s, t, "follower.replication.throttled.replicas", &out->follower_throttled);
 }
 
 /* A new topic: its partitions are opened now before the broker serves, else a slice
@@ -543,6 +592,8 @@ static void remove_topic(struct server *s, struct topic_state *ts, bool delete_f
             r->paths[r->n++] = renamed;
     }
     free(ts->partitions);
+    throttled_free(&ts->settings.leader_throttled);
+    throttled_free(&ts->settings.follower_throttled);
     free(ts->name);
     free(ts);
     if (delete_files)

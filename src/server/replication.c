@@ -15,6 +15,15 @@
  * holds: so the high watermark, and acks=all, only count records on disk on every
  * in-sync replica. Off, the next Fetch goes at once, as Kafka's followers do.
  *
+ * Throttled replicas (KIP-73, follower.replication.throttled.replicas naming this node):
+ * while what this node copied for them is over follower.replication.throttled.rate
+ * (s->follower_quota, measured as Kafka does), they are left out of the Fetch and the
+ * others go on; with nothing else to fetch, the source rests until the quota has room.
+ * A replica that had caught up with the leader's high watermark at its last answer is
+ * in sync and not throttled (Kafka's ReplicaFetcherThread.shouldFollowerThrottle), so
+ * the throttle slows catching up, not keeping up. The bytes of throttled partitions
+ * are recorded as they arrive, in sync or not, as Kafka records them.
+ *
  * A source keeps (topic, index) pairs, not partition pointers: each use looks the
  * partition up and drops it if it no longer follows this source's broker. */
 #include "server/internal.h"
@@ -32,6 +41,9 @@ struct followed {
     char *topic;
     int32_t index;
     int64_t rest_until_ms; /* after an error: not fetched before then */
+    /* At the leader's last answer this log reached its high watermark (Kafka's
+     * PartitionFetchState.isReplicaInSync): not throttled. False until an answer. */
+    bool in_sync;
 };
 
 struct fetch_source {
@@ -182,6 +194,19 @@ static void add_to_request(struct fetch_source *src, struct fetch_request *req, 
     fp->partition_max_bytes = src->s->cfg->replica_fetch_max_bytes;
 }
 
+/* Whether f is left out of this Fetch by the throttle. *over caches the quota's answer
+ * for the request being built (-1: not asked yet), so the common case, nothing
+ * throttled, costs two field tests per partition. */
+static bool held_back(struct server *s, const struct followed *f, const struct partition *p,
+                      int64_t now, int *over)
+{
+    if (f->in_sync || !throttled_has(&p->settings->follower_throttled, p->index))
+        return false;
+    if (*over < 0)
+        *over = repl_quota_exceeded(&s->follower_quota, now);
+    return *over;
+}
+
 /* Sends the next Fetch, unless one is out, data is being synced, the source rests, or
  * nothing is left to follow from this broker. */
 static void source_fetch(struct fetch_source *src)
@@ -191,6 +216,8 @@ static void source_fetch(struct fetch_source *src)
         return;
     int64_t now = net_loop_now_ms(s->loop);
     int64_t next_rest = INT64_MAX;
+    int over = -1;
+    size_t throttled = 0; /* partitions held back by the throttle */
     struct arena a;
     arena_init(&a);
     struct fetch_request req;
@@ -213,9 +240,22 @@ static void source_fetch(struct fetch_source *src)
         }
         if (f->rest_until_ms > now)
             next_rest = MIN(next_rest, f->rest_until_ms);
+        else if (held_back(s, f, p, now, &over))
+            throttled++;
         else
             add_to_request(src, &req, &a, i, p);
         i++;
+    }
+    if (throttled > 0) {
+        /* The others' Fetch comes back by the time the quota has room, instead of
+         * waiting replica.fetch.wait.max.ms at the leader for their data. */
+        int64_t wait_ms = repl_quota_wait_ms(&s->follower_quota, now);
+        next_rest = MIN(next_rest, now + wait_ms);
+        req.max_wait_ms = (int32_t)MIN(req.max_wait_ms, wait_ms);
+        say_debug("replica",
+                  "%zu partitions from leader %d held back by follower.replication.throttled."
+                  "rate for %lld ms",
+                  throttled, src->leader, (long long)wait_ms);
     }
     if (req.topics_count == 0) {
         if (next_rest != INT64_MAX)
@@ -344,8 +384,10 @@ static bool take_partition(struct fetch_source *src, struct followed *f, struct 
 {
     struct server *s = src->s;
     int64_t now = net_loop_now_ms(s->loop);
-    if (pr->error_code == KERR_OFFSET_OUT_OF_RANGE && out_of_range(src, f, p, pr))
+    if (pr->error_code == KERR_OFFSET_OUT_OF_RANGE && out_of_range(src, f, p, pr)) {
+        f->in_sync = false;
         return false;
+    }
     if (pr->error_code != KERR_NONE) {
         say_info_ratelimited("replica", "fetching %s-%d from leader %d: %s; again in %lld ms",
                              f->topic, f->index, src->leader, kafka_error_name(pr->error_code),
@@ -368,6 +410,7 @@ static bool take_partition(struct fetch_source *src, struct followed *f, struct 
                       storage_strerror(rc));
             f->rest_until_ms = now + s->cfg->replica_fetch_backoff_ms;
         }
+        f->in_sync = false;
         return false;
     }
     bool appended = false;
@@ -378,6 +421,7 @@ static bool take_partition(struct fetch_source *src, struct followed *f, struct 
         f->rest_until_ms = now + s->cfg->replica_fetch_backoff_ms;
     }
     partition_follower_high_watermark(p, pr->high_watermark);
+    f->in_sync = rc == 0 && log_end_offset(p->log) >= pr->high_watermark;
     return appended;
 }
 
@@ -417,6 +461,10 @@ static void on_frame(struct net_client *cl, struct slice frame, void *arg)
             const struct fetch_response_responses_partitions *pr = &t->partitions[pi];
             struct followed *f = find_followed(src, t->topic, pr->partition_index);
             struct partition *p = f ? followed_partition(src, f) : NULL;
+            if (p && pr->records.len > 0 &&
+                throttled_has(&p->settings->follower_throttled, p->index))
+                repl_quota_record(&s->follower_quota, (int64_t)pr->records.len,
+                                  net_loop_now_ms(s->loop));
             if (!p || !take_partition(src, f, p, pr))
                 continue;
             if (!s->cfg->replica_fetch_sync)
@@ -460,7 +508,7 @@ void server_replication_follow(struct server *s, struct partition *p)
         }
         memmove(&src->parts[at + 1], &src->parts[at], (src->count - at) * sizeof *src->parts);
         src->count++;
-        src->parts[at] = (struct followed){xstrdup(p->topic), p->index, 0};
+        src->parts[at] = (struct followed){xstrdup(p->topic), p->index, 0, false};
         src->restart |= src->in_flight;
     }
     struct followed *f = &src->parts[at];

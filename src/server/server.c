@@ -223,6 +223,10 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     s->durable_waits = purgatory_new();
     s->fetch_timer_deadline = INT64_MAX;
     s->log_dir_lock_fd = -1;
+    repl_quota_init(&s->leader_quota, cfg->leader_replication_throttled_rate,
+                    cfg->replication_quota_window_num, cfg->replication_quota_window_ms);
+    repl_quota_init(&s->follower_quota, cfg->follower_replication_throttled_rate,
+                    cfg->replication_quota_window_num, cfg->replication_quota_window_ms);
     if (ensure_dir(s->log_dir) != 0 || server_lock_log_dir(s->log_dir, &s->log_dir_lock_fd) != 0)
         goto fail;
 

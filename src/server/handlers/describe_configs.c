@@ -60,15 +60,18 @@ static struct slice copy_or_null(struct request *req, const char *s)
 }
 
 /* Kafka shows a list config as it parsed it: the items without the blanks around them,
- * each once, joined by commas (cleanup.policy set to " compact , delete " is described
- * as "compact,delete", "delete,delete" as "delete"). The value is kept as written. */
-static const char *list_value(struct request *req, const char *v)
+ * joined by commas (cleanup.policy set to " compact , delete " is described as
+ * "compact,delete"). cleanup.policy and the broker's lists show each item once and no
+ * empty ones ("delete,delete" as "delete"); the throttled-replicas lists show every item
+ * ("0:1,,0:1," as it is), as Kafka 4.4 does. The value is kept as written. */
+static const char *list_value(struct request *req, const char *v, bool distinct)
 {
     if (!v)
         return NULL;
     size_t len = strlen(v);
     char *out = arena_alloc(&req->arena, len + 1);
     size_t n = 0;
+    bool first = true;
     for (const char *p = v;;) {
         const char *comma = strchr(p, ',');
         const char *end = comma ? comma : v + len;
@@ -78,17 +81,18 @@ static const char *list_value(struct request *req, const char *v)
         while (end > b && (end[-1] == ' ' || end[-1] == '\t'))
             end--;
         size_t item = (size_t)(end - b);
-        bool seen = item == 0;
+        bool seen = distinct && item == 0;
         /* Earlier items of out: few distinct ones in practice (cleanup.policy has two). */
-        for (size_t q = 0; q < n && !seen;) {
+        for (size_t q = 0; q < n && distinct && !seen;) {
             const char *c = memchr(out + q, ',', n - q);
             size_t qlen = c ? (size_t)(c - (out + q)) : n - q;
             seen = qlen == item && memcmp(out + q, b, item) == 0;
             q += qlen + 1;
         }
         if (!seen) {
-            if (n > 0)
+            if (!first)
                 out[n++] = ',';
+            first = false;
             memcpy(out + n, b, item);
             n += item;
         }
@@ -187,8 +191,9 @@ static void describe_topic(struct request *req, const struct describe_configs_re
         int8_t value_source; /* the value's origin, not always the source Kafka reports */
         const char *v = server_topic_config_value(s, t, d->name, &value_source);
         if (d->type == TCFG_LIST) {
-            v = list_value(req, v);
-            own = list_value(req, own);
+            bool distinct = strcmp(d->name, "cleanup.policy") == 0;
+            v = list_value(req, v, distinct);
+            own = list_value(req, own, distinct);
         }
         c->name = slice_from_cstr(d->name);
         c->value = copy_or_null(req, v);
@@ -230,8 +235,9 @@ static void describe_broker(struct request *req, const struct describe_configs_r
         struct broker_config_synonym bs[BROKER_CONFIG_MAX_SYNONYMS];
         size_t nb = broker_config_synonyms(s->cfg, items[i].name, bs, ARRAY_LEN(bs));
         c->name = slice_from_cstr(items[i].name);
-        c->value = copy_or_null(req, items[i].type == TCFG_LIST ? list_value(req, items[i].value)
-                                                                : items[i].value);
+        c->value =
+            copy_or_null(req, items[i].type == TCFG_LIST ? list_value(req, items[i].value, true)
+                                                         : items[i].value);
         c->read_only = items[i].read_only;
         c->config_source = nb > 0 ? broker_source(&bs[0]) : SOURCE_DEFAULT;
         c->is_default = c->config_source == SOURCE_DEFAULT;

@@ -22,6 +22,14 @@
  * response gets what the budgets allow, which can be nothing: then it waits like a
  * fetch that found no data, and answers empty at max_wait_ms (legal; clients retry).
  *
+ * Replication quotas (KIP-73): a follower's fetch of a partition this node throttles as
+ * its leader (leader.replication.throttled.replicas naming this node, or "*") is answered
+ * with no records while what this node sent its throttled followers is over
+ * leader.replication.throttled.rate (s->leader_quota), unless the follower is in the ISR
+ * (Kafka's ReplicaManager.shouldLeaderThrottle); the follower asks again. The records of
+ * throttled partitions sent to followers are recorded as the response goes, in sync or
+ * not, as Kafka records them. Nothing throttled costs two field tests per partition.
+ *
  * Sessions (KIP-227) are not kept: every response has session id 0, which tells
  * clients that ask for a session to go on sending full fetch requests. */
 #include "server/internal.h"
@@ -121,6 +129,19 @@ static bool follower_fetch(struct server *s, struct located *l, int32_t replica_
     return true;
 }
 
+/* A follower's fetch of p gets no records this time (Kafka: an empty read): p is
+ * throttled here as its leader, the follower is not in sync, and the leader quota is
+ * exceeded. *over caches the quota's answer for the request (-1: not asked yet). */
+static bool leader_throttled(struct server *s, const struct partition *p, int32_t replica_id,
+                             int *over)
+{
+    if (!throttled_has(&p->settings->leader_throttled, p->index) || partition_in_isr(p, replica_id))
+        return false;
+    if (*over < 0)
+        *over = repl_quota_exceeded(&s->leader_quota, net_loop_now_ms(s->loop));
+    return *over;
+}
+
 /* Locates data for every partition and grants it a way into the response; returns the
  * total bytes granted. */
 static int64_t locate_all(struct server *s, struct request *req, const struct fetch_request *in,
@@ -132,6 +153,7 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
     /* The broker's fetch.max.bytes caps what the client asks for (Kafka's rule). */
     int64_t budget =
         MIN(in->max_bytes > 0 ? in->max_bytes : INT32_MAX, (int64_t)s->cfg->fetch_max_bytes);
+    int over = -1; /* the leader quota, asked once per attempt */
     size_t k = 0;
     for (int32_t ti = 0; ti < in->topics_count; ti++) {
         const struct fetch_request_topics *t = &in->topics[ti];
@@ -153,6 +175,8 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
             if (in->replica_id >= 0) {
                 if (!follower_fetch(s, l, in->replica_id, fp))
                     continue;
+                if (leader_throttled(s, l->p, in->replica_id, &over))
+                    continue; /* no records: rr.len stays 0 */
                 hw = log_end_offset(l->p->log);
             }
             /* KIP-74: once something was found, later partitions get only what remains
@@ -199,6 +223,22 @@ static int read_range(struct arena *a, int fd, int64_t pos, int64_t len, struct 
     int rc = pread_exact(fd, data, (size_t)len, pos);
     *out = (struct slice){data, (size_t)len};
     return rc;
+}
+
+/* A follower's answer: the record bytes of partitions throttled here as their leader
+ * count against the leader quota (Kafka counts the throttled partitions of the response,
+ * followers in sync included). */
+static void record_throttled(struct server *s, const struct fetch_request *in,
+                             const struct located *loc)
+{
+    int64_t bytes = 0;
+    size_t n = partition_count(in);
+    for (size_t i = 0; i < n; i++)
+        if (loc[i].p && loc[i].error == KERR_NONE && loc[i].rr.len > 0 &&
+            throttled_has(&loc[i].p->settings->leader_throttled, loc[i].p->index))
+            bytes += loc[i].rr.len;
+    if (bytes > 0)
+        repl_quota_record(&s->leader_quota, bytes, net_loop_now_ms(s->loop));
 }
 
 /* Builds and sends the response from the located ranges: the encoded response carries a
@@ -275,6 +315,8 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
             }
         }
     }
+    if (in->replica_id >= 0)
+        record_throttled(s, in, loc);
     struct buf encoded;
     buf_init(&encoded);
     fetch_response_encode(&encoded, req->hdr.api_version, &resp);

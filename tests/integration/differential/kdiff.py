@@ -71,6 +71,11 @@ KNOWN_DIFFERENCES = {
         "configures logging through log4j, not broker configs) and "
         "producer.id.expiration.check.interval.ms (an internal Kafka config that Kafka "
         "does not list)."),
+    "static-replication-throttle": (
+        "DescribeConfigs of the broker lists leader.replication.throttled.rate and "
+        "follower.replication.throttled.rate always, read-only, from the properties file "
+        "or their default (9223372036854775807); Kafka takes them only as dynamic broker "
+        "configs and lists them only once set (docs/configuration.md)."),
     "produce-several-batches": (
         "A Produce request may carry several record batches for one partition in Samsa "
         "(stored in order, answered with the first base offset); Kafka refuses that with "
@@ -115,6 +120,8 @@ KNOWN_CONFIG_DIFFERENCES = {
     ("broker", "fetch.max.bytes", "synonyms"): "fetch-max-bytes-default",
     ("broker", "log.level", "extra"): "samsa-broker-config-names",
     ("broker", "producer.id.expiration.check.interval.ms", "extra"): "samsa-broker-config-names",
+    ("broker", "leader.replication.throttled.rate", "extra"): "static-replication-throttle",
+    ("broker", "follower.replication.throttled.rate", "extra"): "static-replication-throttle",
 }
 
 # ---------------------------------------------------------------- gaps (bugs)

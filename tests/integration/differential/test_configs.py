@@ -208,6 +208,16 @@ IAC_TOPIC_CASES = [
     ("set-list-blanks-repeats", [("cleanup.policy", SET, " compact , delete ,compact")], None),
     ("set-list-empty-item", [("cleanup.policy", SET, "delete,")], None),
     ("set-list-wrong-case", [("cleanup.policy", SET, "Compact")], None),
+    ("set-throttled-replicas", [("leader.replication.throttled.replicas", SET, "0:1,1:2"),
+                                ("follower.replication.throttled.replicas", SET, "*")], None),
+    ("set-throttled-replicas-odd",
+     [("leader.replication.throttled.replicas", SET, " 0:1 ,,1:2,0:1,"),
+      ("follower.replication.throttled.replicas", SET, " * ,")], None),
+    ("set-throttled-replicas-invalid", [("follower.replication.throttled.replicas", SET, "0:x")],
+     None),
+    ("set-throttled-replicas-star-and-list",
+     [("leader.replication.throttled.replicas", SET, "*,0:1")], None),
+    ("append-throttled-replicas", [("leader.replication.throttled.replicas", APPEND, "2:3")], None),
 ]
 
 
@@ -277,6 +287,9 @@ BROKER_CASES = [
     ("dynamic-config", [("log.cleaner.threads", SET, "2")], (0, 40)),
     ("dynamic-invalid-value", [("log.cleaner.threads", SET, "abc")], (42, 40)),
     ("topic-config-on-broker", [("retention.ms", SET, "1000")], (0, 40)),
+    # What kafka-reassign-partitions --throttle sets on every broker of a move.
+    ("replication-throttle", [("leader.replication.throttled.rate", SET, "1000000"),
+                              ("follower.replication.throttled.rate", SET, "1000000")], (0, 40)),
 ]
 
 

@@ -127,6 +127,9 @@ CONFIGS = [
     ("dirty-ratio-2", [("min.cleanable.dirty.ratio", "2")]),
     ("compact-delete", [("cleanup.policy", "compact,delete")]),
     ("unclean-true", [("unclean.leader.election.enable", "true")]),
+    ("throttled-replicas", [("leader.replication.throttled.replicas", "0:1,1:2"),
+                            ("follower.replication.throttled.replicas", "*")]),
+    ("throttled-replicas-invalid", [("follower.replication.throttled.replicas", "0:-1")]),
 ]
 
 

@@ -7,10 +7,16 @@ writes to it, and every acknowledged record is there exactly once, in order; the
 replicas' logs become byte for byte the leader's and the old replica's directory goes;
 a reassignment to a broker that is down stays under way, is listed, and can be
 cancelled; a drained broker ends up holding no replica, internal topics included; bad
-targets are refused with Kafka's errors and change nothing.
+targets are refused with Kafka's errors and change nothing; a new replica throttled
+(KIP-73) at its own broker or at the leader copies the log in many steps while another
+partition of the same leader and follower keeps acknowledging acks=all writes.
 """
 import os
 import subprocess
+import time
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 import kwire
 from clients import consume_all
@@ -170,3 +176,116 @@ def test_a_stuck_reassignment_is_listed_and_cancelled_and_a_drain_empties_a_brok
     # Nothing left to drain: a second drain moves nothing.
     _, out = cli(quorum[1], "cluster", "drain", str(gone.node_id))
     assert "0 replicas to move" in out, out
+
+
+# ---- replication throttles (KIP-73) ----
+
+THROTTLE_RATE = 1 << 20  # bytes/s, both quotas
+THROTTLED_MIB = 4  # what a new replica copies under the throttle
+
+
+@pytest.fixture
+def quorum_throttled():
+    """Three nodes with both replication quotas at 1 MiB/s (Kafka's window: 11 samples
+    of 1 s) and follower fetches of at most 128 KiB per partition, so that a throttled
+    copy goes in many small steps: about three seconds for 4 MiB, where an unthrottled
+    one takes a few fetches."""
+    with running(three_voters(leader_replication_throttled_rate=str(THROTTLE_RATE),
+                              follower_replication_throttled_rate=str(THROTTLE_RATE),
+                              replica_fetch_max_bytes="131072")) as nodes:
+        yield nodes
+
+
+def create_assigned(nodes, name, replicas, configs):
+    """A topic of one partition on the given brokers (the first leads)."""
+    a = AdminClient({"bootstrap.servers": ",".join(n.bootstrap for n in nodes),
+                     "socket.timeout.ms": 10000})
+    fs = a.create_topics([NewTopic(name, num_partitions=1, replica_assignment=[replicas],
+                                   config=configs)],
+                         operation_timeout=10, request_timeout=20)
+    fs[name].result(timeout=30)
+    wait_until(lambda: replicas_on(nodes[0], name).get(0, (-1,))[0] == replicas[0], 15,
+               what="%s led by %d" % (name, replicas[0]))
+
+
+def log_size(n, topic, partition):
+    """Bytes in one replica's segment files (0 before it has any)."""
+    d = os.path.join(n.data_dir, "%s-%d" % (topic, partition))
+    try:
+        return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+                   if f.endswith(".log"))
+    except FileNotFoundError:
+        return 0
+
+
+def copy_under_throttle(nodes, topic, src, dst, flowing):
+    """Fills partition 0 of topic (led by src alone) with THROTTLED_MIB MiB, then adds dst
+    to its replicas while a producer writes, acks=all, to `flowing` (replicas src and
+    dst: the same leader and follower, so the same Fetch as the throttled copy). Returns
+    the sizes of dst's copy seen while it was incomplete, and how many records `flowing`
+    had acknowledged at each of those moments."""
+    p = Producer({"bootstrap.servers": ",".join(n.bootstrap for n in nodes), "acks": "all",
+                  "linger.ms": 20, "batch.size": 65536})
+    value = os.urandom(10240)
+    for _ in range(THROTTLED_MIB * 100):
+        p.produce(topic, value=value, partition=0)
+    assert p.flush(60) == 0
+    final = log_size(node(nodes, src), topic, 0)
+    sizes, acks = [], []
+    bp = BackgroundProducer(nodes, flowing, 1, b"f")
+    try:
+        wait_until(lambda: bp.count() >= 50, 20, what="acks from %s" % flowing)
+        cli(nodes[0], "topic", "reassign", topic, "0=%d,%d" % (src, dst))
+        deadline = time.monotonic() + 60
+        while log_size(node(nodes, dst), topic, 0) < final:
+            sizes.append(log_size(node(nodes, dst), topic, 0))
+            acks.append(bp.count())
+            assert time.monotonic() < deadline, "the throttled copy did not finish: %s" % sizes
+            time.sleep(0.05)
+    finally:
+        bp.stop()
+    assert bp.unflushed == 0 and not bp.errors, bp.errors[:5]
+    # The copy is the leader's log, and the reassignment completes.
+    wait_until(lambda: log_bytes(node(nodes, dst), topic, 0) ==
+               log_bytes(node(nodes, src), topic, 0), 15, what="the new replica identical")
+    wait_until(lambda: replicas_on(nodes[0], topic)[0][1:] == ([src, dst], [src, dst]) or
+               replicas_on(nodes[0], topic)[0][1:] == ([src, dst], [dst, src]), 15,
+               what="%s-0 on %d and %d, both in sync" % (topic, src, dst))
+    return sizes, acks
+
+
+def assert_copied_in_steps_while_others_flowed(sizes, acks):
+    """The new replica's log grew in many steps, seen one look (50 ms apart) after
+    another: about 26 here, where the same copy unthrottled was over before the first
+    look; and the flowing partition's acknowledgements went on meanwhile."""
+    partial = sorted({s for s in sizes if s > 0})
+    assert len(partial) >= 12, "the copy grew in %d steps: %s" % (len(partial), partial)
+    started = next(i for i, s in enumerate(sizes) if s > 0)
+    assert acks[-1] - acks[started] >= 20, (acks[started], acks[-1])
+
+
+def test_a_reassignment_throttled_at_the_follower_copies_in_steps(quorum_throttled):
+    """follower.replication.throttled.replicas=* on the topic: the new replica's broker
+    holds the partition back from its Fetch while over its quota; the other partition it
+    follows from the same leader keeps flowing."""
+    nodes = quorum_throttled
+    agreed_controller(nodes)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in nodes), 15, what="three brokers")
+    create_assigned(nodes, "thf", [1], {"follower.replication.throttled.replicas": "*"})
+    create_assigned(nodes, "thf-flow", [1, 2], {})
+    sizes, acks = copy_under_throttle(nodes, "thf", 1, 2, "thf-flow")
+    assert_copied_in_steps_while_others_flowed(sizes, acks)
+
+
+def test_a_reassignment_throttled_at_the_leader_copies_in_steps(quorum_throttled):
+    """leader.replication.throttled.replicas=0:<leader> (what kafka-reassign-partitions
+    sets: the partition's current replicas, which lead): the leader answers the new
+    follower's fetches without records while over its quota; the other partition of the
+    same Fetch keeps flowing."""
+    nodes = quorum_throttled
+    agreed_controller(nodes)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in nodes), 15, what="three brokers")
+    create_assigned(nodes, "thl", [3], {"leader.replication.throttled.replicas": "0:3"})
+    create_assigned(nodes, "thl-flow", [3, 2], {})
+    sizes, acks = copy_under_throttle(nodes, "thl", 3, 2, "thl-flow")
+    assert_copied_in_steps_while_others_flowed(sizes, acks)

@@ -193,6 +193,75 @@ static void test_config_validation(void **state)
     assert_non_null(tcfg_validate("compression.zstd.level", "three"));
 }
 
+struct replica_pairs {
+    int32_t v[8][2];
+    size_t n;
+};
+static void collect_pair(void *arg, int32_t partition, int32_t broker)
+{
+    struct replica_pairs *r = arg;
+    assert_true(r->n < ARRAY_LEN(r->v));
+    r->v[r->n][0] = partition;
+    r->v[r->n++][1] = broker;
+}
+
+/* leader.|follower.replication.throttled.replicas: what Kafka 4.4 accepts and refuses
+ * (each case checked against it with CreateTopics validate_only), and what is read out. */
+static void test_throttled_replicas_config(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"leader.replication.throttled.replicas",
+                                        "follower.replication.throttled.replicas"};
+    /* Kafka's pattern allows empty entries, and "*" with empty entries around it. */
+    static const char *const good[] = {
+        "*",   "0:1",  "0:1,1:2",       " 0:1 , 1:2 ",  "",
+        " ",   "0:1,", ",0:1",          "0:1,,1:2",     "*,",
+        " * ", ",*,",  "0:99999999999", "2147483648:1", "2147483647:2147483647"};
+    static const char *const bad[] = {"a",   "0:", ":1",    "-1:1", "0:-1", "*,0:1", "0:1,*",
+                                      "*,*", "**", "0:1:2", "+1:1", "0 :1", "0;1",   "0:1 2"};
+    for (size_t k = 0; k < ARRAY_LEN(names); k++) {
+        for (size_t i = 0; i < ARRAY_LEN(good); i++)
+            assert_null(tcfg_validate(names[k], good[i]));
+        for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+            const char *why = tcfg_validate(names[k], bad[i]);
+            assert_non_null(why);
+            /* Kafka's message, after its "Invalid value ... for configuration ...: ". */
+            assert_true(strncmp(why, names[k], strlen(names[k])) == 0);
+            assert_non_null(strstr(why, " must be the literal '*' or a list of replicas in the "
+                                        "following format: [partitionId]:[brokerId],"
+                                        "[partitionId]:[brokerId],..."));
+        }
+    }
+    const struct tcfg_def *d = tcfg_find(names[0]);
+    assert_non_null(d);
+    assert_int_equal(d->type, TCFG_LIST);
+    assert_string_equal(d->default_value, "");
+
+    struct replica_pairs r = {0};
+    assert_int_equal(tcfg_replica_list_parse("*", collect_pair, &r), 1);
+    assert_int_equal(tcfg_replica_list_parse(" *, ", collect_pair, &r), 1);
+    assert_int_equal(tcfg_replica_list_parse("", collect_pair, &r), 0);
+    assert_int_equal(r.n, 0);
+    /* In order, repeats kept; numbers beyond an int32 left out; nothing from a value
+     * that is refused, even from its entries before the bad one. */
+    assert_int_equal(tcfg_replica_list_parse(" 3:1, ,0:2,3:1,2147483648:1,1:99999999999,"
+                                             "2147483647:0",
+                                             collect_pair, &r),
+                     0);
+    assert_int_equal(r.n, 4);
+    assert_int_equal(r.v[0][0], 3);
+    assert_int_equal(r.v[0][1], 1);
+    assert_int_equal(r.v[1][0], 0);
+    assert_int_equal(r.v[1][1], 2);
+    assert_int_equal(r.v[2][0], 3);
+    assert_int_equal(r.v[3][0], INT32_MAX);
+    assert_int_equal(r.v[3][1], 0);
+    r.n = 0;
+    assert_int_equal(tcfg_replica_list_parse("0:1,x", collect_pair, &r), -1);
+    assert_int_equal(tcfg_replica_list_parse("0:1,*", collect_pair, &r), -1);
+    assert_int_equal(r.n, 0);
+}
+
 static int created, deleted, added, changed;
 static int listener(void *arg, enum cluster_event ev, const struct mtopic *t, int32_t partition)
 {
@@ -2324,6 +2393,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topic_names),
         cmocka_unit_test(test_config_validation),
+        cmocka_unit_test(test_throttled_replicas_config),
         cmocka_unit_test_setup_teardown(test_changes_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zeros_after_crash_are_a_torn_tail, setup, teardown),

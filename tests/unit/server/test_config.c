@@ -43,6 +43,23 @@ static void test_defaults(void **state)
     assert_false(c.fetch_sendfile);
     assert_true(c.metadata_snapshot_max_bytes == 20971520); /* Kafka's defaults */
     assert_true(c.metadata_snapshot_interval_ms == 3600000);
+    /* Replication quotas: none, measured over Kafka's 11 samples of 1 s. */
+    assert_true(c.leader_replication_throttled_rate == INT64_MAX);
+    assert_true(c.follower_replication_throttled_rate == INT64_MAX);
+    assert_int_equal(c.replication_quota_window_num, 11);
+    assert_true(c.replication_quota_window_ms == 1000);
+    broker_config_free(&c);
+    assert_int_equal(load(&c,
+                          "leader.replication.throttled.rate=0\n"
+                          "follower.replication.throttled.rate=1048576\n"
+                          "replication.quota.window.num=100\n"
+                          "replication.quota.window.size.seconds=2\n",
+                          NULL, 0),
+                     0);
+    assert_true(c.leader_replication_throttled_rate == 0);
+    assert_true(c.follower_replication_throttled_rate == 1048576);
+    assert_int_equal(c.replication_quota_window_num, 100);
+    assert_true(c.replication_quota_window_ms == 2000);
     broker_config_free(&c);
     assert_int_equal(load(&c,
                           "metadata.log.max.record.bytes.between.snapshots=4096\n"
@@ -99,6 +116,11 @@ static void test_invalid_values_refused(void **state)
         "unclean.leader.election.enable=maybe\n",
         "metadata.log.max.record.bytes.between.snapshots=0\n",
         "metadata.log.max.snapshot.interval.ms=-1\n",
+        "leader.replication.throttled.rate=-1\n",
+        "follower.replication.throttled.rate=fast\n",
+        "replication.quota.window.num=0\n",
+        "replication.quota.window.num=101\n",
+        "replication.quota.window.size.seconds=0\n",
         /* This node (node.id 1 by default) must be a voter; several voters need a
          * controller listener; ids are unique; one client listener. */
         "controller.quorum.voters=1@localhost:9093,2@localhost:9095\n",
