@@ -71,6 +71,13 @@ def all_replicas_on(n):
     return {k: replicas for k, (_, replicas, _) in partitions_on(n).items()}
 
 
+def wait_replicas(n, topic, partition, want):
+    """Until node n's metadata shows those replicas: a change is committed when the
+    command that made it returns, and reaches the other nodes a moment later."""
+    wait_until(lambda: replicas_on(n, topic).get(partition, (0, None))[1] == want, 15,
+               what="%s-%d on %s as node %d sees it" % (topic, partition, want, n.node_id))
+
+
 def has_dir(n, topic, partition):
     return os.path.isdir(os.path.join(n.data_dir, "%s-%d" % (topic, partition)))
 
@@ -99,8 +106,9 @@ def test_a_partition_moves_under_load_and_nothing_acknowledged_is_lost(quorum):
         # Partition 0 leaves its broker for the two others (its leader moves with it).
         cli(quorum[1], "topic", "reassign", "mv", "0=%d,%d" % tuple(dst), "--wait",
             "--timeout", "60")
-        leader, replicas, isr = replicas_on(quorum[0], "mv")[0]
-        assert replicas == dst and sorted(isr) == sorted(dst) and leader == dst[0]
+        wait_until(lambda: replicas_on(quorum[0], "mv")[0] in ((dst[0], dst, dst),
+                                                                (dst[0], dst, dst[::-1])),
+                   15, what="partition 0 on %s, led by %d, both in sync" % (dst, dst[0]))
         count = bp.count(0)
         wait_until(lambda: bp.count(0) >= count + 300, 30,
                    what="acks from partition 0's new leader")
@@ -145,9 +153,9 @@ def test_a_stuck_reassignment_is_listed_and_cancelled_and_a_drain_empties_a_brok
     _, out = cli(live[1], "topic", "reassignments", "dr")
     assert "dr-0 replicas %s adding %d removing \n" % (",".join(map(str, target)),
                                                        absent.node_id) in out, out
-    assert replicas_on(live[0], "dr")[0][1] == target
+    wait_replicas(live[0], "dr", 0, target)
     cli(live[0], "topic", "reassign", "dr", "--cancel", "0")
-    assert replicas_on(live[0], "dr")[0][1] == replicas
+    wait_replicas(live[0], "dr", 0, replicas)
     _, out = cli(live[1], "topic", "reassignments")
     assert "no reassignment is under way" in out
     absent.start(absent.port)
@@ -156,25 +164,27 @@ def test_a_stuck_reassignment_is_listed_and_cancelled_and_a_drain_empties_a_brok
     # refused, changing nothing, while a partition has a replica on every broker.
     wait_until(lambda: any(t == "__consumer_offsets" for t, _ in partitions_on(quorum[1])), 15,
                what="__consumer_offsets")
-    gone = quorum[0]
+    gone, at = quorum[0], quorum[1]  # drained, and the node the commands go through
     create_replicated(quorum, "full", 1, rf=3)
-    before = all_replicas_on(quorum[1])
-    rc, out = cli(quorum[1], "cluster", "drain", str(gone.node_id), check=False)
+    wait_until(lambda: ("full", 0) in all_replicas_on(at), 15, what="full on node 2")
+    before = all_replicas_on(at)
+    rc, out = cli(at, "cluster", "drain", str(gone.node_id), check=False)
     assert rc != 0 and "full-0 has 3 replicas" in out, out
-    assert all_replicas_on(quorum[1]) == before
-    cli(quorum[1], "topic", "delete", "full")
-    _, out = cli(quorum[1], "cluster", "drain", str(gone.node_id), "--wait", "--timeout", "90")
+    assert all_replicas_on(at) == before
+    cli(at, "topic", "delete", "full")
+    wait_until(lambda: ("full", 0) not in all_replicas_on(at), 15, what="full gone on node 2")
+    _, out = cli(at, "cluster", "drain", str(gone.node_id), "--wait", "--timeout", "90")
     assert "reassignments are done" in out, out
-    left = {k: v for k, v in all_replicas_on(quorum[1]).items() if gone.node_id in v}
-    assert not left, (out, left)
-    assert all(len(v) == 2 for (t, _), v in all_replicas_on(quorum[1]).items() if t == "dr")
+    wait_until(lambda: not any(gone.node_id in v for v in all_replicas_on(at).values()), 15,
+               what="no replica left on node %d" % gone.node_id)
+    assert all(len(v) == 2 for (t, _), v in all_replicas_on(at).items() if t == "dr")
     wait_until(lambda: not any(has_dir(gone, "dr", k) for k in range(3)), 15,
                what="the drained node's directories removed")
     got = consume_all(quorum[2], "dr", 3, expected=300)
     assert sorted(v for recs in got.values() for _, _, v, _ in recs) == \
         sorted(b"d%d" % i for i in range(300))
     # Nothing left to drain: a second drain moves nothing.
-    _, out = cli(quorum[1], "cluster", "drain", str(gone.node_id))
+    _, out = cli(at, "cluster", "drain", str(gone.node_id))
     assert "0 replicas to move" in out, out
 
 
