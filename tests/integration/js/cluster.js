@@ -36,6 +36,16 @@ function quorumLeader(addr) {
   })
 }
 
+// The last n lines of node's log (nodeN/server.log under dir), for failure messages.
+function logTail(dir, node, n) {
+  try {
+    const f = path.join(dir, `node${node}`, 'server.log')
+    return fs.readFileSync(f, 'utf8').trimEnd().split('\n').slice(-n).join('\n')
+  } catch (e) {
+    return `(no log: ${e.message})`
+  }
+}
+
 class Cluster {
   // name: the test file's, for its dir and the watchdog's message; watchdogMs: how long
   // the file may run in all.
@@ -178,12 +188,7 @@ class Cluster {
 
   // The last n lines of node's log.
   tail(node, n = 30) {
-    try {
-      const f = path.join(this.dir, `node${node}`, 'server.log')
-      return fs.readFileSync(f, 'utf8').trimEnd().split('\n').slice(-n).join('\n')
-    } catch (e) {
-      return `(no log: ${e.message})`
-    }
+    return logTail(this.dir, node, n)
   }
 
   // `cluster down --purge`, then SIGKILL for any node it left, then the dir goes.
@@ -354,12 +359,7 @@ class KafkaCluster {
   }
 
   tail(node, n = 30) {
-    try {
-      const f = path.join(this.dir, `node${node}`, 'server.log')
-      return fs.readFileSync(f, 'utf8').trimEnd().split('\n').slice(-n).join('\n')
-    } catch (e) {
-      return `(no log: ${e.message})`
-    }
+    return logTail(this.dir, node, n)
   }
 
   // `kafka.sh stop DIR`, then SIGKILL for any node it left, then the dir goes (unless
