@@ -4,12 +4,18 @@ and a consumer group run, then a check over the whole history.
     python3 tests/chaos/chaos.py --seed 7 --duration 60   (make chaos RUNS=N SEED=S)
     python3 tests/chaos/chaos.py --netns --seed 7         (make chaos CHAOS_NETNS=1)
     python3 tests/chaos/chaos.py --target kafka --seed 7  (make chaos CHAOS_TARGET=kafka)
+    python3 tests/chaos/chaos.py --java-producer --seed 7 (make chaos CHAOS_JAVA=1)
 
 Each run starts three combined broker+controller nodes (short election and session
 timeouts, replica.lag.time.max.ms 5 s), creates a topic with replication.factor=3 and
 min.insync.replicas=2, and runs, for --duration seconds:
   - a producer (librdkafka, enable.idempotence, acks=all) sending numbered records
-    (r%08d);
+    (r%08d); with --java-producer also, or with --java-producer only instead, one
+    written with the Apache Kafka Java client 4.4 (ChaosProducer.java, values j%08d,
+    compiled with javac against kafka-clients from the local Maven repository that
+    tests/integration/java/deps.sh fills), which reports every acknowledgement (value,
+    partition, offset) and every error as a JSON line on its stdout, read into the same
+    history by a thread;
   - a consumer group member reading them and committing after each batch it processed;
   - the nemesis, which every few seconds makes one fault, chosen by the seed, and undoes
     it before the next:
@@ -32,11 +38,11 @@ min.insync.replicas=2, and runs, for --duration seconds:
                    bridge forwards between their addresses;
       bridge       two nodes cannot reach each other, both still reach the third (the
                    one the seed chose) and the clients.
-Then everything heals, the producer flushes, and a fresh consumer reads every partition
+Then everything heals, the producers flush, and a fresh consumer reads every partition
 from the start. The checker asserts, over the whole history:
   - every acknowledged record is present exactly once, at the offset it was
     acknowledged with (no offset with two values, nothing acknowledged lost);
-  - per partition, acknowledged records are in acknowledgement order;
+  - per partition and producer, acknowledged records are in the order they were sent;
   - no record appears that was never sent, and none twice;
   - the group never committed an offset beyond what it had consumed;
   - every torn tail was truncated by the node's recovery where the intact data ends.
@@ -68,15 +74,19 @@ schedule and what broke. CHAOS_CONSUMER_DEBUG=cgrp (librdkafka debug contexts) m
 group member log to stderr.
 """
 import argparse
+import atexit
 import contextlib
 import ctypes
+import json
 import os
 import random
 import re
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -97,6 +107,7 @@ PARTITIONS = 6
 PROCESS_FAULTS = ["kill", "pause", "term"]
 DISK_FAULTS = ["torn"]  # Samsa only: the harness knows its data layout
 NETWORK_FAULTS = ["isolate", "leader-cut", "bridge"]
+PRODUCER_NAMES = {b"r": "the librdkafka producer", b"j": "the Java producer"}
 # A follower that fetches nothing for this long leaves the ISR (Kafka's default is 30 s):
 # shorter than the longer faults, so that ISR shrinks and expands happen during runs.
 REPLICA_LAG_TIME_MAX_MS = 5000
@@ -136,6 +147,101 @@ def producer_loop(boot, hist, stop):
         with hist.lock:
             hist.errors.append("flush left %d records unacknowledged" % len(p))
     del p  # destroyed here: no client may outlive the namespaces
+
+
+KAFKA_CLIENTS_VERSION = "4.4.0"
+JAVA_DEPS = os.path.join(HERE, "..", "integration", "java", "deps.sh")
+# Under the local Maven repository, as deps.sh fills it (kafka-clients 4.4 with the slf4j
+# its pom.xml names; no compression library: the producer does not compress).
+JAVA_JARS = ["org/apache/kafka/kafka-clients/{v}/kafka-clients-{v}.jar".format(
+                 v=KAFKA_CLIENTS_VERSION),
+             "org/slf4j/slf4j-api/2.0.17/slf4j-api-2.0.17.jar",
+             "org/slf4j/slf4j-simple/2.0.17/slf4j-simple-2.0.17.jar"]
+_java_classes = []  # the directory ChaosProducer.class was compiled into, once
+
+
+def java_producer_command():
+    """The command line that runs ChaosProducer.java: fills ~/.m2 with deps.sh (a file
+    check once done), compiles it with javac into a temp dir (once per process, removed
+    at exit). Raises when Java, Maven or the jars are missing."""
+    if not _java_classes:
+        r = subprocess.run([JAVA_DEPS], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=1800)
+        if r.returncode != 0:
+            raise RuntimeError("tests/integration/java/deps.sh failed:\n%s" %
+                               r.stdout.decode(errors="replace")[-3000:])
+        m2 = os.environ.get("MAVEN_REPO") or os.path.expanduser("~/.m2/repository")
+        jars = [os.path.join(m2, j) for j in JAVA_JARS]
+        missing = [j for j in jars if not os.path.exists(j)]
+        if missing:
+            raise RuntimeError("not in the local Maven repository: %s" % missing)
+        out = tempfile.mkdtemp(prefix="samsa-chaos-java-")
+        atexit.register(shutil.rmtree, out, True)
+        r = subprocess.run(["javac", "-Xlint:all", "-d", out, "-cp", ":".join(jars),
+                            os.path.join(HERE, "ChaosProducer.java")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError("javac ChaosProducer.java failed:\n%s" %
+                               r.stdout.decode(errors="replace"))
+        _java_classes.append((out, jars))
+    out, jars = _java_classes[0]
+    return ["java", "-Xmx256m", "-XX:+UseSerialGC",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-Dorg.slf4j.simpleLogger.showDateTime=true",
+            "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+            "-cp", ":".join(jars + [out]), "ChaosProducer"]
+
+
+def java_producer_loop(boot, hist, stop, failures, log_path):
+    """Runs ChaosProducer (values j%08d) until stop, reading its acknowledgements and
+    errors from its stdout into hist as producer_loop does; its own log (warnings of the
+    Java client) goes to log_path."""
+    with open(log_path, "ab") as err:
+        proc = subprocess.Popen(java_producer_command() + [boot, TOPIC, "j"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                preexec_fn=die_with_parent)
+
+    def stopper():
+        stop.wait()
+        try:
+            proc.stdin.write(b"stop\n")
+            proc.stdin.close()
+        except OSError:
+            pass  # it is gone already
+    threading.Thread(target=stopper, daemon=True).start()
+    summary = rc = None
+    try:
+        for line in proc.stdout:
+            try:
+                d = json.loads(line)
+            except ValueError:
+                with hist.lock:
+                    failures.append("the Java producer wrote %r" % line[:200])
+                continue
+            with hist.lock:
+                if "ack" in d:
+                    hist.acked[d["ack"].encode()] = (d["p"], d["o"])
+                elif "err" in d:
+                    hist.errors.append("java: %s: %s" % (d["err"], d["e"]))
+                elif "sent" in d:
+                    summary = d
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass  # its stdout closed, yet it runs on: killed below, reported as no summary
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    with hist.lock:
+        if summary is None:
+            # What it sent is unknown: its records cannot be checked.
+            failures.append("the Java producer exited (rc=%s) without its summary; see %s"
+                            % (rc, log_path))
+            return
+        hist.sent.update(b"j%08d" % i for i in range(summary["sent"]))
+        if summary["unfinished"]:
+            hist.errors.append("java: %d records never answered" % summary["unfinished"])
 
 
 def consumer_loop(boot, hist, stop):
@@ -417,13 +523,15 @@ def check(hist, final):
         if at.get(v) != where:
             bad.append("acknowledged %r at %s, found at %s%s" % (v, where, at.get(v),
                                                                  cut_note(hist, *where)))
+    # Per producer (the value's first letter) and partition: offsets in sending order.
     by_part = {}
     for v, (p, off) in hist.acked.items():
-        by_part.setdefault(p, []).append((off, int(v[1:])))
-    for p, recs in by_part.items():
+        by_part.setdefault((v[:1], p), []).append((off, int(v[1:])))
+    for (producer, p), recs in sorted(by_part.items()):
         seqs = [s for _, s in sorted(recs)]
         if seqs != sorted(seqs):
-            bad.append("partition %d: acknowledged records out of order" % p)
+            bad.append("partition %d: %s's acknowledged records out of order" % (
+                p, PRODUCER_NAMES.get(producer, producer)))
     consumed_end = {}
     for p, off, _ in hist.consumed:
         consumed_end[p] = max(consumed_end.get(p, 0), off + 1)
@@ -697,16 +805,18 @@ def default_faults(target, use_netns):
             (NETWORK_FAULTS if use_netns else []))
 
 
-def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None):
+def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None,
+        producers=("librdkafka",)):
     """One run; returns (violations, History). faults: the nemesis's choice (default
-    default_faults())."""
+    default_faults()); producers: "librdkafka" and/or "java" (ChaosProducer.java)."""
     assert target in ("samsa", "kafka") and not (use_netns and target == "kafka")
     faults = list(faults or default_faults(target, use_netns))
     assert set(faults) <= set(default_faults(target, use_netns)), faults
+    assert producers and set(producers) <= {"librdkafka", "java"}, producers
     rng = random.Random(seed)
-    log("seed %d: %s, %s, %.0f s, faults %s" % (
+    log("seed %d: %s, %s, %.0f s, faults %s, producers %s" % (
         seed, target, "nodes in network namespaces" if use_netns else "loopback", duration,
-        ",".join(faults)))
+        ",".join(faults), ",".join(producers)))
     with (kafka_cluster() if target == "kafka" else samsa_cluster(use_netns)) as cl:
         boot = cl.boot
         a = AdminClient({"bootstrap.servers": boot})
@@ -716,12 +826,20 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None)
         del fs, a  # no client may outlive the namespaces
         hist = History()
         stop_clients, stop_nemesis = threading.Event(), threading.Event()
-        # Daemons: a run stopped by a signal or an exception exits without them.
-        threads = [threading.Thread(target=producer_loop, args=(boot, hist, stop_clients),
-                                    daemon=True),
-                   threading.Thread(target=consumer_loop, args=(boot, hist, stop_clients),
-                                    daemon=True)]
         failures = []
+        java_log = None
+        # Daemons: a run stopped by a signal or an exception exits without them.
+        threads = [threading.Thread(target=consumer_loop, args=(boot, hist, stop_clients),
+                                    name="consumer", daemon=True)]
+        if "librdkafka" in producers:
+            threads.append(threading.Thread(target=producer_loop, name="librdkafka producer",
+                                            args=(boot, hist, stop_clients), daemon=True))
+        if "java" in producers:
+            fd, java_log = tempfile.mkstemp(prefix="samsa-chaos-java-producer-", suffix=".log")
+            os.close(fd)
+            threads.append(threading.Thread(target=java_producer_loop, name="Java producer",
+                                            args=(boot, hist, stop_clients, failures,
+                                                  java_log), daemon=True))
         quiet, run_over = threading.Event(), threading.Event()
         tlog = Log(log)
         nem = threading.Thread(target=nemesis, args=(cl, rng, stop_nemesis, quiet, run_over,
@@ -737,13 +855,21 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None)
         stop_clients.set()
         for t in threads:
             t.join(180)
+        for t in threads:
+            if t.is_alive():
+                failures.append("the %s did not finish" % t.name)
         tlog("clients done")
         final = read_all(boot, len(hist.acked))
         bad = failures + check(hist, final)
-        tlog("seed %d: %d sent, %d acknowledged, %d delivery errors, %d consumed by the "
+        java_acked = sum(1 for v in hist.acked if v[:1] == b"j")
+        if "java" in producers and not java_acked:
+            bad.append("the Java producer had nothing acknowledged (see %s)" % java_log)
+        tlog("seed %d: %d sent, %d acknowledged%s, %d delivery errors, %d consumed by the "
              "group, %d commits, %d faults%s; %s" % (
-                 seed, len(hist.sent), len(hist.acked), len(hist.errors),
-                 len(hist.consumed), len(hist.commits), len(hist.faults),
+                 seed, len(hist.sent), len(hist.acked),
+                 " (%d of them the Java producer's)" % java_acked if "java" in producers
+                 else "", len(hist.errors), len(hist.consumed), len(hist.commits),
+                 len(hist.faults),
                  ", %d tails torn" % len(hist.torn) if hist.torn else "",
                  "OK" if not bad else "%d VIOLATIONS" % len(bad)))
         run_over.set()
@@ -761,6 +887,10 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None)
                                           min(acked, default=None), max(acked, default=None)))
             for node_id, tail in cl.tails():
                 log("---- node %d server.log tail ----\n%s" % (node_id, tail))
+            if java_log:
+                log("  the Java producer's log is kept: %s" % java_log)
+        elif java_log:
+            os.unlink(java_log)
         return bad, hist
 
 
@@ -777,6 +907,9 @@ def main():
                     help="comma-separated faults for the seed to choose from (default: all "
                     "that apply: %s, torn on Samsa, %s with --netns)" % (
                         ",".join(PROCESS_FAULTS), ",".join(NETWORK_FAULTS)))
+    ap.add_argument("--java-producer", nargs="?", const="beside", choices=["beside", "only"],
+                    help="also (beside) or only (only) an idempotent acks=all producer "
+                    "written with the Apache Kafka Java client 4.4 (ChaosProducer.java)")
     args = ap.parse_args()
     faults = default_faults(args.target, args.netns)
     if args.faults:
@@ -785,6 +918,13 @@ def main():
         if not chosen or unknown:
             ap.error("--faults: %s not among %s for this target" % (unknown, faults))
         faults = chosen
+    producers = (("java",) if args.java_producer == "only" else
+                 ("librdkafka", "java") if args.java_producer else ("librdkafka",))
+    if "java" in producers:
+        try:
+            java_producer_command()  # before any cluster: fails fast, compiles once
+        except Exception as e:
+            ap.error("--java-producer: %s" % e)
     if args.netns:
         if args.target == "kafka":
             ap.error("--netns is for Samsa only (kafka.sh binds loopback)")
@@ -796,7 +936,7 @@ def main():
     failed = []
     for s in range(args.seed, args.seed + args.runs):
         bad, _ = run(s, args.duration, use_netns=args.netns, target=args.target,
-                     faults=faults)
+                     faults=faults, producers=producers)
         if bad:
             failed.append(s)
     if failed:
