@@ -870,7 +870,7 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None,
                  " (%d of them the Java producer's)" % java_acked if "java" in producers
                  else "", len(hist.errors), len(hist.consumed), len(hist.commits),
                  len(hist.faults),
-                 ", %d tails torn" % len(hist.torn) if hist.torn else "",
+                 ", torn tails: %d" % len(hist.torn) if hist.torn else "",
                  "OK" if not bad else "%d VIOLATIONS" % len(bad)))
         run_over.set()
         nem.join(60)
