@@ -123,18 +123,24 @@ sim: build
 	./$(BUILD)/tests/unit/replica/replication_sim --seeds $(RSIM_SEEDS) --quiet --dir $(SIM_DIR)
 
 # Chaos against real three-node clusters (tests/chaos/chaos.py): RUNS runs from seed SEED,
-# CHAOS_SECONDS each. CHAOS_NETNS=1 puts each node in its own network namespace and adds
-# network faults (root, ip netns and nft needed); CHAOS_TARGET=kafka runs the same
-# harness, process faults only, against Apache Kafka 4.4 (tests/reference/kafka.sh,
-# fetched when missing), to tell a harness bug from a Samsa one. make test runs one
-# short run (test_chaos.py, in namespaces when it can).
+# CHAOS_SECONDS each. The faults: kill -9, SIGSTOP, SIGTERM and, on Samsa, torn (kill -9,
+# then a torn tail in the node's partition logs before its restart). CHAOS_NETNS=1 puts
+# each node in its own network namespace and adds network faults (root, ip netns and nft
+# needed); CHAOS_TARGET=kafka runs the same harness, process faults only, against Apache
+# Kafka 4.4 (tests/reference/kafka.sh, fetched when missing), to tell a harness bug from
+# a Samsa one. CHAOS_FAULTS=kill,term,... narrows the seed's choice. CHAOS_JAVA=1 adds
+# a producer written with the Apache Kafka Java client 4.4 beside the librdkafka one
+# (CHAOS_JAVA=only: instead of it; Java and Maven needed, tests/integration/java/deps.sh
+# fills ~/.m2). make test runs one short run (test_chaos.py, in namespaces when it can).
 RUNS ?= 3
 SEED ?= 1
 CHAOS_SECONDS ?= 60
 CHAOS_NETNS ?=
 CHAOS_TARGET ?= samsa
+CHAOS_FAULTS ?=
+CHAOS_JAVA ?=
 chaos: build
-	SAMSA_SERVER=$(CURDIR)/$(BUILD)/samsa-server $(PY) tests/chaos/chaos.py --seed $(SEED) --runs $(RUNS) --duration $(CHAOS_SECONDS) --target $(CHAOS_TARGET) $(if $(filter-out 0,$(CHAOS_NETNS)),--netns)
+	SAMSA_SERVER=$(CURDIR)/$(BUILD)/samsa-server $(PY) tests/chaos/chaos.py --seed $(SEED) --runs $(RUNS) --duration $(CHAOS_SECONDS) --target $(CHAOS_TARGET) $(if $(filter-out 0,$(CHAOS_NETNS)),--netns) $(if $(CHAOS_FAULTS),--faults $(CHAOS_FAULTS)) $(if $(filter only,$(CHAOS_JAVA)),--java-producer only,$(if $(filter-out 0,$(CHAOS_JAVA)),--java-producer))
 
 # Installs only what is missing, like deps, but kept apart so that make test never needs
 # the peers. A failed install does not stop the benchmark: it reports the peer whose
