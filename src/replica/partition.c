@@ -317,6 +317,48 @@ int partition_append_as_follower(struct partition *p, const uint8_t *records, si
     return log_append_as_follower(p->log, records, len, now_ms, out);
 }
 
+int partition_append_fetched(struct partition *p, const uint8_t *records, size_t len,
+                             int64_t now_ms, struct slice *appended)
+{
+    const uint8_t *at = records, *start = NULL;
+    size_t left = len, whole = 0;
+    int64_t next = log_end_offset(p->log);
+    *appended = (struct slice){records, 0};
+    while (left > 0) {
+        struct batch_info bi;
+        int rc = batch_validate(at, left, &bi);
+        if (rc == STORAGE_ERR_SHORT)
+            break;
+        if (rc != 0)
+            return rc;
+        if (batch_last_offset(&bi) < next && !start) { /* already here */
+            at += bi.size_bytes;
+            left -= bi.size_bytes;
+            continue;
+        }
+        if (!start) {
+            if (bi.base_offset < next && log_start_offset(p->log) == next) {
+                if ((rc = partition_restart_at(p, bi.base_offset)) != 0)
+                    return rc;
+                next = bi.base_offset;
+            }
+            if (bi.base_offset != next)
+                return STORAGE_ERR_CORRUPT;
+            start = at;
+        }
+        whole += bi.size_bytes;
+        at += bi.size_bytes;
+        left -= bi.size_bytes;
+    }
+    if (whole == 0)
+        return 0;
+    struct log_append_result res;
+    int rc = partition_append_as_follower(p, start, whole, now_ms, &res);
+    if (rc == 0)
+        *appended = (struct slice){start, whole};
+    return rc;
+}
+
 void partition_follower_high_watermark(struct partition *p, int64_t leader_high_watermark)
 {
     p->high_watermark = MIN(leader_high_watermark, log_end_offset(p->log));

@@ -258,6 +258,14 @@ int partition_restart_at(struct partition *p, int64_t offset);
  * follower, whose result it returns. p must follow (asserted). */
 int partition_append_as_follower(struct partition *p, const uint8_t *records, size_t len,
                                  int64_t now_ms, struct log_append_result *out);
+/* Appends what a Fetch answer's records (len bytes) add to a follower's log: the whole
+ * batches from its log end on. Batches it holds already (a retried fetch) are skipped; a
+ * log just restarted at the leader's log start restarts at the first batch's base, which
+ * may come before it (as Kafka's follower does); a trailing partial batch is left for
+ * the next fetch. *appended gets the bytes appended (within records; len 0: none). 0,
+ * STORAGE_ERR_CORRUPT for a gap (not the leader's next batch), or a storage error. */
+int partition_append_fetched(struct partition *p, const uint8_t *records, size_t len,
+                             int64_t now_ms, struct slice *appended);
 /* A follower heard the leader's high watermark. */
 void partition_follower_high_watermark(struct partition *p, int64_t leader_high_watermark);
 /* A background job starts using p (and its log) / is done with it. partition_release

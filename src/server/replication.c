@@ -299,48 +299,14 @@ static struct followed *find_followed(struct fetch_source *src, struct slice top
     return found ? &src->parts[at] : NULL;
 }
 
-/* Appends the whole batches of records at p's log end; a partial last batch (cut by
- * the fetch's byte limits) waits for the next fetch. 0, or a storage error. */
+/* Appends what records add at p's log end (partition_append_fetched). 0, or a storage
+ * error. */
 static int append_records(struct fetch_source *src, struct partition *p, struct slice records,
                           bool *appended)
 {
-    const uint8_t *at = records.ptr;
-    size_t left = records.len, whole = 0;
-    int64_t next = log_end_offset(p->log);
-    const uint8_t *start = NULL;
-    while (left > 0) {
-        struct batch_info bi;
-        int rc = batch_validate(at, left, &bi);
-        if (rc == STORAGE_ERR_SHORT)
-            break;
-        if (rc != 0)
-            return rc;
-        if (batch_last_offset(&bi) < next && !start) { /* already here (a retried fetch) */
-            at += bi.size_bytes;
-            left -= bi.size_bytes;
-            continue;
-        }
-        if (!start) {
-            /* A log restarted at the leader's log start gets the whole batch holding it,
-             * which may begin earlier: the log restarts there (as Kafka's follower does). */
-            if (bi.base_offset < next && log_start_offset(p->log) == next) {
-                if ((rc = partition_restart_at(p, bi.base_offset)) != 0)
-                    return rc;
-                next = bi.base_offset;
-            }
-            if (bi.base_offset != next)
-                return STORAGE_ERR_CORRUPT; /* a gap: not the leader's next batch */
-            start = at;
-        }
-        whole += bi.size_bytes;
-        at += bi.size_bytes;
-        left -= bi.size_bytes;
-    }
-    if (whole == 0)
-        return 0;
-    struct log_append_result res;
-    int rc = partition_append_as_follower(p, start, whole, time_wall_ms(), &res);
-    if (rc != 0)
+    struct slice done;
+    int rc = partition_append_fetched(p, records.ptr, records.len, time_wall_ms(), &done);
+    if (rc != 0 || done.len == 0)
         return rc;
     *appended = true;
     server_after_append(src->s, p, src->s->cfg->replica_fetch_sync);

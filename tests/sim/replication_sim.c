@@ -20,7 +20,7 @@
  *   - followers (server/replication.c): one fetch source per leader, one Fetch at a time
  *     carrying fetch offset (the log end), last fetched epoch and current leader epoch;
  *     answers truncate on DivergingEpoch (partition_truncation_offset, partition_
- *     truncate), append whole batches (partition_append_as_follower), take the high
+ *     truncate), append whole batches (partition_append_fetched), take the high
  *     watermark, and the next Fetch waits until the appended data is synced (a durable
  *     wait, as samsa.replica.fetch.sync=true); errors rest the partition; a lost answer
  *     closes the connection (a timeout) and the source rests.
@@ -808,46 +808,16 @@ static void replication_follow(struct sim *s, struct node *n, int part)
     rest(s, src, 1);
 }
 
-/* replication.c append_records: the whole batches at the log end. */
+/* replication.c append_records: what the records add at the log end
+ * (partition_append_fetched), kept in the node's shadow too. */
 static int append_records(struct sim *s, struct node *n, int part, const uint8_t *records,
                           size_t len, bool *appended)
 {
-    struct partition *p = n->p[part];
-    const uint8_t *at = records, *start = NULL;
-    size_t left = len, whole = 0;
-    int64_t next = log_end_offset(p->log);
-    while (left > 0) {
-        struct batch_info bi;
-        int rc = batch_validate(at, left, &bi);
-        if (rc == STORAGE_ERR_SHORT)
-            break;
-        if (rc != 0)
-            return rc;
-        if (batch_last_offset(&bi) < next && !start) {
-            at += bi.size_bytes;
-            left -= bi.size_bytes;
-            continue;
-        }
-        if (!start) {
-            if (bi.base_offset != next)
-                return STORAGE_ERR_CORRUPT;
-            start = at;
-        }
-        whole += bi.size_bytes;
-        at += bi.size_bytes;
-        left -= bi.size_bytes;
-    }
-    if (whole == 0)
-        return 0;
-    uint8_t *copy = xmalloc(whole);
-    memcpy(copy, start, whole);
-    struct log_append_result res;
-    int rc = partition_append_as_follower(p, copy, whole, node_now(s, n), &res);
-    if (rc == 0)
-        shadow_push(s, n, part, copy, whole);
-    free(copy);
-    if (rc != 0)
+    struct slice done;
+    int rc = partition_append_fetched(n->p[part], records, len, node_now(s, n), &done);
+    if (rc != 0 || done.len == 0)
         return rc;
+    shadow_push(s, n, part, done.ptr, done.len);
     *appended = true;
     after_append(n, part);
     return 0;
