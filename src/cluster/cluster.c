@@ -218,8 +218,10 @@ static void apply_record(struct cluster *c, uint64_t type, uint64_t version, str
         struct mtopic *t = xcalloc(1, sizeof *t);
         t->name = name;
         memcpy(t->id, id.ptr, 16);
-        /* Kafka's internal topics; other names starting with "__" are ordinary. */
-        t->internal = !strcmp(name, "__consumer_offsets") || !strcmp(name, "__transaction_state");
+        /* Kafka's internal topics and Samsa's delay store (delayed delivery); other names
+         * starting with "__" are ordinary. */
+        t->internal = !strcmp(name, "__consumer_offsets") || !strcmp(name, "__transaction_state") ||
+                      !strcmp(name, "__samsa_delay");
         if (c->topic_count == c->topic_cap) {
             c->topic_cap = c->topic_cap ? c->topic_cap * 2 : 16;
             c->topics = xrealloc(c->topics, c->topic_cap * sizeof *c->topics);

@@ -300,6 +300,11 @@ static const struct tcfg_def defs[] = {
      "Largest size of a partition's log before old segments are deleted (-1: no limit)"},
     {"retention.ms", "log.retention.ms", TCFG_LONG, "604800000", chk_long_m1,
      "Age after which segments are deleted (-1: forever)"},
+    {"samsa.delay.enable", NULL, TCFG_BOOL, "true", chk_bool,
+     "Records with a samsa.deliver.at or samsa.deliver.after header are held and delivered "
+     "at that time (Samsa's delayed delivery); false: headers are stored as they are"},
+    {"samsa.delay.max.ms", NULL, TCFG_LONG, "9223372036854775807", chk_long_0,
+     "The furthest ahead a delivery header may ask for, in ms (INVALID_RECORD beyond)"},
     {"segment.bytes", "log.segment.bytes", TCFG_INT, "1073741824", chk_segment_bytes,
      "Segment file size at which a new segment is rolled"},
     {"segment.index.bytes", "log.index.size.max.bytes", TCFG_INT, "10485760", chk_int_4,

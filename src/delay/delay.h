@@ -136,4 +136,59 @@ int delay_index_checkpoint(struct delay_index *ix, int64_t covered);
 /* The offset the last checkpoint recorded, as found at open; 0 if there is none. */
 int64_t delay_index_covered(const struct delay_index *ix);
 
+/* ---- the delay store's records ----
+ * DELAY_TOPIC, compacted, holds per delay partition:
+ *   - an envelope per pending record: key 'E' and the envelope's own offset (8 bytes,
+ *     big-endian: the broker appends envelopes itself, so it knows their offsets), the
+ *     value below; once the record is delivered or cancelled, a tombstone of that key,
+ *     so that compaction removes both;
+ *   - per target partition, how many records this delay partition has delivered to it:
+ *     key 'S', the partition (4 bytes) and the topic; value the count (4 bytes): the
+ *     next sequence number of the delay partition's own idempotent producer there.
+ * Envelope value, version 0 (big-endian): version int8 | due_ms int64 | partition int32 |
+ * topic int16 length + bytes | topic_id 16 bytes | producer_id int64 | producer_epoch int16 | first_sequence
+ * int32 | last_sequence int32 | timestamp int64 | key int32 length (-1 null) + bytes |
+ * value the same | header_count int32 | headers int32 length + bytes (the record's raw
+ * header section). */
+
+#define DELAY_TOPIC "__samsa_delay"
+/* The header a delivered record carries: the envelope's offset in its delay partition,
+ * decimal ASCII (what samsa.deliver.cancel takes while it is pending). */
+#define DELAY_HEADER_ID "samsa.delay.id"
+
+struct delay_envelope {
+    int64_t due_ms;
+    struct slice topic;      /* the target partition */
+    const uint8_t *topic_id; /* 16 bytes: a topic deleted and created again is another */
+    int32_t partition;
+    /* The producer's batch, when an idempotent producer sent it (producer_id -1: not):
+     * rebuilds the target partition's memory of that producer at start-up. */
+    int64_t producer_id;
+    int16_t producer_epoch;
+    int32_t first_sequence, last_sequence;
+    int64_t timestamp;       /* the record's own */
+    struct slice key, value; /* ptr NULL: null */
+    int32_t header_count;
+    struct slice headers; /* raw header section */
+};
+
+void delay_envelope_encode(struct buf *out, const struct delay_envelope *e);
+/* Reads an envelope (slices borrowed from value): 0, or -1 when it is malformed. */
+int delay_envelope_decode(struct slice value, struct delay_envelope *out);
+
+#define DELAY_ENVELOPE_KEY_BYTES 9
+void delay_key_envelope(uint8_t out[DELAY_ENVELOPE_KEY_BYTES], int64_t offset);
+void delay_key_sequence(struct buf *out, struct slice topic, int32_t partition);
+enum delay_key_kind {
+    DELAY_KEY_ENVELOPE, /* *offset */
+    DELAY_KEY_SEQUENCE, /* *topic (borrowed), *partition */
+    DELAY_KEY_UNKNOWN,  /* a newer broker's record, or damage: skipped */
+};
+enum delay_key_kind delay_key_decode(struct slice key, int64_t *offset, struct slice *topic,
+                                     int32_t *partition);
+
+/* Reads a record's raw header section of count headers into out (at most max): how
+ * many, or -1 when it is malformed or holds more than max. */
+int delay_headers_read(struct slice raw, int32_t count, struct delay_header *out, size_t max);
+
 #endif

@@ -104,6 +104,8 @@ struct topic_settings {
     /* follower.replication.throttled.replicas: partitions this node, as a follower,
      * copies within follower.replication.throttled.rate */
     struct throttled_partitions follower_throttled;
+    bool delay_enabled;   /* samsa.delay.enable: delivery headers are obeyed */
+    int64_t delay_max_ms; /* samsa.delay.max.ms: the furthest due time accepted */
 };
 
 enum partition_role {

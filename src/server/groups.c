@@ -41,8 +41,10 @@ static void sm_load_begin(void *sm, int32_t partition, int64_t now_ms)
     grp_load_begin(sm, now_ms, partition);
 }
 
-static int sm_load_record(void *sm, int32_t partition, struct slice key, struct slice value)
+static int sm_load_record(void *sm, int32_t partition, int64_t offset, struct slice key,
+                          struct slice value)
 {
+    (void)offset;
     return grp_load_record(sm, partition, key, value);
 }
 

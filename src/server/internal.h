@@ -77,6 +77,7 @@ struct server {
      * (its loading, appends and timer). */
     struct grp_coordinator *groups;
     struct itopic_host *groups_host;
+    struct delays *delays;   /* delayed delivery (delays.c); NULL until started */
     bool groups_topic_asked; /* the controller's creation of __consumer_offsets is on its way */
     int64_t groups_controller_since_ms; /* this node has been the controller since (0: not) */
     /* Log cleaner (compaction.c). */
@@ -349,7 +350,8 @@ struct itopic_machine {
      * (value.ptr NULL: a tombstone; bytes borrowed for the call), end. load_record
      * returns nonzero for a malformed record: counted, logged, skipped. */
     void (*load_begin)(void *sm, int32_t partition, int64_t now_ms);
-    int (*load_record)(void *sm, int32_t partition, struct slice key, struct slice value);
+    int (*load_record)(void *sm, int32_t partition, int64_t offset, struct slice key,
+                       struct slice value);
     void (*load_end)(void *sm, int32_t partition, int64_t now_ms);
     /* This node no longer leads the partition: forget its state (loaded again, with
      * load_begin, when it leads it again). */
@@ -397,6 +399,34 @@ void itopic_host_idle(struct itopic_host *h);
  * last. h is gone for the caller (may be NULL: nothing to do). Not from inside a call
  * the host makes into the machine. */
 void itopic_host_stop(struct itopic_host *h);
+
+/* ---- delayed delivery (delays.c) ----
+ * The delay store in __samsa_delay and its mover (docs/architecture.md, "Delayed
+ * delivery"). One node only for now. */
+struct delays;
+struct delay_stats {
+    int64_t pending;                    /* records waiting */
+    int64_t next_due_ms;                /* the earliest due time held, or sooner; INT64_MAX: none */
+    /* Since start-up: delivered (late: a second or more after due), cancelled, and
+     * dropped because their partition was deleted. */
+    int64_t delivered, late, cancelled, dropped;
+};
+/* Loads __samsa_delay, if it exists (the first delayed produce creates it), and starts
+ * delivering. 0 or -1 (logged). */
+int server_delays_start(struct server *s);
+void server_delays_stop(struct server *s);
+/* A partition of __samsa_delay changed leader. */
+void server_delays_leadership(struct server *s, const char *topic, int32_t partition);
+void server_delay_stats(const struct server *s, struct delay_stats *out);
+/* The produce path, for a batch (already validated) of a topic with samsa.delay.enable
+ * whose records may carry delivery headers: false when none does (an ordinary produce,
+ * nothing done). Else true, with *error the partition's answer: KERR_NONE with the
+ * records stored in the delay store (out->base_offset its offset; *appended the delay
+ * partition appended to, for acks, or NULL for a retry already stored), or the refusal
+ * (a malformed header: INVALID_RECORD naming it; out->error_message says why). */
+bool server_delay_produce(struct request *req, struct partition *p, struct slice records,
+                          struct produce_response_responses_partition_responses *out,
+                          struct partition **appended, int16_t *error);
 
 /* ---- log cleaner (compaction.c) ---- */
 int server_cleaner_start(struct server *s);

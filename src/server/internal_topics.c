@@ -342,7 +342,7 @@ static void load_one(void *arg, const struct record *r)
     l->records++;
     if (!r->key.ptr)
         return;
-    if (l->h->m.load_record(l->h->m.sm, l->partition, r->key, r->value) != 0)
+    if (l->h->m.load_record(l->h->m.sm, l->partition, r->offset, r->key, r->value) != 0)
         l->bad++;
 }
 

@@ -290,8 +290,10 @@ int server_recover_metadata(const char *log_dir, bool dry_run, FILE *out)
         } else {
             /* Its configs were in the damaged stretch: keep everything (no retention)
              * until the operator sets them again; Kafka's fixed policy for the offsets
-             * topic, whose records are only compacted. */
-            bool offsets = strcmp(name, "__consumer_offsets") == 0;
+             * topic, whose records are only compacted (and Samsa's for its delay store,
+             * whose pending records must never be deleted by age). */
+            bool offsets =
+                strcmp(name, "__consumer_offsets") == 0 || strcmp(name, "__samsa_delay") == 0;
             struct config_entry configs[] = {
                 {"retention.ms", "-1"},
                 {"retention.bytes", "-1"},

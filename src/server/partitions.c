@@ -458,6 +458,9 @@ static void read_settings(const struct server *s, const struct mtopic *t,
     out->timestamp_after_max_ms = topic_num(s, t, "message.timestamp.after.max.ms");
     read_throttled(s, t, "leader.replication.throttled.replicas", &out->leader_throttled);
     read_throttled(s, t, "follower.replication.throttled.replicas", &out->follower_throttled);
+    out->delay_enabled =
+        strcmp(server_topic_config_value(s, t, "samsa.delay.enable", &source), "true") == 0;
+    out->delay_max_ms = topic_num(s, t, "samsa.delay.max.ms");
 }
 
 /* A new topic: its partitions are opened now before the broker serves, else a slice
@@ -937,7 +940,7 @@ void server_auto_create_topic(struct server *s, struct slice name)
 {
     /* __consumer_offsets is created by the active controller with its own partitions,
      * replication factor and configs (groups.c), never as an ordinary topic. */
-    if (slice_eq_cstr(name, "__consumer_offsets"))
+    if (slice_eq_cstr(name, "__consumer_offsets") || slice_eq_cstr(name, "__samsa_delay"))
         return;
     cluster_create_topic(s->cluster, name, s->cfg->num_partitions,
                          s->cfg->default_replication_factor, NULL, 0, false, auto_created,

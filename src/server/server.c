@@ -57,8 +57,10 @@ static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopi
     int rc = server_cluster_event(s, ev, t, partition);
     if (rc == 0 && ev == CLUSTER_TOPIC_DELETED)
         server_groups_topic_deleted(s, t->name);
-    if (rc == 0 && ev == CLUSTER_PARTITION_CHANGED)
+    if (rc == 0 && ev == CLUSTER_PARTITION_CHANGED) {
         server_groups_leadership(s, t->name, partition);
+        server_delays_leadership(s, t->name, partition);
+    }
     return rc;
 }
 
@@ -314,6 +316,12 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
      * node of a quorum of several serves no groups yet (docs/compatibility.md). */
     if (alone && cfg->broker && server_groups_start(s) != 0)
         goto fail;
+    /* Delayed delivery: records pending in the delay store (if a delayed produce ever
+     * created it) are loaded, and those that fell due while the broker was down go out
+     * first. */
+    if (alone && cfg->broker && cluster_topic_find(s->cluster, slice_from_cstr("__samsa_delay")) &&
+        server_delays_start(s) != 0)
+        goto fail;
     if (server_cleaner_start(s) != 0)
         goto fail;
 
@@ -427,6 +435,7 @@ int server_run(struct server *s)
     purgatory_complete_all(s->fetch_waits); /* parked fetches answer with what there is */
     /* Waiting group requests are answered (NOT_COORDINATOR) while connections exist. */
     server_groups_stop(s);
+    server_delays_stop(s);
     s->drain_deadline_ms = net_loop_now_ms(s->loop) + SHUTDOWN_DRAIN_MS;
     net_timer_add(s->loop, 0, drain_tick, s);
     int rc2 = net_loop_run(s->loop);
@@ -438,6 +447,7 @@ void server_destroy(struct server *s)
     if (!s)
         return;
     server_groups_stop(s); /* already stopped by server_run unless start-up failed */
+    server_delays_stop(s);
     /* Connections close before the quorum link is freed: those accepted on the controller
      * listener call back into it (on_controller_close) as they close. */
     if (s->loop) {

@@ -368,3 +368,19 @@ size_t log_producers(const struct log *l, struct pstate_batch *out, size_t max)
 {
     return pstate_list(l->producers, out, max);
 }
+
+enum pstate_verdict log_producer_check(const struct log *l, const struct pstate_batch *b,
+                                       struct pstate_batch *dup)
+{
+    return pstate_check(l->producers, b, dup);
+}
+
+void log_producer_record(struct log *l, const struct pstate_batch *b)
+{
+    pstate_update(l->producers, b);
+}
+
+bool log_producer_last(const struct log *l, int64_t producer_id, struct pstate_batch *out)
+{
+    return pstate_last(l->producers, producer_id, out);
+}

@@ -7,6 +7,7 @@
  * value, headerCount varint, then per header: keyLength, key, valueLength, value. */
 #include "storage/storage_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void record_iter_init(struct record_iter *it, const uint8_t *batch, const struct batch_info *info)
@@ -106,7 +107,7 @@ int batch_scan_records(const uint8_t *batch, const struct batch_info *info, stru
     ASSERT(batch_compression(info) == 0);
     const uint8_t *p = batch + BATCH_HEADER_BYTES, *end = batch + info->size_bytes;
     int32_t prev_delta = -1;
-    bool keyed = true;
+    bool keyed = true, any_headers = false;
     int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
     for (int32_t n = 0; n < info->records_count; n++) {
         int32_t rec_len, offset_delta, headers;
@@ -131,6 +132,7 @@ int batch_scan_records(const uint8_t *batch, const struct batch_info *info, stru
         if (!skip_sized(&p, rec_end, -1, &null) || !take_varint(&p, rec_end, &headers) ||
             headers < 0)
             return STORAGE_ERR_CORRUPT;
+        any_headers |= headers > 0;
         for (int32_t h = 0; h < headers; h++)
             if (!skip_sized(&p, rec_end, 0, &null) || !skip_sized(&p, rec_end, -1, &null))
                 return STORAGE_ERR_CORRUPT;
@@ -140,8 +142,10 @@ int batch_scan_records(const uint8_t *batch, const struct batch_info *info, stru
     }
     if (p != end)
         return STORAGE_ERR_CORRUPT;
-    *out =
-        (struct batch_scan){.all_keyed = keyed, .min_timestamp = min_ts, .max_timestamp = max_ts};
+    *out = (struct batch_scan){.all_keyed = keyed,
+                               .min_timestamp = min_ts,
+                               .max_timestamp = max_ts,
+                               .any_headers = any_headers};
     return 0;
 }
 
@@ -167,6 +171,17 @@ static void put_varbytes(struct buf *b, struct slice s)
 void batch_encode(struct buf *out, const struct record_in *recs, size_t n, int64_t timestamp)
 {
     ASSERT(n > 0 && n <= INT32_MAX);
+    struct record_out *all = xcalloc(n, sizeof *all);
+    for (size_t i = 0; i < n; i++)
+        all[i] = (struct record_out){.key = recs[i].key, .value = recs[i].value};
+    batch_encode_records(out, all, n, timestamp, NULL);
+    free(all);
+}
+
+void batch_encode_records(struct buf *out, const struct record_out *recs, size_t n,
+                          int64_t timestamp, const struct batch_producer *producer)
+{
+    ASSERT(n > 0 && n <= INT32_MAX);
     size_t start = out->len;
     buf_put_i64(out, 0);              /* baseOffset: assigned by log_append */
     buf_put_i32(out, 0);              /* batchLength: patched below */
@@ -177,9 +192,9 @@ void batch_encode(struct buf *out, const struct record_in *recs, size_t n, int64
     buf_put_i32(out, (int32_t)n - 1); /* lastOffsetDelta */
     buf_put_i64(out, timestamp);      /* baseTimestamp */
     buf_put_i64(out, timestamp);      /* maxTimestamp */
-    buf_put_i64(out, -1);             /* producerId */
-    buf_put_i16(out, -1);             /* producerEpoch */
-    buf_put_i32(out, -1);             /* baseSequence */
+    buf_put_i64(out, producer ? producer->id : -1);
+    buf_put_i16(out, producer ? producer->epoch : -1);
+    buf_put_i32(out, producer ? producer->base_sequence : -1);
     buf_put_i32(out, (int32_t)n);
     struct buf rec;
     buf_init(&rec);
@@ -190,7 +205,9 @@ void batch_encode(struct buf *out, const struct record_in *recs, size_t n, int64
         buf_put_varint(&rec, (int32_t)i);
         put_varbytes(&rec, recs[i].key);
         put_varbytes(&rec, recs[i].value);
-        buf_put_varint(&rec, 0);
+        buf_put_varint(&rec, recs[i].header_count);
+        if (recs[i].headers.len)
+            buf_append(&rec, recs[i].headers.ptr, recs[i].headers.len);
         buf_put_varint(out, (int32_t)rec.len);
         buf_append(out, rec.data, rec.len);
     }

@@ -152,6 +152,7 @@ struct batch_scan {
     bool all_keyed;        /* every record has a key */
     int64_t min_timestamp; /* smallest record timestamp (first + delta, wrapping as Java's */
     int64_t max_timestamp; /* longs); INT64_MAX and INT64_MIN when there are no records */
+    bool any_headers;      /* some record has a header (delayed delivery looks closer) */
 };
 /* batch_check_records's check (0 or STORAGE_ERR_CORRUPT), also filling *out on success:
  * the produce path's one pass over each uncompressed batch. */
@@ -212,6 +213,22 @@ struct record_in {
     struct slice value; /* ptr NULL: null (tombstone) */
 };
 void batch_encode(struct buf *out, const struct record_in *recs, size_t n, int64_t timestamp);
+/* The same with headers and, when producer is not NULL, as an idempotent producer's batch
+ * (its id, epoch and the sequence number of the first record): for records the broker
+ * delivers for someone else (delayed delivery). headers is a record's raw header section
+ * (header_count entries, as struct record gives them). */
+struct record_out {
+    struct slice key, value; /* ptr NULL: null */
+    int32_t header_count;
+    struct slice headers;
+};
+struct batch_producer {
+    int64_t id;
+    int16_t epoch;
+    int32_t base_sequence;
+};
+void batch_encode_records(struct buf *out, const struct record_out *recs, size_t n,
+                          int64_t timestamp, const struct batch_producer *producer);
 
 /* ------------------------------------------------------------------------------------
  * Compression (compress.c): Kafka's batch codecs with the framing Kafka's clients write
@@ -733,6 +750,16 @@ size_t pstate_expire(struct producer_state *ps, int64_t now_ms, int64_t expirati
 
 /* Forgets everything (truncation / full rebuild). */
 void pstate_clear(struct producer_state *ps);
+
+/* A producer's batch that went elsewhere than this log but counts in its sequence
+ * (delayed delivery stores it in the delay store): pstate_check against this log's
+ * producers, and pstate_update once it is stored, so that the producer's next batch
+ * here continues from it. Memory only: the delay store replays it after a restart. */
+enum pstate_verdict log_producer_check(const struct log *l, const struct pstate_batch *b,
+                                       struct pstate_batch *dup);
+void log_producer_record(struct log *l, const struct pstate_batch *b);
+/* The producer's newest batch here (pstate_last); false if unknown. */
+bool log_producer_last(const struct log *l, int64_t producer_id, struct pstate_batch *out);
 
 /* Snapshot file body, Kafka's producer snapshot layout (version 1, big-endian):
  *   Version int16 = 1 | Crc uint32 (CRC32C of everything after it) | Count int32 |

@@ -9,6 +9,8 @@
  * Batches of idempotent producers are checked by log_append (sequence, epoch; a retry
  * is answered with the stored batch's offsets, as in Kafka). A topic whose
  * compression.type names a codec gets every batch in that codec (recompressed here).
+ * Records with a delivery header (samsa.deliver.*) go to the delay store instead
+ * (server/delays.c), answered with its offset.
  * acks=0: no response. acks=1: answered once the batches are in the log (page cache).
  * acks=all (-1): answered once they are fdatasync'd (commit.c, group commit). */
 #include "server/internal.h"
@@ -183,13 +185,14 @@ static int16_t refuse_log_append_time(struct request *req, const struct batch_in
  * without reading their records. */
 static int16_t check_records(struct request *req, struct partition *p, const uint8_t *batch,
                              const struct batch_info *info, const struct ts_bounds *bounds,
-                             part_resp *out)
+                             bool *any_headers, part_resp *out)
 {
     const struct topic_settings *cfg = p->settings;
     if (batch_compression(info) == 0) {
         struct batch_scan scan;
         if (batch_scan_records(batch, info, &scan) != 0)
             return KERR_CORRUPT_MESSAGE;
+        *any_headers |= scan.any_headers;
         if ((cfg->compacted && !scan.all_keyed) ||
             ts_range_crosses(bounds, scan.min_timestamp, scan.max_timestamp))
             return record_errors(req, p, batch, info, cfg->compacted, bounds, out);
@@ -345,7 +348,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
      * checked per batch the same way. */
     struct batch_iter it;
     struct batch_info info;
-    bool any_compressed = false;
+    bool any_compressed = false, any_headers = false;
     batch_iter_init(&it, in->records.ptr, in->records.len);
     while (batch_iter_next(&it, &info, false) > 0) {
         any_compressed |= batch_compression(&info) != 0;
@@ -368,10 +371,16 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
             return refuse_log_append_time(req, &info, out);
         if (info.attributes & BATCH_ATTR_LOG_APPEND_TIME)
             batch_clear_log_append_time((uint8_t *)in->records.ptr + it.batch_pos, &info);
-        err = check_records(req, p, in->records.ptr + it.batch_pos, &info, &bounds, out);
+        err = check_records(req, p, in->records.ptr + it.batch_pos, &info, &bounds, &any_headers,
+                            out);
         if (err != KERR_NONE)
             return err;
     }
+    /* Delayed delivery: records with a delivery header go to the delay store. Only
+     * batches with headers can have one; a compressed batch is decompressed to look. */
+    if (cfg->delay_enabled && (any_headers || any_compressed) &&
+        server_delay_produce(req, p, in->records, out, appended, &err))
+        return err;
     struct buf rewritten;
     buf_init(&rewritten);
     err = apply_compression(req, p, in->records, any_compressed, &bounds, &rewritten, out);
@@ -455,7 +464,7 @@ void handle_produce(struct request *req)
             pr->error_code = append_partition(req, td->name, acks, &td->partition_data[pi], pr, &p);
             if (pr->error_code != KERR_NONE && !error_has_log_start(pr->error_code))
                 pr->log_start_offset = -1;
-            if (pr->error_code == KERR_NONE) {
+            if (pr->error_code == KERR_NONE && p) {
                 server_after_append(s, p, acks == -1);
                 if (wait)
                     durable_wait_add_acked(wait, p, log_end_offset(p->log), &pr->error_code);

@@ -1,0 +1,1119 @@
+/* Delayed delivery (issue #16; docs/architecture.md, "Delayed delivery"): the delay store
+ * in __samsa_delay, and the mover that delivers due records into their partitions.
+ *
+ * A produced batch whose records carry a delivery header goes, whole, to the delay
+ * store instead of its partition (server_delay_produce): an envelope per record (delay.h)
+ * in the delay partition of its target, appended here on the loop in one batch, so that
+ * each envelope's key can name its own offset. The produce is answered with the delay
+ * store's offset, as durable as its acks asked. A cancel appends the tombstone of the
+ * envelope it names.
+ *
+ * Each delay partition this node leads keeps its pending records in memory: a timing
+ * wheel of their due times and a map from offset to target (what it costs per record is
+ * in docs/architecture.md). As the wheel hands out due records, the mover delivers them,
+ * in due order, one round at a time per delay partition:
+ *   1. it waits until their envelopes are durable, so that nothing a producer was not
+ *      told about is delivered;
+ *   2. reads them back and appends each to its target as a batch of its own, written by
+ *      this delay partition's idempotent producer (DELAY_PRODUCER_ID_BASE + the delay
+ *      partition, epoch 0) with the next sequence number of that target: the count of
+ *      earlier deliveries there;
+ *   3. once the targets have them (as acks=all), writes the marks: a tombstone per
+ *      envelope and each target's new count.
+ * A crash between 2 and 3 leaves the envelopes pending and the counts behind: after the
+ * restart the mover finds those sequence numbers in the target's producer state (rebuilt
+ * from the target's log) and skips them, so each record is delivered exactly once.
+ *
+ * An idempotent producer's delayed batch uses up its sequence numbers in the target
+ * partition, although its records are elsewhere: the target's producer state records it
+ * (log_producer_record), so that its next batch continues from there, and a retry of it
+ * is answered as a duplicate. Memory only: loading the delay store records it again.
+ *
+ * One node only for now: in a cluster a delayed produce is refused (INVALID_RECORD, with
+ * a message saying so). */
+#include "delay/delay.h"
+#include "server/internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Delay partitions: records for one target share one, which keeps their order. */
+#define DELAY_PARTITIONS 8
+/* The mover's producer ids: far above any the controller hands out (blocks of 1,000
+ * from 0), one per delay partition, the same on every broker that ever leads it. */
+#define DELAY_PRODUCER_ID_BASE (INT64_C(0x7fff000000000000))
+/* Records delivered per round of one delay partition. */
+#define ROUND_MAX 512
+/* A target that cannot take deliveries now (not led here, opening) is tried again. */
+#define RETRY_MS 200
+/* Delivered this much after its due time or later: counted as late. */
+#define LATE_MS 1000
+
+static const struct config_entry delay_topic_configs[] = {
+    {"cleanup.policy", "compact"},
+    {"segment.bytes", "104857600"},
+    /* A delivered envelope stays a day after its mark, so that a restart can still tell
+     * the target partition about an idempotent producer's delayed batch (as long as
+     * producer.id.expiration.ms, by default, remembers the producer there). */
+    {"min.compaction.lag.ms", "86400000"},
+};
+
+/* A target partition of one delay partition. */
+struct target {
+    char *topic;
+    int32_t partition;
+    int32_t next_sequence; /* the mover's next sequence number there */
+    int64_t pending;       /* records waiting for it */
+};
+
+/* A record waiting in the delay store. */
+struct pending {
+    int64_t due_ms;
+    struct target *target;
+    bool moving; /* in the mover's round: a cancel is too late */
+};
+
+/* One delay partition: loaded while this node leads it. */
+struct dpart {
+    bool loaded;
+    uint64_t generation; /* changes when it is unloaded: rounds in flight see it */
+    struct delay_wheel *wheel;
+    struct hmap pending; /* 8-byte big-endian offset -> struct pending */
+    struct hmap targets; /* the 'S' key -> struct target */
+    /* Offsets the wheel handed out, in due order, for the mover. */
+    int64_t *ready;
+    size_t ready_head, ready_len, ready_cap;
+    bool moving;
+    int64_t retry_at_ms; /* a target was unavailable: the next round not before */
+};
+
+struct delays {
+    struct server *srv;
+    struct itopic_host *host;
+    int32_t partitions;
+    struct dpart *parts;
+    struct delay_stats stats;
+};
+
+static struct slice offset_key(uint8_t buf[8], int64_t offset)
+{
+    be64_write(buf, (uint64_t)offset);
+    return (struct slice){buf, 8};
+}
+
+static int32_t delay_partition_of(const struct delays *dl, struct slice topic, int32_t partition)
+{
+    uint64_t h = hash_bytes(topic.ptr, topic.len) * 31 + (uint64_t)(uint32_t)partition;
+    return (int32_t)(h % (uint64_t)dl->partitions);
+}
+
+static struct target *target_get(struct dpart *d, struct slice topic, int32_t partition)
+{
+    struct buf key;
+    buf_init(&key);
+    delay_key_sequence(&key, topic, partition);
+    struct slice k = {key.data, key.len};
+    struct target *t = hmap_get(&d->targets, k);
+    if (!t) {
+        t = xcalloc(1, sizeof *t);
+        t->topic = slice_to_cstr(topic);
+        t->partition = partition;
+        hmap_put(&d->targets, k, t);
+    }
+    buf_free(&key);
+    return t;
+}
+
+/* ---- pending records ---- */
+
+static void pending_add(struct dpart *d, int64_t offset, int64_t due_ms, struct target *t)
+{
+    uint8_t kb[8];
+    struct pending *pe = xcalloc(1, sizeof *pe);
+    pe->due_ms = due_ms;
+    pe->target = t;
+    struct pending *old = hmap_get(&d->pending, offset_key(kb, offset));
+    if (old) { /* the same envelope twice cannot be; keep the first */
+        free(pe);
+        return;
+    }
+    hmap_put(&d->pending, offset_key(kb, offset), pe);
+    t->pending++;
+    delay_wheel_add(d->wheel, &(struct delay_entry){due_ms, (uint64_t)offset, offset});
+}
+
+/* Forgets a pending record (delivered, cancelled); false if it was not pending. */
+static bool pending_remove(struct dpart *d, int64_t offset)
+{
+    uint8_t kb[8];
+    struct pending *pe = hmap_remove(&d->pending, offset_key(kb, offset));
+    if (!pe)
+        return false;
+    if (!pe->moving)
+        delay_wheel_cancel(d->wheel, offset); /* false when it waits in the ready queue */
+    pe->target->pending--;
+    free(pe);
+    return true;
+}
+
+static struct pending *pending_find(struct dpart *d, int64_t offset)
+{
+    uint8_t kb[8];
+    return hmap_get(&d->pending, offset_key(kb, offset));
+}
+
+static void ready_push(struct dpart *d, int64_t offset)
+{
+    if (d->ready_head + d->ready_len == d->ready_cap) {
+        if (d->ready_head > 0) {
+            memmove(d->ready, d->ready + d->ready_head, d->ready_len * sizeof *d->ready);
+            d->ready_head = 0;
+        } else {
+            d->ready_cap = d->ready_cap ? d->ready_cap * 2 : 256;
+            d->ready = xrealloc(d->ready, d->ready_cap * sizeof *d->ready);
+        }
+    }
+    d->ready[d->ready_head + d->ready_len++] = offset;
+}
+
+/* Puts offsets back at the front of the ready queue, in their order. */
+static void ready_unshift(struct dpart *d, const int64_t *offsets, size_t n)
+{
+    if (n == 0)
+        return;
+    if (d->ready_head < n) {
+        size_t cap = d->ready_len + n + 256;
+        int64_t *fresh = xcalloc(cap, sizeof *fresh);
+        memcpy(fresh + n, d->ready + d->ready_head, d->ready_len * sizeof *fresh);
+        free(d->ready);
+        d->ready = fresh;
+        d->ready_cap = cap;
+        d->ready_head = n;
+    }
+    d->ready_head -= n;
+    d->ready_len += n;
+    memcpy(d->ready + d->ready_head, offsets, n * sizeof *offsets);
+}
+
+static void on_due(void *arg, const struct delay_entry *e)
+{
+    ready_push(arg, e->ref);
+}
+
+static void dpart_unload(struct dpart *d)
+{
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(&d->pending, &it, &k, &v))
+        free(v);
+    hmap_free(&d->pending);
+    it = 0;
+    while (hmap_next(&d->targets, &it, &k, &v)) {
+        struct target *t = v;
+        free(t->topic);
+        free(t);
+    }
+    hmap_free(&d->targets);
+    delay_wheel_free(d->wheel);
+    free(d->ready);
+    uint64_t generation = d->generation + 1;
+    memset(d, 0, sizeof *d);
+    d->generation = generation;
+}
+
+/* ---- reading envelopes back ---- */
+
+/* Bytes read from a delay partition's log: whole batches, so that the envelopes of one
+ * produce, delivered together, are read once. */
+struct chunk {
+    struct buf data;
+    int64_t first, end; /* offsets it holds: [first, end) */
+};
+
+static bool chunk_find(const struct chunk *c, int64_t offset, struct record *out)
+{
+    if (offset < c->first || offset >= c->end)
+        return false;
+    struct batch_iter it;
+    struct batch_info info;
+    batch_iter_init(&it, c->data.data, c->data.len);
+    while (batch_iter_next(&it, &info, false) > 0) {
+        if (batch_last_offset(&info) < offset)
+            continue;
+        if (info.base_offset > offset || batch_compression(&info) != 0 ||
+            (info.attributes & BATCH_ATTR_CONTROL))
+            return false;
+        struct record_iter ri;
+        record_iter_init(&ri, c->data.data + it.batch_pos, &info);
+        while (record_iter_next(&ri, out) > 0)
+            if (out->offset == offset)
+                return true;
+        return false;
+    }
+    return false;
+}
+
+/* The record at offset of p (a delay partition), its bytes in c: 0, or -1 (logged)
+ * when it cannot be read or is not there. */
+static int read_record(struct partition *p, int64_t offset, struct chunk *c, struct record *out)
+{
+    if (chunk_find(c, offset, out))
+        return 0;
+    struct log_read_result rr;
+    int rc = log_read(p->log, offset, 1 << 20, log_end_offset(p->log), &rr);
+    if (rc == 0 && rr.len > 0) {
+        buf_reset(&c->data);
+        rc = pread_exact(rr.fd, buf_extend(&c->data, (size_t)rr.len), (size_t)rr.len, rr.file_pos);
+        c->first = rr.first_batch_offset;
+        c->end = rc == 0 ? rr.next_offset : c->first;
+    }
+    storage_read_turn_end();
+    if (rc == 0 && chunk_find(c, offset, out))
+        return 0;
+    say_error("server", "%s-%d: the envelope at offset %lld cannot be read (%s)", p->topic,
+              p->index, (long long)offset, rc ? storage_strerror(rc) : "not found");
+    return -1;
+}
+
+/* ---- the mover ---- */
+
+struct delivery {
+    int64_t offset;
+    struct target *target;
+    int32_t sequence;
+    bool dropped; /* its partition was deleted: marked, not delivered */
+};
+
+struct round_target {
+    struct target *target;
+    struct partition *partition;
+    int32_t first_sequence; /* the target's next sequence before this round */
+    int16_t error;
+};
+
+struct round {
+    struct delays *dl; /* NULL once the delays stopped: the round only frees itself */
+    int32_t part;
+    uint64_t generation;
+    struct delivery *items;
+    size_t n;
+    struct round_target *targets;
+    size_t target_count;
+    int16_t envelopes_error;
+};
+
+static struct round **live_rounds; /* rounds in flight, so that stopping can orphan them */
+static size_t live_count, live_cap;
+
+static void round_forget(struct round *r)
+{
+    for (size_t i = 0; i < live_count; i++)
+        if (live_rounds[i] == r) {
+            live_rounds[i] = live_rounds[--live_count];
+            break;
+        }
+    free(r->items);
+    free(r->targets);
+    free(r);
+}
+
+/* A step of a round resumes: the round's delay partition, or NULL, the round freed,
+ * when that was unloaded (or everything stopped) since. */
+static struct dpart *round_resume(struct round *r)
+{
+    struct dpart *d = r->dl ? &r->dl->parts[r->part] : NULL;
+    if (d && d->loaded && d->generation == r->generation)
+        return d;
+    round_forget(r);
+    return NULL;
+}
+
+static struct partition *delay_partition(struct delays *dl, int32_t i)
+{
+    struct partition *p = server_partition(dl->srv, slice_from_cstr(DELAY_TOPIC), i);
+    return p && partition_check_leader(p, -1) == KERR_NONE ? p : NULL;
+}
+
+/* Ends a round: entries not delivered go back to the front of the ready queue. */
+static void round_end(struct round *r, struct dpart *d, bool retry_later)
+{
+    int64_t *back = xcalloc(r->n ? r->n : 1, sizeof *back);
+    size_t nb = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        struct pending *pe = pending_find(d, r->items[i].offset);
+        if (pe) {
+            pe->moving = false;
+            back[nb++] = r->items[i].offset;
+        }
+    }
+    ready_unshift(d, back, nb);
+    free(back);
+    if (retry_later && nb > 0)
+        d->retry_at_ms = time_wall_ms() + RETRY_MS;
+    d->moving = false;
+    struct delays *dl = r->dl;
+    round_forget(r);
+    itopic_host_called(dl->host); /* the next round, from the timer */
+}
+
+static struct round_target *round_target_of(struct round *r, struct target *t)
+{
+    for (size_t i = 0; i < r->target_count; i++)
+        if (r->targets[i].target == t)
+            return &r->targets[i];
+    return NULL;
+}
+
+/* Step 3: the targets have their records; marks for those delivered. */
+static void round_delivered(void *arg)
+{
+    struct round *r = arg;
+    struct dpart *d = round_resume(r);
+    if (!d)
+        return;
+    struct delays *dl = r->dl;
+    struct partition *p = delay_partition(dl, r->part);
+    struct record_in *marks = xcalloc(r->n + r->target_count, sizeof *marks);
+    uint8_t(*keys)[DELAY_ENVELOPE_KEY_BYTES] = xcalloc(r->n ? r->n : 1, sizeof *keys);
+    struct buf *skeys = xcalloc(r->target_count ? r->target_count : 1, sizeof *skeys);
+    uint8_t(*svals)[4] = xcalloc(r->target_count ? r->target_count : 1, sizeof *svals);
+    size_t nm = 0;
+    int64_t now = time_wall_ms();
+    for (size_t i = 0; i < r->n; i++) {
+        struct delivery *it = &r->items[i];
+        struct round_target *rt = round_target_of(r, it->target);
+        if (rt->error != KERR_NONE && !it->dropped)
+            continue;
+        struct pending *pe = pending_find(d, it->offset);
+        if (it->dropped)
+            dl->stats.dropped++;
+        else if (pe && now - pe->due_ms >= LATE_MS)
+            dl->stats.late++;
+        dl->stats.delivered += !it->dropped;
+        pending_remove(d, it->offset);
+        delay_key_envelope(keys[i], it->offset);
+        marks[nm++] = (struct record_in){{keys[i], DELAY_ENVELOPE_KEY_BYTES}, SLICE_NULL};
+    }
+    for (size_t i = 0; i < r->target_count; i++) {
+        struct round_target *rt = &r->targets[i];
+        buf_init(&skeys[i]);
+        if (rt->error != KERR_NONE) {
+            /* Nothing of this round reached it for sure: the same sequence numbers go
+             * again (any that did reach it are skipped then). */
+            rt->target->next_sequence = rt->first_sequence;
+            continue;
+        }
+        delay_key_sequence(&skeys[i], slice_from_cstr(rt->target->topic), rt->target->partition);
+        be32_write(svals[i], (uint32_t)rt->target->next_sequence);
+        marks[nm++] = (struct record_in){{skeys[i].data, skeys[i].len}, {svals[i], 4}};
+    }
+    if (nm > 0 && p) {
+        /* Not waited for: a mark lost in a crash means a delivery found again in the
+         * target, and skipped. */
+        struct buf batch;
+        buf_init(&batch);
+        batch_encode(&batch, marks, nm, now);
+        struct log_append_result res;
+        int rc = partition_append_as_leader(p, batch.data, batch.len, now, &res);
+        buf_free(&batch);
+        if (rc < 0)
+            say_error("server", "%s-%d: writing delivery marks failed: %s", p->topic, p->index,
+                      storage_strerror(rc));
+        else
+            server_after_append(dl->srv, p, false);
+    }
+    for (size_t i = 0; i < r->target_count; i++)
+        buf_free(&skeys[i]);
+    free(skeys);
+    free(svals);
+    free(keys);
+    free(marks);
+    bool failed = false;
+    for (size_t i = 0; i < r->target_count; i++)
+        failed |= r->targets[i].error != KERR_NONE;
+    round_end(r, d, failed);
+}
+
+/* Appends one record as its own batch of the mover's producer. */
+static void encode_delivery(struct buf *out, const struct delay_envelope *e, int64_t offset,
+                            int64_t producer_id, int32_t sequence, int64_t now)
+{
+    char id[24];
+    int idlen = snprintf(id, sizeof id, "%" PRId64, offset);
+    struct buf headers;
+    buf_init(&headers);
+    if (e->headers.len)
+        buf_append(&headers, e->headers.ptr, e->headers.len);
+    buf_put_varint(&headers, (int32_t)strlen(DELAY_HEADER_ID));
+    buf_append(&headers, DELAY_HEADER_ID, strlen(DELAY_HEADER_ID));
+    buf_put_varint(&headers, idlen);
+    buf_append(&headers, id, (size_t)idlen);
+    struct record_out rec = {.key = e->key,
+                             .value = e->value,
+                             .header_count = e->header_count + 1,
+                             .headers = {headers.data, headers.len}};
+    struct batch_producer prod = {producer_id, 0, sequence};
+    batch_encode_records(out, &rec, 1, now, &prod);
+    buf_free(&headers);
+}
+
+/* Step 2: the envelopes are durable; append the records to their targets. */
+static void round_envelopes_durable(void *arg)
+{
+    struct round *r = arg;
+    struct dpart *d = round_resume(r);
+    if (!d)
+        return;
+    struct delays *dl = r->dl;
+    struct server *s = dl->srv;
+    struct partition *p = delay_partition(dl, r->part);
+    if (r->envelopes_error != KERR_NONE || !p) {
+        round_end(r, d, true);
+        return;
+    }
+    int64_t producer_id = DELAY_PRODUCER_ID_BASE + r->part;
+    int64_t now = time_wall_ms();
+    struct chunk c = {.first = 0, .end = 0};
+    buf_init(&c.data);
+    struct buf *batches = xcalloc(r->n ? r->n : 1, sizeof *batches);
+    r->targets = xcalloc(r->n ? r->n : 1, sizeof *r->targets);
+    /* The targets, in order of first appearance, and each record's sequence number. */
+    for (size_t i = 0; i < r->n; i++) {
+        struct delivery *it = &r->items[i];
+        struct round_target *rt = round_target_of(r, it->target);
+        if (!rt) {
+            rt = &r->targets[r->target_count];
+            buf_init(&batches[r->target_count]);
+            r->target_count++;
+            rt->target = it->target;
+            rt->first_sequence = it->target->next_sequence;
+            struct partition *tp =
+                server_partition(s, slice_from_cstr(it->target->topic), it->target->partition);
+            rt->partition = tp && partition_check_leader(tp, -1) == KERR_NONE ? tp : NULL;
+            rt->error = rt->partition ? KERR_NONE : KERR_NOT_LEADER_OR_FOLLOWER;
+        }
+        struct record rec;
+        struct delay_envelope env;
+        if (read_record(p, it->offset, &c, &rec) != 0 || !rec.value.ptr ||
+            delay_envelope_decode(rec.value, &env) != 0) {
+            rt->error = KERR_CORRUPT_MESSAGE; /* logged; tried again later */
+            continue;
+        }
+        /* Its topic was deleted (a topic of the same name since is another one). */
+        const struct mtopic *mt = cluster_topic_find(s->cluster, env.topic);
+        if (!mt || memcmp(mt->id, env.topic_id, sizeof mt->id) != 0 ||
+            env.partition >= mt->partition_count) {
+            say_warn_ratelimited("server",
+                                 "%s-%d no longer exists: dropping the records pending "
+                                 "delivery to it",
+                                 it->target->topic, it->target->partition);
+            it->dropped = true;
+            continue;
+        }
+        if (rt->error != KERR_NONE)
+            continue;
+        it->sequence = it->target->next_sequence;
+        it->target->next_sequence = pstate_seq_add(it->sequence, 1);
+        struct pstate_batch last;
+        if (log_producer_last(rt->partition->log, producer_id, &last) && last.epoch == 0 &&
+            it->sequence <= last.last_seq && last.last_seq - it->sequence < INT32_MAX / 2)
+            continue; /* delivered before a crash; its mark was lost */
+        encode_delivery(&batches[rt - r->targets], &env, it->offset, producer_id, it->sequence,
+                        now);
+    }
+    buf_free(&c.data);
+    struct durable_wait *w = durable_wait_new(round_delivered, r);
+    for (size_t i = 0; i < r->target_count; i++) {
+        struct round_target *rt = &r->targets[i];
+        if (rt->error == KERR_NONE && batches[i].len > 0) {
+            struct log_append_result res;
+            int rc = partition_append_as_leader(rt->partition, batches[i].data, batches[i].len, now,
+                                                &res);
+            if (rc < 0) {
+                say_error_ratelimited("server", "delivering to %s-%d failed: %s", rt->target->topic,
+                                      rt->target->partition, storage_strerror(rc));
+                rt->error = kerr_from_storage(rc);
+            } else {
+                server_after_append(s, rt->partition, true);
+            }
+        }
+        if (rt->error == KERR_NONE)
+            durable_wait_add_acked(w, rt->partition, log_end_offset(rt->partition->log),
+                                   &rt->error);
+        buf_free(&batches[i]);
+    }
+    free(batches);
+    durable_wait_submit(s, w);
+}
+
+/* Starts a round of d if it has due records and none is in flight. */
+static void round_start(struct delays *dl, int32_t i, int64_t now)
+{
+    struct dpart *d = &dl->parts[i];
+    if (!d->loaded || d->moving || d->ready_len == 0 || now < d->retry_at_ms)
+        return;
+    struct partition *p = delay_partition(dl, i);
+    if (!p)
+        return;
+    struct round *r = xcalloc(1, sizeof *r);
+    r->dl = dl;
+    r->part = i;
+    r->generation = d->generation;
+    r->items = xcalloc(MIN(d->ready_len, ROUND_MAX), sizeof *r->items);
+    int64_t max_offset = -1;
+    while (d->ready_len > 0 && r->n < ROUND_MAX) {
+        int64_t off = d->ready[d->ready_head++];
+        d->ready_len--;
+        struct pending *pe = pending_find(d, off);
+        if (!pe)
+            continue; /* cancelled while it waited */
+        pe->moving = true;
+        r->items[r->n++] = (struct delivery){.offset = off, .target = pe->target};
+        max_offset = MAX(max_offset, off);
+    }
+    if (r->n == 0) {
+        free(r->items);
+        free(r);
+        return;
+    }
+    if (live_count == live_cap) {
+        live_cap = live_cap ? live_cap * 2 : 8;
+        live_rounds = xrealloc(live_rounds, live_cap * sizeof *live_rounds);
+    }
+    live_rounds[live_count++] = r;
+    d->moving = true;
+    d->retry_at_ms = 0;
+    /* Envelopes recovered after a crash are durable once a sync round says so. */
+    if (log_durable_offset(p->log) <= max_offset)
+        server_after_append(dl->srv, p, true);
+    struct durable_wait *w = durable_wait_new(round_envelopes_durable, r);
+    durable_wait_add_acked(w, p, max_offset + 1, &r->envelopes_error);
+    durable_wait_submit(dl->srv, w);
+}
+
+/* ---- the delays as the host's machine ---- */
+
+static void sm_load_begin(void *sm, int32_t partition, int64_t now_ms)
+{
+    struct delays *dl = sm;
+    struct dpart *d = &dl->parts[partition];
+    if (d->loaded)
+        dpart_unload(d);
+    d->loaded = true;
+    d->wheel = delay_wheel_new(now_ms);
+    hmap_init(&d->pending);
+    hmap_init(&d->targets);
+}
+
+/* An idempotent producer's delayed batch, told again to its target partition's producer
+ * state after a restart (see the top of the file). */
+static void replay_producer(struct delays *dl, const struct delay_envelope *e)
+{
+    if (e->producer_id < 0)
+        return;
+    const struct mtopic *mt = cluster_topic_find(dl->srv->cluster, e->topic);
+    if (!mt || memcmp(mt->id, e->topic_id, sizeof mt->id) != 0)
+        return; /* deleted since */
+    struct partition *tp = server_partition(dl->srv, e->topic, e->partition);
+    if (!tp)
+        return;
+    int64_t at = MAX(log_end_offset(tp->log) - 1, 0);
+    struct pstate_batch b = {
+        e->producer_id, e->producer_epoch, e->first_sequence, e->last_sequence, at, at,
+        e->timestamp};
+    if (log_producer_check(tp->log, &b, NULL) == PSTATE_APPEND)
+        log_producer_record(tp->log, &b);
+}
+
+static int sm_load_record(void *sm, int32_t partition, int64_t offset, struct slice key,
+                          struct slice value)
+{
+    struct delays *dl = sm;
+    struct dpart *d = &dl->parts[partition];
+    int64_t envelope;
+    struct slice topic;
+    int32_t tpart;
+    switch (delay_key_decode(key, &envelope, &topic, &tpart)) {
+    case DELAY_KEY_ENVELOPE: {
+        if (!value.ptr) {
+            pending_remove(d, envelope);
+            return 0;
+        }
+        struct delay_envelope e;
+        if (envelope != offset || delay_envelope_decode(value, &e) != 0)
+            return -1;
+        pending_add(d, offset, e.due_ms, target_get(d, e.topic, e.partition));
+        replay_producer(dl, &e);
+        return 0;
+    }
+    case DELAY_KEY_SEQUENCE: {
+        if (!value.ptr)
+            return 0;
+        if (value.len != 4)
+            return -1;
+        target_get(d, topic, tpart)->next_sequence = (int32_t)be32_read(value.ptr);
+        return 0;
+    }
+    case DELAY_KEY_UNKNOWN: break;
+    }
+    return -1;
+}
+
+static void sm_load_end(void *sm, int32_t partition, int64_t now_ms)
+{
+    struct delays *dl = sm;
+    struct dpart *d = &dl->parts[partition];
+    int64_t overdue = 0;
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(&d->pending, &it, &k, &v))
+        overdue += ((struct pending *)v)->due_ms <= now_ms;
+    if (d->pending.count > 0)
+        say_info("server",
+                 "%s-%d: %zu records pending delivery, %lld of them due already "
+                 "(delivered now, in due order)",
+                 DELAY_TOPIC, partition, d->pending.count, (long long)overdue);
+}
+
+static void sm_unload(void *sm, int32_t partition)
+{
+    struct delays *dl = sm;
+    dpart_unload(&dl->parts[partition]);
+}
+
+static void sm_append_done(void *sm, int64_t now_ms, void *token, int16_t error)
+{
+    (void)sm, (void)now_ms, (void)token, (void)error; /* appends are made here, not by the host */
+}
+
+static void sm_tick(void *sm, int64_t now_ms)
+{
+    struct delays *dl = sm;
+    for (int32_t i = 0; i < dl->partitions; i++) {
+        struct dpart *d = &dl->parts[i];
+        if (!d->loaded)
+            continue;
+        delay_wheel_advance(d->wheel, now_ms, on_due, d);
+        round_start(dl, i, now_ms);
+    }
+}
+
+static int64_t sm_next_deadline(void *sm)
+{
+    struct delays *dl = sm;
+    int64_t next = INT64_MAX;
+    for (int32_t i = 0; i < dl->partitions; i++) {
+        struct dpart *d = &dl->parts[i];
+        if (!d->loaded)
+            continue;
+        next = MIN(next, delay_wheel_next_due(d->wheel));
+        if (d->ready_len > 0 && !d->moving)
+            next = MIN(next, d->retry_at_ms);
+    }
+    return next;
+}
+
+static void sm_destroy(void *sm)
+{
+    struct delays *dl = sm;
+    for (size_t i = 0; i < live_count; i++)
+        if (live_rounds[i]->dl == dl)
+            live_rounds[i]->dl = NULL; /* its waits still complete: it frees itself then */
+    for (int32_t i = 0; i < dl->partitions; i++)
+        if (dl->parts[i].loaded)
+            dpart_unload(&dl->parts[i]);
+    free(dl->parts);
+    free(dl);
+}
+
+int server_delays_start(struct server *s)
+{
+    if (s->delays)
+        return 0;
+    struct itopic_host *host;
+    if (itopic_host_open(s, DELAY_TOPIC, DELAY_PARTITIONS, delay_topic_configs,
+                         ARRAY_LEN(delay_topic_configs), &host) != 0)
+        return -1;
+    struct delays *dl = xcalloc(1, sizeof *dl);
+    dl->srv = s;
+    dl->host = host;
+    dl->partitions = itopic_host_partitions(host);
+    dl->parts = xcalloc((size_t)dl->partitions, sizeof *dl->parts);
+    const struct itopic_machine m = {
+        .sm = dl,
+        .what = "delayed delivery",
+        .load_begin = sm_load_begin,
+        .load_record = sm_load_record,
+        .load_end = sm_load_end,
+        .unload = sm_unload,
+        .append_done = sm_append_done,
+        .tick = sm_tick,
+        .next_deadline = sm_next_deadline,
+        .destroy = sm_destroy,
+    };
+    s->delays = dl;
+    struct itopic_load_stats st;
+    if (itopic_host_load(host, &m, &st) != 0) {
+        server_delays_stop(s);
+        return -1;
+    }
+    size_t pending = 0;
+    for (int32_t i = 0; i < dl->partitions; i++)
+        if (dl->parts[i].loaded)
+            pending += dl->parts[i].pending.count;
+    say_info("server", "delayed delivery loaded %zu pending records from %zu in %lld ms", pending,
+             st.records, (long long)st.elapsed_ms);
+    return 0;
+}
+
+void server_delays_stop(struct server *s)
+{
+    if (!s->delays)
+        return;
+    struct itopic_host *host = s->delays->host;
+    s->delays = NULL;
+    itopic_host_stop(host); /* destroys the delays */
+}
+
+void server_delays_leadership(struct server *s, const char *topic, int32_t partition)
+{
+    if (s->delays && strcmp(topic, DELAY_TOPIC) == 0)
+        itopic_host_leadership(s->delays->host, partition);
+}
+
+void server_delay_stats(const struct server *s, struct delay_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->delays)
+        return;
+    *out = s->delays->stats;
+    for (int32_t i = 0; i < s->delays->partitions; i++) {
+        const struct dpart *d = &s->delays->parts[i];
+        if (!d->loaded)
+            continue;
+        out->pending += (int64_t)d->pending.count;
+        out->next_due_ms =
+            MIN(out->next_due_ms ? out->next_due_ms : INT64_MAX, delay_wheel_next_due(d->wheel));
+    }
+}
+
+/* ---- the produce path ---- */
+
+/* One record of a produced batch, as the delay store will take it. */
+struct incoming {
+    struct delay_request want;
+    struct record rec;
+    int32_t first_sequence, last_sequence; /* its batch's */
+    int64_t producer_id;
+    int16_t producer_epoch;
+};
+
+/* Reads every record's delivery headers: the records (in *recs, n of them) and whether
+ * any asks for delay; KERR_NONE or the refusal (out->error_message set). plain keeps
+ * the decompressed batches the records point into. */
+static int16_t read_incoming(struct request *req, struct partition *p, struct slice records,
+                             int64_t now, struct buf *plain, struct incoming **recs, size_t *n,
+                             bool *delayed,
+                             struct produce_response_responses_partition_responses *out)
+{
+    const struct topic_settings *cfg = p->settings;
+    /* Decompressed batches first, into one buffer (pointers into it are taken after),
+     * with their headers as batch_decompress gives them (uncompressed). */
+    struct batch_iter it;
+    struct batch_info info;
+    size_t total = 0, batches = 0;
+    batch_iter_init(&it, records.ptr, records.len);
+    while (batch_iter_next(&it, &info, false) > 0) {
+        total += (size_t)MAX(info.records_count, 0);
+        batches++;
+    }
+    struct batch_info *plain_infos = REQ_ALLOC(req, struct batch_info, batches);
+    size_t *plain_at = REQ_ALLOC(req, size_t, batches);
+    size_t bi = 0;
+    batch_iter_init(&it, records.ptr, records.len);
+    for (; batch_iter_next(&it, &info, false) > 0; bi++) {
+        if (batch_compression(&info) == 0)
+            continue;
+        struct buf one;
+        buf_init(&one);
+        int rc = batch_decompress(records.ptr + it.batch_pos, &info,
+                                  compress_decompressed_bound(cfg->max_message_bytes), &one,
+                                  &plain_infos[bi]);
+        plain_at[bi] = plain->len;
+        if (rc == 0)
+            buf_append(plain, one.data, one.len);
+        buf_free(&one);
+        if (rc != 0)
+            return KERR_CORRUPT_MESSAGE;
+    }
+    struct incoming *all = REQ_ALLOC(req, struct incoming, total ? total : 1);
+    size_t count = 0;
+    char why[256];
+    batch_iter_init(&it, records.ptr, records.len);
+    for (bi = 0; batch_iter_next(&it, &info, false) > 0; bi++) {
+        const uint8_t *batch = records.ptr + it.batch_pos;
+        struct batch_info rinfo = info;
+        if (batch_compression(&info) != 0) {
+            batch = plain->data + plain_at[bi];
+            rinfo = plain_infos[bi];
+        }
+        struct record_iter ri;
+        record_iter_init(&ri, batch, &rinfo);
+        int got;
+        int32_t index = 0;
+        while (count < total && (got = record_iter_next(&ri, &all[count].rec)) > 0) {
+            struct incoming *in = &all[count];
+            struct delay_header *hs = REQ_ALLOC(req, struct delay_header,
+                                                in->rec.header_count ? in->rec.header_count : 1);
+            if (delay_headers_read(in->rec.headers, in->rec.header_count, hs,
+                                   (size_t)in->rec.header_count) < 0)
+                return KERR_CORRUPT_MESSAGE;
+            if (delay_parse(hs, (size_t)in->rec.header_count, now, cfg->delay_max_ms, &in->want,
+                            why, sizeof why) != 0) {
+                out->error_message =
+                    slice_from_cstr(arena_printf(&req->arena, "record %d of the batch to %s-%d: %s",
+                                                 index, p->topic, p->index, why));
+                return KERR_INVALID_RECORD;
+            }
+            *delayed |= in->want.kind != DELAY_NONE;
+            in->producer_id = info.producer_id;
+            in->producer_epoch = info.producer_epoch;
+            in->first_sequence = info.base_sequence;
+            in->last_sequence = pstate_seq_add(info.base_sequence, info.last_offset_delta);
+            count++;
+            index++;
+        }
+    }
+    *recs = all;
+    *n = count;
+    return KERR_NONE;
+}
+
+/* A decimal offset (a cancel's id): 0, or -1. */
+static int parse_id(struct slice id, int64_t *out)
+{
+    int64_t x = 0;
+    if (id.len == 0 || id.len > 18)
+        return -1;
+    for (size_t i = 0; i < id.len; i++) {
+        if (id.ptr[i] < '0' || id.ptr[i] > '9')
+            return -1;
+        x = x * 10 + (id.ptr[i] - '0');
+    }
+    *out = x;
+    return 0;
+}
+
+/* The producer's batches, checked against the target's producer state as an append
+ * there would be: KERR_NONE, a refusal, or KERR_DUPLICATE_SEQUENCE_NUMBER for a retry of
+ * a batch already stored (answered as a success). */
+static int16_t check_producer(struct partition *p, const struct incoming *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct incoming *in = &recs[i];
+        if (in->producer_id < 0 || (i > 0 && in->first_sequence == recs[i - 1].first_sequence &&
+                                    in->producer_id == recs[i - 1].producer_id))
+            continue;
+        struct pstate_batch b = {
+            in->producer_id,  in->producer_epoch, in->first_sequence, in->last_sequence, 0, 0,
+            in->rec.timestamp};
+        switch (log_producer_check(p->log, &b, NULL)) {
+        case PSTATE_APPEND: break;
+        case PSTATE_DUPLICATE: return KERR_DUPLICATE_SEQUENCE_NUMBER;
+        case PSTATE_BAD_EPOCH: return KERR_INVALID_PRODUCER_EPOCH;
+        case PSTATE_BAD_SEQUENCE: return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        }
+    }
+    return KERR_NONE;
+}
+
+static void record_producer(struct partition *p, const struct incoming *recs, size_t n, int64_t now)
+{
+    int64_t at = MAX(log_end_offset(p->log) - 1, 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct incoming *in = &recs[i];
+        if (in->producer_id < 0 || (i > 0 && in->first_sequence == recs[i - 1].first_sequence &&
+                                    in->producer_id == recs[i - 1].producer_id))
+            continue;
+        struct pstate_batch b = {in->producer_id,
+                                 in->producer_epoch,
+                                 in->first_sequence,
+                                 in->last_sequence,
+                                 at,
+                                 at,
+                                 now};
+        log_producer_record(p->log, &b);
+    }
+}
+
+/* The delay store is created on the first delayed produce (a broker whose producers never
+ * delay keeps no such topic), and its delays start once its partitions are open. */
+static int16_t delays_ready(struct server *s,
+                            struct produce_response_responses_partition_responses *out)
+{
+    if (s->delays)
+        return KERR_NONE;
+    if (s->cfg->voter_count > 1) {
+        out->error_message = slice_from_cstr(
+            "delayed delivery (samsa.deliver.* headers) is not supported in a cluster yet");
+        return KERR_INVALID_RECORD;
+    }
+    const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(DELAY_TOPIC));
+    struct topic_state *ts = server_topic(s, slice_from_cstr(DELAY_TOPIC));
+    if (t && ts && ts->partition_count == ts->target_count) {
+        if (server_delays_start(s) == 0)
+            return KERR_NONE;
+    } else if (!t) {
+        cluster_create_topic(s->cluster, slice_from_cstr(DELAY_TOPIC), DELAY_PARTITIONS, 1,
+                             delay_topic_configs, ARRAY_LEN(delay_topic_configs), false, NULL,
+                             NULL);
+    }
+    out->error_message = slice_from_cstr("the delay store is starting; try again");
+    return KERR_NOT_ENOUGH_REPLICAS; /* retriable: producers send again */
+}
+
+bool server_delay_produce(struct request *req, struct partition *p, struct slice records,
+                          struct produce_response_responses_partition_responses *out,
+                          struct partition **appended, int16_t *error)
+{
+    struct server *s = req->srv;
+    int64_t now = time_wall_ms();
+    struct buf plain;
+    buf_init(&plain);
+    struct incoming *recs = NULL;
+    size_t n = 0;
+    bool delayed = false;
+    int16_t err = read_incoming(req, p, records, now, &plain, &recs, &n, &delayed, out);
+    if (err == KERR_NONE && !delayed) {
+        buf_free(&plain);
+        return false; /* an ordinary produce */
+    }
+    if (err == KERR_NONE)
+        err = delays_ready(s, out);
+    if (err == KERR_NONE)
+        err = check_producer(p, recs, n);
+    if (err == KERR_DUPLICATE_SEQUENCE_NUMBER) {
+        /* A retry of a delayed batch already stored: a success, as Kafka answers a
+         * duplicate, without the stored offset (not kept). */
+        buf_free(&plain);
+        out->base_offset = -1;
+        *error = KERR_NONE;
+        *appended = NULL;
+        return true;
+    }
+    struct delays *dl = s->delays;
+    int32_t di = dl ? delay_partition_of(dl, slice_from_cstr(p->topic), p->index) : 0;
+    struct partition *dp = dl ? delay_partition(dl, di) : NULL;
+    if (err == KERR_NONE && (!dp || !dl->parts[di].loaded)) {
+        out->error_message = slice_from_cstr("the delay store's partition is not available");
+        err = KERR_NOT_ENOUGH_REPLICAS;
+    }
+    if (err != KERR_NONE) {
+        buf_free(&plain);
+        *error = err;
+        return true;
+    }
+    struct dpart *d = &dl->parts[di];
+    const struct mtopic *mt = cluster_topic_find(s->cluster, slice_from_cstr(p->topic));
+    ASSERT(mt); /* p is open: its topic exists */
+    const uint8_t *topic_id = mt->id;
+    /* Each record becomes an envelope, keyed by the offset it will have, or a cancel's
+     * tombstone of the envelope it names. */
+    int64_t base = log_end_offset(dp->log);
+    struct record_in *stored = REQ_ALLOC(req, struct record_in, n);
+    struct buf values;
+    buf_init(&values);
+    size_t *value_at = REQ_ALLOC(req, size_t, n);
+    uint8_t *keys = REQ_ALLOC(req, uint8_t, n * DELAY_ENVELOPE_KEY_BYTES);
+    int64_t *cancels = REQ_ALLOC(req, int64_t, n);
+    for (size_t i = 0; i < n && err == KERR_NONE; i++) {
+        struct incoming *in = &recs[i];
+        value_at[i] = SIZE_MAX;
+        cancels[i] = -1;
+        if (in->want.kind == DELAY_CANCEL) {
+            int64_t id;
+            struct pending *pe =
+                parse_id(in->want.cancel_id, &id) == 0 ? pending_find(d, id) : NULL;
+            if (!pe || pe->moving || strcmp(pe->target->topic, p->topic) != 0 ||
+                pe->target->partition != p->index) {
+                out->error_message = slice_from_cstr(
+                    arena_printf(&req->arena, "%s: no record %.*s is pending delivery to %s-%d",
+                                 DELAY_HEADER_CANCEL, (int)in->want.cancel_id.len,
+                                 (const char *)in->want.cancel_id.ptr, p->topic, p->index));
+                err = KERR_INVALID_RECORD;
+                break;
+            }
+            cancels[i] = id;
+            delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, id);
+            stored[i] = (struct record_in){
+                {keys + i * DELAY_ENVELOPE_KEY_BYTES, DELAY_ENVELOPE_KEY_BYTES}, SLICE_NULL};
+            continue;
+        }
+        struct delay_envelope e = {
+            .due_ms = in->want.kind == DELAY_DELIVER ? in->want.due_ms : now,
+            .topic = slice_from_cstr(p->topic),
+            .topic_id = topic_id,
+            .partition = p->index,
+            .producer_id = in->producer_id,
+            .producer_epoch = in->producer_epoch,
+            .first_sequence = in->first_sequence,
+            .last_sequence = in->last_sequence,
+            .timestamp = in->rec.timestamp,
+            .key = in->rec.key,
+            .value = in->rec.value,
+            .header_count = in->rec.header_count,
+            .headers = in->rec.headers,
+        };
+        value_at[i] = values.len;
+        delay_envelope_encode(&values, &e);
+        delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, base + (int64_t)i);
+    }
+    if (err == KERR_NONE) {
+        /* The values were encoded one after another: each ends where the next begins. */
+        size_t end = values.len;
+        for (size_t i = n; i-- > 0;)
+            if (value_at[i] != SIZE_MAX) {
+                stored[i] = (struct record_in){
+                    {keys + i * DELAY_ENVELOPE_KEY_BYTES, DELAY_ENVELOPE_KEY_BYTES},
+                    {values.data + value_at[i], end - value_at[i]}};
+                end = value_at[i];
+            }
+        struct buf batch;
+        buf_init(&batch);
+        batch_encode(&batch, stored, n, now);
+        struct log_append_result res;
+        int rc = partition_append_as_leader(dp, batch.data, batch.len, now, &res);
+        buf_free(&batch);
+        if (rc < 0) {
+            say_error_ratelimited("server", "append to %s-%d failed: %s", dp->topic, dp->index,
+                                  storage_strerror(rc));
+            err = kerr_from_storage(rc);
+        } else {
+            ASSERT(res.base_offset == base);
+            record_producer(p, recs, n, now);
+            for (size_t i = 0; i < n; i++) {
+                if (cancels[i] >= 0) {
+                    pending_remove(d, cancels[i]);
+                    dl->stats.cancelled++;
+                } else {
+                    struct delay_envelope e;
+                    ASSERT(delay_envelope_decode(stored[i].value, &e) == 0);
+                    pending_add(d, base + (int64_t)i, e.due_ms,
+                                target_get(d, e.topic, e.partition));
+                }
+            }
+            out->base_offset = res.base_offset;
+            out->log_append_time_ms = -1;
+            *appended = dp;
+            itopic_host_called(dl->host);
+        }
+    }
+    buf_free(&values);
+    buf_free(&plain);
+    *error = err;
+    return true;
+}

@@ -1,0 +1,269 @@
+"""Delayed delivery (issue #16): records produced with samsa.deliver.at / .after appear in
+their partition at that time, exactly once, across restarts and kill -9; cancels; bad
+headers refused with nothing stored. Real clients (confluent-kafka, kcat) on a real
+broker."""
+import datetime
+import subprocess
+import threading
+import time
+
+import kwire
+from clients import consume_all, consumer, create_topic, delete_topic, producer
+from conftest import wait_until
+
+INVALID_RECORD = 87
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def send_all(broker, topic, records, **conf):
+    """records: list of (key, value, headers). Produces them to partition 0 in order and
+    returns the delivery reports [(error or None, offset)], one per record."""
+    p = producer(broker, **conf)
+    reports = [None] * len(records)
+
+    def report(err, msg, i):
+        reports[i] = (err, msg.offset())
+
+    for i, (k, v, hs) in enumerate(records):
+        while True:
+            try:
+                p.produce(topic, key=k, value=v, headers=hs, partition=0,
+                          on_delivery=lambda err, msg, i=i: report(err, msg, i))
+                break
+            except BufferError:
+                p.poll(0.1)
+    assert p.flush(60) == 0
+    return reports
+
+
+def log_end(broker, topic, partition=0):
+    with kwire.Conn(broker.port) as c:
+        err, off = kwire.list_offset(c, topic, partition)
+        assert err == 0, err
+        return off
+
+
+def delay_store_end(broker):
+    """The sum of the delay store's partitions' log ends (0 when it does not exist)."""
+    with kwire.Conn(broker.port) as c:
+        total = 0
+        for p in range(8):
+            err, off = kwire.list_offset(c, "__samsa_delay", p)
+            if err != 0:
+                return 0
+            total += off
+        return total
+
+
+def values(got):
+    return [v for recs in got.values() for _, _, v, _ in recs]
+
+
+def test_records_appear_at_their_time_with_key_value_and_headers(broker):
+    create_topic(broker, "later", 1)
+    t0 = now_ms()
+    rfc3339 = datetime.datetime.fromtimestamp((t0 + 900) / 1000, datetime.timezone.utc)
+    wanted = {
+        b"now": [("samsa.deliver.after", b"0")],
+        b"past": [("samsa.deliver.at", str(t0 - 3_600_000).encode())],
+        b"50ms": [("samsa.deliver.after", b"50")],
+        b"600ms": [("samsa.deliver.at", str(t0 + 600).encode())],
+        b"rfc3339": [("samsa.deliver.at", rfc3339.isoformat(timespec="milliseconds").encode())],
+        b"plain": [],
+    }
+    due = {b"now": t0, b"past": t0, b"50ms": t0 + 50, b"600ms": t0 + 600,
+           b"rfc3339": t0 + 900, b"plain": t0}
+    # A consumer group on the target sees each once, never before its time.
+    seen = {}
+    stop = threading.Event()
+
+    def consume():
+        c = consumer(broker, **{"group.id": "delay-watchers", "enable.partition.eof": False})
+        c.subscribe(["later"])
+        while not stop.is_set():
+            for m in c.consume(num_messages=100, timeout=0.1):
+                if m.error() is None:
+                    seen.setdefault(m.value(), []).append((now_ms(), m.key(), m.headers()))
+        c.close()
+
+    watcher = threading.Thread(target=consume)
+    watcher.start()
+    try:
+        reports = send_all(broker, "later", [(b"k-" + v, v, [("app", b"x")] + hs)
+                                             for v, hs in wanted.items()])
+        assert all(err is None for err, _ in reports), reports
+        wait_until(lambda: len(seen) == len(wanted), 20, what="every record delivered")
+        time.sleep(0.3)  # nothing more comes
+    finally:
+        stop.set()
+        watcher.join(30)
+    for v, got in seen.items():
+        assert len(got) == 1, (v, got)  # exactly once
+        at, key, headers = got[0]
+        assert at >= due[v], (v, at - due[v])
+        assert key == b"k-" + v
+        names = [h[0] for h in headers or []]
+        assert ("app", b"x") in headers
+        if v != b"plain":
+            # The delivery headers stay, and the delay store's offset comes with them.
+            assert names.count("samsa.delay.id") == 1
+            assert int(dict(headers)["samsa.delay.id"]) >= 0
+    # A plain record is stored at once; the delayed ones were answered with the delay
+    # store's offsets and appended to the partition when due.
+    assert log_end(broker, "later") == len(wanted)
+
+
+def test_malformed_headers_are_refused_and_nothing_is_stored(broker):
+    create_topic(broker, "strict", 1)
+    bad = [
+        [("samsa.deliver.after", b"soon")],
+        [("samsa.deliver.after", b"-5")],
+        [("samsa.deliver.after", b"99999999999999999999")],
+        [("samsa.deliver.at", b"2026-13-01T00:00:00Z")],
+        [("samsa.deliver.at", b"1"), ("samsa.deliver.after", b"1")],
+        [("samsa.deliver.cancel", b"")],
+        [("samsa.deliver.cancel", b"12345")],  # nothing pending has that id
+    ]
+    for hs in bad:
+        (err, _), = send_all(broker, "strict", [(None, b"v", hs)])
+        assert err is not None and err.code() == INVALID_RECORD, (hs, err)
+    assert log_end(broker, "strict") == 0
+    assert delay_store_end(broker) == 0
+    # samsa.delay.max.ms bounds how far ahead.
+    create_topic(broker, "bounded", 1, **{"samsa.delay.max.ms": "1000"})
+    (err, _), = send_all(broker, "bounded", [(None, b"v", [("samsa.deliver.after", b"5000")])])
+    assert err is not None and err.code() == INVALID_RECORD
+    # samsa.delay.enable=false: the headers are stored as any others, at once.
+    create_topic(broker, "undelayed", 1, **{"samsa.delay.enable": "false"})
+    (err, off), = send_all(broker, "undelayed",
+                           [(None, b"v", [("samsa.deliver.after", b"60000")])])
+    assert err is None and off == 0
+    assert log_end(broker, "undelayed") == 1
+
+
+def test_cancel_takes_a_pending_record_back_for_good(broker):
+    create_topic(broker, "cancels", 1)
+    (err, held), (err2, kept) = send_all(broker, "cancels", [
+        (b"a", b"cancelled", [("samsa.deliver.after", b"1500")]),
+        (b"b", b"kept", [("samsa.deliver.after", b"1500")])])
+    assert err is None and err2 is None and held != kept
+    (err, _), = send_all(broker, "cancels",
+                         [(None, b"", [("samsa.deliver.cancel", str(held).encode())])])
+    assert err is None
+    # Twice: it is no longer pending.
+    (err, _), = send_all(broker, "cancels",
+                         [(None, b"", [("samsa.deliver.cancel", str(held).encode())])])
+    assert err is not None and err.code() == INVALID_RECORD
+    broker.restart()  # the cancel is durable
+    wait_until(lambda: log_end(broker, "cancels") >= 1, 20, what="the kept record")
+    time.sleep(0.5)
+    assert values(consume_all(broker, "cancels", 1)) == [b"kept"]
+
+
+def test_idempotent_producer_mixing_delayed_and_plain_batches(broker):
+    """A delayed batch uses up its sequence numbers in the target partition: the
+    producer's next plain batch continues from it, also after a restart."""
+    create_topic(broker, "mixed", 1)
+    conf = {"enable.idempotence": True, "linger.ms": 1, "batch.num.messages": 20}
+    p = producer(broker, **conf)
+    errors = []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(err)
+
+    def burst(start, n):
+        for i in range(start, start + n):
+            hs = [("samsa.deliver.after", str(i % 300).encode())] if (i // 20) % 2 else []
+            p.produce("mixed", key=b"k", value=b"%06d" % i, headers=hs, partition=0,
+                      on_delivery=report)
+            if i % 20 == 19:
+                p.poll(0.002)  # keeps batches small and interleaved
+        assert p.flush(60) == 0
+
+    burst(0, 2000)
+    broker.restart()
+    burst(2000, 1000)
+    broker.restart(hard=True)
+    burst(3000, 500)
+    assert not errors, errors[:3]
+    got = values(consume_all(broker, "mixed", 1, expected=3500, timeout=60))
+    assert sorted(got) == [b"%06d" % i for i in range(3500)]  # each exactly once
+
+
+def test_kill9_during_a_flood_of_due_records_delivers_each_once(broker):
+    create_topic(broker, "flood", 4)
+    n = 4000
+    t0 = now_ms()
+    p = producer(broker, **{"linger.ms": 5})
+    for i in range(n):
+        due = t0 + 500 + (i * 2000) // n  # due over two seconds
+        p.produce("flood", value=b"%06d" % i, partition=i % 4,
+                  headers=[("samsa.deliver.at", str(due).encode())])
+    assert p.flush(60) == 0
+    # Killed in the middle of the deliveries, and down while the rest fall due.
+    wait_until(lambda: sum(log_end(broker, "flood", q) for q in range(4)) > n // 10, 20,
+               interval=0.01, what="deliveries under way")
+    broker.kill()
+    time.sleep(max(0, (t0 + 3000 - now_ms()) / 1000))
+    broker.start(broker.port)
+    got = consume_all(broker, "flood", 4, expected=n, timeout=60)
+    time.sleep(0.5)
+    got = consume_all(broker, "flood", 4, expected=n, timeout=60)
+    vals = values(got)
+    assert sorted(vals) == [b"%06d" % i for i in range(n)], len(vals)
+    for part, recs in got.items():  # each partition in due order
+        order = [int(v) for _, _, v, _ in recs]
+        assert order == sorted(order), part
+    with open(broker.stderr_path) as f:
+        assert "due already" in f.read()
+
+
+def test_kcat_delays_with_a_header(broker):
+    create_topic(broker, "kcat-later", 1)
+    t0 = now_ms()
+    subprocess.run(["kcat", "-b", broker.bootstrap, "-P", "-t", "kcat-later", "-p", "0",
+                    "-H", "samsa.deliver.after=700"], input=b"hello\n", check=True, timeout=30)
+    assert log_end(broker, "kcat-later") == 0 or now_ms() - t0 >= 700
+    wait_until(lambda: log_end(broker, "kcat-later") == 1, 20, what="the delivery")
+    assert now_ms() - t0 >= 700
+    out = subprocess.run(["kcat", "-b", broker.bootstrap, "-C", "-t", "kcat-later", "-e",
+                          "-f", "%s %h\n"], capture_output=True, check=True, timeout=30)
+    assert out.stdout.startswith(b"hello samsa.deliver.after=700,samsa.delay.id=")
+
+
+def test_compressed_batches_are_looked_into(broker):
+    create_topic(broker, "packed", 1)
+    t0 = now_ms()
+    for codec in ("lz4", "zstd", "gzip", "snappy"):
+        reports = send_all(broker, "packed", [(None, b"%s-%d" % (codec.encode(), i),
+                                               [("samsa.deliver.after", b"400")])
+                                              for i in range(50)],
+                           **{"compression.codec": codec, "linger.ms": 20})
+        assert all(err is None for err, _ in reports), reports[:3]
+    assert log_end(broker, "packed") == 0 or now_ms() - t0 >= 400
+    got = values(consume_all(broker, "packed", 1, expected=200, timeout=30))
+    assert now_ms() - t0 >= 400
+    assert sorted(got) == sorted(b"%s-%d" % (c, i) for c in (b"lz4", b"zstd", b"gzip", b"snappy")
+                                 for i in range(50))
+
+
+def test_records_for_a_deleted_topic_are_dropped_when_due(broker):
+    create_topic(broker, "doomed", 1)
+    (err, _), = send_all(broker, "doomed", [(None, b"v", [("samsa.deliver.after", b"500")])])
+    assert err is None
+    delete_topic(broker, "doomed")
+    create_topic(broker, "doomed", 1)  # a new topic of the same name gets nothing
+    time.sleep(1.0)
+
+    def dropped():
+        with open(broker.stderr_path) as f:
+            return "doomed-0 no longer exists" in f.read()
+    wait_until(dropped, 10, what="the drop logged")
+    assert log_end(broker, "doomed") == 0
+    broker.restart()
+    with open(broker.stderr_path) as f:
+        assert "delayed delivery loaded 0 pending records" in f.read().split("==== start 2")[1]
