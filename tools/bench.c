@@ -78,6 +78,7 @@ static const struct option bench_longopts[] = {
     {"spread-records", no_argument, NULL, 'S'},
     {"broker-pid", required_argument, NULL, 'k'},
     {"mock", required_argument, NULL, 'm'},
+    {"deliver-after", required_argument, NULL, 'D'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -87,7 +88,8 @@ static const char bench_usage[] =
     "                   [-a 0|1|all] [-l LINGER_MS] [--batch-size BYTES] [-z CODEC]\n"
     "                   [--rate RECORDS_PER_S] [--concurrent | --produce-only | --verify]\n"
     "                   [--compressible] [--spread-records] [--broker-pid PID] [--mock BROKERS]\n"
-    "                   [-r REPLICATION] [-X key=value ...] [-b HOST:PORT]\n"
+    "                   [-r REPLICATION] [--deliver-after MS] [-X key=value ...]\n"
+    "                   [-b HOST:PORT]\n"
     "  Produces RECORDS records (default 1000000) of BYTES bytes (default 1024, at least\n"
     "  16) with acks (default all), linger (5 ms), batch size (1000000) and compression\n"
     "  (none|gzip|snappy|lz4|zstd) from PRODUCERS producers (1), then reads them back and\n"
@@ -99,7 +101,10 @@ static const char bench_usage[] =
     "  at a time (as keyed records spread). --verify only reads TOPIC from its start and\n"
     "  checks it holds exactly the records a run with the same -n/-s/--batch-size/\n"
     "  --spread-records/--compressible wrote. --broker-pid adds broker CPU seconds per\n"
-    "  GB produced; --mock runs against librdkafka's in-process mock cluster. -X sets a\n"
+    "  GB produced; --mock runs against librdkafka's in-process mock cluster.\n"
+    "  --deliver-after gives every record a samsa.deliver.at header MS after its send\n"
+    "  (Samsa's delayed delivery) and, with --concurrent, reports how late records\n"
+    "  became visible (end-to-end latency beyond MS, to within 1 ms). -X sets a\n"
     "  librdkafka property on every client. Prints one line of key=value results; exits\n"
     "  non-zero if any record was lost, duplicated, reordered or corrupted, or not\n"
     "  acknowledged.\n";
@@ -193,9 +198,23 @@ static void send_record(struct producer *p, int32_t part, uint64_t producer, int
     bench_payload_fill(&b->pool, value, send_ns, producer, (uint64_t)i);
     rd_kafka_resp_err_t err;
     for (;;) {
-        err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(part),
-                                RD_KAFKA_V_VALUE(value, (size_t)b->a.record_bytes),
-                                RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+        if (b->a.deliver_after_ms >= 0) {
+            /* The due time rounded up to the millisecond: never before send + MS. */
+            struct timespec wall;
+            clock_gettime(CLOCK_REALTIME, &wall);
+            int64_t due = ((int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec + 999999) / 1000000 +
+                          b->a.deliver_after_ms;
+            char at[24];
+            int n = snprintf(at, sizeof at, "%lld", (long long)due);
+            err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(part),
+                                    RD_KAFKA_V_VALUE(value, (size_t)b->a.record_bytes),
+                                    RD_KAFKA_V_HEADER("samsa.deliver.at", at, n),
+                                    RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+        } else {
+            err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(part),
+                                    RD_KAFKA_V_VALUE(value, (size_t)b->a.record_bytes),
+                                    RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+        }
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             break; /* full only if -X shrank the queue below the slots */
         }
@@ -475,7 +494,8 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
                              .linger_ms = 5,
                              .batch_bytes = 1000000,
                              .acks = "all",
-                             .compression = "none"};
+                             .compression = "none",
+                             .deliver_after_ms = -1};
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "b:vt:n:s:p:r:P:a:l:z:X:h", bench_longopts, NULL)) != -1) {
@@ -502,6 +522,9 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
         case 'B': rc = cli_parse_i64(optarg, 1, INT32_MAX, "--batch-size", &a->batch_bytes); break;
         case 'z': a->compression = optarg; break;
         case 'R': rc = cli_parse_i64(optarg, 1, INT32_MAX, "--rate", &a->rate); break;
+        case 'D':
+            rc = cli_parse_i64(optarg, 0, INT32_MAX, "--deliver-after", &a->deliver_after_ms);
+            break;
         case 'C': a->concurrent = true; break;
         case 'O': a->produce_only = true; break;
         case 'V': a->verify = true; break;
@@ -583,7 +606,8 @@ static void print_closing_line(const struct bench *b, const struct totals *t,
 {
     const struct bench_args *a = &b->a;
     char target[32], rate[32], pr[32], pm[32], p50[32], p99[32], p999[32];
-    char cr[32], cm[32], e50[32], e99[32], e999[32], cpu[32];
+    char cr[32], cm[32], e50[32], e99[32], e999[32], cpu[32], da[32], l50[32], l99[32], lmax[32];
+    snprintf(da, sizeof da, "%lld", (long long)a->deliver_after_ms);
     if (a->mock_brokers > 0) {
         snprintf(target, sizeof target, "mock:%lld", (long long)a->mock_brokers);
     } else {
@@ -606,7 +630,8 @@ static void print_closing_line(const struct bench *b, const struct totals *t,
            "partitions=%d producers=%lld acks=%s linger_ms=%lld batch_bytes=%lld "
            "compression=%s rate=%s produce_records_s=%s produce_MB_s=%s produce_p50_ms=%s "
            "produce_p99_ms=%s produce_p999_ms=%s consume_records_s=%s consume_MB_s=%s "
-           "e2e_p50_ms=%s e2e_p99_ms=%s e2e_p999_ms=%s broker_cpu_s_per_GB=%s errors=%lld\n",
+           "e2e_p50_ms=%s e2e_p99_ms=%s e2e_p999_ms=%s deliver_after_ms=%s late_p50_ms=%s "
+           "late_p99_ms=%s late_max_ms=%s broker_cpu_s_per_GB=%s errors=%lld\n",
            a->topic, target, mode, (long long)a->records, (long long)a->record_bytes, b->npart,
            (long long)a->producers, a->acks, (long long)a->linger_ms, (long long)a->batch_bytes,
            a->compression, a->rate > 0 ? rate : "-",
@@ -617,7 +642,9 @@ static void print_closing_line(const struct bench *b, const struct totals *t,
            fmt_rate(cr, sizeof cr, consumed ? (double)c->got : 0, consume_ns, "%.0f"),
            fmt_rate(cm, sizeof cm, consumed_bytes / 1e6, consume_ns, "%.1f"),
            fmt_ms(e50, sizeof e50, &c->e2e, 0.5), fmt_ms(e99, sizeof e99, &c->e2e, 0.99),
-           fmt_ms(e999, sizeof e999, &c->e2e, 0.999), cpu_s, (long long)errors);
+           fmt_ms(e999, sizeof e999, &c->e2e, 0.999), a->deliver_after_ms >= 0 ? da : "-",
+           fmt_ms(l50, sizeof l50, &c->late, 0.5), fmt_ms(l99, sizeof l99, &c->late, 0.99),
+           fmt_ms(lmax, sizeof lmax, &c->late, 1.0), cpu_s, (long long)errors);
     fflush(stdout);
 }
 

@@ -21,6 +21,7 @@ struct bench_args {
     const char *topic; /* NULL: a fresh topic with a generated name, deleted afterwards */
     int64_t records, record_bytes, partitions, replication, producers;
     int64_t linger_ms, batch_bytes, rate, mock_brokers, broker_pid;
+    int64_t deliver_after_ms; /* -1; else each record asks for delivery then (Samsa) */
     const char *acks, *compression;
     bool concurrent, produce_only, verify, compressible, spread_records;
     const char *xk[BENCH_MAX_X], *xv[BENCH_MAX_X]; /* -X client settings, from argv */
@@ -36,6 +37,7 @@ struct consumer {
     int64_t *next_offset; /* per partition: one past the highest offset read */
     int64_t got, distinct, duplicated, disordered, corrupted;
     struct hist e2e;
+    struct hist late; /* --deliver-after: end-to-end latency past the delay */
     uint64_t start_ns, last_ns;
     bool gave_up;
     atomic_int ready; /* set once partitions are assigned (concurrent mode) */

@@ -61,6 +61,10 @@ static void check_record(struct consumer *c, const rd_kafka_message_t *m, uint64
     if (b->a.concurrent) {
         uint64_t sent = bench_payload_send_ns(m->payload);
         hist_record(&c->e2e, now > sent ? now - sent : 0);
+        if (b->a.deliver_after_ms >= 0) {
+            uint64_t due = sent + (uint64_t)b->a.deliver_after_ms * 1000000u;
+            hist_record(&c->late, now > due ? now - due : 0);
+        }
     }
     int64_t *last = &c->last_seq[(size_t)part * BENCH_MAX_PRODUCERS + producer];
     if ((int64_t)seq < *last) {

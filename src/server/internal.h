@@ -405,8 +405,8 @@ void itopic_host_stop(struct itopic_host *h);
  * delivery"). One node only for now. */
 struct delays;
 struct delay_stats {
-    int64_t pending;                    /* records waiting */
-    int64_t next_due_ms;                /* the earliest due time held, or sooner; INT64_MAX: none */
+    int64_t pending;     /* records waiting */
+    int64_t next_due_ms; /* the earliest due time held, or sooner; INT64_MAX: none */
     /* Since start-up: delivered (late: a second or more after due), cancelled, and
      * dropped because their partition was deleted. */
     int64_t delivered, late, cancelled, dropped;

@@ -3,7 +3,8 @@
 # librdkafka's in-process mock cluster. Small workloads only (a few tens of thousands of
 # records); nothing here asserts a time or a rate, only exit statuses, the closing
 # line's format and its counts:
-#   sequential, concurrent (end-to-end latency present), paced (--rate), several
+#   sequential, concurrent (end-to-end latency present), paced (--rate), delayed
+#   delivery (--deliver-after: not visible before its time, each record once), several
 #   producers and partitions, acks=0/1, compression, --broker-pid (CPU per GB present),
 #   --produce-only, --mock; a named topic is kept and --verify accepts it with the same
 #   -n and refuses it with more records or another record size; no broker -> non-zero.
@@ -15,7 +16,7 @@ start_broker bench
 
 NUM='[0-9]+(\.[0-9]+)?'
 # The closing line: every key, in order; numbers or "-" where a figure does not apply.
-LINE="^samsa bench: topic=[^ ]+ target=(broker|mock:[0-9]+) mode=(sequential|concurrent|produce-only|verify) records=[0-9]+ record_bytes=[0-9]+ partitions=[0-9]+ producers=[0-9]+ acks=(0|1|all|-1) linger_ms=[0-9]+ batch_bytes=[0-9]+ compression=[a-z0-9]+ rate=([0-9]+|-) produce_records_s=($NUM|-) produce_MB_s=($NUM|-) produce_p50_ms=($NUM|-) produce_p99_ms=($NUM|-) produce_p999_ms=($NUM|-) consume_records_s=($NUM|-) consume_MB_s=($NUM|-) e2e_p50_ms=($NUM|-) e2e_p99_ms=($NUM|-) e2e_p999_ms=($NUM|-) broker_cpu_s_per_GB=($NUM|-) errors=[0-9]+$"
+LINE="^samsa bench: topic=[^ ]+ target=(broker|mock:[0-9]+) mode=(sequential|concurrent|produce-only|verify) records=[0-9]+ record_bytes=[0-9]+ partitions=[0-9]+ producers=[0-9]+ acks=(0|1|all|-1) linger_ms=[0-9]+ batch_bytes=[0-9]+ compression=[a-z0-9]+ rate=([0-9]+|-) produce_records_s=($NUM|-) produce_MB_s=($NUM|-) produce_p50_ms=($NUM|-) produce_p99_ms=($NUM|-) produce_p999_ms=($NUM|-) consume_records_s=($NUM|-) consume_MB_s=($NUM|-) e2e_p50_ms=($NUM|-) e2e_p99_ms=($NUM|-) e2e_p999_ms=($NUM|-) deliver_after_ms=([0-9]+|-) late_p50_ms=($NUM|-) late_p99_ms=($NUM|-) late_max_ms=($NUM|-) broker_cpu_s_per_GB=($NUM|-) errors=[0-9]+$"
 
 # bench ARGS...: runs samsa bench, must exit 0 and print exactly one well-formed
 # closing line on stdout with errors=0 (stdout in $WORK/out, stderr in $WORK/err).
@@ -66,6 +67,14 @@ is_dash broker_cpu_s_per_GB
 echo "== paced, linger 0"
 bench -n 5000 -s 100 --rate 20000 -l 0 --concurrent
 grep -q ' rate=20000 ' "$WORK/out" || fail "rate echoed"
+
+echo "== delayed delivery: every record held 300 ms, how late it became visible"
+bench -n 3000 -s 100 --rate 3000 -l 0 --concurrent --deliver-after 300
+grep -q ' deliver_after_ms=300 ' "$WORK/out" || fail "deliver-after echoed"
+for f in late_p50_ms late_p99_ms late_max_ms; do is_num "$f"; done
+awk -v e="$(field e2e_p50_ms)" 'BEGIN { exit !(e >= 300) }' || fail "delivered before its time"
+bench -n 20000 -s 100 --deliver-after 0   # checked like any run: each record once, in order
+is_dash late_p50_ms
 
 echo "== acks=0 and acks=1 with compression"
 bench -n 20000 -s 100 -a 0 -z lz4 --compressible
