@@ -80,6 +80,10 @@ struct delay_wheel;
 
 /* A wheel whose time is now_ms: entries due at or before it are due at once. */
 struct delay_wheel *delay_wheel_new(int64_t now_ms);
+/* The same without an index of refs: adds cost no hash-table insert (a cache miss per
+ * entry among millions), delay_wheel_cancel may not be called, and refs need not be
+ * unique. For a caller that tells cancelled entries apart itself when they come out. */
+struct delay_wheel *delay_wheel_new_no_cancel(int64_t now_ms);
 void delay_wheel_free(struct delay_wheel *w);
 /* Adds an entry (ref not held yet). One due at or before the wheel's time comes out at
  * the next advance, before the entries that falls due. */

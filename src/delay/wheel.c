@@ -27,9 +27,15 @@ struct wentry {
     struct wentry **head;       /* the list it is in */
 };
 
-/* ref -> entry: open addressing, linear probing, backward-shift deletion. */
+/* ref -> entry: open addressing, linear probing, backward-shift deletion. A slot keeps
+ * the ref beside the entry, so that probing touches only the table (an add costs about
+ * one cache miss, not one per slot probed). */
+struct ref_slot {
+    int64_t ref;
+    struct wentry *we; /* NULL: free */
+};
 struct ref_index {
-    struct wentry **slots;
+    struct ref_slot *slots;
     size_t cap, count; /* cap a power of two */
 };
 
@@ -38,15 +44,18 @@ struct delay_wheel {
     struct wentry *slots[LEVELS][SLOTS];
     struct wentry *due; /* added already due */
     size_t count;
+    bool indexed; /* keeps index, for delay_wheel_cancel */
     struct ref_index index;
 };
 
 /* ---- the ref index ---- */
 
+/* Fibonacci hashing: the top bits of the product, which every bit of ref reaches (refs
+ * are often consecutive offsets; the low and middle bits would cluster them). */
 static size_t ref_hash(int64_t ref, size_t cap)
 {
     uint64_t x = (uint64_t)ref * 0x9E3779B97F4A7C15ull;
-    return (size_t)(x >> 17) & (cap - 1);
+    return (size_t)(x >> (64 - __builtin_ctzll((unsigned long long)cap)));
 }
 
 static void index_put(struct ref_index *ix, struct wentry *we);
@@ -58,8 +67,8 @@ static void index_grow(struct ref_index *ix)
     ix->slots = xcalloc(ix->cap, sizeof *ix->slots);
     ix->count = 0;
     for (size_t i = 0; i < old.cap; i++)
-        if (old.slots[i])
-            index_put(ix, old.slots[i]);
+        if (old.slots[i].we)
+            index_put(ix, old.slots[i].we);
     free(old.slots);
 }
 
@@ -68,11 +77,11 @@ static void index_put(struct ref_index *ix, struct wentry *we)
     if ((ix->count + 1) * 4 > ix->cap * 3)
         index_grow(ix);
     size_t i = ref_hash(we->e.ref, ix->cap);
-    while (ix->slots[i]) {
-        ASSERT(ix->slots[i]->e.ref != we->e.ref); /* refs are unique among those held */
+    while (ix->slots[i].we) {
+        ASSERT(ix->slots[i].ref != we->e.ref); /* refs are unique among those held */
         i = (i + 1) & (ix->cap - 1);
     }
-    ix->slots[i] = we;
+    ix->slots[i] = (struct ref_slot){we->e.ref, we};
     ix->count++;
 }
 
@@ -81,24 +90,24 @@ static size_t index_find(const struct ref_index *ix, int64_t ref)
 {
     if (!ix->cap)
         return 0;
-    for (size_t i = ref_hash(ref, ix->cap); ix->slots[i]; i = (i + 1) & (ix->cap - 1))
-        if (ix->slots[i]->e.ref == ref)
+    for (size_t i = ref_hash(ref, ix->cap); ix->slots[i].we; i = (i + 1) & (ix->cap - 1))
+        if (ix->slots[i].ref == ref)
             return i;
     return ix->cap;
 }
 
 static void index_remove_at(struct ref_index *ix, size_t i)
 {
-    ix->slots[i] = NULL;
+    ix->slots[i].we = NULL;
     ix->count--;
     /* Backward shift: entries after the hole that would not be found past it move in. */
-    for (size_t j = (i + 1) & (ix->cap - 1); ix->slots[j]; j = (j + 1) & (ix->cap - 1)) {
-        size_t home = ref_hash(ix->slots[j]->e.ref, ix->cap);
+    for (size_t j = (i + 1) & (ix->cap - 1); ix->slots[j].we; j = (j + 1) & (ix->cap - 1)) {
+        size_t home = ref_hash(ix->slots[j].ref, ix->cap);
         bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (between)
             continue;
         ix->slots[i] = ix->slots[j];
-        ix->slots[j] = NULL;
+        ix->slots[j].we = NULL;
         i = j;
     }
 }
@@ -153,6 +162,13 @@ static void place(struct delay_wheel *w, struct wentry *we)
 
 struct delay_wheel *delay_wheel_new(int64_t now_ms)
 {
+    struct delay_wheel *w = delay_wheel_new_no_cancel(now_ms);
+    w->indexed = true;
+    return w;
+}
+
+struct delay_wheel *delay_wheel_new_no_cancel(int64_t now_ms)
+{
     struct delay_wheel *w = xcalloc(1, sizeof *w);
     w->now = now_ms;
     return w;
@@ -183,17 +199,19 @@ void delay_wheel_add(struct delay_wheel *w, const struct delay_entry *e)
 {
     struct wentry *we = xcalloc(1, sizeof *we);
     we->e = *e;
-    index_put(&w->index, we);
+    if (w->indexed)
+        index_put(&w->index, we);
     place(w, we);
     w->count++;
 }
 
 bool delay_wheel_cancel(struct delay_wheel *w, int64_t ref)
 {
+    ASSERT(w->indexed);
     size_t i = index_find(&w->index, ref);
     if (i >= w->index.cap)
         return false;
-    struct wentry *we = w->index.slots[i];
+    struct wentry *we = w->index.slots[i].we;
     index_remove_at(&w->index, i);
     list_unlink(we);
     free(we);
@@ -239,9 +257,11 @@ static size_t hand_out(struct delay_wheel *w, struct wentry **head,
     qsort(sorted, n, sizeof *sorted, cmp_entry);
     for (size_t i = 0; i < n; i++) {
         all[i] = sorted[i]->e;
-        size_t at = index_find(&w->index, all[i].ref);
-        ASSERT(at < w->index.cap && w->index.slots[at] == sorted[i]);
-        index_remove_at(&w->index, at);
+        if (w->indexed) {
+            size_t at = index_find(&w->index, all[i].ref);
+            ASSERT(at < w->index.cap && w->index.slots[at].we == sorted[i]);
+            index_remove_at(&w->index, at);
+        }
         free(sorted[i]);
     }
     w->count -= n;

@@ -45,7 +45,7 @@
  * from 0), one per delay partition, the same on every broker that ever leads it. */
 #define DELAY_PRODUCER_ID_BASE (INT64_C(0x7fff000000000000))
 /* Records delivered per round of one delay partition. */
-#define ROUND_MAX 512
+#define ROUND_MAX 8192
 /* A target that cannot take deliveries now (not led here, opening) is tried again. */
 #define RETRY_MS 200
 /* Delivered this much after its due time or later: counted as late. */
@@ -70,9 +70,21 @@ struct target {
 
 /* A record waiting in the delay store. */
 struct pending {
+    int64_t offset; /* its envelope's */
     int64_t due_ms;
     struct target *target;
     bool moving; /* in the mover's round: a cancel is too late */
+    bool done;   /* delivered or cancelled: a hole until the list is compacted */
+};
+
+/* A delay partition's pending records in offset order (envelopes are appended in that
+ * order, and loaded in it), found by binary search: no allocation per record. Holes
+ * left by deliveries are dropped from the front as they come, and the whole list is
+ * compacted when they are more than the records. */
+struct pending_list {
+    struct pending *v;
+    size_t head, len, cap; /* entries v[head, len) */
+    size_t live;           /* not done */
 };
 
 /* One delay partition: loaded while this node leads it. */
@@ -80,7 +92,7 @@ struct dpart {
     bool loaded;
     uint64_t generation; /* changes when it is unloaded: rounds in flight see it */
     struct delay_wheel *wheel;
-    struct hmap pending; /* 8-byte big-endian offset -> struct pending */
+    struct pending_list pending;
     struct hmap targets; /* the 'S' key -> struct target */
     /* Offsets the wheel handed out, in due order, for the mover. */
     int64_t *ready;
@@ -96,12 +108,6 @@ struct delays {
     struct dpart *parts;
     struct delay_stats stats;
 };
-
-static struct slice offset_key(uint8_t buf[8], int64_t offset)
-{
-    be64_write(buf, (uint64_t)offset);
-    return (struct slice){buf, 8};
-}
 
 static int32_t delay_partition_of(const struct delays *dl, struct slice topic, int32_t partition)
 {
@@ -128,40 +134,63 @@ static struct target *target_get(struct dpart *d, struct slice topic, int32_t pa
 
 /* ---- pending records ---- */
 
+static struct pending *pending_find(struct dpart *d, int64_t offset)
+{
+    struct pending_list *l = &d->pending;
+    size_t lo = l->head, hi = l->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->v[mid].offset < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < l->len && l->v[lo].offset == offset && !l->v[lo].done ? &l->v[lo] : NULL;
+}
+
 static void pending_add(struct dpart *d, int64_t offset, int64_t due_ms, struct target *t)
 {
-    uint8_t kb[8];
-    struct pending *pe = xcalloc(1, sizeof *pe);
-    pe->due_ms = due_ms;
-    pe->target = t;
-    struct pending *old = hmap_get(&d->pending, offset_key(kb, offset));
-    if (old) { /* the same envelope twice cannot be; keep the first */
-        free(pe);
-        return;
+    struct pending_list *l = &d->pending;
+    if (l->len > l->head && l->v[l->len - 1].offset >= offset)
+        return; /* not after the last: the same envelope again cannot be; keep the first */
+    if (l->len == l->cap) {
+        if (l->head > l->len / 2) {
+            memmove(l->v, l->v + l->head, (l->len - l->head) * sizeof *l->v);
+            l->len -= l->head;
+            l->head = 0;
+        } else {
+            l->cap = l->cap ? l->cap * 2 : 1024;
+            l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+        }
     }
-    hmap_put(&d->pending, offset_key(kb, offset), pe);
+    l->v[l->len++] = (struct pending){.offset = offset, .due_ms = due_ms, .target = t};
+    l->live++;
     t->pending++;
     delay_wheel_add(d->wheel, &(struct delay_entry){due_ms, (uint64_t)offset, offset});
 }
 
-/* Forgets a pending record (delivered, cancelled); false if it was not pending. */
+/* Forgets a pending record (delivered, cancelled); false if it was not pending.
+ * Invalidates pointers pending_find gave. */
 static bool pending_remove(struct dpart *d, int64_t offset)
 {
-    uint8_t kb[8];
-    struct pending *pe = hmap_remove(&d->pending, offset_key(kb, offset));
+    struct pending_list *l = &d->pending;
+    struct pending *pe = pending_find(d, offset);
     if (!pe)
         return false;
-    if (!pe->moving)
-        delay_wheel_cancel(d->wheel, offset); /* false when it waits in the ready queue */
+    pe->done = true; /* its wheel entry, if it still has one, is passed over when due */
     pe->target->pending--;
-    free(pe);
+    l->live--;
+    while (l->head < l->len && l->v[l->head].done)
+        l->head++;
+    if (l->len - l->head > 2 * l->live + 1024) {
+        size_t n = 0;
+        for (size_t i = l->head; i < l->len; i++)
+            if (!l->v[i].done)
+                l->v[n++] = l->v[i];
+        l->head = 0;
+        l->len = n;
+    }
     return true;
-}
-
-static struct pending *pending_find(struct dpart *d, int64_t offset)
-{
-    uint8_t kb[8];
-    return hmap_get(&d->pending, offset_key(kb, offset));
 }
 
 static void ready_push(struct dpart *d, int64_t offset)
@@ -199,18 +228,17 @@ static void ready_unshift(struct dpart *d, const int64_t *offsets, size_t n)
 
 static void on_due(void *arg, const struct delay_entry *e)
 {
-    ready_push(arg, e->ref);
+    struct dpart *d = arg;
+    if (pending_find(d, e->ref))
+        ready_push(d, e->ref); /* not cancelled meanwhile */
 }
 
 static void dpart_unload(struct dpart *d)
 {
+    free(d->pending.v);
     size_t it = 0;
     struct slice k;
     void *v;
-    while (hmap_next(&d->pending, &it, &k, &v))
-        free(v);
-    hmap_free(&d->pending);
-    it = 0;
     while (hmap_next(&d->targets, &it, &k, &v)) {
         struct target *t = v;
         free(t->topic);
@@ -227,30 +255,46 @@ static void dpart_unload(struct dpart *d)
 /* ---- reading envelopes back ---- */
 
 /* Bytes read from a delay partition's log: whole batches, so that the envelopes of one
- * produce, delivered together, are read once. */
+ * produce, delivered together, are read once; and a cursor into them, since a round
+ * mostly asks for ascending offsets (records due in produce order). */
 struct chunk {
     struct buf data;
     int64_t first, end; /* offsets it holds: [first, end) */
+    bool cursor;        /* ri/info hold the batch of the last record found */
+    struct batch_info info;
+    struct record_iter ri;
+    int64_t cursor_offset; /* the last record found */
 };
 
-static bool chunk_find(const struct chunk *c, int64_t offset, struct record *out)
+static bool chunk_find(struct chunk *c, int64_t offset, struct record *out)
 {
     if (offset < c->first || offset >= c->end)
         return false;
+    if (c->cursor && offset > c->cursor_offset && offset <= batch_last_offset(&c->info)) {
+        while (record_iter_next(&c->ri, out) > 0)
+            if (out->offset >= offset) {
+                c->cursor_offset = out->offset;
+                return out->offset == offset;
+            }
+        c->cursor = false;
+        return false;
+    }
+    c->cursor = false;
     struct batch_iter it;
-    struct batch_info info;
     batch_iter_init(&it, c->data.data, c->data.len);
-    while (batch_iter_next(&it, &info, false) > 0) {
-        if (batch_last_offset(&info) < offset)
+    while (batch_iter_next(&it, &c->info, false) > 0) {
+        if (batch_last_offset(&c->info) < offset)
             continue;
-        if (info.base_offset > offset || batch_compression(&info) != 0 ||
-            (info.attributes & BATCH_ATTR_CONTROL))
+        if (c->info.base_offset > offset || batch_compression(&c->info) != 0 ||
+            (c->info.attributes & BATCH_ATTR_CONTROL))
             return false;
-        struct record_iter ri;
-        record_iter_init(&ri, c->data.data + it.batch_pos, &info);
-        while (record_iter_next(&ri, out) > 0)
-            if (out->offset == offset)
-                return true;
+        record_iter_init(&c->ri, c->data.data + it.batch_pos, &c->info);
+        while (record_iter_next(&c->ri, out) > 0)
+            if (out->offset >= offset) {
+                c->cursor = true;
+                c->cursor_offset = out->offset;
+                return out->offset == offset;
+            }
         return false;
     }
     return false;
@@ -266,6 +310,7 @@ static int read_record(struct partition *p, int64_t offset, struct chunk *c, str
     int rc = log_read(p->log, offset, 1 << 20, log_end_offset(p->log), &rr);
     if (rc == 0 && rr.len > 0) {
         buf_reset(&c->data);
+        c->cursor = false;
         rc = pread_exact(rr.fd, buf_extend(&c->data, (size_t)rr.len), (size_t)rr.len, rr.file_pos);
         c->first = rr.first_batch_offset;
         c->end = rc == 0 ? rr.next_offset : c->first;
@@ -437,27 +482,92 @@ static void round_delivered(void *arg)
     round_end(r, d, failed);
 }
 
-/* Appends one record as its own batch of the mover's producer. */
-static void encode_delivery(struct buf *out, const struct delay_envelope *e, int64_t offset,
-                            int64_t producer_id, int32_t sequence, int64_t now)
+/* The records a round delivers to one target, copied out of the envelopes (whose bytes
+ * go when the next chunk is read), then encoded as the mover's batches. */
+struct outgoing {
+    struct buf bytes; /* keys, values and header sections */
+    struct outgoing_record {
+        size_t key_at, value_at, headers_at, headers_len;
+        int32_t key_len, value_len; /* -1: null */
+        int32_t header_count;
+    } * recs;
+    size_t n, cap;
+    int32_t first_sequence; /* of recs[0] */
+};
+
+static size_t copy_field(struct buf *b, struct slice s, int32_t *len)
 {
+    size_t at = b->len;
+    *len = s.ptr ? (int32_t)s.len : -1;
+    if (s.len)
+        buf_append(b, s.ptr, s.len);
+    return at;
+}
+
+/* Adds a record to o: its key, value and headers, and samsa.delay.id naming its
+ * envelope. */
+static void outgoing_add(struct outgoing *o, const struct delay_envelope *e, int64_t offset,
+                         int32_t sequence)
+{
+    if (o->n == 0)
+        o->first_sequence = sequence;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 16;
+        o->recs = xrealloc(o->recs, o->cap * sizeof *o->recs);
+    }
+    struct outgoing_record *r = &o->recs[o->n++];
+    r->key_at = copy_field(&o->bytes, e->key, &r->key_len);
+    r->value_at = copy_field(&o->bytes, e->value, &r->value_len);
+    r->headers_at = o->bytes.len;
+    if (e->headers.len)
+        buf_append(&o->bytes, e->headers.ptr, e->headers.len);
     char id[24];
     int idlen = snprintf(id, sizeof id, "%" PRId64, offset);
-    struct buf headers;
-    buf_init(&headers);
-    if (e->headers.len)
-        buf_append(&headers, e->headers.ptr, e->headers.len);
-    buf_put_varint(&headers, (int32_t)strlen(DELAY_HEADER_ID));
-    buf_append(&headers, DELAY_HEADER_ID, strlen(DELAY_HEADER_ID));
-    buf_put_varint(&headers, idlen);
-    buf_append(&headers, id, (size_t)idlen);
-    struct record_out rec = {.key = e->key,
-                             .value = e->value,
-                             .header_count = e->header_count + 1,
-                             .headers = {headers.data, headers.len}};
-    struct batch_producer prod = {producer_id, 0, sequence};
-    batch_encode_records(out, &rec, 1, now, &prod);
-    buf_free(&headers);
+    buf_put_varint(&o->bytes, (int32_t)strlen(DELAY_HEADER_ID));
+    buf_append(&o->bytes, DELAY_HEADER_ID, strlen(DELAY_HEADER_ID));
+    buf_put_varint(&o->bytes, idlen);
+    buf_append(&o->bytes, id, (size_t)idlen);
+    r->headers_len = o->bytes.len - r->headers_at;
+    r->header_count = e->header_count + 1;
+}
+
+/* The records of o as the mover's batches (consecutive sequence numbers), each at most
+ * about max_bytes of records. */
+static void outgoing_encode(const struct outgoing *o, int64_t producer_id, int64_t max_bytes,
+                            int64_t now, struct buf *out)
+{
+    struct record_out *recs = xcalloc(o->n ? o->n : 1, sizeof *recs);
+    for (size_t i = 0; i < o->n; i++) {
+        const struct outgoing_record *r = &o->recs[i];
+        const uint8_t *base = o->bytes.data;
+        recs[i] = (struct record_out){
+            .key =
+                r->key_len < 0 ? SLICE_NULL : (struct slice){base + r->key_at, (size_t)r->key_len},
+            .value = r->value_len < 0 ? SLICE_NULL
+                                      : (struct slice){base + r->value_at, (size_t)r->value_len},
+            .header_count = r->header_count,
+            .headers = {base + r->headers_at, r->headers_len}};
+    }
+    size_t first = 0;
+    int32_t sequence = o->first_sequence;
+    while (first < o->n) {
+        size_t end = first, bytes = 0;
+        while (end < o->n && (end == first || bytes < (size_t)max_bytes)) {
+            bytes += recs[end].key.len + recs[end].value.len + recs[end].headers.len + 32;
+            end++;
+        }
+        struct batch_producer prod = {producer_id, 0, sequence};
+        batch_encode_records(out, recs + first, end - first, now, &prod);
+        sequence = pstate_seq_add(sequence, (int32_t)(end - first));
+        first = end;
+    }
+    free(recs);
+}
+
+static void outgoing_free(struct outgoing *o)
+{
+    buf_free(&o->bytes);
+    free(o->recs);
 }
 
 /* Step 2: the envelopes are durable; append the records to their targets. */
@@ -478,7 +588,7 @@ static void round_envelopes_durable(void *arg)
     int64_t now = time_wall_ms();
     struct chunk c = {.first = 0, .end = 0};
     buf_init(&c.data);
-    struct buf *batches = xcalloc(r->n ? r->n : 1, sizeof *batches);
+    struct outgoing *outs = xcalloc(r->n ? r->n : 1, sizeof *outs);
     r->targets = xcalloc(r->n ? r->n : 1, sizeof *r->targets);
     /* The targets, in order of first appearance, and each record's sequence number. */
     for (size_t i = 0; i < r->n; i++) {
@@ -486,7 +596,7 @@ static void round_envelopes_durable(void *arg)
         struct round_target *rt = round_target_of(r, it->target);
         if (!rt) {
             rt = &r->targets[r->target_count];
-            buf_init(&batches[r->target_count]);
+            buf_init(&outs[r->target_count].bytes);
             r->target_count++;
             rt->target = it->target;
             rt->first_sequence = it->target->next_sequence;
@@ -521,17 +631,23 @@ static void round_envelopes_durable(void *arg)
         if (log_producer_last(rt->partition->log, producer_id, &last) && last.epoch == 0 &&
             it->sequence <= last.last_seq && last.last_seq - it->sequence < INT32_MAX / 2)
             continue; /* delivered before a crash; its mark was lost */
-        encode_delivery(&batches[rt - r->targets], &env, it->offset, producer_id, it->sequence,
-                        now);
+        outgoing_add(&outs[rt - r->targets], &env, it->offset, it->sequence);
     }
     buf_free(&c.data);
     struct durable_wait *w = durable_wait_new(round_delivered, r);
     for (size_t i = 0; i < r->target_count; i++) {
         struct round_target *rt = &r->targets[i];
-        if (rt->error == KERR_NONE && batches[i].len > 0) {
+        struct buf batches;
+        buf_init(&batches);
+        if (rt->error == KERR_NONE && outs[i].n > 0)
+            outgoing_encode(&outs[i], producer_id,
+                            MIN(rt->partition->settings->max_message_bytes, 1 << 20), now,
+                            &batches);
+        outgoing_free(&outs[i]);
+        if (batches.len > 0) {
             struct log_append_result res;
-            int rc = partition_append_as_leader(rt->partition, batches[i].data, batches[i].len, now,
-                                                &res);
+            int rc =
+                partition_append_as_leader(rt->partition, batches.data, batches.len, now, &res);
             if (rc < 0) {
                 say_error_ratelimited("server", "delivering to %s-%d failed: %s", rt->target->topic,
                                       rt->target->partition, storage_strerror(rc));
@@ -543,9 +659,9 @@ static void round_envelopes_durable(void *arg)
         if (rt->error == KERR_NONE)
             durable_wait_add_acked(w, rt->partition, log_end_offset(rt->partition->log),
                                    &rt->error);
-        buf_free(&batches[i]);
+        buf_free(&batches);
     }
-    free(batches);
+    free(outs);
     durable_wait_submit(s, w);
 }
 
@@ -603,8 +719,7 @@ static void sm_load_begin(void *sm, int32_t partition, int64_t now_ms)
     if (d->loaded)
         dpart_unload(d);
     d->loaded = true;
-    d->wheel = delay_wheel_new(now_ms);
-    hmap_init(&d->pending);
+    d->wheel = delay_wheel_new_no_cancel(now_ms);
     hmap_init(&d->targets);
 }
 
@@ -667,16 +782,13 @@ static void sm_load_end(void *sm, int32_t partition, int64_t now_ms)
     struct delays *dl = sm;
     struct dpart *d = &dl->parts[partition];
     int64_t overdue = 0;
-    size_t it = 0;
-    struct slice k;
-    void *v;
-    while (hmap_next(&d->pending, &it, &k, &v))
-        overdue += ((struct pending *)v)->due_ms <= now_ms;
-    if (d->pending.count > 0)
+    for (size_t i = d->pending.head; i < d->pending.len; i++)
+        overdue += !d->pending.v[i].done && d->pending.v[i].due_ms <= now_ms;
+    if (d->pending.live > 0)
         say_info("server",
                  "%s-%d: %zu records pending delivery, %lld of them due already "
                  "(delivered now, in due order)",
-                 DELAY_TOPIC, partition, d->pending.count, (long long)overdue);
+                 DELAY_TOPIC, partition, d->pending.live, (long long)overdue);
 }
 
 static void sm_unload(void *sm, int32_t partition)
@@ -764,7 +876,7 @@ int server_delays_start(struct server *s)
     size_t pending = 0;
     for (int32_t i = 0; i < dl->partitions; i++)
         if (dl->parts[i].loaded)
-            pending += dl->parts[i].pending.count;
+            pending += dl->parts[i].pending.live;
     say_info("server", "delayed delivery loaded %zu pending records from %zu in %lld ms", pending,
              st.records, (long long)st.elapsed_ms);
     return 0;
@@ -795,7 +907,7 @@ void server_delay_stats(const struct server *s, struct delay_stats *out)
         const struct dpart *d = &s->delays->parts[i];
         if (!d->loaded)
             continue;
-        out->pending += (int64_t)d->pending.count;
+        out->pending += (int64_t)d->pending.live;
         out->next_due_ms =
             MIN(out->next_due_ms ? out->next_due_ms : INT64_MAX, delay_wheel_next_due(d->wheel));
     }
@@ -1027,7 +1139,9 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
     struct record_in *stored = REQ_ALLOC(req, struct record_in, n);
     struct buf values;
     buf_init(&values);
+    buf_reserve(&values, records.len + n * 64 + strlen(p->topic) * n); /* about what comes */
     size_t *value_at = REQ_ALLOC(req, size_t, n);
+    int64_t *due = REQ_ALLOC(req, int64_t, n);
     uint8_t *keys = REQ_ALLOC(req, uint8_t, n * DELAY_ENVELOPE_KEY_BYTES);
     int64_t *cancels = REQ_ALLOC(req, int64_t, n);
     for (size_t i = 0; i < n && err == KERR_NONE; i++) {
@@ -1069,6 +1183,7 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
             .headers = in->rec.headers,
         };
         value_at[i] = values.len;
+        due[i] = e.due_ms;
         delay_envelope_encode(&values, &e);
         delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, base + (int64_t)i);
     }
@@ -1095,15 +1210,13 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
         } else {
             ASSERT(res.base_offset == base);
             record_producer(p, recs, n, now);
+            struct target *target = target_get(d, slice_from_cstr(p->topic), p->index);
             for (size_t i = 0; i < n; i++) {
                 if (cancels[i] >= 0) {
                     pending_remove(d, cancels[i]);
                     dl->stats.cancelled++;
                 } else {
-                    struct delay_envelope e;
-                    ASSERT(delay_envelope_decode(stored[i].value, &e) == 0);
-                    pending_add(d, base + (int64_t)i, e.due_ms,
-                                target_get(d, e.topic, e.partition));
+                    pending_add(d, base + (int64_t)i, due[i], target);
                 }
             }
             out->base_offset = res.base_offset;
