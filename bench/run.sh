@@ -50,6 +50,12 @@
 #                latency at 20,000 records/s; kill -9 and SIGTERM of a partition leader
 #                -> first acks=all produce acknowledged by the new leader
 #   groups       rebalances, offset commits, compaction (bench/group_bench.c)
+#   delays       delayed delivery (issue #16), REPS times on a fresh broker: 1 KiB and
+#                100 B acks=all produce of plain records and of records delayed an hour,
+#                and 1 KiB delayed 0 ms (delivered and checked end to end); lateness (due
+#                time -> a consumer has it) at 10,000 and 100,000 records/s, each due 1 s
+#                after its send; then once N_PENDING records due in 30 days: VmRSS, and
+#                start-up time after a clean shutdown
 #   limits       resource bounds (bench/limits.py): broker VmRSS and descriptors with
 #                1,000 slow readers; one CreateTopics of 10,000 partitions with the
 #                Metadata latency meanwhile; 100,000 idle partitions (VmRSS, descriptors,
@@ -97,6 +103,7 @@ if [ -n "$QUICK" ]; then
     GB_COMPACT_SECONDS=${GB_COMPACT_SECONDS:-10}
     GB_KEYS=${GB_KEYS:-100000}
     N_WARM=${N_WARM:-100000}
+    N_PENDING=${N_PENDING:-500000}
 fi
 REPS=${REPS:-3}
 N_1K=${N_1K:-1000000}
@@ -108,6 +115,8 @@ RATE=50000
 SCALE_MB=${SCALE_MB:-400}
 CONNS=${CONNS:-5000}
 N_WARM=${N_WARM:-300000}
+# Delayed delivery: records held pending (due in 30 days) for the memory and restart rows.
+N_PENDING=${N_PENDING:-2000000}
 PEERS=${PEERS-"redis redis-always nats"}
 PEER_WORKLOADS=${PEER_WORKLOADS:-"1000000:100 200000:1024"}
 BENCH_DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
@@ -900,12 +909,63 @@ groups_section() {
     } >"$GROUPS_MD"
 }
 
+# ---------- delayed delivery (issue #16) ----------
+# Writes $DELAYS_MD. Kafka has no delayed delivery: no column for it.
+
+DELAYS_MD=$WORK/delays.md
+delays_section() {
+    echo "bench: delayed delivery, $REPS repetitions; then $N_PENDING records pending"
+    local rep n_small=$((N_1K * 2))
+    for rep in $(seq "$REPS"); do
+        REP=$rep
+        rm -rf "$DATA"
+        start_broker
+        sb delay.plain.1k -n "$N_1K" -s 1024 -a all
+        sb delay.held.1k -n "$N_1K" -s 1024 -a all --produce-only --deliver-after 3600000
+        sb delay.now.1k -n "$N_1K" -s 1024 -a all --deliver-after 0
+        sb delay.plain.100 -n "$n_small" -s 100 -a all
+        sb delay.held.100 -n "$n_small" -s 100 -a all --produce-only --deliver-after 3600000
+        sb delay.late.10k -n 200000 -s 100 -a all -l 0 --rate 10000 --concurrent --deliver-after 1000
+        sb delay.late.100k -n 1000000 -s 100 -a all -l 5 --rate 100000 --concurrent --deliver-after 1000
+        stop_broker
+    done
+    REP=1
+    rm -rf "$DATA"
+    start_broker
+    rec delay.mem.empty rss_kb="$(rss_kb "$BROKER_PID")"
+    sb delay.pending -t delay-pending -n "$N_PENDING" -s 100 -a all --produce-only --deliver-after 2592000000
+    sleep 2
+    rec delay.mem.pending rss_kb="$(rss_kb "$BROKER_PID")"
+    stop_broker
+    start_broker
+    rec delay.restart start_ms="$START_MS" rss_kb="$(rss_kb "$BROKER_PID")"
+    stop_broker
+    rm -rf "$DATA"
+    local mem0 mem1 per
+    mem0=$(val delay.mem.empty rss_kb)
+    mem1=$(val delay.mem.pending rss_kb)
+    per=$(calc 'sprintf("%.0f", (b - a) * 1024 / c)' "$mem0" "$mem1" "$N_PENDING")
+    {
+        echo "Delayed delivery (Samsa's own; medians of $REPS runs; lateness = the time a consumer has the record minus its due time, to within 1 ms):"
+        echo
+        echo "| delayed delivery | Samsa | goal |"
+        echo "| --- | --- | --- |"
+        echo "| produce 1 KiB acks=all, $(krec "$N_1K") records: plain / delayed an hour (samsa.deliver.after=3600000) | $(val delay.plain.1k produce_MB_s) / $(val delay.held.1k produce_MB_s) MB/s: delayed ÷ plain $(ratio "$(val delay.held.1k produce_MB_s)" "$(val delay.plain.1k produce_MB_s)") | ≥ 0.5: $(verdict "$(ratio "$(val delay.held.1k produce_MB_s)" "$(val delay.plain.1k produce_MB_s)")" ">=" 0.5) |"
+        echo "| same, delayed 0 ms: each record stored, delivered at once, read back and checked (the broker writes it twice meanwhile) | $(val delay.now.1k produce_MB_s) MB/s produced, $(val delay.now.1k consume_MB_s) MB/s read back | — |"
+        echo "| produce 100 B acks=all, $(krec "$n_small") records: plain / delayed an hour | $(krec "$(val delay.plain.100 produce_records_s)") / $(krec "$(val delay.held.100 produce_records_s)") records/s: delayed ÷ plain $(ratio "$(val delay.held.100 produce_records_s)" "$(val delay.plain.100 produce_records_s)") | — |"
+        echo "| lateness at 10,000 due records/s (100 B, linger 0, 20 s) p50 / p99 / max | $(val delay.late.10k late_p50_ms) / $(val delay.late.10k late_p99_ms) / $(val delay.late.10k late_max_ms) ms | p99 ≤ 10 ms: $(verdict "$(val delay.late.10k late_p99_ms)" "<=" 10) |"
+        echo "| lateness at 100,000 due records/s (100 B, linger 5 ms, 10 s) p50 / p99 / max | $(val delay.late.100k late_p50_ms) / $(val delay.late.100k late_p99_ms) / $(val delay.late.100k late_max_ms) ms (offered rate reached: $(krec "$(val delay.late.100k produce_records_s)")/s) | — |"
+        echo "| broker VmRSS with $(krec "$N_PENDING") records pending (100 B, due in 30 days) | $(kbmb "$mem1") MB ($(kbmb "$mem0") MB empty): ~$per bytes per pending record | 10 M pending in ≤ 200 MB |"
+        echo "| restart with them pending: exec → listening, after a clean shutdown | $(val delay.restart start_ms) ms | 10 M pending in ≤ 5 s |"
+    } >"$DELAYS_MD"
+}
+
 # ---------- the run ----------
 
 T_START=$SECONDS
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: data in $WORK; $REPS repetitions; $N_1K x 1 KiB and $N_100 x 100 B per standard case"
-for section in memory standard idle scaling connections peers kafka raft cluster groups limits; do
+for section in memory standard idle scaling connections peers kafka raft cluster groups delays limits; do
     if want "$section"; then "${section}_section"; fi
 done
 RUN_MIN=$(( (SECONDS - T_START + 30) / 60 ))
@@ -1158,6 +1218,7 @@ cat "$SCALING_MD"
 if want raft; then echo; cat "$RAFT_MD"; fi
 if want cluster; then echo; cat "$CLUSTER_MD"; fi
 if want groups; then echo; cat "$GROUPS_MD"; fi
+if want delays; then echo; cat "$DELAYS_MD"; fi
 if want limits; then echo; cat "$LIMITS_MD"; fi
 if [ -s "$WORK/anomalies" ]; then echo; echo "anomalies:"; cat "$WORK/anomalies"; fi
 echo
@@ -1206,6 +1267,8 @@ SECTION=$WORK/section.md
     cat "$CLUSTER_MD"
     echo
     cat "$GROUPS_MD"
+    echo
+    cat "$DELAYS_MD"
     echo
     cat "$LIMITS_MD"
     if [ -s "$WORK/anomalies" ]; then echo; echo "Anomalies during the run:"; sed 's/^/- /' "$WORK/anomalies"; fi

@@ -523,7 +523,8 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
         case 'z': a->compression = optarg; break;
         case 'R': rc = cli_parse_i64(optarg, 1, INT32_MAX, "--rate", &a->rate); break;
         case 'D':
-            rc = cli_parse_i64(optarg, 0, INT32_MAX, "--deliver-after", &a->deliver_after_ms);
+            rc = cli_parse_i64(optarg, 0, INT64_C(3153600000000), "--deliver-after",
+                               &a->deliver_after_ms); /* up to 100 years */
             break;
         case 'C': a->concurrent = true; break;
         case 'O': a->produce_only = true; break;
