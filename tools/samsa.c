@@ -31,6 +31,11 @@ static const char usage_text[] =
     "  produce TOPIC [-K SEP]               one record per stdin line\n"
     "  consume TOPIC [-g GROUP] [-o beginning|end] [-n COUNT] [-e] [-K SEP]\n"
     "\n"
+    "Delayed delivery (records produced with a samsa.deliver.at/after header):\n"
+    "  delay stats                          pending records, next due time, per topic;\n"
+    "                                       delivered, late, cancelled, dropped\n"
+    "  delay list TOPIC                     TOPIC's pending records in due order, with ids\n"
+    "\n"
     "Cluster:\n"
     "  cluster status [--json]              nodes, metadata quorum, partitions without a leader\n"
     "  cluster up [--nodes N] [--dir DIR] [--base-port PORT] [--server PATH]\n"
@@ -104,6 +109,8 @@ int main(int argc, char **argv)
         return bench_main(&o, rest, rargv);
     } else if (strcmp(cmd, "cluster") == 0) {
         return cluster_main(&o, rest, rargv);
+    } else if (strcmp(cmd, "delay") == 0) {
+        return delay_main(&o, rest, rargv);
     } else if (strcmp(cmd, "metadata") == 0) {
         return metadata_main(&o, rest, rargv);
     }

@@ -148,7 +148,8 @@ int64_t delay_index_covered(const struct delay_index *ix);
  *     so that compaction removes both;
  *   - per target partition, how many records this delay partition has delivered to it:
  *     key 'S', the partition (4 bytes) and the topic; value the count (4 bytes): the
- *     next sequence number of the delay partition's own idempotent producer there.
+ *     next sequence number of the delay partition's own idempotent producer there;
+ *   - its counts (struct delay_counts), key 'C'.
  * Envelope value, version 0 (big-endian): version int8 | due_ms int64 | partition int32 |
  * topic int16 length + bytes | topic_id 16 bytes | producer_id int64 | producer_epoch int16 | first_sequence
  * int32 | last_sequence int32 | timestamp int64 | key int32 length (-1 null) + bytes |
@@ -183,10 +184,20 @@ int delay_envelope_decode(struct slice value, struct delay_envelope *out);
 #define DELAY_ENVELOPE_KEY_BYTES 9
 void delay_key_envelope(uint8_t out[DELAY_ENVELOPE_KEY_BYTES], int64_t offset);
 void delay_key_sequence(struct buf *out, struct slice topic, int32_t partition);
+/* What the delay partition has done so far, kept with its marks (key 'C'): value the
+ * four counts, int64 each, in this order. */
+struct delay_counts {
+    int64_t delivered, late, cancelled, dropped;
+};
+#define DELAY_COUNTS_KEY "C"
+#define DELAY_COUNTS_BYTES 32
+void delay_counts_encode(uint8_t out[DELAY_COUNTS_BYTES], const struct delay_counts *c);
+int delay_counts_decode(struct slice value, struct delay_counts *out); /* 0 or -1 */
 enum delay_key_kind {
     DELAY_KEY_ENVELOPE, /* *offset */
     DELAY_KEY_SEQUENCE, /* *topic (borrowed), *partition */
-    DELAY_KEY_UNKNOWN,  /* a newer broker's record, or damage: skipped */
+    DELAY_KEY_COUNTS,
+    DELAY_KEY_UNKNOWN, /* a newer broker's record, or damage: skipped */
 };
 enum delay_key_kind delay_key_decode(struct slice key, int64_t *offset, struct slice *topic,
                                      int32_t *partition);

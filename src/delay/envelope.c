@@ -94,6 +94,25 @@ void delay_key_sequence(struct buf *out, struct slice topic, int32_t partition)
     buf_append(out, topic.ptr, topic.len);
 }
 
+void delay_counts_encode(uint8_t out[DELAY_COUNTS_BYTES], const struct delay_counts *c)
+{
+    be64_write(out, (uint64_t)c->delivered);
+    be64_write(out + 8, (uint64_t)c->late);
+    be64_write(out + 16, (uint64_t)c->cancelled);
+    be64_write(out + 24, (uint64_t)c->dropped);
+}
+
+int delay_counts_decode(struct slice value, struct delay_counts *out)
+{
+    if (value.len != DELAY_COUNTS_BYTES)
+        return -1;
+    *out = (struct delay_counts){(int64_t)be64_read(value.ptr), (int64_t)be64_read(value.ptr + 8),
+                                 (int64_t)be64_read(value.ptr + 16),
+                                 (int64_t)be64_read(value.ptr + 24)};
+    return out->delivered >= 0 && out->late >= 0 && out->cancelled >= 0 && out->dropped >= 0 ? 0
+                                                                                             : -1;
+}
+
 enum delay_key_kind delay_key_decode(struct slice key, int64_t *offset, struct slice *topic,
                                      int32_t *partition)
 {
@@ -101,6 +120,8 @@ enum delay_key_kind delay_key_decode(struct slice key, int64_t *offset, struct s
         *offset = (int64_t)be64_read(key.ptr + 1);
         return *offset >= 0 ? DELAY_KEY_ENVELOPE : DELAY_KEY_UNKNOWN;
     }
+    if (key.len == 1 && key.ptr[0] == DELAY_COUNTS_KEY[0])
+        return DELAY_KEY_COUNTS;
     if (key.len > 5 && key.ptr[0] == 'S') {
         *partition = (int32_t)be32_read(key.ptr + 1);
         *topic = (struct slice){key.ptr + 5, key.len - 5};

@@ -98,7 +98,8 @@ struct dpart {
     int64_t *ready;
     size_t ready_head, ready_len, ready_cap;
     bool moving;
-    int64_t retry_at_ms; /* a target was unavailable: the next round not before */
+    int64_t retry_at_ms;        /* a target was unavailable: the next round not before */
+    struct delay_counts counts; /* as its last 'C' record says, and since */
 };
 
 struct delays {
@@ -106,7 +107,6 @@ struct delays {
     struct itopic_host *host;
     int32_t partitions;
     struct dpart *parts;
-    struct delay_stats stats;
 };
 
 static int32_t delay_partition_of(const struct delays *dl, struct slice topic, int32_t partition)
@@ -421,7 +421,7 @@ static void round_delivered(void *arg)
         return;
     struct delays *dl = r->dl;
     struct partition *p = delay_partition(dl, r->part);
-    struct record_in *marks = xcalloc(r->n + r->target_count, sizeof *marks);
+    struct record_in *marks = xcalloc(r->n + r->target_count + 1, sizeof *marks);
     uint8_t(*keys)[DELAY_ENVELOPE_KEY_BYTES] = xcalloc(r->n ? r->n : 1, sizeof *keys);
     struct buf *skeys = xcalloc(r->target_count ? r->target_count : 1, sizeof *skeys);
     uint8_t(*svals)[4] = xcalloc(r->target_count ? r->target_count : 1, sizeof *svals);
@@ -434,10 +434,10 @@ static void round_delivered(void *arg)
             continue;
         struct pending *pe = pending_find(d, it->offset);
         if (it->dropped)
-            dl->stats.dropped++;
+            d->counts.dropped++;
         else if (pe && now - pe->due_ms >= LATE_MS)
-            dl->stats.late++;
-        dl->stats.delivered += !it->dropped;
+            d->counts.late++;
+        d->counts.delivered += !it->dropped;
         pending_remove(d, it->offset);
         delay_key_envelope(keys[i], it->offset);
         marks[nm++] = (struct record_in){{keys[i], DELAY_ENVELOPE_KEY_BYTES}, SLICE_NULL};
@@ -455,6 +455,11 @@ static void round_delivered(void *arg)
         be32_write(svals[i], (uint32_t)rt->target->next_sequence);
         marks[nm++] = (struct record_in){{skeys[i].data, skeys[i].len}, {svals[i], 4}};
     }
+    uint8_t counts[DELAY_COUNTS_BYTES];
+    delay_counts_encode(counts, &d->counts);
+    if (nm > 0)
+        marks[nm++] =
+            (struct record_in){slice_from_cstr(DELAY_COUNTS_KEY), {counts, DELAY_COUNTS_BYTES}};
     if (nm > 0 && p) {
         /* Not waited for: a mark lost in a crash means a delivery found again in the
          * target, and skipped. */
@@ -772,6 +777,7 @@ static int sm_load_record(void *sm, int32_t partition, int64_t offset, struct sl
         target_get(d, topic, tpart)->next_sequence = (int32_t)be32_read(value.ptr);
         return 0;
     }
+    case DELAY_KEY_COUNTS: return value.ptr ? delay_counts_decode(value, &d->counts) : 0;
     case DELAY_KEY_UNKNOWN: break;
     }
     return -1;
@@ -902,11 +908,14 @@ void server_delay_stats(const struct server *s, struct delay_stats *out)
     memset(out, 0, sizeof *out);
     if (!s->delays)
         return;
-    *out = s->delays->stats;
     for (int32_t i = 0; i < s->delays->partitions; i++) {
         const struct dpart *d = &s->delays->parts[i];
         if (!d->loaded)
             continue;
+        out->delivered += d->counts.delivered;
+        out->late += d->counts.late;
+        out->cancelled += d->counts.cancelled;
+        out->dropped += d->counts.dropped;
         out->pending += (int64_t)d->pending.live;
         out->next_due_ms =
             MIN(out->next_due_ms ? out->next_due_ms : INT64_MAX, delay_wheel_next_due(d->wheel));
@@ -1136,7 +1145,8 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
     /* Each record becomes an envelope, keyed by the offset it will have, or a cancel's
      * tombstone of the envelope it names. */
     int64_t base = log_end_offset(dp->log);
-    struct record_in *stored = REQ_ALLOC(req, struct record_in, n);
+    struct record_in *stored = REQ_ALLOC(req, struct record_in, n + 1); /* + the counts */
+    size_t ncancels = 0;
     struct buf values;
     buf_init(&values);
     buf_reserve(&values, records.len + n * 64 + strlen(p->topic) * n); /* about what comes */
@@ -1162,6 +1172,7 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
                 break;
             }
             cancels[i] = id;
+            ncancels++;
             delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, id);
             stored[i] = (struct record_in){
                 {keys + i * DELAY_ENVELOPE_KEY_BYTES, DELAY_ENVELOPE_KEY_BYTES}, SLICE_NULL};
@@ -1197,9 +1208,17 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
                     {values.data + value_at[i], end - value_at[i]}};
                 end = value_at[i];
             }
+        /* Cancels change the counts: the new ones go in the same batch, after them. */
+        struct delay_counts counts = d->counts;
+        counts.cancelled += (int64_t)ncancels;
+        uint8_t counts_value[DELAY_COUNTS_BYTES];
+        delay_counts_encode(counts_value, &counts);
+        if (ncancels > 0)
+            stored[n] = (struct record_in){slice_from_cstr(DELAY_COUNTS_KEY),
+                                           {counts_value, DELAY_COUNTS_BYTES}};
         struct buf batch;
         buf_init(&batch);
-        batch_encode(&batch, stored, n, now);
+        batch_encode(&batch, stored, n + (ncancels > 0), now);
         struct log_append_result res;
         int rc = partition_append_as_leader(dp, batch.data, batch.len, now, &res);
         buf_free(&batch);
@@ -1213,8 +1232,8 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
             struct target *target = target_get(d, slice_from_cstr(p->topic), p->index);
             for (size_t i = 0; i < n; i++) {
                 if (cancels[i] >= 0) {
-                    pending_remove(d, cancels[i]);
-                    dl->stats.cancelled++;
+                    if (pending_remove(d, cancels[i]))
+                        d->counts.cancelled++;
                 } else {
                     pending_add(d, base + (int64_t)i, due[i], target);
                 }

@@ -407,8 +407,8 @@ struct delays;
 struct delay_stats {
     int64_t pending;     /* records waiting */
     int64_t next_due_ms; /* the earliest due time held, or sooner; INT64_MAX: none */
-    /* Since start-up: delivered (late: a second or more after due), cancelled, and
-     * dropped because their partition was deleted. */
+    /* Over the delay store's life (kept in it): delivered (late: a second or more after
+     * due), cancelled, and dropped because their partition was deleted. */
     int64_t delivered, late, cancelled, dropped;
 };
 /* Loads __samsa_delay, if it exists (the first delayed produce creates it), and starts

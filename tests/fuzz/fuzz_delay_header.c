@@ -8,7 +8,7 @@
  * An input starting with '#' is for the delay store's own records instead, read back at
  * start-up: the rest is an envelope value (delay_envelope_decode; one that decodes must
  * encode back to the same bytes, and its raw headers are read with delay_headers_read),
- * and also a key (delay_key_decode). One target for both keeps make test's fuzz pass
+ * and also a key (delay_key_decode) and a counts value (delay_counts_decode). One target for both keeps make test's fuzz pass
  * short.
  * Build: cmake -DCMAKE_C_COMPILER=clang -DSAMSA_FUZZ=ON, target fuzz_delay_header.
  */
@@ -37,7 +37,18 @@ static int store_records(const uint8_t *data, size_t size)
         if (partition < 0 || topic.ptr < data || topic.ptr + topic.len > data + size)
             abort();
         break;
+    case DELAY_KEY_COUNTS:
+        if (size != 1)
+            abort();
+        break;
     case DELAY_KEY_UNKNOWN: break;
+    }
+    struct delay_counts counts;
+    if (delay_counts_decode(in, &counts) == 0) {
+        uint8_t again[DELAY_COUNTS_BYTES];
+        delay_counts_encode(again, &counts);
+        if (memcmp(again, data, DELAY_COUNTS_BYTES) != 0 || counts.delivered < 0)
+            abort();
     }
     struct delay_envelope e;
     if (delay_envelope_decode(in, &e) != 0)

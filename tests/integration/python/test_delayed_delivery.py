@@ -3,6 +3,8 @@ their partition at that time, exactly once, across restarts and kill -9; cancels
 headers refused with nothing stored. Real clients (confluent-kafka, kcat) on a real
 broker."""
 import datetime
+import os
+import re
 import subprocess
 import threading
 import time
@@ -267,3 +269,38 @@ def test_records_for_a_deleted_topic_are_dropped_when_due(broker):
     broker.restart()
     with open(broker.stderr_path) as f:
         assert "delayed delivery loaded 0 pending records" in f.read().split("==== start 2")[1]
+
+
+def test_cli_delay_stats_and_list(broker):
+    from conftest import SERVER
+    cli = os.environ.get("SAMSA_CLI", os.path.join(os.path.dirname(SERVER), "tools", "samsa"))
+
+    def samsa(*args):
+        out = subprocess.run([cli, "-b", broker.bootstrap, "delay", *args], capture_output=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.decode()
+
+    assert "no delay store" in samsa("stats")
+    create_topic(broker, "shop", 2)
+    t0 = now_ms()
+    reports = send_all(broker, "shop", [(b"cart-%d" % i, b"v", [("samsa.deliver.at",
+                                                                  str(t0 + 3_600_000 * (3 - i)).encode())])
+                                        for i in range(3)] +
+                       [(b"now", b"v", [("samsa.deliver.after", b"0")])])
+    assert all(err is None for err, _ in reports)
+    (err, _), = send_all(broker, "shop", [(None, b"", [("samsa.deliver.cancel",
+                                                        str(reports[1][1]).encode())])])
+    assert err is None
+    wait_until(lambda: log_end(broker, "shop") == 1, 10, what="the record due now")
+    stats = samsa("stats")
+    assert "pending    2\n" in stats, stats
+    assert "delivered  1 (late: 0)" in stats and "cancelled  1" in stats, stats
+    assert re.search(r"^shop +2 ", stats, re.M), stats
+    lines = samsa("list", "shop").splitlines()
+    assert lines[0].split() == ["DUE", "PARTITION", "ID", "KEY"]
+    # Due order (cart-2 first, due in an hour), with the ids a cancel takes.
+    assert [ln.split()[3] for ln in lines[1:]] == ["cart-2", "cart-0"]
+    assert [int(ln.split()[2]) for ln in lines[1:]] == [reports[2][1], reports[0][1]]
+    broker.restart()  # the counts are kept in the store
+    assert "delivered  1 (late: 0)" in samsa("stats")

@@ -104,6 +104,17 @@ static void test_keys(void **state)
     assert_int_equal(part, 12);
     buf_free(&b);
 
+    assert_int_equal(delay_key_decode(slice_from_cstr(DELAY_COUNTS_KEY), &off, &topic, &part),
+                     DELAY_KEY_COUNTS);
+    struct delay_counts c = {5, 2, 3, 1}, back;
+    uint8_t cv[DELAY_COUNTS_BYTES];
+    delay_counts_encode(cv, &c);
+    assert_int_equal(delay_counts_decode((struct slice){cv, sizeof cv}, &back), 0);
+    assert_memory_equal(&back, &c, sizeof c);
+    assert_int_equal(delay_counts_decode((struct slice){cv, sizeof cv - 1}, &back), -1);
+    cv[0] = 0x80; /* negative */
+    assert_int_equal(delay_counts_decode((struct slice){cv, sizeof cv}, &back), -1);
+
     /* Another record type, a short key, a negative offset: not ours to read. */
     assert_int_equal(delay_key_decode(slice_from_cstr("Xabcdefgh"), &off, &topic, &part),
                      DELAY_KEY_UNKNOWN);
