@@ -104,10 +104,20 @@ struct dpart {
 
 struct delays {
     struct server *srv;
+    /* Added to the wall clock for due times (SAMSA_TEST_DELAY_CLOCK_OFFSET_MS): lets a
+     * test see an hour-long delay come due without waiting an hour. 0 otherwise. */
+    int64_t clock_offset_ms;
     struct itopic_host *host;
     int32_t partitions;
     struct dpart *parts;
 };
+
+/* The clock due times are read against: the broker's wall clock (plus a test's offset).
+ * Timestamps of records written are the wall clock's. */
+static int64_t delays_now(const struct delays *dl)
+{
+    return time_wall_ms() + dl->clock_offset_ms;
+}
 
 static int32_t delay_partition_of(const struct delays *dl, struct slice topic, int32_t partition)
 {
@@ -397,7 +407,7 @@ static void round_end(struct round *r, struct dpart *d, bool retry_later)
     ready_unshift(d, back, nb);
     free(back);
     if (retry_later && nb > 0)
-        d->retry_at_ms = time_wall_ms() + RETRY_MS;
+        d->retry_at_ms = delays_now(r->dl) + RETRY_MS;
     d->moving = false;
     struct delays *dl = r->dl;
     round_forget(r);
@@ -426,7 +436,7 @@ static void round_delivered(void *arg)
     struct buf *skeys = xcalloc(r->target_count ? r->target_count : 1, sizeof *skeys);
     uint8_t(*svals)[4] = xcalloc(r->target_count ? r->target_count : 1, sizeof *svals);
     size_t nm = 0;
-    int64_t now = time_wall_ms();
+    int64_t now = delays_now(dl);
     for (size_t i = 0; i < r->n; i++) {
         struct delivery *it = &r->items[i];
         struct round_target *rt = round_target_of(r, it->target);
@@ -465,9 +475,9 @@ static void round_delivered(void *arg)
          * target, and skipped. */
         struct buf batch;
         buf_init(&batch);
-        batch_encode(&batch, marks, nm, now);
+        batch_encode(&batch, marks, nm, time_wall_ms());
         struct log_append_result res;
-        int rc = partition_append_as_leader(p, batch.data, batch.len, now, &res);
+        int rc = partition_append_as_leader(p, batch.data, batch.len, time_wall_ms(), &res);
         buf_free(&batch);
         if (rc < 0)
             say_error("server", "%s-%d: writing delivery marks failed: %s", p->topic, p->index,
@@ -720,6 +730,7 @@ static void round_start(struct delays *dl, int32_t i, int64_t now)
 static void sm_load_begin(void *sm, int32_t partition, int64_t now_ms)
 {
     struct delays *dl = sm;
+    now_ms += dl->clock_offset_ms;
     struct dpart *d = &dl->parts[partition];
     if (d->loaded)
         dpart_unload(d);
@@ -786,6 +797,7 @@ static int sm_load_record(void *sm, int32_t partition, int64_t offset, struct sl
 static void sm_load_end(void *sm, int32_t partition, int64_t now_ms)
 {
     struct delays *dl = sm;
+    now_ms += dl->clock_offset_ms;
     struct dpart *d = &dl->parts[partition];
     int64_t overdue = 0;
     for (size_t i = d->pending.head; i < d->pending.len; i++)
@@ -811,6 +823,7 @@ static void sm_append_done(void *sm, int64_t now_ms, void *token, int16_t error)
 static void sm_tick(void *sm, int64_t now_ms)
 {
     struct delays *dl = sm;
+    now_ms += dl->clock_offset_ms;
     for (int32_t i = 0; i < dl->partitions; i++) {
         struct dpart *d = &dl->parts[i];
         if (!d->loaded)
@@ -832,7 +845,7 @@ static int64_t sm_next_deadline(void *sm)
         if (d->ready_len > 0 && !d->moving)
             next = MIN(next, d->retry_at_ms);
     }
-    return next;
+    return next == INT64_MAX ? next : next - dl->clock_offset_ms; /* the host's clock */
 }
 
 static void sm_destroy(void *sm)
@@ -859,6 +872,14 @@ int server_delays_start(struct server *s)
     struct delays *dl = xcalloc(1, sizeof *dl);
     dl->srv = s;
     dl->host = host;
+    const char *offset = getenv("SAMSA_TEST_DELAY_CLOCK_OFFSET_MS");
+    if (offset && *offset) {
+        dl->clock_offset_ms = strtoll(offset, NULL, 10);
+        say_warn("server",
+                 "delayed delivery: due times are read %lld ms ahead of the clock "
+                 "(SAMSA_TEST_DELAY_CLOCK_OFFSET_MS, for tests)",
+                 (long long)dl->clock_offset_ms);
+    }
     dl->partitions = itopic_host_partitions(host);
     dl->parts = xcalloc((size_t)dl->partitions, sizeof *dl->parts);
     const struct itopic_machine m = {
@@ -1102,7 +1123,8 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
                           struct partition **appended, int16_t *error)
 {
     struct server *s = req->srv;
-    int64_t now = time_wall_ms();
+    /* Due times are the delays' clock; before they start there is nothing to offset. */
+    int64_t now = s->delays ? delays_now(s->delays) : time_wall_ms();
     struct buf plain;
     buf_init(&plain);
     struct incoming *recs = NULL;
@@ -1218,9 +1240,9 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
                                            {counts_value, DELAY_COUNTS_BYTES}};
         struct buf batch;
         buf_init(&batch);
-        batch_encode(&batch, stored, n + (ncancels > 0), now);
+        batch_encode(&batch, stored, n + (ncancels > 0), time_wall_ms());
         struct log_append_result res;
-        int rc = partition_append_as_leader(dp, batch.data, batch.len, now, &res);
+        int rc = partition_append_as_leader(dp, batch.data, batch.len, time_wall_ms(), &res);
         buf_free(&batch);
         if (rc < 0) {
             say_error_ratelimited("server", "append to %s-%d failed: %s", dp->topic, dp->index,

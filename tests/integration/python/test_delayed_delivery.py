@@ -304,3 +304,24 @@ def test_cli_delay_stats_and_list(broker):
     assert [int(ln.split()[2]) for ln in lines[1:]] == [reports[2][1], reports[0][1]]
     broker.restart()  # the counts are kept in the store
     assert "delivered  1 (late: 0)" in samsa("stats")
+
+
+def test_an_hour_long_delay_with_a_test_clock(broker):
+    """Produced due in an hour; the broker restarts with its delay clock an hour ahead
+    (SAMSA_TEST_DELAY_CLOCK_OFFSET_MS, for tests): the record fell due while it was down,
+    so it is delivered at start-up and counted late. One due in two hours still waits."""
+    create_topic(broker, "hourly", 1)
+    reports = send_all(broker, "hourly", [(b"1h", b"an hour", [("samsa.deliver.after", b"3600000")]),
+                                          (b"2h", b"two hours", [("samsa.deliver.after", b"7200000")])])
+    assert all(err is None for err, _ in reports)
+    time.sleep(0.3)
+    assert log_end(broker, "hourly") == 0
+    broker.stop()
+    broker.env = dict(os.environ, SAMSA_TEST_DELAY_CLOCK_OFFSET_MS=str(3_600_000 + 1000))
+    broker.start(broker.port)
+    wait_until(lambda: log_end(broker, "hourly") == 1, 10, what="the hour-long delay")
+    time.sleep(0.3)
+    assert values(consume_all(broker, "hourly", 1)) == [b"an hour"]
+    with open(broker.stderr_path) as f:
+        log = f.read().split("==== start 2")[1]
+    assert "2 records pending delivery, 1 of them due already" in log
