@@ -35,6 +35,7 @@
 #include "server/internal.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,9 @@ struct delays {
     /* Added to the wall clock for due times (SAMSA_TEST_DELAY_CLOCK_OFFSET_MS): lets a
      * test see an hour-long delay come due without waiting an hour. 0 otherwise. */
     int64_t clock_offset_ms;
+    /* A test's crash point: kill -9 of the broker before the marks of round N (0: none;
+     * SAMSA_TEST_DELAY_CRASH_BEFORE_MARKS). */
+    int64_t crash_before_marks;
     struct itopic_host *host;
     int32_t partitions;
     struct dpart *parts;
@@ -431,6 +435,12 @@ static void round_delivered(void *arg)
         return;
     struct delays *dl = r->dl;
     struct partition *p = delay_partition(dl, r->part);
+    if (dl->crash_before_marks > 0 && --dl->crash_before_marks == 0) {
+        /* A test's crash point (SAMSA_TEST_DELAY_CRASH_BEFORE_MARKS): the targets have
+         * the records, the store has no marks. */
+        say_warn("server", "delayed delivery: crashing before the marks, as the test asked");
+        raise(SIGKILL);
+    }
     struct record_in *marks = xcalloc(r->n + r->target_count + 1, sizeof *marks);
     uint8_t(*keys)[DELAY_ENVELOPE_KEY_BYTES] = xcalloc(r->n ? r->n : 1, sizeof *keys);
     struct buf *skeys = xcalloc(r->target_count ? r->target_count : 1, sizeof *skeys);
@@ -604,6 +614,7 @@ static void round_envelopes_durable(void *arg)
     struct chunk c = {.first = 0, .end = 0};
     buf_init(&c.data);
     struct outgoing *outs = xcalloc(r->n ? r->n : 1, sizeof *outs);
+    size_t skipped = 0;
     r->targets = xcalloc(r->n ? r->n : 1, sizeof *r->targets);
     /* The targets, in order of first appearance, and each record's sequence number. */
     for (size_t i = 0; i < r->n; i++) {
@@ -644,11 +655,18 @@ static void round_envelopes_durable(void *arg)
         it->target->next_sequence = pstate_seq_add(it->sequence, 1);
         struct pstate_batch last;
         if (log_producer_last(rt->partition->log, producer_id, &last) && last.epoch == 0 &&
-            it->sequence <= last.last_seq && last.last_seq - it->sequence < INT32_MAX / 2)
-            continue; /* delivered before a crash; its mark was lost */
+            it->sequence <= last.last_seq && last.last_seq - it->sequence < INT32_MAX / 2) {
+            skipped++; /* delivered before a crash; its mark was lost */
+            continue;
+        }
         outgoing_add(&outs[rt - r->targets], &env, it->offset, it->sequence);
     }
     buf_free(&c.data);
+    if (skipped > 0)
+        say_info("server",
+                 "%s-%d: %zu due records are in their partitions already (delivered before a "
+                 "restart, whose marks were lost): not delivered again",
+                 DELAY_TOPIC, r->part, skipped);
     struct durable_wait *w = durable_wait_new(round_delivered, r);
     for (size_t i = 0; i < r->target_count; i++) {
         struct round_target *rt = &r->targets[i];
@@ -872,6 +890,9 @@ int server_delays_start(struct server *s)
     struct delays *dl = xcalloc(1, sizeof *dl);
     dl->srv = s;
     dl->host = host;
+    const char *crash = getenv("SAMSA_TEST_DELAY_CRASH_BEFORE_MARKS");
+    if (crash && *crash)
+        dl->crash_before_marks = strtoll(crash, NULL, 10);
     const char *offset = getenv("SAMSA_TEST_DELAY_CLOCK_OFFSET_MS");
     if (offset && *offset) {
         dl->clock_offset_ms = strtoll(offset, NULL, 10);

@@ -325,3 +325,28 @@ def test_an_hour_long_delay_with_a_test_clock(broker):
     with open(broker.stderr_path) as f:
         log = f.read().split("==== start 2")[1]
     assert "2 records pending delivery, 1 of them due already" in log
+
+
+def test_a_crash_between_delivery_and_marks_delivers_nothing_twice(broker):
+    """The broker is killed (a test's crash point) after a round's records are in their
+    partitions and before the delay store marks them delivered: after the restart the
+    mover finds them there by their sequence numbers and delivers each exactly once."""
+    create_topic(broker, "marked", 2)
+    broker.stop()
+    broker.env = dict(os.environ, SAMSA_TEST_DELAY_CRASH_BEFORE_MARKS="1")
+    broker.start(broker.port)
+    p = producer(broker, **{"linger.ms": 20})
+    for i in range(400):
+        p.produce("marked", value=b"%04d" % i, partition=i % 2,
+                  headers=[("samsa.deliver.after", b"400")])
+    assert p.flush(30) == 0
+    broker.proc.wait(timeout=20)  # it kills itself when the first round is delivered
+    assert broker.proc.returncode == -9
+    broker.env = None
+    broker.start(broker.port)
+    got = consume_all(broker, "marked", 2, expected=400, timeout=30)
+    time.sleep(0.5)
+    got = consume_all(broker, "marked", 2, expected=400, timeout=30)
+    assert sorted(values(got)) == [b"%04d" % i for i in range(400)]
+    with open(broker.stderr_path) as f:
+        assert "delivered before a restart, whose marks were lost" in f.read()
