@@ -35,6 +35,7 @@ static const struct key_def keys[] = {
     {"broker.heartbeat.interval.ms", K_INT, "2000", 1},
     {"broker.session.timeout.ms", K_INT, "9000", 1},
     {"samsa.broker.disconnect.fence.ms", K_INT, "1000", 0},
+    {"samsa.delay.window.ms", K_INT, "600000", 100},
     {"replica.fetch.wait.max.ms", K_INT, "500", 0},
     {"replica.fetch.min.bytes", K_INT, "1", 1},
     {"replica.fetch.max.bytes", K_INT, "1048576", 0},
@@ -523,6 +524,7 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("broker.heartbeat.interval.ms", broker_heartbeat_interval_ms, int64_t);
     NUM("broker.session.timeout.ms", broker_session_timeout_ms, int64_t);
     NUM("samsa.broker.disconnect.fence.ms", broker_disconnect_fence_ms, int64_t);
+    NUM("samsa.delay.window.ms", delay_window_ms, int64_t);
     NUM("replica.fetch.wait.max.ms", replica_fetch_wait_max_ms, int32_t);
     NUM("replica.fetch.min.bytes", replica_fetch_min_bytes, int32_t);
     NUM("replica.fetch.max.bytes", replica_fetch_max_bytes, int32_t);

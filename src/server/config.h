@@ -40,6 +40,9 @@ struct broker_config {
     /* samsa.broker.disconnect.fence.ms: a broker whose connection to the active
      * controller closed is fenced this long after, unless it heartbeats (0: never). */
     int64_t broker_disconnect_fence_ms;
+    /* samsa.delay.window.ms: delayed records due within this are in the timing wheel;
+     * the rest only in the pending list, taken in as the window moves. */
+    int64_t delay_window_ms;
     /* Follower fetchers (replica.fetch.*, Kafka's names and defaults). */
     int32_t replica_fetch_wait_max_ms;
     int32_t replica_fetch_min_bytes;

@@ -63,19 +63,29 @@ static const struct config_entry delay_topic_configs[] = {
 
 /* A target partition of one delay partition. */
 struct target {
+    uint32_t index; /* in its delay partition's targets */
     char *topic;
     int32_t partition;
     int32_t next_sequence; /* the mover's next sequence number there */
     int64_t pending;       /* records waiting for it */
 };
 
-/* A record waiting in the delay store. */
+/* Where a pending record is, on its way out. */
+enum pending_state {
+    PENDING_FAR,    /* due after the window: in the list only */
+    PENDING_WHEEL,  /* due within the window: in the wheel too */
+    PENDING_READY,  /* due: in the ready queue */
+    PENDING_MOVING, /* in the mover's round: a cancel is too late */
+};
+
+/* A record waiting in the delay store: 24 bytes, what memory holds per pending record
+ * beyond the window. */
 struct pending {
     int64_t offset; /* its envelope's */
     int64_t due_ms;
-    struct target *target;
-    bool moving; /* in the mover's round: a cancel is too late */
-    bool done;   /* delivered or cancelled: a hole until the list is compacted */
+    uint32_t target; /* index into the delay partition's targets */
+    uint8_t state;   /* enum pending_state */
+    bool done;       /* delivered or cancelled: a hole until the list is compacted */
 };
 
 /* A delay partition's pending records in offset order (envelopes are appended in that
@@ -95,6 +105,11 @@ struct dpart {
     struct delay_wheel *wheel;
     struct pending_list pending;
     struct hmap targets; /* the 'S' key -> struct target */
+    struct target **tv;  /* the same by index */
+    uint32_t tn, tcap;
+    /* Records due before window_end are in the wheel; the rest wait in the pending list
+     * only, and come into the wheel as the window moves (refill). */
+    int64_t window_end;
     /* Offsets the wheel handed out, in due order, for the mover. */
     int64_t *ready;
     size_t ready_head, ready_len, ready_cap;
@@ -141,6 +156,12 @@ static struct target *target_get(struct dpart *d, struct slice topic, int32_t pa
         t->topic = slice_to_cstr(topic);
         t->partition = partition;
         hmap_put(&d->targets, k, t);
+        if (d->tn == d->tcap) {
+            d->tcap = d->tcap ? d->tcap * 2 : 16;
+            d->tv = xrealloc(d->tv, d->tcap * sizeof *d->tv);
+        }
+        t->index = d->tn;
+        d->tv[d->tn++] = t;
     }
     buf_free(&key);
     return t;
@@ -177,10 +198,15 @@ static void pending_add(struct dpart *d, int64_t offset, int64_t due_ms, struct 
             l->v = xrealloc(l->v, l->cap * sizeof *l->v);
         }
     }
-    l->v[l->len++] = (struct pending){.offset = offset, .due_ms = due_ms, .target = t};
+    bool near = due_ms < d->window_end;
+    l->v[l->len++] = (struct pending){.offset = offset,
+                                      .due_ms = due_ms,
+                                      .target = t->index,
+                                      .state = near ? PENDING_WHEEL : PENDING_FAR};
     l->live++;
     t->pending++;
-    delay_wheel_add(d->wheel, &(struct delay_entry){due_ms, (uint64_t)offset, offset});
+    if (near)
+        delay_wheel_add(d->wheel, &(struct delay_entry){due_ms, (uint64_t)offset, offset});
 }
 
 /* Forgets a pending record (delivered, cancelled); false if it was not pending.
@@ -192,7 +218,7 @@ static bool pending_remove(struct dpart *d, int64_t offset)
     if (!pe)
         return false;
     pe->done = true; /* its wheel entry, if it still has one, is passed over when due */
-    pe->target->pending--;
+    d->tv[pe->target]->pending--;
     l->live--;
     while (l->head < l->len && l->v[l->head].done)
         l->head++;
@@ -243,13 +269,36 @@ static void ready_unshift(struct dpart *d, const int64_t *offsets, size_t n)
 static void on_due(void *arg, const struct delay_entry *e)
 {
     struct dpart *d = arg;
-    if (pending_find(d, e->ref))
-        ready_push(d, e->ref); /* not cancelled meanwhile */
+    struct pending *pe = pending_find(d, e->ref);
+    if (pe && pe->state == PENDING_WHEEL) { /* not cancelled meanwhile */
+        pe->state = PENDING_READY;
+        ready_push(d, e->ref);
+    }
+}
+
+/* The window (samsa.delay.window.ms): records due within it are in the wheel, which
+ * costs ~64 bytes a record more; it moves on when half of it has passed, taking in what
+ * falls in it. A pass over the pending list: ~10 ms per million pending. */
+static void window_refill(struct dpart *d, int64_t window_ms, int64_t now)
+{
+    if (now + window_ms / 2 < d->window_end)
+        return;
+    int64_t end = now + window_ms;
+    for (size_t i = d->pending.head; i < d->pending.len; i++) {
+        struct pending *pe = &d->pending.v[i];
+        if (!pe->done && pe->state == PENDING_FAR && pe->due_ms < end) {
+            pe->state = PENDING_WHEEL;
+            delay_wheel_add(d->wheel,
+                            &(struct delay_entry){pe->due_ms, (uint64_t)pe->offset, pe->offset});
+        }
+    }
+    d->window_end = end;
 }
 
 static void dpart_unload(struct dpart *d)
 {
     free(d->pending.v);
+    free(d->tv);
     size_t it = 0;
     struct slice k;
     void *v;
@@ -404,7 +453,7 @@ static void round_end(struct round *r, struct dpart *d, bool retry_later)
     for (size_t i = 0; i < r->n; i++) {
         struct pending *pe = pending_find(d, r->items[i].offset);
         if (pe) {
-            pe->moving = false;
+            pe->state = PENDING_READY;
             back[nb++] = r->items[i].offset;
         }
     }
@@ -719,8 +768,8 @@ static void round_start(struct delays *dl, int32_t i, int64_t now)
         struct pending *pe = pending_find(d, off);
         if (!pe)
             continue; /* cancelled while it waited */
-        pe->moving = true;
-        r->items[r->n++] = (struct delivery){.offset = off, .target = pe->target};
+        pe->state = PENDING_MOVING;
+        r->items[r->n++] = (struct delivery){.offset = off, .target = d->tv[pe->target]};
         max_offset = MAX(max_offset, off);
     }
     if (r->n == 0) {
@@ -754,6 +803,7 @@ static void sm_load_begin(void *sm, int32_t partition, int64_t now_ms)
         dpart_unload(d);
     d->loaded = true;
     d->wheel = delay_wheel_new_no_cancel(now_ms);
+    d->window_end = now_ms + dl->srv->cfg->delay_window_ms;
     hmap_init(&d->targets);
 }
 
@@ -846,6 +896,7 @@ static void sm_tick(void *sm, int64_t now_ms)
         struct dpart *d = &dl->parts[i];
         if (!d->loaded)
             continue;
+        window_refill(d, dl->srv->cfg->delay_window_ms, now_ms);
         delay_wheel_advance(d->wheel, now_ms, on_due, d);
         round_start(dl, i, now_ms);
     }
@@ -862,6 +913,8 @@ static int64_t sm_next_deadline(void *sm)
         next = MIN(next, delay_wheel_next_due(d->wheel));
         if (d->ready_len > 0 && !d->moving)
             next = MIN(next, d->retry_at_ms);
+        if (d->pending.live > 0)
+            next = MIN(next, d->window_end - dl->srv->cfg->delay_window_ms / 2); /* it moves on */
     }
     return next == INT64_MAX ? next : next - dl->clock_offset_ms; /* the host's clock */
 }
@@ -1205,8 +1258,9 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
             int64_t id;
             struct pending *pe =
                 parse_id(in->want.cancel_id, &id) == 0 ? pending_find(d, id) : NULL;
-            if (!pe || pe->moving || strcmp(pe->target->topic, p->topic) != 0 ||
-                pe->target->partition != p->index) {
+            if (!pe || pe->state == PENDING_MOVING ||
+                strcmp(d->tv[pe->target]->topic, p->topic) != 0 ||
+                d->tv[pe->target]->partition != p->index) {
                 out->error_message = slice_from_cstr(
                     arena_printf(&req->arena, "%s: no record %.*s is pending delivery to %s-%d",
                                  DELAY_HEADER_CANCEL, (int)in->want.cancel_id.len,

@@ -11,6 +11,7 @@ import time
 
 import kwire
 from clients import consume_all, consumer, create_topic, delete_topic, producer
+from confluent_kafka import TopicPartition
 from conftest import wait_until
 
 INVALID_RECORD = 87
@@ -350,3 +351,34 @@ def test_a_crash_between_delivery_and_marks_delivers_nothing_twice(broker):
     assert sorted(values(got)) == [b"%04d" % i for i in range(400)]
     with open(broker.stderr_path) as f:
         assert "delivered before a restart, whose marks were lost" in f.read()
+
+
+def test_records_beyond_the_window_come_into_it_as_it_moves(broker_factory):
+    """With a 500 ms window (samsa.delay.window.ms), records due in 1 to 3 s wait outside
+    the wheel and are taken in as the window moves: each still comes at its time, once;
+    one cancelled while outside never comes."""
+    b = broker_factory(**{"samsa.delay.window.ms": "500"})
+    create_topic(b, "windowed", 1)
+    t0 = now_ms()
+    dues = [t0 + 1000 + 100 * i for i in range(20)]
+    reports = send_all(b, "windowed", [(b"%d" % i, b"%02d" % i, [("samsa.deliver.at", str(d).encode())])
+                                       for i, d in enumerate(dues)])
+    assert all(err is None for err, _ in reports)
+    (err, _), = send_all(b, "windowed", [(None, b"", [("samsa.deliver.cancel",
+                                                       str(reports[19][1]).encode())])])
+    assert err is None
+    seen = {}
+    c = consumer(b, **{"enable.partition.eof": False})
+    c.assign([TopicPartition("windowed", 0, 0)])
+    deadline = time.monotonic() + 20
+    while len(seen) < 19 and time.monotonic() < deadline:
+        for m in c.consume(num_messages=100, timeout=0.1):
+            if m.error() is None:
+                assert m.value() not in seen
+                seen[m.value()] = now_ms()
+    time.sleep(0.5)
+    assert not [m for m in c.consume(num_messages=100, timeout=0.3) if m.error() is None]
+    c.close()
+    assert sorted(seen) == [b"%02d" % i for i in range(19)]
+    for v, at in seen.items():
+        assert at >= dues[int(v)], (v, dues[int(v)] - at)
