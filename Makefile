@@ -100,7 +100,7 @@ format-check: deps
 	  { echo "C files differ from .clang-format: run 'make format'"; exit 1; }
 
 fuzz-short:
-	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh 30 1; fi
+	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh 20 1; fi
 
 fuzz:
 	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh $${FUZZ_SECONDS:-600}; fi
