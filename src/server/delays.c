@@ -8,15 +8,16 @@
  * store's offset, as durable as its acks asked. A cancel appends the tombstone of the
  * envelope it names.
  *
- * Each delay partition this node leads keeps its pending records in memory: a timing
- * wheel of their due times and a map from offset to target (what it costs per record is
- * in docs/architecture.md). As the wheel hands out due records, the mover delivers them,
- * in due order, one round at a time per delay partition:
+ * Each delay partition this node leads keeps its pending records in memory: a list in
+ * offset order (24 bytes a record), and a timing wheel of those due within a window
+ * (samsa.delay.window.ms), taken in from the list as the window moves. As the wheel
+ * hands out due records, the mover delivers them, in due order, one round at a time per
+ * delay partition:
  *   1. it waits until their envelopes are durable, so that nothing a producer was not
  *      told about is delivered;
- *   2. reads them back and appends each to its target as a batch of its own, written by
- *      this delay partition's idempotent producer (DELAY_PRODUCER_ID_BASE + the delay
- *      partition, epoch 0) with the next sequence number of that target: the count of
+ *   2. reads them back and appends them to their targets, written by this delay
+ *      partition's idempotent producer (DELAY_PRODUCER_ID_BASE + the delay partition,
+ *      epoch 0), numbered from the next sequence number of each target: the count of
  *      earlier deliveries there;
  *   3. once the targets have them (as acks=all), writes the marks: a tombstone per
  *      envelope and each target's new count.
