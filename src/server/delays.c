@@ -111,6 +111,7 @@ struct dpart {
     /* Records due before window_end are in the wheel; the rest wait in the pending list
      * only, and come into the wheel as the window moves (refill). */
     int64_t window_end;
+    size_t far; /* pending records beyond the window (PENDING_FAR, not done) */
     /* Offsets the wheel handed out, in due order, for the mover. */
     int64_t *ready;
     size_t ready_head, ready_len, ready_cap;
@@ -206,6 +207,7 @@ static void pending_add(struct dpart *d, int64_t offset, int64_t due_ms, struct 
                                       .state = near ? PENDING_WHEEL : PENDING_FAR};
     l->live++;
     t->pending++;
+    d->far += !near;
     if (near)
         delay_wheel_add(d->wheel, &(struct delay_entry){due_ms, (uint64_t)offset, offset});
 }
@@ -219,6 +221,7 @@ static bool pending_remove(struct dpart *d, int64_t offset)
     if (!pe)
         return false;
     pe->done = true; /* its wheel entry, if it still has one, is passed over when due */
+    d->far -= pe->state == PENDING_FAR;
     d->tv[pe->target]->pending--;
     l->live--;
     while (l->head < l->len && l->v[l->head].done)
@@ -285,10 +288,11 @@ static void window_refill(struct dpart *d, int64_t window_ms, int64_t now)
     if (now + window_ms / 2 < d->window_end)
         return;
     int64_t end = now + window_ms;
-    for (size_t i = d->pending.head; i < d->pending.len; i++) {
+    for (size_t i = d->pending.head; i < d->pending.len && d->far > 0; i++) {
         struct pending *pe = &d->pending.v[i];
         if (!pe->done && pe->state == PENDING_FAR && pe->due_ms < end) {
             pe->state = PENDING_WHEEL;
+            d->far--;
             delay_wheel_add(d->wheel,
                             &(struct delay_entry){pe->due_ms, (uint64_t)pe->offset, pe->offset});
         }
@@ -914,7 +918,7 @@ static int64_t sm_next_deadline(void *sm)
         next = MIN(next, delay_wheel_next_due(d->wheel));
         if (d->ready_len > 0 && !d->moving)
             next = MIN(next, d->retry_at_ms);
-        if (d->pending.live > 0)
+        if (d->far > 0)
             next = MIN(next, d->window_end - dl->srv->cfg->delay_window_ms / 2); /* it moves on */
     }
     return next == INT64_MAX ? next : next - dl->clock_offset_ms; /* the host's clock */
