@@ -62,7 +62,14 @@ struct buf {
 void buf_init(struct buf *b);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b); /* len = 0, keeps memory */
-void buf_reserve(struct buf *b, size_t extra_bytes);
+/* Makes room for extra_bytes more. Inline: every buf_put_* asks, and only growth needs
+ * the call (buf_grow). */
+void buf_grow(struct buf *b, size_t extra_bytes);
+static inline void buf_reserve(struct buf *b, size_t extra_bytes)
+{
+    if (b->cap - b->len < extra_bytes)
+        buf_grow(b, extra_bytes);
+}
 void buf_append(struct buf *b, const void *data, size_t len);
 /* Appends len zero bytes and returns a pointer to them (valid until next growth). */
 uint8_t *buf_extend(struct buf *b, size_t len);

@@ -20,7 +20,7 @@ void buf_reset(struct buf *b)
     b->len = 0;
 }
 
-void buf_reserve(struct buf *b, size_t extra_bytes)
+void buf_grow(struct buf *b, size_t extra_bytes)
 {
     if (b->cap - b->len >= extra_bytes)
         return;

@@ -1320,6 +1320,7 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
                                            {counts_value, DELAY_COUNTS_BYTES}};
         struct buf batch;
         buf_init(&batch);
+        buf_reserve(&batch, values.len + (n + 1) * (DELAY_ENVELOPE_KEY_BYTES + 24) + 128);
         batch_encode(&batch, stored, n + (ncancels > 0), time_wall_ms());
         struct log_append_result res;
         int rc = partition_append_as_leader(dp, batch.data, batch.len, time_wall_ms(), &res);

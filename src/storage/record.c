@@ -158,6 +158,12 @@ int batch_check_records(const uint8_t *batch, const struct batch_info *info, boo
     return rc;
 }
 
+/* Bytes put_varbytes writes for s. */
+static size_t sized_len(struct slice s)
+{
+    return s.ptr ? varint_size((int32_t)s.len) + s.len : 1; /* -1 is one byte */
+}
+
 static void put_varbytes(struct buf *b, struct slice s)
 {
     if (!s.ptr) {
@@ -196,22 +202,25 @@ void batch_encode_records(struct buf *out, const struct record_out *recs, size_t
     buf_put_i16(out, producer ? producer->epoch : -1);
     buf_put_i32(out, producer ? producer->base_sequence : -1);
     buf_put_i32(out, (int32_t)n);
-    struct buf rec;
-    buf_init(&rec);
     for (size_t i = 0; i < n; i++) {
-        buf_reset(&rec);
-        buf_put_i8(&rec, 0);
-        buf_put_varlong(&rec, 0);
-        buf_put_varint(&rec, (int32_t)i);
-        put_varbytes(&rec, recs[i].key);
-        put_varbytes(&rec, recs[i].value);
-        buf_put_varint(&rec, recs[i].header_count);
-        if (recs[i].headers.len)
-            buf_append(&rec, recs[i].headers.ptr, recs[i].headers.len);
-        buf_put_varint(out, (int32_t)rec.len);
-        buf_append(out, rec.data, rec.len);
+        /* Written in place: the record's length comes first, so it is counted first. */
+        const struct record_out *r = &recs[i];
+        size_t body = 1 /* attributes */ + 1 /* timestampDelta 0 */ + varint_size((int32_t)i) +
+                      sized_len(r->key) + sized_len(r->value) + varint_size(r->header_count) +
+                      r->headers.len;
+        buf_reserve(out, varint_size((int32_t)body) + body);
+        buf_put_varint(out, (int32_t)body);
+        size_t at = out->len;
+        buf_put_i8(out, 0);
+        buf_put_varlong(out, 0);
+        buf_put_varint(out, (int32_t)i);
+        put_varbytes(out, r->key);
+        put_varbytes(out, r->value);
+        buf_put_varint(out, r->header_count);
+        if (r->headers.len)
+            buf_append(out, r->headers.ptr, r->headers.len);
+        ASSERT(out->len - at == body);
     }
-    buf_free(&rec);
     be32_write(out->data + start + BATCH_OFF_LENGTH,
                (uint32_t)(out->len - start - BATCH_LOG_OVERHEAD));
     be32_write(out->data + start + BATCH_OFF_CRC,
