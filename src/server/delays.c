@@ -396,6 +396,7 @@ static int read_record(struct partition *p, int64_t offset, struct chunk *c, str
 struct delivery {
     int64_t offset;
     struct target *target;
+    uint32_t rt; /* its target's index in the round's targets */
     int32_t sequence;
     bool dropped; /* its partition was deleted: marked, not delivered */
 };
@@ -472,14 +473,6 @@ static void round_end(struct round *r, struct dpart *d, bool retry_later)
     itopic_host_called(dl->host); /* the next round, from the timer */
 }
 
-static struct round_target *round_target_of(struct round *r, struct target *t)
-{
-    for (size_t i = 0; i < r->target_count; i++)
-        if (r->targets[i].target == t)
-            return &r->targets[i];
-    return NULL;
-}
-
 /* Step 3: the targets have their records; marks for those delivered. */
 static void round_delivered(void *arg)
 {
@@ -503,7 +496,7 @@ static void round_delivered(void *arg)
     int64_t now = delays_now(dl);
     for (size_t i = 0; i < r->n; i++) {
         struct delivery *it = &r->items[i];
-        struct round_target *rt = round_target_of(r, it->target);
+        struct round_target *rt = &r->targets[it->rt];
         if (rt->error != KERR_NONE && !it->dropped)
             continue;
         struct pending *pe = pending_find(d, it->offset);
@@ -670,11 +663,18 @@ static void round_envelopes_durable(void *arg)
     struct outgoing *outs = xcalloc(r->n ? r->n : 1, sizeof *outs);
     size_t skipped = 0;
     r->targets = xcalloc(r->n ? r->n : 1, sizeof *r->targets);
-    /* The targets, in order of first appearance, and each record's sequence number. */
+    /* The targets, in order of first appearance (slot: a target's index in the delay
+     * partition -> 1 + its index in the round), and each record's sequence number. */
+    uint32_t *slot = xcalloc(d->tn ? d->tn : 1, sizeof *slot);
     for (size_t i = 0; i < r->n; i++) {
         struct delivery *it = &r->items[i];
-        struct round_target *rt = round_target_of(r, it->target);
-        if (!rt) {
+        struct round_target *rt;
+        if (slot[it->target->index]) {
+            it->rt = slot[it->target->index] - 1;
+            rt = &r->targets[it->rt];
+        } else {
+            it->rt = (uint32_t)r->target_count;
+            slot[it->target->index] = it->rt + 1;
             rt = &r->targets[r->target_count];
             buf_init(&outs[r->target_count].bytes);
             r->target_count++;
@@ -713,9 +713,10 @@ static void round_envelopes_durable(void *arg)
             skipped++; /* delivered before a crash; its mark was lost */
             continue;
         }
-        outgoing_add(&outs[rt - r->targets], &env, it->offset, it->sequence);
+        outgoing_add(&outs[it->rt], &env, it->offset, it->sequence);
     }
     buf_free(&c.data);
+    free(slot);
     if (skipped > 0)
         say_info("server",
                  "%s-%d: %zu due records are in their partitions already (delivered before a "
