@@ -330,8 +330,11 @@ int server_ensure_internal_topic(struct server *s, const char *name, int32_t par
 /* ---- state machines kept in internal topics: their host (internal_topics.c) ----
  * A pure state machine whose state lives in the records of an internal topic: the group
  * coordinator in __consumer_offsets; next the transaction coordinator in
- * __transaction_state and the delay store. The machine knows nothing of the server or
- * the loop; the host knows nothing of what the machine is. The host owns:
+ * __transaction_state. The machine knows nothing of the server or the loop; the host
+ * knows nothing of what the machine is. (The delay store, server/delays.c, uses the host
+ * for loading, leadership and its timer but appends to its partitions itself: each
+ * envelope's key names the offset it gets, known only when appending on the loop.) The
+ * host owns:
  *   - the topic: created if missing; an existing topic keeps its partition count;
  *   - loading: every partition read at start-up, record by record, into the machine;
  *   - appends: the machine's append callback calls itopic_host_append, which copies and
@@ -347,8 +350,8 @@ struct itopic_machine {
     void *sm;         /* passed to every op */
     const char *what; /* names the state in log lines: "group" */
     /* Start-up load of one partition: begin, every record that has a key in offset order
-     * (value.ptr NULL: a tombstone; bytes borrowed for the call), end. load_record
-     * returns nonzero for a malformed record: counted, logged, skipped. */
+     * (with its offset; value.ptr NULL: a tombstone; bytes borrowed for the call), end.
+     * load_record returns nonzero for a malformed record: counted, logged, skipped. */
     void (*load_begin)(void *sm, int32_t partition, int64_t now_ms);
     int (*load_record)(void *sm, int32_t partition, int64_t offset, struct slice key,
                        struct slice value);
