@@ -1004,25 +1004,6 @@ void server_delays_leadership(struct server *s, const char *topic, int32_t parti
         itopic_host_leadership(s->delays->host, partition);
 }
 
-void server_delay_stats(const struct server *s, struct delay_stats *out)
-{
-    memset(out, 0, sizeof *out);
-    if (!s->delays)
-        return;
-    for (int32_t i = 0; i < s->delays->partitions; i++) {
-        const struct dpart *d = &s->delays->parts[i];
-        if (!d->loaded)
-            continue;
-        out->delivered += d->counts.delivered;
-        out->late += d->counts.late;
-        out->cancelled += d->counts.cancelled;
-        out->dropped += d->counts.dropped;
-        out->pending += (int64_t)d->pending.live;
-        out->next_due_ms =
-            MIN(out->next_due_ms ? out->next_due_ms : INT64_MAX, delay_wheel_next_due(d->wheel));
-    }
-}
-
 /* ---- the produce path ---- */
 
 /* One record of a produced batch, as the delay store will take it. */

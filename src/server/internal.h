@@ -407,20 +407,12 @@ void itopic_host_stop(struct itopic_host *h);
  * The delay store in __samsa_delay and its mover (docs/architecture.md, "Delayed
  * delivery"). One node only for now. */
 struct delays;
-struct delay_stats {
-    int64_t pending;     /* records waiting */
-    int64_t next_due_ms; /* the earliest due time held, or sooner; INT64_MAX: none */
-    /* Over the delay store's life (kept in it): delivered (late: a second or more after
-     * due), cancelled, and dropped because their partition was deleted. */
-    int64_t delivered, late, cancelled, dropped;
-};
 /* Loads __samsa_delay, if it exists (the first delayed produce creates it), and starts
  * delivering. 0 or -1 (logged). */
 int server_delays_start(struct server *s);
 void server_delays_stop(struct server *s);
 /* A partition of __samsa_delay changed leader. */
 void server_delays_leadership(struct server *s, const char *topic, int32_t partition);
-void server_delay_stats(const struct server *s, struct delay_stats *out);
 /* The produce path, for a batch (already validated) of a topic with samsa.delay.enable
  * whose records may carry delivery headers: false when none does (an ordinary produce,
  * nothing done). Else true, with *error the partition's answer: KERR_NONE with the
