@@ -68,7 +68,6 @@ struct target {
     char *topic;
     int32_t partition;
     int32_t next_sequence; /* the mover's next sequence number there */
-    int64_t pending;       /* records waiting for it */
 };
 
 /* Where a pending record is, on its way out. */
@@ -102,7 +101,6 @@ struct pending_list {
 /* One delay partition: loaded while this node leads it. */
 struct dpart {
     bool loaded;
-    uint64_t generation; /* changes when it is unloaded: rounds in flight see it */
     struct delay_wheel *wheel;
     struct pending_list pending;
     struct hmap targets; /* the 'S' key -> struct target */
@@ -115,7 +113,7 @@ struct dpart {
     /* Offsets the wheel handed out, in due order, for the mover. */
     int64_t *ready;
     size_t ready_head, ready_len, ready_cap;
-    bool moving;
+    struct round *round;        /* the mover's round in flight, NULL: none */
     int64_t retry_at_ms;        /* a target was unavailable: the next round not before */
     struct delay_counts counts; /* as its last 'C' record says, and since */
 };
@@ -206,7 +204,6 @@ static void pending_add(struct dpart *d, int64_t offset, int64_t due_ms, struct 
                                       .target = t->index,
                                       .state = near ? PENDING_WHEEL : PENDING_FAR};
     l->live++;
-    t->pending++;
     d->far += !near;
     if (near)
         delay_wheel_add(d->wheel, &(struct delay_entry){due_ms, (uint64_t)offset, offset});
@@ -222,7 +219,6 @@ static bool pending_remove(struct dpart *d, int64_t offset)
         return false;
     pe->done = true; /* its wheel entry, if it still has one, is passed over when due */
     d->far -= pe->state == PENDING_FAR;
-    d->tv[pe->target]->pending--;
     l->live--;
     while (l->head < l->len && l->v[l->head].done)
         l->head++;
@@ -300,6 +296,8 @@ static void window_refill(struct dpart *d, int64_t window_ms, int64_t now)
     d->window_end = end;
 }
 
+static void round_orphan(struct round *r);
+
 static void dpart_unload(struct dpart *d)
 {
     free(d->pending.v);
@@ -315,9 +313,9 @@ static void dpart_unload(struct dpart *d)
     hmap_free(&d->targets);
     delay_wheel_free(d->wheel);
     free(d->ready);
-    uint64_t generation = d->generation + 1;
+    if (d->round)
+        round_orphan(d->round);
     memset(d, 0, sizeof *d);
-    d->generation = generation;
 }
 
 /* ---- reading envelopes back ---- */
@@ -409,9 +407,10 @@ struct round_target {
 };
 
 struct round {
-    struct delays *dl; /* NULL once the delays stopped: the round only frees itself */
+    /* NULL once its delay partition was unloaded (or the delays stopped): the round only
+     * frees itself. */
+    struct delays *dl;
     int32_t part;
-    uint64_t generation;
     struct delivery *items;
     size_t n;
     struct round_target *targets;
@@ -419,16 +418,14 @@ struct round {
     int16_t envelopes_error;
 };
 
-static struct round **live_rounds; /* rounds in flight, so that stopping can orphan them */
-static size_t live_count, live_cap;
+/* Its delay partition is unloaded: its waits still complete, and it frees itself then. */
+static void round_orphan(struct round *r)
+{
+    r->dl = NULL;
+}
 
 static void round_forget(struct round *r)
 {
-    for (size_t i = 0; i < live_count; i++)
-        if (live_rounds[i] == r) {
-            live_rounds[i] = live_rounds[--live_count];
-            break;
-        }
     free(r->items);
     free(r->targets);
     free(r);
@@ -438,9 +435,8 @@ static void round_forget(struct round *r)
  * when that was unloaded (or everything stopped) since. */
 static struct dpart *round_resume(struct round *r)
 {
-    struct dpart *d = r->dl ? &r->dl->parts[r->part] : NULL;
-    if (d && d->loaded && d->generation == r->generation)
-        return d;
+    if (r->dl)
+        return &r->dl->parts[r->part];
     round_forget(r);
     return NULL;
 }
@@ -467,7 +463,7 @@ static void round_end(struct round *r, struct dpart *d, bool retry_later)
     free(back);
     if (retry_later && nb > 0)
         d->retry_at_ms = delays_now(r->dl) + RETRY_MS;
-    d->moving = false;
+    d->round = NULL;
     struct delays *dl = r->dl;
     round_forget(r);
     itopic_host_called(dl->host); /* the next round, from the timer */
@@ -757,7 +753,7 @@ static void round_envelopes_durable(void *arg)
 static void round_start(struct delays *dl, int32_t i, int64_t now)
 {
     struct dpart *d = &dl->parts[i];
-    if (!d->loaded || d->moving || d->ready_len == 0 || now < d->retry_at_ms)
+    if (!d->loaded || d->round || d->ready_len == 0 || now < d->retry_at_ms)
         return;
     struct partition *p = delay_partition(dl, i);
     if (!p)
@@ -765,7 +761,6 @@ static void round_start(struct delays *dl, int32_t i, int64_t now)
     struct round *r = xcalloc(1, sizeof *r);
     r->dl = dl;
     r->part = i;
-    r->generation = d->generation;
     r->items = xcalloc(MIN(d->ready_len, ROUND_MAX), sizeof *r->items);
     int64_t max_offset = -1;
     while (d->ready_len > 0 && r->n < ROUND_MAX) {
@@ -783,12 +778,7 @@ static void round_start(struct delays *dl, int32_t i, int64_t now)
         free(r);
         return;
     }
-    if (live_count == live_cap) {
-        live_cap = live_cap ? live_cap * 2 : 8;
-        live_rounds = xrealloc(live_rounds, live_cap * sizeof *live_rounds);
-    }
-    live_rounds[live_count++] = r;
-    d->moving = true;
+    d->round = r;
     d->retry_at_ms = 0;
     /* Envelopes recovered after a crash are durable once a sync round says so. */
     if (log_durable_offset(p->log) <= max_offset)
@@ -917,7 +907,7 @@ static int64_t sm_next_deadline(void *sm)
         if (!d->loaded)
             continue;
         next = MIN(next, delay_wheel_next_due(d->wheel));
-        if (d->ready_len > 0 && !d->moving)
+        if (d->ready_len > 0 && !d->round)
             next = MIN(next, d->retry_at_ms);
         if (d->far > 0)
             next = MIN(next, d->window_end - dl->srv->cfg->delay_window_ms / 2); /* it moves on */
@@ -928,9 +918,6 @@ static int64_t sm_next_deadline(void *sm)
 static void sm_destroy(void *sm)
 {
     struct delays *dl = sm;
-    for (size_t i = 0; i < live_count; i++)
-        if (live_rounds[i]->dl == dl)
-            live_rounds[i]->dl = NULL; /* its waits still complete: it frees itself then */
     for (int32_t i = 0; i < dl->partitions; i++)
         if (dl->parts[i].loaded)
             dpart_unload(&dl->parts[i]);
@@ -1096,19 +1083,15 @@ static int16_t read_incoming(struct request *req, struct partition *p, struct sl
     return KERR_NONE;
 }
 
-/* A decimal offset (a cancel's id): 0, or -1. */
+/* A cancel's id: an offset, as decimal digits. 0, or -1. */
 static int parse_id(struct slice id, int64_t *out)
 {
-    int64_t x = 0;
-    if (id.len == 0 || id.len > 18)
+    char text[24];
+    if (id.len == 0 || id.len >= sizeof text)
         return -1;
-    for (size_t i = 0; i < id.len; i++) {
-        if (id.ptr[i] < '0' || id.ptr[i] > '9')
-            return -1;
-        x = x * 10 + (id.ptr[i] - '0');
-    }
-    *out = x;
-    return 0;
+    memcpy(text, id.ptr, id.len);
+    text[id.len] = '\0';
+    return parse_i64(text, out) == 0 && *out >= 0 ? 0 : -1;
 }
 
 /* The producer's batches, checked against the target's producer state as an append
