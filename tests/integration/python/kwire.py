@@ -118,13 +118,14 @@ def record(offset_delta, key, value, ts_delta=0, headers=()):
 
 def record_batch(records, base_ts=None, corrupt_crc=False, producer_id=-1, producer_epoch=-1,
                  base_sequence=-1, ts_deltas=None):
-    """records: list of (key, value) bytes. Returns one magic-2 batch (an idempotent
-    producer's when producer_id >= 0). ts_deltas: each record's timestamp - base_ts
-    (default all 0)."""
+    """records: list of (key, value) bytes, or (key, value, headers) with headers a list of
+    (key, value) bytes. Returns one magic-2 batch (an idempotent producer's when
+    producer_id >= 0). ts_deltas: each record's timestamp - base_ts (default all 0)."""
     if base_ts is None:
         base_ts = int(time.time() * 1000)
     deltas = ts_deltas or [0] * len(records)
-    recs = b"".join(record(i, k, v, ts_delta=deltas[i]) for i, (k, v) in enumerate(records))
+    recs = b"".join(record(i, r[0], r[1], ts_delta=deltas[i], headers=r[2] if len(r) > 2 else ())
+                    for i, r in enumerate(records))
     after_crc = (
         i16(0)  # attributes: no compression, create time
         + i32(len(records) - 1)  # last offset delta

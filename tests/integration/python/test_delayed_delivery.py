@@ -326,6 +326,12 @@ def test_an_hour_long_delay_with_a_test_clock(broker):
     with open(broker.stderr_path) as f:
         log = f.read().split("==== start 2")[1]
     assert "2 records pending delivery, 1 of them due already" in log
+    # Delivered more than a second after its due time: counted late, in the store.
+    from conftest import SERVER
+    cli = os.environ.get("SAMSA_CLI", os.path.join(os.path.dirname(SERVER), "tools", "samsa"))
+    out = subprocess.run([cli, "-b", broker.bootstrap, "delay", "stats"], capture_output=True,
+                         timeout=60, check=True).stdout.decode()
+    assert "delivered  1 (late: 1)" in out and "pending    1\n" in out, out
 
 
 def test_a_crash_between_delivery_and_marks_delivers_nothing_twice(broker):
@@ -382,3 +388,35 @@ def test_records_beyond_the_window_come_into_it_as_it_moves(broker_factory):
     assert sorted(seen) == [b"%02d" % i for i in range(19)]
     for v, at in seen.items():
         assert at >= dues[int(v)], (v, dues[int(v)] - at)
+
+
+def test_an_idempotent_producers_delayed_batch_counts_in_its_partitions_sequence(broker):
+    """A retry of a delayed batch already stored is a success without storing it again
+    (offset -1); a gap is OUT_OF_ORDER_SEQUENCE_NUMBER; the producer's next plain batch
+    continues the sequence after the delayed one."""
+    OUT_OF_ORDER_SEQUENCE = 45
+    create_topic(broker, "sequenced", 1)
+    held = [("samsa.deliver.after".encode(), b"300")]
+    with kwire.Conn(broker.port) as c:
+        err, pid, epoch = kwire.init_producer_id_v0(c)
+        assert err == 0
+
+        def batch(seq, tag, headers=()):
+            return kwire.record_batch([(None, b"%s-%d" % (tag, seq + i), list(headers))
+                                       for i in range(2)],
+                                      producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+
+        # The first delayed produce creates the delay store: NOT_ENOUGH_REPLICAS (19,
+        # retriable) until it is open, as a client would retry.
+        deadline = time.monotonic() + 10
+        while (r := kwire.produce(c, "sequenced", 0, batch(0, b"held", held)))[0] == 19:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        err, first = r
+        assert err == 0 and first >= 0
+        assert kwire.produce(c, "sequenced", 0, batch(0, b"held", held)) == (0, -1)  # a retry
+        assert kwire.produce(c, "sequenced", 0, batch(5, b"gap", held))[0] == OUT_OF_ORDER_SEQUENCE
+        assert kwire.produce(c, "sequenced", 0, batch(2, b"plain")) == (0, 0)
+    wait_until(lambda: log_end(broker, "sequenced") == 4, 10, what="the delayed pair")
+    time.sleep(0.5)
+    assert values(consume_all(broker, "sequenced", 1)) == [b"plain-2", b"plain-3", b"held-0", b"held-1"]
