@@ -79,6 +79,7 @@ static const struct option bench_longopts[] = {
     {"broker-pid", required_argument, NULL, 'k'},
     {"mock", required_argument, NULL, 'm'},
     {"deliver-after", required_argument, NULL, 'D'},
+    {"deliver-spread", required_argument, NULL, 'W'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -88,7 +89,8 @@ static const char bench_usage[] =
     "                   [-a 0|1|all] [-l LINGER_MS] [--batch-size BYTES] [-z CODEC]\n"
     "                   [--rate RECORDS_PER_S] [--concurrent | --produce-only | --verify]\n"
     "                   [--compressible] [--spread-records] [--broker-pid PID] [--mock BROKERS]\n"
-    "                   [-r REPLICATION] [--deliver-after MS] [-X key=value ...]\n"
+    "                   [-r REPLICATION] [--deliver-after MS [--deliver-spread MS]]\n"
+    "                   [-X key=value ...]\n"
     "                   [-b HOST:PORT]\n"
     "  Produces RECORDS records (default 1000000) of BYTES bytes (default 1024, at least\n"
     "  16) with acks (default all), linger (5 ms), batch size (1000000) and compression\n"
@@ -104,7 +106,9 @@ static const char bench_usage[] =
     "  GB produced; --mock runs against librdkafka's in-process mock cluster.\n"
     "  --deliver-after gives every record a samsa.deliver.at header MS after its send\n"
     "  (Samsa's delayed delivery) and, with --concurrent, reports how late records\n"
-    "  became visible (end-to-end latency beyond MS, to within 1 ms). -X sets a\n"
+    "  became visible (end-to-end latency beyond MS, to within 1 ms); --deliver-spread\n"
+    "  (with --produce-only) spreads the due times over MS more, record by record in a\n"
+    "  scattered order. -X sets a\n"
     "  librdkafka property on every client. Prints one line of key=value results; exits\n"
     "  non-zero if any record was lost, duplicated, reordered or corrupted, or not\n"
     "  acknowledged.\n";
@@ -203,7 +207,8 @@ static void send_record(struct producer *p, int32_t part, uint64_t producer, int
             struct timespec wall;
             clock_gettime(CLOCK_REALTIME, &wall);
             int64_t due = ((int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec + 999999) / 1000000 +
-                          b->a.deliver_after_ms;
+                          b->a.deliver_after_ms +
+                          b->a.deliver_spread_ms * (int64_t)(((uint64_t)i * 7919) % 1000) / 1000;
             char at[24];
             int n = snprintf(at, sizeof at, "%lld", (long long)due);
             err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt), RD_KAFKA_V_PARTITION(part),
@@ -526,6 +531,10 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
             rc = cli_parse_i64(optarg, 0, INT64_C(3153600000000), "--deliver-after",
                                &a->deliver_after_ms); /* up to 100 years */
             break;
+        case 'W':
+            rc = cli_parse_i64(optarg, 0, INT64_C(3153600000000), "--deliver-spread",
+                               &a->deliver_spread_ms);
+            break;
         case 'C': a->concurrent = true; break;
         case 'O': a->produce_only = true; break;
         case 'V': a->verify = true; break;
@@ -566,6 +575,8 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
         why = "--broker-pid makes no sense with --mock (the mock runs in this process)";
     } else if (a->records < a->producers) {
         why = "fewer records than producers";
+    } else if (a->deliver_spread_ms > 0 && (a->deliver_after_ms < 0 || !a->produce_only)) {
+        why = "--deliver-spread needs --deliver-after and --produce-only";
     }
     if (why != NULL) {
         cli_err("bench: %s", why);

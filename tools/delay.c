@@ -77,14 +77,13 @@ static void take(struct store *st, int32_t p, const rd_kafka_message_t *m)
     struct slice key = {m->key, m->key_len}, value = {m->payload, m->len};
     if (!m->payload)
         value = SLICE_NULL;
-    int64_t offset;
-    struct slice topic;
-    int32_t tpart;
+    struct delay_key k;
     struct dlist *l = &st->held[p];
-    switch (delay_key_decode(key, &offset, &topic, &tpart)) {
+    delay_key_decode(key, &k);
+    switch (k.kind) {
     case DELAY_KEY_ENVELOPE: {
         if (!value.ptr) {
-            struct held *h = find_held(l, offset);
+            struct held *h = find_held(l, k.offset);
             if (h)
                 h->done = true;
             return;

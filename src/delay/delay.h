@@ -106,46 +106,44 @@ size_t delay_wheel_count(const struct delay_wheel *w);
 int64_t delay_wheel_next_due(const struct delay_wheel *w);
 
 /* ---- the due-time index ----
- * One per delay partition: an entry (due time, delay-log offset) per pending record, in
- * append-only files in dir, one per due-time bucket of bucket_ms ("<bucket start>.due"),
- * so that refilling the wheel for the next stretch of time reads only the files of that
- * stretch. Entries are 24 bytes: due, offset (big-endian), a CRC32C of those 16 bytes,
- * zero padding. Adds are not made durable one by one: the index can always be rebuilt
- * from the delay log, and delay_index_checkpoint makes the files durable and records how
- * far into the log they reach; after a crash, entries of the log from there on are added
- * again (an entry found twice is the same record: callers key by offset). */
+ * One per delay partition: an entry (due time, delay-log offset, and a 32-bit tag of the
+ * caller's) per record due beyond the wheel's window, in append-only files in dir, one
+ * per due-time bucket of bucket_ms ("<bucket start>.due"), so that taking the next
+ * stretch of time into the wheel reads only the files of that stretch. Entries are 24
+ * bytes: due, offset, tag (big-endian), a CRC32C of those 20 bytes. Nothing is made
+ * durable: the index is derived, rebuilt from the delay log whenever the partition is
+ * loaded, so that no crash, damage or stale file can make it lose a record. */
 
 struct delay_index;
 
-/* Opens (creating dir if missing) the index. CLUSTER-style errors: 0 or -errno. */
+/* Opens an empty index in dir (created if missing; bucket files an earlier run left are
+ * removed). 0 or -errno. */
 int delay_index_open(const char *dir, int64_t bucket_ms, struct delay_index **out);
 void delay_index_close(struct delay_index *ix);
-/* Appends an entry to its bucket's file (not made durable). */
-int delay_index_add(struct delay_index *ix, int64_t due_ms, int64_t offset);
-/* Hands fn every entry due in [from_ms, to_ms), file by file (within a file in the order
- * added). Entries whose CRC does not match (a torn tail, damage) are skipped and counted
- * in *damaged: a caller that finds any rebuilds the index from the log. */
+/* Adds an entry. Buffered: written to its bucket's file in a batch (a write error may
+ * come from a later add, and is for the entries of that batch). 0 or -errno. */
+int delay_index_add(struct delay_index *ix, int64_t due_ms, int64_t offset, uint32_t tag);
+/* Hands fn every entry due in [from_ms, to_ms), file by file (within a file in no
+ * particular order). Entries whose CRC does not match (damage) are skipped and counted
+ * in *damaged: a caller that finds any rebuilds the index from the log. 0 or -errno. */
 int delay_index_scan(struct delay_index *ix, int64_t from_ms, int64_t to_ms,
-                     void (*fn)(void *arg, int64_t due_ms, int64_t offset), void *arg,
+                     void (*fn)(void *arg, int64_t due_ms, int64_t offset, uint32_t tag), void *arg,
                      size_t *damaged);
-/* The start of the first bucket at or after from_ms's that has a file; INT64_MAX if none
- * (the next stretch worth reading, however far off). */
+/* The start of the first bucket at or after from_ms's that has entries; INT64_MAX if
+ * none (the next stretch worth reading, however far off). */
 int64_t delay_index_next_bucket(const struct delay_index *ix, int64_t from_ms);
-/* Removes the files of the buckets that end at or before before_ms (everything due in
- * them has been delivered). */
+/* Removes the buckets that end at or before before_ms (their entries were taken). */
 int delay_index_drop_before(struct delay_index *ix, int64_t before_ms);
-/* Makes every file durable, then records that the index holds every record of the delay
- * log before `covered` (written to a new file, fsync'd, renamed over the old). */
-int delay_index_checkpoint(struct delay_index *ix, int64_t covered);
-/* The offset the last checkpoint recorded, as found at open; 0 if there is none. */
-int64_t delay_index_covered(const struct delay_index *ix);
 
 /* ---- the delay store's records ----
  * DELAY_TOPIC, compacted, holds per delay partition:
- *   - an envelope per pending record: key 'E' and the envelope's own offset (8 bytes,
- *     big-endian: the broker appends envelopes itself, so it knows their offsets), the
- *     value below; once the record is delivered or cancelled, a tombstone of that key,
- *     so that compaction removes both;
+ *   - an envelope per pending record: key 'E', the envelope's own offset and the
+ *     record's due time (8 bytes each, big-endian: the broker appends envelopes itself,
+ *     so it knows their offsets), the value below; once the record is delivered or
+ *     cancelled, a tombstone of that key, so that compaction removes both (and a load
+ *     can tell from the tombstone alone whether it is one of the records waiting beyond
+ *     the window). Stores written before the due time was in the key have 9-byte
+ *     envelope keys ('E' and the offset): read, and their tombstones written alike;
  *   - per target partition, how many records this delay partition has delivered to it:
  *     key 'S', the partition (4 bytes) and the topic; value the count (4 bytes): the
  *     next sequence number of the delay partition's own idempotent producer there;
@@ -181,8 +179,12 @@ void delay_envelope_encode(struct buf *out, const struct delay_envelope *e);
 /* Reads an envelope (slices borrowed from value): 0, or -1 when it is malformed. */
 int delay_envelope_decode(struct slice value, struct delay_envelope *out);
 
-#define DELAY_ENVELOPE_KEY_BYTES 9
-void delay_key_envelope(uint8_t out[DELAY_ENVELOPE_KEY_BYTES], int64_t offset);
+#define DELAY_ENVELOPE_KEY_BYTES 17
+#define DELAY_ENVELOPE_KEY_BYTES_V0 9 /* without the due time */
+#define DELAY_DUE_UNKNOWN INT64_MIN   /* the due time of a 9-byte key */
+/* Writes an envelope's key: its length (the 9-byte form when due_ms is
+ * DELAY_DUE_UNKNOWN, the key of a store written before the due time was in it). */
+size_t delay_key_envelope(uint8_t out[DELAY_ENVELOPE_KEY_BYTES], int64_t offset, int64_t due_ms);
 void delay_key_sequence(struct buf *out, struct slice topic, int32_t partition);
 /* What the delay partition has done so far, kept with its marks (key 'C'): value the
  * four counts, int64 each, in this order. */
@@ -194,13 +196,18 @@ struct delay_counts {
 void delay_counts_encode(uint8_t out[DELAY_COUNTS_BYTES], const struct delay_counts *c);
 int delay_counts_decode(struct slice value, struct delay_counts *out); /* 0 or -1 */
 enum delay_key_kind {
-    DELAY_KEY_ENVELOPE, /* *offset */
-    DELAY_KEY_SEQUENCE, /* *topic (borrowed), *partition */
+    DELAY_KEY_ENVELOPE, /* offset, due_ms */
+    DELAY_KEY_SEQUENCE, /* topic (borrowed), partition */
     DELAY_KEY_COUNTS,
     DELAY_KEY_UNKNOWN, /* a newer broker's record, or damage: skipped */
 };
-enum delay_key_kind delay_key_decode(struct slice key, int64_t *offset, struct slice *topic,
-                                     int32_t *partition);
+struct delay_key {
+    enum delay_key_kind kind;
+    int64_t offset, due_ms; /* due_ms DELAY_DUE_UNKNOWN: a 9-byte key */
+    struct slice topic;
+    int32_t partition;
+};
+void delay_key_decode(struct slice key, struct delay_key *out);
 
 /* Reads a record's raw header section of count headers into out (at most max): how
  * many, or -1 when it is malformed or holds more than max. */

@@ -81,10 +81,14 @@ int delay_envelope_decode(struct slice value, struct delay_envelope *out)
     return 0;
 }
 
-void delay_key_envelope(uint8_t out[DELAY_ENVELOPE_KEY_BYTES], int64_t offset)
+size_t delay_key_envelope(uint8_t out[DELAY_ENVELOPE_KEY_BYTES], int64_t offset, int64_t due_ms)
 {
     out[0] = 'E';
     be64_write(out + 1, (uint64_t)offset);
+    if (due_ms == DELAY_DUE_UNKNOWN)
+        return DELAY_ENVELOPE_KEY_BYTES_V0;
+    be64_write(out + 9, (uint64_t)due_ms);
+    return DELAY_ENVELOPE_KEY_BYTES;
 }
 
 void delay_key_sequence(struct buf *out, struct slice topic, int32_t partition)
@@ -113,21 +117,25 @@ int delay_counts_decode(struct slice value, struct delay_counts *out)
                                                                                              : -1;
 }
 
-enum delay_key_kind delay_key_decode(struct slice key, int64_t *offset, struct slice *topic,
-                                     int32_t *partition)
+void delay_key_decode(struct slice key, struct delay_key *out)
 {
-    if (key.len == DELAY_ENVELOPE_KEY_BYTES && key.ptr[0] == 'E') {
-        *offset = (int64_t)be64_read(key.ptr + 1);
-        return *offset >= 0 ? DELAY_KEY_ENVELOPE : DELAY_KEY_UNKNOWN;
+    *out = (struct delay_key){.kind = DELAY_KEY_UNKNOWN};
+    if ((key.len == DELAY_ENVELOPE_KEY_BYTES || key.len == DELAY_ENVELOPE_KEY_BYTES_V0) &&
+        key.ptr[0] == 'E') {
+        out->offset = (int64_t)be64_read(key.ptr + 1);
+        out->due_ms = key.len == DELAY_ENVELOPE_KEY_BYTES ? (int64_t)be64_read(key.ptr + 9)
+                                                          : DELAY_DUE_UNKNOWN;
+        if (out->offset >= 0 &&
+            (key.len == DELAY_ENVELOPE_KEY_BYTES_V0 || out->due_ms != DELAY_DUE_UNKNOWN))
+            out->kind = DELAY_KEY_ENVELOPE;
+    } else if (key.len == 1 && key.ptr[0] == DELAY_COUNTS_KEY[0]) {
+        out->kind = DELAY_KEY_COUNTS;
+    } else if (key.len > 5 && key.ptr[0] == 'S') {
+        out->partition = (int32_t)be32_read(key.ptr + 1);
+        out->topic = (struct slice){key.ptr + 5, key.len - 5};
+        if (out->partition >= 0)
+            out->kind = DELAY_KEY_SEQUENCE;
     }
-    if (key.len == 1 && key.ptr[0] == DELAY_COUNTS_KEY[0])
-        return DELAY_KEY_COUNTS;
-    if (key.len > 5 && key.ptr[0] == 'S') {
-        *partition = (int32_t)be32_read(key.ptr + 1);
-        *topic = (struct slice){key.ptr + 5, key.len - 5};
-        return *partition >= 0 ? DELAY_KEY_SEQUENCE : DELAY_KEY_UNKNOWN;
-    }
-    return DELAY_KEY_UNKNOWN;
 }
 
 /* A varint-sized field of a header: its bytes, or null for length -1 when nullable. */

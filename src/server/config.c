@@ -35,7 +35,7 @@ static const struct key_def keys[] = {
     {"broker.heartbeat.interval.ms", K_INT, "2000", 1},
     {"broker.session.timeout.ms", K_INT, "9000", 1},
     {"samsa.broker.disconnect.fence.ms", K_INT, "1000", 0},
-    {"samsa.delay.window.ms", K_INT, "600000", 100},
+    {"samsa.delay.window.ms", K_INT, "3600000", 100},
     {"replica.fetch.wait.max.ms", K_INT, "500", 0},
     {"replica.fetch.min.bytes", K_INT, "1", 1},
     {"replica.fetch.max.bytes", K_INT, "1048576", 0},

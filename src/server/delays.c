@@ -8,11 +8,13 @@
  * store's offset, as durable as its acks asked. A cancel appends the tombstone of the
  * envelope it names.
  *
- * Each delay partition this node leads keeps its pending records in memory: a list in
- * offset order (24 bytes a record), and a timing wheel of those due within a window
- * (samsa.delay.window.ms), taken in from the list as the window moves. As the wheel
- * hands out due records, the mover delivers them, in due order, one round at a time per
- * delay partition:
+ * Each delay partition this node leads keeps in memory only its records due within a
+ * window (samsa.delay.window.ms, rounded up to a whole window): a list in offset order
+ * (24 bytes a record) and a timing wheel. The rest wait on disk, in the due-time index
+ * (delay.h: a file per window of due time, rebuilt from the log at every load), and
+ * are taken into memory a window at a time as time moves on. As the wheel hands out due
+ * records, the mover delivers them, in due order, one round at a time per delay
+ * partition:
  *   1. it waits until their envelopes are durable, so that nothing a producer was not
  *      told about is delivered;
  *   2. reads them back and appends them to their targets, written by this delay
@@ -35,11 +37,13 @@
 #include "delay/delay.h"
 #include "server/internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Delay partitions: records for one target share one, which keeps their order. */
 #define DELAY_PARTITIONS 8
@@ -62,7 +66,8 @@ static const struct config_entry delay_topic_configs[] = {
     {"min.compaction.lag.ms", "86400000"},
 };
 
-/* A target partition of one delay partition. */
+/* A target partition of one delay partition (its index is the tag of its records in the
+ * due-time index: both live as long as the delay partition's load). */
 struct target {
     uint32_t index; /* in its delay partition's targets */
     char *topic;
@@ -70,22 +75,21 @@ struct target {
     int32_t next_sequence; /* the mover's next sequence number there */
 };
 
-/* Where a pending record is, on its way out. */
+/* Where a pending record within the window is, on its way out. */
 enum pending_state {
-    PENDING_FAR,    /* due after the window: in the list only */
-    PENDING_WHEEL,  /* due within the window: in the wheel too */
+    PENDING_WHEEL,  /* in the wheel */
     PENDING_READY,  /* due: in the ready queue */
     PENDING_MOVING, /* in the mover's round: a cancel is too late */
 };
 
-/* A record waiting in the delay store: 24 bytes, what memory holds per pending record
- * beyond the window. */
+/* A record waiting in the delay store, due within the window: 24 bytes. */
 struct pending {
     int64_t offset; /* its envelope's */
     int64_t due_ms;
     uint32_t target; /* index into the delay partition's targets */
     uint8_t state;   /* enum pending_state */
     bool done;       /* delivered or cancelled: a hole until the list is compacted */
+    bool old_key;    /* its envelope has the 9-byte key (delay.h): its tombstone too */
 };
 
 /* A delay partition's pending records in offset order (envelopes are appended in that
@@ -102,14 +106,18 @@ struct pending_list {
 struct dpart {
     bool loaded;
     struct delay_wheel *wheel;
-    struct pending_list pending;
-    struct hmap targets; /* the 'S' key -> struct target */
-    struct target **tv;  /* the same by index */
+    struct pending_list pending; /* those due before window_end */
+    struct hmap targets;         /* the 'S' key -> struct target */
+    struct target **tv;          /* the same by index */
     uint32_t tn, tcap;
-    /* Records due before window_end are in the wheel; the rest wait in the pending list
-     * only, and come into the wheel as the window moves (refill). */
+    /* Records due before window_end are in the pending list and the wheel; the rest
+     * are in the index only, and come into memory as the window moves (refill). NULL
+     * index: everything is in memory (window_end INT64_MAX), after the index failed. */
+    struct delay_index *index;
     int64_t window_end;
-    size_t far; /* pending records beyond the window (PENDING_FAR, not done) */
+    /* Records beyond the window cancelled since they were indexed: envelope offset (8
+     * bytes) -> its due time (int64_t, allocated), passed over by the refill. */
+    struct hmap cancelled;
     /* Offsets the wheel handed out, in due order, for the mover. */
     int64_t *ready;
     size_t ready_head, ready_len, ready_cap;
@@ -129,6 +137,7 @@ struct delays {
     struct itopic_host *host;
     int32_t partitions;
     struct dpart *parts;
+    bool *no_index; /* per delay partition: its index failed; all in memory from then on */
 };
 
 /* The clock due times are read against: the broker's wall clock (plus a test's offset).
@@ -142,6 +151,15 @@ static int32_t delay_partition_of(const struct delays *dl, struct slice topic, i
 {
     uint64_t h = hash_bytes(topic.ptr, topic.len) * 31 + (uint64_t)(uint32_t)partition;
     return (int32_t)(h % (uint64_t)dl->partitions);
+}
+
+/* The end of the window that starts at now: a whole window after now, rounded up to a
+ * multiple of it (the index's bucket boundaries), so that the window moves on a bucket
+ * at a time. */
+static int64_t window_after(int64_t now, int64_t window_ms)
+{
+    int64_t t = now + window_ms;
+    return t - (t % window_ms + window_ms) % window_ms + window_ms;
 }
 
 static struct target *target_get(struct dpart *d, struct slice topic, int32_t partition)
@@ -183,7 +201,9 @@ static struct pending *pending_find(struct dpart *d, int64_t offset)
     return lo < l->len && l->v[lo].offset == offset && !l->v[lo].done ? &l->v[lo] : NULL;
 }
 
-static void pending_add(struct dpart *d, int64_t offset, int64_t due_ms, struct target *t)
+/* Takes a record due within the window into the pending list and the wheel. */
+static void pending_add(struct dpart *d, int64_t offset, int64_t due_ms, uint32_t target,
+                        bool old_key)
 {
     struct pending_list *l = &d->pending;
     if (l->len > l->head && l->v[l->len - 1].offset >= offset)
@@ -198,15 +218,13 @@ static void pending_add(struct dpart *d, int64_t offset, int64_t due_ms, struct 
             l->v = xrealloc(l->v, l->cap * sizeof *l->v);
         }
     }
-    bool near = due_ms < d->window_end;
     l->v[l->len++] = (struct pending){.offset = offset,
                                       .due_ms = due_ms,
-                                      .target = t->index,
-                                      .state = near ? PENDING_WHEEL : PENDING_FAR};
+                                      .target = target,
+                                      .state = PENDING_WHEEL,
+                                      .old_key = old_key};
     l->live++;
-    d->far += !near;
-    if (near)
-        delay_wheel_add(d->wheel, &(struct delay_entry){due_ms, (uint64_t)offset, offset});
+    delay_wheel_add(d->wheel, &(struct delay_entry){due_ms, (uint64_t)offset, offset});
 }
 
 /* Forgets a pending record (delivered, cancelled); false if it was not pending.
@@ -218,7 +236,6 @@ static bool pending_remove(struct dpart *d, int64_t offset)
     if (!pe)
         return false;
     pe->done = true; /* its wheel entry, if it still has one, is passed over when due */
-    d->far -= pe->state == PENDING_FAR;
     l->live--;
     while (l->head < l->len && l->v[l->head].done)
         l->head++;
@@ -276,24 +293,181 @@ static void on_due(void *arg, const struct delay_entry *e)
     }
 }
 
-/* The window (samsa.delay.window.ms): records due within it are in the wheel, which
- * costs ~64 bytes a record more; it moves on when half of it has passed, taking in what
- * falls in it. A pass over the pending list: ~10 ms per million pending. */
-static void window_refill(struct dpart *d, int64_t window_ms, int64_t now)
+/* ---- records beyond the window: the due-time index ---- */
+
+/* The index of delay partition i failed (a write error, damage found): from now on that
+ * delay partition keeps everything in memory, loaded again from the log to get back what
+ * only the index held. Logged. */
+static void index_failed(struct delays *dl, int32_t i, int rc, const char *what)
 {
-    if (now + window_ms / 2 < d->window_end)
+    say_error("server",
+              "%s-%d: the due-time index of delayed records failed (%s: %s); keeping all "
+              "of its pending records in memory until the broker restarts",
+              DELAY_TOPIC, i, what, rc ? strerror(-rc) : "damaged entries");
+    dl->no_index[i] = true;
+    itopic_host_reload(dl->host, i);
+}
+
+/* A pending record, loaded or just stored: into memory when due within the window (or
+ * when it has an old key, or there is no index), else into the index. */
+static void hold(struct delays *dl, int32_t i, int64_t offset, int64_t due_ms, struct target *t,
+                 bool old_key)
+{
+    struct dpart *d = &dl->parts[i];
+    if (due_ms < d->window_end || old_key || !d->index || dl->no_index[i]) {
+        pending_add(d, offset, due_ms, t->index, old_key);
         return;
-    int64_t end = now + window_ms;
-    for (size_t i = d->pending.head; i < d->pending.len && d->far > 0; i++) {
-        struct pending *pe = &d->pending.v[i];
-        if (!pe->done && pe->state == PENDING_FAR && pe->due_ms < end) {
-            pe->state = PENDING_WHEEL;
-            d->far--;
-            delay_wheel_add(d->wheel,
-                            &(struct delay_entry){pe->due_ms, (uint64_t)pe->offset, pe->offset});
-        }
     }
+    int rc = delay_index_add(d->index, due_ms, offset, t->index);
+    if (rc != 0)
+        index_failed(dl, i, rc, "writing");
+}
+
+static bool cancelled_has(struct dpart *d, int64_t offset)
+{
+    uint8_t k[8];
+    be64_write(k, (uint64_t)offset);
+    return hmap_get(&d->cancelled, (struct slice){k, 8}) != NULL;
+}
+
+/* false if it was cancelled already */
+static bool cancelled_add(struct dpart *d, int64_t offset, int64_t due_ms)
+{
+    uint8_t k[8];
+    be64_write(k, (uint64_t)offset);
+    struct slice key = {k, 8};
+    if (hmap_get(&d->cancelled, key))
+        return false;
+    int64_t *due = xmalloc(sizeof *due);
+    *due = due_ms;
+    hmap_put(&d->cancelled, key, due);
+    return true;
+}
+
+/* Forgets the cancels of records due before end: the refill has passed them. */
+static void cancelled_prune(struct dpart *d, int64_t end)
+{
+    size_t n = 0, cap = 0;
+    int64_t *gone = NULL;
+    size_t it = 0;
+    struct slice k;
+    void *v;
+    while (hmap_next(&d->cancelled, &it, &k, &v)) {
+        if (*(int64_t *)v >= end)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            gone = xrealloc(gone, cap * sizeof *gone);
+        }
+        gone[n++] = (int64_t)be64_read(k.ptr);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t key[8];
+        be64_write(key, (uint64_t)gone[i]);
+        free(hmap_remove(&d->cancelled, (struct slice){key, 8}));
+    }
+    free(gone);
+}
+
+/* Forgets a pending record (delivered or cancelled) whose envelope's key said it was due
+ * at due_ms: false if it was not pending (that is known only within the window). */
+static bool forget(struct dpart *d, int64_t offset, int64_t due_ms)
+{
+    if (pending_remove(d, offset))
+        return true;
+    return d->index && due_ms != DELAY_DUE_UNKNOWN && due_ms >= d->window_end &&
+           cancelled_add(d, offset, due_ms);
+}
+
+struct refill {
+    struct dpart *d;
+    struct pending *v;
+    size_t n, cap;
+};
+
+static void refill_take(void *arg, int64_t due_ms, int64_t offset, uint32_t target)
+{
+    struct refill *r = arg;
+    if (target >= r->d->tn || cancelled_has(r->d, offset))
+        return;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 1024;
+        r->v = xrealloc(r->v, r->cap * sizeof *r->v);
+    }
+    r->v[r->n++] = (struct pending){offset, due_ms, target, PENDING_WHEEL, false, false};
+}
+
+static int by_offset(const void *a, const void *b)
+{
+    const struct pending *x = a, *y = b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* Merges records taken from the index (sorted by offset) into the pending list. */
+static void pending_merge(struct dpart *d, const struct pending *in, size_t n)
+{
+    struct pending_list *l = &d->pending;
+    size_t cap = MAX(l->live + n, 1024);
+    struct pending *v = xcalloc(cap, sizeof *v);
+    size_t out = 0, j = 0;
+    for (size_t i = l->head; i < l->len; i++) {
+        if (l->v[i].done)
+            continue;
+        while (j < n && in[j].offset < l->v[i].offset)
+            v[out++] = in[j++];
+        v[out++] = l->v[i];
+    }
+    while (j < n)
+        v[out++] = in[j++];
+    free(l->v);
+    *l = (struct pending_list){v, 0, out, cap, out};
+}
+
+/* Moves delay partition i's window on when a whole window is left of it: the records the
+ * index holds for the next stretch come into memory, their bucket files go. */
+static void window_refill(struct delays *dl, int32_t i, int64_t now)
+{
+    struct dpart *d = &dl->parts[i];
+    int64_t window_ms = dl->srv->cfg->delay_window_ms;
+    if (!d->index || now + window_ms < d->window_end)
+        return;
+    int64_t end = window_after(now, window_ms);
+    struct refill r = {d, NULL, 0, 0};
+    size_t damaged = 0;
+    int rc = delay_index_scan(d->index, d->window_end, end, refill_take, &r, &damaged);
+    if (rc != 0 || damaged > 0) {
+        free(r.v);
+        index_failed(dl, i, rc, "reading");
+        return;
+    }
+    size_t n = 0; /* an entry found twice is the same record */
+    if (r.n > 0) {
+        qsort(r.v, r.n, sizeof *r.v, by_offset);
+        for (size_t k = 0; k < r.n; k++)
+            if (n == 0 || r.v[n - 1].offset != r.v[k].offset)
+                r.v[n++] = r.v[k];
+        pending_merge(d, r.v, n);
+    }
+    for (size_t k = 0; k < n; k++)
+        delay_wheel_add(
+            d->wheel, &(struct delay_entry){r.v[k].due_ms, (uint64_t)r.v[k].offset, r.v[k].offset});
+    free(r.v);
     d->window_end = end;
+    cancelled_prune(d, end);
+    rc = delay_index_drop_before(d->index, end);
+    if (rc != 0)
+        say_warn("server", "%s-%d: removing due-time index files: %s", DELAY_TOPIC, i,
+                 strerror(-rc));
+}
+
+/* When the window next moves on: when a whole window is left before the next stretch
+ * the index holds. INT64_MAX: never (it holds nothing beyond). */
+static int64_t window_deadline(const struct dpart *d, int64_t window_ms)
+{
+    if (!d->index)
+        return INT64_MAX;
+    int64_t next = delay_index_next_bucket(d->index, d->window_end);
+    return next == INT64_MAX ? next : MAX(next, d->window_end) - window_ms;
 }
 
 static void round_orphan(struct round *r);
@@ -311,6 +485,11 @@ static void dpart_unload(struct dpart *d)
         free(t);
     }
     hmap_free(&d->targets);
+    it = 0;
+    while (hmap_next(&d->cancelled, &it, &k, &v))
+        free(v);
+    hmap_free(&d->cancelled);
+    delay_index_close(d->index);
     delay_wheel_free(d->wheel);
     free(d->ready);
     if (d->round)
@@ -366,9 +545,10 @@ static bool chunk_find(struct chunk *c, int64_t offset, struct record *out)
     return false;
 }
 
-/* The record at offset of p (a delay partition), its bytes in c: 0, or -1 (logged)
- * when it cannot be read or is not there. */
-static int read_record(struct partition *p, int64_t offset, struct chunk *c, struct record *out)
+/* The record at offset of p (a delay partition), its bytes in c: 0, or -1 when it cannot
+ * be read or is not there (logged if log_missing). */
+static int read_record(struct partition *p, int64_t offset, struct chunk *c, struct record *out,
+                       bool log_missing)
 {
     if (chunk_find(c, offset, out))
         return 0;
@@ -384,6 +564,8 @@ static int read_record(struct partition *p, int64_t offset, struct chunk *c, str
     storage_read_turn_end();
     if (rc == 0 && chunk_find(c, offset, out))
         return 0;
+    if (rc == 0 && !log_missing)
+        return -1;
     say_error("server", "%s-%d: the envelope at offset %lld cannot be read (%s)", p->topic,
               p->index, (long long)offset, rc ? storage_strerror(rc) : "not found");
     return -1;
@@ -393,6 +575,7 @@ static int read_record(struct partition *p, int64_t offset, struct chunk *c, str
 
 struct delivery {
     int64_t offset;
+    int64_t key_due_ms; /* the due time its envelope's key holds (DELAY_DUE_UNKNOWN: old) */
     struct target *target;
     uint32_t rt; /* its target's index in the round's targets */
     int32_t sequence;
@@ -502,8 +685,8 @@ static void round_delivered(void *arg)
             d->counts.late++;
         d->counts.delivered += !it->dropped;
         pending_remove(d, it->offset);
-        delay_key_envelope(keys[i], it->offset);
-        marks[nm++] = (struct record_in){{keys[i], DELAY_ENVELOPE_KEY_BYTES}, SLICE_NULL};
+        size_t klen = delay_key_envelope(keys[i], it->offset, it->key_due_ms);
+        marks[nm++] = (struct record_in){{keys[i], klen}, SLICE_NULL};
     }
     for (size_t i = 0; i < r->target_count; i++) {
         struct round_target *rt = &r->targets[i];
@@ -683,7 +866,7 @@ static void round_envelopes_durable(void *arg)
         }
         struct record rec;
         struct delay_envelope env;
-        if (read_record(p, it->offset, &c, &rec) != 0 || !rec.value.ptr ||
+        if (read_record(p, it->offset, &c, &rec, true) != 0 || !rec.value.ptr ||
             delay_envelope_decode(rec.value, &env) != 0) {
             rt->error = KERR_CORRUPT_MESSAGE; /* logged; tried again later */
             continue;
@@ -770,7 +953,10 @@ static void round_start(struct delays *dl, int32_t i, int64_t now)
         if (!pe)
             continue; /* cancelled while it waited */
         pe->state = PENDING_MOVING;
-        r->items[r->n++] = (struct delivery){.offset = off, .target = d->tv[pe->target]};
+        r->items[r->n++] =
+            (struct delivery){.offset = off,
+                              .key_due_ms = pe->old_key ? DELAY_DUE_UNKNOWN : pe->due_ms,
+                              .target = d->tv[pe->target]};
         max_offset = MAX(max_offset, off);
     }
     if (r->n == 0) {
@@ -799,8 +985,28 @@ static void sm_load_begin(void *sm, int32_t partition, int64_t now_ms)
         dpart_unload(d);
     d->loaded = true;
     d->wheel = delay_wheel_new_no_cancel(now_ms);
-    d->window_end = now_ms + dl->srv->cfg->delay_window_ms;
     hmap_init(&d->targets);
+    hmap_init(&d->cancelled);
+    int64_t window_ms = dl->srv->cfg->delay_window_ms;
+    d->window_end = INT64_MAX;
+    if (dl->no_index[partition])
+        return;
+    /* The index of those beyond the window: built afresh from the log being loaded. */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/delay-index", dl->srv->cfg->log_dir);
+    int rc = mkdir(dir, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+    snprintf(dir, sizeof dir, "%s/delay-index/%d", dl->srv->cfg->log_dir, partition);
+    if (rc == 0)
+        rc = delay_index_open(dir, window_ms, &d->index);
+    if (rc != 0) {
+        say_error("server",
+                  "%s-%d: cannot open the due-time index in %s (%s): keeping all of its "
+                  "pending records in memory",
+                  DELAY_TOPIC, partition, dir, strerror(-rc));
+        dl->no_index[partition] = true;
+        return;
+    }
+    d->window_end = window_after(now_ms, window_ms);
 }
 
 /* An idempotent producer's delayed batch, told again to its target partition's producer
@@ -828,19 +1034,20 @@ static int sm_load_record(void *sm, int32_t partition, int64_t offset, struct sl
 {
     struct delays *dl = sm;
     struct dpart *d = &dl->parts[partition];
-    int64_t envelope;
-    struct slice topic;
-    int32_t tpart;
-    switch (delay_key_decode(key, &envelope, &topic, &tpart)) {
+    struct delay_key k;
+    delay_key_decode(key, &k);
+    switch (k.kind) {
     case DELAY_KEY_ENVELOPE: {
         if (!value.ptr) {
-            pending_remove(d, envelope);
+            forget(d, k.offset, k.due_ms);
             return 0;
         }
         struct delay_envelope e;
-        if (envelope != offset || delay_envelope_decode(value, &e) != 0)
+        if (k.offset != offset || delay_envelope_decode(value, &e) != 0 ||
+            (k.due_ms != DELAY_DUE_UNKNOWN && k.due_ms != e.due_ms))
             return -1;
-        pending_add(d, offset, e.due_ms, target_get(d, e.topic, e.partition));
+        hold(dl, partition, offset, e.due_ms, target_get(d, e.topic, e.partition),
+             k.due_ms == DELAY_DUE_UNKNOWN);
         replay_producer(dl, &e);
         return 0;
     }
@@ -849,7 +1056,7 @@ static int sm_load_record(void *sm, int32_t partition, int64_t offset, struct sl
             return 0;
         if (value.len != 4)
             return -1;
-        target_get(d, topic, tpart)->next_sequence = (int32_t)be32_read(value.ptr);
+        target_get(d, k.topic, k.partition)->next_sequence = (int32_t)be32_read(value.ptr);
         return 0;
     }
     case DELAY_KEY_COUNTS: return value.ptr ? delay_counts_decode(value, &d->counts) : 0;
@@ -868,8 +1075,8 @@ static void sm_load_end(void *sm, int32_t partition, int64_t now_ms)
         overdue += !d->pending.v[i].done && d->pending.v[i].due_ms <= now_ms;
     if (d->pending.live > 0)
         say_info("server",
-                 "%s-%d: %zu records pending delivery, %lld of them due already "
-                 "(delivered now, in due order)",
+                 "%s-%d: %zu records pending delivery within the window, %lld of them due "
+                 "already (delivered now, in due order)",
                  DELAY_TOPIC, partition, d->pending.live, (long long)overdue);
 }
 
@@ -892,7 +1099,7 @@ static void sm_tick(void *sm, int64_t now_ms)
         struct dpart *d = &dl->parts[i];
         if (!d->loaded)
             continue;
-        window_refill(d, dl->srv->cfg->delay_window_ms, now_ms);
+        window_refill(dl, i, now_ms);
         delay_wheel_advance(d->wheel, now_ms, on_due, d);
         round_start(dl, i, now_ms);
     }
@@ -909,8 +1116,7 @@ static int64_t sm_next_deadline(void *sm)
         next = MIN(next, delay_wheel_next_due(d->wheel));
         if (d->ready_len > 0 && !d->round)
             next = MIN(next, d->retry_at_ms);
-        if (d->far > 0)
-            next = MIN(next, d->window_end - dl->srv->cfg->delay_window_ms / 2); /* it moves on */
+        next = MIN(next, window_deadline(d, dl->srv->cfg->delay_window_ms));
     }
     return next == INT64_MAX ? next : next - dl->clock_offset_ms; /* the host's clock */
 }
@@ -922,6 +1128,7 @@ static void sm_destroy(void *sm)
         if (dl->parts[i].loaded)
             dpart_unload(&dl->parts[i]);
     free(dl->parts);
+    free(dl->no_index);
     free(dl);
 }
 
@@ -949,6 +1156,7 @@ int server_delays_start(struct server *s)
     }
     dl->partitions = itopic_host_partitions(host);
     dl->parts = xcalloc((size_t)dl->partitions, sizeof *dl->parts);
+    dl->no_index = xcalloc((size_t)dl->partitions, sizeof *dl->no_index);
     const struct itopic_machine m = {
         .sm = dl,
         .what = "delayed delivery",
@@ -971,8 +1179,10 @@ int server_delays_start(struct server *s)
     for (int32_t i = 0; i < dl->partitions; i++)
         if (dl->parts[i].loaded)
             pending += dl->parts[i].pending.live;
-    say_info("server", "delayed delivery loaded %zu pending records from %zu in %lld ms", pending,
-             st.records, (long long)st.elapsed_ms);
+    say_info("server",
+             "delayed delivery loaded %zu records in %lld ms: %zu pending within the window "
+             "(the rest wait in the due-time index)",
+             st.records, (long long)st.elapsed_ms, pending);
     return 0;
 }
 
@@ -983,6 +1193,12 @@ void server_delays_stop(struct server *s)
     struct itopic_host *host = s->delays->host;
     s->delays = NULL;
     itopic_host_stop(host); /* destroys the delays */
+}
+
+void server_delays_idle(struct server *s)
+{
+    if (s->delays)
+        itopic_host_idle(s->delays->host);
 }
 
 void server_delays_leadership(struct server *s, const char *topic, int32_t partition)
@@ -1092,6 +1308,42 @@ static int parse_id(struct slice id, int64_t *out)
     memcpy(text, id.ptr, id.len);
     text[id.len] = '\0';
     return parse_i64(text, out) == 0 && *out >= 0 ? 0 : -1;
+}
+
+/* Whether record id of delay partition i (dp) is pending delivery to p and can still be
+ * cancelled; *key_due_ms is the due time its envelope's key holds, *far whether it waits
+ * beyond the window. A record beyond the window is read from the log: cancels are rare,
+ * and memory holds nothing of it. */
+static bool cancellable(struct delays *dl, int32_t i, struct partition *dp, int64_t id,
+                        const struct partition *p, int64_t *key_due_ms, bool *far)
+{
+    struct dpart *d = &dl->parts[i];
+    struct pending *pe = pending_find(d, id);
+    if (pe) {
+        *far = false;
+        *key_due_ms = pe->old_key ? DELAY_DUE_UNKNOWN : pe->due_ms;
+        return pe->state != PENDING_MOVING && strcmp(d->tv[pe->target]->topic, p->topic) == 0 &&
+               d->tv[pe->target]->partition == p->index;
+    }
+    if (!d->index || id < log_start_offset(dp->log) || id >= log_end_offset(dp->log) ||
+        cancelled_has(d, id))
+        return false;
+    struct chunk c = {.first = 0, .end = 0};
+    buf_init(&c.data);
+    struct record rec;
+    struct delay_key k = {.kind = DELAY_KEY_UNKNOWN};
+    struct delay_envelope e;
+    bool ok = read_record(dp, id, &c, &rec, false) == 0 && rec.key.ptr && rec.value.ptr;
+    if (ok)
+        delay_key_decode(rec.key, &k);
+    /* Due before the window's end and not in memory: delivered or cancelled already. */
+    ok = ok && k.kind == DELAY_KEY_ENVELOPE && k.offset == id && k.due_ms != DELAY_DUE_UNKNOWN &&
+         k.due_ms >= d->window_end && delay_envelope_decode(rec.value, &e) == 0 &&
+         slice_eq_cstr(e.topic, p->topic) && e.partition == p->index;
+    buf_free(&c.data);
+    *far = true;
+    *key_due_ms = k.due_ms;
+    return ok;
 }
 
 /* The producer's batches, checked against the target's producer state as an append
@@ -1220,17 +1472,15 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
     int64_t *due = REQ_ALLOC(req, int64_t, n);
     uint8_t *keys = REQ_ALLOC(req, uint8_t, n * DELAY_ENVELOPE_KEY_BYTES);
     int64_t *cancels = REQ_ALLOC(req, int64_t, n);
+    bool *cancel_far = REQ_ALLOC(req, bool, n);
     for (size_t i = 0; i < n && err == KERR_NONE; i++) {
         struct incoming *in = &recs[i];
         value_at[i] = SIZE_MAX;
         cancels[i] = -1;
         if (in->want.kind == DELAY_CANCEL) {
-            int64_t id;
-            struct pending *pe =
-                parse_id(in->want.cancel_id, &id) == 0 ? pending_find(d, id) : NULL;
-            if (!pe || pe->state == PENDING_MOVING ||
-                strcmp(d->tv[pe->target]->topic, p->topic) != 0 ||
-                d->tv[pe->target]->partition != p->index) {
+            int64_t id, key_due;
+            if (parse_id(in->want.cancel_id, &id) != 0 ||
+                !cancellable(dl, di, dp, id, p, &key_due, &cancel_far[i])) {
                 out->error_message = slice_from_cstr(
                     arena_printf(&req->arena, "%s: no record %.*s is pending delivery to %s-%d",
                                  DELAY_HEADER_CANCEL, (int)in->want.cancel_id.len,
@@ -1239,10 +1489,10 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
                 break;
             }
             cancels[i] = id;
+            due[i] = key_due;
             ncancels++;
-            delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, id);
-            stored[i] = (struct record_in){
-                {keys + i * DELAY_ENVELOPE_KEY_BYTES, DELAY_ENVELOPE_KEY_BYTES}, SLICE_NULL};
+            size_t klen = delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, id, key_due);
+            stored[i] = (struct record_in){{keys + i * DELAY_ENVELOPE_KEY_BYTES, klen}, SLICE_NULL};
             continue;
         }
         struct delay_envelope e = {
@@ -1263,7 +1513,7 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
         value_at[i] = values.len;
         due[i] = e.due_ms;
         delay_envelope_encode(&values, &e);
-        delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, base + (int64_t)i);
+        delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, base + (int64_t)i, e.due_ms);
     }
     if (err == KERR_NONE) {
         /* The values were encoded one after another: each ends where the next begins. */
@@ -1300,10 +1550,11 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
             struct target *target = target_get(d, slice_from_cstr(p->topic), p->index);
             for (size_t i = 0; i < n; i++) {
                 if (cancels[i] >= 0) {
-                    if (pending_remove(d, cancels[i]))
+                    if (cancel_far[i] ? cancelled_add(d, cancels[i], due[i])
+                                      : pending_remove(d, cancels[i]))
                         d->counts.cancelled++;
                 } else {
-                    pending_add(d, base + (int64_t)i, due[i], target);
+                    hold(dl, di, base + (int64_t)i, due[i], target, false);
                 }
             }
             out->base_offset = res.base_offset;

@@ -388,6 +388,10 @@ int itopic_host_load(struct itopic_host *h, const struct itopic_machine *m,
 /* A partition of the host's topic changed leader: the machine loads it when this node
  * now leads it, and unloads it when it no longer does. h may be NULL. */
 void itopic_host_leadership(struct itopic_host *h, int32_t partition);
+/* The machine's state of a partition it leads is to be built again from the log (it
+ * found what it keeps beside the log damaged): unloaded and loaded again by the idle
+ * hook, so this may be called from inside a call into the machine. */
+void itopic_host_reload(struct itopic_host *h, int32_t partition);
 /* The machine's append: records (borrowed for the call) go to partition, and
  * m.append_done(token) follows later. Copied and queued; started by itopic_host_idle. */
 void itopic_host_append(struct itopic_host *h, int32_t partition, const struct record_in *recs,
@@ -412,6 +416,8 @@ struct delays;
 int server_delays_start(struct server *s);
 void server_delays_stop(struct server *s);
 /* A partition of __samsa_delay changed leader. */
+/* The idle hook's part: a delay partition's state built again when it asked. */
+void server_delays_idle(struct server *s);
 void server_delays_leadership(struct server *s, const char *topic, int32_t partition);
 /* The produce path, for a batch (already validated) of a topic with samsa.delay.enable
  * whose records may carry delivery headers: false when none does (an ordinary produce,

@@ -166,6 +166,8 @@ struct itopic_host {
     struct itopic_append *queue, *queue_tail;
     size_t in_flight;
     bool *loaded; /* per partition: loaded into the machine (this node leads it) */
+    bool *reload; /* per partition: itopic_host_reload asked for it */
+    bool reload_wanted;
 };
 
 int itopic_host_open(struct server *s, const char *topic, int32_t partitions,
@@ -186,6 +188,7 @@ int itopic_host_open(struct server *s, const char *topic, int32_t partitions,
     h->topic = xstrdup(topic);
     h->partitions = t->partition_count;
     h->loaded = xcalloc((size_t)MAX(h->partitions, 1), sizeof *h->loaded);
+    h->reload = xcalloc((size_t)MAX(h->partitions, 1), sizeof *h->reload);
     h->timer_deadline = INT64_MAX;
     *out = h;
     return 0;
@@ -201,6 +204,7 @@ static void host_free(struct itopic_host *h)
     ASSERT(h->stopped && h->in_flight == 0 && !h->queue && !h->timer);
     free(h->topic);
     free(h->loaded);
+    free(h->reload);
     free(h);
 }
 
@@ -306,10 +310,14 @@ void itopic_host_append(struct itopic_host *h, int32_t partition, const struct r
     h->queue_tail = a;
 }
 
+static void reload_partitions(struct itopic_host *h);
+
 void itopic_host_idle(struct itopic_host *h)
 {
     if (!h)
         return;
+    if (h->reload_wanted && !h->stopped)
+        reload_partitions(h);
     while (h->queue) {
         struct itopic_append *a = h->queue;
         h->queue = a->next;
@@ -388,6 +396,36 @@ void itopic_host_leadership(struct itopic_host *h, int32_t partition)
         h->in_machine = true;
         h->m.unload(h->m.sm, partition);
         h->in_machine = false;
+    }
+    arm_timer(h);
+}
+
+void itopic_host_reload(struct itopic_host *h, int32_t partition)
+{
+    ASSERT(partition >= 0 && partition < h->partitions);
+    h->reload[partition] = true;
+    h->reload_wanted = true;
+}
+
+static void reload_partitions(struct itopic_host *h)
+{
+    h->reload_wanted = false;
+    for (int32_t i = 0; i < h->partitions; i++) {
+        if (!h->reload[i])
+            continue;
+        h->reload[i] = false;
+        if (!h->loaded[i])
+            continue; /* unloaded since: loaded afresh when this node leads it again */
+        say_info("server", "%s-%d: loading its %s state again from the log", h->topic, i,
+                 h->m.what);
+        h->loaded[i] = false;
+        h->in_machine = true;
+        h->m.unload(h->m.sm, i);
+        h->in_machine = false;
+        struct partition *p = led_here(h, i);
+        size_t records = 0;
+        if (p && load_partition(h, p, i, &records) != 0)
+            say_error("server", "%s-%d: loading %s state failed", h->topic, i, h->m.what);
     }
     arm_timer(h);
 }

@@ -71,6 +71,7 @@ static void on_idle(struct net_loop *loop, void *arg)
     fetch_drop_orphans(s);
     purgatory_run(s->fetch_waits);
     itopic_host_idle(s->groups_host); /* the group coordinator's queued writes */
+    server_delays_idle(s);
     server_commit_idle(s);
     storage_read_turn_end(); /* segment files lent to this iteration's fetches */
 }

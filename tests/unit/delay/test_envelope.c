@@ -87,25 +87,30 @@ static void test_keys(void **state)
 {
     (void)state;
     uint8_t k[DELAY_ENVELOPE_KEY_BYTES];
-    delay_key_envelope(k, 123456789012);
-    int64_t off = -1;
-    struct slice topic;
-    int32_t part = -1;
-    assert_int_equal(delay_key_decode((struct slice){k, sizeof k}, &off, &topic, &part),
-                     DELAY_KEY_ENVELOPE);
-    assert_int_equal(off, 123456789012);
+    struct delay_key dk;
+    assert_int_equal(delay_key_envelope(k, 123456789012, 1765100000000), DELAY_ENVELOPE_KEY_BYTES);
+    delay_key_decode((struct slice){k, sizeof k}, &dk);
+    assert_int_equal(dk.kind, DELAY_KEY_ENVELOPE);
+    assert_int_equal(dk.offset, 123456789012);
+    assert_int_equal(dk.due_ms, 1765100000000);
+    /* The 9-byte key of a store written before the due time was in it. */
+    assert_int_equal(delay_key_envelope(k, 77, DELAY_DUE_UNKNOWN), DELAY_ENVELOPE_KEY_BYTES_V0);
+    delay_key_decode((struct slice){k, DELAY_ENVELOPE_KEY_BYTES_V0}, &dk);
+    assert_int_equal(dk.kind, DELAY_KEY_ENVELOPE);
+    assert_int_equal(dk.offset, 77);
+    assert_int_equal(dk.due_ms, DELAY_DUE_UNKNOWN);
 
     struct buf b;
     buf_init(&b);
     delay_key_sequence(&b, slice_from_cstr("orders"), 12);
-    assert_int_equal(delay_key_decode((struct slice){b.data, b.len}, &off, &topic, &part),
-                     DELAY_KEY_SEQUENCE);
-    assert_true(same(topic, slice_from_cstr("orders")));
-    assert_int_equal(part, 12);
+    delay_key_decode((struct slice){b.data, b.len}, &dk);
+    assert_int_equal(dk.kind, DELAY_KEY_SEQUENCE);
+    assert_true(same(dk.topic, slice_from_cstr("orders")));
+    assert_int_equal(dk.partition, 12);
     buf_free(&b);
 
-    assert_int_equal(delay_key_decode(slice_from_cstr(DELAY_COUNTS_KEY), &off, &topic, &part),
-                     DELAY_KEY_COUNTS);
+    delay_key_decode(slice_from_cstr(DELAY_COUNTS_KEY), &dk);
+    assert_int_equal(dk.kind, DELAY_KEY_COUNTS);
     struct delay_counts c = {5, 2, 3, 1}, back;
     uint8_t cv[DELAY_COUNTS_BYTES];
     delay_counts_encode(cv, &c);
@@ -115,14 +120,18 @@ static void test_keys(void **state)
     cv[0] = 0x80; /* negative */
     assert_int_equal(delay_counts_decode((struct slice){cv, sizeof cv}, &back), -1);
 
-    /* Another record type, a short key, a negative offset: not ours to read. */
-    assert_int_equal(delay_key_decode(slice_from_cstr("Xabcdefgh"), &off, &topic, &part),
-                     DELAY_KEY_UNKNOWN);
-    assert_int_equal(delay_key_decode(slice_from_cstr("S123"), &off, &topic, &part),
-                     DELAY_KEY_UNKNOWN);
-    delay_key_envelope(k, -1);
-    assert_int_equal(delay_key_decode((struct slice){k, sizeof k}, &off, &topic, &part),
-                     DELAY_KEY_UNKNOWN);
+    /* Another record type, a short key, a key between the two envelope lengths, a
+     * negative offset: not ours to read. */
+    delay_key_decode(slice_from_cstr("Xabcdefgh"), &dk);
+    assert_int_equal(dk.kind, DELAY_KEY_UNKNOWN);
+    delay_key_decode(slice_from_cstr("S123"), &dk);
+    assert_int_equal(dk.kind, DELAY_KEY_UNKNOWN);
+    delay_key_envelope(k, 5, 1000);
+    delay_key_decode((struct slice){k, 12}, &dk);
+    assert_int_equal(dk.kind, DELAY_KEY_UNKNOWN);
+    delay_key_envelope(k, -1, 1000);
+    delay_key_decode((struct slice){k, sizeof k}, &dk);
+    assert_int_equal(dk.kind, DELAY_KEY_UNKNOWN);
 }
 
 static void test_headers_read(void **state)
