@@ -1,8 +1,9 @@
 /*
  * net: the single-threaded epoll event loop (fd watchers, one-shot timers, an idle
  * hook, signal handling) and, on top of it, TCP listeners and connections speaking
- * Kafka's framing: a 4-byte big-endian length, then the request; and outbound client
- * connections to other nodes in the same framing (net_client_*).
+ * Kafka's framing: a 4-byte big-endian length, then the request; outbound client
+ * connections to other nodes in the same framing (net_client_*); and on those, a
+ * client's requests matched to their responses (net_rpc_*).
  *
  * Each complete request frame becomes a struct net_reply queued on its connection.
  * The handler completes replies now or later, in any order; net sends them strictly in
@@ -275,6 +276,41 @@ const char *net_client_peer(const struct net_client *cl);
 void net_client_close(struct net_client *cl);
 /* Open clients of the loop (tests and metrics). */
 size_t net_client_count(const struct net_loop *loop);
+
+/* ---- requests to a peer ----
+ * A Kafka client's request/response discipline over one net_client to host:port:
+ * each request gets a correlation id (written into its header), its response is
+ * matched to it (responses come in request order) and handed to its callback, each
+ * request is answered exactly once, by its response or by an error. The connection is
+ * opened by the first request, and again by the next request after it closed; a
+ * request not answered by its deadline closes it (the ones behind it could not be
+ * answered either), as Kafka's clients do.
+ *
+ * Errors given to done: -ETIMEDOUT (its deadline passed), -ECANCELED (net_rpc_close,
+ * net_loop_destroy), or how the connection ended (-ECONNREFUSED, -ECONNRESET, ...,
+ * as net_client's on_close says; -ECONNRESET for a clean close), -EBADMSG for a
+ * response that answers no request in flight (the connection is dropped). The response given is the whole frame (the response
+ * header, correlation id first, then the body), borrowed for the call. A callback may
+ * send more requests, or close the rpc. */
+struct net_rpc;
+typedef void (*net_rpc_done)(void *arg, int err, struct slice response);
+/* A peer at host:port (see net_client_connect for the timeout and frame bound). No
+ * connection yet. 0, or -EINVAL. */
+int net_rpc_open(struct net_loop *loop, const char *host, int port, int64_t connect_timeout_ms,
+                 int64_t max_frame_bytes, struct net_rpc **out);
+/* Sends a request frame: a Kafka request header (api key, version, correlation id:
+ * overwritten here, ...) and body. done runs once, from the loop, never inside this
+ * call. 0, or -errno when nothing was sent (done will not run): a connect that could
+ * not start, net_client_send's refusals, -ECANCELED after net_rpc_close. */
+int net_rpc_send(struct net_rpc *rpc, uint8_t *frame, size_t len, int64_t timeout_ms,
+                 net_rpc_done done, void *arg);
+/* Requests sent and not answered yet. */
+size_t net_rpc_in_flight(const struct net_rpc *rpc);
+const char *net_rpc_peer_host(const struct net_rpc *rpc);
+int net_rpc_peer_port(const struct net_rpc *rpc);
+/* Ends every request in flight with -ECANCELED (their callbacks run before this
+ * returns) and frees rpc (once a callback running it returned). NULL: no-op. */
+void net_rpc_close(struct net_rpc *rpc);
 
 /* ---- replies ----
  * Building: append/reserve/buf/add_file, in any mix; bytes go out in the order added.
