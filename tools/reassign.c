@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_WAIT_SECONDS 600
 #define POLL_MS 500
@@ -80,8 +81,11 @@ static void print_ids(FILE *f, const int32_t *ids, int32_t n)
 }
 
 /* Sends the moves (grouped by topic in the order given) in one request and prints each
- * partition's outcome. Returns 0 if every one was accepted. */
-static int send_moves(const struct cli_opts *o, const struct move *moves, size_t n)
+ * partition's outcome, except that moves refused with NOT_CONTROLLER (the controller
+ * changed under the request: an election) go to retry[*nretry] when retry is not NULL.
+ * Returns 0 if every one was accepted or is to be retried. */
+static int send_moves_once(const struct cli_opts *o, const struct move *moves, size_t n,
+                           struct move *retry, size_t *nretry)
 {
     struct wire_conn c;
     int16_t v;
@@ -138,6 +142,13 @@ static int send_moves(const struct cli_opts *o, const struct move *moves, size_t
                            p->partition_index);
                     continue;
                 }
+                if (p->error_code == KERR_NOT_CONTROLLER && retry) {
+                    for (size_t i = 0; i < n; i++)
+                        if (moves[i].partition == p->partition_index &&
+                            slice_eq_cstr(t->name, moves[i].topic))
+                            retry[(*nretry)++] = moves[i];
+                    continue;
+                }
                 failed = CLI_EXIT_FAIL;
                 fprintf(stderr, "samsa: %.*s-%d: %s%s%.*s\n", (int)t->name.len,
                         (const char *)t->name.ptr, p->partition_index,
@@ -150,6 +161,29 @@ static int send_moves(const struct cli_opts *o, const struct move *moves, size_t
     buf_free(&frame);
     arena_free(&a);
     wire_close(&c);
+    return failed;
+}
+
+/* Sends the moves and prints each partition's outcome; those refused because the
+ * controller changed under the request are sent again, as Kafka's admin client retries
+ * NOT_CONTROLLER, for up to CLI_TIMEOUT_MS. Returns 0 if every one was accepted. */
+#define RETRY_PAUSE_MS 250
+static int send_moves(const struct cli_opts *o, const struct move *moves, size_t n)
+{
+    struct move *left = xcalloc(n ? n : 1, sizeof *left),
+                *retry = xcalloc(n ? n : 1, sizeof *retry);
+    memcpy(left, moves, n * sizeof *left);
+    int failed = 0;
+    for (int tries = CLI_TIMEOUT_MS / RETRY_PAUSE_MS; n > 0; tries--) {
+        size_t nretry = 0;
+        failed |= send_moves_once(o, left, n, tries > 1 ? retry : NULL, &nretry);
+        memcpy(left, retry, nretry * sizeof *left);
+        n = nretry;
+        if (n > 0)
+            usleep(RETRY_PAUSE_MS * 1000);
+    }
+    free(left);
+    free(retry);
     return failed;
 }
 
