@@ -1315,15 +1315,15 @@ static int parse_id(struct slice id, int64_t *out)
  * beyond the window. A record beyond the window is read from the log: cancels are rare,
  * and memory holds nothing of it. */
 static bool cancellable(struct delays *dl, int32_t i, struct partition *dp, int64_t id,
-                        const struct partition *p, int64_t *key_due_ms, bool *far)
+                        struct slice topic, int32_t partition, int64_t *key_due_ms, bool *far)
 {
     struct dpart *d = &dl->parts[i];
     struct pending *pe = pending_find(d, id);
     if (pe) {
         *far = false;
         *key_due_ms = pe->old_key ? DELAY_DUE_UNKNOWN : pe->due_ms;
-        return pe->state != PENDING_MOVING && strcmp(d->tv[pe->target]->topic, p->topic) == 0 &&
-               d->tv[pe->target]->partition == p->index;
+        return pe->state != PENDING_MOVING && slice_eq_cstr(topic, d->tv[pe->target]->topic) &&
+               d->tv[pe->target]->partition == partition;
     }
     if (!d->index || id < log_start_offset(dp->log) || id >= log_end_offset(dp->log) ||
         cancelled_has(d, id))
@@ -1339,11 +1339,103 @@ static bool cancellable(struct delays *dl, int32_t i, struct partition *dp, int6
     /* Due before the window's end and not in memory: delivered or cancelled already. */
     ok = ok && k.kind == DELAY_KEY_ENVELOPE && k.offset == id && k.due_ms != DELAY_DUE_UNKNOWN &&
          k.due_ms >= d->window_end && delay_envelope_decode(rec.value, &e) == 0 &&
-         slice_eq_cstr(e.topic, p->topic) && e.partition == p->index;
+         slice_eq(e.topic, topic) && e.partition == partition;
     buf_free(&c.data);
     *far = true;
     *key_due_ms = k.due_ms;
     return ok;
+}
+
+/* What a produce asks the delay store to keep of one record. */
+struct store_item {
+    int64_t cancel_id;     /* >= 0: the record cancels this pending one; else: */
+    int64_t due_ms;        /* when it is due */
+    struct slice envelope; /* its envelope (delay.h) */
+};
+
+/* Appends items, the records of a produce to target (topic, partition), to delay
+ * partition i, which this node leads: each envelope keyed by the offset it gets, each
+ * cancel as the tombstone of the record it names (checked: pending delivery to that
+ * same target), and the new counts when there are cancels; then takes them into memory
+ * or the index. KERR_NONE with *base_offset and *appended (the delay partition, to
+ * wait on as acks ask), or the refusal, with *why (in a) when there is more to say. */
+static int16_t store_append(struct delays *dl, int32_t i, int16_t acks, struct slice topic,
+                            int32_t partition, const struct store_item *items, size_t n,
+                            struct arena *a, int64_t *base_offset, struct slice *why,
+                            struct partition **appended)
+{
+    struct partition *dp = delay_partition(dl, i);
+    struct dpart *d = &dl->parts[i];
+    if (!dp || !d->loaded) {
+        *why = slice_from_cstr(
+            arena_printf(a, "the delay store's partition %s-%d is not available", DELAY_TOPIC, i));
+        return KERR_NOT_ENOUGH_REPLICAS;
+    }
+    /* acks=all needs min.insync.replicas of the delay partition in sync, as a produce to
+     * it would. */
+    if (acks == -1 && MAX(dp->isr_count, 1) < dp->settings->min_insync_replicas)
+        return KERR_NOT_ENOUGH_REPLICAS;
+    int64_t base = log_end_offset(dp->log);
+    struct record_in *stored = arena_alloc(a, (n + 1) * sizeof *stored); /* + the counts */
+    uint8_t *keys = arena_alloc(a, n * DELAY_ENVELOPE_KEY_BYTES + 1);
+    int64_t *key_due = arena_alloc(a, n * sizeof *key_due + 1);
+    bool *far = arena_alloc(a, n * sizeof *far + 1);
+    size_t ncancels = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint8_t *key = keys + k * DELAY_ENVELOPE_KEY_BYTES;
+        if (items[k].cancel_id < 0) {
+            if (!items[k].envelope.ptr)
+                return KERR_INVALID_RECORD;
+            delay_key_envelope(key, base + (int64_t)k, items[k].due_ms);
+            stored[k] = (struct record_in){{key, DELAY_ENVELOPE_KEY_BYTES}, items[k].envelope};
+            continue;
+        }
+        if (!cancellable(dl, i, dp, items[k].cancel_id, topic, partition, &key_due[k], &far[k])) {
+            *why = slice_from_cstr(arena_printf(
+                a, "%s: no record %lld is pending delivery to %.*s-%d", DELAY_HEADER_CANCEL,
+                (long long)items[k].cancel_id, (int)topic.len, (const char *)topic.ptr, partition));
+            return KERR_INVALID_RECORD;
+        }
+        ncancels++;
+        size_t klen = delay_key_envelope(key, items[k].cancel_id, key_due[k]);
+        stored[k] = (struct record_in){{key, klen}, SLICE_NULL};
+    }
+    /* Cancels change the counts: the new ones go in the same batch, after them. */
+    struct delay_counts counts = d->counts;
+    counts.cancelled += (int64_t)ncancels;
+    uint8_t counts_value[DELAY_COUNTS_BYTES];
+    delay_counts_encode(counts_value, &counts);
+    if (ncancels > 0)
+        stored[n] = (struct record_in){slice_from_cstr(DELAY_COUNTS_KEY),
+                                       {counts_value, DELAY_COUNTS_BYTES}};
+    size_t bytes = 128;
+    for (size_t k = 0; k < n; k++)
+        bytes += items[k].envelope.len + DELAY_ENVELOPE_KEY_BYTES + 24;
+    struct buf batch;
+    buf_init(&batch);
+    buf_reserve(&batch, bytes);
+    batch_encode(&batch, stored, n + (ncancels > 0), time_wall_ms());
+    struct log_append_result res;
+    int rc = partition_append_as_leader(dp, batch.data, batch.len, time_wall_ms(), &res);
+    buf_free(&batch);
+    if (rc < 0) {
+        say_error_ratelimited("server", "append to %s-%d failed: %s", dp->topic, dp->index,
+                              storage_strerror(rc));
+        return kerr_from_storage(rc);
+    }
+    ASSERT(res.base_offset == base);
+    struct target *target = target_get(d, topic, partition);
+    for (size_t k = 0; k < n; k++) {
+        if (items[k].cancel_id < 0)
+            hold(dl, i, base + (int64_t)k, items[k].due_ms, target, false);
+        else if (far[k] ? cancelled_add(d, items[k].cancel_id, key_due[k])
+                        : pending_remove(d, items[k].cancel_id))
+            d->counts.cancelled++;
+    }
+    *base_offset = base;
+    *appended = dp;
+    itopic_host_called(dl->host);
+    return KERR_NONE;
 }
 
 /* The producer's batches, checked against the target's producer state as an append
@@ -1414,7 +1506,8 @@ static int16_t delays_ready(struct server *s,
     return KERR_NOT_ENOUGH_REPLICAS; /* retriable: producers send again */
 }
 
-bool server_delay_produce(struct request *req, struct partition *p, struct slice records,
+bool server_delay_produce(struct request *req, struct partition *p, int16_t acks,
+                          struct slice records,
                           struct produce_response_responses_partition_responses *out,
                           struct partition **appended, int16_t *error)
 {
@@ -1444,61 +1537,37 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
         *appended = NULL;
         return true;
     }
-    struct delays *dl = s->delays;
-    int32_t di = dl ? delay_partition_of(dl, slice_from_cstr(p->topic), p->index) : 0;
-    struct partition *dp = dl ? delay_partition(dl, di) : NULL;
-    if (err == KERR_NONE && (!dp || !dl->parts[di].loaded)) {
-        out->error_message = slice_from_cstr("the delay store's partition is not available");
-        err = KERR_NOT_ENOUGH_REPLICAS;
-    }
     if (err != KERR_NONE) {
         buf_free(&plain);
         *error = err;
         return true;
     }
-    struct dpart *d = &dl->parts[di];
     const struct mtopic *mt = cluster_topic_find(s->cluster, slice_from_cstr(p->topic));
     ASSERT(mt); /* p is open: its topic exists */
-    const uint8_t *topic_id = mt->id;
-    /* Each record becomes an envelope, keyed by the offset it will have, or a cancel's
-     * tombstone of the envelope it names. */
-    int64_t base = log_end_offset(dp->log);
-    struct record_in *stored = REQ_ALLOC(req, struct record_in, n + 1); /* + the counts */
-    size_t ncancels = 0;
+    /* What the store keeps of each record: its envelope, or the id of the record it
+     * cancels. */
+    struct store_item *items = REQ_ALLOC(req, struct store_item, n);
     struct buf values;
     buf_init(&values);
     buf_reserve(&values, records.len + n * 64 + strlen(p->topic) * n); /* about what comes */
     size_t *value_at = REQ_ALLOC(req, size_t, n);
-    int64_t *due = REQ_ALLOC(req, int64_t, n);
-    uint8_t *keys = REQ_ALLOC(req, uint8_t, n * DELAY_ENVELOPE_KEY_BYTES);
-    int64_t *cancels = REQ_ALLOC(req, int64_t, n);
-    bool *cancel_far = REQ_ALLOC(req, bool, n);
     for (size_t i = 0; i < n && err == KERR_NONE; i++) {
         struct incoming *in = &recs[i];
-        value_at[i] = SIZE_MAX;
-        cancels[i] = -1;
+        items[i].cancel_id = -1;
         if (in->want.kind == DELAY_CANCEL) {
-            int64_t id, key_due;
-            if (parse_id(in->want.cancel_id, &id) != 0 ||
-                !cancellable(dl, di, dp, id, p, &key_due, &cancel_far[i])) {
+            if (parse_id(in->want.cancel_id, &items[i].cancel_id) != 0) {
                 out->error_message = slice_from_cstr(
-                    arena_printf(&req->arena, "%s: no record %.*s is pending delivery to %s-%d",
+                    arena_printf(&req->arena, "%s: %.*s is not the id of a record pending delivery",
                                  DELAY_HEADER_CANCEL, (int)in->want.cancel_id.len,
-                                 (const char *)in->want.cancel_id.ptr, p->topic, p->index));
+                                 (const char *)in->want.cancel_id.ptr));
                 err = KERR_INVALID_RECORD;
-                break;
             }
-            cancels[i] = id;
-            due[i] = key_due;
-            ncancels++;
-            size_t klen = delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, id, key_due);
-            stored[i] = (struct record_in){{keys + i * DELAY_ENVELOPE_KEY_BYTES, klen}, SLICE_NULL};
             continue;
         }
         struct delay_envelope e = {
             .due_ms = in->want.kind == DELAY_DELIVER ? in->want.due_ms : now,
             .topic = slice_from_cstr(p->topic),
-            .topic_id = topic_id,
+            .topic_id = mt->id,
             .partition = p->index,
             .producer_id = in->producer_id,
             .producer_epoch = in->producer_epoch,
@@ -1511,60 +1580,58 @@ bool server_delay_produce(struct request *req, struct partition *p, struct slice
             .headers = in->rec.headers,
         };
         value_at[i] = values.len;
-        due[i] = e.due_ms;
+        items[i].due_ms = e.due_ms;
         delay_envelope_encode(&values, &e);
-        delay_key_envelope(keys + i * DELAY_ENVELOPE_KEY_BYTES, base + (int64_t)i, e.due_ms);
     }
+    /* The values were encoded one after another: each ends where the next begins. */
+    size_t end = values.len;
+    for (size_t i = n; err == KERR_NONE && i-- > 0;)
+        if (items[i].cancel_id < 0) {
+            items[i].envelope = (struct slice){values.data + value_at[i], end - value_at[i]};
+            end = value_at[i];
+        }
     if (err == KERR_NONE) {
-        /* The values were encoded one after another: each ends where the next begins. */
-        size_t end = values.len;
-        for (size_t i = n; i-- > 0;)
-            if (value_at[i] != SIZE_MAX) {
-                stored[i] = (struct record_in){
-                    {keys + i * DELAY_ENVELOPE_KEY_BYTES, DELAY_ENVELOPE_KEY_BYTES},
-                    {values.data + value_at[i], end - value_at[i]}};
-                end = value_at[i];
-            }
-        /* Cancels change the counts: the new ones go in the same batch, after them. */
-        struct delay_counts counts = d->counts;
-        counts.cancelled += (int64_t)ncancels;
-        uint8_t counts_value[DELAY_COUNTS_BYTES];
-        delay_counts_encode(counts_value, &counts);
-        if (ncancels > 0)
-            stored[n] = (struct record_in){slice_from_cstr(DELAY_COUNTS_KEY),
-                                           {counts_value, DELAY_COUNTS_BYTES}};
-        struct buf batch;
-        buf_init(&batch);
-        buf_reserve(&batch, values.len + (n + 1) * (DELAY_ENVELOPE_KEY_BYTES + 24) + 128);
-        batch_encode(&batch, stored, n + (ncancels > 0), time_wall_ms());
-        struct log_append_result res;
-        int rc = partition_append_as_leader(dp, batch.data, batch.len, time_wall_ms(), &res);
-        buf_free(&batch);
-        if (rc < 0) {
-            say_error_ratelimited("server", "append to %s-%d failed: %s", dp->topic, dp->index,
-                                  storage_strerror(rc));
-            err = kerr_from_storage(rc);
-        } else {
-            ASSERT(res.base_offset == base);
+        struct delays *dl = s->delays;
+        int32_t di = delay_partition_of(dl, slice_from_cstr(p->topic), p->index);
+        struct slice why = SLICE_NULL;
+        int64_t base = -1;
+        err = store_append(dl, di, acks, slice_from_cstr(p->topic), p->index, items, n, &req->arena,
+                           &base, &why, appended);
+        if (err == KERR_NONE) {
             record_producer(p, recs, n, now);
-            struct target *target = target_get(d, slice_from_cstr(p->topic), p->index);
-            for (size_t i = 0; i < n; i++) {
-                if (cancels[i] >= 0) {
-                    if (cancel_far[i] ? cancelled_add(d, cancels[i], due[i])
-                                      : pending_remove(d, cancels[i]))
-                        d->counts.cancelled++;
-                } else {
-                    hold(dl, di, base + (int64_t)i, due[i], target, false);
-                }
-            }
-            out->base_offset = res.base_offset;
+            out->base_offset = base;
             out->log_append_time_ms = -1;
-            *appended = dp;
-            itopic_host_called(dl->host);
+        } else {
+            out->error_message = why;
         }
     }
     buf_free(&values);
     buf_free(&plain);
     *error = err;
     return true;
+}
+
+int16_t server_delay_store(struct request *req, const struct samsa_delay_store_request *in,
+                           int64_t *base_offset, struct slice *why, struct partition **appended)
+{
+    struct delays *dl = req->srv->delays;
+    if (!dl || in->delay_partition < 0 || in->delay_partition >= dl->partitions) {
+        *why = slice_from_cstr("the delay store is not available here");
+        return KERR_NOT_ENOUGH_REPLICAS;
+    }
+    int32_t n = MAX(in->items_count, 0);
+    struct store_item *items = REQ_ALLOC(req, struct store_item, n + 1);
+    for (int32_t k = 0; k < n; k++) {
+        const struct samsa_delay_store_request_items *it = &in->items[k];
+        items[k] = (struct store_item){it->cancel_id, it->due_ms, it->envelope};
+        /* The envelope must be one for this target, due when it says. */
+        struct delay_envelope e;
+        if (it->cancel_id < 0 &&
+            (!it->envelope.ptr || delay_envelope_decode(it->envelope, &e) != 0 ||
+             e.due_ms != it->due_ms || !slice_eq(e.topic, in->topic) ||
+             e.partition != in->partition))
+            return KERR_CORRUPT_MESSAGE;
+    }
+    return store_append(dl, in->delay_partition, in->acks, in->topic, in->partition, items,
+                        (size_t)n, &req->arena, base_offset, why, appended);
 }

@@ -11,6 +11,9 @@
 
 typedef void (*handler_fn)(struct request *);
 
+/* Samsa's own API keys start here, far above Kafka's (proto/schema/samsa_raft.schema). */
+#define SAMSA_API_KEY_FIRST 10000
+
 static handler_fn handler_for(int16_t api_key)
 {
     switch (api_key) {
@@ -71,6 +74,8 @@ size_t server_fill_api_keys(struct api_versions_response_api_keys *keys, size_t 
     for (size_t i = 0; i < PROTO_API_COUNT && n < max; i++) {
         if (!handler_for(proto_apis[i].api_key))
             continue; /* a schema without a handler is not served */
+        if (proto_apis[i].api_key >= SAMSA_API_KEY_FIRST)
+            continue; /* Samsa's own, between brokers: clients need not know */
         api_versions_response_api_keys_init(&keys[n]);
         keys[n].api_key = proto_apis[i].api_key;
         keys[n].min_version = proto_apis[i].min_version;

@@ -415,9 +415,15 @@ struct delays;
  * delivering. 0 or -1 (logged). */
 int server_delays_start(struct server *s);
 void server_delays_stop(struct server *s);
-/* A partition of __samsa_delay changed leader. */
+/* SamsaDelayStore's work (handlers/samsa_delay_store.c): appends the request's items to
+ * its delay partition, which this node must lead. KERR_NONE with *base_offset and
+ * *appended (to wait on as acks ask), or the refusal, with *why (in the request's arena)
+ * when there is more to say. */
+int16_t server_delay_store(struct request *req, const struct samsa_delay_store_request *in,
+                           int64_t *base_offset, struct slice *why, struct partition **appended);
 /* The idle hook's part: a delay partition's state built again when it asked. */
 void server_delays_idle(struct server *s);
+/* A partition of __samsa_delay changed leader. */
 void server_delays_leadership(struct server *s, const char *topic, int32_t partition);
 /* The produce path, for a batch (already validated) of a topic with samsa.delay.enable
  * whose records may carry delivery headers: false when none does (an ordinary produce,
@@ -425,7 +431,8 @@ void server_delays_leadership(struct server *s, const char *topic, int32_t parti
  * records stored in the delay store (out->base_offset its offset; *appended the delay
  * partition appended to, for acks, or NULL for a retry already stored), or the refusal
  * (a malformed header: INVALID_RECORD naming it; out->error_message says why). */
-bool server_delay_produce(struct request *req, struct partition *p, struct slice records,
+bool server_delay_produce(struct request *req, struct partition *p, int16_t acks,
+                          struct slice records,
                           struct produce_response_responses_partition_responses *out,
                           struct partition **appended, int16_t *error);
 
@@ -605,7 +612,8 @@ int16_t kerr_from_cluster(int err);
     X(47, offset_delete)                                                                           \
     X(55, describe_quorum)                                                                         \
     X(60, describe_cluster)                                                                        \
-    X(61, describe_producers)
+    X(61, describe_producers)                                                                      \
+    X(10001, samsa_delay_store)
 #define X(key, name) void handle_##name(struct request *req);
 SAMSA_HANDLERS(X)
 #undef X

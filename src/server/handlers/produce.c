@@ -379,7 +379,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     /* Delayed delivery: records with a delivery header go to the delay store. Only
      * batches with headers can have one; a compressed batch is decompressed to look. */
     if (cfg->delay_enabled && (any_headers || any_compressed) &&
-        server_delay_produce(req, p, in->records, out, appended, &err))
+        server_delay_produce(req, p, acks, in->records, out, appended, &err))
         return err;
     struct buf rewritten;
     buf_init(&rewritten);

@@ -5,6 +5,7 @@ broker."""
 import datetime
 import os
 import re
+import struct
 import subprocess
 import threading
 import time
@@ -15,6 +16,8 @@ from confluent_kafka import TopicPartition
 from conftest import wait_until
 
 INVALID_RECORD = 87
+CORRUPT_MESSAGE = 2
+NOT_ENOUGH_REPLICAS = 19
 
 
 def now_ms():
@@ -462,6 +465,59 @@ def test_a_damaged_index_costs_memory_not_records(broker_factory):
     assert sorted(values(got)) == [b"%05d" % i for i in range(n)]
     with open(b.stderr_path) as f:
         assert "the due-time index of delayed records failed" in f.read()
+
+
+def samsa_delay_store(conn, delay_partition, topic, partition, items, acks=-1):
+    """SamsaDelayStore v0 (key 10001, Samsa's own, between brokers): items are
+    (cancel_id, due_ms, envelope bytes or None). Returns (error, message, base_offset)."""
+    body = (kwire.i16(acks) + kwire.i32(10000) + kwire.i32(delay_partition) + kwire.cstring(topic) +
+            kwire.i32(partition) +
+            kwire.carray([kwire.i64(c) + kwire.i64(d) + (kwire.uvarint(0) if e is None else
+                                                         kwire.uvarint(len(e) + 1) + e) + kwire.TAGS
+                          for c, d, e in items]) + kwire.TAGS)
+    r = conn.request(10001, 0, body, flexible=True)
+    err, msg, base = r.i16(), r.cstring(), r.i64()
+    r.tags()
+    return err, msg, base
+
+
+def test_the_delay_store_takes_what_another_broker_sends(broker):
+    """SamsaDelayStore, as the leader of a target partition sends it to the leader of its
+    delay partition in a cluster: envelopes stored and delivered when due, cancels checked
+    against that same target, a foreign envelope refused; not listed in ApiVersions."""
+    create_topic(broker, "relayed", 2)
+    t0 = now_ms()
+    (err, first), = send_all(broker, "relayed", [(b"k", b"v", [("samsa.deliver.at", str(t0 + 3_600_000).encode())])])
+    assert err is None
+    # The envelope the broker stored for it, read back from the store (its delay
+    # partition is the one holding a record).
+    c = consumer(broker, **{"enable.partition.eof": True})
+    dpart = next(p for p in range(8) if log_end(broker, "__samsa_delay", p) > 0)
+    c.assign([TopicPartition("__samsa_delay", dpart, first)])
+    m = next(m for m in iter(lambda: c.poll(5), None) if m.error() is None)
+    c.close()
+    envelope, due = m.value(), t0 + 3_600_000
+    with kwire.Conn(broker.port) as k:
+        api_keys = [key for key, _, _ in kwire.api_versions_v0(k)[1]]
+        assert 0 in api_keys and 10001 not in api_keys
+        # Stored again (a second record), due in 1.5 s: acks=all answers once durable.
+        soon = t0 + 1500
+        again = envelope[:1] + struct.pack(">q", soon) + envelope[9:]
+        err, msg, base = samsa_delay_store(k, dpart, "relayed", 0, [(-1, soon, again)])
+        assert (err, msg) == (0, None) and base > first
+        # A cancel of a record pending for another partition, or of none: refused.
+        err, msg, _ = samsa_delay_store(k, dpart, "relayed", 1, [(first, 0, None)])
+        assert err == INVALID_RECORD and "no record %d is pending delivery to relayed-1" % first in msg
+        # An envelope for another target than the request names, or due at another time.
+        assert samsa_delay_store(k, dpart, "relayed", 1, [(-1, soon, again)])[0] == CORRUPT_MESSAGE
+        assert samsa_delay_store(k, dpart, "relayed", 0, [(-1, soon + 1, again)])[0] == CORRUPT_MESSAGE
+        assert samsa_delay_store(k, 99, "relayed", 0, [(-1, soon, again)])[0] == NOT_ENOUGH_REPLICAS
+        assert samsa_delay_store(k, dpart, "relayed", 0, [(-1, soon, again)], acks=0)[0] == 21
+        # The first cancelled this way, as its own target.
+        assert samsa_delay_store(k, dpart, "relayed", 0, [(first, 0, None)])[:2] == (0, None)
+    wait_until(lambda: log_end(broker, "relayed", 0) == 1, 10, what="the relayed record")
+    time.sleep(0.5)
+    assert values(consume_all(broker, "relayed", 2)) == [b"v"]
 
 
 def test_an_idempotent_producers_delayed_batch_counts_in_its_partitions_sequence(broker):
