@@ -32,8 +32,11 @@
  * (log_producer_record), so that its next batch continues from there, and a retry of it
  * is answered as a duplicate. Memory only: loading the delay store records it again.
  *
- * One node only for now: in a cluster a delayed produce is refused (INVALID_RECORD, with
- * a message saying so). */
+ * In a cluster the target's leader and the delay partition's may be different brokers:
+ * the produce's records go to the store's leader in a SamsaDelayStore request
+ * (forward_items, answered by server_delay_store), and the mover delivers to targets led
+ * elsewhere with DescribeProducers and Produce (remote_start). docs/architecture.md
+ * ("Delayed delivery", "In a cluster") has why. */
 #include "delay/delay.h"
 #include "server/internal.h"
 
@@ -47,6 +50,8 @@
 
 /* Delay partitions: records for one target share one, which keeps their order. */
 #define DELAY_PARTITIONS 8
+/* The most an existing store may have (its count is kept when it exists). */
+#define DELAY_PARTITIONS_MAX 65536
 /* The mover's producer ids: far above any the controller hands out (blocks of 1,000
  * from 0), one per delay partition, the same on every broker that ever leads it. */
 #define DELAY_PRODUCER_ID_BASE (INT64_C(0x7fff000000000000))
@@ -118,6 +123,10 @@ struct dpart {
     /* Records beyond the window cancelled since they were indexed: envelope offset (8
      * bytes) -> its due time (int64_t, allocated), passed over by the refill. */
     struct hmap cancelled;
+    /* Per target and idempotent producer, the last batch stored (struct stored_batch):
+     * a produce sent again by a target's leader that got no answer (a timeout, a lost
+     * connection) is answered as stored, not stored twice. */
+    struct hmap stored_batches;
     /* Offsets the wheel handed out, in due order, for the mover. */
     int64_t *ready;
     size_t ready_head, ready_len, ready_cap;
@@ -147,10 +156,11 @@ static int64_t delays_now(const struct delays *dl)
     return time_wall_ms() + dl->clock_offset_ms;
 }
 
-static int32_t delay_partition_of(const struct delays *dl, struct slice topic, int32_t partition)
+/* The delay partition of a target, among the store's count. */
+static int32_t delay_partition_of(int32_t count, struct slice topic, int32_t partition)
 {
     uint64_t h = hash_bytes(topic.ptr, topic.len) * 31 + (uint64_t)(uint32_t)partition;
-    return (int32_t)(h % (uint64_t)dl->partitions);
+    return (int32_t)(h % (uint64_t)count);
 }
 
 /* The end of the window that starts at now: a whole window after now, rounded up to a
@@ -291,6 +301,75 @@ static void on_due(void *arg, const struct delay_entry *e)
         pe->state = PENDING_READY;
         ready_push(d, e->ref);
     }
+}
+
+/* ---- the last batch of each idempotent producer, per target ---- */
+
+struct stored_batch {
+    int16_t epoch;
+    int32_t first_sequence;
+    int64_t base_offset; /* its first envelope's */
+    int64_t timestamp;   /* its records', for expiry */
+};
+
+static void stored_batch_key(uint8_t out[12], const struct target *t, int64_t producer_id)
+{
+    be32_write(out, t->index);
+    be64_write(out + 4, (uint64_t)producer_id);
+}
+
+/* The envelope at offset is of an idempotent producer's batch: the first of that batch
+ * seen for its target becomes the producer's last there. */
+static void batch_stored(struct dpart *d, const struct target *t, const struct delay_envelope *e,
+                         int64_t offset)
+{
+    if (e->producer_id < 0)
+        return;
+    uint8_t k[12];
+    stored_batch_key(k, t, e->producer_id);
+    struct slice key = {k, sizeof k};
+    struct stored_batch *b = hmap_get(&d->stored_batches, key);
+    if (!b) {
+        b = xcalloc(1, sizeof *b);
+        hmap_put(&d->stored_batches, key, b);
+    } else if (b->epoch == e->producer_epoch && b->first_sequence == e->first_sequence) {
+        return; /* a later record of the same batch */
+    }
+    *b = (struct stored_batch){e->producer_epoch, e->first_sequence, offset, e->timestamp};
+}
+
+/* The offset the batch was stored at if it is the producer's last for t; else -1. */
+static int64_t batch_stored_at(struct dpart *d, const struct target *t,
+                               const struct delay_envelope *e)
+{
+    uint8_t k[12];
+    stored_batch_key(k, t, e->producer_id);
+    struct stored_batch *b = hmap_get(&d->stored_batches, (struct slice){k, sizeof k});
+    return b && b->epoch == e->producer_epoch && b->first_sequence == e->first_sequence
+               ? b->base_offset
+               : -1;
+}
+
+/* Forgets producers whose last batch is older than before_ms (producer.id.expiration.ms,
+ * as a partition forgets them). */
+static void stored_batches_prune(struct dpart *d, int64_t before_ms)
+{
+    size_t n = 0, cap = 0, it = 0;
+    uint8_t(*gone)[12] = NULL;
+    struct slice k;
+    void *v;
+    while (hmap_next(&d->stored_batches, &it, &k, &v)) {
+        if (((struct stored_batch *)v)->timestamp >= before_ms)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            gone = xrealloc(gone, cap * sizeof *gone);
+        }
+        memcpy(gone[n++], k.ptr, 12);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(hmap_remove(&d->stored_batches, (struct slice){gone[i], 12}));
+    free(gone);
 }
 
 /* ---- records beyond the window: the due-time index ---- */
@@ -454,6 +533,7 @@ static void window_refill(struct delays *dl, int32_t i, int64_t now)
     free(r.v);
     d->window_end = end;
     cancelled_prune(d, end);
+    stored_batches_prune(d, now - dl->srv->cfg->producer_id_expiration_ms);
     rc = delay_index_drop_before(d->index, end);
     if (rc != 0)
         say_warn("server", "%s-%d: removing due-time index files: %s", DELAY_TOPIC, i,
@@ -489,6 +569,10 @@ static void dpart_unload(struct dpart *d)
     while (hmap_next(&d->cancelled, &it, &k, &v))
         free(v);
     hmap_free(&d->cancelled);
+    it = 0;
+    while (hmap_next(&d->stored_batches, &it, &k, &v))
+        free(v);
+    hmap_free(&d->stored_batches);
     delay_index_close(d->index);
     delay_wheel_free(d->wheel);
     free(d->ready);
@@ -573,6 +657,19 @@ static int read_record(struct partition *p, int64_t offset, struct chunk *c, str
 
 /* ---- the mover ---- */
 
+/* The records a round delivers to one target, copied out of the envelopes (whose bytes
+ * go when the next chunk is read), then encoded as the mover's batches. */
+struct outgoing {
+    struct buf bytes; /* keys, values and header sections */
+    struct outgoing_record {
+        size_t key_at, value_at, headers_at, headers_len;
+        int32_t key_len, value_len; /* -1: null */
+        int32_t header_count;
+    } * recs;
+    size_t n, cap;
+    int32_t first_sequence; /* of recs[0] */
+};
+
 struct delivery {
     int64_t offset;
     int64_t key_due_ms; /* the due time its envelope's key holds (DELAY_DUE_UNKNOWN: old) */
@@ -584,7 +681,9 @@ struct delivery {
 
 struct round_target {
     struct target *target;
-    struct partition *partition;
+    struct partition *partition; /* led here; NULL: led by node */
+    int32_t node;
+    bool sent;              /* led by node: its records went there in a Produce */
     int32_t first_sequence; /* the target's next sequence before this round */
     int16_t error;
 };
@@ -598,7 +697,9 @@ struct round {
     size_t n;
     struct round_target *targets;
     size_t target_count;
+    struct outgoing *outs; /* per round target: its records, until they are sent */
     int16_t envelopes_error;
+    int waiting; /* steps of delivery not done: the local targets' wait, each node's */
 };
 
 /* Its delay partition is unloaded: its waits still complete, and it frees itself then. */
@@ -607,8 +708,13 @@ static void round_orphan(struct round *r)
     r->dl = NULL;
 }
 
+static void outgoing_free(struct outgoing *o);
+
 static void round_forget(struct round *r)
 {
+    for (size_t i = 0; r->outs && i < r->target_count; i++)
+        outgoing_free(&r->outs[i]);
+    free(r->outs);
     free(r->items);
     free(r->targets);
     free(r);
@@ -733,19 +839,6 @@ static void round_delivered(void *arg)
     round_end(r, d, failed);
 }
 
-/* The records a round delivers to one target, copied out of the envelopes (whose bytes
- * go when the next chunk is read), then encoded as the mover's batches. */
-struct outgoing {
-    struct buf bytes; /* keys, values and header sections */
-    struct outgoing_record {
-        size_t key_at, value_at, headers_at, headers_len;
-        int32_t key_len, value_len; /* -1: null */
-        int32_t header_count;
-    } * recs;
-    size_t n, cap;
-    int32_t first_sequence; /* of recs[0] */
-};
-
 static size_t copy_field(struct buf *b, struct slice s, int32_t *len)
 {
     size_t at = b->len;
@@ -782,10 +875,10 @@ static void outgoing_add(struct outgoing *o, const struct delay_envelope *e, int
     r->header_count = e->header_count + 1;
 }
 
-/* The records of o as the mover's batches (consecutive sequence numbers), each at most
- * about max_bytes of records. */
-static void outgoing_encode(const struct outgoing *o, int64_t producer_id, int64_t max_bytes,
-                            int64_t now, struct buf *out)
+/* The records of o from the skip-th on as the mover's batches (consecutive sequence
+ * numbers), each at most about max_bytes of records. */
+static void outgoing_encode(const struct outgoing *o, size_t skip, int64_t producer_id,
+                            int64_t max_bytes, int64_t now, struct buf *out)
 {
     struct record_out *recs = xcalloc(o->n ? o->n : 1, sizeof *recs);
     for (size_t i = 0; i < o->n; i++) {
@@ -799,8 +892,8 @@ static void outgoing_encode(const struct outgoing *o, int64_t producer_id, int64
             .header_count = r->header_count,
             .headers = {base + r->headers_at, r->headers_len}};
     }
-    size_t first = 0;
-    int32_t sequence = o->first_sequence;
+    size_t first = skip;
+    int32_t sequence = pstate_seq_add(o->first_sequence, (int32_t)skip);
     while (first < o->n) {
         size_t end = first, bytes = 0;
         while (end < o->n && (end == first || bytes < (size_t)max_bytes)) {
@@ -819,6 +912,253 @@ static void outgoing_free(struct outgoing *o)
 {
     buf_free(&o->bytes);
     free(o->recs);
+}
+
+/* Whether the mover's record of this sequence number is in a target already, by the
+ * target's producer state for the mover (epoch 0): delivered before a crash whose marks
+ * were lost. */
+static bool already_there(const struct pstate_batch *last, int32_t sequence)
+{
+    return last->epoch == 0 && sequence <= last->last_seq &&
+           last->last_seq - sequence < INT32_MAX / 2;
+}
+
+/* A step of the round's delivery is done: after the last, the marks. */
+static void round_step_done(void *arg)
+{
+    struct round *r = arg;
+    if (--r->waiting == 0)
+        round_delivered(r);
+}
+
+/* ---- deliveries to targets another broker leads ----
+ * Per broker, two requests: DescribeProducers (what it has of the mover's sequence
+ * numbers: after a crash between delivery and marks, or when another broker led the
+ * delay partition before, some may be there), then Produce (acks=all) with the rest, as
+ * the delay partition's idempotent producer. Any failure leaves those targets' records
+ * pending for the next round, which asks again. */
+#define REMOTE_TIMEOUT_MS 30000
+
+struct remote {
+    struct round *r;
+    int32_t node;
+};
+
+static bool remote_target(const struct round *r, size_t i, int32_t node)
+{
+    return !r->targets[i].partition && r->targets[i].node == node;
+}
+
+/* The step for m's broker is over: targets still without an answer get error. */
+static void remote_done(struct remote *m, int16_t error)
+{
+    struct round *r = m->r;
+    for (size_t i = 0; i < r->target_count; i++)
+        if (remote_target(r, i, m->node) && r->targets[i].error == KERR_NONE)
+            r->targets[i].error = error;
+    free(m);
+    round_step_done(r);
+}
+
+static int16_t remote_error(int err)
+{
+    return err == -ETIMEDOUT ? KERR_REQUEST_TIMED_OUT : KERR_NOT_LEADER_OR_FOLLOWER;
+}
+
+/* The round target of node that a response's (topic, partition) names; NULL if none. */
+static struct round_target *remote_find(struct round *r, int32_t node, struct slice topic,
+                                        int32_t partition)
+{
+    for (size_t i = 0; i < r->target_count; i++)
+        if (remote_target(r, i, node) && r->targets[i].target->partition == partition &&
+            slice_eq_cstr(topic, r->targets[i].target->topic))
+            return &r->targets[i];
+    return NULL;
+}
+
+static void remote_produced(void *arg, int err, struct reader *body)
+{
+    struct remote *m = arg;
+    struct round *r = m->r;
+    if (err != 0 || !r->dl) {
+        remote_done(m, remote_error(err));
+        return;
+    }
+    struct arena a;
+    arena_init(&a);
+    struct produce_response resp;
+    if (produce_response_decode(body, 8, &a, &resp) != 0) {
+        arena_free(&a);
+        remote_done(m, KERR_CORRUPT_MESSAGE);
+        return;
+    }
+    /* Each target sent to is delivered once its partition's answer says so (a duplicate:
+     * it was there already), and not if the answer does not name it. */
+    for (size_t i = 0; i < r->target_count; i++)
+        if (remote_target(r, i, m->node) && r->targets[i].sent)
+            r->targets[i].error = KERR_UNKNOWN_SERVER_ERROR;
+    for (int32_t ti = 0; ti < resp.responses_count; ti++) {
+        const struct produce_response_responses *t = &resp.responses[ti];
+        for (int32_t pi = 0; pi < t->partition_responses_count; pi++) {
+            const struct produce_response_responses_partition_responses *pr =
+                &t->partition_responses[pi];
+            struct round_target *rt = remote_find(r, m->node, t->name, pr->index);
+            if (rt && rt->sent)
+                rt->error =
+                    pr->error_code == KERR_DUPLICATE_SEQUENCE_NUMBER ? KERR_NONE : pr->error_code;
+        }
+    }
+    arena_free(&a);
+    remote_done(m, KERR_NONE);
+}
+
+static void outgoing_encode(const struct outgoing *o, size_t skip, int64_t producer_id,
+                            int64_t max_bytes, int64_t now, struct buf *out);
+
+/* What m's broker has of the mover's sequence numbers: the records it has are skipped,
+ * the rest sent. */
+static void remote_described(void *arg, int err, struct reader *body)
+{
+    struct remote *m = arg;
+    struct round *r = m->r;
+    if (err != 0 || !r->dl) {
+        remote_done(m, remote_error(err));
+        return;
+    }
+    int64_t producer_id = DELAY_PRODUCER_ID_BASE + r->part;
+    struct arena a;
+    arena_init(&a);
+    struct describe_producers_response resp;
+    if (describe_producers_response_decode(body, 0, &a, &resp) != 0) {
+        arena_free(&a);
+        remote_done(m, KERR_CORRUPT_MESSAGE);
+        return;
+    }
+    size_t *skip = xcalloc(r->target_count + 1, sizeof *skip), skipped = 0;
+    /* A target the answer does not name is not sent to this round. */
+    bool *described = xcalloc(r->target_count + 1, sizeof *described);
+    for (int32_t ti = 0; ti < resp.topics_count; ti++) {
+        const struct describe_producers_response_topics *t = &resp.topics[ti];
+        for (int32_t pi = 0; pi < t->partitions_count; pi++) {
+            const struct describe_producers_response_topics_partitions *pp = &t->partitions[pi];
+            struct round_target *rt = remote_find(r, m->node, t->name, pp->partition_index);
+            if (!rt || rt->error != KERR_NONE)
+                continue;
+            size_t i = (size_t)(rt - r->targets);
+            described[i] = true;
+            if (pp->error_code != KERR_NONE) {
+                rt->error = pp->error_code;
+                continue;
+            }
+            for (int32_t k = 0; k < pp->active_producers_count; k++) {
+                const struct describe_producers_response_topics_partitions_active_producers *ap =
+                    &pp->active_producers[k];
+                struct pstate_batch last = {.epoch = (int16_t)ap->producer_epoch,
+                                            .last_seq = ap->last_sequence};
+                while (ap->producer_id == producer_id && skip[i] < r->outs[i].n &&
+                       already_there(&last,
+                                     pstate_seq_add(r->outs[i].first_sequence, (int32_t)skip[i])))
+                    skip[i]++;
+            }
+            skipped += skip[i];
+        }
+    }
+    for (size_t i = 0; i < r->target_count; i++)
+        if (remote_target(r, i, m->node) && r->targets[i].error == KERR_NONE && !described[i])
+            r->targets[i].error = KERR_UNKNOWN_SERVER_ERROR;
+    free(described);
+    arena_free(&a);
+    if (skipped > 0)
+        say_info("server",
+                 "%s-%d: %zu due records are in their partitions on node %d already (delivered "
+                 "before, whose marks were lost): not delivered again",
+                 DELAY_TOPIC, r->part, skipped, m->node);
+    /* The rest, in one Produce. */
+    int64_t now = time_wall_ms();
+    struct produce_request_topic_data *tds = xcalloc(r->target_count + 1, sizeof *tds);
+    struct produce_request_topic_data_partition_data *pds =
+        xcalloc(r->target_count + 1, sizeof *pds);
+    struct buf *batches = xcalloc(r->target_count + 1, sizeof *batches);
+    int32_t ntd = 0;
+    for (size_t i = 0; i < r->target_count; i++) {
+        struct round_target *rt = &r->targets[i];
+        buf_init(&batches[i]);
+        if (!remote_target(r, i, m->node) || rt->error != KERR_NONE || skip[i] >= r->outs[i].n)
+            continue;
+        outgoing_encode(&r->outs[i], skip[i], producer_id, 1 << 20, now, &batches[i]);
+        rt->sent = true;
+        produce_request_topic_data_init(&tds[ntd]);
+        produce_request_topic_data_partition_data_init(&pds[ntd]);
+        pds[ntd].index = rt->target->partition;
+        pds[ntd].records = (struct slice){batches[i].data, batches[i].len};
+        tds[ntd].name = slice_from_cstr(rt->target->topic);
+        tds[ntd].partition_data = &pds[ntd];
+        tds[ntd].partition_data_count = 1;
+        ntd++;
+    }
+    free(skip);
+    int rc = 0;
+    if (ntd > 0) {
+        struct produce_request req;
+        produce_request_init(&req);
+        req.acks = -1;
+        req.timeout_ms = REMOTE_TIMEOUT_MS;
+        req.topic_data = tds;
+        req.topic_data_count = ntd;
+        struct buf frame;
+        buf_init(&frame);
+        proto_request_header_encode(
+            &frame, &(struct request_header){.api_key = API_KEY_PRODUCE,
+                                             .api_version = 8,
+                                             .client_id = slice_from_cstr("samsa")});
+        produce_request_encode(&frame, 8, &req);
+        rc = server_peer_send(r->dl->srv, m->node, &frame, REMOTE_TIMEOUT_MS + 5000,
+                              remote_produced, m);
+        buf_free(&frame);
+    }
+    for (size_t i = 0; i < r->target_count; i++)
+        buf_free(&batches[i]);
+    free(batches);
+    free(pds);
+    free(tds);
+    if (ntd == 0 || rc != 0)
+        remote_done(m, ntd == 0 ? KERR_NONE : remote_error(rc));
+}
+
+/* Starts the deliveries to the targets node leads. */
+static void remote_start(struct round *r, int32_t node)
+{
+    struct remote *m = xcalloc(1, sizeof *m);
+    *m = (struct remote){r, node};
+    r->waiting++;
+    struct describe_producers_request req;
+    describe_producers_request_init(&req);
+    req.topics = xcalloc(r->target_count + 1, sizeof *req.topics);
+    req.topics_count = 0;
+    for (size_t i = 0; i < r->target_count; i++) {
+        if (!remote_target(r, i, node) || r->targets[i].error != KERR_NONE)
+            continue;
+        struct describe_producers_request_topics *t = &req.topics[req.topics_count++];
+        describe_producers_request_topics_init(t);
+        t->name = slice_from_cstr(r->targets[i].target->topic);
+        t->partition_indexes = &r->targets[i].target->partition;
+        t->partition_indexes_count = 1;
+    }
+    struct buf frame;
+    buf_init(&frame);
+    proto_request_header_encode(&frame,
+                                &(struct request_header){.api_key = API_KEY_DESCRIBE_PRODUCERS,
+                                                         .api_version = 0,
+                                                         .client_id = slice_from_cstr("samsa")});
+    describe_producers_request_encode(&frame, 0, &req);
+    int rc = server_peer_send(r->dl->srv, node, &frame, REMOTE_TIMEOUT_MS, remote_described, m);
+    buf_free(&frame);
+    free(req.topics);
+    if (rc != 0) {
+        say_warn_ratelimited("server", "%s-%d: cannot reach node %d to deliver there: %s",
+                             DELAY_TOPIC, r->part, node, strerror(-rc));
+        remote_done(m, KERR_NOT_LEADER_OR_FOLLOWER);
+    }
 }
 
 /* Step 2: the envelopes are durable; append the records to their targets. */
@@ -859,10 +1199,16 @@ static void round_envelopes_durable(void *arg)
             r->target_count++;
             rt->target = it->target;
             rt->first_sequence = it->target->next_sequence;
-            struct partition *tp =
-                server_partition(s, slice_from_cstr(it->target->topic), it->target->partition);
+            struct slice topic = slice_from_cstr(it->target->topic);
+            struct partition *tp = server_partition(s, topic, it->target->partition);
             rt->partition = tp && partition_check_leader(tp, -1) == KERR_NONE ? tp : NULL;
-            rt->error = rt->partition ? KERR_NONE : KERR_NOT_LEADER_OR_FOLLOWER;
+            int32_t epoch;
+            rt->node = -1;
+            if (!rt->partition &&
+                server_partition_leader(s, topic, it->target->partition, &rt->node, &epoch) &&
+                rt->node == s->cfg->node_id)
+                rt->node = -1; /* led here by the metadata, not open as leader yet */
+            rt->error = rt->partition || rt->node >= 0 ? KERR_NONE : KERR_NOT_LEADER_OR_FOLLOWER;
         }
         struct record rec;
         struct delay_envelope env;
@@ -887,11 +1233,12 @@ static void round_envelopes_durable(void *arg)
         it->sequence = it->target->next_sequence;
         it->target->next_sequence = pstate_seq_add(it->sequence, 1);
         struct pstate_batch last;
-        if (log_producer_last(rt->partition->log, producer_id, &last) && last.epoch == 0 &&
-            it->sequence <= last.last_seq && last.last_seq - it->sequence < INT32_MAX / 2) {
+        if (rt->partition && log_producer_last(rt->partition->log, producer_id, &last) &&
+            already_there(&last, it->sequence)) {
             skipped++; /* delivered before a crash; its mark was lost */
             continue;
         }
+        /* A target led elsewhere: what it has already is asked before sending. */
         outgoing_add(&outs[it->rt], &env, it->offset, it->sequence);
     }
     buf_free(&c.data);
@@ -901,16 +1248,26 @@ static void round_envelopes_durable(void *arg)
                  "%s-%d: %zu due records are in their partitions already (delivered before a "
                  "restart, whose marks were lost): not delivered again",
                  DELAY_TOPIC, r->part, skipped);
-    struct durable_wait *w = durable_wait_new(round_delivered, r);
+    r->outs = outs;
+    r->waiting = 1; /* the local targets' wait */
+    for (size_t i = 0; i < r->target_count; i++) {
+        bool first = r->targets[i].error == KERR_NONE && !r->targets[i].partition;
+        for (size_t j = 0; j < i && first; j++) /* started with an earlier one */
+            first = !(remote_target(r, j, r->targets[i].node) && r->targets[j].error == KERR_NONE);
+        if (first)
+            remote_start(r, r->targets[i].node);
+    }
+    struct durable_wait *w = durable_wait_new(round_step_done, r);
     for (size_t i = 0; i < r->target_count; i++) {
         struct round_target *rt = &r->targets[i];
+        if (!rt->partition)
+            continue; /* led elsewhere: sent there */
         struct buf batches;
         buf_init(&batches);
         if (rt->error == KERR_NONE && outs[i].n > 0)
-            outgoing_encode(&outs[i], producer_id,
+            outgoing_encode(&outs[i], 0, producer_id,
                             MIN(rt->partition->settings->max_message_bytes, 1 << 20), now,
                             &batches);
-        outgoing_free(&outs[i]);
         if (batches.len > 0) {
             struct log_append_result res;
             int rc =
@@ -928,7 +1285,6 @@ static void round_envelopes_durable(void *arg)
                                    &rt->error);
         buf_free(&batches);
     }
-    free(outs);
     durable_wait_submit(s, w);
 }
 
@@ -987,6 +1343,7 @@ static void sm_load_begin(void *sm, int32_t partition, int64_t now_ms)
     d->wheel = delay_wheel_new_no_cancel(now_ms);
     hmap_init(&d->targets);
     hmap_init(&d->cancelled);
+    hmap_init(&d->stored_batches);
     int64_t window_ms = dl->srv->cfg->delay_window_ms;
     d->window_end = INT64_MAX;
     if (dl->no_index[partition])
@@ -1046,8 +1403,9 @@ static int sm_load_record(void *sm, int32_t partition, int64_t offset, struct sl
         if (k.offset != offset || delay_envelope_decode(value, &e) != 0 ||
             (k.due_ms != DELAY_DUE_UNKNOWN && k.due_ms != e.due_ms))
             return -1;
-        hold(dl, partition, offset, e.due_ms, target_get(d, e.topic, e.partition),
-             k.due_ms == DELAY_DUE_UNKNOWN);
+        struct target *t = target_get(d, e.topic, e.partition);
+        hold(dl, partition, offset, e.due_ms, t, k.due_ms == DELAY_DUE_UNKNOWN);
+        batch_stored(d, t, &e, offset);
         replay_producer(dl, &e);
         return 0;
     }
@@ -1195,6 +1553,16 @@ void server_delays_stop(struct server *s)
     itopic_host_stop(host); /* destroys the delays */
 }
 
+void server_delays_poll(struct server *s)
+{
+    if (s->delays || s->stopping || !s->cfg->broker ||
+        !cluster_topic_find(s->cluster, slice_from_cstr(DELAY_TOPIC)))
+        return;
+    struct topic_state *ts = server_topic(s, slice_from_cstr(DELAY_TOPIC));
+    if (ts && ts->partition_count == ts->target_count && server_delays_start(s) != 0)
+        say_error("server", "delayed delivery could not start; trying again");
+}
+
 void server_delays_idle(struct server *s)
 {
     if (s->delays)
@@ -1299,6 +1667,22 @@ static int16_t read_incoming(struct request *req, struct partition *p, struct sl
     return KERR_NONE;
 }
 
+/* Whether the batches are deliveries of a mover on another broker (its idempotent
+ * producer ids, which the controller never hands out). */
+static bool from_a_mover(struct slice records)
+{
+    struct batch_iter it;
+    struct batch_info info;
+    bool any = false, all = true;
+    batch_iter_init(&it, records.ptr, records.len);
+    while (batch_iter_next(&it, &info, false) > 0) {
+        any = true;
+        all &= info.producer_id >= DELAY_PRODUCER_ID_BASE &&
+               info.producer_id < DELAY_PRODUCER_ID_BASE + DELAY_PARTITIONS_MAX;
+    }
+    return any && all;
+}
+
 /* A cancel's id: an offset, as decimal digits. 0, or -1. */
 static int parse_id(struct slice id, int64_t *out)
 {
@@ -1375,6 +1759,21 @@ static int16_t store_append(struct delays *dl, int32_t i, int16_t acks, struct s
      * it would. */
     if (acks == -1 && MAX(dp->isr_count, 1) < dp->settings->min_insync_replicas)
         return KERR_NOT_ENOUGH_REPLICAS;
+    /* A batch of an idempotent producer stored already (sent again after an answer was
+     * lost): answered with where it is. */
+    struct target *target = target_get(d, topic, partition);
+    struct delay_envelope first;
+    if (n > 0 && items[0].cancel_id < 0 && items[0].envelope.ptr &&
+        delay_envelope_decode(items[0].envelope, &first) == 0 && first.producer_id >= 0) {
+        int64_t at = batch_stored_at(d, target, &first);
+        if (at >= 0) {
+            *base_offset = at;
+            *appended = dp; /* answered once durable, as the first time */
+            return KERR_NONE;
+        }
+    } else {
+        first.producer_id = -1;
+    }
     int64_t base = log_end_offset(dp->log);
     struct record_in *stored = arena_alloc(a, (n + 1) * sizeof *stored); /* + the counts */
     uint8_t *keys = arena_alloc(a, n * DELAY_ENVELOPE_KEY_BYTES + 1);
@@ -1424,7 +1823,8 @@ static int16_t store_append(struct delays *dl, int32_t i, int16_t acks, struct s
         return kerr_from_storage(rc);
     }
     ASSERT(res.base_offset == base);
-    struct target *target = target_get(d, topic, partition);
+    if (first.producer_id >= 0)
+        batch_stored(d, target, &first, base);
     for (size_t k = 0; k < n; k++) {
         if (items[k].cancel_id < 0)
             hold(dl, i, base + (int64_t)k, items[k].due_ms, target, false);
@@ -1480,38 +1880,206 @@ static void record_producer(struct partition *p, const struct incoming *recs, si
     }
 }
 
-/* The delay store is created on the first delayed produce (a broker whose producers never
- * delay keeps no such topic), and its delays start once its partitions are open. */
-static int16_t delays_ready(struct server *s,
-                            struct produce_response_responses_partition_responses *out)
+/* The store's replication in a cluster: as __consumer_offsets' (offsets.topic.
+ * replication.factor, at most the brokers unfenced now). */
+static int16_t store_replication_factor(struct server *s)
 {
-    if (s->delays)
-        return KERR_NONE;
-    if (s->cfg->voter_count > 1) {
-        out->error_message = slice_from_cstr(
-            "delayed delivery (samsa.deliver.* headers) is not supported in a cluster yet");
-        return KERR_INVALID_RECORD;
+    int16_t unfenced = 0;
+    for (size_t i = 0; i < cluster_broker_count(s->cluster); i++)
+        unfenced += !cluster_broker_at(s->cluster, i)->fenced;
+    return (int16_t)MAX(MIN(s->cfg->offsets_topic_replication_factor, unfenced), 1);
+}
+
+static void store_creation_answered(void *arg, int err, struct reader *body)
+{
+    struct server *s = arg;
+    (void)body;
+    s->delay_topic_asked = false; /* asked again by the next delayed produce if need be */
+    if (err != 0)
+        say_warn_ratelimited("server", "asking for %s to be created: %s", DELAY_TOPIC,
+                             strerror(-err));
+}
+
+/* Asks for the delay store to be created, in a cluster, where only the active controller
+ * creates topics: a CreateTopics, sent as a client's would be to this broker's own
+ * listener, which forwards it there (KIP-590). */
+static void ask_for_store(struct server *s)
+{
+    if (s->delay_topic_asked)
+        return;
+    struct create_topics_request_topics_configs configs[ARRAY_LEN(delay_topic_configs)];
+    for (size_t i = 0; i < ARRAY_LEN(delay_topic_configs); i++) {
+        create_topics_request_topics_configs_init(&configs[i]);
+        configs[i].name = slice_from_cstr(delay_topic_configs[i].name);
+        configs[i].value = slice_from_cstr(delay_topic_configs[i].value);
     }
+    struct create_topics_request_topics t;
+    create_topics_request_topics_init(&t);
+    t.name = slice_from_cstr(DELAY_TOPIC);
+    t.num_partitions = DELAY_PARTITIONS;
+    t.replication_factor = store_replication_factor(s);
+    t.assignments_count = 0;
+    t.configs = configs;
+    t.configs_count = (int32_t)ARRAY_LEN(configs);
+    struct create_topics_request req;
+    create_topics_request_init(&req);
+    req.topics = &t;
+    req.topics_count = 1;
+    struct buf frame;
+    buf_init(&frame);
+    proto_request_header_encode(&frame,
+                                &(struct request_header){.api_key = API_KEY_CREATE_TOPICS,
+                                                         .api_version = 4,
+                                                         .client_id = slice_from_cstr("samsa")});
+    create_topics_request_encode(&frame, 4, &req);
+    s->delay_topic_asked =
+        server_peer_send(s, s->cfg->node_id, &frame, 30000, store_creation_answered, s) == 0;
+    buf_free(&frame);
+}
+
+/* Where the records of a delayed produce to target (topic, partition) go: KERR_NONE with
+ * the delay partition and its leader (this node: it is loaded here), or why not now
+ * (retriable: NOT_ENOUGH_REPLICAS, with a message). The store is created on the first
+ * delayed produce (a broker whose producers never delay keeps no such topic). */
+static int16_t store_route(struct server *s, struct slice topic, int32_t partition, int32_t *di,
+                           int32_t *leader,
+                           struct produce_response_responses_partition_responses *out)
+{
+    bool alone = broker_config_alone(s->cfg); /* the whole cluster: it creates topics itself */
     const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(DELAY_TOPIC));
-    struct topic_state *ts = server_topic(s, slice_from_cstr(DELAY_TOPIC));
-    if (t && ts && ts->partition_count == ts->target_count) {
-        if (server_delays_start(s) == 0)
-            return KERR_NONE;
-    } else if (!t) {
-        cluster_create_topic(s->cluster, slice_from_cstr(DELAY_TOPIC), DELAY_PARTITIONS, 1,
-                             delay_topic_configs, ARRAY_LEN(delay_topic_configs), false, NULL,
-                             NULL);
+    if (!t) {
+        if (alone)
+            cluster_create_topic(s->cluster, slice_from_cstr(DELAY_TOPIC), DELAY_PARTITIONS, 1,
+                                 delay_topic_configs, ARRAY_LEN(delay_topic_configs), false, NULL,
+                                 NULL);
+        else
+            ask_for_store(s);
+        out->error_message = slice_from_cstr("the delay store is being created; try again");
+        return KERR_NOT_ENOUGH_REPLICAS; /* retriable: producers send again */
     }
-    out->error_message = slice_from_cstr("the delay store is starting; try again");
-    return KERR_NOT_ENOUGH_REPLICAS; /* retriable: producers send again */
+    *di = delay_partition_of(t->partition_count, topic, partition);
+    int32_t epoch;
+    if (!server_partition_leader(s, slice_from_cstr(DELAY_TOPIC), *di, leader, &epoch)) {
+        out->error_message = slice_from_cstr("the delay store's partition has no leader now");
+        return KERR_NOT_ENOUGH_REPLICAS;
+    }
+    if (*leader != s->cfg->node_id)
+        return KERR_NONE;
+    if (!s->delays && alone) {
+        struct topic_state *ts = server_topic(s, slice_from_cstr(DELAY_TOPIC));
+        if (ts && ts->partition_count == ts->target_count)
+            server_delays_start(s);
+    }
+    if (!s->delays || *di >= s->delays->partitions || !s->delays->parts[*di].loaded) {
+        out->error_message = slice_from_cstr("the delay store is starting; try again");
+        return KERR_NOT_ENOUGH_REPLICAS;
+    }
+    return KERR_NONE;
+}
+
+/* A forwarded produce's records, on their way to the delay store on another broker. */
+struct forward {
+    struct request *req;
+    struct produce_response_responses_partition_responses *out;
+    char *topic; /* the target */
+    int32_t partition;
+    struct incoming *recs; /* in req's arena */
+    size_t n;
+    int64_t now;
+};
+
+static void forward_answered(void *arg, int err, struct reader *body)
+{
+    struct forward *f = arg;
+    struct request *req = f->req;
+    struct samsa_delay_store_response resp;
+    if (err != 0) {
+        f->out->error_code = err == -ETIMEDOUT ? KERR_REQUEST_TIMED_OUT : KERR_NOT_ENOUGH_REPLICAS;
+        f->out->error_message = slice_from_cstr(
+            arena_printf(&req->arena, "the delay store did not answer: %s", strerror(-err)));
+    } else if (samsa_delay_store_response_decode(body, 0, &req->arena, &resp) != 0) {
+        f->out->error_code = KERR_NOT_ENOUGH_REPLICAS;
+        f->out->error_message = slice_from_cstr("the delay store's answer was malformed");
+    } else {
+        f->out->error_code = resp.error_code;
+        if (resp.error_message.ptr) /* borrowed from the answer: copied */
+            f->out->error_message = slice_from_cstr(arena_strndup(
+                &req->arena, (const char *)resp.error_message.ptr, resp.error_message.len));
+        if (resp.error_code == KERR_NONE) {
+            f->out->base_offset = resp.base_offset;
+            f->out->log_append_time_ms = -1;
+            /* The producer's batch is stored: its partition's producer state says so, if
+             * this node still leads it. */
+            struct partition *p =
+                server_partition(req->srv, slice_from_cstr(f->topic), f->partition);
+            if (p && partition_check_leader(p, -1) == KERR_NONE)
+                record_producer(p, f->recs, f->n, f->now);
+        }
+    }
+    free(f->topic);
+    free(f);
+    produce_answer_arrived(req);
+}
+
+/* Sends a produce's items to the leader of delay partition di: the partition's answer
+ * (out) comes with the store's. KERR_NONE, or why it could not be sent. */
+static int16_t forward_items(struct request *req, struct partition *p, int16_t acks,
+                             int32_t timeout_ms, int32_t di, int32_t leader,
+                             const struct store_item *items, struct incoming *recs, size_t n,
+                             int64_t now,
+                             struct produce_response_responses_partition_responses *out)
+{
+    struct samsa_delay_store_request fr;
+    samsa_delay_store_request_init(&fr);
+    fr.acks = acks == 0 ? 1 : acks; /* the target still needs the answer */
+    fr.timeout_ms = timeout_ms;
+    fr.delay_partition = di;
+    fr.topic = slice_from_cstr(p->topic);
+    fr.partition = p->index;
+    fr.items_count = (int32_t)n;
+    fr.items = REQ_ALLOC(req, struct samsa_delay_store_request_items, n + 1);
+    for (size_t k = 0; k < n; k++) {
+        samsa_delay_store_request_items_init(&fr.items[k]);
+        fr.items[k].cancel_id = items[k].cancel_id;
+        fr.items[k].due_ms = items[k].due_ms;
+        fr.items[k].envelope = items[k].cancel_id < 0 ? items[k].envelope : SLICE_NULL;
+    }
+    struct buf frame;
+    buf_init(&frame);
+    proto_request_header_encode(&frame,
+                                &(struct request_header){.api_key = API_KEY_SAMSA_DELAY_STORE,
+                                                         .api_version = 0,
+                                                         .client_id = slice_from_cstr("samsa")});
+    samsa_delay_store_request_encode(&frame, 0, &fr);
+    struct forward *f = xcalloc(1, sizeof *f);
+    *f = (struct forward){req, out, xstrdup(p->topic), p->index, recs, n, now};
+    /* A little longer than the store's own wait, so that its answer, not this timeout,
+     * says what happened. */
+    int rc = server_peer_send(req->srv, leader, &frame, (int64_t)MAX(timeout_ms, 0) + 5000,
+                              forward_answered, f);
+    buf_free(&frame);
+    if (rc != 0) {
+        free(f->topic);
+        free(f);
+        out->error_message = slice_from_cstr(
+            arena_printf(&req->arena, "the delay store's leader (node %d) cannot be reached: %s",
+                         leader, strerror(-rc)));
+        return KERR_NOT_ENOUGH_REPLICAS;
+    }
+    produce_answer_pending(req);
+    return KERR_NONE;
 }
 
 bool server_delay_produce(struct request *req, struct partition *p, int16_t acks,
-                          struct slice records,
+                          int32_t timeout_ms, struct slice records,
                           struct produce_response_responses_partition_responses *out,
                           struct partition **appended, int16_t *error)
 {
     struct server *s = req->srv;
+    /* The mover's own deliveries, sent from another broker: records that carried the
+     * headers once, delivered now. */
+    if (from_a_mover(records))
+        return false;
     /* Due times are the delays' clock; before they start there is nothing to offset. */
     int64_t now = s->delays ? delays_now(s->delays) : time_wall_ms();
     struct buf plain;
@@ -1524,8 +2092,9 @@ bool server_delay_produce(struct request *req, struct partition *p, int16_t acks
         buf_free(&plain);
         return false; /* an ordinary produce */
     }
+    int32_t di = -1, leader = -1;
     if (err == KERR_NONE)
-        err = delays_ready(s, out);
+        err = store_route(s, slice_from_cstr(p->topic), p->index, &di, &leader, out);
     if (err == KERR_NONE)
         err = check_producer(p, recs, n);
     if (err == KERR_DUPLICATE_SEQUENCE_NUMBER) {
@@ -1590,13 +2159,14 @@ bool server_delay_produce(struct request *req, struct partition *p, int16_t acks
             items[i].envelope = (struct slice){values.data + value_at[i], end - value_at[i]};
             end = value_at[i];
         }
-    if (err == KERR_NONE) {
-        struct delays *dl = s->delays;
-        int32_t di = delay_partition_of(dl, slice_from_cstr(p->topic), p->index);
+    if (err == KERR_NONE && leader != s->cfg->node_id) {
+        err = forward_items(req, p, acks, timeout_ms, di, leader, items, recs, n, now, out);
+        *appended = NULL; /* the answer comes with the store's */
+    } else if (err == KERR_NONE) {
         struct slice why = SLICE_NULL;
         int64_t base = -1;
-        err = store_append(dl, di, acks, slice_from_cstr(p->topic), p->index, items, n, &req->arena,
-                           &base, &why, appended);
+        err = store_append(s->delays, di, acks, slice_from_cstr(p->topic), p->index, items, n,
+                           &req->arena, &base, &why, appended);
         if (err == KERR_NONE) {
             record_producer(p, recs, n, now);
             out->base_offset = base;

@@ -78,7 +78,9 @@ struct server {
     struct grp_coordinator *groups;
     struct itopic_host *groups_host;
     struct delays *delays;   /* delayed delivery (delays.c); NULL until started */
+    struct peers *peers;     /* requests to other brokers (peers.c); NULL until the first */
     bool groups_topic_asked; /* the controller's creation of __consumer_offsets is on its way */
+    bool delay_topic_asked;  /* and of __samsa_delay (asked for by a delayed produce) */
     int64_t groups_controller_since_ms; /* this node has been the controller since (0: not) */
     /* Log cleaner (compaction.c). */
     struct syncer *cleaner;
@@ -293,6 +295,24 @@ int64_t server_broker_epoch(const struct server *s);
 bool server_forward_to_controller(struct server *s, struct request *req,
                                   void (*fallback)(struct request *req));
 
+/* ---- requests to other brokers (peers.c) ----
+ * Requests this broker makes of another broker's client listener, as a client would
+ * (delayed delivery's forwarded produces and deliveries): one connection per broker, at
+ * the address its registration gives, opened by the first request. */
+struct peers;
+/* The answer to a request: err 0 and the reader at the response body (after its
+ * header), or -errno when none came (-ETIMEDOUT, -ECANCELED at shutdown, how the
+ * connection failed, -EBADMSG for a response header cut short). */
+typedef void (*peer_done_fn)(void *arg, int err, struct reader *body);
+/* Sends frame (a request header, as proto_request_header_encode writes it, then the
+ * body; its correlation id is overwritten) to broker node; done runs once, from the
+ * loop. 0, or -errno when nothing was sent and done will not run (-EHOSTUNREACH: no
+ * such broker registered). */
+int server_peer_send(struct server *s, int32_t node, struct buf *frame, int64_t timeout_ms,
+                     peer_done_fn done, void *arg);
+/* At shutdown: what is in flight fails with -ECANCELED. */
+void server_peers_stop(struct server *s);
+
 /* ---- metadata changes (changes.c) ---- */
 /* Starts writing the metadata log on its own thread (until then, at start-up, changes
  * complete inside the submitting call). */
@@ -430,9 +450,11 @@ void server_delays_leadership(struct server *s, const char *topic, int32_t parti
  * nothing done). Else true, with *error the partition's answer: KERR_NONE with the
  * records stored in the delay store (out->base_offset its offset; *appended the delay
  * partition appended to, for acks, or NULL for a retry already stored), or the refusal
- * (a malformed header: INVALID_RECORD naming it; out->error_message says why). */
+ * (a malformed header: INVALID_RECORD naming it; out->error_message says why). When the
+ * delay partition is led elsewhere, the records are sent there and out is filled in
+ * when it answers (produce_answer_pending, then produce_answer_arrived). */
 bool server_delay_produce(struct request *req, struct partition *p, int16_t acks,
-                          struct slice records,
+                          int32_t timeout_ms, struct slice records,
                           struct produce_response_responses_partition_responses *out,
                           struct partition **appended, int16_t *error);
 
@@ -578,6 +600,14 @@ int16_t alter_check_resource(struct request *req, const struct alter_resource *r
 /* Kafka error code for a storage or cluster error (kerr.c). */
 int16_t kerr_from_storage(int err);
 int16_t kerr_from_cluster(int err);
+
+/* A produce (handlers/produce.c) one of whose partitions is answered later, by another
+ * broker (delayed delivery's store): its response waits until each such answer arrived. */
+void produce_answer_pending(struct request *req);
+void produce_answer_arrived(struct request *req);
+/* In a cluster, from the quorum link's tick: the delays start once __samsa_delay exists
+ * and its partitions are open. */
+void server_delays_poll(struct server *s);
 
 /* Handlers: each decodes its request body, and answers now or later. */
 #define SAMSA_HANDLERS(X)                                                                          \

@@ -437,6 +437,7 @@ int server_run(struct server *s)
     /* Waiting group requests are answered (NOT_COORDINATOR) while connections exist. */
     server_groups_stop(s);
     server_delays_stop(s);
+    server_peers_stop(s);
     s->drain_deadline_ms = net_loop_now_ms(s->loop) + SHUTDOWN_DRAIN_MS;
     net_timer_add(s->loop, 0, drain_tick, s);
     int rc2 = net_loop_run(s->loop);
@@ -449,6 +450,7 @@ void server_destroy(struct server *s)
         return;
     server_groups_stop(s); /* already stopped by server_run unless start-up failed */
     server_delays_stop(s);
+    server_peers_stop(s);
     /* Connections close before the quorum link is freed: those accepted on the controller
      * listener call back into it (on_controller_close) as they close. */
     if (s->loop) {

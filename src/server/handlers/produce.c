@@ -60,10 +60,51 @@ static void add_leader_hints(struct request *req, struct produce_response *resp)
     }
 }
 
-static void finish_produce(void *arg)
+/* A produce being answered: its response, and how many answers it still waits for (the
+ * handler itself, the acks=all wait, partitions whose records went to another broker's
+ * delay store). */
+struct produce_state {
+    struct produce_response resp;
+    int16_t acks;
+    int waiting;
+};
+
+/* No response to carry an error for acks=0: Kafka closes the connection instead, so the
+ * client notices and refreshes its metadata. */
+static void drop_acks0(struct request *req, struct produce_response *resp)
 {
-    struct request *req = arg;
-    REQUEST_RESPOND(req, produce_response, (struct produce_response *)req->state);
+    bool failed = false;
+    for (int32_t ti = 0; ti < resp->responses_count; ti++)
+        for (int32_t pi = 0; pi < resp->responses[ti].partition_responses_count; pi++)
+            failed |= resp->responses[ti].partition_responses[pi].error_code != KERR_NONE;
+    struct net_conn *c = failed ? net_reply_conn(req->reply) : NULL;
+    request_drop(req);
+    if (c) {
+        say_info("server", "closing connection from %s: an acks=0 produce failed",
+                 net_conn_peer(c));
+        net_conn_close(c);
+    }
+}
+
+void produce_answer_pending(struct request *req)
+{
+    ((struct produce_state *)req->state)->waiting++;
+}
+
+void produce_answer_arrived(struct request *req)
+{
+    struct produce_state *st = req->state;
+    if (--st->waiting > 0)
+        return;
+    if (st->acks == 0)
+        drop_acks0(req, &st->resp);
+    else
+        REQUEST_RESPOND(req, produce_response, &st->resp);
+}
+
+static void acks_all_durable(void *arg)
+{
+    produce_answer_arrived(arg);
 }
 
 /* The timestamps a CreateTime topic accepts at `now`, as Kafka's LogValidator:
@@ -306,6 +347,7 @@ static bool error_has_log_start(int16_t err)
  * request's framing, the partition, acks against min.insync.replicas, then the log's
  * own checks), so that a request with several faults gets Kafka's error. */
 static int16_t append_partition(struct request *req, struct slice topic, int16_t acks,
+                                int32_t timeout_ms,
                                 const struct produce_request_topic_data_partition_data *in,
                                 part_resp *out, struct partition **appended)
 {
@@ -379,7 +421,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     /* Delayed delivery: records with a delivery header go to the delay store. Only
      * batches with headers can have one; a compressed batch is decompressed to look. */
     if (cfg->delay_enabled && (any_headers || any_compressed) &&
-        server_delay_produce(req, p, acks, in->records, out, appended, &err))
+        server_delay_produce(req, p, acks, timeout_ms, in->records, out, appended, &err))
         return err;
     struct buf rewritten;
     buf_init(&rewritten);
@@ -430,7 +472,10 @@ void handle_produce(struct request *req)
         return;
     }
     int16_t acks = in.acks;
-    struct produce_response *resp = REQ_ALLOC(req, struct produce_response, 1);
+    struct produce_state *st = REQ_ALLOC(req, struct produce_state, 1);
+    st->acks = acks;
+    st->waiting = 1; /* this handler's own answer, given at its end */
+    struct produce_response *resp = &st->resp;
     produce_response_init(resp);
     resp->responses_count = in.topic_data_count < 0 ? 0 : in.topic_data_count;
     resp->responses = REQ_ALLOC(req, struct produce_response_responses, resp->responses_count);
@@ -441,8 +486,8 @@ void handle_produce(struct request *req)
     else if (in.transactional_id.ptr)
         global_err = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
 
-    req->state = resp;
-    struct durable_wait *wait = acks == -1 ? durable_wait_new(finish_produce, req) : NULL;
+    req->state = st;
+    struct durable_wait *wait = acks == -1 ? durable_wait_new(acks_all_durable, req) : NULL;
     for (int32_t ti = 0; ti < resp->responses_count; ti++) {
         const struct produce_request_topic_data *td = &in.topic_data[ti];
         struct produce_response_responses *tr = &resp->responses[ti];
@@ -461,7 +506,8 @@ void handle_produce(struct request *req)
                 continue;
             }
             struct partition *p = NULL;
-            pr->error_code = append_partition(req, td->name, acks, &td->partition_data[pi], pr, &p);
+            pr->error_code = append_partition(req, td->name, acks, in.timeout_ms,
+                                              &td->partition_data[pi], pr, &p);
             if (pr->error_code != KERR_NONE && !error_has_log_start(pr->error_code))
                 pr->log_start_offset = -1;
             if (pr->error_code == KERR_NONE && p) {
@@ -473,25 +519,9 @@ void handle_produce(struct request *req)
     }
     if (req->hdr.api_version >= 10)
         add_leader_hints(req, resp);
-    if (acks == 0) {
-        /* No response to carry an error: Kafka closes the connection instead, so the
-         * client notices and refreshes its metadata. */
-        bool failed = false;
-        for (int32_t ti = 0; ti < resp->responses_count; ti++)
-            for (int32_t pi = 0; pi < resp->responses[ti].partition_responses_count; pi++)
-                failed |= resp->responses[ti].partition_responses[pi].error_code != KERR_NONE;
-        struct net_conn *c = failed ? net_reply_conn(req->reply) : NULL;
-        request_drop(req);
-        if (c) {
-            say_info("server", "closing connection from %s: an acks=0 produce failed",
-                     net_conn_peer(c));
-            net_conn_close(c);
-        }
-        return;
-    }
     if (wait) {
+        st->waiting++;
         durable_wait_submit(s, wait);
-        return;
     }
-    finish_produce(req);
+    produce_answer_arrived(req);
 }

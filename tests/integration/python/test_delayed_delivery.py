@@ -500,11 +500,18 @@ def test_the_delay_store_takes_what_another_broker_sends(broker):
     with kwire.Conn(broker.port) as k:
         api_keys = [key for key, _, _ in kwire.api_versions_v0(k)[1]]
         assert 0 in api_keys and 10001 not in api_keys
-        # Stored again (a second record), due in 1.5 s: acks=all answers once durable.
+        # Stored again (a second record), due in 1.5 s, as the batch of an idempotent
+        # producer (id 4242, epoch 0, sequence 7): acks=all answers once durable.
         soon = t0 + 1500
-        again = envelope[:1] + struct.pack(">q", soon) + envelope[9:]
+        at = 1 + 8 + 4 + 2 + len(b"relayed") + 16  # the producer id, in the envelope
+        again = (envelope[:1] + struct.pack(">q", soon) + envelope[9:at] +
+                 struct.pack(">qhii", 4242, 0, 7, 7) + envelope[at + 18:])
         err, msg, base = samsa_delay_store(k, dpart, "relayed", 0, [(-1, soon, again)])
         assert (err, msg) == (0, None) and base > first
+        # Sent again (its first answer lost, say): answered as stored, not stored twice.
+        end = log_end(broker, "__samsa_delay", dpart)
+        assert samsa_delay_store(k, dpart, "relayed", 0, [(-1, soon, again)]) == (0, None, base)
+        assert log_end(broker, "__samsa_delay", dpart) == end
         # A cancel of a record pending for another partition, or of none: refused.
         err, msg, _ = samsa_delay_store(k, dpart, "relayed", 1, [(first, 0, None)])
         assert err == INVALID_RECORD and "no record %d is pending delivery to relayed-1" % first in msg
