@@ -172,6 +172,17 @@ static int64_t window_after(int64_t now, int64_t window_ms)
     return t - (t % window_ms + window_ms) % window_ms + window_ms;
 }
 
+/* The target (topic, partition) of d if it has one; NULL if not. */
+static struct target *target_find(struct dpart *d, struct slice topic, int32_t partition)
+{
+    struct buf key;
+    buf_init(&key);
+    delay_key_sequence(&key, topic, partition);
+    struct target *t = hmap_get(&d->targets, (struct slice){key.data, key.len});
+    buf_free(&key);
+    return t;
+}
+
 static struct target *target_get(struct dpart *d, struct slice topic, int32_t partition)
 {
     struct buf key;
@@ -307,7 +318,7 @@ static void on_due(void *arg, const struct delay_entry *e)
 
 struct stored_batch {
     int16_t epoch;
-    int32_t first_sequence;
+    int32_t first_sequence, last_sequence;
     int64_t base_offset; /* its first envelope's */
     int64_t timestamp;   /* its records', for expiry */
 };
@@ -335,7 +346,8 @@ static void batch_stored(struct dpart *d, const struct target *t, const struct d
     } else if (b->epoch == e->producer_epoch && b->first_sequence == e->first_sequence) {
         return; /* a later record of the same batch */
     }
-    *b = (struct stored_batch){e->producer_epoch, e->first_sequence, offset, e->timestamp};
+    *b = (struct stored_batch){e->producer_epoch, e->first_sequence, e->last_sequence, offset,
+                               e->timestamp};
 }
 
 /* The offset the batch was stored at if it is the producer's last for t; else -1. */
@@ -551,6 +563,8 @@ static int64_t window_deadline(const struct dpart *d, int64_t window_ms)
 }
 
 static void round_orphan(struct round *r);
+static void learn_queue(struct server *s, char *topic, int32_t partition, int tries);
+static void learn_send(struct server *s);
 
 static void dpart_unload(struct dpart *d)
 {
@@ -1544,8 +1558,12 @@ int server_delays_start(struct server *s)
     return 0;
 }
 
+static void learning_free(struct delay_learning *l);
+
 void server_delays_stop(struct server *s)
 {
+    learning_free(s->delay_learning);
+    s->delay_learning = NULL;
     if (!s->delays)
         return;
     struct itopic_host *host = s->delays->host;
@@ -1567,12 +1585,23 @@ void server_delays_idle(struct server *s)
 {
     if (s->delays)
         itopic_host_idle(s->delays->host);
+    learn_send(s);
 }
 
 void server_delays_leadership(struct server *s, const char *topic, int32_t partition)
 {
-    if (s->delays && strcmp(topic, DELAY_TOPIC) == 0)
-        itopic_host_leadership(s->delays->host, partition);
+    if (strcmp(topic, DELAY_TOPIC) == 0) {
+        if (s->delays)
+            itopic_host_leadership(s->delays->host, partition);
+        return;
+    }
+    /* A target partition led here now: its producers' delayed batches are learned. */
+    if (broker_config_alone(s->cfg) ||
+        !cluster_topic_find(s->cluster, slice_from_cstr(DELAY_TOPIC)))
+        return;
+    struct partition *p = server_partition(s, slice_from_cstr(topic), partition);
+    if (p && p->role == PARTITION_LEADER)
+        learn_queue(s, xstrdup(topic), partition, 0);
 }
 
 /* ---- the produce path ---- */
@@ -2204,4 +2233,227 @@ int16_t server_delay_store(struct request *req, const struct samsa_delay_store_r
     }
     return store_append(dl, in->delay_partition, in->acks, in->topic, in->partition, items,
                         (size_t)n, &req->arena, base_offset, why, appended);
+}
+
+/* ---- a target's new leader learns its producers' delayed batches ----
+ * An idempotent producer's delayed batch uses sequence numbers of its target partition
+ * that are not in the target's log: the target's leader records them in memory when the
+ * batch is stored (record_producer), and a broker loading the delay store records them
+ * for the targets it leads (replay_producer). A broker that becomes a target's leader in
+ * a cluster asks the leader of the target's delay partition (SamsaDelayProducers) for
+ * each producer's last delayed batch there, and records those that continue what its
+ * log has, so that the producer's next batch is not refused as a gap. Asked again a few
+ * times while that answer cannot come (the delay partition may be moving too). */
+#define LEARN_TRIES 20
+#define LEARN_RETRY_MS 500
+
+struct learn_target {
+    char *topic;
+    int32_t partition;
+    int tries;
+};
+
+struct delay_learning {
+    struct learn_target *v; /* to ask about */
+    size_t n, cap;
+    int64_t not_before_ms; /* after a failure: the next asking */
+};
+
+static void learn_queue(struct server *s, char *topic, int32_t partition, int tries)
+{
+    if (!s->delay_learning)
+        s->delay_learning = xcalloc(1, sizeof *s->delay_learning);
+    struct delay_learning *l = s->delay_learning;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].partition == partition && strcmp(l->v[i].topic, topic) == 0) {
+            free(topic);
+            return;
+        }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = (struct learn_target){topic, partition, tries};
+}
+
+/* Asks again later about targets not answered (or gives up on them after LEARN_TRIES). */
+static void learn_again(struct server *s, struct learn_target *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].topic)
+            continue;
+        if (s->stopping || v[i].tries + 1 >= LEARN_TRIES) {
+            say_warn("server",
+                     "%s-%d: could not learn its producers' delayed batches; an idempotent "
+                     "producer's next batch there may be refused as out of order",
+                     v[i].topic, v[i].partition);
+            free(v[i].topic);
+            continue;
+        }
+        learn_queue(s, v[i].topic, v[i].partition, v[i].tries + 1);
+        s->delay_learning->not_before_ms = time_mono_ms() + LEARN_RETRY_MS;
+    }
+}
+
+static void learning_free(struct delay_learning *l)
+{
+    for (size_t i = 0; l && i < l->n; i++)
+        free(l->v[i].topic);
+    if (l)
+        free(l->v);
+    free(l);
+}
+
+struct learn_ask {
+    struct server *s;
+    struct learn_target *v; /* asked of one broker; topic NULL once answered */
+    size_t n;
+};
+
+static void learn_answered(void *arg, int err, struct reader *body)
+{
+    struct learn_ask *a = arg;
+    struct arena ar;
+    arena_init(&ar);
+    struct samsa_delay_producers_response resp;
+    if (err == 0 && samsa_delay_producers_response_decode(body, 0, &ar, &resp) == 0) {
+        for (int32_t ti = 0; ti < resp.topics_count; ti++) {
+            const struct samsa_delay_producers_response_topics *t = &resp.topics[ti];
+            for (int32_t pi = 0; pi < t->partitions_count; pi++) {
+                const struct samsa_delay_producers_response_topics_partitions *pp =
+                    &t->partitions[pi];
+                struct learn_target *lt = NULL;
+                for (size_t i = 0; i < a->n && !lt; i++)
+                    if (a->v[i].topic && a->v[i].partition == pp->index &&
+                        slice_eq_cstr(t->name, a->v[i].topic))
+                        lt = &a->v[i];
+                if (!lt || pp->error_code != KERR_NONE)
+                    continue; /* asked again */
+                struct partition *p = server_partition(a->s, t->name, pp->index);
+                for (int32_t k = 0;
+                     p && partition_check_leader(p, -1) == KERR_NONE && k < pp->producers_count;
+                     k++) {
+                    const struct samsa_delay_producers_response_topics_partitions_producers *pr =
+                        &pp->producers[k];
+                    int64_t at = MAX(log_end_offset(p->log) - 1, 0);
+                    struct pstate_batch b = {pr->producer_id,
+                                             pr->producer_epoch,
+                                             pr->first_sequence,
+                                             pr->last_sequence,
+                                             at,
+                                             at,
+                                             pr->timestamp};
+                    if (log_producer_check(p->log, &b, NULL) == PSTATE_APPEND)
+                        log_producer_record(p->log, &b);
+                }
+                free(lt->topic);
+                lt->topic = NULL;
+            }
+        }
+    }
+    arena_free(&ar);
+    learn_again(a->s, a->v, a->n);
+    free(a->v);
+    free(a);
+}
+
+/* From the idle hook: asks the delay partitions' leaders about the targets queued, one
+ * request per broker. */
+static void learn_send(struct server *s)
+{
+    struct delay_learning *l = s->delay_learning;
+    if (!l || l->n == 0 || time_mono_ms() < l->not_before_ms || s->stopping)
+        return;
+    const struct mtopic *store = cluster_topic_find(s->cluster, slice_from_cstr(DELAY_TOPIC));
+    struct learn_target *v = l->v;
+    size_t n = l->n;
+    l->v = NULL;
+    l->n = l->cap = 0;
+    int32_t *leader = xcalloc(n, sizeof *leader);
+    for (size_t i = 0; i < n; i++) {
+        int32_t epoch;
+        leader[i] = -1;
+        if (store)
+            server_partition_leader(s, slice_from_cstr(DELAY_TOPIC),
+                                    delay_partition_of(store->partition_count,
+                                                       slice_from_cstr(v[i].topic), v[i].partition),
+                                    &leader[i], &epoch);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].topic || leader[i] < 0)
+            continue;
+        /* This broker's targets, taken out of v. */
+        struct learn_ask *a = xcalloc(1, sizeof *a);
+        a->s = s;
+        a->v = xcalloc(n, sizeof *a->v);
+        struct samsa_delay_producers_request req;
+        samsa_delay_producers_request_init(&req);
+        req.topics = xcalloc(n, sizeof *req.topics);
+        req.topics_count = 0;
+        for (size_t j = i; j < n; j++) {
+            if (!v[j].topic || leader[j] != leader[i])
+                continue;
+            struct samsa_delay_producers_request_topics *t = &req.topics[req.topics_count++];
+            samsa_delay_producers_request_topics_init(t);
+            a->v[a->n] = v[j];
+            t->name = slice_from_cstr(a->v[a->n].topic);
+            t->partitions = &a->v[a->n].partition;
+            t->partitions_count = 1;
+            a->n++;
+            v[j].topic = NULL;
+        }
+        struct buf frame;
+        buf_init(&frame);
+        proto_request_header_encode(
+            &frame, &(struct request_header){.api_key = API_KEY_SAMSA_DELAY_PRODUCERS,
+                                             .api_version = 0,
+                                             .client_id = slice_from_cstr("samsa")});
+        samsa_delay_producers_request_encode(&frame, 0, &req);
+        free(req.topics);
+        int rc = server_peer_send(s, leader[i], &frame, 10000, learn_answered, a);
+        buf_free(&frame);
+        if (rc != 0) {
+            learn_again(s, a->v, a->n);
+            free(a->v);
+            free(a);
+        }
+    }
+    learn_again(s, v, n); /* those whose delay partition has no leader now */
+    free(leader);
+    free(v);
+}
+
+void server_delay_producers(struct request *req, struct slice topic,
+                            struct samsa_delay_producers_response_topics_partitions *out)
+{
+    struct delays *dl = req->srv->delays;
+    const struct mtopic *store =
+        cluster_topic_find(req->srv->cluster, slice_from_cstr(DELAY_TOPIC));
+    int32_t i = store ? delay_partition_of(store->partition_count, topic, out->index) : -1;
+    if (!dl || i < 0 || i >= dl->partitions || !dl->parts[i].loaded || !delay_partition(dl, i)) {
+        out->error_code = KERR_NOT_LEADER_OR_FOLLOWER;
+        return;
+    }
+    struct dpart *d = &dl->parts[i];
+    struct target *t = target_find(d, topic, out->index);
+    size_t it = 0, n = 0;
+    struct slice k;
+    void *v;
+    out->producers =
+        REQ_ALLOC(req, struct samsa_delay_producers_response_topics_partitions_producers,
+                  t ? d->stored_batches.count + 1 : 1);
+    while (t && hmap_next(&d->stored_batches, &it, &k, &v)) {
+        if (be32_read(k.ptr) != t->index)
+            continue;
+        const struct stored_batch *b = v;
+        struct samsa_delay_producers_response_topics_partitions_producers *pr =
+            &out->producers[n++];
+        samsa_delay_producers_response_topics_partitions_producers_init(pr);
+        pr->producer_id = (int64_t)be64_read(k.ptr + 4);
+        pr->producer_epoch = b->epoch;
+        pr->first_sequence = b->first_sequence;
+        pr->last_sequence = b->last_sequence;
+        pr->timestamp = b->timestamp;
+    }
+    out->producers_count = (int32_t)n;
 }

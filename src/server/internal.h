@@ -77,7 +77,8 @@ struct server {
      * (its loading, appends and timer). */
     struct grp_coordinator *groups;
     struct itopic_host *groups_host;
-    struct delays *delays;   /* delayed delivery (delays.c); NULL until started */
+    struct delays *delays;                 /* delayed delivery (delays.c); NULL until started */
+    struct delay_learning *delay_learning; /* target partitions to tell (delays.c) */
     struct peers *peers;     /* requests to other brokers (peers.c); NULL until the first */
     bool groups_topic_asked; /* the controller's creation of __consumer_offsets is on its way */
     bool delay_topic_asked;  /* and of __samsa_delay (asked for by a delayed produce) */
@@ -441,9 +442,17 @@ void server_delays_stop(struct server *s);
  * when there is more to say. */
 int16_t server_delay_store(struct request *req, const struct samsa_delay_store_request *in,
                            int64_t *base_offset, struct slice *why, struct partition **appended);
-/* The idle hook's part: a delay partition's state built again when it asked. */
+/* SamsaDelayProducers' work: out (its index set) gets the last delayed batch of each
+ * idempotent producer for that target partition, from its delay partition, which this
+ * node must lead (else NOT_LEADER_OR_FOLLOWER). */
+void server_delay_producers(struct request *req, struct slice topic,
+                            struct samsa_delay_producers_response_topics_partitions *out);
+/* The idle hook's part: a delay partition's state built again when it asked; target
+ * partitions this node now leads told of their producers' delayed batches. */
 void server_delays_idle(struct server *s);
-/* A partition of __samsa_delay changed leader. */
+/* A partition changed leader: of __samsa_delay, its delays are loaded or dropped; of
+ * another topic, when this node now leads it, it learns the sequence numbers its
+ * idempotent producers' delayed batches used (SamsaDelayProducers). */
 void server_delays_leadership(struct server *s, const char *topic, int32_t partition);
 /* The produce path, for a batch (already validated) of a topic with samsa.delay.enable
  * whose records may carry delivery headers: false when none does (an ordinary produce,
@@ -643,7 +652,8 @@ void server_delays_poll(struct server *s);
     X(55, describe_quorum)                                                                         \
     X(60, describe_cluster)                                                                        \
     X(61, describe_producers)                                                                      \
-    X(10001, samsa_delay_store)
+    X(10001, samsa_delay_store)                                                                    \
+    X(10002, samsa_delay_producers)
 #define X(key, name) void handle_##name(struct request *req);
 SAMSA_HANDLERS(X)
 #undef X

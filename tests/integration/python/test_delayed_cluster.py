@@ -9,7 +9,9 @@ What is shown: records produced with a delay to every partition of a replicated 
 arrive once each, not before their time, whichever brokers lead their delay partitions
 and targets; a cancel goes the same way; after kill -9 of a broker that leads delay
 partitions holding pending records, the others take them over and every record still
-arrives exactly once.
+arrives exactly once; after kill -9 of a target's leader, the new one knows where an
+idempotent producer's sequence stands after a delayed batch (librdkafka would otherwise
+fail fatally on the producer's next batch).
 """
 import time
 
@@ -102,3 +104,63 @@ def test_kill_9_of_a_delay_partition_leader_loses_and_repeats_nothing(quorum):
     values = sorted(v for v, _ in got)
     assert values == [b"%03d" % i for i in range(300)], (len(values), len(set(values)))
     assert all(at >= due for _, at in got)
+
+
+def producer_epochs(n, topic, partition):
+    """{producer id: epoch} of a partition's idempotent producers, as node n (its leader)
+    says (DescribeProducers v0)."""
+    import kwire
+    body = (kwire.carray([kwire.cstring(topic) + kwire.uvarint(2) + kwire.i32(partition) +
+                          kwire.TAGS]) + kwire.TAGS)
+    with kwire.Conn(n.port, host=n.host) as c:
+        r = c.request(61, 0, body, flexible=True)
+    r.i32()
+    out = {}
+
+    def producer(r):
+        pid, epoch = r.i64(), r.i32()
+        r.i32(), r.i64(), r.i32(), r.i64()
+        r.tags()
+        out[pid] = epoch
+
+    def part(r):
+        r.i32(), r.i16(), r.cstring()
+        r.carray(producer)
+        r.tags()
+
+    def top(r):
+        r.cstring()
+        r.carray(part)
+        r.tags()
+
+    r.carray(top)
+    return out
+
+
+def test_a_new_target_leader_knows_the_sequence_numbers_delayed_batches_used(quorum):
+    """An idempotent producer sends a plain batch and a delayed one, then, after its
+    partition's leader is killed, another plain one: the new leader has learned from the delay store where the
+    producer's sequence stands, so the plain batch is taken as it is (no out-of-order
+    refusal, no epoch bump)."""
+    start(quorum)
+    create_replicated(quorum, "mixed", 1)
+    p = acks_all_producer(quorum)
+    reports = []
+    p.produce("mixed", value=b"first", partition=0, on_delivery=lambda err, msg: reports.append(err))
+    assert p.flush(30) == 0
+    p.produce("mixed", value=b"later", partition=0,
+              headers=[("samsa.deliver.after", b"3600000")],
+              on_delivery=lambda err, msg: reports.append(err))
+    assert p.flush(30) == 0 and reports == [None, None]
+    victim = next(n for n in quorum if n.node_id == leaders_on(quorum[0], "mixed")[0])
+    victim.kill()
+    live = [n for n in quorum if n is not victim]
+    new = wait_until(lambda: (lambda l: l if l not in (None, -1, victim.node_id) else None)(
+        leaders_on(live[0], "mixed").get(0)), 20, what="a new leader of mixed-0")
+    leader = next(n for n in live if n.node_id == new)
+    p.produce("mixed", value=b"now", partition=0, on_delivery=lambda err, msg: reports.append(err))
+    assert p.flush(60) == 0 and reports == [None, None, None], reports
+    epochs = producer_epochs(leader, "mixed", 0)
+    assert list(epochs.values()) == [0], epochs
+    with open(leader.stderr_path) as f:
+        assert "OUT_OF_ORDER" not in f.read()
