@@ -2264,11 +2264,8 @@ static void learn_queue(struct server *s, char *topic, int32_t partition, int tr
     if (!s->delay_learning)
         s->delay_learning = xcalloc(1, sizeof *s->delay_learning);
     struct delay_learning *l = s->delay_learning;
-    for (size_t i = 0; i < l->n; i++)
-        if (l->v[i].partition == partition && strcmp(l->v[i].topic, topic) == 0) {
-            free(topic);
-            return;
-        }
+    /* Not looked for among those queued (a burst of leadership changes would make that
+     * quadratic): one asked twice is recorded once. */
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 16;
         l->v = xrealloc(l->v, l->cap * sizeof *l->v);
