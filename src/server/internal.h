@@ -429,8 +429,8 @@ void itopic_host_idle(struct itopic_host *h);
 void itopic_host_stop(struct itopic_host *h);
 
 /* ---- delayed delivery (delays.c) ----
- * The delay store in __samsa_delay and its mover (docs/architecture.md, "Delayed
- * delivery"). One node only for now. */
+ * The delay store in __samsa_delay and its mover, on one node or in a cluster
+ * (docs/architecture.md, "Delayed delivery"). */
 struct delays;
 /* Loads __samsa_delay, if it exists (the first delayed produce creates it), and starts
  * delivering. 0 or -1 (logged). */
