@@ -183,18 +183,19 @@ static struct target *target_find(struct dpart *d, struct slice topic, int32_t p
     return t;
 }
 
+/* The target (topic, partition) of d, added if new. */
 static struct target *target_get(struct dpart *d, struct slice topic, int32_t partition)
 {
-    struct buf key;
-    buf_init(&key);
-    delay_key_sequence(&key, topic, partition);
-    struct slice k = {key.data, key.len};
-    struct target *t = hmap_get(&d->targets, k);
+    struct target *t = target_find(d, topic, partition);
     if (!t) {
+        struct buf key;
+        buf_init(&key);
+        delay_key_sequence(&key, topic, partition);
         t = xcalloc(1, sizeof *t);
         t->topic = slice_to_cstr(topic);
         t->partition = partition;
-        hmap_put(&d->targets, k, t);
+        hmap_put(&d->targets, (struct slice){key.data, key.len}, t);
+        buf_free(&key);
         if (d->tn == d->tcap) {
             d->tcap = d->tcap ? d->tcap * 2 : 16;
             d->tv = xrealloc(d->tv, d->tcap * sizeof *d->tv);
@@ -202,7 +203,6 @@ static struct target *target_get(struct dpart *d, struct slice topic, int32_t pa
         t->index = d->tn;
         d->tv[d->tn++] = t;
     }
-    buf_free(&key);
     return t;
 }
 
@@ -1909,16 +1909,6 @@ static void record_producer(struct partition *p, const struct incoming *recs, si
     }
 }
 
-/* The store's replication in a cluster: as __consumer_offsets' (offsets.topic.
- * replication.factor, at most the brokers unfenced now). */
-static int16_t store_replication_factor(struct server *s)
-{
-    int16_t unfenced = 0;
-    for (size_t i = 0; i < cluster_broker_count(s->cluster); i++)
-        unfenced += !cluster_broker_at(s->cluster, i)->fenced;
-    return (int16_t)MAX(MIN(s->cfg->offsets_topic_replication_factor, unfenced), 1);
-}
-
 static void store_creation_answered(void *arg, int err, struct reader *body)
 {
     struct server *s = arg;
@@ -1946,7 +1936,7 @@ static void ask_for_store(struct server *s)
     create_topics_request_topics_init(&t);
     t.name = slice_from_cstr(DELAY_TOPIC);
     t.num_partitions = DELAY_PARTITIONS;
-    t.replication_factor = store_replication_factor(s);
+    t.replication_factor = server_internal_replication_factor(s);
     t.assignments_count = 0;
     t.configs = configs;
     t.configs_count = (int32_t)ARRAY_LEN(configs);

@@ -165,17 +165,6 @@ static bool every_voter_serving(struct server *s)
     return true;
 }
 
-/* offsets.topic.replication.factor, as far as the unfenced brokers allow: Kafka waits
- * for enough brokers instead, which would leave a cluster smaller than the default 3
- * without groups (docs/compatibility.md). */
-static int16_t offsets_replication_factor(struct server *s)
-{
-    int16_t unfenced = 0;
-    for (size_t i = 0; i < cluster_broker_count(s->cluster); i++)
-        unfenced += !cluster_broker_at(s->cluster, i)->fenced;
-    return (int16_t)MAX(MIN(s->cfg->offsets_topic_replication_factor, unfenced), 1);
-}
-
 void server_groups_poll(struct server *s)
 {
     if (s->groups || s->stopping)
@@ -199,7 +188,7 @@ void server_groups_poll(struct server *s)
             s->groups_topic_asked = true;
             cluster_create_topic(s->cluster, slice_from_cstr(OFFSETS_TOPIC),
                                  s->cfg->offsets_topic_num_partitions,
-                                 offsets_replication_factor(s), offsets_topic_configs,
+                                 server_internal_replication_factor(s), offsets_topic_configs,
                                  ARRAY_LEN(offsets_topic_configs), false, offsets_topic_created, s);
         }
         return;

@@ -347,6 +347,11 @@ void change_wait_end(struct change_wait *w);
 /* Creates an internal topic if it does not exist. 0 or -1 after logging. */
 int server_ensure_internal_topic(struct server *s, const char *name, int32_t partitions,
                                  const struct config_entry *configs, size_t config_count);
+/* The replication factor of an internal topic created in a cluster (__consumer_offsets,
+ * __samsa_delay): offsets.topic.replication.factor, as far as the unfenced brokers allow.
+ * Kafka waits for enough brokers instead, which would leave a cluster smaller than the
+ * default 3 without groups (docs/compatibility.md). */
+int16_t server_internal_replication_factor(struct server *s);
 
 /* ---- state machines kept in internal topics: their host (internal_topics.c) ----
  * A pure state machine whose state lives in the records of an internal topic: the group

@@ -119,6 +119,14 @@ static int scan_partition(struct partition *p, const char *what,
     return rc;
 }
 
+int16_t server_internal_replication_factor(struct server *s)
+{
+    int16_t unfenced = 0;
+    for (size_t i = 0; i < cluster_broker_count(s->cluster); i++)
+        unfenced += !cluster_broker_at(s->cluster, i)->fenced;
+    return (int16_t)MAX(MIN(s->cfg->offsets_topic_replication_factor, unfenced), 1);
+}
+
 int server_ensure_internal_topic(struct server *s, const char *name, int32_t partitions,
                                  const struct config_entry *configs, size_t config_count)
 {
