@@ -1393,9 +1393,13 @@ static void replay_producer(struct delays *dl, const struct delay_envelope *e)
     if (!tp)
         return;
     int64_t at = MAX(log_end_offset(tp->log) - 1, 0);
-    struct pstate_batch b = {
-        e->producer_id, e->producer_epoch, e->first_sequence, e->last_sequence, at, at,
-        e->timestamp};
+    struct pstate_batch b = {.producer_id = e->producer_id,
+                             .epoch = e->producer_epoch,
+                             .first_seq = e->first_sequence,
+                             .last_seq = e->last_sequence,
+                             .first_offset = at,
+                             .last_offset = at,
+                             .timestamp_ms = e->timestamp};
     if (log_producer_check(tp->log, &b, NULL) == PSTATE_APPEND)
         log_producer_record(tp->log, &b);
 }
@@ -1877,14 +1881,18 @@ static int16_t check_producer(struct partition *p, const struct incoming *recs, 
         if (in->producer_id < 0 || (i > 0 && in->first_sequence == recs[i - 1].first_sequence &&
                                     in->producer_id == recs[i - 1].producer_id))
             continue;
-        struct pstate_batch b = {
-            in->producer_id,  in->producer_epoch, in->first_sequence, in->last_sequence, 0, 0,
-            in->rec.timestamp};
+        struct pstate_batch b = {.producer_id = in->producer_id,
+                                 .epoch = in->producer_epoch,
+                                 .first_seq = in->first_sequence,
+                                 .last_seq = in->last_sequence,
+                                 .timestamp_ms = in->rec.timestamp};
         switch (log_producer_check(p->log, &b, NULL)) {
         case PSTATE_APPEND: break;
         case PSTATE_DUPLICATE: return KERR_DUPLICATE_SEQUENCE_NUMBER;
         case PSTATE_BAD_EPOCH: return KERR_INVALID_PRODUCER_EPOCH;
         case PSTATE_BAD_SEQUENCE: return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        case PSTATE_BAD_TXN_STATE: return KERR_INVALID_TXN_STATE;
+        case PSTATE_BAD_COORDINATOR_EPOCH: return KERR_UNKNOWN_SERVER_ERROR; /* markers only */
         }
     }
     return KERR_NONE;
@@ -1898,13 +1906,13 @@ static void record_producer(struct partition *p, const struct incoming *recs, si
         if (in->producer_id < 0 || (i > 0 && in->first_sequence == recs[i - 1].first_sequence &&
                                     in->producer_id == recs[i - 1].producer_id))
             continue;
-        struct pstate_batch b = {in->producer_id,
-                                 in->producer_epoch,
-                                 in->first_sequence,
-                                 in->last_sequence,
-                                 at,
-                                 at,
-                                 now};
+        struct pstate_batch b = {.producer_id = in->producer_id,
+                                 .epoch = in->producer_epoch,
+                                 .first_seq = in->first_sequence,
+                                 .last_seq = in->last_sequence,
+                                 .first_offset = at,
+                                 .last_offset = at,
+                                 .timestamp_ms = now};
         log_producer_record(p->log, &b);
     }
 }
@@ -2323,13 +2331,13 @@ static void learn_answered(void *arg, int err, struct reader *body)
                     const struct samsa_delay_producers_response_topics_partitions_producers *pr =
                         &pp->producers[k];
                     int64_t at = MAX(log_end_offset(p->log) - 1, 0);
-                    struct pstate_batch b = {pr->producer_id,
-                                             pr->producer_epoch,
-                                             pr->first_sequence,
-                                             pr->last_sequence,
-                                             at,
-                                             at,
-                                             pr->timestamp};
+                    struct pstate_batch b = {.producer_id = pr->producer_id,
+                                             .epoch = pr->producer_epoch,
+                                             .first_seq = pr->first_sequence,
+                                             .last_seq = pr->last_sequence,
+                                             .first_offset = at,
+                                             .last_offset = at,
+                                             .timestamp_ms = pr->timestamp};
                     if (log_producer_check(p->log, &b, NULL) == PSTATE_APPEND)
                         log_producer_record(p->log, &b);
                 }

@@ -60,7 +60,7 @@ int log_flush_prepare(struct log *l, struct log_flush_job *job)
     if (l->failed)
         return STORAGE_ERR_LOG_FAILED;
     job->snapshot_offset = -1;
-    size_t n = 1; /* room for the producer snapshot */
+    size_t n = 1 + txnidx_unsynced_count(l); /* room for the producer snapshot */
     for (size_t i = 0; i < l->n_segs; i++)
         n += seg_needs_sync(l, l->segs[i]);
     job->paths = xmalloc(n * sizeof(char *));
@@ -72,6 +72,7 @@ int log_flush_prepare(struct log *l, struct log_flush_job *job)
     }
     if (snap_path)
         job->paths[job->n_paths++] = snap_path;
+    job->n_paths += txnidx_flush_prepare(l, job->paths + job->n_paths);
     for (size_t i = 0; i < l->n_segs; i++) {
         if (seg_needs_sync(l, l->segs[i]))
             job->paths[job->n_paths++] = xstrdup(l->segs[i]->path);
@@ -130,6 +131,8 @@ int log_flush_complete(struct log *l, struct log_flush_job *job)
 {
     ASSERT(job->log == l);
     bool synced_dir = job->dir != NULL, synced_parent = job->parent != NULL;
+    if (job->err != 0 && !job->sync_failed)
+        txnidx_flush_not_done(l, job->paths, job->n_paths);
     job_free_paths(job);
     if (job->err != 0 && !job->sync_failed) {
         /* Only an open failed: no fsync ran, so no error was consumed and no page

@@ -197,6 +197,7 @@ static void log_free(struct log *l)
     free(l->segs);
     free(l->epochs);
     pstate_free(l->producers);
+    txnidx_free(l);
     free(l->dir);
     free(l->name);
     free(l);
@@ -334,7 +335,9 @@ int log_open(const char *dir, const struct log_config *cfg, int64_t recovery_poi
     l->durable_offset = MIN(l->durable_offset, truncated_base);
     /* Recovery's result: nothing counts as durable past what is in the log. */
     ASSERT(l->log_start_offset <= l->log_end_offset && l->durable_offset <= l->log_end_offset);
-    rc = producers_open(l);
+    rc = txnidx_open(l); /* before the producers' replay, which adds what it lacks */
+    if (rc == 0)
+        rc = producers_open(l);
     if (rc != 0)
         goto fail;
     say_info(SUBSYS, "partition %s: loaded %zu segments, log start %lld, log end %lld%s", l->name,
@@ -368,6 +371,7 @@ static int truncate_fully_and_start_at(struct log *l, int64_t offset)
     l->n_epochs = 0;
     l->trunc_gen++;
     epoch_persist(l);
+    txnidx_truncated(l);
     return producers_truncated(l);
 }
 
@@ -934,6 +938,7 @@ int log_truncate_to(struct log *l, int64_t offset)
         epoch_persist(l);
     say_info(SUBSYS, "partition %s: truncated to offset %lld (requested %lld)", l->name,
              (long long)l->log_end_offset, (long long)offset);
+    txnidx_truncated(l); /* a failure marks the log failed; the producers still rebuild */
     return producers_truncated(l);
 fail:
     say_error(SUBSYS, "partition %s: truncation to %lld failed: %s; log failed", l->name,
@@ -961,6 +966,7 @@ static int delete_below_start(struct log *l)
         log_remove_segment_at(l, 0);
         deleted++;
     }
+    txnidx_trim(l);
     return deleted;
 }
 
@@ -1030,6 +1036,7 @@ void log_close(struct log *l)
         return;
     storage_read_turn_end();
     producers_close(l); /* before the directory's fsync below covers its rename */
+    txnidx_close(l);
     for (size_t i = 0; i < l->n_segs; i++) {
         struct segment *s = l->segs[i];
         int sync_rc = 0;

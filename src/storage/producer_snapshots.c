@@ -82,6 +82,7 @@ static struct pstate_batch batch_of(const struct batch_info *b)
         .first_offset = b->base_offset,
         .last_offset = batch_last_offset(b),
         .timestamp_ms = b->max_timestamp,
+        .transactional = (b->attributes & BATCH_ATTR_TRANSACTIONAL) != 0,
     };
 }
 
@@ -90,19 +91,63 @@ static bool is_idempotent(const struct batch_info *b)
     return b->producer_id >= 0 && !(b->attributes & BATCH_ATTR_CONTROL);
 }
 
+static bool is_marker(const struct batch_info *b)
+{
+    return b->producer_id >= 0 && (b->attributes & BATCH_ATTR_CONTROL);
+}
+
+static struct pstate_marker marker_of(const struct batch_info *b, int32_t coordinator_epoch)
+{
+    return (struct pstate_marker){.producer_id = b->producer_id,
+                                  .epoch = b->producer_epoch,
+                                  .coordinator_epoch = coordinator_epoch,
+                                  .offset = b->base_offset,
+                                  .timestamp_ms = b->max_timestamp};
+}
+
+/* A marker now in the log (appended or replayed, batch whole): ends the producer's
+ * transaction, and indexes it when aborted. A marker that cannot be read was checked
+ * on its way in, so this is damage: it is logged and ends nothing. */
+static void marker_appended(struct log *l, const uint8_t *batch, const struct batch_info *b)
+{
+    enum txn_marker_type type;
+    int32_t coordinator_epoch;
+    if (batch_parse_marker(batch, b, &type, &coordinator_epoch) != 0) {
+        say_error(SUBSYS, "partition %s: unreadable transaction marker at offset %lld", l->name,
+                  (long long)b->base_offset);
+        return;
+    }
+    struct pstate_marker m = marker_of(b, coordinator_epoch);
+    struct pstate_txn ended;
+    if (pstate_end_txn(l->producers, &m, &ended) && type == TXN_MARKER_ABORT)
+        txnidx_add(l, &ended);
+}
+
 struct replay {
     struct log *l;
+    struct segment *seg;
     int64_t from;
     int64_t batches;
+    struct buf marker; /* a marker batch read back */
 };
 
 static int replay_cb(void *arg, const struct batch_info *b, int64_t pos)
 {
-    (void)pos;
     struct replay *r = arg;
-    if (batch_last_offset(b) >= r->from && is_idempotent(b)) {
+    if (batch_last_offset(b) < r->from)
+        return 0;
+    if (is_idempotent(b)) {
         struct pstate_batch pb = batch_of(b);
         pstate_update(r->l->producers, &pb);
+        r->batches++;
+    } else if (is_marker(b)) {
+        r->marker.len = 0;
+        buf_reserve(&r->marker, b->size_bytes);
+        int rc = pread_exact(r->seg->fd, r->marker.data, b->size_bytes, pos);
+        if (rc != 0)
+            return rc;
+        r->marker.len = b->size_bytes;
+        marker_appended(r->l, r->marker.data, b);
         r->batches++;
     }
     return 0;
@@ -112,21 +157,24 @@ static int replay_cb(void *arg, const struct batch_info *b, int64_t pos)
 static int replay(struct log *l, int64_t from, int64_t *batches)
 {
     struct replay r = {.l = l, .from = from};
-    for (size_t i = 0; i < l->n_segs; i++) {
+    buf_init(&r.marker);
+    int rc = 0;
+    for (size_t i = 0; i < l->n_segs && rc == 0; i++) {
         struct segment *s = l->segs[i];
         if (s->next_offset <= from)
             continue;
-        int rc = seg_acquire(s); /* for the index lookup */
+        rc = seg_acquire(s); /* for the index lookup, and markers' reads (seg_scan keeps it) */
         if (rc != 0)
-            return rc;
+            break;
+        r.seg = s;
         int64_t pos = s->base_offset < from ? seg_lookup_position(s, from) : 0;
         int64_t bad_pos;
         rc = seg_scan(l, s, pos, s->size_bytes, replay_cb, &r, &bad_pos);
-        if (rc < 0)
-            return rc;
+        rc = rc < 0 ? rc : 0;
     }
+    buf_free(&r.marker);
     *batches = r.batches;
-    return 0;
+    return rc;
 }
 
 /* Writes the state as the snapshot at `offset`. do_sync: fsync it and the directory now
@@ -254,6 +302,23 @@ int producers_check(struct log *l, const uint8_t *records, size_t len,
     batch_iter_init(&it, records, len);
     while (batch_iter_next(&it, &b, false) > 0) {
         batches++;
+        if (is_marker(&b)) {
+            /* The broker appends each marker alone (WriteTxnMarkers). */
+            enum txn_marker_type type;
+            int32_t coordinator_epoch;
+            if (len != b.size_bytes ||
+                batch_parse_marker(records + it.batch_pos, &b, &type, &coordinator_epoch) != 0)
+                return STORAGE_ERR_CORRUPT;
+            struct pstate_marker m = marker_of(&b, coordinator_epoch);
+            switch (pstate_check_marker(l->producers, &m)) {
+            case PSTATE_APPEND: break;
+            case PSTATE_BAD_EPOCH: return STORAGE_ERR_INVALID_PRODUCER_EPOCH;
+            case PSTATE_BAD_COORDINATOR_EPOCH: return STORAGE_ERR_COORDINATOR_FENCED;
+            default: ASSERT(!"a marker's verdict");
+            }
+            any = true;
+            continue;
+        }
         if (!is_idempotent(&b))
             continue;
         struct pstate_batch pb = batch_of(&b), d;
@@ -262,6 +327,8 @@ int producers_check(struct log *l, const uint8_t *records, size_t len,
             if (pb.producer_id != prev.producer_id || pb.epoch != prev.epoch ||
                 pb.first_seq != pstate_seq_add(prev.last_seq, 1))
                 return STORAGE_ERR_OUT_OF_ORDER_SEQUENCE;
+            if (pb.transactional != prev.transactional)
+                return STORAGE_ERR_INVALID_TXN_STATE;
             prev = pb;
             continue;
         }
@@ -284,6 +351,8 @@ int producers_check(struct log *l, const uint8_t *records, size_t len,
             return STORAGE_DUPLICATE;
         case PSTATE_BAD_EPOCH: return STORAGE_ERR_INVALID_PRODUCER_EPOCH;
         case PSTATE_BAD_SEQUENCE: return STORAGE_ERR_OUT_OF_ORDER_SEQUENCE;
+        case PSTATE_BAD_TXN_STATE: return STORAGE_ERR_INVALID_TXN_STATE;
+        case PSTATE_BAD_COORDINATOR_EPOCH: ASSERT(!"a batch's verdict");
         }
     }
     if (any && !l->snap_exists) {
@@ -300,6 +369,10 @@ void producers_appended(struct log *l, const uint8_t *records, size_t len)
     struct batch_info b;
     batch_iter_init(&it, records, len);
     while (batch_iter_next(&it, &b, false) > 0) {
+        if (is_marker(&b)) {
+            marker_appended(l, records + it.batch_pos, &b);
+            continue;
+        }
         if (!is_idempotent(&b))
             continue;
         struct pstate_batch pb = batch_of(&b);

@@ -227,3 +227,45 @@ void batch_encode_records(struct buf *out, const struct record_out *recs, size_t
                crc32c(0, out->data + start + BATCH_OFF_ATTRIBUTES,
                       out->len - start - BATCH_OFF_ATTRIBUTES));
 }
+
+#define MARKER_VERSION 0
+
+void batch_encode_marker(struct buf *out, int64_t producer_id, int16_t producer_epoch,
+                         enum txn_marker_type type, int32_t coordinator_epoch, int64_t timestamp)
+{
+    uint8_t key[4], value[6];
+    be16_write(key, MARKER_VERSION);
+    be16_write(key + 2, (uint16_t)type);
+    be16_write(value, MARKER_VERSION);
+    be32_write(value + 2, (uint32_t)coordinator_epoch);
+    struct record_out r = {.key = {key, sizeof key}, .value = {value, sizeof value}};
+    /* Markers carry no sequence (-1): they are not part of the producer's sequence. */
+    struct batch_producer producer = {producer_id, producer_epoch, -1};
+    size_t start = out->len;
+    batch_encode_records(out, &r, 1, timestamp, &producer);
+    uint8_t *b = out->data + start;
+    be16_write(b + BATCH_OFF_ATTRIBUTES, BATCH_ATTR_CONTROL | BATCH_ATTR_TRANSACTIONAL);
+    be32_write(b + BATCH_OFF_CRC,
+               crc32c(0, b + BATCH_OFF_ATTRIBUTES, out->len - start - BATCH_OFF_ATTRIBUTES));
+}
+
+int batch_parse_marker(const uint8_t *batch, const struct batch_info *info,
+                       enum txn_marker_type *type, int32_t *coordinator_epoch)
+{
+    if (!(info->attributes & BATCH_ATTR_CONTROL) || batch_compression(info) != 0 ||
+        info->records_count != 1)
+        return STORAGE_ERR_CORRUPT;
+    struct record_iter it;
+    struct record r;
+    record_iter_init(&it, batch, info);
+    if (record_iter_next(&it, &r) != 1 || r.key.ptr == NULL || r.key.len < 4 ||
+        r.value.ptr == NULL || r.value.len < 6)
+        return STORAGE_ERR_CORRUPT;
+    /* Later versions may add fields after these, as Kafka's readers allow. */
+    int16_t t = (int16_t)be16_read(r.key.ptr + 2);
+    if ((int16_t)be16_read(r.key.ptr) < 0 || (t != TXN_MARKER_ABORT && t != TXN_MARKER_COMMIT))
+        return STORAGE_ERR_CORRUPT;
+    *type = (enum txn_marker_type)t;
+    *coordinator_epoch = (int32_t)be32_read(r.value.ptr + 2);
+    return 0;
+}

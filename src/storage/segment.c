@@ -123,7 +123,7 @@ int seg_sync_data(struct segment *s)
 
 void seg_unlink_files(struct log *l, int64_t base_offset)
 {
-    static const char *const suffixes[] = {".log", ".index", ".timeindex"};
+    static const char *const suffixes[] = {".log", ".index", ".timeindex", ".txnindex"};
     for (size_t i = 0; i < ARRAY_LEN(suffixes); i++) {
         char *p = seg_path(l->dir, base_offset, suffixes[i]);
         if (unlink(p) != 0 && errno != ENOENT)

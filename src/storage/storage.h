@@ -43,6 +43,9 @@
 /* Compression (compress.c): */
 #define STORAGE_ERR_DECOMPRESS_LIMIT (-2010) /* decompresses to more than the bound */
 #define STORAGE_ERR_NO_KEY (-2011) /* a record without a key (compacted topics need keys) */
+/* Transactions (log_append): */
+#define STORAGE_ERR_INVALID_TXN_STATE (-2012)  /* not transactional inside a transaction */
+#define STORAGE_ERR_COORDINATOR_FENCED (-2013) /* a marker from an older coordinator */
 
 /* Human-readable name for a storage return code (errno values via strerror; EMFILE and
  * ENFILE say which limit was hit). */
@@ -230,6 +233,17 @@ struct batch_producer {
 void batch_encode_records(struct buf *out, const struct record_out *recs, size_t n,
                           int64_t timestamp, const struct batch_producer *producer);
 
+/* Transaction markers (KIP-98): a control batch (attributes control + transactional) of
+ * one record whose key is Version int16 = 0, Type int16 (0 ABORT, 1 COMMIT) and whose
+ * value is Version int16 = 0, CoordinatorEpoch int32. */
+enum txn_marker_type { TXN_MARKER_ABORT = 0, TXN_MARKER_COMMIT = 1 };
+void batch_encode_marker(struct buf *out, int64_t producer_id, int16_t producer_epoch,
+                         enum txn_marker_type type, int32_t coordinator_epoch, int64_t timestamp);
+/* Reads a control batch's marker (batch whole, info its header): 0, or
+ * STORAGE_ERR_CORRUPT when it is not an uncompressed batch of one well-formed marker. */
+int batch_parse_marker(const uint8_t *batch, const struct batch_info *info,
+                       enum txn_marker_type *type, int32_t *coordinator_epoch);
+
 /* ------------------------------------------------------------------------------------
  * Compression (compress.c): Kafka's batch codecs with the framing Kafka's clients write
  * (docs/storage-format.md, "Compression"), and the broker-side recompression behind the
@@ -407,6 +421,18 @@ struct pstate_batch;                            /* the producer-state section be
 /* Each idempotent producer's newest batch, ascending producer id (DescribeProducers):
  * up to max into out; returns how many producers there are. */
 size_t log_producers(const struct log *l, struct pstate_batch *out, size_t max);
+
+/* Transactions of the log. The first offset of its oldest open transaction (the last
+ * stable offset is the smaller of it and the high watermark), or -1 when none is open. */
+int64_t log_first_unstable_offset(const struct log *l);
+struct pstate_txn; /* the producer-state section below */
+/* The open transactions, oldest first: up to max into out; returns how many there are. */
+size_t log_open_txns(const struct log *l, struct pstate_txn *out, size_t max);
+/* The aborted transactions a read of [from_offset, upper_offset) must skip (Fetch's
+ * AbortedTransactions): those whose marker is at or after from_offset and which began
+ * before upper_offset, ascending marker offset; up to max into out; returns how many. */
+size_t log_aborted_txns(const struct log *l, int64_t from_offset, int64_t upper_offset,
+                        struct pstate_txn *out, size_t max);
 
 struct log_read_result {
     int fd;                     /* borrowed segment fd (-1 when len is 0), lent by the
@@ -698,6 +724,11 @@ struct pstate_batch {
         last_seq; /* last_seq = first_seq + lastOffsetDelta, wrapping past INT32_MAX to 0.. as Kafka */
     int64_t first_offset, last_offset;
     int64_t timestamp_ms; /* the batch's max timestamp (for expiry) */
+    bool transactional;   /* in: part of a transaction; out (last, list): one is open */
+    /* Out only (pstate_last, pstate_list): the producer's open transaction's first offset
+     * (-1 none) and the coordinator epoch of its last marker (-1 none). */
+    int64_t txn_first_offset;
+    int32_t coordinator_epoch;
 };
 
 enum pstate_verdict {
@@ -706,6 +737,10 @@ enum pstate_verdict {
     PSTATE_BAD_EPOCH = -1, /* epoch older than the producer's: Kafka INVALID_PRODUCER_EPOCH */
     PSTATE_BAD_SEQUENCE =
         -2, /* gap or a new epoch not starting at 0: OUT_OF_ORDER_SEQUENCE_NUMBER */
+    PSTATE_BAD_TXN_STATE = -3, /* not transactional while the producer's transaction is open:
+                                  INVALID_TXN_STATE */
+    PSTATE_BAD_COORDINATOR_EPOCH = -4, /* a marker from an older transaction coordinator:
+                                          TRANSACTION_COORDINATOR_FENCED */
 };
 
 struct producer_state;
@@ -724,14 +759,17 @@ int32_t pstate_seq_add(int32_t seq, int32_t delta);
  * older epoch is BAD_EPOCH; the same epoch with first_seq and last_seq equal to one of the
  * remembered batches is DUPLICATE (*dup = that batch, copied; dup may be NULL); a newer
  * epoch must start at sequence 0; the same epoch must continue the newest batch
- * (pstate_seq_add(newest.last_seq, 1)). Anything else is BAD_SEQUENCE. Epochs compare as
- * signed int16. b and dup are borrowed; b->producer_id must be >= 0. */
+ * (pstate_seq_add(newest.last_seq, 1)). Anything else is BAD_SEQUENCE. Then a batch that
+ * is not transactional from a producer with an open transaction is BAD_TXN_STATE.
+ * Epochs compare as signed int16. b and dup are borrowed; b->producer_id must be >= 0. */
 enum pstate_verdict pstate_check(const struct producer_state *ps, const struct pstate_batch *b,
                                  struct pstate_batch *dup);
 
 /* Records a batch that is now in the log (after a check passed, or replayed from the log
  * at open, where no check applies). A newer epoch replaces the producer's batches; the
- * oldest of more than PSTATE_MAX_BATCHES is forgotten. b->producer_id must be >= 0.
+ * oldest of more than PSTATE_MAX_BATCHES is forgotten. A transactional batch of a
+ * producer without an open transaction opens one at b->first_offset.
+ * b->producer_id must be >= 0.
  * b is copied. Any epoch change (an older one too, which only a replayed or replicated
  * log can carry) resets the producer to b's epoch, as Kafka's ProducerStateEntry does.
  * b->first_offset <= b->last_offset, at most INT32_MAX apart (one batch). */
@@ -744,8 +782,45 @@ size_t pstate_list(const struct producer_state *ps, struct pstate_batch *out, si
 /* The newest batch of a producer (copied to *out), false if unknown. */
 bool pstate_last(const struct producer_state *ps, int64_t producer_id, struct pstate_batch *out);
 
+/* Transactions (KIP-98). A transaction marker (a control batch, batch_encode_marker)
+ * ends the producer's open transaction in this partition. */
+struct pstate_marker {
+    int64_t producer_id;
+    int16_t epoch;
+    int32_t coordinator_epoch;
+    int64_t offset;       /* the marker's offset */
+    int64_t timestamp_ms; /* its timestamp */
+};
+/* A transaction of one producer in this partition: [first_offset, last_offset], where
+ * last_offset is its marker's offset (-1 while open), and last_stable_offset the
+ * partition's last stable offset once it ended (Kafka's AbortedTxn fields). */
+struct pstate_txn {
+    int64_t producer_id;
+    int64_t first_offset;
+    int64_t last_offset;
+    int64_t last_stable_offset;
+};
+/* Checks a marker before it is appended (as Kafka's appendEndTxnMarker): BAD_EPOCH when
+ * its epoch is older than the producer's, BAD_COORDINATOR_EPOCH when its coordinator
+ * epoch is older than that of the producer's last marker, else APPEND (an unknown
+ * producer too: a transaction that wrote nothing here). */
+enum pstate_verdict pstate_check_marker(const struct producer_state *ps,
+                                        const struct pstate_marker *m);
+/* Records a marker now in the log: the producer takes its epoch (a newer epoch forgets
+ * the batches: the next starts at sequence 0) and coordinator epoch, and its open
+ * transaction, if any, ends: true with *ended filled, else false. */
+bool pstate_end_txn(struct producer_state *ps, const struct pstate_marker *m,
+                    struct pstate_txn *ended);
+/* The first offset of the oldest open transaction (what bounds the last stable offset),
+ * -1 when none is open. */
+int64_t pstate_first_unstable_offset(const struct producer_state *ps);
+/* The open transactions, oldest first (last_offset -1): up to max into out; returns how
+ * many are open. */
+size_t pstate_open_txns(const struct producer_state *ps, struct pstate_txn *out, size_t max);
+
 /* Forgets producers whose newest batch timestamp is older than now_ms - expiration_ms
- * (producer.id.expiration.ms, >= 0); returns how many. */
+ * (producer.id.expiration.ms, >= 0), except those in an open transaction; returns how
+ * many. */
 size_t pstate_expire(struct producer_state *ps, int64_t now_ms, int64_t expiration_ms);
 
 /* Forgets everything (truncation / full rebuild). */
@@ -765,7 +840,7 @@ bool log_producer_last(const struct log *l, int64_t producer_id, struct pstate_b
  *   Version int16 = 1 | Crc uint32 (CRC32C of everything after it) | Count int32 |
  *   Count x { ProducerId int64 | Epoch int16 | LastSequence int32 | LastOffset int64 |
  *             OffsetDelta int32 (last - first offset) | Timestamp int64 |
- *             CoordinatorEpoch int32 (-1) | CurrentTxnFirstOffset int64 (-1) }
+ *             CoordinatorEpoch int32 | CurrentTxnFirstOffset int64 (-1: none open) }
  * of the NEWEST batch of each producer, in ascending producer id (deterministic bytes),
  * appended to out (caller-owned). */
 void pstate_encode_snapshot(const struct producer_state *ps, struct buf *out);

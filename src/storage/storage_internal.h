@@ -127,6 +127,11 @@ struct log {
     struct producer_state *producers;
     bool snap_exists;     /* a producer snapshot file is on disk */
     int64_t snap_pending; /* offset of a snapshot not fsync'd yet, -1 none */
+    /* aborted transactions (txn_index.c): ascending last_offset */
+    struct pstate_txn *aborted;
+    size_t n_aborted, cap_aborted;
+    int64_t *txnidx_unsynced; /* bases of .txnindex files written and not yet in a job */
+    size_t n_txnidx_unsynced, cap_txnidx_unsynced;
 };
 
 /* ---- batch.c ---- */
@@ -243,6 +248,30 @@ void producers_close(struct log *l);
  * segments. */
 int producers_flush_prepare(struct log *l, char **path_out, int64_t *offset_out);
 void producers_flush_done(struct log *l, int64_t offset, uint64_t trunc_gen);
+
+/* ---- txn_index.c (aborted transactions of the log) ---- */
+/* At log_open, after the segments and before producers_open: loads the files. */
+int txnidx_open(struct log *l);
+/* An aborted transaction whose marker is in the log now (append or replay; one already
+ * indexed is not added again). Marks the log failed when it cannot be written. */
+void txnidx_add(struct log *l, const struct pstate_txn *t);
+/* After a truncation (before producers_truncated's replay): forgets entries past the
+ * new log end. */
+int txnidx_truncated(struct log *l);
+/* After the log start rose: forgets entries wholly below it. */
+void txnidx_trim(struct log *l);
+/* Flush job: the .txnindex files to sync (malloc'd paths into paths, which has room for
+ * txnidx_unsynced_count(l)); returns how many. */
+static inline size_t txnidx_unsynced_count(const struct log *l)
+{
+    return l->n_txnidx_unsynced;
+}
+size_t txnidx_flush_prepare(struct log *l, char **paths);
+/* A job whose files could not be opened: its .txnindex paths go to the next job. */
+void txnidx_flush_not_done(struct log *l, char *const *paths, size_t n);
+/* Clean close: syncs the files not yet synced. */
+void txnidx_close(struct log *l);
+void txnidx_free(struct log *l);
 
 /* ---- log.c ---- */
 /* "<20-digit offset><suffix>" -> the offset, -1 if the name is not one. */

@@ -496,8 +496,11 @@ static void test_special_batches(void **state)
     put(f, 1, "old1");
     struct kv c[] = {{1, "compressed-bytes"}};
     put_batch(f, c, 1, 1 /* "gzip": kept whole, never read */);
-    struct kv ctl[] = {{-1, "marker"}};
-    put_batch(f, ctl, 1, BATCH_ATTR_CONTROL | BATCH_ATTR_TRANSACTIONAL);
+    struct buf marker;
+    buf_init(&marker);
+    batch_encode_marker(&marker, 7, 0, TXN_MARKER_COMMIT, 0, f->now);
+    assert_int_equal(log_append(f->log, marker.data, marker.len, 0, f->now, NULL), 0);
+    buf_free(&marker);
     struct kv txn[] = {{2, "txn2"}, {3, NULL}};
     put_batch(f, txn, 2, BATCH_ATTR_TRANSACTIONAL);
     struct kv keyless[] = {{-1, "nokey"}, {4, "v4"}};

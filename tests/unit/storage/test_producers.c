@@ -449,6 +449,83 @@ static void test_list(void **state)
     pstate_free(ps);
 }
 
+/* Transactions: open ones ordered by first offset, markers ending them, the epoch a
+ * marker sets, expiry sparing open ones, and the snapshot keeping them. */
+static void test_transactions(void **state)
+{
+    (void)state;
+    struct producer_state *ps = pstate_new();
+    struct pstate_batch a = mk(1, 0, 0, 2, 10, 100), b = mk(2, 0, 0, 1, 12, 100);
+    a.transactional = b.transactional = true;
+    append(ps, &a);
+    append(ps, &b);
+    struct pstate_batch a2 = mk(1, 0, 2, 1, 13, 100);
+    a2.transactional = true;
+    append(ps, &a2); /* still the transaction opened at 10 */
+    assert_int_equal(pstate_first_unstable_offset(ps), 10);
+    struct pstate_txn open[4];
+    assert_int_equal(pstate_open_txns(ps, open, 4), 2);
+    assert_int_equal(open[0].producer_id, 1);
+    assert_int_equal(open[1].first_offset, 12);
+    struct pstate_batch plain = mk(1, 0, 3, 1, 0, 0);
+    assert_int_equal(pstate_check(ps, &plain, NULL), PSTATE_BAD_TXN_STATE);
+
+    /* The snapshot keeps open transactions and coordinator epochs. */
+    struct buf snap;
+    buf_init(&snap);
+    pstate_encode_snapshot(ps, &snap);
+    struct producer_state *back = pstate_new();
+    assert_int_equal(pstate_decode_snapshot(back, snap.data, snap.len), 0);
+    assert_int_equal(pstate_first_unstable_offset(back), 10);
+    assert_int_equal(pstate_open_txns(back, open, 4), 2);
+    assert_int_equal(open[1].producer_id, 2);
+    pstate_free(back);
+    buf_free(&snap);
+
+    /* Expiry spares producers in a transaction. */
+    assert_int_equal(pstate_expire(ps, 1000000, 10), 0);
+
+    struct pstate_marker m = {
+        .producer_id = 1, .epoch = 0, .coordinator_epoch = 3, .offset = 14, .timestamp_ms = 200};
+    assert_int_equal(pstate_check_marker(ps, &m), PSTATE_APPEND);
+    struct pstate_txn ended;
+    assert_true(pstate_end_txn(ps, &m, &ended));
+    assert_int_equal(ended.first_offset, 10);
+    assert_int_equal(ended.last_offset, 14);
+    assert_int_equal(ended.last_stable_offset, 12); /* producer 2's is still open */
+    assert_int_equal(pstate_first_unstable_offset(ps), 12);
+    assert_false(pstate_end_txn(ps, &m, &ended)); /* nothing open any more */
+    struct pstate_batch last;
+    assert_true(pstate_last(ps, 1, &last));
+    assert_int_equal(last.coordinator_epoch, 3);
+    assert_int_equal(last.txn_first_offset, -1);
+    assert_int_equal(last.last_seq, 2); /* same epoch: the sequence goes on */
+    m.coordinator_epoch = 2;
+    assert_int_equal(pstate_check_marker(ps, &m), PSTATE_BAD_COORDINATOR_EPOCH);
+
+    /* A marker with a bumped epoch (fencing) restarts producer 2 at sequence 0. */
+    struct pstate_marker fence = {
+        .producer_id = 2, .epoch = 1, .coordinator_epoch = 3, .offset = 15, .timestamp_ms = 300};
+    assert_true(pstate_end_txn(ps, &fence, &ended));
+    assert_int_equal(ended.last_stable_offset, 16);
+    assert_int_equal(pstate_first_unstable_offset(ps), -1);
+    struct pstate_batch zombie = mk(2, 0, 1, 1, 0, 0), fresh = mk(2, 1, 0, 1, 0, 0),
+                        gap = mk(2, 1, 1, 1, 0, 0);
+    assert_int_equal(pstate_check(ps, &zombie, NULL), PSTATE_BAD_EPOCH);
+    assert_int_equal(pstate_check(ps, &gap, NULL), PSTATE_BAD_SEQUENCE);
+    assert_int_equal(pstate_check(ps, &fresh, NULL), PSTATE_APPEND);
+    /* ... also after a snapshot round trip of that state. */
+    buf_init(&snap);
+    pstate_encode_snapshot(ps, &snap);
+    back = pstate_new();
+    assert_int_equal(pstate_decode_snapshot(back, snap.data, snap.len), 0);
+    assert_int_equal(pstate_check(back, &gap, NULL), PSTATE_BAD_SEQUENCE);
+    assert_int_equal(pstate_check(back, &fresh, NULL), PSTATE_APPEND);
+    pstate_free(back);
+    buf_free(&snap);
+    pstate_free(ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_golden),
         cmocka_unit_test(test_clear),
         cmocka_unit_test(test_list),
+        cmocka_unit_test(test_transactions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
