@@ -278,6 +278,9 @@ void *hmap_remove(struct hmap *m, struct slice key);          /* returns old val
 /* Iteration: for (size_t i = 0; hmap_next(m, &i, &k, &v);) */
 bool hmap_next(const struct hmap *m, size_t *iter, struct slice *key, void **value);
 uint64_t hash_bytes(const void *data, size_t len); /* FNV-1a 64 */
+/* Java's String.hashCode of the UTF-8 text s (Kafka's partitionFor of group and
+ * transactional ids). */
+int32_t java_string_hash(struct slice s);
 
 /* ---- Java-style properties (key=value, # and ! comments, backslash continuations) ---- */
 struct props_entry {

@@ -83,56 +83,7 @@ void grp_config_defaults(struct grp_config *cfg)
     cfg->max_offset_metadata_bytes = 4096;
 }
 
-/* ---- partition of a group: Kafka's Utils.abs(groupId.hashCode()) % n ----
- * Java hashes the UTF-16 code units of the string; the broker decoded the wire bytes
- * as UTF-8, so we do the same (malformed bytes become U+FFFD as Java's decoder does). */
-static int32_t java_string_hash(struct slice s)
-{
-    uint32_t h = 0;
-    size_t i = 0;
-    while (i < s.len) {
-        uint32_t c = s.ptr[i];
-        size_t n = 0;
-        uint32_t cp = 0xFFFD;
-        if (c < 0x80) {
-            cp = c;
-            n = 1;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 4;
-            cp = c & 0x07;
-        }
-        bool ok = n > 0 && i + n <= s.len;
-        for (size_t k = 1; ok && k < n; k++) {
-            if ((s.ptr[i + k] & 0xC0) != 0x80)
-                ok = false;
-            else
-                cp = (cp << 6) | (s.ptr[i + k] & 0x3F);
-        }
-        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (ok && (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)))
-            ok = false;
-        if (!ok) {
-            cp = 0xFFFD;
-            n = 1;
-        }
-        i += n;
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            h = 31 * h + (0xD800 + (cp >> 10));
-            h = 31 * h + (0xDC00 + (cp & 0x3FF));
-        } else {
-            h = 31 * h + cp;
-        }
-    }
-    return (int32_t)h;
-}
-
+/* ---- partition of a group: Kafka's Utils.abs(groupId.hashCode()) % n ---- */
 int32_t grp_partition_for_n(struct slice group_id, int32_t num_partitions)
 {
     ASSERT(num_partitions > 0);
