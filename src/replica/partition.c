@@ -97,6 +97,13 @@ int64_t partition_high_watermark(const struct partition *p)
     return partition_replicated(p) ? MIN(p->high_watermark, end) : end;
 }
 
+int64_t partition_last_stable_offset(const struct partition *p)
+{
+    int64_t hw = partition_high_watermark(p);
+    int64_t unstable = log_first_unstable_offset(p->log);
+    return unstable >= 0 ? MIN(unstable, hw) : hw;
+}
+
 /* ---- replication ---- */
 
 static bool contains(const int32_t *ids, int32_t n, int32_t id)

@@ -200,6 +200,9 @@ int partition_append_as_leader(struct partition *p, uint8_t *records, size_t len
  * replication it is the minimum over the in-sync replicas' log ends (see struct
  * partition). */
 int64_t partition_high_watermark(const struct partition *p);
+/* The last stable offset (KIP-98): the high watermark, or the first offset of the oldest
+ * open transaction when that is lower. read_committed consumers read below it. */
+int64_t partition_last_stable_offset(const struct partition *p);
 
 /* ---- replication ----
  * The leader learns each follower's log end from its fetches and moves the high

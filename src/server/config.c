@@ -116,6 +116,14 @@ static const struct key_def keys[] = {
     {"offset.metadata.max.bytes", K_INT, "4096", 0},
     {"producer.id.expiration.ms", K_INT, "86400000", 1},
     {"producer.id.expiration.check.interval.ms", K_INT, "600000", 1},
+    {"transaction.state.log.num.partitions", K_INT, "50", 1},
+    {"transaction.state.log.replication.factor", K_SHORT, "3", 1},
+    {"transaction.state.log.min.isr", K_INT, "2", 1},
+    {"transaction.state.log.segment.bytes", K_INT, "104857600", 1},
+    {"transaction.max.timeout.ms", K_INT, "900000", 1},
+    {"transactional.id.expiration.ms", K_INT, "604800000", 1},
+    {"transaction.abort.timed.out.transaction.cleanup.interval.ms", K_INT, "10000", 1},
+    {"transaction.remove.expired.transaction.cleanup.interval.ms", K_INT, "3600000", 1},
     /* Defaults of the topic configs of the same names; checked by their rules below. */
     {"compression.type", K_STRING, "producer", 0},
     {"compression.gzip.level", K_INT, "-1", -1},
@@ -135,8 +143,6 @@ static const char *accepted[] = {
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
     "zookeeper.connect",
     "broker.id",
     "controller.quorum.bootstrap.servers",
@@ -577,6 +583,16 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
     NUM("producer.id.expiration.ms", producer_id_expiration_ms, int64_t);
     NUM("producer.id.expiration.check.interval.ms", producer_id_expiration_check_interval_ms,
         int64_t);
+    NUM("transaction.state.log.num.partitions", txn_state_num_partitions, int32_t);
+    NUM("transaction.state.log.replication.factor", txn_state_replication_factor, int16_t);
+    NUM("transaction.state.log.min.isr", txn_state_min_isr, int32_t);
+    NUM("transaction.state.log.segment.bytes", txn_state_segment_bytes, int32_t);
+    NUM("transaction.max.timeout.ms", txn_max_timeout_ms, int32_t);
+    NUM("transactional.id.expiration.ms", txn_id_expiration_ms, int64_t);
+    NUM("transaction.abort.timed.out.transaction.cleanup.interval.ms", txn_abort_check_interval_ms,
+        int64_t);
+    NUM("transaction.remove.expired.transaction.cleanup.interval.ms",
+        txn_expiration_check_interval_ms, int64_t);
     NUM("samsa.sync.threads", sync_threads, int32_t);
     if (c->sync_threads > 16)
         rc = bad("samsa.sync.threads", broker_config_value(c, "samsa.sync.threads"),

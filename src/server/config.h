@@ -119,6 +119,15 @@ struct broker_config {
     /* Idempotent producers: forgotten this long after their last batch. */
     int64_t producer_id_expiration_ms;
     int64_t producer_id_expiration_check_interval_ms;
+    /* Transactions: __transaction_state and the coordinator. */
+    int32_t txn_state_num_partitions;
+    int16_t txn_state_replication_factor;
+    int32_t txn_state_min_isr;
+    int32_t txn_state_segment_bytes;
+    int32_t txn_max_timeout_ms;
+    int64_t txn_id_expiration_ms;
+    int64_t txn_abort_check_interval_ms;
+    int64_t txn_expiration_check_interval_ms;
     /* Log cleaner (compaction). */
     bool cleaner_enable;
     int64_t cleaner_backoff_ms;

@@ -1917,53 +1917,6 @@ static void record_producer(struct partition *p, const struct incoming *recs, si
     }
 }
 
-static void store_creation_answered(void *arg, int err, struct reader *body)
-{
-    struct server *s = arg;
-    (void)body;
-    s->delay_topic_asked = false; /* asked again by the next delayed produce if need be */
-    if (err != 0)
-        say_warn_ratelimited("server", "asking for %s to be created: %s", DELAY_TOPIC,
-                             strerror(-err));
-}
-
-/* Asks for the delay store to be created, in a cluster, where only the active controller
- * creates topics: a CreateTopics, sent as a client's would be to this broker's own
- * listener, which forwards it there (KIP-590). */
-static void ask_for_store(struct server *s)
-{
-    if (s->delay_topic_asked)
-        return;
-    struct create_topics_request_topics_configs configs[ARRAY_LEN(delay_topic_configs)];
-    for (size_t i = 0; i < ARRAY_LEN(delay_topic_configs); i++) {
-        create_topics_request_topics_configs_init(&configs[i]);
-        configs[i].name = slice_from_cstr(delay_topic_configs[i].name);
-        configs[i].value = slice_from_cstr(delay_topic_configs[i].value);
-    }
-    struct create_topics_request_topics t;
-    create_topics_request_topics_init(&t);
-    t.name = slice_from_cstr(DELAY_TOPIC);
-    t.num_partitions = DELAY_PARTITIONS;
-    t.replication_factor = server_internal_replication_factor(s);
-    t.assignments_count = 0;
-    t.configs = configs;
-    t.configs_count = (int32_t)ARRAY_LEN(configs);
-    struct create_topics_request req;
-    create_topics_request_init(&req);
-    req.topics = &t;
-    req.topics_count = 1;
-    struct buf frame;
-    buf_init(&frame);
-    proto_request_header_encode(&frame,
-                                &(struct request_header){.api_key = API_KEY_CREATE_TOPICS,
-                                                         .api_version = 4,
-                                                         .client_id = slice_from_cstr("samsa")});
-    create_topics_request_encode(&frame, 4, &req);
-    s->delay_topic_asked =
-        server_peer_send(s, s->cfg->node_id, &frame, 30000, store_creation_answered, s) == 0;
-    buf_free(&frame);
-}
-
 /* Where the records of a delayed produce to target (topic, partition) go: KERR_NONE with
  * the delay partition and its leader (this node: it is loaded here), or why not now
  * (retriable: NOT_ENOUGH_REPLICAS, with a message). The store is created on the first
@@ -1980,7 +1933,9 @@ static int16_t store_route(struct server *s, struct slice topic, int32_t partiti
                                  delay_topic_configs, ARRAY_LEN(delay_topic_configs), false, NULL,
                                  NULL);
         else
-            ask_for_store(s);
+            server_ask_for_topic(s, DELAY_TOPIC, DELAY_PARTITIONS,
+                                 server_internal_replication_factor(s), delay_topic_configs,
+                                 ARRAY_LEN(delay_topic_configs), &s->delay_topic_asked);
         out->error_message = slice_from_cstr("the delay store is being created; try again");
         return KERR_NOT_ENOUGH_REPLICAS; /* retriable: producers send again */
     }

@@ -13,6 +13,7 @@
 #include "replica/replica.h"
 #include "server/server.h"
 #include "storage/storage.h"
+#include "txn/txn.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -79,7 +80,15 @@ struct server {
     struct itopic_host *groups_host;
     struct delays *delays;                 /* delayed delivery (delays.c); NULL until started */
     struct delay_learning *delay_learning; /* target partitions to tell (delays.c) */
-    struct peers *peers;     /* requests to other brokers (peers.c); NULL until the first */
+    struct peers *peers; /* requests to other brokers (peers.c); NULL until the first */
+    /* Transactions (txns.c): the coordinator and its host in __transaction_state, the
+     * markers being written, and completions queued for the idle hook. */
+    struct txn_coordinator *txns;
+    struct itopic_host *txns_host;
+    uint64_t txns_generation; /* bumped at every start: late producer ids are dropped */
+    struct marker_job *marker_jobs;
+    struct txn_deferred *txn_deferred, *txn_deferred_tail;
+    bool txn_topic_asked;    /* the creation of __transaction_state is on its way */
     bool groups_topic_asked; /* the controller's creation of __consumer_offsets is on its way */
     bool delay_topic_asked;  /* and of __samsa_delay (asked for by a delayed produce) */
     int64_t groups_controller_since_ms; /* this node has been the controller since (0: not) */
@@ -353,6 +362,19 @@ int server_ensure_internal_topic(struct server *s, const char *name, int32_t par
  * default 3 without groups (docs/compatibility.md). */
 int16_t server_internal_replication_factor(struct server *s);
 
+/* Appends the broker's own batch (whole, validated; patched in place) to p, which this
+ * node leads, and calls done(arg, error) once it is durable and on the in-sync replicas
+ * (acks=all), or failed (at once, when the append itself fails). */
+void server_append_durable(struct server *s, struct partition *p, uint8_t *batch, size_t len,
+                           void (*done)(void *arg, int16_t error), void *arg);
+
+/* In a cluster, where only the active controller creates topics: asks for an internal
+ * topic with a CreateTopics sent, as a client's would be, to this broker's own listener,
+ * which forwards it there (KIP-590). *asked is true while the ask is on its way (no
+ * second one then). configs are borrowed for the call. */
+void server_ask_for_topic(struct server *s, const char *name, int32_t partitions, int16_t rf,
+                          const struct config_entry *configs, size_t config_count, bool *asked);
+
 /* ---- state machines kept in internal topics: their host (internal_topics.c) ----
  * A pure state machine whose state lives in the records of an internal topic: the group
  * coordinator in __consumer_offsets; next the transaction coordinator in
@@ -432,6 +454,39 @@ void itopic_host_idle(struct itopic_host *h);
  * last. h is gone for the caller (may be NULL: nothing to do). Not from inside a call
  * the host makes into the machine. */
 void itopic_host_stop(struct itopic_host *h);
+
+/* ---- transactions (txns.c) ----
+ * The transaction coordinator (src/txn), hosted in __transaction_state, which is
+ * created when a client first looks for a transaction coordinator. */
+/* A request waiting for the coordinator's answer (its ctx): respond encodes the
+ * handler's response. Allocated in the request's arena; handlers may embed it first in a
+ * larger struct. */
+struct txn_call {
+    struct request *req;
+    void (*respond)(struct txn_call *call, const struct txn_answer *a);
+};
+int server_txns_start(struct server *s);
+void server_txns_stop(struct server *s);
+/* From the quorum link's tick (a cluster): starts once __transaction_state exists. */
+void server_txns_poll(struct server *s);
+void server_txns_idle(struct server *s);
+void server_txns_leadership(struct server *s, const char *topic, int32_t partition);
+/* After every call into the coordinator made outside the host. */
+void server_txns_called(struct server *s);
+/* KERR_NONE when s->txns can be asked, else the error to answer. */
+int16_t server_txns_ready(struct server *s);
+/* FindCoordinator, key type 1: the broker leading the id's partition of
+ * __transaction_state (KERR_NONE, *out set), or COORDINATOR_NOT_AVAILABLE (the topic is
+ * created on the first ask). */
+int16_t server_txn_coordinator(struct server *s, struct slice transactional_id,
+                               const struct mbroker **out);
+/* InitProducerId with a transactional id (handlers/init_producer_id.c). */
+struct init_producer_id_request;
+void server_txn_init_producer_id(struct request *req, const struct init_producer_id_request *in);
+/* A fresh producer id from this node's blocks (init_producer_id.c); done is called once,
+ * possibly before this returns. */
+void server_new_producer_id(struct server *s,
+                            void (*done)(void *arg, int16_t error, int64_t producer_id), void *arg);
 
 /* ---- delayed delivery (delays.c) ----
  * The delay store in __samsa_delay and its mover, on one node or in a cluster
@@ -644,6 +699,8 @@ void server_delays_poll(struct server *s);
     X(21, delete_records)                                                                          \
     X(22, init_producer_id)                                                                        \
     X(23, offset_for_leader_epoch)                                                                 \
+    X(24, add_partitions_to_txn)                                                                   \
+    X(26, end_txn)                                                                                 \
     X(32, describe_configs)                                                                        \
     X(33, alter_configs)                                                                           \
     X(35, describe_log_dirs)                                                                       \

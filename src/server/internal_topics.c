@@ -27,21 +27,14 @@ static void internal_append_durable(void *arg)
     free(a);
 }
 
-/* Appends records to p and calls done(arg, error) once they are durable, and on the
- * in-sync replicas of a replicated topic (or failed): as Kafka writes its internal
- * topics with acks=all, so a committed offset survives the leader's loss. */
-static void append_internal(struct server *s, struct partition *p, const struct record_in *recs,
-                            size_t n, void (*done)(void *arg, int16_t error), void *arg)
+void server_append_durable(struct server *s, struct partition *p, uint8_t *batch, size_t len,
+                           void (*done)(void *arg, int16_t error), void *arg)
 {
-    struct buf batch;
-    buf_init(&batch);
-    batch_encode(&batch, recs, n, time_wall_ms());
     struct log_append_result res;
-    int rc = partition_append_as_leader(p, batch.data, batch.len, time_wall_ms(), &res);
-    buf_free(&batch);
+    int rc = partition_append_as_leader(p, batch, len, time_wall_ms(), &res);
     if (rc != 0) {
-        say_error("server", "append to internal partition %s-%d failed: %s", p->topic, p->index,
-                  storage_strerror(rc));
+        say_error("server", "append of the broker's own records to %s-%d failed: %s", p->topic,
+                  p->index, storage_strerror(rc));
         done(arg, kerr_from_storage(rc));
         return;
     }
@@ -52,6 +45,19 @@ static void append_internal(struct server *s, struct partition *p, const struct 
     struct durable_wait *w = durable_wait_new(internal_append_durable, a);
     durable_wait_add_acked(w, p, res.last_offset + 1, &a->error);
     durable_wait_submit(s, w);
+}
+
+/* Appends records to p and calls done(arg, error) once they are durable, and on the
+ * in-sync replicas of a replicated topic (or failed): as Kafka writes its internal
+ * topics with acks=all, so a committed offset survives the leader's loss. */
+static void append_internal(struct server *s, struct partition *p, const struct record_in *recs,
+                            size_t n, void (*done)(void *arg, int16_t error), void *arg)
+{
+    struct buf batch;
+    buf_init(&batch);
+    batch_encode(&batch, recs, n, time_wall_ms());
+    server_append_durable(s, p, batch.data, batch.len, done, arg);
+    buf_free(&batch);
 }
 
 /* Calls fn for every record of p from its log start, in offset order (start-up only:
@@ -177,6 +183,64 @@ struct itopic_host {
     bool *reload; /* per partition: itopic_host_reload asked for it */
     bool reload_wanted;
 };
+
+struct topic_ask {
+    char *name;
+    bool *asked;
+};
+
+static void topic_ask_answered(void *arg, int err, struct reader *body)
+{
+    struct topic_ask *a = arg;
+    (void)body;
+    *a->asked = false; /* asked again by the next caller if need be */
+    if (err != 0)
+        say_warn_ratelimited("server", "asking for %s to be created: %s", a->name, strerror(-err));
+    free(a->name);
+    free(a);
+}
+
+void server_ask_for_topic(struct server *s, const char *name, int32_t partitions, int16_t rf,
+                          const struct config_entry *configs, size_t config_count, bool *asked)
+{
+    if (*asked)
+        return;
+    struct create_topics_request_topics_configs *cc = xcalloc(config_count + 1, sizeof *cc);
+    for (size_t i = 0; i < config_count; i++) {
+        create_topics_request_topics_configs_init(&cc[i]);
+        cc[i].name = slice_from_cstr(configs[i].name);
+        cc[i].value = slice_from_cstr(configs[i].value);
+    }
+    struct create_topics_request_topics t;
+    create_topics_request_topics_init(&t);
+    t.name = slice_from_cstr(name);
+    t.num_partitions = partitions;
+    t.replication_factor = rf;
+    t.assignments_count = 0;
+    t.configs = cc;
+    t.configs_count = (int32_t)config_count;
+    struct create_topics_request req;
+    create_topics_request_init(&req);
+    req.topics = &t;
+    req.topics_count = 1;
+    struct buf frame;
+    buf_init(&frame);
+    proto_request_header_encode(&frame,
+                                &(struct request_header){.api_key = API_KEY_CREATE_TOPICS,
+                                                         .api_version = 4,
+                                                         .client_id = slice_from_cstr("samsa")});
+    create_topics_request_encode(&frame, 4, &req);
+    free(cc);
+    struct topic_ask *a = xcalloc(1, sizeof *a);
+    a->name = xstrdup(name);
+    a->asked = asked;
+    *asked = server_peer_send(s, s->cfg->node_id, &frame, 30000, topic_ask_answered, a) == 0;
+    if (!*asked) {
+        free(a->name);
+        free(a);
+    }
+    buf_free(&frame);
+}
 
 int itopic_host_open(struct server *s, const char *topic, int32_t partitions,
                      const struct config_entry *configs, size_t config_count,

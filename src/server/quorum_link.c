@@ -1086,6 +1086,7 @@ static void on_tick(struct net_loop *loop, void *arg)
     poll_step(l);
     registration_step(l);
     server_groups_poll(l->s);
+    server_txns_poll(l->s);
     server_delays_poll(l->s);
     cluster_expire_sessions(l->s->cluster, net_loop_now_ms(loop),
                             l->s->cfg->broker_session_timeout_ms,

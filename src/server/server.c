@@ -59,6 +59,7 @@ static int on_cluster_event(void *arg, enum cluster_event ev, const struct mtopi
         server_groups_topic_deleted(s, t->name);
     if (rc == 0 && ev == CLUSTER_PARTITION_CHANGED) {
         server_groups_leadership(s, t->name, partition);
+        server_txns_leadership(s, t->name, partition);
         server_delays_leadership(s, t->name, partition);
     }
     return rc;
@@ -71,6 +72,7 @@ static void on_idle(struct net_loop *loop, void *arg)
     fetch_drop_orphans(s);
     purgatory_run(s->fetch_waits);
     itopic_host_idle(s->groups_host); /* the group coordinator's queued writes */
+    server_txns_idle(s);
     server_delays_idle(s);
     server_commit_idle(s);
     storage_read_turn_end(); /* segment files lent to this iteration's fetches */
@@ -323,6 +325,11 @@ int server_create_with(const struct broker_config *cfg, const struct server_opti
     if (alone && cfg->broker && cluster_topic_find(s->cluster, slice_from_cstr("__samsa_delay")) &&
         server_delays_start(s) != 0)
         goto fail;
+    /* Transactions: the coordinator loads its ids if a client ever looked for it. */
+    if (alone && cfg->broker &&
+        cluster_topic_find(s->cluster, slice_from_cstr("__transaction_state")) &&
+        server_txns_start(s) != 0)
+        goto fail;
     if (server_cleaner_start(s) != 0)
         goto fail;
 
@@ -436,6 +443,7 @@ int server_run(struct server *s)
     purgatory_complete_all(s->fetch_waits); /* parked fetches answer with what there is */
     /* Waiting group requests are answered (NOT_COORDINATOR) while connections exist. */
     server_groups_stop(s);
+    server_txns_stop(s);
     server_delays_stop(s);
     server_peers_stop(s);
     s->drain_deadline_ms = net_loop_now_ms(s->loop) + SHUTDOWN_DRAIN_MS;
@@ -449,6 +457,7 @@ void server_destroy(struct server *s)
     if (!s)
         return;
     server_groups_stop(s); /* already stopped by server_run unless start-up failed */
+    server_txns_stop(s);
     server_delays_stop(s);
     server_peers_stop(s);
     /* Connections close before the quorum link is freed: those accepted on the controller

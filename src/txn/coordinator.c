@@ -106,7 +106,8 @@ static struct txn_partition *merge_parts(const struct txn_partition *a, size_t n
                                          const struct txn_partition *b, size_t m, size_t *out_n)
 {
     struct txn_partition *all = xmalloc((n + m + 1) * sizeof *all);
-    memcpy(all, a, n * sizeof *all);
+    if (n)
+        memcpy(all, a, n * sizeof *all);
     if (m)
         memcpy(all + n, b, m * sizeof *all);
     qsort(all, n + m, sizeof *all, cmp_part);

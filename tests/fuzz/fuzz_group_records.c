@@ -1,13 +1,15 @@
 /*
- * fuzz_group_records: libFuzzer target for the __consumer_offsets record decoders (keys,
- * offset values, group values, consumer subscriptions), which read whatever the log
- * holds at start-up. The input is split in two at its first byte: key, then value.
+ * fuzz_group_records: libFuzzer target for the record decoders of the coordinators'
+ * internal topics, which read whatever the log holds at start-up: __consumer_offsets
+ * (keys, offset values, group values, consumer subscriptions) and __transaction_state
+ * (keys, values). The input is split in two at its first byte: key, then value.
  * Build: cmake -DCMAKE_C_COMPILER=clang -DSAMSA_FUZZ=ON, target fuzz_group_records.
  */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "group/group.h"
+#include "txn/txn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,5 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n;
     (void)grp_consumer_subscription_topics(value, &a, &topics, &n);
     arena_free(&a);
+    struct slice id;
+    (void)txn_record_decode_key(key, &id);
+    struct txn_meta m;
+    struct txn_partition *parts;
+    if (txn_record_decode_value(value, &m, &parts) == 0)
+        free(parts);
     return 0;
 }

@@ -1,7 +1,8 @@
 /* DescribeProducers (key 61), v0 (KIP-664): each partition's active idempotent
  * producers as this node (every partition's leader) knows them: id, epoch, last
- * sequence and the timestamp of its newest batch. No transactions exist yet, so the
- * coordinator epoch and the current transaction's start offset are always -1. */
+ * sequence, the timestamp of its newest batch, the coordinator epoch of its last
+ * transaction marker and the first offset of its open transaction (-1: none), which is
+ * what kafka-transactions.sh find-hanging looks for. */
 #include "server/internal.h"
 
 typedef struct describe_producers_response_topics_partitions part_resp;
@@ -26,8 +27,8 @@ static void describe_partition(struct request *req, struct slice topic, part_res
         r->producer_epoch = b[i].epoch;
         r->last_sequence = b[i].last_seq;
         r->last_timestamp = b[i].timestamp_ms;
-        r->coordinator_epoch = -1;
-        r->current_txn_start_offset = -1;
+        r->coordinator_epoch = b[i].coordinator_epoch;
+        r->current_txn_start_offset = b[i].txn_first_offset;
     }
 }
 

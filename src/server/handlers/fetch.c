@@ -170,8 +170,10 @@ static int64_t locate_all(struct server *s, struct request *req, const struct fe
             l->error = partition_check_leader(l->p, fp->current_leader_epoch);
             if (l->error != KERR_NONE)
                 continue;
-            /* A consumer reads up to the high watermark, a follower up to the log end. */
-            int64_t hw = partition_high_watermark(l->p);
+            /* A consumer reads up to the high watermark (read_committed: the last stable
+             * offset), a follower up to the log end. */
+            int64_t hw = in->isolation_level == 1 ? partition_last_stable_offset(l->p)
+                                                  : partition_high_watermark(l->p);
             if (in->replica_id >= 0) {
                 if (!follower_fetch(s, l, in->replica_id, fp))
                     continue;
@@ -241,6 +243,30 @@ static void record_throttled(struct server *s, const struct fetch_request *in,
         repl_quota_record(&s->leader_quota, bytes, net_loop_now_ms(s->loop));
 }
 
+/* read_committed: the aborted transactions the records returned overlap, which the
+ * consumer skips (KIP-98). An empty list when there are none (Kafka's answer), or no
+ * records. */
+static void aborted_transactions(struct request *req, const struct located *l, part_resp *pr)
+{
+    pr->aborted_transactions_count = 0;
+    if (l->rr.len == 0)
+        return;
+    int64_t from = l->rr.first_batch_offset, upper = l->rr.next_offset;
+    size_t n = log_aborted_txns(l->p->log, from, upper, NULL, 0);
+    if (n == 0)
+        return;
+    struct pstate_txn *t = REQ_ALLOC(req, struct pstate_txn, n);
+    log_aborted_txns(l->p->log, from, upper, t, n);
+    pr->aborted_transactions =
+        REQ_ALLOC(req, struct fetch_response_responses_partitions_aborted_transactions, n);
+    for (size_t i = 0; i < n; i++) {
+        fetch_response_responses_partitions_aborted_transactions_init(&pr->aborted_transactions[i]);
+        pr->aborted_transactions[i].producer_id = t[i].producer_id;
+        pr->aborted_transactions[i].first_offset = t[i].first_offset;
+    }
+    pr->aborted_transactions_count = (int32_t)n;
+}
+
 /* Builds and sends the response from the located ranges: the encoded response carries a
  * marker per records field, replaced on the way out by the file range itself
  * (fetch_sendfile.c), so record data is copied at most once, straight into the reply. */
@@ -295,9 +321,11 @@ static void respond(struct server *s, struct request *req, const struct fetch_re
                 pr->diverging_epoch.epoch = l->diverging_epoch;
                 pr->diverging_epoch.end_offset = l->diverging_end;
             }
-            pr->last_stable_offset = pr->high_watermark;
+            pr->last_stable_offset = partition_last_stable_offset(l->p);
             pr->log_start_offset = log_start_offset(l->p->log);
-            pr->aborted_transactions_count = in->isolation_level == 1 ? 0 : -1;
+            pr->aborted_transactions_count = -1;
+            if (in->isolation_level == 1)
+                aborted_transactions(req, l, pr);
             if (l->rr.len > 0 && n_files < FETCH_MAX_FILE_RANGES) {
                 pr->records = fetch_file_marker(n_files);
                 as_file[n_files] = l->as_file;

@@ -1,24 +1,18 @@
 /* FindCoordinator (key 10), v0-v6: a group's coordinator is the leader of its partition of
- * __consumer_offsets (server_group_coordinator). Transaction coordinators (key type 1) do
- * not exist yet: COORDINATOR_NOT_AVAILABLE. v4+ looks up several keys in one request. */
+ * __consumer_offsets (server_group_coordinator), a transactional id's (key type 1) the
+ * leader of its partition of __transaction_state (server_txn_coordinator, which creates
+ * the topic on the first ask). v4+ looks up several keys in one request. */
 #include "server/internal.h"
 
-static int16_t coordinator_error(int8_t key_type)
-{
-    if (key_type == 0)
-        return KERR_NONE;
-    return key_type == 1 ? KERR_COORDINATOR_NOT_AVAILABLE : KERR_INVALID_REQUEST;
-}
-
-/* The coordinator of a group: the leader of its __consumer_offsets partition. A single
- * node is it for every group; in a cluster, COORDINATOR_NOT_AVAILABLE (retriable) while
- * the topic is not there yet or the partition has no leader. */
+/* The coordinator of a group or transactional id. COORDINATOR_NOT_AVAILABLE (retriable)
+ * while its topic is not there yet or the partition has no leader. */
 static int16_t coordinator_for(struct server *s, int8_t key_type, struct slice key,
                                const struct mbroker **out)
 {
-    int16_t err = coordinator_error(key_type);
-    if (err)
-        return err;
+    if (key_type == 1)
+        return server_txn_coordinator(s, key, out);
+    if (key_type != 0)
+        return KERR_INVALID_REQUEST;
     *out = server_group_coordinator(s, key);
     return *out ? KERR_NONE : KERR_COORDINATOR_NOT_AVAILABLE;
 }

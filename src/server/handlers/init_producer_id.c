@@ -1,18 +1,22 @@
-/* InitProducerId (key 22), v0-v5: a producer id and epoch for an idempotent producer.
+/* InitProducerId (key 22), v0-v5: a producer id and epoch for an idempotent producer,
+ * or, with a transactional id, from the transaction coordinator (txns.c).
  *
- * Only idempotent producers (null TransactionalId) are served; a transactional id gets
- * TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as transactional produce does, until
- * transactions exist. As in Kafka, an idempotent producer always gets a fresh id with
+ * As in Kafka, an idempotent producer always gets a fresh id with
  * epoch 0, also when it passes its current id and epoch (v3+, KIP-360): for it, a new
  * id is the epoch bump. Ids come from blocks the metadata log reserves for this node
  * (server_allocate_producer_ids: by the active controller), so no id is handed out twice,
  * across restarts and brokers. */
 #include "server/internal.h"
 
-/* A request waiting while the next block is reserved; answered in arrival order. */
+#include <stdlib.h>
+
+/* A request waiting while the next block is reserved; answered in arrival order. Either
+ * an idempotent producer's request (req) or the transaction coordinator's ask (done). */
 struct producer_id_wait {
     struct producer_id_wait *next;
     struct request *req;
+    void (*done)(void *arg, int16_t error, int64_t producer_id);
+    void *arg;
 };
 
 static void answer(struct request *req, int16_t error, int64_t producer_id)
@@ -29,6 +33,16 @@ static void answer(struct request *req, int16_t error, int64_t producer_id)
 
 static void serve_waiting(struct server *s);
 
+static void hand_out(struct producer_id_wait *pw, int16_t error, int64_t producer_id)
+{
+    if (pw->req) {
+        answer(pw->req, error, producer_id);
+        return;
+    }
+    pw->done(pw->arg, error, producer_id);
+    free(pw);
+}
+
 static void block_reserved(void *arg, const struct cluster_result *res)
 {
     struct server *s = arg;
@@ -42,7 +56,7 @@ static void block_reserved(void *arg, const struct cluster_result *res)
         while (s->producer_id_waits) {
             struct producer_id_wait *pw = s->producer_id_waits;
             s->producer_id_waits = pw->next;
-            answer(pw->req, KERR_COORDINATOR_NOT_AVAILABLE, -1);
+            hand_out(pw, KERR_COORDINATOR_NOT_AVAILABLE, -1);
         }
         s->producer_id_waits_tail = NULL;
         return;
@@ -61,12 +75,31 @@ static void serve_waiting(struct server *s)
         s->producer_id_waits = pw->next;
         if (!s->producer_id_waits)
             s->producer_id_waits_tail = NULL;
-        answer(pw->req, KERR_NONE, s->next_producer_id++);
+        hand_out(pw, KERR_NONE, s->next_producer_id++);
     }
     if (s->producer_id_waits && !s->producer_ids_reserving) {
         s->producer_ids_reserving = true;
         server_allocate_producer_ids(s, block_reserved, s);
     }
+}
+
+static void enqueue(struct server *s, struct producer_id_wait *pw)
+{
+    if (s->producer_id_waits_tail)
+        s->producer_id_waits_tail->next = pw;
+    else
+        s->producer_id_waits = pw;
+    s->producer_id_waits_tail = pw;
+    serve_waiting(s);
+}
+
+void server_new_producer_id(struct server *s,
+                            void (*done)(void *arg, int16_t error, int64_t producer_id), void *arg)
+{
+    struct producer_id_wait *pw = xcalloc(1, sizeof *pw);
+    pw->done = done;
+    pw->arg = arg;
+    enqueue(s, pw);
 }
 
 void handle_init_producer_id(struct request *req)
@@ -78,15 +111,10 @@ void handle_init_producer_id(struct request *req)
         return;
     }
     if (in.transactional_id.ptr) {
-        answer(req, KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1); /* no transactions yet */
+        server_txn_init_producer_id(req, &in);
         return;
     }
     struct producer_id_wait *pw = REQ_ALLOC(req, struct producer_id_wait, 1);
     pw->req = req;
-    if (s->producer_id_waits_tail)
-        s->producer_id_waits_tail->next = pw;
-    else
-        s->producer_id_waits = pw;
-    s->producer_id_waits_tail = pw;
-    serve_waiting(s);
+    enqueue(s, pw);
 }

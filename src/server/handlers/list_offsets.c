@@ -2,20 +2,22 @@
  * (the high watermark), -2 earliest (log start), -3 the record with the largest
  * timestamp (v7+), -4 earliest local (= earliest: no tiered storage), -5 latest tiered
  * (none: -1); each only from the version that defines it, and any other negative
- * timestamp, as in Kafka, UNSUPPORTED_VERSION for the partition. read_committed sees the
- * same as read_uncommitted until transactions exist. */
+ * timestamp, as in Kafka, UNSUPPORTED_VERSION for the partition. read_committed (v2+)
+ * sees latest as the last stable offset. */
 #include "server/internal.h"
 
 #include <string.h>
 
 typedef struct list_offsets_response_topics_partitions part_resp;
 
-static void lookup(struct partition *p, int64_t ts, part_resp *out)
+static void lookup(struct partition *p, int64_t ts, bool read_committed, part_resp *out)
 {
     int rc = 0;
     int64_t offset = -1, found_ts = -1;
     switch (ts) {
-    case -1: offset = partition_high_watermark(p); break;
+    case -1:
+        offset = read_committed ? partition_last_stable_offset(p) : partition_high_watermark(p);
+        break;
     case -2:
     case -4: offset = log_start_offset(p->log); break;
     case -3: rc = log_max_timestamp(p->log, &offset, &found_ts); break;
@@ -132,7 +134,7 @@ void handle_list_offsets(struct request *req)
                 s, t->name, rp->partition_index, rp->current_leader_epoch, &pr->error_code);
             if (!p)
                 continue;
-            lookup(p, rp->timestamp, pr);
+            lookup(p, rp->timestamp, in.isolation_level == 1, pr);
         }
     }
     hmap_free(&parts);

@@ -390,16 +390,15 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
      * checked per batch the same way. */
     struct batch_iter it;
     struct batch_info info;
-    bool any_compressed = false, any_headers = false;
+    bool any_compressed = false, any_headers = false, any_transactional = false;
     batch_iter_init(&it, in->records.ptr, in->records.len);
     while (batch_iter_next(&it, &info, false) > 0) {
         any_compressed |= batch_compression(&info) != 0;
         if ((int64_t)info.size_bytes > max_bytes)
             return KERR_MESSAGE_TOO_LARGE;
-        if (info.attributes & BATCH_ATTR_TRANSACTIONAL)
-            return KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
         if (info.attributes & BATCH_ATTR_CONTROL)
-            return KERR_INVALID_RECORD;
+            return KERR_INVALID_RECORD; /* markers are the coordinator's */
+        any_transactional |= (info.attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
         /* As Kafka: an idempotent producer's batch carries a sequence number. */
         if (info.producer_id >= 0 && info.base_sequence < 0)
             return KERR_INVALID_RECORD;
@@ -419,8 +418,11 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
             return err;
     }
     /* Delayed delivery: records with a delivery header go to the delay store. Only
-     * batches with headers can have one; a compressed batch is decompressed to look. */
-    if (cfg->delay_enabled && (any_headers || any_compressed) &&
+     * batches with headers can have one; a compressed batch is decompressed to look.
+     * *Differs*: a transaction's records are appended as they are, delivery headers and
+     * all (a delay store outside the transaction could not be atomic with it;
+     * docs/compatibility.md). */
+    if (cfg->delay_enabled && !any_transactional && (any_headers || any_compressed) &&
         server_delay_produce(req, p, acks, timeout_ms, in->records, out, appended, &err))
         return err;
     struct buf rewritten;
@@ -437,7 +439,8 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     struct log_append_result res;
     rc = partition_append_as_leader(p, data, data_len, now, &res);
     buf_free(&rewritten);
-    if (rc == STORAGE_ERR_OUT_OF_ORDER_SEQUENCE || rc == STORAGE_ERR_INVALID_PRODUCER_EPOCH) {
+    if (rc == STORAGE_ERR_OUT_OF_ORDER_SEQUENCE || rc == STORAGE_ERR_INVALID_PRODUCER_EPOCH ||
+        rc == STORAGE_ERR_INVALID_TXN_STATE) {
         say_debug("server", "produce to %s-%d refused: %s", p->topic, p->index,
                   storage_strerror(rc));
         return kerr_from_storage(rc);
@@ -483,8 +486,6 @@ void handle_produce(struct request *req)
     int16_t global_err = KERR_NONE;
     if (acks != 0 && acks != 1 && acks != -1)
         global_err = KERR_INVALID_REQUIRED_ACKS;
-    else if (in.transactional_id.ptr)
-        global_err = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED; /* no transactions yet */
 
     req->state = st;
     struct durable_wait *wait = acks == -1 ? durable_wait_new(acks_all_durable, req) : NULL;

@@ -83,11 +83,6 @@ KNOWN_DIFFERENCES = {
     "produce-null-records": (
         "Produce with a null record set: Samsa answers INVALID_RECORD (87); Kafka 4.4 "
         "sends no answer at all (checked for 3 s)."),
-    "no-transactions": (
-        "Transactions are not implemented: a Produce carrying a transactional id (even "
-        "with a plain batch) is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53); "
-        "Kafka appends a non-transactional batch whatever the id "
-        "(docs/compatibility.md, Produce)."),
     "quorum-one-listener": (
         "DescribeQuorum v2 names each voter's listener: Kafka its controller listener "
         "(controller.listener.names, e.g. CONTROLLER, on a port of its own); Samsa's one "

@@ -359,10 +359,15 @@ def init_producer_id_v0(conn, transactional_id=None, timeout_ms=60000):
     return r.i16(), r.i64(), r.i16()
 
 
-def list_offset(conn, topic, partition, timestamp=-1):
-    """ListOffsets v1: -1 latest (log end), -2 earliest. Returns (error, offset)."""
-    body = i32(-1) + array([string(topic) + array([i32(partition) + i64(timestamp)])])
-    r = conn.request(2, 1, body)
+def list_offset(conn, topic, partition, timestamp=-1, isolation_level=None):
+    """ListOffsets v1: -1 latest (log end), -2 earliest; with isolation_level (0
+    read_uncommitted, 1 read_committed) v2. Returns (error, offset)."""
+    version = 1 if isolation_level is None else 2
+    body = i32(-1) + (i8(isolation_level) if version == 2 else b"")
+    body += array([string(topic) + array([i32(partition) + i64(timestamp)])])
+    r = conn.request(2, version, body)
+    if version == 2:
+        r.i32()  # throttle time
     topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.i32(), r.i16(), r.i64(), r.i64()))))
     (_, parts), = topics
     (_, err, _, off), = parts

@@ -7,7 +7,7 @@ import kwire
 from clients import consume_all, create_topic, produce_keyed, producer
 
 NONE, OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH = 0, 45, 47
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED, INVALID_RECORD = 53, 87
+NOT_COORDINATOR, INVALID_RECORD = 16, 87
 PAD = b"x" * 1000
 
 
@@ -63,9 +63,9 @@ def test_retry_is_deduplicated_and_gaps_refused(broker):
         assert kwire.produce(c, "retry", 0, batch(pid, 1, 0)) == (NONE, 6)
         assert kwire.produce(c, "retry", 0, batch(pid, 0, 6))[0] == INVALID_PRODUCER_EPOCH
         assert log_end(c, "retry") == 9
-        # Transactional producers are not served yet: a clear error.
+        # A transactional id is for its coordinator, which nobody has looked for yet.
         err, tpid, _ = kwire.init_producer_id_v0(c, transactional_id="tx-1")
-        assert (err, tpid) == (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1)
+        assert (err, tpid) == (NOT_COORDINATOR, -1)
     got = consume_all(broker, "retry", 1, expected=9)
     assert [v for _, _, v, _ in got[0]] == [b"r-%d" % i for i in (0, 1, 2, 3, 4, 5, 0, 1, 2)]
 

@@ -1,0 +1,98 @@
+/* AddPartitionsToTxn (key 24), v0-v3: a transactional producer adds partitions to its
+ * transaction before it writes to them (transaction version 1).
+ *
+ * As Kafka: partitions of topics this cluster does not have are answered
+ * UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, without asking the
+ * coordinator; otherwise every partition gets the coordinator's one answer. */
+#include "server/internal.h"
+
+typedef struct add_partitions_to_txn_response_results_results part_result;
+
+static bool server_partition_exists(struct server *s, struct slice topic, int32_t partition)
+{
+    const struct mtopic *t = cluster_topic_find(s->cluster, topic);
+    return t && partition >= 0 && partition < t->partition_count;
+}
+
+struct add_call {
+    struct txn_call call; /* first: the coordinator's ctx */
+    struct add_partitions_to_txn_request in;
+};
+
+static void respond(struct txn_call *call, const struct txn_answer *a)
+{
+    struct add_call *ac = (struct add_call *)call;
+    struct request *req = call->req;
+    const struct add_partitions_to_txn_request *in = &ac->in;
+    struct add_partitions_to_txn_response resp;
+    add_partitions_to_txn_response_init(&resp);
+    resp.results_count = in->topics_count;
+    resp.results =
+        REQ_ALLOC(req, struct add_partitions_to_txn_response_results, MAX(in->topics_count, 1));
+    int16_t error = a->error;
+    if (error == KERR_PRODUCER_FENCED && req->hdr.api_version < 2)
+        error = KERR_INVALID_PRODUCER_EPOCH;
+    bool unknown_any = false;
+    for (int32_t i = 0; i < in->topics_count; i++)
+        for (int32_t k = 0; k < in->topics[i].partitions_count; k++)
+            unknown_any |=
+                !server_partition_exists(req->srv, in->topics[i].name, in->topics[i].partitions[k]);
+    for (int32_t i = 0; i < in->topics_count; i++) {
+        struct add_partitions_to_txn_response_results *r = &resp.results[i];
+        add_partitions_to_txn_response_results_init(r);
+        r->name = in->topics[i].name;
+        r->results_count = in->topics[i].partitions_count;
+        r->results = REQ_ALLOC(req, part_result, MAX(r->results_count, 1));
+        for (int32_t k = 0; k < r->results_count; k++) {
+            part_result *pr = &r->results[k];
+            add_partitions_to_txn_response_results_results_init(pr);
+            pr->partition_index = in->topics[i].partitions[k];
+            if (!unknown_any)
+                pr->partition_error_code = error;
+            else if (!server_partition_exists(req->srv, in->topics[i].name, pr->partition_index))
+                pr->partition_error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else
+                pr->partition_error_code = KERR_OPERATION_NOT_ATTEMPTED;
+        }
+    }
+    REQUEST_RESPOND(req, add_partitions_to_txn_response, &resp);
+}
+
+void handle_add_partitions_to_txn(struct request *req)
+{
+    struct server *s = req->srv;
+    struct add_call *ac = REQ_ALLOC(req, struct add_call, 1);
+    if (add_partitions_to_txn_request_decode(&req->body, req->hdr.api_version, &req->arena,
+                                             &ac->in) != 0) {
+        request_malformed(req);
+        return;
+    }
+    ac->call.req = req;
+    ac->call.respond = respond;
+    const struct add_partitions_to_txn_request *in = &ac->in;
+    size_t n = 0;
+    bool unknown_any = false;
+    for (int32_t i = 0; i < in->topics_count; i++)
+        for (int32_t k = 0; k < in->topics[i].partitions_count; k++) {
+            n++;
+            unknown_any |=
+                !server_partition_exists(s, in->topics[i].name, in->topics[i].partitions[k]);
+        }
+    int16_t err = server_txns_ready(s);
+    if (unknown_any || err != KERR_NONE) {
+        respond(&ac->call, &(struct txn_answer){.error = err, .producer_id = -1});
+        return;
+    }
+    struct txn_partition *parts = REQ_ALLOC(req, struct txn_partition, MAX(n, 1));
+    size_t k = 0;
+    for (int32_t i = 0; i < in->topics_count; i++)
+        for (int32_t j = 0; j < in->topics[i].partitions_count; j++)
+            parts[k++] = (struct txn_partition){in->topics[i].name, in->topics[i].partitions[j]};
+    struct txn_add_req r = {.transactional_id = in->transactional_id,
+                            .producer_id = in->producer_id,
+                            .producer_epoch = in->producer_epoch,
+                            .partitions = parts,
+                            .n_partitions = n};
+    txn_add_partitions(s->txns, time_wall_ms(), &r, &ac->call);
+    server_txns_called(s);
+}

@@ -1,0 +1,131 @@
+"""Transactions (KIP-98) with librdkafka's transactional producer: commit, abort,
+read_committed consumers that skip aborted records and stop at the last stable offset,
+fencing of a zombie by a new instance, a transaction aborted by its timeout, and the
+coordinator's state across kill -9."""
+import time
+
+import kwire
+from clients import consume_all, consumer, create_topic, producer
+from confluent_kafka import KafkaException, TopicPartition
+from conftest import wait_until
+
+COMMITTED = {"isolation.level": "read_committed"}
+UNCOMMITTED = {"isolation.level": "read_uncommitted"}
+
+
+def txn_producer(broker, txn_id, **extra):
+    p = producer(broker, **{"transactional.id": txn_id, "enable.idempotence": True, **extra})
+    p.init_transactions(30)
+    return p
+
+
+def values(got):
+    return sorted(v for recs in got.values() for _, _, v, _ in recs)
+
+
+def send(p, topic, prefix, n, partitions):
+    for i in range(n):
+        p.produce(topic, b"%s-%04d" % (prefix, i), partition=i % partitions)
+
+
+def lso_and_hw(broker, topic, partition=0):
+    with kwire.Conn(broker.port) as c:
+        _, hw = kwire.list_offset(c, topic, partition)
+        _, lso = kwire.list_offset(c, topic, partition, isolation_level=1)
+    return lso, hw
+
+
+def test_commit_and_abort_with_read_committed(broker):
+    create_topic(broker, "tx", 2)
+    p = txn_producer(broker, "app-1")
+    p.begin_transaction()
+    send(p, "tx", b"c1", 100, 2)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    send(p, "tx", b"ab", 50, 2)
+    p.flush(10)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    send(p, "tx", b"c2", 30, 2)
+    p.commit_transaction(30)
+    committed = values(consume_all(broker, "tx", 2, expected=130, **COMMITTED))
+    assert committed == sorted([b"c1-%04d" % i for i in range(100)] +
+                               [b"c2-%04d" % i for i in range(30)])
+    everything = values(consume_all(broker, "tx", 2, expected=180, **UNCOMMITTED))
+    assert len(everything) == 180  # aborted records are in the log; markers are not records
+    lso, hw = lso_and_hw(broker, "tx")
+    assert lso == hw
+
+
+def test_open_transaction_holds_the_last_stable_offset(broker):
+    create_topic(broker, "held", 1)
+    plain = producer(broker)
+    plain.produce("held", b"before")
+    plain.flush(10)
+    p = txn_producer(broker, "holder")
+    p.begin_transaction()
+    send(p, "held", b"open", 10, 1)
+    p.flush(10)
+    plain.produce("held", b"after")  # behind the open transaction
+    plain.flush(10)
+    lso, hw = lso_and_hw(broker, "held")
+    assert (lso, hw) == (1, 12)
+    got = values(consume_all(broker, "held", 1, expected=1, **COMMITTED))
+    assert got == [b"before"]
+    p.commit_transaction(30)
+    wait_until(lambda: lso_and_hw(broker, "held")[0] == 13, 10, what="the LSO to pass the marker")
+    got = values(consume_all(broker, "held", 1, expected=12, **COMMITTED))
+    assert got == sorted([b"before", b"after"] + [b"open-%04d" % i for i in range(10)])
+
+
+def test_a_new_instance_fences_the_zombie(broker):
+    create_topic(broker, "zombie", 1)
+    old = txn_producer(broker, "same-id")
+    old.begin_transaction()
+    send(old, "zombie", b"old", 5, 1)
+    old.flush(10)
+    new = txn_producer(broker, "same-id")  # aborts old's transaction, bumps the epoch
+    new.begin_transaction()
+    send(new, "zombie", b"new", 5, 1)
+    new.commit_transaction(30)
+    try:
+        old.commit_transaction(10)
+        raise AssertionError("the zombie committed")
+    except KafkaException as e:
+        assert e.args[0].fatal() or e.args[0].txn_requires_abort(), e
+    got = values(consume_all(broker, "zombie", 1, expected=5, **COMMITTED))
+    assert got == [b"new-%04d" % i for i in range(5)]
+
+
+def test_transaction_timeout_aborts(broker_factory):
+    b = broker_factory(**{"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"})
+    create_topic(b, "slow", 1)
+    p = txn_producer(b, "slowpoke", **{"transaction.timeout.ms": 2000, "message.timeout.ms": 2000})
+    p.begin_transaction()
+    send(p, "slow", b"late", 5, 1)
+    p.flush(10)
+    # Aborted by the coordinator: the last stable offset passes the abort marker.
+    wait_until(lambda: lso_and_hw(b, "slow") == (6, 6), 15, what="the timed-out abort")
+    assert values(consume_all(b, "slow", 1, **COMMITTED)) == []
+
+
+def test_coordinator_survives_kill_9(broker):
+    create_topic(broker, "durable-tx", 2)
+    p = txn_producer(broker, "survivor")
+    p.begin_transaction()
+    send(p, "durable-tx", b"a", 20, 2)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    send(p, "durable-tx", b"open", 20, 2)
+    p.flush(10)
+    broker.kill()
+    broker.start()
+    # The open transaction is still open after the restart: nothing past it is stable.
+    assert lso_and_hw(broker, "durable-tx")[0] < lso_and_hw(broker, "durable-tx")[1]
+    # A new instance of the producer aborts it and goes on.
+    p2 = txn_producer(broker, "survivor")
+    p2.begin_transaction()
+    send(p2, "durable-tx", b"b", 20, 2)
+    p2.commit_transaction(30)
+    got = values(consume_all(broker, "durable-tx", 2, expected=40, **COMMITTED))
+    assert got == sorted([b"a-%04d" % i for i in range(20)] + [b"b-%04d" % i for i in range(20)])
