@@ -294,6 +294,7 @@ void grp__free(struct grp_group *g)
     free(g->pending);
     grp__offsets_clear(g);
     hmap_free(&g->offsets);
+    grp__txn_offsets_clear(g);
     clear_subscriptions(g);
     grp__bytes_free(&g->id);
     grp__bytes_free(&g->protocol_type);
@@ -663,6 +664,7 @@ struct grp_pending_op *grp__op_new(struct grp_coordinator *c, enum grp_op_kind k
     op->kind = kind;
     op->group = g;
     op->ctx = ctx;
+    op->txn_producer_id = -1;
     arena_init(&op->arena);
     if (g) {
         g->refs++;
@@ -693,7 +695,11 @@ void grp__append_records(struct grp_coordinator *c, int32_t partition,
                          const struct grp_record *recs, size_t n, struct grp_pending_op *op)
 {
     c->in_callback = true;
-    c->cfg.append(c->cfg.append_arg, partition, recs, n, op);
+    if (op->txn_producer_id >= 0)
+        c->cfg.append_txn(c->cfg.append_arg, partition, recs, n, op->txn_producer_id,
+                          op->txn_producer_epoch, op);
+    else
+        c->cfg.append(c->cfg.append_arg, partition, recs, n, op);
     c->in_callback = false;
 }
 

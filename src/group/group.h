@@ -67,6 +67,7 @@ enum {
     GRP_ERR_GROUP_MAX_SIZE_REACHED = 81,
     GRP_ERR_FENCED_INSTANCE_ID = 82,
     GRP_ERR_GROUP_SUBSCRIBED_TO_TOPIC = 86,
+    GRP_ERR_UNSTABLE_OFFSET_COMMIT = 88,
 };
 
 /* ---- group states (Kafka's names, as DescribeGroups/ListGroups report them) ---- */
@@ -246,7 +247,9 @@ struct grp_fetch_group {
 struct grp_fetch_req {
     const struct grp_fetch_group *groups;
     size_t n_groups;
-    bool require_stable; /* accepted; without transactions every offset is stable */
+    /* v7+: a partition with an offset pending in a transaction is answered
+     * UNSTABLE_OFFSET_COMMIT (and no offset) instead of its last stable one. */
+    bool require_stable;
 };
 
 struct grp_fetch_resp_partition {
@@ -380,6 +383,11 @@ struct grp_config {
      * (not from inside this call). records and their bytes are valid during the call. */
     void (*append)(void *arg, int32_t offsets_partition, const struct grp_record *records,
                    size_t n_records, void *token);
+    /* The same for a TxnOffsetCommit: the records go in a transactional batch of the
+     * producer (id, epoch), which its transaction's marker completes. Needed only when
+     * grp_txn_commit is called. */
+    void (*append_txn)(void *arg, int32_t offsets_partition, const struct grp_record *records,
+                       size_t n_records, int64_t producer_id, int16_t producer_epoch, void *token);
     void *append_arg;
     /* Optional: whether the client that sent the JoinGroup with this ctx can no longer
      * get its answer (its connection closed). A new dynamic member whose join is
@@ -423,6 +431,10 @@ void grp_load_begin(struct grp_coordinator *c, int64_t now_ms, int32_t partition
  * (newer record types) are skipped and return 0. */
 int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice key,
                     struct slice value);
+/* A record of a transactional batch of producer_id: an offset commit stays pending until
+ * the producer's marker (grp_txn_marker), as Kafka loads TxnOffsetCommit records. */
+int grp_load_txn_record(struct grp_coordinator *c, int32_t partition, struct slice key,
+                        struct slice value, int64_t producer_id);
 void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition);
 /* This node lost the partition: waiting joins/syncs get NOT_COORDINATOR, its groups are
  * dropped from memory. Appends in flight still get their grp_append_done. */
@@ -449,6 +461,16 @@ void grp_leave(struct grp_coordinator *c, int64_t now_ms, const struct grp_leave
                void *ctx);
 void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_commit_req *req,
                 void *ctx);
+/* TxnOffsetCommit v0-v4: an OffsetCommit inside producer (id, epoch)'s transaction.
+ * Validated and answered as a commit (on_commit_done), once its records are durable in
+ * a transactional batch (cfg->append_txn); the offsets become visible only when the
+ * transaction's COMMIT marker reaches their partition (grp_txn_marker). */
+void grp_txn_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_commit_req *req,
+                    int64_t producer_id, int16_t producer_epoch, void *ctx);
+/* A transaction marker of producer_id is durable in partition of __consumer_offsets (or,
+ * while loading, was read there): its pending offsets become committed (commit) or are
+ * dropped. */
+void grp_txn_marker(struct grp_coordinator *c, int32_t partition, int64_t producer_id, bool commit);
 void grp_fetch(struct grp_coordinator *c, int64_t now_ms, const struct grp_fetch_req *req,
                void *ctx);
 void grp_describe(struct grp_coordinator *c, int64_t now_ms, const struct grp_describe_req *req,

@@ -123,6 +123,10 @@ struct grp_group {
     size_t n_subscribed_topics;
 
     struct hmap offsets; /* grp__offset_key() -> struct grp_offset_entry */
+    /* Offsets committed inside transactions (TxnOffsetCommit), durable but not visible
+     * until their producer's COMMIT marker, dropped by its ABORT marker (offsets.c). */
+    struct grp_txn_offset *txn_offsets;
+    size_t n_txn_offsets, cap_txn_offsets;
 
     int refs;          /* pending operations referring to this group */
     bool removed;      /* no longer in the coordinator's map (deleted or unloaded) */
@@ -141,6 +145,12 @@ enum grp_op_kind {
 
 struct grp_delete_batch; /* admin.c */
 
+/* An offset committed in producer_id's open transaction; e is owned. */
+struct grp_txn_offset {
+    int64_t producer_id;
+    struct grp_offset_entry *e;
+};
+
 /* An append in flight; its address is the token given to cfg->append. */
 struct grp_pending_op {
     enum grp_op_kind kind;
@@ -148,6 +158,8 @@ struct grp_pending_op {
     struct grp_group *group; /* holds a ref; may be NULL for GRP_OP_DELETE_GROUPS */
     void *ctx;
     int32_t generation;
+    int64_t txn_producer_id; /* GRP_OP_COMMIT in a transaction (TxnOffsetCommit), else -1 */
+    int16_t txn_producer_epoch;
     struct arena arena; /* everything below lives here */
 
     /* GRP_OP_COMMIT and GRP_OP_OFFSET_DELETE: response skeleton + the entries to apply */
@@ -271,6 +283,8 @@ void grp__awaiting_dec(struct grp_group *g);
 struct slice grp__offset_key(struct buf *b, struct slice topic, int32_t partition);
 void grp__offset_entry_free(struct grp_offset_entry *e);
 void grp__offsets_clear(struct grp_group *g);
+/* Forgets the group's offsets pending in transactions (unload, deletion). */
+void grp__txn_offsets_clear(struct grp_group *g);
 void grp__commit_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error);
 void grp__offset_delete_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error);
 void grp__expire_offsets(struct grp_coordinator *c, int64_t now_ms);

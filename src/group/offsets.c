@@ -120,8 +120,8 @@ static bool stores_something(const struct grp_coordinator *c, const struct grp_c
     return false;
 }
 
-void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_commit_req *req,
-                void *ctx)
+static void commit_impl(struct grp_coordinator *c, int64_t now_ms, const struct grp_commit_req *req,
+                        int64_t txn_producer_id, int16_t txn_producer_epoch, void *ctx)
 {
     ASSERT(!c->in_callback);
     int16_t err = grp__validate_group(c, req->group_id, true);
@@ -158,6 +158,8 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
     }
 
     struct grp_pending_op *op = grp__op_new(c, GRP_OP_COMMIT, err ? NULL : g, ctx);
+    op->txn_producer_id = txn_producer_id;
+    op->txn_producer_epoch = txn_producer_epoch;
     struct arena *a = &op->arena;
     size_t total = 0;
     for (size_t t = 0; t < req->n_topics; t++)
@@ -225,6 +227,128 @@ void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_comm
     buf_free(&b);
 }
 
+void grp_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_commit_req *req,
+                void *ctx)
+{
+    commit_impl(c, now_ms, req, -1, -1, ctx);
+}
+
+void grp_txn_commit(struct grp_coordinator *c, int64_t now_ms, const struct grp_commit_req *req,
+                    int64_t producer_id, int16_t producer_epoch, void *ctx)
+{
+    ASSERT(producer_id >= 0 && c->cfg.append_txn);
+    commit_impl(c, now_ms, req, producer_id, producer_epoch, ctx);
+}
+
+/* ---- offsets pending in transactions ---- */
+
+static bool same_partition(const struct grp_offset_entry *a, const struct grp_offset_entry *b)
+{
+    return a->partition == b->partition && slice_eq(grp__bs(a->topic), grp__bs(b->topic));
+}
+
+/* Records src (copied) as pending in producer_id's transaction; a later commit of the
+ * same partition in the same transaction replaces it. */
+static void txn_offset_put(struct grp_group *g, int64_t producer_id,
+                           const struct grp_offset_entry *src)
+{
+    struct grp_offset_entry *e = xcalloc(1, sizeof *e);
+    e->topic = grp__bytes_dup(grp__bs(src->topic).ptr ? grp__bs(src->topic) : EMPTY);
+    e->partition = src->partition;
+    e->offset = src->offset;
+    e->leader_epoch = src->leader_epoch;
+    e->metadata = grp__bytes_dup(grp__bs(src->metadata).ptr ? grp__bs(src->metadata) : EMPTY);
+    e->commit_ts_ms = src->commit_ts_ms;
+    e->expire_ts_ms = src->expire_ts_ms;
+    for (size_t i = 0; i < g->n_txn_offsets; i++) {
+        struct grp_txn_offset *t = &g->txn_offsets[i];
+        if (t->producer_id == producer_id && same_partition(t->e, e)) {
+            grp__offset_entry_free(t->e);
+            t->e = e;
+            return;
+        }
+    }
+    if (g->n_txn_offsets == g->cap_txn_offsets) {
+        g->cap_txn_offsets = g->cap_txn_offsets ? 2 * g->cap_txn_offsets : 4;
+        g->txn_offsets = xrealloc(g->txn_offsets, g->cap_txn_offsets * sizeof *g->txn_offsets);
+    }
+    g->txn_offsets[g->n_txn_offsets++] = (struct grp_txn_offset){producer_id, e};
+}
+
+static void txn_offsets_complete(struct grp_group *g, int64_t producer_id, bool commit)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < g->n_txn_offsets; i++) {
+        struct grp_txn_offset *t = &g->txn_offsets[i];
+        if (t->producer_id != producer_id) {
+            g->txn_offsets[keep++] = *t;
+            continue;
+        }
+        if (commit)
+            grp__set_offset(g, t->e);
+        grp__offset_entry_free(t->e);
+    }
+    g->n_txn_offsets = keep;
+}
+
+static bool txn_offset_pending(const struct grp_group *g, struct slice topic, int32_t partition)
+{
+    for (size_t i = 0; i < g->n_txn_offsets; i++)
+        if (g->txn_offsets[i].e->partition == partition &&
+            slice_eq(grp__bs(g->txn_offsets[i].e->topic), topic))
+            return true;
+    return false;
+}
+
+void grp__txn_offsets_clear(struct grp_group *g)
+{
+    for (size_t i = 0; i < g->n_txn_offsets; i++)
+        grp__offset_entry_free(g->txn_offsets[i].e);
+    free(g->txn_offsets);
+    g->txn_offsets = NULL;
+    g->n_txn_offsets = g->cap_txn_offsets = 0;
+}
+
+void grp_txn_marker(struct grp_coordinator *c, int32_t partition, int64_t producer_id, bool commit)
+{
+    ASSERT(!c->in_callback);
+    struct slice k;
+    void *v;
+    for (size_t it = 0; hmap_next(&c->groups, &it, &k, &v);) {
+        struct grp_group *g = v;
+        if (g->partition == partition && g->n_txn_offsets > 0)
+            txn_offsets_complete(g, producer_id, commit);
+    }
+}
+
+int grp_load_txn_record(struct grp_coordinator *c, int32_t partition, struct slice key,
+                        struct slice value, int64_t producer_id)
+{
+    struct grp_key k;
+    if (grp_key_decode(key, &k) != 0 || k.kind != GRP_KEY_OFFSET || !value.ptr ||
+        grp_partition_for(c, k.group) != partition)
+        return grp_load_record(c, partition, key, value); /* its checks and messages */
+    struct grp_offset_value v;
+    if (grp_offset_value_decode(value, &v) != 0)
+        return grp_load_record(c, partition, key, value);
+    struct grp_group *g = grp__get(c, k.group);
+    if (!g) {
+        g = grp__create(c, k.group, -1);
+        g->state_ts_ms = -1;
+    }
+    struct grp_offset_entry e = {
+        .topic = {(uint8_t *)k.topic.ptr, k.topic.len},
+        .partition = k.partition,
+        .offset = v.offset,
+        .leader_epoch = v.leader_epoch,
+        .metadata = {(uint8_t *)v.metadata.ptr, v.metadata.len},
+        .commit_ts_ms = v.commit_timestamp_ms,
+        .expire_ts_ms = v.expire_timestamp_ms,
+    };
+    txn_offset_put(g, producer_id, &e);
+    return 0;
+}
+
 void grp__commit_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error)
 {
     int16_t mapped = error ? grp__map_append_error(error) : GRP_ERR_NONE;
@@ -233,7 +357,9 @@ void grp__commit_done(struct grp_coordinator *c, struct grp_pending_op *op, int1
         *op->entry_error[i] = mapped;
         /* A group deleted or unloaded meanwhile keeps nothing in memory; a deletion
          * wrote tombstones for these partitions after this commit's records. */
-        if (!mapped && g && !g->removed)
+        if (!mapped && g && !g->removed && op->txn_producer_id >= 0)
+            txn_offset_put(g, op->txn_producer_id, &op->entries[i]);
+        else if (!mapped && g && !g->removed)
             grp__set_offset(g, &op->entries[i]);
     }
     if (error)
@@ -258,7 +384,7 @@ static int cmp_entry(const void *a, const void *b)
 }
 
 static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *rg,
-                      struct grp_fetch_resp_group *out)
+                      bool require_stable, struct grp_fetch_resp_group *out)
 {
     struct arena *a = &c->resp;
     out->group_id = rg->group_id.ptr ? rg->group_id : EMPTY;
@@ -292,6 +418,9 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
             }
             parts[i] = (struct grp_fetch_resp_partition){e->partition, e->offset, e->leader_epoch,
                                                          grp__bs(e->metadata), GRP_ERR_NONE};
+            if (require_stable && txn_offset_pending(g, grp__bs(e->topic), e->partition))
+                parts[i] = (struct grp_fetch_resp_partition){e->partition, -1, -1, EMPTY,
+                                                             GRP_ERR_UNSTABLE_OFFSET_COMMIT};
             topics[nt - 1].n_partitions++;
         }
         out->topics = topics;
@@ -316,6 +445,9 @@ static void fetch_one(struct grp_coordinator *c, const struct grp_fetch_group *r
                 e ? (struct grp_fetch_resp_partition){e->partition, e->offset, e->leader_epoch,
                                                       grp__bs(e->metadata), out->error}
                   : (struct grp_fetch_resp_partition){rt->partitions[i], -1, -1, EMPTY, out->error};
+            if (g && require_stable && txn_offset_pending(g, topics[t].name, rt->partitions[i]))
+                ps[i] = (struct grp_fetch_resp_partition){rt->partitions[i], -1, -1, EMPTY,
+                                                          GRP_ERR_UNSTABLE_OFFSET_COMMIT};
         }
     }
     buf_free(&kb);
@@ -331,7 +463,7 @@ void grp_fetch(struct grp_coordinator *c, int64_t now_ms, const struct grp_fetch
     struct grp_fetch_resp_group *groups =
         arena_alloc(&c->resp, (req->n_groups ? req->n_groups : 1) * sizeof(*groups));
     for (size_t i = 0; i < req->n_groups; i++)
-        fetch_one(c, &req->groups[i], &groups[i]);
+        fetch_one(c, &req->groups[i], req->require_stable, &groups[i]);
     struct grp_fetch_resp r = {groups, req->n_groups};
     GRP_CALLBACK(c, on_fetch_done, ctx, &r);
     arena_free(&c->resp);

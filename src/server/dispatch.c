@@ -93,6 +93,7 @@ static bool needs_group_coordinator(int16_t api_key)
     switch (api_key) {
     case 8:  /* OffsetCommit */
     case 9:  /* OffsetFetch */
+    case 28: /* TxnOffsetCommit */
     case 15: /* DescribeGroups */
     case 42: /* DeleteGroups */
     case 47: /* OffsetDelete */ return true;

@@ -35,6 +35,17 @@ static void queue_append(void *arg, int32_t partition, const struct grp_record *
     free(recs);
 }
 
+/* cfg->append_txn: the same, as one transactional batch of the producer. */
+static void queue_append_txn(void *arg, int32_t partition, const struct grp_record *records,
+                             size_t n, int64_t producer_id, int16_t producer_epoch, void *token)
+{
+    struct record_in *recs = xcalloc(n ? n : 1, sizeof *recs);
+    for (size_t i = 0; i < n; i++)
+        recs[i] = (struct record_in){records[i].key, records[i].value};
+    itopic_host_append_txn(arg, partition, recs, n, producer_id, producer_epoch, token);
+    free(recs);
+}
+
 /* The coordinator as the host's machine. */
 static void sm_load_begin(void *sm, int32_t partition, int64_t now_ms)
 {
@@ -46,6 +57,17 @@ static int sm_load_record(void *sm, int32_t partition, int64_t offset, struct sl
 {
     (void)offset;
     return grp_load_record(sm, partition, key, value);
+}
+
+static int sm_load_txn_record(void *sm, int32_t partition, struct slice key, struct slice value,
+                              int64_t producer_id)
+{
+    return grp_load_txn_record(sm, partition, key, value, producer_id);
+}
+
+static void sm_load_marker(void *sm, int32_t partition, int64_t producer_id, bool commit)
+{
+    grp_txn_marker(sm, partition, producer_id, commit);
 }
 
 static void sm_load_end(void *sm, int32_t partition, int64_t now_ms)
@@ -116,6 +138,7 @@ int server_groups_start(struct server *s)
                          ARRAY_LEN(offsets_topic_configs), &s->groups_host) != 0)
         return -1;
     gc.append = queue_append;
+    gc.append_txn = queue_append_txn;
     gc.append_arg = s->groups_host;
     /* An existing topic keeps its partition count (as in Kafka: changing it would move
      * groups to other partitions). */
@@ -128,6 +151,8 @@ int server_groups_start(struct server *s)
         .what = "group",
         .load_begin = sm_load_begin,
         .load_record = sm_load_record,
+        .load_txn_record = sm_load_txn_record,
+        .load_marker = sm_load_marker,
         .load_end = sm_load_end,
         .unload = sm_unload,
         .append_done = sm_append_done,
@@ -220,6 +245,14 @@ const struct mbroker *server_group_coordinator(struct server *s, struct slice gr
     const struct mpartition *p = &t->partitions[grp_partition_for_n(group_id, t->partition_count)];
     const struct mbroker *b = p->leader >= 0 ? cluster_broker_find(s->cluster, p->leader) : NULL;
     return b && !b->fenced ? b : NULL;
+}
+
+void server_groups_txn_marker(struct server *s, int32_t partition, int64_t producer_id, bool commit)
+{
+    if (!s->groups)
+        return;
+    grp_txn_marker(s->groups, partition, producer_id, commit);
+    server_groups_called(s);
 }
 
 void server_groups_topic_deleted(struct server *s, const char *topic)

@@ -403,6 +403,11 @@ struct itopic_machine {
     void (*load_begin)(void *sm, int32_t partition, int64_t now_ms);
     int (*load_record)(void *sm, int32_t partition, int64_t offset, struct slice key,
                        struct slice value);
+    /* Optional: records of a transactional batch of producer_id (without it they go to
+     * load_record), and transaction markers, as the load meets them. */
+    int (*load_txn_record)(void *sm, int32_t partition, struct slice key, struct slice value,
+                           int64_t producer_id);
+    void (*load_marker)(void *sm, int32_t partition, int64_t producer_id, bool commit);
     void (*load_end)(void *sm, int32_t partition, int64_t now_ms);
     /* This node no longer leads the partition: forget its state (loaded again, with
      * load_begin, when it leads it again). */
@@ -444,6 +449,10 @@ void itopic_host_reload(struct itopic_host *h, int32_t partition);
  * m.append_done(token) follows later. Copied and queued; started by itopic_host_idle. */
 void itopic_host_append(struct itopic_host *h, int32_t partition, const struct record_in *recs,
                         size_t n, void *token);
+/* The same as one transactional batch of producer (id, epoch), with the next sequence of
+ * that producer in the partition (TxnOffsetCommit's records). */
+void itopic_host_append_txn(struct itopic_host *h, int32_t partition, const struct record_in *recs,
+                            size_t n, int64_t producer_id, int16_t producer_epoch, void *token);
 /* After every call into the machine made outside the host: re-arms the timer. h may be
  * NULL (no host). */
 void itopic_host_called(struct itopic_host *h);
@@ -549,6 +558,10 @@ void server_groups_leadership(struct server *s, const char *topic, int32_t parti
 const struct mbroker *server_group_coordinator(struct server *s, struct slice group_id);
 /* Removes the committed offsets of a deleted topic from every group. */
 void server_groups_topic_deleted(struct server *s, const char *topic);
+/* A transaction marker of producer_id is durable in partition of __consumer_offsets: the
+ * offsets it committed there in the transaction are applied or dropped. */
+void server_groups_txn_marker(struct server *s, int32_t partition, int64_t producer_id,
+                              bool commit);
 /* After every call into the coordinator: re-arms its timer. */
 void server_groups_called(struct server *s);
 /* Completion callbacks the coordinator calls; each answers the request in ctx. */
@@ -557,6 +570,14 @@ void group_sync_done(void *ctx, const struct grp_sync_resp *resp);
 void group_heartbeat_done(void *ctx, const struct grp_heartbeat_resp *resp);
 void group_leave_done(void *ctx, const struct grp_leave_resp *resp);
 void group_commit_done(void *ctx, const struct grp_commit_resp *resp);
+/* OffsetCommit's path (handlers/offset_commit.c), also for TxnOffsetCommit: with
+ * txn_producer_id >= 0 the commit is inside that producer's transaction. */
+struct offset_commit_request;
+void offset_commit_start(struct request *req, const struct offset_commit_request *in,
+                         int64_t txn_producer_id, int16_t txn_producer_epoch);
+/* TxnOffsetCommit's answer (handlers/txn_offset_commit.c). */
+void txn_offset_commit_respond(struct request *req, const struct grp_commit_resp_topic *topics,
+                               size_t n);
 void group_fetch_done(void *ctx, const struct grp_fetch_resp *resp);
 void group_describe_done(void *ctx, const struct grp_describe_resp *resp);
 void group_list_done(void *ctx, const struct grp_list_resp *resp);
@@ -700,7 +721,9 @@ void server_delays_poll(struct server *s);
     X(22, init_producer_id)                                                                        \
     X(23, offset_for_leader_epoch)                                                                 \
     X(24, add_partitions_to_txn)                                                                   \
+    X(25, add_offsets_to_txn)                                                                      \
     X(26, end_txn)                                                                                 \
+    X(28, txn_offset_commit)                                                                       \
     X(32, describe_configs)                                                                        \
     X(33, alter_configs)                                                                           \
     X(35, describe_log_dirs)                                                                       \

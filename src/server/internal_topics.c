@@ -61,10 +61,12 @@ static void append_internal(struct server *s, struct partition *p, const struct 
 }
 
 /* Calls fn for every record of p from its log start, in offset order (start-up only:
- * reads synchronously). what names the state in log lines ("group"). 0 or a storage
- * error. */
+ * reads synchronously), with the producer id of its batch when the batch is
+ * transactional (else -1), and marker for every transaction marker. what names the state
+ * in log lines ("group"). 0 or a storage error. */
 static int scan_partition(struct partition *p, const char *what,
-                          void (*fn)(void *arg, const struct record *r), void *arg)
+                          void (*fn)(void *arg, const struct record *r, int64_t txn_producer_id),
+                          void (*marker)(void *arg, int64_t producer_id, bool commit), void *arg)
 {
     int64_t offset = log_start_offset(p->log);
     int64_t end = log_end_offset(p->log);
@@ -103,15 +105,22 @@ static int scan_partition(struct partition *p, const char *what,
         int more = 0;
         while (rc == 0 && (more = batch_iter_next(&it, &info, true)) > 0) {
             offset = batch_last_offset(&info) + 1;
+            enum txn_marker_type type;
+            int32_t coordinator_epoch;
+            if ((info.attributes & BATCH_ATTR_CONTROL) && info.producer_id >= 0 &&
+                batch_parse_marker(data.data + it.batch_pos, &info, &type, &coordinator_epoch) == 0)
+                marker(arg, info.producer_id, type == TXN_MARKER_COMMIT);
             if (batch_compression(&info) != 0 || (info.attributes & BATCH_ATTR_CONTROL))
                 continue; /* the broker writes its internal records uncompressed */
+            int64_t txn_producer_id =
+                (info.attributes & BATCH_ATTR_TRANSACTIONAL) ? info.producer_id : -1;
             struct record_iter ri;
             struct record r;
             record_iter_init(&ri, data.data + it.batch_pos, &info);
             int got;
             while ((got = record_iter_next(&ri, &r)) > 0)
                 if (r.offset >= log_start_offset(p->log))
-                    fn(arg, &r);
+                    fn(arg, &r, txn_producer_id);
             if (got < 0)
                 rc = got;
         }
@@ -161,8 +170,10 @@ struct itopic_append {
     int32_t partition;
     struct record_in *records; /* slices into bytes */
     size_t n;
-    struct buf bytes; /* keys and values of records, copied */
-    void *token;      /* the machine's, handed back to m.append_done */
+    struct buf bytes;    /* keys and values of records, copied */
+    void *token;         /* the machine's, handed back to m.append_done */
+    int64_t producer_id; /* a transactional batch of this producer, else -1 */
+    int16_t producer_epoch;
 };
 
 struct itopic_host {
@@ -358,12 +369,20 @@ static struct slice copy_bytes(struct buf *b, struct slice src)
 void itopic_host_append(struct itopic_host *h, int32_t partition, const struct record_in *recs,
                         size_t n, void *token)
 {
+    itopic_host_append_txn(h, partition, recs, n, -1, -1, token);
+}
+
+void itopic_host_append_txn(struct itopic_host *h, int32_t partition, const struct record_in *recs,
+                            size_t n, int64_t producer_id, int16_t producer_epoch, void *token)
+{
     ASSERT(!h->stopped);
     ASSERT(partition >= 0 && partition < h->partitions);
     struct itopic_append *a = xcalloc(1, sizeof *a);
     a->host = h;
     a->partition = partition;
     a->token = token;
+    a->producer_id = producer_id;
+    a->producer_epoch = producer_epoch;
     a->n = n;
     a->records = xcalloc(n ? n : 1, sizeof *a->records);
     buf_init(&a->bytes);
@@ -383,6 +402,30 @@ void itopic_host_append(struct itopic_host *h, int32_t partition, const struct r
 }
 
 static void reload_partitions(struct itopic_host *h);
+
+/* A's records as one transactional batch of its producer. Kafka's coordinator skips the
+ * sequence check for its own transactional writes; here the batch continues the
+ * producer's sequence in this partition instead (the log checks it), which comes to the
+ * same: its records are written once and ended by the producer's marker. */
+static void append_txn_internal(struct server *s, struct partition *p, struct itopic_append *a,
+                                void (*done)(void *arg, int16_t error))
+{
+    struct pstate_batch last;
+    int32_t seq = 0;
+    if (log_producer_last(p->log, a->producer_id, &last) && last.epoch == a->producer_epoch)
+        seq = pstate_seq_add(last.last_seq, 1);
+    struct record_out *recs = xcalloc(a->n ? a->n : 1, sizeof *recs);
+    for (size_t i = 0; i < a->n; i++)
+        recs[i] = (struct record_out){.key = a->records[i].key, .value = a->records[i].value};
+    struct batch_producer producer = {a->producer_id, a->producer_epoch, seq};
+    struct buf batch;
+    buf_init(&batch);
+    batch_encode_records(&batch, recs, a->n, time_wall_ms(), &producer);
+    batch_set_transactional(batch.data, batch.len);
+    server_append_durable(s, p, batch.data, batch.len, done, a);
+    buf_free(&batch);
+    free(recs);
+}
 
 void itopic_host_idle(struct itopic_host *h)
 {
@@ -405,7 +448,10 @@ void itopic_host_idle(struct itopic_host *h)
             append_done(a, KERR_NOT_COORDINATOR);
             continue;
         }
-        append_internal(h->srv, p, a->records, a->n, append_done, a);
+        if (a->producer_id >= 0)
+            append_txn_internal(h->srv, p, a, append_done);
+        else
+            append_internal(h->srv, p, a->records, a->n, append_done, a);
     }
 }
 
@@ -416,14 +462,25 @@ struct load_ctx {
     size_t bad;
 };
 
-static void load_one(void *arg, const struct record *r)
+static void load_one(void *arg, const struct record *r, int64_t txn_producer_id)
 {
     struct load_ctx *l = arg;
     l->records++;
     if (!r->key.ptr)
         return;
-    if (l->h->m.load_record(l->h->m.sm, l->partition, r->offset, r->key, r->value) != 0)
+    const struct itopic_machine *m = &l->h->m;
+    int rc = txn_producer_id >= 0 && m->load_txn_record
+                 ? m->load_txn_record(m->sm, l->partition, r->key, r->value, txn_producer_id)
+                 : m->load_record(m->sm, l->partition, r->offset, r->key, r->value);
+    if (rc != 0)
         l->bad++;
+}
+
+static void load_marker(void *arg, int64_t producer_id, bool commit)
+{
+    struct load_ctx *l = arg;
+    if (l->h->m.load_marker)
+        l->h->m.load_marker(l->h->m.sm, l->partition, producer_id, commit);
 }
 
 /* The partition, if this node hosts and leads it. */
@@ -439,7 +496,7 @@ static int load_partition(struct itopic_host *h, struct partition *p, int32_t i,
     struct load_ctx l = {h, i, 0, 0};
     h->in_machine = true;
     h->m.load_begin(h->m.sm, i, time_wall_ms());
-    int rc = scan_partition(p, h->m.what, load_one, &l);
+    int rc = scan_partition(p, h->m.what, load_one, load_marker, &l);
     h->m.load_end(h->m.sm, i, time_wall_ms());
     h->in_machine = false;
     h->loaded[i] = true;

@@ -139,6 +139,8 @@ static void marker_written(void *arg, int16_t error)
         if (error != KERR_NONE)
             say_warn("server", "transaction marker for producer %lld in %s-%d refused: %s",
                      (long long)j->producer_id, mp->topic, mp->partition, kafka_error_name(error));
+        else if (strcmp(mp->topic, "__consumer_offsets") == 0)
+            server_groups_txn_marker(j->s, mp->partition, j->producer_id, j->commit);
         mp->done = true;
         j->remaining--;
     }

@@ -230,6 +230,14 @@ void batch_encode_records(struct buf *out, const struct record_out *recs, size_t
 
 #define MARKER_VERSION 0
 
+void batch_set_transactional(uint8_t *batch, size_t len)
+{
+    uint16_t attrs = be16_read(batch + BATCH_OFF_ATTRIBUTES);
+    be16_write(batch + BATCH_OFF_ATTRIBUTES, (uint16_t)(attrs | BATCH_ATTR_TRANSACTIONAL));
+    be32_write(batch + BATCH_OFF_CRC,
+               crc32c(0, batch + BATCH_OFF_ATTRIBUTES, len - BATCH_OFF_ATTRIBUTES));
+}
+
 void batch_encode_marker(struct buf *out, int64_t producer_id, int16_t producer_epoch,
                          enum txn_marker_type type, int32_t coordinator_epoch, int64_t timestamp)
 {
@@ -244,9 +252,8 @@ void batch_encode_marker(struct buf *out, int64_t producer_id, int16_t producer_
     size_t start = out->len;
     batch_encode_records(out, &r, 1, timestamp, &producer);
     uint8_t *b = out->data + start;
-    be16_write(b + BATCH_OFF_ATTRIBUTES, BATCH_ATTR_CONTROL | BATCH_ATTR_TRANSACTIONAL);
-    be32_write(b + BATCH_OFF_CRC,
-               crc32c(0, b + BATCH_OFF_ATTRIBUTES, out->len - start - BATCH_OFF_ATTRIBUTES));
+    be16_write(b + BATCH_OFF_ATTRIBUTES, BATCH_ATTR_CONTROL);
+    batch_set_transactional(b, out->len - start);
 }
 
 int batch_parse_marker(const uint8_t *batch, const struct batch_info *info,

@@ -233,6 +233,10 @@ struct batch_producer {
 void batch_encode_records(struct buf *out, const struct record_out *recs, size_t n,
                           int64_t timestamp, const struct batch_producer *producer);
 
+/* Marks a batch batch_encode_records made (whole, batch[0..len)) as transactional: the
+ * attribute bit and a new CRC. */
+void batch_set_transactional(uint8_t *batch, size_t len);
+
 /* Transaction markers (KIP-98): a control batch (attributes control + transactional) of
  * one record whose key is Version int16 = 0, Type int16 (0 ABORT, 1 COMMIT) and whose
  * value is Version int16 = 0, CoordinatorEpoch int32. */

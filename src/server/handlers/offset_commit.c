@@ -3,7 +3,10 @@
  * here; the rest go to the coordinator, which answers once its records are synced.
  * The answer is laid out as Kafka's (refusals.h). When nothing is left for the
  * coordinator it is not called at all, as in Kafka, so such a request makes no
- * group. */
+ * group.
+ *
+ * TxnOffsetCommit (key 28, handlers/txn_offset_commit.c) goes the same way, inside a
+ * producer's transaction (offset_commit_start with its producer id). */
 #include "server/handlers/refusals.h"
 
 struct commit_state {
@@ -17,12 +20,19 @@ static bool known_partition(const struct topic_state *ts, int32_t partition)
 
 void handle_offset_commit(struct request *req)
 {
-    struct server *s = req->srv;
     struct offset_commit_request in;
     if (offset_commit_request_decode(&req->body, req->hdr.api_version, &req->arena, &in) != 0) {
         request_malformed(req);
         return;
     }
+    offset_commit_start(req, &in, -1, -1);
+}
+
+void offset_commit_start(struct request *req, const struct offset_commit_request *request,
+                         int64_t txn_producer_id, int16_t txn_producer_epoch)
+{
+    struct server *s = req->srv;
+    const struct offset_commit_request in = *request;
     size_t nt = (size_t)MAX(in.topics_count, 0);
     struct commit_state *st = REQ_ALLOC(req, struct commit_state, 1);
     req->state = st;
@@ -74,9 +84,13 @@ void handle_offset_commit(struct request *req)
         .group_instance_id = in.group_instance_id,
         .topics = topics,
         .n_topics = n_topics,
-        .missing_group_not_found = req->hdr.api_version >= 9,
+        .missing_group_not_found =
+            req->hdr.api_key == API_KEY_OFFSET_COMMIT && req->hdr.api_version >= 9,
     };
-    grp_commit(s->groups, time_wall_ms(), &g, req);
+    if (txn_producer_id >= 0)
+        grp_txn_commit(s->groups, time_wall_ms(), &g, txn_producer_id, txn_producer_epoch, req);
+    else
+        grp_commit(s->groups, time_wall_ms(), &g, req);
     server_groups_called(s);
 }
 
@@ -87,6 +101,10 @@ void group_commit_done(void *ctx, const struct grp_commit_resp *g)
     struct commit_state *st = req->state;
     const struct grp_commit_resp_topic *topics;
     size_t n = refusals_merge(&st->refused, &req->arena, g->topics, g->n_topics, &topics);
+    if (req->hdr.api_key == API_KEY_TXN_OFFSET_COMMIT) {
+        txn_offset_commit_respond(req, topics, n);
+        return;
+    }
     struct offset_commit_response resp;
     offset_commit_response_init(&resp);
     resp.topics_count = (int32_t)n;

@@ -397,6 +397,27 @@ def list_offsets_v7(conn, topic, partition, timestamp):
     return err, ts, off
 
 
+def offset_fetch_v7(conn, group, topic, partition, require_stable=False):
+    """OffsetFetch v7 (flexible) of one partition. Returns (partition error, offset)."""
+    body = (cstring(group) + carray([cstring(topic) + carray([i32(partition)]) + TAGS])
+            + i8(1 if require_stable else 0) + TAGS)
+    r = conn.request(9, 7, body, flexible=True)
+    r.i32()
+
+    def part(r):
+        p = (r.i32(), r.i64(), r.i32(), r.cstring(), r.i16())
+        r.tags()
+        return p
+
+    def one_topic(r):
+        t = (r.cstring(), r.carray(part))
+        r.tags()
+        return t
+
+    ((_, ((_, off, _, _, err),)),) = r.carray(one_topic)
+    return err, off
+
+
 def fetch_body(topic, partition, offset, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20):
     return (
         i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0)

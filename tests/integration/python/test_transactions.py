@@ -129,3 +129,68 @@ def test_coordinator_survives_kill_9(broker):
     p2.commit_transaction(30)
     got = values(consume_all(broker, "durable-tx", 2, expected=40, **COMMITTED))
     assert got == sorted([b"a-%04d" % i for i in range(20)] + [b"b-%04d" % i for i in range(20)])
+
+
+def test_offsets_committed_in_the_transaction(broker):
+    """Consume-transform-produce (sendOffsetsToTransaction): the group's offsets move
+    with the transaction's commit, and not at all with its abort."""
+    create_topic(broker, "in", 1)
+    create_topic(broker, "out", 1)
+    plain = producer(broker)
+    for i in range(30):
+        plain.produce("in", b"in-%04d" % i, partition=0)
+    plain.flush(10)
+    c = consumer(broker, **{"group.id": "etl", "enable.auto.commit": False, **COMMITTED})
+    c.assign([TopicPartition("in", 0, 0)])
+    p = txn_producer(broker, "etl-1")
+
+    def step(n, commit):
+        got = []
+        while len(got) < n:
+            got += [m for m in c.consume(n - len(got), timeout=1) if m.error() is None]
+        p.begin_transaction()
+        for m in got:
+            p.produce("out", m.value().replace(b"in", b"out"), partition=0)
+        p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 10)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+
+    def committed():
+        return c.committed([TopicPartition("in", 0)], timeout=10)[0].offset
+
+    step(10, True)
+    assert committed() == 10
+    step(10, False)
+    assert committed() == 10  # the aborted transaction's offsets are dropped
+    c.seek(TopicPartition("in", 0, 10))  # re-process what the abort threw away
+    step(20, True)
+    assert committed() == 30
+    c.close()
+    got = values(consume_all(broker, "out", 1, expected=30, **COMMITTED))
+    assert got == [b"out-%04d" % i for i in range(30)]
+    # The group's offsets survive a restart: the load resolves them by the markers.
+    broker.kill()
+    broker.start()
+    c2 = consumer(broker, **{"group.id": "etl", "enable.auto.commit": False, **COMMITTED})
+    assert c2.committed([TopicPartition("in", 0)], timeout=20)[0].offset == 30
+    c2.close()
+
+
+def test_pending_offsets_are_unstable(broker):
+    """OffsetFetch with RequireStable answers UNSTABLE_OFFSET_COMMIT while a transaction
+    holds offsets for the partition; without it, the last committed offset."""
+    create_topic(broker, "src", 1)
+    p = txn_producer(broker, "holder-of-offsets")
+    p.begin_transaction()
+    p.produce("src", b"x", partition=0)
+    meta = consumer(broker, **{"group.id": "g-unstable"}).consumer_group_metadata()
+    p.send_offsets_to_transaction([TopicPartition("src", 0, 7)], meta, 10)
+    with kwire.Conn(broker.port) as conn:
+        assert kwire.offset_fetch_v7(conn, "g-unstable", "src", 0, require_stable=True) == (88, -1)
+        assert kwire.offset_fetch_v7(conn, "g-unstable", "src", 0, require_stable=False) == (0, -1)
+        p.commit_transaction(30)
+        wait_until(lambda: kwire.offset_fetch_v7(conn, "g-unstable", "src", 0,
+                                                 require_stable=True) == (0, 7),
+                   10, what="the committed offset")

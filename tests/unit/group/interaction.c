@@ -17,7 +17,10 @@
  *   commit NAME group=G gen=N member=A [inst=I] [v9] [mdlen=BYTES] topic/partition=offset...
  *        (v9: a request of OffsetCommit v9+, see grp_commit_req.missing_group_not_found;
  *        mdlen: each partition's metadata is that many bytes, default none)
- *   fetch group=G [topic/partition...]      (no partitions: all)
+ *   fetch group=G [stable] [topic/partition...]  (no partitions: all; stable:
+ *        RequireStable)
+ *   commit ... pid=P [epoch=E]   a TxnOffsetCommit in producer P's transaction
+ *   marker PARTITION pid=P commit|abort   P's transaction marker in that partition
  *   describe G | list [STATE...] | delete NAME G... | offset-delete NAME group=G t/p...
  *   tick MS          advance the clock, ticking at every deadline on the way
  *   budget BYTES     (first in a file) restart with max_total_member_bytes = BYTES
@@ -122,6 +125,7 @@ static const char *err_name(int16_t e)
         {GRP_ERR_GROUP_MAX_SIZE_REACHED, "GROUP_MAX_SIZE_REACHED"},
         {GRP_ERR_FENCED_INSTANCE_ID, "FENCED_INSTANCE_ID"},
         {GRP_ERR_GROUP_SUBSCRIBED_TO_TOPIC, "GROUP_SUBSCRIBED_TO_TOPIC"},
+        {GRP_ERR_UNSTABLE_OFFSET_COMMIT, "UNSTABLE_OFFSET_COMMIT"},
     };
     for (size_t i = 0; i < ARRAY_LEN(names); i++)
         if (names[i].code == e)
@@ -241,9 +245,12 @@ static void on_fetch(void *p, const struct grp_fetch_resp *r)
                     err_name(r->groups[g].error));
         for (size_t t = 0; t < r->groups[g].n_topics; t++) {
             const struct grp_fetch_resp_topic *rt = &r->groups[g].topics[t];
-            for (size_t i = 0; i < rt->n_partitions; i++)
+            for (size_t i = 0; i < rt->n_partitions; i++) {
                 script_outf(" %.*s/%d=%lld", (int)rt->name.len, rt->name.ptr,
                             rt->partitions[i].partition, (long long)rt->partitions[i].offset);
+                if (rt->partitions[i].error != r->groups[g].error)
+                    script_outf("(%s)", err_name(rt->partitions[i].error));
+            }
         }
         script_outf("\n");
     }
@@ -366,6 +373,13 @@ static void fake_append(void *arg, int32_t partition, const struct grp_record *r
         pending[n_pending++] = token;
 }
 
+static void fake_append_txn(void *arg, int32_t partition, const struct grp_record *recs, size_t n,
+                            int64_t producer_id, int16_t producer_epoch, void *token)
+{
+    script_outf("append txn pid=%lld epoch=%d ", (long long)producer_id, producer_epoch);
+    fake_append(arg, partition, recs, n, token);
+}
+
 /* ---- world ---- */
 
 static struct grp_coordinator *C;
@@ -383,6 +397,7 @@ static void reset_world(void)
     struct grp_config cfg;
     grp_config_defaults(&cfg);
     cfg.append = fake_append;
+    cfg.append_txn = fake_append_txn;
     cfg.on_join_done = on_join;
     cfg.on_sync_done = on_sync;
     cfg.on_heartbeat_done = on_heartbeat;
@@ -571,7 +586,11 @@ static int cmd_commit(void)
                                  ts,
                                  t.n,
                                  flag("v9")};
-    grp_commit(C, now, &req, ctx_new(argv_[1], NULL));
+    if (arg("pid"))
+        grp_txn_commit(C, now, &req, strtoll(arg("pid"), NULL, 10), (int16_t)arg_i32("epoch", 0),
+                       ctx_new(argv_[1], NULL));
+    else
+        grp_commit(C, now, &req, ctx_new(argv_[1], NULL));
     return 0;
 }
 
@@ -584,7 +603,7 @@ static int cmd_fetch(void)
     for (size_t i = 0; i < t.n; i++)
         ts[i] = (struct grp_fetch_topic){S(t.topics[i]), &t.parts[i], 1};
     struct grp_fetch_group g = {S(arg("group")), t.n ? ts : NULL, t.n};
-    struct grp_fetch_req req = {&g, 1, false};
+    struct grp_fetch_req req = {&g, 1, flag("stable")};
     grp_fetch(C, now, &req, NULL);
     return 0;
 }
@@ -660,6 +679,11 @@ static int run_command(int argc, char **argv)
         return cmd_fetch();
     if (strcmp(cmd, "offset-delete") == 0 && argc_ >= 2)
         return cmd_offset_delete();
+    if (strcmp(cmd, "marker") == 0 && argc_ >= 3 && arg("pid")) {
+        grp_txn_marker(C, (int32_t)strtol(argv_[1], NULL, 10), strtoll(arg("pid"), NULL, 10),
+                       flag("commit"));
+        return 0;
+    }
     if (strcmp(cmd, "leave") == 0)
         return cmd_leave();
     if (strcmp(cmd, "hb") == 0) {
