@@ -1,0 +1,153 @@
+package samsa.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.ProducerFencedException;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The Java client's transactional producer (transaction version 1: the broker does not
+ * advertise transaction.version 2) against read_committed consumers: commit, abort,
+ * sendOffsetsToTransaction, and a zombie fenced by a new instance.
+ */
+class TransactionsTest extends BrokerTestBase {
+    @BeforeAll
+    static void start() throws Exception {
+        startBroker(Map.of());
+    }
+
+    private KafkaProducer<String, String> txnProducer(String id) {
+        KafkaProducer<String, String> p =
+                producer(Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, id));
+        p.initTransactions();
+        return p;
+    }
+
+    /** Every value in the topic's partitions, as a read_committed or read_uncommitted
+     *  consumer sees them, read until the last stable offset / high watermark. */
+    private List<String> readAll(String topic, int partitions, boolean committed) {
+        KafkaConsumer<String, String> c = consumer(null, Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG,
+                committed ? "read_committed" : "read_uncommitted"));
+        List<TopicPartition> tps = new ArrayList<>();
+        for (int p = 0; p < partitions; p++) {
+            tps.add(new TopicPartition(topic, p));
+        }
+        c.assign(tps);
+        c.seekToBeginning(tps);
+        Map<TopicPartition, Long> ends = c.endOffsets(tps);
+        List<String> out = new ArrayList<>();
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+            boolean done = true;
+            for (TopicPartition tp : tps) {
+                done &= c.position(tp) >= ends.get(tp);
+            }
+            if (done) {
+                break;
+            }
+            assertTrue(System.nanoTime() < deadline, "read only " + out.size() + " records");
+            for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                out.add(r.value());
+            }
+        }
+        out.sort(null);
+        return out;
+    }
+
+    @Test
+    @Timeout(120)
+    void commitAndAbort() throws Exception {
+        String topic = "java-tx";
+        createTopic(admin(), topic, 3);
+        KafkaProducer<String, String> p = txnProducer("java-app");
+        p.beginTransaction();
+        for (int i = 0; i < 90; i++) {
+            p.send(new ProducerRecord<>(topic, i % 3, null, String.format("c-%03d", i)));
+        }
+        p.commitTransaction();
+        p.beginTransaction();
+        for (int i = 0; i < 30; i++) {
+            p.send(new ProducerRecord<>(topic, i % 3, null, String.format("a-%03d", i)));
+        }
+        p.flush();
+        p.abortTransaction();
+        List<String> committed = readAll(topic, 3, true);
+        assertEquals(90, committed.size(), "read_committed: " + committed.size());
+        for (int i = 0; i < 90; i++) {
+            assertEquals(String.format("c-%03d", i), committed.get(i));
+        }
+        assertEquals(120, readAll(topic, 3, false).size());
+    }
+
+    @Test
+    @Timeout(120)
+    void sendOffsetsToTransaction() throws Exception {
+        String in = "java-tx-in", out = "java-tx-out", group = "java-etl";
+        createTopic(admin(), in, 1);
+        createTopic(admin(), out, 1);
+        KafkaProducer<String, String> plain = producer();
+        for (int i = 0; i < 20; i++) {
+            plain.send(new ProducerRecord<>(in, 0, null, "v" + i));
+        }
+        plain.flush();
+        KafkaConsumer<String, String> c = consumer(group, Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG,
+                "read_committed"));
+        TopicPartition tp = new TopicPartition(in, 0);
+        c.assign(List.of(tp));
+        KafkaProducer<String, String> p = txnProducer("java-etl-1");
+        int seen = 0;
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (seen < 20) {
+            assertTrue(System.nanoTime() < deadline, "consumed only " + seen);
+            var records = c.poll(Duration.ofMillis(200));
+            if (records.isEmpty()) {
+                continue;
+            }
+            p.beginTransaction();
+            for (ConsumerRecord<String, String> r : records) {
+                p.send(new ProducerRecord<>(out, 0, null, r.value()));
+                seen++;
+            }
+            p.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(c.position(tp))),
+                    c.groupMetadata());
+            p.commitTransaction();
+        }
+        OffsetAndMetadata committed = c.committed(java.util.Set.of(tp)).get(tp);
+        assertEquals(20, committed.offset());
+        assertEquals(20, readAll(out, 1, true).size());
+    }
+
+    @Test
+    @Timeout(120)
+    void newInstanceFencesTheZombie() throws Exception {
+        String topic = "java-zombie";
+        createTopic(admin(), topic, 1);
+        KafkaProducer<String, String> zombie = txnProducer("java-same");
+        zombie.beginTransaction();
+        zombie.send(new ProducerRecord<>(topic, 0, null, "zombie"));
+        zombie.flush();
+        KafkaProducer<String, String> fresh = txnProducer("java-same");
+        fresh.beginTransaction();
+        fresh.send(new ProducerRecord<>(topic, 0, null, "fresh"));
+        fresh.commitTransaction();
+        assertThrows(ProducerFencedException.class, zombie::commitTransaction);
+        assertEquals(List.of("fresh"), readAll(topic, 1, true));
+    }
+}
