@@ -723,6 +723,7 @@ void server_delays_poll(struct server *s);
     X(24, add_partitions_to_txn)                                                                   \
     X(25, add_offsets_to_txn)                                                                      \
     X(26, end_txn)                                                                                 \
+    X(27, write_txn_markers)                                                                       \
     X(28, txn_offset_commit)                                                                       \
     X(32, describe_configs)                                                                        \
     X(33, alter_configs)                                                                           \

@@ -12,12 +12,13 @@
  *
  * Markers: each partition of an ending transaction gets a control batch (storage.h,
  * batch_encode_marker) appended by its leader with acks=all. This node appends to the
- * partitions it leads; a partition led elsewhere gets WriteTxnMarkers sent to its leader
- * (markers.c... not yet: see server_write_markers). Failures are retried every
- * MARKER_RETRY_MS until each partition has its marker or its topic is gone, as Kafka's
+ * partitions it leads; those led elsewhere go to their leaders in one WriteTxnMarkers per
+ * broker (handlers/write_txn_markers.c). Failures are retried every MARKER_RETRY_MS
+ * until each partition has its marker or its topic is gone, as Kafka's
  * TransactionMarkerChannelManager does. */
 #include "server/internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,7 @@ struct marker_job {
         int32_t partition;
         bool done;
         bool in_flight;
+        int32_t remote; /* the broker last asked to write it (-1: this node) */
     } * parts;
     uint64_t retry_timer;
     struct marker_job *next; /* s->marker_jobs */
@@ -112,6 +114,127 @@ static void marker_job_free(struct marker_job *j)
 
 static void markers_try(struct marker_job *j);
 
+/* The written (or never to be written) marker of part i. */
+static void marker_part_done(struct marker_job *j, size_t i, int16_t error)
+{
+    struct marker_part *mp = &j->parts[i];
+    if (error != KERR_NONE)
+        say_warn("server", "transaction marker for producer %lld in %s-%d refused: %s",
+                 (long long)j->producer_id, mp->topic, mp->partition, kafka_error_name(error));
+    mp->done = true;
+    j->remaining--;
+}
+
+/* A marker refused for good: a newer coordinator or epoch has taken over this producer
+ * (Kafka drops it too). */
+static bool marker_final(int16_t error)
+{
+    return error == KERR_NONE || error == KERR_TRANSACTION_COORDINATOR_FENCED ||
+           error == KERR_INVALID_PRODUCER_EPOCH || error == KERR_UNKNOWN_TOPIC_OR_PARTITION;
+}
+
+/* WriteTxnMarkers sent to one broker for some of a job's partitions. */
+struct remote_markers {
+    struct marker_job *job;
+    int32_t node;
+};
+
+static void remote_answered(void *arg, int err, struct reader *body)
+{
+    struct remote_markers *rm = arg;
+    struct marker_job *j = rm->job;
+    int32_t node = rm->node;
+    free(rm);
+    struct arena a;
+    arena_init(&a);
+    struct write_txn_markers_response resp;
+    bool decoded = err == 0 && write_txn_markers_response_decode(body, 1, &a, &resp) == 0;
+    if (decoded) {
+        for (int32_t m = 0; m < resp.markers_count; m++)
+            for (int32_t t = 0; t < resp.markers[m].topics_count; t++) {
+                const struct write_txn_markers_response_markers_topics *rt =
+                    &resp.markers[m].topics[t];
+                for (int32_t k = 0; k < rt->partitions_count; k++)
+                    for (size_t i = 0; i < j->n; i++) {
+                        struct marker_part *mp = &j->parts[i];
+                        if (mp->in_flight && mp->remote == node && !mp->done &&
+                            mp->partition == rt->partitions[k].partition_index &&
+                            slice_eq_cstr(rt->name, mp->topic)) {
+                            mp->in_flight = false;
+                            if (marker_final(rt->partitions[k].error_code))
+                                marker_part_done(j, i, rt->partitions[k].error_code);
+                        }
+                    }
+            }
+    } else if (err != -ECANCELED) {
+        say_warn_ratelimited("server", "WriteTxnMarkers to broker %d failed: %s", node,
+                             err ? strerror(-err) : "a malformed answer");
+    }
+    arena_free(&a);
+    for (size_t i = 0; i < j->n; i++) /* whatever the answer did not settle: again */
+        if (j->parts[i].in_flight && j->parts[i].remote == node)
+            j->parts[i].in_flight = false;
+    markers_try(j);
+}
+
+/* Sends the markers of j's partitions led by node (marked with remote == node and not yet
+ * in flight) in one request. */
+static void send_remote(struct marker_job *j, int32_t node, int32_t coordinator_epoch)
+{
+    struct server *s = j->s;
+    size_t n = 0;
+    for (size_t i = 0; i < j->n; i++)
+        n += !j->parts[i].done && !j->parts[i].in_flight && j->parts[i].remote == node;
+    if (n == 0)
+        return;
+    struct write_txn_markers_request_markers_topics *topics = xcalloc(n, sizeof *topics);
+    int32_t *indexes = xcalloc(n, sizeof *indexes);
+    size_t k = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        struct marker_part *mp = &j->parts[i];
+        if (mp->done || mp->in_flight || mp->remote != node)
+            continue;
+        /* One topic entry per partition: simple, and Kafka's handler takes it. */
+        write_txn_markers_request_markers_topics_init(&topics[k]);
+        topics[k].name = slice_from_cstr(mp->topic);
+        indexes[k] = mp->partition;
+        topics[k].partition_indexes = &indexes[k];
+        topics[k].partition_indexes_count = 1;
+        mp->in_flight = true;
+        k++;
+    }
+    struct write_txn_markers_request_markers marker;
+    write_txn_markers_request_markers_init(&marker);
+    marker.producer_id = j->producer_id;
+    marker.producer_epoch = j->producer_epoch;
+    marker.transaction_result = j->commit;
+    marker.topics = topics;
+    marker.topics_count = (int32_t)n;
+    marker.coordinator_epoch = coordinator_epoch;
+    struct write_txn_markers_request req;
+    write_txn_markers_request_init(&req);
+    req.markers = &marker;
+    req.markers_count = 1;
+    struct buf frame;
+    buf_init(&frame);
+    proto_request_header_encode(&frame,
+                                &(struct request_header){.api_key = API_KEY_WRITE_TXN_MARKERS,
+                                                         .api_version = 1,
+                                                         .client_id = slice_from_cstr("samsa")});
+    write_txn_markers_request_encode(&frame, 1, &req);
+    struct remote_markers *rm = xcalloc(1, sizeof *rm);
+    *rm = (struct remote_markers){j, node};
+    if (server_peer_send(s, node, &frame, 30000, remote_answered, rm) != 0) {
+        free(rm);
+        for (size_t i = 0; i < j->n; i++)
+            if (j->parts[i].in_flight && j->parts[i].remote == node)
+                j->parts[i].in_flight = false;
+    }
+    buf_free(&frame);
+    free(topics);
+    free(indexes);
+}
+
 static void marker_retry(struct net_loop *loop, void *arg)
 {
     (void)loop;
@@ -130,20 +253,13 @@ static void marker_written(void *arg, int16_t error)
     struct marker_append *a = arg;
     struct marker_job *j = a->job;
     struct marker_part *mp = &j->parts[a->i];
+    size_t i = a->i;
     free(a);
     mp->in_flight = false;
-    if (error == KERR_NONE || error == KERR_TRANSACTION_COORDINATOR_FENCED ||
-        error == KERR_INVALID_PRODUCER_EPOCH) {
-        /* A fenced or superseded marker will never be written: a newer coordinator or
-         * epoch has taken over this producer (Kafka drops it too). */
-        if (error != KERR_NONE)
-            say_warn("server", "transaction marker for producer %lld in %s-%d refused: %s",
-                     (long long)j->producer_id, mp->topic, mp->partition, kafka_error_name(error));
-        else if (strcmp(mp->topic, "__consumer_offsets") == 0)
-            server_groups_txn_marker(j->s, mp->partition, j->producer_id, j->commit);
-        mp->done = true;
-        j->remaining--;
-    }
+    if (error == KERR_NONE && strcmp(mp->topic, "__consumer_offsets") == 0)
+        server_groups_txn_marker(j->s, mp->partition, j->producer_id, j->commit);
+    if (marker_final(error))
+        marker_part_done(j, i, error);
     markers_try(j);
 }
 
@@ -191,12 +307,16 @@ static void markers_try(struct marker_job *j)
         }
         struct partition *p = server_partition(s, slice_from_cstr(mp->topic), mp->partition);
         if (!p || partition_check_leader(p, -1) != KERR_NONE) {
-            /* Led elsewhere, or moving. *Differs*: WriteTxnMarkers to other brokers is
-             * not sent yet; a transaction over partitions this node does not lead waits
-             * until it does (docs/compatibility.md). */
-            retry = true;
+            int32_t part_leader = -1, part_epoch;
+            server_partition_leader(s, slice_from_cstr(mp->topic), mp->partition, &part_leader,
+                                    &part_epoch);
+            if (part_leader >= 0 && part_leader != s->cfg->node_id)
+                mp->remote = part_leader; /* sent below, with the others it leads */
+            else
+                retry = true; /* no leader now, or this node is becoming it */
             continue;
         }
+        mp->remote = -1;
         struct buf b;
         buf_init(&b);
         batch_encode_marker(&b, j->producer_id, j->producer_epoch,
@@ -209,6 +329,11 @@ static void markers_try(struct marker_job *j)
         buf_free(&b);
         if (!mp->in_flight && !mp->done)
             retry = true; /* failed at once */
+    }
+    for (size_t i = 0; coordinating && i < j->n; i++) {
+        struct marker_part *mp = &j->parts[i];
+        if (!mp->done && !mp->in_flight && mp->remote >= 0)
+            send_remote(j, mp->remote, coordinator_epoch);
     }
     if (j->remaining == 0) {
         markers_try(j);
@@ -236,6 +361,7 @@ static void write_markers(void *arg, int32_t state_partition, int64_t producer_i
     for (size_t i = 0; i < n; i++) {
         j->parts[i].topic = xstrndup((const char *)parts[i].topic.ptr, parts[i].topic.len);
         j->parts[i].partition = parts[i].partition;
+        j->parts[i].remote = -1;
     }
     j->next = s->marker_jobs;
     s->marker_jobs = j;

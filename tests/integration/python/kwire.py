@@ -397,6 +397,15 @@ def list_offsets_v7(conn, topic, partition, timestamp):
     return err, ts, off
 
 
+def find_coordinator_v1(conn, key, key_type=0):
+    """FindCoordinator v1. Returns (error, node id)."""
+    r = conn.request(10, 1, string(key) + i8(key_type))
+    r.i32()
+    err = r.i16()
+    r.string()
+    return err, r.i32()
+
+
 def offset_fetch_v7(conn, group, topic, partition, require_stable=False):
     """OffsetFetch v7 (flexible) of one partition. Returns (partition error, offset)."""
     body = (cstring(group) + carray([cstring(topic) + carray([i32(partition)]) + TAGS])

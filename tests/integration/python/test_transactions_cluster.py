@@ -1,0 +1,95 @@
+"""Transactions in a cluster of three real samsa-server processes (loopback).
+
+__transaction_state is created on the first FindCoordinator for a transaction and
+replicated like __consumer_offsets. A transaction spans partitions led by every broker:
+the coordinator writes the markers of the partitions it leads itself and sends
+WriteTxnMarkers to the leaders of the others. After kill -9 of the coordinator with a
+transaction open, its partition of __transaction_state moves to another broker, whose
+coordinator loads it; a new instance of the producer aborts the open transaction there
+and commits its own.
+"""
+import time
+
+import kwire
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from conftest import wait_until
+
+from test_cluster_quorum import agreed_controller, leaders_on, quorum  # noqa: F401
+from test_replication import create_replicated, n_brokers
+
+
+def bootstrap(nodes):
+    return ",".join(n.bootstrap for n in nodes if n.running())
+
+
+def txn_producer(nodes, txn_id):
+    p = Producer({"bootstrap.servers": bootstrap(nodes), "transactional.id": txn_id,
+                  "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+                  "message.timeout.ms": 60000, "transaction.timeout.ms": 60000})
+    p.init_transactions(60)
+    return p
+
+
+def read_committed(nodes, topic, partitions, want, timeout=60):
+    c = Consumer({"bootstrap.servers": bootstrap(nodes), "group.id": "txn-cluster-check",
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got, eof = [], set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (len(got) >= want and len(eof) == partitions):
+        for m in c.consume(num_messages=500, timeout=0.2):
+            if m.error() is None:
+                got.append(m.value())
+                eof.discard(m.partition())
+            elif m.error().code() == -191:
+                eof.add(m.partition())
+    c.close()
+    return sorted(got)
+
+
+def start(quorum):
+    agreed_controller(quorum)
+    wait_until(lambda: all(len(n_brokers(n)) == 3 for n in quorum), 15, what="three brokers")
+
+
+def test_markers_reach_partitions_led_by_every_broker(quorum):
+    start(quorum)
+    leaders = create_replicated(quorum, "spread", 6)
+    assert len(set(leaders.values())) == 3, leaders  # every broker leads some
+    p = txn_producer(quorum, "cluster-app")
+    p.begin_transaction()
+    for i in range(60):
+        p.produce("spread", b"c-%03d" % i, partition=i % 6)
+    p.commit_transaction(60)
+    p.begin_transaction()
+    for i in range(30):
+        p.produce("spread", b"a-%03d" % i, partition=i % 6)
+    p.abort_transaction(60)
+    assert read_committed(quorum, "spread", 6, 60) == [b"c-%03d" % i for i in range(60)]
+
+
+def test_coordinator_kill_9_with_a_transaction_open(quorum):
+    start(quorum)
+    create_replicated(quorum, "tx-failover", 3)
+    p = txn_producer(quorum, "failover-app")
+    p.begin_transaction()
+    for i in range(30):
+        p.produce("tx-failover", b"lost-%03d" % i, partition=i % 3)
+    p.flush(30)
+    # The id's coordinator: the broker FindCoordinator names.
+    with kwire.Conn(quorum[0].port, host=quorum[0].host) as c:
+        err, coordinator = kwire.find_coordinator_v1(c, "failover-app", key_type=1)
+    assert err == 0, err
+    victim = next(n for n in quorum if n.node_id == coordinator)
+    victim.kill()
+    live = [n for n in quorum if n is not victim]
+    wait_until(lambda: victim.node_id not in leaders_on(live[0], "__transaction_state").values(),
+               30, what="__transaction_state led elsewhere")
+    p2 = txn_producer(live, "failover-app")  # aborts the open transaction, fences p
+    p2.begin_transaction()
+    for i in range(30):
+        p2.produce("tx-failover", b"kept-%03d" % i, partition=i % 3)
+    p2.commit_transaction(60)
+    assert read_committed(live, "tx-failover", 3, 30) == [b"kept-%03d" % i for i in range(30)]
