@@ -738,6 +738,8 @@ void server_delays_poll(struct server *s);
     X(55, describe_quorum)                                                                         \
     X(60, describe_cluster)                                                                        \
     X(61, describe_producers)                                                                      \
+    X(65, describe_transactions)                                                                   \
+    X(66, list_transactions)                                                                       \
     X(10001, samsa_delay_store)                                                                    \
     X(10002, samsa_delay_producers)
 #define X(key, name) void handle_##name(struct request *req);

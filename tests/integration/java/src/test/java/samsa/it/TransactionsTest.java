@@ -9,6 +9,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
+import org.apache.kafka.clients.admin.AbortTransactionSpec;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ProducerState;
+import org.apache.kafka.clients.admin.TransactionDescription;
+import org.apache.kafka.clients.admin.TransactionListing;
+import org.apache.kafka.clients.admin.TransactionState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -149,5 +155,51 @@ class TransactionsTest extends BrokerTestBase {
         fresh.commitTransaction();
         assertThrows(ProducerFencedException.class, zombie::commitTransaction);
         assertEquals(List.of("fresh"), readAll(topic, 1, true));
+    }
+
+    /**
+     * The Admin API's view of transactions (kafka-transactions.sh): listTransactions and
+     * describeTransactions show an open transaction with its partitions; describeProducers
+     * shows where it starts; abortTransaction (WriteTxnMarkers to the partition's leader)
+     * ends it there, so the last stable offset moves past it.
+     */
+    @Test
+    @Timeout(120)
+    void listDescribeAndAbort() throws Exception {
+        String topic = "java-hanging";
+        Admin admin = admin();
+        createTopic(admin, topic, 1);
+        KafkaProducer<String, String> p = txnProducer("java-hanger");
+        p.beginTransaction();
+        p.send(new ProducerRecord<>(topic, 0, null, "open"));
+        p.flush();
+
+        boolean listed = false;
+        for (TransactionListing l : get(admin.listTransactions().all())) {
+            if (l.transactionalId().equals("java-hanger")) {
+                listed = true;
+                assertEquals(TransactionState.ONGOING, l.state());
+            }
+        }
+        assertTrue(listed, "java-hanger not listed");
+        TransactionDescription d =
+                get(admin.describeTransactions(List.of("java-hanger")).all()).get("java-hanger");
+        assertEquals(TransactionState.ONGOING, d.state());
+        TopicPartition tp = new TopicPartition(topic, 0);
+        assertEquals(java.util.Set.of(tp), d.topicPartitions());
+        assertTrue(d.transactionStartTimeMs().isPresent());
+
+        ProducerState ps = get(admin.describeProducers(List.of(tp)).all()).get(tp).activeProducers().get(0);
+        assertEquals(0L, ps.currentTransactionStartOffset().getAsLong());
+        get(admin.abortTransaction(new AbortTransactionSpec(tp, ps.producerId(),
+                (short) ps.producerEpoch(), ps.coordinatorEpoch().orElse(-1))).all());
+        KafkaConsumer<String, String> c = consumer(null, Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG,
+                "read_committed"));
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (c.endOffsets(List.of(tp)).get(tp) < 2) {
+            assertTrue(System.nanoTime() < deadline, "the last stable offset did not move");
+            Thread.sleep(100);
+        }
+        assertEquals(List.of(), readAll(topic, 1, true));
     }
 }
