@@ -43,6 +43,7 @@ int bench_main(struct cli_opts *o, int argc, char **argv);    /* bench.c */
 int metadata_main(struct cli_opts *o, int argc, char **argv); /* metadata.c: offline */
 int cluster_main(struct cli_opts *o, int argc, char **argv);  /* cluster.c */
 int delay_main(struct cli_opts *o, int argc, char **argv);    /* delay.c */
+int txn_main(struct cli_opts *o, int argc, char **argv);      /* txn.c */
 /* `cluster up` and `cluster down` (cluster_up.c): a local cluster of samsa-server
  * processes; argv[0] is "cluster", argv[1] "up" or "down". */
 int cluster_up_main(struct cli_opts *o, int argc, char **argv);

@@ -31,6 +31,13 @@ static const char usage_text[] =
     "  produce TOPIC [-K SEP]               one record per stdin line\n"
     "  consume TOPIC [-g GROUP] [-o beginning|end] [-n COUNT] [-e] [-K SEP]\n"
     "\n"
+    "Transactions (Admin API: works against Kafka too):\n"
+    "  txn list [--state STATE ...] [--min-age MS]\n"
+    "                                       transactional ids, their producers and states\n"
+    "  txn describe ID                      state, producer, age and partitions of one\n"
+    "  txn abort --topic T --partition N [--producer-id ID]\n"
+    "                                       end the open transaction there (a hanging one)\n"
+    "\n"
     "Delayed delivery (records produced with a samsa.deliver.at/after header):\n"
     "  delay stats                          pending records, next due time, per topic;\n"
     "                                       delivered, late, cancelled, dropped\n"
@@ -111,6 +118,8 @@ int main(int argc, char **argv)
         return cluster_main(&o, rest, rargv);
     } else if (strcmp(cmd, "delay") == 0) {
         return delay_main(&o, rest, rargv);
+    } else if (strcmp(cmd, "txn") == 0) {
+        return txn_main(&o, rest, rargv);
     } else if (strcmp(cmd, "metadata") == 0) {
         return metadata_main(&o, rest, rargv);
     }

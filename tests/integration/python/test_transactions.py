@@ -194,3 +194,38 @@ def test_pending_offsets_are_unstable(broker):
         wait_until(lambda: kwire.offset_fetch_v7(conn, "g-unstable", "src", 0,
                                                  require_stable=True) == (0, 7),
                    10, what="the committed offset")
+
+
+def test_cli_txn_list_describe_abort(broker):
+    """`samsa txn`: list and describe show an open transaction; abort ends it in its
+    partition (as for a hanging transaction), moving the last stable offset."""
+    import os
+    import subprocess
+
+    from conftest import SERVER
+    cli = os.environ.get("SAMSA_CLI", os.path.join(os.path.dirname(SERVER), "tools", "samsa"))
+
+    def samsa(*args, ok=True):
+        out = subprocess.run([cli, "-b", broker.bootstrap, "txn", *args], capture_output=True,
+                             timeout=60)
+        assert (out.returncode == 0) == ok, out.stderr
+        return out.stdout.decode() + out.stderr.decode()
+
+    create_topic(broker, "stuck", 1)
+    p = txn_producer(broker, "stuck-app")
+    p.begin_transaction()
+    send(p, "stuck", b"open", 3, 1)
+    p.flush(10)
+    listing = samsa("list")
+    assert "stuck-app" in listing and "Ongoing" in listing, listing
+    assert "stuck-app" not in samsa("list", "--state", "CompleteCommit")
+    assert "unknown transaction state" in samsa("list", "--state", "Nope", ok=False)
+    described = samsa("describe", "stuck-app")
+    assert "Ongoing" in described and "stuck-0" in described and "ms ago" in described, described
+    assert "TRANSACTIONAL_ID_NOT_FOUND" in samsa("describe", "nobody", ok=False)
+    assert lso_and_hw(broker, "stuck") == (0, 3)
+    aborted = samsa("abort", "--topic", "stuck", "--partition", "0")
+    assert "aborted the transaction of producer" in aborted, aborted
+    assert lso_and_hw(broker, "stuck") == (4, 4)
+    assert "no open transaction" in samsa("abort", "--topic", "stuck", "--partition", "0", ok=False)
+    assert values(consume_all(broker, "stuck", 1, **COMMITTED)) == []
