@@ -205,16 +205,21 @@ def test_kill9_during_a_flood_of_due_records_delivers_each_once(broker):
     n = 4000
     t0 = now_ms()
     p = producer(broker, **{"linger.ms": 5})
+    first_due = t0 + 1500
     for i in range(n):
-        due = t0 + 500 + (i * 2000) // n  # due over two seconds
+        due = first_due + (i * 2000) // n  # due over two seconds
         p.produce("flood", value=b"%06d" % i, partition=i % 4,
                   headers=[("samsa.deliver.at", str(due).encode())])
     assert p.flush(60) == 0
+    # Due order is delivery order only for records stored before they fell due: the
+    # first batches may be retried while the delay store is created, and a loaded
+    # machine may take longer than the margin to send them all.
+    stored_in_time = now_ms() < first_due
     # Killed in the middle of the deliveries, and down while the rest fall due.
     wait_until(lambda: sum(log_end(broker, "flood", q) for q in range(4)) > n // 10, 20,
                interval=0.01, what="deliveries under way")
     broker.kill()
-    time.sleep(max(0, (t0 + 3000 - now_ms()) / 1000))
+    time.sleep(max(0, (first_due + 2500 - now_ms()) / 1000))
     broker.start(broker.port)
     got = consume_all(broker, "flood", 4, expected=n, timeout=60)
     time.sleep(0.5)
@@ -223,7 +228,7 @@ def test_kill9_during_a_flood_of_due_records_delivers_each_once(broker):
     assert sorted(vals) == [b"%06d" % i for i in range(n)], len(vals)
     for part, recs in got.items():  # each partition in due order
         order = [int(v) for _, _, v, _ in recs]
-        assert order == sorted(order), part
+        assert order == sorted(order) or not stored_in_time, part
     with open(broker.stderr_path) as f:
         assert "due already" in f.read()
 
