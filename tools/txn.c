@@ -51,17 +51,27 @@ static int open_conn(const char *addr, int16_t api_key, const char *api_name, st
     return 0;
 }
 
+/* The cluster's metadata through a client made for it: 0 (the caller destroys both), or
+ * an exit status after printing why. */
+static int metadata(const struct cli_opts *o, rd_kafka_t **rk, const struct rd_kafka_metadata **md)
+{
+    *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
+    if (!*rk)
+        return CLI_EXIT_FAIL;
+    if (cli_metadata(*rk, md) != 0) {
+        rd_kafka_destroy(*rk);
+        return CLI_EXIT_FAIL;
+    }
+    return 0;
+}
+
 /* "host:port" of every broker, from the bootstrap server's metadata (caller frees). */
 static int broker_addrs(const struct cli_opts *o, char ***addrs, int32_t **ids, int *n)
 {
-    rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
-    if (!rk)
-        return CLI_EXIT_FAIL;
+    rd_kafka_t *rk;
     const struct rd_kafka_metadata *md;
-    if (cli_metadata(rk, &md) != 0) {
-        rd_kafka_destroy(rk);
+    if (metadata(o, &rk, &md) != 0)
         return CLI_EXIT_FAIL;
-    }
     *n = md->broker_cnt;
     *addrs = xcalloc((size_t)MAX(*n, 1), sizeof **addrs);
     *ids = xcalloc((size_t)MAX(*n, 1), sizeof **ids);
@@ -302,14 +312,10 @@ static int txn_describe(const struct cli_opts *o, int argc, char **argv)
 static int leader_addr(const struct cli_opts *o, const char *topic, int32_t partition, char *addr,
                        size_t cap)
 {
-    rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
-    if (!rk)
-        return CLI_EXIT_FAIL;
+    rd_kafka_t *rk;
     const struct rd_kafka_metadata *md;
-    if (cli_metadata(rk, &md) != 0) {
-        rd_kafka_destroy(rk);
+    if (metadata(o, &rk, &md) != 0)
         return CLI_EXIT_FAIL;
-    }
     int rc = CLI_EXIT_FAIL;
     const struct rd_kafka_metadata_topic *t = cli_require_topic(md, topic);
     int32_t leader = -1;

@@ -283,6 +283,10 @@ void grp__awaiting_dec(struct grp_group *g);
 struct slice grp__offset_key(struct buf *b, struct slice topic, int32_t partition);
 void grp__offset_entry_free(struct grp_offset_entry *e);
 void grp__offsets_clear(struct grp_group *g);
+/* Records src (copied) as pending in producer_id's transaction; a later commit of the
+ * same partition in the same transaction replaces it. */
+void grp__txn_offset_put(struct grp_group *g, int64_t producer_id,
+                         const struct grp_offset_entry *src);
 /* Forgets the group's offsets pending in transactions (unload, deletion). */
 void grp__txn_offsets_clear(struct grp_group *g);
 void grp__commit_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error);

@@ -78,8 +78,9 @@ static void load_group_value(struct grp_coordinator *c, struct grp_group *g,
             v->leader.ptr && grp__member(g, v->leader) ? v->leader : grp__bs(g->members[0]->id));
 }
 
-int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice key,
-                    struct slice value)
+/* A record of a plain batch (producer_id -1) or of producer_id's transactional batch. */
+static int load_record(struct grp_coordinator *c, int32_t partition, struct slice key,
+                       struct slice value, int64_t producer_id)
 {
     ASSERT(!c->in_callback);
     ASSERT(partition >= 0 && partition < c->cfg.offsets_num_partitions);
@@ -132,7 +133,10 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
             .commit_ts_ms = v.commit_timestamp_ms,
             .expire_ts_ms = v.expire_timestamp_ms,
         };
-        grp__set_offset(g, &e);
+        if (producer_id >= 0)
+            grp__txn_offset_put(g, producer_id, &e); /* until the producer's marker */
+        else
+            grp__set_offset(g, &e);
         return 0;
     }
     if (!value.ptr) {
@@ -154,6 +158,18 @@ int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice k
     load_group_value(c, g, &v);
     arena_free(&a);
     return 0;
+}
+
+int grp_load_record(struct grp_coordinator *c, int32_t partition, struct slice key,
+                    struct slice value)
+{
+    return load_record(c, partition, key, value, -1);
+}
+
+int grp_load_txn_record(struct grp_coordinator *c, int32_t partition, struct slice key,
+                        struct slice value, int64_t producer_id)
+{
+    return load_record(c, partition, key, value, producer_id);
 }
 
 void grp_load_end(struct grp_coordinator *c, int64_t now_ms, int32_t partition)

@@ -249,8 +249,8 @@ static bool same_partition(const struct grp_offset_entry *a, const struct grp_of
 
 /* Records src (copied) as pending in producer_id's transaction; a later commit of the
  * same partition in the same transaction replaces it. */
-static void txn_offset_put(struct grp_group *g, int64_t producer_id,
-                           const struct grp_offset_entry *src)
+void grp__txn_offset_put(struct grp_group *g, int64_t producer_id,
+                         const struct grp_offset_entry *src)
 {
     struct grp_offset_entry *e = xcalloc(1, sizeof *e);
     e->topic = grp__bytes_dup(grp__bs(src->topic).ptr ? grp__bs(src->topic) : EMPTY);
@@ -321,34 +321,6 @@ void grp_txn_marker(struct grp_coordinator *c, int32_t partition, int64_t produc
     }
 }
 
-int grp_load_txn_record(struct grp_coordinator *c, int32_t partition, struct slice key,
-                        struct slice value, int64_t producer_id)
-{
-    struct grp_key k;
-    if (grp_key_decode(key, &k) != 0 || k.kind != GRP_KEY_OFFSET || !value.ptr ||
-        grp_partition_for(c, k.group) != partition)
-        return grp_load_record(c, partition, key, value); /* its checks and messages */
-    struct grp_offset_value v;
-    if (grp_offset_value_decode(value, &v) != 0)
-        return grp_load_record(c, partition, key, value);
-    struct grp_group *g = grp__get(c, k.group);
-    if (!g) {
-        g = grp__create(c, k.group, -1);
-        g->state_ts_ms = -1;
-    }
-    struct grp_offset_entry e = {
-        .topic = {(uint8_t *)k.topic.ptr, k.topic.len},
-        .partition = k.partition,
-        .offset = v.offset,
-        .leader_epoch = v.leader_epoch,
-        .metadata = {(uint8_t *)v.metadata.ptr, v.metadata.len},
-        .commit_ts_ms = v.commit_timestamp_ms,
-        .expire_ts_ms = v.expire_timestamp_ms,
-    };
-    txn_offset_put(g, producer_id, &e);
-    return 0;
-}
-
 void grp__commit_done(struct grp_coordinator *c, struct grp_pending_op *op, int16_t error)
 {
     int16_t mapped = error ? grp__map_append_error(error) : GRP_ERR_NONE;
@@ -358,7 +330,7 @@ void grp__commit_done(struct grp_coordinator *c, struct grp_pending_op *op, int1
         /* A group deleted or unloaded meanwhile keeps nothing in memory; a deletion
          * wrote tombstones for these partitions after this commit's records. */
         if (!mapped && g && !g->removed && op->txn_producer_id >= 0)
-            txn_offset_put(g, op->txn_producer_id, &op->entries[i]);
+            grp__txn_offset_put(g, op->txn_producer_id, &op->entries[i]);
         else if (!mapped && g && !g->removed)
             grp__set_offset(g, &op->entries[i]);
     }

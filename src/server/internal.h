@@ -482,6 +482,10 @@ void server_txns_idle(struct server *s);
 void server_txns_leadership(struct server *s, const char *topic, int32_t partition);
 /* After every call into the coordinator made outside the host. */
 void server_txns_called(struct server *s);
+/* The coordinator's error as a client of this version expects it: PRODUCER_FENCED is
+ * INVALID_PRODUCER_EPOCH before fenced_since, the version that defines it (Kafka's
+ * mapping). */
+int16_t server_txn_error(int16_t error, int16_t version, int16_t fenced_since);
 /* KERR_NONE when s->txns can be asked, else the error to answer. */
 int16_t server_txns_ready(struct server *s);
 /* FindCoordinator, key type 1: the broker leading the id's partition of

@@ -582,6 +582,12 @@ int16_t server_txn_coordinator(struct server *s, struct slice transactional_id,
     return KERR_NONE;
 }
 
+int16_t server_txn_error(int16_t error, int16_t version, int16_t fenced_since)
+{
+    return error == KERR_PRODUCER_FENCED && version < fenced_since ? KERR_INVALID_PRODUCER_EPOCH
+                                                                   : error;
+}
+
 /* A request for the coordinator: KERR_NONE when it can be asked, else why not. */
 int16_t server_txns_ready(struct server *s)
 {
@@ -595,10 +601,7 @@ static void init_respond(struct txn_call *call, const struct txn_answer *a)
 {
     struct init_producer_id_response resp;
     init_producer_id_response_init(&resp);
-    resp.error_code = a->error;
-    /* Before v4 a fenced producer hears INVALID_PRODUCER_EPOCH (Kafka's mapping). */
-    if (a->error == KERR_PRODUCER_FENCED && call->req->hdr.api_version < 4)
-        resp.error_code = KERR_INVALID_PRODUCER_EPOCH;
+    resp.error_code = server_txn_error(a->error, call->req->hdr.api_version, 4);
     resp.producer_id = a->error ? -1 : a->producer_id;
     resp.producer_epoch = a->error ? -1 : a->producer_epoch;
     REQUEST_RESPOND(call->req, init_producer_id_response, &resp);

@@ -29,9 +29,7 @@ static void respond(struct txn_call *call, const struct txn_answer *a)
     resp.results_count = in->topics_count;
     resp.results =
         REQ_ALLOC(req, struct add_partitions_to_txn_response_results, MAX(in->topics_count, 1));
-    int16_t error = a->error;
-    if (error == KERR_PRODUCER_FENCED && req->hdr.api_version < 2)
-        error = KERR_INVALID_PRODUCER_EPOCH;
+    int16_t error = server_txn_error(a->error, req->hdr.api_version, 2);
     bool unknown_any = false;
     for (int32_t i = 0; i < in->topics_count; i++)
         for (int32_t k = 0; k < in->topics[i].partitions_count; k++)

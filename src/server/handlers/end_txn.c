@@ -7,9 +7,7 @@ static void respond(struct txn_call *call, const struct txn_answer *a)
 {
     struct end_txn_response resp;
     end_txn_response_init(&resp);
-    resp.error_code = a->error;
-    if (a->error == KERR_PRODUCER_FENCED && call->req->hdr.api_version < 2)
-        resp.error_code = KERR_INVALID_PRODUCER_EPOCH;
+    resp.error_code = server_txn_error(a->error, call->req->hdr.api_version, 2);
     REQUEST_RESPOND(call->req, end_txn_response, &resp);
 }
 
