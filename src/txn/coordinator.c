@@ -707,6 +707,24 @@ int64_t txn_next_deadline(const struct txn_coordinator *c)
     return c->next_tick_ms;
 }
 
+/* ---- verification ---- */
+
+int16_t txn_verify(const struct txn_coordinator *c, struct slice transactional_id,
+                   int64_t producer_id, int16_t producer_epoch, struct txn_partition partition)
+{
+    int32_t state_partition;
+    int16_t err = serving(c, transactional_id, &state_partition);
+    if (err != TXN_ERR_NONE)
+        return err;
+    const struct txn *t = find(c, transactional_id);
+    err = check_producer(t, producer_id, producer_epoch);
+    if (err != TXN_ERR_NONE)
+        return err;
+    if (t->meta.state != TXN_ONGOING || !has_all(t, &partition, 1))
+        return TXN_ERR_INVALID_TXN_STATE;
+    return TXN_ERR_NONE;
+}
+
 /* ---- inspection ---- */
 
 int16_t txn_describe(const struct txn_coordinator *c, struct slice transactional_id,

@@ -187,6 +187,15 @@ void txn_unload(struct txn_coordinator *c, int32_t partition);
 void txn_tick(struct txn_coordinator *c, int64_t now_ms);
 int64_t txn_next_deadline(const struct txn_coordinator *c);
 
+/* KIP-890 part 1: may producer (id, epoch) of transactional_id write a transactional
+ * batch that opens its transaction in partition? TXN_ERR_NONE when the id's transaction
+ * is Ongoing with that partition added; INVALID_PRODUCER_ID_MAPPING / PRODUCER_FENCED
+ * when the producer is not the id's; INVALID_TXN_STATE otherwise (a late batch of a
+ * transaction that ended: it would open one nobody will end); NOT_COORDINATOR /
+ * COORDINATOR_LOAD_IN_PROGRESS when this coordinator cannot say. */
+int16_t txn_verify(const struct txn_coordinator *c, struct slice transactional_id,
+                   int64_t producer_id, int16_t producer_epoch, struct txn_partition partition);
+
 /* Inspection (DescribeTransactions, ListTransactions, tests): the metadata of an id this
  * coordinator holds (TXN_ERR_NONE), TRANSACTIONAL_ID_NOT_FOUND, or NOT_COORDINATOR /
  * COORDINATOR_LOAD_IN_PROGRESS. *out borrows coordinator memory until the next call. */

@@ -346,8 +346,44 @@ static bool error_has_log_start(int16_t err)
 /* Validates and appends one partition's records; the checks come in Kafka's order (the
  * request's framing, the partition, acks against min.insync.replicas, then the log's
  * own checks), so that a request with several faults gets Kafka's error. */
+/* KIP-890 part 1: a transactional batch that would open its producer's transaction in p
+ * is first checked with the transaction coordinator, so that a late batch of a
+ * transaction that has ended (a retry stuck in the network, a zombie) cannot open one
+ * nobody will ever end: a hanging transaction that would hold the partition's last
+ * stable offset back for good. *Differs*: only a coordinator on this node is asked; when
+ * the id's coordinator is another broker the batch is taken unchecked (KIP-890's
+ * AddPartitionsToTxn v4 between brokers is not sent yet; docs/compatibility.md). */
+static int16_t verify_transaction(struct server *s, struct slice transactional_id,
+                                  struct partition *p, struct slice records)
+{
+    struct batch_iter it;
+    struct batch_info b;
+    batch_iter_init(&it, records.ptr, records.len);
+    while (batch_iter_next(&it, &b, false) > 0 && !(b.attributes & BATCH_ATTR_TRANSACTIONAL))
+        ;
+    struct pstate_batch last;
+    if (log_producer_last(p->log, b.producer_id, &last) && last.txn_first_offset >= 0 &&
+        last.epoch == b.producer_epoch)
+        return KERR_NONE; /* its transaction is open here already */
+    if (!transactional_id.ptr || !s->txns)
+        return KERR_NONE; /* nothing to ask here */
+    struct txn_partition part = {slice_from_cstr(p->topic), p->index};
+    switch (txn_verify(s->txns, transactional_id, b.producer_id, b.producer_epoch, part)) {
+    case KERR_NONE:
+    case KERR_NOT_COORDINATOR: return KERR_NONE;
+    case KERR_COORDINATOR_LOAD_IN_PROGRESS: return KERR_NOT_ENOUGH_REPLICAS; /* retriable */
+    case KERR_PRODUCER_FENCED: return KERR_INVALID_PRODUCER_EPOCH;
+    default:
+        say_info_ratelimited("server",
+                             "produce to %s-%d: producer %lld (epoch %d) has no ongoing "
+                             "transaction with this partition; refused (KIP-890)",
+                             p->topic, p->index, (long long)b.producer_id, b.producer_epoch);
+        return KERR_INVALID_TXN_STATE;
+    }
+}
+
 static int16_t append_partition(struct request *req, struct slice topic, int16_t acks,
-                                int32_t timeout_ms,
+                                int32_t timeout_ms, struct slice transactional_id,
                                 const struct produce_request_topic_data_partition_data *in,
                                 part_resp *out, struct partition **appended)
 {
@@ -414,6 +450,11 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
             batch_clear_log_append_time((uint8_t *)in->records.ptr + it.batch_pos, &info);
         err = check_records(req, p, in->records.ptr + it.batch_pos, &info, &bounds, &any_headers,
                             out);
+        if (err != KERR_NONE)
+            return err;
+    }
+    if (any_transactional) {
+        err = verify_transaction(s, transactional_id, p, in->records);
         if (err != KERR_NONE)
             return err;
     }
@@ -508,7 +549,7 @@ void handle_produce(struct request *req)
             }
             struct partition *p = NULL;
             pr->error_code = append_partition(req, td->name, acks, in.timeout_ms,
-                                              &td->partition_data[pi], pr, &p);
+                                              in.transactional_id, &td->partition_data[pi], pr, &p);
             if (pr->error_code != KERR_NONE && !error_has_log_start(pr->error_code))
                 pr->log_start_offset = -1;
             if (pr->error_code == KERR_NONE && p) {

@@ -117,7 +117,7 @@ def record(offset_delta, key, value, ts_delta=0, headers=()):
 
 
 def record_batch(records, base_ts=None, corrupt_crc=False, producer_id=-1, producer_epoch=-1,
-                 base_sequence=-1, ts_deltas=None):
+                 base_sequence=-1, ts_deltas=None, transactional=False):
     """records: list of (key, value) bytes, or (key, value, headers) with headers a list of
     (key, value) bytes. Returns one magic-2 batch (an idempotent producer's when
     producer_id >= 0). ts_deltas: each record's timestamp - base_ts (default all 0)."""
@@ -127,7 +127,7 @@ def record_batch(records, base_ts=None, corrupt_crc=False, producer_id=-1, produ
     recs = b"".join(record(i, r[0], r[1], ts_delta=deltas[i], headers=r[2] if len(r) > 2 else ())
                     for i, r in enumerate(records))
     after_crc = (
-        i16(0)  # attributes: no compression, create time
+        i16(0x10 if transactional else 0)  # attributes: no compression, create time
         + i32(len(records) - 1)  # last offset delta
         + i64(base_ts)
         + i64(base_ts + max(deltas))
@@ -337,10 +337,11 @@ class Conn:
 # ---------------------------------------------------------------- requests
 
 
-def produce(conn, topic, partition, batch, acks=-1, version=3, timeout_ms=10000):
+def produce(conn, topic, partition, batch, acks=-1, version=3, timeout_ms=10000,
+            transactional_id=None):
     """Produce v3 (classic). Returns (error_code, base_offset)."""
     body = (
-        string(None)
+        string(transactional_id)
         + i16(acks)
         + i32(timeout_ms)
         + array([string(topic) + array([i32(partition) + nbytes(batch)])])

@@ -229,3 +229,32 @@ def test_cli_txn_list_describe_abort(broker):
     assert lso_and_hw(broker, "stuck") == (4, 4)
     assert "no open transaction" in samsa("abort", "--topic", "stuck", "--partition", "0", ok=False)
     assert values(consume_all(broker, "stuck", 1, **COMMITTED)) == []
+
+
+def test_a_late_batch_cannot_open_a_hanging_transaction(broker):
+    """KIP-890 part 1: after a transaction committed, a batch of it that arrives late
+    (a retry stuck in the network, a zombie) would open a transaction nobody ends, which
+    would hold the last stable offset back for good. The leader asks the coordinator and
+    refuses it with INVALID_TXN_STATE; the log and its LSO are unchanged."""
+    create_topic(broker, "late", 1)
+    p = txn_producer(broker, "late-app")
+    p.begin_transaction()
+    send(p, "late", b"in-time", 3, 1)
+    p.commit_transaction(30)
+    lso, hw = lso_and_hw(broker, "late")
+    assert lso == hw == 4
+    with kwire.Conn(broker.port) as c:
+        err, producers = kwire.describe_producers_v0(c, {"late": [0]})[("late", 0)]
+        assert err == 0
+        ((pid, epoch, last_seq, _, _, open_from),) = producers
+        assert open_from == -1  # committed: nothing open
+        late = kwire.record_batch([(None, b"late")], producer_id=pid, producer_epoch=epoch,
+                                  base_sequence=last_seq + 1, transactional=True)
+        assert kwire.produce(c, "late", 0, late, transactional_id="late-app")[0] == 48
+    assert lso_and_hw(broker, "late") == (4, 4)
+    # The producer itself goes on: its next transaction adds the partition first.
+    p.begin_transaction()
+    send(p, "late", b"next", 2, 1)
+    p.commit_transaction(30)
+    assert values(consume_all(broker, "late", 1, expected=5, **COMMITTED)) == sorted(
+        [b"in-time-%04d" % i for i in range(3)] + [b"next-%04d" % i for i in range(2)])

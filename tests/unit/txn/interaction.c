@@ -17,6 +17,7 @@
  *   restart              a new coordinator loads every partition from the durable records
  *   unload P             the coordinator loses partition P
  *   describe T           the metadata the coordinator holds for T
+ *   verify id=T pid=P epoch=E topic/partition   may P open a transaction there (KIP-890)
  * Durable records are those whose append completed ok; `restart` replays them in order.
  */
 #include "txn/txn.h"
@@ -246,7 +247,7 @@ static struct slice id_arg(int argc, char **argv)
 static size_t parts_arg(int argc, char **argv, struct txn_partition *out, size_t max)
 {
     size_t n = 0;
-    for (int i = 2; i < argc && n < max; i++) {
+    for (int i = 1; i < argc && n < max; i++) {
         char *slash = strchr(argv[i], '/');
         if (!slash || strchr(argv[i], '='))
             continue;
@@ -349,6 +350,13 @@ static int run_command(int argc, char **argv)
             script_outf("describe %s: %s\n", argv[1], error_name(e));
         else
             print_meta(&m);
+    } else if (strcmp(cmd, "verify") == 0) {
+        struct txn_partition part[1];
+        if (parts_arg(argc, argv, part, 1) != 1)
+            return 1;
+        int16_t e = txn_verify(coord, id_arg(argc, argv), arg_num(argc, argv, "pid", -1),
+                               (int16_t)arg_num(argc, argv, "epoch", -1), part[0]);
+        script_outf("verify: %s\n", error_name(e));
     } else if (strcmp(cmd, "list") == 0) {
         txn_each(coord, describe_cb, NULL);
     } else {
