@@ -56,6 +56,12 @@
 #                time -> a consumer has it) at 10,000 and 100,000 records/s, each due 1 s
 #                after its send; then once N_PENDING records due over 30 days: VmRSS, and
 #                start-up time after a clean shutdown
+#   txn          transactions (issue #17), REPS times, Samsa then Apache Kafka 4.4 (its
+#                defaults, one warm-up run first) on a fresh broker each: 1 KiB acks=all
+#                from an idempotent producer, from a transactional producer committing
+#                every 1,024 records (1 MiB) and every 100 records; commit latency
+#                (commit_transaction) p50/p99; the 1 MiB-transaction topic read back
+#                read_committed and read_uncommitted
 #   limits       resource bounds (bench/limits.py): broker VmRSS and descriptors with
 #                1,000 slow readers; one CreateTopics of 10,000 partitions with the
 #                Metadata latency meanwhile; 100,000 idle partitions (VmRSS, descriptors,
@@ -961,12 +967,63 @@ delays_section() {
     } >"$DELAYS_MD"
 }
 
+# ---------- transactions (issue #17) ----------
+# Writes $TXN_MD: Samsa's figures, and Kafka 4.4's on the same `samsa bench` runs.
+
+TXN_MD=$WORK/txn.md
+txn_runs() { # PREFIX: the runs on the broker (or Kafka) now listening
+    local n_small=$((N_1K / 10))
+    sb "$1.idem" -n "$N_1K" -s 1024 -a all -X enable.idempotence=true
+    sb "$1.t1m" -t txn-read -n "$N_1K" -s 1024 -a all --txn-records 1024 --produce-only
+    sb "$1.t100" -n "$n_small" -s 1024 -a all --txn-records 100
+    sb "$1.read.rc" --verify -t txn-read -n "$N_1K" -s 1024 -X isolation.level=read_committed
+    sb "$1.read.ru" --verify -t txn-read -n "$N_1K" -s 1024 -X isolation.level=read_uncommitted
+}
+txn_section() {
+    echo "bench: transactions, $REPS repetitions, Samsa then Kafka 4.4"
+    local rep kafka=yes
+    if ! "$KAFKA_SH" fetch >"$WORK/kafka-fetch.out" 2>&1; then
+        kafka=
+        anomaly "Kafka not measured for transactions: tests/reference/kafka.sh fetch failed"
+    fi
+    for rep in $(seq "$REPS"); do
+        REP=$rep
+        rm -rf "$DATA"
+        start_broker
+        txn_runs txn.samsa
+        stop_broker
+        rm -rf "$DATA"
+        if [ -n "$kafka" ] && kafka_start default; then
+            sb txn.kafka.warmup -n "$N_WARM" -s 1024 -a all
+            txn_runs txn.kafka
+            kafka_stop
+        fi
+    done
+    local s_idem s_1m s_100 k_idem k_1m k_100
+    s_idem=$(val txn.samsa.idem produce_MB_s) s_1m=$(val txn.samsa.t1m produce_MB_s)
+    s_100=$(val txn.samsa.t100 produce_MB_s)
+    k_idem=$(val txn.kafka.idem produce_MB_s) k_1m=$(val txn.kafka.t1m produce_MB_s)
+    k_100=$(val txn.kafka.t100 produce_MB_s)
+    {
+        echo "Transactions (medians of $REPS runs; Kafka 4.4 with its defaults on the same \`samsa bench\` runs, fresh broker each; commit latency is librdkafka's commit_transaction call, which first flushes what the transaction still has in flight):"
+        echo
+        echo "| transactions, 1 KiB acks=all | Samsa | Kafka 4.4 | Samsa ÷ Kafka |"
+        echo "| --- | --- | --- | --- |"
+        echo "| idempotent producer, $(krec "$N_1K") records | $s_idem MB/s | $k_idem MB/s | $(ratio "$s_idem" "$k_idem") |"
+        echo "| transactional, 1 MiB (1,024 records) per transaction | $s_1m MB/s: ÷ idempotent $(ratio "$s_1m" "$s_idem") (goal ≥ 0.8: $(verdict "$(ratio "$s_1m" "$s_idem")" ">=" 0.8)) | $k_1m MB/s: ÷ idempotent $(ratio "$k_1m" "$k_idem") | $(ratio "$s_1m" "$k_1m") |"
+        echo "| commit latency, 1 MiB transactions, p50 / p99 | $(val txn.samsa.t1m commit_p50_ms) / $(val txn.samsa.t1m commit_p99_ms) ms | $(val txn.kafka.t1m commit_p50_ms) / $(val txn.kafka.t1m commit_p99_ms) ms | — |"
+        echo "| transactional, 100 records per transaction, $(krec $((N_1K / 10))) records | $s_100 MB/s: ÷ idempotent $(ratio "$s_100" "$s_idem") | $k_100 MB/s: ÷ idempotent $(ratio "$k_100" "$k_idem") | $(ratio "$s_100" "$k_100") |"
+        echo "| commit latency, 100-record transactions, p50 / p99 | $(val txn.samsa.t100 commit_p50_ms) / $(val txn.samsa.t100 commit_p99_ms) ms | $(val txn.kafka.t100 commit_p50_ms) / $(val txn.kafka.t100 commit_p99_ms) ms | — |"
+        echo "| the 1 MiB-transaction topic read back: read_committed / read_uncommitted | $(val txn.samsa.read.rc consume_MB_s) / $(val txn.samsa.read.ru consume_MB_s) MB/s | $(val txn.kafka.read.rc consume_MB_s) / $(val txn.kafka.read.ru consume_MB_s) MB/s | — |"
+    } >"$TXN_MD"
+}
+
 # ---------- the run ----------
 
 T_START=$SECONDS
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: data in $WORK; $REPS repetitions; $N_1K x 1 KiB and $N_100 x 100 B per standard case"
-for section in memory standard idle scaling connections peers kafka raft cluster groups delays limits; do
+for section in memory standard idle scaling connections peers kafka raft cluster groups delays txn limits; do
     if want "$section"; then "${section}_section"; fi
 done
 RUN_MIN=$(( (SECONDS - T_START + 30) / 60 ))
@@ -1220,6 +1277,7 @@ if want raft; then echo; cat "$RAFT_MD"; fi
 if want cluster; then echo; cat "$CLUSTER_MD"; fi
 if want groups; then echo; cat "$GROUPS_MD"; fi
 if want delays; then echo; cat "$DELAYS_MD"; fi
+if want txn; then echo; cat "$TXN_MD"; fi
 if want limits; then echo; cat "$LIMITS_MD"; fi
 if [ -s "$WORK/anomalies" ]; then echo; echo "anomalies:"; cat "$WORK/anomalies"; fi
 echo
@@ -1270,6 +1328,8 @@ SECTION=$WORK/section.md
     cat "$GROUPS_MD"
     echo
     cat "$DELAYS_MD"
+    echo
+    cat "$TXN_MD"
     echo
     cat "$LIMITS_MD"
     if [ -s "$WORK/anomalies" ]; then echo; echo "Anomalies during the run:"; sed 's/^/- /' "$WORK/anomalies"; fi

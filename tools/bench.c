@@ -53,6 +53,7 @@ struct producer {
     int64_t *max_offset; /* per partition: highest acknowledged offset, -1 none */
     int64_t acked, failed, warmup_failed;
     struct hist latency;
+    struct hist commit_latency; /* --txn-records: each commit_transaction call */
     uint64_t start_ns, end_ns;
     pthread_t thread;
 };
@@ -80,6 +81,7 @@ static const struct option bench_longopts[] = {
     {"mock", required_argument, NULL, 'm'},
     {"deliver-after", required_argument, NULL, 'D'},
     {"deliver-spread", required_argument, NULL, 'W'},
+    {"txn-records", required_argument, NULL, 'T'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -90,6 +92,7 @@ static const char bench_usage[] =
     "                   [--rate RECORDS_PER_S] [--concurrent | --produce-only | --verify]\n"
     "                   [--compressible] [--spread-records] [--broker-pid PID] [--mock BROKERS]\n"
     "                   [-r REPLICATION] [--deliver-after MS [--deliver-spread MS]]\n"
+    "                   [--txn-records N]\n"
     "                   [-X key=value ...]\n"
     "                   [-b HOST:PORT]\n"
     "  Produces RECORDS records (default 1000000) of BYTES bytes (default 1024, at least\n"
@@ -108,7 +111,9 @@ static const char bench_usage[] =
     "  (Samsa's delayed delivery) and, with --concurrent, reports how late records\n"
     "  became visible (end-to-end latency beyond MS, to within 1 ms); --deliver-spread\n"
     "  (with --produce-only) spreads the due times over MS more, record by record in a\n"
-    "  scattered order. -X sets a\n"
+    "  scattered order. --txn-records makes each producer transactional, committing a\n"
+    "  transaction every N of its records (commit latency in the closing line; read back\n"
+    "  with -X isolation.level=read_committed to see only what committed). -X sets a\n"
     "  librdkafka property on every client. Prints one line of key=value results; exits\n"
     "  non-zero if any record was lost, duplicated, reordered or corrupted, or not\n"
     "  acknowledged.\n";
@@ -237,14 +242,45 @@ static void send_record(struct producer *p, int32_t part, uint64_t producer, int
     }
 }
 
+/* --txn-records: a transaction call's error, reported once; true if it failed. */
+static bool txn_failed(struct producer *p, rd_kafka_error_t *err, const char *what)
+{
+    if (err == NULL) {
+        return false;
+    }
+    bench_report_once(p->b, 3, "%s: %s", what, rd_kafka_error_string(err));
+    rd_kafka_error_destroy(err);
+    return true;
+}
+
+/* Commits the producer's open transaction, timing the call (it first flushes what the
+ * transaction still has in flight, as an application's commit does). */
+static bool txn_commit(struct producer *p)
+{
+    uint64_t t0 = bench_now_ns();
+    bool failed = txn_failed(p, rd_kafka_commit_transaction(p->rk, 60000), "commit_transaction");
+    uint64_t t1 = bench_now_ns();
+    hist_record(&p->commit_latency, t1 - t0);
+    return failed;
+}
+
 static void *producer_run(void *arg)
 {
     struct producer *p = arg;
     struct bench *b = p->b;
+    bool txn = b->a.txn_records > 0;
+    if (txn && txn_failed(p, rd_kafka_begin_transaction(p->rk), "begin_transaction")) {
+        p->failed += p->end - p->first;
+        return NULL;
+    }
     for (int32_t part = 0; part < b->npart; part++) {
         send_record(p, part, BENCH_WARMUP_PRODUCER, part);
     }
     rd_kafka_flush(p->rk, 300000);
+    if (txn && txn_commit(p)) {
+        p->warmup_failed++;
+    }
+    memset(&p->commit_latency, 0, sizeof p->commit_latency); /* the warm-up commit: not measured */
     if (p->warmup_failed > 0 || rd_kafka_outq_len(p->rk) > 0) {
         p->failed += p->end - p->first; /* the broker is not taking records: stop here */
         p->start_ns = p->end_ns = bench_now_ns();
@@ -253,6 +289,13 @@ static void *producer_run(void *arg)
     double interval_ns = b->a.rate > 0 ? 1e9 * (double)b->a.producers / (double)b->a.rate : 0.0;
     p->start_ns = bench_now_ns();
     for (int64_t i = p->first; i < p->end; i++) {
+        if (txn && (i - p->first) % b->a.txn_records == 0) {
+            if ((i > p->first && txn_commit(p)) ||
+                txn_failed(p, rd_kafka_begin_transaction(p->rk), "begin_transaction")) {
+                p->failed += p->end - i; /* the transaction's records are counted in acked */
+                break;
+            }
+        }
         if (interval_ns > 0) {
             pace(p, i - p->first, interval_ns);
         }
@@ -265,6 +308,8 @@ static void *producer_run(void *arg)
     }
     /* message.timeout.ms (60 s unless -X says otherwise) bounds every record, so this
      * returns once each has been acknowledged or failed; the margin only guards a hang. */
+    if (txn && p->end > p->first)
+        (void)txn_commit(p); /* a failure is counted by the records' reports */
     rd_kafka_flush(p->rk, 300000);
     int left = rd_kafka_outq_len(p->rk);
     if (left > 0) {
@@ -325,12 +370,29 @@ static int producer_open(struct bench *b, struct producer *p)
         "queue.buffering.max.kbytes",
         "2097151",
     };
-    const char *settings[sizeof base / sizeof base[0] + 2 * BENCH_MAX_X + 1];
-    p->rk = cli_client(
-        &b->o, RD_KAFKA_PRODUCER,
-        bench_client_settings(b, base, (int)(sizeof base / sizeof base[0]), settings), on_delivery);
+    /* --txn-records: a transactional producer of its own id per run and producer. */
+    char txn_id[64];
+    snprintf(txn_id, sizeof txn_id, "samsa-bench-%d-%d", (int)getpid(), p->id);
+    const char *txn_base[] = {"transactional.id", txn_id, "enable.idempotence", "true"};
+    const char *all_base[sizeof base / sizeof base[0] + 4];
+    int nbase = 0;
+    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+        all_base[nbase++] = base[i];
+    for (size_t i = 0; b->a.txn_records > 0 && i < 4; i++)
+        all_base[nbase++] = txn_base[i];
+    const char *settings[sizeof all_base / sizeof all_base[0] + 2 * BENCH_MAX_X + 1];
+    p->rk = cli_client(&b->o, RD_KAFKA_PRODUCER,
+                       bench_client_settings(b, all_base, nbase, settings), on_delivery);
     if (p->rk == NULL) {
         return -1;
+    }
+    if (b->a.txn_records > 0) {
+        rd_kafka_error_t *err = rd_kafka_init_transactions(p->rk, 60000);
+        if (err != NULL) {
+            cli_err("bench: init_transactions: %s", rd_kafka_error_string(err));
+            rd_kafka_error_destroy(err);
+            return -1;
+        }
     }
     p->rkt = rd_kafka_topic_new(p->rk, b->a.topic, NULL);
     p->slots = malloc((size_t)p->nslots * (size_t)b->a.record_bytes);
@@ -535,6 +597,7 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
             rc = cli_parse_i64(optarg, 0, INT64_C(3153600000000), "--deliver-spread",
                                &a->deliver_spread_ms);
             break;
+        case 'T': rc = cli_parse_i64(optarg, 1, INT32_MAX, "--txn-records", &a->txn_records); break;
         case 'C': a->concurrent = true; break;
         case 'O': a->produce_only = true; break;
         case 'V': a->verify = true; break;
@@ -577,6 +640,8 @@ static int parse_args(struct bench_args *a, struct cli_opts *o, int argc, char *
         why = "fewer records than producers";
     } else if (a->deliver_spread_ms > 0 && (a->deliver_after_ms < 0 || !a->produce_only)) {
         why = "--deliver-spread needs --deliver-after and --produce-only";
+    } else if (a->txn_records > 0 && (a->mock_brokers > 0 || strcmp(a->acks, "all") != 0)) {
+        why = "--txn-records needs acks=all and a broker (not --mock)";
     }
     if (why != NULL) {
         cli_err("bench: %s", why);
@@ -610,6 +675,7 @@ struct totals {
     int64_t acked, failed, missing;
     uint64_t produce_ns;
     struct hist latency;
+    struct hist commit_latency;
     double cpu_s; /* broker CPU seconds while producing, < 0 unknown */
 };
 
@@ -619,7 +685,9 @@ static void print_closing_line(const struct bench *b, const struct totals *t,
     const struct bench_args *a = &b->a;
     char target[32], rate[32], pr[32], pm[32], p50[32], p99[32], p999[32];
     char cr[32], cm[32], e50[32], e99[32], e999[32], cpu[32], da[32], l50[32], l99[32], lmax[32];
+    char txr[32], c50[32], c99[32];
     snprintf(da, sizeof da, "%lld", (long long)a->deliver_after_ms);
+    snprintf(txr, sizeof txr, "%lld", (long long)a->txn_records);
     if (a->mock_brokers > 0) {
         snprintf(target, sizeof target, "mock:%lld", (long long)a->mock_brokers);
     } else {
@@ -643,7 +711,8 @@ static void print_closing_line(const struct bench *b, const struct totals *t,
            "compression=%s rate=%s produce_records_s=%s produce_MB_s=%s produce_p50_ms=%s "
            "produce_p99_ms=%s produce_p999_ms=%s consume_records_s=%s consume_MB_s=%s "
            "e2e_p50_ms=%s e2e_p99_ms=%s e2e_p999_ms=%s deliver_after_ms=%s late_p50_ms=%s "
-           "late_p99_ms=%s late_max_ms=%s broker_cpu_s_per_GB=%s errors=%lld\n",
+           "late_p99_ms=%s late_max_ms=%s txn_records=%s commit_p50_ms=%s commit_p99_ms=%s "
+           "broker_cpu_s_per_GB=%s errors=%lld\n",
            a->topic, target, mode, (long long)a->records, (long long)a->record_bytes, b->npart,
            (long long)a->producers, a->acks, (long long)a->linger_ms, (long long)a->batch_bytes,
            a->compression, a->rate > 0 ? rate : "-",
@@ -656,7 +725,9 @@ static void print_closing_line(const struct bench *b, const struct totals *t,
            fmt_ms(e50, sizeof e50, &c->e2e, 0.5), fmt_ms(e99, sizeof e99, &c->e2e, 0.99),
            fmt_ms(e999, sizeof e999, &c->e2e, 0.999), a->deliver_after_ms >= 0 ? da : "-",
            fmt_ms(l50, sizeof l50, &c->late, 0.5), fmt_ms(l99, sizeof l99, &c->late, 0.99),
-           fmt_ms(lmax, sizeof lmax, &c->late, 1.0), cpu_s, (long long)errors);
+           fmt_ms(lmax, sizeof lmax, &c->late, 1.0), a->txn_records > 0 ? txr : "-",
+           fmt_ms(c50, sizeof c50, &t->commit_latency, 0.5),
+           fmt_ms(c99, sizeof c99, &t->commit_latency, 0.99), cpu_s, (long long)errors);
     fflush(stdout);
 }
 
@@ -694,6 +765,7 @@ static int run_producers(struct bench *b, struct totals *t)
         t->acked += ps[i].acked;
         t->failed += ps[i].failed;
         hist_merge(&t->latency, &ps[i].latency);
+        hist_merge(&t->commit_latency, &ps[i].commit_latency);
         for (int p = 0; p < b->npart; p++) {
             if (ps[i].max_offset[p] + 1 > b->end_offset[p]) {
                 b->end_offset[p] = ps[i].max_offset[p] + 1;

@@ -23,6 +23,8 @@ struct bench_args {
     int64_t linger_ms, batch_bytes, rate, mock_brokers, broker_pid;
     int64_t deliver_after_ms;  /* -1; else each record asks for delivery then (Samsa) */
     int64_t deliver_spread_ms; /* and that much later still, spread over the records */
+    int64_t txn_records;       /* 0; else each producer is transactional, committing every
+                                  txn_records of its records */
     const char *acks, *compression;
     bool concurrent, produce_only, verify, compressible, spread_records;
     const char *xk[BENCH_MAX_X], *xv[BENCH_MAX_X]; /* -X client settings, from argv */
