@@ -1,9 +1,14 @@
-/* AddPartitionsToTxn (key 24), v0-v3: a transactional producer adds partitions to its
- * transaction before it writes to them (transaction version 1).
+/* AddPartitionsToTxn (key 24), v0-v4.
  *
- * As Kafka: partitions of topics this cluster does not have are answered
- * UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, without asking the
- * coordinator; otherwise every partition gets the coordinator's one answer. */
+ * v0-v3: a transactional producer adds partitions to its transaction before it writes to
+ * them (transaction version 1). As Kafka: partitions of topics this cluster does not have
+ * are answered UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, without
+ * asking the coordinator; otherwise every partition gets the coordinator's one answer.
+ *
+ * v4 (between brokers, KIP-890 part 1): a partition's leader asks, with VerifyOnly,
+ * whether a transactional batch may open its producer's transaction there; each
+ * partition gets txn_verify's verdict. Adding partitions through v4 (VerifyOnly false:
+ * transaction version 2) is not served: INVALID_REQUEST. */
 #include "server/internal.h"
 
 typedef struct add_partitions_to_txn_response_results_results part_result;
@@ -56,6 +61,60 @@ static void respond(struct txn_call *call, const struct txn_answer *a)
     REQUEST_RESPOND(req, add_partitions_to_txn_response, &resp);
 }
 
+/* v4: one verdict per partition of each transaction. */
+static void verify_only(struct request *req, const struct add_partitions_to_txn_request *in)
+{
+    struct server *s = req->srv;
+    struct add_partitions_to_txn_response resp;
+    add_partitions_to_txn_response_init(&resp);
+    int32_t nt = MAX(in->transactions_count, 0);
+    resp.results_by_transaction_count = nt;
+    resp.results_by_transaction =
+        REQ_ALLOC(req, struct add_partitions_to_txn_response_results_by_transaction, MAX(nt, 1));
+    server_txns_poll(s);
+    for (int32_t i = 0; i < nt; i++) {
+        const struct add_partitions_to_txn_request_transactions *t = &in->transactions[i];
+        struct add_partitions_to_txn_response_results_by_transaction *rt =
+            &resp.results_by_transaction[i];
+        add_partitions_to_txn_response_results_by_transaction_init(rt);
+        rt->transactional_id = t->transactional_id;
+        rt->topic_results_count = t->topics_count;
+        rt->topic_results = REQ_ALLOC(
+            req, struct add_partitions_to_txn_response_results_by_transaction_topic_results,
+            (size_t)MAX(t->topics_count, 1));
+        for (int32_t k = 0; k < t->topics_count; k++) {
+            const struct add_partitions_to_txn_request_transactions_topics *tt = &t->topics[k];
+            struct add_partitions_to_txn_response_results_by_transaction_topic_results *tr =
+                &rt->topic_results[k];
+            add_partitions_to_txn_response_results_by_transaction_topic_results_init(tr);
+            tr->name = tt->name;
+            tr->results_by_partition_count = tt->partitions_count;
+            tr->results_by_partition = REQ_ALLOC(
+                req,
+                struct
+                add_partitions_to_txn_response_results_by_transaction_topic_results_results_by_partition,
+                (size_t)MAX(tt->partitions_count, 1));
+            for (int32_t j = 0; j < tt->partitions_count; j++) {
+                struct
+                    add_partitions_to_txn_response_results_by_transaction_topic_results_results_by_partition
+                        *pr = &tr->results_by_partition[j];
+                add_partitions_to_txn_response_results_by_transaction_topic_results_results_by_partition_init(
+                    pr);
+                pr->partition_index = tt->partitions[j];
+                if (!t->verify_only)
+                    pr->partition_error_code = KERR_INVALID_REQUEST; /* version 2: not yet */
+                else if (!s->txns)
+                    pr->partition_error_code = KERR_NOT_COORDINATOR;
+                else
+                    pr->partition_error_code =
+                        txn_verify(s->txns, t->transactional_id, t->producer_id, t->producer_epoch,
+                                   (struct txn_partition){tt->name, tt->partitions[j]});
+            }
+        }
+    }
+    REQUEST_RESPOND(req, add_partitions_to_txn_response, &resp);
+}
+
 void handle_add_partitions_to_txn(struct request *req)
 {
     struct server *s = req->srv;
@@ -63,6 +122,10 @@ void handle_add_partitions_to_txn(struct request *req)
     if (add_partitions_to_txn_request_decode(&req->body, req->hdr.api_version, &req->arena,
                                              &ac->in) != 0) {
         request_malformed(req);
+        return;
+    }
+    if (req->hdr.api_version >= 4) {
+        verify_only(req, &ac->in);
         return;
     }
     ac->call.req = req;

@@ -350,40 +350,167 @@ static bool error_has_log_start(int16_t err)
  * is first checked with the transaction coordinator, so that a late batch of a
  * transaction that has ended (a retry stuck in the network, a zombie) cannot open one
  * nobody will ever end: a hanging transaction that would hold the partition's last
- * stable offset back for good. *Differs*: only a coordinator on this node is asked; when
- * the id's coordinator is another broker the batch is taken unchecked (KIP-890's
- * AddPartitionsToTxn v4 between brokers is not sent yet; docs/compatibility.md). */
-static int16_t verify_transaction(struct server *s, struct slice transactional_id,
-                                  struct partition *p, struct slice records)
+ * stable offset back for good. A coordinator on this node is asked directly
+ * (txn_verify); another broker's with AddPartitionsToTxn v4 VerifyOnly, while the
+ * partition's answer waits (remote_verified). As Kafka, a coordinator that cannot answer
+ * now makes the batch NOT_ENOUGH_REPLICAS, which producers retry. */
+#define PRODUCE_VERIFYING INT16_MIN /* append_partition: answered later (remote_verified) */
+
+/* The first transactional batch's producer (*b), and whether its transaction is open in
+ * p already (then there is nothing to ask). */
+static bool txn_open_here(struct partition *p, struct slice records, struct batch_info *b)
 {
     struct batch_iter it;
-    struct batch_info b;
     batch_iter_init(&it, records.ptr, records.len);
-    while (batch_iter_next(&it, &b, false) > 0 && !(b.attributes & BATCH_ATTR_TRANSACTIONAL))
+    while (batch_iter_next(&it, b, false) > 0 && !(b->attributes & BATCH_ATTR_TRANSACTIONAL))
         ;
     struct pstate_batch last;
-    if (log_producer_last(p->log, b.producer_id, &last) && last.txn_first_offset >= 0 &&
-        last.epoch == b.producer_epoch)
-        return KERR_NONE; /* its transaction is open here already */
-    if (!transactional_id.ptr || !s->txns)
-        return KERR_NONE; /* nothing to ask here */
-    struct txn_partition part = {slice_from_cstr(p->topic), p->index};
-    switch (txn_verify(s->txns, transactional_id, b.producer_id, b.producer_epoch, part)) {
-    case KERR_NONE:
-    case KERR_NOT_COORDINATOR: return KERR_NONE;
+    return log_producer_last(p->log, b->producer_id, &last) && last.txn_first_offset >= 0 &&
+           last.epoch == b->producer_epoch;
+}
+
+/* The coordinator's verdict as a produce error. */
+static int16_t verdict(struct partition *p, const struct batch_info *b, int16_t error)
+{
+    switch (error) {
+    case KERR_NONE: return KERR_NONE;
+    case KERR_NOT_COORDINATOR:
+    case KERR_COORDINATOR_NOT_AVAILABLE:
     case KERR_COORDINATOR_LOAD_IN_PROGRESS: return KERR_NOT_ENOUGH_REPLICAS; /* retriable */
     case KERR_PRODUCER_FENCED: return KERR_INVALID_PRODUCER_EPOCH;
     default:
         say_info_ratelimited("server",
                              "produce to %s-%d: producer %lld (epoch %d) has no ongoing "
                              "transaction with this partition; refused (KIP-890)",
-                             p->topic, p->index, (long long)b.producer_id, b.producer_epoch);
+                             p->topic, p->index, (long long)b->producer_id, b->producer_epoch);
         return KERR_INVALID_TXN_STATE;
     }
 }
 
+/* A partition's produce waiting for a remote coordinator's verdict; every pointer is
+ * into the request, which waits with it (produce_answer_pending). */
+struct remote_verify {
+    struct request *req;
+    struct slice topic, transactional_id;
+    int16_t acks;
+    int32_t timeout_ms;
+    const struct produce_request_topic_data_partition_data *in;
+    part_resp *out;
+    struct batch_info batch;
+};
+
 static int16_t append_partition(struct request *req, struct slice topic, int16_t acks,
-                                int32_t timeout_ms, struct slice transactional_id,
+                                int32_t timeout_ms, struct slice transactional_id, bool verified,
+                                const struct produce_request_topic_data_partition_data *in,
+                                part_resp *out, struct partition **appended);
+static void partition_answered(struct request *req, int16_t acks, part_resp *pr,
+                               struct partition *p, struct durable_wait *wait);
+
+static void remote_verified(void *arg, int err, struct reader *body)
+{
+    struct remote_verify *v = arg;
+    struct request *req = v->req;
+    int16_t error = KERR_NOT_ENOUGH_REPLICAS;
+    struct add_partitions_to_txn_response resp;
+    if (err == 0 && add_partitions_to_txn_response_decode(body, 4, &req->arena, &resp) == 0) {
+        for (int32_t t = 0; t < resp.results_by_transaction_count; t++)
+            for (int32_t k = 0; k < resp.results_by_transaction[t].topic_results_count; k++) {
+                const struct add_partitions_to_txn_response_results_by_transaction_topic_results
+                    *tr = &resp.results_by_transaction[t].topic_results[k];
+                if (slice_eq(tr->name, v->topic) && tr->results_by_partition_count == 1 &&
+                    tr->results_by_partition[0].partition_index == v->in->index)
+                    error = tr->results_by_partition[0].partition_error_code;
+            }
+    }
+    struct server *s = req->srv;
+    struct partition *p = server_partition(s, v->topic, v->in->index);
+    if (p)
+        error = verdict(p, &v->batch, error);
+    struct partition *appended = NULL;
+    v->out->error_code =
+        error != KERR_NONE ? error
+                           : append_partition(req, v->topic, v->acks, v->timeout_ms,
+                                              v->transactional_id, true, v->in, v->out, &appended);
+    struct durable_wait *wait = NULL;
+    if (v->acks == -1 && v->out->error_code == KERR_NONE && appended) {
+        produce_answer_pending(req);
+        wait = durable_wait_new(acks_all_durable, req);
+    }
+    partition_answered(req, v->acks, v->out, appended, wait);
+    if (wait)
+        durable_wait_submit(s, wait);
+    produce_answer_arrived(req);
+}
+
+/* Asks the coordinator of the id (broker node) about v's batch; the partition's answer
+ * waits. KERR_NONE when asked, else the error to answer now. */
+static int16_t ask_remote(struct request *req, struct remote_verify *v, int32_t node)
+{
+    struct add_partitions_to_txn_request_transactions_topics topic;
+    add_partitions_to_txn_request_transactions_topics_init(&topic);
+    topic.name = v->topic;
+    int32_t index = v->in->index;
+    topic.partitions = &index;
+    topic.partitions_count = 1;
+    struct add_partitions_to_txn_request_transactions t;
+    add_partitions_to_txn_request_transactions_init(&t);
+    t.transactional_id = v->transactional_id;
+    t.producer_id = v->batch.producer_id;
+    t.producer_epoch = v->batch.producer_epoch;
+    t.verify_only = true;
+    t.topics = &topic;
+    t.topics_count = 1;
+    struct add_partitions_to_txn_request areq;
+    add_partitions_to_txn_request_init(&areq);
+    areq.transactions = &t;
+    areq.transactions_count = 1;
+    struct buf frame;
+    buf_init(&frame);
+    proto_request_header_encode(&frame,
+                                &(struct request_header){.api_key = API_KEY_ADD_PARTITIONS_TO_TXN,
+                                                         .api_version = 4,
+                                                         .client_id = slice_from_cstr("samsa")});
+    add_partitions_to_txn_request_encode(&frame, 4, &areq);
+    produce_answer_pending(req);
+    int rc = server_peer_send(req->srv, node, &frame, 10000, remote_verified, v);
+    buf_free(&frame);
+    if (rc != 0) {
+        produce_answer_arrived(req); /* nothing sent: not waiting after all */
+        return KERR_NOT_ENOUGH_REPLICAS;
+    }
+    return KERR_NONE;
+}
+
+/* KERR_NONE when the batch may go on now, PRODUCE_VERIFYING when its answer waits for a
+ * remote coordinator, else the error to answer. */
+static int16_t verify_transaction(struct request *req, struct slice topic, int16_t acks,
+                                  int32_t timeout_ms, struct slice transactional_id,
+                                  struct partition *p,
+                                  const struct produce_request_topic_data_partition_data *in,
+                                  part_resp *out)
+{
+    struct server *s = req->srv;
+    struct batch_info b;
+    if (txn_open_here(p, in->records, &b) || !transactional_id.ptr)
+        return KERR_NONE; /* open already, or no id to ask about */
+    const struct mbroker *coordinator;
+    if (server_txn_coordinator(s, transactional_id, &coordinator) != KERR_NONE)
+        return KERR_NOT_ENOUGH_REPLICAS;
+    if (coordinator->node_id == s->cfg->node_id) {
+        struct txn_partition part = {slice_from_cstr(p->topic), p->index};
+        return verdict(
+            p, &b,
+            s->txns ? txn_verify(s->txns, transactional_id, b.producer_id, b.producer_epoch, part)
+                    : KERR_NOT_COORDINATOR);
+    }
+    struct remote_verify *v = REQ_ALLOC(req, struct remote_verify, 1);
+    *v = (struct remote_verify){req, topic, transactional_id, acks, timeout_ms, in, out, b};
+    int16_t err = ask_remote(req, v, coordinator->node_id);
+    return err == KERR_NONE ? PRODUCE_VERIFYING : err;
+}
+
+static int16_t append_partition(struct request *req, struct slice topic, int16_t acks,
+                                int32_t timeout_ms, struct slice transactional_id, bool verified,
                                 const struct produce_request_topic_data_partition_data *in,
                                 part_resp *out, struct partition **appended)
 {
@@ -453,8 +580,8 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
         if (err != KERR_NONE)
             return err;
     }
-    if (any_transactional) {
-        err = verify_transaction(s, transactional_id, p, in->records);
+    if (any_transactional && !verified) {
+        err = verify_transaction(req, topic, acks, timeout_ms, transactional_id, p, in, out);
         if (err != KERR_NONE)
             return err;
     }
@@ -507,6 +634,20 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     return KERR_NONE;
 }
 
+/* After a partition's append (or its refusal): what its answer carries, and, for
+ * acks=all, the wait for its durability. */
+static void partition_answered(struct request *req, int16_t acks, part_resp *pr,
+                               struct partition *p, struct durable_wait *wait)
+{
+    if (pr->error_code != KERR_NONE && !error_has_log_start(pr->error_code))
+        pr->log_start_offset = -1;
+    if (pr->error_code == KERR_NONE && p) {
+        server_after_append(req->srv, p, acks == -1);
+        if (wait)
+            durable_wait_add_acked(wait, p, log_end_offset(p->log), &pr->error_code);
+    }
+}
+
 void handle_produce(struct request *req)
 {
     struct server *s = req->srv;
@@ -548,15 +689,12 @@ void handle_produce(struct request *req)
                 continue;
             }
             struct partition *p = NULL;
-            pr->error_code = append_partition(req, td->name, acks, in.timeout_ms,
-                                              in.transactional_id, &td->partition_data[pi], pr, &p);
-            if (pr->error_code != KERR_NONE && !error_has_log_start(pr->error_code))
-                pr->log_start_offset = -1;
-            if (pr->error_code == KERR_NONE && p) {
-                server_after_append(s, p, acks == -1);
-                if (wait)
-                    durable_wait_add_acked(wait, p, log_end_offset(p->log), &pr->error_code);
-            }
+            int16_t err = append_partition(req, td->name, acks, in.timeout_ms, in.transactional_id,
+                                           false, &td->partition_data[pi], pr, &p);
+            if (err == PRODUCE_VERIFYING)
+                continue; /* answered by remote_verified */
+            pr->error_code = err;
+            partition_answered(req, acks, pr, p, wait);
         }
     }
     if (req->hdr.api_version >= 10)

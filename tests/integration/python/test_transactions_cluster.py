@@ -93,3 +93,36 @@ def test_coordinator_kill_9_with_a_transaction_open(quorum):
         p2.produce("tx-failover", b"kept-%03d" % i, partition=i % 3)
     p2.commit_transaction(60)
     assert read_committed(live, "tx-failover", 3, 30) == [b"kept-%03d" % i for i in range(30)]
+
+
+def test_a_late_batch_is_verified_with_a_coordinator_on_another_broker(quorum):
+    """KIP-890 part 1 across brokers: a partition's leader asks the id's coordinator on
+    another broker (AddPartitionsToTxn v4 VerifyOnly) before a transactional batch opens
+    a transaction there; a late batch of a committed transaction is refused."""
+    start(quorum)
+    leaders = create_replicated(quorum, "late-remote", 3)
+
+    def coordinator_of(txn_id):  # __transaction_state is created by the first ask
+        with kwire.Conn(quorum[0].port, host=quorum[0].host) as c:
+            err, node = kwire.find_coordinator_v1(c, txn_id, key_type=1)
+        return node if err == 0 else None
+
+    coordinator = wait_until(lambda: coordinator_of("remote-app"), 30, what="a coordinator")
+    partition = next(p for p, node in sorted(leaders.items()) if node != coordinator)
+    leader = next(n for n in quorum if n.node_id == leaders[partition])
+    p = txn_producer(quorum, "remote-app")
+    p.begin_transaction()
+    for i in range(5):
+        p.produce("late-remote", b"ok-%d" % i, partition=partition)
+    p.commit_transaction(60)
+    with kwire.Conn(leader.port, host=leader.host) as c:
+        err, producers = kwire.describe_producers_v0(c, {"late-remote": [partition]})[
+            ("late-remote", partition)]
+        assert err == 0
+        ((pid, epoch, last_seq, _, _, open_from),) = producers
+        assert open_from == -1
+        late = kwire.record_batch([(None, b"late")], producer_id=pid, producer_epoch=epoch,
+                                  base_sequence=last_seq + 1, transactional=True)
+        assert kwire.produce(c, "late-remote", partition, late,
+                             transactional_id="remote-app")[0] == 48  # INVALID_TXN_STATE
+    assert read_committed(quorum, "late-remote", 3, 5) == [b"ok-%d" % i for i in range(5)]
