@@ -51,6 +51,7 @@ struct marker_job {
         int32_t remote; /* the broker last asked to write it (-1: this node) */
     } * parts;
     uint64_t retry_timer;
+    bool trying;             /* inside markers_try: completions do not call it again */
     struct marker_job *next; /* s->marker_jobs */
 };
 
@@ -260,15 +261,27 @@ static void marker_written(void *arg, int16_t error)
         server_groups_txn_marker(j->s, mp->partition, j->producer_id, j->commit);
     if (marker_final(error))
         marker_part_done(j, i, error);
-    markers_try(j);
+    if (!j->trying) /* an append that failed at once: the loop under way sees to it */
+        markers_try(j);
 }
 
-/* Writes the markers not yet written; when all are, tells the coordinator. */
+/* Writes the markers not yet written; when all are (or this node no longer coordinates
+ * the transaction: its new coordinator writes them), tells the coordinator. */
 static void markers_try(struct marker_job *j)
 {
     struct server *s = j->s;
     if (!s->txns || s->stopping) {
         return; /* freed with the coordinator's jobs (server_txns_stop) */
+    }
+    int32_t leader, coordinator_epoch;
+    bool coordinating = server_partition_leader(s, slice_from_cstr(TXN_TOPIC), j->state_partition,
+                                                &leader, &coordinator_epoch) &&
+                        leader == s->cfg->node_id;
+    for (size_t i = 0; !coordinating && i < j->n; i++) {
+        if (!j->parts[i].done && !j->parts[i].in_flight) {
+            j->parts[i].done = true; /* left to the new coordinator */
+            j->remaining--;
+        }
     }
     if (j->remaining == 0) {
         bool in_flight = false;
@@ -277,6 +290,8 @@ static void markers_try(struct marker_job *j)
         if (in_flight)
             return;
         /* Unlinked from the job list, the completion goes to the idle hook. */
+        if (j->retry_timer)
+            net_timer_cancel(s->loop, j->retry_timer);
         for (struct marker_job **pp = &s->marker_jobs; *pp; pp = &(*pp)->next)
             if (*pp == j) {
                 *pp = j->next;
@@ -286,19 +301,12 @@ static void markers_try(struct marker_job *j)
         marker_job_free(j);
         return;
     }
-    int32_t leader, coordinator_epoch;
-    bool coordinating = server_partition_leader(s, slice_from_cstr(TXN_TOPIC), j->state_partition,
-                                                &leader, &coordinator_epoch) &&
-                        leader == s->cfg->node_id;
     bool retry = false;
+    j->trying = true;
     for (size_t i = 0; i < j->n; i++) {
         struct marker_part *mp = &j->parts[i];
         if (mp->done || mp->in_flight)
             continue;
-        if (!coordinating) {
-            retry = true; /* the coordinator moves: the new one writes them */
-            continue;
-        }
         const struct mtopic *t = cluster_topic_find(s->cluster, slice_from_cstr(mp->topic));
         if (!t || mp->partition >= t->partition_count) {
             mp->done = true; /* deleted: nothing to mark */
@@ -330,11 +338,12 @@ static void markers_try(struct marker_job *j)
         if (!mp->in_flight && !mp->done)
             retry = true; /* failed at once */
     }
-    for (size_t i = 0; coordinating && i < j->n; i++) {
+    for (size_t i = 0; i < j->n; i++) {
         struct marker_part *mp = &j->parts[i];
         if (!mp->done && !mp->in_flight && mp->remote >= 0)
             send_remote(j, mp->remote, coordinator_epoch);
     }
+    j->trying = false;
     if (j->remaining == 0) {
         markers_try(j);
         return;

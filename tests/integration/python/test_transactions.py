@@ -241,8 +241,8 @@ def test_a_late_batch_cannot_open_a_hanging_transaction(broker):
     p.begin_transaction()
     send(p, "late", b"in-time", 3, 1)
     p.commit_transaction(30)
-    lso, hw = lso_and_hw(broker, "late")
-    assert lso == hw == 4
+    # EndTxn is answered once the commit is decided; its markers follow.
+    wait_until(lambda: lso_and_hw(broker, "late") == (4, 4), 10, what="the commit marker")
     with kwire.Conn(broker.port) as c:
         err, producers = kwire.describe_producers_v0(c, {"late": [0]})[("late", 0)]
         assert err == 0

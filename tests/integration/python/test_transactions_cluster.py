@@ -115,12 +115,17 @@ def test_a_late_batch_is_verified_with_a_coordinator_on_another_broker(quorum):
     for i in range(5):
         p.produce("late-remote", b"ok-%d" % i, partition=partition)
     p.commit_transaction(60)
-    with kwire.Conn(leader.port, host=leader.host) as c:
-        err, producers = kwire.describe_producers_v0(c, {"late-remote": [partition]})[
-            ("late-remote", partition)]
+
+    def producer_there():  # once the commit marker is there (markers follow EndTxn)
+        with kwire.Conn(leader.port, host=leader.host) as c:
+            err, producers = kwire.describe_producers_v0(c, {"late-remote": [partition]})[
+                ("late-remote", partition)]
         assert err == 0
         ((pid, epoch, last_seq, _, _, open_from),) = producers
-        assert open_from == -1
+        return (pid, epoch, last_seq) if open_from == -1 else None
+
+    pid, epoch, last_seq = wait_until(producer_there, 20, what="the commit marker")
+    with kwire.Conn(leader.port, host=leader.host) as c:
         late = kwire.record_batch([(None, b"late")], producer_id=pid, producer_epoch=epoch,
                                   base_sequence=last_seq + 1, transactional=True)
         assert kwire.produce(c, "late-remote", partition, late,
