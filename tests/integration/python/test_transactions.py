@@ -258,3 +258,22 @@ def test_a_late_batch_cannot_open_a_hanging_transaction(broker):
     p.commit_transaction(30)
     assert values(consume_all(broker, "late", 1, expected=5, **COMMITTED)) == sorted(
         [b"in-time-%04d" % i for i in range(3)] + [b"next-%04d" % i for i in range(2)])
+
+
+def test_kill_9_right_after_the_commit_is_decided(broker):
+    """kill -9 right after EndTxn is answered, while the markers may still be on their
+    way: after the restart the coordinator finds the decided commit (PrepareCommit, or
+    CompleteCommit if it got that far) and the records become visible, each once."""
+    create_topic(broker, "decided", 3)
+    for round_ in range(3):
+        p = txn_producer(broker, "decider")
+        p.begin_transaction()
+        send(p, "decided", b"r%d" % round_, 30, 3)
+        p.commit_transaction(30)
+        broker.kill()
+        broker.start()
+    want = sorted(b"r%d-%04d" % (r, i) for r in range(3) for i in range(30))
+    assert values(consume_all(broker, "decided", 3, expected=90, **COMMITTED)) == want
+    for part in range(3):
+        wait_until(lambda: (lambda l: l[0] == l[1])(lso_and_hw(broker, "decided", part)), 20,
+                   what="partition %d stable" % part)
