@@ -44,6 +44,17 @@ int metadata_main(struct cli_opts *o, int argc, char **argv); /* metadata.c: off
 int cluster_main(struct cli_opts *o, int argc, char **argv);  /* cluster.c */
 int delay_main(struct cli_opts *o, int argc, char **argv);    /* delay.c */
 int txn_main(struct cli_opts *o, int argc, char **argv);      /* txn.c */
+/* The oldest open transaction of a partition, as its leader (leader_addr, "host:port")
+ * describes its producers (DescribeProducers): first_offset -1 when none is open. 0, or
+ * -1 when the leader could not say. */
+struct txn_open {
+    int64_t first_offset;      /* where it starts: what holds the last stable offset back */
+    int64_t producer_id;       /* whose */
+    int64_t last_timestamp_ms; /* the producer's newest write there */
+    int count;                 /* open transactions in the partition */
+};
+int txn_oldest_open(const char *leader_addr, const char *topic, int32_t partition,
+                    struct txn_open *out);
 /* `cluster up` and `cluster down` (cluster_up.c): a local cluster of samsa-server
  * processes; argv[0] is "cluster", argv[1] "up" or "down". */
 int cluster_up_main(struct cli_opts *o, int argc, char **argv);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Options of the topic commands; long forms follow Kafka's kafka-topics.sh. */
 static const struct option topic_longopts[] = {
@@ -233,9 +234,39 @@ static int topic_list(struct cli_opts *o, const struct topic_args *a)
     return rc;
 }
 
+/* The OPEN-TXN cell: the oldest open transaction of the partition (what holds its last
+ * stable offset back) with how long its producer has not written there, "-" when none is
+ * open, "?" when the leader could not say. A transaction open for long while its
+ * producer is silent is a hanging one: `samsa txn abort` ends it. */
+static void describe_open_txn(const struct rd_kafka_metadata *md, const char *topic,
+                              int32_t partition, int32_t leader, char *out, size_t cap)
+{
+    char addr[300] = "";
+    for (int i = 0; i < md->broker_cnt; i++)
+        if (md->brokers[i].id == leader)
+            snprintf(addr, sizeof addr, "%s:%d", md->brokers[i].host, md->brokers[i].port);
+    struct txn_open o;
+    if (!addr[0] || txn_oldest_open(addr, topic, partition, &o) != 0) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    if (o.first_offset < 0)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t idle_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - o.last_timestamp_ms;
+    snprintf(out, cap, "from %lld (producer %lld, idle %llds)%s", (long long)o.first_offset,
+             (long long)o.producer_id, (long long)(idle_ms > 0 ? idle_ms / 1000 : 0),
+             o.count > 1 ? " +more" : "");
+}
+
 static int topic_describe(struct cli_opts *o, const struct topic_args *a)
 {
-    rd_kafka_t *rk = cli_client(o, RD_KAFKA_PRODUCER, NULL, NULL);
+    /* HIGH is the high watermark: librdkafka's watermark query takes the client's
+     * isolation level, read_committed by default (that would be the last stable offset,
+     * which OPEN-TXN explains instead). */
+    const char *uncommitted[] = {"isolation.level", "read_uncommitted", NULL};
+    rd_kafka_t *rk = cli_client(o, RD_KAFKA_CONSUMER, uncommitted, NULL);
     if (rk == NULL) {
         return CLI_EXIT_FAIL;
     }
@@ -253,7 +284,8 @@ static int topic_describe(struct cli_opts *o, const struct topic_args *a)
     int rc = 0;
     printf("Topic: %s  Partitions: %d  Replication: %d\n\n", t->topic, t->partition_cnt,
            t->partition_cnt ? t->partitions[0].replica_cnt : 0);
-    struct table *tab = table_new(6, "PARTITION", "LEADER", "REPLICAS", "ISR", "LOW", "HIGH");
+    struct table *tab =
+        table_new(7, "PARTITION", "LEADER", "REPLICAS", "ISR", "LOW", "HIGH", "OPEN-TXN");
     int64_t total = 0;
     for (int i = 0; i < t->partition_cnt; i++) {
         const struct rd_kafka_metadata_partition *p = &t->partitions[i];
@@ -277,8 +309,10 @@ static int topic_describe(struct cli_opts *o, const struct topic_args *a)
         } else {
             total += hi - lo;
         }
+        char open[96] = "-";
+        describe_open_txn(md, t->topic, p->id, p->leader, open, sizeof open);
         table_add(tab, id, leader, replicas, isr, fmt_offset(lo_s, sizeof lo_s, lo),
-                  fmt_offset(hi_s, sizeof hi_s, hi));
+                  fmt_offset(hi_s, sizeof hi_s, hi), open);
     }
     table_print(tab);
     table_free(tab);

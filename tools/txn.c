@@ -474,6 +474,62 @@ static int txn_abort(const struct cli_opts *o, int argc, char **argv)
     return rc;
 }
 
+int txn_oldest_open(const char *leader_addr, const char *topic, int32_t partition,
+                    struct txn_open *out)
+{
+    *out = (struct txn_open){.first_offset = -1, .producer_id = -1, .last_timestamp_ms = -1};
+    struct wire_conn c;
+    int16_t v;
+    const char *why;
+    if (wire_connect(&c, leader_addr, &why) != 0)
+        return -1;
+    v = wire_version(&c, API_KEY_DESCRIBE_PRODUCERS);
+    if (v < 0) {
+        wire_close(&c);
+        return -1;
+    }
+    struct describe_producers_request req;
+    describe_producers_request_init(&req);
+    struct describe_producers_request_topics t;
+    describe_producers_request_topics_init(&t);
+    t.name = slice_from_cstr(topic);
+    t.partition_indexes = &partition;
+    t.partition_indexes_count = 1;
+    req.topics = &t;
+    req.topics_count = 1;
+    struct buf body, frame;
+    buf_init(&body);
+    buf_init(&frame);
+    describe_producers_request_encode(&body, v, &req);
+    struct reader r;
+    struct arena a;
+    arena_init(&a);
+    struct describe_producers_response resp;
+    int rc = wire_call(&c, API_KEY_DESCRIBE_PRODUCERS, v, &body, &frame, &r, &why) != 0 ||
+                     describe_producers_response_decode(&r, v, &a, &resp) != 0 ||
+                     resp.topics_count != 1 || resp.topics[0].partitions_count != 1 ||
+                     resp.topics[0].partitions[0].error_code != KERR_NONE
+                 ? -1
+                 : 0;
+    for (int32_t i = 0; rc == 0 && i < resp.topics[0].partitions[0].active_producers_count; i++) {
+        const struct describe_producers_response_topics_partitions_active_producers *ap =
+            &resp.topics[0].partitions[0].active_producers[i];
+        if (ap->current_txn_start_offset < 0)
+            continue;
+        out->count++;
+        if (out->first_offset < 0 || ap->current_txn_start_offset < out->first_offset) {
+            out->first_offset = ap->current_txn_start_offset;
+            out->producer_id = ap->producer_id;
+            out->last_timestamp_ms = ap->last_timestamp;
+        }
+    }
+    arena_free(&a);
+    buf_free(&body);
+    buf_free(&frame);
+    wire_close(&c);
+    return rc;
+}
+
 int txn_main(struct cli_opts *o, int argc, char **argv)
 {
     if (argc < 2) {

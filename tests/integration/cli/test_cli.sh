@@ -116,7 +116,7 @@ bad topic create orders
 has 'already exists'
 ok topic describe orders
 has '^Topic: orders +Partitions: 3'
-has '^2 +1 +1 +1 +0 +0$'
+has '^2 +1 +1 +1 +0 +0 +-$'   # no open transaction
 has '^retention.ms +3600000 +DYNAMIC_TOPIC_CONFIG'
 bad topic describe no-such-topic
 has "topic 'no-such-topic' does not exist"

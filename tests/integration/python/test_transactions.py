@@ -277,3 +277,23 @@ def test_kill_9_right_after_the_commit_is_decided(broker):
     for part in range(3):
         wait_until(lambda: (lambda l: l[0] == l[1])(lso_and_hw(broker, "decided", part)), 20,
                    what="partition %d stable" % part)
+
+
+def test_topic_describe_shows_the_open_transaction(broker):
+    import os
+    import subprocess
+
+    from conftest import SERVER
+    cli = os.environ.get("SAMSA_CLI", os.path.join(os.path.dirname(SERVER), "tools", "samsa"))
+    create_topic(broker, "shown", 2)
+    p = txn_producer(broker, "shower")
+    p.begin_transaction()
+    send(p, "shown", b"x", 1, 1)  # partition 0 only
+    p.flush(10)
+    out = subprocess.run([cli, "-b", broker.bootstrap, "topic", "describe", "shown"],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line for line in out.stdout.decode().splitlines()
+            if line[:1].isdigit()}
+    assert "from 0 (producer" in rows["0"], rows
+    assert rows["1"].rstrip().endswith("-"), rows
