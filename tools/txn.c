@@ -99,6 +99,54 @@ static char *str(struct slice s)
     return xstrndup((const char *)s.ptr, s.len);
 }
 
+/* One partition's producers as its leader (addr) describes them (DescribeProducers):
+ * 0 with *out pointing into a (and frame, which the caller frees), or an exit status
+ * after printing why (quiet: without printing). */
+static int partition_producers(const char *addr, const char *topic, int32_t partition, bool quiet,
+                               struct arena *a, struct buf *frame,
+                               const struct describe_producers_response_topics_partitions **out)
+{
+    struct wire_conn c;
+    int16_t v;
+    const char *why;
+    if (quiet ? wire_connect(&c, addr, &why) != 0
+              : open_conn(addr, API_KEY_DESCRIBE_PRODUCERS, "DescribeProducers", &c, &v) != 0)
+        return CLI_EXIT_FAIL;
+    if (quiet && (v = wire_version(&c, API_KEY_DESCRIBE_PRODUCERS)) < 0) {
+        wire_close(&c);
+        return CLI_EXIT_FAIL;
+    }
+    struct describe_producers_request req;
+    describe_producers_request_init(&req);
+    struct describe_producers_request_topics t;
+    describe_producers_request_topics_init(&t);
+    t.name = slice_from_cstr(topic);
+    t.partition_indexes = &partition;
+    t.partition_indexes_count = 1;
+    req.topics = &t;
+    req.topics_count = 1;
+    struct buf body;
+    buf_init(&body);
+    describe_producers_request_encode(&body, v, &req);
+    struct reader r;
+    struct describe_producers_response resp;
+    int rc = 0;
+    if (wire_call(&c, API_KEY_DESCRIBE_PRODUCERS, v, &body, frame, &r, &why) != 0)
+        rc = quiet ? CLI_EXIT_FAIL : cli_err("DescribeProducers to %s: %s", addr, why);
+    else if (describe_producers_response_decode(&r, v, a, &resp) != 0 || resp.topics_count != 1 ||
+             resp.topics[0].partitions_count != 1)
+        rc = quiet ? CLI_EXIT_FAIL : cli_err("DescribeProducers: malformed response");
+    else if (resp.topics[0].partitions[0].error_code != KERR_NONE)
+        rc = quiet ? CLI_EXIT_FAIL
+                   : cli_err("DescribeProducers of %s-%d: %s", topic, partition,
+                             kafka_error_name(resp.topics[0].partitions[0].error_code));
+    if (rc == 0)
+        *out = &resp.topics[0].partitions[0];
+    buf_free(&body);
+    wire_close(&c);
+    return rc;
+}
+
 /* ---- list ---- */
 
 static int txn_list(const struct cli_opts *o, int argc, char **argv)
@@ -366,37 +414,13 @@ static int txn_abort(const struct cli_opts *o, int argc, char **argv)
     if (leader_addr(o, topic, (int32_t)partition, addr, sizeof addr) != 0)
         return CLI_EXIT_FAIL;
     /* The open transactions there. */
-    struct wire_conn c;
-    int16_t v;
-    if (open_conn(addr, API_KEY_DESCRIBE_PRODUCERS, "DescribeProducers", &c, &v) != 0)
-        return CLI_EXIT_FAIL;
-    struct describe_producers_request dreq;
-    describe_producers_request_init(&dreq);
-    struct describe_producers_request_topics dt;
-    describe_producers_request_topics_init(&dt);
     int32_t pidx = (int32_t)partition;
-    dt.name = slice_from_cstr(topic);
-    dt.partition_indexes = &pidx;
-    dt.partition_indexes_count = 1;
-    dreq.topics = &dt;
-    dreq.topics_count = 1;
-    struct buf body, frame;
-    buf_init(&body);
-    buf_init(&frame);
-    describe_producers_request_encode(&body, v, &dreq);
-    struct reader r;
     struct arena a;
     arena_init(&a);
-    struct describe_producers_response dresp;
-    int rc = call(addr, API_KEY_DESCRIBE_PRODUCERS, "DescribeProducers", &c, v, &body, &frame, &r);
-    if (rc == 0 && (describe_producers_response_decode(&r, v, &a, &dresp) != 0 ||
-                    dresp.topics_count != 1 || dresp.topics[0].partitions_count != 1))
-        rc = cli_err("DescribeProducers: malformed response");
-    const struct describe_producers_response_topics_partitions *dp =
-        rc == 0 ? &dresp.topics[0].partitions[0] : NULL;
-    if (rc == 0 && dp->error_code != KERR_NONE)
-        rc = cli_err("DescribeProducers of %s-%d: %s", topic, pidx,
-                     kafka_error_name(dp->error_code));
+    struct buf body, frame;
+    buf_init(&frame);
+    const struct describe_producers_response_topics_partitions *dp = NULL;
+    int rc = partition_producers(addr, topic, pidx, false, &a, &frame, &dp);
     const struct describe_producers_response_topics_partitions_active_producers *victim = NULL;
     int open = 0;
     for (int32_t i = 0; rc == 0 && i < dp->active_producers_count; i++) {
@@ -419,8 +443,6 @@ static int txn_abort(const struct cli_opts *o, int argc, char **argv)
                         dp->active_producers[i].producer_id,
                         dp->active_producers[i].current_txn_start_offset);
     }
-    wire_close(&c);
-    buf_free(&body);
     buf_free(&frame);
     if (rc != 0) {
         arena_free(&a);
@@ -429,6 +451,7 @@ static int txn_abort(const struct cli_opts *o, int argc, char **argv)
     /* ABORT marker with the producer's epoch and its coordinator's epoch, as
      * kafka-transactions.sh abort sends it. */
     struct wire_conn m;
+    int16_t v;
     if (open_conn(addr, API_KEY_WRITE_TXN_MARKERS, "WriteTxnMarkers", &m, &v) != 0) {
         arena_free(&a);
         return CLI_EXIT_FAIL;
@@ -454,6 +477,7 @@ static int txn_abort(const struct cli_opts *o, int argc, char **argv)
     buf_init(&frame);
     write_txn_markers_request_encode(&body, v, &mreq);
     struct write_txn_markers_response mresp;
+    struct reader r;
     rc = call(addr, API_KEY_WRITE_TXN_MARKERS, "WriteTxnMarkers", &m, v, &body, &frame, &r);
     if (rc == 0 &&
         (write_txn_markers_response_decode(&r, v, &a, &mresp) != 0 || mresp.markers_count != 1 ||
@@ -478,42 +502,15 @@ int txn_oldest_open(const char *leader_addr, const char *topic, int32_t partitio
                     struct txn_open *out)
 {
     *out = (struct txn_open){.first_offset = -1, .producer_id = -1, .last_timestamp_ms = -1};
-    struct wire_conn c;
-    int16_t v;
-    const char *why;
-    if (wire_connect(&c, leader_addr, &why) != 0)
-        return -1;
-    v = wire_version(&c, API_KEY_DESCRIBE_PRODUCERS);
-    if (v < 0) {
-        wire_close(&c);
-        return -1;
-    }
-    struct describe_producers_request req;
-    describe_producers_request_init(&req);
-    struct describe_producers_request_topics t;
-    describe_producers_request_topics_init(&t);
-    t.name = slice_from_cstr(topic);
-    t.partition_indexes = &partition;
-    t.partition_indexes_count = 1;
-    req.topics = &t;
-    req.topics_count = 1;
-    struct buf body, frame;
-    buf_init(&body);
-    buf_init(&frame);
-    describe_producers_request_encode(&body, v, &req);
-    struct reader r;
     struct arena a;
     arena_init(&a);
-    struct describe_producers_response resp;
-    int rc = wire_call(&c, API_KEY_DESCRIBE_PRODUCERS, v, &body, &frame, &r, &why) != 0 ||
-                     describe_producers_response_decode(&r, v, &a, &resp) != 0 ||
-                     resp.topics_count != 1 || resp.topics[0].partitions_count != 1 ||
-                     resp.topics[0].partitions[0].error_code != KERR_NONE
-                 ? -1
-                 : 0;
-    for (int32_t i = 0; rc == 0 && i < resp.topics[0].partitions[0].active_producers_count; i++) {
+    struct buf frame;
+    buf_init(&frame);
+    const struct describe_producers_response_topics_partitions *dp;
+    int rc = partition_producers(leader_addr, topic, partition, true, &a, &frame, &dp) ? -1 : 0;
+    for (int32_t i = 0; rc == 0 && i < dp->active_producers_count; i++) {
         const struct describe_producers_response_topics_partitions_active_producers *ap =
-            &resp.topics[0].partitions[0].active_producers[i];
+            &dp->active_producers[i];
         if (ap->current_txn_start_offset < 0)
             continue;
         out->count++;
@@ -524,9 +521,7 @@ int txn_oldest_open(const char *leader_addr, const char *topic, int32_t partitio
         }
     }
     arena_free(&a);
-    buf_free(&body);
     buf_free(&frame);
-    wire_close(&c);
     return rc;
 }
 
