@@ -10,10 +10,8 @@ static void describe_one(struct request *req, struct slice id, txn_state_resp *o
     struct server *s = req->srv;
     describe_transactions_response_transaction_states_init(out);
     out->transactional_id = id;
+    /* An id answered with an error carries zeros, as from Kafka. */
     out->transaction_state = slice_from_cstr("");
-    out->transaction_start_time_ms = -1;
-    out->producer_id = -1;
-    out->producer_epoch = -1;
     struct txn_meta m;
     out->error_code = s->txns ? txn_describe(s->txns, id, &m) : KERR_NOT_COORDINATOR;
     if (out->error_code != KERR_NONE)
