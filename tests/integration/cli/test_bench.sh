@@ -16,7 +16,7 @@ start_broker bench
 
 NUM='[0-9]+(\.[0-9]+)?'
 # The closing line: every key, in order; numbers or "-" where a figure does not apply.
-LINE="^samsa bench: topic=[^ ]+ target=(broker|mock:[0-9]+) mode=(sequential|concurrent|produce-only|verify) records=[0-9]+ record_bytes=[0-9]+ partitions=[0-9]+ producers=[0-9]+ acks=(0|1|all|-1) linger_ms=[0-9]+ batch_bytes=[0-9]+ compression=[a-z0-9]+ rate=([0-9]+|-) produce_records_s=($NUM|-) produce_MB_s=($NUM|-) produce_p50_ms=($NUM|-) produce_p99_ms=($NUM|-) produce_p999_ms=($NUM|-) consume_records_s=($NUM|-) consume_MB_s=($NUM|-) e2e_p50_ms=($NUM|-) e2e_p99_ms=($NUM|-) e2e_p999_ms=($NUM|-) deliver_after_ms=([0-9]+|-) late_p50_ms=($NUM|-) late_p99_ms=($NUM|-) late_max_ms=($NUM|-) broker_cpu_s_per_GB=($NUM|-) errors=[0-9]+$"
+LINE="^samsa bench: topic=[^ ]+ target=(broker|mock:[0-9]+) mode=(sequential|concurrent|produce-only|verify) records=[0-9]+ record_bytes=[0-9]+ partitions=[0-9]+ producers=[0-9]+ acks=(0|1|all|-1) linger_ms=[0-9]+ batch_bytes=[0-9]+ compression=[a-z0-9]+ rate=([0-9]+|-) produce_records_s=($NUM|-) produce_MB_s=($NUM|-) produce_p50_ms=($NUM|-) produce_p99_ms=($NUM|-) produce_p999_ms=($NUM|-) consume_records_s=($NUM|-) consume_MB_s=($NUM|-) e2e_p50_ms=($NUM|-) e2e_p99_ms=($NUM|-) e2e_p999_ms=($NUM|-) deliver_after_ms=([0-9]+|-) late_p50_ms=($NUM|-) late_p99_ms=($NUM|-) late_max_ms=($NUM|-) txn_records=([0-9]+|-) commit_p50_ms=($NUM|-) commit_p99_ms=($NUM|-) broker_cpu_s_per_GB=($NUM|-) errors=[0-9]+$"
 
 # bench ARGS...: runs samsa bench, must exit 0 and print exactly one well-formed
 # closing line on stdout with errors=0 (stdout in $WORK/out, stderr in $WORK/err).
@@ -75,6 +75,12 @@ for f in late_p50_ms late_p99_ms late_max_ms; do is_num "$f"; done
 awk -v e="$(field e2e_p50_ms)" 'BEGIN { exit !(e >= 300) }' || fail "delivered before its time"
 bench -n 20000 -s 100 --deliver-after 0   # checked like any run: each record once, in order
 is_dash late_p50_ms
+
+echo "== transactional producers: a commit every 500 records, read back read_committed"
+bench -n 5000 -s 100 -p 2 -P 2 --txn-records 500 -X isolation.level=read_committed
+grep -q ' txn_records=500 ' "$WORK/out" || fail "txn-records echoed"
+for f in commit_p50_ms commit_p99_ms; do is_num "$f"; done
+bench_fails -n 100 -s 100 --txn-records 10 -a 1    # transactions need acks=all
 
 echo "== acks=0 and acks=1 with compression"
 bench -n 20000 -s 100 -a 0 -z lz4 --compressible
