@@ -592,23 +592,12 @@ void txn_markers_done(struct txn_coordinator *c, int64_t now_ms, void *token)
     }
     t->pending = NULL;
     op_free(op);
-    /* The Complete state is applied now and its record appended without waiting: the
-     * next transition may start at once. Nothing depends on that record being durable:
-     * the markers are, and a load that finds the Prepare state instead only writes them
-     * again. A later record of this id follows it in the same log, so once that one is
-     * durable this one is too. */
     struct op *done = op_new(c, t, OP_APPEND);
     op_start_from(done, t, now_ms);
     op_clear_parts(done);
     done->meta.state =
         t->meta.state == TXN_PREPARE_COMMIT ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
-    free_parts(t->parts, t->meta.n_partitions);
-    t->parts = NULL;
-    t->meta = done->meta;
-    t->meta.transactional_id = (struct slice){(const uint8_t *)t->id, t->id_len};
     append_op(c, done);
-    t->pending = NULL;
-    done->t = NULL; /* its completion only frees it */
 }
 
 /* ---- loading ---- */

@@ -17,9 +17,7 @@
  *   AddPartitions    -> Ongoing (partitions recorded before the client writes to them)
  *   EndTxn           -> PrepareCommit / PrepareAbort, answered once durable; then
  *                       cfg->write_markers writes the markers to every partition, and
- *                       txn_markers_done -> CompleteCommit / CompleteAbort, applied at
- *                       once (its record is appended without being waited for: a load
- *                       that finds the Prepare state writes the markers again).
+ *                       txn_markers_done -> CompleteCommit / CompleteAbort.
  *
  * An Ongoing transaction older than its timeout is aborted by txn_tick with the epoch
  * bumped (the producer is fenced: Kafka's behaviour); an InitProducerId finding one
