@@ -281,6 +281,9 @@ uint64_t hash_bytes(const void *data, size_t len); /* FNV-1a 64 */
 /* Java's String.hashCode of the UTF-8 text s (Kafka's partitionFor of group and
  * transactional ids). */
 int32_t java_string_hash(struct slice s);
+/* Kafka's partitionFor of a group or transactional id among n (> 0) partitions of its
+ * internal topic: abs(java_string_hash(key)) % n, with abs(INT32_MIN) taken as 0. */
+int32_t kafka_partition_for(struct slice key, int32_t n);
 
 /* ---- Java-style properties (key=value, # and ! comments, backslash continuations) ---- */
 struct props_entry {

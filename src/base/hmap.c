@@ -180,3 +180,11 @@ int32_t java_string_hash(struct slice s)
     }
     return (int32_t)h;
 }
+
+int32_t kafka_partition_for(struct slice key, int32_t n)
+{
+    ASSERT(n > 0);
+    int32_t h = java_string_hash(key);
+    int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+    return a % n;
+}

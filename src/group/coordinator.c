@@ -86,10 +86,7 @@ void grp_config_defaults(struct grp_config *cfg)
 /* ---- partition of a group: Kafka's Utils.abs(groupId.hashCode()) % n ---- */
 int32_t grp_partition_for_n(struct slice group_id, int32_t num_partitions)
 {
-    ASSERT(num_partitions > 0);
-    int32_t h = java_string_hash(group_id);
-    int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
-    return a % num_partitions;
+    return kafka_partition_for(group_id, num_partitions);
 }
 
 int32_t grp_partition_for(const struct grp_coordinator *c, struct slice group_id)

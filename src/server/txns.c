@@ -581,9 +581,8 @@ int16_t server_txn_coordinator(struct server *s, struct slice transactional_id,
     if (t->partition_count <= 0)
         return KERR_COORDINATOR_NOT_AVAILABLE;
     server_txns_poll(s); /* a single node starts it here, once the partitions are open */
-    int32_t h = java_string_hash(transactional_id);
-    int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
-    const struct mpartition *p = &t->partitions[a % t->partition_count];
+    const struct mpartition *p =
+        &t->partitions[kafka_partition_for(transactional_id, t->partition_count)];
     const struct mbroker *b = p->leader >= 0 ? cluster_broker_find(s->cluster, p->leader) : NULL;
     if (!b || b->fenced)
         return KERR_COORDINATOR_NOT_AVAILABLE;

@@ -160,9 +160,7 @@ static void destroy_txn(struct txn_coordinator *c, struct txn *t)
 
 int32_t txn_partition_for(const struct txn_coordinator *c, struct slice transactional_id)
 {
-    int32_t h = java_string_hash(transactional_id);
-    int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
-    return a % c->cfg.partitions;
+    return kafka_partition_for(transactional_id, c->cfg.partitions);
 }
 
 /* ---- answers and ops ---- */
@@ -321,13 +319,22 @@ static int16_t serving(const struct txn_coordinator *c, struct slice id, int32_t
     }
 }
 
-/* The id's producer must be the one asking: mapping, then epoch. */
-static int16_t check_producer(const struct txn *t, int64_t producer_id, int16_t epoch)
+/* The id's metadata for a request of producer (id, epoch), which must be the id's:
+ * TXN_ERR_NONE with *out set, or the error to answer (not served here; then the mapping,
+ * then the epoch). */
+static int16_t producer_txn(const struct txn_coordinator *c, struct slice transactional_id,
+                            int64_t producer_id, int16_t epoch, struct txn **out)
 {
+    int32_t partition;
+    int16_t err = serving(c, transactional_id, &partition);
+    if (err != TXN_ERR_NONE)
+        return err;
+    struct txn *t = find(c, transactional_id);
     if (!t || t->fresh || t->meta.producer_id != producer_id)
         return TXN_ERR_INVALID_PRODUCER_ID_MAPPING;
     if (t->meta.producer_epoch != epoch)
         return TXN_ERR_PRODUCER_FENCED;
+    *out = t;
     return TXN_ERR_NONE;
 }
 
@@ -452,11 +459,8 @@ void txn_producer_id_done(struct txn_coordinator *c, int64_t now_ms, void *token
 void txn_add_partitions(struct txn_coordinator *c, int64_t now_ms, const struct txn_add_req *r,
                         void *ctx)
 {
-    int32_t partition;
-    int16_t err = serving(c, r->transactional_id, &partition);
-    struct txn *t = err == TXN_ERR_NONE ? find(c, r->transactional_id) : NULL;
-    if (err == TXN_ERR_NONE)
-        err = check_producer(t, r->producer_id, r->producer_epoch);
+    struct txn *t = NULL;
+    int16_t err = producer_txn(c, r->transactional_id, r->producer_id, r->producer_epoch, &t);
     if (err == TXN_ERR_NONE && t->pending)
         err = TXN_ERR_CONCURRENT_TRANSACTIONS;
     if (err == TXN_ERR_NONE) {
@@ -497,11 +501,8 @@ void txn_add_partitions(struct txn_coordinator *c, int64_t now_ms, const struct 
 
 void txn_end(struct txn_coordinator *c, int64_t now_ms, const struct txn_end_req *r, void *ctx)
 {
-    int32_t partition;
-    int16_t err = serving(c, r->transactional_id, &partition);
-    struct txn *t = err == TXN_ERR_NONE ? find(c, r->transactional_id) : NULL;
-    if (err == TXN_ERR_NONE)
-        err = check_producer(t, r->producer_id, r->producer_epoch);
+    struct txn *t = NULL;
+    int16_t err = producer_txn(c, r->transactional_id, r->producer_id, r->producer_epoch, &t);
     if (err == TXN_ERR_NONE && t->pending)
         err = TXN_ERR_CONCURRENT_TRANSACTIONS;
     if (err != TXN_ERR_NONE) {
@@ -712,12 +713,8 @@ int64_t txn_next_deadline(const struct txn_coordinator *c)
 int16_t txn_verify(const struct txn_coordinator *c, struct slice transactional_id,
                    int64_t producer_id, int16_t producer_epoch, struct txn_partition partition)
 {
-    int32_t state_partition;
-    int16_t err = serving(c, transactional_id, &state_partition);
-    if (err != TXN_ERR_NONE)
-        return err;
-    const struct txn *t = find(c, transactional_id);
-    err = check_producer(t, producer_id, producer_epoch);
+    struct txn *t = NULL;
+    int16_t err = producer_txn(c, transactional_id, producer_id, producer_epoch, &t);
     if (err != TXN_ERR_NONE)
         return err;
     if (t->meta.state != TXN_ONGOING || !has_all(t, &partition, 1))
