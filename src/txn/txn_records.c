@@ -50,11 +50,23 @@ void txn_record_encode(struct buf *key, struct buf *value, const struct txn_meta
     buf_put_i64(value, m->start_ms);
 }
 
+/* A compact length: uvarint n + 1, 0 for null (-1). A value no int32 length can carry
+ * is malformed (untrusted bytes: n + 1 may be anything up to 2^64 - 1). */
+static int64_t compact_length(struct reader *r)
+{
+    uint64_t v = rd_uvarint(r);
+    if (v > (uint64_t)INT32_MAX + 1) {
+        r->err = true;
+        return -1;
+    }
+    return (int64_t)v - 1;
+}
+
 /* A string: int16 length (v0) or compact uvarint length + 1 (flexible). Null is
  * malformed here (no field of these records is a nullable string). */
 static struct slice get_str(struct reader *r, bool flexible)
 {
-    int64_t len = flexible ? (int64_t)rd_uvarint(r) - 1 : rd_i16(r);
+    int64_t len = flexible ? compact_length(r) : rd_i16(r);
     if (len < 0 || (uint64_t)len > rd_remaining(r)) {
         r->err = true;
         return (struct slice){NULL, 0};
@@ -65,7 +77,7 @@ static struct slice get_str(struct reader *r, bool flexible)
 /* An array length: int32 (v0) or compact uvarint n + 1; -1 is null. */
 static int64_t get_count(struct reader *r, bool flexible)
 {
-    return flexible ? (int64_t)rd_uvarint(r) - 1 : rd_i32(r);
+    return flexible ? compact_length(r) : rd_i32(r);
 }
 
 static void skip_tags(struct reader *r)
