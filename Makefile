@@ -86,8 +86,12 @@ REF_DEPS := tests/reference/deps.sh tests/integration/java/deps.sh \
 ref-deps:
 	@for s in $(REF_DEPS); do if [ -x $$s ]; then $$s || exit 1; fi; done
 
+# Two at a time: the suites mostly wait on processes and sockets (a serial run kept the
+# two cores about a third busy), and each starts its own servers on free ports. Only
+# integration_python makes network namespaces, so no two runs share an address block.
+INTEGRATION_JOBS ?= 2
 integration: build js-deps ref-deps
-	ctest --test-dir $(BUILD) -L integration --output-on-failure
+	ctest --test-dir $(BUILD) -L integration --output-on-failure -j $(INTEGRATION_JOBS)
 
 # The project's C files, formatted by .clang-format (STYLE.md, "Formatting").
 C_FILES = $(shell find src tests tools bench -path '*/node_modules' -prune -o \
