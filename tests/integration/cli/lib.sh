@@ -43,6 +43,10 @@ start_broker() {
     WORK=$(mktemp -d -t "samsa-$name.XXXXXX")
     trap cleanup EXIT
     trap 'exit 1' INT TERM
+    # Made here, not by the background job's redirections: the loop below may read them
+    # before that job has run (seen under load).
+    : >"$WORK/server.out"
+    : >"$WORK/server.err"
     "$SERVER" -c "$CONFIG" --override "log.dirs=$WORK/data" \
         --override "listeners=PLAINTEXT://127.0.0.1:0" \
         --override "advertised.listeners=PLAINTEXT://127.0.0.1:0" "$@" \
