@@ -124,6 +124,10 @@ static const struct key_def keys[] = {
     {"transactional.id.expiration.ms", K_INT, "604800000", 1},
     {"transaction.abort.timed.out.transaction.cleanup.interval.ms", K_INT, "10000", 1},
     {"transaction.remove.expired.transaction.cleanup.interval.ms", K_INT, "3600000", 1},
+    /* The level of the transaction.version feature ApiVersions reports finalized (Kafka
+     * sets it with kafka-features.sh or at format time): 2 lets the Java client use
+     * transaction version 2. Requests of both versions are served whatever it is. */
+    {"samsa.transaction.version", K_SHORT, "2", 0},
     /* Defaults of the topic configs of the same names; checked by their rules below. */
     {"compression.type", K_STRING, "producer", 0},
     {"compression.gzip.level", K_INT, "-1", -1},
@@ -593,6 +597,10 @@ int broker_config_load(struct broker_config *c, const char *file, char **overrid
         int64_t);
     NUM("transaction.remove.expired.transaction.cleanup.interval.ms",
         txn_expiration_check_interval_ms, int64_t);
+    NUM("samsa.transaction.version", txn_version, int16_t);
+    if (c->txn_version > 2)
+        rc = bad("samsa.transaction.version", broker_config_value(c, "samsa.transaction.version"),
+                 "must be 0, 1 or 2");
     NUM("samsa.sync.threads", sync_threads, int32_t);
     if (c->sync_threads > 16)
         rc = bad("samsa.sync.threads", broker_config_value(c, "samsa.sync.threads"),

@@ -128,6 +128,7 @@ struct broker_config {
     int64_t txn_id_expiration_ms;
     int64_t txn_abort_check_interval_ms;
     int64_t txn_expiration_check_interval_ms;
+    int16_t txn_version; /* the transaction.version feature level advertised */
     /* Log cleaner (compaction). */
     bool cleaner_enable;
     int64_t cleaner_backoff_ms;

@@ -87,6 +87,7 @@ struct server {
     struct itopic_host *txns_host;
     uint64_t txns_generation; /* bumped at every start: late producer ids are dropped */
     struct marker_job *marker_jobs;
+    struct add_wait *txn_adds; /* server_txn_add_partitions: one asking per id, in order */
     struct txn_deferred *txn_deferred, *txn_deferred_tail;
     bool txn_topic_asked;    /* the creation of __transaction_state is on its way */
     bool groups_topic_asked; /* the controller's creation of __consumer_offsets is on its way */
@@ -488,6 +489,36 @@ void server_txns_called(struct server *s);
 int16_t server_txn_error(int16_t error, int16_t version, int16_t fenced_since);
 /* KERR_NONE when s->txns can be asked, else the error to answer. */
 int16_t server_txns_ready(struct server *s);
+/* Transaction version 2 (KIP-890 part 2): the leader of parts (topics borrowed for the
+ * call) asks the coordinator of transactional_id to add them to producer (id, epoch)'s
+ * transaction, as the client's first batch or transactional offsets for them arrive:
+ * this node's coordinator directly, another broker's with AddPartitionsToTxn v5 without
+ * VerifyOnly. CONCURRENT_TRANSACTIONS (the previous transaction's markers are still
+ * being written) is asked again every 20 ms for up to 100 ms, as Kafka's
+ * add.partitions.to.txn.retry.backoff.ms / .max.ms. done(arg, errors) runs once, from
+ * the loop (never before this returns), with the coordinator's error for each part
+ * (Kafka's codes; a coordinator that cannot be reached: COORDINATOR_NOT_AVAILABLE).
+ * Asks for the same transactional id are answered in the order they were made, one
+ * after another: a producer's pipelined requests then append in their order (a later
+ * batch whose add got through first would be out of sequence). */
+void server_txn_add_partitions(struct server *s, struct slice transactional_id, int64_t producer_id,
+                               int16_t producer_epoch, const struct txn_partition *parts, size_t n,
+                               void (*done)(void *arg, const int16_t *errors), void *arg);
+/* A transaction marker for a partition: what the coordinator decided. */
+struct txn_marker {
+    int64_t producer_id;
+    int16_t producer_epoch;
+    bool commit;
+    int32_t coordinator_epoch;
+    int16_t txn_version; /* the client's transaction version */
+};
+/* Appends m's marker to p, which this node leads, and calls done(arg, error) once it is
+ * durable and on the in-sync replicas, or refused (possibly before this returns). A
+ * marker of transaction version 2 must carry an epoch above the producer's in p
+ * (KIP-1228): INVALID_PRODUCER_EPOCH otherwise. Once durable in __consumer_offsets, it
+ * completes the offsets its transaction committed there. */
+void server_append_marker(struct server *s, struct partition *p, const struct txn_marker *m,
+                          void (*done)(void *arg, int16_t error), void *arg);
 /* FindCoordinator, key type 1: the broker leading the id's partition of
  * __transaction_state (KERR_NONE, *out set), or COORDINATOR_NOT_AVAILABLE (the topic is
  * created on the first ask). */

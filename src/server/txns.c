@@ -42,6 +42,7 @@ struct marker_job {
     int64_t producer_id;
     int16_t producer_epoch;
     bool commit;
+    int16_t txn_version; /* the client's: 2 makes the partitions check the epoch bumped */
     size_t n, remaining;
     struct marker_part {
         char *topic;
@@ -134,6 +135,58 @@ static bool marker_final(int16_t error)
            error == KERR_INVALID_PRODUCER_EPOCH || error == KERR_UNKNOWN_TOPIC_OR_PARTITION;
 }
 
+/* ---- one marker ---- */
+
+struct marker_wait {
+    struct server *s;
+    struct txn_marker m;
+    int32_t partition;
+    bool offsets; /* in __consumer_offsets */
+    void (*done)(void *arg, int16_t error);
+    void *arg;
+};
+
+static void marker_durable(void *arg, int16_t error)
+{
+    struct marker_wait *w = arg;
+    if (error == KERR_NONE && w->offsets)
+        server_groups_txn_marker(w->s, w->partition, w->m.producer_id, w->m.commit);
+    w->done(w->arg, error);
+    free(w);
+}
+
+void server_append_marker(struct server *s, struct partition *p, const struct txn_marker *m,
+                          void (*done)(void *arg, int16_t error), void *arg)
+{
+    /* Transaction version 2 bumps the epoch at every end, so a marker whose epoch the
+     * producer already has, while it has a transaction open, is a late one of an
+     * earlier transaction: it must not end this one (Kafka's checkProducerEpoch; the
+     * log itself refuses only older epochs). 32767 has no successor: allowed. */
+    struct pstate_batch last;
+    if (m->txn_version >= 2 && m->producer_epoch != INT16_MAX &&
+        log_producer_last(p->log, m->producer_id, &last) && last.epoch == m->producer_epoch &&
+        last.txn_first_offset >= 0) {
+        say_info_ratelimited("server",
+                             "transaction marker for producer %lld epoch %d in %s-%d refused: "
+                             "a transaction of that epoch is open there",
+                             (long long)m->producer_id, m->producer_epoch, p->topic, p->index);
+        done(arg, KERR_INVALID_PRODUCER_EPOCH);
+        return;
+    }
+    struct buf b;
+    buf_init(&b);
+    batch_encode_marker(&b, m->producer_id, m->producer_epoch,
+                        m->commit ? TXN_MARKER_COMMIT : TXN_MARKER_ABORT, m->coordinator_epoch,
+                        time_wall_ms());
+    struct marker_wait *w = xcalloc(1, sizeof *w);
+    *w = (struct marker_wait){s,    *m, p->index, strcmp(p->topic, "__consumer_offsets") == 0,
+                              done, arg};
+    server_append_durable(s, p, b.data, b.len, marker_durable, w);
+    buf_free(&b);
+}
+
+/* ---- the markers of a transaction ---- */
+
 /* WriteTxnMarkers sent to one broker for some of a job's partitions. */
 struct remote_markers {
     struct marker_job *job;
@@ -149,7 +202,7 @@ static void remote_answered(void *arg, int err, struct reader *body)
     struct arena a;
     arena_init(&a);
     struct write_txn_markers_response resp;
-    bool decoded = err == 0 && write_txn_markers_response_decode(body, 1, &a, &resp) == 0;
+    bool decoded = err == 0 && write_txn_markers_response_decode(body, 2, &a, &resp) == 0;
     if (decoded) {
         for (int32_t m = 0; m < resp.markers_count; m++)
             for (int32_t t = 0; t < resp.markers[m].topics_count; t++) {
@@ -212,6 +265,7 @@ static void send_remote(struct marker_job *j, int32_t node, int32_t coordinator_
     marker.topics = topics;
     marker.topics_count = (int32_t)n;
     marker.coordinator_epoch = coordinator_epoch;
+    marker.transaction_version = (int8_t)j->txn_version;
     struct write_txn_markers_request req;
     write_txn_markers_request_init(&req);
     req.markers = &marker;
@@ -220,9 +274,9 @@ static void send_remote(struct marker_job *j, int32_t node, int32_t coordinator_
     buf_init(&frame);
     proto_request_header_encode(&frame,
                                 &(struct request_header){.api_key = API_KEY_WRITE_TXN_MARKERS,
-                                                         .api_version = 1,
+                                                         .api_version = 2,
                                                          .client_id = slice_from_cstr("samsa")});
-    write_txn_markers_request_encode(&frame, 1, &req);
+    write_txn_markers_request_encode(&frame, 2, &req);
     struct remote_markers *rm = xcalloc(1, sizeof *rm);
     *rm = (struct remote_markers){j, node};
     if (server_peer_send(s, node, &frame, 30000, remote_answered, rm) != 0) {
@@ -257,8 +311,6 @@ static void marker_written(void *arg, int16_t error)
     size_t i = a->i;
     free(a);
     mp->in_flight = false;
-    if (error == KERR_NONE && strcmp(mp->topic, "__consumer_offsets") == 0)
-        server_groups_txn_marker(j->s, mp->partition, j->producer_id, j->commit);
     if (marker_final(error))
         marker_part_done(j, i, error);
     if (!j->trying) /* an append that failed at once: the loop under way sees to it */
@@ -325,16 +377,12 @@ static void markers_try(struct marker_job *j)
             continue;
         }
         mp->remote = -1;
-        struct buf b;
-        buf_init(&b);
-        batch_encode_marker(&b, j->producer_id, j->producer_epoch,
-                            j->commit ? TXN_MARKER_COMMIT : TXN_MARKER_ABORT, coordinator_epoch,
-                            time_wall_ms());
         struct marker_append *a = xcalloc(1, sizeof *a);
         *a = (struct marker_append){j, i};
         mp->in_flight = true;
-        server_append_durable(s, p, b.data, b.len, marker_written, a);
-        buf_free(&b);
+        struct txn_marker m = {j->producer_id, j->producer_epoch, j->commit, coordinator_epoch,
+                               j->txn_version};
+        server_append_marker(s, p, &m, marker_written, a);
         if (!mp->in_flight && !mp->done)
             retry = true; /* failed at once */
     }
@@ -353,8 +401,8 @@ static void markers_try(struct marker_job *j)
 }
 
 static void write_markers(void *arg, int32_t state_partition, int64_t producer_id,
-                          int16_t producer_epoch, bool commit, const struct txn_partition *parts,
-                          size_t n, void *token)
+                          int16_t producer_epoch, bool commit, int16_t txn_version,
+                          const struct txn_partition *parts, size_t n, void *token)
 {
     struct server *s = arg;
     struct marker_job *j = xcalloc(1, sizeof *j);
@@ -364,6 +412,7 @@ static void write_markers(void *arg, int32_t state_partition, int64_t producer_i
                              .producer_id = producer_id,
                              .producer_epoch = producer_epoch,
                              .commit = commit,
+                             .txn_version = txn_version,
                              .n = n,
                              .remaining = n};
     j->parts = xcalloc(n ? n : 1, sizeof *j->parts);

@@ -1,7 +1,7 @@
 /*
  * The transaction coordinator (txn.h): transactional ids, their transitions through
  * __transaction_state, markers, timeouts and expiry. Semantics follow Kafka's
- * TransactionCoordinator / TransactionStateManager for transaction version 1.
+ * TransactionCoordinator / TransactionStateManager for transaction versions 1 and 2.
  *
  * Every transition goes the same way: the next metadata is built as a copy (struct op),
  * its record appended, and only when txn_append_done reports it durable is it applied
@@ -37,6 +37,7 @@ struct op {
     struct txn *t;          /* NULL once the id is gone (unloaded) */
     enum op_kind kind;
     enum after after;
+    enum txn_state ending;       /* OP_NEW_ID for an EndTxn's overflow: the Prepare state */
     struct txn_meta meta;        /* the next metadata (partitions owned: parts) */
     struct txn_partition *parts; /* owned, topics owned */
     bool has_ctx;
@@ -144,7 +145,11 @@ static struct txn *create(struct txn_coordinator *c, struct slice id, int32_t pa
     t->id = xstrndup((const char *)id.ptr, id.len);
     t->id_len = id.len;
     t->partition = partition;
-    t->meta = (struct txn_meta){.producer_id = -1, .producer_epoch = -1, .start_ms = -1};
+    t->meta = (struct txn_meta){.producer_id = -1,
+                                .producer_epoch = -1,
+                                .start_ms = -1,
+                                .prev_producer_id = -1,
+                                .next_producer_id = -1};
     t->meta.transactional_id = (struct slice){(const uint8_t *)t->id, t->id_len};
     hmap_put(&c->ids, t->meta.transactional_id, t);
     return t;
@@ -241,7 +246,8 @@ static void write_markers(struct txn_coordinator *c, struct txn *t)
     ASSERT(!c->in_callback);
     c->in_callback = true;
     c->cfg.write_markers(c->cfg.arg, t->partition, t->meta.producer_id, t->meta.producer_epoch,
-                         t->meta.state == TXN_PREPARE_COMMIT, t->parts, t->meta.n_partitions, op);
+                         t->meta.state == TXN_PREPARE_COMMIT, t->meta.client_version, t->parts,
+                         t->meta.n_partitions, op);
     c->in_callback = false;
 }
 
@@ -397,8 +403,11 @@ void txn_init_producer_id(struct txn_coordinator *c, int64_t now_ms, const struc
         answer(c, ctx, TXN_ERR_CONCURRENT_TRANSACTIONS, -1, -1);
         return;
     }
-    /* KIP-360: a producer that names itself must be the current one. */
-    if (r->producer_id >= 0 &&
+    /* KIP-360: a producer that names itself must be the current one (or the one before
+     * an epoch overflow it did not hear of). */
+    bool previous = r->producer_id == t->meta.prev_producer_id && r->producer_id >= 0 &&
+                    r->producer_epoch >= INT16_MAX - 1;
+    if (r->producer_id >= 0 && !previous &&
         (r->producer_id != t->meta.producer_id || r->producer_epoch != t->meta.producer_epoch)) {
         answer(c, ctx, TXN_ERR_PRODUCER_FENCED, -1, -1);
         return;
@@ -431,6 +440,8 @@ void txn_init_producer_id(struct txn_coordinator *c, int64_t now_ms, const struc
               r->timeout_ms);
 }
 
+static void prepare_end(struct txn_coordinator *c, struct op *op, int64_t now_ms, int64_t next_pid);
+
 void txn_producer_id_done(struct txn_coordinator *c, int64_t now_ms, void *token, int16_t error,
                           int64_t producer_id)
 {
@@ -451,7 +462,10 @@ void txn_producer_id_done(struct txn_coordinator *c, int64_t now_ms, void *token
         op_free(op);
         return;
     }
-    init_with(c, op, now_ms, producer_id, 0, op->meta.timeout_ms);
+    if (op->ending != TXN_EMPTY)
+        prepare_end(c, op, now_ms, producer_id);
+    else
+        init_with(c, op, now_ms, producer_id, 0, op->meta.timeout_ms);
 }
 
 /* ---- AddPartitionsToTxn ---- */
@@ -494,13 +508,22 @@ void txn_add_partitions(struct txn_coordinator *c, int64_t now_ms, const struct 
     op->meta.state = TXN_ONGOING;
     if (!continuing)
         op->meta.start_ms = now_ms;
+    if (r->client_version > op->meta.client_version)
+        op->meta.client_version = r->client_version;
     append_op(c, op);
 }
 
 /* ---- EndTxn ---- */
 
+static void end_v2(struct txn_coordinator *c, int64_t now_ms, const struct txn_end_req *r,
+                   void *ctx);
+
 void txn_end(struct txn_coordinator *c, int64_t now_ms, const struct txn_end_req *r, void *ctx)
 {
+    if (r->client_version >= 2) {
+        end_v2(c, now_ms, r, ctx);
+        return;
+    }
     struct txn *t = NULL;
     int16_t err = producer_txn(c, r->transactional_id, r->producer_id, r->producer_epoch, &t);
     if (err == TXN_ERR_NONE && t->pending)
@@ -530,6 +553,104 @@ void txn_end(struct txn_coordinator *c, int64_t now_ms, const struct txn_end_req
     op->meta.state = same_prep;
     op->after = AFTER_MARKERS;
     append_op(c, op);
+}
+
+/* Transaction version 2: the Prepare state of op's id with its epoch bumped (at 32766,
+ * the id moves to next_pid, which the caller got: the Prepare state carries epoch 32767
+ * and next_pid). An id with no Ongoing transaction ends an empty one (an abort). */
+static void prepare_end(struct txn_coordinator *c, struct op *op, int64_t now_ms, int64_t next_pid)
+{
+    struct txn *t = op->t;
+    op_start_from(op, t, now_ms);
+    if (t->meta.state != TXN_ONGOING) {
+        op_clear_parts(op);
+        op->meta.start_ms = now_ms;
+    }
+    op->meta.client_version = 2;
+    op->meta.producer_epoch = (int16_t)(t->meta.producer_epoch + 1);
+    op->meta.next_producer_id = next_pid;
+    op->meta.state = op->ending;
+    op->after = AFTER_MARKERS;
+    op->ans = next_pid >= 0 ? (struct txn_answer){.producer_id = next_pid, .producer_epoch = 0}
+                            : (struct txn_answer){.producer_id = t->meta.producer_id,
+                                                  .producer_epoch = op->meta.producer_epoch};
+    op->kind = OP_APPEND;
+    append_op(c, op);
+}
+
+/* EndTxn v5+ (Kafka's TransactionCoordinator.endTransaction for transaction version 2).
+ * A request is "current" with the id's producer and epoch, a "retry" with the epoch
+ * before the last bump (or the producer id and epoch before an overflow). */
+static void end_v2(struct txn_coordinator *c, int64_t now_ms, const struct txn_end_req *r,
+                   void *ctx)
+{
+    int32_t partition;
+    int16_t err = serving(c, r->transactional_id, &partition);
+    struct txn *t = err == TXN_ERR_NONE ? find(c, r->transactional_id) : NULL;
+    if (err == TXN_ERR_NONE && (!t || t->fresh))
+        err = TXN_ERR_INVALID_PRODUCER_ID_MAPPING;
+    if (err == TXN_ERR_NONE && t->pending)
+        err = TXN_ERR_CONCURRENT_TRANSACTIONS;
+    if (err != TXN_ERR_NONE) {
+        answer(c, ctx, err, -1, -1);
+        return;
+    }
+    const struct txn_meta *m = &t->meta;
+    bool retry_overflow = r->producer_id == m->prev_producer_id && r->producer_id >= 0 &&
+                          r->producer_epoch == INT16_MAX - 1 && m->producer_epoch == 0;
+    if (r->producer_id != m->producer_id && !retry_overflow) {
+        answer(c, ctx, TXN_ERR_INVALID_PRODUCER_ID_MAPPING, -1, -1);
+        return;
+    }
+    bool current = r->producer_id == m->producer_id && r->producer_epoch == m->producer_epoch;
+    bool retry = retry_overflow ||
+                 (r->producer_id == m->producer_id && m->producer_epoch == r->producer_epoch + 1);
+    enum txn_state prep = r->commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
+    enum txn_state done = r->commit ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
+    bool start = false; /* a Prepare state to write */
+    switch (m->state) {
+    case TXN_ONGOING:
+        err = current ? TXN_ERR_NONE : TXN_ERR_PRODUCER_FENCED;
+        start = current;
+        break;
+    case TXN_PREPARE_COMMIT:
+    case TXN_PREPARE_ABORT:
+        err = !retry             ? TXN_ERR_PRODUCER_FENCED
+              : m->state == prep ? TXN_ERR_CONCURRENT_TRANSACTIONS
+                                 : TXN_ERR_INVALID_TXN_STATE;
+        break;
+    case TXN_EMPTY:
+    case TXN_COMPLETE_COMMIT:
+    case TXN_COMPLETE_ABORT:
+        if (!current && (!retry || m->state == TXN_EMPTY))
+            err = TXN_ERR_PRODUCER_FENCED;
+        else if (retry && m->state == done) {
+            answer(c, ctx, TXN_ERR_NONE, m->producer_id, m->producer_epoch);
+            return;
+        } else if (current && !r->commit)
+            start = true; /* an abort with nothing Ongoing: a new epoch */
+        else
+            err = TXN_ERR_INVALID_TXN_STATE;
+        break;
+    default: err = TXN_ERR_INVALID_TXN_STATE; break;
+    }
+    if (!start) {
+        answer(c, ctx, err, -1, -1);
+        return;
+    }
+    struct op *op = op_new(c, t, OP_APPEND);
+    op->has_ctx = true;
+    op->ctx = ctx;
+    op->ending = prep;
+    if (m->producer_epoch >= INT16_MAX - 1) {
+        op->kind = OP_NEW_ID; /* txn_producer_id_done goes on with prepare_end */
+        ASSERT(!c->in_callback);
+        c->in_callback = true;
+        c->cfg.new_producer_id(c->cfg.arg, op);
+        c->in_callback = false;
+        return;
+    }
+    prepare_end(c, op, now_ms, -1);
 }
 
 /* ---- completions ---- */
@@ -598,6 +719,12 @@ void txn_markers_done(struct txn_coordinator *c, int64_t now_ms, void *token)
     op_clear_parts(done);
     done->meta.state =
         t->meta.state == TXN_PREPARE_COMMIT ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
+    if (t->meta.next_producer_id >= 0) { /* the epoch overflowed: the new producer id */
+        done->meta.prev_producer_id = t->meta.producer_id;
+        done->meta.producer_id = t->meta.next_producer_id;
+        done->meta.producer_epoch = 0;
+        done->meta.next_producer_id = -1;
+    }
     append_op(c, done);
 }
 

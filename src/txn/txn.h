@@ -19,6 +19,15 @@
  *                       cfg->write_markers writes the markers to every partition, and
  *                       txn_markers_done -> CompleteCommit / CompleteAbort.
  *
+ * Transaction version 2 (KIP-890 part 2: EndTxn v5, client_version 2): the partitions'
+ * leaders add them (txn_add_partitions from a broker, as the client's first batch or
+ * transactional offsets arrive), and every EndTxn bumps the epoch: the Prepare state,
+ * its markers and the Complete state carry epoch + 1, which the answer hands to the
+ * client for its next transaction. A retried EndTxn comes with the epoch before the
+ * bump. An abort may also end no transaction at all (a client's way to a new epoch). An
+ * epoch that would pass 32767 moves the id to a new producer id (next_producer_id in the
+ * Prepare state, the producer id from Complete on; the old one stays prev_producer_id).
+ *
  * An Ongoing transaction older than its timeout is aborted by txn_tick with the epoch
  * bumped (the producer is fenced: Kafka's behaviour); an InitProducerId finding one
  * Ongoing does the same and answers CONCURRENT_TRANSACTIONS until it is complete. A
@@ -84,15 +93,20 @@ struct txn_meta {
     const struct txn_partition *partitions; /* sorted by topic, then partition */
     size_t n_partitions;
     int64_t last_update_ms;
-    int64_t start_ms; /* of the transaction, -1 when none */
+    int64_t start_ms;         /* of the transaction, -1 when none */
+    int64_t prev_producer_id; /* before the last epoch overflow, else -1 */
+    int64_t next_producer_id; /* a Prepare state's id from Complete on (overflow), else -1 */
+    int16_t client_version;   /* the transaction version its client uses (2: epoch bumps) */
 };
 
 /* ---- records of __transaction_state (txn_records.c) ----
  * Key: Version int16 = 0, TransactionalId string.
- * Value, version 0 (written) or 1 (read; flexible, tagged fields ignored):
+ * Value, version 0 or 1 (flexible: written when a tagged field is needed):
  *   ProducerId int64, ProducerEpoch int16, TransactionTimeoutMs int32,
  *   TransactionStatus int8, TransactionPartitions [Topic string, PartitionIds [int32]]
- *   (nullable), TransactionLastUpdateTimestampMs int64, TransactionStartTimestampMs int64. */
+ *   (nullable), TransactionLastUpdateTimestampMs int64, TransactionStartTimestampMs int64;
+ *   v1 tagged: 0 PreviousProducerId int64, 1 NextProducerId int64,
+ *   2 ClientTransactionVersion int16 (3, NextProducerEpoch, is read past). */
 void txn_record_encode(struct buf *key, struct buf *value, const struct txn_meta *m);
 /* Decodes a key: 0 or -1 (malformed). id borrows key's bytes. */
 int txn_record_decode_key(struct slice key, struct slice *transactional_id);
@@ -107,23 +121,28 @@ struct txn_init_req {
     int64_t producer_id; /* v3+ (KIP-360): the producer's current id and epoch, or -1/-1 */
     int16_t producer_epoch;
 };
-struct txn_add_req { /* AddPartitionsToTxn v0-v3, and AddOffsetsToTxn's one partition */
+/* AddPartitionsToTxn v0-v3 and AddOffsetsToTxn's one partition (client_version 0), or a
+ * partition's leader adding it for a transaction version 2 client (client_version 2:
+ * AddPartitionsToTxn v4+ without VerifyOnly). */
+struct txn_add_req {
     struct slice transactional_id;
     int64_t producer_id;
     int16_t producer_epoch;
     const struct txn_partition *partitions;
     size_t n_partitions;
+    int16_t client_version;
 };
 struct txn_end_req {
     struct slice transactional_id;
     int64_t producer_id;
     int16_t producer_epoch;
     bool commit;
+    int16_t client_version; /* 2 from EndTxn v5+: the epoch is bumped */
 };
 
 struct txn_answer {
     int16_t error;
-    int64_t producer_id; /* InitProducerId */
+    int64_t producer_id; /* InitProducerId, EndTxn of transaction version 2; else -1 */
     int16_t producer_epoch;
 };
 
@@ -141,13 +160,13 @@ struct txn_config {
     void (*append)(void *arg, int32_t partition, struct slice key, struct slice value, void *token);
     /* A fresh producer id, from the broker's blocks. */
     void (*new_producer_id)(void *arg, void *token);
-    /* Markers ending producer_id's transaction (epoch, commit or abort) in each of parts
-     * (borrowed for the call), written by the coordinator of state_partition: the
-     * server retries what fails until each is written or its topic is gone, then calls
-     * txn_markers_done. */
+    /* Markers ending producer_id's transaction (epoch, commit or abort, the client's
+     * transaction version) in each of parts (borrowed for the call), written by the
+     * coordinator of state_partition: the server retries what fails until each is
+     * written or its topic is gone, then calls txn_markers_done. */
     void (*write_markers)(void *arg, int32_t state_partition, int64_t producer_id,
-                          int16_t producer_epoch, bool commit, const struct txn_partition *parts,
-                          size_t n, void *token);
+                          int16_t producer_epoch, bool commit, int16_t client_version,
+                          const struct txn_partition *parts, size_t n, void *token);
     void (*answer)(void *ctx, const struct txn_answer *a);
 };
 

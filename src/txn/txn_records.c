@@ -2,9 +2,10 @@
  * The record formats of __transaction_state, byte-compatible with Kafka's
  * TransactionLogKey / TransactionLogValue (layout in txn.h), so that Kafka's tools can
  * read a Samsa log and a Samsa broker can load one Kafka wrote. We write value version 0
- * (what Kafka writes for transaction version 1 clients) and read 0 and 1 (flexible:
- * compact strings and arrays, tagged fields, which we skip). Decoders are for untrusted
- * bytes: every length is checked against what is left.
+ * for ids of transaction version 0/1 clients with nothing a tagged field must carry,
+ * and version 1 (flexible: compact strings and arrays, tagged fields) otherwise; both
+ * are read. Decoders are for untrusted bytes: every length is checked against what is
+ * left.
  */
 #include "txn/txn.h"
 
@@ -12,7 +13,10 @@
 #include <string.h>
 
 #define KEY_VERSION 0
-#define VALUE_VERSION 0
+/* Tagged fields of value version 1. */
+#define TAG_PREVIOUS_PRODUCER_ID 0
+#define TAG_NEXT_PRODUCER_ID 1
+#define TAG_CLIENT_VERSION 2
 #define MAX_PARTITIONS 1000000 /* a bound on one record's partitions (allocation) */
 
 static void put_str(struct buf *b, struct slice s)
@@ -22,11 +26,49 @@ static void put_str(struct buf *b, struct slice s)
     buf_append(b, s.ptr ? s.ptr : (const uint8_t *)"", s.len);
 }
 
+static void put_compact_str(struct buf *b, struct slice s)
+{
+    buf_put_uvarint(b, s.len + 1);
+    buf_append(b, s.ptr ? s.ptr : (const uint8_t *)"", s.len);
+}
+
+static void put_count(struct buf *b, size_t n, bool flexible)
+{
+    if (flexible)
+        buf_put_uvarint(b, n + 1);
+    else
+        buf_put_i32(b, (int32_t)n);
+}
+
+/* The top-level tagged fields of version 1, those not at their defaults, by tag. */
+static void put_value_tags(struct buf *b, const struct txn_meta *m)
+{
+    int n = (m->prev_producer_id != -1) + (m->next_producer_id != -1) + (m->client_version != 0);
+    buf_put_uvarint(b, (uint64_t)n);
+    if (m->prev_producer_id != -1) {
+        buf_put_uvarint(b, TAG_PREVIOUS_PRODUCER_ID);
+        buf_put_uvarint(b, 8);
+        buf_put_i64(b, m->prev_producer_id);
+    }
+    if (m->next_producer_id != -1) {
+        buf_put_uvarint(b, TAG_NEXT_PRODUCER_ID);
+        buf_put_uvarint(b, 8);
+        buf_put_i64(b, m->next_producer_id);
+    }
+    if (m->client_version != 0) {
+        buf_put_uvarint(b, TAG_CLIENT_VERSION);
+        buf_put_uvarint(b, 2);
+        buf_put_i16(b, m->client_version);
+    }
+}
+
 void txn_record_encode(struct buf *key, struct buf *value, const struct txn_meta *m)
 {
     buf_put_i16(key, KEY_VERSION);
     put_str(key, m->transactional_id);
-    buf_put_i16(value, VALUE_VERSION);
+    bool flexible =
+        m->client_version >= 2 || m->prev_producer_id != -1 || m->next_producer_id != -1;
+    buf_put_i16(value, flexible ? 1 : 0);
     buf_put_i64(value, m->producer_id);
     buf_put_i16(value, m->producer_epoch);
     buf_put_i32(value, m->timeout_ms);
@@ -35,19 +77,26 @@ void txn_record_encode(struct buf *key, struct buf *value, const struct txn_meta
     size_t topics = 0;
     for (size_t i = 0; i < m->n_partitions; i++)
         topics += i == 0 || !slice_eq(m->partitions[i].topic, m->partitions[i - 1].topic);
-    buf_put_i32(value, (int32_t)topics);
+    put_count(value, topics, flexible);
     for (size_t i = 0; i < m->n_partitions;) {
         size_t j = i;
         while (j < m->n_partitions && slice_eq(m->partitions[j].topic, m->partitions[i].topic))
             j++;
-        put_str(value, m->partitions[i].topic);
-        buf_put_i32(value, (int32_t)(j - i));
+        if (flexible)
+            put_compact_str(value, m->partitions[i].topic);
+        else
+            put_str(value, m->partitions[i].topic);
+        put_count(value, j - i, flexible);
         for (size_t k = i; k < j; k++)
             buf_put_i32(value, m->partitions[k].partition);
+        if (flexible)
+            buf_put_uvarint(value, 0); /* the topic entry's tagged fields: none */
         i = j;
     }
     buf_put_i64(value, m->last_update_ms);
     buf_put_i64(value, m->start_ms);
+    if (flexible)
+        put_value_tags(value, m);
 }
 
 /* A compact length: uvarint n + 1, 0 for null (-1). A value no int32 length can carry
@@ -80,16 +129,31 @@ static int64_t get_count(struct reader *r, bool flexible)
     return flexible ? compact_length(r) : rd_i32(r);
 }
 
-static void skip_tags(struct reader *r)
+/* Tagged fields: those of the value's top level are read into m (when m is not NULL),
+ * others skipped. */
+static void read_tags(struct reader *r, struct txn_meta *m)
 {
     uint64_t n = rd_uvarint(r);
     for (uint64_t i = 0; i < n && !r->err; i++) {
-        (void)rd_uvarint(r); /* tag */
+        uint64_t tag = rd_uvarint(r);
         uint64_t size = rd_uvarint(r);
-        if (size > rd_remaining(r))
-            r->err = true;
-        else
-            rd_skip(r, (size_t)size);
+        if (size > rd_remaining(r)) {
+            r->err = -1;
+            break;
+        }
+        struct reader field;
+        rd_init(&field, r->p + r->pos, (size_t)size);
+        rd_skip(r, (size_t)size);
+        if (!m)
+            continue;
+        if (tag == TAG_PREVIOUS_PRODUCER_ID && size == 8)
+            m->prev_producer_id = rd_i64(&field);
+        else if (tag == TAG_NEXT_PRODUCER_ID && size == 8)
+            m->next_producer_id = rd_i64(&field);
+        else if (tag == TAG_CLIENT_VERSION && size == 2)
+            m->client_version = rd_i16(&field);
+        else if (tag <= TAG_CLIENT_VERSION)
+            r->err = -1; /* a known field of the wrong size */
     }
 }
 
@@ -112,6 +176,9 @@ int txn_record_decode_value(struct slice value, struct txn_meta *m, struct txn_p
     if (version < 0 || version > 1)
         return -1;
     bool flexible = version >= 1;
+    m->prev_producer_id = -1;
+    m->next_producer_id = -1;
+    m->client_version = 0;
     m->producer_id = rd_i64(&r);
     m->producer_epoch = rd_i16(&r);
     m->timeout_ms = rd_i32(&r);
@@ -135,12 +202,12 @@ int txn_record_decode_value(struct slice value, struct txn_meta *m, struct txn_p
             p[n++] = (struct txn_partition){topic, rd_i32(&r)};
         }
         if (flexible)
-            skip_tags(&r);
+            read_tags(&r, NULL);
     }
     m->last_update_ms = rd_i64(&r);
     m->start_ms = rd_i64(&r);
     if (flexible)
-        skip_tags(&r);
+        read_tags(&r, m);
     if (r.err || rd_remaining(&r) != 0 || topics < -1 || state < TXN_EMPTY ||
         state > TXN_PREPARE_EPOCH_FENCE || m->producer_id < -1 || m->timeout_ms < 0) {
         free(p);

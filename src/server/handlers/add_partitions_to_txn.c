@@ -1,14 +1,15 @@
-/* AddPartitionsToTxn (key 24), v0-v4.
+/* AddPartitionsToTxn (key 24), v0-v5.
  *
  * v0-v3: a transactional producer adds partitions to its transaction before it writes to
  * them (transaction version 1). As Kafka: partitions of topics this cluster does not have
  * are answered UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, without
  * asking the coordinator; otherwise every partition gets the coordinator's one answer.
  *
- * v4 (between brokers, KIP-890 part 1): a partition's leader asks, with VerifyOnly,
+ * v4-v5 (between brokers): a partition's leader asks, with VerifyOnly (KIP-890 part 1),
  * whether a transactional batch may open its producer's transaction there; each
- * partition gets txn_verify's verdict. Adding partitions through v4 (VerifyOnly false:
- * transaction version 2) is not served: INVALID_REQUEST. */
+ * partition gets txn_verify's verdict. Without VerifyOnly (transaction version 2, KIP-890
+ * part 2) it asks the coordinator to add the partitions (server_txn_add_partitions);
+ * each of the request's transactions gets the coordinator's answer. */
 #include "server/internal.h"
 
 typedef struct add_partitions_to_txn_response_results_results part_result;
@@ -61,10 +62,95 @@ static void respond(struct txn_call *call, const struct txn_answer *a)
     REQUEST_RESPOND(req, add_partitions_to_txn_response, &resp);
 }
 
-/* v4: one verdict per partition of each transaction. */
-static void verify_only(struct request *req, const struct add_partitions_to_txn_request *in)
+/* A v4+ request: its answer once every transaction to add has the coordinator's. */
+struct broker_call {
+    struct txn_call call; /* first: the coordinator's ctx */
+    struct add_partitions_to_txn_response resp;
+    int waiting;
+};
+
+/* One transaction to add: its partitions' results. */
+struct broker_add {
+    struct txn_call call; /* first: the coordinator's ctx */
+    struct broker_call *bc;
+    struct add_partitions_to_txn_response_results_by_transaction *rt;
+};
+
+static void broker_release(struct broker_call *bc)
+{
+    if (--bc->waiting == 0)
+        REQUEST_RESPOND(bc->call.req, add_partitions_to_txn_response, &bc->resp);
+}
+
+static void added(struct txn_call *call, const struct txn_answer *a)
+{
+    struct broker_add *ba = (struct broker_add *)call;
+    for (int32_t k = 0; k < ba->rt->topic_results_count; k++)
+        for (int32_t j = 0; j < ba->rt->topic_results[k].results_by_partition_count; j++)
+            ba->rt->topic_results[k].results_by_partition[j].partition_error_code = a->error;
+    broker_release(ba->bc);
+}
+
+/* t's partitions, added to its transaction by this node's coordinator. */
+static void add_for_broker(struct request *req, struct broker_call *bc,
+                           const struct add_partitions_to_txn_request_transactions *t,
+                           struct add_partitions_to_txn_response_results_by_transaction *rt)
 {
     struct server *s = req->srv;
+    struct broker_add *ba = REQ_ALLOC(req, struct broker_add, 1);
+    ba->call.req = req;
+    ba->call.respond = added;
+    ba->bc = bc;
+    ba->rt = rt;
+    bc->waiting++;
+    size_t n = 0;
+    bool unknown_any = false;
+    for (int32_t k = 0; k < t->topics_count; k++)
+        for (int32_t j = 0; j < t->topics[k].partitions_count; j++) {
+            n++;
+            unknown_any |=
+                !server_partition_exists(s, t->topics[k].name, t->topics[k].partitions[j]);
+        }
+    if (unknown_any) { /* as the client's versions: nothing added */
+        for (int32_t k = 0; k < rt->topic_results_count; k++)
+            for (int32_t j = 0; j < rt->topic_results[k].results_by_partition_count; j++)
+                rt->topic_results[k].results_by_partition[j].partition_error_code =
+                    server_partition_exists(
+                        s, t->topics[k].name,
+                        rt->topic_results[k].results_by_partition[j].partition_index)
+                        ? KERR_OPERATION_NOT_ATTEMPTED
+                        : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        broker_release(bc);
+        return;
+    }
+    int16_t err = server_txns_ready(s);
+    if (err != KERR_NONE) {
+        added(&ba->call, &(struct txn_answer){.error = err, .producer_id = -1});
+        return;
+    }
+    struct txn_partition *parts = REQ_ALLOC(req, struct txn_partition, MAX(n, 1));
+    size_t i = 0;
+    for (int32_t k = 0; k < t->topics_count; k++)
+        for (int32_t j = 0; j < t->topics[k].partitions_count; j++)
+            parts[i++] = (struct txn_partition){t->topics[k].name, t->topics[k].partitions[j]};
+    struct txn_add_req r = {.transactional_id = t->transactional_id,
+                            .producer_id = t->producer_id,
+                            .producer_epoch = t->producer_epoch,
+                            .partitions = parts,
+                            .n_partitions = n,
+                            .client_version = 2};
+    txn_add_partitions(s->txns, time_wall_ms(), &r, &ba->call);
+    server_txns_called(s);
+}
+
+/* v4+: one verdict per partition of each transaction, at once for VerifyOnly, else once
+ * the coordinator has added them. */
+static void from_broker(struct request *req, const struct add_partitions_to_txn_request *in)
+{
+    struct server *s = req->srv;
+    struct broker_call *bc = REQ_ALLOC(req, struct broker_call, 1);
+    bc->call.req = req;
+    bc->waiting = 1;
     struct add_partitions_to_txn_response resp;
     add_partitions_to_txn_response_init(&resp);
     int32_t nt = MAX(in->transactions_count, 0);
@@ -102,8 +188,8 @@ static void verify_only(struct request *req, const struct add_partitions_to_txn_
                     pr);
                 pr->partition_index = tt->partitions[j];
                 if (!t->verify_only)
-                    pr->partition_error_code = KERR_INVALID_REQUEST; /* version 2: not yet */
-                else if (!s->txns)
+                    continue; /* answered by add_for_broker */
+                if (!s->txns)
                     pr->partition_error_code = KERR_NOT_COORDINATOR;
                 else
                     pr->partition_error_code =
@@ -112,7 +198,11 @@ static void verify_only(struct request *req, const struct add_partitions_to_txn_
             }
         }
     }
-    REQUEST_RESPOND(req, add_partitions_to_txn_response, &resp);
+    bc->resp = resp;
+    for (int32_t i = 0; i < nt; i++)
+        if (!in->transactions[i].verify_only)
+            add_for_broker(req, bc, &in->transactions[i], &bc->resp.results_by_transaction[i]);
+    broker_release(bc);
 }
 
 void handle_add_partitions_to_txn(struct request *req)
@@ -125,7 +215,7 @@ void handle_add_partitions_to_txn(struct request *req)
         return;
     }
     if (req->hdr.api_version >= 4) {
-        verify_only(req, &ac->in);
+        from_broker(req, &ac->in);
         return;
     }
     ac->call.req = req;

@@ -1,6 +1,7 @@
-/* EndTxn (key 26), v0-v4: a transactional producer commits or aborts its transaction.
+/* EndTxn (key 26), v0-v5: a transactional producer commits or aborts its transaction.
  * Answered once the coordinator's PrepareCommit/PrepareAbort is durable; the markers
- * follow (txns.c). */
+ * follow (txns.c). v5 is transaction version 2: the epoch is bumped, and the answer
+ * carries the producer id and epoch of the next transaction. */
 #include "server/internal.h"
 
 static void respond(struct txn_call *call, const struct txn_answer *a)
@@ -8,6 +9,8 @@ static void respond(struct txn_call *call, const struct txn_answer *a)
     struct end_txn_response resp;
     end_txn_response_init(&resp);
     resp.error_code = server_txn_error(a->error, call->req->hdr.api_version, 2);
+    resp.producer_id = a->error ? -1 : a->producer_id;
+    resp.producer_epoch = a->error ? -1 : a->producer_epoch;
     REQUEST_RESPOND(call->req, end_txn_response, &resp);
 }
 
@@ -30,7 +33,8 @@ void handle_end_txn(struct request *req)
     struct txn_end_req r = {.transactional_id = in.transactional_id,
                             .producer_id = in.producer_id,
                             .producer_epoch = in.producer_epoch,
-                            .commit = in.committed};
+                            .commit = in.committed,
+                            .client_version = req->hdr.api_version >= 5 ? 2 : 0};
     txn_end(s->txns, time_wall_ms(), &r, call);
     server_txns_called(s);
 }

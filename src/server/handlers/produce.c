@@ -63,10 +63,16 @@ static void add_leader_hints(struct request *req, struct produce_response *resp)
 /* A produce being answered: its response, and how many answers it still waits for (the
  * handler itself, the acks=all wait, partitions whose records went to another broker's
  * delay store). */
+struct remote_verify;
+
 struct produce_state {
     struct produce_response resp;
     int16_t acks;
     int waiting;
+    /* Transaction version 2: partitions whose first transactional batch waits for the
+     * coordinator to add them, asked together once the request is read. */
+    struct remote_verify **adds;
+    size_t n_adds, cap_adds;
 };
 
 /* No response to carry an error for acks=0: Kafka closes the connection instead, so the
@@ -353,7 +359,11 @@ static bool error_has_log_start(int16_t err)
  * stable offset back for good. A coordinator on this node is asked directly
  * (txn_verify); another broker's with AddPartitionsToTxn v4 VerifyOnly, while the
  * partition's answer waits (remote_verified). As Kafka, a coordinator that cannot answer
- * now makes the batch NOT_ENOUGH_REPLICAS, which producers retry. */
+ * now makes the batch NOT_ENOUGH_REPLICAS, which producers retry.
+ *
+ * Produce v12+ is transaction version 2 (KIP-890 part 2): the client did not add the
+ * partition; the coordinator adds it (server_txn_add_partitions), for all such
+ * partitions of the request at once, while their answers wait (partitions_added). */
 #define PRODUCE_VERIFYING INT16_MIN /* append_partition: answered later (remote_verified) */
 
 /* The first transactional batch's producer (*b), and whether its transaction is open in
@@ -369,16 +379,27 @@ static bool txn_open_here(struct partition *p, struct slice records, struct batc
            last.epoch == b->producer_epoch;
 }
 
-/* The coordinator's verdict as a produce error. */
-static int16_t verdict(struct partition *p, const struct batch_info *b, int16_t error)
+/* The coordinator's verdict as a produce error (Kafka's AddPartitionsToTxnManager and
+ * ReplicaManager mappings); version 2 passes CONCURRENT_TRANSACTIONS (retried by the
+ * client) and INVALID_PRODUCER_ID_MAPPING through. */
+static int16_t verdict(struct partition *p, const struct batch_info *b, int16_t error,
+                       bool version2)
 {
     switch (error) {
     case KERR_NONE: return KERR_NONE;
     case KERR_NOT_COORDINATOR:
     case KERR_COORDINATOR_NOT_AVAILABLE:
     case KERR_COORDINATOR_LOAD_IN_PROGRESS: return KERR_NOT_ENOUGH_REPLICAS; /* retriable */
-    case KERR_PRODUCER_FENCED: return KERR_INVALID_PRODUCER_EPOCH;
+    case KERR_CONCURRENT_TRANSACTIONS:
+        return version2 ? KERR_CONCURRENT_TRANSACTIONS : KERR_NOT_ENOUGH_REPLICAS;
+    case KERR_INVALID_PRODUCER_ID_MAPPING:
+        if (version2)
+            return error;
+        goto refused;
+    case KERR_PRODUCER_FENCED:
+    case KERR_INVALID_PRODUCER_EPOCH: return KERR_INVALID_PRODUCER_EPOCH;
     default:
+    refused:
         say_info_ratelimited("server",
                              "produce to %s-%d: producer %lld (epoch %d) has no ongoing "
                              "transaction with this partition; refused (KIP-890)",
@@ -406,6 +427,31 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
 static void partition_answered(struct request *req, int16_t acks, part_resp *pr,
                                struct partition *p, struct durable_wait *wait);
 
+/* The coordinator's answer (a Kafka error) for v's partition: appended now, or
+ * refused. */
+static void verified(struct remote_verify *v, int16_t error)
+{
+    struct request *req = v->req;
+    struct server *s = req->srv;
+    struct partition *p = server_partition(s, v->topic, v->in->index);
+    if (p)
+        error = verdict(p, &v->batch, error, req->hdr.api_version >= 12);
+    struct partition *appended = NULL;
+    v->out->error_code =
+        error != KERR_NONE ? error
+                           : append_partition(req, v->topic, v->acks, v->timeout_ms,
+                                              v->transactional_id, true, v->in, v->out, &appended);
+    struct durable_wait *wait = NULL;
+    if (v->acks == -1 && v->out->error_code == KERR_NONE && appended) {
+        produce_answer_pending(req);
+        wait = durable_wait_new(acks_all_durable, req);
+    }
+    partition_answered(req, v->acks, v->out, appended, wait);
+    if (wait)
+        durable_wait_submit(s, wait);
+    produce_answer_arrived(req);
+}
+
 static void remote_verified(void *arg, int err, struct reader *body)
 {
     struct remote_verify *v = arg;
@@ -422,24 +468,47 @@ static void remote_verified(void *arg, int err, struct reader *body)
                     error = tr->results_by_partition[0].partition_error_code;
             }
     }
-    struct server *s = req->srv;
-    struct partition *p = server_partition(s, v->topic, v->in->index);
-    if (p)
-        error = verdict(p, &v->batch, error);
-    struct partition *appended = NULL;
-    v->out->error_code =
-        error != KERR_NONE ? error
-                           : append_partition(req, v->topic, v->acks, v->timeout_ms,
-                                              v->transactional_id, true, v->in, v->out, &appended);
-    struct durable_wait *wait = NULL;
-    if (v->acks == -1 && v->out->error_code == KERR_NONE && appended) {
-        produce_answer_pending(req);
-        wait = durable_wait_new(acks_all_durable, req);
+    verified(v, error);
+}
+
+/* Transaction version 2: the coordinator's answers for the request's partitions to add
+ * (st->adds, in order). */
+static void partitions_added(void *arg, const int16_t *errors)
+{
+    struct request *req = arg;
+    struct produce_state *st = req->state;
+    for (size_t i = 0; i < st->n_adds; i++)
+        verified(st->adds[i], errors[i]);
+    produce_answer_arrived(req); /* the wait of start_adds */
+}
+
+/* After the request's partitions were tried: asks the coordinator to add those whose
+ * transaction is not open yet (transaction version 2). All come from the request's one
+ * producer; a batch of another producer or epoch is refused. */
+static void start_adds(struct request *req, struct slice transactional_id)
+{
+    struct produce_state *st = req->state;
+    if (st->n_adds == 0)
+        return;
+    const struct batch_info *first = &st->adds[0]->batch;
+    struct txn_partition *parts = REQ_ALLOC(req, struct txn_partition, st->n_adds);
+    size_t n = 0;
+    for (size_t i = 0; i < st->n_adds; i++) {
+        struct remote_verify *v = st->adds[i];
+        if (v->batch.producer_id != first->producer_id ||
+            v->batch.producer_epoch != first->producer_epoch) {
+            v->out->error_code = KERR_INVALID_TXN_STATE;
+            partition_answered(req, v->acks, v->out, NULL, NULL);
+            produce_answer_arrived(req);
+            continue;
+        }
+        st->adds[n] = v;
+        parts[n++] = (struct txn_partition){v->topic, v->in->index};
     }
-    partition_answered(req, v->acks, v->out, appended, wait);
-    if (wait)
-        durable_wait_submit(s, wait);
-    produce_answer_arrived(req);
+    st->n_adds = n;
+    produce_answer_pending(req);
+    server_txn_add_partitions(req->srv, transactional_id, first->producer_id, first->producer_epoch,
+                              parts, n, partitions_added, req);
 }
 
 /* Asks the coordinator of the id (broker node) about v's batch; the partition's answer
@@ -481,6 +550,28 @@ static int16_t ask_remote(struct request *req, struct remote_verify *v, int32_t 
     return KERR_NONE;
 }
 
+/* Transaction version 2: p's batch waits for start_adds. */
+static int16_t wait_for_add(struct request *req, struct slice topic, int16_t acks,
+                            int32_t timeout_ms, struct slice transactional_id,
+                            const struct produce_request_topic_data_partition_data *in,
+                            part_resp *out, const struct batch_info *b)
+{
+    struct produce_state *st = req->state;
+    struct remote_verify *v = REQ_ALLOC(req, struct remote_verify, 1);
+    *v = (struct remote_verify){req, topic, transactional_id, acks, timeout_ms, in, out, *b};
+    if (st->n_adds == st->cap_adds) {
+        size_t cap = st->cap_adds ? 2 * st->cap_adds : 8;
+        struct remote_verify **adds = REQ_ALLOC(req, struct remote_verify *, cap);
+        if (st->n_adds)
+            memcpy(adds, st->adds, st->n_adds * sizeof *adds);
+        st->adds = adds;
+        st->cap_adds = cap;
+    }
+    st->adds[st->n_adds++] = v;
+    produce_answer_pending(req);
+    return PRODUCE_VERIFYING;
+}
+
 /* KERR_NONE when the batch may go on now, PRODUCE_VERIFYING when its answer waits for a
  * remote coordinator, else the error to answer. */
 static int16_t verify_transaction(struct request *req, struct slice topic, int16_t acks,
@@ -493,6 +584,8 @@ static int16_t verify_transaction(struct request *req, struct slice topic, int16
     struct batch_info b;
     if (txn_open_here(p, in->records, &b) || !transactional_id.ptr)
         return KERR_NONE; /* open already, or no id to ask about */
+    if (req->hdr.api_version >= 12)
+        return wait_for_add(req, topic, acks, timeout_ms, transactional_id, in, out, &b);
     const struct mbroker *coordinator;
     if (server_txn_coordinator(s, transactional_id, &coordinator) != KERR_NONE)
         return KERR_NOT_ENOUGH_REPLICAS;
@@ -501,7 +594,8 @@ static int16_t verify_transaction(struct request *req, struct slice topic, int16
         return verdict(
             p, &b,
             s->txns ? txn_verify(s->txns, transactional_id, b.producer_id, b.producer_epoch, part)
-                    : KERR_NOT_COORDINATOR);
+                    : KERR_NOT_COORDINATOR,
+            false);
     }
     struct remote_verify *v = REQ_ALLOC(req, struct remote_verify, 1);
     *v = (struct remote_verify){req, topic, transactional_id, acks, timeout_ms, in, out, b};
@@ -609,8 +703,16 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     buf_free(&rewritten);
     if (rc == STORAGE_ERR_OUT_OF_ORDER_SEQUENCE || rc == STORAGE_ERR_INVALID_PRODUCER_EPOCH ||
         rc == STORAGE_ERR_INVALID_TXN_STATE) {
-        say_debug("server", "produce to %s-%d refused: %s", p->topic, p->index,
-                  storage_strerror(rc));
+        struct batch_info first;
+        struct pstate_batch last = {.epoch = -1, .last_seq = -1};
+        batch_iter_init(&it, data, data_len);
+        if (batch_iter_next(&it, &first, false) > 0)
+            log_producer_last(p->log, first.producer_id, &last);
+        say_debug("server",
+                  "produce to %s-%d refused: %s (producer %lld epoch %d sequence %d; the "
+                  "partition has epoch %d sequence %d)",
+                  p->topic, p->index, storage_strerror(rc), (long long)first.producer_id,
+                  first.producer_epoch, first.base_sequence, last.epoch, last.last_seq);
         return kerr_from_storage(rc);
     }
     if (rc < 0) {
@@ -697,6 +799,7 @@ void handle_produce(struct request *req)
             partition_answered(req, acks, pr, p, wait);
         }
     }
+    start_adds(req, in.transactional_id);
     if (req->hdr.api_version >= 10)
         add_leader_hints(req, resp);
     if (wait) {

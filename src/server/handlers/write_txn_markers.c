@@ -1,10 +1,9 @@
-/* WriteTxnMarkers (key 27), v1: a transaction coordinator on another broker asks this
- * one, the leader of the named partitions, to append transaction markers. Each
- * partition's marker is appended with acks=all (server_append_durable); the answer goes
- * once every one is durable or failed. A partition this node does not lead gets
- * NOT_LEADER_OR_FOLLOWER (the coordinator asks its new leader), an unknown one
- * UNKNOWN_TOPIC_OR_PARTITION. A marker durable in __consumer_offsets completes the
- * offsets its transaction committed there. */
+/* WriteTxnMarkers (key 27), v1-v2: a transaction coordinator on another broker asks
+ * this one, the leader of the named partitions, to append transaction markers (v2: of
+ * the client's transaction version). Each partition's marker is appended with acks=all
+ * (server_append_marker); the answer goes once every one is durable or failed. A
+ * partition this node does not lead gets NOT_LEADER_OR_FOLLOWER (the coordinator asks
+ * its new leader), an unknown one UNKNOWN_TOPIC_OR_PARTITION. */
 #include "server/internal.h"
 
 #include <string.h>
@@ -21,9 +20,6 @@ struct markers_call {
 struct marker_append {
     struct markers_call *call;
     part_result *out;
-    const char *topic; /* NUL-terminated, in the request's arena */
-    int64_t producer_id;
-    bool commit;
 };
 
 static void call_release(struct markers_call *mc)
@@ -37,9 +33,6 @@ static void marker_written(void *arg, int16_t error)
 {
     struct marker_append *a = arg;
     a->out->error_code = error;
-    if (error == KERR_NONE && strcmp(a->topic, "__consumer_offsets") == 0)
-        server_groups_txn_marker(a->call->req->srv, a->out->partition_index, a->producer_id,
-                                 a->commit);
     call_release(a->call);
 }
 
@@ -75,8 +68,6 @@ void handle_write_txn_markers(struct request *req)
             ot->partitions_count = rt->partition_indexes_count;
             ot->partitions =
                 REQ_ALLOC(req, part_result, (size_t)MAX(rt->partition_indexes_count, 1));
-            const char *topic =
-                arena_strndup(&req->arena, (const char *)rt->name.ptr, rt->name.len);
             for (int32_t i = 0; i < rt->partition_indexes_count; i++) {
                 part_result *pr = &ot->partitions[i];
                 write_txn_markers_response_markers_topics_partitions_init(pr);
@@ -89,16 +80,12 @@ void handle_write_txn_markers(struct request *req)
                 pr->error_code = partition_check_leader(p, -1);
                 if (pr->error_code != KERR_NONE)
                     continue;
-                struct buf b;
-                buf_init(&b);
-                batch_encode_marker(&b, rm->producer_id, rm->producer_epoch,
-                                    rm->transaction_result ? TXN_MARKER_COMMIT : TXN_MARKER_ABORT,
-                                    rm->coordinator_epoch, time_wall_ms());
                 struct marker_append *a = REQ_ALLOC(req, struct marker_append, 1);
-                *a = (struct marker_append){mc, pr, topic, rm->producer_id, rm->transaction_result};
+                *a = (struct marker_append){mc, pr};
+                struct txn_marker mk = {rm->producer_id, rm->producer_epoch, rm->transaction_result,
+                                        rm->coordinator_epoch, rm->transaction_version};
                 mc->waiting++;
-                server_append_durable(s, p, b.data, b.len, marker_written, a);
-                buf_free(&b);
+                server_append_marker(s, p, &mk, marker_written, a);
             }
         }
     }

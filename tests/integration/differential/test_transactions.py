@@ -1,7 +1,10 @@
 """Differential tests of the transactional APIs' error paths (issue #17): the same
-requests to Kafka 4.4 and to Samsa, answers compared. Client versions only
-(AddPartitionsToTxn up to v3, EndTxn up to v4: transaction version 1); producer ids,
-which each broker hands out from its own blocks, are not compared."""
+requests to Kafka 4.4 and to Samsa, answers compared. Transaction version 1 (the
+client's AddPartitionsToTxn up to v3, EndTxn v4) and 2 (EndTxn v5, which bumps the
+epoch, and AddPartitionsToTxn v5 as a partition's leader sends it); producer ids, which
+each broker hands out from its own blocks, are not compared."""
+import pytest
+
 import kclient
 
 INVALID_TRANSACTION_TIMEOUT = 50
@@ -72,14 +75,15 @@ def test_unknown_transactional_id(pair):
               {"TransactionalIds": [txn]})
 
 
-def test_producer_checks_and_empty_transaction(pair):
-    txn = pair.name("checks")
+@pytest.mark.parametrize("end_version", [4, 5])
+def test_producer_checks_and_empty_transaction(pair, end_version):
+    txn = pair.name("checks-v%d" % end_version)
     _coordinators_ready(pair, txn)
     t = pair.create_topic(pair.name("tx"))
     _, (k, s) = _init(pair, txn)
     assert k["ErrorCode"] == 0 and s["ErrorCode"] == 0, (k, s)
     av = pair.version("AddPartitionsToTxn", hi=3)
-    ev = pair.version("EndTxn")
+    ev = pair.version("EndTxn", lo=end_version, hi=end_version)
     for peer_answer, peer in ((k, pair.k), (s, pair.s)):
         pid, epoch = peer_answer["ProducerId"], peer_answer["ProducerEpoch"]
         peer.ids = (pid, epoch)
@@ -105,7 +109,7 @@ def test_producer_checks_and_empty_transaction(pair):
     # Ending a transaction that has no partitions.
     k, s = both_with_own_ids("EndTxn", ev, lambda pid, e: {
         "TransactionalId": txn, "ProducerId": pid, "ProducerEpoch": e, "Committed": True})
-    pair.compare("EndTxn of an empty transaction (v%d)" % ev, k, s)
+    pair.compare("EndTxn of an empty transaction (v%d)" % ev, k, s, ignore=("ProducerId",))
     # A real transaction: added, ended, and a retry of the same end answered alike.
     k, s = both_with_own_ids("AddPartitionsToTxn", av, lambda pid, e: {
         "TransactionalId": txn, "ProducerId": pid, "ProducerEpoch": e,
@@ -113,7 +117,7 @@ def test_producer_checks_and_empty_transaction(pair):
     pair.compare("AddPartitionsToTxn (v%d)" % av, k, s)
     k, s = both_with_own_ids("EndTxn", ev, lambda pid, e: {
         "TransactionalId": txn, "ProducerId": pid, "ProducerEpoch": e, "Committed": False})
-    pair.compare("EndTxn abort (v%d)" % ev, k, s)
+    pair.compare("EndTxn abort (v%d)" % ev, k, s, ignore=("ProducerId",))
     dv = pair.version("DescribeTransactions")
     for p in pair.peers:  # the abort completes (markers) shortly after the answer
         kclient.wait_until(
@@ -122,10 +126,10 @@ def test_producer_checks_and_empty_transaction(pair):
             30, interval=0.1, what="%s: CompleteAbort" % p.name)
     k, s = both_with_own_ids("EndTxn", ev, lambda pid, e: {
         "TransactionalId": txn, "ProducerId": pid, "ProducerEpoch": e, "Committed": False})
-    pair.compare("EndTxn abort again (v%d)" % ev, k, s)
+    pair.compare("EndTxn abort again (v%d)" % ev, k, s, ignore=("ProducerId",))
     k, s = both_with_own_ids("EndTxn", ev, lambda pid, e: {
         "TransactionalId": txn, "ProducerId": pid, "ProducerEpoch": e, "Committed": True})
-    pair.compare("EndTxn commit after an abort (v%d)" % ev, k, s)
+    pair.compare("EndTxn commit after an abort (v%d)" % ev, k, s, ignore=("ProducerId",))
 
 
 def test_list_transactions_unknown_state(pair):
@@ -134,3 +138,70 @@ def test_list_transactions_unknown_state(pair):
     k, s = pair.both("ListTransactions", v, {"StateFilters": ["NoSuchState"],
                                              "ProducerIdFilters": []})
     pair.compare("ListTransactions, unknown state (v%d)" % v, k, s)
+
+
+def test_transaction_version_2(pair):
+    """EndTxn v5 bumps the epoch at every end and answers the next one; a retry comes
+    with the epoch before the bump; an abort may end no transaction (a new epoch); a
+    partition's leader adds partitions with AddPartitionsToTxn v5 (VerifyOnly false)."""
+    txn = pair.name("tv2")
+    _coordinators_ready(pair, txn)
+    t = pair.create_topic(pair.name("tx2"))
+    _, (k, s) = _init(pair, txn)
+    assert k["ErrorCode"] == 0 and s["ErrorCode"] == 0, (k, s)
+    for peer_answer, peer in ((k, pair.k), (s, pair.s)):
+        peer.ids = (peer_answer["ProducerId"], peer_answer["ProducerEpoch"])
+    ev = pair.version("EndTxn", lo=5)
+    av = pair.version("AddPartitionsToTxn", lo=5)
+    dv = pair.version("DescribeTransactions")
+
+    def both(api, version, make):
+        return tuple(pair.call(p, api, version, make(*p.ids)) for p in pair.peers)
+
+    def end(what, epoch_delta, commit):
+        k, s = both("EndTxn", ev, lambda pid, e: {
+            "TransactionalId": txn, "ProducerId": pid, "ProducerEpoch": e + epoch_delta,
+            "Committed": commit})
+        pair.compare("%s (EndTxn v%d)" % (what, ev), k, s, ignore=("ProducerId",))
+        return k, s
+
+    def settled(state):
+        for p in pair.peers:
+            kclient.wait_until(
+                lambda: p.call("DescribeTransactions", dv, {"TransactionalIds": [txn]})[
+                    "TransactionStates"][0]["TransactionState"] == state,
+                30, interval=0.1, what="%s: %s" % (p.name, state))
+
+    end("commit of nothing", 0, True)
+    k, _ = end("abort of nothing: a new epoch", 0, False)
+    assert k["ErrorCode"] == 0 and k["ProducerEpoch"] == 1, k
+    settled("CompleteAbort")
+    end("the abort retried", 0, False)
+    end("a commit with the epoch before the bump", 0, True)
+    end("an epoch from the future", 5, False)
+    for p in pair.peers:
+        p.ids = (p.ids[0], p.ids[1] + 1)
+    k, s = both("AddPartitionsToTxn", av, lambda pid, e: {"Transactions": [{
+        "TransactionalId": txn, "ProducerId": pid, "ProducerEpoch": e, "VerifyOnly": False,
+        "Topics": [{"Name": t, "Partitions": [0, 1]}]}]})
+    for answer in (k, s):  # in no order that matters (Kafka lists the unknown first)
+        for r in answer["ResultsByTransaction"][0]["TopicResults"]:
+            r["ResultsByPartition"].sort(key=lambda p: p["PartitionIndex"])
+    pair.compare("a leader adds a partition that does not exist (AddPartitionsToTxn v%d)" % av,
+                 k, s)
+    k, s = both("AddPartitionsToTxn", av, lambda pid, e: {"Transactions": [{
+        "TransactionalId": txn, "ProducerId": pid, "ProducerEpoch": e - 1, "VerifyOnly": False,
+        "Topics": [{"Name": t, "Partitions": [0]}]}]})
+    pair.compare("a leader adds for an old epoch (AddPartitionsToTxn v%d)" % av, k, s)
+    k, s = both("AddPartitionsToTxn", av, lambda pid, e: {"Transactions": [{
+        "TransactionalId": txn, "ProducerId": pid, "ProducerEpoch": e, "VerifyOnly": False,
+        "Topics": [{"Name": t, "Partitions": [0]}]}]})
+    pair.compare("a leader adds a partition (AddPartitionsToTxn v%d)" % av, k, s)
+    k, s = both("DescribeTransactions", dv, lambda pid, e: {"TransactionalIds": [txn]})
+    pair.compare("Ongoing after the add", k, s,
+                 ignore=("TransactionStates[].ProducerId", "TransactionStates[].TransactionStartTimeMs"))
+    k, _ = end("commit", 0, True)
+    assert k["ErrorCode"] == 0 and k["ProducerEpoch"] == 2, k
+    settled("CompleteCommit")
+    end("the commit retried", 0, True)
+    end("an abort with the epoch before the bump", 0, False)

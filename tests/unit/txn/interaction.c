@@ -8,8 +8,11 @@
  *
  * Commands (key=value arguments, any order):
  *   init NAME id=T [timeout=MS] [pid=P epoch=E]      InitProducerId
- *   add NAME id=T pid=P epoch=E topic/partition...   AddPartitionsToTxn
- *   end NAME id=T pid=P epoch=E commit|abort         EndTxn
+ *   add NAME id=T pid=P epoch=E [v=2] topic/partition...
+ *                        AddPartitionsToTxn (v=2: from a partition's leader, version 2)
+ *   end NAME id=T pid=P epoch=E [v=2] commit|abort   EndTxn (v=2: v5, epoch bumps)
+ *   record id=T pid=P epoch=E state=S [v=2] [prev=P] [topic/partition...]
+ *                        a durable record, as if written before (for `restart`)
  *   append [ok|ERR]      complete the oldest pending append (ERR: a Kafka error code)
  *   pid [P|error=ERR]    answer the oldest pending producer-id request (default: next id)
  *   markers              complete the oldest pending marker write
@@ -82,6 +85,12 @@ static void print_meta(const struct txn_meta *m)
                 m->producer_epoch, m->timeout_ms);
     if (m->start_ms >= 0)
         script_outf(" start=%lld", (long long)m->start_ms);
+    if (m->client_version != 0)
+        script_outf(" v=%d", m->client_version);
+    if (m->prev_producer_id != -1)
+        script_outf(" prev=%lld", (long long)m->prev_producer_id);
+    if (m->next_producer_id != -1)
+        script_outf(" next=%lld", (long long)m->next_producer_id);
     for (size_t i = 0; i < m->n_partitions; i++)
         script_outf(" %.*s/%d", (int)m->partitions[i].topic.len, m->partitions[i].topic.ptr,
                     m->partitions[i].partition);
@@ -129,14 +138,16 @@ static void cb_new_producer_id(void *arg, void *token)
 }
 
 static void cb_write_markers(void *arg, int32_t state_partition, int64_t producer_id,
-                             int16_t producer_epoch, bool commit, const struct txn_partition *parts,
-                             size_t n, void *token)
+                             int16_t producer_epoch, bool commit, int16_t client_version,
+                             const struct txn_partition *parts, size_t n, void *token)
 {
     (void)arg;
     ASSERT(n_marker_waits < MAX_PENDING);
     marker_waits[n_marker_waits++] = token;
     script_outf("markers from %d: %s pid=%lld epoch=%d", state_partition,
                 commit ? "COMMIT" : "ABORT", (long long)producer_id, producer_epoch);
+    if (client_version != 0)
+        script_outf(" v=%d", client_version);
     for (size_t i = 0; i < n; i++)
         script_outf(" %.*s/%d", (int)parts[i].topic.len, parts[i].topic.ptr, parts[i].partition);
     script_outf("\n");
@@ -280,7 +291,8 @@ static int run_command(int argc, char **argv)
                                 .producer_id = arg_num(argc, argv, "pid", -1),
                                 .producer_epoch = (int16_t)arg_num(argc, argv, "epoch", -1),
                                 .partitions = parts,
-                                .n_partitions = parts_arg(argc, argv, parts, 16)};
+                                .n_partitions = parts_arg(argc, argv, parts, 16),
+                                .client_version = (int16_t)arg_num(argc, argv, "v", 0)};
         txn_add_partitions(coord, now_ms, &r, ctx_named(argv[1]));
     } else if (strcmp(cmd, "end") == 0 && argc >= 2) {
         bool commit = false;
@@ -289,8 +301,36 @@ static int run_command(int argc, char **argv)
         struct txn_end_req r = {.transactional_id = id_arg(argc, argv),
                                 .producer_id = arg_num(argc, argv, "pid", -1),
                                 .producer_epoch = (int16_t)arg_num(argc, argv, "epoch", -1),
-                                .commit = commit};
+                                .commit = commit,
+                                .client_version = (int16_t)arg_num(argc, argv, "v", 0)};
         txn_end(coord, now_ms, &r, ctx_named(argv[1]));
+    } else if (strcmp(cmd, "record") == 0) {
+        struct txn_partition parts[16];
+        const char *state = arg(argc, argv, "state");
+        struct txn_meta m = {.transactional_id = id_arg(argc, argv),
+                             .producer_id = arg_num(argc, argv, "pid", -1),
+                             .producer_epoch = (int16_t)arg_num(argc, argv, "epoch", -1),
+                             .timeout_ms = 60000,
+                             .state = TXN_DEAD,
+                             .partitions = parts,
+                             .n_partitions = parts_arg(argc, argv, parts, 16),
+                             .last_update_ms = now_ms,
+                             .start_ms = -1,
+                             .prev_producer_id = arg_num(argc, argv, "prev", -1),
+                             .next_producer_id = -1,
+                             .client_version = (int16_t)arg_num(argc, argv, "v", 0)};
+        for (int s = TXN_EMPTY; s <= TXN_PREPARE_EPOCH_FENCE && state; s++)
+            if (strcmp(txn_state_name((enum txn_state)s), state) == 0)
+                m.state = (enum txn_state)s;
+        if (m.state == TXN_ONGOING)
+            m.start_ms = now_ms;
+        ASSERT(n_durable < MAX_RECORDS && m.transactional_id.len > 0);
+        durable[n_durable].partition = txn_partition_for(coord, m.transactional_id);
+        buf_init(&durable[n_durable].key);
+        buf_init(&durable[n_durable].value);
+        txn_record_encode(&durable[n_durable].key, &durable[n_durable].value, &m);
+        durable[n_durable].tombstone = false;
+        n_durable++;
     } else if (strcmp(cmd, "append") == 0) {
         if (n_appends == 0)
             return 1;

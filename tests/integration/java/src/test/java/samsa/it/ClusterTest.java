@@ -38,6 +38,7 @@ import org.apache.kafka.clients.admin.DescribeMetadataQuorumOptions;
 import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.PartitionReassignment;
+import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.QuorumInfo;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.CloseOptions;
@@ -288,6 +289,74 @@ class ClusterTest {
             assertTrue(o != null, "no committed offset for partition " + p + ": " + committed);
             assertEquals((long) perPartition.get(p), o.offset(), "committed offset of partition " + p);
         }
+    }
+
+    /**
+     * Transactions (version 2, the brokers' default) across three brokers: a transactional
+     * producer writes to partitions led by every broker and commits consumer offsets with
+     * sendOffsetsToTransaction, sending no AddPartitionsToTxn nor AddOffsetsToTxn; the
+     * partitions' leaders add them to the transaction with its coordinator, wherever that
+     * is (AddPartitionsToTxn v5 between brokers), and the coordinator writes the markers
+     * to every leader (WriteTxnMarkers v2). A read_committed consumer then sees the two
+     * committed transactions exactly, and not the aborted one; the group's offset is the
+     * last committed one; the partitions saw the epoch bumped at each end.
+     */
+    @Test
+    @Timeout(120)
+    void transactionsAcrossBrokers() throws Exception {
+        String boot = cluster.bootstrap(notController());
+        String topic = "cluster-tx", in = "cluster-tx-in", group = "cluster-tx-group";
+        Admin admin = admin(boot);
+        get(admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1), new NewTopic(in, 1, (short) 1)))
+                .all());
+        Map<Integer, Integer> leaders = leaders(describe(admin, Map.of(topic, PARTITIONS, in, 1)).get(topic));
+        assertEquals(Set.of(1, 2, 3), new HashSet<>(leaders.values()), "leaders of " + topic + ": " + leaders);
+
+        Map<String, Object> pc = new HashMap<>();
+        pc.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
+        pc.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "cluster-tx-app");
+        pc.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "30000");
+        pc.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        pc.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "40000");
+        KafkaProducer<String, String> p = track(new KafkaProducer<>(pc, new StringSerializer(), new StringSerializer()));
+        p.initTransactions();
+        KafkaConsumer<String, String> c = consumer(boot, group);
+        TopicPartition inTp = new TopicPartition(in, 0);
+        c.assign(List.of(inTp));
+        String[] outcome = {"commit", "abort", "commit"};
+        for (int t = 0; t < outcome.length; t++) {
+            p.beginTransaction();
+            for (int part = 0; part < PARTITIONS; part++) {
+                p.send(new ProducerRecord<>(topic, part, null, outcome[t] + "-" + t + "-" + part));
+            }
+            p.sendOffsetsToTransaction(Map.of(inTp, new OffsetAndMetadata(10L * (t + 1))), c.groupMetadata());
+            if (outcome[t].equals("commit")) {
+                p.commitTransaction();
+            } else {
+                p.flush();
+                p.abortTransaction();
+            }
+        }
+
+        Map<String, Object> rc = new HashMap<>();
+        rc.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
+        rc.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        rc.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        rc.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        KafkaConsumer<String, String> reader =
+                track(new KafkaConsumer<>(rc, new StringDeserializer(), new StringDeserializer()));
+        reader.assign(IntStream.range(0, PARTITIONS).mapToObj(i -> new TopicPartition(topic, i)).toList());
+        Map<String, ConsumerRecord<String, String>> seen = consumeExactly(reader, 2 * PARTITIONS);
+        for (int part = 0; part < PARTITIONS; part++) {
+            assertTrue(seen.containsKey("commit-0-" + part) && seen.containsKey("commit-2-" + part),
+                    "committed records of partition " + part + ": " + seen.keySet());
+        }
+        OffsetAndMetadata committed = get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata())
+                .get(inTp);
+        assertEquals(30L, committed.offset(), "the group's offset");
+        TopicPartition first = new TopicPartition(topic, 0);
+        ProducerState ps = get(admin.describeProducers(List.of(first)).all()).get(first).activeProducers().get(0);
+        assertEquals(3, ps.producerEpoch(), "the epoch after three ends (transaction version 2)");
     }
 
     /**

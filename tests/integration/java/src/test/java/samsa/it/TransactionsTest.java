@@ -29,14 +29,21 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * The Java client's transactional producer (transaction version 1: the broker does not
- * advertise transaction.version 2) against read_committed consumers: commit, abort,
- * sendOffsetsToTransaction, and a zombie fenced by a new instance.
+ * The Java client's transactional producer against read_committed consumers: commit,
+ * abort, sendOffsetsToTransaction, a zombie fenced by a new instance, and the Admin API.
+ * Here the broker advertises transaction.version 2 (its default, as Kafka 4.4's), so the
+ * client adds no partitions itself and every EndTxn (v5) bumps its epoch;
+ * TransactionsV1Test runs the same tests with transaction version 1.
  */
 class TransactionsTest extends BrokerTestBase {
     @BeforeAll
     static void start() throws Exception {
         startBroker(Map.of());
+    }
+
+    /** The transaction version the broker advertises, so the client uses. */
+    int transactionVersion() {
+        return 2;
     }
 
     private KafkaProducer<String, String> txnProducer(String id) {
@@ -100,6 +107,28 @@ class TransactionsTest extends BrokerTestBase {
             assertEquals(String.format("c-%03d", i), committed.get(i));
         }
         assertEquals(120, readAll(topic, 3, false).size());
+    }
+
+    /**
+     * Which transaction version the client used, as the partition saw it: version 2 bumps
+     * the epoch at every commit (the markers carry the new one), version 1 never does.
+     */
+    @Test
+    @Timeout(120)
+    void epochPerTransaction() throws Exception {
+        String topic = "java-tx-epochs";
+        Admin admin = admin();
+        createTopic(admin, topic, 1);
+        KafkaProducer<String, String> p = txnProducer("java-epochs");
+        for (int t = 0; t < 3; t++) {
+            p.beginTransaction();
+            p.send(new ProducerRecord<>(topic, 0, null, "t" + t));
+            p.commitTransaction();
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        ProducerState ps = get(admin.describeProducers(List.of(tp)).all()).get(tp).activeProducers().get(0);
+        assertEquals(transactionVersion() >= 2 ? 3 : 0, ps.producerEpoch());
+        assertEquals(List.of("t0", "t1", "t2"), readAll(topic, 1, true));
     }
 
     @Test
