@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches everything the Java integration tests need into ~/.m2 (kafka-clients, JUnit,
+# Fetches everything the Java integration tests need into ~/.m2 (kafka-clients, kafka-streams, JUnit,
 # slf4j, and the Maven plugins with the surefire JUnit provider), so that run.sh can test
 # offline (`mvn -o`). Idempotent: once done for this pom.xml, a run costs a file check.
 # Exits non-zero with a message when Maven or Java is missing or Maven Central unreachable.

@@ -3,8 +3,8 @@
 # (deps.sh, a file check when done), then runs them offline with Maven.
 # Environment: SAMSA_SERVER (required), SAMSA_CLI (the samsa binary, for ClusterTest;
 # default tools/samsa beside SAMSA_SERVER), SAMSA_JAVA_BUILD (Maven's output folder; default
-# a temp folder removed at exit), MAVEN_REPO (as in deps.sh). Extra arguments go to Maven
-# (e.g. -Dtest=AdminTest).
+# a temp folder removed at exit), MAVEN_REPO (as in deps.sh), SAMSA_KEEP_LOGS (a folder where
+# each server's log is kept when it stops). Extra arguments go to Maven (e.g. -Dtest=AdminTest).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 

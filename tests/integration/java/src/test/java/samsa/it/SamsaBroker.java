@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -23,6 +24,9 @@ import java.util.stream.Stream;
  * config/server.properties with log.dirs and (advertised.)listeners overridden. Port 0 lets
  * the server pick a free port, which it reports on stdout ("samsa-server listening on port
  * N"); its stderr (the log) goes to a file whose tail {@link #stderrTail} shows.
+ *
+ * <p>{@link #crash} kills the process with SIGKILL and keeps its data dir; {@link #restart}
+ * then starts it again on the same port with the same data dir, as after a power cut.
  *
  * <p>{@link #close} kills the process (SIGKILL) and removes the temp dir. Should the test JVM
  * itself die, the server gets SIGKILL too: it is started under {@code setpriv --pdeathsig
@@ -88,6 +92,7 @@ final class SamsaBroker implements AutoCloseable {
     private final Path dataDir;
     private final Path stdoutFile;
     private final Path stderrFile;
+    private Map<String, String> overrides = Map.of();
     private Process process;
     private int port;
 
@@ -107,7 +112,8 @@ final class SamsaBroker implements AutoCloseable {
         try {
             Files.writeString(b.tempDir.resolve("owner"), ProcessHandle.current().pid() + "\n");
             Files.createDirectories(b.dataDir);
-            b.launch(overrides);
+            b.overrides = Map.copyOf(overrides);
+            b.launch(0);
             return b;
         } catch (Throwable t) {
             String tail = b.stderrTail(40);
@@ -144,20 +150,24 @@ final class SamsaBroker implements AutoCloseable {
         return p;
     }
 
-    private void launch(Map<String, String> overrides) throws Exception {
+    /** Starts the process on {@code listenPort} (0: a free port the server picks and
+     *  reports) and waits until it listens. Its stderr is appended to, so that the log of
+     *  a restarted server follows the log of the one before. */
+    private void launch(int listenPort) throws Exception {
         List<String> cmd = new ArrayList<>();
         if (Files.isExecutable(Paths.get("/usr/bin/setpriv"))) {
             cmd.addAll(List.of("/usr/bin/setpriv", "--pdeathsig", "KILL", "--"));
         }
         cmd.addAll(List.of(serverBinary().toString(), "-c", configFile().toString(),
                 "--override", "log.dirs=" + dataDir,
-                "--override", "listeners=PLAINTEXT://127.0.0.1:0",
-                "--override", "advertised.listeners=PLAINTEXT://127.0.0.1:0"));
+                "--override", "listeners=PLAINTEXT://127.0.0.1:" + listenPort,
+                "--override", "advertised.listeners=PLAINTEXT://127.0.0.1:" + listenPort));
         for (Map.Entry<String, String> e : overrides.entrySet()) {
             cmd.add("--override");
             cmd.add(e.getKey() + "=" + e.getValue());
         }
-        Files.writeString(stderrFile, "==== " + String.join(" ", cmd) + "\n");
+        Files.writeString(stderrFile, "==== " + String.join(" ", cmd) + "\n",
+                StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         ProcessBuilder pb = new ProcessBuilder(cmd)
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
                 .redirectOutput(stdoutFile.toFile())
@@ -224,11 +234,48 @@ final class SamsaBroker implements AutoCloseable {
         }
     }
 
+    /** SIGKILL, as a crash: nothing of the server's shutdown runs. The data dir stays. */
+    synchronized void crash() {
+        Process p = process;
+        kill();
+        if (p != null && p.isAlive()) {
+            throw new IllegalStateException("samsa-server (pid " + p.pid() + ") still alive 10 s after SIGKILL");
+        }
+        process = null;
+    }
+
+    /**
+     * Starts the server again after {@link #crash}, on the same port (clients keep their
+     * bootstrap address and metadata) and with the same data dir, and waits until it
+     * listens. The port is free again at once: the server binds with SO_REUSEADDR.
+     */
+    synchronized void restart() throws Exception {
+        if (isRunning()) {
+            throw new IllegalStateException("samsa-server on port " + port + " is still running");
+        }
+        try {
+            launch(port);
+        } catch (Exception e) {
+            throw new IllegalStateException("restart on port " + port + ": " + e.getMessage()
+                    + "\n---- samsa-server stderr tail ----\n" + stderrTail(40), e);
+        }
+    }
+
     @Override
     public synchronized void close() {
         kill();
         synchronized (LIVE) {
             LIVE.remove(this);
+        }
+        // For a look after the run: SAMSA_KEEP_LOGS=DIR keeps each server's log there.
+        String keep = System.getenv("SAMSA_KEEP_LOGS");
+        if (keep != null && !keep.isEmpty()) {
+            try {
+                Files.createDirectories(Paths.get(keep));
+                Files.copy(stderrFile, Paths.get(keep, tempDir.getFileName() + ".stderr"));
+            } catch (IOException e) {
+                System.err.println("cannot keep " + stderrFile + ": " + e);
+            }
         }
         removeTree(tempDir);
     }
