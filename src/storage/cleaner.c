@@ -10,6 +10,13 @@
  * a batch that loses records is rewritten with the same base offset, lastOffsetDelta,
  * producer fields and the kept records' offset deltas, and a new CRC.
  *
+ * Transactions: only segments below the last stable offset are cleaned, so every
+ * transactional batch there belongs to a decided transaction. A batch of an aborted one
+ * (the aborted-transaction index, captured at prepare) is dropped whole and supersedes
+ * nothing; a committed one's records supersede and are superseded like any others.
+ * Markers are kept (Kafka drops one once its transaction's records are gone and its
+ * delete horizon has passed), and so are transactional tombstones.
+ *
  * Tombstones follow KIP-534: the first pass that keeps a tombstone stamps its batch with
  * a delete horizon (attribute bit 6, baseTimestamp = now + delete.retention.ms, record
  * timestamp deltas re-based so record timestamps are unchanged); a later pass after the
@@ -77,6 +84,8 @@ struct clean_plan {
     int64_t new_checkpoint;
     int64_t next_horizon_ms;
     bool wrote_files;
+    struct pstate_txn *aborted; /* ascending producer id, then first offset */
+    size_t n_aborted;
 };
 
 /* ---- small file helpers ---- */
@@ -191,10 +200,41 @@ static int in_next(struct in_reader *r, const uint8_t **p, struct batch_info *b)
     return 1;
 }
 
-static bool batch_is_plain(const struct batch_info *b)
+static int cmp_txn(const void *a, const void *b)
 {
-    return (b->attributes & (BATCH_ATTR_CONTROL | BATCH_ATTR_TRANSACTIONAL)) == 0 &&
-           batch_compression(b) == 0;
+    const struct pstate_txn *x = a, *y = b;
+    if (x->producer_id != y->producer_id)
+        return x->producer_id < y->producer_id ? -1 : 1;
+    return (x->first_offset > y->first_offset) - (x->first_offset < y->first_offset);
+}
+
+/* Whether b is a transactional batch of an aborted transaction: one of its producer that
+ * began at or before it and whose marker comes after it. */
+static bool batch_aborted(const struct clean_plan *plan, const struct batch_info *b)
+{
+    if (!(b->attributes & BATCH_ATTR_TRANSACTIONAL) || (b->attributes & BATCH_ATTR_CONTROL))
+        return false;
+    size_t lo = 0, hi = plan->n_aborted; /* the last entry <= (producer, base offset) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct pstate_txn *t = &plan->aborted[mid];
+        if (t->producer_id < b->producer_id ||
+            (t->producer_id == b->producer_id && t->first_offset <= b->base_offset))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return false;
+    const struct pstate_txn *t = &plan->aborted[lo - 1];
+    return t->producer_id == b->producer_id && b->base_offset < t->last_offset;
+}
+
+/* A batch whose records are read: neither a marker, nor compressed, nor aborted. */
+static bool batch_is_readable(const struct clean_plan *plan, const struct batch_info *b)
+{
+    return (b->attributes & BATCH_ATTR_CONTROL) == 0 && batch_compression(b) == 0 &&
+           !batch_aborted(plan, b);
 }
 
 /* ---- pass 1: key -> newest offset over the dirty section ---- */
@@ -210,15 +250,16 @@ static int64_t map_get(const struct key_map *km, struct slice key)
     return v ? (int64_t)(intptr_t)v - 1 : -1;
 }
 
-static int map_input_read(struct key_map *km, int64_t first_dirty, struct in_reader *r)
+static int map_input_read(struct key_map *km, const struct clean_plan *plan, int64_t first_dirty,
+                          struct in_reader *r)
 {
     const uint8_t *p;
     struct batch_info b;
     int rc;
     while ((rc = in_next(r, &p, &b)) > 0) {
-        /* Transactional records never supersede (they may belong to an aborted
-         * transaction); compressed batches are kept whole, unread. */
-        if (batch_last_offset(&b) < first_dirty || !batch_is_plain(&b))
+        /* Records of aborted transactions never supersede; compressed batches are kept
+         * whole, unread. */
+        if (batch_last_offset(&b) < first_dirty || !batch_is_readable(plan, &b))
             continue;
         struct record_iter it;
         struct record rec;
@@ -267,7 +308,7 @@ static int map_input(struct key_map *km, const struct clean_plan *plan,
         return fd;
     *r = (struct in_reader){
         .fd = fd, .size = in->size_bytes, .buf = r->buf, .cap = r->cap, .buf_start = -1};
-    int rc = map_input_read(km, first_dirty, r);
+    int rc = map_input_read(km, plan, first_dirty, r);
     close(fd);
     r->fd = -1;
     return rc;
@@ -355,6 +396,11 @@ static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_id
 {
     struct log_clean_job *job = c->job;
     job->stats.records_read += b->records_count;
+    if (batch_aborted(c->plan, b)) { /* read_committed never shows it: gone */
+        job->stats.records_removed += b->records_count;
+        job->stats.aborted_batches_removed++;
+        return 0;
+    }
     if ((b->attributes & BATCH_ATTR_CONTROL) || batch_compression(b) != 0 ||
         b->records_count == 0) {
         /* Control batches (transaction markers) are kept as they are; compressed batches
@@ -702,6 +748,7 @@ static void plan_free(struct clean_plan *plan)
         close(plan->dir_fd);
     free(plan->in);
     free(plan->out);
+    free(plan->aborted);
     free(plan->name);
     free(plan);
 }
@@ -727,6 +774,10 @@ int log_clean_prepare(struct log *l, int64_t now_ms, int64_t max_offset_exclusiv
     int64_t first_dirty = l->clean_checkpoint;
     if (first_dirty < l->segs[0]->base_offset || first_dirty > l->log_end_offset)
         first_dirty = l->segs[0]->base_offset;
+    /* Not past an open transaction: whether its records count is not decided yet. */
+    int64_t unstable = log_first_unstable_offset(l);
+    if (unstable >= 0 && unstable < max_offset_exclusive)
+        max_offset_exclusive = unstable;
 
     size_t e = 0; /* cleanable: closed segments [0, e) */
     while (e + 1 < l->n_segs) {
@@ -781,6 +832,15 @@ int log_clean_prepare(struct log *l, int64_t now_ms, int64_t max_offset_exclusiv
         say_error(SUBSYS, "partition %s: cannot prepare cleaning: %s", l->name, strerror(-rc));
         plan_free(plan);
         return rc;
+    }
+    /* The aborted transactions with records in the cleaned range (their markers may lie
+     * beyond it). */
+    int64_t from = l->segs[0]->base_offset, upper = l->segs[e - 1]->next_offset;
+    plan->n_aborted = log_aborted_txns(l, from, upper, NULL, 0);
+    if (plan->n_aborted > 0) {
+        plan->aborted = xcalloc(plan->n_aborted, sizeof *plan->aborted);
+        plan->n_aborted = log_aborted_txns(l, from, upper, plan->aborted, plan->n_aborted);
+        qsort(plan->aborted, plan->n_aborted, sizeof *plan->aborted, cmp_txn);
     }
     job->plan = plan;
     job->ready = true;

@@ -661,9 +661,10 @@ struct log_clean_stats {
     int64_t bytes_read;    /* input segment bytes */
     int64_t bytes_written; /* output segment bytes */
     int64_t records_read;
-    int64_t records_removed; /* superseded, keyless or expired tombstones */
+    int64_t records_removed; /* superseded, keyless, expired tombstones or aborted */
     int64_t tombstones_removed;
-    int64_t batches_rewritten; /* batches written with fewer records or a new horizon */
+    int64_t aborted_batches_removed; /* of aborted transactions */
+    int64_t batches_rewritten;       /* batches written with fewer records or a new horizon */
     int segments_in;
     int segments_out;
 };
@@ -686,8 +687,9 @@ struct log_clean_job {
 };
 
 /* Decides whether the log needs cleaning at wall time now_ms and captures the job.
- * Only closed segments wholly below max_offset_exclusive (the last stable offset / high
- * watermark; INT64_MAX for none) and, with min_compaction_lag_ms > 0, whose newest
+ * Only closed segments wholly below max_offset_exclusive (the high watermark; INT64_MAX
+ * for none) and below the first offset of an open transaction, and, with
+ * min_compaction_lag_ms > 0, whose newest
  * timestamp is at least that old, are cleanable. The log is cleaned when the dirty ratio
  * (bytes of cleanable segments at or after the cleaner checkpoint / bytes of all
  * cleanable segments) is >= min_cleanable_dirty_ratio, or when retained tombstones have

@@ -297,3 +297,49 @@ def test_topic_describe_shows_the_open_transaction(broker):
             if line[:1].isdigit()}
     assert "from 0 (producer" in rows["0"], rows
     assert rows["1"].rstrip().endswith("-"), rows
+
+
+def test_compaction_removes_aborted_records(broker_factory):
+    """A compacted topic: the cleaner drops the batches of aborted transactions (they
+    supersede nothing: the key keeps its committed value), a committed transaction's
+    records supersede older ones, read_committed sees the same before and after, and a
+    restart changes nothing."""
+    b = broker_factory(**{"log.cleaner.backoff.ms": "200"})
+    create_topic(b, "ctx", 1, **{"cleanup.policy": "compact", "segment.ms": "100",
+                                 "min.cleanable.dirty.ratio": "0.01"})
+    plain = producer(b)
+    for k in range(10):
+        plain.produce("ctx", key=b"k%d" % k, value=b"plain-%d" % k)
+    assert plain.flush(30) == 0
+    p = txn_producer(b, "cmp-app")
+    for rnd in range(5):
+        p.begin_transaction()
+        for k in range(10):
+            p.produce("ctx", key=b"k%d" % k, value=b"aborted-%d-%d" % (rnd, k))
+        p.flush(10)
+        p.abort_transaction(30)
+    p.begin_transaction()
+    for k in range(5):
+        p.produce("ctx", key=b"k%d" % k, value=b"committed-%d" % k)
+    p.commit_transaction(30)
+    want = {b"k%d" % k: (b"committed-%d" % k if k < 5 else b"plain-%d" % k) for k in range(10)}
+
+    def newest(got):
+        return {key: value for _, key, value, _ in got[0]}
+    assert newest(consume_all(b, "ctx", 1, expected=15, **COMMITTED)) == want
+    assert len(consume_all(b, "ctx", 1, expected=65, **UNCOMMITTED)[0]) == 65
+    # Later segments roll (segment.ms) as records come, and the cleaner gets to them.
+    def cleaned():
+        plain.produce("ctx", key=b"tick", value=b"t")
+        plain.flush(10)
+        return not any(v.startswith(b"aborted") for _, _, v, _ in
+                       consume_all(b, "ctx", 1, **UNCOMMITTED)[0])
+    wait_until(cleaned, 60, interval=0.5, what="the cleaner to drop the aborted records")
+    for restart in (False, True):
+        if restart:
+            b.restart()
+        got = consume_all(b, "ctx", 1, **UNCOMMITTED)[0]
+        assert not any(v.startswith(b"aborted") for _, _, v, _ in got)
+        assert {k: v for k, v in newest({0: got}).items() if k != b"tick"} == want
+        assert {k: v for k, v in newest(consume_all(b, "ctx", 1, **COMMITTED)).items()
+                if k != b"tick"} == want

@@ -1,6 +1,7 @@
 /* Log compaction (cleaner.c): newest value per key, offsets preserved, tombstones and
  * their delete horizon, min.compaction.lag.ms, dirty ratio, the active segment, aborts,
- * and crashes at every step of the swap. Time is fake: every call takes now_ms. */
+ * transactions, and crashes at every step of the swap. Time is fake: every call takes
+ * now_ms. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -503,6 +504,11 @@ static void test_special_batches(void **state)
     buf_free(&marker);
     struct kv txn[] = {{2, "txn2"}, {3, NULL}};
     put_batch(f, txn, 2, BATCH_ATTR_TRANSACTIONAL);
+    /* Committed: an open transaction would keep the cleaner out of this segment. */
+    buf_init(&marker);
+    batch_encode_marker(&marker, 7, 0, TXN_MARKER_COMMIT, 0, f->now);
+    assert_int_equal(log_append(f->log, marker.data, marker.len, 0, f->now, NULL), 0);
+    buf_free(&marker);
     struct kv keyless[] = {{-1, "nokey"}, {4, "v4"}};
     put_batch(f, keyless, 2, 0);
     put(f, 4, NULL);
@@ -520,8 +526,8 @@ static void test_special_batches(void **state)
     assert_string_equal(s.last[2], "plain2");
     assert_int_equal(s.count[3], 1); /* transactional tombstone kept */
     assert_int_equal(s.count[4], 1); /* v4 superseded by the tombstone */
-    /* compressed + control batches kept: 1 + 1 records, plus 1,2,3,4(tomb),9 */
-    assert_int_equal(s.records, 2 + 5);
+    /* compressed + two control batches kept: 1 + 2 records, plus 1,2,3,4(tomb),9 */
+    assert_int_equal(s.records, 3 + 5);
     scan_free(&s);
     /* long after the horizon the tombstone of key 4 still stays: an unread (compressed)
      * batch lies before it and could hold an older value */
@@ -535,6 +541,79 @@ static void test_special_batches(void **state)
     scan_log(f->log, &s);
     assert_int_equal(s.count[4], 1);
     scan_free(&s);
+}
+
+/* A transactional batch of producer pid (sequence seq), not in the model. */
+static void put_txn(struct fx *f, const struct kv *recs, int n, int64_t pid, int32_t seq)
+{
+    struct buf b;
+    buf_init(&b);
+    enc_batch(&b, recs, n, f->now, BATCH_ATTR_TRANSACTIONAL);
+    be64_write(b.data + BATCH_OFF_PRODUCER_ID, (uint64_t)pid);
+    be32_write(b.data + BATCH_OFF_BASE_SEQUENCE, (uint32_t)seq);
+    be32_write(b.data + BATCH_OFF_CRC,
+               crc32c(0, b.data + BATCH_OFF_ATTRIBUTES, b.len - BATCH_OFF_ATTRIBUTES));
+    assert_int_equal(log_append(f->log, b.data, b.len, 0, f->now, NULL), 0);
+    buf_free(&b);
+}
+
+static void put_marker(struct fx *f, int64_t pid, enum txn_marker_type type)
+{
+    struct buf b;
+    buf_init(&b);
+    batch_encode_marker(&b, pid, 0, type, 0, f->now);
+    assert_int_equal(log_append(f->log, b.data, b.len, 0, f->now, NULL), 0);
+    buf_free(&b);
+}
+
+/* Aborted transactions' batches are removed and supersede nothing; a committed
+ * transaction's records supersede older ones; markers stay; a segment holding an open
+ * transaction is not cleaned until it ends. */
+static void test_transactions(void **state)
+{
+    struct fx *f = *state;
+    put(f, 1, "v1");
+    put(f, 2, "v2");
+    struct kv a1[] = {{1, "aborted1"}, {3, "aborted3"}};
+    put_txn(f, a1, 2, 100, 0);
+    struct kv b1[] = {{2, "committed2"}};
+    put_txn(f, b1, 1, 200, 0);
+    struct kv a2[] = {{4, "aborted4"}};
+    put_txn(f, a2, 1, 100, 2);
+    put_marker(f, 100, TXN_MARKER_ABORT);
+    struct kv c1[] = {{5, "open5"}};
+    put_txn(f, c1, 1, 300, 0); /* open: holds the cleaner back */
+    next_segment(f);
+    put(f, 6, "v6");
+    put_marker(f, 200, TXN_MARKER_COMMIT);
+    next_segment(f);
+    put(f, 9, "active");
+    struct log_clean_job job = {0};
+    assert_int_equal(log_clean_prepare(f->log, f->now, INT64_MAX, &job), 0);
+    assert_false(job.ready); /* the first segment holds pid 300's open transaction */
+
+    put_marker(f, 300, TXN_MARKER_COMMIT);
+    next_segment(f);
+    put(f, 9, "active2");
+    f->cfg.min_cleanable_dirty_ratio = 0.0;
+    log_set_config(f->log, &f->cfg);
+    assert_true(clean(f, &job));
+    assert_int_equal(job.stats.aborted_batches_removed, 2);
+    for (int round = 0; round < 2; round++) { /* as cleaned, then after a restart */
+        struct scan s;
+        scan_log(f->log, &s);
+        assert_int_equal(s.count[1], 1);
+        assert_string_equal(s.last[1], "v1"); /* not superseded by the aborted record */
+        assert_int_equal(s.count[3], 0);
+        assert_int_equal(s.count[4], 0);
+        assert_int_equal(s.count[2], 1);
+        assert_string_equal(s.last[2], "committed2"); /* v2 superseded */
+        assert_string_equal(s.last[5], "open5");      /* committed later */
+        /* v1, committed2, open5, v6, active, active2 and the three markers */
+        assert_int_equal(s.records, 6 + 3);
+        scan_free(&s);
+        reopen(f, log_end_offset(f->log));
+    }
 }
 
 static void test_abort_on_change(void **state)
@@ -730,6 +809,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_min_compaction_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_ratio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_special_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_on_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_only_with_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_empty_group, setup, teardown),
