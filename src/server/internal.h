@@ -504,6 +504,9 @@ int16_t server_txns_ready(struct server *s);
 void server_txn_add_partitions(struct server *s, struct slice transactional_id, int64_t producer_id,
                                int16_t producer_epoch, const struct txn_partition *parts, size_t n,
                                void (*done)(void *arg, const int16_t *errors), void *arg);
+/* This node's coordinator completed a transition: asks waiting on CONCURRENT_TRANSACTIONS
+ * are made again now (from the loop) rather than at their next retry. */
+void server_txn_adds_wake(struct server *s);
 /* A transaction marker for a partition: what the coordinator decided. */
 struct txn_marker {
     int64_t producer_id;

@@ -6,7 +6,12 @@
  *
  * The asks for one transactional id form a queue (s->txn_adds holds the first of each):
  * the next is started only once the one before is answered and its batches appended, so
- * a producer's pipelined requests append in the order they came. */
+ * a producer's pipelined requests append in the order they came.
+ *
+ * CONCURRENT_TRANSACTIONS (the id's previous transaction is still completing) is asked
+ * again ADD_RETRY_MS later, as Kafka's add.partitions.to.txn.retry.backoff.ms, or at once
+ * when this node's coordinator completes a transition (server_txn_adds_wake): the next
+ * transaction's first batches then wait no longer than its Complete state. */
 #include "server/internal.h"
 
 #include <stdlib.h>
@@ -28,6 +33,7 @@ struct add_wait {
     struct txn_partition *parts; /* topics owned */
     int16_t *errors;
     int64_t deadline_ms;
+    uint64_t retry_timer; /* while waiting to ask again */
     void (*done)(void *arg, const int16_t *errors);
     void *arg;
 };
@@ -37,7 +43,18 @@ static void add_try(struct add_wait *w);
 static void add_retry(struct net_loop *loop, void *arg)
 {
     (void)loop;
-    add_try(arg);
+    struct add_wait *w = arg;
+    w->retry_timer = 0;
+    add_try(w);
+}
+
+void server_txn_adds_wake(struct server *s)
+{
+    for (struct add_wait *w = s->txn_adds; w; w = w->next)
+        if (w->retry_timer) {
+            net_timer_cancel(s->loop, w->retry_timer);
+            w->retry_timer = net_timer_add(s->loop, 0, add_retry, w);
+        }
 }
 
 /* The coordinator answered (errors filled): again later while it is busy with the
@@ -48,7 +65,7 @@ static void add_answered(struct add_wait *w)
     for (size_t i = 0; i < w->n; i++)
         busy |= w->errors[i] == KERR_CONCURRENT_TRANSACTIONS;
     if (busy && time_wall_ms() + ADD_RETRY_MS <= w->deadline_ms && !w->s->stopping) {
-        net_timer_add(w->s->loop, ADD_RETRY_MS, add_retry, w);
+        w->retry_timer = net_timer_add(w->s->loop, ADD_RETRY_MS, add_retry, w);
         return;
     }
     /* The next ask for the id takes this one's place, and starts once this one's batches

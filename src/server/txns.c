@@ -461,6 +461,7 @@ static void sm_unload(void *sm, int32_t partition)
 static void sm_append_done(void *sm, int64_t now_ms, void *token, int16_t error)
 {
     txn_append_done(sm, now_ms, token, error);
+    server_txn_adds_wake(txn_coordinator_arg(sm));
 }
 
 static void sm_tick(void *sm, int64_t now_ms)

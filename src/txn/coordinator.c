@@ -163,6 +163,11 @@ static void destroy_txn(struct txn_coordinator *c, struct txn *t)
     free(t);
 }
 
+void *txn_coordinator_arg(const struct txn_coordinator *c)
+{
+    return c->cfg.arg;
+}
+
 int32_t txn_partition_for(const struct txn_coordinator *c, struct slice transactional_id)
 {
     return kafka_partition_for(transactional_id, c->cfg.partitions);

@@ -176,6 +176,9 @@ struct txn_coordinator *txn_coordinator_new(const struct txn_config *cfg);
 /* Answers every waiting request with NOT_COORDINATOR and frees. NULL ok. */
 void txn_coordinator_destroy(struct txn_coordinator *c);
 
+/* cfg->arg, as given at creation. */
+void *txn_coordinator_arg(const struct txn_coordinator *c);
+
 /* Kafka's partitionFor: abs(javaHashCode(id)) % partitions. */
 int32_t txn_partition_for(const struct txn_coordinator *c, struct slice transactional_id);
 

@@ -64,14 +64,13 @@ static void respond(struct txn_call *call, const struct txn_answer *a)
 
 /* A v4+ request: its answer once every transaction to add has the coordinator's. */
 struct broker_call {
-    struct txn_call call; /* first: the coordinator's ctx */
+    struct request *req;
     struct add_partitions_to_txn_response resp;
     int waiting;
 };
 
 /* One transaction to add: its partitions' results. */
 struct broker_add {
-    struct txn_call call; /* first: the coordinator's ctx */
     struct broker_call *bc;
     struct add_partitions_to_txn_response_results_by_transaction *rt;
 };
@@ -79,30 +78,27 @@ struct broker_add {
 static void broker_release(struct broker_call *bc)
 {
     if (--bc->waiting == 0)
-        REQUEST_RESPOND(bc->call.req, add_partitions_to_txn_response, &bc->resp);
+        REQUEST_RESPOND(bc->req, add_partitions_to_txn_response, &bc->resp);
 }
 
-static void added(struct txn_call *call, const struct txn_answer *a)
+/* The coordinator's answers, in the order of the transaction's partitions. */
+static void added(void *arg, const int16_t *errors)
 {
-    struct broker_add *ba = (struct broker_add *)call;
+    struct broker_add *ba = arg;
+    size_t i = 0;
     for (int32_t k = 0; k < ba->rt->topic_results_count; k++)
         for (int32_t j = 0; j < ba->rt->topic_results[k].results_by_partition_count; j++)
-            ba->rt->topic_results[k].results_by_partition[j].partition_error_code = a->error;
+            ba->rt->topic_results[k].results_by_partition[j].partition_error_code = errors[i++];
     broker_release(ba->bc);
 }
 
-/* t's partitions, added to its transaction by this node's coordinator. */
+/* t's partitions, added to its transaction by this node's coordinator (waiting, as a
+ * partition's leader would, while the id's previous transaction completes). */
 static void add_for_broker(struct request *req, struct broker_call *bc,
                            const struct add_partitions_to_txn_request_transactions *t,
                            struct add_partitions_to_txn_response_results_by_transaction *rt)
 {
     struct server *s = req->srv;
-    struct broker_add *ba = REQ_ALLOC(req, struct broker_add, 1);
-    ba->call.req = req;
-    ba->call.respond = added;
-    ba->bc = bc;
-    ba->rt = rt;
-    bc->waiting++;
     size_t n = 0;
     bool unknown_any = false;
     for (int32_t k = 0; k < t->topics_count; k++)
@@ -120,12 +116,6 @@ static void add_for_broker(struct request *req, struct broker_call *bc,
                         rt->topic_results[k].results_by_partition[j].partition_index)
                         ? KERR_OPERATION_NOT_ATTEMPTED
                         : KERR_UNKNOWN_TOPIC_OR_PARTITION;
-        broker_release(bc);
-        return;
-    }
-    int16_t err = server_txns_ready(s);
-    if (err != KERR_NONE) {
-        added(&ba->call, &(struct txn_answer){.error = err, .producer_id = -1});
         return;
     }
     struct txn_partition *parts = REQ_ALLOC(req, struct txn_partition, MAX(n, 1));
@@ -133,14 +123,11 @@ static void add_for_broker(struct request *req, struct broker_call *bc,
     for (int32_t k = 0; k < t->topics_count; k++)
         for (int32_t j = 0; j < t->topics[k].partitions_count; j++)
             parts[i++] = (struct txn_partition){t->topics[k].name, t->topics[k].partitions[j]};
-    struct txn_add_req r = {.transactional_id = t->transactional_id,
-                            .producer_id = t->producer_id,
-                            .producer_epoch = t->producer_epoch,
-                            .partitions = parts,
-                            .n_partitions = n,
-                            .client_version = 2};
-    txn_add_partitions(s->txns, time_wall_ms(), &r, &ba->call);
-    server_txns_called(s);
+    struct broker_add *ba = REQ_ALLOC(req, struct broker_add, 1);
+    *ba = (struct broker_add){bc, rt};
+    bc->waiting++;
+    server_txn_add_partitions(s, t->transactional_id, t->producer_id, t->producer_epoch, parts, n,
+                              added, ba);
 }
 
 /* v4+: one verdict per partition of each transaction, at once for VerifyOnly, else once
@@ -149,7 +136,7 @@ static void from_broker(struct request *req, const struct add_partitions_to_txn_
 {
     struct server *s = req->srv;
     struct broker_call *bc = REQ_ALLOC(req, struct broker_call, 1);
-    bc->call.req = req;
+    bc->req = req;
     bc->waiting = 1;
     struct add_partitions_to_txn_response resp;
     add_partitions_to_txn_response_init(&resp);
