@@ -105,7 +105,7 @@ def test_api_versions_unsupported_version_answers_v0_with_error(rb):
         assert r.i16() == UNSUPPORTED_VERSION
         apis = {k: (lo, hi) for k, lo, hi in r.array(lambda r: (r.i16(), r.i16(), r.i16()))}
         assert apis.get(18, (None, None))[0] == 0 and apis[18][1] >= 3, apis
-        assert apis[0] == (3, 11), apis
+        assert apis[0] == (3, 12), apis
         assert r.done(), "trailing bytes after a v0 ApiVersions response"
         # The connection stays usable: a proper ApiVersions v0 now.
         err, apis2 = kwire.api_versions_v0(c)
