@@ -978,7 +978,34 @@ txn_runs() { # PREFIX: the runs on the broker (or Kafka) now listening
     sb "$1.t100" -n "$n_small" -s 1024 -a all --txn-records 100
     sb "$1.read.rc" --verify -t txn-read -n "$N_1K" -s 1024 -X isolation.level=read_committed
     sb "$1.read.ru" --verify -t txn-read -n "$N_1K" -s 1024 -X isolation.level=read_uncommitted
+    if [ -n "$JAVA_TXN_CP" ]; then
+        jb "$1.j1m" 100 1024
+        jb "$1.j100" 300 100
+    fi
 }
+# The Java client's transactions (bench/java/TxnBench.java: transaction version 2 where
+# the broker advertises it, as Kafka 4.4 and Samsa do), run as a single-file program on
+# the jars tests/integration/java/deps.sh keeps in the Maven repository.
+java_txn_cp() {
+    local m2=${MAVEN_REPO:-$HOME/.m2/repository} c s
+    c=$m2/org/apache/kafka/kafka-clients/4.4.0/kafka-clients-4.4.0.jar
+    s=$(ls "$m2"/org/slf4j/slf4j-api/*/slf4j-api-*.jar 2>/dev/null | head -n 1)
+    [ -f "$c" ] && [ -n "$s" ] && command -v java >/dev/null && echo "$c:$s"
+}
+JAVA_TXN_CP=$(java_txn_cp || true)
+# jb TAG TXNS PER: TxnBench (1 KiB records) against the broker now listening.
+jb() {
+    local tag=$1 out=$WORK/jb.out rc=0
+    timeout "$LOAD_TIMEOUT_S" java -cp "$JAVA_TXN_CP" "$ROOT/bench/java/TxnBench.java" \
+        "127.0.0.1:$PORT" txn-java "$2" "$3" 1024 >"$out" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ] || ! grep -q '^txn_bench:' "$out"; then
+        anomaly "$tag r$REP: TxnBench exited $rc: $(tail -n 3 "$out" | tr '\n' ' ')"
+        return 0
+    fi
+    grep '^txn_bench:' "$out" | sed "s/^txn_bench: /tag=$tag rep=$REP /" >>"$RESULTS"
+    echo "  $tag r$REP: $(grep '^txn_bench:' "$out" | sed 's/^txn_bench: //')"
+}
+
 txn_section() {
     echo "bench: transactions, $REPS repetitions, Samsa then Kafka 4.4"
     local rep kafka=yes
@@ -986,6 +1013,8 @@ txn_section() {
         kafka=
         anomaly "Kafka not measured for transactions: tests/reference/kafka.sh fetch failed"
     fi
+    [ -n "$JAVA_TXN_CP" ] ||
+        anomaly "Java client transactions not measured: no kafka-clients 4.4.0 in the Maven repository (tests/integration/java/deps.sh) or no java"
     for rep in $(seq "$REPS"); do
         REP=$rep
         rm -rf "$DATA"
@@ -1015,6 +1044,13 @@ txn_section() {
         echo "| transactional, 100 records per transaction, $(krec $((N_1K / 10))) records | $s_100 MB/s: ÷ idempotent $(ratio "$s_100" "$s_idem") | $k_100 MB/s: ÷ idempotent $(ratio "$k_100" "$k_idem") | $(ratio "$s_100" "$k_100") |"
         echo "| commit latency, 100-record transactions, p50 / p99 | $(val txn.samsa.t100 commit_p50_ms) / $(val txn.samsa.t100 commit_p99_ms) ms | $(val txn.kafka.t100 commit_p50_ms) / $(val txn.kafka.t100 commit_p99_ms) ms | — |"
         echo "| the 1 MiB-transaction topic read back: read_committed / read_uncommitted | $(val txn.samsa.read.rc consume_MB_s) / $(val txn.samsa.read.ru consume_MB_s) MB/s | $(val txn.kafka.read.rc consume_MB_s) / $(val txn.kafka.read.ru consume_MB_s) MB/s | — |"
+        local sj1 sj100 kj1 kj100
+        sj1=$(val txn.samsa.j1m produce_MB_s) kj1=$(val txn.kafka.j1m produce_MB_s)
+        sj100=$(val txn.samsa.j100 txn_s) kj100=$(val txn.kafka.j100 txn_s)
+        echo "| Java client 4.4 (transaction version 2), 1 MiB per transaction | $sj1 MB/s: ÷ idempotent $(ratio "$sj1" "$s_idem") (goal ≥ 0.8: $(verdict "$(ratio "$sj1" "$s_idem")" ">=" 0.8)) | $kj1 MB/s: ÷ idempotent $(ratio "$kj1" "$k_idem") | $(ratio "$sj1" "$kj1") |"
+        echo "| its commit latency, p50 / p99 | $(val txn.samsa.j1m commit_p50_ms) / $(val txn.samsa.j1m commit_p99_ms) ms | $(val txn.kafka.j1m commit_p50_ms) / $(val txn.kafka.j1m commit_p99_ms) ms | — |"
+        echo "| Java client 4.4, 100 records per transaction | $sj100 transactions/s | $kj100 transactions/s | $(ratio "$sj100" "$kj100") |"
+        echo "| its commit latency, p50 / p99 | $(val txn.samsa.j100 commit_p50_ms) / $(val txn.samsa.j100 commit_p99_ms) ms | $(val txn.kafka.j100 commit_p50_ms) / $(val txn.kafka.j100 commit_p99_ms) ms | — |"
     } >"$TXN_MD"
 }
 
