@@ -365,6 +365,8 @@ static void init_with(struct txn_coordinator *c, struct op *op, int64_t now_ms, 
     struct txn *t = op->t;
     op_start_from(op, t, now_ms);
     op_clear_parts(op);
+    if (t->meta.producer_id >= 0 && t->meta.producer_id != pid)
+        op->meta.prev_producer_id = t->meta.producer_id; /* for a retry that missed this */
     op->meta.producer_id = pid;
     op->meta.producer_epoch = epoch;
     op->meta.timeout_ms = timeout_ms;
