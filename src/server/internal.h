@@ -500,10 +500,15 @@ int16_t server_txns_ready(struct server *s);
  * (Kafka's codes; a coordinator that cannot be reached: COORDINATOR_NOT_AVAILABLE).
  * Asks for the same transactional id are answered in the order they were made, one
  * after another: a producer's pipelined requests then append in their order (a later
- * batch whose add got through first would be out of sequence). */
+ * batch whose add got through first would be out of sequence). local_only: an ask from
+ * another broker, answered by this node's coordinator or NOT_COORDINATOR, never sent on
+ * (two brokers that each believe the other coordinates would bounce it). */
 void server_txn_add_partitions(struct server *s, struct slice transactional_id, int64_t producer_id,
                                int16_t producer_epoch, const struct txn_partition *parts, size_t n,
-                               void (*done)(void *arg, const int16_t *errors), void *arg);
+                               bool local_only, void (*done)(void *arg, const int16_t *errors),
+                               void *arg);
+/* Answers every waiting ask COORDINATOR_NOT_AVAILABLE, now (shutdown). */
+void server_txn_adds_stop(struct server *s);
 /* This node's coordinator completed a transition: asks waiting on CONCURRENT_TRANSACTIONS
  * are made again now (from the loop) rather than at their next retry. */
 void server_txn_adds_wake(struct server *s);

@@ -444,6 +444,7 @@ int server_run(struct server *s)
     /* Waiting group requests are answered (NOT_COORDINATOR) while connections exist. */
     server_groups_stop(s);
     server_txns_stop(s);
+    server_txn_adds_stop(s);
     server_delays_stop(s);
     server_peers_stop(s);
     s->drain_deadline_ms = net_loop_now_ms(s->loop) + SHUTDOWN_DRAIN_MS;
@@ -458,6 +459,7 @@ void server_destroy(struct server *s)
         return;
     server_groups_stop(s); /* already stopped by server_run unless start-up failed */
     server_txns_stop(s);
+    server_txn_adds_stop(s);
     server_delays_stop(s);
     server_peers_stop(s);
     /* Connections close before the quorum link is freed: those accepted on the controller

@@ -33,27 +33,42 @@ struct add_wait {
     struct txn_partition *parts; /* topics owned */
     int16_t *errors;
     int64_t deadline_ms;
-    uint64_t retry_timer; /* while waiting to ask again */
+    uint64_t timer; /* a retry (sleeping) or a deferred answer, else 0 */
+    bool sleeping;  /* timer is a retry: server_txn_adds_wake may bring it forward */
+    bool asked;     /* the coordinator (local or remote) holds it: it will answer */
+    bool stopped;   /* answered at shutdown: freed by the answer still to come */
+    bool local_only;
     void (*done)(void *arg, const int16_t *errors);
     void *arg;
 };
 
 static void add_try(struct add_wait *w);
 
+static void add_free(struct add_wait *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free((void *)w->parts[i].topic.ptr);
+    free(w->parts);
+    free(w->errors);
+    free(w->id);
+    free(w);
+}
+
 static void add_retry(struct net_loop *loop, void *arg)
 {
     (void)loop;
     struct add_wait *w = arg;
-    w->retry_timer = 0;
+    w->timer = 0;
+    w->sleeping = false;
     add_try(w);
 }
 
 void server_txn_adds_wake(struct server *s)
 {
     for (struct add_wait *w = s->txn_adds; w; w = w->next)
-        if (w->retry_timer) {
-            net_timer_cancel(s->loop, w->retry_timer);
-            w->retry_timer = net_timer_add(s->loop, 0, add_retry, w);
+        if (w->sleeping) {
+            net_timer_cancel(s->loop, w->timer);
+            w->timer = net_timer_add(s->loop, 0, add_retry, w);
         }
 }
 
@@ -65,7 +80,8 @@ static void add_answered(struct add_wait *w)
     for (size_t i = 0; i < w->n; i++)
         busy |= w->errors[i] == KERR_CONCURRENT_TRANSACTIONS;
     if (busy && time_wall_ms() + ADD_RETRY_MS <= w->deadline_ms && !w->s->stopping) {
-        w->retry_timer = net_timer_add(w->s->loop, ADD_RETRY_MS, add_retry, w);
+        w->timer = net_timer_add(w->s->loop, ADD_RETRY_MS, add_retry, w);
+        w->sleeping = true;
         return;
     }
     /* The next ask for the id takes this one's place, and starts once this one's batches
@@ -81,12 +97,7 @@ static void add_answered(struct add_wait *w)
         w->behind->deadline_ms = time_wall_ms() + ADD_RETRY_MAX_MS;
         add_try(w->behind);
     }
-    for (size_t i = 0; i < w->n; i++)
-        free((void *)w->parts[i].topic.ptr);
-    free(w->parts);
-    free(w->errors);
-    free(w->id);
-    free(w);
+    add_free(w);
 }
 
 static void add_fill(struct add_wait *w, int16_t error)
@@ -98,20 +109,39 @@ static void add_fill(struct add_wait *w, int16_t error)
 static void add_answered_later(struct net_loop *loop, void *arg)
 {
     (void)loop;
-    add_answered(arg);
+    struct add_wait *w = arg;
+    w->timer = 0;
+    add_answered(w);
+}
+
+/* The answer goes on from the loop: never from inside the coordinator's call (it must
+ * not be re-entered), nor from inside whatever closed a peer connection (which fails
+ * its requests at once, maybe inside one of the coordinator's calls). */
+static void add_answered_soon(struct add_wait *w)
+{
+    w->timer = net_timer_add(w->s->loop, 0, add_answered_later, w);
 }
 
 static void add_local_answer(struct txn_call *call, const struct txn_answer *a)
 {
     struct add_wait *w = (struct add_wait *)call;
+    w->asked = false;
+    if (w->stopped) {
+        add_free(w);
+        return;
+    }
     add_fill(w, a->error);
-    /* Not from inside the coordinator's call: it must not be re-entered. */
-    net_timer_add(w->s->loop, 0, add_answered_later, w);
+    add_answered_soon(w);
 }
 
 static void add_remote_answer(void *arg, int err, struct reader *body)
 {
     struct add_wait *w = arg;
+    w->asked = false;
+    if (w->stopped) {
+        add_free(w);
+        return;
+    }
     struct arena a;
     arena_init(&a);
     struct add_partitions_to_txn_response resp;
@@ -128,7 +158,7 @@ static void add_remote_answer(void *arg, int err, struct reader *body)
                             w->errors[i] = tr->results_by_partition[j].partition_error_code;
             }
     arena_free(&a);
-    add_answered(w);
+    add_answered_soon(w);
 }
 
 static void add_ask_remote(struct add_wait *w, int32_t node)
@@ -162,13 +192,15 @@ static void add_ask_remote(struct add_wait *w, int32_t node)
                                                          .api_version = 5,
                                                          .client_id = slice_from_cstr("samsa")});
     add_partitions_to_txn_request_encode(&frame, 5, &req);
+    w->asked = true;
     int rc = server_peer_send(w->s, node, &frame, 10000, add_remote_answer, w);
     buf_free(&frame);
     free(topics);
     free(indexes);
     if (rc != 0) {
+        w->asked = false;
         add_fill(w, KERR_COORDINATOR_NOT_AVAILABLE);
-        net_timer_add(w->s->loop, 0, add_answered_later, w);
+        add_answered_soon(w);
     }
 }
 
@@ -179,14 +211,17 @@ static void add_try(struct add_wait *w)
     const struct mbroker *coordinator;
     int16_t err = server_txn_coordinator(s, id, &coordinator);
     if (err == KERR_NONE && coordinator->node_id != s->cfg->node_id) {
-        add_ask_remote(w, coordinator->node_id);
-        return;
+        if (!w->local_only) {
+            add_ask_remote(w, coordinator->node_id);
+            return;
+        }
+        err = KERR_NOT_COORDINATOR;
     }
     if (err == KERR_NONE)
         err = server_txns_ready(s);
     if (err != KERR_NONE) {
         add_fill(w, err);
-        net_timer_add(s->loop, 0, add_answered_later, w);
+        add_answered_soon(w);
         return;
     }
     struct txn_add_req r = {.transactional_id = id,
@@ -195,13 +230,15 @@ static void add_try(struct add_wait *w)
                             .partitions = w->parts,
                             .n_partitions = w->n,
                             .client_version = 2};
+    w->asked = true;
     txn_add_partitions(s->txns, time_wall_ms(), &r, &w->call);
     server_txns_called(s);
 }
 
 void server_txn_add_partitions(struct server *s, struct slice transactional_id, int64_t producer_id,
                                int16_t producer_epoch, const struct txn_partition *parts, size_t n,
-                               void (*done)(void *arg, const int16_t *errors), void *arg)
+                               bool local_only, void (*done)(void *arg, const int16_t *errors),
+                               void *arg)
 {
     struct add_wait *w = xcalloc(1, sizeof *w);
     w->call.respond = add_local_answer;
@@ -219,6 +256,7 @@ void server_txn_add_partitions(struct server *s, struct slice transactional_id, 
     }
     w->errors = xcalloc(n ? n : 1, sizeof *w->errors);
     w->deadline_ms = time_wall_ms() + ADD_RETRY_MAX_MS;
+    w->local_only = local_only;
     w->done = done;
     w->arg = arg;
     for (struct add_wait *first = s->txn_adds; first; first = first->next)
@@ -232,4 +270,24 @@ void server_txn_add_partitions(struct server *s, struct slice transactional_id, 
     w->next = s->txn_adds;
     s->txn_adds = w;
     add_try(w);
+}
+
+void server_txn_adds_stop(struct server *s)
+{
+    while (s->txn_adds) {
+        struct add_wait *w = s->txn_adds;
+        s->txn_adds = w->next;
+        while (w) {
+            struct add_wait *behind = w->behind;
+            if (w->timer)
+                net_timer_cancel(s->loop, w->timer);
+            add_fill(w, KERR_COORDINATOR_NOT_AVAILABLE);
+            w->done(w->arg, w->errors);
+            if (w->asked)
+                w->stopped = true; /* its coordinator's answer frees it */
+            else
+                add_free(w);
+            w = behind;
+        }
+    }
 }

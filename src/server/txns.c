@@ -166,7 +166,7 @@ void server_append_marker(struct server *s, struct partition *p, const struct tx
     if (m->txn_version >= 2 && m->producer_epoch != INT16_MAX &&
         log_producer_last(p->log, m->producer_id, &last) && last.epoch == m->producer_epoch &&
         last.txn_first_offset >= 0) {
-        say_info_ratelimited("server",
+        say_warn_ratelimited("server",
                              "transaction marker for producer %lld epoch %d in %s-%d refused: "
                              "a transaction of that epoch is open there",
                              (long long)m->producer_id, m->producer_epoch, p->topic, p->index);

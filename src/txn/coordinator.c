@@ -515,8 +515,7 @@ void txn_add_partitions(struct txn_coordinator *c, int64_t now_ms, const struct 
     op->meta.state = TXN_ONGOING;
     if (!continuing)
         op->meta.start_ms = now_ms;
-    if (r->client_version > op->meta.client_version)
-        op->meta.client_version = r->client_version;
+    op->meta.client_version = r->client_version; /* its markers will carry it (Kafka's) */
     append_op(c, op);
 }
 
@@ -558,6 +557,7 @@ void txn_end(struct txn_coordinator *c, int64_t now_ms, const struct txn_end_req
     op->ctx = ctx;
     op_start_from(op, t, now_ms);
     op->meta.state = same_prep;
+    op->meta.client_version = r->client_version; /* version 1 markers: no bumped epoch */
     op->after = AFTER_MARKERS;
     append_op(c, op);
 }
@@ -574,7 +574,10 @@ static void prepare_end(struct txn_coordinator *c, struct op *op, int64_t now_ms
         op->meta.start_ms = now_ms;
     }
     op->meta.client_version = 2;
-    op->meta.producer_epoch = (int16_t)(t->meta.producer_epoch + 1);
+    /* 32767 has no successor: a Prepare state from it keeps it (its markers are let
+     * through at 32767) and moves to next_pid. */
+    op->meta.producer_epoch =
+        t->meta.producer_epoch < INT16_MAX ? (int16_t)(t->meta.producer_epoch + 1) : INT16_MAX;
     op->meta.next_producer_id = next_pid;
     op->meta.state = op->ending;
     op->after = AFTER_MARKERS;

@@ -508,7 +508,7 @@ static void start_adds(struct request *req, struct slice transactional_id)
     st->n_adds = n;
     produce_answer_pending(req);
     server_txn_add_partitions(req->srv, transactional_id, first->producer_id, first->producer_epoch,
-                              parts, n, partitions_added, req);
+                              parts, n, false, partitions_added, req);
 }
 
 /* Asks the coordinator of the id (broker node) about v's batch; the partition's answer
@@ -703,9 +703,9 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
     buf_free(&rewritten);
     if (rc == STORAGE_ERR_OUT_OF_ORDER_SEQUENCE || rc == STORAGE_ERR_INVALID_PRODUCER_EPOCH ||
         rc == STORAGE_ERR_INVALID_TXN_STATE) {
-        struct batch_info first;
+        struct batch_info first = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
         struct pstate_batch last = {.epoch = -1, .last_seq = -1};
-        batch_iter_init(&it, data, data_len);
+        batch_iter_init(&it, in->records.ptr, in->records.len); /* data may be freed */
         if (batch_iter_next(&it, &first, false) > 0)
             log_producer_last(p->log, first.producer_id, &last);
         say_debug("server",

@@ -101,8 +101,15 @@ void handle_txn_offset_commit(struct request *req)
     tc->oc = oc;
     struct txn_partition part = {slice_from_cstr("__consumer_offsets"),
                                  grp_partition_for_n(in.group_id, offsets->partition_count)};
+    /* Not the group's coordinator: nothing is added to the transaction for it. */
+    int32_t leader, leader_epoch;
+    if (!server_partition_leader(s, part.topic, part.partition, &leader, &leader_epoch) ||
+        leader != s->cfg->node_id) {
+        refuse_all(req, &in, KERR_NOT_COORDINATOR);
+        return;
+    }
     server_txn_add_partitions(s, in.transactional_id, in.producer_id, in.producer_epoch, &part, 1,
-                              offsets_added, tc);
+                              false, offsets_added, tc);
 }
 
 void txn_offset_commit_respond(struct request *req, const struct grp_commit_resp_topic *topics,

@@ -66,15 +66,20 @@ import org.junit.jupiter.api.io.TempDir;
  * A read_committed consumer follows the output across the crash too.
  */
 class StreamsExactlyOnceTest extends BrokerTestBase {
-    private static final String INPUT = "wordcount-in";
-    private static final String OUTPUT = "wordcount-out";
+    /** Per test: each has its own topics. */
+    private String input = "wordcount-in";
+    private String output = "wordcount-out";
     private static final int PARTITIONS = 3;
     /** Input records: a few hundred thousand, small enough for a 2-core machine. */
     private static final int RECORDS = 200_000;
     private static final int VOCABULARY = 500;
     /** The crash comes once this share of the output is visible to read_committed. */
     private static final int CRASH_AFTER_OUTPUT = RECORDS / 4;
+    /** The broker stays down this long: less than the transaction timeout. */
     private static final Duration DOWN_TIME = Duration.ofMillis(1500);
+    /** In the timeout case: the application's transaction timeout, and a down time past it. */
+    private static final int SHORT_TXN_TIMEOUT_MS = 2000;
+    private static final Duration LONG_DOWN_TIME = Duration.ofMillis(3500);
     /** From the start of the application until the crash. */
     private static final Duration PROGRESS_BOUND = Duration.ofSeconds(60);
     /** From the restart until all input is processed and its output read. */
@@ -85,15 +90,37 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
 
     @BeforeAll
     static void start() throws Exception {
-        startBroker(Map.of());
+        // Timed-out transactions are looked for often, so that the timeout case's abort
+        // comes soon after the restart.
+        startBroker(Map.of("transaction.abort.timed.out.transaction.cleanup.interval.ms", "200"));
     }
 
+    /** The transaction open at the crash goes on after the restart (down less than its
+     *  timeout): the producer resends what was not acknowledged. */
     @Test
     @Timeout(180)
     void wordCountIsExactAcrossBrokerCrash() throws Exception {
+        wordCountAcrossCrash("", DOWN_TIME, Map.of());
+    }
+
+    /** The broker is down longer than the application's transaction timeout: the restarted
+     *  coordinator aborts the open transaction and fences its producer (epoch bumped), and
+     *  Kafka Streams must recover from that (a new producer, the task's state restored from
+     *  its changelog, input read again from the committed offsets). */
+    @Test
+    @Timeout(180)
+    void wordCountIsExactWhenTheCrashOutlivesTheTransaction() throws Exception {
+        wordCountAcrossCrash("-timeout", LONG_DOWN_TIME, Map.of(
+                StreamsConfig.producerPrefix(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG), SHORT_TXN_TIMEOUT_MS));
+    }
+
+    private void wordCountAcrossCrash(String suffix, Duration downTime, Map<String, Object> extraConfig)
+            throws Exception {
+        input = "wordcount-in" + suffix;
+        output = "wordcount-out" + suffix;
         Admin admin = admin();
-        createTopic(admin, INPUT, PARTITIONS);
-        createTopic(admin, OUTPUT, PARTITIONS);
+        createTopic(admin, input, PARTITIONS);
+        createTopic(admin, output, PARTITIONS);
         long t0 = System.nanoTime();
         Map<String, Integer> expected = produceInput();
         long tProduced = System.nanoTime();
@@ -102,7 +129,9 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
         // topics, whatever an earlier run left.
         String appId = "wordcount-eos-" + System.currentTimeMillis();
         AtomicReference<Throwable> streamsError = new AtomicReference<>();
-        KafkaStreams streams = new KafkaStreams(topology(), streamsConfig(appId));
+        Properties config = streamsConfig(appId);
+        config.putAll(extraConfig);
+        KafkaStreams streams = new KafkaStreams(topology(), config);
         // No REPLACE_THREAD: a stream thread that dies of the crash is a failure to report,
         // not to paper over. The state listener makes the test fail fast on it.
         streams.setUncaughtExceptionHandler(e -> {
@@ -128,7 +157,7 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
             assertTrue(seen < RECORDS, "the application was done before the crash: nothing tested");
             long tCrash = System.nanoTime();
             broker.crash();
-            Thread.sleep(DOWN_TIME.toMillis());
+            Thread.sleep(downTime.toMillis());
             broker.restart();
             long seenAtCrash = seen;
 
@@ -136,7 +165,7 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
             // offsets equal the input's end offsets: nothing is left to process, nothing will
             // be processed again) and the output holds at least one record per input record.
             // More than that would be duplicates, which the full read below counts.
-            Map<TopicPartition, Long> inputEnds = endOffsets(INPUT);
+            Map<TopicPartition, Long> inputEnds = endOffsets(input);
             deadline = System.nanoTime() + DRAIN_BOUND.toNanos();
             long nextOffsetCheck = 0;
             Map<TopicPartition, Long> committed = Map.of();
@@ -159,7 +188,7 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
             System.err.printf("streams EOS: %d records produced in %d ms; crash after %d output records "
                             + "(%d ms after start); all output %d ms after the restart; %d ms in all%n",
                     RECORDS, ms(tProduced - t0), seenAtCrash, ms(tCrash - tProduced),
-                    ms(tDrained - tCrash) - DOWN_TIME.toMillis(), ms(System.nanoTime() - t0));
+                    ms(tDrained - tCrash) - downTime.toMillis(), ms(System.nanoTime() - t0));
         } finally {
             // Bounded; the state dir goes with @TempDir.
             if (!streams.close(Duration.ofSeconds(10))) {
@@ -185,7 +214,7 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
             int idx = (int) ((long) rnd.nextInt(VOCABULARY) * rnd.nextInt(VOCABULARY) / VOCABULARY);
             String word = String.format("w%04d", idx);
             counts.merge(word, 1, Integer::sum);
-            p.send(new ProducerRecord<>(INPUT, i % PARTITIONS, null, word), (md, e) -> {
+            p.send(new ProducerRecord<>(input, i % PARTITIONS, null, word), (md, e) -> {
                 if (e != null) {
                     sendError.compareAndSet(null, e);
                 }
@@ -195,20 +224,20 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
         if (sendError.get() != null) {
             throw new AssertionError("producing the input failed", sendError.get());
         }
-        Map<TopicPartition, Long> ends = endOffsets(INPUT);
+        Map<TopicPartition, Long> ends = endOffsets(input);
         assertEquals(RECORDS, ends.values().stream().mapToLong(Long::longValue).sum(), "input end offsets " + ends);
         return counts;
     }
 
-    private static org.apache.kafka.streams.Topology topology() {
+    private org.apache.kafka.streams.Topology topology() {
         StreamsBuilder b = new StreamsBuilder();
-        b.stream(INPUT, Consumed.with(Serdes.String(), Serdes.String()))
+        b.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
                 .groupBy((key, word) -> word, Grouped.with("words", Serdes.String(), Serdes.String()))
                 .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("counts")
                         .withKeySerde(Serdes.String()).withValueSerde(Serdes.Long()))
                 .toStream()
                 .mapValues(n -> Long.toString(n))
-                .to(OUTPUT, Produced.with(Serdes.String(), Serdes.String()));
+                .to(output, Produced.with(Serdes.String(), Serdes.String()));
         return b.build();
     }
 
@@ -237,7 +266,7 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
                 ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
                 ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none",
                 ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "5000"));
-        List<TopicPartition> tps = partitions(OUTPUT);
+        List<TopicPartition> tps = partitions(output);
         c.assign(tps);
         c.seekToBeginning(tps);
         return c;
@@ -250,7 +279,7 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
      */
     private void verifyOutput(Map<String, Integer> expected) {
         KafkaConsumer<String, String> c = outputReader();
-        List<TopicPartition> tps = partitions(OUTPUT);
+        List<TopicPartition> tps = partitions(output);
         Map<TopicPartition, Long> ends = c.endOffsets(tps);
         Map<String, Long> last = new HashMap<>();
         Map<String, Integer> partitionOf = new HashMap<>();
@@ -292,7 +321,7 @@ class StreamsExactlyOnceTest extends BrokerTestBase {
         Map<TopicPartition, Long> out = new HashMap<>();
         for (Map.Entry<TopicPartition, OffsetAndMetadata> e :
                 get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata()).entrySet()) {
-            if (e.getKey().topic().equals(INPUT) && e.getValue() != null) {
+            if (e.getKey().topic().equals(input) && e.getValue() != null) {
                 out.put(e.getKey(), e.getValue().offset());
             }
         }
