@@ -360,6 +360,86 @@ class ClusterTest {
     }
 
     /**
+     * Transaction version 2 across the loss of the transaction coordinator: six partitions
+     * with three replicas, a transactional producer committing one record per partition
+     * per transaction, one after another; after some commits the broker that coordinates
+     * its transactional id is killed with SIGKILL, with a transaction's records written and
+     * its commit not yet asked for. Another broker takes over __transaction_state's partition, loads the id
+     * and finishes or aborts what was open; the producer goes on by itself (a commit that
+     * fails is aborted and done again, as an application would). A read_committed consumer
+     * then sees each committed transaction's records exactly once, all of a transaction or
+     * none of it, and nothing of the aborted ones.
+     */
+    @Test
+    @Timeout(150)
+    void transactionsSurviveTheCoordinatorsLoss() throws Exception {
+        final String topic = "cluster-tx-failover";
+        final int parts = 6;
+        Admin admin = admin(cluster.bootstrapAll());
+        get(admin.createTopics(List.of(new NewTopic(topic, parts, (short) 3)
+                .configs(Map.of("min.insync.replicas", "2")))).all());
+        describeUntil(admin, topic, "every partition with a leader and three in-sync replicas",
+                d -> d.partitions().size() == parts && d.partitions().stream()
+                        .allMatch(p -> p.leader() != null && p.isr().size() == 3));
+        Map<String, Object> pc = new HashMap<>();
+        pc.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrapAll());
+        pc.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "cluster-tx-failover-app");
+        pc.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "60000");
+        pc.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        pc.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "60000");
+        KafkaProducer<String, String> p = track(new KafkaProducer<>(pc, new StringSerializer(), new StringSerializer()));
+        p.initTransactions();
+
+        Set<Integer> committed = new TreeSet<>();
+        int victim = -1;
+        long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+        for (int t = 0; committed.size() < 60; t++) {
+            assertTrue(System.nanoTime() < deadline, "only " + committed.size() + " transactions committed");
+            try {
+                p.beginTransaction();
+                for (int part = 0; part < parts; part++) {
+                    p.send(new ProducerRecord<>(topic, part, null, String.format("t%04d-p%d", t, part)));
+                }
+                if (committed.size() == 20 && victim < 0) { // with this transaction's records out
+                    p.flush();
+                    victim = get(admin.describeTransactions(List.of("cluster-tx-failover-app")).all())
+                            .get("cluster-tx-failover-app").coordinatorId();
+                    cluster.kill(victim);
+                }
+                p.commitTransaction();
+                committed.add(t);
+            } catch (org.apache.kafka.common.errors.ProducerFencedException
+                    | org.apache.kafka.common.errors.OutOfOrderSequenceException
+                    | org.apache.kafka.common.errors.AuthorizationException e) {
+                throw e; // fatal: not what a failover may cause
+            } catch (org.apache.kafka.common.KafkaException e) {
+                System.err.println("transaction " + t + " failed (" + e + "); aborting it");
+                p.abortTransaction();
+            }
+        }
+        assertTrue(victim >= 1, "the coordinator was never killed");
+
+        Map<String, Object> rc = new HashMap<>();
+        rc.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrapAll());
+        rc.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        rc.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        rc.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        KafkaConsumer<String, String> reader =
+                track(new KafkaConsumer<>(rc, new StringDeserializer(), new StringDeserializer()));
+        reader.assign(IntStream.range(0, parts).mapToObj(i -> new TopicPartition(topic, i)).toList());
+        Map<String, ConsumerRecord<String, String>> seen = consumeExactly(reader, committed.size() * parts);
+        for (int t : committed) {
+            for (int part = 0; part < parts; part++) {
+                String v = String.format("t%04d-p%d", t, part);
+                assertTrue(seen.containsKey(v), "committed record " + v + " not read");
+                assertEquals(part, seen.get(v).partition(), "partition of " + v);
+            }
+        }
+        System.err.println("transactions across the coordinator's loss: node " + victim + " killed after 20 of "
+                + committed.size() + " commits");
+    }
+
+    /**
      * DescribeMetadataQuorum lists three voters and a leader; once that leader (also a
      * broker) is killed, the other two elect another, CreateTopics through them succeeds
      * within bounded time, and a producer and a consumer group work on the partitions the
