@@ -489,23 +489,29 @@ void server_txns_called(struct server *s);
 int16_t server_txn_error(int16_t error, int16_t version, int16_t fenced_since);
 /* KERR_NONE when s->txns can be asked, else the error to answer. */
 int16_t server_txns_ready(struct server *s);
-/* Transaction version 2 (KIP-890 part 2): the leader of parts (topics borrowed for the
- * call) asks the coordinator of transactional_id to add them to producer (id, epoch)'s
- * transaction, as the client's first batch or transactional offsets for them arrive:
- * this node's coordinator directly, another broker's with AddPartitionsToTxn v5 without
- * VerifyOnly. CONCURRENT_TRANSACTIONS (the previous transaction's markers are still
- * being written) is asked again every 20 ms for up to 100 ms, as Kafka's
+/* What a partition's leader (or a group coordinator) asks a transaction coordinator
+ * about a producer's partitions (KIP-890). */
+enum txn_ask {
+    TXN_ASK_VERIFY,   /* part 1: may its batch open the transaction there (VerifyOnly)? */
+    TXN_ASK_ADD,      /* part 2 (transaction version 2): add them to its transaction */
+    TXN_ASK_ADD_HERE, /* the same, asked by another broker: this node's coordinator only */
+};
+/* Asks the coordinator of transactional_id about producer (id, epoch)'s parts (topics
+ * borrowed for the call), as its first transactional batch for them arrives: this
+ * node's coordinator directly, another broker's with AddPartitionsToTxn v5. For ADD,
+ * CONCURRENT_TRANSACTIONS (the previous transaction's markers are still being written)
+ * is asked again every 20 ms for up to 100 ms, as Kafka's
  * add.partitions.to.txn.retry.backoff.ms / .max.ms. done(arg, errors) runs once, from
  * the loop (never before this returns), with the coordinator's error for each part
  * (Kafka's codes; a coordinator that cannot be reached: COORDINATOR_NOT_AVAILABLE).
  * Asks for the same transactional id are answered in the order they were made, one
  * after another: a producer's pipelined requests then append in their order (a later
- * batch whose add got through first would be out of sequence). local_only: an ask from
- * another broker, answered by this node's coordinator or NOT_COORDINATOR, never sent on
- * (two brokers that each believe the other coordinates would bounce it). */
+ * batch whose add got through first would be out of sequence). ADD_HERE is answered by
+ * this node's coordinator or NOT_COORDINATOR, never sent on (two brokers that each
+ * believe the other coordinates would bounce it). */
 void server_txn_add_partitions(struct server *s, struct slice transactional_id, int64_t producer_id,
                                int16_t producer_epoch, const struct txn_partition *parts, size_t n,
-                               bool local_only, void (*done)(void *arg, const int16_t *errors),
+                               enum txn_ask ask, void (*done)(void *arg, const int16_t *errors),
                                void *arg);
 /* Answers every waiting ask COORDINATOR_NOT_AVAILABLE, now (shutdown). */
 void server_txn_adds_stop(struct server *s);

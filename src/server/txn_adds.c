@@ -1,8 +1,9 @@
-/* Transaction version 2 (KIP-890 part 2): a partition's leader, or a group coordinator
- * for transactional offsets, adds the partition to its producer's transaction itself
- * (server_txn_add_partitions, internal.h), as the client's first batch for it arrives:
- * with this node's transaction coordinator directly, or with AddPartitionsToTxn v5
- * (VerifyOnly false) to the broker that coordinates the transactional id.
+/* A partition's leader, or a group coordinator for transactional offsets, asks its
+ * producer's transaction coordinator about the partition as the first transactional
+ * batch for it arrives (server_txn_add_partitions, internal.h): whether the batch may
+ * open the transaction there (KIP-890 part 1), or, for transaction version 2 (part 2),
+ * to add the partition. This node's coordinator is asked directly, another broker's with
+ * AddPartitionsToTxn v5 (VerifyOnly for the first).
  *
  * The asks for one transactional id form a queue (s->txn_adds holds the first of each):
  * the next is started only once the one before is answered and its batches appended, so
@@ -37,7 +38,7 @@ struct add_wait {
     bool sleeping;  /* timer is a retry: server_txn_adds_wake may bring it forward */
     bool asked;     /* the coordinator (local or remote) holds it: it will answer */
     bool stopped;   /* answered at shutdown: freed by the answer still to come */
-    bool local_only;
+    enum txn_ask ask;
     void (*done)(void *arg, const int16_t *errors);
     void *arg;
 };
@@ -178,7 +179,7 @@ static void add_ask_remote(struct add_wait *w, int32_t node)
     t.transactional_id = (struct slice){(const uint8_t *)w->id, w->id_len};
     t.producer_id = w->producer_id;
     t.producer_epoch = w->producer_epoch;
-    t.verify_only = false;
+    t.verify_only = w->ask == TXN_ASK_VERIFY;
     t.topics = topics;
     t.topics_count = (int32_t)w->n;
     struct add_partitions_to_txn_request req;
@@ -211,7 +212,7 @@ static void add_try(struct add_wait *w)
     const struct mbroker *coordinator;
     int16_t err = server_txn_coordinator(s, id, &coordinator);
     if (err == KERR_NONE && coordinator->node_id != s->cfg->node_id) {
-        if (!w->local_only) {
+        if (w->ask != TXN_ASK_ADD_HERE) {
             add_ask_remote(w, coordinator->node_id);
             return;
         }
@@ -221,6 +222,12 @@ static void add_try(struct add_wait *w)
         err = server_txns_ready(s);
     if (err != KERR_NONE) {
         add_fill(w, err);
+        add_answered_soon(w);
+        return;
+    }
+    if (w->ask == TXN_ASK_VERIFY) {
+        for (size_t i = 0; i < w->n; i++)
+            w->errors[i] = txn_verify(s->txns, id, w->producer_id, w->producer_epoch, w->parts[i]);
         add_answered_soon(w);
         return;
     }
@@ -237,7 +244,7 @@ static void add_try(struct add_wait *w)
 
 void server_txn_add_partitions(struct server *s, struct slice transactional_id, int64_t producer_id,
                                int16_t producer_epoch, const struct txn_partition *parts, size_t n,
-                               bool local_only, void (*done)(void *arg, const int16_t *errors),
+                               enum txn_ask ask, void (*done)(void *arg, const int16_t *errors),
                                void *arg)
 {
     struct add_wait *w = xcalloc(1, sizeof *w);
@@ -256,7 +263,7 @@ void server_txn_add_partitions(struct server *s, struct slice transactional_id, 
     }
     w->errors = xcalloc(n ? n : 1, sizeof *w->errors);
     w->deadline_ms = time_wall_ms() + ADD_RETRY_MAX_MS;
-    w->local_only = local_only;
+    w->ask = ask;
     w->done = done;
     w->arg = arg;
     for (struct add_wait *first = s->txn_adds; first; first = first->next)

@@ -127,7 +127,7 @@ static void add_for_broker(struct request *req, struct broker_call *bc,
     *ba = (struct broker_add){bc, rt};
     bc->waiting++;
     server_txn_add_partitions(s, t->transactional_id, t->producer_id, t->producer_epoch, parts, n,
-                              true, added, ba);
+                              TXN_ASK_ADD_HERE, added, ba);
 }
 
 /* v4+: one verdict per partition of each transaction, at once for VerifyOnly, else once

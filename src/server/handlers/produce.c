@@ -63,16 +63,16 @@ static void add_leader_hints(struct request *req, struct produce_response *resp)
 /* A produce being answered: its response, and how many answers it still waits for (the
  * handler itself, the acks=all wait, partitions whose records went to another broker's
  * delay store). */
-struct remote_verify;
+struct txn_check;
 
 struct produce_state {
     struct produce_response resp;
     int16_t acks;
     int waiting;
-    /* Transaction version 2: partitions whose first transactional batch waits for the
-     * coordinator to add them, asked together once the request is read. */
-    struct remote_verify **adds;
-    size_t n_adds, cap_adds;
+    /* Partitions whose first transactional batch waits for the coordinator (KIP-890),
+     * asked together once the request is read. */
+    struct txn_check **checks;
+    size_t n_checks, cap_checks;
 };
 
 /* No response to carry an error for acks=0: Kafka closes the connection instead, so the
@@ -356,15 +356,16 @@ static bool error_has_log_start(int16_t err)
  * is first checked with the transaction coordinator, so that a late batch of a
  * transaction that has ended (a retry stuck in the network, a zombie) cannot open one
  * nobody will ever end: a hanging transaction that would hold the partition's last
- * stable offset back for good. A coordinator on this node is asked directly
- * (txn_verify); another broker's with AddPartitionsToTxn v4 VerifyOnly, while the
- * partition's answer waits (remote_verified). As Kafka, a coordinator that cannot answer
- * now makes the batch NOT_ENOUGH_REPLICAS, which producers retry.
+ * stable offset back for good. As Kafka, a coordinator that cannot answer makes the batch
+ * NOT_ENOUGH_REPLICAS, which producers retry.
  *
  * Produce v12+ is transaction version 2 (KIP-890 part 2): the client did not add the
- * partition; the coordinator adds it (server_txn_add_partitions), for all such
- * partitions of the request at once, while their answers wait (partitions_added). */
-#define PRODUCE_VERIFYING INT16_MIN /* append_partition: answered later (remote_verified) */
+ * partition, so the coordinator adds it instead of checking it.
+ *
+ * Either way the coordinator is asked once for all such partitions of the request
+ * (server_txn_add_partitions: on this node, or another broker's with AddPartitionsToTxn),
+ * while their answers wait (coordinator_answered). */
+#define PRODUCE_VERIFYING INT16_MIN /* append_partition: answered later */
 
 /* The first transactional batch's producer (*b), and whether its transaction is open in
  * p already (then there is nothing to ask). */
@@ -408,9 +409,9 @@ static int16_t verdict(struct partition *p, const struct batch_info *b, int16_t 
     }
 }
 
-/* A partition's produce waiting for a remote coordinator's verdict; every pointer is
- * into the request, which waits with it (produce_answer_pending). */
-struct remote_verify {
+/* A partition's produce waiting for the coordinator's verdict; every pointer is into the
+ * request, which waits with it (produce_answer_pending). */
+struct txn_check {
     struct request *req;
     struct slice topic, transactional_id;
     int16_t acks;
@@ -429,7 +430,7 @@ static void partition_answered(struct request *req, int16_t acks, part_resp *pr,
 
 /* The coordinator's answer (a Kafka error) for v's partition: appended now, or
  * refused. */
-static void verified(struct remote_verify *v, int16_t error)
+static void checked(struct txn_check *v, int16_t error)
 {
     struct request *req = v->req;
     struct server *s = req->srv;
@@ -452,49 +453,30 @@ static void verified(struct remote_verify *v, int16_t error)
     produce_answer_arrived(req);
 }
 
-static void remote_verified(void *arg, int err, struct reader *body)
-{
-    struct remote_verify *v = arg;
-    struct request *req = v->req;
-    int16_t error = KERR_NOT_ENOUGH_REPLICAS;
-    struct add_partitions_to_txn_response resp;
-    if (err == 0 && add_partitions_to_txn_response_decode(body, 4, &req->arena, &resp) == 0) {
-        for (int32_t t = 0; t < resp.results_by_transaction_count; t++)
-            for (int32_t k = 0; k < resp.results_by_transaction[t].topic_results_count; k++) {
-                const struct add_partitions_to_txn_response_results_by_transaction_topic_results
-                    *tr = &resp.results_by_transaction[t].topic_results[k];
-                if (slice_eq(tr->name, v->topic) && tr->results_by_partition_count == 1 &&
-                    tr->results_by_partition[0].partition_index == v->in->index)
-                    error = tr->results_by_partition[0].partition_error_code;
-            }
-    }
-    verified(v, error);
-}
-
-/* Transaction version 2: the coordinator's answers for the request's partitions to add
- * (st->adds, in order). */
-static void partitions_added(void *arg, const int16_t *errors)
+/* The coordinator's answers for the request's partitions (st->checks, in order). */
+static void coordinator_answered(void *arg, const int16_t *errors)
 {
     struct request *req = arg;
     struct produce_state *st = req->state;
-    for (size_t i = 0; i < st->n_adds; i++)
-        verified(st->adds[i], errors[i]);
-    produce_answer_arrived(req); /* the wait of start_adds */
+    for (size_t i = 0; i < st->n_checks; i++)
+        checked(st->checks[i], errors[i]);
+    produce_answer_arrived(req); /* the wait of ask_coordinator */
 }
 
-/* After the request's partitions were tried: asks the coordinator to add those whose
- * transaction is not open yet (transaction version 2). All come from the request's one
- * producer; a batch of another producer or epoch is refused. */
-static void start_adds(struct request *req, struct slice transactional_id)
+/* After the request's partitions were tried: asks the coordinator about those whose
+ * transaction is not open yet, to verify them (v11 and older) or to add them (v12+).
+ * All come from the request's one producer; a batch of another producer or epoch is
+ * refused. */
+static void ask_coordinator(struct request *req, struct slice transactional_id)
 {
     struct produce_state *st = req->state;
-    if (st->n_adds == 0)
+    if (st->n_checks == 0)
         return;
-    const struct batch_info *first = &st->adds[0]->batch;
-    struct txn_partition *parts = REQ_ALLOC(req, struct txn_partition, st->n_adds);
+    const struct batch_info *first = &st->checks[0]->batch;
+    struct txn_partition *parts = REQ_ALLOC(req, struct txn_partition, st->n_checks);
     size_t n = 0;
-    for (size_t i = 0; i < st->n_adds; i++) {
-        struct remote_verify *v = st->adds[i];
+    for (size_t i = 0; i < st->n_checks; i++) {
+        struct txn_check *v = st->checks[i];
         if (v->batch.producer_id != first->producer_id ||
             v->batch.producer_epoch != first->producer_epoch) {
             v->out->error_code = KERR_INVALID_TXN_STATE;
@@ -502,105 +484,41 @@ static void start_adds(struct request *req, struct slice transactional_id)
             produce_answer_arrived(req);
             continue;
         }
-        st->adds[n] = v;
+        st->checks[n] = v;
         parts[n++] = (struct txn_partition){v->topic, v->in->index};
     }
-    st->n_adds = n;
+    st->n_checks = n;
     produce_answer_pending(req);
     server_txn_add_partitions(req->srv, transactional_id, first->producer_id, first->producer_epoch,
-                              parts, n, false, partitions_added, req);
+                              parts, n, req->hdr.api_version >= 12 ? TXN_ASK_ADD : TXN_ASK_VERIFY,
+                              coordinator_answered, req);
 }
 
-/* Asks the coordinator of the id (broker node) about v's batch; the partition's answer
- * waits. KERR_NONE when asked, else the error to answer now. */
-static int16_t ask_remote(struct request *req, struct remote_verify *v, int32_t node)
+/* KERR_NONE when the batch may go on now (no transaction to open, or open already),
+ * else PRODUCE_VERIFYING: it waits for ask_coordinator. */
+static int16_t check_transaction(struct request *req, struct slice topic, int16_t acks,
+                                 int32_t timeout_ms, struct slice transactional_id,
+                                 struct partition *p,
+                                 const struct produce_request_topic_data_partition_data *in,
+                                 part_resp *out)
 {
-    struct add_partitions_to_txn_request_transactions_topics topic;
-    add_partitions_to_txn_request_transactions_topics_init(&topic);
-    topic.name = v->topic;
-    int32_t index = v->in->index;
-    topic.partitions = &index;
-    topic.partitions_count = 1;
-    struct add_partitions_to_txn_request_transactions t;
-    add_partitions_to_txn_request_transactions_init(&t);
-    t.transactional_id = v->transactional_id;
-    t.producer_id = v->batch.producer_id;
-    t.producer_epoch = v->batch.producer_epoch;
-    t.verify_only = true;
-    t.topics = &topic;
-    t.topics_count = 1;
-    struct add_partitions_to_txn_request areq;
-    add_partitions_to_txn_request_init(&areq);
-    areq.transactions = &t;
-    areq.transactions_count = 1;
-    struct buf frame;
-    buf_init(&frame);
-    proto_request_header_encode(&frame,
-                                &(struct request_header){.api_key = API_KEY_ADD_PARTITIONS_TO_TXN,
-                                                         .api_version = 4,
-                                                         .client_id = slice_from_cstr("samsa")});
-    add_partitions_to_txn_request_encode(&frame, 4, &areq);
-    produce_answer_pending(req);
-    int rc = server_peer_send(req->srv, node, &frame, 10000, remote_verified, v);
-    buf_free(&frame);
-    if (rc != 0) {
-        produce_answer_arrived(req); /* nothing sent: not waiting after all */
-        return KERR_NOT_ENOUGH_REPLICAS;
-    }
-    return KERR_NONE;
-}
-
-/* Transaction version 2: p's batch waits for start_adds. */
-static int16_t wait_for_add(struct request *req, struct slice topic, int16_t acks,
-                            int32_t timeout_ms, struct slice transactional_id,
-                            const struct produce_request_topic_data_partition_data *in,
-                            part_resp *out, const struct batch_info *b)
-{
-    struct produce_state *st = req->state;
-    struct remote_verify *v = REQ_ALLOC(req, struct remote_verify, 1);
-    *v = (struct remote_verify){req, topic, transactional_id, acks, timeout_ms, in, out, *b};
-    if (st->n_adds == st->cap_adds) {
-        size_t cap = st->cap_adds ? 2 * st->cap_adds : 8;
-        struct remote_verify **adds = REQ_ALLOC(req, struct remote_verify *, cap);
-        if (st->n_adds)
-            memcpy(adds, st->adds, st->n_adds * sizeof *adds);
-        st->adds = adds;
-        st->cap_adds = cap;
-    }
-    st->adds[st->n_adds++] = v;
-    produce_answer_pending(req);
-    return PRODUCE_VERIFYING;
-}
-
-/* KERR_NONE when the batch may go on now, PRODUCE_VERIFYING when its answer waits for a
- * remote coordinator, else the error to answer. */
-static int16_t verify_transaction(struct request *req, struct slice topic, int16_t acks,
-                                  int32_t timeout_ms, struct slice transactional_id,
-                                  struct partition *p,
-                                  const struct produce_request_topic_data_partition_data *in,
-                                  part_resp *out)
-{
-    struct server *s = req->srv;
     struct batch_info b;
     if (txn_open_here(p, in->records, &b) || !transactional_id.ptr)
         return KERR_NONE; /* open already, or no id to ask about */
-    if (req->hdr.api_version >= 12)
-        return wait_for_add(req, topic, acks, timeout_ms, transactional_id, in, out, &b);
-    const struct mbroker *coordinator;
-    if (server_txn_coordinator(s, transactional_id, &coordinator) != KERR_NONE)
-        return KERR_NOT_ENOUGH_REPLICAS;
-    if (coordinator->node_id == s->cfg->node_id) {
-        struct txn_partition part = {slice_from_cstr(p->topic), p->index};
-        return verdict(
-            p, &b,
-            s->txns ? txn_verify(s->txns, transactional_id, b.producer_id, b.producer_epoch, part)
-                    : KERR_NOT_COORDINATOR,
-            false);
+    struct produce_state *st = req->state;
+    struct txn_check *v = REQ_ALLOC(req, struct txn_check, 1);
+    *v = (struct txn_check){req, topic, transactional_id, acks, timeout_ms, in, out, b};
+    if (st->n_checks == st->cap_checks) {
+        size_t cap = st->cap_checks ? 2 * st->cap_checks : 8;
+        struct txn_check **checks = REQ_ALLOC(req, struct txn_check *, cap);
+        if (st->n_checks)
+            memcpy(checks, st->checks, st->n_checks * sizeof *checks);
+        st->checks = checks;
+        st->cap_checks = cap;
     }
-    struct remote_verify *v = REQ_ALLOC(req, struct remote_verify, 1);
-    *v = (struct remote_verify){req, topic, transactional_id, acks, timeout_ms, in, out, b};
-    int16_t err = ask_remote(req, v, coordinator->node_id);
-    return err == KERR_NONE ? PRODUCE_VERIFYING : err;
+    st->checks[st->n_checks++] = v;
+    produce_answer_pending(req);
+    return PRODUCE_VERIFYING;
 }
 
 static int16_t append_partition(struct request *req, struct slice topic, int16_t acks,
@@ -675,7 +593,7 @@ static int16_t append_partition(struct request *req, struct slice topic, int16_t
             return err;
     }
     if (any_transactional && !verified) {
-        err = verify_transaction(req, topic, acks, timeout_ms, transactional_id, p, in, out);
+        err = check_transaction(req, topic, acks, timeout_ms, transactional_id, p, in, out);
         if (err != KERR_NONE)
             return err;
     }
@@ -794,12 +712,12 @@ void handle_produce(struct request *req)
             int16_t err = append_partition(req, td->name, acks, in.timeout_ms, in.transactional_id,
                                            false, &td->partition_data[pi], pr, &p);
             if (err == PRODUCE_VERIFYING)
-                continue; /* answered by remote_verified */
+                continue; /* answered by checked */
             pr->error_code = err;
             partition_answered(req, acks, pr, p, wait);
         }
     }
-    start_adds(req, in.transactional_id);
+    ask_coordinator(req, in.transactional_id);
     if (req->hdr.api_version >= 10)
         add_leader_hints(req, resp);
     if (wait) {

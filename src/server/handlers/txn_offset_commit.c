@@ -109,7 +109,7 @@ void handle_txn_offset_commit(struct request *req)
         return;
     }
     server_txn_add_partitions(s, in.transactional_id, in.producer_id, in.producer_epoch, &part, 1,
-                              false, offsets_added, tc);
+                              TXN_ASK_ADD, offsets_added, tc);
 }
 
 void txn_offset_commit_respond(struct request *req, const struct grp_commit_resp_topic *topics,

@@ -326,8 +326,8 @@ def test_compaction_removes_aborted_records(broker_factory):
 
     def newest(got):
         return {key: value for _, key, value, _ in got[0]}
+    # (The cleaner may already be at work: only read_committed has a fixed answer here.)
     assert newest(consume_all(b, "ctx", 1, expected=15, **COMMITTED)) == want
-    assert len(consume_all(b, "ctx", 1, expected=65, **UNCOMMITTED)[0]) == 65
     # Later segments roll (segment.ms) as records come, and the cleaner gets to them.
     def cleaned():
         plain.produce("ctx", key=b"tick", value=b"t")
