@@ -39,11 +39,12 @@ static void job_done(void *arg, struct log_flush_job **jobs, size_t n)
         if (rc == 0)
             say_info("server",
                      "cleaned %s-%d: %lld of %lld records removed (%lld tombstones, %lld "
-                     "batches of aborted transactions), %lld -> %lld bytes, %d -> %d segments",
+                     "batches of aborted transactions, %lld markers), %lld -> %lld bytes, %d -> "
+                     "%d segments",
                      p->topic, p->index, (long long)st.records_removed, (long long)st.records_read,
                      (long long)st.tombstones_removed, (long long)st.aborted_batches_removed,
-                     (long long)st.bytes_read, (long long)st.bytes_written, st.segments_in,
-                     st.segments_out);
+                     (long long)st.markers_removed, (long long)st.bytes_read,
+                     (long long)st.bytes_written, st.segments_in, st.segments_out);
         else if (rc == STORAGE_ERR_CLEAN_ABORTED)
             say_info("server", "cleaning %s-%d was abandoned: its segments changed meanwhile",
                      p->topic, p->index);

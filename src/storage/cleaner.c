@@ -14,8 +14,9 @@
  * transactional batch there belongs to a decided transaction. A batch of an aborted one
  * (the aborted-transaction index, captured at prepare) is dropped whole and supersedes
  * nothing; a committed one's records supersede and are superseded like any others.
- * Markers are kept (Kafka drops one once its transaction's records are gone and its
- * delete horizon has passed), and so are transactional tombstones.
+ * A marker stays while any record of its transaction does; then, as Kafka, it gets a
+ * delete horizon as tombstones do, and goes with the first pass after it
+ * (clean_marker). Transactional tombstones are kept.
  *
  * Tombstones follow KIP-534: the first pass that keeps a tombstone stamps its batch with
  * a delete horizon (attribute bit 6, baseTimestamp = now + delete.retention.ms, record
@@ -332,6 +333,7 @@ struct clean_ctx {
     struct in_reader rd;
     struct out_writer w;
     struct buf scratch;
+    struct hmap txns; /* producer id -> TXN_SEEN_* flags (clean_marker) */
     bool seen_opaque; /* an unread (compressed) batch precedes: keep every tombstone */
     int64_t first_dirty;
 };
@@ -390,27 +392,127 @@ static int out_batch(struct clean_ctx *c, struct clean_output *o, const uint8_t 
     return 0;
 }
 
+/* Rewrites batch p keeping the records flagged in keep (NULL: all of them; kept of them),
+ * with the same header, the kept records re-encoded (timestamp deltas relative to the
+ * new base timestamp when stamping a delete horizon), a new length, count and CRC. */
+static int rebuild_batch(struct clean_ctx *c, struct clean_output *o, size_t in_idx,
+                         const uint8_t *p, const struct batch_info *b, const uint8_t *keep,
+                         int32_t kept, bool stamp, int64_t new_horizon)
+{
+    int64_t base_ts = stamp ? new_horizon : b->first_timestamp;
+    struct buf *out = &c->scratch;
+    buf_reset(out);
+    buf_append(out, p, BATCH_HEADER_BYTES);
+    struct record_iter it;
+    struct record rec;
+    record_iter_init(&it, p, b);
+    size_t i = 0;
+    while (record_iter_next(&it, &rec) > 0) {
+        if (keep && !keep[i++])
+            continue;
+        int64_t ts_delta = rec.timestamp - base_ts;
+        size_t body = 1 + varlong_size(ts_delta) + varint_size(rec.offset_delta) +
+                      (rec.key.ptr ? varint_size((int32_t)rec.key.len) + rec.key.len : 1) +
+                      (rec.value.ptr ? varint_size((int32_t)rec.value.len) + rec.value.len : 1) +
+                      varint_size(rec.header_count) + rec.headers.len;
+        buf_put_varint(out, (int32_t)body);
+        buf_put_i8(out, rec.attributes);
+        buf_put_varlong(out, ts_delta);
+        buf_put_varint(out, rec.offset_delta);
+        buf_put_varint(out, rec.key.ptr ? (int32_t)rec.key.len : -1);
+        if (rec.key.ptr)
+            buf_append(out, rec.key.ptr, rec.key.len);
+        buf_put_varint(out, rec.value.ptr ? (int32_t)rec.value.len : -1);
+        if (rec.value.ptr)
+            buf_append(out, rec.value.ptr, rec.value.len);
+        buf_put_varint(out, rec.header_count);
+        buf_append(out, rec.headers.ptr, rec.headers.len);
+    }
+    uint8_t *h = out->data;
+    be32_write(h + BATCH_OFF_LENGTH, (uint32_t)(out->len - BATCH_LOG_OVERHEAD));
+    uint16_t attrs = (uint16_t)b->attributes | (stamp ? BATCH_ATTR_DELETE_HORIZON : 0);
+    be16_write(h + BATCH_OFF_ATTRIBUTES, attrs);
+    be64_write(h + BATCH_OFF_BASE_TIMESTAMP, (uint64_t)base_ts);
+    be32_write(h + BATCH_OFF_RECORDS_COUNT, (uint32_t)kept);
+    be32_write(h + BATCH_OFF_CRC,
+               crc32c(0, h + BATCH_OFF_ATTRIBUTES, out->len - BATCH_OFF_ATTRIBUTES));
+    ASSERT(batch_validate(out->data, out->len, NULL) == 0);
+    c->job->stats.batches_rewritten++;
+    o->last_contrib = in_idx;
+    return out_batch(c, o, out->data, out->len);
+}
+
+/* Transactions seen so far in the pass, by producer: whether one is open (its first
+ * batch seen, not its marker yet) and whether any of its records are kept. */
+#define TXN_SEEN_OPEN 1
+#define TXN_SEEN_KEPT 2
+
+static void txn_seen(struct clean_ctx *c, int64_t producer_id, bool kept)
+{
+    struct slice k = {(const uint8_t *)&producer_id, sizeof producer_id};
+    intptr_t f = (intptr_t)hmap_get(&c->txns, k) | TXN_SEEN_OPEN | (kept ? TXN_SEEN_KEPT : 0);
+    hmap_put(&c->txns, k, (void *)f);
+}
+
+/* Notes a horizon the log must be cleaned again at. */
+static void plan_horizon(struct clean_plan *plan, int64_t horizon)
+{
+    if (plan->next_horizon_ms < 0 || horizon < plan->next_horizon_ms)
+        plan->next_horizon_ms = horizon;
+}
+
+/* A transaction marker: kept while any record of its transaction is (Kafka's rule: a
+ * read_committed reader, or a rebuilt producer state, would otherwise take them for an
+ * open transaction's); once none is, stamped with a delete horizon, and dropped by the
+ * first pass after it. */
+static int clean_marker(struct clean_ctx *c, struct clean_output *o, size_t in_idx,
+                        const uint8_t *p, const struct batch_info *b)
+{
+    struct slice k = {(const uint8_t *)&b->producer_id, sizeof b->producer_id};
+    intptr_t f = (intptr_t)hmap_remove(&c->txns, k);
+    bool data_kept = (f & TXN_SEEN_KEPT) != 0;
+    bool has_horizon = (b->attributes & BATCH_ATTR_DELETE_HORIZON) != 0;
+    int64_t now = c->plan->now_ms;
+    if (!data_kept && has_horizon && now >= b->first_timestamp) {
+        c->job->stats.records_removed += b->records_count;
+        c->job->stats.markers_removed++;
+        return 0;
+    }
+    if (!data_kept && has_horizon)
+        plan_horizon(c->plan, b->first_timestamp);
+    if (data_kept || has_horizon) {
+        o->last_contrib = in_idx;
+        return out_batch(c, o, p, b->size_bytes);
+    }
+    int64_t horizon = now + c->plan->cfg.delete_retention_ms;
+    plan_horizon(c->plan, horizon);
+    return rebuild_batch(c, o, in_idx, p, b, NULL, b->records_count, true, horizon);
+}
+
 /* Filters one batch of input `in_idx` into the current output. */
 static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_idx, const uint8_t *p,
                        const struct batch_info *b)
 {
     struct log_clean_job *job = c->job;
     job->stats.records_read += b->records_count;
+    bool txn = (b->attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
     if (batch_aborted(c->plan, b)) { /* read_committed never shows it: gone */
+        txn_seen(c, b->producer_id, false);
         job->stats.records_removed += b->records_count;
         job->stats.aborted_batches_removed++;
         return 0;
     }
-    if ((b->attributes & BATCH_ATTR_CONTROL) || batch_compression(b) != 0 ||
-        b->records_count == 0) {
-        /* Control batches (transaction markers) are kept as they are; compressed batches
-         * are kept whole without reading them (docs: simplifications). */
-        if (!(b->attributes & BATCH_ATTR_CONTROL) && batch_compression(b) != 0)
+    if (b->attributes & BATCH_ATTR_CONTROL)
+        return clean_marker(c, o, in_idx, p, b);
+    if (batch_compression(b) != 0 || b->records_count == 0) {
+        /* Compressed batches are kept whole without reading them (docs: simplifications). */
+        if (batch_compression(b) != 0)
             c->seen_opaque = true;
+        if (txn)
+            txn_seen(c, b->producer_id, true);
         o->last_contrib = in_idx;
         return out_batch(c, o, p, b->size_bytes);
     }
-    bool txn = (b->attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
     bool has_horizon = (b->attributes & BATCH_ATTR_DELETE_HORIZON) != 0;
     int64_t horizon = has_horizon ? b->first_timestamp : -1;
     int64_t now = c->plan->now_ms;
@@ -452,9 +554,10 @@ static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_id
         free(keep);
         return rc;
     }
-    if (kept_horizon >= 0 &&
-        (c->plan->next_horizon_ms < 0 || kept_horizon < c->plan->next_horizon_ms))
-        c->plan->next_horizon_ms = kept_horizon;
+    if (txn)
+        txn_seen(c, b->producer_id, kept > 0);
+    if (kept_horizon >= 0)
+        plan_horizon(c->plan, kept_horizon);
     job->stats.records_removed += b->records_count - kept;
     job->stats.tombstones_removed += removed_tombstones;
     if (kept == b->records_count && !stamp) {
@@ -466,49 +569,9 @@ static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_id
         free(keep);
         return 0;
     }
-
-    /* Rebuild: same header, kept records re-encoded (timestamp deltas relative to the
-     * new base timestamp when stamping a horizon), new length, count and CRC. */
-    int64_t base_ts = stamp ? new_horizon : b->first_timestamp;
-    struct buf *out = &c->scratch;
-    buf_reset(out);
-    buf_append(out, p, BATCH_HEADER_BYTES);
-    record_iter_init(&it, p, b);
-    i = 0;
-    while (record_iter_next(&it, &rec) > 0) {
-        if (!keep[i++])
-            continue;
-        int64_t ts_delta = rec.timestamp - base_ts;
-        size_t body = 1 + varlong_size(ts_delta) + varint_size(rec.offset_delta) +
-                      (rec.key.ptr ? varint_size((int32_t)rec.key.len) + rec.key.len : 1) +
-                      (rec.value.ptr ? varint_size((int32_t)rec.value.len) + rec.value.len : 1) +
-                      varint_size(rec.header_count) + rec.headers.len;
-        buf_put_varint(out, (int32_t)body);
-        buf_put_i8(out, rec.attributes);
-        buf_put_varlong(out, ts_delta);
-        buf_put_varint(out, rec.offset_delta);
-        buf_put_varint(out, rec.key.ptr ? (int32_t)rec.key.len : -1);
-        if (rec.key.ptr)
-            buf_append(out, rec.key.ptr, rec.key.len);
-        buf_put_varint(out, rec.value.ptr ? (int32_t)rec.value.len : -1);
-        if (rec.value.ptr)
-            buf_append(out, rec.value.ptr, rec.value.len);
-        buf_put_varint(out, rec.header_count);
-        buf_append(out, rec.headers.ptr, rec.headers.len);
-    }
+    rc = rebuild_batch(c, o, in_idx, p, b, keep, kept, stamp, new_horizon);
     free(keep);
-    uint8_t *h = out->data;
-    be32_write(h + BATCH_OFF_LENGTH, (uint32_t)(out->len - BATCH_LOG_OVERHEAD));
-    uint16_t attrs = (uint16_t)b->attributes | (stamp ? BATCH_ATTR_DELETE_HORIZON : 0);
-    be16_write(h + BATCH_OFF_ATTRIBUTES, attrs);
-    be64_write(h + BATCH_OFF_BASE_TIMESTAMP, (uint64_t)base_ts);
-    be32_write(h + BATCH_OFF_RECORDS_COUNT, (uint32_t)kept);
-    be32_write(h + BATCH_OFF_CRC,
-               crc32c(0, h + BATCH_OFF_ATTRIBUTES, out->len - BATCH_OFF_ATTRIBUTES));
-    ASSERT(batch_validate(out->data, out->len, NULL) == 0);
-    job->stats.batches_rewritten++;
-    o->last_contrib = in_idx;
-    return out_batch(c, o, out->data, out->len);
+    return rc;
 }
 
 static struct clean_output *plan_add_output(struct clean_plan *plan, size_t first_in)
@@ -708,6 +771,7 @@ void log_clean_execute(struct log_clean_job *job)
     struct clean_ctx c = {.job = job, .plan = plan, .first_dirty = job->first_dirty_offset};
     c.w.fd_log = c.w.fd_oidx = c.w.fd_tidx = -1;
     hmap_init(&c.map.m);
+    hmap_init(&c.txns);
     buf_init(&c.w.logbuf);
     buf_init(&c.w.oidx);
     buf_init(&c.w.tidx);
@@ -718,6 +782,7 @@ void log_clean_execute(struct log_clean_job *job)
     close_fd(&c.w.fd_oidx);
     close_fd(&c.w.fd_tidx);
     hmap_free(&c.map.m);
+    hmap_free(&c.txns);
     buf_free(&c.w.logbuf);
     buf_free(&c.w.oidx);
     buf_free(&c.w.tidx);

@@ -664,6 +664,7 @@ struct log_clean_stats {
     int64_t records_removed; /* superseded, keyless, expired tombstones or aborted */
     int64_t tombstones_removed;
     int64_t aborted_batches_removed; /* of aborted transactions */
+    int64_t markers_removed;         /* transaction markers past their delete horizon */
     int64_t batches_rewritten;       /* batches written with fewer records or a new horizon */
     int segments_in;
     int segments_out;

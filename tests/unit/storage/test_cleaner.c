@@ -614,6 +614,32 @@ static void test_transactions(void **state)
         scan_free(&s);
         reopen(f, log_end_offset(f->log));
     }
+
+    /* Markers go once their transaction has no record left and their delete horizon has
+     * passed: pid 100's (aborted: nothing left) at once, pid 200's once a plain record
+     * supersedes its only one; pid 300's stays with open5. */
+    put(f, 2, "plain2");
+    next_segment(f);
+    put(f, 9, "active3");
+    assert_true(clean(f, &job)); /* stamps pid 200's marker */
+    assert_int_equal(job.stats.markers_removed, 0);
+    f->now += f->cfg.delete_retention_ms + 1;
+    next_segment(f);
+    put(f, 9, "active4");
+    assert_true(clean(f, &job));
+    assert_int_equal(job.stats.markers_removed, 2);
+    for (int round = 0; round < 2; round++) {
+        struct scan s;
+        scan_log(f->log, &s);
+        assert_string_equal(s.last[2], "plain2");
+        assert_string_equal(s.last[5], "open5");
+        /* v1, open5, v6, plain2, active3 (active4 is in the active segment, out of the
+         * key map) and active4, and pid 300's marker */
+        assert_int_equal(s.records, 6 + 1);
+        assert_int_equal(log_first_unstable_offset(f->log), -1); /* nothing looks open */
+        scan_free(&s);
+        reopen(f, log_end_offset(f->log));
+    }
 }
 
 static void test_abort_on_change(void **state)
