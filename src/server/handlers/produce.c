@@ -396,17 +396,16 @@ static int16_t verdict(struct partition *p, const struct batch_info *b, int16_t 
     case KERR_INVALID_PRODUCER_ID_MAPPING:
         if (version2)
             return error;
-        goto refused;
+        break;
     case KERR_PRODUCER_FENCED:
     case KERR_INVALID_PRODUCER_EPOCH: return KERR_INVALID_PRODUCER_EPOCH;
-    default:
-    refused:
-        say_info_ratelimited("server",
-                             "produce to %s-%d: producer %lld (epoch %d) has no ongoing "
-                             "transaction with this partition; refused (KIP-890)",
-                             p->topic, p->index, (long long)b->producer_id, b->producer_epoch);
-        return KERR_INVALID_TXN_STATE;
+    default: break;
     }
+    say_info_ratelimited("server",
+                         "produce to %s-%d: producer %lld (epoch %d) has no ongoing "
+                         "transaction with this partition; refused (KIP-890)",
+                         p->topic, p->index, (long long)b->producer_id, b->producer_epoch);
+    return KERR_INVALID_TXN_STATE;
 }
 
 /* A partition's produce waiting for the coordinator's verdict; every pointer is into the
