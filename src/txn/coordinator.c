@@ -480,10 +480,15 @@ void txn_producer_id_done(struct txn_coordinator *c, int64_t now_ms, void *token
 void txn_add_partitions(struct txn_coordinator *c, int64_t now_ms, const struct txn_add_req *r,
                         void *ctx)
 {
-    struct txn *t = NULL;
-    int16_t err = producer_txn(c, r->transactional_id, r->producer_id, r->producer_epoch, &t);
-    if (err == TXN_ERR_NONE && t->pending)
+    /* A transition in flight first (Kafka's order): one that moves the id to a new
+     * producer id (an epoch overflow) has already handed that id to the client. */
+    int32_t partition;
+    struct txn *t = find(c, r->transactional_id);
+    int16_t err = serving(c, r->transactional_id, &partition);
+    if (err == TXN_ERR_NONE && t && !t->fresh && t->pending)
         err = TXN_ERR_CONCURRENT_TRANSACTIONS;
+    if (err == TXN_ERR_NONE)
+        err = producer_txn(c, r->transactional_id, r->producer_id, r->producer_epoch, &t);
     if (err == TXN_ERR_NONE) {
         switch (t->meta.state) {
         case TXN_EMPTY:
