@@ -6,7 +6,13 @@
  * Every transition goes the same way: the next metadata is built as a copy (struct op),
  * its record appended, and only when txn_append_done reports it durable is it applied
  * to the id and the request answered. While an op is in flight (t->pending) the id takes
- * no other transition: requests get CONCURRENT_TRANSACTIONS. An op outlives its id when
+ * no other transition: requests get CONCURRENT_TRANSACTIONS, with one exception: while
+ * only a Complete state's record is in flight (the markers are durable), an
+ * AddPartitionsToTxn that starts the next transaction is chained behind it (t->chained):
+ * its record is appended at once, after the Complete one, and applied after it; it is
+ * durable only if that one is (one log, appended in order), so nothing is answered
+ * before what it rests on is durable, and the two records share a sync round instead
+ * of taking one each. An op outlives its id when
  * the id's partition is unloaded meanwhile (op->t is then NULL): it is freed by its
  * completion, or by destroy.
  */
@@ -37,6 +43,7 @@ struct op {
     struct txn *t;          /* NULL once the id is gone (unloaded) */
     enum op_kind kind;
     enum after after;
+    bool completes;              /* a Complete state after durable markers (chainable) */
     enum txn_state ending;       /* OP_NEW_ID for an EndTxn's overflow: the Prepare state */
     struct txn_meta meta;        /* the next metadata (partitions owned: parts) */
     struct txn_partition *parts; /* owned, topics owned */
@@ -54,6 +61,7 @@ struct txn {
     bool fresh;                  /* created by an InitProducerId not yet durable */
     bool markers_due;            /* a Prepare state whose markers must be (re)written */
     struct op *pending;
+    struct op *chained; /* an add appended behind pending (a Complete state), or NULL */
 };
 
 struct txn_coordinator {
@@ -184,9 +192,9 @@ static void answer(struct txn_coordinator *c, void *ctx, int16_t error, int64_t 
     c->in_callback = false;
 }
 
-static struct op *op_new(struct txn_coordinator *c, struct txn *t, enum op_kind kind)
+/* An op of t, linked into c->ops (not yet t's pending one). */
+static struct op *op_alloc(struct txn_coordinator *c, struct txn *t, enum op_kind kind)
 {
-    ASSERT(!t->pending);
     struct op *op = xcalloc(1, sizeof *op);
     op->t = t;
     op->kind = kind;
@@ -195,6 +203,13 @@ static struct op *op_new(struct txn_coordinator *c, struct txn *t, enum op_kind 
     op->prev = &c->ops;
     c->ops.next->prev = op;
     c->ops.next = op;
+    return op;
+}
+
+static struct op *op_new(struct txn_coordinator *c, struct txn *t, enum op_kind kind)
+{
+    ASSERT(!t->pending);
+    struct op *op = op_alloc(c, t, kind);
     t->pending = op;
     return op;
 }
@@ -294,8 +309,11 @@ void txn_unload(struct txn_coordinator *c, int32_t partition)
         struct txn *t = v;
         if (t->partition != partition)
             continue;
-        if (t->pending) {
-            struct op *op = t->pending;
+        struct op *ops[2] = {t->pending, t->chained};
+        for (size_t j = 0; j < 2; j++) {
+            struct op *op = ops[j];
+            if (!op)
+                continue;
             op->t = NULL;
             if (op->has_ctx) {
                 op->has_ctx = false;
@@ -485,9 +503,38 @@ void txn_add_partitions(struct txn_coordinator *c, int64_t now_ms, const struct 
     int32_t partition;
     struct txn *t = find(c, r->transactional_id);
     int16_t err = serving(c, r->transactional_id, &partition);
-    if (err == TXN_ERR_NONE && t && !t->fresh && t->pending)
-        err = TXN_ERR_CONCURRENT_TRANSACTIONS;
-    if (err == TXN_ERR_NONE)
+    bool chain = false; /* behind a Complete state in flight */
+    if (err == TXN_ERR_NONE && t && !t->fresh && t->pending) {
+        if (t->pending->completes && !t->chained)
+            chain = true;
+        else
+            err = TXN_ERR_CONCURRENT_TRANSACTIONS;
+    }
+    if (err == TXN_ERR_NONE && chain) {
+        const struct txn_meta *next = &t->pending->meta; /* the id once it is applied */
+        if (next->producer_id != r->producer_id)
+            err = TXN_ERR_INVALID_PRODUCER_ID_MAPPING;
+        else if (next->producer_epoch != r->producer_epoch)
+            err = TXN_ERR_PRODUCER_FENCED;
+        if (err == TXN_ERR_NONE) {
+            struct op *op = op_alloc(c, t, OP_APPEND);
+            t->chained = op;
+            op->has_ctx = true;
+            op->ctx = ctx;
+            op->meta = *next;
+            op->meta.last_update_ms = now_ms;
+            size_t n;
+            op->parts = merge_parts(NULL, 0, r->partitions, r->n_partitions, &n);
+            op->meta.partitions = op->parts;
+            op->meta.n_partitions = n;
+            op->meta.state = TXN_ONGOING;
+            op->meta.start_ms = now_ms;
+            op->meta.client_version = r->client_version;
+            append_op(c, op);
+            return;
+        }
+    }
+    if (err == TXN_ERR_NONE && !chain)
         err = producer_txn(c, r->transactional_id, r->producer_id, r->producer_epoch, &t);
     if (err == TXN_ERR_NONE) {
         switch (t->meta.state) {
@@ -679,13 +726,31 @@ void txn_append_done(struct txn_coordinator *c, int64_t now_ms, void *token, int
         op_free(op);
         return;
     }
+    if (op == t->chained) {
+        /* Completed before the op it follows: appends of one partition complete in
+         * order, so this does not happen; were it to, the client asks again. */
+        t->chained = NULL;
+        if (op->has_ctx)
+            answer(c, op->ctx, TXN_ERR_COORDINATOR_NOT_AVAILABLE, -1, -1);
+        op_free(op);
+        return;
+    }
     t->pending = NULL;
+    struct op *chained = t->chained;
+    t->chained = NULL;
     if (error != TXN_ERR_NONE) {
         /* Kafka's mapping of a failed append: the client finds the coordinator again or
          * retries. */
         int16_t answer_error = error == TXN_ERR_NOT_COORDINATOR || error == 6 /* NOT_LEADER */
                                    ? TXN_ERR_NOT_COORDINATOR
                                    : TXN_ERR_COORDINATOR_NOT_AVAILABLE;
+        if (chained) { /* it rested on this one: refused, whatever its own append does */
+            chained->t = NULL;
+            if (chained->has_ctx) {
+                chained->has_ctx = false;
+                answer(c, chained->ctx, answer_error, -1, -1);
+            }
+        }
         if (t->fresh)
             destroy_txn(c, t);
         else if (t->meta.state == TXN_PREPARE_COMMIT || t->meta.state == TXN_PREPARE_ABORT)
@@ -713,6 +778,10 @@ void txn_append_done(struct txn_coordinator *c, int64_t now_ms, void *token, int
     if (op->has_ctx)
         answer(c, op->ctx, TXN_ERR_NONE, op->ans.producer_id, op->ans.producer_epoch);
     op_free(op);
+    if (chained) {
+        ASSERT(!markers);
+        t->pending = chained; /* its record follows; its completion applies it */
+    }
     if (markers)
         write_markers(c, t);
     (void)now_ms;
@@ -730,6 +799,7 @@ void txn_markers_done(struct txn_coordinator *c, int64_t now_ms, void *token)
     t->pending = NULL;
     op_free(op);
     struct op *done = op_new(c, t, OP_APPEND);
+    done->completes = true;
     op_start_from(done, t, now_ms);
     op_clear_parts(done);
     done->meta.state =
