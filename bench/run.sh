@@ -61,7 +61,9 @@
 #                from an idempotent producer, from a transactional producer committing
 #                every 1,024 records (1 MiB) and every 100 records; commit latency
 #                (commit_transaction) p50/p99; the 1 MiB-transaction topic read back
-#                read_committed and read_uncommitted
+#                read_committed and read_uncommitted; the Kafka Java client's
+#                transactions (bench/java/TxnBench.java, transaction version 2), 1 MiB and
+#                100 records each, when kafka-clients 4.4.0 is in the Maven repository
 #   limits       resource bounds (bench/limits.py): broker VmRSS and descriptors with
 #                1,000 slow readers; one CreateTopics of 10,000 partitions with the
 #                Metadata latency meanwhile; 100,000 idle partitions (VmRSS, descriptors,
