@@ -169,6 +169,43 @@ class ClusterTest {
         return track(new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer()));
     }
 
+    /** A transactional producer (the client's transaction version 2 against these
+     *  brokers), initialised. */
+    private KafkaProducer<String, String> transactionalProducer(String bootstrap, String transactionalId) {
+        Map<String, Object> p = new HashMap<>();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "60000");
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "60000");
+        KafkaProducer<String, String> producer =
+                track(new KafkaProducer<>(p, new StringSerializer(), new StringSerializer()));
+        producer.initTransactions();
+        return producer;
+    }
+
+    /** A read_committed consumer assigned every partition of topic from the start. */
+    private KafkaConsumer<String, String> committedReader(String bootstrap, String topic, int partitions) {
+        Map<String, Object> p = new HashMap<>();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        p.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        KafkaConsumer<String, String> c = track(new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer()));
+        c.assign(IntStream.range(0, partitions).mapToObj(i -> new TopicPartition(topic, i)).toList());
+        return c;
+    }
+
+    /** A topic of three replicas each (min.insync.replicas 2), once every partition has a
+     *  leader and all three in sync. */
+    private static void createReplicated(Admin admin, String topic, int parts) throws Exception {
+        get(admin.createTopics(List.of(new NewTopic(topic, parts, (short) 3)
+                .configs(Map.of("min.insync.replicas", "2")))).all());
+        describeUntil(admin, topic, "every partition with a leader and three in-sync replicas",
+                d -> d.partitions().size() == parts && d.partitions().stream()
+                        .allMatch(p -> p.leader() != null && p.isr().size() == 3));
+    }
+
     private static <T> T get(KafkaFuture<T> f) throws Exception {
         return f.get(CALL.toMillis(), TimeUnit.MILLISECONDS);
     }
@@ -312,14 +349,7 @@ class ClusterTest {
         Map<Integer, Integer> leaders = leaders(describe(admin, Map.of(topic, PARTITIONS, in, 1)).get(topic));
         assertEquals(Set.of(1, 2, 3), new HashSet<>(leaders.values()), "leaders of " + topic + ": " + leaders);
 
-        Map<String, Object> pc = new HashMap<>();
-        pc.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
-        pc.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "cluster-tx-app");
-        pc.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "30000");
-        pc.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
-        pc.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "40000");
-        KafkaProducer<String, String> p = track(new KafkaProducer<>(pc, new StringSerializer(), new StringSerializer()));
-        p.initTransactions();
+        KafkaProducer<String, String> p = transactionalProducer(boot, "cluster-tx-app");
         KafkaConsumer<String, String> c = consumer(boot, group);
         TopicPartition inTp = new TopicPartition(in, 0);
         c.assign(List.of(inTp));
@@ -338,14 +368,7 @@ class ClusterTest {
             }
         }
 
-        Map<String, Object> rc = new HashMap<>();
-        rc.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
-        rc.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-        rc.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        rc.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
-        KafkaConsumer<String, String> reader =
-                track(new KafkaConsumer<>(rc, new StringDeserializer(), new StringDeserializer()));
-        reader.assign(IntStream.range(0, PARTITIONS).mapToObj(i -> new TopicPartition(topic, i)).toList());
+        KafkaConsumer<String, String> reader = committedReader(boot, topic, PARTITIONS);
         Map<String, ConsumerRecord<String, String>> seen = consumeExactly(reader, 2 * PARTITIONS);
         for (int part = 0; part < PARTITIONS; part++) {
             assertTrue(seen.containsKey("commit-0-" + part) && seen.containsKey("commit-2-" + part),
@@ -364,11 +387,11 @@ class ClusterTest {
      * with three replicas, a transactional producer committing one record per partition
      * per transaction, one after another; after some commits the broker that coordinates
      * its transactional id is killed with SIGKILL, with a transaction's records written and
-     * its commit not yet asked for. Another broker takes over __transaction_state's partition, loads the id
-     * and finishes or aborts what was open; the producer goes on by itself (a commit that
-     * fails is aborted and done again, as an application would). A read_committed consumer
-     * then sees each committed transaction's records exactly once, all of a transaction or
-     * none of it, and nothing of the aborted ones.
+     * its commit not yet asked for. Another broker takes over __transaction_state's
+     * partition, loads the id and finishes or aborts what was open; the producer goes on by
+     * itself (a commit that fails is aborted and done again, as an application would). A
+     * read_committed consumer then sees each committed transaction's records exactly once,
+     * all of a transaction or none of it, and nothing of the aborted ones.
      */
     @Test
     @Timeout(150)
@@ -376,19 +399,8 @@ class ClusterTest {
         final String topic = "cluster-tx-failover";
         final int parts = 6;
         Admin admin = admin(cluster.bootstrapAll());
-        get(admin.createTopics(List.of(new NewTopic(topic, parts, (short) 3)
-                .configs(Map.of("min.insync.replicas", "2")))).all());
-        describeUntil(admin, topic, "every partition with a leader and three in-sync replicas",
-                d -> d.partitions().size() == parts && d.partitions().stream()
-                        .allMatch(p -> p.leader() != null && p.isr().size() == 3));
-        Map<String, Object> pc = new HashMap<>();
-        pc.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrapAll());
-        pc.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "cluster-tx-failover-app");
-        pc.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "60000");
-        pc.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
-        pc.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "60000");
-        KafkaProducer<String, String> p = track(new KafkaProducer<>(pc, new StringSerializer(), new StringSerializer()));
-        p.initTransactions();
+        createReplicated(admin, topic, parts);
+        KafkaProducer<String, String> p = transactionalProducer(cluster.bootstrapAll(), "cluster-tx-failover-app");
 
         Set<Integer> committed = new TreeSet<>();
         int victim = -1;
@@ -419,14 +431,7 @@ class ClusterTest {
         }
         assertTrue(victim >= 1, "the coordinator was never killed");
 
-        Map<String, Object> rc = new HashMap<>();
-        rc.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrapAll());
-        rc.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-        rc.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        rc.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
-        KafkaConsumer<String, String> reader =
-                track(new KafkaConsumer<>(rc, new StringDeserializer(), new StringDeserializer()));
-        reader.assign(IntStream.range(0, parts).mapToObj(i -> new TopicPartition(topic, i)).toList());
+        KafkaConsumer<String, String> reader = committedReader(cluster.bootstrapAll(), topic, parts);
         Map<String, ConsumerRecord<String, String>> seen = consumeExactly(reader, committed.size() * parts);
         for (int t : committed) {
             for (int part = 0; part < parts; part++) {
@@ -585,11 +590,7 @@ class ClusterTest {
         final String topic = "cluster-failover";
         final int parts = 6;
         Admin admin = admin(cluster.bootstrapAll());
-        get(admin.createTopics(List.of(new NewTopic(topic, parts, (short) 3)
-                .configs(Map.of("min.insync.replicas", "2")))).all());
-        describeUntil(admin, topic, "every partition with a leader and three in-sync replicas",
-                d -> d.partitions().size() == parts && d.partitions().stream()
-                        .allMatch(p -> p.leader() != null && p.isr().size() == 3));
+        createReplicated(admin, topic, parts);
 
         Map<String, Object> pc = new HashMap<>();
         pc.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrapAll());
