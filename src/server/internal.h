@@ -513,6 +513,12 @@ void server_txn_add_partitions(struct server *s, struct slice transactional_id, 
                                int16_t producer_epoch, const struct txn_partition *parts, size_t n,
                                enum txn_ask ask, void (*done)(void *arg, const int16_t *errors),
                                void *arg);
+/* A coordinator's answer to an ask as the request that waited on it answers its client
+ * (Kafka's AddPartitionsToTxnManager): a coordinator that cannot answer is
+ * NOT_ENOUGH_REPLICAS (retriable by every producer), PRODUCER_FENCED is
+ * INVALID_PRODUCER_EPOCH, CONCURRENT_TRANSACTIONS stays itself for an add (version 2
+ * clients retry it) and is NOT_ENOUGH_REPLICAS for a verification; others as they are. */
+int16_t server_txn_ask_error(int16_t error, enum txn_ask ask);
 /* Answers every waiting ask COORDINATOR_NOT_AVAILABLE, now (shutdown). */
 void server_txn_adds_stop(struct server *s);
 /* This node's coordinator completed a transition: asks waiting on CONCURRENT_TRANSACTIONS

@@ -298,3 +298,16 @@ void server_txn_adds_stop(struct server *s)
         }
     }
 }
+
+int16_t server_txn_ask_error(int16_t error, enum txn_ask ask)
+{
+    switch (error) {
+    case KERR_NOT_COORDINATOR:
+    case KERR_COORDINATOR_NOT_AVAILABLE:
+    case KERR_COORDINATOR_LOAD_IN_PROGRESS: return KERR_NOT_ENOUGH_REPLICAS;
+    case KERR_PRODUCER_FENCED: return KERR_INVALID_PRODUCER_EPOCH;
+    case KERR_CONCURRENT_TRANSACTIONS:
+        return ask == TXN_ASK_VERIFY ? KERR_NOT_ENOUGH_REPLICAS : error;
+    default: return error;
+    }
+}

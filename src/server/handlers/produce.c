@@ -380,25 +380,21 @@ static bool txn_open_here(struct partition *p, struct slice records, struct batc
            last.epoch == b->producer_epoch;
 }
 
-/* The coordinator's verdict as a produce error (Kafka's AddPartitionsToTxnManager and
- * ReplicaManager mappings); version 2 passes CONCURRENT_TRANSACTIONS (retried by the
- * client) and INVALID_PRODUCER_ID_MAPPING through. */
+/* The coordinator's verdict as a produce error (server_txn_ask_error); any other refusal
+ * of a verification is INVALID_TXN_STATE, as Kafka's ReplicaManager answers. */
 static int16_t verdict(struct partition *p, const struct batch_info *b, int16_t error,
                        bool version2)
 {
-    switch (error) {
-    case KERR_NONE: return KERR_NONE;
-    case KERR_NOT_COORDINATOR:
-    case KERR_COORDINATOR_NOT_AVAILABLE:
-    case KERR_COORDINATOR_LOAD_IN_PROGRESS: return KERR_NOT_ENOUGH_REPLICAS; /* retriable */
+    int16_t e = server_txn_ask_error(error, version2 ? TXN_ASK_ADD : TXN_ASK_VERIFY);
+    switch (e) {
+    case KERR_NONE:
+    case KERR_NOT_ENOUGH_REPLICAS:
     case KERR_CONCURRENT_TRANSACTIONS:
-        return version2 ? KERR_CONCURRENT_TRANSACTIONS : KERR_NOT_ENOUGH_REPLICAS;
+    case KERR_INVALID_PRODUCER_EPOCH: return e;
     case KERR_INVALID_PRODUCER_ID_MAPPING:
         if (version2)
-            return error;
+            return e;
         break;
-    case KERR_PRODUCER_FENCED:
-    case KERR_INVALID_PRODUCER_EPOCH: return KERR_INVALID_PRODUCER_EPOCH;
     default: break;
     }
     say_info_ratelimited("server",

@@ -37,18 +37,11 @@ static void refuse_all(struct request *req, const struct txn_offset_commit_reque
 static void offsets_added(void *arg, const int16_t *errors)
 {
     struct txn_commit *tc = arg;
-    int16_t e = errors[0];
-    switch (e) {
-    case KERR_NONE:
+    int16_t e = server_txn_ask_error(errors[0], TXN_ASK_ADD);
+    if (e == KERR_NONE)
         offset_commit_start(tc->req, &tc->oc, tc->in.producer_id, tc->in.producer_epoch);
-        return;
-    case KERR_NOT_COORDINATOR:
-    case KERR_COORDINATOR_NOT_AVAILABLE:
-    case KERR_COORDINATOR_LOAD_IN_PROGRESS: e = KERR_NOT_ENOUGH_REPLICAS; break; /* retriable */
-    case KERR_PRODUCER_FENCED: e = KERR_INVALID_PRODUCER_EPOCH; break;
-    default: break;
-    }
-    refuse_all(tc->req, &tc->in, e);
+    else
+        refuse_all(tc->req, &tc->in, e);
 }
 
 void handle_txn_offset_commit(struct request *req)
