@@ -11,6 +11,7 @@ refuses to start rather than vote.
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,7 +32,28 @@ ELECTION_TIMEOUT_MS = 1000
 SESSION_TIMEOUT_MS = 3000
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A free loopback port for a node to bind later, picked at random below the kernel's
+    ephemeral range: no client connection (of this suite, or of another that make
+    integration runs beside it) can take it between this check and the node's bind, as
+    one did once with a port from that range."""
+    hi = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10000, hi)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
