@@ -62,8 +62,11 @@
 #                every 1,024 records (1 MiB) and every 100 records; commit latency
 #                (commit_transaction) p50/p99; the 1 MiB-transaction topic read back
 #                read_committed and read_uncommitted; the Kafka Java client's
-#                transactions (bench/java/TxnBench.java, transaction version 2), 1 MiB and
-#                100 records each, when kafka-clients 4.4.0 is in the Maven repository
+#                transactions (bench/java/TxnBench.java, transaction version 2), 1 MiB
+#                and 100 records each, and its plain producer with the same records,
+#                when kafka-clients 4.4.0 is in the Maven repository; and, with no broker,
+#                librdkafka's own ceiling: idempotent and 1 MiB transactions against its
+#                in-process mock cluster (`samsa bench --mock 1`)
 #   limits       resource bounds (bench/limits.py): broker VmRSS and descriptors with
 #                1,000 slow readers; one CreateTopics of 10,000 partitions with the
 #                Metadata latency meanwhile; 100,000 idle partitions (VmRSS, descriptors,
@@ -981,7 +984,8 @@ txn_runs() { # PREFIX: the runs on the broker (or Kafka) now listening
     sb "$1.read.rc" --verify -t txn-read -n "$N_1K" -s 1024 -X isolation.level=read_committed
     sb "$1.read.ru" --verify -t txn-read -n "$N_1K" -s 1024 -X isolation.level=read_uncommitted
     if [ -n "$JAVA_TXN_CP" ]; then
-        jb "$1.j1m" 100 1024
+        jb "$1.jplain" 300 1024 plain
+        jb "$1.j1m" 300 1024
         jb "$1.j100" 300 100
     fi
 }
@@ -995,11 +999,11 @@ java_txn_cp() {
     [ -f "$c" ] && [ -n "$s" ] && command -v java >/dev/null && echo "$c:$s"
 }
 JAVA_TXN_CP=$(java_txn_cp || true)
-# jb TAG TXNS PER: TxnBench (1 KiB records) against the broker now listening.
+# jb TAG TXNS PER [plain]: TxnBench (1 KiB records) against the broker now listening.
 jb() {
     local tag=$1 out=$WORK/jb.out rc=0
     timeout "$LOAD_TIMEOUT_S" java -cp "$JAVA_TXN_CP" "$ROOT/bench/java/TxnBench.java" \
-        "127.0.0.1:$PORT" txn-java "$2" "$3" 1024 >"$out" 2>&1 || rc=$?
+        "127.0.0.1:$PORT" txn-java "$2" "$3" 1024 ${4:+"$4"} >"$out" 2>&1 || rc=$?
     if [ "$rc" -ne 0 ] || ! grep -q '^txn_bench:' "$out"; then
         anomaly "$tag r$REP: TxnBench exited $rc: $(tail -n 3 "$out" | tr '\n' ' ')"
         return 0
@@ -1019,6 +1023,9 @@ txn_section() {
         anomaly "Java client transactions not measured: no kafka-clients 4.4.0 in the Maven repository (tests/integration/java/deps.sh) or no java"
     for rep in $(seq "$REPS"); do
         REP=$rep
+        # The client's own ceiling: no broker process, no disk.
+        sb txn.mock.idem --mock 1 -n "$N_1K" -s 1024 -a all -X enable.idempotence=true --produce-only
+        sb txn.mock.t1m --mock 1 -n "$N_1K" -s 1024 -a all --txn-records 1024 --produce-only
         rm -rf "$DATA"
         start_broker
         txn_runs txn.samsa
@@ -1030,26 +1037,30 @@ txn_section() {
             kafka_stop
         fi
     done
-    local s_idem s_1m s_100 k_idem k_1m k_100
+    local s_idem s_1m s_100 k_idem k_1m k_100 m_idem m_1m sjp sj1 sj100 kjp kj1 kj100
     s_idem=$(val txn.samsa.idem produce_MB_s) s_1m=$(val txn.samsa.t1m produce_MB_s)
     s_100=$(val txn.samsa.t100 produce_MB_s)
     k_idem=$(val txn.kafka.idem produce_MB_s) k_1m=$(val txn.kafka.t1m produce_MB_s)
     k_100=$(val txn.kafka.t100 produce_MB_s)
+    m_idem=$(val txn.mock.idem produce_MB_s) m_1m=$(val txn.mock.t1m produce_MB_s)
+    sjp=$(val txn.samsa.jplain produce_MB_s) sj1=$(val txn.samsa.j1m produce_MB_s)
+    sj100=$(val txn.samsa.j100 txn_s)
+    kjp=$(val txn.kafka.jplain produce_MB_s) kj1=$(val txn.kafka.j1m produce_MB_s)
+    kj100=$(val txn.kafka.j100 txn_s)
     {
-        echo "Transactions (medians of $REPS runs; Kafka 4.4 with its defaults on the same \`samsa bench\` runs, fresh broker each; commit latency is librdkafka's commit_transaction call, which first flushes what the transaction still has in flight):"
+        echo "Transactions (medians of $REPS runs; Kafka 4.4 with its defaults on the same \`samsa bench\` runs, fresh broker each; commit latency is the client's commit call, which first flushes what the transaction still has in flight; each transactional figure is divided by the same client's non-transactional one):"
         echo
         echo "| transactions, 1 KiB acks=all | Samsa | Kafka 4.4 | Samsa ÷ Kafka |"
         echo "| --- | --- | --- | --- |"
-        echo "| idempotent producer, $(krec "$N_1K") records | $s_idem MB/s | $k_idem MB/s | $(ratio "$s_idem" "$k_idem") |"
-        echo "| transactional, 1 MiB (1,024 records) per transaction | $s_1m MB/s: ÷ idempotent $(ratio "$s_1m" "$s_idem") (goal ≥ 0.8: $(verdict "$(ratio "$s_1m" "$s_idem")" ">=" 0.8)) | $k_1m MB/s: ÷ idempotent $(ratio "$k_1m" "$k_idem") | $(ratio "$s_1m" "$k_1m") |"
+        echo "| librdkafka idempotent producer, $(krec "$N_1K") records | $s_idem MB/s | $k_idem MB/s | $(ratio "$s_idem" "$k_idem") |"
+        echo "| librdkafka transactional, 1 MiB (1,024 records) per transaction | $s_1m MB/s: ÷ idempotent $(ratio "$s_1m" "$s_idem") (goal ≥ 0.8: $(verdict "$(ratio "$s_1m" "$s_idem")" ">=" 0.8)) | $k_1m MB/s: ÷ idempotent $(ratio "$k_1m" "$k_idem") | $(ratio "$s_1m" "$k_1m") |"
+        echo "| the client's own ceiling: the same two runs against librdkafka's in-process mock cluster (no broker process, no disk) | idempotent $m_idem MB/s, 1 MiB transactions $m_1m MB/s: ÷ $(ratio "$m_1m" "$m_idem"); Samsa's 1 MiB transactions ÷ this ceiling $(ratio "$s_1m" "$m_1m") | — | — |"
         echo "| commit latency, 1 MiB transactions, p50 / p99 | $(val txn.samsa.t1m commit_p50_ms) / $(val txn.samsa.t1m commit_p99_ms) ms | $(val txn.kafka.t1m commit_p50_ms) / $(val txn.kafka.t1m commit_p99_ms) ms | — |"
-        echo "| transactional, 100 records per transaction, $(krec $((N_1K / 10))) records | $s_100 MB/s: ÷ idempotent $(ratio "$s_100" "$s_idem") | $k_100 MB/s: ÷ idempotent $(ratio "$k_100" "$k_idem") | $(ratio "$s_100" "$k_100") |"
+        echo "| librdkafka transactional, 100 records per transaction, $(krec $((N_1K / 10))) records | $s_100 MB/s: ÷ idempotent $(ratio "$s_100" "$s_idem") | $k_100 MB/s: ÷ idempotent $(ratio "$k_100" "$k_idem") | $(ratio "$s_100" "$k_100") |"
         echo "| commit latency, 100-record transactions, p50 / p99 | $(val txn.samsa.t100 commit_p50_ms) / $(val txn.samsa.t100 commit_p99_ms) ms | $(val txn.kafka.t100 commit_p50_ms) / $(val txn.kafka.t100 commit_p99_ms) ms | — |"
         echo "| the 1 MiB-transaction topic read back: read_committed / read_uncommitted | $(val txn.samsa.read.rc consume_MB_s) / $(val txn.samsa.read.ru consume_MB_s) MB/s | $(val txn.kafka.read.rc consume_MB_s) / $(val txn.kafka.read.ru consume_MB_s) MB/s | — |"
-        local sj1 sj100 kj1 kj100
-        sj1=$(val txn.samsa.j1m produce_MB_s) kj1=$(val txn.kafka.j1m produce_MB_s)
-        sj100=$(val txn.samsa.j100 txn_s) kj100=$(val txn.kafka.j100 txn_s)
-        echo "| Java client 4.4 (transaction version 2), 1 MiB per transaction | $sj1 MB/s: ÷ idempotent $(ratio "$sj1" "$s_idem") (goal ≥ 0.8: $(verdict "$(ratio "$sj1" "$s_idem")" ">=" 0.8)) | $kj1 MB/s: ÷ idempotent $(ratio "$kj1" "$k_idem") | $(ratio "$sj1" "$kj1") |"
+        echo "| Java client 4.4, plain (idempotent) producer, 300 MiB | $sjp MB/s | $kjp MB/s | $(ratio "$sjp" "$kjp") |"
+        echo "| Java client 4.4 (transaction version 2), 1 MiB per transaction, 300 of them | $sj1 MB/s: ÷ plain $(ratio "$sj1" "$sjp") (goal ≥ 0.8: $(verdict "$(ratio "$sj1" "$sjp")" ">=" 0.8)) | $kj1 MB/s: ÷ plain $(ratio "$kj1" "$kjp") | $(ratio "$sj1" "$kj1") |"
         echo "| its commit latency, p50 / p99 | $(val txn.samsa.j1m commit_p50_ms) / $(val txn.samsa.j1m commit_p99_ms) ms | $(val txn.kafka.j1m commit_p50_ms) / $(val txn.kafka.j1m commit_p99_ms) ms | — |"
         echo "| Java client 4.4, 100 records per transaction | $sj100 transactions/s | $kj100 transactions/s | $(ratio "$sj100" "$kj100") |"
         echo "| its commit latency, p50 / p99 | $(val txn.samsa.j100 commit_p50_ms) / $(val txn.samsa.j100 commit_p99_ms) ms | $(val txn.kafka.j100 commit_p50_ms) / $(val txn.kafka.j100 commit_p99_ms) ms | — |"
