@@ -88,6 +88,7 @@ struct server {
     uint64_t txns_generation; /* bumped at every start: late producer ids are dropped */
     struct marker_job *marker_jobs;
     struct add_wait *txn_adds; /* server_txn_add_partitions: one asking per id, in order */
+    bool txn_transitioned;     /* the coordinator completed a transition since the idle hook */
     struct txn_deferred *txn_deferred, *txn_deferred_tail;
     bool txn_topic_asked;    /* the creation of __transaction_state is on its way */
     bool groups_topic_asked; /* the controller's creation of __consumer_offsets is on its way */
@@ -521,8 +522,9 @@ void server_txn_add_partitions(struct server *s, struct slice transactional_id, 
 int16_t server_txn_ask_error(int16_t error, enum txn_ask ask);
 /* Answers every waiting ask COORDINATOR_NOT_AVAILABLE, now (shutdown). */
 void server_txn_adds_stop(struct server *s);
-/* This node's coordinator completed a transition: asks waiting on CONCURRENT_TRANSACTIONS
- * are made again now (from the loop) rather than at their next retry. */
+/* Called by the idle hook after this node's coordinator completed a transition
+ * (s->txn_transitioned): asks waiting on CONCURRENT_TRANSACTIONS are made again now rather
+ * than at their next retry. */
 void server_txn_adds_wake(struct server *s);
 /* A transaction marker for a partition: what the coordinator decided. */
 struct txn_marker {

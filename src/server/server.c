@@ -73,6 +73,10 @@ static void on_idle(struct net_loop *loop, void *arg)
     purgatory_run(s->fetch_waits);
     itopic_host_idle(s->groups_host); /* the group coordinator's queued writes */
     server_txns_idle(s);
+    if (s->txn_transitioned) {
+        s->txn_transitioned = false;
+        server_txn_adds_wake(s);
+    }
     server_delays_idle(s);
     server_commit_idle(s);
     storage_read_turn_end(); /* segment files lent to this iteration's fetches */

@@ -461,7 +461,8 @@ static void sm_unload(void *sm, int32_t partition)
 static void sm_append_done(void *sm, int64_t now_ms, void *token, int16_t error)
 {
     txn_append_done(sm, now_ms, token, error);
-    server_txn_adds_wake(txn_coordinator_arg(sm));
+    struct server *s = txn_coordinator_arg(sm);
+    s->txn_transitioned = true; /* the idle hook wakes the asks that wait on one */
 }
 
 static void sm_tick(void *sm, int64_t now_ms)
