@@ -558,6 +558,92 @@ def describe_producers_v0(conn, topics):
     return out
 
 
+def add_partitions_to_txn_v5(conn, transactional_id, producer_id, producer_epoch, topics,
+                             verify_only=False):
+    """Flexible v5, as a partition's leader sends it (one transaction). topics: {name:
+    [partition, ...]}. Returns (error, {(name, partition): error})."""
+    body = carray([cstring(transactional_id) + i64(producer_id) + i16(producer_epoch)
+                   + i8(1 if verify_only else 0)
+                   + carray([cstring(t) + carray([i32(p) for p in parts]) + TAGS
+                             for t, parts in topics.items()]) + TAGS]) + TAGS
+    r = conn.request(24, 5, body, flexible=True)
+    r.i32()  # throttle
+    err, out = r.i16(), {}
+
+    def topic(r):
+        name = r.cstring()
+
+        def partition(r):
+            index = r.i32()
+            out[(name, index)] = r.i16()
+            r.tags()
+
+        r.carray(partition)
+        r.tags()
+
+    def transaction(r):
+        r.cstring()
+        r.carray(topic)
+        r.tags()
+
+    r.carray(transaction)
+    r.tags()
+    return err, out
+
+
+def txn_offset_commit_v5(conn, transactional_id, group, producer_id, producer_epoch, offsets):
+    """Flexible v5 (transaction version 2: no AddOffsetsToTxn before it). offsets:
+    {(topic, partition): offset}. Returns {(topic, partition): error}."""
+    topics = {}
+    for (t, p), off in offsets.items():
+        topics.setdefault(t, []).append(i32(p) + i64(off) + i32(-1) + cstring(None) + TAGS)
+    body = (cstring(transactional_id) + cstring(group) + i64(producer_id) + i16(producer_epoch)
+            + i32(-1) + cstring("") + cstring(None)
+            + carray([cstring(t) + carray(parts) + TAGS for t, parts in topics.items()]) + TAGS)
+    r = conn.request(28, 5, body, flexible=True)
+    r.i32()  # throttle
+    out = {}
+
+    def topic(r):
+        name = r.cstring()
+
+        def partition(r):
+            index = r.i32()
+            out[(name, index)] = r.i16()
+            r.tags()
+
+        r.carray(partition)
+        r.tags()
+
+    r.carray(topic)
+    r.tags()
+    return out
+
+
+def describe_transactions_v0(conn, transactional_id):
+    """Flexible v0, one id. Returns (error, state, [(topic, partition), ...])."""
+    r = conn.request(65, 0, carray([cstring(transactional_id)]) + TAGS, flexible=True)
+    r.i32()  # throttle
+    (answer,) = r.carray(lambda r: _described_transaction(r))
+    r.tags()
+    return answer
+
+
+def _described_transaction(r):
+    err, _, state = r.i16(), r.cstring(), r.cstring()
+    r.i32(), r.i64(), r.i64(), r.i16()  # timeout, start, producer id and epoch
+
+    def topic(r):
+        name = r.cstring()
+        parts = r.carray(lambda r: r.i32())
+        r.tags()
+        return [(name, p) for p in parts]
+
+    parts = [tp for t in r.carray(topic) for tp in t]
+    r.tags()
+    return err, state, parts
+
+
 def api_versions_v0(conn):
     r = conn.request(18, 0, b"")
     err = r.i16()

@@ -104,7 +104,11 @@ def test_coordinator_kill_9_with_a_transaction_open(quorum):
 def test_a_late_batch_is_verified_with_a_coordinator_on_another_broker(quorum):
     """KIP-890 part 1 across brokers: a partition's leader asks the id's coordinator on
     another broker (AddPartitionsToTxn v4 VerifyOnly) before a transactional batch opens
-    a transaction there; a late batch of a committed transaction is refused."""
+    a transaction there; a late batch of a committed transaction is refused. A leader's
+    add (v5, not VerifyOnly) that reaches a broker not coordinating the id is answered
+    NOT_COORDINATOR there, never passed on: two brokers that disagree about the
+    coordinator must not bounce it between them. And a TxnOffsetCommit v5 at a broker
+    that does not coordinate its group adds nothing to the transaction."""
     start(quorum)
     leaders = create_replicated(quorum, "late-remote", 3)
 
@@ -131,9 +135,33 @@ def test_a_late_batch_is_verified_with_a_coordinator_on_another_broker(quorum):
         return (pid, epoch, last_seq) if open_from == -1 else None
 
     pid, epoch, last_seq = wait_until(producer_there, 20, what="the commit marker")
+    host = next(n for n in quorum if n.node_id == coordinator)
+
+    def described():
+        with kwire.Conn(host.port, host=host.host) as c:
+            return kwire.describe_transactions_v0(c, "remote-app")
+
+    complete = (0, "CompleteCommit", [])
+    wait_until(lambda: described() == complete, 20, what="the commit complete")
     with kwire.Conn(leader.port, host=leader.host) as c:
         late = kwire.record_batch([(None, b"late")], producer_id=pid, producer_epoch=epoch,
                                   base_sequence=last_seq + 1, transactional=True)
         assert kwire.produce(c, "late-remote", partition, late,
                              transactional_id="remote-app")[0] == 48  # INVALID_TXN_STATE
+        assert kwire.add_partitions_to_txn_v5(c, "remote-app", pid, epoch,
+                                              {"late-remote": [partition]}) == (
+            0, {("late-remote", partition): 16})  # NOT_COORDINATOR
+
+        def group_elsewhere():  # __consumer_offsets is created by the first ask
+            for g in ("elsewhere-%d" % i for i in range(100)):
+                err, node = kwire.find_coordinator_v1(c, g)
+                if err == 0 and node != leader.node_id:
+                    return g
+            return None
+
+        group = wait_until(group_elsewhere, 30, what="a group coordinated elsewhere")
+        assert kwire.txn_offset_commit_v5(c, "remote-app", group, pid, epoch,
+                                          {("late-remote", partition): 5}) == {
+            ("late-remote", partition): 16}  # NOT_COORDINATOR
+    assert described() == complete  # neither reached the transaction
     assert read_committed(quorum, "late-remote", 3, 5) == [b"ok-%d" % i for i in range(5)]
