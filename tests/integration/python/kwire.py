@@ -570,6 +570,18 @@ def add_partitions_to_txn_v5(conn, transactional_id, producer_id, producer_epoch
     r.i32()  # throttle
     err, out = r.i16(), {}
 
+    def transaction(r):
+        r.cstring()
+        _partition_errors(r, out)
+        r.tags()
+
+    r.carray(transaction)
+    r.tags()
+    return err, out
+
+
+def _partition_errors(r, out):
+    """A flexible [Name, [PartitionIndex, ErrorCode]] answer into out[(name, index)]."""
     def topic(r):
         name = r.cstring()
 
@@ -581,14 +593,7 @@ def add_partitions_to_txn_v5(conn, transactional_id, producer_id, producer_epoch
         r.carray(partition)
         r.tags()
 
-    def transaction(r):
-        r.cstring()
-        r.carray(topic)
-        r.tags()
-
-    r.carray(transaction)
-    r.tags()
-    return err, out
+    r.carray(topic)
 
 
 def txn_offset_commit_v5(conn, transactional_id, group, producer_id, producer_epoch, offsets):
@@ -603,19 +608,7 @@ def txn_offset_commit_v5(conn, transactional_id, group, producer_id, producer_ep
     r = conn.request(28, 5, body, flexible=True)
     r.i32()  # throttle
     out = {}
-
-    def topic(r):
-        name = r.cstring()
-
-        def partition(r):
-            index = r.i32()
-            out[(name, index)] = r.i16()
-            r.tags()
-
-        r.carray(partition)
-        r.tags()
-
-    r.carray(topic)
+    _partition_errors(r, out)
     r.tags()
     return out
 
