@@ -135,7 +135,10 @@ sim: build
 # a Samsa one. CHAOS_FAULTS=kill,term,... narrows the seed's choice. CHAOS_JAVA=1 adds
 # a producer written with the Apache Kafka Java client 4.4 beside the librdkafka one
 # (CHAOS_JAVA=only: instead of it; Java and Maven needed, tests/integration/java/deps.sh
-# fills ~/.m2). make test runs one short run (test_chaos.py, in namespaces when it can).
+# fills ~/.m2). CHAOS_TXN=1 adds a transactional producer on a topic of its own, checked
+# read_committed (every committed transaction exactly once, none aborted, each all or
+# nothing, no transaction left open). make test runs one short run (test_chaos.py, in
+# namespaces when it can, with the transactional producer).
 RUNS ?= 3
 SEED ?= 1
 CHAOS_SECONDS ?= 60
@@ -143,8 +146,9 @@ CHAOS_NETNS ?=
 CHAOS_TARGET ?= samsa
 CHAOS_FAULTS ?=
 CHAOS_JAVA ?=
+CHAOS_TXN ?=
 chaos: build
-	SAMSA_SERVER=$(CURDIR)/$(BUILD)/samsa-server $(PY) tests/chaos/chaos.py --seed $(SEED) --runs $(RUNS) --duration $(CHAOS_SECONDS) --target $(CHAOS_TARGET) $(if $(filter-out 0,$(CHAOS_NETNS)),--netns) $(if $(CHAOS_FAULTS),--faults $(CHAOS_FAULTS)) $(if $(filter only,$(CHAOS_JAVA)),--java-producer only,$(if $(filter-out 0,$(CHAOS_JAVA)),--java-producer))
+	SAMSA_SERVER=$(CURDIR)/$(BUILD)/samsa-server $(PY) tests/chaos/chaos.py --seed $(SEED) --runs $(RUNS) --duration $(CHAOS_SECONDS) --target $(CHAOS_TARGET) $(if $(filter-out 0,$(CHAOS_NETNS)),--netns) $(if $(CHAOS_FAULTS),--faults $(CHAOS_FAULTS)) $(if $(filter only,$(CHAOS_JAVA)),--java-producer only,$(if $(filter-out 0,$(CHAOS_JAVA)),--java-producer)) $(if $(filter-out 0,$(CHAOS_TXN)),--txn)
 
 # Installs only what is missing, like deps, but kept apart so that make test never needs
 # the peers. A failed install does not stop the benchmark: it reports the peer whose

@@ -5,6 +5,7 @@ and a consumer group run, then a check over the whole history.
     python3 tests/chaos/chaos.py --netns --seed 7         (make chaos CHAOS_NETNS=1)
     python3 tests/chaos/chaos.py --target kafka --seed 7  (make chaos CHAOS_TARGET=kafka)
     python3 tests/chaos/chaos.py --java-producer --seed 7 (make chaos CHAOS_JAVA=1)
+    python3 tests/chaos/chaos.py --txn --seed 7           (make chaos CHAOS_TXN=1)
 
 Each run starts three combined broker+controller nodes (short election and session
 timeouts, replica.lag.time.max.ms 5 s), creates a topic with replication.factor=3 and
@@ -17,6 +18,11 @@ min.insync.replicas=2, and runs, for --duration seconds:
     partition, offset) and every error as a JSON line on its stdout, read into the same
     history by a thread;
   - a consumer group member reading them and committing after each batch it processed;
+  - with --txn, a transactional producer (librdkafka) on a topic of its own (chaos-txn,
+    the same layout), committing transactions of 12 records, two to each partition, one
+    after another; a transaction an abortable error ends is aborted, and one whose
+    outcome the client cannot know (a fatal error, a commit that keeps failing) is
+    settled by a new instance with the same transactional.id;
   - the nemesis, which every few seconds makes one fault, chosen by the seed, and undoes
     it before the next:
       kill    kill -9, and a restart 1-4 s later;
@@ -45,7 +51,11 @@ from the start. The checker asserts, over the whole history:
   - per partition and producer, acknowledged records are in the order they were sent;
   - no record appears that was never sent, and none twice;
   - the group never committed an offset beyond what it had consumed;
-  - every torn tail was truncated by the node's recovery where the intact data ends.
+  - every torn tail was truncated by the node's recovery where the intact data ends;
+  - with --txn, read read_committed after the run: every committed transaction's records
+    exactly once and in order, no record of an aborted one, each transaction whose
+    outcome is unknown all there or not at all, and no transaction left open (every
+    partition's last stable offset reaches its high watermark within 90 s).
 The torn fault cuts only what a crash can tear: bytes of the last segment's last batch
 (batches found from their headers: baseOffset int64, batchLength int32 at byte 8, a
 batch spans 12 + batchLength bytes), never deeper than that batch's start, and only when
@@ -94,9 +104,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "python"))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
+import kwire  # noqa: E402
 import netns  # noqa: E402
 from kafka_ref import KafkaRef, kafka_metadata  # noqa: E402
 from test_cluster_quorum import (ELECTION_TIMEOUT_MS, SESSION_TIMEOUT_MS,  # noqa: E402
@@ -123,6 +134,10 @@ class History:
         self.commits = []      # (partition, committed offset)
         self.faults = []       # (seconds since the start, fault, what it hit)
         self.torn = []         # Tear()s: the tails damaged, and what recovery must log
+        self.txns = []         # --txn: [values, outcome] per transaction, in order
+        self.txn_errors = []   # the transactional producer's errors (allowed)
+        self.txn_broken = None  # why the transactional producer stopped early
+        self.txn_slow = []     # seconds of each transaction that took over 1 s (faults felt)
 
 
 def producer_loop(boot, hist, stop):
@@ -147,6 +162,92 @@ def producer_loop(boot, hist, stop):
         with hist.lock:
             hist.errors.append("flush left %d records unacknowledged" % len(p))
     del p  # destroyed here: no client may outlive the namespaces
+
+
+TXN_TOPIC = "chaos-txn"
+TXN_ID = "chaos-txn-producer"
+TXN_RECORDS = 12  # per transaction, over every partition
+
+
+def txn_producer_loop(boot, hist, stop):
+    """--txn: a librdkafka transactional producer writing TXN_RECORDS records (t%08d) per
+    transaction to TXN_TOPIC, two to each partition, and committing. Each transaction's
+    outcome is recorded: committed (commit_transaction returned), aborted
+    (abort_transaction returned, after an abortable error), or unknown (a fatal error or
+    a commit that kept failing: the producer is then replaced by a new instance with the
+    same transactional.id, whose init_transactions completes or aborts what the old one
+    left). So nothing is left open when the loop ends."""
+    try:
+        p, i = txn_producer(boot, hist), 0
+        while not stop.is_set():
+            values = [b"t%08d" % (i + k) for k in range(TXN_RECORDS)]
+            i += TXN_RECORDS
+            txn = [values, "unknown"]
+            with hist.lock:
+                hist.txns.append(txn)
+            t0 = time.monotonic()
+            txn[1] = txn_run(p, values, hist)
+            if time.monotonic() - t0 > 1:
+                with hist.lock:
+                    hist.txn_slow.append(time.monotonic() - t0)
+            if txn[1] == "unknown":
+                del p  # a new instance fences it and settles its transaction
+                p = txn_producer(boot, hist)
+        del p  # destroyed here: no client may outlive the namespaces
+    except Exception as e:  # a finding, reported by check_txns
+        with hist.lock:
+            hist.txn_broken = repr(e)
+
+
+def txn_producer(boot, hist):
+    """A transactional producer with TXN_ID, initialized (which fences any other with the
+    same id and settles its transaction); tries for 150 s."""
+    deadline = time.monotonic() + 150
+    while True:
+        p = Producer({"bootstrap.servers": boot, "transactional.id": TXN_ID, "acks": "all",
+                      "linger.ms": 2, "transaction.timeout.ms": 60000,
+                      "message.timeout.ms": 60000})
+        try:
+            p.init_transactions(60)
+            return p
+        except KafkaException as e:
+            txn_error(hist, "init_transactions", e)
+            del p
+            if time.monotonic() > deadline:
+                raise RuntimeError("init_transactions failed for 150 s: %s" % e)
+            time.sleep(0.5)
+
+
+def txn_run(p, values, hist):
+    """One transaction of values: "committed", "aborted" or "unknown"."""
+    try:
+        p.begin_transaction()
+        for k, v in enumerate(values):
+            p.produce(TXN_TOPIC, value=v, partition=k % PARTITIONS)
+        for _ in range(5):  # a commit that failed retriably may be called again
+            try:
+                p.commit_transaction(60)
+                return "committed"
+            except KafkaException as e:
+                if not e.args[0].retriable() or e.args[0].txn_requires_abort():
+                    raise
+                txn_error(hist, "commit_transaction (retried)", e)
+        return "unknown"
+    except KafkaException as e:
+        txn_error(hist, "transaction", e)
+        if not e.args[0].txn_requires_abort():
+            return "unknown"
+        try:
+            p.abort_transaction(60)
+            return "aborted"
+        except KafkaException as e2:
+            txn_error(hist, "abort_transaction", e2)
+            return "unknown"
+
+
+def txn_error(hist, what, e):
+    with hist.lock:
+        hist.txn_errors.append("%s: %s" % (what, e))
 
 
 KAFKA_CLIENTS_VERSION = "4.4.0"
@@ -547,6 +648,100 @@ def check(hist, final):
     return bad
 
 
+def check_txns(hist, final, ends):
+    """--txn. final: {partition: [(offset, value)]} of TXN_TOPIC read read_committed;
+    ends: {partition: (last stable offset, high watermark)} after the run. Returns a list
+    of violations."""
+    bad = ["the transactional producer stopped: %s" % hist.txn_broken] if hist.txn_broken else []
+    at = {}
+    for p, recs in final.items():
+        for off, v in recs:
+            if v in at:
+                bad.append("%s: record %r appears twice: %s and %s" % (TXN_TOPIC, v, at[v], (p, off)))
+            at[v] = (p, off)
+    sent = {v for values, _ in hist.txns for v in values}
+    bad += ["%s: record %r at %s was never sent" % (TXN_TOPIC, v, where)
+            for v, where in at.items() if v not in sent]
+    for values, outcome in hist.txns:
+        seen = sum(1 for v in values if v in at)
+        name = "transaction %s..%s (%s)" % (values[0].decode(), values[-1].decode(), outcome)
+        if outcome == "committed" and seen != len(values):
+            bad.append("%s: %d of its %d records visible read_committed" % (name, seen, len(values)))
+        elif outcome == "aborted" and seen:
+            bad.append("%s: %d of its records visible read_committed" % (name, seen))
+        elif 0 < seen < len(values):
+            bad.append("%s: only %d of its %d records visible: not atomic" % (name, seen, len(values)))
+    for p, recs in final.items():  # one producer, transactions one after another
+        nums = [int(v[1:]) for _, v in sorted(recs)]
+        if nums != sorted(nums):
+            bad.append("%s partition %d: records out of the order they were sent" % (TXN_TOPIC, p))
+    for p in range(PARTITIONS):
+        lso, hw = ends.get(p, (None, None))
+        if lso is None or lso != hw:
+            bad.append("%s partition %d: last stable offset %s, high watermark %s after the run: "
+                       "a transaction left open" % (TXN_TOPIC, p, lso, hw))
+    return bad
+
+
+def txn_ends(cl):
+    """{partition: (last stable offset, high watermark)} of TXN_TOPIC, from each
+    partition's leader (ListOffsets read_committed and read_uncommitted)."""
+    leaders = {}
+    for n in cl.nodes:
+        try:
+            leaders = {p: l for p, l in leaders_on(n, TXN_TOPIC).items() if l > 0}
+            break
+        except Exception:
+            continue
+    ends = {}
+    for p, leader in leaders.items():
+        node = next((n for n in cl.nodes if n.node_id == leader), None)
+        try:
+            with kwire.Conn(node.port, host=node.host, timeout=5) as c:
+                lso = kwire.list_offset(c, TXN_TOPIC, p, isolation_level=1)
+                hw = kwire.list_offset(c, TXN_TOPIC, p, isolation_level=0)
+        except Exception:
+            continue
+        if lso[0] == 0 and hw[0] == 0:
+            ends[p] = (lso[1], hw[1])
+    return ends
+
+
+def settled_txn_ends(cl, timeout=90):
+    """txn_ends once every partition's last stable offset has reached its high watermark,
+    or as they are after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ends = txn_ends(cl)
+        if (len(ends) == PARTITIONS and all(l == h for l, h in ends.values())) or \
+                time.monotonic() > deadline:
+            return ends
+        time.sleep(0.5)
+
+
+def read_txn_topic(boot, at_least):
+    """TXN_TOPIC read_committed from the start: until at least at_least records are
+    read, then until 3 s pass with none (to see any that must not be there); or 120 s."""
+    c = Consumer({"bootstrap.servers": boot, "group.id": "chaos-txn-check",
+                  "enable.auto.commit": False, "isolation.level": "read_committed"})
+    c.assign([TopicPartition(TXN_TOPIC, p, 0) for p in range(PARTITIONS)])
+    out = {p: [] for p in range(PARTITIONS)}
+    seen, last = 0, time.monotonic()
+    deadline = last + 120
+    try:
+        while time.monotonic() < deadline:
+            if seen >= at_least and time.monotonic() - last > 3:
+                break
+            for m in c.consume(num_messages=10000, timeout=0.5):
+                if not m.error():
+                    out[m.partition()].append((m.offset(), m.value()))
+                    seen += 1
+                    last = time.monotonic()
+        return out
+    finally:
+        c.close()
+
+
 def cut_note(hist, partition, offset):
     """For a violation at (partition, offset): whether a batch the torn fault cut held
     it. The cut is made only past the node's recovery point, but the node may have
@@ -704,7 +899,8 @@ class KafkaNode:
     def __init__(self, node_id, pid, bootstrap, work_dir):
         self.node_id = node_id
         self.bootstrap = bootstrap
-        self.port = int(bootstrap.rsplit(":", 1)[1])
+        self.host, port = bootstrap.rsplit(":", 1)
+        self.port = int(port)
         self.dir = os.path.join(work_dir, "node%d" % node_id)
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             self.cmdline = [a.decode() for a in f.read().split(b"\0")[:-1]]
@@ -806,9 +1002,10 @@ def default_faults(target, use_netns):
 
 
 def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None,
-        producers=("librdkafka",)):
+        producers=("librdkafka",), txn=False):
     """One run; returns (violations, History). faults: the nemesis's choice (default
-    default_faults()); producers: "librdkafka" and/or "java" (ChaosProducer.java)."""
+    default_faults()); producers: "librdkafka" and/or "java" (ChaosProducer.java); txn:
+    the transactional producer too (txn_producer_loop)."""
     assert target in ("samsa", "kafka") and not (use_netns and target == "kafka")
     faults = list(faults or default_faults(target, use_netns))
     assert set(faults) <= set(default_faults(target, use_netns)), faults
@@ -816,13 +1013,14 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None,
     rng = random.Random(seed)
     log("seed %d: %s, %s, %.0f s, faults %s, producers %s" % (
         seed, target, "nodes in network namespaces" if use_netns else "loopback", duration,
-        ",".join(faults), ",".join(producers)))
+        ",".join(faults), ",".join(producers + (("transactional",) if txn else ()))))
     with (kafka_cluster() if target == "kafka" else samsa_cluster(use_netns)) as cl:
         boot = cl.boot
         a = AdminClient({"bootstrap.servers": boot})
-        fs = a.create_topics([NewTopic(TOPIC, PARTITIONS, 3,
-                                       config={"min.insync.replicas": "2"})])
-        fs[TOPIC].result(30)
+        fs = a.create_topics([NewTopic(t, PARTITIONS, 3, config={"min.insync.replicas": "2"})
+                              for t in (TOPIC,) + ((TXN_TOPIC,) if txn else ())])
+        for f in fs.values():
+            f.result(30)
         del fs, a  # no client may outlive the namespaces
         hist = History()
         stop_clients, stop_nemesis = threading.Event(), threading.Event()
@@ -834,6 +1032,10 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None,
         if "librdkafka" in producers:
             threads.append(threading.Thread(target=producer_loop, name="librdkafka producer",
                                             args=(boot, hist, stop_clients), daemon=True))
+        if txn:
+            threads.append(threading.Thread(target=txn_producer_loop, daemon=True,
+                                            name="transactional producer",
+                                            args=(boot, hist, stop_clients)))
         if "java" in producers:
             fd, java_log = tempfile.mkstemp(prefix="samsa-chaos-java-producer-", suffix=".log")
             os.close(fd)
@@ -861,6 +1063,17 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None,
         tlog("clients done")
         final = read_all(boot, len(hist.acked))
         bad = failures + check(hist, final)
+        if txn:
+            ends = settled_txn_ends(cl)
+            committed = sum(len(v) for v, outcome in hist.txns if outcome == "committed")
+            bad += check_txns(hist, read_txn_topic(boot, committed), ends)
+            outcomes = [o for _, o in hist.txns]
+            tlog("transactions: %d committed, %d aborted, %d unknown; %d over 1 s (the "
+                 "longest %.1f s); %d errors%s" % (
+                     outcomes.count("committed"), outcomes.count("aborted"),
+                     outcomes.count("unknown"), len(hist.txn_slow), max(hist.txn_slow, default=0),
+                     len(hist.txn_errors),
+                     " (first: %s)" % hist.txn_errors[0] if hist.txn_errors else ""))
         java_acked = sum(1 for v in hist.acked if v[:1] == b"j")
         if "java" in producers and not java_acked:
             bad.append("the Java producer had nothing acknowledged (see %s)" % java_log)
@@ -910,6 +1123,9 @@ def main():
     ap.add_argument("--java-producer", nargs="?", const="beside", choices=["beside", "only"],
                     help="also (beside) or only (only) an idempotent acks=all producer "
                     "written with the Apache Kafka Java client 4.4 (ChaosProducer.java)")
+    ap.add_argument("--txn", action="store_true",
+                    help="also a transactional producer (librdkafka) on its own topic, "
+                    "checked read_committed: exactly once, atomic, nothing left open")
     args = ap.parse_args()
     faults = default_faults(args.target, args.netns)
     if args.faults:
@@ -936,7 +1152,7 @@ def main():
     failed = []
     for s in range(args.seed, args.seed + args.runs):
         bad, _ = run(s, args.duration, use_netns=args.netns, target=args.target,
-                     faults=faults, producers=producers)
+                     faults=faults, producers=producers, txn=args.txn)
         if bad:
             failed.append(s)
     if failed:

@@ -5,10 +5,12 @@ the middle of a write leaves it, then a restart) and, with each node in its own 
 namespace (when this runs as root and `ip netns` and nft work; else on loopback, with
 the process faults only), network faults too (the seed's: a partition leader cut off
 from the other nodes but not from the clients, then a node cut off), while an
-idempotent acks=all producer and a consumer group run; the checker then demands every
-acknowledged record exactly once, in order, at its offset, no commit beyond what was
-consumed, and every torn tail truncated by recovery. `make chaos RUNS=N SEED=S
-[CHAOS_NETNS=1]` runs longer ones."""
+idempotent acks=all producer, a transactional producer on a topic of its own and a
+consumer group run; the checker then demands every acknowledged record exactly once, in
+order, at its offset, no commit beyond what was consumed, every torn tail truncated by
+recovery, and, read_committed, every committed transaction exactly once, no aborted
+record, each transaction all or nothing and none left open. `make chaos RUNS=N SEED=S
+[CHAOS_NETNS=1] [CHAOS_TXN=1]` runs longer ones."""
 import os
 import sys
 
@@ -27,9 +29,11 @@ def test_chaos_bounded():
     # off from the other nodes, node 2 cut off; on loopback: a torn tail on node 1, two
     # SIGSTOPs.
     bad, hist = chaos.run(seed=int(os.environ.get("SAMSA_CHAOS_SEED", "224")), duration=25,
-                          log=print, use_netns=why is None)
+                          log=print, use_netns=why is None, txn=True)
     assert not bad, bad[:10]
     assert len(hist.acked) > 1000, "the run acknowledged too little to mean anything"
+    assert sum(1 for _, outcome in hist.txns if outcome == "committed") > 50, \
+        "the run committed too few transactions to mean anything"
     if "SAMSA_CHAOS_SEED" not in os.environ:
         assert hist.torn, hist.faults
         if why is None:
