@@ -19,10 +19,14 @@ min.insync.replicas=2, and runs, for --duration seconds:
     history by a thread;
   - a consumer group member reading them and committing after each batch it processed;
   - with --txn, a transactional producer (librdkafka) on a topic of its own (chaos-txn,
-    the same layout), committing transactions of 12 records, two to each partition, one
-    after another; a transaction an abortable error ends is aborted, and one whose
-    outcome the client cannot know (a fatal error, a commit that keeps failing) is
-    settled by a new instance with the same transactional.id;
+    the same layout), committing transactions of 12 records (t%08d), two to each
+    partition, one after another, every seventh aborted on purpose once its records are
+    acknowledged; a transaction an abortable error ends is aborted, and
+    one whose outcome the client cannot know (a fatal error, a commit that keeps
+    failing) is settled by a new instance with the same transactional.id; with
+    --java-producer also (or with only, instead) one written with the Java client 4.4
+    (ChaosTxnProducer.java, transaction version 2, values u%08d), which reports each
+    transaction's outcome as a JSON line;
   - the nemesis, which every few seconds makes one fault, chosen by the seed, and undoes
     it before the next:
       kill    kill -9, and a restart 1-4 s later;
@@ -167,6 +171,7 @@ def producer_loop(boot, hist, stop):
 TXN_TOPIC = "chaos-txn"
 TXN_ID = "chaos-txn-producer"
 TXN_RECORDS = 12  # per transaction, over every partition
+TXN_ABORT_EVERY = 7  # every seventh transaction is aborted on purpose (ABORT markers too)
 
 
 def txn_producer_loop(boot, hist, stop):
@@ -186,7 +191,7 @@ def txn_producer_loop(boot, hist, stop):
             with hist.lock:
                 hist.txns.append(txn)
             t0 = time.monotonic()
-            txn[1] = txn_run(p, values, hist)
+            txn[1] = txn_run(p, values, hist, abort=(i // TXN_RECORDS) % TXN_ABORT_EVERY == 0)
             if time.monotonic() - t0 > 1:
                 with hist.lock:
                     hist.txn_slow.append(time.monotonic() - t0)
@@ -218,12 +223,17 @@ def txn_producer(boot, hist):
             time.sleep(0.5)
 
 
-def txn_run(p, values, hist):
-    """One transaction of values: "committed", "aborted" or "unknown"."""
+def txn_run(p, values, hist, abort=False):
+    """One transaction of values, aborted once its records are acknowledged when abort:
+    "committed", "aborted" or "unknown"."""
     try:
         p.begin_transaction()
         for k, v in enumerate(values):
             p.produce(TXN_TOPIC, value=v, partition=k % PARTITIONS)
+        if abort:
+            p.flush(30)  # written first, so that the ABORT markers have records to end
+            p.abort_transaction(60)
+            return "aborted"
         for _ in range(5):  # a commit that failed retriably may be called again
             try:
                 p.commit_transaction(60)
@@ -261,10 +271,11 @@ JAVA_JARS = ["org/apache/kafka/kafka-clients/{v}/kafka-clients-{v}.jar".format(
 _java_classes = []  # the directory ChaosProducer.class was compiled into, once
 
 
-def java_producer_command():
-    """The command line that runs ChaosProducer.java: fills ~/.m2 with deps.sh (a file
-    check once done), compiles it with javac into a temp dir (once per process, removed
-    at exit). Raises when Java, Maven or the jars are missing."""
+def java_producer_command(main_class="ChaosProducer"):
+    """The command line that runs ChaosProducer.java (or ChaosTxnProducer.java): fills
+    ~/.m2 with deps.sh (a file check once done), compiles both with javac into a temp dir
+    (once per process, removed at exit). Raises when Java, Maven or the jars are
+    missing."""
     if not _java_classes:
         r = subprocess.run([JAVA_DEPS], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=1800)
@@ -279,18 +290,18 @@ def java_producer_command():
         out = tempfile.mkdtemp(prefix="samsa-chaos-java-")
         atexit.register(shutil.rmtree, out, True)
         r = subprocess.run(["javac", "-Xlint:all", "-d", out, "-cp", ":".join(jars),
-                            os.path.join(HERE, "ChaosProducer.java")],
+                            os.path.join(HERE, "ChaosProducer.java"),
+                            os.path.join(HERE, "ChaosTxnProducer.java")],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
         if r.returncode != 0:
-            raise RuntimeError("javac ChaosProducer.java failed:\n%s" %
-                               r.stdout.decode(errors="replace"))
+            raise RuntimeError("javac failed:\n%s" % r.stdout.decode(errors="replace"))
         _java_classes.append((out, jars))
     out, jars = _java_classes[0]
     return ["java", "-Xmx256m", "-XX:+UseSerialGC",
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             "-Dorg.slf4j.simpleLogger.showDateTime=true",
             "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
-            "-cp", ":".join(jars + [out]), "ChaosProducer"]
+            "-cp", ":".join(jars + [out]), main_class]
 
 
 def java_producer_loop(boot, hist, stop, failures, log_path):
@@ -343,6 +354,63 @@ def java_producer_loop(boot, hist, stop, failures, log_path):
         hist.sent.update(b"j%08d" % i for i in range(summary["sent"]))
         if summary["unfinished"]:
             hist.errors.append("java: %d records never answered" % summary["unfinished"])
+
+
+JAVA_TXN_ID = "chaos-java-txn-producer"
+
+
+def java_txn_producer_loop(boot, hist, stop, failures, log_path):
+    """--txn with a Java producer: runs ChaosTxnProducer (values u%08d, transactions of
+    TXN_RECORDS records on TXN_TOPIC, transaction version 2) until stop, reading each
+    transaction's outcome from its stdout into hist.txns as txn_producer_loop records
+    its own; its log goes to log_path."""
+    with open(log_path, "ab") as err:
+        proc = subprocess.Popen(
+            java_producer_command("ChaosTxnProducer") +
+            [boot, TXN_TOPIC, "u", JAVA_TXN_ID, str(TXN_RECORDS), str(PARTITIONS),
+             str(TXN_ABORT_EVERY)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+            preexec_fn=die_with_parent)
+
+    def stopper():
+        stop.wait()
+        try:
+            proc.stdin.write(b"stop\n")
+            proc.stdin.close()
+        except OSError:
+            pass  # it is gone already
+    threading.Thread(target=stopper, daemon=True).start()
+    done = rc = None
+    try:
+        for line in proc.stdout:
+            try:
+                d = json.loads(line)
+            except ValueError:
+                with hist.lock:
+                    failures.append("the Java transactional producer wrote %r" % line[:200])
+                continue
+            with hist.lock:
+                if "txn" in d:
+                    first = int(d["txn"][1:])
+                    hist.txns.append([[b"u%08d" % (first + k) for k in range(d["n"])],
+                                      d["outcome"]])
+                elif "err" in d:
+                    hist.txn_errors.append("java: %s" % d["err"])
+                elif "done" in d:
+                    done = d
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass  # its stdout closed, yet it runs on: killed below, reported as not done
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    if done is None:
+        with hist.lock:
+            # Its last transaction may be open or unreported: what it wrote cannot be judged.
+            failures.append("the Java transactional producer exited (rc=%s) before it was "
+                            "done; see %s" % (rc, log_path))
 
 
 def consumer_loop(boot, hist, stop):
@@ -671,10 +739,12 @@ def check_txns(hist, final, ends):
             bad.append("%s: %d of its records visible read_committed" % (name, seen))
         elif 0 < seen < len(values):
             bad.append("%s: only %d of its %d records visible: not atomic" % (name, seen, len(values)))
-    for p, recs in final.items():  # one producer, transactions one after another
-        nums = [int(v[1:]) for _, v in sorted(recs)]
-        if nums != sorted(nums):
-            bad.append("%s partition %d: records out of the order they were sent" % (TXN_TOPIC, p))
+    for p, recs in final.items():  # per producer: transactions one after another
+        for prefix in sorted({v[:1] for _, v in recs}):
+            nums = [int(v[1:]) for _, v in sorted(recs) if v[:1] == prefix]
+            if nums != sorted(nums):
+                bad.append("%s partition %d: %r records out of the order they were sent" % (
+                    TXN_TOPIC, p, prefix))
     for p in range(PARTITIONS):
         lso, hw = ends.get(p, (None, None))
         if lso is None or lso != hw:
@@ -1032,7 +1102,7 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None,
         if "librdkafka" in producers:
             threads.append(threading.Thread(target=producer_loop, name="librdkafka producer",
                                             args=(boot, hist, stop_clients), daemon=True))
-        if txn:
+        if txn and "librdkafka" in producers:
             threads.append(threading.Thread(target=txn_producer_loop, daemon=True,
                                             name="transactional producer",
                                             args=(boot, hist, stop_clients)))
@@ -1042,6 +1112,11 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None,
             threads.append(threading.Thread(target=java_producer_loop, name="Java producer",
                                             args=(boot, hist, stop_clients, failures,
                                                   java_log), daemon=True))
+            if txn:
+                threads.append(threading.Thread(target=java_txn_producer_loop, daemon=True,
+                                                name="Java transactional producer",
+                                                args=(boot, hist, stop_clients, failures,
+                                                      java_log)))
         quiet, run_over = threading.Event(), threading.Event()
         tlog = Log(log)
         nem = threading.Thread(target=nemesis, args=(cl, rng, stop_nemesis, quiet, run_over,
@@ -1067,16 +1142,21 @@ def run(seed, duration, log=print, use_netns=False, target="samsa", faults=None,
             ends = settled_txn_ends(cl)
             committed = sum(len(v) for v, outcome in hist.txns if outcome == "committed")
             bad += check_txns(hist, read_txn_topic(boot, committed), ends)
-            outcomes = [o for _, o in hist.txns]
-            tlog("transactions: %d committed, %d aborted, %d unknown; %d over 1 s (the "
-                 "longest %.1f s); %d errors%s" % (
-                     outcomes.count("committed"), outcomes.count("aborted"),
-                     outcomes.count("unknown"), len(hist.txn_slow), max(hist.txn_slow, default=0),
-                     len(hist.txn_errors),
-                     " (first: %s)" % hist.txn_errors[0] if hist.txn_errors else ""))
+            for prefix, who in ((b"t", "librdkafka"), (b"u", "Java")):
+                outcomes = [o for values, o in hist.txns if values[0][:1] == prefix]
+                if outcomes:
+                    tlog("%s transactions: %d committed, %d aborted, %d unknown" % (
+                        who, outcomes.count("committed"), outcomes.count("aborted"),
+                        outcomes.count("unknown")))
+            tlog("transactions: %d of librdkafka's over 1 s (the longest %.1f s); %d errors%s"
+                 % (len(hist.txn_slow), max(hist.txn_slow, default=0), len(hist.txn_errors),
+                    " (first: %s)" % hist.txn_errors[0] if hist.txn_errors else ""))
         java_acked = sum(1 for v in hist.acked if v[:1] == b"j")
         if "java" in producers and not java_acked:
             bad.append("the Java producer had nothing acknowledged (see %s)" % java_log)
+        if txn and "java" in producers and not any(
+                values[0][:1] == b"u" and outcome == "committed" for values, outcome in hist.txns):
+            bad.append("the Java transactional producer committed nothing (see %s)" % java_log)
         tlog("seed %d: %d sent, %d acknowledged%s, %d delivery errors, %d consumed by the "
              "group, %d commits, %d faults%s; %s" % (
                  seed, len(hist.sent), len(hist.acked),
