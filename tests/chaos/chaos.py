@@ -176,9 +176,10 @@ TXN_ABORT_EVERY = 7  # every seventh transaction is aborted on purpose (ABORT ma
 
 def txn_producer_loop(boot, hist, stop):
     """--txn: a librdkafka transactional producer writing TXN_RECORDS records (t%08d) per
-    transaction to TXN_TOPIC, two to each partition, and committing. Each transaction's
-    outcome is recorded: committed (commit_transaction returned), aborted
-    (abort_transaction returned, after an abortable error), or unknown (a fatal error or
+    transaction to TXN_TOPIC, two to each partition, and committing (every
+    TXN_ABORT_EVERY-th aborting instead). Each transaction's outcome is recorded:
+    committed (commit_transaction returned), aborted (abort_transaction returned: on
+    purpose, or after an abortable error), or unknown (a fatal error or
     a commit that kept failing: the producer is then replaced by a new instance with the
     same transactional.id, whose init_transactions completes or aborts what the old one
     left). So nothing is left open when the loop ends."""
@@ -268,7 +269,7 @@ JAVA_JARS = ["org/apache/kafka/kafka-clients/{v}/kafka-clients-{v}.jar".format(
                  v=KAFKA_CLIENTS_VERSION),
              "org/slf4j/slf4j-api/2.0.17/slf4j-api-2.0.17.jar",
              "org/slf4j/slf4j-simple/2.0.17/slf4j-simple-2.0.17.jar"]
-_java_classes = []  # the directory ChaosProducer.class was compiled into, once
+_java_classes = []  # (the directory the Chaos*Producer classes were compiled into, jars), once
 
 
 def java_producer_command(main_class="ChaosProducer"):
