@@ -495,6 +495,30 @@ void txn_producer_id_done(struct txn_coordinator *c, int64_t now_ms, void *token
 
 /* ---- AddPartitionsToTxn ---- */
 
+/* Makes op the Ongoing state that follows base (the id's metadata, or a Complete state
+ * still in flight) with r's partitions added, to base's own when base is Ongoing, and
+ * appends it; ctx is answered when it is durable. */
+static void append_ongoing(struct txn_coordinator *c, struct op *op, const struct txn_meta *base,
+                           const struct txn_add_req *r, void *ctx, int64_t now_ms)
+{
+    op->has_ctx = true;
+    op->ctx = ctx;
+    op->meta = *base;
+    op->meta.last_update_ms = now_ms;
+    size_t n;
+    bool continuing = base->state == TXN_ONGOING;
+    op->parts =
+        merge_parts(continuing ? base->partitions : NULL, continuing ? base->n_partitions : 0,
+                    r->partitions, r->n_partitions, &n);
+    op->meta.partitions = op->parts;
+    op->meta.n_partitions = n;
+    op->meta.state = TXN_ONGOING;
+    if (!continuing)
+        op->meta.start_ms = now_ms;
+    op->meta.client_version = r->client_version; /* its markers will carry it (Kafka's) */
+    append_op(c, op);
+}
+
 void txn_add_partitions(struct txn_coordinator *c, int64_t now_ms, const struct txn_add_req *r,
                         void *ctx)
 {
@@ -517,20 +541,8 @@ void txn_add_partitions(struct txn_coordinator *c, int64_t now_ms, const struct 
         else if (next->producer_epoch != r->producer_epoch)
             err = TXN_ERR_PRODUCER_FENCED;
         if (err == TXN_ERR_NONE) {
-            struct op *op = op_alloc(c, t, OP_APPEND);
-            t->chained = op;
-            op->has_ctx = true;
-            op->ctx = ctx;
-            op->meta = *next;
-            op->meta.last_update_ms = now_ms;
-            size_t n;
-            op->parts = merge_parts(NULL, 0, r->partitions, r->n_partitions, &n);
-            op->meta.partitions = op->parts;
-            op->meta.n_partitions = n;
-            op->meta.state = TXN_ONGOING;
-            op->meta.start_ms = now_ms;
-            op->meta.client_version = r->client_version;
-            append_op(c, op);
+            t->chained = op_alloc(c, t, OP_APPEND);
+            append_ongoing(c, t->chained, next, r, ctx, now_ms);
             return;
         }
     }
@@ -553,22 +565,7 @@ void txn_add_partitions(struct txn_coordinator *c, int64_t now_ms, const struct 
         answer(c, ctx, TXN_ERR_NONE, -1, -1);
         return;
     }
-    struct op *op = op_new(c, t, OP_APPEND);
-    op->has_ctx = true;
-    op->ctx = ctx;
-    op->meta = t->meta;
-    op->meta.last_update_ms = now_ms;
-    size_t n;
-    bool continuing = t->meta.state == TXN_ONGOING;
-    op->parts = merge_parts(continuing ? t->parts : NULL, continuing ? t->meta.n_partitions : 0,
-                            r->partitions, r->n_partitions, &n);
-    op->meta.partitions = op->parts;
-    op->meta.n_partitions = n;
-    op->meta.state = TXN_ONGOING;
-    if (!continuing)
-        op->meta.start_ms = now_ms;
-    op->meta.client_version = r->client_version; /* its markers will carry it (Kafka's) */
-    append_op(c, op);
+    append_ongoing(c, op_new(c, t, OP_APPEND), &t->meta, r, ctx, now_ms);
 }
 
 /* ---- EndTxn ---- */
