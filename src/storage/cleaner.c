@@ -333,7 +333,7 @@ struct clean_ctx {
     struct in_reader rd;
     struct out_writer w;
     struct buf scratch;
-    struct hmap txns; /* producer id -> TXN_SEEN_* flags (clean_marker) */
+    struct hmap txns; /* producers whose transaction has records kept (txn_data_kept) */
     bool seen_opaque; /* an unread (compressed) batch precedes: keep every tombstone */
     int64_t first_dirty;
 };
@@ -442,16 +442,13 @@ static int rebuild_batch(struct clean_ctx *c, struct clean_output *o, size_t in_
     return out_batch(c, o, out->data, out->len);
 }
 
-/* Transactions seen so far in the pass, by producer: whether one is open (its first
- * batch seen, not its marker yet) and whether any of its records are kept. */
-#define TXN_SEEN_OPEN 1
-#define TXN_SEEN_KEPT 2
-
-static void txn_seen(struct clean_ctx *c, int64_t producer_id, bool kept)
+/* A record of producer_id's transaction is kept: its marker, further on, must stay
+ * (c->txns holds the producers whose transaction so far in the pass has kept records;
+ * the marker takes the entry out). */
+static void txn_data_kept(struct clean_ctx *c, int64_t producer_id)
 {
     struct slice k = {(const uint8_t *)&producer_id, sizeof producer_id};
-    intptr_t f = (intptr_t)hmap_get(&c->txns, k) | TXN_SEEN_OPEN | (kept ? TXN_SEEN_KEPT : 0);
-    hmap_put(&c->txns, k, (void *)f);
+    hmap_put(&c->txns, k, (void *)1);
 }
 
 /* Notes a horizon the log must be cleaned again at. */
@@ -469,8 +466,7 @@ static int clean_marker(struct clean_ctx *c, struct clean_output *o, size_t in_i
                         const uint8_t *p, const struct batch_info *b)
 {
     struct slice k = {(const uint8_t *)&b->producer_id, sizeof b->producer_id};
-    intptr_t f = (intptr_t)hmap_remove(&c->txns, k);
-    bool data_kept = (f & TXN_SEEN_KEPT) != 0;
+    bool data_kept = hmap_remove(&c->txns, k) != NULL;
     bool has_horizon = (b->attributes & BATCH_ATTR_DELETE_HORIZON) != 0;
     int64_t now = c->plan->now_ms;
     if (!data_kept && has_horizon && now >= b->first_timestamp) {
@@ -497,7 +493,6 @@ static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_id
     job->stats.records_read += b->records_count;
     bool txn = (b->attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
     if (batch_aborted(c->plan, b)) { /* read_committed never shows it: gone */
-        txn_seen(c, b->producer_id, false);
         job->stats.records_removed += b->records_count;
         job->stats.aborted_batches_removed++;
         return 0;
@@ -509,7 +504,7 @@ static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_id
         if (batch_compression(b) != 0)
             c->seen_opaque = true;
         if (txn)
-            txn_seen(c, b->producer_id, true);
+            txn_data_kept(c, b->producer_id);
         o->last_contrib = in_idx;
         return out_batch(c, o, p, b->size_bytes);
     }
@@ -554,8 +549,8 @@ static int clean_batch(struct clean_ctx *c, struct clean_output *o, size_t in_id
         free(keep);
         return rc;
     }
-    if (txn)
-        txn_seen(c, b->producer_id, kept > 0);
+    if (txn && kept > 0)
+        txn_data_kept(c, b->producer_id);
     if (kept_horizon >= 0)
         plan_horizon(c->plan, kept_horizon);
     job->stats.records_removed += b->records_count - kept;
