@@ -34,33 +34,14 @@ public final class ChaosProducer {
             System.exit(2);
         }
         String topic = args[1], prefix = args[2];
-        Properties props = new Properties();
-        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+        Properties props = settings(args[0]);
         props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
-        props.put(ProducerConfig.ACKS_CONFIG, "all");
-        props.put(ProducerConfig.LINGER_MS_CONFIG, "2");
         props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "120000");
-        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "30000");
-        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
-        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
 
         PrintStream out = new PrintStream(
                 new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 16), false,
                 StandardCharsets.UTF_8);
-        AtomicBoolean stop = new AtomicBoolean();
-        Thread stdin = new Thread(() -> {
-            try {
-                int c;
-                while ((c = System.in.read()) >= 0 && c != 's') {
-                    // anything but "stop" (or EOF) is ignored
-                }
-            } catch (IOException e) {
-                // as EOF
-            }
-            stop.set(true);
-        }, "stdin");
-        stdin.setDaemon(true);
-        stdin.start();
+        AtomicBoolean stop = stopOnStdin();
 
         AtomicLong pending = new AtomicLong();
         long sent = 0;
@@ -123,5 +104,36 @@ public final class ChaosProducer {
                 b.append(c);
         }
         return b.toString();
+    }
+
+    /** The settings both chaos producers share: acks=all, linger.ms=2, max.block.ms 30 s. */
+    static Properties settings(String bootstrap) {
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.ACKS_CONFIG, "all");
+        props.put(ProducerConfig.LINGER_MS_CONFIG, "2");
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "30000");
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        return props;
+    }
+
+    /** Set once stdin says "stop" or closes (read by a daemon thread). */
+    static AtomicBoolean stopOnStdin() {
+        AtomicBoolean stop = new AtomicBoolean();
+        Thread stdin = new Thread(() -> {
+            try {
+                int c;
+                while ((c = System.in.read()) >= 0 && c != 's') {
+                    // anything but "stop" (or EOF) is ignored
+                }
+            } catch (IOException e) {
+                // as EOF
+            }
+            stop.set(true);
+        }, "stdin");
+        stdin.setDaemon(true);
+        stdin.start();
+        return stop;
     }
 }

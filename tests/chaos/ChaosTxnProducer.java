@@ -1,7 +1,6 @@
 import java.io.BufferedOutputStream;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
-import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -17,7 +16,6 @@ import org.apache.kafka.common.errors.OutOfOrderSequenceException;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
-import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
  * chaos.py's Java transactional producer (Apache Kafka Java client, kafka-clients 4.4,
@@ -35,13 +33,14 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * or aborts what it left; so nothing is open when it exits.
  * Every ABORT_EVERY-th transaction (the first among them) is aborted on purpose once its
  * records are acknowledged, so that ABORT markers meet the faults too.
+ * Compiled with ChaosProducer.java, whose settings and stdin watch it shares.
  * Usage: java -cp kafka-clients.jar:slf4j...:DIR ChaosTxnProducer BOOTSTRAP TOPIC PREFIX
  *   TRANSACTIONAL_ID PER PARTITIONS ABORT_EVERY
  */
 public final class ChaosTxnProducer {
     private static final int ATTEMPTS = 5;
 
-    private final Properties props = new Properties();
+    private Properties props;
     private final PrintStream out = new PrintStream(
             new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 16), false,
             StandardCharsets.UTF_8);
@@ -58,30 +57,11 @@ public final class ChaosTxnProducer {
 
     private void run(String bootstrap, String topic, String prefix, String txnId, int per,
             int partitions, int abortEvery) throws Exception {
-        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props = ChaosProducer.settings(bootstrap);
         props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, txnId);
-        props.put(ProducerConfig.ACKS_CONFIG, "all");
-        props.put(ProducerConfig.LINGER_MS_CONFIG, "2");
         props.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "60000");
         props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "60000");
-        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "30000");
-        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
-        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
-
-        AtomicBoolean stop = new AtomicBoolean();
-        Thread stdin = new Thread(() -> {
-            try {
-                int c;
-                while ((c = System.in.read()) >= 0 && c != 's') {
-                    // anything but "stop" (or EOF) is ignored
-                }
-            } catch (IOException e) {
-                // as EOF
-            }
-            stop.set(true);
-        }, "stdin");
-        stdin.setDaemon(true);
-        stdin.start();
+        AtomicBoolean stop = ChaosProducer.stopOnStdin();
 
         KafkaProducer<byte[], byte[]> producer = fresh();
         for (long next = 0; !stop.get(); next += per) {

@@ -305,14 +305,14 @@ def java_producer_command(main_class="ChaosProducer"):
             "-cp", ":".join(jars + [out]), main_class]
 
 
-def java_producer_loop(boot, hist, stop, failures, log_path):
-    """Runs ChaosProducer (values j%08d) until stop, reading its acknowledgements and
-    errors from its stdout into hist as producer_loop does; its own log (warnings of the
-    Java client) goes to log_path."""
+def run_java(main_class, args, stop, log_path, on_line):
+    """Runs one of the Java producers (main_class, with args) until stop, when it is told
+    "stop" on its stdin; calls on_line with each JSON object of its stdout (or the line
+    itself, when it is not JSON) and returns its exit status (None: killed after its
+    stdout closed). Its log (the Java client's warnings) goes to log_path."""
     with open(log_path, "ab") as err:
-        proc = subprocess.Popen(java_producer_command() + [boot, TOPIC, "j"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                preexec_fn=die_with_parent)
+        proc = subprocess.Popen(java_producer_command(main_class) + args, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, preexec_fn=die_with_parent)
 
     def stopper():
         stop.wait()
@@ -322,39 +322,49 @@ def java_producer_loop(boot, hist, stop, failures, log_path):
         except OSError:
             pass  # it is gone already
     threading.Thread(target=stopper, daemon=True).start()
-    summary = rc = None
+    rc = None
     try:
         for line in proc.stdout:
             try:
-                d = json.loads(line)
+                on_line(json.loads(line))
             except ValueError:
-                with hist.lock:
-                    failures.append("the Java producer wrote %r" % line[:200])
-                continue
-            with hist.lock:
-                if "ack" in d:
-                    hist.acked[d["ack"].encode()] = (d["p"], d["o"])
-                elif "err" in d:
-                    hist.errors.append("java: %s: %s" % (d["err"], d["e"]))
-                elif "sent" in d:
-                    summary = d
+                on_line(line)
         rc = proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        pass  # its stdout closed, yet it runs on: killed below, reported as no summary
+        pass  # its stdout closed, yet it runs on: killed below
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         proc.stdout.close()
+    return rc
+
+
+def java_producer_loop(boot, hist, stop, failures, log_path):
+    """Runs ChaosProducer (values j%08d) until stop, reading its acknowledgements and
+    errors from its stdout into hist as producer_loop does."""
+    summary = []
+
+    def on_line(d):
+        with hist.lock:
+            if not isinstance(d, dict):
+                failures.append("the Java producer wrote %r" % d[:200])
+            elif "ack" in d:
+                hist.acked[d["ack"].encode()] = (d["p"], d["o"])
+            elif "err" in d:
+                hist.errors.append("java: %s: %s" % (d["err"], d["e"]))
+            elif "sent" in d:
+                summary.append(d)
+    rc = run_java("ChaosProducer", [boot, TOPIC, "j"], stop, log_path, on_line)
     with hist.lock:
-        if summary is None:
+        if not summary:
             # What it sent is unknown: its records cannot be checked.
             failures.append("the Java producer exited (rc=%s) without its summary; see %s"
                             % (rc, log_path))
             return
-        hist.sent.update(b"j%08d" % i for i in range(summary["sent"]))
-        if summary["unfinished"]:
-            hist.errors.append("java: %d records never answered" % summary["unfinished"])
+        hist.sent.update(b"j%08d" % i for i in range(summary[-1]["sent"]))
+        if summary[-1]["unfinished"]:
+            hist.errors.append("java: %d records never answered" % summary[-1]["unfinished"])
 
 
 JAVA_TXN_ID = "chaos-java-txn-producer"
@@ -364,50 +374,25 @@ def java_txn_producer_loop(boot, hist, stop, failures, log_path):
     """--txn with a Java producer: runs ChaosTxnProducer (values u%08d, transactions of
     TXN_RECORDS records on TXN_TOPIC, transaction version 2) until stop, reading each
     transaction's outcome from its stdout into hist.txns as txn_producer_loop records
-    its own; its log goes to log_path."""
-    with open(log_path, "ab") as err:
-        proc = subprocess.Popen(
-            java_producer_command("ChaosTxnProducer") +
-            [boot, TXN_TOPIC, "u", JAVA_TXN_ID, str(TXN_RECORDS), str(PARTITIONS),
-             str(TXN_ABORT_EVERY)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-            preexec_fn=die_with_parent)
+    its own."""
+    done = []
 
-    def stopper():
-        stop.wait()
-        try:
-            proc.stdin.write(b"stop\n")
-            proc.stdin.close()
-        except OSError:
-            pass  # it is gone already
-    threading.Thread(target=stopper, daemon=True).start()
-    done = rc = None
-    try:
-        for line in proc.stdout:
-            try:
-                d = json.loads(line)
-            except ValueError:
-                with hist.lock:
-                    failures.append("the Java transactional producer wrote %r" % line[:200])
-                continue
-            with hist.lock:
-                if "txn" in d:
-                    first = int(d["txn"][1:])
-                    hist.txns.append([[b"u%08d" % (first + k) for k in range(d["n"])],
-                                      d["outcome"]])
-                elif "err" in d:
-                    hist.txn_errors.append("java: %s" % d["err"])
-                elif "done" in d:
-                    done = d
-        rc = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass  # its stdout closed, yet it runs on: killed below, reported as not done
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-    if done is None:
+    def on_line(d):
+        with hist.lock:
+            if not isinstance(d, dict):
+                failures.append("the Java transactional producer wrote %r" % d[:200])
+            elif "txn" in d:
+                first = int(d["txn"][1:])
+                hist.txns.append([[b"u%08d" % (first + k) for k in range(d["n"])],
+                                  d["outcome"]])
+            elif "err" in d:
+                hist.txn_errors.append("java: %s" % d["err"])
+            elif "done" in d:
+                done.append(d)
+    rc = run_java("ChaosTxnProducer",
+                  [boot, TXN_TOPIC, "u", JAVA_TXN_ID, str(TXN_RECORDS), str(PARTITIONS),
+                   str(TXN_ABORT_EVERY)], stop, log_path, on_line)
+    if not done:
         with hist.lock:
             # Its last transaction may be open or unreported: what it wrote cannot be judged.
             failures.append("the Java transactional producer exited (rc=%s) before it was "
